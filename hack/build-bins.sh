@@ -9,9 +9,9 @@ CACHE_ROOT="${MOE_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/moe-operator/bin}"
 # The key covers every pin (go.mod + go.sum of each tools module) and the Go version.
 KEY="$( { cat "$ROOT"/tools/*/go.mod "$ROOT"/tools/*/go.sum "$ROOT/hack/build-bins.sh"; go env GOVERSION; } | sha256sum | cut -c1-16)"
 OUT="$CACHE_ROOT/$KEY"
-WANT=(kube-apiserver kube-scheduler kube-controller-manager kubectl etcd kwok)
+WANT=(kube-apiserver kube-scheduler kube-controller-manager kubectl etcd kwok kwok-stages.yaml)
 
-have_all() { for b in "${WANT[@]}"; do [[ -x "$OUT/$b" ]] || return 1; done; }
+have_all() { for b in "${WANT[@]}"; do [[ -e "$OUT/$b" ]] || return 1; done; }
 if have_all; then echo "control-plane binaries cached in $OUT" >&2; echo "$OUT"; exit 0; fi
 
 mkdir -p "$OUT.partial"
@@ -34,6 +34,20 @@ echo ">> building etcd" >&2
 (cd "$ROOT/tools/etcd" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$OUT.partial/etcd" go.etcd.io/etcd/server/v3) >&2
 echo ">> building kwok" >&2
 (cd "$ROOT/tools/kwok" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$OUT.partial/kwok" sigs.k8s.io/kwok/cmd/kwok) >&2
+
+# kwok's own Stage objects (node initialise + lease heartbeat, pod lifecycle with
+# per-pod delay annotations), taken from the pinned kwok module, not the repo.
+kwok_dir="$(cd "$ROOT/tools/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+stages=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+  pod/general/pod-create.yaml pod/general/pod-init-container-running.yaml
+  pod/general/pod-init-container-completed.yaml pod/general/pod-ready.yaml
+  pod/general/pod-complete.yaml pod/general/pod-delete.yaml)
+: > "$OUT.partial/kwok-stages.yaml"
+for s in "${stages[@]}"; do
+  # Default jitter off: pods become Ready after a fixed 1 s per stage unless a pod
+  # asks for more with the <stage>.stage.kwok.x-k8s.io/delay annotations.
+  { echo "---"; sed "s/jitterDurationMilliseconds: [0-9]*/jitterDurationMilliseconds: 0/" "$kwok_dir/kustomize/stage/$s"; echo; } >> "$OUT.partial/kwok-stages.yaml"
+done
 
 rm -rf "$OUT" && mv "$OUT.partial" "$OUT"
 echo ">> control-plane binaries built in $(( $(date +%s) - start ))s into $OUT" >&2

@@ -1,0 +1,100 @@
+# moe-operator: make demo | make test | make bench | make bins | make manifests
+# Every target installs what it needs: npm packages (with a pinned Node 24 from
+# the `node` package), Go-built control-plane binaries (cached outside the repo
+# by their pins), and Debian's prometheus.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+NPM ?= npm
+# node_modules/.bin first on PATH: its `node` is the pinned Node 24 (from the
+# `node` package), and vitest/eslint/tsc run on it through their shebangs.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NODE :=
+REPORTS := out/test-reports
+PROMETHEUS_BIN ?= /usr/bin/prometheus
+
+.PHONY: help
+help: ## Show targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+##@ Dependencies
+# `npm install` (not `npm ci`): vite lists an optional Windows-only dependency the
+# registry here does not serve, which `npm ci` treats as a lock-file mismatch.
+node_modules/.installed: package.json package-lock.json
+	$(NPM) install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: deps
+deps: node_modules/.installed ## Install npm dependencies (Node 24 comes with them)
+
+.PHONY: bins
+bins: ## Build (or reuse cached) kube-apiserver, scheduler, controller-manager, kubectl, etcd, kwok
+	@bash hack/build-bins.sh >/dev/null
+
+.PHONY: prometheus
+prometheus: ## Install Debian's prometheus if missing
+	@if [ ! -x "$(PROMETHEUS_BIN)" ]; then \
+	  echo ">> installing prometheus (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+	@$(PROMETHEUS_BIN) --version 2>&1 | head -1
+
+##@ Development
+.PHONY: manifests
+manifests: deps ## Regenerate crds/ from the zod schemas in src/api
+	$(NODE) node src/cli/gen-crds.ts
+
+.PHONY: lint
+lint: deps ## eslint
+	$(NPM) run -s lint
+
+.PHONY: typecheck
+typecheck: deps ## tsc --noEmit
+	$(NPM) run -s typecheck
+
+.PHONY: build
+build: deps ## Compile to dist/
+	$(NPM) run -s build
+
+##@ Tests
+.PHONY: test-unit
+test-unit: deps ## Unit and property tests (pure, no cluster)
+	@mkdir -p $(REPORTS)
+	$(NODE) vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json
+
+.PHONY: test-integration
+test-integration: deps bins prometheus ## Integration tests against a real local control plane
+	@mkdir -p $(REPORTS)
+	$(NODE) vitest run --project integration --reporter=default --reporter=json --outputFile.json=$(REPORTS)/integration.json
+
+.PHONY: test-e2e
+test-e2e: deps bins prometheus ## End-to-end tests (control plane + Prometheus + operator)
+	@mkdir -p $(REPORTS)
+	$(NODE) vitest run --project e2e --passWithNoTests --reporter=default --reporter=json --outputFile.json=$(REPORTS)/e2e.json
+
+.PHONY: test
+test: deps ## Everything: lint, types, unit, integration, e2e
+	@rm -rf $(REPORTS)
+	$(MAKE) --no-print-directory lint typecheck
+	$(MAKE) --no-print-directory bins prometheus
+	@rc=0; \
+	$(MAKE) --no-print-directory test-unit || rc=1; \
+	$(MAKE) --no-print-directory test-integration || rc=1; \
+	$(MAKE) --no-print-directory test-e2e || rc=1; \
+	$(NODE) node hack/test-summary.ts $(REPORTS); \
+	exit $$rc
+
+##@ Run
+.PHONY: demo
+demo: deps bins prometheus ## Local cluster with fake GPU nodes (Ctrl-C to stop)
+	$(NODE) node src/cli/demo.ts
+
+.PHONY: bench
+bench: deps ## Benchmarks: ratios against baselines run in the same process
+	@if [ -f bench/placement/run.ts ]; then $(NODE) node bench/placement/run.ts $(BENCH_ARGS); fi
+
+.PHONY: clean
+clean: ## Remove build outputs (not the binary cache)
+	rm -rf dist out coverage

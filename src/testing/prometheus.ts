@@ -1,0 +1,102 @@
+// A real Prometheus (Debian's package) on a loopback port, for tests and the demo.
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { freePort } from "./ports.ts";
+import { startProcess, type ManagedProcess } from "./process.ts";
+import { FatalProbeError, httpGet, waitFor } from "./http-probe.ts";
+
+export interface ScrapeConfig {
+  jobName: string;
+  /** host:port targets. */
+  targets: string[];
+  metricsPath?: string;
+  scrapeIntervalSeconds?: number;
+  labels?: Record<string, string>;
+}
+
+export interface StartPrometheusOptions {
+  scrapeConfigs: ScrapeConfig[];
+  scrapeIntervalSeconds?: number;
+  evaluationIntervalSeconds?: number;
+  binary?: string;
+  baseDir?: string;
+  keepDir?: boolean;
+}
+
+export interface LocalPrometheus {
+  readonly url: string;
+  readonly dir: string;
+  readonly process: ManagedProcess;
+  /** Replace the scrape configs and reload (POST /-/reload). */
+  reconfigure(scrapeConfigs: ScrapeConfig[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_PROMETHEUS_BINARY = "/usr/bin/prometheus";
+
+function renderConfig(opts: StartPrometheusOptions, scrapeConfigs: ScrapeConfig[]): string {
+  return stringify({
+    global: {
+      scrape_interval: `${opts.scrapeIntervalSeconds ?? 1}s`,
+      evaluation_interval: `${opts.evaluationIntervalSeconds ?? 1}s`,
+    },
+    scrape_configs: scrapeConfigs.map((c) => ({
+      job_name: c.jobName,
+      metrics_path: c.metricsPath ?? "/metrics",
+      ...(c.scrapeIntervalSeconds ? { scrape_interval: `${c.scrapeIntervalSeconds}s` } : {}),
+      static_configs: [{ targets: c.targets, labels: c.labels ?? {} }],
+    })),
+  });
+}
+
+export async function startPrometheus(opts: StartPrometheusOptions): Promise<LocalPrometheus> {
+  const binary = opts.binary ?? DEFAULT_PROMETHEUS_BINARY;
+  if (!existsSync(binary)) {
+    throw new Error(`prometheus binary not found at ${binary}: run "make prometheus" (installs Debian's prometheus package)`);
+  }
+  const dir = mkdtempSync(join(opts.baseDir ?? tmpdir(), "moe-prometheus-"));
+  mkdirSync(join(dir, "data"));
+  const configFile = join(dir, "prometheus.yml");
+  writeFileSync(configFile, renderConfig(opts, opts.scrapeConfigs));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startProcess({
+    name: "prometheus",
+    command: binary,
+    args: [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--web.enable-lifecycle",
+      "--storage.tsdb.retention.time=1d",
+      "--log.level=warn",
+    ],
+    logFile: join(dir, "prometheus.log"),
+  });
+  const stop = async () => {
+    await proc.stop(5_000);
+    if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor("prometheus /-/ready", async () => {
+      if (proc.exitCode !== undefined) throw new FatalProbeError(`prometheus exited: ${proc.logTail()}`);
+      return (await httpGet(`${url}/-/ready`)).status === 200 ? true : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 200, onTimeout: () => proc.logTail() });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    url,
+    dir,
+    process: proc,
+    async reconfigure(scrapeConfigs) {
+      writeFileSync(configFile, renderConfig(opts, scrapeConfigs));
+      const res = await fetch(`${url}/-/reload`, { method: "POST" });
+      if (!res.ok) throw new Error(`prometheus reload failed: HTTP ${res.status} ${await res.text()}`);
+    },
+    stop,
+  };
+}
