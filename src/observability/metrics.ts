@@ -1,0 +1,65 @@
+// One prom-client Registry for the operator. Runtime metrics use the
+// controller-runtime names so existing dashboards and alerts apply; domain
+// metrics are prefixed moe_operator_ with bounded labels.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export interface OperatorMetrics {
+  registry: Registry;
+  reconcileTotal: Counter<"controller" | "result">;
+  reconcileErrors: Counter<"controller">;
+  reconcileTime: Histogram<"controller">;
+  workqueueDepth: Gauge<"name">;
+  workqueueRetries: Counter<"name">;
+  leaderElectionStatus: Gauge<"name">;
+  watchRestarts: Counter<"resource">;
+  decisions: Counter<"namespace" | "name" | "reason">;
+  gpusDesired: Gauge<"namespace" | "name">;
+  gpusCurrent: Gauge<"namespace" | "name">;
+  gpusReady: Gauge<"namespace" | "name">;
+  p99PredictedMs: Gauge<"namespace" | "name">;
+  p99ObservedMs: Gauge<"namespace" | "name">;
+  sloTargetMs: Gauge<"namespace" | "name">;
+  costUsdPerHour: Gauge<"namespace" | "name">;
+  balancedness: Gauge<"namespace" | "name">;
+  movedFraction: Gauge<"namespace" | "name">;
+  apiWrites: Counter<"verb" | "resource">;
+  metricsQueryErrors: Counter<"source">;
+  /** Drops every series of a deleted MoEDeployment. */
+  forgetDeployment(namespace: string, name: string): void;
+}
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): OperatorMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "moe_operator_process_" });
+  const r = [registry];
+  const dep = ["namespace", "name"] as const;
+  const m = {
+    registry,
+    reconcileTotal: new Counter({ name: "controller_runtime_reconcile_total", help: "Reconciliations per controller and result (success, error, requeue, requeue_after).", labelNames: ["controller", "result"], registers: r }),
+    reconcileErrors: new Counter({ name: "controller_runtime_reconcile_errors_total", help: "Reconciliations that returned an error.", labelNames: ["controller"], registers: r }),
+    reconcileTime: new Histogram({ name: "controller_runtime_reconcile_time_seconds", help: "Time per reconciliation.", labelNames: ["controller"], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: r }),
+    workqueueDepth: new Gauge({ name: "workqueue_depth", help: "Current depth of the work queue.", labelNames: ["name"], registers: r }),
+    workqueueRetries: new Counter({ name: "workqueue_retries_total", help: "Retries (rate-limited re-adds) handled by the work queue.", labelNames: ["name"], registers: r }),
+    leaderElectionStatus: new Gauge({ name: "leader_election_master_status", help: "1 while this replica holds the leader lease.", labelNames: ["name"], registers: r }),
+    watchRestarts: new Counter({ name: "moe_operator_watch_restarts_total", help: "Watch restarts after errors, per resource.", labelNames: ["resource"], registers: r }),
+    decisions: new Counter({ name: "moe_operator_decisions_total", help: "Capacity decisions by reason.", labelNames: ["namespace", "name", "reason"], registers: r }),
+    gpusDesired: new Gauge({ name: "moe_operator_gpus_desired", help: "GPUs the policy wants.", labelNames: dep, registers: r }),
+    gpusCurrent: new Gauge({ name: "moe_operator_gpus_current", help: "GPUs held by existing expert shards.", labelNames: dep, registers: r }),
+    gpusReady: new Gauge({ name: "moe_operator_gpus_ready", help: "GPUs held by Ready expert shards.", labelNames: dep, registers: r }),
+    p99PredictedMs: new Gauge({ name: "moe_operator_latency_p99_predicted_ms", help: "Predicted p99 of the SLO metric at the desired capacity.", labelNames: dep, registers: r }),
+    p99ObservedMs: new Gauge({ name: "moe_operator_latency_p99_observed_ms", help: "Observed p99 of the SLO metric.", labelNames: dep, registers: r }),
+    sloTargetMs: new Gauge({ name: "moe_operator_slo_target_ms", help: "SLO target of the latency metric.", labelNames: dep, registers: r }),
+    costUsdPerHour: new Gauge({ name: "moe_operator_cost_usd_per_hour", help: "Cost of the GPUs held now.", labelNames: dep, registers: r }),
+    balancedness: new Gauge({ name: "moe_operator_placement_balancedness", help: "Mean GPU load / max GPU load of the current placement, averaged over layers.", labelNames: dep, registers: r }),
+    movedFraction: new Gauge({ name: "moe_operator_placement_moved_fraction", help: "Fraction of expert weights moved at the last rebalance.", labelNames: dep, registers: r }),
+    apiWrites: new Counter({ name: "moe_operator_api_writes_total", help: "Writes the operator sent to the API server.", labelNames: ["verb", "resource"], registers: r }),
+    metricsQueryErrors: new Counter({ name: "moe_operator_metrics_query_errors_total", help: "Failed heat/latency queries.", labelNames: ["source"], registers: r }),
+  };
+  const perDeployment = [m.gpusDesired, m.gpusCurrent, m.gpusReady, m.p99PredictedMs, m.p99ObservedMs, m.sloTargetMs, m.costUsdPerHour, m.balancedness, m.movedFraction];
+  return {
+    ...m,
+    forgetDeployment(namespace, name) {
+      for (const g of perDeployment) g.remove({ namespace, name });
+    },
+  };
+}

@@ -1,0 +1,138 @@
+// Lease-based leader election (coordination.k8s.io/v1), in the client-go
+// tradition: acquire when the lease is free or expired, renew every
+// retryPeriod, and give up leadership (stop writing at once) when a renewal
+// cannot succeed before the renew deadline.
+import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { Clock } from "./clock.ts";
+import { classifyKubeError } from "../adapters/kube-errors.ts";
+
+export interface LeaderElectionOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  clock: Clock;
+  logger: Logger;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+}
+
+export class LeaderElector {
+  readonly #o: Required<Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">> & Pick<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
+  readonly #api: CoordinationV1Api;
+  #leading = false;
+  #lastRenewMs = 0;
+  #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+
+  constructor(opts: LeaderElectionOptions) {
+    this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
+    this.#api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  /** True only while we hold a lease renewed within the renew deadline. */
+  isLeader(): boolean {
+    return this.#leading && this.#o.clock.nowMs() - this.#lastRenewMs < this.#o.renewDeadlineMs;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops; releases the lease if held so a standby takes over at once. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop;
+    if (this.#leading) {
+      this.#setLeading(false);
+      await this.#release().catch((err: unknown) => this.#o.logger.warn({ err: String(err) }, "lease release failed"));
+    }
+  }
+
+  async #run(): Promise<void> {
+    const { clock, retryPeriodMs } = this.#o;
+    while (!this.#abort.signal.aborted) {
+      try {
+        const ok = await this.#tryAcquireOrRenew();
+        if (ok) {
+          this.#lastRenewMs = clock.nowMs();
+          if (!this.#leading) this.#setLeading(true);
+        } else if (this.#leading) {
+          this.#setLeading(false);
+        }
+      } catch (err) {
+        this.#o.logger.warn({ err: String((err as Error)?.message ?? err) }, "lease acquire/renew failed");
+      }
+      if (this.#leading && clock.nowMs() - this.#lastRenewMs >= this.#o.renewDeadlineMs) {
+        this.#o.logger.error("failed to renew lease before the deadline; stopping leadership");
+        this.#setLeading(false);
+      }
+      await clock.sleep(retryPeriodMs, this.#abort.signal);
+    }
+  }
+
+  #setLeading(leading: boolean): void {
+    this.#leading = leading;
+    this.#o.logger.info({ identity: this.#o.identity, lease: `${this.#o.namespace}/${this.#o.name}` }, leading ? "became leader" : "lost leadership");
+    if (leading) this.#o.onStartedLeading();
+    else this.#o.onStoppedLeading();
+  }
+
+  async #tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity, clock, leaseDurationMs } = this.#o;
+    const now = new Date(clock.nowMs());
+    let lease: V1Lease | undefined;
+    try {
+      lease = await this.#api.readNamespacedLease({ name, namespace });
+    } catch (err) {
+      if (classifyKubeError(err).kind !== "NotFound") throw err;
+    }
+    const spec = {
+      holderIdentity: identity,
+      leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+      renewTime: now,
+    };
+    if (!lease) {
+      try {
+        await this.#api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: now, leaseTransitions: 0 } } });
+        return true;
+      } catch (err) {
+        if (classifyKubeError(err).kind === "AlreadyExists") return false;
+        throw err;
+      }
+    }
+    const holder = lease.spec?.holderIdentity;
+    const renewMs = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime() : 0;
+    const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
+    const expired = !holder || renewMs + durationMs < clock.nowMs();
+    if (holder !== identity && !expired) return false;
+    const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
+    try {
+      await this.#api.replaceNamespacedLease({
+        name, namespace,
+        body: {
+          metadata: { ...lease.metadata, name, namespace },
+          spec: { ...spec, acquireTime: holder === identity ? lease.spec?.acquireTime : now, leaseTransitions: transitions },
+        },
+      });
+      return true;
+    } catch (err) {
+      if (classifyKubeError(err).kind === "Conflict") return false; // someone else won the race
+      throw err;
+    }
+  }
+
+  async #release(): Promise<void> {
+    const { namespace, name, identity } = this.#o;
+    const lease = await this.#api.readNamespacedLease({ name, namespace });
+    if (lease.spec?.holderIdentity !== identity) return;
+    await this.#api.replaceNamespacedLease({
+      name, namespace,
+      body: { metadata: lease.metadata, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new Date(this.#o.clock.nowMs()) } },
+    });
+  }
+}
