@@ -1,0 +1,175 @@
+// Make-before-break rollout of expert shards, as a pure function.
+//
+// A shard pod holds a fixed set of expert replicas (for every MoE layer). To
+// change what a shard holds, or how many shards there are, the controller
+// creates pods for the new sets first and retires old pods only when every
+// (layer, expert) they hold is also held by another Ready pod that stays.
+// Retiring is a drain (the pod is marked so routers stop sending it new work)
+// followed, after a grace period, by deletion. So at every instant every expert
+// of every layer keeps at least one Ready replica, including expert swaps
+// between shards (both new pods come up before either old one goes).
+
+export interface ShardPodView {
+  readonly name: string;
+  readonly shardIndex: number;
+  /** Content hash of the expert set the pod holds. */
+  readonly setHash: string;
+  /** experts[moeLayer] = logical expert ids the pod holds in that layer. */
+  readonly experts: ReadonlyArray<ReadonlyArray<number>>;
+  readonly ready: boolean;
+  /** deletionTimestamp set: going away, no longer counted. */
+  readonly terminating: boolean;
+  /** When the drain started (ms), if it did. */
+  readonly drainStartedMs?: number;
+}
+
+export interface DesiredShard {
+  readonly shardIndex: number;
+  readonly setHash: string;
+  readonly experts: ReadonlyArray<ReadonlyArray<number>>;
+  readonly nodeName?: string;
+}
+
+export interface RolloutInput {
+  readonly pods: readonly ShardPodView[];
+  readonly desired: readonly DesiredShard[];
+  readonly layerCount: number;
+  readonly expertCount: number;
+  readonly nowMs: number;
+  /** Seconds between the drain mark and deletion. */
+  readonly drainSeconds: number;
+  /**
+   * Most replacement pods (for shard indices that already have a pod) not yet Ready at once.
+   * Brand-new indices (scale-up, first rollout) are not limited: the scaling policy paces those.
+   */
+  readonly maxSurge: number;
+}
+
+export interface RolloutPlan {
+  readonly create: readonly DesiredShard[];
+  readonly startDrain: readonly string[];
+  readonly delete: readonly string[];
+  /** Obsolete pods kept for now, with why. */
+  readonly blocked: ReadonlyArray<{ readonly pod: string; readonly reason: string }>;
+  /** Ask to be called again after this long (drain timers), if anything waits on time. */
+  readonly requeueAfterMs?: number;
+  /** (layer, expert) pairs with no Ready replica right now (0 in steady state). */
+  readonly uncoveredNow: number;
+  /** Every desired pod exists and is Ready, and no obsolete pod is left. */
+  readonly complete: boolean;
+  readonly pendingDesired: number;
+}
+
+const key = (shardIndex: number, setHash: string) => `${shardIndex}/${setHash}`;
+
+/** Number of (layer, expert) pairs without a replica among the given pods. */
+export function countUncovered(pods: readonly Pick<ShardPodView, "experts">[], layerCount: number, expertCount: number): number {
+  const covered = new Uint8Array(layerCount * expertCount);
+  for (const p of pods) {
+    for (let l = 0; l < Math.min(layerCount, p.experts.length); l++) {
+      for (const e of p.experts[l]!) if (e >= 0 && e < expertCount) covered[l * expertCount + e] = 1;
+    }
+  }
+  let missing = 0;
+  for (const c of covered) if (c === 0) missing++;
+  return missing;
+}
+
+export function planRollout(input: RolloutInput): RolloutPlan {
+  const { pods, desired, layerCount, expertCount, nowMs } = input;
+  const drainMs = Math.max(0, input.drainSeconds) * 1000;
+  const live = pods.filter((p) => !p.terminating);
+  const desiredKeys = new Map(desired.map((d) => [key(d.shardIndex, d.setHash), d]));
+  const desiredIndices = new Set(desired.map((d) => d.shardIndex));
+
+  // 1. Create missing desired pods (replacements limited by maxSurge).
+  const liveByKey = new Map<string, ShardPodView>();
+  for (const p of live) if (!p.drainStartedMs && !liveByKey.has(key(p.shardIndex, p.setHash))) liveByKey.set(key(p.shardIndex, p.setHash), p);
+  const indicesWithPods = new Set(live.map((p) => p.shardIndex));
+  let inFlight = desired.filter((d) => {
+    const p = liveByKey.get(key(d.shardIndex, d.setHash));
+    return p !== undefined && !p.ready && indicesWithPods.has(d.shardIndex) && live.some((o) => o.shardIndex === d.shardIndex && o.setHash !== d.setHash);
+  }).length;
+  const create: DesiredShard[] = [];
+  let pendingDesired = 0;
+  for (const d of [...desired].sort((a, b) => a.shardIndex - b.shardIndex)) {
+    const existing = liveByKey.get(key(d.shardIndex, d.setHash));
+    if (existing) {
+      if (!existing.ready) pendingDesired++;
+      continue;
+    }
+    pendingDesired++;
+    const isReplacement = indicesWithPods.has(d.shardIndex);
+    if (isReplacement) {
+      if (inFlight >= Math.max(1, input.maxSurge)) continue;
+      inFlight++;
+    }
+    create.push(d);
+  }
+
+  // 2. Drain obsolete pods whose replicas are all held by other Ready pods that stay.
+  const obsolete = live.filter((p) => !desiredKeys.has(key(p.shardIndex, p.setHash)) || (p.drainStartedMs !== undefined));
+  const stays = new Set(live.filter((p) => p.ready && p.drainStartedMs === undefined).map((p) => p.name));
+  // Holder counts per (layer, expert) over pods that stay.
+  const holders = new Uint16Array(layerCount * expertCount);
+  const podByName = new Map(live.map((p) => [p.name, p]));
+  for (const name of stays) {
+    const p = podByName.get(name)!;
+    forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
+  }
+  const startDrain: string[] = [];
+  const blocked: { pod: string; reason: string }[] = [];
+  const candidates = obsolete
+    .filter((p) => p.drainStartedMs === undefined)
+    // Old versions of kept indices first (their replacement carries the load), then scale-down, by index.
+    .sort((a, b) => Number(desiredIndices.has(b.shardIndex)) - Number(desiredIndices.has(a.shardIndex)) || a.shardIndex - b.shardIndex || a.name.localeCompare(b.name));
+  const del: string[] = [];
+  for (const p of candidates) {
+    if (!p.ready) {
+      // Not serving: nothing to drain, nothing to cover. Free its GPU now.
+      del.push(p.name);
+      continue;
+    }
+    if (desiredIndices.has(p.shardIndex)) {
+      const replacement = desired.find((d) => d.shardIndex === p.shardIndex)!;
+      const r = liveByKey.get(key(replacement.shardIndex, replacement.setHash));
+      if (!r || !r.ready) {
+        blocked.push({ pod: p.name, reason: `replacement for shard ${p.shardIndex} is not Ready yet` });
+        continue;
+      }
+    }
+    // Would removing p leave some replica without a holder?
+    let soleHeld = 0;
+    forEachReplica(p, layerCount, expertCount, (i) => {
+      if (holders[i]! <= 1) soleHeld++;
+    });
+    if (soleHeld > 0) {
+      blocked.push({ pod: p.name, reason: `holds the only Ready replica of ${soleHeld} expert(s); waiting for new shards` });
+      continue;
+    }
+    forEachReplica(p, layerCount, expertCount, (i) => holders[i]--);
+    stays.delete(p.name);
+    startDrain.push(p.name);
+  }
+
+  // 3. Delete pods whose drain period is over.
+  let requeueAfterMs: number | undefined;
+  for (const p of live) {
+    if (p.drainStartedMs === undefined) continue;
+    const left = p.drainStartedMs + drainMs - nowMs;
+    if (left <= 0) del.push(p.name);
+    else requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left);
+  }
+  if (startDrain.length > 0 && drainMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, drainMs);
+  if (startDrain.length > 0 && drainMs === 0) requeueAfterMs = 0;
+
+  const uncoveredNow = countUncovered(live.filter((p) => p.ready), layerCount, expertCount);
+  const complete = create.length === 0 && pendingDesired === 0 && obsolete.length === 0 && del.length === 0 && live.length === desired.length;
+  return { create, startDrain, delete: del, blocked, requeueAfterMs, uncoveredNow, complete, pendingDesired };
+}
+
+function forEachReplica(p: Pick<ShardPodView, "experts">, layerCount: number, expertCount: number, fn: (index: number) => void): void {
+  for (let l = 0; l < Math.min(layerCount, p.experts.length); l++) {
+    for (const e of p.experts[l]!) if (e >= 0 && e < expertCount) fn(l * expertCount + e);
+  }
+}
