@@ -47,8 +47,9 @@ manifests: deps ## Regenerate crds/ from the zod schemas in src/api
 	$(NODE) node src/cli/gen-crds.ts
 
 .PHONY: lint
-lint: deps ## eslint
+lint: deps ## eslint, and fail if crds/ is stale against src/api
 	$(NPM) run -s lint
+	node src/cli/gen-crds.ts --check
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit

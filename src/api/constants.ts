@@ -1,0 +1,112 @@
+// Names that identify the MoEDeployment API and the objects the operator owns.
+// Everything here is a plain string constant so that controllers, tests and the
+// CRD generator agree on one spelling.
+
+export const API_GROUP = "moe.dev";
+export const API_VERSION = "v1alpha1";
+export const API_GROUP_VERSION = `${API_GROUP}/${API_VERSION}`;
+export const KIND = "MoEDeployment";
+export const LIST_KIND = "MoEDeploymentList";
+export const PLURAL = "moedeployments";
+export const SINGULAR = "moedeployment";
+export const SHORT_NAMES: readonly string[] = ["moed"];
+export const CATEGORIES: readonly string[] = ["moe"];
+export const CRD_NAME = `${PLURAL}.${API_GROUP}`;
+
+/** Field manager for server-side apply of children and status. */
+export const FIELD_MANAGER = "moe-operator";
+
+/** Labels the operator puts on every child object it creates. */
+export const Label = {
+  /** Name of the owning MoEDeployment. */
+  deployment: "moe.dev/deployment",
+  /** `router` or `expert-shard`. */
+  component: "moe.dev/component",
+  /** Zero-based index of an expert shard. */
+  shardIndex: "moe.dev/shard-index",
+  managedBy: "app.kubernetes.io/managed-by",
+  name: "app.kubernetes.io/name",
+  instance: "app.kubernetes.io/instance",
+  partOf: "app.kubernetes.io/part-of",
+} as const;
+
+export const LabelValue = {
+  managedBy: "moe-operator",
+  partOf: "moe-operator",
+  componentRouter: "router",
+  componentExpertShard: "expert-shard",
+} as const;
+
+/** Annotations on children (placement ConfigMap, shard pods) and on the MoEDeployment. */
+export const Annotation = {
+  /** Monotonic placement version a shard pod or ConfigMap carries. */
+  placementVersion: "moe.dev/placement-version",
+  /** Content hash of the placement plan (hex). */
+  placementHash: "moe.dev/placement-hash",
+  /** Set on the CRD by the generator: where the schema came from. */
+  generatedBy: "moe.dev/generated-by",
+} as const;
+
+/** metav1.Condition types written to status.conditions. */
+export const ConditionType = {
+  /** Summary: True when the deployment serves within its SLO and nothing is degraded. Computed from the others. */
+  Ready: "Ready",
+  /** True while shards are being added/removed, experts moved or pods rolled. */
+  Progressing: "Progressing",
+  /** True when something needs a human: invalid spec, apply failures, pods not ready, infeasible placement. */
+  Degraded: "Degraded",
+  /** True when observed latency at the SLO percentile is at or below the target. */
+  SLOMet: "SLOMet",
+  /** True when the budget (spec.cost.maxUsdPerHour) caps the capacity the SLO asks for, or the minimum already exceeds it. */
+  BudgetExceeded: "BudgetExceeded",
+  /** True when heat and latency sources answered with fresh data. */
+  MetricsAvailable: "MetricsAvailable",
+  /** True while capacity is held above the SLO's need ahead of a scheduled, forecast or burst peak. */
+  Prewarming: "Prewarming",
+} as const;
+export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
+
+/** CamelCase reasons for conditions and for status.lastScale.reason. */
+export const ConditionReason = {
+  // Ready
+  AllComponentsReady: "AllComponentsReady",
+  Reconciling: "Reconciling",
+  RecommendOnly: "RecommendOnly",
+  InvalidSpec: "InvalidSpec",
+  // Progressing
+  ScalingUp: "ScalingUp",
+  ScalingDown: "ScalingDown",
+  Rebalancing: "Rebalancing",
+  RollingOut: "RollingOut",
+  Stable: "Stable",
+  // Degraded
+  AsExpected: "AsExpected",
+  PodsNotReady: "PodsNotReady",
+  PlacementInfeasible: "PlacementInfeasible",
+  InsufficientGpuCapacity: "InsufficientGpuCapacity",
+  ApplyFailed: "ApplyFailed",
+  // SLOMet
+  WithinTarget: "WithinTarget",
+  AboveTarget: "AboveTarget",
+  // BudgetExceeded
+  WithinBudget: "WithinBudget",
+  CappedByBudget: "CappedByBudget",
+  MinimumOverBudget: "MinimumOverBudget",
+  NoBudget: "NoBudget",
+  // MetricsAvailable (and SLOMet=Unknown)
+  MetricsFresh: "MetricsFresh",
+  MetricsUnavailable: "MetricsUnavailable",
+  PrometheusUnreachable: "PrometheusUnreachable",
+  QueryFailed: "QueryFailed",
+  NoData: "NoData",
+  StaleData: "StaleData",
+  // Prewarming and lastScale
+  ScheduledWindow: "ScheduledWindow",
+  ForecastPeak: "ForecastPeak",
+  BurstDetected: "BurstDetected",
+  NotPrewarming: "NotPrewarming",
+  SLOTarget: "SLOTarget",
+  ManualOverride: "ManualOverride",
+  BoundsChanged: "BoundsChanged",
+} as const;
+export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];

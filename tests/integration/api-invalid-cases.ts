@@ -1,0 +1,147 @@
+// Invalid MoEDeployments, each one mistake away from a valid sample, and the
+// field a platform engineer must see named in the rejection. Used twice:
+// tests/integration/api-validation.test.ts applies them to a real API server,
+// tests/unit/api-invalid-cases.test.ts runs them through the zod parser.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+
+export type Manifest = Record<string, unknown>;
+
+export interface InvalidCase {
+  name: string;
+  /** Changes a deep copy of the base sample (deploy/samples/mixtral-8x7b.yaml). */
+  mutate: (m: Manifest) => void;
+  /** Field path that must appear in the rejection, Kubernetes style (`spec.a.b[0].c`). */
+  expectField: string;
+  /**
+   * Whether parseMoEDeployment also rejects it naming the field. False only for
+   * what the API server rejects by design and the operator never sees (unknown
+   * fields are rejected by kubectl's strict field validation and pruned by the
+   * server; zod strips them).
+   */
+  localRejects?: boolean;
+}
+
+export const BASE_SAMPLE = "deploy/samples/mixtral-8x7b.yaml";
+
+export function loadBaseSample(root: string): Manifest {
+  return parse(readFileSync(join(root, BASE_SAMPLE), "utf8")) as Manifest;
+}
+
+type Segment = string | number;
+
+function segments(path: string): Segment[] {
+  const out: Segment[] = [];
+  for (const part of path.split(".")) {
+    const m = /^([^[\]]+)((\[\d+\])*)$/.exec(part);
+    if (!m) throw new Error(`bad path segment ${part} in ${path}`);
+    out.push(m[1]!);
+    for (const idx of (m[2] ?? "").matchAll(/\[(\d+)\]/g)) out.push(Number(idx[1]));
+  }
+  return out;
+}
+
+function parentOf(obj: Manifest, path: string, create: boolean): { parent: Record<Segment, unknown>; key: Segment } {
+  const segs = segments(path);
+  let cur: Record<Segment, unknown> = obj;
+  for (const [i, seg] of segs.slice(0, -1).entries()) {
+    let next = cur[seg];
+    if (next === undefined || next === null) {
+      if (!create) throw new Error(`path ${path} does not exist`);
+      next = typeof segs[i + 1] === "number" ? [] : {};
+      cur[seg] = next;
+    }
+    cur = next as Record<Segment, unknown>;
+  }
+  return { parent: cur, key: segs[segs.length - 1]! };
+}
+
+/** Sets a value at a path like `spec.prewarm.schedules[0].start`, creating parents. */
+export function setPath(obj: Manifest, path: string, value: unknown): void {
+  const { parent, key } = parentOf(obj, path, true);
+  parent[key] = value;
+}
+
+/** Removes the value at a path. */
+export function unsetPath(obj: Manifest, path: string): void {
+  const { parent, key } = parentOf(obj, path, false);
+  if (Array.isArray(parent) && typeof key === "number") parent.splice(key, 1);
+  else delete parent[key];
+}
+
+const set = (path: string, value: unknown) => (m: Manifest) => setPath(m, path, value);
+const unset = (path: string) => (m: Manifest) => unsetPath(m, path);
+const all = (...fs: ((m: Manifest) => void)[]) => (m: Manifest) => fs.forEach((f) => f(m));
+
+const schedule = (over: Record<string, unknown> = {}) => ({
+  name: "peak", start: "0 9 * * MON-FRI", durationMinutes: 480, timeZone: "Europe/Berlin", minShards: 4, ...over,
+});
+
+const promHeat = { url: "http://prometheus.monitoring:9090", query: "sum by (layer, expert) (rate(moe_expert_routed_tokens_total[{{window}}]))" };
+
+export const INVALID_CASES: InvalidCase[] = [
+  // --- wrong types
+  { name: "layers is a string", mutate: set("spec.model.layers", "thirty-two"), expectField: "spec.model.layers" },
+  { name: "target latency with a unit suffix", mutate: set("spec.slo.targetLatencyMs", "40ms"), expectField: "spec.slo.targetLatencyMs" },
+  { name: "fractional byte count", mutate: all(unset("spec.model.expertParameters"), unset("spec.model.weightDtype"), set("spec.model.expertWeightBytes", 1.5)), expectField: "spec.model.expertWeightBytes" },
+  { name: "schedules is an object, not a list", mutate: set("spec.prewarm.schedules", { peak: schedule() }), expectField: "spec.prewarm.schedules" },
+  { name: "predictive.enabled is a string", mutate: set("spec.prewarm.predictive.enabled", "yes"), expectField: "spec.prewarm.predictive.enabled" },
+  // --- negative or zero counts and out-of-range numbers
+  { name: "negative routed experts", mutate: set("spec.model.routedExperts", -8), expectField: "spec.model.routedExperts" },
+  { name: "zero layers", mutate: set("spec.model.layers", 0), expectField: "spec.model.layers" },
+  { name: "negative shared experts", mutate: set("spec.model.sharedExperts", -1), expectField: "spec.model.sharedExperts" },
+  { name: "negative scale-down stabilization window", mutate: set("spec.scaling.scaleDown.stabilizationWindowSeconds", -60), expectField: "spec.scaling.scaleDown.stabilizationWindowSeconds" },
+  { name: "zero max step", mutate: set("spec.scaling.scaleUp.maxShardsPerStep", 0), expectField: "spec.scaling.scaleUp.maxShardsPerStep" },
+  { name: "percentile 100", mutate: set("spec.slo.percentile", 100), expectField: "spec.slo.percentile" },
+  { name: "negative GPU price", mutate: set("spec.cost.defaultUsdPerGpuHour", -1.89), expectField: "spec.cost.defaultUsdPerGpuHour" },
+  { name: "negative budget", mutate: set("spec.cost.maxUsdPerHour", -20), expectField: "spec.cost.maxUsdPerHour" },
+  { name: "moving more than 100% of weights", mutate: set("spec.placement.maxMovedPercent", 150), expectField: "spec.placement.maxMovedPercent" },
+  { name: "rebalancing every 5 seconds", mutate: set("spec.placement.rebalanceIntervalSeconds", 5), expectField: "spec.placement.rebalanceIntervalSeconds" },
+  { name: "burst threshold below capacity", mutate: set("spec.prewarm.burst.panicThresholdPercent", 50), expectField: "spec.prewarm.burst.panicThresholdPercent" },
+  // --- cross-field rules (CEL on the server, the same rules in zod)
+  { name: "topK above routed experts", mutate: set("spec.model.topK", 9), expectField: "spec.model.topK" },
+  { name: "all layers dense", mutate: set("spec.model.denseLayers", 32), expectField: "spec.model.denseLayers" },
+  { name: "more slots per GPU than experts", mutate: all(set("spec.model.expertSlotsPerGpu", 9)), expectField: "spec.model.expertSlotsPerGpu" },
+  { name: "both expert bytes and parameters", mutate: set("spec.model.expertWeightBytes", 352321536), expectField: "spec.model.expertWeightBytes" },
+  { name: "neither expert bytes nor parameters", mutate: all(unset("spec.model.expertParameters"), unset("spec.model.weightDtype")), expectField: "spec.model.expertWeightBytes" },
+  { name: "parameters without dtype", mutate: unset("spec.model.weightDtype"), expectField: "spec.model.weightDtype" },
+  { name: "minShards above maxShards", mutate: set("spec.scaling.minShards", 10), expectField: "spec.scaling.minShards" },
+  { name: "manual shard override above maxShards", mutate: set("spec.scaling.shards", 12), expectField: "spec.scaling.shards" },
+  { name: "minimum capacity leaves experts without a slot", mutate: set("spec.scaling.minShards", 1), expectField: "spec.scaling.minShards" },
+  { name: "schedule floor above maxShards", mutate: set("spec.prewarm.schedules", [schedule({ minShards: 9 })]), expectField: "spec.prewarm.schedules" },
+  { name: "forecast lead shorter than cold start", mutate: set("spec.prewarm.predictive", { enabled: true, leadSeconds: 60 }), expectField: "spec.prewarm.predictive.leadSeconds" },
+  { name: "Prometheus heat without its settings", mutate: all(set("spec.heatSource.type", "Prometheus"), unset("spec.heatSource.configMap")), expectField: "spec.heatSource.prometheus" },
+  { name: "ConfigMap heat with Prometheus settings too", mutate: set("spec.heatSource.prometheus", promHeat), expectField: "spec.heatSource.prometheus" },
+  { name: "Static latency without its value", mutate: all(set("spec.latencySource.type", "Static"), unset("spec.latencySource.prometheus")), expectField: "spec.latencySource.static" },
+  // --- enums
+  { name: "unknown mode", mutate: set("spec.mode", "Automatic"), expectField: "spec.mode" },
+  { name: "unknown SLO metric", mutate: set("spec.slo.metric", "P99"), expectField: "spec.slo.metric" },
+  { name: "unknown weight dtype", mutate: set("spec.model.weightDtype", "FP6"), expectField: "spec.model.weightDtype" },
+  { name: "unknown heat source type", mutate: set("spec.heatSource.type", "Kafka"), expectField: "spec.heatSource.type" },
+  { name: "unknown toleration effect", mutate: set("spec.serving.gpu.tolerations", [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoRun" }]), expectField: "spec.serving.gpu.tolerations[0].effect" },
+  // --- missing pieces
+  { name: "missing spec", mutate: unset("spec"), expectField: "spec" },
+  { name: "missing topK", mutate: unset("spec.model.topK"), expectField: "spec.model.topK" },
+  { name: "missing SLO target", mutate: unset("spec.slo.targetLatencyMs"), expectField: "spec.slo.targetLatencyMs" },
+  { name: "missing router template", mutate: unset("spec.serving.router.template"), expectField: "spec.serving.router.template" },
+  { name: "missing expert-shard template", mutate: unset("spec.serving.expertShards.template"), expectField: "spec.serving.expertShards.template" },
+  { name: "template without containers", mutate: set("spec.serving.expertShards.template.spec.containers", []), expectField: "spec.serving.expertShards.template.spec.containers" },
+  { name: "container without image", mutate: unset("spec.serving.router.template.spec.containers[0].image"), expectField: "spec.serving.router.template.spec.containers[0].image" },
+  { name: "duplicate container names", mutate: set("spec.serving.router.template.spec.containers[1]", { name: "engine", image: "busybox:1.36" }), expectField: "spec.serving.router.template.spec.containers[1]" },
+  // --- malformed strings
+  { name: "bad Prometheus URL (no scheme)", mutate: set("spec.latencySource.prometheus.url", "prometheus.monitoring:9090"), expectField: "spec.latencySource.prometheus.url" },
+  { name: "bad Prometheus URL (ftp)", mutate: all(set("spec.heatSource", { type: "Prometheus", prometheus: { ...promHeat, url: "ftp://prometheus:9090" } })), expectField: "spec.heatSource.prometheus.url" },
+  { name: "empty heat query", mutate: set("spec.heatSource", { type: "Prometheus", prometheus: { ...promHeat, query: "" } }), expectField: "spec.heatSource.prometheus.query" },
+  { name: "cron in words", mutate: set("spec.prewarm.schedules", [schedule({ start: "every day at 8am" })]), expectField: "spec.prewarm.schedules[0].start" },
+  { name: "cron hour 25", mutate: set("spec.prewarm.schedules", [schedule({ start: "0 25 * * *" })]), expectField: "spec.prewarm.schedules[0].start" },
+  { name: "cron with four fields", mutate: set("spec.prewarm.schedules", [schedule({ start: "0 9 * *" })]), expectField: "spec.prewarm.schedules[0].start" },
+  { name: "zero-length window", mutate: set("spec.prewarm.schedules", [schedule({ durationMinutes: 0 })]), expectField: "spec.prewarm.schedules[0].durationMinutes" },
+  { name: "time zone with a space", mutate: set("spec.prewarm.schedules", [schedule({ timeZone: "Europe Berlin" })]), expectField: "spec.prewarm.schedules[0].timeZone" },
+  { name: "duplicate schedule names", mutate: set("spec.prewarm.schedules", [schedule(), schedule({ start: "0 20 * * *" })]), expectField: "spec.prewarm.schedules[1]" },
+  { name: "GPU resource without a domain", mutate: set("spec.serving.gpu.resourceName", "gpu"), expectField: "spec.serving.gpu.resourceName" },
+  { name: "topology key with spaces", mutate: set("spec.placement.topologyKey", "rack id"), expectField: "spec.placement.topologyKey" },
+  { name: "ConfigMap name with capitals", mutate: set("spec.heatSource.configMap.name", "Mixtral_Load"), expectField: "spec.heatSource.configMap.name" },
+  // --- typos
+  { name: "unknown field (typo beside the real one)", mutate: set("spec.slo.targetLatency", 40), expectField: "spec.slo.targetLatency", localRejects: false },
+];
