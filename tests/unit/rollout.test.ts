@@ -83,7 +83,7 @@ describe("planRollout (make-before-break)", () => {
     expect(p2.blocked.map((b) => b.pod)).toEqual(["old0", "old1"]);
     const allReady = withNew0.map((p) => ({ ...p, ready: true }));
     const p3 = planRollout({ pods: allReady, desired, layerCount: 1, expertCount: 4, nowMs: 2, drainSeconds: 10, maxSurge: 2 });
-    expect(p3.startDrain.sort()).toEqual(["old0", "old1"]);
+    expect([...p3.startDrain].sort()).toEqual(["old0", "old1"]);
     expect(p3.requeueAfterMs).toBe(10_000);
   });
 

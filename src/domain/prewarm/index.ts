@@ -1,0 +1,4 @@
+export * from "./schedule.ts";
+export * from "./forecast.ts";
+export * from "./burst.ts";
+export * from "./leadtime.ts";

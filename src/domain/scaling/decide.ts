@@ -1,0 +1,518 @@
+// Capacity decision: the fewest GPUs whose predicted p99 meets the SLO with a safety margin,
+// combined with pre-warm floors (schedules, forecast) and burst detection, stabilised (fast up,
+// slow down, hysteresis, step limits), clamped by bounds and budget, and holding on bad data.
+//
+// Pure: all memory (load windows, recommendation history, calibration, forecaster, lead-time
+// samples, last change times) lives in a serialisable CapacityState passed in and returned.
+// Learning from this tick's observations (calibration, forecast) happens after the decision and
+// lands in nextState, so for a given state the decision is monotone in the offered load.
+
+import { createLatencyCalibration, observeLatency } from "../latency/calibration.ts";
+import type { LatencyCalibrationState } from "../latency/calibration.ts";
+import { predictP99LatencyMs, requiredGpusForTarget, unloadedLatencyMs } from "../latency/model.ts";
+import type { LatencyConditions } from "../latency/model.ts";
+import { detectBurst } from "../prewarm/burst.ts";
+import { createForecastState, observeLoadSample, peakUpperForecast } from "../prewarm/forecast.ts";
+import type { ForecastState } from "../prewarm/forecast.ts";
+import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
+import type { LeadTimeState } from "../prewarm/leadtime.ts";
+import { scheduleFloorAt } from "../prewarm/schedule.ts";
+import { maxGpusWithinBudget } from "../cost/cost.ts";
+import type { CapacityPolicy, StepPolicy } from "./policy.ts";
+
+/** Reasons are CamelCase constants (used in conditions and events). */
+export const CapacityReasons = {
+  /** Sized by the latency model against the SLO (up or down). */
+  SLOFeedback: "SLOFeedback",
+  /** The SLO is met at the current capacity and no pre-warm applies. */
+  WithinTarget: "WithinTarget",
+  ScheduledPrewarm: "ScheduledPrewarm",
+  ForecastPrewarm: "ForecastPrewarm",
+  Burst: "Burst",
+  AtMinGpus: "AtMinGpus",
+  AtMaxGpus: "AtMaxGpus",
+  BudgetCapped: "BudgetCapped",
+  /** A scale-down is being held back (stabilisation window, burst hold, rate limit). */
+  StabilizingScaleDown: "StabilizingScaleDown",
+  StaleMetrics: "StaleMetrics",
+  MissingMetrics: "MissingMetrics",
+  LowConfidenceMetrics: "LowConfidenceMetrics",
+} as const;
+export type CapacityReason = (typeof CapacityReasons)[keyof typeof CapacityReasons];
+
+export const CapacityConflictTypes = {
+  /** The SLO (or a pre-warm) needs more GPUs than the budget pays for; the budget wins. */
+  BudgetVsSlo: "BudgetVsSlo",
+  /** The SLO needs more GPUs than maxGpus. */
+  MaxGpusVsSlo: "MaxGpusVsSlo",
+  /** No GPU count meets the SLO (e.g. the unloaded latency is above the target). */
+  SloUnattainable: "SloUnattainable",
+  /** minGpus already costs more than the budget; minGpus wins. */
+  BudgetBelowMinGpus: "BudgetBelowMinGpus",
+  /** A budget is set but the GPU price is unknown, so it cannot be enforced. */
+  MissingPrice: "MissingPrice",
+  /** A schedule could not be evaluated; it is ignored. */
+  InvalidSchedule: "InvalidSchedule",
+  /** minGpus > maxGpus; minGpus wins. */
+  InvalidBounds: "InvalidBounds",
+} as const;
+export type CapacityConflictType = (typeof CapacityConflictTypes)[keyof typeof CapacityConflictTypes];
+
+export interface CapacityConflict {
+  readonly type: CapacityConflictType;
+  readonly message: string;
+  /** GPUs wanted (undefined when no count suffices). */
+  readonly requiredGpus?: number;
+  /** The limit that won. */
+  readonly limitGpus?: number;
+}
+
+export interface CapacityInput {
+  /** Offered load in tokens/s over the metrics interval ending at metricsAtMs; undefined = missing. */
+  readonly tokensPerSecond: number | undefined;
+  /** When the metrics were measured (epoch ms); undefined = missing. */
+  readonly metricsAtMs: number | undefined;
+  /** 0..1, e.g. share of expected scrape targets that answered; absent = 1. */
+  readonly metricsConfidence?: number;
+  /** Observed p99 of the SLO metric over the same interval, served by readyGpus. */
+  readonly observedP99Ms?: number;
+  /** GPUs provisioned now: Ready plus still warming (the last desired count the cluster is realising). */
+  readonly provisionedGpus: number;
+  /** GPUs Ready and serving. */
+  readonly readyGpus: number;
+  /** Placement balancedness (mean/max GPU load) from the placement core, (0, 1]. */
+  readonly balancedness: number;
+  /** Share of expert traffic crossing nodes from the placement core, 0..1. */
+  readonly crossNodeShare: number;
+  readonly redundantExpertsPerGpu?: number;
+  /** Pod start-to-Ready durations observed since the previous decision. */
+  readonly coldStartDurationsMs?: readonly number[];
+  /** Price of one more GPU-hour (see cost); undefined = unknown. */
+  readonly usdPerGpuHour: number | undefined;
+}
+
+export interface TimedValue {
+  readonly atMs: number;
+  readonly value: number;
+}
+
+export interface CapacityState {
+  readonly version: 1;
+  /** Recent offered-load samples (tokens/s), oldest first. */
+  readonly loadSamples: readonly TimedValue[];
+  /** Recent metric-driven recommendations (GPUs), oldest first, for stabilisation. */
+  readonly recommendations: readonly TimedValue[];
+  readonly lastScaleUpAtMs?: number;
+  readonly lastScaleDownAtMs?: number;
+  /** Scale-down is blocked until then after a burst. */
+  readonly burstUntilMs?: number;
+  readonly calibration: LatencyCalibrationState;
+  /** Ready GPUs at the previous decision and when that count last changed (calibration settles after). */
+  readonly lastReadyGpus?: number;
+  readonly readyChangedAtMs?: number;
+  readonly forecast: ForecastState;
+  readonly leadTime: LeadTimeState;
+}
+
+export function createCapacityState(policy: CapacityPolicy): CapacityState {
+  return {
+    version: 1,
+    loadSamples: [],
+    recommendations: [],
+    calibration: createLatencyCalibration(),
+    forecast: createForecastState(policy.forecast.options),
+    leadTime: createLeadTimeState(),
+  };
+}
+
+export interface CapacitySignals {
+  readonly stableTokensPerSecond: number | undefined;
+  readonly shortTokensPerSecond: number | undefined;
+  readonly burstRatio: number | undefined;
+  /** Fewest GPUs meeting the SLO with margin at the sizing load (undefined: none does). */
+  readonly sloGpus: number | undefined;
+  readonly burstGpus: number;
+  readonly forecastGpus: number;
+  /** Upper-band forecast load one lead time ahead. */
+  readonly forecastTokensPerSecond: number | undefined;
+  readonly scheduleGpus: number;
+  readonly scheduleName: string | undefined;
+  readonly leadTimeMs: number;
+  readonly budgetGpus: number | undefined;
+  readonly warmingGpus: number;
+  /** Predicted p99 at the desired count once Ready, at the sizing load. */
+  readonly predictedP99Ms: number | undefined;
+  readonly latencyScale: number;
+  readonly capacityScale: number;
+}
+
+export interface CapacityDecision {
+  readonly desiredGpus: number;
+  readonly previousGpus: number;
+  readonly action: "ScaleUp" | "ScaleDown" | "Hold";
+  readonly reason: CapacityReason;
+  readonly message: string;
+  readonly conflicts: readonly CapacityConflict[];
+  readonly signals: CapacitySignals;
+  readonly nextState: CapacityState;
+}
+
+const MAX_SAMPLES = 2_000;
+
+function finiteNonNegative(x: number | undefined): x is number {
+  return x !== undefined && Number.isFinite(x) && x >= 0;
+}
+
+function roundUpToStep(n: number, step: number): number {
+  return Math.ceil(n / step - 1e-9) * step;
+}
+
+function stepAllowance(current: number, p: StepPolicy): number {
+  return Math.max(p.maxStepGpus, Math.ceil((current * p.maxStepPercent) / 100));
+}
+
+/**
+ * Time-weighted mean of the samples in (nowMs - windowMs, nowMs]: each sample stands for the interval
+ * since its predecessor. Falls back to the latest sample when none lies in the window.
+ */
+export function windowMeanValue(samples: readonly TimedValue[], nowMs: number, windowMs: number): number | undefined {
+  if (samples.length === 0) return undefined;
+  const from = nowMs - windowMs;
+  let weighted = 0;
+  let weights = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const s = samples[i] as TimedValue;
+    if (s.atMs <= from || s.atMs > nowMs) continue;
+    const prevAt = i > 0 ? (samples[i - 1] as TimedValue).atMs : s.atMs - windowMs;
+    const w = Math.max(1, Math.min(s.atMs, nowMs) - Math.max(prevAt, from));
+    weighted += w * s.value;
+    weights += w;
+  }
+  if (weights > 0) return weighted / weights;
+  const latest = [...samples].reverse().find((s) => s.atMs <= nowMs);
+  return latest?.value;
+}
+
+function trimTimed(values: readonly TimedValue[], keepFromMs: number): TimedValue[] {
+  // Keep one value before the cut-off so the first in-window sample has a predecessor.
+  let first = values.findIndex((v) => v.atMs > keepFromMs);
+  if (first === -1) first = values.length;
+  return values.slice(Math.max(0, first - 1)).slice(-MAX_SAMPLES);
+}
+
+function fmt(n: number | undefined, digits = 0): string {
+  if (n === undefined || !Number.isFinite(n)) return String(n);
+  return n.toFixed(digits);
+}
+
+/**
+ * Decide the GPU count. One entry point for SLO sizing, pre-warm (schedule, forecast), burst,
+ * stabilisation, bounds and budget; see the ADR docs/adr/0003-capacity-policy.md.
+ */
+export function decideCapacity(
+  input: CapacityInput,
+  state: CapacityState,
+  policy: CapacityPolicy,
+  nowMs: number,
+): CapacityDecision {
+  const conflicts: CapacityConflict[] = [];
+  const step = Math.max(1, Math.floor(policy.gpuStep));
+  const minGpus = Math.max(0, Math.floor(policy.minGpus));
+  let maxGpus = Math.max(0, Math.floor(policy.maxGpus));
+  if (minGpus > maxGpus) {
+    conflicts.push({ type: "InvalidBounds", message: `minGpus ${minGpus} > maxGpus ${maxGpus}; using minGpus`, requiredGpus: minGpus, limitGpus: maxGpus });
+    maxGpus = minGpus;
+  }
+  const previous = finiteNonNegative(input.provisionedGpus) ? Math.floor(input.provisionedGpus) : minGpus;
+  const ready = finiteNonNegative(input.readyGpus) ? Math.min(Math.floor(input.readyGpus), previous) : 0;
+  const warmingGpus = Math.max(0, previous - ready);
+
+  // Lead time learns from pod start-to-Ready durations regardless of load metrics.
+  const leadTime = observeColdStarts(state.leadTime, input.coldStartDurationsMs ?? [], policy.leadTime);
+  const lead = estimateLeadTime(leadTime, policy.leadTime);
+
+  // Budget.
+  let budgetGpus: number | undefined;
+  if (policy.budgetUsdPerHour !== undefined) {
+    if (input.usdPerGpuHour === undefined || !Number.isFinite(input.usdPerGpuHour)) {
+      conflicts.push({ type: "MissingPrice", message: `budget ${policy.budgetUsdPerHour} USD/h cannot be enforced: GPU price unknown` });
+    } else {
+      budgetGpus = maxGpusWithinBudget(policy.budgetUsdPerHour, input.usdPerGpuHour, step);
+      if (budgetGpus !== undefined && budgetGpus < minGpus) {
+        conflicts.push({
+          type: "BudgetBelowMinGpus",
+          message: `minGpus ${minGpus} costs ${fmt(minGpus * input.usdPerGpuHour, 2)} USD/h, above the budget of ${policy.budgetUsdPerHour} USD/h; keeping minGpus`,
+          requiredGpus: minGpus,
+          limitGpus: budgetGpus,
+        });
+      }
+    }
+  }
+
+  // Scheduled floor: needs no metrics.
+  const schedule = scheduleFloorAt(policy.schedules, nowMs, lead.leadTimeMs);
+  for (const bad of schedule.invalid) {
+    conflicts.push({ type: "InvalidSchedule", message: `schedule ${bad.name}: ${bad.field}: ${bad.message}` });
+  }
+  const scheduleGpus = Math.min(roundUpToStep(schedule.gpuCount, step), Number.MAX_SAFE_INTEGER);
+  const scheduleText = schedule.schedule === undefined
+    ? ""
+    : schedule.prewarming
+      ? `schedule ${schedule.schedule.name} opens in ${fmt(((schedule.schedule.opensAtMs ?? nowMs) - nowMs) / 60_000, 1)} min (lead time ${fmt(lead.leadTimeMs / 60_000, 1)} min) and needs ${scheduleGpus} GPUs`
+      : `schedule ${schedule.schedule.name} is open and needs ${scheduleGpus} GPUs`;
+
+  const finish = (
+    desiredIn: number,
+    reasonIn: CapacityReason,
+    messageIn: string,
+    wantedGpus: number,
+    extra: Partial<CapacitySignals>,
+    nextState: CapacityState,
+  ): CapacityDecision => {
+    let desired = desiredIn;
+    let reason = reasonIn;
+    let message = messageIn;
+    const floor = Math.max(minGpus, scheduleGpus);
+    if (floor > desired) {
+      desired = floor;
+      reason = scheduleGpus >= minGpus && scheduleGpus > 0 ? "ScheduledPrewarm" : "AtMinGpus";
+      message = reason === "ScheduledPrewarm" ? `${scheduleText}; ${message}` : `at minGpus ${minGpus}; ${message}`;
+    }
+    if (desired > maxGpus) {
+      desired = maxGpus;
+      reason = "AtMaxGpus";
+      message = `capped at maxGpus ${maxGpus}; ${message}`;
+    }
+    if (budgetGpus !== undefined && desired > budgetGpus) {
+      const capped = Math.max(budgetGpus, minGpus);
+      if (capped < desired) {
+        desired = capped;
+        reason = "BudgetCapped";
+        message = `capped at ${capped} GPUs by the budget of ${policy.budgetUsdPerHour} USD/h; ${message}`;
+      }
+    }
+    const wanted = Math.min(Math.max(wantedGpus, scheduleGpus), Number.MAX_SAFE_INTEGER);
+    if (budgetGpus !== undefined && wanted > Math.max(budgetGpus, minGpus) && Math.max(budgetGpus, minGpus) < maxGpus) {
+      conflicts.push({
+        type: "BudgetVsSlo",
+        message: `the SLO and pre-warm need ${wanted} GPUs but the budget of ${policy.budgetUsdPerHour} USD/h pays for ${budgetGpus}; the budget wins`,
+        requiredGpus: wanted,
+        limitGpus: budgetGpus,
+      });
+    }
+    if (warmingGpus > 0) message = `${message} (${warmingGpus} GPUs still warming count as coming capacity)`;
+    const action = desired > previous ? "ScaleUp" : desired < previous ? "ScaleDown" : "Hold";
+    const finalState: CapacityState = {
+      ...nextState,
+      leadTime,
+      lastScaleUpAtMs: action === "ScaleUp" ? nowMs : nextState.lastScaleUpAtMs,
+      lastScaleDownAtMs: action === "ScaleDown" ? nowMs : nextState.lastScaleDownAtMs,
+    };
+    return {
+      desiredGpus: desired,
+      previousGpus: previous,
+      action,
+      reason,
+      message,
+      conflicts,
+      signals: {
+        stableTokensPerSecond: undefined,
+        shortTokensPerSecond: undefined,
+        burstRatio: undefined,
+        sloGpus: undefined,
+        burstGpus: 0,
+        forecastGpus: 0,
+        forecastTokensPerSecond: undefined,
+        scheduleGpus,
+        scheduleName: schedule.schedule?.name,
+        leadTimeMs: lead.leadTimeMs,
+        budgetGpus,
+        warmingGpus,
+        predictedP99Ms: undefined,
+        latencyScale: state.calibration.correction.latencyScale,
+        capacityScale: state.calibration.correction.capacityScale,
+        ...extra,
+      },
+      nextState: finalState,
+    };
+  };
+
+  // Data quality: never act on stale or missing data. Hold (floors, bounds and budget still apply).
+  const dq = policy.dataQuality;
+  let hold: { reason: CapacityReason; message: string } | undefined;
+  if (!finiteNonNegative(input.tokensPerSecond) || input.metricsAtMs === undefined || !Number.isFinite(input.metricsAtMs)) {
+    hold = { reason: "MissingMetrics", message: `holding at ${previous} GPUs: load metrics are missing` };
+  } else if (nowMs - input.metricsAtMs > dq.maxMetricsAgeMs) {
+    hold = { reason: "StaleMetrics", message: `holding at ${previous} GPUs: load metrics are ${fmt((nowMs - input.metricsAtMs) / 1000)} s old (limit ${fmt(dq.maxMetricsAgeMs / 1000)} s)` };
+  } else if (input.metricsConfidence !== undefined && !(input.metricsConfidence >= dq.minConfidence)) {
+    hold = { reason: "LowConfidenceMetrics", message: `holding at ${previous} GPUs: metrics confidence ${fmt(input.metricsConfidence, 2)} is below ${dq.minConfidence}` };
+  }
+  if (hold !== undefined || !finiteNonNegative(input.tokensPerSecond) || input.metricsAtMs === undefined) {
+    const h = hold ?? { reason: "MissingMetrics" as const, message: `holding at ${previous} GPUs: load metrics are missing` };
+    return finish(previous, h.reason, h.message, 0, {}, { ...state, leadTime });
+  }
+  const load = input.tokensPerSecond;
+  const metricsAtMs = input.metricsAtMs;
+
+  // Load windows (this tick's sample included: the decision reacts to it).
+  const lastSample = state.loadSamples[state.loadSamples.length - 1];
+  const isNewSample = lastSample === undefined || metricsAtMs > lastSample.atMs;
+  const samples = isNewSample ? [...state.loadSamples, { atMs: metricsAtMs, value: load }] : [...state.loadSamples];
+  const stable = windowMeanValue(samples, nowMs, policy.stableWindowMs) ?? load;
+  const short = windowMeanValue(samples, nowMs, policy.shortWindowMs) ?? load;
+  const burst = detectBurst(short, stable, policy.burst);
+
+  const correction = state.calibration.correction;
+  const conditions: Omit<LatencyConditions, "gpuCount"> = {
+    tokensPerSecond: 0,
+    balancedness: input.balancedness,
+    crossNodeShare: input.crossNodeShare,
+    redundantExpertsPerGpu: input.redundantExpertsPerGpu,
+  };
+  const target = policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin);
+  const targetDown = policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - policy.hysteresis);
+  const searchLimitGpus = Math.max(maxGpus, step) * 8;
+  const required = (tokensPerSecond: number, targetMs: number): number | undefined =>
+    requiredGpusForTarget(policy.latencyModel, { ...conditions, tokensPerSecond }, targetMs, { gpuStep: step, searchLimitGpus, correction }).gpuCount;
+  // When no count meets the target, aim for within 25 % of the best achievable latency instead.
+  const bestEffortTarget = 1.25 * correction.latencyScale * unloadedLatencyMs(policy.latencyModel, input.crossNodeShare);
+  const requiredOrBestEffort = (tokensPerSecond: number, targetMs: number): number =>
+    required(tokensPerSecond, targetMs) ?? required(tokensPerSecond, Math.max(targetMs, bestEffortTarget)) ?? searchLimitGpus;
+
+  const sizingLoad = burst.burst ? Math.max(stable, short) : stable;
+  const sloUp = required(sizingLoad, target);
+  if (sloUp === undefined) {
+    conflicts.push({
+      type: "SloUnattainable",
+      message: `no GPU count up to ${searchLimitGpus} meets p99 ${policy.slo.metric} <= ${fmt(target, 1)} ms at ${fmt(sizingLoad)} tok/s; aiming for the best achievable latency`,
+    });
+  } else if (sloUp > maxGpus) {
+    conflicts.push({ type: "MaxGpusVsSlo", message: `the SLO needs ${sloUp} GPUs but maxGpus is ${maxGpus}`, requiredGpus: sloUp, limitGpus: maxGpus });
+  }
+  const sloUpGpus = sloUp ?? requiredOrBestEffort(sizingLoad, target);
+  const sloDownGpus = required(sizingLoad, targetDown) ?? sloUpGpus;
+  // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
+  const sloRecommendation = sloUpGpus > previous ? sloUpGpus : sloDownGpus < previous ? sloDownGpus : previous;
+
+  const burstGpus = burst.burst ? requiredOrBestEffort(short, target) : 0;
+
+  let forecastGpus = 0;
+  let forecastTokensPerSecond: number | undefined;
+  if (policy.forecast.enabled) {
+    const f = peakUpperForecast(state.forecast, nowMs + lead.leadTimeMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, policy.forecast.z, policy.forecast.options);
+    if (f !== undefined && f.seasonal) {
+      forecastTokensPerSecond = f.upperTokensPerSecond;
+      forecastGpus = requiredOrBestEffort(f.upperTokensPerSecond, target);
+    }
+  }
+
+  const metricRaw = Math.max(sloRecommendation, burstGpus, forecastGpus);
+  let reason: CapacityReason;
+  let message: string;
+  const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(target, 1)} ms) at ${fmt(sizingLoad)} tok/s needs ${sloUp ?? "more than " + searchLimitGpus} GPUs`;
+  if (burst.burst && burstGpus === metricRaw && burstGpus > previous) {
+    reason = "Burst";
+    message = `burst: ${fmt(short)} tok/s over ${fmt(policy.shortWindowMs / 1000)} s is ${fmt(burst.ratio, 1)}x the ${fmt(policy.stableWindowMs / 1000)} s load ${fmt(stable)} tok/s; needs ${burstGpus} GPUs`;
+  } else if (forecastGpus === metricRaw && forecastGpus > sloRecommendation && forecastGpus > previous) {
+    reason = "ForecastPrewarm";
+    message = `forecast upper band ${fmt(forecastTokensPerSecond)} tok/s one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) ahead needs ${forecastGpus} GPUs`;
+  } else if (metricRaw !== previous) {
+    reason = "SLOFeedback";
+    message = metricRaw > previous ? sloText : `${sloText}; ${sloDownGpus} GPUs keep p99 within ${fmt(targetDown, 1)} ms`;
+  } else {
+    reason = "WithinTarget";
+    message = `${sloText}; ${previous} GPUs are within the hysteresis band`;
+  }
+
+  // Stabilisation and step limits.
+  const recommendations = trimTimed(
+    [...state.recommendations, { atMs: nowMs, value: metricRaw }],
+    nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs),
+  );
+  let burstUntilMs = state.burstUntilMs;
+  if (burst.burst && burstGpus >= previous) burstUntilMs = Math.max(burstUntilMs ?? 0, nowMs + policy.burst.holdMs);
+
+  let desired = metricRaw;
+  if (metricRaw > previous) {
+    if (!burst.burst && policy.scaleUp.stabilizationWindowMs > 0) {
+      const upFrom = nowMs - policy.scaleUp.stabilizationWindowMs;
+      const lowest = Math.min(...recommendations.filter((r) => r.atMs >= upFrom).map((r) => r.value));
+      desired = Math.max(previous, Math.min(desired, lowest));
+    }
+    if (!burst.burst && state.lastScaleUpAtMs !== undefined && nowMs - state.lastScaleUpAtMs < policy.scaleUp.periodMs) {
+      desired = previous;
+      message = `${message}; scale-up rate limit (one change per ${fmt(policy.scaleUp.periodMs / 1000)} s)`;
+    }
+    const limit = previous + stepAllowance(previous, policy.scaleUp);
+    if (desired > limit) {
+      desired = Math.max(previous, Math.floor(limit / step) * step);
+      message = `${message}; step-limited to ${desired}`;
+    }
+  } else if (metricRaw < previous) {
+    const downFrom = nowMs - policy.scaleDown.stabilizationWindowMs;
+    const highest = Math.max(...recommendations.filter((r) => r.atMs >= downFrom).map((r) => r.value));
+    if (highest >= previous) {
+      desired = previous;
+      reason = "StabilizingScaleDown";
+      message = `${message}; holding ${previous} GPUs: recommendations in the last ${fmt(policy.scaleDown.stabilizationWindowMs / 60_000, 1)} min reached ${highest}`;
+    } else {
+      desired = Math.max(metricRaw, highest);
+      if (burstUntilMs !== undefined && nowMs < burstUntilMs) {
+        desired = previous;
+        reason = "StabilizingScaleDown";
+        message = `${message}; holding ${previous} GPUs for ${fmt((burstUntilMs - nowMs) / 1000)} s after a burst`;
+      } else if (state.lastScaleDownAtMs !== undefined && nowMs - state.lastScaleDownAtMs < policy.scaleDown.periodMs) {
+        desired = previous;
+        reason = "StabilizingScaleDown";
+        message = `${message}; scale-down rate limit (one change per ${fmt(policy.scaleDown.periodMs / 1000)} s)`;
+      } else {
+        const limit = previous - stepAllowance(previous, policy.scaleDown);
+        if (desired < limit) {
+          desired = Math.min(previous, Math.ceil(limit / step) * step);
+          message = `${message}; step-limited to ${desired}`;
+        }
+      }
+    }
+  }
+
+  // Learning from this tick lands in nextState (used from the next decision on).
+  // Observed p99 covers a window: skip it until the Ready count has been stable for a while.
+  const readyChangedAtMs = state.lastReadyGpus === ready ? state.readyChangedAtMs : nowMs;
+  const settled = readyChangedAtMs === undefined || nowMs - readyChangedAtMs >= policy.calibrationSettleMs;
+  let calibration = state.calibration;
+  if (input.observedP99Ms !== undefined && ready > 0 && settled) {
+    calibration = observeLatency(calibration, policy.latencyModel, {
+      atMs: metricsAtMs,
+      observedP99Ms: input.observedP99Ms,
+      tokensPerSecond: load,
+      gpuCount: ready,
+      balancedness: input.balancedness,
+      crossNodeShare: input.crossNodeShare,
+      redundantExpertsPerGpu: input.redundantExpertsPerGpu,
+    }, policy.calibration);
+  }
+  const forecast = isNewSample ? observeLoadSample(state.forecast, metricsAtMs, load, policy.forecast.options) : state.forecast;
+  const nextState: CapacityState = {
+    ...state,
+    loadSamples: trimTimed(samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs)),
+    recommendations,
+    burstUntilMs,
+    calibration,
+    lastReadyGpus: ready,
+    readyChangedAtMs,
+    forecast,
+  };
+  const decision = finish(desired, reason, message, Math.max(sloUpGpus, burstGpus, forecastGpus), {
+    stableTokensPerSecond: stable,
+    shortTokensPerSecond: short,
+    burstRatio: burst.ratio,
+    sloGpus: sloUp,
+    burstGpus,
+    forecastGpus,
+    forecastTokensPerSecond,
+  }, nextState);
+  const predictedP99Ms = decision.desiredGpus > 0
+    ? predictP99LatencyMs(policy.latencyModel, { ...conditions, tokensPerSecond: sizingLoad, gpuCount: decision.desiredGpus }, correction)
+    : undefined;
+  return { ...decision, signals: { ...decision.signals, predictedP99Ms } };
+}

@@ -1,0 +1,254 @@
+import { describe, expect, it } from "vitest";
+import {
+  createCapacityState,
+  decideCapacity,
+  makeCapacityPolicy,
+  predictP99LatencyMs,
+} from "../../src/domain/capacity/index.ts";
+import type { CapacityDecision, CapacityInput, CapacityPolicy, CapacityState } from "../../src/domain/capacity/index.ts";
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function gaussian(next: () => number): number {
+  const u = Math.max(next(), 1e-12);
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
+}
+
+const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
+const TICK = 15_000;
+const policy = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 256, forecast: { enabled: false } });
+
+function input(nowMs: number, over: Partial<CapacityInput> = {}): CapacityInput {
+  return {
+    tokensPerSecond: 10_000,
+    metricsAtMs: nowMs,
+    provisionedGpus: 8,
+    readyGpus: 8,
+    balancedness: 0.85,
+    crossNodeShare: 0.2,
+    usdPerGpuHour: 2,
+    ...over,
+  };
+}
+
+/** Run ticks at constant provisioned = ready (instant capacity), feeding back each decision. */
+function run(p: CapacityPolicy, loads: readonly number[], startGpus: number, startMs = T0): { decisions: CapacityDecision[]; state: CapacityState; gpus: number } {
+  let state = createCapacityState(p);
+  let gpus = startGpus;
+  const decisions: CapacityDecision[] = [];
+  loads.forEach((load, i) => {
+    const now = startMs + i * TICK;
+    const d = decideCapacity(input(now, { tokensPerSecond: load, provisionedGpus: gpus, readyGpus: gpus }), state, p, now);
+    decisions.push(d);
+    state = d.nextState;
+    gpus = d.desiredGpus;
+  });
+  return { decisions, state, gpus };
+}
+
+describe("decideCapacity: SLO sizing", () => {
+  it("scales up to the fewest GPUs meeting the SLO with margin, saying why", () => {
+    const d = decideCapacity(input(T0, { tokensPerSecond: 60_000 }), createCapacityState(policy), policy, T0);
+    expect(d.action).toBe("ScaleUp");
+    expect(d.reason).toBe("SLOFeedback");
+    expect(d.message).toMatch(/needs \d+ GPUs/);
+    const at = (n: number) => predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: 60_000, gpuCount: n, balancedness: 0.85, crossNodeShare: 0.2 });
+    // The first scale-up may be step-limited (+100 % / +8), so check the SLO count in the signals.
+    const slo = d.signals.sloGpus as number;
+    expect(at(slo)).toBeLessThanOrEqual(45);
+    expect(at(slo - 1)).toBeGreaterThan(45);
+  });
+
+  it("holds inside the hysteresis band and reports WithinTarget", () => {
+    const slo = decideCapacity(input(T0, { tokensPerSecond: 30_000 }), createCapacityState(policy), policy, T0).signals.sloGpus as number;
+    const d = decideCapacity(input(T0, { tokensPerSecond: 30_000, provisionedGpus: slo + 1, readyGpus: slo + 1 }), createCapacityState(policy), policy, T0);
+    expect(d.action).toBe("Hold");
+    expect(d.reason).toBe("WithinTarget");
+  });
+
+  it("scales down slowly: waits out the stabilisation window, then steps down at most 20 % per 2 min", () => {
+    const loads = [...new Array<number>(40).fill(80_000), ...new Array<number>(160).fill(8_000)];
+    const { decisions } = run(policy, loads, 8);
+    const peak = decisions[39]!.desiredGpus;
+    const afterDrop = decisions.slice(40);
+    // No scale-down during the 10-minute window after the drop.
+    for (const d of afterDrop.slice(0, 39)) {
+      expect(d.desiredGpus).toBe(peak);
+      expect(["WithinTarget", "StabilizingScaleDown"]).toContain(d.reason);
+    }
+    expect(afterDrop.slice(0, 39).filter((d) => d.reason === "StabilizingScaleDown").length).toBeGreaterThan(20);
+    let prev = peak;
+    let lastDownAt = -Infinity;
+    afterDrop.forEach((d, i) => {
+      if (d.desiredGpus < prev) {
+        expect(prev - d.desiredGpus).toBeLessThanOrEqual(Math.max(1, Math.ceil(prev * 0.2)));
+        expect(i - lastDownAt).toBeGreaterThanOrEqual(8); // 2 min at 15 s ticks
+        lastDownAt = i;
+      }
+      prev = d.desiredGpus;
+    });
+    expect(afterDrop[afterDrop.length - 1]!.desiredGpus).toBeLessThan(peak / 2);
+  });
+
+  it("counts warming capacity as coming: no cascading scale-up while pods load", () => {
+    // 24 GPUs provisioned, only 8 Ready; latency is bad because 8 GPUs carry the load.
+    let state = createCapacityState(policy);
+    const need = decideCapacity(input(T0, { tokensPerSecond: 40_000, provisionedGpus: 64, readyGpus: 64 }), state, policy, T0).signals.sloGpus as number;
+    const provisioned = need;
+    for (let i = 0; i < 20; i++) {
+      const now = T0 + i * TICK;
+      const observed = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: 40_000, gpuCount: 8, balancedness: 0.85, crossNodeShare: 0.2 });
+      const d = decideCapacity(input(now, { tokensPerSecond: 40_000, provisionedGpus: provisioned, readyGpus: 8, observedP99Ms: Number.isFinite(observed) ? observed : 10_000 }), state, policy, now);
+      expect(d.desiredGpus).toBe(provisioned);
+      expect(d.signals.warmingGpus).toBe(provisioned - 8);
+      state = d.nextState;
+    }
+  });
+
+  it("reports an unattainable SLO as a conflict value, not a throw", () => {
+    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 5 }, minGpus: 1, maxGpus: 64, forecast: { enabled: false } });
+    const d = decideCapacity(input(T0), createCapacityState(p), p, T0);
+    expect(d.conflicts.map((c) => c.type)).toContain("SloUnattainable");
+    expect(d.desiredGpus).toBeGreaterThanOrEqual(1);
+    expect(d.desiredGpus).toBeLessThanOrEqual(64);
+  });
+
+  it("caps at maxGpus and says so", () => {
+    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 1, maxGpus: 16, forecast: { enabled: false } });
+    const d = decideCapacity(input(T0, { tokensPerSecond: 100_000, provisionedGpus: 16, readyGpus: 16 }), createCapacityState(p), p, T0);
+    expect(d.desiredGpus).toBe(16);
+    expect(d.reason).toBe("AtMaxGpus");
+    expect(d.conflicts.map((c) => c.type)).toContain("MaxGpusVsSlo");
+  });
+
+  it("keeps counts on the GPU step", () => {
+    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 8, maxGpus: 256, gpuStep: 8, forecast: { enabled: false } });
+    const { decisions } = run(p, new Array<number>(20).fill(70_000), 8);
+    for (const d of decisions) expect(d.desiredGpus % 8).toBe(0);
+  });
+});
+
+describe("decideCapacity: bad data", () => {
+  const state = createCapacityState(policy);
+  it("holds on stale metrics even when they say the load is zero", () => {
+    const d = decideCapacity(input(T0, { tokensPerSecond: 0, metricsAtMs: T0 - 10 * 60_000, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0);
+    expect(d).toMatchObject({ desiredGpus: 40, action: "Hold", reason: "StaleMetrics" });
+    expect(d.message).toMatch(/600 s old/);
+  });
+  it("holds on missing metrics and on low confidence", () => {
+    expect(decideCapacity(input(T0, { tokensPerSecond: undefined, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0)).toMatchObject({ desiredGpus: 40, reason: "MissingMetrics" });
+    expect(decideCapacity(input(T0, { tokensPerSecond: NaN, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0)).toMatchObject({ desiredGpus: 40, reason: "MissingMetrics" });
+    expect(decideCapacity(input(T0, { tokensPerSecond: 0, metricsConfidence: 0.1, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0)).toMatchObject({ desiredGpus: 40, reason: "LowConfidenceMetrics" });
+  });
+  it("does not learn from stale data", () => {
+    const d = decideCapacity(input(T0, { metricsAtMs: T0 - 3_600_000, observedP99Ms: 500 }), state, policy, T0);
+    expect(d.nextState.calibration).toBe(state.calibration);
+    expect(d.nextState.loadSamples).toBe(state.loadSamples);
+  });
+});
+
+describe("decideCapacity: burst", () => {
+  it("scales immediately when the short window jumps far above the stable window, then holds", () => {
+    const loads = [...new Array<number>(20).fill(10_000), 50_000, 50_000, ...new Array<number>(40).fill(10_000)];
+    const { decisions } = run(policy, loads, 8);
+    const before = decisions[19]!.desiredGpus;
+    const burst = decisions[20]!;
+    expect(burst.reason).toBe("Burst");
+    expect(burst.desiredGpus).toBeGreaterThan(before);
+    expect(burst.message).toMatch(/burst/);
+    // Burst hold (5 min) + stabilisation: nothing is taken away in the following 10 minutes.
+    for (const d of decisions.slice(21)) expect(d.desiredGpus).toBeGreaterThanOrEqual(burst.desiredGpus);
+  });
+});
+
+describe("decideCapacity: budget", () => {
+  const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 256, budgetUsdPerHour: 20, forecast: { enabled: false } });
+  it("lets the budget win and reports the conflict as a value", () => {
+    const d = decideCapacity(input(T0, { tokensPerSecond: 60_000, provisionedGpus: 8, readyGpus: 8 }), createCapacityState(p), p, T0);
+    expect(d.desiredGpus).toBe(10); // 20 USD/h at 2 USD/GPU-h
+    expect(d.reason).toBe("BudgetCapped");
+    const c = d.conflicts.find((x) => x.type === "BudgetVsSlo");
+    expect(c).toBeDefined();
+    expect(c!.limitGpus).toBe(10);
+    expect(c!.requiredGpus).toBeGreaterThan(10);
+  });
+  it("keeps minGpus when it alone is over budget, and says so", () => {
+    const q = makeCapacityPolicy({ ...p, slo: p.slo, minGpus: 12, maxGpus: 256, budgetUsdPerHour: 20, forecast: { enabled: false } });
+    const d = decideCapacity(input(T0, { tokensPerSecond: 100 }), createCapacityState(q), q, T0);
+    expect(d.desiredGpus).toBe(12);
+    expect(d.conflicts.map((c) => c.type)).toContain("BudgetBelowMinGpus");
+  });
+  it("reports an unenforceable budget when the price is unknown", () => {
+    const d = decideCapacity(input(T0, { usdPerGpuHour: undefined }), createCapacityState(p), p, T0);
+    expect(d.conflicts.map((c) => c.type)).toContain("MissingPrice");
+  });
+});
+
+describe("decideCapacity: no flapping", () => {
+  it("changes capacity at most twice in an hour of noisy constant load (fake clock, real cold starts)", () => {
+    const next = rng(11);
+    const coldStartMs = 4 * 60_000;
+    let state = createCapacityState(policy);
+    const pods: number[] = new Array<number>(16).fill(T0 - 1); // readyAt per GPU
+    let provisioned = pods.length;
+    let changes = 0;
+    let violations = 0;
+    let minutes = 0;
+    let minuteLoad = 0;
+    const ticks = (3_600_000 + 10 * 60_000) / TICK;
+    for (let i = 0; i < ticks; i++) {
+      const now = T0 + i * TICK;
+      const load = 40_000 * Math.exp(0.15 * gaussian(next)); // 15 % noise per 15 s sample
+      const ready = pods.filter((r) => r <= now).length;
+      const trueP99 = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: load, gpuCount: ready, balancedness: 0.85, crossNodeShare: 0.2 });
+      const observed = Number.isFinite(trueP99) ? trueP99 * Math.exp(0.05 * gaussian(next)) : 5_000;
+      const d = decideCapacity(input(now, { tokensPerSecond: load, provisionedGpus: provisioned, readyGpus: ready, observedP99Ms: observed }), state, policy, now);
+      state = d.nextState;
+      if (d.desiredGpus > provisioned) for (let k = provisioned; k < d.desiredGpus; k++) pods.push(now + coldStartMs);
+      if (d.desiredGpus < provisioned) pods.splice(d.desiredGpus);
+      if (i >= 40 && d.desiredGpus !== provisioned) changes++; // after a 10-minute settle
+      // SLO per minute: p99 over the minute's load on the GPUs Ready during it.
+      minuteLoad += load / 4;
+      if (i % 4 === 3) {
+        const minuteP99 = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: minuteLoad, gpuCount: ready, balancedness: 0.85, crossNodeShare: 0.2 });
+        if (i >= 40) {
+          minutes++;
+          if (!(minuteP99 <= 50)) violations++;
+        }
+        minuteLoad = 0;
+      }
+      provisioned = d.desiredGpus;
+    }
+    expect(changes).toBeLessThanOrEqual(2);
+    expect(violations / minutes).toBeLessThanOrEqual(0.02);
+  });
+});
+
+describe("CapacityState", () => {
+  it("is serialisable: a JSON round trip does not change decisions", () => {
+    const next = rng(3);
+    const loads = Array.from({ length: 60 }, () => 20_000 + 30_000 * next());
+    let a = createCapacityState(policy);
+    let b = a;
+    let gpus = 8;
+    loads.forEach((load, i) => {
+      const now = T0 + i * TICK;
+      const inp = input(now, { tokensPerSecond: load, provisionedGpus: gpus, readyGpus: gpus, observedP99Ms: 30 + 10 * next() });
+      const da = decideCapacity(inp, a, policy, now);
+      const db = decideCapacity(inp, JSON.parse(JSON.stringify(b)) as CapacityState, policy, now);
+      expect(db.desiredGpus).toBe(da.desiredGpus);
+      expect(db.reason).toBe(da.reason);
+      a = da.nextState;
+      b = db.nextState;
+      gpus = da.desiredGpus;
+    });
+  });
+});
