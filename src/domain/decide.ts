@@ -1,0 +1,315 @@
+// One decision per reconcile: how many expert shards (capacity policy: SLO,
+// pre-warm, burst, bounds, budget), which expert replicas each shard holds
+// (placement: heat-aware, churn-aware), on which nodes new shards should go,
+// and what it costs. The operator and the simulator both call this.
+//
+// Pure: time comes in as nowMs; all memory is in the snapshot (capacity state,
+// current placement) and comes back in the decision.
+import { decideCapacity, createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
+import { planPlacement, placementHash, computePlacementMetrics, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
+
+export interface DeploymentPolicy {
+  /** MoE layers (layers with routed experts). */
+  readonly layerCount: number;
+  readonly expertCount: number;
+  readonly topK: number;
+  readonly slotsPerGpu: number;
+  readonly bytesPerExpertReplica?: number;
+  readonly gpuMemoryBytes?: number;
+  readonly minShards: number;
+  readonly maxShards: number;
+  /** Manual override (scale subresource): hold exactly this many shards. */
+  readonly manualShards?: number;
+  /** GPUs of the router/attention part (fixed), for cost and budget. */
+  readonly routerGpus: number;
+  /** Capacity policy over shard GPUs (minGpus/maxGpus = shard bounds; budget net of router cost). */
+  readonly capacity: CapacityPolicy;
+  readonly placement: {
+    readonly maxMoveFraction: number;
+    readonly minBalancednessGain: number;
+    readonly redundantSlots?: number;
+    readonly rebalanceIntervalMs: number;
+    readonly topology: TopologyPreference;
+  };
+  readonly defaultUsdPerGpuHour?: number;
+}
+
+export interface HeatObservation {
+  /** [moeLayer][expert] routed tokens per second. */
+  readonly heat: ReadonlyArray<ReadonlyArray<number>>;
+  readonly atMs: number;
+  /** 0..1: share of (layer, expert) series that were present and finite. */
+  readonly confidence: number;
+}
+
+export interface ShardView {
+  readonly shardIndex: number;
+  /** Node the shard's current pod runs on (undefined while unscheduled). */
+  readonly nodeName?: string;
+  readonly domain?: string;
+  readonly ready: boolean;
+  readonly usdPerGpuHour?: number;
+}
+
+export interface NodeView {
+  readonly name: string;
+  readonly domain: string;
+  /** GPUs not requested by any pod. */
+  readonly freeGpus: number;
+  readonly usdPerGpuHour?: number;
+}
+
+export interface DecisionSnapshot {
+  readonly heat?: HeatObservation;
+  /** Last heat that was good enough to act on (kept by the caller). */
+  readonly lastGoodHeat?: ReadonlyArray<ReadonlyArray<number>>;
+  readonly observedP99Ms?: number;
+  /** One entry per shard index that has a pod (any placement version). */
+  readonly shards: readonly ShardView[];
+  /** Shards the cluster is realising now (the last desired count). */
+  readonly provisionedShards: number;
+  readonly currentPlacement?: Placement;
+  readonly lastRebalanceMs?: number;
+  /** A placement rollout is still in progress (pods being replaced). */
+  readonly rolloutInProgress: boolean;
+  readonly coldStartDurationsMs?: readonly number[];
+  readonly capacityState?: CapacityState;
+  /** When this operator process started tracking the deployment (restart safety). */
+  readonly trackingSinceMs: number;
+  readonly nodes: readonly NodeView[];
+  readonly routerUsdPerGpuHour?: number;
+}
+
+export interface DecisionPlacement {
+  readonly action: "keep" | "replan" | "initial" | "infeasible";
+  readonly reason: string;
+  readonly placement?: Placement;
+  readonly hash?: string;
+  readonly metrics?: PlacementMetrics;
+  readonly movedFraction?: number;
+  readonly movedReplicas?: number;
+}
+
+export interface Decision {
+  readonly desiredShards: number;
+  readonly capacity: CapacityDecision | undefined;
+  /** Why the shard count is what it is (CamelCase). */
+  readonly reason: string;
+  readonly message: string;
+  readonly placement: DecisionPlacement;
+  /** Preferred node per shard index (0..desiredShards-1). */
+  readonly shardNodes: readonly (string | undefined)[];
+  /** Shards that no node has a free GPU for right now. */
+  readonly unschedulableShards: number;
+  readonly loadTokensPerSecond: number | undefined;
+  readonly heatUsable: boolean;
+  readonly heatProblem?: string;
+  readonly usdPerHourNow: number;
+  readonly usdPerHourDesired: number;
+  readonly nextCapacityState: CapacityState;
+}
+
+/** Heat below this confidence is not used to move experts or size capacity. */
+export const MIN_HEAT_CONFIDENCE = 0.5;
+
+/** Offered tokens/s implied by per-expert routed-token rates: each token visits topK experts per layer. */
+export function tokensPerSecondFromHeat(heat: ReadonlyArray<ReadonlyArray<number>>, topK: number): number {
+  if (heat.length === 0 || topK <= 0) return 0;
+  let total = 0;
+  for (const layer of heat) for (const v of layer) if (Number.isFinite(v) && v > 0) total += v;
+  return total / heat.length / topK;
+}
+
+export function uniformHeat(layerCount: number, expertCount: number): number[][] {
+  return Array.from({ length: layerCount }, () => new Array<number>(expertCount).fill(1));
+}
+
+/** Preferred nodes for shards: existing shards stay; new ones go to the cheapest nodes with free GPUs, packed by domain. */
+export function assignShardNodes(shards: readonly ShardView[], desiredShards: number, nodes: readonly NodeView[]): { nodes: (string | undefined)[]; unschedulable: number } {
+  const out: (string | undefined)[] = new Array(desiredShards).fill(undefined);
+  const free = new Map(nodes.map((n) => [n.name, n.freeGpus]));
+  const usedDomains = new Map<string, number>();
+  const domainOf = new Map(nodes.map((n) => [n.name, n.domain]));
+  for (const s of shards) {
+    if (s.shardIndex < desiredShards && s.nodeName) {
+      out[s.shardIndex] = s.nodeName;
+      const d = domainOf.get(s.nodeName) ?? s.nodeName;
+      usedDomains.set(d, (usedDomains.get(d) ?? 0) + 1);
+    }
+  }
+  // Shards beyond desiredShards are going away: their GPUs will be free.
+  for (const s of shards) if (s.shardIndex >= desiredShards && s.nodeName) free.set(s.nodeName, (free.get(s.nodeName) ?? 0) + 1);
+  let unschedulable = 0;
+  const existing = new Set(shards.filter((s) => s.shardIndex < desiredShards).map((s) => s.shardIndex));
+  for (let i = 0; i < desiredShards; i++) {
+    if (existing.has(i)) continue;
+    const candidates = nodes
+      .filter((n) => (free.get(n.name) ?? 0) > 0)
+      .sort((a, b) =>
+        (a.usdPerGpuHour ?? Infinity) - (b.usdPerGpuHour ?? Infinity) ||
+        (usedDomains.get(b.domain) ?? 0) - (usedDomains.get(a.domain) ?? 0) ||
+        (free.get(a.name) ?? 0) - (free.get(b.name) ?? 0) ||
+        a.name.localeCompare(b.name));
+    const pick = candidates[0];
+    if (!pick) {
+      unschedulable++;
+      continue;
+    }
+    out[i] = pick.name;
+    free.set(pick.name, (free.get(pick.name) ?? 0) - 1);
+    usedDomains.set(pick.domain, (usedDomains.get(pick.domain) ?? 0) + 1);
+  }
+  return { nodes: out, unschedulable };
+}
+
+function sameGpus(p: Placement, gpus: readonly GpuSlotInfo[]): boolean {
+  if (p.gpus.length !== gpus.length) return false;
+  return p.gpus.every((g, i) => g.gpuId === gpus[i]!.gpuId && g.slotCount === gpus[i]!.slotCount);
+}
+
+/** The same expert assignment with the GPUs' nodes and domains updated (pods landed elsewhere). */
+function relabel(p: Placement, gpus: readonly GpuSlotInfo[]): Placement {
+  if (p.gpus.every((g, i) => g.nodeName === gpus[i]!.nodeName && g.domain === (gpus[i]!.domain ?? gpus[i]!.nodeName))) return p;
+  return { ...p, gpus: p.gpus.map((g, i) => ({ ...g, nodeName: gpus[i]!.nodeName, domain: gpus[i]!.domain ?? gpus[i]!.nodeName })) };
+}
+
+export const shardGpuId = (shardIndex: number) => `shard-${shardIndex}`;
+
+export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, nowMs: number): Decision {
+  const capState = snapshot.capacityState ?? createCapacityState(policy.capacity);
+  const priceOf = (node: string | undefined) => snapshot.nodes.find((n) => n.name === node)?.usdPerGpuHour ?? policy.defaultUsdPerGpuHour;
+
+  // Heat quality.
+  let heatProblem: string | undefined;
+  const h = snapshot.heat;
+  if (!h) heatProblem = "no heat data";
+  else if (h.heat.length !== policy.layerCount || h.heat.some((l) => l.length !== policy.expertCount)) heatProblem = `heat has shape ${h.heat.length}x${h.heat[0]?.length ?? 0}, expected ${policy.layerCount}x${policy.expertCount}`;
+  else if (!(h.confidence >= MIN_HEAT_CONFIDENCE)) heatProblem = `heat confidence ${h.confidence.toFixed(2)} below ${MIN_HEAT_CONFIDENCE}`;
+  const heatUsable = heatProblem === undefined;
+  const load = heatUsable ? tokensPerSecondFromHeat(h!.heat, policy.topK) : undefined;
+
+  // Capacity.
+  const currentMetrics = snapshot.currentPlacement && heatUsable ? computePlacementMetrics(snapshot.currentPlacement, h!.heat) : undefined;
+  const readyShards = snapshot.shards.filter((s) => s.ready).length;
+  const marginalPrice = snapshot.nodes.filter((n) => n.freeGpus > 0 && n.usdPerGpuHour !== undefined).map((n) => n.usdPerGpuHour!).sort((a, b) => a - b)[0]
+    ?? snapshot.shards.map((s) => s.usdPerGpuHour).find((p) => p !== undefined)
+    ?? policy.defaultUsdPerGpuHour;
+  let capacity: CapacityDecision | undefined;
+  let desiredShards: number;
+  let reason: string;
+  let message: string;
+  const capacityDecision = decideCapacity({
+    tokensPerSecond: load,
+    metricsAtMs: heatUsable ? h!.atMs : undefined,
+    metricsConfidence: h?.confidence,
+    observedP99Ms: snapshot.observedP99Ms,
+    provisionedGpus: snapshot.provisionedShards,
+    readyGpus: readyShards,
+    balancedness: currentMetrics?.balancedness ?? 1,
+    crossNodeShare: currentMetrics?.crossNodeShare ?? 0,
+    coldStartDurationsMs: snapshot.coldStartDurationsMs,
+    usdPerGpuHour: marginalPrice,
+  }, capState, policy.capacity, nowMs);
+  const nextCapacityState = capacityDecision.nextState;
+  if (policy.manualShards !== undefined) {
+    desiredShards = Math.min(policy.maxShards, Math.max(policy.minShards, policy.manualShards));
+    reason = "ManualOverride";
+    message = `holding ${desiredShards} shards set through spec.scaling.shards (autoscaling suspended)`;
+    capacity = capacityDecision;
+  } else {
+    capacity = capacityDecision;
+    desiredShards = capacityDecision.desiredGpus;
+    reason = capacityDecision.reason;
+    message = capacityDecision.message;
+    // Restart safety: a process that just started has no recommendation history,
+    // so it does not scale down until a full stabilisation window has passed.
+    const window = policy.capacity.scaleDown.stabilizationWindowMs;
+    if (desiredShards < snapshot.provisionedShards && nowMs - snapshot.trackingSinceMs < window) {
+      desiredShards = snapshot.provisionedShards;
+      reason = "StabilizingScaleDown";
+      message = `${message}; holding ${snapshot.provisionedShards} shards until ${(window / 60_000).toFixed(1)} min of history exist after an operator restart`;
+    }
+  }
+  desiredShards = Math.max(policy.minShards, Math.min(policy.maxShards, desiredShards));
+  if (snapshot.provisionedShards === 0 && desiredShards < policy.minShards) desiredShards = policy.minShards;
+
+  // Nodes for shards.
+  const assignment = assignShardNodes(snapshot.shards, desiredShards, snapshot.nodes);
+  const gpus: GpuSlotInfo[] = [];
+  for (let i = 0; i < desiredShards; i++) {
+    const nodeName = assignment.nodes[i] ?? `unscheduled-${i}`;
+    const domain = snapshot.nodes.find((n) => n.name === nodeName)?.domain ?? nodeName;
+    gpus.push({ gpuId: shardGpuId(i), nodeName, domain, slotCount: policy.slotsPerGpu, memoryBytes: policy.gpuMemoryBytes });
+  }
+
+  // Placement.
+  const planHeat = heatUsable ? h!.heat : snapshot.lastGoodHeat ?? uniformHeat(policy.layerCount, policy.expertCount);
+  const structural = !snapshot.currentPlacement || !sameGpus(snapshot.currentPlacement, gpus);
+  const current = snapshot.currentPlacement && !structural ? relabel(snapshot.currentPlacement, gpus) : snapshot.currentPlacement;
+  const due = snapshot.lastRebalanceMs === undefined || nowMs - snapshot.lastRebalanceMs >= policy.placement.rebalanceIntervalMs;
+  let placement: DecisionPlacement;
+  if (!structural && !(heatUsable && due && !snapshot.rolloutInProgress)) {
+    placement = {
+      action: "keep",
+      reason: !heatUsable ? `keeping the placement: ${heatProblem}` : snapshot.rolloutInProgress ? "keeping the placement: a rollout is in progress" : "keeping the placement until the next rebalance interval",
+      placement: current,
+      hash: current ? placementHash(current) : undefined,
+      metrics: currentMetrics,
+    };
+  } else {
+    const outcome: PlacementOutcome = planPlacement({
+      heat: planHeat,
+      gpus,
+      current: current && current.layerCount === policy.layerCount && current.expertCount === policy.expertCount ? current : undefined,
+      policy: {
+        maxMoveFraction: policy.placement.maxMoveFraction,
+        minBalancednessGain: structural ? 0 : policy.placement.minBalancednessGain,
+        redundantSlots: policy.placement.redundantSlots === undefined
+          ? undefined
+          : Math.max(0, Math.min(policy.placement.redundantSlots, desiredShards * policy.slotsPerGpu - policy.expertCount)),
+        bytesPerExpertReplica: policy.bytesPerExpertReplica,
+        topology: policy.placement.topology,
+      },
+    });
+    if (outcome.kind === "infeasible") {
+      placement = { action: "infeasible", reason: outcome.reason, placement: current, hash: current ? placementHash(current) : undefined, metrics: currentMetrics };
+    } else if (outcome.kind === "unchanged") {
+      placement = { action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics };
+    } else {
+      placement = {
+        action: current ? "replan" : "initial",
+        reason: current
+          ? structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.mode})` : `rebalanced by heat: balancedness ${(outcome.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${outcome.metrics.balancedness.toFixed(3)}`
+          : `initial placement on ${desiredShards} shards`,
+        placement: outcome.placement,
+        hash: outcome.placementHash,
+        metrics: outcome.metrics,
+        movedFraction: outcome.movedFraction,
+        movedReplicas: outcome.movedReplicas,
+      };
+    }
+  }
+
+  // Cost.
+  const routerPrice = snapshot.routerUsdPerGpuHour ?? policy.defaultUsdPerGpuHour ?? 0;
+  const routerCost = policy.routerGpus * routerPrice;
+  const usdPerHourNow = routerCost + snapshot.shards.reduce((sum, s) => sum + (s.usdPerGpuHour ?? priceOf(s.nodeName) ?? 0), 0);
+  let usdPerHourDesired = routerCost;
+  for (let i = 0; i < desiredShards; i++) usdPerHourDesired += priceOf(assignment.nodes[i]) ?? marginalPrice ?? 0;
+
+  return {
+    desiredShards,
+    capacity,
+    reason,
+    message,
+    placement,
+    shardNodes: assignment.nodes,
+    unschedulableShards: assignment.unschedulable,
+    loadTokensPerSecond: load,
+    heatUsable,
+    heatProblem,
+    usdPerHourNow,
+    usdPerHourDesired,
+    nextCapacityState,
+  };
+}

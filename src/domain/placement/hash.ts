@@ -1,0 +1,94 @@
+// Canonical JSON and a content hash for placements (FNV-1a 64-bit over the UTF-8 bytes of the
+// canonical JSON), so the operator can version the ConfigMap it publishes.
+
+import { EMPTY_SLOT } from "./types.ts";
+import type { Placement, PlacementGpu } from "./types.ts";
+
+/** Canonical JSON: fixed key order, no whitespace. Same placement -> byte-identical string. */
+export function serializePlacement(placement: Placement): string {
+  const canonical = {
+    version: 1,
+    layerCount: placement.layerCount,
+    expertCount: placement.expertCount,
+    gpus: placement.gpus.map((gpu) => ({
+      gpuId: gpu.gpuId,
+      nodeName: gpu.nodeName,
+      domain: gpu.domain,
+      slotCount: gpu.slotCount,
+    })),
+    layers: placement.layers,
+  };
+  return JSON.stringify(canonical);
+}
+
+const encoder = new TextEncoder();
+
+/** FNV-1a 64-bit of a string's UTF-8 bytes, as 16 lowercase hex digits. */
+export function fnv1a64(text: string): string {
+  const bytes = encoder.encode(text);
+  // 64-bit state as four 16-bit limbs (h0 lowest); offset basis 0xcbf29ce484222325.
+  let h0 = 0x2325;
+  let h1 = 0x8422;
+  let h2 = 0x9ce4;
+  let h3 = 0xcbf2;
+  for (let i = 0; i < bytes.length; i++) {
+    h0 ^= bytes[i]!;
+    // Multiply by the FNV prime 0x00000100000001b3 modulo 2^64.
+    const t0 = h0 * 0x1b3;
+    const t1 = h1 * 0x1b3 + (t0 >>> 16);
+    const t2 = h2 * 0x1b3 + h0 * 0x100 + (t1 >>> 16);
+    const t3 = h3 * 0x1b3 + h1 * 0x100 + Math.floor(t2 / 65536);
+    h0 = t0 & 0xffff;
+    h1 = t1 & 0xffff;
+    h2 = t2 & 0xffff;
+    h3 = t3 & 0xffff;
+  }
+  const hex = (v: number): string => v.toString(16).padStart(4, "0");
+  return hex(h3) + hex(h2) + hex(h1) + hex(h0);
+}
+
+/** Content hash of a placement (of its canonical JSON). */
+export function placementHash(placement: Placement): string {
+  return fnv1a64(serializePlacement(placement));
+}
+
+export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+/** Validate JSON (e.g. read back from a ConfigMap) as a Placement. */
+export function parsePlacement(json: unknown): ParseResult<Placement> {
+  if (typeof json !== "object" || json === null) return { ok: false, reason: "placement must be an object" };
+  const o = json as Record<string, unknown>;
+  if (o["version"] !== 1) return { ok: false, reason: `placement.version must be 1, got ${String(o["version"])}` };
+  const layerCount = o["layerCount"];
+  const expertCount = o["expertCount"];
+  if (!Number.isInteger(layerCount) || (layerCount as number) < 0) return { ok: false, reason: "placement.layerCount must be an integer >= 0" };
+  if (!Number.isInteger(expertCount) || (expertCount as number) < 1) return { ok: false, reason: "placement.expertCount must be an integer >= 1" };
+  if (!Array.isArray(o["gpus"])) return { ok: false, reason: "placement.gpus must be an array" };
+  const gpus: PlacementGpu[] = [];
+  for (const [i, g] of (o["gpus"] as unknown[]).entries()) {
+    const gpu = g as Record<string, unknown> | null;
+    if (typeof gpu !== "object" || gpu === null || typeof gpu["gpuId"] !== "string" || typeof gpu["nodeName"] !== "string"
+      || typeof gpu["domain"] !== "string" || !Number.isInteger(gpu["slotCount"]) || (gpu["slotCount"] as number) < 0) {
+      return { ok: false, reason: `placement.gpus[${i}] must have string gpuId, nodeName, domain and integer slotCount >= 0` };
+    }
+    gpus.push({ gpuId: gpu["gpuId"], nodeName: gpu["nodeName"], domain: gpu["domain"], slotCount: gpu["slotCount"] as number });
+  }
+  const layers = o["layers"];
+  if (!Array.isArray(layers) || layers.length !== layerCount) return { ok: false, reason: `placement.layers must be an array of ${String(layerCount)} layers` };
+  for (let l = 0; l < layers.length; l++) {
+    const layer: unknown = layers[l];
+    if (!Array.isArray(layer) || layer.length !== gpus.length) return { ok: false, reason: `placement.layers[${l}] must have one entry per GPU (${gpus.length})` };
+    for (let g = 0; g < layer.length; g++) {
+      const slots: unknown = layer[g];
+      if (!Array.isArray(slots) || slots.length !== gpus[g]!.slotCount) {
+        return { ok: false, reason: `placement.layers[${l}][${g}] must have ${gpus[g]!.slotCount} slots` };
+      }
+      for (const e of slots as unknown[]) {
+        if (!Number.isInteger(e) || ((e as number) !== EMPTY_SLOT && ((e as number) < 0 || (e as number) >= (expertCount as number)))) {
+          return { ok: false, reason: `placement.layers[${l}][${g}] holds ${String(e)}, not an expert id or ${EMPTY_SLOT}` };
+        }
+      }
+    }
+  }
+  return { ok: true, value: { version: 1, layerCount: layerCount as number, expertCount: expertCount as number, gpus, layers: layers as number[][][] } };
+}
