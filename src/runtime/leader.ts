@@ -2,7 +2,7 @@
 // tradition: acquire when the lease is free or expired, renew every
 // retryPeriod, and give up leadership (stop writing at once) when a renewal
 // cannot succeed before the renew deadline.
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Clock } from "./clock.ts";
 import { classifyKubeError } from "../adapters/kube-errors.ts";
@@ -84,7 +84,8 @@ export class LeaderElector {
 
   async #tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity, clock, leaseDurationMs } = this.#o;
-    const now = new Date(clock.nowMs());
+    // Lease times are MicroTime (microsecond precision on the wire).
+    const now = new V1MicroTime(clock.nowMs());
     let lease: V1Lease | undefined;
     try {
       lease = await this.#api.readNamespacedLease({ name, namespace });
@@ -132,7 +133,7 @@ export class LeaderElector {
     if (lease.spec?.holderIdentity !== identity) return;
     await this.#api.replaceNamespacedLease({
       name, namespace,
-      body: { metadata: lease.metadata, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new Date(this.#o.clock.nowMs()) } },
+      body: { metadata: lease.metadata, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime(this.#o.clock.nowMs()) } },
     });
   }
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { KubeConfig, CoreV1Api, type V1Node } from "@kubernetes/client-node";
 import { controlPlaneBins, type ControlPlaneBins } from "./bins.ts";
-import { createPki, renderKubeconfig, type Pki } from "./pki.ts";
+import { createClientCert, createPki, renderKubeconfig, type Pki } from "./pki.ts";
 import { freePort } from "./ports.ts";
 import { startProcess, type ManagedProcess } from "./process.ts";
 import { FatalProbeError, httpGet, waitFor } from "./http-probe.ts";
@@ -50,6 +50,8 @@ export interface LocalCluster {
   readonly processes: readonly ManagedProcess[];
   kubectl(args: string[], opts?: { input?: string }): Promise<KubectlResult>;
   addGpuNodes(pools: GpuNodePool[]): Promise<V1Node[]>;
+  /** A kubeconfig file for another user (client certificate), e.g. to tell writers apart in the audit log. */
+  kubeconfigFor(user: string, groups?: string[]): string;
   stop(): Promise<void>;
 }
 
@@ -250,6 +252,12 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
       processes: procs,
       kubectl,
       addGpuNodes,
+      kubeconfigFor(user, groups = ["system:masters"]) {
+        const { cert, key } = createClientCert(pki, user, groups);
+        const path = join(dir, `kubeconfig-${user.replace(/[^a-zA-Z0-9-]/g, "-")}`);
+        writeFileSync(path, renderKubeconfig({ server, caCertFile: pki.caCert, certFile: cert, keyFile: key, name }), { mode: 0o600 });
+        return path;
+      },
       stop: stopAll,
     };
   } catch (err) {

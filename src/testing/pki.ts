@@ -36,6 +36,14 @@ function signCert(dir: string, name: string, subject: string, ext: string, pki: 
   return { cert, key };
 }
 
+/** A client certificate for `user` in `groups`, signed by the cluster CA. */
+export function createClientCert(pki: Pick<Pki, "dir" | "caCert" | "caKey">, user: string, groups: string[]): { cert: string; key: string } {
+  if (!/^[a-zA-Z0-9:._-]+$/.test(user) || groups.some((g) => !/^[a-zA-Z0-9:._-]+$/.test(g))) throw new Error(`invalid user or group name: ${user} ${groups.join(",")}`);
+  const subject = `${groups.map((g) => `/O=${g}`).join("")}/CN=${user}`;
+  return signCert(pki.dir, `user-${user.replace(/[^a-zA-Z0-9-]/g, "-")}`, subject,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n", pki);
+}
+
 export function createPki(dir: string): Pki {
   const caKey = join(dir, "ca.key");
   const caCert = join(dir, "ca.crt");

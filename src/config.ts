@@ -1,0 +1,32 @@
+// Operator configuration: parsed once, with zod, in main. Nothing else reads
+// process.env.
+import { z } from "zod";
+
+const HostPort = z.string().regex(/^[^:\s]*:\d{1,5}$/, "must be host:port (host may be empty for all interfaces)");
+
+export const OperatorConfigSchema = z.object({
+  kubeconfig: z.string().min(1).optional().describe("Path to a kubeconfig; default: in-cluster, then $KUBECONFIG, then ~/.kube/config."),
+  watchNamespace: z.string().min(1).optional().describe("Watch MoEDeployments in this namespace only; default: all namespaces."),
+  metricsBindAddress: HostPort.default(":8080"),
+  healthProbeBindAddress: HostPort.default(":8081"),
+  leaderElect: z.boolean().default(true),
+  leaderElectionNamespace: z.string().min(1).default("moe-system"),
+  leaderElectionId: z.string().min(1).default("moe-operator-leader"),
+  identity: z.string().min(1),
+  leaseDurationSeconds: z.number().int().min(2).max(300).default(15),
+  renewDeadlineSeconds: z.number().int().min(1).max(300).default(10),
+  retryPeriodSeconds: z.number().int().min(1).max(60).default(2),
+  reconcileIntervalSeconds: z.number().int().min(1).max(3600).default(30),
+  drainSeconds: z.number().int().min(0).max(3600).default(30),
+  maxSurge: z.number().int().min(1).max(1000).default(2),
+  workers: z.number().int().min(1).max(64).default(2),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+}).refine((c) => c.renewDeadlineSeconds < c.leaseDurationSeconds, { message: "renewDeadlineSeconds must be less than leaseDurationSeconds", path: ["renewDeadlineSeconds"] });
+
+export type OperatorConfig = z.output<typeof OperatorConfigSchema>;
+export type OperatorConfigInput = z.input<typeof OperatorConfigSchema>;
+
+export function parseHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(":");
+  return { host: s.slice(0, i) || "0.0.0.0", port: Number(s.slice(i + 1)) };
+}

@@ -1,0 +1,82 @@
+// MoEDeployment spec (API types) -> the domain's DeploymentPolicy (plain data).
+import { expertReplicaBytes, moeLayerCount, routerGpuCount, type MoEDeploymentSpec, type LatencyMetric as ApiLatencyMetric } from "../../api/schema.ts";
+import { makeCapacityPolicy, type LatencyMetric } from "../../domain/capacity/index.ts";
+import type { DeploymentPolicy } from "../../domain/decide.ts";
+
+const METRIC: Record<ApiLatencyMetric, LatencyMetric> = {
+  InterTokenLatency: "itl",
+  TimeToFirstToken: "ttft",
+  TokenLatency: "perTokenLatency",
+};
+
+export interface PolicyContext {
+  /** Price of the router's GPUs, to take their cost out of the budget for shards. */
+  routerUsdPerGpuHour?: number;
+  /** Decision cadence: metric windows are at least a few of these. */
+  reconcileIntervalMs: number;
+}
+
+export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): DeploymentPolicy {
+  const routerGpus = routerGpuCount(spec);
+  const routerPrice = ctx.routerUsdPerGpuHour ?? spec.cost.defaultUsdPerGpuHour;
+  const budget = spec.cost.maxUsdPerHour === undefined ? undefined : Math.max(0, spec.cost.maxUsdPerHour - routerGpus * (routerPrice ?? 0));
+  const coldStartMs = spec.prewarm.coldStartSeconds * 1000;
+  const capacity = makeCapacityPolicy({
+    slo: { metric: METRIC[spec.slo.metric], targetP99Ms: spec.slo.targetLatencyMs },
+    minGpus: spec.scaling.minShards,
+    maxGpus: spec.scaling.maxShards,
+    budgetUsdPerHour: budget,
+    stableWindowMs: Math.max(spec.slo.evaluationWindowSeconds * 1000, 3 * ctx.reconcileIntervalMs),
+    shortWindowMs: Math.max(spec.prewarm.burst.panicWindowSeconds * 1000, ctx.reconcileIntervalMs),
+    // After a burst, scale-down waits one scale-down stabilisation window (at most 5 minutes).
+    burst: {
+      ratio: spec.prewarm.burst.enabled ? spec.prewarm.burst.panicThresholdPercent / 100 : Number.POSITIVE_INFINITY,
+      holdMs: Math.min(5 * 60_000, spec.scaling.scaleDown.stabilizationWindowSeconds * 1000),
+    },
+    scaleUp: {
+      stabilizationWindowMs: spec.scaling.scaleUp.stabilizationWindowSeconds * 1000,
+      maxStepGpus: spec.scaling.scaleUp.maxShardsPerStep,
+      maxStepPercent: 0,
+      periodMs: 0,
+    },
+    scaleDown: {
+      stabilizationWindowMs: spec.scaling.scaleDown.stabilizationWindowSeconds * 1000,
+      maxStepGpus: spec.scaling.scaleDown.maxShardsPerStep,
+      maxStepPercent: 0,
+      // One scale-down step per stabilisation window, at most every 2 minutes.
+      periodMs: Math.min(2 * 60_000, spec.scaling.scaleDown.stabilizationWindowSeconds * 1000),
+    },
+    dataQuality: { maxMetricsAgeMs: Math.max(2 * 60_000, 4 * ctx.reconcileIntervalMs) },
+    schedules: (spec.prewarm.schedules ?? []).map((s) => ({
+      name: s.name,
+      start: s.start,
+      durationMs: s.durationMinutes * 60_000,
+      timezone: s.timeZone,
+      minGpus: s.minShards,
+    })),
+    forecast: { enabled: spec.prewarm.predictive.enabled },
+    leadTime: { defaultColdStartMs: Math.max(coldStartMs, spec.prewarm.predictive.enabled ? spec.prewarm.predictive.leadSeconds * 1000 - 60_000 : 0) },
+  });
+  const memory = spec.serving.gpu.memoryBytes;
+  return {
+    layerCount: moeLayerCount(spec.model),
+    expertCount: spec.model.routedExperts,
+    topK: spec.model.topK,
+    slotsPerGpu: spec.model.expertSlotsPerGpu,
+    bytesPerExpertReplica: memory !== undefined ? expertReplicaBytes(spec.model) : undefined,
+    gpuMemoryBytes: memory,
+    minShards: spec.scaling.minShards,
+    maxShards: spec.scaling.maxShards,
+    manualShards: spec.scaling.shards,
+    routerGpus,
+    capacity,
+    placement: {
+      maxMoveFraction: spec.placement.maxMovedPercent / 100,
+      minBalancednessGain: spec.placement.minBalancednessGainPercent / 100,
+      redundantSlots: spec.placement.maxRedundantSlotsPerLayer,
+      rebalanceIntervalMs: spec.placement.rebalanceIntervalSeconds * 1000,
+      topology: "spread",
+    },
+    defaultUsdPerGpuHour: spec.cost.defaultUsdPerGpuHour > 0 ? spec.cost.defaultUsdPerGpuHour : undefined,
+  };
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// moe-operator: composition root. Flags (and MOE_* environment variables) are
+// parsed here, once, with zod; then the operator runs until SIGTERM/SIGINT.
+import { hostname } from "node:os";
+import { Command } from "commander";
+import { OperatorConfigSchema } from "./config.ts";
+import { createRootLogger } from "./observability/logger.ts";
+import { startOperator } from "./operator.ts";
+
+const env = process.env;
+const program = new Command()
+  .name("moe-operator")
+  .description("Places MoE expert shards by routing heat, pre-warms before bursts and scales toward a latency SLO")
+  .option("--kubeconfig <path>", "kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)", env.MOE_KUBECONFIG)
+  .option("--watch-namespace <ns>", "only this namespace (default: all)", env.MOE_WATCH_NAMESPACE)
+  .option("--metrics-bind-address <host:port>", "metrics endpoint", env.MOE_METRICS_BIND_ADDRESS ?? ":8080")
+  .option("--health-probe-bind-address <host:port>", "healthz/readyz endpoint", env.MOE_HEALTH_PROBE_BIND_ADDRESS ?? ":8081")
+  .option("--leader-elect <bool>", "use a Lease so only one replica writes", env.MOE_LEADER_ELECT ?? "true")
+  .option("--leader-election-namespace <ns>", "namespace of the Lease", env.MOE_LEADER_ELECTION_NAMESPACE ?? env.POD_NAMESPACE ?? "moe-system")
+  .option("--leader-election-id <name>", "name of the Lease", env.MOE_LEADER_ELECTION_ID ?? "moe-operator-leader")
+  .option("--identity <id>", "leader election identity", env.MOE_IDENTITY ?? `${env.POD_NAME ?? hostname()}_${process.pid}`)
+  .option("--lease-duration-seconds <n>", "lease duration", env.MOE_LEASE_DURATION_SECONDS ?? "15")
+  .option("--renew-deadline-seconds <n>", "renew deadline", env.MOE_RENEW_DEADLINE_SECONDS ?? "10")
+  .option("--retry-period-seconds <n>", "retry period", env.MOE_RETRY_PERIOD_SECONDS ?? "2")
+  .option("--reconcile-interval-seconds <n>", "periodic re-evaluation", env.MOE_RECONCILE_INTERVAL_SECONDS ?? "30")
+  .option("--drain-seconds <n>", "drain period before a shard pod is deleted", env.MOE_DRAIN_SECONDS ?? "30")
+  .option("--max-surge <n>", "replacement shard pods starting at once", env.MOE_MAX_SURGE ?? "2")
+  .option("--workers <n>", "concurrent reconciles", env.MOE_WORKERS ?? "2")
+  .option("--log-level <level>", "trace|debug|info|warn|error", env.MOE_LOG_LEVEL ?? "info")
+  .parse();
+
+const o = program.opts<Record<string, string | undefined>>();
+const num = (v: string | undefined) => (v === undefined || v === "" ? undefined : Number(v));
+const parsed = OperatorConfigSchema.safeParse({
+  kubeconfig: o.kubeconfig,
+  watchNamespace: o.watchNamespace,
+  metricsBindAddress: o.metricsBindAddress,
+  healthProbeBindAddress: o.healthProbeBindAddress,
+  leaderElect: o.leaderElect === undefined ? undefined : !["false", "0", "no"].includes(o.leaderElect.toLowerCase()),
+  leaderElectionNamespace: o.leaderElectionNamespace,
+  leaderElectionId: o.leaderElectionId,
+  identity: o.identity,
+  leaseDurationSeconds: num(o.leaseDurationSeconds),
+  renewDeadlineSeconds: num(o.renewDeadlineSeconds),
+  retryPeriodSeconds: num(o.retryPeriodSeconds),
+  reconcileIntervalSeconds: num(o.reconcileIntervalSeconds),
+  drainSeconds: num(o.drainSeconds),
+  maxSurge: num(o.maxSurge),
+  workers: num(o.workers),
+  logLevel: o.logLevel,
+});
+if (!parsed.success) {
+  for (const i of parsed.error.issues) console.error(`invalid configuration: ${i.path.join(".") || "(root)"}: ${i.message}`);
+  process.exit(2);
+}
+const config = parsed.data;
+const logger = createRootLogger({ level: config.logLevel });
+
+const handle = await startOperator(config, { logger }).catch((err: unknown) => {
+  logger.fatal({ err }, "operator failed to start");
+  process.exit(1);
+});
+let stopping = false;
+for (const sig of ["SIGTERM", "SIGINT"] as const) {
+  process.on(sig, () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal: sig }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 20_000);
+    force.unref();
+    handle.stop().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err }, "shutdown failed");
+      process.exit(1);
+    });
+  });
+}

@@ -1,0 +1,191 @@
+// Composition of the operator: caches, the MoEDeployment controller, leader
+// election and the observability server. main.ts parses configuration and
+// calls startOperator; tests call it in-process with their own clock/logger.
+import {
+  AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig,
+  type KubernetesListObject, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V1Node, type V1Pod,
+} from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { API_GROUP, API_VERSION, PLURAL, KIND, FIELD_MANAGER, Label, LabelValue } from "./api/constants.ts";
+import { KubeClient, NotLeaderError } from "./adapters/kube.ts";
+import { createPrometheusReader, type PrometheusReader } from "./adapters/prometheus.ts";
+import { Informer } from "./runtime/informer.ts";
+import { LeaderElector } from "./runtime/leader.ts";
+import { Manager } from "./runtime/manager.ts";
+import { realClock, type Clock } from "./runtime/clock.ts";
+import { createMetrics, type OperatorMetrics } from "./observability/metrics.ts";
+import { startObservabilityServer } from "./observability/server.ts";
+import { MoEDeploymentReconciler, ConflictRequeue, type MoEDeploymentObject } from "./controllers/moedeployment/reconciler.ts";
+import { parseHostPort, type OperatorConfig } from "./config.ts";
+import { isKind } from "./adapters/kube-errors.ts";
+
+export interface OperatorHandle {
+  readonly manager: Manager;
+  readonly reconciler: MoEDeploymentReconciler;
+  readonly metrics: OperatorMetrics;
+  readonly metricsPort: number;
+  readonly healthPort: number;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface OperatorDeps {
+  kubeConfig?: KubeConfig;
+  clock?: Clock;
+  logger: Logger;
+  metrics?: OperatorMetrics;
+  prometheus?: (url: string, timeoutMs: number) => PrometheusReader;
+}
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+function ownerKey(o: KubernetesObject): string | undefined {
+  const ref = o.metadata?.ownerReferences?.find((r) => r.kind === KIND && r.apiVersion.startsWith(`${API_GROUP}/`));
+  return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
+}
+
+export async function startOperator(config: OperatorConfig, deps: OperatorDeps): Promise<OperatorHandle> {
+  const clock = deps.clock ?? realClock;
+  const logger = deps.logger;
+  const metrics = deps.metrics ?? createMetrics();
+  const kc = deps.kubeConfig ?? loadKubeConfig(config.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  let leader: LeaderElector | undefined;
+  const isLeader = () => (leader ? leader.isLeader() : true);
+
+  const kube = new KubeClient({
+    kubeConfig: kc,
+    fieldManager: FIELD_MANAGER,
+    canWrite: isLeader,
+    onWrite: (verb, resource) => metrics.apiWrites.inc({ verb, resource }),
+  });
+  const ns = config.watchNamespace;
+  const managedSelector = `${Label.managedBy}=${LabelValue.managedBy}`;
+  const inf = <T extends KubernetesObject>(name: string, path: string, list: () => Promise<KubernetesListObject<T>>, labelSelector?: string) =>
+    new Informer<T>({ kubeConfig: kc, path, list, labelSelector, clock, logger: logger.child({ informer: name }), onRestart: () => metrics.watchRestarts.inc({ resource: name }) });
+
+  const moeds = inf<MoEDeploymentObject & KubernetesObject>(
+    "moedeployments",
+    ns ? `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`,
+    async () => (ns
+      ? await custom.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PLURAL })
+      : await custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL })) as KubernetesListObject<MoEDeploymentObject & KubernetesObject>,
+  );
+  // All pods: GPU accounting needs what others request on each node.
+  const pods = inf<V1Pod>("pods", "/api/v1/pods", () => core.listPodForAllNamespaces());
+  const deployments = inf<V1Deployment>("deployments", ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : "/apis/apps/v1/deployments",
+    () => (ns ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: managedSelector }) : apps.listDeploymentForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
+  const configMaps = inf<V1ConfigMap>("configmaps", ns ? `/api/v1/namespaces/${ns}/configmaps` : "/api/v1/configmaps",
+    () => (ns ? core.listNamespacedConfigMap({ namespace: ns, labelSelector: managedSelector }) : core.listConfigMapForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
+  const nodes = inf<V1Node>("nodes", "/api/v1/nodes", () => core.listNode());
+
+  const readers = new Map<string, PrometheusReader>();
+  const prometheus = deps.prometheus ?? ((url: string, timeoutMs: number) => {
+    const k = `${url}|${timeoutMs}`;
+    let r = readers.get(k);
+    if (!r) readers.set(k, (r = createPrometheusReader({ baseUrl: url, timeoutMs })));
+    return r;
+  });
+
+  const reconciler = new MoEDeploymentReconciler({
+    kube,
+    moeds,
+    pods,
+    deployments,
+    configMaps,
+    nodes,
+    sources: { prometheus, core, nowMs: () => clock.nowMs() },
+    clock,
+    logger,
+    metrics,
+    config: {
+      reconcileIntervalMs: config.reconcileIntervalSeconds * 1000,
+      drainSeconds: config.drainSeconds,
+      maxSurge: config.maxSurge,
+      component: "moe-operator",
+    },
+  });
+
+  const manager = new Manager({
+    clock,
+    logger,
+    metrics,
+    workers: config.workers,
+    informers: [moeds, pods, deployments, configMaps, nodes] as never[],
+    controller: {
+      name: "moedeployment",
+      reconcile: (key) => reconciler.reconcile(key),
+      isQuietRetry: (err) => err instanceof ConflictRequeue || err instanceof NotLeaderError || isKind(err, "Conflict"),
+    },
+  });
+
+  const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+  moeds.on((o) => manager.enqueue(keyOf(o)));
+  for (const i of [pods, deployments, configMaps] as Informer<KubernetesObject>[]) {
+    i.on((o) => {
+      const k = ownerKey(o);
+      if (k && (!ns || o.metadata?.namespace === ns)) manager.enqueue(k);
+    });
+  }
+  // Node changes (capacity, readiness, prices) concern every deployment.
+  nodes.on(() => {
+    for (const m of moeds.list()) manager.enqueue(keyOf(m));
+  });
+
+  const metricsAddr = parseHostPort(config.metricsBindAddress);
+  const healthAddr = parseHostPort(config.healthProbeBindAddress);
+  const health = {
+    healthy: () => true,
+    ready: () => (manager.synced ? { ready: true } : { ready: false, reason: "caches not synced" }),
+  };
+  const metricsServer = await startObservabilityServer({ host: metricsAddr.host, port: metricsAddr.port, registry: metrics.registry, health });
+  const healthServer = config.healthProbeBindAddress === config.metricsBindAddress
+    ? metricsServer
+    : await startObservabilityServer({ host: healthAddr.host, port: healthAddr.port, registry: metrics.registry, health });
+
+  await manager.startInformers();
+  const allKeys = () => moeds.list().map(keyOf);
+  if (config.leaderElect) {
+    leader = new LeaderElector({
+      kubeConfig: kc,
+      namespace: config.leaderElectionNamespace,
+      name: config.leaderElectionId,
+      identity: config.identity,
+      leaseDurationMs: config.leaseDurationSeconds * 1000,
+      renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+      retryPeriodMs: config.retryPeriodSeconds * 1000,
+      clock,
+      logger,
+      onStartedLeading: () => manager.startWorkers(allKeys),
+      onStoppedLeading: () => manager.stopLeading(),
+    });
+    leader.start();
+  } else {
+    manager.startWorkers(allKeys);
+  }
+  logger.info({ identity: config.identity, leaderElect: config.leaderElect, watchNamespace: ns ?? "(all)", metricsPort: metricsServer.port }, "operator started");
+
+  return {
+    manager,
+    reconciler,
+    metrics,
+    metricsPort: metricsServer.port,
+    healthPort: healthServer.port,
+    isLeader,
+    async stop() {
+      manager.stopLeading();
+      await leader?.stop();
+      await manager.shutdown();
+      await metricsServer.close();
+      if (healthServer !== metricsServer) await healthServer.close();
+      logger.info("operator stopped");
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// Watches shard pods and checks, at every event, that every (layer, expert)
+// has at least one Ready replica among the pods that exist at that instant.
+import { Watch, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { countUncovered } from "../../src/domain/rollout/index.ts";
+
+export interface CoverageWatch {
+  /** Events seen after coverage was first complete. */
+  readonly events: number;
+  /** Largest number of uncovered (layer, expert) pairs seen after coverage was first complete. */
+  readonly worstUncovered: number;
+  readonly violations: string[];
+  readonly established: boolean;
+  stop(): void;
+}
+
+export async function watchCoverage(kc: KubeConfig, namespace: string, deployment: string, layers: number, experts: number): Promise<CoverageWatch> {
+  const pods = new Map<string, V1Pod>();
+  const state = { events: 0, worstUncovered: 0, violations: [] as string[], established: false };
+  const selector = `moe.dev/deployment=${deployment},moe.dev/component=expert-shard`;
+  const check = (what: string) => {
+    const ready = [...pods.values()].filter((p) => p.status?.phase === "Running" && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+    const views = ready.map((p) => ({ experts: JSON.parse(p.metadata?.annotations?.["moe.dev/experts"] ?? "[]") as number[][] }));
+    const missing = countUncovered(views, layers, experts);
+    if (!state.established) {
+      if (missing === 0 && ready.length > 0) state.established = true;
+      return;
+    }
+    state.events++;
+    if (missing > 0) {
+      state.worstUncovered = Math.max(state.worstUncovered, missing);
+      state.violations.push(`${what}: ${missing} uncovered with ${ready.length} ready pods`);
+    }
+  };
+  const initial = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace, labelSelector: selector });
+  for (const p of initial.items) pods.set(p.metadata!.name!, p);
+  check("initial list");
+  const req = await new Watch(kc).watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: selector, resourceVersion: initial.metadata?.resourceVersion }, (type, obj: V1Pod) => {
+    if (type === "DELETED") pods.delete(obj.metadata!.name!);
+    else pods.set(obj.metadata!.name!, obj);
+    check(`${type} ${obj.metadata?.name}`);
+  }, (err: unknown) => {
+    if (err) state.violations.push(`watch ended: ${String((err as Error)?.message ?? err)}`);
+  });
+  return {
+    get events() { return state.events; },
+    get worstUncovered() { return state.worstUncovered; },
+    get violations() { return state.violations; },
+    get established() { return state.established; },
+    stop: () => req.abort(),
+  };
+}
