@@ -93,8 +93,9 @@ demo: deps bins prometheus ## Local cluster with fake GPU nodes (Ctrl-C to stop)
 	$(NODE) node src/cli/demo.ts
 
 .PHONY: bench
-bench: deps ## Benchmarks: ratios against baselines run in the same process
-	@if [ -f bench/placement/run.ts ]; then $(NODE) node bench/placement/run.ts $(BENCH_ARGS); fi
+bench: deps ## Benchmarks (short): placement vs EPLB, policies vs oracle and baselines, same process
+	node bench/placement/run.ts --quick $(BENCH_ARGS)
+	node bench/sim/run.ts --quick $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove build outputs (not the binary cache)

@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// moe-sim: replay a request trace through a simulated expert-sharded MoE fleet under the
+// operator's policy and baselines; writes summary.json, report.md and timeline.svg.
+//   node src/cli/moe-sim.ts --trace ../shared/data/traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv --out out/sim
+//   node src/cli/moe-sim.ts --synthetic-days 14 --policy all --out out/sim
+// Progress goes to stderr; the Markdown table to stdout.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { LATENCY_METRICS } from "../domain/latency/model.ts";
+import type { LatencyMetric } from "../domain/latency/model.ts";
+import {
+  buildSummary,
+  markdownReport,
+  MODEL_PRESETS,
+  POLICY_NAMES,
+  prepareScenario,
+  readTraceFile,
+  runScenario,
+  summaryJson,
+  syntheticRateTrace,
+  timelineSvg,
+  TRACE_FORMATS,
+  TraceParseError,
+} from "../sim/index.ts";
+import type { PolicyName, Progress, Trace, TraceFormat } from "../sim/index.ts";
+
+function positiveNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
+    return n;
+  };
+}
+
+function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function parsePolicies(v: string): PolicyName[] {
+  if (v === "all") return [...POLICY_NAMES];
+  const names = v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const n of names) {
+    if (!(POLICY_NAMES as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown policy "${n}" (${POLICY_NAMES.join("|")}|all)`);
+  }
+  return names as PolicyName[];
+}
+
+interface CliOptions {
+  trace?: string;
+  format?: TraceFormat;
+  syntheticDays: number;
+  policy?: PolicyName[];
+  metric: LatencyMetric;
+  sloMs?: number;
+  preset: string;
+  usdPerGpuHour: number;
+  seed: number;
+  peakGpus: number;
+  scale?: number;
+  arrivalCv: number;
+  inputTokens?: number;
+  outputTokens?: number;
+  coldStartS: number;
+  minGpus?: number;
+  maxGpus?: number;
+  hours?: number;
+  warmupMin?: number;
+  lenient: boolean;
+  out?: string;
+  quiet: boolean;
+}
+
+function makeProgress(quiet: boolean): (p: Progress) => void {
+  let lastKey = "";
+  let lastPct = -1;
+  let lastAt = 0;
+  const tty = process.stderr.isTTY === true;
+  return (p) => {
+    if (quiet) return;
+    const key = p.phase === "policy" ? `policy ${p.policy ?? ""}` : "oracle requirement";
+    const pct = Math.floor(p.fraction * 100);
+    const now = performance.now();
+    if (key === lastKey && pct < 100 && (pct - lastPct < 10 && now - lastAt < 2000)) return;
+    lastKey = key;
+    lastPct = pct;
+    lastAt = now;
+    const line = `[moe-sim] ${key}: ${pct}%`;
+    if (tty) process.stderr.write(`\r${line.padEnd(48)}${pct >= 100 ? "\n" : ""}`);
+    else process.stderr.write(`${line}\n`);
+  };
+}
+
+export function main(argv: readonly string[]): number {
+  const program = new Command();
+  program
+    .name("moe-sim")
+    .description("Trace-driven MoE fleet simulator: the operator's policy vs baselines and the oracle")
+    .option("--trace <file>", "trace file (Azure CSV, Mooncake JSONL or rate CSV); omit for a synthetic diurnal+burst trace")
+    .addOption(new Option("--format <format>", "trace format (detected from the file when omitted)").choices(TRACE_FORMATS as string[]))
+    .option("--synthetic-days <days>", "length of the synthetic trace when --trace is omitted", positiveNumber("--synthetic-days"), 1)
+    .option("--policy <names>", `policies, comma-separated: ${POLICY_NAMES.join("|")}|all (default: all)`, parsePolicies)
+    .addOption(new Option("--metric <metric>", "latency the SLO names").choices(LATENCY_METRICS as string[]).default("perTokenLatency"))
+    .option("--slo-ms <ms>", "p99 target of the SLO metric (default: 60 per-token, 50 ITL, 2000 TTFT)", positiveNumber("--slo-ms"))
+    .addOption(new Option("--preset <model>", "model shape").choices(Object.keys(MODEL_PRESETS)).default("deepseek-v3"))
+    .option("--usd-per-gpu-hour <usd>", "GPU price", positiveNumber("--usd-per-gpu-hour"), 2)
+    .option("--seed <n>", "seed (same seed, byte-identical summary.json)", nonNegativeInt("--seed"), 1)
+    .option("--peak-gpus <n>", "scale the trace so its peak minute needs about this many GPUs", positiveNumber("--peak-gpus"), 200)
+    .option("--scale <x>", "explicit rate/token multiplier (overrides --peak-gpus)", positiveNumber("--scale"))
+    .option("--arrival-cv <cv>", "Gamma inter-arrival CV for rate series", positiveNumber("--arrival-cv"), 2)
+    .option("--input-tokens <n>", "mean input tokens per request for rate series (default 914)", positiveNumber("--input-tokens"))
+    .option("--output-tokens <n>", "mean output tokens per request for rate series (default 155)", positiveNumber("--output-tokens"))
+    .option("--cold-start-s <s>", "median GPU worker start-to-Ready (log-normal, sigma 0.3)", positiveNumber("--cold-start-s"), 240)
+    .option("--min-gpus <n>", "lower bound (default: fewest GPUs that hold all experts)", nonNegativeInt("--min-gpus"))
+    .option("--max-gpus <n>", "upper bound (default 3 x --peak-gpus)", positiveNumber("--max-gpus"))
+    .option("--hours <h>", "replay only the first h hours", positiveNumber("--hours"))
+    .option("--warmup-min <m>", "leading minutes not scored (default 10 % of the replay, at most 30)", nonNegativeInt("--warmup-min"))
+    .option("--lenient", "skip and count bad trace lines instead of failing", false)
+    .option("--out <dir>", "write summary.json, report.md and timeline.svg here")
+    .option("--quiet", "no progress on stderr", false)
+    .exitOverride();
+  try {
+    program.parse([...argv], { from: "user" });
+  } catch (e) {
+    const code = (e as { exitCode?: number }).exitCode;
+    return code === undefined ? 2 : code === 0 ? 0 : 2;
+  }
+  const o = program.opts<CliOptions>();
+  let trace: Trace;
+  try {
+    trace = o.trace === undefined
+      ? syntheticRateTrace({ seed: o.seed, durationS: Math.round(o.syntheticDays * 86_400), meanRatePerS: 200, name: `synthetic-diurnal-${o.syntheticDays}d` })
+      : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens });
+  } catch (e) {
+    if (e instanceof TraceParseError) {
+      console.error(`moe-sim: ${e.message}${o.lenient ? "" : " (use --lenient to skip bad lines)"}`);
+      return 1;
+    }
+    console.error(`moe-sim: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+  if (trace.skippedLines > 0 && !o.quiet) console.error(`[moe-sim] ${trace.skippedLines} bad lines skipped (first: line ${trace.skipped[0]?.line}: ${trace.skipped[0]?.reason})`);
+  const started = performance.now();
+  const scenario = prepareScenario(trace, {
+    metric: o.metric,
+    sloMs: o.sloMs,
+    preset: o.preset,
+    usdPerGpuHour: o.usdPerGpuHour,
+    seed: o.seed,
+    peakGpus: o.peakGpus,
+    scale: o.scale,
+    arrivalCv: o.arrivalCv,
+    policies: o.policy ?? [...POLICY_NAMES],
+    minGpus: o.minGpus,
+    maxGpus: o.maxGpus,
+    coldStart: { medianS: o.coldStartS },
+    maxSeconds: o.hours === undefined ? undefined : Math.round(o.hours * 3600),
+    warmupS: o.warmupMin === undefined ? undefined : o.warmupMin * 60,
+  });
+  if (!o.quiet) console.error(`[moe-sim] ${trace.name}: ${(scenario.load.seconds / 3600).toFixed(1)} h, scale x${scenario.scale.toFixed(3)}, policies ${scenario.config.policies.join(",")}`);
+  const result = runScenario(scenario, makeProgress(o.quiet));
+  const summary = buildSummary(scenario, result);
+  const report = markdownReport(summary);
+  if (o.out !== undefined) {
+    mkdirSync(o.out, { recursive: true });
+    writeFileSync(join(o.out, "summary.json"), summaryJson(summary));
+    writeFileSync(join(o.out, "report.md"), report);
+    writeFileSync(join(o.out, "timeline.svg"), timelineSvg(scenario, result));
+    if (!o.quiet) console.error(`[moe-sim] wrote ${join(o.out, "summary.json")}, report.md, timeline.svg`);
+  }
+  process.stdout.write(report);
+  if (!o.quiet) console.error(`[moe-sim] done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
+}
+
+if (import.meta.main) {
+  process.exitCode = main(process.argv.slice(2));
+}

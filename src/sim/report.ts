@@ -1,0 +1,334 @@
+// Reports of a replay: summary.json (deterministic: no clock, no paths, rounded numbers, fixed
+// key order), a Markdown table and an SVG timeline written by hand.
+
+import type { Scenario } from "./scenario.ts";
+import type { PolicyResult, SimResult } from "./runner.ts";
+import type { PolicyName } from "./types.ts";
+
+function round(x: number, digits = 4): number | null {
+  if (!Number.isFinite(x)) return null;
+  const f = Math.pow(10, digits);
+  const r = Math.round(x * f) / f;
+  return Object.is(r, -0) ? 0 : r;
+}
+
+export interface PolicySummary {
+  readonly name: PolicyName;
+  readonly gpuHours: number | null;
+  readonly costUsd: number | null;
+  /** GPU-hours / oracle GPU-hours (null without an oracle run). */
+  readonly gpuHoursVsOracle: number | null;
+  /** 1 - GPU-hours / static GPU-hours (null without a static run). */
+  readonly savingVsStatic: number | null;
+  readonly sloAttainment: number | null;
+  readonly minutes: number;
+  readonly violatedMinutes: number;
+  readonly coldStartViolationMinutes: number;
+  readonly predictableBurstViolationMinutes: number;
+  readonly worstP99Ms: number | null;
+  readonly p99OfMinuteP99Ms: number | null;
+  readonly meanGpus: number | null;
+  readonly peakGpus: number;
+  readonly scaleUps: number;
+  readonly scaleDowns: number;
+  readonly coldStarts: number;
+}
+
+export interface TargetCheck {
+  readonly name: string;
+  readonly target: string;
+  readonly value: number | null;
+  readonly met: boolean | null;
+}
+
+export interface Summary {
+  readonly tool: "moe-sim";
+  readonly schemaVersion: 1;
+  readonly trace: {
+    readonly name: string;
+    readonly format: string;
+    readonly seconds: number;
+    readonly requests: number | null;
+    readonly scale: number | null;
+    readonly arrivalCv: number | null;
+    readonly skippedLines: number;
+    readonly startEpochMs: number;
+  };
+  readonly config: {
+    readonly metric: string;
+    readonly sloMs: number;
+    readonly preset: string;
+    readonly usdPerGpuHour: number;
+    readonly seed: number;
+    readonly minGpus: number;
+    readonly maxGpus: number;
+    readonly warmupS: number;
+    readonly coldStart: { readonly medianS: number; readonly sigma: number; readonly minS: number; readonly maxS: number };
+    readonly scrapeIntervalS: number;
+    readonly scrapeDelayS: number;
+    readonly loadNoise: number;
+    readonly latencyNoise: number;
+    readonly groundTruth: Record<string, number | string>;
+  };
+  readonly reference: {
+    readonly staticGpus: number;
+    readonly oracleColdStartS: number | null;
+    readonly unattainableMinutes: number;
+    readonly predictableMinutes: number;
+    readonly tunedUtilization: number | null;
+    readonly peakRequirementGpus: number;
+  };
+  readonly policies: readonly PolicySummary[];
+  readonly targets: readonly TargetCheck[];
+}
+
+export function buildSummary(scenario: Scenario, result: SimResult): Summary {
+  const oracle = result.results.find((r) => r.name === "oracle");
+  const stat = result.results.find((r) => r.name === "static");
+  let requests = 0;
+  for (const r of scenario.load.requests) requests += r;
+  let peakReq = 0;
+  for (const r of result.requirement) peakReq = Math.max(peakReq, r);
+  const c = scenario.config;
+  const policies: PolicySummary[] = result.results.map((r: PolicyResult) => ({
+    name: r.name,
+    gpuHours: round(r.gpuHours, 3),
+    costUsd: round(r.costUsd, 2),
+    gpuHoursVsOracle: oracle !== undefined && oracle.gpuHours > 0 ? round(r.gpuHours / oracle.gpuHours) : null,
+    savingVsStatic: stat !== undefined && stat.gpuHours > 0 ? round(1 - r.gpuHours / stat.gpuHours) : null,
+    sloAttainment: round(r.sloAttainment, 5),
+    minutes: r.minutes,
+    violatedMinutes: r.violatedMinutes,
+    coldStartViolationMinutes: r.coldStartViolationMinutes,
+    predictableBurstViolationMinutes: r.predictableBurstViolationMinutes,
+    worstP99Ms: round(r.worstP99Ms, 2),
+    p99OfMinuteP99Ms: round(r.p99OfMinuteP99Ms, 2),
+    meanGpus: round(r.meanGpus, 3),
+    peakGpus: r.peakGpus,
+    scaleUps: r.scaleUps,
+    scaleDowns: r.scaleDowns,
+    coldStarts: r.coldStarts,
+  }));
+  const ours = policies.find((p) => p.name === "ours");
+  const targets: TargetCheck[] = [];
+  if (ours !== undefined) {
+    targets.push({ name: "ours SLO attainment", target: ">= 0.995 of minutes", value: ours.sloAttainment, met: ours.sloAttainment === null ? null : ours.sloAttainment >= 0.995 });
+    if (ours.gpuHoursVsOracle !== null) targets.push({ name: "ours GPU-hours vs oracle", target: "<= 1.10", value: ours.gpuHoursVsOracle, met: ours.gpuHoursVsOracle <= 1.1 });
+    if (ours.savingVsStatic !== null) targets.push({ name: "ours GPU-hours saved vs static peak", target: ">= 0.40 (14-day diurnal series)", value: ours.savingVsStatic, met: ours.savingVsStatic >= 0.4 });
+    targets.push({ name: "ours cold-start violations on predictable bursts", target: "0 minutes", value: ours.predictableBurstViolationMinutes, met: result.predictableMinutes === 0 ? null : ours.predictableBurstViolationMinutes === 0 });
+  }
+  const groundTruth: Record<string, number | string> = {};
+  for (const [k, v] of Object.entries(c.truth)) groundTruth[k] = typeof v === "number" ? (round(v, 6) ?? 0) : v;
+  return {
+    tool: "moe-sim",
+    schemaVersion: 1,
+    trace: {
+      name: scenario.trace.name,
+      format: scenario.trace.format,
+      seconds: scenario.load.seconds,
+      requests: round(requests, 1),
+      scale: round(scenario.scale, 6),
+      arrivalCv: scenario.trace.kind === "rate" ? scenario.arrivalCv : null,
+      skippedLines: scenario.trace.skippedLines,
+      startEpochMs: scenario.load.startEpochMs,
+    },
+    config: {
+      metric: c.metric,
+      sloMs: c.sloMs,
+      preset: c.shape.name,
+      usdPerGpuHour: c.usdPerGpuHour,
+      seed: c.seed,
+      minGpus: result.minGpus,
+      maxGpus: result.maxGpus,
+      warmupS: c.warmupS ?? 0,
+      coldStart: { ...c.coldStart },
+      scrapeIntervalS: c.scrapeIntervalS,
+      scrapeDelayS: c.scrapeDelayS,
+      loadNoise: c.loadNoise,
+      latencyNoise: c.latencyNoise,
+      groundTruth,
+    },
+    reference: {
+      staticGpus: result.staticGpus,
+      oracleColdStartS: round(result.oracleColdStartS, 1),
+      unattainableMinutes: result.unattainableMinutes,
+      predictableMinutes: result.predictableMinutes,
+      tunedUtilization: round(result.tunedUtilization, 4),
+      peakRequirementGpus: peakReq,
+    },
+    policies,
+    targets,
+  };
+}
+
+export function summaryJson(summary: Summary): string {
+  return `${JSON.stringify(summary, null, 2)}\n`;
+}
+
+function fmt(x: number | null, digits: number): string {
+  return x === null ? "n/a" : x.toFixed(digits);
+}
+
+function pct(x: number | null, digits = 2): string {
+  return x === null ? "n/a" : `${(x * 100).toFixed(digits)}%`;
+}
+
+export function markdownTable(summary: Summary): string {
+  const rows = summary.policies.map((p) =>
+    `| ${p.name} | ${fmt(p.gpuHours, 1)} | ${fmt(p.costUsd, 0)} | ${fmt(p.gpuHoursVsOracle, 3)} | ${pct(p.savingVsStatic, 1)} | ${pct(p.sloAttainment)} | ${p.violatedMinutes} | ${p.coldStartViolationMinutes} | ${p.predictableBurstViolationMinutes} | ${fmt(p.p99OfMinuteP99Ms, 0)} | ${fmt(p.worstP99Ms, 0)} | ${fmt(p.meanGpus, 1)} | ${p.peakGpus} |`);
+  return [
+    "| policy | GPU-hours | cost USD | x oracle | saved vs static | SLO met (minutes) | violated min | cold-start viol. min | predictable-burst viol. min | p99 of minute p99 (ms) | worst p99 (ms) | mean GPUs | peak GPUs |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...rows,
+  ].join("\n");
+}
+
+export function markdownReport(summary: Summary): string {
+  const t = summary.trace;
+  const c = summary.config;
+  const r = summary.reference;
+  const lines = [
+    `# moe-sim: ${t.name}`,
+    "",
+    `Trace ${t.name} (${t.format}), ${(t.seconds / 3600).toFixed(1)} h, ${fmt(t.requests, 0)} requests after scaling x${fmt(t.scale, 3)}${t.arrivalCv === null ? "" : `, Gamma arrivals CV ${t.arrivalCv}`}${t.skippedLines > 0 ? `, ${t.skippedLines} bad lines skipped` : ""}.`,
+    `SLO: p99 ${c.metric} <= ${c.sloMs} ms every minute. Model ${c.preset}, GPUs ${c.minGpus}-${c.maxGpus}, $${c.usdPerGpuHour}/GPU-hour, seed ${c.seed}, first ${c.warmupS / 60} min not scored.`,
+    `Cold start log-normal, median ${c.coldStart.medianS} s (sigma ${c.coldStart.sigma}, ${c.coldStart.minS}-${c.coldStart.maxS} s); metrics scraped every ${c.scrapeIntervalS} s, ${c.scrapeDelayS} s late.`,
+    `Static peak = ${r.staticGpus} GPUs; oracle cold start ${fmt(r.oracleColdStartS, 0)} s; hpa/kpa utilisation target (tuned in hindsight) ${fmt(r.tunedUtilization, 3)}; ${r.unattainableMinutes} minutes unattainable at max GPUs; ${r.predictableMinutes} minutes in predictable ramps.`,
+    "",
+    markdownTable(summary),
+    "",
+  ];
+  if (summary.targets.length > 0) {
+    lines.push("Targets (ours):", "");
+    for (const tc of summary.targets) {
+      const mark = tc.met === null ? "n/a" : tc.met ? "met" : "NOT met";
+      lines.push(`- ${tc.name}: ${tc.value === null ? "n/a" : tc.value} (target ${tc.target}): ${mark}`);
+    }
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+const COLORS: Readonly<Record<PolicyName, string>> = {
+  ours: "#d62728",
+  static: "#7f7f7f",
+  schedule: "#8c564b",
+  hpa: "#1f77b4",
+  kpa: "#17becf",
+  "slo-keda": "#9467bd",
+  oracle: "#2ca02c",
+};
+
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+function n1(x: number): string {
+  return (Math.round(x * 10) / 10).toString();
+}
+
+/** SVG timeline: load, GPUs per policy, p99 per policy against the SLO (log scale). */
+export function timelineSvg(scenario: Scenario, result: SimResult): string {
+  const width = 1200;
+  const left = 70;
+  const right = 150;
+  const plotW = width - left - right;
+  const panelH = 170;
+  const gap = 46;
+  const top = 54;
+  const height = top + 3 * panelH + 2 * gap + 40;
+  const minutes = result.minutes;
+  const buckets = Math.max(1, Math.min(plotW, minutes));
+  const per = minutes / buckets;
+  const xOf = (b: number): number => left + (buckets <= 1 ? 0 : (b / (buckets - 1)) * plotW);
+  const reduce = (series: ArrayLike<number>, how: "mean" | "max"): number[] => {
+    const out: number[] = [];
+    for (let b = 0; b < buckets; b++) {
+      const a = Math.floor(b * per);
+      const e = Math.max(a + 1, Math.floor((b + 1) * per));
+      let acc = how === "max" ? -Infinity : 0;
+      let n = 0;
+      for (let m = a; m < Math.min(e, minutes); m++) {
+        const v = series[m] as number;
+        if (Number.isNaN(v)) continue;
+        if (how === "max") acc = Math.max(acc, v);
+        else acc += v;
+        n++;
+      }
+      out.push(n === 0 ? NaN : how === "max" ? acc : acc / n);
+    }
+    return out;
+  };
+  const slo = scenario.config.sloMs;
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
+  parts.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">${esc(`moe-sim: ${scenario.trace.name}, p99 ${scenario.config.metric} SLO ${slo} ms, ${scenario.config.shape.name}`)}</text>`);
+  const hours = minutes / 60;
+  const tickEveryH = hours <= 3 ? 0.25 : hours <= 30 ? 3 : hours <= 96 ? 12 : 24;
+  const panel = (i: number, title: string, yMin: number, yMax: number, log: boolean, unit: string): ((v: number) => number) => {
+    const y0 = top + i * (panelH + gap);
+    const yOf = (v: number): number => {
+      const f = log ? (Math.log(Math.max(v, yMin)) - Math.log(yMin)) / (Math.log(yMax) - Math.log(yMin)) : (v - yMin) / (yMax - yMin || 1);
+      return y0 + panelH - Math.min(1, Math.max(0, f)) * panelH;
+    };
+    parts.push(`<rect x="${left}" y="${y0}" width="${plotW}" height="${panelH}" fill="none" stroke="#ccc"/>`);
+    parts.push(`<text x="${left}" y="${y0 - 6}" font-weight="bold">${esc(title)}</text>`);
+    const ticks = log ? [yMin, Math.sqrt(yMin * yMax), yMax] : [yMin, (yMin + yMax) / 2, yMax];
+    for (const t of ticks) {
+      parts.push(`<text x="${left - 6}" y="${n1(yOf(t) + 4)}" text-anchor="end">${esc(t >= 1000 ? `${n1(t / 1000)}k` : n1(t))}</text>`);
+      parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${n1(yOf(t))}" y2="${n1(yOf(t))}" stroke="#eee"/>`);
+    }
+    parts.push(`<text x="${left - 50}" y="${y0 + panelH / 2}" transform="rotate(-90 ${left - 50} ${y0 + panelH / 2})" text-anchor="middle">${esc(unit)}</text>`);
+    for (let h = 0; h <= hours + 1e-9; h += tickEveryH) {
+      const x = left + (minutes <= 1 ? 0 : ((h * 60) / (minutes - 1)) * plotW);
+      if (x > left + plotW + 0.5) break;
+      parts.push(`<line x1="${n1(x)}" x2="${n1(x)}" y1="${y0 + panelH}" y2="${y0 + panelH + 4}" stroke="#999"/>`);
+      if (i === 2) parts.push(`<text x="${n1(x)}" y="${y0 + panelH + 16}" text-anchor="middle">${esc(tickEveryH >= 24 ? `d${Math.round(h / 24)}` : tickEveryH >= 1 ? `${Math.round(h)}h` : `${Math.round(h * 60)}m`)}</text>`);
+    }
+    return yOf;
+  };
+  const polyline = (values: number[], yOf: (v: number) => number, color: string, widthPx: number, dash?: string): void => {
+    let d = "";
+    let pen = false;
+    values.forEach((v, b) => {
+      if (!Number.isFinite(v) && v !== Infinity) { pen = false; return; }
+      d += `${pen ? "L" : "M"}${n1(xOf(b))} ${n1(yOf(v))} `;
+      pen = true;
+    });
+    if (d !== "") parts.push(`<path d="${d.trim()}" fill="none" stroke="${color}" stroke-width="${widthPx}"${dash === undefined ? "" : ` stroke-dasharray="${dash}"`}/>`);
+  };
+  // Panel 1: load.
+  const load = reduce(result.loadPerMinute, "mean");
+  let maxLoad = 0;
+  for (const v of load) if (Number.isFinite(v)) maxLoad = Math.max(maxLoad, v);
+  const yLoad = panel(0, `Offered load (${scenario.config.metric === "ttft" ? "input" : "output"} tokens/s, per-minute mean)`, 0, maxLoad * 1.05 || 1, false, "tokens/s");
+  polyline(load, yLoad, "#333", 1.2);
+  // Panel 2: GPUs.
+  let maxGpus = 0;
+  for (const t of result.timelines) for (const v of t.gpus) maxGpus = Math.max(maxGpus, v);
+  const yGpu = panel(1, "Provisioned GPUs (ready + warming) per policy; grey: per-minute requirement", 0, Math.max(1, maxGpus * 1.05), false, "GPUs");
+  polyline(reduce(result.requirement, "max"), yGpu, "#bbb", 1);
+  // Panel 3: p99 vs SLO.
+  const yP99 = panel(2, `p99 ${scenario.config.metric} per minute (log scale; dashed: SLO ${slo} ms)`, slo / 4, slo * 16, true, "ms");
+  parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${n1(yP99(slo))}" y2="${n1(yP99(slo))}" stroke="#000" stroke-dasharray="6 4"/>`);
+  const order = [...result.timelines].sort((a, b) => (a.name === "ours" ? 1 : 0) - (b.name === "ours" ? 1 : 0));
+  for (const t of order) {
+    const color = COLORS[t.name];
+    const w = t.name === "ours" ? 2 : 1.1;
+    polyline(reduce(t.gpus, "mean"), yGpu, color, w, t.name === "oracle" ? "4 3" : undefined);
+    polyline(reduce(t.p99Ms, "max"), yP99, color, w, t.name === "oracle" ? "4 3" : undefined);
+  }
+  // Legend.
+  const summaries = new Map(result.results.map((r) => [r.name, r]));
+  result.timelines.forEach((t, i) => {
+    const y = top + 10 + i * 34;
+    const x = left + plotW + 14;
+    const r = summaries.get(t.name);
+    parts.push(`<line x1="${x}" x2="${x + 22}" y1="${y}" y2="${y}" stroke="${COLORS[t.name]}" stroke-width="3"${t.name === "oracle" ? ` stroke-dasharray="4 3"` : ""}/>`);
+    parts.push(`<text x="${x + 28}" y="${y + 4}" font-weight="${t.name === "ours" ? "bold" : "normal"}">${esc(t.name)}</text>`);
+    if (r !== undefined) parts.push(`<text x="${x + 28}" y="${y + 18}" fill="#555" font-size="10">${esc(`${r.gpuHours.toFixed(0)} GPU-h, ${(r.sloAttainment * 100).toFixed(1)}% met`)}</text>`);
+  });
+  parts.push("</svg>");
+  return `${parts.join("\n")}\n`;
+}

@@ -1,0 +1,520 @@
+// The replay: one shared world (work per second, latency jitter, drifting heat, cold-start delays)
+// and, per policy, a fleet with cold starts driven by that policy on its own cadence from delayed,
+// noisy observations. Ground truth runs in 1 s steps; SLO attainment is judged per minute.
+
+import { createRng, seedFrom } from "../domain/rng.ts";
+import { defaultLatencyModelParams } from "../domain/latency/model.ts";
+import type { LatencyMetric } from "../domain/latency/model.ts";
+import type { CapacityPolicyInput } from "../domain/capacity/index.ts";
+import { ExpertFleetModel, minGpusForShape } from "./experts.ts";
+import type { ModelShape } from "./experts.ts";
+import { computeRequirement, planOracle } from "./oracle.ts";
+import {
+  createHpaPolicy,
+  createKpaPolicy,
+  createOursPolicy,
+  createSchedulePolicy,
+  createSloKedaPolicy,
+  createStaticPolicy,
+  scheduleInitialGpus,
+  staticPeakGpus,
+} from "./policies.ts";
+import type { PolicyContext } from "./policies.ts";
+import { latencyMultiplier, MinuteAggregator, resolveWaitWeight, stepSecond } from "./truth.ts";
+import type { GroundTruthParams, QueueState } from "./truth.ts";
+import type { LoadSeries, Observation, PolicyName, ScalingPolicy, WorkSeries } from "./types.ts";
+
+export interface ColdStartDistribution {
+  /** Median start-to-Ready (s). */
+  readonly medianS: number;
+  /** Sigma of the log-normal. */
+  readonly sigma: number;
+  readonly minS: number;
+  readonly maxS: number;
+}
+
+/** Public reports: large-model pods take 2-8+ minutes to Ready. Median 4 min, p99 ~8 min. */
+export const DEFAULT_COLD_START: ColdStartDistribution = { medianS: 240, sigma: 0.3, minS: 90, maxS: 900 };
+
+export function coldStartMeanS(c: ColdStartDistribution): number {
+  return Math.min(c.maxS, Math.max(c.minS, c.medianS * Math.exp((c.sigma * c.sigma) / 2)));
+}
+
+export function coldStartQuantileS(c: ColdStartDistribution, z: number): number {
+  return Math.min(c.maxS, Math.max(c.minS, c.medianS * Math.exp(c.sigma * z)));
+}
+
+export interface SimConfig {
+  readonly metric: LatencyMetric;
+  readonly sloMs: number;
+  readonly usdPerGpuHour: number;
+  readonly seed: number;
+  readonly shape: ModelShape;
+  readonly truth: GroundTruthParams;
+  readonly minGpus?: number;
+  /** Upper bound of every policy and of the oracle's search. */
+  readonly maxGpus: number;
+  readonly coldStart: ColdStartDistribution;
+  readonly scrapeIntervalS: number;
+  readonly scrapeDelayS: number;
+  /** Relative sd of the scraped load rates. */
+  readonly loadNoise: number;
+  /** Relative sd of the scraped latency quantiles (histogram buckets). */
+  readonly latencyNoise: number;
+  readonly policies: readonly PolicyName[];
+  /**
+   * Leading seconds replayed but not scored (cost and SLO), for every policy alike: the policies'
+   * learned state (calibration, windows) starts empty, a running cluster's would not. Whole minutes.
+   */
+  readonly warmupS?: number;
+  /** Overrides of the operator's capacity policy (e.g. schedules, forecast). */
+  readonly ours?: Partial<CapacityPolicyInput>;
+  readonly oursIntervalS?: number;
+}
+
+export const DEFAULT_SIM_SETTINGS = {
+  scrapeIntervalS: 15,
+  scrapeDelayS: 30,
+  loadNoise: 0.03,
+  latencyNoise: 0.05,
+} as const;
+
+export interface PolicyResult {
+  readonly name: PolicyName;
+  readonly gpuHours: number;
+  readonly costUsd: number;
+  readonly minutes: number;
+  readonly minutesMet: number;
+  /** minutesMet / minutes (minutes without traffic count as met). */
+  readonly sloAttainment: number;
+  readonly violatedMinutes: number;
+  /** Violated minutes while ordered capacity would have sufficed but was still warming. */
+  readonly coldStartViolationMinutes: number;
+  /** Violated minutes inside predictable ramps (daily-recurring rises of the requirement). */
+  readonly predictableBurstViolationMinutes: number;
+  readonly worstP99Ms: number;
+  /** 99th percentile over minutes of the per-minute p99. */
+  readonly p99OfMinuteP99Ms: number;
+  readonly meanGpus: number;
+  readonly peakGpus: number;
+  readonly scaleUps: number;
+  readonly scaleDowns: number;
+  readonly coldStarts: number;
+}
+
+export interface PolicyTimeline {
+  readonly name: PolicyName;
+  /** Mean provisioned GPUs per minute. */
+  readonly gpus: Float32Array;
+  readonly p99Ms: Float32Array;
+}
+
+export interface SimResult {
+  readonly seconds: number;
+  readonly minutes: number;
+  readonly requirement: Int32Array;
+  readonly unattainableMinutes: number;
+  readonly predictableMinutes: number;
+  readonly staticGpus: number;
+  readonly minGpus: number;
+  readonly maxGpus: number;
+  readonly oracleColdStartS: number;
+  /** Utilisation target given to hpa and kpa (see tunedUtilizationTarget). */
+  readonly tunedUtilization: number;
+  readonly results: readonly PolicyResult[];
+  readonly timelines: readonly PolicyTimeline[];
+  /** Mean work tokens/s per minute. */
+  readonly loadPerMinute: Float32Array;
+}
+
+export interface Progress {
+  readonly phase: "requirement" | "policy";
+  readonly policy?: PolicyName;
+  /** 0..1 within the phase (or policy). */
+  readonly fraction: number;
+}
+
+/** Per-minute flag: the requirement rises (>= 15 % over its 30-min low) and did so at this time of day the day before. */
+export function predictableRampMinutes(req: Int32Array): Uint8Array {
+  const n = req.length;
+  const ramp = new Uint8Array(n);
+  for (let m = 0; m < n; m++) {
+    let low = Infinity;
+    for (let k = Math.max(0, m - 30); k <= m; k++) low = Math.min(low, req[k] as number);
+    if ((req[m] as number) >= 1.15 * low && (req[m] as number) > low) ramp[m] = 1;
+  }
+  const out = new Uint8Array(n);
+  for (let m = 1440; m < n; m++) {
+    if (ramp[m] !== 1) continue;
+    for (let k = m - 1440 - 15; k <= m - 1440 + 15; k++) {
+      if (k >= 0 && ramp[k] === 1) { out[m] = 1; break; }
+    }
+  }
+  return out;
+}
+
+/**
+ * The utilisation target a careful user would tune a utilisation autoscaler to, in hindsight: the
+ * 5th percentile, over minutes whose requirement is above the floor, of the utilisation (of the
+ * nominal per-GPU saturation) at which the minute just meets the SLO. At that target ~95 % of
+ * minutes would meet the SLO in steady state.
+ */
+export function tunedUtilizationTarget(loadPerMinute: Float32Array, requirement: Int32Array, minGpus: number, nominalTokensPerSecondPerGpu: number): number {
+  const u: number[] = [];
+  for (let m = 0; m < requirement.length; m++) {
+    const r = requirement[m] as number;
+    const l = loadPerMinute[m] as number;
+    if (r > minGpus && l > 0) u.push(l / (r * nominalTokensPerSecondPerGpu));
+  }
+  if (u.length === 0) return 0.5;
+  u.sort((a, b) => a - b);
+  return Math.max(0.05, u[Math.floor(0.05 * (u.length - 1))] as number);
+}
+
+/** A fleet whose new GPUs become Ready after a cold start drawn from a shared sequence. */
+export class ColdStartFleet {
+  provisioned: number;
+  ready: number;
+  private pendingReadyAt: number[] = [];
+  private pendingStart: number[] = [];
+  private readonly delays: () => number;
+  completedDurationsMs: number[] = [];
+  coldStarts = 0;
+  constructor(initial: number, delays: () => number) {
+    this.provisioned = initial;
+    this.ready = initial;
+    this.delays = delays;
+  }
+  setDesired(desired: number, nowS: number): void {
+    if (desired > this.provisioned) {
+      for (let k = this.provisioned; k < desired; k++) {
+        const readyAt = nowS + this.delays();
+        // Keep pending sorted by ready time.
+        let i = this.pendingReadyAt.length;
+        while (i > 0 && (this.pendingReadyAt[i - 1] as number) > readyAt) i--;
+        this.pendingReadyAt.splice(i, 0, readyAt);
+        this.pendingStart.splice(i, 0, nowS);
+        this.coldStarts++;
+      }
+      this.provisioned = desired;
+    } else if (desired < this.provisioned) {
+      let remove = this.provisioned - desired;
+      // Cancel the GPUs furthest from Ready first, then release Ready ones.
+      while (remove > 0 && this.pendingReadyAt.length > 0) {
+        this.pendingReadyAt.pop();
+        this.pendingStart.pop();
+        remove--;
+      }
+      this.ready -= remove;
+      this.provisioned = desired;
+    }
+  }
+  advance(nowS: number): void {
+    while (this.pendingReadyAt.length > 0 && (this.pendingReadyAt[0] as number) <= nowS) {
+      const at = this.pendingReadyAt.shift() as number;
+      const start = this.pendingStart.shift() as number;
+      this.ready++;
+      this.completedDurationsMs.push((at - start) * 1000);
+    }
+  }
+}
+
+interface World {
+  readonly work: WorkSeries;
+  readonly load: LoadSeries;
+  readonly jitter: Float32Array;
+  readonly experts: ExpertFleetModel;
+  readonly waitWeight: number;
+}
+
+function makePolicy(name: Exclude<PolicyName, "oracle">, ctx: PolicyContext, config: SimConfig): ScalingPolicy {
+  switch (name) {
+    case "ours": return createOursPolicy(ctx, config.ours ?? {}, config.oursIntervalS ?? 30);
+    case "static": return createStaticPolicy(ctx);
+    case "schedule": return createSchedulePolicy(ctx);
+    case "hpa": return createHpaPolicy(ctx);
+    case "kpa": return createKpaPolicy(ctx);
+    case "slo-keda": return createSloKedaPolicy(ctx);
+  }
+}
+
+interface Accumulated {
+  result: PolicyResult;
+  timeline: PolicyTimeline;
+}
+
+function finishResult(
+  name: PolicyName,
+  config: SimConfig,
+  gpuSeconds: number,
+  minuteP99: Float64Array,
+  minuteGpus: Float32Array,
+  violatedFlags: Uint8Array,
+  coldStartFlags: Uint8Array,
+  predictable: Uint8Array,
+  counts: { scaleUps: number; scaleDowns: number; coldStarts: number; peakGpus: number },
+  warmupMinutes: number,
+): Accumulated {
+  const allMinutes = minuteP99.length;
+  const minutes = Math.max(0, allMinutes - warmupMinutes);
+  let violated = 0;
+  let coldViol = 0;
+  let predViol = 0;
+  let worst = 0;
+  const p99s: number[] = [];
+  for (let m = warmupMinutes; m < allMinutes; m++) {
+    const v = minuteP99[m] as number;
+    if (Number.isFinite(v) || v === Infinity) {
+      worst = Math.max(worst, v);
+      p99s.push(v);
+    }
+    if (violatedFlags[m] === 1) {
+      violated++;
+      if (coldStartFlags[m] === 1) coldViol++;
+      if (predictable[m] === 1) predViol++;
+    }
+  }
+  p99s.sort((a, b) => a - b);
+  const p99OfP99 = p99s.length === 0 ? 0 : (p99s[Math.min(p99s.length - 1, Math.floor(0.99 * (p99s.length - 1) + 0.5))] as number);
+  const gpuHours = gpuSeconds / 3600;
+  const p99f = new Float32Array(allMinutes);
+  for (let m = 0; m < allMinutes; m++) p99f[m] = minuteP99[m] as number;
+  return {
+    result: {
+      name,
+      gpuHours,
+      costUsd: gpuHours * config.usdPerGpuHour,
+      minutes,
+      minutesMet: minutes - violated,
+      sloAttainment: minutes > 0 ? (minutes - violated) / minutes : 1,
+      violatedMinutes: violated,
+      coldStartViolationMinutes: coldViol,
+      predictableBurstViolationMinutes: predViol,
+      worstP99Ms: worst,
+      p99OfMinuteP99Ms: p99OfP99,
+      meanGpus: minutes > 0 ? gpuSeconds / (minutes * 60) : 0,
+      peakGpus: counts.peakGpus,
+      scaleUps: counts.scaleUps,
+      scaleDowns: counts.scaleDowns,
+      coldStarts: counts.coldStarts,
+    },
+    timeline: { name, gpus: minuteGpus, p99Ms: p99f },
+  };
+}
+
+interface FleetDriver {
+  readonly name: PolicyName;
+  provisioned(s: number): number;
+  ready(s: number): number;
+  /** Called once per second before the ground truth step. */
+  tick(s: number): void;
+  readonly counts: { scaleUps: number; scaleDowns: number; coldStarts: number; peakGpus: number };
+}
+
+function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirement: Int32Array, predictable: Uint8Array, minuteP99: Float64Array, minuteP90: Float64Array, onProgress?: (f: number) => void): Accumulated {
+  const { work, jitter, experts, waitWeight } = world;
+  const seconds = work.seconds;
+  const minutes = Math.ceil(seconds / 60);
+  const truth = config.truth;
+  const state: QueueState = { backlogTokens: 0 };
+  const agg = new MinuteAggregator();
+  const minuteGpus = new Float32Array(minutes);
+  const violated = new Uint8Array(minutes);
+  const coldFlags = new Uint8Array(minutes);
+  const warmupMinutes = Math.floor((config.warmupS ?? 0) / 60);
+  let gpuSeconds = 0;
+  let minuteProv = 0;
+  let minuteWarming = 0;
+  let secsInMinute = 0;
+  for (let s = 0; s < seconds; s++) {
+    driver.tick(s);
+    const ready = driver.ready(s);
+    const prov = driver.provisioned(s);
+    const q = experts.quality(ready, Math.floor(s / experts.epochS));
+    const base = stepSecond(truth, waitWeight, state, work.tokens[s] as number, { readyGpus: ready, balancedness: q.balancedness, crossNodeShare: q.crossNodeShare });
+    agg.add(base * latencyMultiplier(truth, jitter[s] as number), work.tokens[s] as number);
+    if (s >= warmupMinutes * 60) gpuSeconds += prov;
+    minuteProv += prov;
+    minuteWarming += prov - ready;
+    secsInMinute++;
+    if (secsInMinute === 60 || s === seconds - 1) {
+      const m = Math.floor(s / 60);
+      const [p99, p90] = agg.flush();
+      minuteP99[m] = p99;
+      minuteP90[m] = p90;
+      const meanProv = minuteProv / secsInMinute;
+      minuteGpus[m] = meanProv;
+      if (p99 > config.sloMs && m >= warmupMinutes) {
+        violated[m] = 1;
+        if (minuteWarming > 0 && meanProv >= (requirement[m] as number)) coldFlags[m] = 1;
+      }
+      minuteProv = 0;
+      minuteWarming = 0;
+      secsInMinute = 0;
+      if (onProgress !== undefined && (m & 1023) === 0) onProgress(s / seconds);
+    }
+  }
+  return finishResult(driver.name, config, gpuSeconds, minuteP99, minuteGpus, violated, coldFlags, predictable, driver.counts, warmupMinutes);
+}
+
+/** Replay a work series under every configured policy. */
+export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimConfig, onProgress?: (p: Progress) => void): SimResult {
+  const seconds = work.seconds;
+  const minutes = Math.ceil(seconds / 60);
+  const rootSeed = config.seed >>> 0;
+  const jitterRng = createRng((rootSeed ^ seedFrom("jitter")) >>> 0);
+  const jitter = new Float32Array(seconds);
+  for (let s = 0; s < seconds; s++) jitter[s] = jitterRng.normal();
+  const experts = new ExpertFleetModel(config.shape, { seed: (rootSeed ^ seedFrom("heat")) >>> 0 });
+  const waitWeight = resolveWaitWeight(config.truth, work.meanOutputTokens);
+  const world: World = { work, load, jitter, experts, waitWeight };
+  const minGpus = Math.max(config.minGpus ?? 0, minGpusForShape(config.shape));
+  const maxGpus = Math.max(minGpus, config.maxGpus);
+
+  const req = computeRequirement(
+    { work, truth: config.truth, waitWeight, jitter, experts, sloMs: config.sloMs, minGpus, maxGpus },
+    (m, total) => onProgress?.({ phase: "requirement", fraction: m / total }),
+  );
+  onProgress?.({ phase: "requirement", fraction: 1 });
+  const requirement = req.gpus;
+  const predictable = predictableRampMinutes(requirement);
+  let predictableMinutes = 0;
+  for (const p of predictable) predictableMinutes += p;
+
+  const loadPerMinute = new Float32Array(minutes);
+  for (let m = 0; m < minutes; m++) {
+    const a = m * 60;
+    const b = Math.min(seconds, a + 60);
+    loadPerMinute[m] = ((work.tokensPrefix[b] as number) - (work.tokensPrefix[a] as number)) / Math.max(1, b - a);
+  }
+  const nominal = defaultLatencyModelParams(config.metric).tokensPerSecondPerGpu;
+  const tunedUtilization = tunedUtilizationTarget(loadPerMinute, requirement, minGpus, nominal);
+  const ctx: PolicyContext = {
+    metric: config.metric,
+    sloMs: config.sloMs,
+    minGpus,
+    maxGpus,
+    usdPerGpuHour: config.usdPerGpuHour,
+    nominalTokensPerSecondPerGpu: nominal,
+    tunedUtilization,
+    requirementPerMinute: requirement,
+    startEpochMs: load.startEpochMs,
+    scheduleLeadS: coldStartQuantileS(config.coldStart, 2.326) + 60,
+  };
+  const staticGpus = staticPeakGpus(ctx);
+  let initialAdaptive = minGpus;
+  for (let m = 0; m < Math.min(minutes, 10); m++) initialAdaptive = Math.max(initialAdaptive, requirement[m] as number);
+
+  const results: PolicyResult[] = [];
+  const timelines: PolicyTimeline[] = [];
+  const oracleColdStartS = coldStartMeanS(config.coldStart);
+  for (const name of config.policies) {
+    const minuteP99 = new Float64Array(minutes).fill(NaN);
+    const minuteP90 = new Float64Array(minutes).fill(NaN);
+    const progress = (f: number): void => onProgress?.({ phase: "policy", policy: name, fraction: f });
+    let acc: Accumulated;
+    if (name === "oracle") {
+      const plan = planOracle(requirement, seconds, oracleColdStartS);
+      let peak = 0;
+      let ups = 0;
+      let downs = 0;
+      for (let s = 0; s < seconds; s++) {
+        const p = plan.provisioned[s] as number;
+        peak = Math.max(peak, p);
+        if (s > 0) {
+          const prev = plan.provisioned[s - 1] as number;
+          if (p > prev) ups++;
+          else if (p < prev) downs++;
+        }
+      }
+      const driver: FleetDriver = {
+        name,
+        provisioned: (s) => plan.provisioned[s] as number,
+        ready: (s) => plan.ready[s] as number,
+        tick: () => {},
+        counts: { scaleUps: ups, scaleDowns: downs, coldStarts: ups, peakGpus: peak },
+      };
+      acc = runFleet(world, config, driver, requirement, predictable, minuteP99, minuteP90, progress);
+    } else {
+      const policy = makePolicy(name, ctx, config);
+      const initial = name === "static" ? staticGpus : name === "schedule" ? Math.max(minGpus, scheduleInitialGpus(ctx)) : initialAdaptive;
+      const delayRng = createRng((rootSeed ^ seedFrom("coldstart")) >>> 0);
+      const cs = config.coldStart;
+      const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
+      const fleet = new ColdStartFleet(initial, delays);
+      const obsRng = createRng((rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
+      const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
+      const loadNoise = config.loadNoise;
+      const latNoise = config.latencyNoise;
+      const windowS = Math.max(1, Math.round(policy.observationWindowS));
+      const interval = Math.max(1, Math.round(policy.intervalS));
+      const driver: FleetDriver = {
+        name,
+        provisioned: () => fleet.provisioned,
+        ready: () => fleet.ready,
+        counts,
+        tick(s: number): void {
+          fleet.advance(s);
+          if (s % interval !== 0) return;
+          const endS = Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS;
+          if (endS <= 0) return; // no scrape yet: the policy cannot act
+          const startS = Math.max(0, endS - windowS);
+          const span = endS - startS;
+          const noisy = (x: number, sd: number): number => Math.max(0, x * (1 + sd * obsRng.normal()));
+          const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, loadNoise);
+          const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, loadNoise);
+          const lastMinute = Math.floor(endS / 60) - 1;
+          const p99 = lastMinute >= 0 ? (minuteP99[lastMinute] as number) : NaN;
+          const p90 = lastMinute >= 0 ? (minuteP90[lastMinute] as number) : NaN;
+          const q = experts.quality(fleet.ready, Math.floor(s / experts.epochS));
+          const nowMs = load.startEpochMs + s * 1000;
+          const obs: Observation = {
+            nowMs,
+            metricsAtMs: load.startEpochMs + endS * 1000,
+            windowMs: span * 1000,
+            tokensPerSecond: tps,
+            requestsPerSecond: rps,
+            observedP99Ms: Number.isNaN(p99) ? undefined : Number.isFinite(p99) ? noisy(p99, latNoise) : p99,
+            observedP90Ms: Number.isNaN(p90) ? undefined : Number.isFinite(p90) ? noisy(p90, latNoise) : p90,
+            provisionedGpus: fleet.provisioned,
+            readyGpus: fleet.ready,
+            warmingGpus: fleet.provisioned - fleet.ready,
+            balancedness: Math.min(1, Math.max(0.01, q.balancedness * (1 + 0.01 * obsRng.normal()))),
+            crossNodeShare: q.crossNodeShare,
+            redundantExpertsPerGpu: q.redundantExpertsPerGpu,
+            coldStartDurationsMs: fleet.completedDurationsMs,
+            usdPerGpuHour: config.usdPerGpuHour,
+          };
+          fleet.completedDurationsMs = [];
+          const step = policy.step(obs, nowMs);
+          const desired = Math.min(maxGpus, Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)));
+          const before = fleet.provisioned;
+          fleet.setDesired(desired, s);
+          if (desired > before) counts.scaleUps++;
+          else if (desired < before) counts.scaleDowns++;
+          counts.coldStarts = fleet.coldStarts;
+          counts.peakGpus = Math.max(counts.peakGpus, fleet.provisioned);
+        },
+      };
+      acc = runFleet(world, config, driver, requirement, predictable, minuteP99, minuteP90, progress);
+    }
+    progress(1);
+    results.push(acc.result);
+    timelines.push(acc.timeline);
+  }
+  return {
+    seconds,
+    minutes,
+    requirement,
+    unattainableMinutes: req.unattainableMinutes,
+    predictableMinutes,
+    staticGpus,
+    minGpus,
+    maxGpus,
+    oracleColdStartS,
+    tunedUtilization,
+    results,
+    timelines,
+    loadPerMinute,
+  };
+}
