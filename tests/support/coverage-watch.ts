@@ -31,21 +31,34 @@ export async function watchCoverage(kc: KubeConfig, namespace: string, deploymen
       state.violations.push(`${what}: ${missing} uncovered with ${ready.length} ready pods`);
     }
   };
-  const initial = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace, labelSelector: selector });
-  for (const p of initial.items) pods.set(p.metadata!.name!, p);
-  check("initial list");
-  const req = await new Watch(kc).watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: selector, resourceVersion: initial.metadata?.resourceVersion }, (type, obj: V1Pod) => {
-    if (type === "DELETED") pods.delete(obj.metadata!.name!);
-    else pods.set(obj.metadata!.name!, obj);
-    check(`${type} ${obj.metadata?.name}`);
-  }, (err: unknown) => {
-    if (err) state.violations.push(`watch ended: ${String((err as Error)?.message ?? err)}`);
-  });
+  let stopped = false;
+  let req: AbortController | undefined;
+  const api = kc.makeApiClient(CoreV1Api);
+  // List, then watch from the list's resourceVersion; when the watch ends (the
+  // client times long watches out), list and watch again.
+  const run = async (): Promise<void> => {
+    if (stopped) return;
+    const list = await api.listNamespacedPod({ namespace, labelSelector: selector });
+    pods.clear();
+    for (const p of list.items) pods.set(p.metadata!.name!, p);
+    check("list");
+    req = await new Watch(kc).watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: selector, resourceVersion: list.metadata?.resourceVersion }, (type, obj: V1Pod) => {
+      if (type === "DELETED") pods.delete(obj.metadata!.name!);
+      else pods.set(obj.metadata!.name!, obj);
+      check(`${type} ${obj.metadata?.name}`);
+    }, () => {
+      if (!stopped) setTimeout(() => void run().catch((err: unknown) => state.violations.push(`re-watch failed: ${String(err)}`)), 10);
+    });
+  };
+  await run();
   return {
     get events() { return state.events; },
     get worstUncovered() { return state.worstUncovered; },
     get violations() { return state.violations; },
     get established() { return state.established; },
-    stop: () => req.abort(),
+    stop: () => {
+      stopped = true;
+      req?.abort();
+    },
   };
 }
