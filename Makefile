@@ -43,13 +43,21 @@ prometheus: ## Install Debian's prometheus if missing
 
 ##@ Development
 .PHONY: manifests
-manifests: deps ## Regenerate crds/ from the zod schemas in src/api
+manifests: deps ## Regenerate crds/ from the zod schemas in src/api, and the chart/kustomize copies
 	$(NODE) node src/cli/gen-crds.ts
+	$(NODE) node hack/sync-packaging.ts
 
 .PHONY: lint
-lint: deps ## eslint, and fail if crds/ is stale against src/api
+lint: deps ## eslint; fail if crds/ or the chart/kustomize copies are stale; helm lint
 	$(NPM) run -s lint
 	node src/cli/gen-crds.ts --check
+	node hack/sync-packaging.ts --check
+	$(MAKE) --no-print-directory helm-lint
+
+.PHONY: helm-lint
+helm-lint: deps ## helm lint --strict and helm template of charts/moe-operator
+	@HELM="$$(bash hack/helm.sh)"; "$$HELM" lint --strict charts/moe-operator && \
+	  "$$HELM" template moe-operator charts/moe-operator -n moe-system >/dev/null && echo "helm template ok"
 
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
@@ -96,6 +104,10 @@ demo: deps bins prometheus ## Local cluster with fake GPU nodes (Ctrl-C to stop)
 bench: deps ## Benchmarks (short): placement vs EPLB, policies vs oracle and baselines, same process
 	node bench/placement/run.ts --quick $(BENCH_ARGS)
 	node bench/sim/run.ts --quick $(BENCH_ARGS)
+
+.PHONY: image
+image: ## Build the operator image (needs docker or podman)
+	$${CONTAINER_ENGINE:-docker} build -t $${IMG:-localhost/moe-operator:dev} .
 
 .PHONY: clean
 clean: ## Remove build outputs (not the binary cache)

@@ -29,6 +29,10 @@ export interface LocalPrometheus {
   readonly url: string;
   readonly dir: string;
   readonly process: ManagedProcess;
+  /** Stop the process but keep its port, config and data (to test an outage). */
+  pause(): Promise<void>;
+  /** Start it again on the same port with the same data. */
+  resume(): Promise<void>;
   /** Replace the scrape configs and reload (POST /-/reload). */
   reconfigure(scrapeConfigs: ScrapeConfig[]): Promise<void>;
   stop(): Promise<void>;
@@ -62,28 +66,25 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Loc
   writeFileSync(configFile, renderConfig(opts, opts.scrapeConfigs));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = startProcess({
-    name: "prometheus",
-    command: binary,
-    args: [
+  const args = [
       `--config.file=${configFile}`,
       `--storage.tsdb.path=${join(dir, "data")}`,
       `--web.listen-address=127.0.0.1:${port}`,
       "--web.enable-lifecycle",
       "--storage.tsdb.retention.time=1d",
       "--log.level=warn",
-    ],
-    logFile: join(dir, "prometheus.log"),
-  });
+  ];
+  let proc: ManagedProcess = startProcess({ name: "prometheus", command: binary, args, logFile: join(dir, "prometheus.log") });
   const stop = async () => {
     await proc.stop(5_000);
     if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
   };
+  const ready = () => waitFor("prometheus /-/ready", async () => {
+    if (proc.exitCode !== undefined) throw new FatalProbeError(`prometheus exited: ${proc.logTail()}`);
+    return (await httpGet(`${url}/-/ready`)).status === 200 ? true : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 200, onTimeout: () => proc.logTail() });
   try {
-    await waitFor("prometheus /-/ready", async () => {
-      if (proc.exitCode !== undefined) throw new FatalProbeError(`prometheus exited: ${proc.logTail()}`);
-      return (await httpGet(`${url}/-/ready`)).status === 200 ? true : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 200, onTimeout: () => proc.logTail() });
+    await ready();
   } catch (err) {
     await stop();
     throw err;
@@ -91,7 +92,16 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Loc
   return {
     url,
     dir,
-    process: proc,
+    get process() {
+      return proc;
+    },
+    async pause() {
+      await proc.stop(5_000);
+    },
+    async resume() {
+      proc = startProcess({ name: "prometheus", command: binary, args, logFile: join(dir, "prometheus.log") });
+      await ready();
+    },
     async reconfigure(scrapeConfigs) {
       writeFileSync(configFile, renderConfig(opts, scrapeConfigs));
       const res = await fetch(`${url}/-/reload`, { method: "POST" });
