@@ -98,7 +98,7 @@ test: deps ## Everything: lint, types, unit, integration, e2e
 ##@ Run
 .PHONY: demo
 demo: deps bins prometheus ## Local cluster with fake GPU nodes (Ctrl-C to stop)
-	$(NODE) node src/cli/demo.ts
+	node src/cli/demo.ts $(DEMO_ARGS)
 
 .PHONY: bench
 bench: deps ## Benchmarks (short): placement vs EPLB, policies vs oracle and baselines, same process

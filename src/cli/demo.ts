@@ -1,43 +1,200 @@
-// `make demo`: an embedded local cluster with fake GPU nodes of two kinds.
-// Keeps running until Ctrl-C, then stops every process it started.
-import { startCluster } from "../testing/cluster.ts";
+// `make demo`: the whole story on an embedded local cluster with fake GPU nodes.
+// Starts the control plane (8 GPU nodes of two kinds), a real Prometheus, the
+// fleet emulator and the operator; applies the DeepSeek-V3 sample (adapted to
+// the demo fleet); replays a ~6 minute scenario (steady load, a daily ramp a
+// schedule pre-warms for, an unpredictable burst, a shift in expert heat, a quiet
+// period); shows a live view; ends with a summary and an SVG timeline.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Command } from "commander";
+import { parse as parseYaml } from "yaml";
+import { cronForMinuteAfter, EMULATOR_HEAT_QUERY, EMULATOR_LATENCY_QUERY, startStack, type Stack } from "../testing/stack.ts";
 import { DEMO_GPU_POOLS, NodeLabels } from "../testing/gpu-nodes.ts";
+import { repoRoot } from "../testing/bins.ts";
+import type { ScenarioPoint } from "../emulator/server.ts";
+import { renderDemoTimeline, type DemoSample } from "./demo-report.ts";
+
+const program = new Command()
+  .name("demo")
+  .option("--out <dir>", "where to write the summary and timeline", "out/demo")
+  .option("--keep", "keep the cluster running after the scenario until Ctrl-C", false)
+  .option("--quick", "a shorter scenario (about 3 minutes)", false)
+  .parse();
+const opts = program.opts<{ out: string; keep: boolean; quick: boolean }>();
+
+const NAME = "deepseek-v3";
+const tty = process.stdout.isTTY === true;
+const say = (s: string) => console.log(s);
+
+function demoSpec(prometheusUrl: string, windowCron: string) {
+  const sample = parseYaml(readFileSync(join(repoRoot(), "deploy", "samples", "deepseek-v3.yaml"), "utf8")) as { metadata: Record<string, unknown>; spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const s = sample.spec;
+  // The demo fleet: 4 x 8 H100 + 4 x 8 H200 fake GPUs, no weight volume, compressed time.
+  delete s.serving.gpu.nodeSelector;
+  s.serving.router.replicas = 1;
+  s.serving.router.gpusPerReplica = 4;
+  for (const t of [s.serving.router.template, s.serving.expertShards.template]) {
+    delete t.spec.volumes;
+    for (const c of t.spec.containers) delete c.volumeMounts;
+  }
+  s.serving.expertShards.template.metadata = { annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": "20s" } };
+  s.placement = { ...s.placement, rebalanceIntervalSeconds: 30, minBalancednessGainPercent: 1 };
+  s.slo.evaluationWindowSeconds = 15;
+  s.scaling = { minShards: 32, maxShards: 58, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 }, scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 } };
+  s.heatSource = { type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: prometheusUrl, query: EMULATOR_HEAT_QUERY, rateWindowSeconds: 15, timeoutSeconds: 5 } };
+  s.latencySource = { type: "Prometheus", prometheus: { url: prometheusUrl, query: EMULATOR_LATENCY_QUERY, timeoutSeconds: 5 } };
+  s.prewarm = {
+    coldStartSeconds: 20,
+    schedules: [{ name: "daily-peak", start: windowCron, durationMinutes: 2, timeZone: "UTC", minShards: 48 }],
+    predictive: { enabled: false },
+    burst: { enabled: true, panicThresholdPercent: 150, panicWindowSeconds: 10 },
+  };
+  s.cost = { defaultUsdPerGpuHour: 2, priceLabelKey: NodeLabels.priceUsdPerGpuHour, maxUsdPerHour: 400 };
+  return { apiVersion: "moe.dev/v1alpha1", kind: "MoEDeployment", metadata: { name: NAME, namespace: "default" }, spec: s };
+}
+
+interface Status {
+  desiredShards?: number;
+  currentShards?: number;
+  currentGpus?: number;
+  conditions?: { type: string; status: string; reason: string; message: string }[];
+  latency?: { observedMs?: number; targetMs: number };
+  cost?: { usdPerHour: number };
+  placement?: { version: number; balancedness?: number; movedFraction?: number };
+  lastScale?: { fromShards: number; toShards: number; reason: string; message?: string };
+}
 
 async function main(): Promise<void> {
-  console.log("Starting a local Kubernetes control plane (etcd, kube-apiserver, scheduler, controller-manager, kwok)...");
-  const cluster = await startCluster({ name: "moe-demo", gpuNodes: DEMO_GPU_POOLS, log: (m) => console.log(`  ${m}`) });
+  const t0 = Date.now();
+  say("moe-operator demo: starting a local control plane with 8 fake GPU nodes, Prometheus, the fleet emulator and the operator...");
+  // The window opens at a whole UTC minute, 2-3 minutes from now (cron has minute resolution).
+  const window = cronForMinuteAfter(Date.now(), opts.quick ? 75_000 : 120_000);
+  const startMs = Date.now();
+  const W = (window.atMs - startMs) / 1000;
+  const quickScale = opts.quick ? 0.6 : 1;
+  const points: ScenarioPoint[] = [
+    { tS: 0, tokensPerSecond: 30_000, phase: "steady" },
+    { tS: W - 5, tokensPerSecond: 30_000, phase: "daily ramp" },
+    { tS: W + 20, tokensPerSecond: 60_000, phase: "peak" },
+    { tS: W + 70 * quickScale, tokensPerSecond: 60_000, phase: "burst" },
+    { tS: W + 72 * quickScale, tokensPerSecond: 75_000, phase: "burst" },
+    { tS: W + 95 * quickScale, tokensPerSecond: 75_000, phase: "after burst" },
+    { tS: W + 100 * quickScale, tokensPerSecond: 45_000, phase: "heat shift" },
+    { tS: W + 160 * quickScale, tokensPerSecond: 45_000, phase: "quiet" },
+    { tS: W + 170 * quickScale, tokensPerSecond: 15_000, phase: "quiet" },
+  ];
+  const endS = W + (opts.quick ? 200 : 260) * quickScale;
+  const stack: Stack = await startStack({
+    name: "moe-demo",
+    gpuNodes: DEMO_GPU_POOLS,
+    deployment: NAME,
+    model: { layers: 61, denseLayers: 3, routedExperts: 256, topK: 8 },
+    scenario: { startMs, points, heatShifts: [{ tS: W + 100 * quickScale, seed: 2026 }], heatSeed: 3 },
+    log: (m) => say(`  ${m}`),
+  });
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (why: string, code: number) => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n${signal}: stopping the local cluster...`);
-    await cluster.stop();
-    console.log("All control-plane processes stopped. Bye.");
-    process.exit(0);
+    say(`\n${why}: stopping the operator, emulator, Prometheus and the control plane...`);
+    await stack.stop();
+    say("Everything stopped; no processes left behind.");
+    process.exit(code);
   };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("Ctrl-C", 130));
+  process.on("SIGTERM", () => void shutdown("SIGTERM", 143));
 
-  const columns = [
-    "NAME:.metadata.name",
-    `POOL:.metadata.labels.moe\\.dev/node-pool`,
-    `GPU:.metadata.labels.nvidia\\.com/gpu\\.product`,
-    `GPUS:.status.allocatable.nvidia\\.com/gpu`,
-    `USD/GPU-H:.metadata.labels.moe\\.dev/price-usd-per-gpu-hour`,
-    `DOMAIN:.metadata.labels.moe\\.dev/topology-domain`,
-    "READY:.status.conditions[?(@.type==\"Ready\")].status",
-  ].join(",");
-  const nodes = await cluster.kubectl(["get", "nodes", "-l", `${NodeLabels.kwokType}=kwok`, "-o", `custom-columns=${columns}`]);
-  console.log(`\nControl plane ready in ${(cluster.startupMs / 1000).toFixed(1)} s. GPU nodes:\n`);
-  console.log(nodes.stdout || nodes.stderr);
-  console.log("Point kubectl at it (in another terminal):");
-  console.log(`  export KUBECONFIG=${cluster.kubeconfigPath}`);
-  console.log(`  ${cluster.bins.kubectl} get nodes   # version-matched kubectl`);
-  console.log("\nRunning. Press Ctrl-C to stop and clean up.");
-  if (process.env.MOE_DEMO_EXIT_AFTER_MS) {
-    setTimeout(() => void shutdown("timer"), Number(process.env.MOE_DEMO_EXIT_AFTER_MS));
+  const kubectl = stack.cluster.kubectl;
+  const nodes = await kubectl(["get", "nodes", "-l", "type=kwok", "-o", "custom-columns=NAME:.metadata.name,GPU:.metadata.labels.nvidia\\.com/gpu\\.product,GPUS:.status.allocatable.nvidia\\.com/gpu,USD/GPU-H:.metadata.labels.moe\\.dev/price-usd-per-gpu-hour"]);
+  say(`\nGPU nodes (control plane ready in ${(stack.cluster.startupMs / 1000).toFixed(1)} s):\n${nodes.stdout}`);
+  const applied = await kubectl(["apply", "-f", "-"], { input: JSON.stringify(demoSpec(stack.prometheus.url, window.cron)) });
+  if (applied.code !== 0) throw new Error(`applying the sample failed: ${applied.stderr}`);
+  say(`Applied deploy/samples/deepseek-v3.yaml (61 layers, 256 experts, top-8, 9 slots/GPU), adapted to the demo fleet:`);
+  say(`  minShards 32, maxShards 58, router 1 x 4 GPUs, shard cold start 20 s, schedule "daily-peak" at ${new Date(window.atMs).toISOString().slice(11, 16)} UTC holding >= 48 shards.`);
+  say(`  Prometheus ${stack.prometheus.url}   kubectl: export KUBECONFIG=${stack.cluster.kubeconfigPath}\n`);
+  say(`Scenario: steady 30k tok/s -> daily ramp to 60k at the window (t+${Math.round(W)} s) -> burst to 75k -> expert heat shift -> quiet 15k.\n`);
+
+  const samples: DemoSample[] = [];
+  const events: string[] = [];
+  let lastScaleKey = "";
+  let lastVersion = 0;
+  while ((Date.now() - startMs) / 1000 < endS) {
+    const tS = (Date.now() - startMs) / 1000;
+    const r = await kubectl(["get", "moed", NAME, "-o", "json"]);
+    const st: Status = r.code === 0 ? (JSON.parse(r.stdout) as { status?: Status }).status ?? {} : {};
+    const em = stack.emulator.last();
+    const cond = (t: string) => st.conditions?.find((c) => c.type === t);
+    const sample: DemoSample = {
+      tS,
+      tokensPerSecond: em?.tokensPerSecond ?? 0,
+      desiredShards: st.desiredShards ?? 0,
+      readyShards: em?.servingShards ?? 0,
+      p99Ms: st.latency?.observedMs,
+      sloMs: st.latency?.targetMs ?? 50,
+      usdPerHour: st.cost?.usdPerHour ?? 0,
+      phase: em?.phase ?? "",
+    };
+    samples.push(sample);
+    const scaleKey = st.lastScale ? `${st.lastScale.fromShards}->${st.lastScale.toShards}:${st.lastScale.reason}` : "";
+    if (scaleKey && scaleKey !== lastScaleKey) {
+      events.push(`t+${tS.toFixed(0)}s scale ${st.lastScale!.fromShards} -> ${st.lastScale!.toShards} shards (${st.lastScale!.reason}): ${st.lastScale!.message ?? ""}`);
+      lastScaleKey = scaleKey;
+    }
+    if ((st.placement?.version ?? 0) !== lastVersion && st.placement) {
+      if (lastVersion > 0) events.push(`t+${tS.toFixed(0)}s placement v${st.placement.version}: balancedness ${st.placement.balancedness ?? "?"}, moved ${((st.placement.movedFraction ?? 0) * 100).toFixed(1)}% of expert weights`);
+      lastVersion = st.placement.version;
+    }
+    const line = [
+      `t+${tS.toFixed(0).padStart(3)}s ${(sample.phase || "").padEnd(11)}`,
+      `load ${(sample.tokensPerSecond / 1000).toFixed(1).padStart(5)}k tok/s`,
+      `shards ${String(sample.readyShards).padStart(2)} ready / ${String(sample.desiredShards).padStart(2)} desired`,
+      `p99 ITL ${sample.p99Ms === undefined ? "   - " : sample.p99Ms.toFixed(1).padStart(5)} ms (SLO ${sample.sloMs})`,
+      `$${sample.usdPerHour.toFixed(0).padStart(3)}/h`,
+      `Ready=${cond("Ready")?.status ?? "?"} SLOMet=${cond("SLOMet")?.status ?? "?"} Prewarming=${cond("Prewarming")?.status === "True" ? cond("Prewarming")!.reason : "False"} Metrics=${cond("MetricsAvailable")?.status ?? "?"}`,
+    ].join(" | ");
+    if (tty) {
+      process.stdout.write("\x1b[2J\x1b[H");
+      say(`moe-operator demo  (Ctrl-C stops and cleans up)   window "daily-peak" opens at t+${Math.round(W)} s\n`);
+      say(line);
+      say(`\nlast decision: ${st.lastScale ? `${st.lastScale.reason}: ${st.lastScale.message ?? ""}` : "(none yet)"}`);
+      say(`Progressing: ${cond("Progressing")?.reason ?? "?"}: ${cond("Progressing")?.message ?? ""}`);
+      say(`SLOMet: ${cond("SLOMet")?.message ?? ""}`);
+      say(`\nrecent events:\n${events.slice(-8).map((e) => `  ${e}`).join("\n")}`);
+    } else {
+      say(line);
+    }
+    await new Promise((res) => setTimeout(res, 3_000));
   }
-  await new Promise(() => {});
+
+  // Summary.
+  const scored = samples.filter((s) => s.p99Ms !== undefined);
+  const met = scored.filter((s) => s.p99Ms! <= s.sloMs).length;
+  const gpuSeconds = samples.reduce((a, s, i) => a + (i > 0 ? (s.tS - samples[i - 1]!.tS) * (samples[i - 1]!.desiredShards + 4) : 0), 0);
+  const peakGpus = Math.max(...samples.map((s) => s.desiredShards)) + 4;
+  const staticGpuSeconds = (samples.at(-1)!.tS - samples[0]!.tS) * peakGpus;
+  mkdirSync(opts.out, { recursive: true });
+  const svgPath = join(opts.out, "timeline.svg");
+  writeFileSync(svgPath, renderDemoTimeline(samples, { title: "moe-operator demo: DeepSeek-V3 on 64 fake GPUs", windowAtS: W }));
+  const summary = {
+    durationS: Math.round(samples.at(-1)!.tS),
+    sloMetShareOfSamples: scored.length ? met / scored.length : null,
+    p99MaxMs: scored.length ? Math.max(...scored.map((s) => s.p99Ms!)) : null,
+    gpuHours: gpuSeconds / 3600,
+    staticPeakGpuHours: staticGpuSeconds / 3600,
+    savedVsStaticPeak: staticGpuSeconds > 0 ? 1 - gpuSeconds / staticGpuSeconds : null,
+    events,
+  };
+  writeFileSync(join(opts.out, "summary.json"), JSON.stringify(summary, null, 2));
+  say("\n=== summary ===");
+  say(`SLO met in ${met}/${scored.length} samples (${scored.length ? ((100 * met) / scored.length).toFixed(1) : "-"}%), worst p99 ${summary.p99MaxMs?.toFixed(1) ?? "-"} ms`);
+  say(`GPU-hours ${summary.gpuHours.toFixed(2)} vs ${summary.staticPeakGpuHours.toFixed(2)} for static peak provisioning (${((summary.savedVsStaticPeak ?? 0) * 100).toFixed(0)}% saved)`);
+  say(`events:\n${events.map((e) => `  ${e}`).join("\n")}`);
+  say(`timeline: ${svgPath}   summary: ${join(opts.out, "summary.json")}   (${((Date.now() - t0) / 1000).toFixed(0)} s in all)`);
+  if (opts.keep) {
+    say("\n--keep: the cluster stays up; Ctrl-C to stop and clean up.");
+    await new Promise(() => {});
+  }
+  await shutdown("scenario done", 0);
 }
 
 main().catch((err: unknown) => {

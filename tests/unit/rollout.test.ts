@@ -115,3 +115,33 @@ describe("planRollout (make-before-break)", () => {
     expect(plan).toMatchObject({ create: [], startDrain: [], delete: [], complete: true, uncoveredNow: 0 });
   });
 });
+
+describe("planRollout when the cluster has no spare GPU", () => {
+  it("lets an old pod make room for its unschedulable replacement only while its replicas stay covered", () => {
+    const from = desiredOf([[[0, 1]], [[1, 2]], [[2, 0]]]);
+    const to = desiredOf([[[0, 2]], [[1, 2]], [[2, 0]]]);
+    const pods: ShardPodView[] = [
+      ...from.map((d, i) => ({ name: `old${i}`, ...d, ready: true, terminating: false })),
+      { name: "new0", ...to[0]!, ready: false, terminating: false, unschedulable: true },
+    ];
+    const plan = planRollout({ pods, desired: to, layerCount: 1, expertCount: 3, nowMs: 0, drainSeconds: 1, maxSurge: 1 });
+    // old0 holds {0,1}: 0 is on old2, 1 on old1 -> covered, so it drains to free its GPU.
+    expect(plan.startDrain).toEqual(["old0"]);
+    // A replacement that is merely starting (schedulable) still blocks the old pod.
+    const starting = pods.map((p) => (p.name === "new0" ? { ...p, unschedulable: false } : p));
+    expect(planRollout({ pods: starting, desired: to, layerCount: 1, expertCount: 3, nowMs: 0, drainSeconds: 1, maxSurge: 1 }).startDrain).toEqual([]);
+  });
+
+  it("never drains a sole holder to make room", () => {
+    const from = desiredOf([[[0, 1]], [[2, 3]]]);
+    const to = desiredOf([[[0, 2]], [[1, 3]]]);
+    const pods: ShardPodView[] = [
+      ...from.map((d, i) => ({ name: `old${i}`, ...d, ready: true, terminating: false })),
+      { name: "new0", ...to[0]!, ready: false, terminating: false, unschedulable: true },
+      { name: "new1", ...to[1]!, ready: false, terminating: false, unschedulable: true },
+    ];
+    const plan = planRollout({ pods, desired: to, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 1, maxSurge: 2 });
+    expect(plan.startDrain).toEqual([]);
+    expect(plan.blocked).toHaveLength(2);
+  });
+});

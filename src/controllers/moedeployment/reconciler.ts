@@ -568,8 +568,10 @@ function shardPodView(p: V1Pod): (ShardPodView & { pod: V1Pod }) | undefined {
   const ready = p.status?.phase === "Running" && (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
   const drain = p.metadata?.annotations?.[ShardAnnotation.drainingSince];
   const drainMs = drain ? Date.parse(drain) : undefined;
+  const unschedulable = p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable") ?? false;
   return {
     name: p.metadata!.name!,
+    unschedulable,
     shardIndex: index,
     setHash,
     experts,

@@ -21,6 +21,8 @@ export interface ShardPodView {
   readonly terminating: boolean;
   /** When the drain started (ms), if it did. */
   readonly drainStartedMs?: number;
+  /** The scheduler found no node for it (e.g. no free GPU). */
+  readonly unschedulable?: boolean;
 }
 
 export interface DesiredShard {
@@ -124,6 +126,14 @@ export function planRollout(input: RolloutInput): RolloutPlan {
     // Old versions of kept indices first (their replacement carries the load), then scale-down, by index.
     .sort((a, b) => Number(desiredIndices.has(b.shardIndex)) - Number(desiredIndices.has(a.shardIndex)) || a.shardIndex - b.shardIndex || a.name.localeCompare(b.name));
   const del: string[] = [];
+  // Old pods already draining to make room for an unschedulable replacement.
+  let capacityDrains = live.filter((p) => {
+    if (p.drainStartedMs === undefined || !desiredIndices.has(p.shardIndex)) return false;
+    const d = desired.find((x) => x.shardIndex === p.shardIndex)!;
+    if (d.setHash === p.setHash) return false;
+    const r = liveByKey.get(key(d.shardIndex, d.setHash));
+    return !r || !r.ready;
+  }).length;
   for (const p of candidates) {
     if (!p.ready) {
       // Not serving: nothing to drain, nothing to cover. Free its GPU now.
@@ -134,8 +144,13 @@ export function planRollout(input: RolloutInput): RolloutPlan {
       const replacement = desired.find((d) => d.shardIndex === p.shardIndex)!;
       const r = liveByKey.get(key(replacement.shardIndex, replacement.setHash));
       if (!r || !r.ready) {
-        blocked.push({ pod: p.name, reason: `replacement for shard ${p.shardIndex} is not Ready yet` });
-        continue;
+        // No spare GPU for the replacement: the old pod may make room (break before make)
+        // if every replica it holds stays covered, a few at a time.
+        if (!(r?.unschedulable && capacityDrains < Math.max(1, input.maxSurge))) {
+          blocked.push({ pod: p.name, reason: r?.unschedulable ? `replacement for shard ${p.shardIndex} waits for a free GPU` : `replacement for shard ${p.shardIndex} is not Ready yet` });
+          continue;
+        }
+        capacityDrains++;
       }
     }
     // Would removing p leave some replica without a holder?
