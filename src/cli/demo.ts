@@ -38,7 +38,7 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
     for (const c of t.spec.containers) delete c.volumeMounts;
   }
   s.serving.expertShards.template.metadata = { annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": "20s" } };
-  s.placement = { ...s.placement, rebalanceIntervalSeconds: 30, minBalancednessGainPercent: 1 };
+  s.placement = { ...s.placement, rebalanceIntervalSeconds: 90, minBalancednessGainPercent: 1 };
   s.slo.evaluationWindowSeconds = 15;
   s.scaling = { minShards: 32, maxShards: 58, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 }, scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 } };
   s.heatSource = { type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: prometheusUrl, query: EMULATOR_HEAT_QUERY, rateWindowSeconds: 15, timeoutSeconds: 5 } };

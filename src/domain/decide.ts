@@ -6,7 +6,7 @@
 // Pure: time comes in as nowMs; all memory is in the snapshot (capacity state,
 // current placement) and comes back in the decision.
 import { decideCapacity, createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
-import { planPlacement, placementHash, computePlacementMetrics, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
+import { planPlacement, placementHash, computePlacementMetrics, countMovedReplicas, countReplicas, extendPlacement, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
 
 export interface DeploymentPolicy {
   /** MoE layers (layers with routed experts). */
@@ -256,13 +256,29 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
       hash: current ? placementHash(current) : undefined,
       metrics: currentMetrics,
     };
+  } else if (structural && current && gpus.length > current.gpus.length && extendPlacement(current, planHeat, gpus)) {
+    // Scale-up: the new shards get redundant replicas of the hottest experts; running shards
+    // keep their experts (no pod replacement). Heat rebalances refine later, within the budget.
+    const extended = extendPlacement(current, planHeat, gpus)!;
+    const moved = countMovedReplicas(current, extended);
+    placement = {
+      action: "replan",
+      reason: `scaled up to ${desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`,
+      placement: extended,
+      hash: placementHash(extended),
+      metrics: computePlacementMetrics(extended, planHeat),
+      movedFraction: moved / Math.max(1, countReplicas(extended)),
+      movedReplicas: moved,
+    };
   } else {
     const outcome: PlacementOutcome = planPlacement({
       heat: planHeat,
       gpus,
       current: current && current.layerCount === policy.layerCount && current.expertCount === policy.expertCount ? current : undefined,
       policy: {
-        maxMoveFraction: policy.placement.maxMoveFraction,
+        // Scale-down re-homes only the experts the removed shards held (repairs are never refused);
+        // heat rebalances spend the move budget.
+        maxMoveFraction: structural && current ? 0 : policy.placement.maxMoveFraction,
         minBalancednessGain: structural ? 0 : policy.placement.minBalancednessGain,
         redundantSlots: policy.placement.redundantSlots === undefined
           ? undefined

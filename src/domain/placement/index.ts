@@ -17,3 +17,4 @@ export type {
   PlacementPolicy,
   TopologyPreference,
 } from "./types.ts";
+export { extendPlacement } from "./extend.ts";

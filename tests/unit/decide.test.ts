@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { decide, tokensPerSecondFromHeat, assignShardNodes, type DeploymentPolicy, type DecisionSnapshot } from "../../src/domain/decide.ts";
+import { extendPlacement, planPlacement, EMPTY_SLOT, type Placement } from "../../src/domain/placement/index.ts";
+import { makeCapacityPolicy } from "../../src/domain/capacity/index.ts";
+import { generateHeat } from "../../src/domain/synthetic/heat.ts";
+
+const gpus = (n: number, slots = 5) => Array.from({ length: n }, (_, i) => ({ gpuId: `shard-${i}`, nodeName: `node-${Math.floor(i / 4)}`, slotCount: slots }));
+
+function firstPlacement(heat: number[][], n: number, slots = 5): Placement {
+  const r = planPlacement({ heat, gpus: gpus(n, slots), policy: { maxMoveFraction: 1, minBalancednessGain: 0 } });
+  if (r.kind !== "planned") throw new Error(r.kind);
+  return r.placement;
+}
+
+describe("extendPlacement (scale-up)", () => {
+  it("keeps every running shard's experts and fills the new shards with distinct hot replicas (property)", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 4, max: 6 }), fc.integer({ min: 1, max: 4 }), (seed, n, extra) => {
+      const heat = generateHeat({ layerCount: 3, expertCount: 16, seed, topK: 2 });
+      const current = firstPlacement(heat, n);
+      const ext = extendPlacement(current, heat, gpus(n + extra))!;
+      expect(ext).toBeDefined();
+      for (let l = 0; l < 3; l++) {
+        for (let g = 0; g < n; g++) expect(ext.layers[l]![g]).toEqual(current.layers[l]![g]);
+        for (let g = n; g < n + extra; g++) {
+          const slots = ext.layers[l]![g]!;
+          expect(slots.every((e) => e !== EMPTY_SLOT)).toBe(true);
+          expect(new Set(slots).size).toBe(slots.length);
+        }
+      }
+    }));
+  });
+
+  it("refuses a GPU list that is not the current one plus new GPUs", () => {
+    const heat = generateHeat({ layerCount: 2, expertCount: 16, seed: 1, topK: 2 });
+    const current = firstPlacement(heat, 4);
+    expect(extendPlacement(current, heat, gpus(4))).toBeUndefined();
+    expect(extendPlacement(current, heat, gpus(6).reverse())).toBeUndefined();
+  });
+});
+
+function policy(over: Partial<DeploymentPolicy> = {}): DeploymentPolicy {
+  return {
+    layerCount: 3, expertCount: 16, topK: 2, slotsPerGpu: 5, minShards: 4, maxShards: 12, routerGpus: 1,
+    capacity: makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 4, maxGpus: 12 }),
+    placement: { maxMoveFraction: 0.1, minBalancednessGain: 0.01, rebalanceIntervalMs: 300_000, topology: "spread" },
+    defaultUsdPerGpuHour: 2,
+    ...over,
+  };
+}
+
+function scaledHeat(tokensPerSecond: number, seed = 5): number[][] {
+  const h = generateHeat({ layerCount: 3, expertCount: 16, seed, topK: 2 });
+  const k = tokensPerSecond / tokensPerSecondFromHeat(h, 2);
+  return h.map((row) => row.map((v) => v * k));
+}
+
+describe("decide", () => {
+  const nodes = [0, 1, 2].map((i) => ({ name: `node-${i}`, domain: `node-${i}`, freeGpus: 8, usdPerGpuHour: 2 }));
+
+  it("derives the load from heat (each token visits topK experts in every layer)", () => {
+    expect(tokensPerSecondFromHeat([[10, 30], [20, 20]], 2)).toBe(20);
+  });
+
+  it("starts at minShards with an initial placement and holds when heat is missing", () => {
+    const d = decide({ shards: [], provisionedShards: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes }, policy(), 1_000);
+    expect(d.desiredShards).toBe(4);
+    expect(d.placement.action).toBe("initial");
+    expect(d.heatUsable).toBe(false);
+  });
+
+  it("scales up under load without changing the running shards' experts", () => {
+    const heat = scaledHeat(40_000);
+    const current = firstPlacement(heat, 4);
+    const snapshot: DecisionSnapshot = {
+      heat: { heat, atMs: 100_000, confidence: 1 },
+      shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
+      provisionedShards: 4, currentPlacement: current, lastRebalanceMs: 90_000, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+    };
+    const d = decide(snapshot, policy(), 100_000);
+    expect(d.desiredShards).toBeGreaterThan(4);
+    expect(d.placement.action).toBe("replan");
+    for (let l = 0; l < 3; l++) for (let g = 0; g < 4; g++) expect(d.placement.placement!.layers[l]![g]).toEqual(current.layers[l]![g]);
+  });
+
+  it("never scales below the current count right after an operator restart", () => {
+    const heat = scaledHeat(100);
+    const current = firstPlacement(heat, 8);
+    const d = decide({
+      heat: { heat, atMs: 10_000, confidence: 1 },
+      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
+      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 9_000, nodes,
+    }, policy(), 10_000);
+    expect(d.desiredShards).toBe(8);
+  });
+
+  it("assigns new shards to the cheapest nodes with free GPUs and reports what does not fit", () => {
+    const r = assignShardNodes([{ shardIndex: 0, nodeName: "b", ready: true }], 4, [
+      { name: "a", domain: "d1", freeGpus: 1, usdPerGpuHour: 3.5 },
+      { name: "b", domain: "d2", freeGpus: 1, usdPerGpuHour: 2 },
+    ]);
+    expect(r.nodes).toEqual(["b", "b", "a", undefined]);
+    expect(r.unschedulable).toBe(1);
+  });
+});
