@@ -40,7 +40,7 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
   s.serving.expertShards.template.metadata = { annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": "20s" } };
   s.placement = { ...s.placement, rebalanceIntervalSeconds: 90, minBalancednessGainPercent: 1 };
   s.slo.evaluationWindowSeconds = 15;
-  s.scaling = { minShards: 32, maxShards: 58, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 }, scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 } };
+  s.scaling = { minShards: 32, maxShards: 52, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 }, scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 } };
   s.heatSource = { type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: prometheusUrl, query: EMULATOR_HEAT_QUERY, rateWindowSeconds: 15, timeoutSeconds: 5 } };
   s.latencySource = { type: "Prometheus", prometheus: { url: prometheusUrl, query: EMULATOR_LATENCY_QUERY, timeoutSeconds: 5 } };
   s.prewarm = {
@@ -77,8 +77,8 @@ async function main(): Promise<void> {
     { tS: W - 5, tokensPerSecond: 30_000, phase: "daily ramp" },
     { tS: W + 20, tokensPerSecond: 60_000, phase: "peak" },
     { tS: W + 70 * quickScale, tokensPerSecond: 60_000, phase: "burst" },
-    { tS: W + 72 * quickScale, tokensPerSecond: 75_000, phase: "burst" },
-    { tS: W + 95 * quickScale, tokensPerSecond: 75_000, phase: "after burst" },
+    { tS: W + 72 * quickScale, tokensPerSecond: 70_000, phase: "burst" },
+    { tS: W + 95 * quickScale, tokensPerSecond: 70_000, phase: "after burst" },
     { tS: W + 100 * quickScale, tokensPerSecond: 45_000, phase: "heat shift" },
     { tS: W + 160 * quickScale, tokensPerSecond: 45_000, phase: "quiet" },
     { tS: W + 170 * quickScale, tokensPerSecond: 15_000, phase: "quiet" },
@@ -110,9 +110,9 @@ async function main(): Promise<void> {
   const applied = await kubectl(["apply", "-f", "-"], { input: JSON.stringify(demoSpec(stack.prometheus.url, window.cron)) });
   if (applied.code !== 0) throw new Error(`applying the sample failed: ${applied.stderr}`);
   say(`Applied deploy/samples/deepseek-v3.yaml (61 layers, 256 experts, top-8, 9 slots/GPU), adapted to the demo fleet:`);
-  say(`  minShards 32, maxShards 58, router 1 x 4 GPUs, shard cold start 20 s, schedule "daily-peak" at ${new Date(window.atMs).toISOString().slice(11, 16)} UTC holding >= 48 shards.`);
+  say(`  minShards 32, maxShards 52 (8 GPUs left free for make-before-break surges), router 1 x 4 GPUs, shard cold start 20 s, schedule "daily-peak" at ${new Date(window.atMs).toISOString().slice(11, 16)} UTC holding >= 48 shards.`);
   say(`  Prometheus ${stack.prometheus.url}   kubectl: export KUBECONFIG=${stack.cluster.kubeconfigPath}\n`);
-  say(`Scenario: steady 30k tok/s -> daily ramp to 60k at the window (t+${Math.round(W)} s) -> burst to 75k -> expert heat shift -> quiet 15k.\n`);
+  say(`Scenario: steady 30k tok/s -> daily ramp to 60k at the window (t+${Math.round(W)} s) -> burst to 70k -> expert heat shift -> quiet 15k.\n`);
 
   const samples: DemoSample[] = [];
   const events: string[] = [];

@@ -78,6 +78,8 @@ export interface DecisionSnapshot {
   readonly trackingSinceMs: number;
   readonly nodes: readonly NodeView[];
   readonly routerUsdPerGpuHour?: number;
+  /** When the shard count last went up (from status), for the SLO feedback cooldown. */
+  readonly lastScaleUpMs?: number;
 }
 
 export interface DecisionPlacement {
@@ -230,14 +232,33 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
       message = `${message}; holding ${snapshot.provisionedShards} shards until ${(window / 60_000).toFixed(1)} min of history exist after an operator restart`;
     }
   }
+  // SLO feedback safety net: the model may be off (calibration still learning). When the observed
+  // latency is over the target, nothing is warming and no scale-up happened for a while, add 10%.
+  const readyAll = readyShards >= snapshot.provisionedShards && snapshot.provisionedShards > 0;
+  const cooldownMs = policy.capacity.stableWindowMs + policy.capacity.leadTime.defaultColdStartMs;
+  const budgetCap = capacityDecision.signals.budgetGpus ?? Number.POSITIVE_INFINITY;
+  if (policy.manualShards === undefined && heatUsable && snapshot.observedP99Ms !== undefined
+    && snapshot.observedP99Ms > policy.capacity.slo.targetP99Ms && desiredShards <= snapshot.provisionedShards && readyAll
+    && (snapshot.lastScaleUpMs === undefined || nowMs - snapshot.lastScaleUpMs > cooldownMs)) {
+    const bumped = Math.min(policy.maxShards, budgetCap, snapshot.provisionedShards + Math.max(1, Math.ceil(snapshot.provisionedShards * 0.1)));
+    if (bumped > desiredShards) {
+      message = `observed p99 ${snapshot.observedP99Ms.toFixed(1)} ms > target ${policy.capacity.slo.targetP99Ms} ms with every shard Ready: adding ${bumped - snapshot.provisionedShards} shard(s) (the latency model is still calibrating); ${message}`;
+      desiredShards = bumped;
+      reason = "SLOFeedback";
+    }
+  }
   desiredShards = Math.max(policy.minShards, Math.min(policy.maxShards, desiredShards));
   if (snapshot.provisionedShards === 0 && desiredShards < policy.minShards) desiredShards = policy.minShards;
 
   // Nodes for shards.
   const assignment = assignShardNodes(snapshot.shards, desiredShards, snapshot.nodes);
   const gpus: GpuSlotInfo[] = [];
+  const scheduled = new Set(snapshot.shards.filter((s) => s.nodeName).map((s) => s.shardIndex));
   for (let i = 0; i < desiredShards; i++) {
-    const nodeName = assignment.nodes[i] ?? `unscheduled-${i}`;
+    // A shard whose pod is not scheduled yet keeps the node the published placement recorded, so
+    // the placement (and its version) does not change while the scheduler works.
+    const recorded = snapshot.currentPlacement?.gpus[i]?.gpuId === shardGpuId(i) && !scheduled.has(i) ? snapshot.currentPlacement.gpus[i]!.nodeName : undefined;
+    const nodeName = recorded ?? assignment.nodes[i] ?? `unscheduled-${i}`;
     const domain = snapshot.nodes.find((n) => n.name === nodeName)?.domain ?? nodeName;
     gpus.push({ gpuId: shardGpuId(i), nodeName, domain, slotCount: policy.slotsPerGpu, memoryBytes: policy.gpuMemoryBytes });
   }

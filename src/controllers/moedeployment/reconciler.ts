@@ -174,6 +174,7 @@ export class MoEDeploymentReconciler {
       capacityState: mem.capacityState,
       trackingSinceMs: mem.trackingSinceMs,
       nodes,
+      lastScaleUpMs: d.status?.lastScale && d.status.lastScale.toShards > d.status.lastScale.fromShards ? Date.parse(d.status.lastScale.time) : undefined,
     };
 
     // --- Decide ---------------------------------------------------------------------------
