@@ -30,6 +30,11 @@ export interface DeploymentPolicy {
     readonly redundantSlots?: number;
     readonly rebalanceIntervalMs: number;
     readonly topology: TopologyPreference;
+    /**
+     * Most running shards one heat rebalance may change (each change is a new pod and a weight
+     * load). Default: the free GPUs on matching nodes, at least 2.
+     */
+    readonly maxChangedShards?: number;
   };
   readonly defaultUsdPerGpuHour?: number;
 }
@@ -177,6 +182,36 @@ function relabel(p: Placement, gpus: readonly GpuSlotInfo[]): Placement {
 
 export const shardGpuId = (shardIndex: number) => `shard-${shardIndex}`;
 
+function sameSet(a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean {
+  if (a.length !== b.length) return false;
+  const x = [...a].sort((p, q) => p - q);
+  const y = [...b].sort((p, q) => p - q);
+  return x.every((v, i) => v === y[i]);
+}
+
+/**
+ * Keep a heat rebalance to at most `maxChanged` running shards: the shards the plan changes most
+ * take their new experts, the others keep theirs, and a repair pass (no budget) gives any expert
+ * left without a replica one. The rest of the improvement waits for the next rebalance.
+ */
+export function limitChangedShards(current: Placement, planned: Placement, heat: ReadonlyArray<ReadonlyArray<number>>, gpus: readonly GpuSlotInfo[], maxChanged: number): Placement {
+  const shared = Math.min(current.gpus.length, planned.gpus.length);
+  const changes: { g: number; n: number }[] = [];
+  for (let g = 0; g < shared; g++) {
+    let n = 0;
+    for (let l = 0; l < planned.layerCount; l++) if (!sameSet(current.layers[l]![g]!, planned.layers[l]![g]!)) n++;
+    if (n > 0) changes.push({ g, n });
+  }
+  if (changes.length <= maxChanged) return planned;
+  const keep = new Set(changes.sort((a, b) => b.n - a.n || a.g - b.g).slice(0, Math.max(0, maxChanged)).map((c) => c.g));
+  const hybrid: Placement = {
+    ...planned,
+    layers: planned.layers.map((layer, l) => layer.map((slots, g) => (g < shared && !keep.has(g) ? [...current.layers[l]![g]!] : [...slots]))),
+  };
+  const repaired = planPlacement({ heat, gpus, current: hybrid, policy: { maxMoveFraction: 0, minBalancednessGain: 0 } });
+  return repaired.kind === "infeasible" ? current : repaired.placement;
+}
+
 export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, nowMs: number): Decision {
   const capState = snapshot.capacityState ?? createCapacityState(policy.capacity);
   const priceOf = (node: string | undefined) => snapshot.nodes.find((n) => n.name === node)?.usdPerGpuHour ?? policy.defaultUsdPerGpuHour;
@@ -313,16 +348,30 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     } else if (outcome.kind === "unchanged") {
       placement = { action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics };
     } else {
+      let planned = outcome.placement;
+      let movedReplicas = outcome.movedReplicas;
+      let movedFraction = outcome.movedFraction;
+      if (current && !structural) {
+        const freeGpus = snapshot.nodes.reduce((a, n) => a + n.freeGpus, 0);
+        const limit = policy.placement.maxChangedShards ?? Math.max(2, freeGpus);
+        const limited = limitChangedShards(current, planned, planHeat, gpus, limit);
+        if (limited !== planned) {
+          planned = limited;
+          movedReplicas = countMovedReplicas(current, planned);
+          movedFraction = movedReplicas / Math.max(1, countReplicas(planned));
+        }
+      }
+      const plannedMetrics = planned === outcome.placement ? outcome.metrics : computePlacementMetrics(planned, planHeat);
       placement = {
         action: current ? "replan" : "initial",
         reason: current
-          ? structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.mode})` : `rebalanced by heat: balancedness ${(outcome.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${outcome.metrics.balancedness.toFixed(3)}`
+          ? structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.mode})` : `rebalanced by heat: balancedness ${(outcome.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}`
           : `initial placement on ${desiredShards} shards`,
-        placement: outcome.placement,
-        hash: outcome.placementHash,
-        metrics: outcome.metrics,
-        movedFraction: outcome.movedFraction,
-        movedReplicas: outcome.movedReplicas,
+        placement: planned,
+        hash: placementHash(planned),
+        metrics: plannedMetrics,
+        movedFraction,
+        movedReplicas,
       };
     }
   }

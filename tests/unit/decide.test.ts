@@ -103,3 +103,28 @@ describe("decide", () => {
     expect(r.unschedulable).toBe(1);
   });
 });
+
+describe("limitChangedShards (pod churn per heat rebalance)", () => {
+  it("changes at most the limit of running shards (plus repairs), keeps every expert placed, and still improves balance", async () => {
+    const { limitChangedShards } = await import("../../src/domain/decide.ts");
+    const { computePlacementMetrics } = await import("../../src/domain/placement/index.ts");
+    const before = generateHeat({ layerCount: 4, expertCount: 32, seed: 11, topK: 2 });
+    const after = generateHeat({ layerCount: 4, expertCount: 32, seed: 12, topK: 2 });
+    const g = gpus(16, 4);
+    const current = planPlacement({ heat: before, gpus: g, policy: { maxMoveFraction: 1, minBalancednessGain: 0 } });
+    if (current.kind !== "planned") throw new Error(current.kind);
+    const planned = planPlacement({ heat: after, gpus: g, current: current.placement, policy: { maxMoveFraction: 0.3, minBalancednessGain: 0 } });
+    if (planned.kind !== "planned") throw new Error(planned.kind);
+    const limited = limitChangedShards(current.placement, planned.placement, after, g, 3);
+    let changed = 0;
+    for (let gi = 0; gi < 16; gi++) {
+      if (limited.layers.some((layer, l) => JSON.stringify([...layer[gi]!].sort()) !== JSON.stringify([...current.placement.layers[l]![gi]!].sort()))) changed++;
+    }
+    expect(changed).toBeLessThanOrEqual(3 + 2); // the limit, plus the few shards a repair may touch
+    for (let l = 0; l < 4; l++) {
+      const present = new Set(limited.layers[l]!.flat().filter((e) => e >= 0));
+      expect(present.size).toBe(32);
+    }
+    expect(computePlacementMetrics(limited, after).balancedness).toBeGreaterThan(computePlacementMetrics(current.placement, after).balancedness);
+  });
+});
