@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
+import { waitFor } from "../../src/testing/http-probe.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
 import { CHART_DIR, helmPath } from "../../hack/sync-packaging.ts";
 import { execFile } from "node:child_process";
@@ -253,9 +254,12 @@ describe("the operator runs on the ServiceAccount's credentials alone", () => {
       await applyJson(cluster, pinned);
       await waitForStatus(cluster, NAME, `${shards} shards`, (st) => st.currentShards === shards, 120_000);
     }
-    // (Replacement pods for the new expert sets may still be rolling; the audit log test below
-    // checks that pods were deleted and nothing was refused.)
-    expect((await shardPods(cluster, NAME)).length).toBeGreaterThanOrEqual(4);
+    // Status counts a draining shard as gone; wait until the drained pod was really deleted
+    // (the audit log test below checks that the delete was allowed).
+    await waitFor("the drained shard pod deleted", async () => {
+      const live = (await shardPods(cluster, NAME)).filter((p) => !p.terminating);
+      return live.length === 4 && !live.some((p) => p.draining) ? true : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
   });
 
   it("the audit log shows the operator's writes, all allowed", () => {
