@@ -235,17 +235,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
     const startupMs = Date.now() - t0;
     log(`cluster "${name}" ready in ${startupMs} ms (dir ${dir})`);
 
-    const kubectl = (args: string[], o: { input?: string } = {}): Promise<KubectlResult> =>
-      new Promise((resolve, reject) => {
-        const child = spawn(bins.kubectl, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath }, stdio: ["pipe", "pipe", "pipe"] });
-        let stdout = "";
-        let stderr = "";
-        child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-        child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-        child.on("error", (err) => reject(new Error("kubectl could not start", { cause: err })));
-        child.on("close", (code) => resolve({ stdout, stderr, code: code ?? -1 }));
-        child.stdin.end(o.input ?? "");
-      });
+    const kubectl = kubectlWith(bins.kubectl, kubeconfigPath);
 
     return {
       name, dir, server, kubeconfigPath, kubeConfig, auditLogPath, bins, pki, startupMs,
@@ -266,6 +256,21 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
     await stopAll();
     throw new Error(`local cluster failed to start (logs in ${dir})\n${logs}`, { cause: err });
   }
+}
+
+/** Runs kubectl with the given kubeconfig; resolves with its output and exit code. */
+export function kubectlWith(kubectlBin: string, kubeconfigPath: string) {
+  return (args: string[], o: { input?: string } = {}): Promise<KubectlResult> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(kubectlBin, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath }, stdio: ["pipe", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+      child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+      child.on("error", (err) => reject(new Error("kubectl could not start", { cause: err })));
+      child.on("close", (code) => resolve({ stdout, stderr, code: code ?? -1 }));
+      child.stdin.end(o.input ?? "");
+    });
 }
 
 function mkdirP(path: string): string {

@@ -4,9 +4,8 @@
 import { mkdtempSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
 import { KubeConfig } from "@kubernetes/client-node";
-import { startCluster, type KubectlResult, type StartClusterOptions } from "./cluster.ts";
+import { kubectlWith, startCluster, type KubectlResult, type StartClusterOptions } from "./cluster.ts";
 import type { GpuNodePool } from "./gpu-nodes.ts";
 import { controlPlaneBins } from "./bins.ts";
 
@@ -29,20 +28,6 @@ export interface ClusterProvider {
   readonly name: ClusterProviderName;
   availability(): Promise<Availability>;
   start(opts?: StartClusterOptions): Promise<ClusterHandle>;
-}
-
-function kubectlWith(kubectlBin: string, kubeconfigPath: string) {
-  return (args: string[], o: { input?: string } = {}): Promise<KubectlResult> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(kubectlBin, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath } });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
-      child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
-      child.on("error", (err) => reject(new Error("kubectl could not start", { cause: err })));
-      child.on("close", (code) => resolve({ stdout, stderr, code: code ?? -1 }));
-      child.stdin.end(o.input ?? "");
-    });
 }
 
 /** Local processes: etcd, kube-apiserver, scheduler, controller-manager, kwok. */
