@@ -22,6 +22,11 @@ const program = new Command()
   .parse();
 const opts = program.opts<{ out: string; keep: boolean; quick: boolean }>();
 
+// If our output goes to a pipe that dies with the same Ctrl-C (make demo | tee), keep going:
+// cleaning up matters more than printing about it.
+process.stdout.on("error", () => {});
+process.stderr.on("error", () => {});
+
 const NAME = "deepseek-v3";
 const tty = process.stdout.isTTY === true;
 const say = (s: string) => console.log(s);
@@ -103,6 +108,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void shutdown("Ctrl-C", 130));
   process.on("SIGTERM", () => void shutdown("SIGTERM", 143));
+  process.on("SIGHUP", () => void shutdown("SIGHUP", 129));
 
   const kubectl = stack.cluster.kubectl;
   const nodes = await kubectl(["get", "nodes", "-l", "type=kwok", "-o", "custom-columns=NAME:.metadata.name,GPU:.metadata.labels.nvidia\\.com/gpu\\.product,GPUS:.status.allocatable.nvidia\\.com/gpu,USD/GPU-H:.metadata.labels.moe\\.dev/price-usd-per-gpu-hour"]);
