@@ -44,9 +44,12 @@ stages=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-
   pod/general/pod-complete.yaml pod/general/pod-delete.yaml)
 : > "$OUT.partial/kwok-stages.yaml"
 for s in "${stages[@]}"; do
-  # Default jitter off: pods become Ready after a fixed 1 s per stage unless a pod
-  # asks for more with the <stage>.stage.kwok.x-k8s.io/delay annotations.
-  { echo "---"; sed "s/jitterDurationMilliseconds: [0-9]*/jitterDurationMilliseconds: 0/" "$kwok_dir/kustomize/stage/$s"; echo; } >> "$OUT.partial/kwok-stages.yaml"
+  # No jitter: each stage takes its fixed delay (1 s) unless a pod asks for another
+  # with the <stage>.stage.kwok.x-k8s.io/delay annotation (a shard's cold start).
+  # The jitter settings are removed, not zeroed: kwok takes a jitter bound at or
+  # below the delay as the delay itself, so a zero bound would make every stage
+  # instant and ignore the delay annotations.
+  { echo "---"; sed -e '/jitterDurationMilliseconds:/d' -e '/jitterDurationFrom:/{N;d;}' "$kwok_dir/kustomize/stage/$s"; echo; } >> "$OUT.partial/kwok-stages.yaml"
 done
 
 rm -rf "$OUT" && mv "$OUT.partial" "$OUT"
