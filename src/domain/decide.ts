@@ -6,6 +6,7 @@
 // Pure: time comes in as nowMs; all memory is in the snapshot (capacity state,
 // current placement) and comes back in the decision.
 import { decideCapacity, createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
+import { bestRewrite, growShards, hottestShards } from "./rebalance/shards.ts";
 import { planPlacement, placementHash, computePlacementMetrics, countMovedReplicas, countReplicas, extendPlacement, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
 
 export interface DeploymentPolicy {
@@ -32,12 +33,21 @@ export interface DeploymentPolicy {
     readonly topology: TopologyPreference;
     /**
      * Most running shards one heat rebalance may change (each change is a new pod and a weight
-     * load). Default: the free GPUs on matching nodes, at least 2.
+     * load), e.g. the rollout's surge. The free GPUs on matching nodes, less those new shards are
+     * about to take, bound it further (at least 2): every replacement must be able to start at
+     * once, or old pods wait on replacements that wait on GPUs the old pods hold.
      */
     readonly maxChangedShards?: number;
   };
   readonly defaultUsdPerGpuHour?: number;
 }
+
+/**
+ * What a placement was planned with: heat observed at the time, the last good heat remembered from
+ * earlier (metrics briefly unusable), or none at all (uniform: a deployment's first plan before any
+ * traffic was seen).
+ */
+export type HeatBasis = "observed" | "remembered" | "none";
 
 export interface HeatObservation {
   /** [moeLayer][expert] routed tokens per second. */
@@ -74,6 +84,9 @@ export interface DecisionSnapshot {
   /** Shards the cluster is realising now (the last desired count). */
   readonly provisionedShards: number;
   readonly currentPlacement?: Placement;
+  /** How the current placement was planned (published with it); undefined counts as heat-based. */
+  readonly currentPlacementHeatBasis?: HeatBasis;
+  /** When the last heat rebalance (not a change of shard count) was published. */
   readonly lastRebalanceMs?: number;
   /** A placement rollout is still in progress (pods being replaced). */
   readonly rolloutInProgress: boolean;
@@ -83,6 +96,11 @@ export interface DecisionSnapshot {
   readonly trackingSinceMs: number;
   readonly nodes: readonly NodeView[];
   readonly routerUsdPerGpuHour?: number;
+  /**
+   * When the most recent of the Ready shards became Ready: observed latency covers a window, and
+   * it says nothing about the current shards until one window has passed since.
+   */
+  readonly readySinceMs?: number;
   /** When the shard count last went up (from status), for the SLO feedback cooldown. */
   readonly lastScaleUpMs?: number;
 }
@@ -95,6 +113,10 @@ export interface DecisionPlacement {
   readonly metrics?: PlacementMetrics;
   readonly movedFraction?: number;
   readonly movedReplicas?: number;
+  /** Heat the returned placement rests on (publish it with the placement). */
+  readonly heatBasis?: HeatBasis;
+  /** A rebalance by heat, not a change of shard count: it restarts the rebalance interval. */
+  readonly heatRebalance?: boolean;
 }
 
 export interface Decision {
@@ -265,6 +287,14 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
       desiredShards = snapshot.provisionedShards;
       reason = "StabilizingScaleDown";
       message = `${message}; holding ${snapshot.provisionedShards} shards until ${(window / 60_000).toFixed(1)} min of history exist after an operator restart`;
+    } else if (desiredShards < snapshot.provisionedShards && reason !== "BudgetCapped" && snapshot.lastScaleUpMs !== undefined
+      && nowMs - snapshot.lastScaleUpMs < window) {
+      // A scale-up (by the capacity policy or by the SLO feedback below, which the policy's own
+      // recommendation history does not see) is not undone within one scale-down stabilisation
+      // window: without this, feedback up and model down alternate and every flip re-homes experts.
+      desiredShards = snapshot.provisionedShards;
+      reason = "StabilizingScaleDown";
+      message = `${message}; holding ${snapshot.provisionedShards} shards: the last scale-up was ${((nowMs - snapshot.lastScaleUpMs) / 1000).toFixed(0)} s ago, within the ${(window / 1000).toFixed(0)} s scale-down stabilisation window`;
     }
   }
   // SLO feedback safety net: the model may be off (calibration still learning). When the observed
@@ -274,7 +304,10 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
   const budgetCap = capacityDecision.signals.budgetGpus ?? Number.POSITIVE_INFINITY;
   if (policy.manualShards === undefined && heatUsable && snapshot.observedP99Ms !== undefined
     && snapshot.observedP99Ms > policy.capacity.slo.targetP99Ms && desiredShards <= snapshot.provisionedShards && readyAll
-    && (snapshot.lastScaleUpMs === undefined || nowMs - snapshot.lastScaleUpMs > cooldownMs)) {
+    // A deployment that was never scaled counts from when this process started tracking it, so
+    // the latency window of its bring-up (shards still loading) does not trigger the feedback.
+    && nowMs - (snapshot.lastScaleUpMs ?? snapshot.trackingSinceMs) > cooldownMs
+    && (snapshot.readySinceMs === undefined || nowMs - snapshot.readySinceMs > policy.capacity.stableWindowMs)) {
     const bumped = Math.min(policy.maxShards, budgetCap, snapshot.provisionedShards + Math.max(1, Math.ceil(snapshot.provisionedShards * 0.1)));
     if (bumped > desiredShards) {
       message = `observed p99 ${snapshot.observedP99Ms.toFixed(1)} ms > target ${policy.capacity.slo.targetP99Ms} ms with every shard Ready: adding ${bumped - snapshot.provisionedShards} shard(s) (the latency model is still calibrating); ${message}`;
@@ -298,33 +331,56 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     gpus.push({ gpuId: shardGpuId(i), nodeName, domain, slotCount: policy.slotsPerGpu, memoryBytes: policy.gpuMemoryBytes });
   }
 
-  // Placement.
+  // Placement. Every running shard a plan changes is a new pod, and its replacement must be able to
+  // start at once (or old pods wait on replacements that wait on GPUs the old pods hold): at most
+  // the surge, and the free GPUs less those new shards are about to take (at least 2).
+  const freeGpus = snapshot.nodes.reduce((a, n) => a + n.freeGpus, 0);
+  const newShards = Math.max(0, desiredShards - new Set(snapshot.shards.map((s) => s.shardIndex)).size);
+  const changeLimit = Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, Math.max(2, freeGpus - newShards));
   const planHeat = heatUsable ? h!.heat : snapshot.lastGoodHeat ?? uniformHeat(policy.layerCount, policy.expertCount);
+  const planHeatBasis: HeatBasis = heatUsable ? "observed" : snapshot.lastGoodHeat ? "remembered" : "none";
+  const currentBasis: HeatBasis = snapshot.currentPlacementHeatBasis ?? "observed";
   const structural = !snapshot.currentPlacement || !sameGpus(snapshot.currentPlacement, gpus);
   const current = snapshot.currentPlacement && !structural ? relabel(snapshot.currentPlacement, gpus) : snapshot.currentPlacement;
-  const due = snapshot.lastRebalanceMs === undefined || nowMs - snapshot.lastRebalanceMs >= policy.placement.rebalanceIntervalMs;
+  // The current placement was made before any heat existed (uniform): the first usable heat gets a
+  // full plan at once (no interval, no move budget, even while pods are still starting), since
+  // any expert layout is as good as another to keep and the skew of real heat is 5-8x.
+  const firstHeatPlan = heatUsable && current !== undefined && currentBasis === "none";
+  const due = firstHeatPlan || snapshot.lastRebalanceMs === undefined || nowMs - snapshot.lastRebalanceMs >= policy.placement.rebalanceIntervalMs;
   let placement: DecisionPlacement;
-  if (!structural && !(heatUsable && due && !snapshot.rolloutInProgress)) {
+  if (!structural && !(heatUsable && due && (!snapshot.rolloutInProgress || firstHeatPlan))) {
     placement = {
       action: "keep",
       reason: !heatUsable ? `keeping the placement: ${heatProblem}` : snapshot.rolloutInProgress ? "keeping the placement: a rollout is in progress" : "keeping the placement until the next rebalance interval",
       placement: current,
       hash: current ? placementHash(current) : undefined,
       metrics: currentMetrics,
+      heatBasis: current ? currentBasis : undefined,
     };
-  } else if (structural && current && gpus.length > current.gpus.length && extendPlacement(current, planHeat, gpus)) {
-    // Scale-up: the new shards get redundant replicas of the hottest experts; running shards
-    // keep their experts (no pod replacement). Heat rebalances refine later, within the budget.
-    const extended = extendPlacement(current, planHeat, gpus)!;
+  } else if (!firstHeatPlan && structural && current && gpus.length > current.gpus.length && extendPlacement(current, planHeat, gpus)) {
+    // Scale-up. Either the new shards get redundant replicas of the hottest experts and running
+    // shards keep theirs (no pod replacement), or the new shards and the hottest running ones
+    // (as many as spare GPUs allow beyond the new shards) are written for the heat together;
+    // whichever balances better. Heat rebalances refine later.
+    const plain = extendPlacement(current, planHeat, gpus)!;
+    const spare = Math.max(0, Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, freeGpus - newShards));
+    const hot = spare > 0 ? hottestShards(current, planHeat).slice(0, spare) : [];
+    const grown = growShards(current, planHeat, gpus, hot);
+    const plainBal = computePlacementMetrics(plain, planHeat).balancedness;
+    const grownBal = grown ? computePlacementMetrics(grown, planHeat).balancedness : -1;
+    const extended = grown && grownBal > plainBal ? grown : plain;
     const moved = countMovedReplicas(current, extended);
     placement = {
       action: "replan",
-      reason: `scaled up to ${desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`,
+      reason: extended === plain
+        ? `scaled up to ${desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`
+        : `scaled up to ${desiredShards} shards: the new shards${hot.length > 0 ? ` and the ${hot.length} hottest running ones` : ""} written for the heat (balancedness ${grownBal.toFixed(3)} vs ${plainBal.toFixed(3)} with running shards unchanged)`,
       placement: extended,
       hash: placementHash(extended),
       metrics: computePlacementMetrics(extended, planHeat),
       movedFraction: moved / Math.max(1, countReplicas(extended)),
       movedReplicas: moved,
+      heatBasis: currentBasis,
     };
   } else {
     const outcome: PlacementOutcome = planPlacement({
@@ -334,8 +390,8 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
       policy: {
         // Scale-down re-homes only the experts the removed shards held (repairs are never refused);
         // heat rebalances spend the move budget.
-        maxMoveFraction: structural && current ? 0 : policy.placement.maxMoveFraction,
-        minBalancednessGain: structural ? 0 : policy.placement.minBalancednessGain,
+        maxMoveFraction: firstHeatPlan ? 1 : structural && current ? 0 : policy.placement.maxMoveFraction,
+        minBalancednessGain: structural || firstHeatPlan ? 0 : policy.placement.minBalancednessGain,
         redundantSlots: policy.placement.redundantSlots === undefined
           ? undefined
           : Math.max(0, Math.min(policy.placement.redundantSlots, desiredShards * policy.slotsPerGpu - policy.expertCount)),
@@ -344,34 +400,54 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
       },
     });
     if (outcome.kind === "infeasible") {
-      placement = { action: "infeasible", reason: outcome.reason, placement: current, hash: current ? placementHash(current) : undefined, metrics: currentMetrics };
-    } else if (outcome.kind === "unchanged") {
-      placement = { action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics };
+      placement = { action: "infeasible", reason: outcome.reason, placement: current, hash: current ? placementHash(current) : undefined, metrics: currentMetrics, heatBasis: current ? currentBasis : undefined };
+    } else if (outcome.kind === "unchanged" && !(current && !structural && !firstHeatPlan)) {
+      placement = { action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics, heatBasis: firstHeatPlan ? "observed" : currentBasis };
     } else {
-      let planned = outcome.placement;
-      let movedReplicas = outcome.movedReplicas;
-      let movedFraction = outcome.movedFraction;
-      if (current && !structural) {
-        const freeGpus = snapshot.nodes.reduce((a, n) => a + n.freeGpus, 0);
-        const limit = policy.placement.maxChangedShards ?? Math.max(2, freeGpus);
-        const limited = limitChangedShards(current, planned, planHeat, gpus, limit);
-        if (limited !== planned) {
-          planned = limited;
+      let planned = outcome.kind === "planned" ? outcome.placement : current!;
+      let movedReplicas = outcome.kind === "planned" ? outcome.movedReplicas : 0;
+      let movedFraction = outcome.kind === "planned" ? outcome.movedFraction : 0;
+      if (current && !structural && !firstHeatPlan) {
+        const limited = outcome.kind === "planned" ? limitChangedShards(current, outcome.placement, planHeat, gpus, changeLimit) : current;
+        if (outcome.kind !== "planned" || limited !== outcome.placement) {
+          // The plan touches more shards than may change (or found nothing within the replica move
+          // budget): take the better of its limited form and a rewrite of the hottest shards (the
+          // whole set of a rewritten shard is free to choose), as many as the surge, the free GPUs
+          // and the move budget (in shards) allow.
+          const bal = (p: Placement) => computePlacementMetrics(p, planHeat).balancedness;
+          const k = Math.min(changeLimit, Math.max(1, Math.floor(policy.placement.maxMoveFraction * desiredShards)));
+          const rewritten = bestRewrite(current, planHeat, k, bal);
+          planned = bal(rewritten) > bal(limited) ? rewritten : limited;
           movedReplicas = countMovedReplicas(current, planned);
           movedFraction = movedReplicas / Math.max(1, countReplicas(planned));
         }
       }
-      const plannedMetrics = planned === outcome.placement ? outcome.metrics : computePlacementMetrics(planned, planHeat);
-      placement = {
+      const plannedMetrics = outcome.kind === "planned" && planned === outcome.placement ? outcome.metrics : computePlacementMetrics(planned, planHeat);
+      const worthIt = !current || structural || firstHeatPlan || currentMetrics === undefined
+        || plannedMetrics.balancedness - currentMetrics.balancedness >= policy.placement.minBalancednessGain;
+      if (!worthIt) {
+        placement = {
+          action: "keep",
+          reason: `keeping the placement: the rebalance that fits the free GPUs would change balancedness ${currentMetrics!.balancedness.toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}, below the ${policy.placement.minBalancednessGain} gain threshold`,
+          placement: current,
+          hash: placementHash(current!),
+          metrics: currentMetrics,
+          heatBasis: currentBasis,
+        };
+      } else placement = {
         action: current ? "replan" : "initial",
-        reason: current
-          ? structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.mode})` : `rebalanced by heat: balancedness ${(outcome.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}`
-          : `initial placement on ${desiredShards} shards`,
+        reason: !current
+          ? `initial placement on ${desiredShards} shards${planHeatBasis === "none" ? " (no heat seen yet: experts spread evenly; the first usable heat re-plans)" : ""}`
+          : firstHeatPlan
+            ? `first heat-based placement: balancedness ${(outcome.kind === "planned" ? outcome.previousMetrics?.balancedness ?? 0 : 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`
+            : structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.kind === "planned" ? outcome.mode : "unchanged"})` : `rebalanced by heat: balancedness ${(currentMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}`,
         placement: planned,
         hash: placementHash(planned),
         metrics: plannedMetrics,
         movedFraction,
         movedReplicas,
+        heatBasis: !current ? planHeatBasis : firstHeatPlan || !structural ? "observed" : currentBasis,
+        heatRebalance: current !== undefined && (!structural || firstHeatPlan),
       };
     }
   }

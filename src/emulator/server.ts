@@ -9,7 +9,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "pino";
 import { Informer } from "../runtime/informer.ts";
 import type { Clock } from "../runtime/clock.ts";
-import { generateHeat } from "../domain/synthetic/heat.ts";
+import { driftHeat, generateHeat } from "../domain/synthetic/heat.ts";
 import { FleetEmulator, type EmulatedShard } from "./fleet.ts";
 
 export interface ScenarioPoint {
@@ -24,8 +24,13 @@ export interface Scenario {
   readonly startMs: number;
   /** Load at the points, linearly interpolated between them; constant after the last. */
   readonly points: readonly ScenarioPoint[];
-  /** From tS on, routing heat follows a different synthetic pattern (seed). */
-  readonly heatShifts: readonly { readonly tS: number; readonly seed: number }[];
+  /**
+   * From tS on, routing heat follows another pattern: with `correlation`, the previous pattern
+   * drifted to that Pearson correlation per layer (a workload change: real DeepSeek-V3 decode vs
+   * prefill loads correlate at ~0.66, see bench/placement); without it, an unrelated synthetic
+   * pattern (seed).
+   */
+  readonly heatShifts: readonly { readonly tS: number; readonly seed: number; readonly correlation?: number }[];
   readonly heatSeed: number;
 }
 
@@ -44,6 +49,42 @@ export function loadAt(s: Scenario, nowMs: number): { tokensPerSecond: number; p
   }
   const last = pts[pts.length - 1]!;
   return { tokensPerSecond: last.tokensPerSecond, phase: last.phase ?? "", tS: t };
+}
+
+/** The scenario's routing heat over time, each pattern computed once. */
+export class HeatPatterns {
+  readonly #cache = new Map<string, number[][]>();
+  readonly #shape: { layerCount: number; expertCount: number; topK: number };
+
+  constructor(shape: { layerCount: number; expertCount: number; topK: number }) {
+    this.#shape = shape;
+  }
+
+  generated(seed: number): number[][] {
+    const key = `g${seed}`;
+    let h = this.#cache.get(key);
+    if (!h) this.#cache.set(key, (h = generateHeat({ ...this.#shape, seed })));
+    return h;
+  }
+
+  /** The base pattern, then each shift reached by tS, in order. */
+  at(s: Pick<Scenario, "heatSeed" | "heatShifts">, tS: number): number[][] {
+    let h = this.generated(s.heatSeed);
+    let key = `g${s.heatSeed}`;
+    for (const shift of [...s.heatShifts].sort((a, b) => a.tS - b.tS)) {
+      if (tS < shift.tS) break;
+      if (shift.correlation === undefined) {
+        h = this.generated(shift.seed);
+        key = `g${shift.seed}`;
+        continue;
+      }
+      key = `${key}>d${shift.seed}@${shift.correlation}`;
+      const prev = h;
+      h = this.#cache.get(key) ?? driftHeat(prev, { correlation: shift.correlation, seed: shift.seed });
+      this.#cache.set(key, h);
+    }
+    return h;
+  }
 }
 
 export interface FleetEmulatorServerOptions {
@@ -86,12 +127,7 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
   const moeLayers = o.model.layers - o.model.denseLayers;
   const E = o.model.routedExperts;
   const fleet = new FleetEmulator({ layerCount: moeLayers, expertCount: E, topK: o.model.topK, seed: o.seed });
-  const heats = new Map<number, number[][]>();
-  const heatFor = (seed: number) => {
-    let h = heats.get(seed);
-    if (!h) heats.set(seed, (h = generateHeat({ layerCount: moeLayers, expertCount: E, seed, topK: o.model.topK })));
-    return h;
-  };
+  const heats = new HeatPatterns({ layerCount: moeLayers, expertCount: E, topK: o.model.topK });
   const registry = new Registry();
   const base = { namespace: o.namespace, moe_dev_deployment: o.deployment };
   const expertTokens = new Counter({ name: "moe_expert_routed_tokens_total", help: "Tokens the gate routed to each (layer, expert).", labelNames: ["namespace", "moe_dev_deployment", "layer", "expert"], registers: [registry] });
@@ -122,9 +158,7 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
     const tS = planned.tS;
     const tokensPerSecond = manual.tokensPerSecond ?? planned.tokensPerSecond;
     const phase = manual.phase ?? planned.phase;
-    let seed = o.scenario.heatSeed;
-    for (const s of o.scenario.heatShifts) if (tS >= s.tS) seed = s.seed;
-    if (manual.heatSeed !== undefined) seed = manual.heatSeed;
+    const heat = manual.heatSeed !== undefined ? heats.generated(manual.heatSeed) : heats.at(o.scenario, tS);
     const shards: EmulatedShard[] = pods.list().filter((p) => !p.metadata?.deletionTimestamp).map((p) => ({
       name: p.metadata!.name!,
       nodeName: p.spec?.nodeName,
@@ -132,7 +166,7 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
       ready: p.status?.phase === "Running" && (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false),
       draining: p.metadata?.annotations?.["moe.dev/draining-since"] !== undefined,
     }));
-    const r = fleet.step(shards, heatFor(seed), tokensPerSecond);
+    const r = fleet.step(shards, heat, tokensPerSecond);
     for (let l = 0; l < moeLayers; l++) {
       for (let e = 0; e < E; e++) {
         const t = r.expertTokens[l * E + e]!;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { decide, tokensPerSecondFromHeat, assignShardNodes, type DeploymentPolicy, type DecisionSnapshot } from "../../src/domain/decide.ts";
-import { extendPlacement, planPlacement, EMPTY_SLOT, type Placement } from "../../src/domain/placement/index.ts";
+import { computePlacementMetrics, extendPlacement, planPlacement, EMPTY_SLOT, type Placement } from "../../src/domain/placement/index.ts";
 import { makeCapacityPolicy } from "../../src/domain/capacity/index.ts";
 import { generateHeat } from "../../src/domain/synthetic/heat.ts";
 
@@ -77,10 +77,20 @@ describe("decide", () => {
       shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
       provisionedShards: 4, currentPlacement: current, lastRebalanceMs: 90_000, rolloutInProgress: false, trackingSinceMs: 0, nodes,
     };
-    const d = decide(snapshot, policy(), 100_000);
+    // No running shard may change (surge 0): the new shards only add replicas.
+    const d = decide(snapshot, policy({ placement: { ...policy().placement, maxChangedShards: 0 } }), 100_000);
     expect(d.desiredShards).toBeGreaterThan(4);
     expect(d.placement.action).toBe("replan");
     for (let l = 0; l < 3; l++) for (let g = 0; g < 4; g++) expect(d.placement.placement!.layers[l]![g]).toEqual(current.layers[l]![g]);
+    // With spare GPUs, the hottest running shards may be rewritten with the new ones: at most the
+    // surge of them, every expert still placed, and never worse balanced than running shards unchanged.
+    const wide = decide(snapshot, policy({ placement: { ...policy().placement, maxChangedShards: 1 } }), 100_000);
+    expect(wide.desiredShards).toBe(d.desiredShards);
+    let changed = 0;
+    for (let g = 0; g < 4; g++) if (current.layers.some((layer, l) => JSON.stringify(layer[g]) !== JSON.stringify(wide.placement.placement!.layers[l]![g]))) changed++;
+    expect(changed).toBeLessThanOrEqual(1);
+    for (let l = 0; l < 3; l++) expect(new Set(wide.placement.placement!.layers[l]!.flat().filter((e) => e >= 0)).size).toBe(16);
+    expect(wide.placement.metrics!.balancedness).toBeGreaterThanOrEqual(d.placement.metrics!.balancedness);
   });
 
   it("never scales below the current count right after an operator restart", () => {
@@ -92,6 +102,100 @@ describe("decide", () => {
       provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 9_000, nodes,
     }, policy(), 10_000);
     expect(d.desiredShards).toBe(8);
+  });
+
+  it("does not undo a recent scale-up within the scale-down stabilisation window (no feedback/model flapping)", () => {
+    const heat = scaledHeat(100);
+    const current = firstPlacement(heat, 8);
+    const base: DecisionSnapshot = {
+      heat: { heat, atMs: 1_000_000, confidence: 1 },
+      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
+      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+    };
+    const window = policy().capacity.scaleDown.stabilizationWindowMs;
+    const held = decide({ ...base, lastScaleUpMs: 1_000_000 - window / 2 }, policy(), 1_000_000);
+    expect(held.desiredShards).toBe(8);
+    expect(held.reason).toBe("StabilizingScaleDown");
+    expect(held.message).toMatch(/last scale-up was \d+ s ago/);
+    // Once the window has passed, the low load scales down again (the guard can release).
+    const free = decide({ ...base, lastScaleUpMs: 1_000_000 - window - 1 }, policy(), 1_000_000);
+    expect(free.desiredShards).toBeLessThan(8);
+  });
+
+  it("re-plans a placement made before any heat as soon as heat arrives, at once and without the move budget", () => {
+    const blind = decide({ shards: [], provisionedShards: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes }, policy(), 1_000);
+    expect(blind.placement.heatBasis).toBe("none");
+    expect(blind.placement.heatRebalance).toBeFalsy();
+    expect(blind.placement.reason).toMatch(/no heat seen yet/);
+    const heat = scaledHeat(2_000);
+    const snapshot: DecisionSnapshot = {
+      heat: { heat, atMs: 20_000, confidence: 1 },
+      shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: i < 2 })),
+      provisionedShards: 4, currentPlacement: blind.placement.placement, currentPlacementHeatBasis: "none",
+      rolloutInProgress: true, trackingSinceMs: 0, nodes,
+    };
+    const d = decide(snapshot, policy(), 20_000);
+    expect(d.placement.action).toBe("replan");
+    expect(d.placement.reason).toMatch(/first heat-based placement/);
+    expect(d.placement.heatBasis).toBe("observed");
+    expect(d.placement.heatRebalance).toBe(true);
+    expect(d.placement.movedFraction!).toBeGreaterThan(0.1); // beyond the 10% budget of a routine rebalance
+    expect(d.placement.metrics!.balancedness).toBeGreaterThan(computePlacementMetrics(blind.placement.placement!, heat).balancedness);
+    // The same snapshot with a heat-based current placement waits for the rollout, as before.
+    const routine = decide({ ...snapshot, currentPlacementHeatBasis: "observed" }, policy(), 20_000);
+    expect(routine.placement.action).toBe("keep");
+    expect(routine.placement.reason).toMatch(/rollout is in progress/);
+  });
+
+  it("marks only heat rebalances (not scale changes) as restarting the rebalance interval", () => {
+    const heat = scaledHeat(40_000);
+    const current = firstPlacement(heat, 4);
+    const d = decide({
+      heat: { heat, atMs: 100_000, confidence: 1 },
+      shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
+      provisionedShards: 4, currentPlacement: current, lastRebalanceMs: 90_000, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+    }, policy(), 100_000);
+    expect(d.desiredShards).toBeGreaterThan(4);
+    expect(d.placement.heatRebalance).toBeFalsy();
+    expect(d.placement.heatBasis).toBe("observed");
+  });
+
+  it("changes no more running shards in a heat rebalance than the surge allows, and keeps the placement when that is not worth it", () => {
+    const before = scaledHeat(2_000, 21);
+    const after = scaledHeat(2_000, 22);
+    const current = firstPlacement(before, 8);
+    const snap: DecisionSnapshot = {
+      heat: { heat: after, atMs: 1_000_000, confidence: 1 },
+      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-0", ready: true })),
+      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+    };
+    const changed = (p: Placement) => Array.from({ length: 8 }, (_, g) => g).filter((g) =>
+      p.layers.some((layer, l) => JSON.stringify([...layer[g]!].sort()) !== JSON.stringify([...current.layers[l]![g]!].sort()))).length;
+    const wide = decide(snap, policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1 } }), 1_000_000);
+    const narrow = decide(snap, policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1, maxChangedShards: 2 } }), 1_000_000);
+    expect(wide.placement.action).toBe("replan");
+    expect(changed(wide.placement.placement!)).toBeGreaterThan(4);
+    expect(changed(narrow.placement.placement!)).toBeLessThanOrEqual(2 + 2); // the limit, plus repairs
+    // A gain threshold no limited plan can reach keeps the current placement.
+    const kept = decide(snap, policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1, maxChangedShards: 1, minBalancednessGain: 0.5 } }), 1_000_000);
+    expect(kept.placement.action).toBe("keep");
+  });
+
+  it("adds shards on observed SLO misses only once the latency window covers the shards now Ready", () => {
+    const heat = scaledHeat(100);
+    const current = firstPlacement(heat, 8);
+    const base: DecisionSnapshot = {
+      heat: { heat, atMs: 1_000_000, confidence: 1 }, observedP99Ms: 500,
+      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
+      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+    };
+    const window = policy().capacity.stableWindowMs;
+    const fresh = decide({ ...base, readySinceMs: 1_000_000 - window / 2 }, policy(), 1_000_000);
+    expect(fresh.message).not.toMatch(/with every shard Ready: adding/);
+    expect(fresh.desiredShards).toBeLessThanOrEqual(8);
+    const settled = decide({ ...base, readySinceMs: 1_000_000 - window - 1 }, policy(), 1_000_000);
+    expect(settled.message).toMatch(/with every shard Ready: adding/);
+    expect(settled.desiredShards).toBeGreaterThan(8);
   });
 
   it("assigns new shards to the cheapest nodes with free GPUs and reports what does not fit", () => {
@@ -126,5 +230,17 @@ describe("limitChangedShards (pod churn per heat rebalance)", () => {
       expect(present.size).toBe(32);
     }
     expect(computePlacementMetrics(limited, after).balancedness).toBeGreaterThan(computePlacementMetrics(current.placement, after).balancedness);
+  });
+});
+
+describe("placementHash (placement versions)", () => {
+  it("changes with the expert layout but not with the nodes the shards run on", async () => {
+    const { placementHash } = await import("../../src/domain/placement/index.ts");
+    const heat = generateHeat({ layerCount: 2, expertCount: 16, seed: 3, topK: 2 });
+    const p = firstPlacement(heat, 4);
+    const moved: Placement = { ...p, gpus: p.gpus.map((g) => ({ ...g, nodeName: `elsewhere-${g.gpuId}`, domain: "rack-9" })) };
+    expect(placementHash(moved)).toBe(placementHash(p));
+    const swapped: Placement = { ...p, layers: p.layers.map((layer, l) => (l === 0 ? [layer[1]!, layer[0]!, ...layer.slice(2)] : layer)) };
+    expect(placementHash(swapped)).not.toBe(placementHash(p));
   });
 });

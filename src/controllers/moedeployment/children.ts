@@ -5,6 +5,7 @@ import type { V1ConfigMap, V1Deployment, V1OwnerReference, V1Pod, V1PodSpec, V1C
 import { API_GROUP_VERSION, KIND, Label, LabelValue, Annotation } from "../../api/constants.ts";
 import type { MoEDeployment, PodTemplate } from "../../api/schema.ts";
 import { fnv1a64, serializePlacement, placementToSglang, EMPTY_SLOT, type Placement } from "../../domain/placement/index.ts";
+import type { HeatBasis } from "../../domain/decide.ts";
 
 /** Annotations and labels on shard pods beyond the API's shared constants. */
 export const ShardAnnotation = {
@@ -168,6 +169,8 @@ export interface PlacementConfigMapInput {
   version: number;
   denseLayers: number;
   shards: { shardIndex: number; setHash: string }[];
+  /** What the plan was made with ("none": before any heat, experts spread evenly). */
+  heatBasis?: HeatBasis;
 }
 
 export function renderPlacementConfigMap(d: MoEDeployment, p: PlacementConfigMapInput): V1ConfigMap {
@@ -178,6 +181,7 @@ export function renderPlacementConfigMap(d: MoEDeployment, p: PlacementConfigMap
     "placement.json": serializePlacement(p.placement),
     "shards.json": JSON.stringify(p.shards),
   };
+  if (p.heatBasis) data["heat-basis"] = p.heatBasis;
   if (sglang.ok) data["physical_to_logical_map.json"] = JSON.stringify(sglang.value);
   return {
     apiVersion: "v1",

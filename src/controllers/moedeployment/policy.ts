@@ -14,6 +14,8 @@ export interface PolicyContext {
   routerUsdPerGpuHour?: number;
   /** Decision cadence: metric windows are at least a few of these. */
   reconcileIntervalMs: number;
+  /** Replacement pods the rollout creates at once (--max-surge): a heat rebalance changes at most this many shards. */
+  maxSurge?: number;
 }
 
 export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): DeploymentPolicy {
@@ -76,6 +78,7 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
       redundantSlots: spec.placement.maxRedundantSlotsPerLayer,
       rebalanceIntervalMs: spec.placement.rebalanceIntervalSeconds * 1000,
       topology: "spread",
+      maxChangedShards: ctx.maxSurge,
     },
     defaultUsdPerGpuHour: spec.cost.defaultUsdPerGpuHour > 0 ? spec.cost.defaultUsdPerGpuHour : undefined,
   };

@@ -8,7 +8,7 @@ import {
 } from "../../api/constants.ts";
 import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import { moeLayerCount, routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
-import { decide, type Decision, type DecisionSnapshot, type NodeView, type ShardView } from "../../domain/decide.ts";
+import { decide, type Decision, type DecisionSnapshot, type HeatBasis, type NodeView, type ShardView } from "../../domain/decide.ts";
 import { scheduleWindowAt, type CapacityState } from "../../domain/capacity/index.ts";
 import { parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
 import { planRollout, type DesiredShard, type ShardPodView, type RolloutPlan } from "../../domain/rollout/index.ts";
@@ -154,7 +154,7 @@ export class MoEDeploymentReconciler {
     const podViews = shardPods.map(shardPodView).filter((v): v is ShardPodView & { pod: V1Pod } => v !== undefined);
     const shardViews = this.#shardViews(podViews, nodes);
     const coldStarts = this.#newColdStarts(shardPods, mem);
-    const policy = policyFromSpec(spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, routerUsdPerGpuHour: undefined });
+    const policy = policyFromSpec(spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, routerUsdPerGpuHour: undefined, maxSurge: cfg.maxSurge });
     const provisionedShards = spec.mode === "Auto"
       ? (d.status?.desiredShards ?? new Set(podViews.filter((p) => !p.terminating).map((p) => p.shardIndex)).size)
       : (d.status?.recommendation?.shards ?? 0);
@@ -168,12 +168,14 @@ export class MoEDeploymentReconciler {
       shards: spec.mode === "Auto" ? shardViews : [],
       provisionedShards,
       currentPlacement: current?.placement,
+      currentPlacementHeatBasis: current?.heatBasis,
       lastRebalanceMs: d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined,
       rolloutInProgress,
       coldStartDurationsMs: coldStarts,
       capacityState: mem.capacityState,
       trackingSinceMs: mem.trackingSinceMs,
       nodes,
+      readySinceMs: readySince(shardPods),
       lastScaleUpMs: d.status?.lastScale && d.status.lastScale.toShards > d.status.lastScale.fromShards ? Date.parse(d.status.lastScale.time) : undefined,
     };
 
@@ -209,7 +211,7 @@ export class MoEDeploymentReconciler {
       if (targetPlacement && targetHash && changedPlacement) {
         try {
           await this.#d.kube.apply(renderPlacementConfigMap(d, {
-            placement: targetPlacement, hash: targetHash, version, denseLayers: spec.model.denseLayers,
+            placement: targetPlacement, hash: targetHash, version, denseLayers: spec.model.denseLayers, heatBasis: decision.placement.heatBasis,
             shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
           }));
         } catch (err) {
@@ -441,12 +443,19 @@ export class MoEDeploymentReconciler {
     conds.push(degraded);
 
     const routerReady = !auto || ((x.router?.status?.readyReplicas ?? 0) >= spec.serving.router.replicas && (x.router?.status?.observedGeneration ?? 0) >= (x.router?.metadata?.generation ?? 1));
-    const shardsReady = !auto || (rollout?.complete ?? false);
+    // Ready means serving: a scale-up or a heat rebalance in flight keeps Ready=True (Progressing
+    // reports it) as long as every (layer, expert) has a Ready replica and at least minShards
+    // shards serve, so on-call does not see Ready flap at every rebalance.
+    const servingShards = x.podViews.filter((p) => p.ready && !p.terminating && p.drainStartedMs === undefined).length;
+    const serving = rollout !== undefined && rollout.uncoveredNow === 0 && servingShards >= spec.scaling.minShards;
+    const shardsReady = !auto || (rollout?.complete ?? false) || serving;
     const componentsMessage = !routerReady
       ? `router ${childNames(d.metadata.name!).router}: ${x.router?.status?.readyReplicas ?? 0}/${spec.serving.router.replicas} replicas ready`
       : !shardsReady
-        ? `expert shards: ${x.podViews.filter((p) => p.ready && !p.terminating && p.drainStartedMs === undefined).length}/${decision.desiredShards} ready at placement v${x.version}`
-        : `router and ${decision.desiredShards} expert shards ready at placement v${x.version}`;
+        ? `expert shards: ${servingShards}/${decision.desiredShards} ready at placement v${x.version}`
+        : rollout?.complete ?? true
+          ? `router and ${decision.desiredShards} expert shards ready at placement v${x.version}`
+          : `serving with ${servingShards} Ready expert shards and every expert covered; rolling out placement v${x.version} to ${decision.desiredShards} shards (see Progressing)`;
     conds.unshift(readyCondition({ recommendOnly: !auto, degraded, componentsReady: routerReady && shardsReady, componentsMessage, progressing }));
 
     // Numbers.
@@ -463,7 +472,7 @@ export class MoEDeploymentReconciler {
       balancedness: round(metrics?.balancedness, 3) ?? prev?.placement?.balancedness,
       movedFraction: x.rebalanced && x.changedPlacement ? round(decision.placement.movedFraction ?? 0, 4) : prev?.placement?.movedFraction,
       redundantSlotsPerLayer: decision.placement.placement ? Math.max(0, decision.placement.placement.gpus.reduce((s, g) => s + g.slotCount, 0) - spec.model.routedExperts) : undefined,
-      lastRebalanceTime: x.rebalanced && x.changedPlacement ? x.nowIso : prev?.placement?.lastRebalanceTime,
+      lastRebalanceTime: decision.placement.heatRebalance && x.changedPlacement ? x.nowIso : prev?.placement?.lastRebalanceTime,
     } : prev?.placement;
     const recommendationCore = {
       shards: decision.desiredShards,
@@ -543,13 +552,31 @@ export class ConflictRequeue extends Error {
   }
 }
 
-function readPublishedPlacement(cm: V1ConfigMap | undefined): { placement: Placement; hash: string; version: number } | undefined {
+/** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */
+function readySince(pods: readonly V1Pod[]): number | undefined {
+  let latest: number | undefined;
+  for (const p of pods) {
+    if (p.metadata?.deletionTimestamp) continue;
+    const c = p.status?.conditions?.find((x) => x.type === "Ready" && x.status === "True");
+    const t = c?.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN;
+    if (Number.isFinite(t)) latest = Math.max(latest ?? t, t);
+  }
+  return latest;
+}
+
+function readPublishedPlacement(cm: V1ConfigMap | undefined): { placement: Placement; hash: string; version: number; heatBasis?: HeatBasis } | undefined {
   const text = cm?.data?.["placement.json"];
   if (!text) return undefined;
   try {
     const parsed = parsePlacement(JSON.parse(text));
     if (!parsed.ok) return undefined;
-    return { placement: parsed.value, hash: placementHash(parsed.value), version: Number(cm?.data?.version ?? cm?.metadata?.annotations?.[Annotation.placementVersion] ?? 0) || 0 };
+    const basis = cm?.data?.["heat-basis"];
+    return {
+      placement: parsed.value,
+      hash: placementHash(parsed.value),
+      version: Number(cm?.data?.version ?? cm?.metadata?.annotations?.[Annotation.placementVersion] ?? 0) || 0,
+      heatBasis: basis === "observed" || basis === "remembered" || basis === "none" ? basis : undefined,
+    };
   } catch {
     return undefined;
   }

@@ -47,9 +47,20 @@ export function fnv1a64(text: string): string {
   return hex(h3) + hex(h2) + hex(h1) + hex(h0);
 }
 
-/** Content hash of a placement (of its canonical JSON). */
+/**
+ * Content hash of a placement's expert layout: which expert every slot of every GPU (by gpuId)
+ * holds. Node names and topology domains are left out on purpose: they record where a shard
+ * happens to run (a pod landing on another node relabels the placement), and a new version must
+ * mean new expert weights to load, not a scheduler's choice.
+ */
 export function placementHash(placement: Placement): string {
-  return fnv1a64(serializePlacement(placement));
+  return fnv1a64(JSON.stringify({
+    version: 1,
+    layerCount: placement.layerCount,
+    expertCount: placement.expertCount,
+    gpus: placement.gpus.map((gpu) => ({ gpuId: gpu.gpuId, slotCount: gpu.slotCount })),
+    layers: placement.layers,
+  }));
 }
 
 export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
