@@ -4,7 +4,7 @@
 // requirement (the most charitable reading of "what users would otherwise run").
 
 import { createCapacityState, decideCapacity, makeCapacityPolicy } from "../domain/capacity/index.ts";
-import type { CapacityPolicyInput, CapacityState } from "../domain/capacity/index.ts";
+import type { CapacityDecision, CapacityPolicyInput, CapacityState } from "../domain/capacity/index.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { Observation, PolicyStep, ScalingPolicy } from "./types.ts";
 
@@ -63,7 +63,10 @@ class TimedWindow {
 // ticks exactly as the controller persists it. When src/domain/decide.ts (capacity + placement)
 // settles, this adapter is the one place to switch to it.
 
-export function createOursPolicy(ctx: PolicyContext, overrides: Partial<CapacityPolicyInput> = {}, intervalS = 30): ScalingPolicy {
+/** Sees every decision of "ours" (what it observed and decided), e.g. for diagnosing lost minutes. */
+export type OursDecisionObserver = (observation: Observation, decision: CapacityDecision, desiredGpus: number) => void;
+
+export function createOursPolicy(ctx: PolicyContext, overrides: Partial<CapacityPolicyInput> = {}, intervalS = 30, onDecision?: OursDecisionObserver): ScalingPolicy {
   const policy = makeCapacityPolicy({
     slo: { metric: ctx.metric, targetP99Ms: ctx.sloMs },
     minGpus: ctx.minGpus,
@@ -94,8 +97,10 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
       // Restart safety, as src/domain/decide.ts applies it: without a full stabilisation window of
       // recommendation history (a process that just started), do not scale down.
       if (d.desiredGpus < o.provisionedGpus && nowMs - trackingSinceMs < policy.scaleDown.stabilizationWindowMs) {
+        onDecision?.(o, d, o.provisionedGpus);
         return { desiredGpus: o.provisionedGpus, reason: "StabilizingScaleDown" };
       }
+      onDecision?.(o, d, d.desiredGpus);
       return { desiredGpus: d.desiredGpus, reason: d.reason };
     },
   };

@@ -19,7 +19,7 @@ import {
   scheduleInitialGpus,
   staticPeakGpus,
 } from "./policies.ts";
-import type { PolicyContext } from "./policies.ts";
+import type { OursDecisionObserver, PolicyContext } from "./policies.ts";
 import { latencyMultiplier, MinuteAggregator, resolveWaitWeight, stepSecond } from "./truth.ts";
 import type { GroundTruthParams, QueueState } from "./truth.ts";
 import type { LoadSeries, Observation, PolicyName, ScalingPolicy, WorkSeries } from "./types.ts";
@@ -70,6 +70,8 @@ export interface SimConfig {
   /** Overrides of the operator's capacity policy (e.g. schedules, forecast). */
   readonly ours?: Partial<CapacityPolicyInput>;
   readonly oursIntervalS?: number;
+  /** Called with every decision of "ours" (diagnostics; does not change the replay). */
+  readonly onOursDecision?: OursDecisionObserver;
 }
 
 export const DEFAULT_SIM_SETTINGS = {
@@ -134,14 +136,33 @@ export interface Progress {
   readonly fraction: number;
 }
 
-/** Per-minute flag: the requirement rises (>= 15 % over its 30-min low) and did so at this time of day the day before. */
+/** Half-width (minutes) of the centred median that smooths the requirement before ramp detection. */
+export const RAMP_SMOOTHING_HALF_WIDTH_MIN = 5;
+
+/**
+ * Per-minute flag of predictable ramps: the requirement, smoothed by a centred 11-minute median, is
+ * >= 15 % above its low over the previous 30 minutes, and was so (smoothed) within 15 minutes of the
+ * same time the day before. The median keeps single-minute spikes of the requirement (a minute whose
+ * worst seconds were unlucky, which no policy can see coming) from counting as ramps: on ServeGen
+ * such spikes alone exceed 15 % of the 30-minute low in about 1 % of minutes, and they recur "the day
+ * before" by chance, so without smoothing most flagged minutes were noise, not daily ramps.
+ */
 export function predictableRampMinutes(req: Int32Array): Uint8Array {
   const n = req.length;
+  const h = RAMP_SMOOTHING_HALF_WIDTH_MIN;
+  const smooth = new Float64Array(n);
+  const window: number[] = [];
+  for (let m = 0; m < n; m++) {
+    window.length = 0;
+    for (let k = Math.max(0, m - h); k <= Math.min(n - 1, m + h); k++) window.push(req[k] as number);
+    window.sort((a, b) => a - b);
+    smooth[m] = window[(window.length - 1) >> 1] as number;
+  }
   const ramp = new Uint8Array(n);
   for (let m = 0; m < n; m++) {
     let low = Infinity;
-    for (let k = Math.max(0, m - 30); k <= m; k++) low = Math.min(low, req[k] as number);
-    if ((req[m] as number) >= 1.15 * low && (req[m] as number) > low) ramp[m] = 1;
+    for (let k = Math.max(0, m - 30); k <= m; k++) low = Math.min(low, smooth[k] as number);
+    if ((smooth[m] as number) >= 1.15 * low && (smooth[m] as number) > low) ramp[m] = 1;
   }
   const out = new Uint8Array(n);
   for (let m = 1440; m < n; m++) {
@@ -229,7 +250,7 @@ interface World {
 
 function makePolicy(name: Exclude<PolicyName, "oracle">, ctx: PolicyContext, config: SimConfig): ScalingPolicy {
   switch (name) {
-    case "ours": return createOursPolicy(ctx, config.ours ?? {}, config.oursIntervalS ?? 30);
+    case "ours": return createOursPolicy(ctx, config.ours ?? {}, config.oursIntervalS ?? 30, config.onOursDecision);
     case "static": return createStaticPolicy(ctx);
     case "schedule": return createSchedulePolicy(ctx);
     case "hpa": return createHpaPolicy(ctx);

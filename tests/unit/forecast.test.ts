@@ -5,6 +5,7 @@ import {
   forecastLoad,
   observeLoadSample,
   observeLoadSeries,
+  recurringRiseRatio,
 } from "../../src/domain/prewarm/index.ts";
 import type { ForecastState } from "../../src/domain/prewarm/index.ts";
 
@@ -116,5 +117,39 @@ describe("load forecaster (double-seasonal Holt-Winters)", () => {
     const f = forecastLoad(s, at, 1.96)!;
     expect(f.seasonal).toBe(true);
     expect(Math.abs(f.expectedTokensPerSecond - truth(at)) / truth(at)).toBeLessThan(0.15);
+  });
+});
+
+describe("recurring rise (anchored pre-warm)", () => {
+  // 3 days of 10-minute buckets at 10k tok/s, with a 2x window at 09:00-10:00 every day and a
+  // one-off 3x burst at 15:00 on the last day only.
+  const windowAt = (t: number) => ((t - T0) % DAY) / 3_600_000 >= 9 && ((t - T0) % DAY) / 3_600_000 < 10;
+  const oneOff = (t: number) => t >= T0 + 2 * DAY + 15 * 3_600_000 && t < T0 + 2 * DAY + 16 * 3_600_000;
+  const points: { atMs: number; tokensPerSecond: number }[] = [];
+  for (let t = T0; t < T0 + 3 * DAY + BUCKET; t += BUCKET) points.push({ atMs: t, tokensPerSecond: 10_000 * (windowAt(t) ? 2 : 1) * (oneOff(t) ? 3 : 1) });
+  const s = observeLoadSeries(createForecastState(), points);
+  const day3 = T0 + 3 * DAY;
+  const lead = 7 * 60_000;
+
+  it("sees a rise that recurred on each of the last days, one lead time ahead", () => {
+    const now = day3 + 8 * 3_600_000 + 55 * 60_000; // 08:55: the window opens within the lead time
+    expect(recurringRiseRatio(s, now - 3 * 60_000, now, now, now + lead + BUCKET, 2)).toBeCloseTo(2, 6);
+    // 09:02, with a measurement that still covers 08:59: the rise is not yet in the measurement.
+    const open = day3 + 9 * 3_600_000 + 2 * 60_000;
+    expect(recurringRiseRatio(s, open - 3 * 60_000, open, open, open + lead + BUCKET, 2)).toBeCloseTo(2, 6);
+    // Far from the window: no rise.
+    const noon = day3 + 12 * 3_600_000;
+    expect(recurringRiseRatio(s, noon - 3 * 60_000, noon, noon, noon + lead + BUCKET, 2)).toBeCloseTo(1, 6);
+  });
+
+  it("ignores a one-off burst that only yesterday had, unless asked about yesterday alone", () => {
+    const now = day3 + 14 * 3_600_000 + 55 * 60_000; // 14:55, yesterday's burst began at 15:00
+    expect(recurringRiseRatio(s, now - 3 * 60_000, now, now, now + lead + BUCKET, 1)).toBeCloseTo(3, 6);
+    expect(recurringRiseRatio(s, now - 3 * 60_000, now, now, now + lead + BUCKET, 2)).toBeCloseTo(1, 6);
+  });
+
+  it("is undefined without history for those days", () => {
+    expect(recurringRiseRatio(createForecastState(), day3 - 60_000, day3, day3, day3 + lead + BUCKET, 1)).toBeUndefined();
+    expect(recurringRiseRatio(s, day3 - 60_000, day3, day3, day3 + lead + BUCKET, 0)).toBeUndefined();
   });
 });

@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import {
+  anticipationHeadroom,
   createCapacityState,
+  DEFAULT_HEADROOM_POLICY,
   decideCapacity,
+  fitLoadTrend,
   makeCapacityPolicy,
   predictP99LatencyMs,
 } from "../../src/domain/capacity/index.ts";
@@ -203,7 +206,10 @@ describe("decideCapacity: no flapping", () => {
     let violations = 0;
     let minutes = 0;
     let minuteLoad = 0;
-    const ticks = (3_600_000 + 10 * 60_000) / TICK;
+    // 30 minutes to settle: the load windows fill and the headroom learns from its first scored
+    // predictions (each is scored one lead time after it was made); then an hour is counted.
+    const settleTicks = (30 * 60_000) / TICK;
+    const ticks = 3_600_000 / TICK + settleTicks;
     for (let i = 0; i < ticks; i++) {
       const now = T0 + i * TICK;
       const load = 40_000 * Math.exp(0.15 * gaussian(next)); // 15 % noise per 15 s sample
@@ -214,12 +220,12 @@ describe("decideCapacity: no flapping", () => {
       state = d.nextState;
       if (d.desiredGpus > provisioned) for (let k = provisioned; k < d.desiredGpus; k++) pods.push(now + coldStartMs);
       if (d.desiredGpus < provisioned) pods.splice(d.desiredGpus);
-      if (i >= 40 && d.desiredGpus !== provisioned) changes++; // after a 10-minute settle
+      if (i >= settleTicks && d.desiredGpus !== provisioned) changes++;
       // SLO per minute: p99 over the minute's load on the GPUs Ready during it.
       minuteLoad += load / 4;
       if (i % 4 === 3) {
         const minuteP99 = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: minuteLoad, gpuCount: ready, balancedness: 0.85, crossNodeShare: 0.2 });
-        if (i >= 40) {
+        if (i >= settleTicks) {
           minutes++;
           if (!(minuteP99 <= 50)) violations++;
         }
@@ -250,5 +256,51 @@ describe("CapacityState", () => {
       b = db.nextState;
       gpus = da.desiredGpus;
     });
+  });
+});
+
+describe("decideCapacity: anticipation", () => {
+  it("fits a load trend with its noise, and does not mistake an earlier step for a ramp", () => {
+    const ramp = Array.from({ length: 25 }, (_, i) => ({ atMs: T0 + i * TICK, value: 10_000 + 100 * i }));
+    const t = fitLoadTrend(ramp, T0 + 24 * TICK, 6 * 60_000, 4)!;
+    expect(t.slopePerMs * TICK).toBeCloseTo(100, 6);
+    expect(t.level).toBeCloseTo(12_400, 6);
+    expect(t.slopeStdErrPerMs * TICK).toBeLessThan(10);
+    // Too short a history: no trend.
+    expect(fitLoadTrend(ramp.slice(0, 3), T0 + 2 * TICK, 6 * 60_000, 4)).toBeUndefined();
+  });
+
+  it("orders for the load one lead time ahead on a steady ramp, and not on noise or after a step", () => {
+    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 512, forecast: { enabled: false } });
+    const flat = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 512, forecast: { enabled: false }, trend: { enabled: false } });
+    // +3 % of the starting load per minute for 12 minutes.
+    const rising = Array.from({ length: 48 }, (_, i) => 30_000 * (1 + 0.03 * (i / 4)));
+    const a = run(p, rising, 8).decisions.at(-1)!;
+    const b = run(flat, rising, 8).decisions.at(-1)!;
+    expect(a.signals.trendTokensPerSecond).toBeGreaterThan(1.15 * (a.signals.stableTokensPerSecond as number));
+    expect(a.desiredGpus).toBeGreaterThan(b.desiredGpus);
+    // Noisy constant load: no trend.
+    const next = rng(5);
+    const noisy = Array.from({ length: 48 }, () => 30_000 * Math.exp(0.05 * gaussian(next)));
+    expect(run(p, noisy, 8).decisions.slice(24).every((d) => d.signals.trendTokensPerSecond === undefined)).toBe(true);
+    // A step 5 minutes ago, flat since: the window's line is tilted but the recent half is flat.
+    const step = [...new Array<number>(28).fill(30_000), ...new Array<number>(20).fill(45_000)];
+    expect(run(p, step, 8).decisions.at(-1)!.signals.trendTokensPerSecond).toBeUndefined();
+  });
+
+  it("sizes with headroom learned from its own anticipation errors, never below 1", () => {
+    const at = T0 + 3_600_000;
+    const errors = Array.from({ length: 40 }, (_, i) => ({ atMs: at - i * TICK, value: Math.log(1 + 0.005 * i) }));
+    const h = anticipationHeadroom(errors, at, DEFAULT_HEADROOM_POLICY);
+    expect(h).toBeGreaterThan(1.15);
+    expect(h).toBeLessThan(1.2);
+    expect(anticipationHeadroom(errors.map((e) => ({ ...e, value: -e.value })), at, DEFAULT_HEADROOM_POLICY)).toBe(1);
+    expect(anticipationHeadroom(errors.slice(0, 5), at, DEFAULT_HEADROOM_POLICY)).toBe(1); // too few
+    // A load that keeps outrunning the anticipation (an accelerating ramp) builds up headroom.
+    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 4096, forecast: { enabled: false }, trend: { enabled: false } });
+    const loads = Array.from({ length: 160 }, (_, i) => 10_000 * Math.exp(0.01 * i));
+    const last = run(p, loads, 8).decisions.at(-1)!;
+    expect(last.signals.headroom).toBeGreaterThan(1.1);
+    expect(last.signals.sizingTokensPerSecond).toBeGreaterThan(1.1 * (last.signals.stableTokensPerSecond as number));
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planOracle, prepareScenario, runScenario, syntheticRateTrace } from "../../src/sim/index.ts";
+import { planOracle, predictableRampMinutes, prepareScenario, runScenario, syntheticRateTrace } from "../../src/sim/index.ts";
 
 describe("sim oracle", () => {
   it("plans the cheapest cover of the requirement: bridges short gaps, restarts after long ones", () => {
@@ -42,5 +42,28 @@ describe("sim oracle", () => {
     const slow = run(600);
     expect(slow?.violatedMinutes ?? 0).toBeGreaterThan(fast?.violatedMinutes ?? 0);
     expect(slow?.coldStartViolationMinutes ?? 0).toBeGreaterThan(0);
+  });
+});
+
+describe("predictable ramps (violation classifier)", () => {
+  const days = 3;
+  const n = days * 1440;
+  it("flags daily-recurring ramps from the second day on, and not one-minute spikes of the requirement", () => {
+    const req = new Int32Array(n).fill(100);
+    for (let d = 0; d < days; d++) {
+      // A daily ramp at 09:00 to 150 GPUs over 10 minutes, held for an hour.
+      for (let m = 0; m < 70; m++) req[d * 1440 + 540 + m] = m < 10 ? 100 + 5 * m : 150;
+      // A one-minute spike (a minute whose worst seconds were unlucky) at 15:00 every day.
+      req[d * 1440 + 900] = 130;
+    }
+    const flags = predictableRampMinutes(req);
+    let first = 0;
+    for (let m = 0; m < 1440; m++) first += flags[m] as number;
+    expect(first).toBe(0); // no day before to recur from
+    for (let d = 1; d < days; d++) {
+      expect(flags[d * 1440 + 552]).toBe(1); // inside the ramp
+      expect(flags[d * 1440 + 900]).toBe(0); // the spike is not a ramp
+      expect(flags[d * 1440 + 700]).toBe(0); // long after the ramp, at the new level
+    }
   });
 });

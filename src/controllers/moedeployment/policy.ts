@@ -48,6 +48,9 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
       // One scale-down step per stabilisation window, at most every 2 minutes.
       periodMs: Math.min(2 * 60_000, spec.scaling.scaleDown.stabilizationWindowSeconds * 1000),
     },
+    // The user's scale-down window is honoured as written, also on a clearly falling load (the
+    // policy's default would shorten it to 3 minutes there).
+    trend: { fallingScaleDownWindowMs: spec.scaling.scaleDown.stabilizationWindowSeconds * 1000 },
     dataQuality: { maxMetricsAgeMs: Math.max(2 * 60_000, 4 * ctx.reconcileIntervalMs) },
     schedules: (spec.prewarm.schedules ?? []).map((s) => ({
       name: s.name,

@@ -341,3 +341,47 @@ export function peakUpperForecast(
   }
   return best;
 }
+
+/**
+ * The rise of the load as it recurred on each of the last `days` days: the smallest, over those days,
+ * of (highest learned bucket in [peakFromMs, peakToMs] that day) / (lowest learned bucket in
+ * [baseFromMs, baseToMs] that day). Callers take the base span as what the current measurement
+ * reflects and the peak span as the time until new capacity is Ready. A rise counts only when every
+ * one of the days shows it, so a one-off burst yesterday does not pre-warm today. Undefined when any
+ * of those days has no learned bucket in a span (or `days` < 1).
+ */
+export function recurringRiseRatio(
+  state: ForecastState,
+  baseFromMs: number,
+  baseToMs: number,
+  peakFromMs: number,
+  peakToMs: number,
+  days: number,
+  options: ForecastOptions = DEFAULT_FORECAST_OPTIONS,
+): number | undefined {
+  const o = { ...validBucketMs(options), bucketMs: state.bucketMs };
+  const n = Math.floor(days);
+  if (!(n >= 1) || n > 6 || !(peakToMs >= peakFromMs) || !(baseToMs >= baseFromMs)) return undefined;
+  const extreme = (fromMs: number, toMs: number, pick: (a: number, b: number) => number): number | undefined => {
+    let out: number | undefined;
+    for (let t = bucketStartOf(fromMs, o.bucketMs); t <= toMs; t += o.bucketMs) {
+      const v = state.history[weekSlot(t, o)] ?? null;
+      if (v !== null) out = out === undefined ? v : pick(out, v);
+    }
+    return out;
+  };
+  let ratio = Infinity;
+  for (let k = 1; k <= n; k++) {
+    const shift = k * DAY_MS;
+    const base = extreme(baseFromMs - shift, baseToMs - shift, Math.min);
+    const peak = extreme(peakFromMs - shift, peakToMs - shift, Math.max);
+    if (base === undefined || peak === undefined || !(base > 0)) return undefined;
+    ratio = Math.min(ratio, peak / base);
+  }
+  return ratio;
+}
+
+/** Whole days of buckets learned so far. */
+export function learnedDays(state: ForecastState): number {
+  return Math.floor((state.learnedBuckets * state.bucketMs) / DAY_MS);
+}

@@ -1,6 +1,8 @@
-// Capacity decision: the fewest GPUs whose predicted p99 meets the SLO with a safety margin,
-// combined with pre-warm floors (schedules, forecast) and burst detection, stabilised (fast up,
-// slow down, hysteresis, step limits), clamped by bounds and budget, and holding on bad data.
+// Capacity decision: the fewest GPUs whose predicted p99 meets the SLO with a safety margin at the
+// load anticipated one lead time ahead (trend, headroom learned from past anticipation errors),
+// combined with pre-warm floors (schedules, recurring rises in the forecaster's history) and burst
+// detection, stabilised (fast up, slow down, hysteresis, step limits), clamped by bounds and budget,
+// and holding on bad data.
 //
 // Pure: all memory (load windows, recommendation history, calibration, forecaster, lead-time
 // samples, last change times) lives in a serialisable CapacityState passed in and returned.
@@ -12,13 +14,13 @@ import type { LatencyCalibrationState } from "../latency/calibration.ts";
 import { predictP99LatencyMs, requiredGpusForTarget, unloadedLatencyMs } from "../latency/model.ts";
 import type { LatencyConditions } from "../latency/model.ts";
 import { detectBurst } from "../prewarm/burst.ts";
-import { createForecastState, observeLoadSample, peakUpperForecast } from "../prewarm/forecast.ts";
+import { createForecastState, learnedDays, observeLoadSample, peakUpperForecast, recurringRiseRatio } from "../prewarm/forecast.ts";
 import type { ForecastState } from "../prewarm/forecast.ts";
 import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
 import { scheduleFloorAt } from "../prewarm/schedule.ts";
 import { maxGpusWithinBudget } from "../cost/cost.ts";
-import type { CapacityPolicy, StepPolicy } from "./policy.ts";
+import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 
 /** Reasons are CamelCase constants (used in conditions and events). */
 export const CapacityReasons = {
@@ -112,6 +114,10 @@ export interface CapacityState {
   readonly readyChangedAtMs?: number;
   readonly forecast: ForecastState;
   readonly leadTime: LeadTimeState;
+  /** Anticipated loads (value) for a future sample time (atMs), waiting to be compared with the sample. */
+  readonly pendingPredictions?: readonly TimedValue[];
+  /** log(observed / anticipated) of resolved predictions (atMs = sample time), oldest first. */
+  readonly predictionErrors?: readonly TimedValue[];
 }
 
 export function createCapacityState(policy: CapacityPolicy): CapacityState {
@@ -133,8 +139,16 @@ export interface CapacitySignals {
   readonly sloGpus: number | undefined;
   readonly burstGpus: number;
   readonly forecastGpus: number;
-  /** Upper-band forecast load one lead time ahead. */
+  /** Forecast load one lead time ahead (anchored: observed load x forecast ratio; absolute: upper band). */
   readonly forecastTokensPerSecond: number | undefined;
+  /** Load the SLO count is sized for (stable window, trend, burst). */
+  readonly sizingTokensPerSecond?: number;
+  /** Trend-extrapolated load one lead time (plus the metrics' age) ahead; undefined without a rising trend. */
+  readonly trendTokensPerSecond?: number;
+  /** Factor on the anticipated load from recent anticipation errors (1 = none). */
+  readonly headroom?: number;
+  /** Anchored forecast: expected load one lead time ahead over the expected load now. */
+  readonly forecastRatio?: number;
   readonly scheduleGpus: number;
   readonly scheduleName: string | undefined;
   readonly leadTimeMs: number;
@@ -158,6 +172,8 @@ export interface CapacityDecision {
 }
 
 const MAX_SAMPLES = 2_000;
+/** The anchored forecast never multiplies the observed load by more than this. */
+const MAX_FORECAST_RATIO = 10;
 
 function finiteNonNegative(x: number | undefined): x is number {
   return x !== undefined && Number.isFinite(x) && x >= 0;
@@ -191,6 +207,110 @@ export function windowMeanValue(samples: readonly TimedValue[], nowMs: number, w
   if (weights > 0) return weighted / weights;
   const latest = [...samples].reverse().find((s) => s.atMs <= nowMs);
   return latest?.value;
+}
+
+/** Quantile q (0..1] of the sample values in (nowMs - windowMs, nowMs]; undefined when none lies there. */
+export function windowQuantileValue(samples: readonly TimedValue[], nowMs: number, windowMs: number, q: number): number | undefined {
+  const from = nowMs - windowMs;
+  const values = samples.filter((s) => s.atMs > from && s.atMs <= nowMs).map((s) => s.value).sort((a, b) => a - b);
+  if (values.length === 0) return undefined;
+  const pos = Math.min(1, Math.max(0, q)) * (values.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (values[lo] as number) + ((values[hi] as number) - (values[lo] as number)) * (pos - lo);
+}
+
+export interface LoadTrend {
+  /** Time of the latest sample in the window (epoch ms). */
+  readonly atMs: number;
+  /** The fitted line at atMs (tokens/s). */
+  readonly level: number;
+  /** Slope of the fitted line (tokens/s per ms). */
+  readonly slopePerMs: number;
+  /** Standard error of the slope from the sample noise (tokens/s per ms). */
+  readonly slopeStdErrPerMs: number;
+  readonly samples: number;
+}
+
+/**
+ * Least-squares line through the samples in (nowMs - windowMs, nowMs]. Undefined with fewer than
+ * minSamples samples or when they span less than a third of the window. The slope's standard error
+ * uses the noise of the samples before the latest (RMS of successive differences / sqrt 2, which a
+ * trend does not inflate), so it does not depend on the latest value: the fitted value at or after
+ * the latest sample, and the slope minus a multiple of its error, both rise with the latest value
+ * (sizing on them keeps the decision monotone in the offered load).
+ */
+export function fitLoadTrend(samples: readonly TimedValue[], nowMs: number, windowMs: number, minSamples: number): LoadTrend | undefined {
+  const from = nowMs - windowMs;
+  const inWindow = samples.filter((s) => s.atMs > from && s.atMs <= nowMs && Number.isFinite(s.value));
+  if (inWindow.length < Math.max(3, minSamples)) return undefined;
+  const t0 = (inWindow[0] as TimedValue).atMs;
+  const last = (inWindow[inWindow.length - 1] as TimedValue).atMs;
+  if (last - t0 < windowMs / 3) return undefined;
+  let st = 0;
+  let sy = 0;
+  for (const p of inWindow) {
+    st += p.atMs - t0;
+    sy += p.value;
+  }
+  const n = inWindow.length;
+  const mt = st / n;
+  const my = sy / n;
+  let stt = 0;
+  let sty = 0;
+  for (const p of inWindow) {
+    const dt = p.atMs - t0 - mt;
+    stt += dt * dt;
+    sty += dt * (p.value - my);
+  }
+  if (!(stt > 0)) return undefined;
+  let sdd = 0;
+  for (let i = 1; i < n - 1; i++) {
+    const d = (inWindow[i] as TimedValue).value - (inWindow[i - 1] as TimedValue).value;
+    sdd += d * d;
+  }
+  const noise = Math.sqrt(sdd / Math.max(1, n - 2) / 2);
+  const slopePerMs = sty / stt;
+  return { atMs: last, level: my + slopePerMs * (last - t0 - mt), slopePerMs, slopeStdErrPerMs: noise / Math.sqrt(stt), samples: n };
+}
+
+/**
+ * Headroom factor from the policy's own anticipation errors: exp of the q-quantile of
+ * log(observed / anticipated) over the errors of the last windowMs, never below 1 nor above max.
+ * 1 with fewer than minSamples errors. Depends on state only, not on this tick's load.
+ */
+export function anticipationHeadroom(errors: readonly TimedValue[], nowMs: number, p: HeadroomPolicy): number {
+  if (!p.enabled) return 1;
+  const from = nowMs - p.windowMs;
+  const values = errors.filter((e) => e.atMs > from).map((e) => e.value).sort((a, b) => a - b);
+  if (values.length < Math.max(1, p.minSamples)) return 1;
+  const pos = Math.min(1, Math.max(0, p.quantile)) * (values.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  const q = (values[lo] as number) + ((values[hi] as number) - (values[lo] as number)) * (pos - lo);
+  return Math.min(Math.max(1, p.max), Math.max(1, Math.exp(q)));
+}
+
+/** Resolve the predictions whose sample time has come with this sample; drop those too old to score. */
+function scorePredictions(
+  pending: readonly TimedValue[],
+  errors: readonly TimedValue[],
+  sample: TimedValue,
+  p: HeadroomPolicy,
+): { pending: TimedValue[]; errors: TimedValue[] } {
+  const keep: TimedValue[] = [];
+  const scored = [...errors];
+  for (const x of pending) {
+    if (x.atMs > sample.atMs) {
+      keep.push(x);
+      continue;
+    }
+    if (sample.atMs - x.atMs <= p.maxScoreLagMs && x.value > 0 && sample.value > 0) {
+      scored.push({ atMs: sample.atMs, value: Math.log(sample.value / x.value) });
+    }
+  }
+  const from = sample.atMs - p.windowMs;
+  return { pending: keep.slice(-MAX_SAMPLES), errors: scored.filter((e) => e.atMs > from).slice(-MAX_SAMPLES) };
 }
 
 function trimTimed(values: readonly TimedValue[], keepFromMs: number): TimedValue[] {
@@ -358,7 +478,10 @@ export function decideCapacity(
   const lastSample = state.loadSamples[state.loadSamples.length - 1];
   const isNewSample = lastSample === undefined || metricsAtMs > lastSample.atMs;
   const samples = isNewSample ? [...state.loadSamples, { atMs: metricsAtMs, value: load }] : [...state.loadSamples];
-  const stable = windowMeanValue(samples, nowMs, policy.stableWindowMs) ?? load;
+  const stableMean = windowMeanValue(samples, nowMs, policy.stableWindowMs) ?? load;
+  const stable = policy.stableQuantile === undefined
+    ? stableMean
+    : Math.max(stableMean, windowQuantileValue(samples, nowMs, policy.stableWindowMs, policy.stableQuantile) ?? load);
   const short = windowMeanValue(samples, nowMs, policy.shortWindowMs) ?? load;
   const burst = detectBurst(short, stable, policy.burst);
 
@@ -379,7 +502,61 @@ export function decideCapacity(
   const requiredOrBestEffort = (tokensPerSecond: number, targetMs: number): number =>
     required(tokensPerSecond, targetMs) ?? required(tokensPerSecond, Math.max(targetMs, bestEffortTarget)) ?? searchLimitGpus;
 
-  const sizingLoad = burst.burst ? Math.max(stable, short) : stable;
+  // Anticipation: capacity ordered now serves from one lead time on, so size for the load expected
+  // then. Two estimates of the change until then, each only ever raising the sizing load: the recent
+  // trend (any rise) and the seasonal forecast's expected change (daily ramps, recurring windows).
+  const horizonMs = Math.max(0, nowMs - metricsAtMs) + lead.leadTimeMs;
+  let trendTokensPerSecond: number | undefined;
+  let falling = false;
+  // History that does not cover a window yet (a fresh start) is no basis for a trend or a prediction.
+  const historyFromMs = (samples[0] as TimedValue).atMs;
+  if (policy.trend.enabled && historyFromMs <= nowMs - policy.trend.windowMs) {
+    const t = fitLoadTrend(samples, nowMs, policy.trend.windowMs, policy.trend.minSamples);
+    // A rise must also show in the recent half of the window: a step (burst onset) earlier in the
+    // window tilts the line but is no ramp to extrapolate.
+    const recent = fitLoadTrend(samples, nowMs, policy.trend.windowMs / 2, Math.max(3, Math.ceil(policy.trend.minSamples / 2)));
+    // Significance gate at z standard errors; the extrapolated slope is the milder lower bound at
+    // extrapolateZ (the z bound itself underestimates a real ramp by z standard errors).
+    const significant = t !== undefined && t.slopePerMs - policy.trend.z * t.slopeStdErrPerMs > 0;
+    const lower = t === undefined || !significant ? 0 : t.slopePerMs - Math.min(policy.trend.z, policy.trend.extrapolateZ) * t.slopeStdErrPerMs;
+    const slope = recent === undefined ? lower : Math.min(lower, recent.slopePerMs);
+    falling = t !== undefined && t.slopePerMs + policy.trend.z * t.slopeStdErrPerMs < 0 && (recent === undefined || recent.slopePerMs < 0);
+    if (t !== undefined && slope > 0 && stable > 0) {
+      // Extrapolate from the stable-window mean (less noisy than the line's end point): it stands for
+      // the middle of its window, so the rise until then counts too.
+      const ahead = stable + slope * (nowMs - t.atMs + policy.stableWindowMs / 2 + horizonMs);
+      trendTokensPerSecond = Math.min(ahead, Math.max(policy.trend.maxGrowth, 1) * stable);
+    }
+  }
+  let forecastTokensPerSecond: number | undefined;
+  let forecastRatio: number | undefined;
+  if (policy.forecast.enabled) {
+    if (policy.forecast.mode === "absolute") {
+      const f = peakUpperForecast(state.forecast, nowMs + lead.leadTimeMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, policy.forecast.z, policy.forecast.options);
+      if (f !== undefined && f.seasonal) {
+        forecastTokensPerSecond = f.upperTokensPerSecond;
+      }
+    }
+    if (policy.forecast.mode === "anchored") {
+      const days = Math.min(policy.forecast.recurrenceDays, learnedDays(state.forecast));
+      const r = days >= 1
+        // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
+        // (a bucket beyond, as the rise may come anywhere inside it).
+        ? recurringRiseRatio(state.forecast, metricsAtMs - policy.stableWindowMs, nowMs, nowMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, days, policy.forecast.options)
+        : undefined;
+      if (r !== undefined) {
+        forecastRatio = Math.min(MAX_FORECAST_RATIO, r);
+        if (forecastRatio > 1) forecastTokensPerSecond = stable * forecastRatio;
+      }
+    }
+  }
+  // Headroom: how far the load has outrun this anticipation lately (an upper quantile of the
+  // observed / anticipated ratio one lead time later), so volatile traffic gets more spare capacity
+  // than smooth traffic.
+  const headroom = anticipationHeadroom(state.predictionErrors ?? [], metricsAtMs, policy.headroom);
+  const anticipatedRaw = Math.max(stable, trendTokensPerSecond ?? 0);
+  const anticipated = anticipatedRaw * headroom;
+  const sizingLoad = burst.burst ? Math.max(anticipated, short) : anticipated;
   const sloUp = required(sizingLoad, target);
   if (sloUp === undefined) {
     conflicts.push({
@@ -396,15 +573,7 @@ export function decideCapacity(
 
   const burstGpus = burst.burst ? requiredOrBestEffort(short, target) : 0;
 
-  let forecastGpus = 0;
-  let forecastTokensPerSecond: number | undefined;
-  if (policy.forecast.enabled) {
-    const f = peakUpperForecast(state.forecast, nowMs + lead.leadTimeMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, policy.forecast.z, policy.forecast.options);
-    if (f !== undefined && f.seasonal) {
-      forecastTokensPerSecond = f.upperTokensPerSecond;
-      forecastGpus = requiredOrBestEffort(f.upperTokensPerSecond, target);
-    }
-  }
+  const forecastGpus = forecastTokensPerSecond === undefined ? 0 : requiredOrBestEffort(forecastTokensPerSecond, target);
 
   const metricRaw = Math.max(sloRecommendation, burstGpus, forecastGpus);
   let reason: CapacityReason;
@@ -415,7 +584,9 @@ export function decideCapacity(
     message = `burst: ${fmt(short)} tok/s over ${fmt(policy.shortWindowMs / 1000)} s is ${fmt(burst.ratio, 1)}x the ${fmt(policy.stableWindowMs / 1000)} s load ${fmt(stable)} tok/s; needs ${burstGpus} GPUs`;
   } else if (forecastGpus === metricRaw && forecastGpus > sloRecommendation && forecastGpus > previous) {
     reason = "ForecastPrewarm";
-    message = `forecast upper band ${fmt(forecastTokensPerSecond)} tok/s one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) ahead needs ${forecastGpus} GPUs`;
+    message = policy.forecast.mode === "absolute"
+      ? `forecast upper band ${fmt(forecastTokensPerSecond)} tok/s one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) ahead needs ${forecastGpus} GPUs`
+      : `a rise of ${fmt(((forecastRatio ?? 1) - 1) * 100)} % recurred at this time on each of the last days; ${fmt(forecastTokensPerSecond)} tok/s within one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) needs ${forecastGpus} GPUs`;
   } else if (metricRaw !== previous) {
     reason = "SLOFeedback";
     message = metricRaw > previous ? sloText : `${sloText}; ${sloDownGpus} GPUs keep p99 within ${fmt(targetDown, 1)} ms`;
@@ -449,7 +620,10 @@ export function decideCapacity(
       message = `${message}; step-limited to ${desired}`;
     }
   } else if (metricRaw < previous) {
-    const downFrom = nowMs - policy.scaleDown.stabilizationWindowMs;
+    // While the load falls significantly, recommendations older than the falling-trend window no
+    // longer say what the next lead time needs.
+    const downWindowMs = falling ? Math.min(policy.scaleDown.stabilizationWindowMs, policy.trend.fallingScaleDownWindowMs) : policy.scaleDown.stabilizationWindowMs;
+    const downFrom = nowMs - downWindowMs;
     const highest = Math.max(...recommendations.filter((r) => r.atMs >= downFrom).map((r) => r.value));
     if (highest >= previous) {
       desired = previous;
@@ -492,15 +666,27 @@ export function decideCapacity(
     }, policy.calibration);
   }
   const forecast = isNewSample ? observeLoadSample(state.forecast, metricsAtMs, load, policy.forecast.options) : state.forecast;
+  let pendingPredictions = state.pendingPredictions;
+  let predictionErrors = state.predictionErrors;
+  if (isNewSample && policy.headroom.enabled && historyFromMs <= nowMs - policy.stableWindowMs) {
+    // Scored against the stable-window level, not the single sample: the anticipation is of the level
+    // (per-sample noise would otherwise read as anticipation error and inflate the headroom). The
+    // level stands for the middle of its window, so predictions are scored half a window later.
+    const scored = scorePredictions(state.pendingPredictions ?? [], state.predictionErrors ?? [], { atMs: metricsAtMs, value: stableMean }, policy.headroom);
+    pendingPredictions = [...scored.pending, { atMs: nowMs + lead.leadTimeMs + policy.stableWindowMs / 2, value: anticipatedRaw }];
+    predictionErrors = scored.errors;
+  }
   const nextState: CapacityState = {
     ...state,
-    loadSamples: trimTimed(samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs)),
+    loadSamples: trimTimed(samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs, policy.trend.enabled ? policy.trend.windowMs : 0)),
     recommendations,
     burstUntilMs,
     calibration,
     lastReadyGpus: ready,
     readyChangedAtMs,
     forecast,
+    pendingPredictions,
+    predictionErrors,
   };
   const decision = finish(desired, reason, message, Math.max(sloUpGpus, burstGpus, forecastGpus), {
     stableTokensPerSecond: stable,
@@ -510,6 +696,10 @@ export function decideCapacity(
     burstGpus,
     forecastGpus,
     forecastTokensPerSecond,
+    sizingTokensPerSecond: sizingLoad,
+    trendTokensPerSecond,
+    headroom,
+    forecastRatio,
   }, nextState);
   const predictedP99Ms = decision.desiredGpus > 0
     ? predictP99LatencyMs(policy.latencyModel, { ...conditions, tokensPerSecond: sizingLoad, gpuCount: decision.desiredGpus }, correction)

@@ -28,6 +28,25 @@ export interface StepPolicy {
   readonly periodMs: number;
 }
 
+/**
+ * Headroom from the policy's own anticipation errors: each new load sample is compared with what was
+ * anticipated for its time one lead time earlier; capacity is sized for the anticipated load times an
+ * upper quantile of observed / anticipated over the last `windowMs` (an empirical prediction
+ * interval, so volatile traffic gets more spare capacity than smooth traffic).
+ */
+export interface HeadroomPolicy {
+  readonly enabled: boolean;
+  /** Quantile of observed / anticipated (0..1). */
+  readonly quantile: number;
+  readonly windowMs: number;
+  /** Fewer scored predictions than this in the window: no headroom. */
+  readonly minSamples: number;
+  /** Upper bound of the factor. */
+  readonly max: number;
+  /** A prediction is scored against a sample at most this long after its time (else dropped). */
+  readonly maxScoreLagMs: number;
+}
+
 export interface DataQualityPolicy {
   /** Metrics older than this are stale: hold. */
   readonly maxMetricsAgeMs: number;
@@ -37,9 +56,38 @@ export interface DataQualityPolicy {
 
 export interface ForecastPolicy {
   readonly enabled: boolean;
-  /** Band width in standard deviations; capacity is sized for the upper band. */
+  /** Band width in standard deviations; capacity is sized for the upper band ("absolute" mode). */
   readonly z: number;
+  /**
+   * How the forecast sizes capacity one lead time ahead:
+   * - "anchored" (default): the seasonal profile's expected change from now to one lead time ahead,
+   *   applied to the observed load (a daily ramp or a recurring window is pre-warmed; the day's
+   *   level, which the profile gets wrong by tens of percent, comes from the measurements);
+   * - "absolute": the forecast's upper band itself (z standard deviations over the expected load).
+   */
+  readonly mode: "anchored" | "absolute";
+  /** Anchored mode: a rise must have recurred on each of the last this many days (fewer while fewer are known). */
+  readonly recurrenceDays: number;
   readonly options: ForecastOptions;
+}
+
+/**
+ * Anticipation of the load when capacity ordered now becomes Ready: a least-squares line through
+ * the load samples of the last `windowMs`, extrapolated (rises only) by the metrics' age plus the
+ * lead time, capped at `maxGrowth` x the fitted current level.
+ */
+export interface TrendPolicy {
+  readonly enabled: boolean;
+  readonly windowMs: number;
+  readonly maxGrowth: number;
+  /** Fewer samples than this in the window: no trend. */
+  readonly minSamples: number;
+  /** A trend counts when the fitted slope is more than z standard errors above 0 (noise alone must not look like a ramp). */
+  readonly z: number;
+  /** A trend that counts is extrapolated with the fitted slope minus this many standard errors (<= z). */
+  readonly extrapolateZ: number;
+  /** While the load falls (slope + z standard errors < 0), the scale-down stabilisation window is at most this. */
+  readonly fallingScaleDownWindowMs: number;
 }
 
 export interface CapacityPolicy {
@@ -62,6 +110,14 @@ export interface CapacityPolicy {
   readonly stableWindowMs: number;
   /** Load used for burst detection and burst sizing. */
   readonly shortWindowMs: number;
+  /**
+   * Statistic of the stable window's samples used as the current load: undefined = time-weighted
+   * mean; a number in (0, 1] = that quantile of the samples (an upper percentile sizes bursty
+   * traffic for its peaks rather than its mean).
+   */
+  readonly stableQuantile: number | undefined;
+  readonly trend: TrendPolicy;
+  readonly headroom: HeadroomPolicy;
   readonly burst: BurstPolicy;
   readonly scaleUp: StepPolicy;
   readonly scaleDown: StepPolicy;
@@ -84,6 +140,10 @@ export interface CapacityPolicyInput {
   readonly calibrationSettleMs?: number;
   readonly stableWindowMs?: number;
   readonly shortWindowMs?: number;
+  /** A number in (0, 1], or null for the time-weighted mean. */
+  readonly stableQuantile?: number | null;
+  readonly trend?: Partial<TrendPolicy>;
+  readonly headroom?: Partial<HeadroomPolicy>;
   readonly burst?: Partial<BurstPolicy>;
   readonly scaleUp?: Partial<StepPolicy>;
   readonly scaleDown?: Partial<StepPolicy>;
@@ -107,6 +167,25 @@ export const DEFAULT_SCALE_DOWN: StepPolicy = {
   periodMs: 2 * 60_000,
 };
 
+export const DEFAULT_TREND_POLICY: TrendPolicy = {
+  enabled: true,
+  windowMs: 6 * 60_000,
+  maxGrowth: 1.5,
+  minSamples: 4,
+  z: 3,
+  extrapolateZ: 1,
+  fallingScaleDownWindowMs: 3 * 60_000,
+};
+
+export const DEFAULT_HEADROOM_POLICY: HeadroomPolicy = {
+  enabled: true,
+  quantile: 0.9,
+  windowMs: 3 * 3_600_000,
+  minSamples: 20,
+  max: 1.5,
+  maxScoreLagMs: 2 * 60_000,
+};
+
 export const DEFAULT_DATA_QUALITY: DataQualityPolicy = {
   maxMetricsAgeMs: 2 * 60_000,
   minConfidence: 0.5,
@@ -127,6 +206,9 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     calibrationSettleMs: input.calibrationSettleMs ?? 2 * 60_000,
     stableWindowMs: input.stableWindowMs ?? 3 * 60_000,
     shortWindowMs: input.shortWindowMs ?? 30_000,
+    stableQuantile: input.stableQuantile === null ? undefined : input.stableQuantile ?? undefined,
+    trend: { ...DEFAULT_TREND_POLICY, ...input.trend },
+    headroom: { ...DEFAULT_HEADROOM_POLICY, ...input.headroom },
     burst: { ...DEFAULT_BURST_POLICY, ...input.burst },
     scaleUp: { ...DEFAULT_SCALE_UP, ...input.scaleUp },
     scaleDown: { ...DEFAULT_SCALE_DOWN, ...input.scaleDown },
@@ -135,6 +217,8 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     forecast: {
       enabled: input.forecast?.enabled ?? true,
       z: input.forecast?.z ?? 1.28,
+      mode: input.forecast?.mode ?? "anchored",
+      recurrenceDays: input.forecast?.recurrenceDays ?? 2,
       options: { ...DEFAULT_FORECAST_OPTIONS, ...input.forecast?.options },
     },
     leadTime: { ...DEFAULT_LEAD_TIME_OPTIONS, ...input.leadTime },
