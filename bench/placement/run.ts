@@ -51,16 +51,37 @@ function fromMap(map: number[][], g: readonly GpuSlotInfo[] = gpus): Placement {
   return p.value;
 }
 
-function timeMs<T>(fn: () => T, repeats: number): { value: T; ms: number } {
-  let value = fn(); // warm-up
-  const times: number[] = [];
+const median = (xs: readonly number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const n = sorted.length;
+  return n === 0 ? NaN : n % 2 === 1 ? sorted[n >> 1]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+};
+
+/** Wall-clock and CPU time of one call (CPU: this process's user + system time, all threads). */
+function measure<T>(fn: () => T): { value: T; ms: number; cpuMs: number } {
+  const cpu = process.cpuUsage();
+  const t = performance.now();
+  const value = fn();
+  const ms = performance.now() - t;
+  const used = process.cpuUsage(cpu);
+  return { value, ms, cpuMs: (used.user + used.system) / 1000 };
+}
+
+/** Timing repeats per measurement; the first call of each measurement is a discarded warm-up. */
+const REPEATS = quick ? 5 : 9;
+
+/** Median wall-clock and CPU ms over REPEATS warm calls (one more call before them is discarded). */
+function timeMs<T>(fn: () => T, repeats = REPEATS): { value: T; ms: number; cpuMs: number; all: number[] } {
+  let value = fn(); // warm-up, not timed
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < repeats; i++) {
-    const t = performance.now();
-    value = fn();
-    times.push(performance.now() - t);
+    const m = measure(fn);
+    value = m.value;
+    wall.push(m.ms);
+    cpu.push(m.cpuMs);
   }
-  times.sort((a, b) => a - b);
-  return { value, ms: times[times.length >> 1]! };
+  return { value, ms: median(wall), cpuMs: median(cpu), all: wall };
 }
 
 function table(title: string, header: string[], rows: string[][]): void {
@@ -110,6 +131,23 @@ console.log(`moe-operator placement benchmark${quick ? " (--quick)" : ""}: ${LAY
   `minBalancednessGain ${POLICY.minBalancednessGain}`);
 
 // ---------------------------------------------------------------------------------------------
+// JIT warm-up: fresh and incremental plans on heat no case uses, so that no timing below
+// includes compiling the planner (plan times settle after about 6-8 plans). Nothing measured
+// here is reported.
+const WARMUP_RUNS = 10;
+{
+  const warmHeat = generateHeat({ layerCount: LAYERS, expertCount: EXPERTS, seed: 99 });
+  const warmNext = driftHeat(warmHeat, { correlation: 0.98, seed: 98 });
+  for (let i = 0; i < WARMUP_RUNS; i++) {
+    const first = planned(planPlacement({ heat: warmHeat, gpus, policy: POLICY }));
+    planPlacement({ heat: warmNext, gpus, policy: POLICY, current: first.placement });
+  }
+}
+console.log(`Times: wall-clock ms on one thread, median of ${REPEATS} warm runs per plan (after ${WARMUP_RUNS} untimed ` +
+  `fresh + incremental warm-up plans, and one more untimed run per measurement); "cpu" = process CPU time ` +
+  `(user + system, all threads), less sensitive to other load on the machine than wall-clock.`);
+
+// ---------------------------------------------------------------------------------------------
 // 0. Heat statistics (calibration of the synthetic generator against the real files).
 table("Heat statistics (median over layers)", ["heat", "max/mean", "min/mean", "CV", "top8", "top32"],
   cases.map((c) => {
@@ -121,19 +159,23 @@ table("Heat statistics (median over layers)", ["heat", "max/mean", "min/mean", "
 // 1. Fresh plan quality and time.
 const freshRows: string[][] = [];
 const freshPlans = new Map<string, Placement>();
+const freshTimes: number[] = [];
+const freshCpu: number[] = [];
 for (const c of cases) {
-  const ours = timeMs(() => planned(planPlacement({ heat: c.heat, gpus, policy: POLICY })), quick ? 1 : 3);
+  const ours = timeMs(() => planned(planPlacement({ heat: c.heat, gpus, policy: POLICY })));
+  freshTimes.push(...ours.all);
+  freshCpu.push(ours.cpuMs);
   freshPlans.set(c.name, ours.value.placement);
-  const glob = timeMs(() => eplbGlobal(c.heat, GPUS * SLOTS, GPUS), quick ? 1 : 3);
+  const glob = timeMs(() => eplbGlobal(c.heat, GPUS * SLOTS, GPUS));
   const hier = eplbRebalance(c.heat, GPUS * SLOTS, GROUPS, NODES, GPUS);
   const globM = computePlacementMetrics(fromMap(glob.value), c.heat);
   const hierM = computePlacementMetrics(fromMap(hier), c.heat);
   const m = ours.value.metrics;
   freshRows.push([c.name, f4(m.balancedness), f4(globM.balancedness), f4(hierM.balancedness), (m.balancedness - globM.balancedness >= -0.005 ? "ok" : "MISS"),
-    f3(m.crossNodeShare), f3(globM.crossNodeShare), f3(hierM.crossNodeShare), f4(m.nodeBalancedness), ours.ms.toFixed(1), glob.ms.toFixed(1)]);
+    f3(m.crossNodeShare), f3(globM.crossNodeShare), f3(hierM.crossNodeShare), f4(m.nodeBalancedness), ours.ms.toFixed(1), ours.cpuMs.toFixed(1), glob.ms.toFixed(1)]);
 }
-table("Fresh plan: balancedness (mean/max GPU load, avg over layers), cross-node token share, plan time",
-  ["heat", "ours", "EPLB global", "EPLB hier", ">= glob-0.005", "xnode ours", "xnode glob", "xnode hier", "node bal ours", "ours ms", "EPLB ms"], freshRows);
+table("Fresh plan: balancedness (mean/max GPU load, avg over layers), cross-node token share, plan time (median)",
+  ["heat", "ours", "EPLB global", "EPLB hier", ">= glob-0.005", "xnode ours", "xnode glob", "xnode hier", "node bal ours", "ours ms", "ours cpu", "EPLB ms"], freshRows);
 
 // ---------------------------------------------------------------------------------------------
 // 2. Drift: consecutive windows correlated 0.98; our incremental plan vs EPLB re-planning.
@@ -145,20 +187,22 @@ interface ChainResult {
   eplbBal: number[];
   unchanged: number;
   ms: number[];
+  cpuMs: number[];
   corr: number[];
 }
 
 function runChain(base: number[][], windows: Array<(prev: number[][], i: number) => number[][]>): ChainResult {
-  const res: ChainResult = { ourMoved: [], ourBal: [], freshBal: [], eplbMoved: [], eplbBal: [], unchanged: 0, ms: [], corr: [] };
+  const res: ChainResult = { ourMoved: [], ourBal: [], freshBal: [], eplbMoved: [], eplbBal: [], unchanged: 0, ms: [], cpuMs: [], corr: [] };
   let current = planned(planPlacement({ heat: base, gpus, policy: POLICY })).placement;
   let eplbPrev = fromMap(eplbGlobal(base, GPUS * SLOTS, GPUS));
   let prev = base;
   windows.forEach((next, i) => {
     const heat = next(prev, i);
     res.corr.push(mean(heat.map((row, l) => correlation(row, prev[l]!))));
-    const t = performance.now();
-    const outcome = planPlacement({ heat, gpus, policy: POLICY, current });
-    res.ms.push(performance.now() - t);
+    const timed = measure(() => planPlacement({ heat, gpus, policy: POLICY, current }));
+    const outcome = timed.value;
+    res.ms.push(timed.ms);
+    res.cpuMs.push(timed.cpuMs);
     if (outcome.kind === "planned") {
       res.ourMoved.push(outcome.movedFraction);
       res.ourBal.push(outcome.metrics.balancedness);
@@ -180,18 +224,23 @@ function runChain(base: number[][], windows: Array<(prev: number[][], i: number)
 
 const windowCount = quick ? 3 : 8;
 const chainRows: string[][] = [];
+const driftTimes: number[] = [];
+const driftCpu: number[] = [];
 /** Drift rows must also stay within 0.01 of a fresh plan; noise rows only bound the moves (a fresh
  * plan of a noisy window fits the noise, so the gap there measures the noise, not the planner). */
 const addChainRow = (name: string, r: ChainResult, movedTarget: number, checkGap: boolean): void => {
   const worstGap = Math.max(...r.freshBal.map((f, i) => f - r.ourBal[i]!));
   const maxMoved = Math.max(...r.ourMoved);
   chainRows.push([name, f3(mean(r.corr)), pct(mean(r.ourMoved)), pct(maxMoved), f4(mean(r.ourBal)), f4(mean(r.freshBal)), f4(worstGap),
-    `${r.unchanged}/${r.ourMoved.length}`, pct(mean(r.eplbMoved)), f4(mean(r.eplbBal)), mean(r.ms).toFixed(1),
+    `${r.unchanged}/${r.ourMoved.length}`, pct(mean(r.eplbMoved)), f4(mean(r.eplbBal)), median(r.ms).toFixed(1), median(r.cpuMs).toFixed(1),
     maxMoved <= movedTarget + 1e-9 && (!checkGap || worstGap <= 0.01) ? "ok" : "MISS"]);
 };
 for (const c of quick ? cases.filter((_, i) => i === 0 || i >= synthetic.length) : cases) {
   const drift = Array.from({ length: windowCount }, () => (prev: number[][], i: number) => driftHeat(prev, { correlation: 0.98, seed: 1000 + i }));
-  addChainRow(`${c.name}, drift 0.98`, runChain(c.heat, drift), 0.1, true);
+  const r = runChain(c.heat, drift);
+  driftTimes.push(...r.ms);
+  driftCpu.push(...r.cpuMs);
+  addChainRow(`${c.name}, drift 0.98`, r, 0.1, true);
 }
 // Pure sampling noise: every window is a Poisson sample of the same underlying heat.
 for (const tokens of [1_000_000, 100_000]) {
@@ -200,9 +249,21 @@ for (const tokens of [1_000_000, 100_000]) {
     addChainRow(`${c.name}, noise ${tokens / 1000}k tok`, runChain(c.heat, noise), 0.02, false);
   }
 }
-table(`Rebalancing over ${windowCount} windows (ours: incremental from the previous plan; EPLB: global policy re-planned; moved = expert weights loaded anew / replicas)`,
-  ["scenario", "corr", "ours moved", "max moved", "ours bal", "fresh bal", "worst gap", "unchanged", "EPLB moved", "EPLB bal", "ours ms", "target"],
+table(`Rebalancing over ${windowCount} windows (ours: incremental from the previous plan; EPLB: global policy re-planned; moved = expert weights loaded anew / replicas; ms: median over the windows, one run each)`,
+  ["scenario", "corr", "ours moved", "max moved", "ours bal", "fresh bal", "worst gap", "unchanged", "EPLB moved", "EPLB bal", "ours ms", "ours cpu", "target"],
   chainRows);
+
+// Plan-time target at the DeepSeek-V3 shape: <= 50 ms on one core, fresh and incremental.
+const TIME_TARGET_MS = 50;
+table(`Plan time at the DeepSeek-V3 shape (${LAYERS} x ${EXPERTS}, ${GPUS * SLOTS} slots on ${GPUS} GPUs; target <= ${TIME_TARGET_MS} ms; warm runs only)`,
+  ["plan", "runs", "median ms", "p90 ms", "max ms", "median cpu", "target"],
+  [["fresh", freshTimes, freshCpu], ["incremental (drift 0.98)", driftTimes, driftCpu]].map(([name, ms, cpu]) => {
+    const xs = ms as number[];
+    const sorted = [...xs].sort((a, b) => a - b);
+    const p90 = sorted[Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1)]!;
+    return [name as string, String(xs.length), median(xs).toFixed(1), p90.toFixed(1), sorted[sorted.length - 1]!.toFixed(1),
+      median(cpu as number[]).toFixed(1), median(xs) <= TIME_TARGET_MS ? "ok" : "FAIL"];
+  }));
 
 // Workload shift (prefill -> decode, correlation ~0.66): informative, no target.
 if (real.length >= 2) {
@@ -231,19 +292,28 @@ const sizes: Array<{ gpus: number; experts: number; layers: number; slots: numbe
   { gpus: 1024, experts: 256, layers: 61, slots: 1 },
 ];
 const scaleRows: string[][] = [];
+const perReplica: Array<{ fresh: number; inc: number }> = [];
 for (const s of quick ? sizes.slice(0, 4) : sizes) {
   const heat = generateHeat({ layerCount: s.layers, expertCount: s.experts, seed: 7 });
   const g = makeGpus(s.gpus, 8, s.slots);
-  const fresh = timeMs(() => planned(planPlacement({ heat, gpus: g, policy: POLICY })), quick ? 1 : 3);
+  const fresh = timeMs(() => planned(planPlacement({ heat, gpus: g, policy: POLICY })));
   const next = driftHeat(heat, { correlation: 0.98, seed: 8 });
-  const inc = timeMs(() => planPlacement({ heat: next, gpus: g, policy: POLICY, current: fresh.value.placement }), quick ? 1 : 3);
+  const inc = timeMs(() => planPlacement({ heat: next, gpus: g, policy: POLICY, current: fresh.value.placement }));
   const replicas = s.gpus * s.slots * s.layers;
-  const eplb = timeMs(() => eplbGlobal(heat, s.gpus * s.slots, s.gpus), 1);
+  const eplb = timeMs(() => eplbGlobal(heat, s.gpus * s.slots, s.gpus), quick ? 1 : 3);
   const eplbBal = mapBalancedness(heat, eplb.value, s.gpus);
+  perReplica.push({ fresh: (1000 * fresh.cpuMs) / replicas, inc: (1000 * inc.cpuMs) / replicas });
   scaleRows.push([`${s.gpus} GPUs x ${s.slots} slots`, String(s.experts), String(s.layers), String(replicas),
-    fresh.ms.toFixed(1), inc.ms.toFixed(1), ((1000 * fresh.ms) / replicas).toFixed(2), ((1000 * inc.ms) / replicas).toFixed(2),
+    fresh.ms.toFixed(1), inc.ms.toFixed(1), fresh.cpuMs.toFixed(1), inc.cpuMs.toFixed(1),
+    ((1000 * fresh.cpuMs) / replicas).toFixed(2), ((1000 * inc.cpuMs) / replicas).toFixed(2),
     f4(fresh.value.metrics.balancedness), inc.value.kind === "planned" ? f4(inc.value.metrics.balancedness) : inc.value.kind,
     inc.value.kind === "planned" ? pct(inc.value.movedFraction) : "0", f4(eplbBal), eplb.ms.toFixed(1)]);
 }
-table("Scaling (median ms on one core; incremental = one drift-0.98 rebalance)",
-  ["size", "experts", "layers", "replicas", "fresh ms", "incr ms", "fresh us/rep", "incr us/rep", "fresh bal", "incr bal", "incr moved", "EPLB bal", "EPLB ms"], scaleRows);
+table("Scaling (median of warm runs on one thread; incremental = one drift-0.98 rebalance; us/rep = cpu us per replica)",
+  ["size", "experts", "layers", "replicas", "fresh ms", "incr ms", "fresh cpu", "incr cpu", "fresh us/rep", "incr us/rep", "fresh bal", "incr bal", "incr moved", "EPLB bal", "EPLB ms"], scaleRows);
+// Near-linear: CPU time per replica at the largest size within 2x of the smallest size's.
+const spread = (xs: number[]): number => xs[xs.length - 1]! / xs[0]!;
+const freshSpread = spread(perReplica.map((p) => p.fresh));
+const incSpread = spread(perReplica.map((p) => p.inc));
+console.log(`Time per replica, largest vs smallest size: fresh x${freshSpread.toFixed(2)}, incremental x${incSpread.toFixed(2)} ` +
+  `(near-linear target <= x2): ${freshSpread <= 2 && incSpread <= 2 ? "ok" : "FAIL"}`);

@@ -1,115 +1,94 @@
 // From-scratch placement of one layer: replicate by highest load per replica, then pack replicas
 // heaviest first onto the least-loaded GPU that has a free slot and does not hold that expert yet.
 
-import type { LayerState } from "./state.ts";
-
-/** Binary min-heap of indices ordered by (key[i], i). */
-class IndexMinHeap {
-  private readonly items: Int32Array;
-  private size = 0;
-  private readonly key: Float64Array;
-
-  constructor(capacity: number, key: Float64Array) {
-    this.items = new Int32Array(Math.max(1, capacity));
-    this.key = key;
-  }
-
-  get length(): number {
-    return this.size;
-  }
-
-  private less(a: number, b: number): boolean {
-    const ka = this.key[a]!;
-    const kb = this.key[b]!;
-    return ka < kb || (ka === kb && a < b);
-  }
-
-  push(i: number): void {
-    let pos = this.size++;
-    this.items[pos] = i;
-    while (pos > 0) {
-      const parent = (pos - 1) >> 1;
-      const p = this.items[parent]!;
-      if (!this.less(i, p)) break;
-      this.items[pos] = p;
-      pos = parent;
-    }
-    this.items[pos] = i;
-  }
-
-  pop(): number {
-    const top = this.items[0]!;
-    const last = this.items[--this.size]!;
-    let pos = 0;
-    const n = this.size;
-    for (;;) {
-      let child = 2 * pos + 1;
-      if (child >= n) break;
-      const right = child + 1;
-      if (right < n && this.less(this.items[right]!, this.items[child]!)) child = right;
-      if (!this.less(this.items[child]!, last)) break;
-      this.items[pos] = this.items[child]!;
-      pos = child;
-    }
-    if (n > 0) this.items[pos] = last;
-    return top;
-  }
-}
+import { HeapWalker, IndexedHeap, sortIdsByKey } from "./heap.ts";
+import type { LayerState, Topology } from "./state.ts";
 
 /**
  * Replica count per expert: one each, then `total - E` more, each to the expert with the highest
  * load per replica (ties: fewer replicas, then lower id), never more than `maxPerExpert`.
  */
-export function replicaCounts(w: ArrayLike<number>, total: number, maxPerExpert: number): Int32Array {
+export function replicaCounts(w: ArrayLike<number>, total: number, maxPerExpert: number, heap: IndexedHeap = new IndexedHeap(w.length)): Int32Array {
   const E = w.length;
   const r = new Int32Array(E).fill(1);
   let extra = total - E;
   if (extra <= 0 || maxPerExpert <= 1) return r;
-  // Max-heap by (w/r desc, r asc, id asc), stored as an array of expert ids.
-  const heap: number[] = [];
-  const better = (a: number, b: number): boolean => {
-    const pa = (w[a] as number) / r[a]!;
-    const pb = (w[b] as number) / r[b]!;
-    if (pa !== pb) return pa > pb;
-    if (r[a] !== r[b]) return r[a]! < r[b]!;
-    return a < b;
-  };
-  const push = (e: number): void => {
-    let pos = heap.length;
-    heap.push(e);
-    while (pos > 0) {
-      const parent = (pos - 1) >> 1;
-      if (!better(e, heap[parent]!)) break;
-      heap[pos] = heap[parent]!;
-      pos = parent;
-    }
-    heap[pos] = e;
-  };
-  const pop = (): number => {
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      let pos = 0;
-      for (;;) {
-        let child = 2 * pos + 1;
-        if (child >= heap.length) break;
-        if (child + 1 < heap.length && better(heap[child + 1]!, heap[child]!)) child += 1;
-        if (!better(heap[child]!, last)) break;
-        heap[pos] = heap[child]!;
-        pos = child;
-      }
-      heap[pos] = last;
-    }
-    return top;
-  };
-  for (let e = 0; e < E; e++) push(e);
+  // Max-heap by (w/r desc, r asc, id asc): keys are negated loads per replica.
+  for (let e = 0; e < E; e++) {
+    heap.key[e] = -(w[e] as number);
+    heap.tie[e] = 1;
+  }
+  heap.build(E);
   while (extra > 0 && heap.length > 0) {
-    const e = pop();
+    const e = heap.pop();
     r[e]! += 1;
     extra -= 1;
-    if (r[e]! < maxPerExpert) push(e);
+    if (r[e]! < maxPerExpert) heap.set(e, -((w[e] as number) / r[e]!), r[e]!);
   }
   return r;
+}
+
+/** Buffers for planLayerFresh, reusable across the layers of one topology and expert count. */
+export class FreshScratch {
+  readonly per: Float64Array;
+  readonly order: Int32Array;
+  readonly tmp: Int32Array;
+  readonly packLoad: Float64Array;
+  readonly used: Int32Array;
+  readonly chosen: Int32Array;
+  /** Replicas of expert e on node n: nodeHas[n * E + e] (all zero between layers). */
+  readonly nodeHas: Int32Array;
+  /** GPUs of node n: nodeList[nodeStart[n] .. nodeStart[n + 1]); localOf[g] = g's position there. */
+  readonly nodeStart: Int32Array;
+  readonly nodeList: Int32Array;
+  readonly localOf: Int32Array;
+  /** Per node, its GPUs with a free slot by (pack load, index), as local positions. */
+  readonly gpuHeaps: IndexedHeap[];
+  /** Nodes by their least-loaded GPU with a free slot (load, index): the global (load, index) order. */
+  readonly nodeHeap: IndexedHeap;
+  readonly walker = new HeapWalker();
+  /** Experts by load per replica, for replicaCounts. */
+  readonly experts: IndexedHeap;
+
+  constructor(topo: Topology, expertCount: number) {
+    this.experts = new IndexedHeap(expertCount);
+    const G = topo.gpuCount;
+    const N = topo.nodeCount;
+    this.per = new Float64Array(expertCount);
+    this.order = new Int32Array(expertCount);
+    this.tmp = new Int32Array(expertCount);
+    this.packLoad = new Float64Array(G);
+    this.used = new Int32Array(G);
+    this.chosen = new Int32Array(G);
+    this.nodeHas = new Int32Array(N * expertCount);
+    this.nodeStart = new Int32Array(N + 1);
+    this.nodeList = new Int32Array(G);
+    this.localOf = new Int32Array(G);
+    for (let g = 0; g < G; g++) this.nodeStart[topo.nodeOf[g]! + 1]! += 1;
+    for (let n = 0; n < N; n++) this.nodeStart[n + 1]! += this.nodeStart[n]!;
+    const fill = this.nodeStart.slice(0, N);
+    for (let g = 0; g < G; g++) {
+      const n = topo.nodeOf[g]!;
+      this.localOf[g] = fill[n]! - this.nodeStart[n]!;
+      this.nodeList[fill[n]!++] = g;
+    }
+    this.gpuHeaps = [];
+    for (let n = 0; n < N; n++) this.gpuHeaps.push(new IndexedHeap(this.nodeStart[n + 1]! - this.nodeStart[n]!));
+    this.nodeHeap = new IndexedHeap(N);
+  }
+
+  /** The least-loaded GPU with a free slot on node n, or -1. */
+  best(n: number): number {
+    const local = this.gpuHeaps[n]!.top();
+    return local < 0 ? -1 : this.nodeList[this.nodeStart[n]! + local]!;
+  }
+
+  /** Re-key node n after its GPU heap changed. */
+  refresh(n: number): void {
+    const g = this.best(n);
+    if (g < 0) this.nodeHeap.remove(n);
+    else this.nodeHeap.set(n, this.packLoad[g]!, g);
+  }
 }
 
 /**
@@ -119,73 +98,92 @@ export function replicaCounts(w: ArrayLike<number>, total: number, maxPerExpert:
  * rare case where every GPU with room already holds the expert) are then filled with the expert
  * whose load per replica drops most.
  */
-export function planLayerFresh(st: LayerState): void {
-  const { gpuCount: G, maxSlots: S, slotCount, activeGpuCount, nodeOf, spread } = st.topo;
+export function planLayerFresh(st: LayerState, scratch: FreshScratch = new FreshScratch(st.topo, st.expertCount)): void {
+  const { gpuCount: G, maxSlots: S, slotCount, activeGpuCount, nodeOf, nodeCount, spread } = st.topo;
   const E = st.expertCount;
-  const target = replicaCounts(st.w, Math.min(st.cap, totalSlots(slotCount)), activeGpuCount);
+  const target = replicaCounts(st.w, Math.min(st.cap, totalSlots(slotCount)), activeGpuCount, scratch.experts);
 
-  // Replica list sorted by load per replica, descending.
-  let n = 0;
-  for (let e = 0; e < E; e++) n += target[e]!;
-  const replicaExpert = new Int32Array(n);
-  const replicaLoad = new Float64Array(n);
-  let k = 0;
+  // Replicas heaviest first (load per replica descending, ties: lower expert id); an expert's
+  // replicas all weigh the same, so ordering the experts orders the replicas.
+  const { per, order, packLoad, used, chosen, nodeHas, localOf, gpuHeaps, nodeHeap, walker } = scratch;
   for (let e = 0; e < E; e++) {
-    const per = st.w[e]! / target[e]!;
-    for (let j = 0; j < target[e]!; j++) {
-      replicaExpert[k] = e;
-      replicaLoad[k] = per;
-      k += 1;
-    }
+    per[e] = -(st.w[e]! / target[e]!);
+    order[e] = e;
   }
-  const order = Array.from({ length: n }, (_, i) => i);
-  order.sort((a, b) => replicaLoad[b]! - replicaLoad[a]! || replicaExpert[a]! - replicaExpert[b]! || a - b);
+  sortIdsByKey(order, E, per, scratch.tmp);
 
-  const packLoad = new Float64Array(G);
-  const used = new Int32Array(G);
-  const heap = new IndexMinHeap(G, packLoad);
-  for (let g = 0; g < G; g++) if (slotCount[g]! > 0) heap.push(g);
-  const nodeHas = new Int32Array(st.topo.nodeCount * E);
-  const held = new Uint8Array(G * E);
-  const aside: number[] = [];
+  packLoad.fill(0);
+  used.fill(0);
+  for (let n = 0; n < nodeCount; n++) gpuHeaps[n]!.clear();
+  for (let g = 0; g < G; g++) if (slotCount[g]! > 0) gpuHeaps[nodeOf[g]!]!.set(localOf[g]!, 0, g);
+  for (let n = 0; n < nodeCount; n++) scratch.refresh(n);
   const slack = st.meanLoad * 1e-9;
 
-  for (const i of order) {
-    const x = replicaExpert[i]!;
-    let chosen = -1;
-    let bound = Infinity;
-    aside.length = 0;
-    while (heap.length > 0) {
-      const g = heap.pop();
-      if (held[g * E + x]) {
-        aside.push(g);
-        continue;
-      }
-      if (chosen < 0) {
-        chosen = g;
-        if (!spread || nodeHas[nodeOf[g]! * E + x] === 0) break;
-        bound = packLoad[g]! + slack;
-        continue;
-      }
-      if (packLoad[g]! > bound) {
-        aside.push(g);
-        break;
-      }
-      if (nodeHas[nodeOf[g]! * E + x] === 0) {
-        aside.push(chosen);
-        chosen = g;
-        break;
-      }
-      aside.push(g);
+  // An expert's replicas are consecutive in the order and no GPU holds it before, so while placing
+  // them the GPUs already chosen for it are simply kept out of the heaps (and put back after).
+  for (let i = 0; i < E; i++) {
+    const x = order[i]!;
+    const load = -per[x]!;
+    if (target[x] === 1) {
+      // One replica (most experts): no node holds x yet, so it takes the least-loaded GPU, which
+      // is re-keyed in place instead of being taken out and put back.
+      const n = nodeHeap.top();
+      if (n < 0) continue;
+      const g = scratch.best(n);
+      st.grid[g * S + used[g]!] = x;
+      used[g]! += 1;
+      nodeHas[n * E + x]! += 1;
+      packLoad[g]! += load;
+      if (used[g]! < slotCount[g]!) gpuHeaps[n]!.set(localOf[g]!, packLoad[g]!, g);
+      else gpuHeaps[n]!.remove(localOf[g]!);
+      scratch.refresh(n);
+      continue;
     }
-    for (const g of aside) heap.push(g);
-    if (chosen < 0) continue; // every GPU with room holds x: leave this replica out
-    st.grid[chosen * S + used[chosen]!] = x;
-    used[chosen]! += 1;
-    held[chosen * E + x] = 1;
-    nodeHas[nodeOf[chosen]! * E + x]! += 1;
-    packLoad[chosen]! += replicaLoad[i]!;
-    if (used[chosen]! < slotCount[chosen]!) heap.push(chosen);
+    let cn = 0;
+    for (let j = 0; j < target[x]!; j++) {
+      const n0 = nodeHeap.top();
+      if (n0 < 0) break; // every GPU with room holds x: leave the rest out
+      let g = scratch.best(n0);
+      if (spread && nodeHas[n0 * E + x] !== 0) {
+        // Among GPUs tied with the least-loaded one (within `slack`), the first in (load, index)
+        // order on a node without x: the best GPU of the first such node.
+        const bound = packLoad[g]! + slack;
+        walker.start(nodeHeap);
+        for (let n = walker.next(); n >= 0; n = walker.next()) {
+          if (nodeHas[n * E + x] !== 0) continue;
+          const other = scratch.best(n);
+          if (packLoad[other]! <= bound) g = other;
+          break;
+        }
+      }
+      const n = nodeOf[g]!;
+      gpuHeaps[n]!.remove(localOf[g]!);
+      scratch.refresh(n);
+      st.grid[g * S + used[g]!] = x;
+      used[g]! += 1;
+      nodeHas[n * E + x]! += 1;
+      packLoad[g]! += load;
+      chosen[cn++] = g;
+    }
+    for (let k = 0; k < cn; k++) {
+      const g = chosen[k]!;
+      if (used[g]! < slotCount[g]!) {
+        gpuHeaps[nodeOf[g]!]!.set(localOf[g]!, packLoad[g]!, g);
+        scratch.refresh(nodeOf[g]!);
+      }
+    }
+  }
+  finishLayer(st, scratch);
+}
+
+/** Reset the scratch's node counts, derive the state from the packed grid, fill what is left. */
+function finishLayer(st: LayerState, scratch: FreshScratch): void {
+  const { gpuCount: G, maxSlots: S, nodeOf } = st.topo;
+  const E = st.expertCount;
+  const { used, nodeHas } = scratch;
+  // Leave nodeHas all zero for the next layer (touching only what this one set).
+  for (let g = 0; g < G; g++) {
+    for (let k = 0; k < used[g]!; k++) nodeHas[nodeOf[g]! * E + st.grid[g * S + k]!] = 0;
   }
   st.rebuild();
   fillFreeSlots(st);
@@ -213,7 +211,7 @@ export function fillFreeSlots(st: LayerState): number {
       let bestE = -1;
       let bestGain = -1;
       for (let e = 0; e < E; e++) {
-        if (st.has[g * E + e] || st.r[e]! >= activeGpuCount) continue;
+        if (st.holds(g, e) || st.r[e]! >= activeGpuCount) continue;
         const re = st.r[e]!;
         const add = st.w[e]! / (re + 1);
         if (st.load[g]! + add > maxLoad) continue;

@@ -185,13 +185,17 @@ export function countMovedReplicas(previous: Placement | null | undefined, next:
   const E = next.expertCount;
   const have = new Int32Array(E);
   const stampOf = new Int32Array(E);
+  // prevOf[g]: index in `previous` of next's GPU g (by gpuId), -1 when it is new; looked up once,
+  // not once per layer.
+  const prevOf = new Int32Array(next.gpus.length);
+  for (let g = 0; g < next.gpus.length; g++) prevOf[g] = prevIndex.get(next.gpus[g]!.gpuId) ?? -1;
   let stamp = 0;
   for (let l = 0; l < next.layerCount; l++) {
     const layer = next.layers[l] ?? [];
     for (let g = 0; g < layer.length; g++) {
       stamp += 1;
-      const pg = prevIndex.get(next.gpus[g]!.gpuId);
-      if (comparable && pg !== undefined && l < previous.layerCount) {
+      const pg = g < prevOf.length ? prevOf[g]! : -1;
+      if (comparable && pg >= 0 && l < previous.layerCount) {
         for (const e of previous.layers[l]?.[pg] ?? []) {
           if (e < 0 || e >= E) continue;
           if (stampOf[e] !== stamp) {

@@ -2,9 +2,10 @@
 // Algorithm and rationale: docs/adr/0002-placement-algorithm.md.
 
 import { placementHash } from "./hash.ts";
-import { applyMove, createScratch, findBestMove, improveLayer } from "./improve.ts";
+import { applyMove, improveLayer, LayerSearch, SearchBuffers } from "./improve.ts";
 import type { Move } from "./improve.ts";
-import { fillFreeSlots, planLayerFresh } from "./fresh.ts";
+import { fillFreeSlots, FreshScratch, planLayerFresh } from "./fresh.ts";
+import { IndexedHeap } from "./heap.ts";
 import { computePlacementMetrics, countMovedReplicas, countReplicas } from "./metrics.ts";
 import { LayerState } from "./state.ts";
 import type { Topology } from "./state.ts";
@@ -114,6 +115,27 @@ function toPlacement(gpus: readonly PlacementGpu[], E: number, layers: number[][
   return { version: 1, layerCount: layers.length, expertCount: E, gpus, layers };
 }
 
+/** Whether two placements hold the same experts in the same slots of the same GPUs (ids, slot counts). */
+function sameLayout(a: Placement, b: Placement): boolean {
+  if (a.layerCount !== b.layerCount || a.expertCount !== b.expertCount) return false;
+  if (a.gpus.length !== b.gpus.length || a.layers.length !== b.layers.length) return false;
+  for (let g = 0; g < a.gpus.length; g++) {
+    if (a.gpus[g]!.gpuId !== b.gpus[g]!.gpuId || a.gpus[g]!.slotCount !== b.gpus[g]!.slotCount) return false;
+  }
+  for (let l = 0; l < a.layers.length; l++) {
+    const la = a.layers[l]!;
+    const lb = b.layers[l]!;
+    if (la.length !== lb.length) return false;
+    for (let g = 0; g < la.length; g++) {
+      const sa = la[g]!;
+      const sb = lb[g]!;
+      if (sa.length !== sb.length) return false;
+      for (let s = 0; s < sa.length; s++) if (sa[s] !== sb[s]) return false;
+    }
+  }
+  return true;
+}
+
 /** Drop the redundant replica whose loss hurts least (lowest load per replica afterwards), from its hottest holder. */
 function evictLeastUseful(st: LayerState): boolean {
   const E = st.expertCount;
@@ -128,9 +150,12 @@ function evictLeastUseful(st: LayerState): boolean {
     }
   }
   if (y < 0) return false;
+  // Its hottest holder (ties: lowest index).
   let holder = -1;
-  for (let g = 0; g < st.topo.gpuCount; g++) {
-    if (st.has[g * E + y] && (holder < 0 || st.load[g]! > st.load[holder]!)) holder = g;
+  const S = st.topo.maxSlots;
+  for (let c = st.head[y]!; c >= 0; c = st.nextCell[c]!) {
+    const g = Math.floor(c / S);
+    if (holder < 0 || st.load[g]! > st.load[holder]! || (st.load[g] === st.load[holder] && g < holder)) holder = g;
   }
   st.removeAt(holder, st.slotOf(holder, y));
   return true;
@@ -152,46 +177,6 @@ function placeMissing(st: LayerState, e: number): boolean {
   }
   if (!evictLeastUseful(st)) return false;
   return placeMissing(st, e);
-}
-
-interface HeapItem {
-  score: number;
-  layer: number;
-  move: Move;
-}
-
-function heapBetter(a: HeapItem, b: HeapItem): boolean {
-  return a.score > b.score || (a.score === b.score && a.layer < b.layer);
-}
-
-function heapPush(heap: HeapItem[], item: HeapItem): void {
-  let pos = heap.length;
-  heap.push(item);
-  while (pos > 0) {
-    const parent = (pos - 1) >> 1;
-    if (!heapBetter(item, heap[parent]!)) break;
-    heap[pos] = heap[parent]!;
-    pos = parent;
-  }
-  heap[pos] = item;
-}
-
-function heapPop(heap: HeapItem[]): HeapItem {
-  const top = heap[0]!;
-  const last = heap.pop()!;
-  if (heap.length > 0) {
-    let pos = 0;
-    for (;;) {
-      let child = 2 * pos + 1;
-      if (child >= heap.length) break;
-      if (child + 1 < heap.length && heapBetter(heap[child + 1]!, heap[child]!)) child += 1;
-      if (!heapBetter(heap[child]!, last)) break;
-      heap[pos] = heap[child]!;
-      pos = child;
-    }
-    heap[pos] = last;
-  }
-  return top;
 }
 
 /**
@@ -257,12 +242,18 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
   }
 
   if (!compatible) {
-    const scratch = createScratch();
+    // One state, search and scratch serve every layer in turn (each layer's slots are copied out).
+    const st = new LayerState(topo, heat[0]!, cap);
+    const freshScratch = new FreshScratch(topo, E);
+    let search: LayerSearch | null = null;
     const layers: number[][][] = [];
     for (let l = 0; l < L; l++) {
-      const st = new LayerState(topo, heat[l]!, cap);
-      planLayerFresh(st);
-      improveLayer(st, Infinity, FRESH_MIN_SCORE, 2 * cap, scratch);
+      if (l > 0) st.reset(heat[l]!, cap);
+      planLayerFresh(st, freshScratch);
+      if (search === null) search = new LayerSearch(st);
+      else search.attach(st);
+      improveLayer(search, st, Infinity, FRESH_MIN_SCORE, 2 * cap);
+      search.detach();
       fillFreeSlots(st);
       layers.push(st.toSlots());
     }
@@ -292,7 +283,11 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
       return before === undefined || before.gpuId !== gpu.gpuId || before.slotCount !== gpu.slotCount
         || before.nodeName !== gpu.nodeName || before.domain !== gpu.domain;
     });
-  const lostGpus = current.gpus.filter((gpu) => !gpus.some((x) => x.gpuId === gpu.gpuId)).length;
+  const gpuIds = new Set(gpus.map((gpu) => gpu.gpuId));
+  const lostGpus = current.gpus.filter((gpu) => !gpuIds.has(gpu.gpuId)).length;
+  // prevOf[g]: index of today's GPU g in the current placement (-1: new GPU).
+  const prevOf = new Int32Array(gpus.length);
+  for (let g = 0; g < gpus.length; g++) prevOf[g] = prevIndex.get(gpus[g]!.gpuId) ?? -1;
   if (lostGpus > 0) notes.push(`${lostGpus} GPU(s) of the current placement are gone`);
 
   const states: LayerState[] = [];
@@ -303,10 +298,16 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     const st = new LayerState(topo, heat[l]!, cap);
     const layer = current.layers[l] ?? [];
     let before = 0;
-    for (const slots of layer) for (const e of slots ?? []) if (Number.isInteger(e) && e >= 0 && e < E) before += 1;
+    for (let g = 0; g < layer.length; g++) {
+      const slots = layer[g] ?? [];
+      for (let s = 0; s < slots.length; s++) {
+        const e = slots[s]!;
+        if (Number.isInteger(e) && e >= 0 && e < E) before += 1;
+      }
+    }
     for (let g = 0; g < gpus.length; g++) {
-      const pg = prevIndex.get(gpus[g]!.gpuId);
-      if (pg === undefined) continue;
+      const pg = prevOf[g]!;
+      if (pg < 0) continue;
       const slots = layer[pg] ?? [];
       const n = Math.min(slots.length, slotCount[g]!);
       for (let s = 0; s < n; s++) {
@@ -316,7 +317,7 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     }
     st.rebuild();
     if (st.replicas !== before) structural = true;
-    st.orig = st.has.slice();
+    st.markOriginal();
     while (st.replicas > cap) {
       if (!evictLeastUseful(st)) break;
       trimmed += 1;
@@ -341,35 +342,42 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
   for (const st of states) replicaTotal += st.replicas;
   let budget = Math.floor(policy.maxMoveFraction * replicaTotal + 1e-9) - repairMoves;
   const minScore = policy.minGainPerMove ?? DEFAULT_MIN_GAIN_PER_MOVE;
-  const scratch = createScratch();
-  const heap: HeapItem[] = [];
-  for (let l = 0; l < L; l++) {
-    const mv = findBestMove(states[l]!, budget, minScore, scratch);
-    if (mv) heapPush(heap, { score: mv.score, layer: l, move: mv });
-  }
+  // Each layer offers its best move; the heap holds one per layer, best score first (ties: lower layer).
+  const buffers = new SearchBuffers();
+  const searches = states.map((st) => new LayerSearch(st, buffers));
+  const offers: Array<Move | null> = new Array<Move | null>(L).fill(null);
+  const heap = new IndexedHeap(L);
+  const offer = (l: number): void => {
+    const mv = searches[l]!.findBestMove(budget, minScore);
+    offers[l] = mv;
+    if (mv) heap.set(l, -mv.score, l);
+  };
+  for (let l = 0; l < L; l++) offer(l);
   let iterations = 0;
   const maxIterations = 4 * L * cap;
   while (heap.length > 0 && iterations < maxIterations) {
-    const item = heapPop(heap);
-    const st = states[item.layer]!;
-    if (item.move.cost <= budget) {
-      applyMove(st, item.move);
-      budget -= item.move.cost;
+    const l = heap.pop();
+    const mv = offers[l]!;
+    if (mv.cost <= budget) {
+      applyMove(states[l]!, mv);
+      budget -= mv.cost;
       iterations += 1;
     }
-    const next = findBestMove(st, budget, minScore, scratch);
-    if (next) heapPush(heap, { score: next.score, layer: item.layer, move: next });
+    offer(l);
   }
+  for (const search of searches) search.detach();
   const placement = toPlacement(placementGpus, E, states.map((st) => st.toSlots()));
   const metrics = computePlacementMetrics(placement, heat);
   const previousMetrics = computePlacementMetrics(current, heat);
-  const hash = placementHash(placement);
-  const currentHash = placementHash(current);
+  // Equal layouts (same experts in the same slots of the same GPUs) are what placementHash versions;
+  // compare them directly instead of hashing both.
+  const same = !structural && sameLayout(current, placement);
   const gain = metrics.balancedness - previousMetrics.balancedness;
-  if (!structural && repairMoves === 0 && (hash === currentHash || gain < policy.minBalancednessGain)) {
+  if (!structural && repairMoves === 0 && (same || gain < policy.minBalancednessGain)) {
+    const currentHash = placementHash(current);
     return {
       kind: "unchanged",
-      reason: hash === currentHash
+      reason: same
         ? "the current placement is already the best found within the move budget"
         : `balancedness gain ${gain.toFixed(4)} is below the threshold ${policy.minBalancednessGain}`,
       placement: current,
@@ -384,7 +392,7 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     kind: "planned",
     mode: "incremental",
     placement,
-    placementHash: hash,
+    placementHash: placementHash(placement),
     metrics,
     previousMetrics,
     movedReplicas: moved,

@@ -2,6 +2,19 @@
 
 import { EMPTY_SLOT } from "./types.ts";
 
+/** Bit i of a bitset kept in 32-bit words (0 or 1). */
+export function bitAt(bits: Int32Array, i: number): number {
+  return (bits[i >>> 5]! >>> (i & 31)) & 1;
+}
+
+function setBit(bits: Int32Array, i: number): void {
+  bits[i >>> 5]! |= 1 << (i & 31);
+}
+
+function clearBit(bits: Int32Array, i: number): void {
+  bits[i >>> 5]! &= ~(1 << (i & 31));
+}
+
 /** GPU topology shared by all layers of one plan. */
 export interface Topology {
   /** GPUs in rank order. */
@@ -21,6 +34,10 @@ export interface Topology {
   readonly spread: boolean;
 }
 
+/**
+ * One layer's working placement. Memory is O(slots + experts) plus two GPU x expert bitsets, so
+ * large clusters (many GPUs, few slots each) cost about as much per replica as small ones.
+ */
 export class LayerState {
   readonly topo: Topology;
   readonly expertCount: number;
@@ -34,61 +51,156 @@ export class LayerState {
   readonly grid: Int32Array;
   /** Non-empty slots per GPU. */
   readonly used: Int32Array;
-  /** has[g * E + e] = 1 when GPU g holds expert e. */
-  readonly has: Uint8Array;
-  /** Membership in the current (already loaded) placement; null when planning from scratch. */
-  orig: Uint8Array | null = null;
-  /** Replicas of expert e on node n: nodeHas[n * E + e]. */
-  readonly nodeHas: Int32Array;
+  /** Bitset: bit g * E + e is set when GPU g holds expert e (see `bitAt`). */
+  readonly has: Int32Array;
+  /** Bitset of the membership in the current (already loaded) placement; null when planning from scratch. */
+  orig: Int32Array | null = null;
+  /** Original holders of expert e: origList[origStart[e] .. origStart[e + 1]) (set with `orig`). */
+  origStart: Int32Array | null = null;
+  origList: Int32Array | null = null;
   replicas = 0;
   /** Max replicas in this layer (E + redundant slots, bounded by slots). */
-  readonly cap: number;
+  cap = 0;
   /** Sum of heat / active GPUs: the mean GPU load once every expert is placed. */
-  readonly meanLoad: number;
+  meanLoad = 0;
+  /**
+   * Holder lists: the cells (g * maxSlots + slot) holding expert e form a doubly linked list from
+   * head[e] through nextCell / prevCell (-1 ends it), so an expert's holders cost O(replicas).
+   */
+  readonly head: Int32Array;
+  readonly nextCell: Int32Array;
+  readonly prevCell: Int32Array;
+  /**
+   * Change log for an attached search index (see improve.ts): GPUs whose load or used slots
+   * changed and experts whose replica count changed since the last `clearChanges`. Off by default.
+   */
+  tracking = false;
+  readonly gpuChanged: Uint8Array;
+  readonly changedGpus: Int32Array;
+  changedGpuCount = 0;
+  readonly expertChanged: Uint8Array;
+  readonly changedExperts: Int32Array;
+  changedExpertCount = 0;
 
   constructor(topo: Topology, heatRow: ReadonlyArray<number>, cap: number) {
     this.topo = topo;
     const E = heatRow.length;
+    const G = topo.gpuCount;
+    const cells = G * Math.max(1, topo.maxSlots);
     this.expertCount = E;
-    this.w = Float64Array.from(heatRow);
+    this.w = new Float64Array(E);
     this.r = new Int32Array(E);
-    this.load = new Float64Array(topo.gpuCount);
-    this.grid = new Int32Array(topo.gpuCount * Math.max(1, topo.maxSlots)).fill(EMPTY_SLOT);
-    this.used = new Int32Array(topo.gpuCount);
-    this.has = new Uint8Array(topo.gpuCount * E);
-    this.nodeHas = new Int32Array(topo.nodeCount * E);
-    this.cap = cap;
-    let sum = 0;
-    for (let e = 0; e < E; e++) sum += this.w[e]!;
-    this.meanLoad = topo.activeGpuCount > 0 ? sum / topo.activeGpuCount : 0;
+    this.load = new Float64Array(G);
+    this.grid = new Int32Array(cells);
+    this.used = new Int32Array(G);
+    this.has = new Int32Array(((G * E) >>> 5) + 1);
+    this.head = new Int32Array(E);
+    this.nextCell = new Int32Array(cells);
+    this.prevCell = new Int32Array(cells);
+    this.gpuChanged = new Uint8Array(G);
+    this.changedGpus = new Int32Array(G);
+    this.expertChanged = new Uint8Array(E);
+    this.changedExperts = new Int32Array(E);
+    this.reset(heatRow, cap);
   }
 
-  /** Recompute r, has, used, nodeHas, load and replicas from `grid` (dropping duplicates on a GPU). */
+  /** Start over, empty, for another layer's heat (same topology and expert count). */
+  reset(heatRow: ReadonlyArray<number>, cap: number): void {
+    const E = this.expertCount;
+    if (heatRow.length !== E) throw new Error(`placement state: heat row has ${heatRow.length} experts, expected ${E}`);
+    let sum = 0;
+    for (let e = 0; e < E; e++) {
+      const v = heatRow[e]!;
+      this.w[e] = v;
+      sum += v;
+    }
+    this.cap = cap;
+    this.meanLoad = this.topo.activeGpuCount > 0 ? sum / this.topo.activeGpuCount : 0;
+    this.r.fill(0);
+    this.load.fill(0);
+    this.grid.fill(EMPTY_SLOT);
+    this.used.fill(0);
+    this.has.fill(0);
+    this.head.fill(-1);
+    this.replicas = 0;
+    this.orig = null;
+    this.origStart = null;
+    this.origList = null;
+    this.tracking = false;
+    this.clearChanges();
+  }
+
+  /** Whether GPU g holds expert e. */
+  holds(g: number, e: number): boolean {
+    return bitAt(this.has, g * this.expertCount + e) !== 0;
+  }
+
+  /** Recompute r, has, used, holder lists, load and replicas from `grid` (dropping duplicates on a GPU). */
   rebuild(): void {
-    const { gpuCount, maxSlots, slotCount, nodeOf } = this.topo;
+    const { gpuCount, maxSlots, slotCount } = this.topo;
     const E = this.expertCount;
     this.r.fill(0);
     this.has.fill(0);
     this.used.fill(0);
-    this.nodeHas.fill(0);
+    this.head.fill(-1);
     this.replicas = 0;
     for (let g = 0; g < gpuCount; g++) {
       const base = g * maxSlots;
       for (let s = 0; s < maxSlots; s++) {
         const e = this.grid[base + s]!;
         if (e === EMPTY_SLOT) continue;
-        if (s >= slotCount[g]! || e < 0 || e >= E || this.has[g * E + e]) {
+        if (s >= slotCount[g]! || e < 0 || e >= E || bitAt(this.has, g * E + e)) {
           this.grid[base + s] = EMPTY_SLOT;
           continue;
         }
-        this.has[g * E + e] = 1;
+        setBit(this.has, g * E + e);
         this.r[e]! += 1;
         this.used[g]! += 1;
-        this.nodeHas[nodeOf[g]! * E + e]! += 1;
         this.replicas += 1;
+        this.link(base + s, e);
       }
     }
     this.recomputeLoads();
+    if (this.tracking) {
+      for (let g = 0; g < gpuCount; g++) this.gpuChangedAt(g);
+      for (let e = 0; e < E; e++) this.expertChangedAt(e);
+    }
+  }
+
+  private link(cell: number, e: number): void {
+    const first = this.head[e]!;
+    this.prevCell[cell] = -1;
+    this.nextCell[cell] = first;
+    if (first >= 0) this.prevCell[first] = cell;
+    this.head[e] = cell;
+  }
+
+  private unlink(cell: number, e: number): void {
+    const prev = this.prevCell[cell]!;
+    const next = this.nextCell[cell]!;
+    if (prev >= 0) this.nextCell[prev] = next;
+    else this.head[e] = next;
+    if (next >= 0) this.prevCell[next] = prev;
+  }
+
+  private gpuChangedAt(g: number): void {
+    if (this.gpuChanged[g]) return;
+    this.gpuChanged[g] = 1;
+    this.changedGpus[this.changedGpuCount++] = g;
+  }
+
+  private expertChangedAt(e: number): void {
+    if (this.expertChanged[e]) return;
+    this.expertChanged[e] = 1;
+    this.changedExperts[this.changedExpertCount++] = e;
+  }
+
+  /** Forget the change log (after an attached index has caught up). */
+  clearChanges(): void {
+    for (let i = 0; i < this.changedGpuCount; i++) this.gpuChanged[this.changedGpus[i]!] = 0;
+    for (let i = 0; i < this.changedExpertCount; i++) this.expertChanged[this.changedExperts[i]!] = 0;
+    this.changedGpuCount = 0;
+    this.changedExpertCount = 0;
   }
 
   recomputeLoads(): void {
@@ -109,10 +221,12 @@ export class LayerState {
     if (oldR <= 0 || newR <= 0) return;
     const delta = this.w[e]! / newR - this.w[e]! / oldR;
     if (delta === 0) return;
-    const E = this.expertCount;
-    const G = this.topo.gpuCount;
-    for (let g = 0, idx = e; g < G; g++, idx += E) {
-      if (g !== skip && this.has[idx]) this.load[g]! += delta;
+    const S = this.topo.maxSlots;
+    for (let c = this.head[e]!; c >= 0; c = this.nextCell[c]!) {
+      const g = Math.floor(c / S);
+      if (g === skip) continue;
+      this.load[g]! += delta;
+      if (this.tracking) this.gpuChangedAt(g);
     }
   }
 
@@ -129,18 +243,22 @@ export class LayerState {
         }
       }
     }
-    if (s < 0 || this.grid[base + s] !== EMPTY_SLOT || this.has[g * E + e]) {
+    if (s < 0 || this.grid[base + s] !== EMPTY_SLOT || bitAt(this.has, g * E + e)) {
       throw new Error(`placement state: cannot add expert ${e} to GPU ${g} slot ${s}`);
     }
     const oldR = this.r[e]!;
     this.shiftHolders(e, oldR, oldR + 1, -1);
     this.grid[base + s] = e;
-    this.has[g * E + e] = 1;
+    setBit(this.has, g * E + e);
+    this.link(base + s, e);
     this.r[e] = oldR + 1;
     this.used[g]! += 1;
-    this.nodeHas[this.topo.nodeOf[g]! * E + e]! += 1;
     this.replicas += 1;
     this.load[g]! += this.w[e]! / (oldR + 1);
+    if (this.tracking) {
+      this.gpuChangedAt(g);
+      this.expertChangedAt(e);
+    }
     return s;
   }
 
@@ -153,12 +271,16 @@ export class LayerState {
     const oldR = this.r[e]!;
     this.load[g]! -= this.w[e]! / oldR;
     this.grid[idx] = EMPTY_SLOT;
-    this.has[g * E + e] = 0;
+    clearBit(this.has, g * E + e);
+    this.unlink(idx, e);
     this.r[e] = oldR - 1;
     this.used[g]! -= 1;
-    this.nodeHas[this.topo.nodeOf[g]! * E + e]! -= 1;
     this.replicas -= 1;
     this.shiftHolders(e, oldR, oldR - 1, g);
+    if (this.tracking) {
+      this.gpuChangedAt(g);
+      this.expertChangedAt(e);
+    }
     return e;
   }
 
@@ -168,14 +290,20 @@ export class LayerState {
     return -1;
   }
 
-  /** Replica loads that adding e to g costs (0 when it was there before this plan). */
-  addCost(g: number, e: number): number {
-    return this.orig !== null && this.orig[g * this.expertCount + e] ? 0 : 1;
-  }
-
-  /** Replica loads that removing e from g saves (-1 when it was added by this plan). */
-  removeCost(g: number, e: number): number {
-    return this.orig !== null && this.orig[g * this.expertCount + e] ? 0 : -1;
+  /** Record the current membership as "already loaded" (orig) with per-expert holder lists. */
+  markOriginal(): void {
+    const E = this.expertCount;
+    this.orig = this.has.slice();
+    const start = new Int32Array(E + 1);
+    for (let e = 0; e < E; e++) start[e + 1] = start[e]! + this.r[e]!;
+    const list = new Int32Array(start[E]!);
+    const S = this.topo.maxSlots;
+    for (let e = 0; e < E; e++) {
+      let k = start[e]!;
+      for (let c = this.head[e]!; c >= 0; c = this.nextCell[c]!) list[k++] = Math.floor(c / S);
+    }
+    this.origStart = start;
+    this.origList = list;
   }
 
   /** The layer's slots as arrays per GPU, for the output placement. */

@@ -1,0 +1,571 @@
+// LayerSearch (incrementally maintained candidates) against a naive full scan: the search as it
+// was before the candidate index, rescanning every replica of the layer each step. On random
+// layers, moves and external changes both must return exactly the same move.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { applyMove, LayerSearch, MOVE_EVICT, MOVE_RELOCATE, MOVE_REPLACE, MOVE_REPLICATE, MOVE_SWAP, PARTNER_GPUS, REPLACE_CANDIDATES } from "../../src/domain/placement/improve.ts";
+import type { Move } from "../../src/domain/placement/improve.ts";
+import { fillFreeSlots, FreshScratch, planLayerFresh, replicaCounts } from "../../src/domain/placement/fresh.ts";
+import { bitAt, LayerState } from "../../src/domain/placement/state.ts";
+import type { Topology } from "../../src/domain/placement/state.ts";
+import { EMPTY_SLOT } from "../../src/domain/placement/types.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Naive reference: O(replicas) per step.
+
+interface SearchScratch {
+  start: Int32Array;
+  fill: Int32Array;
+  list: Int32Array;
+  partners: Int32Array;
+  perReplica: Float64Array;
+  hOrder: Int32Array;
+  candD: Int32Array;
+  candS: Int32Array;
+  candKey: Float64Array;
+}
+
+function createScratch(): SearchScratch {
+  return { start: new Int32Array(0), fill: new Int32Array(0), list: new Int32Array(0), partners: new Int32Array(PARTNER_GPUS), perReplica: new Float64Array(0), hOrder: new Int32Array(0),
+    candD: new Int32Array(REPLACE_CANDIDATES), candS: new Int32Array(REPLACE_CANDIDATES), candKey: new Float64Array(REPLACE_CANDIDATES),
+  };
+}
+
+function buildHolders(st: LayerState, scratch: SearchScratch): void {
+  const E = st.expertCount;
+  const { gpuCount, maxSlots } = st.topo;
+  if (scratch.start.length !== E + 1) {
+    scratch.start = new Int32Array(E + 1);
+    scratch.fill = new Int32Array(E);
+  }
+  if (scratch.list.length < st.replicas) scratch.list = new Int32Array(Math.max(st.replicas, 16));
+  const { start, fill, list } = scratch;
+  const r = st.r;
+  start[0] = 0;
+  for (let e = 0; e < E; e++) {
+    start[e + 1] = start[e]! + r[e]!;
+    fill[e] = start[e]!;
+  }
+  const grid = st.grid;
+  for (let g = 0; g < gpuCount; g++) {
+    const base = g * maxSlots;
+    for (let s = 0; s < maxSlots; s++) {
+      const e = grid[base + s]!;
+      if (e !== EMPTY_SLOT) list[fill[e]!++] = g;
+    }
+  }
+}
+
+/**
+ * Best single move for the layer's hottest GPU, or null when none lowers it by at least
+ * `minScore` (share of mean GPU load per replica loaded) within `budget` replica loads.
+ * A move is valid only if every GPU it touches ends below the hottest GPU's current load.
+ */
+function naiveBestMove(st: LayerState, budget: number, minScore: number, scratch: SearchScratch): Move | null {
+  const { gpuCount: G, maxSlots: S, slotCount, activeGpuCount } = st.topo;
+  const E = st.expertCount;
+  const { load, grid, has, r, w, used } = st;
+  const orig = st.orig;
+  const mean = st.meanLoad;
+  if (!(mean > 0)) return null;
+
+  let h = -1;
+  let Lh = -Infinity;
+  for (let g = 0; g < G; g++) {
+    if (slotCount[g]! > 0 && load[g]! > Lh) {
+      Lh = load[g]!;
+      h = g;
+    }
+  }
+  if (h < 0 || Lh <= 0) return null;
+  const eps = mean * 1e-9;
+  const invMean = 1 / mean;
+
+  buildHolders(st, scratch);
+  if (scratch.perReplica.length !== E) scratch.perReplica = new Float64Array(E);
+  const lr = scratch.perReplica;
+  for (let e = 0; e < E; e++) lr[e] = r[e]! > 0 ? w[e]! / r[e]! : 0;
+  const hStart = scratch.start;
+  const hList = scratch.list;
+
+  // The coolest GPUs (excluding h), ascending by (load, index): swap / replace partners.
+  const partners = scratch.partners;
+  let pc = 0;
+  for (let g = 0; g < G; g++) {
+    if (g === h || slotCount[g]! <= 0) continue;
+    const lg = load[g]!;
+    if (pc === PARTNER_GPUS && lg >= load[partners[pc - 1]!]!) continue;
+    let pos = pc < PARTNER_GPUS ? pc++ : PARTNER_GPUS - 1;
+    while (pos > 0 && load[partners[pos - 1]!]! > lg) {
+      partners[pos] = partners[pos - 1]!;
+      pos -= 1;
+    }
+    partners[pos] = g;
+  }
+
+  let bestScore = minScore;
+  let bKind = -1;
+  let bHs = -1;
+  let bX = -1;
+  let bD = -1;
+  let bDs = -1;
+  let bY = -1;
+  let bCost = 0;
+
+  // Replace candidates: redundant replicas (r >= 2) off h whose removal hurts least, ranked by the
+  // highest load it leaves on any GPU involved (other holders of y, and d without y).
+  const candD = scratch.candD;
+  const candS = scratch.candS;
+  const candKey = scratch.candKey;
+  let rc = 0;
+  for (let d = 0; d < G; d++) {
+    if (d === h) continue;
+    const dBase = d * S;
+    for (let ds = 0; ds < slotCount[d]!; ds++) {
+      const y = grid[dBase + ds]!;
+      if (y === EMPTY_SLOT || r[y]! < 2) continue;
+      const ly = lr[y]!;
+      const dy = w[y]! / (r[y]! - 1) - ly;
+      let key = load[d]! - ly;
+      for (let k = hStart[y]!; k < hStart[y + 1]!; k++) {
+        const g2 = hList[k]!;
+        if (g2 !== d && load[g2]! + dy > key) key = load[g2]! + dy;
+      }
+      if (key >= Lh) continue;
+      if (rc === REPLACE_CANDIDATES && key >= candKey[rc - 1]!) continue;
+      let pos = rc < REPLACE_CANDIDATES ? rc++ : REPLACE_CANDIDATES - 1;
+      while (pos > 0 && candKey[pos - 1]! > key) {
+        candKey[pos] = candKey[pos - 1]!;
+        candD[pos] = candD[pos - 1]!;
+        candS[pos] = candS[pos - 1]!;
+        pos -= 1;
+      }
+      candKey[pos] = key;
+      candD[pos] = d;
+      candS[pos] = ds;
+    }
+  }
+
+  const canGrow = st.replicas < st.cap;
+  const hasFreeSlot = st.replicas < st.topo.totalSlots;
+  let filler = -2; // -2: not computed yet; -1: none
+  let fillerLoad = 0;
+  const hBase = h * S;
+  const hRow = h * E;
+  if (scratch.hOrder.length < S) scratch.hOrder = new Int32Array(S);
+  const hOrder = scratch.hOrder;
+  let hn = 0;
+  for (let hs = 0; hs < slotCount[h]!; hs++) {
+    const x = grid[hBase + hs]!;
+    if (x === EMPTY_SLOT) continue;
+    let pos = hn++;
+    while (pos > 0 && lr[grid[hBase + hOrder[pos - 1]!]!]! < lr[x]!) {
+      hOrder[pos] = hOrder[pos - 1]!;
+      pos -= 1;
+    }
+    hOrder[pos] = hs;
+  }
+  for (let hi = 0; hi < hn; hi++) {
+    const hs = hOrder[hi]!;
+    const x = grid[hBase + hs]!;
+    const rx = r[x]!;
+    const wx = w[x]!;
+    const lx = lr[x]!;
+    // No move of x lowers h by more than lx (and scores divide by max(cost, 1)); slots are in
+    // descending lx, so nothing further can win.
+    if (!(lx * invMean > bestScore)) break;
+    const canAddX = rx < activeGpuCount;
+    const lxNew = wx / (rx + 1);
+    const dx = lx - lxNew;
+    let xHoldMax = -Infinity;
+    for (let k = hStart[x]!; k < hStart[x + 1]!; k++) {
+      const v = load[hList[k]!]! - dx;
+      if (v > xHoldMax) xHoldMax = v;
+    }
+    const removeX = orig !== null && bitAt(orig, hRow + x) ? 0 : -1;
+
+    // Relocate / replicate into a free slot (skipped when the layer has none).
+    for (let d = 0; hasFreeSlot && d < G; d++) {
+      if (d === h || used[d]! >= slotCount[d]! || bitAt(has, d * E + x)) continue;
+      const Ld = load[d]!;
+      const addX = orig !== null && bitAt(orig, d * E + x) ? 0 : 1;
+      let cost = addX + removeX;
+      if (cost <= budget) {
+        const gain = Lh - Math.max(Lh - lx, Ld + lx);
+        if (gain > eps) {
+          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
+          if (sc > bestScore) {
+            bestScore = sc; bKind = MOVE_RELOCATE; bHs = hs; bX = x; bD = d; bDs = -1; bY = -1; bCost = cost;
+          }
+        }
+      }
+      cost = addX;
+      if (canGrow && canAddX && cost <= budget) {
+        const gain = Lh - Math.max(xHoldMax, Ld + lxNew);
+        if (gain > eps) {
+          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
+          if (sc > bestScore) {
+            bestScore = sc; bKind = MOVE_REPLICATE; bHs = hs; bX = x; bD = d; bDs = -1; bY = -1; bCost = cost;
+          }
+        }
+      }
+    }
+
+    // Swap with a replica on one of the coolest GPUs; a swap with d lowers h by at most (Lh - Ld) / 2.
+    for (let p = 0; p < pc; p++) {
+      const d = partners[p]!;
+      const Ld = load[d]!;
+      if (!((Lh - Ld) * 0.5 * invMean > bestScore)) break;
+      const dRow = d * E;
+      if (bitAt(has, dRow + x)) continue;
+      const addX = orig !== null && bitAt(orig, dRow + x) ? 0 : 1;
+      const dBase = d * S;
+      for (let ds = 0; ds < slotCount[d]!; ds++) {
+        const y = grid[dBase + ds]!;
+        if (y === EMPTY_SLOT) continue;
+        const ly = lr[y]!;
+        const removeY = orig !== null && bitAt(orig, dRow + y) ? 0 : -1;
+        if (ly < lx && !bitAt(has, hRow + y)) {
+          const cost = addX + (orig !== null && bitAt(orig, hRow + y) ? 0 : 1) + removeX + removeY;
+          if (cost <= budget) {
+            const gain = Lh - Math.max(Lh - lx + ly, Ld - ly + lx);
+            if (gain > eps) {
+              const sc = (gain * invMean) / (cost > 1 ? cost : 1);
+              if (sc > bestScore) {
+                bestScore = sc; bKind = MOVE_SWAP; bHs = hs; bX = x; bD = d; bDs = ds; bY = y; bCost = cost;
+              }
+            }
+          }
+        }
+      }
+    }
+
+    // Replace one of the least useful redundant replicas elsewhere with a new replica of x.
+    if (canAddX && dx * invMean > bestScore) {
+      for (let c = 0; c < rc; c++) {
+        const d = candD[c]!;
+        const dRow = d * E;
+        if (bitAt(has, dRow + x)) continue;
+        const ds = candS[c]!;
+        const y = grid[d * S + ds]!;
+        const ry = r[y]!;
+        const ly = lr[y]!;
+        const cost = (orig !== null && bitAt(orig, dRow + x) ? 0 : 1) + (orig !== null && bitAt(orig, dRow + y) ? 0 : -1);
+        if (cost > budget) continue;
+        let m = Math.max(xHoldMax, load[d]! - ly + lxNew);
+        if (!(Lh - m > eps)) continue;
+        const dy = w[y]! / (ry - 1) - ly;
+        for (let k = hStart[y]!; k < hStart[y + 1]!; k++) {
+          const g2 = hList[k]!;
+          if (g2 === d) continue;
+          const v = load[g2]! + dy - (bitAt(has, g2 * E + x) ? dx : 0);
+          if (v > m) m = v;
+        }
+        const gain = Lh - m;
+        if (gain > eps) {
+          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
+          if (sc > bestScore) {
+            bestScore = sc; bKind = MOVE_REPLACE; bHs = hs; bX = x; bD = d; bDs = ds; bY = y; bCost = cost;
+          }
+        }
+      }
+    }
+
+    // Drop a redundant replica of x from h. When the layer must stay full (no room under the
+    // replica cap), refill the slot with the expert that adds least to h (lowest load per replica
+    // after the add) -- one replica load -- so plans that fill every slot stay full.
+    if (rx >= 2) {
+      let z = -1;
+      let lzNew = 0;
+      if (!canGrow) {
+        if (filler === -2) {
+          filler = -1;
+          let best = Infinity;
+          for (let e = 0; e < E; e++) {
+            if (bitAt(has, hRow + e) || r[e]! >= activeGpuCount) continue;
+            const v = w[e]! / (r[e]! + 1);
+            if (v < best) {
+              best = v;
+              filler = e;
+            }
+          }
+          fillerLoad = best;
+        }
+        z = filler;
+        lzNew = fillerLoad;
+      }
+      const cost = removeX + (z >= 0 ? (orig !== null && bitAt(orig, hRow + z) ? 0 : 1) : 0);
+      if ((canGrow || z >= 0) && cost <= budget) {
+        const dxUp = wx / (rx - 1) - lx;
+        let m = Lh - lx + lzNew;
+        for (let k = hStart[x]!; k < hStart[x + 1]!; k++) {
+          const g2 = hList[k]!;
+          if (g2 === h) continue;
+          const v = load[g2]! + dxUp;
+          if (v > m) m = v;
+        }
+        const gain = Lh - m;
+        if (gain > eps) {
+          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
+          if (sc > bestScore) {
+            bestScore = sc; bKind = MOVE_EVICT; bHs = hs; bX = x; bD = -1; bDs = -1; bY = z; bCost = cost;
+          }
+        }
+      }
+    }
+  }
+  if (bKind < 0) return null;
+  return { kind: bKind, h, hSlot: bHs, x: bX, d: bD, dSlot: bDs, y: bY, score: bestScore, cost: bCost };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random layers.
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomTopology(rand: () => number, maxGpus = 10): Topology {
+  const G = 1 + Math.floor(rand() * maxGpus);
+  const slotCount = new Int32Array(G);
+  const nodeOf = new Int32Array(G);
+  const nodes = 1 + Math.floor(rand() * Math.min(8, G));
+  let maxSlots = 0;
+  let active = 0;
+  let totalSlots = 0;
+  for (let g = 0; g < G; g++) {
+    slotCount[g] = rand() < 0.1 ? 0 : 1 + Math.floor(rand() * 5);
+    nodeOf[g] = Math.floor(rand() * nodes);
+    maxSlots = Math.max(maxSlots, slotCount[g]!);
+    if (slotCount[g]! > 0) active += 1;
+    totalSlots += slotCount[g]!;
+  }
+  return { gpuCount: G, activeGpuCount: active, slotCount, totalSlots, maxSlots, nodeOf, domainOf: new Int32Array(G), nodeCount: nodes, domainCount: 1, spread: rand() < 0.5 };
+}
+
+function randomHeat(rand: () => number, E: number): number[] {
+  const mode = Math.floor(rand() * 4);
+  // Small integers make equal loads (ties) common, floats make them rare, all-zero heat ties everything.
+  return Array.from({ length: E }, () => (mode === 0 ? Math.floor(rand() * 4) : mode === 1 ? rand() * 1000 : mode === 2 ? (rand() < 0.3 ? 0 : Math.floor(rand() * 50)) : 0));
+}
+
+/** Remove a random replica or add a random expert where it fits (through LayerState, so it is logged). */
+function randomChange(st: LayerState, rand: () => number): void {
+  const { gpuCount: G, slotCount, maxSlots: S } = st.topo;
+  const g = Math.floor(rand() * G);
+  if (slotCount[g]! === 0) return;
+  const s = Math.floor(rand() * slotCount[g]!);
+  if (st.grid[g * S + s] !== EMPTY_SLOT && rand() < 0.5) {
+    st.removeAt(g, s);
+    return;
+  }
+  const e = Math.floor(rand() * st.expertCount);
+  if (st.grid[g * S + s] === EMPTY_SLOT && !st.holds(g, e)) st.add(g, e, s);
+}
+
+function randomLayer(rand: () => number, maxGpus = 10, maxExperts = 12): LayerState {
+  const topo = randomTopology(rand, maxGpus);
+  const E = 1 + Math.floor(rand() * maxExperts);
+  const heat = randomHeat(rand, E);
+  const cap = rand() < 0.5 ? topo.totalSlots : Math.min(topo.totalSlots, E + Math.floor(rand() * 6));
+  const st = new LayerState(topo, heat, cap);
+  if (E <= topo.totalSlots && rand() < 0.5) {
+    planLayerFresh(st);
+  } else {
+    for (let g = 0; g < topo.gpuCount; g++) {
+      for (let s = 0; s < topo.slotCount[g]!; s++) st.grid[g * topo.maxSlots + s] = rand() < 0.25 ? EMPTY_SLOT : Math.floor(rand() * E);
+    }
+    st.rebuild();
+  }
+  if (rand() < 0.6) {
+    st.markOriginal();
+    const changes = Math.floor(rand() * 6);
+    for (let i = 0; i < changes; i++) randomChange(st, rand);
+  }
+  return st;
+}
+
+/** Invariants of LayerState's derived data (bitset, holder lists, counts, loads) against the grid. */
+function checkState(st: LayerState): void {
+  const { gpuCount: G, maxSlots: S, slotCount } = st.topo;
+  const E = st.expertCount;
+  const r = new Array<number>(E).fill(0);
+  const holders = Array.from({ length: E }, () => [] as number[]);
+  let replicas = 0;
+  for (let g = 0; g < G; g++) {
+    let used = 0;
+    for (let s = 0; s < S; s++) {
+      const e = st.grid[g * S + s]!;
+      if (e === EMPTY_SLOT) continue;
+      expect(s).toBeLessThan(slotCount[g]!);
+      r[e]! += 1;
+      holders[e]!.push(g * S + s);
+      used += 1;
+      replicas += 1;
+    }
+    expect(st.used[g]).toBe(used);
+  }
+  for (let g = 0; g < G; g++) {
+    let load = 0;
+    for (let s = 0; s < S; s++) {
+      const e = st.grid[g * S + s]!;
+      if (e !== EMPTY_SLOT) load += st.w[e]! / r[e]!;
+    }
+    expect(st.load[g]!).toBeCloseTo(load, 6);
+    for (let e = 0; e < E; e++) expect(st.holds(g, e)).toBe(holders[e]!.some((c) => Math.floor(c / S) === g));
+  }
+  expect(st.replicas).toBe(replicas);
+  for (let e = 0; e < E; e++) {
+    expect(st.r[e]).toBe(r[e]);
+    const list: number[] = [];
+    for (let c = st.head[e]!; c >= 0; c = st.nextCell[c]!) list.push(c);
+    expect(list.sort((a, b) => a - b)).toEqual(holders[e]!.sort((a, b) => a - b));
+  }
+}
+
+describe("LayerState", () => {
+  it("keeps its bitset, holder lists, counts and loads consistent under random adds and removes", () => {
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        const rand = mulberry32(seed);
+        const st = randomLayer(rand);
+        checkState(st);
+        for (let i = 0; i < 30; i++) randomChange(st, rand);
+        checkState(st);
+        // reset() empties it for another layer.
+        st.reset(randomHeat(rand, st.expertCount), st.cap);
+        expect(st.replicas).toBe(0);
+        checkState(st);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe.each([
+  ["small layers", 10, 12, 400],
+  ["larger layers (more GPUs than swap partners, deeper heaps)", 80, 40, 60],
+])("LayerSearch on %s", (_name, maxGpus, maxExperts, numRuns) => {
+  it("finds exactly the move a full scan finds, step after step, also after outside changes", () => {
+    const kinds = new Map<number, number>();
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        const rand = mulberry32(seed);
+        const st = randomLayer(rand, maxGpus, maxExperts);
+        const search = new LayerSearch(st);
+        const scratch = createScratch();
+        for (let step = 0; step < 40; step++) {
+          const budget = [Infinity, 0, -1, 1, 2, 3, 8][Math.floor(rand() * 7)]!;
+          const minScore = [0, 1e-4, 0.005, 0.05][Math.floor(rand() * 4)]!;
+          const expected = naiveBestMove(st, budget, minScore, scratch);
+          const got = search.findBestMove(budget, minScore);
+          expect(got).toEqual(expected);
+          if (got !== null) {
+            kinds.set(got.kind, (kinds.get(got.kind) ?? 0) + 1);
+            applyMove(st, got);
+          }
+          if (got === null || rand() < 0.2) randomChange(st, rand);
+        }
+        search.detach();
+        checkState(st);
+      }),
+      { numRuns },
+    );
+    // Every kind of move was exercised.
+    for (const kind of [MOVE_RELOCATE, MOVE_SWAP, MOVE_REPLICATE, MOVE_REPLACE, MOVE_EVICT]) expect(kinds.get(kind) ?? 0).toBeGreaterThan(0);
+  });
+
+  it("can be re-attached to a reset state (as the fresh planner does for every layer)", () => {
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        const rand = mulberry32(seed);
+        const st = randomLayer(rand, maxGpus, maxExperts);
+        const search = new LayerSearch(st);
+        const scratch = createScratch();
+        for (let round = 0; round < 3; round++) {
+          for (let step = 0; step < 10; step++) {
+            const got = search.findBestMove(Infinity, 1e-4);
+            expect(got).toEqual(naiveBestMove(st, Infinity, 1e-4, scratch));
+            if (got === null) break;
+            applyMove(st, got);
+          }
+          search.detach();
+          st.reset(randomHeat(rand, st.expertCount), st.cap);
+          if (st.expertCount <= st.topo.totalSlots) planLayerFresh(st);
+          search.attach(st);
+        }
+      }),
+      { numRuns: Math.ceil(numRuns / 3) },
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Fresh packing against its specification, written naively: replicas heaviest first (ties: lower
+// expert id), each onto the first GPU in (load, index) order that has room and lacks the expert;
+// with "spread", the first such GPU on a node without the expert instead, if its load exceeds the
+// first one's by at most 1e-9 of the layer's mean GPU load.
+
+function naivePack(st: LayerState): void {
+  const { gpuCount: G, maxSlots: S, slotCount, activeGpuCount, nodeOf, spread } = st.topo;
+  const E = st.expertCount;
+  const target = replicaCounts(st.w, Math.min(st.cap, st.topo.totalSlots), activeGpuCount);
+  const experts = Array.from({ length: E }, (_, e) => e).sort((a, b) => st.w[b]! / target[b]! - st.w[a]! / target[a]! || a - b);
+  const load = new Array<number>(G).fill(0);
+  const used = new Array<number>(G).fill(0);
+  const holds = (g: number, e: number): boolean => st.grid.subarray(g * S, g * S + used[g]!).includes(e);
+  const nodeHolds = (n: number, e: number): boolean => Array.from({ length: G }, (_, g) => g).some((g) => nodeOf[g] === n && holds(g, e));
+  const slack = st.meanLoad * 1e-9;
+  for (const x of experts) {
+    for (let j = 0; j < target[x]!; j++) {
+      const candidates = Array.from({ length: G }, (_, g) => g)
+        .filter((g) => used[g]! < slotCount[g]! && !holds(g, x))
+        .sort((a, b) => load[a]! - load[b]! || a - b);
+      if (candidates.length === 0) continue;
+      let g = candidates[0]!;
+      if (spread && nodeHolds(nodeOf[g]!, x)) {
+        const other = candidates.find((c) => load[c]! <= load[g]! + slack && !nodeHolds(nodeOf[c]!, x));
+        if (other !== undefined) g = other;
+      }
+      st.grid[g * S + used[g]!] = x;
+      used[g]! += 1;
+      load[g]! += st.w[x]! / target[x]!;
+    }
+  }
+  st.rebuild();
+  fillFreeSlots(st);
+}
+
+describe("planLayerFresh", () => {
+  it("packs like the naive specification", () => {
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        const rand = mulberry32(seed);
+        const large = rand() < 0.2;
+        const topo = randomTopology(rand, large ? 80 : 10);
+        const E = 1 + Math.floor(rand() * (large ? 40 : 12));
+        if (E > topo.totalSlots) return;
+        const heat = randomHeat(rand, E);
+        const cap = rand() < 0.5 ? topo.totalSlots : Math.min(topo.totalSlots, E + Math.floor(rand() * 6));
+        const reference = new LayerState(topo, heat, cap);
+        naivePack(reference);
+        const scratch = new FreshScratch(topo, E);
+        const st = new LayerState(topo, heat, cap);
+        // Twice with the same scratch: it must come back clean.
+        for (let round = 0; round < 2; round++) {
+          st.reset(heat, cap);
+          planLayerFresh(st, scratch);
+          expect([...st.grid]).toEqual([...reference.grid]);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
