@@ -117,6 +117,11 @@ export interface DecisionPlacement {
   readonly heatBasis?: HeatBasis;
   /** A rebalance by heat, not a change of shard count: it restarts the rebalance interval. */
   readonly heatRebalance?: boolean;
+  /**
+   * A due heat rebalance was evaluated and found not worth it: the caller should not evaluate
+   * again before the next interval (plans cost tens to hundreds of ms).
+   */
+  readonly rebalanceEvaluated?: boolean;
 }
 
 export interface Decision {
@@ -364,7 +369,8 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     // whichever balances better. Heat rebalances refine later.
     const plain = extendPlacement(current, planHeat, gpus)!;
     const spare = Math.max(0, Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, freeGpus - newShards));
-    const hot = spare > 0 ? hottestShards(current, planHeat).slice(0, spare) : [];
+    // Running shards are only rewritten for heat observed now (not for remembered or no heat).
+    const hot = spare > 0 && heatUsable ? hottestShards(current, planHeat).slice(0, spare) : [];
     const grown = growShards(current, planHeat, gpus, hot);
     const plainBal = computePlacementMetrics(plain, planHeat).balancedness;
     const grownBal = grown ? computePlacementMetrics(grown, planHeat).balancedness : -1;
@@ -401,19 +407,22 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     });
     if (outcome.kind === "infeasible") {
       placement = { action: "infeasible", reason: outcome.reason, placement: current, hash: current ? placementHash(current) : undefined, metrics: currentMetrics, heatBasis: current ? currentBasis : undefined };
-    } else if (outcome.kind === "unchanged" && !(current && !structural && !firstHeatPlan)) {
-      placement = { action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics, heatBasis: firstHeatPlan ? "observed" : currentBasis };
+    } else if (outcome.kind === "unchanged") {
+      // Nothing worth the threshold within the replica move budget (a near-optimal placement).
+      placement = {
+        action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics,
+        heatBasis: firstHeatPlan ? "observed" : currentBasis, rebalanceEvaluated: current !== undefined && !structural,
+      };
     } else {
-      let planned = outcome.kind === "planned" ? outcome.placement : current!;
-      let movedReplicas = outcome.kind === "planned" ? outcome.movedReplicas : 0;
-      let movedFraction = outcome.kind === "planned" ? outcome.movedFraction : 0;
+      let planned = outcome.placement;
+      let movedReplicas = outcome.movedReplicas;
+      let movedFraction = outcome.movedFraction;
       if (current && !structural && !firstHeatPlan) {
-        const limited = outcome.kind === "planned" ? limitChangedShards(current, outcome.placement, planHeat, gpus, changeLimit) : current;
-        if (outcome.kind !== "planned" || limited !== outcome.placement) {
-          // The plan touches more shards than may change (or found nothing within the replica move
-          // budget): take the better of its limited form and a rewrite of the hottest shards (the
-          // whole set of a rewritten shard is free to choose), as many as the surge, the free GPUs
-          // and the move budget (in shards) allow.
+        const limited = limitChangedShards(current, outcome.placement, planHeat, gpus, changeLimit);
+        if (limited !== outcome.placement) {
+          // The plan touches more shards than may change: take the better of its limited form and
+          // a rewrite of the hottest shards (the whole set of a rewritten shard is free to choose),
+          // as many as the surge, the free GPUs and the move budget (in shards) allow.
           const bal = (p: Placement) => computePlacementMetrics(p, planHeat).balancedness;
           const k = Math.min(changeLimit, Math.max(1, Math.floor(policy.placement.maxMoveFraction * desiredShards)));
           const rewritten = bestRewrite(current, planHeat, k, bal);
@@ -422,7 +431,7 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
           movedFraction = movedReplicas / Math.max(1, countReplicas(planned));
         }
       }
-      const plannedMetrics = outcome.kind === "planned" && planned === outcome.placement ? outcome.metrics : computePlacementMetrics(planned, planHeat);
+      const plannedMetrics = planned === outcome.placement ? outcome.metrics : computePlacementMetrics(planned, planHeat);
       const worthIt = !current || structural || firstHeatPlan || currentMetrics === undefined
         || plannedMetrics.balancedness - currentMetrics.balancedness >= policy.placement.minBalancednessGain;
       if (!worthIt) {
@@ -433,14 +442,15 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
           hash: placementHash(current!),
           metrics: currentMetrics,
           heatBasis: currentBasis,
+          rebalanceEvaluated: true,
         };
       } else placement = {
         action: current ? "replan" : "initial",
         reason: !current
           ? `initial placement on ${desiredShards} shards${planHeatBasis === "none" ? " (no heat seen yet: experts spread evenly; the first usable heat re-plans)" : ""}`
           : firstHeatPlan
-            ? `first heat-based placement: balancedness ${(outcome.kind === "planned" ? outcome.previousMetrics?.balancedness ?? 0 : 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`
-            : structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.kind === "planned" ? outcome.mode : "unchanged"})` : `rebalanced by heat: balancedness ${(currentMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}`,
+            ? `first heat-based placement: balancedness ${(outcome.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`
+            : structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.mode})` : `rebalanced by heat: balancedness ${(currentMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}`,
         placement: planned,
         hash: placementHash(planned),
         metrics: plannedMetrics,

@@ -198,6 +198,19 @@ describe("decide", () => {
     expect(settled.desiredShards).toBeGreaterThan(8);
   });
 
+  it("marks a due rebalance that was evaluated and kept, so the caller waits for the next interval", () => {
+    const heat = scaledHeat(2_000);
+    const current = firstPlacement(heat, 8);
+    const d = decide({
+      heat: { heat, atMs: 1_000_000, confidence: 1 },
+      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-0", ready: true })),
+      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+    }, policy({ manualShards: 8 }), 1_000_000);
+    expect(d.placement.action).toBe("keep");
+    expect(d.placement.rebalanceEvaluated).toBe(true);
+    expect(d.placement.heatRebalance).toBeFalsy();
+  });
+
   it("assigns new shards to the cheapest nodes with free GPUs and reports what does not fit", () => {
     const r = assignShardNodes([{ shardIndex: 0, nodeName: "b", ready: true }], 4, [
       { name: "a", domain: "d1", freeGpus: 1, usdPerGpuHour: 3.5 },

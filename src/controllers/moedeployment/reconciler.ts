@@ -70,6 +70,8 @@ interface Memory {
   trackingSinceMs: number;
   capacityState?: CapacityState;
   lastGoodHeat?: number[][];
+  /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
+  rebalanceEvaluatedMs?: number;
   heat?: { reading: HeatReading; atMs: number };
   latency?: { reading: LatencyReading; atMs: number };
   coldStartsSeen: Set<string>;
@@ -169,7 +171,7 @@ export class MoEDeploymentReconciler {
       provisionedShards,
       currentPlacement: current?.placement,
       currentPlacementHeatBasis: current?.heatBasis,
-      lastRebalanceMs: d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined,
+      lastRebalanceMs: latest(d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined, mem.rebalanceEvaluatedMs),
       rolloutInProgress,
       coldStartDurationsMs: coldStarts,
       capacityState: mem.capacityState,
@@ -184,6 +186,7 @@ export class MoEDeploymentReconciler {
     mem.capacityState = decision.nextCapacityState;
     if (decision.heatUsable && heatReading.heat) mem.lastGoodHeat = heatReading.heat.heat.map((l) => [...l]);
     mem.lastDecision = decision;
+    if (decision.placement.rebalanceEvaluated) mem.rebalanceEvaluatedMs = nowMs;
 
     const targetPlacement = decision.placement.placement;
     const targetHash = decision.placement.hash;
@@ -550,6 +553,10 @@ export class ConflictRequeue extends Error {
     super(message);
     this.name = "ConflictRequeue";
   }
+}
+
+function latest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }
 
 /** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */
