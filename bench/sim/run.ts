@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildSummary, prepareScenario, readTraceFile, runScenario, syntheticRateTrace } from "../../src/sim/index.ts";
+import { buildSummary, prepareScenario, reactiveLine, readTraceFile, runScenario, syntheticRateTrace } from "../../src/sim/index.ts";
 import type { Summary, Trace } from "../../src/sim/index.ts";
 
 const quick = process.argv.includes("--quick");
@@ -57,3 +57,6 @@ for (const { label, s, seconds } of summaries) {
   const marks = s.targets.map((t) => `${t.name.replace(/^ours /, "")}: ${t.value ?? "n/a"} ${t.met === null ? "(n/a)" : t.met ? "(met)" : "(NOT met)"}`);
   console.log(`- ${label} [${seconds.toFixed(1)} s, static ${s.reference.staticGpus} GPUs, ${s.reference.unattainableMinutes} unattainable min]: ${marks.join("; ")}`);
 }
+console.log("");
+console.log("What reacting costs on each trace, the yardstick for the targets above (src/sim/reactive.ts):");
+for (const { label, s } of summaries) console.log(`- ${label}: ${reactiveLine(s)}`);

@@ -10,4 +10,5 @@ export * from "./policies.ts";
 export * from "./oracle.ts";
 export * from "./runner.ts";
 export * from "./scenario.ts";
+export * from "./reactive.ts";
 export * from "./report.ts";

@@ -31,6 +31,8 @@ export interface Requirement {
   readonly gpus: Int32Array;
   /** Minutes no count up to maxGpus meets the SLO in. */
   readonly unattainableMinutes: number;
+  /** 1 for each of those minutes. */
+  readonly unattainable: Uint8Array;
 }
 
 function runMinute(input: RequirementInput, m: number, gpus: number, state: QueueState, agg: MinuteAggregator): number {
@@ -51,6 +53,7 @@ export function computeRequirement(input: RequirementInput, onMinute?: (m: numbe
   const agg = new MinuteAggregator();
   const state: QueueState = { backlogTokens: 0 };
   let unattainable = 0;
+  const unattainableFlags = new Uint8Array(minutes);
   let prev = input.minGpus;
   const lo = input.minGpus;
   const hi = Math.max(lo, input.maxGpus);
@@ -88,6 +91,7 @@ export function computeRequirement(input: RequirementInput, onMinute?: (m: numbe
       if (good < 0) {
         found = hi;
         unattainable++;
+        unattainableFlags[m] = 1;
       } else {
         while (good - bad > 1) {
           const mid = (good + bad) >> 1;
@@ -101,7 +105,7 @@ export function computeRequirement(input: RequirementInput, onMinute?: (m: numbe
     prev = found;
     if (onMinute !== undefined && (m & 255) === 0) onMinute(m, minutes);
   }
-  return { gpus, unattainableMinutes: unattainable };
+  return { gpus, unattainableMinutes: unattainable, unattainable: unattainableFlags };
 }
 
 export interface OraclePlan {

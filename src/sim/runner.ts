@@ -116,6 +116,8 @@ export interface SimResult {
   readonly minutes: number;
   readonly requirement: Int32Array;
   readonly unattainableMinutes: number;
+  /** 1 for each minute no count up to maxGpus meets the SLO in. */
+  readonly unattainable: Uint8Array;
   readonly predictableMinutes: number;
   readonly staticGpus: number;
   readonly minGpus: number;
@@ -528,6 +530,7 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
     minutes,
     requirement,
     unattainableMinutes: req.unattainableMinutes,
+    unattainable: req.unattainable,
     predictableMinutes,
     staticGpus,
     minGpus,
