@@ -172,6 +172,50 @@ describe("decideCapacity: burst", () => {
   });
 });
 
+describe("decideCapacity: no scale-down into trouble", () => {
+  // Over-provisioned at 64 GPUs for a load that needs ~8; a 1-minute stabilisation window makes
+  // the scale-down due after a few ticks. Provisioned stays at 64 (the decisions are not applied).
+  const p = makeCapacityPolicy({
+    slo: { metric: "itl", targetP99Ms: 50 },
+    minGpus: 2,
+    maxGpus: 256,
+    forecast: { enabled: false },
+    scaleDown: { stabilizationWindowMs: 60_000, periodMs: 0 },
+  });
+  function ticks(loads: readonly number[], observed: (i: number) => number): CapacityDecision[] {
+    let state = createCapacityState(p);
+    return loads.map((load, i) => {
+      const now = T0 + i * TICK;
+      const d = decideCapacity(input(now, { tokensPerSecond: load, provisionedGpus: 64, readyGpus: 64, observedP99Ms: observed(i) }), state, p, now);
+      state = d.nextState;
+      return d;
+    });
+  }
+
+  it("holds scale-down after any burst, also one the provisioned GPUs already cover", () => {
+    const quiet = new Array<number>(30).fill(10_000);
+    const control = ticks(quiet, () => 30);
+    expect(control[12]!.desiredGpus).toBeLessThan(64);
+    const withBurst = ticks([...quiet.slice(0, 10), 30_000, 30_000, ...quiet.slice(12)], () => 30);
+    const burst = withBurst[11]!;
+    expect(burst.signals.burstGpus).toBeGreaterThan(0);
+    expect(burst.signals.burstGpus).toBeLessThan(64); // covered: no scale-up needed
+    // From the tick the burst is seen, for the 5-minute hold (20 ticks of 15 s), nothing is taken away.
+    for (const d of withBurst.slice(11, 30)) expect(d.desiredGpus).toBe(64);
+    expect(withBurst[14]!.message).toMatch(/after a burst/);
+  });
+
+  it("does not scale down while the observed p99 is over the target", () => {
+    const loads = new Array<number>(12).fill(10_000);
+    const control = ticks(loads, () => 30);
+    expect(control[11]!.desiredGpus).toBeLessThan(64);
+    const over = ticks(loads, (i) => (i === 11 ? 80 : 30));
+    expect(over[11]!.desiredGpus).toBe(64);
+    expect(over[11]!.reason).toBe("StabilizingScaleDown");
+    expect(over[11]!.message).toMatch(/observed p99 80 ms is over the 50 ms target/);
+  });
+});
+
 describe("decideCapacity: budget", () => {
   const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 256, budgetUsdPerHour: 20, forecast: { enabled: false } });
   it("lets the budget win and reports the conflict as a value", () => {

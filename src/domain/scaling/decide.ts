@@ -600,8 +600,14 @@ export function decideCapacity(
     [...state.recommendations, { atMs: nowMs, value: metricRaw }],
     nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs),
   );
+  // Any burst holds scale-down, also one the provisioned GPUs already cover: traffic that just
+  // jumped to 2x its stable level says nothing about the capacity it needs next (Azure code trace:
+  // scaled 311 -> 248 GPUs in the very tick a 5x burst was seen, then 7 minutes over the SLO).
   let burstUntilMs = state.burstUntilMs;
-  if (burst.burst && burstGpus >= previous) burstUntilMs = Math.max(burstUntilMs ?? 0, nowMs + policy.burst.holdMs);
+  if (burst.burst) burstUntilMs = Math.max(burstUntilMs ?? 0, nowMs + policy.burst.holdMs);
+  // No scale-down while the latency measured on the Ready GPUs is over the target: whatever the
+  // model says, fewer GPUs cannot help (the model is wrong or the load is not what it looks like).
+  const overTarget = input.observedP99Ms !== undefined && Number.isFinite(input.observedP99Ms) && input.observedP99Ms > policy.slo.targetP99Ms;
 
   let desired = metricRaw;
   if (metricRaw > previous) {
@@ -635,6 +641,10 @@ export function decideCapacity(
         desired = previous;
         reason = "StabilizingScaleDown";
         message = `${message}; holding ${previous} GPUs for ${fmt((burstUntilMs - nowMs) / 1000)} s after a burst`;
+      } else if (overTarget) {
+        desired = previous;
+        reason = "StabilizingScaleDown";
+        message = `${message}; holding ${previous} GPUs: observed p99 ${fmt(input.observedP99Ms ?? NaN)} ms is over the ${fmt(policy.slo.targetP99Ms)} ms target`;
       } else if (state.lastScaleDownAtMs !== undefined && nowMs - state.lastScaleDownAtMs < policy.scaleDown.periodMs) {
         desired = previous;
         reason = "StabilizingScaleDown";
