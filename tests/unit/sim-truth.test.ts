@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ColdStartFleet, defaultGroundTruthParams, ExpertFleetModel, MODEL_PRESETS, resolveWaitWeight, stepSecond, weightedQuantile } from "../../src/sim/index.ts";
+import { ColdStartFleet, defaultGroundTruthParams, ExpertFleetModel, MODEL_PRESETS, resolveWaitWeight, slotsPerGpuFor, stepSecond, weightedQuantile } from "../../src/sim/index.ts";
 import { predictP99LatencyMs, defaultLatencyModelParams } from "../../src/domain/latency/model.ts";
 
 const p = defaultGroundTruthParams("perTokenLatency");
@@ -69,6 +69,22 @@ describe("sim ground truth", () => {
       expect(q.balancedness).toBeLessThanOrEqual(1);
     }
     expect(m.quality(8, 3).balancedness).toBe(0); // 8 GPUs x 16 slots cannot hold 256 experts
+  });
+
+  it("more GPUs never serve less, also where the slot rule gives each GPU fewer slots", () => {
+    const shape = MODEL_PRESETS["deepseek-v3"]!;
+    const m = new ExpertFleetModel(shape, { seed: 1 });
+    const capacity = (g: number): number => g * m.quality(g, 5).balancedness;
+    let thresholds = 0;
+    for (let g = 40; g <= 200; g++) {
+      if (slotsPerGpuFor(shape, g) < slotsPerGpuFor(shape, g - 1)) {
+        thresholds++;
+        expect(capacity(g)).toBeGreaterThanOrEqual(capacity(g - 1));
+      }
+      // Within one slot count the greedy placement wobbles by a few percent at most.
+      expect(capacity(g)).toBeGreaterThan(0.95 * capacity(g - 1));
+    }
+    expect(thresholds).toBeGreaterThanOrEqual(4); // 48, 58, 72, 96, 144 for 288 replicas
   });
 });
 
