@@ -6,6 +6,7 @@
 // Pure: time comes in as nowMs; all memory is in the snapshot (capacity state,
 // current placement) and comes back in the decision.
 import { decideCapacity, createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
+import { applyOperatorGuards } from "./scaling/guards.ts";
 import { bestRewrite, growShards, hottestShards } from "./rebalance/shards.ts";
 import { planPlacement, placementHash, computePlacementMetrics, countMovedReplicas, countReplicas, extendPlacement, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
 
@@ -282,43 +283,25 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     capacity = capacityDecision;
   } else {
     capacity = capacityDecision;
-    desiredShards = capacityDecision.desiredGpus;
-    reason = capacityDecision.reason;
-    message = capacityDecision.message;
-    // Restart safety: a process that just started has no recommendation history,
-    // so it does not scale down until a full stabilisation window has passed.
-    const window = policy.capacity.scaleDown.stabilizationWindowMs;
-    if (desiredShards < snapshot.provisionedShards && nowMs - snapshot.trackingSinceMs < window) {
-      desiredShards = snapshot.provisionedShards;
-      reason = "StabilizingScaleDown";
-      message = `${message}; holding ${snapshot.provisionedShards} shards until ${(window / 60_000).toFixed(1)} min of history exist after an operator restart`;
-    } else if (desiredShards < snapshot.provisionedShards && reason !== "BudgetCapped" && snapshot.lastScaleUpMs !== undefined
-      && nowMs - snapshot.lastScaleUpMs < window) {
-      // A scale-up (by the capacity policy or by the SLO feedback below, which the policy's own
-      // recommendation history does not see) is not undone within one scale-down stabilisation
-      // window: without this, feedback up and model down alternate and every flip re-homes experts.
-      desiredShards = snapshot.provisionedShards;
-      reason = "StabilizingScaleDown";
-      message = `${message}; holding ${snapshot.provisionedShards} shards: the last scale-up was ${((nowMs - snapshot.lastScaleUpMs) / 1000).toFixed(0)} s ago, within the ${(window / 1000).toFixed(0)} s scale-down stabilisation window`;
-    }
-  }
-  // SLO feedback safety net: the model may be off (calibration still learning). When the observed
-  // latency is over the target, nothing is warming and no scale-up happened for a while, add 10%.
-  const readyAll = readyShards >= snapshot.provisionedShards && snapshot.provisionedShards > 0;
-  const cooldownMs = policy.capacity.stableWindowMs + policy.capacity.leadTime.defaultColdStartMs;
-  const budgetCap = capacityDecision.signals.budgetGpus ?? Number.POSITIVE_INFINITY;
-  if (policy.manualShards === undefined && heatUsable && snapshot.observedP99Ms !== undefined
-    && snapshot.observedP99Ms > policy.capacity.slo.targetP99Ms && desiredShards <= snapshot.provisionedShards && readyAll
-    // A deployment that was never scaled counts from when this process started tracking it, so
-    // the latency window of its bring-up (shards still loading) does not trigger the feedback.
-    && nowMs - (snapshot.lastScaleUpMs ?? snapshot.trackingSinceMs) > cooldownMs
-    && (snapshot.readySinceMs === undefined || nowMs - snapshot.readySinceMs > policy.capacity.stableWindowMs)) {
-    const bumped = Math.min(policy.maxShards, budgetCap, snapshot.provisionedShards + Math.max(1, Math.ceil(snapshot.provisionedShards * 0.1)));
-    if (bumped > desiredShards) {
-      message = `observed p99 ${snapshot.observedP99Ms.toFixed(1)} ms > target ${policy.capacity.slo.targetP99Ms} ms with every shard Ready: adding ${bumped - snapshot.provisionedShards} shard(s) (the latency model is still calibrating); ${message}`;
-      desiredShards = bumped;
-      reason = "SLOFeedback";
-    }
+    const guarded = applyOperatorGuards({
+      desired: capacityDecision.desiredGpus,
+      reason: capacityDecision.reason,
+      message: capacityDecision.message,
+      provisioned: snapshot.provisionedShards,
+      ready: readyShards,
+      observedP99Ms: snapshot.observedP99Ms,
+      metricsUsable: heatUsable,
+      trackingSinceMs: snapshot.trackingSinceMs,
+      lastScaleUpMs: snapshot.lastScaleUpMs,
+      readySinceMs: snapshot.readySinceMs,
+      minCount: policy.minShards,
+      maxCount: policy.maxShards,
+      budgetCap: capacityDecision.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
+      unit: { one: "shard", many: "shards" },
+    }, policy.capacity, nowMs);
+    desiredShards = guarded.desired;
+    reason = guarded.reason;
+    message = guarded.message;
   }
   desiredShards = Math.max(policy.minShards, Math.min(policy.maxShards, desiredShards));
   if (snapshot.provisionedShards === 0 && desiredShards < policy.minShards) desiredShards = policy.minShards;

@@ -3,7 +3,7 @@
 // Observation (delayed, noisy scrapes). static and schedule are given hindsight of the per-minute
 // requirement (the most charitable reading of "what users would otherwise run").
 
-import { createCapacityState, decideCapacity, makeCapacityPolicy } from "../domain/capacity/index.ts";
+import { applyOperatorGuards, createCapacityState, decideCapacity, makeCapacityPolicy } from "../domain/capacity/index.ts";
 import type { CapacityDecision, CapacityPolicyInput, CapacityState } from "../domain/capacity/index.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { Observation, PolicyStep, ScalingPolicy } from "./types.ts";
@@ -59,9 +59,9 @@ class TimedWindow {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ours: the operator's capacity decision (src/domain/scaling decideCapacity), state carried between
-// ticks exactly as the controller persists it. When src/domain/decide.ts (capacity + placement)
-// settles, this adapter is the one place to switch to it.
+// ours: the operator's capacity path of src/domain/decide.ts: decideCapacity, state carried between
+// ticks exactly as the controller persists it, then applyOperatorGuards with the facts the operator
+// keeps in status. decide()'s placement half is modelled by the fleet's expert model (src/sim/experts.ts).
 
 /** Sees every decision of "ours" (what it observed and decided), e.g. for diagnosing lost minutes. */
 export type OursDecisionObserver = (observation: Observation, decision: CapacityDecision, desiredGpus: number) => void;
@@ -74,13 +74,19 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
     ...overrides,
   });
   let state: CapacityState = createCapacityState(policy);
+  // What the operator keeps outside the capacity state (status and its own memory).
   let trackingSinceMs: number | undefined;
+  let lastScaleUpMs: number | undefined;
+  let readySinceMs: number | undefined;
+  let lastReady: number | undefined;
   return {
     name: "ours",
     intervalS,
     observationWindowS: intervalS,
     step(o: Observation, nowMs: number): PolicyStep {
       trackingSinceMs ??= nowMs;
+      if (lastReady !== undefined && o.readyGpus > lastReady) readySinceMs = nowMs;
+      lastReady = o.readyGpus;
       const d = decideCapacity({
         tokensPerSecond: o.tokensPerSecond,
         metricsAtMs: o.metricsAtMs,
@@ -94,14 +100,27 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
         usdPerGpuHour: o.usdPerGpuHour,
       }, state, policy, nowMs);
       state = d.nextState;
-      // Restart safety, as src/domain/decide.ts applies it: without a full stabilisation window of
-      // recommendation history (a process that just started), do not scale down.
-      if (d.desiredGpus < o.provisionedGpus && nowMs - trackingSinceMs < policy.scaleDown.stabilizationWindowMs) {
-        onDecision?.(o, d, o.provisionedGpus);
-        return { desiredGpus: o.provisionedGpus, reason: "StabilizingScaleDown" };
-      }
-      onDecision?.(o, d, d.desiredGpus);
-      return { desiredGpus: d.desiredGpus, reason: d.reason };
+      // The guards src/domain/decide.ts applies after the capacity policy (restart safety, no
+      // undoing a recent scale-up, SLO feedback), the same function.
+      const g = applyOperatorGuards({
+        desired: d.desiredGpus,
+        reason: d.reason,
+        message: d.message,
+        provisioned: o.provisionedGpus,
+        ready: o.readyGpus,
+        observedP99Ms: o.observedP99Ms,
+        metricsUsable: true,
+        trackingSinceMs,
+        lastScaleUpMs,
+        readySinceMs,
+        minCount: ctx.minGpus,
+        maxCount: ctx.maxGpus,
+        budgetCap: d.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
+        unit: { one: "GPU", many: "GPUs" },
+      }, policy, nowMs);
+      if (g.desired > o.provisionedGpus) lastScaleUpMs = nowMs;
+      onDecision?.(o, d, g.desired);
+      return { desiredGpus: g.desired, reason: g.reason };
     },
   };
 }

@@ -1,2 +1,3 @@
 export * from "./policy.ts";
 export * from "./decide.ts";
+export * from "./guards.ts";

@@ -1,0 +1,79 @@
+// Guards the operator applies to the capacity decision, with facts the capacity policy's own state
+// does not hold (when this process started tracking the deployment, when the count last went up,
+// when the Ready shards became Ready). Shared by `decide()` and the simulator's "ours" so the
+// benchmark replays exactly what the operator runs.
+
+import type { CapacityPolicy } from "./policy.ts";
+
+export interface GuardInput {
+  /** The capacity policy's decision (count, reason, message). */
+  readonly desired: number;
+  readonly reason: string;
+  readonly message: string;
+  /** Count the cluster is realising (Ready + warming). */
+  readonly provisioned: number;
+  readonly ready: number;
+  readonly observedP99Ms: number | undefined;
+  /** The load metrics were usable this tick (the SLO feedback acts only then). */
+  readonly metricsUsable: boolean;
+  /** When this process started tracking the deployment (restart safety). */
+  readonly trackingSinceMs: number;
+  /** When the count last went up. */
+  readonly lastScaleUpMs: number | undefined;
+  /** When the most recent of the Ready units became Ready. */
+  readonly readySinceMs: number | undefined;
+  readonly minCount: number;
+  readonly maxCount: number;
+  /** Largest count the budget allows (Infinity without a budget). */
+  readonly budgetCap: number;
+  /** The unit in messages, singular and plural ("shard"/"shards", "GPU"/"GPUs"). */
+  readonly unit: { readonly one: string; readonly many: string };
+}
+
+export interface GuardResult {
+  readonly desired: number;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * Restart safety, no undoing of a recent scale-up, the SLO feedback safety net, and the bounds.
+ * - A process that just started has no recommendation history: no scale-down for one stabilisation window.
+ * - A scale-up (by the capacity policy or by the feedback below, which the policy's recommendation
+ *   history does not see) is not undone within one scale-down stabilisation window: without this,
+ *   feedback up and model down alternate (48 -> 52 -> 48 shards within a second in the demo).
+ * - The model may be off while calibration learns: when the observed p99 is over the target with
+ *   every unit Ready, nothing scaled up for a stable window plus a cold start, and the latency
+ *   window covers the units now Ready, add 10 % (at least 1).
+ */
+export function applyOperatorGuards(input: GuardInput, policy: CapacityPolicy, nowMs: number): GuardResult {
+  let { desired, reason, message } = input;
+  const window = policy.scaleDown.stabilizationWindowMs;
+  if (desired < input.provisioned && nowMs - input.trackingSinceMs < window) {
+    desired = input.provisioned;
+    reason = "StabilizingScaleDown";
+    message = `${message}; holding ${input.provisioned} ${input.unit.many} until ${(window / 60_000).toFixed(1)} min of history exist after an operator restart`;
+  } else if (desired < input.provisioned && reason !== "BudgetCapped" && input.lastScaleUpMs !== undefined && nowMs - input.lastScaleUpMs < window) {
+    desired = input.provisioned;
+    reason = "StabilizingScaleDown";
+    message = `${message}; holding ${input.provisioned} ${input.unit.many}: the last scale-up was ${((nowMs - input.lastScaleUpMs) / 1000).toFixed(0)} s ago, within the ${(window / 1000).toFixed(0)} s scale-down stabilisation window`;
+  }
+  const readyAll = input.ready >= input.provisioned && input.provisioned > 0;
+  const cooldownMs = policy.stableWindowMs + policy.leadTime.defaultColdStartMs;
+  if (input.metricsUsable && input.observedP99Ms !== undefined
+    && input.observedP99Ms > policy.slo.targetP99Ms && desired <= input.provisioned && readyAll
+    // A deployment that was never scaled counts from when this process started tracking it, so
+    // the latency window of its bring-up (units still loading) does not trigger the feedback.
+    && nowMs - (input.lastScaleUpMs ?? input.trackingSinceMs) > cooldownMs
+    && (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.stableWindowMs)) {
+    const bumped = Math.min(input.maxCount, input.budgetCap, input.provisioned + Math.max(1, Math.ceil(input.provisioned * 0.1)));
+    if (bumped > desired) {
+      message = `observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms with every ${input.unit.one} Ready: adding ${bumped - input.provisioned} ${input.unit.one}(s) (the latency model is still calibrating); ${message}`;
+      desired = bumped;
+      reason = "SLOFeedback";
+    }
+  }
+  desired = Math.max(input.minCount, Math.min(input.maxCount, desired));
+  if (input.provisioned === 0 && desired < input.minCount) desired = input.minCount;
+  return { desired, reason, message };
+}
