@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   anticipationHeadroom,
+  applyOperatorGuards,
   createCapacityState,
   DEFAULT_HEADROOM_POLICY,
   decideCapacity,
@@ -346,5 +347,35 @@ describe("decideCapacity: anticipation", () => {
     const last = run(p, loads, 8).decisions.at(-1)!;
     expect(last.signals.headroom).toBeGreaterThan(1.1);
     expect(last.signals.sizingTokensPerSecond).toBeGreaterThan(1.1 * (last.signals.stableTokensPerSecond as number));
+  });
+});
+
+describe("applyOperatorGuards (shared by decide() and moe-sim)", () => {
+  const base = {
+    desired: 40, reason: "WithinTarget", message: "m", provisioned: 50, ready: 50, observedP99Ms: 30, metricsUsable: true,
+    trackingSinceMs: T0, lastScaleUpMs: undefined, readySinceMs: undefined, minCount: 2, maxCount: 256,
+    budgetCap: Number.POSITIVE_INFINITY, unit: { one: "GPU", many: "GPUs" },
+  } as const;
+  const window = policy.scaleDown.stabilizationWindowMs;
+  const later = T0 + 2 * window;
+
+  it("holds scale-down for one window after a restart and after a scale-up, unless the budget caps", () => {
+    expect(applyOperatorGuards(base, policy, T0 + window - 1).desired).toBe(50);
+    expect(applyOperatorGuards(base, policy, later).desired).toBe(40);
+    expect(applyOperatorGuards({ ...base, lastScaleUpMs: later - 1000 }, policy, later).desired).toBe(50);
+    expect(applyOperatorGuards({ ...base, lastScaleUpMs: later - 1000, reason: "BudgetCapped" }, policy, later).desired).toBe(40);
+  });
+
+  it("adds 10 % on an observed miss with everything Ready and settled, within maxCount and the budget", () => {
+    const miss = { ...base, desired: 50, observedP99Ms: 80 };
+    const r = applyOperatorGuards(miss, policy, later);
+    expect(r.desired).toBe(55);
+    expect(r.reason).toBe("SLOFeedback");
+    expect(r.message).toMatch(/with every GPU Ready: adding 5 GPU\(s\)/);
+    expect(applyOperatorGuards({ ...miss, budgetCap: 52 }, policy, later).desired).toBe(52);
+    expect(applyOperatorGuards({ ...miss, maxCount: 50 }, policy, later).desired).toBe(50);
+    expect(applyOperatorGuards({ ...miss, ready: 49 }, policy, later).desired).toBe(50); // warming: wait
+    expect(applyOperatorGuards({ ...miss, readySinceMs: later - 1000 }, policy, later).desired).toBe(50); // window not covering
+    expect(applyOperatorGuards({ ...miss, metricsUsable: false }, policy, later).desired).toBe(50);
   });
 });
