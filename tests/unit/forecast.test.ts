@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createRng } from "../../src/domain/rng.ts";
 import {
   createForecastState,
   DEFAULT_FORECAST_OPTIONS,
@@ -8,21 +9,6 @@ import {
   recurringRiseRatio,
 } from "../../src/domain/prewarm/index.ts";
 import type { ForecastState } from "../../src/domain/prewarm/index.ts";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(next: () => number): number {
-  const u = Math.max(next(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-}
 
 const BUCKET = DEFAULT_FORECAST_OPTIONS.bucketMs;
 const DAY = 86_400_000;
@@ -40,9 +26,9 @@ function truth(t: number): number {
 }
 
 function series(fromMs: number, toMs: number, seed: number): { atMs: number; tokensPerSecond: number }[] {
-  const next = rng(seed);
+  const rng = createRng(seed);
   const out: { atMs: number; tokensPerSecond: number }[] = [];
-  for (let t = fromMs; t < toMs; t += BUCKET) out.push({ atMs: t, tokensPerSecond: truth(t) * Math.exp(0.06 * gaussian(next)) });
+  for (let t = fromMs; t < toMs; t += BUCKET) out.push({ atMs: t, tokensPerSecond: truth(t) * Math.exp(0.06 * rng.normal()) });
   return out;
 }
 

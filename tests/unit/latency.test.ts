@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { createRng } from "../../src/domain/rng.ts";
 import {
   combineLayerBalancedness,
   createLatencyCalibration,
@@ -11,22 +12,6 @@ import {
   requiredGpusForTarget,
 } from "../../src/domain/latency/index.ts";
 import type { LatencyCalibrationState, LatencyConditions, LatencyModelParams } from "../../src/domain/latency/index.ts";
-
-/** Small seeded PRNG (mulberry32) for test data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(next: () => number): number {
-  const u = Math.max(next(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-}
 
 const itl = defaultLatencyModelParams("itl");
 const base: LatencyConditions = { tokensPerSecond: 10_000, gpuCount: 8, balancedness: 0.9, crossNodeShare: 0.2 };
@@ -123,13 +108,13 @@ describe("online calibration", () => {
   }
 
   it("shrinks the model's error as observations arrive", () => {
-    const next = rng(42);
+    const rng = createRng(42);
     let cal = createLatencyCalibration();
     const errors: Record<number, number> = { 0: meanAbsLogError(cal) };
     const t0 = Date.UTC(2026, 0, 1);
     for (let i = 1; i <= 200; i++) {
-      const load = (0.05 + 0.8 * next()) * trueCap;
-      const observed = predictP99LatencyMs(truth, cond(load)) * Math.exp(0.05 * gaussian(next));
+      const load = (0.05 + 0.8 * rng.next()) * trueCap;
+      const observed = predictP99LatencyMs(truth, cond(load)) * Math.exp(0.05 * rng.normal());
       cal = observeLatency(cal, itl, { ...cond(load), atMs: t0 + i * 60_000, observedP99Ms: observed });
       if ([5, 20, 200].includes(i)) errors[i] = meanAbsLogError(cal);
     }
@@ -144,14 +129,14 @@ describe("online calibration", () => {
   it("tracks drift: old observations fade", () => {
     const t0 = Date.UTC(2026, 0, 1);
     let cal = createLatencyCalibration();
-    const next = rng(7);
+    const rng = createRng(7);
     for (let i = 0; i < 100; i++) {
-      const load = (0.05 + 0.8 * next()) * trueCap;
+      const load = (0.05 + 0.8 * rng.next()) * trueCap;
       cal = observeLatency(cal, itl, { ...cond(load), atMs: t0 + i * 60_000, observedP99Ms: predictP99LatencyMs(itl, cond(load)) });
     }
     const before = meanAbsLogError(cal);
     for (let i = 0; i < 300; i++) {
-      const load = (0.05 + 0.8 * next()) * trueCap;
+      const load = (0.05 + 0.8 * rng.next()) * trueCap;
       cal = observeLatency(cal, itl, { ...cond(load), atMs: t0 + 3 * 86_400_000 + i * 60_000, observedP99Ms: predictP99LatencyMs(truth, cond(load)) });
     }
     expect(meanAbsLogError(cal)).toBeLessThan(before / 3);

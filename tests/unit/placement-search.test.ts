@@ -9,6 +9,8 @@ import { fillFreeSlots, FreshScratch, planLayerFresh, replicaCounts } from "../.
 import { bitAt, LayerState } from "../../src/domain/placement/state.ts";
 import type { Topology } from "../../src/domain/placement/state.ts";
 import { EMPTY_SLOT } from "../../src/domain/placement/types.ts";
+import { createRng } from "../../src/domain/rng.ts";
+import type { Rng } from "../../src/domain/rng.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Naive reference: O(replicas) per step.
@@ -321,72 +323,61 @@ function naiveBestMove(st: LayerState, budget: number, minScore: number, scratch
 // ---------------------------------------------------------------------------------------------
 // Random layers.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomTopology(rand: () => number, maxGpus = 10): Topology {
-  const G = 1 + Math.floor(rand() * maxGpus);
+function randomTopology(rand: Rng, maxGpus = 10): Topology {
+  const G = 1 + Math.floor(rand.next() * maxGpus);
   const slotCount = new Int32Array(G);
   const nodeOf = new Int32Array(G);
-  const nodes = 1 + Math.floor(rand() * Math.min(8, G));
+  const nodes = 1 + Math.floor(rand.next() * Math.min(8, G));
   let maxSlots = 0;
   let active = 0;
   let totalSlots = 0;
   for (let g = 0; g < G; g++) {
-    slotCount[g] = rand() < 0.1 ? 0 : 1 + Math.floor(rand() * 5);
-    nodeOf[g] = Math.floor(rand() * nodes);
+    slotCount[g] = rand.next() < 0.1 ? 0 : 1 + Math.floor(rand.next() * 5);
+    nodeOf[g] = Math.floor(rand.next() * nodes);
     maxSlots = Math.max(maxSlots, slotCount[g]!);
     if (slotCount[g]! > 0) active += 1;
     totalSlots += slotCount[g]!;
   }
-  return { gpuCount: G, activeGpuCount: active, slotCount, totalSlots, maxSlots, nodeOf, domainOf: new Int32Array(G), nodeCount: nodes, domainCount: 1, spread: rand() < 0.5 };
+  return { gpuCount: G, activeGpuCount: active, slotCount, totalSlots, maxSlots, nodeOf, domainOf: new Int32Array(G), nodeCount: nodes, domainCount: 1, spread: rand.next() < 0.5 };
 }
 
-function randomHeat(rand: () => number, E: number): number[] {
-  const mode = Math.floor(rand() * 4);
+function randomHeat(rand: Rng, E: number): number[] {
+  const mode = Math.floor(rand.next() * 4);
   // Small integers make equal loads (ties) common, floats make them rare, all-zero heat ties everything.
-  return Array.from({ length: E }, () => (mode === 0 ? Math.floor(rand() * 4) : mode === 1 ? rand() * 1000 : mode === 2 ? (rand() < 0.3 ? 0 : Math.floor(rand() * 50)) : 0));
+  return Array.from({ length: E }, () => (mode === 0 ? Math.floor(rand.next() * 4) : mode === 1 ? rand.next() * 1000 : mode === 2 ? (rand.next() < 0.3 ? 0 : Math.floor(rand.next() * 50)) : 0));
 }
 
 /** Remove a random replica or add a random expert where it fits (through LayerState, so it is logged). */
-function randomChange(st: LayerState, rand: () => number): void {
+function randomChange(st: LayerState, rand: Rng): void {
   const { gpuCount: G, slotCount, maxSlots: S } = st.topo;
-  const g = Math.floor(rand() * G);
+  const g = Math.floor(rand.next() * G);
   if (slotCount[g]! === 0) return;
-  const s = Math.floor(rand() * slotCount[g]!);
-  if (st.grid[g * S + s] !== EMPTY_SLOT && rand() < 0.5) {
+  const s = Math.floor(rand.next() * slotCount[g]!);
+  if (st.grid[g * S + s] !== EMPTY_SLOT && rand.next() < 0.5) {
     st.removeAt(g, s);
     return;
   }
-  const e = Math.floor(rand() * st.expertCount);
+  const e = Math.floor(rand.next() * st.expertCount);
   if (st.grid[g * S + s] === EMPTY_SLOT && !st.holds(g, e)) st.add(g, e, s);
 }
 
-function randomLayer(rand: () => number, maxGpus = 10, maxExperts = 12): LayerState {
+function randomLayer(rand: Rng, maxGpus = 10, maxExperts = 12): LayerState {
   const topo = randomTopology(rand, maxGpus);
-  const E = 1 + Math.floor(rand() * maxExperts);
+  const E = 1 + Math.floor(rand.next() * maxExperts);
   const heat = randomHeat(rand, E);
-  const cap = rand() < 0.5 ? topo.totalSlots : Math.min(topo.totalSlots, E + Math.floor(rand() * 6));
+  const cap = rand.next() < 0.5 ? topo.totalSlots : Math.min(topo.totalSlots, E + Math.floor(rand.next() * 6));
   const st = new LayerState(topo, heat, cap);
-  if (E <= topo.totalSlots && rand() < 0.5) {
+  if (E <= topo.totalSlots && rand.next() < 0.5) {
     planLayerFresh(st);
   } else {
     for (let g = 0; g < topo.gpuCount; g++) {
-      for (let s = 0; s < topo.slotCount[g]!; s++) st.grid[g * topo.maxSlots + s] = rand() < 0.25 ? EMPTY_SLOT : Math.floor(rand() * E);
+      for (let s = 0; s < topo.slotCount[g]!; s++) st.grid[g * topo.maxSlots + s] = rand.next() < 0.25 ? EMPTY_SLOT : Math.floor(rand.next() * E);
     }
     st.rebuild();
   }
-  if (rand() < 0.6) {
+  if (rand.next() < 0.6) {
     st.markOriginal();
-    const changes = Math.floor(rand() * 6);
+    const changes = Math.floor(rand.next() * 6);
     for (let i = 0; i < changes; i++) randomChange(st, rand);
   }
   return st;
@@ -434,7 +425,7 @@ describe("LayerState", () => {
   it("keeps its bitset, holder lists, counts and loads consistent under random adds and removes", () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
-        const rand = mulberry32(seed);
+        const rand = createRng(seed);
         const st = randomLayer(rand);
         checkState(st);
         for (let i = 0; i < 30; i++) randomChange(st, rand);
@@ -457,13 +448,13 @@ describe.each([
     const kinds = new Map<number, number>();
     fc.assert(
       fc.property(fc.integer(), (seed) => {
-        const rand = mulberry32(seed);
+        const rand = createRng(seed);
         const st = randomLayer(rand, maxGpus, maxExperts);
         const search = new LayerSearch(st);
         const scratch = createScratch();
         for (let step = 0; step < 40; step++) {
-          const budget = [Infinity, 0, -1, 1, 2, 3, 8][Math.floor(rand() * 7)]!;
-          const minScore = [0, 1e-4, 0.005, 0.05][Math.floor(rand() * 4)]!;
+          const budget = [Infinity, 0, -1, 1, 2, 3, 8][Math.floor(rand.next() * 7)]!;
+          const minScore = [0, 1e-4, 0.005, 0.05][Math.floor(rand.next() * 4)]!;
           const expected = naiveBestMove(st, budget, minScore, scratch);
           const got = search.findBestMove(budget, minScore);
           expect(got).toEqual(expected);
@@ -471,7 +462,7 @@ describe.each([
             kinds.set(got.kind, (kinds.get(got.kind) ?? 0) + 1);
             applyMove(st, got);
           }
-          if (got === null || rand() < 0.2) randomChange(st, rand);
+          if (got === null || rand.next() < 0.2) randomChange(st, rand);
         }
         search.detach();
         checkState(st);
@@ -485,7 +476,7 @@ describe.each([
   it("can be re-attached to a reset state (as the fresh planner does for every layer)", () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
-        const rand = mulberry32(seed);
+        const rand = createRng(seed);
         const st = randomLayer(rand, maxGpus, maxExperts);
         const search = new LayerSearch(st);
         const scratch = createScratch();
@@ -547,13 +538,13 @@ describe("planLayerFresh", () => {
   it("packs like the naive specification", () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
-        const rand = mulberry32(seed);
-        const large = rand() < 0.2;
+        const rand = createRng(seed);
+        const large = rand.next() < 0.2;
         const topo = randomTopology(rand, large ? 80 : 10);
-        const E = 1 + Math.floor(rand() * (large ? 40 : 12));
+        const E = 1 + Math.floor(rand.next() * (large ? 40 : 12));
         if (E > topo.totalSlots) return;
         const heat = randomHeat(rand, E);
-        const cap = rand() < 0.5 ? topo.totalSlots : Math.min(topo.totalSlots, E + Math.floor(rand() * 6));
+        const cap = rand.next() < 0.5 ? topo.totalSlots : Math.min(topo.totalSlots, E + Math.floor(rand.next() * 6));
         const reference = new LayerState(topo, heat, cap);
         naivePack(reference);
         const scratch = new FreshScratch(topo, E);

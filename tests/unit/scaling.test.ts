@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { createRng } from "../../src/domain/rng.ts";
 import {
   anticipationHeadroom,
   applyOperatorGuards,
@@ -10,21 +11,6 @@ import {
   predictP99LatencyMs,
 } from "../../src/domain/capacity/index.ts";
 import type { CapacityDecision, CapacityInput, CapacityPolicy, CapacityState } from "../../src/domain/capacity/index.ts";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(next: () => number): number {
-  const u = Math.max(next(), 1e-12);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
-}
 
 const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
 const TICK = 15_000;
@@ -242,7 +228,7 @@ describe("decideCapacity: budget", () => {
 
 describe("decideCapacity: no flapping", () => {
   it("changes capacity at most twice in an hour of noisy constant load (fake clock, real cold starts)", () => {
-    const next = rng(11);
+    const rng = createRng(11);
     const coldStartMs = 4 * 60_000;
     let state = createCapacityState(policy);
     const pods: number[] = new Array<number>(16).fill(T0 - 1); // readyAt per GPU
@@ -257,10 +243,10 @@ describe("decideCapacity: no flapping", () => {
     const ticks = 3_600_000 / TICK + settleTicks;
     for (let i = 0; i < ticks; i++) {
       const now = T0 + i * TICK;
-      const load = 40_000 * Math.exp(0.15 * gaussian(next)); // 15 % noise per 15 s sample
+      const load = 40_000 * Math.exp(0.15 * rng.normal()); // 15 % noise per 15 s sample
       const ready = pods.filter((r) => r <= now).length;
       const trueP99 = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: load, gpuCount: ready, balancedness: 0.85, crossNodeShare: 0.2 });
-      const observed = Number.isFinite(trueP99) ? trueP99 * Math.exp(0.05 * gaussian(next)) : 5_000;
+      const observed = Number.isFinite(trueP99) ? trueP99 * Math.exp(0.05 * rng.normal()) : 5_000;
       const d = decideCapacity(input(now, { tokensPerSecond: load, provisionedGpus: provisioned, readyGpus: ready, observedP99Ms: observed }), state, policy, now);
       state = d.nextState;
       if (d.desiredGpus > provisioned) for (let k = provisioned; k < d.desiredGpus; k++) pods.push(now + coldStartMs);
@@ -285,14 +271,14 @@ describe("decideCapacity: no flapping", () => {
 
 describe("CapacityState", () => {
   it("is serialisable: a JSON round trip does not change decisions", () => {
-    const next = rng(3);
-    const loads = Array.from({ length: 60 }, () => 20_000 + 30_000 * next());
+    const rng = createRng(3);
+    const loads = Array.from({ length: 60 }, () => 20_000 + 30_000 * rng.next());
     let a = createCapacityState(policy);
     let b = a;
     let gpus = 8;
     loads.forEach((load, i) => {
       const now = T0 + i * TICK;
-      const inp = input(now, { tokensPerSecond: load, provisionedGpus: gpus, readyGpus: gpus, observedP99Ms: 30 + 10 * next() });
+      const inp = input(now, { tokensPerSecond: load, provisionedGpus: gpus, readyGpus: gpus, observedP99Ms: 30 + 10 * rng.next() });
       const da = decideCapacity(inp, a, policy, now);
       const db = decideCapacity(inp, JSON.parse(JSON.stringify(b)) as CapacityState, policy, now);
       expect(db.desiredGpus).toBe(da.desiredGpus);
@@ -325,8 +311,8 @@ describe("decideCapacity: anticipation", () => {
     expect(a.signals.trendTokensPerSecond).toBeGreaterThan(1.15 * (a.signals.stableTokensPerSecond as number));
     expect(a.desiredGpus).toBeGreaterThan(b.desiredGpus);
     // Noisy constant load: no trend.
-    const next = rng(5);
-    const noisy = Array.from({ length: 48 }, () => 30_000 * Math.exp(0.05 * gaussian(next)));
+    const rng = createRng(5);
+    const noisy = Array.from({ length: 48 }, () => 30_000 * Math.exp(0.05 * rng.normal()));
     expect(run(p, noisy, 8).decisions.slice(24).every((d) => d.signals.trendTokensPerSecond === undefined)).toBe(true);
     // A step 5 minutes ago, flat since: the window's line is tilted but the recent half is flat.
     const step = [...new Array<number>(28).fill(30_000), ...new Array<number>(20).fill(45_000)];
