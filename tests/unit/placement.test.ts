@@ -202,6 +202,13 @@ describe("planPlacement edge cases", () => {
     expect(p.notes.join()).toMatch(/memory/);
   });
 
+  it("tiny heat does not underflow balancedness to 0 (found by the property test: one expert at 5e-324 tok/s on 2 GPUs)", () => {
+    const gpus: GpuSlotInfo[] = [{ gpuId: "g0", nodeName: "n0", slotCount: 1 }, { gpuId: "g1", nodeName: "n0", slotCount: 1 }];
+    const p = expectPlanned(planPlacement({ heat: [[5e-324]], gpus, policy: { ...POLICY, redundantSlots: 0 } }));
+    expect(p.metrics.balancedness).toBeGreaterThan(0);
+    expect(computePlacementMetrics(p.placement, [[5e-324]]).balancedness).toBe(p.metrics.balancedness);
+  });
+
   it("zero heat still places every expert and spreads replicas", () => {
     const input = { heat: [[0, 0, 0, 0, 0, 0]], gpus: gpuList(2, 2, 2), policy: POLICY };
     const p = expectPlanned(planPlacement(input));

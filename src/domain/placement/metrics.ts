@@ -15,7 +15,7 @@ export function loadBalancedness(loads: ArrayLike<number>): number {
     if (v > max) max = v;
   }
   if (loads.length === 0 || max <= 0) return 1;
-  return sum / loads.length / max;
+  return sum / max / loads.length; // divide by max first: tiny loads must not underflow to 0
 }
 
 /**
@@ -111,7 +111,7 @@ export function computePlacementMetrics(
       layerSum += v;
       if (v > layerMax) layerMax = v;
     }
-    layerBalancedness.push(layerMax > 0 && activeCount > 0 ? layerSum / activeCount / layerMax : 1);
+    layerBalancedness.push(layerMax > 0 && activeCount > 0 ? layerSum / layerMax / activeCount : 1);
     maxSum += layerMax;
     for (let g = 0; g < gpus.length; g++) nodeLoad[nodeIndex[g]!]! += layerLoads[g]!;
 
@@ -167,7 +167,7 @@ export function computePlacementMetrics(
     crossNodeShare: totalHeat > 0 ? crossNode / totalHeat : 0,
     crossDomainShare: totalHeat > 0 ? crossDomain / totalHeat : 0,
     maxNodeLoad,
-    nodeBalancedness: maxNodeLoad > 0 && nodesCounted > 0 ? nodeLoadSum / nodesCounted / maxNodeLoad : 1,
+    nodeBalancedness: maxNodeLoad > 0 && nodesCounted > 0 ? nodeLoadSum / maxNodeLoad / nodesCounted : 1,
     replicaCount,
     redundantReplicaCount: replicaCount - expertsPresent,
   };
