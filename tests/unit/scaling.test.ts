@@ -336,6 +336,22 @@ describe("decideCapacity: anticipation", () => {
   });
 });
 
+describe("decideCapacity: learning", () => {
+  it("learns from each metrics sample once, however often it is asked to decide", () => {
+    let state = createCapacityState(policy);
+    for (let i = 0; i < 20; i++) {
+      const now = T0 + i * TICK;
+      state = decideCapacity(input(now, { observedP99Ms: 45 }), state, policy, now).nextState;
+    }
+    const now = T0 + 20 * TICK;
+    const once = decideCapacity(input(now, { observedP99Ms: 90 }), state, policy, now).nextState;
+    // The same sample (same metricsAtMs) seen again on a later event: nothing more is learned.
+    const again = decideCapacity(input(now, { observedP99Ms: 90 }), once, policy, now + 2_000).nextState;
+    expect(once.calibration.observationCount).toBe(state.calibration.observationCount + 1);
+    expect(again.calibration).toEqual(once.calibration);
+  });
+});
+
 describe("applyOperatorGuards (shared by decide() and moe-sim)", () => {
   const base = {
     desired: 40, reason: "WithinTarget", message: "m", provisioned: 50, ready: 50, observedP99Ms: 30, metricsUsable: true,

@@ -664,7 +664,9 @@ export function decideCapacity(
   const readyChangedAtMs = state.lastReadyGpus === ready ? state.readyChangedAtMs : nowMs;
   const settled = readyChangedAtMs === undefined || nowMs - readyChangedAtMs >= policy.calibrationSettleMs;
   let calibration = state.calibration;
-  if (input.observedP99Ms !== undefined && ready > 0 && settled) {
+  // Once per metrics sample: the operator decides on every event (pod Ready, status update), and
+  // the same observation learned five times would weigh five times in its utilisation bin.
+  if (input.observedP99Ms !== undefined && ready > 0 && settled && isNewSample) {
     calibration = observeLatency(calibration, policy.latencyModel, {
       atMs: metricsAtMs,
       observedP99Ms: input.observedP99Ms,
