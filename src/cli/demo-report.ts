@@ -7,6 +7,8 @@ export interface DemoSample {
   desiredShards: number;
   readyShards: number;
   p99Ms: number | undefined;
+  /** When p99Ms was measured (status.latency.sampleTime), seconds since the scenario start. */
+  p99AtS?: number;
   sloMs: number;
   usdPerHour: number;
   phase: string;

@@ -71,7 +71,7 @@ interface Status {
   currentShards?: number;
   currentGpus?: number;
   conditions?: { type: string; status: string; reason: string; message: string }[];
-  latency?: { observedMs?: number; targetMs: number };
+  latency?: { observedMs?: number; targetMs: number; sampleTime?: string };
   cost?: { usdPerHour: number };
   placement?: { version: number; balancedness?: number; movedFraction?: number };
   lastScale?: { fromShards: number; toShards: number; reason: string; message?: string };
@@ -158,6 +158,7 @@ async function main(): Promise<void> {
       desiredShards: st.desiredShards ?? 0,
       readyShards: em?.servingShards ?? 0,
       p99Ms: st.latency?.observedMs,
+      p99AtS: st.latency?.sampleTime === undefined ? undefined : (Date.parse(st.latency.sampleTime) - startMs) / 1000,
       sloMs: st.latency?.targetMs ?? 50,
       usdPerHour: st.cost?.usdPerHour ?? 0,
       phase: em?.phase ?? "",
@@ -198,10 +199,13 @@ async function main(): Promise<void> {
   // Summary.
   // Bring-up (creating the shards and loading their weights, before the deployment first served
   // with all its shards Ready) is not scored: no SLO applies to a deployment that is not serving yet.
-  // The latency series is a rate over the SLO window, so scoring starts one window after all the
-  // first shards are Ready.
+  // The latency series is a rate over the SLO window, so scoring starts with the first latency
+  // measured one window after all the first shards were serving (by its sample time in status: the
+  // operator reads Prometheus on its own cadence, so the sampler's clock alone let one bring-up
+  // value, 9.2 s, into the score).
   const allReady = samples.findIndex((s) => s.readyShards > 0 && s.readyShards >= s.desiredShards);
-  const servingFrom = allReady < 0 ? -1 : samples.findIndex((s) => s.tS >= samples[allReady]!.tS + SLO_WINDOW_S && s.p99Ms !== undefined);
+  const servingFrom = allReady < 0 ? -1 : samples.findIndex((s) => s.tS >= samples[allReady]!.tS + SLO_WINDOW_S && s.p99Ms !== undefined
+    && (s.p99AtS ?? s.tS) >= samples[allReady]!.tS + SLO_WINDOW_S);
   const bringUpS = servingFrom >= 0 ? samples[servingFrom]!.tS : undefined;
   const scored = servingFrom >= 0 ? samples.slice(servingFrom).filter((s) => s.p99Ms !== undefined) : [];
   const met = scored.filter((s) => s.p99Ms! <= s.sloMs).length;

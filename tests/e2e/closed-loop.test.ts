@@ -79,6 +79,10 @@ describe("closed loop", () => {
       condition(st, "Ready")?.status === "True" && condition(st, "MetricsAvailable")?.status === "True" && condition(st, "SLOMet")?.status === "True", 150_000);
     expect(s.latency?.observedMs).toBeGreaterThan(0);
     expect(s.latency!.observedMs!).toBeLessThanOrEqual(TARGET_MS);
+    // When Prometheus evaluated it: recent, not in the future.
+    const sampledAt = Date.parse(s.latency!.sampleTime!);
+    expect(sampledAt).toBeGreaterThan(Date.now() - 120_000);
+    expect(sampledAt).toBeLessThanOrEqual(Date.now() + 5_000);
     expect(s.desiredShards).toBe(4);
     expect(s.placement?.balancedness).toBeGreaterThan(0.5);
   });

@@ -10,7 +10,7 @@ export interface MoedStatus {
   conditions?: { type: string; status: string; reason: string; message: string }[];
   placement?: { version: number; hash: string; movedFraction?: number; balancedness?: number; lastRebalanceTime?: string };
   cost?: { usdPerHour: number };
-  latency?: { observedMs?: number; targetMs: number };
+  latency?: { observedMs?: number; targetMs: number; sampleTime?: string };
   lastScale?: { fromShards: number; toShards: number; reason: string };
   recommendation?: { shards: number; reason: string };
 }

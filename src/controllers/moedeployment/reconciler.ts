@@ -498,7 +498,13 @@ export class MoEDeploymentReconciler {
       currentGpus: auto ? liveShards + routerGpus : 0,
       desiredGpus: decision.desiredShards + routerGpus,
       placement: auto ? placementStatus : prev?.placement,
-      latency: { metric: spec.slo.metric, percentile: spec.slo.percentile, observedMs: round(observed, 1), targetMs: target },
+      latency: {
+        metric: spec.slo.metric,
+        percentile: spec.slo.percentile,
+        observedMs: round(observed, 1),
+        targetMs: target,
+        sampleTime: observed !== undefined && x.latency.atMs !== undefined && Number.isFinite(x.latency.atMs) ? new Date(x.latency.atMs).toISOString() : undefined,
+      },
       cost: {
         usdPerHour,
         usdPerMillionTokens: tokens && tokens > 0 && usdPerHour > 0 ? round((usdPerHour / (tokens * 3600)) * 1e6, 4) : undefined,
