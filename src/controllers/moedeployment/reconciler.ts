@@ -503,7 +503,11 @@ export class MoEDeploymentReconciler {
         percentile: spec.slo.percentile,
         observedMs: round(observed, 1),
         targetMs: target,
-        sampleTime: observed !== undefined && x.latency.atMs !== undefined && Number.isFinite(x.latency.atMs) ? new Date(x.latency.atMs).toISOString() : undefined,
+        // When the value was measured. A reading equal to the one in status keeps its time: steady
+        // state makes no status writes (the time would otherwise change on every refresh).
+        sampleTime: observed === undefined || x.latency.atMs === undefined || !Number.isFinite(x.latency.atMs) ? undefined
+          : prev?.latency?.sampleTime !== undefined && prev.latency.observedMs === round(observed, 1) ? prev.latency.sampleTime
+          : new Date(x.latency.atMs).toISOString(),
       },
       cost: {
         usdPerHour,
