@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildSummary, prepareScenario, reactiveLine, reactiveReference, readTraceFile, runScenario, syntheticRateTrace } from "../../src/sim/index.ts";
+import { buildSummary, prepareScenario, reactiveInputFor, reactiveLine, reactiveReference, readTraceFile, runScenario, syntheticRateTrace } from "../../src/sim/index.ts";
 import type { Summary, Trace } from "../../src/sim/index.ts";
 
 const quick = process.argv.includes("--quick");
@@ -39,7 +39,7 @@ for (const c of cases) {
   // The reactive reference at 99.5 % when capacity arrives 1..7 minutes after the newest known minute.
   const oracleHours = result.results.find((r) => r.name === "oracle")?.gpuHours ?? NaN;
   const leadSweep = [1, 2, 3, 5, 7].map((lead) => {
-    const x = reactiveReference({ requirement: result.requirement, warmupMinutes: Math.floor((scenario.config.warmupS ?? 0) / 60), leadMinutes: lead, minGpus: result.minGpus, maxGpus: result.maxGpus, unattainable: result.unattainable }, 0.995);
+    const x = reactiveReference(reactiveInputFor(scenario, result, lead), 0.995);
     return `${lead} min ${x === undefined ? "not reachable" : `${(x.gpuHours / oracleHours).toFixed(3)}x`}`;
   }).join(", ");
   summaries.push({ label: c.label, s, seconds: (performance.now() - t0) / 1000, leadSweep });

@@ -5,7 +5,7 @@ import type { Scenario } from "./scenario.ts";
 import type { PolicyResult, SimResult } from "./runner.ts";
 import type { PolicyName } from "./types.ts";
 import { reactiveLeadMinutes, reactiveReference } from "./reactive.ts";
-import type { ReactiveReference } from "./reactive.ts";
+import type { ReactiveReference, ReactiveReferenceInput } from "./reactive.ts";
 
 function round(x: number, digits = 4): number | null {
   if (!Number.isFinite(x)) return null;
@@ -103,6 +103,18 @@ export interface Summary {
   readonly targets: readonly TargetCheck[];
 }
 
+/** The reactive reference's input for a replay: its requirement, scored minutes and bounds. */
+export function reactiveInputFor(scenario: Scenario, result: SimResult, leadMinutes: number): ReactiveReferenceInput {
+  return {
+    requirement: result.requirement,
+    warmupMinutes: Math.floor((scenario.config.warmupS ?? 0) / 60),
+    leadMinutes,
+    minGpus: result.minGpus,
+    maxGpus: result.maxGpus,
+    unattainable: result.unattainable,
+  };
+}
+
 export function buildSummary(scenario: Scenario, result: SimResult): Summary {
   const oracle = result.results.find((r) => r.name === "oracle");
   const stat = result.results.find((r) => r.name === "static");
@@ -132,14 +144,7 @@ export function buildSummary(scenario: Scenario, result: SimResult): Summary {
   }));
   const ours = policies.find((p) => p.name === "ours");
   const leadMinutes = reactiveLeadMinutes(c.coldStart.medianS, c.scrapeDelayS);
-  const reactiveInput = {
-    requirement: result.requirement,
-    warmupMinutes: Math.floor((c.warmupS ?? 0) / 60),
-    leadMinutes,
-    minGpus: result.minGpus,
-    maxGpus: result.maxGpus,
-    unattainable: result.unattainable,
-  };
+  const reactiveInput = reactiveInputFor(scenario, result, leadMinutes);
   const reactiveSummary = (r: ReactiveReference | undefined): ReactiveSummary | null => r === undefined ? null : {
     targetAttainment: round(r.targetAttainment, 5),
     attainment: round(r.attainment, 5),
