@@ -13,11 +13,16 @@ export interface CrossFieldRule<T> {
   fieldPath?: string;
   /** The same rule in TypeScript, on the parsed (defaulted) value. */
   holds: (self: T) => boolean;
+  /** CEL string expression for a message with values in it; `message` is the fallback. */
+  messageExpression?: string;
+  /** The same message in TypeScript (required with messageExpression). */
+  messageOf?: (self: T) => string;
 }
 
 export interface CelValidation {
   rule: string;
   message: string;
+  messageExpression?: string;
   fieldPath?: string;
 }
 
@@ -37,10 +42,14 @@ export function withRules<S extends z.ZodObject>(schema: S, rules: CrossFieldRul
       } catch {
         ok = false;
       }
-      if (!ok) ctx.addIssue({ code: "custom", message: r.message, path: fieldPathToSegments(r.fieldPath), input: value });
+      if (!ok) ctx.addIssue({ code: "custom", message: r.messageOf ? r.messageOf(value) : r.message, path: fieldPathToSegments(r.fieldPath), input: value });
     }
   });
-  const celRules: CelValidation[] = rules.map((r) => (r.fieldPath ? { rule: r.rule, message: r.message, fieldPath: r.fieldPath } : { rule: r.rule, message: r.message }));
+  const celRules: CelValidation[] = rules.map((r) => ({
+    rule: r.rule, message: r.message,
+    ...(r.messageExpression ? { messageExpression: r.messageExpression } : {}),
+    ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}),
+  }));
   return refined.meta({ [CEL_META_KEY]: celRules }) as S;
 }
 

@@ -21,6 +21,8 @@ export interface InvalidCase {
    * server; zod strips them).
    */
   localRejects?: boolean;
+  /** Text that must also appear in the rejection (e.g. the limit that was exceeded). */
+  expectText?: string;
 }
 
 export const BASE_SAMPLE = "deploy/samples/mixtral-8x7b.yaml";
@@ -79,6 +81,9 @@ const schedule = (over: Record<string, unknown> = {}) => ({
 });
 
 const promHeat = { url: "http://prometheus.monitoring:9090", query: "sum by (layer, expert) (rate(moe_expert_routed_tokens_total[{{window}}]))" };
+
+/** DeepSeek-V3's shape (deploy/samples/deepseek-v3.yaml). */
+const deepSeekV3 = { layers: 61, denseLayers: 3, routedExperts: 256, topK: 8, sharedExperts: 1, expertParameters: 44040192, weightDtype: "FP8", expertSlotsPerGpu: 9 };
 
 export const INVALID_CASES: InvalidCase[] = [
   // --- wrong types
@@ -142,6 +147,14 @@ export const INVALID_CASES: InvalidCase[] = [
   { name: "GPU resource without a domain", mutate: set("spec.serving.gpu.resourceName", "gpu"), expectField: "spec.serving.gpu.resourceName" },
   { name: "topology key with spaces", mutate: set("spec.placement.topologyKey", "rack id"), expectField: "spec.placement.topologyKey" },
   { name: "ConfigMap name with capitals", mutate: set("spec.heatSource.configMap.name", "Mixtral_Load"), expectField: "spec.heatSource.configMap.name" },
+  // --- sizes Kubernetes would refuse later, on the children (issue 20)
+  { name: "name longer than a label value", mutate: set("metadata.name", `m${"x".repeat(63)}`), expectField: "metadata.name", expectText: "at most 63 characters" },
+  { name: "80 KB of shard template annotations", mutate: set("spec.serving.expertShards.template.metadata.annotations", { "example.com/a": "a".repeat(40_000), "example.com/b": "b".repeat(40_000) }), expectField: "spec.serving.expertShards.template.metadata.annotations", expectText: "65536 bytes" },
+  { name: "65 router template labels", mutate: set("spec.serving.router.template.metadata.labels", Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`example.com/l${i}`, "x"]))), expectField: "spec.serving.router.template.metadata.labels", expectText: "64" },
+  { name: "operator annotation in the shard template", mutate: set("spec.serving.expertShards.template.metadata.annotations", { "moe.dev/draining-since": "2020-01-01T00:00:00Z" }), expectField: "spec.serving.expertShards.template.metadata.annotations", expectText: "moe.dev/*" },
+  { name: "operator label in the router template", mutate: set("spec.serving.router.template.metadata.labels", { "app.kubernetes.io/managed-by": "someone-else" }), expectField: "spec.serving.router.template.metadata.labels", expectText: "app.kubernetes.io/managed-by" },
+  { name: "DeepSeek-V3 with 300 shards", mutate: all(set("spec.model", deepSeekV3), set("spec.scaling.minShards", 32), set("spec.scaling.maxShards", 300)), expectField: "spec.scaling.maxShards", expectText: "1048576 bytes" },
+  { name: "largest shape the types allow", mutate: all(set("spec.model", { ...deepSeekV3, layers: 1024, denseLayers: 0, routedExperts: 4096, expertSlotsPerGpu: 4096 })), expectField: "spec.model.expertSlotsPerGpu", expectText: "195584 bytes" },
   // --- typos
   { name: "unknown field (typo beside the real one)", mutate: set("spec.slo.targetLatency", 40), expectField: "spec.slo.targetLatency", localRejects: false },
 ];

@@ -25,6 +25,7 @@ describe("invalid MoEDeployments (zod)", () => {
     expect(r.ok).toBe(false);
     const lines = r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
     expect(lines.some((l) => l.includes(c.expectField)), `no issue names ${c.expectField}:\n${lines.join("\n")}`).toBe(true);
+    if (c.expectText) expect(lines.some((l) => l.includes(c.expectField) && l.includes(c.expectText!)), `no issue on ${c.expectField} says ${c.expectText}:\n${lines.join("\n")}`).toBe(true);
   });
 
   it("path helpers set and unset nested list fields", () => {
