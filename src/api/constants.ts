@@ -88,6 +88,8 @@ export const ConditionReason = {
   PlacementInfeasible: "PlacementInfeasible",
   InsufficientGpuCapacity: "InsufficientGpuCapacity",
   ApplyFailed: "ApplyFailed",
+  /** The operator's pod policy refuses a pod template (privileged, host namespaces, hostPath, ServiceAccount...). */
+  PodTemplateRejected: "PodTemplateRejected",
   // SLOMet
   WithinTarget: "WithinTarget",
   AboveTarget: "AboveTarget",
