@@ -13,16 +13,13 @@ export interface CrossFieldRule<T> {
   fieldPath?: string;
   /** The same rule in TypeScript, on the parsed (defaulted) value. */
   holds: (self: T) => boolean;
-  /** CEL string expression for a message with values in it; `message` is the fallback. */
-  messageExpression?: string;
-  /** The same message in TypeScript (required with messageExpression). */
+  /** A more precise message for zod, with the values in it (CEL keeps the static `message`). */
   messageOf?: (self: T) => string;
 }
 
 export interface CelValidation {
   rule: string;
   message: string;
-  messageExpression?: string;
   fieldPath?: string;
 }
 
@@ -47,7 +44,6 @@ export function withRules<S extends z.ZodObject>(schema: S, rules: CrossFieldRul
   });
   const celRules: CelValidation[] = rules.map((r) => ({
     rule: r.rule, message: r.message,
-    ...(r.messageExpression ? { messageExpression: r.messageExpression } : {}),
     ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}),
   }));
   return refined.meta({ [CEL_META_KEY]: celRules }) as S;

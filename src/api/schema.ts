@@ -16,7 +16,7 @@ import { Label, OPERATOR_KEY_PREFIX } from "./constants.ts";
 import {
   ANNOTATIONS_LIMIT_BYTES, CONFIGMAP_LIMIT_BYTES, EXPERTS_ANNOTATION_MAX_BYTES, LABEL_VALUE_MAX_LENGTH,
   TEMPLATE_ANNOTATIONS_MAX_BYTES, TEMPLATE_ANNOTATIONS_MAX_ENTRIES, TEMPLATE_LABELS_MAX_ENTRIES,
-  celConfigMapBytesPerShard, celExpertsAnnotationBytes, celMaxShardsForConfigMap,
+  CONFIGMAP_PER_SHARD_FORMULA, celExpertsAnnotationBytes, celMaxShardsForConfigMap,
   configMapBytesPerShard, expertsAnnotationBytes, maxShardsForConfigMap,
 } from "./sizes.ts";
 import {
@@ -163,7 +163,6 @@ export const ModelSchema = withRules(ModelBase, [
   {
     rule: `${celExpertsAnnotationBytes("self")} <= ${EXPERTS_ANNOTATION_MAX_BYTES}`, fieldPath: ".expertSlotsPerGpu",
     message: `spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod must fit in ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)`,
-    messageExpression: `'spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod would need up to ' + string(${celExpertsAnnotationBytes("self")}) + ' bytes, the limit is ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)'`,
     holds: (m) => expertsAnnotationBytes(m) <= EXPERTS_ANNOTATION_MAX_BYTES,
     messageOf: (m) => `spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod would need up to ${expertsAnnotationBytes(m)} bytes, the limit is ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)`,
   },
@@ -425,8 +424,7 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
   },
   {
     rule: `self.scaling.maxShards <= ${celMaxShardsForConfigMap("self.model")}`, fieldPath: ".scaling.maxShards",
-    message: `spec.scaling.maxShards is too large for this model shape: the placement ConfigMap must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB)`,
-    messageExpression: `'spec.scaling.maxShards ' + string(self.scaling.maxShards) + ' is too large for this model shape: at most ' + string(${celMaxShardsForConfigMap("self.model")}) + ' shards (up to ' + string(${celConfigMapBytesPerShard("self.model")}) + ' bytes each) fit the placement ConfigMap within the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB)'`,
+    message: `spec.scaling.maxShards is too large for this model shape: the placement ConfigMap must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB), at up to ${CONFIGMAP_PER_SHARD_FORMULA} per shard`,
     holds: (s) => s.scaling.maxShards <= maxShardsForConfigMap(s.model),
     messageOf: (s) => `spec.scaling.maxShards ${s.scaling.maxShards} is too large for this model shape: at most ${maxShardsForConfigMap(s.model)} shards (up to ${configMapBytesPerShard(s.model)} bytes each) fit the placement ConfigMap within the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB)`,
   },

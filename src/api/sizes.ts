@@ -55,6 +55,10 @@ export function expertsAnnotationBytes(m: ShapeInput): number {
   return moeLayers * (m.expertSlotsPerGpu * slotEntryBytes(m.routedExperts) + 2) + 17;
 }
 
+/** configMapBytesPerShard in words, for messages. */
+export const CONFIGMAP_PER_SHARD_FORMULA = `MoE layers x (expertSlotsPerGpu x B + 2) + layers x expertSlotsPerGpu x B + ${GPU_ENTRY_MAX_BYTES + SHARD_ENTRY_MAX_BYTES} bytes ` +
+  "(B = 3, 4 or 5 bytes per expert id for up to 100, 1000 or more routedExperts)";
+
 /** Worst-case bytes one shard adds to the placement ConfigMap. */
 export function configMapBytesPerShard(m: ShapeInput): number {
   const e = slotEntryBytes(m.routedExperts);
