@@ -131,7 +131,7 @@ const ModelBase = z.object({
   expertWeightBytes: z.int().min(1).describe("Bytes of one replica of one routed expert in one layer (all its weight matrices). Set this or expertParameters with weightDtype.").optional(),
   expertParameters: z.int().min(1).describe("Parameters of one routed expert in one layer (DeepSeek-V3: 3 x 7168 x 2048 = 44040192). Used with weightDtype when expertWeightBytes is not set.").optional(),
   weightDtype: WeightDtypeSchema.describe("Storage dtype of expert weights; with expertParameters gives the bytes per expert replica. Required with expertParameters, forbidden otherwise.").optional(),
-  expertSlotsPerGpu: z.int32().min(1).max(Limits.maxRoutedExperts).describe("Expert slots per GPU in each MoE layer: how many routed-expert replicas of one layer one shard holds (DeepSeek prefill EP32: 9). Slots beyond routedExperts across the fleet hold redundant replicas of hot experts."),
+  expertSlotsPerGpu: z.int32().min(1).max(Limits.maxRoutedExperts).describe(`Expert slots per GPU in each MoE layer: how many routed-expert replicas of one layer one shard holds (DeepSeek prefill EP32: 9). Slots beyond routedExperts across the fleet hold redundant replicas of hot experts. MoE layers x (expertSlotsPerGpu x B + 2) + 17 bytes (B = 3, 4 or 5 bytes per expert id for up to 100, 1000 or more routedExperts), the shard pod's moe.dev/experts annotation, must be at most ${EXPERTS_ANNOTATION_MAX_BYTES}.`),
 });
 
 export const ModelSchema = withRules(ModelBase, [
@@ -235,7 +235,7 @@ export const ScalingBehaviorSchema = (defaults: { stabilizationWindowSeconds: nu
 
 const ScalingBase = z.object({
   minShards: z.int32().min(1).max(Limits.maxShards).describe("Fewest expert shards (one GPU each). minShards x expertSlotsPerGpu must cover routedExperts."),
-  maxShards: z.int32().min(1).max(Limits.maxShards).describe("Most expert shards (one GPU each)."),
+  maxShards: z.int32().min(1).max(Limits.maxShards).describe(`Most expert shards (one GPU each). Also bounded by the model shape: the placement ConfigMap of maxShards shards must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes at up to ${CONFIGMAP_PER_SHARD_FORMULA} per shard (DeepSeek-V3 with 9 slots: ${maxShardsForConfigMap({ layers: 61, denseLayers: 3, routedExperts: 256, expertSlotsPerGpu: 9 })} shards). At the largest admitted shapes one decision (decide()) takes under the 2 s budget of docs/adr/0008-admission-limits.md (bench/admission/decide-largest.ts).`),
   shards: z.int32().min(1).max(Limits.maxShards).describe("Manual override: when set, the operator holds exactly this many shards (within minShards..maxShards) and suspends SLO autoscaling. Written by `kubectl scale` and other clients of the scale subresource; remove it to resume autoscaling.").optional(),
   scaleUp: ScalingBehaviorSchema({ stabilizationWindowSeconds: 0, maxShardsPerStep: 16 }, "up").prefault({}),
   scaleDown: ScalingBehaviorSchema({ stabilizationWindowSeconds: 600, maxShardsPerStep: 4 }, "down").prefault({}),
