@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { maxShardsForConfigMap } from "../../src/api/sizes.ts";
 
 export type Manifest = Record<string, unknown>;
 
@@ -157,4 +158,27 @@ export const INVALID_CASES: InvalidCase[] = [
   { name: "largest shape the types allow", mutate: all(set("spec.model", { ...deepSeekV3, layers: 1024, denseLayers: 0, routedExperts: 4096, expertSlotsPerGpu: 4096 })), expectField: "spec.model.expertSlotsPerGpu", expectText: "195584 bytes" },
   // --- typos
   { name: "unknown field (typo beside the real one)", mutate: set("spec.slo.targetLatency", 40), expectField: "spec.slo.targetLatency", localRejects: false },
+];
+
+/**
+ * Specs on either side of a size bound: the API server (CEL) and the operator
+ * (zod) must draw the line at the same place. `field` is named when refused.
+ */
+export interface BoundaryCase {
+  name: string;
+  mutate: (m: Manifest) => void;
+  accepted: boolean;
+  field: string;
+}
+
+const dsMaxShards = maxShardsForConfigMap(deepSeekV3);
+// 78 layers x (501 slots x 5 bytes + 2) + 17 = 195563 bytes of moe.dev/experts, 79 layers 198070: the limit is 195584.
+// Tiny experts, so that the GPU-memory check (semantic, zod only) does not fire too.
+const wideModel = (layers: number) => ({ layers, denseLayers: 0, routedExperts: 1002, topK: 8, expertWeightBytes: 1000, expertSlotsPerGpu: 501 });
+
+export const BOUNDARY_CASES: BoundaryCase[] = [
+  { name: `DeepSeek-V3 at ${dsMaxShards} shards (the most admitted)`, mutate: all(set("spec.model", deepSeekV3), set("spec.scaling.minShards", 32), set("spec.scaling.maxShards", dsMaxShards)), accepted: true, field: "spec.scaling.maxShards" },
+  { name: `DeepSeek-V3 at ${dsMaxShards + 1} shards`, mutate: all(set("spec.model", deepSeekV3), set("spec.scaling.minShards", 32), set("spec.scaling.maxShards", dsMaxShards + 1)), accepted: false, field: "spec.scaling.maxShards" },
+  { name: "moe.dev/experts annotation just under its limit", mutate: all(set("spec.model", wideModel(78)), set("spec.scaling.minShards", 2), set("spec.scaling.maxShards", 2)), accepted: true, field: "spec.model.expertSlotsPerGpu" },
+  { name: "moe.dev/experts annotation just over its limit", mutate: all(set("spec.model", wideModel(79)), set("spec.scaling.minShards", 2), set("spec.scaling.maxShards", 2)), accepted: false, field: "spec.model.expertSlotsPerGpu" },
 ];
