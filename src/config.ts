@@ -1,6 +1,7 @@
 // Operator configuration: parsed once, with zod, in main. Nothing else reads
 // process.env.
 import { z } from "zod";
+import { allowlistEntryProblem } from "./controllers/moedeployment/source-policy.ts";
 
 const HostPort = z.string().regex(/^[^:\s]*:\d{1,5}$/, "must be host:port (host may be empty for all interfaces)");
 
@@ -19,7 +20,15 @@ export const OperatorConfigSchema = z.object({
   reconcileIntervalSeconds: z.number().int().min(1).max(3600).default(30),
   drainSeconds: z.number().int().min(0).max(3600).default(30),
   maxSurge: z.number().int().min(1).max(1000).default(2),
-  workers: z.number().int().min(1).max(64).default(2),
+  workers: z.number().int().min(1).max(64).default(4),
+  prometheusAllowedUrls: z.array(z.string().min(1).superRefine((e, ctx) => {
+    const problem = allowlistEntryProblem(e);
+    if (problem) ctx.addIssue({ code: "custom", message: `${JSON.stringify(e)} ${problem}` });
+  })).max(256).default([]).describe("Prometheus base URLs or host[:port] patterns MoEDeployments may query; empty: none."),
+  fileHeatSourceDirs: z.array(z.string().regex(/^\//, "must be an absolute directory")).max(64).default([]).describe("Directories File heat sources may read; empty: File heat sources are disabled."),
+  fileHeatSourceMaxBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+  prometheusMaxResponseBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
+  sourceTimeoutMaxSeconds: z.number().int().min(1).max(120).default(10).describe("Cap on spec.*.prometheus.timeoutSeconds."),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   // Pod-template policy (src/controllers/moedeployment/pod-policy.ts).
   podSecurityPolicy: z.enum(["restricted", "none"]).default("restricted").describe("restricted: refuse privileged, host-namespace, hostPath and extra-capability pod templates and other ServiceAccounts; none: no checks."),

@@ -25,7 +25,12 @@ const program = new Command()
   .option("--reconcile-interval-seconds <n>", "periodic re-evaluation", env.MOE_RECONCILE_INTERVAL_SECONDS ?? "30")
   .option("--drain-seconds <n>", "drain period before a shard pod is deleted", env.MOE_DRAIN_SECONDS ?? "30")
   .option("--max-surge <n>", "replacement shard pods starting at once", env.MOE_MAX_SURGE ?? "2")
-  .option("--workers <n>", "concurrent reconciles", env.MOE_WORKERS ?? "2")
+  .option("--workers <n>", "concurrent reconciles", env.MOE_WORKERS ?? "4")
+  .option("--prometheus-allowed-urls <list>", "comma-separated Prometheus base URLs or host[:port] patterns MoEDeployments may query (empty: none)", env.MOE_PROMETHEUS_ALLOWED_URLS ?? "")
+  .option("--file-heat-source-dirs <list>", "comma-separated directories File heat sources may read (empty: File heat sources disabled)", env.MOE_FILE_HEAT_SOURCE_DIRS ?? "")
+  .option("--file-heat-source-max-bytes <n>", "largest File heat source read", env.MOE_FILE_HEAT_SOURCE_MAX_BYTES ?? "4194304")
+  .option("--prometheus-max-response-bytes <n>", "largest Prometheus response read", env.MOE_PROMETHEUS_MAX_RESPONSE_BYTES ?? "8388608")
+  .option("--source-timeout-max-seconds <n>", "cap on a MoEDeployment's source timeoutSeconds", env.MOE_SOURCE_TIMEOUT_MAX_SECONDS ?? "10")
   .option("--log-level <level>", "trace|debug|info|warn|error", env.MOE_LOG_LEVEL ?? "info")
   .option("--pod-security-policy <mode>", "restricted|none: refuse privileged, host-namespace, hostPath and extra-capability pod templates", env.MOE_POD_SECURITY_POLICY ?? "restricted")
   .option("--pod-allowed-service-accounts <names>", "comma-separated ServiceAccounts pod templates may use", env.MOE_POD_ALLOWED_SERVICE_ACCOUNTS ?? "default")
@@ -36,6 +41,7 @@ const program = new Command()
 const o = program.opts<Record<string, string | undefined>>();
 const num = (v: string | undefined) => (v === undefined || v === "" ? undefined : Number(v));
 const csv = (v: string | undefined) => (v === undefined ? undefined : v.split(",").map((x) => x.trim()).filter((x) => x !== ""));
+const list = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
 const parsed = OperatorConfigSchema.safeParse({
   kubeconfig: o.kubeconfig,
   watchNamespace: o.watchNamespace,
@@ -52,6 +58,11 @@ const parsed = OperatorConfigSchema.safeParse({
   drainSeconds: num(o.drainSeconds),
   maxSurge: num(o.maxSurge),
   workers: num(o.workers),
+  prometheusAllowedUrls: list(o.prometheusAllowedUrls),
+  fileHeatSourceDirs: list(o.fileHeatSourceDirs),
+  fileHeatSourceMaxBytes: num(o.fileHeatSourceMaxBytes),
+  prometheusMaxResponseBytes: num(o.prometheusMaxResponseBytes),
+  sourceTimeoutMaxSeconds: num(o.sourceTimeoutMaxSeconds),
   logLevel: o.logLevel,
   podSecurityPolicy: o.podSecurityPolicy,
   podAllowedServiceAccounts: csv(o.podAllowedServiceAccounts),

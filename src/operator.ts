@@ -90,9 +90,15 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const prometheus = deps.prometheus ?? ((url: string, timeoutMs: number) => {
     const k = `${url}|${timeoutMs}`;
     let r = readers.get(k);
-    if (!r) readers.set(k, (r = createPrometheusReader({ baseUrl: url, timeoutMs })));
+    if (!r) {
+      // Bounded: the oldest reader goes first (readers hold no connections of their own).
+      if (readers.size >= 1024) readers.delete(readers.keys().next().value!);
+      readers.set(k, (r = createPrometheusReader({ baseUrl: url, timeoutMs, maxResponseBytes: config.prometheusMaxResponseBytes })));
+    }
     return r;
   });
+  const sourceTimeoutMaxMs = Math.min(config.sourceTimeoutMaxSeconds * 1000, Math.max(1000, (config.reconcileIntervalSeconds * 1000) / 2));
+  let requeue: (key: string) => void = () => undefined;
 
   const reconciler = new MoEDeploymentReconciler({
     kube,
@@ -101,7 +107,18 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     deployments,
     configMaps,
     nodes,
-    sources: { prometheus, core, nowMs: () => clock.nowMs() },
+    sources: {
+      prometheus,
+      core,
+      nowMs: () => clock.nowMs(),
+      maxSourceTimeoutMs: sourceTimeoutMaxMs,
+      policy: {
+        prometheusAllowedUrls: config.prometheusAllowedUrls,
+        fileHeatSourceDirs: config.fileHeatSourceDirs,
+        fileHeatSourceMaxBytes: config.fileHeatSourceMaxBytes,
+      },
+    },
+    requeue: (key) => requeue(key),
     clock,
     logger,
     metrics,
@@ -109,6 +126,8 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
       reconcileIntervalMs: config.reconcileIntervalSeconds * 1000,
       drainSeconds: config.drainSeconds,
       maxSurge: config.maxSurge,
+      // A reconcile waits for its sources at most this long; slower reads finish in the background.
+      sourceWaitMs: Math.min(1000, sourceTimeoutMaxMs),
       component: "moe-operator",
       podPolicy: {
         mode: config.podSecurityPolicy,
@@ -132,6 +151,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     },
   });
 
+  requeue = (key) => manager.enqueue(key);
   const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
   moeds.on((o) => manager.enqueue(keyOf(o)));
   for (const i of [pods, deployments, configMaps] as Informer<KubernetesObject>[]) {

@@ -1,5 +1,10 @@
 // Prometheus HTTP API reader: instant queries with a timeout, responses
 // validated with zod, failures as typed Errors with a cause.
+//
+// The URL comes from a user's MoEDeployment, so whatever answers may not be
+// Prometheus: redirects are not followed, the body is read up to a byte cap,
+// only JSON is parsed, and no error message ever carries bytes of the body
+// (see docs/adr/0007-metric-sources.md).
 import { z } from "zod";
 
 const sampleValue = z.tuple([z.number(), z.string()]);
@@ -18,6 +23,11 @@ const queryResponse = z.discriminatedUnion("status", [
   z.object({ status: z.literal("error"), errorType: z.string(), error: z.string() }),
 ]);
 
+/** Prometheus' documented errorType values; anything else is reported as "unknown". */
+const KNOWN_ERROR_TYPES = new Set(["bad_data", "execution", "timeout", "canceled", "internal", "unavailable", "not_found", "not_acceptable"]);
+
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
 export interface VectorSample {
   labels: Record<string, string>;
   /** NaN and ±Inf are passed through; callers decide what they mean. */
@@ -25,8 +35,9 @@ export interface VectorSample {
   timestampMs: number;
 }
 
-export type PrometheusErrorKind = "Unreachable" | "Timeout" | "HttpStatus" | "BadResponse" | "QueryError";
+export type PrometheusErrorKind = "Unreachable" | "Timeout" | "HttpStatus" | "Redirect" | "TooLarge" | "BadResponse" | "QueryError";
 
+/** Error whose message is a fixed class (never bytes of the response). */
 export class PrometheusError extends Error {
   readonly kind: PrometheusErrorKind;
   constructor(kind: PrometheusErrorKind, message: string, cause?: unknown) {
@@ -36,52 +47,125 @@ export class PrometheusError extends Error {
   }
 }
 
-export interface PrometheusReader {
-  queryVector(promql: string, opts?: { timeMs?: number }): Promise<VectorSample[]>;
+export interface QueryOptions {
+  timeMs?: number;
+  /** Refuse a vector with more series than this (bounds memory per query). */
+  maxSeries?: number;
 }
 
-export function createPrometheusReader(opts: { baseUrl: string; timeoutMs?: number; fetchFn?: typeof fetch }): PrometheusReader {
+export interface PrometheusReader {
+  queryVector(promql: string, opts?: QueryOptions): Promise<VectorSample[]>;
+}
+
+export interface PrometheusReaderOptions {
+  baseUrl: string;
+  timeoutMs?: number;
+  /** Response bodies longer than this are aborted; default 8 MiB. */
+  maxResponseBytes?: number;
+  fetchFn?: typeof fetch;
+}
+
+export function createPrometheusReader(opts: PrometheusReaderOptions): PrometheusReader {
   const fetchFn = opts.fetchFn ?? fetch;
   const base = opts.baseUrl.replace(/\/+$/, "");
   const timeoutMs = opts.timeoutMs ?? 5_000;
+  const maxBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   return {
     async queryVector(promql, q = {}) {
       const params = new URLSearchParams({ query: promql });
       if (q.timeMs !== undefined) params.set("time", (q.timeMs / 1000).toFixed(3));
       params.set("timeout", `${Math.max(1, Math.floor(timeoutMs / 1000))}s`);
+      const signal = AbortSignal.timeout(timeoutMs);
       let res: Response;
       try {
         res = await fetchFn(`${base}/api/v1/query`, {
           method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded" },
+          headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
           body: params.toString(),
-          signal: AbortSignal.timeout(timeoutMs),
+          redirect: "manual",
+          signal,
         });
       } catch (err) {
-        const name = (err as Error)?.name;
-        if (name === "TimeoutError" || name === "AbortError") throw new PrometheusError("Timeout", `prometheus query timed out after ${timeoutMs} ms`, err);
-        throw new PrometheusError("Unreachable", `prometheus at ${base} unreachable: ${(err as Error)?.message ?? String(err)}`, err);
+        throw transportError(err, timeoutMs);
       }
-      const text = await res.text().catch(() => "");
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (err) {
-        throw new PrometheusError(res.ok ? "BadResponse" : "HttpStatus", `prometheus answered HTTP ${res.status} with non-JSON body: ${text.slice(0, 200)}`, err);
+      const text = await readCappedBody(res, maxBytes, timeoutMs);
+      const samples = parseQueryResponse(res.status, text);
+      if (q.maxSeries !== undefined && samples.length > q.maxSeries) {
+        throw new PrometheusError("BadResponse", `prometheus returned ${samples.length} series, more than the ${q.maxSeries} allowed for this query`, { series: samples.length });
       }
-      const parsed = queryResponse.safeParse(json);
-      if (!parsed.success) throw new PrometheusError("BadResponse", `prometheus response not understood: ${parsed.error.issues[0]?.message ?? "invalid"}`, parsed.error);
-      const body = parsed.data;
-      if (body.status === "error") throw new PrometheusError("QueryError", `prometheus ${body.errorType}: ${body.error}`);
-      if (!res.ok) throw new PrometheusError("HttpStatus", `prometheus answered HTTP ${res.status}`);
-      if (body.data.resultType === "scalar") {
-        const [t, v] = body.data.result;
-        return [{ labels: {}, value: Number(v), timestampMs: t * 1000 }];
-      }
-      if (body.data.resultType !== "vector") throw new PrometheusError("BadResponse", `expected an instant vector, got ${body.data.resultType}`);
-      return body.data.result.map((r) => ({ labels: r.metric, value: parseSampleValue(r.value[1]), timestampMs: r.value[0] * 1000 }));
+      return samples;
     },
   };
+}
+
+function transportError(err: unknown, timeoutMs: number): PrometheusError {
+  const name = (err as Error)?.name;
+  if (name === "TimeoutError" || name === "AbortError") return new PrometheusError("Timeout", `prometheus query timed out after ${timeoutMs} ms`, err);
+  const code = ((err as { cause?: { code?: unknown } })?.cause?.code);
+  const safeCode = typeof code === "string" && /^[A-Z_]{2,40}$/.test(code) ? ` (${code})` : "";
+  return new PrometheusError("Unreachable", `prometheus unreachable${safeCode}`, err);
+}
+
+/** Reads at most maxBytes of the body as UTF-8; refuses redirects, non-JSON and anything longer. */
+async function readCappedBody(res: Response, maxBytes: number, timeoutMs: number): Promise<string> {
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new PrometheusError("Redirect", `HTTP ${res.status} from prometheus (redirects are not followed)`, { status: res.status });
+  }
+  const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") {
+    await res.body?.cancel().catch(() => undefined);
+    throw new PrometheusError(res.ok ? "BadResponse" : "HttpStatus", `HTTP ${res.status} from prometheus: non-JSON response`, { status: res.status });
+  }
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new PrometheusError("TooLarge", `prometheus response over ${maxBytes} bytes`, { declaredBytes: declared });
+  }
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        throw new PrometheusError("TooLarge", `prometheus response over ${maxBytes} bytes`, { readBytes: total });
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof PrometheusError) throw err;
+    throw transportError(err, timeoutMs);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+function parseQueryResponse(status: number, text: string): VectorSample[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // The SyntaxError's message quotes the body: it is not kept, not even as the cause.
+    throw new PrometheusError(status < 300 ? "BadResponse" : "HttpStatus", `HTTP ${status} from prometheus: non-JSON response`, { status, bodyBytes: text.length });
+  }
+  const parsed = queryResponse.safeParse(json);
+  if (!parsed.success) throw new PrometheusError(status < 300 ? "BadResponse" : "HttpStatus", `HTTP ${status} from prometheus: not a Prometheus query response`, { status });
+  const body = parsed.data;
+  if (body.status === "error") {
+    const type = KNOWN_ERROR_TYPES.has(body.errorType) ? body.errorType : "unknown";
+    throw new PrometheusError("QueryError", `HTTP ${status} from prometheus: query error (${type})`, { status, errorType: type });
+  }
+  if (status < 200 || status >= 300) throw new PrometheusError("HttpStatus", `HTTP ${status} from prometheus`, { status });
+  if (body.data.resultType === "scalar") {
+    const [t, v] = body.data.result;
+    return [{ labels: {}, value: parseSampleValue(v), timestampMs: t * 1000 }];
+  }
+  if (body.data.resultType !== "vector") throw new PrometheusError("BadResponse", `expected an instant vector, got ${body.data.resultType}`, { status });
+  return body.data.result.map((r) => ({ labels: r.metric, value: parseSampleValue(r.value[1]), timestampMs: r.value[0] * 1000 }));
 }
 
 function parseSampleValue(s: string): number {

@@ -105,6 +105,8 @@ export const ConditionReason = {
   QueryFailed: "QueryFailed",
   NoData: "NoData",
   StaleData: "StaleData",
+  BadData: "BadData",
+  SourceNotAllowed: "SourceNotAllowed",
   // Prewarming and lastScale
   ScheduledWindow: "ScheduledWindow",
   ForecastPeak: "ForecastPeak",

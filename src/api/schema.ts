@@ -257,8 +257,8 @@ export const ScalingSchema = withRules(ScalingBase, [
 // ---------------------------------------------------------------------------
 // spec.heatSource and spec.latencySource
 
-const PrometheusUrl = matching(z.string().max(2048), HTTP_URL, URL_MESSAGE).describe("Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.");
-const TimeoutSeconds = z.int32().min(1).max(120).default(10).describe("Timeout of one query.");
+const PrometheusUrl = matching(z.string().max(2048), HTTP_URL, URL_MESSAGE).describe("Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090. The operator queries it only if its --prometheus-allowed-urls allows it (otherwise MetricsAvailable=False, reason SourceNotAllowed).");
+const TimeoutSeconds = z.int32().min(1).max(120).default(10).describe("Timeout of one query (capped by the operator's --source-timeout-max-seconds and half its reconcile interval).");
 
 export const PrometheusHeatSchema = z.object({
   url: PrometheusUrl,
@@ -275,7 +275,7 @@ export const ConfigMapHeatSchema = z.object({
 }).describe("Static heat from a ConfigMap; re-read when it changes.");
 
 export const FileHeatSchema = z.object({
-  path: z.string().max(4096).regex(re(ABSOLUTE_PATH)).describe("Absolute path, on the operator's filesystem, of a JSON file in SGLang's expert distribution format."),
+  path: z.string().max(4096).regex(re(ABSOLUTE_PATH)).describe("Absolute path, on the operator's filesystem, of a JSON file in SGLang's expert distribution format. Read only if it is a regular file inside a directory the operator allows (--file-heat-source-dirs; none by default) and within its size cap."),
 }).describe("Static heat from a file mounted into the operator (development and simulation).");
 
 const HeatSourceBase = z.object({

@@ -81,6 +81,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         `--reconcile-interval-seconds=${o.operator?.reconcileIntervalSeconds ?? 5}`,
         `--drain-seconds=${o.operator?.drainSeconds ?? 5}`,
         "--max-surge=8",
+        // The only Prometheus MoEDeployments of this stack may query (docs/adr/0007).
+        `--prometheus-allowed-urls=${prometheus.url}`,
         `--log-level=${o.operator?.logLevel ?? "info"}`,
         ...(o.operator?.extraArgs ?? []),
       ],

@@ -44,7 +44,8 @@ async function namesWithInstanceLabel(kinds: string, allNamespaces = true): Prom
   return r.stdout.split("\n").filter(Boolean).sort();
 }
 
-const NAMESPACED_KINDS = "deployments.apps,replicasets.apps,pods,services,serviceaccounts,configmaps,roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io,poddisruptionbudgets.policy";
+const NAMESPACED_KINDS = "deployments.apps,replicasets.apps,pods,services,serviceaccounts,configmaps,roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io,poddisruptionbudgets.policy,networkpolicies.networking.k8s.io";
+const PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090";
 const CLUSTER_KINDS = "clusterroles.rbac.authorization.k8s.io,clusterrolebindings.rbac.authorization.k8s.io,validatingadmissionpolicies.admissionregistration.k8s.io,validatingadmissionpolicybindings.admissionregistration.k8s.io";
 
 beforeAll(async () => {
@@ -130,6 +131,9 @@ describe("helm", () => {
     const r = await helm([
       "install", RELEASE, CHART_DIR, "-n", NS, "--create-namespace", "--wait", "--timeout", "120s",
       "--set", "dashboard.enabled=true", "--set", "githubMode.enabled=true", "--set", "githubMode.secretName=github-token",
+      // The metric-source allowlist and the egress NetworkPolicy (docs/adr/0007).
+      "--set", `sources.prometheus.allowedUrls={${PROMETHEUS_URL}}`, "--set", "networkPolicy.enabled=true",
+      "--set", "networkPolicy.prometheus.namespaces={monitoring}", "--set", "networkPolicy.apiServer.cidrs={127.0.0.1/32}",
     ]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain("STATUS: deployed");
@@ -146,6 +150,7 @@ describe("helm", () => {
     expect(await namesWithInstanceLabel(NAMESPACED_KINDS.replace("replicasets.apps,pods,", ""))).toEqual([
       "configmap/moe-operator-dashboard",
       "deployment.apps/moe-operator",
+      "networkpolicy.networking.k8s.io/moe-operator-egress",
       "poddisruptionbudget.policy/moe-operator",
       "role.rbac.authorization.k8s.io/moe-operator-github",
       "role.rbac.authorization.k8s.io/moe-operator-leader-election",
@@ -161,8 +166,14 @@ describe("helm", () => {
       "validatingadmissionpolicybinding.admissionregistration.k8s.io/moe-operator-protected-namespaces",
     ]);
 
-    const dep = JSON.parse((await kubectl(["get", "deployment", "-n", NS, "moe-operator", "-o", "json"])).stdout) as { status: { readyReplicas?: number; availableReplicas?: number } };
-    expect(dep.status.readyReplicas).toBe(2);
+    const dep = JSON.parse((await kubectl(["get", "deployment", "-n", NS, "moe-operator", "-o", "json"])).stdout) as V1Deployment;
+    expect(dep.status!.readyReplicas).toBe(2);
+    // The allowlist reaches the operator; the API server accepted the egress policy for its pods.
+    expect(dep.spec!.template.spec!.containers[0]!.args).toContain(`--prometheus-allowed-urls=${PROMETHEUS_URL}`);
+    const np = JSON.parse((await kubectl(["get", "networkpolicy", "-n", NS, "moe-operator-egress", "-o", "json"])).stdout) as { spec: { policyTypes: string[]; podSelector: { matchLabels: Record<string, string> }; egress: { to?: unknown[]; ports: { port: number }[] }[] } };
+    expect(np.spec.policyTypes).toEqual(["Egress"]);
+    expect(np.spec.podSelector.matchLabels).toEqual(dep.spec!.selector.matchLabels);
+    expect(np.spec.egress.map((e) => e.ports.map((p) => p.port))).toEqual([[53, 53], [443, 6443], [9090]]);
     // The namespace enforces Pod Security "restricted" (deploy/base/namespace.yaml, applied above):
     // the ReplicaSet's pods were admitted under it.
     const pods = await kubectl(["get", "pods", "-n", NS, "-l", INSTANCE, "-o", "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}"]);

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import type { V1Deployment, V1PodDisruptionBudget, V1Service, V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding } from "@kubernetes/client-node";
 import { CHART_DIR, ROOT, helmPath, helmTemplate, staleFiles } from "../../hack/sync-packaging.ts";
+import { allowlistEntryProblem } from "../../src/controllers/moedeployment/source-policy.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
 
 interface K8sObject {
@@ -92,6 +93,7 @@ describe("helm lint", () => {
     ["default values", []],
     ["every optional object", ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "githubMode.enabled=true", "githubMode.secretName=github-token", "operator.watchNamespace=inference"]],
     ["single replica without leader election", ["replicaCount=1", "leaderElection.enabled=false"]],
+    ["the egress NetworkPolicy and source allowlists", ["networkPolicy.enabled=true", "sources.prometheus.allowedUrls={http://prometheus-operated.monitoring.svc:9090}", "networkPolicy.prometheus.namespaces={monitoring}", "sources.file.allowedDirs={/heat}"]],
   ] as const)("passes --strict with %s", (_name, set) => {
     const out = execFileSync(helm, ["lint", CHART_DIR, "--strict", ...set.flatMap((s) => ["--set", s])], { encoding: "utf8" });
     expect(out).toContain("0 chart(s) failed");
@@ -268,6 +270,55 @@ describe("optional objects and values validation", () => {
     ["several writers without leader election", ["replicaCount=2", "leaderElection.enabled=false"], "needs leaderElection.enabled=true"],
     ["an unknown log level", ["operator.logLevel=verbose"], "logLevel"],
     ["renew deadline >= lease duration", ["leaderElection.renewDeadlineSeconds=20"], "renewDeadlineSeconds"],
+  ])("rejects %s", (_name, set, message) => {
+    expect(renderError(set)).toContain(message);
+  });
+});
+
+describe("metric sources and the egress NetworkPolicy (docs/adr/0007)", () => {
+  interface NetworkPolicy extends K8sObject { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; egress: { to?: Record<string, unknown>[]; ports: { protocol: string; port: number }[] }[] } }
+  const PROM = "http://prometheus-operated.monitoring.svc:9090";
+
+  it("by default: no NetworkPolicy, no Prometheus URL and no File directory allowed, caps passed, 4 workers", () => {
+    const objs = render();
+    expect(objs.map((o) => o.kind)).not.toContain("NetworkPolicy");
+    const args = operatorContainer(objs).args!;
+    expect(args.join(" ")).not.toContain("--prometheus-allowed-urls");
+    expect(args.join(" ")).not.toContain("--file-heat-source-dirs");
+    expect(args).toEqual(expect.arrayContaining(["--workers=4", "--prometheus-max-response-bytes=8388608", "--source-timeout-max-seconds=10", "--file-heat-source-max-bytes=4194304"]));
+  });
+
+  it("passes the allowlists as flags the operator's configuration accepts", () => {
+    const args = operatorContainer(render([`sources.prometheus.allowedUrls={${PROM},*.monitoring.svc:9090}`, "sources.file.allowedDirs={/heat,/data/heat}"])).args!;
+    expect(args).toContain(`--prometheus-allowed-urls=${PROM},*.monitoring.svc:9090`);
+    expect(args).toContain("--file-heat-source-dirs=/heat,/data/heat");
+    const urls = args.find((a) => a.startsWith("--prometheus-allowed-urls="))!.split("=")[1]!.split(",");
+    expect(urls.map(allowlistEntryProblem)).toEqual([undefined, undefined]);
+  });
+
+  it("renders an egress-only NetworkPolicy for the operator pods: DNS, the API server and the Prometheus namespaces", () => {
+    const objs = render(["networkPolicy.enabled=true", `sources.prometheus.allowedUrls={${PROM}}`, "networkPolicy.prometheus.namespaces={monitoring}",
+      "networkPolicy.prometheus.podLabels.app\\.kubernetes\\.io/name=prometheus", "networkPolicy.apiServer.cidrs={10.96.0.1/32,172.18.0.2/32}"]);
+    const np = one<NetworkPolicy>(objs, "NetworkPolicy", "moe-operator-egress");
+    expect(np.metadata.namespace).toBe("moe-system");
+    expect(np.spec.policyTypes).toEqual(["Egress"]);
+    expect(np.spec.podSelector.matchLabels).toEqual(one<V1Deployment>(objs, "Deployment").spec!.selector.matchLabels);
+    const [dns, api, prom] = np.spec.egress;
+    expect(dns!.ports).toEqual([{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }]);
+    expect(dns!.to).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }]);
+    expect(api!.ports.map((p) => p.port)).toEqual([443, 6443]);
+    expect(api!.to).toEqual([{ ipBlock: { cidr: "10.96.0.1/32" } }, { ipBlock: { cidr: "172.18.0.2/32" } }]);
+    expect(prom!.to).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } }]);
+    expect(prom!.ports).toEqual([{ protocol: "TCP", port: 9090 }]);
+    expect(np.spec.egress).toHaveLength(3);
+  });
+
+  it.each([
+    ["a NetworkPolicy that would drop every allowed Prometheus", ["networkPolicy.enabled=true", `sources.prometheus.allowedUrls={${PROM}}`], "networkPolicy.prometheus.namespaces"],
+    ["an allowlist entry that is neither a URL nor a host pattern", ["sources.prometheus.allowedUrls={not a host}"], "allowedUrls"],
+    ["a relative File directory", ["sources.file.allowedDirs={heat}"], "allowedDirs"],
+    ["a response cap below 64 KiB", ["sources.prometheus.maxResponseBytes=1000"], "maxResponseBytes"],
+    ["a bad CIDR", ["networkPolicy.enabled=true", "networkPolicy.apiServer.cidrs={10.0.0.1}"], "cidrs"],
   ])("rejects %s", (_name, set, message) => {
     expect(renderError(set)).toContain(message);
   });

@@ -20,6 +20,7 @@ import type { OperatorMetrics } from "../../observability/metrics.ts";
 import { policyFromSpec } from "./policy.ts";
 import { checkPodTemplatePolicies, DEFAULT_POD_POLICY, type PodTemplatePolicy } from "./pod-policy.ts";
 import { readHeat, readLatency, type HeatReading, type LatencyReading, type SourceDeps } from "./sources.ts";
+import { SourcePoller } from "./poller.ts";
 import {
   ShardAnnotation, ShardLabel, childNames, expertSetHash, renderPlacementConfigMap, renderRouter, renderShardPod, shardExperts, shardSelector,
 } from "./children.ts";
@@ -37,6 +38,8 @@ export interface ReconcilerConfig {
   drainSeconds: number;
   /** Replacement shard pods not yet Ready at once. */
   maxSurge: number;
+  /** Longest a reconcile waits for its deployment's source read; the read goes on in the background. */
+  sourceWaitMs: number;
   component: string;
   /** What pod templates may ask for; default DEFAULT_POD_POLICY (restricted). */
   podPolicy?: PodTemplatePolicy;
@@ -54,6 +57,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   metrics: OperatorMetrics;
   config: ReconcilerConfig;
+  /** Asks for key to be reconciled again (a background source read finished). */
+  requeue?: (key: string) => void;
 }
 
 /** A MoEDeployment as it comes from the API server (not yet validated). */
@@ -76,8 +81,6 @@ interface Memory {
   lastGoodHeat?: number[][];
   /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
   rebalanceEvaluatedMs?: number;
-  heat?: { reading: HeatReading; atMs: number };
-  latency?: { reading: LatencyReading; atMs: number };
   coldStartsSeen: Set<string>;
   lastDecision?: Decision;
 }
@@ -87,9 +90,11 @@ const round = (x: number | undefined, digits: number) => (x === undefined || !Nu
 export class MoEDeploymentReconciler {
   readonly #d: ReconcilerDeps;
   readonly #memory = new Map<string, Memory>();
+  readonly #poller: SourcePoller;
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
+    this.#poller = new SourcePoller({ clock: deps.clock, waitMs: deps.config.sourceWaitMs, onRefreshed: (key) => deps.requeue?.(key) });
   }
 
   /** Decision inputs kept between reconciles (for tests and the status endpoint). */
@@ -105,6 +110,7 @@ export class MoEDeploymentReconciler {
     if (!obj || obj.metadata?.deletionTimestamp) {
       // Owned children are garbage-collected through their owner references.
       this.#memory.delete(key);
+      this.#poller.forget(key);
       this.#d.metrics.forgetDeployment(namespace, name);
       return {};
     }
@@ -141,15 +147,7 @@ export class MoEDeploymentReconciler {
     const current = readPublishedPlacement(placementCm);
 
     const refreshMs = spec.heatSource.refreshIntervalSeconds * 1000;
-    const target = { namespace, name };
-    if (!mem.heat || nowMs - mem.heat.atMs >= Math.min(refreshMs, cfg.reconcileIntervalMs)) {
-      mem.heat = { reading: await readHeat(spec.heatSource, spec.model, target, this.#d.sources), atMs: nowMs };
-      mem.latency = { reading: await readLatency(spec.latencySource, spec.slo, target, this.#d.sources), atMs: nowMs };
-      if (mem.heat.reading.problem) this.#d.metrics.metricsQueryErrors.inc({ source: "heat" });
-      if (mem.latency.reading.problem) this.#d.metrics.metricsQueryErrors.inc({ source: "latency" });
-    }
-    const heatReading = mem.heat.reading;
-    const latencyReading = mem.latency!.reading;
+    const { heat: heatReading, latency: latencyReading } = await this.#readings(key, d, Math.min(refreshMs, cfg.reconcileIntervalMs));
 
     const nodes = this.#nodeViews(spec, d);
     const podViews = shardPods.map(shardPodView).filter((v): v is ShardPodView & { pod: V1Pod } => v !== undefined);
@@ -260,6 +258,27 @@ export class MoEDeploymentReconciler {
   }
 
   // ---------------------------------------------------------------------------------------
+
+  /** Heat and latency read concurrently in the background; this reconcile waits at most config.sourceWaitMs. */
+  async #readings(key: string, d: MoEDeployment, dueMs: number): Promise<{ heat: HeatReading; latency: LatencyReading }> {
+    const spec = d.spec;
+    const target = { namespace: d.metadata.namespace!, name: d.metadata.name! };
+    const fingerprint = JSON.stringify([d.metadata.uid, spec.heatSource, spec.latencySource, spec.model, spec.slo]);
+    const sources = this.#d.sources;
+    const metrics = this.#d.metrics;
+    const r = await this.#poller.readings(key, fingerprint, dueMs, async () => {
+      const [heat, latency] = await Promise.all([
+        readHeat(spec.heatSource, spec.model, target, sources),
+        readLatency(spec.latencySource, spec.slo, target, sources),
+      ]);
+      if (heat.problem) metrics.metricsQueryErrors.inc({ source: "heat" });
+      if (latency.problem) metrics.metricsQueryErrors.inc({ source: "latency" });
+      return { heat, latency };
+    });
+    if (r) return r;
+    const pending = { reason: "NoData" as const, message: `sources have not answered yet (this reconcile waited ${this.#d.config.sourceWaitMs} ms; the read goes on in the background)` };
+    return { heat: { problem: pending }, latency: { problem: pending } };
+  }
 
   #nodeViews(spec: MoEDeployment["spec"], d: MoEDeployment): NodeView[] {
     const resource = spec.serving.gpu.resourceName;
