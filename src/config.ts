@@ -21,7 +21,18 @@ export const OperatorConfigSchema = z.object({
   maxSurge: z.number().int().min(1).max(1000).default(2),
   workers: z.number().int().min(1).max(64).default(2),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
-}).refine((c) => c.renewDeadlineSeconds < c.leaseDurationSeconds, { message: "renewDeadlineSeconds must be less than leaseDurationSeconds", path: ["renewDeadlineSeconds"] });
+  metricsAuth: z.enum(["none", "tokenreview"]).default("none").describe("How /metrics is protected: none, or a bearer token checked with TokenReview + SubjectAccessReview (get on /metrics)."),
+})
+  // client-go's rules: a leader gives up (renewDeadline) before a standby may take over
+  // (leaseDuration), and retries at least once before its deadline (retryPeriod).
+  .refine((c) => c.renewDeadlineSeconds < c.leaseDurationSeconds, {
+    message: "renewDeadlineSeconds must be less than leaseDurationSeconds (a leader must give up before a standby may take over)",
+    path: ["renewDeadlineSeconds"],
+  })
+  .refine((c) => c.retryPeriodSeconds < c.renewDeadlineSeconds, {
+    message: "retryPeriodSeconds must be less than renewDeadlineSeconds (a leader must be able to retry a renewal before its deadline)",
+    path: ["retryPeriodSeconds"],
+  });
 
 export type OperatorConfig = z.output<typeof OperatorConfigSchema>;
 export type OperatorConfigInput = z.input<typeof OperatorConfigSchema>;

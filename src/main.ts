@@ -26,6 +26,7 @@ const program = new Command()
   .option("--drain-seconds <n>", "drain period before a shard pod is deleted", env.MOE_DRAIN_SECONDS ?? "30")
   .option("--max-surge <n>", "replacement shard pods starting at once", env.MOE_MAX_SURGE ?? "2")
   .option("--workers <n>", "concurrent reconciles", env.MOE_WORKERS ?? "2")
+  .option("--metrics-auth <mode>", "none|tokenreview: protect /metrics with TokenReview + SubjectAccessReview", env.MOE_METRICS_AUTH ?? "none")
   .option("--log-level <level>", "trace|debug|info|warn|error", env.MOE_LOG_LEVEL ?? "info")
   .parse();
 
@@ -48,6 +49,7 @@ const parsed = OperatorConfigSchema.safeParse({
   maxSurge: num(o.maxSurge),
   workers: num(o.workers),
   logLevel: o.logLevel,
+  metricsAuth: o.metricsAuth,
 });
 if (!parsed.success) {
   for (const i of parsed.error.issues) console.error(`invalid configuration: ${i.path.join(".") || "(root)"}: ${i.message}`);
