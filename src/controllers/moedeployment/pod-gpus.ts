@@ -1,0 +1,47 @@
+// GPU accounting needs, of every pod in the cluster, only where it runs and how
+// many GPUs (or other extended resources) it holds. The operator caches all pods
+// through this projection, so unrelated pods cost a few hundred bytes each
+// instead of their full spec, status and managedFields.
+import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
+
+export interface PodGpuView extends KubernetesObject {
+  metadata: { namespace?: string; name?: string; uid?: string; resourceVersion?: string; deletionTimestamp?: Date };
+  nodeName?: string;
+  phase?: string;
+  /** Extended resources (names with a "/", e.g. nvidia.com/gpu) summed over the containers: limit, else request. */
+  gpuRequests?: Record<string, number>;
+}
+
+/** The projection stored by the all-pods informer (metadata.resourceVersion is kept for the watch). */
+export function projectPodGpus(pod: V1Pod): PodGpuView {
+  const m = pod.metadata;
+  const view: PodGpuView = {
+    metadata: { namespace: m?.namespace, name: m?.name, uid: m?.uid, resourceVersion: m?.resourceVersion, deletionTimestamp: m?.deletionTimestamp },
+    nodeName: pod.spec?.nodeName,
+    phase: pod.status?.phase,
+  };
+  let requests: Record<string, number> | undefined;
+  for (const c of pod.spec?.containers ?? []) {
+    const names = new Set([...Object.keys(c.resources?.limits ?? {}), ...Object.keys(c.resources?.requests ?? {})]);
+    for (const r of names) {
+      if (!r.includes("/")) continue;
+      const n = Number(c.resources?.limits?.[r] ?? c.resources?.requests?.[r] ?? 0);
+      if (!(n > 0)) continue;
+      requests ??= {};
+      requests[r] = (requests[r] ?? 0) + n;
+    }
+  }
+  if (requests) view.gpuRequests = requests;
+  return view;
+}
+
+/** GPUs of `resource` held per node by pods bound to a node and not finished. */
+export function gpusRequestedByNode(pods: readonly PodGpuView[], resource: string): Map<string, number> {
+  const requested = new Map<string, number>();
+  for (const p of pods) {
+    if (!p.nodeName || p.phase === "Succeeded" || p.phase === "Failed") continue;
+    const n = p.gpuRequests?.[resource] ?? 0;
+    if (n > 0) requested.set(p.nodeName, (requested.get(p.nodeName) ?? 0) + n);
+  }
+  return requested;
+}
