@@ -19,7 +19,7 @@ import { tokenReviewAuthorizer } from "./observability/metrics-auth.ts";
 import { MoEDeploymentReconciler, ConflictRequeue, type MoEDeploymentObject } from "./controllers/moedeployment/reconciler.ts";
 import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
-import { projectPodGpus, type PodGpuView } from "./controllers/moedeployment/pod-gpus.ts";
+import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
 
 export interface OperatorHandle {
   readonly manager: Manager;
@@ -86,13 +86,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     () => (ns ? core.listNamespacedPod({ namespace: ns, labelSelector: managedSelector }) : core.listPodForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
   // Every pod in the cluster, but only what GPU accounting needs (node, phase, GPU
   // requests): listed in pages and projected before caching.
-  const podGpus = new Informer<PodGpuView, V1Pod>({
-    kubeConfig: kc, path: "/api/v1/pods", clock, logger: logger.child({ informer: "pod-gpus" }),
-    list: (page) => core.listPodForAllNamespaces({ limit: page?.limit, _continue: page?._continue }),
-    pageSize: 100,
-    transform: projectPodGpus,
-    onRestart: () => metrics.watchRestarts.inc({ resource: "pod-gpus" }),
-  });
+  const podGpus = createPodGpuInformer({ kubeConfig: kc, clock, logger: logger.child({ informer: "pod-gpus" }), onRestart: () => metrics.watchRestarts.inc({ resource: "pod-gpus" }) });
   const deployments = inf<V1Deployment>("deployments", ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : "/apis/apps/v1/deployments",
     () => (ns ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: managedSelector }) : apps.listDeploymentForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
   const configMaps = inf<V1ConfigMap>("configmaps", ns ? `/api/v1/namespaces/${ns}/configmaps` : "/api/v1/configmaps",

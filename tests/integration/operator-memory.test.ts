@@ -4,7 +4,9 @@
 // Pending (no scheduler serves their schedulerName). The real operator binary starts
 // after they exist, so its first list holds all of them; its peak RSS (VmHWM) after the
 // caches have synced must stay well under the chart's 512Mi memory limit.
-// A memory bound, not a timing assertion.
+// A memory bound, not a timing assertion. The same cluster checks the GPU-accounting
+// informer itself: it lists all pods in pages and keeps only the projection, for listed
+// and for watched (added, modified, deleted) pods.
 import { readFileSync } from "node:fs";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +14,9 @@ import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
 import { startOperatorProcess } from "../support/operator-process.ts";
+import { pino } from "pino";
+import { realClock } from "../../src/runtime/clock.ts";
+import { createPodGpuInformer, type PodGpuView } from "../../src/controllers/moedeployment/pod-gpus.ts";
 
 const PODS = 5_000;
 const NS = "crowd";
@@ -90,4 +95,32 @@ describe("operator memory with many unrelated pods", () => {
     expect(op.exitCode).toBeUndefined();
     expect(peakMiB).toBeLessThan(BOUND_MIB);
   }, 180_000);
+
+  it("the GPU-accounting informer lists every pod in pages and keeps only the projection, also for watched changes", async () => {
+    const informer = createPodGpuInformer({ kubeConfig: cluster.kubeConfig, clock: realClock, logger: pino({ level: "silent" }) });
+    try {
+      await informer.start();
+      await informer.synced;
+      expect(informer.list(NS).length).toBe(PODS);
+      expect(Object.keys(informer.get("crowd-7", NS)!).sort()).toEqual(["metadata", "phase"]);
+      const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+      const gpuPod = unrelatedPod(PODS + 1);
+      gpuPod.metadata!.name = "gpu-user";
+      gpuPod.spec!.nodeName = "some-node";
+      gpuPod.spec!.containers[0]!.resources = { limits: { "nvidia.com/gpu": "2" } };
+      await core.createNamespacedPod({ namespace: NS, body: gpuPod });
+      const seen = await waitFor("the watched pod in the cache", async () => informer.get("gpu-user", NS), { timeoutMs: 30_000 });
+      expect(seen).toEqual({
+        metadata: { namespace: NS, name: "gpu-user", uid: expect.any(String), resourceVersion: expect.any(String) },
+        nodeName: "some-node", phase: "Pending", gpuRequests: { "nvidia.com/gpu": 2 },
+      } satisfies PodGpuView);
+      expect((await cluster.kubectl(["label", "pod", "gpu-user", "-n", NS, "touched=yes"])).code).toBe(0);
+      await waitFor("the modified pod", async () => (informer.get("gpu-user", NS)?.metadata.resourceVersion !== seen.metadata.resourceVersion ? true : undefined), { timeoutMs: 30_000 });
+      expect(Object.keys(informer.get("gpu-user", NS)!).sort()).toEqual(["gpuRequests", "metadata", "nodeName", "phase"]);
+      await core.deleteNamespacedPod({ namespace: NS, name: "gpu-user", gracePeriodSeconds: 0 });
+      await waitFor("the deleted pod gone", async () => (informer.get("gpu-user", NS) ? undefined : true), { timeoutMs: 30_000 });
+    } finally {
+      await informer.stop();
+    }
+  });
 });
