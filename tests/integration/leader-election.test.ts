@@ -90,6 +90,7 @@ describe("leader election with skewed clocks (real Lease)", () => {
       expect(overlaps).toEqual([]);
       // Seven cut-offs of the leader: leadership changed hands several times.
       const flaps = replicas.reduce((n, x) => n + x.acquisitions, 0);
+      console.log(`skew ${skewMs / 1000} s: acquisitions ${replicas.map((x) => `${x.id}=${x.acquisitions}`).join(" ")}, workers ${replicas.map((x) => x.manager.runningWorkers).join("/")}`);
       expect(flaps).toBeGreaterThanOrEqual(5);
       for (const x of replicas) {
         expect(x.acquisitions, `replica ${x.id} never led`).toBeGreaterThan(0);
