@@ -14,8 +14,13 @@ import type { Logger } from "pino";
 import type { Clock } from "./clock.ts";
 import { classifyKubeError } from "../adapters/kube-errors.ts";
 
+/** The Lease calls the elector makes (the API server's, or an in-memory store in tests). */
+export type LeaseApi = Pick<CoordinationV1Api, "readNamespacedLease" | "createNamespacedLease" | "replaceNamespacedLease">;
+
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
+  /** Default: CoordinationV1Api from kubeConfig. */
+  leaseApi?: LeaseApi;
   namespace: string;
   name: string;
   identity: string;
@@ -29,8 +34,8 @@ export interface LeaderElectionOptions {
 }
 
 export class LeaderElector {
-  readonly #o: Required<Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">> & Pick<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
-  readonly #api: CoordinationV1Api;
+  readonly #o: Required<Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "leaseApi">> & Pick<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
+  readonly #api: LeaseApi;
   #leading = false;
   #lastRenewMs = 0;
   /** The lease record as last read or written, and the local time it was first seen. */
@@ -40,7 +45,7 @@ export class LeaderElector {
 
   constructor(opts: LeaderElectionOptions) {
     this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
-    this.#api = opts.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.#api = opts.leaseApi ?? opts.kubeConfig.makeApiClient(CoordinationV1Api);
   }
 
   /** True only while we hold a lease renewed within the renew deadline. */
