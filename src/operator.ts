@@ -153,7 +153,10 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     healthy: () => true,
     ready: () => (manager.synced ? { ready: true } : { ready: false, reason: "caches not synced" }),
   };
-  const authorizeMetrics = config.metricsAuth === "tokenreview" ? tokenReviewAuthorizer({ kubeConfig: kc }) : undefined;
+  const authorizeMetrics = config.metricsAuth === "tokenreview" ? tokenReviewAuthorizer({
+    kubeConfig: kc,
+    onReviewError: (err) => logger.warn({ err: String((err as Error)?.message ?? err).slice(0, 300) }, "metrics auth: token review failed"),
+  }) : undefined;
   const metricsServer = await startObservabilityServer({ host: metricsAddr.host, port: metricsAddr.port, registry: metrics.registry, health, authorizeMetrics });
   const healthServer = config.healthProbeBindAddress === config.metricsBindAddress
     ? metricsServer

@@ -21,6 +21,8 @@ export interface TokenReviewAuthOptions {
   /** At most this many reviews in flight; more requests get 429 (bounds API calls from floods). */
   maxInFlight?: number;
   nowMs?: () => number;
+  /** Told when a review call fails (e.g. the operator lacks the RBAC to create reviews). */
+  onReviewError?: (err: unknown) => void;
 }
 
 /** An authorizer that asks the API server (TokenReview, then SubjectAccessReview). */
@@ -65,8 +67,9 @@ export function tokenReviewAuthorizer(o: TokenReviewAuthOptions): MetricsAuthori
         while (allowed.size > cacheSize) allowed.delete(allowed.keys().next().value!);
       }
       return r;
-    } catch {
-      // The API server's error is not the scraper's business (nor a place for its token).
+    } catch (err) {
+      // The API server's error is for the operator's log, not for the scraper.
+      o.onReviewError?.(err);
       return { ok: false, status: 500, reason: "Internal error: the token could not be reviewed" };
     } finally {
       inFlight--;
