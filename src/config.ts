@@ -21,6 +21,11 @@ export const OperatorConfigSchema = z.object({
   maxSurge: z.number().int().min(1).max(1000).default(2),
   workers: z.number().int().min(1).max(64).default(2),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  // Pod-template policy (src/controllers/moedeployment/pod-policy.ts).
+  podSecurityPolicy: z.enum(["restricted", "none"]).default("restricted").describe("restricted: refuse privileged, host-namespace, hostPath and extra-capability pod templates and other ServiceAccounts; none: no checks."),
+  podAllowedServiceAccounts: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a ServiceAccount name").max(253)).max(64).default(["default"]),
+  podAllowedHostPaths: z.array(z.string().regex(/^\/\S*$/, "must be an absolute path").refine((p) => !p.split("/").includes(".."), "must not contain ..").max(4096)).max(64).default([]),
+  podAllowedCapabilities: z.array(z.string().regex(/^[A-Za-z_]+$/, "must be a capability name such as IPC_LOCK").max(64)).max(64).default([]),
   metricsAuth: z.enum(["none", "tokenreview"]).default("none").describe("How /metrics is protected: none, or a bearer token checked with TokenReview + SubjectAccessReview (get on /metrics)."),
 })
   // client-go's rules: a leader gives up (renewDeadline) before a standby may take over

@@ -28,10 +28,15 @@ const program = new Command()
   .option("--workers <n>", "concurrent reconciles", env.MOE_WORKERS ?? "2")
   .option("--metrics-auth <mode>", "none|tokenreview: protect /metrics with TokenReview + SubjectAccessReview", env.MOE_METRICS_AUTH ?? "none")
   .option("--log-level <level>", "trace|debug|info|warn|error", env.MOE_LOG_LEVEL ?? "info")
+  .option("--pod-security-policy <mode>", "restricted|none: refuse privileged, host-namespace, hostPath and extra-capability pod templates", env.MOE_POD_SECURITY_POLICY ?? "restricted")
+  .option("--pod-allowed-service-accounts <names>", "comma-separated ServiceAccounts pod templates may use", env.MOE_POD_ALLOWED_SERVICE_ACCOUNTS ?? "default")
+  .option("--pod-allowed-host-paths <dirs>", "comma-separated host directories hostPath volumes may mount (default: none)", env.MOE_POD_ALLOWED_HOST_PATHS)
+  .option("--pod-allowed-capabilities <caps>", "comma-separated capabilities allowed beyond the Pod Security Standards baseline set (e.g. IPC_LOCK)", env.MOE_POD_ALLOWED_CAPABILITIES)
   .parse();
 
 const o = program.opts<Record<string, string | undefined>>();
 const num = (v: string | undefined) => (v === undefined || v === "" ? undefined : Number(v));
+const csv = (v: string | undefined) => (v === undefined ? undefined : v.split(",").map((x) => x.trim()).filter((x) => x !== ""));
 const parsed = OperatorConfigSchema.safeParse({
   kubeconfig: o.kubeconfig,
   watchNamespace: o.watchNamespace,
@@ -49,6 +54,10 @@ const parsed = OperatorConfigSchema.safeParse({
   maxSurge: num(o.maxSurge),
   workers: num(o.workers),
   logLevel: o.logLevel,
+  podSecurityPolicy: o.podSecurityPolicy,
+  podAllowedServiceAccounts: csv(o.podAllowedServiceAccounts),
+  podAllowedHostPaths: csv(o.podAllowedHostPaths),
+  podAllowedCapabilities: csv(o.podAllowedCapabilities),
   metricsAuth: o.metricsAuth,
 });
 if (!parsed.success) {

@@ -118,6 +118,12 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
       drainSeconds: config.drainSeconds,
       maxSurge: config.maxSurge,
       component: "moe-operator",
+      podPolicy: {
+        mode: config.podSecurityPolicy,
+        allowedServiceAccounts: config.podAllowedServiceAccounts,
+        allowedHostPaths: config.podAllowedHostPaths,
+        allowedCapabilities: config.podAllowedCapabilities,
+      },
     },
   });
 

@@ -16,6 +16,9 @@ export const CRD_NAME = `${PLURAL}.${API_GROUP}`;
 /** Field manager for server-side apply of children and status. */
 export const FIELD_MANAGER = "moe-operator";
 
+/** Prefix of the operator's own label and annotation keys; refused in pod templates. */
+export const OPERATOR_KEY_PREFIX = "moe.dev/";
+
 /** Labels the operator puts on every child object it creates. */
 export const Label = {
   /** Name of the owning MoEDeployment. */
@@ -85,6 +88,8 @@ export const ConditionReason = {
   PlacementInfeasible: "PlacementInfeasible",
   InsufficientGpuCapacity: "InsufficientGpuCapacity",
   ApplyFailed: "ApplyFailed",
+  /** The operator's pod policy refuses a pod template (privileged, host namespaces, hostPath, ServiceAccount...). */
+  PodTemplateRejected: "PodTemplateRejected",
   // SLOMet
   WithinTarget: "WithinTarget",
   AboveTarget: "AboveTarget",

@@ -11,7 +11,7 @@ import { stringify } from "yaml";
 import {
   API_GROUP, API_VERSION, CATEGORIES, CRD_NAME, KIND, LIST_KIND, PLURAL, SHORT_NAMES, SINGULAR, Annotation,
 } from "./constants.ts";
-import { MoEDeploymentSpecSchema, MoEDeploymentStatusSchema } from "./schema.ts";
+import { MoEDeploymentSpecSchema, MoEDeploymentStatusSchema, NAME_RULE } from "./schema.ts";
 
 export type JsonSchema = { [key: string]: unknown };
 
@@ -177,6 +177,7 @@ export function buildMoEDeploymentCrd(): JsonSchema {
       spec,
       status,
     },
+    "x-kubernetes-validations": [{ ...NAME_RULE }],
   };
   return {
     apiVersion: "apiextensions.k8s.io/v1",

@@ -13,6 +13,8 @@ export interface CrossFieldRule<T> {
   fieldPath?: string;
   /** The same rule in TypeScript, on the parsed (defaulted) value. */
   holds: (self: T) => boolean;
+  /** A more precise message for zod, with the values in it (CEL keeps the static `message`). */
+  messageOf?: (self: T) => string;
 }
 
 export interface CelValidation {
@@ -37,10 +39,13 @@ export function withRules<S extends z.ZodObject>(schema: S, rules: CrossFieldRul
       } catch {
         ok = false;
       }
-      if (!ok) ctx.addIssue({ code: "custom", message: r.message, path: fieldPathToSegments(r.fieldPath), input: value });
+      if (!ok) ctx.addIssue({ code: "custom", message: r.messageOf ? r.messageOf(value) : r.message, path: fieldPathToSegments(r.fieldPath), input: value });
     }
   });
-  const celRules: CelValidation[] = rules.map((r) => (r.fieldPath ? { rule: r.rule, message: r.message, fieldPath: r.fieldPath } : { rule: r.rule, message: r.message }));
+  const celRules: CelValidation[] = rules.map((r) => ({
+    rule: r.rule, message: r.message,
+    ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}),
+  }));
   return refined.meta({ [CEL_META_KEY]: celRules }) as S;
 }
 

@@ -12,6 +12,13 @@
 // - cross-field rules are declared once with `withRules` and emitted as CEL.
 import { z } from "zod";
 import { withRules } from "./rules.ts";
+import { Label, OPERATOR_KEY_PREFIX } from "./constants.ts";
+import {
+  ANNOTATIONS_LIMIT_BYTES, CONFIGMAP_LIMIT_BYTES, EXPERTS_ANNOTATION_MAX_BYTES, LABEL_VALUE_MAX_LENGTH,
+  TEMPLATE_ANNOTATIONS_MAX_BYTES, TEMPLATE_ANNOTATIONS_MAX_ENTRIES, TEMPLATE_LABELS_MAX_ENTRIES,
+  CONFIGMAP_PER_SHARD_FORMULA, celExpertsAnnotationBytes, celMaxShardsForConfigMap,
+  configMapBytesPerShard, expertsAnnotationBytes, maxShardsForConfigMap,
+} from "./sizes.ts";
 import {
   ABSOLUTE_PATH, CONDITION_REASON, CONDITION_TYPE, CONFIGMAP_KEY, CRON, DNS_LABEL, DNS_SUBDOMAIN,
   EXTENDED_RESOURCE_NAME, HTTP_URL, LABEL_KEY, LABEL_VALUE, TIME_ZONE,
@@ -54,6 +61,33 @@ export const Limits = {
 const StringMap = (what: string) =>
   z.record(z.string(), z.string()).describe(what);
 
+const RESERVED_LABEL_KEYS: readonly string[] = Object.values(Label);
+const celStringList = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(", ")}]`;
+const isOperatorKey = (key: string, reserved: readonly string[]) => key.startsWith(OPERATOR_KEY_PREFIX) || reserved.includes(key);
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).length;
+
+/**
+ * Labels or annotations of a pod template: bounded in count (and, for
+ * annotations, in total bytes, as Kubernetes counts them), and without the
+ * operator's own keys (moe.dev/*, and for labels the app.kubernetes.io/* keys
+ * it sets), which the operator alone writes.
+ */
+function templateKeyMap(what: string, opts: { maxEntries: number; maxValueLength: number; maxTotalBytes?: number; reserved: readonly string[] }) {
+  const reservedText = [`${OPERATOR_KEY_PREFIX}*`, ...opts.reserved].join(", ");
+  const keysMessage = `must not use the operator's own keys (${reservedText}): the operator sets them`;
+  const rules = [{ rule: `self.all(k, !k.startsWith('${OPERATOR_KEY_PREFIX}')${opts.reserved.length > 0 ? ` && !(k in ${celStringList(opts.reserved)})` : ""})`, message: keysMessage }];
+  let schema = z.record(z.string(), z.string().max(opts.maxValueLength))
+    .refine((m) => Object.keys(m).length <= opts.maxEntries, { message: `must have at most ${opts.maxEntries} entries` })
+    .refine((m) => Object.keys(m).every((k) => !isOperatorKey(k, opts.reserved)), { message: keysMessage });
+  const total = opts.maxTotalBytes;
+  if (total !== undefined) {
+    const totalMessage = `must total at most ${total} bytes (keys and values); Kubernetes allows ${ANNOTATIONS_LIMIT_BYTES} bytes of annotations per pod and the operator needs the rest`;
+    rules.push({ rule: `self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= ${total}`, message: totalMessage });
+    schema = schema.refine((m) => Object.entries(m).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(v), 0) <= total, { message: totalMessage });
+  }
+  return schema.meta({ maxProperties: opts.maxEntries, "x-kubernetes-validations": rules }).describe(what);
+}
+
 export const ContainerSchema = z.looseObject({
   name: z.string().max(63).regex(re(DNS_LABEL)).describe("Container name (RFC 1123 label), unique within the pod."),
   image: z.string().min(1).max(1024).describe("Container image. Required: the operator never picks an image for you."),
@@ -61,8 +95,14 @@ export const ContainerSchema = z.looseObject({
 
 export const PodTemplateSchema = z.object({
   metadata: z.looseObject({
-    labels: StringMap("Labels added to the pods. The operator adds its own moe.dev/* and app.kubernetes.io/* labels, which win on conflict.").optional(),
-    annotations: StringMap("Annotations added to the pods.").optional(),
+    labels: templateKeyMap(
+      `Labels added to the pods, at most ${TEMPLATE_LABELS_MAX_ENTRIES}. Keys under moe.dev/ and ${RESERVED_LABEL_KEYS.filter((k) => !k.startsWith(OPERATOR_KEY_PREFIX)).join(", ")} are refused: the operator sets them.`,
+      { maxEntries: TEMPLATE_LABELS_MAX_ENTRIES, maxValueLength: LABEL_VALUE_MAX_LENGTH, reserved: RESERVED_LABEL_KEYS.filter((k) => !k.startsWith(OPERATOR_KEY_PREFIX)) },
+    ).optional(),
+    annotations: templateKeyMap(
+      `Annotations added to the pods: at most ${TEMPLATE_ANNOTATIONS_MAX_ENTRIES}, totalling at most ${TEMPLATE_ANNOTATIONS_MAX_BYTES} bytes (keys and values). Keys under moe.dev/ are refused: the operator sets them.`,
+      { maxEntries: TEMPLATE_ANNOTATIONS_MAX_ENTRIES, maxValueLength: TEMPLATE_ANNOTATIONS_MAX_BYTES, maxTotalBytes: TEMPLATE_ANNOTATIONS_MAX_BYTES, reserved: [] },
+    ).optional(),
   }).describe("Pod metadata: labels and annotations. Other metadata fields are ignored.").optional(),
   spec: z.looseObject({
     containers: z.array(ContainerSchema).min(1).max(Limits.maxContainers)
@@ -91,7 +131,7 @@ const ModelBase = z.object({
   expertWeightBytes: z.int().min(1).describe("Bytes of one replica of one routed expert in one layer (all its weight matrices). Set this or expertParameters with weightDtype.").optional(),
   expertParameters: z.int().min(1).describe("Parameters of one routed expert in one layer (DeepSeek-V3: 3 x 7168 x 2048 = 44040192). Used with weightDtype when expertWeightBytes is not set.").optional(),
   weightDtype: WeightDtypeSchema.describe("Storage dtype of expert weights; with expertParameters gives the bytes per expert replica. Required with expertParameters, forbidden otherwise.").optional(),
-  expertSlotsPerGpu: z.int32().min(1).max(Limits.maxRoutedExperts).describe("Expert slots per GPU in each MoE layer: how many routed-expert replicas of one layer one shard holds (DeepSeek prefill EP32: 9). Slots beyond routedExperts across the fleet hold redundant replicas of hot experts."),
+  expertSlotsPerGpu: z.int32().min(1).max(Limits.maxRoutedExperts).describe(`Expert slots per GPU in each MoE layer: how many routed-expert replicas of one layer one shard holds (DeepSeek prefill EP32: 9). Slots beyond routedExperts across the fleet hold redundant replicas of hot experts. MoE layers x (expertSlotsPerGpu x B + 2) + 17 bytes (B = 3, 4 or 5 bytes per expert id for up to 100, 1000 or more routedExperts), the shard pod's moe.dev/experts annotation, must be at most ${EXPERTS_ANNOTATION_MAX_BYTES}.`),
 });
 
 export const ModelSchema = withRules(ModelBase, [
@@ -119,6 +159,12 @@ export const ModelSchema = withRules(ModelBase, [
     rule: "has(self.weightDtype) == has(self.expertParameters)", fieldPath: ".weightDtype",
     message: "spec.model.weightDtype is required with spec.model.expertParameters and not allowed without it",
     holds: (m) => (m.weightDtype !== undefined) === (m.expertParameters !== undefined),
+  },
+  {
+    rule: `${celExpertsAnnotationBytes("self")} <= ${EXPERTS_ANNOTATION_MAX_BYTES}`, fieldPath: ".expertSlotsPerGpu",
+    message: `spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod must fit in ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)`,
+    holds: (m) => expertsAnnotationBytes(m) <= EXPERTS_ANNOTATION_MAX_BYTES,
+    messageOf: (m) => `spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod would need up to ${expertsAnnotationBytes(m)} bytes, the limit is ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)`,
   },
 ]).describe("Shape of the Mixture-of-Experts model: layers, experts, top-k and the size of one expert replica.");
 
@@ -189,7 +235,7 @@ export const ScalingBehaviorSchema = (defaults: { stabilizationWindowSeconds: nu
 
 const ScalingBase = z.object({
   minShards: z.int32().min(1).max(Limits.maxShards).describe("Fewest expert shards (one GPU each). minShards x expertSlotsPerGpu must cover routedExperts."),
-  maxShards: z.int32().min(1).max(Limits.maxShards).describe("Most expert shards (one GPU each)."),
+  maxShards: z.int32().min(1).max(Limits.maxShards).describe(`Most expert shards (one GPU each). Also bounded by the model shape: the placement ConfigMap of maxShards shards must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes at up to ${CONFIGMAP_PER_SHARD_FORMULA} per shard (DeepSeek-V3 with 9 slots: ${maxShardsForConfigMap({ layers: 61, denseLayers: 3, routedExperts: 256, expertSlotsPerGpu: 9 })} shards). At the largest admitted shapes one decision (decide()) takes under the 2 s budget of docs/adr/0008-admission-limits.md (bench/admission/decide-largest.ts).`),
   shards: z.int32().min(1).max(Limits.maxShards).describe("Manual override: when set, the operator holds exactly this many shards (within minShards..maxShards) and suspends SLO autoscaling. Written by `kubectl scale` and other clients of the scale subresource; remove it to resume autoscaling.").optional(),
   scaleUp: ScalingBehaviorSchema({ stabilizationWindowSeconds: 0, maxShardsPerStep: 16 }, "up").prefault({}),
   scaleDown: ScalingBehaviorSchema({ stabilizationWindowSeconds: 600, maxShardsPerStep: 4 }, "down").prefault({}),
@@ -377,6 +423,12 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
     holds: (s) => s.scaling.minShards * s.model.expertSlotsPerGpu >= s.model.routedExperts,
   },
   {
+    rule: `self.scaling.maxShards <= ${celMaxShardsForConfigMap("self.model")}`, fieldPath: ".scaling.maxShards",
+    message: `spec.scaling.maxShards is too large for this model shape: the placement ConfigMap must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB), at up to ${CONFIGMAP_PER_SHARD_FORMULA} per shard`,
+    holds: (s) => s.scaling.maxShards <= maxShardsForConfigMap(s.model),
+    messageOf: (s) => `spec.scaling.maxShards ${s.scaling.maxShards} is too large for this model shape: at most ${maxShardsForConfigMap(s.model)} shards (up to ${configMapBytesPerShard(s.model)} bytes each) fit the placement ConfigMap within the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB)`,
+  },
+  {
     rule: "!has(self.prewarm) || !has(self.prewarm.schedules) || self.prewarm.schedules.all(w, w.minShards <= self.scaling.maxShards)", fieldPath: ".prewarm.schedules",
     message: "every spec.prewarm.schedules[].minShards must be at most spec.scaling.maxShards",
     holds: (s) => (s.prewarm.schedules ?? []).every((w) => w.minShards <= s.scaling.maxShards),
@@ -470,8 +522,13 @@ export const MoEDeploymentStatusSchema = z.object({
 // ---------------------------------------------------------------------------
 // The whole object
 
+/** Why metadata.name is short: it is a label value on every child (moe.dev/deployment, app.kubernetes.io/instance). */
+export const NAME_MESSAGE = `metadata.name must be at most ${LABEL_VALUE_MAX_LENGTH} characters: it is the value of the moe.dev/deployment label on every child, and Kubernetes limits label values to ${LABEL_VALUE_MAX_LENGTH}`;
+/** The same limit as a CEL rule on the object root (the CRD cannot declare metadata fields). */
+export const NAME_RULE = { rule: `size(self.metadata.name) <= ${LABEL_VALUE_MAX_LENGTH}`, message: NAME_MESSAGE } as const;
+
 export const ObjectMetaSchema = z.looseObject({
-  name: z.string().max(253).describe("Name of the MoEDeployment.").optional(),
+  name: z.string().max(LABEL_VALUE_MAX_LENGTH, { message: NAME_MESSAGE }).describe("Name of the MoEDeployment.").optional(),
   namespace: z.string().max(63).describe("Namespace.").optional(),
   uid: z.string().describe("UID.").optional(),
   generation: z.int().describe("Spec generation.").optional(),

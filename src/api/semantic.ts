@@ -3,7 +3,6 @@
 // Errors make the spec invalid (Ready=False, reason InvalidSpec); warnings are
 // reported but the operator acts on the spec.
 import { Cron } from "croner";
-import { Label } from "./constants.ts";
 import {
   expertReplicaBytes, moeLayerCount, routerGpuCount,
   type MoEDeploymentSpec, type PodTemplate,
@@ -78,9 +77,10 @@ export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "s
   }
 
   // Pod templates: unique container names (the API server enforces this as a
-  // list-map; the operator checks it too), no fight over the operator's labels.
-  checkPodTemplate(spec.serving.router.template, "serving.router.template", error, warn);
-  checkPodTemplate(spec.serving.expertShards.template, "serving.expertShards.template", error, warn);
+  // list-map; the operator checks it too). The operator's own label and
+  // annotation keys are refused by the schema (src/api/schema.ts).
+  checkPodTemplate(spec.serving.router.template, "serving.router.template", error);
+  checkPodTemplate(spec.serving.expertShards.template, "serving.expertShards.template", error);
 
   // Redundancy bound that can never be reached.
   const maxFree = spec.scaling.maxShards * spec.model.expertSlotsPerGpu - spec.model.routedExperts;
@@ -161,17 +161,12 @@ function checkPodTemplate(
   template: PodTemplate,
   path: string,
   error: (path: string, message: string) => void,
-  warn: (path: string, message: string) => void,
 ): void {
   const names = new Set<string>();
   template.spec.containers.forEach((c, i) => {
     if (names.has(c.name)) error(`${path}.spec.containers[${i}].name`, `duplicate container name "${c.name}"`);
     names.add(c.name);
   });
-  const reserved = new Set<string>(Object.values(Label));
-  for (const key of Object.keys(template.metadata?.labels ?? {})) {
-    if (reserved.has(key)) warn(`${path}.metadata.labels`, `label ${key} is set by the operator and will be overwritten`);
-  }
 }
 
 function gib(bytes: number): string {

@@ -9,7 +9,7 @@ import { parse } from "yaml";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
 import { CRD_FILE } from "../../src/api/crd-gen.ts";
 import { ConditionReason, ConditionType, parseMoEDeployment, type MoEDeploymentStatus } from "../../src/api/index.ts";
-import { INVALID_CASES, loadBaseSample } from "./api-invalid-cases.ts";
+import { BOUNDARY_CASES, INVALID_CASES, loadBaseSample } from "./api-invalid-cases.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const SAMPLES_DIR = join(root, "deploy", "samples");
@@ -47,15 +47,33 @@ describe("CRD installation", () => {
 
 describe("invalid MoEDeployments are rejected naming the field", () => {
   it.each(INVALID_CASES.map((c, i) => [c.name, c, i] as const))("%s", async (_name, c, i) => {
-    const m = structuredClone(loadBaseSample(root));
+    const base = loadBaseSample(root);
+    const m = structuredClone(base);
     c.mutate(m);
-    (m.metadata as Record<string, unknown>).name = `invalid-${i}`;
+    const meta = m.metadata as Record<string, unknown>;
+    // Cases about the name keep theirs.
+    if (meta.name === (base.metadata as Record<string, unknown>).name) meta.name = `invalid-${i}`;
     // JSON, not YAML: kubectl reads YAML 1.1, where an unquoted `yes` is a boolean.
     const r = await kubectl(["apply", "-n", NS, "-f", "-"], JSON.stringify(m));
     expect(r.code, `accepted:\n${r.stdout}`).not.toBe(0);
     expect(r.stderr, `rejection does not name ${c.expectField}`).toContain(c.expectField);
-    const gone = await kubectl(["get", "moed", "-n", NS, `invalid-${i}`, "--ignore-not-found", "-o", "name"]);
+    if (c.expectText) expect(r.stderr, `rejection does not say ${c.expectText}`).toContain(c.expectText);
+    const gone = await kubectl(["get", "moed", "-n", NS, String(meta.name), "--ignore-not-found", "-o", "name"]);
     expect(gone.stdout.trim()).toBe("");
+  });
+});
+
+describe("size bounds: the API server draws the line where the operator does", () => {
+  it.each(BOUNDARY_CASES.map((c, i) => [c.name, c, i] as const))("%s", async (_name, c, i) => {
+    const m = structuredClone(loadBaseSample(root));
+    c.mutate(m);
+    (m.metadata as Record<string, unknown>).name = `boundary-${i}`;
+    const r = await kubectl(["apply", "--dry-run=server", "-n", NS, "-f", "-"], JSON.stringify(m));
+    if (c.accepted) expect(r.code, r.stderr).toBe(0);
+    else {
+      expect(r.code, `accepted:\n${r.stdout}`).not.toBe(0);
+      expect(r.stderr).toContain(c.field);
+    }
   });
 });
 

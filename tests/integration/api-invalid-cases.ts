@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { maxShardsForConfigMap } from "../../src/api/sizes.ts";
 
 export type Manifest = Record<string, unknown>;
 
@@ -21,6 +22,8 @@ export interface InvalidCase {
    * server; zod strips them).
    */
   localRejects?: boolean;
+  /** Text that must also appear in the rejection (e.g. the limit that was exceeded). */
+  expectText?: string;
 }
 
 export const BASE_SAMPLE = "deploy/samples/mixtral-8x7b.yaml";
@@ -79,6 +82,9 @@ const schedule = (over: Record<string, unknown> = {}) => ({
 });
 
 const promHeat = { url: "http://prometheus.monitoring:9090", query: "sum by (layer, expert) (rate(moe_expert_routed_tokens_total[{{window}}]))" };
+
+/** DeepSeek-V3's shape (deploy/samples/deepseek-v3.yaml). */
+const deepSeekV3 = { layers: 61, denseLayers: 3, routedExperts: 256, topK: 8, sharedExperts: 1, expertParameters: 44040192, weightDtype: "FP8", expertSlotsPerGpu: 9 };
 
 export const INVALID_CASES: InvalidCase[] = [
   // --- wrong types
@@ -142,6 +148,37 @@ export const INVALID_CASES: InvalidCase[] = [
   { name: "GPU resource without a domain", mutate: set("spec.serving.gpu.resourceName", "gpu"), expectField: "spec.serving.gpu.resourceName" },
   { name: "topology key with spaces", mutate: set("spec.placement.topologyKey", "rack id"), expectField: "spec.placement.topologyKey" },
   { name: "ConfigMap name with capitals", mutate: set("spec.heatSource.configMap.name", "Mixtral_Load"), expectField: "spec.heatSource.configMap.name" },
+  // --- sizes Kubernetes would refuse later, on the children (issue 20)
+  { name: "name longer than a label value", mutate: set("metadata.name", `m${"x".repeat(63)}`), expectField: "metadata.name", expectText: "at most 63 characters" },
+  { name: "80 KB of shard template annotations", mutate: set("spec.serving.expertShards.template.metadata.annotations", { "example.com/a": "a".repeat(40_000), "example.com/b": "b".repeat(40_000) }), expectField: "spec.serving.expertShards.template.metadata.annotations", expectText: "65536 bytes" },
+  { name: "65 router template labels", mutate: set("spec.serving.router.template.metadata.labels", Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`example.com/l${i}`, "x"]))), expectField: "spec.serving.router.template.metadata.labels", expectText: "64" },
+  { name: "operator annotation in the shard template", mutate: set("spec.serving.expertShards.template.metadata.annotations", { "moe.dev/draining-since": "2020-01-01T00:00:00Z" }), expectField: "spec.serving.expertShards.template.metadata.annotations", expectText: "moe.dev/*" },
+  { name: "operator label in the router template", mutate: set("spec.serving.router.template.metadata.labels", { "app.kubernetes.io/managed-by": "someone-else" }), expectField: "spec.serving.router.template.metadata.labels", expectText: "app.kubernetes.io/managed-by" },
+  { name: "DeepSeek-V3 with 300 shards", mutate: all(set("spec.model", deepSeekV3), set("spec.scaling.minShards", 32), set("spec.scaling.maxShards", 300)), expectField: "spec.scaling.maxShards", expectText: "1048576 bytes" },
+  { name: "largest shape the types allow", mutate: all(set("spec.model", { ...deepSeekV3, layers: 1024, denseLayers: 0, routedExperts: 4096, expertSlotsPerGpu: 4096 })), expectField: "spec.model.expertSlotsPerGpu", expectText: "195584 bytes" },
   // --- typos
   { name: "unknown field (typo beside the real one)", mutate: set("spec.slo.targetLatency", 40), expectField: "spec.slo.targetLatency", localRejects: false },
+];
+
+/**
+ * Specs on either side of a size bound: the API server (CEL) and the operator
+ * (zod) must draw the line at the same place. `field` is named when refused.
+ */
+export interface BoundaryCase {
+  name: string;
+  mutate: (m: Manifest) => void;
+  accepted: boolean;
+  field: string;
+}
+
+const dsMaxShards = maxShardsForConfigMap(deepSeekV3);
+// 78 layers x (501 slots x 5 bytes + 2) + 17 = 195563 bytes of moe.dev/experts, 79 layers 198070: the limit is 195584.
+// Tiny experts, so that the GPU-memory check (semantic, zod only) does not fire too.
+const wideModel = (layers: number) => ({ layers, denseLayers: 0, routedExperts: 1002, topK: 8, expertWeightBytes: 1000, expertSlotsPerGpu: 501 });
+
+export const BOUNDARY_CASES: BoundaryCase[] = [
+  { name: `DeepSeek-V3 at ${dsMaxShards} shards (the most admitted)`, mutate: all(set("spec.model", deepSeekV3), set("spec.scaling.minShards", 32), set("spec.scaling.maxShards", dsMaxShards)), accepted: true, field: "spec.scaling.maxShards" },
+  { name: `DeepSeek-V3 at ${dsMaxShards + 1} shards`, mutate: all(set("spec.model", deepSeekV3), set("spec.scaling.minShards", 32), set("spec.scaling.maxShards", dsMaxShards + 1)), accepted: false, field: "spec.scaling.maxShards" },
+  { name: "moe.dev/experts annotation just under its limit", mutate: all(set("spec.model", wideModel(78)), set("spec.scaling.minShards", 2), set("spec.scaling.maxShards", 2)), accepted: true, field: "spec.model.expertSlotsPerGpu" },
+  { name: "moe.dev/experts annotation just over its limit", mutate: all(set("spec.model", wideModel(79)), set("spec.scaling.minShards", 2), set("spec.scaling.maxShards", 2)), accepted: false, field: "spec.model.expertSlotsPerGpu" },
 ];

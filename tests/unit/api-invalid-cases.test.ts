@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { parseMoEDeployment } from "../../src/api/index.ts";
-import { INVALID_CASES, loadBaseSample, setPath, unsetPath } from "../integration/api-invalid-cases.ts";
+import { BOUNDARY_CASES, INVALID_CASES, loadBaseSample, setPath, unsetPath } from "../integration/api-invalid-cases.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -25,6 +25,16 @@ describe("invalid MoEDeployments (zod)", () => {
     expect(r.ok).toBe(false);
     const lines = r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
     expect(lines.some((l) => l.includes(c.expectField)), `no issue names ${c.expectField}:\n${lines.join("\n")}`).toBe(true);
+    if (c.expectText) expect(lines.some((l) => l.includes(c.expectField) && l.includes(c.expectText!)), `no issue on ${c.expectField} says ${c.expectText}:\n${lines.join("\n")}`).toBe(true);
+  });
+
+  it.each(BOUNDARY_CASES.map((c) => [c.name, c] as const))("size bound: %s", (_name, c) => {
+    const m = structuredClone(loadBaseSample(root));
+    c.mutate(m);
+    const r = parseMoEDeployment(m);
+    const fields = r.ok ? [] : r.issues.map((i) => i.path);
+    expect(r.ok, fields.join(", ")).toBe(c.accepted);
+    if (!c.accepted) expect(fields).toContain(c.field);
   });
 
   it("path helpers set and unset nested list fields", () => {

@@ -71,7 +71,7 @@ const SEMANTIC_CASES: SemanticCase[] = [
   { name: "window floor below minShards", mutate: (m) => setPath(m, "spec.prewarm.schedules", sched({ minShards: 1 })), path: "spec.prewarm.schedules[0].minShards", severity: "warning" },
   { name: "budget below the minimum capacity", mutate: (m) => setPath(m, "spec.cost.maxUsdPerHour", 2), path: "spec.cost.maxUsdPerHour", severity: "warning", message: /3 GPUs/ },
   { name: "budget without prices", mutate: (m) => setPath(m, "spec.cost.defaultUsdPerGpuHour", 0), path: "spec.cost.maxUsdPerHour", severity: "warning" },
-  { name: "template sets an operator label", mutate: (m) => setPath(m, "spec.serving.router.template.metadata", { labels: { "moe.dev/component": "mine" } }), path: "spec.serving.router.template.metadata.labels", severity: "warning" },
+  { name: "template sets an operator label", mutate: (m) => setPath(m, "spec.serving.router.template.metadata", { labels: { "moe.dev/component": "mine" } }), path: "spec.serving.router.template.metadata.labels", severity: "error" },
   { name: "redundancy bound out of reach", mutate: (m) => setPath(m, "spec.placement.maxRedundantSlotsPerLayer", 100), path: "spec.placement.maxRedundantSlotsPerLayer", severity: "warning" },
 ];
 

@@ -2,7 +2,7 @@
 // and the decision: the router Deployment, one Pod per expert shard (and per
 // expert set, for make-before-break), and the placement ConfigMap.
 import type { V1ConfigMap, V1Deployment, V1OwnerReference, V1Pod, V1PodSpec, V1Container, V1Affinity } from "@kubernetes/client-node";
-import { API_GROUP_VERSION, KIND, Label, LabelValue, Annotation } from "../../api/constants.ts";
+import { API_GROUP_VERSION, KIND, Label, LabelValue, Annotation, OPERATOR_KEY_PREFIX } from "../../api/constants.ts";
 import type { MoEDeployment, PodTemplate } from "../../api/schema.ts";
 import { fnv1a64, serializePlacement, placementToSglang, EMPTY_SLOT, type Placement } from "../../domain/placement/index.ts";
 import type { HeatBasis } from "../../domain/decide.ts";
@@ -51,6 +51,17 @@ export function commonLabels(d: MoEDeployment, component: string): Record<string
 
 export function shardSelector(name: string): string {
   return `${Label.deployment}=${name},${Label.component}=${LabelValue.componentExpertShard}`;
+}
+
+const OPERATOR_LABEL_KEYS: ReadonlySet<string> = new Set(Object.values(Label));
+
+/**
+ * A template's labels or annotations without the operator's own keys (moe.dev/*
+ * and the app.kubernetes.io/* labels it sets). The schema refuses them; this is
+ * defence in depth for objects stored before that rule or with validation off.
+ */
+export function withoutOperatorKeys(map: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(map ?? {}).filter(([k]) => !k.startsWith(OPERATOR_KEY_PREFIX) && !OPERATOR_LABEL_KEYS.has(k)));
 }
 
 /** experts[moeLayer] of GPU g of a placement (EMPTY_SLOT dropped, sorted). */
@@ -116,13 +127,13 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
       name: names.shardPod(s.shardIndex, s.setHash),
       namespace: d.metadata.namespace,
       labels: {
-        ...t.metadata?.labels,
+        ...withoutOperatorKeys(t.metadata?.labels),
         ...commonLabels(d, LabelValue.componentExpertShard),
         [Label.shardIndex]: String(s.shardIndex),
         [ShardLabel.expertSetHash]: s.setHash,
       },
       annotations: {
-        ...t.metadata?.annotations,
+        ...withoutOperatorKeys(t.metadata?.annotations),
         [Annotation.placementVersion]: String(s.placementVersion),
         [Annotation.placementHash]: s.placementHash,
         [ShardAnnotation.expertSetHash]: s.setHash,
@@ -153,7 +164,7 @@ export function renderRouter(d: MoEDeployment): V1Deployment {
       selector: { matchLabels: selector },
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
-        metadata: { labels: { ...r.template.metadata?.labels, ...labels }, annotations: r.template.metadata?.annotations },
+        metadata: { labels: { ...withoutOperatorKeys(r.template.metadata?.labels), ...labels }, annotations: r.template.metadata?.annotations && withoutOperatorKeys(r.template.metadata.annotations) },
         spec: podSpecFrom(d, r.template, r.gpusPerReplica, [
           { name: "MOE_DEPLOYMENT", value: name },
           { name: "MOE_PLACEMENT_CONFIGMAP", value: childNames(name).placement },

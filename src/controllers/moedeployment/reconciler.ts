@@ -5,6 +5,7 @@ import type { V1ConfigMap, V1Deployment, V1Node, V1Pod } from "@kubernetes/clien
 import type { Logger } from "pino";
 import {
   API_GROUP, API_GROUP_VERSION, API_VERSION, KIND, PLURAL, Label, LabelValue, Annotation, ConditionType, ConditionReason,
+  type ConditionReasonName,
 } from "../../api/constants.ts";
 import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import { moeLayerCount, routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
@@ -17,6 +18,7 @@ import { isKind, KubeApiError } from "../../adapters/kube-errors.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { OperatorMetrics } from "../../observability/metrics.ts";
 import { policyFromSpec } from "./policy.ts";
+import { checkPodTemplatePolicies, DEFAULT_POD_POLICY, type PodTemplatePolicy } from "./pod-policy.ts";
 import { readHeat, readLatency, type HeatReading, type LatencyReading, type SourceDeps } from "./sources.ts";
 import {
   ShardAnnotation, ShardLabel, childNames, expertSetHash, renderPlacementConfigMap, renderRouter, renderShardPod, shardExperts, shardSelector,
@@ -37,6 +39,8 @@ export interface ReconcilerConfig {
   /** Replacement shard pods not yet Ready at once. */
   maxSurge: number;
   component: string;
+  /** What pod templates may ask for; default DEFAULT_POD_POLICY (restricted). */
+  podPolicy?: PodTemplatePolicy;
 }
 
 export interface ReconcilerDeps {
@@ -118,20 +122,15 @@ export class MoEDeploymentReconciler {
 
     const parsed = parseMoEDeployment({ ...obj, apiVersion: obj.apiVersion ?? API_GROUP_VERSION, kind: obj.kind ?? KIND });
     if (!parsed.ok) {
-      const message = formatIssues(parsed.issues);
       log.warn({ issues: parsed.issues }, "invalid MoEDeployment spec");
-      const wasInvalid = obj.status?.conditions?.some((c) => c.type === ConditionType.Ready && c.reason === ConditionReason.InvalidSpec && c.message === message);
-      const status: MoEDeploymentStatus = {
-        ...obj.status,
-        observedGeneration: obj.metadata?.generation,
-        conditions: mergeConditions(obj.status?.conditions, [
-          { type: ConditionType.Ready, status: "False", reason: ConditionReason.InvalidSpec, message },
-          { type: ConditionType.Degraded, status: "True", reason: ConditionReason.InvalidSpec, message },
-        ], obj.metadata?.generation, nowIso),
-      };
-      await this.#writeStatus(obj, status);
-      if (!wasInvalid) await this.#event(obj, "Warning", "InvalidSpec", message, nowMs);
+      await this.#refuse(obj, ConditionReason.InvalidSpec, formatIssues(parsed.issues), nowMs);
       return {}; // terminal until the spec changes
+    }
+    const rejected = checkPodTemplatePolicies(parsed.value.spec, this.#d.config.podPolicy ?? DEFAULT_POD_POLICY);
+    if (rejected.length > 0) {
+      log.warn({ violations: rejected }, "pod template rejected by the pod policy");
+      await this.#refuse(obj, ConditionReason.PodTemplateRejected, formatIssues(rejected.map((v) => ({ ...v, severity: "error" as const }))), nowMs);
+      return {}; // terminal until the spec (or the operator's policy) changes
     }
     const d = parsed.value;
     const spec = d.spec;
@@ -515,6 +514,22 @@ export class MoEDeploymentReconciler {
       recommendation: sameRec ? prevRec : { time: x.nowIso, ...recommendationCore },
     };
     return dropUndefined(status);
+  }
+
+  /** Ready=False and Degraded=True with `reason`; one event per new message. Nothing is applied. */
+  async #refuse(obj: MoEDeploymentObject, reason: ConditionReasonName, message: string, nowMs: number): Promise<void> {
+    const nowIso = new Date(nowMs).toISOString();
+    const already = obj.status?.conditions?.some((c) => c.type === ConditionType.Ready && c.reason === reason && c.message === message);
+    const status: MoEDeploymentStatus = {
+      ...obj.status,
+      observedGeneration: obj.metadata?.generation,
+      conditions: mergeConditions(obj.status?.conditions, [
+        { type: ConditionType.Ready, status: "False", reason, message },
+        { type: ConditionType.Degraded, status: "True", reason, message },
+      ], obj.metadata?.generation, nowIso),
+    };
+    await this.#writeStatus(obj, status);
+    if (!already) await this.#event(obj, "Warning", reason, message, nowMs);
   }
 
   async #writeStatus(obj: MoEDeploymentObject, status: MoEDeploymentStatus): Promise<void> {

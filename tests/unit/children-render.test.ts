@@ -1,0 +1,98 @@
+// Rendering children: the operator's own labels and annotations always win over
+// a template's (issue 20), and the worst-case sizes the API admits bound what
+// the operator really writes.
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
+import {
+  CONFIGMAP_LIMIT_BYTES, EXPERTS_ANNOTATION_MAX_BYTES, configMapBytes, expertsAnnotationBytes, maxShardsForConfigMap,
+} from "../../src/api/sizes.ts";
+import { renderPlacementConfigMap, renderRouter, renderShardPod, shardExperts, ShardAnnotation } from "../../src/controllers/moedeployment/children.ts";
+import type { Placement } from "../../src/domain/placement/index.ts";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+function sample(name: string): MoEDeployment {
+  const r = parseMoEDeployment(parse(readFileSync(join(root, "deploy/samples", `${name}.yaml`), "utf8")));
+  if (!r.ok) throw new Error(`sample ${name} does not parse`, { cause: r.issues });
+  return { ...r.value, metadata: { ...r.value.metadata, namespace: "ns", uid: "u-1" } };
+}
+
+/** An object stored before the schema refused operator keys (or with validation off). */
+function withHostileTemplates(d: MoEDeployment): MoEDeployment {
+  const hostile = {
+    labels: { "moe.dev/component": "router", "moe.dev/draining": "true", "app.kubernetes.io/managed-by": "someone", team: "search" },
+    annotations: { "moe.dev/draining-since": "2020-01-01T00:00:00Z", "moe.dev/experts": "[[0]]", "example.com/owner": "search" },
+  };
+  const out = structuredClone(d);
+  out.spec.serving.expertShards.template.metadata = hostile;
+  out.spec.serving.router.template.metadata = structuredClone(hostile);
+  return out;
+}
+
+describe("operator keys win over template keys", () => {
+  const d = withHostileTemplates(sample("mixtral-8x7b"));
+
+  it("shard pods drop moe.dev/* and the operator's labels from the template, keep the rest", () => {
+    const pod = renderShardPod(d, { shardIndex: 3, experts: [[1, 2]], setHash: "0123456789abcdef", placementVersion: 7, placementHash: "h" });
+    const labels = pod.metadata!.labels!;
+    const annotations = pod.metadata!.annotations!;
+    expect(labels["moe.dev/component"]).toBe("expert-shard");
+    expect(labels["app.kubernetes.io/managed-by"]).toBe("moe-operator");
+    expect(labels["moe.dev/draining"]).toBeUndefined();
+    expect(labels.team).toBe("search");
+    expect(annotations[ShardAnnotation.drainingSince]).toBeUndefined();
+    expect(annotations[ShardAnnotation.experts]).toBe("[[1,2]]");
+    expect(annotations["example.com/owner"]).toBe("search");
+  });
+
+  it("the router's pod template drops them too", () => {
+    const t = renderRouter(d).spec!.template.metadata!;
+    expect(t.labels!["moe.dev/component"]).toBe("router");
+    expect(t.labels!["moe.dev/draining"]).toBeUndefined();
+    expect(t.labels!["app.kubernetes.io/managed-by"]).toBe("moe-operator");
+    expect(t.annotations).toEqual({ "example.com/owner": "search" });
+  });
+});
+
+/** A full placement: every slot of every GPU holds the widest expert id. */
+function fullPlacement(moeLayers: number, experts: number, slots: number, shards: number, nodeName: string): Placement {
+  const gpus = Array.from({ length: shards }, (_, i) => ({ gpuId: `shard-${i}`, nodeName, domain: nodeName, slotCount: slots }));
+  const ids = Array.from({ length: slots }, (_, s) => experts - 1 - s);
+  return { version: 1, layerCount: moeLayers, expertCount: experts, gpus, layers: Array.from({ length: moeLayers }, () => gpus.map(() => ids.slice())) };
+}
+
+const dataBytes = (data: Record<string, string>) => Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+
+describe("worst-case sizes bound the rendered children", () => {
+  it("DeepSeek-V3 at the most shards admitted: the placement ConfigMap fits 1 MiB with 253-character node names", () => {
+    const d = sample("deepseek-v3");
+    const m = d.spec.model;
+    const shards = maxShardsForConfigMap(m);
+    expect(shards).toBeGreaterThanOrEqual(d.spec.scaling.maxShards);
+    const node = `n${"x".repeat(252)}`;
+    const placement = fullPlacement(m.layers - m.denseLayers, m.routedExperts, m.expertSlotsPerGpu, shards, node);
+    const cm = renderPlacementConfigMap(d, {
+      placement, hash: "0123456789abcdef", version: 123456789, denseLayers: m.denseLayers, heatBasis: "none",
+      shards: Array.from({ length: shards }, (_, i) => ({ shardIndex: i, setHash: "0123456789abcdef" })),
+    });
+    const bytes = dataBytes(cm.data!);
+    expect(bytes).toBeLessThanOrEqual(configMapBytes(m, shards));
+    expect(bytes).toBeLessThanOrEqual(CONFIGMAP_LIMIT_BYTES);
+    // The estimate is a bound, not a guess: within 10% of the real worst case.
+    expect(bytes).toBeGreaterThan(0.9 * configMapBytes(m, shards));
+  });
+
+  it("the experts annotation of a shard pod is within its estimate", () => {
+    const d = sample("qwen3-235b-a22b");
+    const m = d.spec.model;
+    const placement = fullPlacement(m.layers - m.denseLayers, m.routedExperts, m.expertSlotsPerGpu, 1, "n");
+    const pod = renderShardPod(d, { shardIndex: 0, experts: shardExperts(placement, 0), setHash: "0123456789abcdef", placementVersion: 1, placementHash: "h" });
+    const value = pod.metadata!.annotations![ShardAnnotation.experts]!;
+    expect(Buffer.byteLength(ShardAnnotation.experts) + Buffer.byteLength(value)).toBeLessThanOrEqual(expertsAnnotationBytes(m));
+    expect(expertsAnnotationBytes(m)).toBeLessThanOrEqual(EXPERTS_ANNOTATION_MAX_BYTES);
+  });
+});
