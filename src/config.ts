@@ -35,7 +35,18 @@ export const OperatorConfigSchema = z.object({
   podAllowedServiceAccounts: z.array(z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a ServiceAccount name").max(253)).max(64).default(["default"]),
   podAllowedHostPaths: z.array(z.string().regex(/^\/\S*$/, "must be an absolute path").refine((p) => !p.split("/").includes(".."), "must not contain ..").max(4096)).max(64).default([]),
   podAllowedCapabilities: z.array(z.string().regex(/^[A-Za-z_]+$/, "must be a capability name such as IPC_LOCK").max(64)).max(64).default([]),
-}).refine((c) => c.renewDeadlineSeconds < c.leaseDurationSeconds, { message: "renewDeadlineSeconds must be less than leaseDurationSeconds", path: ["renewDeadlineSeconds"] });
+  metricsAuth: z.enum(["none", "tokenreview"]).default("none").describe("How /metrics is protected: none, or a bearer token checked with TokenReview + SubjectAccessReview (get on /metrics)."),
+})
+  // client-go's rules: a leader gives up (renewDeadline) before a standby may take over
+  // (leaseDuration), and retries at least once before its deadline (retryPeriod).
+  .refine((c) => c.renewDeadlineSeconds < c.leaseDurationSeconds, {
+    message: "renewDeadlineSeconds must be less than leaseDurationSeconds (a leader must give up before a standby may take over)",
+    path: ["renewDeadlineSeconds"],
+  })
+  .refine((c) => c.retryPeriodSeconds < c.renewDeadlineSeconds, {
+    message: "retryPeriodSeconds must be less than renewDeadlineSeconds (a leader must be able to retry a renewal before its deadline)",
+    path: ["retryPeriodSeconds"],
+  });
 
 export type OperatorConfig = z.output<typeof OperatorConfigSchema>;
 export type OperatorConfigInput = z.input<typeof OperatorConfigSchema>;

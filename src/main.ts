@@ -31,6 +31,7 @@ const program = new Command()
   .option("--file-heat-source-max-bytes <n>", "largest File heat source read", env.MOE_FILE_HEAT_SOURCE_MAX_BYTES ?? "4194304")
   .option("--prometheus-max-response-bytes <n>", "largest Prometheus response read", env.MOE_PROMETHEUS_MAX_RESPONSE_BYTES ?? "8388608")
   .option("--source-timeout-max-seconds <n>", "cap on a MoEDeployment's source timeoutSeconds", env.MOE_SOURCE_TIMEOUT_MAX_SECONDS ?? "10")
+  .option("--metrics-auth <mode>", "none|tokenreview: protect /metrics with TokenReview + SubjectAccessReview", env.MOE_METRICS_AUTH ?? "none")
   .option("--log-level <level>", "trace|debug|info|warn|error", env.MOE_LOG_LEVEL ?? "info")
   .option("--pod-security-policy <mode>", "restricted|none: refuse privileged, host-namespace, hostPath and extra-capability pod templates", env.MOE_POD_SECURITY_POLICY ?? "restricted")
   .option("--pod-allowed-service-accounts <names>", "comma-separated ServiceAccounts pod templates may use", env.MOE_POD_ALLOWED_SERVICE_ACCOUNTS ?? "default")
@@ -68,6 +69,7 @@ const parsed = OperatorConfigSchema.safeParse({
   podAllowedServiceAccounts: csv(o.podAllowedServiceAccounts),
   podAllowedHostPaths: csv(o.podAllowedHostPaths),
   podAllowedCapabilities: csv(o.podAllowedCapabilities),
+  metricsAuth: o.metricsAuth,
 });
 if (!parsed.success) {
   for (const i of parsed.error.issues) console.error(`invalid configuration: ${i.path.join(".") || "(root)"}: ${i.message}`);

@@ -15,9 +15,11 @@ import { Manager } from "./runtime/manager.ts";
 import { realClock, type Clock } from "./runtime/clock.ts";
 import { createMetrics, type OperatorMetrics } from "./observability/metrics.ts";
 import { startObservabilityServer } from "./observability/server.ts";
+import { tokenReviewAuthorizer } from "./observability/metrics-auth.ts";
 import { MoEDeploymentReconciler, ConflictRequeue, type MoEDeploymentObject } from "./controllers/moedeployment/reconciler.ts";
 import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
+import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
 
 export interface OperatorHandle {
   readonly manager: Manager;
@@ -70,6 +72,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const managedSelector = `${Label.managedBy}=${LabelValue.managedBy}`;
   const inf = <T extends KubernetesObject>(name: string, path: string, list: () => Promise<KubernetesListObject<T>>, labelSelector?: string) =>
     new Informer<T>({ kubeConfig: kc, path, list, labelSelector, clock, logger: logger.child({ informer: name }), onRestart: () => metrics.watchRestarts.inc({ resource: name }) });
+  const podsPath = ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods";
 
   const moeds = inf<MoEDeploymentObject & KubernetesObject>(
     "moedeployments",
@@ -78,8 +81,12 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
       ? await custom.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PLURAL })
       : await custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL })) as KubernetesListObject<MoEDeploymentObject & KubernetesObject>,
   );
-  // All pods: GPU accounting needs what others request on each node.
-  const pods = inf<V1Pod>("pods", "/api/v1/pods", () => core.listPodForAllNamespaces());
+  // The operator's own pods, full objects (shard pods: labels, annotations, readiness).
+  const pods = inf<V1Pod>("pods", podsPath,
+    () => (ns ? core.listNamespacedPod({ namespace: ns, labelSelector: managedSelector }) : core.listPodForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
+  // Every pod in the cluster, but only what GPU accounting needs (node, phase, GPU
+  // requests): listed in pages and projected before caching.
+  const podGpus = createPodGpuInformer({ kubeConfig: kc, clock, logger: logger.child({ informer: "pod-gpus" }), onRestart: () => metrics.watchRestarts.inc({ resource: "pod-gpus" }) });
   const deployments = inf<V1Deployment>("deployments", ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : "/apis/apps/v1/deployments",
     () => (ns ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: managedSelector }) : apps.listDeploymentForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
   const configMaps = inf<V1ConfigMap>("configmaps", ns ? `/api/v1/namespaces/${ns}/configmaps` : "/api/v1/configmaps",
@@ -104,6 +111,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     kube,
     moeds,
     pods,
+    podGpus,
     deployments,
     configMaps,
     nodes,
@@ -143,7 +151,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     logger,
     metrics,
     workers: config.workers,
-    informers: [moeds, pods, deployments, configMaps, nodes] as never[],
+    informers: [moeds, pods, podGpus, deployments, configMaps, nodes] as never[],
     controller: {
       name: "moedeployment",
       reconcile: (key) => reconciler.reconcile(key),
@@ -171,7 +179,11 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     healthy: () => true,
     ready: () => (manager.synced ? { ready: true } : { ready: false, reason: "caches not synced" }),
   };
-  const metricsServer = await startObservabilityServer({ host: metricsAddr.host, port: metricsAddr.port, registry: metrics.registry, health });
+  const authorizeMetrics = config.metricsAuth === "tokenreview" ? tokenReviewAuthorizer({
+    kubeConfig: kc,
+    onReviewError: (err) => logger.warn({ err: String((err as Error)?.message ?? err).slice(0, 300) }, "metrics auth: token review failed"),
+  }) : undefined;
+  const metricsServer = await startObservabilityServer({ host: metricsAddr.host, port: metricsAddr.port, registry: metrics.registry, health, authorizeMetrics });
   const healthServer = config.healthProbeBindAddress === config.metricsBindAddress
     ? metricsServer
     : await startObservabilityServer({ host: healthAddr.host, port: healthAddr.port, registry: metrics.registry, health });
@@ -196,7 +208,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   } else {
     manager.startWorkers(allKeys);
   }
-  logger.info({ identity: config.identity, leaderElect: config.leaderElect, watchNamespace: ns ?? "(all)", metricsPort: metricsServer.port }, "operator started");
+  logger.info({ identity: config.identity, leaderElect: config.leaderElect, watchNamespace: ns ?? "(all)", metricsPort: metricsServer.port, metricsAuth: config.metricsAuth }, "operator started");
 
   return {
     manager,

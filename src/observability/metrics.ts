@@ -11,6 +11,7 @@ export interface OperatorMetrics {
   workqueueDepth: Gauge<"name">;
   workqueueRetries: Counter<"name">;
   leaderElectionStatus: Gauge<"name">;
+  activeWorkers: Gauge<"controller">;
   watchRestarts: Counter<"resource">;
   decisions: Counter<"namespace" | "name" | "reason">;
   gpusDesired: Gauge<"namespace" | "name">;
@@ -41,6 +42,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Operator
     workqueueDepth: new Gauge({ name: "workqueue_depth", help: "Current depth of the work queue.", labelNames: ["name"], registers: r }),
     workqueueRetries: new Counter({ name: "workqueue_retries_total", help: "Retries (rate-limited re-adds) handled by the work queue.", labelNames: ["name"], registers: r }),
     leaderElectionStatus: new Gauge({ name: "leader_election_master_status", help: "1 while this replica holds the leader lease.", labelNames: ["name"], registers: r }),
+    activeWorkers: new Gauge({ name: "controller_runtime_active_workers", help: "Worker loops running per controller (waiting for leadership or reconciling).", labelNames: ["controller"], registers: r }),
     watchRestarts: new Counter({ name: "moe_operator_watch_restarts_total", help: "Watch restarts after errors, per resource.", labelNames: ["resource"], registers: r }),
     decisions: new Counter({ name: "moe_operator_decisions_total", help: "Capacity decisions by reason.", labelNames: ["namespace", "name", "reason"], registers: r }),
     gpusDesired: new Gauge({ name: "moe_operator_gpus_desired", help: "GPUs the policy wants.", labelNames: dep, registers: r }),

@@ -1,6 +1,7 @@
 // /metrics, /healthz and /readyz on one small HTTP server.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import type { MetricsAuthorizer } from "./metrics-auth.ts";
 
 export interface HealthSources {
   /** Liveness: the process is not wedged. */
@@ -9,20 +10,37 @@ export interface HealthSources {
   ready: () => { ready: boolean; reason?: string };
 }
 
-export async function startObservabilityServer(opts: { host: string; port: number; registry: Registry; health: HealthSources }): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+export interface ObservabilityServerOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  health: HealthSources;
+  /** Guards /metrics only (probes stay open for the kubelet); none: /metrics is open. */
+  authorizeMetrics?: MetricsAuthorizer;
+}
+
+async function serveMetrics(req: IncomingMessage, res: ServerResponse, opts: ObservabilityServerOptions): Promise<void> {
+  try {
+    const auth = opts.authorizeMetrics ? await opts.authorizeMetrics(req.headers.authorization) : { ok: true as const };
+    if (!auth.ok) {
+      res.writeHead(auth.status, { "content-type": "text/plain", ...(auth.status === 401 ? { "www-authenticate": 'Bearer realm="moe-operator"' } : {}) });
+      res.end(auth.reason);
+      return;
+    }
+    const text = await opts.registry.metrics();
+    res.writeHead(200, { "content-type": opts.registry.contentType });
+    res.end(text);
+  } catch (err) {
+    res.writeHead(500);
+    res.end(String(err));
+  }
+}
+
+export async function startObservabilityServer(opts: ObservabilityServerOptions): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/metrics") {
-      opts.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { "content-type": opts.registry.contentType });
-          res.end(text);
-        },
-        (err: unknown) => {
-          res.writeHead(500);
-          res.end(String(err));
-        },
-      );
+      void serveMetrics(req, res, opts);
       return;
     }
     if (path === "/healthz" || path === "/livez") {

@@ -36,6 +36,9 @@ export class Manager {
   #stopped = false;
   #synced = false;
   #inFlight = 0;
+  #running = 0;
+  /** What workers wait on while not leading; opened when leadership comes (or on shutdown). */
+  #gate: { promise: Promise<void>; open: () => void } | undefined;
 
   constructor(o: ManagerOptions) {
     this.#o = o;
@@ -66,13 +69,20 @@ export class Manager {
     this.#o.logger.info({ informers: this.#o.informers.map((i) => i.path) }, "caches synced");
   }
 
-  /** Called when this replica becomes leader: start the workers. */
+  /**
+   * Called when this replica becomes leader. The `workers` loops are started once,
+   * on the first call, and live until shutdown; while not leading they wait, so
+   * regaining leadership never adds workers.
+   */
   startWorkers(keys: () => string[]): void {
     if (this.#leading || this.#stopped) return;
     this.#leading = true;
     this.#o.metrics.leaderElectionStatus.set({ name: this.#o.controller.name }, 1);
     for (const k of keys()) this.queue.add(k);
-    for (let i = 0; i < this.#o.workers; i++) this.#workers.push(this.#work(i));
+    this.#openGate();
+    if (this.#workers.length === 0) {
+      for (let i = 0; i < this.#o.workers; i++) this.#workers.push(this.#work(i));
+    }
   }
 
   /** Lost leadership or shutting down: no new work is started. */
@@ -85,51 +95,90 @@ export class Manager {
     this.#stopped = true;
     this.stopLeading();
     this.queue.shutDown();
+    this.#openGate(); // waiting workers wake up, find the queue shut down and exit
     await Promise.all(this.#workers);
     await Promise.all(this.#o.informers.map((i) => i.stop()));
+  }
+
+  /** Worker loops alive now (waiting for leadership or working); at most `workers`. */
+  get runningWorkers(): number {
+    return this.#running;
   }
 
   get busy(): number {
     return this.#inFlight;
   }
 
+  /** Wakes the workers waiting for leadership (they re-check #leading/#stopped). */
+  #openGate(): void {
+    this.#gate?.open();
+    this.#gate = undefined;
+  }
+
+  /** Resolves when this replica leads (or the manager stops). */
+  async #whenLeading(): Promise<void> {
+    while (!this.#leading && !this.#stopped) {
+      if (!this.#gate) {
+        let open!: () => void;
+        const promise = new Promise<void>((r) => (open = r));
+        this.#gate = { promise, open };
+      }
+      await this.#gate.promise;
+    }
+  }
+
   async #work(id: number): Promise<void> {
-    const { controller, metrics, logger, clock } = this.#o;
+    this.#running++;
+    this.#o.metrics.activeWorkers.set({ controller: this.#o.controller.name }, this.#running);
+    try {
+      await this.#workLoop(id);
+    } finally {
+      this.#running--;
+      this.#o.metrics.activeWorkers.set({ controller: this.#o.controller.name }, this.#running);
+    }
+  }
+
+  async #workLoop(id: number): Promise<void> {
     for (;;) {
+      await this.#whenLeading();
       const key = await this.queue.get();
       if (key === undefined) return;
       if (!this.#leading) {
-        // Keep the key for when we lead again; do not touch the cluster.
+        // Lost leadership while waiting: keep the key for when we lead again.
         this.queue.done(key);
         if (this.#stopped) return;
-        await clock.sleep(500);
-        this.queue.addAfter(key, 1_000);
+        this.queue.add(key);
         continue;
       }
-      const started = clock.nowMs();
-      this.#inFlight++;
-      try {
-        const r = await controller.reconcile(key);
-        this.queue.forget(key);
-        metrics.reconcileTotal.inc({ controller: controller.name, result: r.requeueAfterMs !== undefined ? "requeue_after" : "success" });
-        if (r.requeueAfterMs !== undefined) this.queue.addAfter(key, r.requeueAfterMs);
-      } catch (err) {
-        const quiet = controller.isQuietRetry?.(err) ?? false;
-        const delay = this.queue.addRateLimited(key);
-        metrics.workqueueRetries.inc({ name: controller.name });
-        if (quiet) {
-          metrics.reconcileTotal.inc({ controller: controller.name, result: "requeue" });
-          logger.debug({ key, err: (err as Error).message, delayMs: delay, worker: id }, "reconcile requeued");
-        } else {
-          metrics.reconcileTotal.inc({ controller: controller.name, result: "error" });
-          metrics.reconcileErrors.inc({ controller: controller.name });
-          logger.error({ key, err: (err as Error).message, delayMs: delay, worker: id }, "reconcile failed; retrying with backoff");
-        }
-      } finally {
-        this.#inFlight--;
-        metrics.reconcileTime.observe({ controller: controller.name }, (clock.nowMs() - started) / 1000);
-        this.queue.done(key);
+      await this.#reconcileOne(key, id);
+    }
+  }
+
+  async #reconcileOne(key: string, id: number): Promise<void> {
+    const { controller, metrics, logger, clock } = this.#o;
+    const started = clock.nowMs();
+    this.#inFlight++;
+    try {
+      const r = await controller.reconcile(key);
+      this.queue.forget(key);
+      metrics.reconcileTotal.inc({ controller: controller.name, result: r.requeueAfterMs !== undefined ? "requeue_after" : "success" });
+      if (r.requeueAfterMs !== undefined) this.queue.addAfter(key, r.requeueAfterMs);
+    } catch (err) {
+      const quiet = controller.isQuietRetry?.(err) ?? false;
+      const delay = this.queue.addRateLimited(key);
+      metrics.workqueueRetries.inc({ name: controller.name });
+      if (quiet) {
+        metrics.reconcileTotal.inc({ controller: controller.name, result: "requeue" });
+        logger.debug({ key, err: (err as Error).message, delayMs: delay, worker: id }, "reconcile requeued");
+      } else {
+        metrics.reconcileTotal.inc({ controller: controller.name, result: "error" });
+        metrics.reconcileErrors.inc({ controller: controller.name });
+        logger.error({ key, err: (err as Error).message, delayMs: delay, worker: id }, "reconcile failed; retrying with backoff");
       }
+    } finally {
+      this.#inFlight--;
+      metrics.reconcileTime.observe({ controller: controller.name }, (clock.nowMs() - started) / 1000);
+      this.queue.done(key);
     }
   }
 }

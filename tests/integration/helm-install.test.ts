@@ -67,7 +67,7 @@ describe("kustomize", () => {
     expect(r.code, r.stderr).toBe(0);
     const objs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string } });
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
-      "ClusterRole/moe-operator", "ClusterRoleBinding/moe-operator",
+      "ClusterRole/moe-operator", "ClusterRole/moe-operator-metrics-reader", "ClusterRoleBinding/moe-operator",
       "CustomResourceDefinition/moedeployments.moe.dev",
       "Deployment/moe-operator", "Namespace/moe-system", "PodDisruptionBudget/moe-operator",
       "Role/moe-operator-leader-election", "RoleBinding/moe-operator-leader-election",
@@ -161,6 +161,7 @@ describe("helm", () => {
     ]);
     expect(await namesWithInstanceLabel(CLUSTER_KINDS, false)).toEqual([
       "clusterrole.rbac.authorization.k8s.io/moe-operator",
+      "clusterrole.rbac.authorization.k8s.io/moe-operator-metrics-reader",
       "clusterrolebinding.rbac.authorization.k8s.io/moe-operator",
       "validatingadmissionpolicy.admissionregistration.k8s.io/moe-operator-protected-namespaces",
       "validatingadmissionpolicybinding.admissionregistration.k8s.io/moe-operator-protected-namespaces",

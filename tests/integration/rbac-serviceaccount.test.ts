@@ -38,20 +38,23 @@ async function canI(verb: string, resource: string, scope: { ns?: string; all?: 
   return answer === "yes";
 }
 
+function helmInstall(release: string, args: string[]): Promise<{ code: number; out: string }> {
+  const home = join(cluster.dir, "helm");
+  return new Promise((resolve) => {
+    execFile(helmPath(), ["install", release, CHART_DIR, "-n", NS, ...args, "--kubeconfig", cluster.kubeconfigPath], {
+      env: { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") },
+    }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }));
+  });
+}
+
 beforeAll(async () => {
   cluster = await startCluster({
     name: "rbac",
     audit: true,
     gpuNodes: [{ pool: "h100", count: 1, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81559, priceUsdPerGpuHour: 2 }],
   });
-  const helm = helmPath();
-  const home = join(cluster.dir, "helm");
-  const install = await new Promise<{ code: number; out: string }>((resolve) => {
-    // Defaults (githubMode off), and no operator pods: the operator runs on the host below.
-    execFile(helm, ["install", "moe-operator", CHART_DIR, "-n", NS, "--create-namespace", "--set", "replicaCount=0", "--kubeconfig", cluster.kubeconfigPath], {
-      env: { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") },
-    }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }));
-  });
+  // Defaults (githubMode off), and no operator pods: the operator runs on the host below.
+  const install = await helmInstall("moe-operator", ["--create-namespace", "--set", "replicaCount=0"]);
   expect(install.code, install.out).toBe(0);
   for (const ns of [APP_NS]) {
     const r = await cluster.kubectl(["create", "namespace", ns]);
@@ -101,6 +104,9 @@ const ALLOWED: Check[] = [
   ["create", "leases.coordination.k8s.io", { ns: NS }],
   ["get", "leases.coordination.k8s.io/moe-operator-leader", { ns: NS }],
   ["update", "leases.coordination.k8s.io/moe-operator-leader", { ns: NS }],
+  // metrics.auth=tokenreview (the chart's default): who is scraping /metrics, and may they.
+  ["create", "tokenreviews.authentication.k8s.io", {}],
+  ["create", "subjectaccessreviews.authorization.k8s.io", {}],
 ];
 const DENIED: Check[] = [
   // Secrets: none, anywhere (githubMode is off).
@@ -233,7 +239,7 @@ describe("the operator runs on the ServiceAccount's credentials alone", () => {
 
     operator = startOperatorProcess({
       kubeconfigPath: kubeconfig, dir: cluster.dir, identity: "rbac-1",
-      extraArgs: [`--leader-election-namespace=${NS}`, "--leader-election-id=moe-operator-leader"],
+      extraArgs: [`--leader-election-namespace=${NS}`, "--leader-election-id=moe-operator-leader", "--metrics-auth=tokenreview"],
     });
     await applyJson(cluster, heatConfigMap(`${NAME}-heat`, MOED_NS, skewedHeat(3_000, [1, 2])));
     await applyJson(cluster, testMoEDeployment(NAME, MOED_NS));
@@ -262,6 +268,20 @@ describe("the operator runs on the ServiceAccount's credentials alone", () => {
     }, { timeoutMs: 60_000, intervalMs: 200 });
   });
 
+  it("serves /metrics only to a token bound to the chart's metrics-reader ClusterRole", async () => {
+    const started = readFileSync(operator!.logFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg?: string; metricsPort?: number; metricsAuth?: string })
+      .find((l) => l.msg === "operator started");
+    expect(started?.metricsAuth).toBe("tokenreview");
+    const scrape = async (token?: string) => (await fetch(`http://127.0.0.1:${started!.metricsPort}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
+    for (const sa of ["prometheus", "someone-else"]) expect((await cluster.kubectl(["create", "serviceaccount", sa, "-n", APP_NS])).code).toBe(0);
+    const bind = await cluster.kubectl(["create", "clusterrolebinding", "prometheus-moe-metrics", "--clusterrole=moe-operator-metrics-reader", `--serviceaccount=${APP_NS}:prometheus`]);
+    expect(bind.code, bind.stderr).toBe(0);
+    const token = async (sa: string) => (await cluster.kubectl(["create", "token", sa, "-n", APP_NS])).stdout.trim();
+    expect(await scrape()).toBe(401);
+    expect(await scrape(await token("someone-else"))).toBe(403);
+    expect(await scrape(await token("prometheus"))).toBe(200);
+  });
+
   it("the audit log shows the operator's writes, all allowed", () => {
     expect(cluster.auditLogPath).toBeDefined();
     const events = readFileSync(cluster.auditLogPath!, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditEvent)
@@ -269,8 +289,33 @@ describe("the operator runs on the ServiceAccount's credentials alone", () => {
     const refused = events.filter((e) => e.responseStatus?.code === 403);
     expect(refused.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource ?? ""} ${e.objectRef?.namespace ?? ""}: ${e.responseStatus?.message}`)).toEqual([]);
     const did = new Set(events.filter((e) => (e.responseStatus?.code ?? 0) < 300).map((e) => `${e.verb} ${e.objectRef?.resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ""}`));
-    for (const w of ["create leases", "update leases", "create pods", "delete pods", "patch deployments", "patch configmaps", "update moedeployments/status", "create events"]) {
+    for (const w of ["create leases", "update leases", "create pods", "delete pods", "patch deployments", "patch configmaps", "update moedeployments/status", "create events", "create tokenreviews", "create subjectaccessreviews"]) {
       expect([...did].sort(), w).toContain(w);
     }
+  });
+});
+
+describe("a release with operator.watchNamespace", () => {
+  const SCOPED_SA = `system:serviceaccount:${NS}:scoped-moe-operator`;
+  const canScoped = async (args: string[]) => {
+    const r = await cluster.kubectl(["auth", "can-i", ...args, `--as=${SCOPED_SA}`]);
+    return r.stdout.trim();
+  };
+
+  it("may list/watch ConfigMaps only in the watched namespace; pods stay listable everywhere (GPU accounting)", async () => {
+    const install = await helmInstall("scoped", [
+      "--set", "replicaCount=0", "--set", `operator.watchNamespace=${APP_NS}`, "--set", "protectedNamespaces.enabled=false",
+      "--set", "leaderElection.id=scoped-leader",
+    ]);
+    expect(install.code, install.out).toBe(0);
+    for (const verb of ["list", "watch", "get", "create", "patch"]) expect(await canScoped([verb, "configmaps", "-n", APP_NS]), `${verb} configmaps in ${APP_NS}`).toBe("yes");
+    for (const verb of ["list", "watch"]) {
+      expect(await canScoped([verb, "configmaps", "--all-namespaces"]), `${verb} configmaps (all namespaces)`).toBe("no");
+      expect(await canScoped([verb, "configmaps", "-n", "kube-system"]), `${verb} configmaps in kube-system`).toBe("no");
+      expect(await canScoped([verb, "configmaps", "-n", "default"]), `${verb} configmaps in default`).toBe("no");
+    }
+    expect(await canScoped(["get", "configmaps", "-n", "kube-system"])).toBe("no");
+    expect(await canScoped(["list", "pods", "--all-namespaces"])).toBe("yes");
+    expect(await canScoped(["create", "pods", "-n", "default"])).toBe("no");
   });
 });

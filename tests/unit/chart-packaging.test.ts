@@ -87,6 +87,8 @@ const CLUSTER_READ_PERMISSIONS = [
   "core/pods:get", "core/pods:list", "core/pods:watch",
   "core/nodes:get", "core/nodes:list", "core/nodes:watch",
 ];
+// metrics.auth=tokenreview (the default): src/observability/metrics-auth.ts.
+const METRICS_AUTH_PERMISSIONS = ["authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create"];
 
 describe("helm lint", () => {
   it.each([
@@ -109,6 +111,7 @@ describe("rendered with default values", () => {
   it("contains the operator's objects and no optional ones", () => {
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
       "ClusterRole/moe-operator",
+      "ClusterRole/moe-operator-metrics-reader",
       "ClusterRoleBinding/moe-operator",
       "Deployment/moe-operator",
       "PodDisruptionBudget/moe-operator",
@@ -164,8 +167,8 @@ describe("rendered with default values", () => {
   });
 
   it("grants exactly what the operator uses, cluster-wide, and the Lease only in its namespace", () => {
-    const cr = one<RbacObject>(objs, "ClusterRole");
-    expect(permissions(cr.rules)).toEqual([...NAMESPACED_PERMISSIONS, ...CLUSTER_READ_PERMISSIONS].sort());
+    const cr = one<RbacObject>(objs, "ClusterRole", "moe-operator");
+    expect(permissions(cr.rules)).toEqual([...NAMESPACED_PERMISSIONS, ...CLUSTER_READ_PERMISSIONS, ...METRICS_AUTH_PERMISSIONS].sort());
     const lease = one<RbacObject>(objs, "Role", "moe-operator-leader-election");
     expect(lease.metadata.namespace).toBe("moe-system");
     expect(permissions(lease.rules)).toEqual([
@@ -231,7 +234,7 @@ describe("RBAC never uses wildcards and never reads Secrets by default", () => {
 
   it("watchNamespace moves every write into a Role in that namespace; pods and nodes stay readable cluster-wide", () => {
     const objs = render(["operator.watchNamespace=inference"]);
-    expect(permissions(one<RbacObject>(objs, "ClusterRole").rules)).toEqual([...CLUSTER_READ_PERMISSIONS].sort());
+    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual([...CLUSTER_READ_PERMISSIONS, ...METRICS_AUTH_PERMISSIONS].sort());
     const role = one<RbacObject>(objs, "Role", "moe-operator");
     expect(role.metadata.namespace).toBe("inference");
     expect(permissions(role.rules)).toEqual([...NAMESPACED_PERMISSIONS].sort());
@@ -240,6 +243,31 @@ describe("RBAC never uses wildcards and never reads Secrets by default", () => {
     expect(rb.subjects).toEqual([{ kind: "ServiceAccount", name: "moe-operator", namespace: "moe-system" }]);
     const args = operatorContainer(objs).args!;
     expect(args).toContain("--watch-namespace=inference");
+  });
+});
+
+describe("metrics authentication", () => {
+  it("defaults to tokenreview: the flag, TokenReview/SubjectAccessReview create, a metrics-reader ClusterRole, a ServiceMonitor sending a token", () => {
+    const objs = render(["metrics.serviceMonitor.enabled=true"]);
+    expect(operatorContainer(objs).args).toContain("--metrics-auth=tokenreview");
+    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual(expect.arrayContaining(METRICS_AUTH_PERMISSIONS));
+    const reader = one<K8sObject & { rules: unknown[] }>(objs, "ClusterRole", "moe-operator-metrics-reader");
+    expect(reader.rules).toEqual([{ nonResourceURLs: ["/metrics"], verbs: ["get"] }]);
+    const sm = one<ServiceMonitor>(objs, "ServiceMonitor");
+    expect(sm.spec.endpoints[0]).toMatchObject({ port: "metrics", bearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token" });
+    const withSecret = one<ServiceMonitor>(render(["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.bearerTokenSecret.name=scraper-token"]), "ServiceMonitor");
+    expect(withSecret.spec.endpoints[0]).toMatchObject({ authorization: { type: "Bearer", credentials: { name: "scraper-token", key: "token" } } });
+    expect(withSecret.spec.endpoints[0]).not.toHaveProperty("bearerTokenFile");
+  });
+
+  it("metrics.auth=none: open /metrics, no review permissions, no reader role, no token in the ServiceMonitor", () => {
+    const objs = render(["metrics.auth=none", "metrics.serviceMonitor.enabled=true"]);
+    expect(operatorContainer(objs).args).toContain("--metrics-auth=none");
+    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual([...NAMESPACED_PERMISSIONS, ...CLUSTER_READ_PERMISSIONS].sort());
+    expect(objs.filter((o) => o.metadata.name === "moe-operator-metrics-reader")).toEqual([]);
+    const ep = one<ServiceMonitor>(objs, "ServiceMonitor").spec.endpoints[0];
+    expect(ep).not.toHaveProperty("bearerTokenFile");
+    expect(ep).not.toHaveProperty("authorization");
   });
 });
 
@@ -270,6 +298,8 @@ describe("optional objects and values validation", () => {
     ["several writers without leader election", ["replicaCount=2", "leaderElection.enabled=false"], "needs leaderElection.enabled=true"],
     ["an unknown log level", ["operator.logLevel=verbose"], "logLevel"],
     ["renew deadline >= lease duration", ["leaderElection.renewDeadlineSeconds=20"], "renewDeadlineSeconds"],
+    ["retry period >= renew deadline", ["leaderElection.retryPeriodSeconds=10"], "retryPeriodSeconds must be less than leaderElection.renewDeadlineSeconds"],
+    ["an unknown metrics auth mode", ["metrics.auth=basic"], "/metrics/auth"],
   ])("rejects %s", (_name, set, message) => {
     expect(renderError(set)).toContain(message);
   });

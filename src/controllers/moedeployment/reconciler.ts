@@ -25,6 +25,7 @@ import {
   ShardAnnotation, ShardLabel, childNames, expertSetHash, renderPlacementConfigMap, renderRouter, renderShardPod, shardExperts, shardSelector,
 } from "./children.ts";
 import { mergeConditions, readyCondition, type ConditionInput } from "./conditions.ts";
+import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
 
 export interface Cache<T> {
   list(namespace?: string): readonly T[];
@@ -48,7 +49,10 @@ export interface ReconcilerConfig {
 export interface ReconcilerDeps {
   kube: KubeClient;
   moeds: Cache<MoEDeploymentObject>;
+  /** The operator's own pods (managed-by label), full objects. */
   pods: Cache<V1Pod>;
+  /** Every pod in the cluster, projected to what GPU accounting needs. */
+  podGpus: Cache<PodGpuView>;
   deployments: Cache<V1Deployment>;
   configMaps: Cache<V1ConfigMap>;
   nodes: Cache<V1Node>;
@@ -283,14 +287,7 @@ export class MoEDeploymentReconciler {
   #nodeViews(spec: MoEDeployment["spec"], d: MoEDeployment): NodeView[] {
     const resource = spec.serving.gpu.resourceName;
     const selector = spec.serving.gpu.nodeSelector ?? {};
-    const requested = new Map<string, number>();
-    for (const p of this.#d.pods.list()) {
-      const node = p.spec?.nodeName;
-      if (!node || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
-      let n = 0;
-      for (const c of p.spec?.containers ?? []) n += Number(c.resources?.limits?.[resource] ?? c.resources?.requests?.[resource] ?? 0);
-      if (n > 0) requested.set(node, (requested.get(node) ?? 0) + n);
-    }
+    const requested = gpusRequestedByNode(this.#d.podGpus.list(), resource);
     // Pending pods of ours will take GPUs too: count them against their preferred node.
     for (const p of this.#d.pods.list(d.metadata.namespace)) {
       if (p.spec?.nodeName || p.metadata?.labels?.[Label.deployment] !== d.metadata.name) continue;
