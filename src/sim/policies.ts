@@ -3,7 +3,7 @@
 // Observation (delayed, noisy scrapes). static and schedule are given hindsight of the per-minute
 // requirement (the most charitable reading of "what users would otherwise run").
 
-import { applyOperatorGuards, createCapacityState, decideCapacity, makeCapacityPolicy } from "../domain/capacity/index.ts";
+import { applyOperatorGuards, createCapacityState, decideCapacity, isMetricsHold, makeCapacityPolicy } from "../domain/capacity/index.ts";
 import type { CapacityDecision, CapacityPolicyInput, CapacityState } from "../domain/capacity/index.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { Observation, PolicyStep, ScalingPolicy } from "./types.ts";
@@ -109,7 +109,8 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
         provisioned: o.provisionedGpus,
         ready: o.readyGpus,
         observedP99Ms: o.observedP99Ms,
-        metricsUsable: true,
+        metricsUsable: !isMetricsHold(d.reason),
+        ceilingCount: d.signals.feedbackCeilingGpus,
         trackingSinceMs,
         lastScaleUpMs,
         readySinceMs,
