@@ -613,14 +613,11 @@ export function decideCapacity(
   }
   const sloUpGpus = sloUp ?? requiredOrBestEffort(sizingLoad, target);
   // Learned ceiling: the evidence now (the model at the observed load) joins the highest recently
-  // seen; the forecast and the latency feedback never ask for more than the ceiling, and the
-  // deadband never holds above the highest evidence (flat traffic otherwise parks at the hysteresis
-  // count, ~12 % above static peak).
+  // seen; the forecast and the latency feedback never ask for more than the ceiling.
   const evidenceGpus = requiredOrBestEffort(burst.burst ? observedLoad : stable, target);
   const peakEvidence = nextPeakEvidence(state.peakEvidence, { atMs: nowMs, value: evidenceGpus }, policy.ceiling);
-  const ceilingGpus = learnedCeilingGpus(peakEvidence.value, step, policy.ceiling.ceilingMargin, policy.ceiling);
-  const holdCeilingGpus = learnedCeilingGpus(peakEvidence.value, step, policy.ceiling.holdMargin, policy.ceiling);
-  const sloDownGpus = Math.min(required(sizingLoad, targetDown) ?? sloUpGpus, Math.max(sloUpGpus, holdCeilingGpus));
+  const ceilingGpus = learnedCeilingGpus(peakEvidence.value, step, policy.ceiling);
+  const sloDownGpus = required(sizingLoad, targetDown) ?? sloUpGpus;
   // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
   const sloRecommendation = sloUpGpus > previous ? sloUpGpus : sloDownGpus < previous ? sloDownGpus : previous;
 
