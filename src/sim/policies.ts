@@ -84,7 +84,11 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
     intervalS,
     observationWindowS: intervalS,
     step(o: Observation, nowMs: number): PolicyStep {
-      trackingSinceMs ??= nowMs;
+      // Initial history (SimConfig.initialHistoryS) arrives before the trace's t = 0, like load
+      // history an operator seeds from Prometheus at start-up: this process starts tracking (and
+      // scaling) at t = 0, so its restart safety counts from there.
+      const replaying = nowMs >= ctx.startEpochMs;
+      if (replaying) trackingSinceMs ??= nowMs;
       if (lastReady !== undefined && o.readyGpus > lastReady) readySinceMs = nowMs;
       lastReady = o.readyGpus;
       const d = decideCapacity({
@@ -111,7 +115,7 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
         observedP99Ms: o.observedP99Ms,
         metricsUsable: !isMetricsHold(d.reason),
         ceilingCount: d.signals.feedbackCeilingGpus,
-        trackingSinceMs,
+        trackingSinceMs: trackingSinceMs ?? nowMs,
         lastScaleUpMs,
         readySinceMs,
         minCount: ctx.minGpus,
@@ -119,7 +123,7 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
         budgetCap: d.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
         unit: { one: "GPU", many: "GPUs" },
       }, policy, nowMs);
-      if (g.desired > o.provisionedGpus) lastScaleUpMs = nowMs;
+      if (g.desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
       onDecision?.(o, d, g.desired);
       return { desiredGpus: g.desired, reason: g.reason };
     },

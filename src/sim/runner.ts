@@ -392,7 +392,10 @@ function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirem
  * before t = 0 (its fleet steady at `gpus`; its asks are ignored). Own rng stream: the replay that
  * follows draws the same numbers with or without history.
  */
-function feedInitialHistory(policy: ScalingPolicy, work: WorkSeries, load: LoadSeries, config: SimConfig, gpus: number, historyS: number): void {
+function feedInitialHistory(policy: ScalingPolicy, world: World, config: SimConfig, gpus: number, historyS: number): void {
+  const { work, load } = world;
+  // The placement the starting fleet would have (the first epoch's), as the replay reports it.
+  const q = world.experts.quality(gpus, 0);
   const interval = Math.max(1, Math.round(policy.intervalS));
   const windowS = Math.max(1, Math.round(policy.observationWindowS));
   const rng = createRng(((config.seed >>> 0) ^ seedFrom(`history:${policy.name}`)) >>> 0);
@@ -413,9 +416,9 @@ function feedInitialHistory(policy: ScalingPolicy, work: WorkSeries, load: LoadS
       provisionedGpus: gpus,
       readyGpus: gpus,
       warmingGpus: 0,
-      balancedness: 1,
-      crossNodeShare: 0,
-      redundantExpertsPerGpu: 0,
+      balancedness: q.balancedness,
+      crossNodeShare: q.crossNodeShare,
+      redundantExpertsPerGpu: q.redundantExpertsPerGpu,
       coldStartDurationsMs: [],
       usdPerGpuHour: config.usdPerGpuHour,
     }, nowMs);
@@ -508,7 +511,7 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
       const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
       const fleet = new ColdStartFleet(initial, delays);
       const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
-      if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, work, load, config, initial, historyS);
+      if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, world, config, initial, historyS);
       const obsRng = createRng((rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
       const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
       const loadNoise = config.loadNoise;

@@ -128,16 +128,18 @@ describe("forecast after collection gaps", () => {
 });
 
 describe("feedback bounded by the model", () => {
-  it("never sizes for more than 1.5x the observed load, whatever trend and headroom say", () => {
+  it("never sizes for more than maxSizingRatio (1.3) x the observed load, whatever trend and headroom say", () => {
     const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 4096, forecast: { enabled: false } });
     // An accelerating ramp builds both a trend and a learned headroom (each capped at 1.5x).
     const loads = Array.from({ length: 200 }, (_, i) => 10_000 * Math.exp(0.012 * i));
     const { decisions } = drive(p, loads, 15_000, 8);
     for (const d of decisions) {
       const observed = Math.max(d.signals.stableTokensPerSecond ?? 0, d.signals.shortTokensPerSecond ?? 0);
-      expect(d.signals.sizingTokensPerSecond ?? 0).toBeLessThanOrEqual(1.5 * observed * (1 + 1e-9));
+      expect(d.signals.sizingTokensPerSecond ?? 0).toBeLessThanOrEqual(p.ceiling.maxSizingRatio * observed * (1 + 1e-9));
     }
-    expect(decisions.some((d) => (d.signals.trendTokensPerSecond ?? 0) > 0 && (d.signals.headroom ?? 1) > 1.1)).toBe(true);
+    expect(p.ceiling.maxSizingRatio).toBe(1.3);
+    // The cap binds: trend x headroom alone would size higher.
+    expect(decisions.some((d) => (d.signals.trendTokensPerSecond ?? 0) * (d.signals.headroom ?? 1) > 1.3 * (d.signals.stableTokensPerSecond ?? Infinity))).toBe(true);
   });
 
   it("the latency feedback adds up to the learned ceiling only, and says so", () => {

@@ -26,7 +26,7 @@ export interface CeilingPolicy {
 
 export const DEFAULT_CEILING_POLICY: CeilingPolicy = {
   enabled: true,
-  maxSizingRatio: 1.5,
+  maxSizingRatio: 1.3,
   ceilingMargin: 1.25,
   peakHalfLifeMs: 7 * 86_400_000,
   minCalibrationObservations: 10,
