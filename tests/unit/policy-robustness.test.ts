@@ -140,6 +140,8 @@ describe("feedback bounded by the model", () => {
     expect(p.ceiling.maxSizingRatio).toBe(1.3);
     // The cap binds: trend x headroom alone would size higher.
     expect(decisions.some((d) => (d.signals.trendTokensPerSecond ?? 0) * (d.signals.headroom ?? 1) > 1.3 * (d.signals.stableTokensPerSecond ?? Infinity))).toBe(true);
+    // ...and the reason's message says so, with the numbers.
+    expect(decisions.some((d) => d.reason === "SLOFeedback" && /capped at 1\.3x the observed \d+ tok\/s; trend and headroom asked \d+/.test(d.message))).toBe(true);
   });
 
   it("the latency feedback adds up to the learned ceiling only, and says so", () => {

@@ -572,6 +572,7 @@ export function decideCapacity(
   }
   let forecastTokensPerSecond: number | undefined;
   let forecastRatio: number | undefined;
+  let forecastDays = 0;
   if (policy.forecast.enabled) {
     if (policy.forecast.mode === "absolute") {
       const f = peakUpperForecast(state.forecast, nowMs + lead.leadTimeMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, policy.forecast.z, policy.forecast.options);
@@ -588,6 +589,7 @@ export function decideCapacity(
       const rise = days >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
       if (rise !== undefined) {
         forecastRatio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
+        forecastDays = rise.daysUsed;
         const level = corroboratedForecastLoad(stable, { ...rise, ratio: forecastRatio }, policy.forecast.observedLevelMargin);
         if (level > stable) forecastTokensPerSecond = level;
       }
@@ -601,7 +603,8 @@ export function decideCapacity(
   const anticipated = anticipatedRaw * headroom;
   // Model cap: never size for more than a bounded multiple of the load observed now.
   const observedLoad = Math.max(stable, short);
-  const sizingLoad = capSizingLoad(burst.burst ? Math.max(anticipated, short) : anticipated, observedLoad, policy.ceiling);
+  const uncappedSizing = burst.burst ? Math.max(anticipated, short) : anticipated;
+  const sizingLoad = capSizingLoad(uncappedSizing, observedLoad, policy.ceiling);
   const sloUp = required(sizingLoad, target);
   if (sloUp === undefined) {
     conflicts.push({
@@ -628,7 +631,8 @@ export function decideCapacity(
   const metricRaw = Math.max(sloRecommendation, burstGpus, forecastGpus);
   let reason: CapacityReason;
   let message: string;
-  const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(target, 1)} ms) at ${fmt(sizingLoad)} tok/s needs ${sloUp ?? "more than " + searchLimitGpus} GPUs`;
+  const capText = sizingLoad < uncappedSizing ? ` (capped at ${fmt(policy.ceiling.maxSizingRatio, 1)}x the observed ${fmt(observedLoad)} tok/s; trend and headroom asked ${fmt(uncappedSizing)})` : "";
+  const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(target, 1)} ms) at ${fmt(sizingLoad)} tok/s${capText} needs ${sloUp ?? "more than " + searchLimitGpus} GPUs`;
   if (burst.burst && burstGpus === metricRaw && burstGpus > previous) {
     reason = "Burst";
     message = `burst: ${fmt(short)} tok/s over ${fmt(policy.shortWindowMs / 1000)} s is ${fmt(burst.ratio, 1)}x the ${fmt(policy.stableWindowMs / 1000)} s load ${fmt(stable)} tok/s; needs ${burstGpus} GPUs`;
@@ -636,7 +640,7 @@ export function decideCapacity(
     reason = "ForecastPrewarm";
     message = policy.forecast.mode === "absolute"
       ? `forecast upper band ${fmt(forecastTokensPerSecond)} tok/s one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) ahead needs ${forecastGpus} GPUs`
-      : `a rise of ${fmt(((forecastRatio ?? 1) - 1) * 100)} % recurred at this time on each of the last days; ${fmt(forecastTokensPerSecond)} tok/s within one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) needs ${forecastGpus} GPUs`;
+      : `a rise of ${fmt(((forecastRatio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${forecastDays} day(s) with data; ${fmt(forecastTokensPerSecond)} tok/s within one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) needs ${forecastGpus} GPUs (learned ceiling ${fmt(ceilingGpus)})`;
   } else if (metricRaw !== previous) {
     reason = "SLOFeedback";
     message = metricRaw > previous ? sloText : `${sloText}; ${sloDownGpus} GPUs keep p99 within ${fmt(targetDown, 1)} ms`;
