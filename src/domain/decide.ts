@@ -7,6 +7,7 @@
 // current placement) and comes back in the decision.
 import { decideCapacity, createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
 import { applyOperatorGuards } from "./scaling/guards.ts";
+import { isMetricsHold } from "./scaling/screen.ts";
 import { bestRewrite, growShards, hottestShards } from "./rebalance/shards.ts";
 import { planPlacement, placementHash, computePlacementMetrics, countMovedReplicas, countReplicas, extendPlacement, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
 
@@ -290,7 +291,8 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
       provisioned: snapshot.provisionedShards,
       ready: readyShards,
       observedP99Ms: snapshot.observedP99Ms,
-      metricsUsable: heatUsable,
+      metricsUsable: heatUsable && !isMetricsHold(capacityDecision.reason),
+      ceilingCount: capacityDecision.signals.feedbackCeilingGpus,
       trackingSinceMs: snapshot.trackingSinceMs,
       lastScaleUpMs: snapshot.lastScaleUpMs,
       readySinceMs: snapshot.readySinceMs,

@@ -3,7 +3,7 @@
 // Observation (delayed, noisy scrapes). static and schedule are given hindsight of the per-minute
 // requirement (the most charitable reading of "what users would otherwise run").
 
-import { applyOperatorGuards, createCapacityState, decideCapacity, makeCapacityPolicy } from "../domain/capacity/index.ts";
+import { applyOperatorGuards, createCapacityState, decideCapacity, isMetricsHold, makeCapacityPolicy } from "../domain/capacity/index.ts";
 import type { CapacityDecision, CapacityPolicyInput, CapacityState } from "../domain/capacity/index.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { Observation, PolicyStep, ScalingPolicy } from "./types.ts";
@@ -84,7 +84,11 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
     intervalS,
     observationWindowS: intervalS,
     step(o: Observation, nowMs: number): PolicyStep {
-      trackingSinceMs ??= nowMs;
+      // Initial history (SimConfig.initialHistoryS) arrives before the trace's t = 0, like load
+      // history an operator seeds from Prometheus at start-up: this process starts tracking (and
+      // scaling) at t = 0, so its restart safety counts from there.
+      const replaying = nowMs >= ctx.startEpochMs;
+      if (replaying) trackingSinceMs ??= nowMs;
       if (lastReady !== undefined && o.readyGpus > lastReady) readySinceMs = nowMs;
       lastReady = o.readyGpus;
       const d = decideCapacity({
@@ -109,8 +113,9 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
         provisioned: o.provisionedGpus,
         ready: o.readyGpus,
         observedP99Ms: o.observedP99Ms,
-        metricsUsable: true,
-        trackingSinceMs,
+        metricsUsable: !isMetricsHold(d.reason),
+        ceilingCount: d.signals.feedbackCeilingGpus,
+        trackingSinceMs: trackingSinceMs ?? nowMs,
         lastScaleUpMs,
         readySinceMs,
         minCount: ctx.minGpus,
@@ -118,7 +123,7 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
         budgetCap: d.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
         unit: { one: "GPU", many: "GPUs" },
       }, policy, nowMs);
-      if (g.desired > o.provisionedGpus) lastScaleUpMs = nowMs;
+      if (g.desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
       onDecision?.(o, d, g.desired);
       return { desiredGpus: g.desired, reason: g.reason };
     },

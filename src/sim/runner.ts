@@ -67,6 +67,13 @@ export interface SimConfig {
    * learned state (calibration, windows) starts empty, a running cluster's would not. Whole minutes.
    */
   readonly warmupS?: number;
+  /**
+   * Seconds of history every adaptive policy has seen before t = 0: it is fed the load of the
+   * trace's first initialHistoryS seconds, time-shifted to end at t = 0, with its fleet held at the
+   * starting size (what it asks for then is ignored). 0 (default): no history, the realistic case
+   * for a new deployment or the first minutes of a replay. Whole scrape intervals.
+   */
+  readonly initialHistoryS?: number;
   /** Overrides of the operator's capacity policy (e.g. schedules, forecast). */
   readonly ours?: Partial<CapacityPolicyInput>;
   readonly oursIntervalS?: number;
@@ -380,6 +387,44 @@ function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirem
   return finishResult(driver.name, config, gpuSeconds, minuteP99, minuteGpus, violated, coldFlags, predictable, driver.counts, warmupMinutes);
 }
 
+/**
+ * Feed a policy the load of the first `historyS` seconds of the trace as if they had happened just
+ * before t = 0 (its fleet steady at `gpus`; its asks are ignored). Own rng stream: the replay that
+ * follows draws the same numbers with or without history.
+ */
+function feedInitialHistory(policy: ScalingPolicy, world: World, config: SimConfig, gpus: number, historyS: number): void {
+  const { work, load } = world;
+  // The placement the starting fleet would have (the first epoch's), as the replay reports it.
+  const q = world.experts.quality(gpus, 0);
+  const interval = Math.max(1, Math.round(policy.intervalS));
+  const windowS = Math.max(1, Math.round(policy.observationWindowS));
+  const rng = createRng(((config.seed >>> 0) ^ seedFrom(`history:${policy.name}`)) >>> 0);
+  const shiftMs = historyS * 1000;
+  for (let s = interval; s <= Math.min(historyS, work.seconds); s += interval) {
+    const startS = Math.max(0, s - windowS);
+    const tps = ((work.tokensPrefix[s] as number) - (work.tokensPrefix[startS] as number)) / Math.max(1, s - startS);
+    const rps = ((work.requestsPrefix[s] as number) - (work.requestsPrefix[startS] as number)) / Math.max(1, s - startS);
+    const nowMs = load.startEpochMs - shiftMs + s * 1000;
+    policy.step({
+      nowMs,
+      metricsAtMs: nowMs,
+      windowMs: (s - startS) * 1000,
+      tokensPerSecond: Math.max(0, tps * (1 + config.loadNoise * rng.normal())),
+      requestsPerSecond: Math.max(0, rps * (1 + config.loadNoise * rng.normal())),
+      observedP99Ms: undefined,
+      observedP90Ms: undefined,
+      provisionedGpus: gpus,
+      readyGpus: gpus,
+      warmingGpus: 0,
+      balancedness: q.balancedness,
+      crossNodeShare: q.crossNodeShare,
+      redundantExpertsPerGpu: q.redundantExpertsPerGpu,
+      coldStartDurationsMs: [],
+      usdPerGpuHour: config.usdPerGpuHour,
+    }, nowMs);
+  }
+}
+
 /** Replay a work series under every configured policy. */
 export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimConfig, onProgress?: (p: Progress) => void): SimResult {
   const seconds = work.seconds;
@@ -465,6 +510,8 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
       const cs = config.coldStart;
       const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
       const fleet = new ColdStartFleet(initial, delays);
+      const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
+      if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, world, config, initial, historyS);
       const obsRng = createRng((rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
       const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
       const loadNoise = config.loadNoise;

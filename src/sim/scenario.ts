@@ -35,6 +35,8 @@ export interface ScenarioOptions {
   readonly ours?: Partial<CapacityPolicyInput>;
   /** Leading seconds not scored (default: 10 % of the replay, at most 30 min). */
   readonly warmupS?: number;
+  /** Seconds of trace history the adaptive policies see before t = 0 (SimConfig.initialHistoryS); default 0. */
+  readonly initialHistoryS?: number;
   /** Only replay the first this many seconds. */
   readonly maxSeconds?: number;
 }
@@ -113,6 +115,7 @@ export function prepareScenario(trace: Trace, options: ScenarioOptions = {}): Sc
     policies: options.policies ?? POLICY_NAMES,
     warmupS: options.warmupS ?? Math.min(1800, Math.floor(load.seconds / 600) * 60),
     ours: options.ours,
+    initialHistoryS: options.initialHistoryS,
   };
   return { trace, scale, arrivalCv, load, work, config };
 }

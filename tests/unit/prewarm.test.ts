@@ -155,8 +155,10 @@ describe("pre-warm end to end (fake clock, simulated cold starts)", () => {
     const cold = 6 * MIN;
     const trace = simulate(policy, start, start + 8 * day + 12 * 3_600_000, cold, loadAt);
     const lastBurst = start + 8 * day + 10 * 3_600_000;
+    // The SLO count at the burst's load (no start headroom: that is for a state without history).
+    const plain = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 4, maxGpus: 256, headroom: { enabled: false } });
     const need = decideCapacity({ tokensPerSecond: 60_000, metricsAtMs: 0, provisionedGpus: 256, readyGpus: 256, balancedness: 0.9, crossNodeShare: 0.1, usdPerGpuHour: 2 },
-      createCapacityState(policy), policy, 0).signals.sloGpus as number;
+      createCapacityState(plain), plain, 0).signals.sloGpus as number;
     const atBurst = trace.find((x) => x.t === lastBurst)!;
     expect(atBurst.ready).toBeGreaterThanOrEqual(need);
     expect(trace.some((x) => x.t < lastBurst && x.t > lastBurst - 30 * MIN && x.reason === "ForecastPrewarm")).toBe(true);

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createCapacityState, decideCapacity, makeCapacityPolicy } from "../../src/domain/capacity/index.ts";
+import { createCapacityState, decideCapacity, isMetricsHold, makeCapacityPolicy } from "../../src/domain/capacity/index.ts";
 import type { CapacityInput, CapacityPolicy, CapacityState } from "../../src/domain/capacity/index.ts";
 
 const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
@@ -64,13 +64,16 @@ function replay(policy: CapacityPolicy, history: readonly { load: number; observ
 }
 
 describe("decideCapacity properties", () => {
-  it("is monotone in load: more load never yields fewer GPUs from the same state", () => {
+  it("is monotone in load: more load (accepted as load) never yields fewer GPUs from the same state", () => {
     fc.assert(fc.property(arbPolicy, arbHistory, arbPlacement, fc.integer({ min: 0, max: 300 }),
       fc.double({ min: 0, max: 400_000, noNaN: true }), fc.double({ min: 0, max: 400_000, noNaN: true }),
       (policy, history, pl, startGpus, a, b) => {
         const { state, gpus, now } = replay(policy, history, pl, startGpus);
         const lo = decideCapacity(inputAt(now, Math.min(a, b), gpus, pl), state, policy, now);
         const hi = decideCapacity(inputAt(now, Math.max(a, b), gpus, pl), state, policy, now);
+        // Among samples accepted as load: an outlier, a collection gap or an out-of-range sample is
+        // missing data and holds (issue 14), whatever its value.
+        fc.pre(!isMetricsHold(lo.reason) && !isMetricsHold(hi.reason));
         expect(hi.desiredGpus).toBeGreaterThanOrEqual(lo.desiredGpus);
       }), { numRuns: 150 });
   });

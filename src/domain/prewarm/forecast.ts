@@ -71,6 +71,8 @@ export interface ForecastState {
   readonly trend: number;
   /** Latest bucket mean per time-of-week slot; null = never seen. */
   readonly history: readonly (number | null)[];
+  /** Start (epoch ms) of the bucket each history slot holds; absent in states from before issue 14. */
+  readonly historyAtMs?: readonly (number | null)[];
   /** Time-of-week profile (ratio to level); null = slot never seen. */
   readonly weekly: readonly (number | null)[];
   /** Weeks seen per time-of-week slot (capped at 2: enough to trust W fully). */
@@ -102,6 +104,7 @@ export function createForecastState(options: ForecastOptions = DEFAULT_FORECAST_
     level: 0,
     trend: 0,
     history: new Array<number | null>(7 * m).fill(null),
+    historyAtMs: new Array<number | null>(7 * m).fill(null),
     weekly: new Array<number | null>(7 * m).fill(null),
     weeklySeen: new Array<number>(7 * m).fill(0),
     recentError: 0,
@@ -209,12 +212,14 @@ function learnBucket(state: ForecastState, bucketStartMs: number, y: number, o: 
   }
   const history = [...state.history];
   history[ws] = yy;
+  const historyAtMs = state.historyAtMs === undefined ? undefined : [...state.historyAtMs];
+  if (historyAtMs !== undefined) historyAtMs[ws] = bucketStartMs;
   const { level, days } = tableLevel(history, m);
   const weekKnown = days >= 7 - 1e-9 && state.learnedBuckets >= 7 * m;
   const trend = weekKnown
     ? o.beta * ((level - state.level) / gap) + (1 - o.beta) * state.trend * Math.pow(o.phi, gap)
     : 0;
-  const next: ForecastState = { ...state, history, level, trend, recentError, relativeVariance, lastBucketStartMs: bucketStartMs, learnedBuckets: state.learnedBuckets + 1 };
+  const next: ForecastState = { ...state, history, historyAtMs, level, trend, recentError, relativeVariance, lastBucketStartMs: bucketStartMs, learnedBuckets: state.learnedBuckets + 1 };
   if (next.learnedBuckets < m) return next;
   // Weekly profile: ratio of this bucket to the current level. At the end of the first day, seed it
   // from the whole day (the level is only right once the day is complete).
@@ -379,6 +384,22 @@ export function recurringRiseRatio(
     ratio = Math.min(ratio, peak / base);
   }
   return ratio;
+}
+
+/**
+ * The learned mean of the bucket containing atMs, when the table holds that very bucket (not the
+ * same time of week from an earlier week); undefined when it holds no data for it. States without
+ * bucket times (from before issue 14) answer with whatever the slot holds.
+ */
+export function learnedBucketAt(state: ForecastState, atMs: number, options: ForecastOptions = DEFAULT_FORECAST_OPTIONS): number | undefined {
+  const o = { ...validBucketMs(options), bucketMs: state.bucketMs };
+  const start = bucketStartOf(atMs, o.bucketMs);
+  const slot = weekSlot(start, o);
+  const v = state.history[slot] ?? null;
+  if (v === null) return undefined;
+  const at = state.historyAtMs?.[slot];
+  if (state.historyAtMs !== undefined && at !== start) return undefined;
+  return v;
 }
 
 /** Whole days of buckets learned so far. */

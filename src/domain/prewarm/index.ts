@@ -2,3 +2,4 @@ export * from "./schedule.ts";
 export * from "./forecast.ts";
 export * from "./burst.ts";
 export * from "./leadtime.ts";
+export * from "./corroborate.ts";

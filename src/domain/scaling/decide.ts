@@ -14,13 +14,17 @@ import type { LatencyCalibrationState } from "../latency/calibration.ts";
 import { predictP99LatencyMs, requiredGpusForTarget, unloadedLatencyMs } from "../latency/model.ts";
 import type { LatencyConditions } from "../latency/model.ts";
 import { detectBurst } from "../prewarm/burst.ts";
-import { createForecastState, learnedDays, observeLoadSample, peakUpperForecast, recurringRiseRatio } from "../prewarm/forecast.ts";
+import { corroboratedForecastLoad, corroboratedRise } from "../prewarm/corroborate.ts";
+import { createForecastState, learnedDays, observeLoadSample, peakUpperForecast } from "../prewarm/forecast.ts";
 import type { ForecastState } from "../prewarm/forecast.ts";
 import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
 import { scheduleFloorAt } from "../prewarm/schedule.ts";
 import { maxGpusWithinBudget } from "../cost/cost.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
+import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
+import { screenLoadSample } from "./screen.ts";
+import type { LoadQualityState } from "./quality.ts";
 
 /** Reasons are CamelCase constants (used in conditions and events). */
 export const CapacityReasons = {
@@ -39,6 +43,12 @@ export const CapacityReasons = {
   StaleMetrics: "StaleMetrics",
   MissingMetrics: "MissingMetrics",
   LowConfidenceMetrics: "LowConfidenceMetrics",
+  /** The load sample is beyond what any fleet within maxGpus could serve (a broken counter): held. */
+  OutOfRangeMetrics: "OutOfRangeMetrics",
+  /** The load sample is far above the recent robust band and not corroborated yet: held. */
+  OutlierMetrics: "OutlierMetrics",
+  /** The load dropped to ~0 after sustained traffic (a collection gap): held. */
+  MetricsGap: "MetricsGap",
 } as const;
 export type CapacityReason = (typeof CapacityReasons)[keyof typeof CapacityReasons];
 
@@ -118,6 +128,10 @@ export interface CapacityState {
   readonly pendingPredictions?: readonly TimedValue[];
   /** log(observed / anticipated) of resolved predictions (atMs = sample time), oldest first. */
   readonly predictionErrors?: readonly TimedValue[];
+  /** Open collection gap and last uncorroborated outlier (src/domain/scaling/quality.ts). */
+  readonly loadQuality?: LoadQualityState;
+  /** Highest GPU count the evidence (calibrated model at the observed load) required, decaying (src/domain/scaling/ceiling.ts). */
+  readonly peakEvidence?: TimedValue;
 }
 
 export function createCapacityState(policy: CapacityPolicy): CapacityState {
@@ -158,6 +172,16 @@ export interface CapacitySignals {
   readonly predictedP99Ms: number | undefined;
   readonly latencyScale: number;
   readonly capacityScale: number;
+  /** Fewest GPUs meeting the plan target at the observed load (no anticipation): the evidence. */
+  readonly evidenceGpus?: number;
+  /** Learned ceiling: the highest evidence count so far x the ceiling margin. */
+  readonly ceilingGpus?: number;
+  /**
+   * The ceiling the operator's latency feedback may add up to: ceilingGpus once the calibration has
+   * ceiling.minCalibrationObservations observations (before, the model may be far off and the
+   * feedback is the safety net); undefined = unbounded.
+   */
+  readonly feedbackCeilingGpus?: number;
 }
 
 export interface CapacityDecision {
@@ -283,7 +307,8 @@ export function anticipationHeadroom(errors: readonly TimedValue[], nowMs: numbe
   if (!p.enabled) return 1;
   const from = nowMs - p.windowMs;
   const values = errors.filter((e) => e.atMs > from).map((e) => e.value).sort((a, b) => a - b);
-  if (values.length < Math.max(1, p.minSamples)) return 1;
+  // No evidence yet (a fresh start, or none for a window): start with headroom, move on evidence.
+  if (values.length < Math.max(1, p.minSamples)) return Math.min(Math.max(1, p.max), Math.max(1, p.startFactor));
   const pos = Math.min(1, Math.max(0, p.quantile)) * (values.length - 1);
   const lo = Math.floor(pos);
   const hi = Math.ceil(pos);
@@ -318,6 +343,15 @@ function trimTimed(values: readonly TimedValue[], keepFromMs: number): TimedValu
   let first = values.findIndex((v) => v.atMs > keepFromMs);
   if (first === -1) first = values.length;
   return values.slice(Math.max(0, first - 1)).slice(-MAX_SAMPLES);
+}
+
+/**
+ * A hold on bad data recommends the count it holds: after an outage or a collection gap the
+ * scale-down window starts from it (a partial first sample after a gap would otherwise scale down
+ * at once: constant load, 2-h gap, 253 -> 202 GPUs in the tick traffic came back).
+ */
+function holdRecommendation(state: CapacityState, previous: number, nowMs: number, policy: CapacityPolicy): TimedValue[] {
+  return trimTimed([...state.recommendations, { atMs: nowMs, value: previous }], nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs));
 }
 
 function fmt(n: number | undefined, digits = 0): string {
@@ -469,7 +503,7 @@ export function decideCapacity(
   }
   if (hold !== undefined || !finiteNonNegative(input.tokensPerSecond) || input.metricsAtMs === undefined) {
     const h = hold ?? { reason: "MissingMetrics" as const, message: `holding at ${previous} GPUs: load metrics are missing` };
-    return finish(previous, h.reason, h.message, 0, {}, { ...state, leadTime });
+    return finish(previous, h.reason, h.message, 0, {}, { ...state, leadTime, recommendations: holdRecommendation(state, previous, nowMs, policy) });
   }
   const load = input.tokensPerSecond;
   const metricsAtMs = input.metricsAtMs;
@@ -477,6 +511,14 @@ export function decideCapacity(
   // Load windows (this tick's sample included: the decision reacts to it).
   const lastSample = state.loadSamples[state.loadSamples.length - 1];
   const isNewSample = lastSample === undefined || metricsAtMs > lastSample.atMs;
+  // Per-sample data quality: out of range, uncorroborated outliers and collection gaps are missing
+  // data (hold), never load.
+  const screened = isNewSample
+    ? screenLoadSample({ atMs: metricsAtMs, value: load }, state, policy, maxGpus, previous)
+    : { hold: undefined, learn: true, quality: state.loadQuality };
+  if (screened.hold !== undefined) {
+    return finish(previous, screened.hold.reason, screened.hold.message, 0, {}, { ...state, leadTime, loadQuality: screened.quality, recommendations: holdRecommendation(state, previous, nowMs, policy) });
+  }
   const samples = isNewSample ? [...state.loadSamples, { atMs: metricsAtMs, value: load }] : [...state.loadSamples];
   const stableMean = windowMeanValue(samples, nowMs, policy.stableWindowMs) ?? load;
   const stable = policy.stableQuantile === undefined
@@ -530,6 +572,7 @@ export function decideCapacity(
   }
   let forecastTokensPerSecond: number | undefined;
   let forecastRatio: number | undefined;
+  let forecastDays = 0;
   if (policy.forecast.enabled) {
     if (policy.forecast.mode === "absolute") {
       const f = peakUpperForecast(state.forecast, nowMs + lead.leadTimeMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, policy.forecast.z, policy.forecast.options);
@@ -539,14 +582,16 @@ export function decideCapacity(
     }
     if (policy.forecast.mode === "anchored") {
       const days = Math.min(policy.forecast.recurrenceDays, learnedDays(state.forecast));
-      const r = days >= 1
-        // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
-        // (a bucket beyond, as the rise may come anywhere inside it).
-        ? recurringRiseRatio(state.forecast, metricsAtMs - policy.stableWindowMs, nowMs, nowMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, days, policy.forecast.options)
-        : undefined;
-      if (r !== undefined) {
-        forecastRatio = Math.min(MAX_FORECAST_RATIO, r);
-        if (forecastRatio > 1) forecastTokensPerSecond = stable * forecastRatio;
+      // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
+      // (a bucket beyond, as the rise may come anywhere inside it). Only days with data count, and
+      // the level predicted must have been observed on them (src/domain/prewarm/corroborate.ts).
+      const spans = { baseFromMs: metricsAtMs - policy.stableWindowMs, baseToMs: nowMs, peakFromMs: nowMs, peakToMs: nowMs + lead.leadTimeMs + state.forecast.bucketMs };
+      const rise = days >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
+      if (rise !== undefined) {
+        forecastRatio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
+        forecastDays = rise.daysUsed;
+        const level = corroboratedForecastLoad(stable, { ...rise, ratio: forecastRatio }, policy.forecast.observedLevelMargin);
+        if (level > stable) forecastTokensPerSecond = level;
       }
     }
   }
@@ -556,7 +601,10 @@ export function decideCapacity(
   const headroom = anticipationHeadroom(state.predictionErrors ?? [], metricsAtMs, policy.headroom);
   const anticipatedRaw = Math.max(stable, trendTokensPerSecond ?? 0);
   const anticipated = anticipatedRaw * headroom;
-  const sizingLoad = burst.burst ? Math.max(anticipated, short) : anticipated;
+  // Model cap: never size for more than a bounded multiple of the load observed now.
+  const observedLoad = Math.max(stable, short);
+  const uncappedSizing = burst.burst ? Math.max(anticipated, short) : anticipated;
+  const sizingLoad = capSizingLoad(uncappedSizing, observedLoad, policy.ceiling);
   const sloUp = required(sizingLoad, target);
   if (sloUp === undefined) {
     conflicts.push({
@@ -567,18 +615,24 @@ export function decideCapacity(
     conflicts.push({ type: "MaxGpusVsSlo", message: `the SLO needs ${sloUp} GPUs but maxGpus is ${maxGpus}`, requiredGpus: sloUp, limitGpus: maxGpus });
   }
   const sloUpGpus = sloUp ?? requiredOrBestEffort(sizingLoad, target);
+  // Learned ceiling: the evidence now (the model at the observed load) joins the highest recently
+  // seen; the forecast and the latency feedback never ask for more than the ceiling.
+  const evidenceGpus = requiredOrBestEffort(burst.burst ? observedLoad : stable, target);
+  const peakEvidence = nextPeakEvidence(state.peakEvidence, { atMs: nowMs, value: evidenceGpus }, policy.ceiling);
+  const ceilingGpus = learnedCeilingGpus(peakEvidence.value, step, policy.ceiling);
   const sloDownGpus = required(sizingLoad, targetDown) ?? sloUpGpus;
   // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
   const sloRecommendation = sloUpGpus > previous ? sloUpGpus : sloDownGpus < previous ? sloDownGpus : previous;
 
   const burstGpus = burst.burst ? requiredOrBestEffort(short, target) : 0;
 
-  const forecastGpus = forecastTokensPerSecond === undefined ? 0 : requiredOrBestEffort(forecastTokensPerSecond, target);
+  const forecastGpus = forecastTokensPerSecond === undefined ? 0 : Math.min(ceilingGpus, requiredOrBestEffort(forecastTokensPerSecond, target));
 
   const metricRaw = Math.max(sloRecommendation, burstGpus, forecastGpus);
   let reason: CapacityReason;
   let message: string;
-  const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(target, 1)} ms) at ${fmt(sizingLoad)} tok/s needs ${sloUp ?? "more than " + searchLimitGpus} GPUs`;
+  const capText = sizingLoad < uncappedSizing ? ` (capped at ${fmt(policy.ceiling.maxSizingRatio, 1)}x the observed ${fmt(observedLoad)} tok/s; trend and headroom asked ${fmt(uncappedSizing)})` : "";
+  const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(target, 1)} ms) at ${fmt(sizingLoad)} tok/s${capText} needs ${sloUp ?? "more than " + searchLimitGpus} GPUs`;
   if (burst.burst && burstGpus === metricRaw && burstGpus > previous) {
     reason = "Burst";
     message = `burst: ${fmt(short)} tok/s over ${fmt(policy.shortWindowMs / 1000)} s is ${fmt(burst.ratio, 1)}x the ${fmt(policy.stableWindowMs / 1000)} s load ${fmt(stable)} tok/s; needs ${burstGpus} GPUs`;
@@ -586,7 +640,7 @@ export function decideCapacity(
     reason = "ForecastPrewarm";
     message = policy.forecast.mode === "absolute"
       ? `forecast upper band ${fmt(forecastTokensPerSecond)} tok/s one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) ahead needs ${forecastGpus} GPUs`
-      : `a rise of ${fmt(((forecastRatio ?? 1) - 1) * 100)} % recurred at this time on each of the last days; ${fmt(forecastTokensPerSecond)} tok/s within one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) needs ${forecastGpus} GPUs`;
+      : `a rise of ${fmt(((forecastRatio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${forecastDays} day(s) with data; ${fmt(forecastTokensPerSecond)} tok/s within one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) needs ${forecastGpus} GPUs (learned ceiling ${fmt(ceilingGpus)})`;
   } else if (metricRaw !== previous) {
     reason = "SLOFeedback";
     message = metricRaw > previous ? sloText : `${sloText}; ${sloDownGpus} GPUs keep p99 within ${fmt(targetDown, 1)} ms`;
@@ -677,7 +731,9 @@ export function decideCapacity(
       redundantExpertsPerGpu: input.redundantExpertsPerGpu,
     }, policy.calibration);
   }
-  const forecast = isNewSample ? observeLoadSample(state.forecast, metricsAtMs, load, policy.forecast.options) : state.forecast;
+  // The forecaster learns only samples with data (a held-over collection gap counts as load for the
+  // decision but never as a daily profile).
+  const forecast = isNewSample && screened.learn ? observeLoadSample(state.forecast, metricsAtMs, load, policy.forecast.options) : state.forecast;
   let pendingPredictions = state.pendingPredictions;
   let predictionErrors = state.predictionErrors;
   if (isNewSample && policy.headroom.enabled && historyFromMs <= nowMs - policy.stableWindowMs) {
@@ -690,7 +746,7 @@ export function decideCapacity(
   }
   const nextState: CapacityState = {
     ...state,
-    loadSamples: trimTimed(samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs, policy.trend.enabled ? policy.trend.windowMs : 0)),
+    loadSamples: trimTimed(samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs, policy.trend.enabled ? policy.trend.windowMs : 0, policy.loadQuality.enabled ? policy.loadQuality.windowMs : 0)),
     recommendations,
     burstUntilMs,
     calibration,
@@ -699,6 +755,8 @@ export function decideCapacity(
     forecast,
     pendingPredictions,
     predictionErrors,
+    loadQuality: screened.quality,
+    peakEvidence,
   };
   const decision = finish(desired, reason, message, Math.max(sloUpGpus, burstGpus, forecastGpus), {
     stableTokensPerSecond: stable,
@@ -712,6 +770,9 @@ export function decideCapacity(
     trendTokensPerSecond,
     headroom,
     forecastRatio,
+    evidenceGpus,
+    ceilingGpus: Number.isFinite(ceilingGpus) ? ceilingGpus : undefined,
+    feedbackCeilingGpus: Number.isFinite(ceilingGpus) && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations ? ceilingGpus : undefined,
   }, nextState);
   const predictedP99Ms = decision.desiredGpus > 0
     ? predictP99LatencyMs(policy.latencyModel, { ...conditions, tokensPerSecond: sizingLoad, gpuCount: decision.desiredGpus }, correction)

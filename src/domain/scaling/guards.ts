@@ -26,6 +26,11 @@ export interface GuardInput {
   readonly maxCount: number;
   /** Largest count the budget allows (Infinity without a budget). */
   readonly budgetCap: number;
+  /**
+   * The capacity policy's learned ceiling (signals.ceilingGpus): the latency feedback never adds
+   * above it (the model at the observed load bounds every ask). Absent = no ceiling.
+   */
+  readonly ceilingCount?: number;
   /** The unit in messages, singular and plural ("shard"/"shards", "GPU"/"GPUs"). */
   readonly unit: { readonly one: string; readonly many: string };
 }
@@ -66,9 +71,11 @@ export function applyOperatorGuards(input: GuardInput, policy: CapacityPolicy, n
     // the latency window of its bring-up (units still loading) does not trigger the feedback.
     && nowMs - (input.lastScaleUpMs ?? input.trackingSinceMs) > cooldownMs
     && (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.stableWindowMs)) {
-    const bumped = Math.min(input.maxCount, input.budgetCap, input.provisioned + Math.max(1, Math.ceil(input.provisioned * 0.1)));
+    const ceiling = input.ceilingCount === undefined ? Number.POSITIVE_INFINITY : Math.max(input.provisioned, input.ceilingCount);
+    const bumped = Math.min(input.maxCount, input.budgetCap, ceiling, input.provisioned + Math.max(1, Math.ceil(input.provisioned * 0.1)));
     if (bumped > desired) {
-      message = `observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms with every ${input.unit.one} Ready: adding ${bumped - input.provisioned} ${input.unit.one}(s) (the latency model is still calibrating); ${message}`;
+      const capText = Number.isFinite(ceiling) ? `, at most the learned ceiling ${ceiling}` : "";
+      message = `observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms with every ${input.unit.one} Ready: adding ${bumped - input.provisioned} ${input.unit.one}(s) (the latency model is still calibrating${capText}); ${message}`;
       desired = bumped;
       reason = "SLOFeedback";
     }

@@ -12,6 +12,10 @@ import type { ForecastOptions } from "../prewarm/forecast.ts";
 import { DEFAULT_LEAD_TIME_OPTIONS } from "../prewarm/leadtime.ts";
 import type { LeadTimeOptions } from "../prewarm/leadtime.ts";
 import type { PrewarmSchedule } from "../prewarm/schedule.ts";
+import { DEFAULT_CEILING_POLICY } from "./ceiling.ts";
+import type { CeilingPolicy } from "./ceiling.ts";
+import { DEFAULT_LOAD_QUALITY } from "./quality.ts";
+import type { LoadQualityPolicy } from "./quality.ts";
 
 export interface SloTarget {
   readonly metric: LatencyMetric;
@@ -43,6 +47,11 @@ export interface HeadroomPolicy {
   readonly minSamples: number;
   /** Upper bound of the factor. */
   readonly max: number;
+  /**
+   * Factor while fewer than minSamples predictions are scored (no history: a new deployment, a
+   * restart): capacity starts from the observed load with this headroom and moves on evidence.
+   */
+  readonly startFactor: number;
   /** A prediction is scored against a sample at most this long after its time (else dropped). */
   readonly maxScoreLagMs: number;
 }
@@ -66,8 +75,10 @@ export interface ForecastPolicy {
    * - "absolute": the forecast's upper band itself (z standard deviations over the expected load).
    */
   readonly mode: "anchored" | "absolute";
-  /** Anchored mode: a rise must have recurred on each of the last this many days (fewer while fewer are known). */
+  /** Anchored mode: a rise must have recurred on each of the last this many days with data (fewer while fewer are known). */
   readonly recurrenceDays: number;
+  /** Anchored mode: the forecast load is at most the highest level observed in those days' peak spans times this. */
+  readonly observedLevelMargin: number;
   readonly options: ForecastOptions;
 }
 
@@ -122,6 +133,10 @@ export interface CapacityPolicy {
   readonly scaleUp: StepPolicy;
   readonly scaleDown: StepPolicy;
   readonly dataQuality: DataQualityPolicy;
+  /** Per-sample checks: out of range, outliers, collection gaps (src/domain/scaling/quality.ts). */
+  readonly loadQuality: LoadQualityPolicy;
+  /** Model cap on sizing and the learned ceiling (src/domain/scaling/ceiling.ts). */
+  readonly ceiling: CeilingPolicy;
   readonly schedules: readonly PrewarmSchedule[];
   readonly forecast: ForecastPolicy;
   readonly leadTime: LeadTimeOptions;
@@ -148,6 +163,8 @@ export interface CapacityPolicyInput {
   readonly scaleUp?: Partial<StepPolicy>;
   readonly scaleDown?: Partial<StepPolicy>;
   readonly dataQuality?: Partial<DataQualityPolicy>;
+  readonly loadQuality?: Partial<LoadQualityPolicy>;
+  readonly ceiling?: Partial<CeilingPolicy>;
   readonly schedules?: readonly PrewarmSchedule[];
   readonly forecast?: Partial<Omit<ForecastPolicy, "options">> & { readonly options?: Partial<ForecastOptions> };
   readonly leadTime?: Partial<LeadTimeOptions>;
@@ -183,6 +200,7 @@ export const DEFAULT_HEADROOM_POLICY: HeadroomPolicy = {
   windowMs: 3 * 3_600_000,
   minSamples: 20,
   max: 1.5,
+  startFactor: 1.25,
   maxScoreLagMs: 2 * 60_000,
 };
 
@@ -213,12 +231,15 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     scaleUp: { ...DEFAULT_SCALE_UP, ...input.scaleUp },
     scaleDown: { ...DEFAULT_SCALE_DOWN, ...input.scaleDown },
     dataQuality: { ...DEFAULT_DATA_QUALITY, ...input.dataQuality },
+    loadQuality: { ...DEFAULT_LOAD_QUALITY, ...input.loadQuality },
+    ceiling: { ...DEFAULT_CEILING_POLICY, ...input.ceiling },
     schedules: input.schedules ?? [],
     forecast: {
       enabled: input.forecast?.enabled ?? true,
       z: input.forecast?.z ?? 1.28,
       mode: input.forecast?.mode ?? "anchored",
       recurrenceDays: input.forecast?.recurrenceDays ?? 2,
+      observedLevelMargin: input.forecast?.observedLevelMargin ?? 1.2,
       options: { ...DEFAULT_FORECAST_OPTIONS, ...input.forecast?.options },
     },
     leadTime: { ...DEFAULT_LEAD_TIME_OPTIONS, ...input.leadTime },
