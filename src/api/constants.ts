@@ -107,6 +107,8 @@ export const ConditionReason = {
   StaleData: "StaleData",
   BadData: "BadData",
   SourceNotAllowed: "SourceNotAllowed",
+  /** The policy held capacity on a sample it judged an outlier, out of range, or a collection gap. */
+  SuspectData: "SuspectData",
   // Prewarming and lastScale
   ScheduledWindow: "ScheduledWindow",
   ForecastPeak: "ForecastPeak",

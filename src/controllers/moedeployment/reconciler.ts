@@ -10,6 +10,7 @@ import {
 import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import { moeLayerCount, routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot, type HeatBasis, type NodeView, type ShardView } from "../../domain/decide.ts";
+import { isMetricsHold } from "../../domain/scaling/index.ts";
 import { scheduleWindowAt, type CapacityState } from "../../domain/capacity/index.ts";
 import { parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
 import { planRollout, type DesiredShard, type ShardPodView, type RolloutPlan } from "../../domain/rollout/index.ts";
@@ -397,9 +398,13 @@ export class MoEDeploymentReconciler {
     // MetricsAvailable
     const problem = x.heat.problem ?? x.latency.problem ?? (decision.heatProblem ? { reason: ConditionReason.StaleData, message: decision.heatProblem } : undefined);
     const capReason = decision.capacity?.reason;
-    const holding = capReason === "StaleMetrics" || capReason === "MissingMetrics" || capReason === "LowConfidenceMetrics";
-    conds.push(problem
-      ? { type: ConditionType.MetricsAvailable, status: "False", reason: problem.reason, message: `${problem.message}; holding capacity (no scale-down while metrics are unavailable)` }
+    const holding = capReason !== undefined && isMetricsHold(capReason);
+    // A sample the policy screened out (outlier, out of range, collection gap) holds capacity
+    // like a source problem does, and says so with the policy's own numbers.
+    const suspect = !problem && holding && decision.capacity ? { reason: ConditionReason.SuspectData, message: decision.capacity.message } : undefined;
+    const metricsProblem = problem ?? suspect;
+    conds.push(metricsProblem
+      ? { type: ConditionType.MetricsAvailable, status: "False", reason: metricsProblem.reason, message: `${metricsProblem.message}; holding capacity (no scale-down while metrics are unavailable)` }
       : { type: ConditionType.MetricsAvailable, status: "True", reason: ConditionReason.MetricsFresh, message: "heat and latency sources answered with fresh data" });
 
     // SLOMet
