@@ -8,6 +8,7 @@ import { fillFreeSlots, FreshScratch, planLayerFresh } from "./fresh.ts";
 import { IndexedHeap } from "./heap.ts";
 import { computePlacementMetrics, countMovedReplicas, countReplicas } from "./metrics.ts";
 import { LayerState } from "./state.ts";
+import { EMPTY_SLOT } from "./types.ts";
 import type { Topology } from "./state.ts";
 import type {
   GpuSlotInfo,
@@ -18,10 +19,14 @@ import type {
   PlacementPolicy,
 } from "./types.ts";
 
-/** Default PlacementPolicy.minGainPerMove: 0.5% of the layer's mean GPU load per replica loaded. */
-export const DEFAULT_MIN_GAIN_PER_MOVE = 0.005;
 /** Local-search threshold after a from-scratch pack (moves are free there). */
 const FRESH_MIN_SCORE = 1e-4;
+/**
+ * Default PlacementPolicy.minGainPerMove: 0.01% of the layer's mean GPU load per replica loaded, the
+ * same stop as the fresh plan's search, so that repeated rebalances on one heat reach the fresh plan's
+ * balance (ADR 0002). Churn is bounded by the move budget and the balancedness-gain hysteresis.
+ */
+export const DEFAULT_MIN_GAIN_PER_MOVE = FRESH_MIN_SCORE;
 
 type Infeasible = Extract<PlacementOutcome, { kind: "infeasible" }>;
 
@@ -161,22 +166,83 @@ function evictLeastUseful(st: LayerState): boolean {
   return true;
 }
 
-/** Give a missing expert a replica: a free slot on the least-loaded GPU, else replace the least useful redundant replica. */
-function placeMissing(st: LayerState, e: number): boolean {
-  const { gpuCount: G, slotCount } = st.topo;
-  if (st.replicas < st.cap) {
-    let best = -1;
-    for (let g = 0; g < G; g++) {
-      if (st.used[g]! >= slotCount[g]!) continue;
-      if (best < 0 || st.load[g]! < st.load[best]!) best = g;
-    }
-    if (best >= 0) {
-      st.add(best, e);
-      return true;
+/**
+ * Give a missing expert a replica where the busiest GPU it touches ends least loaded: a free slot, or
+ * a slot whose redundant replica it replaces (whose other holders then take that replica's share).
+ * Either way it is one replica load, so choosing by balance costs nothing (ties: free slot, lower GPU
+ * and slot). Returns false when no slot can take it (every slot holds an expert's only replica).
+ */
+function placeMissing(st: LayerState, e: number, scratch: RepairScratch): boolean {
+  const { gpuCount: G, slotCount, maxSlots: S } = st.topo;
+  const E = st.expertCount;
+  const wx = st.w[e]!;
+  scratch.fit(E);
+  const { top1Gpu, top1Load, top2Load } = scratch;
+  for (let y = 0; y < E; y++) {
+    top1Gpu[y] = -1;
+    top1Load[y] = -Infinity;
+    top2Load[y] = -Infinity;
+    if (st.r[y]! < 2) continue;
+    for (let c = st.head[y]!; c >= 0; c = st.nextCell[c]!) {
+      const g = Math.floor(c / S);
+      const v = st.load[g]!;
+      if (v > top1Load[y]!) {
+        top2Load[y] = top1Load[y]!;
+        top1Load[y] = v;
+        top1Gpu[y] = g;
+      } else if (v > top2Load[y]!) top2Load[y] = v;
     }
   }
-  if (!evictLeastUseful(st)) return false;
-  return placeMissing(st, e);
+  let bestG = -1;
+  let bestSlot = -1;
+  let bestResult = Infinity;
+  const canGrow = st.replicas < st.cap;
+  for (let g = 0; g < G; g++) {
+    const base = g * S;
+    for (let s = 0; s < slotCount[g]!; s++) {
+      const y = st.grid[base + s]!;
+      let result: number;
+      if (y === EMPTY_SLOT) {
+        if (!canGrow) continue;
+        result = st.load[g]! + wx;
+      } else {
+        const ry = st.r[y]!;
+        if (ry < 2) continue;
+        const share = st.w[y]! / ry;
+        const others = top1Gpu[y] === g ? top2Load[y]! : top1Load[y]!;
+        result = Math.max(st.load[g]! - share + wx, others + share / (ry - 1));
+      }
+      if (result < bestResult || (result === bestResult && y === EMPTY_SLOT && st.grid[bestG * S + bestSlot] !== EMPTY_SLOT)) {
+        bestResult = result;
+        bestG = g;
+        bestSlot = s;
+      }
+    }
+  }
+  if (bestG < 0) return false;
+  if (st.grid[bestG * S + bestSlot] !== EMPTY_SLOT) st.removeAt(bestG, bestSlot);
+  st.add(bestG, e, bestSlot);
+  return true;
+}
+
+/** Per-expert scratch of placeMissing: each redundant expert's hottest holder and the two highest holder loads. */
+class RepairScratch {
+  top1Gpu = new Int32Array(0);
+  top1Load = new Float64Array(0);
+  top2Load = new Float64Array(0);
+
+  fit(E: number): void {
+    if (this.top1Gpu.length >= E) return;
+    this.top1Gpu = new Int32Array(E);
+    this.top1Load = new Float64Array(E);
+    this.top2Load = new Float64Array(E);
+  }
+}
+
+/** Bytes of `replicas` expert replicas, when the policy knows the size of one. */
+function bytesOf(replicas: number, policy: PlacementPolicy): number | null {
+  const bytes = policy.bytesPerExpertReplica;
+  return bytes !== undefined && bytes > 0 ? replicas * bytes : null;
 }
 
 /**
@@ -254,7 +320,13 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
       else search.attach(st);
       improveLayer(search, st, Infinity, FRESH_MIN_SCORE, 2 * cap);
       search.detach();
-      fillFreeSlots(st);
+      if (fillFreeSlots(st) > 0) {
+        // The added replicas open moves; search again so that the plan is a fixpoint of the
+        // incremental search (same stop), and replanning the same heat from it changes nothing.
+        search.attach(st);
+        improveLayer(search, st, Infinity, FRESH_MIN_SCORE, 2 * cap);
+        search.detach();
+      }
       layers.push(st.toSlots());
     }
     const placement = toPlacement(placementGpus, E, layers);
@@ -269,7 +341,9 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
       previousMetrics: null,
       movedReplicas: moved,
       movedFraction: replicas > 0 ? moved / replicas : 0,
+      movedBytes: bytesOf(moved, policy),
       repairMoves: 0,
+      budgetLimited: false,
       notes,
     };
   }
@@ -291,6 +365,7 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
   if (lostGpus > 0) notes.push(`${lostGpus} GPU(s) of the current placement are gone`);
 
   const states: LayerState[] = [];
+  const repairScratch = new RepairScratch();
   let repairMoves = 0;
   let trimmed = 0;
   const S = topo.maxSlots;
@@ -327,7 +402,7 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     for (let e = 0; e < E; e++) if (st.r[e] === 0) missing.push(e);
     missing.sort((a, b) => st.w[b]! - st.w[a]! || a - b);
     for (const e of missing) {
-      if (!placeMissing(st, e)) {
+      if (!placeMissing(st, e, repairScratch)) {
         return infeasible("slots", `layer ${l}: no slot can take expert ${e} (every slot holds an expert's only replica)`);
       }
       repairMoves += 1;
@@ -337,10 +412,12 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
   if (trimmed > 0) notes.push(`${trimmed} redundant replica(s) dropped to respect slot / redundancy limits`);
   if (repairMoves > 0) notes.push(`${repairMoves} replica load(s) needed to give every expert a replica`);
 
-  // Global greedy improvement under the move budget: best move over all layers first.
+  // Global greedy improvement under the move budget: best move over all layers first. Repairs are
+  // forced and come on top of the budget (a scale-down must re-home the lost GPUs' experts and then
+  // rebalance); moving a replica this plan already loads is free, so repairs can be re-placed at no cost.
   let replicaTotal = 0;
   for (const st of states) replicaTotal += st.replicas;
-  let budget = Math.floor(policy.maxMoveFraction * replicaTotal + 1e-9) - repairMoves;
+  let budget = Math.floor(policy.maxMoveFraction * replicaTotal + 1e-9);
   const minScore = policy.minGainPerMove ?? DEFAULT_MIN_GAIN_PER_MOVE;
   // Each layer offers its best move; the heap holds one per layer, best score first (ties: lower layer).
   const buffers = new SearchBuffers();
@@ -365,6 +442,8 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     }
     offer(l);
   }
+  let budgetLimited = false;
+  for (let l = 0; l < L && !budgetLimited; l++) budgetLimited = searches[l]!.findBestMove(Infinity, minScore) !== null;
   for (const search of searches) search.detach();
   const placement = toPlacement(placementGpus, E, states.map((st) => st.toSlots()));
   const metrics = computePlacementMetrics(placement, heat);
@@ -397,7 +476,9 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     previousMetrics,
     movedReplicas: moved,
     movedFraction: replicas > 0 ? moved / replicas : 0,
+    movedBytes: bytesOf(moved, policy),
     repairMoves,
+    budgetLimited,
     notes,
   };
 }
