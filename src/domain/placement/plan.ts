@@ -8,7 +8,6 @@ import { fillFreeSlots, FreshScratch, planLayerFresh } from "./fresh.ts";
 import { IndexedHeap } from "./heap.ts";
 import { computePlacementMetrics, countMovedReplicas, countReplicas } from "./metrics.ts";
 import { LayerState } from "./state.ts";
-import { EMPTY_SLOT } from "./types.ts";
 import type { Topology } from "./state.ts";
 import type {
   GpuSlotInfo,
@@ -166,77 +165,22 @@ function evictLeastUseful(st: LayerState): boolean {
   return true;
 }
 
-/**
- * Give a missing expert a replica where the busiest GPU it touches ends least loaded: a free slot, or
- * a slot whose redundant replica it replaces (whose other holders then take that replica's share).
- * Either way it is one replica load, so choosing by balance costs nothing (ties: free slot, lower GPU
- * and slot). Returns false when no slot can take it (every slot holds an expert's only replica).
- */
-function placeMissing(st: LayerState, e: number, scratch: RepairScratch): boolean {
-  const { gpuCount: G, slotCount, maxSlots: S } = st.topo;
-  const E = st.expertCount;
-  const wx = st.w[e]!;
-  scratch.fit(E);
-  const { top1Gpu, top1Load, top2Load } = scratch;
-  for (let y = 0; y < E; y++) {
-    top1Gpu[y] = -1;
-    top1Load[y] = -Infinity;
-    top2Load[y] = -Infinity;
-    if (st.r[y]! < 2) continue;
-    for (let c = st.head[y]!; c >= 0; c = st.nextCell[c]!) {
-      const g = Math.floor(c / S);
-      const v = st.load[g]!;
-      if (v > top1Load[y]!) {
-        top2Load[y] = top1Load[y]!;
-        top1Load[y] = v;
-        top1Gpu[y] = g;
-      } else if (v > top2Load[y]!) top2Load[y] = v;
+/** Give a missing expert a replica: a free slot on the least-loaded GPU, else replace the least useful redundant replica. */
+function placeMissing(st: LayerState, e: number): boolean {
+  const { gpuCount: G, slotCount } = st.topo;
+  if (st.replicas < st.cap) {
+    let best = -1;
+    for (let g = 0; g < G; g++) {
+      if (st.used[g]! >= slotCount[g]!) continue;
+      if (best < 0 || st.load[g]! < st.load[best]!) best = g;
+    }
+    if (best >= 0) {
+      st.add(best, e);
+      return true;
     }
   }
-  let bestG = -1;
-  let bestSlot = -1;
-  let bestResult = Infinity;
-  const canGrow = st.replicas < st.cap;
-  for (let g = 0; g < G; g++) {
-    const base = g * S;
-    for (let s = 0; s < slotCount[g]!; s++) {
-      const y = st.grid[base + s]!;
-      let result: number;
-      if (y === EMPTY_SLOT) {
-        if (!canGrow) continue;
-        result = st.load[g]! + wx;
-      } else {
-        const ry = st.r[y]!;
-        if (ry < 2) continue;
-        const share = st.w[y]! / ry;
-        const others = top1Gpu[y] === g ? top2Load[y]! : top1Load[y]!;
-        result = Math.max(st.load[g]! - share + wx, others + share / (ry - 1));
-      }
-      if (result < bestResult || (result === bestResult && y === EMPTY_SLOT && st.grid[bestG * S + bestSlot] !== EMPTY_SLOT)) {
-        bestResult = result;
-        bestG = g;
-        bestSlot = s;
-      }
-    }
-  }
-  if (bestG < 0) return false;
-  if (st.grid[bestG * S + bestSlot] !== EMPTY_SLOT) st.removeAt(bestG, bestSlot);
-  st.add(bestG, e, bestSlot);
-  return true;
-}
-
-/** Per-expert scratch of placeMissing: each redundant expert's hottest holder and the two highest holder loads. */
-class RepairScratch {
-  top1Gpu = new Int32Array(0);
-  top1Load = new Float64Array(0);
-  top2Load = new Float64Array(0);
-
-  fit(E: number): void {
-    if (this.top1Gpu.length >= E) return;
-    this.top1Gpu = new Int32Array(E);
-    this.top1Load = new Float64Array(E);
-    this.top2Load = new Float64Array(E);
-  }
+  if (!evictLeastUseful(st)) return false;
+  return placeMissing(st, e);
 }
 
 /** Bytes of `replicas` expert replicas, when the policy knows the size of one. */
@@ -365,7 +309,6 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
   if (lostGpus > 0) notes.push(`${lostGpus} GPU(s) of the current placement are gone`);
 
   const states: LayerState[] = [];
-  const repairScratch = new RepairScratch();
   let repairMoves = 0;
   let trimmed = 0;
   const S = topo.maxSlots;
@@ -402,7 +345,7 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     for (let e = 0; e < E; e++) if (st.r[e] === 0) missing.push(e);
     missing.sort((a, b) => st.w[b]! - st.w[a]! || a - b);
     for (const e of missing) {
-      if (!placeMissing(st, e, repairScratch)) {
+      if (!placeMissing(st, e)) {
         return infeasible("slots", `layer ${l}: no slot can take expert ${e} (every slot holds an expert's only replica)`);
       }
       repairMoves += 1;
