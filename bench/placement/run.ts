@@ -15,6 +15,7 @@ import {
 } from "../../src/domain/placement/index.ts";
 import type { GpuSlotInfo, Placement, PlacementOutcome, PlacementPolicy } from "../../src/domain/placement/index.ts";
 import { correlation, driftHeat, generateHeat, medianHeatStatistics, sampleHeat } from "../../src/domain/synthetic/heat.ts";
+import { expertReplicaBytes, PlacementSchema } from "../../src/api/schema.ts";
 
 const quick = process.argv.includes("--quick");
 const repoRoot = resolve(import.meta.dirname, "..", "..");
@@ -28,7 +29,16 @@ const GPUS = NODES * GPUS_PER_NODE;
 const SLOTS = 9;
 const GROUPS = 8; // DeepSeek-V3 n_group
 
-const POLICY: PlacementPolicy = { maxMoveFraction: 0.1, minBalancednessGain: 0.005 };
+// The shipped defaults of spec.placement (src/api/schema.ts), as the controller turns them into a policy.
+const SHIPPED = PlacementSchema.parse({});
+/** Bytes of one expert replica of one layer: DeepSeek-V3 3 x 7168 x 2048 parameters in FP8. */
+const BYTES_PER_EXPERT = expertReplicaBytes({ expertParameters: 3 * 7168 * 2048, weightDtype: "FP8" } as Parameters<typeof expertReplicaBytes>[0]);
+const POLICY: PlacementPolicy = {
+  maxMoveFraction: SHIPPED.maxMovedPercent / 100,
+  minBalancednessGain: SHIPPED.minBalancednessGainPercent / 100,
+  bytesPerExpertReplica: BYTES_PER_EXPERT,
+};
+const gb = (replicas: number): string => ((replicas * BYTES_PER_EXPERT) / 1e9).toFixed(1);
 
 function makeGpus(count: number, perNode: number, slots: number): GpuSlotInfo[] {
   return Array.from({ length: count }, (_, g) => ({
@@ -127,8 +137,9 @@ if (existsSync(realDir)) {
 const cases = [...synthetic, ...real];
 
 console.log(`moe-operator placement benchmark${quick ? " (--quick)" : ""}: ${LAYERS} layers x ${EXPERTS} experts, ` +
-  `${GPUS * SLOTS} slots on ${GPUS} GPUs in ${NODES} nodes; policy maxMoveFraction ${POLICY.maxMoveFraction}, ` +
-  `minBalancednessGain ${POLICY.minBalancednessGain}`);
+  `${GPUS * SLOTS} slots on ${GPUS} GPUs in ${NODES} nodes; policy = shipped spec.placement defaults: maxMoveFraction ` +
+  `${POLICY.maxMoveFraction}, minBalancednessGain ${POLICY.minBalancednessGain}; ${(BYTES_PER_EXPERT / 1e6).toFixed(1)} MB per expert ` +
+  `replica (DeepSeek-V3 FP8), GB = expert weights loaded anew per rebalance`);
 
 // ---------------------------------------------------------------------------------------------
 // JIT warm-up: fresh and incremental plans on heat no case uses, so that no timing below
@@ -181,6 +192,8 @@ table("Fresh plan: balancedness (mean/max GPU load, avg over layers), cross-node
 // 2. Drift: consecutive windows correlated 0.98; our incremental plan vs EPLB re-planning.
 interface ChainResult {
   ourMoved: number[];
+  ourMovedReplicas: number[];
+  eplbMovedReplicas: number[];
   ourBal: number[];
   freshBal: number[];
   eplbMoved: number[];
@@ -192,7 +205,7 @@ interface ChainResult {
 }
 
 function runChain(base: number[][], windows: Array<(prev: number[][], i: number) => number[][]>): ChainResult {
-  const res: ChainResult = { ourMoved: [], ourBal: [], freshBal: [], eplbMoved: [], eplbBal: [], unchanged: 0, ms: [], cpuMs: [], corr: [] };
+  const res: ChainResult = { ourMoved: [], ourMovedReplicas: [], eplbMovedReplicas: [], ourBal: [], freshBal: [], eplbMoved: [], eplbBal: [], unchanged: 0, ms: [], cpuMs: [], corr: [] };
   let current = planned(planPlacement({ heat: base, gpus, policy: POLICY })).placement;
   let eplbPrev = fromMap(eplbGlobal(base, GPUS * SLOTS, GPUS));
   let prev = base;
@@ -205,16 +218,20 @@ function runChain(base: number[][], windows: Array<(prev: number[][], i: number)
     res.cpuMs.push(timed.cpuMs);
     if (outcome.kind === "planned") {
       res.ourMoved.push(outcome.movedFraction);
+      res.ourMovedReplicas.push(outcome.movedReplicas);
       res.ourBal.push(outcome.metrics.balancedness);
       current = outcome.placement;
     } else if (outcome.kind === "unchanged") {
       res.unchanged += 1;
       res.ourMoved.push(0);
+      res.ourMovedReplicas.push(0);
       res.ourBal.push(outcome.metrics.balancedness);
     } else throw new Error(outcome.reason);
     res.freshBal.push(planned(planPlacement({ heat, gpus, policy: POLICY })).metrics.balancedness);
     const eplbNext = fromMap(eplbGlobal(heat, GPUS * SLOTS, GPUS));
-    res.eplbMoved.push(countMovedReplicas(eplbPrev, eplbNext) / (LAYERS * GPUS * SLOTS));
+    const eplbMovedReplicas = countMovedReplicas(eplbPrev, eplbNext);
+    res.eplbMovedReplicas.push(eplbMovedReplicas);
+    res.eplbMoved.push(eplbMovedReplicas / (LAYERS * GPUS * SLOTS));
     res.eplbBal.push(mapBalancedness(heat, eplbGlobal(heat, GPUS * SLOTS, GPUS), GPUS));
     eplbPrev = eplbNext;
     prev = heat;
@@ -228,12 +245,12 @@ const driftTimes: number[] = [];
 const driftCpu: number[] = [];
 /** Drift rows must also stay within 0.01 of a fresh plan; noise rows only bound the moves (a fresh
  * plan of a noisy window fits the noise, so the gap there measures the noise, not the planner). */
-const addChainRow = (name: string, r: ChainResult, movedTarget: number, checkGap: boolean): void => {
+const addChainRow = (name: string, r: ChainResult, movedTarget: number | null, checkGap: boolean): void => {
   const worstGap = Math.max(...r.freshBal.map((f, i) => f - r.ourBal[i]!));
   const maxMoved = Math.max(...r.ourMoved);
-  chainRows.push([name, f3(mean(r.corr)), pct(mean(r.ourMoved)), pct(maxMoved), f4(mean(r.ourBal)), f4(mean(r.freshBal)), f4(worstGap),
-    `${r.unchanged}/${r.ourMoved.length}`, pct(mean(r.eplbMoved)), f4(mean(r.eplbBal)), median(r.ms).toFixed(1), median(r.cpuMs).toFixed(1),
-    maxMoved <= movedTarget + 1e-9 && (!checkGap || worstGap <= 0.01) ? "ok" : "MISS"]);
+  chainRows.push([name, f3(mean(r.corr)), pct(mean(r.ourMoved)), pct(maxMoved), gb(mean(r.ourMovedReplicas)), f4(mean(r.ourBal)), f4(mean(r.freshBal)), f4(worstGap),
+    `${r.unchanged}/${r.ourMoved.length}`, pct(mean(r.eplbMoved)), gb(mean(r.eplbMovedReplicas)), f4(mean(r.eplbBal)), median(r.ms).toFixed(1), median(r.cpuMs).toFixed(1),
+    movedTarget === null ? "-" : maxMoved <= movedTarget + 1e-9 && (!checkGap || worstGap <= 0.01) ? "ok" : "MISS"]);
 };
 for (const c of quick ? cases.filter((_, i) => i === 0 || i >= synthetic.length) : cases) {
   const drift = Array.from({ length: windowCount }, () => (prev: number[][], i: number) => driftHeat(prev, { correlation: 0.98, seed: 1000 + i }));
@@ -242,15 +259,17 @@ for (const c of quick ? cases.filter((_, i) => i === 0 || i >= synthetic.length)
   driftCpu.push(...r.cpuMs);
   addChainRow(`${c.name}, drift 0.98`, r, 0.1, true);
 }
-// Pure sampling noise: every window is a Poisson sample of the same underlying heat.
-for (const tokens of [1_000_000, 100_000]) {
+// Pure sampling noise: every window is a Poisson sample of the same underlying heat. At 100k tokens
+// per layer (~390 per expert) the noise moves GPU loads as much as a drift of correlation ~0.9995 and
+// the 1-point hysteresis acts on it: informative row, no target (see ADR 0002).
+for (const tokens of [1_000_000, 300_000, 100_000]) {
   for (const c of quick ? cases.filter((_, i) => i === 0 || i >= synthetic.length) : cases) {
     const noise = Array.from({ length: windowCount }, () => (_prev: number[][], i: number) => sampleHeat(c.heat, { tokensPerLayer: tokens, seed: 2000 + i }));
-    addChainRow(`${c.name}, noise ${tokens / 1000}k tok`, runChain(c.heat, noise), 0.02, false);
+    addChainRow(`${c.name}, noise ${tokens / 1000}k tok`, runChain(c.heat, noise), tokens >= 300_000 ? 0.02 : null, false);
   }
 }
 table(`Rebalancing over ${windowCount} windows (ours: incremental from the previous plan; EPLB: global policy re-planned; moved = expert weights loaded anew / replicas; ms: median over the windows, one run each)`,
-  ["scenario", "corr", "ours moved", "max moved", "ours bal", "fresh bal", "worst gap", "unchanged", "EPLB moved", "EPLB bal", "ours ms", "ours cpu", "target"],
+  ["scenario", "corr", "ours moved", "max moved", "ours GB", "ours bal", "fresh bal", "worst gap", "unchanged", "EPLB moved", "EPLB GB", "EPLB bal", "ours ms", "ours cpu", "target"],
   chainRows);
 
 // Plan-time target at the DeepSeek-V3 shape: <= 50 ms on one core, fresh and incremental.
@@ -279,6 +298,129 @@ if (real.length >= 2) {
   }
   table(`Workload shift ${a.name} -> ${b.name} (corr ${f3(mean(a.heat.map((r, l) => correlation(r, b.heat[l]!))))})`,
     ["ours", "bal before", "bal after", "moved", "fresh bal", "EPLB moved"], rows);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placement quality when moves are cheap (issue 15 item 6): mild drift with the shipped defaults,
+// convergence on a stable heat, independence from how the budget is split, scale-down.
+type Step = { bal: number; movedReplicas: number; movedFraction: number; planned: boolean; budgetLimited: boolean };
+
+/** One rebalance of `current` on `heat`; an `unchanged` outcome is a step that moved nothing. */
+function step(heat: number[][], current: Placement, policy: PlacementPolicy, g: readonly GpuSlotInfo[] = gpus): { placement: Placement; s: Step } {
+  const o = planPlacement({ heat, gpus: g, policy, current });
+  if (o.kind === "infeasible") throw new Error(o.reason);
+  if (o.kind === "unchanged") return { placement: current, s: { bal: o.metrics.balancedness, movedReplicas: 0, movedFraction: 0, planned: false, budgetLimited: false } };
+  return { placement: o.placement, s: { bal: o.metrics.balancedness, movedReplicas: o.movedReplicas, movedFraction: o.movedFraction, planned: true, budgetLimited: o.budgetLimited } };
+}
+
+/**
+ * Rebalance on the same heat once per budget. Hysteresis: "continuation" = the shipped one, but none
+ * while the previous plan was budget-limited (what a controller does with `budgetLimited`); "shipped"
+ * = the shipped one every time; "none" = 0 every time.
+ */
+function rebalanceRepeatedly(heat: number[][], start: Placement, budgets: number[], hysteresis: "continuation" | "shipped" | "none"): Step[] {
+  let current = start;
+  let continuing = false;
+  return budgets.map((budget) => {
+    const off = hysteresis === "none" || continuing;
+    const r = step(heat, current, { ...POLICY, maxMoveFraction: budget, minBalancednessGain: off ? 0 : POLICY.minBalancednessGain });
+    current = r.placement;
+    continuing = hysteresis === "continuation" && r.s.budgetLimited;
+    return r.s;
+  });
+}
+
+const qualityCases = quick ? cases.filter((_, i) => i === 0 || i >= synthetic.length) : cases;
+const budget = POLICY.maxMoveFraction;
+const budgetReplicas = Math.floor(budget * LAYERS * GPUS * SLOTS + 1e-9);
+const bal4 = (xs: Step[]): string => xs.map((x) => f4(x.bal)).join(" ");
+
+// Mild drift, shipped defaults, one rebalance from the fresh plan of the previous heat.
+{
+  const rows: string[][] = [];
+  for (const c of qualityCases) {
+    const start = planned(planPlacement({ heat: c.heat, gpus, policy: POLICY })).placement;
+    for (const corr of [0.999, 0.995]) {
+      const heat = driftHeat(c.heat, { correlation: corr, seed: 3000 });
+      const before = computePlacementMetrics(start, heat).balancedness;
+      const r = step(heat, start, POLICY).s;
+      const fresh = planned(planPlacement({ heat, gpus, policy: POLICY })).metrics.balancedness;
+      const eplbBefore = fromMap(eplbGlobal(c.heat, GPUS * SLOTS, GPUS));
+      const eplbMap = eplbGlobal(heat, GPUS * SLOTS, GPUS);
+      const eplbMoved = countMovedReplicas(eplbBefore, fromMap(eplbMap));
+      const eplbBal = mapBalancedness(heat, eplbMap, GPUS);
+      rows.push([`${c.name}, drift ${corr}`, f4(before), r.planned ? f4(r.bal) : "unchanged", pct(r.movedFraction), gb(r.movedReplicas), f4(fresh),
+        f4(eplbBal), pct(eplbMoved / (LAYERS * GPUS * SLOTS)), gb(eplbMoved), r.planned && r.bal >= eplbBal ? "ok" : "MISS"]);
+    }
+  }
+  table(`Mild drift, shipped defaults (${pct(budget)} budget, hysteresis ${POLICY.minBalancednessGain}): one rebalance from the previous heat's fresh plan; target: corrected, at least EPLB's balance`,
+    ["scenario", "bal before", "ours after", "moved", "GB", "fresh bal", "EPLB bal", "EPLB moved", "EPLB GB", "target"], rows);
+}
+
+// Convergence: repeated rebalances on one (drifted) heat, each within the budget.
+{
+  const rows: string[][] = [];
+  for (const c of qualityCases) {
+    const start = planned(planPlacement({ heat: c.heat, gpus, policy: POLICY })).placement;
+    for (const corr of [0.999, 0.99, 0.98]) {
+      const heat = driftHeat(c.heat, { correlation: corr, seed: 4000 });
+      const fresh = planned(planPlacement({ heat, gpus, policy: POLICY })).metrics.balancedness;
+      const cont = rebalanceRepeatedly(heat, start, [budget, budget, budget], "continuation");
+      const plain = rebalanceRepeatedly(heat, start, [budget, budget, budget], "shipped");
+      const noHyst = rebalanceRepeatedly(heat, start, [budget, budget, budget], "none");
+      const within = cont.findIndex((x) => fresh - x.bal <= 0.002);
+      const maxMoved = Math.max(...cont.map((x) => x.movedReplicas));
+      rows.push([`${c.name}, drift ${corr}`, f4(computePlacementMetrics(start, heat).balancedness), bal4(cont), cont.map((x) => pct(x.movedFraction)).join(" "),
+        cont.map((x) => gb(x.movedReplicas)).join(" "), f4(fresh), f4(fresh - cont[cont.length - 1]!.bal), within < 0 ? "-" : String(within + 1),
+        f4(fresh - noHyst[noHyst.length - 1]!.bal), f4(fresh - plain[plain.length - 1]!.bal),
+        within >= 0 && maxMoved <= budgetReplicas ? "ok" : "MISS"]);
+    }
+  }
+  table(`Convergence on a stable heat: 3 rebalances of ${pct(budget)} from the previous heat's fresh plan, shipped hysteresis, none while the ` +
+    `previous plan was budget-limited; target: within 0.002 of fresh in <= 3, each within the budget. "gap no hyst": hysteresis 0 throughout; ` +
+    `"gap plain": shipped hysteresis on every rebalance`,
+    ["scenario", "bal before", "bal after 1 2 3", "moved 1 2 3", "GB 1 2 3", "fresh bal", "gap", "rebalances", "gap no hyst", "gap plain", "target"], rows);
+}
+
+// Budget split: the same total budget in one, two or four rebalances, then until converged.
+{
+  const rows: string[][] = [];
+  for (const c of qualityCases) {
+    const start = planned(planPlacement({ heat: c.heat, gpus, policy: POLICY })).placement;
+    const heat = driftHeat(c.heat, { correlation: 0.98, seed: 5000 });
+    const fresh = planned(planPlacement({ heat, gpus, policy: POLICY })).metrics.balancedness;
+    const splits = [[0.2], [0.1, 0.1], [0.05, 0.05, 0.05, 0.05]];
+    const after = splits.map((b) => rebalanceRepeatedly(heat, start, b, "continuation"));
+    const converged = splits.map((b) => rebalanceRepeatedly(heat, start, [...b, ...b, ...b, ...b], "continuation"));
+    const a = after.map((x) => x[x.length - 1]!.bal);
+    const z = converged.map((x) => x[x.length - 1]!.bal);
+    const spreadAfter = Math.max(...a) - Math.min(...a);
+    const spreadConverged = Math.max(...z) - Math.min(...z);
+    rows.push([`${c.name}, drift 0.98`, a.map(f4).join(" "), f4(spreadAfter), z.map(f4).join(" "), f4(spreadConverged), f4(fresh),
+      spreadAfter <= 0.002 && spreadConverged <= 0.002 ? "ok" : "MISS"]);
+  }
+  table("Budget split: 20% as 1 x 20%, 2 x 10%, 4 x 5% (then 4x as many rebalances); target: spread <= 0.002",
+    ["scenario", "after 20% total (1/2/4)", "spread", "after 80% total", "spread", "fresh bal", "target"], rows);
+}
+
+// Scale-down: the current placement on more GPUs, re-planned incrementally for fewer.
+{
+  const rows: string[][] = [];
+  for (const c of qualityCases) {
+    for (const [from, to] of [[36, 32], [52, 36]] as const) {
+      const big = makeGpus(from, GPUS_PER_NODE, SLOTS);
+      const small = makeGpus(to, GPUS_PER_NODE, SLOTS);
+      const start = planned(planPlacement({ heat: c.heat, gpus: big, policy: POLICY })).placement;
+      const o = planned(planPlacement({ heat: c.heat, gpus: small, policy: POLICY, current: start }));
+      const fresh = planned(planPlacement({ heat: c.heat, gpus: small, policy: POLICY })).metrics.balancedness;
+      const eplbMoved = countMovedReplicas(fromMap(eplbGlobal(c.heat, from * SLOTS, from), big), fromMap(eplbGlobal(c.heat, to * SLOTS, to), small));
+      const gap = fresh - o.metrics.balancedness;
+      rows.push([`${c.name}, ${from} -> ${to} GPUs`, f4(computePlacementMetrics(start, c.heat).balancedness), f4(o.metrics.balancedness), f4(fresh), f4(gap),
+        pct(o.movedFraction), String(o.repairMoves), gb(o.movedReplicas), pct(eplbMoved / (LAYERS * to * SLOTS)), gb(eplbMoved), gap <= 0.02 ? "ok" : "MISS"]);
+    }
+  }
+  table(`Scale-down, shipped defaults: repairs (re-homing the removed GPUs' only replicas) plus the ${pct(budget)} budget; target: within 0.02 of a fresh plan at the new size`,
+    ["scenario", "bal before", "ours after", "fresh bal", "gap", "moved", "repairs", "GB", "EPLB moved", "EPLB GB", "target"], rows);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -209,7 +209,7 @@ export const ServingSchema = z.object({
 export const PlacementSchema = z.object({
   maxRedundantSlotsPerLayer: z.int32().min(0).max(Limits.maxRoutedExperts * 16).describe("Upper bound on extra replicas of hot experts per MoE layer. Unset: every free slot (shards x expertSlotsPerGpu - routedExperts) holds a redundant replica. 0 disables redundancy.").optional(),
   rebalanceIntervalSeconds: z.int32().min(30).max(86_400).default(300).describe("Seconds between placement re-plans from fresh heat."),
-  minBalancednessGainPercent: z.int32().min(0).max(100).default(5).describe("Move experts only if balancedness (mean GPU load / max GPU load) improves by at least this many percentage points."),
+  minBalancednessGainPercent: z.int32().min(0).max(100).default(1).describe("Move experts only if balancedness (mean GPU load / max GPU load) improves by at least this many percentage points."),
   maxMovedPercent: z.int32().min(1).max(100).default(10).describe("At most this percent of all expert-replica weights may move in one rebalance."),
   topologyKey: z.string().max(316).regex(re(LABEL_KEY)).default("kubernetes.io/hostname").describe("Node label that defines failure and interconnect domains; replicas of the same expert are spread across its values."),
 }).describe("How expert replicas are assigned to shards and how often they move.");

@@ -160,7 +160,7 @@ describe("defaults", () => {
       mode: "Auto",
       model: { denseLayers: 0, sharedExperts: 0 },
       serving: { gpu: { resourceName: "nvidia.com/gpu" }, router: { replicas: 1, gpusPerReplica: 1 } },
-      placement: { rebalanceIntervalSeconds: 300, minBalancednessGainPercent: 5, maxMovedPercent: 10, topologyKey: "kubernetes.io/hostname" },
+      placement: { rebalanceIntervalSeconds: 300, minBalancednessGainPercent: 1, maxMovedPercent: 10, topologyKey: "kubernetes.io/hostname" },
       slo: { metric: "InterTokenLatency", percentile: 99, evaluationWindowSeconds: 60 },
       scaling: { scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 16 }, scaleDown: { stabilizationWindowSeconds: 600, maxShardsPerStep: 4 } },
       heatSource: { refreshIntervalSeconds: 30 },

@@ -18,10 +18,14 @@ import type {
   PlacementPolicy,
 } from "./types.ts";
 
-/** Default PlacementPolicy.minGainPerMove: 0.5% of the layer's mean GPU load per replica loaded. */
-export const DEFAULT_MIN_GAIN_PER_MOVE = 0.005;
 /** Local-search threshold after a from-scratch pack (moves are free there). */
 const FRESH_MIN_SCORE = 1e-4;
+/**
+ * Default PlacementPolicy.minGainPerMove: 0.01% of the layer's mean GPU load per replica loaded, the
+ * same stop as the fresh plan's search, so that repeated rebalances on one heat reach the fresh plan's
+ * balance (ADR 0002). Churn is bounded by the move budget and the balancedness-gain hysteresis.
+ */
+export const DEFAULT_MIN_GAIN_PER_MOVE = FRESH_MIN_SCORE;
 
 type Infeasible = Extract<PlacementOutcome, { kind: "infeasible" }>;
 
@@ -179,6 +183,12 @@ function placeMissing(st: LayerState, e: number): boolean {
   return placeMissing(st, e);
 }
 
+/** Bytes of `replicas` expert replicas, when the policy knows the size of one. */
+function bytesOf(replicas: number, policy: PlacementPolicy): number | null {
+  const bytes = policy.bytesPerExpertReplica;
+  return bytes !== undefined && bytes > 0 ? replicas * bytes : null;
+}
+
 /**
  * Plan where every expert replica of every MoE layer lives.
  *
@@ -254,7 +264,13 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
       else search.attach(st);
       improveLayer(search, st, Infinity, FRESH_MIN_SCORE, 2 * cap);
       search.detach();
-      fillFreeSlots(st);
+      if (fillFreeSlots(st) > 0) {
+        // The added replicas open moves; search again so that the plan is a fixpoint of the
+        // incremental search (same stop), and replanning the same heat from it changes nothing.
+        search.attach(st);
+        improveLayer(search, st, Infinity, FRESH_MIN_SCORE, 2 * cap);
+        search.detach();
+      }
       layers.push(st.toSlots());
     }
     const placement = toPlacement(placementGpus, E, layers);
@@ -269,7 +285,9 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
       previousMetrics: null,
       movedReplicas: moved,
       movedFraction: replicas > 0 ? moved / replicas : 0,
+      movedBytes: bytesOf(moved, policy),
       repairMoves: 0,
+      budgetLimited: false,
       notes,
     };
   }
@@ -337,10 +355,12 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
   if (trimmed > 0) notes.push(`${trimmed} redundant replica(s) dropped to respect slot / redundancy limits`);
   if (repairMoves > 0) notes.push(`${repairMoves} replica load(s) needed to give every expert a replica`);
 
-  // Global greedy improvement under the move budget: best move over all layers first.
+  // Global greedy improvement under the move budget: best move over all layers first. Repairs are
+  // forced and come on top of the budget (a scale-down must re-home the lost GPUs' experts and then
+  // rebalance); moving a replica this plan already loads is free, so repairs can be re-placed at no cost.
   let replicaTotal = 0;
   for (const st of states) replicaTotal += st.replicas;
-  let budget = Math.floor(policy.maxMoveFraction * replicaTotal + 1e-9) - repairMoves;
+  let budget = Math.floor(policy.maxMoveFraction * replicaTotal + 1e-9);
   const minScore = policy.minGainPerMove ?? DEFAULT_MIN_GAIN_PER_MOVE;
   // Each layer offers its best move; the heap holds one per layer, best score first (ties: lower layer).
   const buffers = new SearchBuffers();
@@ -365,6 +385,8 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     }
     offer(l);
   }
+  let budgetLimited = false;
+  for (let l = 0; l < L && !budgetLimited; l++) budgetLimited = searches[l]!.findBestMove(Infinity, minScore) !== null;
   for (const search of searches) search.detach();
   const placement = toPlacement(placementGpus, E, states.map((st) => st.toSlots()));
   const metrics = computePlacementMetrics(placement, heat);
@@ -397,7 +419,9 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
     previousMetrics,
     movedReplicas: moved,
     movedFraction: replicas > 0 ? moved / replicas : 0,
+    movedBytes: bytesOf(moved, policy),
     repairMoves,
+    budgetLimited,
     notes,
   };
 }

@@ -46,13 +46,14 @@ export interface PlacementPolicy {
    * DeepSeek-V3 prefill: 32 (288 slots - 256 experts).
    */
   readonly redundantSlots?: number;
-  /** Move budget: new replica loads / replicas in the plan, per plan (e.g. 0.1). Repairs count but are never refused. */
+  /** Move budget: new replica loads / replicas in the plan, per plan (e.g. 0.1),
+   * on top of the repairs (re-homing experts of GPUs that are gone), which are never refused. */
   readonly maxMoveFraction: number;
   /** Hysteresis: keep the current placement unless balancedness improves by at least this much (e.g. 0.01). */
   readonly minBalancednessGain: number;
   /**
    * Stop improving when the best remaining move reduces its layer's hottest GPU by less than this share
-   * of the layer's mean GPU load per replica loaded. Default 0.005.
+   * of the layer's mean GPU load per replica loaded. Default 1e-4 (the fresh plan's stop).
    */
   readonly minGainPerMove?: number;
   /** Bytes one expert replica of one layer takes; with GpuSlotInfo.memoryBytes limits slots per GPU. */
@@ -112,8 +113,15 @@ export type PlacementOutcome =
       readonly movedReplicas: number;
       /** movedReplicas / replicas in the new placement. */
       readonly movedFraction: number;
+      /** movedReplicas x policy.bytesPerExpertReplica: expert weights loaded anew, bytes; null without bytesPerExpertReplica. */
+      readonly movedBytes: number | null;
       /** Replica loads that were required to repair the current placement (lost GPUs, missing experts). */
       readonly repairMoves: number;
+      /**
+       * The move budget stopped the search while moves scoring at least minGainPerMove remained: another
+       * rebalance on the same heat would improve balance further (a caller may keep rebalancing until false).
+       */
+      readonly budgetLimited: boolean;
       readonly notes: readonly string[];
     }
   | {
