@@ -11,6 +11,8 @@ import { LATENCY_METRICS } from "../domain/latency/model.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import {
   buildSummary,
+  DEFAULT_MAX_SPAN_DAYS,
+  MAX_SPAN_DAYS_LIMIT,
   markdownReport,
   MODEL_PRESETS,
   POLICY_NAMES,
@@ -50,6 +52,17 @@ function parsePolicies(v: string): PolicyName[] {
   return names as PolicyName[];
 }
 
+/** Upper bound of GPU counts on the command line: the simulator's arrays and searches scale with it. */
+const MAX_GPU_ARG = 100_000;
+
+function boundedNumber(name: string, max: number) {
+  return (v: string): number => {
+    const n = positiveNumber(name)(v);
+    if (n > max) throw new InvalidArgumentError(`${name} must be at most ${max}`);
+    return n;
+  };
+}
+
 interface CliOptions {
   trace?: string;
   format?: TraceFormat;
@@ -71,6 +84,8 @@ interface CliOptions {
   hours?: number;
   warmupMin?: number;
   lenient: boolean;
+  strict: boolean;
+  maxSpanDays: number;
   out?: string;
   quiet: boolean;
 }
@@ -102,24 +117,26 @@ export function main(argv: readonly string[]): number {
     .description("Trace-driven MoE fleet simulator: the operator's policy vs baselines and the oracle")
     .option("--trace <file>", "trace file (Azure CSV, Mooncake JSONL or rate CSV); omit for a synthetic diurnal+burst trace")
     .addOption(new Option("--format <format>", "trace format (detected from the file when omitted)").choices(TRACE_FORMATS as string[]))
-    .option("--synthetic-days <days>", "length of the synthetic trace when --trace is omitted", positiveNumber("--synthetic-days"), 1)
+    .option("--synthetic-days <days>", `length of the synthetic trace when --trace is omitted (at most ${MAX_SPAN_DAYS_LIMIT})`, boundedNumber("--synthetic-days", MAX_SPAN_DAYS_LIMIT), 1)
     .option("--policy <names>", `policies, comma-separated: ${POLICY_NAMES.join("|")}|all (default: all)`, parsePolicies)
     .addOption(new Option("--metric <metric>", "latency the SLO names").choices(LATENCY_METRICS as string[]).default("perTokenLatency"))
     .option("--slo-ms <ms>", "p99 target of the SLO metric (default: 60 per-token, 50 ITL, 2000 TTFT)", positiveNumber("--slo-ms"))
     .addOption(new Option("--preset <model>", "model shape").choices(Object.keys(MODEL_PRESETS)).default("deepseek-v3"))
     .option("--usd-per-gpu-hour <usd>", "GPU price", positiveNumber("--usd-per-gpu-hour"), 2)
     .option("--seed <n>", "seed (same seed, byte-identical summary.json)", nonNegativeInt("--seed"), 1)
-    .option("--peak-gpus <n>", "scale the trace so its peak minute needs about this many GPUs", positiveNumber("--peak-gpus"), 200)
+    .option("--peak-gpus <n>", "scale the trace so its peak minute needs about this many GPUs", boundedNumber("--peak-gpus", MAX_GPU_ARG), 200)
     .option("--scale <x>", "explicit rate/token multiplier (overrides --peak-gpus)", positiveNumber("--scale"))
     .option("--arrival-cv <cv>", "Gamma inter-arrival CV for rate series", positiveNumber("--arrival-cv"), 2)
     .option("--input-tokens <n>", "mean input tokens per request for rate series (default 914)", positiveNumber("--input-tokens"))
     .option("--output-tokens <n>", "mean output tokens per request for rate series (default 155)", positiveNumber("--output-tokens"))
     .option("--cold-start-s <s>", "median GPU worker start-to-Ready (log-normal, sigma 0.3)", positiveNumber("--cold-start-s"), 240)
     .option("--min-gpus <n>", "lower bound (default: fewest GPUs that hold all experts)", nonNegativeInt("--min-gpus"))
-    .option("--max-gpus <n>", "upper bound (default 3 x --peak-gpus)", positiveNumber("--max-gpus"))
+    .option("--max-gpus <n>", `upper bound (default 3 x --peak-gpus, at most ${MAX_GPU_ARG})`, boundedNumber("--max-gpus", MAX_GPU_ARG))
     .option("--hours <h>", "replay only the first h hours", positiveNumber("--hours"))
     .option("--warmup-min <m>", "leading minutes not scored (default 10 % of the replay, at most 30)", nonNegativeInt("--warmup-min"))
     .option("--lenient", "skip and count bad trace lines instead of failing", false)
+    .option("--strict", "lines out of time order are an error (default: sorted, with a warning)", false)
+    .option("--max-span-days <days>", `longest span of a trace from its earliest to its latest line (at most ${MAX_SPAN_DAYS_LIMIT})`, boundedNumber("--max-span-days", MAX_SPAN_DAYS_LIMIT), DEFAULT_MAX_SPAN_DAYS)
     .option("--out <dir>", "write summary.json, report.md and timeline.svg here")
     .option("--quiet", "no progress on stderr", false)
     .exitOverride();
@@ -130,20 +147,35 @@ export function main(argv: readonly string[]): number {
     return code === undefined ? 2 : code === 0 ? 0 : 2;
   }
   const o = program.opts<CliOptions>();
-  let trace: Trace;
   try {
-    trace = o.trace === undefined
-      ? syntheticRateTrace({ seed: o.seed, durationS: Math.round(o.syntheticDays * 86_400), meanRatePerS: 200, name: `synthetic-diurnal-${o.syntheticDays}d` })
-      : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens });
+    return run(o);
   } catch (e) {
+    // No stack trace for user input: one line, exit 2.
     if (e instanceof TraceParseError) {
-      console.error(`moe-sim: ${e.message}${o.lenient ? "" : " (use --lenient to skip bad lines)"}`);
-      return 1;
+      const hint = e.skippable && !o.lenient ? " (--lenient skips bad lines)" : "";
+      console.error(`moe-sim: ${e.message}${hint}`);
+    } else {
+      console.error(`moe-sim: ${e instanceof Error ? e.message : String(e)}`);
     }
-    console.error(`moe-sim: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
+    return 2;
   }
-  if (trace.skippedLines > 0 && !o.quiet) console.error(`[moe-sim] ${trace.skippedLines} bad lines skipped (first: line ${trace.skipped[0]?.line}: ${trace.skipped[0]?.reason})`);
+}
+
+function loadTrace(o: CliOptions): Trace {
+  return o.trace === undefined
+    ? syntheticRateTrace({ seed: o.seed, durationS: Math.round(o.syntheticDays * 86_400), meanRatePerS: 200, name: `synthetic-diurnal-${o.syntheticDays}d` })
+    : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, strict: o.strict, maxSpanDays: o.maxSpanDays, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens });
+}
+
+function warnAboutTrace(trace: Trace): void {
+  if (trace.skippedLines > 0) console.error(`[moe-sim] warning: ${trace.skippedLines} bad lines skipped (first: line ${trace.skipped[0]?.line}: ${trace.skipped[0]?.reason})`);
+  const late = trace.outOfOrderLines ?? 0;
+  if (late > 0) console.error(`[moe-sim] warning: ${late} lines out of time order, replayed sorted by time (--strict makes this an error)`);
+}
+
+function run(o: CliOptions): number {
+  const trace = loadTrace(o);
+  warnAboutTrace(trace);
   const started = performance.now();
   const scenario = prepareScenario(trace, {
     metric: o.metric,
