@@ -23,6 +23,8 @@ import {
   TUNING_GRIDS,
 } from "./policies.ts";
 import type { OursDecisionObserver, PolicyContext, TunedBaselineName } from "./policies.ts";
+import { observedLoadFactor, visibleScrapeEndS } from "./stress.ts";
+import type { ObservationFaults } from "./stress.ts";
 import { latencyMultiplier, MinuteAggregator, resolveWaitWeight, stepSecond } from "./truth.ts";
 import type { GroundTruthParams, QueueState } from "./truth.ts";
 import type { LoadSeries, Observation, PolicyName, ScalingPolicy, WorkSeries } from "./types.ts";
@@ -81,6 +83,8 @@ export interface SimConfig {
    * defaults (hpa / kpa at the hindsight utilisation target).
    */
   readonly tuneBaselines?: boolean;
+  /** Metrics outages and outlier scrapes the policies see (the stress suite); the load is unchanged. */
+  readonly observationFaults?: ObservationFaults;
 }
 
 /** One grid point of a tuned baseline. */
@@ -501,13 +505,14 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
       tick(s: number): void {
         fleet.advance(s);
         if (s % interval !== 0) return;
-        const endS = Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS;
+        const endS = visibleScrapeEndS(config.observationFaults, Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS, config.scrapeIntervalS);
         if (endS <= 0) return; // no scrape yet: the policy cannot act
+        const seen = observedLoadFactor(config.observationFaults, endS, config.scrapeIntervalS);
         const startS = Math.max(0, endS - windowS);
         const span = endS - startS;
         const noisy = (x: number, sd: number): number => Math.max(0, x * (1 + sd * obsRng.normal()));
-        const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, loadNoise);
-        const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, loadNoise);
+        const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, loadNoise) * seen;
+        const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, loadNoise) * seen;
         const lastMinute = Math.floor(endS / 60) - 1;
         const p99 = lastMinute >= 0 ? (minuteP99[lastMinute] as number) : NaN;
         const p90 = lastMinute >= 0 ? (minuteP90[lastMinute] as number) : NaN;

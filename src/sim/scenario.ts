@@ -10,6 +10,7 @@ import type { ModelShape } from "./experts.ts";
 import { peakRequirementAt } from "./oracle.ts";
 import { DEFAULT_COLD_START, DEFAULT_SIM_SETTINGS, runSimulation } from "./runner.ts";
 import type { ColdStartDistribution, Progress, SimConfig, SimResult } from "./runner.ts";
+import type { ObservationFaults } from "./stress.ts";
 import type { Trace } from "./traces.ts";
 import { defaultGroundTruthParams, defaultSloMs, resolveWaitWeight } from "./truth.ts";
 import type { GroundTruthParams } from "./truth.ts";
@@ -40,6 +41,10 @@ export interface ScenarioOptions {
   readonly warmupS?: number;
   /** Only replay the first this many seconds. */
   readonly maxSeconds?: number;
+  /** Metrics outages and outlier scrapes the policies see (src/sim/stress.ts). */
+  readonly observationFaults?: ObservationFaults;
+  /** Replay hpa, kpa and slo-keda on their tuning grids (default true). */
+  readonly tuneBaselines?: boolean;
 }
 
 export interface Scenario {
@@ -177,6 +182,8 @@ export function prepareScenario(trace: Trace, options: ScenarioOptions = {}): Sc
     policies: options.policies ?? POLICY_NAMES,
     warmupS: options.warmupS ?? Math.min(1800, Math.floor(load.seconds / 600) * 60),
     ours: options.ours,
+    observationFaults: options.observationFaults,
+    tuneBaselines: options.tuneBaselines,
   };
   return { trace, scale, arrivalCv, load, work, config };
 }
