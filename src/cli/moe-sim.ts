@@ -3,7 +3,9 @@
 // operator's policy and baselines; writes summary.json, report.md and timeline.svg.
 //   node src/cli/moe-sim.ts --trace ../shared/data/traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv --out out/sim
 //   node src/cli/moe-sim.ts --synthetic-days 14 --policy all --out out/sim
-// Progress goes to stderr; the Markdown table to stdout.
+//   node src/cli/moe-sim.ts --stress gaps --synthetic-days 3 --out out/sim
+// Progress goes to stderr; the Markdown table to stdout. A replay shorter than a day is repeated
+// with 5 seeds (--seeds) and the report adds mean and min-max; seeds.json holds them.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -14,6 +16,10 @@ import {
   DEFAULT_MAX_SPAN_DAYS,
   MAX_SPAN_DAYS_LIMIT,
   markdownReport,
+  markdownSeedSpread,
+  seedSpread,
+  STRESS_CASES,
+  stressCase,
   MODEL_PRESETS,
   POLICY_NAMES,
   prepareScenario,
@@ -25,7 +31,7 @@ import {
   TRACE_FORMATS,
   TraceParseError,
 } from "../sim/index.ts";
-import type { PolicyName, Progress, Trace, TraceFormat } from "../sim/index.ts";
+import type { ObservationFaults, PolicyName, Progress, StressCaseName, Summary, Trace, TraceFormat } from "../sim/index.ts";
 
 function positiveNumber(name: string) {
   return (v: string): number => {
@@ -88,7 +94,14 @@ interface CliOptions {
   maxSpanDays: number;
   out?: string;
   quiet: boolean;
+  stress?: StressCaseName;
+  seeds?: number;
 }
+
+/** Traces shorter than this are replayed with several seeds by default. */
+const SHORT_TRACE_S = 86_400;
+const DEFAULT_SHORT_TRACE_SEEDS = 5;
+const MAX_SEEDS = 20;
 
 function makeProgress(quiet: boolean): (p: Progress) => void {
   let lastKey = "";
@@ -137,6 +150,8 @@ export function main(argv: readonly string[]): number {
     .option("--lenient", "skip and count bad trace lines instead of failing", false)
     .option("--strict", "lines out of time order are an error (default: sorted, with a warning)", false)
     .option("--max-span-days <days>", `longest span of a trace from its earliest to its latest line (at most ${MAX_SPAN_DAYS_LIMIT})`, boundedNumber("--max-span-days", MAX_SPAN_DAYS_LIMIT), DEFAULT_MAX_SPAN_DAYS)
+    .addOption(new Option("--stress <case>", "replay a stress-suite case (src/sim/stress.ts) instead of a trace; length --synthetic-days").choices(STRESS_CASES as unknown as string[]))
+    .option("--seeds <n>", `seeds --seed, --seed+1, ... (default ${DEFAULT_SHORT_TRACE_SEEDS} for a replay shorter than a day, else 1; at most ${MAX_SEEDS}); the report adds mean and min-max`, boundedNumber("--seeds", MAX_SEEDS))
     .option("--out <dir>", "write summary.json, report.md and timeline.svg here")
     .option("--quiet", "no progress on stderr", false)
     .exitOverride();
@@ -161,10 +176,15 @@ export function main(argv: readonly string[]): number {
   }
 }
 
-function loadTrace(o: CliOptions): Trace {
-  return o.trace === undefined
+function loadTrace(o: CliOptions): { trace: Trace; faults?: ObservationFaults } {
+  if (o.stress !== undefined) {
+    if (o.trace !== undefined) throw new Error("--stress and --trace are exclusive", { cause: new Error("options") });
+    const c = stressCase(o.stress, { seed: o.seed, days: o.syntheticDays });
+    return { trace: c.trace, faults: c.faults };
+  }
+  return { trace: o.trace === undefined
     ? syntheticRateTrace({ seed: o.seed, durationS: Math.round(o.syntheticDays * 86_400), meanRatePerS: 200, name: `synthetic-diurnal-${o.syntheticDays}d` })
-    : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, strict: o.strict, maxSpanDays: o.maxSpanDays, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens });
+    : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, strict: o.strict, maxSpanDays: o.maxSpanDays, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens }) };
 }
 
 function warnAboutTrace(trace: Trace): void {
@@ -173,16 +193,13 @@ function warnAboutTrace(trace: Trace): void {
   if (late > 0) console.error(`[moe-sim] warning: ${late} lines out of time order, replayed sorted by time (--strict makes this an error)`);
 }
 
-function run(o: CliOptions): number {
-  const trace = loadTrace(o);
-  warnAboutTrace(trace);
-  const started = performance.now();
-  const scenario = prepareScenario(trace, {
+function scenarioFor(o: CliOptions, trace: Trace, faults: ObservationFaults | undefined, seed: number) {
+  return prepareScenario(trace, {
     metric: o.metric,
     sloMs: o.sloMs,
     preset: o.preset,
     usdPerGpuHour: o.usdPerGpuHour,
-    seed: o.seed,
+    seed,
     peakGpus: o.peakGpus,
     scale: o.scale,
     arrivalCv: o.arrivalCv,
@@ -192,16 +209,38 @@ function run(o: CliOptions): number {
     coldStart: { medianS: o.coldStartS },
     maxSeconds: o.hours === undefined ? undefined : Math.round(o.hours * 3600),
     warmupS: o.warmupMin === undefined ? undefined : o.warmupMin * 60,
+    observationFaults: faults,
   });
+}
+
+/** Summaries of the extra seeds (seed + 1 ...) of a short replay. */
+function extraSeedSummaries(o: CliOptions, trace: Trace, faults: ObservationFaults | undefined, seconds: number): Summary[] {
+  const count = Math.floor(o.seeds ?? (seconds < SHORT_TRACE_S ? DEFAULT_SHORT_TRACE_SEEDS : 1));
+  const out: Summary[] = [];
+  for (let k = 1; k < count; k++) {
+    const sc = scenarioFor(o, trace, faults, o.seed + k);
+    out.push(buildSummary(sc, runScenario(sc)));
+    if (!o.quiet) console.error(`[moe-sim] seed ${o.seed + k} done`);
+  }
+  return out;
+}
+
+function run(o: CliOptions): number {
+  const { trace, faults } = loadTrace(o);
+  warnAboutTrace(trace);
+  const started = performance.now();
+  const scenario = scenarioFor(o, trace, faults, o.seed);
   if (!o.quiet) console.error(`[moe-sim] ${trace.name}: ${(scenario.load.seconds / 3600).toFixed(1)} h, scale x${scenario.scale.toFixed(3)}, policies ${scenario.config.policies.join(",")}`);
   const result = runScenario(scenario, makeProgress(o.quiet));
   const summary = buildSummary(scenario, result);
-  const report = markdownReport(summary);
+  const extra = extraSeedSummaries(o, trace, faults, scenario.load.seconds);
+  const report = extra.length === 0 ? markdownReport(summary) : `${markdownReport(summary)}\n${markdownSeedSpread(seedSpread([summary, ...extra]))}`;
   if (o.out !== undefined) {
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, "summary.json"), summaryJson(summary));
     writeFileSync(join(o.out, "report.md"), report);
     writeFileSync(join(o.out, "timeline.svg"), timelineSvg(scenario, result));
+    if (extra.length > 0) writeFileSync(join(o.out, "seeds.json"), `${JSON.stringify(seedSpread([summary, ...extra]), null, 2)}\n`);
     if (!o.quiet) console.error(`[moe-sim] wrote ${join(o.out, "summary.json")}, report.md, timeline.svg`);
   }
   process.stdout.write(report);

@@ -480,3 +480,63 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
   parts.push("</svg>");
   return `${parts.join("\n")}\n`;
 }
+
+/** Mean and range of one figure over seeds. */
+export interface Spread {
+  readonly mean: number | null;
+  readonly min: number | null;
+  readonly max: number | null;
+}
+
+export interface SeedSpread {
+  readonly seeds: readonly number[];
+  readonly policies: readonly {
+    readonly name: string;
+    readonly gpuHoursVsOracle: Spread;
+    readonly sloAttainment: Spread;
+    readonly overshootGpuMinutes: Spread;
+  }[];
+  readonly reactiveAtOursVsOracle: Spread;
+}
+
+function spreadOf(values: readonly (number | null | undefined)[], digits: number): Spread {
+  const v = values.filter((x): x is number => typeof x === "number");
+  if (v.length === 0) return { mean: null, min: null, max: null };
+  return { mean: round(v.reduce((a, b) => a + b, 0) / v.length, digits), min: round(Math.min(...v), digits), max: round(Math.max(...v), digits) };
+}
+
+/** Every figure of a short trace over several seeds (issue 14: a single seed on a 1-hour trace is noise). */
+export function seedSpread(summaries: readonly Summary[]): SeedSpread {
+  const names = summaries[0]?.policies.map((p) => p.name) ?? [];
+  const of = (name: string) => summaries.map((s) => s.policies.find((p) => p.name === name));
+  return {
+    seeds: summaries.map((s) => s.config.seed),
+    policies: names.map((name) => ({
+      name,
+      gpuHoursVsOracle: spreadOf(of(name).map((p) => p?.gpuHoursVsOracle), 4),
+      sloAttainment: spreadOf(of(name).map((p) => p?.sloAttainment), 5),
+      overshootGpuMinutes: spreadOf(of(name).map((p) => p?.overshootGpuMinutes), 1),
+    })),
+    reactiveAtOursVsOracle: spreadOf(summaries.map((s) => s.reference.reactive.atOursAttainment?.gpuHoursVsOracle), 4),
+  };
+}
+
+function spreadText(s: Spread, f: (x: number) => string): string {
+  if (s.mean === null || s.min === null || s.max === null) return "n/a";
+  return `${f(s.mean)} (${f(s.min)}-${f(s.max)})`;
+}
+
+export function markdownSeedSpread(spread: SeedSpread): string {
+  const p2 = (x: number): string => `${(x * 100).toFixed(2)}%`;
+  const x3 = (x: number): string => x.toFixed(3);
+  const n0 = (x: number): string => x.toFixed(0);
+  return [
+    `Over seeds ${spread.seeds.join(", ")} (the trace is shorter than a day; mean (min-max)):`,
+    "",
+    "| policy | x oracle | SLO met (minutes) | overshoot GPU-min |",
+    "|---|---:|---:|---:|",
+    ...spread.policies.map((p) => `| ${p.name} | ${spreadText(p.gpuHoursVsOracle, x3)} | ${spreadText(p.sloAttainment, p2)} | ${spreadText(p.overshootGpuMinutes, n0)} |`),
+    `| reactive reference at ours' attainment | ${spreadText(spread.reactiveAtOursVsOracle, x3)} | | |`,
+    "",
+  ].join("\n");
+}
