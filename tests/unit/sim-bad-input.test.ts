@@ -96,7 +96,7 @@ describe("moe-sim bad input: the CLI", () => {
     expect(stderr()).toEqual([`moe-sim: ${f}:3: bad TIMESTAMP "2023-13-45 99:99:99.0": impossible date: month 13 (--lenient skips bad lines)`]);
   });
 
-  it("gives no --lenient hint where it cannot help (header, empty, span)", () => {
+  it("gives no --lenient hint where it cannot help (header, empty file)", () => {
     const h = file("header.csv", "time,in,out\n1,2,3\n");
     expect(main(["--trace", h, "--quiet"])).toBe(2);
     expect(stderr()[0]).not.toMatch(/lenient/);
@@ -120,9 +120,14 @@ describe("moe-sim bad input: the CLI", () => {
     expect(stderr()[0]).not.toMatch(/RangeError|\n\s+at /);
   });
 
-  it("bounds --max-span-days and GPU counts", () => {
+  it("bounds --max-span-days, GPU counts, scale, arrival CV and token means", () => {
     expect(main(["--max-span-days", "1000", "--quiet"])).toBe(2);
     expect(main(["--max-gpus", "1e9", "--quiet"])).toBe(2);
+    expect(main(["--scale", "1e300", "--quiet"])).toBe(2);
+    expect(main(["--arrival-cv", "1e9", "--quiet"])).toBe(2);
+    expect(main(["--output-tokens", "1e300", "--quiet"])).toBe(2);
+    expect(main(["--stress", "gaps", "--trace", "x.csv", "--quiet"])).toBe(2);
+    expect(stderr()).toContain("moe-sim: --stress and --trace are exclusive");
   });
 
   it("warns with a count when lines are out of order, and fails under --strict", () => {
