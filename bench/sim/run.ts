@@ -84,19 +84,47 @@ function spread(values: readonly (number | null)[], f: (x: number) => string): s
   return `${f(mean)} (${f(Math.min(...v))}-${f(Math.max(...v))})`;
 }
 
-interface CaseResult { readonly label: string; readonly seeds: number[]; readonly summaries: Summary[]; readonly rows: Map<string, Figures>[]; readonly seconds: number }
+/** Ours' forecasts against the realised requirement one lead time on (issue 14: at most 2x). */
+interface ForecastCheck { readonly decisions: number; readonly over2x: number; readonly worstRatio: number }
+
+interface CaseResult { readonly label: string; readonly seeds: number[]; readonly summaries: Summary[]; readonly rows: Map<string, Figures>[]; readonly seconds: number; readonly forecasts: ForecastCheck[] }
+
+/** Every forecast of ours over the largest requirement from its decision minute to one lead time on. */
+function forecastCheck(samples: readonly { minute: number; leadMinutes: number; gpus: number }[], requirement: Int32Array, minGpus: number): ForecastCheck {
+  let over2x = 0;
+  let worst = 0;
+  let n = 0;
+  for (const x of samples) {
+    if (!(x.gpus > minGpus)) continue;
+    let realised = 0;
+    for (let m = x.minute; m <= Math.min(requirement.length - 1, x.minute + x.leadMinutes); m++) realised = Math.max(realised, requirement[m] as number);
+    if (realised <= 0) continue;
+    n++;
+    const ratio = x.gpus / realised;
+    worst = Math.max(worst, ratio);
+    if (ratio > 2) over2x++;
+  }
+  return { decisions: n, over2x, worstRatio: worst };
+}
 
 function runCase(c: Case): CaseResult {
   const t0 = performance.now();
   const summaries: Summary[] = [];
   const rows: Map<string, Figures>[] = [];
   const seeds: number[] = [];
+  const forecasts: ForecastCheck[] = [];
   let count = 1;
   for (let k = 0; k < count; k++) {
     const seed = firstSeed + k;
-    const scenario = prepareScenario(c.trace, { seed, maxSeconds: c.maxSeconds, observationFaults: c.faults });
-    if (k === 0 && scenario.load.seconds < SHORT_TRACE_S) count = SEEDS;
+    const prepared = prepareScenario(c.trace, { seed, maxSeconds: c.maxSeconds, observationFaults: c.faults });
+    if (k === 0 && prepared.load.seconds < SHORT_TRACE_S) count = SEEDS;
+    const samples: { minute: number; leadMinutes: number; gpus: number }[] = [];
+    const startMs = prepared.load.startEpochMs;
+    const scenario = { ...prepared, config: { ...prepared.config, onOursDecision: (o: { nowMs: number }, d: { signals: { forecastGpus: number; leadTimeMs: number } }) => {
+      samples.push({ minute: Math.floor((o.nowMs - startMs) / 60_000), leadMinutes: Math.ceil(d.signals.leadTimeMs / 60_000), gpus: d.signals.forecastGpus });
+    } } };
     const result = runScenario(scenario);
+    forecasts.push(forecastCheck(samples, result.requirement, result.minGpus));
     const s = buildSummary(scenario, result);
     summaries.push(s);
     seeds.push(seed);
@@ -104,7 +132,7 @@ function runCase(c: Case): CaseResult {
   }
   const seconds = (performance.now() - t0) / 1000;
   process.stderr.write(`[bench] ${c.label}: ${seeds.length} seed(s), ${seconds.toFixed(1)} s\n`);
-  return { label: c.label, seeds, summaries, rows, seconds };
+  return { label: c.label, seeds, summaries, rows, seconds, forecasts };
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
@@ -146,7 +174,11 @@ function targetLine(r: CaseResult): string {
     }
   }
   const dom = dominators.size === 0 ? "" : ` (by ${[...dominators].slice(0, 6).join(", ")})`;
-  return `- ${r.label} [${r.seconds.toFixed(0)} s]: not dominated ${notDominated}/${n}${dom}; GPU-hours <= 1.05 x reactive at ours' attainment ${vsReactive}/${n}; >= 99.5 % where the reactive reference reaches it below static ${attainmentDue === 0 ? "n/a" : `${attainmentMet}/${attainmentDue}`}; static ${spread(r.summaries.map((s) => s.reference.staticGpus), n0)} GPUs`;
+  const over = r.forecasts.reduce((a, f) => a + f.over2x, 0);
+  const decisions = r.forecasts.reduce((a, f) => a + f.decisions, 0);
+  const worst = Math.max(0, ...r.forecasts.map((f) => f.worstRatio));
+  const fc = `forecast > 2 x realised requirement in ${over} of ${decisions} forecasts above the floor (worst ${worst.toFixed(2)} x)`;
+  return `- ${r.label} [${r.seconds.toFixed(0)} s]: not dominated ${notDominated}/${n}${dom}; GPU-hours <= 1.05 x reactive at ours' attainment ${vsReactive}/${n}; >= 99.5 % where the reactive reference reaches it below static ${attainmentDue === 0 ? "n/a" : `${attainmentMet}/${attainmentDue}`}; ${fc}; static ${spread(r.summaries.map((s) => s.reference.staticGpus), n0)} GPUs`;
 }
 
 const results = allCases().map(runCase);
