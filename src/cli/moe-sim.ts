@@ -3,7 +3,9 @@
 // operator's policy and baselines; writes summary.json, report.md and timeline.svg.
 //   node src/cli/moe-sim.ts --trace ../shared/data/traces/azure-llm-2023/AzureLLMInferenceTrace_conv.csv --out out/sim
 //   node src/cli/moe-sim.ts --synthetic-days 14 --policy all --out out/sim
-// Progress goes to stderr; the Markdown table to stdout.
+//   node src/cli/moe-sim.ts --stress gaps --synthetic-days 3 --out out/sim
+// Progress goes to stderr; the Markdown table to stdout. A replay shorter than a day is repeated
+// with 5 seeds (--seeds) and the report adds mean and min-max; seeds.json holds them.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -11,7 +13,13 @@ import { LATENCY_METRICS } from "../domain/latency/model.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import {
   buildSummary,
+  DEFAULT_MAX_SPAN_DAYS,
+  MAX_SPAN_DAYS_LIMIT,
   markdownReport,
+  markdownSeedSpread,
+  seedSpread,
+  STRESS_CASES,
+  stressCase,
   MODEL_PRESETS,
   POLICY_NAMES,
   prepareScenario,
@@ -23,7 +31,7 @@ import {
   TRACE_FORMATS,
   TraceParseError,
 } from "../sim/index.ts";
-import type { PolicyName, Progress, Trace, TraceFormat } from "../sim/index.ts";
+import type { ObservationFaults, PolicyName, Progress, StressCaseName, Summary, Trace, TraceFormat } from "../sim/index.ts";
 
 function positiveNumber(name: string) {
   return (v: string): number => {
@@ -50,6 +58,17 @@ function parsePolicies(v: string): PolicyName[] {
   return names as PolicyName[];
 }
 
+/** Upper bound of GPU counts on the command line: the simulator's arrays and searches scale with it. */
+const MAX_GPU_ARG = 100_000;
+
+function boundedNumber(name: string, max: number) {
+  return (v: string): number => {
+    const n = positiveNumber(name)(v);
+    if (n > max) throw new InvalidArgumentError(`${name} must be at most ${max}`);
+    return n;
+  };
+}
+
 interface CliOptions {
   trace?: string;
   format?: TraceFormat;
@@ -71,9 +90,18 @@ interface CliOptions {
   hours?: number;
   warmupMin?: number;
   lenient: boolean;
+  strict: boolean;
+  maxSpanDays: number;
   out?: string;
   quiet: boolean;
+  stress?: StressCaseName;
+  seeds?: number;
 }
+
+/** Traces shorter than this are replayed with several seeds by default. */
+const SHORT_TRACE_S = 86_400;
+const DEFAULT_SHORT_TRACE_SEEDS = 5;
+const MAX_SEEDS = 20;
 
 function makeProgress(quiet: boolean): (p: Progress) => void {
   let lastKey = "";
@@ -102,24 +130,28 @@ export function main(argv: readonly string[]): number {
     .description("Trace-driven MoE fleet simulator: the operator's policy vs baselines and the oracle")
     .option("--trace <file>", "trace file (Azure CSV, Mooncake JSONL or rate CSV); omit for a synthetic diurnal+burst trace")
     .addOption(new Option("--format <format>", "trace format (detected from the file when omitted)").choices(TRACE_FORMATS as string[]))
-    .option("--synthetic-days <days>", "length of the synthetic trace when --trace is omitted", positiveNumber("--synthetic-days"), 1)
+    .option("--synthetic-days <days>", `length of the synthetic trace when --trace is omitted (at most ${MAX_SPAN_DAYS_LIMIT})`, boundedNumber("--synthetic-days", MAX_SPAN_DAYS_LIMIT), 1)
     .option("--policy <names>", `policies, comma-separated: ${POLICY_NAMES.join("|")}|all (default: all)`, parsePolicies)
     .addOption(new Option("--metric <metric>", "latency the SLO names").choices(LATENCY_METRICS as string[]).default("perTokenLatency"))
     .option("--slo-ms <ms>", "p99 target of the SLO metric (default: 60 per-token, 50 ITL, 2000 TTFT)", positiveNumber("--slo-ms"))
     .addOption(new Option("--preset <model>", "model shape").choices(Object.keys(MODEL_PRESETS)).default("deepseek-v3"))
     .option("--usd-per-gpu-hour <usd>", "GPU price", positiveNumber("--usd-per-gpu-hour"), 2)
     .option("--seed <n>", "seed (same seed, byte-identical summary.json)", nonNegativeInt("--seed"), 1)
-    .option("--peak-gpus <n>", "scale the trace so its peak minute needs about this many GPUs", positiveNumber("--peak-gpus"), 200)
-    .option("--scale <x>", "explicit rate/token multiplier (overrides --peak-gpus)", positiveNumber("--scale"))
-    .option("--arrival-cv <cv>", "Gamma inter-arrival CV for rate series", positiveNumber("--arrival-cv"), 2)
-    .option("--input-tokens <n>", "mean input tokens per request for rate series (default 914)", positiveNumber("--input-tokens"))
-    .option("--output-tokens <n>", "mean output tokens per request for rate series (default 155)", positiveNumber("--output-tokens"))
+    .option("--peak-gpus <n>", "scale the trace so its peak minute needs about this many GPUs", boundedNumber("--peak-gpus", MAX_GPU_ARG), 200)
+    .option("--scale <x>", "explicit rate/token multiplier (overrides --peak-gpus; at most 1e6)", boundedNumber("--scale", 1e6))
+    .option("--arrival-cv <cv>", "Gamma inter-arrival CV for rate series (at most 10)", boundedNumber("--arrival-cv", 10), 2)
+    .option("--input-tokens <n>", "mean input tokens per request for rate series (default 914, at most 1e6)", boundedNumber("--input-tokens", 1e6))
+    .option("--output-tokens <n>", "mean output tokens per request for rate series (default 155, at most 1e6)", boundedNumber("--output-tokens", 1e6))
     .option("--cold-start-s <s>", "median GPU worker start-to-Ready (log-normal, sigma 0.3)", positiveNumber("--cold-start-s"), 240)
     .option("--min-gpus <n>", "lower bound (default: fewest GPUs that hold all experts)", nonNegativeInt("--min-gpus"))
-    .option("--max-gpus <n>", "upper bound (default 3 x --peak-gpus)", positiveNumber("--max-gpus"))
+    .option("--max-gpus <n>", `upper bound (default 3 x --peak-gpus, at most ${MAX_GPU_ARG})`, boundedNumber("--max-gpus", MAX_GPU_ARG))
     .option("--hours <h>", "replay only the first h hours", positiveNumber("--hours"))
     .option("--warmup-min <m>", "leading minutes not scored (default 10 % of the replay, at most 30)", nonNegativeInt("--warmup-min"))
     .option("--lenient", "skip and count bad trace lines instead of failing", false)
+    .option("--strict", "lines out of time order are an error (default: sorted, with a warning)", false)
+    .option("--max-span-days <days>", `longest span of a trace from its earliest to its latest line (at most ${MAX_SPAN_DAYS_LIMIT})`, boundedNumber("--max-span-days", MAX_SPAN_DAYS_LIMIT), DEFAULT_MAX_SPAN_DAYS)
+    .addOption(new Option("--stress <case>", "replay a stress-suite case (src/sim/stress.ts) instead of a trace; length --synthetic-days").choices(STRESS_CASES as unknown as string[]))
+    .option("--seeds <n>", `seeds --seed, --seed+1, ... (default ${DEFAULT_SHORT_TRACE_SEEDS} for a replay shorter than a day, else 1; at most ${MAX_SEEDS}); the report adds mean and min-max`, boundedNumber("--seeds", MAX_SEEDS))
     .option("--out <dir>", "write summary.json, report.md and timeline.svg here")
     .option("--quiet", "no progress on stderr", false)
     .exitOverride();
@@ -130,27 +162,44 @@ export function main(argv: readonly string[]): number {
     return code === undefined ? 2 : code === 0 ? 0 : 2;
   }
   const o = program.opts<CliOptions>();
-  let trace: Trace;
   try {
-    trace = o.trace === undefined
-      ? syntheticRateTrace({ seed: o.seed, durationS: Math.round(o.syntheticDays * 86_400), meanRatePerS: 200, name: `synthetic-diurnal-${o.syntheticDays}d` })
-      : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens });
+    return run(o);
   } catch (e) {
+    // No stack trace for user input: one line, exit 2.
     if (e instanceof TraceParseError) {
-      console.error(`moe-sim: ${e.message}${o.lenient ? "" : " (use --lenient to skip bad lines)"}`);
-      return 1;
+      const hint = e.skippable && !o.lenient ? " (--lenient skips bad lines)" : "";
+      console.error(`moe-sim: ${e.message}${hint}`);
+    } else {
+      console.error(`moe-sim: ${e instanceof Error ? e.message : String(e)}`);
     }
-    console.error(`moe-sim: ${e instanceof Error ? e.message : String(e)}`);
-    return 1;
+    return 2;
   }
-  if (trace.skippedLines > 0 && !o.quiet) console.error(`[moe-sim] ${trace.skippedLines} bad lines skipped (first: line ${trace.skipped[0]?.line}: ${trace.skipped[0]?.reason})`);
-  const started = performance.now();
-  const scenario = prepareScenario(trace, {
+}
+
+function loadTrace(o: CliOptions): { trace: Trace; faults?: ObservationFaults } {
+  if (o.stress !== undefined) {
+    if (o.trace !== undefined) throw new Error("--stress and --trace are exclusive", { cause: new Error("options") });
+    const c = stressCase(o.stress, { seed: o.seed, days: o.syntheticDays });
+    return { trace: c.trace, faults: c.faults };
+  }
+  return { trace: o.trace === undefined
+    ? syntheticRateTrace({ seed: o.seed, durationS: Math.round(o.syntheticDays * 86_400), meanRatePerS: 200, name: `synthetic-diurnal-${o.syntheticDays}d` })
+    : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, strict: o.strict, maxSpanDays: o.maxSpanDays, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens }) };
+}
+
+function warnAboutTrace(trace: Trace): void {
+  if (trace.skippedLines > 0) console.error(`[moe-sim] warning: ${trace.skippedLines} bad lines skipped (first: line ${trace.skipped[0]?.line}: ${trace.skipped[0]?.reason})`);
+  const late = trace.outOfOrderLines ?? 0;
+  if (late > 0) console.error(`[moe-sim] warning: ${late} lines out of time order, replayed sorted by time (--strict makes this an error)`);
+}
+
+function scenarioFor(o: CliOptions, trace: Trace, faults: ObservationFaults | undefined, seed: number) {
+  return prepareScenario(trace, {
     metric: o.metric,
     sloMs: o.sloMs,
     preset: o.preset,
     usdPerGpuHour: o.usdPerGpuHour,
-    seed: o.seed,
+    seed,
     peakGpus: o.peakGpus,
     scale: o.scale,
     arrivalCv: o.arrivalCv,
@@ -160,16 +209,38 @@ export function main(argv: readonly string[]): number {
     coldStart: { medianS: o.coldStartS },
     maxSeconds: o.hours === undefined ? undefined : Math.round(o.hours * 3600),
     warmupS: o.warmupMin === undefined ? undefined : o.warmupMin * 60,
+    observationFaults: faults,
   });
+}
+
+/** Summaries of the extra seeds (seed + 1 ...) of a short replay. */
+function extraSeedSummaries(o: CliOptions, trace: Trace, faults: ObservationFaults | undefined, seconds: number): Summary[] {
+  const count = Math.floor(o.seeds ?? (seconds < SHORT_TRACE_S ? DEFAULT_SHORT_TRACE_SEEDS : 1));
+  const out: Summary[] = [];
+  for (let k = 1; k < count; k++) {
+    const sc = scenarioFor(o, trace, faults, o.seed + k);
+    out.push(buildSummary(sc, runScenario(sc)));
+    if (!o.quiet) console.error(`[moe-sim] seed ${o.seed + k} done`);
+  }
+  return out;
+}
+
+function run(o: CliOptions): number {
+  const { trace, faults } = loadTrace(o);
+  warnAboutTrace(trace);
+  const started = performance.now();
+  const scenario = scenarioFor(o, trace, faults, o.seed);
   if (!o.quiet) console.error(`[moe-sim] ${trace.name}: ${(scenario.load.seconds / 3600).toFixed(1)} h, scale x${scenario.scale.toFixed(3)}, policies ${scenario.config.policies.join(",")}`);
   const result = runScenario(scenario, makeProgress(o.quiet));
   const summary = buildSummary(scenario, result);
-  const report = markdownReport(summary);
+  const extra = extraSeedSummaries(o, trace, faults, scenario.load.seconds);
+  const report = extra.length === 0 ? markdownReport(summary) : `${markdownReport(summary)}\n${markdownSeedSpread(seedSpread([summary, ...extra]))}`;
   if (o.out !== undefined) {
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, "summary.json"), summaryJson(summary));
     writeFileSync(join(o.out, "report.md"), report);
     writeFileSync(join(o.out, "timeline.svg"), timelineSvg(scenario, result));
+    if (extra.length > 0) writeFileSync(join(o.out, "seeds.json"), `${JSON.stringify(seedSpread([summary, ...extra]), null, 2)}\n`);
     if (!o.quiet) console.error(`[moe-sim] wrote ${join(o.out, "summary.json")}, report.md, timeline.svg`);
   }
   process.stdout.write(report);

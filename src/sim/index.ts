@@ -12,3 +12,4 @@ export * from "./runner.ts";
 export * from "./scenario.ts";
 export * from "./reactive.ts";
 export * from "./report.ts";
+export * from "./stress.ts";

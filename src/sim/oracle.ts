@@ -47,6 +47,47 @@ function runMinute(input: RequirementInput, m: number, gpus: number, state: Queu
   return agg.flush()[0];
 }
 
+/** The fewest GPUs in [lo, hi] meeting the SLO in minute m from the queue `state` (hi + flag when none). */
+function fewestMeeting(input: RequirementInput, m: number, state: QueueState, prev: number, agg: MinuteAggregator): { readonly gpus: number; readonly attainable: boolean } {
+  const lo = input.minGpus;
+  const hi = Math.max(lo, input.maxGpus);
+  const meets = (n: number): boolean => {
+    const trial: QueueState = { backlogTokens: state.backlogTokens };
+    const p99 = runMinute(input, m, n, trial, agg);
+    return !(p99 > input.sloMs); // NaN (no traffic) meets
+  };
+  if (meets(prev)) {
+    // Gallop down.
+    let good = prev;
+    let step = 1;
+    let bad = lo - 1;
+    while (good > lo) {
+      const c = Math.max(lo, good - step);
+      if (meets(c)) { good = c; step *= 2; } else { bad = c; break; }
+    }
+    while (good - bad > 1 && bad >= lo) {
+      const mid = (good + bad) >> 1;
+      if (meets(mid)) good = mid; else bad = mid;
+    }
+    return { gpus: good, attainable: true };
+  }
+  let bad = prev;
+  let step = 1;
+  let good = -1;
+  while (bad < hi) {
+    const c = Math.min(hi, bad + step);
+    if (meets(c)) { good = c; break; }
+    bad = c;
+    step *= 2;
+  }
+  if (good < 0) return { gpus: hi, attainable: false };
+  while (good - bad > 1) {
+    const mid = (good + bad) >> 1;
+    if (meets(mid)) good = mid; else bad = mid;
+  }
+  return { gpus: good, attainable: true };
+}
+
 export function computeRequirement(input: RequirementInput, onMinute?: (m: number, minutes: number) => void): Requirement {
   const minutes = Math.ceil(input.work.seconds / 60);
   const gpus = new Int32Array(minutes);
@@ -55,57 +96,39 @@ export function computeRequirement(input: RequirementInput, onMinute?: (m: numbe
   let unattainable = 0;
   const unattainableFlags = new Uint8Array(minutes);
   let prev = input.minGpus;
-  const lo = input.minGpus;
-  const hi = Math.max(lo, input.maxGpus);
   for (let m = 0; m < minutes; m++) {
-    const meets = (n: number): boolean => {
-      const trial: QueueState = { backlogTokens: state.backlogTokens };
-      const p99 = runMinute(input, m, n, trial, agg);
-      return !(p99 > input.sloMs); // NaN (no traffic) meets
-    };
-    let found: number;
-    if (meets(prev)) {
-      // Gallop down.
-      let good = prev;
-      let step = 1;
-      let bad = lo - 1;
-      while (good > lo) {
-        const c = Math.max(lo, good - step);
-        if (meets(c)) { good = c; step *= 2; } else { bad = c; break; }
-      }
-      while (good - bad > 1 && bad >= lo) {
-        const mid = (good + bad) >> 1;
-        if (meets(mid)) good = mid; else bad = mid;
-      }
-      found = good;
-    } else {
-      let bad = prev;
-      let step = 1;
-      let good = -1;
-      while (bad < hi) {
-        const c = Math.min(hi, bad + step);
-        if (meets(c)) { good = c; break; }
-        bad = c;
-        step *= 2;
-      }
-      if (good < 0) {
-        found = hi;
-        unattainable++;
-        unattainableFlags[m] = 1;
-      } else {
-        while (good - bad > 1) {
-          const mid = (good + bad) >> 1;
-          if (meets(mid)) good = mid; else bad = mid;
-        }
-        found = good;
-      }
+    const f = fewestMeeting(input, m, state, prev, agg);
+    if (!f.attainable) {
+      unattainable++;
+      unattainableFlags[m] = 1;
     }
-    gpus[m] = found;
-    runMinute(input, m, found, state, agg);
-    prev = found;
+    gpus[m] = f.gpus;
+    runMinute(input, m, f.gpus, state, agg);
+    prev = f.gpus;
     if (onMinute !== undefined && (m & 255) === 0) onMinute(m, minutes);
   }
   return { gpus, unattainableMinutes: unattainable, unattainable: unattainableFlags };
+}
+
+/**
+ * The largest attainable requirement among the given minutes, each searched after `leadInMinutes`
+ * minutes replayed from an empty queue (so the queue it inherits is close to the full replay's).
+ * A cheap stand-in for max(computeRequirement(...).gpus) when the candidates hold the peak.
+ */
+export function peakRequirementAt(input: RequirementInput, candidateMinutes: readonly number[], leadInMinutes = 3): number {
+  const agg = new MinuteAggregator();
+  let peak = 0;
+  for (const c of candidateMinutes) {
+    const state: QueueState = { backlogTokens: 0 };
+    let prev = input.minGpus;
+    for (let m = Math.max(0, c - leadInMinutes); m <= c; m++) {
+      const f = fewestMeeting(input, m, state, prev, agg);
+      runMinute(input, m, f.gpus, state, agg);
+      prev = f.gpus;
+      if (m === c && f.attainable) peak = Math.max(peak, f.gpus);
+    }
+  }
+  return peak;
 }
 
 export interface OraclePlan {

@@ -2,7 +2,9 @@
 // key order), a Markdown table and an SVG timeline written by hand.
 
 import type { Scenario } from "./scenario.ts";
-import type { PolicyResult, SimResult } from "./runner.ts";
+import { OVERSHOOT_FACTOR, pickTunedPoint, TUNING_TARGET_ATTAINMENT } from "./runner.ts";
+import type { PolicyResult, SimResult, TunedBaseline, TunedPoint } from "./runner.ts";
+import { tuningKnobName } from "./policies.ts";
 import type { PolicyName } from "./types.ts";
 import { reactiveLeadMinutes, reactiveReference } from "./reactive.ts";
 import type { ReactiveReference, ReactiveReferenceInput } from "./reactive.ts";
@@ -34,6 +36,29 @@ export interface PolicySummary {
   readonly scaleUps: number;
   readonly scaleDowns: number;
   readonly coldStarts: number;
+  /** GPU-minutes above 1.5 x the per-minute requirement. */
+  readonly overshootGpuMinutes: number | null;
+}
+
+/** One grid point of a baseline tuned in hindsight. */
+export interface TunedPointSummary {
+  readonly knob: number;
+  readonly gpuHours: number | null;
+  readonly gpuHoursVsOracle: number | null;
+  readonly sloAttainment: number | null;
+  readonly overshootGpuMinutes: number | null;
+  /** Whether the point reached the attainment it was picked for. */
+  readonly reached: boolean;
+}
+
+export interface TunedBaselineSummary {
+  readonly name: string;
+  readonly knob: string;
+  readonly grid: readonly number[];
+  /** The cheapest point reaching 99.5 % (or the highest attainment when none does): the policy's row. */
+  readonly atTarget: TunedPointSummary | null;
+  /** The cheapest point reaching ours' attainment (or the highest attainment). */
+  readonly atOursAttainment: TunedPointSummary | null;
 }
 
 /** The reactive reference at one attainment (see src/sim/reactive.ts), with its ratio to the oracle. */
@@ -100,7 +125,43 @@ export interface Summary {
     };
   };
   readonly policies: readonly PolicySummary[];
+  /** hpa, kpa, slo-keda tuned in hindsight on their grids (empty when not tuned). */
+  readonly tunedBaselines: readonly TunedBaselineSummary[];
+  /** Policies or grid points with GPU-hours <= ours and attainment >= ours, one of them strictly ("hpa@0.55"). */
+  readonly oursDominatedBy: readonly string[];
   readonly targets: readonly TargetCheck[];
+}
+
+function dominates(a: { gpuHours: number; sloAttainment: number }, b: { gpuHours: number; sloAttainment: number }): boolean {
+  return a.gpuHours <= b.gpuHours && a.sloAttainment >= b.sloAttainment && (a.gpuHours < b.gpuHours || a.sloAttainment > b.sloAttainment);
+}
+
+/** Everything that dominates ours: the other policies' rows and every tuned grid point. */
+export function oursDominatedBy(result: SimResult): string[] {
+  const ours = result.results.find((r) => r.name === "ours");
+  if (ours === undefined) return [];
+  const out: string[] = [];
+  for (const r of result.results) if (r.name !== "ours" && r.name !== "oracle" && !result.tuned.some((t) => t.name === r.name) && dominates(r, ours)) out.push(r.name);
+  for (const t of result.tuned) for (const p of t.points) if (dominates(p.result, ours)) out.push(`${t.name}@${p.knob}`);
+  return out;
+}
+
+function tunedSummary(t: TunedBaseline, oursAttainment: number | undefined, oracleHours: number | undefined): TunedBaselineSummary {
+  const point = (picked: { point: TunedPoint; reached: boolean } | undefined): TunedPointSummary | null => picked === undefined ? null : {
+    knob: picked.point.knob,
+    gpuHours: round(picked.point.result.gpuHours, 3),
+    gpuHoursVsOracle: oracleHours !== undefined && oracleHours > 0 ? round(picked.point.result.gpuHours / oracleHours) : null,
+    sloAttainment: round(picked.point.result.sloAttainment, 5),
+    overshootGpuMinutes: round(picked.point.result.overshootGpuMinutes, 1),
+    reached: picked.reached,
+  };
+  return {
+    name: t.name,
+    knob: tuningKnobName(t.name),
+    grid: t.points.map((p) => p.knob),
+    atTarget: point(pickTunedPoint(t.points, TUNING_TARGET_ATTAINMENT)),
+    atOursAttainment: oursAttainment === undefined ? null : point(pickTunedPoint(t.points, oursAttainment)),
+  };
 }
 
 /** The reactive reference's input for a replay: its requirement, scored minutes and bounds. */
@@ -141,6 +202,7 @@ export function buildSummary(scenario: Scenario, result: SimResult): Summary {
     scaleUps: r.scaleUps,
     scaleDowns: r.scaleDowns,
     coldStarts: r.coldStarts,
+    overshootGpuMinutes: round(r.overshootGpuMinutes, 1),
   }));
   const ours = policies.find((p) => p.name === "ours");
   const leadMinutes = reactiveLeadMinutes(c.coldStart.medianS, c.scrapeDelayS);
@@ -206,6 +268,8 @@ export function buildSummary(scenario: Scenario, result: SimResult): Summary {
       reactive,
     },
     policies,
+    tunedBaselines: result.tuned.map((t) => tunedSummary(t, result.results.find((r) => r.name === "ours")?.sloAttainment, oracle?.gpuHours)),
+    oursDominatedBy: oursDominatedBy(result),
     targets,
   };
 }
@@ -224,12 +288,22 @@ function pct(x: number | null, digits = 2): string {
 
 export function markdownTable(summary: Summary): string {
   const rows = summary.policies.map((p) =>
-    `| ${p.name} | ${fmt(p.gpuHours, 1)} | ${fmt(p.costUsd, 0)} | ${fmt(p.gpuHoursVsOracle, 3)} | ${pct(p.savingVsStatic, 1)} | ${pct(p.sloAttainment)} | ${p.violatedMinutes} | ${p.coldStartViolationMinutes} | ${p.predictableBurstViolationMinutes} | ${fmt(p.p99OfMinuteP99Ms, 0)} | ${fmt(p.worstP99Ms, 0)} | ${fmt(p.meanGpus, 1)} | ${p.peakGpus} |`);
+    `| ${p.name} | ${fmt(p.gpuHours, 1)} | ${fmt(p.costUsd, 0)} | ${fmt(p.gpuHoursVsOracle, 3)} | ${pct(p.savingVsStatic, 1)} | ${pct(p.sloAttainment)} | ${p.violatedMinutes} | ${p.coldStartViolationMinutes} | ${p.predictableBurstViolationMinutes} | ${fmt(p.p99OfMinuteP99Ms, 0)} | ${fmt(p.worstP99Ms, 0)} | ${fmt(p.meanGpus, 1)} | ${p.peakGpus} | ${fmt(p.overshootGpuMinutes, 0)} |`);
   return [
-    "| policy | GPU-hours | cost USD | x oracle | saved vs static | SLO met (minutes) | violated min | cold-start viol. min | predictable-burst viol. min | p99 of minute p99 (ms) | worst p99 (ms) | mean GPUs | peak GPUs |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    `| policy | GPU-hours | cost USD | x oracle | saved vs static | SLO met (minutes) | violated min | cold-start viol. min | predictable-burst viol. min | p99 of minute p99 (ms) | worst p99 (ms) | mean GPUs | peak GPUs | overshoot GPU-min (> ${OVERSHOOT_FACTOR} x req.) |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
   ].join("\n");
+}
+
+function tunedPointText(p: TunedPointSummary | null): string {
+  if (p === null) return "n/a";
+  return `${fmt(p.gpuHoursVsOracle, 3)} x oracle at ${pct(p.sloAttainment)} (knob ${p.knob}${p.reached ? "" : ", target not reached on the grid"})`;
+}
+
+/** One line per tuned baseline: at 99.5 % and at ours' attainment. */
+export function tunedBaselineLines(summary: Summary): string[] {
+  return summary.tunedBaselines.map((t) => `- ${t.name} (${t.knob} in ${t.grid.join(", ")}): 99.5%: ${tunedPointText(t.atTarget)}; at ours' attainment: ${tunedPointText(t.atOursAttainment)}`);
 }
 
 function reactiveText(x: ReactiveSummary | null): string {
@@ -259,13 +333,19 @@ export function markdownReport(summary: Summary): string {
     `Trace ${t.name} (${t.format}), ${(t.seconds / 3600).toFixed(1)} h, ${fmt(t.requests, 0)} requests after scaling x${fmt(t.scale, 3)}${t.arrivalCv === null ? "" : `, Gamma arrivals CV ${t.arrivalCv}`}${t.skippedLines > 0 ? `, ${t.skippedLines} bad lines skipped` : ""}.`,
     `SLO: p99 ${c.metric} <= ${c.sloMs} ms every minute. Model ${c.preset}, GPUs ${c.minGpus}-${c.maxGpus}, $${c.usdPerGpuHour}/GPU-hour, seed ${c.seed}, first ${c.warmupS / 60} min not scored.`,
     `Cold start log-normal, median ${c.coldStart.medianS} s (sigma ${c.coldStart.sigma}, ${c.coldStart.minS}-${c.coldStart.maxS} s); metrics scraped every ${c.scrapeIntervalS} s, ${c.scrapeDelayS} s late.`,
-    `Static peak = ${r.staticGpus} GPUs; oracle cold start ${fmt(r.oracleColdStartS, 0)} s; hpa/kpa utilisation target (tuned in hindsight) ${fmt(r.tunedUtilization, 3)}; ${r.unattainableMinutes} minutes unattainable at max GPUs; ${r.predictableMinutes} minutes in predictable ramps.`,
+    `Static peak = ${r.staticGpus} GPUs; oracle cold start ${fmt(r.oracleColdStartS, 0)} s; hpa/kpa utilisation target when not grid-tuned ${fmt(r.tunedUtilization, 3)}; ${r.unattainableMinutes} minutes unattainable at max GPUs; ${r.predictableMinutes} minutes in predictable ramps.`,
     "",
     markdownTable(summary),
     "",
     reactiveLine(summary),
     "",
   ];
+  if (summary.tunedBaselines.length > 0) {
+    lines.push(`Baselines tuned in hindsight (rows above: the cheapest grid point reaching 99.5 %, else the highest attainment):`, "", ...tunedBaselineLines(summary), "");
+  }
+  if (summary.policies.some((p) => p.name === "ours")) {
+    lines.push(`Ours dominated by (as cheap and as good, one strictly): ${summary.oursDominatedBy.length === 0 ? "none" : summary.oursDominatedBy.join(", ")}.`, "");
+  }
   if (summary.targets.length > 0) {
     lines.push("Targets (ours):", "");
     for (const tc of summary.targets) {
@@ -399,4 +479,64 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
   });
   parts.push("</svg>");
   return `${parts.join("\n")}\n`;
+}
+
+/** Mean and range of one figure over seeds. */
+export interface Spread {
+  readonly mean: number | null;
+  readonly min: number | null;
+  readonly max: number | null;
+}
+
+export interface SeedSpread {
+  readonly seeds: readonly number[];
+  readonly policies: readonly {
+    readonly name: string;
+    readonly gpuHoursVsOracle: Spread;
+    readonly sloAttainment: Spread;
+    readonly overshootGpuMinutes: Spread;
+  }[];
+  readonly reactiveAtOursVsOracle: Spread;
+}
+
+function spreadOf(values: readonly (number | null | undefined)[], digits: number): Spread {
+  const v = values.filter((x): x is number => typeof x === "number");
+  if (v.length === 0) return { mean: null, min: null, max: null };
+  return { mean: round(v.reduce((a, b) => a + b, 0) / v.length, digits), min: round(Math.min(...v), digits), max: round(Math.max(...v), digits) };
+}
+
+/** Every figure of a short trace over several seeds (issue 14: a single seed on a 1-hour trace is noise). */
+export function seedSpread(summaries: readonly Summary[]): SeedSpread {
+  const names = summaries[0]?.policies.map((p) => p.name) ?? [];
+  const of = (name: string) => summaries.map((s) => s.policies.find((p) => p.name === name));
+  return {
+    seeds: summaries.map((s) => s.config.seed),
+    policies: names.map((name) => ({
+      name,
+      gpuHoursVsOracle: spreadOf(of(name).map((p) => p?.gpuHoursVsOracle), 4),
+      sloAttainment: spreadOf(of(name).map((p) => p?.sloAttainment), 5),
+      overshootGpuMinutes: spreadOf(of(name).map((p) => p?.overshootGpuMinutes), 1),
+    })),
+    reactiveAtOursVsOracle: spreadOf(summaries.map((s) => s.reference.reactive.atOursAttainment?.gpuHoursVsOracle), 4),
+  };
+}
+
+function spreadText(s: Spread, f: (x: number) => string): string {
+  if (s.mean === null || s.min === null || s.max === null) return "n/a";
+  return `${f(s.mean)} (${f(s.min)}-${f(s.max)})`;
+}
+
+export function markdownSeedSpread(spread: SeedSpread): string {
+  const p2 = (x: number): string => `${(x * 100).toFixed(2)}%`;
+  const x3 = (x: number): string => x.toFixed(3);
+  const n0 = (x: number): string => x.toFixed(0);
+  return [
+    `Over seeds ${spread.seeds.join(", ")} (the trace is shorter than a day; mean (min-max)):`,
+    "",
+    "| policy | x oracle | SLO met (minutes) | overshoot GPU-min |",
+    "|---|---:|---:|---:|",
+    ...spread.policies.map((p) => `| ${p.name} | ${spreadText(p.gpuHoursVsOracle, x3)} | ${spreadText(p.sloAttainment, p2)} | ${spreadText(p.overshootGpuMinutes, n0)} |`),
+    `| reactive reference at ours' attainment | ${spreadText(spread.reactiveAtOursVsOracle, x3)} | | |`,
+    "",
+  ].join("\n");
 }

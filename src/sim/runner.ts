@@ -15,11 +15,16 @@ import {
   createOursPolicy,
   createSchedulePolicy,
   createSloKedaPolicy,
+  createBaselineAt,
   createStaticPolicy,
   scheduleInitialGpus,
   staticPeakGpus,
+  TUNED_BASELINES,
+  TUNING_GRIDS,
 } from "./policies.ts";
-import type { OursDecisionObserver, PolicyContext } from "./policies.ts";
+import type { OursDecisionObserver, PolicyContext, TunedBaselineName } from "./policies.ts";
+import { observedLoadFactor, visibleScrapeEndS } from "./stress.ts";
+import type { ObservationFaults } from "./stress.ts";
 import { latencyMultiplier, MinuteAggregator, resolveWaitWeight, stepSecond } from "./truth.ts";
 import type { GroundTruthParams, QueueState } from "./truth.ts";
 import type { LoadSeries, Observation, PolicyName, ScalingPolicy, WorkSeries } from "./types.ts";
@@ -79,6 +84,41 @@ export interface SimConfig {
   readonly oursIntervalS?: number;
   /** Called with every decision of "ours" (diagnostics; does not change the replay). */
   readonly onOursDecision?: OursDecisionObserver;
+  /**
+   * Replay hpa, kpa and slo-keda at every point of their tuning grid (TUNING_GRIDS) and report the
+   * cheapest point reaching 99.5 % as their row (default true); false runs each once at its
+   * defaults (hpa / kpa at the hindsight utilisation target).
+   */
+  readonly tuneBaselines?: boolean;
+  /** Metrics outages and outlier scrapes the policies see (the stress suite); the load is unchanged. */
+  readonly observationFaults?: ObservationFaults;
+}
+
+/** One grid point of a tuned baseline. */
+export interface TunedPoint {
+  readonly knob: number;
+  readonly result: PolicyResult;
+}
+
+export interface TunedBaseline {
+  readonly name: TunedBaselineName;
+  readonly points: readonly TunedPoint[];
+  /** The knob of the point reported as the policy's row. */
+  readonly chosenKnob: number;
+}
+
+/** Share of minutes the baselines' rows are tuned to reach. */
+export const TUNING_TARGET_ATTAINMENT = 0.995;
+
+/** The cheapest point reaching the attainment, or (none does) the highest attainment, cheapest on ties. */
+export function pickTunedPoint(points: readonly TunedPoint[], attainment: number): { readonly point: TunedPoint; readonly reached: boolean } | undefined {
+  let best: TunedPoint | undefined;
+  for (const p of points) if (p.result.sloAttainment >= attainment - 1e-12 && (best === undefined || p.result.gpuHours < best.result.gpuHours)) best = p;
+  if (best !== undefined) return { point: best, reached: true };
+  for (const p of points) {
+    if (best === undefined || p.result.sloAttainment > best.result.sloAttainment || (p.result.sloAttainment === best.result.sloAttainment && p.result.gpuHours < best.result.gpuHours)) best = p;
+  }
+  return best === undefined ? undefined : { point: best, reached: false };
 }
 
 export const DEFAULT_SIM_SETTINGS = {
@@ -109,7 +149,12 @@ export interface PolicyResult {
   readonly scaleUps: number;
   readonly scaleDowns: number;
   readonly coldStarts: number;
+  /** GPU-minutes provisioned above 1.5 x the per-minute requirement (scored minutes). */
+  readonly overshootGpuMinutes: number;
 }
+
+/** Provisioning above this multiple of the per-minute requirement counts as overshoot. */
+export const OVERSHOOT_FACTOR = 1.5;
 
 export interface PolicyTimeline {
   readonly name: PolicyName;
@@ -136,6 +181,8 @@ export interface SimResult {
   readonly timelines: readonly PolicyTimeline[];
   /** Mean work tokens/s per minute. */
   readonly loadPerMinute: Float32Array;
+  /** Every grid point of hpa, kpa and slo-keda (empty unless config.tuneBaselines). */
+  readonly tuned: readonly TunedBaseline[];
 }
 
 export interface Progress {
@@ -284,8 +331,11 @@ function finishResult(
   predictable: Uint8Array,
   counts: { scaleUps: number; scaleDowns: number; coldStarts: number; peakGpus: number },
   warmupMinutes: number,
+  requirement: Int32Array,
 ): Accumulated {
   const allMinutes = minuteP99.length;
+  let overshoot = 0;
+  for (let m = warmupMinutes; m < allMinutes; m++) overshoot += Math.max(0, (minuteGpus[m] as number) - OVERSHOOT_FACTOR * (requirement[m] as number));
   const minutes = Math.max(0, allMinutes - warmupMinutes);
   let violated = 0;
   let coldViol = 0;
@@ -327,6 +377,7 @@ function finishResult(
       scaleUps: counts.scaleUps,
       scaleDowns: counts.scaleDowns,
       coldStarts: counts.coldStarts,
+      overshootGpuMinutes: overshoot,
     },
     timeline: { name, gpus: minuteGpus, p99Ms: p99f },
   };
@@ -384,7 +435,7 @@ function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirem
       if (onProgress !== undefined && (m & 1023) === 0) onProgress(s / seconds);
     }
   }
-  return finishResult(driver.name, config, gpuSeconds, minuteP99, minuteGpus, violated, coldFlags, predictable, driver.counts, warmupMinutes);
+  return finishResult(driver.name, config, gpuSeconds, minuteP99, minuteGpus, violated, coldFlags, predictable, driver.counts, warmupMinutes, requirement);
 }
 
 /**
@@ -466,6 +517,7 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
     nominalTokensPerSecondPerGpu: nominal,
     tunedUtilization,
     requirementPerMinute: requirement,
+    unattainablePerMinute: req.unattainable,
     startEpochMs: load.startEpochMs,
     scheduleLeadS: coldStartQuantileS(config.coldStart, 2.326) + 60,
   };
@@ -476,6 +528,73 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
   const results: PolicyResult[] = [];
   const timelines: PolicyTimeline[] = [];
   const oracleColdStartS = coldStartMeanS(config.coldStart);
+  const tune = config.tuneBaselines ?? true;
+  const tuned: TunedBaseline[] = [];
+  const runAdaptive = (name: Exclude<PolicyName, "oracle">, policy: ScalingPolicy, minuteP99: Float64Array, minuteP90: Float64Array, progress: (f: number) => void): Accumulated => {
+    const initial = name === "static" ? staticGpus : name === "schedule" ? Math.max(minGpus, scheduleInitialGpus(ctx)) : initialAdaptive;
+    const delayRng = createRng((rootSeed ^ seedFrom("coldstart")) >>> 0);
+    const cs = config.coldStart;
+    const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
+    const fleet = new ColdStartFleet(initial, delays);
+    const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
+    if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, world, config, initial, historyS);
+    const obsRng = createRng((rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
+    const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
+    const loadNoise = config.loadNoise;
+    const latNoise = config.latencyNoise;
+    const windowS = Math.max(1, Math.round(policy.observationWindowS));
+    const interval = Math.max(1, Math.round(policy.intervalS));
+    const driver: FleetDriver = {
+      name,
+      provisioned: () => fleet.provisioned,
+      ready: () => fleet.ready,
+      counts,
+      tick(s: number): void {
+        fleet.advance(s);
+        if (s % interval !== 0) return;
+        const endS = visibleScrapeEndS(config.observationFaults, Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS, config.scrapeIntervalS);
+        if (endS <= 0) return; // no scrape yet: the policy cannot act
+        const seen = observedLoadFactor(config.observationFaults, endS, config.scrapeIntervalS);
+        const startS = Math.max(0, endS - windowS);
+        const span = endS - startS;
+        const noisy = (x: number, sd: number): number => Math.max(0, x * (1 + sd * obsRng.normal()));
+        const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, loadNoise) * seen;
+        const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, loadNoise) * seen;
+        const lastMinute = Math.floor(endS / 60) - 1;
+        const p99 = lastMinute >= 0 ? (minuteP99[lastMinute] as number) : NaN;
+        const p90 = lastMinute >= 0 ? (minuteP90[lastMinute] as number) : NaN;
+        const q = experts.quality(fleet.ready, Math.floor(s / experts.epochS));
+        const nowMs = load.startEpochMs + s * 1000;
+        const obs: Observation = {
+          nowMs,
+          metricsAtMs: load.startEpochMs + endS * 1000,
+          windowMs: span * 1000,
+          tokensPerSecond: tps,
+          requestsPerSecond: rps,
+          observedP99Ms: Number.isNaN(p99) ? undefined : Number.isFinite(p99) ? noisy(p99, latNoise) : p99,
+          observedP90Ms: Number.isNaN(p90) ? undefined : Number.isFinite(p90) ? noisy(p90, latNoise) : p90,
+          provisionedGpus: fleet.provisioned,
+          readyGpus: fleet.ready,
+          warmingGpus: fleet.provisioned - fleet.ready,
+          balancedness: Math.min(1, Math.max(0.01, q.balancedness * (1 + 0.01 * obsRng.normal()))),
+          crossNodeShare: q.crossNodeShare,
+          redundantExpertsPerGpu: q.redundantExpertsPerGpu,
+          coldStartDurationsMs: fleet.completedDurationsMs,
+          usdPerGpuHour: config.usdPerGpuHour,
+        };
+        fleet.completedDurationsMs = [];
+        const step = policy.step(obs, nowMs);
+        const desired = Math.min(maxGpus, Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)));
+        const before = fleet.provisioned;
+        fleet.setDesired(desired, s);
+        if (desired > before) counts.scaleUps++;
+        else if (desired < before) counts.scaleDowns++;
+        counts.coldStarts = fleet.coldStarts;
+        counts.peakGpus = Math.max(counts.peakGpus, fleet.provisioned);
+      },
+    };
+    return runFleet(world, config, driver, requirement, predictable, minuteP99, minuteP90, progress);
+  };
   for (const name of config.policies) {
     const minuteP99 = new Float64Array(minutes).fill(NaN);
     const minuteP90 = new Float64Array(minutes).fill(NaN);
@@ -503,70 +622,19 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
         counts: { scaleUps: ups, scaleDowns: downs, coldStarts: ups, peakGpus: peak },
       };
       acc = runFleet(world, config, driver, requirement, predictable, minuteP99, minuteP90, progress);
+    } else if (tune && (TUNED_BASELINES as readonly string[]).includes(name)) {
+      const points: { knob: number; acc: Accumulated }[] = [];
+      for (const knob of TUNING_GRIDS[name as TunedBaselineName]) {
+        const p99 = new Float64Array(minutes).fill(NaN);
+        const p90 = new Float64Array(minutes).fill(NaN);
+        points.push({ knob, acc: runAdaptive(name, createBaselineAt(name as TunedBaselineName, ctx, knob), p99, p90, progress) });
+      }
+      const tp = points.map((p) => ({ knob: p.knob, result: p.acc.result }));
+      const chosen = pickTunedPoint(tp, TUNING_TARGET_ATTAINMENT)?.point.knob;
+      tuned.push({ name: name as TunedBaselineName, points: tp, chosenKnob: chosen ?? NaN });
+      acc = (points.find((p) => p.knob === chosen) ?? points[0])?.acc as Accumulated;
     } else {
-      const policy = makePolicy(name, ctx, config);
-      const initial = name === "static" ? staticGpus : name === "schedule" ? Math.max(minGpus, scheduleInitialGpus(ctx)) : initialAdaptive;
-      const delayRng = createRng((rootSeed ^ seedFrom("coldstart")) >>> 0);
-      const cs = config.coldStart;
-      const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
-      const fleet = new ColdStartFleet(initial, delays);
-      const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
-      if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, world, config, initial, historyS);
-      const obsRng = createRng((rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
-      const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
-      const loadNoise = config.loadNoise;
-      const latNoise = config.latencyNoise;
-      const windowS = Math.max(1, Math.round(policy.observationWindowS));
-      const interval = Math.max(1, Math.round(policy.intervalS));
-      const driver: FleetDriver = {
-        name,
-        provisioned: () => fleet.provisioned,
-        ready: () => fleet.ready,
-        counts,
-        tick(s: number): void {
-          fleet.advance(s);
-          if (s % interval !== 0) return;
-          const endS = Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS;
-          if (endS <= 0) return; // no scrape yet: the policy cannot act
-          const startS = Math.max(0, endS - windowS);
-          const span = endS - startS;
-          const noisy = (x: number, sd: number): number => Math.max(0, x * (1 + sd * obsRng.normal()));
-          const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, loadNoise);
-          const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, loadNoise);
-          const lastMinute = Math.floor(endS / 60) - 1;
-          const p99 = lastMinute >= 0 ? (minuteP99[lastMinute] as number) : NaN;
-          const p90 = lastMinute >= 0 ? (minuteP90[lastMinute] as number) : NaN;
-          const q = experts.quality(fleet.ready, Math.floor(s / experts.epochS));
-          const nowMs = load.startEpochMs + s * 1000;
-          const obs: Observation = {
-            nowMs,
-            metricsAtMs: load.startEpochMs + endS * 1000,
-            windowMs: span * 1000,
-            tokensPerSecond: tps,
-            requestsPerSecond: rps,
-            observedP99Ms: Number.isNaN(p99) ? undefined : Number.isFinite(p99) ? noisy(p99, latNoise) : p99,
-            observedP90Ms: Number.isNaN(p90) ? undefined : Number.isFinite(p90) ? noisy(p90, latNoise) : p90,
-            provisionedGpus: fleet.provisioned,
-            readyGpus: fleet.ready,
-            warmingGpus: fleet.provisioned - fleet.ready,
-            balancedness: Math.min(1, Math.max(0.01, q.balancedness * (1 + 0.01 * obsRng.normal()))),
-            crossNodeShare: q.crossNodeShare,
-            redundantExpertsPerGpu: q.redundantExpertsPerGpu,
-            coldStartDurationsMs: fleet.completedDurationsMs,
-            usdPerGpuHour: config.usdPerGpuHour,
-          };
-          fleet.completedDurationsMs = [];
-          const step = policy.step(obs, nowMs);
-          const desired = Math.min(maxGpus, Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)));
-          const before = fleet.provisioned;
-          fleet.setDesired(desired, s);
-          if (desired > before) counts.scaleUps++;
-          else if (desired < before) counts.scaleDowns++;
-          counts.coldStarts = fleet.coldStarts;
-          counts.peakGpus = Math.max(counts.peakGpus, fleet.provisioned);
-        },
-      };
-      acc = runFleet(world, config, driver, requirement, predictable, minuteP99, minuteP90, progress);
+      acc = runAdaptive(name, makePolicy(name, ctx, config), minuteP99, minuteP90, progress);
     }
     progress(1);
     results.push(acc.result);
@@ -587,5 +655,6 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
     results,
     timelines,
     loadPerMinute,
+    tuned,
   };
 }

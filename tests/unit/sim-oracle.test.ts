@@ -37,7 +37,7 @@ describe("sim oracle", () => {
 
   it("a longer cold start costs reactive policies more violated minutes", () => {
     const trace = syntheticRateTrace({ seed: 4, durationS: 4 * 3600, meanRatePerS: 150, burstsPerDay: 12, burstFactor: [1.8, 2.2], burstMinutes: [10, 15] });
-    const run = (medianS: number) => runScenario(prepareScenario(trace, { seed: 1, peakGpus: 60, maxGpus: 200, policies: ["hpa"], coldStart: { medianS, sigma: 0.01, minS: 10, maxS: 2000 } })).results[0];
+    const run = (medianS: number) => runScenario(prepareScenario(trace, { seed: 1, peakGpus: 60, maxGpus: 200, policies: ["hpa"], tuneBaselines: false, coldStart: { medianS, sigma: 0.01, minS: 10, maxS: 2000 } })).results[0];
     const fast = run(15);
     const slow = run(600);
     expect(slow?.violatedMinutes ?? 0).toBeGreaterThan(fast?.violatedMinutes ?? 0);
