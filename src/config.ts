@@ -18,6 +18,7 @@ export const OperatorConfigSchema = z.object({
   renewDeadlineSeconds: z.number().int().min(1).max(300).default(10),
   retryPeriodSeconds: z.number().int().min(1).max(60).default(2),
   reconcileIntervalSeconds: z.number().int().min(1).max(3600).default(30),
+  apiRequestTimeoutSeconds: z.number().int().min(1).max(300).default(30).describe("Deadline of each Kubernetes API request (not watches); a request past it fails and its reconcile is retried with backoff."),
   drainSeconds: z.number().int().min(0).max(3600).default(30),
   maxSurge: z.number().int().min(1).max(1000).default(2),
   workers: z.number().int().min(1).max(64).default(4),

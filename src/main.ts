@@ -23,6 +23,7 @@ const program = new Command()
   .option("--renew-deadline-seconds <n>", "renew deadline", env.MOE_RENEW_DEADLINE_SECONDS ?? "10")
   .option("--retry-period-seconds <n>", "retry period", env.MOE_RETRY_PERIOD_SECONDS ?? "2")
   .option("--reconcile-interval-seconds <n>", "periodic re-evaluation", env.MOE_RECONCILE_INTERVAL_SECONDS ?? "30")
+  .option("--api-request-timeout-seconds <n>", "deadline of each Kubernetes API request (not watches)", env.MOE_API_REQUEST_TIMEOUT_SECONDS ?? "30")
   .option("--drain-seconds <n>", "drain period before a shard pod is deleted", env.MOE_DRAIN_SECONDS ?? "30")
   .option("--max-surge <n>", "replacement shard pods starting at once", env.MOE_MAX_SURGE ?? "2")
   .option("--workers <n>", "concurrent reconciles", env.MOE_WORKERS ?? "4")
@@ -56,6 +57,7 @@ const parsed = OperatorConfigSchema.safeParse({
   renewDeadlineSeconds: num(o.renewDeadlineSeconds),
   retryPeriodSeconds: num(o.retryPeriodSeconds),
   reconcileIntervalSeconds: num(o.reconcileIntervalSeconds),
+  apiRequestTimeoutSeconds: num(o.apiRequestTimeoutSeconds),
   drainSeconds: num(o.drainSeconds),
   maxSurge: num(o.maxSurge),
   workers: num(o.workers),

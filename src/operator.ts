@@ -19,6 +19,7 @@ import { tokenReviewAuthorizer } from "./observability/metrics-auth.ts";
 import { MoEDeploymentReconciler, ConflictRequeue, type MoEDeploymentObject } from "./controllers/moedeployment/reconciler.ts";
 import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
+import { applyRequestTimeout } from "./adapters/request-timeout.ts";
 import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
 
 export interface OperatorHandle {
@@ -55,7 +56,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const clock = deps.clock ?? realClock;
   const logger = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
-  const kc = deps.kubeConfig ?? loadKubeConfig(config.kubeconfig);
+  const kc = applyRequestTimeout(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig), config.apiRequestTimeoutSeconds * 1000);
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
