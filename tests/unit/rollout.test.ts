@@ -232,3 +232,26 @@ describe("planRollout with Ready pods crashing at random steps", () => {
     expect(planRollout({ pods: stuck, desired, layerCount: 1, expertCount: 10, nowMs: 0, drainSeconds: 5, maxSurge: 1, maxCreates: 3 }).create).toEqual([]);
   });
 });
+
+describe("planRollout: a draining pod that turns not Ready has finished its requests", () => {
+  const desired = desiredOf([[[0, 1]]]);
+  it("is deleted before the deadline when its replicas are held elsewhere", () => {
+    const pods: ShardPodView[] = [
+      { name: "keep", ...desired[0]!, ready: true, terminating: false },
+      { name: "old", shardIndex: 1, setHash: "x", experts: [[0]], ready: false, terminating: false, drainStartedMs: 1_000 },
+    ];
+    expect(planRollout({ pods, desired, layerCount: 1, expertCount: 2, nowMs: 2_000, drainSeconds: 30, maxSurge: 1 }).delete).toEqual(["old"]);
+    // Still serving (requests in flight): kept until the deadline.
+    const serving = pods.map((p) => ({ ...p, ready: true }));
+    expect(planRollout({ pods: serving, desired, layerCount: 1, expertCount: 2, nowMs: 2_000, drainSeconds: 30, maxSurge: 1 }).delete).toEqual([]);
+  });
+  it("has its drain cancelled (not deleted) when nothing else holds its replicas", () => {
+    const pods: ShardPodView[] = [
+      { name: "cover", ...desired[0]!, ready: false, terminating: false },
+      { name: "old", shardIndex: 1, setHash: "x", experts: [[0]], ready: false, terminating: false, drainStartedMs: 1_000 },
+    ];
+    const plan = planRollout({ pods, desired, layerCount: 1, expertCount: 2, nowMs: 2_000, drainSeconds: 30, maxSurge: 1 });
+    expect(plan.delete).toEqual([]);
+    expect(plan.cancelDrain).toEqual(["old"]);
+  });
+});

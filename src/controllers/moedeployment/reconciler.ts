@@ -36,7 +36,7 @@ export interface Cache<T> {
 export interface ReconcilerConfig {
   /** Decision cadence when nothing else wakes the reconciler. */
   reconcileIntervalMs: number;
-  /** Seconds between a shard's drain mark and its deletion. */
+  /** Longest drain: seconds from a shard's drain mark to its deletion if it stays Ready. */
   drainSeconds: number;
   /** Replacement shard pods not yet Ready at once. */
   maxSurge: number;

@@ -100,23 +100,26 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   // Holder counts per (layer, expert) over Ready pods that stay (not draining).
   const holders = new Uint16Array(layerCount * expertCount);
   for (const p of live) if (p.ready && p.drainStartedMs === undefined) forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
-  // Re-check every drain first: a draining pod whose replicas lost their other Ready holder is kept.
+  // Re-check every drain first: a draining pod whose replicas lost their other Ready holder is kept
+  // (if it went not Ready because it drained, it serves again once the drain mark is gone).
   const cancelDrain: string[] = [];
   for (const p of live) {
-    if (p.drainStartedMs === undefined || !p.ready || heldElsewhere(p, holders, layerCount, expertCount, 0)) continue;
+    if (p.drainStartedMs === undefined || heldElsewhere(p, holders, layerCount, expertCount, 0)) continue;
     cancelDrain.push(p.name);
-    forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
+    if (p.ready) forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
   }
   const cancelled = new Set(cancelDrain);
   const obsolete = live.filter((p) => !cancelled.has(p.name) && (!desiredKeys.has(key(p.shardIndex, p.setHash)) || p.drainStartedMs !== undefined));
   const { startDrain, del, blocked } = planDrains(input, live, liveByKey, obsolete, holders);
 
-  // Delete pods whose drain period is over (their replicas are held elsewhere: checked above).
+  // Delete draining pods that are no longer Ready (the pod reports its in-flight requests done by
+  // turning not Ready, or it crashed: either way it serves nothing) and those whose drain period is
+  // over (the deadline). Their replicas are held elsewhere: checked above.
   let requeueAfterMs: number | undefined;
   for (const p of live) {
     if (p.drainStartedMs === undefined || cancelled.has(p.name)) continue;
     const left = p.drainStartedMs + drainMs - nowMs;
-    if (left <= 0) del.push(p.name);
+    if (left <= 0 || !p.ready) del.push(p.name);
     else requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left);
   }
   if (startDrain.length > 0 && drainMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, drainMs);
