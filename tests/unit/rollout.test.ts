@@ -145,3 +145,113 @@ describe("planRollout when the cluster has no spare GPU", () => {
     expect(plan.blocked).toHaveLength(2);
   });
 });
+
+/** Pairs ("layer/expert") with no replica among the pods. */
+function uncoveredPairs(pods: readonly Pick<ShardPodView, "experts">[], layers: number, experts: number): Set<string> {
+  const out = new Set<string>();
+  for (let l = 0; l < layers; l++) for (let e = 0; e < experts; e++) if (!pods.some((p) => p.experts[l]?.includes(e))) out.add(`${l}/${e}`);
+  return out;
+}
+
+describe("planRollout with Ready pods crashing at random steps", () => {
+  it("never uncovers a pair a different order would have kept covered, and cancels drains that lost their cover (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.record({ shards: fc.integer({ min: 2, max: 5 }), slots: fc.integer({ min: 2, max: 4 }), layers: fc.integer({ min: 1, max: 2 }) }).chain((c) => {
+          const experts = c.shards * c.slots - 1;
+          return fc.tuple(fc.constant({ ...c, experts }), placementArb(c.shards, c.slots, c.layers, experts), placementArb(c.shards, c.slots, c.layers, experts),
+            // crashes[step] = which Ready pod (modulo their number) goes not Ready, for how many steps; -1 = none
+            fc.array(fc.tuple(fc.integer({ min: -3, max: 20 }), fc.integer({ min: 1, max: 6 })), { minLength: 60, maxLength: 60 }));
+        }),
+        ([c, from, to, crashes]) => {
+          let seq = 0;
+          type P = SimPod & { downUntil?: number };
+          let pods: P[] = desiredOf(from).map((d) => ({ name: `p${seq++}`, ...d, ready: true, terminating: false, bornStep: -1 }));
+          const desired = desiredOf(to);
+          for (let step = 0; step < 60; step++) {
+            const [which, down] = crashes[step]!;
+            const ready = pods.filter((p) => p.ready);
+            if (which >= 0 && ready.length > 0) {
+              const victim = ready[which % ready.length]!.name;
+              pods = pods.map((p) => (p.name === victim ? { ...p, ready: false, downUntil: step + down } : p));
+            }
+            const before = uncoveredPairs(pods.filter((p) => p.ready), c.layers, c.experts);
+            const plan = planRollout({ pods, desired, layerCount: c.layers, expertCount: c.experts, nowMs: step * 1000, drainSeconds: 3, maxSurge: 2 });
+            for (const d of plan.create) pods.push({ name: `p${seq++}`, ...d, ready: false, terminating: false, bornStep: step });
+            pods = pods.filter((p) => !plan.delete.includes(p.name));
+            pods = pods.map((p) => (plan.startDrain.includes(p.name) ? { ...p, drainStartedMs: step * 1000 } : (plan.cancelDrain ?? []).includes(p.name) ? { ...p, drainStartedMs: undefined } : p));
+            // The plan's deletions uncover nothing that was covered before it.
+            const after = uncoveredPairs(pods.filter((p) => p.ready), c.layers, c.experts);
+            expect([...after].filter((x) => !before.has(x))).toEqual([]);
+            // Every Ready draining pod's replicas are held by a Ready pod that stays (else the drain is cancelled).
+            const stays = pods.filter((p) => p.ready && p.drainStartedMs === undefined);
+            for (const p of pods.filter((x) => x.ready && x.drainStartedMs !== undefined)) {
+              const lost = [...uncoveredPairs(stays, c.layers, c.experts)].filter((k) => { const [l, e] = k.split("/").map(Number); return p.experts[l!]!.includes(e!); });
+              expect(lost, `draining ${p.name} at step ${step}`).toEqual([]);
+            }
+            // Time passes: new pods come up after 2 steps, crashed ones recover.
+            pods = pods.map((p) => (!p.ready && (p.downUntil !== undefined ? step >= p.downUntil : step - p.bornStep >= 2) ? { ...p, ready: true, downUntil: undefined } : p));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps an obsolete pod that is briefly not Ready while it holds the only replica of an expert", () => {
+    const desired = desiredOf([[[0, 1]], [[1, 2]]]);
+    const pods: ShardPodView[] = [
+      { name: "new0", ...desired[0]!, ready: true, terminating: false },
+      { name: "new1", ...desired[1]!, ready: false, terminating: false },
+      { name: "old", shardIndex: 2, setHash: "x", experts: [[2, 3]], ready: false, terminating: false },
+    ];
+    const plan = planRollout({ pods, desired, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 5, maxSurge: 1 });
+    expect(plan.delete).toEqual([]);
+    expect(plan.blocked[0]?.reason).toMatch(/not Ready and holds the only replica of 2 expert/);
+    // Once its experts are held by another Ready pod, it goes at once.
+    const covered = [...pods.slice(0, 2), { ...pods[2]!, experts: [[1]] }];
+    expect(planRollout({ pods: covered, desired, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 5, maxSurge: 1 }).delete).toEqual(["old"]);
+  });
+
+  it("cancels a drain whose cover crashed, and deletes nothing", () => {
+    const desired = desiredOf([[[0, 1]]]);
+    const pods: ShardPodView[] = [
+      { name: "cover", ...desired[0]!, ready: false, terminating: false },
+      { name: "old", shardIndex: 1, setHash: "x", experts: [[0]], ready: true, terminating: false, drainStartedMs: 0 },
+    ];
+    const plan = planRollout({ pods, desired, layerCount: 1, expertCount: 2, nowMs: 60_000, drainSeconds: 5, maxSurge: 1 });
+    expect(plan.cancelDrain).toEqual(["old"]);
+    expect(plan.delete).toEqual([]);
+  });
+
+  it("creates at most maxCreates pods per call, and none while that many are unschedulable", () => {
+    const desired = desiredOf(Array.from({ length: 10 }, (_, i) => [[i]]));
+    const first = planRollout({ pods: [], desired, layerCount: 1, expertCount: 10, nowMs: 0, drainSeconds: 5, maxSurge: 1, maxCreates: 3 });
+    expect(first.create.map((d) => d.shardIndex)).toEqual([0, 1, 2]);
+    const stuck: ShardPodView[] = first.create.map((d) => ({ name: `s${d.shardIndex}`, ...d, ready: false, terminating: false, unschedulable: true }));
+    expect(planRollout({ pods: stuck, desired, layerCount: 1, expertCount: 10, nowMs: 0, drainSeconds: 5, maxSurge: 1, maxCreates: 3 }).create).toEqual([]);
+  });
+});
+
+describe("planRollout: a draining pod that turns not Ready has finished its requests", () => {
+  const desired = desiredOf([[[0, 1]]]);
+  it("is deleted before the deadline when its replicas are held elsewhere", () => {
+    const pods: ShardPodView[] = [
+      { name: "keep", ...desired[0]!, ready: true, terminating: false },
+      { name: "old", shardIndex: 1, setHash: "x", experts: [[0]], ready: false, terminating: false, drainStartedMs: 1_000 },
+    ];
+    expect(planRollout({ pods, desired, layerCount: 1, expertCount: 2, nowMs: 2_000, drainSeconds: 30, maxSurge: 1 }).delete).toEqual(["old"]);
+    // Still serving (requests in flight): kept until the deadline.
+    const serving = pods.map((p) => ({ ...p, ready: true }));
+    expect(planRollout({ pods: serving, desired, layerCount: 1, expertCount: 2, nowMs: 2_000, drainSeconds: 30, maxSurge: 1 }).delete).toEqual([]);
+  });
+  it("has its drain cancelled (not deleted) when nothing else holds its replicas", () => {
+    const pods: ShardPodView[] = [
+      { name: "cover", ...desired[0]!, ready: false, terminating: false },
+      { name: "old", shardIndex: 1, setHash: "x", experts: [[0]], ready: false, terminating: false, drainStartedMs: 1_000 },
+    ];
+    const plan = planRollout({ pods, desired, layerCount: 1, expertCount: 2, nowMs: 2_000, drainSeconds: 30, maxSurge: 1 });
+    expect(plan.delete).toEqual([]);
+    expect(plan.cancelDrain).toEqual(["old"]);
+  });
+});
