@@ -66,16 +66,21 @@ export function readCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
-export interface AuditWrite {
+export const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+export interface AuditRequest {
   timeMs: number;
   verb: string;
   resource: string;
   subresource?: string;
 }
 
-/** Write requests (the cluster's audit policy logs only writes) made by `username`, from byte `fromByte` on. */
-export function readAuditWrites(path: string | undefined, username: string, fromByte = 0): { writes: AuditWrite[]; endByte: number } {
-  if (!path || !existsSync(path)) return { writes: [], endByte: fromByte };
+/**
+ * Requests made by `username` from byte `fromByte` of the audit log on: a watch counts when its
+ * response starts, every other request when it completes.
+ */
+export function readAuditRequests(path: string | undefined, username: string, fromByte = 0): { requests: AuditRequest[]; endByte: number } {
+  if (!path || !existsSync(path)) return { requests: [], endByte: fromByte };
   const fd = openSync(path, "r");
   let text: string;
   let endByte: number;
@@ -90,18 +95,18 @@ export function readAuditWrites(path: string | undefined, username: string, from
   } finally {
     closeSync(fd);
   }
-  const writes: AuditWrite[] = [];
+  const requests: AuditRequest[] = [];
   for (const line of text.split("\n")) {
     if (!line.includes(username)) continue;
     try {
       const e = JSON.parse(line) as { stage?: string; user?: { username?: string }; verb: string; objectRef?: { resource?: string; subresource?: string }; stageTimestamp: string };
-      if (e.stage !== "ResponseComplete" || e.user?.username !== username) continue;
-      writes.push({ timeMs: Date.parse(e.stageTimestamp), verb: e.verb, resource: e.objectRef?.resource ?? "", subresource: e.objectRef?.subresource });
+      if (e.stage !== (e.verb === "watch" ? "ResponseStarted" : "ResponseComplete") || e.user?.username !== username) continue;
+      requests.push({ timeMs: Date.parse(e.stageTimestamp), verb: e.verb, resource: e.objectRef?.resource ?? "", subresource: e.objectRef?.subresource });
     } catch {
       // not an audit event line
     }
   }
-  return { writes, endByte };
+  return { requests, endByte };
 }
 
 /** Nearest-rank percentile (q in 0..1) of a non-empty list. */

@@ -15,7 +15,7 @@ import { startProcess, type ManagedProcess } from "../../src/testing/process.ts"
 import { freePort } from "../../src/testing/ports.ts";
 import { repoRoot } from "../../src/testing/bins.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
-import { countBy, diff, formatCounts, parsePromText, percentile, readAuditWrites, readCpuSeconds, readRssMiB, sumBy, total } from "./measure.ts";
+import { countBy, diff, formatCounts, parsePromText, percentile, readAuditRequests, WRITE_VERBS, readCpuSeconds, readRssMiB, sumBy, total } from "./measure.ts";
 import { KubeApi, MoedWatch, type Moed } from "./kube.ts";
 
 const program = new Command()
@@ -27,9 +27,10 @@ const program = new Command()
   .option("--probes <n>", "spec patches timed for event-to-write latency", (v) => Number(v), 40)
   .option("--quiet-seconds <n>", "length of the writes-at-rest window", (v) => Number(v), 60)
   .option("--converge-timeout-seconds <n>", "how long to wait for all deployments Ready", (v) => Number(v), 1800)
+  .option("--operator-node-options <flags>", "NODE_OPTIONS for the operator process, e.g. --max-old-space-size=256", "")
   .option("--out <dir>", "where to write result.json", "out/bench-scale")
   .parse();
-const o = program.opts<{ quick: boolean; nodes?: number; deployments?: number; shards: number; probes: number; quietSeconds: number; convergeTimeoutSeconds: number; out: string }>();
+const o = program.opts<{ quick: boolean; nodes?: number; deployments?: number; shards: number; probes: number; quietSeconds: number; convergeTimeoutSeconds: number; operatorNodeOptions: string; out: string }>();
 const NODES = o.nodes ?? (o.quick ? 100 : 1000);
 const DEPLOYMENTS = o.deployments ?? (o.quick ? 10 : 100);
 const SHARDS = o.shards;
@@ -108,6 +109,7 @@ async function startOperator(cluster: LocalCluster, kubeconfig: string, identity
     ],
     logFile: join(cluster.dir, `operator-${identity}.log`),
     cwd: repoRoot(),
+    env: o.operatorNodeOptions ? { ...process.env, NODE_OPTIONS: o.operatorNodeOptions } : process.env,
   });
   return { proc, metricsUrl: `http://127.0.0.1:${port}/metrics` };
 }
@@ -223,7 +225,7 @@ async function failover(cluster: LocalCluster, api: KubeApi, old: Operator, kube
 async function main(): Promise<void> {
   const t0 = Date.now();
   say(`bench-scale: ${NODES} nodes x 8 GPUs, ${DEPLOYMENTS} MoEDeployments x (${SHARDS} + 1) pods; load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  const cluster = await startCluster({ name: "scale", audit: true, log: (m) => say(m) });
+  const cluster = await startCluster({ name: "scale", audit: true, auditAllRequestsOf: [OPERATOR_USER], log: (m) => say(m) });
   let op: Operator | undefined;
   let watch: MoedWatch | undefined;
   const stopAll = async () => {
@@ -243,20 +245,21 @@ async function main(): Promise<void> {
 
     watch = await MoedWatch.start(cluster, NS);
     const s0 = await snapshot(api, op);
-    const audit0 = readAuditWrites(cluster.auditLogPath, OPERATOR_USER);
+    const audit0 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER);
     const latencies = await eventToWrite(api, watch, o.probes);
     say(`event-to-write over ${latencies.length} spec patches: p50 ${percentile(latencies, 0.5).toFixed(0)} ms, p99 ${percentile(latencies, 0.99).toFixed(0)} ms`);
     // Let the periodic resyncs run for a whole reconcile interval inside the busy window too.
     await new Promise((r) => setTimeout(r, 30_000));
     const s1 = await snapshot(api, op);
-    const audit1 = readAuditWrites(cluster.auditLogPath, OPERATOR_USER, audit0.endByte);
+    const audit1 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, audit0.endByte);
     const busyMin = (s1.atMs - s0.atMs) / 60_000;
 
     say(`quiet window: ${o.quietSeconds} s with no changes`);
     const q0 = await snapshot(api, op);
     await new Promise((r) => setTimeout(r, o.quietSeconds * 1000));
     const q1 = await snapshot(api, op);
-    const auditQAll = readAuditWrites(cluster.auditLogPath, OPERATOR_USER, audit1.endByte).writes.filter((w) => w.timeMs >= q0.atMs && w.timeMs <= q1.atMs);
+    const auditQuiet = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, audit1.endByte).requests.filter((w) => w.timeMs >= q0.atMs && w.timeMs <= q1.atMs);
+    const auditQAll = auditQuiet.filter((w) => WRITE_VERBS.has(w.verb));
     // Leader-election renewals are writes by design (one per retry period); they are counted apart.
     const auditQ = auditQAll.filter((w) => w.resource !== "leases");
     const quietMin = (q1.atMs - q0.atMs) / 60_000;
@@ -276,11 +279,15 @@ async function main(): Promise<void> {
       eventToWriteMs: { probes: latencies.length, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: Math.max(...latencies) },
       reconcilesPerSecond: { busy: (s1.reconciles - s0.reconciles) / ((s1.atMs - s0.atMs) / 1000), quiet: (q1.reconciles - q0.reconciles) / ((q1.atMs - q0.atMs) / 1000) },
       apiRequestsPerMinuteAllClients: { busy: Object.fromEntries([...diff(s0.apiByVerb, s1.apiByVerb)].map(([k, v]) => [k, v / busyMin])), quiet: Object.fromEntries([...diff(q0.apiByVerb, q1.apiByVerb)].map(([k, v]) => [k, v / quietMin])) },
-      operatorWritesPerMinuteAudit: { busy: Object.fromEntries([...countBy(audit1.writes, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(([k, v]) => [k, v / busyMin])) },
+      operatorRequestsPerMinuteAudit: {
+        busy: Object.fromEntries([...countBy(audit1.requests, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(([k, v]) => [k, v / busyMin])),
+        quiet: Object.fromEntries([...countBy(auditQuiet, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(([k, v]) => [k, v / quietMin])),
+      },
       operatorCpuPercent: { busy: (100 * (s1.cpuS - s0.cpuS)) / ((s1.atMs - s0.atMs) / 1000), quiet: (100 * (q1.cpuS - q0.cpuS)) / ((q1.atMs - q0.atMs) / 1000) },
       operatorRssMiB: { atRest: mem.rssMiB, peak: mem.peakMiB, newLeaderPeak: memAfter.peakMiB },
       writesAtRest: { seconds: o.quietSeconds, operatorMetric: quietWrites, audit: auditQ.length, leaseRenewals: auditQAll.length - auditQ.length, auditByVerb: Object.fromEntries(countBy(auditQ, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)) },
       failover: { convergeSeconds: f.convergeMs / 1000, podsBefore: f.podsBefore, podsAfter: f.podsAfter, podsCreated: f.created, podsDeleted: f.deleted, orphans: f.orphans },
+      operatorNodeOptions: o.operatorNodeOptions,
       loadAverage: loadavg(),
       cores: (await import("node:os")).availableParallelism(),
       totalSeconds: (Date.now() - t0) / 1000,
@@ -300,11 +307,12 @@ type Report = {
   bringUpSeconds: number;
   eventToWriteMs: { probes: number; p50: number; p99: number; max: number };
   reconcilesPerSecond: { busy: number; quiet: number };
-  operatorWritesPerMinuteAudit: { busy: Record<string, number> };
+  operatorRequestsPerMinuteAudit: { busy: Record<string, number>; quiet: Record<string, number> };
   operatorCpuPercent: { busy: number; quiet: number };
   operatorRssMiB: { atRest: number; peak: number; newLeaderPeak: number };
   writesAtRest: { seconds: number; operatorMetric: number; audit: number; leaseRenewals: number; auditByVerb: Record<string, number> };
   failover: { convergeSeconds: number; podsBefore: number; podsAfter: number; podsCreated: number; podsDeleted: number; orphans: number };
+  operatorNodeOptions: string;
   loadAverage: number[];
   cores: number;
 };
@@ -317,11 +325,13 @@ function printReport(r: Report, apiBusy: Map<string, number>, busyMin: number): 
     ["event-to-write p50 / p99 / max", `${r.eventToWriteMs.p50.toFixed(0)} / ${r.eventToWriteMs.p99.toFixed(0)} / ${r.eventToWriteMs.max.toFixed(0)} ms (${r.eventToWriteMs.probes} spec patches)`, `${pf(r.eventToWriteMs.p99 < TARGET_P99_MS)} (p99 < ${TARGET_P99_MS} ms)`],
     ["reconciles/s busy / quiet", `${r.reconcilesPerSecond.busy.toFixed(2)} / ${r.reconcilesPerSecond.quiet.toFixed(2)}`, ""],
     ["API requests/min by verb, all clients (busy)", formatCounts(apiBusy, 1 / busyMin), ""],
-    ["operator writes/min by verb and resource (audit, busy)", formatCounts(new Map(Object.entries(r.operatorWritesPerMinuteAudit.busy)), 1, 1), ""],
+    ["operator requests/min by verb and resource (audit log), busy", formatCounts(new Map(Object.entries(r.operatorRequestsPerMinuteAudit.busy)), 1, 1), ""],
+    ["operator requests/min by verb and resource (audit log), quiet", formatCounts(new Map(Object.entries(r.operatorRequestsPerMinuteAudit.quiet)), 1, 1), ""],
     ["operator CPU busy / quiet", `${r.operatorCpuPercent.busy.toFixed(1)}% / ${r.operatorCpuPercent.quiet.toFixed(1)}% of one core`, ""],
     ["operator RSS at rest / peak", `${r.operatorRssMiB.atRest.toFixed(0)} / ${r.operatorRssMiB.peak.toFixed(0)} MiB (new leader peak ${r.operatorRssMiB.newLeaderPeak.toFixed(0)})`, `${pf(r.operatorRssMiB.peak <= TARGET_RSS_MIB)} (peak <= ${TARGET_RSS_MIB} MiB)`],
     [`writes at rest (${r.writesAtRest.seconds} s)`, `${r.writesAtRest.operatorMetric} (operator metric), ${r.writesAtRest.audit} (audit log, not leases)${r.writesAtRest.audit ? `: ${JSON.stringify(r.writesAtRest.auditByVerb)}` : ""}; ${r.writesAtRest.leaseRenewals} lease renewals`, `${pf(r.writesAtRest.operatorMetric === 0 && r.writesAtRest.audit === 0)} (0)`],
     ["failover: SIGKILL leader -> converged", `${r.failover.convergeSeconds.toFixed(0)} s; pods ${r.failover.podsBefore} -> ${r.failover.podsAfter}, ${r.failover.podsCreated} created, ${r.failover.podsDeleted} deleted, ${r.failover.orphans} orphans`, pf(r.failover.orphans === 0 && r.failover.podsCreated === 0 && r.failover.podsDeleted === 0)],
+    ...(r.operatorNodeOptions ? [["operator NODE_OPTIONS", r.operatorNodeOptions, ""] as [string, string, string]] : []),
     ["load average (1/5/15 min), cores", `${r.loadAverage.map((l) => l.toFixed(2)).join(" / ")}, ${r.cores} cores`, ""],
   ];
   console.log("\n| measure | value | target |\n|---|---|---|");
