@@ -142,6 +142,8 @@ async function snapshot(api: KubeApi, op: Operator): Promise<Snapshot> {
 function allReady(list: Moed[]): boolean {
   return list.length === DEPLOYMENTS && list.every((d) => d.status?.currentShards === SHARDS
     && d.status.conditions?.some((c) => c.type === "Ready" && c.status === "True")
+    // No rollout or drain still going (a run once counted 5,106 pods as converged).
+    && !d.status.conditions.some((c) => c.type === "Progressing" && c.status === "True")
     && (d.status.observedGeneration ?? 0) >= (d.metadata.generation ?? 1));
 }
 
