@@ -105,6 +105,10 @@ bench: deps ## Benchmarks (short): placement vs EPLB, policies vs oracle and bas
 	node bench/placement/run.ts --quick $(BENCH_ARGS)
 	node bench/sim/run.ts --quick $(BENCH_ARGS)
 
+.PHONY: bench-scale
+bench-scale: deps bins ## Control-plane scale: 1,000 kwok nodes, 100 MoEDeployments, ~5,100 pods, operator failover (long; --quick via BENCH_SCALE_ARGS)
+	node bench/scale/run.ts $(BENCH_SCALE_ARGS)
+
 .PHONY: image
 image: ## Build the operator image (needs docker or podman)
 	$${CONTAINER_ENGINE:-docker} build -t $${IMG:-localhost/moe-operator:dev} .

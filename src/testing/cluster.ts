@@ -20,6 +20,8 @@ export interface StartClusterOptions {
   gpuNodes?: GpuNodePool[];
   /** Write an audit log of write requests (for counting the operator's writes). */
   audit?: boolean;
+  /** With `audit`: also log every request (reads and watches too) of these users. */
+  auditAllRequestsOf?: string[];
   /** Parent dir for the cluster's temp dir (default: the OS temp dir). */
   baseDir?: string;
   /** Keep the temp dir (logs, kubeconfig) after stop. */
@@ -55,14 +57,17 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+function auditPolicy(allRequestsOf: string[]): string {
+  const users = allRequestsOf.length ? `- level: Metadata\n  users: ${JSON.stringify(allRequestsOf)}\n` : "";
+  return `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
 - level: Metadata
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
-- level: None
+${users}- level: None
 `;
+}
 
 export async function startCluster(opts: StartClusterOptions = {}): Promise<LocalCluster> {
   const t0 = Date.now();
@@ -113,7 +118,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
     const auditArgs: string[] = [];
     if (auditLogPath) {
       const policy = join(dir, "audit-policy.yaml");
-      writeFileSync(policy, AUDIT_POLICY);
+      writeFileSync(policy, auditPolicy(opts.auditAllRequestsOf ?? []));
       auditArgs.push(`--audit-policy-file=${policy}`, `--audit-log-path=${auditLogPath}`, "--audit-log-format=json", "--audit-log-mode=blocking");
     }
     const apiserver = startProcess({
