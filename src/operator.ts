@@ -40,6 +40,11 @@ export interface OperatorDeps {
   prometheus?: (url: string, timeoutMs: number) => PrometheusReader;
 }
 
+function withoutManagedFields<T extends KubernetesObject>(o: T): T {
+  if (o.metadata?.managedFields !== undefined) delete o.metadata.managedFields;
+  return o;
+}
+
 function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
@@ -71,8 +76,10 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   });
   const ns = config.watchNamespace;
   const managedSelector = `${Label.managedBy}=${LabelValue.managedBy}`;
+  // Cached objects drop metadata.managedFields (nothing reads them; on server-side-applied
+  // children they are often the largest part of the object).
   const inf = <T extends KubernetesObject>(name: string, path: string, list: () => Promise<KubernetesListObject<T>>, labelSelector?: string) =>
-    new Informer<T>({ kubeConfig: kc, path, list, labelSelector, clock, logger: logger.child({ informer: name }), onRestart: () => metrics.watchRestarts.inc({ resource: name }) });
+    new Informer<T>({ kubeConfig: kc, path, list, labelSelector, clock, transform: withoutManagedFields, logger: logger.child({ informer: name }), onRestart: () => metrics.watchRestarts.inc({ resource: name }) });
   const podsPath = ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods";
 
   const moeds = inf<MoEDeploymentObject & KubernetesObject>(
