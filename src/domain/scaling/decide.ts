@@ -584,12 +584,15 @@ export function decideCapacity(
       }
     }
     if (policy.forecast.mode === "anchored") {
-      const days = Math.min(policy.forecast.recurrenceDays, learnedDays(state.forecast));
+      // A rise seen on one day is no recurrence: it needs `recurrenceDays` days with data (at least
+      // 2), never fewer while fewer are known (ServeGen's second day: one day's 101-140 % rises
+      // asked for 2.2-2.5x the realised requirement).
+      const days = Math.max(2, Math.floor(policy.forecast.recurrenceDays));
       // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
       // (a bucket beyond, as the rise may come anywhere inside it). Only days with data count, and
       // the level predicted must have been observed on them (src/domain/prewarm/corroborate.ts).
       const spans = { baseFromMs: metricsAtMs - policy.stableWindowMs, baseToMs: nowMs, peakFromMs: nowMs, peakToMs: nowMs + lead.leadTimeMs + state.forecast.bucketMs };
-      const rise = days >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
+      const rise = learnedDays(state.forecast) >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
       if (rise !== undefined) {
         forecastRatio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
         forecastDays = rise.daysUsed;

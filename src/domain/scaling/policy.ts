@@ -77,7 +77,7 @@ export interface ForecastPolicy {
    * - "absolute": the forecast's upper band itself (z standard deviations over the expected load).
    */
   readonly mode: "anchored" | "absolute";
-  /** Anchored mode: a rise must have recurred on each of the last this many days with data (fewer while fewer are known). */
+  /** Anchored mode: a rise must have recurred on each of the last this many days with data (at least 2; no forecast while fewer are known). */
   readonly recurrenceDays: number;
   /** Anchored mode: the forecast load is at most the highest level observed in those days' peak spans times this. */
   readonly observedLevelMargin: number;
