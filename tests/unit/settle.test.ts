@@ -9,14 +9,14 @@ const MIN = 60_000;
 const base = { slo: { metric: "itl" as const, targetP99Ms: 50 }, minGpus: 2, maxGpus: 256, forecast: { enabled: false } };
 
 /** Instant capacity (provisioned = Ready), each decision fed back; the last decision. */
-function park(p: CapacityPolicy, load: (i: number) => number, startGpus: number, ticks: number): CapacityDecision {
+function park(p: CapacityPolicy, load: (i: number) => number, startGpus: number, ticks: number, observed?: (i: number) => number): CapacityDecision {
   let state = createCapacityState(p);
   let gpus = startGpus;
   let last: CapacityDecision | undefined;
   for (let i = 0; i < ticks; i++) {
     const now = T0 + i * TICK;
     const tokensPerSecond = load(i);
-    const d = decideCapacity({ tokensPerSecond, metricsAtMs: now, provisionedGpus: gpus, readyGpus: gpus, balancedness: 0.85, crossNodeShare: 0.2, usdPerGpuHour: 2 }, state, p, now);
+    const d = decideCapacity({ tokensPerSecond, metricsAtMs: now, provisionedGpus: gpus, readyGpus: gpus, balancedness: 0.85, crossNodeShare: 0.2, usdPerGpuHour: 2, observedP99Ms: observed?.(i) }, state, p, now);
     state = d.nextState;
     gpus = d.desiredGpus;
     last = d;
@@ -58,5 +58,18 @@ describe("settle: scale-down after sustained measured over-provisioning", () => 
     const settled = park(makeCapacityPolicy(base), (i) => load(i) * (1 + 0.01 * rng.normal()), 200, ticks);
     const riseOnly = park(makeCapacityPolicy({ ...base, settle: { enabled: false } }), () => 60_000, 200, ticks);
     expect(settled.desiredGpus).toBeGreaterThanOrEqual(riseOnly.signals.sloGpus ?? Infinity);
+  });
+
+  it("does not settle while the measured p99 goes over the plan (over-provisioning must be measured too)", () => {
+    const load = (): number => 40_000;
+    const ticks = (3 * 60 * MIN) / TICK;
+    // Plan = (1 - 0.1) x 50 ms = 45 ms. Every 5 minutes one sample measures 47.5 ms (over the plan,
+    // within the SLO, so no over-target hold): peaks the load's mean does not show.
+    const spiky = (i: number): number => (i % 20 === 0 ? 47.5 : 30);
+    const banded = park(makeCapacityPolicy({ ...base, settle: { enabled: false } }), load, 200, ticks, spiky);
+    const measuredOver = park(makeCapacityPolicy(base), load, 200, ticks, spiky);
+    const measuredFine = park(makeCapacityPolicy(base), load, 200, ticks, () => 30);
+    expect(measuredOver.desiredGpus).toBe(banded.desiredGpus);
+    expect(measuredFine.desiredGpus).toBeLessThan(banded.desiredGpus);
   });
 });

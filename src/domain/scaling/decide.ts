@@ -634,7 +634,10 @@ export function decideCapacity(
   // Recorded at the middle of the band (half the hysteresis, in predicted latency): after settling,
   // a scale-up again needs a real rise, not the next noisy sample above the window's highest.
   const targetMid = policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - policy.hysteresis / 2);
-  const upNow = { atMs: nowMs, value: Math.max(sloUpGpus, burstGpus, required(sizingLoad, targetMid) ?? sloUpGpus) };
+  // Over-provisioning must also be measured: a sample whose observed p99 was over the plan counts
+  // as needing all the provisioned GPUs (bursty traffic whose mean hides its peaks).
+  const measuredOver = input.observedP99Ms !== undefined && !(input.observedP99Ms <= target);
+  const upNow = { atMs: nowMs, value: Math.max(sloUpGpus, burstGpus, required(sizingLoad, targetMid) ?? sloUpGpus, measuredOver ? previous : 0) };
   const upCounts = nextUpCounts(state.upCounts, upNow, policy.settle);
   const settledGpus = settledUpCount(upCounts, nowMs, policy.settle);
   const banded = sloDownGpus < previous ? sloDownGpus : previous;
