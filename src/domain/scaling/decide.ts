@@ -24,6 +24,7 @@ import { maxGpusWithinBudget } from "../cost/cost.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
 import { screenLoadSample } from "./screen.ts";
+import { nextUpCounts, settledUpCount } from "./settle.ts";
 import type { LoadQualityState } from "./quality.ts";
 
 /** Reasons are CamelCase constants (used in conditions and events). */
@@ -132,6 +133,8 @@ export interface CapacityState {
   readonly loadQuality?: LoadQualityState;
   /** Highest GPU count the evidence (calibrated model at the observed load) required, decaying (src/domain/scaling/ceiling.ts). */
   readonly peakEvidence?: TimedValue;
+  /** The SLO's up count per sample over the settle window (src/domain/scaling/settle.ts). */
+  readonly upCounts?: readonly TimedValue[];
 }
 
 export function createCapacityState(policy: CapacityPolicy): CapacityState {
@@ -581,12 +584,15 @@ export function decideCapacity(
       }
     }
     if (policy.forecast.mode === "anchored") {
-      const days = Math.min(policy.forecast.recurrenceDays, learnedDays(state.forecast));
+      // A rise seen on one day is no recurrence: it needs `recurrenceDays` days with data (at least
+      // 2), never fewer while fewer are known (ServeGen's second day: one day's 101-140 % rises
+      // asked for 2.2-2.5x the realised requirement).
+      const days = Math.max(2, Math.floor(policy.forecast.recurrenceDays));
       // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
       // (a bucket beyond, as the rise may come anywhere inside it). Only days with data count, and
       // the level predicted must have been observed on them (src/domain/prewarm/corroborate.ts).
       const spans = { baseFromMs: metricsAtMs - policy.stableWindowMs, baseToMs: nowMs, peakFromMs: nowMs, peakToMs: nowMs + lead.leadTimeMs + state.forecast.bucketMs };
-      const rise = days >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
+      const rise = learnedDays(state.forecast) >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
       if (rise !== undefined) {
         forecastRatio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
         forecastDays = rise.daysUsed;
@@ -622,9 +628,20 @@ export function decideCapacity(
   const ceilingGpus = learnedCeilingGpus(peakEvidence.value, step, policy.ceiling);
   const sloDownGpus = required(sizingLoad, targetDown) ?? sloUpGpus;
   // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
-  const sloRecommendation = sloUpGpus > previous ? sloUpGpus : sloDownGpus < previous ? sloDownGpus : previous;
-
   const burstGpus = burst.burst ? requiredOrBestEffort(short, target) : 0;
+  // Sustained measured over-provisioning: when even the highest up count over the settle window is
+  // below the provisioned count, the band collapses to it (never below the up count now).
+  // Recorded at the middle of the band (half the hysteresis, in predicted latency): after settling,
+  // a scale-up again needs a real rise, not the next noisy sample above the window's highest.
+  const targetMid = policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - policy.hysteresis / 2);
+  // Over-provisioning must also be measured: a sample whose observed p99 was over the plan counts
+  // as needing all the provisioned GPUs (bursty traffic whose mean hides its peaks).
+  const measuredOver = input.observedP99Ms !== undefined && !(input.observedP99Ms <= target);
+  const upNow = { atMs: nowMs, value: Math.max(sloUpGpus, burstGpus, required(sizingLoad, targetMid) ?? sloUpGpus, measuredOver ? previous : 0) };
+  const upCounts = nextUpCounts(state.upCounts, upNow, policy.settle);
+  const settledGpus = settledUpCount(upCounts, nowMs, policy.settle);
+  const banded = sloDownGpus < previous ? sloDownGpus : previous;
+  const sloRecommendation = sloUpGpus > previous ? sloUpGpus : Math.min(banded, settledGpus ?? banded);
 
   const forecastGpus = forecastTokensPerSecond === undefined ? 0 : Math.min(ceilingGpus, requiredOrBestEffort(forecastTokensPerSecond, target));
 
@@ -643,7 +660,8 @@ export function decideCapacity(
       : `a rise of ${fmt(((forecastRatio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${forecastDays} day(s) with data; ${fmt(forecastTokensPerSecond)} tok/s within one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) needs ${forecastGpus} GPUs (learned ceiling ${fmt(ceilingGpus)})`;
   } else if (metricRaw !== previous) {
     reason = "SLOFeedback";
-    message = metricRaw > previous ? sloText : `${sloText}; ${sloDownGpus} GPUs keep p99 within ${fmt(targetDown, 1)} ms`;
+    const settledText = settledGpus !== undefined && settledGpus < banded ? `; over the last ${fmt(policy.settle.windowMs / 60_000)} min the middle of the band (p99 ${fmt(targetMid, 1)} ms) needed at most ${settledGpus} GPUs (sustained over-provisioning)` : "";
+    message = metricRaw > previous ? sloText : `${sloText}; ${sloDownGpus} GPUs keep p99 within ${fmt(targetDown, 1)} ms${settledText}`;
   } else {
     reason = "WithinTarget";
     message = `${sloText}; ${previous} GPUs are within the hysteresis band`;
@@ -757,6 +775,8 @@ export function decideCapacity(
     predictionErrors,
     loadQuality: screened.quality,
     peakEvidence,
+    // One record per metrics sample (the operator decides on every event).
+    upCounts: isNewSample ? upCounts : state.upCounts,
   };
   const decision = finish(desired, reason, message, Math.max(sloUpGpus, burstGpus, forecastGpus), {
     stableTokensPerSecond: stable,

@@ -4,3 +4,4 @@ export * from "./guards.ts";
 export * from "./quality.ts";
 export * from "./ceiling.ts";
 export * from "./screen.ts";
+export * from "./settle.ts";

@@ -16,6 +16,8 @@ import { DEFAULT_CEILING_POLICY } from "./ceiling.ts";
 import type { CeilingPolicy } from "./ceiling.ts";
 import { DEFAULT_LOAD_QUALITY } from "./quality.ts";
 import type { LoadQualityPolicy } from "./quality.ts";
+import { DEFAULT_SETTLE_POLICY } from "./settle.ts";
+import type { SettlePolicy } from "./settle.ts";
 
 export interface SloTarget {
   readonly metric: LatencyMetric;
@@ -75,7 +77,7 @@ export interface ForecastPolicy {
    * - "absolute": the forecast's upper band itself (z standard deviations over the expected load).
    */
   readonly mode: "anchored" | "absolute";
-  /** Anchored mode: a rise must have recurred on each of the last this many days with data (fewer while fewer are known). */
+  /** Anchored mode: a rise must have recurred on each of the last this many days with data (at least 2; no forecast while fewer are known). */
   readonly recurrenceDays: number;
   /** Anchored mode: the forecast load is at most the highest level observed in those days' peak spans times this. */
   readonly observedLevelMargin: number;
@@ -137,6 +139,8 @@ export interface CapacityPolicy {
   readonly loadQuality: LoadQualityPolicy;
   /** Model cap on sizing and the learned ceiling (src/domain/scaling/ceiling.ts). */
   readonly ceiling: CeilingPolicy;
+  /** Scale-down after sustained measured over-provisioning (src/domain/scaling/settle.ts). */
+  readonly settle: SettlePolicy;
   readonly schedules: readonly PrewarmSchedule[];
   readonly forecast: ForecastPolicy;
   readonly leadTime: LeadTimeOptions;
@@ -165,6 +169,7 @@ export interface CapacityPolicyInput {
   readonly dataQuality?: Partial<DataQualityPolicy>;
   readonly loadQuality?: Partial<LoadQualityPolicy>;
   readonly ceiling?: Partial<CeilingPolicy>;
+  readonly settle?: Partial<SettlePolicy>;
   readonly schedules?: readonly PrewarmSchedule[];
   readonly forecast?: Partial<Omit<ForecastPolicy, "options">> & { readonly options?: Partial<ForecastOptions> };
   readonly leadTime?: Partial<LeadTimeOptions>;
@@ -233,6 +238,7 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     dataQuality: { ...DEFAULT_DATA_QUALITY, ...input.dataQuality },
     loadQuality: { ...DEFAULT_LOAD_QUALITY, ...input.loadQuality },
     ceiling: { ...DEFAULT_CEILING_POLICY, ...input.ceiling },
+    settle: { ...DEFAULT_SETTLE_POLICY, ...input.settle },
     schedules: input.schedules ?? [],
     forecast: {
       enabled: input.forecast?.enabled ?? true,
