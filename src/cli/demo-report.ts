@@ -218,7 +218,7 @@ function drawClipped(f: Frame, axis: Axis, y: (v: number) => number): void {
     f.parts.push(`<path class="clipped" d="M${f1(cx - 4)},${f1(yTop + 7)} L${f1(cx)},${f1(yTop + 1)} L${f1(cx + 4)},${f1(yTop + 7)} Z" fill="#d62728"/>`);
   }
   const worst = Math.max(...over.map((s) => s.p99Ms!));
-  const label = `off scale: ${over.length} sample${over.length > 1 ? "s" : ""} up to ${worst >= 1000 ? `${(worst / 1000).toFixed(1)} s` : `${worst.toFixed(0)} ms`} (bring-up)`;
+  const label = `off scale: ${over.length} sample${over.length > 1 ? "s" : ""} up to ${worst >= 1000 ? `${(worst / 1000).toFixed(1)} s` : `${worst.toFixed(0)} ms`}`;
   f.parts.push(`<text class="clipped-note" x="${f1(f.x(over.at(-1)!.tS) + 10)}" y="${f1(yTop + 12)}" font-size="11" fill="#d62728">${esc(label)}</text>`);
 }
 
@@ -277,9 +277,10 @@ function drawHeader(f: Frame, title: string): void {
 }
 
 function drawTimeAxis(f: Frame, t0: number, t1: number, yAxis: number): void {
+  // Labels are scenario seconds (the samples' tS), the clock the markers use too.
   const step = niceStep(t1 - t0, 8);
-  for (let t = 0; t <= t1 - t0 + 1e-9; t += step) {
-    f.parts.push(`<text x="${f1(f.x(t0 + t))}" y="${yAxis}" font-size="10" text-anchor="middle">${formatNumber(t)} s</text>`);
+  for (let t = Math.ceil(t0 / step) * step; t <= t1 + 1e-9; t += step) {
+    f.parts.push(`<text class="time-tick" x="${f1(f.x(t))}" y="${yAxis}" font-size="10" text-anchor="middle">${formatNumber(t)} s</text>`);
   }
 }
 

@@ -53,6 +53,16 @@ describe("renderDemoTimeline", () => {
     expect(svg).not.toMatch(/NaN|Infinity|undefined/);
   });
 
+  it("labels the time axis in scenario seconds when the first sample is late", () => {
+    const late = synthetic().map((s) => ({ ...s, tS: s.tS + 8 }));
+    const out = renderDemoTimeline(late, { title: "late", windowAtS: 100 });
+    const ticks = [...out.matchAll(/class="time-tick" x="([\d.]+)"[^>]*>([\d.k]+) s</g)].map((m) => ({ x: Number(m[1]), t: Number(m[2]) }));
+    const windowX = Number(/<line x1="([\d.]+)"[^>]*stroke="#555" stroke-dasharray="4 3"/.exec(out)![1]);
+    const at100 = ticks.find((k) => k.t === 100)!;
+    expect(at100.x).toBeCloseTo(windowX, 0);
+    expect(ticks[0]!.t).toBeGreaterThanOrEqual(8);
+  });
+
   it("puts the title and the marker key on different lines", () => {
     const titleY = Number(/y="(\d+)" font-size="16"[^>]*>demo</.exec(svg)![1]);
     const keyY = Number(/y="(\d+)"[^>]*>scheduled window opens/.exec(svg)![1]);
