@@ -79,7 +79,7 @@ const PANEL_GAP = 34;
 const PHASE_TOP = 56;
 const PHASE_ROW_H = 14;
 const PANELS_TOP = PHASE_TOP + 2 * PHASE_ROW_H + 26;
-/** The p99 axis shows at most this multiple of the SLO; larger (bring-up) values are clipped. */
+/** p99 values above this multiple of the SLO (bring-up) are clipped; the axis ends at most one tick above. */
 export const P99_AXIS_MAX_SLO_MULTIPLE = 4;
 const CHAR_W_PX = 6.2;
 
@@ -113,7 +113,7 @@ function niceStep(max: number, count: number): number {
 /** An axis from 0 to a round value at or above max. */
 export function niceAxis(max: number, format: (v: number) => string = formatNumber): Axis {
   const m = Number.isFinite(max) && max > 0 ? max : 1;
-  const step = niceStep(m, 4);
+  const step = niceStep(m, 5);
   const top = Math.ceil(m / step - 1e-9) * step;
   const ticks: number[] = [];
   for (let k = 0; k * step <= top + step / 1e6; k++) ticks.push(k * step);
@@ -192,7 +192,8 @@ export function p99Axis(samples: readonly DemoSample[]): Axis {
   const slo = Math.max(1, ...finite(samples.map((s) => s.sloMs)));
   const cap = slo * P99_AXIS_MAX_SLO_MULTIPLE;
   const shown = finite(samples.map((s) => s.p99Ms)).filter((v) => v <= cap);
-  return niceAxis(Math.min(cap, Math.max(slo * 1.5, ...shown) * 1.1));
+  // Headroom above the highest value shown, so values just under the cap do not sit on the edge.
+  return niceAxis(Math.max(slo * 1.5, ...shown) * 1.1);
 }
 
 function drawP99(f: Frame, i: number): void {

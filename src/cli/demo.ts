@@ -184,7 +184,8 @@ async function main(): Promise<void> {
       p99AtS: st.latency?.sampleTime === undefined ? undefined : (Date.parse(st.latency.sampleTime) - startMs) / 1000,
       sloMs: st.latency?.targetMs ?? 50,
       usdPerHour: st.cost?.usdPerHour ?? 0,
-      balancedness: em?.balancedness,
+      // With no shard serving the emulator reports 1 (nothing to be unbalanced): not a measurement.
+      balancedness: em && em.servingShards > 0 ? em.balancedness : undefined,
       phase: em?.phase ?? "",
     };
     samples.push(sample);
