@@ -5,22 +5,23 @@
 // schedule pre-warms for, an unpredictable burst, a shift in expert heat, a quiet
 // period); shows a live view; ends with a summary and an SVG timeline.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { cronForMinuteAfter, EMULATOR_HEAT_QUERY, EMULATOR_LATENCY_QUERY, startStack, type Stack } from "../testing/stack.ts";
 import { DEMO_GPU_POOLS, NodeLabels } from "../testing/gpu-nodes.ts";
 import { repoRoot } from "../testing/bins.ts";
 import type { ScenarioPoint } from "../emulator/server.ts";
-import { renderDemoTimeline, type DemoSample } from "./demo-report.ts";
+import { parseDemoSamplesFile, renderDemoTimeline, type DemoSample, type DemoSamplesFile } from "./demo-report.ts";
 
 const program = new Command()
   .name("demo")
   .option("--out <dir>", "where to write the summary and timeline", "out/demo")
   .option("--keep", "keep the cluster running after the scenario until Ctrl-C", false)
   .option("--quick", "a shorter scenario (about 3 minutes)", false)
+  .option("--render <samples.json>", "only re-render timeline.svg (next to the file) from a samples.json a demo run wrote; starts nothing")
   .parse();
-const opts = program.opts<{ out: string; keep: boolean; quick: boolean }>();
+const opts = program.opts<{ out: string; keep: boolean; quick: boolean; render?: string }>();
 
 // If our output goes to a pipe that dies with the same Ctrl-C (make demo | tee), keep going:
 // cleaning up matters more than printing about it.
@@ -33,6 +34,7 @@ const NAME = "deepseek-v3";
 // logical_count files: 0.661, printed by bench/placement).
 const HEAT_SHIFT_CORRELATION = 0.66;
 const SLO_WINDOW_S = 15;
+const MAX_SHARDS = 52;
 const tty = process.stdout.isTTY === true;
 const say = (s: string) => console.log(s);
 
@@ -53,7 +55,7 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
   // 20% of 52 shards is 10, and the surge (8) binds first.
   s.placement = { ...s.placement, rebalanceIntervalSeconds: 30, minBalancednessGainPercent: 1, maxMovedPercent: 20 };
   s.slo.evaluationWindowSeconds = SLO_WINDOW_S;
-  s.scaling = { minShards: 32, maxShards: 52, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 }, scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 } };
+  s.scaling = { minShards: 32, maxShards: MAX_SHARDS, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 }, scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 } };
   s.heatSource = { type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: prometheusUrl, query: EMULATOR_HEAT_QUERY, rateWindowSeconds: 15, timeoutSeconds: 5 } };
   s.latencySource = { type: "Prometheus", prometheus: { url: prometheusUrl, query: EMULATOR_LATENCY_QUERY, timeoutSeconds: 5 } };
   s.prewarm = {
@@ -77,7 +79,27 @@ interface Status {
   lastScale?: { fromShards: number; toShards: number; reason: string; message?: string };
 }
 
+// --render: the timeline from a samples file, without running the scenario.
+function renderOnly(file: string): void {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    console.error(`--render: cannot read ${file}: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const parsed = parseDemoSamplesFile(text);
+  if (!parsed.ok) {
+    console.error(`--render ${file}: ${parsed.error}`);
+    process.exit(2);
+  }
+  const svgPath = join(dirname(file), "timeline.svg");
+  writeFileSync(svgPath, renderDemoTimeline(parsed.value.samples, parsed.value));
+  say(`timeline: ${svgPath} (${parsed.value.samples.length} samples)`);
+}
+
 async function main(): Promise<void> {
+  if (opts.render !== undefined) return renderOnly(opts.render);
   const t0 = Date.now();
   say("moe-operator demo: starting a local control plane with 8 fake GPU nodes, Prometheus, the fleet emulator and the operator...");
   // The window opens at a whole UTC minute, 2-3 minutes from now (cron has minute resolution).
@@ -96,13 +118,14 @@ async function main(): Promise<void> {
     { tS: W + 160 * quickScale, tokensPerSecond: 45_000, phase: "quiet" },
     { tS: W + 170 * quickScale, tokensPerSecond: 15_000, phase: "quiet" },
   ];
+  const heatShiftAtS = W + 100 * quickScale;
   const endS = W + (opts.quick ? 200 : 260) * quickScale;
   const stack: Stack = await startStack({
     name: "moe-demo",
     gpuNodes: DEMO_GPU_POOLS,
     deployment: NAME,
     model: { layers: 61, denseLayers: 3, routedExperts: 256, topK: 8 },
-    scenario: { startMs, points, heatShifts: [{ tS: W + 100 * quickScale, seed: 2026, correlation: HEAT_SHIFT_CORRELATION }], heatSeed: 3 },
+    scenario: { startMs, points, heatShifts: [{ tS: heatShiftAtS, seed: 2026, correlation: HEAT_SHIFT_CORRELATION }], heatSeed: 3 },
     log: (m) => say(`  ${m}`),
   });
   const podTrace: string[] = [];
@@ -161,6 +184,8 @@ async function main(): Promise<void> {
       p99AtS: st.latency?.sampleTime === undefined ? undefined : (Date.parse(st.latency.sampleTime) - startMs) / 1000,
       sloMs: st.latency?.targetMs ?? 50,
       usdPerHour: st.cost?.usdPerHour ?? 0,
+      // With no shard serving the emulator reports 1 (nothing to be unbalanced): not a measurement.
+      balancedness: em && em.servingShards > 0 ? em.balancedness : undefined,
       phase: em?.phase ?? "",
     };
     samples.push(sample);
@@ -214,7 +239,9 @@ async function main(): Promise<void> {
   const staticGpuSeconds = (samples.at(-1)!.tS - samples[0]!.tS) * peakGpus;
   mkdirSync(opts.out, { recursive: true });
   const svgPath = join(opts.out, "timeline.svg");
-  writeFileSync(svgPath, renderDemoTimeline(samples, { title: "moe-operator demo: DeepSeek-V3 on 64 fake GPUs", windowAtS: W }));
+  const report: DemoSamplesFile = { title: "moe-operator demo: DeepSeek-V3 on 64 fake GPUs", windowAtS: W, heatShiftAtS, maxShards: MAX_SHARDS, samples };
+  writeFileSync(join(opts.out, "samples.json"), JSON.stringify(report, null, 1));
+  writeFileSync(svgPath, renderDemoTimeline(samples, report));
   const summary = {
     durationS: Math.round(samples.at(-1)!.tS),
     bringUpSeconds: bringUpS === undefined ? null : Math.round(bringUpS),

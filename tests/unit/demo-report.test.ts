@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import { type DemoSample, P99_AXIS_MAX_SLO_MULTIPLE, parseDemoSamplesFile, renderDemoTimeline } from "../../src/cli/demo-report.ts";
+
+const PHASES = ["steady", "daily ramp", "peak", "burst", "after burst", "heat shift", "quiet"];
+
+/** A demo-shaped run: 20 s of bring-up at ~10 s p99, then p99 around 30 ms against a 50 ms SLO. */
+function synthetic(): DemoSample[] {
+  const out: DemoSample[] = [];
+  for (let k = 0; k < 140; k++) {
+    const tS = k * 3;
+    out.push({
+      tS,
+      tokensPerSecond: 30_000 + (k > 50 ? 30_000 : 0),
+      desiredShards: k < 3 ? 0 : 48,
+      readyShards: k < 12 ? 0 : 48,
+      p99Ms: k < 5 ? undefined : k < 20 ? 9_800 + k : 30 + (k % 7),
+      sloMs: 50,
+      usdPerHour: k < 3 ? 8 : 110,
+      balancedness: k < 12 ? undefined : 0.68,
+      phase: PHASES[Math.min(PHASES.length - 1, Math.floor(k / 20))]!,
+    });
+  }
+  return out;
+}
+
+const yTickLabels = (svg: string, panelTitle: string) => {
+  const at = svg.indexOf(panelTitle);
+  const next = svg.indexOf('font-weight="bold"', at + panelTitle.length);
+  return [...svg.slice(at, next < 0 ? undefined : next).matchAll(/text-anchor="end">([^<]+)</g)].map((m) => m[1]!);
+};
+
+describe("renderDemoTimeline", () => {
+  const svg = renderDemoTimeline(synthetic(), { title: "demo", windowAtS: 150, heatShiftAtS: 300, maxShards: 52 });
+
+  it("scales the p99 axis to the SLO, not to the bring-up values, and marks what it clips", () => {
+    const ticks = yTickLabels(svg, "p99 inter-token latency").map(Number);
+    const max = Math.max(...ticks);
+    expect(max).toBeGreaterThanOrEqual(50);
+    expect(max).toBeLessThanOrEqual(50 * P99_AXIS_MAX_SLO_MULTIPLE * 1.25);
+    expect(svg).toContain('class="slo-band"');
+    expect(svg.match(/class="clipped"/g)?.length).toBe(15);
+    expect(svg).toMatch(/off scale: 15 samples up to 9\.8 s/);
+  });
+
+  it("labels every phase, has all five panels, the bound and both markers, and no NaN", () => {
+    const phases = [...svg.matchAll(/class="phase"[^>]*>([^<]+)</g)].map((m) => m[1]);
+    expect(phases).toEqual(PHASES);
+    for (const t of ["Offered load", "Expert shards", "p99 inter-token latency", "balancedness", "Cost ($/h)"]) expect(svg).toContain(t);
+    expect(svg).toContain('class="bound"');
+    expect(svg).toContain("maxShards 52");
+    expect(svg).toContain("scheduled window opens");
+    expect(svg).toContain("expert heat shift");
+    expect(svg).not.toMatch(/NaN|Infinity|undefined/);
+  });
+
+  it("labels the time axis in scenario seconds when the first sample is late", () => {
+    const late = synthetic().map((s) => ({ ...s, tS: s.tS + 8 }));
+    const out = renderDemoTimeline(late, { title: "late", windowAtS: 100 });
+    const ticks = [...out.matchAll(/class="time-tick" x="([\d.]+)"[^>]*>([\d.k]+) s</g)].map((m) => ({ x: Number(m[1]), t: Number(m[2]) }));
+    const windowX = Number(/<line x1="([\d.]+)"[^>]*stroke="#555" stroke-dasharray="4 3"/.exec(out)![1]);
+    const at100 = ticks.find((k) => k.t === 100)!;
+    expect(at100.x).toBeCloseTo(windowX, 0);
+    expect(ticks[0]!.t).toBeGreaterThanOrEqual(8);
+  });
+
+  it("puts the title and the marker key on different lines", () => {
+    const titleY = Number(/y="(\d+)" font-size="16"[^>]*>demo</.exec(svg)![1]);
+    const keyY = Number(/y="(\d+)"[^>]*>scheduled window opens/.exec(svg)![1]);
+    expect(keyY - titleY).toBeGreaterThanOrEqual(14);
+  });
+
+  it("renders without NaN when there are no samples or no latency at all", () => {
+    expect(renderDemoTimeline([], { title: "empty" })).not.toMatch(/NaN|Infinity/);
+    const noP99 = synthetic().map((s) => ({ ...s, p99Ms: undefined, balancedness: undefined }));
+    expect(renderDemoTimeline(noP99, { title: "x" })).not.toMatch(/NaN|Infinity/);
+  });
+});
+
+describe("parseDemoSamplesFile", () => {
+  it("round-trips what the demo writes", () => {
+    const file = { title: "t", windowAtS: 1, heatShiftAtS: 2, maxShards: 52, samples: synthetic() };
+    const r = parseDemoSamplesFile(JSON.stringify(file));
+    expect(r.ok && r.value.samples.length).toBe(140);
+  });
+
+  it("names the field that is wrong", () => {
+    const samples = synthetic();
+    (samples[3] as unknown as Record<string, unknown>).readyShards = "many";
+    const r = parseDemoSamplesFile(JSON.stringify({ title: "t", samples }));
+    expect(r).toEqual({ ok: false, error: 'samples[3].readyShards: want a finite number, got "many"' });
+    expect(parseDemoSamplesFile("{").ok).toBe(false);
+    expect(parseDemoSamplesFile(JSON.stringify({ title: "t", samples: [] }))).toEqual({ ok: false, error: "samples: want a non-empty array" });
+  });
+});
