@@ -173,7 +173,7 @@ describe("planRollout with Ready pods crashing at random steps", () => {
             const ready = pods.filter((p) => p.ready);
             if (which >= 0 && ready.length > 0) {
               const victim = ready[which % ready.length]!.name;
-              pods = pods.map((p) => (p.name === victim ? { ...p, ready: false, readyBefore: true, downUntil: step + down } : p));
+              pods = pods.map((p) => (p.name === victim ? { ...p, ready: false, downUntil: step + down } : p));
             }
             const before = uncoveredPairs(pods.filter((p) => p.ready), c.layers, c.experts);
             const plan = planRollout({ pods, desired, layerCount: c.layers, expertCount: c.experts, nowMs: step * 1000, drainSeconds: 3, maxSurge: 2 });
@@ -198,26 +198,12 @@ describe("planRollout with Ready pods crashing at random steps", () => {
     );
   });
 
-  it("deletes an obsolete pod that never served (still loading) at once, even while it holds the only replica of an expert", () => {
-    // Bring-up: the first heat-based plan replaces pods that are still loading; nothing is lost by
-    // freeing their GPUs for the new plan's pods (a readiness flap, below, is kept instead).
-    const desired = desiredOf([[[0, 1]], [[2, 3]]]);
-    const loading: ShardPodView[] = [
-      { name: "old0", shardIndex: 0, setHash: "x", experts: [[0, 2]], ready: false, terminating: false },
-      { name: "old1", shardIndex: 1, setHash: "y", experts: [[1, 3]], ready: false, terminating: false },
-    ];
-    const plan = planRollout({ pods: loading, desired, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 5, maxSurge: 1 });
-    expect(plan.delete.sort()).toEqual(["old0", "old1"]);
-    const flapped = loading.map((p) => ({ ...p, readyBefore: true }));
-    expect(planRollout({ pods: flapped, desired, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 5, maxSurge: 1 }).delete).toEqual([]);
-  });
-
   it("keeps an obsolete pod that is briefly not Ready while it holds the only replica of an expert", () => {
     const desired = desiredOf([[[0, 1]], [[1, 2]]]);
     const pods: ShardPodView[] = [
       { name: "new0", ...desired[0]!, ready: true, terminating: false },
       { name: "new1", ...desired[1]!, ready: false, terminating: false },
-      { name: "old", shardIndex: 2, setHash: "x", experts: [[2, 3]], ready: false, terminating: false, readyBefore: true },
+      { name: "old", shardIndex: 2, setHash: "x", experts: [[2, 3]], ready: false, terminating: false },
     ];
     const plan = planRollout({ pods, desired, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 5, maxSurge: 1 });
     expect(plan.delete).toEqual([]);

@@ -93,8 +93,6 @@ interface Memory {
   /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
   rebalanceEvaluatedMs?: number;
   coldStartsSeen: Set<string>;
-  /** Uids of shard pods seen Ready (pruned to the live pods): tells a readiness flap from a pod still loading. */
-  seenReady?: Set<string>;
   lastDecision?: Decision;
 }
 
@@ -163,7 +161,7 @@ export class MoEDeploymentReconciler {
     const { heat: heatReading, latency: latencyReading } = await this.#readings(key, d, Math.min(refreshMs, cfg.reconcileIntervalMs));
 
     const nodes = this.#nodeViews(spec, d);
-    const podViews = withReadyBefore(shardPods.map(shardPodView).filter((v): v is ShardPodView & { pod: V1Pod } => v !== undefined), mem);
+    const podViews = shardPods.map(shardPodView).filter((v): v is ShardPodView & { pod: V1Pod } => v !== undefined);
     const shardViews = this.#shardViews(podViews, nodes);
     // The ConfigMap is missing or unreadable: the layout the pods hold is the current placement.
     const recovered = published || spec.mode !== "Auto" ? undefined : recoverPlacement(podViews, spec, d.status?.placement?.version ?? 0);
@@ -655,19 +653,6 @@ function readySince(pods: readonly V1Pod[]): number | undefined {
     if (Number.isFinite(t)) latest = Math.max(latest ?? t, t);
   }
   return latest;
-}
-
-/** Marks pods that are not Ready now but were seen Ready by this process (memory: lost on restart, then treated as loading). */
-function withReadyBefore<V extends ShardPodView & { pod: V1Pod }>(views: V[], mem: Memory): V[] {
-  const seen = new Set<string>();
-  const out = views.map((v) => {
-    const uid = v.pod.metadata?.uid ?? v.name;
-    const before = mem.seenReady?.has(uid) ?? false;
-    if (v.ready || before) seen.add(uid);
-    return v.ready || !before ? v : { ...v, readyBefore: true };
-  });
-  mem.seenReady = seen;
-  return out;
 }
 
 function readPublishedPlacement(cm: V1ConfigMap | undefined): { placement: Placement; hash: string; version: number; heatBasis?: HeatBasis } | undefined {

@@ -26,11 +26,6 @@ export interface ShardPodView {
   readonly drainStartedMs?: number;
   /** The scheduler found no node for it (e.g. no free GPU). */
   readonly unschedulable?: boolean;
-  /**
-   * Not Ready now but seen Ready before (a readiness flap or a crash), as opposed to a pod still
-   * loading its weights. Only such a pod is kept while it holds the only replica of an expert.
-   */
-  readonly readyBefore?: boolean;
 }
 
 export interface DesiredShard {
@@ -188,11 +183,10 @@ function planDrains(input: RolloutInput, live: readonly ShardPodView[], liveByKe
   for (const p of candidates) {
     const r = replacementOf(p);
     if (!p.ready) {
-      // Not serving now, nothing to drain. Its GPU is freed at once if it never served (still loading:
-      // a new pod of the current plan serves as soon), if it has no GPU, if every replica it holds has
-      // another Ready holder, or if its replacement waits for that GPU; otherwise it was Ready before
-      // and may be again soon (a readiness flap), so it is kept.
-      if (!p.readyBefore || p.unschedulable || r?.pod?.unschedulable || heldElsewhere(p, holders, layerCount, expertCount, 0)) del.push(p.name);
+      // Not serving now, nothing to drain. Its GPU is freed at once if it has none, if every replica it
+      // holds has another Ready holder, or if its replacement waits for that GPU; otherwise it may be
+      // Ready again soon (a readiness flap) and is kept.
+      if (p.unschedulable || r?.pod?.unschedulable || heldElsewhere(p, holders, layerCount, expertCount, 0)) del.push(p.name);
       else blocked.push({ pod: p.name, reason: `not Ready and holds the only replica of ${soleCount(p, holders, layerCount, expertCount, 0)} expert(s); kept until it is Ready again or they are covered` });
       continue;
     }
