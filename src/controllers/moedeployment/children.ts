@@ -114,24 +114,12 @@ export interface ShardPodInput {
   placementVersion: number;
   placementHash: string;
   preferredNode?: string;
-  /** Overrides the template's priorityClassName (pods restoring a replica no Ready pod holds). */
-  priorityClassName?: string;
 }
 
 export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
   const name = d.metadata.name!;
   const names = childNames(name);
   const t = d.spec.serving.expertShards.template;
-  const spec = podSpecFrom(d, t, 1, [
-    { name: "MOE_DEPLOYMENT", value: name },
-    { name: "MOE_SHARD_INDEX", value: String(s.shardIndex) },
-    { name: "MOE_EXPERT_SET_HASH", value: s.setHash },
-    { name: "MOE_PLACEMENT_CONFIGMAP", value: names.placement },
-  ], s.preferredNode);
-  if (s.priorityClassName) {
-    spec.priorityClassName = s.priorityClassName;
-    delete spec.priority;
-  }
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -153,7 +141,12 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
       },
       ownerReferences: [ownerReference(d)],
     },
-    spec,
+    spec: podSpecFrom(d, t, 1, [
+      { name: "MOE_DEPLOYMENT", value: name },
+      { name: "MOE_SHARD_INDEX", value: String(s.shardIndex) },
+      { name: "MOE_EXPERT_SET_HASH", value: s.setHash },
+      { name: "MOE_PLACEMENT_CONFIGMAP", value: names.placement },
+    ], s.preferredNode),
   };
 }
 

@@ -27,8 +27,6 @@ import {
 } from "./children.ts";
 import { mergeConditions, readyCondition, type ConditionInput } from "./conditions.ts";
 import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
-import { configMapDrifted, deploymentDrift, recoverPlacement } from "./recover.ts";
-import { missingGpuCapacity, restoresCoverage } from "./gpu-shortage.ts";
 
 export interface Cache<T> {
   list(namespace?: string): readonly T[];
@@ -38,14 +36,10 @@ export interface Cache<T> {
 export interface ReconcilerConfig {
   /** Decision cadence when nothing else wakes the reconciler. */
   reconcileIntervalMs: number;
-  /** Longest drain: seconds from a shard's drain mark to its deletion if it stays Ready. */
+  /** Seconds between a shard's drain mark and its deletion. */
   drainSeconds: number;
   /** Replacement shard pods not yet Ready at once. */
   maxSurge: number;
-  /** Most shard pods created per reconcile, and none while this many are unschedulable; default unbounded. */
-  maxPendingShardPods?: number;
-  /** PriorityClass of shard pods created to hold a (layer, expert) no Ready pod holds. */
-  soleReplicaPriorityClass?: string;
   /** Longest a reconcile waits for its deployment's source read; the read goes on in the background. */
   sourceWaitMs: number;
   component: string;
@@ -155,7 +149,7 @@ export class MoEDeploymentReconciler {
     const shardPods = this.#d.pods.list(namespace).filter((p) => p.metadata?.labels?.[Label.deployment] === name && p.metadata?.labels?.[Label.component] === LabelValue.componentExpertShard && ownedBy(p));
     const router = this.#d.deployments.get(names.router, namespace);
     const placementCm = this.#d.configMaps.get(names.placement, namespace);
-    const published = readPublishedPlacement(placementCm);
+    const current = readPublishedPlacement(placementCm);
 
     const refreshMs = spec.heatSource.refreshIntervalSeconds * 1000;
     const { heat: heatReading, latency: latencyReading } = await this.#readings(key, d, Math.min(refreshMs, cfg.reconcileIntervalMs));
@@ -163,10 +157,6 @@ export class MoEDeploymentReconciler {
     const nodes = this.#nodeViews(spec, d);
     const podViews = shardPods.map(shardPodView).filter((v): v is ShardPodView & { pod: V1Pod } => v !== undefined);
     const shardViews = this.#shardViews(podViews, nodes);
-    // The ConfigMap is missing or unreadable: the layout the pods hold is the current placement.
-    const recovered = published || spec.mode !== "Auto" ? undefined : recoverPlacement(podViews, spec, d.status?.placement?.version ?? 0);
-    const current = published ?? recovered;
-    if (recovered) mem.rebalanceEvaluatedMs = nowMs; // kept as it is for one rebalance interval
     const coldStarts = this.#newColdStarts(shardPods, mem);
     const policy = policyFromSpec(spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, routerUsdPerGpuHour: undefined, maxSurge: cfg.maxSurge });
     const provisionedShards = spec.mode === "Auto"
@@ -203,9 +193,7 @@ export class MoEDeploymentReconciler {
     const targetPlacement = decision.placement.placement;
     const targetHash = decision.placement.hash;
     const changedPlacement = targetPlacement !== undefined && targetHash !== current?.hash;
-    // status.placement.version never decreases; a placement re-published after the ConfigMap was lost gets a new one.
-    const baseVersion = Math.max(current?.version ?? 0, d.status?.placement?.version ?? 0);
-    const version = changedPlacement || recovered ? baseVersion + 1 : baseVersion;
+    const version = changedPlacement ? (current?.version ?? 0) + 1 : current?.version ?? 0;
     const rebalanced = decision.placement.action === "replan" || decision.placement.action === "initial";
     const desired: DesiredShard[] = [];
     if (targetPlacement) {
@@ -221,30 +209,24 @@ export class MoEDeploymentReconciler {
     // --- Act (Auto mode only) -------------------------------------------------------------
     if (spec.mode === "Auto") {
       try {
-        const drift = await this.#applyIfChanged(renderRouter(d), router);
-        if (drift) await this.#event(obj, "Normal", "DriftCorrected", `router Deployment ${names.router} was changed by hand (${drift}); restored`, nowMs);
+        await this.#applyIfChanged(renderRouter(d), router);
       } catch (err) {
         applyErrors.push((err as Error).message);
       }
-      if (targetPlacement && targetHash) {
-        const cm = renderPlacementConfigMap(d, {
-          placement: targetPlacement, hash: targetHash, version, denseLayers: spec.model.denseLayers, heatBasis: decision.placement.heatBasis,
-          shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
-        });
-        if (changedPlacement || configMapDrifted(placementCm, cm)) {
-          try {
-            await this.#d.kube.apply(cm);
-            if (recovered) await this.#event(obj, "Warning", "PlacementRecovered", `placement ConfigMap ${names.placement} was ${placementCm ? "unreadable" : "missing"}; rebuilt from the ${desired.length} shard pods' ${ShardAnnotation.experts} annotations as v${version}`, nowMs);
-            else if (!changedPlacement) await this.#event(obj, "Normal", "DriftCorrected", `placement ConfigMap ${names.placement} was changed by hand; restored v${version}`, nowMs);
-          } catch (err) {
-            applyErrors.push((err as Error).message);
-          }
+      if (targetPlacement && targetHash && changedPlacement) {
+        try {
+          await this.#d.kube.apply(renderPlacementConfigMap(d, {
+            placement: targetPlacement, hash: targetHash, version, denseLayers: spec.model.denseLayers, heatBasis: decision.placement.heatBasis,
+            shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
+          }));
+        } catch (err) {
+          applyErrors.push((err as Error).message);
         }
       }
       if (targetPlacement && targetHash && applyErrors.length === 0) {
         rollout = planRollout({
           pods: podViews, desired, layerCount, expertCount: spec.model.routedExperts, nowMs,
-          drainSeconds: cfg.drainSeconds, maxSurge: cfg.maxSurge, maxCreates: cfg.maxPendingShardPods,
+          drainSeconds: cfg.drainSeconds, maxSurge: cfg.maxSurge,
         });
         await this.#executeRollout(d, rollout, podViews, { version, hash: targetHash }, applyErrors, log);
       }
@@ -360,27 +342,20 @@ export class MoEDeploymentReconciler {
     return out;
   }
 
-  /** Applies obj unless live already has it; returns what a hand change had altered, if that is why. */
-  async #applyIfChanged(obj: V1Deployment, live: V1Deployment | undefined): Promise<string | undefined> {
+  async #applyIfChanged(obj: V1Deployment, live: V1Deployment | undefined): Promise<void> {
     const hash = fnvOfObject(obj);
-    const drift = live ? deploymentDrift(obj, live) : undefined;
-    if (live?.metadata?.annotations?.["moe.dev/applied-hash"] === hash && !drift) return undefined;
+    if (live?.metadata?.annotations?.["moe.dev/applied-hash"] === hash) return;
     obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, "moe.dev/applied-hash": hash } };
     await this.#d.kube.apply(obj);
-    return live?.metadata?.annotations?.["moe.dev/applied-hash"] === hash ? drift : undefined;
   }
 
   async #executeRollout(d: MoEDeployment, plan: RolloutPlan, pods: (ShardPodView & { pod: V1Pod })[], placement: { version: number; hash: string }, errors: string[], log: Logger): Promise<void> {
     const kube = this.#d.kube;
-    const readyPods = pods.filter((p) => p.ready && !p.terminating);
-    const layerCount = moeLayerCount(d.spec.model);
     for (const s of plan.create) {
-      const priorityClass = this.#d.config.soleReplicaPriorityClass;
       try {
         await kube.create(renderShardPod(d, {
           shardIndex: s.shardIndex, experts: s.experts.map((l) => [...l]), setHash: s.setHash,
           placementVersion: placement.version, placementHash: placement.hash, preferredNode: s.nodeName,
-          priorityClassName: priorityClass && restoresCoverage(s, readyPods, layerCount, d.spec.model.routedExperts) ? priorityClass : undefined,
         }));
         log.info({ shard: s.shardIndex, setHash: s.setHash, node: s.nodeName }, "created shard pod");
       } catch (err) {
@@ -394,16 +369,6 @@ export class MoEDeploymentReconciler {
           metadata: { annotations: { [ShardAnnotation.drainingSince]: nowIso }, labels: { [ShardLabel.draining]: "true" } },
         });
         log.info({ pod: name }, "draining shard pod");
-      } catch (err) {
-        if (!isKind(err, "NotFound")) errors.push((err as Error).message);
-      }
-    }
-    for (const name of plan.cancelDrain) {
-      try {
-        await kube.mergePatch({ apiVersion: "v1", kind: "Pod", namespace: d.metadata.namespace, name }, {
-          metadata: { annotations: { [ShardAnnotation.drainingSince]: null }, labels: { [ShardLabel.draining]: null } },
-        });
-        log.info({ pod: name }, "drain cancelled: another Ready replica of its experts is gone");
       } catch (err) {
         if (!isKind(err, "NotFound")) errors.push((err as Error).message);
       }
@@ -452,14 +417,11 @@ export class MoEDeploymentReconciler {
     if (atMax) why.push(`at spec.scaling.maxShards=${spec.scaling.maxShards}: the SLO needs ${atMax.requiredGpus} shards`);
     if (budget) why.push(`capped by spec.cost.maxUsdPerHour=${spec.cost.maxUsdPerHour}: ${budget.message}`);
     if (holding) why.push("metrics unavailable, holding capacity");
-    const missing = auto ? missingGpuCapacity(spec, decision, x.podViews) : undefined;
-    if (missing) why.push(missing.message);
+    if (decision.unschedulableShards > 0) why.push(`${decision.unschedulableShards} shard(s) have no free ${spec.serving.gpu.resourceName} on any matching node`);
     const warming = x.podViews.filter((p) => !p.ready && !p.terminating).length;
     if (warming > 0) why.push(`${warming} shard pod(s) still warming`);
     if (observed === undefined) {
       conds.push({ type: ConditionType.SLOMet, status: "Unknown", reason: ConditionReason.MetricsUnavailable, message: `no observed ${spec.slo.metric} p${spec.slo.percentile}${x.latency.problem ? `: ${x.latency.problem.message}` : ""}` });
-    } else if (observed <= target && missing) {
-      conds.push({ type: ConditionType.SLOMet, status: "False", reason: ConditionReason.InsufficientGpuCapacity, message: `p${spec.slo.percentile} ${spec.slo.metric} ${observed.toFixed(1)} ms <= target ${target} ms, but the capacity decided for the SLO is missing: ${why.join("; ")}` });
     } else if (observed <= target) {
       const risk = why.length > 0 ? ` (at risk: ${why.join("; ")})` : "";
       conds.push({ type: ConditionType.SLOMet, status: "True", reason: ConditionReason.WithinTarget, message: `p${spec.slo.percentile} ${spec.slo.metric} ${observed.toFixed(1)} ms <= target ${target} ms${risk}` });
@@ -499,7 +461,7 @@ export class MoEDeploymentReconciler {
     let degraded: ConditionInput = { type: ConditionType.Degraded, status: "False", reason: ConditionReason.AsExpected, message: "no problems" };
     if (x.applyErrors.length > 0) degraded = { type: ConditionType.Degraded, status: "True", reason: ConditionReason.ApplyFailed, message: x.applyErrors.join("; ") };
     else if (decision.placement.action === "infeasible" && !decision.placement.placement) degraded = { type: ConditionType.Degraded, status: "True", reason: ConditionReason.PlacementInfeasible, message: decision.placement.reason };
-    else if (missing) degraded = { type: ConditionType.Degraded, status: "True", reason: ConditionReason.InsufficientGpuCapacity, message: missing.message };
+    else if (auto && decision.unschedulableShards > 0) degraded = { type: ConditionType.Degraded, status: "True", reason: ConditionReason.InsufficientGpuCapacity, message: `${decision.unschedulableShards} of ${decision.desiredShards} shards have no free ${spec.serving.gpu.resourceName} on nodes matching spec.serving.gpu.nodeSelector` };
     else if (auto && rollout && rollout.uncoveredNow > 0 && x.podViews.some((p) => p.ready)) degraded = { type: ConditionType.Degraded, status: "True", reason: ConditionReason.PodsNotReady, message: `${rollout.uncoveredNow} (layer, expert) pairs have no Ready replica` };
     conds.push(degraded);
 
@@ -661,12 +623,10 @@ function readPublishedPlacement(cm: V1ConfigMap | undefined): { placement: Place
   try {
     const parsed = parsePlacement(JSON.parse(text));
     if (!parsed.ok) return undefined;
-    const hash = placementHash(parsed.value);
-    if (cm?.data?.hash !== undefined && cm.data.hash !== hash) return undefined; // edited or corrupted
     const basis = cm?.data?.["heat-basis"];
     return {
       placement: parsed.value,
-      hash,
+      hash: placementHash(parsed.value),
       version: Number(cm?.data?.version ?? cm?.metadata?.annotations?.[Annotation.placementVersion] ?? 0) || 0,
       heatBasis: basis === "observed" || basis === "remembered" || basis === "none" ? basis : undefined,
     };

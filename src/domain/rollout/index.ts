@@ -8,9 +8,6 @@
 // followed, after a grace period, by deletion. So at every instant every expert
 // of every layer keeps at least one Ready replica, including expert swaps
 // between shards (both new pods come up before either old one goes).
-// A drain is re-checked at every call: when a pod that covered a draining
-// pod's replicas crashes, the drain is cancelled and the draining pod kept
-// (routers send it work again) until another Ready replica stays.
 
 export interface ShardPodView {
   readonly name: string;
@@ -48,18 +45,11 @@ export interface RolloutInput {
    * Brand-new indices (scale-up, first rollout) are not limited: the scaling policy paces those.
    */
   readonly maxSurge: number;
-  /**
-   * Most pods created per call, and no new pod while this many of the pods are unschedulable
-   * (a GPU shortage leaves a bounded number of Pending pods). Default: unbounded.
-   */
-  readonly maxCreates?: number;
 }
 
 export interface RolloutPlan {
   readonly create: readonly DesiredShard[];
   readonly startDrain: readonly string[];
-  /** Draining pods whose replicas lost their other Ready holder: drain cancelled, pod kept. */
-  readonly cancelDrain: readonly string[];
   readonly delete: readonly string[];
   /** Obsolete pods kept for now, with why. */
   readonly blocked: ReadonlyArray<{ readonly pod: string; readonly reason: string }>;
@@ -92,54 +82,16 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   const drainMs = Math.max(0, input.drainSeconds) * 1000;
   const live = pods.filter((p) => !p.terminating);
   const desiredKeys = new Map(desired.map((d) => [key(d.shardIndex, d.setHash), d]));
+  const desiredIndices = new Set(desired.map((d) => d.shardIndex));
+
+  // 1. Create missing desired pods (replacements limited by maxSurge).
   const liveByKey = new Map<string, ShardPodView>();
   for (const p of live) if (!p.drainStartedMs && !liveByKey.has(key(p.shardIndex, p.setHash))) liveByKey.set(key(p.shardIndex, p.setHash), p);
-
-  const { create, pendingDesired } = planCreates(input, live, liveByKey);
-
-  // Holder counts per (layer, expert) over Ready pods that stay (not draining).
-  const holders = new Uint16Array(layerCount * expertCount);
-  for (const p of live) if (p.ready && p.drainStartedMs === undefined) forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
-  // Re-check every drain first: a draining pod whose replicas lost their other Ready holder is kept
-  // (if it went not Ready because it drained, it serves again once the drain mark is gone).
-  const cancelDrain: string[] = [];
-  for (const p of live) {
-    if (p.drainStartedMs === undefined || heldElsewhere(p, holders, layerCount, expertCount, 0)) continue;
-    cancelDrain.push(p.name);
-    if (p.ready) forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
-  }
-  const cancelled = new Set(cancelDrain);
-  const obsolete = live.filter((p) => !cancelled.has(p.name) && (!desiredKeys.has(key(p.shardIndex, p.setHash)) || p.drainStartedMs !== undefined));
-  const { startDrain, del, blocked } = planDrains(input, live, liveByKey, obsolete, holders);
-
-  // Delete draining pods that are no longer Ready (the pod reports its in-flight requests done by
-  // turning not Ready, or it crashed: either way it serves nothing) and those whose drain period is
-  // over (the deadline). Their replicas are held elsewhere: checked above.
-  let requeueAfterMs: number | undefined;
-  for (const p of live) {
-    if (p.drainStartedMs === undefined || cancelled.has(p.name)) continue;
-    const left = p.drainStartedMs + drainMs - nowMs;
-    if (left <= 0 || !p.ready) del.push(p.name);
-    else requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left);
-  }
-  if (startDrain.length > 0 && drainMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, drainMs);
-  if ((startDrain.length > 0 && drainMs === 0) || cancelDrain.length > 0) requeueAfterMs = 0;
-
-  const uncoveredNow = countUncovered(live.filter((p) => p.ready), layerCount, expertCount);
-  const complete = create.length === 0 && pendingDesired === 0 && obsolete.length === 0 && cancelDrain.length === 0 && del.length === 0 && live.length === desired.length;
-  return { create, startDrain, cancelDrain, delete: del, blocked, requeueAfterMs, uncoveredNow, complete, pendingDesired };
-}
-
-/** Missing desired pods to create: replacements limited by maxSurge, all creates by maxCreates. */
-function planCreates(input: RolloutInput, live: readonly ShardPodView[], liveByKey: ReadonlyMap<string, ShardPodView>): { create: DesiredShard[]; pendingDesired: number } {
-  const { desired } = input;
   const indicesWithPods = new Set(live.map((p) => p.shardIndex));
   let inFlight = desired.filter((d) => {
     const p = liveByKey.get(key(d.shardIndex, d.setHash));
     return p !== undefined && !p.ready && indicesWithPods.has(d.shardIndex) && live.some((o) => o.shardIndex === d.shardIndex && o.setHash !== d.setHash);
   }).length;
-  const maxCreates = input.maxCreates ?? Number.POSITIVE_INFINITY;
-  const unschedulable = live.filter((p) => p.unschedulable).length;
   const create: DesiredShard[] = [];
   let pendingDesired = 0;
   for (const d of [...desired].sort((a, b) => a.shardIndex - b.shardIndex)) {
@@ -149,7 +101,6 @@ function planCreates(input: RolloutInput, live: readonly ShardPodView[], liveByK
       continue;
     }
     pendingDesired++;
-    if (create.length >= maxCreates || unschedulable >= maxCreates) continue;
     const isReplacement = indicesWithPods.has(d.shardIndex);
     if (isReplacement) {
       if (inFlight >= Math.max(1, input.maxSurge)) continue;
@@ -157,71 +108,79 @@ function planCreates(input: RolloutInput, live: readonly ShardPodView[], liveByK
     }
     create.push(d);
   }
-  return { create, pendingDesired };
-}
 
-/** Drains obsolete pods whose replicas are all held by other Ready pods that stay (holders is updated). */
-function planDrains(input: RolloutInput, live: readonly ShardPodView[], liveByKey: ReadonlyMap<string, ShardPodView>, obsolete: readonly ShardPodView[], holders: Uint16Array) {
-  const { desired, layerCount, expertCount } = input;
-  const desiredIndices = new Set(desired.map((d) => d.shardIndex));
+  // 2. Drain obsolete pods whose replicas are all held by other Ready pods that stay.
+  const obsolete = live.filter((p) => !desiredKeys.has(key(p.shardIndex, p.setHash)) || (p.drainStartedMs !== undefined));
+  const stays = new Set(live.filter((p) => p.ready && p.drainStartedMs === undefined).map((p) => p.name));
+  // Holder counts per (layer, expert) over pods that stay.
+  const holders = new Uint16Array(layerCount * expertCount);
+  const podByName = new Map(live.map((p) => [p.name, p]));
+  for (const name of stays) {
+    const p = podByName.get(name)!;
+    forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
+  }
   const startDrain: string[] = [];
   const blocked: { pod: string; reason: string }[] = [];
-  const del: string[] = [];
   const candidates = obsolete
     .filter((p) => p.drainStartedMs === undefined)
     // Old versions of kept indices first (their replacement carries the load), then scale-down, by index.
     .sort((a, b) => Number(desiredIndices.has(b.shardIndex)) - Number(desiredIndices.has(a.shardIndex)) || a.shardIndex - b.shardIndex || a.name.localeCompare(b.name));
-  const replacementOf = (p: ShardPodView) => {
-    const d = desired.find((x) => x.shardIndex === p.shardIndex);
-    return d ? { desired: d, pod: liveByKey.get(key(d.shardIndex, d.setHash)) } : undefined;
-  };
+  const del: string[] = [];
   // Old pods already draining to make room for an unschedulable replacement.
   let capacityDrains = live.filter((p) => {
-    const r = p.drainStartedMs !== undefined ? replacementOf(p) : undefined;
-    return r !== undefined && r.desired.setHash !== p.setHash && !r.pod?.ready;
+    if (p.drainStartedMs === undefined || !desiredIndices.has(p.shardIndex)) return false;
+    const d = desired.find((x) => x.shardIndex === p.shardIndex)!;
+    if (d.setHash === p.setHash) return false;
+    const r = liveByKey.get(key(d.shardIndex, d.setHash));
+    return !r || !r.ready;
   }).length;
   for (const p of candidates) {
-    const r = replacementOf(p);
     if (!p.ready) {
-      // Not serving now, nothing to drain. Its GPU is freed at once if it has none, if every replica it
-      // holds has another Ready holder, or if its replacement waits for that GPU; otherwise it may be
-      // Ready again soon (a readiness flap) and is kept.
-      if (p.unschedulable || r?.pod?.unschedulable || heldElsewhere(p, holders, layerCount, expertCount, 0)) del.push(p.name);
-      else blocked.push({ pod: p.name, reason: `not Ready and holds the only replica of ${soleCount(p, holders, layerCount, expertCount, 0)} expert(s); kept until it is Ready again or they are covered` });
+      // Not serving: nothing to drain, nothing to cover. Free its GPU now.
+      del.push(p.name);
       continue;
     }
-    if (r && !r.pod?.ready) {
-      // No spare GPU for the replacement: the old pod may make room (break before make)
-      // if every replica it holds stays covered, a few at a time.
-      if (!(r.pod?.unschedulable && capacityDrains < Math.max(1, input.maxSurge))) {
-        blocked.push({ pod: p.name, reason: r.pod?.unschedulable ? `replacement for shard ${p.shardIndex} waits for a free GPU` : `replacement for shard ${p.shardIndex} is not Ready yet` });
-        continue;
+    if (desiredIndices.has(p.shardIndex)) {
+      const replacement = desired.find((d) => d.shardIndex === p.shardIndex)!;
+      const r = liveByKey.get(key(replacement.shardIndex, replacement.setHash));
+      if (!r || !r.ready) {
+        // No spare GPU for the replacement: the old pod may make room (break before make)
+        // if every replica it holds stays covered, a few at a time.
+        if (!(r?.unschedulable && capacityDrains < Math.max(1, input.maxSurge))) {
+          blocked.push({ pod: p.name, reason: r?.unschedulable ? `replacement for shard ${p.shardIndex} waits for a free GPU` : `replacement for shard ${p.shardIndex} is not Ready yet` });
+          continue;
+        }
+        capacityDrains++;
       }
-      capacityDrains++;
     }
     // Would removing p leave some replica without a holder?
-    const soleHeld = soleCount(p, holders, layerCount, expertCount, 1);
+    let soleHeld = 0;
+    forEachReplica(p, layerCount, expertCount, (i) => {
+      if (holders[i]! <= 1) soleHeld++;
+    });
     if (soleHeld > 0) {
       blocked.push({ pod: p.name, reason: `holds the only Ready replica of ${soleHeld} expert(s); waiting for new shards` });
       continue;
     }
     forEachReplica(p, layerCount, expertCount, (i) => holders[i]--);
+    stays.delete(p.name);
     startDrain.push(p.name);
   }
-  return { startDrain, del, blocked };
-}
 
-/** Replicas of p with at most `own` holders (own = 1 when p itself is counted in holders). */
-function soleCount(p: Pick<ShardPodView, "experts">, holders: Uint16Array, layerCount: number, expertCount: number, own: number): number {
-  let n = 0;
-  forEachReplica(p, layerCount, expertCount, (i) => {
-    if (holders[i]! <= own) n++;
-  });
-  return n;
-}
+  // 3. Delete pods whose drain period is over.
+  let requeueAfterMs: number | undefined;
+  for (const p of live) {
+    if (p.drainStartedMs === undefined) continue;
+    const left = p.drainStartedMs + drainMs - nowMs;
+    if (left <= 0) del.push(p.name);
+    else requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left);
+  }
+  if (startDrain.length > 0 && drainMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, drainMs);
+  if (startDrain.length > 0 && drainMs === 0) requeueAfterMs = 0;
 
-function heldElsewhere(p: Pick<ShardPodView, "experts">, holders: Uint16Array, layerCount: number, expertCount: number, own: number): boolean {
-  return soleCount(p, holders, layerCount, expertCount, own) === 0;
+  const uncoveredNow = countUncovered(live.filter((p) => p.ready), layerCount, expertCount);
+  const complete = create.length === 0 && pendingDesired === 0 && obsolete.length === 0 && del.length === 0 && live.length === desired.length;
+  return { create, startDrain, delete: del, blocked, requeueAfterMs, uncoveredNow, complete, pendingDesired };
 }
 
 function forEachReplica(p: Pick<ShardPodView, "experts">, layerCount: number, expertCount: number, fn: (index: number) => void): void {
