@@ -1,13 +1,14 @@
 // One decision per reconcile: how many expert shards (capacity policy: SLO,
 // pre-warm, burst, bounds, budget), which expert replicas each shard holds
 // (placement: heat-aware, churn-aware), on which nodes new shards should go,
-// and what it costs. The operator and the simulator both call this.
+// and what it costs. The operator calls this; the simulator calls its count half,
+// decideShardCount (src/domain/scaling/shard-count.ts), the same function decide() uses.
 //
 // Pure: time comes in as nowMs; all memory is in the snapshot (capacity state,
 // current placement) and comes back in the decision.
-import { decideCapacity, createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
-import { applyOperatorGuards } from "./scaling/guards.ts";
-import { isMetricsHold } from "./scaling/screen.ts";
+import { createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
+import { decideShardCount, type ShardCountInput } from "./scaling/shard-count.ts";
+import type { ShardCountReason } from "./scaling/reasons.ts";
 import { bestRewrite, growShards, hottestShards } from "./rebalance/shards.ts";
 import { planPlacement, placementHash, computePlacementMetrics, countMovedReplicas, countReplicas, extendPlacement, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
 
@@ -129,8 +130,8 @@ export interface DecisionPlacement {
 export interface Decision {
   readonly desiredShards: number;
   readonly capacity: CapacityDecision | undefined;
-  /** Why the shard count is what it is (CamelCase). */
-  readonly reason: string;
+  /** Why the shard count is what it is (CamelCase; API strings via apiReasonOf in src/domain/scaling/reasons.ts). */
+  readonly reason: ShardCountReason;
   readonly message: string;
   readonly placement: DecisionPlacement;
   /** Preferred node per shard index (0..desiredShards-1). */
@@ -241,232 +242,321 @@ export function limitChangedShards(current: Placement, planned: Placement, heat:
   return repaired.kind === "infeasible" ? current : repaired.placement;
 }
 
-export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, nowMs: number): Decision {
-  const capState = snapshot.capacityState ?? createCapacityState(policy.capacity);
-  const priceOf = (node: string | undefined) => snapshot.nodes.find((n) => n.name === node)?.usdPerGpuHour ?? policy.defaultUsdPerGpuHour;
+// ---------------------------------------------------------------------------------------------
+// decide() as a pipeline (docs/adr/0011-decide-pipeline.md): heat quality -> shard count
+// (decideShardCount, shared with the simulator) -> nodes for shards -> placement intent -> the
+// intent's function -> cost.
 
-  // Heat quality.
-  let heatProblem: string | undefined;
-  const h = snapshot.heat;
-  if (!h) heatProblem = "no heat data";
-  else if (h.heat.length !== policy.layerCount || h.heat.some((l) => l.length !== policy.expertCount)) heatProblem = `heat has shape ${h.heat.length}x${h.heat[0]?.length ?? 0}, expected ${policy.layerCount}x${policy.expertCount}`;
-  else if (!(h.confidence >= MIN_HEAT_CONFIDENCE)) heatProblem = `heat confidence ${h.confidence.toFixed(2)} below ${MIN_HEAT_CONFIDENCE}`;
-  const heatUsable = heatProblem === undefined;
-  const load = heatUsable ? tokensPerSecondFromHeat(h!.heat, policy.topK) : undefined;
+interface HeatQuality {
+  readonly usable: boolean;
+  readonly problem: string | undefined;
+  /** The observed heat (only when usable). */
+  readonly heat: ReadonlyArray<ReadonlyArray<number>> | undefined;
+  readonly atMs: number | undefined;
+  readonly load: number | undefined;
+}
 
-  // Capacity.
-  const currentMetrics = snapshot.currentPlacement && heatUsable ? computePlacementMetrics(snapshot.currentPlacement, h!.heat) : undefined;
-  const readyShards = snapshot.shards.filter((s) => s.ready).length;
-  const marginalPrice = snapshot.nodes.filter((n) => n.freeGpus > 0 && n.usdPerGpuHour !== undefined).map((n) => n.usdPerGpuHour!).sort((a, b) => a - b)[0]
+function assessHeat(h: HeatObservation | undefined, policy: DeploymentPolicy): HeatQuality {
+  let problem: string | undefined;
+  if (!h) problem = "no heat data";
+  else if (h.heat.length !== policy.layerCount || h.heat.some((l) => l.length !== policy.expertCount)) problem = `heat has shape ${h.heat.length}x${h.heat[0]?.length ?? 0}, expected ${policy.layerCount}x${policy.expertCount}`;
+  else if (!(h.confidence >= MIN_HEAT_CONFIDENCE)) problem = `heat confidence ${h.confidence.toFixed(2)} below ${MIN_HEAT_CONFIDENCE}`;
+  if (problem !== undefined || h === undefined) return { usable: false, problem, heat: undefined, atMs: undefined, load: undefined };
+  return { usable: true, problem, heat: h.heat, atMs: h.atMs, load: tokensPerSecondFromHeat(h.heat, policy.topK) };
+}
+
+/** Price of one more GPU-hour: the cheapest node with a free GPU, else a running shard's, else the default. */
+function marginalPriceOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy): number | undefined {
+  return snapshot.nodes.filter((n) => n.freeGpus > 0 && n.usdPerGpuHour !== undefined).map((n) => n.usdPerGpuHour!).sort((a, b) => a - b)[0]
     ?? snapshot.shards.map((s) => s.usdPerGpuHour).find((p) => p !== undefined)
     ?? policy.defaultUsdPerGpuHour;
-  let capacity: CapacityDecision | undefined;
-  let desiredShards: number;
-  let reason: string;
-  let message: string;
-  const capacityDecision = decideCapacity({
-    tokensPerSecond: load,
-    metricsAtMs: heatUsable ? h!.atMs : undefined,
-    metricsConfidence: h?.confidence,
-    observedP99Ms: snapshot.observedP99Ms,
-    provisionedGpus: snapshot.provisionedShards,
-    readyGpus: readyShards,
-    balancedness: currentMetrics?.balancedness ?? 1,
-    crossNodeShare: currentMetrics?.crossNodeShare ?? 0,
-    coldStartDurationsMs: snapshot.coldStartDurationsMs,
-    usdPerGpuHour: marginalPrice,
-  }, capState, policy.capacity, nowMs);
-  const nextCapacityState = capacityDecision.nextState;
-  if (policy.manualShards !== undefined) {
-    desiredShards = Math.min(policy.maxShards, Math.max(policy.minShards, policy.manualShards));
-    reason = "ManualOverride";
-    message = `holding ${desiredShards} shards set through spec.scaling.shards (autoscaling suspended)`;
-    capacity = capacityDecision;
-  } else {
-    capacity = capacityDecision;
-    const guarded = applyOperatorGuards({
-      desired: capacityDecision.desiredGpus,
-      reason: capacityDecision.reason,
-      message: capacityDecision.message,
-      provisioned: snapshot.provisionedShards,
-      ready: readyShards,
-      observedP99Ms: snapshot.observedP99Ms,
-      metricsUsable: heatUsable && !isMetricsHold(capacityDecision.reason),
-      ceilingCount: capacityDecision.signals.feedbackCeilingGpus,
-      trackingSinceMs: snapshot.trackingSinceMs,
-      lastScaleUpMs: snapshot.lastScaleUpMs,
-      readySinceMs: snapshot.readySinceMs,
-      minCount: policy.minShards,
-      maxCount: policy.maxShards,
-      budgetCap: capacityDecision.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
-      unit: { one: "shard", many: "shards" },
-    }, policy.capacity, nowMs);
-    desiredShards = guarded.desired;
-    reason = guarded.reason;
-    message = guarded.message;
-  }
-  desiredShards = Math.max(policy.minShards, Math.min(policy.maxShards, desiredShards));
-  if (snapshot.provisionedShards === 0 && desiredShards < policy.minShards) desiredShards = policy.minShards;
+}
 
-  // Nodes for shards.
-  const assignment = assignShardNodes(snapshot.shards, desiredShards, snapshot.nodes);
+export const SHARD_UNIT = { one: "shard", many: "shards" } as const;
+
+/** The shard count's input from the snapshot (the facts the operator keeps in status). */
+function shardCountInputOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy, heat: HeatQuality, currentMetrics: PlacementMetrics | undefined, marginalPrice: number | undefined): ShardCountInput {
+  return {
+    capacity: {
+      tokensPerSecond: heat.load,
+      metricsAtMs: heat.atMs,
+      metricsConfidence: snapshot.heat?.confidence,
+      observedP99Ms: snapshot.observedP99Ms,
+      provisionedGpus: snapshot.provisionedShards,
+      readyGpus: snapshot.shards.filter((s) => s.ready).length,
+      balancedness: currentMetrics?.balancedness ?? 1,
+      crossNodeShare: currentMetrics?.crossNodeShare ?? 0,
+      coldStartDurationsMs: snapshot.coldStartDurationsMs,
+      usdPerGpuHour: marginalPrice,
+    },
+    state: snapshot.capacityState ?? createCapacityState(policy.capacity),
+    trackingSinceMs: snapshot.trackingSinceMs,
+    lastScaleUpMs: snapshot.lastScaleUpMs,
+    readySinceMs: snapshot.readySinceMs,
+  };
+}
+
+/** What every placement intent works from. */
+interface PlacementContext {
+  readonly policy: DeploymentPolicy;
+  readonly snapshot: DecisionSnapshot;
+  readonly nowMs: number;
+  readonly desiredShards: number;
+  /** One GPU per desired shard, on its preferred (or recorded) node. */
+  readonly gpus: readonly GpuSlotInfo[];
+  /** The current placement, relabelled to the shards' nodes when the shard set is unchanged. */
+  readonly current: Placement | undefined;
+  /** The shard set differs from the current placement's (or there is none). */
+  readonly structural: boolean;
+  readonly currentBasis: HeatBasis;
+  readonly currentMetrics: PlacementMetrics | undefined;
+  readonly heat: HeatQuality;
+  /** Heat to plan with: observed, else the last good, else uniform. */
+  readonly planHeat: ReadonlyArray<ReadonlyArray<number>>;
+  readonly planHeatBasis: HeatBasis;
+  readonly freeGpus: number;
+  /** Desired shards without a pod yet. */
+  readonly newShards: number;
+  /**
+   * Running shards one heat rebalance may change: every running shard a plan changes is a new pod,
+   * and its replacement must be able to start at once (or old pods wait on replacements that wait
+   * on GPUs the old pods hold): at most the surge, and the free GPUs less those new shards are
+   * about to take (at least 2).
+   */
+  readonly changeLimit: number;
+}
+
+/** GPUs for the desired shards: a shard whose pod is not scheduled yet keeps the node the published placement recorded, so the placement (and its version) does not change while the scheduler works. */
+function shardGpus(snapshot: DecisionSnapshot, policy: DeploymentPolicy, desiredShards: number, assigned: readonly (string | undefined)[]): GpuSlotInfo[] {
   const gpus: GpuSlotInfo[] = [];
   const scheduled = new Set(snapshot.shards.filter((s) => s.nodeName).map((s) => s.shardIndex));
   for (let i = 0; i < desiredShards; i++) {
-    // A shard whose pod is not scheduled yet keeps the node the published placement recorded, so
-    // the placement (and its version) does not change while the scheduler works.
     const recorded = snapshot.currentPlacement?.gpus[i]?.gpuId === shardGpuId(i) && !scheduled.has(i) ? snapshot.currentPlacement.gpus[i]!.nodeName : undefined;
-    const nodeName = recorded ?? assignment.nodes[i] ?? `unscheduled-${i}`;
+    const nodeName = recorded ?? assigned[i] ?? `unscheduled-${i}`;
     const domain = snapshot.nodes.find((n) => n.name === nodeName)?.domain ?? nodeName;
     gpus.push({ gpuId: shardGpuId(i), nodeName, domain, slotCount: policy.slotsPerGpu, memoryBytes: policy.gpuMemoryBytes });
   }
+  return gpus;
+}
 
-  // Placement. Every running shard a plan changes is a new pod, and its replacement must be able to
-  // start at once (or old pods wait on replacements that wait on GPUs the old pods hold): at most
-  // the surge, and the free GPUs less those new shards are about to take (at least 2).
+function placementContext(snapshot: DecisionSnapshot, policy: DeploymentPolicy, nowMs: number, desiredShards: number, gpus: readonly GpuSlotInfo[], heat: HeatQuality, currentMetrics: PlacementMetrics | undefined): PlacementContext {
   const freeGpus = snapshot.nodes.reduce((a, n) => a + n.freeGpus, 0);
   const newShards = Math.max(0, desiredShards - new Set(snapshot.shards.map((s) => s.shardIndex)).size);
-  const changeLimit = Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, Math.max(2, freeGpus - newShards));
-  const planHeat = heatUsable ? h!.heat : snapshot.lastGoodHeat ?? uniformHeat(policy.layerCount, policy.expertCount);
-  const planHeatBasis: HeatBasis = heatUsable ? "observed" : snapshot.lastGoodHeat ? "remembered" : "none";
-  const currentBasis: HeatBasis = snapshot.currentPlacementHeatBasis ?? "observed";
   const structural = !snapshot.currentPlacement || !sameGpus(snapshot.currentPlacement, gpus);
-  const current = snapshot.currentPlacement && !structural ? relabel(snapshot.currentPlacement, gpus) : snapshot.currentPlacement;
-  // The current placement was made before any heat existed (uniform): the first usable heat gets a
-  // full plan at once (no interval, no move budget, even while pods are still starting), since
-  // any expert layout is as good as another to keep and the skew of real heat is 5-8x.
-  const firstHeatPlan = heatUsable && current !== undefined && currentBasis === "none";
-  const due = firstHeatPlan || snapshot.lastRebalanceMs === undefined || nowMs - snapshot.lastRebalanceMs >= policy.placement.rebalanceIntervalMs;
-  let placement: DecisionPlacement;
-  if (!structural && !(heatUsable && due && (!snapshot.rolloutInProgress || firstHeatPlan))) {
-    placement = {
-      action: "keep",
-      reason: !heatUsable ? `keeping the placement: ${heatProblem}` : snapshot.rolloutInProgress ? "keeping the placement: a rollout is in progress" : "keeping the placement until the next rebalance interval",
-      placement: current,
-      hash: current ? placementHash(current) : undefined,
-      metrics: currentMetrics,
-      heatBasis: current ? currentBasis : undefined,
-    };
-  } else if (!firstHeatPlan && structural && current && gpus.length > current.gpus.length && extendPlacement(current, planHeat, gpus)) {
-    // Scale-up. Either the new shards get redundant replicas of the hottest experts and running
-    // shards keep theirs (no pod replacement), or the new shards and the hottest running ones
-    // (as many as spare GPUs allow beyond the new shards) are written for the heat together;
-    // whichever balances better. Heat rebalances refine later.
-    const plain = extendPlacement(current, planHeat, gpus)!;
-    const spare = Math.max(0, Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, freeGpus - newShards));
-    // Running shards are only rewritten for heat observed now (not for remembered or no heat).
-    const hot = spare > 0 && heatUsable ? hottestShards(current, planHeat).slice(0, spare) : [];
-    const grown = growShards(current, planHeat, gpus, hot);
-    const plainBal = computePlacementMetrics(plain, planHeat).balancedness;
-    const grownBal = grown ? computePlacementMetrics(grown, planHeat).balancedness : -1;
-    const extended = grown && grownBal > plainBal ? grown : plain;
-    const moved = countMovedReplicas(current, extended);
-    placement = {
-      action: "replan",
-      reason: extended === plain
-        ? `scaled up to ${desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`
-        : `scaled up to ${desiredShards} shards: the new shards${hot.length > 0 ? ` and the ${hot.length} hottest running ones` : ""} written for the heat (balancedness ${grownBal.toFixed(3)} vs ${plainBal.toFixed(3)} with running shards unchanged)`,
-      placement: extended,
-      hash: placementHash(extended),
-      metrics: computePlacementMetrics(extended, planHeat),
-      movedFraction: moved / Math.max(1, countReplicas(extended)),
-      movedReplicas: moved,
-      heatBasis: currentBasis,
-    };
-  } else {
-    const outcome: PlacementOutcome = planPlacement({
-      heat: planHeat,
-      gpus,
-      current: current && current.layerCount === policy.layerCount && current.expertCount === policy.expertCount ? current : undefined,
-      policy: {
-        // Scale-down re-homes only the experts the removed shards held (repairs are never refused);
-        // heat rebalances spend the move budget.
-        maxMoveFraction: firstHeatPlan ? 1 : structural && current ? 0 : policy.placement.maxMoveFraction,
-        minBalancednessGain: structural || firstHeatPlan ? 0 : policy.placement.minBalancednessGain,
-        redundantSlots: policy.placement.redundantSlots === undefined
-          ? undefined
-          : Math.max(0, Math.min(policy.placement.redundantSlots, desiredShards * policy.slotsPerGpu - policy.expertCount)),
-        bytesPerExpertReplica: policy.bytesPerExpertReplica,
-        topology: policy.placement.topology,
-      },
-    });
-    if (outcome.kind === "infeasible") {
-      placement = { action: "infeasible", reason: outcome.reason, placement: current, hash: current ? placementHash(current) : undefined, metrics: currentMetrics, heatBasis: current ? currentBasis : undefined };
-    } else if (outcome.kind === "unchanged") {
-      // Nothing worth the threshold within the replica move budget (a near-optimal placement).
-      placement = {
-        action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics,
-        heatBasis: firstHeatPlan ? "observed" : currentBasis, rebalanceEvaluated: current !== undefined && !structural,
-      };
-    } else {
-      let planned = outcome.placement;
-      let movedReplicas = outcome.movedReplicas;
-      let movedFraction = outcome.movedFraction;
-      if (current && !structural && !firstHeatPlan) {
-        const limited = limitChangedShards(current, outcome.placement, planHeat, gpus, changeLimit);
-        if (limited !== outcome.placement) {
-          // The plan touches more shards than may change: take the better of its limited form and
-          // a rewrite of the hottest shards (the whole set of a rewritten shard is free to choose),
-          // as many as the surge, the free GPUs and the move budget (in shards) allow.
-          const bal = (p: Placement) => computePlacementMetrics(p, planHeat).balancedness;
-          const k = Math.min(changeLimit, Math.max(1, Math.floor(policy.placement.maxMoveFraction * desiredShards)));
-          const rewritten = bestRewrite(current, planHeat, k, bal);
-          planned = bal(rewritten) > bal(limited) ? rewritten : limited;
-          movedReplicas = countMovedReplicas(current, planned);
-          movedFraction = movedReplicas / Math.max(1, countReplicas(planned));
-        }
-      }
-      const plannedMetrics = planned === outcome.placement ? outcome.metrics : computePlacementMetrics(planned, planHeat);
-      const worthIt = !current || structural || firstHeatPlan || currentMetrics === undefined
-        || plannedMetrics.balancedness - currentMetrics.balancedness >= policy.placement.minBalancednessGain;
-      if (!worthIt) {
-        placement = {
-          action: "keep",
-          reason: `keeping the placement: the rebalance that fits the free GPUs would change balancedness ${currentMetrics!.balancedness.toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}, below the ${policy.placement.minBalancednessGain} gain threshold`,
-          placement: current,
-          hash: placementHash(current!),
-          metrics: currentMetrics,
-          heatBasis: currentBasis,
-          rebalanceEvaluated: true,
-        };
-      } else placement = {
-        action: current ? "replan" : "initial",
-        reason: !current
-          ? `initial placement on ${desiredShards} shards${planHeatBasis === "none" ? " (no heat seen yet: experts spread evenly; the first usable heat re-plans)" : ""}`
-          : firstHeatPlan
-            ? `first heat-based placement: balancedness ${(outcome.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`
-            : structural ? `shards changed to ${desiredShards}: re-homed experts (${outcome.mode})` : `rebalanced by heat: balancedness ${(currentMetrics?.balancedness ?? 0).toFixed(3)} -> ${plannedMetrics.balancedness.toFixed(3)}`,
-        placement: planned,
-        hash: placementHash(planned),
-        metrics: plannedMetrics,
-        movedFraction,
-        movedReplicas,
-        heatBasis: !current ? planHeatBasis : firstHeatPlan || !structural ? "observed" : currentBasis,
-        heatRebalance: current !== undefined && (!structural || firstHeatPlan),
+  return {
+    policy, snapshot, nowMs, desiredShards, gpus, structural, currentMetrics, heat, freeGpus, newShards,
+    current: snapshot.currentPlacement && !structural ? relabel(snapshot.currentPlacement, gpus) : snapshot.currentPlacement,
+    currentBasis: snapshot.currentPlacementHeatBasis ?? "observed",
+    planHeat: heat.heat ?? snapshot.lastGoodHeat ?? uniformHeat(policy.layerCount, policy.expertCount),
+    planHeatBasis: heat.usable ? "observed" : snapshot.lastGoodHeat ? "remembered" : "none",
+    changeLimit: Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, Math.max(2, freeGpus - newShards)),
+  };
+}
+
+/**
+ * What the placement does this tick:
+ * - Initial: no placement yet;
+ * - FirstHeat: the current placement was made before any heat existed (uniform): the first usable
+ *   heat gets a full plan at once (no interval, no move budget, even while pods are still starting),
+ *   since any expert layout is as good as another to keep and the skew of real heat is 5-8x;
+ * - ScaleUp: more shards, and the current placement extends to them;
+ * - ScaleDown: any other change of the shard set (fewer shards, or more that do not extend): the
+ *   experts the removed shards held are re-homed;
+ * - HeatRebalance: same shards, usable heat, the rebalance interval passed, no rollout running;
+ * - Keep: otherwise.
+ */
+export type PlacementIntent = "Initial" | "FirstHeat" | "ScaleUp" | "ScaleDown" | "HeatRebalance" | "Keep";
+
+function intentOf(c: PlacementContext): PlacementIntent {
+  const firstHeat = c.heat.usable && c.current !== undefined && c.currentBasis === "none";
+  const due = firstHeat || c.snapshot.lastRebalanceMs === undefined || c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs;
+  if (!c.structural && !(c.heat.usable && due && (!c.snapshot.rolloutInProgress || firstHeat))) return "Keep";
+  if (firstHeat) return "FirstHeat";
+  if (c.current === undefined) return "Initial";
+  if (c.structural && c.gpus.length > c.current.gpus.length && extendPlacement(c.current, c.planHeat, c.gpus)) return "ScaleUp";
+  return c.structural ? "ScaleDown" : "HeatRebalance";
+}
+
+function keepPlacement(c: PlacementContext): DecisionPlacement {
+  return {
+    action: "keep",
+    reason: !c.heat.usable ? `keeping the placement: ${c.heat.problem}` : c.snapshot.rolloutInProgress ? "keeping the placement: a rollout is in progress" : "keeping the placement until the next rebalance interval",
+    placement: c.current,
+    hash: c.current ? placementHash(c.current) : undefined,
+    metrics: c.currentMetrics,
+    heatBasis: c.current ? c.currentBasis : undefined,
+  };
+}
+
+/**
+ * Scale-up. Either the new shards get redundant replicas of the hottest experts and running shards
+ * keep theirs (no pod replacement), or the new shards and the hottest running ones (as many as
+ * spare GPUs allow beyond the new shards) are written for the heat together; whichever balances
+ * better. Heat rebalances refine later.
+ */
+function scaleUpPlacement(c: PlacementContext): DecisionPlacement {
+  const current = c.current!;
+  const plain = extendPlacement(current, c.planHeat, c.gpus)!;
+  const spare = Math.max(0, Math.min(c.policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, c.freeGpus - c.newShards));
+  // Running shards are only rewritten for heat observed now (not for remembered or no heat).
+  const hot = spare > 0 && c.heat.usable ? hottestShards(current, c.planHeat).slice(0, spare) : [];
+  const grown = growShards(current, c.planHeat, c.gpus, hot);
+  const plainBal = computePlacementMetrics(plain, c.planHeat).balancedness;
+  const grownBal = grown ? computePlacementMetrics(grown, c.planHeat).balancedness : -1;
+  const extended = grown && grownBal > plainBal ? grown : plain;
+  const moved = countMovedReplicas(current, extended);
+  return {
+    action: "replan",
+    reason: extended === plain
+      ? `scaled up to ${c.desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`
+      : `scaled up to ${c.desiredShards} shards: the new shards${hot.length > 0 ? ` and the ${hot.length} hottest running ones` : ""} written for the heat (balancedness ${grownBal.toFixed(3)} vs ${plainBal.toFixed(3)} with running shards unchanged)`,
+    placement: extended,
+    hash: placementHash(extended),
+    metrics: computePlacementMetrics(extended, c.planHeat),
+    movedFraction: moved / Math.max(1, countReplicas(extended)),
+    movedReplicas: moved,
+    heatBasis: c.currentBasis,
+  };
+}
+
+type PlannedOutcome = Extract<PlacementOutcome, { kind: "planned" }>;
+
+/**
+ * planPlacement with the intent's move budget and gain threshold; the infeasible and unchanged
+ * outcomes are the same for every intent, a planned one goes to `onPlanned`.
+ */
+function plan(c: PlacementContext, budget: { maxMoveFraction: number; minBalancednessGain: number }, unchanged: Pick<DecisionPlacement, "heatBasis" | "rebalanceEvaluated">, onPlanned: (o: PlannedOutcome) => DecisionPlacement): DecisionPlacement {
+  const { policy, current } = c;
+  const outcome = planPlacement({
+    heat: c.planHeat,
+    gpus: c.gpus,
+    current: current && current.layerCount === policy.layerCount && current.expertCount === policy.expertCount ? current : undefined,
+    policy: {
+      ...budget,
+      redundantSlots: policy.placement.redundantSlots === undefined
+        ? undefined
+        : Math.max(0, Math.min(policy.placement.redundantSlots, c.desiredShards * policy.slotsPerGpu - policy.expertCount)),
+      bytesPerExpertReplica: policy.bytesPerExpertReplica,
+      topology: policy.placement.topology,
+    },
+  });
+  if (outcome.kind === "infeasible") {
+    return { action: "infeasible", reason: outcome.reason, placement: current, hash: current ? placementHash(current) : undefined, metrics: c.currentMetrics, heatBasis: current ? c.currentBasis : undefined };
+  }
+  // Nothing worth the threshold within the replica move budget (a near-optimal placement).
+  if (outcome.kind === "unchanged") return { action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics, ...unchanged };
+  return onPlanned(outcome);
+}
+
+function replanned(placement: Placement, metrics: PlacementMetrics, o: PlannedOutcome, rest: Pick<DecisionPlacement, "action" | "reason" | "heatBasis" | "heatRebalance">): DecisionPlacement {
+  return { ...rest, placement, hash: placementHash(placement), metrics, movedFraction: o.movedFraction, movedReplicas: o.movedReplicas };
+}
+
+function initialPlacement(c: PlacementContext): DecisionPlacement {
+  const budget = { maxMoveFraction: c.policy.placement.maxMoveFraction, minBalancednessGain: 0 };
+  return plan(c, budget, { heatBasis: c.currentBasis, rebalanceEvaluated: false }, (o) => replanned(o.placement, o.metrics, o, {
+    action: "initial",
+    reason: `initial placement on ${c.desiredShards} shards${c.planHeatBasis === "none" ? " (no heat seen yet: experts spread evenly; the first usable heat re-plans)" : ""}`,
+    heatBasis: c.planHeatBasis,
+    heatRebalance: false,
+  }));
+}
+
+function firstHeatPlacement(c: PlacementContext): DecisionPlacement {
+  return plan(c, { maxMoveFraction: 1, minBalancednessGain: 0 }, { heatBasis: "observed", rebalanceEvaluated: !c.structural }, (o) => replanned(o.placement, o.metrics, o, {
+    action: "replan",
+    reason: `first heat-based placement: balancedness ${(o.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${o.metrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`,
+    heatBasis: "observed",
+    heatRebalance: true,
+  }));
+}
+
+/** Re-homes only the experts the removed shards held (repairs are never refused). */
+function scaleDownPlacement(c: PlacementContext): DecisionPlacement {
+  return plan(c, { maxMoveFraction: 0, minBalancednessGain: 0 }, { heatBasis: c.currentBasis, rebalanceEvaluated: false }, (o) => replanned(o.placement, o.metrics, o, {
+    action: "replan",
+    reason: `shards changed to ${c.desiredShards}: re-homed experts (${o.mode})`,
+    heatBasis: c.currentBasis,
+    heatRebalance: false,
+  }));
+}
+
+/**
+ * A heat rebalance spends the move budget. When the plan touches more shards than may change, the
+ * better of its limited form and a rewrite of the hottest shards (the whole set of a rewritten
+ * shard is free to choose), as many as the surge, the free GPUs and the move budget (in shards) allow.
+ */
+function heatRebalancePlacement(c: PlacementContext): DecisionPlacement {
+  const { policy } = c;
+  const current = c.current!;
+  const budget = { maxMoveFraction: policy.placement.maxMoveFraction, minBalancednessGain: policy.placement.minBalancednessGain };
+  return plan(c, budget, { heatBasis: c.currentBasis, rebalanceEvaluated: true }, (o) => {
+    let planned = o.placement;
+    let moves = { movedFraction: o.movedFraction, movedReplicas: o.movedReplicas };
+    const limited = limitChangedShards(current, o.placement, c.planHeat, c.gpus, c.changeLimit);
+    if (limited !== o.placement) {
+      const bal = (p: Placement) => computePlacementMetrics(p, c.planHeat).balancedness;
+      const k = Math.min(c.changeLimit, Math.max(1, Math.floor(policy.placement.maxMoveFraction * c.desiredShards)));
+      const rewritten = bestRewrite(current, c.planHeat, k, bal);
+      planned = bal(rewritten) > bal(limited) ? rewritten : limited;
+      const movedReplicas = countMovedReplicas(current, planned);
+      moves = { movedReplicas, movedFraction: movedReplicas / Math.max(1, countReplicas(planned)) };
+    }
+    const metrics = planned === o.placement ? o.metrics : computePlacementMetrics(planned, c.planHeat);
+    const before = c.currentMetrics;
+    if (before !== undefined && metrics.balancedness - before.balancedness < policy.placement.minBalancednessGain) {
+      return {
+        action: "keep",
+        reason: `keeping the placement: the rebalance that fits the free GPUs would change balancedness ${before.balancedness.toFixed(3)} -> ${metrics.balancedness.toFixed(3)}, below the ${policy.placement.minBalancednessGain} gain threshold`,
+        placement: current, hash: placementHash(current), metrics: before, heatBasis: c.currentBasis, rebalanceEvaluated: true,
       };
     }
-  }
+    return { ...replanned(planned, metrics, { ...o, ...moves }, { action: "replan", reason: `rebalanced by heat: balancedness ${(before?.balancedness ?? 0).toFixed(3)} -> ${metrics.balancedness.toFixed(3)}`, heatBasis: "observed", heatRebalance: true }) };
+  });
+}
 
-  // Cost.
+/** One function per intent; the type check fails when an intent has none. */
+const PLACEMENT_BY_INTENT = {
+  Initial: initialPlacement,
+  FirstHeat: firstHeatPlacement,
+  ScaleUp: scaleUpPlacement,
+  ScaleDown: scaleDownPlacement,
+  HeatRebalance: heatRebalancePlacement,
+  Keep: keepPlacement,
+} as const satisfies Record<PlacementIntent, (c: PlacementContext) => DecisionPlacement>;
+
+function costOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy, desiredShards: number, assigned: readonly (string | undefined)[], marginalPrice: number | undefined): { usdPerHourNow: number; usdPerHourDesired: number } {
+  const priceOf = (node: string | undefined) => snapshot.nodes.find((n) => n.name === node)?.usdPerGpuHour ?? policy.defaultUsdPerGpuHour;
   const routerPrice = snapshot.routerUsdPerGpuHour ?? policy.defaultUsdPerGpuHour ?? 0;
   const routerCost = policy.routerGpus * routerPrice;
   const usdPerHourNow = routerCost + snapshot.shards.reduce((sum, s) => sum + (s.usdPerGpuHour ?? priceOf(s.nodeName) ?? 0), 0);
   let usdPerHourDesired = routerCost;
-  for (let i = 0; i < desiredShards; i++) usdPerHourDesired += priceOf(assignment.nodes[i]) ?? marginalPrice ?? 0;
+  for (let i = 0; i < desiredShards; i++) usdPerHourDesired += priceOf(assigned[i]) ?? marginalPrice ?? 0;
+  return { usdPerHourNow, usdPerHourDesired };
+}
 
+export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, nowMs: number): Decision {
+  const heat = assessHeat(snapshot.heat, policy);
+  const currentMetrics = snapshot.currentPlacement && heat.heat ? computePlacementMetrics(snapshot.currentPlacement, heat.heat) : undefined;
+  const marginalPrice = marginalPriceOf(snapshot, policy);
+  const count = decideShardCount(shardCountInputOf(snapshot, policy, heat, currentMetrics, marginalPrice), {
+    capacity: policy.capacity, minCount: policy.minShards, maxCount: policy.maxShards, manualCount: policy.manualShards, unit: SHARD_UNIT,
+  }, nowMs);
+  const assignment = assignShardNodes(snapshot.shards, count.desired, snapshot.nodes);
+  const gpus = shardGpus(snapshot, policy, count.desired, assignment.nodes);
+  const ctx = placementContext(snapshot, policy, nowMs, count.desired, gpus, heat, currentMetrics);
   return {
-    desiredShards,
-    capacity,
-    reason,
-    message,
-    placement,
+    desiredShards: count.desired,
+    capacity: count.capacity,
+    reason: count.reason,
+    message: count.message,
+    placement: PLACEMENT_BY_INTENT[intentOf(ctx)](ctx),
     shardNodes: assignment.nodes,
     unschedulableShards: assignment.unschedulable,
-    loadTokensPerSecond: load,
-    heatUsable,
-    heatProblem,
-    usdPerHourNow,
-    usdPerHourDesired,
-    nextCapacityState,
+    loadTokensPerSecond: heat.load,
+    heatUsable: heat.usable,
+    heatProblem: heat.problem,
+    ...costOf(snapshot, policy, count.desired, assignment.nodes, marginalPrice),
+    nextCapacityState: count.nextState,
   };
 }

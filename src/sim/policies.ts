@@ -3,8 +3,8 @@
 // Observation (delayed, noisy scrapes). static and schedule are given hindsight of the per-minute
 // requirement (the most charitable reading of "what users would otherwise run").
 
-import { applyOperatorGuards, createCapacityState, decideCapacity, isMetricsHold, makeCapacityPolicy } from "../domain/capacity/index.ts";
-import type { CapacityDecision, CapacityPolicyInput, CapacityState } from "../domain/capacity/index.ts";
+import { createCapacityState, decideShardCount, makeCapacityPolicy } from "../domain/capacity/index.ts";
+import type { CapacityDecision, CapacityPolicyInput, CapacityState, ShardCountInput } from "../domain/capacity/index.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { Observation, PolicyStep, ScalingPolicy } from "./types.ts";
 
@@ -61,12 +61,35 @@ class TimedWindow {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ours: the operator's capacity path of src/domain/decide.ts: decideCapacity, state carried between
-// ticks exactly as the controller persists it, then applyOperatorGuards with the facts the operator
-// keeps in status. decide()'s placement half is modelled by the fleet's expert model (src/sim/experts.ts).
+// ours: the operator's capacity path, the very function src/domain/decide.ts calls:
+// decideShardCount (capacity policy, operator guards, bounds), with the capacity state carried
+// between ticks exactly as the controller persists it and the facts the operator keeps in status.
+// decide()'s placement half is modelled by the fleet's expert model (src/sim/experts.ts).
 
 /** Sees every decision of "ours" (what it observed and decided), e.g. for diagnosing lost minutes. */
 export type OursDecisionObserver = (observation: Observation, decision: CapacityDecision, desiredGpus: number) => void;
+
+const GPU_UNIT = { one: "GPU", many: "GPUs" } as const;
+
+/** The shard-count input of one observation (the simulator's counterpart of decide()'s snapshot). */
+export function oursShardCountInput(o: Observation, state: CapacityState, facts: { trackingSinceMs: number; lastScaleUpMs: number | undefined; readySinceMs: number | undefined }): ShardCountInput {
+  return {
+    capacity: {
+      tokensPerSecond: o.tokensPerSecond,
+      metricsAtMs: o.metricsAtMs,
+      observedP99Ms: o.observedP99Ms,
+      provisionedGpus: o.provisionedGpus,
+      readyGpus: o.readyGpus,
+      balancedness: o.balancedness,
+      crossNodeShare: o.crossNodeShare,
+      redundantExpertsPerGpu: o.redundantExpertsPerGpu,
+      coldStartDurationsMs: o.coldStartDurationsMs,
+      usdPerGpuHour: o.usdPerGpuHour,
+    },
+    state,
+    ...facts,
+  };
+}
 
 export function createOursPolicy(ctx: PolicyContext, overrides: Partial<CapacityPolicyInput> = {}, intervalS = 30, onDecision?: OursDecisionObserver): ScalingPolicy {
   const policy = makeCapacityPolicy({
@@ -93,41 +116,13 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
       if (replaying) trackingSinceMs ??= nowMs;
       if (lastReady !== undefined && o.readyGpus > lastReady) readySinceMs = nowMs;
       lastReady = o.readyGpus;
-      const d = decideCapacity({
-        tokensPerSecond: o.tokensPerSecond,
-        metricsAtMs: o.metricsAtMs,
-        observedP99Ms: o.observedP99Ms,
-        provisionedGpus: o.provisionedGpus,
-        readyGpus: o.readyGpus,
-        balancedness: o.balancedness,
-        crossNodeShare: o.crossNodeShare,
-        redundantExpertsPerGpu: o.redundantExpertsPerGpu,
-        coldStartDurationsMs: o.coldStartDurationsMs,
-        usdPerGpuHour: o.usdPerGpuHour,
-      }, state, policy, nowMs);
-      state = d.nextState;
-      // The guards src/domain/decide.ts applies after the capacity policy (restart safety, no
-      // undoing a recent scale-up, SLO feedback), the same function.
-      const g = applyOperatorGuards({
-        desired: d.desiredGpus,
-        reason: d.reason,
-        message: d.message,
-        provisioned: o.provisionedGpus,
-        ready: o.readyGpus,
-        observedP99Ms: o.observedP99Ms,
-        metricsUsable: !isMetricsHold(d.reason),
-        ceilingCount: d.signals.feedbackCeilingGpus,
-        trackingSinceMs: trackingSinceMs ?? nowMs,
-        lastScaleUpMs,
-        readySinceMs,
-        minCount: ctx.minGpus,
-        maxCount: ctx.maxGpus,
-        budgetCap: d.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
-        unit: { one: "GPU", many: "GPUs" },
-      }, policy, nowMs);
-      if (g.desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
-      onDecision?.(o, d, g.desired);
-      return { desiredGpus: g.desired, reason: g.reason };
+      const count = decideShardCount(oursShardCountInput(o, state, { trackingSinceMs: trackingSinceMs ?? nowMs, lastScaleUpMs, readySinceMs }), {
+        capacity: policy, minCount: ctx.minGpus, maxCount: ctx.maxGpus, unit: GPU_UNIT,
+      }, nowMs);
+      state = count.nextState;
+      if (count.desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
+      onDecision?.(o, count.capacity, count.desired);
+      return { desiredGpus: count.desired, reason: count.reason };
     },
   };
 }

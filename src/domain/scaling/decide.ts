@@ -14,18 +14,21 @@ import type { LatencyCalibrationState } from "../latency/calibration.ts";
 import { predictP99LatencyMs, requiredGpusForTarget, unloadedLatencyMs } from "../latency/model.ts";
 import type { LatencyConditions } from "../latency/model.ts";
 import { detectBurst } from "../prewarm/burst.ts";
-import { corroboratedForecastLoad, corroboratedRise } from "../prewarm/corroborate.ts";
-import { createForecastState, learnedDays, observeLoadSample, peakUpperForecast } from "../prewarm/forecast.ts";
+import type { BurstDetection } from "../prewarm/burst.ts";
+import { createForecastState } from "../prewarm/forecast.ts";
 import type { ForecastState } from "../prewarm/forecast.ts";
 import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
 import { scheduleFloorAt } from "../prewarm/schedule.ts";
+import type { ScheduleFloor } from "../prewarm/schedule.ts";
 import { maxGpusWithinBudget } from "../cost/cost.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
 import { screenLoadSample } from "./screen.ts";
 import { nextUpCounts, settledUpCount } from "./settle.ts";
 import type { LoadQualityState } from "./quality.ts";
+import { DEFAULT_CAPACITY_SIGNALS, evaluateSignals, winningSignal } from "./signals.ts";
+import type { CapacitySignal, SignalContext } from "./signals.ts";
 
 /** Reasons are CamelCase constants (used in conditions and events). */
 export const CapacityReasons = {
@@ -187,11 +190,12 @@ export interface CapacitySignals {
   readonly feedbackCeilingGpus?: number;
 }
 
-export interface CapacityDecision {
+export interface CapacityDecision<R extends string = CapacityReason> {
   readonly desiredGpus: number;
   readonly previousGpus: number;
   readonly action: "ScaleUp" | "ScaleDown" | "Hold";
-  readonly reason: CapacityReason;
+  /** A CapacityReason, or the reason of a signal added to the registry. */
+  readonly reason: R;
   readonly message: string;
   readonly conflicts: readonly CapacityConflict[];
   readonly signals: CapacitySignals;
@@ -199,8 +203,6 @@ export interface CapacityDecision {
 }
 
 const MAX_SAMPLES = 2_000;
-/** The anchored forecast never multiplies the observed load by more than this. */
-const MAX_FORECAST_RATIO = 10;
 
 function finiteNonNegative(x: number | undefined): x is number {
   return x !== undefined && Number.isFinite(x) && x >= 0;
@@ -362,16 +364,69 @@ function fmt(n: number | undefined, digits = 0): string {
   return n.toFixed(digits);
 }
 
-/**
- * Decide the GPU count. One entry point for SLO sizing, pre-warm (schedule, forecast), burst,
- * stabilisation, bounds and budget; see the ADR docs/adr/0003-capacity-policy.md.
- */
-export function decideCapacity(
-  input: CapacityInput,
-  state: CapacityState,
-  policy: CapacityPolicy,
-  nowMs: number,
-): CapacityDecision {
+// ---------------------------------------------------------------------------------------------
+// The decision as a pipeline of stages (docs/adr/0011-decide-pipeline.md):
+//   frame (bounds, lead time, budget, schedule floor) -> metrics check -> sample screen -> load
+//   windows -> sizing model -> anticipation (trend, headroom, model cap) -> SLO recommendation
+//   (band, settle, learned ceiling) -> signals (burst, forecast, ...) -> reason -> stabilisation
+//   -> learning (next state) -> floors and caps.
+
+/** What every path of the decision applies: bounds, counts, lead time, budget and the schedule floor. */
+interface Frame {
+  readonly input: CapacityInput;
+  readonly state: CapacityState;
+  readonly policy: CapacityPolicy;
+  readonly nowMs: number;
+  /** Conflicts found so far (the stages append; the decision reports them in this order). */
+  readonly conflicts: CapacityConflict[];
+  readonly step: number;
+  readonly minGpus: number;
+  readonly maxGpus: number;
+  readonly previous: number;
+  readonly ready: number;
+  readonly warmingGpus: number;
+  readonly leadTime: LeadTimeState;
+  readonly leadTimeMs: number;
+  readonly budgetGpus: number | undefined;
+  readonly schedule: ScheduleFloor;
+  readonly scheduleGpus: number;
+  readonly scheduleText: string;
+}
+
+function budgetGpusOf(input: CapacityInput, policy: CapacityPolicy, step: number, minGpus: number, conflicts: CapacityConflict[]): number | undefined {
+  if (policy.budgetUsdPerHour === undefined) return undefined;
+  if (input.usdPerGpuHour === undefined || !Number.isFinite(input.usdPerGpuHour)) {
+    conflicts.push({ type: "MissingPrice", message: `budget ${policy.budgetUsdPerHour} USD/h cannot be enforced: GPU price unknown` });
+    return undefined;
+  }
+  const budgetGpus = maxGpusWithinBudget(policy.budgetUsdPerHour, input.usdPerGpuHour, step);
+  if (budgetGpus !== undefined && budgetGpus < minGpus) {
+    conflicts.push({
+      type: "BudgetBelowMinGpus",
+      message: `minGpus ${minGpus} costs ${fmt(minGpus * input.usdPerGpuHour, 2)} USD/h, above the budget of ${policy.budgetUsdPerHour} USD/h; keeping minGpus`,
+      requiredGpus: minGpus,
+      limitGpus: budgetGpus,
+    });
+  }
+  return budgetGpus;
+}
+
+/** Scheduled floor: needs no metrics. */
+function scheduleOf(policy: CapacityPolicy, nowMs: number, leadTimeMs: number, step: number, conflicts: CapacityConflict[]): Pick<Frame, "schedule" | "scheduleGpus" | "scheduleText"> {
+  const schedule = scheduleFloorAt(policy.schedules, nowMs, leadTimeMs);
+  for (const bad of schedule.invalid) {
+    conflicts.push({ type: "InvalidSchedule", message: `schedule ${bad.name}: ${bad.field}: ${bad.message}` });
+  }
+  const scheduleGpus = Math.min(roundUpToStep(schedule.gpuCount, step), Number.MAX_SAFE_INTEGER);
+  const scheduleText = schedule.schedule === undefined
+    ? ""
+    : schedule.prewarming
+      ? `schedule ${schedule.schedule.name} opens in ${fmt(((schedule.schedule.opensAtMs ?? nowMs) - nowMs) / 60_000, 1)} min (lead time ${fmt(leadTimeMs / 60_000, 1)} min) and needs ${scheduleGpus} GPUs`
+      : `schedule ${schedule.schedule.name} is open and needs ${scheduleGpus} GPUs`;
+  return { schedule, scheduleGpus, scheduleText };
+}
+
+function frameOf(input: CapacityInput, state: CapacityState, policy: CapacityPolicy, nowMs: number): Frame {
   const conflicts: CapacityConflict[] = [];
   const step = Math.max(1, Math.floor(policy.gpuStep));
   const minGpus = Math.max(0, Math.floor(policy.minGpus));
@@ -382,146 +437,139 @@ export function decideCapacity(
   }
   const previous = finiteNonNegative(input.provisionedGpus) ? Math.floor(input.provisionedGpus) : minGpus;
   const ready = finiteNonNegative(input.readyGpus) ? Math.min(Math.floor(input.readyGpus), previous) : 0;
-  const warmingGpus = Math.max(0, previous - ready);
-
   // Lead time learns from pod start-to-Ready durations regardless of load metrics.
   const leadTime = observeColdStarts(state.leadTime, input.coldStartDurationsMs ?? [], policy.leadTime);
-  const lead = estimateLeadTime(leadTime, policy.leadTime);
+  const leadTimeMs = estimateLeadTime(leadTime, policy.leadTime).leadTimeMs;
+  const budgetGpus = budgetGpusOf(input, policy, step, minGpus, conflicts);
+  const scheduled = scheduleOf(policy, nowMs, leadTimeMs, step, conflicts);
+  return { input, state, policy, nowMs, conflicts, step, minGpus, maxGpus, previous, ready, warmingGpus: Math.max(0, previous - ready), leadTime, leadTimeMs, budgetGpus, ...scheduled };
+}
 
-  // Budget.
-  let budgetGpus: number | undefined;
-  if (policy.budgetUsdPerHour !== undefined) {
-    if (input.usdPerGpuHour === undefined || !Number.isFinite(input.usdPerGpuHour)) {
-      conflicts.push({ type: "MissingPrice", message: `budget ${policy.budgetUsdPerHour} USD/h cannot be enforced: GPU price unknown` });
-    } else {
-      budgetGpus = maxGpusWithinBudget(policy.budgetUsdPerHour, input.usdPerGpuHour, step);
-      if (budgetGpus !== undefined && budgetGpus < minGpus) {
-        conflicts.push({
-          type: "BudgetBelowMinGpus",
-          message: `minGpus ${minGpus} costs ${fmt(minGpus * input.usdPerGpuHour, 2)} USD/h, above the budget of ${policy.budgetUsdPerHour} USD/h; keeping minGpus`,
-          requiredGpus: minGpus,
-          limitGpus: budgetGpus,
-        });
-      }
+interface Verdict<R extends string> {
+  readonly desired: number;
+  readonly reason: R;
+  readonly message: string;
+}
+
+/** Floors (minGpus, the schedule) then caps (maxGpus, the budget), each naming itself when it binds. */
+function applyFloorsAndCaps<R extends string>(f: Frame, v: Verdict<R>): Verdict<R | CapacityReason> {
+  let { desired, message } = v;
+  let reason: R | CapacityReason = v.reason;
+  const floor = Math.max(f.minGpus, f.scheduleGpus);
+  if (floor > desired) {
+    desired = floor;
+    reason = f.scheduleGpus >= f.minGpus && f.scheduleGpus > 0 ? "ScheduledPrewarm" : "AtMinGpus";
+    message = reason === "ScheduledPrewarm" ? `${f.scheduleText}; ${message}` : `at minGpus ${f.minGpus}; ${message}`;
+  }
+  if (desired > f.maxGpus) {
+    desired = f.maxGpus;
+    reason = "AtMaxGpus";
+    message = `capped at maxGpus ${f.maxGpus}; ${message}`;
+  }
+  if (f.budgetGpus !== undefined && desired > f.budgetGpus) {
+    const capped = Math.max(f.budgetGpus, f.minGpus);
+    if (capped < desired) {
+      desired = capped;
+      reason = "BudgetCapped";
+      message = `capped at ${capped} GPUs by the budget of ${f.policy.budgetUsdPerHour} USD/h; ${message}`;
     }
   }
+  return { desired, reason, message };
+}
 
-  // Scheduled floor: needs no metrics.
-  const schedule = scheduleFloorAt(policy.schedules, nowMs, lead.leadTimeMs);
-  for (const bad of schedule.invalid) {
-    conflicts.push({ type: "InvalidSchedule", message: `schedule ${bad.name}: ${bad.field}: ${bad.message}` });
+function noteBudgetConflict(f: Frame, wantedGpus: number): void {
+  const wanted = Math.min(Math.max(wantedGpus, f.scheduleGpus), Number.MAX_SAFE_INTEGER);
+  const limit = f.budgetGpus === undefined ? undefined : Math.max(f.budgetGpus, f.minGpus);
+  if (f.budgetGpus !== undefined && limit !== undefined && wanted > limit && limit < f.maxGpus) {
+    f.conflicts.push({
+      type: "BudgetVsSlo",
+      message: `the SLO and pre-warm need ${wanted} GPUs but the budget of ${f.policy.budgetUsdPerHour} USD/h pays for ${f.budgetGpus}; the budget wins`,
+      requiredGpus: wanted,
+      limitGpus: f.budgetGpus,
+    });
   }
-  const scheduleGpus = Math.min(roundUpToStep(schedule.gpuCount, step), Number.MAX_SAFE_INTEGER);
-  const scheduleText = schedule.schedule === undefined
-    ? ""
-    : schedule.prewarming
-      ? `schedule ${schedule.schedule.name} opens in ${fmt(((schedule.schedule.opensAtMs ?? nowMs) - nowMs) / 60_000, 1)} min (lead time ${fmt(lead.leadTimeMs / 60_000, 1)} min) and needs ${scheduleGpus} GPUs`
-      : `schedule ${schedule.schedule.name} is open and needs ${scheduleGpus} GPUs`;
+}
 
-  const finish = (
-    desiredIn: number,
-    reasonIn: CapacityReason,
-    messageIn: string,
-    wantedGpus: number,
-    extra: Partial<CapacitySignals>,
-    nextState: CapacityState,
-  ): CapacityDecision => {
-    let desired = desiredIn;
-    let reason = reasonIn;
-    let message = messageIn;
-    const floor = Math.max(minGpus, scheduleGpus);
-    if (floor > desired) {
-      desired = floor;
-      reason = scheduleGpus >= minGpus && scheduleGpus > 0 ? "ScheduledPrewarm" : "AtMinGpus";
-      message = reason === "ScheduledPrewarm" ? `${scheduleText}; ${message}` : `at minGpus ${minGpus}; ${message}`;
-    }
-    if (desired > maxGpus) {
-      desired = maxGpus;
-      reason = "AtMaxGpus";
-      message = `capped at maxGpus ${maxGpus}; ${message}`;
-    }
-    if (budgetGpus !== undefined && desired > budgetGpus) {
-      const capped = Math.max(budgetGpus, minGpus);
-      if (capped < desired) {
-        desired = capped;
-        reason = "BudgetCapped";
-        message = `capped at ${capped} GPUs by the budget of ${policy.budgetUsdPerHour} USD/h; ${message}`;
-      }
-    }
-    const wanted = Math.min(Math.max(wantedGpus, scheduleGpus), Number.MAX_SAFE_INTEGER);
-    if (budgetGpus !== undefined && wanted > Math.max(budgetGpus, minGpus) && Math.max(budgetGpus, minGpus) < maxGpus) {
-      conflicts.push({
-        type: "BudgetVsSlo",
-        message: `the SLO and pre-warm need ${wanted} GPUs but the budget of ${policy.budgetUsdPerHour} USD/h pays for ${budgetGpus}; the budget wins`,
-        requiredGpus: wanted,
-        limitGpus: budgetGpus,
-      });
-    }
-    if (warmingGpus > 0) message = `${message} (${warmingGpus} GPUs still warming count as coming capacity)`;
-    const action = desired > previous ? "ScaleUp" : desired < previous ? "ScaleDown" : "Hold";
-    const finalState: CapacityState = {
+/** The last stage of every path: floors and caps, the budget conflict, the action and the state's change times. */
+function finishDecision<R extends string>(f: Frame, v: Verdict<R>, wantedGpus: number, figures: Partial<CapacitySignals>, nextState: CapacityState): CapacityDecision<R | CapacityReason> {
+  const bound = applyFloorsAndCaps(f, v);
+  noteBudgetConflict(f, wantedGpus);
+  const message = f.warmingGpus > 0 ? `${bound.message} (${f.warmingGpus} GPUs still warming count as coming capacity)` : bound.message;
+  const action = bound.desired > f.previous ? "ScaleUp" : bound.desired < f.previous ? "ScaleDown" : "Hold";
+  const correction = f.state.calibration.correction;
+  return {
+    desiredGpus: bound.desired,
+    previousGpus: f.previous,
+    action,
+    reason: bound.reason,
+    message,
+    conflicts: f.conflicts,
+    signals: {
+      stableTokensPerSecond: undefined, shortTokensPerSecond: undefined, burstRatio: undefined, sloGpus: undefined, burstGpus: 0, forecastGpus: 0, forecastTokensPerSecond: undefined,
+      scheduleGpus: f.scheduleGpus, scheduleName: f.schedule.schedule?.name, leadTimeMs: f.leadTimeMs, budgetGpus: f.budgetGpus, warmingGpus: f.warmingGpus,
+      predictedP99Ms: undefined, latencyScale: correction.latencyScale, capacityScale: correction.capacityScale,
+      ...figures,
+    },
+    nextState: {
       ...nextState,
-      leadTime,
-      lastScaleUpAtMs: action === "ScaleUp" ? nowMs : nextState.lastScaleUpAtMs,
-      lastScaleDownAtMs: action === "ScaleDown" ? nowMs : nextState.lastScaleDownAtMs,
-    };
-    return {
-      desiredGpus: desired,
-      previousGpus: previous,
-      action,
-      reason,
-      message,
-      conflicts,
-      signals: {
-        stableTokensPerSecond: undefined,
-        shortTokensPerSecond: undefined,
-        burstRatio: undefined,
-        sloGpus: undefined,
-        burstGpus: 0,
-        forecastGpus: 0,
-        forecastTokensPerSecond: undefined,
-        scheduleGpus,
-        scheduleName: schedule.schedule?.name,
-        leadTimeMs: lead.leadTimeMs,
-        budgetGpus,
-        warmingGpus,
-        predictedP99Ms: undefined,
-        latencyScale: state.calibration.correction.latencyScale,
-        capacityScale: state.calibration.correction.capacityScale,
-        ...extra,
-      },
-      nextState: finalState,
-    };
+      leadTime: f.leadTime,
+      lastScaleUpAtMs: action === "ScaleUp" ? f.nowMs : nextState.lastScaleUpAtMs,
+      lastScaleDownAtMs: action === "ScaleDown" ? f.nowMs : nextState.lastScaleDownAtMs,
+    },
   };
+}
 
-  // Data quality: never act on stale or missing data. Hold (floors, bounds and budget still apply).
-  const dq = policy.dataQuality;
-  let hold: { reason: CapacityReason; message: string } | undefined;
+type Hold = Verdict<CapacityReason>;
+
+/** Hold on bad data: the count stays, floors, bounds and budget still apply. */
+function holdDecision(f: Frame, hold: { readonly reason: CapacityReason; readonly message: string }, state: Partial<CapacityState>): CapacityDecision {
+  const recommendations = holdRecommendation(f.state, f.previous, f.nowMs, f.policy);
+  return finishDecision(f, { desired: f.previous, ...hold }, 0, {}, { ...f.state, leadTime: f.leadTime, ...state, recommendations });
+}
+
+/** Data quality: never act on stale or missing data. */
+function readMetrics(f: Frame): { readonly hold: Hold } | { readonly hold?: undefined; readonly load: number; readonly metricsAtMs: number } {
+  const { input, previous, nowMs } = f;
+  const dq = f.policy.dataQuality;
+  const holding = (reason: CapacityReason, message: string) => ({ hold: { desired: previous, reason, message } });
   if (!finiteNonNegative(input.tokensPerSecond) || input.metricsAtMs === undefined || !Number.isFinite(input.metricsAtMs)) {
-    hold = { reason: "MissingMetrics", message: `holding at ${previous} GPUs: load metrics are missing` };
-  } else if (nowMs - input.metricsAtMs > dq.maxMetricsAgeMs) {
-    hold = { reason: "StaleMetrics", message: `holding at ${previous} GPUs: load metrics are ${fmt((nowMs - input.metricsAtMs) / 1000)} s old (limit ${fmt(dq.maxMetricsAgeMs / 1000)} s)` };
-  } else if (input.metricsConfidence !== undefined && !(input.metricsConfidence >= dq.minConfidence)) {
-    hold = { reason: "LowConfidenceMetrics", message: `holding at ${previous} GPUs: metrics confidence ${fmt(input.metricsConfidence, 2)} is below ${dq.minConfidence}` };
+    return holding("MissingMetrics", `holding at ${previous} GPUs: load metrics are missing`);
   }
-  if (hold !== undefined || !finiteNonNegative(input.tokensPerSecond) || input.metricsAtMs === undefined) {
-    const h = hold ?? { reason: "MissingMetrics" as const, message: `holding at ${previous} GPUs: load metrics are missing` };
-    return finish(previous, h.reason, h.message, 0, {}, { ...state, leadTime, recommendations: holdRecommendation(state, previous, nowMs, policy) });
+  if (nowMs - input.metricsAtMs > dq.maxMetricsAgeMs) {
+    return holding("StaleMetrics", `holding at ${previous} GPUs: load metrics are ${fmt((nowMs - input.metricsAtMs) / 1000)} s old (limit ${fmt(dq.maxMetricsAgeMs / 1000)} s)`);
   }
-  const load = input.tokensPerSecond;
-  const metricsAtMs = input.metricsAtMs;
+  if (input.metricsConfidence !== undefined && !(input.metricsConfidence >= dq.minConfidence)) {
+    return holding("LowConfidenceMetrics", `holding at ${previous} GPUs: metrics confidence ${fmt(input.metricsConfidence, 2)} is below ${dq.minConfidence}`);
+  }
+  return { load: input.tokensPerSecond, metricsAtMs: input.metricsAtMs };
+}
 
-  // Load windows (this tick's sample included: the decision reacts to it).
+/** This tick's load over the windows (the sample included: the decision reacts to it). */
+interface LoadView {
+  readonly load: number;
+  readonly metricsAtMs: number;
+  readonly isNewSample: boolean;
+  /** The forecaster may learn the sample. */
+  readonly learn: boolean;
+  readonly quality: LoadQualityState | undefined;
+  readonly samples: readonly TimedValue[];
+  readonly stableMean: number;
+  readonly stable: number;
+  readonly short: number;
+  readonly burst: BurstDetection;
+  /** The oldest sample kept (history not covering a window is no basis for a trend or a prediction). */
+  readonly historyFromMs: number;
+}
+
+/** Per-sample data quality (out of range, uncorroborated outliers, collection gaps are a hold, never load), then the windows. */
+function measureLoad(f: Frame, load: number, metricsAtMs: number): LoadView | { readonly hold: Hold; readonly quality: LoadQualityState | undefined } {
+  const { state, policy, nowMs } = f;
   const lastSample = state.loadSamples[state.loadSamples.length - 1];
   const isNewSample = lastSample === undefined || metricsAtMs > lastSample.atMs;
-  // Per-sample data quality: out of range, uncorroborated outliers and collection gaps are missing
-  // data (hold), never load.
   const screened = isNewSample
-    ? screenLoadSample({ atMs: metricsAtMs, value: load }, state, policy, maxGpus, previous)
+    ? screenLoadSample({ atMs: metricsAtMs, value: load }, state, policy, f.maxGpus, f.previous)
     : { hold: undefined, learn: true, quality: state.loadQuality };
-  if (screened.hold !== undefined) {
-    return finish(previous, screened.hold.reason, screened.hold.message, 0, {}, { ...state, leadTime, loadQuality: screened.quality, recommendations: holdRecommendation(state, previous, nowMs, policy) });
-  }
+  if (screened.hold !== undefined) return { hold: { desired: f.previous, ...screened.hold }, quality: screened.quality };
   const samples = isNewSample ? [...state.loadSamples, { atMs: metricsAtMs, value: load }] : [...state.loadSamples];
   const stableMean = windowMeanValue(samples, nowMs, policy.stableWindowMs) ?? load;
   const stable = policy.stableQuantile === undefined
@@ -529,273 +577,337 @@ export function decideCapacity(
     : Math.max(stableMean, windowQuantileValue(samples, nowMs, policy.stableWindowMs, policy.stableQuantile) ?? load);
   const short = windowMeanValue(samples, nowMs, policy.shortWindowMs) ?? load;
   const burst = detectBurst(short, stable, policy.burst);
+  return { load, metricsAtMs, isNewSample, learn: screened.learn, quality: screened.quality, samples, stableMean, stable, short, burst, historyFromMs: (samples[0] as TimedValue).atMs };
+}
 
-  const correction = state.calibration.correction;
+/** The calibrated latency model as GPU counts for a load and a target. */
+interface SizingModel {
+  readonly correction: LatencyCalibrationState["correction"];
+  readonly conditions: Omit<LatencyConditions, "gpuCount">;
+  /** Plan target, scale-down (hysteresis) target, middle of the band (ms). */
+  readonly target: number;
+  readonly targetDown: number;
+  readonly targetMid: number;
+  readonly searchLimitGpus: number;
+  readonly required: (tokensPerSecond: number, targetMs: number) => number | undefined;
+  /** When no count meets the target, aim for within 25 % of the best achievable latency instead. */
+  readonly requiredOrBestEffort: (tokensPerSecond: number, targetMs: number) => number;
+}
+
+function sizingModelOf(f: Frame): SizingModel {
+  const { input, policy } = f;
+  const correction = f.state.calibration.correction;
   const conditions: Omit<LatencyConditions, "gpuCount"> = {
     tokensPerSecond: 0,
     balancedness: input.balancedness,
     crossNodeShare: input.crossNodeShare,
     redundantExpertsPerGpu: input.redundantExpertsPerGpu,
   };
-  const target = policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin);
-  const targetDown = policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - policy.hysteresis);
-  const searchLimitGpus = Math.max(maxGpus, step) * 8;
+  const bandTarget = (share: number) => policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - share * policy.hysteresis);
+  const searchLimitGpus = Math.max(f.maxGpus, f.step) * 8;
   const required = (tokensPerSecond: number, targetMs: number): number | undefined =>
-    requiredGpusForTarget(policy.latencyModel, { ...conditions, tokensPerSecond }, targetMs, { gpuStep: step, searchLimitGpus, correction }).gpuCount;
-  // When no count meets the target, aim for within 25 % of the best achievable latency instead.
+    requiredGpusForTarget(policy.latencyModel, { ...conditions, tokensPerSecond }, targetMs, { gpuStep: f.step, searchLimitGpus, correction }).gpuCount;
   const bestEffortTarget = 1.25 * correction.latencyScale * unloadedLatencyMs(policy.latencyModel, input.crossNodeShare);
   const requiredOrBestEffort = (tokensPerSecond: number, targetMs: number): number =>
     required(tokensPerSecond, targetMs) ?? required(tokensPerSecond, Math.max(targetMs, bestEffortTarget)) ?? searchLimitGpus;
+  return { correction, conditions, target: bandTarget(0), targetDown: bandTarget(1), targetMid: bandTarget(0.5), searchLimitGpus, required, requiredOrBestEffort };
+}
 
-  // Anticipation: capacity ordered now serves from one lead time on, so size for the load expected
-  // then. Two estimates of the change until then, each only ever raising the sizing load: the recent
-  // trend (any rise) and the seasonal forecast's expected change (daily ramps, recurring windows).
-  const horizonMs = Math.max(0, nowMs - metricsAtMs) + lead.leadTimeMs;
-  let trendTokensPerSecond: number | undefined;
-  let falling = false;
-  // History that does not cover a window yet (a fresh start) is no basis for a trend or a prediction.
-  const historyFromMs = (samples[0] as TimedValue).atMs;
-  if (policy.trend.enabled && historyFromMs <= nowMs - policy.trend.windowMs) {
-    const t = fitLoadTrend(samples, nowMs, policy.trend.windowMs, policy.trend.minSamples);
-    // A rise must also show in the recent half of the window: a step (burst onset) earlier in the
-    // window tilts the line but is no ramp to extrapolate.
-    const recent = fitLoadTrend(samples, nowMs, policy.trend.windowMs / 2, Math.max(3, Math.ceil(policy.trend.minSamples / 2)));
-    // Significance gate at z standard errors; the extrapolated slope is the milder lower bound at
-    // extrapolateZ (the z bound itself underestimates a real ramp by z standard errors).
-    const significant = t !== undefined && t.slopePerMs - policy.trend.z * t.slopeStdErrPerMs > 0;
-    const lower = t === undefined || !significant ? 0 : t.slopePerMs - Math.min(policy.trend.z, policy.trend.extrapolateZ) * t.slopeStdErrPerMs;
-    const slope = recent === undefined ? lower : Math.min(lower, recent.slopePerMs);
-    falling = t !== undefined && t.slopePerMs + policy.trend.z * t.slopeStdErrPerMs < 0 && (recent === undefined || recent.slopePerMs < 0);
-    if (t !== undefined && slope > 0 && stable > 0) {
-      // Extrapolate from the stable-window mean (less noisy than the line's end point): it stands for
-      // the middle of its window, so the rise until then counts too.
-      const ahead = stable + slope * (nowMs - t.atMs + policy.stableWindowMs / 2 + horizonMs);
-      trendTokensPerSecond = Math.min(ahead, Math.max(policy.trend.maxGrowth, 1) * stable);
-    }
-  }
-  let forecastTokensPerSecond: number | undefined;
-  let forecastRatio: number | undefined;
-  let forecastDays = 0;
-  if (policy.forecast.enabled) {
-    if (policy.forecast.mode === "absolute") {
-      const f = peakUpperForecast(state.forecast, nowMs + lead.leadTimeMs, nowMs + lead.leadTimeMs + state.forecast.bucketMs, policy.forecast.z, policy.forecast.options);
-      if (f !== undefined && f.seasonal) {
-        forecastTokensPerSecond = f.upperTokensPerSecond;
-      }
-    }
-    if (policy.forecast.mode === "anchored") {
-      // A rise seen on one day is no recurrence: it needs `recurrenceDays` days with data (at least
-      // 2), never fewer while fewer are known (ServeGen's second day: one day's 101-140 % rises
-      // asked for 2.2-2.5x the realised requirement).
-      const days = Math.max(2, Math.floor(policy.forecast.recurrenceDays));
-      // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
-      // (a bucket beyond, as the rise may come anywhere inside it). Only days with data count, and
-      // the level predicted must have been observed on them (src/domain/prewarm/corroborate.ts).
-      const spans = { baseFromMs: metricsAtMs - policy.stableWindowMs, baseToMs: nowMs, peakFromMs: nowMs, peakToMs: nowMs + lead.leadTimeMs + state.forecast.bucketMs };
-      const rise = learnedDays(state.forecast) >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
-      if (rise !== undefined) {
-        forecastRatio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
-        forecastDays = rise.daysUsed;
-        const level = corroboratedForecastLoad(stable, { ...rise, ratio: forecastRatio }, policy.forecast.observedLevelMargin);
-        if (level > stable) forecastTokensPerSecond = level;
-      }
-    }
-  }
+/**
+ * The recent trend one lead time (plus the metrics' age) ahead, and whether the load falls
+ * significantly. Capacity ordered now serves from one lead time on, so it is sized for the load
+ * expected then; the trend only ever raises the sizing load.
+ */
+function trendAhead(f: Frame, lv: LoadView): { readonly trendTokensPerSecond: number | undefined; readonly falling: boolean } {
+  const { policy, nowMs } = f;
+  const none = { trendTokensPerSecond: undefined, falling: false };
+  if (!policy.trend.enabled || lv.historyFromMs > nowMs - policy.trend.windowMs) return none;
+  const horizonMs = Math.max(0, nowMs - lv.metricsAtMs) + f.leadTimeMs;
+  const t = fitLoadTrend(lv.samples, nowMs, policy.trend.windowMs, policy.trend.minSamples);
+  // A rise must also show in the recent half of the window: a step (burst onset) earlier in the
+  // window tilts the line but is no ramp to extrapolate.
+  const recent = fitLoadTrend(lv.samples, nowMs, policy.trend.windowMs / 2, Math.max(3, Math.ceil(policy.trend.minSamples / 2)));
+  // Significance gate at z standard errors; the extrapolated slope is the milder lower bound at
+  // extrapolateZ (the z bound itself underestimates a real ramp by z standard errors).
+  const significant = t !== undefined && t.slopePerMs - policy.trend.z * t.slopeStdErrPerMs > 0;
+  const lower = t === undefined || !significant ? 0 : t.slopePerMs - Math.min(policy.trend.z, policy.trend.extrapolateZ) * t.slopeStdErrPerMs;
+  const slope = recent === undefined ? lower : Math.min(lower, recent.slopePerMs);
+  const falling = t !== undefined && t.slopePerMs + policy.trend.z * t.slopeStdErrPerMs < 0 && (recent === undefined || recent.slopePerMs < 0);
+  if (t === undefined || !(slope > 0) || !(lv.stable > 0)) return { trendTokensPerSecond: undefined, falling };
+  // Extrapolate from the stable-window mean (less noisy than the line's end point): it stands for
+  // the middle of its window, so the rise until then counts too.
+  const ahead = lv.stable + slope * (nowMs - t.atMs + policy.stableWindowMs / 2 + horizonMs);
+  return { trendTokensPerSecond: Math.min(ahead, Math.max(policy.trend.maxGrowth, 1) * lv.stable), falling };
+}
+
+/** The load the SLO count is sized for: the anticipated load with headroom (and a burst's), under the model cap. */
+interface Sizing {
+  readonly trendTokensPerSecond: number | undefined;
+  readonly falling: boolean;
+  readonly headroom: number;
+  readonly anticipatedRaw: number;
+  readonly observedLoad: number;
+  readonly uncappedSizing: number;
+  readonly sizingLoad: number;
+}
+
+function anticipate(f: Frame, lv: LoadView): Sizing {
+  const trend = trendAhead(f, lv);
   // Headroom: how far the load has outrun this anticipation lately (an upper quantile of the
   // observed / anticipated ratio one lead time later), so volatile traffic gets more spare capacity
   // than smooth traffic.
-  const headroom = anticipationHeadroom(state.predictionErrors ?? [], metricsAtMs, policy.headroom);
-  const anticipatedRaw = Math.max(stable, trendTokensPerSecond ?? 0);
+  const headroom = anticipationHeadroom(f.state.predictionErrors ?? [], lv.metricsAtMs, f.policy.headroom);
+  const anticipatedRaw = Math.max(lv.stable, trend.trendTokensPerSecond ?? 0);
   const anticipated = anticipatedRaw * headroom;
   // Model cap: never size for more than a bounded multiple of the load observed now.
-  const observedLoad = Math.max(stable, short);
-  const uncappedSizing = burst.burst ? Math.max(anticipated, short) : anticipated;
-  const sizingLoad = capSizingLoad(uncappedSizing, observedLoad, policy.ceiling);
-  const sloUp = required(sizingLoad, target);
+  const observedLoad = Math.max(lv.stable, lv.short);
+  const uncappedSizing = lv.burst.burst ? Math.max(anticipated, lv.short) : anticipated;
+  const sizingLoad = capSizingLoad(uncappedSizing, observedLoad, f.policy.ceiling);
+  return { ...trend, headroom, anticipatedRaw, observedLoad, uncappedSizing, sizingLoad };
+}
+
+/** Learned ceiling: the evidence now (the model at the observed load) joins the highest recently seen. */
+function learnCeiling(f: Frame, lv: LoadView, m: SizingModel, s: Sizing): { readonly evidenceGpus: number; readonly peakEvidence: TimedValue; readonly ceilingGpus: number } {
+  const evidenceGpus = m.requiredOrBestEffort(lv.burst.burst ? s.observedLoad : lv.stable, m.target);
+  const peakEvidence = nextPeakEvidence(f.state.peakEvidence, { atMs: f.nowMs, value: evidenceGpus }, f.policy.ceiling);
+  return { evidenceGpus, peakEvidence, ceilingGpus: learnedCeilingGpus(peakEvidence.value, f.step, f.policy.ceiling) };
+}
+
+/** The SLO's recommendation: up to the SLO count, down only past the hysteresis count or a settled window. */
+interface SloStage {
+  readonly sloUp: number | undefined;
+  readonly sloUpGpus: number;
+  readonly sloDownGpus: number;
+  readonly burstGpus: number;
+  readonly upCounts: TimedValue[];
+  readonly settledGpus: number | undefined;
+  readonly banded: number;
+  readonly recommendation: number;
+}
+
+function recommendSlo(f: Frame, lv: LoadView, m: SizingModel, s: Sizing): SloStage {
+  const { policy, previous, nowMs } = f;
+  const sloUp = m.required(s.sizingLoad, m.target);
   if (sloUp === undefined) {
-    conflicts.push({
+    f.conflicts.push({
       type: "SloUnattainable",
-      message: `no GPU count up to ${searchLimitGpus} meets p99 ${policy.slo.metric} <= ${fmt(target, 1)} ms at ${fmt(sizingLoad)} tok/s; aiming for the best achievable latency`,
+      message: `no GPU count up to ${m.searchLimitGpus} meets p99 ${policy.slo.metric} <= ${fmt(m.target, 1)} ms at ${fmt(s.sizingLoad)} tok/s; aiming for the best achievable latency`,
     });
-  } else if (sloUp > maxGpus) {
-    conflicts.push({ type: "MaxGpusVsSlo", message: `the SLO needs ${sloUp} GPUs but maxGpus is ${maxGpus}`, requiredGpus: sloUp, limitGpus: maxGpus });
+  } else if (sloUp > f.maxGpus) {
+    f.conflicts.push({ type: "MaxGpusVsSlo", message: `the SLO needs ${sloUp} GPUs but maxGpus is ${f.maxGpus}`, requiredGpus: sloUp, limitGpus: f.maxGpus });
   }
-  const sloUpGpus = sloUp ?? requiredOrBestEffort(sizingLoad, target);
-  // Learned ceiling: the evidence now (the model at the observed load) joins the highest recently
-  // seen; the forecast and the latency feedback never ask for more than the ceiling.
-  const evidenceGpus = requiredOrBestEffort(burst.burst ? observedLoad : stable, target);
-  const peakEvidence = nextPeakEvidence(state.peakEvidence, { atMs: nowMs, value: evidenceGpus }, policy.ceiling);
-  const ceilingGpus = learnedCeilingGpus(peakEvidence.value, step, policy.ceiling);
-  const sloDownGpus = required(sizingLoad, targetDown) ?? sloUpGpus;
-  // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
-  const burstGpus = burst.burst ? requiredOrBestEffort(short, target) : 0;
+  const sloUpGpus = sloUp ?? m.requiredOrBestEffort(s.sizingLoad, m.target);
+  const sloDownGpus = m.required(s.sizingLoad, m.targetDown) ?? sloUpGpus;
+  const burstGpus = lv.burst.burst ? m.requiredOrBestEffort(lv.short, m.target) : 0;
   // Sustained measured over-provisioning: when even the highest up count over the settle window is
   // below the provisioned count, the band collapses to it (never below the up count now).
   // Recorded at the middle of the band (half the hysteresis, in predicted latency): after settling,
   // a scale-up again needs a real rise, not the next noisy sample above the window's highest.
-  const targetMid = policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - policy.hysteresis / 2);
   // Over-provisioning must also be measured: a sample whose observed p99 was over the plan counts
   // as needing all the provisioned GPUs (bursty traffic whose mean hides its peaks).
-  const measuredOver = input.observedP99Ms !== undefined && !(input.observedP99Ms <= target);
-  const upNow = { atMs: nowMs, value: Math.max(sloUpGpus, burstGpus, required(sizingLoad, targetMid) ?? sloUpGpus, measuredOver ? previous : 0) };
-  const upCounts = nextUpCounts(state.upCounts, upNow, policy.settle);
+  const measuredOver = f.input.observedP99Ms !== undefined && !(f.input.observedP99Ms <= m.target);
+  const upNow = { atMs: nowMs, value: Math.max(sloUpGpus, burstGpus, m.required(s.sizingLoad, m.targetMid) ?? sloUpGpus, measuredOver ? previous : 0) };
+  const upCounts = nextUpCounts(f.state.upCounts, upNow, policy.settle);
   const settledGpus = settledUpCount(upCounts, nowMs, policy.settle);
+  // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
   const banded = sloDownGpus < previous ? sloDownGpus : previous;
-  const sloRecommendation = sloUpGpus > previous ? sloUpGpus : Math.min(banded, settledGpus ?? banded);
+  const recommendation = sloUpGpus > previous ? sloUpGpus : Math.min(banded, settledGpus ?? banded);
+  return { sloUp, sloUpGpus, sloDownGpus, burstGpus, upCounts, settledGpus, banded, recommendation };
+}
 
-  const forecastGpus = forecastTokensPerSecond === undefined ? 0 : Math.min(ceilingGpus, requiredOrBestEffort(forecastTokensPerSecond, target));
+/** The SLO's own reason (SLOFeedback or WithinTarget) and message for a count no signal set. */
+function sloVerdict(f: Frame, m: SizingModel, s: Sizing, slo: SloStage, metricRaw: number): Verdict<CapacityReason> {
+  const { policy, previous } = f;
+  const capText = s.sizingLoad < s.uncappedSizing ? ` (capped at ${fmt(policy.ceiling.maxSizingRatio, 1)}x the observed ${fmt(s.observedLoad)} tok/s; trend and headroom asked ${fmt(s.uncappedSizing)})` : "";
+  const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(m.target, 1)} ms) at ${fmt(s.sizingLoad)} tok/s${capText} needs ${slo.sloUp ?? "more than " + m.searchLimitGpus} GPUs`;
+  if (metricRaw === previous) return { desired: metricRaw, reason: "WithinTarget", message: `${sloText}; ${previous} GPUs are within the hysteresis band` };
+  const settledText = slo.settledGpus !== undefined && slo.settledGpus < slo.banded ? `; over the last ${fmt(policy.settle.windowMs / 60_000)} min the middle of the band (p99 ${fmt(m.targetMid, 1)} ms) needed at most ${slo.settledGpus} GPUs (sustained over-provisioning)` : "";
+  const message = metricRaw > previous ? sloText : `${sloText}; ${slo.sloDownGpus} GPUs keep p99 within ${fmt(m.targetDown, 1)} ms${settledText}`;
+  return { desired: metricRaw, reason: "SLOFeedback", message };
+}
 
-  const metricRaw = Math.max(sloRecommendation, burstGpus, forecastGpus);
-  let reason: CapacityReason;
-  let message: string;
-  const capText = sizingLoad < uncappedSizing ? ` (capped at ${fmt(policy.ceiling.maxSizingRatio, 1)}x the observed ${fmt(observedLoad)} tok/s; trend and headroom asked ${fmt(uncappedSizing)})` : "";
-  const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(target, 1)} ms) at ${fmt(sizingLoad)} tok/s${capText} needs ${sloUp ?? "more than " + searchLimitGpus} GPUs`;
-  if (burst.burst && burstGpus === metricRaw && burstGpus > previous) {
-    reason = "Burst";
-    message = `burst: ${fmt(short)} tok/s over ${fmt(policy.shortWindowMs / 1000)} s is ${fmt(burst.ratio, 1)}x the ${fmt(policy.stableWindowMs / 1000)} s load ${fmt(stable)} tok/s; needs ${burstGpus} GPUs`;
-  } else if (forecastGpus === metricRaw && forecastGpus > sloRecommendation && forecastGpus > previous) {
-    reason = "ForecastPrewarm";
-    message = policy.forecast.mode === "absolute"
-      ? `forecast upper band ${fmt(forecastTokensPerSecond)} tok/s one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) ahead needs ${forecastGpus} GPUs`
-      : `a rise of ${fmt(((forecastRatio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${forecastDays} day(s) with data; ${fmt(forecastTokensPerSecond)} tok/s within one lead time (${fmt(lead.leadTimeMs / 60_000, 1)} min) needs ${forecastGpus} GPUs (learned ceiling ${fmt(ceilingGpus)})`;
-  } else if (metricRaw !== previous) {
-    reason = "SLOFeedback";
-    const settledText = settledGpus !== undefined && settledGpus < banded ? `; over the last ${fmt(policy.settle.windowMs / 60_000)} min the middle of the band (p99 ${fmt(targetMid, 1)} ms) needed at most ${settledGpus} GPUs (sustained over-provisioning)` : "";
-    message = metricRaw > previous ? sloText : `${sloText}; ${sloDownGpus} GPUs keep p99 within ${fmt(targetDown, 1)} ms${settledText}`;
-  } else {
-    reason = "WithinTarget";
-    message = `${sloText}; ${previous} GPUs are within the hysteresis band`;
+/** Stabilisation up: the lowest recommendation of the up window, the rate limit, the step limit. */
+function stabiliseUp<R extends string>(f: Frame, v: Verdict<R>, burst: boolean, recommendations: readonly TimedValue[]): Verdict<R> {
+  const { policy, previous, nowMs, state } = f;
+  let { desired, message } = v;
+  if (!burst && policy.scaleUp.stabilizationWindowMs > 0) {
+    const upFrom = nowMs - policy.scaleUp.stabilizationWindowMs;
+    const lowest = Math.min(...recommendations.filter((r) => r.atMs >= upFrom).map((r) => r.value));
+    desired = Math.max(previous, Math.min(desired, lowest));
   }
+  if (!burst && state.lastScaleUpAtMs !== undefined && nowMs - state.lastScaleUpAtMs < policy.scaleUp.periodMs) {
+    desired = previous;
+    message = `${message}; scale-up rate limit (one change per ${fmt(policy.scaleUp.periodMs / 1000)} s)`;
+  }
+  const limit = previous + stepAllowance(previous, policy.scaleUp);
+  if (desired > limit) {
+    desired = Math.max(previous, Math.floor(limit / f.step) * f.step);
+    message = `${message}; step-limited to ${desired}`;
+  }
+  return { desired, reason: v.reason, message };
+}
 
-  // Stabilisation and step limits.
+/**
+ * Stabilisation down: the highest recommendation of the down window (shorter while the load falls),
+ * the burst hold, no scale-down while the observed p99 is over the target, the rate and step limits.
+ */
+function stabiliseDown<R extends string>(f: Frame, v: Verdict<R>, falling: boolean, recommendations: readonly TimedValue[], burstUntilMs: number | undefined): Verdict<R | CapacityReason> {
+  const { policy, previous, nowMs, input } = f;
+  const hold = (why: string): Verdict<CapacityReason> => ({ desired: previous, reason: "StabilizingScaleDown", message: `${v.message}; ${why}` });
+  // While the load falls significantly, recommendations older than the falling-trend window no
+  // longer say what the next lead time needs.
+  const downWindowMs = falling ? Math.min(policy.scaleDown.stabilizationWindowMs, policy.trend.fallingScaleDownWindowMs) : policy.scaleDown.stabilizationWindowMs;
+  const highest = Math.max(...recommendations.filter((r) => r.atMs >= nowMs - downWindowMs).map((r) => r.value));
+  if (highest >= previous) return hold(`holding ${previous} GPUs: recommendations in the last ${fmt(policy.scaleDown.stabilizationWindowMs / 60_000, 1)} min reached ${highest}`);
+  if (burstUntilMs !== undefined && nowMs < burstUntilMs) return hold(`holding ${previous} GPUs for ${fmt((burstUntilMs - nowMs) / 1000)} s after a burst`);
+  // No scale-down while the latency measured on the Ready GPUs is over the target: whatever the
+  // model says, fewer GPUs cannot help (the model is wrong or the load is not what it looks like).
+  if (input.observedP99Ms !== undefined && Number.isFinite(input.observedP99Ms) && input.observedP99Ms > policy.slo.targetP99Ms) {
+    return hold(`holding ${previous} GPUs: observed p99 ${fmt(input.observedP99Ms)} ms is over the ${fmt(policy.slo.targetP99Ms)} ms target`);
+  }
+  if (f.state.lastScaleDownAtMs !== undefined && nowMs - f.state.lastScaleDownAtMs < policy.scaleDown.periodMs) {
+    return hold(`scale-down rate limit (one change per ${fmt(policy.scaleDown.periodMs / 1000)} s)`);
+  }
+  const desired = Math.max(v.desired, highest);
+  const limit = previous - stepAllowance(previous, policy.scaleDown);
+  if (desired < limit) {
+    const stepped = Math.min(previous, Math.ceil(limit / f.step) * f.step);
+    return { desired: stepped, reason: v.reason, message: `${v.message}; step-limited to ${stepped}` };
+  }
+  return { desired, reason: v.reason, message: v.message };
+}
+
+/** Stabilisation and step limits around the metric-driven count; the recommendation history and the burst hold for the next state. */
+function stabilise<R extends string>(f: Frame, lv: LoadView, v: Verdict<R>, falling: boolean): { readonly verdict: Verdict<R | CapacityReason>; readonly recommendations: TimedValue[]; readonly burstUntilMs: number | undefined } {
+  const { policy, nowMs, state, previous } = f;
   const recommendations = trimTimed(
-    [...state.recommendations, { atMs: nowMs, value: metricRaw }],
+    [...state.recommendations, { atMs: nowMs, value: v.desired }],
     nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs),
   );
   // Any burst holds scale-down, also one the provisioned GPUs already cover: traffic that just
   // jumped to 2x its stable level says nothing about the capacity it needs next (Azure code trace:
   // scaled 311 -> 248 GPUs in the very tick a 5x burst was seen, then 7 minutes over the SLO).
-  let burstUntilMs = state.burstUntilMs;
-  if (burst.burst) burstUntilMs = Math.max(burstUntilMs ?? 0, nowMs + policy.burst.holdMs);
-  // No scale-down while the latency measured on the Ready GPUs is over the target: whatever the
-  // model says, fewer GPUs cannot help (the model is wrong or the load is not what it looks like).
-  const overTarget = input.observedP99Ms !== undefined && Number.isFinite(input.observedP99Ms) && input.observedP99Ms > policy.slo.targetP99Ms;
+  const burstUntilMs = lv.burst.burst ? Math.max(state.burstUntilMs ?? 0, nowMs + policy.burst.holdMs) : state.burstUntilMs;
+  const verdict = v.desired > previous
+    ? stabiliseUp(f, v, lv.burst.burst, recommendations)
+    : v.desired < previous ? stabiliseDown(f, v, falling, recommendations, burstUntilMs) : v;
+  return { verdict, recommendations, burstUntilMs };
+}
 
-  let desired = metricRaw;
-  if (metricRaw > previous) {
-    if (!burst.burst && policy.scaleUp.stabilizationWindowMs > 0) {
-      const upFrom = nowMs - policy.scaleUp.stabilizationWindowMs;
-      const lowest = Math.min(...recommendations.filter((r) => r.atMs >= upFrom).map((r) => r.value));
-      desired = Math.max(previous, Math.min(desired, lowest));
-    }
-    if (!burst.burst && state.lastScaleUpAtMs !== undefined && nowMs - state.lastScaleUpAtMs < policy.scaleUp.periodMs) {
-      desired = previous;
-      message = `${message}; scale-up rate limit (one change per ${fmt(policy.scaleUp.periodMs / 1000)} s)`;
-    }
-    const limit = previous + stepAllowance(previous, policy.scaleUp);
-    if (desired > limit) {
-      desired = Math.max(previous, Math.floor(limit / step) * step);
-      message = `${message}; step-limited to ${desired}`;
-    }
-  } else if (metricRaw < previous) {
-    // While the load falls significantly, recommendations older than the falling-trend window no
-    // longer say what the next lead time needs.
-    const downWindowMs = falling ? Math.min(policy.scaleDown.stabilizationWindowMs, policy.trend.fallingScaleDownWindowMs) : policy.scaleDown.stabilizationWindowMs;
-    const downFrom = nowMs - downWindowMs;
-    const highest = Math.max(...recommendations.filter((r) => r.atMs >= downFrom).map((r) => r.value));
-    if (highest >= previous) {
-      desired = previous;
-      reason = "StabilizingScaleDown";
-      message = `${message}; holding ${previous} GPUs: recommendations in the last ${fmt(policy.scaleDown.stabilizationWindowMs / 60_000, 1)} min reached ${highest}`;
-    } else {
-      desired = Math.max(metricRaw, highest);
-      if (burstUntilMs !== undefined && nowMs < burstUntilMs) {
-        desired = previous;
-        reason = "StabilizingScaleDown";
-        message = `${message}; holding ${previous} GPUs for ${fmt((burstUntilMs - nowMs) / 1000)} s after a burst`;
-      } else if (overTarget) {
-        desired = previous;
-        reason = "StabilizingScaleDown";
-        message = `${message}; holding ${previous} GPUs: observed p99 ${fmt(input.observedP99Ms ?? NaN)} ms is over the ${fmt(policy.slo.targetP99Ms)} ms target`;
-      } else if (state.lastScaleDownAtMs !== undefined && nowMs - state.lastScaleDownAtMs < policy.scaleDown.periodMs) {
-        desired = previous;
-        reason = "StabilizingScaleDown";
-        message = `${message}; scale-down rate limit (one change per ${fmt(policy.scaleDown.periodMs / 1000)} s)`;
-      } else {
-        const limit = previous - stepAllowance(previous, policy.scaleDown);
-        if (desired < limit) {
-          desired = Math.min(previous, Math.ceil(limit / step) * step);
-          message = `${message}; step-limited to ${desired}`;
-        }
-      }
-    }
-  }
+function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ceilingGpus: number): SignalContext {
+  return {
+    input: f.input, state: f.state, policy: f.policy, nowMs: f.nowMs, metricsAtMs: lv.metricsAtMs, isNewSample: lv.isNewSample, learnSample: lv.learn,
+    loadTokensPerSecond: lv.load, stableTokensPerSecond: lv.stable, shortTokensPerSecond: lv.short, burst: lv.burst, burstGpus: slo.burstGpus,
+    previousGpus: f.previous, leadTimeMs: f.leadTimeMs, targetMs: m.target, ceilingGpus, sloRecommendationGpus: slo.recommendation,
+    requiredOrBestEffort: m.requiredOrBestEffort,
+  };
+}
 
-  // Learning from this tick lands in nextState (used from the next decision on).
-  // Observed p99 covers a window: skip it until the Ready count has been stable for a while.
+/**
+ * Calibration learns the observed p99 once per metrics sample (the operator decides on every event:
+ * pod Ready, status update; the same observation learned five times would weigh five times in its
+ * utilisation bin), and only once the Ready count has been stable for a while (observed p99 covers a window).
+ */
+function learnCalibration(f: Frame, lv: LoadView): { readonly calibration: LatencyCalibrationState; readonly readyChangedAtMs: number | undefined } {
+  const { state, policy, nowMs, input, ready } = f;
   const readyChangedAtMs = state.lastReadyGpus === ready ? state.readyChangedAtMs : nowMs;
   const settled = readyChangedAtMs === undefined || nowMs - readyChangedAtMs >= policy.calibrationSettleMs;
-  let calibration = state.calibration;
-  // Once per metrics sample: the operator decides on every event (pod Ready, status update), and
-  // the same observation learned five times would weigh five times in its utilisation bin.
-  if (input.observedP99Ms !== undefined && ready > 0 && settled && isNewSample) {
-    calibration = observeLatency(calibration, policy.latencyModel, {
-      atMs: metricsAtMs,
-      observedP99Ms: input.observedP99Ms,
-      tokensPerSecond: load,
-      gpuCount: ready,
-      balancedness: input.balancedness,
-      crossNodeShare: input.crossNodeShare,
-      redundantExpertsPerGpu: input.redundantExpertsPerGpu,
-    }, policy.calibration);
+  if (input.observedP99Ms === undefined || !(ready > 0) || !settled || !lv.isNewSample) return { calibration: state.calibration, readyChangedAtMs };
+  const calibration = observeLatency(state.calibration, policy.latencyModel, {
+    atMs: lv.metricsAtMs,
+    observedP99Ms: input.observedP99Ms,
+    tokensPerSecond: lv.load,
+    gpuCount: ready,
+    balancedness: input.balancedness,
+    crossNodeShare: input.crossNodeShare,
+    redundantExpertsPerGpu: input.redundantExpertsPerGpu,
+  }, policy.calibration);
+  return { calibration, readyChangedAtMs };
+}
+
+/**
+ * Anticipation errors for the headroom, scored against the stable-window level, not the single
+ * sample: the anticipation is of the level (per-sample noise would otherwise read as anticipation
+ * error and inflate the headroom). The level stands for the middle of its window, so predictions
+ * are scored half a window later.
+ */
+function learnPredictions(f: Frame, lv: LoadView, anticipatedRaw: number): Pick<CapacityState, "pendingPredictions" | "predictionErrors"> {
+  const { state, policy, nowMs } = f;
+  if (!(lv.isNewSample && policy.headroom.enabled && lv.historyFromMs <= nowMs - policy.stableWindowMs)) {
+    return { pendingPredictions: state.pendingPredictions, predictionErrors: state.predictionErrors };
   }
-  // The forecaster learns only samples with data (a held-over collection gap counts as load for the
-  // decision but never as a daily profile).
-  const forecast = isNewSample && screened.learn ? observeLoadSample(state.forecast, metricsAtMs, load, policy.forecast.options) : state.forecast;
-  let pendingPredictions = state.pendingPredictions;
-  let predictionErrors = state.predictionErrors;
-  if (isNewSample && policy.headroom.enabled && historyFromMs <= nowMs - policy.stableWindowMs) {
-    // Scored against the stable-window level, not the single sample: the anticipation is of the level
-    // (per-sample noise would otherwise read as anticipation error and inflate the headroom). The
-    // level stands for the middle of its window, so predictions are scored half a window later.
-    const scored = scorePredictions(state.pendingPredictions ?? [], state.predictionErrors ?? [], { atMs: metricsAtMs, value: stableMean }, policy.headroom);
-    pendingPredictions = [...scored.pending, { atMs: nowMs + lead.leadTimeMs + policy.stableWindowMs / 2, value: anticipatedRaw }];
-    predictionErrors = scored.errors;
-  }
-  const nextState: CapacityState = {
+  const scored = scorePredictions(state.pendingPredictions ?? [], state.predictionErrors ?? [], { atMs: lv.metricsAtMs, value: lv.stableMean }, policy.headroom);
+  return { pendingPredictions: [...scored.pending, { atMs: nowMs + f.leadTimeMs + policy.stableWindowMs / 2, value: anticipatedRaw }], predictionErrors: scored.errors };
+}
+
+/** Learning from this tick lands in the next state (used from the next decision on); each signal learns its own slice. */
+function learnedState(f: Frame, lv: LoadView, s: Sizing, slo: SloStage, peakEvidence: TimedValue, st: { readonly recommendations: TimedValue[]; readonly burstUntilMs: number | undefined }, slices: readonly Partial<CapacityState>[]): CapacityState {
+  const { state, policy, nowMs } = f;
+  const cal = learnCalibration(f, lv);
+  return Object.assign({
     ...state,
-    loadSamples: trimTimed(samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs, policy.trend.enabled ? policy.trend.windowMs : 0, policy.loadQuality.enabled ? policy.loadQuality.windowMs : 0)),
-    recommendations,
-    burstUntilMs,
-    calibration,
-    lastReadyGpus: ready,
-    readyChangedAtMs,
-    forecast,
-    pendingPredictions,
-    predictionErrors,
-    loadQuality: screened.quality,
+    loadSamples: trimTimed(lv.samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs, policy.trend.enabled ? policy.trend.windowMs : 0, policy.loadQuality.enabled ? policy.loadQuality.windowMs : 0)),
+    recommendations: st.recommendations,
+    burstUntilMs: st.burstUntilMs,
+    calibration: cal.calibration,
+    lastReadyGpus: f.ready,
+    readyChangedAtMs: cal.readyChangedAtMs,
+    ...learnPredictions(f, lv, s.anticipatedRaw),
+    loadQuality: lv.quality,
     peakEvidence,
     // One record per metrics sample (the operator decides on every event).
-    upCounts: isNewSample ? upCounts : state.upCounts,
-  };
-  const decision = finish(desired, reason, message, Math.max(sloUpGpus, burstGpus, forecastGpus), {
-    stableTokensPerSecond: stable,
-    shortTokensPerSecond: short,
-    burstRatio: burst.ratio,
-    sloGpus: sloUp,
-    burstGpus,
-    forecastGpus,
-    forecastTokensPerSecond,
-    sizingTokensPerSecond: sizingLoad,
-    trendTokensPerSecond,
-    headroom,
-    forecastRatio,
-    evidenceGpus,
-    ceilingGpus: Number.isFinite(ceilingGpus) ? ceilingGpus : undefined,
-    feedbackCeilingGpus: Number.isFinite(ceilingGpus) && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations ? ceilingGpus : undefined,
+    upCounts: lv.isNewSample ? slo.upCounts : state.upCounts,
+  }, ...slices);
+}
+
+/**
+ * Decide the GPU count. One entry point for SLO sizing, pre-warm (schedule, forecast), burst,
+ * stabilisation, bounds and budget; see the ADRs docs/adr/0003-capacity-policy.md and
+ * docs/adr/0011-decide-pipeline.md. `signals` are the floors that compete with the SLO
+ * recommendation (src/domain/scaling/signals.ts), in priority order.
+ */
+export function decideCapacity<R extends string = never>(
+  input: CapacityInput,
+  state: CapacityState,
+  policy: CapacityPolicy,
+  nowMs: number,
+  signals: readonly CapacitySignal<CapacityReason | R>[] = DEFAULT_CAPACITY_SIGNALS,
+): CapacityDecision<CapacityReason | R> {
+  const f = frameOf(input, state, policy, nowMs);
+  const metrics = readMetrics(f);
+  if (metrics.hold !== undefined) return holdDecision(f, metrics.hold, {});
+  const lv = measureLoad(f, metrics.load, metrics.metricsAtMs);
+  if ("hold" in lv) return holdDecision(f, lv.hold, { loadQuality: lv.quality });
+  const m = sizingModelOf(f);
+  const s = anticipate(f, lv);
+  const slo = recommendSlo(f, lv, m, s);
+  const ceiling = learnCeiling(f, lv, m, s);
+  const ctx = signalContext(f, lv, m, slo, ceiling.ceilingGpus);
+  const asks = evaluateSignals(signals, ctx);
+  const metricRaw = Math.max(slo.recommendation, ...asks.map((a) => a.ask.floorGpus));
+  const winner = winningSignal(asks, metricRaw, ctx);
+  const verdict: Verdict<CapacityReason | R> = winner === undefined
+    ? sloVerdict(f, m, s, slo, metricRaw)
+    : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
+  const stabilised = stabilise(f, lv, verdict, s.falling);
+  const nextState = learnedState(f, lv, s, slo, ceiling.peakEvidence, stabilised, signals.map((x) => x.learn?.(ctx) ?? {}));
+  const finite = Number.isFinite(ceiling.ceilingGpus) ? ceiling.ceilingGpus : undefined;
+  const decision = finishDecision(f, stabilised.verdict, Math.max(slo.sloUpGpus, ...asks.map((a) => a.ask.floorGpus)), {
+    stableTokensPerSecond: lv.stable,
+    shortTokensPerSecond: lv.short,
+    burstRatio: lv.burst.ratio,
+    sloGpus: slo.sloUp,
+    burstGpus: slo.burstGpus,
+    ...Object.assign({}, ...asks.map((a) => a.ask.figures)) as Partial<CapacitySignals>,
+    sizingTokensPerSecond: s.sizingLoad,
+    trendTokensPerSecond: s.trendTokensPerSecond,
+    headroom: s.headroom,
+    evidenceGpus: ceiling.evidenceGpus,
+    ceilingGpus: finite,
+    feedbackCeilingGpus: finite !== undefined && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations ? finite : undefined,
   }, nextState);
   const predictedP99Ms = decision.desiredGpus > 0
-    ? predictP99LatencyMs(policy.latencyModel, { ...conditions, tokensPerSecond: sizingLoad, gpuCount: decision.desiredGpus }, correction)
+    ? predictP99LatencyMs(policy.latencyModel, { ...m.conditions, tokensPerSecond: s.sizingLoad, gpuCount: decision.desiredGpus }, m.correction)
     : undefined;
   return { ...decision, signals: { ...decision.signals, predictedP99Ms } };
 }

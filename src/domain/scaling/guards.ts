@@ -5,10 +5,10 @@
 
 import type { CapacityPolicy } from "./policy.ts";
 
-export interface GuardInput {
+export interface GuardInput<R extends string = string> {
   /** The capacity policy's decision (count, reason, message). */
   readonly desired: number;
-  readonly reason: string;
+  readonly reason: R;
   readonly message: string;
   /** Count the cluster is realising (Ready + warming). */
   readonly provisioned: number;
@@ -35,9 +35,12 @@ export interface GuardInput {
   readonly unit: { readonly one: string; readonly many: string };
 }
 
-export interface GuardResult {
+/** Reasons the guards set. */
+export type GuardReason = "StabilizingScaleDown" | "SLOFeedback";
+
+export interface GuardResult<R extends string = string> {
   readonly desired: number;
-  readonly reason: string;
+  readonly reason: R | GuardReason;
   readonly message: string;
 }
 
@@ -51,8 +54,9 @@ export interface GuardResult {
  *   every unit Ready, nothing scaled up for a stable window plus a cold start, and the latency
  *   window covers the units now Ready, add 10 % (at least 1).
  */
-export function applyOperatorGuards(input: GuardInput, policy: CapacityPolicy, nowMs: number): GuardResult {
-  let { desired, reason, message } = input;
+export function applyOperatorGuards<R extends string>(input: GuardInput<R>, policy: CapacityPolicy, nowMs: number): GuardResult<R> {
+  let { desired, message } = input;
+  let reason: R | GuardReason = input.reason;
   const window = policy.scaleDown.stabilizationWindowMs;
   if (desired < input.provisioned && nowMs - input.trackingSinceMs < window) {
     desired = input.provisioned;

@@ -4,6 +4,7 @@
 import type { CapacityReason, CapacityState, TimedValue } from "./decide.ts";
 import type { CapacityPolicy } from "./policy.ts";
 import { assessLoadSample, outOfRangeLimit } from "./quality.ts";
+import { isMetricsHold, REASON_TABLE } from "./reasons.ts";
 import type { LoadQualityState } from "./quality.ts";
 
 export interface ScreenedSample {
@@ -14,12 +15,8 @@ export interface ScreenedSample {
   readonly quality: LoadQualityState | undefined;
 }
 
-/** Reasons that mean "held on bad data" (the controller reports them as a metrics problem). */
-export const METRICS_HOLD_REASONS: readonly CapacityReason[] = ["StaleMetrics", "MissingMetrics", "LowConfidenceMetrics", "OutOfRangeMetrics", "OutlierMetrics", "MetricsGap"];
-
-export function isMetricsHold(reason: string): boolean {
-  return (METRICS_HOLD_REASONS as readonly string[]).includes(reason);
-}
+/** Reasons that mean "held on bad data" (the controller reports them as a metrics problem): the reason table's metricsHold rows. */
+export const METRICS_HOLD_REASONS: readonly CapacityReason[] = (Object.keys(REASON_TABLE) as CapacityReason[]).filter(isMetricsHold);
 
 function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : String(n);
