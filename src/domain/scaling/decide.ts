@@ -138,6 +138,8 @@ export interface CapacityState {
   readonly peakEvidence?: TimedValue;
   /** The SLO's up count per sample over the settle window (src/domain/scaling/settle.ts). */
   readonly upCounts?: readonly TimedValue[];
+  /** Each registered signal's own state by signal id (CapacitySignal.learnOwn), for signals added to the registry. */
+  readonly signalStates?: Readonly<Record<string, unknown>>;
 }
 
 export function createCapacityState(policy: CapacityPolicy): CapacityState {
@@ -840,6 +842,15 @@ function learnPredictions(f: Frame, lv: LoadView, anticipatedRaw: number): Pick<
   return { pendingPredictions: [...scored.pending, { atMs: nowMs + f.leadTimeMs + policy.stableWindowMs / 2, value: anticipatedRaw }], predictionErrors: scored.errors };
 }
 
+/** Each signal's slices of the next state: its own fields (learn) and its own entry in signalStates (learnOwn). */
+function learnSignals(signals: readonly CapacitySignal[], ctx: SignalContext): Partial<CapacityState>[] {
+  const slices = signals.map((x) => x.learn?.(ctx) ?? {});
+  const own = signals.filter((x) => x.learnOwn !== undefined);
+  if (own.length === 0) return slices;
+  const signalStates = { ...ctx.state.signalStates, ...Object.fromEntries(own.map((x) => [x.id, x.learnOwn!(ctx, ctx.state.signalStates?.[x.id])])) };
+  return [...slices, { signalStates }];
+}
+
 /** Learning from this tick lands in the next state (used from the next decision on); each signal learns its own slice. */
 function learnedState(f: Frame, lv: LoadView, s: Sizing, slo: SloStage, peakEvidence: TimedValue, st: { readonly recommendations: TimedValue[]; readonly burstUntilMs: number | undefined }, slices: readonly Partial<CapacityState>[]): CapacityState {
   const { state, policy, nowMs } = f;
@@ -890,7 +901,7 @@ export function decideCapacity<R extends string = never>(
     ? sloVerdict(f, m, s, slo, metricRaw)
     : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
   const stabilised = stabilise(f, lv, verdict, s.falling);
-  const nextState = learnedState(f, lv, s, slo, ceiling.peakEvidence, stabilised, signals.map((x) => x.learn?.(ctx) ?? {}));
+  const nextState = learnedState(f, lv, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
   const finite = Number.isFinite(ceiling.ceilingGpus) ? ceiling.ceilingGpus : undefined;
   const decision = finishDecision(f, stabilised.verdict, Math.max(slo.sloUpGpus, ...asks.map((a) => a.ask.floorGpus)), {
     stableTokensPerSecond: lv.stable,

@@ -63,8 +63,13 @@ export interface CapacitySignal<R extends string = string> {
   /** Named on a tie with the SLO recommendation (a burst explains the count better than the SLO). */
   readonly winsTies: boolean;
   evaluate(ctx: SignalContext): SignalAsk;
-  /** The signal's slice of the next state, learned from this tick after the decision. */
+  /** The signal's slice of the next state's own fields, learned from this tick after the decision. */
   learn?(ctx: SignalContext): Partial<CapacityState>;
+  /**
+   * For a signal whose state has no field of its own in CapacityState: its next state from this tick
+   * (`previous` = ctx.state.signalStates?.[id]), kept in CapacityState.signalStates under its id.
+   */
+  learnOwn?(ctx: SignalContext, previous: unknown): unknown;
 }
 
 /** The reason type of a registry. */
