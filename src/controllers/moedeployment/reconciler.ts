@@ -10,7 +10,7 @@ import {
 import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import { moeLayerCount, routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot, type HeatBasis, type NodeView, type ShardView } from "../../domain/decide.ts";
-import { isMetricsHold } from "../../domain/scaling/index.ts";
+import { apiReasonOf, isMetricsHold, prewarmApiReasonOf } from "../../domain/scaling/index.ts";
 import { scheduleWindowAt, type CapacityState } from "../../domain/capacity/index.ts";
 import { parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
 import { planRollout, type DesiredShard, type ShardPodView, type RolloutPlan } from "../../domain/rollout/index.ts";
@@ -442,7 +442,7 @@ export class MoEDeploymentReconciler {
     }
 
     // Prewarming
-    const pre = capReason === "ScheduledPrewarm" ? ConditionReason.ScheduledWindow : capReason === "ForecastPrewarm" ? ConditionReason.ForecastPeak : capReason === "Burst" ? ConditionReason.BurstDetected : undefined;
+    const pre = capReason === undefined ? undefined : prewarmApiReasonOf(capReason);
     conds.push(pre
       ? { type: ConditionType.Prewarming, status: "True", reason: pre, message: decision.message }
       : { type: ConditionType.Prewarming, status: "False", reason: ConditionReason.NotPrewarming, message: "capacity follows the SLO" });
@@ -486,7 +486,7 @@ export class MoEDeploymentReconciler {
     const tokens = decision.loadTokensPerSecond;
     const usdPerHour = round(auto ? decision.usdPerHourNow : 0, 2) ?? 0;
     const lastScale = auto && prev?.desiredShards !== undefined && prev.desiredShards !== decision.desiredShards
-      ? { time: x.nowIso, fromShards: prev.desiredShards, toShards: decision.desiredShards, reason: scaleReason(decision.reason), message: decision.message.slice(0, 4000) }
+      ? { time: x.nowIso, fromShards: prev.desiredShards, toShards: decision.desiredShards, reason: apiReasonOf(decision.reason), message: decision.message.slice(0, 4000) }
       : prev?.lastScale;
     const placementStatus = decision.placement.hash !== undefined ? {
       version: x.version,
@@ -504,7 +504,7 @@ export class MoEDeploymentReconciler {
       placementHash: decision.placement.hash,
       movedFraction: round(decision.placement.movedFraction, 4),
       balancedness: round(metrics?.balancedness, 3),
-      reason: scaleReason(decision.reason),
+      reason: apiReasonOf(decision.reason),
       message: decision.message.slice(0, 4000),
     };
     const prevRec = prev?.recommendation;
@@ -676,18 +676,6 @@ function nodePrice(labels: Record<string, string>, cost: MoEDeployment["spec"]["
   return cost.defaultUsdPerGpuHour > 0 ? cost.defaultUsdPerGpuHour : undefined;
 }
 
-function scaleReason(reason: string): string {
-  switch (reason) {
-    case "SLOFeedback": return ConditionReason.SLOTarget;
-    case "ScheduledPrewarm": return ConditionReason.ScheduledWindow;
-    case "ForecastPrewarm": return ConditionReason.ForecastPeak;
-    case "Burst": return ConditionReason.BurstDetected;
-    case "BudgetCapped": return ConditionReason.CappedByBudget;
-    case "AtMaxGpus":
-    case "AtMinGpus": return ConditionReason.BoundsChanged;
-    default: return reason;
-  }
-}
 
 function nextPrewarm(spec: MoEDeployment["spec"], nowMs: number, prev: MoEDeploymentStatus["nextPrewarm"]): MoEDeploymentStatus["nextPrewarm"] {
   let best: { atMs: number; name: string; minShards: number } | undefined;
