@@ -11,7 +11,7 @@ import {
   REASON_TABLE,
 } from "../../src/domain/capacity/index.ts";
 import type { CapacityInput, CapacityState } from "../../src/domain/capacity/index.ts";
-import { fixedFloorSignal } from "../support/fixed-floor-signal.ts";
+import { fixedFloorSignal, fixedMinimumSignal } from "../support/fixed-floor-signal.ts";
 
 const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
 const policy = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 64, forecast: { enabled: false }, scaleUp: { maxStepGpus: 64 } });
@@ -54,6 +54,17 @@ describe("capacity-signal registry", () => {
     expect(count.message).toContain("fixed floor of 30 GPUs");
   });
 
+});
+
+describe("floor signals", () => {
+  it("a floor signal added with one registration line binds after stabilisation, also while holding on missing metrics", () => {
+    const signals = [...DEFAULT_CAPACITY_SIGNALS, fixedMinimumSignal(24)];
+    const held = decideCapacity({ ...input(T0, 4), tokensPerSecond: undefined }, createCapacityState(policy), policy, T0, signals);
+    expect(held.desiredGpus).toBe(24);
+    expect(held.reason).toBe("FixedMinimum");
+    expect(held.message).toMatch(/^fixed minimum of 24 GPUs; holding at 4 GPUs: load metrics are missing/);
+    expect(apiReasonOf("FixedMinimum", signals)).toBe("FixedMinimumHeld");
+  });
 });
 
 describe("reason table", () => {

@@ -19,16 +19,14 @@ import { createForecastState } from "../prewarm/forecast.ts";
 import type { ForecastState } from "../prewarm/forecast.ts";
 import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
-import { scheduleFloorAt } from "../prewarm/schedule.ts";
-import type { ScheduleFloor } from "../prewarm/schedule.ts";
 import { maxGpusWithinBudget } from "../cost/cost.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
 import { screenLoadSample } from "./screen.ts";
 import { nextUpCounts, settledUpCount } from "./settle.ts";
 import type { LoadQualityState } from "./quality.ts";
-import { DEFAULT_CAPACITY_SIGNALS, evaluateSignals, winningSignal } from "./signals.ts";
-import type { CapacitySignal, SignalContext } from "./signals.ts";
+import { DEFAULT_CAPACITY_SIGNALS, evaluateFloors, evaluateSignals, winningSignal } from "./signals.ts";
+import type { CapacitySignalEntry, FloorAsk, FloorSignal, SignalContext } from "./signals.ts";
 
 /** Reasons are CamelCase constants (used in conditions and events). */
 export const CapacityReasons = {
@@ -210,10 +208,6 @@ function finiteNonNegative(x: number | undefined): x is number {
   return x !== undefined && Number.isFinite(x) && x >= 0;
 }
 
-function roundUpToStep(n: number, step: number): number {
-  return Math.ceil(n / step - 1e-9) * step;
-}
-
 function stepAllowance(current: number, p: StepPolicy): number {
   return Math.max(p.maxStepGpus, Math.ceil((current * p.maxStepPercent) / 100));
 }
@@ -368,12 +362,12 @@ function fmt(n: number | undefined, digits = 0): string {
 
 // ---------------------------------------------------------------------------------------------
 // The decision as a pipeline of stages (docs/adr/0011-decide-pipeline.md):
-//   frame (bounds, lead time, budget, schedule floor) -> metrics check -> sample screen -> load
+//   frame (bounds, lead time, budget, floor signals) -> metrics check -> sample screen -> load
 //   windows -> sizing model -> anticipation (trend, headroom, model cap) -> SLO recommendation
-//   (band, settle, learned ceiling) -> signals (burst, forecast, ...) -> reason -> stabilisation
-//   -> learning (next state) -> floors and caps.
+//   (band, settle, learned ceiling) -> recommend signals (burst, forecast, ...) -> reason ->
+//   stabilisation -> learning (next state) -> floors (minGpus, floor signals: the schedule) and caps.
 
-/** What every path of the decision applies: bounds, counts, lead time, budget and the schedule floor. */
+/** What every path of the decision applies: bounds, counts, lead time, budget and the floor signals. */
 interface Frame {
   readonly input: CapacityInput;
   readonly state: CapacityState;
@@ -390,9 +384,9 @@ interface Frame {
   readonly leadTime: LeadTimeState;
   readonly leadTimeMs: number;
   readonly budgetGpus: number | undefined;
-  readonly schedule: ScheduleFloor;
-  readonly scheduleGpus: number;
-  readonly scheduleText: string;
+  /** The floor signals' asks (registry order) and the highest of them (0 without any). */
+  readonly floors: readonly { readonly signal: FloorSignal; readonly ask: FloorAsk }[];
+  readonly floorGpus: number;
 }
 
 function budgetGpusOf(input: CapacityInput, policy: CapacityPolicy, step: number, minGpus: number, conflicts: CapacityConflict[]): number | undefined {
@@ -413,22 +407,7 @@ function budgetGpusOf(input: CapacityInput, policy: CapacityPolicy, step: number
   return budgetGpus;
 }
 
-/** Scheduled floor: needs no metrics. */
-function scheduleOf(policy: CapacityPolicy, nowMs: number, leadTimeMs: number, step: number, conflicts: CapacityConflict[]): Pick<Frame, "schedule" | "scheduleGpus" | "scheduleText"> {
-  const schedule = scheduleFloorAt(policy.schedules, nowMs, leadTimeMs);
-  for (const bad of schedule.invalid) {
-    conflicts.push({ type: "InvalidSchedule", message: `schedule ${bad.name}: ${bad.field}: ${bad.message}` });
-  }
-  const scheduleGpus = Math.min(roundUpToStep(schedule.gpuCount, step), Number.MAX_SAFE_INTEGER);
-  const scheduleText = schedule.schedule === undefined
-    ? ""
-    : schedule.prewarming
-      ? `schedule ${schedule.schedule.name} opens in ${fmt(((schedule.schedule.opensAtMs ?? nowMs) - nowMs) / 60_000, 1)} min (lead time ${fmt(leadTimeMs / 60_000, 1)} min) and needs ${scheduleGpus} GPUs`
-      : `schedule ${schedule.schedule.name} is open and needs ${scheduleGpus} GPUs`;
-  return { schedule, scheduleGpus, scheduleText };
-}
-
-function frameOf(input: CapacityInput, state: CapacityState, policy: CapacityPolicy, nowMs: number): Frame {
+function frameOf(input: CapacityInput, state: CapacityState, policy: CapacityPolicy, nowMs: number, signals: readonly CapacitySignalEntry[]): Frame {
   const conflicts: CapacityConflict[] = [];
   const step = Math.max(1, Math.floor(policy.gpuStep));
   const minGpus = Math.max(0, Math.floor(policy.minGpus));
@@ -443,8 +422,11 @@ function frameOf(input: CapacityInput, state: CapacityState, policy: CapacityPol
   const leadTime = observeColdStarts(state.leadTime, input.coldStartDurationsMs ?? [], policy.leadTime);
   const leadTimeMs = estimateLeadTime(leadTime, policy.leadTime).leadTimeMs;
   const budgetGpus = budgetGpusOf(input, policy, step, minGpus, conflicts);
-  const scheduled = scheduleOf(policy, nowMs, leadTimeMs, step, conflicts);
-  return { input, state, policy, nowMs, conflicts, step, minGpus, maxGpus, previous, ready, warmingGpus: Math.max(0, previous - ready), leadTime, leadTimeMs, budgetGpus, ...scheduled };
+  // Floor signals (the schedule) need no metrics.
+  const floors = evaluateFloors(signals, { policy, state, nowMs, leadTimeMs, step });
+  for (const x of floors) conflicts.push(...(x.ask.conflicts ?? []));
+  const floorGpus = Math.max(0, ...floors.map((x) => x.ask.floorGpus));
+  return { input, state, policy, nowMs, conflicts, step, minGpus, maxGpus, previous, ready, warmingGpus: Math.max(0, previous - ready), leadTime, leadTimeMs, budgetGpus, floors, floorGpus };
 }
 
 interface Verdict<R extends string> {
@@ -453,15 +435,16 @@ interface Verdict<R extends string> {
   readonly message: string;
 }
 
-/** Floors (minGpus, the schedule) then caps (maxGpus, the budget), each naming itself when it binds. */
+/** Floors (minGpus, the floor signals) then caps (maxGpus, the budget), each naming itself when it binds. */
 function applyFloorsAndCaps<R extends string>(f: Frame, v: Verdict<R>): Verdict<R | CapacityReason> {
   let { desired, message } = v;
   let reason: R | CapacityReason = v.reason;
-  const floor = Math.max(f.minGpus, f.scheduleGpus);
+  const floor = Math.max(f.minGpus, f.floorGpus);
   if (floor > desired) {
     desired = floor;
-    reason = f.scheduleGpus >= f.minGpus && f.scheduleGpus > 0 ? "ScheduledPrewarm" : "AtMinGpus";
-    message = reason === "ScheduledPrewarm" ? `${f.scheduleText}; ${message}` : `at minGpus ${f.minGpus}; ${message}`;
+    const binding = f.floorGpus >= f.minGpus && f.floorGpus > 0 ? f.floors.find((x) => x.ask.floorGpus === f.floorGpus) : undefined;
+    reason = binding === undefined ? "AtMinGpus" : binding.signal.reason as R;
+    message = binding === undefined ? `at minGpus ${f.minGpus}; ${message}` : `${binding.ask.message}; ${message}`;
   }
   if (desired > f.maxGpus) {
     desired = f.maxGpus;
@@ -480,7 +463,7 @@ function applyFloorsAndCaps<R extends string>(f: Frame, v: Verdict<R>): Verdict<
 }
 
 function noteBudgetConflict(f: Frame, wantedGpus: number): void {
-  const wanted = Math.min(Math.max(wantedGpus, f.scheduleGpus), Number.MAX_SAFE_INTEGER);
+  const wanted = Math.min(Math.max(wantedGpus, f.floorGpus), Number.MAX_SAFE_INTEGER);
   const limit = f.budgetGpus === undefined ? undefined : Math.max(f.budgetGpus, f.minGpus);
   if (f.budgetGpus !== undefined && limit !== undefined && wanted > limit && limit < f.maxGpus) {
     f.conflicts.push({
@@ -508,8 +491,9 @@ function finishDecision<R extends string>(f: Frame, v: Verdict<R>, wantedGpus: n
     conflicts: f.conflicts,
     signals: {
       stableTokensPerSecond: undefined, shortTokensPerSecond: undefined, burstRatio: undefined, sloGpus: undefined, burstGpus: 0, forecastGpus: 0, forecastTokensPerSecond: undefined,
-      scheduleGpus: f.scheduleGpus, scheduleName: f.schedule.schedule?.name, leadTimeMs: f.leadTimeMs, budgetGpus: f.budgetGpus, warmingGpus: f.warmingGpus,
+      scheduleGpus: 0, scheduleName: undefined, leadTimeMs: f.leadTimeMs, budgetGpus: f.budgetGpus, warmingGpus: f.warmingGpus,
       predictedP99Ms: undefined, latencyScale: correction.latencyScale, capacityScale: correction.capacityScale,
+      ...Object.assign({}, ...f.floors.map((x) => x.ask.figures)) as Partial<CapacitySignals>,
       ...figures,
     },
     nextState: {
@@ -843,7 +827,8 @@ function learnPredictions(f: Frame, lv: LoadView, anticipatedRaw: number): Pick<
 }
 
 /** Each signal's slices of the next state: its own fields (learn) and its own entry in signalStates (learnOwn). */
-function learnSignals(signals: readonly CapacitySignal[], ctx: SignalContext): Partial<CapacityState>[] {
+function learnSignals(entries: readonly CapacitySignalEntry[], ctx: SignalContext): Partial<CapacityState>[] {
+  const signals = entries.filter((x) => x.kind === "recommend");
   const slices = signals.map((x) => x.learn?.(ctx) ?? {});
   const own = signals.filter((x) => x.learnOwn !== undefined);
   if (own.length === 0) return slices;
@@ -874,17 +859,17 @@ function learnedState(f: Frame, lv: LoadView, s: Sizing, slo: SloStage, peakEvid
 /**
  * Decide the GPU count. One entry point for SLO sizing, pre-warm (schedule, forecast), burst,
  * stabilisation, bounds and budget; see the ADRs docs/adr/0003-capacity-policy.md and
- * docs/adr/0011-decide-pipeline.md. `signals` are the floors that compete with the SLO
- * recommendation (src/domain/scaling/signals.ts), in priority order.
+ * docs/adr/0011-decide-pipeline.md. `signals` is the registry of capacity signals
+ * (src/domain/scaling/signals.ts), in priority order.
  */
 export function decideCapacity<R extends string = never>(
   input: CapacityInput,
   state: CapacityState,
   policy: CapacityPolicy,
   nowMs: number,
-  signals: readonly CapacitySignal<CapacityReason | R>[] = DEFAULT_CAPACITY_SIGNALS,
+  signals: readonly CapacitySignalEntry<CapacityReason | R>[] = DEFAULT_CAPACITY_SIGNALS,
 ): CapacityDecision<CapacityReason | R> {
-  const f = frameOf(input, state, policy, nowMs);
+  const f = frameOf(input, state, policy, nowMs, signals);
   const metrics = readMetrics(f);
   if (metrics.hold !== undefined) return holdDecision(f, metrics.hold, {});
   const lv = measureLoad(f, metrics.load, metrics.metricsAtMs);

@@ -3,7 +3,7 @@
 // added to CapacityReasons without a row here fails the type check.
 
 import type { CapacityReason } from "./decide.ts";
-import { DEFAULT_CAPACITY_SIGNALS, type CapacitySignal } from "./signals.ts";
+import { DEFAULT_CAPACITY_SIGNALS, type CapacitySignalEntry } from "./signals.ts";
 
 /** Why the shard count is what it is: a capacity reason, or the manual override. */
 export type ShardCountReason = CapacityReason | "ManualOverride";
@@ -46,7 +46,7 @@ export function isMetricsHold(reason: string): boolean {
 }
 
 /** The API reason for a decision's reason: the table, then the registered signals; unknown reasons pass through. */
-export function apiReasonOf(reason: string, signals: readonly CapacitySignal[] = DEFAULT_CAPACITY_SIGNALS): string {
+export function apiReasonOf(reason: string, signals: readonly CapacitySignalEntry[] = DEFAULT_CAPACITY_SIGNALS): string {
   return reasonInfo(reason)?.api ?? signals.find((s) => s.reason === reason)?.apiReason ?? reason;
 }
 

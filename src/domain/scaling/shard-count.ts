@@ -7,7 +7,7 @@ import { decideCapacity, type CapacityDecision, type CapacityInput, type Capacit
 import { applyOperatorGuards } from "./guards.ts";
 import type { CapacityPolicy } from "./policy.ts";
 import { isMetricsHold, type ShardCountReason } from "./reasons.ts";
-import { DEFAULT_CAPACITY_SIGNALS, type CapacitySignal } from "./signals.ts";
+import { DEFAULT_CAPACITY_SIGNALS, type CapacitySignalEntry } from "./signals.ts";
 
 export interface ShardCountInput {
   /** The capacity policy's input; tokensPerSecond undefined = no usable load this tick. */
@@ -30,7 +30,7 @@ export interface ShardCountPolicy<R extends string = never> {
   /** The unit in messages ("shard"/"shards", "GPU"/"GPUs"). */
   readonly unit: { readonly one: string; readonly many: string };
   /** Capacity signals in priority order (default: DEFAULT_CAPACITY_SIGNALS). */
-  readonly signals?: readonly CapacitySignal<CapacityReason | R>[];
+  readonly signals?: readonly CapacitySignalEntry<CapacityReason | R>[];
 }
 
 export interface ShardCount<R extends string = never> {

@@ -1,8 +1,11 @@
-// Capacity signals: asks for a GPU floor that compete with the SLO recommendation before
-// stabilisation (docs/adr/0011-decide-pipeline.md). Each signal evaluates one tick into a floor, a
-// typed reason and a message, and may own a slice of the capacity state it learns into. The
-// registry is an ordered list: the first signal whose floor sets the count (above the provisioned
-// count, and above the SLO recommendation unless it wins ties) names the reason.
+// Capacity signals (docs/adr/0011-decide-pipeline.md). Each signal evaluates one tick into a GPU
+// floor, a typed reason and a message, and may own a slice of the capacity state it learns into.
+// Two kinds, in one ordered registry:
+// - "recommend" signals (burst, forecast) compete with the SLO recommendation before
+//   stabilisation, on usable load only: the first whose floor sets the count (above the
+//   provisioned count, and above the SLO recommendation unless it wins ties) names the reason;
+// - "floor" signals (the pre-warm schedule) need no load and apply after stabilisation, also while
+//   holding on bad data, next to minGpus: the first with the highest floor names the reason.
 //
 // A new signal is one file exporting a CapacitySignal plus one entry in the list passed to
 // decideCapacity / decideShardCount (DEFAULT_CAPACITY_SIGNALS for the operator and the simulator).
@@ -10,7 +13,8 @@
 import type { BurstDetection } from "../prewarm/burst.ts";
 import { corroboratedForecastLoad, corroboratedRise } from "../prewarm/corroborate.ts";
 import { learnedDays, observeLoadSample, peakUpperForecast } from "../prewarm/forecast.ts";
-import type { CapacityInput, CapacitySignals, CapacityState } from "./decide.ts";
+import { scheduleFloorAt } from "../prewarm/schedule.ts";
+import type { CapacityConflict, CapacityInput, CapacitySignals, CapacityState } from "./decide.ts";
 import type { CapacityPolicy } from "./policy.ts";
 
 /** What a signal sees of one tick: usable load (the data-quality holds already passed) and the SLO stage's result. */
@@ -55,6 +59,7 @@ export interface SignalAsk {
 }
 
 export interface CapacitySignal<R extends string = string> {
+  readonly kind: "recommend";
   readonly id: string;
   /** The decision's reason when this signal sets the count. */
   readonly reason: R;
@@ -72,16 +77,71 @@ export interface CapacitySignal<R extends string = string> {
   learnOwn?(ctx: SignalContext, previous: unknown): unknown;
 }
 
+/** What a floor signal sees: no load (floors apply also while holding on bad data). */
+export interface FloorContext {
+  readonly policy: CapacityPolicy;
+  readonly state: CapacityState;
+  readonly nowMs: number;
+  readonly leadTimeMs: number;
+  /** GPU granularity (policy.gpuStep, at least 1). */
+  readonly step: number;
+}
+
+export interface FloorAsk {
+  /** GPUs this signal wants at least (0 = no ask). */
+  readonly floorGpus: number;
+  /** Why, put before the decision's message when this floor binds. */
+  readonly message: string;
+  /** Problems found in the signal's configuration (reported, the signal goes on without them). */
+  readonly conflicts?: readonly CapacityConflict[];
+  readonly figures?: Partial<CapacitySignals>;
+}
+
+export interface FloorSignal<R extends string = string> {
+  readonly kind: "floor";
+  readonly id: string;
+  readonly reason: R;
+  readonly apiReason: string;
+  evaluate(ctx: FloorContext): FloorAsk;
+}
+
+/** One entry of the registry. */
+export type CapacitySignalEntry<R extends string = string> = CapacitySignal<R> | FloorSignal<R>;
+
 /** The reason type of a registry. */
-export type SignalReason<S extends readonly CapacitySignal[]> = S[number]["reason"];
+export type SignalReason<S extends readonly CapacitySignalEntry[]> = S[number]["reason"];
 
 function fmt(n: number | undefined, digits = 0): string {
   if (n === undefined || !Number.isFinite(n)) return String(n);
   return n.toFixed(digits);
 }
 
+export function roundUpToStep(n: number, step: number): number {
+  return Math.ceil(n / step - 1e-9) * step;
+}
+
+/** Scheduled pre-warm: the largest minGpus of the windows open (or opening within one lead time); invalid schedules are reported and skipped. */
+export const scheduleSignal: FloorSignal<"ScheduledPrewarm"> = {
+  kind: "floor",
+  id: "schedule",
+  reason: "ScheduledPrewarm",
+  apiReason: "ScheduledWindow",
+  evaluate({ policy, nowMs, leadTimeMs, step }) {
+    const schedule = scheduleFloorAt(policy.schedules, nowMs, leadTimeMs);
+    const conflicts = schedule.invalid.map((bad): CapacityConflict => ({ type: "InvalidSchedule", message: `schedule ${bad.name}: ${bad.field}: ${bad.message}` }));
+    const floorGpus = Math.min(roundUpToStep(schedule.gpuCount, step), Number.MAX_SAFE_INTEGER);
+    const message = schedule.schedule === undefined
+      ? ""
+      : schedule.prewarming
+        ? `schedule ${schedule.schedule.name} opens in ${fmt(((schedule.schedule.opensAtMs ?? nowMs) - nowMs) / 60_000, 1)} min (lead time ${fmt(leadTimeMs / 60_000, 1)} min) and needs ${floorGpus} GPUs`
+        : `schedule ${schedule.schedule.name} is open and needs ${floorGpus} GPUs`;
+    return { floorGpus, message, conflicts, figures: { scheduleGpus: floorGpus, scheduleName: schedule.schedule?.name } };
+  },
+};
+
 /** Burst: the short-window load far above the stable-window load asks for what it needs now. */
 export const burstSignal: CapacitySignal<"Burst"> = {
+  kind: "recommend",
   id: "burst",
   reason: "Burst",
   apiReason: "BurstDetected",
@@ -131,6 +191,7 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
 
 /** Forecast pre-warm: the load expected one lead time ahead, never above the learned ceiling; learns every sample with data. */
 export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
+  kind: "recommend",
   id: "forecast",
   reason: "ForecastPrewarm",
   apiReason: "ForecastPeak",
@@ -152,13 +213,18 @@ export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
   },
 };
 
-/** The operator's and the simulator's signals, in priority order. */
-export const DEFAULT_CAPACITY_SIGNALS = [burstSignal, forecastSignal] as const;
+/** The operator's and the simulator's signals, in priority order (within each kind). */
+export const DEFAULT_CAPACITY_SIGNALS = [scheduleSignal, burstSignal, forecastSignal] as const;
 export type DefaultSignalReason = SignalReason<typeof DEFAULT_CAPACITY_SIGNALS>;
 
-/** Every signal's ask this tick, in registry order. */
-export function evaluateSignals(signals: readonly CapacitySignal[], ctx: SignalContext): { readonly signal: CapacitySignal; readonly ask: SignalAsk }[] {
-  return signals.map((signal) => ({ signal, ask: signal.evaluate(ctx) }));
+/** Every recommend signal's ask this tick, in registry order. */
+export function evaluateSignals(signals: readonly CapacitySignalEntry[], ctx: SignalContext): { readonly signal: CapacitySignal; readonly ask: SignalAsk }[] {
+  return signals.filter((s): s is CapacitySignal => s.kind === "recommend").map((signal) => ({ signal, ask: signal.evaluate(ctx) }));
+}
+
+/** Every floor signal's ask this tick, in registry order. */
+export function evaluateFloors(signals: readonly CapacitySignalEntry[], ctx: FloorContext): { readonly signal: FloorSignal; readonly ask: FloorAsk }[] {
+  return signals.filter((s): s is FloorSignal => s.kind === "floor").map((signal) => ({ signal, ask: signal.evaluate(ctx) }));
 }
 
 /** The signal that sets the count, if any: its floor is the count, above the provisioned count, and above the SLO's unless it wins ties. */
