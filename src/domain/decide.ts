@@ -417,7 +417,8 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
         }
       }
       const plannedMetrics = planned === outcome.placement ? outcome.metrics : computePlacementMetrics(planned, planHeat);
-      const worthIt = !current || structural || firstHeatPlan || currentMetrics === undefined
+      // A budget-limited current placement is a convergence in progress: continue it (ADR 0002).
+      const worthIt = !current || structural || firstHeatPlan || currentMetrics === undefined || (current.pendingMoves ?? 0) > 0
         || plannedMetrics.balancedness - currentMetrics.balancedness >= policy.placement.minBalancednessGain;
       if (!worthIt) {
         placement = {
