@@ -2,9 +2,11 @@
 // Algorithm and rationale: docs/adr/0002-placement-algorithm.md.
 
 import { placementHash } from "./hash.ts";
-import { applyMove, improveLayer, LayerSearch, SearchBuffers } from "./improve.ts";
+import { applyMove, LayerSearch, SearchBuffers } from "./improve.ts";
 import type { Move } from "./improve.ts";
-import { fillFreeSlots, FreshScratch, planLayerFresh } from "./fresh.ts";
+import { FreshScratch } from "./fresh.ts";
+import { applyReplan, FRESH_MIN_SCORE, planLayerFromScratch, planLayerReplan } from "./replan.ts";
+import type { LayerReplan } from "./replan.ts";
 import { IndexedHeap } from "./heap.ts";
 import { computePlacementMetrics, countMovedReplicas, countReplicas } from "./metrics.ts";
 import { LayerState } from "./state.ts";
@@ -18,8 +20,6 @@ import type {
   PlacementPolicy,
 } from "./types.ts";
 
-/** Local-search threshold after a from-scratch pack (moves are free there). */
-const FRESH_MIN_SCORE = 1e-4;
 /**
  * Default PlacementPolicy.minGainPerMove: 0.01% of the layer's mean GPU load per replica loaded, the
  * same stop as the fresh plan's search, so that repeated rebalances on one heat reach the fresh plan's
@@ -265,18 +265,7 @@ function planFresh(ctx: PlanContext, current: Placement | undefined): Planned {
   const layers: number[][][] = [];
   for (let l = 0; l < L; l++) {
     if (l > 0) st.reset(heat[l]!, cap);
-    planLayerFresh(st, freshScratch);
-    if (search === null) search = new LayerSearch(st);
-    else search.attach(st);
-    improveLayer(search, st, Infinity, FRESH_MIN_SCORE, 2 * cap);
-    search.detach();
-    if (fillFreeSlots(st) > 0) {
-      // The added replicas open moves; search again so that the plan is a fixpoint of the
-      // incremental search (same stop), and replanning the same heat from it changes nothing.
-      search.attach(st);
-      improveLayer(search, st, Infinity, FRESH_MIN_SCORE, 2 * cap);
-      search.detach();
-    }
+    search = planLayerFromScratch(st, freshScratch, search);
     layers.push(st.toSlots());
   }
   const placement = toPlacement(ctx.placementGpus, E, layers);
@@ -355,36 +344,57 @@ function repairLayer(st: LayerState, l: number): { loads: number; trimmed: numbe
 
 /**
  * Global greedy improvement under the move budget: each layer offers its best move, a heap across
- * layers applies the best-scoring one (ties: lower layer) and asks that layer again. Returns the
- * replica loads spent and whether the budget stopped the search while moves scoring `minScore`
- * remained.
+ * layers applies the best-scoring one (ties: lower layer) and asks that layer again. When no layer
+ * has a move left, each stuck layer may offer a re-plan (replan.ts; at most one per layer and plan),
+ * and the search goes on. Returns the replica loads spent and whether the budget stopped the search
+ * while moves (or re-plans) scoring `minScore` remained.
  */
-function improveAllLayers(states: LayerState[], budgetReplicas: number, minScore: number): { spent: number; budgetLimited: boolean } {
+function improveAllLayers(states: LayerState[], budgetReplicas: number, minScore: number, scratch: FreshScratch): { spent: number; budgetLimited: boolean } {
   const L = states.length;
   let budget = budgetReplicas;
+  let replanCut = false;
   const buffers = new SearchBuffers();
   const searches = states.map((st) => new LayerSearch(st, buffers));
   const offers: Array<Move | null> = new Array<Move | null>(L).fill(null);
+  const replans: Array<LayerReplan | null> = new Array<LayerReplan | null>(L).fill(null);
+  const replanTried = new Uint8Array(L);
   const heap = new IndexedHeap(L);
   const offer = (l: number): void => {
     const mv = searches[l]!.findBestMove(budget, minScore);
     offers[l] = mv;
     if (mv) heap.set(l, -mv.score, l);
   };
+  const offerReplans = (): void => {
+    for (let l = 0; l < L; l++) {
+      if (replanTried[l] || offers[l] !== null) continue;
+      replanTried[l] = 1;
+      const rp = planLayerReplan(states[l]!, scratch, minScore);
+      if (rp !== null && rp.cost > budget) replanCut = true;
+      else if (rp !== null) {
+        replans[l] = rp;
+        heap.set(l, -rp.score, l);
+      }
+    }
+  };
   for (let l = 0; l < L; l++) offer(l);
   let iterations = 0;
   const maxIterations = 4 * states.reduce((sum, st) => sum + st.cap, 0);
-  while (heap.length > 0 && iterations < maxIterations) {
+  while (iterations < maxIterations) {
+    if (heap.length === 0) offerReplans();
+    if (heap.length === 0) break;
     const l = heap.pop();
-    const mv = offers[l]!;
-    if (mv.cost <= budget) {
-      applyMove(states[l]!, mv);
-      budget -= mv.cost;
+    const rp = replans[l];
+    const cost = rp ? rp.cost : offers[l]!.cost;
+    if (cost <= budget) {
+      if (rp) applyReplan(states[l]!, rp);
+      else applyMove(states[l]!, offers[l]!);
+      budget -= cost;
       iterations += 1;
-    }
+    } else if (rp) replanCut = true;
+    replans[l] = null;
     offer(l);
   }
-  let budgetLimited = false;
+  let budgetLimited = replanCut;
   for (let l = 0; l < L && !budgetLimited; l++) budgetLimited = searches[l]!.findBestMove(Infinity, minScore) !== null;
   for (const search of searches) search.detach();
   return { spent: budgetReplicas - budget, budgetLimited };
@@ -423,9 +433,10 @@ function planIncremental(ctx: PlanContext, current: Placement, gpus: readonly Gp
   const replicaTotal = states.reduce((sum, st) => sum + st.replicas, 0);
   const budget = Math.floor(policy.maxMoveFraction * replicaTotal + 1e-9);
   const minScore = policy.minGainPerMove ?? DEFAULT_MIN_GAIN_PER_MOVE;
-  const { budgetLimited } = improveAllLayers(states, budget, minScore);
+  const scratch = new FreshScratch(ctx.topo, ctx.E);
+  const { budgetLimited } = improveAllLayers(states, budget, minScore, scratch);
   const layout = toPlacement(ctx.placementGpus, ctx.E, states.map((st) => st.toSlots()));
-  const pendingMoves = budgetLimited ? pendingAfter(current, layout, improveAllLayers(states, Number.MAX_SAFE_INTEGER, minScore).spent) : 0;
+  const pendingMoves = budgetLimited ? pendingAfter(current, layout, improveAllLayers(states, Number.MAX_SAFE_INTEGER, minScore, scratch).spent) : 0;
   const placement: Placement = pendingMoves > 0 ? { ...layout, pendingMoves } : layout;
   const metrics = computePlacementMetrics(placement, heat);
   const previousMetrics = computePlacementMetrics(current, heat);
