@@ -436,31 +436,55 @@ function planIncremental(ctx: PlanContext, current: Placement, gpus: readonly Gp
   const scratch = new FreshScratch(ctx.topo, ctx.E);
   const { budgetLimited } = improveAllLayers(states, budget, minScore, scratch);
   const layout = toPlacement(ctx.placementGpus, ctx.E, states.map((st) => st.toSlots()));
-  const pendingMoves = budgetLimited ? pendingAfter(current, layout, improveAllLayers(states, Number.MAX_SAFE_INTEGER, minScore, scratch).spent) : 0;
-  const placement: Placement = pendingMoves > 0 ? { ...layout, pendingMoves } : layout;
-  const metrics = computePlacementMetrics(placement, heat);
+  const metrics = computePlacementMetrics(layout, heat);
   const previousMetrics = computePlacementMetrics(current, heat);
-  const kept = keepCurrent(current, placement, metrics.balancedness - previousMetrics.balancedness, policy, structural || repairMoves > 0);
+  // A budget-limited plan is the first step of a convergence: the hysteresis weighs what the whole
+  // convergence gains (the search continued without a budget), not what fits in this step.
+  // A plan that continues a convergence skips the hysteresis and only counts down (no search needed).
+  const continuing = (current.pendingMoves ?? 0) > 0;
+  const rest = budgetLimited && !continuing ? improveAllLayers(states, Number.MAX_SAFE_INTEGER, minScore, scratch).spent : 0;
+  const reachable = budgetLimited && !continuing ? statesBalancedness(states) : metrics.balancedness;
+  const pendingMoves = budgetLimited ? pendingAfter(current, layout, rest) : 0;
+  const placement: Placement = pendingMoves > 0 ? { ...layout, pendingMoves } : layout;
+  const kept = keepCurrent(current, placement, reachable - previousMetrics.balancedness, policy, structural || repairMoves > 0);
   if (kept !== null) {
     return { kind: "unchanged", reason: kept, placement: current, placementHash: placementHash(current), metrics: previousMetrics, candidateBalancedness: metrics.balancedness };
   }
   return plannedOutcome(ctx, current, placement, { mode: "incremental", metrics, previousMetrics, repairMoves, budgetLimited });
 }
 
+/** Balancedness of the layers' working states (mean / max GPU load over active GPUs, averaged). */
+function statesBalancedness(states: LayerState[]): number {
+  let sum = 0;
+  for (const st of states) {
+    const { gpuCount, slotCount, activeGpuCount } = st.topo;
+    let max = 0;
+    let total = 0;
+    for (let g = 0; g < gpuCount; g++) {
+      if (slotCount[g]! <= 0) continue;
+      total += st.load[g]!;
+      if (st.load[g]! > max) max = st.load[g]!;
+    }
+    sum += max > 0 && activeGpuCount > 0 ? total / max / activeGpuCount : 1;
+  }
+  return states.length > 0 ? sum / states.length : 1;
+}
+
 /**
- * Replica loads a budget-limited plan leaves to the rest of its convergence: what the search would
- * still spend without a budget (`remaining`), and no more than what was left of the convergence the
- * current placement continues, minus this plan's loads (so noise cannot extend a convergence).
+ * Replica loads a budget-limited plan leaves to the rest of its convergence: for the first step,
+ * what the search would still spend without a budget (`remaining`); for a later step, what was left
+ * of the convergence the current placement continues, minus this plan's loads, so that sampling
+ * noise cannot extend a convergence (every step counts down).
  */
 function pendingAfter(current: Placement, planned: Placement, remaining: number): number {
   const before = current.pendingMoves ?? 0;
   if (before <= 0) return Math.max(0, remaining);
-  return Math.max(0, Math.min(remaining, before - countMovedReplicas(current, planned)));
+  return Math.max(0, before - countMovedReplicas(current, planned));
 }
 
 /**
- * Why the current placement stays (null: publish the plan). Hysteresis: keep it when the gain is
- * below `minBalancednessGain`, unless something needed repair or the current placement is a
+ * Why the current placement stays (null: publish the plan). Hysteresis: keep it when the gain (of
+ * the whole convergence, for a budget-limited plan) is below `minBalancednessGain`, unless something needed repair or the current placement is a
  * budget-limited step of a convergence (`Placement.pendingMoves`), which the plan continues.
  */
 function keepCurrent(current: Placement, planned: Placement, gain: number, policy: PlacementPolicy, repaired: boolean): string | null {
