@@ -504,7 +504,9 @@ function heatRebalancePlacement(c: PlacementContext): DecisionPlacement {
     }
     const metrics = planned === o.placement ? o.metrics : computePlacementMetrics(planned, c.planHeat);
     const before = c.currentMetrics;
-    if (before !== undefined && metrics.balancedness - before.balancedness < policy.placement.minBalancednessGain) {
+    // A budget-limited current placement is a convergence in progress: continue it (ADR 0002).
+    const converging = (current.pendingMoves ?? 0) > 0;
+    if (before !== undefined && !converging && metrics.balancedness - before.balancedness < policy.placement.minBalancednessGain) {
       return {
         action: "keep",
         reason: `keeping the placement: the rebalance that fits the free GPUs would change balancedness ${before.balancedness.toFixed(3)} -> ${metrics.balancedness.toFixed(3)}, below the ${policy.placement.minBalancednessGain} gain threshold`,

@@ -58,43 +58,55 @@ function buildHolders(st: LayerState, scratch: SearchScratch): void {
   }
 }
 
-/**
- * Best single move for the layer's hottest GPU, or null when none lowers it by at least
- * `minScore` (share of mean GPU load per replica loaded) within `budget` replica loads.
- * A move is valid only if every GPU it touches ends below the hottest GPU's current load.
- */
-function naiveBestMove(st: LayerState, budget: number, minScore: number, scratch: SearchScratch): Move | null {
-  const { gpuCount: G, maxSlots: S, slotCount, activeGpuCount } = st.topo;
-  const E = st.expertCount;
-  const { load, grid, has, r, w, used } = st;
-  const orig = st.orig;
-  const mean = st.meanLoad;
-  if (!(mean > 0)) return null;
+/** The best move so far of a naive scan, and what the scan of h shares (the spec of LayerSearch.findBestMove). */
+interface NaiveScan {
+  st: LayerState;
+  budget: number;
+  h: number;
+  Lh: number;
+  eps: number;
+  invMean: number;
+  lr: Float64Array;
+  hStart: Int32Array;
+  hList: Int32Array;
+  pc: number;
+  rc: number;
+  filler: number;
+  fillerLoad: number;
+  best: Move;
+}
 
-  let h = -1;
-  let Lh = -Infinity;
-  for (let g = 0; g < G; g++) {
-    if (slotCount[g]! > 0 && load[g]! > Lh) {
-      Lh = load[g]!;
-      h = g;
-    }
-  }
-  if (h < 0 || Lh <= 0) return null;
-  const eps = mean * 1e-9;
-  const invMean = 1 / mean;
+/** Per replica x of h: its load per replica now and with one more replica, and what removing it refunds. */
+interface NaiveX {
+  hs: number;
+  x: number;
+  rx: number;
+  wx: number;
+  lx: number;
+  lxNew: number;
+  dx: number;
+  xHoldMax: number;
+  removeX: number;
+  canAddX: boolean;
+}
 
-  buildHolders(st, scratch);
-  if (scratch.perReplica.length !== E) scratch.perReplica = new Float64Array(E);
-  const lr = scratch.perReplica;
-  for (let e = 0; e < E; e++) lr[e] = r[e]! > 0 ? w[e]! / r[e]! : 0;
-  const hStart = scratch.start;
-  const hList = scratch.list;
+/** Keep a candidate move if it scores above the best so far (first found wins ties). */
+function offerMove(n: NaiveScan, gain: number, cost: number, kind: number, x: NaiveX, d: number, ds: number, y: number): void {
+  if (!(gain > n.eps)) return;
+  const sc = (gain * n.invMean) / (cost > 1 ? cost : 1);
+  if (sc > n.best.score) n.best = { kind, h: n.h, hSlot: x.hs, x: x.x, d, dSlot: ds, y, score: sc, cost };
+}
 
-  // The coolest GPUs (excluding h), ascending by (load, index): swap / replace partners.
+const origHas = (st: LayerState, g: number, e: number): boolean => st.orig !== null && bitAt(st.orig, g * st.expertCount + e) === 1;
+
+/** The coolest GPUs (excluding h), ascending by (load, index): swap partners. */
+function naivePartners(n: NaiveScan, scratch: SearchScratch): void {
+  const { gpuCount: G, slotCount } = n.st.topo;
+  const load = n.st.load;
   const partners = scratch.partners;
   let pc = 0;
   for (let g = 0; g < G; g++) {
-    if (g === h || slotCount[g]! <= 0) continue;
+    if (g === n.h || slotCount[g]! <= 0) continue;
     const lg = load[g]!;
     if (pc === PARTNER_GPUS && lg >= load[partners[pc - 1]!]!) continue;
     let pos = pc < PARTNER_GPUS ? pc++ : PARTNER_GPUS - 1;
@@ -104,37 +116,30 @@ function naiveBestMove(st: LayerState, budget: number, minScore: number, scratch
     }
     partners[pos] = g;
   }
+  n.pc = pc;
+}
 
-  let bestScore = minScore;
-  let bKind = -1;
-  let bHs = -1;
-  let bX = -1;
-  let bD = -1;
-  let bDs = -1;
-  let bY = -1;
-  let bCost = 0;
-
-  // Replace candidates: redundant replicas (r >= 2) off h whose removal hurts least, ranked by the
-  // highest load it leaves on any GPU involved (other holders of y, and d without y).
-  const candD = scratch.candD;
-  const candS = scratch.candS;
-  const candKey = scratch.candKey;
+/**
+ * Replace candidates: redundant replicas (r >= 2) off h whose removal hurts least, ranked by the
+ * highest load it leaves on any GPU involved (other holders of y, and d without y).
+ */
+function naiveReplaceCandidates(n: NaiveScan, scratch: SearchScratch): void {
+  const { st, h, Lh, lr, hStart, hList } = n;
+  const { gpuCount: G, maxSlots: S, slotCount } = st.topo;
+  const { candD, candS, candKey } = scratch;
   let rc = 0;
   for (let d = 0; d < G; d++) {
     if (d === h) continue;
-    const dBase = d * S;
     for (let ds = 0; ds < slotCount[d]!; ds++) {
-      const y = grid[dBase + ds]!;
-      if (y === EMPTY_SLOT || r[y]! < 2) continue;
-      const ly = lr[y]!;
-      const dy = w[y]! / (r[y]! - 1) - ly;
-      let key = load[d]! - ly;
+      const y = st.grid[d * S + ds]!;
+      if (y === EMPTY_SLOT || st.r[y]! < 2) continue;
+      const dy = st.w[y]! / (st.r[y]! - 1) - lr[y]!;
+      let key = st.load[d]! - lr[y]!;
       for (let k = hStart[y]!; k < hStart[y + 1]!; k++) {
         const g2 = hList[k]!;
-        if (g2 !== d && load[g2]! + dy > key) key = load[g2]! + dy;
+        if (g2 !== d && st.load[g2]! + dy > key) key = st.load[g2]! + dy;
       }
-      if (key >= Lh) continue;
-      if (rc === REPLACE_CANDIDATES && key >= candKey[rc - 1]!) continue;
+      if (key >= Lh || (rc === REPLACE_CANDIDATES && key >= candKey[rc - 1]!)) continue;
       let pos = rc < REPLACE_CANDIDATES ? rc++ : REPLACE_CANDIDATES - 1;
       while (pos > 0 && candKey[pos - 1]! > key) {
         candKey[pos] = candKey[pos - 1]!;
@@ -147,177 +152,167 @@ function naiveBestMove(st: LayerState, budget: number, minScore: number, scratch
       candS[pos] = ds;
     }
   }
+  n.rc = rc;
+}
 
-  const canGrow = st.replicas < st.cap;
-  const hasFreeSlot = st.replicas < st.topo.totalSlots;
-  let filler = -2; // -2: not computed yet; -1: none
-  let fillerLoad = 0;
-  const hBase = h * S;
-  const hRow = h * E;
+/** h's slots by descending load per replica (stable), into scratch.hOrder. */
+function naiveHotOrder(n: NaiveScan, scratch: SearchScratch): number {
+  const { st, h, lr } = n;
+  const S = st.topo.maxSlots;
   if (scratch.hOrder.length < S) scratch.hOrder = new Int32Array(S);
   const hOrder = scratch.hOrder;
   let hn = 0;
-  for (let hs = 0; hs < slotCount[h]!; hs++) {
-    const x = grid[hBase + hs]!;
+  for (let hs = 0; hs < st.topo.slotCount[h]!; hs++) {
+    const x = st.grid[h * S + hs]!;
     if (x === EMPTY_SLOT) continue;
     let pos = hn++;
-    while (pos > 0 && lr[grid[hBase + hOrder[pos - 1]!]!]! < lr[x]!) {
+    while (pos > 0 && lr[st.grid[h * S + hOrder[pos - 1]!]!]! < lr[x]!) {
       hOrder[pos] = hOrder[pos - 1]!;
       pos -= 1;
     }
     hOrder[pos] = hs;
   }
-  for (let hi = 0; hi < hn; hi++) {
-    const hs = hOrder[hi]!;
-    const x = grid[hBase + hs]!;
-    const rx = r[x]!;
-    const wx = w[x]!;
-    const lx = lr[x]!;
-    // No move of x lowers h by more than lx (and scores divide by max(cost, 1)); slots are in
-    // descending lx, so nothing further can win.
-    if (!(lx * invMean > bestScore)) break;
-    const canAddX = rx < activeGpuCount;
-    const lxNew = wx / (rx + 1);
-    const dx = lx - lxNew;
-    let xHoldMax = -Infinity;
-    for (let k = hStart[x]!; k < hStart[x + 1]!; k++) {
-      const v = load[hList[k]!]! - dx;
-      if (v > xHoldMax) xHoldMax = v;
-    }
-    const removeX = orig !== null && bitAt(orig, hRow + x) ? 0 : -1;
+  return hn;
+}
 
-    // Relocate / replicate into a free slot (skipped when the layer has none).
-    for (let d = 0; hasFreeSlot && d < G; d++) {
-      if (d === h || used[d]! >= slotCount[d]! || bitAt(has, d * E + x)) continue;
-      const Ld = load[d]!;
-      const addX = orig !== null && bitAt(orig, d * E + x) ? 0 : 1;
-      let cost = addX + removeX;
-      if (cost <= budget) {
-        const gain = Lh - Math.max(Lh - lx, Ld + lx);
-        if (gain > eps) {
-          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-          if (sc > bestScore) {
-            bestScore = sc; bKind = MOVE_RELOCATE; bHs = hs; bX = x; bD = d; bDs = -1; bY = -1; bCost = cost;
-          }
-        }
-      }
-      cost = addX;
-      if (canGrow && canAddX && cost <= budget) {
-        const gain = Lh - Math.max(xHoldMax, Ld + lxNew);
-        if (gain > eps) {
-          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-          if (sc > bestScore) {
-            bestScore = sc; bKind = MOVE_REPLICATE; bHs = hs; bX = x; bD = d; bDs = -1; bY = -1; bCost = cost;
-          }
-        }
-      }
-    }
+function naiveReplica(n: NaiveScan, hs: number): NaiveX {
+  const { st, h, lr, hStart, hList } = n;
+  const x = st.grid[h * st.topo.maxSlots + hs]!;
+  const rx = st.r[x]!;
+  const wx = st.w[x]!;
+  const lx = lr[x]!;
+  const lxNew = wx / (rx + 1);
+  const dx = lx - lxNew;
+  let xHoldMax = -Infinity;
+  for (let k = hStart[x]!; k < hStart[x + 1]!; k++) xHoldMax = Math.max(xHoldMax, st.load[hList[k]!]! - dx);
+  return { hs, x, rx, wx, lx, lxNew, dx, xHoldMax, removeX: origHas(st, h, x) ? 0 : -1, canAddX: rx < st.topo.activeGpuCount };
+}
 
-    // Swap with a replica on one of the coolest GPUs; a swap with d lowers h by at most (Lh - Ld) / 2.
-    for (let p = 0; p < pc; p++) {
-      const d = partners[p]!;
-      const Ld = load[d]!;
-      if (!((Lh - Ld) * 0.5 * invMean > bestScore)) break;
-      const dRow = d * E;
-      if (bitAt(has, dRow + x)) continue;
-      const addX = orig !== null && bitAt(orig, dRow + x) ? 0 : 1;
-      const dBase = d * S;
-      for (let ds = 0; ds < slotCount[d]!; ds++) {
-        const y = grid[dBase + ds]!;
-        if (y === EMPTY_SLOT) continue;
-        const ly = lr[y]!;
-        const removeY = orig !== null && bitAt(orig, dRow + y) ? 0 : -1;
-        if (ly < lx && !bitAt(has, hRow + y)) {
-          const cost = addX + (orig !== null && bitAt(orig, hRow + y) ? 0 : 1) + removeX + removeY;
-          if (cost <= budget) {
-            const gain = Lh - Math.max(Lh - lx + ly, Ld - ly + lx);
-            if (gain > eps) {
-              const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-              if (sc > bestScore) {
-                bestScore = sc; bKind = MOVE_SWAP; bHs = hs; bX = x; bD = d; bDs = ds; bY = y; bCost = cost;
-              }
-            }
-          }
-        }
-      }
-    }
+/** Relocate / replicate x into a free slot of any other GPU (skipped when the layer has none). */
+function naiveFreeSlots(n: NaiveScan, xi: NaiveX): void {
+  const { st, h, Lh } = n;
+  const { gpuCount: G, slotCount } = st.topo;
+  if (st.replicas >= st.topo.totalSlots) return;
+  for (let d = 0; d < G; d++) {
+    if (d === h || st.used[d]! >= slotCount[d]! || st.holds(d, xi.x)) continue;
+    const Ld = st.load[d]!;
+    const addX = origHas(st, d, xi.x) ? 0 : 1;
+    if (addX + xi.removeX <= n.budget) offerMove(n, Lh - Math.max(Lh - xi.lx, Ld + xi.lx), addX + xi.removeX, MOVE_RELOCATE, xi, d, -1, -1);
+    if (st.replicas < st.cap && xi.canAddX && addX <= n.budget) offerMove(n, Lh - Math.max(xi.xHoldMax, Ld + xi.lxNew), addX, MOVE_REPLICATE, xi, d, -1, -1);
+  }
+}
 
-    // Replace one of the least useful redundant replicas elsewhere with a new replica of x.
-    if (canAddX && dx * invMean > bestScore) {
-      for (let c = 0; c < rc; c++) {
-        const d = candD[c]!;
-        const dRow = d * E;
-        if (bitAt(has, dRow + x)) continue;
-        const ds = candS[c]!;
-        const y = grid[d * S + ds]!;
-        const ry = r[y]!;
-        const ly = lr[y]!;
-        const cost = (orig !== null && bitAt(orig, dRow + x) ? 0 : 1) + (orig !== null && bitAt(orig, dRow + y) ? 0 : -1);
-        if (cost > budget) continue;
-        let m = Math.max(xHoldMax, load[d]! - ly + lxNew);
-        if (!(Lh - m > eps)) continue;
-        const dy = w[y]! / (ry - 1) - ly;
-        for (let k = hStart[y]!; k < hStart[y + 1]!; k++) {
-          const g2 = hList[k]!;
-          if (g2 === d) continue;
-          const v = load[g2]! + dy - (bitAt(has, g2 * E + x) ? dx : 0);
-          if (v > m) m = v;
-        }
-        const gain = Lh - m;
-        if (gain > eps) {
-          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-          if (sc > bestScore) {
-            bestScore = sc; bKind = MOVE_REPLACE; bHs = hs; bX = x; bD = d; bDs = ds; bY = y; bCost = cost;
-          }
-        }
-      }
+/** Swap x with a lighter replica on one of the coolest GPUs; a swap with d lowers h by at most (Lh - Ld) / 2. */
+function naiveSwaps(n: NaiveScan, xi: NaiveX, scratch: SearchScratch): void {
+  const { st, h, Lh, lr } = n;
+  const S = st.topo.maxSlots;
+  for (let p = 0; p < n.pc; p++) {
+    const d = scratch.partners[p]!;
+    const Ld = st.load[d]!;
+    if (!((Lh - Ld) * 0.5 * n.invMean > n.best.score)) break;
+    if (st.holds(d, xi.x)) continue;
+    const addX = origHas(st, d, xi.x) ? 0 : 1;
+    for (let ds = 0; ds < st.topo.slotCount[d]!; ds++) {
+      const y = st.grid[d * S + ds]!;
+      if (y === EMPTY_SLOT || !(lr[y]! < xi.lx) || st.holds(h, y)) continue;
+      const cost = addX + (origHas(st, h, y) ? 0 : 1) + xi.removeX + (origHas(st, d, y) ? 0 : -1);
+      if (cost <= n.budget) offerMove(n, Lh - Math.max(Lh - xi.lx + lr[y]!, Ld - lr[y]! + xi.lx), cost, MOVE_SWAP, xi, d, ds, y);
     }
+  }
+}
 
-    // Drop a redundant replica of x from h. When the layer must stay full (no room under the
-    // replica cap), refill the slot with the expert that adds least to h (lowest load per replica
-    // after the add) -- one replica load -- so plans that fill every slot stay full.
-    if (rx >= 2) {
-      let z = -1;
-      let lzNew = 0;
-      if (!canGrow) {
-        if (filler === -2) {
-          filler = -1;
-          let best = Infinity;
-          for (let e = 0; e < E; e++) {
-            if (bitAt(has, hRow + e) || r[e]! >= activeGpuCount) continue;
-            const v = w[e]! / (r[e]! + 1);
-            if (v < best) {
-              best = v;
-              filler = e;
-            }
-          }
-          fillerLoad = best;
-        }
-        z = filler;
-        lzNew = fillerLoad;
-      }
-      const cost = removeX + (z >= 0 ? (orig !== null && bitAt(orig, hRow + z) ? 0 : 1) : 0);
-      if ((canGrow || z >= 0) && cost <= budget) {
-        const dxUp = wx / (rx - 1) - lx;
-        let m = Lh - lx + lzNew;
-        for (let k = hStart[x]!; k < hStart[x + 1]!; k++) {
-          const g2 = hList[k]!;
-          if (g2 === h) continue;
-          const v = load[g2]! + dxUp;
-          if (v > m) m = v;
-        }
-        const gain = Lh - m;
-        if (gain > eps) {
-          const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-          if (sc > bestScore) {
-            bestScore = sc; bKind = MOVE_EVICT; bHs = hs; bX = x; bD = -1; bDs = -1; bY = z; bCost = cost;
-          }
-        }
+/** Replace one of the least useful redundant replicas elsewhere with a new replica of x. */
+function naiveReplaces(n: NaiveScan, xi: NaiveX, scratch: SearchScratch): void {
+  const { st, Lh, lr, hStart, hList } = n;
+  if (!(xi.canAddX && xi.dx * n.invMean > n.best.score)) return;
+  for (let c = 0; c < n.rc; c++) {
+    const d = scratch.candD[c]!;
+    if (st.holds(d, xi.x)) continue;
+    const ds = scratch.candS[c]!;
+    const y = st.grid[d * st.topo.maxSlots + ds]!;
+    const ly = lr[y]!;
+    const cost = (origHas(st, d, xi.x) ? 0 : 1) + (origHas(st, d, y) ? 0 : -1);
+    if (cost > n.budget) continue;
+    let m = Math.max(xi.xHoldMax, st.load[d]! - ly + xi.lxNew);
+    if (!(Lh - m > n.eps)) continue;
+    const dy = st.w[y]! / (st.r[y]! - 1) - ly;
+    for (let k = hStart[y]!; k < hStart[y + 1]!; k++) {
+      const g2 = hList[k]!;
+      if (g2 !== d) m = Math.max(m, st.load[g2]! + dy - (st.holds(g2, xi.x) ? xi.dx : 0));
+    }
+    offerMove(n, Lh - m, cost, MOVE_REPLACE, xi, d, ds, y);
+  }
+}
+
+/**
+ * Drop a redundant replica of x from h. When the layer must stay full (no room under the replica
+ * cap), refill the slot with the expert that adds least to h (lowest load per replica after the
+ * add) -- one replica load -- so plans that fill every slot stay full.
+ */
+function naiveEvict(n: NaiveScan, xi: NaiveX): void {
+  const { st, h, Lh, hStart, hList } = n;
+  const E = st.expertCount;
+  if (xi.rx < 2) return;
+  const canGrow = st.replicas < st.cap;
+  if (!canGrow && n.filler === -2) {
+    n.filler = -1;
+    n.fillerLoad = Infinity;
+    for (let e = 0; e < E; e++) {
+      if (st.holds(h, e) || st.r[e]! >= st.topo.activeGpuCount) continue;
+      const v = st.w[e]! / (st.r[e]! + 1);
+      if (v < n.fillerLoad) {
+        n.fillerLoad = v;
+        n.filler = e;
       }
     }
   }
-  if (bKind < 0) return null;
-  return { kind: bKind, h, hSlot: bHs, x: bX, d: bD, dSlot: bDs, y: bY, score: bestScore, cost: bCost };
+  const z = canGrow ? -1 : n.filler;
+  const cost = xi.removeX + (z >= 0 ? (origHas(st, h, z) ? 0 : 1) : 0);
+  if (!(canGrow || z >= 0) || cost > n.budget) return;
+  const dxUp = xi.wx / (xi.rx - 1) - xi.lx;
+  let m = Lh - xi.lx + (canGrow ? 0 : n.fillerLoad);
+  for (let k = hStart[xi.x]!; k < hStart[xi.x + 1]!; k++) if (hList[k] !== h) m = Math.max(m, st.load[hList[k]!]! + dxUp);
+  offerMove(n, Lh - m, cost, MOVE_EVICT, xi, -1, -1, z);
+}
+
+/**
+ * Best single move for the layer's hottest GPU, or null when none lowers it by at least
+ * `minScore` (share of mean GPU load per replica loaded) within `budget` replica loads.
+ * A move is valid only if every GPU it touches ends below the hottest GPU's current load.
+ */
+function naiveBestMove(st: LayerState, budget: number, minScore: number, scratch: SearchScratch): Move | null {
+  const { gpuCount: G, slotCount } = st.topo;
+  const mean = st.meanLoad;
+  if (!(mean > 0)) return null;
+  let h = -1;
+  let Lh = -Infinity;
+  for (let g = 0; g < G; g++) {
+    if (slotCount[g]! > 0 && st.load[g]! > Lh) {
+      Lh = st.load[g]!;
+      h = g;
+    }
+  }
+  if (h < 0 || Lh <= 0) return null;
+  buildHolders(st, scratch);
+  if (scratch.perReplica.length !== st.expertCount) scratch.perReplica = new Float64Array(st.expertCount);
+  const lr = scratch.perReplica;
+  for (let e = 0; e < st.expertCount; e++) lr[e] = st.r[e]! > 0 ? st.w[e]! / st.r[e]! : 0;
+  const none: Move = { kind: -1, h, hSlot: -1, x: -1, d: -1, dSlot: -1, y: -1, score: minScore, cost: 0 };
+  const n: NaiveScan = { st, budget, h, Lh, eps: mean * 1e-9, invMean: 1 / mean, lr, hStart: scratch.start, hList: scratch.list, pc: 0, rc: 0, filler: -2, fillerLoad: 0, best: none };
+  naivePartners(n, scratch);
+  naiveReplaceCandidates(n, scratch);
+  const hn = naiveHotOrder(n, scratch);
+  for (let hi = 0; hi < hn; hi++) {
+    const xi = naiveReplica(n, scratch.hOrder[hi]!);
+    // No move of x lowers h by more than lx (and scores divide by max(cost, 1)); slots are in
+    // descending lx, so nothing further can win.
+    if (!(xi.lx * n.invMean > n.best.score)) break;
+    naiveFreeSlots(n, xi);
+    naiveSwaps(n, xi, scratch);
+    naiveReplaces(n, xi, scratch);
+    naiveEvict(n, xi);
+  }
+  return n.best.kind < 0 ? null : n.best;
 }
 
 // ---------------------------------------------------------------------------------------------

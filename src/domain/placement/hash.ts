@@ -17,6 +17,7 @@ export function serializePlacement(placement: Placement): string {
       slotCount: gpu.slotCount,
     })),
     layers: placement.layers,
+    ...(placement.pendingMoves !== undefined && placement.pendingMoves > 0 ? { pendingMoves: placement.pendingMoves } : {}),
   };
   return JSON.stringify(canonical);
 }
@@ -101,5 +102,10 @@ export function parsePlacement(json: unknown): ParseResult<Placement> {
       }
     }
   }
-  return { ok: true, value: { version: 1, layerCount: layerCount as number, expertCount: expertCount as number, gpus, layers: layers as number[][][] } };
+  const pendingMoves = o["pendingMoves"];
+  if (pendingMoves !== undefined && (!Number.isInteger(pendingMoves) || (pendingMoves as number) < 0)) {
+    return { ok: false, reason: `placement.pendingMoves must be an integer >= 0 when present, got ${JSON.stringify(pendingMoves)}` };
+  }
+  const value: Placement = { version: 1, layerCount: layerCount as number, expertCount: expertCount as number, gpus, layers: layers as number[][][] };
+  return { ok: true, value: typeof pendingMoves === "number" && pendingMoves > 0 ? { ...value, pendingMoves } : value };
 }

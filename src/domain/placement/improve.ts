@@ -100,6 +100,72 @@ export class SearchBuffers {
   }
 }
 
+/** The best move found so far by one findBestMove call. */
+class BestMove {
+  score = 0;
+  kind = -1;
+  hs = -1;
+  x = -1;
+  d = -1;
+  ds = -1;
+  y = -1;
+  cost = 0;
+
+  reset(minScore: number): void {
+    this.score = minScore;
+    this.kind = -1;
+  }
+
+  set(score: number, kind: number, hs: number, x: number, d: number, ds: number, y: number, cost: number): void {
+    this.score = score;
+    this.kind = kind;
+    this.hs = hs;
+    this.x = x;
+    this.d = d;
+    this.ds = ds;
+    this.y = y;
+    this.cost = cost;
+  }
+}
+
+/** What one findBestMove call scans: the hottest GPU h, and the replica x of it being tried. */
+class ScanState {
+  h = -1;
+  Lh = 0;
+  budget = 0;
+  eps = 0;
+  invMean = 0;
+  hRow = 0;
+  /** Swap partners found (buf.partners). */
+  pc = 0;
+  /** Replace candidates found (buf.candD / candS), -1 before the first use. */
+  rc = -1;
+  swapReady = false;
+  canGrow = false;
+  hasFreeSlot = false;
+  /** Evict refill: -2 not computed yet, -1 none. */
+  filler = -2;
+  fillerLoad = 0;
+  hs = -1;
+  x = -1;
+  rx = 0;
+  wx = 0;
+  /** Load per replica of x now and with one more replica, and their difference. */
+  lx = 0;
+  lxNew = 0;
+  dx = 0;
+  /** Highest load of x's holders once x has one more replica. */
+  xHoldMax = 0;
+  /** Replica loads of removing x from h: -1 when h held x before this plan (refund), else 0. */
+  removeX = 0;
+  canAddX = false;
+  /** Best free-slot relocate / replicate target and score for x. */
+  relSc = 0;
+  relD = -1;
+  repSc = 0;
+  repD = -1;
+}
+
 /**
  * Search state of one layer. Attaching turns on the LayerState's change log; every query first
  * catches up with the changes since the previous one, so the state may be changed freely (by
@@ -130,6 +196,8 @@ export class LayerSearch {
   /** Load per replica of each expert. */
   private lr!: Float64Array;
   private readonly buf: SearchBuffers;
+  private readonly c = new ScanState();
+  private readonly b = new BestMove();
 
   constructor(st: LayerState, buffers: SearchBuffers = new SearchBuffers()) {
     this.buf = buffers;
@@ -382,60 +450,68 @@ export class LayerSearch {
    * A move is valid only if every GPU it touches ends below the hottest GPU's current load.
    * Ties go to the move found first when scanning h's replicas by descending load per replica,
    * then free-slot GPUs by index (relocate before replicate), swap partners, replace candidates,
-   * eviction.
+   * eviction. Hot path (every step of every plan): the scan state lives in `this.c` and the best
+   * move so far in `this.b`, reused across calls, so a step allocates only the returned Move.
    */
   findBestMove(budget: number, minScore: number): Move | null {
     this.sync();
+    if (!this.beginScan(budget, minScore)) return null;
+    const c = this.c;
+    const b = this.b;
+    const hn = this.sortHotReplicas();
+    const hOrder = this.buf.hOrder;
+    for (let hi = 0; hi < hn; hi++) {
+      this.beginReplica(hOrder[hi]!);
+      // No move of x lowers h by more than lx (and scores divide by max(cost, 1)); slots are in
+      // descending lx, so nothing further can win.
+      if (!(c.lx * c.invMean > b.score)) break;
+      if (c.hasFreeSlot) this.scanFreeSlots();
+      // A swap with d lowers h by at most (Lh - Ld) / 2.
+      if (c.pc > 0 && (c.Lh - this.st.load[this.buf.partners[0]!]!) * 0.5 * c.invMean > b.score) this.scanSwaps();
+      if (c.canAddX && c.dx * c.invMean > b.score) this.scanReplaces();
+      if (c.rx >= 2) this.scanEvict();
+    }
+    if (b.kind < 0) return null;
+    return { kind: b.kind, h: c.h, hSlot: b.hs, x: b.x, d: b.d, dSlot: b.ds, y: b.y, score: b.score, cost: b.cost };
+  }
+
+  /** Set up the scan of the hottest GPU; false when the layer has no load to balance. */
+  private beginScan(budget: number, minScore: number): boolean {
     const st = this.st;
-    const { maxSlots: S, slotCount, activeGpuCount } = st.topo;
-    const E = st.expertCount;
-    const { load, grid, has, r, w, head, nextCell } = st;
-    const orig = st.orig;
-    const origStart = st.origStart;
-    const origList = st.origList;
+    const c = this.c;
     const mean = st.meanLoad;
-    if (!(mean > 0)) return null;
-
+    if (!(mean > 0)) return false;
     const h = this.hot.top();
-    if (h < 0) return null;
-    const Lh = load[h]!;
-    if (Lh <= 0) return null;
-    const eps = mean * 1e-9;
-    const invMean = 1 / mean;
-    const lr = this.lr;
-
+    if (h < 0) return false;
+    const Lh = st.load[h]!;
+    if (Lh <= 0) return false;
+    c.h = h;
+    c.Lh = Lh;
+    c.budget = budget;
+    c.eps = mean * 1e-9;
+    c.invMean = 1 / mean;
+    c.hRow = h * st.expertCount;
     // The coolest GPUs (excluding h), ascending by (load, index): swap partners.
-    const buf = this.buf;
-    const partners = buf.partners;
-    const pc = this.cool.smallest(PARTNER_GPUS, h, partners, buf.stack);
+    c.pc = this.cool.smallest(PARTNER_GPUS, h, this.buf.partners, this.buf.stack);
+    c.rc = -1; // replace candidates, found on first use
+    c.swapReady = false;
+    c.canGrow = st.replicas < st.cap;
+    c.hasFreeSlot = st.replicas < st.topo.totalSlots && this.free.min[1]! < Infinity;
+    c.filler = -2; // -2: not computed yet; -1: none
+    c.fillerLoad = 0;
+    this.b.reset(minScore);
+    return true;
+  }
 
-    let bestScore = minScore;
-    let bKind = -1;
-    let bHs = -1;
-    let bX = -1;
-    let bD = -1;
-    let bDs = -1;
-    let bY = -1;
-    let bCost = 0;
-
-    const candD = buf.candD;
-    const candS = buf.candS;
-    let rc = -1; // replace candidates, found on first use
-    let swapReady = false;
-    const swapSlot = buf.swapSlot;
-    const swapLoad = buf.swapLoad;
-    const swapCost = buf.swapCost;
-
-    const canGrow = st.replicas < st.cap;
-    const hasFreeSlot = st.replicas < st.topo.totalSlots && this.free.min[1]! < Infinity;
-    const blocked = buf.blocked;
-    let filler = -2; // -2: not computed yet; -1: none
-    let fillerLoad = 0;
-    const hBase = h * S;
-    const hRow = h * E;
-    const hOrder = buf.hOrder;
+  /** h's slots by descending load per replica (stable: slot order among equals), into buf.hOrder. */
+  private sortHotReplicas(): number {
+    const { grid } = this.st;
+    const S = this.st.topo.maxSlots;
+    const hBase = this.c.h * S;
+    const hOrder = this.buf.hOrder;
+    const lr = this.lr;
     let hn = 0;
-    for (let hs = 0; hs < slotCount[h]!; hs++) {
+    for (let hs = 0; hs < this.st.topo.slotCount[this.c.h]!; hs++) {
       const x = grid[hBase + hs]!;
       if (x === EMPTY_SLOT) continue;
       let pos = hn++;
@@ -445,247 +521,289 @@ export class LayerSearch {
       }
       hOrder[pos] = hs;
     }
-    for (let hi = 0; hi < hn; hi++) {
-      const hs = hOrder[hi]!;
-      const x = grid[hBase + hs]!;
-      const rx = r[x]!;
-      const wx = w[x]!;
-      const lx = lr[x]!;
-      // No move of x lowers h by more than lx (and scores divide by max(cost, 1)); slots are in
-      // descending lx, so nothing further can win.
-      if (!(lx * invMean > bestScore)) break;
-      const canAddX = rx < activeGpuCount;
-      const lxNew = wx / (rx + 1);
-      const dx = lx - lxNew;
-      let xHoldMax = -Infinity;
-      for (let c = head[x]!; c >= 0; c = nextCell[c]!) {
-        const v = load[Math.floor(c / S)]! - dx;
-        if (v > xHoldMax) xHoldMax = v;
-      }
-      const removeX = orig !== null && bitAt(orig, hRow + x) ? 0 : -1;
+    return hn;
+  }
 
-      // Relocate / replicate into a free slot. Both scores fall with the target's load, so per
-      // kind the best target is the least-loaded eligible GPU, and among equal scores the lowest
-      // index. GPUs that held x before this plan (cost one load less) are checked one by one; the
-      // rest come from the free-slot tree with h and x's holders blocked.
-      if (hasFreeSlot) {
-        const relOk = removeX + 1 <= budget; // a GPU without x before
-        const relOkOrig = removeX <= budget; // a GPU that held x before
-        const repAllowed = canGrow && canAddX;
-        const repOk = repAllowed && 1 <= budget;
-        const repOkOrig = repAllowed && 0 <= budget;
-        const relFloor = Lh - lx;
-        let relSc = -Infinity;
-        let relD = -1;
-        let repSc = -Infinity;
-        let repD = -1;
-        if (origStart !== null && origList !== null && (relOkOrig || repOkOrig)) {
-          for (let k = origStart[x]!; k < origStart[x + 1]!; k++) {
-            const d = origList[k]!;
-            if (d === h || st.used[d]! >= slotCount[d]! || bitAt(has, d * E + x)) continue;
-            const Ld = load[d]!;
-            if (relOkOrig) {
-              const gain = Lh - Math.max(relFloor, Ld + lx);
-              if (gain > eps) {
-                const sc = gain * invMean;
-                if (sc > relSc || (sc === relSc && d < relD)) {
-                  relSc = sc;
-                  relD = d;
-                }
-              }
-            }
-            if (repOkOrig) {
-              const gain = Lh - Math.max(xHoldMax, Ld + lxNew);
-              if (gain > eps) {
-                const sc = gain * invMean;
-                if (sc > repSc || (sc === repSc && d < repD)) {
-                  repSc = sc;
-                  repD = d;
-                }
-              }
-            }
-          }
-        }
-        if (relOk || repOk) {
-          blocked[h] = 1;
-          for (let c = head[x]!; c >= 0; c = nextCell[c]!) blocked[Math.floor(c / S)] = 1;
-          if (origStart !== null && origList !== null) for (let k = origStart[x]!; k < origStart[x + 1]!; k++) blocked[origList[k]!] = 1;
-          const Lmin = this.free.minUnblocked(blocked);
-          if (Lmin < Infinity) {
-            if (relOk) {
-              const gain = Lh - Math.max(relFloor, Lmin + lx);
-              if (gain > eps) {
-                const sc = gain * invMean;
-                if (sc >= relSc) {
-                  const d = this.free.leftmostScoring(Lh, relFloor, lx, invMean, eps, sc, blocked);
-                  if (d >= 0 && (sc > relSc || d < relD)) {
-                    relSc = sc;
-                    relD = d;
-                  }
-                }
-              }
-            }
-            if (repOk) {
-              const gain = Lh - Math.max(xHoldMax, Lmin + lxNew);
-              if (gain > eps) {
-                const sc = gain * invMean;
-                if (sc >= repSc) {
-                  const d = this.free.leftmostScoring(Lh, xHoldMax, lxNew, invMean, eps, sc, blocked);
-                  if (d >= 0 && (sc > repSc || d < repD)) {
-                    repSc = sc;
-                    repD = d;
-                  }
-                }
-              }
-            }
-          }
-          blocked[h] = 0;
-          for (let c = head[x]!; c >= 0; c = nextCell[c]!) blocked[Math.floor(c / S)] = 0;
-          if (origStart !== null && origList !== null) for (let k = origStart[x]!; k < origStart[x + 1]!; k++) blocked[origList[k]!] = 0;
-        }
-        // Scan order: relocate to d, replicate to d, then the next d.
-        const relFirst = relD >= 0 && (repD < 0 || relD <= repD);
-        for (let pass = 0; pass < 2; pass++) {
-          if ((pass === 0) === relFirst) {
-            if (relD >= 0 && relSc > bestScore) {
-              const addX = orig !== null && bitAt(orig, relD * E + x) ? 0 : 1;
-              bestScore = relSc; bKind = MOVE_RELOCATE; bHs = hs; bX = x; bD = relD; bDs = -1; bY = -1; bCost = addX + removeX;
-            }
-          } else if (repD >= 0 && repSc > bestScore) {
-            const addX = orig !== null && bitAt(orig, repD * E + x) ? 0 : 1;
-            bestScore = repSc; bKind = MOVE_REPLICATE; bHs = hs; bX = x; bD = repD; bDs = -1; bY = -1; bCost = addX;
-          }
+  /** Scan state for the replica x in slot hs of h. */
+  private beginReplica(hs: number): void {
+    const st = this.st;
+    const c = this.c;
+    const S = st.topo.maxSlots;
+    const x = st.grid[c.h * S + hs]!;
+    c.hs = hs;
+    c.x = x;
+    c.rx = st.r[x]!;
+    c.wx = st.w[x]!;
+    c.lx = this.lr[x]!;
+    c.canAddX = c.rx < st.topo.activeGpuCount;
+    c.lxNew = c.wx / (c.rx + 1);
+    c.dx = c.lx - c.lxNew;
+    let xHoldMax = -Infinity;
+    for (let k = st.head[x]!; k >= 0; k = st.nextCell[k]!) {
+      const v = st.load[Math.floor(k / S)]! - c.dx;
+      if (v > xHoldMax) xHoldMax = v;
+    }
+    c.xHoldMax = xHoldMax;
+    c.removeX = st.orig !== null && bitAt(st.orig, c.hRow + x) ? 0 : -1;
+  }
+
+  /** Replica loads of putting x on d: 0 when d held x before this plan. */
+  private addCost(d: number, e: number): number {
+    const orig = this.st.orig;
+    return orig !== null && bitAt(orig, d * this.st.expertCount + e) ? 0 : 1;
+  }
+
+  /**
+   * Relocate / replicate x into a free slot. Both scores fall with the target's load, so per kind
+   * the best target is the least-loaded eligible GPU, and among equal scores the lowest index. GPUs
+   * that held x before this plan (cost one load less) are checked one by one; the rest come from
+   * the free-slot tree with h and x's holders blocked.
+   */
+  private scanFreeSlots(): void {
+    const c = this.c;
+    const relOk = c.removeX + 1 <= c.budget; // a GPU without x before
+    const relOkOrig = c.removeX <= c.budget; // a GPU that held x before
+    const repAllowed = c.canGrow && c.canAddX;
+    const repOk = repAllowed && 1 <= c.budget;
+    const repOkOrig = repAllowed && 0 <= c.budget;
+    c.relSc = -Infinity;
+    c.relD = -1;
+    c.repSc = -Infinity;
+    c.repD = -1;
+    if (relOkOrig || repOkOrig) this.freeSlotsHeldBefore(relOkOrig, repOkOrig);
+    if (relOk || repOk) this.freeSlotsFromTree(relOk, repOk);
+    // Scan order: relocate to d, replicate to d, then the next d.
+    const b = this.b;
+    const relFirst = c.relD >= 0 && (c.repD < 0 || c.relD <= c.repD);
+    for (let pass = 0; pass < 2; pass++) {
+      if ((pass === 0) === relFirst) {
+        if (c.relD >= 0 && c.relSc > b.score) b.set(c.relSc, MOVE_RELOCATE, c.hs, c.x, c.relD, -1, -1, this.addCost(c.relD, c.x) + c.removeX);
+      } else if (c.repD >= 0 && c.repSc > b.score) {
+        b.set(c.repSc, MOVE_REPLICATE, c.hs, c.x, c.repD, -1, -1, this.addCost(c.repD, c.x));
+      }
+    }
+  }
+
+  /** Free-slot targets among the GPUs that held x before this plan. */
+  private freeSlotsHeldBefore(relOk: boolean, repOk: boolean): void {
+    const st = this.st;
+    const c = this.c;
+    const { origStart, origList } = st;
+    if (origStart === null || origList === null) return;
+    const E = st.expertCount;
+    const relFloor = c.Lh - c.lx;
+    for (let k = origStart[c.x]!; k < origStart[c.x + 1]!; k++) {
+      const d = origList[k]!;
+      if (d === c.h || st.used[d]! >= st.topo.slotCount[d]! || bitAt(st.has, d * E + c.x)) continue;
+      const Ld = st.load[d]!;
+      if (relOk) {
+        const gain = c.Lh - Math.max(relFloor, Ld + c.lx);
+        const sc = gain * c.invMean;
+        if (gain > c.eps && (sc > c.relSc || (sc === c.relSc && d < c.relD))) {
+          c.relSc = sc;
+          c.relD = d;
         }
       }
-
-      // Swap with a replica on one of the coolest GPUs; a swap with d lowers h by at most (Lh - Ld) / 2.
-      if (pc > 0 && (Lh - load[partners[0]!]!) * 0.5 * invMean > bestScore) {
-        if (!swapReady) {
-          swapReady = true;
-          for (let p = 0; p < pc; p++) {
-            const d = partners[p]!;
-            const dBase = d * S;
-            const dRow = d * E;
-            let n = p * S;
-            let minCost = 2;
-            for (let ds = 0; ds < slotCount[d]!; ds++) {
-              const y = grid[dBase + ds]!;
-              if (y === EMPTY_SLOT || bitAt(has, hRow + y)) continue;
-              swapSlot[n] = ds;
-              swapLoad[n] = lr[y]!;
-              const cy = (orig !== null && bitAt(orig, hRow + y) ? 0 : 1) + (orig !== null && bitAt(orig, dRow + y) ? 0 : -1);
-              swapCost[n] = cy;
-              if (cy < minCost) minCost = cy;
-              n += 1;
-            }
-            buf.swapCount[p] = n - p * S;
-            buf.swapMinCost[p] = minCost;
-          }
+      if (repOk) {
+        const gain = c.Lh - Math.max(c.xHoldMax, Ld + c.lxNew);
+        const sc = gain * c.invMean;
+        if (gain > c.eps && (sc > c.repSc || (sc === c.repSc && d < c.repD))) {
+          c.repSc = sc;
+          c.repD = d;
         }
-        for (let p = 0; p < pc; p++) {
-          const d = partners[p]!;
-          const Ld = load[d]!;
-          if (!((Lh - Ld) * 0.5 * invMean > bestScore)) break;
-          const dRow = d * E;
-          if (bitAt(has, dRow + x)) continue;
-          const costX = (orig !== null && bitAt(orig, dRow + x) ? 0 : 1) + removeX;
-          // When every swap with d costs two loads, its score is at most (Lh - Ld) / 4 relative to
-          // the mean (kept a hair above that so rounding can never make a skipped swap win).
-          if (costX + buf.swapMinCost[p]! >= 2 && !((Lh - Ld) * 0.25 * invMean * (1 + 1e-9) + Lh * 1e-12 * invMean > bestScore)) continue;
-          const from = p * S;
-          const to = from + buf.swapCount[p]!;
-          for (let k = from; k < to; k++) {
-            const ly = swapLoad[k]!;
-            if (!(ly < lx)) continue;
-            const cost = costX + swapCost[k]!;
-            if (cost > budget) continue;
-            const gain = Lh - Math.max(Lh - lx + ly, Ld - ly + lx);
-            if (gain > eps) {
-              const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-              if (sc > bestScore) {
-                const ds = swapSlot[k]!;
-                bestScore = sc; bKind = MOVE_SWAP; bHs = hs; bX = x; bD = d; bDs = ds; bY = grid[d * S + ds]!; bCost = cost;
-              }
-            }
+      }
+    }
+  }
+
+  /** Mark (1) or clear (0) h, x's holders and x's holders before this plan as blocked targets. */
+  private blockHolders(v: number): void {
+    const st = this.st;
+    const c = this.c;
+    const blocked = this.buf.blocked;
+    const S = st.topo.maxSlots;
+    blocked[c.h] = v;
+    for (let k = st.head[c.x]!; k >= 0; k = st.nextCell[k]!) blocked[Math.floor(k / S)] = v;
+    const { origStart, origList } = st;
+    if (origStart !== null && origList !== null) for (let k = origStart[c.x]!; k < origStart[c.x + 1]!; k++) blocked[origList[k]!] = v;
+  }
+
+  /** Free-slot targets that did not hold x before: the least-loaded unblocked GPU, lowest index among equal scores. */
+  private freeSlotsFromTree(relOk: boolean, repOk: boolean): void {
+    const c = this.c;
+    const blocked = this.buf.blocked;
+    this.blockHolders(1);
+    const Lmin = this.free.minUnblocked(blocked);
+    if (Lmin < Infinity) {
+      if (relOk) {
+        const relFloor = c.Lh - c.lx;
+        const gain = c.Lh - Math.max(relFloor, Lmin + c.lx);
+        const sc = gain * c.invMean;
+        if (gain > c.eps && sc >= c.relSc) {
+          const d = this.free.leftmostScoring(c.Lh, relFloor, c.lx, c.invMean, c.eps, sc, blocked);
+          if (d >= 0 && (sc > c.relSc || d < c.relD)) {
+            c.relSc = sc;
+            c.relD = d;
           }
         }
       }
-
-      // Replace one of the least useful redundant replicas elsewhere with a new replica of x.
-      if (canAddX && dx * invMean > bestScore) {
-        if (rc < 0) rc = this.replaceCandidates(h, Lh);
-        for (let c = 0; c < rc; c++) {
-          const d = candD[c]!;
-          const dRow = d * E;
-          if (bitAt(has, dRow + x)) continue;
-          const ds = candS[c]!;
-          const y = grid[d * S + ds]!;
-          const ry = r[y]!;
-          const ly = lr[y]!;
-          const cost = (orig !== null && bitAt(orig, dRow + x) ? 0 : 1) + (orig !== null && bitAt(orig, dRow + y) ? 0 : -1);
-          if (cost > budget) continue;
-          let m = Math.max(xHoldMax, load[d]! - ly + lxNew);
-          if (!(Lh - m > eps)) continue;
-          const dy = w[y]! / (ry - 1) - ly;
-          for (let k = head[y]!; k >= 0; k = nextCell[k]!) {
-            const g2 = Math.floor(k / S);
-            if (g2 === d) continue;
-            const v = load[g2]! + dy - (bitAt(has, g2 * E + x) ? dx : 0);
-            if (v > m) m = v;
-          }
-          const gain = Lh - m;
-          if (gain > eps) {
-            const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-            if (sc > bestScore) {
-              bestScore = sc; bKind = MOVE_REPLACE; bHs = hs; bX = x; bD = d; bDs = ds; bY = y; bCost = cost;
-            }
-          }
-        }
-      }
-
-      // Drop a redundant replica of x from h. When the layer must stay full (no room under the
-      // replica cap), refill the slot with the expert that adds least to h (lowest load per replica
-      // after the add) -- one replica load -- so plans that fill every slot stay full.
-      if (rx >= 2) {
-        let z = -1;
-        let lzNew = 0;
-        if (!canGrow) {
-          if (filler === -2) {
-            filler = -1;
-            fillerLoad = Infinity;
-            buf.walker.start(this.fill);
-            for (let e = buf.walker.next(); e >= 0; e = buf.walker.next()) {
-              if (bitAt(has, hRow + e)) continue;
-              filler = e;
-              fillerLoad = this.fill.key[e]!;
-              break;
-            }
-          }
-          z = filler;
-          lzNew = fillerLoad;
-        }
-        const cost = removeX + (z >= 0 ? (orig !== null && bitAt(orig, hRow + z) ? 0 : 1) : 0);
-        if ((canGrow || z >= 0) && cost <= budget) {
-          const dxUp = wx / (rx - 1) - lx;
-          let m = Lh - lx + lzNew;
-          for (let c = head[x]!; c >= 0; c = nextCell[c]!) {
-            const g2 = Math.floor(c / S);
-            if (g2 === h) continue;
-            const v = load[g2]! + dxUp;
-            if (v > m) m = v;
-          }
-          const gain = Lh - m;
-          if (gain > eps) {
-            const sc = (gain * invMean) / (cost > 1 ? cost : 1);
-            if (sc > bestScore) {
-              bestScore = sc; bKind = MOVE_EVICT; bHs = hs; bX = x; bD = -1; bDs = -1; bY = z; bCost = cost;
-            }
+      if (repOk) {
+        const gain = c.Lh - Math.max(c.xHoldMax, Lmin + c.lxNew);
+        const sc = gain * c.invMean;
+        if (gain > c.eps && sc >= c.repSc) {
+          const d = this.free.leftmostScoring(c.Lh, c.xHoldMax, c.lxNew, c.invMean, c.eps, sc, blocked);
+          if (d >= 0 && (sc > c.repSc || d < c.repD)) {
+            c.repSc = sc;
+            c.repD = d;
           }
         }
       }
     }
-    if (bKind < 0) return null;
-    return { kind: bKind, h, hSlot: bHs, x: bX, d: bD, dSlot: bDs, y: bY, score: bestScore, cost: bCost };
+    this.blockHolders(0);
+  }
+
+  /** Per swap partner: its replicas that h does not hold (slot, load per replica, x-independent cost). */
+  private prepareSwaps(): void {
+    const st = this.st;
+    const c = this.c;
+    const buf = this.buf;
+    const { grid, has, orig } = st;
+    const S = st.topo.maxSlots;
+    const E = st.expertCount;
+    c.swapReady = true;
+    for (let p = 0; p < c.pc; p++) {
+      const d = buf.partners[p]!;
+      const dBase = d * S;
+      const dRow = d * E;
+      let n = p * S;
+      let minCost = 2;
+      for (let ds = 0; ds < st.topo.slotCount[d]!; ds++) {
+        const y = grid[dBase + ds]!;
+        if (y === EMPTY_SLOT || bitAt(has, c.hRow + y)) continue;
+        buf.swapSlot[n] = ds;
+        buf.swapLoad[n] = this.lr[y]!;
+        const cy = (orig !== null && bitAt(orig, c.hRow + y) ? 0 : 1) + (orig !== null && bitAt(orig, dRow + y) ? 0 : -1);
+        buf.swapCost[n] = cy;
+        if (cy < minCost) minCost = cy;
+        n += 1;
+      }
+      buf.swapCount[p] = n - p * S;
+      buf.swapMinCost[p] = minCost;
+    }
+  }
+
+  /** Swap x with a lighter replica on one of the coolest GPUs (at most 2 loads). */
+  private scanSwaps(): void {
+    const st = this.st;
+    const c = this.c;
+    const b = this.b;
+    const buf = this.buf;
+    if (!c.swapReady) this.prepareSwaps();
+    const S = st.topo.maxSlots;
+    const { Lh, lx, invMean, eps } = c;
+    for (let p = 0; p < c.pc; p++) {
+      const d = buf.partners[p]!;
+      const Ld = st.load[d]!;
+      if (!((Lh - Ld) * 0.5 * invMean > b.score)) break;
+      if (st.holds(d, c.x)) continue;
+      const costX = this.addCost(d, c.x) + c.removeX;
+      // When every swap with d costs two loads, its score is at most (Lh - Ld) / 4 relative to
+      // the mean (kept a hair above that so rounding can never make a skipped swap win).
+      if (costX + buf.swapMinCost[p]! >= 2 && !((Lh - Ld) * 0.25 * invMean * (1 + 1e-9) + Lh * 1e-12 * invMean > b.score)) continue;
+      const from = p * S;
+      const to = from + buf.swapCount[p]!;
+      for (let k = from; k < to; k++) {
+        const ly = buf.swapLoad[k]!;
+        if (!(ly < lx)) continue;
+        const cost = costX + buf.swapCost[k]!;
+        if (cost > c.budget) continue;
+        const gain = Lh - Math.max(Lh - lx + ly, Ld - ly + lx);
+        if (!(gain > eps)) continue;
+        const sc = (gain * invMean) / (cost > 1 ? cost : 1);
+        if (sc > b.score) {
+          const ds = buf.swapSlot[k]!;
+          b.set(sc, MOVE_SWAP, c.hs, c.x, d, ds, st.grid[d * S + ds]!, cost);
+        }
+      }
+    }
+  }
+
+  /** Replace one of the least useful redundant replicas elsewhere with a new replica of x. */
+  private scanReplaces(): void {
+    const st = this.st;
+    const c = this.c;
+    const b = this.b;
+    if (c.rc < 0) c.rc = this.replaceCandidates(c.h, c.Lh);
+    const S = st.topo.maxSlots;
+    const { load, head, nextCell, orig } = st;
+    for (let i = 0; i < c.rc; i++) {
+      const d = this.buf.candD[i]!;
+      if (st.holds(d, c.x)) continue;
+      const ds = this.buf.candS[i]!;
+      const y = st.grid[d * S + ds]!;
+      const ly = this.lr[y]!;
+      const cost = this.addCost(d, c.x) + (orig !== null && bitAt(orig, d * st.expertCount + y) ? 0 : -1);
+      if (cost > c.budget) continue;
+      let m = Math.max(c.xHoldMax, load[d]! - ly + c.lxNew);
+      if (!(c.Lh - m > c.eps)) continue;
+      const dy = st.w[y]! / (st.r[y]! - 1) - ly;
+      for (let k = head[y]!; k >= 0; k = nextCell[k]!) {
+        const g2 = Math.floor(k / S);
+        if (g2 === d) continue;
+        const v = load[g2]! + dy - (st.holds(g2, c.x) ? c.dx : 0);
+        if (v > m) m = v;
+      }
+      const gain = c.Lh - m;
+      if (!(gain > c.eps)) continue;
+      const sc = (gain * c.invMean) / (cost > 1 ? cost : 1);
+      if (sc > b.score) b.set(sc, MOVE_REPLACE, c.hs, c.x, d, ds, y, cost);
+    }
+  }
+
+  /** The expert that adds least to h when refilling an evicted slot (lowest load per replica after the add). */
+  private findFiller(): void {
+    const c = this.c;
+    const walker = this.buf.walker;
+    c.filler = -1;
+    c.fillerLoad = Infinity;
+    walker.start(this.fill);
+    for (let e = walker.next(); e >= 0; e = walker.next()) {
+      if (bitAt(this.st.has, c.hRow + e)) continue;
+      c.filler = e;
+      c.fillerLoad = this.fill.key[e]!;
+      return;
+    }
+  }
+
+  /**
+   * Drop a redundant replica of x from h. When the layer must stay full (no room under the replica
+   * cap), refill the slot with the expert that adds least to h -- one replica load -- so plans that
+   * fill every slot stay full.
+   */
+  private scanEvict(): void {
+    const st = this.st;
+    const c = this.c;
+    let z = -1;
+    let lzNew = 0;
+    if (!c.canGrow) {
+      if (c.filler === -2) this.findFiller();
+      z = c.filler;
+      lzNew = c.fillerLoad;
+    }
+    const cost = c.removeX + (z >= 0 ? this.addCost(c.h, z) : 0);
+    if (!(c.canGrow || z >= 0) || cost > c.budget) return;
+    const S = st.topo.maxSlots;
+    const dxUp = c.wx / (c.rx - 1) - c.lx;
+    let m = c.Lh - c.lx + lzNew;
+    for (let k = st.head[c.x]!; k >= 0; k = st.nextCell[k]!) {
+      const g2 = Math.floor(k / S);
+      if (g2 === c.h) continue;
+      const v = st.load[g2]! + dxUp;
+      if (v > m) m = v;
+    }
+    const gain = c.Lh - m;
+    if (!(gain > c.eps)) return;
+    const sc = (gain * c.invMean) / (cost > 1 ? cost : 1);
+    if (sc > this.b.score) this.b.set(sc, MOVE_EVICT, c.hs, c.x, -1, -1, z, cost);
   }
 }
 

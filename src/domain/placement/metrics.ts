@@ -45,131 +45,155 @@ export function gpuLoads(placement: Placement, heat: ReadonlyArray<ReadonlyArray
   return out;
 }
 
+/** Node and domain index of every GPU, with each node's / domain's share of the active GPUs (token origins). */
+interface OriginIndex {
+  readonly active: number[];
+  readonly nodeIndex: Int32Array;
+  readonly domainIndex: Int32Array;
+  readonly nodeOrigin: Float64Array;
+  readonly domainOrigin: Float64Array;
+  readonly nodeActive: Uint8Array;
+}
+
+function indexOrigins(placement: Placement): OriginIndex {
+  const gpus = placement.gpus;
+  const active: number[] = [];
+  for (let g = 0; g < gpus.length; g++) if ((gpus[g]?.slotCount ?? 0) > 0) active.push(g);
+  const nodeIndex = new Int32Array(gpus.length);
+  const domainIndex = new Int32Array(gpus.length);
+  const nodeIds = new Map<string, number>();
+  const domainIds = new Map<string, number>();
+  const idOf = (ids: Map<string, number>, key: string): number => {
+    let id = ids.get(key);
+    if (id === undefined) ids.set(key, (id = ids.size));
+    return id;
+  };
+  for (let g = 0; g < gpus.length; g++) {
+    nodeIndex[g] = idOf(nodeIds, gpus[g]!.nodeName);
+    domainIndex[g] = idOf(domainIds, gpus[g]!.domain);
+  }
+  const nodeOrigin = new Float64Array(nodeIds.size);
+  const domainOrigin = new Float64Array(domainIds.size);
+  const nodeActive = new Uint8Array(nodeIds.size);
+  for (const g of active) {
+    nodeOrigin[nodeIndex[g]!]! += 1 / active.length;
+    domainOrigin[domainIndex[g]!]! += 1 / active.length;
+    nodeActive[nodeIndex[g]!] = 1;
+  }
+  return { active, nodeIndex, domainIndex, nodeOrigin, domainOrigin, nodeActive };
+}
+
+/** Running sums of the locality metrics over layers (buffers reused across layers). */
+class LocalityTally {
+  crossNode = 0;
+  crossDomain = 0;
+  totalHeat = 0;
+  replicaCount = 0;
+  expertsPresent = 0;
+  /** stamp[n * E + e] === l + 1 when node n already holds expert e in layer l. */
+  private readonly nodeStamp: Int32Array;
+  private readonly domainStamp: Int32Array;
+  private readonly localNode: Float64Array;
+  private readonly localDomain: Float64Array;
+  private readonly present: Uint8Array;
+  private readonly idx: OriginIndex;
+  private readonly E: number;
+
+  constructor(idx: OriginIndex, E: number) {
+    this.idx = idx;
+    this.E = E;
+    this.nodeStamp = new Int32Array(idx.nodeOrigin.length * E);
+    this.domainStamp = new Int32Array(idx.domainOrigin.length * E);
+    this.localNode = new Float64Array(E);
+    this.localDomain = new Float64Array(E);
+    this.present = new Uint8Array(E);
+  }
+
+  /** Add layer l: the share of token origins whose node / domain holds each expert, weighted by heat. */
+  addLayer(l: number, layer: ReadonlyArray<ReadonlyArray<number>>, row: ReadonlyArray<number>): void {
+    const { E, idx } = this;
+    const stamp = l + 1;
+    this.localNode.fill(0);
+    this.localDomain.fill(0);
+    this.present.fill(0);
+    for (let g = 0; g < layer.length; g++) {
+      const n = idx.nodeIndex[g]!;
+      const d = idx.domainIndex[g]!;
+      for (const e of layer[g] ?? []) {
+        if (e < 0 || e >= E) continue;
+        this.replicaCount += 1;
+        this.present[e] = 1;
+        if (this.nodeStamp[n * E + e] !== stamp) {
+          this.nodeStamp[n * E + e] = stamp;
+          this.localNode[e]! += idx.nodeOrigin[n]!;
+        }
+        if (this.domainStamp[d * E + e] !== stamp) {
+          this.domainStamp[d * E + e] = stamp;
+          this.localDomain[e]! += idx.domainOrigin[d]!;
+        }
+      }
+    }
+    for (let e = 0; e < E; e++) {
+      if (this.present[e]) this.expertsPresent += 1;
+      const w = row[e] ?? 0;
+      if (!(w > 0)) continue;
+      this.totalHeat += w;
+      this.crossNode += w * Math.max(0, 1 - this.localNode[e]!);
+      this.crossDomain += w * Math.max(0, 1 - this.localDomain[e]!);
+    }
+  }
+}
+
+/** Mean / max of the active nodes' loads, and the max. */
+function nodeBalance(nodeLoad: Float64Array, nodeActive: Uint8Array): { maxNodeLoad: number; nodeBalancedness: number } {
+  let maxNodeLoad = 0;
+  let sum = 0;
+  let counted = 0;
+  for (let n = 0; n < nodeLoad.length; n++) {
+    if (!nodeActive[n]) continue;
+    counted += 1;
+    sum += nodeLoad[n]!;
+    if (nodeLoad[n]! > maxNodeLoad) maxNodeLoad = nodeLoad[n]!;
+  }
+  return { maxNodeLoad, nodeBalancedness: maxNodeLoad > 0 && counted > 0 ? sum / maxNodeLoad / counted : 1 };
+}
+
 /** All metrics of `placement` under `heat` ([layer][expert]). */
 export function computePlacementMetrics(
   placement: Placement,
   heat: ReadonlyArray<ReadonlyArray<number>>,
 ): PlacementMetrics {
-  const E = placement.expertCount;
-  const gpus = placement.gpus;
-  const active: number[] = [];
-  for (let g = 0; g < gpus.length; g++) if ((gpus[g]?.slotCount ?? 0) > 0) active.push(g);
-  const activeCount = active.length;
-
-  // Node and domain indices, with each one's share of the (active) GPUs as token origins.
-  const nodeIndex = new Int32Array(gpus.length);
-  const domainIndex = new Int32Array(gpus.length);
-  const nodeIds = new Map<string, number>();
-  const domainIds = new Map<string, number>();
-  for (let g = 0; g < gpus.length; g++) {
-    const gpu = gpus[g]!;
-    let n = nodeIds.get(gpu.nodeName);
-    if (n === undefined) {
-      n = nodeIds.size;
-      nodeIds.set(gpu.nodeName, n);
-    }
-    let d = domainIds.get(gpu.domain);
-    if (d === undefined) {
-      d = domainIds.size;
-      domainIds.set(gpu.domain, d);
-    }
-    nodeIndex[g] = n;
-    domainIndex[g] = d;
-  }
-  const nodeOrigin = new Float64Array(nodeIds.size);
-  const domainOrigin = new Float64Array(domainIds.size);
-  for (const g of active) {
-    nodeOrigin[nodeIndex[g]!]! += 1 / activeCount;
-    domainOrigin[domainIndex[g]!]! += 1 / activeCount;
-  }
-  const nodeActive = new Uint8Array(nodeIds.size);
-  for (const g of active) nodeActive[nodeIndex[g]!] = 1;
-
+  const idx = indexOrigins(placement);
+  const { active } = idx;
   const loads = gpuLoads(placement, heat);
   const layerBalancedness: number[] = [];
   let maxSum = 0;
-  const nodeLoad = new Float64Array(nodeIds.size);
-  let crossNode = 0;
-  let crossDomain = 0;
-  let totalHeat = 0;
-  let replicaCount = 0;
-  let expertsPresent = 0;
-
-  // stamp[n * E + e] === l + 1 when node n already holds expert e in layer l.
-  const nodeStamp = new Int32Array(nodeIds.size * E);
-  const domainStamp = new Int32Array(domainIds.size * E);
-  const localNode = new Float64Array(E);
-  const localDomain = new Float64Array(E);
-  const present = new Uint8Array(E);
-
+  const nodeLoad = new Float64Array(idx.nodeOrigin.length);
+  const tally = new LocalityTally(idx, placement.expertCount);
   for (let l = 0; l < placement.layerCount; l++) {
     const layerLoads = loads[l]!;
     let layerMax = 0;
     let layerSum = 0;
-    for (let i = 0; i < activeCount; i++) {
-      const v = layerLoads[active[i]!]!;
+    for (const g of active) {
+      const v = layerLoads[g]!;
       layerSum += v;
       if (v > layerMax) layerMax = v;
     }
-    layerBalancedness.push(layerMax > 0 && activeCount > 0 ? layerSum / layerMax / activeCount : 1);
+    layerBalancedness.push(layerMax > 0 && active.length > 0 ? layerSum / layerMax / active.length : 1);
     maxSum += layerMax;
-    for (let g = 0; g < gpus.length; g++) nodeLoad[nodeIndex[g]!]! += layerLoads[g]!;
-
-    // Locality: the share of token origins whose node / domain holds each expert.
-    const stamp = l + 1;
-    localNode.fill(0);
-    localDomain.fill(0);
-    present.fill(0);
-    const layer = placement.layers[l] ?? [];
-    for (let g = 0; g < layer.length; g++) {
-      const nBase = nodeIndex[g]! * E;
-      const dBase = domainIndex[g]! * E;
-      for (const e of layer[g] ?? []) {
-        if (e < 0 || e >= E) continue;
-        replicaCount += 1;
-        present[e] = 1;
-        if (nodeStamp[nBase + e] !== stamp) {
-          nodeStamp[nBase + e] = stamp;
-          localNode[e]! += nodeOrigin[nodeIndex[g]!]!;
-        }
-        if (domainStamp[dBase + e] !== stamp) {
-          domainStamp[dBase + e] = stamp;
-          localDomain[e]! += domainOrigin[domainIndex[g]!]!;
-        }
-      }
-    }
-    const row = heat[l] ?? [];
-    for (let e = 0; e < E; e++) {
-      if (present[e]) expertsPresent += 1;
-      const w = row[e] ?? 0;
-      if (!(w > 0)) continue;
-      totalHeat += w;
-      crossNode += w * Math.max(0, 1 - localNode[e]!);
-      crossDomain += w * Math.max(0, 1 - localDomain[e]!);
-    }
-  }
-
-  let maxNodeLoad = 0;
-  let nodeLoadSum = 0;
-  let nodesCounted = 0;
-  for (let n = 0; n < nodeLoad.length; n++) {
-    if (!nodeActive[n]) continue;
-    nodesCounted += 1;
-    nodeLoadSum += nodeLoad[n]!;
-    if (nodeLoad[n]! > maxNodeLoad) maxNodeLoad = nodeLoad[n]!;
+    for (let g = 0; g < placement.gpus.length; g++) nodeLoad[idx.nodeIndex[g]!]! += layerLoads[g]!;
+    tally.addLayer(l, placement.layers[l] ?? [], heat[l] ?? []);
   }
   const layers = placement.layerCount;
-  const balancedness = layers === 0 ? 1 : layerBalancedness.reduce((a, b) => a + b, 0) / layers;
   return {
-    balancedness,
+    balancedness: layers === 0 ? 1 : layerBalancedness.reduce((a, b) => a + b, 0) / layers,
     layerBalancedness,
     meanMaxGpuLoad: layers === 0 ? 0 : maxSum / layers,
-    crossNodeShare: totalHeat > 0 ? crossNode / totalHeat : 0,
-    crossDomainShare: totalHeat > 0 ? crossDomain / totalHeat : 0,
-    maxNodeLoad,
-    nodeBalancedness: maxNodeLoad > 0 && nodesCounted > 0 ? nodeLoadSum / maxNodeLoad / nodesCounted : 1,
-    replicaCount,
-    redundantReplicaCount: replicaCount - expertsPresent,
+    crossNodeShare: tally.totalHeat > 0 ? tally.crossNode / tally.totalHeat : 0,
+    crossDomainShare: tally.totalHeat > 0 ? tally.crossDomain / tally.totalHeat : 0,
+    ...nodeBalance(nodeLoad, idx.nodeActive),
+    replicaCount: tally.replicaCount,
+    redundantReplicaCount: tally.replicaCount - tally.expertsPresent,
   };
 }
 

@@ -36,6 +36,16 @@ export interface Placement {
   readonly expertCount: number;
   readonly gpus: readonly PlacementGpu[];
   readonly layers: ReadonlyArray<ReadonlyArray<ReadonlyArray<number>>>;
+  /**
+   * Set when the plan that made this placement was stopped by the move budget while moves worth
+   * making remained (`PlacementOutcome.budgetLimited`): the replica loads the rest of that
+   * convergence was estimated to need. An incremental plan from a placement with pendingMoves > 0
+   * continues the convergence without the balancedness-gain hysteresis and counts its own loads
+   * against it, so repeated rebalances on a stable heat reach the fresh plan's balance while
+   * sampling noise cannot keep a convergence going (ADR 0002). Absent otherwise; not part of
+   * `placementHash` (it changes no expert weights).
+   */
+  readonly pendingMoves?: number;
 }
 
 export type TopologyPreference = "spread" | "ignore";

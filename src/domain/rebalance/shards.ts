@@ -43,6 +43,27 @@ export function rewriteShards(current: Placement, heat: ReadonlyArray<ReadonlyAr
   return { ...current, layers };
 }
 
+/** Pack the rewritten shards' replicas, heaviest first, onto the least loaded shard that can take each. */
+function packRewritten(onR: Int32Array, count: Int32Array, load: (e: number) => number, R: readonly number[], slotCounts: readonly number[]): Map<number, number[]> | undefined {
+  const items: number[] = [];
+  for (let e = 0; e < onR.length; e++) for (let i = 0; i < onR[e]!; i++) items.push(e);
+  items.sort((a, b) => load(b) / count[b]! - load(a) / count[a]! || a - b);
+  const sets = new Map<number, number[]>(R.map((g) => [g, []]));
+  const binLoad = new Map<number, number>(R.map((g) => [g, 0]));
+  for (const e of items) {
+    let pick = -1;
+    for (const g of R) {
+      const set = sets.get(g)!;
+      if (set.length >= (slotCounts[g] ?? 0) || set.includes(e)) continue;
+      if (pick < 0 || binLoad.get(g)! < binLoad.get(pick)!) pick = g;
+    }
+    if (pick < 0) return undefined;
+    sets.get(pick)!.push(e);
+    binLoad.set(pick, binLoad.get(pick)! + load(e) / count[e]!);
+  }
+  return sets;
+}
+
 function rewriteLayer(layer: ReadonlyArray<ReadonlyArray<number>>, heatRow: ReadonlyArray<number>, E: number, R: readonly number[], inR: ReadonlySet<number>, slotCounts: readonly number[]): number[][] | undefined {
   const count = new Int32Array(E);
   let slotsOnR = 0;
@@ -111,23 +132,8 @@ function rewriteLayer(layer: ReadonlyArray<ReadonlyArray<number>>, heatRow: Read
     if (best < 0) break;
     addReplica(best);
   }
-  // Pack the rewritten shards' replicas, heaviest first, onto the least loaded shard that can take it.
-  const items: number[] = [];
-  for (let e = 0; e < E; e++) for (let i = 0; i < onR[e]!; i++) items.push(e);
-  items.sort((a, b) => load(b) / count[b]! - load(a) / count[a]! || a - b);
-  const sets = new Map<number, number[]>(R.map((g) => [g, []]));
-  const binLoad = new Map<number, number>(R.map((g) => [g, 0]));
-  for (const e of items) {
-    let pick = -1;
-    for (const g of R) {
-      const set = sets.get(g)!;
-      if (set.length >= (slotCounts[g] ?? 0) || set.includes(e)) continue;
-      if (pick < 0 || binLoad.get(g)! < binLoad.get(pick)!) pick = g;
-    }
-    if (pick < 0) return undefined;
-    sets.get(pick)!.push(e);
-    binLoad.set(pick, binLoad.get(pick)! + load(e) / count[e]!);
-  }
+  const sets = packRewritten(onR, count, load, R, slotCounts);
+  if (sets === undefined) return undefined;
   return layer.map((slots, g) => {
     if (!inR.has(g)) return [...slots];
     const set = sets.get(g)!.sort((a, b) => a - b);
