@@ -1,7 +1,9 @@
 // One decision per reconcile: how many expert shards (capacity policy: SLO,
 // pre-warm, burst, bounds, budget), which expert replicas each shard holds
 // (placement: heat-aware, churn-aware), on which nodes new shards should go,
-// and what it costs. The operator and the simulator both call this.
+// and what it costs. The operator calls this; the simulator's "ours" policy sizes
+// capacity through the same shard-count step (decideShardCount, issue 16) but
+// does not place experts.
 //
 // Pure: time comes in as nowMs; all memory is in the snapshot (capacity state,
 // current placement) and comes back in the decision.
@@ -97,7 +99,6 @@ export interface DecisionSnapshot {
   /** When this operator process started tracking the deployment (restart safety). */
   readonly trackingSinceMs: number;
   readonly nodes: readonly NodeView[];
-  readonly routerUsdPerGpuHour?: number;
   /**
    * When the most recent of the Ready shards became Ready: observed latency covers a window, and
    * it says nothing about the current shards until one window has passed since.
@@ -448,7 +449,7 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
   }
 
   // Cost.
-  const routerPrice = snapshot.routerUsdPerGpuHour ?? policy.defaultUsdPerGpuHour ?? 0;
+  const routerPrice = policy.defaultUsdPerGpuHour ?? 0;
   const routerCost = policy.routerGpus * routerPrice;
   const usdPerHourNow = routerCost + snapshot.shards.reduce((sum, s) => sum + (s.usdPerGpuHour ?? priceOf(s.nodeName) ?? 0), 0);
   let usdPerHourDesired = routerCost;

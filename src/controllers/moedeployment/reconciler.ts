@@ -11,6 +11,7 @@ import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import { moeLayerCount, routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot, type HeatBasis, type NodeView, type ShardView } from "../../domain/decide.ts";
 import { isMetricsHold } from "../../domain/scaling/index.ts";
+import { nodeUsdPerGpuHour } from "../../domain/cost/index.ts";
 import { scheduleWindowAt, type CapacityState } from "../../domain/capacity/index.ts";
 import { parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
 import { planRollout, type DesiredShard, type ShardPodView, type RolloutPlan } from "../../domain/rollout/index.ts";
@@ -87,7 +88,6 @@ interface Memory {
   /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
   rebalanceEvaluatedMs?: number;
   coldStartsSeen: Set<string>;
-  lastDecision?: Decision;
 }
 
 const round = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? undefined : Number(x.toFixed(digits)));
@@ -100,11 +100,6 @@ export class MoEDeploymentReconciler {
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
     this.#poller = new SourcePoller({ clock: deps.clock, waitMs: deps.config.sourceWaitMs, onRefreshed: (key) => deps.requeue?.(key) });
-  }
-
-  /** Decision inputs kept between reconciles (for tests and the status endpoint). */
-  memoryOf(namespace: string, name: string): Readonly<Memory> | undefined {
-    return this.#memory.get(`${namespace}/${name}`);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -158,7 +153,7 @@ export class MoEDeploymentReconciler {
     const podViews = shardPods.map(shardPodView).filter((v): v is ShardPodView & { pod: V1Pod } => v !== undefined);
     const shardViews = this.#shardViews(podViews, nodes);
     const coldStarts = this.#newColdStarts(shardPods, mem);
-    const policy = policyFromSpec(spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, routerUsdPerGpuHour: undefined, maxSurge: cfg.maxSurge });
+    const policy = policyFromSpec(spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge });
     const provisionedShards = spec.mode === "Auto"
       ? (d.status?.desiredShards ?? new Set(podViews.filter((p) => !p.terminating).map((p) => p.shardIndex)).size)
       : (d.status?.recommendation?.shards ?? 0);
@@ -187,7 +182,6 @@ export class MoEDeploymentReconciler {
     const decision = decide(snapshot, policy, nowMs);
     mem.capacityState = decision.nextCapacityState;
     if (decision.heatUsable && heatReading.heat) mem.lastGoodHeat = heatReading.heat.heat.map((l) => [...l]);
-    mem.lastDecision = decision;
     if (decision.placement.rebalanceEvaluated) mem.rebalanceEvaluatedMs = nowMs;
 
     const targetPlacement = decision.placement.placement;
@@ -307,7 +301,7 @@ export class MoEDeploymentReconciler {
         name: n.metadata!.name!,
         domain: labels[spec.placement.topologyKey] ?? n.metadata!.name!,
         freeGpus: Math.max(0, allocatable - (requested.get(n.metadata!.name!) ?? 0)),
-        usdPerGpuHour: nodePrice(labels, spec.cost),
+        usdPerGpuHour: nodeUsdPerGpuHour(labels, spec.cost),
       });
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -661,19 +655,6 @@ function shardPodView(p: V1Pod): (ShardPodView & { pod: V1Pod }) | undefined {
     drainStartedMs: drainMs !== undefined && Number.isFinite(drainMs) ? drainMs : undefined,
     pod: p,
   };
-}
-
-function nodePrice(labels: Record<string, string>, cost: MoEDeployment["spec"]["cost"]): number | undefined {
-  if (cost.priceLabelKey) {
-    const v = Number(labels[cost.priceLabelKey]);
-    if (Number.isFinite(v) && v >= 0 && labels[cost.priceLabelKey] !== undefined) return v;
-  }
-  if (cost.table) {
-    const value = labels[cost.table.labelKey];
-    const entry = cost.table.prices.find((p) => p.labelValue === value);
-    if (entry) return entry.usdPerGpuHour;
-  }
-  return cost.defaultUsdPerGpuHour > 0 ? cost.defaultUsdPerGpuHour : undefined;
 }
 
 function scaleReason(reason: string): string {
