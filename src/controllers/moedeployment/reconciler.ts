@@ -12,6 +12,7 @@ import { moeLayerCount, routerGpuCount, type MoEDeployment, type MoEDeploymentSt
 import { decide, type Decision, type DecisionSnapshot, type HeatBasis, type NodeView, type ShardView } from "../../domain/decide.ts";
 import { isMetricsHold } from "../../domain/scaling/index.ts";
 import { nodeUsdPerGpuHour } from "../../domain/cost/index.ts";
+import { fnv1a64 } from "../../domain/fnv.ts";
 import { scheduleWindowAt, type CapacityState } from "../../domain/capacity/index.ts";
 import { parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
 import { planRollout, type DesiredShard, type ShardPodView, type RolloutPlan } from "../../domain/rollout/index.ts";
@@ -337,7 +338,7 @@ export class MoEDeploymentReconciler {
   }
 
   async #applyIfChanged(obj: V1Deployment, live: V1Deployment | undefined): Promise<void> {
-    const hash = fnvOfObject(obj);
+    const hash = fnv1a64(JSON.stringify(obj));
     if (live?.metadata?.annotations?.["moe.dev/applied-hash"] === hash) return;
     obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, "moe.dev/applied-hash": hash } };
     await this.#d.kube.apply(obj);
@@ -687,15 +688,6 @@ function nextPrewarm(spec: MoEDeployment["spec"], nowMs: number, prev: MoEDeploy
   return prev && JSON.stringify(prev) === JSON.stringify(next) ? prev : next;
 }
 
-function fnvOfObject(o: unknown): string {
-  let h = 0x811c9dc5;
-  const s = JSON.stringify(o);
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
 
 function dropUndefined<T>(o: T): T {
   return JSON.parse(JSON.stringify(o)) as T;
