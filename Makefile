@@ -59,6 +59,18 @@ helm-lint: deps ## helm lint --strict and helm template of charts/moe-operator
 	@HELM="$$(bash hack/helm.sh)"; "$$HELM" lint --strict charts/moe-operator && \
 	  "$$HELM" template moe-operator charts/moe-operator -n moe-system >/dev/null && echo "helm template ok"
 
+# Prettier (.prettierrc.json, 120 columns) over the TypeScript, JavaScript and JSON sources;
+# generated files are listed in .prettierignore.
+PRETTIER_FILES := "**/*.{ts,js,json}"
+
+.PHONY: fmt
+fmt: deps ## Format the sources with prettier (120 columns)
+	prettier --write --log-level warn $(PRETTIER_FILES)
+
+.PHONY: fmt-check
+fmt-check: deps ## Fail if a source file is not formatted (prettier --check)
+	prettier --check --log-level warn $(PRETTIER_FILES)
+
 .PHONY: typecheck
 typecheck: deps ## tsc --noEmit
 	$(NPM) run -s typecheck

@@ -57,23 +57,28 @@ function ownerKey(o: KubernetesObject): string | undefined {
   return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
 }
 
-export async function startOperator(config: OperatorConfig, deps: OperatorDeps): Promise<OperatorHandle> {
-  const clock = deps.clock ?? realClock;
-  const logger = deps.logger;
-  const metrics = deps.metrics ?? createMetrics();
-  const kc = applyRequestTimeout(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig), config.apiRequestTimeoutSeconds * 1000);
+interface Caches {
+  readonly moeds: Informer<MoEDeploymentObject & KubernetesObject>;
+  readonly pods: Informer<V1Pod>;
+  readonly podGpus: ReturnType<typeof createPodGpuInformer>;
+  readonly deployments: Informer<V1Deployment>;
+  readonly configMaps: Informer<V1ConfigMap>;
+  readonly nodes: Informer<V1Node>;
+}
+
+interface Plumbing {
+  readonly kc: KubeConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: OperatorMetrics;
+}
+
+/** The informers the reconciler reads from: ours (by label) in the watched namespace, nodes, GPU requests of every pod. */
+function createCaches(config: OperatorConfig, p: Plumbing): Caches {
+  const { kc, clock, logger, metrics } = p;
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  let leader: LeaderElector | undefined;
-  const isLeader = () => (leader ? leader.isLeader() : true);
-
-  const kube = new KubeClient({
-    kubeConfig: kc,
-    fieldManager: FIELD_MANAGER,
-    canWrite: isLeader,
-    onWrite: (verb, resource) => metrics.apiWrites.inc({ verb, resource }),
-  });
   const ns = config.watchNamespace;
   const managedSelector = `${Label.managedBy}=${LabelValue.managedBy}`;
   // Cached objects drop metadata.managedFields (nothing reads them; on server-side-applied
@@ -100,32 +105,37 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const configMaps = inf<V1ConfigMap>("configmaps", ns ? `/api/v1/namespaces/${ns}/configmaps` : "/api/v1/configmaps",
     () => (ns ? core.listNamespacedConfigMap({ namespace: ns, labelSelector: managedSelector }) : core.listConfigMapForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
   const nodes = inf<V1Node>("nodes", "/api/v1/nodes", () => core.listNode());
+  return { moeds, pods, podGpus, deployments, configMaps, nodes };
+}
 
+/** One Prometheus reader per (url, timeout), at most 1,024 (the oldest goes first). */
+function cachedPrometheusReaders(config: OperatorConfig): (url: string, timeoutMs: number) => PrometheusReader {
   const readers = new Map<string, PrometheusReader>();
-  const prometheus = deps.prometheus ?? ((url: string, timeoutMs: number) => {
+  return (url: string, timeoutMs: number) => {
     const k = `${url}|${timeoutMs}`;
     let r = readers.get(k);
     if (!r) {
       // Bounded: the oldest reader goes first (readers hold no connections of their own).
-      if (readers.size >= 1024) readers.delete(readers.keys().next().value!);
+      const oldest = readers.keys().next();
+      if (readers.size >= 1024 && !oldest.done) readers.delete(oldest.value);
       readers.set(k, (r = createPrometheusReader({ baseUrl: url, timeoutMs, maxResponseBytes: config.prometheusMaxResponseBytes })));
     }
     return r;
-  });
-  const sourceTimeoutMaxMs = Math.min(config.sourceTimeoutMaxSeconds * 1000, Math.max(1000, (config.reconcileIntervalSeconds * 1000) / 2));
-  let requeue: (key: string) => void = () => undefined;
+  };
+}
 
-  const reconciler = new MoEDeploymentReconciler({
-    kube,
-    moeds,
-    pods,
-    podGpus,
-    deployments,
-    configMaps,
-    nodes,
+function createReconciler(
+  config: OperatorConfig,
+  p: Plumbing & { kube: KubeClient; caches: Caches; prometheus: (url: string, timeoutMs: number) => PrometheusReader; requeue: (key: string) => void },
+): MoEDeploymentReconciler {
+  const { clock, logger, metrics } = p;
+  const sourceTimeoutMaxMs = Math.min(config.sourceTimeoutMaxSeconds * 1000, Math.max(1000, (config.reconcileIntervalSeconds * 1000) / 2));
+  return new MoEDeploymentReconciler({
+    kube: p.kube,
+    ...p.caches,
     sources: {
-      prometheus,
-      core,
+      prometheus: p.prometheus,
+      core: p.kc.makeApiClient(CoreV1Api),
       nowMs: () => clock.nowMs(),
       maxSourceTimeoutMs: sourceTimeoutMaxMs,
       policy: {
@@ -134,7 +144,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
         fileHeatSourceMaxBytes: config.fileHeatSourceMaxBytes,
       },
     },
-    requeue: (key) => requeue(key),
+    requeue: p.requeue,
     clock,
     logger,
     metrics,
@@ -153,34 +163,30 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
       },
     },
   });
+}
 
-  const manager = new Manager({
-    clock,
-    logger,
-    metrics,
-    workers: config.workers,
-    informers: [moeds, pods, podGpus, deployments, configMaps, nodes] as never[],
-    controller: {
-      name: "moedeployment",
-      reconcile: (key) => reconciler.reconcile(key),
-      isQuietRetry: (err) => err instanceof ConflictRequeue || err instanceof NotLeaderError || isKind(err, "Conflict"),
-    },
-  });
+const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
 
-  requeue = (key) => manager.enqueue(key);
-  const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
-  moeds.on((o) => manager.enqueue(keyOf(o)));
-  for (const i of [pods, deployments, configMaps] as Informer<KubernetesObject>[]) {
+/** Enqueue the owning MoEDeployment on changes to it and its children; every deployment on node changes. */
+function enqueueOnChanges(manager: Manager, caches: Caches, ns: string | undefined): void {
+  caches.moeds.on((o) => manager.enqueue(keyOf(o)));
+  for (const i of [caches.pods, caches.deployments, caches.configMaps] as Informer<KubernetesObject>[]) {
     i.on((o) => {
       const k = ownerKey(o);
       if (k && (!ns || o.metadata?.namespace === ns)) manager.enqueue(k);
     });
   }
   // Node changes (capacity, readiness, prices) concern every deployment.
-  nodes.on(() => {
-    for (const m of moeds.list()) manager.enqueue(keyOf(m));
+  caches.nodes.on(() => {
+    for (const m of caches.moeds.list()) manager.enqueue(keyOf(m));
   });
+}
 
+type ObservabilityServer = Awaited<ReturnType<typeof startObservabilityServer>>;
+
+/** /metrics and, on the same or another address, /healthz and /readyz. */
+async function startServers(config: OperatorConfig, p: Plumbing, manager: Manager): Promise<{ metricsServer: ObservabilityServer; healthServer: ObservabilityServer }> {
+  const { kc, logger, metrics } = p;
   const metricsAddr = parseHostPort(config.metricsBindAddress);
   const healthAddr = parseHostPort(config.healthProbeBindAddress);
   const health = {
@@ -195,28 +201,72 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const healthServer = config.healthProbeBindAddress === config.metricsBindAddress
     ? metricsServer
     : await startObservabilityServer({ host: healthAddr.host, port: healthAddr.port, registry: metrics.registry, health });
+  return { metricsServer, healthServer };
+}
 
+/** The Lease elector: workers run while this replica holds the Lease. */
+function createLeaderElector(config: OperatorConfig, p: Plumbing, manager: Manager, allKeys: () => string[]): LeaderElector {
+  return new LeaderElector({
+    kubeConfig: p.kc,
+    namespace: config.leaderElectionNamespace,
+    name: config.leaderElectionId,
+    identity: config.identity,
+    leaseDurationMs: config.leaseDurationSeconds * 1000,
+    renewDeadlineMs: config.renewDeadlineSeconds * 1000,
+    retryPeriodMs: config.retryPeriodSeconds * 1000,
+    clock: p.clock,
+    logger: p.logger,
+    onStartedLeading: () => manager.startWorkers(allKeys),
+    onStoppedLeading: () => manager.stopLeading(),
+  });
+}
+
+export async function startOperator(config: OperatorConfig, deps: OperatorDeps): Promise<OperatorHandle> {
+  const clock = deps.clock ?? realClock;
+  const logger = deps.logger;
+  const metrics = deps.metrics ?? createMetrics();
+  const kc = applyRequestTimeout(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig), config.apiRequestTimeoutSeconds * 1000);
+  const plumbing: Plumbing = { kc, clock, logger, metrics };
+  let leader: LeaderElector | undefined;
+  const isLeader = () => (leader ? leader.isLeader() : true);
+
+  const kube = new KubeClient({
+    kubeConfig: kc,
+    fieldManager: FIELD_MANAGER,
+    canWrite: isLeader,
+    onWrite: (verb, resource) => metrics.apiWrites.inc({ verb, resource }),
+  });
+  const caches = createCaches(config, plumbing);
+  const prometheus = deps.prometheus ?? cachedPrometheusReaders(config);
+  let requeue: (key: string) => void = () => undefined;
+  const reconciler = createReconciler(config, { ...plumbing, kube, caches, prometheus, requeue: (key) => requeue(key) });
+
+  const { moeds, pods, podGpus, deployments, configMaps, nodes } = caches;
+  const manager = new Manager({
+    clock,
+    logger,
+    metrics,
+    workers: config.workers,
+    informers: [moeds, pods, podGpus, deployments, configMaps, nodes] as never[],
+    controller: {
+      name: "moedeployment",
+      reconcile: (key) => reconciler.reconcile(key),
+      isQuietRetry: (err) => err instanceof ConflictRequeue || err instanceof NotLeaderError || isKind(err, "Conflict"),
+    },
+  });
+  requeue = (key) => manager.enqueue(key);
+  enqueueOnChanges(manager, caches, config.watchNamespace);
+
+  const { metricsServer, healthServer } = await startServers(config, plumbing, manager);
   await manager.startInformers();
   const allKeys = () => moeds.list().map(keyOf);
   if (config.leaderElect) {
-    leader = new LeaderElector({
-      kubeConfig: kc,
-      namespace: config.leaderElectionNamespace,
-      name: config.leaderElectionId,
-      identity: config.identity,
-      leaseDurationMs: config.leaseDurationSeconds * 1000,
-      renewDeadlineMs: config.renewDeadlineSeconds * 1000,
-      retryPeriodMs: config.retryPeriodSeconds * 1000,
-      clock,
-      logger,
-      onStartedLeading: () => manager.startWorkers(allKeys),
-      onStoppedLeading: () => manager.stopLeading(),
-    });
+    leader = createLeaderElector(config, plumbing, manager, allKeys);
     leader.start();
   } else {
     manager.startWorkers(allKeys);
   }
-  logger.info({ identity: config.identity, leaderElect: config.leaderElect, watchNamespace: ns ?? "(all)", metricsPort: metricsServer.port, metricsAuth: config.metricsAuth }, "operator started");
+  logger.info({ identity: config.identity, leaderElect: config.leaderElect, watchNamespace: config.watchNamespace ?? "(all)", metricsPort: metricsServer.port, metricsAuth: config.metricsAuth }, "operator started");
 
   return {
     manager,

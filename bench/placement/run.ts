@@ -16,6 +16,7 @@ import {
 import type { GpuSlotInfo, Placement, PlacementOutcome, PlacementPolicy } from "../../src/domain/placement/index.ts";
 import { correlation, driftHeat, generateHeat, medianHeatStatistics, sampleHeat } from "../../src/domain/synthetic/heat.ts";
 import { expertReplicaBytes, PlacementSchema } from "../../src/api/schema.ts";
+import { median, quantile } from "../../src/domain/quantile.ts";
 
 const quick = process.argv.includes("--quick");
 const repoRoot = resolve(import.meta.dirname, "..", "..");
@@ -61,11 +62,6 @@ function fromMap(map: number[][], g: readonly GpuSlotInfo[] = gpus): Placement {
   return p.value;
 }
 
-const median = (xs: readonly number[]): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const n = sorted.length;
-  return n === 0 ? NaN : n % 2 === 1 ? sorted[n >> 1]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
-};
 
 /** Wall-clock and CPU time of one call (CPU: this process's user + system time, all threads). */
 function measure<T>(fn: () => T): { value: T; ms: number; cpuMs: number } {
@@ -278,9 +274,8 @@ table(`Plan time at the DeepSeek-V3 shape (${LAYERS} x ${EXPERTS}, ${GPUS * SLOT
   ["plan", "runs", "median ms", "p90 ms", "max ms", "median cpu", "target"],
   [["fresh", freshTimes, freshCpu], ["incremental (drift 0.98)", driftTimes, driftCpu]].map(([name, ms, cpu]) => {
     const xs = ms as number[];
-    const sorted = [...xs].sort((a, b) => a - b);
-    const p90 = sorted[Math.min(sorted.length - 1, Math.ceil(0.9 * sorted.length) - 1)]!;
-    return [name as string, String(xs.length), median(xs).toFixed(1), p90.toFixed(1), sorted[sorted.length - 1]!.toFixed(1),
+    const p90 = quantile(xs, 0.9);
+    return [name as string, String(xs.length), median(xs).toFixed(1), p90.toFixed(1), Math.max(...xs).toFixed(1),
       median(cpu as number[]).toFixed(1), median(xs) <= TIME_TARGET_MS ? "PASS" : "FAIL"];
   }));
 

@@ -109,12 +109,6 @@ export function readAuditRequests(path: string | undefined, username: string, fr
   return { requests, endByte };
 }
 
-/** Nearest-rank percentile (q in 0..1) of a non-empty list. */
-export function percentile(values: number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
 
 export function countBy<T>(items: T[], key: (t: T) => string): Map<string, number> {
   const out = new Map<string, number>();

@@ -15,7 +15,8 @@ import { startProcess, type ManagedProcess } from "../../src/testing/process.ts"
 import { freePort } from "../../src/testing/ports.ts";
 import { repoRoot } from "../../src/testing/bins.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
-import { countBy, diff, formatCounts, parsePromText, percentile, readAuditRequests, WRITE_VERBS, readCpuSeconds, readRssMiB, sumBy, total } from "./measure.ts";
+import { countBy, diff, formatCounts, parsePromText, readAuditRequests, WRITE_VERBS, readCpuSeconds, readRssMiB, sumBy, total } from "./measure.ts";
+import { quantile } from "../../src/domain/quantile.ts";
 import { KubeApi, MoedWatch, type Moed } from "./kube.ts";
 
 const program = new Command()
@@ -249,7 +250,7 @@ async function main(): Promise<void> {
     const s0 = await snapshot(api, op);
     const audit0 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER);
     const latencies = await eventToWrite(api, watch, o.probes);
-    say(`event-to-write over ${latencies.length} spec patches: p50 ${percentile(latencies, 0.5).toFixed(0)} ms, p99 ${percentile(latencies, 0.99).toFixed(0)} ms`);
+    say(`event-to-write over ${latencies.length} spec patches: p50 ${quantile(latencies, 0.5).toFixed(0)} ms, p99 ${quantile(latencies, 0.99).toFixed(0)} ms`);
     // Let the periodic resyncs run for a whole reconcile interval inside the busy window too.
     await new Promise((r) => setTimeout(r, 30_000));
     const s1 = await snapshot(api, op);
@@ -278,7 +279,7 @@ async function main(): Promise<void> {
     const r = {
       size: { nodes: NODES, gpus: NODES * 8, deployments: DEPLOYMENTS, shardsPerDeployment: SHARDS, pods },
       bringUpSeconds: convergeMs / 1000,
-      eventToWriteMs: { probes: latencies.length, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), max: Math.max(...latencies) },
+      eventToWriteMs: { probes: latencies.length, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: Math.max(...latencies) },
       reconcilesPerSecond: { busy: (s1.reconciles - s0.reconciles) / ((s1.atMs - s0.atMs) / 1000), quiet: (q1.reconciles - q0.reconciles) / ((q1.atMs - q0.atMs) / 1000) },
       apiRequestsPerMinuteAllClients: { busy: Object.fromEntries([...diff(s0.apiByVerb, s1.apiByVerb)].map(([k, v]) => [k, v / busyMin])), quiet: Object.fromEntries([...diff(q0.apiByVerb, q1.apiByVerb)].map(([k, v]) => [k, v / quietMin])) },
       operatorRequestsPerMinuteAudit: {

@@ -51,6 +51,22 @@ export function structuralSchemaOf(schema: z.ZodType, rootPath: string): JsonSch
 }
 
 function toStructural(node: JsonSchema, path: string, problems: string[]): JsonSchema {
+  const out = allowedKeywords(node, path, problems);
+  if (out.type === "integer") fixIntegerBounds(out);
+  if (out.type === "string" && out.format === "date-time") delete out.pattern;
+  if (out.type === "object") structuralObject(out, path, problems);
+  if (out.type === "array") {
+    if (typeof out.items !== "object" || out.items === null || Array.isArray(out.items)) problems.push(`${path}: arrays need a single items schema`);
+    else out.items = toStructural(out.items as JsonSchema, `${path}[*]`, problems);
+  }
+  if (out.type === undefined && out["x-kubernetes-preserve-unknown-fields"] !== true && out["x-kubernetes-int-or-string"] !== true) {
+    problems.push(`${path}: missing type`);
+  }
+  return canonicalOrder(out);
+}
+
+/** The keywords a structural schema allows (const becomes a one-value enum); a problem for each other one. */
+function allowedKeywords(node: JsonSchema, path: string, problems: string[]): JsonSchema {
   const out: JsonSchema = {};
   for (const [key, value] of Object.entries(node)) {
     if (key === "$schema" || key === "id" || key === "$id" || key === "title") continue;
@@ -72,59 +88,58 @@ function toStructural(node: JsonSchema, path: string, problems: string[]): JsonS
     }
     out[key] = value;
   }
+  return out;
+}
 
-  if (out.type === "integer") {
-    const min = out.minimum;
-    const max = out.maximum;
-    const isInt32 = min === INT32_MIN || max === INT32_MAX;
-    if (typeof min === "number" && Math.abs(min) >= (isInt32 ? -INT32_MIN : Number.MAX_SAFE_INTEGER)) delete out.minimum;
-    if (typeof max === "number" && max >= (isInt32 ? INT32_MAX : Number.MAX_SAFE_INTEGER)) delete out.maximum;
-    out.format ??= isInt32 || (typeof out.maximum === "number" && out.maximum <= INT32_MAX) ? "int32" : "int64";
-  }
-  if (out.type === "string" && out.format === "date-time") delete out.pattern;
+/** Drop bounds that only restate the integer format, and name the format (int32 or int64). */
+function fixIntegerBounds(out: JsonSchema): void {
+  const min = out.minimum;
+  const max = out.maximum;
+  const isInt32 = min === INT32_MIN || max === INT32_MAX;
+  if (typeof min === "number" && Math.abs(min) >= (isInt32 ? -INT32_MIN : Number.MAX_SAFE_INTEGER)) delete out.minimum;
+  if (typeof max === "number" && max >= (isInt32 ? INT32_MAX : Number.MAX_SAFE_INTEGER)) delete out.maximum;
+  out.format ??= isInt32 || (typeof out.maximum === "number" && out.maximum <= INT32_MAX) ? "int32" : "int64";
+}
 
-  if (out.type === "object") {
-    const props = out.properties as Record<string, JsonSchema> | undefined;
-    const additional = out.additionalProperties;
-    if (props !== undefined) {
-      if (additional !== undefined && additional !== false) {
-        const loose = typeof additional === "object" && additional !== null && Object.keys(additional).length === 0;
-        if (loose) out["x-kubernetes-preserve-unknown-fields"] = true;
-        else problems.push(`${path}: additionalProperties with a schema cannot be combined with properties`);
-      }
+/** Objects: properties (each described) or a map schema, never both; an open object preserves unknown fields. */
+function structuralObject(out: JsonSchema, path: string, problems: string[]): void {
+  const props = out.properties as Record<string, JsonSchema> | undefined;
+  const additional = out.additionalProperties;
+  if (props !== undefined) {
+    structuralProperties(out, props, path, problems);
+  } else if (additional === false) {
+    delete out.additionalProperties;
+  } else if (typeof additional === "object" && additional !== null) {
+    if (Object.keys(additional).length === 0) {
       delete out.additionalProperties;
-      const fixed: Record<string, JsonSchema> = {};
-      for (const [name, child] of Object.entries(props)) {
-        const childPath = `${path}.${name}`;
-        if (typeof child.description !== "string" || child.description.length === 0) problems.push(`${childPath}: missing description`);
-        fixed[name] = toStructural(child, childPath, problems);
-      }
-      out.properties = fixed;
-      if (Object.keys(fixed).length === 0) {
-        delete out.properties;
-        out["x-kubernetes-preserve-unknown-fields"] = true;
-      }
-    } else if (additional === false) {
-      delete out.additionalProperties;
-    } else if (typeof additional === "object" && additional !== null) {
-      if (Object.keys(additional).length === 0) {
-        delete out.additionalProperties;
-        out["x-kubernetes-preserve-unknown-fields"] = true;
-      } else {
-        out.additionalProperties = toStructural(additional as JsonSchema, `${path}[*]`, problems);
-      }
-    } else if (additional === undefined) {
       out["x-kubernetes-preserve-unknown-fields"] = true;
+    } else {
+      out.additionalProperties = toStructural(additional as JsonSchema, `${path}[*]`, problems);
     }
+  } else if (additional === undefined) {
+    out["x-kubernetes-preserve-unknown-fields"] = true;
   }
-  if (out.type === "array") {
-    if (typeof out.items !== "object" || out.items === null || Array.isArray(out.items)) problems.push(`${path}: arrays need a single items schema`);
-    else out.items = toStructural(out.items as JsonSchema, `${path}[*]`, problems);
+}
+
+function structuralProperties(out: JsonSchema, props: Record<string, JsonSchema>, path: string, problems: string[]): void {
+  const additional = out.additionalProperties;
+  if (additional !== undefined && additional !== false) {
+    const loose = typeof additional === "object" && additional !== null && Object.keys(additional).length === 0;
+    if (loose) out["x-kubernetes-preserve-unknown-fields"] = true;
+    else problems.push(`${path}: additionalProperties with a schema cannot be combined with properties`);
   }
-  if (out.type === undefined && out["x-kubernetes-preserve-unknown-fields"] !== true && out["x-kubernetes-int-or-string"] !== true) {
-    problems.push(`${path}: missing type`);
+  delete out.additionalProperties;
+  const fixed: Record<string, JsonSchema> = {};
+  for (const [name, child] of Object.entries(props)) {
+    const childPath = `${path}.${name}`;
+    if (typeof child.description !== "string" || child.description.length === 0) problems.push(`${childPath}: missing description`);
+    fixed[name] = toStructural(child, childPath, problems);
   }
-  return canonicalOrder(out);
+  out.properties = fixed;
+  if (Object.keys(fixed).length === 0) {
+    delete out.properties;
+    out["x-kubernetes-preserve-unknown-fields"] = true;
+  }
 }
 
 /** Stable, readable key order: what it is, then constraints, then children, then extensions. */

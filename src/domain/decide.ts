@@ -98,7 +98,6 @@ export interface DecisionSnapshot {
   /** When this operator process started tracking the deployment (restart safety). */
   readonly trackingSinceMs: number;
   readonly nodes: readonly NodeView[];
-  readonly routerUsdPerGpuHour?: number;
   /**
    * When the most recent of the Ready shards became Ready: observed latency covers a window, and
    * it says nothing about the current shards until one window has passed since.
@@ -529,7 +528,7 @@ const PLACEMENT_BY_INTENT = {
 
 function costOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy, desiredShards: number, assigned: readonly (string | undefined)[], marginalPrice: number | undefined): { usdPerHourNow: number; usdPerHourDesired: number } {
   const priceOf = (node: string | undefined) => snapshot.nodes.find((n) => n.name === node)?.usdPerGpuHour ?? policy.defaultUsdPerGpuHour;
-  const routerPrice = snapshot.routerUsdPerGpuHour ?? policy.defaultUsdPerGpuHour ?? 0;
+  const routerPrice = policy.defaultUsdPerGpuHour ?? 0;
   const routerCost = policy.routerGpus * routerPrice;
   const usdPerHourNow = routerCost + snapshot.shards.reduce((sum, s) => sum + (s.usdPerGpuHour ?? priceOf(s.nodeName) ?? 0), 0);
   let usdPerHourDesired = routerCost;

@@ -8,6 +8,8 @@
 // gamma (Marsaglia-Tsang), Poisson (inversion for small means, PTRS-free normal
 // approximation with continuity correction above 64), log-normal, shuffle, pick.
 
+import { fnv1a32 } from "./fnv.ts";
+
 export interface Rng {
   /** Uniform in [0, 1). */
   next(): number;
@@ -41,13 +43,7 @@ function splitmix32(state: number): [number, number] {
 
 /** Hash an arbitrary finite number (or string) into a 32-bit seed. */
 export function seedFrom(value: number | string): number {
-  let h = 0x811c9dc5;
-  const text = typeof value === "number" ? value.toString() : value;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
+  return fnv1a32(typeof value === "number" ? value.toString() : value);
 }
 
 class Sfc32 implements Rng {

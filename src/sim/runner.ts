@@ -2,7 +2,7 @@
 // and, per policy, a fleet with cold starts driven by that policy on its own cadence from delayed,
 // noisy observations. Ground truth runs in 1 s steps; SLO attainment is judged per minute.
 
-import { createRng, seedFrom } from "../domain/rng.ts";
+import { createRng, seedFrom, type Rng } from "../domain/rng.ts";
 import { defaultLatencyModelParams } from "../domain/latency/model.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { CapacityPolicyInput } from "../domain/capacity/index.ts";
@@ -476,8 +476,26 @@ function feedInitialHistory(policy: ScalingPolicy, world: World, config: SimConf
   }
 }
 
-/** Replay a work series under every configured policy. */
-export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimConfig, onProgress?: (p: Progress) => void): SimResult {
+/** What every policy's replay shares: the world, the bounds, the true requirement and the baselines' context. */
+interface Replay {
+  readonly world: World;
+  readonly config: SimConfig;
+  readonly seconds: number;
+  readonly minutes: number;
+  readonly rootSeed: number;
+  readonly minGpus: number;
+  readonly maxGpus: number;
+  readonly req: ReturnType<typeof computeRequirement>;
+  readonly predictable: Uint8Array;
+  readonly predictableMinutes: number;
+  readonly loadPerMinute: Float32Array;
+  readonly ctx: PolicyContext;
+  readonly tunedUtilization: number;
+  readonly staticGpus: number;
+  readonly initialAdaptive: number;
+}
+
+function prepareReplay(work: WorkSeries, load: LoadSeries, config: SimConfig, onProgress?: (p: Progress) => void): Replay {
   const seconds = work.seconds;
   const minutes = Math.ceil(seconds / 60);
   const rootSeed = config.seed >>> 0;
@@ -521,140 +539,165 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
     startEpochMs: load.startEpochMs,
     scheduleLeadS: coldStartQuantileS(config.coldStart, 2.326) + 60,
   };
-  const staticGpus = staticPeakGpus(ctx);
   let initialAdaptive = minGpus;
   for (let m = 0; m < Math.min(minutes, 10); m++) initialAdaptive = Math.max(initialAdaptive, requirement[m] as number);
+  return {
+    world, config, seconds, minutes, rootSeed, minGpus, maxGpus, req, predictable, predictableMinutes, loadPerMinute, ctx, tunedUtilization,
+    staticGpus: staticPeakGpus(ctx), initialAdaptive,
+  };
+}
 
+/** What an adaptive policy sees at second s: the last visible scrape window, with noise; undefined before the first scrape. */
+function observeAt(r: Replay, fleet: ColdStartFleet, obsRng: Rng, windowS: number, latency: { minuteP99: Float64Array; minuteP90: Float64Array }, s: number): Observation | undefined {
+  const { config, world: { work, load, experts } } = r;
+  const endS = visibleScrapeEndS(config.observationFaults, Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS, config.scrapeIntervalS);
+  if (endS <= 0) return undefined; // no scrape yet: the policy cannot act
+  const seen = observedLoadFactor(config.observationFaults, endS, config.scrapeIntervalS);
+  const startS = Math.max(0, endS - windowS);
+  const span = endS - startS;
+  const noisy = (x: number, sd: number): number => Math.max(0, x * (1 + sd * obsRng.normal()));
+  const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, config.loadNoise) * seen;
+  const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, config.loadNoise) * seen;
+  const lastMinute = Math.floor(endS / 60) - 1;
+  const p99 = lastMinute >= 0 ? (latency.minuteP99[lastMinute] as number) : NaN;
+  const p90 = lastMinute >= 0 ? (latency.minuteP90[lastMinute] as number) : NaN;
+  const q = experts.quality(fleet.ready, Math.floor(s / experts.epochS));
+  const latNoise = config.latencyNoise;
+  return {
+    nowMs: load.startEpochMs + s * 1000,
+    metricsAtMs: load.startEpochMs + endS * 1000,
+    windowMs: span * 1000,
+    tokensPerSecond: tps,
+    requestsPerSecond: rps,
+    observedP99Ms: Number.isNaN(p99) ? undefined : Number.isFinite(p99) ? noisy(p99, latNoise) : p99,
+    observedP90Ms: Number.isNaN(p90) ? undefined : Number.isFinite(p90) ? noisy(p90, latNoise) : p90,
+    provisionedGpus: fleet.provisioned,
+    readyGpus: fleet.ready,
+    warmingGpus: fleet.provisioned - fleet.ready,
+    balancedness: Math.min(1, Math.max(0.01, q.balancedness * (1 + 0.01 * obsRng.normal()))),
+    crossNodeShare: q.crossNodeShare,
+    redundantExpertsPerGpu: q.redundantExpertsPerGpu,
+    coldStartDurationsMs: fleet.completedDurationsMs,
+    usdPerGpuHour: config.usdPerGpuHour,
+  };
+}
+
+/** Replay one adaptive policy (or static/schedule) on a cold-start fleet. */
+function runAdaptive(r: Replay, name: Exclude<PolicyName, "oracle">, policy: ScalingPolicy, latency: { minuteP99: Float64Array; minuteP90: Float64Array }, progress: (f: number) => void): Accumulated {
+  const { config, ctx, minGpus, maxGpus } = r;
+  const initial = name === "static" ? r.staticGpus : name === "schedule" ? Math.max(minGpus, scheduleInitialGpus(ctx)) : r.initialAdaptive;
+  const delayRng = createRng((r.rootSeed ^ seedFrom("coldstart")) >>> 0);
+  const cs = config.coldStart;
+  const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
+  const fleet = new ColdStartFleet(initial, delays);
+  const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
+  if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, r.world, config, initial, historyS);
+  const obsRng = createRng((r.rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
+  const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
+  const windowS = Math.max(1, Math.round(policy.observationWindowS));
+  const interval = Math.max(1, Math.round(policy.intervalS));
+  const driver: FleetDriver = {
+    name,
+    provisioned: () => fleet.provisioned,
+    ready: () => fleet.ready,
+    counts,
+    tick(s: number): void {
+      fleet.advance(s);
+      if (s % interval !== 0) return;
+      const obs = observeAt(r, fleet, obsRng, windowS, latency, s);
+      if (obs === undefined) return;
+      fleet.completedDurationsMs = [];
+      const step = policy.step(obs, obs.nowMs);
+      const desired = Math.min(maxGpus, Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)));
+      const before = fleet.provisioned;
+      fleet.setDesired(desired, s);
+      if (desired > before) counts.scaleUps++;
+      else if (desired < before) counts.scaleDowns++;
+      counts.coldStarts = fleet.coldStarts;
+      counts.peakGpus = Math.max(counts.peakGpus, fleet.provisioned);
+    },
+  };
+  return runFleet(r.world, config, driver, r.req.gpus, r.predictable, latency.minuteP99, latency.minuteP90, progress);
+}
+
+/** Replay the oracle's plan (known requirement, mean cold start ahead). */
+function runOracle(r: Replay, oracleColdStartS: number, latency: { minuteP99: Float64Array; minuteP90: Float64Array }, progress: (f: number) => void): Accumulated {
+  const plan = planOracle(r.req.gpus, r.seconds, oracleColdStartS);
+  let peak = 0;
+  let ups = 0;
+  let downs = 0;
+  for (let s = 0; s < r.seconds; s++) {
+    const p = plan.provisioned[s] as number;
+    peak = Math.max(peak, p);
+    if (s > 0) {
+      const prev = plan.provisioned[s - 1] as number;
+      if (p > prev) ups++;
+      else if (p < prev) downs++;
+    }
+  }
+  const driver: FleetDriver = {
+    name: "oracle",
+    provisioned: (s) => plan.provisioned[s] as number,
+    ready: (s) => plan.ready[s] as number,
+    tick: () => {},
+    counts: { scaleUps: ups, scaleDowns: downs, coldStarts: ups, peakGpus: peak },
+  };
+  return runFleet(r.world, r.config, driver, r.req.gpus, r.predictable, latency.minuteP99, latency.minuteP90, progress);
+}
+
+/** Replay a baseline at every knob of its grid and keep the point tuned in hindsight. */
+function runTuned(r: Replay, name: TunedBaselineName, progress: (f: number) => void): { acc: Accumulated; tuned: TunedBaseline } {
+  const points: { knob: number; acc: Accumulated }[] = [];
+  for (const knob of TUNING_GRIDS[name]) {
+    const latency = { minuteP99: new Float64Array(r.minutes).fill(NaN), minuteP90: new Float64Array(r.minutes).fill(NaN) };
+    points.push({ knob, acc: runAdaptive(r, name, createBaselineAt(name, r.ctx, knob), latency, progress) });
+  }
+  const tp = points.map((p) => ({ knob: p.knob, result: p.acc.result }));
+  const chosen = pickTunedPoint(tp, TUNING_TARGET_ATTAINMENT)?.point.knob;
+  const acc = (points.find((p) => p.knob === chosen) ?? points[0])?.acc as Accumulated;
+  return { acc, tuned: { name, points: tp, chosenKnob: chosen ?? NaN } };
+}
+
+/** Replay a work series under every configured policy. */
+export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimConfig, onProgress?: (p: Progress) => void): SimResult {
+  const r = prepareReplay(work, load, config, onProgress);
   const results: PolicyResult[] = [];
   const timelines: PolicyTimeline[] = [];
   const oracleColdStartS = coldStartMeanS(config.coldStart);
   const tune = config.tuneBaselines ?? true;
   const tuned: TunedBaseline[] = [];
-  const runAdaptive = (name: Exclude<PolicyName, "oracle">, policy: ScalingPolicy, minuteP99: Float64Array, minuteP90: Float64Array, progress: (f: number) => void): Accumulated => {
-    const initial = name === "static" ? staticGpus : name === "schedule" ? Math.max(minGpus, scheduleInitialGpus(ctx)) : initialAdaptive;
-    const delayRng = createRng((rootSeed ^ seedFrom("coldstart")) >>> 0);
-    const cs = config.coldStart;
-    const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
-    const fleet = new ColdStartFleet(initial, delays);
-    const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
-    if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, world, config, initial, historyS);
-    const obsRng = createRng((rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
-    const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
-    const loadNoise = config.loadNoise;
-    const latNoise = config.latencyNoise;
-    const windowS = Math.max(1, Math.round(policy.observationWindowS));
-    const interval = Math.max(1, Math.round(policy.intervalS));
-    const driver: FleetDriver = {
-      name,
-      provisioned: () => fleet.provisioned,
-      ready: () => fleet.ready,
-      counts,
-      tick(s: number): void {
-        fleet.advance(s);
-        if (s % interval !== 0) return;
-        const endS = visibleScrapeEndS(config.observationFaults, Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS, config.scrapeIntervalS);
-        if (endS <= 0) return; // no scrape yet: the policy cannot act
-        const seen = observedLoadFactor(config.observationFaults, endS, config.scrapeIntervalS);
-        const startS = Math.max(0, endS - windowS);
-        const span = endS - startS;
-        const noisy = (x: number, sd: number): number => Math.max(0, x * (1 + sd * obsRng.normal()));
-        const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, loadNoise) * seen;
-        const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, loadNoise) * seen;
-        const lastMinute = Math.floor(endS / 60) - 1;
-        const p99 = lastMinute >= 0 ? (minuteP99[lastMinute] as number) : NaN;
-        const p90 = lastMinute >= 0 ? (minuteP90[lastMinute] as number) : NaN;
-        const q = experts.quality(fleet.ready, Math.floor(s / experts.epochS));
-        const nowMs = load.startEpochMs + s * 1000;
-        const obs: Observation = {
-          nowMs,
-          metricsAtMs: load.startEpochMs + endS * 1000,
-          windowMs: span * 1000,
-          tokensPerSecond: tps,
-          requestsPerSecond: rps,
-          observedP99Ms: Number.isNaN(p99) ? undefined : Number.isFinite(p99) ? noisy(p99, latNoise) : p99,
-          observedP90Ms: Number.isNaN(p90) ? undefined : Number.isFinite(p90) ? noisy(p90, latNoise) : p90,
-          provisionedGpus: fleet.provisioned,
-          readyGpus: fleet.ready,
-          warmingGpus: fleet.provisioned - fleet.ready,
-          balancedness: Math.min(1, Math.max(0.01, q.balancedness * (1 + 0.01 * obsRng.normal()))),
-          crossNodeShare: q.crossNodeShare,
-          redundantExpertsPerGpu: q.redundantExpertsPerGpu,
-          coldStartDurationsMs: fleet.completedDurationsMs,
-          usdPerGpuHour: config.usdPerGpuHour,
-        };
-        fleet.completedDurationsMs = [];
-        const step = policy.step(obs, nowMs);
-        const desired = Math.min(maxGpus, Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)));
-        const before = fleet.provisioned;
-        fleet.setDesired(desired, s);
-        if (desired > before) counts.scaleUps++;
-        else if (desired < before) counts.scaleDowns++;
-        counts.coldStarts = fleet.coldStarts;
-        counts.peakGpus = Math.max(counts.peakGpus, fleet.provisioned);
-      },
-    };
-    return runFleet(world, config, driver, requirement, predictable, minuteP99, minuteP90, progress);
-  };
   for (const name of config.policies) {
-    const minuteP99 = new Float64Array(minutes).fill(NaN);
-    const minuteP90 = new Float64Array(minutes).fill(NaN);
+    const latency = { minuteP99: new Float64Array(r.minutes).fill(NaN), minuteP90: new Float64Array(r.minutes).fill(NaN) };
     const progress = (f: number): void => onProgress?.({ phase: "policy", policy: name, fraction: f });
     let acc: Accumulated;
     if (name === "oracle") {
-      const plan = planOracle(requirement, seconds, oracleColdStartS);
-      let peak = 0;
-      let ups = 0;
-      let downs = 0;
-      for (let s = 0; s < seconds; s++) {
-        const p = plan.provisioned[s] as number;
-        peak = Math.max(peak, p);
-        if (s > 0) {
-          const prev = plan.provisioned[s - 1] as number;
-          if (p > prev) ups++;
-          else if (p < prev) downs++;
-        }
-      }
-      const driver: FleetDriver = {
-        name,
-        provisioned: (s) => plan.provisioned[s] as number,
-        ready: (s) => plan.ready[s] as number,
-        tick: () => {},
-        counts: { scaleUps: ups, scaleDowns: downs, coldStarts: ups, peakGpus: peak },
-      };
-      acc = runFleet(world, config, driver, requirement, predictable, minuteP99, minuteP90, progress);
+      acc = runOracle(r, oracleColdStartS, latency, progress);
     } else if (tune && (TUNED_BASELINES as readonly string[]).includes(name)) {
-      const points: { knob: number; acc: Accumulated }[] = [];
-      for (const knob of TUNING_GRIDS[name as TunedBaselineName]) {
-        const p99 = new Float64Array(minutes).fill(NaN);
-        const p90 = new Float64Array(minutes).fill(NaN);
-        points.push({ knob, acc: runAdaptive(name, createBaselineAt(name as TunedBaselineName, ctx, knob), p99, p90, progress) });
-      }
-      const tp = points.map((p) => ({ knob: p.knob, result: p.acc.result }));
-      const chosen = pickTunedPoint(tp, TUNING_TARGET_ATTAINMENT)?.point.knob;
-      tuned.push({ name: name as TunedBaselineName, points: tp, chosenKnob: chosen ?? NaN });
-      acc = (points.find((p) => p.knob === chosen) ?? points[0])?.acc as Accumulated;
+      const t = runTuned(r, name as TunedBaselineName, progress);
+      tuned.push(t.tuned);
+      acc = t.acc;
     } else {
-      acc = runAdaptive(name, makePolicy(name, ctx, config), minuteP99, minuteP90, progress);
+      acc = runAdaptive(r, name, makePolicy(name, r.ctx, config), latency, progress);
     }
     progress(1);
     results.push(acc.result);
     timelines.push(acc.timeline);
   }
   return {
-    seconds,
-    minutes,
-    requirement,
-    unattainableMinutes: req.unattainableMinutes,
-    unattainable: req.unattainable,
-    predictableMinutes,
-    staticGpus,
-    minGpus,
-    maxGpus,
+    seconds: r.seconds,
+    minutes: r.minutes,
+    requirement: r.req.gpus,
+    unattainableMinutes: r.req.unattainableMinutes,
+    unattainable: r.req.unattainable,
+    predictableMinutes: r.predictableMinutes,
+    staticGpus: r.staticGpus,
+    minGpus: r.minGpus,
+    maxGpus: r.maxGpus,
     oracleColdStartS,
-    tunedUtilization,
+    tunedUtilization: r.tunedUtilization,
     results,
     timelines,
-    loadPerMinute,
+    loadPerMinute: r.loadPerMinute,
     tuned,
   };
 }

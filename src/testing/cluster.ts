@@ -69,6 +69,157 @@ ${users}- level: None
 `;
 }
 
+interface Ports {
+  readonly etcd: number;
+  readonly api: number;
+  readonly scheduler: number;
+  readonly controllerManager: number;
+  readonly kwok: number;
+}
+
+/** Start etcd (its process is pushed onto procs before waiting, so a failed start is stopped). */
+async function startEtcd(bins: ControlPlaneBins, dir: string, port: number, procs: ManagedProcess[]): Promise<void> {
+  const etcd = startProcess({
+    name: "etcd",
+    command: bins.etcd,
+    args: [
+      `--data-dir=${mkdirP(join(dir, "etcd"))}`,
+      `--listen-client-urls=http://127.0.0.1:${port}`,
+      `--advertise-client-urls=http://127.0.0.1:${port}`,
+      "--listen-peer-urls=http://127.0.0.1:0",
+      "--unsafe-no-fsync",
+      "--log-level=warn",
+      "--quota-backend-bytes=2147483648",
+    ],
+    logFile: join(dir, "etcd.log"),
+  });
+  procs.push(etcd);
+  await waitFor("etcd health", async () => {
+    assertRunning(etcd);
+    const r = await httpGet(`http://127.0.0.1:${port}/health`);
+    return r.status === 200 && r.body.includes("true") ? true : undefined;
+  }, { timeoutMs: 30_000, onTimeout: () => etcd.logTail() });
+}
+
+/** Start kube-apiserver on etcd and wait for /readyz; returns its URL and the audit log path (when auditing). */
+async function startApiserver(
+  bins: ControlPlaneBins, dir: string, pki: Pki, ports: Ports, opts: StartClusterOptions, procs: ManagedProcess[],
+): Promise<{ server: string; auditLogPath: string | undefined }> {
+  const auditLogPath = opts.audit ? join(dir, "audit.log") : undefined;
+  const auditArgs: string[] = [];
+  if (auditLogPath) {
+    const policy = join(dir, "audit-policy.yaml");
+    writeFileSync(policy, auditPolicy(opts.auditAllRequestsOf ?? []));
+    auditArgs.push(`--audit-policy-file=${policy}`, `--audit-log-path=${auditLogPath}`, "--audit-log-format=json", "--audit-log-mode=blocking");
+  }
+  const apiserver = startProcess({
+    name: "kube-apiserver",
+    command: bins.kubeApiserver,
+    args: [
+      `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
+      `--cert-dir=${mkdirP(join(dir, "apiserver-certs"))}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${ports.api}`,
+      `--tls-cert-file=${pki.servingCert}`,
+      `--tls-private-key-file=${pki.servingKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      `--service-account-key-file=${pki.serviceAccountPub}`,
+      `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      "--service-cluster-ip-range=10.0.0.0/24",
+      "--authorization-mode=RBAC",
+      "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
+      "--endpoint-reconciler-type=none",
+      "--allow-privileged=true",
+      "--profiling=false",
+      "--v=0",
+      ...auditArgs,
+    ],
+    logFile: join(dir, "kube-apiserver.log"),
+  });
+  procs.push(apiserver);
+  const server = `https://127.0.0.1:${ports.api}`;
+  const tls = { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
+  await waitFor("kube-apiserver /readyz", async () => {
+    assertRunning(apiserver);
+    const r = await httpGet(`${server}/readyz`, tls);
+    return r.status === 200 ? true : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => apiserver.logTail() });
+  return { server, auditLogPath };
+}
+
+/** Start kube-scheduler, kube-controller-manager and kwok in parallel; wait for the first two to be healthy. Returns kwok. */
+async function startClients(bins: ControlPlaneBins, dir: string, pki: Pki, ports: Ports, kubeconfigPath: string, procs: ManagedProcess[]): Promise<ManagedProcess> {
+  const common = [`--kubeconfig=${kubeconfigPath}`, `--authentication-kubeconfig=${kubeconfigPath}`, `--authorization-kubeconfig=${kubeconfigPath}`, "--leader-elect=false", "--bind-address=127.0.0.1"];
+  const scheduler = startProcess({
+    name: "kube-scheduler",
+    command: bins.kubeScheduler,
+    args: [...common, `--secure-port=${ports.scheduler}`, "--v=1"],
+    logFile: join(dir, "kube-scheduler.log"),
+  });
+  procs.push(scheduler);
+  const controllerManager = startProcess({
+    name: "kube-controller-manager",
+    command: bins.kubeControllerManager,
+    args: [
+      ...common,
+      `--secure-port=${ports.controllerManager}`,
+      `--service-account-private-key-file=${pki.serviceAccountKey}`,
+      `--root-ca-file=${pki.caCert}`,
+      `--cluster-signing-cert-file=${pki.caCert}`,
+      `--cluster-signing-key-file=${pki.caKey}`,
+      "--use-service-account-credentials=false",
+      "--controllers=*",
+      "--concurrent-gc-syncs=10",
+      "--v=1",
+    ],
+    logFile: join(dir, "kube-controller-manager.log"),
+  });
+  procs.push(controllerManager);
+  const kwok = startProcess({
+    name: "kwok",
+    command: bins.kwok,
+    args: [
+      `--kubeconfig=${kubeconfigPath}`,
+      `--config=${bins.kwokStages}`,
+      "--manage-all-nodes=false",
+      "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+      "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
+      `--server-address=127.0.0.1:${ports.kwok}`,
+      "--node-lease-duration-seconds=40",
+      "--cidr=10.244.0.0/16",
+      "--node-ip=10.244.0.1",
+    ],
+    logFile: join(dir, "kwok.log"),
+  });
+  procs.push(kwok);
+
+  const insecure = { insecure: true };
+  const healthy = (what: string, p: ManagedProcess, port: number) => waitFor(`${what} /healthz`, async () => {
+    assertRunning(p);
+    return (await httpGet(`https://127.0.0.1:${port}/healthz`, insecure)).status === 200 ? true : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => p.logTail() });
+  await Promise.all([healthy("kube-scheduler", scheduler, ports.scheduler), healthy("kube-controller-manager", controllerManager, ports.controllerManager)]);
+  return kwok;
+}
+
+/** Create fake GPU nodes and wait until kwok reports them Ready. */
+function gpuNodeAdder(core: CoreV1Api, kwok: ManagedProcess): (pools: GpuNodePool[]) => Promise<V1Node[]> {
+  return async (pools) => {
+    const nodes = gpuNodesFor(pools);
+    for (const n of nodes) await core.createNode({ body: n });
+    const names = new Set(nodes.map((n) => n.metadata!.name!));
+    await waitFor(`${names.size} fake GPU nodes Ready`, async () => {
+      assertRunning(kwok);
+      const list = await core.listNode({ labelSelector: "type=kwok" });
+      const ready = list.items.filter((n) => names.has(n.metadata!.name!) && n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+      return ready.length === names.size ? true : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => kwok.logTail() });
+    return nodes;
+  };
+}
+
 export async function startCluster(opts: StartClusterOptions = {}): Promise<LocalCluster> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
@@ -88,73 +239,12 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
 
   try {
     const pki = createPki(mkdirP(join(dir, "pki")));
-    const [etcdPort, apiPort, schedPort, cmPort, kwokPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [etcd, api, scheduler, controllerManager, kwokPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const ports: Ports = { etcd, api, scheduler, controllerManager, kwok: kwokPort };
 
-    // etcd
-    const etcd = startProcess({
-      name: "etcd",
-      command: bins.etcd,
-      args: [
-        `--data-dir=${mkdirP(join(dir, "etcd"))}`,
-        `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-        `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-        "--listen-peer-urls=http://127.0.0.1:0",
-        "--unsafe-no-fsync",
-        "--log-level=warn",
-        "--quota-backend-bytes=2147483648",
-      ],
-      logFile: join(dir, "etcd.log"),
-    });
-    procs.push(etcd);
-    await waitFor("etcd health", async () => {
-      assertRunning(etcd);
-      const r = await httpGet(`http://127.0.0.1:${etcdPort}/health`);
-      return r.status === 200 && r.body.includes("true") ? true : undefined;
-    }, { timeoutMs: 30_000, onTimeout: () => etcd.logTail() });
+    await startEtcd(bins, dir, ports.etcd, procs);
     log(`etcd ready (${Date.now() - t0} ms)`);
-
-    // kube-apiserver
-    const auditLogPath = opts.audit ? join(dir, "audit.log") : undefined;
-    const auditArgs: string[] = [];
-    if (auditLogPath) {
-      const policy = join(dir, "audit-policy.yaml");
-      writeFileSync(policy, auditPolicy(opts.auditAllRequestsOf ?? []));
-      auditArgs.push(`--audit-policy-file=${policy}`, `--audit-log-path=${auditLogPath}`, "--audit-log-format=json", "--audit-log-mode=blocking");
-    }
-    const apiserver = startProcess({
-      name: "kube-apiserver",
-      command: bins.kubeApiserver,
-      args: [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        `--cert-dir=${mkdirP(join(dir, "apiserver-certs"))}`,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        `--secure-port=${apiPort}`,
-        `--tls-cert-file=${pki.servingCert}`,
-        `--tls-private-key-file=${pki.servingKey}`,
-        `--client-ca-file=${pki.caCert}`,
-        `--service-account-key-file=${pki.serviceAccountPub}`,
-        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        "--service-cluster-ip-range=10.0.0.0/24",
-        "--authorization-mode=RBAC",
-        "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition",
-        "--endpoint-reconciler-type=none",
-        "--allow-privileged=true",
-        "--profiling=false",
-        "--v=0",
-        ...auditArgs,
-      ],
-      logFile: join(dir, "kube-apiserver.log"),
-    });
-    procs.push(apiserver);
-    const server = `https://127.0.0.1:${apiPort}`;
-    const tls = { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
-    await waitFor("kube-apiserver /readyz", async () => {
-      assertRunning(apiserver);
-      const r = await httpGet(`${server}/readyz`, tls);
-      return r.status === 200 ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => apiserver.logTail() });
+    const { server, auditLogPath } = await startApiserver(bins, dir, pki, ports, opts, procs);
     log(`kube-apiserver ready at ${server} (${Date.now() - t0} ms)`);
 
     const kubeconfigPath = join(dir, "kubeconfig");
@@ -162,80 +252,14 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
 
-    // kube-scheduler, kube-controller-manager and kwok in parallel.
-    const common = [`--kubeconfig=${kubeconfigPath}`, `--authentication-kubeconfig=${kubeconfigPath}`, `--authorization-kubeconfig=${kubeconfigPath}`, "--leader-elect=false", "--bind-address=127.0.0.1"];
-    const scheduler = startProcess({
-      name: "kube-scheduler",
-      command: bins.kubeScheduler,
-      args: [...common, `--secure-port=${schedPort}`, "--v=1"],
-      logFile: join(dir, "kube-scheduler.log"),
-    });
-    procs.push(scheduler);
-    const controllerManager = startProcess({
-      name: "kube-controller-manager",
-      command: bins.kubeControllerManager,
-      args: [
-        ...common,
-        `--secure-port=${cmPort}`,
-        `--service-account-private-key-file=${pki.serviceAccountKey}`,
-        `--root-ca-file=${pki.caCert}`,
-        `--cluster-signing-cert-file=${pki.caCert}`,
-        `--cluster-signing-key-file=${pki.caKey}`,
-        "--use-service-account-credentials=false",
-        "--controllers=*",
-        "--concurrent-gc-syncs=10",
-        "--v=1",
-      ],
-      logFile: join(dir, "kube-controller-manager.log"),
-    });
-    procs.push(controllerManager);
-    const kwok = startProcess({
-      name: "kwok",
-      command: bins.kwok,
-      args: [
-        `--kubeconfig=${kubeconfigPath}`,
-        `--config=${bins.kwokStages}`,
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom",
-        `--server-address=127.0.0.1:${kwokPort}`,
-        "--node-lease-duration-seconds=40",
-        "--cidr=10.244.0.0/16",
-        "--node-ip=10.244.0.1",
-      ],
-      logFile: join(dir, "kwok.log"),
-    });
-    procs.push(kwok);
-
-    const insecure = { insecure: true };
-    await Promise.all([
-      waitFor("kube-scheduler /healthz", async () => {
-        assertRunning(scheduler);
-        return (await httpGet(`https://127.0.0.1:${schedPort}/healthz`, insecure)).status === 200 ? true : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => scheduler.logTail() }),
-      waitFor("kube-controller-manager /healthz", async () => {
-        assertRunning(controllerManager);
-        return (await httpGet(`https://127.0.0.1:${cmPort}/healthz`, insecure)).status === 200 ? true : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => controllerManager.logTail() }),
-    ]);
+    const kwok = await startClients(bins, dir, pki, ports, kubeconfigPath, procs);
     log(`scheduler and controller-manager healthy (${Date.now() - t0} ms)`);
 
     const core = kubeConfig.makeApiClient(CoreV1Api);
     // The default namespace and its ServiceAccount exist before tests use them.
     await waitFor("namespace default", async () => ((await core.readNamespace({ name: "default" })) ? true : undefined), { timeoutMs: 30_000 });
 
-    const addGpuNodes = async (pools: GpuNodePool[]): Promise<V1Node[]> => {
-      const nodes = gpuNodesFor(pools);
-      for (const n of nodes) await core.createNode({ body: n });
-      const names = new Set(nodes.map((n) => n.metadata!.name!));
-      await waitFor(`${names.size} fake GPU nodes Ready`, async () => {
-        assertRunning(kwok);
-        const list = await core.listNode({ labelSelector: "type=kwok" });
-        const ready = list.items.filter((n) => names.has(n.metadata!.name!) && n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
-        return ready.length === names.size ? true : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => kwok.logTail() });
-      return nodes;
-    };
+    const addGpuNodes = gpuNodeAdder(core, kwok);
     if (opts.gpuNodes?.length) await addGpuNodes(opts.gpuNodes);
     const startupMs = Date.now() - t0;
     log(`cluster "${name}" ready in ${startupMs} ms (dir ${dir})`);

@@ -10,8 +10,6 @@ const METRIC: Record<ApiLatencyMetric, LatencyMetric> = {
 };
 
 export interface PolicyContext {
-  /** Price of the router's GPUs, to take their cost out of the budget for shards. */
-  routerUsdPerGpuHour?: number;
   /** Decision cadence: metric windows are at least a few of these. */
   reconcileIntervalMs: number;
   /** Replacement pods the rollout creates at once (--max-surge): a heat rebalance changes at most this many shards. */
@@ -20,8 +18,8 @@ export interface PolicyContext {
 
 export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): DeploymentPolicy {
   const routerGpus = routerGpuCount(spec);
-  const routerPrice = ctx.routerUsdPerGpuHour ?? spec.cost.defaultUsdPerGpuHour;
-  const budget = spec.cost.maxUsdPerHour === undefined ? undefined : Math.max(0, spec.cost.maxUsdPerHour - routerGpus * (routerPrice ?? 0));
+  // The router's GPUs are priced at the default price (0 when unknown) and come out of the budget for shards.
+  const budget = spec.cost.maxUsdPerHour === undefined ? undefined : Math.max(0, spec.cost.maxUsdPerHour - routerGpus * spec.cost.defaultUsdPerGpuHour);
   const coldStartMs = spec.prewarm.coldStartSeconds * 1000;
   const capacity = makeCapacityPolicy({
     slo: { metric: METRIC[spec.slo.metric], targetP99Ms: spec.slo.targetLatencyMs },

@@ -11,6 +11,8 @@ import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import { moeLayerCount, routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot, type HeatBasis, type NodeView, type ShardView } from "../../domain/decide.ts";
 import { apiReasonOf, isMetricsHold, prewarmApiReasonOf } from "../../domain/scaling/index.ts";
+import { nodeUsdPerGpuHour } from "../../domain/cost/index.ts";
+import { fnv1a64 } from "../../domain/fnv.ts";
 import { scheduleWindowAt, type CapacityState } from "../../domain/capacity/index.ts";
 import { parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
 import { planRollout, type DesiredShard, type ShardPodView, type RolloutPlan } from "../../domain/rollout/index.ts";
@@ -87,7 +89,6 @@ interface Memory {
   /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
   rebalanceEvaluatedMs?: number;
   coldStartsSeen: Set<string>;
-  lastDecision?: Decision;
 }
 
 const round = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? undefined : Number(x.toFixed(digits)));
@@ -100,11 +101,6 @@ export class MoEDeploymentReconciler {
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
     this.#poller = new SourcePoller({ clock: deps.clock, waitMs: deps.config.sourceWaitMs, onRefreshed: (key) => deps.requeue?.(key) });
-  }
-
-  /** Decision inputs kept between reconciles (for tests and the status endpoint). */
-  memoryOf(namespace: string, name: string): Readonly<Memory> | undefined {
-    return this.#memory.get(`${namespace}/${name}`);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -158,7 +154,7 @@ export class MoEDeploymentReconciler {
     const podViews = shardPods.map(shardPodView).filter((v): v is ShardPodView & { pod: V1Pod } => v !== undefined);
     const shardViews = this.#shardViews(podViews, nodes);
     const coldStarts = this.#newColdStarts(shardPods, mem);
-    const policy = policyFromSpec(spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, routerUsdPerGpuHour: undefined, maxSurge: cfg.maxSurge });
+    const policy = policyFromSpec(spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge });
     const provisionedShards = spec.mode === "Auto"
       ? (d.status?.desiredShards ?? new Set(podViews.filter((p) => !p.terminating).map((p) => p.shardIndex)).size)
       : (d.status?.recommendation?.shards ?? 0);
@@ -187,7 +183,6 @@ export class MoEDeploymentReconciler {
     const decision = decide(snapshot, policy, nowMs);
     mem.capacityState = decision.nextCapacityState;
     if (decision.heatUsable && heatReading.heat) mem.lastGoodHeat = heatReading.heat.heat.map((l) => [...l]);
-    mem.lastDecision = decision;
     if (decision.placement.rebalanceEvaluated) mem.rebalanceEvaluatedMs = nowMs;
 
     const targetPlacement = decision.placement.placement;
@@ -307,7 +302,7 @@ export class MoEDeploymentReconciler {
         name: n.metadata!.name!,
         domain: labels[spec.placement.topologyKey] ?? n.metadata!.name!,
         freeGpus: Math.max(0, allocatable - (requested.get(n.metadata!.name!) ?? 0)),
-        usdPerGpuHour: nodePrice(labels, spec.cost),
+        usdPerGpuHour: nodeUsdPerGpuHour(labels, spec.cost),
       });
     }
     return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -343,7 +338,7 @@ export class MoEDeploymentReconciler {
   }
 
   async #applyIfChanged(obj: V1Deployment, live: V1Deployment | undefined): Promise<void> {
-    const hash = fnvOfObject(obj);
+    const hash = fnv1a64(JSON.stringify(obj));
     if (live?.metadata?.annotations?.["moe.dev/applied-hash"] === hash) return;
     obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, "moe.dev/applied-hash": hash } };
     await this.#d.kube.apply(obj);
@@ -663,20 +658,6 @@ function shardPodView(p: V1Pod): (ShardPodView & { pod: V1Pod }) | undefined {
   };
 }
 
-function nodePrice(labels: Record<string, string>, cost: MoEDeployment["spec"]["cost"]): number | undefined {
-  if (cost.priceLabelKey) {
-    const v = Number(labels[cost.priceLabelKey]);
-    if (Number.isFinite(v) && v >= 0 && labels[cost.priceLabelKey] !== undefined) return v;
-  }
-  if (cost.table) {
-    const value = labels[cost.table.labelKey];
-    const entry = cost.table.prices.find((p) => p.labelValue === value);
-    if (entry) return entry.usdPerGpuHour;
-  }
-  return cost.defaultUsdPerGpuHour > 0 ? cost.defaultUsdPerGpuHour : undefined;
-}
-
-
 function nextPrewarm(spec: MoEDeployment["spec"], nowMs: number, prev: MoEDeploymentStatus["nextPrewarm"]): MoEDeploymentStatus["nextPrewarm"] {
   let best: { atMs: number; name: string; minShards: number } | undefined;
   for (const s of spec.prewarm.schedules ?? []) {
@@ -694,15 +675,6 @@ function nextPrewarm(spec: MoEDeployment["spec"], nowMs: number, prev: MoEDeploy
   return prev && JSON.stringify(prev) === JSON.stringify(next) ? prev : next;
 }
 
-function fnvOfObject(o: unknown): string {
-  let h = 0x811c9dc5;
-  const s = JSON.stringify(o);
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, "0");
-}
 
 function dropUndefined<T>(o: T): T {
   return JSON.parse(JSON.stringify(o)) as T;

@@ -1,6 +1,7 @@
 // Canonical JSON and a content hash for placements (FNV-1a 64-bit over the UTF-8 bytes of the
 // canonical JSON), so the operator can version the ConfigMap it publishes.
 
+import { fnv1a64 } from "../fnv.ts";
 import { EMPTY_SLOT } from "./types.ts";
 import type { Placement, PlacementGpu } from "./types.ts";
 
@@ -22,31 +23,7 @@ export function serializePlacement(placement: Placement): string {
   return JSON.stringify(canonical);
 }
 
-const encoder = new TextEncoder();
-
-/** FNV-1a 64-bit of a string's UTF-8 bytes, as 16 lowercase hex digits. */
-export function fnv1a64(text: string): string {
-  const bytes = encoder.encode(text);
-  // 64-bit state as four 16-bit limbs (h0 lowest); offset basis 0xcbf29ce484222325.
-  let h0 = 0x2325;
-  let h1 = 0x8422;
-  let h2 = 0x9ce4;
-  let h3 = 0xcbf2;
-  for (let i = 0; i < bytes.length; i++) {
-    h0 ^= bytes[i]!;
-    // Multiply by the FNV prime 0x00000100000001b3 modulo 2^64.
-    const t0 = h0 * 0x1b3;
-    const t1 = h1 * 0x1b3 + (t0 >>> 16);
-    const t2 = h2 * 0x1b3 + h0 * 0x100 + (t1 >>> 16);
-    const t3 = h3 * 0x1b3 + h1 * 0x100 + Math.floor(t2 / 65536);
-    h0 = t0 & 0xffff;
-    h1 = t1 & 0xffff;
-    h2 = t2 & 0xffff;
-    h3 = t3 & 0xffff;
-  }
-  const hex = (v: number): string => v.toString(16).padStart(4, "0");
-  return hex(h3) + hex(h2) + hex(h1) + hex(h0);
-}
+export { fnv1a64 };
 
 /**
  * Content hash of a placement's expert layout: which expert every slot of every GPU (by gpuId)

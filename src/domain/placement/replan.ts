@@ -72,7 +72,9 @@ function matchGpus(st: LayerState, fresh: LayerState): Int32Array | null {
       for (let k = origStart![e]!; k < origStart![e + 1]!; k++) {
         const cg = origList![k]!;
         if (slotCount[cg] !== slotCount[fg] || !bitAt(orig, cg * E + e)) continue;
-        if (count[cg]++ === 0) touched.push(cg);
+        const seen = count[cg] ?? 0;
+        count[cg] = seen + 1;
+        if (seen === 0) touched.push(cg);
       }
     }
     for (const cg of touched) {

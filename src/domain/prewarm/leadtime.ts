@@ -1,5 +1,6 @@
 // Cold-start lead time learned from observed pod start-to-Ready durations: a high quantile of
 // the recent durations plus a margin for the decision interval and scheduling.
+import { quantile } from "../quantile.ts";
 
 export interface LeadTimeOptions {
   /** Assumed start-to-Ready before enough observations (public reports: 2-8+ minutes). */
@@ -44,14 +45,6 @@ export function observeColdStarts(
   return { version: 1, samplesMs };
 }
 
-export function quantileOf(values: readonly number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const pos = Math.min(1, Math.max(0, q)) * (sorted.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (pos - lo);
-}
 
 export interface LeadTimeEstimate {
   /** Time to order capacity ahead of need: cold start estimate + margin. */
@@ -69,7 +62,7 @@ export function estimateLeadTime(
   if (n === 0) {
     return { leadTimeMs: options.defaultColdStartMs + options.marginMs, coldStartMs: options.defaultColdStartMs, source: "default", sampleCount: 0 };
   }
-  const q = quantileOf(state.samplesMs, options.quantile);
+  const q = quantile(state.samplesMs, options.quantile);
   // With few samples, never go below the default (one fast start proves little) nor the worst seen.
   const coldStartMs = n < options.minSamples
     ? Math.max(options.defaultColdStartMs, ...state.samplesMs)

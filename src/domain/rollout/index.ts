@@ -78,15 +78,29 @@ export function countUncovered(pods: readonly Pick<ShardPodView, "experts">[], l
 }
 
 export function planRollout(input: RolloutInput): RolloutPlan {
-  const { pods, desired, layerCount, expertCount, nowMs } = input;
-  const drainMs = Math.max(0, input.drainSeconds) * 1000;
+  const { pods, desired, layerCount, expertCount } = input;
   const live = pods.filter((p) => !p.terminating);
-  const desiredKeys = new Map(desired.map((d) => [key(d.shardIndex, d.setHash), d]));
-  const desiredIndices = new Set(desired.map((d) => d.shardIndex));
-
-  // 1. Create missing desired pods (replacements limited by maxSurge).
+  const desiredKeys = new Set(desired.map((d) => key(d.shardIndex, d.setHash)));
   const liveByKey = new Map<string, ShardPodView>();
   for (const p of live) if (!p.drainStartedMs && !liveByKey.has(key(p.shardIndex, p.setHash))) liveByKey.set(key(p.shardIndex, p.setHash), p);
+
+  const { create, pendingDesired } = planCreates(input, live, liveByKey);
+  const obsolete = live.filter((p) => !desiredKeys.has(key(p.shardIndex, p.setHash)) || (p.drainStartedMs !== undefined));
+  const drains = planDrains(input, live, liveByKey, obsolete);
+  const { del, requeueAfterMs } = planDeletes(input, live, drains.startDrain.length, drains.del);
+
+  const uncoveredNow = countUncovered(live.filter((p) => p.ready), layerCount, expertCount);
+  const complete = create.length === 0 && pendingDesired === 0 && obsolete.length === 0 && del.length === 0 && live.length === desired.length;
+  return { create, startDrain: drains.startDrain, delete: del, blocked: drains.blocked, requeueAfterMs, uncoveredNow, complete, pendingDesired };
+}
+
+/** Step 1: create missing desired pods (replacements limited by maxSurge). */
+function planCreates(
+  input: RolloutInput,
+  live: readonly ShardPodView[],
+  liveByKey: ReadonlyMap<string, ShardPodView>,
+): { create: DesiredShard[]; pendingDesired: number } {
+  const { desired } = input;
   const indicesWithPods = new Set(live.map((p) => p.shardIndex));
   let inFlight = desired.filter((d) => {
     const p = liveByKey.get(key(d.shardIndex, d.setHash));
@@ -108,79 +122,102 @@ export function planRollout(input: RolloutInput): RolloutPlan {
     }
     create.push(d);
   }
+  return { create, pendingDesired };
+}
 
-  // 2. Drain obsolete pods whose replicas are all held by other Ready pods that stay.
-  const obsolete = live.filter((p) => !desiredKeys.has(key(p.shardIndex, p.setHash)) || (p.drainStartedMs !== undefined));
-  const stays = new Set(live.filter((p) => p.ready && p.drainStartedMs === undefined).map((p) => p.name));
+interface DrainPlan {
+  readonly startDrain: string[];
+  readonly blocked: { pod: string; reason: string }[];
+  /** Obsolete pods that are not Ready: deleted at once. */
+  readonly del: string[];
+}
+
+/** Step 2: drain obsolete pods whose replicas are all held by other Ready pods that stay. */
+function planDrains(
+  input: RolloutInput,
+  live: readonly ShardPodView[],
+  liveByKey: ReadonlyMap<string, ShardPodView>,
+  obsolete: readonly ShardPodView[],
+): DrainPlan {
+  const { desired, layerCount, expertCount } = input;
+  const desiredIndices = new Set(desired.map((d) => d.shardIndex));
   // Holder counts per (layer, expert) over pods that stay.
   const holders = new Uint16Array(layerCount * expertCount);
-  const podByName = new Map(live.map((p) => [p.name, p]));
-  for (const name of stays) {
-    const p = podByName.get(name)!;
-    forEachReplica(p, layerCount, expertCount, (i) => holders[i]++);
+  for (const p of live) {
+    if (p.ready && p.drainStartedMs === undefined) forEachReplica(p, layerCount, expertCount, (i) => addAt(holders, i, 1));
   }
-  const startDrain: string[] = [];
-  const blocked: { pod: string; reason: string }[] = [];
+  const plan: DrainPlan = { startDrain: [], blocked: [], del: [] };
   const candidates = obsolete
     .filter((p) => p.drainStartedMs === undefined)
     // Old versions of kept indices first (their replacement carries the load), then scale-down, by index.
     .sort((a, b) => Number(desiredIndices.has(b.shardIndex)) - Number(desiredIndices.has(a.shardIndex)) || a.shardIndex - b.shardIndex || a.name.localeCompare(b.name));
-  const del: string[] = [];
+  const replacementOf = (p: ShardPodView): { replacement: ShardPodView | undefined } | undefined => {
+    const d = desired.find((x) => x.shardIndex === p.shardIndex);
+    return d === undefined ? undefined : { replacement: liveByKey.get(key(d.shardIndex, d.setHash)) };
+  };
   // Old pods already draining to make room for an unschedulable replacement.
   let capacityDrains = live.filter((p) => {
-    if (p.drainStartedMs === undefined || !desiredIndices.has(p.shardIndex)) return false;
-    const d = desired.find((x) => x.shardIndex === p.shardIndex)!;
-    if (d.setHash === p.setHash) return false;
+    if (p.drainStartedMs === undefined) return false;
+    const d = desired.find((x) => x.shardIndex === p.shardIndex);
+    if (d === undefined || d.setHash === p.setHash) return false;
     const r = liveByKey.get(key(d.shardIndex, d.setHash));
     return !r || !r.ready;
   }).length;
   for (const p of candidates) {
     if (!p.ready) {
       // Not serving: nothing to drain, nothing to cover. Free its GPU now.
-      del.push(p.name);
+      plan.del.push(p.name);
       continue;
     }
-    if (desiredIndices.has(p.shardIndex)) {
-      const replacement = desired.find((d) => d.shardIndex === p.shardIndex)!;
-      const r = liveByKey.get(key(replacement.shardIndex, replacement.setHash));
-      if (!r || !r.ready) {
-        // No spare GPU for the replacement: the old pod may make room (break before make)
-        // if every replica it holds stays covered, a few at a time.
-        if (!(r?.unschedulable && capacityDrains < Math.max(1, input.maxSurge))) {
-          blocked.push({ pod: p.name, reason: r?.unschedulable ? `replacement for shard ${p.shardIndex} waits for a free GPU` : `replacement for shard ${p.shardIndex} is not Ready yet` });
-          continue;
-        }
-        capacityDrains++;
+    const kept = replacementOf(p);
+    if (kept !== undefined && !kept.replacement?.ready) {
+      // No spare GPU for the replacement: the old pod may make room (break before make)
+      // if every replica it holds stays covered, a few at a time.
+      const r = kept.replacement;
+      if (!(r?.unschedulable && capacityDrains < Math.max(1, input.maxSurge))) {
+        plan.blocked.push({ pod: p.name, reason: r?.unschedulable ? `replacement for shard ${p.shardIndex} waits for a free GPU` : `replacement for shard ${p.shardIndex} is not Ready yet` });
+        continue;
       }
+      capacityDrains++;
     }
     // Would removing p leave some replica without a holder?
     let soleHeld = 0;
     forEachReplica(p, layerCount, expertCount, (i) => {
-      if (holders[i]! <= 1) soleHeld++;
+      if ((holders[i] ?? 0) <= 1) soleHeld++;
     });
     if (soleHeld > 0) {
-      blocked.push({ pod: p.name, reason: `holds the only Ready replica of ${soleHeld} expert(s); waiting for new shards` });
+      plan.blocked.push({ pod: p.name, reason: `holds the only Ready replica of ${soleHeld} expert(s); waiting for new shards` });
       continue;
     }
-    forEachReplica(p, layerCount, expertCount, (i) => holders[i]--);
-    stays.delete(p.name);
-    startDrain.push(p.name);
+    forEachReplica(p, layerCount, expertCount, (i) => addAt(holders, i, -1));
+    plan.startDrain.push(p.name);
   }
+  return plan;
+}
 
-  // 3. Delete pods whose drain period is over.
+/** Step 3: delete pods whose drain period is over; when to be called again. */
+function planDeletes(
+  input: RolloutInput,
+  live: readonly ShardPodView[],
+  drainsStarted: number,
+  notReady: readonly string[],
+): { del: string[]; requeueAfterMs: number | undefined } {
+  const drainMs = Math.max(0, input.drainSeconds) * 1000;
+  const del = [...notReady];
   let requeueAfterMs: number | undefined;
   for (const p of live) {
     if (p.drainStartedMs === undefined) continue;
-    const left = p.drainStartedMs + drainMs - nowMs;
+    const left = p.drainStartedMs + drainMs - input.nowMs;
     if (left <= 0) del.push(p.name);
     else requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, left);
   }
-  if (startDrain.length > 0 && drainMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, drainMs);
-  if (startDrain.length > 0 && drainMs === 0) requeueAfterMs = 0;
+  if (drainsStarted > 0 && drainMs > 0) requeueAfterMs = Math.min(requeueAfterMs ?? Infinity, drainMs);
+  if (drainsStarted > 0 && drainMs === 0) requeueAfterMs = 0;
+  return { del, requeueAfterMs };
+}
 
-  const uncoveredNow = countUncovered(live.filter((p) => p.ready), layerCount, expertCount);
-  const complete = create.length === 0 && pendingDesired === 0 && obsolete.length === 0 && del.length === 0 && live.length === desired.length;
-  return { create, startDrain, delete: del, blocked, requeueAfterMs, uncoveredNow, complete, pendingDesired };
+function addAt(counts: Uint16Array, index: number, delta: number): void {
+  counts[index] = (counts[index] ?? 0) + delta;
 }
 
 function forEachReplica(p: Pick<ShardPodView, "experts">, layerCount: number, expertCount: number, fn: (index: number) => void): void {

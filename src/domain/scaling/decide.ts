@@ -20,6 +20,7 @@ import type { ForecastState } from "../prewarm/forecast.ts";
 import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
 import { maxGpusWithinBudget } from "../cost/cost.ts";
+import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
 import { screenLoadSample } from "./screen.ts";
@@ -239,10 +240,7 @@ export function windowQuantileValue(samples: readonly TimedValue[], nowMs: numbe
   const from = nowMs - windowMs;
   const values = samples.filter((s) => s.atMs > from && s.atMs <= nowMs).map((s) => s.value).sort((a, b) => a - b);
   if (values.length === 0) return undefined;
-  const pos = Math.min(1, Math.max(0, q)) * (values.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (values[lo] as number) + ((values[hi] as number) - (values[lo] as number)) * (pos - lo);
+  return quantileSorted(values, q);
 }
 
 export interface LoadTrend {
@@ -310,10 +308,7 @@ export function anticipationHeadroom(errors: readonly TimedValue[], nowMs: numbe
   const values = errors.filter((e) => e.atMs > from).map((e) => e.value).sort((a, b) => a - b);
   // No evidence yet (a fresh start, or none for a window): start with headroom, move on evidence.
   if (values.length < Math.max(1, p.minSamples)) return Math.min(Math.max(1, p.max), Math.max(1, p.startFactor));
-  const pos = Math.min(1, Math.max(0, p.quantile)) * (values.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  const q = (values[lo] as number) + ((values[hi] as number) - (values[lo] as number)) * (pos - lo);
+  const q = quantileSorted(values, p.quantile);
   return Math.min(Math.max(1, p.max), Math.max(1, Math.exp(q)));
 }
 

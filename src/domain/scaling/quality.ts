@@ -12,6 +12,7 @@
 // Pure: the little memory it needs (open gap, last outlier) lives in LoadQualityState.
 
 import type { TimedValue } from "./decide.ts";
+import { median } from "../quantile.ts";
 
 export interface LoadQualityPolicy {
   readonly enabled: boolean;
@@ -79,15 +80,9 @@ export function robustLevel(samples: readonly TimedValue[], nowMs: number, windo
   const from = nowMs - windowMs;
   const values = samples.filter((s) => s.atMs > from && s.atMs <= nowMs && Number.isFinite(s.value)).map((s) => s.value);
   if (values.length < Math.max(1, minSamples)) return undefined;
-  const median = medianOf(values);
-  const mad = 1.4826 * medianOf(values.map((v) => Math.abs(v - median)));
-  return { median, mad, min: Math.min(...values) };
-}
-
-function medianOf(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  const level = median(values);
+  const mad = 1.4826 * median(values.map((v) => Math.abs(v - level)));
+  return { median: level, mad, min: Math.min(...values) };
 }
 
 /** Highest load (tokens/s) a sample may show before it is out of range. */

@@ -9,6 +9,7 @@
 // the previous window) and `sampleHeat` (pure sampling noise: Poisson counts of a fixed number of
 // routed tokens). Pure and seeded: same options -> same numbers.
 
+import { median } from "../quantile.ts";
 import { createRng } from "../rng.ts";
 import type { Rng } from "../rng.ts";
 
@@ -161,11 +162,7 @@ export function heatStatistics(row: ReadonlyArray<number>): HeatStatistics {
 /** Median of each statistic over layers. */
 export function medianHeatStatistics(heat: ReadonlyArray<ReadonlyArray<number>>): HeatStatistics {
   const stats = heat.map(heatStatistics);
-  const med = (pick: (s: HeatStatistics) => number): number => {
-    const v = stats.map(pick).sort((a, b) => a - b);
-    const m = v.length >> 1;
-    return v.length === 0 ? 0 : v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-  };
+  const med = (pick: (s: HeatStatistics) => number): number => (stats.length === 0 ? 0 : median(stats.map(pick)));
   return {
     maxOverMean: med((s) => s.maxOverMean),
     minOverMean: med((s) => s.minOverMean),
