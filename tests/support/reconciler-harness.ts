@@ -10,7 +10,7 @@ import { MoEDeploymentReconciler, type Cache, type MoEDeploymentObject } from ".
 import { projectPodGpus, type PodGpuView } from "../../src/controllers/moedeployment/pod-gpus.ts";
 import type { SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
 import { createMetrics, type OperatorMetrics } from "../../src/observability/metrics.ts";
-import type { Clock } from "../../src/runtime/clock.ts";
+import { FakeClock } from "../../src/runtime/clock.ts";
 
 type Obj = KubernetesObject & { status?: unknown; data?: Record<string, string> };
 
@@ -88,24 +88,6 @@ export class MemoryStore {
       event: async () => {},
     };
     return writer as unknown as KubeClient;
-  }
-}
-
-export class FakeClock implements Clock {
-  ms: number;
-  constructor(ms: number) {
-    this.ms = ms;
-  }
-  nowMs(): number {
-    return this.ms;
-  }
-  /** Time does not pass on its own: a sleep ends only when aborted (source reads always win the race). */
-  sleep(_ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => signal?.addEventListener("abort", () => resolve(), { once: true }));
-  }
-  /** Nothing runs on its own in the harness: scheduled work is dropped. */
-  schedule(): () => void {
-    return () => {};
   }
 }
 

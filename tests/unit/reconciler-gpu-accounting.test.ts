@@ -41,7 +41,7 @@ describe("GPU accounting of pending shard pods", () => {
     // fifth shard has nowhere to go and Degraded says so.
     const spec = h.moed(NS, NAME).spec as { scaling: { minShards: number; maxShards: number } };
     h.store.put({ ...h.moed(NS, NAME), kind: "MoEDeployment", spec: { ...spec, scaling: { ...spec.scaling, minShards: 5, maxShards: 5 } } } as never);
-    h.clock.ms += 10_000;
+    h.clock.advance(10_000);
     await h.reconcile(`${NS}/${NAME}`);
     const degraded = h.moed(NS, NAME).status?.conditions?.find((c) => c.type === "Degraded");
     expect(degraded?.reason).toBe("InsufficientGpuCapacity");
