@@ -7,6 +7,7 @@
 import type { Logger } from "pino";
 import type { MoEDeployment } from "../../api/schema.ts";
 import type { KubeWriter } from "../../adapters/kube.ts";
+import type { Clock } from "../../runtime/clock.ts";
 import { isKind, type KubeError } from "../../adapters/kube-errors.ts";
 import type { Decision } from "../../domain/decide.ts";
 import type { RolloutPlan } from "../../domain/rollout/index.ts";
@@ -52,9 +53,11 @@ export class ClusterActuator implements Actuator {
   readonly name = "Cluster";
   readonly managesWorkloads = true;
   readonly #kube: KubeWriter;
+  readonly #clock: Clock;
 
-  constructor(kube: KubeWriter) {
+  constructor(kube: KubeWriter, clock: Clock) {
     this.#kube = kube;
+    this.#clock = clock;
   }
 
   async apply(plan: ChildPlan, ctx: ActuationContext): Promise<ActuationResult> {
@@ -78,7 +81,8 @@ export class ClusterActuator implements Actuator {
       const name = pod.metadata!.name!;
       await this.#kube.create(pod).then(() => ctx.log.info({ pod: name, node: pod.metadata?.annotations?.[ShardAnnotation.preferredNode] }, "created shard pod"), failed("create", name, ["AlreadyExists"]));
     }
-    const nowIso = new Date(ctx.nowMs).toISOString();
+    // The drain mark is the time it is written (the rollout counts drainSeconds from it).
+    const nowIso = new Date(this.#clock.nowMs()).toISOString();
     for (const name of plan.drainPods) {
       await this.#kube.mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name }, drainPatch(nowIso))
         .then(() => ctx.log.info({ pod: name }, "draining shard pod"), failed("patch", name, ["NotFound"]));
@@ -92,8 +96,13 @@ export class ClusterActuator implements Actuator {
 
 type Mode = MoEDeployment["spec"]["mode"];
 
+export interface ActuatorDeps {
+  kube: KubeWriter;
+  clock: Clock;
+}
+
 /** One actuator per spec.mode. */
-export const ACTUATORS: { readonly [M in Mode]: (deps: { kube: KubeWriter }) => Actuator } = {
-  Auto: (deps) => new ClusterActuator(deps.kube),
+export const ACTUATORS: { readonly [M in Mode]: (deps: ActuatorDeps) => Actuator } = {
+  Auto: (deps) => new ClusterActuator(deps.kube, deps.clock),
   Recommend: () => noneActuator,
 };

@@ -123,7 +123,7 @@ export class MoEDeploymentReconciler {
     const d = await this.#admit(obj, log, nowMs);
     if (!d) return {}; // terminal until the spec (or the operator's pod policy) changes
 
-    const actuator: Actuator = ACTUATORS[d.spec.mode]({ kube: this.#d.kube });
+    const actuator: Actuator = ACTUATORS[d.spec.mode]({ kube: this.#d.kube, clock: this.#d.clock });
     const observed = await this.#observe(key, d, mem, actuator);
     const cfg = this.#d.config;
     const policy = policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, routerUsdPerGpuHour: undefined, maxSurge: cfg.maxSurge });
