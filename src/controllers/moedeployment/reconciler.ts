@@ -95,8 +95,6 @@ interface Memory {
 /** What one reconcile read: the deployment's children as they are, and the source readings. */
 interface Observed {
   live: LiveChildren;
-  /** Every pod of the deployment's shards (owned), for cold starts and readiness times. */
-  pods: V1Pod[];
   heat: HeatReading;
   latency: LatencyReading;
   snapshot: DecisionSnapshot;
@@ -222,7 +220,7 @@ export class MoEDeploymentReconciler {
       readySinceMs: readySince(pods),
       lastScaleUpMs: lastScale && lastScale.toShards > lastScale.fromShards ? Date.parse(lastScale.time) : undefined,
     };
-    return { live, pods, heat, latency, snapshot, refreshMs };
+    return { live, heat, latency, snapshot, refreshMs };
   }
 
   /** Heat and latency read concurrently in the background; this reconcile waits at most config.sourceWaitMs. */
