@@ -115,24 +115,31 @@ function readExperts(p: V1Pod): number[][] {
   }
 }
 
+function readDrainStartedMs(p: V1Pod): number | undefined {
+  const drain = p.metadata?.annotations?.[ShardAnnotation.drainingSince];
+  const ms = drain ? Date.parse(drain) : undefined;
+  return ms !== undefined && Number.isFinite(ms) ? ms : undefined;
+}
+
+/** Running with Ready=True. */
+export function readPodReady(p: V1Pod): boolean {
+  return p.status?.phase === "Running" && (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
+}
+
 /** A shard pod read back, or undefined when it lacks the index or expert-set label. */
 export function readShardPod(p: V1Pod): ShardPod | undefined {
   const index = Number(p.metadata?.labels?.[Label.shardIndex]);
   const setHash = p.metadata?.labels?.[ShardLabel.expertSetHash];
   if (!Number.isInteger(index) || index < 0 || !setHash) return undefined;
-  const ready = p.status?.phase === "Running" && (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
-  const drain = p.metadata?.annotations?.[ShardAnnotation.drainingSince];
-  const drainMs = drain ? Date.parse(drain) : undefined;
-  const unschedulable = p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable") ?? false;
   return {
     name: p.metadata!.name!,
-    unschedulable,
+    unschedulable: p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable") ?? false,
     shardIndex: index,
     setHash,
     experts: readExperts(p),
-    ready,
+    ready: readPodReady(p),
     terminating: p.metadata?.deletionTimestamp !== undefined && p.metadata?.deletionTimestamp !== null,
-    drainStartedMs: drainMs !== undefined && Number.isFinite(drainMs) ? drainMs : undefined,
+    drainStartedMs: readDrainStartedMs(p),
     preferredNode: readPreferredNode(p),
     pod: p,
   };
