@@ -69,15 +69,36 @@ export function classifyKubeError(err: unknown): KubeError {
   return { kind: "Unknown", message };
 }
 
-/** Wraps an API failure in an Error with a cause and the classified kind. */
+/** The HTTP status code of an API failure, when it has one. */
+export function statusCodeOf(err: unknown): number | undefined {
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return undefined;
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "number" && code >= 100 && code < 600 ? code : undefined;
+}
+
+/** Wraps an API failure in an Error with a cause, the classified kind and the HTTP status code. */
 export class KubeApiError extends Error {
   readonly kubeError: KubeError;
+  /** What was attempted, e.g. "create Pod/tiny-shard-0-abc". */
+  readonly operation: string;
+  readonly statusCode: number | undefined;
   constructor(operation: string, err: unknown) {
     const k = classifyKubeError(err);
-    super(`${operation}: ${k.kind}: ${k.message}`, { cause: err });
+    const code = statusCodeOf(err);
+    super(`${operation}: ${k.kind}${code !== undefined ? ` (HTTP ${code})` : ""}: ${k.message}`, { cause: err });
     this.name = "KubeApiError";
     this.kubeError = k;
+    this.operation = operation;
+    this.statusCode = code;
   }
+}
+
+/** Every KubeApiError in an error's cause chain and in AggregateError members (bounded depth). */
+export function kubeApiErrorsIn(err: unknown, depth = 0): KubeApiError[] {
+  if (depth > 8 || !(err instanceof Error)) return [];
+  if (err instanceof KubeApiError) return [err];
+  const members = err instanceof AggregateError ? (err.errors as unknown[]).slice(0, 100) : [];
+  return [...members.flatMap((e) => kubeApiErrorsIn(e, depth + 1)), ...kubeApiErrorsIn(err.cause, depth + 1)];
 }
 
 export function isKind(err: unknown, kind: KubeError["kind"]): boolean {

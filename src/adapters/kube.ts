@@ -30,6 +30,9 @@ export interface ObjectRef {
   name: string;
 }
 
+/** The writes a controller makes; KubeClient implements them against the API server. */
+export type KubeWriter = Pick<KubeClient, "apply" | "create" | "mergePatch" | "delete" | "replaceStatus" | "event">;
+
 export class KubeClient {
   readonly objects: KubernetesObjectApi;
   readonly core: CoreV1Api;

@@ -4,7 +4,7 @@
 // (zod refinements, unit tests, the decide() benchmark) and as a CEL expression
 // (the CRD's x-kubernetes-validations), so the API server and the operator agree.
 //
-// The encodings bounded here are those of src/controllers/moedeployment/children.ts:
+// The encodings bounded here are those of src/controllers/moedeployment/codecs/:
 // - pod annotation moe.dev/experts: JSON [moeLayer][expert ids] of one shard;
 // - placement ConfigMap: placement.json (gpus + [moeLayer][gpu][slot]),
 //   physical_to_logical_map.json ([layer][gpu x slot], dense layers included),

@@ -6,10 +6,26 @@ import type { Clock } from "./clock.ts";
 import { WorkQueue } from "./workqueue.ts";
 import type { Informer } from "./informer.ts";
 import type { OperatorMetrics } from "../observability/metrics.ts";
+import { kubeApiErrorsIn, type KubeError } from "../adapters/kube-errors.ts";
 
 export interface ReconcileOutcome {
   requeueAfterMs?: number;
 }
+
+/**
+ * What to do with a failed reconcile:
+ * - quiet: lost a race; per-key backoff, debug log;
+ * - backoff: transient (429 without Retry-After, 5xx, network, unknown); per-key exponential backoff;
+ * - retryAfter: the API server said when (429 with Retry-After);
+ * - slow: only a person can fix it (Forbidden, Unauthorized, Invalid): one retry per
+ *   ManagerOptions.permanentErrorRetryMs, so a missing RBAC rule causes no retry storm
+ *   (the controller reports it in a condition). Changes to the object still wake it at once.
+ */
+export type ErrorAction =
+  | { kind: "quiet" }
+  | { kind: "backoff" }
+  | { kind: "retryAfter"; delayMs: number }
+  | { kind: "slow" };
 
 export interface ControllerSpec {
   name: string;
@@ -18,12 +34,34 @@ export interface ControllerSpec {
   isQuietRetry?: (err: unknown) => boolean;
 }
 
+/** Kubernetes errors that retrying cannot fix. */
+const PERMANENT_KINDS: ReadonlySet<KubeError["kind"]> = new Set(["Forbidden", "Unauthorized", "Invalid"]);
+
+/**
+ * Classifies a reconcile error by the Kubernetes errors in its cause chain (and AggregateError
+ * members): slow only when every one of them is permanent; a Retry-After is honoured.
+ */
+export function classifyReconcileError(err: unknown, isQuietRetry?: (err: unknown) => boolean): ErrorAction {
+  if (isQuietRetry?.(err)) return { kind: "quiet" };
+  const kube = kubeApiErrorsIn(err).map((e) => e.kubeError);
+  if (kube.length === 0) return { kind: "backoff" };
+  if (kube.every((k) => k.kind === "Conflict")) return { kind: "quiet" };
+  if (kube.every((k) => PERMANENT_KINDS.has(k.kind))) return { kind: "slow" };
+  const retryAfterSeconds = Math.max(0, ...kube.map((k) => (k.kind === "TooManyRequests" ? k.retryAfterSeconds ?? 0 : 0)));
+  return retryAfterSeconds > 0 ? { kind: "retryAfter", delayMs: Math.min(retryAfterSeconds, 600) * 1000 } : { kind: "backoff" };
+}
+
+/** Default ManagerOptions.permanentErrorRetryMs. */
+export const PERMANENT_ERROR_RETRY_MS = 300_000;
+
 export interface ManagerOptions {
   clock: Clock;
   logger: Logger;
   metrics: OperatorMetrics;
   workers: number;
   controller: ControllerSpec;
+  /** Retry interval after an error only a person can fix (see ErrorAction "slow"); default PERMANENT_ERROR_RETRY_MS. */
+  permanentErrorRetryMs?: number;
   // Informers of any kind; typed loosely on purpose (the manager only starts and syncs them).
   informers: Informer<never>[];
 }
@@ -155,7 +193,7 @@ export class Manager {
   }
 
   async #reconcileOne(key: string, id: number): Promise<void> {
-    const { controller, metrics, logger, clock } = this.#o;
+    const { controller, metrics, clock } = this.#o;
     const started = clock.nowMs();
     this.#inFlight++;
     try {
@@ -164,21 +202,37 @@ export class Manager {
       metrics.reconcileTotal.inc({ controller: controller.name, result: r.requeueAfterMs !== undefined ? "requeue_after" : "success" });
       if (r.requeueAfterMs !== undefined) this.queue.addAfter(key, r.requeueAfterMs);
     } catch (err) {
-      const quiet = controller.isQuietRetry?.(err) ?? false;
-      const delay = this.queue.addRateLimited(key);
-      metrics.workqueueRetries.inc({ name: controller.name });
-      if (quiet) {
-        metrics.reconcileTotal.inc({ controller: controller.name, result: "requeue" });
-        logger.debug({ key, err: (err as Error).message, delayMs: delay, worker: id }, "reconcile requeued");
-      } else {
-        metrics.reconcileTotal.inc({ controller: controller.name, result: "error" });
-        metrics.reconcileErrors.inc({ controller: controller.name });
-        logger.error({ key, err: (err as Error).message, delayMs: delay, worker: id }, "reconcile failed; retrying with backoff");
-      }
+      this.#handleError(key, err, id);
     } finally {
       this.#inFlight--;
       metrics.reconcileTime.observe({ controller: controller.name }, (clock.nowMs() - started) / 1000);
       this.queue.done(key);
+    }
+  }
+
+  #handleError(key: string, err: unknown, worker: number): void {
+    const { controller, metrics, logger } = this.#o;
+    const action = classifyReconcileError(err, controller.isQuietRetry);
+    const message = (err as Error).message;
+    metrics.workqueueRetries.inc({ name: controller.name });
+    if (action.kind === "quiet") {
+      const delayMs = this.queue.addRateLimited(key);
+      metrics.reconcileTotal.inc({ controller: controller.name, result: "requeue" });
+      logger.debug({ key, err: message, delayMs, worker }, "reconcile requeued");
+      return;
+    }
+    metrics.reconcileTotal.inc({ controller: controller.name, result: "error" });
+    metrics.reconcileErrors.inc({ controller: controller.name });
+    if (action.kind === "backoff") {
+      const delayMs = this.queue.addRateLimited(key);
+      logger.error({ key, err: message, delayMs, worker }, "reconcile failed; retrying with backoff");
+    } else if (action.kind === "retryAfter") {
+      this.queue.addAfter(key, action.delayMs);
+      logger.warn({ key, err: message, delayMs: action.delayMs, worker }, "reconcile throttled by the API server; retrying after its Retry-After");
+    } else {
+      const delayMs = this.#o.permanentErrorRetryMs ?? PERMANENT_ERROR_RETRY_MS;
+      this.queue.addAfter(key, delayMs);
+      logger.error({ key, err: message, delayMs, worker }, "reconcile failed with an error retrying cannot fix (permission or validation); retrying slowly");
     }
   }
 }

@@ -10,7 +10,10 @@ import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import {
   CONFIGMAP_LIMIT_BYTES, EXPERTS_ANNOTATION_MAX_BYTES, configMapBytes, expertsAnnotationBytes, maxShardsForConfigMap,
 } from "../../src/api/sizes.ts";
-import { renderPlacementConfigMap, renderRouter, renderShardPod, shardExperts, ShardAnnotation } from "../../src/controllers/moedeployment/children.ts";
+import { shardExperts } from "../../src/controllers/moedeployment/children.ts";
+import { renderShardPod, ShardAnnotation } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
+import { renderRouter } from "../../src/controllers/moedeployment/codecs/router.ts";
+import { renderPlacementConfigMap } from "../../src/controllers/moedeployment/codecs/placement-configmap.ts";
 import type { Placement } from "../../src/domain/placement/index.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));

@@ -61,7 +61,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 Rules for the namespaced resources the operator reads and writes. Cluster-wide in
 the ClusterRole, or in a Role in operator.watchNamespace when that is set.
 Keep in sync with src/operator.ts (informers), src/controllers/moedeployment/
-reconciler.ts + children.ts + sources.ts (writes, heat ConfigMap) and
+actuator.ts + reconciler.ts + sources.ts (writes, heat ConfigMap) and
 src/adapters/kube.ts (apply = patch, create, merge patch, delete, status update, events).
 */}}
 {{- define "moe-operator.namespacedRules" -}}

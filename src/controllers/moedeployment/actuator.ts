@@ -1,0 +1,108 @@
+// Actuators carry out a ChildPlan. The reconciler decides and plans the same
+// way in every mode; spec.mode only picks the actuator (see ADR 0013):
+//   Auto      -> ClusterActuator: applies the plan to the cluster;
+//   Recommend -> NoneActuator: applies nothing, status reports the recommendation.
+// A new output mode is one Actuator plus one line in ACTUATORS; the table's type
+// fails to compile when a mode of the API has no actuator.
+import type { Logger } from "pino";
+import type { MoEDeployment } from "../../api/schema.ts";
+import type { KubeWriter } from "../../adapters/kube.ts";
+import type { Clock } from "../../runtime/clock.ts";
+import { isKind, type KubeError } from "../../adapters/kube-errors.ts";
+import type { Decision } from "../../domain/decide.ts";
+import type { RolloutPlan } from "../../domain/rollout/index.ts";
+import type { ChildPlan } from "./plan.ts";
+import { drainPatch, ShardAnnotation } from "./codecs/shard-pod.ts";
+import { ChildApplyError } from "./errors.ts";
+
+export interface ActuationContext {
+  deployment: MoEDeployment;
+  decision: Decision;
+  log: Logger;
+  nowMs: number;
+}
+
+export interface ActuationResult {
+  /** Writes that failed, each naming its child and keeping the Kubernetes error as cause. */
+  errors: ChildApplyError[];
+  /** The shard rollout this actuation carried out; undefined when no shard pods were touched. */
+  rollout?: RolloutPlan;
+}
+
+export interface Actuator {
+  /** Shown in logs and in ADR 0013's table. */
+  readonly name: string;
+  /**
+   * True when this actuator's writes make the workloads exist: status then reports the live
+   * children (shards, GPUs, cost, rollout). False: status reports only the recommendation.
+   */
+  readonly managesWorkloads: boolean;
+  /** Carries out the plan. Failures are returned, never thrown. */
+  apply(plan: ChildPlan, ctx: ActuationContext): Promise<ActuationResult>;
+}
+
+/** Recommend: nothing is written; the decision reaches users through status.recommendation. */
+export const noneActuator: Actuator = {
+  name: "None",
+  managesWorkloads: false,
+  apply: () => Promise.resolve({ errors: [] }),
+};
+
+/** Auto: router and placement ConfigMap by server-side apply, then the shard rollout (make-before-break). */
+export class ClusterActuator implements Actuator {
+  readonly name = "Cluster";
+  readonly managesWorkloads = true;
+  readonly #kube: KubeWriter;
+  readonly #clock: Clock;
+
+  constructor(kube: KubeWriter, clock: Clock) {
+    this.#kube = kube;
+    this.#clock = clock;
+  }
+
+  async apply(plan: ChildPlan, ctx: ActuationContext): Promise<ActuationResult> {
+    const errors: ChildApplyError[] = [];
+    for (const obj of [plan.router, plan.placementConfigMap]) {
+      if (!obj) continue;
+      await this.#kube.apply(obj).catch((err: unknown) => errors.push(new ChildApplyError("apply", { kind: obj.kind!, name: obj.metadata!.name! }, err)));
+    }
+    // Shard pods follow the placement only once it is published (and the router exists).
+    if (!plan.rollout || errors.length > 0) return { errors };
+    await this.#rollOut(plan, ctx, errors);
+    return { errors, rollout: plan.rollout };
+  }
+
+  async #rollOut(plan: ChildPlan, ctx: ActuationContext, errors: ChildApplyError[]): Promise<void> {
+    const namespace = ctx.deployment.metadata.namespace;
+    const failed = (verb: string, name: string, ignore: KubeError["kind"][]) => (err: unknown) => {
+      if (!ignore.some((k) => isKind(err, k))) errors.push(new ChildApplyError(verb, { kind: "Pod", name }, err));
+    };
+    for (const pod of plan.createPods) {
+      const name = pod.metadata!.name!;
+      await this.#kube.create(pod).then(() => ctx.log.info({ pod: name, node: pod.metadata?.annotations?.[ShardAnnotation.preferredNode] }, "created shard pod"), failed("create", name, ["AlreadyExists"]));
+    }
+    // The drain mark is the time it is written (the rollout counts drainSeconds from it).
+    const nowIso = new Date(this.#clock.nowMs()).toISOString();
+    for (const name of plan.drainPods) {
+      await this.#kube.mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name }, drainPatch(nowIso))
+        .then(() => ctx.log.info({ pod: name }, "draining shard pod"), failed("patch", name, ["NotFound"]));
+    }
+    for (const { name, uid } of plan.deletePods) {
+      await this.#kube.delete({ apiVersion: "v1", kind: "Pod", namespace, name }, { uid })
+        .then(() => ctx.log.info({ pod: name }, "deleted drained shard pod"), failed("delete", name, ["NotFound", "Conflict"]));
+    }
+  }
+}
+
+type Mode = MoEDeployment["spec"]["mode"];
+
+export interface ActuatorDeps {
+  kube: KubeWriter;
+  clock: Clock;
+}
+
+/** One actuator per spec.mode. */
+export const ACTUATORS: { readonly [M in Mode]: (deps: ActuatorDeps) => Actuator } = {
+  Auto: (deps) => new ClusterActuator(deps.kube, deps.clock),
+  Recommend: () => noneActuator,
+};

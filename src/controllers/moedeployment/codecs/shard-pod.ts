@@ -1,0 +1,146 @@
+// The shard pod codec: how one expert shard is written as a Pod and read back.
+// Render and read share the key constants below, so what the operator reads
+// from a pod (index, expert set, drain mark, the node it asked for) is what it
+// wrote.
+import type { V1Affinity, V1Pod, V1PreferredSchedulingTerm } from "@kubernetes/client-node";
+import { Annotation, Label, LabelValue } from "../../../api/constants.ts";
+import type { MoEDeployment } from "../../../api/schema.ts";
+import type { ShardPodView } from "../../../domain/rollout/index.ts";
+import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
+
+/** Annotations on shard pods beyond the API's shared constants. */
+export const ShardAnnotation = {
+  /** JSON [moeLayer][experts]: the logical experts this shard holds. */
+  experts: "moe.dev/experts",
+  /** Content hash of the expert set (also a label). */
+  expertSetHash: "moe.dev/expert-set-hash",
+  /** RFC 3339 time the drain started; routers stop sending new work. */
+  drainingSince: "moe.dev/draining-since",
+  /** The node the operator asked the scheduler to prefer (also a weight-100 hostname affinity term). */
+  preferredNode: "moe.dev/preferred-node",
+} as const;
+export const ShardLabel = {
+  expertSetHash: "moe.dev/expert-set-hash",
+  draining: "moe.dev/draining",
+} as const;
+
+const HOSTNAME_KEY = "kubernetes.io/hostname";
+const PREFERRED_NODE_WEIGHT = 100;
+
+export interface ShardPodInput {
+  shardIndex: number;
+  experts: number[][];
+  setHash: string;
+  placementVersion: number;
+  placementHash: string;
+  preferredNode?: string;
+}
+
+/** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
+export interface ShardPod extends ShardPodView {
+  pod: V1Pod;
+  /** The operator's preferred node, whatever preferences the user's template adds. */
+  preferredNode?: string;
+}
+
+function preferNode(affinity: V1Affinity | undefined, node: string): V1Affinity {
+  const a: V1Affinity = affinity ?? {};
+  a.nodeAffinity ??= {};
+  const term: V1PreferredSchedulingTerm = { weight: PREFERRED_NODE_WEIGHT, preference: { matchExpressions: [{ key: HOSTNAME_KEY, operator: "In", values: [node] }] } };
+  a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution = [...(a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution ?? []), term];
+  return a;
+}
+
+export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
+  const name = d.metadata.name!;
+  const names = childNames(name);
+  const t = d.spec.serving.expertShards.template;
+  const spec = podSpecFrom(d, t, 1, [
+    { name: "MOE_DEPLOYMENT", value: name },
+    { name: "MOE_SHARD_INDEX", value: String(s.shardIndex) },
+    { name: "MOE_EXPERT_SET_HASH", value: s.setHash },
+    { name: "MOE_PLACEMENT_CONFIGMAP", value: names.placement },
+  ]);
+  if (s.preferredNode) spec.affinity = preferNode(spec.affinity, s.preferredNode);
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: names.shardPod(s.shardIndex, s.setHash),
+      namespace: d.metadata.namespace,
+      labels: {
+        ...withoutOperatorKeys(t.metadata?.labels),
+        ...commonLabels(d, LabelValue.componentExpertShard),
+        [Label.shardIndex]: String(s.shardIndex),
+        [ShardLabel.expertSetHash]: s.setHash,
+      },
+      annotations: {
+        ...withoutOperatorKeys(t.metadata?.annotations),
+        [Annotation.placementVersion]: String(s.placementVersion),
+        [Annotation.placementHash]: s.placementHash,
+        [ShardAnnotation.expertSetHash]: s.setHash,
+        [ShardAnnotation.experts]: JSON.stringify(s.experts),
+        ...(s.preferredNode ? { [ShardAnnotation.preferredNode]: s.preferredNode } : {}),
+      },
+      ownerReferences: [ownerReference(d)],
+    },
+    spec,
+  };
+}
+
+/** The merge patch that starts a shard pod's drain. */
+export function drainPatch(nowIso: string): { metadata: { annotations: Record<string, string>; labels: Record<string, string> } } {
+  return { metadata: { annotations: { [ShardAnnotation.drainingSince]: nowIso }, labels: { [ShardLabel.draining]: "true" } } };
+}
+
+/**
+ * The node the operator asked for: its annotation, or (pods written before the annotation) the
+ * last weight-100 hostname term, which the operator appends after the template's own terms.
+ */
+export function readPreferredNode(p: V1Pod): string | undefined {
+  const annotated = p.metadata?.annotations?.[ShardAnnotation.preferredNode];
+  if (annotated) return annotated;
+  const terms = p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+  const ours = terms.findLast((t) => t.weight === PREFERRED_NODE_WEIGHT && t.preference.matchExpressions?.length === 1 && t.preference.matchExpressions[0]?.key === HOSTNAME_KEY);
+  return ours?.preference.matchExpressions?.[0]?.values?.[0];
+}
+
+function readExperts(p: V1Pod): number[][] {
+  try {
+    const parsed: unknown = JSON.parse(p.metadata?.annotations?.[ShardAnnotation.experts] ?? "[]");
+    if (!Array.isArray(parsed)) return [];
+    return parsed.map((l) => (Array.isArray(l) ? l.filter((e): e is number => Number.isInteger(e)) : []));
+  } catch {
+    return [];
+  }
+}
+
+function readDrainStartedMs(p: V1Pod): number | undefined {
+  const drain = p.metadata?.annotations?.[ShardAnnotation.drainingSince];
+  const ms = drain ? Date.parse(drain) : undefined;
+  return ms !== undefined && Number.isFinite(ms) ? ms : undefined;
+}
+
+/** Running with Ready=True. */
+export function readPodReady(p: V1Pod): boolean {
+  return p.status?.phase === "Running" && (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
+}
+
+/** A shard pod read back, or undefined when it lacks the index or expert-set label. */
+export function readShardPod(p: V1Pod): ShardPod | undefined {
+  const index = Number(p.metadata?.labels?.[Label.shardIndex]);
+  const setHash = p.metadata?.labels?.[ShardLabel.expertSetHash];
+  if (!Number.isInteger(index) || index < 0 || !setHash) return undefined;
+  return {
+    name: p.metadata!.name!,
+    unschedulable: p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable") ?? false,
+    shardIndex: index,
+    setHash,
+    experts: readExperts(p),
+    ready: readPodReady(p),
+    terminating: p.metadata?.deletionTimestamp !== undefined && p.metadata?.deletionTimestamp !== null,
+    drainStartedMs: readDrainStartedMs(p),
+    preferredNode: readPreferredNode(p),
+    pod: p,
+  };
+}

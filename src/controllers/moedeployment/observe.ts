@@ -1,0 +1,86 @@
+// What the decision sees of the cluster: GPU nodes with their free GPUs and
+// prices, the shards that exist, cold starts. Pure functions over cache lists.
+import type { V1Node, V1Pod } from "@kubernetes/client-node";
+import type { MoEDeployment } from "../../api/schema.ts";
+import type { NodeView, ShardView } from "../../domain/decide.ts";
+import type { ShardPod } from "./codecs/shard-pod.ts";
+import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
+import { nodeUsdPerGpuHour } from "../../domain/cost/index.ts";
+
+function isSchedulableGpuNode(n: V1Node, selector: Record<string, string>, resource: string): boolean {
+  const labels = n.metadata?.labels ?? {};
+  if (n.spec?.unschedulable) return false;
+  if (!n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) return false;
+  if (Object.entries(selector).some(([k, v]) => labels[k] !== v)) return false;
+  return Number(n.status?.allocatable?.[resource] ?? 0) > 0;
+}
+
+/**
+ * GPU nodes matching spec.serving.gpu with their free GPUs: allocatable minus what bound pods
+ * hold, minus the shard pods of ours not yet bound, each counted against the node the operator
+ * asked for (one GPU per shard).
+ */
+export function nodeViews(spec: MoEDeployment["spec"], nodes: readonly V1Node[], podGpus: readonly PodGpuView[], shardPods: readonly ShardPod[]): NodeView[] {
+  const resource = spec.serving.gpu.resourceName;
+  const selector = spec.serving.gpu.nodeSelector ?? {};
+  const requested = gpusRequestedByNode(podGpus, resource);
+  for (const p of shardPods) {
+    if (p.pod.spec?.nodeName || !p.preferredNode) continue;
+    requested.set(p.preferredNode, (requested.get(p.preferredNode) ?? 0) + 1);
+  }
+  const out: NodeView[] = [];
+  for (const n of nodes) {
+    if (!isSchedulableGpuNode(n, selector, resource)) continue;
+    const name = n.metadata!.name!;
+    const labels = n.metadata?.labels ?? {};
+    out.push({
+      name,
+      domain: labels[spec.placement.topologyKey] ?? name,
+      freeGpus: Math.max(0, Number(n.status?.allocatable?.[resource] ?? 0) - (requested.get(name) ?? 0)),
+      usdPerGpuHour: nodeUsdPerGpuHour(labels, spec.cost),
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** One view per live shard index (the Ready pod preferred), with the node it runs on. */
+export function shardViews(pods: readonly ShardPod[], nodes: readonly NodeView[]): ShardView[] {
+  const byIndex = new Map<number, ShardPod>();
+  for (const p of pods) {
+    if (p.terminating || p.drainStartedMs !== undefined) continue;
+    const prev = byIndex.get(p.shardIndex);
+    if (!prev || (!prev.ready && p.ready)) byIndex.set(p.shardIndex, p);
+  }
+  return [...byIndex.values()].sort((a, b) => a.shardIndex - b.shardIndex).map((p) => {
+    const nodeName = p.pod.spec?.nodeName;
+    const node = nodes.find((n) => n.name === nodeName);
+    return { shardIndex: p.shardIndex, nodeName, domain: node?.domain, ready: p.ready, usdPerGpuHour: node?.usdPerGpuHour };
+  });
+}
+
+/** Cold-start durations (creation -> Ready) of pods not seen before; adds them to `seen`. */
+export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): number[] {
+  const out: number[] = [];
+  for (const p of pods) {
+    const uid = p.metadata?.uid;
+    if (!uid || seen.has(uid)) continue;
+    const ready = p.status?.conditions?.find((c) => c.type === "Ready" && c.status === "True");
+    if (!ready?.lastTransitionTime || !p.metadata?.creationTimestamp) continue;
+    seen.add(uid);
+    const ms = new Date(ready.lastTransitionTime).getTime() - new Date(p.metadata.creationTimestamp).getTime();
+    if (Number.isFinite(ms) && ms >= 0) out.push(ms);
+  }
+  return out;
+}
+
+/** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */
+export function readySince(pods: readonly V1Pod[]): number | undefined {
+  let latest: number | undefined;
+  for (const p of pods) {
+    if (p.metadata?.deletionTimestamp) continue;
+    const c = p.status?.conditions?.find((x) => x.type === "Ready" && x.status === "True");
+    const t = c?.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN;
+    if (Number.isFinite(t)) latest = Math.max(latest ?? t, t);
+  }
+  return latest;
+}
