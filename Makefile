@@ -110,8 +110,8 @@ bench-scale: deps bins ## Control-plane scale: 1,000 kwok nodes, 100 MoEDeployme
 	node bench/scale/run.ts $(BENCH_SCALE_ARGS)
 
 .PHONY: image
-image: ## Build the operator image (needs docker or podman)
-	$${CONTAINER_ENGINE:-docker} build -t $${IMG:-localhost/moe-operator:dev} .
+image: deps ## Build the operator image with podman/docker (IMAGE_BASE=local: bases from Debian packages; =registry: the Dockerfile's)
+	bash hack/image.sh
 
 .PHONY: clean
 clean: ## Remove build outputs (not the binary cache)
