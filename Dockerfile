@@ -58,4 +58,8 @@ COPY --from=build --chown=0:0 /src/dist ./dist
 USER 65532:65532
 # 8080: /metrics; 8081: /healthz, /readyz (see --metrics-bind-address, --health-probe-bind-address).
 EXPOSE 8080 8081
-ENTRYPOINT ["/nodejs/bin/node", "dist/main.js"]
+# V8 flags (ADR 0010, `make bench-scale`): Node 24 lets the young generation grow to 64 MiB
+# semi-spaces (128 MiB of RSS) and the old generation to a multiple of the live heap before
+# collecting; with 5,100 pods that was most of the operator's RSS, not its data. A 4 MiB
+# semi-space and a 1.3x heap-growing factor trade a little GC time for it.
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "--heap-growing-percent=30", "dist/main.js"]

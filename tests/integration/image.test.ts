@@ -173,7 +173,9 @@ describe.skipIf(!engine)(title, () => {
     const uid = dep.spec!.template.spec!.securityContext?.runAsUser ?? c.securityContext?.runAsUser;
     expect(uid).toBeGreaterThan(0);
     expect(status).toMatch(new RegExp(`^Uid:\\s+${uid}\\s`, "m"));
-    expect(cmdline).toEqual(["/nodejs/bin/node", "dist/main.js", ...(c.args ?? [])]);
+    const entrypoint = JSON.parse((await run(engine, ["image", "inspect", "--format", "{{json .Config.Entrypoint}}", IMAGE])).stdout) as string[];
+    expect(entrypoint.at(-1)).toBe("dist/main.js");
+    expect(cmdline).toEqual([...entrypoint, ...(c.args ?? [])]);
 
     await applyJson(cluster, heatConfigMap("img-heat", "default", skewedHeat(3_000, [1, 2])));
     await applyJson(cluster, testMoEDeployment("img", "default"));
