@@ -99,7 +99,7 @@ test-e2e: deps bins prometheus ## End-to-end tests (control plane + Prometheus +
 test: deps ## Everything: lint, types, unit, integration, e2e
 	@rm -rf $(REPORTS)
 	$(MAKE) --no-print-directory lint typecheck
-	$(MAKE) --no-print-directory bins prometheus
+	$(MAKE) --no-print-directory bins prometheus image-for-tests
 	@rc=0; \
 	$(MAKE) --no-print-directory test-unit || rc=1; \
 	$(MAKE) --no-print-directory test-integration || rc=1; \
@@ -122,8 +122,14 @@ bench-scale: deps bins ## Control-plane scale: 1,000 kwok nodes, 100 MoEDeployme
 	node bench/scale/run.ts $(BENCH_SCALE_ARGS)
 
 .PHONY: image
-image: ## Build the operator image (needs docker or podman)
-	$${CONTAINER_ENGINE:-docker} build -t $${IMG:-localhost/moe-operator:dev} .
+image: deps ## Build the operator image with podman/docker (IMAGE_BASE=local: bases from Debian packages; =registry: the Dockerfile's)
+	bash hack/image.sh
+
+.PHONY: image-for-tests
+image-for-tests: deps ## `make image` where a container engine can run (tests/integration/image.test.ts runs it); else say why (the test skips)
+	@ENGINE="$${CONTAINER_ENGINE:-$$(command -v podman >/dev/null && echo podman || echo docker)}"; \
+	if WHY="$$($$ENGINE info 2>&1 >/dev/null)"; then bash hack/image.sh; \
+	else echo ">> no image built: $$ENGINE cannot run here ($$(echo "$$WHY" | head -1)); tests/integration/image.test.ts will skip"; fi
 
 .PHONY: clean
 clean: ## Remove build outputs (not the binary cache)

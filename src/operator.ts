@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import { API_GROUP, API_VERSION, PLURAL, KIND, FIELD_MANAGER, Label, LabelValue } from "./api/constants.ts";
 import { KubeClient, NotLeaderError } from "./adapters/kube.ts";
 import { createPrometheusReader, type PrometheusReader } from "./adapters/prometheus.ts";
-import { Informer } from "./runtime/informer.ts";
+import { Informer, LIST_PAGE_SIZE, type ListPage } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader.ts";
 import { Manager } from "./runtime/manager.ts";
 import { realClock, type Clock } from "./runtime/clock.ts";
@@ -83,28 +83,30 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
   const managedSelector = `${Label.managedBy}=${LabelValue.managedBy}`;
   // Cached objects drop metadata.managedFields (nothing reads them; on server-side-applied
   // children they are often the largest part of the object).
-  const inf = <T extends KubernetesObject>(name: string, path: string, list: () => Promise<KubernetesListObject<T>>, labelSelector?: string) =>
-    new Informer<T>({ kubeConfig: kc, path, list, labelSelector, clock, transform: withoutManagedFields, logger: logger.child({ informer: name }), onRestart: () => metrics.watchRestarts.inc({ resource: name }) });
+  // Lists are read in pages (limit/continue), each page projected before the next is read, so a
+  // (re)list of thousands of pods never holds one whole response in memory.
+  const inf = <T extends KubernetesObject>(name: string, path: string, list: (page?: ListPage) => Promise<KubernetesListObject<T>>, labelSelector?: string) =>
+    new Informer<T>({ kubeConfig: kc, path, list, labelSelector, pageSize: LIST_PAGE_SIZE, clock, transform: withoutManagedFields, logger: logger.child({ informer: name }), onRestart: () => metrics.watchRestarts.inc({ resource: name }) });
   const podsPath = ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods";
 
   const moeds = inf<MoEDeploymentObject & KubernetesObject>(
     "moedeployments",
     ns ? `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`,
-    async () => (ns
-      ? await custom.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PLURAL })
-      : await custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL })) as KubernetesListObject<MoEDeploymentObject & KubernetesObject>,
+    async (page) => (ns
+      ? await custom.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PLURAL, ...page })
+      : await custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL, ...page })) as KubernetesListObject<MoEDeploymentObject & KubernetesObject>,
   );
   // The operator's own pods, full objects (shard pods: labels, annotations, readiness).
   const pods = inf<V1Pod>("pods", podsPath,
-    () => (ns ? core.listNamespacedPod({ namespace: ns, labelSelector: managedSelector }) : core.listPodForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
+    (page) => (ns ? core.listNamespacedPod({ namespace: ns, labelSelector: managedSelector, ...page }) : core.listPodForAllNamespaces({ labelSelector: managedSelector, ...page })), managedSelector);
   // Every pod in the cluster, but only what GPU accounting needs (node, phase, GPU
   // requests): listed in pages and projected before caching.
   const podGpus = createPodGpuInformer({ kubeConfig: kc, clock, logger: logger.child({ informer: "pod-gpus" }), onRestart: () => metrics.watchRestarts.inc({ resource: "pod-gpus" }) });
   const deployments = inf<V1Deployment>("deployments", ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : "/apis/apps/v1/deployments",
-    () => (ns ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: managedSelector }) : apps.listDeploymentForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
+    (page) => (ns ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: managedSelector, ...page }) : apps.listDeploymentForAllNamespaces({ labelSelector: managedSelector, ...page })), managedSelector);
   const configMaps = inf<V1ConfigMap>("configmaps", ns ? `/api/v1/namespaces/${ns}/configmaps` : "/api/v1/configmaps",
-    () => (ns ? core.listNamespacedConfigMap({ namespace: ns, labelSelector: managedSelector }) : core.listConfigMapForAllNamespaces({ labelSelector: managedSelector })), managedSelector);
-  const nodes = inf<V1Node>("nodes", "/api/v1/nodes", () => core.listNode());
+    (page) => (ns ? core.listNamespacedConfigMap({ namespace: ns, labelSelector: managedSelector, ...page }) : core.listConfigMapForAllNamespaces({ labelSelector: managedSelector, ...page })), managedSelector);
+  const nodes = inf<V1Node>("nodes", "/api/v1/nodes", (page) => core.listNode({ ...page }));
   return { moeds, pods, podGpus, deployments, configMaps, nodes };
 }
 

@@ -120,3 +120,52 @@ export function formatCounts(m: Map<string, number>, scale = 1, digits = 0): str
   const parts = [...m.entries()].filter(([, v]) => v !== 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k || "(none)"} ${(v * scale).toFixed(digits)}`);
   return parts.length ? parts.join(", ") : "none";
 }
+
+/** One reading of the operator's memory: RSS from /proc, the V8 heap and external memory from its /metrics. */
+export interface MemoryReading {
+  rssMiB: number;
+  heapTotalMiB: number;
+  heapUsedMiB: number;
+  externalMiB: number;
+}
+
+/**
+ * Samples the operator's memory every `intervalMs` and keeps the reading with the highest RSS,
+ * so the peak can be broken down (V8 heap reserved and used, external buffers, the rest).
+ */
+export class MemorySampler {
+  peak: MemoryReading | undefined;
+  readonly #timer: NodeJS.Timeout;
+  #busy = false;
+
+  readonly pid: number;
+  readonly metricsUrl: string;
+
+  constructor(pid: number, metricsUrl: string, intervalMs = 2_000) {
+    this.pid = pid;
+    this.metricsUrl = metricsUrl;
+    this.#timer = setInterval(() => void this.sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  async sample(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      const { rssMiB } = readRssMiB(this.pid);
+      if (this.peak && rssMiB <= this.peak.rssMiB) return;
+      const r = await fetch(this.metricsUrl, { signal: AbortSignal.timeout(5_000) });
+      const m = parsePromText(await r.text());
+      const mib = (name: string) => total(sumBy(m, name)) / 1048576;
+      this.peak = { rssMiB, heapTotalMiB: mib("moe_operator_process_nodejs_heap_size_total_bytes"), heapUsedMiB: mib("moe_operator_process_nodejs_heap_size_used_bytes"), externalMiB: mib("moe_operator_process_nodejs_external_memory_bytes") };
+    } catch {
+      // The process is gone or not serving yet: no reading this time.
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}

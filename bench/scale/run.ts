@@ -8,14 +8,15 @@
 // PASS/FAIL against the targets and exits 0 unless it could not run.
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { Command } from "commander";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
 import { startProcess, type ManagedProcess } from "../../src/testing/process.ts";
 import { freePort } from "../../src/testing/ports.ts";
 import { repoRoot } from "../../src/testing/bins.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
-import { countBy, diff, formatCounts, parsePromText, readAuditRequests, WRITE_VERBS, readCpuSeconds, readRssMiB, sumBy, total } from "./measure.ts";
+import { countBy, diff, formatCounts, parsePromText, readAuditRequests, WRITE_VERBS, readCpuSeconds, readRssMiB, sumBy, total, MemorySampler, type MemoryReading } from "./measure.ts";
 import { quantile } from "../../src/domain/quantile.ts";
 import { KubeApi, MoedWatch, type Moed } from "./kube.ts";
 
@@ -28,10 +29,16 @@ const program = new Command()
   .option("--probes <n>", "spec patches timed for event-to-write latency", (v) => Number(v), 40)
   .option("--quiet-seconds <n>", "length of the writes-at-rest window", (v) => Number(v), 60)
   .option("--converge-timeout-seconds <n>", "how long to wait for all deployments Ready", (v) => Number(v), 1800)
-  .option("--operator-node-options <flags>", "NODE_OPTIONS for the operator process, e.g. --max-old-space-size=256", "")
+  .option("--operator-node-options <flags>", "Node/V8 flags for the operator process (before its script); default: those of the Dockerfile's ENTRYPOINT; \"\" for none")
+  .option("--operator-build <dist|src>", "dist: compile src/ with tsc (tsconfig.build.json) and run dist/main.js as the image does; src: node src/main.ts (type stripping)", "dist")
   .option("--out <dir>", "where to write result.json", "out/bench-scale")
   .parse();
-const o = program.opts<{ quick: boolean; nodes?: number; deployments?: number; shards: number; probes: number; quietSeconds: number; convergeTimeoutSeconds: number; operatorNodeOptions: string; out: string }>();
+const o = program.opts<{ quick: boolean; nodes?: number; deployments?: number; shards: number; probes: number; quietSeconds: number; convergeTimeoutSeconds: number; operatorNodeOptions?: string; operatorBuild: string; out: string }>();
+const operatorNodeFlags = o.operatorNodeOptions ?? imageNodeFlags().join(" ");
+if (o.operatorBuild !== "dist" && o.operatorBuild !== "src") {
+  console.error(`--operator-build must be dist or src (got ${JSON.stringify(o.operatorBuild)})`);
+  process.exit(2);
+}
 const NODES = o.nodes ?? (o.quick ? 100 : 1000);
 const DEPLOYMENTS = o.deployments ?? (o.quick ? 10 : 100);
 const SHARDS = o.shards;
@@ -82,6 +89,28 @@ function heatConfigMap(name: string, seed: number) {
 interface Operator {
   proc: ManagedProcess;
   metricsUrl: string;
+  memory: MemorySampler;
+}
+
+/** The Node flags of the image's ENTRYPOINT (between the node binary and dist/main.js), so the bench runs the operator as the image does. */
+function imageNodeFlags(): string[] {
+  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(repoRoot(), "Dockerfile"), "utf8"));
+  const entry = m ? (JSON.parse(m[1]!) as string[]) : [];
+  const main = entry.indexOf("dist/main.js");
+  if (main < 1) throw new Error("the Dockerfile has no ENTRYPOINT [node, ..., dist/main.js]: pass --operator-node-options");
+  return entry.slice(1, main);
+}
+
+/** The operator's entry point: dist/main.js compiled once into the output directory, or src/main.ts. */
+let operatorMain: string | undefined;
+function operatorEntry(): string {
+  if (operatorMain) return operatorMain;
+  if (o.operatorBuild === "src") return (operatorMain = join(repoRoot(), "src", "main.ts"));
+  // Under the repository (out/...), so that node_modules and package.json ("type": "module") resolve.
+  const outDir = join(repoRoot(), "out", "bench-scale-operator");
+  const tsc = spawnSync(join(repoRoot(), "node_modules", ".bin", "tsc"), ["-p", join(repoRoot(), "tsconfig.build.json"), "--outDir", outDir], { encoding: "utf8" });
+  if (tsc.status !== 0) throw new Error(`compiling the operator with tsc failed: ${tsc.error?.message ?? `${tsc.stdout}${tsc.stderr}`}`, { cause: tsc.error });
+  return (operatorMain = join(outDir, "main.js"));
 }
 
 async function startOperator(cluster: LocalCluster, kubeconfig: string, identity: string): Promise<Operator> {
@@ -90,7 +119,8 @@ async function startOperator(cluster: LocalCluster, kubeconfig: string, identity
     name: `operator-${identity}`,
     command: join(repoRoot(), "node_modules", ".bin", "node"),
     args: [
-      join(repoRoot(), "src", "main.ts"),
+      ...operatorNodeFlags.split(/\s+/).filter(Boolean),
+      operatorEntry(),
       `--kubeconfig=${kubeconfig}`,
       `--metrics-bind-address=127.0.0.1:${port}`,
       "--health-probe-bind-address=127.0.0.1:0",
@@ -110,9 +140,9 @@ async function startOperator(cluster: LocalCluster, kubeconfig: string, identity
     ],
     logFile: join(cluster.dir, `operator-${identity}.log`),
     cwd: repoRoot(),
-    env: o.operatorNodeOptions ? { ...process.env, NODE_OPTIONS: o.operatorNodeOptions } : process.env,
   });
-  return { proc, metricsUrl: `http://127.0.0.1:${port}/metrics` };
+  const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  return { proc, metricsUrl, memory: new MemorySampler(proc.pid!, metricsUrl) };
 }
 
 async function operatorMetrics(op: Operator) {
@@ -195,6 +225,7 @@ async function eventToWrite(api: KubeApi, watch: MoedWatch, probes: number): Pro
 async function failover(cluster: LocalCluster, api: KubeApi, old: Operator, kubeconfig: string) {
   const before = await api.listManagedPods(NS);
   const killedAt = Date.now();
+  old.memory.stop();
   process.kill(old.proc.pid!, "SIGKILL");
   await old.proc.exited;
   const next = await startOperator(cluster, kubeconfig, "bench-2");
@@ -266,7 +297,9 @@ async function main(): Promise<void> {
     // Leader-election renewals are writes by design (one per retry period); they are counted apart.
     const auditQ = auditQAll.filter((w) => w.resource !== "leases");
     const quietMin = (q1.atMs - q0.atMs) / 60_000;
+    await op.memory.sample();
     const mem = readRssMiB(op.proc.pid!);
+    const memPeak = op.memory.peak;
     const quietWrites = total(diff(q0.operatorWrites, q1.operatorWrites));
 
     say("failover: SIGKILL the leader, start a new operator");
@@ -274,7 +307,9 @@ async function main(): Promise<void> {
     watch = undefined;
     const f = await failover(cluster, api, op, opKubeconfig);
     op = f.next;
+    await op.memory.sample();
     const memAfter = readRssMiB(op.proc.pid!);
+    op.memory.stop();
 
     const r = {
       size: { nodes: NODES, gpus: NODES * 8, deployments: DEPLOYMENTS, shardsPerDeployment: SHARDS, pods },
@@ -288,9 +323,11 @@ async function main(): Promise<void> {
       },
       operatorCpuPercent: { busy: (100 * (s1.cpuS - s0.cpuS)) / ((s1.atMs - s0.atMs) / 1000), quiet: (100 * (q1.cpuS - q0.cpuS)) / ((q1.atMs - q0.atMs) / 1000) },
       operatorRssMiB: { atRest: mem.rssMiB, peak: mem.peakMiB, newLeaderPeak: memAfter.peakMiB },
+      operatorMemoryAtSampledPeak: memPeak,
+      operatorBuild: o.operatorBuild,
       writesAtRest: { seconds: o.quietSeconds, operatorMetric: quietWrites, audit: auditQ.length, leaseRenewals: auditQAll.length - auditQ.length, auditByVerb: Object.fromEntries(countBy(auditQ, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)) },
       failover: { convergeSeconds: f.convergeMs / 1000, podsBefore: f.podsBefore, podsAfter: f.podsAfter, podsCreated: f.created, podsDeleted: f.deleted, orphans: f.orphans },
-      operatorNodeOptions: o.operatorNodeOptions,
+      operatorNodeOptions: operatorNodeFlags,
       loadAverage: loadavg(),
       cores: (await import("node:os")).availableParallelism(),
       totalSeconds: (Date.now() - t0) / 1000,
@@ -313,12 +350,20 @@ type Report = {
   operatorRequestsPerMinuteAudit: { busy: Record<string, number>; quiet: Record<string, number> };
   operatorCpuPercent: { busy: number; quiet: number };
   operatorRssMiB: { atRest: number; peak: number; newLeaderPeak: number };
+  operatorMemoryAtSampledPeak: MemoryReading | undefined;
+  operatorBuild: string;
   writesAtRest: { seconds: number; operatorMetric: number; audit: number; leaseRenewals: number; auditByVerb: Record<string, number> };
   failover: { convergeSeconds: number; podsBefore: number; podsAfter: number; podsCreated: number; podsDeleted: number; orphans: number };
   operatorNodeOptions: string;
   loadAverage: number[];
   cores: number;
 };
+
+function formatMemory(m: MemoryReading | undefined): string {
+  if (!m) return "no reading";
+  const other = m.rssMiB - m.heapTotalMiB - m.externalMiB;
+  return `RSS ${m.rssMiB.toFixed(0)} MiB = V8 heap ${m.heapTotalMiB.toFixed(0)} (${m.heapUsedMiB.toFixed(0)} used) + external ${m.externalMiB.toFixed(0)} + other ${other.toFixed(0)} (code, stacks, malloc)`;
+}
 
 function printReport(r: Report, apiBusy: Map<string, number>, busyMin: number): void {
   const pf = (ok: boolean) => (ok ? "PASS" : "FAIL");
@@ -332,9 +377,10 @@ function printReport(r: Report, apiBusy: Map<string, number>, busyMin: number): 
     ["operator requests/min by verb and resource (audit log), quiet", formatCounts(new Map(Object.entries(r.operatorRequestsPerMinuteAudit.quiet)), 1, 1), ""],
     ["operator CPU busy / quiet", `${r.operatorCpuPercent.busy.toFixed(1)}% / ${r.operatorCpuPercent.quiet.toFixed(1)}% of one core`, ""],
     ["operator RSS at rest / peak", `${r.operatorRssMiB.atRest.toFixed(0)} / ${r.operatorRssMiB.peak.toFixed(0)} MiB (new leader peak ${r.operatorRssMiB.newLeaderPeak.toFixed(0)})`, `${pf(r.operatorRssMiB.peak <= TARGET_RSS_MIB)} (peak <= ${TARGET_RSS_MIB} MiB)`],
+    ["operator memory at the highest sampled RSS (every 2 s)", formatMemory(r.operatorMemoryAtSampledPeak), ""],
     [`writes at rest (${r.writesAtRest.seconds} s)`, `${r.writesAtRest.operatorMetric} (operator metric), ${r.writesAtRest.audit} (audit log, not leases)${r.writesAtRest.audit ? `: ${JSON.stringify(r.writesAtRest.auditByVerb)}` : ""}; ${r.writesAtRest.leaseRenewals} lease renewals`, `${pf(r.writesAtRest.operatorMetric === 0 && r.writesAtRest.audit === 0)} (0)`],
     ["failover: SIGKILL leader -> converged", `${r.failover.convergeSeconds.toFixed(0)} s; pods ${r.failover.podsBefore} -> ${r.failover.podsAfter}, ${r.failover.podsCreated} created, ${r.failover.podsDeleted} deleted, ${r.failover.orphans} orphans`, pf(r.failover.orphans === 0 && r.failover.podsCreated === 0 && r.failover.podsDeleted === 0)],
-    ...(r.operatorNodeOptions ? [["operator NODE_OPTIONS", r.operatorNodeOptions, ""] as [string, string, string]] : []),
+    ["operator", `${r.operatorBuild === "dist" ? "dist/main.js (compiled, as in the image)" : "src/main.ts (type stripping)"}${r.operatorNodeOptions ? `, node ${r.operatorNodeOptions}` : ""}`, ""],
     ["load average (1/5/15 min), cores", `${r.loadAverage.map((l) => l.toFixed(2)).join(" / ")}, ${r.cores} cores`, ""],
   ];
   console.log("\n| measure | value | target |\n|---|---|---|");

@@ -30,6 +30,9 @@ export interface InformerOptions<T extends KubernetesObject, R extends Kubernete
   onRestart?: (err: unknown) => void;
 }
 
+/** Objects per list page for informers that list in pages (client-go's reflectors use 500 too). */
+export const LIST_PAGE_SIZE = 500;
+
 export interface ListPage {
   limit: number;
   _continue?: string;
