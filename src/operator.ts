@@ -21,6 +21,8 @@ import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
 import { applyRequestTimeout } from "./adapters/request-timeout.ts";
 import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
+import { PullRequestSync } from "./gitops/sync.ts";
+import { readSecretData } from "./gitops/secrets.ts";
 
 export interface OperatorHandle {
   readonly manager: Manager;
@@ -114,6 +116,16 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   });
   const sourceTimeoutMaxMs = Math.min(config.sourceTimeoutMaxSeconds * 1000, Math.max(1000, (config.reconcileIntervalSeconds * 1000) / 2));
   let requeue: (key: string) => void = () => undefined;
+  // Mode PullRequest: GitHub syncs run off the reconcile workers and requeue when done.
+  const gitops = new PullRequestSync({
+    readSecret: (namespace, name) => readSecretData(core, namespace, name),
+    event: (d, type, reason, message) => kube.event({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, ...d }, type, reason, message, "moe-operator", clock.nowMs()),
+    requeue: (key) => requeue(key),
+    canWrite: isLeader,
+    clock,
+    logger,
+    allowedApiUrls: config.githubAllowedUrls,
+  });
 
   const reconciler = new MoEDeploymentReconciler({
     kube,
@@ -135,6 +147,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
       },
     },
     requeue: (key) => requeue(key),
+    gitops,
     clock,
     logger,
     metrics,

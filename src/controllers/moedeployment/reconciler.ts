@@ -27,6 +27,8 @@ import {
 } from "./children.ts";
 import { mergeConditions, readyCondition, type ConditionInput } from "./conditions.ts";
 import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
+import type { PullRequestSync } from "../../gitops/sync.ts";
+import { boundObservation } from "../../gitops/observe.ts";
 
 export interface Cache<T> {
   list(namespace?: string): readonly T[];
@@ -64,6 +66,8 @@ export interface ReconcilerDeps {
   config: ReconcilerConfig;
   /** Asks for key to be reconciled again (a background source read finished). */
   requeue?: (key: string) => void;
+  /** Mode PullRequest (src/gitops): proposals to Git, off the reconcile worker. */
+  gitops?: PullRequestSync;
 }
 
 /** A MoEDeployment as it comes from the API server (not yet validated). */
@@ -116,6 +120,7 @@ export class MoEDeploymentReconciler {
       // Owned children are garbage-collected through their owner references.
       this.#memory.delete(key);
       this.#poller.forget(key);
+      this.#d.gitops?.forget(key);
       this.#d.metrics.forgetDeployment(namespace, name);
       return {};
     }
@@ -190,6 +195,8 @@ export class MoEDeploymentReconciler {
     mem.lastDecision = decision;
     if (decision.placement.rebalanceEvaluated) mem.rebalanceEvaluatedMs = nowMs;
 
+    const gitops = spec.mode === "PullRequest" ? this.#d.gitops?.observe(d, boundObservation(d, decision, latencyReading.p99Ms, nowMs)) : this.#d.gitops?.retire(d);
+
     const targetPlacement = decision.placement.placement;
     const targetHash = decision.placement.hash;
     const changedPlacement = targetPlacement !== undefined && targetHash !== current?.hash;
@@ -235,7 +242,7 @@ export class MoEDeploymentReconciler {
     // --- Status ---------------------------------------------------------------------------
     const status = this.#status(d, decision, {
       heat: heatReading, latency: latencyReading, router, podViews, rollout, desired, version, rebalanced, changedPlacement,
-      applyErrors, nowMs, nowIso, liveIndices,
+      applyErrors, nowMs, nowIso, liveIndices, gitops,
     });
     const previousDesired = d.status?.desiredShards;
     await this.#writeStatus(obj, status);
@@ -387,7 +394,7 @@ export class MoEDeploymentReconciler {
   #status(d: MoEDeployment, decision: Decision, x: {
     heat: HeatReading; latency: LatencyReading; router: V1Deployment | undefined; podViews: (ShardPodView & { pod: V1Pod })[];
     rollout: RolloutPlan | undefined; desired: DesiredShard[]; version: number; rebalanced: boolean; changedPlacement: boolean;
-    applyErrors: string[]; nowMs: number; nowIso: string; liveIndices: Set<number>;
+    applyErrors: string[]; nowMs: number; nowIso: string; liveIndices: Set<number>; gitops?: ConditionInput;
   }): MoEDeploymentStatus {
     const spec = d.spec;
     const prev = d.status;
@@ -451,7 +458,7 @@ export class MoEDeploymentReconciler {
     const liveShards = x.liveIndices.size;
     const rollout = x.rollout;
     let progressing: ConditionInput;
-    if (!auto) progressing = { type: ConditionType.Progressing, status: "False", reason: ConditionReason.Stable, message: "mode Recommend: nothing is changed" };
+    if (!auto) progressing = { type: ConditionType.Progressing, status: "False", reason: ConditionReason.Stable, message: `mode ${spec.mode}: nothing is changed in the cluster` };
     else if (decision.desiredShards > liveShards) progressing = { type: ConditionType.Progressing, status: "True", reason: ConditionReason.ScalingUp, message: `${liveShards} -> ${decision.desiredShards} shards: ${decision.message}` };
     else if (decision.desiredShards < liveShards) progressing = { type: ConditionType.Progressing, status: "True", reason: ConditionReason.ScalingDown, message: `${liveShards} -> ${decision.desiredShards} shards: ${decision.message}` };
     else if (rollout && !rollout.complete) progressing = { type: ConditionType.Progressing, status: "True", reason: x.changedPlacement || x.rebalanced ? ConditionReason.Rebalancing : ConditionReason.RollingOut, message: `placement v${x.version}: ${rollout.pendingDesired} new shard pod(s) pending, ${rollout.blocked.length} old pod(s) waiting for coverage` };
@@ -464,6 +471,7 @@ export class MoEDeploymentReconciler {
     else if (auto && decision.unschedulableShards > 0) degraded = { type: ConditionType.Degraded, status: "True", reason: ConditionReason.InsufficientGpuCapacity, message: `${decision.unschedulableShards} of ${decision.desiredShards} shards have no free ${spec.serving.gpu.resourceName} on nodes matching spec.serving.gpu.nodeSelector` };
     else if (auto && rollout && rollout.uncoveredNow > 0 && x.podViews.some((p) => p.ready)) degraded = { type: ConditionType.Degraded, status: "True", reason: ConditionReason.PodsNotReady, message: `${rollout.uncoveredNow} (layer, expert) pairs have no Ready replica` };
     conds.push(degraded);
+    if (x.gitops) conds.push(x.gitops);
 
     const routerReady = !auto || ((x.router?.status?.readyReplicas ?? 0) >= spec.serving.router.replicas && (x.router?.status?.observedGeneration ?? 0) >= (x.router?.metadata?.generation ?? 1));
     // Ready means serving: a scale-up or a heat rebalance in flight keeps Ready=True (Progressing
