@@ -283,8 +283,8 @@ describe("optional objects and values validation", () => {
     const cm = one<K8sObject & { data: Record<string, string> }>(objs, "ConfigMap", "moe-operator-dashboard");
     expect(cm.metadata.labels?.grafana_dashboard).toBe("1");
     expect(JSON.parse(cm.data["moe-operator.json"]!)).toEqual(JSON.parse(readFileSync(join(CHART_DIR, "files", "dashboards", "moe-operator.json"), "utf8")));
-    expect(one(objs, "Role", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
-    expect(one(objs, "RoleBinding", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
+    expect(one<K8sObject>(objs, "Role", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
+    expect(one<K8sObject>(objs, "RoleBinding", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
     expect(operatorContainer(objs).args).toContain("--github-allowed-urls=https://api.github.com");
   });
 
