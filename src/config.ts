@@ -30,6 +30,7 @@ export const OperatorConfigSchema = z.object({
   fileHeatSourceMaxBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
   prometheusMaxResponseBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
   sourceTimeoutMaxSeconds: z.number().int().min(1).max(120).default(10).describe("Cap on spec.*.prometheus.timeoutSeconds."),
+  githubAllowedUrls: z.array(z.string().regex(/^https?:\/\/[^\s/?#@]+(\/\S*)?$/, "must be an http(s) URL such as https://api.github.com")).max(64).default(["https://api.github.com"]).describe("GitHub API base URLs spec.gitops.apiUrl may name (the token is sent there)."),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   // Pod-template policy (src/controllers/moedeployment/pod-policy.ts).
   podSecurityPolicy: z.enum(["restricted", "none"]).default("restricted").describe("restricted: refuse privileged, host-namespace, hostPath and extra-capability pod templates and other ServiceAccounts; none: no checks."),

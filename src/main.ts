@@ -33,6 +33,7 @@ const program = new Command()
   .option("--prometheus-max-response-bytes <n>", "largest Prometheus response read", env.MOE_PROMETHEUS_MAX_RESPONSE_BYTES ?? "8388608")
   .option("--source-timeout-max-seconds <n>", "cap on a MoEDeployment's source timeoutSeconds", env.MOE_SOURCE_TIMEOUT_MAX_SECONDS ?? "10")
   .option("--metrics-auth <mode>", "none|tokenreview: protect /metrics with TokenReview + SubjectAccessReview", env.MOE_METRICS_AUTH ?? "none")
+  .option("--github-allowed-urls <list>", "comma-separated GitHub API base URLs spec.gitops.apiUrl may name (pull-request mode sends the token there)", env.MOE_GITHUB_ALLOWED_URLS ?? "https://api.github.com")
   .option("--log-level <level>", "trace|debug|info|warn|error", env.MOE_LOG_LEVEL ?? "info")
   .option("--pod-security-policy <mode>", "restricted|none: refuse privileged, host-namespace, hostPath and extra-capability pod templates", env.MOE_POD_SECURITY_POLICY ?? "restricted")
   .option("--pod-allowed-service-accounts <names>", "comma-separated ServiceAccounts pod templates may use", env.MOE_POD_ALLOWED_SERVICE_ACCOUNTS ?? "default")
@@ -66,6 +67,7 @@ const parsed = OperatorConfigSchema.safeParse({
   fileHeatSourceMaxBytes: num(o.fileHeatSourceMaxBytes),
   prometheusMaxResponseBytes: num(o.prometheusMaxResponseBytes),
   sourceTimeoutMaxSeconds: num(o.sourceTimeoutMaxSeconds),
+  githubAllowedUrls: list(o.githubAllowedUrls),
   logLevel: o.logLevel,
   podSecurityPolicy: o.podSecurityPolicy,
   podAllowedServiceAccounts: csv(o.podAllowedServiceAccounts),

@@ -21,6 +21,8 @@ import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
 import { applyRequestTimeout } from "./adapters/request-timeout.ts";
 import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
+import { PullRequestSync } from "./gitops/sync.ts";
+import { readSecretData } from "./gitops/secrets.ts";
 
 export interface OperatorHandle {
   readonly manager: Manager;
@@ -128,7 +130,7 @@ function cachedPrometheusReaders(config: OperatorConfig): (url: string, timeoutM
 
 function createReconciler(
   config: OperatorConfig,
-  p: Plumbing & { kube: KubeClient; caches: Caches; prometheus: (url: string, timeoutMs: number) => PrometheusReader; requeue: (key: string) => void },
+  p: Plumbing & { kube: KubeClient; caches: Caches; prometheus: (url: string, timeoutMs: number) => PrometheusReader; requeue: (key: string) => void; gitops: PullRequestSync },
 ): MoEDeploymentReconciler {
   const { clock, logger, metrics } = p;
   const sourceTimeoutMaxMs = Math.min(config.sourceTimeoutMaxSeconds * 1000, Math.max(1000, (config.reconcileIntervalSeconds * 1000) / 2));
@@ -147,6 +149,7 @@ function createReconciler(
       },
     },
     requeue: p.requeue,
+    gitops: p.gitops,
     clock,
     logger,
     metrics,
@@ -241,7 +244,17 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const caches = createCaches(config, plumbing);
   const prometheus = deps.prometheus ?? cachedPrometheusReaders(config);
   let requeue: (key: string) => void = () => undefined;
-  const reconciler = createReconciler(config, { ...plumbing, kube, caches, prometheus, requeue: (key) => requeue(key) });
+  // Mode PullRequest: GitHub syncs run off the reconcile workers and requeue when done.
+  const gitops = new PullRequestSync({
+    readSecret: (namespace, name) => readSecretData(kc.makeApiClient(CoreV1Api), namespace, name),
+    event: (d, type, reason, message) => kube.event({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, ...d }, type, reason, message, "moe-operator", clock.nowMs()),
+    requeue: (key) => requeue(key),
+    canWrite: isLeader,
+    clock,
+    logger,
+    allowedApiUrls: config.githubAllowedUrls,
+  });
+  const reconciler = createReconciler(config, { ...plumbing, kube, caches, prometheus, requeue: (key) => requeue(key), gitops });
 
   const { moeds, pods, podGpus, deployments, configMaps, nodes } = caches;
   const manager = new Manager({

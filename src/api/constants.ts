@@ -66,6 +66,8 @@ export const ConditionType = {
   MetricsAvailable: "MetricsAvailable",
   /** True while capacity is held above the SLO's need ahead of a scheduled, forecast or burst peak. */
   Prewarming: "Prewarming",
+  /** Mode PullRequest: whether the proposal in Git (branch and pull request) matches the operator's. */
+  GitOpsSynced: "GitOpsSynced",
 } as const;
 export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -117,5 +119,24 @@ export const ConditionReason = {
   SLOTarget: "SLOTarget",
   ManualOverride: "ManualOverride",
   BoundsChanged: "BoundsChanged",
+  // GitOpsSynced (mode PullRequest)
+  /** The pull request holds the current proposal. */
+  PullRequestOpen: "PullRequestOpen",
+  /** Nothing to propose: the bounds in Git fit what was observed (or the learning window is not over). */
+  NoChangeProposed: "NoChangeProposed",
+  /** A pull request is being created or updated in the background. */
+  Syncing: "Syncing",
+  /** GitHub refused the credentials (401), or the Secret is missing. */
+  AuthFailed: "AuthFailed",
+  /** GitHub's rate limit (primary or secondary) stopped the sync; it resumes after the reset. */
+  RateLimited: "RateLimited",
+  /** spec.gitops.pullRequests.hourlyLimit or concurrentLimit holds a proposal back. */
+  PullRequestLimited: "PullRequestLimited",
+  /** spec.gitops.apiUrl is not in the operator's --github-allowed-urls. */
+  ApiUrlNotAllowed: "ApiUrlNotAllowed",
+  /** The file at spec.gitops.path is missing, not YAML, or holds no matching MoEDeployment. */
+  ManifestNotFound: "ManifestNotFound",
+  /** Any other GitHub error (5xx after retries, unexpected responses). */
+  GitHubError: "GitHubError",
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];

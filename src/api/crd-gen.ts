@@ -162,7 +162,7 @@ function canonicalOrder(node: JsonSchema): JsonSchema {
 
 /** Printer columns for `kubectl get moed`. */
 export const PRINTER_COLUMNS = [
-  { name: "Mode", type: "string", jsonPath: ".spec.mode", description: "Auto acts, Recommend only reports." },
+  { name: "Mode", type: "string", jsonPath: ".spec.mode", description: "Auto acts, Recommend only reports, PullRequest proposes bounds in Git." },
   { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: "Ready condition status." },
   { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: "Ready condition reason.", priority: 1 },
   { name: "GPUs", type: "integer", jsonPath: ".status.currentGpus", description: "GPUs now (shards plus router)." },

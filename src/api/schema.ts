@@ -398,13 +398,63 @@ export const CostSchema = z.object({
 }).describe("GPU prices and the budget. A node is priced by priceLabelKey, then table, then defaultUsdPerGpuHour.");
 
 // ---------------------------------------------------------------------------
+// spec.gitops (mode PullRequest)
+
+const REPOSITORY_MESSAGE = "must be owner/name of a GitHub repository, e.g. acme/inference-config";
+const GIT_PATH_MESSAGE = "must be a relative path inside the repository (no leading /, no .. segments, no spaces), e.g. clusters/prod/deepseek.yaml";
+const BRANCH_MESSAGE = "must be a git branch name (letters, digits, . _ - /; no .., no leading or trailing / or .)";
+
+const SecretKeyRefSchema = (defaultKey: string, what: string) => z.object({
+  name: z.string().max(253).regex(re(DNS_SUBDOMAIN)).describe(`Name of a Secret in the MoEDeployment's namespace holding ${what}. The operator needs \`get\` on this Secret (the Helm chart's gitops.credentialSecrets grants it, and nothing else).`),
+  key: z.string().max(253).regex(re(CONFIGMAP_KEY)).default(defaultKey).describe(`Key of the Secret holding ${what}.`),
+}).describe(`A key of a Secret in the MoEDeployment's namespace holding ${what}.`);
+
+export const GitHubAppSchema = z.object({
+  appId: z.int().min(1).max(2_147_483_647).describe("GitHub App ID (the JWT issuer)."),
+  installationId: z.int().min(1).max(Number.MAX_SAFE_INTEGER).describe("Installation ID of the App on the repository's owner; the operator exchanges a JWT for a one-hour installation token."),
+  privateKeySecretRef: SecretKeyRefSchema("private-key", "the App's PEM private key"),
+}).describe("Authenticate as a GitHub App installation.");
+
+const GitOpsCredentialsBase = z.object({
+  tokenSecretRef: SecretKeyRefSchema("token", "a GitHub token with contents and pull-requests write access to the repository").optional(),
+  githubApp: GitHubAppSchema.optional(),
+});
+
+export const GitOpsCredentialsSchema = withRules(GitOpsCredentialsBase, [
+  {
+    rule: "has(self.tokenSecretRef) != has(self.githubApp)", fieldPath: ".tokenSecretRef",
+    message: "exactly one of spec.gitops.credentials.tokenSecretRef or spec.gitops.credentials.githubApp must be set",
+    holds: (c) => (c.tokenSecretRef !== undefined) !== (c.githubApp !== undefined),
+  },
+]).describe("How the operator authenticates to GitHub: a token Secret or a GitHub App.");
+
+export const PullRequestLimitsSchema = z.object({
+  hourlyLimit: z.int32().min(1).max(100).default(2).describe("Most commits (opening or updating this deployment's pull request) per rolling hour."),
+  concurrentLimit: z.int32().min(1).max(1_000).default(10).describe("Most open moe-operator/* pull requests in the repository: no new one is opened while this many are open (updating an open one is not limited by it)."),
+  closeOnDelete: z.boolean().default(true).describe("Close the pull request and delete its branch when the MoEDeployment is deleted (best effort: only while the operator runs; no finalizer)."),
+}).describe("Pull-request limits (like Renovate's prHourlyLimit and prConcurrentLimit).");
+
+export const GitOpsSchema = z.object({
+  repository: matching(z.string().max(140), "^[A-Za-z0-9][-A-Za-z0-9]{0,38}/[-A-Za-z0-9._]{1,100}$", REPOSITORY_MESSAGE).describe("GitHub repository owner/name holding the MoEDeployment manifest."),
+  baseBranch: matching(z.string().max(255), "^[A-Za-z0-9_][-A-Za-z0-9_./]*$", BRANCH_MESSAGE).refine((b) => !b.includes("..") && !b.endsWith("/") && !b.endsWith(".") && !b.endsWith(".lock"), { message: BRANCH_MESSAGE }).default("main").describe("Branch the pull request targets and the manifest is read from."),
+  path: matching(z.string().max(1024), "^([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*)(/([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*))*$", GIT_PATH_MESSAGE).describe("Path in the repository of the YAML file holding this MoEDeployment (matched by kind, metadata.name and metadata.namespace when set). The pull request edits spec.scaling.minShards/maxShards and spec.cost.maxUsdPerHour in place, keeping comments and key order; never live replica counts."),
+  apiUrl: matching(z.string().max(2048), HTTP_URL, URL_MESSAGE).default("https://api.github.com").describe("GitHub REST API base URL; for GitHub Enterprise Server https://HOST/api/v3. Used only if the operator's --github-allowed-urls allows it (otherwise GitOpsSynced=False, reason ApiUrlNotAllowed)."),
+  credentials: GitOpsCredentialsSchema,
+  minChangePercent: z.int32().min(1).max(1_000).default(10).describe("Propose a bound or budget only when it differs from the value in Git by at least this percent (and by at least one shard)."),
+  learningWindowSeconds: z.int32().min(0).max(2_592_000).default(3_600).describe("Seconds the operator watches a deployment (since it started tracking it) before it proposes anything."),
+  raiseAfterSeconds: z.int32().min(10).max(2_592_000).default(1_800).describe("Propose raising spec.scaling.maxShards (or spec.cost.maxUsdPerHour) after SLOMet has been False at that bound for this long without a break."),
+  lowerAfterSeconds: z.int32().min(60).max(2_592_000).default(259_200).describe("Propose lowering spec.scaling.maxShards (or minShards) when the bound was not approached for this long (default 3 days): maxShards to 125% of the peak desired shards, minShards to the most shards the SLO needed (not below expert coverage)."),
+  pullRequests: PullRequestLimitsSchema.prefault({}),
+}).describe("Pull-request mode: where the MoEDeployment manifest lives in Git and how proposals are made. Tracking windows are kept in the operator's memory: a restart starts them again.");
+
+// ---------------------------------------------------------------------------
 // spec
 
-export const ModeSchema = z.enum(["Auto", "Recommend"]);
+export const ModeSchema = z.enum(["Auto", "Recommend", "PullRequest"]);
 export type Mode = z.infer<typeof ModeSchema>;
 
 const SpecBase = z.object({
-  mode: ModeSchema.default("Auto").describe("Auto: the operator creates and scales the workloads and moves experts. Recommend: it only computes and reports decisions in status.recommendation, changing nothing."),
+  mode: ModeSchema.default("Auto").describe("Auto: the operator creates and scales the workloads and moves experts. Recommend: it only computes and reports decisions in status.recommendation, changing nothing. PullRequest: like Recommend towards the cluster, and it proposes bound and budget changes as one pull request per MoEDeployment (spec.gitops)."),
   model: ModelSchema,
   serving: ServingSchema,
   placement: PlacementSchema.prefault({}),
@@ -414,6 +464,7 @@ const SpecBase = z.object({
   latencySource: LatencySourceSchema,
   prewarm: PrewarmSchema.prefault({}),
   cost: CostSchema.prefault({}),
+  gitops: GitOpsSchema.optional(),
 });
 
 export const MoEDeploymentSpecSchema = withRules(SpecBase, [
@@ -433,6 +484,11 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
     message: "every spec.prewarm.schedules[].minShards must be at most spec.scaling.maxShards",
     holds: (s) => (s.prewarm.schedules ?? []).every((w) => w.minShards <= s.scaling.maxShards),
   },
+  {
+    rule: "!has(self.mode) || self.mode != 'PullRequest' || has(self.gitops)", fieldPath: ".gitops",
+    message: "spec.gitops is required when spec.mode is PullRequest",
+    holds: (s) => s.mode !== "PullRequest" || s.gitops !== undefined,
+  },
 ]).describe("Desired state of an MoE model deployment: model shape, pod templates, placement policy, latency SLO, scaling bounds, metric sources, pre-warming, prices and mode.");
 
 // ---------------------------------------------------------------------------
@@ -441,7 +497,7 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
 const Time = (what: string) => z.iso.datetime({ offset: true }).describe(what);
 
 export const ConditionSchema = z.object({
-  type: z.string().max(316).regex(re(CONDITION_TYPE)).describe("Condition type: Ready, Progressing, Degraded, SLOMet, BudgetExceeded, MetricsAvailable or Prewarming."),
+  type: z.string().max(316).regex(re(CONDITION_TYPE)).describe("Condition type: Ready, Progressing, Degraded, SLOMet, BudgetExceeded, MetricsAvailable, Prewarming or GitOpsSynced (mode PullRequest)."),
   status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown."),
   observedGeneration: z.int().min(0).describe("metadata.generation the condition was computed from.").optional(),
   lastTransitionTime: Time("When status last changed."),
@@ -559,6 +615,7 @@ export type LatencySource = z.output<typeof LatencySourceSchema>;
 export type PrewarmSchedule = z.output<typeof PrewarmScheduleSchema>;
 export type PrewarmSpec = z.output<typeof PrewarmSchema>;
 export type CostSpec = z.output<typeof CostSchema>;
+export type GitOpsSpec = z.output<typeof GitOpsSchema>;
 export type MoEDeploymentSpec = z.output<typeof MoEDeploymentSpecSchema>;
 /** The spec as a user writes it (defaults not yet applied). */
 export type MoEDeploymentSpecInput = z.input<typeof MoEDeploymentSpecSchema>;

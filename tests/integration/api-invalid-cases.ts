@@ -83,6 +83,8 @@ const schedule = (over: Record<string, unknown> = {}) => ({
 
 const promHeat = { url: "http://prometheus.monitoring:9090", query: "sum by (layer, expert) (rate(moe_expert_routed_tokens_total[{{window}}]))" };
 
+const gitops = { repository: "acme/inference-config", path: "clusters/prod/mixtral.yaml", credentials: { tokenSecretRef: { name: "github-token" } } };
+
 /** DeepSeek-V3's shape (deploy/samples/deepseek-v3.yaml). */
 const deepSeekV3 = { layers: 61, denseLayers: 3, routedExperts: 256, topK: 8, sharedExperts: 1, expertParameters: 44040192, weightDtype: "FP8", expertSlotsPerGpu: 9 };
 
@@ -105,6 +107,14 @@ export const INVALID_CASES: InvalidCase[] = [
   { name: "moving more than 100% of weights", mutate: set("spec.placement.maxMovedPercent", 150), expectField: "spec.placement.maxMovedPercent" },
   { name: "rebalancing every 5 seconds", mutate: set("spec.placement.rebalanceIntervalSeconds", 5), expectField: "spec.placement.rebalanceIntervalSeconds" },
   { name: "burst threshold below capacity", mutate: set("spec.prewarm.burst.panicThresholdPercent", 50), expectField: "spec.prewarm.burst.panicThresholdPercent" },
+  // --- mode PullRequest (spec.gitops)
+  { name: "PullRequest mode without spec.gitops", mutate: set("spec.mode", "PullRequest"), expectField: "spec.gitops", expectText: "spec.gitops is required when spec.mode is PullRequest" },
+  { name: "gitops repository without an owner", mutate: all(set("spec.mode", "PullRequest"), set("spec.gitops", { ...gitops, repository: "deployments" })), expectField: "spec.gitops.repository", expectText: "owner/name" },
+  { name: "gitops path escaping the repository", mutate: all(set("spec.mode", "PullRequest"), set("spec.gitops", { ...gitops, path: "../secrets.yaml" })), expectField: "spec.gitops.path", expectText: "relative path inside the repository" },
+  { name: "gitops with a token and a GitHub App", mutate: all(set("spec.mode", "PullRequest"), set("spec.gitops", { ...gitops, credentials: { tokenSecretRef: { name: "gh" }, githubApp: { appId: 1, installationId: 2, privateKeySecretRef: { name: "k" } } } })), expectField: "spec.gitops.credentials.tokenSecretRef", expectText: "exactly one of" },
+  { name: "gitops without credentials", mutate: all(set("spec.mode", "PullRequest"), set("spec.gitops", { ...gitops, credentials: {} })), expectField: "spec.gitops.credentials.tokenSecretRef" },
+  { name: "gitops hourly limit of zero", mutate: all(set("spec.mode", "PullRequest"), set("spec.gitops", { ...gitops, pullRequests: { hourlyLimit: 0 } })), expectField: "spec.gitops.pullRequests.hourlyLimit" },
+  { name: "gitops API URL without a scheme", mutate: all(set("spec.mode", "PullRequest"), set("spec.gitops", { ...gitops, apiUrl: "ghe.example.com/api/v3" })), expectField: "spec.gitops.apiUrl" },
   // --- cross-field rules (CEL on the server, the same rules in zod)
   { name: "topK above routed experts", mutate: set("spec.model.topK", 9), expectField: "spec.model.topK" },
   { name: "all layers dense", mutate: set("spec.model.denseLayers", 32), expectField: "spec.model.denseLayers" },

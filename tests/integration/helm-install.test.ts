@@ -130,7 +130,7 @@ describe("helm", () => {
   it("install --wait succeeds: every object is accepted and the operator pods are admitted and Ready", async () => {
     const r = await helm([
       "install", RELEASE, CHART_DIR, "-n", NS, "--create-namespace", "--wait", "--timeout", "120s",
-      "--set", "dashboard.enabled=true", "--set", "githubMode.enabled=true", "--set", "githubMode.secretName=github-token",
+      "--set", "dashboard.enabled=true", "--set", `gitops.credentialSecrets[0].namespace=${NS}`, "--set", "gitops.credentialSecrets[0].name=github-token",
       // The metric-source allowlist and the egress NetworkPolicy (docs/adr/0007).
       "--set", `sources.prometheus.allowedUrls={${PROMETHEUS_URL}}`, "--set", "networkPolicy.enabled=true",
       "--set", "networkPolicy.prometheus.namespaces={monitoring}", "--set", "networkPolicy.apiServer.cidrs={127.0.0.1/32}",
@@ -152,9 +152,9 @@ describe("helm", () => {
       "deployment.apps/moe-operator",
       "networkpolicy.networking.k8s.io/moe-operator-egress",
       "poddisruptionbudget.policy/moe-operator",
-      "role.rbac.authorization.k8s.io/moe-operator-github",
+      "role.rbac.authorization.k8s.io/moe-operator-github-github-token",
       "role.rbac.authorization.k8s.io/moe-operator-leader-election",
-      "rolebinding.rbac.authorization.k8s.io/moe-operator-github",
+      "rolebinding.rbac.authorization.k8s.io/moe-operator-github-github-token",
       "rolebinding.rbac.authorization.k8s.io/moe-operator-leader-election",
       "service/moe-operator-metrics",
       "serviceaccount/moe-operator",

@@ -93,7 +93,7 @@ const METRICS_AUTH_PERMISSIONS = ["authentication.k8s.io/tokenreviews:create", "
 describe("helm lint", () => {
   it.each([
     ["default values", []],
-    ["every optional object", ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "githubMode.enabled=true", "githubMode.secretName=github-token", "operator.watchNamespace=inference"]],
+    ["every optional object", ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "gitops.credentialSecrets[0].namespace=inference", "gitops.credentialSecrets[0].name=github-token", "operator.watchNamespace=inference"]],
     ["single replica without leader election", ["replicaCount=1", "leaderElection.enabled=false"]],
     ["the egress NetworkPolicy and source allowlists", ["networkPolicy.enabled=true", "sources.prometheus.allowedUrls={http://prometheus-operated.monitoring.svc:9090}", "networkPolicy.prometheus.namespaces={monitoring}", "sources.file.allowedDirs={/heat}"]],
   ] as const)("passes --strict with %s", (_name, set) => {
@@ -209,7 +209,7 @@ describe("RBAC never uses wildcards and never reads Secrets by default", () => {
   const variants: [string, string[]][] = [
     ["defaults", []],
     ["watchNamespace", ["operator.watchNamespace=inference"]],
-    ["githubMode", ["githubMode.enabled=true", "githubMode.secretName=github-token"]],
+    ["gitops", ["gitops.credentialSecrets[0].namespace=inference", "gitops.credentialSecrets[0].name=github-token", "gitops.credentialSecrets[1].namespace=batch", "gitops.credentialSecrets[1].name=gh-app-key"]],
   ];
   it.each(variants)("%s", (name, set) => {
     const rbac = render(set).filter((o): o is RbacObject => o.kind === "ClusterRole" || o.kind === "Role");
@@ -225,8 +225,11 @@ describe("RBAC never uses wildcards and never reads Secrets by default", () => {
       }
     }
     const secretRules = rbac.flatMap((o) => o.rules.filter((r) => r.resources?.includes("secrets")).map((r) => ({ kind: o.kind, ns: o.metadata.namespace, r })));
-    if (name === "githubMode") {
-      expect(secretRules).toEqual([{ kind: "Role", ns: "moe-system", r: { apiGroups: [""], resources: ["secrets"], resourceNames: ["github-token"], verbs: ["get"] } }]);
+    if (name === "gitops") {
+      expect(secretRules).toEqual([
+        { kind: "Role", ns: "inference", r: { apiGroups: [""], resources: ["secrets"], resourceNames: ["github-token"], verbs: ["get"] } },
+        { kind: "Role", ns: "batch", r: { apiGroups: [""], resources: ["secrets"], resourceNames: ["gh-app-key"], verbs: ["get"] } },
+      ]);
     } else {
       expect(secretRules).toEqual([]);
     }
@@ -273,14 +276,16 @@ describe("metrics authentication", () => {
 
 describe("optional objects and values validation", () => {
   it("renders ServiceMonitor, dashboard ConfigMap and the GitHub Secret Role when enabled", () => {
-    const objs = render(["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps", "dashboard.enabled=true", "githubMode.enabled=true", "githubMode.secretName=github-token"]);
+    const objs = render(["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps", "dashboard.enabled=true", "gitops.credentialSecrets[0].namespace=inference", "gitops.credentialSecrets[0].name=github-token"]);
     const sm = one<ServiceMonitor>(objs, "ServiceMonitor");
     expect(sm.metadata.labels?.release).toBe("kps");
     expect(sm.spec.endpoints).toEqual([expect.objectContaining({ port: "metrics", path: "/metrics" })]);
     const cm = one<K8sObject & { data: Record<string, string> }>(objs, "ConfigMap", "moe-operator-dashboard");
     expect(cm.metadata.labels?.grafana_dashboard).toBe("1");
     expect(JSON.parse(cm.data["moe-operator.json"]!)).toEqual(JSON.parse(readFileSync(join(CHART_DIR, "files", "dashboards", "moe-operator.json"), "utf8")));
-    one(objs, "Role", "moe-operator-github");
+    expect(one<K8sObject>(objs, "Role", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
+    expect(one<K8sObject>(objs, "RoleBinding", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
+    expect(operatorContainer(objs).args).toContain("--github-allowed-urls=https://api.github.com");
   });
 
   it("drops the PodDisruptionBudget for a single replica and the Lease Role without leader election", () => {
@@ -294,7 +299,7 @@ describe("optional objects and values validation", () => {
 
   it.each([
     ["an unknown key (typo)", ["replicaCont=3"], "additional properties 'replicaCont' not allowed"],
-    ["githubMode without a Secret name", ["githubMode.enabled=true"], "secretName"],
+    ["a gitops credential Secret without a namespace", ["gitops.credentialSecrets[0].name=github-token"], "namespace"],
     ["several writers without leader election", ["replicaCount=2", "leaderElection.enabled=false"], "needs leaderElection.enabled=true"],
     ["an unknown log level", ["operator.logLevel=verbose"], "logLevel"],
     ["renew deadline >= lease duration", ["leaderElection.renewDeadlineSeconds=20"], "renewDeadlineSeconds"],

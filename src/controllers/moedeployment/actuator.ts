@@ -1,7 +1,9 @@
 // Actuators carry out a ChildPlan. The reconciler decides and plans the same
 // way in every mode; spec.mode only picks the actuator (see ADR 0013):
 //   Auto      -> ClusterActuator: applies the plan to the cluster;
-//   Recommend -> NoneActuator: applies nothing, status reports the recommendation.
+//   Recommend -> NoneActuator: applies nothing, status reports the recommendation;
+//   PullRequest -> PullRequestActuator: applies nothing to the cluster, proposes bounds and
+//                  budget to Git through src/gitops (ADR 0014), reports GitOpsSynced.
 // A new output mode is one Actuator plus one line in ACTUATORS; the table's type
 // fails to compile when a mode of the API has no actuator.
 import type { Logger } from "pino";
@@ -14,12 +16,17 @@ import type { RolloutPlan } from "../../domain/rollout/index.ts";
 import type { ChildPlan } from "./plan.ts";
 import { drainPatch, ShardAnnotation } from "./codecs/shard-pod.ts";
 import { ChildApplyError } from "./errors.ts";
+import type { ConditionInput } from "./conditions.ts";
+import type { PullRequestSync } from "../../gitops/sync.ts";
+import { boundObservation } from "../../gitops/observe.ts";
 
 export interface ActuationContext {
   deployment: MoEDeployment;
   decision: Decision;
   log: Logger;
   nowMs: number;
+  /** The observed p99 (evidence for pull requests). */
+  observedP99Ms?: number;
 }
 
 export interface ActuationResult {
@@ -27,6 +34,8 @@ export interface ActuationResult {
   errors: ChildApplyError[];
   /** The shard rollout this actuation carried out; undefined when no shard pods were touched. */
   rollout?: RolloutPlan;
+  /** Conditions this actuator reports (PullRequest: GitOpsSynced). */
+  conditions?: ConditionInput[];
 }
 
 export interface Actuator {
@@ -96,13 +105,34 @@ export class ClusterActuator implements Actuator {
 
 type Mode = MoEDeployment["spec"]["mode"];
 
+/**
+ * PullRequest: nothing is written to the cluster; the GitHub sync (off the reconcile worker)
+ * proposes what belongs in Git and the actuator reports its GitOpsSynced condition.
+ */
+export class PullRequestActuator implements Actuator {
+  readonly name = "PullRequest";
+  readonly managesWorkloads = false;
+  readonly #sync: PullRequestSync | undefined;
+
+  constructor(sync: PullRequestSync | undefined) {
+    this.#sync = sync;
+  }
+
+  apply(_plan: ChildPlan, ctx: ActuationContext): Promise<ActuationResult> {
+    const condition = this.#sync?.observe(ctx.deployment, boundObservation(ctx.deployment, ctx.decision, ctx.observedP99Ms, ctx.nowMs));
+    return Promise.resolve({ errors: [], conditions: condition ? [condition] : [] });
+  }
+}
+
 export interface ActuatorDeps {
   kube: KubeWriter;
   clock: Clock;
+  gitops?: PullRequestSync;
 }
 
 /** One actuator per spec.mode. */
 export const ACTUATORS: { readonly [M in Mode]: (deps: ActuatorDeps) => Actuator } = {
   Auto: (deps) => new ClusterActuator(deps.kube, deps.clock),
   Recommend: () => noneActuator,
+  PullRequest: (deps) => new PullRequestActuator(deps.gitops),
 };

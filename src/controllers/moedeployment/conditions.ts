@@ -49,7 +49,7 @@ export function readyCondition(opts: {
     return { type: ConditionType.Ready, status: "False", reason: opts.degraded.reason, message: opts.degraded.message };
   }
   if (opts.recommendOnly) {
-    return { type: ConditionType.Ready, status: "True", reason: ConditionReason.RecommendOnly, message: "mode Recommend: the recommendation in status is current; no workloads are managed" };
+    return { type: ConditionType.Ready, status: "True", reason: ConditionReason.RecommendOnly, message: "mode Recommend or PullRequest: the recommendation in status is current; no workloads are managed" };
   }
   if (!opts.componentsReady) {
     return { type: ConditionType.Ready, status: "False", reason: ConditionReason.Reconciling, message: opts.componentsMessage };

@@ -23,6 +23,7 @@ import { readShardPod, type ShardPod } from "./codecs/shard-pod.ts";
 import { mergeConditions } from "./conditions.ts";
 import type { PodGpuView } from "./pod-gpus.ts";
 import { ACTUATORS, type Actuator } from "./actuator.ts";
+import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type LiveChildren } from "./plan.ts";
 import { computeStatus, dropUndefined, servingShardCount } from "./status.ts";
 import { eventsFor, type EventSpec } from "./events.ts";
@@ -67,6 +68,8 @@ export interface ReconcilerDeps {
   config: ReconcilerConfig;
   /** Asks for key to be reconciled again (a background source read finished). */
   requeue?: (key: string) => void;
+  /** Mode PullRequest (src/gitops): proposals to Git, off the reconcile worker. */
+  gitops?: PullRequestSync;
 }
 
 /** A MoEDeployment as it comes from the API server (not yet validated). */
@@ -121,7 +124,9 @@ export class MoEDeploymentReconciler {
     const d = await this.#admit(obj, log, nowMs);
     if (!d) return {}; // terminal until the spec (or the operator's pod policy) changes
 
-    const actuator: Actuator = ACTUATORS[d.spec.mode]({ kube: this.#d.kube, clock: this.#d.clock });
+    const actuator: Actuator = ACTUATORS[d.spec.mode]({ kube: this.#d.kube, clock: this.#d.clock, gitops: this.#d.gitops });
+    // Leaving PullRequest mode closes the pull request and deletes its branch (ADR 0014).
+    if (d.spec.mode !== "PullRequest") this.#d.gitops?.retire(d);
     const observed = await this.#observe(key, d, mem, actuator);
     const cfg = this.#d.config;
     const policy = policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge });
@@ -129,10 +134,11 @@ export class MoEDeploymentReconciler {
     this.#remember(mem, decision, observed.heat, nowMs);
 
     const plan = planChildren(d, decision, observed.live, { nowMs, drainSeconds: cfg.drainSeconds, maxSurge: cfg.maxSurge });
-    const result = await actuator.apply(plan, { deployment: d, decision, log, nowMs });
+    const result = await actuator.apply(plan, { deployment: d, decision, log, nowMs, observedP99Ms: observed.latency.p99Ms });
     const status = computeStatus({
       deployment: d, decision, heat: observed.heat, latency: observed.latency, router: observed.live.router, shardPods: observed.live.shardPods,
       managesWorkloads: actuator.managesWorkloads, rollout: result.rollout, placement: plan.placement, applyErrors: result.errors, nowMs,
+      actuatorConditions: result.conditions,
     });
     await this.#writeStatus(obj, status);
     this.#recordMetrics(d, decision, status, actuator.managesWorkloads ? servingShardCount(observed.live.shardPods) : 0);
@@ -151,6 +157,7 @@ export class MoEDeploymentReconciler {
   #forget(key: string, namespace: string, name: string): ReconcileResult {
     this.#memory.delete(key);
     this.#poller.forget(key);
+    this.#d.gitops?.forget(key);
     this.#d.metrics.forgetDeployment(namespace, name);
     return {};
   }

@@ -31,6 +31,8 @@ export interface StatusInput {
   placement: PlannedPlacement;
   applyErrors: readonly ChildApplyError[];
   nowMs: number;
+  /** Conditions the actuator reported (PullRequest: GitOpsSynced). */
+  actuatorConditions?: readonly ConditionInput[];
 }
 
 const round = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? undefined : Number(x.toFixed(digits)));
@@ -116,9 +118,9 @@ export function prewarmingCondition(decision: Decision): ConditionInput {
     : { type: ConditionType.Prewarming, status: "False", reason: ConditionReason.NotPrewarming, message: "capacity follows the SLO" };
 }
 
-export function progressingCondition(x: Pick<StatusInput, "managesWorkloads" | "decision" | "shardPods" | "rollout" | "placement">): ConditionInput {
+export function progressingCondition(x: Pick<StatusInput, "deployment" | "managesWorkloads" | "decision" | "shardPods" | "rollout" | "placement">): ConditionInput {
   const type = ConditionType.Progressing;
-  if (!x.managesWorkloads) return { type, status: "False", reason: ConditionReason.Stable, message: "mode Recommend: nothing is changed" };
+  if (!x.managesWorkloads) return { type, status: "False", reason: ConditionReason.Stable, message: `mode ${x.deployment.spec.mode}: nothing is changed in the cluster` };
   const live = liveShardCount(x.shardPods);
   const want = x.decision.desiredShards;
   if (want > live) return { type, status: "True", reason: ConditionReason.ScalingUp, message: `${live} -> ${want} shards: ${x.decision.message}` };
@@ -181,6 +183,7 @@ export function computeConditions(x: StatusInput): ConditionInput[] {
   return [
     readinessCondition(x, degraded, progressing),
     metricsCondition(x), sloCondition(x), budgetCondition(x), prewarmingCondition(x.decision), progressing, degraded,
+    ...(x.actuatorConditions ?? []),
   ];
 }
 

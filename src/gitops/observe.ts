@@ -1,0 +1,35 @@
+// What one Decision says about the bounds, for the GitOps evidence. The only
+// place pull-request mode reads the Decision's shape.
+import { routerGpuCount, type MoEDeployment } from "../api/schema.ts";
+import type { Decision } from "../domain/decide.ts";
+import type { BoundObservation } from "../domain/gitops/index.ts";
+import { isMetricsHold } from "../domain/scaling/index.ts";
+
+export function boundObservation(d: MoEDeployment, decision: Decision, observedP99Ms: number | undefined, nowMs: number): BoundObservation {
+  const spec = d.spec;
+  const conflicts = decision.capacity?.conflicts ?? [];
+  const atMax = conflicts.find((c) => c.type === "MaxGpusVsSlo");
+  const budget = conflicts.find((c) => c.type === "BudgetVsSlo");
+  const routerGpus = routerGpuCount(spec);
+  const gpus = decision.desiredShards + routerGpus;
+  const usdPerGpuHour = gpus > 0 ? decision.usdPerHourDesired / gpus : 0;
+  // The budget the SLO's shard count needs: today's budget plus the missing shards at the mean GPU price.
+  const budgetRequired = budget?.requiredGpus !== undefined && spec.cost.maxUsdPerHour !== undefined && usdPerGpuHour > 0
+    ? spec.cost.maxUsdPerHour + Math.max(0, budget.requiredGpus - decision.desiredShards) * usdPerGpuHour
+    : undefined;
+  const capReason = decision.capacity?.reason;
+  return {
+    nowMs,
+    desiredShards: decision.desiredShards,
+    sloShards: decision.capacity?.signals.sloGpus,
+    observedP99Ms,
+    targetMs: spec.slo.targetLatencyMs,
+    maxBoundRequiredShards: atMax?.requiredGpus,
+    budgetRequiredUsdPerHour: budgetRequired,
+    metricsHeld: (capReason !== undefined && isMetricsHold(capReason)) || decision.heatProblem !== undefined,
+    gpus,
+    usdPerHour: decision.usdPerHourDesired,
+    reason: decision.reason,
+    message: decision.message,
+  };
+}
