@@ -200,6 +200,25 @@ describe("local GitHub API server", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("lets a reviewer merge the pull request; the base branch then holds the change", async () => {
+    await start("merge");
+    const octokit = client(gh);
+    const { owner, repo } = gh;
+    const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
+    const sha = await commitThroughGitData(octokit, gh, base.data.object.sha, { [FILE]: "maxShards: 16\n" }, "Raise maxShards to 16");
+    await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha });
+    const pr = await octokit.rest.pulls.create({ owner, repo, head: `${owner}:${BRANCH}`, base: "main", title: "Raise maxShards to 16" });
+    await gh.commitToBase({ "README.md": "# fleet v2\n" }, "Unrelated human edit");
+    const mergeSha = await gh.mergePullRequest(pr.data.number);
+    const merged = await octokit.rest.pulls.get({ owner, repo, pull_number: pr.data.number });
+    expect([merged.data.state, merged.data.merged, merged.data.merge_commit_sha]).toEqual(["closed", true, mergeSha]);
+    expect(await gitShow(gh, `main:${FILE}`)).toBe("maxShards: 16\n");
+    expect(await gitShow(gh, "main:README.md")).toBe("# fleet v2\n");
+    expect(await statusOf(octokit.rest.pulls.update({ owner, repo, pull_number: pr.data.number, state: "open" }))).toBe(422);
+    await expect(gh.mergePullRequest(pr.data.number)).rejects.toThrow(/cannot merge pull request/);
+    expect(gh.violations).toEqual([]);
+  });
+
   it("injects 5xx, secondary and primary rate limits; octokit's plugins retry them and succeed", async () => {
     await start("faults");
     const events: LimitEvent[] = [];

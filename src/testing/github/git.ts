@@ -209,10 +209,10 @@ export class GitRepo {
     return r.exitCode === 0;
   }
 
-  /** Whether `a` and `b` merge without conflicts (git merge-tree, nothing written to refs). */
-  async mergesCleanly(a: string, b: string): Promise<boolean> {
+  /** The tree of merging commits `a` and `b` (git merge-tree, no ref moves), or null on conflicts. */
+  async mergeTree(a: string, b: string): Promise<string | null> {
     const r = await this.run(["merge-tree", "--write-tree", a, b], { okExitCodes: [1] });
-    return r.exitCode === 0;
+    return r.exitCode === 0 ? r.stdout.toString("utf8").split("\n")[0]!.trim() : null;
   }
 
   /** What a pull request from `head` into `base` contains: commits and line counts since the merge base. */

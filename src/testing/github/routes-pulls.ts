@@ -101,7 +101,7 @@ async function fullPull(state: RepoState, pr: PullRecord): Promise<Json> {
   let mergeable: boolean | null = null;
   let mergeableState = "unknown";
   if (pr.state === "open") {
-    mergeable = await git.mergesCleanly(pr.baseSha, pr.headSha);
+    mergeable = (await git.mergeTree(pr.baseSha, pr.headSha)) !== null;
     const behind = !(await git.isAncestor(pr.baseSha, pr.headSha));
     mergeableState = !mergeable ? "dirty" : behind ? "behind" : "clean";
   }
@@ -235,6 +235,26 @@ const updatePull: Handler = async ({ state, params, body }) => {
   await refreshTips(state, pr);
   return { status: 200, body: await fullPull(state, pr) };
 };
+
+/**
+ * Merges an open pull request as a person would on github.com (a merge commit on the base branch); returns
+ * the merge commit's sha, or an Error when the pull request is not open or conflicts.
+ */
+export async function mergePull(state: RepoState, number: number): Promise<string | Error> {
+  const pr = state.pulls.find((p) => p.number === number);
+  if (!pr || pr.state !== "open") return new Error(`pull request #${number} is not open`);
+  await refreshTips(state, pr);
+  const tree = await state.git.mergeTree(pr.baseSha, pr.headSha);
+  if (tree === null) return new Error(`pull request #${number} conflicts with ${pr.base}`);
+  const who = { name: "A Human", email: "human@example.com", date: nowIso() };
+  const message = `Merge pull request #${number} from ${state.site.owner}/${pr.head}\n\n${pr.title}\n`;
+  const sha = await state.git.commitTree(tree, [pr.baseSha, pr.headSha], message, who, who);
+  await state.git.updateRef(`refs/heads/${pr.base}`, sha, pr.baseSha);
+  const now = nowIso();
+  Object.assign(pr, { state: "closed", closedAt: now, mergedAt: now, updatedAt: now, mergeCommitSha: sha });
+  state.pushedAt = now;
+  return sha;
+}
 
 export const pullHandlers: Record<string, Handler> = {
   "pulls/list": listPulls,

@@ -6,7 +6,7 @@ import { GitRepo } from "./git.ts";
 import { loadOpenApiChecker, type OpenApiChecker } from "./openapi.ts";
 import { appHandlers, rateLimitBody, verifyAppJwt, type RateWindow } from "./routes-app.ts";
 import { gitHandlers } from "./routes-git.ts";
-import { pullHandlers } from "./routes-pulls.ts";
+import { mergePull, pullHandlers } from "./routes-pulls.ts";
 import { repoHandlers } from "./routes-repo.ts";
 import type { Json } from "./shapes.ts";
 import { nowIso, type AuthKind, type Handler, type Reply, type RepoState } from "./state.ts";
@@ -65,6 +65,8 @@ export interface FakeGitHub {
   inject(fault: Fault): void;
   /** Commits `files` on top of the base branch and moves it (as a human push would); returns the commit sha. */
   commitToBase(files: Record<string, string>, message: string): Promise<string>;
+  /** Merges an open pull request with a merge commit, as a reviewer would on github.com; returns its sha. */
+  mergePullRequest(pullNumber: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -252,6 +254,12 @@ class FakeGitHubServer {
     };
   }
 
+  async mergePullRequest(pullNumber: number): Promise<string> {
+    const result = await this.serialize(() => mergePull(this.state, pullNumber));
+    if (result instanceof Error) throw new Error(`cannot merge pull request #${pullNumber}`, { cause: result });
+    return result;
+  }
+
   async commitToBase(files: Record<string, string>, message: string): Promise<string> {
     return this.serialize(async () => {
       const { git, defaultBranch } = this.state;
@@ -401,6 +409,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     violations: server.violations,
     inject: (fault) => server.inject(fault),
     commitToBase: (files, message) => server.commitToBase(files, message),
+    mergePullRequest: (pullNumber) => server.mergePullRequest(pullNumber),
     close: () =>
       new Promise<void>((resolve) => {
         httpServer.closeAllConnections();
