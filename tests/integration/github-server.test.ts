@@ -200,6 +200,31 @@ describe("local GitHub API server", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("builds trees like GitHub: sha null deletes a file or a directory, recursive listing, inline content", async () => {
+    await start("trees");
+    const octokit = client(gh);
+    const { owner, repo } = gh;
+    const head = await octokit.rest.git.getCommit({ owner, repo, commit_sha: (await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" })).data.object.sha });
+    const tree = await octokit.rest.git.createTree({
+      owner,
+      repo,
+      base_tree: head.data.tree.sha,
+      tree: [
+        { path: "README.md", mode: "100644", type: "blob", sha: null },
+        { path: "clusters", mode: "040000", type: "tree", sha: null },
+        { path: "placement/v2.json", mode: "100644", type: "blob", content: '{"physical_to_logical_map":[]}\n' },
+      ],
+    });
+    const listed = await octokit.rest.git.getTree({ owner, repo, tree_sha: tree.data.sha, recursive: "1" });
+    expect(listed.data.tree.map((e) => `${e.type} ${e.path}`)).toEqual(["tree placement", "blob placement/v2.json"]);
+    const commit = await octokit.rest.git.createCommit({ owner, repo, message: "Replace", tree: tree.data.sha, parents: [head.data.sha], author: { name: "Bot", email: "bot@example.com", date: "2026-01-02T03:04:05Z" } });
+    expect(commit.data.author).toEqual({ name: "Bot", email: "bot@example.com", date: "2026-01-02T03:04:05Z" });
+    expect(await gitShow(gh, `${commit.data.sha}:placement/v2.json`)).toBe('{"physical_to_logical_map":[]}\n');
+    const badParent = octokit.rest.git.createCommit({ owner, repo, message: "x", tree: tree.data.sha, parents: ["0".repeat(40)] });
+    expect(await statusOf(badParent)).toBe(422);
+    expect(gh.violations).toEqual([]);
+  });
+
   it("lets a reviewer merge the pull request; the base branch then holds the change", async () => {
     await start("merge");
     const octokit = client(gh);

@@ -247,6 +247,12 @@ export function isSha(s: string): boolean {
   return /^[0-9a-f]{40}$/.test(s);
 }
 
+/** A relative file path inside a tree: no empty, "." or ".." segments, no control characters. */
+export function isValidTreePath(path: string): boolean {
+  const hasControl = [...path].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
+  return path.length > 0 && !hasControl && !path.split("/").some((p) => p === "" || p === "." || p === "..");
+}
+
 /** Conservative ref-name check (a subset of git check-ref-format) so no value is ever read as an option. */
 export function isSafeRefName(name: string): boolean {
   return (

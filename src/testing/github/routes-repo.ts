@@ -1,4 +1,5 @@
 import { actingUser, defaultIdentity } from "./actors.ts";
+import { isValidTreePath } from "./git.ts";
 import { contentFile, gitCommit, repoApi, repository, wrappedBase64, type Json } from "./shapes.ts";
 import { notFound, nowIso, unprocessable, type Handler, type Reply, type RepoState } from "./state.ts";
 
@@ -10,16 +11,12 @@ export async function repositoryJson(state: RepoState, full: boolean): Promise<J
 
 const getRepo: Handler = async ({ state }) => ({ status: 200, body: await repositoryJson(state, true) });
 
-function validPath(path: string): boolean {
-  return path.length > 0 && !path.split("/").some((p) => p === "" || p === "." || p === "..");
-}
-
 const getContent: Handler = async ({ state, params, query }) => {
   const path = params.path!.replace(/\/+$/, "");
   const ref = query.get("ref") ?? state.defaultBranch;
   const commit = await state.git.resolveCommit(ref);
   if (!commit) return { status: 404, body: { message: `No commit found for the ref ${ref}`, documentation_url: "https://docs.github.com/rest/repos/contents#get-repository-content", status: "404" } };
-  if (!validPath(path)) return notFound();
+  if (!isValidTreePath(path)) return notFound();
   const [entry] = await state.git.listTree(commit, false, path);
   if (!entry || entry.path !== path) return notFound();
   if (entry.type === "tree") {
@@ -41,7 +38,7 @@ const getContent: Handler = async ({ state, params, query }) => {
 const putContent: Handler = async (ctx) => {
   const { state, params, body } = ctx;
   const path = params.path!;
-  if (!validPath(path)) return unprocessable(`path "${path}" is invalid`);
+  if (!isValidTreePath(path)) return unprocessable(`path "${path}" is invalid`);
   const branch = typeof body.branch === "string" ? body.branch : state.defaultBranch;
   const tip = await state.git.readRef(`refs/heads/${branch}`);
   if (!tip) return { status: 404, body: { message: `Branch ${branch} not found`, documentation_url: "https://docs.github.com/rest/repos/contents#create-or-update-file-contents", status: "404" } };

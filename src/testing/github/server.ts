@@ -2,7 +2,7 @@ import { generateKeyPair, randomBytes, type KeyObject } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
-import { GitRepo } from "./git.ts";
+import { GitRepo, isValidTreePath } from "./git.ts";
 import { loadOpenApiChecker, type OpenApiChecker } from "./openapi.ts";
 import { appHandlers, rateLimitBody, verifyAppJwt, type RateWindow } from "./routes-app.ts";
 import { gitHandlers } from "./routes-git.ts";
@@ -280,6 +280,7 @@ function basic(status: number, message: string): Reply {
 async function commitFiles(git: GitRepo, parent: string | null, files: Record<string, string>, message: string): Promise<string> {
   const changes = [];
   for (const [path, content] of Object.entries(files)) {
+    if (!isValidTreePath(path)) throw new Error(`file path "${path}" is not a valid path inside a repository`);
     changes.push({ path, mode: "100644", sha: await git.hashBlob(Buffer.from(content, "utf8")) });
   }
   const base = parent ? (await git.readCommit(parent)).tree : null;
