@@ -138,6 +138,10 @@ describe("local GitHub API server", () => {
     expect(closed.data.state).toBe("closed");
     expect((await octokit.rest.pulls.list({ owner, repo, head: `${owner}:${BRANCH}` })).data).toEqual([]);
     await octokit.rest.git.deleteRef({ owner, repo, ref: `heads/${BRANCH}` });
+    expect(gh.pullRequests()).toEqual([
+      { number: created.data.number, state: "closed", merged: false, title: "Raise maxShards to 14", body: "new evidence", head: BRANCH, base: "main", headSha: sha },
+    ]);
+    expect(gh.comments()).toEqual([{ issueNumber: created.data.number, body: "updated" }]);
 
     expect(await gitShow(gh, `${sha}:${FILE}`)).toBe("maxShards: 12 # the bound\n");
     expect(await gitShow(gh, `main:${FILE}`)).toBe("maxShards: 8 # the bound\n");

@@ -1,7 +1,7 @@
 import { actingUser, defaultIdentity } from "./actors.ts";
 import { isValidTreePath } from "./git.ts";
 import { contentFile, gitCommit, repoApi, repository, wrappedBase64, type Json } from "./shapes.ts";
-import { notFound, nowIso, unprocessable, type Handler, type Reply, type RepoState } from "./state.ts";
+import { MAX_COMMENTS, notFound, nowIso, unprocessable, type Handler, type Reply, type RepoState } from "./state.ts";
 
 /** Repository and contents API (https://docs.github.com/rest/repos). */
 
@@ -67,8 +67,9 @@ const createComment: Handler = async (ctx) => {
   const { state, params, body } = ctx;
   const number = Number(params.issue_number);
   if (!state.pulls.some((p) => p.number === number)) return notFound();
+  if (state.comments.length >= MAX_COMMENTS) return { status: 403, body: { message: "too many comments in the local GitHub API server", documentation_url: "https://docs.github.com/rest" } };
   const id = state.nextId++;
-  state.commentCount++;
+  state.comments.push({ id, issueNumber: number, body: String(body.body ?? "") });
   const now = nowIso();
   const api = repoApi(state.site);
   const comment = {

@@ -63,11 +63,27 @@ export interface FakeGitHub {
   /** Every request or response that does not match GitHub's OpenAPI operation and its schemas (bounded). */
   violations: string[];
   inject(fault: Fault): void;
+  /** The pull requests as the server holds them now (copies; reading them sends no request). */
+  pullRequests(): PullRequestSnapshot[];
+  /** Comments posted with POST issues/{n}/comments, oldest first. */
+  comments(): { issueNumber: number; body: string }[];
   /** Commits `files` on top of the base branch and moves it (as a human push would); returns the commit sha. */
   commitToBase(files: Record<string, string>, message: string): Promise<string>;
   /** Merges an open pull request with a merge commit, as a reviewer would on github.com; returns its sha. */
   mergePullRequest(pullNumber: number): Promise<string>;
   close(): Promise<void>;
+}
+
+export interface PullRequestSnapshot {
+  number: number;
+  state: "open" | "closed";
+  merged: boolean;
+  title: string;
+  body: string | null;
+  head: string;
+  base: string;
+  /** The head branch's tip when the pull request was last served or updated. */
+  headSha: string;
 }
 
 export const MAX_RECORDED_REQUESTS = 10_000;
@@ -386,7 +402,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     app: { ...app, publicKey: keys.publicKey },
     installationTokens: new Map(),
     pulls: [],
-    commentCount: 0,
+    comments: [],
     nextIssueNumber: 1,
     nextId: 7000,
     pushedAt: nowIso(),
@@ -409,6 +425,9 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     requests: server.requests,
     violations: server.violations,
     inject: (fault) => server.inject(fault),
+    pullRequests: () =>
+      state.pulls.map((p) => ({ number: p.number, state: p.state, merged: p.mergedAt !== null, title: p.title, body: p.body, head: p.head, base: p.base, headSha: p.headSha })),
+    comments: () => state.comments.map((c) => ({ issueNumber: c.issueNumber, body: c.body })),
     commitToBase: (files, message) => server.commitToBase(files, message),
     mergePullRequest: (pullNumber) => server.mergePullRequest(pullNumber),
     close: () =>

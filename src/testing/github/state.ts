@@ -42,7 +42,7 @@ export interface RepoState {
   /** Installation access tokens issued by POST /app/installations/{id}/access_tokens -> expiry (epoch ms). */
   installationTokens: Map<string, number>;
   pulls: PullRecord[];
-  commentCount: number;
+  comments: { id: number; issueNumber: number; body: string }[];
   nextIssueNumber: number;
   nextId: number;
   pushedAt: string;
@@ -67,6 +67,7 @@ export interface Reply {
 export type Handler = (ctx: HandlerContext) => Promise<Reply>;
 
 export const MAX_PULL_REQUESTS = 1000;
+export const MAX_COMMENTS = 1000;
 
 export function nowIso(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
