@@ -275,7 +275,7 @@ describe("local GitHub API server", () => {
     expect(gh.violations).toEqual([]);
   });
 
-  it("answers 401 after the token is revoked, and for a wrong token, with GitHub's body", async () => {
+  it("answers 401 after the token is revoked (until restored), and for a wrong token, with GitHub's body", async () => {
     await start("revoked");
     const { owner, repo } = gh;
     const wrong = await client(gh, [], { token: "ghp_wrong" }).rest.repos.get({ owner, repo }).catch((e: unknown) => e);
@@ -287,7 +287,9 @@ describe("local GitHub API server", () => {
     gh.inject({ kind: "revoke-token" });
     expect(await statusOf(octokit.rest.repos.get({ owner, repo }))).toBe(401);
     expect(await statusOf(octokit.rest.pulls.list({ owner, repo }))).toBe(401);
-    expect(gh.requests.map((r) => r.status)).toEqual([401, 200, 401, 401]);
+    gh.inject({ kind: "restore-token" });
+    expect((await octokit.rest.pulls.list({ owner, repo })).status).toBe(200);
+    expect(gh.requests.map((r) => r.status)).toEqual([401, 200, 401, 401, 200]);
     expect(gh.violations).toEqual([]);
   });
 

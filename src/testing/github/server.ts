@@ -45,7 +45,9 @@ export type Fault =
   | { kind: "server-error"; status?: 500 | 502 | 503; count: number }
   | { kind: "secondary-rate-limit"; retryAfterS: number; count: number }
   | { kind: "primary-rate-limit"; resetInS: number; count: number; status?: 403 | 429 }
-  | { kind: "revoke-token" };
+  | { kind: "revoke-token" }
+  /** Undoes revoke-token: the same token works again. */
+  | { kind: "restore-token" };
 
 export interface FakeGitHub {
   /** API base URL for octokit's baseUrl, e.g. http://127.0.0.1:PORT (GHE-style http://127.0.0.1:PORT/api/v3 works too). */
@@ -103,7 +105,7 @@ const HANDLERS: Record<string, Handler> = {
 export const SERVED_OPERATIONS: readonly string[] = [...Object.keys(HANDLERS), "rate-limit/get"];
 const APP_JWT_OPERATIONS = new Set(["apps/create-installation-access-token", "apps/get-repo-installation"]);
 
-type PendingFault = Exclude<Fault, { kind: "revoke-token" }>;
+type PendingFault = Exclude<Fault, { kind: "revoke-token" } | { kind: "restore-token" }>;
 
 interface Incoming {
   method: string;
@@ -147,6 +149,7 @@ class FakeGitHubServer {
 
   inject(fault: Fault): void {
     if (fault.kind === "revoke-token") this.revoked = true;
+    else if (fault.kind === "restore-token") this.revoked = false;
     else if (fault.count > 0) this.faults.push({ ...fault });
   }
 
@@ -208,11 +211,11 @@ class FakeGitHubServer {
     }
     const bodyProblem = problems.find((p) => p.startsWith("request body"));
     if (bodyProblem) return { reply: basic(422, `Invalid request.\n\n${bodyProblem}`), operationId, check: true };
-    if (operationId !== "rate-limit/get") this.rate.used++;
-    const reply =
-      operationId === "rate-limit/get"
-        ? { status: 200, body: rateLimitBody(this.rate) }
-        : await HANDLERS[operationId]!({ state: this.state, params, query: req.query, body: (body ?? {}) as Json, auth });
+    if (operationId === "rate-limit/get") return { reply: { status: 200, body: rateLimitBody(this.rate) }, operationId, check: true };
+    this.rollRateWindow();
+    if (this.rate.used >= this.rate.limit) return { reply: this.primaryLimitReply(403, this.rate.resetS), operationId, check: false };
+    this.rate.used++;
+    const reply = await HANDLERS[operationId]!({ state: this.state, params, query: req.query, body: (body ?? {}) as Json, auth });
     return { reply, operationId, check: true };
   }
 
@@ -231,8 +234,10 @@ class FakeGitHubServer {
         `If you reach out to GitHub Support for help, please include the request ID ${randomBytes(4).toString("hex").toUpperCase()}.`;
       return { status: 403, body: { message, documentation_url: SECONDARY_DOCS, status: "403" }, headers: { "retry-after": String(fault.retryAfterS) } };
     }
-    const resetS = Math.floor(Date.now() / 1000) + fault.resetInS;
-    const status = fault.status ?? 403;
+    return this.primaryLimitReply(fault.status ?? 403, Math.floor(Date.now() / 1000) + fault.resetInS);
+  }
+
+  private primaryLimitReply(status: number, resetS: number): Reply {
     const headers = { "x-ratelimit-remaining": "0", "x-ratelimit-used": String(this.rate.limit), "x-ratelimit-reset": String(resetS) };
     const message = `API rate limit exceeded for installation ID ${this.state.app.installationId}.`;
     return { status, body: { message, documentation_url: PRIMARY_DOCS, status: String(status) }, headers };
@@ -255,12 +260,17 @@ class FakeGitHubServer {
     return basic(401, "Bad credentials");
   }
 
-  private rateHeaders(): Record<string, string> {
+  /** Starts a new hour of the primary rate limit when the last one ended. */
+  private rollRateWindow(): void {
     const nowS = Math.floor(Date.now() / 1000);
     if (nowS >= this.rate.resetS) {
       this.rate.used = 0;
       this.rate.resetS = nowS + 3600;
     }
+  }
+
+  private rateHeaders(): Record<string, string> {
+    this.rollRateWindow();
     return {
       "x-ratelimit-limit": String(this.rate.limit),
       "x-ratelimit-remaining": String(Math.max(this.rate.limit - this.rate.used, 0)),
