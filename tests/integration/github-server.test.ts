@@ -309,7 +309,10 @@ describe("local GitHub API server", () => {
     const badQuery = octokit.request("GET /repos/{owner}/{repo}/pulls", { owner, repo, state: "merged" } as never);
     expect(await statusOf(badQuery)).toBe(200);
     expect(gh.violations.join("\n")).toMatch(/pulls\/list.*query parameters.*state/);
-    expect(gh.violations).toHaveLength(3);
+    const bareHead = await octokit.rest.pulls.list({ owner, repo, head: "some-branch" });
+    expect(bareHead.status).toBe(200);
+    expect(gh.violations.join("\n")).toContain('head filter "some-branch" has no "owner:" prefix');
+    expect(gh.violations).toHaveLength(4);
   });
 
   it("checks responses against the description: a wrong body is a violation", async () => {

@@ -6,6 +6,7 @@ import {
   notFound,
   nowIso,
   type Handler,
+  type HandlerContext,
   type PullRecord,
   type Reply,
   type RepoState,
@@ -129,10 +130,24 @@ function branchOf(state: RepoState, head: string): string | null {
   return head.slice(0, colon).toLowerCase() === state.site.owner.toLowerCase() ? head.slice(colon + 1) : null;
 }
 
-const listPulls: Handler = async ({ state, query }) => {
+/**
+ * The branch a list `head` filter selects: undefined for no filter, null for another owner's branch. GitHub
+ * silently ignores a filter without the "owner:" prefix (it lists every pull request), and so does this
+ * server, recording a violation because that is never what the client meant.
+ */
+function headFilter(ctx: HandlerContext, head: string | null): string | null | undefined {
+  if (head === null) return undefined;
+  if (!head.includes(":")) {
+    ctx.violation(`head filter "${head}" has no "owner:" prefix; GitHub ignores it and lists every pull request`);
+    return undefined;
+  }
+  return branchOf(ctx.state, head);
+}
+
+const listPulls: Handler = async (ctx) => {
+  const { state, query } = ctx;
   const want = query.get("state") ?? "open";
-  const head = query.get("head");
-  const headBranch = head === null ? undefined : branchOf(state, head);
+  const headBranch = headFilter(ctx, query.get("head"));
   const base = query.get("base");
   const perPage = Math.min(Math.max(Number(query.get("per_page") ?? 30) || 30, 1), 100);
   const page = Math.max(Number(query.get("page") ?? 1) || 1, 1);

@@ -215,7 +215,9 @@ class FakeGitHubServer {
     this.rollRateWindow();
     if (this.rate.used >= this.rate.limit) return { reply: this.primaryLimitReply(403, this.rate.resetS), operationId, check: false };
     this.rate.used++;
-    const reply = await HANDLERS[operationId]!({ state: this.state, params, query: req.query, body: (body ?? {}) as Json, auth });
+    const violation = (message: string) => this.violation(`${where}: ${message}`);
+    const ctx = { state: this.state, params, query: req.query, body: (body ?? {}) as Json, auth, violation };
+    const reply = await HANDLERS[operationId]!(ctx);
     return { reply, operationId, check: true };
   }
 

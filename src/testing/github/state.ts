@@ -56,6 +56,8 @@ export interface HandlerContext {
   query: URLSearchParams;
   body: Json;
   auth: AuthKind;
+  /** Records a request that matches the description but that GitHub would not answer as the client expects. */
+  violation(message: string): void;
 }
 
 export interface Reply {
