@@ -146,6 +146,7 @@ describe("local GitHub API server", () => {
     expect(await gitShow(gh, `${sha}:${FILE}`)).toBe("maxShards: 12 # the bound\n");
     expect(await gitShow(gh, `main:${FILE}`)).toBe("maxShards: 8 # the bound\n");
     expect(await statusOf(octokit.rest.git.getRef({ owner, repo, ref: `heads/${BRANCH}` }))).toBe(404);
+    expect(await statusOf(octokit.rest.git.getRef({ owner, repo, ref: "refs/heads/main" }))).toBe(404);
     expect(gh.violations).toEqual([]);
     expect(gh.requests.filter((r) => r.method !== "GET").length).toBeGreaterThan(5);
     expect(gh.requests.every((r) => r.authorization === `token ${gh.token}`)).toBe(true);

@@ -7,9 +7,12 @@ import { notFound, nowIso, unprocessable, type Handler, type Reply, type RepoSta
 
 const BLOB_MODES = new Set(["100644", "100755", "120000"]);
 
-/** "heads/x" (as in the URL) -> "refs/heads/x", or null when the name is not a safe ref name. */
+/**
+ * "heads/x" (as in the URL) -> "refs/heads/x", or null when the name is not a safe ref name. Like GitHub,
+ * a URL ref that already starts with "refs/" names refs/refs/..., which does not exist.
+ */
 function fullRef(ref: string): string | null {
-  const full = ref.startsWith("refs/") ? ref : `refs/${ref}`;
+  const full = `refs/${ref}`;
   return isSafeRefName(full) ? full : null;
 }
 
