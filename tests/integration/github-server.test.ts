@@ -129,6 +129,8 @@ describe("local GitHub API server", () => {
     expect((second as Error).message).toContain(`A pull request already exists for ${owner}:${BRANCH}.`);
 
     const listed = await octokit.rest.pulls.list({ owner, repo, head: `${owner}:${BRANCH}`, state: "open", base: "main" });
+    const paged = await octokit.paginate(octokit.rest.pulls.list, { owner, repo, state: "all", per_page: 1 });
+    expect(paged.map((p) => p.number)).toEqual([created.data.number]);
     expect(listed.data.map((p) => p.number)).toEqual([created.data.number]);
     const updated = await octokit.rest.pulls.update({ owner, repo, pull_number: created.data.number, title: "Raise maxShards to 14", body: "new evidence" });
     expect(updated.data.title).toBe("Raise maxShards to 14");
@@ -268,7 +270,10 @@ describe("local GitHub API server", () => {
     gh.inject({ kind: "primary-rate-limit", resetInS: 1, count: 1 });
     expect((await octokit.rest.pulls.list({ owner, repo })).status).toBe(200);
     expect(events.map((e) => e.kind)).toEqual(["secondary", "primary"]);
-    expect(gh.requests.slice(-4).map((r) => r.status)).toEqual([403, 201, 403, 200]);
+    // 429 is not in plugin-retry's doNotRetry list, so that plugin retries it before throttling sees it.
+    gh.inject({ kind: "primary-rate-limit", resetInS: 1, count: 1, status: 429 });
+    expect((await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" })).status).toBe(200);
+    expect(gh.requests.slice(-6).map((r) => r.status)).toEqual([403, 201, 403, 200, 429, 200]);
 
     const limit = await octokit.rest.rateLimit.get();
     expect(limit.data.resources.core.limit).toBe(5000);
