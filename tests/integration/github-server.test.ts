@@ -113,6 +113,7 @@ describe("local GitHub API server", () => {
     const repoInfo = await octokit.rest.repos.get({ owner, repo });
     expect(repoInfo.data.default_branch).toBe("main");
     const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
+    expect((await octokit.rest.repos.getBranch({ owner, repo, branch: "main" })).data.commit.sha).toBe(base.data.object.sha);
     const sha = await commitThroughGitData(octokit, gh, base.data.object.sha, { [FILE]: "maxShards: 12 # the bound\n" }, "Raise maxShards to 12");
     await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha });
     const matching = await octokit.rest.git.listMatchingRefs({ owner, repo, ref: "heads/moe-operator/" });
@@ -149,6 +150,7 @@ describe("local GitHub API server", () => {
     expect(await gitShow(gh, `main:${FILE}`)).toBe("maxShards: 8 # the bound\n");
     expect(await statusOf(octokit.rest.git.getRef({ owner, repo, ref: `heads/${BRANCH}` }))).toBe(404);
     expect(await statusOf(octokit.rest.git.getRef({ owner, repo, ref: "refs/heads/main" }))).toBe(404);
+    expect(await statusOf(octokit.rest.repos.getBranch({ owner, repo, branch: BRANCH }))).toBe(404);
     expect(gh.violations).toEqual([]);
     expect(gh.requests.filter((r) => r.method !== "GET").length).toBeGreaterThan(5);
     expect(gh.requests.every((r) => r.authorization === `token ${gh.token}`)).toBe(true);

@@ -1,5 +1,5 @@
 import { actingUser, defaultIdentity } from "./actors.ts";
-import { isValidTreePath } from "./git.ts";
+import { isSafeRefName, isValidTreePath } from "./git.ts";
 import { contentFile, gitCommit, repoApi, repository, wrappedBase64, type Json } from "./shapes.ts";
 import { MAX_COMMENTS, notFound, nowIso, unprocessable, type Handler, type Reply, type RepoState } from "./state.ts";
 
@@ -87,8 +87,34 @@ const createComment: Handler = async (ctx) => {
   return { status: 201, body: comment, headers: { location: comment.url } } satisfies Reply;
 };
 
+/** GET branches/{branch}: the tip commit in the commit shape of the commits API; no protection. */
+const getBranch: Handler = async ({ state, params }) => {
+  const branch = params.branch!;
+  const sha = isSafeRefName(branch) ? await state.git.readRef(`refs/heads/${branch}`) : null;
+  if (!sha) return { status: 404, body: { message: "Branch not found", documentation_url: "https://docs.github.com/rest/branches/branches#get-a-branch", status: "404" } };
+  const c = await state.git.readCommit(sha);
+  const git = gitCommit(state.site, c);
+  const api = repoApi(state.site);
+  const html = `${state.site.htmlUrl}/${state.site.owner}/${state.site.repo}`;
+  const commit = {
+    sha,
+    node_id: git.node_id,
+    url: `${api}/commits/${sha}`,
+    html_url: git.html_url,
+    comments_url: `${api}/commits/${sha}/comments`,
+    commit: { author: git.author, committer: git.committer, message: c.message, tree: git.tree, url: git.url, comment_count: 0, verification: git.verification },
+    author: {},
+    committer: {},
+    parents: c.parents.map((p) => ({ sha: p, url: `${api}/commits/${p}`, html_url: `${html}/commit/${p}` })),
+  };
+  const self = `${api}/branches/${branch}`;
+  const body = { name: branch, commit, _links: { self, html: `${html}/tree/${branch}` }, protected: false, protection: { enabled: false }, protection_url: `${self}/protection` };
+  return { status: 200, body };
+};
+
 export const repoHandlers: Record<string, Handler> = {
   "repos/get": getRepo,
+  "repos/get-branch": getBranch,
   "repos/get-content": getContent,
   "repos/create-or-update-file-contents": putContent,
   "issues/create-comment": createComment,
