@@ -141,6 +141,7 @@ describe("local GitHub API server", () => {
     expect(closed.data.state).toBe("closed");
     expect((await octokit.rest.pulls.list({ owner, repo, head: `${owner}:${BRANCH}` })).data).toEqual([]);
     await octokit.rest.git.deleteRef({ owner, repo, ref: `heads/${BRANCH}` });
+    await expect(startFakeGitHub({ dir: join(dir, "flow") })).rejects.toThrow(/already holds a repository/);
     expect(gh.pullRequests()).toEqual([
       { number: created.data.number, state: "closed", merged: false, title: "Raise maxShards to 14", body: "new evidence", head: BRANCH, base: "main", headSha: sha },
     ]);

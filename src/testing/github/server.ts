@@ -390,6 +390,7 @@ async function initRepo(opts: FakeGitHubOptions, baseBranch: string): Promise<Gi
   const repoDir = join(opts.dir, "repo.git");
   await mkdir(repoDir, { recursive: true });
   const git = await GitRepo.init(repoDir, baseBranch);
+  if ((await git.listRefs("refs/")).length > 0) throw new Error(`${repoDir} already holds a repository: give startFakeGitHub a fresh dir`);
   const sha = await commitFiles(git, null, opts.files ?? { "README.md": "# test repository\n" }, "Initial commit");
   await git.updateRef(`refs/heads/${baseBranch}`, sha, "");
   return git;
