@@ -113,6 +113,7 @@ describe("local GitHub API server", () => {
     const repoInfo = await octokit.rest.repos.get({ owner, repo });
     expect(repoInfo.data.default_branch).toBe("main");
     const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
+    expect((await octokit.rest.repos.getBranch({ owner, repo, branch: "main" })).data.commit.sha).toBe(base.data.object.sha);
     const sha = await commitThroughGitData(octokit, gh, base.data.object.sha, { [FILE]: "maxShards: 12 # the bound\n" }, "Raise maxShards to 12");
     await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha });
     const matching = await octokit.rest.git.listMatchingRefs({ owner, repo, ref: "heads/moe-operator/" });
@@ -129,6 +130,8 @@ describe("local GitHub API server", () => {
     expect((second as Error).message).toContain(`A pull request already exists for ${owner}:${BRANCH}.`);
 
     const listed = await octokit.rest.pulls.list({ owner, repo, head: `${owner}:${BRANCH}`, state: "open", base: "main" });
+    const paged = await octokit.paginate(octokit.rest.pulls.list, { owner, repo, state: "all", per_page: 1 });
+    expect(paged.map((p) => p.number)).toEqual([created.data.number]);
     expect(listed.data.map((p) => p.number)).toEqual([created.data.number]);
     const updated = await octokit.rest.pulls.update({ owner, repo, pull_number: created.data.number, title: "Raise maxShards to 14", body: "new evidence" });
     expect(updated.data.title).toBe("Raise maxShards to 14");
@@ -138,10 +141,17 @@ describe("local GitHub API server", () => {
     expect(closed.data.state).toBe("closed");
     expect((await octokit.rest.pulls.list({ owner, repo, head: `${owner}:${BRANCH}` })).data).toEqual([]);
     await octokit.rest.git.deleteRef({ owner, repo, ref: `heads/${BRANCH}` });
+    await expect(startFakeGitHub({ dir: join(dir, "flow") })).rejects.toThrow(/already holds a repository/);
+    expect(gh.pullRequests()).toEqual([
+      { number: created.data.number, state: "closed", merged: false, title: "Raise maxShards to 14", body: "new evidence", head: BRANCH, base: "main", headSha: sha },
+    ]);
+    expect(gh.comments()).toEqual([{ issueNumber: created.data.number, body: "updated" }]);
 
     expect(await gitShow(gh, `${sha}:${FILE}`)).toBe("maxShards: 12 # the bound\n");
     expect(await gitShow(gh, `main:${FILE}`)).toBe("maxShards: 8 # the bound\n");
     expect(await statusOf(octokit.rest.git.getRef({ owner, repo, ref: `heads/${BRANCH}` }))).toBe(404);
+    expect(await statusOf(octokit.rest.git.getRef({ owner, repo, ref: "refs/heads/main" }))).toBe(404);
+    expect(await statusOf(octokit.rest.repos.getBranch({ owner, repo, branch: BRANCH }))).toBe(404);
     expect(gh.violations).toEqual([]);
     expect(gh.requests.filter((r) => r.method !== "GET").length).toBeGreaterThan(5);
     expect(gh.requests.every((r) => r.authorization === `token ${gh.token}`)).toBe(true);
@@ -200,6 +210,50 @@ describe("local GitHub API server", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("builds trees like GitHub: sha null deletes a file or a directory, recursive listing, inline content", async () => {
+    await start("trees");
+    const octokit = client(gh);
+    const { owner, repo } = gh;
+    const head = await octokit.rest.git.getCommit({ owner, repo, commit_sha: (await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" })).data.object.sha });
+    const tree = await octokit.rest.git.createTree({
+      owner,
+      repo,
+      base_tree: head.data.tree.sha,
+      tree: [
+        { path: "README.md", mode: "100644", type: "blob", sha: null },
+        { path: "clusters", mode: "040000", type: "tree", sha: null },
+        { path: "placement/v2.json", mode: "100644", type: "blob", content: '{"physical_to_logical_map":[]}\n' },
+      ],
+    });
+    const listed = await octokit.rest.git.getTree({ owner, repo, tree_sha: tree.data.sha, recursive: "1" });
+    expect(listed.data.tree.map((e) => `${e.type} ${e.path}`)).toEqual(["tree placement", "blob placement/v2.json"]);
+    const commit = await octokit.rest.git.createCommit({ owner, repo, message: "Replace", tree: tree.data.sha, parents: [head.data.sha], author: { name: "Bot", email: "bot@example.com", date: "2026-01-02T03:04:05Z" } });
+    expect(commit.data.author).toEqual({ name: "Bot", email: "bot@example.com", date: "2026-01-02T03:04:05Z" });
+    expect(await gitShow(gh, `${commit.data.sha}:placement/v2.json`)).toBe('{"physical_to_logical_map":[]}\n');
+    const badParent = octokit.rest.git.createCommit({ owner, repo, message: "x", tree: tree.data.sha, parents: ["0".repeat(40)] });
+    expect(await statusOf(badParent)).toBe(422);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("lets a reviewer merge the pull request; the base branch then holds the change", async () => {
+    await start("merge");
+    const octokit = client(gh);
+    const { owner, repo } = gh;
+    const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
+    const sha = await commitThroughGitData(octokit, gh, base.data.object.sha, { [FILE]: "maxShards: 16\n" }, "Raise maxShards to 16");
+    await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha });
+    const pr = await octokit.rest.pulls.create({ owner, repo, head: `${owner}:${BRANCH}`, base: "main", title: "Raise maxShards to 16" });
+    await gh.commitToBase({ "README.md": "# fleet v2\n" }, "Unrelated human edit");
+    const mergeSha = await gh.mergePullRequest(pr.data.number);
+    const merged = await octokit.rest.pulls.get({ owner, repo, pull_number: pr.data.number });
+    expect([merged.data.state, merged.data.merged, merged.data.merge_commit_sha]).toEqual(["closed", true, mergeSha]);
+    expect(await gitShow(gh, `main:${FILE}`)).toBe("maxShards: 16\n");
+    expect(await gitShow(gh, "main:README.md")).toBe("# fleet v2\n");
+    expect(await statusOf(octokit.rest.pulls.update({ owner, repo, pull_number: pr.data.number, state: "open" }))).toBe(422);
+    await expect(gh.mergePullRequest(pr.data.number)).rejects.toThrow(/cannot merge pull request/);
+    expect(gh.violations).toEqual([]);
+  });
+
   it("injects 5xx, secondary and primary rate limits; octokit's plugins retry them and succeed", async () => {
     await start("faults");
     const events: LimitEvent[] = [];
@@ -219,7 +273,10 @@ describe("local GitHub API server", () => {
     gh.inject({ kind: "primary-rate-limit", resetInS: 1, count: 1 });
     expect((await octokit.rest.pulls.list({ owner, repo })).status).toBe(200);
     expect(events.map((e) => e.kind)).toEqual(["secondary", "primary"]);
-    expect(gh.requests.slice(-4).map((r) => r.status)).toEqual([403, 201, 403, 200]);
+    // 429 is not in plugin-retry's doNotRetry list, so that plugin retries it before throttling sees it.
+    gh.inject({ kind: "primary-rate-limit", resetInS: 1, count: 1, status: 429 });
+    expect((await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" })).status).toBe(200);
+    expect(gh.requests.slice(-6).map((r) => r.status)).toEqual([403, 201, 403, 200, 429, 200]);
 
     const limit = await octokit.rest.rateLimit.get();
     expect(limit.data.resources.core.limit).toBe(5000);
@@ -227,7 +284,7 @@ describe("local GitHub API server", () => {
     expect(gh.violations).toEqual([]);
   });
 
-  it("answers 401 after the token is revoked, and for a wrong token, with GitHub's body", async () => {
+  it("answers 401 after the token is revoked (until restored), and for a wrong token, with GitHub's body", async () => {
     await start("revoked");
     const { owner, repo } = gh;
     const wrong = await client(gh, [], { token: "ghp_wrong" }).rest.repos.get({ owner, repo }).catch((e: unknown) => e);
@@ -239,7 +296,9 @@ describe("local GitHub API server", () => {
     gh.inject({ kind: "revoke-token" });
     expect(await statusOf(octokit.rest.repos.get({ owner, repo }))).toBe(401);
     expect(await statusOf(octokit.rest.pulls.list({ owner, repo }))).toBe(401);
-    expect(gh.requests.map((r) => r.status)).toEqual([401, 200, 401, 401]);
+    gh.inject({ kind: "restore-token" });
+    expect((await octokit.rest.pulls.list({ owner, repo })).status).toBe(200);
+    expect(gh.requests.map((r) => r.status)).toEqual([401, 200, 401, 401, 200]);
     expect(gh.violations).toEqual([]);
   });
 
@@ -259,7 +318,10 @@ describe("local GitHub API server", () => {
     const badQuery = octokit.request("GET /repos/{owner}/{repo}/pulls", { owner, repo, state: "merged" } as never);
     expect(await statusOf(badQuery)).toBe(200);
     expect(gh.violations.join("\n")).toMatch(/pulls\/list.*query parameters.*state/);
-    expect(gh.violations).toHaveLength(3);
+    const bareHead = await octokit.rest.pulls.list({ owner, repo, head: "some-branch" });
+    expect(bareHead.status).toBe(200);
+    expect(gh.violations.join("\n")).toContain('head filter "some-branch" has no "owner:" prefix');
+    expect(gh.violations).toHaveLength(4);
   });
 
   it("checks responses against the description: a wrong body is a violation", async () => {

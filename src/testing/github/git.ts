@@ -209,10 +209,10 @@ export class GitRepo {
     return r.exitCode === 0;
   }
 
-  /** Whether `a` and `b` merge without conflicts (git merge-tree, nothing written to refs). */
-  async mergesCleanly(a: string, b: string): Promise<boolean> {
+  /** The tree of merging commits `a` and `b` (git merge-tree, no ref moves), or null on conflicts. */
+  async mergeTree(a: string, b: string): Promise<string | null> {
     const r = await this.run(["merge-tree", "--write-tree", a, b], { okExitCodes: [1] });
-    return r.exitCode === 0;
+    return r.exitCode === 0 ? r.stdout.toString("utf8").split("\n")[0]!.trim() : null;
   }
 
   /** What a pull request from `head` into `base` contains: commits and line counts since the merge base. */
@@ -245,6 +245,12 @@ export class GitRepo {
 
 export function isSha(s: string): boolean {
   return /^[0-9a-f]{40}$/.test(s);
+}
+
+/** A relative file path inside a tree: no empty, "." or ".." segments, no control characters. */
+export function isValidTreePath(path: string): boolean {
+  const hasControl = [...path].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
+  return path.length > 0 && !hasControl && !path.split("/").some((p) => p === "" || p === "." || p === "..");
 }
 
 /** Conservative ref-name check (a subset of git check-ref-format) so no value is ever read as an option. */

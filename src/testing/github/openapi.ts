@@ -52,7 +52,7 @@ export interface OperationMatch {
 
 const HTTP_METHODS = ["get", "put", "post", "patch", "delete", "head"] as const;
 /** Path parameters whose values contain slashes (octokit sends them unescaped or %2F-escaped). */
-const GREEDY_PARAMS = new Set(["path", "ref"]);
+const GREEDY_PARAMS = new Set(["path", "ref", "branch"]);
 
 let specPromise: Promise<LoadedSpec> | undefined;
 

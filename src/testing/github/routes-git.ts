@@ -1,5 +1,5 @@
 import { defaultIdentity } from "./actors.ts";
-import { isSafeRefName, isSha, type GitIdentity, type TreeChange } from "./git.ts";
+import { isSafeRefName, isSha, isValidTreePath, type GitIdentity, type TreeChange } from "./git.ts";
 import { gitCommit, gitRef, repoApi, type Json } from "./shapes.ts";
 import { notFound, nowIso, unprocessable, type Handler, type Reply, type RepoState } from "./state.ts";
 
@@ -7,9 +7,12 @@ import { notFound, nowIso, unprocessable, type Handler, type Reply, type RepoSta
 
 const BLOB_MODES = new Set(["100644", "100755", "120000"]);
 
-/** "heads/x" (as in the URL) -> "refs/heads/x", or null when the name is not a safe ref name. */
+/**
+ * "heads/x" (as in the URL) -> "refs/heads/x", or null when the name is not a safe ref name. Like GitHub,
+ * a URL ref that already starts with "refs/" names refs/refs/..., which does not exist.
+ */
 function fullRef(ref: string): string | null {
-  const full = ref.startsWith("refs/") ? ref : `refs/${ref}`;
+  const full = `refs/${ref}`;
   return isSafeRefName(full) ? full : null;
 }
 
@@ -115,7 +118,7 @@ async function entryChanges(
   const e = (raw ?? {}) as Json;
   const path = String(e.path ?? "");
   const mode = String(e.mode ?? "");
-  if (!path || path.startsWith("/") || path.split("/").some((p) => p === "" || p === "." || p === "..")) {
+  if (!isValidTreePath(path)) {
     return `tree.path of entry ${index} is invalid: "${path}"`;
   }
   const removeUnder = baseBlobs.filter((x) => x.path.startsWith(`${path}/`)).map((x) => ({ path: x.path, mode: "0", sha: null }));

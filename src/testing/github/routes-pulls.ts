@@ -6,6 +6,7 @@ import {
   notFound,
   nowIso,
   type Handler,
+  type HandlerContext,
   type PullRecord,
   type Reply,
   type RepoState,
@@ -101,7 +102,7 @@ async function fullPull(state: RepoState, pr: PullRecord): Promise<Json> {
   let mergeable: boolean | null = null;
   let mergeableState = "unknown";
   if (pr.state === "open") {
-    mergeable = await git.mergesCleanly(pr.baseSha, pr.headSha);
+    mergeable = (await git.mergeTree(pr.baseSha, pr.headSha)) !== null;
     const behind = !(await git.isAncestor(pr.baseSha, pr.headSha));
     mergeableState = !mergeable ? "dirty" : behind ? "behind" : "clean";
   }
@@ -129,10 +130,24 @@ function branchOf(state: RepoState, head: string): string | null {
   return head.slice(0, colon).toLowerCase() === state.site.owner.toLowerCase() ? head.slice(colon + 1) : null;
 }
 
-const listPulls: Handler = async ({ state, query }) => {
+/**
+ * The branch a list `head` filter selects: undefined for no filter, null for another owner's branch. GitHub
+ * silently ignores a filter without the "owner:" prefix (it lists every pull request), and so does this
+ * server, recording a violation because that is never what the client meant.
+ */
+function headFilter(ctx: HandlerContext, head: string | null): string | null | undefined {
+  if (head === null) return undefined;
+  if (!head.includes(":")) {
+    ctx.violation(`head filter "${head}" has no "owner:" prefix; GitHub ignores it and lists every pull request`);
+    return undefined;
+  }
+  return branchOf(ctx.state, head);
+}
+
+const listPulls: Handler = async (ctx) => {
+  const { state, query } = ctx;
   const want = query.get("state") ?? "open";
-  const head = query.get("head");
-  const headBranch = head === null ? undefined : branchOf(state, head);
+  const headBranch = headFilter(ctx, query.get("head"));
   const base = query.get("base");
   const perPage = Math.min(Math.max(Number(query.get("per_page") ?? 30) || 30, 1), 100);
   const page = Math.max(Number(query.get("page") ?? 1) || 1, 1);
@@ -235,6 +250,26 @@ const updatePull: Handler = async ({ state, params, body }) => {
   await refreshTips(state, pr);
   return { status: 200, body: await fullPull(state, pr) };
 };
+
+/**
+ * Merges an open pull request as a person would on github.com (a merge commit on the base branch); returns
+ * the merge commit's sha, or an Error when the pull request is not open or conflicts.
+ */
+export async function mergePull(state: RepoState, number: number): Promise<string | Error> {
+  const pr = state.pulls.find((p) => p.number === number);
+  if (!pr || pr.state !== "open") return new Error(`pull request #${number} is not open`);
+  await refreshTips(state, pr);
+  const tree = await state.git.mergeTree(pr.baseSha, pr.headSha);
+  if (tree === null) return new Error(`pull request #${number} conflicts with ${pr.base}`);
+  const who = { name: "A Human", email: "human@example.com", date: nowIso() };
+  const message = `Merge pull request #${number} from ${state.site.owner}/${pr.head}\n\n${pr.title}\n`;
+  const sha = await state.git.commitTree(tree, [pr.baseSha, pr.headSha], message, who, who);
+  await state.git.updateRef(`refs/heads/${pr.base}`, sha, pr.baseSha);
+  const now = nowIso();
+  Object.assign(pr, { state: "closed", closedAt: now, mergedAt: now, updatedAt: now, mergeCommitSha: sha });
+  state.pushedAt = now;
+  return sha;
+}
 
 export const pullHandlers: Record<string, Handler> = {
   "pulls/list": listPulls,

@@ -1,6 +1,7 @@
 import { actingUser, defaultIdentity } from "./actors.ts";
+import { isSafeRefName, isValidTreePath } from "./git.ts";
 import { contentFile, gitCommit, repoApi, repository, wrappedBase64, type Json } from "./shapes.ts";
-import { notFound, nowIso, unprocessable, type Handler, type Reply, type RepoState } from "./state.ts";
+import { MAX_COMMENTS, notFound, nowIso, unprocessable, type Handler, type Reply, type RepoState } from "./state.ts";
 
 /** Repository and contents API (https://docs.github.com/rest/repos). */
 
@@ -10,16 +11,12 @@ export async function repositoryJson(state: RepoState, full: boolean): Promise<J
 
 const getRepo: Handler = async ({ state }) => ({ status: 200, body: await repositoryJson(state, true) });
 
-function validPath(path: string): boolean {
-  return path.length > 0 && !path.split("/").some((p) => p === "" || p === "." || p === "..");
-}
-
 const getContent: Handler = async ({ state, params, query }) => {
   const path = params.path!.replace(/\/+$/, "");
   const ref = query.get("ref") ?? state.defaultBranch;
   const commit = await state.git.resolveCommit(ref);
   if (!commit) return { status: 404, body: { message: `No commit found for the ref ${ref}`, documentation_url: "https://docs.github.com/rest/repos/contents#get-repository-content", status: "404" } };
-  if (!validPath(path)) return notFound();
+  if (!isValidTreePath(path)) return notFound();
   const [entry] = await state.git.listTree(commit, false, path);
   if (!entry || entry.path !== path) return notFound();
   if (entry.type === "tree") {
@@ -41,7 +38,7 @@ const getContent: Handler = async ({ state, params, query }) => {
 const putContent: Handler = async (ctx) => {
   const { state, params, body } = ctx;
   const path = params.path!;
-  if (!validPath(path)) return unprocessable(`path "${path}" is invalid`);
+  if (!isValidTreePath(path)) return unprocessable(`path "${path}" is invalid`);
   const branch = typeof body.branch === "string" ? body.branch : state.defaultBranch;
   const tip = await state.git.readRef(`refs/heads/${branch}`);
   if (!tip) return { status: 404, body: { message: `Branch ${branch} not found`, documentation_url: "https://docs.github.com/rest/repos/contents#create-or-update-file-contents", status: "404" } };
@@ -70,8 +67,9 @@ const createComment: Handler = async (ctx) => {
   const { state, params, body } = ctx;
   const number = Number(params.issue_number);
   if (!state.pulls.some((p) => p.number === number)) return notFound();
+  if (state.comments.length >= MAX_COMMENTS) return { status: 403, body: { message: "too many comments in the local GitHub API server", documentation_url: "https://docs.github.com/rest" } };
   const id = state.nextId++;
-  state.commentCount++;
+  state.comments.push({ id, issueNumber: number, body: String(body.body ?? "") });
   const now = nowIso();
   const api = repoApi(state.site);
   const comment = {
@@ -89,8 +87,34 @@ const createComment: Handler = async (ctx) => {
   return { status: 201, body: comment, headers: { location: comment.url } } satisfies Reply;
 };
 
+/** GET branches/{branch}: the tip commit in the commit shape of the commits API; no protection. */
+const getBranch: Handler = async ({ state, params }) => {
+  const branch = params.branch!;
+  const sha = isSafeRefName(branch) ? await state.git.readRef(`refs/heads/${branch}`) : null;
+  if (!sha) return { status: 404, body: { message: "Branch not found", documentation_url: "https://docs.github.com/rest/branches/branches#get-a-branch", status: "404" } };
+  const c = await state.git.readCommit(sha);
+  const git = gitCommit(state.site, c);
+  const api = repoApi(state.site);
+  const html = `${state.site.htmlUrl}/${state.site.owner}/${state.site.repo}`;
+  const commit = {
+    sha,
+    node_id: git.node_id,
+    url: `${api}/commits/${sha}`,
+    html_url: git.html_url,
+    comments_url: `${api}/commits/${sha}/comments`,
+    commit: { author: git.author, committer: git.committer, message: c.message, tree: git.tree, url: git.url, comment_count: 0, verification: git.verification },
+    author: {},
+    committer: {},
+    parents: c.parents.map((p) => ({ sha: p, url: `${api}/commits/${p}`, html_url: `${html}/commit/${p}` })),
+  };
+  const self = `${api}/branches/${branch}`;
+  const body = { name: branch, commit, _links: { self, html: `${html}/tree/${branch}` }, protected: false, protection: { enabled: false }, protection_url: `${self}/protection` };
+  return { status: 200, body };
+};
+
 export const repoHandlers: Record<string, Handler> = {
   "repos/get": getRepo,
+  "repos/get-branch": getBranch,
   "repos/get-content": getContent,
   "repos/create-or-update-file-contents": putContent,
   "issues/create-comment": createComment,

@@ -2,11 +2,11 @@ import { generateKeyPair, randomBytes, type KeyObject } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
-import { GitRepo } from "./git.ts";
+import { GitRepo, isValidTreePath } from "./git.ts";
 import { loadOpenApiChecker, type OpenApiChecker } from "./openapi.ts";
 import { appHandlers, rateLimitBody, verifyAppJwt, type RateWindow } from "./routes-app.ts";
 import { gitHandlers } from "./routes-git.ts";
-import { pullHandlers } from "./routes-pulls.ts";
+import { mergePull, pullHandlers } from "./routes-pulls.ts";
 import { repoHandlers } from "./routes-repo.ts";
 import type { Json } from "./shapes.ts";
 import { nowIso, type AuthKind, type Handler, type Reply, type RepoState } from "./state.ts";
@@ -45,7 +45,9 @@ export type Fault =
   | { kind: "server-error"; status?: 500 | 502 | 503; count: number }
   | { kind: "secondary-rate-limit"; retryAfterS: number; count: number }
   | { kind: "primary-rate-limit"; resetInS: number; count: number; status?: 403 | 429 }
-  | { kind: "revoke-token" };
+  | { kind: "revoke-token" }
+  /** Undoes revoke-token: the same token works again. */
+  | { kind: "restore-token" };
 
 export interface FakeGitHub {
   /** API base URL for octokit's baseUrl, e.g. http://127.0.0.1:PORT (GHE-style http://127.0.0.1:PORT/api/v3 works too). */
@@ -63,9 +65,27 @@ export interface FakeGitHub {
   /** Every request or response that does not match GitHub's OpenAPI operation and its schemas (bounded). */
   violations: string[];
   inject(fault: Fault): void;
+  /** The pull requests as the server holds them now (copies; reading them sends no request). */
+  pullRequests(): PullRequestSnapshot[];
+  /** Comments posted with POST issues/{n}/comments, oldest first. */
+  comments(): { issueNumber: number; body: string }[];
   /** Commits `files` on top of the base branch and moves it (as a human push would); returns the commit sha. */
   commitToBase(files: Record<string, string>, message: string): Promise<string>;
+  /** Merges an open pull request with a merge commit, as a reviewer would on github.com; returns its sha. */
+  mergePullRequest(pullNumber: number): Promise<string>;
   close(): Promise<void>;
+}
+
+export interface PullRequestSnapshot {
+  number: number;
+  state: "open" | "closed";
+  merged: boolean;
+  title: string;
+  body: string | null;
+  head: string;
+  base: string;
+  /** The head branch's tip when the pull request was last served or updated. */
+  headSha: string;
 }
 
 export const MAX_RECORDED_REQUESTS = 10_000;
@@ -85,7 +105,7 @@ const HANDLERS: Record<string, Handler> = {
 export const SERVED_OPERATIONS: readonly string[] = [...Object.keys(HANDLERS), "rate-limit/get"];
 const APP_JWT_OPERATIONS = new Set(["apps/create-installation-access-token", "apps/get-repo-installation"]);
 
-type PendingFault = Exclude<Fault, { kind: "revoke-token" }>;
+type PendingFault = Exclude<Fault, { kind: "revoke-token" } | { kind: "restore-token" }>;
 
 interface Incoming {
   method: string;
@@ -129,6 +149,7 @@ class FakeGitHubServer {
 
   inject(fault: Fault): void {
     if (fault.kind === "revoke-token") this.revoked = true;
+    else if (fault.kind === "restore-token") this.revoked = false;
     else if (fault.count > 0) this.faults.push({ ...fault });
   }
 
@@ -190,11 +211,13 @@ class FakeGitHubServer {
     }
     const bodyProblem = problems.find((p) => p.startsWith("request body"));
     if (bodyProblem) return { reply: basic(422, `Invalid request.\n\n${bodyProblem}`), operationId, check: true };
-    if (operationId !== "rate-limit/get") this.rate.used++;
-    const reply =
-      operationId === "rate-limit/get"
-        ? { status: 200, body: rateLimitBody(this.rate) }
-        : await HANDLERS[operationId]!({ state: this.state, params, query: req.query, body: (body ?? {}) as Json, auth });
+    if (operationId === "rate-limit/get") return { reply: { status: 200, body: rateLimitBody(this.rate) }, operationId, check: true };
+    this.rollRateWindow();
+    if (this.rate.used >= this.rate.limit) return { reply: this.primaryLimitReply(403, this.rate.resetS), operationId, check: false };
+    this.rate.used++;
+    const violation = (message: string) => this.violation(`${where}: ${message}`);
+    const ctx = { state: this.state, params, query: req.query, body: (body ?? {}) as Json, auth, violation };
+    const reply = await HANDLERS[operationId]!(ctx);
     return { reply, operationId, check: true };
   }
 
@@ -213,8 +236,10 @@ class FakeGitHubServer {
         `If you reach out to GitHub Support for help, please include the request ID ${randomBytes(4).toString("hex").toUpperCase()}.`;
       return { status: 403, body: { message, documentation_url: SECONDARY_DOCS, status: "403" }, headers: { "retry-after": String(fault.retryAfterS) } };
     }
-    const resetS = Math.floor(Date.now() / 1000) + fault.resetInS;
-    const status = fault.status ?? 403;
+    return this.primaryLimitReply(fault.status ?? 403, Math.floor(Date.now() / 1000) + fault.resetInS);
+  }
+
+  private primaryLimitReply(status: number, resetS: number): Reply {
     const headers = { "x-ratelimit-remaining": "0", "x-ratelimit-used": String(this.rate.limit), "x-ratelimit-reset": String(resetS) };
     const message = `API rate limit exceeded for installation ID ${this.state.app.installationId}.`;
     return { status, body: { message, documentation_url: PRIMARY_DOCS, status: String(status) }, headers };
@@ -237,12 +262,17 @@ class FakeGitHubServer {
     return basic(401, "Bad credentials");
   }
 
-  private rateHeaders(): Record<string, string> {
+  /** Starts a new hour of the primary rate limit when the last one ended. */
+  private rollRateWindow(): void {
     const nowS = Math.floor(Date.now() / 1000);
     if (nowS >= this.rate.resetS) {
       this.rate.used = 0;
       this.rate.resetS = nowS + 3600;
     }
+  }
+
+  private rateHeaders(): Record<string, string> {
+    this.rollRateWindow();
     return {
       "x-ratelimit-limit": String(this.rate.limit),
       "x-ratelimit-remaining": String(Math.max(this.rate.limit - this.rate.used, 0)),
@@ -250,6 +280,12 @@ class FakeGitHubServer {
       "x-ratelimit-reset": String(this.rate.resetS),
       "x-ratelimit-resource": "core",
     };
+  }
+
+  async mergePullRequest(pullNumber: number): Promise<string> {
+    const result = await this.serialize(() => mergePull(this.state, pullNumber));
+    if (result instanceof Error) throw new Error(`cannot merge pull request #${pullNumber}`, { cause: result });
+    return result;
   }
 
   async commitToBase(files: Record<string, string>, message: string): Promise<string> {
@@ -272,6 +308,7 @@ function basic(status: number, message: string): Reply {
 async function commitFiles(git: GitRepo, parent: string | null, files: Record<string, string>, message: string): Promise<string> {
   const changes = [];
   for (const [path, content] of Object.entries(files)) {
+    if (!isValidTreePath(path)) throw new Error(`file path "${path}" is not a valid path inside a repository`);
     changes.push({ path, mode: "100644", sha: await git.hashBlob(Buffer.from(content, "utf8")) });
   }
   const base = parent ? (await git.readCommit(parent)).tree : null;
@@ -353,6 +390,7 @@ async function initRepo(opts: FakeGitHubOptions, baseBranch: string): Promise<Gi
   const repoDir = join(opts.dir, "repo.git");
   await mkdir(repoDir, { recursive: true });
   const git = await GitRepo.init(repoDir, baseBranch);
+  if ((await git.listRefs("refs/")).length > 0) throw new Error(`${repoDir} already holds a repository: give startFakeGitHub a fresh dir`);
   const sha = await commitFiles(git, null, opts.files ?? { "README.md": "# test repository\n" }, "Initial commit");
   await git.updateRef(`refs/heads/${baseBranch}`, sha, "");
   return git;
@@ -377,7 +415,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     app: { ...app, publicKey: keys.publicKey },
     installationTokens: new Map(),
     pulls: [],
-    commentCount: 0,
+    comments: [],
     nextIssueNumber: 1,
     nextId: 7000,
     pushedAt: nowIso(),
@@ -400,7 +438,11 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     requests: server.requests,
     violations: server.violations,
     inject: (fault) => server.inject(fault),
+    pullRequests: () =>
+      state.pulls.map((p) => ({ number: p.number, state: p.state, merged: p.mergedAt !== null, title: p.title, body: p.body, head: p.head, base: p.base, headSha: p.headSha })),
+    comments: () => state.comments.map((c) => ({ issueNumber: c.issueNumber, body: c.body })),
     commitToBase: (files, message) => server.commitToBase(files, message),
+    mergePullRequest: (pullNumber) => server.mergePullRequest(pullNumber),
     close: () =>
       new Promise<void>((resolve) => {
         httpServer.closeAllConnections();

@@ -226,16 +226,3 @@ export function wrappedBase64(data: Buffer): string {
   for (let i = 0; i < b64.length; i += 60) lines.push(b64.slice(i, i + 60));
   return lines.join("\n") + (lines.length > 0 ? "\n" : "");
 }
-
-export function basicError(message: string, docPath = "rest", status?: number): Json {
-  const body: Json = { message, documentation_url: `https://docs.github.com/${docPath}` };
-  if (status !== undefined) body.status = String(status);
-  return body;
-}
-
-/** GitHub's 422 body: "Validation Failed" with one error entry. */
-export function validationFailed(resource: string, field: string, code: string, message?: string): Json {
-  const err: Json = { resource, field, code };
-  if (message) err.message = message;
-  return { message: "Validation Failed", errors: [err], documentation_url: "https://docs.github.com/rest", status: "422" };
-}

@@ -42,7 +42,7 @@ export interface RepoState {
   /** Installation access tokens issued by POST /app/installations/{id}/access_tokens -> expiry (epoch ms). */
   installationTokens: Map<string, number>;
   pulls: PullRecord[];
-  commentCount: number;
+  comments: { id: number; issueNumber: number; body: string }[];
   nextIssueNumber: number;
   nextId: number;
   pushedAt: string;
@@ -56,6 +56,8 @@ export interface HandlerContext {
   query: URLSearchParams;
   body: Json;
   auth: AuthKind;
+  /** Records a request that matches the description but that GitHub would not answer as the client expects. */
+  violation(message: string): void;
 }
 
 export interface Reply {
@@ -67,6 +69,7 @@ export interface Reply {
 export type Handler = (ctx: HandlerContext) => Promise<Reply>;
 
 export const MAX_PULL_REQUESTS = 1000;
+export const MAX_COMMENTS = 1000;
 
 export function nowIso(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
