@@ -47,24 +47,4 @@ export default tseslint.config(
       complexity: ["error", 25],
     },
   },
-  {
-    // TEMPORARY (issue 16): functions being split in parallel by other helper branches
-    // (h/scaling: decide, decideCapacity; h/placement: findBestMove, planPlacement,
-    // computePlacementMetrics, validateInput, parsePlacement, rewriteLayer; h/reconciler:
-    // reconcile, #status, #nodeViews, shardPodView, projectPodGpus, classifyKubeError).
-    // The lead deletes this block after merging those branches; `make lint` must then pass.
-    files: [
-      "src/domain/decide.ts",
-      "src/domain/scaling/decide.ts",
-      "src/domain/placement/improve.ts",
-      "src/domain/placement/plan.ts",
-      "src/domain/placement/metrics.ts",
-      "src/domain/placement/hash.ts",
-      "src/domain/rebalance/shards.ts",
-      "src/controllers/moedeployment/reconciler.ts",
-      "src/controllers/moedeployment/pod-gpus.ts",
-      "src/adapters/kube-errors.ts",
-    ],
-    rules: { "max-lines-per-function": "off", complexity: "off" },
-  },
 );
