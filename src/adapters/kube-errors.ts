@@ -38,30 +38,39 @@ export function classifyKubeError(err: unknown): KubeError {
   // An aborted request (our own deadline, src/adapters/request-timeout.ts) is a DOMException whose
   // numeric legacy `code` (23) is not an HTTP status.
   if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return { kind: "Network", message: err.message };
-  if (err instanceof ApiException || (typeof err === "object" && err !== null && "code" in err && typeof (err as { code: unknown }).code === "number")) {
-    const e = err as { code: number; body?: unknown; message?: string };
-    const body = parseBody(e.body);
-    const message = body.message ?? e.message ?? `HTTP ${e.code}`;
-    switch (e.code) {
-      case 404:
-        return { kind: "NotFound", message };
-      case 409:
-        return body.reason === "AlreadyExists" ? { kind: "AlreadyExists", message } : { kind: "Conflict", message };
-      case 422:
-        return { kind: "Invalid", message, causes: body.details?.causes ?? [] };
-      case 403:
-        return { kind: "Forbidden", message };
-      case 401:
-        return { kind: "Unauthorized", message };
-      case 410:
-        return { kind: "Gone", message };
-      case 429:
-        return { kind: "TooManyRequests", message, retryAfterSeconds: body.details?.retryAfterSeconds };
-      default:
-        if (e.code >= 500) return { kind: "ServerError", message, code: e.code };
-        return { kind: "Unknown", message };
-    }
+  if (hasStatusCode(err)) return classifyStatus(err as { code: number; body?: unknown; message?: string });
+  return classifyTransport(err);
+}
+
+function hasStatusCode(err: unknown): boolean {
+  return err instanceof ApiException || (typeof err === "object" && err !== null && "code" in err && typeof (err as { code: unknown }).code === "number");
+}
+
+function classifyStatus(e: { code: number; body?: unknown; message?: string }): KubeError {
+  const body = parseBody(e.body);
+  const message = body.message ?? e.message ?? `HTTP ${e.code}`;
+  switch (e.code) {
+    case 404:
+      return { kind: "NotFound", message };
+    case 409:
+      return body.reason === "AlreadyExists" ? { kind: "AlreadyExists", message } : { kind: "Conflict", message };
+    case 422:
+      return { kind: "Invalid", message, causes: body.details?.causes ?? [] };
+    case 403:
+      return { kind: "Forbidden", message };
+    case 401:
+      return { kind: "Unauthorized", message };
+    case 410:
+      return { kind: "Gone", message };
+    case 429:
+      return { kind: "TooManyRequests", message, retryAfterSeconds: body.details?.retryAfterSeconds };
+    default:
+      if (e.code >= 500) return { kind: "ServerError", message, code: e.code };
+      return { kind: "Unknown", message };
   }
+}
+
+function classifyTransport(err: unknown): KubeError {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown })?.code;
   if (typeof code === "string" && /^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE|NOTFOUND)|UND_ERR/.test(code)) return { kind: "Network", message };

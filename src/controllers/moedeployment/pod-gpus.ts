@@ -2,7 +2,7 @@
 // many GPUs (or other extended resources) it holds. The operator caches all pods
 // through this projection, so unrelated pods cost a few hundred bytes each
 // instead of their full spec, status and managedFields.
-import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Container, type V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Clock } from "../../runtime/clock.ts";
 import { Informer } from "../../runtime/informer.ts";
@@ -23,8 +23,15 @@ export function projectPodGpus(pod: V1Pod): PodGpuView {
   if (m?.deletionTimestamp) view.metadata.deletionTimestamp = m.deletionTimestamp;
   if (pod.spec?.nodeName) view.nodeName = pod.spec.nodeName;
   if (pod.status?.phase) view.phase = pod.status.phase;
+  const requests = sumExtendedRequests(pod.spec?.containers ?? []);
+  if (requests) view.gpuRequests = requests;
+  return view;
+}
+
+/** Extended resources summed over the containers (limit, else request); undefined when there are none. */
+function sumExtendedRequests(containers: readonly V1Container[]): Record<string, number> | undefined {
   let requests: Record<string, number> | undefined;
-  for (const c of pod.spec?.containers ?? []) {
+  for (const c of containers) {
     const names = new Set([...Object.keys(c.resources?.limits ?? {}), ...Object.keys(c.resources?.requests ?? {})]);
     for (const r of names) {
       if (!r.includes("/")) continue;
@@ -34,8 +41,7 @@ export function projectPodGpus(pod: V1Pod): PodGpuView {
       requests[r] = (requests[r] ?? 0) + n;
     }
   }
-  if (requests) view.gpuRequests = requests;
-  return view;
+  return requests;
 }
 
 /** GPUs of `resource` held per node by pods bound to a node and not finished. */

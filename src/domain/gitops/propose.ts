@@ -86,14 +86,8 @@ function candidates(bounds: Bounds, t: BoundTrack, s: ProposalSettings, nowMs: n
   return out;
 }
 
-/**
- * The proposal to hold in the pull request now. Pending changes that the cluster has not
- * taken yet are kept; a new candidate replaces a pending change of the same field only
- * when it moves it by at least minChangePercent. Returns `pending` itself when nothing
- * changed (the caller then writes nothing), undefined when there is nothing to propose.
- */
-export function proposeBounds(bounds: Bounds, track: BoundTrack, s: ProposalSettings, nowMs: number, pending: Proposal | undefined): Proposal | undefined {
-  const kept = (pending?.changes ?? []).filter((c) => stillPending(bounds, c));
+/** The kept changes with the candidates that move a field far enough merged in (after the learning window). */
+function mergeCandidates(bounds: Bounds, track: BoundTrack, s: ProposalSettings, nowMs: number, kept: ProposedChange[]): { changes: ProposedChange[]; timeAtBoundMs: number | undefined } {
   let changes = [...kept];
   let timeAtBoundMs: number | undefined;
   if (nowMs - track.trackingSinceMs >= s.learningWindowMs) {
@@ -106,6 +100,18 @@ export function proposeBounds(bounds: Bounds, track: BoundTrack, s: ProposalSett
       timeAtBoundMs = Math.max(timeAtBoundMs ?? 0, at);
     }
   }
+  return { changes, timeAtBoundMs };
+}
+
+/**
+ * The proposal to hold in the pull request now. Pending changes that the cluster has not
+ * taken yet are kept; a new candidate replaces a pending change of the same field only
+ * when it moves it by at least minChangePercent. Returns `pending` itself when nothing
+ * changed (the caller then writes nothing), undefined when there is nothing to propose.
+ */
+export function proposeBounds(bounds: Bounds, track: BoundTrack, s: ProposalSettings, nowMs: number, pending: Proposal | undefined): Proposal | undefined {
+  const kept = (pending?.changes ?? []).filter((c) => stillPending(bounds, c));
+  const { changes, timeAtBoundMs } = mergeCandidates(bounds, track, s, nowMs, kept);
   if (changes.length === 0) return undefined;
   const same = pending !== undefined && changes.length === pending.changes.length && changes.every((c) => pending.changes.includes(c));
   if (same) return pending;

@@ -35,6 +35,10 @@ function infeasible(constraint: Infeasible["constraint"], reason: string): Infea
 
 function validateInput(input: PlacementInput): Infeasible | null {
   const { heat, gpus, policy } = input;
+  return validateHeat(heat) ?? validateGpus(gpus) ?? validatePolicy(policy);
+}
+
+function validateHeat(heat: PlacementInput["heat"]): Infeasible | null {
   if (!Array.isArray(heat) || heat.length === 0) return infeasible("input", "heat must have at least one MoE layer");
   const E = heat[0]?.length ?? 0;
   if (E === 0) return infeasible("input", "heat must have at least one expert per layer");
@@ -50,6 +54,10 @@ function validateInput(input: PlacementInput): Infeasible | null {
       }
     }
   }
+  return null;
+}
+
+function validateGpus(gpus: PlacementInput["gpus"]): Infeasible | null {
   const seen = new Set<string>();
   for (let g = 0; g < gpus.length; g++) {
     const gpu = gpus[g]!;
@@ -62,6 +70,10 @@ function validateInput(input: PlacementInput): Infeasible | null {
       return infeasible("input", `gpus[${g}] ("${gpu.gpuId}") memoryBytes must be >= 0`);
     }
   }
+  return null;
+}
+
+function validatePolicy(policy: PlacementPolicy): Infeasible | null {
   const checks: Array<[keyof PlacementPolicy, number | undefined, boolean]> = [
     ["maxMoveFraction", policy.maxMoveFraction, true],
     ["minBalancednessGain", policy.minBalancednessGain, true],

@@ -64,6 +64,33 @@ function packRewritten(onR: Int32Array, count: Int32Array, load: (e: number) => 
   return sets;
 }
 
+/** The kept shard with the highest load (the first on a tie), or -1 when none is kept. */
+function hottestKept(keptLoad: ReadonlyMap<number, number>): number {
+  let hottest = -1;
+  for (const [g, v] of keptLoad) if (hottest < 0 || v > keptLoad.get(hottest)!) hottest = g;
+  return hottest;
+}
+
+/** The expert of `slots` with the highest load per replica that can take another replica on the rewritten shards, or -1. */
+function heaviestOnShard(slots: ReadonlyArray<number>, E: number, onR: Int32Array, shardCount: number, per: (e: number) => number): number {
+  let best = -1;
+  for (const e of slots) {
+    if (e === EMPTY_SLOT || e < 0 || e >= E || onR[e]! >= shardCount) continue;
+    if (best < 0 || per(e) > per(best)) best = e;
+  }
+  return best;
+}
+
+/** The expert held only by the rewritten shards with the highest load per replica that can be split further, or -1. */
+function heaviestSplittable(E: number, onR: Int32Array, shardCount: number, keptHolders: readonly (readonly number[])[], per: (e: number) => number): number {
+  let best = -1;
+  for (let e = 0; e < E; e++) {
+    if (onR[e]! === 0 || onR[e]! >= shardCount || keptHolders[e]!.length > 0) continue;
+    if (best < 0 || per(e) > per(best)) best = e;
+  }
+  return best;
+}
+
 function rewriteLayer(layer: ReadonlyArray<ReadonlyArray<number>>, heatRow: ReadonlyArray<number>, E: number, R: readonly number[], inR: ReadonlySet<number>, slotCounts: readonly number[]): number[][] | undefined {
   const count = new Int32Array(E);
   let slotsOnR = 0;
@@ -112,23 +139,12 @@ function rewriteLayer(layer: ReadonlyArray<ReadonlyArray<number>>, heatRow: Read
     loadOnR += (onR[e]! - 1) * (after - before) + after;
   };
   for (let added = mandatory; added < total; added++) {
-    let hottest = -1;
-    for (const [g, v] of keptLoad) if (hottest < 0 || v > keptLoad.get(hottest)!) hottest = g;
+    const hottest = hottestKept(keptLoad);
     let best = -1;
-    if (hottest >= 0 && keptLoad.get(hottest)! > loadOnR / R.length) {
-      for (const e of layer[hottest]!) {
-        if (e === EMPTY_SLOT || e < 0 || e >= E || onR[e]! >= R.length) continue;
-        if (best < 0 || per(e) > per(best)) best = e;
-      }
-    }
-    if (best < 0) {
-      // The rewritten shards are the heavier side now: only split experts they alone hold (no load
-      // moves onto them); a slot nothing helps stays empty.
-      for (let e = 0; e < E; e++) {
-        if (onR[e]! === 0 || onR[e]! >= R.length || keptHolders[e]!.length > 0) continue;
-        if (best < 0 || per(e) > per(best)) best = e;
-      }
-    }
+    if (hottest >= 0 && keptLoad.get(hottest)! > loadOnR / R.length) best = heaviestOnShard(layer[hottest]!, E, onR, R.length, per);
+    // The rewritten shards are the heavier side now: only split experts they alone hold (no load
+    // moves onto them); a slot nothing helps stays empty.
+    if (best < 0) best = heaviestSplittable(E, onR, R.length, keptHolders, per);
     if (best < 0) break;
     addReplica(best);
   }
