@@ -48,8 +48,9 @@ manifests: deps ## Regenerate crds/ from the zod schemas in src/api, and the cha
 	$(NODE) node hack/sync-packaging.ts
 
 .PHONY: lint
-lint: deps ## eslint; fail if crds/ or the chart/kustomize copies are stale; helm lint
+lint: deps ## eslint; prettier --check; fail if crds/ or the chart/kustomize copies are stale; helm lint
 	$(NPM) run -s lint
+	$(MAKE) --no-print-directory fmt-check
 	node src/cli/gen-crds.ts --check
 	node hack/sync-packaging.ts --check
 	$(MAKE) --no-print-directory helm-lint

@@ -22,7 +22,10 @@ export const RELEASE_NAME = "moe-operator";
 
 /** Path of the pinned helm binary (extracted by hack/helm.sh on first use). */
 export function helmPath(): string {
-  const out = execFileSync("bash", [join(ROOT, "hack", "helm.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const out = execFileSync("bash", [join(ROOT, "hack", "helm.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   return out.trim().split("\n").pop()!;
 }
 
@@ -42,8 +45,12 @@ export function renderBase(helm = helmPath()): string {
   const docs = parseAllDocuments(helmTemplate([], helm)).filter((d) => d.contents !== null);
   const parts: string[] = [];
   for (const doc of docs) {
-    if (doc.errors.length > 0) throw new Error(`helm template produced invalid YAML: ${doc.errors[0]!.message}`, { cause: doc.errors[0] });
-    for (const path of [["metadata", "labels"], ["spec", "template", "metadata", "labels"]]) {
+    if (doc.errors.length > 0)
+      throw new Error(`helm template produced invalid YAML: ${doc.errors[0]!.message}`, { cause: doc.errors[0] });
+    for (const path of [
+      ["metadata", "labels"],
+      ["spec", "template", "metadata", "labels"],
+    ]) {
       for (const l of HELM_ONLY_LABELS) if (doc.hasIn([...path, l])) doc.deleteIn([...path, l]);
     }
     // "# Source: moe-operator/templates/x.yaml" names the template this came from.
@@ -59,7 +66,9 @@ export function renderBase(helm = helmPath()): string {
 /** Every generated file: path relative to the repo -> expected content. */
 export function expectedFiles(helm = helmPath()): Map<string, string> {
   const files = new Map<string, string>();
-  for (const f of readdirSync(join(ROOT, "crds")).filter((n) => n.endsWith(".yaml")).sort()) {
+  for (const f of readdirSync(join(ROOT, "crds"))
+    .filter((n) => n.endsWith(".yaml"))
+    .sort()) {
     const text = readFileSync(join(ROOT, "crds", f), "utf8");
     files.set(join("charts", "moe-operator", "crds", f), text);
     files.set(join("deploy", "base", "crds", f), text);
@@ -92,7 +101,9 @@ function main(): void {
   if (check) {
     const stale = staleFiles(helm);
     if (stale.length > 0) {
-      console.error(`packaging is stale against crds/ and charts/moe-operator; run: node hack/sync-packaging.ts\n  ${stale.join("\n  ")}`);
+      console.error(
+        `packaging is stale against crds/ and charts/moe-operator; run: node hack/sync-packaging.ts\n  ${stale.join("\n  ")}`,
+      );
       process.exit(1);
     }
     console.log("packaging up to date (chart CRDs, deploy/base)");

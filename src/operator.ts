@@ -2,8 +2,16 @@
 // election and the observability server. main.ts parses configuration and
 // calls startOperator; tests call it in-process with their own clock/logger.
 import {
-  AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig,
-  type KubernetesListObject, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V1Node, type V1Pod,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1Node,
+  type V1Pod,
 } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { API_GROUP, API_VERSION, PLURAL, KIND, FIELD_MANAGER, Label, LabelValue } from "./api/constants.ts";
@@ -16,7 +24,11 @@ import { realClock, type Clock } from "./runtime/clock.ts";
 import { createMetrics, type OperatorMetrics } from "./observability/metrics.ts";
 import { startObservabilityServer } from "./observability/server.ts";
 import { tokenReviewAuthorizer } from "./observability/metrics-auth.ts";
-import { MoEDeploymentReconciler, ConflictRequeue, type MoEDeploymentObject } from "./controllers/moedeployment/reconciler.ts";
+import {
+  MoEDeploymentReconciler,
+  ConflictRequeue,
+  type MoEDeploymentObject,
+} from "./controllers/moedeployment/reconciler.ts";
 import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
 import { applyRequestTimeout } from "./adapters/request-timeout.ts";
@@ -87,27 +99,80 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
   // children they are often the largest part of the object).
   // Lists are read in pages (limit/continue), each page projected before the next is read, so a
   // (re)list of thousands of pods never holds one whole response in memory.
-  const inf = <T extends KubernetesObject>(name: string, path: string, list: (page?: ListPage) => Promise<KubernetesListObject<T>>, labelSelector?: string) =>
-    new Informer<T>({ kubeConfig: kc, path, list, labelSelector, pageSize: LIST_PAGE_SIZE, clock, transform: withoutManagedFields, logger: logger.child({ informer: name }), onRestart: () => metrics.watchRestarts.inc({ resource: name }) });
+  const inf = <T extends KubernetesObject>(
+    name: string,
+    path: string,
+    list: (page?: ListPage) => Promise<KubernetesListObject<T>>,
+    labelSelector?: string,
+  ) =>
+    new Informer<T>({
+      kubeConfig: kc,
+      path,
+      list,
+      labelSelector,
+      pageSize: LIST_PAGE_SIZE,
+      clock,
+      transform: withoutManagedFields,
+      logger: logger.child({ informer: name }),
+      onRestart: () => metrics.watchRestarts.inc({ resource: name }),
+    });
   const podsPath = ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods";
 
   const moeds = inf<MoEDeploymentObject & KubernetesObject>(
     "moedeployments",
     ns ? `/apis/${API_GROUP}/${API_VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${API_GROUP}/${API_VERSION}/${PLURAL}`,
-    async (page) => (ns
-      ? await custom.listNamespacedCustomObject({ group: API_GROUP, version: API_VERSION, namespace: ns, plural: PLURAL, ...page })
-      : await custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL, ...page })) as KubernetesListObject<MoEDeploymentObject & KubernetesObject>,
+    async (page) =>
+      (ns
+        ? await custom.listNamespacedCustomObject({
+            group: API_GROUP,
+            version: API_VERSION,
+            namespace: ns,
+            plural: PLURAL,
+            ...page,
+          })
+        : await custom.listClusterCustomObject({
+            group: API_GROUP,
+            version: API_VERSION,
+            plural: PLURAL,
+            ...page,
+          })) as KubernetesListObject<MoEDeploymentObject & KubernetesObject>,
   );
   // The operator's own pods, full objects (shard pods: labels, annotations, readiness).
-  const pods = inf<V1Pod>("pods", podsPath,
-    (page) => (ns ? core.listNamespacedPod({ namespace: ns, labelSelector: managedSelector, ...page }) : core.listPodForAllNamespaces({ labelSelector: managedSelector, ...page })), managedSelector);
+  const pods = inf<V1Pod>(
+    "pods",
+    podsPath,
+    (page) =>
+      ns
+        ? core.listNamespacedPod({ namespace: ns, labelSelector: managedSelector, ...page })
+        : core.listPodForAllNamespaces({ labelSelector: managedSelector, ...page }),
+    managedSelector,
+  );
   // Every pod in the cluster, but only what GPU accounting needs (node, phase, GPU
   // requests): listed in pages and projected before caching.
-  const podGpus = createPodGpuInformer({ kubeConfig: kc, clock, logger: logger.child({ informer: "pod-gpus" }), onRestart: () => metrics.watchRestarts.inc({ resource: "pod-gpus" }) });
-  const deployments = inf<V1Deployment>("deployments", ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : "/apis/apps/v1/deployments",
-    (page) => (ns ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: managedSelector, ...page }) : apps.listDeploymentForAllNamespaces({ labelSelector: managedSelector, ...page })), managedSelector);
-  const configMaps = inf<V1ConfigMap>("configmaps", ns ? `/api/v1/namespaces/${ns}/configmaps` : "/api/v1/configmaps",
-    (page) => (ns ? core.listNamespacedConfigMap({ namespace: ns, labelSelector: managedSelector, ...page }) : core.listConfigMapForAllNamespaces({ labelSelector: managedSelector, ...page })), managedSelector);
+  const podGpus = createPodGpuInformer({
+    kubeConfig: kc,
+    clock,
+    logger: logger.child({ informer: "pod-gpus" }),
+    onRestart: () => metrics.watchRestarts.inc({ resource: "pod-gpus" }),
+  });
+  const deployments = inf<V1Deployment>(
+    "deployments",
+    ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : "/apis/apps/v1/deployments",
+    (page) =>
+      ns
+        ? apps.listNamespacedDeployment({ namespace: ns, labelSelector: managedSelector, ...page })
+        : apps.listDeploymentForAllNamespaces({ labelSelector: managedSelector, ...page }),
+    managedSelector,
+  );
+  const configMaps = inf<V1ConfigMap>(
+    "configmaps",
+    ns ? `/api/v1/namespaces/${ns}/configmaps` : "/api/v1/configmaps",
+    (page) =>
+      ns
+        ? core.listNamespacedConfigMap({ namespace: ns, labelSelector: managedSelector, ...page })
+        : core.listConfigMapForAllNamespaces({ labelSelector: managedSelector, ...page }),
+    managedSelector,
+  );
   const nodes = inf<V1Node>("nodes", "/api/v1/nodes", (page) => core.listNode({ ...page }));
   return { moeds, pods, podGpus, deployments, configMaps, nodes };
 }
@@ -122,7 +187,10 @@ function cachedPrometheusReaders(config: OperatorConfig): (url: string, timeoutM
       // Bounded: the oldest reader goes first (readers hold no connections of their own).
       const oldest = readers.keys().next();
       if (readers.size >= 1024 && !oldest.done) readers.delete(oldest.value);
-      readers.set(k, (r = createPrometheusReader({ baseUrl: url, timeoutMs, maxResponseBytes: config.prometheusMaxResponseBytes })));
+      readers.set(
+        k,
+        (r = createPrometheusReader({ baseUrl: url, timeoutMs, maxResponseBytes: config.prometheusMaxResponseBytes })),
+      );
     }
     return r;
   };
@@ -130,10 +198,19 @@ function cachedPrometheusReaders(config: OperatorConfig): (url: string, timeoutM
 
 function createReconciler(
   config: OperatorConfig,
-  p: Plumbing & { kube: KubeClient; caches: Caches; prometheus: (url: string, timeoutMs: number) => PrometheusReader; requeue: (key: string) => void; gitops: PullRequestSync },
+  p: Plumbing & {
+    kube: KubeClient;
+    caches: Caches;
+    prometheus: (url: string, timeoutMs: number) => PrometheusReader;
+    requeue: (key: string) => void;
+    gitops: PullRequestSync;
+  },
 ): MoEDeploymentReconciler {
   const { clock, logger, metrics } = p;
-  const sourceTimeoutMaxMs = Math.min(config.sourceTimeoutMaxSeconds * 1000, Math.max(1000, (config.reconcileIntervalSeconds * 1000) / 2));
+  const sourceTimeoutMaxMs = Math.min(
+    config.sourceTimeoutMaxSeconds * 1000,
+    Math.max(1000, (config.reconcileIntervalSeconds * 1000) / 2),
+  );
   return new MoEDeploymentReconciler({
     kube: p.kube,
     ...p.caches,
@@ -190,7 +267,11 @@ function enqueueOnChanges(manager: Manager, caches: Caches, ns: string | undefin
 type ObservabilityServer = Awaited<ReturnType<typeof startObservabilityServer>>;
 
 /** /metrics and, on the same or another address, /healthz and /readyz. */
-async function startServers(config: OperatorConfig, p: Plumbing, manager: Manager): Promise<{ metricsServer: ObservabilityServer; healthServer: ObservabilityServer }> {
+async function startServers(
+  config: OperatorConfig,
+  p: Plumbing,
+  manager: Manager,
+): Promise<{ metricsServer: ObservabilityServer; healthServer: ObservabilityServer }> {
   const { kc, logger, metrics } = p;
   const metricsAddr = parseHostPort(config.metricsBindAddress);
   const healthAddr = parseHostPort(config.healthProbeBindAddress);
@@ -198,19 +279,43 @@ async function startServers(config: OperatorConfig, p: Plumbing, manager: Manage
     healthy: () => true,
     ready: () => (manager.synced ? { ready: true } : { ready: false, reason: "caches not synced" }),
   };
-  const authorizeMetrics = config.metricsAuth === "tokenreview" ? tokenReviewAuthorizer({
-    kubeConfig: kc,
-    onReviewError: (err) => logger.warn({ err: String((err as Error)?.message ?? err).slice(0, 300) }, "metrics auth: token review failed"),
-  }) : undefined;
-  const metricsServer = await startObservabilityServer({ host: metricsAddr.host, port: metricsAddr.port, registry: metrics.registry, health, authorizeMetrics });
-  const healthServer = config.healthProbeBindAddress === config.metricsBindAddress
-    ? metricsServer
-    : await startObservabilityServer({ host: healthAddr.host, port: healthAddr.port, registry: metrics.registry, health });
+  const authorizeMetrics =
+    config.metricsAuth === "tokenreview"
+      ? tokenReviewAuthorizer({
+          kubeConfig: kc,
+          onReviewError: (err) =>
+            logger.warn(
+              { err: String((err as Error)?.message ?? err).slice(0, 300) },
+              "metrics auth: token review failed",
+            ),
+        })
+      : undefined;
+  const metricsServer = await startObservabilityServer({
+    host: metricsAddr.host,
+    port: metricsAddr.port,
+    registry: metrics.registry,
+    health,
+    authorizeMetrics,
+  });
+  const healthServer =
+    config.healthProbeBindAddress === config.metricsBindAddress
+      ? metricsServer
+      : await startObservabilityServer({
+          host: healthAddr.host,
+          port: healthAddr.port,
+          registry: metrics.registry,
+          health,
+        });
   return { metricsServer, healthServer };
 }
 
 /** The Lease elector: workers run while this replica holds the Lease. */
-function createLeaderElector(config: OperatorConfig, p: Plumbing, manager: Manager, allKeys: () => string[]): LeaderElector {
+function createLeaderElector(
+  config: OperatorConfig,
+  p: Plumbing,
+  manager: Manager,
+  allKeys: () => string[],
+): LeaderElector {
   return new LeaderElector({
     kubeConfig: p.kc,
     namespace: config.leaderElectionNamespace,
@@ -230,7 +335,10 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const clock = deps.clock ?? realClock;
   const logger = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
-  const kc = applyRequestTimeout(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig), config.apiRequestTimeoutSeconds * 1000);
+  const kc = applyRequestTimeout(
+    deps.kubeConfig ?? loadKubeConfig(config.kubeconfig),
+    config.apiRequestTimeoutSeconds * 1000,
+  );
   const plumbing: Plumbing = { kc, clock, logger, metrics };
   let leader: LeaderElector | undefined;
   const isLeader = () => (leader ? leader.isLeader() : true);
@@ -247,14 +355,29 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   // Mode PullRequest: GitHub syncs run off the reconcile workers and requeue when done.
   const gitops = new PullRequestSync({
     readSecret: (namespace, name) => readSecretData(kc.makeApiClient(CoreV1Api), namespace, name),
-    event: (d, type, reason, message) => kube.event({ apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, ...d }, type, reason, message, "moe-operator", clock.nowMs()),
+    event: (d, type, reason, message) =>
+      kube.event(
+        { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: KIND, ...d },
+        type,
+        reason,
+        message,
+        "moe-operator",
+        clock.nowMs(),
+      ),
     requeue: (key) => requeue(key),
     canWrite: isLeader,
     clock,
     logger,
     allowedApiUrls: config.githubAllowedUrls,
   });
-  const reconciler = createReconciler(config, { ...plumbing, kube, caches, prometheus, requeue: (key) => requeue(key), gitops });
+  const reconciler = createReconciler(config, {
+    ...plumbing,
+    kube,
+    caches,
+    prometheus,
+    requeue: (key) => requeue(key),
+    gitops,
+  });
 
   const { moeds, pods, podGpus, deployments, configMaps, nodes } = caches;
   const manager = new Manager({
@@ -281,7 +404,16 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   } else {
     manager.startWorkers(allKeys);
   }
-  logger.info({ identity: config.identity, leaderElect: config.leaderElect, watchNamespace: config.watchNamespace ?? "(all)", metricsPort: metricsServer.port, metricsAuth: config.metricsAuth }, "operator started");
+  logger.info(
+    {
+      identity: config.identity,
+      leaderElect: config.leaderElect,
+      watchNamespace: config.watchNamespace ?? "(all)",
+      metricsPort: metricsServer.port,
+      metricsAuth: config.metricsAuth,
+    },
+    "operator started",
+  );
 
   return {
     manager,

@@ -6,12 +6,24 @@
 // Prints wall time per decide() and the heap growth; no assertion (numbers vary by machine).
 import { performance } from "node:perf_hooks";
 import { parseMoEDeployment } from "../../src/api/index.ts";
-import { EXPERTS_ANNOTATION_MAX_BYTES, configMapBytes, expertsAnnotationBytes, maxShardsForConfigMap } from "../../src/api/sizes.ts";
+import {
+  EXPERTS_ANNOTATION_MAX_BYTES,
+  configMapBytes,
+  expertsAnnotationBytes,
+  maxShardsForConfigMap,
+} from "../../src/api/sizes.ts";
 import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
 import { decide, tokensPerSecondFromHeat, type DecisionSnapshot, type NodeView } from "../../src/domain/decide.ts";
 import { generateHeat } from "../../src/domain/synthetic/heat.ts";
 
-interface Shape { name: string; layers: number; denseLayers: number; routedExperts: number; topK: number; expertSlotsPerGpu: number }
+interface Shape {
+  name: string;
+  layers: number;
+  denseLayers: number;
+  routedExperts: number;
+  topK: number;
+  expertSlotsPerGpu: number;
+}
 
 // Few slots per GPU admit the most shards (the per-shard overhead dominates); many slots
 // admit the most slots per layer. Both ends, for the shapes of the samples and extremes.
@@ -22,8 +34,22 @@ const SHAPES: Shape[] = [
   { name: "Qwen3-235B, sample slots", layers: 94, denseLayers: 0, routedExperts: 128, topK: 8, expertSlotsPerGpu: 16 },
   { name: "Mixtral-8x7B, 1 slot", layers: 32, denseLayers: 0, routedExperts: 8, topK: 2, expertSlotsPerGpu: 1 },
   { name: "1 layer x 2 experts, 1 slot", layers: 1, denseLayers: 0, routedExperts: 2, topK: 1, expertSlotsPerGpu: 1 },
-  { name: "24 layers x 4096 experts, 1452 slots", layers: 24, denseLayers: 0, routedExperts: 4096, topK: 8, expertSlotsPerGpu: 1452 },
-  { name: "1024 layers x 8 experts, 8 slots", layers: 1024, denseLayers: 0, routedExperts: 8, topK: 2, expertSlotsPerGpu: 8 },
+  {
+    name: "24 layers x 4096 experts, 1452 slots",
+    layers: 24,
+    denseLayers: 0,
+    routedExperts: 4096,
+    topK: 8,
+    expertSlotsPerGpu: 1452,
+  },
+  {
+    name: "1024 layers x 8 experts, 8 slots",
+    layers: 1024,
+    denseLayers: 0,
+    routedExperts: 8,
+    topK: 2,
+    expertSlotsPerGpu: 8,
+  },
 ];
 
 /** The most shards the API admits for this shape, or undefined if it is refused outright. */
@@ -35,9 +61,18 @@ function largestAdmitted(s: Shape): { slots: number; maxShards: number } | undef
 
 function specFor(s: Shape, slots: number, maxShards: number) {
   const manifest = {
-    apiVersion: "moe.dev/v1alpha1", kind: "MoEDeployment", metadata: { name: "bench", namespace: "bench" },
+    apiVersion: "moe.dev/v1alpha1",
+    kind: "MoEDeployment",
+    metadata: { name: "bench", namespace: "bench" },
     spec: {
-      model: { layers: s.layers, denseLayers: s.denseLayers, routedExperts: s.routedExperts, topK: s.topK, expertWeightBytes: 1, expertSlotsPerGpu: slots },
+      model: {
+        layers: s.layers,
+        denseLayers: s.denseLayers,
+        routedExperts: s.routedExperts,
+        topK: s.topK,
+        expertWeightBytes: 1,
+        expertSlotsPerGpu: slots,
+      },
       serving: {
         router: { template: { spec: { containers: [{ name: "r", image: "r:1" }] } } },
         expertShards: { template: { spec: { containers: [{ name: "e", image: "e:1" }] } } },
@@ -79,30 +114,67 @@ for (const s of SHAPES) {
   const spec = specFor(s, slots, maxShards);
   const policy = policyFromSpec(spec, { reconcileIntervalMs: 30_000, maxSurge: 2 });
   const moeLayers = s.layers - s.denseLayers;
-  const nodes: NodeView[] = Array.from({ length: Math.ceil(maxShards / 8) + 1 }, (_, i) => ({ name: `node-${i}`, domain: `rack-${i % 4}`, freeGpus: 8, usdPerGpuHour: 2 }));
+  const nodes: NodeView[] = Array.from({ length: Math.ceil(maxShards / 8) + 1 }, (_, i) => ({
+    name: `node-${i}`,
+    domain: `rack-${i % 4}`,
+    freeGpus: 8,
+    usdPerGpuHour: 2,
+  }));
   const heat = generateHeat({ layerCount: moeLayers, expertCount: s.routedExperts, seed: 7, topK: s.topK });
-  const hot = heat.map((row) => row.map((v) => v * 1e9 / Math.max(1, tokensPerSecondFromHeat(heat, s.topK))));
+  const hot = heat.map((row) => row.map((v) => (v * 1e9) / Math.max(1, tokensPerSecondFromHeat(heat, s.topK))));
   const base = { rolloutInProgress: false, trackingSinceMs: 0, nodes, observedP99Ms: 500 };
   // 1. First placement with heat, at minShards.
-  const first = timed(() => decide({ ...base, heat: { heat, atMs: 1_000, confidence: 1 }, shards: [], provisionedShards: 0 }, policy, 1_000));
+  const first = timed(() =>
+    decide({ ...base, heat: { heat, atMs: 1_000, confidence: 1 }, shards: [], provisionedShards: 0 }, policy, 1_000),
+  );
   const current = first.value.placement.placement;
-  const shardsOf = (n: number) => Array.from({ length: n }, (_, i) => ({ shardIndex: i, nodeName: `node-${Math.floor(i / 8)}`, ready: true, usdPerGpuHour: 2 }));
+  const shardsOf = (n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      shardIndex: i,
+      nodeName: `node-${Math.floor(i / 8)}`,
+      ready: true,
+      usdPerGpuHour: 2,
+    }));
   // 2. Heavy load: scale up toward maxShards (one step may go all the way).
-  const upSnapshot: DecisionSnapshot = { ...base, heat: { heat: hot, atMs: 600_000, confidence: 1 }, shards: shardsOf(spec.scaling.minShards), provisionedShards: spec.scaling.minShards, currentPlacement: current, lastRebalanceMs: 0 };
+  const upSnapshot: DecisionSnapshot = {
+    ...base,
+    heat: { heat: hot, atMs: 600_000, confidence: 1 },
+    shards: shardsOf(spec.scaling.minShards),
+    provisionedShards: spec.scaling.minShards,
+    currentPlacement: current,
+    lastRebalanceMs: 0,
+  };
   const up = timed(() => decide(upSnapshot, policy, 600_000));
   // 3. At maxShards, heat drifts: a rebalance.
   const drifted = generateHeat({ layerCount: moeLayers, expertCount: s.routedExperts, seed: 8, topK: s.topK });
   const atMax = up.value.placement.placement;
-  const rebalance = atMax && atMax.gpus.length === maxShards
-    ? timed(() => decide({ ...base, heat: { heat: drifted, atMs: 1_800_000, confidence: 1 }, shards: shardsOf(maxShards), provisionedShards: maxShards, currentPlacement: atMax, lastRebalanceMs: 0 }, policy, 1_800_000))
-    : undefined;
+  const rebalance =
+    atMax && atMax.gpus.length === maxShards
+      ? timed(() =>
+          decide(
+            {
+              ...base,
+              heat: { heat: drifted, atMs: 1_800_000, confidence: 1 },
+              shards: shardsOf(maxShards),
+              provisionedShards: maxShards,
+              currentPlacement: atMax,
+              lastRebalanceMs: 0,
+            },
+            policy,
+            1_800_000,
+          ),
+        )
+      : undefined;
   worstMs = Math.max(worstMs, first.ms, up.ms, rebalance?.ms ?? 0);
-  const fmt = (t: { ms: number; heapMiB: number } | undefined) => (t ? `${t.ms.toFixed(0)} ms (+${t.heapMiB.toFixed(0)} MiB heap)` : "n/a");
+  const fmt = (t: { ms: number; heapMiB: number } | undefined) =>
+    t ? `${t.ms.toFixed(0)} ms (+${t.heapMiB.toFixed(0)} MiB heap)` : "n/a";
   rows.push(
     `${s.name}: ${moeLayers} MoE layers x ${s.routedExperts} experts, ${slots} slots/GPU, maxShards ${maxShards} ` +
-    `(ConfigMap bound ${(configMapBytes({ ...s, expertSlotsPerGpu: slots }, maxShards) / 2 ** 20).toFixed(2)} MiB)\n` +
-    `  first placement: ${fmt(first)} | scale-up to ${up.value.desiredShards}: ${fmt(up)} | rebalance at max: ${fmt(rebalance)} (${rebalance?.value.placement.action ?? "-"})`,
+      `(ConfigMap bound ${(configMapBytes({ ...s, expertSlotsPerGpu: slots }, maxShards) / 2 ** 20).toFixed(2)} MiB)\n` +
+      `  first placement: ${fmt(first)} | scale-up to ${up.value.desiredShards}: ${fmt(up)} | rebalance at max: ${fmt(rebalance)} (${rebalance?.value.placement.action ?? "-"})`,
   );
 }
 console.log(rows.join("\n"));
-console.log(`worst decide(): ${worstMs.toFixed(0)} ms; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+console.log(
+  `worst decide(): ${worstMs.toFixed(0)} ms; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
+);

@@ -41,7 +41,10 @@ export function balancedPacking(weights: readonly number[], packs: number): { pa
 }
 
 /** Replicate `weights` (logical experts) into `physical` replicas: phy -> logical, and replicas per logical. */
-export function replicateExperts(weights: readonly number[], physical: number): { phyToLog: number[]; count: number[] } {
+export function replicateExperts(
+  weights: readonly number[],
+  physical: number,
+): { phyToLog: number[]; count: number[] } {
   const n = weights.length;
   if (physical < n) throw new Error(`replicateExperts: ${physical} replicas cannot cover ${n} experts`);
   const phyToLog = Array.from({ length: n }, (_, i) => i);
@@ -59,11 +62,18 @@ export function replicateExperts(weights: readonly number[], physical: number): 
  * One layer, hierarchical policy. Returns physical slot -> logical expert, GPU by GPU
  * (numReplicas / numGpus slots each). With groups = nodes = 1 it is the global policy.
  */
-export function eplbLayer(weights: readonly number[], numReplicas: number, numGroups: number, numNodes: number, numGpus: number): number[] {
+export function eplbLayer(
+  weights: readonly number[],
+  numReplicas: number,
+  numGroups: number,
+  numNodes: number,
+  numGpus: number,
+): number[] {
   const E = weights.length;
   if (E % numGroups !== 0) throw new Error(`EPLB: ${E} experts do not split into ${numGroups} groups`);
   if (numGroups % numNodes !== 0) throw new Error(`EPLB: ${numGroups} groups do not split over ${numNodes} nodes`);
-  if (numGpus % numNodes !== 0 || numReplicas % numGpus !== 0) throw new Error("EPLB: GPUs per node and slots per GPU must be whole");
+  if (numGpus % numNodes !== 0 || numReplicas % numGpus !== 0)
+    throw new Error("EPLB: GPUs per node and slots per GPU must be whole");
   const groupSize = E / numGroups;
   const groupsPerNode = numGroups / numNodes;
   const expertsPerNode = E / numNodes;
@@ -96,7 +106,8 @@ export function eplbLayer(weights: readonly number[], numReplicas: number, numGr
     // 3. Pack the node's replicas onto its GPUs.
     const packed = balancedPacking(perReplica, gpusPerNode);
     const slots = new Array<number>(replicasPerNode);
-    for (let p = 0; p < replicasPerNode; p++) slots[packed.pack[p]! * slotsPerGpu + packed.rank[p]!] = local[rep.phyToLog[p]!]!;
+    for (let p = 0; p < replicasPerNode; p++)
+      slots[packed.pack[p]! * slotsPerGpu + packed.rank[p]!] = local[rep.phyToLog[p]!]!;
     out.push(...slots);
   }
   return out;
@@ -114,12 +125,20 @@ export function eplbRebalance(
 }
 
 /** EPLB's global policy (no node hierarchy). */
-export function eplbGlobal(weights: ReadonlyArray<readonly number[]>, numReplicas: number, numGpus: number): number[][] {
+export function eplbGlobal(
+  weights: ReadonlyArray<readonly number[]>,
+  numReplicas: number,
+  numGpus: number,
+): number[][] {
   return eplbRebalance(weights, numReplicas, 1, 1, numGpus);
 }
 
 /** Balancedness of a physical_to_logical map (mean / max GPU load, averaged over layers). */
-export function mapBalancedness(weights: ReadonlyArray<readonly number[]>, phyToLog: readonly number[][], numGpus: number): number {
+export function mapBalancedness(
+  weights: ReadonlyArray<readonly number[]>,
+  phyToLog: readonly number[][],
+  numGpus: number,
+): number {
   let total = 0;
   for (let l = 0; l < phyToLog.length; l++) {
     const row = phyToLog[l]!;

@@ -27,11 +27,16 @@ export function parsePromText(text: string): Sample[] {
 }
 
 /** Sum of a metric's samples, grouped by one label (or all under "" when `by` is omitted). */
-export function sumBy(samples: Sample[], name: string, by?: string, where: (l: Record<string, string>) => boolean = () => true): Map<string, number> {
+export function sumBy(
+  samples: Sample[],
+  name: string,
+  by?: string,
+  where: (l: Record<string, string>) => boolean = () => true,
+): Map<string, number> {
   const out = new Map<string, number>();
   for (const s of samples) {
     if (s.name !== name || !where(s.labels) || !Number.isFinite(s.value)) continue;
-    const key = by ? s.labels[by] ?? "" : "";
+    const key = by ? (s.labels[by] ?? "") : "";
     out.set(key, (out.get(key) ?? 0) + s.value);
   }
   return out;
@@ -79,7 +84,11 @@ export interface AuditRequest {
  * Requests made by `username` from byte `fromByte` of the audit log on: a watch counts when its
  * response starts, every other request when it completes.
  */
-export function readAuditRequests(path: string | undefined, username: string, fromByte = 0): { requests: AuditRequest[]; endByte: number } {
+export function readAuditRequests(
+  path: string | undefined,
+  username: string,
+  fromByte = 0,
+): { requests: AuditRequest[]; endByte: number } {
   if (!path || !existsSync(path)) return { requests: [], endByte: fromByte };
   const fd = openSync(path, "r");
   let text: string;
@@ -99,16 +108,27 @@ export function readAuditRequests(path: string | undefined, username: string, fr
   for (const line of text.split("\n")) {
     if (!line.includes(username)) continue;
     try {
-      const e = JSON.parse(line) as { stage?: string; user?: { username?: string }; verb: string; objectRef?: { resource?: string; subresource?: string }; stageTimestamp: string };
-      if (e.stage !== (e.verb === "watch" ? "ResponseStarted" : "ResponseComplete") || e.user?.username !== username) continue;
-      requests.push({ timeMs: Date.parse(e.stageTimestamp), verb: e.verb, resource: e.objectRef?.resource ?? "", subresource: e.objectRef?.subresource });
+      const e = JSON.parse(line) as {
+        stage?: string;
+        user?: { username?: string };
+        verb: string;
+        objectRef?: { resource?: string; subresource?: string };
+        stageTimestamp: string;
+      };
+      if (e.stage !== (e.verb === "watch" ? "ResponseStarted" : "ResponseComplete") || e.user?.username !== username)
+        continue;
+      requests.push({
+        timeMs: Date.parse(e.stageTimestamp),
+        verb: e.verb,
+        resource: e.objectRef?.resource ?? "",
+        subresource: e.objectRef?.subresource,
+      });
     } catch {
       // not an audit event line
     }
   }
   return { requests, endByte };
 }
-
 
 export function countBy<T>(items: T[], key: (t: T) => string): Map<string, number> {
   const out = new Map<string, number>();
@@ -117,7 +137,10 @@ export function countBy<T>(items: T[], key: (t: T) => string): Map<string, numbe
 }
 
 export function formatCounts(m: Map<string, number>, scale = 1, digits = 0): string {
-  const parts = [...m.entries()].filter(([, v]) => v !== 0).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k || "(none)"} ${(v * scale).toFixed(digits)}`);
+  const parts = [...m.entries()]
+    .filter(([, v]) => v !== 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k || "(none)"} ${(v * scale).toFixed(digits)}`);
   return parts.length ? parts.join(", ") : "none";
 }
 
@@ -157,7 +180,12 @@ export class MemorySampler {
       const r = await fetch(this.metricsUrl, { signal: AbortSignal.timeout(5_000) });
       const m = parsePromText(await r.text());
       const mib = (name: string) => total(sumBy(m, name)) / 1048576;
-      this.peak = { rssMiB, heapTotalMiB: mib("moe_operator_process_nodejs_heap_size_total_bytes"), heapUsedMiB: mib("moe_operator_process_nodejs_heap_size_used_bytes"), externalMiB: mib("moe_operator_process_nodejs_external_memory_bytes") };
+      this.peak = {
+        rssMiB,
+        heapTotalMiB: mib("moe_operator_process_nodejs_heap_size_total_bytes"),
+        heapUsedMiB: mib("moe_operator_process_nodejs_heap_size_used_bytes"),
+        externalMiB: mib("moe_operator_process_nodejs_external_memory_bytes"),
+      };
     } catch {
       // The process is gone or not serving yet: no reading this time.
     } finally {

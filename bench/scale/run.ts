@@ -16,7 +16,20 @@ import { startProcess, type ManagedProcess } from "../../src/testing/process.ts"
 import { freePort } from "../../src/testing/ports.ts";
 import { repoRoot } from "../../src/testing/bins.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
-import { countBy, diff, formatCounts, parsePromText, readAuditRequests, WRITE_VERBS, readCpuSeconds, readRssMiB, sumBy, total, MemorySampler, type MemoryReading } from "./measure.ts";
+import {
+  countBy,
+  diff,
+  formatCounts,
+  parsePromText,
+  readAuditRequests,
+  WRITE_VERBS,
+  readCpuSeconds,
+  readRssMiB,
+  sumBy,
+  total,
+  MemorySampler,
+  type MemoryReading,
+} from "./measure.ts";
 import { quantile } from "../../src/domain/quantile.ts";
 import { KubeApi, MoedWatch, type Moed } from "./kube.ts";
 
@@ -29,11 +42,29 @@ const program = new Command()
   .option("--probes <n>", "spec patches timed for event-to-write latency", (v) => Number(v), 40)
   .option("--quiet-seconds <n>", "length of the writes-at-rest window", (v) => Number(v), 60)
   .option("--converge-timeout-seconds <n>", "how long to wait for all deployments Ready", (v) => Number(v), 1800)
-  .option("--operator-node-options <flags>", "Node/V8 flags for the operator process (before its script); default: those of the Dockerfile's ENTRYPOINT; \"\" for none")
-  .option("--operator-build <dist|src>", "dist: compile src/ with tsc (tsconfig.build.json) and run dist/main.js as the image does; src: node src/main.ts (type stripping)", "dist")
+  .option(
+    "--operator-node-options <flags>",
+    'Node/V8 flags for the operator process (before its script); default: those of the Dockerfile\'s ENTRYPOINT; "" for none',
+  )
+  .option(
+    "--operator-build <dist|src>",
+    "dist: compile src/ with tsc (tsconfig.build.json) and run dist/main.js as the image does; src: node src/main.ts (type stripping)",
+    "dist",
+  )
   .option("--out <dir>", "where to write result.json", "out/bench-scale")
   .parse();
-const o = program.opts<{ quick: boolean; nodes?: number; deployments?: number; shards: number; probes: number; quietSeconds: number; convergeTimeoutSeconds: number; operatorNodeOptions?: string; operatorBuild: string; out: string }>();
+const o = program.opts<{
+  quick: boolean;
+  nodes?: number;
+  deployments?: number;
+  shards: number;
+  probes: number;
+  quietSeconds: number;
+  convergeTimeoutSeconds: number;
+  operatorNodeOptions?: string;
+  operatorBuild: string;
+  out: string;
+}>();
 const operatorNodeFlags = o.operatorNodeOptions ?? imageNodeFlags().join(" ");
 if (o.operatorBuild !== "dist" && o.operatorBuild !== "src") {
   console.error(`--operator-build must be dist or src (got ${JSON.stringify(o.operatorBuild)})`);
@@ -42,21 +73,30 @@ if (o.operatorBuild !== "dist" && o.operatorBuild !== "src") {
 const NODES = o.nodes ?? (o.quick ? 100 : 1000);
 const DEPLOYMENTS = o.deployments ?? (o.quick ? 10 : 100);
 const SHARDS = o.shards;
-for (const [flag, v] of [["--nodes", NODES], ["--deployments", DEPLOYMENTS], ["--shards", SHARDS], ["--probes", o.probes], ["--quiet-seconds", o.quietSeconds]] as const) {
+for (const [flag, v] of [
+  ["--nodes", NODES],
+  ["--deployments", DEPLOYMENTS],
+  ["--shards", SHARDS],
+  ["--probes", o.probes],
+  ["--quiet-seconds", o.quietSeconds],
+] as const) {
   if (!Number.isInteger(v) || v < 1 || v > 100_000) {
     console.error(`${flag} must be a whole number from 1 to 100000 (got ${String(v)})`);
     process.exit(2);
   }
 }
 if (DEPLOYMENTS * (SHARDS + 1) > NODES * 8) {
-  console.error(`--deployments x (--shards + 1) = ${DEPLOYMENTS * (SHARDS + 1)} GPUs do not fit on --nodes x 8 = ${NODES * 8}`);
+  console.error(
+    `--deployments x (--shards + 1) = ${DEPLOYMENTS * (SHARDS + 1)} GPUs do not fit on --nodes x 8 = ${NODES * 8}`,
+  );
   process.exit(2);
 }
 const NS = "bench";
 const OPERATOR_USER = "moe-operator-bench";
 const TARGET_P99_MS = 1000;
 const TARGET_RSS_MIB = 300;
-const say = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)} load ${loadavg()[0]!.toFixed(2)}] ${s}`);
+const say = (s: string) =>
+  console.log(`[${new Date().toISOString().slice(11, 19)} load ${loadavg()[0]!.toFixed(2)}] ${s}`);
 process.stdout.on("error", () => {});
 
 function moed(name: string) {
@@ -66,14 +106,43 @@ function moed(name: string) {
     metadata: { name, namespace: NS },
     spec: {
       mode: "Auto",
-      model: { name: "bench/small-moe", layers: 5, denseLayers: 1, routedExperts: 64, topK: 2, expertWeightBytes: 1_000_000, expertSlotsPerGpu: 4 },
+      model: {
+        name: "bench/small-moe",
+        layers: 5,
+        denseLayers: 1,
+        routedExperts: 64,
+        topK: 2,
+        expertWeightBytes: 1_000_000,
+        expertSlotsPerGpu: 4,
+      },
       serving: {
-        router: { replicas: 1, gpusPerReplica: 1, template: { spec: { terminationGracePeriodSeconds: 1, containers: [{ name: "router", image: "example.invalid/router:1" }] } } },
-        expertShards: { template: { spec: { terminationGracePeriodSeconds: 1, containers: [{ name: "expert", image: "example.invalid/expert:1" }] } } },
+        router: {
+          replicas: 1,
+          gpusPerReplica: 1,
+          template: {
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "router", image: "example.invalid/router:1" }],
+            },
+          },
+        },
+        expertShards: {
+          template: {
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "expert", image: "example.invalid/expert:1" }],
+            },
+          },
+        },
       },
       placement: { rebalanceIntervalSeconds: 300, minBalancednessGainPercent: 5, maxMovedPercent: 10 },
       slo: { metric: "InterTokenLatency", targetLatencyMs: 100, evaluationWindowSeconds: 30 },
-      scaling: { minShards: SHARDS, maxShards: SHARDS, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: SHARDS }, scaleDown: { stabilizationWindowSeconds: 60, maxShardsPerStep: 1 } },
+      scaling: {
+        minShards: SHARDS,
+        maxShards: SHARDS,
+        scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: SHARDS },
+        scaleDown: { stabilizationWindowSeconds: 60, maxShardsPerStep: 1 },
+      },
       heatSource: { type: "ConfigMap", configMap: { name: `${name}-heat` }, refreshIntervalSeconds: 30 },
       latencySource: { type: "Static", static: { latencyMs: 40 } },
       cost: { priceLabelKey: "moe.dev/price-usd-per-gpu-hour", defaultUsdPerGpuHour: 2 },
@@ -82,8 +151,15 @@ function moed(name: string) {
 }
 
 function heatConfigMap(name: string, seed: number) {
-  const logical_count = Array.from({ length: 5 }, (_, l) => Array.from({ length: 64 }, (_, e) => (l === 0 ? 0 : 100 + ((e * 37 + seed * 11 + l) % 50) * 20)));
-  return { apiVersion: "v1", kind: "ConfigMap", metadata: { name: `${name}-heat`, namespace: NS }, data: { "expert-load.json": JSON.stringify({ logical_count }) } };
+  const logical_count = Array.from({ length: 5 }, (_, l) =>
+    Array.from({ length: 64 }, (_, e) => (l === 0 ? 0 : 100 + ((e * 37 + seed * 11 + l) % 50) * 20)),
+  );
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: `${name}-heat`, namespace: NS },
+    data: { "expert-load.json": JSON.stringify({ logical_count }) },
+  };
 }
 
 interface Operator {
@@ -97,7 +173,8 @@ function imageNodeFlags(): string[] {
   const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(repoRoot(), "Dockerfile"), "utf8"));
   const entry = m ? (JSON.parse(m[1]!) as string[]) : [];
   const main = entry.indexOf("dist/main.js");
-  if (main < 1) throw new Error("the Dockerfile has no ENTRYPOINT [node, ..., dist/main.js]: pass --operator-node-options");
+  if (main < 1)
+    throw new Error("the Dockerfile has no ENTRYPOINT [node, ..., dist/main.js]: pass --operator-node-options");
   return entry.slice(1, main);
 }
 
@@ -108,8 +185,15 @@ function operatorEntry(): string {
   if (o.operatorBuild === "src") return (operatorMain = join(repoRoot(), "src", "main.ts"));
   // Under the repository (out/...), so that node_modules and package.json ("type": "module") resolve.
   const outDir = join(repoRoot(), "out", "bench-scale-operator");
-  const tsc = spawnSync(join(repoRoot(), "node_modules", ".bin", "tsc"), ["-p", join(repoRoot(), "tsconfig.build.json"), "--outDir", outDir], { encoding: "utf8" });
-  if (tsc.status !== 0) throw new Error(`compiling the operator with tsc failed: ${tsc.error?.message ?? `${tsc.stdout}${tsc.stderr}`}`, { cause: tsc.error });
+  const tsc = spawnSync(
+    join(repoRoot(), "node_modules", ".bin", "tsc"),
+    ["-p", join(repoRoot(), "tsconfig.build.json"), "--outDir", outDir],
+    { encoding: "utf8" },
+  );
+  if (tsc.status !== 0)
+    throw new Error(`compiling the operator with tsc failed: ${tsc.error?.message ?? `${tsc.stdout}${tsc.stderr}`}`, {
+      cause: tsc.error,
+    });
   return (operatorMain = join(outDir, "main.js"));
 }
 
@@ -171,40 +255,66 @@ async function snapshot(api: KubeApi, op: Operator): Promise<Snapshot> {
 }
 
 function allReady(list: Moed[]): boolean {
-  return list.length === DEPLOYMENTS && list.every((d) => d.status?.currentShards === SHARDS
-    && d.status.conditions?.some((c) => c.type === "Ready" && c.status === "True")
-    // No rollout or drain still going (a run once counted 5,106 pods as converged).
-    && !d.status.conditions.some((c) => c.type === "Progressing" && c.status === "True")
-    && (d.status.observedGeneration ?? 0) >= (d.metadata.generation ?? 1));
+  return (
+    list.length === DEPLOYMENTS &&
+    list.every(
+      (d) =>
+        d.status?.currentShards === SHARDS &&
+        d.status.conditions?.some((c) => c.type === "Ready" && c.status === "True") &&
+        // No rollout or drain still going (a run once counted 5,106 pods as converged).
+        !d.status.conditions.some((c) => c.type === "Progressing" && c.status === "True") &&
+        (d.status.observedGeneration ?? 0) >= (d.metadata.generation ?? 1),
+    )
+  );
 }
 
 async function bringUp(cluster: LocalCluster, api: KubeApi): Promise<void> {
   const t = Date.now();
-  await cluster.addGpuNodes([{ pool: "gpu", count: NODES, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81_559, priceUsdPerGpuHour: 2, nodesPerDomain: 8 }]);
+  await cluster.addGpuNodes([
+    {
+      pool: "gpu",
+      count: NODES,
+      gpusPerNode: 8,
+      gpuProduct: "NVIDIA-H100-80GB-HBM3",
+      gpuMemoryMiB: 81_559,
+      priceUsdPerGpuHour: 2,
+      nodesPerDomain: 8,
+    },
+  ]);
   say(`${NODES} kwok nodes x 8 GPUs Ready (${((Date.now() - t) / 1000).toFixed(0)} s)`);
   const crd = await cluster.kubectl(["apply", "--server-side", "-f", join(repoRoot(), "crds")]);
   if (crd.code !== 0) throw new Error(`applying the CRD failed: ${crd.stderr}`);
   await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=60s"]);
   await cluster.kubectl(["create", "namespace", NS]);
   const names = Array.from({ length: DEPLOYMENTS }, (_, i) => `moe-${String(i).padStart(3, "0")}`);
-  await api.createAll(names.flatMap((n, i) => [heatConfigMap(n, i), moed(n)]), 8);
+  await api.createAll(
+    names.flatMap((n, i) => [heatConfigMap(n, i), moed(n)]),
+    8,
+  );
   say(`${DEPLOYMENTS} MoEDeployments x (${SHARDS} shards + 1 router) created in namespace ${NS}`);
 }
 
 async function waitConverged(api: KubeApi, op: Operator, what: string, timeoutMs: number): Promise<number> {
   const t = Date.now();
   let lastLog = 0;
-  await waitFor(what, async () => {
-    if (op.proc.exitCode !== undefined) throw new Error(`the operator exited (${String(op.proc.exitCode)}):\n${op.proc.logTail(20)}`);
-    const list = await api.listMoeds(NS);
-    if (Date.now() - lastLog > 30_000) {
-      lastLog = Date.now();
-      const ready = list.filter((d) => d.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
-      const shards = list.reduce((a, d) => a + (d.status?.currentShards ?? 0), 0);
-      say(`  ${what}: ${ready}/${DEPLOYMENTS} Ready, ${shards}/${DEPLOYMENTS * SHARDS} shards`);
-    }
-    return allReady(list) ? true : undefined;
-  }, { timeoutMs, intervalMs: 3_000, onTimeout: () => op.proc.logTail(20) });
+  await waitFor(
+    what,
+    async () => {
+      if (op.proc.exitCode !== undefined)
+        throw new Error(`the operator exited (${String(op.proc.exitCode)}):\n${op.proc.logTail(20)}`);
+      const list = await api.listMoeds(NS);
+      if (Date.now() - lastLog > 30_000) {
+        lastLog = Date.now();
+        const ready = list.filter((d) =>
+          d.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        ).length;
+        const shards = list.reduce((a, d) => a + (d.status?.currentShards ?? 0), 0);
+        say(`  ${what}: ${ready}/${DEPLOYMENTS} Ready, ${shards}/${DEPLOYMENTS * SHARDS} shards`);
+      }
+      return allReady(list) ? true : undefined;
+    },
+    { timeoutMs, intervalMs: 3_000, onTimeout: () => op.proc.logTail(20) },
+  );
   return Date.now() - t;
 }
 
@@ -214,7 +324,9 @@ async function eventToWrite(api: KubeApi, watch: MoedWatch, probes: number): Pro
   for (let i = 0; i < probes; i++) {
     const name = `moe-${String((i * 37) % DEPLOYMENTS).padStart(3, "0")}`;
     const t0 = performance.now();
-    const generation = await api.patchMoedSpec(NS, name, { slo: { targetLatencyMs: 100 + (i % 2 === 0 ? 1 : 0) + (i % 7) } });
+    const generation = await api.patchMoedSpec(NS, name, {
+      slo: { targetLatencyMs: 100 + (i % 2 === 0 ? 1 : 0) + (i % 7) },
+    });
     const seenAt = await watch.whenObserved(name, generation, 60_000);
     latencies.push(seenAt - t0);
     await new Promise((r) => setTimeout(r, 500));
@@ -231,14 +343,20 @@ async function failover(cluster: LocalCluster, api: KubeApi, old: Operator, kube
   const next = await startOperator(cluster, kubeconfig, "bench-2");
   // Converged: the new operator leads, has reconciled every deployment at least once, its queue is
   // empty, and every deployment is Ready with all shards.
-  await waitFor("the new leader to reconcile every deployment", async () => {
-    if (next.proc.exitCode !== undefined) throw new Error(`the new operator exited:\n${next.proc.logTail(20)}`);
-    const m = await operatorMetrics(next);
-    const leading = total(sumBy(m, "leader_election_master_status")) >= 1;
-    const reconciled = total(sumBy(m, "controller_runtime_reconcile_total", undefined, (l) => l.result !== "error"));
-    const depth = total(sumBy(m, "workqueue_depth"));
-    return leading && reconciled >= DEPLOYMENTS && depth === 0 && allReady(await api.listMoeds(NS)) ? true : undefined;
-  }, { timeoutMs: 600_000, intervalMs: 500, onTimeout: () => next.proc.logTail(20) });
+  await waitFor(
+    "the new leader to reconcile every deployment",
+    async () => {
+      if (next.proc.exitCode !== undefined) throw new Error(`the new operator exited:\n${next.proc.logTail(20)}`);
+      const m = await operatorMetrics(next);
+      const leading = total(sumBy(m, "leader_election_master_status")) >= 1;
+      const reconciled = total(sumBy(m, "controller_runtime_reconcile_total", undefined, (l) => l.result !== "error"));
+      const depth = total(sumBy(m, "workqueue_depth"));
+      return leading && reconciled >= DEPLOYMENTS && depth === 0 && allReady(await api.listMoeds(NS))
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 600_000, intervalMs: 500, onTimeout: () => next.proc.logTail(20) },
+  );
   const convergeMs = Date.now() - killedAt;
   await new Promise((r) => setTimeout(r, 10_000));
   const after = await api.listManagedPods(NS);
@@ -258,8 +376,17 @@ async function failover(cluster: LocalCluster, api: KubeApi, old: Operator, kube
 
 async function main(): Promise<void> {
   const t0 = Date.now();
-  say(`bench-scale: ${NODES} nodes x 8 GPUs, ${DEPLOYMENTS} MoEDeployments x (${SHARDS} + 1) pods; load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  const cluster = await startCluster({ name: "scale", audit: true, auditAllRequestsOf: [OPERATOR_USER], log: (m) => say(m) });
+  say(
+    `bench-scale: ${NODES} nodes x 8 GPUs, ${DEPLOYMENTS} MoEDeployments x (${SHARDS} + 1) pods; load average at start ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
+  const cluster = await startCluster({
+    name: "scale",
+    audit: true,
+    auditAllRequestsOf: [OPERATOR_USER],
+    log: (m) => say(m),
+  });
   let op: Operator | undefined;
   let watch: MoedWatch | undefined;
   const stopAll = async () => {
@@ -267,7 +394,8 @@ async function main(): Promise<void> {
     await op?.proc.stop();
     await cluster.stop();
   };
-  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => void stopAll().finally(() => process.exit(130)));
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const)
+    process.on(sig, () => void stopAll().finally(() => process.exit(130)));
   try {
     const api = new KubeApi(cluster);
     await bringUp(cluster, api);
@@ -275,13 +403,17 @@ async function main(): Promise<void> {
     op = await startOperator(cluster, opKubeconfig, "bench-1");
     const convergeMs = await waitConverged(api, op, "all deployments Ready", o.convergeTimeoutSeconds * 1000);
     const pods = (await api.listManagedPods(NS)).length;
-    say(`converged: ${pods} operator pods, all ${DEPLOYMENTS} deployments Ready in ${(convergeMs / 1000).toFixed(0)} s`);
+    say(
+      `converged: ${pods} operator pods, all ${DEPLOYMENTS} deployments Ready in ${(convergeMs / 1000).toFixed(0)} s`,
+    );
 
     watch = await MoedWatch.start(cluster, NS);
     const s0 = await snapshot(api, op);
     const audit0 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER);
     const latencies = await eventToWrite(api, watch, o.probes);
-    say(`event-to-write over ${latencies.length} spec patches: p50 ${quantile(latencies, 0.5).toFixed(0)} ms, p99 ${quantile(latencies, 0.99).toFixed(0)} ms`);
+    say(
+      `event-to-write over ${latencies.length} spec patches: p50 ${quantile(latencies, 0.5).toFixed(0)} ms, p99 ${quantile(latencies, 0.99).toFixed(0)} ms`,
+    );
     // Let the periodic resyncs run for a whole reconcile interval inside the busy window too.
     await new Promise((r) => setTimeout(r, 30_000));
     const s1 = await snapshot(api, op);
@@ -292,7 +424,9 @@ async function main(): Promise<void> {
     const q0 = await snapshot(api, op);
     await new Promise((r) => setTimeout(r, o.quietSeconds * 1000));
     const q1 = await snapshot(api, op);
-    const auditQuiet = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, audit1.endByte).requests.filter((w) => w.timeMs >= q0.atMs && w.timeMs <= q1.atMs);
+    const auditQuiet = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, audit1.endByte).requests.filter(
+      (w) => w.timeMs >= q0.atMs && w.timeMs <= q1.atMs,
+    );
     const auditQAll = auditQuiet.filter((w) => WRITE_VERBS.has(w.verb));
     // Leader-election renewals are writes by design (one per retry period); they are counted apart.
     const auditQ = auditQAll.filter((w) => w.resource !== "leases");
@@ -314,19 +448,56 @@ async function main(): Promise<void> {
     const r = {
       size: { nodes: NODES, gpus: NODES * 8, deployments: DEPLOYMENTS, shardsPerDeployment: SHARDS, pods },
       bringUpSeconds: convergeMs / 1000,
-      eventToWriteMs: { probes: latencies.length, p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: Math.max(...latencies) },
-      reconcilesPerSecond: { busy: (s1.reconciles - s0.reconciles) / ((s1.atMs - s0.atMs) / 1000), quiet: (q1.reconciles - q0.reconciles) / ((q1.atMs - q0.atMs) / 1000) },
-      apiRequestsPerMinuteAllClients: { busy: Object.fromEntries([...diff(s0.apiByVerb, s1.apiByVerb)].map(([k, v]) => [k, v / busyMin])), quiet: Object.fromEntries([...diff(q0.apiByVerb, q1.apiByVerb)].map(([k, v]) => [k, v / quietMin])) },
-      operatorRequestsPerMinuteAudit: {
-        busy: Object.fromEntries([...countBy(audit1.requests, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(([k, v]) => [k, v / busyMin])),
-        quiet: Object.fromEntries([...countBy(auditQuiet, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(([k, v]) => [k, v / quietMin])),
+      eventToWriteMs: {
+        probes: latencies.length,
+        p50: quantile(latencies, 0.5),
+        p99: quantile(latencies, 0.99),
+        max: Math.max(...latencies),
       },
-      operatorCpuPercent: { busy: (100 * (s1.cpuS - s0.cpuS)) / ((s1.atMs - s0.atMs) / 1000), quiet: (100 * (q1.cpuS - q0.cpuS)) / ((q1.atMs - q0.atMs) / 1000) },
+      reconcilesPerSecond: {
+        busy: (s1.reconciles - s0.reconciles) / ((s1.atMs - s0.atMs) / 1000),
+        quiet: (q1.reconciles - q0.reconciles) / ((q1.atMs - q0.atMs) / 1000),
+      },
+      apiRequestsPerMinuteAllClients: {
+        busy: Object.fromEntries([...diff(s0.apiByVerb, s1.apiByVerb)].map(([k, v]) => [k, v / busyMin])),
+        quiet: Object.fromEntries([...diff(q0.apiByVerb, q1.apiByVerb)].map(([k, v]) => [k, v / quietMin])),
+      },
+      operatorRequestsPerMinuteAudit: {
+        busy: Object.fromEntries(
+          [
+            ...countBy(audit1.requests, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`),
+          ].map(([k, v]) => [k, v / busyMin]),
+        ),
+        quiet: Object.fromEntries(
+          [...countBy(auditQuiet, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(
+            ([k, v]) => [k, v / quietMin],
+          ),
+        ),
+      },
+      operatorCpuPercent: {
+        busy: (100 * (s1.cpuS - s0.cpuS)) / ((s1.atMs - s0.atMs) / 1000),
+        quiet: (100 * (q1.cpuS - q0.cpuS)) / ((q1.atMs - q0.atMs) / 1000),
+      },
       operatorRssMiB: { atRest: mem.rssMiB, peak: mem.peakMiB, newLeaderPeak: memAfter.peakMiB },
       operatorMemoryAtSampledPeak: memPeak,
       operatorBuild: o.operatorBuild,
-      writesAtRest: { seconds: o.quietSeconds, operatorMetric: quietWrites, audit: auditQ.length, leaseRenewals: auditQAll.length - auditQ.length, auditByVerb: Object.fromEntries(countBy(auditQ, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)) },
-      failover: { convergeSeconds: f.convergeMs / 1000, podsBefore: f.podsBefore, podsAfter: f.podsAfter, podsCreated: f.created, podsDeleted: f.deleted, orphans: f.orphans },
+      writesAtRest: {
+        seconds: o.quietSeconds,
+        operatorMetric: quietWrites,
+        audit: auditQ.length,
+        leaseRenewals: auditQAll.length - auditQ.length,
+        auditByVerb: Object.fromEntries(
+          countBy(auditQ, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`),
+        ),
+      },
+      failover: {
+        convergeSeconds: f.convergeMs / 1000,
+        podsBefore: f.podsBefore,
+        podsAfter: f.podsAfter,
+        podsCreated: f.created,
+        podsDeleted: f.deleted,
+        orphans: f.orphans,
+      },
       operatorNodeOptions: operatorNodeFlags,
       loadAverage: loadavg(),
       cores: (await import("node:os")).availableParallelism(),
@@ -352,8 +523,21 @@ type Report = {
   operatorRssMiB: { atRest: number; peak: number; newLeaderPeak: number };
   operatorMemoryAtSampledPeak: MemoryReading | undefined;
   operatorBuild: string;
-  writesAtRest: { seconds: number; operatorMetric: number; audit: number; leaseRenewals: number; auditByVerb: Record<string, number> };
-  failover: { convergeSeconds: number; podsBefore: number; podsAfter: number; podsCreated: number; podsDeleted: number; orphans: number };
+  writesAtRest: {
+    seconds: number;
+    operatorMetric: number;
+    audit: number;
+    leaseRenewals: number;
+    auditByVerb: Record<string, number>;
+  };
+  failover: {
+    convergeSeconds: number;
+    podsBefore: number;
+    podsAfter: number;
+    podsCreated: number;
+    podsDeleted: number;
+    orphans: number;
+  };
   operatorNodeOptions: string;
   loadAverage: number[];
   cores: number;
@@ -368,19 +552,59 @@ function formatMemory(m: MemoryReading | undefined): string {
 function printReport(r: Report, apiBusy: Map<string, number>, busyMin: number): void {
   const pf = (ok: boolean) => (ok ? "PASS" : "FAIL");
   const rows: [string, string, string][] = [
-    ["size", `${r.size.nodes} nodes / ${r.size.gpus} GPUs, ${r.size.deployments} MoEDeployments, ${r.size.pods} pods`, ""],
+    [
+      "size",
+      `${r.size.nodes} nodes / ${r.size.gpus} GPUs, ${r.size.deployments} MoEDeployments, ${r.size.pods} pods`,
+      "",
+    ],
     ["bring-up (create to all Ready)", `${r.bringUpSeconds.toFixed(0)} s`, ""],
-    ["event-to-write p50 / p99 / max", `${r.eventToWriteMs.p50.toFixed(0)} / ${r.eventToWriteMs.p99.toFixed(0)} / ${r.eventToWriteMs.max.toFixed(0)} ms (${r.eventToWriteMs.probes} spec patches)`, `${pf(r.eventToWriteMs.p99 < TARGET_P99_MS)} (p99 < ${TARGET_P99_MS} ms)`],
-    ["reconciles/s busy / quiet", `${r.reconcilesPerSecond.busy.toFixed(2)} / ${r.reconcilesPerSecond.quiet.toFixed(2)}`, ""],
+    [
+      "event-to-write p50 / p99 / max",
+      `${r.eventToWriteMs.p50.toFixed(0)} / ${r.eventToWriteMs.p99.toFixed(0)} / ${r.eventToWriteMs.max.toFixed(0)} ms (${r.eventToWriteMs.probes} spec patches)`,
+      `${pf(r.eventToWriteMs.p99 < TARGET_P99_MS)} (p99 < ${TARGET_P99_MS} ms)`,
+    ],
+    [
+      "reconciles/s busy / quiet",
+      `${r.reconcilesPerSecond.busy.toFixed(2)} / ${r.reconcilesPerSecond.quiet.toFixed(2)}`,
+      "",
+    ],
     ["API requests/min by verb, all clients (busy)", formatCounts(apiBusy, 1 / busyMin), ""],
-    ["operator requests/min by verb and resource (audit log), busy", formatCounts(new Map(Object.entries(r.operatorRequestsPerMinuteAudit.busy)), 1, 1), ""],
-    ["operator requests/min by verb and resource (audit log), quiet", formatCounts(new Map(Object.entries(r.operatorRequestsPerMinuteAudit.quiet)), 1, 1), ""],
-    ["operator CPU busy / quiet", `${r.operatorCpuPercent.busy.toFixed(1)}% / ${r.operatorCpuPercent.quiet.toFixed(1)}% of one core`, ""],
-    ["operator RSS at rest / peak", `${r.operatorRssMiB.atRest.toFixed(0)} / ${r.operatorRssMiB.peak.toFixed(0)} MiB (new leader peak ${r.operatorRssMiB.newLeaderPeak.toFixed(0)})`, `${pf(r.operatorRssMiB.peak <= TARGET_RSS_MIB)} (peak <= ${TARGET_RSS_MIB} MiB)`],
+    [
+      "operator requests/min by verb and resource (audit log), busy",
+      formatCounts(new Map(Object.entries(r.operatorRequestsPerMinuteAudit.busy)), 1, 1),
+      "",
+    ],
+    [
+      "operator requests/min by verb and resource (audit log), quiet",
+      formatCounts(new Map(Object.entries(r.operatorRequestsPerMinuteAudit.quiet)), 1, 1),
+      "",
+    ],
+    [
+      "operator CPU busy / quiet",
+      `${r.operatorCpuPercent.busy.toFixed(1)}% / ${r.operatorCpuPercent.quiet.toFixed(1)}% of one core`,
+      "",
+    ],
+    [
+      "operator RSS at rest / peak",
+      `${r.operatorRssMiB.atRest.toFixed(0)} / ${r.operatorRssMiB.peak.toFixed(0)} MiB (new leader peak ${r.operatorRssMiB.newLeaderPeak.toFixed(0)})`,
+      `${pf(r.operatorRssMiB.peak <= TARGET_RSS_MIB)} (peak <= ${TARGET_RSS_MIB} MiB)`,
+    ],
     ["operator memory at the highest sampled RSS (every 2 s)", formatMemory(r.operatorMemoryAtSampledPeak), ""],
-    [`writes at rest (${r.writesAtRest.seconds} s)`, `${r.writesAtRest.operatorMetric} (operator metric), ${r.writesAtRest.audit} (audit log, not leases)${r.writesAtRest.audit ? `: ${JSON.stringify(r.writesAtRest.auditByVerb)}` : ""}; ${r.writesAtRest.leaseRenewals} lease renewals`, `${pf(r.writesAtRest.operatorMetric === 0 && r.writesAtRest.audit === 0)} (0)`],
-    ["failover: SIGKILL leader -> converged", `${r.failover.convergeSeconds.toFixed(0)} s; pods ${r.failover.podsBefore} -> ${r.failover.podsAfter}, ${r.failover.podsCreated} created, ${r.failover.podsDeleted} deleted, ${r.failover.orphans} orphans`, pf(r.failover.orphans === 0 && r.failover.podsCreated === 0 && r.failover.podsDeleted === 0)],
-    ["operator", `${r.operatorBuild === "dist" ? "dist/main.js (compiled, as in the image)" : "src/main.ts (type stripping)"}${r.operatorNodeOptions ? `, node ${r.operatorNodeOptions}` : ""}`, ""],
+    [
+      `writes at rest (${r.writesAtRest.seconds} s)`,
+      `${r.writesAtRest.operatorMetric} (operator metric), ${r.writesAtRest.audit} (audit log, not leases)${r.writesAtRest.audit ? `: ${JSON.stringify(r.writesAtRest.auditByVerb)}` : ""}; ${r.writesAtRest.leaseRenewals} lease renewals`,
+      `${pf(r.writesAtRest.operatorMetric === 0 && r.writesAtRest.audit === 0)} (0)`,
+    ],
+    [
+      "failover: SIGKILL leader -> converged",
+      `${r.failover.convergeSeconds.toFixed(0)} s; pods ${r.failover.podsBefore} -> ${r.failover.podsAfter}, ${r.failover.podsCreated} created, ${r.failover.podsDeleted} deleted, ${r.failover.orphans} orphans`,
+      pf(r.failover.orphans === 0 && r.failover.podsCreated === 0 && r.failover.podsDeleted === 0),
+    ],
+    [
+      "operator",
+      `${r.operatorBuild === "dist" ? "dist/main.js (compiled, as in the image)" : "src/main.ts (type stripping)"}${r.operatorNodeOptions ? `, node ${r.operatorNodeOptions}` : ""}`,
+      "",
+    ],
     ["load average (1/5/15 min), cores", `${r.loadAverage.map((l) => l.toFixed(2)).join(" / ")}, ${r.cores} cores`, ""],
   ];
   console.log("\n| measure | value | target |\n|---|---|---|");
@@ -390,6 +614,7 @@ function printReport(r: Report, apiBusy: Map<string, number>, busyMin: number): 
 
 main().catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : String(err));
-  if (err instanceof Error && err.cause) console.error(`cause: ${err.cause instanceof Error ? err.cause.message : String(err.cause)}`);
+  if (err instanceof Error && err.cause)
+    console.error(`cause: ${err.cause instanceof Error ? err.cause.message : String(err.cause)}`);
   process.exit(1);
 });

@@ -13,11 +13,19 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildSummary, prepareScenario, readTraceFile, runScenario, stressSuite, syntheticRateTrace } from "../../src/sim/index.ts";
+import {
+  buildSummary,
+  prepareScenario,
+  readTraceFile,
+  runScenario,
+  stressSuite,
+  syntheticRateTrace,
+} from "../../src/sim/index.ts";
 import type { ObservationFaults, Summary, Trace } from "../../src/sim/index.ts";
 
 const quick = process.argv.includes("--quick");
-const argValue = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const argValue = (name: string): string | undefined =>
+  process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const firstSeed = Number(argValue("seed") ?? 1);
 const only = argValue("only");
 /** Traces shorter than this are replayed with SEEDS seeds. */
@@ -26,7 +34,12 @@ const SEEDS = 5;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const data = join(root, "..", "shared", "data");
 
-interface Case { readonly label: string; readonly trace: Trace; readonly maxSeconds?: number; readonly faults?: ObservationFaults }
+interface Case {
+  readonly label: string;
+  readonly trace: Trace;
+  readonly maxSeconds?: number;
+  readonly faults?: ObservationFaults;
+}
 
 function realCases(): Case[] {
   if (!existsSync(data)) {
@@ -40,7 +53,12 @@ function realCases(): Case[] {
     if (existsSync(f)) out.push({ label: `azure-${kind} (1 h)`, trace: readTraceFile(f) });
   }
   const sg = join(data, "traces", "servegen-m-large", "rate_10min.csv");
-  if (existsSync(sg)) out.push({ label: quick ? "servegen m-large (first 2 of 14 days)" : "servegen m-large (14 days)", trace: readTraceFile(sg), maxSeconds: quick ? 2 * 86_400 : undefined });
+  if (existsSync(sg))
+    out.push({
+      label: quick ? "servegen m-large (first 2 of 14 days)" : "servegen m-large (14 days)",
+      trace: readTraceFile(sg),
+      maxSeconds: quick ? 2 * 86_400 : undefined,
+    });
   const mm = join(data, "traces", "servegen-mm-image", "rate_10min.csv");
   if (existsSync(mm)) out.push({ label: "servegen mm-image (1 day)", trace: readTraceFile(mm) });
   return out;
@@ -50,14 +68,33 @@ function allCases(): Case[] {
   const synthDays = quick ? 1 : 14;
   const cases = [
     ...realCases(),
-    { label: `synthetic diurnal+burst (${synthDays} d)`, trace: syntheticRateTrace({ seed: 7, durationS: synthDays * 86_400, meanRatePerS: 200, name: `synthetic-${synthDays}d` }) },
-    ...stressSuite({ seed: 7, days: quick ? 1 : 3 }).map((c) => ({ label: `stress ${c.name} (${Math.round(c.trace.ratePerS.length / 1440)} d)`, trace: c.trace, faults: c.faults })),
+    {
+      label: `synthetic diurnal+burst (${synthDays} d)`,
+      trace: syntheticRateTrace({
+        seed: 7,
+        durationS: synthDays * 86_400,
+        meanRatePerS: 200,
+        name: `synthetic-${synthDays}d`,
+      }),
+    },
+    ...stressSuite({ seed: 7, days: quick ? 1 : 3 }).map((c) => ({
+      label: `stress ${c.name} (${Math.round(c.trace.ratePerS.length / 1440)} d)`,
+      trace: c.trace,
+      faults: c.faults,
+    })),
   ];
   return only === undefined ? cases : cases.filter((c) => c.label.includes(only));
 }
 
 /** One row's figures in one seed's run. */
-interface Figures { readonly xOracle: number | null; readonly attainment: number | null; readonly overshoot: number | null; readonly violated: number | null; readonly predictable: number | null; readonly note: string }
+interface Figures {
+  readonly xOracle: number | null;
+  readonly attainment: number | null;
+  readonly overshoot: number | null;
+  readonly violated: number | null;
+  readonly predictable: number | null;
+  readonly note: string;
+}
 
 function rowsOf(s: Summary, reactiveAtOurs: number | null): Map<string, Figures> {
   const rows = new Map<string, Figures>();
@@ -65,14 +102,40 @@ function rowsOf(s: Summary, reactiveAtOurs: number | null): Map<string, Figures>
   for (const p of s.policies) {
     const t = tuned.get(p.name);
     const label = t === undefined ? p.name : `${p.name} @99.5%`;
-    rows.set(label, { xOracle: p.gpuHoursVsOracle, attainment: p.sloAttainment, overshoot: p.overshootGpuMinutes, violated: p.violatedMinutes, predictable: p.predictableBurstViolationMinutes, note: t?.atTarget === null || t === undefined ? "" : `knob ${t.atTarget.knob}${t.atTarget.reached ? "" : " (99.5% not reached)"}` });
+    rows.set(label, {
+      xOracle: p.gpuHoursVsOracle,
+      attainment: p.sloAttainment,
+      overshoot: p.overshootGpuMinutes,
+      violated: p.violatedMinutes,
+      predictable: p.predictableBurstViolationMinutes,
+      note:
+        t?.atTarget === null || t === undefined
+          ? ""
+          : `knob ${t.atTarget.knob}${t.atTarget.reached ? "" : " (99.5% not reached)"}`,
+    });
   }
   for (const t of s.tunedBaselines) {
     const a = t.atOursAttainment;
-    if (a !== null) rows.set(`${t.name} @ours`, { xOracle: a.gpuHoursVsOracle, attainment: a.sloAttainment, overshoot: a.overshootGpuMinutes, violated: null, predictable: null, note: `knob ${a.knob}${a.reached ? "" : " (not reached)"}` });
+    if (a !== null)
+      rows.set(`${t.name} @ours`, {
+        xOracle: a.gpuHoursVsOracle,
+        attainment: a.sloAttainment,
+        overshoot: a.overshootGpuMinutes,
+        violated: null,
+        predictable: null,
+        note: `knob ${a.knob}${a.reached ? "" : " (not reached)"}`,
+      });
   }
   const r = s.reference.reactive.atOursAttainment;
-  if (r !== null) rows.set("reactive @ours", { xOracle: reactiveAtOurs, attainment: r.attainment, overshoot: null, violated: null, predictable: null, note: `${r.estimator} x ${r.multiplier}` });
+  if (r !== null)
+    rows.set("reactive @ours", {
+      xOracle: reactiveAtOurs,
+      attainment: r.attainment,
+      overshoot: null,
+      violated: null,
+      predictable: null,
+      note: `${r.estimator} x ${r.multiplier}`,
+    });
   return rows;
 }
 
@@ -85,19 +148,35 @@ function spread(values: readonly (number | null)[], f: (x: number) => string): s
 }
 
 /** Ours' forecasts against the realised requirement one lead time on (issue 14: at most 2x). */
-interface ForecastCheck { readonly decisions: number; readonly over2x: number; readonly worstRatio: number }
+interface ForecastCheck {
+  readonly decisions: number;
+  readonly over2x: number;
+  readonly worstRatio: number;
+}
 
-interface CaseResult { readonly label: string; readonly seeds: number[]; readonly summaries: Summary[]; readonly rows: Map<string, Figures>[]; readonly seconds: number; readonly forecasts: ForecastCheck[] }
+interface CaseResult {
+  readonly label: string;
+  readonly seeds: number[];
+  readonly summaries: Summary[];
+  readonly rows: Map<string, Figures>[];
+  readonly seconds: number;
+  readonly forecasts: ForecastCheck[];
+}
 
 /** Every forecast of ours over the largest requirement from its decision minute to one lead time on. */
-function forecastCheck(samples: readonly { minute: number; leadMinutes: number; gpus: number }[], requirement: Int32Array, minGpus: number): ForecastCheck {
+function forecastCheck(
+  samples: readonly { minute: number; leadMinutes: number; gpus: number }[],
+  requirement: Int32Array,
+  minGpus: number,
+): ForecastCheck {
   let over2x = 0;
   let worst = 0;
   let n = 0;
   for (const x of samples) {
     if (!(x.gpus > minGpus)) continue;
     let realised = 0;
-    for (let m = x.minute; m <= Math.min(requirement.length - 1, x.minute + x.leadMinutes); m++) realised = Math.max(realised, requirement[m] as number);
+    for (let m = x.minute; m <= Math.min(requirement.length - 1, x.minute + x.leadMinutes); m++)
+      realised = Math.max(realised, requirement[m] as number);
     if (realised <= 0) continue;
     n++;
     const ratio = x.gpus / realised;
@@ -120,9 +199,19 @@ function runCase(c: Case): CaseResult {
     if (k === 0 && prepared.load.seconds < SHORT_TRACE_S) count = SEEDS;
     const samples: { minute: number; leadMinutes: number; gpus: number }[] = [];
     const startMs = prepared.load.startEpochMs;
-    const scenario = { ...prepared, config: { ...prepared.config, onOursDecision: (o: { nowMs: number }, d: { signals: { forecastGpus: number; leadTimeMs: number } }) => {
-      samples.push({ minute: Math.floor((o.nowMs - startMs) / 60_000), leadMinutes: Math.ceil(d.signals.leadTimeMs / 60_000), gpus: d.signals.forecastGpus });
-    } } };
+    const scenario = {
+      ...prepared,
+      config: {
+        ...prepared.config,
+        onOursDecision: (o: { nowMs: number }, d: { signals: { forecastGpus: number; leadTimeMs: number } }) => {
+          samples.push({
+            minute: Math.floor((o.nowMs - startMs) / 60_000),
+            leadMinutes: Math.ceil(d.signals.leadTimeMs / 60_000),
+            gpus: d.signals.forecastGpus,
+          });
+        },
+      },
+    };
     const result = runScenario(scenario);
     forecasts.push(forecastCheck(samples, result.requirement, result.minGpus));
     const s = buildSummary(scenario, result);
@@ -140,14 +229,33 @@ const x3 = (x: number): string => x.toFixed(3);
 const n0 = (x: number): string => x.toFixed(0);
 
 function printTable(results: readonly CaseResult[]): void {
-  console.log("| trace | policy | x oracle GPU-h | SLO met (min) | overshoot GPU-min | violated min | predictable-ramp viol. | tuned at |");
+  console.log(
+    "| trace | policy | x oracle GPU-h | SLO met (min) | overshoot GPU-min | violated min | predictable-ramp viol. | tuned at |",
+  );
   console.log("|---|---|---:|---:|---:|---:|---:|---|");
   for (const r of results) {
     const label = r.seeds.length > 1 ? `${r.label}, seeds ${r.seeds[0]}-${r.seeds[r.seeds.length - 1]}` : r.label;
     for (const name of r.rows[0]?.keys() ?? []) {
       const f = r.rows.map((m) => m.get(name));
       const notes = [...new Set(f.map((x) => x?.note ?? "").filter((x) => x !== ""))];
-      console.log(`| ${label} | ${name} | ${spread(f.map((x) => x?.xOracle ?? null), x3)} | ${spread(f.map((x) => x?.attainment ?? null), pct)} | ${spread(f.map((x) => x?.overshoot ?? null), n0)} | ${spread(f.map((x) => x?.violated ?? null), n0)} | ${spread(f.map((x) => x?.predictable ?? null), n0)} | ${notes.slice(0, 3).join("; ")} |`);
+      console.log(
+        `| ${label} | ${name} | ${spread(
+          f.map((x) => x?.xOracle ?? null),
+          x3,
+        )} | ${spread(
+          f.map((x) => x?.attainment ?? null),
+          pct,
+        )} | ${spread(
+          f.map((x) => x?.overshoot ?? null),
+          n0,
+        )} | ${spread(
+          f.map((x) => x?.violated ?? null),
+          n0,
+        )} | ${spread(
+          f.map((x) => x?.predictable ?? null),
+          n0,
+        )} | ${notes.slice(0, 3).join("; ")} |`,
+      );
     }
   }
 }
@@ -166,9 +274,22 @@ function targetLine(r: CaseResult): string {
     const ours = s.policies.find((p) => p.name === "ours");
     const stat = s.policies.find((p) => p.name === "static");
     const ra = s.reference.reactive.atOursAttainment;
-    if (ours?.gpuHours != null && ra?.gpuHours != null && ours.gpuHoursVsOracle != null && ra.gpuHoursVsOracle != null && ours.gpuHoursVsOracle <= 1.05 * ra.gpuHoursVsOracle) vsReactive++;
+    if (
+      ours?.gpuHours != null &&
+      ra?.gpuHours != null &&
+      ours.gpuHoursVsOracle != null &&
+      ra.gpuHoursVsOracle != null &&
+      ours.gpuHoursVsOracle <= 1.05 * ra.gpuHoursVsOracle
+    )
+      vsReactive++;
     const rt = s.reference.reactive.atTarget;
-    if (rt?.gpuHours != null && stat?.gpuHours != null && rt.gpuHoursVsOracle != null && stat.gpuHoursVsOracle != null && rt.gpuHoursVsOracle < stat.gpuHoursVsOracle) {
+    if (
+      rt?.gpuHours != null &&
+      stat?.gpuHours != null &&
+      rt.gpuHoursVsOracle != null &&
+      stat.gpuHoursVsOracle != null &&
+      rt.gpuHoursVsOracle < stat.gpuHoursVsOracle
+    ) {
       attainmentDue++;
       if ((ours?.sloAttainment ?? 0) >= 0.995) attainmentMet++;
     }
@@ -178,12 +299,19 @@ function targetLine(r: CaseResult): string {
   const decisions = r.forecasts.reduce((a, f) => a + f.decisions, 0);
   const worst = Math.max(0, ...r.forecasts.map((f) => f.worstRatio));
   const fc = `forecast > 2 x realised requirement in ${over} of ${decisions} forecasts above the floor (worst ${worst.toFixed(2)} x)`;
-  return `- ${r.label} [${r.seconds.toFixed(0)} s]: not dominated ${notDominated}/${n}${dom}; GPU-hours <= 1.05 x reactive at ours' attainment ${vsReactive}/${n}; >= 99.5 % where the reactive reference reaches it below static ${attainmentDue === 0 ? "n/a" : `${attainmentMet}/${attainmentDue}`}; ${fc}; static ${spread(r.summaries.map((s) => s.reference.staticGpus), n0)} GPUs`;
+  return `- ${r.label} [${r.seconds.toFixed(0)} s]: not dominated ${notDominated}/${n}${dom}; GPU-hours <= 1.05 x reactive at ours' attainment ${vsReactive}/${n}; >= 99.5 % where the reactive reference reaches it below static ${attainmentDue === 0 ? "n/a" : `${attainmentMet}/${attainmentDue}`}; ${fc}; static ${spread(
+    r.summaries.map((s) => s.reference.staticGpus),
+    n0,
+  )} GPUs`;
 }
 
 const results = allCases().map(runCase);
-console.log(`moe-sim policy benchmark (first seed ${firstSeed}${quick ? ", quick" : ""}): SLO p99 per-token latency <= 60 ms per minute, deepseek-v3, --peak-gpus 200, $2/GPU-hour`);
-console.log("Traces shorter than a day: mean (min-max) over seeds. hpa/kpa/slo-keda tuned in hindsight on their grids: @99.5% = cheapest grid point reaching 99.5 % (else the highest attainment), @ours = cheapest reaching ours' attainment. Overshoot = GPU-minutes above 1.5 x the per-minute requirement.");
+console.log(
+  `moe-sim policy benchmark (first seed ${firstSeed}${quick ? ", quick" : ""}): SLO p99 per-token latency <= 60 ms per minute, deepseek-v3, --peak-gpus 200, $2/GPU-hour`,
+);
+console.log(
+  "Traces shorter than a day: mean (min-max) over seeds. hpa/kpa/slo-keda tuned in hindsight on their grids: @99.5% = cheapest grid point reaching 99.5 % (else the highest attainment), @ours = cheapest reaching ours' attainment. Overshoot = GPU-minutes above 1.5 x the per-minute requirement.",
+);
 console.log("");
 printTable(results);
 console.log("");
@@ -195,5 +323,7 @@ for (const r of results) {
   const s = r.summaries[0];
   if (s === undefined) continue;
   const x = s.reference.reactive.atTarget;
-  console.log(`- ${r.label}: ${s.reference.reactive.leadMinutes} min: ${x === null ? "not reachable" : `${x.gpuHoursVsOracle} x oracle (${x.estimator} x ${x.multiplier})`}`);
+  console.log(
+    `- ${r.label}: ${s.reference.reactive.leadMinutes} min: ${x === null ? "not reachable" : `${x.gpuHoursVsOracle} x oracle (${x.estimator} x ${x.multiplier})`}`,
+  );
 }

@@ -37,13 +37,17 @@ function parseBody(body: unknown): StatusBody {
 export function classifyKubeError(err: unknown): KubeError {
   // An aborted request (our own deadline, src/adapters/request-timeout.ts) is a DOMException whose
   // numeric legacy `code` (23) is not an HTTP status.
-  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return { kind: "Network", message: err.message };
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"))
+    return { kind: "Network", message: err.message };
   if (hasStatusCode(err)) return classifyStatus(err as { code: number; body?: unknown; message?: string });
   return classifyTransport(err);
 }
 
 function hasStatusCode(err: unknown): boolean {
-  return err instanceof ApiException || (typeof err === "object" && err !== null && "code" in err && typeof (err as { code: unknown }).code === "number");
+  return (
+    err instanceof ApiException ||
+    (typeof err === "object" && err !== null && "code" in err && typeof (err as { code: unknown }).code === "number")
+  );
 }
 
 function classifyStatus(e: { code: number; body?: unknown; message?: string }): KubeError {
@@ -73,8 +77,16 @@ function classifyStatus(e: { code: number; body?: unknown; message?: string }): 
 function classifyTransport(err: unknown): KubeError {
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown })?.code;
-  if (typeof code === "string" && /^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE|NOTFOUND)|UND_ERR/.test(code)) return { kind: "Network", message };
-  if (err instanceof Error && (err.name === "FetchError" || err.name === "AbortError" || err.name === "TimeoutError" || /fetch failed|socket|ECONN/.test(message))) return { kind: "Network", message };
+  if (typeof code === "string" && /^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE|NOTFOUND)|UND_ERR/.test(code))
+    return { kind: "Network", message };
+  if (
+    err instanceof Error &&
+    (err.name === "FetchError" ||
+      err.name === "AbortError" ||
+      err.name === "TimeoutError" ||
+      /fetch failed|socket|ECONN/.test(message))
+  )
+    return { kind: "Network", message };
   return { kind: "Unknown", message };
 }
 

@@ -3,8 +3,14 @@
 // (only the leader writes) and counted. Errors are KubeApiError values with
 // a classified kind and the original error as cause.
 import {
-  CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, V1MicroTime,
-  type KubeConfig, type KubernetesObject, type CoreV1Event,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  V1MicroTime,
+  type KubeConfig,
+  type KubernetesObject,
+  type CoreV1Event,
 } from "@kubernetes/client-node";
 import { KubeApiError } from "./kube-errors.ts";
 
@@ -47,7 +53,7 @@ export class KubeClient {
   }
 
   #guard(verb: string, obj: { kind?: string; metadata?: { name?: string } } | ObjectRef): string {
-    const kind = "kind" in obj ? obj.kind ?? "?" : "?";
+    const kind = "kind" in obj ? (obj.kind ?? "?") : "?";
     const name = "name" in obj ? obj.name : obj.metadata?.name;
     const op = `${verb} ${kind}/${name ?? "?"}`;
     if (!this.#o.canWrite()) throw new NotLeaderError(op);
@@ -59,7 +65,14 @@ export class KubeClient {
   async apply<T extends KubernetesObject>(obj: T): Promise<T> {
     const op = this.#guard("apply", obj);
     try {
-      return (await this.objects.patch(obj, undefined, undefined, this.#o.fieldManager, true, PatchStrategy.ServerSideApply)) as T;
+      return (await this.objects.patch(
+        obj,
+        undefined,
+        undefined,
+        this.#o.fieldManager,
+        true,
+        PatchStrategy.ServerSideApply,
+      )) as T;
     } catch (err) {
       throw new KubeApiError(op, err);
     }
@@ -80,8 +93,17 @@ export class KubeClient {
     try {
       const { metadata, ...rest } = patch as { metadata?: Record<string, unknown> };
       await this.objects.patch(
-        { ...rest, apiVersion: ref.apiVersion, kind: ref.kind, metadata: { ...metadata, name: ref.name, namespace: ref.namespace } } as KubernetesObject,
-        undefined, undefined, this.#o.fieldManager, undefined, PatchStrategy.MergePatch,
+        {
+          ...rest,
+          apiVersion: ref.apiVersion,
+          kind: ref.kind,
+          metadata: { ...metadata, name: ref.name, namespace: ref.namespace },
+        } as KubernetesObject,
+        undefined,
+        undefined,
+        this.#o.fieldManager,
+        undefined,
+        PatchStrategy.MergePatch,
       );
     } catch (err) {
       throw new KubeApiError(op, err);
@@ -93,8 +115,12 @@ export class KubeClient {
     try {
       await this.objects.delete(
         { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } },
-        undefined, undefined, opts.gracePeriodSeconds, undefined, "Background",
-        opts.uid ? { preconditions: { uid: opts.uid } } as never : undefined,
+        undefined,
+        undefined,
+        opts.gracePeriodSeconds,
+        undefined,
+        "Background",
+        opts.uid ? ({ preconditions: { uid: opts.uid } } as never) : undefined,
       );
     } catch (err) {
       throw new KubeApiError(op, err);
@@ -102,11 +128,18 @@ export class KubeClient {
   }
 
   /** Replace the status subresource of a custom object (optimistic concurrency on resourceVersion). */
-  async replaceStatus(group: string, version: string, plural: string, obj: KubernetesObject & { status?: unknown }): Promise<void> {
+  async replaceStatus(
+    group: string,
+    version: string,
+    plural: string,
+    obj: KubernetesObject & { status?: unknown },
+  ): Promise<void> {
     const op = this.#guard("update-status", obj);
     try {
       await this.custom.replaceNamespacedCustomObjectStatus({
-        group, version, plural,
+        group,
+        version,
+        plural,
         namespace: obj.metadata!.namespace!,
         name: obj.metadata!.name!,
         body: obj,
@@ -117,13 +150,28 @@ export class KubeClient {
     }
   }
 
-  async event(involved: ObjectRef & { uid?: string }, type: "Normal" | "Warning", reason: string, message: string, component: string, nowMs: number): Promise<void> {
+  async event(
+    involved: ObjectRef & { uid?: string },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+    component: string,
+    nowMs: number,
+  ): Promise<void> {
     const ts = new Date(nowMs);
     const name = `${involved.name}.${nowMs.toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`;
     const body: CoreV1Event = {
       metadata: { name, namespace: involved.namespace },
-      involvedObject: { apiVersion: involved.apiVersion, kind: involved.kind, name: involved.name, namespace: involved.namespace, uid: involved.uid },
-      type, reason, message: message.slice(0, 1024),
+      involvedObject: {
+        apiVersion: involved.apiVersion,
+        kind: involved.kind,
+        name: involved.name,
+        namespace: involved.namespace,
+        uid: involved.uid,
+      },
+      type,
+      reason,
+      message: message.slice(0, 1024),
       source: { component },
       reportingComponent: component,
       reportingInstance: component,
@@ -141,4 +189,3 @@ export class KubeClient {
     }
   }
 }
-

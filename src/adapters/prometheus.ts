@@ -24,7 +24,16 @@ const queryResponse = z.discriminatedUnion("status", [
 ]);
 
 /** Prometheus' documented errorType values; anything else is reported as "unknown". */
-const KNOWN_ERROR_TYPES = new Set(["bad_data", "execution", "timeout", "canceled", "internal", "unavailable", "not_found", "not_acceptable"]);
+const KNOWN_ERROR_TYPES = new Set([
+  "bad_data",
+  "execution",
+  "timeout",
+  "canceled",
+  "internal",
+  "unavailable",
+  "not_found",
+  "not_acceptable",
+]);
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
@@ -35,7 +44,8 @@ export interface VectorSample {
   timestampMs: number;
 }
 
-export type PrometheusErrorKind = "Unreachable" | "Timeout" | "HttpStatus" | "Redirect" | "TooLarge" | "BadResponse" | "QueryError";
+export type PrometheusErrorKind =
+  "Unreachable" | "Timeout" | "HttpStatus" | "Redirect" | "TooLarge" | "BadResponse" | "QueryError";
 
 /** Error whose message is a fixed class (never bytes of the response). */
 export class PrometheusError extends Error {
@@ -91,7 +101,11 @@ export function createPrometheusReader(opts: PrometheusReaderOptions): Prometheu
       const text = await readCappedBody(res, maxBytes, timeoutMs);
       const samples = parseQueryResponse(res.status, text);
       if (q.maxSeries !== undefined && samples.length > q.maxSeries) {
-        throw new PrometheusError("BadResponse", `prometheus returned ${samples.length} series, more than the ${q.maxSeries} allowed for this query`, { series: samples.length });
+        throw new PrometheusError(
+          "BadResponse",
+          `prometheus returned ${samples.length} series, more than the ${q.maxSeries} allowed for this query`,
+          { series: samples.length },
+        );
       }
       return samples;
     },
@@ -100,8 +114,9 @@ export function createPrometheusReader(opts: PrometheusReaderOptions): Prometheu
 
 function transportError(err: unknown, timeoutMs: number): PrometheusError {
   const name = (err as Error)?.name;
-  if (name === "TimeoutError" || name === "AbortError") return new PrometheusError("Timeout", `prometheus query timed out after ${timeoutMs} ms`, err);
-  const code = ((err as { cause?: { code?: unknown } })?.cause?.code);
+  if (name === "TimeoutError" || name === "AbortError")
+    return new PrometheusError("Timeout", `prometheus query timed out after ${timeoutMs} ms`, err);
+  const code = (err as { cause?: { code?: unknown } })?.cause?.code;
   const safeCode = typeof code === "string" && /^[A-Z_]{2,40}$/.test(code) ? ` (${code})` : "";
   return new PrometheusError("Unreachable", `prometheus unreachable${safeCode}`, err);
 }
@@ -110,12 +125,18 @@ function transportError(err: unknown, timeoutMs: number): PrometheusError {
 async function readCappedBody(res: Response, maxBytes: number, timeoutMs: number): Promise<string> {
   if (res.status >= 300 && res.status < 400) {
     await res.body?.cancel().catch(() => undefined);
-    throw new PrometheusError("Redirect", `HTTP ${res.status} from prometheus (redirects are not followed)`, { status: res.status });
+    throw new PrometheusError("Redirect", `HTTP ${res.status} from prometheus (redirects are not followed)`, {
+      status: res.status,
+    });
   }
   const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (type !== "application/json") {
     await res.body?.cancel().catch(() => undefined);
-    throw new PrometheusError(res.ok ? "BadResponse" : "HttpStatus", `HTTP ${res.status} from prometheus: non-JSON response`, { status: res.status });
+    throw new PrometheusError(
+      res.ok ? "BadResponse" : "HttpStatus",
+      `HTTP ${res.status} from prometheus: non-JSON response`,
+      { status: res.status },
+    );
   }
   const declared = Number(res.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
@@ -150,22 +171,40 @@ function parseQueryResponse(status: number, text: string): VectorSample[] {
     json = JSON.parse(text);
   } catch {
     // The SyntaxError's message quotes the body: it is not kept, not even as the cause.
-    throw new PrometheusError(status < 300 ? "BadResponse" : "HttpStatus", `HTTP ${status} from prometheus: non-JSON response`, { status, bodyBytes: text.length });
+    throw new PrometheusError(
+      status < 300 ? "BadResponse" : "HttpStatus",
+      `HTTP ${status} from prometheus: non-JSON response`,
+      { status, bodyBytes: text.length },
+    );
   }
   const parsed = queryResponse.safeParse(json);
-  if (!parsed.success) throw new PrometheusError(status < 300 ? "BadResponse" : "HttpStatus", `HTTP ${status} from prometheus: not a Prometheus query response`, { status });
+  if (!parsed.success)
+    throw new PrometheusError(
+      status < 300 ? "BadResponse" : "HttpStatus",
+      `HTTP ${status} from prometheus: not a Prometheus query response`,
+      { status },
+    );
   const body = parsed.data;
   if (body.status === "error") {
     const type = KNOWN_ERROR_TYPES.has(body.errorType) ? body.errorType : "unknown";
-    throw new PrometheusError("QueryError", `HTTP ${status} from prometheus: query error (${type})`, { status, errorType: type });
+    throw new PrometheusError("QueryError", `HTTP ${status} from prometheus: query error (${type})`, {
+      status,
+      errorType: type,
+    });
   }
-  if (status < 200 || status >= 300) throw new PrometheusError("HttpStatus", `HTTP ${status} from prometheus`, { status });
+  if (status < 200 || status >= 300)
+    throw new PrometheusError("HttpStatus", `HTTP ${status} from prometheus`, { status });
   if (body.data.resultType === "scalar") {
     const [t, v] = body.data.result;
     return [{ labels: {}, value: parseSampleValue(v), timestampMs: t * 1000 }];
   }
-  if (body.data.resultType !== "vector") throw new PrometheusError("BadResponse", `expected an instant vector, got ${body.data.resultType}`, { status });
-  return body.data.result.map((r) => ({ labels: r.metric, value: parseSampleValue(r.value[1]), timestampMs: r.value[0] * 1000 }));
+  if (body.data.resultType !== "vector")
+    throw new PrometheusError("BadResponse", `expected an instant vector, got ${body.data.resultType}`, { status });
+  return body.data.result.map((r) => ({
+    labels: r.metric,
+    value: parseSampleValue(r.value[1]),
+    timestampMs: r.value[0] * 1000,
+  }));
 }
 
 function parseSampleValue(s: string): number {

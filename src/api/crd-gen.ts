@@ -9,7 +9,16 @@
 import { z } from "zod";
 import { stringify } from "yaml";
 import {
-  API_GROUP, API_VERSION, CATEGORIES, CRD_NAME, KIND, LIST_KIND, PLURAL, SHORT_NAMES, SINGULAR, Annotation,
+  API_GROUP,
+  API_VERSION,
+  CATEGORIES,
+  CRD_NAME,
+  KIND,
+  LIST_KIND,
+  PLURAL,
+  SHORT_NAMES,
+  SINGULAR,
+  Annotation,
 } from "./constants.ts";
 import { MoEDeploymentSpecSchema, MoEDeploymentStatusSchema, NAME_RULE } from "./schema.ts";
 
@@ -23,11 +32,35 @@ const INT32_MAX = 2147483647;
 
 /** Keys a structural schema node may carry (apiextensions.k8s.io/v1 JSONSchemaProps we use). */
 const ALLOWED_KEYS = new Set([
-  "type", "format", "description", "default", "enum", "nullable", "pattern", "minLength", "maxLength",
-  "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
-  "uniqueItems", "minProperties", "maxProperties", "required", "properties", "additionalProperties", "items",
-  "x-kubernetes-preserve-unknown-fields", "x-kubernetes-validations", "x-kubernetes-list-type",
-  "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-embedded-resource",
+  "type",
+  "format",
+  "description",
+  "default",
+  "enum",
+  "nullable",
+  "pattern",
+  "minLength",
+  "maxLength",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "multipleOf",
+  "minItems",
+  "maxItems",
+  "uniqueItems",
+  "minProperties",
+  "maxProperties",
+  "required",
+  "properties",
+  "additionalProperties",
+  "items",
+  "x-kubernetes-preserve-unknown-fields",
+  "x-kubernetes-validations",
+  "x-kubernetes-list-type",
+  "x-kubernetes-list-map-keys",
+  "x-kubernetes-map-type",
+  "x-kubernetes-embedded-resource",
   "x-kubernetes-int-or-string",
 ]);
 
@@ -43,7 +76,13 @@ export class StructuralSchemaError extends Error {
 
 /** The JSON Schema of one zod schema after the structural post-processing pass. */
 export function structuralSchemaOf(schema: z.ZodType, rootPath: string): JsonSchema {
-  const raw = z.toJSONSchema(schema, { target: "openapi-3.0", io: "input", reused: "inline", cycles: "throw", unrepresentable: "throw" }) as JsonSchema;
+  const raw = z.toJSONSchema(schema, {
+    target: "openapi-3.0",
+    io: "input",
+    reused: "inline",
+    cycles: "throw",
+    unrepresentable: "throw",
+  }) as JsonSchema;
   const problems: string[] = [];
   const out = toStructural(raw, rootPath, problems);
   if (problems.length > 0) throw new StructuralSchemaError(problems);
@@ -56,10 +95,15 @@ function toStructural(node: JsonSchema, path: string, problems: string[]): JsonS
   if (out.type === "string" && out.format === "date-time") delete out.pattern;
   if (out.type === "object") structuralObject(out, path, problems);
   if (out.type === "array") {
-    if (typeof out.items !== "object" || out.items === null || Array.isArray(out.items)) problems.push(`${path}: arrays need a single items schema`);
+    if (typeof out.items !== "object" || out.items === null || Array.isArray(out.items))
+      problems.push(`${path}: arrays need a single items schema`);
     else out.items = toStructural(out.items as JsonSchema, `${path}[*]`, problems);
   }
-  if (out.type === undefined && out["x-kubernetes-preserve-unknown-fields"] !== true && out["x-kubernetes-int-or-string"] !== true) {
+  if (
+    out.type === undefined &&
+    out["x-kubernetes-preserve-unknown-fields"] !== true &&
+    out["x-kubernetes-int-or-string"] !== true
+  ) {
     problems.push(`${path}: missing type`);
   }
   return canonicalOrder(out);
@@ -121,7 +165,12 @@ function structuralObject(out: JsonSchema, path: string, problems: string[]): vo
   }
 }
 
-function structuralProperties(out: JsonSchema, props: Record<string, JsonSchema>, path: string, problems: string[]): void {
+function structuralProperties(
+  out: JsonSchema,
+  props: Record<string, JsonSchema>,
+  path: string,
+  problems: string[],
+): void {
   const additional = out.additionalProperties;
   if (additional !== undefined && additional !== false) {
     const loose = typeof additional === "object" && additional !== null && Object.keys(additional).length === 0;
@@ -132,7 +181,8 @@ function structuralProperties(out: JsonSchema, props: Record<string, JsonSchema>
   const fixed: Record<string, JsonSchema> = {};
   for (const [name, child] of Object.entries(props)) {
     const childPath = `${path}.${name}`;
-    if (typeof child.description !== "string" || child.description.length === 0) problems.push(`${childPath}: missing description`);
+    if (typeof child.description !== "string" || child.description.length === 0)
+      problems.push(`${childPath}: missing description`);
     fixed[name] = toStructural(child, childPath, problems);
   }
   out.properties = fixed;
@@ -144,9 +194,29 @@ function structuralProperties(out: JsonSchema, props: Record<string, JsonSchema>
 
 /** Stable, readable key order: what it is, then constraints, then children, then extensions. */
 const KEY_ORDER = [
-  "description", "type", "format", "default", "enum", "nullable", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
-  "multipleOf", "minLength", "maxLength", "pattern", "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties",
-  "required", "properties", "additionalProperties", "items",
+  "description",
+  "type",
+  "format",
+  "default",
+  "enum",
+  "nullable",
+  "minimum",
+  "exclusiveMinimum",
+  "maximum",
+  "exclusiveMaximum",
+  "multipleOf",
+  "minLength",
+  "maxLength",
+  "pattern",
+  "minItems",
+  "maxItems",
+  "uniqueItems",
+  "minProperties",
+  "maxProperties",
+  "required",
+  "properties",
+  "additionalProperties",
+  "items",
 ];
 
 function canonicalOrder(node: JsonSchema): JsonSchema {
@@ -154,7 +224,9 @@ function canonicalOrder(node: JsonSchema): JsonSchema {
     const i = KEY_ORDER.indexOf(k);
     return i === -1 ? KEY_ORDER.length : i;
   };
-  const keys = Object.keys(node).sort((a, b) => rank(a) - rank(b) || (rank(a) === KEY_ORDER.length ? a.localeCompare(b) : 0));
+  const keys = Object.keys(node).sort(
+    (a, b) => rank(a) - rank(b) || (rank(a) === KEY_ORDER.length ? a.localeCompare(b) : 0),
+  );
   const out: JsonSchema = {};
   for (const k of keys) out[k] = node[k];
   return out;
@@ -162,17 +234,55 @@ function canonicalOrder(node: JsonSchema): JsonSchema {
 
 /** Printer columns for `kubectl get moed`. */
 export const PRINTER_COLUMNS = [
-  { name: "Mode", type: "string", jsonPath: ".spec.mode", description: "Auto acts, Recommend only reports, PullRequest proposes bounds in Git." },
-  { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: "Ready condition status." },
-  { name: "Reason", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: "Ready condition reason.", priority: 1 },
+  {
+    name: "Mode",
+    type: "string",
+    jsonPath: ".spec.mode",
+    description: "Auto acts, Recommend only reports, PullRequest proposes bounds in Git.",
+  },
+  {
+    name: "Ready",
+    type: "string",
+    jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+    description: "Ready condition status.",
+  },
+  {
+    name: "Reason",
+    type: "string",
+    jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+    description: "Ready condition reason.",
+    priority: 1,
+  },
   { name: "GPUs", type: "integer", jsonPath: ".status.currentGpus", description: "GPUs now (shards plus router)." },
-  { name: "Desired", type: "integer", jsonPath: ".status.desiredGpus", description: "GPUs the operator is moving toward." },
-  { name: "Shards", type: "integer", jsonPath: ".status.currentShards", description: "Expert shards now.", priority: 1 },
-  { name: "Latency(ms)", type: "number", jsonPath: ".status.latency.observedMs", description: "Observed latency at the SLO percentile, ms." },
+  {
+    name: "Desired",
+    type: "integer",
+    jsonPath: ".status.desiredGpus",
+    description: "GPUs the operator is moving toward.",
+  },
+  {
+    name: "Shards",
+    type: "integer",
+    jsonPath: ".status.currentShards",
+    description: "Expert shards now.",
+    priority: 1,
+  },
+  {
+    name: "Latency(ms)",
+    type: "number",
+    jsonPath: ".status.latency.observedMs",
+    description: "Observed latency at the SLO percentile, ms.",
+  },
   { name: "SLO(ms)", type: "integer", jsonPath: ".spec.slo.targetLatencyMs", description: "Latency target, ms." },
   { name: "Metric", type: "string", jsonPath: ".spec.slo.metric", description: "SLO latency metric.", priority: 1 },
   { name: "$/h", type: "number", jsonPath: ".status.cost.usdPerHour", description: "Current cost, USD per hour." },
-  { name: "Balance", type: "number", jsonPath: ".status.placement.balancedness", description: "Placement balancedness (mean/max GPU load).", priority: 1 },
+  {
+    name: "Balance",
+    type: "number",
+    jsonPath: ".status.placement.balancedness",
+    description: "Placement balancedness (mean/max GPU load).",
+    priority: 1,
+  },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp", description: "Time since creation." },
 ] as const;
 
@@ -182,10 +292,14 @@ export function buildMoEDeploymentCrd(): JsonSchema {
   const status = structuralSchemaOf(MoEDeploymentStatusSchema, "status");
   const openAPIV3Schema: JsonSchema = {
     type: "object",
-    description: "MoEDeployment deploys a Mixture-of-Experts model: the router/attention pods and expert shards, with routed experts placed on GPUs by routing heat, pre-warmed before peaks and scaled toward a latency SLO within bounds and budget.",
+    description:
+      "MoEDeployment deploys a Mixture-of-Experts model: the router/attention pods and expert shards, with routed experts placed on GPUs by routing heat, pre-warmed before peaks and scaled toward a latency SLO within bounds and budget.",
     required: ["spec"],
     properties: {
-      apiVersion: { type: "string", description: "APIVersion defines the versioned schema of this representation of an object: moe.dev/v1alpha1." },
+      apiVersion: {
+        type: "string",
+        description: "APIVersion defines the versioned schema of this representation of an object: moe.dev/v1alpha1.",
+      },
       kind: { type: "string", description: "Kind is the REST resource kind: MoEDeployment." },
       // The API server allows nothing but type (and name/generateName rules) here.
       metadata: { type: "object" },
@@ -204,7 +318,14 @@ export function buildMoEDeploymentCrd(): JsonSchema {
     },
     spec: {
       group: API_GROUP,
-      names: { kind: KIND, listKind: LIST_KIND, plural: PLURAL, singular: SINGULAR, shortNames: [...SHORT_NAMES], categories: [...CATEGORIES] },
+      names: {
+        kind: KIND,
+        listKind: LIST_KIND,
+        plural: PLURAL,
+        singular: SINGULAR,
+        shortNames: [...SHORT_NAMES],
+        categories: [...CATEGORIES],
+      },
       scope: "Namespaced",
       versions: [
         {

@@ -3,14 +3,15 @@
 // validator. Never throws on bad input: a bad object is a value.
 import type { z } from "zod";
 import {
-  MoEDeploymentSchema, MoEDeploymentSpecSchema, MoEDeploymentStatusSchema,
-  type MoEDeployment, type MoEDeploymentSpec,
+  MoEDeploymentSchema,
+  MoEDeploymentSpecSchema,
+  MoEDeploymentStatusSchema,
+  type MoEDeployment,
+  type MoEDeploymentSpec,
 } from "./schema.ts";
 import { validateMoEDeploymentSpec, type ApiIssue } from "./semantic.ts";
 
-export type ParseResult<T> =
-  | { ok: true; value: T; warnings: ApiIssue[] }
-  | { ok: false; issues: ApiIssue[] };
+export type ParseResult<T> = { ok: true; value: T; warnings: ApiIssue[] } | { ok: false; issues: ApiIssue[] };
 
 /** Longest message a metav1.Condition accepts. */
 export const MAX_CONDITION_MESSAGE_LENGTH = 32_768;
@@ -58,7 +59,14 @@ export function parseMoEDeployment(obj: unknown): ParseResult<MoEDeployment> {
   if (status !== undefined && status !== null) {
     const st = MoEDeploymentStatusSchema.safeParse(status);
     if (st.success) value.status = st.data;
-    else warnings.push(...zodIssues(st.error, ["status"]).map((i) => ({ ...i, severity: "warning" as const, message: `${i.message} (status ignored)` })));
+    else
+      warnings.push(
+        ...zodIssues(st.error, ["status"]).map((i) => ({
+          ...i,
+          severity: "warning" as const,
+          message: `${i.message} (status ignored)`,
+        })),
+      );
   }
   return { ok: true, value, warnings };
 }

@@ -39,11 +39,18 @@ export function withRules<S extends z.ZodObject>(schema: S, rules: CrossFieldRul
       } catch {
         ok = false;
       }
-      if (!ok) ctx.addIssue({ code: "custom", message: r.messageOf ? r.messageOf(value) : r.message, path: fieldPathToSegments(r.fieldPath), input: value });
+      if (!ok)
+        ctx.addIssue({
+          code: "custom",
+          message: r.messageOf ? r.messageOf(value) : r.message,
+          path: fieldPathToSegments(r.fieldPath),
+          input: value,
+        });
     }
   });
   const celRules: CelValidation[] = rules.map((r) => ({
-    rule: r.rule, message: r.message,
+    rule: r.rule,
+    message: r.message,
     ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}),
   }));
   return refined.meta({ [CEL_META_KEY]: celRules }) as S;

@@ -14,14 +14,33 @@ import { z } from "zod";
 import { withRules } from "./rules.ts";
 import { Label, OPERATOR_KEY_PREFIX } from "./constants.ts";
 import {
-  ANNOTATIONS_LIMIT_BYTES, CONFIGMAP_LIMIT_BYTES, EXPERTS_ANNOTATION_MAX_BYTES, LABEL_VALUE_MAX_LENGTH,
-  TEMPLATE_ANNOTATIONS_MAX_BYTES, TEMPLATE_ANNOTATIONS_MAX_ENTRIES, TEMPLATE_LABELS_MAX_ENTRIES,
-  CONFIGMAP_PER_SHARD_FORMULA, celExpertsAnnotationBytes, celMaxShardsForConfigMap,
-  configMapBytesPerShard, expertsAnnotationBytes, maxShardsForConfigMap,
+  ANNOTATIONS_LIMIT_BYTES,
+  CONFIGMAP_LIMIT_BYTES,
+  EXPERTS_ANNOTATION_MAX_BYTES,
+  LABEL_VALUE_MAX_LENGTH,
+  TEMPLATE_ANNOTATIONS_MAX_BYTES,
+  TEMPLATE_ANNOTATIONS_MAX_ENTRIES,
+  TEMPLATE_LABELS_MAX_ENTRIES,
+  CONFIGMAP_PER_SHARD_FORMULA,
+  celExpertsAnnotationBytes,
+  celMaxShardsForConfigMap,
+  configMapBytesPerShard,
+  expertsAnnotationBytes,
+  maxShardsForConfigMap,
 } from "./sizes.ts";
 import {
-  ABSOLUTE_PATH, CONDITION_REASON, CONDITION_TYPE, CONFIGMAP_KEY, CRON, DNS_LABEL, DNS_SUBDOMAIN,
-  EXTENDED_RESOURCE_NAME, HTTP_URL, LABEL_KEY, LABEL_VALUE, TIME_ZONE,
+  ABSOLUTE_PATH,
+  CONDITION_REASON,
+  CONDITION_TYPE,
+  CONFIGMAP_KEY,
+  CRON,
+  DNS_LABEL,
+  DNS_SUBDOMAIN,
+  EXTENDED_RESOURCE_NAME,
+  HTTP_URL,
+  LABEL_KEY,
+  LABEL_VALUE,
+  TIME_ZONE,
 } from "./patterns.ts";
 
 const re = (pattern: string) => new RegExp(pattern);
@@ -34,11 +53,13 @@ const re = (pattern: string) => new RegExp(pattern);
 function matching(schema: z.ZodString, pattern: string, message: string): z.ZodString {
   if (pattern.includes("'")) throw new Error("pattern cannot be a CEL raw string", { cause: pattern });
   const regex = re(pattern);
-  return schema.refine((s) => regex.test(s), { message })
+  return schema
+    .refine((s) => regex.test(s), { message })
     .meta({ "x-kubernetes-validations": [{ rule: `self.matches(r'${pattern}')`, message }] });
 }
 
-const CRON_MESSAGE = "must be a 5-field cron expression (minute hour day-of-month month day-of-week, e.g. \"0 8 * * MON-FRI\") or one of @yearly, @monthly, @weekly, @daily, @hourly";
+const CRON_MESSAGE =
+  'must be a 5-field cron expression (minute hour day-of-month month day-of-week, e.g. "0 8 * * MON-FRI") or one of @yearly, @monthly, @weekly, @daily, @hourly';
 const URL_MESSAGE = "must be an http:// or https:// URL with a host, e.g. http://prometheus.monitoring:9090";
 
 /** Upper bounds that keep CEL cost estimates small and objects well under etcd's limits. */
@@ -58,12 +79,12 @@ export const Limits = {
 // operator depends on it; every other field is preserved as written and
 // validated by the API server when the operator creates the child workload.
 
-const StringMap = (what: string) =>
-  z.record(z.string(), z.string()).describe(what);
+const StringMap = (what: string) => z.record(z.string(), z.string()).describe(what);
 
 const RESERVED_LABEL_KEYS: readonly string[] = Object.values(Label);
 const celStringList = (xs: readonly string[]) => `[${xs.map((x) => `'${x}'`).join(", ")}]`;
-const isOperatorKey = (key: string, reserved: readonly string[]) => key.startsWith(OPERATOR_KEY_PREFIX) || reserved.includes(key);
+const isOperatorKey = (key: string, reserved: readonly string[]) =>
+  key.startsWith(OPERATOR_KEY_PREFIX) || reserved.includes(key);
 const utf8Bytes = (s: string) => new TextEncoder().encode(s).length;
 
 /**
@@ -72,44 +93,89 @@ const utf8Bytes = (s: string) => new TextEncoder().encode(s).length;
  * operator's own keys (moe.dev/*, and for labels the app.kubernetes.io/* keys
  * it sets), which the operator alone writes.
  */
-function templateKeyMap(what: string, opts: { maxEntries: number; maxValueLength: number; maxTotalBytes?: number; reserved: readonly string[] }) {
+function templateKeyMap(
+  what: string,
+  opts: { maxEntries: number; maxValueLength: number; maxTotalBytes?: number; reserved: readonly string[] },
+) {
   const reservedText = [`${OPERATOR_KEY_PREFIX}*`, ...opts.reserved].join(", ");
   const keysMessage = `must not use the operator's own keys (${reservedText}): the operator sets them`;
-  const rules = [{ rule: `self.all(k, !k.startsWith('${OPERATOR_KEY_PREFIX}')${opts.reserved.length > 0 ? ` && !(k in ${celStringList(opts.reserved)})` : ""})`, message: keysMessage }];
-  let schema = z.record(z.string(), z.string().max(opts.maxValueLength))
-    .refine((m) => Object.keys(m).length <= opts.maxEntries, { message: `must have at most ${opts.maxEntries} entries` })
+  const rules = [
+    {
+      rule: `self.all(k, !k.startsWith('${OPERATOR_KEY_PREFIX}')${opts.reserved.length > 0 ? ` && !(k in ${celStringList(opts.reserved)})` : ""})`,
+      message: keysMessage,
+    },
+  ];
+  let schema = z
+    .record(z.string(), z.string().max(opts.maxValueLength))
+    .refine((m) => Object.keys(m).length <= opts.maxEntries, {
+      message: `must have at most ${opts.maxEntries} entries`,
+    })
     .refine((m) => Object.keys(m).every((k) => !isOperatorKey(k, opts.reserved)), { message: keysMessage });
   const total = opts.maxTotalBytes;
   if (total !== undefined) {
     const totalMessage = `must total at most ${total} bytes (keys and values); Kubernetes allows ${ANNOTATIONS_LIMIT_BYTES} bytes of annotations per pod and the operator needs the rest`;
     rules.push({ rule: `self.map(k, size(bytes(k)) + size(bytes(self[k]))).sum() <= ${total}`, message: totalMessage });
-    schema = schema.refine((m) => Object.entries(m).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(v), 0) <= total, { message: totalMessage });
+    schema = schema.refine(
+      (m) => Object.entries(m).reduce((n, [k, v]) => n + utf8Bytes(k) + utf8Bytes(v), 0) <= total,
+      { message: totalMessage },
+    );
   }
   return schema.meta({ maxProperties: opts.maxEntries, "x-kubernetes-validations": rules }).describe(what);
 }
 
-export const ContainerSchema = z.looseObject({
-  name: z.string().max(63).regex(re(DNS_LABEL)).describe("Container name (RFC 1123 label), unique within the pod."),
-  image: z.string().min(1).max(1024).describe("Container image. Required: the operator never picks an image for you."),
-}).describe("A core/v1 Container. Only name and image are checked here; all other Container fields are kept as written.");
+export const ContainerSchema = z
+  .looseObject({
+    name: z.string().max(63).regex(re(DNS_LABEL)).describe("Container name (RFC 1123 label), unique within the pod."),
+    image: z
+      .string()
+      .min(1)
+      .max(1024)
+      .describe("Container image. Required: the operator never picks an image for you."),
+  })
+  .describe(
+    "A core/v1 Container. Only name and image are checked here; all other Container fields are kept as written.",
+  );
 
-export const PodTemplateSchema = z.object({
-  metadata: z.looseObject({
-    labels: templateKeyMap(
-      `Labels added to the pods, at most ${TEMPLATE_LABELS_MAX_ENTRIES}. Keys under moe.dev/ and ${RESERVED_LABEL_KEYS.filter((k) => !k.startsWith(OPERATOR_KEY_PREFIX)).join(", ")} are refused: the operator sets them.`,
-      { maxEntries: TEMPLATE_LABELS_MAX_ENTRIES, maxValueLength: LABEL_VALUE_MAX_LENGTH, reserved: RESERVED_LABEL_KEYS.filter((k) => !k.startsWith(OPERATOR_KEY_PREFIX)) },
-    ).optional(),
-    annotations: templateKeyMap(
-      `Annotations added to the pods: at most ${TEMPLATE_ANNOTATIONS_MAX_ENTRIES}, totalling at most ${TEMPLATE_ANNOTATIONS_MAX_BYTES} bytes (keys and values). Keys under moe.dev/ are refused: the operator sets them.`,
-      { maxEntries: TEMPLATE_ANNOTATIONS_MAX_ENTRIES, maxValueLength: TEMPLATE_ANNOTATIONS_MAX_BYTES, maxTotalBytes: TEMPLATE_ANNOTATIONS_MAX_BYTES, reserved: [] },
-    ).optional(),
-  }).describe("Pod metadata: labels and annotations. Other metadata fields are ignored.").optional(),
-  spec: z.looseObject({
-    containers: z.array(ContainerSchema).min(1).max(Limits.maxContainers)
-      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
-      .describe("Containers of the pod; at least one. The first container is the serving engine and receives the GPU limit and the placement environment."),
-  }).describe("A core/v1 PodSpec. Fields other than containers[].name/image are preserved and validated by the API server when the operator creates the pods."),
-}).describe("A core/v1 PodTemplateSpec for the pods of this component.");
+export const PodTemplateSchema = z
+  .object({
+    metadata: z
+      .looseObject({
+        labels: templateKeyMap(
+          `Labels added to the pods, at most ${TEMPLATE_LABELS_MAX_ENTRIES}. Keys under moe.dev/ and ${RESERVED_LABEL_KEYS.filter((k) => !k.startsWith(OPERATOR_KEY_PREFIX)).join(", ")} are refused: the operator sets them.`,
+          {
+            maxEntries: TEMPLATE_LABELS_MAX_ENTRIES,
+            maxValueLength: LABEL_VALUE_MAX_LENGTH,
+            reserved: RESERVED_LABEL_KEYS.filter((k) => !k.startsWith(OPERATOR_KEY_PREFIX)),
+          },
+        ).optional(),
+        annotations: templateKeyMap(
+          `Annotations added to the pods: at most ${TEMPLATE_ANNOTATIONS_MAX_ENTRIES}, totalling at most ${TEMPLATE_ANNOTATIONS_MAX_BYTES} bytes (keys and values). Keys under moe.dev/ are refused: the operator sets them.`,
+          {
+            maxEntries: TEMPLATE_ANNOTATIONS_MAX_ENTRIES,
+            maxValueLength: TEMPLATE_ANNOTATIONS_MAX_BYTES,
+            maxTotalBytes: TEMPLATE_ANNOTATIONS_MAX_BYTES,
+            reserved: [],
+          },
+        ).optional(),
+      })
+      .describe("Pod metadata: labels and annotations. Other metadata fields are ignored.")
+      .optional(),
+    spec: z
+      .looseObject({
+        containers: z
+          .array(ContainerSchema)
+          .min(1)
+          .max(Limits.maxContainers)
+          .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+          .describe(
+            "Containers of the pod; at least one. The first container is the serving engine and receives the GPU limit and the placement environment.",
+          ),
+      })
+      .describe(
+        "A core/v1 PodSpec. Fields other than containers[].name/image are preserved and validated by the API server when the operator creates the pods.",
+      ),
+  })
+  .describe("A core/v1 PodTemplateSpec for the pods of this component.");
 
 // ---------------------------------------------------------------------------
 // spec.model
@@ -118,101 +184,257 @@ export const WeightDtypeSchema = z.enum(["FP32", "BF16", "FP16", "FP8", "INT8", 
 export type WeightDtype = z.infer<typeof WeightDtypeSchema>;
 /** Bytes per parameter of each weight dtype (FP4/INT4 pack two per byte; scales are ignored). */
 export const BYTES_PER_PARAMETER: Readonly<Record<WeightDtype, number>> = {
-  FP32: 4, BF16: 2, FP16: 2, FP8: 1, INT8: 1, FP4: 0.5, INT4: 0.5,
+  FP32: 4,
+  BF16: 2,
+  FP16: 2,
+  FP8: 1,
+  INT8: 1,
+  FP4: 0.5,
+  INT4: 0.5,
 };
 
 const ModelBase = z.object({
-  name: z.string().max(253).describe("Model identifier for humans and dashboards, e.g. deepseek-ai/DeepSeek-V3. Not interpreted.").optional(),
-  layers: z.int32().min(1).max(Limits.maxLayers).describe("Total number of transformer layers (dense and MoE), e.g. 61 for DeepSeek-V3. Heat data is indexed by absolute layer number 0..layers-1."),
-  denseLayers: z.int32().min(0).max(Limits.maxLayers).default(0).describe("Number of leading dense layers without routed experts (DeepSeek-V3: 3). MoE layers are layers denseLayers..layers-1."),
-  routedExperts: z.int32().min(1).max(Limits.maxRoutedExperts).describe("Routed experts per MoE layer (DeepSeek-V3: 256, Qwen3-235B-A22B: 128, Mixtral-8x7B: 8)."),
-  topK: z.int32().min(1).max(Limits.maxRoutedExperts).describe("Routed experts activated per token (top-k); at most routedExperts."),
-  sharedExperts: z.int32().min(0).max(64).default(0).describe("Shared (always-active) experts per MoE layer. They run with the router/attention part, not in expert shards."),
-  expertWeightBytes: z.int().min(1).describe("Bytes of one replica of one routed expert in one layer (all its weight matrices). Set this or expertParameters with weightDtype.").optional(),
-  expertParameters: z.int().min(1).describe("Parameters of one routed expert in one layer (DeepSeek-V3: 3 x 7168 x 2048 = 44040192). Used with weightDtype when expertWeightBytes is not set.").optional(),
-  weightDtype: WeightDtypeSchema.describe("Storage dtype of expert weights; with expertParameters gives the bytes per expert replica. Required with expertParameters, forbidden otherwise.").optional(),
-  expertSlotsPerGpu: z.int32().min(1).max(Limits.maxRoutedExperts).describe(`Expert slots per GPU in each MoE layer: how many routed-expert replicas of one layer one shard holds (DeepSeek prefill EP32: 9). Slots beyond routedExperts across the fleet hold redundant replicas of hot experts. MoE layers x (expertSlotsPerGpu x B + 2) + 17 bytes (B = 3, 4 or 5 bytes per expert id for up to 100, 1000 or more routedExperts), the shard pod's moe.dev/experts annotation, must be at most ${EXPERTS_ANNOTATION_MAX_BYTES}.`),
+  name: z
+    .string()
+    .max(253)
+    .describe("Model identifier for humans and dashboards, e.g. deepseek-ai/DeepSeek-V3. Not interpreted.")
+    .optional(),
+  layers: z
+    .int32()
+    .min(1)
+    .max(Limits.maxLayers)
+    .describe(
+      "Total number of transformer layers (dense and MoE), e.g. 61 for DeepSeek-V3. Heat data is indexed by absolute layer number 0..layers-1.",
+    ),
+  denseLayers: z
+    .int32()
+    .min(0)
+    .max(Limits.maxLayers)
+    .default(0)
+    .describe(
+      "Number of leading dense layers without routed experts (DeepSeek-V3: 3). MoE layers are layers denseLayers..layers-1.",
+    ),
+  routedExperts: z
+    .int32()
+    .min(1)
+    .max(Limits.maxRoutedExperts)
+    .describe("Routed experts per MoE layer (DeepSeek-V3: 256, Qwen3-235B-A22B: 128, Mixtral-8x7B: 8)."),
+  topK: z
+    .int32()
+    .min(1)
+    .max(Limits.maxRoutedExperts)
+    .describe("Routed experts activated per token (top-k); at most routedExperts."),
+  sharedExperts: z
+    .int32()
+    .min(0)
+    .max(64)
+    .default(0)
+    .describe(
+      "Shared (always-active) experts per MoE layer. They run with the router/attention part, not in expert shards.",
+    ),
+  expertWeightBytes: z
+    .int()
+    .min(1)
+    .describe(
+      "Bytes of one replica of one routed expert in one layer (all its weight matrices). Set this or expertParameters with weightDtype.",
+    )
+    .optional(),
+  expertParameters: z
+    .int()
+    .min(1)
+    .describe(
+      "Parameters of one routed expert in one layer (DeepSeek-V3: 3 x 7168 x 2048 = 44040192). Used with weightDtype when expertWeightBytes is not set.",
+    )
+    .optional(),
+  weightDtype: WeightDtypeSchema.describe(
+    "Storage dtype of expert weights; with expertParameters gives the bytes per expert replica. Required with expertParameters, forbidden otherwise.",
+  ).optional(),
+  expertSlotsPerGpu: z
+    .int32()
+    .min(1)
+    .max(Limits.maxRoutedExperts)
+    .describe(
+      `Expert slots per GPU in each MoE layer: how many routed-expert replicas of one layer one shard holds (DeepSeek prefill EP32: 9). Slots beyond routedExperts across the fleet hold redundant replicas of hot experts. MoE layers x (expertSlotsPerGpu x B + 2) + 17 bytes (B = 3, 4 or 5 bytes per expert id for up to 100, 1000 or more routedExperts), the shard pod's moe.dev/experts annotation, must be at most ${EXPERTS_ANNOTATION_MAX_BYTES}.`,
+    ),
 });
 
 export const ModelSchema = withRules(ModelBase, [
   {
-    rule: "self.topK <= self.routedExperts", fieldPath: ".topK",
+    rule: "self.topK <= self.routedExperts",
+    fieldPath: ".topK",
     message: "spec.model.topK must be less than or equal to spec.model.routedExperts",
     holds: (m) => m.topK <= m.routedExperts,
   },
   {
-    rule: "self.denseLayers < self.layers", fieldPath: ".denseLayers",
+    rule: "self.denseLayers < self.layers",
+    fieldPath: ".denseLayers",
     message: "spec.model.denseLayers must be less than spec.model.layers (at least one MoE layer)",
     holds: (m) => m.denseLayers < m.layers,
   },
   {
-    rule: "self.expertSlotsPerGpu <= self.routedExperts", fieldPath: ".expertSlotsPerGpu",
-    message: "spec.model.expertSlotsPerGpu must be less than or equal to spec.model.routedExperts (a GPU holds at most one replica of each expert per layer)",
+    rule: "self.expertSlotsPerGpu <= self.routedExperts",
+    fieldPath: ".expertSlotsPerGpu",
+    message:
+      "spec.model.expertSlotsPerGpu must be less than or equal to spec.model.routedExperts (a GPU holds at most one replica of each expert per layer)",
     holds: (m) => m.expertSlotsPerGpu <= m.routedExperts,
   },
   {
-    rule: "has(self.expertWeightBytes) != has(self.expertParameters)", fieldPath: ".expertWeightBytes",
+    rule: "has(self.expertWeightBytes) != has(self.expertParameters)",
+    fieldPath: ".expertWeightBytes",
     message: "exactly one of spec.model.expertWeightBytes or spec.model.expertParameters must be set",
     holds: (m) => (m.expertWeightBytes !== undefined) !== (m.expertParameters !== undefined),
   },
   {
-    rule: "has(self.weightDtype) == has(self.expertParameters)", fieldPath: ".weightDtype",
+    rule: "has(self.weightDtype) == has(self.expertParameters)",
+    fieldPath: ".weightDtype",
     message: "spec.model.weightDtype is required with spec.model.expertParameters and not allowed without it",
     holds: (m) => (m.weightDtype !== undefined) === (m.expertParameters !== undefined),
   },
   {
-    rule: `${celExpertsAnnotationBytes("self")} <= ${EXPERTS_ANNOTATION_MAX_BYTES}`, fieldPath: ".expertSlotsPerGpu",
+    rule: `${celExpertsAnnotationBytes("self")} <= ${EXPERTS_ANNOTATION_MAX_BYTES}`,
+    fieldPath: ".expertSlotsPerGpu",
     message: `spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod must fit in ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)`,
     holds: (m) => expertsAnnotationBytes(m) <= EXPERTS_ANNOTATION_MAX_BYTES,
-    messageOf: (m) => `spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod would need up to ${expertsAnnotationBytes(m)} bytes, the limit is ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)`,
+    messageOf: (m) =>
+      `spec.model.expertSlotsPerGpu x MoE layers is too large: the moe.dev/experts annotation of a shard pod would need up to ${expertsAnnotationBytes(m)} bytes, the limit is ${EXPERTS_ANNOTATION_MAX_BYTES} bytes (${ANNOTATIONS_LIMIT_BYTES} bytes of pod annotations allowed by Kubernetes, less ${TEMPLATE_ANNOTATIONS_MAX_BYTES} for template annotations and 1024 for the operator annotations)`,
   },
 ]).describe("Shape of the Mixture-of-Experts model: layers, experts, top-k and the size of one expert replica.");
 
 // ---------------------------------------------------------------------------
 // spec.serving
 
-export const TolerationSchema = z.object({
-  key: z.string().max(316).describe("Taint key the toleration applies to; empty with operator Exists matches all taints.").optional(),
-  operator: z.enum(["Exists", "Equal"]).describe("Exists or Equal (default Equal, as in core/v1).").optional(),
-  value: z.string().max(63).describe("Taint value to match when operator is Equal.").optional(),
-  effect: z.enum(["NoSchedule", "PreferNoSchedule", "NoExecute"]).describe("Taint effect to match; empty matches all effects.").optional(),
-  tolerationSeconds: z.int().min(0).describe("For NoExecute: seconds the pod stays bound after the taint appears.").optional(),
-}).describe("A core/v1 Toleration.");
+export const TolerationSchema = z
+  .object({
+    key: z
+      .string()
+      .max(316)
+      .describe("Taint key the toleration applies to; empty with operator Exists matches all taints.")
+      .optional(),
+    operator: z.enum(["Exists", "Equal"]).describe("Exists or Equal (default Equal, as in core/v1).").optional(),
+    value: z.string().max(63).describe("Taint value to match when operator is Equal.").optional(),
+    effect: z
+      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+      .describe("Taint effect to match; empty matches all effects.")
+      .optional(),
+    tolerationSeconds: z
+      .int()
+      .min(0)
+      .describe("For NoExecute: seconds the pod stays bound after the taint appears.")
+      .optional(),
+  })
+  .describe("A core/v1 Toleration.");
 
-export const GpuSchema = z.object({
-  resourceName: z.string().max(253).regex(re(EXTENDED_RESOURCE_NAME)).default("nvidia.com/gpu").describe("Extended resource name of a GPU on your nodes. The operator sets this limit on the first container: 1 per expert shard, router.gpusPerReplica per router pod."),
-  memoryBytes: z.int().min(1).describe("Memory of one GPU in bytes (80 GiB = 85899345920). When set, the operator checks that expertSlotsPerGpu x MoE layers x bytes per expert fits.").optional(),
-  nodeSelector: StringMap("Node labels GPU pods (router and shards) must match, merged into both pod templates.").optional(),
-  affinity: z.looseObject({}).describe("A core/v1 Affinity merged into both pod templates (kept as written, validated by the API server when pods are created).").optional(),
-  tolerations: z.array(TolerationSchema).max(Limits.maxTolerations).describe("Tolerations for GPU node taints, appended to both pod templates.").optional(),
-}).describe("Where GPU pods run and how a GPU is requested.");
+export const GpuSchema = z
+  .object({
+    resourceName: z
+      .string()
+      .max(253)
+      .regex(re(EXTENDED_RESOURCE_NAME))
+      .default("nvidia.com/gpu")
+      .describe(
+        "Extended resource name of a GPU on your nodes. The operator sets this limit on the first container: 1 per expert shard, router.gpusPerReplica per router pod.",
+      ),
+    memoryBytes: z
+      .int()
+      .min(1)
+      .describe(
+        "Memory of one GPU in bytes (80 GiB = 85899345920). When set, the operator checks that expertSlotsPerGpu x MoE layers x bytes per expert fits.",
+      )
+      .optional(),
+    nodeSelector: StringMap(
+      "Node labels GPU pods (router and shards) must match, merged into both pod templates.",
+    ).optional(),
+    affinity: z
+      .looseObject({})
+      .describe(
+        "A core/v1 Affinity merged into both pod templates (kept as written, validated by the API server when pods are created).",
+      )
+      .optional(),
+    tolerations: z
+      .array(TolerationSchema)
+      .max(Limits.maxTolerations)
+      .describe("Tolerations for GPU node taints, appended to both pod templates.")
+      .optional(),
+  })
+  .describe("Where GPU pods run and how a GPU is requested.");
 
-export const RouterSchema = z.object({
-  replicas: z.int32().min(1).max(10_000).default(1).describe("Number of router/attention pods. Fixed: the operator scales expert shards, not the router."),
-  gpusPerReplica: z.int32().min(0).max(64).default(1).describe("GPUs per router/attention pod (0 for a CPU-only router). Counted in status GPUs and cost."),
-  template: PodTemplateSchema,
-}).describe("The router/attention workload: attention, gating and shared experts; it routes tokens to expert shards.");
+export const RouterSchema = z
+  .object({
+    replicas: z
+      .int32()
+      .min(1)
+      .max(10_000)
+      .default(1)
+      .describe("Number of router/attention pods. Fixed: the operator scales expert shards, not the router."),
+    gpusPerReplica: z
+      .int32()
+      .min(0)
+      .max(64)
+      .default(1)
+      .describe("GPUs per router/attention pod (0 for a CPU-only router). Counted in status GPUs and cost."),
+    template: PodTemplateSchema,
+  })
+  .describe("The router/attention workload: attention, gating and shared experts; it routes tokens to expert shards.");
 
-export const ExpertShardsSchema = z.object({
-  template: PodTemplateSchema,
-}).describe("The expert-shard workload: one pod per shard, one GPU per shard, holding expertSlotsPerGpu routed-expert replicas of every MoE layer.");
+export const ExpertShardsSchema = z
+  .object({
+    template: PodTemplateSchema,
+  })
+  .describe(
+    "The expert-shard workload: one pod per shard, one GPU per shard, holding expertSlotsPerGpu routed-expert replicas of every MoE layer.",
+  );
 
-export const ServingSchema = z.object({
-  gpu: GpuSchema.prefault({}),
-  router: RouterSchema,
-  expertShards: ExpertShardsSchema,
-}).describe("Pod templates and GPU scheduling for the router/attention part and the expert shards.");
+export const ServingSchema = z
+  .object({
+    gpu: GpuSchema.prefault({}),
+    router: RouterSchema,
+    expertShards: ExpertShardsSchema,
+  })
+  .describe("Pod templates and GPU scheduling for the router/attention part and the expert shards.");
 
 // ---------------------------------------------------------------------------
 // spec.placement
 
-export const PlacementSchema = z.object({
-  maxRedundantSlotsPerLayer: z.int32().min(0).max(Limits.maxRoutedExperts * 16).describe("Upper bound on extra replicas of hot experts per MoE layer. Unset: every free slot (shards x expertSlotsPerGpu - routedExperts) holds a redundant replica. 0 disables redundancy.").optional(),
-  rebalanceIntervalSeconds: z.int32().min(30).max(86_400).default(300).describe("Seconds between placement re-plans from fresh heat."),
-  minBalancednessGainPercent: z.int32().min(0).max(100).default(1).describe("Move experts only if balancedness (mean GPU load / max GPU load) improves by at least this many percentage points."),
-  maxMovedPercent: z.int32().min(1).max(100).default(10).describe("At most this percent of all expert-replica weights may move in one rebalance."),
-  topologyKey: z.string().max(316).regex(re(LABEL_KEY)).default("kubernetes.io/hostname").describe("Node label that defines failure and interconnect domains; replicas of the same expert are spread across its values."),
-}).describe("How expert replicas are assigned to shards and how often they move.");
+export const PlacementSchema = z
+  .object({
+    maxRedundantSlotsPerLayer: z
+      .int32()
+      .min(0)
+      .max(Limits.maxRoutedExperts * 16)
+      .describe(
+        "Upper bound on extra replicas of hot experts per MoE layer. Unset: every free slot (shards x expertSlotsPerGpu - routedExperts) holds a redundant replica. 0 disables redundancy.",
+      )
+      .optional(),
+    rebalanceIntervalSeconds: z
+      .int32()
+      .min(30)
+      .max(86_400)
+      .default(300)
+      .describe("Seconds between placement re-plans from fresh heat."),
+    minBalancednessGainPercent: z
+      .int32()
+      .min(0)
+      .max(100)
+      .default(1)
+      .describe(
+        "Move experts only if balancedness (mean GPU load / max GPU load) improves by at least this many percentage points.",
+      ),
+    maxMovedPercent: z
+      .int32()
+      .min(1)
+      .max(100)
+      .default(10)
+      .describe("At most this percent of all expert-replica weights may move in one rebalance."),
+    topologyKey: z
+      .string()
+      .max(316)
+      .regex(re(LABEL_KEY))
+      .default("kubernetes.io/hostname")
+      .describe(
+        "Node label that defines failure and interconnect domains; replicas of the same expert are spread across its values.",
+      ),
+  })
+  .describe("How expert replicas are assigned to shards and how often they move.");
 
 // ---------------------------------------------------------------------------
 // spec.slo and spec.scaling
@@ -220,35 +442,89 @@ export const PlacementSchema = z.object({
 export const LatencyMetricSchema = z.enum(["InterTokenLatency", "TimeToFirstToken", "TokenLatency"]);
 export type LatencyMetric = z.infer<typeof LatencyMetricSchema>;
 
-export const SloSchema = z.object({
-  metric: LatencyMetricSchema.default("InterTokenLatency").describe("Latency the SLO is about: InterTokenLatency (time between output tokens, ITL), TimeToFirstToken (TTFT) or TokenLatency (request latency divided by output tokens)."),
-  percentile: z.int32().min(50).max(99).default(99).describe("Percentile of the metric compared with the target, 50..99."),
-  targetLatencyMs: z.int32().min(1).max(600_000).describe("Target for the metric at the percentile, in milliseconds. The operator scales expert shards to keep observed latency at or below it."),
-  evaluationWindowSeconds: z.int32().min(10).max(3_600).default(60).describe("Window over which observed latency is computed."),
-}).describe("The latency objective the operator scales toward.");
+export const SloSchema = z
+  .object({
+    metric: LatencyMetricSchema.default("InterTokenLatency").describe(
+      "Latency the SLO is about: InterTokenLatency (time between output tokens, ITL), TimeToFirstToken (TTFT) or TokenLatency (request latency divided by output tokens).",
+    ),
+    percentile: z
+      .int32()
+      .min(50)
+      .max(99)
+      .default(99)
+      .describe("Percentile of the metric compared with the target, 50..99."),
+    targetLatencyMs: z
+      .int32()
+      .min(1)
+      .max(600_000)
+      .describe(
+        "Target for the metric at the percentile, in milliseconds. The operator scales expert shards to keep observed latency at or below it.",
+      ),
+    evaluationWindowSeconds: z
+      .int32()
+      .min(10)
+      .max(3_600)
+      .default(60)
+      .describe("Window over which observed latency is computed."),
+  })
+  .describe("The latency objective the operator scales toward.");
 
-export const ScalingBehaviorSchema = (defaults: { stabilizationWindowSeconds: number; maxShardsPerStep: number }, direction: string) =>
-  z.object({
-    stabilizationWindowSeconds: z.int32().min(0).max(86_400).default(defaults.stabilizationWindowSeconds).describe(`Scale ${direction} only to the most conservative recommendation of this many past seconds.`),
-    maxShardsPerStep: z.int32().min(1).max(Limits.maxShards).default(defaults.maxShardsPerStep).describe(`Most shards added or removed in one scale-${direction} step.`),
-  }).describe(`Scale-${direction} behaviour.`);
+export const ScalingBehaviorSchema = (
+  defaults: { stabilizationWindowSeconds: number; maxShardsPerStep: number },
+  direction: string,
+) =>
+  z
+    .object({
+      stabilizationWindowSeconds: z
+        .int32()
+        .min(0)
+        .max(86_400)
+        .default(defaults.stabilizationWindowSeconds)
+        .describe(`Scale ${direction} only to the most conservative recommendation of this many past seconds.`),
+      maxShardsPerStep: z
+        .int32()
+        .min(1)
+        .max(Limits.maxShards)
+        .default(defaults.maxShardsPerStep)
+        .describe(`Most shards added or removed in one scale-${direction} step.`),
+    })
+    .describe(`Scale-${direction} behaviour.`);
 
 const ScalingBase = z.object({
-  minShards: z.int32().min(1).max(Limits.maxShards).describe("Fewest expert shards (one GPU each). minShards x expertSlotsPerGpu must cover routedExperts."),
-  maxShards: z.int32().min(1).max(Limits.maxShards).describe(`Most expert shards (one GPU each). Also bounded by the model shape: the placement ConfigMap of maxShards shards must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes at up to ${CONFIGMAP_PER_SHARD_FORMULA} per shard (DeepSeek-V3 with 9 slots: ${maxShardsForConfigMap({ layers: 61, denseLayers: 3, routedExperts: 256, expertSlotsPerGpu: 9 })} shards). At the largest admitted shapes one decision (decide()) takes under the 2 s budget of docs/adr/0008-admission-limits.md (bench/admission/decide-largest.ts).`),
-  shards: z.int32().min(1).max(Limits.maxShards).describe("Manual override: when set, the operator holds exactly this many shards (within minShards..maxShards) and suspends SLO autoscaling. Written by `kubectl scale` and other clients of the scale subresource; remove it to resume autoscaling.").optional(),
+  minShards: z
+    .int32()
+    .min(1)
+    .max(Limits.maxShards)
+    .describe("Fewest expert shards (one GPU each). minShards x expertSlotsPerGpu must cover routedExperts."),
+  maxShards: z
+    .int32()
+    .min(1)
+    .max(Limits.maxShards)
+    .describe(
+      `Most expert shards (one GPU each). Also bounded by the model shape: the placement ConfigMap of maxShards shards must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes at up to ${CONFIGMAP_PER_SHARD_FORMULA} per shard (DeepSeek-V3 with 9 slots: ${maxShardsForConfigMap({ layers: 61, denseLayers: 3, routedExperts: 256, expertSlotsPerGpu: 9 })} shards). At the largest admitted shapes one decision (decide()) takes under the 2 s budget of docs/adr/0008-admission-limits.md (bench/admission/decide-largest.ts).`,
+    ),
+  shards: z
+    .int32()
+    .min(1)
+    .max(Limits.maxShards)
+    .describe(
+      "Manual override: when set, the operator holds exactly this many shards (within minShards..maxShards) and suspends SLO autoscaling. Written by `kubectl scale` and other clients of the scale subresource; remove it to resume autoscaling.",
+    )
+    .optional(),
   scaleUp: ScalingBehaviorSchema({ stabilizationWindowSeconds: 0, maxShardsPerStep: 16 }, "up").prefault({}),
   scaleDown: ScalingBehaviorSchema({ stabilizationWindowSeconds: 600, maxShardsPerStep: 4 }, "down").prefault({}),
 });
 
 export const ScalingSchema = withRules(ScalingBase, [
   {
-    rule: "self.minShards <= self.maxShards", fieldPath: ".minShards",
+    rule: "self.minShards <= self.maxShards",
+    fieldPath: ".minShards",
     message: "spec.scaling.minShards must be less than or equal to spec.scaling.maxShards",
     holds: (s) => s.minShards <= s.maxShards,
   },
   {
-    rule: "!has(self.shards) || (self.shards >= self.minShards && self.shards <= self.maxShards)", fieldPath: ".shards",
+    rule: "!has(self.shards) || (self.shards >= self.minShards && self.shards <= self.maxShards)",
+    fieldPath: ".shards",
     message: "spec.scaling.shards must be within spec.scaling.minShards..spec.scaling.maxShards",
     holds: (s) => s.shards === undefined || (s.shards >= s.minShards && s.shards <= s.maxShards),
   },
@@ -257,29 +533,73 @@ export const ScalingSchema = withRules(ScalingBase, [
 // ---------------------------------------------------------------------------
 // spec.heatSource and spec.latencySource
 
-const PrometheusUrl = matching(z.string().max(2048), HTTP_URL, URL_MESSAGE).describe("Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090. The operator queries it only if its --prometheus-allowed-urls allows it (otherwise MetricsAvailable=False, reason SourceNotAllowed).");
-const TimeoutSeconds = z.int32().min(1).max(120).default(10).describe("Timeout of one query (capped by the operator's --source-timeout-max-seconds and half its reconcile interval).");
+const PrometheusUrl = matching(z.string().max(2048), HTTP_URL, URL_MESSAGE).describe(
+  "Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090. The operator queries it only if its --prometheus-allowed-urls allows it (otherwise MetricsAvailable=False, reason SourceNotAllowed).",
+);
+const TimeoutSeconds = z
+  .int32()
+  .min(1)
+  .max(120)
+  .default(10)
+  .describe(
+    "Timeout of one query (capped by the operator's --source-timeout-max-seconds and half its reconcile interval).",
+  );
 
-export const PrometheusHeatSchema = z.object({
-  url: PrometheusUrl,
-  query: z.string().min(1).max(Limits.maxQueryLength).describe("PromQL template returning one series per (layer, expert) whose value is routed tokens per second. Placeholders: {{namespace}}, {{name}}, {{window}} (e.g. 120s)."),
-  layerLabel: z.string().max(63).regex(re(LABEL_KEY)).default("layer").describe("Series label holding the absolute layer index."),
-  expertLabel: z.string().max(63).regex(re(LABEL_KEY)).default("expert").describe("Series label holding the routed-expert index within the layer."),
-  rateWindowSeconds: z.int32().min(10).max(86_400).default(120).describe("Value of {{window}} in seconds."),
-  timeoutSeconds: TimeoutSeconds,
-}).describe("Read per-expert routed-token rates from Prometheus.");
+export const PrometheusHeatSchema = z
+  .object({
+    url: PrometheusUrl,
+    query: z
+      .string()
+      .min(1)
+      .max(Limits.maxQueryLength)
+      .describe(
+        "PromQL template returning one series per (layer, expert) whose value is routed tokens per second. Placeholders: {{namespace}}, {{name}}, {{window}} (e.g. 120s).",
+      ),
+    layerLabel: z
+      .string()
+      .max(63)
+      .regex(re(LABEL_KEY))
+      .default("layer")
+      .describe("Series label holding the absolute layer index."),
+    expertLabel: z
+      .string()
+      .max(63)
+      .regex(re(LABEL_KEY))
+      .default("expert")
+      .describe("Series label holding the routed-expert index within the layer."),
+    rateWindowSeconds: z.int32().min(10).max(86_400).default(120).describe("Value of {{window}} in seconds."),
+    timeoutSeconds: TimeoutSeconds,
+  })
+  .describe("Read per-expert routed-token rates from Prometheus.");
 
-export const ConfigMapHeatSchema = z.object({
-  name: z.string().max(253).regex(re(DNS_SUBDOMAIN)).describe("ConfigMap in the MoEDeployment's namespace."),
-  key: z.string().max(253).regex(re(CONFIGMAP_KEY)).default("expert-load.json").describe("Key holding JSON {\"logical_count\": [layers][routedExperts]} (SGLang's expert distribution format)."),
-}).describe("Static heat from a ConfigMap; re-read when it changes.");
+export const ConfigMapHeatSchema = z
+  .object({
+    name: z.string().max(253).regex(re(DNS_SUBDOMAIN)).describe("ConfigMap in the MoEDeployment's namespace."),
+    key: z
+      .string()
+      .max(253)
+      .regex(re(CONFIGMAP_KEY))
+      .default("expert-load.json")
+      .describe('Key holding JSON {"logical_count": [layers][routedExperts]} (SGLang\'s expert distribution format).'),
+  })
+  .describe("Static heat from a ConfigMap; re-read when it changes.");
 
-export const FileHeatSchema = z.object({
-  path: z.string().max(4096).regex(re(ABSOLUTE_PATH)).describe("Absolute path, on the operator's filesystem, of a JSON file in SGLang's expert distribution format. Read only if it is a regular file inside a directory the operator allows (--file-heat-source-dirs; none by default) and within its size cap."),
-}).describe("Static heat from a file mounted into the operator (development and simulation).");
+export const FileHeatSchema = z
+  .object({
+    path: z
+      .string()
+      .max(4096)
+      .regex(re(ABSOLUTE_PATH))
+      .describe(
+        "Absolute path, on the operator's filesystem, of a JSON file in SGLang's expert distribution format. Read only if it is a regular file inside a directory the operator allows (--file-heat-source-dirs; none by default) and within its size cap.",
+      ),
+  })
+  .describe("Static heat from a file mounted into the operator (development and simulation).");
 
 const HeatSourceBase = z.object({
-  type: z.enum(["Prometheus", "ConfigMap", "File"]).describe("Which source to read; the field of the same name (lower camel case) configures it."),
+  type: z
+    .enum(["Prometheus", "ConfigMap", "File"])
+    .describe("Which source to read; the field of the same name (lower camel case) configures it."),
   prometheus: PrometheusHeatSchema.optional(),
   configMap: ConfigMapHeatSchema.optional(),
   file: FileHeatSchema.optional(),
@@ -288,47 +608,68 @@ const HeatSourceBase = z.object({
 
 export const HeatSourceSchema = withRules(HeatSourceBase, [
   {
-    rule: "has(self.prometheus) == (self.type == 'Prometheus')", fieldPath: ".prometheus",
+    rule: "has(self.prometheus) == (self.type == 'Prometheus')",
+    fieldPath: ".prometheus",
     message: "spec.heatSource.prometheus is required when spec.heatSource.type is Prometheus and not allowed otherwise",
     holds: (h) => (h.prometheus !== undefined) === (h.type === "Prometheus"),
   },
   {
-    rule: "has(self.configMap) == (self.type == 'ConfigMap')", fieldPath: ".configMap",
+    rule: "has(self.configMap) == (self.type == 'ConfigMap')",
+    fieldPath: ".configMap",
     message: "spec.heatSource.configMap is required when spec.heatSource.type is ConfigMap and not allowed otherwise",
     holds: (h) => (h.configMap !== undefined) === (h.type === "ConfigMap"),
   },
   {
-    rule: "has(self.file) == (self.type == 'File')", fieldPath: ".file",
+    rule: "has(self.file) == (self.type == 'File')",
+    fieldPath: ".file",
     message: "spec.heatSource.file is required when spec.heatSource.type is File and not allowed otherwise",
     holds: (h) => (h.file !== undefined) === (h.type === "File"),
   },
 ]).describe("Where routing heat (tokens per second per layer and expert) comes from.");
 
-export const PrometheusLatencySchema = z.object({
-  url: PrometheusUrl,
-  query: z.string().min(1).max(Limits.maxQueryLength).describe("PromQL template returning one value: the latency at the SLO percentile. Placeholders: {{namespace}}, {{name}}, {{window}}, {{quantile}} (percentile / 100, e.g. 0.99)."),
-  resultUnit: z.enum(["Seconds", "Milliseconds"]).default("Seconds").describe("Unit of the query result (Prometheus histograms are in seconds)."),
-  timeoutSeconds: TimeoutSeconds,
-}).describe("Read observed latency from Prometheus.");
+export const PrometheusLatencySchema = z
+  .object({
+    url: PrometheusUrl,
+    query: z
+      .string()
+      .min(1)
+      .max(Limits.maxQueryLength)
+      .describe(
+        "PromQL template returning one value: the latency at the SLO percentile. Placeholders: {{namespace}}, {{name}}, {{window}}, {{quantile}} (percentile / 100, e.g. 0.99).",
+      ),
+    resultUnit: z
+      .enum(["Seconds", "Milliseconds"])
+      .default("Seconds")
+      .describe("Unit of the query result (Prometheus histograms are in seconds)."),
+    timeoutSeconds: TimeoutSeconds,
+  })
+  .describe("Read observed latency from Prometheus.");
 
-export const StaticLatencySchema = z.object({
-  latencyMs: z.int32().min(0).max(600_000).describe("Latency to assume, in milliseconds (dry runs and tests)."),
-}).describe("A fixed observed latency.");
+export const StaticLatencySchema = z
+  .object({
+    latencyMs: z.int32().min(0).max(600_000).describe("Latency to assume, in milliseconds (dry runs and tests)."),
+  })
+  .describe("A fixed observed latency.");
 
 const LatencySourceBase = z.object({
-  type: z.enum(["Prometheus", "Static"]).describe("Which source to read; the field of the same name (lower camel case) configures it."),
+  type: z
+    .enum(["Prometheus", "Static"])
+    .describe("Which source to read; the field of the same name (lower camel case) configures it."),
   prometheus: PrometheusLatencySchema.optional(),
   static: StaticLatencySchema.optional(),
 });
 
 export const LatencySourceSchema = withRules(LatencySourceBase, [
   {
-    rule: "has(self.prometheus) == (self.type == 'Prometheus')", fieldPath: ".prometheus",
-    message: "spec.latencySource.prometheus is required when spec.latencySource.type is Prometheus and not allowed otherwise",
+    rule: "has(self.prometheus) == (self.type == 'Prometheus')",
+    fieldPath: ".prometheus",
+    message:
+      "spec.latencySource.prometheus is required when spec.latencySource.type is Prometheus and not allowed otherwise",
     holds: (l) => (l.prometheus !== undefined) === (l.type === "Prometheus"),
   },
   {
-    rule: "has(self.static) == (self.type == 'Static')", fieldPath: ".static",
+    rule: "has(self.static) == (self.type == 'Static')",
+    fieldPath: ".static",
     message: "spec.latencySource.static is required when spec.latencySource.type is Static and not allowed otherwise",
     holds: (l) => (l.static !== undefined) === (l.type === "Static"),
   },
@@ -337,30 +678,81 @@ export const LatencySourceSchema = withRules(LatencySourceBase, [
 // ---------------------------------------------------------------------------
 // spec.prewarm
 
-export const PrewarmScheduleSchema = z.object({
-  name: z.string().max(63).regex(re(DNS_LABEL)).describe("Name of the window, unique in the list (RFC 1123 label)."),
-  start: matching(z.string().max(256), CRON, CRON_MESSAGE).describe("Standard 5-field cron expression (or @daily etc.) for when each window starts, in timeZone. Capacity is warm by then: pods start coldStartSeconds earlier."),
-  durationMinutes: z.int32().min(1).max(10_080).describe("Length of each window in minutes (at most one week); the window ends this long after start."),
-  timeZone: z.string().max(64).regex(re(TIME_ZONE)).default("UTC").describe("IANA time zone of start, e.g. Asia/Shanghai."),
-  minShards: z.int32().min(1).max(Limits.maxShards).describe("Expert shards held at least during the window (at most spec.scaling.maxShards)."),
-}).describe("A recurring window of guaranteed capacity.");
+export const PrewarmScheduleSchema = z
+  .object({
+    name: z.string().max(63).regex(re(DNS_LABEL)).describe("Name of the window, unique in the list (RFC 1123 label)."),
+    start: matching(z.string().max(256), CRON, CRON_MESSAGE).describe(
+      "Standard 5-field cron expression (or @daily etc.) for when each window starts, in timeZone. Capacity is warm by then: pods start coldStartSeconds earlier.",
+    ),
+    durationMinutes: z
+      .int32()
+      .min(1)
+      .max(10_080)
+      .describe("Length of each window in minutes (at most one week); the window ends this long after start."),
+    timeZone: z
+      .string()
+      .max(64)
+      .regex(re(TIME_ZONE))
+      .default("UTC")
+      .describe("IANA time zone of start, e.g. Asia/Shanghai."),
+    minShards: z
+      .int32()
+      .min(1)
+      .max(Limits.maxShards)
+      .describe("Expert shards held at least during the window (at most spec.scaling.maxShards)."),
+  })
+  .describe("A recurring window of guaranteed capacity.");
 
-export const PredictiveSchema = z.object({
-  enabled: z.boolean().default(false).describe("Forecast load from history and scale ahead of predicted peaks."),
-  leadSeconds: z.int32().min(0).max(86_400).default(900).describe("How far ahead the forecast looks; at least prewarm.coldStartSeconds."),
-}).describe("Predictive pre-warming from a load forecast.");
+export const PredictiveSchema = z
+  .object({
+    enabled: z.boolean().default(false).describe("Forecast load from history and scale ahead of predicted peaks."),
+    leadSeconds: z
+      .int32()
+      .min(0)
+      .max(86_400)
+      .default(900)
+      .describe("How far ahead the forecast looks; at least prewarm.coldStartSeconds."),
+  })
+  .describe("Predictive pre-warming from a load forecast.");
 
-export const BurstSchema = z.object({
-  enabled: z.boolean().default(true).describe("React to sudden bursts by scaling up at once, skipping the scale-up stabilization window."),
-  panicThresholdPercent: z.int32().min(110).max(1_000).default(200).describe("Burst (panic) sensitivity: enter burst mode when load over panicWindowSeconds exceeds this percent of current capacity. Lower is more sensitive."),
-  panicWindowSeconds: z.int32().min(5).max(600).default(30).describe("Short window over which burst load is measured."),
-}).describe("Burst detection.");
+export const BurstSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe("React to sudden bursts by scaling up at once, skipping the scale-up stabilization window."),
+    panicThresholdPercent: z
+      .int32()
+      .min(110)
+      .max(1_000)
+      .default(200)
+      .describe(
+        "Burst (panic) sensitivity: enter burst mode when load over panicWindowSeconds exceeds this percent of current capacity. Lower is more sensitive.",
+      ),
+    panicWindowSeconds: z
+      .int32()
+      .min(5)
+      .max(600)
+      .default(30)
+      .describe("Short window over which burst load is measured."),
+  })
+  .describe("Burst detection.");
 
 const PrewarmBase = z.object({
-  coldStartSeconds: z.int32().min(0).max(7_200).default(300).describe("Estimated seconds from creating a shard pod to serving (image pull, weight load, warm-up). Used to start capacity early."),
-  schedules: z.array(PrewarmScheduleSchema).max(Limits.maxSchedules)
+  coldStartSeconds: z
+    .int32()
+    .min(0)
+    .max(7_200)
+    .default(300)
+    .describe(
+      "Estimated seconds from creating a shard pod to serving (image pull, weight load, warm-up). Used to start capacity early.",
+    ),
+  schedules: z
+    .array(PrewarmScheduleSchema)
+    .max(Limits.maxSchedules)
     .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
-    .describe("Recurring windows with a capacity floor.").optional(),
+    .describe("Recurring windows with a capacity floor.")
+    .optional(),
   predictive: PredictiveSchema.prefault({}),
   burst: BurstSchema.prefault({}),
 });
@@ -369,8 +761,10 @@ export const PrewarmSchema = withRules(PrewarmBase, [
   {
     // The API server also evaluates rules on the bare default ({}), before nested
     // defaults apply, hence the has() guards.
-    rule: "!has(self.predictive) || !has(self.coldStartSeconds) || !has(self.predictive.enabled) || !self.predictive.enabled || !has(self.predictive.leadSeconds) || self.predictive.leadSeconds >= self.coldStartSeconds", fieldPath: ".predictive.leadSeconds",
-    message: "spec.prewarm.predictive.leadSeconds must be at least spec.prewarm.coldStartSeconds when predictive pre-warming is enabled",
+    rule: "!has(self.predictive) || !has(self.coldStartSeconds) || !has(self.predictive.enabled) || !self.predictive.enabled || !has(self.predictive.leadSeconds) || self.predictive.leadSeconds >= self.coldStartSeconds",
+    fieldPath: ".predictive.leadSeconds",
+    message:
+      "spec.prewarm.predictive.leadSeconds must be at least spec.prewarm.coldStartSeconds when predictive pre-warming is enabled",
     holds: (p) => !p.predictive.enabled || p.predictive.leadSeconds >= p.coldStartSeconds,
   },
 ]).describe("Capacity ahead of demand: scheduled windows, forecasts and bursts.");
@@ -378,74 +772,207 @@ export const PrewarmSchema = withRules(PrewarmBase, [
 // ---------------------------------------------------------------------------
 // spec.cost
 
-export const PriceEntrySchema = z.object({
-  labelValue: z.string().max(63).regex(re(LABEL_VALUE)).describe("Value of table.labelKey on the node."),
-  usdPerGpuHour: z.number().min(0).max(10_000).describe("Price of one GPU-hour on nodes with this label value, in USD."),
-}).describe("Price for nodes with one label value.");
+export const PriceEntrySchema = z
+  .object({
+    labelValue: z.string().max(63).regex(re(LABEL_VALUE)).describe("Value of table.labelKey on the node."),
+    usdPerGpuHour: z
+      .number()
+      .min(0)
+      .max(10_000)
+      .describe("Price of one GPU-hour on nodes with this label value, in USD."),
+  })
+  .describe("Price for nodes with one label value.");
 
-export const PriceTableSchema = z.object({
-  labelKey: z.string().max(316).regex(re(LABEL_KEY)).describe("Node label looked up in prices, e.g. node.kubernetes.io/instance-type or nvidia.com/gpu.product."),
-  prices: z.array(PriceEntrySchema).min(1).max(Limits.maxPriceEntries)
-    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["labelValue"] })
-    .describe("Price per label value."),
-}).describe("Explicit price table keyed by a node label.");
+export const PriceTableSchema = z
+  .object({
+    labelKey: z
+      .string()
+      .max(316)
+      .regex(re(LABEL_KEY))
+      .describe("Node label looked up in prices, e.g. node.kubernetes.io/instance-type or nvidia.com/gpu.product."),
+    prices: z
+      .array(PriceEntrySchema)
+      .min(1)
+      .max(Limits.maxPriceEntries)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["labelValue"] })
+      .describe("Price per label value."),
+  })
+  .describe("Explicit price table keyed by a node label.");
 
-export const CostSchema = z.object({
-  defaultUsdPerGpuHour: z.number().min(0).max(10_000).default(0).describe("Price of one GPU-hour in USD when no other rule prices a node. 0 means unknown."),
-  priceLabelKey: z.string().max(316).regex(re(LABEL_KEY)).describe("Node label whose value is the node's USD per GPU-hour as a decimal (e.g. 2.49); takes precedence over table.").optional(),
-  table: PriceTableSchema.optional(),
-  maxUsdPerHour: z.number().min(0).max(100_000_000).describe("Budget: most USD per hour for all GPUs of this deployment (router and shards). Autoscaling never exceeds it; BudgetExceeded reports when it binds.").optional(),
-}).describe("GPU prices and the budget. A node is priced by priceLabelKey, then table, then defaultUsdPerGpuHour.");
+export const CostSchema = z
+  .object({
+    defaultUsdPerGpuHour: z
+      .number()
+      .min(0)
+      .max(10_000)
+      .default(0)
+      .describe("Price of one GPU-hour in USD when no other rule prices a node. 0 means unknown."),
+    priceLabelKey: z
+      .string()
+      .max(316)
+      .regex(re(LABEL_KEY))
+      .describe(
+        "Node label whose value is the node's USD per GPU-hour as a decimal (e.g. 2.49); takes precedence over table.",
+      )
+      .optional(),
+    table: PriceTableSchema.optional(),
+    maxUsdPerHour: z
+      .number()
+      .min(0)
+      .max(100_000_000)
+      .describe(
+        "Budget: most USD per hour for all GPUs of this deployment (router and shards). Autoscaling never exceeds it; BudgetExceeded reports when it binds.",
+      )
+      .optional(),
+  })
+  .describe("GPU prices and the budget. A node is priced by priceLabelKey, then table, then defaultUsdPerGpuHour.");
 
 // ---------------------------------------------------------------------------
 // spec.gitops (mode PullRequest)
 
 const REPOSITORY_MESSAGE = "must be owner/name of a GitHub repository, e.g. acme/inference-config";
-const GIT_PATH_MESSAGE = "must be a relative path inside the repository (no leading /, no .. segments, no spaces), e.g. clusters/prod/deepseek.yaml";
+const GIT_PATH_MESSAGE =
+  "must be a relative path inside the repository (no leading /, no .. segments, no spaces), e.g. clusters/prod/deepseek.yaml";
 const BRANCH_MESSAGE = "must be a git branch name (letters, digits, . _ - /; no .., no leading or trailing / or .)";
 
-const SecretKeyRefSchema = (defaultKey: string, what: string) => z.object({
-  name: z.string().max(253).regex(re(DNS_SUBDOMAIN)).describe(`Name of a Secret in the MoEDeployment's namespace holding ${what}. The operator needs \`get\` on this Secret (the Helm chart's gitops.credentialSecrets grants it, and nothing else).`),
-  key: z.string().max(253).regex(re(CONFIGMAP_KEY)).default(defaultKey).describe(`Key of the Secret holding ${what}.`),
-}).describe(`A key of a Secret in the MoEDeployment's namespace holding ${what}.`);
+const SecretKeyRefSchema = (defaultKey: string, what: string) =>
+  z
+    .object({
+      name: z
+        .string()
+        .max(253)
+        .regex(re(DNS_SUBDOMAIN))
+        .describe(
+          `Name of a Secret in the MoEDeployment's namespace holding ${what}. The operator needs \`get\` on this Secret (the Helm chart's gitops.credentialSecrets grants it, and nothing else).`,
+        ),
+      key: z
+        .string()
+        .max(253)
+        .regex(re(CONFIGMAP_KEY))
+        .default(defaultKey)
+        .describe(`Key of the Secret holding ${what}.`),
+    })
+    .describe(`A key of a Secret in the MoEDeployment's namespace holding ${what}.`);
 
-export const GitHubAppSchema = z.object({
-  appId: z.int().min(1).max(2_147_483_647).describe("GitHub App ID (the JWT issuer)."),
-  installationId: z.int().min(1).max(Number.MAX_SAFE_INTEGER).describe("Installation ID of the App on the repository's owner; the operator exchanges a JWT for a one-hour installation token."),
-  privateKeySecretRef: SecretKeyRefSchema("private-key", "the App's PEM private key"),
-}).describe("Authenticate as a GitHub App installation.");
+export const GitHubAppSchema = z
+  .object({
+    appId: z.int().min(1).max(2_147_483_647).describe("GitHub App ID (the JWT issuer)."),
+    installationId: z
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .describe(
+        "Installation ID of the App on the repository's owner; the operator exchanges a JWT for a one-hour installation token.",
+      ),
+    privateKeySecretRef: SecretKeyRefSchema("private-key", "the App's PEM private key"),
+  })
+  .describe("Authenticate as a GitHub App installation.");
 
 const GitOpsCredentialsBase = z.object({
-  tokenSecretRef: SecretKeyRefSchema("token", "a GitHub token with contents and pull-requests write access to the repository").optional(),
+  tokenSecretRef: SecretKeyRefSchema(
+    "token",
+    "a GitHub token with contents and pull-requests write access to the repository",
+  ).optional(),
   githubApp: GitHubAppSchema.optional(),
 });
 
 export const GitOpsCredentialsSchema = withRules(GitOpsCredentialsBase, [
   {
-    rule: "has(self.tokenSecretRef) != has(self.githubApp)", fieldPath: ".tokenSecretRef",
+    rule: "has(self.tokenSecretRef) != has(self.githubApp)",
+    fieldPath: ".tokenSecretRef",
     message: "exactly one of spec.gitops.credentials.tokenSecretRef or spec.gitops.credentials.githubApp must be set",
     holds: (c) => (c.tokenSecretRef !== undefined) !== (c.githubApp !== undefined),
   },
 ]).describe("How the operator authenticates to GitHub: a token Secret or a GitHub App.");
 
-export const PullRequestLimitsSchema = z.object({
-  hourlyLimit: z.int32().min(1).max(100).default(2).describe("Most commits (opening or updating this deployment's pull request) per rolling hour."),
-  concurrentLimit: z.int32().min(1).max(1_000).default(10).describe("Most open moe-operator/* pull requests in the repository: no new one is opened while this many are open (updating an open one is not limited by it)."),
-  closeOnDelete: z.boolean().default(true).describe("Close the pull request and delete its branch when the MoEDeployment is deleted (best effort: only while the operator runs; no finalizer)."),
-}).describe("Pull-request limits (like Renovate's prHourlyLimit and prConcurrentLimit).");
+export const PullRequestLimitsSchema = z
+  .object({
+    hourlyLimit: z
+      .int32()
+      .min(1)
+      .max(100)
+      .default(2)
+      .describe("Most commits (opening or updating this deployment's pull request) per rolling hour."),
+    concurrentLimit: z
+      .int32()
+      .min(1)
+      .max(1_000)
+      .default(10)
+      .describe(
+        "Most open moe-operator/* pull requests in the repository: no new one is opened while this many are open (updating an open one is not limited by it).",
+      ),
+    closeOnDelete: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Close the pull request and delete its branch when the MoEDeployment is deleted (best effort: only while the operator runs; no finalizer).",
+      ),
+  })
+  .describe("Pull-request limits (like Renovate's prHourlyLimit and prConcurrentLimit).");
 
-export const GitOpsSchema = z.object({
-  repository: matching(z.string().max(140), "^[A-Za-z0-9][-A-Za-z0-9]{0,38}/[-A-Za-z0-9._]{1,100}$", REPOSITORY_MESSAGE).describe("GitHub repository owner/name holding the MoEDeployment manifest."),
-  baseBranch: matching(z.string().max(255), "^[A-Za-z0-9_][-A-Za-z0-9_./]*$", BRANCH_MESSAGE).refine((b) => !b.includes("..") && !b.endsWith("/") && !b.endsWith(".") && !b.endsWith(".lock"), { message: BRANCH_MESSAGE }).default("main").describe("Branch the pull request targets and the manifest is read from."),
-  path: matching(z.string().max(1024), "^([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*)(/([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*))*$", GIT_PATH_MESSAGE).describe("Path in the repository of the YAML file holding this MoEDeployment (matched by kind, metadata.name and metadata.namespace when set). The pull request edits spec.scaling.minShards/maxShards and spec.cost.maxUsdPerHour in place, keeping comments and key order; never live replica counts."),
-  apiUrl: matching(z.string().max(2048), HTTP_URL, URL_MESSAGE).default("https://api.github.com").describe("GitHub REST API base URL; for GitHub Enterprise Server https://HOST/api/v3. Used only if the operator's --github-allowed-urls allows it (otherwise GitOpsSynced=False, reason ApiUrlNotAllowed)."),
-  credentials: GitOpsCredentialsSchema,
-  minChangePercent: z.int32().min(1).max(1_000).default(10).describe("Propose a bound or budget only when it differs from the value in Git by at least this percent (and by at least one shard)."),
-  learningWindowSeconds: z.int32().min(0).max(2_592_000).default(3_600).describe("Seconds the operator watches a deployment (since it started tracking it) before it proposes anything."),
-  raiseAfterSeconds: z.int32().min(10).max(2_592_000).default(1_800).describe("Propose raising spec.scaling.maxShards (or spec.cost.maxUsdPerHour) after SLOMet has been False at that bound for this long without a break."),
-  lowerAfterSeconds: z.int32().min(60).max(2_592_000).default(259_200).describe("Propose lowering spec.scaling.maxShards (or minShards) when the bound was not approached for this long (default 3 days): maxShards to 125% of the peak desired shards, minShards to the most shards the SLO needed (not below expert coverage)."),
-  pullRequests: PullRequestLimitsSchema.prefault({}),
-}).describe("Pull-request mode: where the MoEDeployment manifest lives in Git and how proposals are made. Tracking windows are kept in the operator's memory: a restart starts them again.");
+export const GitOpsSchema = z
+  .object({
+    repository: matching(
+      z.string().max(140),
+      "^[A-Za-z0-9][-A-Za-z0-9]{0,38}/[-A-Za-z0-9._]{1,100}$",
+      REPOSITORY_MESSAGE,
+    ).describe("GitHub repository owner/name holding the MoEDeployment manifest."),
+    baseBranch: matching(z.string().max(255), "^[A-Za-z0-9_][-A-Za-z0-9_./]*$", BRANCH_MESSAGE)
+      .refine((b) => !b.includes("..") && !b.endsWith("/") && !b.endsWith(".") && !b.endsWith(".lock"), {
+        message: BRANCH_MESSAGE,
+      })
+      .default("main")
+      .describe("Branch the pull request targets and the manifest is read from."),
+    path: matching(
+      z.string().max(1024),
+      "^([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*)(/([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*))*$",
+      GIT_PATH_MESSAGE,
+    ).describe(
+      "Path in the repository of the YAML file holding this MoEDeployment (matched by kind, metadata.name and metadata.namespace when set). The pull request edits spec.scaling.minShards/maxShards and spec.cost.maxUsdPerHour in place, keeping comments and key order; never live replica counts.",
+    ),
+    apiUrl: matching(z.string().max(2048), HTTP_URL, URL_MESSAGE)
+      .default("https://api.github.com")
+      .describe(
+        "GitHub REST API base URL; for GitHub Enterprise Server https://HOST/api/v3. Used only if the operator's --github-allowed-urls allows it (otherwise GitOpsSynced=False, reason ApiUrlNotAllowed).",
+      ),
+    credentials: GitOpsCredentialsSchema,
+    minChangePercent: z
+      .int32()
+      .min(1)
+      .max(1_000)
+      .default(10)
+      .describe(
+        "Propose a bound or budget only when it differs from the value in Git by at least this percent (and by at least one shard).",
+      ),
+    learningWindowSeconds: z
+      .int32()
+      .min(0)
+      .max(2_592_000)
+      .default(3_600)
+      .describe(
+        "Seconds the operator watches a deployment (since it started tracking it) before it proposes anything.",
+      ),
+    raiseAfterSeconds: z
+      .int32()
+      .min(10)
+      .max(2_592_000)
+      .default(1_800)
+      .describe(
+        "Propose raising spec.scaling.maxShards (or spec.cost.maxUsdPerHour) after SLOMet has been False at that bound for this long without a break.",
+      ),
+    lowerAfterSeconds: z
+      .int32()
+      .min(60)
+      .max(2_592_000)
+      .default(259_200)
+      .describe(
+        "Propose lowering spec.scaling.maxShards (or minShards) when the bound was not approached for this long (default 3 days): maxShards to 125% of the peak desired shards, minShards to the most shards the SLO needed (not below expert coverage).",
+      ),
+    pullRequests: PullRequestLimitsSchema.prefault({}),
+  })
+  .describe(
+    "Pull-request mode: where the MoEDeployment manifest lives in Git and how proposals are made. Tracking windows are kept in the operator's memory: a restart starts them again.",
+  );
 
 // ---------------------------------------------------------------------------
 // spec
@@ -454,7 +981,9 @@ export const ModeSchema = z.enum(["Auto", "Recommend", "PullRequest"]);
 export type Mode = z.infer<typeof ModeSchema>;
 
 const SpecBase = z.object({
-  mode: ModeSchema.default("Auto").describe("Auto: the operator creates and scales the workloads and moves experts. Recommend: it only computes and reports decisions in status.recommendation, changing nothing. PullRequest: like Recommend towards the cluster, and it proposes bound and budget changes as one pull request per MoEDeployment (spec.gitops)."),
+  mode: ModeSchema.default("Auto").describe(
+    "Auto: the operator creates and scales the workloads and moves experts. Recommend: it only computes and reports decisions in status.recommendation, changing nothing. PullRequest: like Recommend towards the cluster, and it proposes bound and budget changes as one pull request per MoEDeployment (spec.gitops).",
+  ),
   model: ModelSchema,
   serving: ServingSchema,
   placement: PlacementSchema.prefault({}),
@@ -469,111 +998,201 @@ const SpecBase = z.object({
 
 export const MoEDeploymentSpecSchema = withRules(SpecBase, [
   {
-    rule: "self.scaling.minShards * self.model.expertSlotsPerGpu >= self.model.routedExperts", fieldPath: ".scaling.minShards",
-    message: "spec.scaling.minShards x spec.model.expertSlotsPerGpu must be at least spec.model.routedExperts so that every routed expert has a slot",
+    rule: "self.scaling.minShards * self.model.expertSlotsPerGpu >= self.model.routedExperts",
+    fieldPath: ".scaling.minShards",
+    message:
+      "spec.scaling.minShards x spec.model.expertSlotsPerGpu must be at least spec.model.routedExperts so that every routed expert has a slot",
     holds: (s) => s.scaling.minShards * s.model.expertSlotsPerGpu >= s.model.routedExperts,
   },
   {
-    rule: `self.scaling.maxShards <= ${celMaxShardsForConfigMap("self.model")}`, fieldPath: ".scaling.maxShards",
+    rule: `self.scaling.maxShards <= ${celMaxShardsForConfigMap("self.model")}`,
+    fieldPath: ".scaling.maxShards",
     message: `spec.scaling.maxShards is too large for this model shape: the placement ConfigMap must fit the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB), at up to ${CONFIGMAP_PER_SHARD_FORMULA} per shard`,
     holds: (s) => s.scaling.maxShards <= maxShardsForConfigMap(s.model),
-    messageOf: (s) => `spec.scaling.maxShards ${s.scaling.maxShards} is too large for this model shape: at most ${maxShardsForConfigMap(s.model)} shards (up to ${configMapBytesPerShard(s.model)} bytes each) fit the placement ConfigMap within the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB)`,
+    messageOf: (s) =>
+      `spec.scaling.maxShards ${s.scaling.maxShards} is too large for this model shape: at most ${maxShardsForConfigMap(s.model)} shards (up to ${configMapBytesPerShard(s.model)} bytes each) fit the placement ConfigMap within the Kubernetes ConfigMap limit of ${CONFIGMAP_LIMIT_BYTES} bytes (1 MiB)`,
   },
   {
-    rule: "!has(self.prewarm) || !has(self.prewarm.schedules) || self.prewarm.schedules.all(w, w.minShards <= self.scaling.maxShards)", fieldPath: ".prewarm.schedules",
+    rule: "!has(self.prewarm) || !has(self.prewarm.schedules) || self.prewarm.schedules.all(w, w.minShards <= self.scaling.maxShards)",
+    fieldPath: ".prewarm.schedules",
     message: "every spec.prewarm.schedules[].minShards must be at most spec.scaling.maxShards",
     holds: (s) => (s.prewarm.schedules ?? []).every((w) => w.minShards <= s.scaling.maxShards),
   },
   {
-    rule: "!has(self.mode) || self.mode != 'PullRequest' || has(self.gitops)", fieldPath: ".gitops",
+    rule: "!has(self.mode) || self.mode != 'PullRequest' || has(self.gitops)",
+    fieldPath: ".gitops",
     message: "spec.gitops is required when spec.mode is PullRequest",
     holds: (s) => s.mode !== "PullRequest" || s.gitops !== undefined,
   },
-]).describe("Desired state of an MoE model deployment: model shape, pod templates, placement policy, latency SLO, scaling bounds, metric sources, pre-warming, prices and mode.");
+]).describe(
+  "Desired state of an MoE model deployment: model shape, pod templates, placement policy, latency SLO, scaling bounds, metric sources, pre-warming, prices and mode.",
+);
 
 // ---------------------------------------------------------------------------
 // status
 
 const Time = (what: string) => z.iso.datetime({ offset: true }).describe(what);
 
-export const ConditionSchema = z.object({
-  type: z.string().max(316).regex(re(CONDITION_TYPE)).describe("Condition type: Ready, Progressing, Degraded, SLOMet, BudgetExceeded, MetricsAvailable, Prewarming or GitOpsSynced (mode PullRequest)."),
-  status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown."),
-  observedGeneration: z.int().min(0).describe("metadata.generation the condition was computed from.").optional(),
-  lastTransitionTime: Time("When status last changed."),
-  reason: z.string().min(1).max(1024).regex(re(CONDITION_REASON)).describe("CamelCase reason for the condition's last transition."),
-  message: z.string().max(32_768).describe("Human-readable details; for InvalidSpec, every offending field with its path."),
-}).describe("A metav1.Condition.");
+export const ConditionSchema = z
+  .object({
+    type: z
+      .string()
+      .max(316)
+      .regex(re(CONDITION_TYPE))
+      .describe(
+        "Condition type: Ready, Progressing, Degraded, SLOMet, BudgetExceeded, MetricsAvailable, Prewarming or GitOpsSynced (mode PullRequest).",
+      ),
+    status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown."),
+    observedGeneration: z.int().min(0).describe("metadata.generation the condition was computed from.").optional(),
+    lastTransitionTime: Time("When status last changed."),
+    reason: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(re(CONDITION_REASON))
+      .describe("CamelCase reason for the condition's last transition."),
+    message: z
+      .string()
+      .max(32_768)
+      .describe("Human-readable details; for InvalidSpec, every offending field with its path."),
+  })
+  .describe("A metav1.Condition.");
 export type Condition = z.infer<typeof ConditionSchema>;
 
-export const PlacementStatusSchema = z.object({
-  version: z.int().min(0).describe("Monotonic version of the published placement."),
-  hash: z.string().max(128).describe("Content hash of the placement plan."),
-  configMapName: z.string().max(253).describe("ConfigMap holding the placement (and SGLang's physical_to_logical_map).").optional(),
-  balancedness: z.number().min(0).max(1).describe("Mean GPU load / max GPU load under current heat, 0..1 (1 is perfectly balanced).").optional(),
-  movedFraction: z.number().min(0).max(1).describe("Fraction of expert-replica weights moved by the last rebalance, 0..1.").optional(),
-  redundantSlotsPerLayer: z.int32().min(0).describe("Redundant expert replicas per MoE layer in this placement.").optional(),
-  lastRebalanceTime: Time("When the placement last changed.").optional(),
-}).describe("Summary of the current expert placement.");
+export const PlacementStatusSchema = z
+  .object({
+    version: z.int().min(0).describe("Monotonic version of the published placement."),
+    hash: z.string().max(128).describe("Content hash of the placement plan."),
+    configMapName: z
+      .string()
+      .max(253)
+      .describe("ConfigMap holding the placement (and SGLang's physical_to_logical_map).")
+      .optional(),
+    balancedness: z
+      .number()
+      .min(0)
+      .max(1)
+      .describe("Mean GPU load / max GPU load under current heat, 0..1 (1 is perfectly balanced).")
+      .optional(),
+    movedFraction: z
+      .number()
+      .min(0)
+      .max(1)
+      .describe("Fraction of expert-replica weights moved by the last rebalance, 0..1.")
+      .optional(),
+    redundantSlotsPerLayer: z
+      .int32()
+      .min(0)
+      .describe("Redundant expert replicas per MoE layer in this placement.")
+      .optional(),
+    lastRebalanceTime: Time("When the placement last changed.").optional(),
+  })
+  .describe("Summary of the current expert placement.");
 
-export const LatencyStatusSchema = z.object({
-  metric: LatencyMetricSchema.describe("Metric observed (from spec.slo.metric)."),
-  percentile: z.int32().min(0).max(100).describe("Percentile observed (from spec.slo.percentile)."),
-  observedMs: z.number().min(0).describe("Observed latency at the percentile over the evaluation window, in milliseconds.").optional(),
-  targetMs: z.int32().min(0).describe("Target in milliseconds (from spec.slo.targetLatencyMs)."),
-  sampleTime: Time("When observedMs was measured.").optional(),
-}).describe("Observed latency against the SLO target.");
+export const LatencyStatusSchema = z
+  .object({
+    metric: LatencyMetricSchema.describe("Metric observed (from spec.slo.metric)."),
+    percentile: z.int32().min(0).max(100).describe("Percentile observed (from spec.slo.percentile)."),
+    observedMs: z
+      .number()
+      .min(0)
+      .describe("Observed latency at the percentile over the evaluation window, in milliseconds.")
+      .optional(),
+    targetMs: z.int32().min(0).describe("Target in milliseconds (from spec.slo.targetLatencyMs)."),
+    sampleTime: Time("When observedMs was measured.").optional(),
+  })
+  .describe("Observed latency against the SLO target.");
 
-export const CostStatusSchema = z.object({
-  usdPerHour: z.number().min(0).describe("Current cost of all GPUs of the deployment, USD per hour (rounded to cents)."),
-  usdPerMillionTokens: z.number().min(0).describe("Current cost per million output tokens at observed throughput, in USD.").optional(),
-  gpuHoursTotal: z.number().min(0).describe("GPU-hours accumulated since the deployment was created.").optional(),
-}).describe("What the deployment costs now.");
+export const CostStatusSchema = z
+  .object({
+    usdPerHour: z
+      .number()
+      .min(0)
+      .describe("Current cost of all GPUs of the deployment, USD per hour (rounded to cents)."),
+    usdPerMillionTokens: z
+      .number()
+      .min(0)
+      .describe("Current cost per million output tokens at observed throughput, in USD.")
+      .optional(),
+    gpuHoursTotal: z.number().min(0).describe("GPU-hours accumulated since the deployment was created.").optional(),
+  })
+  .describe("What the deployment costs now.");
 
-export const LastScaleSchema = z.object({
-  time: Time("When the shard count last changed."),
-  fromShards: z.int32().min(0).describe("Shards before the change."),
-  toShards: z.int32().min(0).describe("Shards after the change."),
-  reason: z.string().min(1).max(1024).regex(re(CONDITION_REASON)).describe("CamelCase reason: SLOTarget, ScheduledWindow, ForecastPeak, BurstDetected, CappedByBudget, ManualOverride or BoundsChanged."),
-  message: z.string().max(4_096).describe("Details, e.g. observed vs target latency.").optional(),
-}).describe("The last change of the shard count.");
+export const LastScaleSchema = z
+  .object({
+    time: Time("When the shard count last changed."),
+    fromShards: z.int32().min(0).describe("Shards before the change."),
+    toShards: z.int32().min(0).describe("Shards after the change."),
+    reason: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(re(CONDITION_REASON))
+      .describe(
+        "CamelCase reason: SLOTarget, ScheduledWindow, ForecastPeak, BurstDetected, CappedByBudget, ManualOverride or BoundsChanged.",
+      ),
+    message: z.string().max(4_096).describe("Details, e.g. observed vs target latency.").optional(),
+  })
+  .describe("The last change of the shard count.");
 
-export const NextPrewarmSchema = z.object({
-  time: Time("When capacity starts to be raised (window start minus coldStartSeconds, or forecast time)."),
-  source: z.enum(["Schedule", "Forecast"]).describe("Schedule or Forecast."),
-  scheduleName: z.string().max(63).describe("Name of the schedule window, for source Schedule.").optional(),
-  minShards: z.int32().min(0).describe("Shards the pre-warm will hold."),
-}).describe("The next planned pre-warm.");
+export const NextPrewarmSchema = z
+  .object({
+    time: Time("When capacity starts to be raised (window start minus coldStartSeconds, or forecast time)."),
+    source: z.enum(["Schedule", "Forecast"]).describe("Schedule or Forecast."),
+    scheduleName: z.string().max(63).describe("Name of the schedule window, for source Schedule.").optional(),
+    minShards: z.int32().min(0).describe("Shards the pre-warm will hold."),
+  })
+  .describe("The next planned pre-warm.");
 
-export const RecommendationSchema = z.object({
-  time: Time("When the recommendation was computed."),
-  shards: z.int32().min(0).describe("Expert shards the operator would run."),
-  gpus: z.int32().min(0).describe("GPUs the operator would run (shards plus router GPUs)."),
-  usdPerHour: z.number().min(0).describe("Cost of the recommendation, USD per hour.").optional(),
-  placementHash: z.string().max(128).describe("Hash of the placement it would publish.").optional(),
-  movedFraction: z.number().min(0).max(1).describe("Fraction of expert weights it would move, 0..1.").optional(),
-  balancedness: z.number().min(0).max(1).describe("Balancedness the recommended placement reaches, 0..1.").optional(),
-  reason: z.string().min(1).max(1024).regex(re(CONDITION_REASON)).describe("CamelCase reason for the recommended shard count."),
-  message: z.string().max(4_096).describe("Why, in words.").optional(),
-}).describe("What the operator would do (mode Recommend; also filled in Auto for comparison).");
+export const RecommendationSchema = z
+  .object({
+    time: Time("When the recommendation was computed."),
+    shards: z.int32().min(0).describe("Expert shards the operator would run."),
+    gpus: z.int32().min(0).describe("GPUs the operator would run (shards plus router GPUs)."),
+    usdPerHour: z.number().min(0).describe("Cost of the recommendation, USD per hour.").optional(),
+    placementHash: z.string().max(128).describe("Hash of the placement it would publish.").optional(),
+    movedFraction: z.number().min(0).max(1).describe("Fraction of expert weights it would move, 0..1.").optional(),
+    balancedness: z.number().min(0).max(1).describe("Balancedness the recommended placement reaches, 0..1.").optional(),
+    reason: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(re(CONDITION_REASON))
+      .describe("CamelCase reason for the recommended shard count."),
+    message: z.string().max(4_096).describe("Why, in words.").optional(),
+  })
+  .describe("What the operator would do (mode Recommend; also filled in Auto for comparison).");
 
-export const MoEDeploymentStatusSchema = z.object({
-  observedGeneration: z.int().min(0).describe("metadata.generation of the spec this status reflects.").optional(),
-  conditions: z.array(ConditionSchema).max(32)
-    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
-    .describe("Current state as metav1.Conditions; Ready summarizes the others.").optional(),
-  selector: z.string().max(4_096).describe("Label selector of the expert-shard pods (for the scale subresource).").optional(),
-  currentShards: z.int32().min(0).describe("Expert shards that exist now.").optional(),
-  desiredShards: z.int32().min(0).describe("Expert shards the operator is moving toward.").optional(),
-  currentGpus: z.int32().min(0).describe("GPUs requested now: shards plus router replicas x gpusPerReplica.").optional(),
-  desiredGpus: z.int32().min(0).describe("GPUs the operator is moving toward.").optional(),
-  placement: PlacementStatusSchema.optional(),
-  latency: LatencyStatusSchema.optional(),
-  cost: CostStatusSchema.optional(),
-  lastScale: LastScaleSchema.optional(),
-  nextPrewarm: NextPrewarmSchema.optional(),
-  recommendation: RecommendationSchema.optional(),
-}).describe("Observed state, written only by the operator.");
+export const MoEDeploymentStatusSchema = z
+  .object({
+    observedGeneration: z.int().min(0).describe("metadata.generation of the spec this status reflects.").optional(),
+    conditions: z
+      .array(ConditionSchema)
+      .max(32)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
+      .describe("Current state as metav1.Conditions; Ready summarizes the others.")
+      .optional(),
+    selector: z
+      .string()
+      .max(4_096)
+      .describe("Label selector of the expert-shard pods (for the scale subresource).")
+      .optional(),
+    currentShards: z.int32().min(0).describe("Expert shards that exist now.").optional(),
+    desiredShards: z.int32().min(0).describe("Expert shards the operator is moving toward.").optional(),
+    currentGpus: z
+      .int32()
+      .min(0)
+      .describe("GPUs requested now: shards plus router replicas x gpusPerReplica.")
+      .optional(),
+    desiredGpus: z.int32().min(0).describe("GPUs the operator is moving toward.").optional(),
+    placement: PlacementStatusSchema.optional(),
+    latency: LatencyStatusSchema.optional(),
+    cost: CostStatusSchema.optional(),
+    lastScale: LastScaleSchema.optional(),
+    nextPrewarm: NextPrewarmSchema.optional(),
+    recommendation: RecommendationSchema.optional(),
+  })
+  .describe("Observed state, written only by the operator.");
 
 // ---------------------------------------------------------------------------
 // The whole object
@@ -581,25 +1200,38 @@ export const MoEDeploymentStatusSchema = z.object({
 /** Why metadata.name is short: it is a label value on every child (moe.dev/deployment, app.kubernetes.io/instance). */
 export const NAME_MESSAGE = `metadata.name must be at most ${LABEL_VALUE_MAX_LENGTH} characters: it is the value of the moe.dev/deployment label on every child, and Kubernetes limits label values to ${LABEL_VALUE_MAX_LENGTH}`;
 /** The same limit as a CEL rule on the object root (the CRD cannot declare metadata fields). */
-export const NAME_RULE = { rule: `size(self.metadata.name) <= ${LABEL_VALUE_MAX_LENGTH}`, message: NAME_MESSAGE } as const;
+export const NAME_RULE = {
+  rule: `size(self.metadata.name) <= ${LABEL_VALUE_MAX_LENGTH}`,
+  message: NAME_MESSAGE,
+} as const;
 
-export const ObjectMetaSchema = z.looseObject({
-  name: z.string().max(LABEL_VALUE_MAX_LENGTH, { message: NAME_MESSAGE }).describe("Name of the MoEDeployment.").optional(),
-  namespace: z.string().max(63).describe("Namespace.").optional(),
-  uid: z.string().describe("UID.").optional(),
-  generation: z.int().describe("Spec generation.").optional(),
-  resourceVersion: z.string().describe("Resource version.").optional(),
-  labels: StringMap("Labels.").optional(),
-  annotations: StringMap("Annotations.").optional(),
-}).describe("Standard object metadata.");
+export const ObjectMetaSchema = z
+  .looseObject({
+    name: z
+      .string()
+      .max(LABEL_VALUE_MAX_LENGTH, { message: NAME_MESSAGE })
+      .describe("Name of the MoEDeployment.")
+      .optional(),
+    namespace: z.string().max(63).describe("Namespace.").optional(),
+    uid: z.string().describe("UID.").optional(),
+    generation: z.int().describe("Spec generation.").optional(),
+    resourceVersion: z.string().describe("Resource version.").optional(),
+    labels: StringMap("Labels.").optional(),
+    annotations: StringMap("Annotations.").optional(),
+  })
+  .describe("Standard object metadata.");
 
-export const MoEDeploymentSchema = z.object({
-  apiVersion: z.literal("moe.dev/v1alpha1").describe("moe.dev/v1alpha1."),
-  kind: z.literal("MoEDeployment").describe("MoEDeployment."),
-  metadata: ObjectMetaSchema,
-  spec: MoEDeploymentSpecSchema,
-  status: MoEDeploymentStatusSchema.optional(),
-}).describe("A Mixture-of-Experts model deployment whose expert shards are placed by routing heat and scaled toward a latency SLO within bounds and budget.");
+export const MoEDeploymentSchema = z
+  .object({
+    apiVersion: z.literal("moe.dev/v1alpha1").describe("moe.dev/v1alpha1."),
+    kind: z.literal("MoEDeployment").describe("MoEDeployment."),
+    metadata: ObjectMetaSchema,
+    spec: MoEDeploymentSpecSchema,
+    status: MoEDeploymentStatusSchema.optional(),
+  })
+  .describe(
+    "A Mixture-of-Experts model deployment whose expert shards are placed by routing heat and scaled toward a latency SLO within bounds and budget.",
+  );
 
 export type PodTemplate = z.output<typeof PodTemplateSchema>;
 export type Toleration = z.output<typeof TolerationSchema>;

@@ -4,8 +4,11 @@
 // reported but the operator acts on the spec.
 import { Cron } from "croner";
 import {
-  expertReplicaBytes, moeLayerCount, routerGpuCount,
-  type MoEDeploymentSpec, type PodTemplate,
+  expertReplicaBytes,
+  moeLayerCount,
+  routerGpuCount,
+  type MoEDeploymentSpec,
+  type PodTemplate,
 } from "./schema.ts";
 
 export type IssueSeverity = "error" | "warning";
@@ -32,8 +35,10 @@ const GIB = 1024 ** 3;
  */
 export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "spec"): ApiIssue[] {
   const issues: ApiIssue[] = [];
-  const error = (path: string, message: string) => issues.push({ path: `${basePath}.${path}`, message, severity: "error" });
-  const warn = (path: string, message: string) => issues.push({ path: `${basePath}.${path}`, message, severity: "warning" });
+  const error = (path: string, message: string) =>
+    issues.push({ path: `${basePath}.${path}`, message, severity: "error" });
+  const warn = (path: string, message: string) =>
+    issues.push({ path: `${basePath}.${path}`, message, severity: "warning" });
 
   // Pre-warm windows: real cron expressions, real time zones, unique names.
   const seen = new Set<string>();
@@ -49,7 +54,10 @@ export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "s
     const cronProblem = checkCron(w.start, w.timeZone);
     if (cronProblem) error(`${at}.start`, cronProblem);
     if (w.minShards < spec.scaling.minShards) {
-      warn(`${at}.minShards`, `minShards ${w.minShards} is below spec.scaling.minShards ${spec.scaling.minShards}; the window has no effect`);
+      warn(
+        `${at}.minShards`,
+        `minShards ${w.minShards} is below spec.scaling.minShards ${spec.scaling.minShards}; the window has no effect`,
+      );
     }
   });
 
@@ -60,9 +68,11 @@ export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "s
     const layers = moeLayerCount(spec.model);
     const needed = spec.model.expertSlotsPerGpu * layers * bytesPerReplica;
     if (needed > memoryBytes) {
-      error("model.expertSlotsPerGpu",
+      error(
+        "model.expertSlotsPerGpu",
         `${spec.model.expertSlotsPerGpu} slots x ${layers} MoE layers x ${bytesPerReplica} bytes per expert = ${gib(needed)} GiB ` +
-        `exceeds spec.serving.gpu.memoryBytes (${gib(memoryBytes)} GiB)`);
+          `exceeds spec.serving.gpu.memoryBytes (${gib(memoryBytes)} GiB)`,
+      );
     }
   }
 
@@ -73,7 +83,12 @@ export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "s
   }
   if (spec.latencySource.prometheus) {
     checkUrl(spec.latencySource.prometheus.url, "latencySource.prometheus.url", error);
-    checkTemplate(spec.latencySource.prometheus.query, LATENCY_QUERY_PLACEHOLDERS, "latencySource.prometheus.query", error);
+    checkTemplate(
+      spec.latencySource.prometheus.query,
+      LATENCY_QUERY_PLACEHOLDERS,
+      "latencySource.prometheus.query",
+      error,
+    );
   }
 
   // Pod templates: unique container names (the API server enforces this as a
@@ -86,8 +101,10 @@ export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "s
   const maxFree = spec.scaling.maxShards * spec.model.expertSlotsPerGpu - spec.model.routedExperts;
   const maxRedundant = spec.placement.maxRedundantSlotsPerLayer;
   if (maxRedundant !== undefined && maxRedundant > maxFree) {
-    warn("placement.maxRedundantSlotsPerLayer",
-      `${maxRedundant} redundant slots per layer cannot be reached: at spec.scaling.maxShards there are only ${maxFree} free slots per layer`);
+    warn(
+      "placement.maxRedundantSlotsPerLayer",
+      `${maxRedundant} redundant slots per layer cannot be reached: at spec.scaling.maxShards there are only ${maxFree} free slots per layer`,
+    );
   }
 
   // Budget that cannot be met or cannot be measured.
@@ -95,13 +112,18 @@ export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "s
   if (cost.maxUsdPerHour !== undefined) {
     const priced = cost.defaultUsdPerGpuHour > 0 || cost.table !== undefined || cost.priceLabelKey !== undefined;
     if (!priced) {
-      warn("cost.maxUsdPerHour", "a budget is set but no GPU is priced (spec.cost.defaultUsdPerGpuHour is 0 and neither table nor priceLabelKey is set)");
+      warn(
+        "cost.maxUsdPerHour",
+        "a budget is set but no GPU is priced (spec.cost.defaultUsdPerGpuHour is 0 and neither table nor priceLabelKey is set)",
+      );
     } else if (cost.table === undefined && cost.priceLabelKey === undefined) {
       const minGpus = spec.scaling.minShards + routerGpuCount(spec);
       const minUsdPerHour = minGpus * cost.defaultUsdPerGpuHour;
       if (minUsdPerHour > cost.maxUsdPerHour) {
-        warn("cost.maxUsdPerHour",
-          `the minimum capacity (${minGpus} GPUs at ${cost.defaultUsdPerGpuHour} USD/GPU-hour = ${round2(minUsdPerHour)} USD/hour) already exceeds the budget of ${cost.maxUsdPerHour} USD/hour`);
+        warn(
+          "cost.maxUsdPerHour",
+          `the minimum capacity (${minGpus} GPUs at ${cost.defaultUsdPerGpuHour} USD/GPU-hour = ${round2(minUsdPerHour)} USD/hour) already exceeds the budget of ${cost.maxUsdPerHour} USD/hour`,
+        );
       }
     }
   }
@@ -144,7 +166,12 @@ function checkUrl(url: string, path: string, error: (path: string, message: stri
   }
 }
 
-function checkTemplate(template: string, allowed: readonly string[], path: string, error: (path: string, message: string) => void): void {
+function checkTemplate(
+  template: string,
+  allowed: readonly string[],
+  path: string,
+  error: (path: string, message: string) => void,
+): void {
   const opens = template.split("{{").length - 1;
   const closes = template.split("}}").length - 1;
   if (opens !== closes) {
@@ -153,15 +180,12 @@ function checkTemplate(template: string, allowed: readonly string[], path: strin
   }
   for (const m of template.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g)) {
     const name = m[1] ?? "";
-    if (!allowed.includes(name)) error(path, `unknown placeholder {{${name}}} (allowed: ${allowed.map((a) => `{{${a}}}`).join(", ")})`);
+    if (!allowed.includes(name))
+      error(path, `unknown placeholder {{${name}}} (allowed: ${allowed.map((a) => `{{${a}}}`).join(", ")})`);
   }
 }
 
-function checkPodTemplate(
-  template: PodTemplate,
-  path: string,
-  error: (path: string, message: string) => void,
-): void {
+function checkPodTemplate(template: PodTemplate, path: string, error: (path: string, message: string) => void): void {
   const names = new Set<string>();
   template.spec.containers.forEach((c, i) => {
     if (names.has(c.name)) error(`${path}.spec.containers[${i}].name`, `duplicate container name "${c.name}"`);

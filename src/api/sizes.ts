@@ -25,7 +25,8 @@ export const TEMPLATE_LABELS_MAX_ENTRIES = 64;
 /** Reserved for the operator's small shard-pod annotations (placement version and hash, set hash, draining-since). */
 export const OPERATOR_ANNOTATIONS_RESERVE_BYTES = 1024;
 /** What is left for the moe.dev/experts annotation of a shard pod (key and value). */
-export const EXPERTS_ANNOTATION_MAX_BYTES = ANNOTATIONS_LIMIT_BYTES - TEMPLATE_ANNOTATIONS_MAX_BYTES - OPERATOR_ANNOTATIONS_RESERVE_BYTES;
+export const EXPERTS_ANNOTATION_MAX_BYTES =
+  ANNOTATIONS_LIMIT_BYTES - TEMPLATE_ANNOTATIONS_MAX_BYTES - OPERATOR_ANNOTATIONS_RESERVE_BYTES;
 /**
  * Worst case of one entry of placement.json's gpus list:
  * {"gpuId":"shard-99999","nodeName":<253>,"domain":<253>,"slotCount":4096}, plus slack.
@@ -56,14 +57,20 @@ export function expertsAnnotationBytes(m: ShapeInput): number {
 }
 
 /** configMapBytesPerShard in words, for messages. */
-export const CONFIGMAP_PER_SHARD_FORMULA = `MoE layers x (expertSlotsPerGpu x B + 2) + layers x expertSlotsPerGpu x B + ${GPU_ENTRY_MAX_BYTES + SHARD_ENTRY_MAX_BYTES} bytes ` +
+export const CONFIGMAP_PER_SHARD_FORMULA =
+  `MoE layers x (expertSlotsPerGpu x B + 2) + layers x expertSlotsPerGpu x B + ${GPU_ENTRY_MAX_BYTES + SHARD_ENTRY_MAX_BYTES} bytes ` +
   "(B = 3, 4 or 5 bytes per expert id for up to 100, 1000 or more routedExperts)";
 
 /** Worst-case bytes one shard adds to the placement ConfigMap. */
 export function configMapBytesPerShard(m: ShapeInput): number {
   const e = slotEntryBytes(m.routedExperts);
   const moeLayers = m.layers - m.denseLayers;
-  return moeLayers * (m.expertSlotsPerGpu * e + 2) + m.layers * m.expertSlotsPerGpu * e + GPU_ENTRY_MAX_BYTES + SHARD_ENTRY_MAX_BYTES;
+  return (
+    moeLayers * (m.expertSlotsPerGpu * e + 2) +
+    m.layers * m.expertSlotsPerGpu * e +
+    GPU_ENTRY_MAX_BYTES +
+    SHARD_ENTRY_MAX_BYTES
+  );
 }
 
 /** Worst-case bytes of the placement ConfigMap at `shards` shards. */
@@ -73,13 +80,17 @@ export function configMapBytes(m: ShapeInput, shards: number): number {
 
 /** The most shards whose placement ConfigMap fits Kubernetes' limit (0 when not even one fits). */
 export function maxShardsForConfigMap(m: ShapeInput): number {
-  return Math.max(0, Math.floor((CONFIGMAP_LIMIT_BYTES - 4 * m.layers - CONFIGMAP_FIXED_BYTES) / configMapBytesPerShard(m)));
+  return Math.max(
+    0,
+    Math.floor((CONFIGMAP_LIMIT_BYTES - 4 * m.layers - CONFIGMAP_FIXED_BYTES) / configMapBytesPerShard(m)),
+  );
 }
 
 // ---------------------------------------------------------------------------
 // The same bounds in CEL, over a model object reached by `model` (e.g. "self" or "self.model").
 
-const celSlotEntryBytes = (model: string) => `(${model}.routedExperts <= 100 ? 3 : ${model}.routedExperts <= 1000 ? 4 : 5)`;
+const celSlotEntryBytes = (model: string) =>
+  `(${model}.routedExperts <= 100 ? 3 : ${model}.routedExperts <= 1000 ? 4 : 5)`;
 const celMoeLayers = (model: string) => `(${model}.layers - ${model}.denseLayers)`;
 
 export function celExpertsAnnotationBytes(model: string): string {

@@ -37,9 +37,11 @@ function sampleError(s: unknown, i: number): string | undefined {
   if (typeof s !== "object" || s === null) return `samples[${i}]: not an object`;
   const r = s as Record<string, unknown>;
   for (const k of ["tS", "tokensPerSecond", "desiredShards", "readyShards", "sloMs", "usdPerHour"]) {
-    if (typeof r[k] !== "number" || !Number.isFinite(r[k])) return `samples[${i}].${k}: want a finite number, got ${JSON.stringify(r[k])}`;
+    if (typeof r[k] !== "number" || !Number.isFinite(r[k]))
+      return `samples[${i}].${k}: want a finite number, got ${JSON.stringify(r[k])}`;
   }
-  for (const k of ["p99Ms", "p99AtS", "balancedness"]) if (!optNum(r[k])) return `samples[${i}].${k}: want a finite number or nothing, got ${JSON.stringify(r[k])}`;
+  for (const k of ["p99Ms", "p99AtS", "balancedness"])
+    if (!optNum(r[k])) return `samples[${i}].${k}: want a finite number or nothing, got ${JSON.stringify(r[k])}`;
   if (typeof r.phase !== "string") return `samples[${i}].phase: want a string`;
   return undefined;
 }
@@ -55,16 +57,29 @@ export function parseDemoSamplesFile(text: string): Parsed<DemoSamplesFile> {
   if (typeof raw !== "object" || raw === null) return { ok: false, error: "want an object with title and samples" };
   const r = raw as Record<string, unknown>;
   if (typeof r.title !== "string") return { ok: false, error: "title: want a string" };
-  for (const k of ["windowAtS", "heatShiftAtS", "maxShards"]) if (!optNum(r[k])) return { ok: false, error: `${k}: want a finite number or nothing` };
-  if (!Array.isArray(r.samples) || r.samples.length === 0) return { ok: false, error: "samples: want a non-empty array" };
+  for (const k of ["windowAtS", "heatShiftAtS", "maxShards"])
+    if (!optNum(r[k])) return { ok: false, error: `${k}: want a finite number or nothing` };
+  if (!Array.isArray(r.samples) || r.samples.length === 0)
+    return { ok: false, error: "samples: want a non-empty array" };
   if (r.samples.length > 100_000) return { ok: false, error: `samples: ${r.samples.length} entries, at most 100000` };
   for (let i = 0; i < r.samples.length; i++) {
     const e = sampleError(r.samples[i], i);
     if (e) return { ok: false, error: e };
   }
   const nul = (v: unknown) => (v === null ? undefined : (v as number | undefined));
-  const samples = (r.samples as Record<string, unknown>[]).map((s) => ({ ...s, p99Ms: nul(s.p99Ms), p99AtS: nul(s.p99AtS), balancedness: nul(s.balancedness) }) as DemoSample);
-  return { ok: true, value: { title: r.title, windowAtS: nul(r.windowAtS), heatShiftAtS: nul(r.heatShiftAtS), maxShards: nul(r.maxShards), samples } };
+  const samples = (r.samples as Record<string, unknown>[]).map(
+    (s) => ({ ...s, p99Ms: nul(s.p99Ms), p99AtS: nul(s.p99AtS), balancedness: nul(s.balancedness) }) as DemoSample,
+  );
+  return {
+    ok: true,
+    value: {
+      title: r.title,
+      windowAtS: nul(r.windowAtS),
+      heatShiftAtS: nul(r.heatShiftAtS),
+      maxShards: nul(r.maxShards),
+      samples,
+    },
+  };
 }
 
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -107,7 +122,7 @@ interface Axis {
 function niceStep(max: number, count: number): number {
   const raw = max / count;
   const pow = 10 ** Math.floor(Math.log10(raw));
-  return ([1, 2, 5, 10].map((m) => m * pow).find((st) => st >= raw) ?? 10 * pow);
+  return [1, 2, 5, 10].map((m) => m * pow).find((st) => st >= raw) ?? 10 * pow;
 }
 
 /** An axis from 0 to a round value at or above max. */
@@ -125,7 +140,8 @@ function formatNumber(v: number): string {
   return Math.abs(v) >= 10 || v === 0 ? String(+v.toFixed(0)) : String(+v.toFixed(2));
 }
 
-const finite = (vs: readonly (number | undefined)[]) => vs.filter((v): v is number => v !== undefined && Number.isFinite(v));
+const finite = (vs: readonly (number | undefined)[]) =>
+  vs.filter((v): v is number => v !== undefined && Number.isFinite(v));
 
 /** Polylines through the defined values; a missing value breaks the line. */
 function drawSeries(f: Frame, s: Series, y: (v: number) => number): void {
@@ -137,7 +153,9 @@ function drawSeries(f: Frame, s: Series, y: (v: number) => number): void {
     } else runs.at(-1)!.push(`${f1(f.x(sm.tS))},${f1(y(v))}`);
   });
   for (const pts of runs.filter((r) => r.length > 0)) {
-    f.parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""} points="${pts.join(" ")}"/>`);
+    f.parts.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""} points="${pts.join(" ")}"/>`,
+    );
   }
 }
 
@@ -145,7 +163,9 @@ function drawLegend(f: Frame, y0: number, series: readonly Series[]): void {
   let lx = LEFT + PLOT_W;
   for (const s of [...series].reverse()) {
     lx -= s.name.length * CHAR_W_PX + 28;
-    f.parts.push(`<line x1="${f1(lx)}" x2="${f1(lx + 14)}" y1="${y0 - 12}" y2="${y0 - 12}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`);
+    f.parts.push(
+      `<line x1="${f1(lx)}" x2="${f1(lx + 14)}" y1="${y0 - 12}" y2="${y0 - 12}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
+    );
     f.parts.push(`<text x="${f1(lx + 18)}" y="${y0 - 8}" font-size="11">${esc(s.name)}</text>`);
   }
 }
@@ -158,10 +178,14 @@ function drawPanel(f: Frame, i: number, label: string, axis: Axis, legend: reado
   f.parts.push(`<text x="${LEFT}" y="${y0 - 8}" font-size="13" font-weight="bold">${esc(label)}</text>`);
   for (const v of axis.ticks) {
     f.parts.push(`<line x1="${LEFT}" x2="${LEFT + PLOT_W}" y1="${f1(y(v))}" y2="${f1(y(v))}" stroke="#e6e6e6"/>`);
-    f.parts.push(`<text x="${LEFT - 6}" y="${f1(y(v) + 4)}" font-size="10" text-anchor="end">${esc(axis.format(v))}</text>`);
+    f.parts.push(
+      `<text x="${LEFT - 6}" y="${f1(y(v) + 4)}" font-size="10" text-anchor="end">${esc(axis.format(v))}</text>`,
+    );
   }
   for (const m of f.markers) {
-    f.parts.push(`<line x1="${f1(f.x(m.tS))}" x2="${f1(f.x(m.tS))}" y1="${y0}" y2="${y0 + PANEL_H}" stroke="${m.color}" stroke-dasharray="4 3"/>`);
+    f.parts.push(
+      `<line x1="${f1(f.x(m.tS))}" x2="${f1(f.x(m.tS))}" y1="${y0}" y2="${y0 + PANEL_H}" stroke="${m.color}" stroke-dasharray="4 3"/>`,
+    );
   }
   drawLegend(f, y0, legend);
   return y;
@@ -174,14 +198,21 @@ function drawLoad(f: Frame, i: number): void {
 }
 
 function drawShards(f: Frame, i: number, maxShards: number | undefined): void {
-  const desired: Series = { name: "desired", color: "#ff7f0e", values: f.samples.map((sm) => sm.desiredShards), dash: "6 3" };
+  const desired: Series = {
+    name: "desired",
+    color: "#ff7f0e",
+    values: f.samples.map((sm) => sm.desiredShards),
+    dash: "6 3",
+  };
   const ready: Series = { name: "serving (Ready)", color: "#2ca02c", values: f.samples.map((sm) => sm.readyShards) };
   const bound: Series = { name: `maxShards ${maxShards ?? ""}`, color: "#d62728", values: [], dash: "2 3" };
   const top = Math.max(...finite([...desired.values, ...ready.values]), maxShards ?? 0) * 1.1;
   const legend = maxShards === undefined ? [desired, ready] : [desired, ready, bound];
   const y = drawPanel(f, i, "Expert shards (1 GPU each)", niceAxis(top), legend);
   if (maxShards !== undefined) {
-    f.parts.push(`<line class="bound" x1="${LEFT}" x2="${LEFT + PLOT_W}" y1="${f1(y(maxShards))}" y2="${f1(y(maxShards))}" stroke="${bound.color}" stroke-width="1.5" stroke-dasharray="2 3"/>`);
+    f.parts.push(
+      `<line class="bound" x1="${LEFT}" x2="${LEFT + PLOT_W}" y1="${f1(y(maxShards))}" y2="${f1(y(maxShards))}" stroke="${bound.color}" stroke-width="1.5" stroke-dasharray="2 3"/>`,
+    );
   }
   drawSeries(f, desired, y);
   drawSeries(f, ready, y);
@@ -204,7 +235,9 @@ function drawP99(f: Frame, i: number): void {
   const sloPts = f.samples.map((s) => `${f1(f.x(s.tS))},${f1(y(s.sloMs))}`);
   const base = `${f1(f.x(f.samples.at(-1)!.tS))},${f1(y(0))} ${f1(f.x(f.samples[0]!.tS))},${f1(y(0))}`;
   f.parts.push(`<polygon class="slo-band" fill="#2ca02c" fill-opacity="0.12" points="${sloPts.join(" ")} ${base}"/>`);
-  f.parts.push(`<polyline fill="none" stroke="${band.color}" stroke-width="1.5" stroke-dasharray="5 3" points="${sloPts.join(" ")}"/>`);
+  f.parts.push(
+    `<polyline fill="none" stroke="${band.color}" stroke-width="1.5" stroke-dasharray="5 3" points="${sloPts.join(" ")}"/>`,
+  );
   drawSeries(f, p99, y);
   drawClipped(f, axis, y);
 }
@@ -216,22 +249,42 @@ function drawClipped(f: Frame, axis: Axis, y: (v: number) => number): void {
   const yTop = y(axis.max);
   for (const s of over) {
     const cx = f.x(s.tS);
-    f.parts.push(`<path class="clipped" d="M${f1(cx - 4)},${f1(yTop + 7)} L${f1(cx)},${f1(yTop + 1)} L${f1(cx + 4)},${f1(yTop + 7)} Z" fill="#d62728"/>`);
+    f.parts.push(
+      `<path class="clipped" d="M${f1(cx - 4)},${f1(yTop + 7)} L${f1(cx)},${f1(yTop + 1)} L${f1(cx + 4)},${f1(yTop + 7)} Z" fill="#d62728"/>`,
+    );
   }
   const worst = Math.max(...over.map((s) => s.p99Ms!));
   const label = `off scale: ${over.length} sample${over.length > 1 ? "s" : ""} up to ${worst >= 1000 ? `${(worst / 1000).toFixed(1)} s` : `${worst.toFixed(0)} ms`}`;
-  f.parts.push(`<text class="clipped-note" x="${f1(f.x(over.at(-1)!.tS) + 10)}" y="${f1(yTop + 12)}" font-size="11" fill="#d62728">${esc(label)}</text>`);
+  f.parts.push(
+    `<text class="clipped-note" x="${f1(f.x(over.at(-1)!.tS) + 10)}" y="${f1(yTop + 12)}" font-size="11" fill="#d62728">${esc(label)}</text>`,
+  );
 }
 
 function drawBalance(f: Frame, i: number): void {
-  const s: Series = { name: "balancedness (mean/max GPU load)", color: "#9467bd", values: f.samples.map((sm) => sm.balancedness) };
-  const y = drawPanel(f, i, "Expert-load balancedness", { max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], format: formatNumber }, [s]);
+  const s: Series = {
+    name: "balancedness (mean/max GPU load)",
+    color: "#9467bd",
+    values: f.samples.map((sm) => sm.balancedness),
+  };
+  const y = drawPanel(
+    f,
+    i,
+    "Expert-load balancedness",
+    { max: 1, ticks: [0, 0.25, 0.5, 0.75, 1], format: formatNumber },
+    [s],
+  );
   drawSeries(f, s, y);
 }
 
 function drawCost(f: Frame, i: number): void {
   const s: Series = { name: "cost", color: "#8c564b", values: f.samples.map((sm) => sm.usdPerHour) };
-  const y = drawPanel(f, i, "Cost ($/h)", niceAxis(Math.max(...finite(s.values)) * 1.1, (v) => `$${formatNumber(v)}`), [s]);
+  const y = drawPanel(
+    f,
+    i,
+    "Cost ($/h)",
+    niceAxis(Math.max(...finite(s.values)) * 1.1, (v) => `$${formatNumber(v)}`),
+    [s],
+  );
   drawSeries(f, s, y);
 }
 
@@ -255,13 +308,17 @@ function drawPhases(f: Frame): void {
   phaseSpans(f.samples).forEach((sp, k) => {
     const x0 = f.x(sp.fromS);
     const x1 = f.x(sp.toS);
-    f.parts.push(`<rect x="${f1(x0)}" y="${PHASE_TOP + 2 * PHASE_ROW_H + 4}" width="${f1(Math.max(0, x1 - x0))}" height="6" fill="${k % 2 ? "#bbb" : "#777"}"/>`);
+    f.parts.push(
+      `<rect x="${f1(x0)}" y="${PHASE_TOP + 2 * PHASE_ROW_H + 4}" width="${f1(Math.max(0, x1 - x0))}" height="6" fill="${k % 2 ? "#bbb" : "#777"}"/>`,
+    );
     const half = (sp.phase.length * CHAR_W_PX) / 2;
     const cx = Math.min(Math.max((x0 + x1) / 2, LEFT + half), LEFT + PLOT_W - half);
     const row = rowEnd.findIndex((end) => cx - half > end + 6);
     const r = row < 0 ? rowEnd.indexOf(Math.min(...rowEnd)) : row;
     rowEnd[r] = cx + half;
-    f.parts.push(`<text class="phase" x="${f1(cx)}" y="${PHASE_TOP + (r + 1) * PHASE_ROW_H}" font-size="11" text-anchor="middle">${esc(sp.phase)}</text>`);
+    f.parts.push(
+      `<text class="phase" x="${f1(cx)}" y="${PHASE_TOP + (r + 1) * PHASE_ROW_H}" font-size="11" text-anchor="middle">${esc(sp.phase)}</text>`,
+    );
   });
 }
 
@@ -274,19 +331,40 @@ function drawHeader(f: Frame, title: string): void {
     f.parts.push(`<text x="${kx + 6}" y="43" font-size="11" fill="#444">${esc(m.label)}</text>`);
     kx += m.label.length * CHAR_W_PX + 30;
   }
-  f.parts.push(`<text x="${LEFT - 6}" y="${PHASE_TOP + PHASE_ROW_H}" font-size="10" fill="#666" text-anchor="end">phase</text>`);
+  f.parts.push(
+    `<text x="${LEFT - 6}" y="${PHASE_TOP + PHASE_ROW_H}" font-size="10" fill="#666" text-anchor="end">phase</text>`,
+  );
 }
 
 function drawTimeAxis(f: Frame, t0: number, t1: number, yAxis: number): void {
   // Labels are scenario seconds (the samples' tS), the clock the markers use too.
   const step = niceStep(t1 - t0, 8);
   for (let t = Math.ceil(t0 / step) * step; t <= t1 + 1e-9; t += step) {
-    f.parts.push(`<text class="time-tick" x="${f1(f.x(t))}" y="${yAxis}" font-size="10" text-anchor="middle">${formatNumber(t)} s</text>`);
+    f.parts.push(
+      `<text class="time-tick" x="${f1(f.x(t))}" y="${yAxis}" font-size="10" text-anchor="middle">${formatNumber(t)} s</text>`,
+    );
   }
 }
 
-export function renderDemoTimeline(samples: readonly DemoSample[], o: { title: string; windowAtS?: number; heatShiftAtS?: number; maxShards?: number }): string {
-  const data = samples.length > 0 ? samples : [{ tS: 0, tokensPerSecond: 0, desiredShards: 0, readyShards: 0, p99Ms: undefined, sloMs: 1, usdPerHour: 0, phase: "" }];
+export function renderDemoTimeline(
+  samples: readonly DemoSample[],
+  o: { title: string; windowAtS?: number; heatShiftAtS?: number; maxShards?: number },
+): string {
+  const data =
+    samples.length > 0
+      ? samples
+      : [
+          {
+            tS: 0,
+            tokensPerSecond: 0,
+            desiredShards: 0,
+            readyShards: 0,
+            p99Ms: undefined,
+            sloMs: 1,
+            usdPerHour: 0,
+            phase: "",
+          },
+        ];
   const t0 = data[0]!.tS;
   const t1 = Math.max(t0 + 1, data.at(-1)!.tS);
   const markers = [

@@ -8,7 +8,13 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Command } from "commander";
 import { parse as parseYaml } from "yaml";
-import { cronForMinuteAfter, EMULATOR_HEAT_QUERY, EMULATOR_LATENCY_QUERY, startStack, type Stack } from "../testing/stack.ts";
+import {
+  cronForMinuteAfter,
+  EMULATOR_HEAT_QUERY,
+  EMULATOR_LATENCY_QUERY,
+  startStack,
+  type Stack,
+} from "../testing/stack.ts";
 import { DEMO_GPU_POOLS, NodeLabels } from "../testing/gpu-nodes.ts";
 import { repoRoot } from "../testing/bins.ts";
 import type { ScenarioPoint } from "../emulator/server.ts";
@@ -19,7 +25,10 @@ const program = new Command()
   .option("--out <dir>", "where to write the summary and timeline", "out/demo")
   .option("--keep", "keep the cluster running after the scenario until Ctrl-C", false)
   .option("--quick", "a shorter scenario (about 3 minutes)", false)
-  .option("--render <samples.json>", "only re-render timeline.svg (next to the file) from a samples.json a demo run wrote; starts nothing")
+  .option(
+    "--render <samples.json>",
+    "only re-render timeline.svg (next to the file) from a samples.json a demo run wrote; starts nothing",
+  )
   .parse();
 const opts = program.opts<{ out: string; keep: boolean; quick: boolean; render?: string }>();
 
@@ -39,7 +48,11 @@ const tty = process.stdout.isTTY === true;
 const say = (s: string) => console.log(s);
 
 function demoSpec(prometheusUrl: string, windowCron: string) {
-  const sample = parseYaml(readFileSync(join(repoRoot(), "deploy", "samples", "deepseek-v3.yaml"), "utf8")) as { metadata: Record<string, unknown>; spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const sample = parseYaml(readFileSync(join(repoRoot(), "deploy", "samples", "deepseek-v3.yaml"), "utf8")) as {
+    metadata: Record<string, unknown>;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the sample's spec is edited freely below
+    spec: Record<string, any>;
+  };
   const s = sample.spec;
   // The demo fleet: 4 x 8 H100 + 4 x 8 H200 fake GPUs, no weight volume, compressed time.
   delete s.serving.gpu.nodeSelector;
@@ -55,9 +68,21 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
   // 20% of 52 shards is 10, and the surge (8) binds first.
   s.placement = { ...s.placement, rebalanceIntervalSeconds: 30, minBalancednessGainPercent: 1, maxMovedPercent: 20 };
   s.slo.evaluationWindowSeconds = SLO_WINDOW_S;
-  s.scaling = { minShards: 32, maxShards: MAX_SHARDS, scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 }, scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 } };
-  s.heatSource = { type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: prometheusUrl, query: EMULATOR_HEAT_QUERY, rateWindowSeconds: 15, timeoutSeconds: 5 } };
-  s.latencySource = { type: "Prometheus", prometheus: { url: prometheusUrl, query: EMULATOR_LATENCY_QUERY, timeoutSeconds: 5 } };
+  s.scaling = {
+    minShards: 32,
+    maxShards: MAX_SHARDS,
+    scaleUp: { stabilizationWindowSeconds: 0, maxShardsPerStep: 32 },
+    scaleDown: { stabilizationWindowSeconds: 30, maxShardsPerStep: 8 },
+  };
+  s.heatSource = {
+    type: "Prometheus",
+    refreshIntervalSeconds: 5,
+    prometheus: { url: prometheusUrl, query: EMULATOR_HEAT_QUERY, rateWindowSeconds: 15, timeoutSeconds: 5 },
+  };
+  s.latencySource = {
+    type: "Prometheus",
+    prometheus: { url: prometheusUrl, query: EMULATOR_LATENCY_QUERY, timeoutSeconds: 5 },
+  };
   s.prewarm = {
     coldStartSeconds: 20,
     schedules: [{ name: "daily-peak", start: windowCron, durationMinutes: 2, timeZone: "UTC", minShards: 48 }],
@@ -65,7 +90,12 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
     burst: { enabled: true, panicThresholdPercent: 150, panicWindowSeconds: 10 },
   };
   s.cost = { defaultUsdPerGpuHour: 2, priceLabelKey: NodeLabels.priceUsdPerGpuHour, maxUsdPerHour: 400 };
-  return { apiVersion: "moe.dev/v1alpha1", kind: "MoEDeployment", metadata: { name: NAME, namespace: "default" }, spec: s };
+  return {
+    apiVersion: "moe.dev/v1alpha1",
+    kind: "MoEDeployment",
+    metadata: { name: NAME, namespace: "default" },
+    spec: s,
+  };
 }
 
 interface Status {
@@ -126,7 +156,14 @@ function planScenario(quick: boolean): Scenario {
     { tS: W + 160 * quickScale, tokensPerSecond: 45_000, phase: "quiet" },
     { tS: W + 170 * quickScale, tokensPerSecond: 15_000, phase: "quiet" },
   ];
-  return { startMs, windowS: W, window, points, heatShiftAtS: W + 100 * quickScale, endS: W + (quick ? 200 : 260) * quickScale };
+  return {
+    startMs,
+    windowS: W,
+    window,
+    points,
+    heatShiftAtS: W + 100 * quickScale,
+    endS: W + (quick ? 200 : 260) * quickScale,
+  };
 }
 
 /** Stop everything once (on a signal or at the end), keeping the operator log and the pod trace. */
@@ -158,14 +195,29 @@ function installShutdown(stack: Stack, podTrace: string[]): (why: string, code: 
 /** Show the nodes, apply the adapted sample and say what the scenario will do. */
 async function applySample(stack: Stack, sc: Scenario): Promise<void> {
   const kubectl = stack.cluster.kubectl;
-  const nodes = await kubectl(["get", "nodes", "-l", "type=kwok", "-o", "custom-columns=NAME:.metadata.name,GPU:.metadata.labels.nvidia\\.com/gpu\\.product,GPUS:.status.allocatable.nvidia\\.com/gpu,USD/GPU-H:.metadata.labels.moe\\.dev/price-usd-per-gpu-hour"]);
+  const nodes = await kubectl([
+    "get",
+    "nodes",
+    "-l",
+    "type=kwok",
+    "-o",
+    "custom-columns=NAME:.metadata.name,GPU:.metadata.labels.nvidia\\.com/gpu\\.product,GPUS:.status.allocatable.nvidia\\.com/gpu,USD/GPU-H:.metadata.labels.moe\\.dev/price-usd-per-gpu-hour",
+  ]);
   say(`\nGPU nodes (control plane ready in ${(stack.cluster.startupMs / 1000).toFixed(1)} s):\n${nodes.stdout}`);
-  const applied = await kubectl(["apply", "-f", "-"], { input: JSON.stringify(demoSpec(stack.prometheus.url, sc.window.cron)) });
+  const applied = await kubectl(["apply", "-f", "-"], {
+    input: JSON.stringify(demoSpec(stack.prometheus.url, sc.window.cron)),
+  });
   if (applied.code !== 0) throw new Error(`applying the sample failed: ${applied.stderr}`);
-  say(`Applied deploy/samples/deepseek-v3.yaml (61 layers, 256 experts, top-8, 9 slots/GPU), adapted to the demo fleet:`);
-  say(`  minShards 32, maxShards 52 (8 GPUs left free for make-before-break surges), router 1 x 4 GPUs, shard cold start 20 s, schedule "daily-peak" at ${new Date(sc.window.atMs).toISOString().slice(11, 16)} UTC holding >= 48 shards.`);
+  say(
+    `Applied deploy/samples/deepseek-v3.yaml (61 layers, 256 experts, top-8, 9 slots/GPU), adapted to the demo fleet:`,
+  );
+  say(
+    `  minShards 32, maxShards 52 (8 GPUs left free for make-before-break surges), router 1 x 4 GPUs, shard cold start 20 s, schedule "daily-peak" at ${new Date(sc.window.atMs).toISOString().slice(11, 16)} UTC holding >= 48 shards.`,
+  );
   say(`  Prometheus ${stack.prometheus.url}   kubectl: export KUBECONFIG=${stack.cluster.kubeconfigPath}\n`);
-  say(`Scenario: steady 30k tok/s -> daily ramp to 60k at the window (t+${Math.round(sc.windowS)} s) -> burst to 70k -> expert heat shift (loads re-correlate at ${HEAT_SHIFT_CORRELATION}, like a decode -> prefill change) -> quiet 15k.\n`);
+  say(
+    `Scenario: steady 30k tok/s -> daily ramp to 60k at the window (t+${Math.round(sc.windowS)} s) -> burst to 70k -> expert heat shift (loads re-correlate at ${HEAT_SHIFT_CORRELATION}, like a decode -> prefill change) -> quiet 15k.\n`,
+  );
 }
 
 /** The live view's state between samples: what was already reported as an event. */
@@ -178,16 +230,33 @@ interface Watch {
 }
 
 /** One sample of the MoEDeployment's status, the emulator and the shard pods; records new events and the pod trace. */
-async function takeSample(stack: Stack, sc: Scenario, w: Watch): Promise<{ sample: DemoSample; st: Status; em: ReturnType<Stack["emulator"]["last"]> }> {
+async function takeSample(
+  stack: Stack,
+  sc: Scenario,
+  w: Watch,
+): Promise<{ sample: DemoSample; st: Status; em: ReturnType<Stack["emulator"]["last"]> }> {
   const kubectl = stack.cluster.kubectl;
   const tS = (Date.now() - sc.startMs) / 1000;
   const r = await kubectl(["get", "moed", NAME, "-o", "json"]);
-  const st: Status = r.code === 0 ? (JSON.parse(r.stdout) as { status?: Status }).status ?? {} : {};
+  const st: Status = r.code === 0 ? ((JSON.parse(r.stdout) as { status?: Status }).status ?? {}) : {};
   const em = stack.emulator.last();
-  const pods = await kubectl(["get", "pods", "-l", `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`, "--no-headers", "-o", "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,READY:.status.conditions[?(@.type==\"Ready\")].status,DRAIN:.metadata.labels.moe\\.dev/draining,DEL:.metadata.deletionTimestamp"]);
-  const podLines = pods.stdout.trim().split("\n").filter((l) => l.trim() !== "");
+  const pods = await kubectl([
+    "get",
+    "pods",
+    "-l",
+    `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`,
+    "--no-headers",
+    "-o",
+    'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,READY:.status.conditions[?(@.type=="Ready")].status,DRAIN:.metadata.labels.moe\\.dev/draining,DEL:.metadata.deletionTimestamp',
+  ]);
+  const podLines = pods.stdout
+    .trim()
+    .split("\n")
+    .filter((l) => l.trim() !== "");
   const count = (f: (cols: string[]) => boolean) => podLines.map((l) => l.trim().split(/\s+/)).filter(f).length;
-  w.podTrace.push(`t+${tS.toFixed(0)}s pods=${podLines.length} unscheduled=${count((c) => c[1] === "<none>")} notReady=${count((c) => c[3] !== "True")} draining=${count((c) => c[4] === "true")} balancedness=${em?.balancedness.toFixed(3) ?? "-"} latency=${em?.latencyMs.toFixed(1) ?? "-"}\n  ${podLines.join("\n  ")}`);
+  w.podTrace.push(
+    `t+${tS.toFixed(0)}s pods=${podLines.length} unscheduled=${count((c) => c[1] === "<none>")} notReady=${count((c) => c[3] !== "True")} draining=${count((c) => c[4] === "true")} balancedness=${em?.balancedness.toFixed(3) ?? "-"} latency=${em?.latencyMs.toFixed(1) ?? "-"}\n  ${podLines.join("\n  ")}`,
+  );
   const sample: DemoSample = {
     tS,
     tokensPerSecond: em?.tokensPerSecond ?? 0,
@@ -210,17 +279,28 @@ function recordEvents(st: Status, tS: number, w: Watch): void {
   const last = st.lastScale;
   const scaleKey = last ? `${last.fromShards}->${last.toShards}:${last.reason}` : "";
   if (last && scaleKey !== w.lastScaleKey) {
-    w.events.push(`t+${tS.toFixed(0)}s scale ${last.fromShards} -> ${last.toShards} shards (${last.reason}): ${last.message ?? ""}`);
+    w.events.push(
+      `t+${tS.toFixed(0)}s scale ${last.fromShards} -> ${last.toShards} shards (${last.reason}): ${last.message ?? ""}`,
+    );
     w.lastScaleKey = scaleKey;
   }
   if ((st.placement?.version ?? 0) !== w.lastVersion && st.placement) {
-    if (w.lastVersion > 0) w.events.push(`t+${tS.toFixed(0)}s placement v${st.placement.version}: balancedness ${st.placement.balancedness ?? "?"}, moved ${((st.placement.movedFraction ?? 0) * 100).toFixed(1)}% of expert weights`);
+    if (w.lastVersion > 0)
+      w.events.push(
+        `t+${tS.toFixed(0)}s placement v${st.placement.version}: balancedness ${st.placement.balancedness ?? "?"}, moved ${((st.placement.movedFraction ?? 0) * 100).toFixed(1)}% of expert weights`,
+      );
     w.lastVersion = st.placement.version;
   }
 }
 
 /** The live view: one line per sample, or a redrawn screen on a terminal. */
-function showSample(sample: DemoSample, st: Status, sc: Scenario, events: readonly string[], em: { balancedness: number } | undefined): void {
+function showSample(
+  sample: DemoSample,
+  st: Status,
+  sc: Scenario,
+  events: readonly string[],
+  em: { balancedness: number } | undefined,
+): void {
   const cond = (t: string) => st.conditions?.find((c) => c.type === t);
   const prewarming = cond("Prewarming");
   const line = [
@@ -242,7 +322,12 @@ function showSample(sample: DemoSample, st: Status, sc: Scenario, events: readon
   say(`\nlast decision: ${st.lastScale ? `${st.lastScale.reason}: ${st.lastScale.message ?? ""}` : "(none yet)"}`);
   say(`Progressing: ${cond("Progressing")?.reason ?? "?"}: ${cond("Progressing")?.message ?? ""}`);
   say(`SLOMet: ${cond("SLOMet")?.message ?? ""}`);
-  say(`\nrecent events:\n${events.slice(-8).map((e) => `  ${e}`).join("\n")}`);
+  say(
+    `\nrecent events:\n${events
+      .slice(-8)
+      .map((e) => `  ${e}`)
+      .join("\n")}`,
+  );
 }
 
 /** Score the run, write samples.json, timeline.svg and summary.json, and print the summary. */
@@ -257,10 +342,20 @@ function summarize(samples: DemoSample[], events: string[], sc: Scenario, t0: nu
   const last = samples.at(-1);
   if (first === undefined || last === undefined) throw new Error("the demo took no samples");
   const allReadyAtS = samples.find((s) => s.readyShards > 0 && s.readyShards >= s.desiredShards)?.tS;
-  const servingFrom = allReadyAtS === undefined ? -1 : samples.findIndex((s) => s.tS >= allReadyAtS + SLO_WINDOW_S && s.p99Ms !== undefined
-    && (s.p99AtS ?? s.tS) >= allReadyAtS + SLO_WINDOW_S);
+  const servingFrom =
+    allReadyAtS === undefined
+      ? -1
+      : samples.findIndex(
+          (s) =>
+            s.tS >= allReadyAtS + SLO_WINDOW_S &&
+            s.p99Ms !== undefined &&
+            (s.p99AtS ?? s.tS) >= allReadyAtS + SLO_WINDOW_S,
+        );
   const bringUpS = samples[servingFrom]?.tS;
-  const scored = servingFrom >= 0 ? samples.slice(servingFrom).flatMap((s) => (s.p99Ms === undefined ? [] : [{ p99Ms: s.p99Ms, sloMs: s.sloMs }])) : [];
+  const scored =
+    servingFrom >= 0
+      ? samples.slice(servingFrom).flatMap((s) => (s.p99Ms === undefined ? [] : [{ p99Ms: s.p99Ms, sloMs: s.sloMs }]))
+      : [];
   const met = scored.filter((s) => s.p99Ms <= s.sloMs).length;
   let gpuSeconds = 0;
   for (let i = 1; i < samples.length; i++) {
@@ -271,7 +366,13 @@ function summarize(samples: DemoSample[], events: string[], sc: Scenario, t0: nu
   const staticGpuSeconds = (last.tS - first.tS) * peakGpus;
   mkdirSync(opts.out, { recursive: true });
   const svgPath = join(opts.out, "timeline.svg");
-  const report: DemoSamplesFile = { title: "moe-operator demo: DeepSeek-V3 on 64 fake GPUs", windowAtS: sc.windowS, heatShiftAtS: sc.heatShiftAtS, maxShards: MAX_SHARDS, samples };
+  const report: DemoSamplesFile = {
+    title: "moe-operator demo: DeepSeek-V3 on 64 fake GPUs",
+    windowAtS: sc.windowS,
+    heatShiftAtS: sc.heatShiftAtS,
+    maxShards: MAX_SHARDS,
+    samples,
+  };
   writeFileSync(join(opts.out, "samples.json"), JSON.stringify(report, null, 1));
   writeFileSync(svgPath, renderDemoTimeline(samples, report));
   const summary = {
@@ -286,24 +387,39 @@ function summarize(samples: DemoSample[], events: string[], sc: Scenario, t0: nu
   };
   writeFileSync(join(opts.out, "summary.json"), JSON.stringify(summary, null, 2));
   say("\n=== summary ===");
-  say(`bring-up (shards created and loaded, plus one ${SLO_WINDOW_S} s latency window; not scored): ${bringUpS === undefined ? "never finished" : `t+0..${bringUpS.toFixed(0)} s`}`);
-  say(`SLO met in ${met}/${scored.length} samples after bring-up (${scored.length ? ((100 * met) / scored.length).toFixed(1) : "-"}%), worst p99 ${summary.p99MaxMs?.toFixed(1) ?? "-"} ms`);
-  say(`GPU-hours ${summary.gpuHours.toFixed(2)} vs ${summary.staticPeakGpuHours.toFixed(2)} for static peak provisioning (${((summary.savedVsStaticPeak ?? 0) * 100).toFixed(0)}% saved)`);
+  say(
+    `bring-up (shards created and loaded, plus one ${SLO_WINDOW_S} s latency window; not scored): ${bringUpS === undefined ? "never finished" : `t+0..${bringUpS.toFixed(0)} s`}`,
+  );
+  say(
+    `SLO met in ${met}/${scored.length} samples after bring-up (${scored.length ? ((100 * met) / scored.length).toFixed(1) : "-"}%), worst p99 ${summary.p99MaxMs?.toFixed(1) ?? "-"} ms`,
+  );
+  say(
+    `GPU-hours ${summary.gpuHours.toFixed(2)} vs ${summary.staticPeakGpuHours.toFixed(2)} for static peak provisioning (${((summary.savedVsStaticPeak ?? 0) * 100).toFixed(0)}% saved)`,
+  );
   say(`events:\n${events.map((e) => `  ${e}`).join("\n")}`);
-  say(`timeline: ${svgPath}   summary: ${join(opts.out, "summary.json")}   (${((Date.now() - t0) / 1000).toFixed(0)} s in all)`);
+  say(
+    `timeline: ${svgPath}   summary: ${join(opts.out, "summary.json")}   (${((Date.now() - t0) / 1000).toFixed(0)} s in all)`,
+  );
 }
 
 async function main(): Promise<void> {
   if (opts.render !== undefined) return renderOnly(opts.render);
   const t0 = Date.now();
-  say("moe-operator demo: starting a local control plane with 8 fake GPU nodes, Prometheus, the fleet emulator and the operator...");
+  say(
+    "moe-operator demo: starting a local control plane with 8 fake GPU nodes, Prometheus, the fleet emulator and the operator...",
+  );
   const sc = planScenario(opts.quick);
   const stack: Stack = await startStack({
     name: "moe-demo",
     gpuNodes: DEMO_GPU_POOLS,
     deployment: NAME,
     model: { layers: 61, denseLayers: 3, routedExperts: 256, topK: 8 },
-    scenario: { startMs: sc.startMs, points: sc.points, heatShifts: [{ tS: sc.heatShiftAtS, seed: 2026, correlation: HEAT_SHIFT_CORRELATION }], heatSeed: 3 },
+    scenario: {
+      startMs: sc.startMs,
+      points: sc.points,
+      heatShifts: [{ tS: sc.heatShiftAtS, seed: 2026, correlation: HEAT_SHIFT_CORRELATION }],
+      heatSeed: 3,
+    },
     log: (m) => say(`  ${m}`),
   });
   const w: Watch = { samples: [], events: [], podTrace: [], lastScaleKey: "", lastVersion: 0 };
@@ -325,6 +441,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });

@@ -17,7 +17,9 @@ function main(argv: string[]): number {
       console.log(`${CRD_FILE} is up to date`);
       return 0;
     }
-    console.error(`${CRD_FILE} is ${have === undefined ? "missing" : "stale"}: run \`make manifests\` and commit the result`);
+    console.error(
+      `${CRD_FILE} is ${have === undefined ? "missing" : "stale"}: run \`make manifests\` and commit the result`,
+    );
     return 1;
   }
   if (have === want) {

@@ -31,7 +31,15 @@ import {
   TRACE_FORMATS,
   TraceParseError,
 } from "../sim/index.ts";
-import type { ObservationFaults, PolicyName, Progress, StressCaseName, Summary, Trace, TraceFormat } from "../sim/index.ts";
+import type {
+  ObservationFaults,
+  PolicyName,
+  Progress,
+  StressCaseName,
+  Summary,
+  Trace,
+  TraceFormat,
+} from "../sim/index.ts";
 
 function positiveNumber(name: string) {
   return (v: string): number => {
@@ -51,9 +59,13 @@ function nonNegativeInt(name: string) {
 
 function parsePolicies(v: string): PolicyName[] {
   if (v === "all") return [...POLICY_NAMES];
-  const names = v.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const names = v
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   for (const n of names) {
-    if (!(POLICY_NAMES as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown policy "${n}" (${POLICY_NAMES.join("|")}|all)`);
+    if (!(POLICY_NAMES as readonly string[]).includes(n))
+      throw new InvalidArgumentError(`unknown policy "${n}" (${POLICY_NAMES.join("|")}|all)`);
   }
   return names as PolicyName[];
 }
@@ -113,7 +125,7 @@ function makeProgress(quiet: boolean): (p: Progress) => void {
     const key = p.phase === "policy" ? `policy ${p.policy ?? ""}` : "oracle requirement";
     const pct = Math.floor(p.fraction * 100);
     const now = performance.now();
-    if (key === lastKey && pct < 100 && (pct - lastPct < 10 && now - lastAt < 2000)) return;
+    if (key === lastKey && pct < 100 && pct - lastPct < 10 && now - lastAt < 2000) return;
     lastKey = key;
     lastPct = pct;
     lastAt = now;
@@ -128,30 +140,103 @@ export function main(argv: readonly string[]): number {
   program
     .name("moe-sim")
     .description("Trace-driven MoE fleet simulator: the operator's policy vs baselines and the oracle")
-    .option("--trace <file>", "trace file (Azure CSV, Mooncake JSONL or rate CSV); omit for a synthetic diurnal+burst trace")
-    .addOption(new Option("--format <format>", "trace format (detected from the file when omitted)").choices(TRACE_FORMATS as string[]))
-    .option("--synthetic-days <days>", `length of the synthetic trace when --trace is omitted (at most ${MAX_SPAN_DAYS_LIMIT})`, boundedNumber("--synthetic-days", MAX_SPAN_DAYS_LIMIT), 1)
-    .option("--policy <names>", `policies, comma-separated: ${POLICY_NAMES.join("|")}|all (default: all)`, parsePolicies)
-    .addOption(new Option("--metric <metric>", "latency the SLO names").choices(LATENCY_METRICS as string[]).default("perTokenLatency"))
-    .option("--slo-ms <ms>", "p99 target of the SLO metric (default: 60 per-token, 50 ITL, 2000 TTFT)", positiveNumber("--slo-ms"))
+    .option(
+      "--trace <file>",
+      "trace file (Azure CSV, Mooncake JSONL or rate CSV); omit for a synthetic diurnal+burst trace",
+    )
+    .addOption(
+      new Option("--format <format>", "trace format (detected from the file when omitted)").choices(
+        TRACE_FORMATS as string[],
+      ),
+    )
+    .option(
+      "--synthetic-days <days>",
+      `length of the synthetic trace when --trace is omitted (at most ${MAX_SPAN_DAYS_LIMIT})`,
+      boundedNumber("--synthetic-days", MAX_SPAN_DAYS_LIMIT),
+      1,
+    )
+    .option(
+      "--policy <names>",
+      `policies, comma-separated: ${POLICY_NAMES.join("|")}|all (default: all)`,
+      parsePolicies,
+    )
+    .addOption(
+      new Option("--metric <metric>", "latency the SLO names")
+        .choices(LATENCY_METRICS as string[])
+        .default("perTokenLatency"),
+    )
+    .option(
+      "--slo-ms <ms>",
+      "p99 target of the SLO metric (default: 60 per-token, 50 ITL, 2000 TTFT)",
+      positiveNumber("--slo-ms"),
+    )
     .addOption(new Option("--preset <model>", "model shape").choices(Object.keys(MODEL_PRESETS)).default("deepseek-v3"))
     .option("--usd-per-gpu-hour <usd>", "GPU price", positiveNumber("--usd-per-gpu-hour"), 2)
     .option("--seed <n>", "seed (same seed, byte-identical summary.json)", nonNegativeInt("--seed"), 1)
-    .option("--peak-gpus <n>", "scale the trace so its peak minute needs about this many GPUs", boundedNumber("--peak-gpus", MAX_GPU_ARG), 200)
-    .option("--scale <x>", "explicit rate/token multiplier (overrides --peak-gpus; at most 1e6)", boundedNumber("--scale", 1e6))
-    .option("--arrival-cv <cv>", "Gamma inter-arrival CV for rate series (at most 10)", boundedNumber("--arrival-cv", 10), 2)
-    .option("--input-tokens <n>", "mean input tokens per request for rate series (default 914, at most 1e6)", boundedNumber("--input-tokens", 1e6))
-    .option("--output-tokens <n>", "mean output tokens per request for rate series (default 155, at most 1e6)", boundedNumber("--output-tokens", 1e6))
-    .option("--cold-start-s <s>", "median GPU worker start-to-Ready (log-normal, sigma 0.3)", positiveNumber("--cold-start-s"), 240)
+    .option(
+      "--peak-gpus <n>",
+      "scale the trace so its peak minute needs about this many GPUs",
+      boundedNumber("--peak-gpus", MAX_GPU_ARG),
+      200,
+    )
+    .option(
+      "--scale <x>",
+      "explicit rate/token multiplier (overrides --peak-gpus; at most 1e6)",
+      boundedNumber("--scale", 1e6),
+    )
+    .option(
+      "--arrival-cv <cv>",
+      "Gamma inter-arrival CV for rate series (at most 10)",
+      boundedNumber("--arrival-cv", 10),
+      2,
+    )
+    .option(
+      "--input-tokens <n>",
+      "mean input tokens per request for rate series (default 914, at most 1e6)",
+      boundedNumber("--input-tokens", 1e6),
+    )
+    .option(
+      "--output-tokens <n>",
+      "mean output tokens per request for rate series (default 155, at most 1e6)",
+      boundedNumber("--output-tokens", 1e6),
+    )
+    .option(
+      "--cold-start-s <s>",
+      "median GPU worker start-to-Ready (log-normal, sigma 0.3)",
+      positiveNumber("--cold-start-s"),
+      240,
+    )
     .option("--min-gpus <n>", "lower bound (default: fewest GPUs that hold all experts)", nonNegativeInt("--min-gpus"))
-    .option("--max-gpus <n>", `upper bound (default 3 x --peak-gpus, at most ${MAX_GPU_ARG})`, boundedNumber("--max-gpus", MAX_GPU_ARG))
+    .option(
+      "--max-gpus <n>",
+      `upper bound (default 3 x --peak-gpus, at most ${MAX_GPU_ARG})`,
+      boundedNumber("--max-gpus", MAX_GPU_ARG),
+    )
     .option("--hours <h>", "replay only the first h hours", positiveNumber("--hours"))
-    .option("--warmup-min <m>", "leading minutes not scored (default 10 % of the replay, at most 30)", nonNegativeInt("--warmup-min"))
+    .option(
+      "--warmup-min <m>",
+      "leading minutes not scored (default 10 % of the replay, at most 30)",
+      nonNegativeInt("--warmup-min"),
+    )
     .option("--lenient", "skip and count bad trace lines instead of failing", false)
     .option("--strict", "lines out of time order are an error (default: sorted, with a warning)", false)
-    .option("--max-span-days <days>", `longest span of a trace from its earliest to its latest line (at most ${MAX_SPAN_DAYS_LIMIT})`, boundedNumber("--max-span-days", MAX_SPAN_DAYS_LIMIT), DEFAULT_MAX_SPAN_DAYS)
-    .addOption(new Option("--stress <case>", "replay a stress-suite case (src/sim/stress.ts) instead of a trace; length --synthetic-days").choices(STRESS_CASES as unknown as string[]))
-    .option("--seeds <n>", `seeds --seed, --seed+1, ... (default ${DEFAULT_SHORT_TRACE_SEEDS} for a replay shorter than a day, else 1; at most ${MAX_SEEDS}); the report adds mean and min-max`, boundedNumber("--seeds", MAX_SEEDS))
+    .option(
+      "--max-span-days <days>",
+      `longest span of a trace from its earliest to its latest line (at most ${MAX_SPAN_DAYS_LIMIT})`,
+      boundedNumber("--max-span-days", MAX_SPAN_DAYS_LIMIT),
+      DEFAULT_MAX_SPAN_DAYS,
+    )
+    .addOption(
+      new Option(
+        "--stress <case>",
+        "replay a stress-suite case (src/sim/stress.ts) instead of a trace; length --synthetic-days",
+      ).choices(STRESS_CASES as unknown as string[]),
+    )
+    .option(
+      "--seeds <n>",
+      `seeds --seed, --seed+1, ... (default ${DEFAULT_SHORT_TRACE_SEEDS} for a replay shorter than a day, else 1; at most ${MAX_SEEDS}); the report adds mean and min-max`,
+      boundedNumber("--seeds", MAX_SEEDS),
+    )
     .option("--out <dir>", "write summary.json, report.md and timeline.svg here")
     .option("--quiet", "no progress on stderr", false)
     .exitOverride();
@@ -182,15 +267,36 @@ function loadTrace(o: CliOptions): { trace: Trace; faults?: ObservationFaults } 
     const c = stressCase(o.stress, { seed: o.seed, days: o.syntheticDays });
     return { trace: c.trace, faults: c.faults };
   }
-  return { trace: o.trace === undefined
-    ? syntheticRateTrace({ seed: o.seed, durationS: Math.round(o.syntheticDays * 86_400), meanRatePerS: 200, name: `synthetic-diurnal-${o.syntheticDays}d` })
-    : readTraceFile(o.trace, { format: o.format, lenient: o.lenient, strict: o.strict, maxSpanDays: o.maxSpanDays, meanInputTokens: o.inputTokens, meanOutputTokens: o.outputTokens }) };
+  return {
+    trace:
+      o.trace === undefined
+        ? syntheticRateTrace({
+            seed: o.seed,
+            durationS: Math.round(o.syntheticDays * 86_400),
+            meanRatePerS: 200,
+            name: `synthetic-diurnal-${o.syntheticDays}d`,
+          })
+        : readTraceFile(o.trace, {
+            format: o.format,
+            lenient: o.lenient,
+            strict: o.strict,
+            maxSpanDays: o.maxSpanDays,
+            meanInputTokens: o.inputTokens,
+            meanOutputTokens: o.outputTokens,
+          }),
+  };
 }
 
 function warnAboutTrace(trace: Trace): void {
-  if (trace.skippedLines > 0) console.error(`[moe-sim] warning: ${trace.skippedLines} bad lines skipped (first: line ${trace.skipped[0]?.line}: ${trace.skipped[0]?.reason})`);
+  if (trace.skippedLines > 0)
+    console.error(
+      `[moe-sim] warning: ${trace.skippedLines} bad lines skipped (first: line ${trace.skipped[0]?.line}: ${trace.skipped[0]?.reason})`,
+    );
   const late = trace.outOfOrderLines ?? 0;
-  if (late > 0) console.error(`[moe-sim] warning: ${late} lines out of time order, replayed sorted by time (--strict makes this an error)`);
+  if (late > 0)
+    console.error(
+      `[moe-sim] warning: ${late} lines out of time order, replayed sorted by time (--strict makes this an error)`,
+    );
 }
 
 function scenarioFor(o: CliOptions, trace: Trace, faults: ObservationFaults | undefined, seed: number) {
@@ -214,7 +320,12 @@ function scenarioFor(o: CliOptions, trace: Trace, faults: ObservationFaults | un
 }
 
 /** Summaries of the extra seeds (seed + 1 ...) of a short replay. */
-function extraSeedSummaries(o: CliOptions, trace: Trace, faults: ObservationFaults | undefined, seconds: number): Summary[] {
+function extraSeedSummaries(
+  o: CliOptions,
+  trace: Trace,
+  faults: ObservationFaults | undefined,
+  seconds: number,
+): Summary[] {
   const count = Math.floor(o.seeds ?? (seconds < SHORT_TRACE_S ? DEFAULT_SHORT_TRACE_SEEDS : 1));
   const out: Summary[] = [];
   for (let k = 1; k < count; k++) {
@@ -230,17 +341,24 @@ function run(o: CliOptions): number {
   warnAboutTrace(trace);
   const started = performance.now();
   const scenario = scenarioFor(o, trace, faults, o.seed);
-  if (!o.quiet) console.error(`[moe-sim] ${trace.name}: ${(scenario.load.seconds / 3600).toFixed(1)} h, scale x${scenario.scale.toFixed(3)}, policies ${scenario.config.policies.join(",")}`);
+  if (!o.quiet)
+    console.error(
+      `[moe-sim] ${trace.name}: ${(scenario.load.seconds / 3600).toFixed(1)} h, scale x${scenario.scale.toFixed(3)}, policies ${scenario.config.policies.join(",")}`,
+    );
   const result = runScenario(scenario, makeProgress(o.quiet));
   const summary = buildSummary(scenario, result);
   const extra = extraSeedSummaries(o, trace, faults, scenario.load.seconds);
-  const report = extra.length === 0 ? markdownReport(summary) : `${markdownReport(summary)}\n${markdownSeedSpread(seedSpread([summary, ...extra]))}`;
+  const report =
+    extra.length === 0
+      ? markdownReport(summary)
+      : `${markdownReport(summary)}\n${markdownSeedSpread(seedSpread([summary, ...extra]))}`;
   if (o.out !== undefined) {
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, "summary.json"), summaryJson(summary));
     writeFileSync(join(o.out, "report.md"), report);
     writeFileSync(join(o.out, "timeline.svg"), timelineSvg(scenario, result));
-    if (extra.length > 0) writeFileSync(join(o.out, "seeds.json"), `${JSON.stringify(seedSpread([summary, ...extra]), null, 2)}\n`);
+    if (extra.length > 0)
+      writeFileSync(join(o.out, "seeds.json"), `${JSON.stringify(seedSpread([summary, ...extra]), null, 2)}\n`);
     if (!o.quiet) console.error(`[moe-sim] wrote ${join(o.out, "summary.json")}, report.md, timeline.svg`);
   }
   process.stdout.write(report);

@@ -6,11 +6,28 @@
 //
 // Pure: time comes in as nowMs; all memory is in the snapshot (capacity state,
 // current placement) and comes back in the decision.
-import { createCapacityState, type CapacityDecision, type CapacityPolicy, type CapacityState } from "./capacity/index.ts";
+import {
+  createCapacityState,
+  type CapacityDecision,
+  type CapacityPolicy,
+  type CapacityState,
+} from "./capacity/index.ts";
 import { decideShardCount, type ShardCountInput } from "./scaling/shard-count.ts";
 import type { ShardCountReason } from "./scaling/reasons.ts";
 import { bestRewrite, growShards, hottestShards } from "./rebalance/shards.ts";
-import { planPlacement, placementHash, computePlacementMetrics, countMovedReplicas, countReplicas, extendPlacement, type GpuSlotInfo, type Placement, type PlacementMetrics, type PlacementOutcome, type TopologyPreference } from "./placement/index.ts";
+import {
+  planPlacement,
+  placementHash,
+  computePlacementMetrics,
+  countMovedReplicas,
+  countReplicas,
+  extendPlacement,
+  type GpuSlotInfo,
+  type Placement,
+  type PlacementMetrics,
+  type PlacementOutcome,
+  type TopologyPreference,
+} from "./placement/index.ts";
 
 export interface DeploymentPolicy {
   /** MoE layers (layers with routed experts). */
@@ -161,7 +178,11 @@ export function uniformHeat(layerCount: number, expertCount: number): number[][]
 }
 
 /** Preferred nodes for shards: existing shards stay; new ones go to the cheapest nodes with free GPUs, packed by domain. */
-export function assignShardNodes(shards: readonly ShardView[], desiredShards: number, nodes: readonly NodeView[]): { nodes: (string | undefined)[]; unschedulable: number } {
+export function assignShardNodes(
+  shards: readonly ShardView[],
+  desiredShards: number,
+  nodes: readonly NodeView[],
+): { nodes: (string | undefined)[]; unschedulable: number } {
   const out: (string | undefined)[] = new Array(desiredShards).fill(undefined);
   const free = new Map(nodes.map((n) => [n.name, n.freeGpus]));
   const usedDomains = new Map<string, number>();
@@ -174,18 +195,21 @@ export function assignShardNodes(shards: readonly ShardView[], desiredShards: nu
     }
   }
   // Shards beyond desiredShards are going away: their GPUs will be free.
-  for (const s of shards) if (s.shardIndex >= desiredShards && s.nodeName) free.set(s.nodeName, (free.get(s.nodeName) ?? 0) + 1);
+  for (const s of shards)
+    if (s.shardIndex >= desiredShards && s.nodeName) free.set(s.nodeName, (free.get(s.nodeName) ?? 0) + 1);
   let unschedulable = 0;
   const existing = new Set(shards.filter((s) => s.shardIndex < desiredShards).map((s) => s.shardIndex));
   for (let i = 0; i < desiredShards; i++) {
     if (existing.has(i)) continue;
     const candidates = nodes
       .filter((n) => (free.get(n.name) ?? 0) > 0)
-      .sort((a, b) =>
-        (a.usdPerGpuHour ?? Infinity) - (b.usdPerGpuHour ?? Infinity) ||
-        (usedDomains.get(b.domain) ?? 0) - (usedDomains.get(a.domain) ?? 0) ||
-        (free.get(a.name) ?? 0) - (free.get(b.name) ?? 0) ||
-        a.name.localeCompare(b.name));
+      .sort(
+        (a, b) =>
+          (a.usdPerGpuHour ?? Infinity) - (b.usdPerGpuHour ?? Infinity) ||
+          (usedDomains.get(b.domain) ?? 0) - (usedDomains.get(a.domain) ?? 0) ||
+          (free.get(a.name) ?? 0) - (free.get(b.name) ?? 0) ||
+          a.name.localeCompare(b.name),
+      );
     const pick = candidates[0];
     if (!pick) {
       unschedulable++;
@@ -205,8 +229,12 @@ function sameGpus(p: Placement, gpus: readonly GpuSlotInfo[]): boolean {
 
 /** The same expert assignment with the GPUs' nodes and domains updated (pods landed elsewhere). */
 function relabel(p: Placement, gpus: readonly GpuSlotInfo[]): Placement {
-  if (p.gpus.every((g, i) => g.nodeName === gpus[i]!.nodeName && g.domain === (gpus[i]!.domain ?? gpus[i]!.nodeName))) return p;
-  return { ...p, gpus: p.gpus.map((g, i) => ({ ...g, nodeName: gpus[i]!.nodeName, domain: gpus[i]!.domain ?? gpus[i]!.nodeName })) };
+  if (p.gpus.every((g, i) => g.nodeName === gpus[i]!.nodeName && g.domain === (gpus[i]!.domain ?? gpus[i]!.nodeName)))
+    return p;
+  return {
+    ...p,
+    gpus: p.gpus.map((g, i) => ({ ...g, nodeName: gpus[i]!.nodeName, domain: gpus[i]!.domain ?? gpus[i]!.nodeName })),
+  };
 }
 
 export const shardGpuId = (shardIndex: number) => `shard-${shardIndex}`;
@@ -223,7 +251,13 @@ function sameSet(a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean {
  * take their new experts, the others keep theirs, and a repair pass (no budget) gives any expert
  * left without a replica one. The rest of the improvement waits for the next rebalance.
  */
-export function limitChangedShards(current: Placement, planned: Placement, heat: ReadonlyArray<ReadonlyArray<number>>, gpus: readonly GpuSlotInfo[], maxChanged: number): Placement {
+export function limitChangedShards(
+  current: Placement,
+  planned: Placement,
+  heat: ReadonlyArray<ReadonlyArray<number>>,
+  gpus: readonly GpuSlotInfo[],
+  maxChanged: number,
+): Placement {
   const shared = Math.min(current.gpus.length, planned.gpus.length);
   const changes: { g: number; n: number }[] = [];
   for (let g = 0; g < shared; g++) {
@@ -232,12 +266,24 @@ export function limitChangedShards(current: Placement, planned: Placement, heat:
     if (n > 0) changes.push({ g, n });
   }
   if (changes.length <= maxChanged) return planned;
-  const keep = new Set(changes.sort((a, b) => b.n - a.n || a.g - b.g).slice(0, Math.max(0, maxChanged)).map((c) => c.g));
+  const keep = new Set(
+    changes
+      .sort((a, b) => b.n - a.n || a.g - b.g)
+      .slice(0, Math.max(0, maxChanged))
+      .map((c) => c.g),
+  );
   const hybrid: Placement = {
     ...planned,
-    layers: planned.layers.map((layer, l) => layer.map((slots, g) => (g < shared && !keep.has(g) ? [...current.layers[l]![g]!] : [...slots]))),
+    layers: planned.layers.map((layer, l) =>
+      layer.map((slots, g) => (g < shared && !keep.has(g) ? [...current.layers[l]![g]!] : [...slots])),
+    ),
   };
-  const repaired = planPlacement({ heat, gpus, current: hybrid, policy: { maxMoveFraction: 0, minBalancednessGain: 0 } });
+  const repaired = planPlacement({
+    heat,
+    gpus,
+    current: hybrid,
+    policy: { maxMoveFraction: 0, minBalancednessGain: 0 },
+  });
   return repaired.kind === "infeasible" ? current : repaired.placement;
 }
 
@@ -258,23 +304,37 @@ interface HeatQuality {
 function assessHeat(h: HeatObservation | undefined, policy: DeploymentPolicy): HeatQuality {
   let problem: string | undefined;
   if (!h) problem = "no heat data";
-  else if (h.heat.length !== policy.layerCount || h.heat.some((l) => l.length !== policy.expertCount)) problem = `heat has shape ${h.heat.length}x${h.heat[0]?.length ?? 0}, expected ${policy.layerCount}x${policy.expertCount}`;
-  else if (!(h.confidence >= MIN_HEAT_CONFIDENCE)) problem = `heat confidence ${h.confidence.toFixed(2)} below ${MIN_HEAT_CONFIDENCE}`;
-  if (problem !== undefined || h === undefined) return { usable: false, problem, heat: undefined, atMs: undefined, load: undefined };
+  else if (h.heat.length !== policy.layerCount || h.heat.some((l) => l.length !== policy.expertCount))
+    problem = `heat has shape ${h.heat.length}x${h.heat[0]?.length ?? 0}, expected ${policy.layerCount}x${policy.expertCount}`;
+  else if (!(h.confidence >= MIN_HEAT_CONFIDENCE))
+    problem = `heat confidence ${h.confidence.toFixed(2)} below ${MIN_HEAT_CONFIDENCE}`;
+  if (problem !== undefined || h === undefined)
+    return { usable: false, problem, heat: undefined, atMs: undefined, load: undefined };
   return { usable: true, problem, heat: h.heat, atMs: h.atMs, load: tokensPerSecondFromHeat(h.heat, policy.topK) };
 }
 
 /** Price of one more GPU-hour: the cheapest node with a free GPU, else a running shard's, else the default. */
 function marginalPriceOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy): number | undefined {
-  return snapshot.nodes.filter((n) => n.freeGpus > 0 && n.usdPerGpuHour !== undefined).map((n) => n.usdPerGpuHour!).sort((a, b) => a - b)[0]
-    ?? snapshot.shards.map((s) => s.usdPerGpuHour).find((p) => p !== undefined)
-    ?? policy.defaultUsdPerGpuHour;
+  return (
+    snapshot.nodes
+      .filter((n) => n.freeGpus > 0 && n.usdPerGpuHour !== undefined)
+      .map((n) => n.usdPerGpuHour!)
+      .sort((a, b) => a - b)[0] ??
+    snapshot.shards.map((s) => s.usdPerGpuHour).find((p) => p !== undefined) ??
+    policy.defaultUsdPerGpuHour
+  );
 }
 
 export const SHARD_UNIT = { one: "shard", many: "shards" } as const;
 
 /** The shard count's input from the snapshot (the facts the operator keeps in status). */
-function shardCountInputOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy, heat: HeatQuality, currentMetrics: PlacementMetrics | undefined, marginalPrice: number | undefined): ShardCountInput {
+function shardCountInputOf(
+  snapshot: DecisionSnapshot,
+  policy: DeploymentPolicy,
+  heat: HeatQuality,
+  currentMetrics: PlacementMetrics | undefined,
+  marginalPrice: number | undefined,
+): ShardCountInput {
   return {
     capacity: {
       tokensPerSecond: heat.load,
@@ -326,29 +386,64 @@ interface PlacementContext {
 }
 
 /** GPUs for the desired shards: a shard whose pod is not scheduled yet keeps the node the published placement recorded, so the placement (and its version) does not change while the scheduler works. */
-function shardGpus(snapshot: DecisionSnapshot, policy: DeploymentPolicy, desiredShards: number, assigned: readonly (string | undefined)[]): GpuSlotInfo[] {
+function shardGpus(
+  snapshot: DecisionSnapshot,
+  policy: DeploymentPolicy,
+  desiredShards: number,
+  assigned: readonly (string | undefined)[],
+): GpuSlotInfo[] {
   const gpus: GpuSlotInfo[] = [];
   const scheduled = new Set(snapshot.shards.filter((s) => s.nodeName).map((s) => s.shardIndex));
   for (let i = 0; i < desiredShards; i++) {
-    const recorded = snapshot.currentPlacement?.gpus[i]?.gpuId === shardGpuId(i) && !scheduled.has(i) ? snapshot.currentPlacement.gpus[i]!.nodeName : undefined;
+    const recorded =
+      snapshot.currentPlacement?.gpus[i]?.gpuId === shardGpuId(i) && !scheduled.has(i)
+        ? snapshot.currentPlacement.gpus[i]!.nodeName
+        : undefined;
     const nodeName = recorded ?? assigned[i] ?? `unscheduled-${i}`;
     const domain = snapshot.nodes.find((n) => n.name === nodeName)?.domain ?? nodeName;
-    gpus.push({ gpuId: shardGpuId(i), nodeName, domain, slotCount: policy.slotsPerGpu, memoryBytes: policy.gpuMemoryBytes });
+    gpus.push({
+      gpuId: shardGpuId(i),
+      nodeName,
+      domain,
+      slotCount: policy.slotsPerGpu,
+      memoryBytes: policy.gpuMemoryBytes,
+    });
   }
   return gpus;
 }
 
-function placementContext(snapshot: DecisionSnapshot, policy: DeploymentPolicy, nowMs: number, desiredShards: number, gpus: readonly GpuSlotInfo[], heat: HeatQuality, currentMetrics: PlacementMetrics | undefined): PlacementContext {
+function placementContext(
+  snapshot: DecisionSnapshot,
+  policy: DeploymentPolicy,
+  nowMs: number,
+  desiredShards: number,
+  gpus: readonly GpuSlotInfo[],
+  heat: HeatQuality,
+  currentMetrics: PlacementMetrics | undefined,
+): PlacementContext {
   const freeGpus = snapshot.nodes.reduce((a, n) => a + n.freeGpus, 0);
   const newShards = Math.max(0, desiredShards - new Set(snapshot.shards.map((s) => s.shardIndex)).size);
   const structural = !snapshot.currentPlacement || !sameGpus(snapshot.currentPlacement, gpus);
   return {
-    policy, snapshot, nowMs, desiredShards, gpus, structural, currentMetrics, heat, freeGpus, newShards,
-    current: snapshot.currentPlacement && !structural ? relabel(snapshot.currentPlacement, gpus) : snapshot.currentPlacement,
+    policy,
+    snapshot,
+    nowMs,
+    desiredShards,
+    gpus,
+    structural,
+    currentMetrics,
+    heat,
+    freeGpus,
+    newShards,
+    current:
+      snapshot.currentPlacement && !structural ? relabel(snapshot.currentPlacement, gpus) : snapshot.currentPlacement,
     currentBasis: snapshot.currentPlacementHeatBasis ?? "observed",
     planHeat: heat.heat ?? snapshot.lastGoodHeat ?? uniformHeat(policy.layerCount, policy.expertCount),
     planHeatBasis: heat.usable ? "observed" : snapshot.lastGoodHeat ? "remembered" : "none",
-    changeLimit: Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, Math.max(2, freeGpus - newShards)),
+    changeLimit: Math.min(
+      policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY,
+      Math.max(2, freeGpus - newShards),
+    ),
   };
 }
 
@@ -368,18 +463,26 @@ export type PlacementIntent = "Initial" | "FirstHeat" | "ScaleUp" | "ScaleDown" 
 
 function intentOf(c: PlacementContext): PlacementIntent {
   const firstHeat = c.heat.usable && c.current !== undefined && c.currentBasis === "none";
-  const due = firstHeat || c.snapshot.lastRebalanceMs === undefined || c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs;
+  const due =
+    firstHeat ||
+    c.snapshot.lastRebalanceMs === undefined ||
+    c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs;
   if (!c.structural && !(c.heat.usable && due && (!c.snapshot.rolloutInProgress || firstHeat))) return "Keep";
   if (firstHeat) return "FirstHeat";
   if (c.current === undefined) return "Initial";
-  if (c.structural && c.gpus.length > c.current.gpus.length && extendPlacement(c.current, c.planHeat, c.gpus)) return "ScaleUp";
+  if (c.structural && c.gpus.length > c.current.gpus.length && extendPlacement(c.current, c.planHeat, c.gpus))
+    return "ScaleUp";
   return c.structural ? "ScaleDown" : "HeatRebalance";
 }
 
 function keepPlacement(c: PlacementContext): DecisionPlacement {
   return {
     action: "keep",
-    reason: !c.heat.usable ? `keeping the placement: ${c.heat.problem}` : c.snapshot.rolloutInProgress ? "keeping the placement: a rollout is in progress" : "keeping the placement until the next rebalance interval",
+    reason: !c.heat.usable
+      ? `keeping the placement: ${c.heat.problem}`
+      : c.snapshot.rolloutInProgress
+        ? "keeping the placement: a rollout is in progress"
+        : "keeping the placement until the next rebalance interval",
     placement: c.current,
     hash: c.current ? placementHash(c.current) : undefined,
     metrics: c.currentMetrics,
@@ -396,7 +499,10 @@ function keepPlacement(c: PlacementContext): DecisionPlacement {
 function scaleUpPlacement(c: PlacementContext): DecisionPlacement {
   const current = c.current!;
   const plain = extendPlacement(current, c.planHeat, c.gpus)!;
-  const spare = Math.max(0, Math.min(c.policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, c.freeGpus - c.newShards));
+  const spare = Math.max(
+    0,
+    Math.min(c.policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, c.freeGpus - c.newShards),
+  );
   // Running shards are only rewritten for heat observed now (not for remembered or no heat).
   const hot = spare > 0 && c.heat.usable ? hottestShards(current, c.planHeat).slice(0, spare) : [];
   const grown = growShards(current, c.planHeat, c.gpus, hot);
@@ -406,9 +512,10 @@ function scaleUpPlacement(c: PlacementContext): DecisionPlacement {
   const moved = countMovedReplicas(current, extended);
   return {
     action: "replan",
-    reason: extended === plain
-      ? `scaled up to ${c.desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`
-      : `scaled up to ${c.desiredShards} shards: the new shards${hot.length > 0 ? ` and the ${hot.length} hottest running ones` : ""} written for the heat (balancedness ${grownBal.toFixed(3)} vs ${plainBal.toFixed(3)} with running shards unchanged)`,
+    reason:
+      extended === plain
+        ? `scaled up to ${c.desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`
+        : `scaled up to ${c.desiredShards} shards: the new shards${hot.length > 0 ? ` and the ${hot.length} hottest running ones` : ""} written for the heat (balancedness ${grownBal.toFixed(3)} vs ${plainBal.toFixed(3)} with running shards unchanged)`,
     placement: extended,
     hash: placementHash(extended),
     metrics: computePlacementMetrics(extended, c.planHeat),
@@ -424,60 +531,113 @@ type PlannedOutcome = Extract<PlacementOutcome, { kind: "planned" }>;
  * planPlacement with the intent's move budget and gain threshold; the infeasible and unchanged
  * outcomes are the same for every intent, a planned one goes to `onPlanned`.
  */
-function plan(c: PlacementContext, budget: { maxMoveFraction: number; minBalancednessGain: number }, unchanged: Pick<DecisionPlacement, "heatBasis" | "rebalanceEvaluated">, onPlanned: (o: PlannedOutcome) => DecisionPlacement): DecisionPlacement {
+function plan(
+  c: PlacementContext,
+  budget: { maxMoveFraction: number; minBalancednessGain: number },
+  unchanged: Pick<DecisionPlacement, "heatBasis" | "rebalanceEvaluated">,
+  onPlanned: (o: PlannedOutcome) => DecisionPlacement,
+): DecisionPlacement {
   const { policy, current } = c;
   const outcome = planPlacement({
     heat: c.planHeat,
     gpus: c.gpus,
-    current: current && current.layerCount === policy.layerCount && current.expertCount === policy.expertCount ? current : undefined,
+    current:
+      current && current.layerCount === policy.layerCount && current.expertCount === policy.expertCount
+        ? current
+        : undefined,
     policy: {
       ...budget,
-      redundantSlots: policy.placement.redundantSlots === undefined
-        ? undefined
-        : Math.max(0, Math.min(policy.placement.redundantSlots, c.desiredShards * policy.slotsPerGpu - policy.expertCount)),
+      redundantSlots:
+        policy.placement.redundantSlots === undefined
+          ? undefined
+          : Math.max(
+              0,
+              Math.min(policy.placement.redundantSlots, c.desiredShards * policy.slotsPerGpu - policy.expertCount),
+            ),
       bytesPerExpertReplica: policy.bytesPerExpertReplica,
       topology: policy.placement.topology,
     },
   });
   if (outcome.kind === "infeasible") {
-    return { action: "infeasible", reason: outcome.reason, placement: current, hash: current ? placementHash(current) : undefined, metrics: c.currentMetrics, heatBasis: current ? c.currentBasis : undefined };
+    return {
+      action: "infeasible",
+      reason: outcome.reason,
+      placement: current,
+      hash: current ? placementHash(current) : undefined,
+      metrics: c.currentMetrics,
+      heatBasis: current ? c.currentBasis : undefined,
+    };
   }
   // Nothing worth the threshold within the replica move budget (a near-optimal placement).
-  if (outcome.kind === "unchanged") return { action: "keep", reason: outcome.reason, placement: outcome.placement, hash: outcome.placementHash, metrics: outcome.metrics, ...unchanged };
+  if (outcome.kind === "unchanged")
+    return {
+      action: "keep",
+      reason: outcome.reason,
+      placement: outcome.placement,
+      hash: outcome.placementHash,
+      metrics: outcome.metrics,
+      ...unchanged,
+    };
   return onPlanned(outcome);
 }
 
-function replanned(placement: Placement, metrics: PlacementMetrics, o: PlannedOutcome, rest: Pick<DecisionPlacement, "action" | "reason" | "heatBasis" | "heatRebalance">): DecisionPlacement {
-  return { ...rest, placement, hash: placementHash(placement), metrics, movedFraction: o.movedFraction, movedReplicas: o.movedReplicas };
+function replanned(
+  placement: Placement,
+  metrics: PlacementMetrics,
+  o: PlannedOutcome,
+  rest: Pick<DecisionPlacement, "action" | "reason" | "heatBasis" | "heatRebalance">,
+): DecisionPlacement {
+  return {
+    ...rest,
+    placement,
+    hash: placementHash(placement),
+    metrics,
+    movedFraction: o.movedFraction,
+    movedReplicas: o.movedReplicas,
+  };
 }
 
 function initialPlacement(c: PlacementContext): DecisionPlacement {
   const budget = { maxMoveFraction: c.policy.placement.maxMoveFraction, minBalancednessGain: 0 };
-  return plan(c, budget, { heatBasis: c.currentBasis, rebalanceEvaluated: false }, (o) => replanned(o.placement, o.metrics, o, {
-    action: "initial",
-    reason: `initial placement on ${c.desiredShards} shards${c.planHeatBasis === "none" ? " (no heat seen yet: experts spread evenly; the first usable heat re-plans)" : ""}`,
-    heatBasis: c.planHeatBasis,
-    heatRebalance: false,
-  }));
+  return plan(c, budget, { heatBasis: c.currentBasis, rebalanceEvaluated: false }, (o) =>
+    replanned(o.placement, o.metrics, o, {
+      action: "initial",
+      reason: `initial placement on ${c.desiredShards} shards${c.planHeatBasis === "none" ? " (no heat seen yet: experts spread evenly; the first usable heat re-plans)" : ""}`,
+      heatBasis: c.planHeatBasis,
+      heatRebalance: false,
+    }),
+  );
 }
 
 function firstHeatPlacement(c: PlacementContext): DecisionPlacement {
-  return plan(c, { maxMoveFraction: 1, minBalancednessGain: 0 }, { heatBasis: "observed", rebalanceEvaluated: !c.structural }, (o) => replanned(o.placement, o.metrics, o, {
-    action: "replan",
-    reason: `first heat-based placement: balancedness ${(o.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${o.metrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`,
-    heatBasis: "observed",
-    heatRebalance: true,
-  }));
+  return plan(
+    c,
+    { maxMoveFraction: 1, minBalancednessGain: 0 },
+    { heatBasis: "observed", rebalanceEvaluated: !c.structural },
+    (o) =>
+      replanned(o.placement, o.metrics, o, {
+        action: "replan",
+        reason: `first heat-based placement: balancedness ${(o.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${o.metrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`,
+        heatBasis: "observed",
+        heatRebalance: true,
+      }),
+  );
 }
 
 /** Re-homes only the experts the removed shards held (repairs are never refused). */
 function scaleDownPlacement(c: PlacementContext): DecisionPlacement {
-  return plan(c, { maxMoveFraction: 0, minBalancednessGain: 0 }, { heatBasis: c.currentBasis, rebalanceEvaluated: false }, (o) => replanned(o.placement, o.metrics, o, {
-    action: "replan",
-    reason: `shards changed to ${c.desiredShards}: re-homed experts (${o.mode})`,
-    heatBasis: c.currentBasis,
-    heatRebalance: false,
-  }));
+  return plan(
+    c,
+    { maxMoveFraction: 0, minBalancednessGain: 0 },
+    { heatBasis: c.currentBasis, rebalanceEvaluated: false },
+    (o) =>
+      replanned(o.placement, o.metrics, o, {
+        action: "replan",
+        reason: `shards changed to ${c.desiredShards}: re-homed experts (${o.mode})`,
+        heatBasis: c.currentBasis,
+        heatRebalance: false,
+      }),
+  );
 }
 
 /**
@@ -488,7 +648,10 @@ function scaleDownPlacement(c: PlacementContext): DecisionPlacement {
 function heatRebalancePlacement(c: PlacementContext): DecisionPlacement {
   const { policy } = c;
   const current = c.current!;
-  const budget = { maxMoveFraction: policy.placement.maxMoveFraction, minBalancednessGain: policy.placement.minBalancednessGain };
+  const budget = {
+    maxMoveFraction: policy.placement.maxMoveFraction,
+    minBalancednessGain: policy.placement.minBalancednessGain,
+  };
   return plan(c, budget, { heatBasis: c.currentBasis, rebalanceEvaluated: true }, (o) => {
     let planned = o.placement;
     let moves = { movedFraction: o.movedFraction, movedReplicas: o.movedReplicas };
@@ -505,14 +668,34 @@ function heatRebalancePlacement(c: PlacementContext): DecisionPlacement {
     const before = c.currentMetrics;
     // A budget-limited current placement is a convergence in progress: continue it (ADR 0002).
     const converging = (current.pendingMoves ?? 0) > 0;
-    if (before !== undefined && !converging && metrics.balancedness - before.balancedness < policy.placement.minBalancednessGain) {
+    if (
+      before !== undefined &&
+      !converging &&
+      metrics.balancedness - before.balancedness < policy.placement.minBalancednessGain
+    ) {
       return {
         action: "keep",
         reason: `keeping the placement: the rebalance that fits the free GPUs would change balancedness ${before.balancedness.toFixed(3)} -> ${metrics.balancedness.toFixed(3)}, below the ${policy.placement.minBalancednessGain} gain threshold`,
-        placement: current, hash: placementHash(current), metrics: before, heatBasis: c.currentBasis, rebalanceEvaluated: true,
+        placement: current,
+        hash: placementHash(current),
+        metrics: before,
+        heatBasis: c.currentBasis,
+        rebalanceEvaluated: true,
       };
     }
-    return { ...replanned(planned, metrics, { ...o, ...moves }, { action: "replan", reason: `rebalanced by heat: balancedness ${(before?.balancedness ?? 0).toFixed(3)} -> ${metrics.balancedness.toFixed(3)}`, heatBasis: "observed", heatRebalance: true }) };
+    return {
+      ...replanned(
+        planned,
+        metrics,
+        { ...o, ...moves },
+        {
+          action: "replan",
+          reason: `rebalanced by heat: balancedness ${(before?.balancedness ?? 0).toFixed(3)} -> ${metrics.balancedness.toFixed(3)}`,
+          heatBasis: "observed",
+          heatRebalance: true,
+        },
+      ),
+    };
   });
 }
 
@@ -526,11 +709,19 @@ const PLACEMENT_BY_INTENT = {
   Keep: keepPlacement,
 } as const satisfies Record<PlacementIntent, (c: PlacementContext) => DecisionPlacement>;
 
-function costOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy, desiredShards: number, assigned: readonly (string | undefined)[], marginalPrice: number | undefined): { usdPerHourNow: number; usdPerHourDesired: number } {
-  const priceOf = (node: string | undefined) => snapshot.nodes.find((n) => n.name === node)?.usdPerGpuHour ?? policy.defaultUsdPerGpuHour;
+function costOf(
+  snapshot: DecisionSnapshot,
+  policy: DeploymentPolicy,
+  desiredShards: number,
+  assigned: readonly (string | undefined)[],
+  marginalPrice: number | undefined,
+): { usdPerHourNow: number; usdPerHourDesired: number } {
+  const priceOf = (node: string | undefined) =>
+    snapshot.nodes.find((n) => n.name === node)?.usdPerGpuHour ?? policy.defaultUsdPerGpuHour;
   const routerPrice = policy.defaultUsdPerGpuHour ?? 0;
   const routerCost = policy.routerGpus * routerPrice;
-  const usdPerHourNow = routerCost + snapshot.shards.reduce((sum, s) => sum + (s.usdPerGpuHour ?? priceOf(s.nodeName) ?? 0), 0);
+  const usdPerHourNow =
+    routerCost + snapshot.shards.reduce((sum, s) => sum + (s.usdPerGpuHour ?? priceOf(s.nodeName) ?? 0), 0);
   let usdPerHourDesired = routerCost;
   for (let i = 0; i < desiredShards; i++) usdPerHourDesired += priceOf(assigned[i]) ?? marginalPrice ?? 0;
   return { usdPerHourNow, usdPerHourDesired };
@@ -538,11 +729,20 @@ function costOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy, desiredSha
 
 export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, nowMs: number): Decision {
   const heat = assessHeat(snapshot.heat, policy);
-  const currentMetrics = snapshot.currentPlacement && heat.heat ? computePlacementMetrics(snapshot.currentPlacement, heat.heat) : undefined;
+  const currentMetrics =
+    snapshot.currentPlacement && heat.heat ? computePlacementMetrics(snapshot.currentPlacement, heat.heat) : undefined;
   const marginalPrice = marginalPriceOf(snapshot, policy);
-  const count = decideShardCount(shardCountInputOf(snapshot, policy, heat, currentMetrics, marginalPrice), {
-    capacity: policy.capacity, minCount: policy.minShards, maxCount: policy.maxShards, manualCount: policy.manualShards, unit: SHARD_UNIT,
-  }, nowMs);
+  const count = decideShardCount(
+    shardCountInputOf(snapshot, policy, heat, currentMetrics, marginalPrice),
+    {
+      capacity: policy.capacity,
+      minCount: policy.minShards,
+      maxCount: policy.maxShards,
+      manualCount: policy.manualShards,
+      unit: SHARD_UNIT,
+    },
+    nowMs,
+  );
   const assignment = assignShardNodes(snapshot.shards, count.desired, snapshot.nodes);
   const gpus = shardGpus(snapshot, policy, count.desired, assignment.nodes);
   const ctx = placementContext(snapshot, policy, nowMs, count.desired, gpus, heat, currentMetrics);

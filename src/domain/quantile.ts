@@ -14,7 +14,10 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
 
 /** Quantile q (clamped to 0..1) of values in any order (they are not modified). */
 export function quantile(values: readonly number[], q: number): number {
-  return quantileSorted([...values].sort((a, b) => a - b), q);
+  return quantileSorted(
+    [...values].sort((a, b) => a - b),
+    q,
+  );
 }
 
 /** Median: the middle value, or the mean of the two middle values. NaN for an empty list. */

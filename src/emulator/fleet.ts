@@ -4,7 +4,14 @@
 // the Ready replicas that hold it, and compute the latency the hottest GPU
 // imposes with the simulator's ground-truth queueing model (src/sim/truth.ts,
 // independent of the operator's latency model).
-import { defaultGroundTruthParams, latencyMultiplier, resolveWaitWeight, stepSecond, type GroundTruthParams, type QueueState } from "../sim/truth.ts";
+import {
+  defaultGroundTruthParams,
+  latencyMultiplier,
+  resolveWaitWeight,
+  stepSecond,
+  type GroundTruthParams,
+  type QueueState,
+} from "../sim/truth.ts";
 import { createRng, type Rng } from "../domain/rng.ts";
 
 export interface EmulatedShard {
@@ -62,7 +69,11 @@ export class FleetEmulator {
    * One second of traffic. `weights[layer][expert]` is the routing distribution (rows need not be
    * normalised); `tokensPerSecond` the offered load (each token visits topK experts per layer).
    */
-  step(shards: readonly EmulatedShard[], weights: ReadonlyArray<ReadonlyArray<number>>, tokensPerSecond: number): SecondResult {
+  step(
+    shards: readonly EmulatedShard[],
+    weights: ReadonlyArray<ReadonlyArray<number>>,
+    tokensPerSecond: number,
+  ): SecondResult {
     const L = this.layerCount;
     const E = this.expertCount;
     const expertTokens = new Float64Array(L * E);
@@ -72,10 +83,21 @@ export class FleetEmulator {
     const fallback = shards.filter((s) => s.ready && s.draining);
     const holders: number[][] = Array.from({ length: L * E }, () => []);
     const all = [...serving, ...fallback];
-    serving.forEach((s, i) => s.experts.forEach((row, l) => row.forEach((e) => { if (l < L && e >= 0 && e < E) holders[l * E + e]!.push(i); })));
-    fallback.forEach((s, j) => s.experts.forEach((row, l) => row.forEach((e) => {
-      if (l < L && e >= 0 && e < E && holders[l * E + e]!.length === 0) holders[l * E + e]!.push(serving.length + j);
-    })));
+    serving.forEach((s, i) =>
+      s.experts.forEach((row, l) =>
+        row.forEach((e) => {
+          if (l < L && e >= 0 && e < E) holders[l * E + e]!.push(i);
+        }),
+      ),
+    );
+    fallback.forEach((s, j) =>
+      s.experts.forEach((row, l) =>
+        row.forEach((e) => {
+          if (l < L && e >= 0 && e < E && holders[l * E + e]!.length === 0)
+            holders[l * E + e]!.push(serving.length + j);
+        }),
+      ),
+    );
     const load = new Float64Array(all.length * L);
     let unserved = 0;
     for (let l = 0; l < L; l++) {
@@ -118,16 +140,29 @@ export class FleetEmulator {
     });
     const nodes = new Set(all.map((s) => s.nodeName ?? s.name));
     const crossNodeShare = nodes.size <= 1 ? 0 : 1 - 1 / nodes.size;
-    const latencyMs = unserved > 0
-      ? Infinity
-      : stepSecond(this.params, this.#waitWeight, this.#queue, tokensPerSecond, { readyGpus: all.length, balancedness, crossNodeShare: crossNodeShare * 0.3 });
-    return { expertTokens, shardTokens, latencyMs, servingShards: serving.length, balancedness, unservedExperts: unserved };
+    const latencyMs =
+      unserved > 0
+        ? Infinity
+        : stepSecond(this.params, this.#waitWeight, this.#queue, tokensPerSecond, {
+            readyGpus: all.length,
+            balancedness,
+            crossNodeShare: crossNodeShare * 0.3,
+          });
+    return {
+      expertTokens,
+      shardTokens,
+      latencyMs,
+      servingShards: serving.length,
+      balancedness,
+      unservedExperts: unserved,
+    };
   }
 
   /** Latency samples of one second (request-mix tail and jitter applied). */
   latencySamples(baseMs: number, n: number): number[] {
     const out: number[] = [];
-    for (let i = 0; i < n; i++) out.push(baseMs * latencyMultiplier(this.params, this.#rng.normal()) * (0.6 + 0.4 * this.#rng.next()));
+    for (let i = 0; i < n; i++)
+      out.push(baseMs * latencyMultiplier(this.params, this.#rng.normal()) * (0.6 + 0.4 * this.#rng.next()));
     return out;
   }
 }

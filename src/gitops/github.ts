@@ -59,13 +59,28 @@ export function createGitHubClient(o: GitHubClientOptions): GitHub {
     },
     retry: { retryAfterBaseValue: o.retryBaseMs ?? 1000 },
     // Octokit's own log: no request headers ever reach it; debug/info are dropped.
-    log: { debug: () => undefined, info: () => undefined, warn: (m: string) => log.warn(m), error: (m: string) => log.error(m) },
+    log: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (m: string) => log.warn(m),
+      error: (m: string) => log.error(m),
+    },
     throttle: {
-      onRateLimit: (retryAfterS: number, options: { method?: string; url?: string }, _o: unknown, retryCount: number) => {
+      onRateLimit: (
+        retryAfterS: number,
+        options: { method?: string; url?: string },
+        _o: unknown,
+        retryCount: number,
+      ) => {
         log.warn({ method: options.method, url: options.url, retryAfterS }, "GitHub rate limit reached");
         return retryCount < 1 && retryAfterS <= maxWaitS;
       },
-      onSecondaryRateLimit: (retryAfterS: number, options: { method?: string; url?: string }, _o: unknown, retryCount: number) => {
+      onSecondaryRateLimit: (
+        retryAfterS: number,
+        options: { method?: string; url?: string },
+        _o: unknown,
+        retryCount: number,
+      ) => {
         log.warn({ method: options.method, url: options.url, retryAfterS }, "GitHub secondary rate limit reached");
         return retryCount < 1 && retryAfterS <= maxWaitS;
       },
@@ -73,7 +88,11 @@ export function createGitHubClient(o: GitHubClientOptions): GitHub {
   });
 }
 
-interface ErrorLike { status?: number; message?: string; response?: { headers?: Record<string, string | number | undefined> } }
+interface ErrorLike {
+  status?: number;
+  message?: string;
+  response?: { headers?: Record<string, string | number | undefined> };
+}
 
 /** Maps anything octokit throws to a GitHubError (status 0: no response). */
 export function toGitHubError(err: unknown, what: string, nowMs: number): GitHubError {
@@ -85,9 +104,16 @@ export function toGitHubError(err: unknown, what: string, nowMs: number): GitHub
   const headers = e.response?.headers ?? {};
   const retryAfterS = Number(headers["retry-after"]);
   const resetS = Number(headers["x-ratelimit-reset"]);
-  const limited = status === 429 || (status === 403 && (Number.isFinite(retryAfterS) || headers["x-ratelimit-remaining"] === "0" || /rate limit/i.test(detail)));
+  const limited =
+    status === 429 ||
+    (status === 403 &&
+      (Number.isFinite(retryAfterS) || headers["x-ratelimit-remaining"] === "0" || /rate limit/i.test(detail)));
   if (limited) {
-    const retryAfterMs = Number.isFinite(retryAfterS) ? retryAfterS * 1000 : Number.isFinite(resetS) ? Math.max(0, resetS * 1000 - nowMs) : 60_000;
+    const retryAfterMs = Number.isFinite(retryAfterS)
+      ? retryAfterS * 1000
+      : Number.isFinite(resetS)
+        ? Math.max(0, resetS * 1000 - nowMs)
+        : 60_000;
     return new GitHubError({ kind: "RateLimited", status, retryAfterMs, message }, err);
   }
   if (status === 401 || status === 403) return new GitHubError({ kind: "Auth", status, message }, err);

@@ -5,7 +5,12 @@ import type { Decision } from "../domain/decide.ts";
 import type { BoundObservation } from "../domain/gitops/index.ts";
 import { isMetricsHold } from "../domain/scaling/index.ts";
 
-export function boundObservation(d: MoEDeployment, decision: Decision, observedP99Ms: number | undefined, nowMs: number): BoundObservation {
+export function boundObservation(
+  d: MoEDeployment,
+  decision: Decision,
+  observedP99Ms: number | undefined,
+  nowMs: number,
+): BoundObservation {
   const spec = d.spec;
   const conflicts = decision.capacity?.conflicts ?? [];
   const atMax = conflicts.find((c) => c.type === "MaxGpusVsSlo");
@@ -14,9 +19,10 @@ export function boundObservation(d: MoEDeployment, decision: Decision, observedP
   const gpus = decision.desiredShards + routerGpus;
   const usdPerGpuHour = gpus > 0 ? decision.usdPerHourDesired / gpus : 0;
   // The budget the SLO's shard count needs: today's budget plus the missing shards at the mean GPU price.
-  const budgetRequired = budget?.requiredGpus !== undefined && spec.cost.maxUsdPerHour !== undefined && usdPerGpuHour > 0
-    ? spec.cost.maxUsdPerHour + Math.max(0, budget.requiredGpus - decision.desiredShards) * usdPerGpuHour
-    : undefined;
+  const budgetRequired =
+    budget?.requiredGpus !== undefined && spec.cost.maxUsdPerHour !== undefined && usdPerGpuHour > 0
+      ? spec.cost.maxUsdPerHour + Math.max(0, budget.requiredGpus - decision.desiredShards) * usdPerGpuHour
+      : undefined;
   const capReason = decision.capacity?.reason;
   return {
     nowMs,

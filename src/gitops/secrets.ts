@@ -2,7 +2,11 @@
 // names the Secrets it may read). Values come back decoded; nothing is cached.
 import type { CoreV1Api } from "@kubernetes/client-node";
 
-export async function readSecretData(core: CoreV1Api, namespace: string, name: string): Promise<Record<string, string> | undefined> {
+export async function readSecretData(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+): Promise<Record<string, string> | undefined> {
   try {
     const s = await core.readNamespacedSecret({ namespace, name });
     const out: Record<string, string> = {};

@@ -9,11 +9,28 @@ import type { Logger } from "pino";
 import { ConditionType, ConditionReason } from "../api/constants.ts";
 import type { GitOpsSpec, MoEDeployment } from "../api/schema.ts";
 import {
-  branchName, editManifest, observeBounds, proposeBounds, pullRequestBody, pullRequestTitle, BRANCH_PREFIX,
-  type BoundObservation, type BoundTrack, type Bounds, type DeploymentRef, type Proposal,
+  branchName,
+  editManifest,
+  observeBounds,
+  proposeBounds,
+  pullRequestBody,
+  pullRequestTitle,
+  BRANCH_PREFIX,
+  type BoundObservation,
+  type BoundTrack,
+  type Bounds,
+  type DeploymentRef,
+  type Proposal,
 } from "../domain/gitops/index.ts";
 import type { Clock } from "../runtime/clock.ts";
-import { createGitHubClient, orNotFound, toGitHubError, GitHubError, type GitHub, type GitHubClientOptions } from "./github.ts";
+import {
+  createGitHubClient,
+  orNotFound,
+  toGitHubError,
+  GitHubError,
+  type GitHub,
+  type GitHubClientOptions,
+} from "./github.ts";
 import { appJwt, InstallationTokenCache } from "./app-auth.ts";
 
 export interface GitOpsCondition {
@@ -27,7 +44,12 @@ export interface PullRequestSyncDeps {
   /** Data of a Secret in a namespace (decoded), undefined when it does not exist. */
   readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** Records an event on the MoEDeployment. */
-  event(d: { namespace: string; name: string; uid?: string }, type: "Normal" | "Warning", reason: string, message: string): Promise<void>;
+  event(
+    d: { namespace: string; name: string; uid?: string },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): Promise<void>;
   /** Asks for a reconcile of key (a background sync finished). */
   requeue(key: string): void;
   /** Only the leader writes to GitHub. */
@@ -63,7 +85,18 @@ interface Entry {
 const MAX_BACKOFF_MS = 600_000;
 const HOUR_MS = 3_600_000;
 /** Fields that may log: never headers, tokens or keys. */
-const REDACT = ["token", "*.token", "authorization", "*.authorization", "headers", "*.headers", "privateKey", "*.privateKey", "err.request", "err.response"];
+const REDACT = [
+  "token",
+  "*.token",
+  "authorization",
+  "*.authorization",
+  "headers",
+  "*.headers",
+  "privateKey",
+  "*.privateKey",
+  "err.request",
+  "err.response",
+];
 
 export function gitopsCondition(status: GitOpsCondition["status"], reason: string, message: string): GitOpsCondition {
   return { type: ConditionType.GitOpsSynced, status, reason, message };
@@ -72,7 +105,9 @@ export function gitopsCondition(status: GitOpsCondition["status"], reason: strin
 function boundsOf(d: MoEDeployment): Bounds {
   const s = d.spec;
   return {
-    minShards: s.scaling.minShards, maxShards: s.scaling.maxShards, maxUsdPerHour: s.cost.maxUsdPerHour,
+    minShards: s.scaling.minShards,
+    maxShards: s.scaling.maxShards,
+    maxUsdPerHour: s.cost.maxUsdPerHour,
     coverageShards: Math.ceil(s.model.routedExperts / s.model.expertSlotsPerGpu),
   };
 }
@@ -99,8 +134,14 @@ export class PullRequestSync {
     let e = this.#entries.get(key);
     if (!e || e.uid !== d.metadata.uid) {
       e = {
-        uid: d.metadata.uid ?? "", ref: { namespace: d.metadata.namespace!, name: d.metadata.name! }, gitops, commitsMs: [], running: false,
-        blockedUntilMs: 0, failures: 0, condition: gitopsCondition("True", ConditionReason.NoChangeProposed, "learning: nothing proposed yet"),
+        uid: d.metadata.uid ?? "",
+        ref: { namespace: d.metadata.namespace!, name: d.metadata.name! },
+        gitops,
+        commitsMs: [],
+        running: false,
+        blockedUntilMs: 0,
+        failures: 0,
+        condition: gitopsCondition("True", ConditionReason.NoChangeProposed, "learning: nothing proposed yet"),
       };
       this.#entries.set(key, e);
       this.#retired.delete(e.uid);
@@ -113,19 +154,32 @@ export class PullRequestSync {
     const bounds = boundsOf(d);
     e.track = observeBounds(e.track, bounds, o);
     const settings = {
-      minChangePercent: gitops.minChangePercent, learningWindowMs: gitops.learningWindowSeconds * 1000,
-      raiseAfterMs: gitops.raiseAfterSeconds * 1000, lowerAfterMs: gitops.lowerAfterSeconds * 1000,
+      minChangePercent: gitops.minChangePercent,
+      learningWindowMs: gitops.learningWindowSeconds * 1000,
+      raiseAfterMs: gitops.raiseAfterSeconds * 1000,
+      lowerAfterMs: gitops.lowerAfterSeconds * 1000,
     };
     e.pending = proposeBounds(bounds, e.track, settings, o.nowMs, e.pending);
     if (!e.pending) {
       e.pushed = undefined;
-      if (!e.running) e.condition = gitopsCondition("True", ConditionReason.NoChangeProposed, e.prUrl ? `nothing to propose beyond what Git holds (last pull request: ${e.prUrl})` : "nothing to propose: the bounds fit what was observed");
+      if (!e.running)
+        e.condition = gitopsCondition(
+          "True",
+          ConditionReason.NoChangeProposed,
+          e.prUrl
+            ? `nothing to propose beyond what Git holds (last pull request: ${e.prUrl})`
+            : "nothing to propose: the bounds fit what was observed",
+        );
       return e.condition;
     }
     if (e.pushed?.proposal === e.pending || e.running || o.nowMs < e.blockedUntilMs) return e.condition;
     const allowed = this.#d.allowedApiUrls.map(normalizeUrl).includes(normalizeUrl(gitops.apiUrl));
     if (!allowed) {
-      e.condition = gitopsCondition("False", ConditionReason.ApiUrlNotAllowed, `spec.gitops.apiUrl ${gitops.apiUrl} is not in the operator's --github-allowed-urls (${this.#d.allowedApiUrls.join(", ") || "none"})`);
+      e.condition = gitopsCondition(
+        "False",
+        ConditionReason.ApiUrlNotAllowed,
+        `spec.gitops.apiUrl ${gitops.apiUrl} is not in the operator's --github-allowed-urls (${this.#d.allowedApiUrls.join(", ") || "none"})`,
+      );
       return e.condition;
     }
     if (!this.#d.canWrite()) return e.condition;
@@ -149,7 +203,11 @@ export class PullRequestSync {
     if (!gitops || this.#retired.has(uid) || !this.#d.canWrite()) return undefined;
     if (this.#retired.size >= 100_000) this.#retired.clear();
     this.#retired.add(uid);
-    void this.#close({ namespace: d.metadata.namespace!, name: d.metadata.name!, uid }, gitops, `spec.mode is ${d.spec.mode}`);
+    void this.#close(
+      { namespace: d.metadata.namespace!, name: d.metadata.name!, uid },
+      gitops,
+      `spec.mode is ${d.spec.mode}`,
+    );
     return undefined;
   }
 
@@ -178,15 +236,28 @@ export class PullRequestSync {
       const backoffMs = Math.min(MAX_BACKOFF_MS, 5_000 * 2 ** Math.min(e.failures - 1, 10));
       const f = g.failure;
       e.blockedUntilMs = nowMs() + (f.kind === "RateLimited" ? Math.max(f.retryAfterMs, 1_000) : backoffMs);
-      const reason = f.kind === "Auth" ? ConditionReason.AuthFailed : f.kind === "RateLimited" ? ConditionReason.RateLimited : ConditionReason.GitHubError;
+      const reason =
+        f.kind === "Auth"
+          ? ConditionReason.AuthFailed
+          : f.kind === "RateLimited"
+            ? ConditionReason.RateLimited
+            : ConditionReason.GitHubError;
       const previous = e.condition.reason;
-      e.condition = gitopsCondition("False", reason, `${g.message}; retrying after ${new Date(e.blockedUntilMs).toISOString()}`);
+      e.condition = gitopsCondition(
+        "False",
+        reason,
+        `${g.message}; retrying after ${new Date(e.blockedUntilMs).toISOString()}`,
+      );
       this.#log.warn({ moedeployment: key, reason, status: f.status, error: g.message }, "pull-request sync failed");
       if (previous !== reason) await this.#d.event(e.ref, "Warning", reason, g.message);
     }
   }
 
-  async #write(gh: GitHub, e: Entry, proposal: Proposal): Promise<{ condition: GitOpsCondition; done: boolean; contentHash?: string; retryAtMs?: number }> {
+  async #write(
+    gh: GitHub,
+    e: Entry,
+    proposal: Proposal,
+  ): Promise<{ condition: GitOpsCondition; done: boolean; contentHash?: string; retryAtMs?: number }> {
     const g = e.gitops;
     const [owner, repo] = g.repository.split("/") as [string, string];
     const branch = branchName(e.ref);
@@ -197,43 +268,119 @@ export class PullRequestSync {
         throw toGitHubError(err, what, this.#d.clock.nowMs());
       }
     };
-    const baseRef = await call(`reading branch ${g.baseBranch}`, gh.rest.git.getRef({ owner, repo, ref: `heads/${g.baseBranch}` }));
-    const baseFile = await call(`reading ${g.path} on ${g.baseBranch}`, orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: g.baseBranch })));
+    const baseRef = await call(
+      `reading branch ${g.baseBranch}`,
+      gh.rest.git.getRef({ owner, repo, ref: `heads/${g.baseBranch}` }),
+    );
+    const baseFile = await call(
+      `reading ${g.path} on ${g.baseBranch}`,
+      orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: g.baseBranch })),
+    );
     const file = fileOf(baseFile?.data);
-    if (!file) return { condition: gitopsCondition("False", ConditionReason.ManifestNotFound, `spec.gitops.path ${g.path} is not a file on branch ${g.baseBranch} of ${g.repository}`), done: true };
+    if (!file)
+      return {
+        condition: gitopsCondition(
+          "False",
+          ConditionReason.ManifestNotFound,
+          `spec.gitops.path ${g.path} is not a file on branch ${g.baseBranch} of ${g.repository}`,
+        ),
+        done: true,
+      };
     const values = Object.fromEntries(proposal.changes.map((c) => [c.field, c.to]));
     const edited = editManifest(file.text, g.path, e.ref, values);
-    if (!edited.ok) return { condition: gitopsCondition("False", ConditionReason.ManifestNotFound, `spec.gitops.path: ${edited.problem}`), done: true };
-    if (!edited.changed) return { condition: gitopsCondition("True", ConditionReason.NoChangeProposed, `${g.path} on ${g.baseBranch} already holds the proposed values (merged, not yet applied to the cluster)`), done: true };
+    if (!edited.ok)
+      return {
+        condition: gitopsCondition("False", ConditionReason.ManifestNotFound, `spec.gitops.path: ${edited.problem}`),
+        done: true,
+      };
+    if (!edited.changed)
+      return {
+        condition: gitopsCondition(
+          "True",
+          ConditionReason.NoChangeProposed,
+          `${g.path} on ${g.baseBranch} already holds the proposed values (merged, not yet applied to the cluster)`,
+        ),
+        done: true,
+      };
     const contentHash = createHash("sha256").update(edited.text).digest("hex");
     const title = pullRequestTitle(e.ref, proposal);
     const body = pullRequestBody(e.ref, proposal, g.path);
 
-    const openPrs = await call("listing pull requests", gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 }));
+    const openPrs = await call(
+      "listing pull requests",
+      gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 }),
+    );
     let pr: PullRequestView | undefined = openPrs.data.find((p) => p.head.ref === branch);
-    const branchRef = await call(`reading branch ${branch}`, orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` })));
-    const onBranch = branchRef ? fileOf((await call(`reading ${g.path} on ${branch}`, orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: branch }))))?.data) : undefined;
+    const branchRef = await call(
+      `reading branch ${branch}`,
+      orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` })),
+    );
+    const onBranch = branchRef
+      ? fileOf(
+          (
+            await call(
+              `reading ${g.path} on ${branch}`,
+              orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: branch })),
+            )
+          )?.data,
+        )
+      : undefined;
     const nowMs = this.#d.clock.nowMs();
     e.commitsMs = e.commitsMs.filter((t) => t > nowMs - HOUR_MS);
     const needsCommit = onBranch?.text !== edited.text;
     if (needsCommit && e.commitsMs.length >= g.pullRequests.hourlyLimit) {
-      return { condition: gitopsCondition("False", ConditionReason.PullRequestLimited, `spec.gitops.pullRequests.hourlyLimit: ${e.commitsMs.length} commits in the last hour${e.prUrl ? ` to ${e.prUrl}` : ""}; the proposal waits`), done: false, retryAtMs: e.commitsMs[0]! + HOUR_MS };
+      return {
+        condition: gitopsCondition(
+          "False",
+          ConditionReason.PullRequestLimited,
+          `spec.gitops.pullRequests.hourlyLimit: ${e.commitsMs.length} commits in the last hour${e.prUrl ? ` to ${e.prUrl}` : ""}; the proposal waits`,
+        ),
+        done: false,
+        retryAtMs: e.commitsMs[0]! + HOUR_MS,
+      };
     }
     if (!pr) {
-      const all = await call("listing pull requests", gh.rest.pulls.list({ owner, repo, state: "open", per_page: 100 }));
+      const all = await call(
+        "listing pull requests",
+        gh.rest.pulls.list({ owner, repo, state: "open", per_page: 100 }),
+      );
       const ours = all.data.filter((p) => p.head.ref.startsWith(BRANCH_PREFIX)).length;
       if (ours >= g.pullRequests.concurrentLimit) {
-        return { condition: gitopsCondition("False", ConditionReason.PullRequestLimited, `spec.gitops.pullRequests.concurrentLimit: ${ours} moe-operator pull requests are open in ${g.repository}; the proposal waits`), done: false, retryAtMs: nowMs + 300_000 };
+        return {
+          condition: gitopsCondition(
+            "False",
+            ConditionReason.PullRequestLimited,
+            `spec.gitops.pullRequests.concurrentLimit: ${ours} moe-operator pull requests are open in ${g.repository}; the proposal waits`,
+          ),
+          done: false,
+          retryAtMs: nowMs + 300_000,
+        };
       }
     }
     if (needsCommit) {
       // The branch restarts from the base's head at each update: it never falls behind.
-      if (branchRef) await call(`resetting ${branch}`, gh.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: baseRef.data.object.sha, force: true }));
-      else await call(`creating ${branch}`, gh.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: baseRef.data.object.sha }));
-      await call(`committing ${g.path}`, gh.rest.repos.createOrUpdateFileContents({
-        owner, repo, path: g.path, branch, sha: file.sha, message: `${title}\n\n${proposal.changes.map((c) => `- ${c.field}: ${c.why}`).join("\n")}`,
-        content: Buffer.from(edited.text, "utf8").toString("base64"),
-      }));
+      if (branchRef)
+        await call(
+          `resetting ${branch}`,
+          gh.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: baseRef.data.object.sha, force: true }),
+        );
+      else
+        await call(
+          `creating ${branch}`,
+          gh.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: baseRef.data.object.sha }),
+        );
+      await call(
+        `committing ${g.path}`,
+        gh.rest.repos.createOrUpdateFileContents({
+          owner,
+          repo,
+          path: g.path,
+          branch,
+          sha: file.sha,
+          message: `${title}\n\n${proposal.changes.map((c) => `- ${c.field}: ${c.why}`).join("\n")}`,
+          content: Buffer.from(edited.text, "utf8").toString("base64"),
+        }),
+      );
       e.commitsMs.push(nowMs);
     }
     let verb: "opened" | "updated" | undefined;
@@ -241,29 +388,76 @@ export class PullRequestSync {
       pr = await this.#createPr(gh, call, { owner, repo, title, head: branch, base: g.baseBranch, body });
       verb = "opened";
     } else if (pr.title !== title || (needsCommit && pr.body !== body)) {
-      pr = (await call("updating the pull request", gh.rest.pulls.update({ owner, repo, pull_number: pr.number, title, body }))).data;
+      pr = (
+        await call(
+          "updating the pull request",
+          gh.rest.pulls.update({ owner, repo, pull_number: pr.number, title, body }),
+        )
+      ).data;
       verb = "updated";
     }
     e.prUrl = pr.html_url;
-    if (verb) await this.#d.event(e.ref, "Normal", verb === "opened" ? "PullRequestOpened" : "PullRequestUpdated", `${verb} ${pr.html_url}: ${title}`);
-    this.#log.info({ moedeployment: `${e.ref.namespace}/${e.ref.name}`, pullRequest: pr.html_url, committed: needsCommit, verb: verb ?? "unchanged" }, "pull request in sync");
-    return { condition: gitopsCondition("True", ConditionReason.PullRequestOpen, `${pr.html_url}: ${title}`), done: true, contentHash };
+    if (verb)
+      await this.#d.event(
+        e.ref,
+        "Normal",
+        verb === "opened" ? "PullRequestOpened" : "PullRequestUpdated",
+        `${verb} ${pr.html_url}: ${title}`,
+      );
+    this.#log.info(
+      {
+        moedeployment: `${e.ref.namespace}/${e.ref.name}`,
+        pullRequest: pr.html_url,
+        committed: needsCommit,
+        verb: verb ?? "unchanged",
+      },
+      "pull request in sync",
+    );
+    return {
+      condition: gitopsCondition("True", ConditionReason.PullRequestOpen, `${pr.html_url}: ${title}`),
+      done: true,
+      contentHash,
+    };
   }
 
-  async #createPr(gh: GitHub, call: <T>(what: string, p: Promise<T>) => Promise<T>, p: { owner: string; repo: string; title: string; head: string; base: string; body: string }): Promise<PullRequestView> {
+  async #createPr(
+    gh: GitHub,
+    call: <T>(what: string, p: Promise<T>) => Promise<T>,
+    p: { owner: string; repo: string; title: string; head: string; base: string; body: string },
+  ): Promise<PullRequestView> {
     try {
       return (await gh.rest.pulls.create(p)).data;
     } catch (err) {
       // 422: it exists already (opened by a previous process, or listed before it was visible).
-      if ((err as { status?: number }).status !== 422) throw toGitHubError(err, "opening the pull request", this.#d.clock.nowMs());
-      const open = await call("listing pull requests", gh.rest.pulls.list({ owner: p.owner, repo: p.repo, state: "open", head: `${p.owner}:${p.head}`, per_page: 10 }));
+      if ((err as { status?: number }).status !== 422)
+        throw toGitHubError(err, "opening the pull request", this.#d.clock.nowMs());
+      const open = await call(
+        "listing pull requests",
+        gh.rest.pulls.list({ owner: p.owner, repo: p.repo, state: "open", head: `${p.owner}:${p.head}`, per_page: 10 }),
+      );
       const found = open.data.find((x) => x.head.ref === p.head);
       if (!found) throw toGitHubError(err, "opening the pull request", this.#d.clock.nowMs());
-      return (await call("updating the pull request", gh.rest.pulls.update({ owner: p.owner, repo: p.repo, pull_number: found.number, title: p.title, body: p.body }))).data;
+      return (
+        await call(
+          "updating the pull request",
+          gh.rest.pulls.update({
+            owner: p.owner,
+            repo: p.repo,
+            pull_number: found.number,
+            title: p.title,
+            body: p.body,
+          }),
+        )
+      ).data;
     }
   }
 
-  async #close(d: { namespace: string; name: string; uid: string }, g: GitOpsSpec, why: string, recordEvent = true): Promise<void> {
+  async #close(
+    d: { namespace: string; name: string; uid: string },
+    g: GitOpsSpec,
+    why: string,
+    recordEvent = true,
+  ): Promise<void> {
     const [owner, repo] = g.repository.split("/") as [string, string];
     const branch = branchName(d);
     try {
@@ -273,29 +467,51 @@ export class PullRequestSync {
       for (const pr of open.data.filter((p) => p.head.ref === branch)) {
         await gh.rest.pulls.update({ owner, repo, pull_number: pr.number, state: "closed" });
         if (recordEvent) await this.#d.event(d, "Normal", "PullRequestClosed", `closed ${pr.html_url}: ${why}`);
-        this.#log.info({ moedeployment: `${d.namespace}/${d.name}`, pullRequest: pr.html_url, why }, "closed pull request");
+        this.#log.info(
+          { moedeployment: `${d.namespace}/${d.name}`, pullRequest: pr.html_url, why },
+          "closed pull request",
+        );
       }
       const ref = await orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }));
       if (ref) await orNotFound(gh.rest.git.deleteRef({ owner, repo, ref: `heads/${branch}` }));
     } catch (err) {
       const g2 = toGitHubError(err, `closing the pull request of ${d.namespace}/${d.name}`, this.#d.clock.nowMs());
-      this.#log.warn({ moedeployment: `${d.namespace}/${d.name}`, error: g2.message }, "could not close the pull request");
+      this.#log.warn(
+        { moedeployment: `${d.namespace}/${d.name}`, error: g2.message },
+        "could not close the pull request",
+      );
     }
   }
 
   /** A client authenticated from the Secret named in spec.gitops.credentials (read on every sync: rotation needs no restart). */
   async #client(d: DeploymentRef, g: GitOpsSpec): Promise<GitHub> {
     const c = g.credentials;
-    const make = (auth: string) => createGitHubClient({ ...this.#d.client, baseUrl: g.apiUrl, auth, logger: this.#log });
+    const make = (auth: string) =>
+      createGitHubClient({ ...this.#d.client, baseUrl: g.apiUrl, auth, logger: this.#log });
     const secretValue = async (field: string, ref: { name: string; key: string }) => {
       let data: Record<string, string> | undefined;
       try {
         data = await this.#d.readSecret(d.namespace, ref.name);
       } catch (err) {
-        throw new GitHubError({ kind: "Auth", status: 0, message: `${field}: cannot read Secret ${d.namespace}/${ref.name}: ${(err as Error).message.split("\n")[0]}` }, err);
+        throw new GitHubError(
+          {
+            kind: "Auth",
+            status: 0,
+            message: `${field}: cannot read Secret ${d.namespace}/${ref.name}: ${(err as Error).message.split("\n")[0]}`,
+          },
+          err,
+        );
       }
       const v = data?.[ref.key];
-      if (!v) throw new GitHubError({ kind: "Auth", status: 0, message: `${field}: Secret ${d.namespace}/${ref.name} ${data ? `has no key ${ref.key}` : "does not exist (or the operator may not get it)"}` }, undefined);
+      if (!v)
+        throw new GitHubError(
+          {
+            kind: "Auth",
+            status: 0,
+            message: `${field}: Secret ${d.namespace}/${ref.name} ${data ? `has no key ${ref.key}` : "does not exist (or the operator may not get it)"}`,
+          },
+          undefined,
+        );
       return v.trim();
     };
     if (c.tokenSecretRef) return make(await secretValue("spec.gitops.credentials.tokenSecretRef", c.tokenSecretRef));
@@ -309,14 +525,28 @@ export class PullRequestSync {
     try {
       jwt = appJwt(app.appId, pem, nowMs);
     } catch (err) {
-      throw new GitHubError({ kind: "Auth", status: 0, message: `spec.gitops.credentials.githubApp.privateKeySecretRef: ${(err as Error).message}` }, err);
+      throw new GitHubError(
+        {
+          kind: "Auth",
+          status: 0,
+          message: `spec.gitops.credentials.githubApp.privateKeySecretRef: ${(err as Error).message}`,
+        },
+        err,
+      );
     }
     try {
       const r = await make(jwt).rest.apps.createInstallationAccessToken({ installation_id: app.installationId });
-      this.#tokens.set(cacheKey, { token: r.data.token, expiresAtMs: Date.parse(r.data.expires_at) || nowMs + 3_000_000 });
+      this.#tokens.set(cacheKey, {
+        token: r.data.token,
+        expiresAtMs: Date.parse(r.data.expires_at) || nowMs + 3_000_000,
+      });
       return make(r.data.token);
     } catch (err) {
-      throw toGitHubError(err, `exchanging the GitHub App JWT for an installation token (app ${app.appId}, installation ${app.installationId})`, nowMs);
+      throw toGitHubError(
+        err,
+        `exchanging the GitHub App JWT for an installation token (app ${app.appId}, installation ${app.installationId})`,
+        nowMs,
+      );
     }
   }
 }
@@ -330,6 +560,7 @@ interface PullRequestView {
 
 function fileOf(data: unknown): { text: string; sha: string } | undefined {
   const f = data as { type?: string; content?: string; encoding?: string; sha?: string } | undefined;
-  if (!f || Array.isArray(data) || f.type !== "file" || typeof f.content !== "string" || typeof f.sha !== "string") return undefined;
+  if (!f || Array.isArray(data) || f.type !== "file" || typeof f.content !== "string" || typeof f.sha !== "string")
+    return undefined;
   return { text: f.encoding === "base64" ? Buffer.from(f.content, "base64").toString("utf8") : f.content, sha: f.sha };
 }

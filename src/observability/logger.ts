@@ -3,7 +3,9 @@ import { pino, type Logger, type LevelWithSilent } from "pino";
 
 export type { Logger };
 
-export function createRootLogger(opts: { level?: LevelWithSilent; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createRootLogger(
+  opts: { level?: LevelWithSilent; name?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   return pino(
     {
       name: opts.name ?? "moe-operator",

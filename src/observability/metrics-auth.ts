@@ -38,16 +38,27 @@ export function tokenReviewAuthorizer(o: TokenReviewAuthOptions): MetricsAuthori
   let inFlight = 0;
 
   const review = async (token: string): Promise<MetricsAuthResult> => {
-    const tr = await authn.createTokenReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } } });
+    const tr = await authn.createTokenReview({
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } },
+    });
     const user = tr.status?.user;
-    if (!tr.status?.authenticated || !user?.username) return { ok: false, status: 401, reason: "Unauthorized: the token was not accepted" };
+    if (!tr.status?.authenticated || !user?.username)
+      return { ok: false, status: 401, reason: "Unauthorized: the token was not accepted" };
     const sar = await authz.createSubjectAccessReview({
       body: {
-        apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
-        spec: { user: user.username, uid: user.uid, groups: user.groups, extra: user.extra, nonResourceAttributes: { path, verb: "get" } },
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SubjectAccessReview",
+        spec: {
+          user: user.username,
+          uid: user.uid,
+          groups: user.groups,
+          extra: user.extra,
+          nonResourceAttributes: { path, verb: "get" },
+        },
       },
     });
-    if (!sar.status?.allowed) return { ok: false, status: 403, reason: `Forbidden: ${user.username} may not get ${path}` };
+    if (!sar.status?.allowed)
+      return { ok: false, status: 403, reason: `Forbidden: ${user.username} may not get ${path}` };
     return { ok: true };
   };
 
@@ -58,7 +69,8 @@ export function tokenReviewAuthorizer(o: TokenReviewAuthOptions): MetricsAuthori
     const expiry = allowed.get(key);
     if (expiry !== undefined && expiry > nowMs()) return { ok: true };
     allowed.delete(key);
-    if (inFlight >= maxInFlight) return { ok: false, status: 429, reason: "Too many requests: token reviews in flight" };
+    if (inFlight >= maxInFlight)
+      return { ok: false, status: 429, reason: "Too many requests: token reviews in flight" };
     inFlight++;
     try {
       const r = await review(token);

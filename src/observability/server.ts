@@ -19,11 +19,18 @@ export interface ObservabilityServerOptions {
   authorizeMetrics?: MetricsAuthorizer;
 }
 
-async function serveMetrics(req: IncomingMessage, res: ServerResponse, opts: ObservabilityServerOptions): Promise<void> {
+async function serveMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  opts: ObservabilityServerOptions,
+): Promise<void> {
   try {
     const auth = opts.authorizeMetrics ? await opts.authorizeMetrics(req.headers.authorization) : { ok: true as const };
     if (!auth.ok) {
-      res.writeHead(auth.status, { "content-type": "text/plain", ...(auth.status === 401 ? { "www-authenticate": 'Bearer realm="moe-operator"' } : {}) });
+      res.writeHead(auth.status, {
+        "content-type": "text/plain",
+        ...(auth.status === 401 ? { "www-authenticate": 'Bearer realm="moe-operator"' } : {}),
+      });
       res.end(auth.reason);
       return;
     }
@@ -36,7 +43,9 @@ async function serveMetrics(req: IncomingMessage, res: ServerResponse, opts: Obs
   }
 }
 
-export async function startObservabilityServer(opts: ObservabilityServerOptions): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
+export async function startObservabilityServer(
+  opts: ObservabilityServerOptions,
+): Promise<{ server: Server; port: number; close: () => Promise<void> }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/metrics") {

@@ -56,10 +56,14 @@ export class FakeClock implements Clock {
     return new Promise((resolve) => {
       if (signal?.aborted) return resolve();
       const cancel = this.schedule(ms, resolve);
-      signal?.addEventListener("abort", () => {
-        cancel();
-        resolve();
-      }, { once: true });
+      signal?.addEventListener(
+        "abort",
+        () => {
+          cancel();
+          resolve();
+        },
+        { once: true },
+      );
     });
   }
 

@@ -4,7 +4,13 @@
 // Optionally lists in pages and stores a projection of each object (`transform`,
 // applied before the object is cached), so a cache of many large objects can
 // keep only the few fields its reader needs.
-import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type KubernetesListObject } from "@kubernetes/client-node";
+import {
+  ListWatch,
+  Watch,
+  type KubeConfig,
+  type KubernetesObject,
+  type KubernetesListObject,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Clock } from "./clock.ts";
 import { exponentialBackoffMs } from "./backoff.ts";
@@ -39,7 +45,11 @@ export interface ListPage {
 }
 
 /** Lists every page, transforming each page's items as they arrive. */
-async function listAllPages<T extends KubernetesObject, R extends KubernetesObject>(list: InformerOptions<T, R>["list"], pageSize: number | undefined, transform: ((o: R) => T) | undefined): Promise<KubernetesListObject<T>> {
+async function listAllPages<T extends KubernetesObject, R extends KubernetesObject>(
+  list: InformerOptions<T, R>["list"],
+  pageSize: number | undefined,
+  transform: ((o: R) => T) | undefined,
+): Promise<KubernetesListObject<T>> {
   const project = transform ?? ((o: R) => o as unknown as T);
   if (!pageSize) {
     const l = await list();
@@ -57,12 +67,25 @@ async function listAllPages<T extends KubernetesObject, R extends KubernetesObje
 }
 
 /** A Watch whose events carry the projection of each object (errors and bookmarks pass through). */
-function transformingWatch<T extends KubernetesObject, R extends KubernetesObject>(kubeConfig: KubeConfig, transform: ((o: R) => T) | undefined): Watch {
+function transformingWatch<T extends KubernetesObject, R extends KubernetesObject>(
+  kubeConfig: KubeConfig,
+  transform: ((o: R) => T) | undefined,
+): Watch {
   const watch = new Watch(kubeConfig);
   if (!transform) return watch;
   const inner = watch.watch.bind(watch);
   watch.watch = (path, query, callback, done) =>
-    inner(path, query, (phase, obj, raw) => callback(phase, phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED" ? transform(obj as R) : obj, raw), done);
+    inner(
+      path,
+      query,
+      (phase, obj, raw) =>
+        callback(
+          phase,
+          phase === "ADDED" || phase === "MODIFIED" || phase === "DELETED" ? transform(obj as R) : obj,
+          raw,
+        ),
+      done,
+    );
   return watch;
 }
 
@@ -106,7 +129,13 @@ export class Informer<T extends KubernetesObject, R extends KubernetesObject = T
     let lw = this.#lw;
     if (!lw) {
       const { list, pageSize, transform } = this.#opts;
-      lw = new ListWatch<T>(this.#opts.path, transformingWatch(this.#opts.kubeConfig, transform), () => listAllPages(list, pageSize, transform), false, this.#opts.labelSelector);
+      lw = new ListWatch<T>(
+        this.#opts.path,
+        transformingWatch(this.#opts.kubeConfig, transform),
+        () => listAllPages(list, pageSize, transform),
+        false,
+        this.#opts.labelSelector,
+      );
       this.#lw = lw;
       lw.on("add", (o) => this.#emit(o, "add"));
       lw.on("update", (o) => this.#emit(o, "update"));
@@ -153,7 +182,10 @@ export class Informer<T extends KubernetesObject, R extends KubernetesObject = T
     if (this.#stopped) return;
     this.#failures++;
     const delayMs = exponentialBackoffMs(this.#failures, 250, 30_000);
-    this.#opts.logger.warn({ err: String((err as Error)?.message ?? err), path: this.path, delayMs, failures: this.#failures }, "watch failed; restarting");
+    this.#opts.logger.warn(
+      { err: String((err as Error)?.message ?? err), path: this.path, delayMs, failures: this.#failures },
+      "watch failed; restarting",
+    );
     this.#opts.onRestart?.(err);
     this.#cancelRestart?.();
     this.#cancelRestart = this.#opts.clock.schedule(delayMs, () => {

@@ -15,7 +15,10 @@ import type { Clock } from "./clock.ts";
 import { classifyKubeError } from "../adapters/kube-errors.ts";
 
 /** The Lease calls the elector makes (the API server's, or an in-memory store in tests). */
-export type LeaseApi = Pick<CoordinationV1Api, "readNamespacedLease" | "createNamespacedLease" | "replaceNamespacedLease">;
+export type LeaseApi = Pick<
+  CoordinationV1Api,
+  "readNamespacedLease" | "createNamespacedLease" | "replaceNamespacedLease"
+>;
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -34,7 +37,8 @@ export interface LeaderElectionOptions {
 }
 
 export class LeaderElector {
-  readonly #o: Required<Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "leaseApi">> & Pick<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
+  readonly #o: Required<Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "leaseApi">> &
+    Pick<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading">;
   readonly #api: LeaseApi;
   #leading = false;
   #lastRenewMs = 0;
@@ -103,7 +107,12 @@ export class LeaderElector {
 
   /** Remembers the record and when it changed (local time); returns whether it has expired. */
   #observe(spec: V1Lease["spec"]): boolean {
-    const record = JSON.stringify([spec?.holderIdentity ?? "", spec?.renewTime ? new Date(spec.renewTime).getTime() : 0, spec?.leaseTransitions ?? 0, spec?.leaseDurationSeconds ?? 0]);
+    const record = JSON.stringify([
+      spec?.holderIdentity ?? "",
+      spec?.renewTime ? new Date(spec.renewTime).getTime() : 0,
+      spec?.leaseTransitions ?? 0,
+      spec?.leaseDurationSeconds ?? 0,
+    ]);
     const nowMs = this.#o.clock.nowMs();
     if (this.#observed?.record !== record) this.#observed = { record, atMs: nowMs };
     const durationMs = (spec?.leaseDurationSeconds ?? Math.ceil(this.#o.leaseDurationMs / 1000)) * 1000;
@@ -112,7 +121,10 @@ export class LeaderElector {
 
   #setLeading(leading: boolean): void {
     this.#leading = leading;
-    this.#o.logger.info({ identity: this.#o.identity, lease: `${this.#o.namespace}/${this.#o.name}` }, leading ? "became leader" : "lost leadership");
+    this.#o.logger.info(
+      { identity: this.#o.identity, lease: `${this.#o.namespace}/${this.#o.name}` },
+      leading ? "became leader" : "lost leadership",
+    );
     if (leading) this.#o.onStartedLeading();
     else this.#o.onStoppedLeading();
   }
@@ -134,7 +146,10 @@ export class LeaderElector {
     };
     if (!lease) {
       try {
-        const created = await this.#api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: now, leaseTransitions: 0 } } });
+        const created = await this.#api.createNamespacedLease({
+          namespace,
+          body: { metadata: { name, namespace }, spec: { ...spec, acquireTime: now, leaseTransitions: 0 } },
+        });
         this.#observe(created.spec);
         return true;
       } catch (err) {
@@ -149,10 +164,15 @@ export class LeaderElector {
     try {
       // metadata carries the resourceVersion we read: a concurrent writer makes this a Conflict.
       const written = await this.#api.replaceNamespacedLease({
-        name, namespace,
+        name,
+        namespace,
         body: {
           metadata: { ...lease.metadata, name, namespace },
-          spec: { ...spec, acquireTime: holder === identity ? lease.spec?.acquireTime : now, leaseTransitions: transitions },
+          spec: {
+            ...spec,
+            acquireTime: holder === identity ? lease.spec?.acquireTime : now,
+            leaseTransitions: transitions,
+          },
         },
       });
       this.#observe(written.spec);
@@ -168,8 +188,17 @@ export class LeaderElector {
     const lease = await this.#api.readNamespacedLease({ name, namespace });
     if (lease.spec?.holderIdentity !== identity) return;
     await this.#api.replaceNamespacedLease({
-      name, namespace,
-      body: { metadata: lease.metadata, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: new V1MicroTime(this.#o.clock.nowMs()) } },
+      name,
+      namespace,
+      body: {
+        metadata: lease.metadata,
+        spec: {
+          ...lease.spec,
+          holderIdentity: undefined,
+          leaseDurationSeconds: 1,
+          renewTime: new V1MicroTime(this.#o.clock.nowMs()),
+        },
+      },
     });
   }
 }

@@ -22,10 +22,7 @@ export interface ReconcileOutcome {
  *   (the controller reports it in a condition). Changes to the object still wake it at once.
  */
 export type ErrorAction =
-  | { kind: "quiet" }
-  | { kind: "backoff" }
-  | { kind: "retryAfter"; delayMs: number }
-  | { kind: "slow" };
+  { kind: "quiet" } | { kind: "backoff" } | { kind: "retryAfter"; delayMs: number } | { kind: "slow" };
 
 export interface ControllerSpec {
   name: string;
@@ -47,8 +44,13 @@ export function classifyReconcileError(err: unknown, isQuietRetry?: (err: unknow
   if (kube.length === 0) return { kind: "backoff" };
   if (kube.every((k) => k.kind === "Conflict")) return { kind: "quiet" };
   if (kube.every((k) => PERMANENT_KINDS.has(k.kind))) return { kind: "slow" };
-  const retryAfterSeconds = Math.max(0, ...kube.map((k) => (k.kind === "TooManyRequests" ? k.retryAfterSeconds ?? 0 : 0)));
-  return retryAfterSeconds > 0 ? { kind: "retryAfter", delayMs: Math.min(retryAfterSeconds, 600) * 1000 } : { kind: "backoff" };
+  const retryAfterSeconds = Math.max(
+    0,
+    ...kube.map((k) => (k.kind === "TooManyRequests" ? (k.retryAfterSeconds ?? 0) : 0)),
+  );
+  return retryAfterSeconds > 0
+    ? { kind: "retryAfter", delayMs: Math.min(retryAfterSeconds, 600) * 1000 }
+    : { kind: "backoff" };
 }
 
 /** Default ManagerOptions.permanentErrorRetryMs. */
@@ -199,7 +201,10 @@ export class Manager {
     try {
       const r = await controller.reconcile(key);
       this.queue.forget(key);
-      metrics.reconcileTotal.inc({ controller: controller.name, result: r.requeueAfterMs !== undefined ? "requeue_after" : "success" });
+      metrics.reconcileTotal.inc({
+        controller: controller.name,
+        result: r.requeueAfterMs !== undefined ? "requeue_after" : "success",
+      });
       if (r.requeueAfterMs !== undefined) this.queue.addAfter(key, r.requeueAfterMs);
     } catch (err) {
       this.#handleError(key, err, id);
@@ -228,11 +233,17 @@ export class Manager {
       logger.error({ key, err: message, delayMs, worker }, "reconcile failed; retrying with backoff");
     } else if (action.kind === "retryAfter") {
       this.queue.addAfter(key, action.delayMs);
-      logger.warn({ key, err: message, delayMs: action.delayMs, worker }, "reconcile throttled by the API server; retrying after its Retry-After");
+      logger.warn(
+        { key, err: message, delayMs: action.delayMs, worker },
+        "reconcile throttled by the API server; retrying after its Retry-After",
+      );
     } else {
       const delayMs = this.#o.permanentErrorRetryMs ?? PERMANENT_ERROR_RETRY_MS;
       this.queue.addAfter(key, delayMs);
-      logger.error({ key, err: message, delayMs, worker }, "reconcile failed with an error retrying cannot fix (permission or validation); retrying slowly");
+      logger.error(
+        { key, err: message, delayMs, worker },
+        "reconcile failed with an error retrying cannot fix (permission or validation); retrying slowly",
+      );
     }
   }
 }

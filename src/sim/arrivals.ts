@@ -162,7 +162,11 @@ function prefix(a: Float64Array): Float64Array {
  * request's output tokens are generated over its decode span (mean output length x seconds per
  * token), so they are spread uniformly over that many seconds.
  */
-export function buildWorkSeries(load: LoadSeries, metric: LatencyMetric, generationSecondsPerToken = DEFAULT_GENERATION_SECONDS_PER_TOKEN): WorkSeries {
+export function buildWorkSeries(
+  load: LoadSeries,
+  metric: LatencyMetric,
+  generationSecondsPerToken = DEFAULT_GENERATION_SECONDS_PER_TOKEN,
+): WorkSeries {
   const seconds = load.seconds;
   let totalReq = 0;
   let totalOut = 0;
@@ -193,5 +197,12 @@ export function buildWorkSeries(load: LoadSeries, metric: LatencyMetric, generat
       tokens[s] = Math.max(0, acc);
     }
   }
-  return { metric, seconds, tokens, tokensPrefix: prefix(tokens), requestsPrefix: prefix(load.requests), meanOutputTokens };
+  return {
+    metric,
+    seconds,
+    tokens,
+    tokensPrefix: prefix(tokens),
+    requestsPrefix: prefix(load.requests),
+    meanOutputTokens,
+  };
 }

@@ -30,11 +30,38 @@ export interface ModelShape {
 export const MODEL_PRESETS: Readonly<Record<string, ModelShape>> = {
   // 61 layers, 3 dense: 58 MoE layers x 256 routed experts, top-8. ~2.4-2.6 GB per expert (all
   // layers, FP8) and ~40 GB of an 80 GB GPU for experts: at most 16 routed slots per GPU.
-  "deepseek-v3": { name: "deepseek-v3", moeLayers: 58, expertCount: 256, topK: 8, maxSlotsPerGpu: 16, minSlotsPerGpu: 2, redundancy: 0.125, gpusPerNode: 8 },
+  "deepseek-v3": {
+    name: "deepseek-v3",
+    moeLayers: 58,
+    expertCount: 256,
+    topK: 8,
+    maxSlotsPerGpu: 16,
+    minSlotsPerGpu: 2,
+    redundancy: 0.125,
+    gpusPerNode: 8,
+  },
   // Qwen3-235B-A22B: 94 layers x 128 experts, top-8 (smaller experts: more fit per GPU).
-  "qwen3-235b": { name: "qwen3-235b", moeLayers: 94, expertCount: 128, topK: 8, maxSlotsPerGpu: 32, minSlotsPerGpu: 2, redundancy: 0.125, gpusPerNode: 8 },
+  "qwen3-235b": {
+    name: "qwen3-235b",
+    moeLayers: 94,
+    expertCount: 128,
+    topK: 8,
+    maxSlotsPerGpu: 32,
+    minSlotsPerGpu: 2,
+    redundancy: 0.125,
+    gpusPerNode: 8,
+  },
   // Mixtral 8x7B: 32 layers x 8 experts, top-2.
-  "mixtral-8x7b": { name: "mixtral-8x7b", moeLayers: 32, expertCount: 8, topK: 2, maxSlotsPerGpu: 8, minSlotsPerGpu: 1, redundancy: 0, gpusPerNode: 8 },
+  "mixtral-8x7b": {
+    name: "mixtral-8x7b",
+    moeLayers: 32,
+    expertCount: 8,
+    topK: 2,
+    maxSlotsPerGpu: 8,
+    minSlotsPerGpu: 1,
+    redundancy: 0,
+    gpusPerNode: 8,
+  },
 };
 
 /** Fewest GPUs that hold every expert once. */
@@ -99,7 +126,12 @@ function heapPop(heap: Int32Array, size: number, key: Float64Array): number {
  * Balancedness (mean / max GPU load) of one layer placed on `gpus` GPUs with `slots` slots each,
  * planned on `planHeat` and loaded with `liveHeat`.
  */
-export function layerBalancedness(planHeat: ArrayLike<number>, liveHeat: ArrayLike<number>, gpus: number, slots: number): number {
+export function layerBalancedness(
+  planHeat: ArrayLike<number>,
+  liveHeat: ArrayLike<number>,
+  gpus: number,
+  slots: number,
+): number {
   const e = planHeat.length;
   const total = gpus * slots;
   if (total < e) return 0;
@@ -135,7 +167,9 @@ export function layerBalancedness(planHeat: ArrayLike<number>, liveHeat: ArrayLi
       r++;
     }
   }
-  const order = Array.from({ length: total }, (_, i) => i).sort((a, b) => (repLoad[b] as number) - (repLoad[a] as number) || a - b);
+  const order = Array.from({ length: total }, (_, i) => i).sort(
+    (a, b) => (repLoad[b] as number) - (repLoad[a] as number) || a - b,
+  );
   // LPT with slot limits (planned loads), then live loads on the result.
   const planLoad = new Float64Array(gpus);
   const liveLoad = new Float64Array(gpus);
@@ -179,7 +213,13 @@ export class ExpertFleetModel {
     this.shape = shape;
     this.epochS = options.epochS ?? 600;
     this.layerCount = Math.max(1, Math.min(shape.moeLayers, options.layers ?? 4));
-    const heat = generateHeat({ layerCount: this.layerCount, expertCount: shape.expertCount, seed: options.seed, topK: shape.topK, tokensPerLayer: 1 });
+    const heat = generateHeat({
+      layerCount: this.layerCount,
+      expertCount: shape.expertCount,
+      seed: options.seed,
+      topK: shape.topK,
+      tokensPerLayer: 1,
+    });
     this.base = new Float64Array(heat.flat());
     this.logDrift = new Float64Array(this.base.length);
     const tauS = (options.driftHours ?? 6) * 3600;
@@ -227,7 +267,11 @@ export class ExpertFleetModel {
     if (m > 0 && slotsPerGpuFor(this.shape, m) > slots) {
       const sub = this.quality(m, epoch);
       if (m * sub.balancedness > g * q.balancedness) {
-        q = { balancedness: (m * sub.balancedness) / g, crossNodeShare: sub.crossNodeShare, redundantExpertsPerGpu: sub.redundantExpertsPerGpu };
+        q = {
+          balancedness: (m * sub.balancedness) / g,
+          crossNodeShare: sub.crossNodeShare,
+          redundantExpertsPerGpu: sub.redundantExpertsPerGpu,
+        };
       }
     }
     this.memo.set(key, q);
@@ -246,7 +290,9 @@ export class ExpertFleetModel {
       const plan = this.heatAt(Math.max(0, epoch - 1));
       const perLayer: number[] = [];
       for (let l = 0; l < this.layerCount; l++) {
-        perLayer.push(layerBalancedness(plan.subarray(l * e, (l + 1) * e), live.subarray(l * e, (l + 1) * e), g, slots));
+        perLayer.push(
+          layerBalancedness(plan.subarray(l * e, (l + 1) * e), live.subarray(l * e, (l + 1) * e), g, slots),
+        );
       }
       const nodes = Math.ceil(g / this.shape.gpusPerNode);
       const perNode = Math.min(g, this.shape.gpusPerNode) * slots;

@@ -41,14 +41,24 @@ function runMinute(input: RequirementInput, m: number, gpus: number, state: Queu
   const end = Math.min(work.seconds, start + 60);
   for (let s = start; s < end; s++) {
     const q = experts.quality(gpus, Math.floor(s / experts.epochS));
-    const base = stepSecond(truth, waitWeight, state, work.tokens[s] as number, { readyGpus: gpus, balancedness: q.balancedness, crossNodeShare: q.crossNodeShare });
+    const base = stepSecond(truth, waitWeight, state, work.tokens[s] as number, {
+      readyGpus: gpus,
+      balancedness: q.balancedness,
+      crossNodeShare: q.crossNodeShare,
+    });
     agg.add(base * latencyMultiplier(truth, jitter[s] as number), work.tokens[s] as number);
   }
   return agg.flush()[0];
 }
 
 /** The fewest GPUs in [lo, hi] meeting the SLO in minute m from the queue `state` (hi + flag when none). */
-function fewestMeeting(input: RequirementInput, m: number, state: QueueState, prev: number, agg: MinuteAggregator): { readonly gpus: number; readonly attainable: boolean } {
+function fewestMeeting(
+  input: RequirementInput,
+  m: number,
+  state: QueueState,
+  prev: number,
+  agg: MinuteAggregator,
+): { readonly gpus: number; readonly attainable: boolean } {
   const lo = input.minGpus;
   const hi = Math.max(lo, input.maxGpus);
   const meets = (n: number): boolean => {
@@ -63,11 +73,18 @@ function fewestMeeting(input: RequirementInput, m: number, state: QueueState, pr
     let bad = lo - 1;
     while (good > lo) {
       const c = Math.max(lo, good - step);
-      if (meets(c)) { good = c; step *= 2; } else { bad = c; break; }
+      if (meets(c)) {
+        good = c;
+        step *= 2;
+      } else {
+        bad = c;
+        break;
+      }
     }
     while (good - bad > 1 && bad >= lo) {
       const mid = (good + bad) >> 1;
-      if (meets(mid)) good = mid; else bad = mid;
+      if (meets(mid)) good = mid;
+      else bad = mid;
     }
     return { gpus: good, attainable: true };
   }
@@ -76,19 +93,26 @@ function fewestMeeting(input: RequirementInput, m: number, state: QueueState, pr
   let good = -1;
   while (bad < hi) {
     const c = Math.min(hi, bad + step);
-    if (meets(c)) { good = c; break; }
+    if (meets(c)) {
+      good = c;
+      break;
+    }
     bad = c;
     step *= 2;
   }
   if (good < 0) return { gpus: hi, attainable: false };
   while (good - bad > 1) {
     const mid = (good + bad) >> 1;
-    if (meets(mid)) good = mid; else bad = mid;
+    if (meets(mid)) good = mid;
+    else bad = mid;
   }
   return { gpus: good, attainable: true };
 }
 
-export function computeRequirement(input: RequirementInput, onMinute?: (m: number, minutes: number) => void): Requirement {
+export function computeRequirement(
+  input: RequirementInput,
+  onMinute?: (m: number, minutes: number) => void,
+): Requirement {
   const minutes = Math.ceil(input.work.seconds / 60);
   const gpus = new Int32Array(minutes);
   const agg = new MinuteAggregator();
@@ -115,7 +139,11 @@ export function computeRequirement(input: RequirementInput, onMinute?: (m: numbe
  * minutes replayed from an empty queue (so the queue it inherits is close to the full replay's).
  * A cheap stand-in for max(computeRequirement(...).gpus) when the candidates hold the peak.
  */
-export function peakRequirementAt(input: RequirementInput, candidateMinutes: readonly number[], leadInMinutes = 3): number {
+export function peakRequirementAt(
+  input: RequirementInput,
+  candidateMinutes: readonly number[],
+  leadInMinutes = 3,
+): number {
   const agg = new MinuteAggregator();
   let peak = 0;
   for (const c of candidateMinutes) {

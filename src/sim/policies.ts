@@ -4,7 +4,12 @@
 // requirement (the most charitable reading of "what users would otherwise run").
 
 import { createCapacityState, decideShardCount, makeCapacityPolicy } from "../domain/capacity/index.ts";
-import type { CapacityDecision, CapacityPolicyInput, CapacityState, ShardCountInput } from "../domain/capacity/index.ts";
+import type {
+  CapacityDecision,
+  CapacityPolicyInput,
+  CapacityState,
+  ShardCountInput,
+} from "../domain/capacity/index.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { Observation, PolicyStep, ScalingPolicy } from "./types.ts";
 
@@ -55,7 +60,8 @@ class TimedWindow {
   }
   max(fromS: number): number {
     let m = -Infinity;
-    for (let i = this.values.length - 1; i >= 0 && (this.at[i] as number) > fromS; i--) m = Math.max(m, this.values[i] as number);
+    for (let i = this.values.length - 1; i >= 0 && (this.at[i] as number) > fromS; i--)
+      m = Math.max(m, this.values[i] as number);
     return m;
   }
 }
@@ -72,7 +78,11 @@ export type OursDecisionObserver = (observation: Observation, decision: Capacity
 const GPU_UNIT = { one: "GPU", many: "GPUs" } as const;
 
 /** The shard-count input of one observation (the simulator's counterpart of decide()'s snapshot). */
-export function oursShardCountInput(o: Observation, state: CapacityState, facts: { trackingSinceMs: number; lastScaleUpMs: number | undefined; readySinceMs: number | undefined }): ShardCountInput {
+export function oursShardCountInput(
+  o: Observation,
+  state: CapacityState,
+  facts: { trackingSinceMs: number; lastScaleUpMs: number | undefined; readySinceMs: number | undefined },
+): ShardCountInput {
   return {
     capacity: {
       tokensPerSecond: o.tokensPerSecond,
@@ -91,7 +101,12 @@ export function oursShardCountInput(o: Observation, state: CapacityState, facts:
   };
 }
 
-export function createOursPolicy(ctx: PolicyContext, overrides: Partial<CapacityPolicyInput> = {}, intervalS = 30, onDecision?: OursDecisionObserver): ScalingPolicy {
+export function createOursPolicy(
+  ctx: PolicyContext,
+  overrides: Partial<CapacityPolicyInput> = {},
+  intervalS = 30,
+  onDecision?: OursDecisionObserver,
+): ScalingPolicy {
   const policy = makeCapacityPolicy({
     slo: { metric: ctx.metric, targetP99Ms: ctx.sloMs },
     minGpus: ctx.minGpus,
@@ -116,9 +131,16 @@ export function createOursPolicy(ctx: PolicyContext, overrides: Partial<Capacity
       if (replaying) trackingSinceMs ??= nowMs;
       if (lastReady !== undefined && o.readyGpus > lastReady) readySinceMs = nowMs;
       lastReady = o.readyGpus;
-      const count = decideShardCount(oursShardCountInput(o, state, { trackingSinceMs: trackingSinceMs ?? nowMs, lastScaleUpMs, readySinceMs }), {
-        capacity: policy, minCount: ctx.minGpus, maxCount: ctx.maxGpus, unit: GPU_UNIT,
-      }, nowMs);
+      const count = decideShardCount(
+        oursShardCountInput(o, state, { trackingSinceMs: trackingSinceMs ?? nowMs, lastScaleUpMs, readySinceMs }),
+        {
+          capacity: policy,
+          minCount: ctx.minGpus,
+          maxCount: ctx.maxGpus,
+          unit: GPU_UNIT,
+        },
+        nowMs,
+      );
       state = count.nextState;
       if (count.desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
       onDecision?.(o, count.capacity, count.desired);
@@ -163,7 +185,7 @@ export function scheduleTargets(ctx: PolicyContext): Int32Array {
   const startS = ctx.startEpochMs / 1000;
   ctx.requirementPerMinute.forEach((r, m) => {
     if (ctx.unattainablePerMinute?.[m] === 1) return;
-    const h = Math.floor((((startS + m * 60) % 86_400) + 86_400) % 86_400 / 3600);
+    const h = Math.floor(((((startS + m * 60) % 86_400) + 86_400) % 86_400) / 3600);
     hourNeed[h] = Math.max(hourNeed[h] as number, r);
   });
   const peak = staticPeakGpus(ctx);
@@ -188,7 +210,10 @@ export function createSchedulePolicy(ctx: PolicyContext): ScalingPolicy {
     name: "schedule",
     intervalS: 60,
     observationWindowS: 60,
-    step: (_o, nowMs) => ({ desiredGpus: Math.max(at(nowMs), at(nowMs + ctx.scheduleLeadS * 1000)), reason: "ScheduledStep" }),
+    step: (_o, nowMs) => ({
+      desiredGpus: Math.max(at(nowMs), at(nowMs + ctx.scheduleLeadS * 1000)),
+      reason: "ScheduledStep",
+    }),
   };
 }
 
@@ -213,9 +238,20 @@ export interface HpaOptions {
   readonly syncPeriodS: number;
 }
 
-export const DEFAULT_HPA_OPTIONS: HpaOptions = { targetUtilization: 0.6, tolerance: 0.1, scaleDownStabilizationS: 300, syncPeriodS: 15 };
+export const DEFAULT_HPA_OPTIONS: HpaOptions = {
+  targetUtilization: 0.6,
+  tolerance: 0.1,
+  scaleDownStabilizationS: 300,
+  syncPeriodS: 15,
+};
 
-export function createHpaPolicy(ctx: PolicyContext, options: HpaOptions = { ...DEFAULT_HPA_OPTIONS, targetUtilization: ctx.tunedUtilization ?? DEFAULT_HPA_OPTIONS.targetUtilization }): ScalingPolicy {
+export function createHpaPolicy(
+  ctx: PolicyContext,
+  options: HpaOptions = {
+    ...DEFAULT_HPA_OPTIONS,
+    targetUtilization: ctx.tunedUtilization ?? DEFAULT_HPA_OPTIONS.targetUtilization,
+  },
+): ScalingPolicy {
   const recs = new TimedWindow();
   return {
     name: "hpa",
@@ -263,9 +299,23 @@ export interface KpaOptions {
   readonly maxScaleUpRate: number;
 }
 
-export const DEFAULT_KPA_OPTIONS: KpaOptions = { targetUtilization: 0.7, stableWindowS: 60, panicWindowS: 6, panicThreshold: 2, tickS: 2, maxScaleDownRate: 2, maxScaleUpRate: 1000 };
+export const DEFAULT_KPA_OPTIONS: KpaOptions = {
+  targetUtilization: 0.7,
+  stableWindowS: 60,
+  panicWindowS: 6,
+  panicThreshold: 2,
+  tickS: 2,
+  maxScaleDownRate: 2,
+  maxScaleUpRate: 1000,
+};
 
-export function createKpaPolicy(ctx: PolicyContext, options: KpaOptions = { ...DEFAULT_KPA_OPTIONS, targetUtilization: ctx.tunedUtilization ?? DEFAULT_KPA_OPTIONS.targetUtilization }): ScalingPolicy {
+export function createKpaPolicy(
+  ctx: PolicyContext,
+  options: KpaOptions = {
+    ...DEFAULT_KPA_OPTIONS,
+    targetUtilization: ctx.tunedUtilization ?? DEFAULT_KPA_OPTIONS.targetUtilization,
+  },
+): ScalingPolicy {
   const samples = new TimedWindow();
   let panicSinceS: number | undefined;
   let maxPanicPods = 0;
@@ -323,11 +373,24 @@ export interface SloKedaOptions {
   readonly scaleDownStabilizationS: number;
 }
 
-export const DEFAULT_SLO_KEDA_OPTIONS: SloKedaOptions = { upThreshold: 0.55, downThreshold: 0.4, clamp: 2, smoothingS: 45, pollingS: 30, scaleDownStabilizationS: 300 };
+export const DEFAULT_SLO_KEDA_OPTIONS: SloKedaOptions = {
+  upThreshold: 0.55,
+  downThreshold: 0.4,
+  clamp: 2,
+  smoothingS: 45,
+  pollingS: 30,
+  scaleDownStabilizationS: 300,
+};
 
-export function createSloKedaPolicy(ctx: PolicyContext, options: SloKedaOptions = DEFAULT_SLO_KEDA_OPTIONS): ScalingPolicy {
+export function createSloKedaPolicy(
+  ctx: PolicyContext,
+  options: SloKedaOptions = DEFAULT_SLO_KEDA_OPTIONS,
+): ScalingPolicy {
   if (!(options.downThreshold < options.upThreshold)) {
-    throw new RangeError(`slo-keda downThreshold (${options.downThreshold}) must be below upThreshold (${options.upThreshold})`, { cause: new Error("thresholds") });
+    throw new RangeError(
+      `slo-keda downThreshold (${options.downThreshold}) must be below upThreshold (${options.upThreshold})`,
+      { cause: new Error("thresholds") },
+    );
   }
   const signal = new TimedWindow();
   const recs = new TimedWindow();
@@ -396,8 +459,15 @@ export function tuningKnobName(name: TunedBaselineName): string {
 /** A tuned baseline at one grid point. */
 export function createBaselineAt(name: TunedBaselineName, ctx: PolicyContext, knob: number): ScalingPolicy {
   switch (name) {
-    case "hpa": return createHpaPolicy(ctx, { ...DEFAULT_HPA_OPTIONS, targetUtilization: knob });
-    case "kpa": return createKpaPolicy(ctx, { ...DEFAULT_KPA_OPTIONS, targetUtilization: knob });
-    case "slo-keda": return createSloKedaPolicy(ctx, { ...DEFAULT_SLO_KEDA_OPTIONS, upThreshold: knob, downThreshold: knob - SLO_KEDA_BAND });
+    case "hpa":
+      return createHpaPolicy(ctx, { ...DEFAULT_HPA_OPTIONS, targetUtilization: knob });
+    case "kpa":
+      return createKpaPolicy(ctx, { ...DEFAULT_KPA_OPTIONS, targetUtilization: knob });
+    case "slo-keda":
+      return createSloKedaPolicy(ctx, {
+        ...DEFAULT_SLO_KEDA_OPTIONS,
+        upThreshold: knob,
+        downThreshold: knob - SLO_KEDA_BAND,
+      });
   }
 }

@@ -89,7 +89,10 @@ function score(input: ReactiveReferenceInput, est: Float64Array, k: number): { m
  * The cheapest hindsight-tuned reactive rule meeting `targetAttainment` of the scored minutes, or
  * undefined when no rule reaches it (e.g. minutes that even maxGpus cannot serve).
  */
-export function reactiveReference(input: ReactiveReferenceInput, targetAttainment: number): ReactiveReference | undefined {
+export function reactiveReference(
+  input: ReactiveReferenceInput,
+  targetAttainment: number,
+): ReactiveReference | undefined {
   const scored = input.requirement.length - input.warmupMinutes;
   if (scored <= 0) return undefined;
   const needed = Math.ceil(targetAttainment * scored - 1e-9);

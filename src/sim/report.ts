@@ -100,7 +100,12 @@ export interface Summary {
     readonly minGpus: number;
     readonly maxGpus: number;
     readonly warmupS: number;
-    readonly coldStart: { readonly medianS: number; readonly sigma: number; readonly minS: number; readonly maxS: number };
+    readonly coldStart: {
+      readonly medianS: number;
+      readonly sigma: number;
+      readonly minS: number;
+      readonly maxS: number;
+    };
     readonly scrapeIntervalS: number;
     readonly scrapeDelayS: number;
     readonly loadNoise: number;
@@ -132,8 +137,15 @@ export interface Summary {
   readonly targets: readonly TargetCheck[];
 }
 
-function dominates(a: { gpuHours: number; sloAttainment: number }, b: { gpuHours: number; sloAttainment: number }): boolean {
-  return a.gpuHours <= b.gpuHours && a.sloAttainment >= b.sloAttainment && (a.gpuHours < b.gpuHours || a.sloAttainment > b.sloAttainment);
+function dominates(
+  a: { gpuHours: number; sloAttainment: number },
+  b: { gpuHours: number; sloAttainment: number },
+): boolean {
+  return (
+    a.gpuHours <= b.gpuHours &&
+    a.sloAttainment >= b.sloAttainment &&
+    (a.gpuHours < b.gpuHours || a.sloAttainment > b.sloAttainment)
+  );
 }
 
 /** Everything that dominates ours: the other policies' rows and every tuned grid point. */
@@ -141,20 +153,31 @@ export function oursDominatedBy(result: SimResult): string[] {
   const ours = result.results.find((r) => r.name === "ours");
   if (ours === undefined) return [];
   const out: string[] = [];
-  for (const r of result.results) if (r.name !== "ours" && r.name !== "oracle" && !result.tuned.some((t) => t.name === r.name) && dominates(r, ours)) out.push(r.name);
-  for (const t of result.tuned) for (const p of t.points) if (dominates(p.result, ours)) out.push(`${t.name}@${p.knob}`);
+  for (const r of result.results)
+    if (r.name !== "ours" && r.name !== "oracle" && !result.tuned.some((t) => t.name === r.name) && dominates(r, ours))
+      out.push(r.name);
+  for (const t of result.tuned)
+    for (const p of t.points) if (dominates(p.result, ours)) out.push(`${t.name}@${p.knob}`);
   return out;
 }
 
-function tunedSummary(t: TunedBaseline, oursAttainment: number | undefined, oracleHours: number | undefined): TunedBaselineSummary {
-  const point = (picked: { point: TunedPoint; reached: boolean } | undefined): TunedPointSummary | null => picked === undefined ? null : {
-    knob: picked.point.knob,
-    gpuHours: round(picked.point.result.gpuHours, 3),
-    gpuHoursVsOracle: oracleHours !== undefined && oracleHours > 0 ? round(picked.point.result.gpuHours / oracleHours) : null,
-    sloAttainment: round(picked.point.result.sloAttainment, 5),
-    overshootGpuMinutes: round(picked.point.result.overshootGpuMinutes, 1),
-    reached: picked.reached,
-  };
+function tunedSummary(
+  t: TunedBaseline,
+  oursAttainment: number | undefined,
+  oracleHours: number | undefined,
+): TunedBaselineSummary {
+  const point = (picked: { point: TunedPoint; reached: boolean } | undefined): TunedPointSummary | null =>
+    picked === undefined
+      ? null
+      : {
+          knob: picked.point.knob,
+          gpuHours: round(picked.point.result.gpuHours, 3),
+          gpuHoursVsOracle:
+            oracleHours !== undefined && oracleHours > 0 ? round(picked.point.result.gpuHours / oracleHours) : null,
+          sloAttainment: round(picked.point.result.sloAttainment, 5),
+          overshootGpuMinutes: round(picked.point.result.overshootGpuMinutes, 1),
+          reached: picked.reached,
+        };
   return {
     name: t.name,
     knob: tuningKnobName(t.name),
@@ -207,25 +230,53 @@ export function buildSummary(scenario: Scenario, result: SimResult): Summary {
   const ours = policies.find((p) => p.name === "ours");
   const leadMinutes = reactiveLeadMinutes(c.coldStart.medianS, c.scrapeDelayS);
   const reactiveInput = reactiveInputFor(scenario, result, leadMinutes);
-  const reactiveSummary = (r: ReactiveReference | undefined): ReactiveSummary | null => r === undefined ? null : {
-    targetAttainment: round(r.targetAttainment, 5),
-    attainment: round(r.attainment, 5),
-    estimator: r.estimator,
-    multiplier: round(r.multiplier),
-    gpuHours: round(r.gpuHours, 3),
-    gpuHoursVsOracle: oracle !== undefined && oracle.gpuHours > 0 ? round(r.gpuHours / oracle.gpuHours) : null,
-  };
+  const reactiveSummary = (r: ReactiveReference | undefined): ReactiveSummary | null =>
+    r === undefined
+      ? null
+      : {
+          targetAttainment: round(r.targetAttainment, 5),
+          attainment: round(r.attainment, 5),
+          estimator: r.estimator,
+          multiplier: round(r.multiplier),
+          gpuHours: round(r.gpuHours, 3),
+          gpuHoursVsOracle: oracle !== undefined && oracle.gpuHours > 0 ? round(r.gpuHours / oracle.gpuHours) : null,
+        };
   const reactive = {
     leadMinutes,
     atTarget: reactiveSummary(reactiveReference(reactiveInput, 0.995)),
-    atOursAttainment: ours?.sloAttainment === null || ours === undefined ? null : reactiveSummary(reactiveReference(reactiveInput, ours.sloAttainment)),
+    atOursAttainment:
+      ours?.sloAttainment === null || ours === undefined
+        ? null
+        : reactiveSummary(reactiveReference(reactiveInput, ours.sloAttainment)),
   };
   const targets: TargetCheck[] = [];
   if (ours !== undefined) {
-    targets.push({ name: "ours SLO attainment", target: ">= 0.995 of minutes", value: ours.sloAttainment, met: ours.sloAttainment === null ? null : ours.sloAttainment >= 0.995 });
-    if (ours.gpuHoursVsOracle !== null) targets.push({ name: "ours GPU-hours vs oracle", target: "<= 1.10", value: ours.gpuHoursVsOracle, met: ours.gpuHoursVsOracle <= 1.1 });
-    if (ours.savingVsStatic !== null) targets.push({ name: "ours GPU-hours saved vs static peak", target: ">= 0.40 (14-day diurnal series)", value: ours.savingVsStatic, met: ours.savingVsStatic >= 0.4 });
-    targets.push({ name: "ours cold-start violations on predictable bursts", target: "0 minutes", value: ours.predictableBurstViolationMinutes, met: result.predictableMinutes === 0 ? null : ours.predictableBurstViolationMinutes === 0 });
+    targets.push({
+      name: "ours SLO attainment",
+      target: ">= 0.995 of minutes",
+      value: ours.sloAttainment,
+      met: ours.sloAttainment === null ? null : ours.sloAttainment >= 0.995,
+    });
+    if (ours.gpuHoursVsOracle !== null)
+      targets.push({
+        name: "ours GPU-hours vs oracle",
+        target: "<= 1.10",
+        value: ours.gpuHoursVsOracle,
+        met: ours.gpuHoursVsOracle <= 1.1,
+      });
+    if (ours.savingVsStatic !== null)
+      targets.push({
+        name: "ours GPU-hours saved vs static peak",
+        target: ">= 0.40 (14-day diurnal series)",
+        value: ours.savingVsStatic,
+        met: ours.savingVsStatic >= 0.4,
+      });
+    targets.push({
+      name: "ours cold-start violations on predictable bursts",
+      target: "0 minutes",
+      value: ours.predictableBurstViolationMinutes,
+      met: result.predictableMinutes === 0 ? null : ours.predictableBurstViolationMinutes === 0,
+    });
   }
   const groundTruth: Record<string, number | string> = {};
   for (const [k, v] of Object.entries(c.truth)) groundTruth[k] = typeof v === "number" ? (round(v, 6) ?? 0) : v;
@@ -268,7 +319,9 @@ export function buildSummary(scenario: Scenario, result: SimResult): Summary {
       reactive,
     },
     policies,
-    tunedBaselines: result.tuned.map((t) => tunedSummary(t, result.results.find((r) => r.name === "ours")?.sloAttainment, oracle?.gpuHours)),
+    tunedBaselines: result.tuned.map((t) =>
+      tunedSummary(t, result.results.find((r) => r.name === "ours")?.sloAttainment, oracle?.gpuHours),
+    ),
     oursDominatedBy: oursDominatedBy(result),
     targets,
   };
@@ -287,8 +340,10 @@ function pct(x: number | null, digits = 2): string {
 }
 
 export function markdownTable(summary: Summary): string {
-  const rows = summary.policies.map((p) =>
-    `| ${p.name} | ${fmt(p.gpuHours, 1)} | ${fmt(p.costUsd, 0)} | ${fmt(p.gpuHoursVsOracle, 3)} | ${pct(p.savingVsStatic, 1)} | ${pct(p.sloAttainment)} | ${p.violatedMinutes} | ${p.coldStartViolationMinutes} | ${p.predictableBurstViolationMinutes} | ${fmt(p.p99OfMinuteP99Ms, 0)} | ${fmt(p.worstP99Ms, 0)} | ${fmt(p.meanGpus, 1)} | ${p.peakGpus} | ${fmt(p.overshootGpuMinutes, 0)} |`);
+  const rows = summary.policies.map(
+    (p) =>
+      `| ${p.name} | ${fmt(p.gpuHours, 1)} | ${fmt(p.costUsd, 0)} | ${fmt(p.gpuHoursVsOracle, 3)} | ${pct(p.savingVsStatic, 1)} | ${pct(p.sloAttainment)} | ${p.violatedMinutes} | ${p.coldStartViolationMinutes} | ${p.predictableBurstViolationMinutes} | ${fmt(p.p99OfMinuteP99Ms, 0)} | ${fmt(p.worstP99Ms, 0)} | ${fmt(p.meanGpus, 1)} | ${p.peakGpus} | ${fmt(p.overshootGpuMinutes, 0)} |`,
+  );
   return [
     `| policy | GPU-hours | cost USD | x oracle | saved vs static | SLO met (minutes) | violated min | cold-start viol. min | predictable-burst viol. min | p99 of minute p99 (ms) | worst p99 (ms) | mean GPUs | peak GPUs | overshoot GPU-min (> ${OVERSHOOT_FACTOR} x req.) |`,
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -303,7 +358,10 @@ function tunedPointText(p: TunedPointSummary | null): string {
 
 /** One line per tuned baseline: at 99.5 % and at ours' attainment. */
 export function tunedBaselineLines(summary: Summary): string[] {
-  return summary.tunedBaselines.map((t) => `- ${t.name} (${t.knob} in ${t.grid.join(", ")}): 99.5%: ${tunedPointText(t.atTarget)}; at ours' attainment: ${tunedPointText(t.atOursAttainment)}`);
+  return summary.tunedBaselines.map(
+    (t) =>
+      `- ${t.name} (${t.knob} in ${t.grid.join(", ")}): 99.5%: ${tunedPointText(t.atTarget)}; at ours' attainment: ${tunedPointText(t.atOursAttainment)}`,
+  );
 }
 
 function reactiveText(x: ReactiveSummary | null): string {
@@ -319,7 +377,10 @@ function reactiveText(x: ReactiveSummary | null): string {
 export function reactiveLine(summary: Summary): string {
   const x = summary.reference.reactive;
   const ours = x.atOursAttainment;
-  const atOurs = ours === null || ours.targetAttainment === null ? "" : `; at ours' ${pct(ours.targetAttainment)}: ${reactiveText(ours)}`;
+  const atOurs =
+    ours === null || ours.targetAttainment === null
+      ? ""
+      : `; at ours' ${pct(ours.targetAttainment)}: ${reactiveText(ours)}`;
   return `Reactive reference (true past requirement, ${x.leadMinutes} min late, multiplier tuned in hindsight, free scaling): 99.5% of minutes costs ${reactiveText(x.atTarget)}${atOurs}.`;
 }
 
@@ -341,10 +402,18 @@ export function markdownReport(summary: Summary): string {
     "",
   ];
   if (summary.tunedBaselines.length > 0) {
-    lines.push(`Baselines tuned in hindsight (rows above: the cheapest grid point reaching 99.5 %, else the highest attainment):`, "", ...tunedBaselineLines(summary), "");
+    lines.push(
+      `Baselines tuned in hindsight (rows above: the cheapest grid point reaching 99.5 %, else the highest attainment):`,
+      "",
+      ...tunedBaselineLines(summary),
+      "",
+    );
   }
   if (summary.policies.some((p) => p.name === "ours")) {
-    lines.push(`Ours dominated by (as cheap and as good, one strictly): ${summary.oursDominatedBy.length === 0 ? "none" : summary.oursDominatedBy.join(", ")}.`, "");
+    lines.push(
+      `Ours dominated by (as cheap and as good, one strictly): ${summary.oursDominatedBy.length === 0 ? "none" : summary.oursDominatedBy.join(", ")}.`,
+      "",
+    );
   }
   if (summary.targets.length > 0) {
     lines.push("Targets (ours):", "");
@@ -409,57 +478,112 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
   };
   const slo = scenario.config.sloMs;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
-  parts.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">${esc(`moe-sim: ${scenario.trace.name}, p99 ${scenario.config.metric} SLO ${slo} ms, ${scenario.config.shape.name}`)}</text>`);
+  parts.push(
+    `<text x="${left}" y="22" font-size="15" font-weight="bold">${esc(`moe-sim: ${scenario.trace.name}, p99 ${scenario.config.metric} SLO ${slo} ms, ${scenario.config.shape.name}`)}</text>`,
+  );
   const hours = minutes / 60;
   const tickEveryH = hours <= 3 ? 0.25 : hours <= 30 ? 3 : hours <= 96 ? 12 : 24;
-  const panel = (i: number, title: string, yMin: number, yMax: number, log: boolean, unit: string): ((v: number) => number) => {
+  const panel = (
+    i: number,
+    title: string,
+    yMin: number,
+    yMax: number,
+    log: boolean,
+    unit: string,
+  ): ((v: number) => number) => {
     const y0 = top + i * (panelH + gap);
     const yOf = (v: number): number => {
-      const f = log ? (Math.log(Math.max(v, yMin)) - Math.log(yMin)) / (Math.log(yMax) - Math.log(yMin)) : (v - yMin) / (yMax - yMin || 1);
+      const f = log
+        ? (Math.log(Math.max(v, yMin)) - Math.log(yMin)) / (Math.log(yMax) - Math.log(yMin))
+        : (v - yMin) / (yMax - yMin || 1);
       return y0 + panelH - Math.min(1, Math.max(0, f)) * panelH;
     };
     parts.push(`<rect x="${left}" y="${y0}" width="${plotW}" height="${panelH}" fill="none" stroke="#ccc"/>`);
     parts.push(`<text x="${left}" y="${y0 - 6}" font-weight="bold">${esc(title)}</text>`);
     const ticks = log ? [yMin, Math.sqrt(yMin * yMax), yMax] : [yMin, (yMin + yMax) / 2, yMax];
     for (const t of ticks) {
-      parts.push(`<text x="${left - 6}" y="${n1(yOf(t) + 4)}" text-anchor="end">${esc(t >= 1000 ? `${n1(t / 1000)}k` : n1(t))}</text>`);
+      parts.push(
+        `<text x="${left - 6}" y="${n1(yOf(t) + 4)}" text-anchor="end">${esc(t >= 1000 ? `${n1(t / 1000)}k` : n1(t))}</text>`,
+      );
       parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${n1(yOf(t))}" y2="${n1(yOf(t))}" stroke="#eee"/>`);
     }
-    parts.push(`<text x="${left - 50}" y="${y0 + panelH / 2}" transform="rotate(-90 ${left - 50} ${y0 + panelH / 2})" text-anchor="middle">${esc(unit)}</text>`);
+    parts.push(
+      `<text x="${left - 50}" y="${y0 + panelH / 2}" transform="rotate(-90 ${left - 50} ${y0 + panelH / 2})" text-anchor="middle">${esc(unit)}</text>`,
+    );
     for (let h = 0; h <= hours + 1e-9; h += tickEveryH) {
       const x = left + (minutes <= 1 ? 0 : ((h * 60) / (minutes - 1)) * plotW);
       if (x > left + plotW + 0.5) break;
       parts.push(`<line x1="${n1(x)}" x2="${n1(x)}" y1="${y0 + panelH}" y2="${y0 + panelH + 4}" stroke="#999"/>`);
-      if (i === 2) parts.push(`<text x="${n1(x)}" y="${y0 + panelH + 16}" text-anchor="middle">${esc(tickEveryH >= 24 ? `d${Math.round(h / 24)}` : tickEveryH >= 1 ? `${Math.round(h)}h` : `${Math.round(h * 60)}m`)}</text>`);
+      if (i === 2)
+        parts.push(
+          `<text x="${n1(x)}" y="${y0 + panelH + 16}" text-anchor="middle">${esc(tickEveryH >= 24 ? `d${Math.round(h / 24)}` : tickEveryH >= 1 ? `${Math.round(h)}h` : `${Math.round(h * 60)}m`)}</text>`,
+        );
     }
     return yOf;
   };
-  const polyline = (values: number[], yOf: (v: number) => number, color: string, widthPx: number, dash?: string): void => {
+  const polyline = (
+    values: number[],
+    yOf: (v: number) => number,
+    color: string,
+    widthPx: number,
+    dash?: string,
+  ): void => {
     let d = "";
     let pen = false;
     values.forEach((v, b) => {
-      if (!Number.isFinite(v) && v !== Infinity) { pen = false; return; }
+      if (!Number.isFinite(v) && v !== Infinity) {
+        pen = false;
+        return;
+      }
       d += `${pen ? "L" : "M"}${n1(xOf(b))} ${n1(yOf(v))} `;
       pen = true;
     });
-    if (d !== "") parts.push(`<path d="${d.trim()}" fill="none" stroke="${color}" stroke-width="${widthPx}"${dash === undefined ? "" : ` stroke-dasharray="${dash}"`}/>`);
+    if (d !== "")
+      parts.push(
+        `<path d="${d.trim()}" fill="none" stroke="${color}" stroke-width="${widthPx}"${dash === undefined ? "" : ` stroke-dasharray="${dash}"`}/>`,
+      );
   };
   // Panel 1: load.
   const load = reduce(result.loadPerMinute, "mean");
   let maxLoad = 0;
   for (const v of load) if (Number.isFinite(v)) maxLoad = Math.max(maxLoad, v);
-  const yLoad = panel(0, `Offered load (${scenario.config.metric === "ttft" ? "input" : "output"} tokens/s, per-minute mean)`, 0, maxLoad * 1.05 || 1, false, "tokens/s");
+  const yLoad = panel(
+    0,
+    `Offered load (${scenario.config.metric === "ttft" ? "input" : "output"} tokens/s, per-minute mean)`,
+    0,
+    maxLoad * 1.05 || 1,
+    false,
+    "tokens/s",
+  );
   polyline(load, yLoad, "#333", 1.2);
   // Panel 2: GPUs.
   let maxGpus = 0;
   for (const t of result.timelines) for (const v of t.gpus) maxGpus = Math.max(maxGpus, v);
-  const yGpu = panel(1, "Provisioned GPUs (ready + warming) per policy; grey: per-minute requirement", 0, Math.max(1, maxGpus * 1.05), false, "GPUs");
+  const yGpu = panel(
+    1,
+    "Provisioned GPUs (ready + warming) per policy; grey: per-minute requirement",
+    0,
+    Math.max(1, maxGpus * 1.05),
+    false,
+    "GPUs",
+  );
   polyline(reduce(result.requirement, "max"), yGpu, "#bbb", 1);
   // Panel 3: p99 vs SLO.
-  const yP99 = panel(2, `p99 ${scenario.config.metric} per minute (log scale; dashed: SLO ${slo} ms)`, slo / 4, slo * 16, true, "ms");
-  parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${n1(yP99(slo))}" y2="${n1(yP99(slo))}" stroke="#000" stroke-dasharray="6 4"/>`);
+  const yP99 = panel(
+    2,
+    `p99 ${scenario.config.metric} per minute (log scale; dashed: SLO ${slo} ms)`,
+    slo / 4,
+    slo * 16,
+    true,
+    "ms",
+  );
+  parts.push(
+    `<line x1="${left}" x2="${left + plotW}" y1="${n1(yP99(slo))}" y2="${n1(yP99(slo))}" stroke="#000" stroke-dasharray="6 4"/>`,
+  );
   const order = [...result.timelines].sort((a, b) => (a.name === "ours" ? 1 : 0) - (b.name === "ours" ? 1 : 0));
   for (const t of order) {
     const color = COLORS[t.name];
@@ -473,9 +597,16 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
     const y = top + 10 + i * 34;
     const x = left + plotW + 14;
     const r = summaries.get(t.name);
-    parts.push(`<line x1="${x}" x2="${x + 22}" y1="${y}" y2="${y}" stroke="${COLORS[t.name]}" stroke-width="3"${t.name === "oracle" ? ` stroke-dasharray="4 3"` : ""}/>`);
-    parts.push(`<text x="${x + 28}" y="${y + 4}" font-weight="${t.name === "ours" ? "bold" : "normal"}">${esc(t.name)}</text>`);
-    if (r !== undefined) parts.push(`<text x="${x + 28}" y="${y + 18}" fill="#555" font-size="10">${esc(`${r.gpuHours.toFixed(0)} GPU-h, ${(r.sloAttainment * 100).toFixed(1)}% met`)}</text>`);
+    parts.push(
+      `<line x1="${x}" x2="${x + 22}" y1="${y}" y2="${y}" stroke="${COLORS[t.name]}" stroke-width="3"${t.name === "oracle" ? ` stroke-dasharray="4 3"` : ""}/>`,
+    );
+    parts.push(
+      `<text x="${x + 28}" y="${y + 4}" font-weight="${t.name === "ours" ? "bold" : "normal"}">${esc(t.name)}</text>`,
+    );
+    if (r !== undefined)
+      parts.push(
+        `<text x="${x + 28}" y="${y + 18}" fill="#555" font-size="10">${esc(`${r.gpuHours.toFixed(0)} GPU-h, ${(r.sloAttainment * 100).toFixed(1)}% met`)}</text>`,
+      );
   });
   parts.push("</svg>");
   return `${parts.join("\n")}\n`;
@@ -502,7 +633,11 @@ export interface SeedSpread {
 function spreadOf(values: readonly (number | null | undefined)[], digits: number): Spread {
   const v = values.filter((x): x is number => typeof x === "number");
   if (v.length === 0) return { mean: null, min: null, max: null };
-  return { mean: round(v.reduce((a, b) => a + b, 0) / v.length, digits), min: round(Math.min(...v), digits), max: round(Math.max(...v), digits) };
+  return {
+    mean: round(v.reduce((a, b) => a + b, 0) / v.length, digits),
+    min: round(Math.min(...v), digits),
+    max: round(Math.max(...v), digits),
+  };
 }
 
 /** Every figure of a short trace over several seeds (issue 14: a single seed on a 1-hour trace is noise). */
@@ -513,11 +648,23 @@ export function seedSpread(summaries: readonly Summary[]): SeedSpread {
     seeds: summaries.map((s) => s.config.seed),
     policies: names.map((name) => ({
       name,
-      gpuHoursVsOracle: spreadOf(of(name).map((p) => p?.gpuHoursVsOracle), 4),
-      sloAttainment: spreadOf(of(name).map((p) => p?.sloAttainment), 5),
-      overshootGpuMinutes: spreadOf(of(name).map((p) => p?.overshootGpuMinutes), 1),
+      gpuHoursVsOracle: spreadOf(
+        of(name).map((p) => p?.gpuHoursVsOracle),
+        4,
+      ),
+      sloAttainment: spreadOf(
+        of(name).map((p) => p?.sloAttainment),
+        5,
+      ),
+      overshootGpuMinutes: spreadOf(
+        of(name).map((p) => p?.overshootGpuMinutes),
+        1,
+      ),
     })),
-    reactiveAtOursVsOracle: spreadOf(summaries.map((s) => s.reference.reactive.atOursAttainment?.gpuHoursVsOracle), 4),
+    reactiveAtOursVsOracle: spreadOf(
+      summaries.map((s) => s.reference.reactive.atOursAttainment?.gpuHoursVsOracle),
+      4,
+    ),
   };
 }
 
@@ -535,7 +682,10 @@ export function markdownSeedSpread(spread: SeedSpread): string {
     "",
     "| policy | x oracle | SLO met (minutes) | overshoot GPU-min |",
     "|---|---:|---:|---:|",
-    ...spread.policies.map((p) => `| ${p.name} | ${spreadText(p.gpuHoursVsOracle, x3)} | ${spreadText(p.sloAttainment, p2)} | ${spreadText(p.overshootGpuMinutes, n0)} |`),
+    ...spread.policies.map(
+      (p) =>
+        `| ${p.name} | ${spreadText(p.gpuHoursVsOracle, x3)} | ${spreadText(p.sloAttainment, p2)} | ${spreadText(p.overshootGpuMinutes, n0)} |`,
+    ),
     `| reactive reference at ours' attainment | ${spreadText(spread.reactiveAtOursVsOracle, x3)} | | |`,
     "",
   ].join("\n");

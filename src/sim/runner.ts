@@ -111,12 +111,25 @@ export interface TunedBaseline {
 export const TUNING_TARGET_ATTAINMENT = 0.995;
 
 /** The cheapest point reaching the attainment, or (none does) the highest attainment, cheapest on ties. */
-export function pickTunedPoint(points: readonly TunedPoint[], attainment: number): { readonly point: TunedPoint; readonly reached: boolean } | undefined {
+export function pickTunedPoint(
+  points: readonly TunedPoint[],
+  attainment: number,
+): { readonly point: TunedPoint; readonly reached: boolean } | undefined {
   let best: TunedPoint | undefined;
-  for (const p of points) if (p.result.sloAttainment >= attainment - 1e-12 && (best === undefined || p.result.gpuHours < best.result.gpuHours)) best = p;
+  for (const p of points)
+    if (
+      p.result.sloAttainment >= attainment - 1e-12 &&
+      (best === undefined || p.result.gpuHours < best.result.gpuHours)
+    )
+      best = p;
   if (best !== undefined) return { point: best, reached: true };
   for (const p of points) {
-    if (best === undefined || p.result.sloAttainment > best.result.sloAttainment || (p.result.sloAttainment === best.result.sloAttainment && p.result.gpuHours < best.result.gpuHours)) best = p;
+    if (
+      best === undefined ||
+      p.result.sloAttainment > best.result.sloAttainment ||
+      (p.result.sloAttainment === best.result.sloAttainment && p.result.gpuHours < best.result.gpuHours)
+    )
+      best = p;
   }
   return best === undefined ? undefined : { point: best, reached: false };
 }
@@ -224,7 +237,10 @@ export function predictableRampMinutes(req: Int32Array): Uint8Array {
   for (let m = 1440; m < n; m++) {
     if (ramp[m] !== 1) continue;
     for (let k = m - 1440 - 15; k <= m - 1440 + 15; k++) {
-      if (k >= 0 && ramp[k] === 1) { out[m] = 1; break; }
+      if (k >= 0 && ramp[k] === 1) {
+        out[m] = 1;
+        break;
+      }
     }
   }
   return out;
@@ -236,7 +252,12 @@ export function predictableRampMinutes(req: Int32Array): Uint8Array {
  * nominal per-GPU saturation) at which the minute just meets the SLO. At that target ~95 % of
  * minutes would meet the SLO in steady state.
  */
-export function tunedUtilizationTarget(loadPerMinute: Float32Array, requirement: Int32Array, minGpus: number, nominalTokensPerSecondPerGpu: number): number {
+export function tunedUtilizationTarget(
+  loadPerMinute: Float32Array,
+  requirement: Int32Array,
+  minGpus: number,
+  nominalTokensPerSecondPerGpu: number,
+): number {
   const u: number[] = [];
   for (let m = 0; m < requirement.length; m++) {
     const r = requirement[m] as number;
@@ -306,12 +327,18 @@ interface World {
 
 function makePolicy(name: Exclude<PolicyName, "oracle">, ctx: PolicyContext, config: SimConfig): ScalingPolicy {
   switch (name) {
-    case "ours": return createOursPolicy(ctx, config.ours ?? {}, config.oursIntervalS ?? 30, config.onOursDecision);
-    case "static": return createStaticPolicy(ctx);
-    case "schedule": return createSchedulePolicy(ctx);
-    case "hpa": return createHpaPolicy(ctx);
-    case "kpa": return createKpaPolicy(ctx);
-    case "slo-keda": return createSloKedaPolicy(ctx);
+    case "ours":
+      return createOursPolicy(ctx, config.ours ?? {}, config.oursIntervalS ?? 30, config.onOursDecision);
+    case "static":
+      return createStaticPolicy(ctx);
+    case "schedule":
+      return createSchedulePolicy(ctx);
+    case "hpa":
+      return createHpaPolicy(ctx);
+    case "kpa":
+      return createKpaPolicy(ctx);
+    case "slo-keda":
+      return createSloKedaPolicy(ctx);
   }
 }
 
@@ -335,7 +362,8 @@ function finishResult(
 ): Accumulated {
   const allMinutes = minuteP99.length;
   let overshoot = 0;
-  for (let m = warmupMinutes; m < allMinutes; m++) overshoot += Math.max(0, (minuteGpus[m] as number) - OVERSHOOT_FACTOR * (requirement[m] as number));
+  for (let m = warmupMinutes; m < allMinutes; m++)
+    overshoot += Math.max(0, (minuteGpus[m] as number) - OVERSHOOT_FACTOR * (requirement[m] as number));
   const minutes = Math.max(0, allMinutes - warmupMinutes);
   let violated = 0;
   let coldViol = 0;
@@ -355,7 +383,8 @@ function finishResult(
     }
   }
   p99s.sort((a, b) => a - b);
-  const p99OfP99 = p99s.length === 0 ? 0 : (p99s[Math.min(p99s.length - 1, Math.floor(0.99 * (p99s.length - 1) + 0.5))] as number);
+  const p99OfP99 =
+    p99s.length === 0 ? 0 : (p99s[Math.min(p99s.length - 1, Math.floor(0.99 * (p99s.length - 1) + 0.5))] as number);
   const gpuHours = gpuSeconds / 3600;
   const p99f = new Float32Array(allMinutes);
   for (let m = 0; m < allMinutes; m++) p99f[m] = minuteP99[m] as number;
@@ -392,7 +421,16 @@ interface FleetDriver {
   readonly counts: { scaleUps: number; scaleDowns: number; coldStarts: number; peakGpus: number };
 }
 
-function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirement: Int32Array, predictable: Uint8Array, minuteP99: Float64Array, minuteP90: Float64Array, onProgress?: (f: number) => void): Accumulated {
+function runFleet(
+  world: World,
+  config: SimConfig,
+  driver: FleetDriver,
+  requirement: Int32Array,
+  predictable: Uint8Array,
+  minuteP99: Float64Array,
+  minuteP90: Float64Array,
+  onProgress?: (f: number) => void,
+): Accumulated {
   const { work, jitter, experts, waitWeight } = world;
   const seconds = work.seconds;
   const minutes = Math.ceil(seconds / 60);
@@ -412,7 +450,11 @@ function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirem
     const ready = driver.ready(s);
     const prov = driver.provisioned(s);
     const q = experts.quality(ready, Math.floor(s / experts.epochS));
-    const base = stepSecond(truth, waitWeight, state, work.tokens[s] as number, { readyGpus: ready, balancedness: q.balancedness, crossNodeShare: q.crossNodeShare });
+    const base = stepSecond(truth, waitWeight, state, work.tokens[s] as number, {
+      readyGpus: ready,
+      balancedness: q.balancedness,
+      crossNodeShare: q.crossNodeShare,
+    });
     agg.add(base * latencyMultiplier(truth, jitter[s] as number), work.tokens[s] as number);
     if (s >= warmupMinutes * 60) gpuSeconds += prov;
     minuteProv += prov;
@@ -435,7 +477,19 @@ function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirem
       if (onProgress !== undefined && (m & 1023) === 0) onProgress(s / seconds);
     }
   }
-  return finishResult(driver.name, config, gpuSeconds, minuteP99, minuteGpus, violated, coldFlags, predictable, driver.counts, warmupMinutes, requirement);
+  return finishResult(
+    driver.name,
+    config,
+    gpuSeconds,
+    minuteP99,
+    minuteGpus,
+    violated,
+    coldFlags,
+    predictable,
+    driver.counts,
+    warmupMinutes,
+    requirement,
+  );
 }
 
 /**
@@ -443,7 +497,13 @@ function runFleet(world: World, config: SimConfig, driver: FleetDriver, requirem
  * before t = 0 (its fleet steady at `gpus`; its asks are ignored). Own rng stream: the replay that
  * follows draws the same numbers with or without history.
  */
-function feedInitialHistory(policy: ScalingPolicy, world: World, config: SimConfig, gpus: number, historyS: number): void {
+function feedInitialHistory(
+  policy: ScalingPolicy,
+  world: World,
+  config: SimConfig,
+  gpus: number,
+  historyS: number,
+): void {
   const { work, load } = world;
   // The placement the starting fleet would have (the first epoch's), as the replay reports it.
   const q = world.experts.quality(gpus, 0);
@@ -454,25 +514,29 @@ function feedInitialHistory(policy: ScalingPolicy, world: World, config: SimConf
   for (let s = interval; s <= Math.min(historyS, work.seconds); s += interval) {
     const startS = Math.max(0, s - windowS);
     const tps = ((work.tokensPrefix[s] as number) - (work.tokensPrefix[startS] as number)) / Math.max(1, s - startS);
-    const rps = ((work.requestsPrefix[s] as number) - (work.requestsPrefix[startS] as number)) / Math.max(1, s - startS);
+    const rps =
+      ((work.requestsPrefix[s] as number) - (work.requestsPrefix[startS] as number)) / Math.max(1, s - startS);
     const nowMs = load.startEpochMs - shiftMs + s * 1000;
-    policy.step({
+    policy.step(
+      {
+        nowMs,
+        metricsAtMs: nowMs,
+        windowMs: (s - startS) * 1000,
+        tokensPerSecond: Math.max(0, tps * (1 + config.loadNoise * rng.normal())),
+        requestsPerSecond: Math.max(0, rps * (1 + config.loadNoise * rng.normal())),
+        observedP99Ms: undefined,
+        observedP90Ms: undefined,
+        provisionedGpus: gpus,
+        readyGpus: gpus,
+        warmingGpus: 0,
+        balancedness: q.balancedness,
+        crossNodeShare: q.crossNodeShare,
+        redundantExpertsPerGpu: q.redundantExpertsPerGpu,
+        coldStartDurationsMs: [],
+        usdPerGpuHour: config.usdPerGpuHour,
+      },
       nowMs,
-      metricsAtMs: nowMs,
-      windowMs: (s - startS) * 1000,
-      tokensPerSecond: Math.max(0, tps * (1 + config.loadNoise * rng.normal())),
-      requestsPerSecond: Math.max(0, rps * (1 + config.loadNoise * rng.normal())),
-      observedP99Ms: undefined,
-      observedP90Ms: undefined,
-      provisionedGpus: gpus,
-      readyGpus: gpus,
-      warmingGpus: 0,
-      balancedness: q.balancedness,
-      crossNodeShare: q.crossNodeShare,
-      redundantExpertsPerGpu: q.redundantExpertsPerGpu,
-      coldStartDurationsMs: [],
-      usdPerGpuHour: config.usdPerGpuHour,
-    }, nowMs);
+    );
   }
 }
 
@@ -495,7 +559,12 @@ interface Replay {
   readonly initialAdaptive: number;
 }
 
-function prepareReplay(work: WorkSeries, load: LoadSeries, config: SimConfig, onProgress?: (p: Progress) => void): Replay {
+function prepareReplay(
+  work: WorkSeries,
+  load: LoadSeries,
+  config: SimConfig,
+  onProgress?: (p: Progress) => void,
+): Replay {
   const seconds = work.seconds;
   const minutes = Math.ceil(seconds / 60);
   const rootSeed = config.seed >>> 0;
@@ -542,22 +611,53 @@ function prepareReplay(work: WorkSeries, load: LoadSeries, config: SimConfig, on
   let initialAdaptive = minGpus;
   for (let m = 0; m < Math.min(minutes, 10); m++) initialAdaptive = Math.max(initialAdaptive, requirement[m] as number);
   return {
-    world, config, seconds, minutes, rootSeed, minGpus, maxGpus, req, predictable, predictableMinutes, loadPerMinute, ctx, tunedUtilization,
-    staticGpus: staticPeakGpus(ctx), initialAdaptive,
+    world,
+    config,
+    seconds,
+    minutes,
+    rootSeed,
+    minGpus,
+    maxGpus,
+    req,
+    predictable,
+    predictableMinutes,
+    loadPerMinute,
+    ctx,
+    tunedUtilization,
+    staticGpus: staticPeakGpus(ctx),
+    initialAdaptive,
   };
 }
 
 /** What an adaptive policy sees at second s: the last visible scrape window, with noise; undefined before the first scrape. */
-function observeAt(r: Replay, fleet: ColdStartFleet, obsRng: Rng, windowS: number, latency: { minuteP99: Float64Array; minuteP90: Float64Array }, s: number): Observation | undefined {
-  const { config, world: { work, load, experts } } = r;
-  const endS = visibleScrapeEndS(config.observationFaults, Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS, config.scrapeIntervalS);
+function observeAt(
+  r: Replay,
+  fleet: ColdStartFleet,
+  obsRng: Rng,
+  windowS: number,
+  latency: { minuteP99: Float64Array; minuteP90: Float64Array },
+  s: number,
+): Observation | undefined {
+  const {
+    config,
+    world: { work, load, experts },
+  } = r;
+  const endS = visibleScrapeEndS(
+    config.observationFaults,
+    Math.floor((s - config.scrapeDelayS) / config.scrapeIntervalS) * config.scrapeIntervalS,
+    config.scrapeIntervalS,
+  );
   if (endS <= 0) return undefined; // no scrape yet: the policy cannot act
   const seen = observedLoadFactor(config.observationFaults, endS, config.scrapeIntervalS);
   const startS = Math.max(0, endS - windowS);
   const span = endS - startS;
   const noisy = (x: number, sd: number): number => Math.max(0, x * (1 + sd * obsRng.normal()));
-  const tps = noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, config.loadNoise) * seen;
-  const rps = noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, config.loadNoise) * seen;
+  const tps =
+    noisy(((work.tokensPrefix[endS] as number) - (work.tokensPrefix[startS] as number)) / span, config.loadNoise) *
+    seen;
+  const rps =
+    noisy(((work.requestsPrefix[endS] as number) - (work.requestsPrefix[startS] as number)) / span, config.loadNoise) *
+    seen;
   const lastMinute = Math.floor(endS / 60) - 1;
   const p99 = lastMinute >= 0 ? (latency.minuteP99[lastMinute] as number) : NaN;
   const p90 = lastMinute >= 0 ? (latency.minuteP90[lastMinute] as number) : NaN;
@@ -583,15 +683,28 @@ function observeAt(r: Replay, fleet: ColdStartFleet, obsRng: Rng, windowS: numbe
 }
 
 /** Replay one adaptive policy (or static/schedule) on a cold-start fleet. */
-function runAdaptive(r: Replay, name: Exclude<PolicyName, "oracle">, policy: ScalingPolicy, latency: { minuteP99: Float64Array; minuteP90: Float64Array }, progress: (f: number) => void): Accumulated {
+function runAdaptive(
+  r: Replay,
+  name: Exclude<PolicyName, "oracle">,
+  policy: ScalingPolicy,
+  latency: { minuteP99: Float64Array; minuteP90: Float64Array },
+  progress: (f: number) => void,
+): Accumulated {
   const { config, ctx, minGpus, maxGpus } = r;
-  const initial = name === "static" ? r.staticGpus : name === "schedule" ? Math.max(minGpus, scheduleInitialGpus(ctx)) : r.initialAdaptive;
+  const initial =
+    name === "static"
+      ? r.staticGpus
+      : name === "schedule"
+        ? Math.max(minGpus, scheduleInitialGpus(ctx))
+        : r.initialAdaptive;
   const delayRng = createRng((r.rootSeed ^ seedFrom("coldstart")) >>> 0);
   const cs = config.coldStart;
-  const delays = (): number => Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
+  const delays = (): number =>
+    Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
   const fleet = new ColdStartFleet(initial, delays);
   const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
-  if (historyS > 0 && name !== "static" && name !== "schedule") feedInitialHistory(policy, r.world, config, initial, historyS);
+  if (historyS > 0 && name !== "static" && name !== "schedule")
+    feedInitialHistory(policy, r.world, config, initial, historyS);
   const obsRng = createRng((r.rootSeed ^ seedFrom(`observe:${name}`)) >>> 0);
   const counts = { scaleUps: 0, scaleDowns: 0, coldStarts: 0, peakGpus: initial };
   const windowS = Math.max(1, Math.round(policy.observationWindowS));
@@ -608,7 +721,10 @@ function runAdaptive(r: Replay, name: Exclude<PolicyName, "oracle">, policy: Sca
       if (obs === undefined) return;
       fleet.completedDurationsMs = [];
       const step = policy.step(obs, obs.nowMs);
-      const desired = Math.min(maxGpus, Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)));
+      const desired = Math.min(
+        maxGpus,
+        Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)),
+      );
       const before = fleet.provisioned;
       fleet.setDesired(desired, s);
       if (desired > before) counts.scaleUps++;
@@ -621,7 +737,12 @@ function runAdaptive(r: Replay, name: Exclude<PolicyName, "oracle">, policy: Sca
 }
 
 /** Replay the oracle's plan (known requirement, mean cold start ahead). */
-function runOracle(r: Replay, oracleColdStartS: number, latency: { minuteP99: Float64Array; minuteP90: Float64Array }, progress: (f: number) => void): Accumulated {
+function runOracle(
+  r: Replay,
+  oracleColdStartS: number,
+  latency: { minuteP99: Float64Array; minuteP90: Float64Array },
+  progress: (f: number) => void,
+): Accumulated {
   const plan = planOracle(r.req.gpus, r.seconds, oracleColdStartS);
   let peak = 0;
   let ups = 0;
@@ -646,10 +767,17 @@ function runOracle(r: Replay, oracleColdStartS: number, latency: { minuteP99: Fl
 }
 
 /** Replay a baseline at every knob of its grid and keep the point tuned in hindsight. */
-function runTuned(r: Replay, name: TunedBaselineName, progress: (f: number) => void): { acc: Accumulated; tuned: TunedBaseline } {
+function runTuned(
+  r: Replay,
+  name: TunedBaselineName,
+  progress: (f: number) => void,
+): { acc: Accumulated; tuned: TunedBaseline } {
   const points: { knob: number; acc: Accumulated }[] = [];
   for (const knob of TUNING_GRIDS[name]) {
-    const latency = { minuteP99: new Float64Array(r.minutes).fill(NaN), minuteP90: new Float64Array(r.minutes).fill(NaN) };
+    const latency = {
+      minuteP99: new Float64Array(r.minutes).fill(NaN),
+      minuteP90: new Float64Array(r.minutes).fill(NaN),
+    };
     points.push({ knob, acc: runAdaptive(r, name, createBaselineAt(name, r.ctx, knob), latency, progress) });
   }
   const tp = points.map((p) => ({ knob: p.knob, result: p.acc.result }));
@@ -659,7 +787,12 @@ function runTuned(r: Replay, name: TunedBaselineName, progress: (f: number) => v
 }
 
 /** Replay a work series under every configured policy. */
-export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimConfig, onProgress?: (p: Progress) => void): SimResult {
+export function runSimulation(
+  work: WorkSeries,
+  load: LoadSeries,
+  config: SimConfig,
+  onProgress?: (p: Progress) => void,
+): SimResult {
   const r = prepareReplay(work, load, config, onProgress);
   const results: PolicyResult[] = [];
   const timelines: PolicyTimeline[] = [];
@@ -667,7 +800,10 @@ export function runSimulation(work: WorkSeries, load: LoadSeries, config: SimCon
   const tune = config.tuneBaselines ?? true;
   const tuned: TunedBaseline[] = [];
   for (const name of config.policies) {
-    const latency = { minuteP99: new Float64Array(r.minutes).fill(NaN), minuteP90: new Float64Array(r.minutes).fill(NaN) };
+    const latency = {
+      minuteP99: new Float64Array(r.minutes).fill(NaN),
+      minuteP90: new Float64Array(r.minutes).fill(NaN),
+    };
     const progress = (f: number): void => onProgress?.({ phase: "policy", policy: name, fraction: f });
     let acc: Accumulated;
     if (name === "oracle") {

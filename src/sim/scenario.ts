@@ -67,7 +67,12 @@ function workTokensPerRequest(trace: Trace, metric: LatencyMetric): number {
 }
 
 /** Scale so that the peak minute's work needs about peakGpus GPUs. */
-export function scaleForPeakGpus(trace: Trace, metric: LatencyMetric, truth: GroundTruthParams, peakGpus: number): number {
+export function scaleForPeakGpus(
+  trace: Trace,
+  metric: LatencyMetric,
+  truth: GroundTruthParams,
+  peakGpus: number,
+): number {
   let peakTokensPerSecond = 0;
   if (trace.kind === "rate") {
     const perReq = workTokensPerRequest(trace, metric);
@@ -76,7 +81,10 @@ export function scaleForPeakGpus(trace: Trace, metric: LatencyMetric, truth: Gro
     const work = buildWorkSeries(traceLoad(trace, { seed: 0, cv: 1, scale: 1 }), metric);
     for (let a = 0; a < work.seconds; a += 60) {
       const b = Math.min(work.seconds, a + 60);
-      peakTokensPerSecond = Math.max(peakTokensPerSecond, ((work.tokensPrefix[b] as number) - (work.tokensPrefix[a] as number)) / (b - a));
+      peakTokensPerSecond = Math.max(
+        peakTokensPerSecond,
+        ((work.tokensPrefix[b] as number) - (work.tokensPrefix[a] as number)) / (b - a),
+      );
     }
   }
   if (!(peakTokensPerSecond > 0)) return 1;
@@ -96,10 +104,17 @@ function candidateMinutes(work: WorkSeries): number[] {
   for (let m = 0; m < minutes; m++) {
     let w = 0;
     for (let s = m * 60; s < Math.min(work.seconds, m * 60 + 60); s++) w = Math.max(w, work.tokens[s] as number);
-    mean.push((work.tokensPrefix[Math.min(work.seconds, m * 60 + 60)] as number) - (work.tokensPrefix[m * 60] as number));
+    mean.push(
+      (work.tokensPrefix[Math.min(work.seconds, m * 60 + 60)] as number) - (work.tokensPrefix[m * 60] as number),
+    );
     worst.push(w);
   }
-  const top = (v: number[]): number[] => v.map((x, m) => [x, m] as const).sort((a, b) => b[0] - a[0]).slice(0, CANDIDATE_MINUTES).map((e) => e[1]);
+  const top = (v: number[]): number[] =>
+    v
+      .map((x, m) => [x, m] as const)
+      .sort((a, b) => b[0] - a[0])
+      .slice(0, CANDIDATE_MINUTES)
+      .map((e) => e[1]);
   return [...new Set([...top(mean), ...top(worst)])].sort((a, b) => a - b);
 }
 
@@ -127,13 +142,25 @@ function calibrateScale(c: CalibrationInput, peakGpus: number): number {
   let scale = scaleForPeakGpus(c.trace, c.metric, c.truth, peakGpus);
   const minGpus = minGpusForShape(c.shape);
   for (let round = 0; round < CALIBRATION_ROUNDS; round++) {
-    const load = truncate(traceLoad(c.trace, { seed: c.seed, cv: c.arrivalCv, scale, rateSteps: c.rateSteps }), c.maxSeconds);
+    const load = truncate(
+      traceLoad(c.trace, { seed: c.seed, cv: c.arrivalCv, scale, rateSteps: c.rateSteps }),
+      c.maxSeconds,
+    );
     const work = buildWorkSeries(load, c.metric);
     const jitterRng = createRng(((c.seed >>> 0) ^ seedFrom("jitter")) >>> 0);
     const jitter = new Float32Array(work.seconds);
     for (let s = 0; s < work.seconds; s++) jitter[s] = jitterRng.normal();
     const experts = new ExpertFleetModel(c.shape, { seed: ((c.seed >>> 0) ^ seedFrom("heat")) >>> 0 });
-    const input = { work, truth: c.truth, waitWeight: resolveWaitWeight(c.truth, work.meanOutputTokens), jitter, experts, sloMs: c.sloMs, minGpus, maxGpus: c.maxGpus };
+    const input = {
+      work,
+      truth: c.truth,
+      waitWeight: resolveWaitWeight(c.truth, work.meanOutputTokens),
+      jitter,
+      experts,
+      sloMs: c.sloMs,
+      minGpus,
+      maxGpus: c.maxGpus,
+    };
     const peak = peakRequirementAt(input, candidateMinutes(work));
     if (peak <= minGpus) return scale;
     if (Math.abs(peak - peakGpus) <= PEAK_GPUS_TOLERANCE * peakGpus) return scale;
@@ -160,15 +187,36 @@ export function prepareScenario(trace: Trace, options: ScenarioOptions = {}): Sc
   const presetName = options.preset ?? "deepseek-v3";
   const shape = MODEL_PRESETS[presetName];
   if (shape === undefined) {
-    throw new Error(`unknown model preset "${presetName}" (known: ${Object.keys(MODEL_PRESETS).join(", ")})`, { cause: new Error("preset") });
+    throw new Error(`unknown model preset "${presetName}" (known: ${Object.keys(MODEL_PRESETS).join(", ")})`, {
+      cause: new Error("preset"),
+    });
   }
   const seed = options.seed ?? 1;
   const arrivalCv = options.arrivalCv ?? 2;
   const peak = options.peakGpus ?? 200;
   const sloMs = options.sloMs ?? defaultSloMs(metric);
   const maxGpus = options.maxGpus ?? Math.max(64, Math.ceil(peak * 3));
-  const scale = options.scale ?? calibrateScale({ trace, metric, truth, shape, seed, arrivalCv, rateSteps: options.rateSteps, sloMs, maxGpus, maxSeconds: options.maxSeconds }, peak);
-  const load = truncate(traceLoad(trace, { seed, cv: arrivalCv, scale, rateSteps: options.rateSteps }), options.maxSeconds);
+  const scale =
+    options.scale ??
+    calibrateScale(
+      {
+        trace,
+        metric,
+        truth,
+        shape,
+        seed,
+        arrivalCv,
+        rateSteps: options.rateSteps,
+        sloMs,
+        maxGpus,
+        maxSeconds: options.maxSeconds,
+      },
+      peak,
+    );
+  const load = truncate(
+    traceLoad(trace, { seed, cv: arrivalCv, scale, rateSteps: options.rateSteps }),
+    options.maxSeconds,
+  );
   const work = buildWorkSeries(load, metric);
   const config: SimConfig = {
     metric,

@@ -24,7 +24,11 @@ export interface ObservationFaults {
 }
 
 /** The scrape end a policy sees at a wanted scrape end (frozen inside an outage). */
-export function visibleScrapeEndS(faults: ObservationFaults | undefined, endS: number, scrapeIntervalS: number): number {
+export function visibleScrapeEndS(
+  faults: ObservationFaults | undefined,
+  endS: number,
+  scrapeIntervalS: number,
+): number {
   for (const o of faults?.outages ?? []) {
     if (endS >= o.startS && endS < o.endS) return Math.floor((o.startS - 1) / scrapeIntervalS) * scrapeIntervalS;
   }
@@ -32,7 +36,11 @@ export function visibleScrapeEndS(faults: ObservationFaults | undefined, endS: n
 }
 
 /** The multiplier on the load rates of the scrape ending at endS (1 unless an outlier is there). */
-export function observedLoadFactor(faults: ObservationFaults | undefined, endS: number, scrapeIntervalS: number): number {
+export function observedLoadFactor(
+  faults: ObservationFaults | undefined,
+  endS: number,
+  scrapeIntervalS: number,
+): number {
   for (const o of faults?.outliers ?? []) if (endS >= o.atS && endS < o.atS + scrapeIntervalS) return o.factor;
   return 1;
 }
@@ -71,13 +79,22 @@ function base(o: StressOptions, name: string, days: number): RateTrace {
   });
 }
 
-function withRates(t: RateTrace, f: (minute: number, rate: number) => number, extra: Partial<RateTrace> = {}): RateTrace {
+function withRates(
+  t: RateTrace,
+  f: (minute: number, rate: number) => number,
+  extra: Partial<RateTrace> = {},
+): RateTrace {
   const ratePerS = Float64Array.from(t.ratePerS, (r, i) => Math.max(0, f(i, r)));
   return { ...t, ...extra, ratePerS };
 }
 
 /** A minute in [fromFraction, toFraction) of the series, drawn from the case's own stream. */
-function minuteIn(n: number, rng: { uniform(a: number, b: number): number }, fromFraction: number, toFraction: number): number {
+function minuteIn(
+  n: number,
+  rng: { uniform(a: number, b: number): number },
+  fromFraction: number,
+  toFraction: number,
+): number {
   return Math.floor(rng.uniform(fromFraction * n, toFraction * n));
 }
 
@@ -89,11 +106,19 @@ export function stressCase(name: StressCaseName, o: StressOptions): StressCase {
   switch (name) {
     case "gaps": {
       const gaps = [10, 60, 180].map((len, k) => ({ start: minuteIn(n, rng, 0.15 + 0.27 * k, 0.3 + 0.27 * k), len }));
-      return { name, description: "collection gaps of 10 min, 1 h and 3 h (rate 0), then the full rate within a minute", trace: withRates(t, (m, r) => (gaps.some((g) => m >= g.start && m < g.start + g.len) ? 0 : r)) };
+      return {
+        name,
+        description: "collection gaps of 10 min, 1 h and 3 h (rate 0), then the full rate within a minute",
+        trace: withRates(t, (m, r) => (gaps.some((g) => m >= g.start && m < g.start + g.len) ? 0 : r)),
+      };
     }
     case "flash-crowd": {
       const at = minuteIn(n, rng, 0.4, 0.8);
-      return { name, description: "flash crowd: 10x within a minute, for 5 minutes", trace: withRates(t, (m, r) => (m >= at && m < at + 5 ? 10 * r : r)) };
+      return {
+        name,
+        description: "flash crowd: 10x within a minute, for 5 minutes",
+        trace: withRates(t, (m, r) => (m >= at && m < at + 5 ? 10 * r : r)),
+      };
     }
     case "step": {
       const at = minuteIn(n, rng, 0.3, 0.6);
@@ -102,23 +127,47 @@ export function stressCase(name: StressCaseName, o: StressOptions): StressCase {
     case "ramp": {
       const at = minuteIn(n, rng, 0.2, 0.4);
       const lenMin = 8 * 60;
-      return { name, description: "a slow ramp from 1x to 3x over 8 hours, then held", trace: withRates(t, (m, r) => r * (1 + 2 * Math.min(1, Math.max(0, (m - at) / lenMin)))) };
+      return {
+        name,
+        description: "a slow ramp from 1x to 3x over 8 hours, then held",
+        trace: withRates(t, (m, r) => r * (1 + 2 * Math.min(1, Math.max(0, (m - at) / lenMin)))),
+      };
     }
     case "weekly": {
       const weekend = (m: number): boolean => {
         const day = new Date(FRIDAY_EPOCH_MS + m * 60_000).getUTCDay();
         return day === 0 || day === 6;
       };
-      return { name, description: "weekly pattern: weekdays at full level, weekends at 55 % (from a Friday)", trace: withRates(t, (m, r) => (weekend(m) ? 0.55 * r : r), { startEpochMs: FRIDAY_EPOCH_MS }) };
+      return {
+        name,
+        description: "weekly pattern: weekdays at full level, weekends at 55 % (from a Friday)",
+        trace: withRates(t, (m, r) => (weekend(m) ? 0.55 * r : r), { startEpochMs: FRIDAY_EPOCH_MS }),
+      };
     }
     case "outlier": {
       const atS = minuteIn(n, rng, 0.3, 0.7) * 60;
-      return { name, description: "one absurd scrape: the policy sees 1000x the load once, the load is unchanged", trace: t, faults: { outliers: [{ atS, factor: 1000 }] } };
+      return {
+        name,
+        description: "one absurd scrape: the policy sees 1000x the load once, the load is unchanged",
+        trace: t,
+        faults: { outliers: [{ atS, factor: 1000 }] },
+      };
     }
     case "outage": {
       const a = minuteIn(n, rng, 0.2, 0.4) * 60;
       const b = minuteIn(n, rng, 0.55, 0.75) * 60;
-      return { name, description: "metrics outages of 15 min and 1 h: the newest sample stays the one from before, the load continues", trace: t, faults: { outages: [{ startS: a, endS: a + 900 }, { startS: b, endS: b + 3600 }] } };
+      return {
+        name,
+        description:
+          "metrics outages of 15 min and 1 h: the newest sample stays the one from before, the load continues",
+        trace: t,
+        faults: {
+          outages: [
+            { startS: a, endS: a + 900 },
+            { startS: b, endS: b + 3600 },
+          ],
+        },
+      };
     }
   }
 }

@@ -39,7 +39,9 @@ export interface SyntheticTraceOptions {
   readonly name?: string;
 }
 
-export const DEFAULT_DAILY_WINDOWS: readonly DailyWindow[] = [{ startHour: 9, durationMin: 60, factor: 1.5, rampMin: 2 }];
+export const DEFAULT_DAILY_WINDOWS: readonly DailyWindow[] = [
+  { startHour: 9, durationMin: 60, factor: 1.5, rampMin: 2 },
+];
 
 export function syntheticRateTrace(o: SyntheticTraceOptions): RateTrace {
   const rng = createRng(o.seed);
@@ -71,7 +73,8 @@ export function syntheticRateTrace(o: SyntheticTraceOptions): RateTrace {
     const hour = (t % 86_400) / 3600;
     // Smooth day level: interpolate between consecutive days' levels around midnight.
     const frac = (t % 86_400) / 86_400;
-    const level = (dayLevel[dayIdx] as number) * (1 - frac) + (dayLevel[dayIdx + 1] ?? (dayLevel[dayIdx] as number)) * frac;
+    const level =
+      (dayLevel[dayIdx] as number) * (1 - frac) + (dayLevel[dayIdx + 1] ?? (dayLevel[dayIdx] as number)) * frac;
     let r = o.meanRatePerS * level * (1 + amp * Math.cos((2 * Math.PI * (hour - peakHour)) / 24));
     for (const w of windows) {
       const sinceOpenMin = ((((hour - w.startHour) % 24) + 24) % 24) * 60;

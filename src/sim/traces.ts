@@ -62,7 +62,12 @@ export class TraceParseError extends Error {
   readonly line: number;
   /** Whether skipping bad lines (lenient) would get past this error (false for header, format, span, empty). */
   readonly skippable: boolean;
-  constructor(file: string, line: number, reason: string, options: { readonly cause?: unknown; readonly skippable?: boolean } = {}) {
+  constructor(
+    file: string,
+    line: number,
+    reason: string,
+    options: { readonly cause?: unknown; readonly skippable?: boolean } = {},
+  ) {
     super(`${file}:${line}: ${reason}`, { cause: options.cause ?? new Error(reason) });
     this.name = "TraceParseError";
     this.file = file;
@@ -91,7 +96,9 @@ export interface ParseOptions {
 export function maxSpanMs(options: ParseOptions): number {
   const days = options.maxSpanDays ?? DEFAULT_MAX_SPAN_DAYS;
   if (!(days > 0) || days > MAX_SPAN_DAYS_LIMIT) {
-    throw new RangeError(`maxSpanDays must be in (0, ${MAX_SPAN_DAYS_LIMIT}], got ${days}`, { cause: new Error("maxSpanDays") });
+    throw new RangeError(`maxSpanDays must be in (0, ${MAX_SPAN_DAYS_LIMIT}], got ${days}`, {
+      cause: new Error("maxSpanDays"),
+    });
   }
   return days * 86_400_000;
 }
@@ -136,8 +143,14 @@ class SpanGuard {
       this.outOfOrder++;
       if (this.firstOutOfOrderLine === 0) this.firstOutOfOrderLine = line;
     }
-    if (tMs < this.minMs) { this.minMs = tMs; this.minLine = line; }
-    if (tMs > this.maxMs) { this.maxMs = tMs; this.maxLine = line; }
+    if (tMs < this.minMs) {
+      this.minMs = tMs;
+      this.minLine = line;
+    }
+    if (tMs > this.maxMs) {
+      this.maxMs = tMs;
+      this.maxLine = line;
+    }
     return undefined;
   }
 }
@@ -184,7 +197,11 @@ function splitLines(text: string): string[] {
 const TIMESTAMP_RE = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z?$/;
 
 function daysInMonth(year: number, month: number): number {
-  return [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
+  return (
+    [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][
+      month - 1
+    ] ?? 0
+  );
 }
 
 /**
@@ -197,7 +214,8 @@ export function parseAzureTimestampChecked(text: string): { readonly ms: number 
   if (m === null) return { reason: "expected YYYY-MM-DD hh:mm:ss[.fraction]" };
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   if (mo < 1 || mo > 12) return { reason: `impossible date: month ${mo}` };
-  if (d < 1 || d > daysInMonth(y, mo)) return { reason: `impossible date: day ${d} of ${y}-${String(mo).padStart(2, "0")}` };
+  if (d < 1 || d > daysInMonth(y, mo))
+    return { reason: `impossible date: day ${d} of ${y}-${String(mo).padStart(2, "0")}` };
   if (h > 23 || mi > 59 || s > 59) return { reason: `impossible time ${m[4]}:${m[5]}:${m[6]}` };
   const frac = m[7];
   const fracMs = frac === undefined ? 0 : Number(`0.${frac}`) * 1000;
@@ -222,15 +240,23 @@ function nonNegativeNumber(text: string | undefined): number | undefined {
 function failIfEmpty(sink: LineSink, lineCount: number, n: number, what: string): void {
   if (n > 0) return;
   const first = sink.skipped[0];
-  const why = sink.skippedLines > 0
-    ? `all ${sink.skippedLines} data lines are bad (first: line ${first?.line}: ${first?.reason})`
-    : "the file has no data lines";
-  throw new TraceParseError(sink.file, Math.max(1, lineCount), `nothing to replay: ${why}; 0 ${what}`, { skippable: false });
+  const why =
+    sink.skippedLines > 0
+      ? `all ${sink.skippedLines} data lines are bad (first: line ${first?.line}: ${first?.reason})`
+      : "the file has no data lines";
+  throw new TraceParseError(sink.file, Math.max(1, lineCount), `nothing to replay: ${why}; 0 ${what}`, {
+    skippable: false,
+  });
 }
 
 function checkOrder(sink: LineSink, span: SpanGuard, strict: boolean): void {
   if (strict && span.outOfOrder > 0) {
-    throw new TraceParseError(sink.file, span.firstOutOfOrderLine, `line is earlier than a line before it (${span.outOfOrder} lines out of time order; --strict)`, { skippable: false });
+    throw new TraceParseError(
+      sink.file,
+      span.firstOutOfOrderLine,
+      `line is earlier than a line before it (${span.outOfOrder} lines out of time order; --strict)`,
+      { skippable: false },
+    );
   }
 }
 
@@ -246,7 +272,11 @@ function buildRequestTrace(
   const n = times.length;
   const order = Array.from({ length: n }, (_, i) => i);
   let sorted = true;
-  for (let i = 1; i < n; i++) if ((times[i] as number) < (times[i - 1] as number)) { sorted = false; break; }
+  for (let i = 1; i < n; i++)
+    if ((times[i] as number) < (times[i - 1] as number)) {
+      sorted = false;
+      break;
+    }
   if (!sorted) order.sort((a, b) => (times[a] as number) - (times[b] as number) || a - b);
   const t0 = n > 0 ? (times[order[0] as number] as number) : DEFAULT_START_EPOCH_MS;
   const startEpochMs = Math.floor(t0 / 1000) * 1000;
@@ -259,7 +289,18 @@ function buildRequestTrace(
     inputTokens[k] = ins[i] as number;
     outputTokens[k] = outs[i] as number;
   }
-  return { kind: "requests", name, format, startEpochMs, timesMs, inputTokens, outputTokens, skippedLines: sink.skippedLines, skipped: sink.skipped, outOfOrderLines };
+  return {
+    kind: "requests",
+    name,
+    format,
+    startEpochMs,
+    timesMs,
+    inputTokens,
+    outputTokens,
+    skippedLines: sink.skippedLines,
+    skipped: sink.skipped,
+    outOfOrderLines,
+  };
 }
 
 /** Azure LLM inference trace: `TIMESTAMP,ContextTokens,GeneratedTokens`. */
@@ -270,7 +311,12 @@ export function parseAzureTrace(text: string, options: ParseOptions = {}): Reque
   const header = (lines[0] ?? "").trim().replace(/^\uFEFF/, "");
   const cols = header.split(",").map((c) => c.trim());
   if (cols[0] !== "TIMESTAMP" || cols[1] !== "ContextTokens" || cols[2] !== "GeneratedTokens") {
-    throw new TraceParseError(file, 1, `expected header "TIMESTAMP,ContextTokens,GeneratedTokens", got "${header.slice(0, 80)}"`, { skippable: false });
+    throw new TraceParseError(
+      file,
+      1,
+      `expected header "TIMESTAMP,ContextTokens,GeneratedTokens", got "${header.slice(0, 80)}"`,
+      { skippable: false },
+    );
   }
   const span = new SpanGuard(maxSpanMs(options), "TIMESTAMP");
   const times: number[] = [];
@@ -280,16 +326,31 @@ export function parseAzureTrace(text: string, options: ParseOptions = {}): Reque
     const raw = lines[i] as string;
     if (raw.trim() === "") continue;
     const f = raw.split(",");
-    if (f.length !== 3) { sink.bad(i + 1, `expected 3 fields, got ${f.length}`); continue; }
+    if (f.length !== 3) {
+      sink.bad(i + 1, `expected 3 fields, got ${f.length}`);
+      continue;
+    }
     const ts = parseAzureTimestampChecked(f[0] as string);
-    if (!("ms" in ts)) { sink.bad(i + 1, `bad TIMESTAMP "${(f[0] as string).slice(0, 40)}": ${ts.reason}`); continue; }
+    if (!("ms" in ts)) {
+      sink.bad(i + 1, `bad TIMESTAMP "${(f[0] as string).slice(0, 40)}": ${ts.reason}`);
+      continue;
+    }
     const t = ts.ms;
     const input = nonNegativeNumber(f[1]);
-    if (input === undefined) { sink.bad(i + 1, `bad ContextTokens "${(f[1] as string).slice(0, 40)}"`); continue; }
+    if (input === undefined) {
+      sink.bad(i + 1, `bad ContextTokens "${(f[1] as string).slice(0, 40)}"`);
+      continue;
+    }
     const output = nonNegativeNumber(f[2]);
-    if (output === undefined) { sink.bad(i + 1, `bad GeneratedTokens "${(f[2] as string).slice(0, 40)}"`); continue; }
+    if (output === undefined) {
+      sink.bad(i + 1, `bad GeneratedTokens "${(f[2] as string).slice(0, 40)}"`);
+      continue;
+    }
     const late = span.admit(t, i + 1);
-    if (late !== undefined) { sink.bad(i + 1, late); continue; }
+    if (late !== undefined) {
+      sink.bad(i + 1, late);
+      continue;
+    }
     times.push(t);
     ins.push(input);
     outs.push(output);
@@ -300,7 +361,10 @@ export function parseAzureTrace(text: string, options: ParseOptions = {}): Reque
 }
 
 /** Mooncake trace JSONL: one object per line with `timestamp` (ms), `input_length`, `output_length`. */
-export function parseMooncakeTrace(text: string, options: ParseOptions & { readonly startEpochMs?: number } = {}): RequestTrace {
+export function parseMooncakeTrace(
+  text: string,
+  options: ParseOptions & { readonly startEpochMs?: number } = {},
+): RequestTrace {
   const file = options.file ?? "<input>";
   const sink = new LineSink(file, options.lenient ?? false);
   const lines = splitLines(text);
@@ -317,20 +381,38 @@ export function parseMooncakeTrace(text: string, options: ParseOptions & { reado
     try {
       obj = JSON.parse(raw);
     } catch (e) {
-      if (!sink.lenient) throw new TraceParseError(file, i + 1, `invalid JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      if (!sink.lenient)
+        throw new TraceParseError(file, i + 1, `invalid JSON: ${e instanceof Error ? e.message : String(e)}`, {
+          cause: e,
+        });
       sink.bad(i + 1, "invalid JSON");
       continue;
     }
-    if (typeof obj !== "object" || obj === null || Array.isArray(obj)) { sink.bad(i + 1, "expected a JSON object"); continue; }
+    if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
+      sink.bad(i + 1, "expected a JSON object");
+      continue;
+    }
     const o = obj as Record<string, unknown>;
     const ts = o["timestamp"];
     const input = o["input_length"];
     const output = o["output_length"];
-    if (typeof ts !== "number" || !Number.isFinite(ts) || ts < 0) { sink.bad(i + 1, "timestamp must be a non-negative number (ms)"); continue; }
-    if (typeof input !== "number" || !Number.isFinite(input) || input < 0) { sink.bad(i + 1, "input_length must be a non-negative number"); continue; }
-    if (typeof output !== "number" || !Number.isFinite(output) || output < 0) { sink.bad(i + 1, "output_length must be a non-negative number"); continue; }
+    if (typeof ts !== "number" || !Number.isFinite(ts) || ts < 0) {
+      sink.bad(i + 1, "timestamp must be a non-negative number (ms)");
+      continue;
+    }
+    if (typeof input !== "number" || !Number.isFinite(input) || input < 0) {
+      sink.bad(i + 1, "input_length must be a non-negative number");
+      continue;
+    }
+    if (typeof output !== "number" || !Number.isFinite(output) || output < 0) {
+      sink.bad(i + 1, "output_length must be a non-negative number");
+      continue;
+    }
     const late = span.admit(ts, i + 1);
-    if (late !== undefined) { sink.bad(i + 1, `${late} (timestamp ${ts} ms)`); continue; }
+    if (late !== undefined) {
+      sink.bad(i + 1, `${late} (timestamp ${ts} ms)`);
+      continue;
+    }
     times.push(base + ts);
     ins.push(input);
     outs.push(output);
@@ -348,7 +430,12 @@ export function parseRateTrace(text: string, options: RateParseOptions = {}): Ra
   const header = (lines[0] ?? "").trim().replace(/^\uFEFF/, "");
   const cols = header.split(",").map((c) => c.trim());
   if (cols[0] !== "window_start_s" || cols[1] !== "rate_req_per_s") {
-    throw new TraceParseError(file, 1, `expected header "window_start_s,rate_req_per_s", got "${header.slice(0, 80)}"`, { skippable: false });
+    throw new TraceParseError(
+      file,
+      1,
+      `expected header "window_start_s,rate_req_per_s", got "${header.slice(0, 80)}"`,
+      { skippable: false },
+    );
   }
   // window_start_s counts from 0 (00:00 of day 1): the span is measured from 0.
   const span = new SpanGuard(maxSpanMs(options), "window_start_s", { atMs: 0, label: "window_start_s 0" });
@@ -358,27 +445,46 @@ export function parseRateTrace(text: string, options: RateParseOptions = {}): Ra
     const raw = lines[i] as string;
     if (raw.trim() === "") continue;
     const f = raw.split(",");
-    if (f.length < 2) { sink.bad(i + 1, `expected 2 fields, got ${f.length}`); continue; }
+    if (f.length < 2) {
+      sink.bad(i + 1, `expected 2 fields, got ${f.length}`);
+      continue;
+    }
     const s = nonNegativeNumber(f[0]);
-    if (s === undefined) { sink.bad(i + 1, `bad window_start_s "${(f[0] as string).slice(0, 40)}"`); continue; }
+    if (s === undefined) {
+      sink.bad(i + 1, `bad window_start_s "${(f[0] as string).slice(0, 40)}"`);
+      continue;
+    }
     const r = nonNegativeNumber(f[1]);
-    if (r === undefined) { sink.bad(i + 1, `bad rate_req_per_s "${(f[1] as string).slice(0, 40)}"`); continue; }
+    if (r === undefined) {
+      sink.bad(i + 1, `bad rate_req_per_s "${(f[1] as string).slice(0, 40)}"`);
+      continue;
+    }
     if (starts.length > 0 && s <= (starts[starts.length - 1] as number)) {
       sink.bad(i + 1, `window_start_s ${s} is not after the previous window (${starts[starts.length - 1]})`);
       continue;
     }
     const late = span.admit(s * 1000, i + 1);
-    if (late !== undefined) { sink.bad(i + 1, late); continue; }
+    if (late !== undefined) {
+      sink.bad(i + 1, late);
+      continue;
+    }
     starts.push(s);
     rates.push(r);
   }
   failIfEmpty(sink, lines.length, starts.length, "windows");
-  if (rates.every((r) => r === 0)) throw new TraceParseError(file, lines.length, `nothing to replay: every one of the ${rates.length} windows has rate 0`, { skippable: false });
+  if (rates.every((r) => r === 0))
+    throw new TraceParseError(
+      file,
+      lines.length,
+      `nothing to replay: every one of the ${rates.length} windows has rate 0`,
+      { skippable: false },
+    );
   const n = starts.length;
   const windowStartS = new Float64Array(starts);
   const windowS = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    windowS[i] = i + 1 < n ? (starts[i + 1] as number) - (starts[i] as number) : n > 1 ? (windowS[i - 1] as number) : 60;
+    windowS[i] =
+      i + 1 < n ? (starts[i + 1] as number) - (starts[i] as number) : n > 1 ? (windowS[i - 1] as number) : 60;
   }
   return {
     kind: "rate",
@@ -419,12 +525,17 @@ export function readTraceFile(path: string, options: ReadTraceOptions = {}): Tra
   const firstLine = text.slice(0, Math.min(text.length, 4096)).split("\n")[0] ?? "";
   const format = options.format ?? detectTraceFormat(path, firstLine);
   if (format === undefined) {
-    throw new TraceParseError(path, 1, "cannot detect the trace format; pass --format azure|mooncake|rate", { skippable: false });
+    throw new TraceParseError(path, 1, "cannot detect the trace format; pass --format azure|mooncake|rate", {
+      skippable: false,
+    });
   }
   const opts = { ...options, file: path };
   switch (format) {
-    case "azure": return parseAzureTrace(text, opts);
-    case "mooncake": return parseMooncakeTrace(text, opts);
-    case "rate": return parseRateTrace(text, opts);
+    case "azure":
+      return parseAzureTrace(text, opts);
+    case "mooncake":
+      return parseMooncakeTrace(text, opts);
+    case "rate":
+      return parseRateTrace(text, opts);
   }
 }

@@ -38,20 +38,50 @@ export interface GroundTruthParams {
 export function defaultGroundTruthParams(metric: LatencyMetric): GroundTruthParams {
   switch (metric) {
     case "ttft":
-      return { stepBaseMs: 180, tokensPerSecondPerGpu: 10_400, maxBatchTokensPerGpu: 16_384, crossNodeHopMs: 30, crossNodeCapacityPenalty: 0.1, jitterSigma: 0.05, requestSigma: 0.2, waitWeight: 1 };
+      return {
+        stepBaseMs: 180,
+        tokensPerSecondPerGpu: 10_400,
+        maxBatchTokensPerGpu: 16_384,
+        crossNodeHopMs: 30,
+        crossNodeCapacityPenalty: 0.1,
+        jitterSigma: 0.05,
+        requestSigma: 0.2,
+        waitWeight: 1,
+      };
     case "itl":
-      return { stepBaseMs: 13, tokensPerSecondPerGpu: 2_100, maxBatchTokensPerGpu: 256, crossNodeHopMs: 3, crossNodeCapacityPenalty: 0.1, jitterSigma: 0.03, requestSigma: 0.1, waitWeight: 0 };
+      return {
+        stepBaseMs: 13,
+        tokensPerSecondPerGpu: 2_100,
+        maxBatchTokensPerGpu: 256,
+        crossNodeHopMs: 3,
+        crossNodeCapacityPenalty: 0.1,
+        jitterSigma: 0.03,
+        requestSigma: 0.1,
+        waitWeight: 0,
+      };
     case "perTokenLatency":
-      return { stepBaseMs: 13, tokensPerSecondPerGpu: 2_100, maxBatchTokensPerGpu: 256, crossNodeHopMs: 3, crossNodeCapacityPenalty: 0.1, jitterSigma: 0.03, requestSigma: 0.1, waitWeight: "perOutputToken" };
+      return {
+        stepBaseMs: 13,
+        tokensPerSecondPerGpu: 2_100,
+        maxBatchTokensPerGpu: 256,
+        crossNodeHopMs: 3,
+        crossNodeCapacityPenalty: 0.1,
+        jitterSigma: 0.03,
+        requestSigma: 0.1,
+        waitWeight: "perOutputToken",
+      };
   }
 }
 
 /** Default p99 SLO per metric (ms). */
 export function defaultSloMs(metric: LatencyMetric): number {
   switch (metric) {
-    case "ttft": return 2_000;
-    case "itl": return 50;
-    case "perTokenLatency": return 60;
+    case "ttft":
+      return 2_000;
+    case "itl":
+      return 50;
+    case "perTokenLatency":
+      return 60;
   }
 }
 
@@ -71,7 +101,13 @@ export interface SecondConditions {
  * Advance one second; returns the latency (ms) the second's tokens see, before jitter.
  * Infinity when no GPU can serve (no ready GPU, or the placement cannot hold the experts).
  */
-export function stepSecond(p: GroundTruthParams, waitWeight: number, state: QueueState, arrivingTokens: number, c: SecondConditions): number {
+export function stepSecond(
+  p: GroundTruthParams,
+  waitWeight: number,
+  state: QueueState,
+  arrivingTokens: number,
+  c: SecondConditions,
+): number {
   const total = state.backlogTokens + arrivingTokens;
   if (!(c.readyGpus > 0) || !(c.balancedness > 0)) {
     state.backlogTokens = total;
@@ -114,7 +150,13 @@ export function resolveWaitWeight(p: GroundTruthParams, meanOutputTokens: number
  * Token-weighted quantile q of values (weights >= 0). NaN when the total weight is 0. Sorts a copy
  * of the first n entries of the scratch arrays.
  */
-export function weightedQuantile(values: Float64Array, weights: Float64Array, n: number, q: number, order: Int32Array): number {
+export function weightedQuantile(
+  values: Float64Array,
+  weights: Float64Array,
+  n: number,
+  q: number,
+  order: Int32Array,
+): number {
   let total = 0;
   for (let i = 0; i < n; i++) total += weights[i] as number;
   if (!(total > 0)) return NaN;

@@ -34,7 +34,12 @@ let cached: ControlPlaneBins | undefined;
  */
 export function controlPlaneBins(binDir?: string): ControlPlaneBins {
   if (cached && (binDir === undefined || cached.dir === binDir)) return cached;
-  const dir = binDir ?? runSync("bash", [join(repoRoot(), "hack", "build-bins.sh")]).trim().split("\n").pop()!;
+  const dir =
+    binDir ??
+    runSync("bash", [join(repoRoot(), "hack", "build-bins.sh")])
+      .trim()
+      .split("\n")
+      .pop()!;
   const bins: ControlPlaneBins = {
     dir,
     etcd: join(dir, "etcd"),

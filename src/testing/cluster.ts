@@ -94,23 +94,37 @@ async function startEtcd(bins: ControlPlaneBins, dir: string, port: number, proc
     logFile: join(dir, "etcd.log"),
   });
   procs.push(etcd);
-  await waitFor("etcd health", async () => {
-    assertRunning(etcd);
-    const r = await httpGet(`http://127.0.0.1:${port}/health`);
-    return r.status === 200 && r.body.includes("true") ? true : undefined;
-  }, { timeoutMs: 30_000, onTimeout: () => etcd.logTail() });
+  await waitFor(
+    "etcd health",
+    async () => {
+      assertRunning(etcd);
+      const r = await httpGet(`http://127.0.0.1:${port}/health`);
+      return r.status === 200 && r.body.includes("true") ? true : undefined;
+    },
+    { timeoutMs: 30_000, onTimeout: () => etcd.logTail() },
+  );
 }
 
 /** Start kube-apiserver on etcd and wait for /readyz; returns its URL and the audit log path (when auditing). */
 async function startApiserver(
-  bins: ControlPlaneBins, dir: string, pki: Pki, ports: Ports, opts: StartClusterOptions, procs: ManagedProcess[],
+  bins: ControlPlaneBins,
+  dir: string,
+  pki: Pki,
+  ports: Ports,
+  opts: StartClusterOptions,
+  procs: ManagedProcess[],
 ): Promise<{ server: string; auditLogPath: string | undefined }> {
   const auditLogPath = opts.audit ? join(dir, "audit.log") : undefined;
   const auditArgs: string[] = [];
   if (auditLogPath) {
     const policy = join(dir, "audit-policy.yaml");
     writeFileSync(policy, auditPolicy(opts.auditAllRequestsOf ?? []));
-    auditArgs.push(`--audit-policy-file=${policy}`, `--audit-log-path=${auditLogPath}`, "--audit-log-format=json", "--audit-log-mode=blocking");
+    auditArgs.push(
+      `--audit-policy-file=${policy}`,
+      `--audit-log-path=${auditLogPath}`,
+      "--audit-log-format=json",
+      "--audit-log-mode=blocking",
+    );
   }
   const apiserver = startProcess({
     name: "kube-apiserver",
@@ -141,17 +155,34 @@ async function startApiserver(
   procs.push(apiserver);
   const server = `https://127.0.0.1:${ports.api}`;
   const tls = { ca: readFileSync(pki.caCert), cert: readFileSync(pki.adminCert), key: readFileSync(pki.adminKey) };
-  await waitFor("kube-apiserver /readyz", async () => {
-    assertRunning(apiserver);
-    const r = await httpGet(`${server}/readyz`, tls);
-    return r.status === 200 ? true : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => apiserver.logTail() });
+  await waitFor(
+    "kube-apiserver /readyz",
+    async () => {
+      assertRunning(apiserver);
+      const r = await httpGet(`${server}/readyz`, tls);
+      return r.status === 200 ? true : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => apiserver.logTail() },
+  );
   return { server, auditLogPath };
 }
 
 /** Start kube-scheduler, kube-controller-manager and kwok in parallel; wait for the first two to be healthy. Returns kwok. */
-async function startClients(bins: ControlPlaneBins, dir: string, pki: Pki, ports: Ports, kubeconfigPath: string, procs: ManagedProcess[]): Promise<ManagedProcess> {
-  const common = [`--kubeconfig=${kubeconfigPath}`, `--authentication-kubeconfig=${kubeconfigPath}`, `--authorization-kubeconfig=${kubeconfigPath}`, "--leader-elect=false", "--bind-address=127.0.0.1"];
+async function startClients(
+  bins: ControlPlaneBins,
+  dir: string,
+  pki: Pki,
+  ports: Ports,
+  kubeconfigPath: string,
+  procs: ManagedProcess[],
+): Promise<ManagedProcess> {
+  const common = [
+    `--kubeconfig=${kubeconfigPath}`,
+    `--authentication-kubeconfig=${kubeconfigPath}`,
+    `--authorization-kubeconfig=${kubeconfigPath}`,
+    "--leader-elect=false",
+    "--bind-address=127.0.0.1",
+  ];
   const scheduler = startProcess({
     name: "kube-scheduler",
     command: bins.kubeScheduler,
@@ -196,11 +227,19 @@ async function startClients(bins: ControlPlaneBins, dir: string, pki: Pki, ports
   procs.push(kwok);
 
   const insecure = { insecure: true };
-  const healthy = (what: string, p: ManagedProcess, port: number) => waitFor(`${what} /healthz`, async () => {
-    assertRunning(p);
-    return (await httpGet(`https://127.0.0.1:${port}/healthz`, insecure)).status === 200 ? true : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => p.logTail() });
-  await Promise.all([healthy("kube-scheduler", scheduler, ports.scheduler), healthy("kube-controller-manager", controllerManager, ports.controllerManager)]);
+  const healthy = (what: string, p: ManagedProcess, port: number) =>
+    waitFor(
+      `${what} /healthz`,
+      async () => {
+        assertRunning(p);
+        return (await httpGet(`https://127.0.0.1:${port}/healthz`, insecure)).status === 200 ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => p.logTail() },
+    );
+  await Promise.all([
+    healthy("kube-scheduler", scheduler, ports.scheduler),
+    healthy("kube-controller-manager", controllerManager, ports.controllerManager),
+  ]);
   return kwok;
 }
 
@@ -210,12 +249,20 @@ function gpuNodeAdder(core: CoreV1Api, kwok: ManagedProcess): (pools: GpuNodePoo
     const nodes = gpuNodesFor(pools);
     for (const n of nodes) await core.createNode({ body: n });
     const names = new Set(nodes.map((n) => n.metadata!.name!));
-    await waitFor(`${names.size} fake GPU nodes Ready`, async () => {
-      assertRunning(kwok);
-      const list = await core.listNode({ labelSelector: "type=kwok" });
-      const ready = list.items.filter((n) => names.has(n.metadata!.name!) && n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
-      return ready.length === names.size ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => kwok.logTail() });
+    await waitFor(
+      `${names.size} fake GPU nodes Ready`,
+      async () => {
+        assertRunning(kwok);
+        const list = await core.listNode({ labelSelector: "type=kwok" });
+        const ready = list.items.filter(
+          (n) =>
+            names.has(n.metadata!.name!) &&
+            n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        );
+        return ready.length === names.size ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, onTimeout: () => kwok.logTail() },
+    );
     return nodes;
   };
 }
@@ -239,7 +286,13 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
 
   try {
     const pki = createPki(mkdirP(join(dir, "pki")));
-    const [etcd, api, scheduler, controllerManager, kwokPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [etcd, api, scheduler, controllerManager, kwokPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
     const ports: Ports = { etcd, api, scheduler, controllerManager, kwok: kwokPort };
 
     await startEtcd(bins, dir, ports.etcd, procs);
@@ -248,7 +301,11 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
     log(`kube-apiserver ready at ${server} (${Date.now() - t0} ms)`);
 
     const kubeconfigPath = join(dir, "kubeconfig");
-    writeFileSync(kubeconfigPath, renderKubeconfig({ server, caCertFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey, name }), { mode: 0o600 });
+    writeFileSync(
+      kubeconfigPath,
+      renderKubeconfig({ server, caCertFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey, name }),
+      { mode: 0o600 },
+    );
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfigPath);
 
@@ -257,7 +314,11 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
 
     const core = kubeConfig.makeApiClient(CoreV1Api);
     // The default namespace and its ServiceAccount exist before tests use them.
-    await waitFor("namespace default", async () => ((await core.readNamespace({ name: "default" })) ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor(
+      "namespace default",
+      async () => ((await core.readNamespace({ name: "default" })) ? true : undefined),
+      { timeoutMs: 30_000 },
+    );
 
     const addGpuNodes = gpuNodeAdder(core, kwok);
     if (opts.gpuNodes?.length) await addGpuNodes(opts.gpuNodes);
@@ -267,14 +328,24 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
     const kubectl = kubectlWith(bins.kubectl, kubeconfigPath);
 
     return {
-      name, dir, server, kubeconfigPath, kubeConfig, auditLogPath, bins, pki, startupMs,
+      name,
+      dir,
+      server,
+      kubeconfigPath,
+      kubeConfig,
+      auditLogPath,
+      bins,
+      pki,
+      startupMs,
       processes: procs,
       kubectl,
       addGpuNodes,
       kubeconfigFor(user, groups = ["system:masters"]) {
         const { cert, key } = createClientCert(pki, user, groups);
         const path = join(dir, `kubeconfig-${user.replace(/[^a-zA-Z0-9-]/g, "-")}`);
-        writeFileSync(path, renderKubeconfig({ server, caCertFile: pki.caCert, certFile: cert, keyFile: key, name }), { mode: 0o600 });
+        writeFileSync(path, renderKubeconfig({ server, caCertFile: pki.caCert, certFile: cert, keyFile: key, name }), {
+          mode: 0o600,
+        });
         return path;
       },
       stop: stopAll,
@@ -291,7 +362,10 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
 export function kubectlWith(kubectlBin: string, kubeconfigPath: string) {
   return (args: string[], o: { input?: string } = {}): Promise<KubectlResult> =>
     new Promise((resolve, reject) => {
-      const child = spawn(kubectlBin, args, { env: { ...process.env, KUBECONFIG: kubeconfigPath }, stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawn(kubectlBin, args, {
+        env: { ...process.env, KUBECONFIG: kubeconfigPath },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
       child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
@@ -308,5 +382,6 @@ function mkdirP(path: string): string {
 }
 
 function assertRunning(p: ManagedProcess): void {
-  if (p.exitCode !== undefined) throw new FatalProbeError(`${p.name} exited with ${String(p.exitCode)}:\n${p.logTail()}`);
+  if (p.exitCode !== undefined)
+    throw new FatalProbeError(`${p.name} exited with ${String(p.exitCode)}:\n${p.logTail()}`);
 }

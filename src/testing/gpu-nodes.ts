@@ -41,11 +41,14 @@ export function gpuNodesFor(pools: GpuNodePool[]): V1Node[] {
   const nodes: V1Node[] = [];
   const seen = new Set<string>();
   for (const p of pools) {
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.pool)) throw new Error(`gpu pool name "${p.pool}" is not a DNS label`);
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.pool))
+      throw new Error(`gpu pool name "${p.pool}" is not a DNS label`);
     if (seen.has(p.pool)) throw new Error(`gpu pool "${p.pool}" declared twice`);
     seen.add(p.pool);
-    if (!Number.isInteger(p.count) || p.count < 0) throw new Error(`gpu pool "${p.pool}": count must be a non-negative integer`);
-    if (!Number.isInteger(p.gpusPerNode) || p.gpusPerNode < 0) throw new Error(`gpu pool "${p.pool}": gpusPerNode must be a non-negative integer`);
+    if (!Number.isInteger(p.count) || p.count < 0)
+      throw new Error(`gpu pool "${p.pool}": count must be a non-negative integer`);
+    if (!Number.isInteger(p.gpusPerNode) || p.gpusPerNode < 0)
+      throw new Error(`gpu pool "${p.pool}": gpusPerNode must be a non-negative integer`);
     const perDomain = p.nodesPerDomain ?? p.count;
     const resource = p.gpuResourceName ?? DEFAULT_GPU_RESOURCE;
     for (let i = 0; i < p.count; i++) {
@@ -88,6 +91,24 @@ export function gpuNodesFor(pools: GpuNodePool[]): V1Node[] {
 
 /** The demo's fleet: 4 x 8-GPU H100-class and 4 x 8-GPU H200-class nodes. */
 export const DEMO_GPU_POOLS: GpuNodePool[] = [
-  { pool: "h100", count: 4, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81_559, priceUsdPerGpuHour: 2.0, nodesPerDomain: 2, instanceType: "gpu-8x-h100" },
-  { pool: "h200", count: 4, gpusPerNode: 8, gpuProduct: "NVIDIA-H200-141GB-HBM3e", gpuMemoryMiB: 143_771, priceUsdPerGpuHour: 3.5, nodesPerDomain: 2, instanceType: "gpu-8x-h200" },
+  {
+    pool: "h100",
+    count: 4,
+    gpusPerNode: 8,
+    gpuProduct: "NVIDIA-H100-80GB-HBM3",
+    gpuMemoryMiB: 81_559,
+    priceUsdPerGpuHour: 2.0,
+    nodesPerDomain: 2,
+    instanceType: "gpu-8x-h100",
+  },
+  {
+    pool: "h200",
+    count: 4,
+    gpusPerNode: 8,
+    gpuProduct: "NVIDIA-H200-141GB-HBM3e",
+    gpuMemoryMiB: 143_771,
+    priceUsdPerGpuHour: 3.5,
+    nodesPerDomain: 2,
+    instanceType: "gpu-8x-h200",
+  },
 ];

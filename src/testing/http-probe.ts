@@ -15,7 +15,14 @@ export function httpGet(url: string, tls: ProbeTls = {}, timeoutMs = 2_000): Pro
     const u = new URL(url);
     const req = (u.protocol === "https:" ? httpsRequest : httpRequest)(
       u,
-      { method: "GET", ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecure, timeout: timeoutMs },
+      {
+        method: "GET",
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: !tls.insecure,
+        timeout: timeoutMs,
+      },
       (res) => {
         let body = "";
         res.setEncoding("utf8");

@@ -58,7 +58,9 @@ function renderConfig(opts: StartPrometheusOptions, scrapeConfigs: ScrapeConfig[
 export async function startPrometheus(opts: StartPrometheusOptions): Promise<LocalPrometheus> {
   const binary = opts.binary ?? DEFAULT_PROMETHEUS_BINARY;
   if (!existsSync(binary)) {
-    throw new Error(`prometheus binary not found at ${binary}: run "make prometheus" (installs Debian's prometheus package)`);
+    throw new Error(
+      `prometheus binary not found at ${binary}: run "make prometheus" (installs Debian's prometheus package)`,
+    );
   }
   const dir = mkdtempSync(join(opts.baseDir ?? tmpdir(), "moe-prometheus-"));
   mkdirSync(join(dir, "data"));
@@ -67,22 +69,32 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Loc
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const args = [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      "--web.enable-lifecycle",
-      "--storage.tsdb.retention.time=1d",
-      "--log.level=warn",
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${join(dir, "data")}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    "--web.enable-lifecycle",
+    "--storage.tsdb.retention.time=1d",
+    "--log.level=warn",
   ];
-  let proc: ManagedProcess = startProcess({ name: "prometheus", command: binary, args, logFile: join(dir, "prometheus.log") });
+  let proc: ManagedProcess = startProcess({
+    name: "prometheus",
+    command: binary,
+    args,
+    logFile: join(dir, "prometheus.log"),
+  });
   const stop = async () => {
     await proc.stop(5_000);
     if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
   };
-  const ready = () => waitFor("prometheus /-/ready", async () => {
-    if (proc.exitCode !== undefined) throw new FatalProbeError(`prometheus exited: ${proc.logTail()}`);
-    return (await httpGet(`${url}/-/ready`)).status === 200 ? true : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 200, onTimeout: () => proc.logTail() });
+  const ready = () =>
+    waitFor(
+      "prometheus /-/ready",
+      async () => {
+        if (proc.exitCode !== undefined) throw new FatalProbeError(`prometheus exited: ${proc.logTail()}`);
+        return (await httpGet(`${url}/-/ready`)).status === 200 ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, onTimeout: () => proc.logTail() },
+    );
   try {
     await ready();
   } catch (err) {

@@ -63,7 +63,8 @@ export function kubeconfigProvider(kubeconfigPath: string | undefined): ClusterP
     name: "kubeconfig",
     async availability() {
       if (!kubeconfigPath) return { available: false, reason: "KUBECONFIG is not set" };
-      if (!existsSync(kubeconfigPath)) return { available: false, reason: `kubeconfig ${kubeconfigPath} does not exist` };
+      if (!existsSync(kubeconfigPath))
+        return { available: false, reason: `kubeconfig ${kubeconfigPath} does not exist` };
       return { available: true };
     },
     async start() {
@@ -77,7 +78,9 @@ export function kubeconfigProvider(kubeconfigPath: string | undefined): ClusterP
         supportsFakeGpuNodes: false,
         kubectl: kubectlWith(process.env.KUBECTL ?? "kubectl", kubeconfigPath),
         async addGpuNodes() {
-          throw new Error("kubeconfig provider: fake GPU nodes need kwok in that cluster; create GPU nodes there yourself");
+          throw new Error(
+            "kubeconfig provider: fake GPU nodes need kwok in that cluster; create GPU nodes there yourself",
+          );
         },
         async stop() {},
       };
@@ -98,11 +101,17 @@ export function k3sProvider(image = DEFAULT_K3S_IMAGE): ClusterProvider {
         const info = client.info.containerRuntime;
         const present = await client.image.exists(ImageName.fromString(image)).catch(() => false);
         if (!present) {
-          return { available: false, reason: `container engine found (${info.host}) but image ${image} is not present and cannot be pulled here` };
+          return {
+            available: false,
+            reason: `container engine found (${info.host}) but image ${image} is not present and cannot be pulled here`,
+          };
         }
         return { available: true };
       } catch (err) {
-        return { available: false, reason: `no container engine reachable by testcontainers: ${firstLine((err as Error).message)}` };
+        return {
+          available: false,
+          reason: `no container engine reachable by testcontainers: ${firstLine((err as Error).message)}`,
+        };
       }
     },
     async start() {

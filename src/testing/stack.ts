@@ -35,8 +35,10 @@ export interface Stack {
 }
 
 /** PromQL templates for the emulator's metrics, in the operator's placeholder syntax. */
-export const EMULATOR_HEAT_QUERY = 'sum by (layer, expert) (rate(moe_expert_routed_tokens_total{namespace="{{namespace}}", moe_dev_deployment="{{name}}"}[{{window}}]))';
-export const EMULATOR_LATENCY_QUERY = 'histogram_quantile({{quantile}}, sum by (le) (rate(moe_inter_token_latency_seconds_bucket{namespace="{{namespace}}", moe_dev_deployment="{{name}}"}[{{window}}])))';
+export const EMULATOR_HEAT_QUERY =
+  'sum by (layer, expert) (rate(moe_expert_routed_tokens_total{namespace="{{namespace}}", moe_dev_deployment="{{name}}"}[{{window}}]))';
+export const EMULATOR_LATENCY_QUERY =
+  'histogram_quantile({{quantile}}, sum by (le) (rate(moe_inter_token_latency_seconds_bucket{namespace="{{namespace}}", moe_dev_deployment="{{name}}"}[{{window}}])))';
 
 export async function startStack(o: StackOptions): Promise<Stack> {
   const log = o.log ?? (() => {});
@@ -55,7 +57,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       scenario: o.scenario,
       seed: o.seed ?? 1,
       clock: realClock,
-      logger: process.env.MOE_EMULATOR_LOG ? createRootLogger({ level: "info", name: "fleet-emulator" }) : silentLogger(),
+      logger: process.env.MOE_EMULATOR_LOG
+        ? createRootLogger({ level: "info", name: "fleet-emulator" })
+        : silentLogger(),
     });
     parts.unshift(emulator);
     log(`fleet emulator serving ${emulator.url}/metrics`);
@@ -65,30 +69,31 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     });
     parts.unshift(prometheus);
     log(`prometheus at ${prometheus.url}`);
-    const startOperator = () => startProcess({
-      name: "moe-operator",
-      command: join(repoRoot(), "node_modules", ".bin", "node"),
-      args: [
-        join(repoRoot(), "src", "main.ts"),
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        "--metrics-bind-address=127.0.0.1:0",
-        "--health-probe-bind-address=127.0.0.1:0",
-        "--leader-elect=true",
-        `--leader-election-namespace=${namespace}`,
-        "--lease-duration-seconds=6",
-        "--renew-deadline-seconds=4",
-        "--retry-period-seconds=1",
-        `--reconcile-interval-seconds=${o.operator?.reconcileIntervalSeconds ?? 5}`,
-        `--drain-seconds=${o.operator?.drainSeconds ?? 5}`,
-        "--max-surge=8",
-        // The only Prometheus MoEDeployments of this stack may query (docs/adr/0007).
-        `--prometheus-allowed-urls=${prometheus.url}`,
-        `--log-level=${o.operator?.logLevel ?? "info"}`,
-        ...(o.operator?.extraArgs ?? []),
-      ],
-      logFile: join(cluster.dir, "operator.log"),
-      cwd: repoRoot(),
-    });
+    const startOperator = () =>
+      startProcess({
+        name: "moe-operator",
+        command: join(repoRoot(), "node_modules", ".bin", "node"),
+        args: [
+          join(repoRoot(), "src", "main.ts"),
+          `--kubeconfig=${cluster.kubeconfigPath}`,
+          "--metrics-bind-address=127.0.0.1:0",
+          "--health-probe-bind-address=127.0.0.1:0",
+          "--leader-elect=true",
+          `--leader-election-namespace=${namespace}`,
+          "--lease-duration-seconds=6",
+          "--renew-deadline-seconds=4",
+          "--retry-period-seconds=1",
+          `--reconcile-interval-seconds=${o.operator?.reconcileIntervalSeconds ?? 5}`,
+          `--drain-seconds=${o.operator?.drainSeconds ?? 5}`,
+          "--max-surge=8",
+          // The only Prometheus MoEDeployments of this stack may query (docs/adr/0007).
+          `--prometheus-allowed-urls=${prometheus.url}`,
+          `--log-level=${o.operator?.logLevel ?? "info"}`,
+          ...(o.operator?.extraArgs ?? []),
+        ],
+        logFile: join(cluster.dir, "operator.log"),
+        cwd: repoRoot(),
+      });
     const stack: Stack = {
       cluster,
       prometheus,

@@ -78,7 +78,9 @@ describe("size bounds: the API server draws the line where the operator does", (
 });
 
 describe("samples", () => {
-  const files = readdirSync(SAMPLES_DIR).filter((f) => f.endsWith(".yaml")).sort();
+  const files = readdirSync(SAMPLES_DIR)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort();
 
   it("kubectl apply -f deploy/samples/ works", async () => {
     expect(files.length).toBe(3);
@@ -107,17 +109,56 @@ describe("samples", () => {
     const status: MoEDeploymentStatus = {
       observedGeneration: 1,
       conditions: [
-        { type: ConditionType.Ready, status: "True", reason: ConditionReason.AllComponentsReady, message: "2 shards serving within SLO", lastTransitionTime: "2025-01-01T00:00:00Z", observedGeneration: 1 },
-        { type: ConditionType.SLOMet, status: "True", reason: ConditionReason.WithinTarget, message: "p99 36.5 ms <= 40 ms", lastTransitionTime: "2025-01-01T00:00:00Z", observedGeneration: 1 },
+        {
+          type: ConditionType.Ready,
+          status: "True",
+          reason: ConditionReason.AllComponentsReady,
+          message: "2 shards serving within SLO",
+          lastTransitionTime: "2025-01-01T00:00:00Z",
+          observedGeneration: 1,
+        },
+        {
+          type: ConditionType.SLOMet,
+          status: "True",
+          reason: ConditionReason.WithinTarget,
+          message: "p99 36.5 ms <= 40 ms",
+          lastTransitionTime: "2025-01-01T00:00:00Z",
+          observedGeneration: 1,
+        },
       ],
       selector: "moe.dev/deployment=mixtral-8x7b,moe.dev/component=expert-shard",
-      currentShards: 2, desiredShards: 3, currentGpus: 3, desiredGpus: 4,
-      latency: { metric: "TokenLatency", percentile: 99, observedMs: 36.5, targetMs: 40, sampleTime: "2025-01-01T00:00:00Z" },
+      currentShards: 2,
+      desiredShards: 3,
+      currentGpus: 3,
+      desiredGpus: 4,
+      latency: {
+        metric: "TokenLatency",
+        percentile: 99,
+        observedMs: 36.5,
+        targetMs: 40,
+        sampleTime: "2025-01-01T00:00:00Z",
+      },
       cost: { usdPerHour: 5.67, usdPerMillionTokens: 0.42 },
-      placement: { version: 3, hash: "9f2c4e1a", balancedness: 0.93, movedFraction: 0.08, lastRebalanceTime: "2025-01-01T00:00:00Z" },
+      placement: {
+        version: 3,
+        hash: "9f2c4e1a",
+        balancedness: 0.93,
+        movedFraction: 0.08,
+        lastRebalanceTime: "2025-01-01T00:00:00Z",
+      },
       lastScale: { time: "2025-01-01T00:00:00Z", fromShards: 2, toShards: 3, reason: ConditionReason.SLOTarget },
     };
-    const p = await kubectl(["patch", "moed", "-n", NS, "mixtral-8x7b", "--subresource=status", "--type=merge", "-p", JSON.stringify({ status })]);
+    const p = await kubectl([
+      "patch",
+      "moed",
+      "-n",
+      NS,
+      "mixtral-8x7b",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status }),
+    ]);
     expect(p.code, p.stderr).toBe(0);
     const back = await kubectl(["get", "moed", "-n", NS, "mixtral-8x7b", "-o", "json"]);
     const parsed = parseMoEDeployment(JSON.parse(back.stdout));
@@ -126,22 +167,48 @@ describe("samples", () => {
     const r = await kubectl(["get", "moed", "-n", NS]);
     expect(r.code, r.stderr).toBe(0);
     const [header, ...rows] = r.stdout.trim().split("\n");
-    expect(header!.split(/\s+/)).toEqual(["NAME", "MODE", "READY", "GPUS", "DESIRED", "LATENCY(MS)", "SLO(MS)", "$/H", "AGE"]);
+    expect(header!.split(/\s+/)).toEqual([
+      "NAME",
+      "MODE",
+      "READY",
+      "GPUS",
+      "DESIRED",
+      "LATENCY(MS)",
+      "SLO(MS)",
+      "$/H",
+      "AGE",
+    ]);
     const mixtral = rows.find((l) => l.startsWith("mixtral-8x7b"))!.split(/\s+/);
     expect(mixtral.slice(0, 8)).toEqual(["mixtral-8x7b", "Auto", "True", "3", "4", "36.5", "40", "5.67"]);
     const qwen = rows.find((l) => l.startsWith("qwen3-235b-a22b"))!.split(/\s+/);
     expect(qwen.slice(0, 2)).toEqual(["qwen3-235b-a22b", "Recommend"]);
 
     const wide = await kubectl(["get", "moed", "-n", NS, "-o", "wide"]);
-    expect(wide.stdout.split("\n")[0]!.split(/\s+/)).toEqual(expect.arrayContaining(["REASON", "SHARDS", "METRIC", "BALANCE"]));
+    expect(wide.stdout.split("\n")[0]!.split(/\s+/)).toEqual(
+      expect.arrayContaining(["REASON", "SHARDS", "METRIC", "BALANCE"]),
+    );
     const byCategory = await kubectl(["get", "moe", "-n", NS, "-o", "name"]);
-    expect(byCategory.stdout.trim().split("\n").sort()).toEqual(["moedeployment.moe.dev/deepseek-v3", "moedeployment.moe.dev/mixtral-8x7b", "moedeployment.moe.dev/qwen3-235b-a22b"]);
+    expect(byCategory.stdout.trim().split("\n").sort()).toEqual([
+      "moedeployment.moe.dev/deepseek-v3",
+      "moedeployment.moe.dev/mixtral-8x7b",
+      "moedeployment.moe.dev/qwen3-235b-a22b",
+    ]);
     const selected = await kubectl(["get", "moed", "-n", NS, "--field-selector", "spec.mode=Recommend", "-o", "name"]);
     expect(selected.stdout.trim()).toBe("moedeployment.moe.dev/qwen3-235b-a22b");
   });
 
   it("the operator cannot write spec through the status subresource", async () => {
-    const p = await kubectl(["patch", "moed", "-n", NS, "mixtral-8x7b", "--subresource=status", "--type=merge", "-p", JSON.stringify({ spec: { mode: "Recommend" } })]);
+    const p = await kubectl([
+      "patch",
+      "moed",
+      "-n",
+      NS,
+      "mixtral-8x7b",
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { mode: "Recommend" } }),
+    ]);
     expect(p.code, p.stderr).toBe(0);
     const r = await kubectl(["get", "moed", "-n", NS, "mixtral-8x7b", "-o", "jsonpath={.spec.mode}"]);
     expect(r.stdout).toBe("Auto");
@@ -152,10 +219,20 @@ describe("samples", () => {
     expect(ok.code, ok.stderr).toBe(0);
     const r = await kubectl(["get", "moed", "-n", NS, "mixtral-8x7b", "-o", "jsonpath={.spec.scaling.shards}"]);
     expect(r.stdout).toBe("4");
-    const scale = await kubectl(["get", "--raw", `/apis/moe.dev/v1alpha1/namespaces/${NS}/moedeployments/mixtral-8x7b/scale`]);
-    const s = JSON.parse(scale.stdout) as { spec: { replicas: number }; status: { replicas: number; selector: string } };
+    const scale = await kubectl([
+      "get",
+      "--raw",
+      `/apis/moe.dev/v1alpha1/namespaces/${NS}/moedeployments/mixtral-8x7b/scale`,
+    ]);
+    const s = JSON.parse(scale.stdout) as {
+      spec: { replicas: number };
+      status: { replicas: number; selector: string };
+    };
     expect(s.spec.replicas).toBe(4);
-    expect(s.status).toEqual({ replicas: 2, selector: "moe.dev/deployment=mixtral-8x7b,moe.dev/component=expert-shard" });
+    expect(s.status).toEqual({
+      replicas: 2,
+      selector: "moe.dev/deployment=mixtral-8x7b,moe.dev/component=expert-shard",
+    });
     const tooMany = await kubectl(["scale", "moed", "-n", NS, "mixtral-8x7b", "--replicas=20"]);
     expect(tooMany.code).not.toBe(0);
     expect(tooMany.stderr).toContain("spec.scaling.shards");
@@ -165,7 +242,8 @@ describe("samples", () => {
     const r = await kubectl(["explain", "moedeployment.spec.slo"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("The latency objective the operator scales toward.");
-    for (const f of ["metric", "percentile", "targetLatencyMs", "evaluationWindowSeconds"]) expect(r.stdout).toContain(f);
+    for (const f of ["metric", "percentile", "targetLatencyMs", "evaluationWindowSeconds"])
+      expect(r.stdout).toContain(f);
     expect(r.stdout).toMatch(/targetLatencyMs\s+<integer> -required-/);
     const leaf = await kubectl(["explain", "moed.spec.scaling.shards"]);
     expect(leaf.stdout).toContain("kubectl scale");

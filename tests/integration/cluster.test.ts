@@ -16,8 +16,23 @@ beforeAll(async () => {
   cluster = await startCluster({
     name: "foundation",
     gpuNodes: [
-      { pool: "h100", count: 2, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81559, priceUsdPerGpuHour: 2, nodesPerDomain: 1 },
-      { pool: "h200", count: 1, gpusPerNode: 8, gpuProduct: "NVIDIA-H200-141GB-HBM3e", gpuMemoryMiB: 143771, priceUsdPerGpuHour: 3.5 },
+      {
+        pool: "h100",
+        count: 2,
+        gpusPerNode: 8,
+        gpuProduct: "NVIDIA-H100-80GB-HBM3",
+        gpuMemoryMiB: 81559,
+        priceUsdPerGpuHour: 2,
+        nodesPerDomain: 1,
+      },
+      {
+        pool: "h200",
+        count: 1,
+        gpusPerNode: 8,
+        gpuProduct: "NVIDIA-H200-141GB-HBM3e",
+        gpuMemoryMiB: 143771,
+        priceUsdPerGpuHour: 3.5,
+      },
     ],
   });
   core = cluster.kubeConfig.makeApiClient(CoreV1Api);
@@ -35,7 +50,13 @@ function gpuPod(name: string, gpus: number): V1Pod {
     kind: "Pod",
     metadata: { name, namespace: ns },
     spec: {
-      containers: [{ name: "worker", image: "example.invalid/worker:1", resources: { limits: { "nvidia.com/gpu": String(gpus) } } }],
+      containers: [
+        {
+          name: "worker",
+          image: "example.invalid/worker:1",
+          resources: { limits: { "nvidia.com/gpu": String(gpus) } },
+        },
+      ],
     },
   };
 }
@@ -55,19 +76,30 @@ describe("local control plane", () => {
 
   it("schedules a pod requesting one GPU onto a GPU node and it becomes Running", async () => {
     await core.createNamespacedPod({ namespace: ns, body: gpuPod("one-gpu", 1) });
-    const pod = await waitFor("pod one-gpu Running", async () => {
-      const p = await core.readNamespacedPod({ name: "one-gpu", namespace: ns });
-      return p.status?.phase === "Running" ? p : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    const pod = await waitFor(
+      "pod one-gpu Running",
+      async () => {
+        const p = await core.readNamespacedPod({ name: "one-gpu", namespace: ns });
+        return p.status?.phase === "Running" ? p : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     expect(pod.spec?.nodeName).toMatch(/^h(100|200)-\d$/);
   });
 
   it("keeps a pod that asks for more GPUs than any node has Pending with FailedScheduling", async () => {
     await core.createNamespacedPod({ namespace: ns, body: gpuPod("too-many-gpus", 9) });
-    const event = await waitFor("FailedScheduling event", async () => {
-      const evs = await core.listNamespacedEvent({ namespace: ns, fieldSelector: "involvedObject.name=too-many-gpus" });
-      return evs.items.find((e) => e.reason === "FailedScheduling");
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    const event = await waitFor(
+      "FailedScheduling event",
+      async () => {
+        const evs = await core.listNamespacedEvent({
+          namespace: ns,
+          fieldSelector: "involvedObject.name=too-many-gpus",
+        });
+        return evs.items.find((e) => e.reason === "FailedScheduling");
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     expect(event.message).toMatch(/Insufficient nvidia\.com\/gpu/);
     const p = await core.readNamespacedPod({ name: "too-many-gpus", namespace: ns });
     expect(p.status?.phase).toBe("Pending");
@@ -86,25 +118,37 @@ describe("local control plane", () => {
           selector: { matchLabels: { app: "shards" } },
           template: {
             metadata: { labels: { app: "shards" } },
-            spec: { containers: [{ name: "w", image: "example.invalid/w:1", resources: { limits: { "nvidia.com/gpu": "2" } } }] },
+            spec: {
+              containers: [
+                { name: "w", image: "example.invalid/w:1", resources: { limits: { "nvidia.com/gpu": "2" } } },
+              ],
+            },
           },
         },
       },
     });
-    const running = await waitFor("3 running deployment pods", async () => {
-      const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: "app=shards" })).items;
-      return pods.length === 3 && pods.every((p) => p.status?.phase === "Running") ? pods : undefined;
-    }, { timeoutMs: 90_000, intervalMs: 250 });
+    const running = await waitFor(
+      "3 running deployment pods",
+      async () => {
+        const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: "app=shards" })).items;
+        return pods.length === 3 && pods.every((p) => p.status?.phase === "Running") ? pods : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 250 },
+    );
     const rsOwner = running[0]!.metadata!.ownerReferences?.[0];
     expect(rsOwner?.kind).toBe("ReplicaSet");
     expect(rsOwner?.controller).toBe(true);
 
     await apps.deleteNamespacedDeployment({ name: "shards", namespace: ns, propagationPolicy: "Background" });
-    await waitFor("ReplicaSet and pods garbage-collected", async () => {
-      const rs = (await apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: "app=shards" })).items;
-      const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: "app=shards" })).items;
-      return rs.length === 0 && pods.length === 0 ? true : undefined;
-    }, { timeoutMs: 90_000, intervalMs: 500 });
+    await waitFor(
+      "ReplicaSet and pods garbage-collected",
+      async () => {
+        const rs = (await apps.listNamespacedReplicaSet({ namespace: ns, labelSelector: "app=shards" })).items;
+        const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: "app=shards" })).items;
+        return rs.length === 0 && pods.length === 0 ? true : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
   });
 
   it("answers kubectl with the version-matched client", async () => {

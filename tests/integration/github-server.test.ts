@@ -62,16 +62,33 @@ async function statusOf(p: Promise<unknown>): Promise<number> {
 }
 
 /** Commits `files` on top of `branch` through the git data API (blob, tree with base_tree, commit, ref). */
-async function commitThroughGitData(octokit: ReturnType<typeof client>, gh: FakeGitHub, parentSha: string, files: Record<string, string>, message: string) {
+async function commitThroughGitData(
+  octokit: ReturnType<typeof client>,
+  gh: FakeGitHub,
+  parentSha: string,
+  files: Record<string, string>,
+  message: string,
+) {
   const { owner, repo } = gh;
   const parent = await octokit.rest.git.getCommit({ owner, repo, commit_sha: parentSha });
   const tree = [];
   for (const [path, content] of Object.entries(files)) {
-    const blob = await octokit.rest.git.createBlob({ owner, repo, content: Buffer.from(content).toString("base64"), encoding: "base64" });
+    const blob = await octokit.rest.git.createBlob({
+      owner,
+      repo,
+      content: Buffer.from(content).toString("base64"),
+      encoding: "base64",
+    });
     tree.push({ path, mode: "100644" as const, type: "blob" as const, sha: blob.data.sha });
   }
   const newTree = await octokit.rest.git.createTree({ owner, repo, base_tree: parent.data.tree.sha, tree });
-  const commit = await octokit.rest.git.createCommit({ owner, repo, message, tree: newTree.data.sha, parents: [parentSha] });
+  const commit = await octokit.rest.git.createCommit({
+    owner,
+    repo,
+    message,
+    tree: newTree.data.sha,
+    parents: [parentSha],
+  });
   return commit.data.sha;
 }
 
@@ -97,7 +114,10 @@ afterAll(async () => {
 });
 
 async function start(name: string): Promise<FakeGitHub> {
-  gh = await startFakeGitHub({ dir: join(dir, name), files: { [FILE]: "maxShards: 8 # the bound\n", "README.md": "# fleet\n" } });
+  gh = await startFakeGitHub({
+    dir: join(dir, name),
+    files: { [FILE]: "maxShards: 8 # the bound\n", "README.md": "# fleet\n" },
+  });
   return gh;
 }
 
@@ -113,29 +133,63 @@ describe("local GitHub API server", () => {
     const repoInfo = await octokit.rest.repos.get({ owner, repo });
     expect(repoInfo.data.default_branch).toBe("main");
     const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
-    expect((await octokit.rest.repos.getBranch({ owner, repo, branch: "main" })).data.commit.sha).toBe(base.data.object.sha);
-    const sha = await commitThroughGitData(octokit, gh, base.data.object.sha, { [FILE]: "maxShards: 12 # the bound\n" }, "Raise maxShards to 12");
+    expect((await octokit.rest.repos.getBranch({ owner, repo, branch: "main" })).data.commit.sha).toBe(
+      base.data.object.sha,
+    );
+    const sha = await commitThroughGitData(
+      octokit,
+      gh,
+      base.data.object.sha,
+      { [FILE]: "maxShards: 12 # the bound\n" },
+      "Raise maxShards to 12",
+    );
     await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha });
     const matching = await octokit.rest.git.listMatchingRefs({ owner, repo, ref: "heads/moe-operator/" });
     expect(matching.data.map((r) => r.ref)).toEqual([`refs/heads/${BRANCH}`]);
 
-    const created = await octokit.rest.pulls.create({ owner, repo, head: `${owner}:${BRANCH}`, base: "main", title: "Raise maxShards to 12", body: "| p99 | SLO |" });
+    const created = await octokit.rest.pulls.create({
+      owner,
+      repo,
+      head: `${owner}:${BRANCH}`,
+      base: "main",
+      title: "Raise maxShards to 12",
+      body: "| p99 | SLO |",
+    });
     expect(created.status).toBe(201);
     expect(created.headers.location).toBe(created.data.url);
     expect(created.data.head.sha).toBe(sha);
     expect(created.data.commits).toBe(1);
 
-    const second = await octokit.rest.pulls.create({ owner, repo, head: `${owner}:${BRANCH}`, base: "main", title: "again" }).catch((e: unknown) => e);
+    const second = await octokit.rest.pulls
+      .create({ owner, repo, head: `${owner}:${BRANCH}`, base: "main", title: "again" })
+      .catch((e: unknown) => e);
     expect((second as { status: number }).status).toBe(422);
     expect((second as Error).message).toContain(`A pull request already exists for ${owner}:${BRANCH}.`);
 
-    const listed = await octokit.rest.pulls.list({ owner, repo, head: `${owner}:${BRANCH}`, state: "open", base: "main" });
+    const listed = await octokit.rest.pulls.list({
+      owner,
+      repo,
+      head: `${owner}:${BRANCH}`,
+      state: "open",
+      base: "main",
+    });
     const paged = await octokit.paginate(octokit.rest.pulls.list, { owner, repo, state: "all", per_page: 1 });
     expect(paged.map((p) => p.number)).toEqual([created.data.number]);
     expect(listed.data.map((p) => p.number)).toEqual([created.data.number]);
-    const updated = await octokit.rest.pulls.update({ owner, repo, pull_number: created.data.number, title: "Raise maxShards to 14", body: "new evidence" });
+    const updated = await octokit.rest.pulls.update({
+      owner,
+      repo,
+      pull_number: created.data.number,
+      title: "Raise maxShards to 14",
+      body: "new evidence",
+    });
     expect(updated.data.title).toBe("Raise maxShards to 14");
-    const comment = await octokit.rest.issues.createComment({ owner, repo, issue_number: created.data.number, body: "updated" });
+    const comment = await octokit.rest.issues.createComment({
+      owner,
+      repo,
+      issue_number: created.data.number,
+      body: "updated",
+    });
     expect(comment.status).toBe(201);
     const closed = await octokit.rest.pulls.update({ owner, repo, pull_number: created.data.number, state: "closed" });
     expect(closed.data.state).toBe("closed");
@@ -143,7 +197,16 @@ describe("local GitHub API server", () => {
     await octokit.rest.git.deleteRef({ owner, repo, ref: `heads/${BRANCH}` });
     await expect(startFakeGitHub({ dir: join(dir, "flow") })).rejects.toThrow(/already holds a repository/);
     expect(gh.pullRequests()).toEqual([
-      { number: created.data.number, state: "closed", merged: false, title: "Raise maxShards to 14", body: "new evidence", head: BRANCH, base: "main", headSha: sha },
+      {
+        number: created.data.number,
+        state: "closed",
+        merged: false,
+        title: "Raise maxShards to 14",
+        body: "new evidence",
+        head: BRANCH,
+        base: "main",
+        headSha: sha,
+      },
     ]);
     expect(gh.comments()).toEqual([{ issueNumber: created.data.number, body: "updated" }]);
 
@@ -170,12 +233,27 @@ describe("local GitHub API server", () => {
     const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
     await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha: base.data.object.sha });
     const put = (content: string, sha?: string) =>
-      octokit.rest.repos.createOrUpdateFileContents({ owner, repo, path: FILE, branch: BRANCH, message: "Raise maxShards", content: Buffer.from(content).toString("base64"), sha });
+      octokit.rest.repos.createOrUpdateFileContents({
+        owner,
+        repo,
+        path: FILE,
+        branch: BRANCH,
+        message: "Raise maxShards",
+        content: Buffer.from(content).toString("base64"),
+        sha,
+      });
     const updated = await put("maxShards: 10\n", data.sha);
     expect(updated.status).toBe(200);
     expect(await statusOf(put("maxShards: 11\n", data.sha))).toBe(409);
     expect(await statusOf(put("maxShards: 11\n"))).toBe(422);
-    const createdFile = await octokit.rest.repos.createOrUpdateFileContents({ owner, repo, path: "new/file.yaml", branch: BRANCH, message: "Add", content: Buffer.from("a: 1\n").toString("base64") });
+    const createdFile = await octokit.rest.repos.createOrUpdateFileContents({
+      owner,
+      repo,
+      path: "new/file.yaml",
+      branch: BRANCH,
+      message: "Add",
+      content: Buffer.from("a: 1\n").toString("base64"),
+    });
     expect(createdFile.status).toBe(201);
     expect(await gitShow(gh, `${BRANCH}:${FILE}`)).toBe("maxShards: 10\n");
     expect(await gitShow(gh, `${BRANCH}:new/file.yaml`)).toBe("a: 1\n");
@@ -188,13 +266,21 @@ describe("local GitHub API server", () => {
     const octokit = client(gh);
     const { owner, repo } = gh;
     const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
-    const first = await commitThroughGitData(octokit, gh, base.data.object.sha, { [FILE]: "maxShards: 12\n" }, "Raise maxShards");
+    const first = await commitThroughGitData(
+      octokit,
+      gh,
+      base.data.object.sha,
+      { [FILE]: "maxShards: 12\n" },
+      "Raise maxShards",
+    );
     await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha: first });
     const pr = await octokit.rest.pulls.create({ owner, repo, head: BRANCH, base: "main", title: "Raise maxShards" });
 
     const moved = await gh.commitToBase({ "README.md": "# fleet, edited by a human\n" }, "Human edit");
     expect((await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" })).data.object.sha).toBe(moved);
-    expect((await octokit.rest.pulls.get({ owner, repo, pull_number: pr.data.number })).data.mergeable_state).toBe("behind");
+    expect((await octokit.rest.pulls.get({ owner, repo, pull_number: pr.data.number })).data.mergeable_state).toBe(
+      "behind",
+    );
 
     const rebuilt = await commitThroughGitData(octokit, gh, moved, { [FILE]: "maxShards: 12\n" }, "Raise maxShards");
     expect(await statusOf(octokit.rest.git.updateRef({ owner, repo, ref: `heads/${BRANCH}`, sha: rebuilt }))).toBe(422);
@@ -214,7 +300,11 @@ describe("local GitHub API server", () => {
     await start("trees");
     const octokit = client(gh);
     const { owner, repo } = gh;
-    const head = await octokit.rest.git.getCommit({ owner, repo, commit_sha: (await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" })).data.object.sha });
+    const head = await octokit.rest.git.getCommit({
+      owner,
+      repo,
+      commit_sha: (await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" })).data.object.sha,
+    });
     const tree = await octokit.rest.git.createTree({
       owner,
       repo,
@@ -227,10 +317,23 @@ describe("local GitHub API server", () => {
     });
     const listed = await octokit.rest.git.getTree({ owner, repo, tree_sha: tree.data.sha, recursive: "1" });
     expect(listed.data.tree.map((e) => `${e.type} ${e.path}`)).toEqual(["tree placement", "blob placement/v2.json"]);
-    const commit = await octokit.rest.git.createCommit({ owner, repo, message: "Replace", tree: tree.data.sha, parents: [head.data.sha], author: { name: "Bot", email: "bot@example.com", date: "2026-01-02T03:04:05Z" } });
+    const commit = await octokit.rest.git.createCommit({
+      owner,
+      repo,
+      message: "Replace",
+      tree: tree.data.sha,
+      parents: [head.data.sha],
+      author: { name: "Bot", email: "bot@example.com", date: "2026-01-02T03:04:05Z" },
+    });
     expect(commit.data.author).toEqual({ name: "Bot", email: "bot@example.com", date: "2026-01-02T03:04:05Z" });
     expect(await gitShow(gh, `${commit.data.sha}:placement/v2.json`)).toBe('{"physical_to_logical_map":[]}\n');
-    const badParent = octokit.rest.git.createCommit({ owner, repo, message: "x", tree: tree.data.sha, parents: ["0".repeat(40)] });
+    const badParent = octokit.rest.git.createCommit({
+      owner,
+      repo,
+      message: "x",
+      tree: tree.data.sha,
+      parents: ["0".repeat(40)],
+    });
     expect(await statusOf(badParent)).toBe(422);
     expect(gh.violations).toEqual([]);
   });
@@ -240,16 +343,30 @@ describe("local GitHub API server", () => {
     const octokit = client(gh);
     const { owner, repo } = gh;
     const base = await octokit.rest.git.getRef({ owner, repo, ref: "heads/main" });
-    const sha = await commitThroughGitData(octokit, gh, base.data.object.sha, { [FILE]: "maxShards: 16\n" }, "Raise maxShards to 16");
+    const sha = await commitThroughGitData(
+      octokit,
+      gh,
+      base.data.object.sha,
+      { [FILE]: "maxShards: 16\n" },
+      "Raise maxShards to 16",
+    );
     await octokit.rest.git.createRef({ owner, repo, ref: `refs/heads/${BRANCH}`, sha });
-    const pr = await octokit.rest.pulls.create({ owner, repo, head: `${owner}:${BRANCH}`, base: "main", title: "Raise maxShards to 16" });
+    const pr = await octokit.rest.pulls.create({
+      owner,
+      repo,
+      head: `${owner}:${BRANCH}`,
+      base: "main",
+      title: "Raise maxShards to 16",
+    });
     await gh.commitToBase({ "README.md": "# fleet v2\n" }, "Unrelated human edit");
     const mergeSha = await gh.mergePullRequest(pr.data.number);
     const merged = await octokit.rest.pulls.get({ owner, repo, pull_number: pr.data.number });
     expect([merged.data.state, merged.data.merged, merged.data.merge_commit_sha]).toEqual(["closed", true, mergeSha]);
     expect(await gitShow(gh, `main:${FILE}`)).toBe("maxShards: 16\n");
     expect(await gitShow(gh, "main:README.md")).toBe("# fleet v2\n");
-    expect(await statusOf(octokit.rest.pulls.update({ owner, repo, pull_number: pr.data.number, state: "open" }))).toBe(422);
+    expect(await statusOf(octokit.rest.pulls.update({ owner, repo, pull_number: pr.data.number, state: "open" }))).toBe(
+      422,
+    );
     await expect(gh.mergePullRequest(pr.data.number)).rejects.toThrow(/cannot merge pull request/);
     expect(gh.violations).toEqual([]);
   });
@@ -287,7 +404,9 @@ describe("local GitHub API server", () => {
   it("answers 401 after the token is revoked (until restored), and for a wrong token, with GitHub's body", async () => {
     await start("revoked");
     const { owner, repo } = gh;
-    const wrong = await client(gh, [], { token: "ghp_wrong" }).rest.repos.get({ owner, repo }).catch((e: unknown) => e);
+    const wrong = await client(gh, [], { token: "ghp_wrong" })
+      .rest.repos.get({ owner, repo })
+      .catch((e: unknown) => e);
     expect((wrong as { status: number }).status).toBe(401);
     expect((wrong as { response: { data: { message: string } } }).response.data.message).toBe("Bad credentials");
 
@@ -307,13 +426,20 @@ describe("local GitHub API server", () => {
     const octokit = client(gh);
     const { owner, repo } = gh;
     // Deliberately malformed (the types would refuse it): POST pulls without `head`.
-    const noHead = octokit.request("POST /repos/{owner}/{repo}/pulls", { owner, repo, base: "main", title: "no head" } as never);
+    const noHead = octokit.request("POST /repos/{owner}/{repo}/pulls", {
+      owner,
+      repo,
+      base: "main",
+      title: "no head",
+    } as never);
     expect(await statusOf(noHead)).toBe(422);
     expect(gh.violations.join("\n")).toMatch(/pulls\/create.*request body.*head/);
 
     const unserved = octokit.request("GET /repos/{owner}/{repo}/branches", { owner, repo });
     expect(await statusOf(unserved)).toBe(404);
-    expect(gh.violations.join("\n")).toContain("repos/list-branches (GET /repos/{owner}/{repo}/branches) is not emulated");
+    expect(gh.violations.join("\n")).toContain(
+      "repos/list-branches (GET /repos/{owner}/{repo}/branches) is not emulated",
+    );
 
     const badQuery = octokit.request("GET /repos/{owner}/{repo}/pulls", { owner, repo, state: "merged" } as never);
     expect(await statusOf(badQuery)).toBe(200);
@@ -326,9 +452,18 @@ describe("local GitHub API server", () => {
 
   it("checks responses against the description: a wrong body is a violation", async () => {
     const checker = await loadOpenApiChecker(SERVED_OPERATIONS);
-    expect(checker.checkResponse("git/get-ref", 200, { ref: "refs/heads/main", url: "x", node_id: "n", object: { sha: 1 } })).not.toEqual([]);
-    expect(checker.checkResponse("git/delete-ref", 201, undefined)).toEqual(["response status 201 is not documented for git/delete-ref"]);
-    expect(checker.checkResponse("git/get-ref", 404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" })).toEqual([]);
+    expect(
+      checker.checkResponse("git/get-ref", 200, { ref: "refs/heads/main", url: "x", node_id: "n", object: { sha: 1 } }),
+    ).not.toEqual([]);
+    expect(checker.checkResponse("git/delete-ref", 201, undefined)).toEqual([
+      "response status 201 is not documented for git/delete-ref",
+    ]);
+    expect(
+      checker.checkResponse("git/get-ref", 404, {
+        message: "Not Found",
+        documentation_url: "https://docs.github.com/rest",
+      }),
+    ).toEqual([]);
   });
 
   it("issues installation tokens for a verified app JWT and serves GHE-style /api/v3 URLs", async () => {
@@ -342,11 +477,17 @@ describe("local GitHub API server", () => {
     const asInstallation = client(gh, [], { token: issued.data.token, baseUrl: `${gh.url}/api/v3` });
     expect((await asInstallation.rest.pulls.list({ owner, repo })).status).toBe(200);
 
-    const otherKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const otherKey = generateKeyPairSync("rsa", { modulusLength: 2048 })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
     const forged = client(gh, [], { token: appJwt(gh.app.appId, otherKey) });
-    expect(await statusOf(forged.rest.apps.createInstallationAccessToken({ installation_id: gh.app.installationId }))).toBe(401);
+    expect(
+      await statusOf(forged.rest.apps.createInstallationAccessToken({ installation_id: gh.app.installationId })),
+    ).toBe(401);
     const tooLong = client(gh, [], { token: appJwt(gh.app.appId, gh.app.privateKeyPem, undefined, 3600) });
-    expect(await statusOf(tooLong.rest.apps.createInstallationAccessToken({ installation_id: gh.app.installationId }))).toBe(401);
+    expect(
+      await statusOf(tooLong.rest.apps.createInstallationAccessToken({ installation_id: gh.app.installationId })),
+    ).toBe(401);
     expect(await statusOf(asApp.rest.pulls.list({ owner, repo }))).toBe(401);
     expect(gh.violations).toEqual([]);
   });

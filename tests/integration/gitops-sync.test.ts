@@ -45,12 +45,21 @@ let requeued: number;
 let secrets: Map<string, Record<string, string>>;
 
 function deployment(over: Record<string, unknown> = {}): MoEDeployment {
-  const o = testMoEDeployment("tiny", "default", { maxShards: 6 }) as { spec: Record<string, unknown>; metadata: Record<string, unknown> };
+  const o = testMoEDeployment("tiny", "default", { maxShards: 6 }) as {
+    spec: Record<string, unknown>;
+    metadata: Record<string, unknown>;
+  };
   o.metadata.uid = "uid-1";
   o.spec.mode = "PullRequest";
   o.spec.gitops = {
-    repository: `${gh.owner}/${gh.repo}`, path: PATH, apiUrl: gh.url, credentials: { tokenSecretRef: { name: "gh" } },
-    learningWindowSeconds: 0, raiseAfterSeconds: 60, pullRequests: { hourlyLimit: 3 }, ...over,
+    repository: `${gh.owner}/${gh.repo}`,
+    path: PATH,
+    apiUrl: gh.url,
+    credentials: { tokenSecretRef: { name: "gh" } },
+    learningWindowSeconds: 0,
+    raiseAfterSeconds: 60,
+    pullRequests: { hourlyLimit: 3 },
+    ...over,
   };
   const r = parseMoEDeployment(o);
   if (!r.ok) throw new Error(JSON.stringify(r.issues));
@@ -58,16 +67,33 @@ function deployment(over: Record<string, unknown> = {}): MoEDeployment {
 }
 
 const atMax = (nowMs: number, required = 9): BoundObservation => ({
-  nowMs, desiredShards: 6, observedP99Ms: 180, targetMs: 100, maxBoundRequiredShards: required, metricsHeld: false,
-  gpus: 7, usdPerHour: 14, reason: "AtMaxGpus", message: `the SLO needs ${required} GPUs but maxGpus is 6`,
+  nowMs,
+  desiredShards: 6,
+  observedP99Ms: 180,
+  targetMs: 100,
+  maxBoundRequiredShards: required,
+  metricsHeld: false,
+  gpus: 7,
+  usdPerHour: 14,
+  reason: "AtMaxGpus",
+  message: `the SLO needs ${required} GPUs but maxGpus is 6`,
 });
 
 function newSync(): PullRequestSync {
-  const sink = new Writable({ write(chunk, _e, cb) { logLines.push(...String(chunk).split("\n").filter(Boolean)); cb(); } });
+  const sink = new Writable({
+    write(chunk, _e, cb) {
+      logLines.push(...String(chunk).split("\n").filter(Boolean));
+      cb();
+    },
+  });
   return new PullRequestSync({
     readSecret: async (ns, name) => secrets.get(`${ns}/${name}`),
-    event: async (_d, type, reason, message) => { events.push(`${type} ${reason} ${message}`); },
-    requeue: () => { requeued++; },
+    event: async (_d, type, reason, message) => {
+      events.push(`${type} ${reason} ${message}`);
+    },
+    requeue: () => {
+      requeued++;
+    },
     canWrite: () => true,
     clock,
     logger: createRootLogger({ level: "debug", destination: sink }),
@@ -86,12 +112,21 @@ function feed(sync: PullRequestSync, d: MoEDeployment, fromMs: number, toMs: num
   return c!;
 }
 
-async function settle(sync: PullRequestSync, d: MoEDeployment, o: BoundObservation, pred: (c: GitOpsCondition) => boolean): Promise<GitOpsCondition> {
+async function settle(
+  sync: PullRequestSync,
+  d: MoEDeployment,
+  o: BoundObservation,
+  pred: (c: GitOpsCondition) => boolean,
+): Promise<GitOpsCondition> {
   let last: GitOpsCondition | undefined;
-  return waitFor("GitOpsSynced", async () => {
-    last = sync.observe(d, o);
-    return pred(last) ? last : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 50, onTimeout: () => JSON.stringify(last) });
+  return waitFor(
+    "GitOpsSynced",
+    async () => {
+      last = sync.observe(d, o);
+      return pred(last) ? last : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 50, onTimeout: () => JSON.stringify(last) },
+  );
 }
 
 const setTime = (ms: number) => clock.advance(ms - clock.nowMs());
@@ -130,10 +165,18 @@ describe("PullRequestSync", () => {
     const prs = gh.requests.filter((r) => r.operationId === "pulls/create");
     expect(prs).toHaveLength(1);
     expect(events.some((e) => e.startsWith("Normal PullRequestOpened ") && e.includes("/pull/1"))).toBe(true);
-    const pr = (await new Octokit({ auth: gh.token, baseUrl: gh.url }).rest.pulls.get({ owner: gh.owner, repo: gh.repo, pull_number: 1 })).data;
+    const pr = (
+      await new Octokit({ auth: gh.token, baseUrl: gh.url }).rest.pulls.get({
+        owner: gh.owner,
+        repo: gh.repo,
+        pull_number: 1,
+      })
+    ).data;
     expect(pr.title).toBe("moe-operator: default/tiny: maxShards 6 -> 9");
     expect(pr.head.ref).toBe(BRANCH);
-    expect(pr.body).toContain("| `spec.scaling.maxShards` | 6 | 9 | SLOMet was False at maxShards=6 for 60 s; the SLO needed up to 9 shards |");
+    expect(pr.body).toContain(
+      "| `spec.scaling.maxShards` | 6 | 9 | SLOMet was False at maxShards=6 for 60 s; the SLO needed up to 9 shards |",
+    );
     expect(pr.body).toContain("| 180.0 ms | 100 ms | 7 | 14.00 | 60 s |");
     expect(pr.body).toContain("`AtMaxGpus`: the SLO needs 9 GPUs but maxGpus is 6");
     expect(gh.violations).toEqual([]);
@@ -148,8 +191,16 @@ describe("PullRequestSync", () => {
     feed(restarted, d, 1_600_000, 1_660_000);
     await settle(restarted, d, atMax(1_660_000), (x) => x.reason === "PullRequestOpen");
     const after = gh.requests.slice(before);
-    expect(after.filter((r) => r.operationId === "repos/create-or-update-file-contents" || r.operationId === "pulls/create" || r.operationId?.startsWith("git/"))
-      .filter((r) => r.method !== "GET")).toEqual([]);
+    expect(
+      after
+        .filter(
+          (r) =>
+            r.operationId === "repos/create-or-update-file-contents" ||
+            r.operationId === "pulls/create" ||
+            r.operationId?.startsWith("git/"),
+        )
+        .filter((r) => r.method !== "GET"),
+    ).toEqual([]);
   });
 
   it("updates the same pull request when the proposal grows, within the hourly limit, and never opens a second", async () => {
@@ -158,7 +209,12 @@ describe("PullRequestSync", () => {
     feed(sync, d, 1_000_000, 1_060_000);
     await settle(sync, d, atMax(1_060_000), (x) => x.reason === "PullRequestOpen");
     feed(sync, d, 1_070_000, 1_080_000, 12);
-    const c2 = await settle(sync, d, atMax(1_080_000, 12), (x) => x.reason === "PullRequestOpen" && x.message.includes("6 -> 12"));
+    const c2 = await settle(
+      sync,
+      d,
+      atMax(1_080_000, 12),
+      (x) => x.reason === "PullRequestOpen" && x.message.includes("6 -> 12"),
+    );
     expect(c2.message).toContain("/pull/1:");
     expect(await git("show", `${BRANCH}:${PATH}`)).toContain("maxShards: 12 # raise only");
     // A third change within the hour is held back by hourlyLimit=2.
@@ -169,7 +225,12 @@ describe("PullRequestSync", () => {
     expect(await git("show", `${BRANCH}:${PATH}`)).toContain("maxShards: 12 #");
     // After the hour it goes through, to the same pull request.
     setTime(1_100_000 + 3_600_000);
-    const c4 = await settle(sync, d, atMax(clock.nowMs(), 20), (x) => x.reason === "PullRequestOpen" && x.message.includes("6 -> 20"));
+    const c4 = await settle(
+      sync,
+      d,
+      atMax(clock.nowMs(), 20),
+      (x) => x.reason === "PullRequestOpen" && x.message.includes("6 -> 20"),
+    );
     expect(c4.message).toContain("/pull/1:");
     expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
     expect(gh.violations).toEqual([]);
@@ -211,7 +272,11 @@ describe("PullRequestSync", () => {
 
     const auto = { ...d, spec: { ...d.spec, mode: "Auto" as const } };
     sync.retire(auto);
-    await waitFor("branch deleted", async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined), { timeoutMs: 20_000, intervalMs: 100 });
+    await waitFor(
+      "branch deleted",
+      async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined),
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     expect(gh.requests.filter((r) => r.operationId === "pulls/update").length).toBeGreaterThan(0);
     expect(events.some((e) => e.startsWith("Normal PullRequestClosed"))).toBe(true);
     expect(gh.violations).toEqual([]);
@@ -222,26 +287,55 @@ describe("PullRequestSync", () => {
     const t0 = Date.now(); // the server checks the JWT against the wall clock, as GitHub does
     setTime(t0);
     const sync = newSync();
-    const d = deployment({ credentials: { githubApp: { appId: gh.app.appId, installationId: gh.app.installationId, privateKeySecretRef: { name: "app-key" } } } });
+    const d = deployment({
+      credentials: {
+        githubApp: {
+          appId: gh.app.appId,
+          installationId: gh.app.installationId,
+          privateKeySecretRef: { name: "app-key" },
+        },
+      },
+    });
     feed(sync, d, t0, t0 + 60_000);
     await settle(sync, d, atMax(t0 + 60_000), (x) => x.reason === "PullRequestOpen");
     expect(gh.requests.filter((r) => r.operationId === "apps/create-installation-access-token")).toHaveLength(1);
-    expect(gh.requests.filter((r) => r.operationId === "pulls/create").map((r) => r.authorization?.split(" ")[0]?.toLowerCase())).toEqual(["token"]);
+    expect(
+      gh.requests
+        .filter((r) => r.operationId === "pulls/create")
+        .map((r) => r.authorization?.split(" ")[0]?.toLowerCase()),
+    ).toEqual(["token"]);
 
     // Someone pushes to the base branch; the next update restarts the branch from the new base.
     const moved = await gh.commitToBase({ "README.md": "hello\n" }, "docs");
     feed(sync, d, t0 + 70_000, t0 + 80_000, 14);
-    await settle(sync, d, atMax(t0 + 80_000, 14), (x) => x.reason === "PullRequestOpen" && x.message.includes("6 -> 14"));
+    await settle(
+      sync,
+      d,
+      atMax(t0 + 80_000, 14),
+      (x) => x.reason === "PullRequestOpen" && x.message.includes("6 -> 14"),
+    );
     expect((await git("rev-parse", `${BRANCH}~1`)).trim()).toBe(moved);
     expect(await git("show", `${BRANCH}:${PATH}`)).toBe(MANIFEST.replace("maxShards: 6 #", "maxShards: 14 #"));
     expect(gh.requests.filter((r) => r.operationId === "apps/create-installation-access-token")).toHaveLength(1); // cached
 
     sync.forget("default/tiny");
-    await waitFor("branch deleted", async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined), { timeoutMs: 20_000, intervalMs: 100 });
-    const pr = (await new Octokit({ auth: gh.token, baseUrl: gh.url }).rest.pulls.get({ owner: gh.owner, repo: gh.repo, pull_number: 1 })).data;
+    await waitFor(
+      "branch deleted",
+      async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined),
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const pr = (
+      await new Octokit({ auth: gh.token, baseUrl: gh.url }).rest.pulls.get({
+        owner: gh.owner,
+        repo: gh.repo,
+        pull_number: 1,
+      })
+    ).data;
     expect(pr.state).toBe("closed");
     // Known defect of the local server (not of the operator's requests): the URLs of an App's bot user
     // (login "slug[bot]") are not valid URIs in its responses (src/testing/github/shapes.ts).
-    expect(gh.violations.filter((v) => !/^\S+ \S+ \(pulls\/\S+\) -> 20\d: response 20\d: (\/0)?\/user\//.test(v))).toEqual([]);
+    expect(
+      gh.violations.filter((v) => !/^\S+ \S+ \(pulls\/\S+\) -> 20\d: response 20\d: (\/0)?\/user\//.test(v)),
+    ).toEqual([]);
   });
 });

@@ -36,11 +36,17 @@ let operator: ManagedProcess;
 let gh: FakeGitHub;
 
 function moed(mode: "PullRequest" | "Auto", latencyMs: number) {
-  const o = testMoEDeployment(NAME, "default", { maxShards: 5, latencyMs, targetLatencyMs: 100 }) as { spec: Record<string, unknown> };
+  const o = testMoEDeployment(NAME, "default", { maxShards: 5, latencyMs, targetLatencyMs: 100 }) as {
+    spec: Record<string, unknown>;
+  };
   o.spec.mode = mode;
   o.spec.gitops = {
-    repository: `${gh.owner}/${gh.repo}`, path: PATH, apiUrl: gh.url, credentials: { tokenSecretRef: { name: "github" } },
-    learningWindowSeconds: 0, raiseAfterSeconds: 10,
+    repository: `${gh.owner}/${gh.repo}`,
+    path: PATH,
+    apiUrl: gh.url,
+    credentials: { tokenSecretRef: { name: "github" } },
+    learningWindowSeconds: 0,
+    raiseAfterSeconds: 10,
   };
   return o;
 }
@@ -49,14 +55,31 @@ const git = async (...args: string[]) => (await execFileAsync("git", ["-C", gh.r
 const gitops = async () => condition(await moedStatus(cluster, NAME), "GitOpsSynced");
 
 beforeAll(async () => {
-  cluster = await startCluster({ name: "gitops", gpuNodes: [{ pool: "h100", count: 1, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81559, priceUsdPerGpuHour: 2 }] });
+  cluster = await startCluster({
+    name: "gitops",
+    gpuNodes: [
+      {
+        pool: "h100",
+        count: 1,
+        gpusPerNode: 8,
+        gpuProduct: "NVIDIA-H100-80GB-HBM3",
+        gpuMemoryMiB: 81559,
+        priceUsdPerGpuHour: 2,
+      },
+    ],
+  });
   gh = await startFakeGitHub({ dir: join(cluster.dir, "github"), files: { [PATH]: MANIFEST } });
   const crd = await cluster.kubectl(["apply", "--server-side", "-f", "crds/"]);
   expect(crd.code, crd.stderr).toBe(0);
   await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
   const secret = await cluster.kubectl(["create", "secret", "generic", "github", `--from-literal=token=${gh.token}`]);
   expect(secret.code, secret.stderr).toBe(0);
-  operator = startOperatorProcess({ kubeconfigPath: cluster.kubeconfigPath, dir: cluster.dir, identity: "op-gitops", extraArgs: [`--github-allowed-urls=${gh.url}`] });
+  operator = startOperatorProcess({
+    kubeconfigPath: cluster.kubeconfigPath,
+    dir: cluster.dir,
+    identity: "op-gitops",
+    extraArgs: [`--github-allowed-urls=${gh.url}`],
+  });
 });
 
 afterAll(async () => {
@@ -70,7 +93,13 @@ describe("mode PullRequest", () => {
   it("held at maxShards for the sustained window, opens one pull request raising maxShards, with evidence, and changes nothing in the cluster", async () => {
     await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(12_000, [1, 2])));
     await applyJson(cluster, moed("PullRequest", 180));
-    const s = await waitForStatus(cluster, NAME, "GitOpsSynced PullRequestOpen", (st) => condition(st, "GitOpsSynced")?.reason === "PullRequestOpen", 120_000);
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "GitOpsSynced PullRequestOpen",
+      (st) => condition(st, "GitOpsSynced")?.reason === "PullRequestOpen",
+      120_000,
+    );
     const c = condition(s, "GitOpsSynced")!;
     expect(c.status).toBe("True");
     expect(c.message).toMatch(/\/pull\/1: moe-operator: default\/tiny: maxShards 5 -> \d+/);
@@ -79,13 +108,22 @@ describe("mode PullRequest", () => {
 
     const onBranch = await git("show", `${BRANCH}:${PATH}`);
     expect(onBranch).toBe(MANIFEST.replace("maxShards: 5 #", `maxShards: ${proposed} #`));
-    expect((await git("log", "-1", "--format=%s", BRANCH)).trim()).toBe(`moe-operator: default/tiny: maxShards 5 -> ${proposed}`);
+    expect((await git("log", "-1", "--format=%s", BRANCH)).trim()).toBe(
+      `moe-operator: default/tiny: maxShards 5 -> ${proposed}`,
+    );
     expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
     const body = (await readPr(1)).body ?? "";
     expect(body).toMatch(/\| 180\.0 ms \| 100 ms \| \d+ \| \d+\.\d\d \| \d+ s \|/);
     expect(body).toContain("SLOMet was False at maxShards=5");
 
-    const events = await cluster.kubectl(["get", "events", "--field-selector", `involvedObject.name=${NAME},reason=PullRequestOpened`, "-o", "jsonpath={.items[*].message}"]);
+    const events = await cluster.kubectl([
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=PullRequestOpened`,
+      "-o",
+      "jsonpath={.items[*].message}",
+    ]);
     expect(events.stdout).toContain(`${gh.url}/`.replace(/\/$/, ""));
     expect(events.stdout).toContain("/pull/1");
     const pods = await cluster.kubectl(["get", "pods", "-l", `moe.dev/deployment=${NAME}`, "-o", "name"]);
@@ -106,10 +144,16 @@ describe("mode PullRequest", () => {
     gh.inject({ kind: "secondary-rate-limit", retryAfterS: 1, count: 1 });
     const first = (await gitops())!.message;
     await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(30_000, [1, 2])));
-    const s = await waitForStatus(cluster, NAME, "updated pull request", (st) => {
-      const c = condition(st, "GitOpsSynced");
-      return c?.reason === "PullRequestOpen" && c.message !== first;
-    }, 120_000);
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "updated pull request",
+      (st) => {
+        const c = condition(st, "GitOpsSynced");
+        return c?.reason === "PullRequestOpen" && c.message !== first;
+      },
+      120_000,
+    );
     expect(condition(s, "GitOpsSynced")!.message).toContain("/pull/1: ");
     expect(gh.requests.some((r) => r.status >= 500)).toBe(true);
     expect(gh.requests.some((r) => r.status === 403)).toBe(true);
@@ -119,7 +163,11 @@ describe("mode PullRequest", () => {
 
   it("switching to Auto closes the pull request and deletes the branch", async () => {
     await applyJson(cluster, moed("Auto", 40));
-    await waitFor("branch deleted", async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined), { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      "branch deleted",
+      async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     expect((await readPr(1)).state).toBe("closed");
     await waitForStatus(cluster, NAME, "no GitOpsSynced in Auto", (st) => condition(st, "GitOpsSynced") === undefined);
   });
@@ -128,7 +176,13 @@ describe("mode PullRequest", () => {
     await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(12_000, [1, 2])));
     gh.inject({ kind: "revoke-token" });
     await applyJson(cluster, moed("PullRequest", 180));
-    const s = await waitForStatus(cluster, NAME, "AuthFailed", (st) => condition(st, "GitOpsSynced")?.reason === "AuthFailed", 120_000);
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "AuthFailed",
+      (st) => condition(st, "GitOpsSynced")?.reason === "AuthFailed",
+      120_000,
+    );
     expect(condition(s, "GitOpsSynced")).toMatchObject({ status: "False" });
     expect(condition(s, "GitOpsSynced")!.message).toContain("HTTP 401");
     expect(operator.exitCode).toBeUndefined();
@@ -146,6 +200,8 @@ describe("mode PullRequest", () => {
 });
 
 async function readPr(n: number): Promise<{ state: string; body: string | null; title: string }> {
-  const r = await fetch(`${gh.url}/repos/${gh.owner}/${gh.repo}/pulls/${n}`, { headers: { authorization: `token ${gh.token}`, accept: "application/vnd.github+json" } });
+  const r = await fetch(`${gh.url}/repos/${gh.owner}/${gh.repo}/pulls/${n}`, {
+    headers: { authorization: `token ${gh.token}`, accept: "application/vnd.github+json" },
+  });
   return (await r.json()) as { state: string; body: string | null; title: string };
 }

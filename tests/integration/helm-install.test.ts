@@ -21,16 +21,31 @@ const OVERLAY_DIR = join(ROOT, "deploy", "overlays", "local");
 let cluster: LocalCluster;
 let helmBin: string;
 
-interface Result { stdout: string; stderr: string; code: number }
+interface Result {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
 
 function helm(args: string[]): Promise<Result> {
   const home = join(cluster.dir, "helm");
   mkdirSync(home, { recursive: true });
   return new Promise((resolve) => {
-    execFile(helmBin, [...args, "--kubeconfig", cluster.kubeconfigPath], {
-      env: { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") },
-      maxBuffer: 32 * 1024 * 1024,
-    }, (err, stdout, stderr) => resolve({ stdout, stderr, code: err ? (typeof err.code === "number" ? err.code : 1) : 0 }));
+    execFile(
+      helmBin,
+      [...args, "--kubeconfig", cluster.kubeconfigPath],
+      {
+        env: {
+          ...process.env,
+          HELM_CONFIG_HOME: join(home, "config"),
+          HELM_CACHE_HOME: join(home, "cache"),
+          HELM_DATA_HOME: join(home, "data"),
+        },
+        maxBuffer: 32 * 1024 * 1024,
+      },
+      (err, stdout, stderr) =>
+        resolve({ stdout, stderr, code: err ? (typeof err.code === "number" ? err.code : 1) : 0 }),
+    );
   });
 }
 
@@ -39,21 +54,43 @@ async function kubectl(args: string[], input?: string): Promise<Result> {
 }
 
 async function namesWithInstanceLabel(kinds: string, allNamespaces = true): Promise<string[]> {
-  const r = await kubectl(["get", kinds, "-l", INSTANCE, ...(allNamespaces ? ["-A"] : []), "-o", "name", "--ignore-not-found"]);
+  const r = await kubectl([
+    "get",
+    kinds,
+    "-l",
+    INSTANCE,
+    ...(allNamespaces ? ["-A"] : []),
+    "-o",
+    "name",
+    "--ignore-not-found",
+  ]);
   expect(r.code, r.stderr).toBe(0);
   return r.stdout.split("\n").filter(Boolean).sort();
 }
 
-const NAMESPACED_KINDS = "deployments.apps,replicasets.apps,pods,services,serviceaccounts,configmaps,roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io,poddisruptionbudgets.policy,networkpolicies.networking.k8s.io";
+const NAMESPACED_KINDS =
+  "deployments.apps,replicasets.apps,pods,services,serviceaccounts,configmaps,roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io,poddisruptionbudgets.policy,networkpolicies.networking.k8s.io";
 const PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090";
-const CLUSTER_KINDS = "clusterroles.rbac.authorization.k8s.io,clusterrolebindings.rbac.authorization.k8s.io,validatingadmissionpolicies.admissionregistration.k8s.io,validatingadmissionpolicybindings.admissionregistration.k8s.io";
+const CLUSTER_KINDS =
+  "clusterroles.rbac.authorization.k8s.io,clusterrolebindings.rbac.authorization.k8s.io,validatingadmissionpolicies.admissionregistration.k8s.io,validatingadmissionpolicybindings.admissionregistration.k8s.io";
 
 beforeAll(async () => {
   helmBin = helmPath();
   // One small CPU node (kwok) so the operator's pods get scheduled and become Ready.
   cluster = await startCluster({
     name: "helm",
-    gpuNodes: [{ pool: "sys", count: 1, gpusPerNode: 0, gpuProduct: "none", gpuMemoryMiB: 0, priceUsdPerGpuHour: 0, cpu: "16", memory: "64Gi" }],
+    gpuNodes: [
+      {
+        pool: "sys",
+        count: 1,
+        gpusPerNode: 0,
+        gpuProduct: "none",
+        gpuMemoryMiB: 0,
+        priceUsdPerGpuHour: 0,
+        cpu: "16",
+        memory: "64Gi",
+      },
+    ],
   });
 });
 
@@ -67,11 +104,17 @@ describe("kustomize", () => {
     expect(r.code, r.stderr).toBe(0);
     const objs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string } });
     expect(objs.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
-      "ClusterRole/moe-operator", "ClusterRole/moe-operator-metrics-reader", "ClusterRoleBinding/moe-operator",
+      "ClusterRole/moe-operator",
+      "ClusterRole/moe-operator-metrics-reader",
+      "ClusterRoleBinding/moe-operator",
       "CustomResourceDefinition/moedeployments.moe.dev",
-      "Deployment/moe-operator", "Namespace/moe-system", "PodDisruptionBudget/moe-operator",
-      "Role/moe-operator-leader-election", "RoleBinding/moe-operator-leader-election",
-      "Service/moe-operator-metrics", "ServiceAccount/moe-operator",
+      "Deployment/moe-operator",
+      "Namespace/moe-system",
+      "PodDisruptionBudget/moe-operator",
+      "Role/moe-operator-leader-election",
+      "RoleBinding/moe-operator-leader-election",
+      "Service/moe-operator-metrics",
+      "ServiceAccount/moe-operator",
       "ValidatingAdmissionPolicy/moe-operator-protected-namespaces",
       "ValidatingAdmissionPolicyBinding/moe-operator-protected-namespaces",
     ]);
@@ -87,7 +130,9 @@ describe("kustomize", () => {
     const r = await kubectl(["apply", "--server-side", "--dry-run=server", "-k", BASE_DIR]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain("deployment.apps/moe-operator serverside-applied (server dry run)");
-    expect(r.stdout).toContain("customresourcedefinition.apiextensions.k8s.io/moedeployments.moe.dev serverside-applied (server dry run)");
+    expect(r.stdout).toContain(
+      "customresourcedefinition.apiextensions.k8s.io/moedeployments.moe.dev serverside-applied (server dry run)",
+    );
     expect(r.stderr).not.toMatch(/PodSecurity|Warning/);
     // Nothing but the Namespace was created.
     const d = await kubectl(["get", "deployment", "-n", NS, "moe-operator", "--ignore-not-found", "-o", "name"]);
@@ -96,7 +141,9 @@ describe("kustomize", () => {
 
   it("Pod Security warnings are detected (a non-hardened Deployment triggers one)", async () => {
     const r = await kubectl(["kustomize", BASE_DIR]);
-    const deployment = parseAllDocuments(r.stdout).map((d) => d.toJS() as V1Deployment).find((o) => o.kind === "Deployment")!;
+    const deployment = parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as V1Deployment)
+      .find((o) => o.kind === "Deployment")!;
     deployment.spec!.template.spec!.containers[0]!.securityContext!.allowPrivilegeEscalation = true;
     const w = await kubectl(["apply", "--server-side", "--dry-run=server", "-f", "-"], JSON.stringify(deployment));
     expect(w.code, w.stderr).toBe(0);
@@ -129,11 +176,30 @@ describe("helm", () => {
 
   it("install --wait succeeds: every object is accepted and the operator pods are admitted and Ready", async () => {
     const r = await helm([
-      "install", RELEASE, CHART_DIR, "-n", NS, "--create-namespace", "--wait", "--timeout", "120s",
-      "--set", "dashboard.enabled=true", "--set", `gitops.credentialSecrets[0].namespace=${NS}`, "--set", "gitops.credentialSecrets[0].name=github-token",
+      "install",
+      RELEASE,
+      CHART_DIR,
+      "-n",
+      NS,
+      "--create-namespace",
+      "--wait",
+      "--timeout",
+      "120s",
+      "--set",
+      "dashboard.enabled=true",
+      "--set",
+      `gitops.credentialSecrets[0].namespace=${NS}`,
+      "--set",
+      "gitops.credentialSecrets[0].name=github-token",
       // The metric-source allowlist and the egress NetworkPolicy (docs/adr/0007).
-      "--set", `sources.prometheus.allowedUrls={${PROMETHEUS_URL}}`, "--set", "networkPolicy.enabled=true",
-      "--set", "networkPolicy.prometheus.namespaces={monitoring}", "--set", "networkPolicy.apiServer.cidrs={127.0.0.1/32}",
+      "--set",
+      `sources.prometheus.allowedUrls={${PROMETHEUS_URL}}`,
+      "--set",
+      "networkPolicy.enabled=true",
+      "--set",
+      "networkPolicy.prometheus.namespaces={monitoring}",
+      "--set",
+      "networkPolicy.apiServer.cidrs={127.0.0.1/32}",
     ]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain("STATUS: deployed");
@@ -167,37 +233,98 @@ describe("helm", () => {
       "validatingadmissionpolicybinding.admissionregistration.k8s.io/moe-operator-protected-namespaces",
     ]);
 
-    const dep = JSON.parse((await kubectl(["get", "deployment", "-n", NS, "moe-operator", "-o", "json"])).stdout) as V1Deployment;
+    const dep = JSON.parse(
+      (await kubectl(["get", "deployment", "-n", NS, "moe-operator", "-o", "json"])).stdout,
+    ) as V1Deployment;
     expect(dep.status!.readyReplicas).toBe(2);
     // The allowlist reaches the operator; the API server accepted the egress policy for its pods.
     expect(dep.spec!.template.spec!.containers[0]!.args).toContain(`--prometheus-allowed-urls=${PROMETHEUS_URL}`);
-    const np = JSON.parse((await kubectl(["get", "networkpolicy", "-n", NS, "moe-operator-egress", "-o", "json"])).stdout) as { spec: { policyTypes: string[]; podSelector: { matchLabels: Record<string, string> }; egress: { to?: unknown[]; ports: { port: number }[] }[] } };
+    const np = JSON.parse(
+      (await kubectl(["get", "networkpolicy", "-n", NS, "moe-operator-egress", "-o", "json"])).stdout,
+    ) as {
+      spec: {
+        policyTypes: string[];
+        podSelector: { matchLabels: Record<string, string> };
+        egress: { to?: unknown[]; ports: { port: number }[] }[];
+      };
+    };
     expect(np.spec.policyTypes).toEqual(["Egress"]);
     expect(np.spec.podSelector.matchLabels).toEqual(dep.spec!.selector.matchLabels);
     expect(np.spec.egress.map((e) => e.ports.map((p) => p.port))).toEqual([[53, 53], [443, 6443], [9090]]);
     // The namespace enforces Pod Security "restricted" (deploy/base/namespace.yaml, applied above):
     // the ReplicaSet's pods were admitted under it.
-    const pods = await kubectl(["get", "pods", "-n", NS, "-l", INSTANCE, "-o", "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}"]);
+    const pods = await kubectl([
+      "get",
+      "pods",
+      "-n",
+      NS,
+      "-l",
+      INSTANCE,
+      "-o",
+      'jsonpath={range .items[*]}{.status.phase}{"\\n"}{end}',
+    ]);
     expect(pods.stdout.trim().split("\n")).toEqual(["Running", "Running"]);
-    const nsLabels = await kubectl(["get", "namespace", NS, "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"]);
+    const nsLabels = await kubectl([
+      "get",
+      "namespace",
+      NS,
+      "-o",
+      "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}",
+    ]);
     expect(nsLabels.stdout).toBe("restricted");
 
     const vap = await kubectl(["get", "validatingadmissionpolicy", "moe-operator-protected-namespaces", "-o", "json"]);
-    const typeChecking = (JSON.parse(vap.stdout) as { status?: { typeChecking?: { expressionWarnings?: unknown[] } } }).status?.typeChecking;
+    const typeChecking = (JSON.parse(vap.stdout) as { status?: { typeChecking?: { expressionWarnings?: unknown[] } } })
+      .status?.typeChecking;
     expect(typeChecking?.expressionWarnings ?? []).toEqual([]);
   });
 
   it("the CRD from the chart serves MoEDeployments (a sample applies)", async () => {
-    const r = await kubectl(["apply", "--server-side", "-n", "default", "-f", join(ROOT, "deploy", "samples", "mixtral-8x7b.yaml")]);
+    const r = await kubectl([
+      "apply",
+      "--server-side",
+      "-n",
+      "default",
+      "-f",
+      join(ROOT, "deploy", "samples", "mixtral-8x7b.yaml"),
+    ]);
     expect(r.code, r.stderr).toBe(0);
   });
 
   it("helm upgrade with changed values rolls forward", async () => {
-    const r = await helm(["upgrade", RELEASE, CHART_DIR, "-n", NS, "--reuse-values", "--set", "operator.logLevel=debug", "--set", "dashboard.enabled=false"]);
+    const r = await helm([
+      "upgrade",
+      RELEASE,
+      CHART_DIR,
+      "-n",
+      NS,
+      "--reuse-values",
+      "--set",
+      "operator.logLevel=debug",
+      "--set",
+      "dashboard.enabled=false",
+    ]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    const args = await kubectl(["get", "deployment", "-n", NS, "moe-operator", "-o", "jsonpath={.spec.template.spec.containers[0].args}"]);
+    const args = await kubectl([
+      "get",
+      "deployment",
+      "-n",
+      NS,
+      "moe-operator",
+      "-o",
+      "jsonpath={.spec.template.spec.containers[0].args}",
+    ]);
     expect(JSON.parse(args.stdout)).toContain("--log-level=debug");
-    const cm = await kubectl(["get", "configmap", "-n", NS, "moe-operator-dashboard", "--ignore-not-found", "-o", "name"]);
+    const cm = await kubectl([
+      "get",
+      "configmap",
+      "-n",
+      NS,
+      "moe-operator-dashboard",
+      "--ignore-not-found",
+      "-o",
+      "name",
+    ]);
     expect(cm.stdout.trim()).toBe("");
   });
 

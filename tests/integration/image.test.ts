@@ -25,12 +25,25 @@ const NS = "moe-system";
 const CONTAINER = `moe-operator-image-test-${process.pid}`;
 const POD_NAME = "moe-operator-image-test";
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function run(command: string, args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(command, args, { timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024, env: env ?? process.env }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr: stderr || (err && typeof err.code !== "number" ? String(err.message) : "") }));
+    execFile(
+      command,
+      args,
+      { timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024, env: env ?? process.env },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? (typeof err.code === "number" ? err.code : 1) : 0,
+          stdout,
+          stderr: stderr || (err && typeof err.code !== "number" ? String(err.message) : ""),
+        }),
+    );
   });
 }
 
@@ -48,7 +61,8 @@ async function findEngine(): Promise<{ engine: string } | { skip: string }> {
 
 const found = await findEngine();
 const engine = "engine" in found ? found.engine : "";
-const title = "engine" in found ? `the image ${IMAGE} under the chart's settings (${engine})` : `the image: skipped, ${found.skip}`;
+const title =
+  "engine" in found ? `the image ${IMAGE} under the chart's settings (${engine})` : `the image: skipped, ${found.skip}`;
 
 let cluster: LocalCluster;
 let started = false;
@@ -56,7 +70,10 @@ let started = false;
 async function helm(args: string[]): Promise<Run> {
   const home = join(cluster.dir, "helm");
   return run(helmPath(), [...args, "--kubeconfig", cluster.kubeconfigPath], 120_000, {
-    ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data"),
+    ...process.env,
+    HELM_CONFIG_HOME: join(home, "config"),
+    HELM_CACHE_HOME: join(home, "cache"),
+    HELM_DATA_HOME: join(home, "data"),
   });
 }
 
@@ -64,7 +81,9 @@ async function helm(args: string[]): Promise<Run> {
 async function chartDeployment(set: string[]): Promise<V1Deployment> {
   const r = await helm(["template", "moe-operator", CHART_DIR, "-n", NS, ...set.flatMap((s) => ["--set", s])]);
   expect(r.code, r.stderr).toBe(0);
-  const dep = parseAllDocuments(r.stdout).map((d) => d.toJS() as V1Deployment).find((o) => o?.kind === "Deployment");
+  const dep = parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as V1Deployment)
+    .find((o) => o?.kind === "Deployment");
   if (!dep) throw new Error("helm template rendered no Deployment");
   return dep;
 }
@@ -83,8 +102,11 @@ function runFlags(dep: V1Deployment, c: V1Container): string[] {
   for (const cap of sc.capabilities?.drop ?? []) flags.push(`--cap-drop=${cap}`);
   for (const m of c.volumeMounts ?? []) {
     const v = pod.volumes?.find((x) => x.name === m.name);
-    if (!v?.emptyDir) throw new Error(`the chart mounts volume ${m.name}, which this test does not know how to provide`);
-    flags.push(`--tmpfs=${m.mountPath}:rw,mode=1777${v.emptyDir.sizeLimit ? `,size=${String(v.emptyDir.sizeLimit).replace(/i$/, "").toLowerCase()}` : ""}`);
+    if (!v?.emptyDir)
+      throw new Error(`the chart mounts volume ${m.name}, which this test does not know how to provide`);
+    flags.push(
+      `--tmpfs=${m.mountPath}:rw,mode=1777${v.emptyDir.sizeLimit ? `,size=${String(v.emptyDir.sizeLimit).replace(/i$/, "").toLowerCase()}` : ""}`,
+    );
   }
   return flags;
 }
@@ -94,15 +116,41 @@ describe.skipIf(!engine)(title, () => {
 
   beforeAll(async () => {
     const inspect = await run(engine, ["image", "inspect", IMAGE]);
-    if (inspect.code !== 0) throw new Error(`${engine} has no image ${IMAGE}: build it with \`make image\` (${inspect.stderr.trim().split("\n")[0]})`);
+    if (inspect.code !== 0)
+      throw new Error(
+        `${engine} has no image ${IMAGE}: build it with \`make image\` (${inspect.stderr.trim().split("\n")[0]})`,
+      );
     cluster = await startCluster({
       name: "image",
-      gpuNodes: [{ pool: "h100", count: 1, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81559, priceUsdPerGpuHour: 2 }],
+      gpuNodes: [
+        {
+          pool: "h100",
+          count: 1,
+          gpusPerNode: 8,
+          gpuProduct: "NVIDIA-H100-80GB-HBM3",
+          gpuMemoryMiB: 81559,
+          priceUsdPerGpuHour: 2,
+        },
+      ],
     });
     // The chart's CRD, RBAC and ServiceAccount; no operator pods (the container below is the operator).
-    const install = await helm(["install", "moe-operator", CHART_DIR, "-n", NS, "--create-namespace", "--set", "replicaCount=0"]);
+    const install = await helm([
+      "install",
+      "moe-operator",
+      CHART_DIR,
+      "-n",
+      NS,
+      "--create-namespace",
+      "--set",
+      "replicaCount=0",
+    ]);
     expect(install.code, install.stdout + install.stderr).toBe(0);
-    const crd = await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=60s"]);
+    const crd = await cluster.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "crd/moedeployments.moe.dev",
+      "--timeout=60s",
+    ]);
     expect(crd.code, crd.stderr).toBe(0);
   });
 
@@ -128,7 +176,9 @@ describe.skipIf(!engine)(title, () => {
     const dep = await chartDeployment(["replicaCount=1", `ports.metrics=${metricsPort}`, `ports.health=${healthPort}`]);
     const c = dep.spec!.template.spec!.containers.find((x) => x.name === "operator")!;
     const flags = runFlags(dep, c);
-    expect(flags).toEqual(expect.arrayContaining(["--read-only", "--security-opt=no-new-privileges", "--cap-drop=ALL"]));
+    expect(flags).toEqual(
+      expect.arrayContaining(["--read-only", "--security-opt=no-new-privileges", "--cap-drop=ALL"]),
+    );
 
     // What the kubelet mounts for the ServiceAccount, readable by the container's user.
     const token = await cluster.kubectl(["create", "token", "moe-operator", "-n", NS, "--duration=1h"]);
@@ -143,11 +193,24 @@ describe.skipIf(!engine)(title, () => {
     const server = new URL(cluster.server);
 
     const args = [
-      "run", "-d", "--name", CONTAINER, "--network=host", ...flags,
-      "-e", `POD_NAME=${POD_NAME}`, "-e", `POD_NAMESPACE=${NS}`,
-      "-e", `KUBERNETES_SERVICE_HOST=${server.hostname}`, "-e", `KUBERNETES_SERVICE_PORT=${server.port}`,
-      "-v", `${sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro`,
-      IMAGE, ...(c.args ?? []),
+      "run",
+      "-d",
+      "--name",
+      CONTAINER,
+      "--network=host",
+      ...flags,
+      "-e",
+      `POD_NAME=${POD_NAME}`,
+      "-e",
+      `POD_NAMESPACE=${NS}`,
+      "-e",
+      `KUBERNETES_SERVICE_HOST=${server.hostname}`,
+      "-e",
+      `KUBERNETES_SERVICE_PORT=${server.port}`,
+      "-v",
+      `${sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro`,
+      IMAGE,
+      ...(c.args ?? []),
     ];
     const r = await run(engine, args);
     expect(r.code, `${engine} ${args.join(" ")}\n${r.stderr}`).toBe(0);
@@ -158,13 +221,19 @@ describe.skipIf(!engine)(title, () => {
     };
     let lastLogs = "";
 
-    await waitFor("the container's /readyz to answer 200", async () => {
-      const state = await run(engine, ["inspect", "--format", "{{.State.Running}}", CONTAINER]);
-      lastLogs = await logs();
-      if (state.stdout.trim() !== "true") throw new Error(`the container stopped:\n${lastLogs}`);
-      const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 1_000, onTimeout: () => lastLogs });
+    await waitFor(
+      "the container's /readyz to answer 200",
+      async () => {
+        const state = await run(engine, ["inspect", "--format", "{{.State.Running}}", CONTAINER]);
+        lastLogs = await logs();
+        if (state.stdout.trim() !== "true") throw new Error(`the container stopped:\n${lastLogs}`);
+        const res = await fetch(`http://127.0.0.1:${healthPort}/readyz`, { signal: AbortSignal.timeout(2_000) }).catch(
+          () => undefined,
+        );
+        return res?.status === 200 ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000, onTimeout: () => lastLogs },
+    );
 
     // The process itself: the chart's user, and the image's entrypoint with the chart's args.
     const pid = (await run(engine, ["inspect", "--format", "{{.State.Pid}}", CONTAINER])).stdout.trim();
@@ -173,15 +242,31 @@ describe.skipIf(!engine)(title, () => {
     const uid = dep.spec!.template.spec!.securityContext?.runAsUser ?? c.securityContext?.runAsUser;
     expect(uid).toBeGreaterThan(0);
     expect(status).toMatch(new RegExp(`^Uid:\\s+${uid}\\s`, "m"));
-    const entrypoint = JSON.parse((await run(engine, ["image", "inspect", "--format", "{{json .Config.Entrypoint}}", IMAGE])).stdout) as string[];
+    const entrypoint = JSON.parse(
+      (await run(engine, ["image", "inspect", "--format", "{{json .Config.Entrypoint}}", IMAGE])).stdout,
+    ) as string[];
     expect(entrypoint.at(-1)).toBe("dist/main.js");
     expect(cmdline).toEqual([...entrypoint, ...(c.args ?? [])]);
 
     await applyJson(cluster, heatConfigMap("img-heat", "default", skewedHeat(3_000, [1, 2])));
     await applyJson(cluster, testMoEDeployment("img", "default"));
-    const s = await waitForStatus(cluster, "img", "Ready=True", (st) => condition(st, "Ready")?.status === "True", 120_000);
+    const s = await waitForStatus(
+      cluster,
+      "img",
+      "Ready=True",
+      (st) => condition(st, "Ready")?.status === "True",
+      120_000,
+    );
     expect(s.currentShards).toBe(4);
-    const lease = await cluster.kubectl(["get", "lease", "-n", NS, "moe-operator-leader", "-o", "jsonpath={.spec.holderIdentity}"]);
+    const lease = await cluster.kubectl([
+      "get",
+      "lease",
+      "-n",
+      NS,
+      "moe-operator-leader",
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ]);
     expect(lease.stdout).toMatch(new RegExp(`^${POD_NAME}`));
   });
 });

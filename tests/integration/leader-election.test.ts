@@ -40,13 +40,24 @@ function replica(id: string, lease: string, startMs: number): Replica {
   const clock = new FakeClock(startMs);
   const logger = pino({ level: "silent" });
   const manager = new Manager({
-    clock, logger, metrics: createMetrics({ defaultMetrics: false }), workers: WORKERS, informers: [],
+    clock,
+    logger,
+    metrics: createMetrics({ defaultMetrics: false }),
+    workers: WORKERS,
+    informers: [],
     controller: { name: `c-${id}`, reconcile: () => Promise.resolve({}) },
   });
   const r: Replica = { id, clock, manager, acquisitions: 0, cutOffUntilS: 0, elector: undefined as never };
   r.elector = new LeaderElector({
-    kubeConfig: cluster.kubeConfig, namespace: "default", name: lease, identity: id,
-    leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, clock, logger,
+    kubeConfig: cluster.kubeConfig,
+    namespace: "default",
+    name: lease,
+    identity: id,
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
+    clock,
+    logger,
     onStartedLeading: () => {
       r.acquisitions++;
       manager.startWorkers(() => []);
@@ -84,17 +95,26 @@ async function simulate(skewMs: number, seed: number): Promise<{ replicas: Repli
 }
 
 describe("leader election with skewed clocks (real Lease)", () => {
-  for (const [skewMs, seed] of [[0, 1], [7_000, 2], [60_000, 3], [-60_000, 4]] as const) {
+  for (const [skewMs, seed] of [
+    [0, 1],
+    [7_000, 2],
+    [60_000, 3],
+    [-60_000, 4],
+  ] as const) {
     it(`never has two leaders, fails over, and keeps ${WORKERS} workers per replica with skew ${skewMs / 1000} s`, async () => {
       const { replicas, overlaps } = await simulate(skewMs, seed);
       expect(overlaps).toEqual([]);
       // Seven cut-offs of the leader: leadership changed hands several times.
       const flaps = replicas.reduce((n, x) => n + x.acquisitions, 0);
-      console.log(`skew ${skewMs / 1000} s: acquisitions ${replicas.map((x) => `${x.id}=${x.acquisitions}`).join(" ")}, workers ${replicas.map((x) => x.manager.runningWorkers).join("/")}`);
+      console.log(
+        `skew ${skewMs / 1000} s: acquisitions ${replicas.map((x) => `${x.id}=${x.acquisitions}`).join(" ")}, workers ${replicas.map((x) => x.manager.runningWorkers).join("/")}`,
+      );
       expect(flaps).toBeGreaterThanOrEqual(5);
       for (const x of replicas) {
         expect(x.acquisitions, `replica ${x.id} never led`).toBeGreaterThan(0);
-        expect(x.manager.runningWorkers, `workers of replica ${x.id} after ${x.acquisitions} acquisitions`).toBe(WORKERS);
+        expect(x.manager.runningWorkers, `workers of replica ${x.id} after ${x.acquisitions} acquisitions`).toBe(
+          WORKERS,
+        );
         await x.manager.shutdown();
       }
     });

@@ -21,16 +21,29 @@ async function kubectlOk(args: string[], input?: string): Promise<string> {
 
 async function operator(metricsAuth: "none" | "tokenreview"): Promise<OperatorHandle> {
   const config = OperatorConfigSchema.parse({
-    identity: `metrics-${metricsAuth}`, leaderElect: false, metricsAuth,
-    metricsBindAddress: "127.0.0.1:0", healthProbeBindAddress: "127.0.0.1:0",
+    identity: `metrics-${metricsAuth}`,
+    leaderElect: false,
+    metricsAuth,
+    metricsBindAddress: "127.0.0.1:0",
+    healthProbeBindAddress: "127.0.0.1:0",
   });
-  const h = await startOperator(config, { kubeConfig: cluster.kubeConfig, logger: pino({ level: "silent" }), metrics: createMetrics({ defaultMetrics: false }) });
+  const h = await startOperator(config, {
+    kubeConfig: cluster.kubeConfig,
+    logger: pino({ level: "silent" }),
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
   handles.push(h);
   return h;
 }
 
-async function scrape(port: number, path: string, token?: string): Promise<{ status: number; body: string; wwwAuthenticate: string | null }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+async function scrape(
+  port: number,
+  path: string,
+  token?: string,
+): Promise<{ status: number; body: string; wwwAuthenticate: string | null }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   return { status: res.status, body: await res.text(), wwwAuthenticate: res.headers.get("www-authenticate") };
 }
 
@@ -41,7 +54,13 @@ beforeAll(async () => {
   await kubectlOk(["create", "serviceaccount", "scraper", "-n", "default"]);
   await kubectlOk(["create", "serviceaccount", "stranger", "-n", "default"]);
   await kubectlOk(["create", "clusterrole", "metrics-reader", "--verb=get", "--non-resource-url=/metrics"]);
-  await kubectlOk(["create", "clusterrolebinding", "scraper-metrics", "--clusterrole=metrics-reader", "--serviceaccount=default:scraper"]);
+  await kubectlOk([
+    "create",
+    "clusterrolebinding",
+    "scraper-metrics",
+    "--clusterrole=metrics-reader",
+    "--serviceaccount=default:scraper",
+  ]);
 });
 
 afterAll(async () => {

@@ -27,17 +27,33 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-interface AuditEvent { user: { username: string }; verb: string; requestURI: string; objectRef?: { resource?: string } }
+interface AuditEvent {
+  user: { username: string };
+  verb: string;
+  requestURI: string;
+  objectRef?: { resource?: string };
+}
 
 describe("the operator's informers list in pages", () => {
   it("every list request of the operator carries limit=500, for all six informers", async () => {
-    operator = startOperatorProcess({ kubeconfigPath: cluster.kubeconfigFor(USER), dir: cluster.dir, identity: "pages-1" });
-    await waitFor("the operator's caches to sync", async () => {
-      if (operator!.exitCode !== undefined) throw new Error(`the operator exited:\n${operator!.logTail(20)}`);
-      return readFileSync(operator!.logFile, "utf8").includes("\"caches synced\"") ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 250, onTimeout: () => operator!.logTail(20) });
+    operator = startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigFor(USER),
+      dir: cluster.dir,
+      identity: "pages-1",
+    });
+    await waitFor(
+      "the operator's caches to sync",
+      async () => {
+        if (operator!.exitCode !== undefined) throw new Error(`the operator exited:\n${operator!.logTail(20)}`);
+        return readFileSync(operator!.logFile, "utf8").includes('"caches synced"') ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250, onTimeout: () => operator!.logTail(20) },
+    );
 
-    const lists = readFileSync(cluster.auditLogPath!, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditEvent)
+    const lists = readFileSync(cluster.auditLogPath!, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditEvent)
       .filter((e) => e.user.username === USER && e.verb === "list");
     const resources = new Set(lists.map((e) => e.objectRef?.resource));
     expect([...resources].sort()).toEqual(["configmaps", "deployments", "moedeployments", "nodes", "pods"]);

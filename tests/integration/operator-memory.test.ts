@@ -42,12 +42,14 @@ function unrelatedPod(i: number): V1Pod {
     },
     spec: {
       schedulerName: "nobody-schedules-these",
-      containers: [{
-        name: "app",
-        image: "registry.example/app:1",
-        env: Array.from({ length: 40 }, (_, k) => ({ name: `SETTING_${k}`, value: `value-${k}-${i}` })),
-        resources: { requests: { cpu: "10m", memory: "16Mi" } },
-      }],
+      containers: [
+        {
+          name: "app",
+          image: "registry.example/app:1",
+          env: Array.from({ length: 40 }, (_, k) => ({ name: `SETTING_${k}`, value: `value-${k}-${i}` })),
+          resources: { requests: { cpu: "10m", memory: "16Mi" } },
+        },
+      ],
     },
   };
 }
@@ -55,13 +57,16 @@ function unrelatedPod(i: number): V1Pod {
 async function createPods(core: CoreV1Api, count: number, concurrency: number): Promise<void> {
   let next = 0;
   const worker = async () => {
-    for (let i = next++; i < count; i = next++) await core.createNamespacedPod({ namespace: NS, body: unrelatedPod(i) });
+    for (let i = next++; i < count; i = next++)
+      await core.createNamespacedPod({ namespace: NS, body: unrelatedPod(i) });
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
 function statusKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith(`${field}:`));
+  const line = readFileSync(`/proc/${pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${field}:`));
   return Number(line?.match(/(\d+)/)?.[1] ?? NaN);
 }
 
@@ -83,11 +88,22 @@ describe("operator memory with many unrelated pods", () => {
   it(`peaks under ${BOUND_MIB} MiB RSS with ${PODS} unrelated pods cached (chart limit ${CHART_LIMIT_MIB}Mi)`, async () => {
     const listed = await cluster.kubectl(["get", "pods", "-n", NS, "--no-headers", "-o", "name"]);
     expect(listed.stdout.trim().split("\n")).toHaveLength(PODS);
-    const op = startOperatorProcess({ kubeconfigPath: cluster.kubeconfigPath, dir: cluster.dir, identity: "mem", leaderElect: false });
-    operator = op;
-    await waitFor("caches synced", async () => (readFileSync(op.logFile, "utf8").includes("caches synced") ? true : undefined), {
-      timeoutMs: 120_000, intervalMs: 250, onTimeout: () => op.logTail(20),
+    const op = startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigPath,
+      dir: cluster.dir,
+      identity: "mem",
+      leaderElect: false,
     });
+    operator = op;
+    await waitFor(
+      "caches synced",
+      async () => (readFileSync(op.logFile, "utf8").includes("caches synced") ? true : undefined),
+      {
+        timeoutMs: 120_000,
+        intervalMs: 250,
+        onTimeout: () => op.logTail(20),
+      },
+    );
     const pid = op.pid!;
     const rssMiB = statusKiB(pid, "VmRSS") / 1024;
     const peakMiB = statusKiB(pid, "VmHWM") / 1024;
@@ -97,7 +113,11 @@ describe("operator memory with many unrelated pods", () => {
   }, 180_000);
 
   it("the GPU-accounting informer lists every pod in pages and keeps only the projection, also for watched changes", async () => {
-    const informer = createPodGpuInformer({ kubeConfig: cluster.kubeConfig, clock: realClock, logger: pino({ level: "silent" }) });
+    const informer = createPodGpuInformer({
+      kubeConfig: cluster.kubeConfig,
+      clock: realClock,
+      logger: pino({ level: "silent" }),
+    });
     try {
       await informer.start();
       await informer.synced;
@@ -109,16 +129,32 @@ describe("operator memory with many unrelated pods", () => {
       gpuPod.spec!.nodeName = "some-node";
       gpuPod.spec!.containers[0]!.resources = { limits: { "nvidia.com/gpu": "2" } };
       await core.createNamespacedPod({ namespace: NS, body: gpuPod });
-      const seen = await waitFor("the watched pod in the cache", async () => informer.get("gpu-user", NS), { timeoutMs: 30_000 });
+      const seen = await waitFor("the watched pod in the cache", async () => informer.get("gpu-user", NS), {
+        timeoutMs: 30_000,
+      });
       expect(seen).toEqual({
         metadata: { namespace: NS, name: "gpu-user", uid: expect.any(String), resourceVersion: expect.any(String) },
-        nodeName: "some-node", phase: "Pending", gpuRequests: { "nvidia.com/gpu": 2 },
+        nodeName: "some-node",
+        phase: "Pending",
+        gpuRequests: { "nvidia.com/gpu": 2 },
       } satisfies PodGpuView);
       expect((await cluster.kubectl(["label", "pod", "gpu-user", "-n", NS, "touched=yes"])).code).toBe(0);
-      await waitFor("the modified pod", async () => (informer.get("gpu-user", NS)?.metadata.resourceVersion !== seen.metadata.resourceVersion ? true : undefined), { timeoutMs: 30_000 });
-      expect(Object.keys(informer.get("gpu-user", NS)!).sort()).toEqual(["gpuRequests", "metadata", "nodeName", "phase"]);
+      await waitFor(
+        "the modified pod",
+        async () =>
+          informer.get("gpu-user", NS)?.metadata.resourceVersion !== seen.metadata.resourceVersion ? true : undefined,
+        { timeoutMs: 30_000 },
+      );
+      expect(Object.keys(informer.get("gpu-user", NS)!).sort()).toEqual([
+        "gpuRequests",
+        "metadata",
+        "nodeName",
+        "phase",
+      ]);
       await core.deleteNamespacedPod({ namespace: NS, name: "gpu-user", gracePeriodSeconds: 0 });
-      await waitFor("the deleted pod gone", async () => (informer.get("gpu-user", NS) ? undefined : true), { timeoutMs: 30_000 });
+      await waitFor("the deleted pod gone", async () => (informer.get("gpu-user", NS) ? undefined : true), {
+        timeoutMs: 30_000,
+      });
     } finally {
       await informer.stop();
     }

@@ -32,7 +32,10 @@ let fileDir: string;
 
 function startOperator(identity: string, extraArgs: string[]): ManagedProcess {
   operator = startOperatorProcess({
-    kubeconfigPath: cluster.kubeconfigPath, dir: cluster.dir, identity, leaderElect: false,
+    kubeconfigPath: cluster.kubeconfigPath,
+    dir: cluster.dir,
+    identity,
+    leaderElect: false,
     reconcileIntervalSeconds: RECONCILE_INTERVAL_SECONDS,
     extraArgs: ["--workers=2", ...extraArgs],
   });
@@ -41,7 +44,11 @@ function startOperator(identity: string, extraArgs: string[]): ManagedProcess {
 
 function promSpec(name: string, heatUrl: string, latencyUrl: string, timeoutSeconds = 5) {
   const m = testMoEDeployment(name, "default", { mode: "Recommend" }) as { spec: Record<string, unknown> };
-  m.spec.heatSource = { type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: heatUrl, query: "sum by (layer, expert) (rate(x[{{window}}]))", timeoutSeconds } };
+  m.spec.heatSource = {
+    type: "Prometheus",
+    refreshIntervalSeconds: 5,
+    prometheus: { url: heatUrl, query: "sum by (layer, expert) (rate(x[{{window}}]))", timeoutSeconds },
+  };
   m.spec.latencySource = { type: "Prometheus", prometheus: { url: latencyUrl, query: "max(y)", timeoutSeconds } };
   return m;
 }
@@ -66,7 +73,17 @@ function rssKiB(pid: number): number {
 beforeAll(async () => {
   cluster = await startCluster({
     name: "sources",
-    gpuNodes: [{ pool: "h100", count: 2, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81559, priceUsdPerGpuHour: 2, nodesPerDomain: 1 }],
+    gpuNodes: [
+      {
+        pool: "h100",
+        count: 2,
+        gpusPerNode: 8,
+        gpuProduct: "NVIDIA-H100-80GB-HBM3",
+        gpuMemoryMiB: 81559,
+        priceUsdPerGpuHour: 2,
+        nodesPerDomain: 1,
+      },
+    ],
   });
   expect((await cluster.kubectl(["apply", "--server-side", "-f", "crds/"])).code).toBe(0);
   await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
@@ -74,11 +91,19 @@ beforeAll(async () => {
   http = createHttpServer((req, res) => {
     httpHits.push(req.url ?? "");
     const url = req.url ?? "";
-    if (url.startsWith("/redirect/")) res.writeHead(303, { location: "/target/api/v1/query", "content-type": "text/plain" }).end(`see other ${SECRET}`);
-    else if (url.startsWith("/target/")) res.writeHead(200, { "content-type": "text/plain" }).end(`redirect target ${SECRET}`);
+    if (url.startsWith("/redirect/"))
+      res.writeHead(303, { location: "/target/api/v1/query", "content-type": "text/plain" }).end(`see other ${SECRET}`);
+    else if (url.startsWith("/target/"))
+      res.writeHead(200, { "content-type": "text/plain" }).end(`redirect target ${SECRET}`);
     else if (url.startsWith("/text/")) res.writeHead(200, { "content-type": "text/plain" }).end(SECRET);
-    else if (url.startsWith("/jsonerror/")) res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ status: "error", errorType: SECRET, error: SECRET }));
-    else res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "success", data: SECRET }));
+    else if (url.startsWith("/jsonerror/"))
+      res
+        .writeHead(500, { "content-type": "application/json" })
+        .end(JSON.stringify({ status: "error", errorType: SECRET, error: SECRET }));
+    else
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ status: "success", data: SECRET }));
   });
   await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
   httpBase = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
@@ -111,8 +136,18 @@ describe("metric sources (issue 20)", () => {
     startOperator("src-1", [`--prometheus-allowed-urls=127.0.0.1:${new URL(httpBase).port}`]);
     await applyJson(cluster, promSpec("leaky-a", `${httpBase}/redirect`, `${httpBase}/text`));
     await applyJson(cluster, promSpec("leaky-b", `${httpBase}/jsonerror`, `${httpBase}/shape`));
-    await waitForStatus(cluster, "leaky-a", "MetricsAvailable=False", (s) => condition(s, "MetricsAvailable")?.status === "False");
-    await waitForStatus(cluster, "leaky-b", "MetricsAvailable=False", (s) => condition(s, "MetricsAvailable")?.status === "False");
+    await waitForStatus(
+      cluster,
+      "leaky-a",
+      "MetricsAvailable=False",
+      (s) => condition(s, "MetricsAvailable")?.status === "False",
+    );
+    await waitForStatus(
+      cluster,
+      "leaky-b",
+      "MetricsAvailable=False",
+      (s) => condition(s, "MetricsAvailable")?.status === "False",
+    );
     // Let a few more reconciles and reads happen (and their events and log lines).
     await new Promise((r) => setTimeout(r, RECONCILE_INTERVAL_SECONDS * 2_000));
     const [a, b] = [await moedStatus(cluster, "leaky-a"), await moedStatus(cluster, "leaky-b")];
@@ -125,7 +160,9 @@ describe("metric sources (issue 20)", () => {
     expect(httpHits.some((h) => h.startsWith("/redirect/"))).toBe(true);
     expect(httpHits.filter((h) => h.startsWith("/target"))).toEqual([]);
     // What they say instead: a fixed class.
-    expect(condition(a, "MetricsAvailable")!.message).toMatch(/HTTP 303 from prometheus \(redirects are not followed\)/);
+    expect(condition(a, "MetricsAvailable")!.message).toMatch(
+      /HTTP 303 from prometheus \(redirects are not followed\)/,
+    );
     expect(condition(a, "SLOMet")!.message).toMatch(/non-JSON response/);
     expect(condition(b, "MetricsAvailable")!.message).toMatch(/HTTP 500 from prometheus: query error \(unknown\)/);
     expect(condition(b, "SLOMet")!.message).toMatch(/not a Prometheus query response/);
@@ -136,8 +173,15 @@ describe("metric sources (issue 20)", () => {
   it("a Prometheus URL outside the operator's allowlist gets a condition and no request", async () => {
     const before = httpHits.length;
     await applyJson(cluster, promSpec("not-allowed", "http://127.0.0.2:9", `${httpBase}/text`));
-    const s = await waitForStatus(cluster, "not-allowed", "SourceNotAllowed", (st) => condition(st, "MetricsAvailable")?.reason === "SourceNotAllowed");
-    expect(condition(s, "MetricsAvailable")!.message).toMatch(/^spec\.heatSource\.prometheus\.url: URL not in the operator's allowlist/);
+    const s = await waitForStatus(
+      cluster,
+      "not-allowed",
+      "SourceNotAllowed",
+      (st) => condition(st, "MetricsAvailable")?.reason === "SourceNotAllowed",
+    );
+    expect(condition(s, "MetricsAvailable")!.message).toMatch(
+      /^spec\.heatSource\.prometheus\.url: URL not in the operator's allowlist/,
+    );
     expect(httpHits.length).toBeGreaterThanOrEqual(before); // the latency source (allowed) is still read
     await cluster.kubectl(["delete", "moed", "not-allowed", "--wait=false"]);
   });
@@ -148,19 +192,33 @@ describe("metric sources (issue 20)", () => {
     // Queries time out after 120 s if the operator let them (the spec's maximum).
     await applyJson(cluster, promSpec("blackhole-1", blackholeUrl, blackholeUrl, 120));
     await applyJson(cluster, promSpec("blackhole-2", blackholeUrl, blackholeUrl, 120));
-    await waitForStatus(cluster, "blackhole-1", "a status", (s) => s.observedGeneration !== undefined, 60_000).catch(() => undefined);
+    await waitForStatus(cluster, "blackhole-1", "a status", (s) => s.observedGeneration !== undefined, 60_000).catch(
+      () => undefined,
+    );
     await waitFor(() => sockets.size >= 2, 30_000);
     await applyJson(cluster, heatConfigMap("third-heat", "default", skewedHeat(3_000, [1, 2])));
     const createdAt = Date.now();
     await applyJson(cluster, testMoEDeployment("third", "default", { mode: "Recommend" }));
     const boundMs = RECONCILE_INTERVAL_SECONDS * 1000 + 5_000;
-    const s = await waitForStatus(cluster, "third", "first status", (st) => st.observedGeneration !== undefined, boundMs);
+    const s = await waitForStatus(
+      cluster,
+      "third",
+      "first status",
+      (st) => st.observedGeneration !== undefined,
+      boundMs,
+    );
     const firstStatusMs = Date.now() - createdAt;
     console.log(`third deployment's first status after ${firstStatusMs} ms (bound ${boundMs} ms)`);
     expect(firstStatusMs).toBeLessThanOrEqual(boundMs);
     expect(condition(s, "MetricsAvailable")?.status).toBe("True");
     // The blackholed ones say why they hold.
-    const bh = await waitForStatus(cluster, "blackhole-2", "MetricsAvailable=False", (st) => condition(st, "MetricsAvailable")?.status === "False", 30_000);
+    const bh = await waitForStatus(
+      cluster,
+      "blackhole-2",
+      "MetricsAvailable=False",
+      (st) => condition(st, "MetricsAvailable")?.status === "False",
+      30_000,
+    );
     expect(condition(bh, "MetricsAvailable")!.reason).toMatch(/PrometheusUnreachable|NoData/);
     await cluster.kubectl(["delete", "moed", "blackhole-1", "blackhole-2", "third", "--wait=false"]);
   });
@@ -173,10 +231,17 @@ describe("metric sources (issue 20)", () => {
     await applyJson(cluster, fileSpec("file-zero", "/dev/zero"));
     await applyJson(cluster, fileSpec("file-token", token));
     for (const name of ["file-zero", "file-token"]) {
-      const s = await waitForStatus(cluster, name, "MetricsAvailable=False", (st) => condition(st, "MetricsAvailable")?.status === "False");
+      const s = await waitForStatus(
+        cluster,
+        name,
+        "MetricsAvailable=False",
+        (st) => condition(st, "MetricsAvailable")?.status === "False",
+      );
       expect(JSON.stringify(s)).not.toContain("TOPSECRET");
       expect(condition(s, "MetricsAvailable")!.reason).toBe("SourceNotAllowed");
-      expect(condition(s, "MetricsAvailable")!.message).toMatch(/^spec\.heatSource\.file\.path: File heat sources are disabled on this operator/);
+      expect(condition(s, "MetricsAvailable")!.message).toMatch(
+        /^spec\.heatSource\.file\.path: File heat sources are disabled on this operator/,
+      );
     }
     expect(await eventsText()).not.toContain("TOPSECRET");
     expect(readFileSync(operator!.logFile, "utf8")).not.toContain("TOPSECRET");
@@ -198,11 +263,25 @@ describe("metric sources (issue 20)", () => {
     await applyJson(cluster, fileSpec("file-huge", huge));
     await applyJson(cluster, fileSpec("file-zero-link", join(allowed, "zero.json")));
     await applyJson(cluster, fileSpec("file-token-link", join(allowed, "token.json")));
-    const h = await waitForStatus(cluster, "file-huge", "size cap", (st) => condition(st, "MetricsAvailable")?.reason === "SourceNotAllowed");
-    expect(condition(h, "MetricsAvailable")!.message).toMatch(/^spec\.heatSource\.file\.path: file larger than 1048576 bytes/);
+    const h = await waitForStatus(
+      cluster,
+      "file-huge",
+      "size cap",
+      (st) => condition(st, "MetricsAvailable")?.reason === "SourceNotAllowed",
+    );
+    expect(condition(h, "MetricsAvailable")!.message).toMatch(
+      /^spec\.heatSource\.file\.path: file larger than 1048576 bytes/,
+    );
     for (const name of ["file-zero-link", "file-token-link"]) {
-      const s = await waitForStatus(cluster, name, "directory rule", (st) => condition(st, "MetricsAvailable")?.reason === "SourceNotAllowed");
-      expect(condition(s, "MetricsAvailable")!.message).toMatch(/^spec\.heatSource\.file\.path: not a readable file inside the operator's allowed directories/);
+      const s = await waitForStatus(
+        cluster,
+        name,
+        "directory rule",
+        (st) => condition(st, "MetricsAvailable")?.reason === "SourceNotAllowed",
+      );
+      expect(condition(s, "MetricsAvailable")!.message).toMatch(
+        /^spec\.heatSource\.file\.path: not a readable file inside the operator's allowed directories/,
+      );
       expect(JSON.stringify(s)).not.toContain("TOPSECRET");
     }
     // Measured, not asserted: the refusals read nothing.
@@ -218,4 +297,3 @@ async function waitFor(pred: () => boolean, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
 }
-

@@ -17,7 +17,16 @@ let operator: ManagedProcess;
 beforeAll(async () => {
   cluster = await startCluster({
     name: "podpolicy",
-    gpuNodes: [{ pool: "h100", count: 1, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81559, priceUsdPerGpuHour: 2 }],
+    gpuNodes: [
+      {
+        pool: "h100",
+        count: 1,
+        gpusPerNode: 8,
+        gpuProduct: "NVIDIA-H100-80GB-HBM3",
+        gpuMemoryMiB: 81559,
+        priceUsdPerGpuHour: 2,
+      },
+    ],
   });
   const crd = await cluster.kubectl(["apply", "--server-side", "-f", "crds/"]);
   expect(crd.code, crd.stderr).toBe(0);
@@ -51,32 +60,62 @@ describe("pod-template policy (restricted by default)", () => {
   it("a privileged shard container is rejected naming the field; no child is created; fixing it lets the operator proceed", async () => {
     const name = "privileged";
     await applyJson(cluster, heatConfigMap(`${name}-heat`, "default", skewedHeat(3_000, [1, 2])));
-    await applyJson(cluster, deployment(name, (shard) => { shard.spec.containers[0]!.securityContext = { privileged: true }; }));
+    await applyJson(
+      cluster,
+      deployment(name, (shard) => {
+        shard.spec.containers[0]!.securityContext = { privileged: true };
+      }),
+    );
     const s = await waitForStatus(cluster, name, "Ready=False PodTemplateRejected", rejected, 60_000);
     expect(condition(s, "Ready")!.status).toBe("False");
     expect(condition(s, "Degraded")).toMatchObject({ status: "True", reason: "PodTemplateRejected" });
-    expect(condition(s, "Ready")!.message).toContain("spec.serving.expertShards.template.spec.containers[0].securityContext.privileged");
+    expect(condition(s, "Ready")!.message).toContain(
+      "spec.serving.expertShards.template.spec.containers[0].securityContext.privileged",
+    );
     expect(await shardPods(cluster, name)).toEqual([]);
     expect(await routerExists(name)).toBe(false);
-    const events = await cluster.kubectl(["get", "events", "--field-selector", `involvedObject.name=${name},reason=PodTemplateRejected`, "-o", "name"]);
+    const events = await cluster.kubectl([
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${name},reason=PodTemplateRejected`,
+      "-o",
+      "name",
+    ]);
     expect(events.stdout.trim()).not.toBe("");
 
-    await applyJson(cluster, deployment(name, () => {}));
-    await waitForStatus(cluster, name, "no longer rejected", (st) => !rejected(st) && condition(st, "Degraded")?.reason !== "PodTemplateRejected", 60_000);
+    await applyJson(
+      cluster,
+      deployment(name, () => {}),
+    );
+    await waitForStatus(
+      cluster,
+      name,
+      "no longer rejected",
+      (st) => !rejected(st) && condition(st, "Degraded")?.reason !== "PodTemplateRejected",
+      60_000,
+    );
     expect(await routerExists(name)).toBe(true);
   });
 
   it("a foreign ServiceAccount is rejected, and allowed once the operator's allowlist names it", async () => {
     const name = "foreign-sa";
     await applyJson(cluster, heatConfigMap(`${name}-heat`, "default", skewedHeat(3_000, [1, 2])));
-    await applyJson(cluster, deployment(name, (_shard, router) => { router.spec.serviceAccountName = "engine"; }));
+    await applyJson(
+      cluster,
+      deployment(name, (_shard, router) => {
+        router.spec.serviceAccountName = "engine";
+      }),
+    );
     const s = await waitForStatus(cluster, name, "Ready=False PodTemplateRejected", rejected, 60_000);
     expect(condition(s, "Ready")!.message).toContain("spec.serving.router.template.spec.serviceAccountName");
     expect(await routerExists(name)).toBe(false);
 
     await operator.stop();
     operator = startOperatorProcess({
-      kubeconfigPath: cluster.kubeconfigPath, dir: cluster.dir, identity: "policy-2",
+      kubeconfigPath: cluster.kubeconfigPath,
+      dir: cluster.dir,
+      identity: "policy-2",
       extraArgs: ["--pod-allowed-service-accounts=default,engine"],
     });
     await waitForStatus(cluster, name, "no longer rejected", (st) => !rejected(st), 90_000);

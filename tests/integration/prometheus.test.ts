@@ -17,7 +17,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
-  prom = await startPrometheus({ scrapeConfigs: [{ jobName: "fleet", targets: [`127.0.0.1:${port}`] }], scrapeIntervalSeconds: 1 });
+  prom = await startPrometheus({
+    scrapeConfigs: [{ jobName: "fleet", targets: [`127.0.0.1:${port}`] }],
+    scrapeIntervalSeconds: 1,
+  });
 });
 
 afterAll(async () => {
@@ -27,13 +30,22 @@ afterAll(async () => {
 
 describe("local prometheus", () => {
   it("scrapes the configured target and answers rate() queries", async () => {
-    const rate = await waitFor("a non-zero rate", async () => {
-      const res = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent("rate(moe_test_tokens_total[10s])")}`);
-      const body = (await res.json()) as { status: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
-      const v = body.data.result[0];
-      // 100 tokens per 1 s scrape: once the window is full the rate is ~100/s.
-      return v && Number(v.value[1]) > 80 ? v : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 500 });
+    const rate = await waitFor(
+      "a non-zero rate",
+      async () => {
+        const res = await fetch(
+          `${prom.url}/api/v1/query?query=${encodeURIComponent("rate(moe_test_tokens_total[10s])")}`,
+        );
+        const body = (await res.json()) as {
+          status: string;
+          data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+        };
+        const v = body.data.result[0];
+        // 100 tokens per 1 s scrape: once the window is full the rate is ~100/s.
+        return v && Number(v.value[1]) > 80 ? v : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     expect(rate.metric.expert).toBe("7");
     expect(Number(rate.value[1])).toBeLessThan(150);
     const pid = prom.process.pid!;

@@ -8,7 +8,19 @@ import { k3sProvider, kubeconfigProvider, localProcessProvider } from "../../src
 describe("cluster providers", () => {
   it("local provider starts a cluster and the kubeconfig provider attaches to it", async () => {
     expect(await localProcessProvider.availability()).toEqual({ available: true });
-    const local = await localProcessProvider.start({ name: "providers", gpuNodes: [{ pool: "a100", count: 1, gpusPerNode: 4, gpuProduct: "NVIDIA-A100-SXM4-80GB", gpuMemoryMiB: 81920, priceUsdPerGpuHour: 1.2 }] });
+    const local = await localProcessProvider.start({
+      name: "providers",
+      gpuNodes: [
+        {
+          pool: "a100",
+          count: 1,
+          gpusPerNode: 4,
+          gpuProduct: "NVIDIA-A100-SXM4-80GB",
+          gpuMemoryMiB: 81920,
+          priceUsdPerGpuHour: 1.2,
+        },
+      ],
+    });
     try {
       const existing = kubeconfigProvider(local.kubeconfigPath);
       expect(await existing.availability()).toEqual({ available: true });
@@ -25,7 +37,10 @@ describe("cluster providers", () => {
   });
 
   it("kubeconfig provider says why it is unavailable", async () => {
-    expect(await kubeconfigProvider(undefined).availability()).toEqual({ available: false, reason: "KUBECONFIG is not set" });
+    expect(await kubeconfigProvider(undefined).availability()).toEqual({
+      available: false,
+      reason: "KUBECONFIG is not set",
+    });
     const r = await kubeconfigProvider("/nonexistent/kubeconfig").availability();
     expect(r.available).toBe(false);
   });

@@ -27,7 +27,11 @@ const APP_NS = "team-a";
 let cluster: LocalCluster;
 let operator: ManagedProcess | undefined;
 
-async function canI(verb: string, resource: string, scope: { ns?: string; all?: boolean; subresource?: string }): Promise<boolean> {
+async function canI(
+  verb: string,
+  resource: string,
+  scope: { ns?: string; all?: boolean; subresource?: string },
+): Promise<boolean> {
   const args = ["auth", "can-i", verb, resource, `--as=${SA}`];
   if (scope.all) args.push("--all-namespaces");
   else if (scope.ns) args.push("-n", scope.ns);
@@ -41,9 +45,19 @@ async function canI(verb: string, resource: string, scope: { ns?: string; all?: 
 function helmInstall(release: string, args: string[]): Promise<{ code: number; out: string }> {
   const home = join(cluster.dir, "helm");
   return new Promise((resolve) => {
-    execFile(helmPath(), ["install", release, CHART_DIR, "-n", NS, ...args, "--kubeconfig", cluster.kubeconfigPath], {
-      env: { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") },
-    }, (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }));
+    execFile(
+      helmPath(),
+      ["install", release, CHART_DIR, "-n", NS, ...args, "--kubeconfig", cluster.kubeconfigPath],
+      {
+        env: {
+          ...process.env,
+          HELM_CONFIG_HOME: join(home, "config"),
+          HELM_CACHE_HOME: join(home, "cache"),
+          HELM_DATA_HOME: join(home, "data"),
+        },
+      },
+      (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }),
+    );
   });
 }
 
@@ -51,7 +65,16 @@ beforeAll(async () => {
   cluster = await startCluster({
     name: "rbac",
     audit: true,
-    gpuNodes: [{ pool: "h100", count: 1, gpusPerNode: 8, gpuProduct: "NVIDIA-H100-80GB-HBM3", gpuMemoryMiB: 81559, priceUsdPerGpuHour: 2 }],
+    gpuNodes: [
+      {
+        pool: "h100",
+        count: 1,
+        gpusPerNode: 8,
+        gpuProduct: "NVIDIA-H100-80GB-HBM3",
+        gpuMemoryMiB: 81559,
+        priceUsdPerGpuHour: 2,
+      },
+    ],
   });
   // Defaults (githubMode off), and no operator pods: the operator runs on the host below.
   const install = await helmInstall("moe-operator", ["--create-namespace", "--set", "replicaCount=0"]);
@@ -60,7 +83,12 @@ beforeAll(async () => {
     const r = await cluster.kubectl(["create", "namespace", ns]);
     expect(r.code, r.stderr).toBe(0);
   }
-  const crd = await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=60s"]);
+  const crd = await cluster.kubectl([
+    "wait",
+    "--for=condition=Established",
+    "crd/moedeployments.moe.dev",
+    "--timeout=60s",
+  ]);
   expect(crd.code, crd.stderr).toBe(0);
 });
 
@@ -170,7 +198,8 @@ const DENIED: Check[] = [
   ["delete", "validatingadmissionpolicybindings.admissionregistration.k8s.io", {}],
 ];
 
-const fmt = (c: Check) => `${c[0]} ${c[1]}${c[2].subresource ? `/${c[2].subresource}` : ""} ${c[2].all ? "(all namespaces)" : c[2].ns ? `in ${c[2].ns}` : "(cluster)"}`;
+const fmt = (c: Check) =>
+  `${c[0]} ${c[1]}${c[2].subresource ? `/${c[2].subresource}` : ""} ${c[2].all ? "(all namespaces)" : c[2].ns ? `in ${c[2].ns}` : "(cluster)"}`;
 
 describe("kubectl auth can-i as the chart's ServiceAccount", () => {
   it.each(ALLOWED.map((c) => [fmt(c), c] as const))("allowed: %s", async (_n, [verb, resource, scope]) => {
@@ -190,25 +219,60 @@ describe("kubectl auth can-i as the chart's ServiceAccount", () => {
 describe("writes in protected namespaces are refused by admission", () => {
   const objects = (ns: string) => [
     { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "moe-rbac-probe", namespace: ns }, data: { a: "b" } },
-    { apiVersion: "v1", kind: "Pod", metadata: { name: "moe-rbac-probe", namespace: ns }, spec: { containers: [{ name: "c", image: "example.invalid/x:1" }] } },
-    { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "moe-rbac-probe", namespace: ns }, spec: { selector: { matchLabels: { a: "b" } }, template: { metadata: { labels: { a: "b" } }, spec: { containers: [{ name: "c", image: "example.invalid/x:1" }] } } } },
-    { apiVersion: "v1", kind: "Event", metadata: { name: "moe-rbac-probe", namespace: ns }, involvedObject: { kind: "Pod", name: "x", namespace: ns }, reason: "Probe", message: "probe" },
+    {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "moe-rbac-probe", namespace: ns },
+      spec: { containers: [{ name: "c", image: "example.invalid/x:1" }] },
+    },
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "moe-rbac-probe", namespace: ns },
+      spec: {
+        selector: { matchLabels: { a: "b" } },
+        template: {
+          metadata: { labels: { a: "b" } },
+          spec: { containers: [{ name: "c", image: "example.invalid/x:1" }] },
+        },
+      },
+    },
+    {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: "moe-rbac-probe", namespace: ns },
+      involvedObject: { kind: "Pod", name: "x", namespace: ns },
+      reason: "Probe",
+      message: "probe",
+    },
   ];
 
-  it.each(objects("kube-system").map((o) => [o.kind, o] as const))("%s in kube-system: RBAC allows it, the admission policy refuses it", async (_k, obj) => {
-    const r = await cluster.kubectl(["create", "--dry-run=server", `--as=${SA}`, "-f", "-"], { input: JSON.stringify(obj) });
-    expect(r.code, r.stdout).not.toBe(0);
-    expect(r.stderr).toMatch(/moe-operator may not create \w+ in protected namespace kube-system/);
-    expect(r.stderr).toContain("ValidatingAdmissionPolicy 'moe-operator-protected-namespaces'");
-  });
+  it.each(objects("kube-system").map((o) => [o.kind, o] as const))(
+    "%s in kube-system: RBAC allows it, the admission policy refuses it",
+    async (_k, obj) => {
+      const r = await cluster.kubectl(["create", "--dry-run=server", `--as=${SA}`, "-f", "-"], {
+        input: JSON.stringify(obj),
+      });
+      expect(r.code, r.stdout).not.toBe(0);
+      expect(r.stderr).toMatch(/moe-operator may not create \w+ in protected namespace kube-system/);
+      expect(r.stderr).toContain("ValidatingAdmissionPolicy 'moe-operator-protected-namespaces'");
+    },
+  );
 
-  it.each(objects(APP_NS).map((o) => [o.kind, o] as const))("%s in an application namespace is accepted", async (_k, obj) => {
-    const r = await cluster.kubectl(["create", "--dry-run=server", `--as=${SA}`, "-f", "-"], { input: JSON.stringify(obj) });
-    expect(r.code, r.stderr).toBe(0);
-  });
+  it.each(objects(APP_NS).map((o) => [o.kind, o] as const))(
+    "%s in an application namespace is accepted",
+    async (_k, obj) => {
+      const r = await cluster.kubectl(["create", "--dry-run=server", `--as=${SA}`, "-f", "-"], {
+        input: JSON.stringify(obj),
+      });
+      expect(r.code, r.stderr).toBe(0);
+    },
+  );
 
   it("the policy only applies to the operator: the cluster admin may still write in kube-system", async () => {
-    const r = await cluster.kubectl(["create", "--dry-run=server", "-f", "-"], { input: JSON.stringify(objects("kube-system")[0]) });
+    const r = await cluster.kubectl(["create", "--dry-run=server", "-f", "-"], {
+      input: JSON.stringify(objects("kube-system")[0]),
+    });
     expect(r.code, r.stderr).toBe(0);
   });
 });
@@ -228,27 +292,63 @@ describe("the operator runs on the ServiceAccount's credentials alone", () => {
     const token = await cluster.kubectl(["create", "token", "moe-operator", "-n", NS, "--duration=1h"]);
     expect(token.code, token.stderr).toBe(0);
     const kubeconfig = join(cluster.dir, "kubeconfig-moe-operator-sa");
-    writeFileSync(kubeconfig, JSON.stringify({
-      apiVersion: "v1", kind: "Config", "current-context": "sa",
-      clusters: [{ name: "local", cluster: { server: cluster.server, "certificate-authority": cluster.pki.caCert } }],
-      users: [{ name: "moe-operator", user: { token: token.stdout.trim() } }],
-      contexts: [{ name: "sa", context: { cluster: "local", user: "moe-operator" } }],
-    }), { mode: 0o600 });
-    const who = await cluster.kubectl(["auth", "whoami", "--kubeconfig", kubeconfig, "-o", "jsonpath={.status.userInfo.username}"]);
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        "current-context": "sa",
+        clusters: [{ name: "local", cluster: { server: cluster.server, "certificate-authority": cluster.pki.caCert } }],
+        users: [{ name: "moe-operator", user: { token: token.stdout.trim() } }],
+        contexts: [{ name: "sa", context: { cluster: "local", user: "moe-operator" } }],
+      }),
+      { mode: 0o600 },
+    );
+    const who = await cluster.kubectl([
+      "auth",
+      "whoami",
+      "--kubeconfig",
+      kubeconfig,
+      "-o",
+      "jsonpath={.status.userInfo.username}",
+    ]);
     expect(who.stdout).toBe(SA);
 
     operator = startOperatorProcess({
-      kubeconfigPath: kubeconfig, dir: cluster.dir, identity: "rbac-1",
-      extraArgs: [`--leader-election-namespace=${NS}`, "--leader-election-id=moe-operator-leader", "--metrics-auth=tokenreview"],
+      kubeconfigPath: kubeconfig,
+      dir: cluster.dir,
+      identity: "rbac-1",
+      extraArgs: [
+        `--leader-election-namespace=${NS}`,
+        "--leader-election-id=moe-operator-leader",
+        "--metrics-auth=tokenreview",
+      ],
     });
     await applyJson(cluster, heatConfigMap(`${NAME}-heat`, MOED_NS, skewedHeat(3_000, [1, 2])));
     await applyJson(cluster, testMoEDeployment(NAME, MOED_NS));
-    const s = await waitForStatus(cluster, NAME, "Ready=True", (st) => condition(st, "Ready")?.status === "True", 120_000);
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "Ready=True",
+      (st) => condition(st, "Ready")?.status === "True",
+      120_000,
+    );
     expect(s.currentShards).toBe(4);
 
-    const lease = await cluster.kubectl(["get", "lease", "-n", NS, "moe-operator-leader", "-o", "jsonpath={.spec.holderIdentity}"]);
+    const lease = await cluster.kubectl([
+      "get",
+      "lease",
+      "-n",
+      NS,
+      "moe-operator-leader",
+      "-o",
+      "jsonpath={.spec.holderIdentity}",
+    ]);
     expect(lease.stdout).toBe("rbac-1");
-    for (const [kind, name] of [["deployment", `${NAME}-router`], ["configmap", `${NAME}-placement`]]) {
+    for (const [kind, name] of [
+      ["deployment", `${NAME}-router`],
+      ["configmap", `${NAME}-placement`],
+    ]) {
       const r = await cluster.kubectl(["get", kind!, "-n", MOED_NS, name!, "-o", "name"]);
       expect(r.code, r.stderr).toBe(0);
     }
@@ -262,19 +362,38 @@ describe("the operator runs on the ServiceAccount's credentials alone", () => {
     }
     // Status counts a draining shard as gone; wait until the drained pod was really deleted
     // (the audit log test below checks that the delete was allowed).
-    await waitFor("the drained shard pod deleted", async () => {
-      const live = (await shardPods(cluster, NAME)).filter((p) => !p.terminating);
-      return live.length === 4 && !live.some((p) => p.draining) ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(
+      "the drained shard pod deleted",
+      async () => {
+        const live = (await shardPods(cluster, NAME)).filter((p) => !p.terminating);
+        return live.length === 4 && !live.some((p) => p.draining) ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
   });
 
   it("serves /metrics only to a token bound to the chart's metrics-reader ClusterRole", async () => {
-    const started = readFileSync(operator!.logFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { msg?: string; metricsPort?: number; metricsAuth?: string })
+    const started = readFileSync(operator!.logFile, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { msg?: string; metricsPort?: number; metricsAuth?: string })
       .find((l) => l.msg === "operator started");
     expect(started?.metricsAuth).toBe("tokenreview");
-    const scrape = async (token?: string) => (await fetch(`http://127.0.0.1:${started!.metricsPort}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
-    for (const sa of ["prometheus", "someone-else"]) expect((await cluster.kubectl(["create", "serviceaccount", sa, "-n", APP_NS])).code).toBe(0);
-    const bind = await cluster.kubectl(["create", "clusterrolebinding", "prometheus-moe-metrics", "--clusterrole=moe-operator-metrics-reader", `--serviceaccount=${APP_NS}:prometheus`]);
+    const scrape = async (token?: string) =>
+      (
+        await fetch(`http://127.0.0.1:${started!.metricsPort}/metrics`, {
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        })
+      ).status;
+    for (const sa of ["prometheus", "someone-else"])
+      expect((await cluster.kubectl(["create", "serviceaccount", sa, "-n", APP_NS])).code).toBe(0);
+    const bind = await cluster.kubectl([
+      "create",
+      "clusterrolebinding",
+      "prometheus-moe-metrics",
+      "--clusterrole=moe-operator-metrics-reader",
+      `--serviceaccount=${APP_NS}:prometheus`,
+    ]);
     expect(bind.code, bind.stderr).toBe(0);
     const token = async (sa: string) => (await cluster.kubectl(["create", "token", sa, "-n", APP_NS])).stdout.trim();
     expect(await scrape()).toBe(401);
@@ -284,12 +403,37 @@ describe("the operator runs on the ServiceAccount's credentials alone", () => {
 
   it("the audit log shows the operator's writes, all allowed", () => {
     expect(cluster.auditLogPath).toBeDefined();
-    const events = readFileSync(cluster.auditLogPath!, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditEvent)
+    const events = readFileSync(cluster.auditLogPath!, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditEvent)
       .filter((e) => e.user.username === SA);
     const refused = events.filter((e) => e.responseStatus?.code === 403);
-    expect(refused.map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource ?? ""} ${e.objectRef?.namespace ?? ""}: ${e.responseStatus?.message}`)).toEqual([]);
-    const did = new Set(events.filter((e) => (e.responseStatus?.code ?? 0) < 300).map((e) => `${e.verb} ${e.objectRef?.resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ""}`));
-    for (const w of ["create leases", "update leases", "create pods", "delete pods", "patch deployments", "patch configmaps", "update moedeployments/status", "create events", "create tokenreviews", "create subjectaccessreviews"]) {
+    expect(
+      refused.map(
+        (e) =>
+          `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.subresource ?? ""} ${e.objectRef?.namespace ?? ""}: ${e.responseStatus?.message}`,
+      ),
+    ).toEqual([]);
+    const did = new Set(
+      events
+        .filter((e) => (e.responseStatus?.code ?? 0) < 300)
+        .map(
+          (e) => `${e.verb} ${e.objectRef?.resource}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ""}`,
+        ),
+    );
+    for (const w of [
+      "create leases",
+      "update leases",
+      "create pods",
+      "delete pods",
+      "patch deployments",
+      "patch configmaps",
+      "update moedeployments/status",
+      "create events",
+      "create tokenreviews",
+      "create subjectaccessreviews",
+    ]) {
       expect([...did].sort(), w).toContain(w);
     }
   });
@@ -304,14 +448,25 @@ describe("a release with operator.watchNamespace", () => {
 
   it("may list/watch ConfigMaps only in the watched namespace; pods stay listable everywhere (GPU accounting)", async () => {
     const install = await helmInstall("scoped", [
-      "--set", "replicaCount=0", "--set", `operator.watchNamespace=${APP_NS}`, "--set", "protectedNamespaces.enabled=false",
-      "--set", "leaderElection.id=scoped-leader",
+      "--set",
+      "replicaCount=0",
+      "--set",
+      `operator.watchNamespace=${APP_NS}`,
+      "--set",
+      "protectedNamespaces.enabled=false",
+      "--set",
+      "leaderElection.id=scoped-leader",
     ]);
     expect(install.code, install.out).toBe(0);
-    for (const verb of ["list", "watch", "get", "create", "patch"]) expect(await canScoped([verb, "configmaps", "-n", APP_NS]), `${verb} configmaps in ${APP_NS}`).toBe("yes");
+    for (const verb of ["list", "watch", "get", "create", "patch"])
+      expect(await canScoped([verb, "configmaps", "-n", APP_NS]), `${verb} configmaps in ${APP_NS}`).toBe("yes");
     for (const verb of ["list", "watch"]) {
-      expect(await canScoped([verb, "configmaps", "--all-namespaces"]), `${verb} configmaps (all namespaces)`).toBe("no");
-      expect(await canScoped([verb, "configmaps", "-n", "kube-system"]), `${verb} configmaps in kube-system`).toBe("no");
+      expect(await canScoped([verb, "configmaps", "--all-namespaces"]), `${verb} configmaps (all namespaces)`).toBe(
+        "no",
+      );
+      expect(await canScoped([verb, "configmaps", "-n", "kube-system"]), `${verb} configmaps in kube-system`).toBe(
+        "no",
+      );
       expect(await canScoped([verb, "configmaps", "-n", "default"]), `${verb} configmaps in default`).toBe("no");
     }
     expect(await canScoped(["get", "configmaps", "-n", "kube-system"])).toBe("no");

@@ -13,13 +13,24 @@ export interface CoverageWatch {
   stop(): void;
 }
 
-export async function watchCoverage(kc: KubeConfig, namespace: string, deployment: string, layers: number, experts: number): Promise<CoverageWatch> {
+export async function watchCoverage(
+  kc: KubeConfig,
+  namespace: string,
+  deployment: string,
+  layers: number,
+  experts: number,
+): Promise<CoverageWatch> {
   const pods = new Map<string, V1Pod>();
   const state = { events: 0, worstUncovered: 0, violations: [] as string[], established: false };
   const selector = `moe.dev/deployment=${deployment},moe.dev/component=expert-shard`;
   const check = (what: string) => {
-    const ready = [...pods.values()].filter((p) => p.status?.phase === "Running" && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
-    const views = ready.map((p) => ({ experts: JSON.parse(p.metadata?.annotations?.["moe.dev/experts"] ?? "[]") as number[][] }));
+    const ready = [...pods.values()].filter(
+      (p) =>
+        p.status?.phase === "Running" && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+    );
+    const views = ready.map((p) => ({
+      experts: JSON.parse(p.metadata?.annotations?.["moe.dev/experts"] ?? "[]") as number[][],
+    }));
     const missing = countUncovered(views, layers, experts);
     if (!state.established) {
       if (missing === 0 && ready.length > 0) state.established = true;
@@ -42,20 +53,37 @@ export async function watchCoverage(kc: KubeConfig, namespace: string, deploymen
     pods.clear();
     for (const p of list.items) pods.set(p.metadata!.name!, p);
     check("list");
-    req = await new Watch(kc).watch(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: selector, resourceVersion: list.metadata?.resourceVersion }, (type, obj: V1Pod) => {
-      if (type === "DELETED") pods.delete(obj.metadata!.name!);
-      else pods.set(obj.metadata!.name!, obj);
-      check(`${type} ${obj.metadata?.name}`);
-    }, () => {
-      if (!stopped) setTimeout(() => void run().catch((err: unknown) => state.violations.push(`re-watch failed: ${String(err)}`)), 10);
-    });
+    req = await new Watch(kc).watch(
+      `/api/v1/namespaces/${namespace}/pods`,
+      { labelSelector: selector, resourceVersion: list.metadata?.resourceVersion },
+      (type, obj: V1Pod) => {
+        if (type === "DELETED") pods.delete(obj.metadata!.name!);
+        else pods.set(obj.metadata!.name!, obj);
+        check(`${type} ${obj.metadata?.name}`);
+      },
+      () => {
+        if (!stopped)
+          setTimeout(
+            () => void run().catch((err: unknown) => state.violations.push(`re-watch failed: ${String(err)}`)),
+            10,
+          );
+      },
+    );
   };
   await run();
   return {
-    get events() { return state.events; },
-    get worstUncovered() { return state.worstUncovered; },
-    get violations() { return state.violations; },
-    get established() { return state.established; },
+    get events() {
+      return state.events;
+    },
+    get worstUncovered() {
+      return state.worstUncovered;
+    },
+    get violations() {
+      return state.violations;
+    },
+    get established() {
+      return state.established;
+    },
     stop: () => {
       stopped = true;
       req?.abort();

@@ -13,14 +13,21 @@ export function fixedFloorSignal(floorGpus: number, afterTicks: number): Capacit
     reason: "FixedFloor",
     apiReason: "FixedFloorReached",
     winsTies: false,
-    evaluate: (ctx) => ticks(ctx.state.signalStates?.[id]) >= afterTicks
-      ? { floorGpus, message: `fixed floor of ${floorGpus} GPUs after ${afterTicks} samples` }
-      : { floorGpus: 0, message: "" },
+    evaluate: (ctx) =>
+      ticks(ctx.state.signalStates?.[id]) >= afterTicks
+        ? { floorGpus, message: `fixed floor of ${floorGpus} GPUs after ${afterTicks} samples` }
+        : { floorGpus: 0, message: "" },
     learnOwn: (_ctx, previous) => ticks(previous) + 1,
   };
 }
 
 /** A floor-kind signal: a fixed minimum that needs no load (applies also while holding on bad data). */
 export function fixedMinimumSignal(floorGpus: number): FloorSignal<"FixedMinimum"> {
-  return { kind: "floor", id: "fixed-minimum", reason: "FixedMinimum", apiReason: "FixedMinimumHeld", evaluate: () => ({ floorGpus, message: `fixed minimum of ${floorGpus} GPUs` }) };
+  return {
+    kind: "floor",
+    id: "fixed-minimum",
+    reason: "FixedMinimum",
+    apiReason: "FixedMinimumHeld",
+    evaluate: () => ({ floorGpus, message: `fixed minimum of ${floorGpus} GPUs` }),
+  };
 }

@@ -8,7 +8,8 @@ export const TEST_TOPK = 2;
 
 export function heatJson(perExpert: (layer: number, expert: number) => number): string {
   const logical_count = Array.from({ length: TEST_LAYERS }, (_, l) =>
-    Array.from({ length: TEST_EXPERTS }, (_, e) => (l < TEST_DENSE ? 0 : Math.round(perExpert(l - TEST_DENSE, e)))));
+    Array.from({ length: TEST_EXPERTS }, (_, e) => (l < TEST_DENSE ? 0 : Math.round(perExpert(l - TEST_DENSE, e)))),
+  );
   return JSON.stringify({ logical_count });
 }
 
@@ -23,28 +24,61 @@ export function heatConfigMap(name: string, namespace: string, json: string) {
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data: { "expert-load.json": json } };
 }
 
-export function testMoEDeployment(name: string, namespace: string, over: {
-  minShards?: number; maxShards?: number; targetLatencyMs?: number; maxUsdPerHour?: number; mode?: "Auto" | "Recommend";
-  rebalanceIntervalSeconds?: number; maxMovedPercent?: number; scaleDownWindowSeconds?: number; latencyMs?: number;
-} = {}) {
+export function testMoEDeployment(
+  name: string,
+  namespace: string,
+  over: {
+    minShards?: number;
+    maxShards?: number;
+    targetLatencyMs?: number;
+    maxUsdPerHour?: number;
+    mode?: "Auto" | "Recommend";
+    rebalanceIntervalSeconds?: number;
+    maxMovedPercent?: number;
+    scaleDownWindowSeconds?: number;
+    latencyMs?: number;
+  } = {},
+) {
   return {
     apiVersion: "moe.dev/v1alpha1",
     kind: "MoEDeployment",
     metadata: { name, namespace },
     spec: {
       mode: over.mode ?? "Auto",
-      model: { name: "test/tiny-moe", layers: TEST_LAYERS, denseLayers: TEST_DENSE, routedExperts: TEST_EXPERTS, topK: TEST_TOPK, expertWeightBytes: 1_000_000, expertSlotsPerGpu: 5 },
+      model: {
+        name: "test/tiny-moe",
+        layers: TEST_LAYERS,
+        denseLayers: TEST_DENSE,
+        routedExperts: TEST_EXPERTS,
+        topK: TEST_TOPK,
+        expertWeightBytes: 1_000_000,
+        expertSlotsPerGpu: 5,
+      },
       serving: {
         router: {
           replicas: 1,
           gpusPerReplica: 1,
-          template: { spec: { terminationGracePeriodSeconds: 1, containers: [{ name: "router", image: "example.invalid/router:1" }] } },
+          template: {
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "router", image: "example.invalid/router:1" }],
+            },
+          },
         },
         expertShards: {
-          template: { spec: { terminationGracePeriodSeconds: 1, containers: [{ name: "expert", image: "example.invalid/expert:1" }] } },
+          template: {
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "expert", image: "example.invalid/expert:1" }],
+            },
+          },
         },
       },
-      placement: { rebalanceIntervalSeconds: over.rebalanceIntervalSeconds ?? 30, minBalancednessGainPercent: 1, maxMovedPercent: over.maxMovedPercent ?? 25 },
+      placement: {
+        rebalanceIntervalSeconds: over.rebalanceIntervalSeconds ?? 30,
+        minBalancednessGainPercent: 1,
+        maxMovedPercent: over.maxMovedPercent ?? 25,
+      },
       slo: { metric: "InterTokenLatency", targetLatencyMs: over.targetLatencyMs ?? 100, evaluationWindowSeconds: 10 },
       scaling: {
         minShards: over.minShards ?? 4,
@@ -55,7 +89,11 @@ export function testMoEDeployment(name: string, namespace: string, over: {
       heatSource: { type: "ConfigMap", configMap: { name: `${name}-heat` }, refreshIntervalSeconds: 5 },
       latencySource: { type: "Static", static: { latencyMs: over.latencyMs ?? 40 } },
       prewarm: { coldStartSeconds: 5, burst: { enabled: true, panicWindowSeconds: 5 } },
-      cost: { priceLabelKey: "moe.dev/price-usd-per-gpu-hour", defaultUsdPerGpuHour: 2, ...(over.maxUsdPerHour !== undefined ? { maxUsdPerHour: over.maxUsdPerHour } : {}) },
+      cost: {
+        priceLabelKey: "moe.dev/price-usd-per-gpu-hour",
+        defaultUsdPerGpuHour: 2,
+        ...(over.maxUsdPerHour !== undefined ? { maxUsdPerHour: over.maxUsdPerHour } : {}),
+      },
     },
   };
 }

@@ -2,11 +2,22 @@
 // in-memory object store standing in for the API server's write side. For
 // unit tests of what the reconciler decides and writes (status, children);
 // integration tests run it against the real control plane instead.
-import { ApiException, type KubernetesObject, type V1ConfigMap, type V1Deployment, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import {
+  ApiException,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1Node,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import pino from "pino";
 import { KubeApiError } from "../../src/adapters/kube-errors.ts";
 import type { KubeClient, ObjectRef } from "../../src/adapters/kube.ts";
-import { MoEDeploymentReconciler, type Cache, type MoEDeploymentObject } from "../../src/controllers/moedeployment/reconciler.ts";
+import {
+  MoEDeploymentReconciler,
+  type Cache,
+  type MoEDeploymentObject,
+} from "../../src/controllers/moedeployment/reconciler.ts";
 import { projectPodGpus, type PodGpuView } from "../../src/controllers/moedeployment/pod-gpus.ts";
 import type { SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
 import { createMetrics, type OperatorMetrics } from "../../src/observability/metrics.ts";
@@ -16,7 +27,10 @@ type Obj = KubernetesObject & { status?: unknown; data?: Record<string, string> 
 
 /** A Kubernetes error as the client library raises it, wrapped the way KubeClient wraps it. */
 export function apiError(operation: string, code: number, message = `HTTP ${code}`): KubeApiError {
-  return new KubeApiError(operation, new ApiException(code, message, JSON.stringify({ kind: "Status", code, message }), {}));
+  return new KubeApiError(
+    operation,
+    new ApiException(code, message, JSON.stringify({ kind: "Status", code, message }), {}),
+  );
 }
 
 export class MemoryStore {
@@ -30,7 +44,9 @@ export class MemoryStore {
   }
 
   list<T>(kind: string, namespace?: string): T[] {
-    return [...this.objects.values()].filter((o) => o.kind === kind && (namespace === undefined || o.metadata?.namespace === namespace)) as T[];
+    return [...this.objects.values()].filter(
+      (o) => o.kind === kind && (namespace === undefined || o.metadata?.namespace === namespace),
+    ) as T[];
   }
 
   cache<T>(kind: string): Cache<T> {
@@ -42,7 +58,11 @@ export class MemoryStore {
 
   put(obj: Obj): Obj {
     const stored = structuredClone(obj);
-    stored.metadata = { ...stored.metadata, resourceVersion: String(this.#rv++), uid: stored.metadata?.uid ?? `uid-${this.#rv}` };
+    stored.metadata = {
+      ...stored.metadata,
+      resourceVersion: String(this.#rv++),
+      uid: stored.metadata?.uid ?? `uid-${this.#rv}`,
+    };
     this.objects.set(MemoryStore.key(obj.kind, obj.metadata?.namespace, obj.metadata?.name), stored);
     return stored;
   }
@@ -67,22 +87,34 @@ export class MemoryStore {
         }
         return this.put(obj as Obj) as T;
       },
-      mergePatch: async (ref: ObjectRef, patch: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } }) => {
+      mergePatch: async (
+        ref: ObjectRef,
+        patch: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } },
+      ) => {
         this.#check("patch", ref.kind, ref.name);
         const old = this.objects.get(MemoryStore.key(ref.kind, ref.namespace, ref.name));
         if (!old) throw apiError(`patch ${ref.kind}/${ref.name}`, 404, "not found");
         const m = old.metadata ?? {};
-        this.put({ ...old, metadata: { ...m, labels: { ...m.labels, ...patch.metadata?.labels }, annotations: { ...m.annotations, ...patch.metadata?.annotations } } });
+        this.put({
+          ...old,
+          metadata: {
+            ...m,
+            labels: { ...m.labels, ...patch.metadata?.labels },
+            annotations: { ...m.annotations, ...patch.metadata?.annotations },
+          },
+        });
       },
       delete: async (ref: ObjectRef) => {
         this.#check("delete", ref.kind, ref.name);
-        if (!this.objects.delete(MemoryStore.key(ref.kind, ref.namespace, ref.name))) throw apiError(`delete ${ref.kind}/${ref.name}`, 404, "not found");
+        if (!this.objects.delete(MemoryStore.key(ref.kind, ref.namespace, ref.name)))
+          throw apiError(`delete ${ref.kind}/${ref.name}`, 404, "not found");
       },
       replaceStatus: async (_g: string, _v: string, _p: string, obj: Obj) => {
         this.#check("update-status", obj.kind, obj.metadata?.name);
         const old = this.objects.get(MemoryStore.key(obj.kind, obj.metadata?.namespace, obj.metadata?.name));
         if (!old) throw apiError(`update-status ${obj.kind}/${obj.metadata?.name}`, 404, "not found");
-        if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) throw apiError(`update-status ${obj.kind}/${obj.metadata?.name}`, 409, "conflict");
+        if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+          throw apiError(`update-status ${obj.kind}/${obj.metadata?.name}`, 409, "conflict");
         this.put({ ...old, status: obj.status });
       },
       event: async () => {},
@@ -93,9 +125,17 @@ export class MemoryStore {
 
 export function gpuNode(name: string, gpus: number, priceUsdPerGpuHour: number): V1Node {
   return {
-    apiVersion: "v1", kind: "Node",
-    metadata: { name, labels: { "kubernetes.io/hostname": name, "moe.dev/price-usd-per-gpu-hour": String(priceUsdPerGpuHour) } },
-    status: { allocatable: { "nvidia.com/gpu": String(gpus) }, capacity: { "nvidia.com/gpu": String(gpus) }, conditions: [{ type: "Ready", status: "True" }] },
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: {
+      name,
+      labels: { "kubernetes.io/hostname": name, "moe.dev/price-usd-per-gpu-hour": String(priceUsdPerGpuHour) },
+    },
+    status: {
+      allocatable: { "nvidia.com/gpu": String(gpus) },
+      capacity: { "nvidia.com/gpu": String(gpus) },
+      conditions: [{ type: "Ready", status: "True" }],
+    },
   } as V1Node;
 }
 
@@ -125,9 +165,15 @@ export function startHarness(o: { heatJson?: string; nowMs?: number } = {}): Har
     prometheus: () => {
       throw new Error("no Prometheus in the harness");
     },
-    core, nowMs: () => clock.nowMs(), policy: { prometheusAllowedUrls: [], fileHeatSourceDirs: [], fileHeatSourceMaxBytes: 0 }, maxSourceTimeoutMs: 5000,
+    core,
+    nowMs: () => clock.nowMs(),
+    policy: { prometheusAllowedUrls: [], fileHeatSourceDirs: [], fileHeatSourceMaxBytes: 0 },
+    maxSourceTimeoutMs: 5000,
   } as unknown as SourceDeps;
-  const podGpus: Cache<PodGpuView> = { list: (ns) => store.list<V1Pod>("Pod", ns).map(projectPodGpus), get: () => undefined };
+  const podGpus: Cache<PodGpuView> = {
+    list: (ns) => store.list<V1Pod>("Pod", ns).map(projectPodGpus),
+    get: () => undefined,
+  };
   const reconciler = new MoEDeploymentReconciler({
     kube: store.client(),
     moeds: store.cache<MoEDeploymentObject>("MoEDeployment"),
@@ -140,10 +186,19 @@ export function startHarness(o: { heatJson?: string; nowMs?: number } = {}): Har
     clock,
     logger: pino({ level: "silent" }),
     metrics,
-    config: { reconcileIntervalMs: 10_000, drainSeconds: 5, maxSurge: 8, sourceWaitMs: 5_000, component: "moe-operator-test" },
+    config: {
+      reconcileIntervalMs: 10_000,
+      drainSeconds: 5,
+      maxSurge: 8,
+      sourceWaitMs: 5_000,
+      component: "moe-operator-test",
+    },
   });
   return {
-    store, clock, metrics, reconciler,
+    store,
+    clock,
+    metrics,
+    reconciler,
     reconcile: (key) => reconciler.reconcile(key),
     moed: (namespace, name) => store.cache<MoEDeploymentObject>("MoEDeployment").get(name, namespace)!,
     pods: () => store.list<V1Pod>("Pod"),

@@ -18,15 +18,25 @@ describe("invalid MoEDeployments (zod)", () => {
     expect(r.ok ? [] : r.issues).toEqual([]);
   });
 
-  it.each(INVALID_CASES.filter((c) => c.localRejects !== false).map((c) => [c.name, c] as const))("rejects: %s", (_name, c) => {
-    const m = structuredClone(loadBaseSample(root));
-    c.mutate(m);
-    const r = parseMoEDeployment(m);
-    expect(r.ok).toBe(false);
-    const lines = r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
-    expect(lines.some((l) => l.includes(c.expectField)), `no issue names ${c.expectField}:\n${lines.join("\n")}`).toBe(true);
-    if (c.expectText) expect(lines.some((l) => l.includes(c.expectField) && l.includes(c.expectText!)), `no issue on ${c.expectField} says ${c.expectText}:\n${lines.join("\n")}`).toBe(true);
-  });
+  it.each(INVALID_CASES.filter((c) => c.localRejects !== false).map((c) => [c.name, c] as const))(
+    "rejects: %s",
+    (_name, c) => {
+      const m = structuredClone(loadBaseSample(root));
+      c.mutate(m);
+      const r = parseMoEDeployment(m);
+      expect(r.ok).toBe(false);
+      const lines = r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+      expect(
+        lines.some((l) => l.includes(c.expectField)),
+        `no issue names ${c.expectField}:\n${lines.join("\n")}`,
+      ).toBe(true);
+      if (c.expectText)
+        expect(
+          lines.some((l) => l.includes(c.expectField) && l.includes(c.expectText!)),
+          `no issue on ${c.expectField} says ${c.expectText}:\n${lines.join("\n")}`,
+        ).toBe(true);
+    },
+  );
 
   it.each(BOUNDARY_CASES.map((c) => [c.name, c] as const))("size bound: %s", (_name, c) => {
     const m = structuredClone(loadBaseSample(root));

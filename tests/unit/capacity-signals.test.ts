@@ -14,8 +14,22 @@ import type { CapacityInput, CapacityState } from "../../src/domain/capacity/ind
 import { fixedFloorSignal, fixedMinimumSignal } from "../support/fixed-floor-signal.ts";
 
 const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
-const policy = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 64, forecast: { enabled: false }, scaleUp: { maxStepGpus: 64 } });
-const input = (nowMs: number, gpus: number): CapacityInput => ({ tokensPerSecond: 5_000, metricsAtMs: nowMs, provisionedGpus: gpus, readyGpus: gpus, balancedness: 0.9, crossNodeShare: 0.1, usdPerGpuHour: 2 });
+const policy = makeCapacityPolicy({
+  slo: { metric: "itl", targetP99Ms: 50 },
+  minGpus: 2,
+  maxGpus: 64,
+  forecast: { enabled: false },
+  scaleUp: { maxStepGpus: 64 },
+});
+const input = (nowMs: number, gpus: number): CapacityInput => ({
+  tokensPerSecond: 5_000,
+  metricsAtMs: nowMs,
+  provisionedGpus: gpus,
+  readyGpus: gpus,
+  balancedness: 0.9,
+  crossNodeShare: 0.1,
+  usdPerGpuHour: 2,
+});
 
 describe("capacity-signal registry", () => {
   it("a signal added in one file with one registration line sets the count and names its reason", () => {
@@ -47,19 +61,33 @@ describe("capacity-signal registry", () => {
   it("wins through decideShardCount (the operator's and the simulator's count) too", () => {
     const signals = [...DEFAULT_CAPACITY_SIGNALS, fixedFloorSignal(30, 0)];
     const now = T0;
-    const count = decideShardCount({ capacity: input(now, 4), state: createCapacityState(policy), trackingSinceMs: now, lastScaleUpMs: undefined, readySinceMs: undefined },
-      { capacity: policy, minCount: 2, maxCount: 64, unit: { one: "GPU", many: "GPUs" }, signals }, now);
+    const count = decideShardCount(
+      {
+        capacity: input(now, 4),
+        state: createCapacityState(policy),
+        trackingSinceMs: now,
+        lastScaleUpMs: undefined,
+        readySinceMs: undefined,
+      },
+      { capacity: policy, minCount: 2, maxCount: 64, unit: { one: "GPU", many: "GPUs" }, signals },
+      now,
+    );
     expect(count.reason).toBe("FixedFloor");
     expect(count.desired).toBe(30);
     expect(count.message).toContain("fixed floor of 30 GPUs");
   });
-
 });
 
 describe("floor signals", () => {
   it("a floor signal added with one registration line binds after stabilisation, also while holding on missing metrics", () => {
     const signals = [...DEFAULT_CAPACITY_SIGNALS, fixedMinimumSignal(24)];
-    const held = decideCapacity({ ...input(T0, 4), tokensPerSecond: undefined }, createCapacityState(policy), policy, T0, signals);
+    const held = decideCapacity(
+      { ...input(T0, 4), tokensPerSecond: undefined },
+      createCapacityState(policy),
+      policy,
+      T0,
+      signals,
+    );
     expect(held.desiredGpus).toBe(24);
     expect(held.reason).toBe("FixedMinimum");
     expect(held.message).toMatch(/^fixed minimum of 24 GPUs; holding at 4 GPUs: load metrics are missing/);
@@ -80,7 +108,14 @@ describe("reason table", () => {
 
   it("knows which reasons are holds on bad data, and nothing else is", () => {
     const holds = Object.keys(REASON_TABLE).filter(isMetricsHold).sort();
-    expect(holds).toEqual(["LowConfidenceMetrics", "MetricsGap", "MissingMetrics", "OutOfRangeMetrics", "OutlierMetrics", "StaleMetrics"]);
+    expect(holds).toEqual([
+      "LowConfidenceMetrics",
+      "MetricsGap",
+      "MissingMetrics",
+      "OutOfRangeMetrics",
+      "OutlierMetrics",
+      "StaleMetrics",
+    ]);
     expect(isMetricsHold("toString")).toBe(false);
   });
 });

@@ -8,7 +8,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
-import type { V1Deployment, V1PodDisruptionBudget, V1Service, V1ValidatingAdmissionPolicy, V1ValidatingAdmissionPolicyBinding } from "@kubernetes/client-node";
+import type {
+  V1Deployment,
+  V1PodDisruptionBudget,
+  V1Service,
+  V1ValidatingAdmissionPolicy,
+  V1ValidatingAdmissionPolicyBinding,
+} from "@kubernetes/client-node";
 import { CHART_DIR, ROOT, helmPath, helmTemplate, staleFiles } from "../../hack/sync-packaging.ts";
 import { allowlistEntryProblem } from "../../src/controllers/moedeployment/source-policy.ts";
 import { createMetrics } from "../../src/observability/metrics.ts";
@@ -19,8 +25,15 @@ interface K8sObject {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
   [k: string]: unknown;
 }
-interface PolicyRule { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] }
-interface RbacObject extends K8sObject { rules: PolicyRule[] }
+interface PolicyRule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+interface RbacObject extends K8sObject {
+  rules: PolicyRule[];
+}
 
 let helm: string;
 
@@ -37,7 +50,10 @@ function render(set: string[] = []): K8sObject[] {
 
 function renderError(set: string[]): string {
   try {
-    helmTemplate(set.flatMap((s) => ["--set", s]), helm);
+    helmTemplate(
+      set.flatMap((s) => ["--set", s]),
+      helm,
+    );
   } catch (err) {
     return String((err as { stderr?: string }).stderr ?? err);
   }
@@ -46,11 +62,17 @@ function renderError(set: string[]): string {
 
 function one<T>(objs: K8sObject[], kind: string, name?: string): T {
   const found = objs.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
-  expect(found.map((o) => `${o.kind}/${o.metadata.name}`), `exactly one ${kind} ${name ?? ""}`).toHaveLength(1);
+  expect(
+    found.map((o) => `${o.kind}/${o.metadata.name}`),
+    `exactly one ${kind} ${name ?? ""}`,
+  ).toHaveLength(1);
   return found[0] as unknown as T;
 }
 
-interface ServiceMonitor { metadata: { labels?: Record<string, string> }; spec: { endpoints: unknown[] } }
+interface ServiceMonitor {
+  metadata: { labels?: Record<string, string> };
+  spec: { endpoints: unknown[] };
+}
 
 /** The operator container of the rendered Deployment. */
 function operatorContainer(objs: K8sObject[]) {
@@ -76,28 +98,69 @@ function permissions(rules: PolicyRule[]): string[] {
 
 // What the operator calls (src/operator.ts, src/controllers/moedeployment/*, src/adapters/kube.ts).
 const NAMESPACED_PERMISSIONS = [
-  "moe.dev/moedeployments:get", "moe.dev/moedeployments:list", "moe.dev/moedeployments:watch",
-  "moe.dev/moedeployments/status:get", "moe.dev/moedeployments/status:update", "moe.dev/moedeployments/status:patch",
-  "core/pods:create", "core/pods:patch", "core/pods:delete",
-  "apps/deployments:get", "apps/deployments:list", "apps/deployments:watch", "apps/deployments:create", "apps/deployments:patch",
-  "core/configmaps:get", "core/configmaps:list", "core/configmaps:watch", "core/configmaps:create", "core/configmaps:patch",
-  "core/events:create", "core/events:patch",
+  "moe.dev/moedeployments:get",
+  "moe.dev/moedeployments:list",
+  "moe.dev/moedeployments:watch",
+  "moe.dev/moedeployments/status:get",
+  "moe.dev/moedeployments/status:update",
+  "moe.dev/moedeployments/status:patch",
+  "core/pods:create",
+  "core/pods:patch",
+  "core/pods:delete",
+  "apps/deployments:get",
+  "apps/deployments:list",
+  "apps/deployments:watch",
+  "apps/deployments:create",
+  "apps/deployments:patch",
+  "core/configmaps:get",
+  "core/configmaps:list",
+  "core/configmaps:watch",
+  "core/configmaps:create",
+  "core/configmaps:patch",
+  "core/events:create",
+  "core/events:patch",
 ];
 const CLUSTER_READ_PERMISSIONS = [
-  "core/pods:get", "core/pods:list", "core/pods:watch",
-  "core/nodes:get", "core/nodes:list", "core/nodes:watch",
+  "core/pods:get",
+  "core/pods:list",
+  "core/pods:watch",
+  "core/nodes:get",
+  "core/nodes:list",
+  "core/nodes:watch",
 ];
 // metrics.auth=tokenreview (the default): src/observability/metrics-auth.ts.
-const METRICS_AUTH_PERMISSIONS = ["authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create"];
+const METRICS_AUTH_PERMISSIONS = [
+  "authentication.k8s.io/tokenreviews:create",
+  "authorization.k8s.io/subjectaccessreviews:create",
+];
 
 describe("helm lint", () => {
   it.each([
     ["default values", []],
-    ["every optional object", ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "gitops.credentialSecrets[0].namespace=inference", "gitops.credentialSecrets[0].name=github-token", "operator.watchNamespace=inference"]],
+    [
+      "every optional object",
+      [
+        "metrics.serviceMonitor.enabled=true",
+        "dashboard.enabled=true",
+        "gitops.credentialSecrets[0].namespace=inference",
+        "gitops.credentialSecrets[0].name=github-token",
+        "operator.watchNamespace=inference",
+      ],
+    ],
     ["single replica without leader election", ["replicaCount=1", "leaderElection.enabled=false"]],
-    ["the egress NetworkPolicy and source allowlists", ["networkPolicy.enabled=true", "sources.prometheus.allowedUrls={http://prometheus-operated.monitoring.svc:9090}", "networkPolicy.prometheus.namespaces={monitoring}", "sources.file.allowedDirs={/heat}"]],
+    [
+      "the egress NetworkPolicy and source allowlists",
+      [
+        "networkPolicy.enabled=true",
+        "sources.prometheus.allowedUrls={http://prometheus-operated.monitoring.svc:9090}",
+        "networkPolicy.prometheus.namespaces={monitoring}",
+        "sources.file.allowedDirs={/heat}",
+      ],
+    ],
   ] as const)("passes --strict with %s", (_name, set) => {
-    const out = execFileSync(helm, ["lint", CHART_DIR, "--strict", ...set.flatMap((s) => ["--set", s])], { encoding: "utf8" });
+    const out = execFileSync(helm, ["lint", CHART_DIR, "--strict", ...set.flatMap((s) => ["--set", s])], {
+      encoding: "utf8",
+    });
     expect(out).toContain("0 chart(s) failed");
   });
 });
@@ -122,7 +185,8 @@ describe("rendered with default values", () => {
       "ValidatingAdmissionPolicy/moe-operator-protected-namespaces",
       "ValidatingAdmissionPolicyBinding/moe-operator-protected-namespaces",
     ]);
-    for (const o of objs.filter((x) => !x.kind.startsWith("Cluster") && !x.kind.startsWith("ValidatingAdmission"))) expect(o.metadata.namespace, `${o.kind} namespace`).toBe("moe-system");
+    for (const o of objs.filter((x) => !x.kind.startsWith("Cluster") && !x.kind.startsWith("ValidatingAdmission")))
+      expect(o.metadata.namespace, `${o.kind} namespace`).toBe("moe-system");
   });
 
   it("runs 2 replicas with leader election, probes and resource requests", () => {
@@ -132,15 +196,29 @@ describe("rendered with default values", () => {
     expect(pod.serviceAccountName).toBe("moe-operator");
     const c = pod.containers[0]!;
     expect(c.image).toBe("ghcr.io/moe-operator/moe-operator:0.1.0");
-    expect(c.args).toEqual(expect.arrayContaining(["--leader-elect=true", "--leader-election-id=moe-operator-leader", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"]));
+    expect(c.args).toEqual(
+      expect.arrayContaining([
+        "--leader-elect=true",
+        "--leader-election-id=moe-operator-leader",
+        "--metrics-bind-address=:8080",
+        "--health-probe-bind-address=:8081",
+      ]),
+    );
     // The Lease namespace comes from $POD_NAMESPACE (downward API), so overlays can move it.
-    expect(c.env).toEqual(expect.arrayContaining([
-      { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
-      { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
-    ]));
+    expect(c.env).toEqual(
+      expect.arrayContaining([
+        { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+        { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      ]),
+    );
     expect(c.livenessProbe!.httpGet).toEqual({ path: "/healthz", port: "health" });
     expect(c.readinessProbe!.httpGet).toEqual({ path: "/readyz", port: "health" });
-    expect(c.ports).toEqual(expect.arrayContaining([expect.objectContaining({ name: "health", containerPort: 8081 }), expect.objectContaining({ name: "metrics", containerPort: 8080 })]));
+    expect(c.ports).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: "health", containerPort: 8081 }),
+        expect.objectContaining({ name: "metrics", containerPort: 8080 }),
+      ]),
+    );
     expect(c.resources!.requests).toEqual({ cpu: expect.any(String), memory: expect.any(String) });
     expect(c.resources!.limits!.memory).toBeDefined();
   });
@@ -168,7 +246,9 @@ describe("rendered with default values", () => {
 
   it("grants exactly what the operator uses, cluster-wide, and the Lease only in its namespace", () => {
     const cr = one<RbacObject>(objs, "ClusterRole", "moe-operator");
-    expect(permissions(cr.rules)).toEqual([...NAMESPACED_PERMISSIONS, ...CLUSTER_READ_PERMISSIONS, ...METRICS_AUTH_PERMISSIONS].sort());
+    expect(permissions(cr.rules)).toEqual(
+      [...NAMESPACED_PERMISSIONS, ...CLUSTER_READ_PERMISSIONS, ...METRICS_AUTH_PERMISSIONS].sort(),
+    );
     const lease = one<RbacObject>(objs, "Role", "moe-operator-leader-election");
     expect(lease.metadata.namespace).toBe("moe-system");
     expect(permissions(lease.rules)).toEqual([
@@ -184,7 +264,12 @@ describe("rendered with default values", () => {
   it("denies the operator's writes in kube-system, kube-public and kube-node-lease by admission policy", () => {
     const vap = one<V1ValidatingAdmissionPolicy>(objs, "ValidatingAdmissionPolicy");
     expect(vap.spec!.failurePolicy).toBe("Fail");
-    expect(vap.spec!.matchConditions).toEqual([{ name: "moe-operator-service-account", expression: 'request.userInfo.username == "system:serviceaccount:moe-system:moe-operator"' }]);
+    expect(vap.spec!.matchConditions).toEqual([
+      {
+        name: "moe-operator-service-account",
+        expression: 'request.userInfo.username == "system:serviceaccount:moe-system:moe-operator"',
+      },
+    ]);
     expect(vap.spec!.validations![0]!.expression).toBe("false");
     const binding = one<V1ValidatingAdmissionPolicyBinding>(objs, "ValidatingAdmissionPolicyBinding");
     expect(binding.spec!.policyName).toBe(vap.metadata!.name);
@@ -209,14 +294,23 @@ describe("RBAC never uses wildcards and never reads Secrets by default", () => {
   const variants: [string, string[]][] = [
     ["defaults", []],
     ["watchNamespace", ["operator.watchNamespace=inference"]],
-    ["gitops", ["gitops.credentialSecrets[0].namespace=inference", "gitops.credentialSecrets[0].name=github-token", "gitops.credentialSecrets[1].namespace=batch", "gitops.credentialSecrets[1].name=gh-app-key"]],
+    [
+      "gitops",
+      [
+        "gitops.credentialSecrets[0].namespace=inference",
+        "gitops.credentialSecrets[0].name=github-token",
+        "gitops.credentialSecrets[1].namespace=batch",
+        "gitops.credentialSecrets[1].name=gh-app-key",
+      ],
+    ],
   ];
   it.each(variants)("%s", (name, set) => {
     const rbac = render(set).filter((o): o is RbacObject => o.kind === "ClusterRole" || o.kind === "Role");
     expect(rbac.length).toBeGreaterThan(0);
     for (const o of rbac) {
       for (const r of o.rules) {
-        for (const field of [r.apiGroups, r.resources, r.verbs, r.resourceNames]) expect(field ?? [], `${o.kind}/${o.metadata.name}`).not.toContain("*");
+        for (const field of [r.apiGroups, r.resources, r.verbs, r.resourceNames])
+          expect(field ?? [], `${o.kind}/${o.metadata.name}`).not.toContain("*");
         expect(r.verbs).not.toEqual(expect.arrayContaining(["escalate", "bind", "impersonate", "deletecollection"]));
       }
       if (o.kind === "ClusterRole") {
@@ -224,11 +318,23 @@ describe("RBAC never uses wildcards and never reads Secrets by default", () => {
         expect(perms).not.toMatch(/secrets|leases|customresourcedefinitions|roles|clusterroles|rolebindings/);
       }
     }
-    const secretRules = rbac.flatMap((o) => o.rules.filter((r) => r.resources?.includes("secrets")).map((r) => ({ kind: o.kind, ns: o.metadata.namespace, r })));
+    const secretRules = rbac.flatMap((o) =>
+      o.rules
+        .filter((r) => r.resources?.includes("secrets"))
+        .map((r) => ({ kind: o.kind, ns: o.metadata.namespace, r })),
+    );
     if (name === "gitops") {
       expect(secretRules).toEqual([
-        { kind: "Role", ns: "inference", r: { apiGroups: [""], resources: ["secrets"], resourceNames: ["github-token"], verbs: ["get"] } },
-        { kind: "Role", ns: "batch", r: { apiGroups: [""], resources: ["secrets"], resourceNames: ["gh-app-key"], verbs: ["get"] } },
+        {
+          kind: "Role",
+          ns: "inference",
+          r: { apiGroups: [""], resources: ["secrets"], resourceNames: ["github-token"], verbs: ["get"] },
+        },
+        {
+          kind: "Role",
+          ns: "batch",
+          r: { apiGroups: [""], resources: ["secrets"], resourceNames: ["gh-app-key"], verbs: ["get"] },
+        },
       ]);
     } else {
       expect(secretRules).toEqual([]);
@@ -237,7 +343,9 @@ describe("RBAC never uses wildcards and never reads Secrets by default", () => {
 
   it("watchNamespace moves every write into a Role in that namespace; pods and nodes stay readable cluster-wide", () => {
     const objs = render(["operator.watchNamespace=inference"]);
-    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual([...CLUSTER_READ_PERMISSIONS, ...METRICS_AUTH_PERMISSIONS].sort());
+    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual(
+      [...CLUSTER_READ_PERMISSIONS, ...METRICS_AUTH_PERMISSIONS].sort(),
+    );
     const role = one<RbacObject>(objs, "Role", "moe-operator");
     expect(role.metadata.namespace).toBe("inference");
     expect(permissions(role.rules)).toEqual([...NAMESPACED_PERMISSIONS].sort());
@@ -253,20 +361,32 @@ describe("metrics authentication", () => {
   it("defaults to tokenreview: the flag, TokenReview/SubjectAccessReview create, a metrics-reader ClusterRole, a ServiceMonitor sending a token", () => {
     const objs = render(["metrics.serviceMonitor.enabled=true"]);
     expect(operatorContainer(objs).args).toContain("--metrics-auth=tokenreview");
-    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual(expect.arrayContaining(METRICS_AUTH_PERMISSIONS));
+    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual(
+      expect.arrayContaining(METRICS_AUTH_PERMISSIONS),
+    );
     const reader = one<K8sObject & { rules: unknown[] }>(objs, "ClusterRole", "moe-operator-metrics-reader");
     expect(reader.rules).toEqual([{ nonResourceURLs: ["/metrics"], verbs: ["get"] }]);
     const sm = one<ServiceMonitor>(objs, "ServiceMonitor");
-    expect(sm.spec.endpoints[0]).toMatchObject({ port: "metrics", bearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token" });
-    const withSecret = one<ServiceMonitor>(render(["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.bearerTokenSecret.name=scraper-token"]), "ServiceMonitor");
-    expect(withSecret.spec.endpoints[0]).toMatchObject({ authorization: { type: "Bearer", credentials: { name: "scraper-token", key: "token" } } });
+    expect(sm.spec.endpoints[0]).toMatchObject({
+      port: "metrics",
+      bearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    });
+    const withSecret = one<ServiceMonitor>(
+      render(["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.bearerTokenSecret.name=scraper-token"]),
+      "ServiceMonitor",
+    );
+    expect(withSecret.spec.endpoints[0]).toMatchObject({
+      authorization: { type: "Bearer", credentials: { name: "scraper-token", key: "token" } },
+    });
     expect(withSecret.spec.endpoints[0]).not.toHaveProperty("bearerTokenFile");
   });
 
   it("metrics.auth=none: open /metrics, no review permissions, no reader role, no token in the ServiceMonitor", () => {
     const objs = render(["metrics.auth=none", "metrics.serviceMonitor.enabled=true"]);
     expect(operatorContainer(objs).args).toContain("--metrics-auth=none");
-    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual([...NAMESPACED_PERMISSIONS, ...CLUSTER_READ_PERMISSIONS].sort());
+    expect(permissions(one<RbacObject>(objs, "ClusterRole", "moe-operator").rules)).toEqual(
+      [...NAMESPACED_PERMISSIONS, ...CLUSTER_READ_PERMISSIONS].sort(),
+    );
     expect(objs.filter((o) => o.metadata.name === "moe-operator-metrics-reader")).toEqual([]);
     const ep = one<ServiceMonitor>(objs, "ServiceMonitor").spec.endpoints[0];
     expect(ep).not.toHaveProperty("bearerTokenFile");
@@ -276,15 +396,25 @@ describe("metrics authentication", () => {
 
 describe("optional objects and values validation", () => {
   it("renders ServiceMonitor, dashboard ConfigMap and the GitHub Secret Role when enabled", () => {
-    const objs = render(["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps", "dashboard.enabled=true", "gitops.credentialSecrets[0].namespace=inference", "gitops.credentialSecrets[0].name=github-token"]);
+    const objs = render([
+      "metrics.serviceMonitor.enabled=true",
+      "metrics.serviceMonitor.labels.release=kps",
+      "dashboard.enabled=true",
+      "gitops.credentialSecrets[0].namespace=inference",
+      "gitops.credentialSecrets[0].name=github-token",
+    ]);
     const sm = one<ServiceMonitor>(objs, "ServiceMonitor");
     expect(sm.metadata.labels?.release).toBe("kps");
     expect(sm.spec.endpoints).toEqual([expect.objectContaining({ port: "metrics", path: "/metrics" })]);
     const cm = one<K8sObject & { data: Record<string, string> }>(objs, "ConfigMap", "moe-operator-dashboard");
     expect(cm.metadata.labels?.grafana_dashboard).toBe("1");
-    expect(JSON.parse(cm.data["moe-operator.json"]!)).toEqual(JSON.parse(readFileSync(join(CHART_DIR, "files", "dashboards", "moe-operator.json"), "utf8")));
+    expect(JSON.parse(cm.data["moe-operator.json"]!)).toEqual(
+      JSON.parse(readFileSync(join(CHART_DIR, "files", "dashboards", "moe-operator.json"), "utf8")),
+    );
     expect(one<K8sObject>(objs, "Role", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
-    expect(one<K8sObject>(objs, "RoleBinding", "moe-operator-github-github-token").metadata.namespace).toBe("inference");
+    expect(one<K8sObject>(objs, "RoleBinding", "moe-operator-github-github-token").metadata.namespace).toBe(
+      "inference",
+    );
     expect(operatorContainer(objs).args).toContain("--github-allowed-urls=https://api.github.com");
   });
 
@@ -300,10 +430,18 @@ describe("optional objects and values validation", () => {
   it.each([
     ["an unknown key (typo)", ["replicaCont=3"], "additional properties 'replicaCont' not allowed"],
     ["a gitops credential Secret without a namespace", ["gitops.credentialSecrets[0].name=github-token"], "namespace"],
-    ["several writers without leader election", ["replicaCount=2", "leaderElection.enabled=false"], "needs leaderElection.enabled=true"],
+    [
+      "several writers without leader election",
+      ["replicaCount=2", "leaderElection.enabled=false"],
+      "needs leaderElection.enabled=true",
+    ],
     ["an unknown log level", ["operator.logLevel=verbose"], "logLevel"],
     ["renew deadline >= lease duration", ["leaderElection.renewDeadlineSeconds=20"], "renewDeadlineSeconds"],
-    ["retry period >= renew deadline", ["leaderElection.retryPeriodSeconds=10"], "retryPeriodSeconds must be less than leaderElection.renewDeadlineSeconds"],
+    [
+      "retry period >= renew deadline",
+      ["leaderElection.retryPeriodSeconds=10"],
+      "retryPeriodSeconds must be less than leaderElection.renewDeadlineSeconds",
+    ],
     ["an unknown metrics auth mode", ["metrics.auth=basic"], "/metrics/auth"],
   ])("rejects %s", (_name, set, message) => {
     expect(renderError(set)).toContain(message);
@@ -311,7 +449,13 @@ describe("optional objects and values validation", () => {
 });
 
 describe("metric sources and the egress NetworkPolicy (docs/adr/0007)", () => {
-  interface NetworkPolicy extends K8sObject { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; egress: { to?: Record<string, unknown>[]; ports: { protocol: string; port: number }[] }[] } }
+  interface NetworkPolicy extends K8sObject {
+    spec: {
+      podSelector: { matchLabels: Record<string, string> };
+      policyTypes: string[];
+      egress: { to?: Record<string, unknown>[]; ports: { protocol: string; port: number }[] }[];
+    };
+  }
   const PROM = "http://prometheus-operated.monitoring.svc:9090";
 
   it("by default: no NetworkPolicy, no Prometheus URL and no File directory allowed, caps passed, 4 workers", () => {
@@ -320,37 +464,78 @@ describe("metric sources and the egress NetworkPolicy (docs/adr/0007)", () => {
     const args = operatorContainer(objs).args!;
     expect(args.join(" ")).not.toContain("--prometheus-allowed-urls");
     expect(args.join(" ")).not.toContain("--file-heat-source-dirs");
-    expect(args).toEqual(expect.arrayContaining(["--workers=4", "--prometheus-max-response-bytes=8388608", "--source-timeout-max-seconds=10", "--file-heat-source-max-bytes=4194304"]));
+    expect(args).toEqual(
+      expect.arrayContaining([
+        "--workers=4",
+        "--prometheus-max-response-bytes=8388608",
+        "--source-timeout-max-seconds=10",
+        "--file-heat-source-max-bytes=4194304",
+      ]),
+    );
   });
 
   it("passes the allowlists as flags the operator's configuration accepts", () => {
-    const args = operatorContainer(render([`sources.prometheus.allowedUrls={${PROM},*.monitoring.svc:9090}`, "sources.file.allowedDirs={/heat,/data/heat}"])).args!;
+    const args = operatorContainer(
+      render([
+        `sources.prometheus.allowedUrls={${PROM},*.monitoring.svc:9090}`,
+        "sources.file.allowedDirs={/heat,/data/heat}",
+      ]),
+    ).args!;
     expect(args).toContain(`--prometheus-allowed-urls=${PROM},*.monitoring.svc:9090`);
     expect(args).toContain("--file-heat-source-dirs=/heat,/data/heat");
-    const urls = args.find((a) => a.startsWith("--prometheus-allowed-urls="))!.split("=")[1]!.split(",");
+    const urls = args
+      .find((a) => a.startsWith("--prometheus-allowed-urls="))!
+      .split("=")[1]!
+      .split(",");
     expect(urls.map(allowlistEntryProblem)).toEqual([undefined, undefined]);
   });
 
   it("renders an egress-only NetworkPolicy for the operator pods: DNS, the API server and the Prometheus namespaces", () => {
-    const objs = render(["networkPolicy.enabled=true", `sources.prometheus.allowedUrls={${PROM}}`, "networkPolicy.prometheus.namespaces={monitoring}",
-      "networkPolicy.prometheus.podLabels.app\\.kubernetes\\.io/name=prometheus", "networkPolicy.apiServer.cidrs={10.96.0.1/32,172.18.0.2/32}"]);
+    const objs = render([
+      "networkPolicy.enabled=true",
+      `sources.prometheus.allowedUrls={${PROM}}`,
+      "networkPolicy.prometheus.namespaces={monitoring}",
+      "networkPolicy.prometheus.podLabels.app\\.kubernetes\\.io/name=prometheus",
+      "networkPolicy.apiServer.cidrs={10.96.0.1/32,172.18.0.2/32}",
+    ]);
     const np = one<NetworkPolicy>(objs, "NetworkPolicy", "moe-operator-egress");
     expect(np.metadata.namespace).toBe("moe-system");
     expect(np.spec.policyTypes).toEqual(["Egress"]);
     expect(np.spec.podSelector.matchLabels).toEqual(one<V1Deployment>(objs, "Deployment").spec!.selector.matchLabels);
     const [dns, api, prom] = np.spec.egress;
-    expect(dns!.ports).toEqual([{ protocol: "UDP", port: 53 }, { protocol: "TCP", port: 53 }]);
-    expect(dns!.to).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }]);
+    expect(dns!.ports).toEqual([
+      { protocol: "UDP", port: 53 },
+      { protocol: "TCP", port: 53 },
+    ]);
+    expect(dns!.to).toEqual([
+      {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+        podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+      },
+    ]);
     expect(api!.ports.map((p) => p.port)).toEqual([443, 6443]);
     expect(api!.to).toEqual([{ ipBlock: { cidr: "10.96.0.1/32" } }, { ipBlock: { cidr: "172.18.0.2/32" } }]);
-    expect(prom!.to).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } }]);
+    expect(prom!.to).toEqual([
+      {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+        podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+      },
+    ]);
     expect(prom!.ports).toEqual([{ protocol: "TCP", port: 9090 }]);
     expect(np.spec.egress).toHaveLength(3);
   });
 
   it.each([
-    ["a NetworkPolicy that would drop every allowed Prometheus", ["networkPolicy.enabled=true", `sources.prometheus.allowedUrls={${PROM}}`], "networkPolicy.prometheus.namespaces"],
-    ["an allowlist entry that is neither a URL nor a host pattern", ["sources.prometheus.allowedUrls={not a host}"], "allowedUrls"],
+    [
+      "a NetworkPolicy that would drop every allowed Prometheus",
+      ["networkPolicy.enabled=true", `sources.prometheus.allowedUrls={${PROM}}`],
+      "networkPolicy.prometheus.namespaces",
+    ],
+    [
+      "an allowlist entry that is neither a URL nor a host pattern",
+      ["sources.prometheus.allowedUrls={not a host}"],
+      "allowedUrls",
+    ],
     ["a relative File directory", ["sources.file.allowedDirs={heat}"], "allowedDirs"],
     ["a response cap below 64 KiB", ["sources.prometheus.maxResponseBytes=1000"], "maxResponseBytes"],
     ["a bad CIDR", ["networkPolicy.enabled=true", "networkPolicy.apiServer.cidrs={10.0.0.1}"], "cidrs"],
@@ -381,17 +566,27 @@ describe("Grafana dashboard", () => {
     expect(dashboard.uid).toBe("moe-operator");
     const all = exprs.join("\n");
     for (const metric of [
-      "moe_operator_gpus_desired", "moe_operator_gpus_current", "moe_operator_gpus_ready",
-      "moe_operator_latency_p99_observed_ms", "moe_operator_slo_target_ms",
-      "moe_operator_cost_usd_per_hour", "moe_operator_placement_balancedness",
-      "moe_operator_decisions_total", "controller_runtime_reconcile_errors_total",
-    ]) expect(all, metric).toContain(metric);
+      "moe_operator_gpus_desired",
+      "moe_operator_gpus_current",
+      "moe_operator_gpus_ready",
+      "moe_operator_latency_p99_observed_ms",
+      "moe_operator_slo_target_ms",
+      "moe_operator_cost_usd_per_hour",
+      "moe_operator_placement_balancedness",
+      "moe_operator_decisions_total",
+      "controller_runtime_reconcile_errors_total",
+    ])
+      expect(all, metric).toContain(metric);
     expect(all).toMatch(/sum by \(reason\) \(increase\(moe_operator_decisions_total/);
   });
 
   it("only queries metrics the operator exports", async () => {
-    const exported = new Set((await createMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name));
-    const used = new Set(exprs.flatMap((e) => e.match(/\b(moe_operator|controller_runtime|workqueue|leader_election)_[a-z0-9_]+/g) ?? []));
+    const exported = new Set(
+      (await createMetrics({ defaultMetrics: false }).registry.getMetricsAsJSON()).map((m) => m.name),
+    );
+    const used = new Set(
+      exprs.flatMap((e) => e.match(/\b(moe_operator|controller_runtime|workqueue|leader_election)_[a-z0-9_]+/g) ?? []),
+    );
     expect(used.size).toBeGreaterThan(5);
     for (const m of used) expect(exported, `dashboard queries ${m}`).toContain(m);
   });

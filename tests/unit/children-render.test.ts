@@ -8,7 +8,11 @@ import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import {
-  CONFIGMAP_LIMIT_BYTES, EXPERTS_ANNOTATION_MAX_BYTES, configMapBytes, expertsAnnotationBytes, maxShardsForConfigMap,
+  CONFIGMAP_LIMIT_BYTES,
+  EXPERTS_ANNOTATION_MAX_BYTES,
+  configMapBytes,
+  expertsAnnotationBytes,
+  maxShardsForConfigMap,
 } from "../../src/api/sizes.ts";
 import { shardExperts } from "../../src/controllers/moedeployment/children.ts";
 import { renderShardPod, ShardAnnotation } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
@@ -27,8 +31,17 @@ function sample(name: string): MoEDeployment {
 /** An object stored before the schema refused operator keys (or with validation off). */
 function withHostileTemplates(d: MoEDeployment): MoEDeployment {
   const hostile = {
-    labels: { "moe.dev/component": "router", "moe.dev/draining": "true", "app.kubernetes.io/managed-by": "someone", team: "search" },
-    annotations: { "moe.dev/draining-since": "2020-01-01T00:00:00Z", "moe.dev/experts": "[[0]]", "example.com/owner": "search" },
+    labels: {
+      "moe.dev/component": "router",
+      "moe.dev/draining": "true",
+      "app.kubernetes.io/managed-by": "someone",
+      team: "search",
+    },
+    annotations: {
+      "moe.dev/draining-since": "2020-01-01T00:00:00Z",
+      "moe.dev/experts": "[[0]]",
+      "example.com/owner": "search",
+    },
   };
   const out = structuredClone(d);
   out.spec.serving.expertShards.template.metadata = hostile;
@@ -40,7 +53,13 @@ describe("operator keys win over template keys", () => {
   const d = withHostileTemplates(sample("mixtral-8x7b"));
 
   it("shard pods drop moe.dev/* and the operator's labels from the template, keep the rest", () => {
-    const pod = renderShardPod(d, { shardIndex: 3, experts: [[1, 2]], setHash: "0123456789abcdef", placementVersion: 7, placementHash: "h" });
+    const pod = renderShardPod(d, {
+      shardIndex: 3,
+      experts: [[1, 2]],
+      setHash: "0123456789abcdef",
+      placementVersion: 7,
+      placementHash: "h",
+    });
     const labels = pod.metadata!.labels!;
     const annotations = pod.metadata!.annotations!;
     expect(labels["moe.dev/component"]).toBe("expert-shard");
@@ -63,12 +82,24 @@ describe("operator keys win over template keys", () => {
 
 /** A full placement: every slot of every GPU holds the widest expert id. */
 function fullPlacement(moeLayers: number, experts: number, slots: number, shards: number, nodeName: string): Placement {
-  const gpus = Array.from({ length: shards }, (_, i) => ({ gpuId: `shard-${i}`, nodeName, domain: nodeName, slotCount: slots }));
+  const gpus = Array.from({ length: shards }, (_, i) => ({
+    gpuId: `shard-${i}`,
+    nodeName,
+    domain: nodeName,
+    slotCount: slots,
+  }));
   const ids = Array.from({ length: slots }, (_, s) => experts - 1 - s);
-  return { version: 1, layerCount: moeLayers, expertCount: experts, gpus, layers: Array.from({ length: moeLayers }, () => gpus.map(() => ids.slice())) };
+  return {
+    version: 1,
+    layerCount: moeLayers,
+    expertCount: experts,
+    gpus,
+    layers: Array.from({ length: moeLayers }, () => gpus.map(() => ids.slice())),
+  };
 }
 
-const dataBytes = (data: Record<string, string>) => Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+const dataBytes = (data: Record<string, string>) =>
+  Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
 
 describe("worst-case sizes bound the rendered children", () => {
   it("DeepSeek-V3 at the most shards admitted: the placement ConfigMap fits 1 MiB with 253-character node names", () => {
@@ -79,7 +110,11 @@ describe("worst-case sizes bound the rendered children", () => {
     const node = `n${"x".repeat(252)}`;
     const placement = fullPlacement(m.layers - m.denseLayers, m.routedExperts, m.expertSlotsPerGpu, shards, node);
     const cm = renderPlacementConfigMap(d, {
-      placement, hash: "0123456789abcdef", version: 123456789, denseLayers: m.denseLayers, heatBasis: "none",
+      placement,
+      hash: "0123456789abcdef",
+      version: 123456789,
+      denseLayers: m.denseLayers,
+      heatBasis: "none",
       shards: Array.from({ length: shards }, (_, i) => ({ shardIndex: i, setHash: "0123456789abcdef" })),
     });
     const bytes = dataBytes(cm.data!);
@@ -93,9 +128,17 @@ describe("worst-case sizes bound the rendered children", () => {
     const d = sample("qwen3-235b-a22b");
     const m = d.spec.model;
     const placement = fullPlacement(m.layers - m.denseLayers, m.routedExperts, m.expertSlotsPerGpu, 1, "n");
-    const pod = renderShardPod(d, { shardIndex: 0, experts: shardExperts(placement, 0), setHash: "0123456789abcdef", placementVersion: 1, placementHash: "h" });
+    const pod = renderShardPod(d, {
+      shardIndex: 0,
+      experts: shardExperts(placement, 0),
+      setHash: "0123456789abcdef",
+      placementVersion: 1,
+      placementHash: "h",
+    });
     const value = pod.metadata!.annotations![ShardAnnotation.experts]!;
-    expect(Buffer.byteLength(ShardAnnotation.experts) + Buffer.byteLength(value)).toBeLessThanOrEqual(expertsAnnotationBytes(m));
+    expect(Buffer.byteLength(ShardAnnotation.experts) + Buffer.byteLength(value)).toBeLessThanOrEqual(
+      expertsAnnotationBytes(m),
+    );
     expect(expertsAnnotationBytes(m)).toBeLessThanOrEqual(EXPERTS_ANNOTATION_MAX_BYTES);
   });
 });

@@ -6,7 +6,9 @@ import { readAppliedHash, routerToApply } from "../../src/controllers/moedeploym
 import { testMoEDeployment } from "../support/moe-fixtures.ts";
 
 function deployment(templateAffinity?: unknown): MoEDeployment {
-  const raw = testMoEDeployment("tiny", "default") as ReturnType<typeof testMoEDeployment> & { spec: { serving: { expertShards: { template: { spec: Record<string, unknown> } } } } };
+  const raw = testMoEDeployment("tiny", "default") as ReturnType<typeof testMoEDeployment> & {
+    spec: { serving: { expertShards: { template: { spec: Record<string, unknown> } } } };
+  };
   if (templateAffinity) raw.spec.serving.expertShards.template.spec.affinity = templateAffinity;
   const r = parseMoEDeployment(raw);
   if (!r.ok) throw new Error("fixture does not parse", { cause: r.issues });
@@ -14,17 +16,37 @@ function deployment(templateAffinity?: unknown): MoEDeployment {
 }
 
 const userPrefersNodeA = {
-  nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, preference: { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["node-a"] }] } }] },
+  nodeAffinity: {
+    preferredDuringSchedulingIgnoredDuringExecution: [
+      {
+        weight: 100,
+        preference: { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["node-a"] }] },
+      },
+    ],
+  },
 };
 
 describe("shard pod codec", () => {
-  const input = { shardIndex: 2, experts: [[1, 5], [3]], setHash: "0123456789abcdef", placementVersion: 4, placementHash: "h", preferredNode: "node-b" };
+  const input = {
+    shardIndex: 2,
+    experts: [[1, 5], [3]],
+    setHash: "0123456789abcdef",
+    placementVersion: 4,
+    placementHash: "h",
+    preferredNode: "node-b",
+  };
 
   it("reads back index, expert set and the operator's preferred node, whatever the template prefers", () => {
     const pod = renderShardPod(deployment(userPrefersNodeA), input);
     const terms = pod.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
     expect(terms.map((t) => t.preference.matchExpressions?.[0]?.values?.[0])).toEqual(["node-a", "node-b"]);
-    expect(readShardPod(pod)).toMatchObject({ shardIndex: 2, setHash: "0123456789abcdef", experts: [[1, 5], [3]], preferredNode: "node-b", ready: false });
+    expect(readShardPod(pod)).toMatchObject({
+      shardIndex: 2,
+      setHash: "0123456789abcdef",
+      experts: [[1, 5], [3]],
+      preferredNode: "node-b",
+      ready: false,
+    });
   });
 
   it("reads the operator's term of a pod written before the preferred-node annotation", () => {
@@ -46,7 +68,10 @@ describe("router codec", () => {
     const first = routerToApply(d, undefined);
     expect(readAppliedHash(first)).toMatch(/^[0-9a-f]{16}$/);
     expect(routerToApply(d, first)).toBeUndefined();
-    const changed = { ...d, spec: { ...d.spec, serving: { ...d.spec.serving, router: { ...d.spec.serving.router, replicas: 2 } } } };
+    const changed = {
+      ...d,
+      spec: { ...d.spec, serving: { ...d.spec.serving, router: { ...d.spec.serving.router, replicas: 2 } } },
+    };
     expect(routerToApply(changed, first)).toBeDefined();
   });
 });

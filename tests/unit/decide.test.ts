@@ -1,11 +1,28 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { decide, tokensPerSecondFromHeat, assignShardNodes, type DeploymentPolicy, type DecisionSnapshot } from "../../src/domain/decide.ts";
-import { computePlacementMetrics, extendPlacement, planPlacement, EMPTY_SLOT, type Placement } from "../../src/domain/placement/index.ts";
+import {
+  decide,
+  tokensPerSecondFromHeat,
+  assignShardNodes,
+  type DeploymentPolicy,
+  type DecisionSnapshot,
+} from "../../src/domain/decide.ts";
+import {
+  computePlacementMetrics,
+  extendPlacement,
+  planPlacement,
+  EMPTY_SLOT,
+  type Placement,
+} from "../../src/domain/placement/index.ts";
 import { makeCapacityPolicy } from "../../src/domain/capacity/index.ts";
 import { generateHeat } from "../../src/domain/synthetic/heat.ts";
 
-const gpus = (n: number, slots = 5) => Array.from({ length: n }, (_, i) => ({ gpuId: `shard-${i}`, nodeName: `node-${Math.floor(i / 4)}`, slotCount: slots }));
+const gpus = (n: number, slots = 5) =>
+  Array.from({ length: n }, (_, i) => ({
+    gpuId: `shard-${i}`,
+    nodeName: `node-${Math.floor(i / 4)}`,
+    slotCount: slots,
+  }));
 
 function firstPlacement(heat: number[][], n: number, slots = 5): Placement {
   const r = planPlacement({ heat, gpus: gpus(n, slots), policy: { maxMoveFraction: 1, minBalancednessGain: 0 } });
@@ -15,20 +32,27 @@ function firstPlacement(heat: number[][], n: number, slots = 5): Placement {
 
 describe("extendPlacement (scale-up)", () => {
   it("keeps every running shard's experts and fills the new shards with distinct hot replicas (property)", () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 4, max: 6 }), fc.integer({ min: 1, max: 4 }), (seed, n, extra) => {
-      const heat = generateHeat({ layerCount: 3, expertCount: 16, seed, topK: 2 });
-      const current = firstPlacement(heat, n);
-      const ext = extendPlacement(current, heat, gpus(n + extra))!;
-      expect(ext).toBeDefined();
-      for (let l = 0; l < 3; l++) {
-        for (let g = 0; g < n; g++) expect(ext.layers[l]![g]).toEqual(current.layers[l]![g]);
-        for (let g = n; g < n + extra; g++) {
-          const slots = ext.layers[l]![g]!;
-          expect(slots.every((e) => e !== EMPTY_SLOT)).toBe(true);
-          expect(new Set(slots).size).toBe(slots.length);
-        }
-      }
-    }));
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 4, max: 6 }),
+        fc.integer({ min: 1, max: 4 }),
+        (seed, n, extra) => {
+          const heat = generateHeat({ layerCount: 3, expertCount: 16, seed, topK: 2 });
+          const current = firstPlacement(heat, n);
+          const ext = extendPlacement(current, heat, gpus(n + extra))!;
+          expect(ext).toBeDefined();
+          for (let l = 0; l < 3; l++) {
+            for (let g = 0; g < n; g++) expect(ext.layers[l]![g]).toEqual(current.layers[l]![g]);
+            for (let g = n; g < n + extra; g++) {
+              const slots = ext.layers[l]![g]!;
+              expect(slots.every((e) => e !== EMPTY_SLOT)).toBe(true);
+              expect(new Set(slots).size).toBe(slots.length);
+            }
+          }
+        },
+      ),
+    );
   });
 
   it("refuses a GPU list that is not the current one plus new GPUs", () => {
@@ -41,7 +65,13 @@ describe("extendPlacement (scale-up)", () => {
 
 function policy(over: Partial<DeploymentPolicy> = {}): DeploymentPolicy {
   return {
-    layerCount: 3, expertCount: 16, topK: 2, slotsPerGpu: 5, minShards: 4, maxShards: 12, routerGpus: 1,
+    layerCount: 3,
+    expertCount: 16,
+    topK: 2,
+    slotsPerGpu: 5,
+    minShards: 4,
+    maxShards: 12,
+    routerGpus: 1,
     capacity: makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 4, maxGpus: 12 }),
     placement: { maxMoveFraction: 0.1, minBalancednessGain: 0.01, rebalanceIntervalMs: 300_000, topology: "spread" },
     defaultUsdPerGpuHour: 2,
@@ -59,11 +89,23 @@ describe("decide", () => {
   const nodes = [0, 1, 2].map((i) => ({ name: `node-${i}`, domain: `node-${i}`, freeGpus: 8, usdPerGpuHour: 2 }));
 
   it("derives the load from heat (each token visits topK experts in every layer)", () => {
-    expect(tokensPerSecondFromHeat([[10, 30], [20, 20]], 2)).toBe(20);
+    expect(
+      tokensPerSecondFromHeat(
+        [
+          [10, 30],
+          [20, 20],
+        ],
+        2,
+      ),
+    ).toBe(20);
   });
 
   it("starts at minShards with an initial placement and holds when heat is missing", () => {
-    const d = decide({ shards: [], provisionedShards: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes }, policy(), 1_000);
+    const d = decide(
+      { shards: [], provisionedShards: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes },
+      policy(),
+      1_000,
+    );
     expect(d.desiredShards).toBe(4);
     expect(d.placement.action).toBe("initial");
     expect(d.heatUsable).toBe(false);
@@ -75,32 +117,54 @@ describe("decide", () => {
     const snapshot: DecisionSnapshot = {
       heat: { heat, atMs: 100_000, confidence: 1 },
       shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
-      provisionedShards: 4, currentPlacement: current, lastRebalanceMs: 90_000, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+      provisionedShards: 4,
+      currentPlacement: current,
+      lastRebalanceMs: 90_000,
+      rolloutInProgress: false,
+      trackingSinceMs: 0,
+      nodes,
     };
     // No running shard may change (surge 0): the new shards only add replicas.
     const d = decide(snapshot, policy({ placement: { ...policy().placement, maxChangedShards: 0 } }), 100_000);
     expect(d.desiredShards).toBeGreaterThan(4);
     expect(d.placement.action).toBe("replan");
-    for (let l = 0; l < 3; l++) for (let g = 0; g < 4; g++) expect(d.placement.placement!.layers[l]![g]).toEqual(current.layers[l]![g]);
+    for (let l = 0; l < 3; l++)
+      for (let g = 0; g < 4; g++) expect(d.placement.placement!.layers[l]![g]).toEqual(current.layers[l]![g]);
     // With spare GPUs, the hottest running shards may be rewritten with the new ones: at most the
     // surge of them, every expert still placed, and never worse balanced than running shards unchanged.
     const wide = decide(snapshot, policy({ placement: { ...policy().placement, maxChangedShards: 1 } }), 100_000);
     expect(wide.desiredShards).toBe(d.desiredShards);
     let changed = 0;
-    for (let g = 0; g < 4; g++) if (current.layers.some((layer, l) => JSON.stringify(layer[g]) !== JSON.stringify(wide.placement.placement!.layers[l]![g]))) changed++;
+    for (let g = 0; g < 4; g++)
+      if (
+        current.layers.some(
+          (layer, l) => JSON.stringify(layer[g]) !== JSON.stringify(wide.placement.placement!.layers[l]![g]),
+        )
+      )
+        changed++;
     expect(changed).toBeLessThanOrEqual(1);
-    for (let l = 0; l < 3; l++) expect(new Set(wide.placement.placement!.layers[l]!.flat().filter((e) => e >= 0)).size).toBe(16);
+    for (let l = 0; l < 3; l++)
+      expect(new Set(wide.placement.placement!.layers[l]!.flat().filter((e) => e >= 0)).size).toBe(16);
     expect(wide.placement.metrics!.balancedness).toBeGreaterThanOrEqual(d.placement.metrics!.balancedness);
   });
 
   it("never scales below the current count right after an operator restart", () => {
     const heat = scaledHeat(100);
     const current = firstPlacement(heat, 8);
-    const d = decide({
-      heat: { heat, atMs: 10_000, confidence: 1 },
-      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
-      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 9_000, nodes,
-    }, policy(), 10_000);
+    const d = decide(
+      {
+        heat: { heat, atMs: 10_000, confidence: 1 },
+        shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
+        provisionedShards: 8,
+        currentPlacement: current,
+        lastRebalanceMs: 0,
+        rolloutInProgress: false,
+        trackingSinceMs: 9_000,
+        nodes,
+      },
+      policy(),
+      10_000,
+    );
     expect(d.desiredShards).toBe(8);
   });
 
@@ -110,7 +174,12 @@ describe("decide", () => {
     const base: DecisionSnapshot = {
       heat: { heat, atMs: 1_000_000, confidence: 1 },
       shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
-      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+      provisionedShards: 8,
+      currentPlacement: current,
+      lastRebalanceMs: 0,
+      rolloutInProgress: false,
+      trackingSinceMs: 0,
+      nodes,
     };
     const window = policy().capacity.scaleDown.stabilizationWindowMs;
     const held = decide({ ...base, lastScaleUpMs: 1_000_000 - window / 2 }, policy(), 1_000_000);
@@ -123,7 +192,11 @@ describe("decide", () => {
   });
 
   it("re-plans a placement made before any heat as soon as heat arrives, at once and without the move budget", () => {
-    const blind = decide({ shards: [], provisionedShards: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes }, policy(), 1_000);
+    const blind = decide(
+      { shards: [], provisionedShards: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes },
+      policy(),
+      1_000,
+    );
     expect(blind.placement.heatBasis).toBe("none");
     expect(blind.placement.heatRebalance).toBeFalsy();
     expect(blind.placement.reason).toMatch(/no heat seen yet/);
@@ -131,8 +204,12 @@ describe("decide", () => {
     const snapshot: DecisionSnapshot = {
       heat: { heat, atMs: 20_000, confidence: 1 },
       shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: i < 2 })),
-      provisionedShards: 4, currentPlacement: blind.placement.placement, currentPlacementHeatBasis: "none",
-      rolloutInProgress: true, trackingSinceMs: 0, nodes,
+      provisionedShards: 4,
+      currentPlacement: blind.placement.placement,
+      currentPlacementHeatBasis: "none",
+      rolloutInProgress: true,
+      trackingSinceMs: 0,
+      nodes,
     };
     const d = decide(snapshot, policy(), 20_000);
     expect(d.placement.action).toBe("replan");
@@ -140,7 +217,9 @@ describe("decide", () => {
     expect(d.placement.heatBasis).toBe("observed");
     expect(d.placement.heatRebalance).toBe(true);
     expect(d.placement.movedFraction!).toBeGreaterThan(0.1); // beyond the 10% budget of a routine rebalance
-    expect(d.placement.metrics!.balancedness).toBeGreaterThan(computePlacementMetrics(blind.placement.placement!, heat).balancedness);
+    expect(d.placement.metrics!.balancedness).toBeGreaterThan(
+      computePlacementMetrics(blind.placement.placement!, heat).balancedness,
+    );
     // The same snapshot with a heat-based current placement waits for the rollout, as before.
     const routine = decide({ ...snapshot, currentPlacementHeatBasis: "observed" }, policy(), 20_000);
     expect(routine.placement.action).toBe("keep");
@@ -150,11 +229,20 @@ describe("decide", () => {
   it("marks only heat rebalances (not scale changes) as restarting the rebalance interval", () => {
     const heat = scaledHeat(40_000);
     const current = firstPlacement(heat, 4);
-    const d = decide({
-      heat: { heat, atMs: 100_000, confidence: 1 },
-      shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
-      provisionedShards: 4, currentPlacement: current, lastRebalanceMs: 90_000, rolloutInProgress: false, trackingSinceMs: 0, nodes,
-    }, policy(), 100_000);
+    const d = decide(
+      {
+        heat: { heat, atMs: 100_000, confidence: 1 },
+        shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
+        provisionedShards: 4,
+        currentPlacement: current,
+        lastRebalanceMs: 90_000,
+        rolloutInProgress: false,
+        trackingSinceMs: 0,
+        nodes,
+      },
+      policy(),
+      100_000,
+    );
     expect(d.desiredShards).toBeGreaterThan(4);
     expect(d.placement.heatRebalance).toBeFalsy();
     expect(d.placement.heatBasis).toBe("observed");
@@ -167,17 +255,41 @@ describe("decide", () => {
     const snap: DecisionSnapshot = {
       heat: { heat: after, atMs: 1_000_000, confidence: 1 },
       shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-0", ready: true })),
-      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+      provisionedShards: 8,
+      currentPlacement: current,
+      lastRebalanceMs: 0,
+      rolloutInProgress: false,
+      trackingSinceMs: 0,
+      nodes,
     };
-    const changed = (p: Placement) => Array.from({ length: 8 }, (_, g) => g).filter((g) =>
-      p.layers.some((layer, l) => JSON.stringify([...layer[g]!].sort()) !== JSON.stringify([...current.layers[l]![g]!].sort()))).length;
-    const wide = decide(snap, policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1 } }), 1_000_000);
-    const narrow = decide(snap, policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1, maxChangedShards: 2 } }), 1_000_000);
+    const changed = (p: Placement) =>
+      Array.from({ length: 8 }, (_, g) => g).filter((g) =>
+        p.layers.some(
+          (layer, l) => JSON.stringify([...layer[g]!].sort()) !== JSON.stringify([...current.layers[l]![g]!].sort()),
+        ),
+      ).length;
+    const wide = decide(
+      snap,
+      policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1 } }),
+      1_000_000,
+    );
+    const narrow = decide(
+      snap,
+      policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1, maxChangedShards: 2 } }),
+      1_000_000,
+    );
     expect(wide.placement.action).toBe("replan");
     expect(changed(wide.placement.placement!)).toBeGreaterThan(4);
     expect(changed(narrow.placement.placement!)).toBeLessThanOrEqual(2 + 2); // the limit, plus repairs
     // A gain threshold no limited plan can reach keeps the current placement.
-    const kept = decide(snap, policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1, maxChangedShards: 1, minBalancednessGain: 0.5 } }), 1_000_000);
+    const kept = decide(
+      snap,
+      policy({
+        manualShards: 8,
+        placement: { ...policy().placement, maxMoveFraction: 1, maxChangedShards: 1, minBalancednessGain: 0.5 },
+      }),
+      1_000_000,
+    );
     expect(kept.placement.action).toBe("keep");
   });
 
@@ -185,9 +297,15 @@ describe("decide", () => {
     const heat = scaledHeat(100);
     const current = firstPlacement(heat, 8);
     const base: DecisionSnapshot = {
-      heat: { heat, atMs: 1_000_000, confidence: 1 }, observedP99Ms: 500,
+      heat: { heat, atMs: 1_000_000, confidence: 1 },
+      observedP99Ms: 500,
       shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
-      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+      provisionedShards: 8,
+      currentPlacement: current,
+      lastRebalanceMs: 0,
+      rolloutInProgress: false,
+      trackingSinceMs: 0,
+      nodes,
     };
     const window = policy().capacity.stableWindowMs;
     const fresh = decide({ ...base, readySinceMs: 1_000_000 - window / 2 }, policy(), 1_000_000);
@@ -201,11 +319,20 @@ describe("decide", () => {
   it("marks a due rebalance that was evaluated and kept, so the caller waits for the next interval", () => {
     const heat = scaledHeat(2_000);
     const current = firstPlacement(heat, 8);
-    const d = decide({
-      heat: { heat, atMs: 1_000_000, confidence: 1 },
-      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-0", ready: true })),
-      provisionedShards: 8, currentPlacement: current, lastRebalanceMs: 0, rolloutInProgress: false, trackingSinceMs: 0, nodes,
-    }, policy({ manualShards: 8 }), 1_000_000);
+    const d = decide(
+      {
+        heat: { heat, atMs: 1_000_000, confidence: 1 },
+        shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-0", ready: true })),
+        provisionedShards: 8,
+        currentPlacement: current,
+        lastRebalanceMs: 0,
+        rolloutInProgress: false,
+        trackingSinceMs: 0,
+        nodes,
+      },
+      policy({ manualShards: 8 }),
+      1_000_000,
+    );
     expect(d.placement.action).toBe("keep");
     expect(d.placement.rebalanceEvaluated).toBe(true);
     expect(d.placement.heatRebalance).toBeFalsy();
@@ -230,19 +357,32 @@ describe("limitChangedShards (pod churn per heat rebalance)", () => {
     const g = gpus(16, 4);
     const current = planPlacement({ heat: before, gpus: g, policy: { maxMoveFraction: 1, minBalancednessGain: 0 } });
     if (current.kind !== "planned") throw new Error(current.kind);
-    const planned = planPlacement({ heat: after, gpus: g, current: current.placement, policy: { maxMoveFraction: 0.3, minBalancednessGain: 0 } });
+    const planned = planPlacement({
+      heat: after,
+      gpus: g,
+      current: current.placement,
+      policy: { maxMoveFraction: 0.3, minBalancednessGain: 0 },
+    });
     if (planned.kind !== "planned") throw new Error(planned.kind);
     const limited = limitChangedShards(current.placement, planned.placement, after, g, 3);
     let changed = 0;
     for (let gi = 0; gi < 16; gi++) {
-      if (limited.layers.some((layer, l) => JSON.stringify([...layer[gi]!].sort()) !== JSON.stringify([...current.placement.layers[l]![gi]!].sort()))) changed++;
+      if (
+        limited.layers.some(
+          (layer, l) =>
+            JSON.stringify([...layer[gi]!].sort()) !== JSON.stringify([...current.placement.layers[l]![gi]!].sort()),
+        )
+      )
+        changed++;
     }
     expect(changed).toBeLessThanOrEqual(3 + 2); // the limit, plus the few shards a repair may touch
     for (let l = 0; l < 4; l++) {
       const present = new Set(limited.layers[l]!.flat().filter((e) => e >= 0));
       expect(present.size).toBe(32);
     }
-    expect(computePlacementMetrics(limited, after).balancedness).toBeGreaterThan(computePlacementMetrics(current.placement, after).balancedness);
+    expect(computePlacementMetrics(limited, after).balancedness).toBeGreaterThan(
+      computePlacementMetrics(current.placement, after).balancedness,
+    );
   });
 });
 
@@ -251,9 +391,15 @@ describe("placementHash (placement versions)", () => {
     const { placementHash } = await import("../../src/domain/placement/index.ts");
     const heat = generateHeat({ layerCount: 2, expertCount: 16, seed: 3, topK: 2 });
     const p = firstPlacement(heat, 4);
-    const moved: Placement = { ...p, gpus: p.gpus.map((g) => ({ ...g, nodeName: `elsewhere-${g.gpuId}`, domain: "rack-9" })) };
+    const moved: Placement = {
+      ...p,
+      gpus: p.gpus.map((g) => ({ ...g, nodeName: `elsewhere-${g.gpuId}`, domain: "rack-9" })),
+    };
     expect(placementHash(moved)).toBe(placementHash(p));
-    const swapped: Placement = { ...p, layers: p.layers.map((layer, l) => (l === 0 ? [layer[1]!, layer[0]!, ...layer.slice(2)] : layer)) };
+    const swapped: Placement = {
+      ...p,
+      layers: p.layers.map((layer, l) => (l === 0 ? [layer[1]!, layer[0]!, ...layer.slice(2)] : layer)),
+    };
     expect(placementHash(swapped)).not.toBe(placementHash(p));
   });
 });

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type DemoSample, P99_AXIS_MAX_SLO_MULTIPLE, parseDemoSamplesFile, renderDemoTimeline } from "../../src/cli/demo-report.ts";
+import {
+  type DemoSample,
+  P99_AXIS_MAX_SLO_MULTIPLE,
+  parseDemoSamplesFile,
+  renderDemoTimeline,
+} from "../../src/cli/demo-report.ts";
 
 const PHASES = ["steady", "daily ramp", "peak", "burst", "after burst", "heat shift", "quiet"];
 
@@ -45,7 +50,8 @@ describe("renderDemoTimeline", () => {
   it("labels every phase, has all five panels, the bound and both markers, and no NaN", () => {
     const phases = [...svg.matchAll(/class="phase"[^>]*>([^<]+)</g)].map((m) => m[1]);
     expect(phases).toEqual(PHASES);
-    for (const t of ["Offered load", "Expert shards", "p99 inter-token latency", "balancedness", "Cost ($/h)"]) expect(svg).toContain(t);
+    for (const t of ["Offered load", "Expert shards", "p99 inter-token latency", "balancedness", "Cost ($/h)"])
+      expect(svg).toContain(t);
     expect(svg).toContain('class="bound"');
     expect(svg).toContain("maxShards 52");
     expect(svg).toContain("scheduled window opens");
@@ -56,7 +62,10 @@ describe("renderDemoTimeline", () => {
   it("labels the time axis in scenario seconds when the first sample is late", () => {
     const late = synthetic().map((s) => ({ ...s, tS: s.tS + 8 }));
     const out = renderDemoTimeline(late, { title: "late", windowAtS: 100 });
-    const ticks = [...out.matchAll(/class="time-tick" x="([\d.]+)"[^>]*>([\d.k]+) s</g)].map((m) => ({ x: Number(m[1]), t: Number(m[2]) }));
+    const ticks = [...out.matchAll(/class="time-tick" x="([\d.]+)"[^>]*>([\d.k]+) s</g)].map((m) => ({
+      x: Number(m[1]),
+      t: Number(m[2]),
+    }));
     const windowX = Number(/<line x1="([\d.]+)"[^>]*stroke="#555" stroke-dasharray="4 3"/.exec(out)![1]);
     const at100 = ticks.find((k) => k.t === 100)!;
     expect(at100.x).toBeCloseTo(windowX, 0);
@@ -89,6 +98,9 @@ describe("parseDemoSamplesFile", () => {
     const r = parseDemoSamplesFile(JSON.stringify({ title: "t", samples }));
     expect(r).toEqual({ ok: false, error: 'samples[3].readyShards: want a finite number, got "many"' });
     expect(parseDemoSamplesFile("{").ok).toBe(false);
-    expect(parseDemoSamplesFile(JSON.stringify({ title: "t", samples: [] }))).toEqual({ ok: false, error: "samples: want a non-empty array" });
+    expect(parseDemoSamplesFile(JSON.stringify({ title: "t", samples: [] }))).toEqual({
+      ok: false,
+      error: "samples: want a non-empty array",
+    });
   });
 });

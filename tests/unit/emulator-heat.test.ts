@@ -21,14 +21,28 @@ describe("fleet emulator scenario heat", () => {
 
   it("switches to an unrelated pattern when a shift gives no correlation, and applies shifts in time order", () => {
     const heats = new HeatPatterns(shape);
-    const scenario = { heatSeed: 3, heatShifts: [{ tS: 200, seed: 11, correlation: 0.9 }, { tS: 100, seed: 5 }] };
+    const scenario = {
+      heatSeed: 3,
+      heatShifts: [
+        { tS: 200, seed: 11, correlation: 0.9 },
+        { tS: 100, seed: 5 },
+      ],
+    };
     expect(heats.at(scenario, 150)).toBe(heats.generated(5));
     const last = heats.at(scenario, 250);
     expect(correlation(heats.generated(5)[0]!, last[0]!)).toBeCloseTo(0.9, 3);
   });
 
   it("interpolates the load between scenario points", () => {
-    const s = { startMs: 0, points: [{ tS: 0, tokensPerSecond: 10 }, { tS: 10, tokensPerSecond: 30, phase: "peak" }], heatShifts: [], heatSeed: 1 };
+    const s = {
+      startMs: 0,
+      points: [
+        { tS: 0, tokensPerSecond: 10 },
+        { tS: 10, tokensPerSecond: 30, phase: "peak" },
+      ],
+      heatShifts: [],
+      heatSeed: 1,
+    };
     expect(loadAt(s, 5_000).tokensPerSecond).toBe(20);
     expect(loadAt(s, 20_000).tokensPerSecond).toBe(30);
     expect(loadAt(s, 20_000).phase).toBe("peak");

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { balancedPacking, eplbGlobal, eplbRebalance, mapBalancedness, replicateExperts } from "../../bench/placement/eplb.ts";
+import {
+  balancedPacking,
+  eplbGlobal,
+  eplbRebalance,
+  mapBalancedness,
+  replicateExperts,
+} from "../../bench/placement/eplb.ts";
 
 // The published example of the EPLB README: 2 layers x 12 experts, 16 replicas, 4 groups, 2 nodes, 8 GPUs.
 const WEIGHTS = [

@@ -28,7 +28,8 @@ function truth(t: number): number {
 function series(fromMs: number, toMs: number, seed: number): { atMs: number; tokensPerSecond: number }[] {
   const rng = createRng(seed);
   const out: { atMs: number; tokensPerSecond: number }[] = [];
-  for (let t = fromMs; t < toMs; t += BUCKET) out.push({ atMs: t, tokensPerSecond: truth(t) * Math.exp(0.06 * rng.normal()) });
+  for (let t = fromMs; t < toMs; t += BUCKET)
+    out.push({ atMs: t, tokensPerSecond: truth(t) * Math.exp(0.06 * rng.normal()) });
   return out;
 }
 
@@ -55,7 +56,8 @@ describe("load forecaster (double-seasonal Holt-Winters)", () => {
         expect(f.upperTokensPerSecond).toBeGreaterThan(f.expectedTokensPerSecond);
         absErr += Math.abs(f.expectedTokensPerSecond - target.tokensPerSecond) / target.tokensPerSecond;
         naiveAbsErr += Math.abs(prev - target.tokensPerSecond) / target.tokensPerSecond;
-        if (target.tokensPerSecond >= f.lowerTokensPerSecond && target.tokensPerSecond <= f.upperTokensPerSecond) covered++;
+        if (target.tokensPerSecond >= f.lowerTokensPerSecond && target.tokensPerSecond <= f.upperTokensPerSecond)
+          covered++;
         widthSum += (f.upperTokensPerSecond - f.lowerTokensPerSecond) / f.expectedTokensPerSecond;
       }
       prev = p.tokensPerSecond;
@@ -112,7 +114,8 @@ describe("recurring rise (anchored pre-warm)", () => {
   const windowAt = (t: number) => ((t - T0) % DAY) / 3_600_000 >= 9 && ((t - T0) % DAY) / 3_600_000 < 10;
   const oneOff = (t: number) => t >= T0 + 2 * DAY + 15 * 3_600_000 && t < T0 + 2 * DAY + 16 * 3_600_000;
   const points: { atMs: number; tokensPerSecond: number }[] = [];
-  for (let t = T0; t < T0 + 3 * DAY + BUCKET; t += BUCKET) points.push({ atMs: t, tokensPerSecond: 10_000 * (windowAt(t) ? 2 : 1) * (oneOff(t) ? 3 : 1) });
+  for (let t = T0; t < T0 + 3 * DAY + BUCKET; t += BUCKET)
+    points.push({ atMs: t, tokensPerSecond: 10_000 * (windowAt(t) ? 2 : 1) * (oneOff(t) ? 3 : 1) });
   const s = observeLoadSeries(createForecastState(), points);
   const day3 = T0 + 3 * DAY;
   const lead = 7 * 60_000;
@@ -135,7 +138,9 @@ describe("recurring rise (anchored pre-warm)", () => {
   });
 
   it("is undefined without history for those days", () => {
-    expect(recurringRiseRatio(createForecastState(), day3 - 60_000, day3, day3, day3 + lead + BUCKET, 1)).toBeUndefined();
+    expect(
+      recurringRiseRatio(createForecastState(), day3 - 60_000, day3, day3, day3 + lead + BUCKET, 1),
+    ).toBeUndefined();
     expect(recurringRiseRatio(s, day3 - 60_000, day3, day3, day3 + lead + BUCKET, 0)).toBeUndefined();
   });
 });

@@ -41,11 +41,17 @@ describe("adaptSchema", () => {
   it("checks oneOf as anyOf and turns a typeless nullable into 'or null'; drops examples", () => {
     const adapted = adaptSchema({
       type: "object",
-      properties: { a: { nullable: true, allOf: [{ type: "string" }] }, b: { oneOf: [{ type: "string" }, { type: "integer" }], example: 3 } },
+      properties: {
+        a: { nullable: true, allOf: [{ type: "string" }] },
+        b: { oneOf: [{ type: "string" }, { type: "integer" }], example: 3 },
+      },
     });
     expect(adapted).toEqual({
       type: "object",
-      properties: { a: { anyOf: [{ allOf: [{ type: "string" }] }, { type: "null" }] }, b: { anyOf: [{ type: "string" }, { type: "integer" }] } },
+      properties: {
+        a: { anyOf: [{ allOf: [{ type: "string" }] }, { type: "null" }] },
+        b: { anyOf: [{ type: "string" }, { type: "integer" }] },
+      },
     });
   });
 
@@ -66,7 +72,8 @@ describe("adaptSchema", () => {
 describe("names the server passes to git", () => {
   it("accepts branch names and refuses option-like or traversing ones", () => {
     for (const ok of ["refs/heads/main", "moe-operator/ns-name", "v1.2"]) expect(isSafeRefName(ok)).toBe(true);
-    for (const bad of ["-x", "--upload-pack=x", "a..b", "a/.hidden", "a.lock", "a b", "a//b", "/a", "a/"]) expect(isSafeRefName(bad)).toBe(false);
+    for (const bad of ["-x", "--upload-pack=x", "a..b", "a/.hidden", "a.lock", "a b", "a//b", "/a", "a/"])
+      expect(isSafeRefName(bad)).toBe(false);
   });
 
   it("accepts relative file paths and refuses traversal and control characters", () => {

@@ -2,15 +2,39 @@
 // proposals are kept or replaced, and how the manifest is edited in place.
 import { describe, expect, it } from "vitest";
 import {
-  branchName, editManifest, observeBounds, proposeBounds, pullRequestBody, pullRequestTitle, readManifestValues,
-  type BoundObservation, type BoundTrack, type Bounds, type Proposal, type ProposalSettings,
+  branchName,
+  editManifest,
+  observeBounds,
+  proposeBounds,
+  pullRequestBody,
+  pullRequestTitle,
+  readManifestValues,
+  type BoundObservation,
+  type BoundTrack,
+  type Bounds,
+  type Proposal,
+  type ProposalSettings,
 } from "../../src/domain/gitops/index.ts";
 
 const bounds: Bounds = { minShards: 4, maxShards: 8, maxUsdPerHour: 40, coverageShards: 2 };
-const settings: ProposalSettings = { minChangePercent: 10, learningWindowMs: 0, raiseAfterMs: 60_000, lowerAfterMs: 600_000 };
+const settings: ProposalSettings = {
+  minChangePercent: 10,
+  learningWindowMs: 0,
+  raiseAfterMs: 60_000,
+  lowerAfterMs: 600_000,
+};
 const obs = (nowMs: number, over: Partial<BoundObservation> = {}): BoundObservation => ({
-  nowMs, desiredShards: 8, observedP99Ms: 150, targetMs: 100, maxBoundRequiredShards: 11, metricsHeld: false,
-  gpus: 9, usdPerHour: 18, reason: "AtMaxGpus", message: "the SLO needs 11 GPUs but maxGpus is 8", ...over,
+  nowMs,
+  desiredShards: 8,
+  observedP99Ms: 150,
+  targetMs: 100,
+  maxBoundRequiredShards: 11,
+  metricsHeld: false,
+  gpus: 9,
+  usdPerHour: 18,
+  reason: "AtMaxGpus",
+  message: "the SLO needs 11 GPUs but maxGpus is 8",
+  ...over,
 });
 
 function run(samples: BoundObservation[], b: Bounds = bounds): BoundTrack {
@@ -26,7 +50,14 @@ describe("proposeBounds", () => {
     expect(proposeBounds(bounds, run(every10s(0, 50_000)), settings, 50_000, undefined)).toBeUndefined();
     const p = proposeBounds(bounds, run(every10s(0, 60_000)), settings, 60_000, undefined)!;
     expect(p.changes).toEqual([expect.objectContaining({ field: "maxShards", from: 8, to: 11 })]);
-    expect(p.evidence).toMatchObject({ observedP99Ms: 150, targetMs: 100, gpus: 9, usdPerHour: 18, timeAtBoundMs: 60_000, decisionReason: "AtMaxGpus" });
+    expect(p.evidence).toMatchObject({
+      observedP99Ms: 150,
+      targetMs: 100,
+      gpus: 9,
+      usdPerHour: 18,
+      timeAtBoundMs: 60_000,
+      decisionReason: "AtMaxGpus",
+    });
   });
 
   it("restarts the window when the SLO is met in between, and learns nothing while metrics are held", () => {
@@ -47,13 +78,29 @@ describe("proposeBounds", () => {
     const p = proposeBounds(bounds, t, settings, 60_000, undefined)!;
     expect(proposeBounds(bounds, run(every10s(0, 120_000)), settings, 120_000, p)).toBe(p);
     // Needs 11.5 -> 12 shards: 12 vs 11 is below 10%: kept.
-    expect(proposeBounds(bounds, run(every10s(0, 120_000, { maxBoundRequiredShards: 12 })), settings, 120_000, p)).toBe(p);
-    const bigger = proposeBounds(bounds, run(every10s(0, 120_000, { maxBoundRequiredShards: 14 })), settings, 120_000, p)!;
+    expect(proposeBounds(bounds, run(every10s(0, 120_000, { maxBoundRequiredShards: 12 })), settings, 120_000, p)).toBe(
+      p,
+    );
+    const bigger = proposeBounds(
+      bounds,
+      run(every10s(0, 120_000, { maxBoundRequiredShards: 14 })),
+      settings,
+      120_000,
+      p,
+    )!;
     expect(bigger).not.toBe(p);
     expect(bigger.changes).toEqual([expect.objectContaining({ field: "maxShards", from: 8, to: 14 })]);
     // Merged and applied: nothing left to propose.
     const merged = { ...bounds, maxShards: 14 };
-    expect(proposeBounds(merged, run(every10s(0, 30_000, { observedP99Ms: 80, maxBoundRequiredShards: undefined, desiredShards: 9 }), merged), settings, 30_000, bigger)).toBeUndefined();
+    expect(
+      proposeBounds(
+        merged,
+        run(every10s(0, 30_000, { observedP99Ms: 80, maxBoundRequiredShards: undefined, desiredShards: 9 }), merged),
+        settings,
+        30_000,
+        bigger,
+      ),
+    ).toBeUndefined();
   });
 
   it("lowers maxShards and minShards when the bounds were not approached for lowerAfter", () => {
@@ -65,7 +112,11 @@ describe("proposeBounds", () => {
       expect.objectContaining({ field: "minShards", from: 4, to: 3 }),
     ]);
     // Approaching maxShards (80%) restarts the window.
-    const approached = run([...every10s(0, 300_000, quiet), obs(310_000, { ...quiet, desiredShards: 7 }), ...every10s(320_000, 600_000, quiet)]);
+    const approached = run([
+      ...every10s(0, 300_000, quiet),
+      obs(310_000, { ...quiet, desiredShards: 7 }),
+      ...every10s(320_000, 600_000, quiet),
+    ]);
     expect(proposeBounds(bounds, approached, settings, 600_000, undefined)).toBeUndefined();
   });
 
@@ -101,17 +152,29 @@ describe("editManifest", () => {
     const r = editManifest(MANIFEST, "prod/tiny.yaml", target, { maxShards: 11, maxUsdPerHour: 55.13 });
     expect(r.ok && r.changed).toBe(true);
     if (!r.ok) return;
-    expect(r.text).toBe(MANIFEST.replace("maxShards: 8 #", "maxShards: 11 #").replace("maxUsdPerHour: 40,", "maxUsdPerHour: 55.13,"));
+    expect(r.text).toBe(
+      MANIFEST.replace("maxShards: 8 #", "maxShards: 11 #").replace("maxUsdPerHour: 40,", "maxUsdPerHour: 55.13,"),
+    );
     expect(readManifestValues(r.text, target)).toEqual({ minShards: 4, maxShards: 11, maxUsdPerHour: 55.13 });
     const again = editManifest(r.text, "prod/tiny.yaml", target, { maxShards: 11, maxUsdPerHour: 55.13 });
     expect(again).toEqual({ ok: true, text: r.text, changed: false });
   });
 
   it("names the file and the field when it cannot edit", () => {
-    expect(editManifest("a: [", "x.yaml", target, { maxShards: 3 })).toMatchObject({ ok: false, problem: expect.stringMatching(/^x\.yaml is not valid YAML/) });
-    expect(editManifest(MANIFEST, "x.yaml", { name: "other", namespace: "default" }, { maxShards: 3 })).toMatchObject({ ok: false, problem: expect.stringContaining("x.yaml holds no MoEDeployment named other") });
-    expect(editManifest(MANIFEST.replace("maxShards: 8", "maxShards: \"{{ .max }}\""), "x.yaml", target, { maxShards: 3 }))
-      .toMatchObject({ ok: false, problem: expect.stringContaining("spec.scaling.maxShards of MoEDeployment tiny is not a plain number") });
+    expect(editManifest("a: [", "x.yaml", target, { maxShards: 3 })).toMatchObject({
+      ok: false,
+      problem: expect.stringMatching(/^x\.yaml is not valid YAML/),
+    });
+    expect(editManifest(MANIFEST, "x.yaml", { name: "other", namespace: "default" }, { maxShards: 3 })).toMatchObject({
+      ok: false,
+      problem: expect.stringContaining("x.yaml holds no MoEDeployment named other"),
+    });
+    expect(
+      editManifest(MANIFEST.replace("maxShards: 8", 'maxShards: "{{ .max }}"'), "x.yaml", target, { maxShards: 3 }),
+    ).toMatchObject({
+      ok: false,
+      problem: expect.stringContaining("spec.scaling.maxShards of MoEDeployment tiny is not a plain number"),
+    });
   });
 });
 
@@ -119,7 +182,16 @@ describe("pull request text", () => {
   it("titles with the commit's first line and tabulates the evidence", () => {
     const p: Proposal = {
       changes: [{ field: "maxShards", from: 8, to: 11, why: "SLOMet was False | at maxShards" }],
-      evidence: { atMs: 0, observedP99Ms: 150, targetMs: 100, gpus: 9, usdPerHour: 18, timeAtBoundMs: 3_600_000, decisionReason: "AtMaxGpus", decisionMessage: "needs\n11" },
+      evidence: {
+        atMs: 0,
+        observedP99Ms: 150,
+        targetMs: 100,
+        gpus: 9,
+        usdPerHour: 18,
+        timeAtBoundMs: 3_600_000,
+        decisionReason: "AtMaxGpus",
+        decisionMessage: "needs\n11",
+      },
     };
     const d = { namespace: "default", name: "tiny" };
     expect(branchName(d)).toBe("moe-operator/default-tiny");

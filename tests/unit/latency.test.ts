@@ -29,12 +29,15 @@ describe("latency model", () => {
     expect(skewed).toBeGreaterThan(balanced);
     // Balance 0.5 halves the load the fleet can take: 8 GPUs at 0.5 behave like 4 at 1.
     expect(predictP99LatencyMs(itl, { ...base, balancedness: 0.5 })).toBeCloseTo(
-      predictP99LatencyMs(itl, { ...base, gpuCount: 4, balancedness: 1 }), 6);
+      predictP99LatencyMs(itl, { ...base, gpuCount: 4, balancedness: 1 }),
+      6,
+    );
   });
 
   it("explodes as utilisation nears 1 and is infinite past saturation", () => {
     const cap = effectiveGpuCapacity(itl, { crossNodeShare: 0 }) * 8;
-    const at = (rho: number) => predictP99LatencyMs(itl, { tokensPerSecond: rho * cap, gpuCount: 8, balancedness: 1, crossNodeShare: 0 });
+    const at = (rho: number) =>
+      predictP99LatencyMs(itl, { tokensPerSecond: rho * cap, gpuCount: 8, balancedness: 1, crossNodeShare: 0 });
     expect(at(0.5)).toBeLessThan(at(0.9));
     expect(at(0.99)).toBeGreaterThan(10 * at(0.5));
     expect(at(1)).toBe(Infinity);
@@ -42,12 +45,16 @@ describe("latency model", () => {
   });
 
   it("charges a cross-node hop and capacity penalty", () => {
-    expect(predictP99LatencyMs(itl, { ...base, crossNodeShare: 1 })).toBeGreaterThan(predictP99LatencyMs(itl, { ...base, crossNodeShare: 0 }));
+    expect(predictP99LatencyMs(itl, { ...base, crossNodeShare: 1 })).toBeGreaterThan(
+      predictP99LatencyMs(itl, { ...base, crossNodeShare: 0 }),
+    );
   });
 
   it("charges redundant expert memory as lost KV-cache capacity (2.4 GB each)", () => {
-    expect(effectiveGpuCapacity(itl, { crossNodeShare: 0, redundantExpertsPerGpu: 4 }))
-      .toBeCloseTo(effectiveGpuCapacity(itl, { crossNodeShare: 0 }) * (1 - (4 * 2.4) / 40), 6);
+    expect(effectiveGpuCapacity(itl, { crossNodeShare: 0, redundantExpertsPerGpu: 4 })).toBeCloseTo(
+      effectiveGpuCapacity(itl, { crossNodeShare: 0 }) * (1 - (4 * 2.4) / 40),
+      6,
+    );
   });
 
   it("combines per-layer balancedness as a harmonic mean", () => {
@@ -74,26 +81,45 @@ describe("latency model", () => {
   });
 
   it("is monotone: more load never lowers, more GPUs never raise predicted latency (property)", () => {
-    fc.assert(fc.property(
-      fc.double({ min: 0, max: 1e6, noNaN: true }), fc.double({ min: 0, max: 1e6, noNaN: true }),
-      fc.integer({ min: 1, max: 512 }), fc.integer({ min: 0, max: 64 }),
-      fc.double({ min: 0.05, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }),
-      (l1, l2, n, extra, b, x) => {
-        const lo = Math.min(l1, l2);
-        const hi = Math.max(l1, l2);
-        const c = { gpuCount: n, balancedness: b, crossNodeShare: x };
-        expect(predictP99LatencyMs(itl, { ...c, tokensPerSecond: hi })).toBeGreaterThanOrEqual(predictP99LatencyMs(itl, { ...c, tokensPerSecond: lo }));
-        expect(predictP99LatencyMs(itl, { ...c, tokensPerSecond: hi, gpuCount: n + extra })).toBeLessThanOrEqual(predictP99LatencyMs(itl, { ...c, tokensPerSecond: hi }));
-      }));
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0, max: 1e6, noNaN: true }),
+        fc.double({ min: 0, max: 1e6, noNaN: true }),
+        fc.integer({ min: 1, max: 512 }),
+        fc.integer({ min: 0, max: 64 }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (l1, l2, n, extra, b, x) => {
+          const lo = Math.min(l1, l2);
+          const hi = Math.max(l1, l2);
+          const c = { gpuCount: n, balancedness: b, crossNodeShare: x };
+          expect(predictP99LatencyMs(itl, { ...c, tokensPerSecond: hi })).toBeGreaterThanOrEqual(
+            predictP99LatencyMs(itl, { ...c, tokensPerSecond: lo }),
+          );
+          expect(predictP99LatencyMs(itl, { ...c, tokensPerSecond: hi, gpuCount: n + extra })).toBeLessThanOrEqual(
+            predictP99LatencyMs(itl, { ...c, tokensPerSecond: hi }),
+          );
+        },
+      ),
+    );
   });
 });
 
 describe("online calibration", () => {
   // The "real" deployment is 40 % slower at low load and saturates at 70 % of the default capacity.
-  const truth: LatencyModelParams = { ...itl, baseLatencyMs: itl.baseLatencyMs * 1.4, tokensPerSecondPerGpu: itl.tokensPerSecondPerGpu * 0.7 };
+  const truth: LatencyModelParams = {
+    ...itl,
+    baseLatencyMs: itl.baseLatencyMs * 1.4,
+    tokensPerSecondPerGpu: itl.tokensPerSecondPerGpu * 0.7,
+  };
   const gpuCount = 16;
   const trueCap = effectiveGpuCapacity(truth, { crossNodeShare: 0.1 }) * gpuCount * 0.85;
-  const cond = (tokensPerSecond: number): LatencyConditions => ({ tokensPerSecond, gpuCount, balancedness: 0.85, crossNodeShare: 0.1 });
+  const cond = (tokensPerSecond: number): LatencyConditions => ({
+    tokensPerSecond,
+    gpuCount,
+    balancedness: 0.85,
+    crossNodeShare: 0.1,
+  });
   // Held-out loads spanning 10-85 % true utilisation.
   const heldOut = Array.from({ length: 16 }, (_, i) => (0.1 + (0.75 * i) / 15) * trueCap);
 
@@ -132,12 +158,20 @@ describe("online calibration", () => {
     const rng = createRng(7);
     for (let i = 0; i < 100; i++) {
       const load = (0.05 + 0.8 * rng.next()) * trueCap;
-      cal = observeLatency(cal, itl, { ...cond(load), atMs: t0 + i * 60_000, observedP99Ms: predictP99LatencyMs(itl, cond(load)) });
+      cal = observeLatency(cal, itl, {
+        ...cond(load),
+        atMs: t0 + i * 60_000,
+        observedP99Ms: predictP99LatencyMs(itl, cond(load)),
+      });
     }
     const before = meanAbsLogError(cal);
     for (let i = 0; i < 300; i++) {
       const load = (0.05 + 0.8 * rng.next()) * trueCap;
-      cal = observeLatency(cal, itl, { ...cond(load), atMs: t0 + 3 * 86_400_000 + i * 60_000, observedP99Ms: predictP99LatencyMs(truth, cond(load)) });
+      cal = observeLatency(cal, itl, {
+        ...cond(load),
+        atMs: t0 + 3 * 86_400_000 + i * 60_000,
+        observedP99Ms: predictP99LatencyMs(truth, cond(load)),
+      });
     }
     expect(meanAbsLogError(cal)).toBeLessThan(before / 3);
   });
@@ -147,7 +181,11 @@ describe("online calibration", () => {
     expect(observeLatency(cal, itl, { ...cond(1000), atMs: 1, observedP99Ms: NaN })).toBe(cal);
     expect(observeLatency(cal, itl, { ...cond(1000), gpuCount: 0, atMs: 1, observedP99Ms: 30 })).toBe(cal);
     const one = observeLatency(cal, itl, { ...cond(1000), atMs: 1, observedP99Ms: 30 });
-    const two = observeLatency(JSON.parse(JSON.stringify(one)) as LatencyCalibrationState, itl, { ...cond(5000), atMs: 2, observedP99Ms: 40 });
+    const two = observeLatency(JSON.parse(JSON.stringify(one)) as LatencyCalibrationState, itl, {
+      ...cond(5000),
+      atMs: 2,
+      observedP99Ms: 40,
+    });
     expect(two.observationCount).toBe(2);
     expect(Number.isFinite(two.correction.latencyScale)).toBe(true);
   });

@@ -62,9 +62,17 @@ function memoryLeaseApi(rng: Rng): LeaseApi {
   return api as unknown as LeaseApi;
 }
 
-interface Cut { who: 0 | 1; atS: number; forS: number }
+interface Cut {
+  who: 0 | 1;
+  atS: number;
+  forS: number;
+}
 
-async function simulate(skewMs: number, seed: number, cuts: Cut[]): Promise<{ overlaps: string[]; acquisitions: number[] }> {
+async function simulate(
+  skewMs: number,
+  seed: number,
+  cuts: Cut[],
+): Promise<{ overlaps: string[]; acquisitions: number[] }> {
   const rng = createRng(seed);
   const leaseApi = memoryLeaseApi(rng.fork(1));
   const t0 = Date.UTC(2026, 0, 1);
@@ -72,9 +80,18 @@ async function simulate(skewMs: number, seed: number, cuts: Cut[]): Promise<{ ov
   const replicas = [0, 1].map((i) => {
     const clock = new FakeClock(t0 + (i === 1 ? skewMs : 0));
     const elector = new LeaderElector({
-      kubeConfig: new KubeConfig(), leaseApi, namespace: "ns", name: "lease", identity: `r${i}`,
-      leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, clock, logger: pino({ level: "silent" }),
-      onStartedLeading: () => acquisitions[i]!++, onStoppedLeading: () => {},
+      kubeConfig: new KubeConfig(),
+      leaseApi,
+      namespace: "ns",
+      name: "lease",
+      identity: `r${i}`,
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      clock,
+      logger: pino({ level: "silent" }),
+      onStartedLeading: () => acquisitions[i]!++,
+      onStoppedLeading: () => {},
     });
     return { i, clock, elector, inFlight: undefined as Promise<void> | undefined, nextS: 0 };
   });
@@ -104,18 +121,30 @@ async function simulate(skewMs: number, seed: number, cuts: Cut[]): Promise<{ ov
 
 describe("leader election property (in-memory Lease with API-server semantics)", () => {
   it("never has two leaders, for any clock skew up to +-120 s and any cut-offs", async () => {
-    const cut = fc.record({ who: fc.constantFrom<0 | 1>(0, 1), atS: fc.integer({ min: 0, max: 220 }), forS: fc.integer({ min: 1, max: 60 }) });
+    const cut = fc.record({
+      who: fc.constantFrom<0 | 1>(0, 1),
+      atS: fc.integer({ min: 0, max: 220 }),
+      forS: fc.integer({ min: 1, max: 60 }),
+    });
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: -120_000, max: 120_000 }), fc.integer({ min: 1, max: 2 ** 30 }), fc.array(cut, { maxLength: 8 }), async (skewMs, seed, cuts) => {
-        expect((await simulate(skewMs, seed, cuts)).overlaps).toEqual([]);
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: -120_000, max: 120_000 }),
+        fc.integer({ min: 1, max: 2 ** 30 }),
+        fc.array(cut, { maxLength: 8 }),
+        async (skewMs, seed, cuts) => {
+          expect((await simulate(skewMs, seed, cuts)).overlaps).toEqual([]);
+        },
+      ),
       { numRuns: 150, seed: 20_2026 },
     );
   });
 
   it("fails over: a standby takes the lease after the leader is cut off for longer than the lease duration", async () => {
     // Skew of 60 s; r0 is cut off for 40 s from t=20 s, r1 for 40 s from t=100 s.
-    const { overlaps, acquisitions } = await simulate(60_000, 7, [{ who: 0, atS: 20, forS: 40 }, { who: 1, atS: 100, forS: 40 }]);
+    const { overlaps, acquisitions } = await simulate(60_000, 7, [
+      { who: 0, atS: 20, forS: 40 },
+      { who: 1, atS: 100, forS: 40 },
+    ]);
     expect(overlaps).toEqual([]);
     expect(acquisitions[0]).toBeGreaterThanOrEqual(1);
     expect(acquisitions[1]).toBeGreaterThanOrEqual(1);

@@ -15,7 +15,13 @@ const flush = async (rounds = 20) => {
 };
 
 const applyFailed = (...codes: number[]) =>
-  new ApplyFailed("ns/d", codes.map((code, i) => new ChildApplyError("create", { kind: "Pod", name: `d-shard-${i}` }, apiError(`create Pod/d-shard-${i}`, code))));
+  new ApplyFailed(
+    "ns/d",
+    codes.map(
+      (code, i) =>
+        new ChildApplyError("create", { kind: "Pod", name: `d-shard-${i}` }, apiError(`create Pod/d-shard-${i}`, code)),
+    ),
+  );
 
 function throttled(retryAfterSeconds: number): ApplyFailed {
   const err = apiError("apply Deployment/d-router", 429, "too many requests");
@@ -28,8 +34,18 @@ async function callTimes(err: Error, advanceMs: number, steps: number): Promise<
   const clock = new FakeClock();
   const calls: number[] = [];
   const manager = new Manager({
-    clock, logger: pino({ level: "silent" }), metrics: createMetrics({ defaultMetrics: false }), workers: 1, informers: [],
-    controller: { name: "test", reconcile: () => { calls.push(clock.nowMs()); return Promise.reject(err); } },
+    clock,
+    logger: pino({ level: "silent" }),
+    metrics: createMetrics({ defaultMetrics: false }),
+    workers: 1,
+    informers: [],
+    controller: {
+      name: "test",
+      reconcile: () => {
+        calls.push(clock.nowMs());
+        return Promise.reject(err);
+      },
+    },
   });
   manager.startWorkers(() => ["ns/d"]);
   await flush();
@@ -51,7 +67,9 @@ describe("reconcile error classification", () => {
     expect(classifyReconcileError(throttled(7))).toEqual({ kind: "retryAfter", delayMs: 7000 });
     expect(classifyReconcileError(applyFailed(500))).toEqual({ kind: "backoff" });
     expect(classifyReconcileError(new Error("boom"))).toEqual({ kind: "backoff" });
-    const conflict = new ConflictRequeue("status write lost a race", { cause: apiError("update-status MoEDeployment/d", 409) });
+    const conflict = new ConflictRequeue("status write lost a race", {
+      cause: apiError("update-status MoEDeployment/d", 409),
+    });
     expect(classifyReconcileError(conflict)).toEqual({ kind: "quiet" });
     expect(conflict.cause).toBeInstanceOf(Error);
   });

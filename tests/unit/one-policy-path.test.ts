@@ -15,7 +15,17 @@ const TICK_MS = 30_000;
 const PRICE = 2;
 
 function context(minGpus: number, maxGpus: number): PolicyContext {
-  return { metric: "perTokenLatency", sloMs: 60, minGpus, maxGpus, usdPerGpuHour: PRICE, nominalTokensPerSecondPerGpu: 2_300, requirementPerMinute: new Int32Array(0), startEpochMs: T0, scheduleLeadS: 300 };
+  return {
+    metric: "perTokenLatency",
+    sloMs: 60,
+    minGpus,
+    maxGpus,
+    usdPerGpuHour: PRICE,
+    nominalTokensPerSecondPerGpu: 2_300,
+    requirementPerMinute: new Int32Array(0),
+    startEpochMs: T0,
+    scheduleLeadS: 300,
+  };
 }
 
 /** A random history of observations of a cluster that realises each decision (ready lags, cold starts). */
@@ -32,12 +42,29 @@ function* history(seed: number, ticks: number, decided: () => number): Generator
     const r = rng.next();
     const tokensPerSecond = r < 0.03 ? 0 : r < 0.06 ? load * 6 : load;
     const q = rng.next();
-    const p99 = q < 0.1 ? undefined : q < 0.35 ? 65 + 60 * rng.next() : 25 + 60 * rng.next() * Math.min(2, tokensPerSecond / Math.max(1, ready * 2_300));
+    const p99 =
+      q < 0.1
+        ? undefined
+        : q < 0.35
+          ? 65 + 60 * rng.next()
+          : 25 + 60 * rng.next() * Math.min(2, tokensPerSecond / Math.max(1, ready * 2_300));
     yield {
-      nowMs, metricsAtMs: nowMs - (rng.next() < 0.03 ? 900_000 : 30_000), windowMs: TICK_MS, tokensPerSecond, requestsPerSecond: tokensPerSecond / 200,
-      observedP99Ms: p99, observedP90Ms: p99, provisionedGpus: provisioned, readyGpus: ready, warmingGpus: provisioned - ready,
-      balancedness: 1, crossNodeShare: 0, redundantExpertsPerGpu: 0,
-      coldStartDurationsMs: ready > before ? Array.from({ length: ready - before }, () => 120_000 + 200_000 * rng.next()) : [], usdPerGpuHour: PRICE,
+      nowMs,
+      metricsAtMs: nowMs - (rng.next() < 0.03 ? 900_000 : 30_000),
+      windowMs: TICK_MS,
+      tokensPerSecond,
+      requestsPerSecond: tokensPerSecond / 200,
+      observedP99Ms: p99,
+      observedP90Ms: p99,
+      provisionedGpus: provisioned,
+      readyGpus: ready,
+      warmingGpus: provisioned - ready,
+      balancedness: 1,
+      crossNodeShare: 0,
+      redundantExpertsPerGpu: 0,
+      coldStartDurationsMs:
+        ready > before ? Array.from({ length: ready - before }, () => 120_000 + 200_000 * rng.next()) : [],
+      usdPerGpuHour: PRICE,
     };
   }
 }
@@ -63,7 +90,12 @@ function snapshotOf(o: Observation, facts: OperatorFacts, capacityState: Capacit
   return {
     heat: { heat: [[o.tokensPerSecond / 2, o.tokensPerSecond / 2]], atMs: o.metricsAtMs, confidence: 1 },
     observedP99Ms: o.observedP99Ms,
-    shards: Array.from({ length: o.provisionedGpus }, (_, i) => ({ shardIndex: i, nodeName: "node-0", ready: i < o.readyGpus, usdPerGpuHour: PRICE })),
+    shards: Array.from({ length: o.provisionedGpus }, (_, i) => ({
+      shardIndex: i,
+      nodeName: "node-0",
+      ready: i < o.readyGpus,
+      usdPerGpuHour: PRICE,
+    })),
     provisionedShards: o.provisionedGpus,
     rolloutInProgress: false,
     coldStartDurationsMs: o.coldStartDurationsMs,
@@ -77,8 +109,19 @@ function snapshotOf(o: Observation, facts: OperatorFacts, capacityState: Capacit
 
 function deployment(ctx: PolicyContext, overrides: Partial<CapacityPolicyInput>): DeploymentPolicy {
   return {
-    layerCount: 1, expertCount: 2, topK: 1, slotsPerGpu: 2, minShards: ctx.minGpus, maxShards: ctx.maxGpus, routerGpus: 0,
-    capacity: makeCapacityPolicy({ slo: { metric: ctx.metric, targetP99Ms: ctx.sloMs }, minGpus: ctx.minGpus, maxGpus: ctx.maxGpus, ...overrides }),
+    layerCount: 1,
+    expertCount: 2,
+    topK: 1,
+    slotsPerGpu: 2,
+    minShards: ctx.minGpus,
+    maxShards: ctx.maxGpus,
+    routerGpus: 0,
+    capacity: makeCapacityPolicy({
+      slo: { metric: ctx.metric, targetP99Ms: ctx.sloMs },
+      minGpus: ctx.minGpus,
+      maxGpus: ctx.maxGpus,
+      ...overrides,
+    }),
     placement: { maxMoveFraction: 0.1, minBalancednessGain: 0.01, rebalanceIntervalMs: 300_000, topology: "spread" },
     defaultUsdPerGpuHour: PRICE,
   };
@@ -88,47 +131,71 @@ const overridesArb = fc.oneof(
   fc.constant<Partial<CapacityPolicyInput>>({}),
   fc.constant<Partial<CapacityPolicyInput>>({ budgetUsdPerHour: 40 }),
   fc.constant<Partial<CapacityPolicyInput>>({ stableQuantile: 0.9, hysteresis: 0.05 }),
-  fc.constant<Partial<CapacityPolicyInput>>({ schedules: [{ name: "morning", start: "10 6 * * *", durationMs: 1_800_000, minGpus: 12 }] }),
+  fc.constant<Partial<CapacityPolicyInput>>({
+    schedules: [{ name: "morning", start: "10 6 * * *", durationMs: 1_800_000, minGpus: 12 }],
+  }),
 );
 
 describe("one policy path: the simulator's ours and the operator's decide()", () => {
   it("give the same count, reason and capacity decision on random histories (property)", () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 4 }), overridesArb, (seed, minGpus, overrides) => {
-      const ctx = context(minGpus, 48);
-      const policy = deployment(ctx, overrides);
-      let simCapacity: CapacityDecision | undefined;
-      const ours = createOursPolicy(ctx, overrides, TICK_MS / 1000, (_o, d) => { simCapacity = d; });
-      const facts = new OperatorFacts();
-      let capacityState: CapacityState | undefined;
-      let desired = minGpus;
-      for (const o of history(seed, 80, () => desired)) {
-        const sim = ours.step(o, o.nowMs);
-        facts.observe(o);
-        const op = decide(snapshotOf(o, facts, capacityState), policy, o.nowMs);
-        expect(op.desiredShards).toBe(sim.desiredGpus);
-        expect(op.reason).toBe(sim.reason);
-        expect(op.capacity).toEqual(simCapacity);
-        facts.decided(o, op.desiredShards);
-        capacityState = op.nextCapacityState;
-        desired = op.desiredShards;
-      }
-    }), { numRuns: 15 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+        fc.integer({ min: 1, max: 4 }),
+        overridesArb,
+        (seed, minGpus, overrides) => {
+          const ctx = context(minGpus, 48);
+          const policy = deployment(ctx, overrides);
+          let simCapacity: CapacityDecision | undefined;
+          const ours = createOursPolicy(ctx, overrides, TICK_MS / 1000, (_o, d) => {
+            simCapacity = d;
+          });
+          const facts = new OperatorFacts();
+          let capacityState: CapacityState | undefined;
+          let desired = minGpus;
+          for (const o of history(seed, 80, () => desired)) {
+            const sim = ours.step(o, o.nowMs);
+            facts.observe(o);
+            const op = decide(snapshotOf(o, facts, capacityState), policy, o.nowMs);
+            expect(op.desiredShards).toBe(sim.desiredGpus);
+            expect(op.reason).toBe(sim.reason);
+            expect(op.capacity).toEqual(simCapacity);
+            facts.decided(o, op.desiredShards);
+            capacityState = op.nextCapacityState;
+            desired = op.desiredShards;
+          }
+        },
+      ),
+      { numRuns: 15 },
+    );
   });
 
   it("the simulator's ours is decideShardCount on the observation (the same function, the same facts)", () => {
     const ctx = context(2, 48);
     const policy = makeCapacityPolicy({ slo: { metric: ctx.metric, targetP99Ms: ctx.sloMs }, minGpus: 2, maxGpus: 48 });
     let simCapacity: CapacityDecision | undefined;
-    const ours = createOursPolicy(ctx, {}, TICK_MS / 1000, (_o, d) => { simCapacity = d; });
+    const ours = createOursPolicy(ctx, {}, TICK_MS / 1000, (_o, d) => {
+      simCapacity = d;
+    });
     const facts = new OperatorFacts();
     let state = createCapacityState(policy);
     let desired = 2;
     for (const o of history(7, 200, () => desired)) {
       const sim = ours.step(o, o.nowMs);
       facts.observe(o);
-      const count = decideShardCount(oursShardCountInput(o, state, { trackingSinceMs: facts.trackingSinceMs!, lastScaleUpMs: facts.lastScaleUpMs, readySinceMs: facts.readySinceMs }),
-        { capacity: policy, minCount: 2, maxCount: 48, unit: { one: "GPU", many: "GPUs" } }, o.nowMs);
-      expect({ desired: sim.desiredGpus, reason: sim.reason }).toEqual({ desired: count.desired, reason: count.reason });
+      const count = decideShardCount(
+        oursShardCountInput(o, state, {
+          trackingSinceMs: facts.trackingSinceMs!,
+          lastScaleUpMs: facts.lastScaleUpMs,
+          readySinceMs: facts.readySinceMs,
+        }),
+        { capacity: policy, minCount: 2, maxCount: 48, unit: { one: "GPU", many: "GPUs" } },
+        o.nowMs,
+      );
+      expect({ desired: sim.desiredGpus, reason: sim.reason }).toEqual({
+        desired: count.desired,
+        reason: count.reason,
+      });
       expect(simCapacity).toEqual(count.capacity);
       facts.decided(o, count.desired);
       state = count.nextState;

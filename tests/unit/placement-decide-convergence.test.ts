@@ -2,8 +2,19 @@
 // the placement it publishes records pendingMoves, and the next decision continues it although the
 // gain of that step is below the hysteresis (issue 15 item 6, ADR 0002).
 import { describe, expect, it } from "vitest";
-import { decide, tokensPerSecondFromHeat, type DecisionSnapshot, type DeploymentPolicy } from "../../src/domain/decide.ts";
-import { computePlacementMetrics, parsePlacement, planPlacement, serializePlacement, type Placement } from "../../src/domain/placement/index.ts";
+import {
+  decide,
+  tokensPerSecondFromHeat,
+  type DecisionSnapshot,
+  type DeploymentPolicy,
+} from "../../src/domain/decide.ts";
+import {
+  computePlacementMetrics,
+  parsePlacement,
+  planPlacement,
+  serializePlacement,
+  type Placement,
+} from "../../src/domain/placement/index.ts";
 import { makeCapacityPolicy } from "../../src/domain/capacity/index.ts";
 import { driftHeat, generateHeat } from "../../src/domain/synthetic/heat.ts";
 
@@ -11,12 +22,22 @@ const LAYERS = 6;
 const EXPERTS = 64;
 const SHARDS = 8;
 const SLOTS = 9;
-const gpus = Array.from({ length: SHARDS }, (_, i) => ({ gpuId: `shard-${i}`, nodeName: `node-${Math.floor(i / 4)}`, slotCount: SLOTS }));
+const gpus = Array.from({ length: SHARDS }, (_, i) => ({
+  gpuId: `shard-${i}`,
+  nodeName: `node-${Math.floor(i / 4)}`,
+  slotCount: SLOTS,
+}));
 const nodes = [0, 1].map((i) => ({ name: `node-${i}`, domain: `node-${i}`, freeGpus: 8, usdPerGpuHour: 2 }));
 
 function policy(): DeploymentPolicy {
   return {
-    layerCount: LAYERS, expertCount: EXPERTS, topK: 8, slotsPerGpu: SLOTS, minShards: SHARDS, maxShards: SHARDS, routerGpus: 1,
+    layerCount: LAYERS,
+    expertCount: EXPERTS,
+    topK: 8,
+    slotsPerGpu: SLOTS,
+    minShards: SHARDS,
+    maxShards: SHARDS,
+    routerGpus: 1,
     capacity: makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: SHARDS, maxGpus: SHARDS }),
     placement: { maxMoveFraction: 0.1, minBalancednessGain: 0.01, rebalanceIntervalMs: 300_000, topology: "spread" },
     defaultUsdPerGpuHour: 2,
@@ -41,8 +62,18 @@ describe("decide carries a placement convergence across rebalances", () => {
     for (let i = 0; i < 3; i++) {
       const snapshot: DecisionSnapshot = {
         heat: { heat, atMs: nowMs - 1_000, confidence: 1 },
-        shards: Array.from({ length: SHARDS }, (_, s) => ({ shardIndex: s, nodeName: `node-${Math.floor(s / 4)}`, ready: true, usdPerGpuHour: 2 })),
-        provisionedShards: SHARDS, currentPlacement: current, lastRebalanceMs: nowMs - 600_000, rolloutInProgress: false, trackingSinceMs: 0, nodes,
+        shards: Array.from({ length: SHARDS }, (_, s) => ({
+          shardIndex: s,
+          nodeName: `node-${Math.floor(s / 4)}`,
+          ready: true,
+          usdPerGpuHour: 2,
+        })),
+        provisionedShards: SHARDS,
+        currentPlacement: current,
+        lastRebalanceMs: nowMs - 600_000,
+        rolloutInProgress: false,
+        trackingSinceMs: 0,
+        nodes,
       };
       const d = decide(snapshot, policy(), nowMs);
       expect(d.desiredShards).toBe(SHARDS);

@@ -13,7 +13,11 @@ function naiveOrder(entries: Map<number, { key: number; tie: number }>): number[
 }
 
 // Few distinct keys and ties so that equal keys (and equal ties) are common.
-const keyArb = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.constantFrom(Infinity, -Infinity));
+const keyArb = fc.oneof(
+  fc.integer({ min: -3, max: 3 }),
+  fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+  fc.constantFrom(Infinity, -Infinity),
+);
 const tieArb = fc.integer({ min: 0, max: 3 });
 const op = fc.oneof(
   fc.record({ kind: fc.constant("set" as const), id: fc.nat(), key: keyArb, tie: tieArb }),
@@ -116,42 +120,53 @@ describe("HeapWalker", () => {
 describe("IndexedHeap.smallest", () => {
   it("returns the first k ids in order, skipping one, and leaves the heap as it was", () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(keyArb, tieArb), { maxLength: 80 }), fc.nat({ max: 12 }), fc.integer({ min: -1, max: 90 }), (pairs, k, skip) => {
-        const heap = new IndexedHeap(Math.max(1, pairs.length));
-        const ref = new Map<number, { key: number; tie: number }>();
-        pairs.forEach(([key, tie], id) => {
-          heap.set(id, key, tie);
-          ref.set(id, { key, tie });
-        });
-        const out = new Int32Array(Math.max(1, k));
-        const n = heap.smallest(k, skip, out, new Int32Array(pairs.length + 2));
-        const expected = naiveOrder(ref).filter((id) => id !== skip).slice(0, k);
-        expect([...out.subarray(0, n)]).toEqual(expected);
-        const drained: number[] = [];
-        for (let id = heap.pop(); id >= 0; id = heap.pop()) drained.push(id);
-        expect(drained).toEqual(naiveOrder(ref));
-      }),
+      fc.property(
+        fc.array(fc.tuple(keyArb, tieArb), { maxLength: 80 }),
+        fc.nat({ max: 12 }),
+        fc.integer({ min: -1, max: 90 }),
+        (pairs, k, skip) => {
+          const heap = new IndexedHeap(Math.max(1, pairs.length));
+          const ref = new Map<number, { key: number; tie: number }>();
+          pairs.forEach(([key, tie], id) => {
+            heap.set(id, key, tie);
+            ref.set(id, { key, tie });
+          });
+          const out = new Int32Array(Math.max(1, k));
+          const n = heap.smallest(k, skip, out, new Int32Array(pairs.length + 2));
+          const expected = naiveOrder(ref)
+            .filter((id) => id !== skip)
+            .slice(0, k);
+          expect([...out.subarray(0, n)]).toEqual(expected);
+          const drained: number[] = [];
+          for (let id = heap.pop(); id >= 0; id = heap.pop()) drained.push(id);
+          expect(drained).toEqual(naiveOrder(ref));
+        },
+      ),
       { numRuns: 400 },
     );
   });
 });
 
 describe("MinSegmentTree", () => {
-  const scenario = fc
-    .integer({ min: 1, max: 40 })
-    .chain((n) =>
-      fc.record({
-        n: fc.constant(n),
-        values: fc.array(fc.oneof(fc.constant(Infinity), fc.integer({ min: 0, max: 6 }), fc.double({ min: 0, max: 100, noNaN: true })), { minLength: n, maxLength: n }),
-        blocked: fc.array(fc.boolean(), { minLength: n, maxLength: n }),
-        updates: fc.array(fc.tuple(fc.nat({ max: n - 1 }), fc.oneof(fc.constant(Infinity), fc.integer({ min: 0, max: 6 }))), { maxLength: 20 }),
-        top: fc.double({ min: 0, max: 120, noNaN: true }),
-        floor: fc.oneof(fc.constant(-Infinity), fc.double({ min: 0, max: 120, noNaN: true })),
-        add: fc.double({ min: 0, max: 10, noNaN: true }),
-        scale: fc.double({ min: 0.01, max: 3, noNaN: true }),
-        minGain: fc.double({ min: 0, max: 1, noNaN: true }),
-      }),
-    );
+  const scenario = fc.integer({ min: 1, max: 40 }).chain((n) =>
+    fc.record({
+      n: fc.constant(n),
+      values: fc.array(
+        fc.oneof(fc.constant(Infinity), fc.integer({ min: 0, max: 6 }), fc.double({ min: 0, max: 100, noNaN: true })),
+        { minLength: n, maxLength: n },
+      ),
+      blocked: fc.array(fc.boolean(), { minLength: n, maxLength: n }),
+      updates: fc.array(
+        fc.tuple(fc.nat({ max: n - 1 }), fc.oneof(fc.constant(Infinity), fc.integer({ min: 0, max: 6 }))),
+        { maxLength: 20 },
+      ),
+      top: fc.double({ min: 0, max: 120, noNaN: true }),
+      floor: fc.oneof(fc.constant(-Infinity), fc.double({ min: 0, max: 120, noNaN: true })),
+      add: fc.double({ min: 0, max: 10, noNaN: true }),
+      scale: fc.double({ min: 0.01, max: 3, noNaN: true }),
+      minGain: fc.double({ min: 0, max: 1, noNaN: true }),
+    }),
+  );
 
   it("minUnblocked and leftmostScoring agree with a scan", () => {
     fc.assert(
@@ -195,15 +210,20 @@ describe("MinSegmentTree", () => {
 describe("sortIdsByKey", () => {
   it("sorts ids by (key, id) like a comparator sort", () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.integer({ min: -2, max: 2 }), fc.double({ noNaN: true })), { maxLength: 300 }), (keys) => {
-        const key = Float64Array.from(keys);
-        const ids = Int32Array.from(keys.map((_, i) => i));
-        // Start from a shuffled (but deterministic) permutation.
-        ids.reverse();
-        sortIdsByKey(ids, ids.length, key, new Int32Array(ids.length));
-        const expected = keys.map((_, i) => i).sort((a, b) => (key[a]! !== key[b]! ? (key[a]! < key[b]! ? -1 : 1) : a - b));
-        expect([...ids]).toEqual(expected);
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: -2, max: 2 }), fc.double({ noNaN: true })), { maxLength: 300 }),
+        (keys) => {
+          const key = Float64Array.from(keys);
+          const ids = Int32Array.from(keys.map((_, i) => i));
+          // Start from a shuffled (but deterministic) permutation.
+          ids.reverse();
+          sortIdsByKey(ids, ids.length, key, new Int32Array(ids.length));
+          const expected = keys
+            .map((_, i) => i)
+            .sort((a, b) => (key[a]! !== key[b]! ? (key[a]! < key[b]! ? -1 : 1) : a - b));
+          expect([...ids]).toEqual(expected);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -3,7 +3,17 @@
 // layers, moves and external changes both must return exactly the same move.
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { applyMove, LayerSearch, MOVE_EVICT, MOVE_RELOCATE, MOVE_REPLACE, MOVE_REPLICATE, MOVE_SWAP, PARTNER_GPUS, REPLACE_CANDIDATES } from "../../src/domain/placement/improve.ts";
+import {
+  applyMove,
+  LayerSearch,
+  MOVE_EVICT,
+  MOVE_RELOCATE,
+  MOVE_REPLACE,
+  MOVE_REPLICATE,
+  MOVE_SWAP,
+  PARTNER_GPUS,
+  REPLACE_CANDIDATES,
+} from "../../src/domain/placement/improve.ts";
 import type { Move } from "../../src/domain/placement/improve.ts";
 import { fillFreeSlots, FreshScratch, planLayerFresh, replicaCounts } from "../../src/domain/placement/fresh.ts";
 import { bitAt, LayerState } from "../../src/domain/placement/state.ts";
@@ -28,8 +38,16 @@ interface SearchScratch {
 }
 
 function createScratch(): SearchScratch {
-  return { start: new Int32Array(0), fill: new Int32Array(0), list: new Int32Array(0), partners: new Int32Array(PARTNER_GPUS), perReplica: new Float64Array(0), hOrder: new Int32Array(0),
-    candD: new Int32Array(REPLACE_CANDIDATES), candS: new Int32Array(REPLACE_CANDIDATES), candKey: new Float64Array(REPLACE_CANDIDATES),
+  return {
+    start: new Int32Array(0),
+    fill: new Int32Array(0),
+    list: new Int32Array(0),
+    partners: new Int32Array(PARTNER_GPUS),
+    perReplica: new Float64Array(0),
+    hOrder: new Int32Array(0),
+    candD: new Int32Array(REPLACE_CANDIDATES),
+    candS: new Int32Array(REPLACE_CANDIDATES),
+    candKey: new Float64Array(REPLACE_CANDIDATES),
   };
 }
 
@@ -91,13 +109,23 @@ interface NaiveX {
 }
 
 /** Keep a candidate move if it scores above the best so far (first found wins ties). */
-function offerMove(n: NaiveScan, gain: number, cost: number, kind: number, x: NaiveX, d: number, ds: number, y: number): void {
+function offerMove(
+  n: NaiveScan,
+  gain: number,
+  cost: number,
+  kind: number,
+  x: NaiveX,
+  d: number,
+  ds: number,
+  y: number,
+): void {
   if (!(gain > n.eps)) return;
   const sc = (gain * n.invMean) / (cost > 1 ? cost : 1);
   if (sc > n.best.score) n.best = { kind, h: n.h, hSlot: x.hs, x: x.x, d, dSlot: ds, y, score: sc, cost };
 }
 
-const origHas = (st: LayerState, g: number, e: number): boolean => st.orig !== null && bitAt(st.orig, g * st.expertCount + e) === 1;
+const origHas = (st: LayerState, g: number, e: number): boolean =>
+  st.orig !== null && bitAt(st.orig, g * st.expertCount + e) === 1;
 
 /** The coolest GPUs (excluding h), ascending by (load, index): swap partners. */
 function naivePartners(n: NaiveScan, scratch: SearchScratch): void {
@@ -185,7 +213,18 @@ function naiveReplica(n: NaiveScan, hs: number): NaiveX {
   const dx = lx - lxNew;
   let xHoldMax = -Infinity;
   for (let k = hStart[x]!; k < hStart[x + 1]!; k++) xHoldMax = Math.max(xHoldMax, st.load[hList[k]!]! - dx);
-  return { hs, x, rx, wx, lx, lxNew, dx, xHoldMax, removeX: origHas(st, h, x) ? 0 : -1, canAddX: rx < st.topo.activeGpuCount };
+  return {
+    hs,
+    x,
+    rx,
+    wx,
+    lx,
+    lxNew,
+    dx,
+    xHoldMax,
+    removeX: origHas(st, h, x) ? 0 : -1,
+    canAddX: rx < st.topo.activeGpuCount,
+  };
 }
 
 /** Relocate / replicate x into a free slot of any other GPU (skipped when the layer has none). */
@@ -197,8 +236,10 @@ function naiveFreeSlots(n: NaiveScan, xi: NaiveX): void {
     if (d === h || st.used[d]! >= slotCount[d]! || st.holds(d, xi.x)) continue;
     const Ld = st.load[d]!;
     const addX = origHas(st, d, xi.x) ? 0 : 1;
-    if (addX + xi.removeX <= n.budget) offerMove(n, Lh - Math.max(Lh - xi.lx, Ld + xi.lx), addX + xi.removeX, MOVE_RELOCATE, xi, d, -1, -1);
-    if (st.replicas < st.cap && xi.canAddX && addX <= n.budget) offerMove(n, Lh - Math.max(xi.xHoldMax, Ld + xi.lxNew), addX, MOVE_REPLICATE, xi, d, -1, -1);
+    if (addX + xi.removeX <= n.budget)
+      offerMove(n, Lh - Math.max(Lh - xi.lx, Ld + xi.lx), addX + xi.removeX, MOVE_RELOCATE, xi, d, -1, -1);
+    if (st.replicas < st.cap && xi.canAddX && addX <= n.budget)
+      offerMove(n, Lh - Math.max(xi.xHoldMax, Ld + xi.lxNew), addX, MOVE_REPLICATE, xi, d, -1, -1);
   }
 }
 
@@ -216,7 +257,8 @@ function naiveSwaps(n: NaiveScan, xi: NaiveX, scratch: SearchScratch): void {
       const y = st.grid[d * S + ds]!;
       if (y === EMPTY_SLOT || !(lr[y]! < xi.lx) || st.holds(h, y)) continue;
       const cost = addX + (origHas(st, h, y) ? 0 : 1) + xi.removeX + (origHas(st, d, y) ? 0 : -1);
-      if (cost <= n.budget) offerMove(n, Lh - Math.max(Lh - xi.lx + lr[y]!, Ld - lr[y]! + xi.lx), cost, MOVE_SWAP, xi, d, ds, y);
+      if (cost <= n.budget)
+        offerMove(n, Lh - Math.max(Lh - xi.lx + lr[y]!, Ld - lr[y]! + xi.lx), cost, MOVE_SWAP, xi, d, ds, y);
     }
   }
 }
@@ -271,7 +313,8 @@ function naiveEvict(n: NaiveScan, xi: NaiveX): void {
   if (!(canGrow || z >= 0) || cost > n.budget) return;
   const dxUp = xi.wx / (xi.rx - 1) - xi.lx;
   let m = Lh - xi.lx + (canGrow ? 0 : n.fillerLoad);
-  for (let k = hStart[xi.x]!; k < hStart[xi.x + 1]!; k++) if (hList[k] !== h) m = Math.max(m, st.load[hList[k]!]! + dxUp);
+  for (let k = hStart[xi.x]!; k < hStart[xi.x + 1]!; k++)
+    if (hList[k] !== h) m = Math.max(m, st.load[hList[k]!]! + dxUp);
   offerMove(n, Lh - m, cost, MOVE_EVICT, xi, -1, -1, z);
 }
 
@@ -298,7 +341,22 @@ function naiveBestMove(st: LayerState, budget: number, minScore: number, scratch
   const lr = scratch.perReplica;
   for (let e = 0; e < st.expertCount; e++) lr[e] = st.r[e]! > 0 ? st.w[e]! / st.r[e]! : 0;
   const none: Move = { kind: -1, h, hSlot: -1, x: -1, d: -1, dSlot: -1, y: -1, score: minScore, cost: 0 };
-  const n: NaiveScan = { st, budget, h, Lh, eps: mean * 1e-9, invMean: 1 / mean, lr, hStart: scratch.start, hList: scratch.list, pc: 0, rc: 0, filler: -2, fillerLoad: 0, best: none };
+  const n: NaiveScan = {
+    st,
+    budget,
+    h,
+    Lh,
+    eps: mean * 1e-9,
+    invMean: 1 / mean,
+    lr,
+    hStart: scratch.start,
+    hList: scratch.list,
+    pc: 0,
+    rc: 0,
+    filler: -2,
+    fillerLoad: 0,
+    best: none,
+  };
   naivePartners(n, scratch);
   naiveReplaceCandidates(n, scratch);
   const hn = naiveHotOrder(n, scratch);
@@ -333,13 +391,34 @@ function randomTopology(rand: Rng, maxGpus = 10): Topology {
     if (slotCount[g]! > 0) active += 1;
     totalSlots += slotCount[g]!;
   }
-  return { gpuCount: G, activeGpuCount: active, slotCount, totalSlots, maxSlots, nodeOf, domainOf: new Int32Array(G), nodeCount: nodes, domainCount: 1, spread: rand.next() < 0.5 };
+  return {
+    gpuCount: G,
+    activeGpuCount: active,
+    slotCount,
+    totalSlots,
+    maxSlots,
+    nodeOf,
+    domainOf: new Int32Array(G),
+    nodeCount: nodes,
+    domainCount: 1,
+    spread: rand.next() < 0.5,
+  };
 }
 
 function randomHeat(rand: Rng, E: number): number[] {
   const mode = Math.floor(rand.next() * 4);
   // Small integers make equal loads (ties) common, floats make them rare, all-zero heat ties everything.
-  return Array.from({ length: E }, () => (mode === 0 ? Math.floor(rand.next() * 4) : mode === 1 ? rand.next() * 1000 : mode === 2 ? (rand.next() < 0.3 ? 0 : Math.floor(rand.next() * 50)) : 0));
+  return Array.from({ length: E }, () =>
+    mode === 0
+      ? Math.floor(rand.next() * 4)
+      : mode === 1
+        ? rand.next() * 1000
+        : mode === 2
+          ? rand.next() < 0.3
+            ? 0
+            : Math.floor(rand.next() * 50)
+          : 0,
+  );
 }
 
 /** Remove a random replica or add a random expert where it fits (through LayerState, so it is logged). */
@@ -366,7 +445,8 @@ function randomLayer(rand: Rng, maxGpus = 10, maxExperts = 12): LayerState {
     planLayerFresh(st);
   } else {
     for (let g = 0; g < topo.gpuCount; g++) {
-      for (let s = 0; s < topo.slotCount[g]!; s++) st.grid[g * topo.maxSlots + s] = rand.next() < 0.25 ? EMPTY_SLOT : Math.floor(rand.next() * E);
+      for (let s = 0; s < topo.slotCount[g]!; s++)
+        st.grid[g * topo.maxSlots + s] = rand.next() < 0.25 ? EMPTY_SLOT : Math.floor(rand.next() * E);
     }
     st.rebuild();
   }
@@ -465,7 +545,8 @@ describe.each([
       { numRuns },
     );
     // Every kind of move was exercised.
-    for (const kind of [MOVE_RELOCATE, MOVE_SWAP, MOVE_REPLICATE, MOVE_REPLACE, MOVE_EVICT]) expect(kinds.get(kind) ?? 0).toBeGreaterThan(0);
+    for (const kind of [MOVE_RELOCATE, MOVE_SWAP, MOVE_REPLICATE, MOVE_REPLACE, MOVE_EVICT])
+      expect(kinds.get(kind) ?? 0).toBeGreaterThan(0);
   });
 
   it("can be re-attached to a reset state (as the fresh planner does for every layer)", () => {
@@ -503,11 +584,14 @@ function naivePack(st: LayerState): void {
   const { gpuCount: G, maxSlots: S, slotCount, activeGpuCount, nodeOf, spread } = st.topo;
   const E = st.expertCount;
   const target = replicaCounts(st.w, Math.min(st.cap, st.topo.totalSlots), activeGpuCount);
-  const experts = Array.from({ length: E }, (_, e) => e).sort((a, b) => st.w[b]! / target[b]! - st.w[a]! / target[a]! || a - b);
+  const experts = Array.from({ length: E }, (_, e) => e).sort(
+    (a, b) => st.w[b]! / target[b]! - st.w[a]! / target[a]! || a - b,
+  );
   const load = new Array<number>(G).fill(0);
   const used = new Array<number>(G).fill(0);
   const holds = (g: number, e: number): boolean => st.grid.subarray(g * S, g * S + used[g]!).includes(e);
-  const nodeHolds = (n: number, e: number): boolean => Array.from({ length: G }, (_, g) => g).some((g) => nodeOf[g] === n && holds(g, e));
+  const nodeHolds = (n: number, e: number): boolean =>
+    Array.from({ length: G }, (_, g) => g).some((g) => nodeOf[g] === n && holds(g, e));
   const slack = st.meanLoad * 1e-9;
   for (const x of experts) {
     for (let j = 0; j < target[x]!; j++) {

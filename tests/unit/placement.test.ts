@@ -10,7 +10,13 @@ import {
   planPlacement,
   serializePlacement,
 } from "../../src/domain/placement/index.ts";
-import type { GpuSlotInfo, Placement, PlacementInput, PlacementOutcome, PlacementPolicy } from "../../src/domain/placement/index.ts";
+import type {
+  GpuSlotInfo,
+  Placement,
+  PlacementInput,
+  PlacementOutcome,
+  PlacementPolicy,
+} from "../../src/domain/placement/index.ts";
 import { generateHeat, driftHeat } from "../../src/domain/synthetic/heat.ts";
 import { eplbGlobal } from "../../bench/placement/eplb.ts";
 import { placementFromSglang } from "../../src/domain/placement/index.ts";
@@ -19,7 +25,9 @@ const POLICY: PlacementPolicy = { maxMoveFraction: 0.1, minBalancednessGain: 0.0
 
 function gpuList(nodes: number, perNode: number, slots: number): GpuSlotInfo[] {
   const out: GpuSlotInfo[] = [];
-  for (let n = 0; n < nodes; n++) for (let g = 0; g < perNode; g++) out.push({ gpuId: `n${n}-g${g}`, nodeName: `n${n}`, domain: `d${n >> 1}`, slotCount: slots });
+  for (let n = 0; n < nodes; n++)
+    for (let g = 0; g < perNode; g++)
+      out.push({ gpuId: `n${n}-g${g}`, nodeName: `n${n}`, domain: `d${n >> 1}`, slotCount: slots });
   return out;
 }
 
@@ -34,18 +42,21 @@ function violations(input: PlacementInput, p: Placement): string[] {
   const L = input.heat.length;
   const E = input.heat[0]!.length;
   if (p.layerCount !== L || p.expertCount !== E || p.layers.length !== L) out.push("shape");
-  if (p.gpus.map((g) => g.gpuId).join() !== input.gpus.map((g) => g.gpuId).join()) out.push("gpu list differs from input");
+  if (p.gpus.map((g) => g.gpuId).join() !== input.gpus.map((g) => g.gpuId).join())
+    out.push("gpu list differs from input");
   const bytes = input.policy.bytesPerExpertReplica;
   p.gpus.forEach((gpu, g) => {
     const given = input.gpus[g]!;
     if (gpu.slotCount > given.slotCount) out.push(`gpu ${gpu.gpuId} has more slots than given`);
-    if (bytes && given.memoryBytes !== undefined && gpu.slotCount * L * bytes > given.memoryBytes) out.push(`gpu ${gpu.gpuId} over memory`);
+    if (bytes && given.memoryBytes !== undefined && gpu.slotCount * L * bytes > given.memoryBytes)
+      out.push(`gpu ${gpu.gpuId} over memory`);
   });
   for (let l = 0; l < L; l++) {
     const count = new Array<number>(E).fill(0);
     let replicas = 0;
     p.layers[l]!.forEach((slots, g) => {
-      if (slots.length !== p.gpus[g]!.slotCount) out.push(`layer ${l} gpu ${g}: ${slots.length} slots, expected ${p.gpus[g]!.slotCount}`);
+      if (slots.length !== p.gpus[g]!.slotCount)
+        out.push(`layer ${l} gpu ${g}: ${slots.length} slots, expected ${p.gpus[g]!.slotCount}`);
       const seen = new Set<number>();
       for (const e of slots) {
         if (e === EMPTY_SLOT) continue;
@@ -60,21 +71,37 @@ function violations(input: PlacementInput, p: Placement): string[] {
       if (c === 0) out.push(`layer ${l}: expert ${e} has no replica`);
     });
     const redundant = input.policy.redundantSlots;
-    if (redundant !== undefined && replicas > E + redundant) out.push(`layer ${l}: ${replicas} replicas > ${E} + ${redundant}`);
+    if (redundant !== undefined && replicas > E + redundant)
+      out.push(`layer ${l}: ${replicas} replicas > ${E} + ${redundant}`);
   }
   return out;
 }
 
-const heatValue = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 1000 }), fc.double({ min: 0, max: 1e6, noNaN: true }));
+const heatValue = fc.oneof(
+  fc.constant(0),
+  fc.integer({ min: 0, max: 1000 }),
+  fc.double({ min: 0, max: 1e6, noNaN: true }),
+);
 const scenario = fc
   .record({ layers: fc.integer({ min: 1, max: 3 }), experts: fc.integer({ min: 1, max: 20 }) })
   .chain(({ layers, experts }) =>
     fc.record({
-      heat: fc.array(fc.array(heatValue, { minLength: experts, maxLength: experts }), { minLength: layers, maxLength: layers }),
-      heat2: fc.array(fc.array(heatValue, { minLength: experts, maxLength: experts }), { minLength: layers, maxLength: layers }),
-      gpus: fc.array(fc.record({ node: fc.integer({ min: 0, max: 3 }), slots: fc.integer({ min: 0, max: 7 }) }), { minLength: 1, maxLength: 10 }),
+      heat: fc.array(fc.array(heatValue, { minLength: experts, maxLength: experts }), {
+        minLength: layers,
+        maxLength: layers,
+      }),
+      heat2: fc.array(fc.array(heatValue, { minLength: experts, maxLength: experts }), {
+        minLength: layers,
+        maxLength: layers,
+      }),
+      gpus: fc.array(fc.record({ node: fc.integer({ min: 0, max: 3 }), slots: fc.integer({ min: 0, max: 7 }) }), {
+        minLength: 1,
+        maxLength: 10,
+      }),
       keep: fc.array(fc.boolean(), { minLength: 10, maxLength: 10 }),
-      extra: fc.array(fc.record({ node: fc.integer({ min: 0, max: 4 }), slots: fc.integer({ min: 0, max: 7 }) }), { maxLength: 3 }),
+      extra: fc.array(fc.record({ node: fc.integer({ min: 0, max: 4 }), slots: fc.integer({ min: 0, max: 7 }) }), {
+        maxLength: 3,
+      }),
       redundant: fc.option(fc.integer({ min: 0, max: 20 }), { nil: undefined }),
       maxMoveFraction: fc.double({ min: 0, max: 1, noNaN: true }),
       topology: fc.constantFrom("spread" as const, "ignore" as const),
@@ -85,8 +112,16 @@ describe("planPlacement properties", () => {
   it("fresh plans satisfy every invariant, or say which constraint is infeasible", () => {
     fc.assert(
       fc.property(scenario, (s) => {
-        const gpus: GpuSlotInfo[] = s.gpus.map((g, i) => ({ gpuId: `g${i}`, nodeName: `n${g.node}`, slotCount: g.slots }));
-        const input: PlacementInput = { heat: s.heat, gpus, policy: { ...POLICY, redundantSlots: s.redundant, topology: s.topology } };
+        const gpus: GpuSlotInfo[] = s.gpus.map((g, i) => ({
+          gpuId: `g${i}`,
+          nodeName: `n${g.node}`,
+          slotCount: g.slots,
+        }));
+        const input: PlacementInput = {
+          heat: s.heat,
+          gpus,
+          policy: { ...POLICY, redundantSlots: s.redundant, topology: s.topology },
+        };
         const o = planPlacement(input);
         const total = gpus.reduce((a, g) => a + g.slotCount, 0);
         const E = s.heat[0]!.length;
@@ -130,9 +165,18 @@ describe("planPlacement properties", () => {
   it("incremental plans keep invariants, respect the move budget and only report real moves", () => {
     fc.assert(
       fc.property(scenario, (s) => {
-        const gpus1: GpuSlotInfo[] = s.gpus.map((g, i) => ({ gpuId: `g${i}`, nodeName: `n${g.node}`, slotCount: g.slots }));
+        const gpus1: GpuSlotInfo[] = s.gpus.map((g, i) => ({
+          gpuId: `g${i}`,
+          nodeName: `n${g.node}`,
+          slotCount: g.slots,
+        }));
         const E = s.heat[0]!.length;
-        const policy: PlacementPolicy = { ...POLICY, maxMoveFraction: s.maxMoveFraction, redundantSlots: s.redundant, topology: s.topology };
+        const policy: PlacementPolicy = {
+          ...POLICY,
+          maxMoveFraction: s.maxMoveFraction,
+          redundantSlots: s.redundant,
+          topology: s.topology,
+        };
         const first = planPlacement({ heat: s.heat, gpus: gpus1, policy });
         if (first.kind !== "planned") return;
         // GPUs removed (keep flags) and added (extra).
@@ -165,7 +209,11 @@ describe("planPlacement properties", () => {
   it("replanning the same heat from its own plan changes nothing", () => {
     fc.assert(
       fc.property(scenario, (s) => {
-        const gpus: GpuSlotInfo[] = s.gpus.map((g, i) => ({ gpuId: `g${i}`, nodeName: `n${g.node}`, slotCount: g.slots }));
+        const gpus: GpuSlotInfo[] = s.gpus.map((g, i) => ({
+          gpuId: `g${i}`,
+          nodeName: `n${g.node}`,
+          slotCount: g.slots,
+        }));
         const first = planPlacement({ heat: s.heat, gpus, policy: POLICY });
         if (first.kind !== "planned") return;
         const again = planPlacement({ heat: s.heat, gpus, policy: POLICY, current: first.placement });
@@ -178,7 +226,9 @@ describe("planPlacement properties", () => {
 
 describe("planPlacement edge cases", () => {
   it("one GPU holds every expert once", () => {
-    const p = expectPlanned(planPlacement({ heat: [[5, 1, 0, 3]], gpus: [{ gpuId: "a", nodeName: "n", slotCount: 4 }], policy: POLICY }));
+    const p = expectPlanned(
+      planPlacement({ heat: [[5, 1, 0, 3]], gpus: [{ gpuId: "a", nodeName: "n", slotCount: 4 }], policy: POLICY }),
+    );
     expect([...p.placement.layers[0]![0]!].sort()).toEqual([0, 1, 2, 3]);
     expect(p.metrics.balancedness).toBe(1);
   });
@@ -191,19 +241,32 @@ describe("planPlacement edge cases", () => {
 
   it("memory can make a plan infeasible and says so", () => {
     const gpus = gpuList(1, 2, 4).map((g) => ({ ...g, memoryBytes: 2 * 10 * 3 }));
-    const o = planPlacement({ heat: [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [1, 1, 1, 1, 1]], gpus, policy: { ...POLICY, bytesPerExpertReplica: 10 } });
+    const o = planPlacement({
+      heat: [
+        [1, 2, 3, 4, 5],
+        [1, 2, 3, 4, 5],
+        [1, 1, 1, 1, 1],
+      ],
+      gpus,
+      policy: { ...POLICY, bytesPerExpertReplica: 10 },
+    });
     expect(o).toMatchObject({ kind: "infeasible", constraint: "memory" });
   });
 
   it("memory limits slots per GPU", () => {
     const gpus = gpuList(1, 4, 4).map((g) => ({ ...g, memoryBytes: 2 * 100 }));
-    const p = expectPlanned(planPlacement({ heat: [[9, 1, 1, 1, 1, 1]], gpus, policy: { ...POLICY, bytesPerExpertReplica: 100 } }));
+    const p = expectPlanned(
+      planPlacement({ heat: [[9, 1, 1, 1, 1, 1]], gpus, policy: { ...POLICY, bytesPerExpertReplica: 100 } }),
+    );
     for (const g of p.placement.gpus) expect(g.slotCount).toBe(2);
     expect(p.notes.join()).toMatch(/memory/);
   });
 
   it("tiny heat does not underflow balancedness to 0 (found by the property test: one expert at 5e-324 tok/s on 2 GPUs)", () => {
-    const gpus: GpuSlotInfo[] = [{ gpuId: "g0", nodeName: "n0", slotCount: 1 }, { gpuId: "g1", nodeName: "n0", slotCount: 1 }];
+    const gpus: GpuSlotInfo[] = [
+      { gpuId: "g0", nodeName: "n0", slotCount: 1 },
+      { gpuId: "g1", nodeName: "n0", slotCount: 1 },
+    ];
     const p = expectPlanned(planPlacement({ heat: [[5e-324]], gpus, policy: { ...POLICY, redundantSlots: 0 } }));
     expect(p.metrics.balancedness).toBeGreaterThan(0);
     expect(computePlacementMetrics(p.placement, [[5e-324]]).balancedness).toBe(p.metrics.balancedness);
@@ -250,11 +313,26 @@ describe("planPlacement edge cases", () => {
   });
 
   it("rejects bad input as a value", () => {
-    expect(planPlacement({ heat: [[1, Number.NaN]], gpus: gpuList(1, 1, 2), policy: POLICY })).toMatchObject({ kind: "infeasible", constraint: "input" });
-    expect(planPlacement({ heat: [[1, -1]], gpus: gpuList(1, 1, 2), policy: POLICY })).toMatchObject({ kind: "infeasible", constraint: "input" });
-    expect(planPlacement({ heat: [[1, 2], [1]], gpus: gpuList(1, 1, 2), policy: POLICY })).toMatchObject({ kind: "infeasible", constraint: "input" });
-    const dup = [{ gpuId: "a", nodeName: "n", slotCount: 2 }, { gpuId: "a", nodeName: "n", slotCount: 2 }];
-    expect(planPlacement({ heat: [[1, 2]], gpus: dup, policy: POLICY })).toMatchObject({ kind: "infeasible", constraint: "input" });
+    expect(planPlacement({ heat: [[1, Number.NaN]], gpus: gpuList(1, 1, 2), policy: POLICY })).toMatchObject({
+      kind: "infeasible",
+      constraint: "input",
+    });
+    expect(planPlacement({ heat: [[1, -1]], gpus: gpuList(1, 1, 2), policy: POLICY })).toMatchObject({
+      kind: "infeasible",
+      constraint: "input",
+    });
+    expect(planPlacement({ heat: [[1, 2], [1]], gpus: gpuList(1, 1, 2), policy: POLICY })).toMatchObject({
+      kind: "infeasible",
+      constraint: "input",
+    });
+    const dup = [
+      { gpuId: "a", nodeName: "n", slotCount: 2 },
+      { gpuId: "a", nodeName: "n", slotCount: 2 },
+    ];
+    expect(planPlacement({ heat: [[1, 2]], gpus: dup, policy: POLICY })).toMatchObject({
+      kind: "infeasible",
+      constraint: "input",
+    });
   });
 
   it("a current placement of another shape is replaced by a fresh plan", () => {
@@ -266,7 +344,13 @@ describe("planPlacement edge cases", () => {
   });
 
   it("placements round-trip through JSON and parsePlacement", () => {
-    const p = expectPlanned(planPlacement({ heat: generateHeat({ layerCount: 2, expertCount: 16, seed: 1 }), gpus: gpuList(2, 2, 5), policy: POLICY }));
+    const p = expectPlanned(
+      planPlacement({
+        heat: generateHeat({ layerCount: 2, expertCount: 16, seed: 1 }),
+        gpus: gpuList(2, 2, 5),
+        policy: POLICY,
+      }),
+    );
     const parsed = parsePlacement(JSON.parse(serializePlacement(p.placement)));
     expect(parsed.ok).toBe(true);
     if (parsed.ok) expect(placementHash(parsed.value)).toBe(p.placementHash);
@@ -282,7 +366,9 @@ describe("planPlacement quality (DeepSeek-V3 shape, synthetic heat)", () => {
   it("is at least as balanced as the EPLB-style global baseline (-0.005)", () => {
     const baseline = placementFromSglang({ physical_to_logical_map: eplbGlobal(heat, 288, 32) }, gpus, 256);
     if (!baseline.ok) throw new Error(baseline.reason);
-    expect(fresh.metrics.balancedness).toBeGreaterThanOrEqual(computePlacementMetrics(baseline.value, heat).balancedness - 0.005);
+    expect(fresh.metrics.balancedness).toBeGreaterThanOrEqual(
+      computePlacementMetrics(baseline.value, heat).balancedness - 0.005,
+    );
   });
 
   it("under drift moves <= 10% and stays within 0.01 of a fresh plan", () => {

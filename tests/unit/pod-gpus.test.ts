@@ -4,13 +4,31 @@ import { describe, expect, it } from "vitest";
 import type { V1Pod } from "@kubernetes/client-node";
 import { gpusRequestedByNode, projectPodGpus } from "../../src/controllers/moedeployment/pod-gpus.ts";
 
-const pod = (name: string, nodeName: string | undefined, phase: string, gpus: { limit?: string; request?: string }[]): V1Pod => ({
-  metadata: { name, namespace: "ns", uid: `uid-${name}`, resourceVersion: "7", labels: { big: "x".repeat(1000) }, annotations: { a: "y".repeat(5000) }, managedFields: [{ manager: "kubectl" }] },
+const pod = (
+  name: string,
+  nodeName: string | undefined,
+  phase: string,
+  gpus: { limit?: string; request?: string }[],
+): V1Pod => ({
+  metadata: {
+    name,
+    namespace: "ns",
+    uid: `uid-${name}`,
+    resourceVersion: "7",
+    labels: { big: "x".repeat(1000) },
+    annotations: { a: "y".repeat(5000) },
+    managedFields: [{ manager: "kubectl" }],
+  },
   spec: {
     nodeName,
     containers: gpus.map((g, i) => ({
-      name: `c${i}`, image: "img", env: [{ name: "E", value: "v" }],
-      resources: { limits: { cpu: "1", ...(g.limit ? { "nvidia.com/gpu": g.limit } : {}) }, requests: { memory: "1Gi", ...(g.request ? { "nvidia.com/gpu": g.request } : {}) } },
+      name: `c${i}`,
+      image: "img",
+      env: [{ name: "E", value: "v" }],
+      resources: {
+        limits: { cpu: "1", ...(g.limit ? { "nvidia.com/gpu": g.limit } : {}) },
+        requests: { memory: "1Gi", ...(g.request ? { "nvidia.com/gpu": g.request } : {}) },
+      },
     })),
   },
   status: { phase, conditions: [{ type: "Ready", status: "True" }] },
@@ -26,7 +44,9 @@ describe("projectPodGpus", () => {
       phase: "Running",
       gpuRequests: { "nvidia.com/gpu": 3 },
     });
-    expect(JSON.stringify(projectPodGpus(pod("q", undefined, "Pending", [{}])))).toBe('{"metadata":{"namespace":"ns","name":"q","uid":"uid-q","resourceVersion":"7"},"phase":"Pending"}');
+    expect(JSON.stringify(projectPodGpus(pod("q", undefined, "Pending", [{}])))).toBe(
+      '{"metadata":{"namespace":"ns","name":"q","uid":"uid-q","resourceVersion":"7"},"phase":"Pending"}',
+    );
   });
 
   it("counts GPUs per node for bound, unfinished pods (limit before request)", () => {

@@ -7,7 +7,10 @@ import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { parseMoEDeployment, type MoEDeploymentSpec } from "../../src/api/index.ts";
 import {
-  DEFAULT_POD_POLICY, checkPodTemplatePolicies, isAllowedHostPath, type PodTemplatePolicy,
+  DEFAULT_POD_POLICY,
+  checkPodTemplatePolicies,
+  isAllowedHostPath,
+  type PodTemplatePolicy,
 } from "../../src/controllers/moedeployment/pod-policy.ts";
 import { setPath } from "../integration/api-invalid-cases.ts";
 
@@ -26,16 +29,64 @@ const SHARD = "spec.serving.expertShards.template.spec";
 const ROUTER = "spec.serving.router.template.spec";
 
 const CASES: { name: string; set: string; value: unknown; path: string; text: RegExp }[] = [
-  { name: "privileged container", set: `${SHARD}.containers[0].securityContext`, value: { privileged: true }, path: `${SHARD}.containers[0].securityContext.privileged`, text: /privileged/ },
-  { name: "privilege escalation", set: `${ROUTER}.containers[0].securityContext`, value: { allowPrivilegeEscalation: true }, path: `${ROUTER}.containers[0].securityContext.allowPrivilegeEscalation`, text: /escalation/ },
-  { name: "privileged init container", set: `${SHARD}.initContainers`, value: [{ name: "init", image: "busybox", securityContext: { privileged: true } }], path: `${SHARD}.initContainers[0].securityContext.privileged`, text: /privileged/ },
-  { name: "host network", set: `${SHARD}.hostNetwork`, value: true, path: `${SHARD}.hostNetwork`, text: /host namespaces/ },
+  {
+    name: "privileged container",
+    set: `${SHARD}.containers[0].securityContext`,
+    value: { privileged: true },
+    path: `${SHARD}.containers[0].securityContext.privileged`,
+    text: /privileged/,
+  },
+  {
+    name: "privilege escalation",
+    set: `${ROUTER}.containers[0].securityContext`,
+    value: { allowPrivilegeEscalation: true },
+    path: `${ROUTER}.containers[0].securityContext.allowPrivilegeEscalation`,
+    text: /escalation/,
+  },
+  {
+    name: "privileged init container",
+    set: `${SHARD}.initContainers`,
+    value: [{ name: "init", image: "busybox", securityContext: { privileged: true } }],
+    path: `${SHARD}.initContainers[0].securityContext.privileged`,
+    text: /privileged/,
+  },
+  {
+    name: "host network",
+    set: `${SHARD}.hostNetwork`,
+    value: true,
+    path: `${SHARD}.hostNetwork`,
+    text: /host namespaces/,
+  },
   { name: "host PID", set: `${ROUTER}.hostPID`, value: true, path: `${ROUTER}.hostPID`, text: /host namespaces/ },
   { name: "host IPC", set: `${SHARD}.hostIPC`, value: true, path: `${SHARD}.hostIPC`, text: /host namespaces/ },
-  { name: "hostPath volume", set: `${SHARD}.volumes[1]`, value: { name: "root", hostPath: { path: "/" } }, path: `${SHARD}.volumes[1].hostPath`, text: /none allowed/ },
-  { name: "SYS_ADMIN capability", set: `${SHARD}.containers[0].securityContext`, value: { capabilities: { add: ["NET_BIND_SERVICE", "CAP_SYS_ADMIN"] } }, path: `${SHARD}.containers[0].securityContext.capabilities.add[1]`, text: /CAP_SYS_ADMIN/ },
-  { name: "another ServiceAccount", set: `${ROUTER}.serviceAccountName`, value: "moe-operator", path: `${ROUTER}.serviceAccountName`, text: /allowed: default/ },
-  { name: "deprecated serviceAccount field", set: `${SHARD}.serviceAccount`, value: "admin", path: `${SHARD}.serviceAccount`, text: /admin/ },
+  {
+    name: "hostPath volume",
+    set: `${SHARD}.volumes[1]`,
+    value: { name: "root", hostPath: { path: "/" } },
+    path: `${SHARD}.volumes[1].hostPath`,
+    text: /none allowed/,
+  },
+  {
+    name: "SYS_ADMIN capability",
+    set: `${SHARD}.containers[0].securityContext`,
+    value: { capabilities: { add: ["NET_BIND_SERVICE", "CAP_SYS_ADMIN"] } },
+    path: `${SHARD}.containers[0].securityContext.capabilities.add[1]`,
+    text: /CAP_SYS_ADMIN/,
+  },
+  {
+    name: "another ServiceAccount",
+    set: `${ROUTER}.serviceAccountName`,
+    value: "moe-operator",
+    path: `${ROUTER}.serviceAccountName`,
+    text: /allowed: default/,
+  },
+  {
+    name: "deprecated serviceAccount field",
+    set: `${SHARD}.serviceAccount`,
+    value: "admin",
+    path: `${SHARD}.serviceAccount`,
+    text: /admin/,
+  },
 ];
 
 describe("pod-template policy (restricted)", () => {
@@ -46,14 +97,21 @@ describe("pod-template policy (restricted)", () => {
   });
 
   it.each(CASES.map((c) => [c.name, c] as const))("refuses %s, naming the field", (_n, c) => {
-    const violations = checkPodTemplatePolicies(spec((m) => setPath(m, c.set, c.value)), DEFAULT_POD_POLICY);
+    const violations = checkPodTemplatePolicies(
+      spec((m) => setPath(m, c.set, c.value)),
+      DEFAULT_POD_POLICY,
+    );
     expect(violations.map((v) => v.path)).toEqual([c.path]);
     expect(violations[0]!.message).toMatch(c.text);
   });
 
   it("allows the safe capabilities, the default ServiceAccount and false flags", () => {
     const s = spec((m) => {
-      setPath(m, `${SHARD}.containers[0].securityContext`, { privileged: false, allowPrivilegeEscalation: false, capabilities: { add: ["NET_BIND_SERVICE", "chown"], drop: ["ALL"] } });
+      setPath(m, `${SHARD}.containers[0].securityContext`, {
+        privileged: false,
+        allowPrivilegeEscalation: false,
+        capabilities: { add: ["NET_BIND_SERVICE", "chown"], drop: ["ALL"] },
+      });
       setPath(m, `${SHARD}.serviceAccountName`, "default");
       setPath(m, `${SHARD}.hostNetwork`, false);
     });
@@ -61,14 +119,21 @@ describe("pod-template policy (restricted)", () => {
   });
 
   it("the allowlists let through what they name, and only that", () => {
-    const policy: PodTemplatePolicy = { mode: "restricted", allowedServiceAccounts: ["default", "engine"], allowedHostPaths: ["/mnt/model-cache"], allowedCapabilities: ["IPC_LOCK"] };
+    const policy: PodTemplatePolicy = {
+      mode: "restricted",
+      allowedServiceAccounts: ["default", "engine"],
+      allowedHostPaths: ["/mnt/model-cache"],
+      allowedCapabilities: ["IPC_LOCK"],
+    };
     const ok = spec((m) => {
       setPath(m, `${SHARD}.serviceAccountName`, "engine");
       setPath(m, `${SHARD}.volumes[1]`, { name: "cache", hostPath: { path: "/mnt/model-cache/deepseek" } });
       setPath(m, `${SHARD}.containers[0].securityContext`, { capabilities: { add: ["IPC_LOCK"] } });
     });
     expect(checkPodTemplatePolicies(ok, policy)).toEqual([]);
-    const escape = spec((m) => setPath(m, `${SHARD}.volumes[1]`, { name: "cache", hostPath: { path: "/mnt/model-cache/../../etc" } }));
+    const escape = spec((m) =>
+      setPath(m, `${SHARD}.volumes[1]`, { name: "cache", hostPath: { path: "/mnt/model-cache/../../etc" } }),
+    );
     expect(checkPodTemplatePolicies(escape, policy).map((v) => v.path)).toEqual([`${SHARD}.volumes[1].hostPath`]);
   });
 

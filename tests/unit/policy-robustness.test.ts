@@ -11,7 +11,12 @@ import {
   makeCapacityPolicy,
   observeLoadSample,
 } from "../../src/domain/capacity/index.ts";
-import type { CapacityDecision, CapacityInput, CapacityPolicy, CapacityState } from "../../src/domain/capacity/index.ts";
+import type {
+  CapacityDecision,
+  CapacityInput,
+  CapacityPolicy,
+  CapacityState,
+} from "../../src/domain/capacity/index.ts";
 import { corroboratedRise } from "../../src/domain/prewarm/corroborate.ts";
 import { DEFAULT_FORECAST_OPTIONS } from "../../src/domain/prewarm/forecast.ts";
 
@@ -20,12 +25,32 @@ const MIN = 60_000;
 const DAY = 86_400_000;
 const policy = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 512 });
 
-function input(nowMs: number, load: number | undefined, gpus: number, over: Partial<CapacityInput> = {}): CapacityInput {
-  return { tokensPerSecond: load, metricsAtMs: nowMs, provisionedGpus: gpus, readyGpus: gpus, balancedness: 0.85, crossNodeShare: 0.2, usdPerGpuHour: 2, ...over };
+function input(
+  nowMs: number,
+  load: number | undefined,
+  gpus: number,
+  over: Partial<CapacityInput> = {},
+): CapacityInput {
+  return {
+    tokensPerSecond: load,
+    metricsAtMs: nowMs,
+    provisionedGpus: gpus,
+    readyGpus: gpus,
+    balancedness: 0.85,
+    crossNodeShare: 0.2,
+    usdPerGpuHour: 2,
+    ...over,
+  };
 }
 
 /** Instant capacity: every decision is Ready at the next tick. */
-function drive(p: CapacityPolicy, loads: readonly (number | undefined)[], tickMs: number, startGpus: number, from: { state?: CapacityState; startMs?: number } = {}): { decisions: CapacityDecision[]; state: CapacityState; gpus: number } {
+function drive(
+  p: CapacityPolicy,
+  loads: readonly (number | undefined)[],
+  tickMs: number,
+  startGpus: number,
+  from: { state?: CapacityState; startMs?: number } = {},
+): { decisions: CapacityDecision[]; state: CapacityState; gpus: number } {
   let state = from.state ?? createCapacityState(p);
   let gpus = startGpus;
   const decisions: CapacityDecision[] = [];
@@ -53,11 +78,14 @@ describe("data quality: one scrape never moves capacity", () => {
   it("never moves capacity on any single sample far above the recent load (property)", () => {
     const warm = drive(policy, new Array<number>(40).fill(20_000), 15_000, 8);
     const now = T0 + 40 * 15_000;
-    fc.assert(fc.property(fc.double({ min: 100_000, max: 1e300, noNaN: true }), (spike) => {
-      const d = decideCapacity(input(now, spike, warm.gpus), warm.state, policy, now);
-      expect(d.desiredGpus).toBe(warm.gpus);
-      expect(["OutOfRangeMetrics", "OutlierMetrics"]).toContain(d.reason);
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.double({ min: 100_000, max: 1e300, noNaN: true }), (spike) => {
+        const d = decideCapacity(input(now, spike, warm.gpus), warm.state, policy, now);
+        expect(d.desiredGpus).toBe(warm.gpus);
+        expect(["OutOfRangeMetrics", "OutlierMetrics"]).toContain(d.reason);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it("accepts a jump that the next sample corroborates (a flash crowd costs one tick)", () => {
@@ -70,7 +98,10 @@ describe("data quality: one scrape never moves capacity", () => {
 
   it("treats a sudden zero after sustained traffic as a collection gap: holds and learns nothing", () => {
     const warm = drive(policy, new Array<number>(60).fill(50_000), 15_000, 8);
-    const gap = drive(policy, new Array<number>(80).fill(0), 15_000, warm.gpus, { state: warm.state, startMs: T0 + 60 * 15_000 });
+    const gap = drive(policy, new Array<number>(80).fill(0), 15_000, warm.gpus, {
+      state: warm.state,
+      startMs: T0 + 60 * 15_000,
+    });
     for (const d of gap.decisions) expect(d).toMatchObject({ desiredGpus: warm.gpus, reason: "MetricsGap" });
     expect(gap.state.forecast).toEqual(warm.state.forecast);
     // Traffic comes back with a partial first window: no scale-down in that tick.
@@ -89,21 +120,25 @@ describe("forecast after collection gaps", () => {
   // A constant load with a 2-hour gap at the same time each day (the example): after the
   // gap the policy never needs more than 1.2x the GPUs it held before the gap.
   it("never asks for more than 1.2x the pre-gap GPUs after a daily 2-hour gap (property over load, gap start)", () => {
-    fc.assert(fc.property(fc.integer({ min: 20_000, max: 200_000 }), fc.integer({ min: 1, max: 20 }), (load, gapStartHour) => {
-      const tick = MIN;
-      const ticks = 3 * 1440;
-      const inGap = (i: number) => {
-        const minuteOfDay = i % 1440;
-        return minuteOfDay >= gapStartHour * 60 && minuteOfDay < gapStartHour * 60 + 120;
-      };
-      const loads = Array.from({ length: ticks }, (_, i) => (inGap(i) ? 0 : load));
-      const { decisions } = drive(policy, loads, tick, 8);
-      for (let day = 1; day < 3; day++) {
-        const gapStart = day * 1440 + gapStartHour * 60;
-        const before = decisions[gapStart - 1]!.desiredGpus;
-        for (const d of decisions.slice(gapStart + 120, gapStart + 240)) expect(d.desiredGpus).toBeLessThanOrEqual(Math.ceil(1.2 * before));
-      }
-    }), { numRuns: 4 });
+    fc.assert(
+      fc.property(fc.integer({ min: 20_000, max: 200_000 }), fc.integer({ min: 1, max: 20 }), (load, gapStartHour) => {
+        const tick = MIN;
+        const ticks = 3 * 1440;
+        const inGap = (i: number) => {
+          const minuteOfDay = i % 1440;
+          return minuteOfDay >= gapStartHour * 60 && minuteOfDay < gapStartHour * 60 + 120;
+        };
+        const loads = Array.from({ length: ticks }, (_, i) => (inGap(i) ? 0 : load));
+        const { decisions } = drive(policy, loads, tick, 8);
+        for (let day = 1; day < 3; day++) {
+          const gapStart = day * 1440 + gapStartHour * 60;
+          const before = decisions[gapStart - 1]!.desiredGpus;
+          for (const d of decisions.slice(gapStart + 120, gapStart + 240))
+            expect(d.desiredGpus).toBeLessThanOrEqual(Math.ceil(1.2 * before));
+        }
+      }),
+      { numRuns: 4 },
+    );
   });
 
   it("uses only days with data at that time of day, and caps the level at what was observed", () => {
@@ -129,34 +164,85 @@ describe("forecast after collection gaps", () => {
 
 describe("feedback bounded by the model", () => {
   it("never sizes for more than maxSizingRatio (1.3) x the observed load, whatever trend and headroom say", () => {
-    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 4096, forecast: { enabled: false } });
+    const p = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 2,
+      maxGpus: 4096,
+      forecast: { enabled: false },
+    });
     // An accelerating ramp builds both a trend and a learned headroom (each capped at 1.5x).
     const loads = Array.from({ length: 200 }, (_, i) => 10_000 * Math.exp(0.012 * i));
     const { decisions } = drive(p, loads, 15_000, 8);
     for (const d of decisions) {
       const observed = Math.max(d.signals.stableTokensPerSecond ?? 0, d.signals.shortTokensPerSecond ?? 0);
-      expect(d.signals.sizingTokensPerSecond ?? 0).toBeLessThanOrEqual(p.ceiling.maxSizingRatio * observed * (1 + 1e-9));
+      expect(d.signals.sizingTokensPerSecond ?? 0).toBeLessThanOrEqual(
+        p.ceiling.maxSizingRatio * observed * (1 + 1e-9),
+      );
     }
     expect(p.ceiling.maxSizingRatio).toBe(1.3);
     // The cap binds: trend x headroom alone would size higher.
-    expect(decisions.some((d) => (d.signals.trendTokensPerSecond ?? 0) * (d.signals.headroom ?? 1) > 1.3 * (d.signals.stableTokensPerSecond ?? Infinity))).toBe(true);
+    expect(
+      decisions.some(
+        (d) =>
+          (d.signals.trendTokensPerSecond ?? 0) * (d.signals.headroom ?? 1) >
+          1.3 * (d.signals.stableTokensPerSecond ?? Infinity),
+      ),
+    ).toBe(true);
     // ...and the reason's message says so, with the numbers.
-    expect(decisions.some((d) => d.reason === "SLOFeedback" && /capped at 1\.3x the observed \d+ tok\/s; trend and headroom asked \d+/.test(d.message))).toBe(true);
+    expect(
+      decisions.some(
+        (d) =>
+          d.reason === "SLOFeedback" &&
+          /capped at 1\.3x the observed \d+ tok\/s; trend and headroom asked \d+/.test(d.message),
+      ),
+    ).toBe(true);
   });
 
   it("the latency feedback adds up to the learned ceiling only, and says so", () => {
-    const g = applyOperatorGuards({
-      desired: 100, reason: "WithinTarget", message: "m", provisioned: 100, ready: 100, observedP99Ms: 500, metricsUsable: true,
-      trackingSinceMs: 0, lastScaleUpMs: undefined, readySinceMs: undefined, minCount: 1, maxCount: 1000, budgetCap: Infinity,
-      ceilingCount: 104, unit: { one: "GPU", many: "GPUs" },
-    }, policy, 3_600_000);
+    const g = applyOperatorGuards(
+      {
+        desired: 100,
+        reason: "WithinTarget",
+        message: "m",
+        provisioned: 100,
+        ready: 100,
+        observedP99Ms: 500,
+        metricsUsable: true,
+        trackingSinceMs: 0,
+        lastScaleUpMs: undefined,
+        readySinceMs: undefined,
+        minCount: 1,
+        maxCount: 1000,
+        budgetCap: Infinity,
+        ceilingCount: 104,
+        unit: { one: "GPU", many: "GPUs" },
+      },
+      policy,
+      3_600_000,
+    );
     expect(g.desired).toBe(104);
     expect(g.message).toMatch(/learned ceiling 104/);
-    const atCeiling = applyOperatorGuards({
-      desired: 100, reason: "WithinTarget", message: "m", provisioned: 100, ready: 100, observedP99Ms: 500, metricsUsable: true,
-      trackingSinceMs: 0, lastScaleUpMs: undefined, readySinceMs: undefined, minCount: 1, maxCount: 1000, budgetCap: Infinity,
-      ceilingCount: 90, unit: { one: "GPU", many: "GPUs" },
-    }, policy, 3_600_000);
+    const atCeiling = applyOperatorGuards(
+      {
+        desired: 100,
+        reason: "WithinTarget",
+        message: "m",
+        provisioned: 100,
+        ready: 100,
+        observedP99Ms: 500,
+        metricsUsable: true,
+        trackingSinceMs: 0,
+        lastScaleUpMs: undefined,
+        readySinceMs: undefined,
+        minCount: 1,
+        maxCount: 1000,
+        budgetCap: Infinity,
+        ceilingCount: 90,
+        unit: { one: "GPU", many: "GPUs" },
+      },
+      policy,
+      3_600_000,
+    );
     expect(atCeiling.desired).toBe(100);
   });
 
@@ -180,12 +266,21 @@ describe("feedback bounded by the model", () => {
 
 describe("safe start", () => {
   it("starts from the observed load with headroom, never below the SLO count at that load", () => {
-    const plain = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 512, headroom: { enabled: false } });
-    fc.assert(fc.property(fc.integer({ min: 5_000, max: 300_000 }), (load) => {
-      const need = decideCapacity(input(T0, load, 512), createCapacityState(plain), plain, T0).signals.sloGpus as number;
-      const d = decideCapacity(input(T0, load, 2), createCapacityState(policy), policy, T0);
-      expect(d.signals.sizingTokensPerSecond).toBeCloseTo(load * DEFAULT_HEADROOM_POLICY.startFactor, 6);
-      expect(d.signals.sloGpus as number).toBeGreaterThanOrEqual(need);
-    }), { numRuns: 50 });
+    const plain = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 2,
+      maxGpus: 512,
+      headroom: { enabled: false },
+    });
+    fc.assert(
+      fc.property(fc.integer({ min: 5_000, max: 300_000 }), (load) => {
+        const need = decideCapacity(input(T0, load, 512), createCapacityState(plain), plain, T0).signals
+          .sloGpus as number;
+        const d = decideCapacity(input(T0, load, 2), createCapacityState(policy), policy, T0);
+        expect(d.signals.sizingTokensPerSecond).toBeCloseTo(load * DEFAULT_HEADROOM_POLICY.startFactor, 6);
+        expect(d.signals.sloGpus as number).toBeGreaterThanOrEqual(need);
+      }),
+      { numRuns: 50 },
+    );
   });
 });

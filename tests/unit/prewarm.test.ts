@@ -17,15 +17,29 @@ const MIN = 60_000;
 
 describe("scheduled windows", () => {
   // New York switches to daylight saving time on Sunday 2026-03-08 at 02:00 local.
-  const morning: PrewarmSchedule = { name: "ny-morning", start: "0 9 * * *", end: "0 17 * * *", timezone: "America/New_York", minGpus: 32 };
+  const morning: PrewarmSchedule = {
+    name: "ny-morning",
+    start: "0 9 * * *",
+    end: "0 17 * * *",
+    timezone: "America/New_York",
+    minGpus: 32,
+  };
 
   it("opens at 09:00 local on both sides of a DST change (14:00 UTC in EST, 13:00 UTC in EDT)", () => {
     const before = Date.UTC(2026, 2, 7, 14, 0); // Sat 09:00 EST
     const after = Date.UTC(2026, 2, 9, 13, 0); // Mon 09:00 EDT
     expect(scheduleWindowAt(morning, before - 1).open).toBe(false);
-    expect(scheduleWindowAt(morning, before)).toMatchObject({ open: true, opensAtMs: before, closesAtMs: Date.UTC(2026, 2, 7, 22, 0) });
+    expect(scheduleWindowAt(morning, before)).toMatchObject({
+      open: true,
+      opensAtMs: before,
+      closesAtMs: Date.UTC(2026, 2, 7, 22, 0),
+    });
     expect(scheduleWindowAt(morning, after - 1).open).toBe(false);
-    expect(scheduleWindowAt(morning, after)).toMatchObject({ open: true, opensAtMs: after, closesAtMs: Date.UTC(2026, 2, 9, 21, 0) });
+    expect(scheduleWindowAt(morning, after)).toMatchObject({
+      open: true,
+      opensAtMs: after,
+      closesAtMs: Date.UTC(2026, 2, 9, 21, 0),
+    });
     // On the change day itself the window opens at 13:00 UTC, not 14:00.
     const sunday = Date.UTC(2026, 2, 8, 13, 0);
     expect(scheduleWindowAt(morning, Date.UTC(2026, 2, 8, 12, 0))).toMatchObject({ open: false, opensAtMs: sunday });
@@ -44,7 +58,13 @@ describe("scheduled windows", () => {
   });
 
   it("handles a start inside the spring-forward gap (02:30 does not exist on 2026-03-08 in New York)", () => {
-    const gap: PrewarmSchedule = { name: "gap", start: "30 2 * * *", durationMs: 60 * MIN, timezone: "America/New_York", minGpus: 4 };
+    const gap: PrewarmSchedule = {
+      name: "gap",
+      start: "30 2 * * *",
+      durationMs: 60 * MIN,
+      timezone: "America/New_York",
+      minGpus: 4,
+    };
     const w = scheduleWindowAt(gap, Date.UTC(2026, 2, 8, 5, 0)); // 00:00 EST
     expect(w.open).toBe(false);
     // croner runs fixed-time jobs at the first valid time after the gap: 03:00 EDT = 07:00 UTC.
@@ -52,7 +72,13 @@ describe("scheduled windows", () => {
   });
 
   it("takes the largest of overlapping windows, supports overnight windows and durations", () => {
-    const night: PrewarmSchedule = { name: "night", start: "0 22 * * *", end: "0 6 * * *", timezone: "Etc/UTC", minGpus: 8 };
+    const night: PrewarmSchedule = {
+      name: "night",
+      start: "0 22 * * *",
+      end: "0 6 * * *",
+      timezone: "Etc/UTC",
+      minGpus: 8,
+    };
     const batch: PrewarmSchedule = { name: "batch", start: "0 23 * * *", durationMs: 30 * MIN, minGpus: 20 };
     const at = (h: number, m = 0) => Date.UTC(2026, 0, 10, h, m);
     expect(scheduleFloorAt([night, batch], at(22, 30), 0)).toMatchObject({ gpuCount: 8 });
@@ -63,8 +89,13 @@ describe("scheduled windows", () => {
   });
 
   it("reports invalid schedules as values naming the field", () => {
-    expect(validateSchedule({ name: "x", start: "not a cron", durationMs: 1, minGpus: 1 })).toMatchObject({ ok: false, field: "start" });
-    expect(validateSchedule({ name: "x", start: "0 9 * * *", durationMs: 1, timezone: "Mars/Olympus", minGpus: 1 })).toMatchObject({ ok: false, field: "timezone" });
+    expect(validateSchedule({ name: "x", start: "not a cron", durationMs: 1, minGpus: 1 })).toMatchObject({
+      ok: false,
+      field: "start",
+    });
+    expect(
+      validateSchedule({ name: "x", start: "0 9 * * *", durationMs: 1, timezone: "Mars/Olympus", minGpus: 1 }),
+    ).toMatchObject({ ok: false, field: "timezone" });
     expect(validateSchedule({ name: "x", start: "0 9 * * *", minGpus: 1 })).toMatchObject({ ok: false, field: "end" });
     const floor = scheduleFloorAt([{ name: "bad", start: "nope", durationMs: 1, minGpus: 9 }], Date.UTC(2026, 0, 1), 0);
     expect(floor.gpuCount).toBe(0);
@@ -98,7 +129,13 @@ describe("burst detector", () => {
 
 describe("pre-warm end to end (fake clock, simulated cold starts)", () => {
   /** A fleet whose new GPUs take coldStartMs to become Ready; drives decideCapacity every 15 s. */
-  function simulate(policy: CapacityPolicy, fromMs: number, toMs: number, coldStartMs: number, loadAt: (t: number) => number) {
+  function simulate(
+    policy: CapacityPolicy,
+    fromMs: number,
+    toMs: number,
+    coldStartMs: number,
+    loadAt: (t: number) => number,
+  ) {
     let state = createCapacityState(policy);
     const readyAt: number[] = new Array<number>(policy.minGpus).fill(fromMs - 1);
     let provisioned = readyAt.length;
@@ -107,13 +144,30 @@ describe("pre-warm end to end (fake clock, simulated cold starts)", () => {
     for (let t = fromMs; t <= toMs; t += 15_000) {
       const ready = readyAt.filter((r) => r <= t).length;
       // Report start-to-Ready durations of pods that became Ready since the last tick.
-      const done = startedPods.filter((s) => s + coldStartMs <= t && s + coldStartMs > t - 15_000).map(() => coldStartMs);
-      const d = decideCapacity({
-        tokensPerSecond: loadAt(t), metricsAtMs: t, provisionedGpus: provisioned, readyGpus: ready,
-        balancedness: 0.9, crossNodeShare: 0.1, usdPerGpuHour: 2, coldStartDurationsMs: done,
-      }, state, policy, t);
+      const done = startedPods
+        .filter((s) => s + coldStartMs <= t && s + coldStartMs > t - 15_000)
+        .map(() => coldStartMs);
+      const d = decideCapacity(
+        {
+          tokensPerSecond: loadAt(t),
+          metricsAtMs: t,
+          provisionedGpus: provisioned,
+          readyGpus: ready,
+          balancedness: 0.9,
+          crossNodeShare: 0.1,
+          usdPerGpuHour: 2,
+          coldStartDurationsMs: done,
+        },
+        state,
+        policy,
+        t,
+      );
       state = d.nextState;
-      if (d.desiredGpus > provisioned) for (let k = provisioned; k < d.desiredGpus; k++) { readyAt.push(t + coldStartMs); startedPods.push(t); }
+      if (d.desiredGpus > provisioned)
+        for (let k = provisioned; k < d.desiredGpus; k++) {
+          readyAt.push(t + coldStartMs);
+          startedPods.push(t);
+        }
       if (d.desiredGpus < provisioned) readyAt.splice(d.desiredGpus);
       provisioned = d.desiredGpus;
       trace.push({ t, ready, provisioned, reason: d.reason });
@@ -123,8 +177,13 @@ describe("pre-warm end to end (fake clock, simulated cold starts)", () => {
 
   it("has the scheduled capacity Ready before the window opens, with a learned 7-minute cold start", () => {
     const policy = makeCapacityPolicy({
-      slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 4, maxGpus: 128, forecast: { enabled: false },
-      schedules: [{ name: "berlin-morning", start: "0 9 * * 1-5", end: "0 12 * * 1-5", timezone: "Europe/Berlin", minGpus: 48 }],
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 4,
+      maxGpus: 128,
+      forecast: { enabled: false },
+      schedules: [
+        { name: "berlin-morning", start: "0 9 * * 1-5", end: "0 12 * * 1-5", timezone: "Europe/Berlin", minGpus: 48 },
+      ],
     });
     // Monday 2026-03-30 (after the EU DST change): 09:00 CEST = 07:00 UTC. Start at 05:00 UTC.
     const opens = Date.UTC(2026, 2, 30, 7, 0);
@@ -156,11 +215,30 @@ describe("pre-warm end to end (fake clock, simulated cold starts)", () => {
     const trace = simulate(policy, start, start + 8 * day + 12 * 3_600_000, cold, loadAt);
     const lastBurst = start + 8 * day + 10 * 3_600_000;
     // The SLO count at the burst's load (no start headroom: that is for a state without history).
-    const plain = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 4, maxGpus: 256, headroom: { enabled: false } });
-    const need = decideCapacity({ tokensPerSecond: 60_000, metricsAtMs: 0, provisionedGpus: 256, readyGpus: 256, balancedness: 0.9, crossNodeShare: 0.1, usdPerGpuHour: 2 },
-      createCapacityState(plain), plain, 0).signals.sloGpus as number;
+    const plain = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 4,
+      maxGpus: 256,
+      headroom: { enabled: false },
+    });
+    const need = decideCapacity(
+      {
+        tokensPerSecond: 60_000,
+        metricsAtMs: 0,
+        provisionedGpus: 256,
+        readyGpus: 256,
+        balancedness: 0.9,
+        crossNodeShare: 0.1,
+        usdPerGpuHour: 2,
+      },
+      createCapacityState(plain),
+      plain,
+      0,
+    ).signals.sloGpus as number;
     const atBurst = trace.find((x) => x.t === lastBurst)!;
     expect(atBurst.ready).toBeGreaterThanOrEqual(need);
-    expect(trace.some((x) => x.t < lastBurst && x.t > lastBurst - 30 * MIN && x.reason === "ForecastPrewarm")).toBe(true);
+    expect(trace.some((x) => x.t < lastBurst && x.t > lastBurst - 30 * MIN && x.reason === "ForecastPrewarm")).toBe(
+      true,
+    );
   });
 });

@@ -12,30 +12,46 @@ let base: string;
 const hits: string[] = [];
 
 function vector(n: number): string {
-  const result = Array.from({ length: n }, (_, i) => ({ metric: { layer: "1", expert: String(i) }, value: [Date.now() / 1000, "1"] }));
+  const result = Array.from({ length: n }, (_, i) => ({
+    metric: { layer: "1", expert: String(i) },
+    value: [Date.now() / 1000, "1"],
+  }));
   return JSON.stringify({ status: "success", data: { resultType: "vector", result } });
 }
 
 const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
-  "/redirect": (_req, res) => res.writeHead(303, { location: "/target/api/v1/query", "content-type": "application/json" }).end(JSON.stringify({ note: SECRET })),
+  "/redirect": (_req, res) =>
+    res
+      .writeHead(303, { location: "/target/api/v1/query", "content-type": "application/json" })
+      .end(JSON.stringify({ note: SECRET })),
   "/target": (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(vector(1)),
   "/secret-text": (_req, res) => res.writeHead(200, { "content-type": "text/plain" }).end(SECRET),
   "/secret-json-lie": (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(`{"x": ${SECRET}`),
-  "/secret-500": (_req, res) => res.writeHead(500, { "content-type": "application/json" }).end(JSON.stringify({ status: "error", errorType: SECRET, error: SECRET })),
-  "/secret-error": (_req, res) => res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ status: "error", errorType: "bad_data", error: SECRET })),
-  "/secret-shape": (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "success", data: SECRET })),
+  "/secret-500": (_req, res) =>
+    res
+      .writeHead(500, { "content-type": "application/json" })
+      .end(JSON.stringify({ status: "error", errorType: SECRET, error: SECRET })),
+  "/secret-error": (_req, res) =>
+    res
+      .writeHead(400, { "content-type": "application/json" })
+      .end(JSON.stringify({ status: "error", errorType: "bad_data", error: SECRET })),
+  "/secret-shape": (_req, res) =>
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "success", data: SECRET })),
   "/huge": (_req, res) => {
     // Unbounded, chunked, no content-length: the reader must stop on its own.
     res.writeHead(200, { "content-type": "application/json" });
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     const pump = () => {
-      while (res.write(chunk)) { /* until backpressure */ }
+      while (res.write(chunk)) {
+        /* until backpressure */
+      }
     };
     res.on("drain", pump);
     res.on("close", () => res.off("drain", pump));
     pump();
   },
-  "/declared-huge": (_req, res) => res.writeHead(200, { "content-type": "application/json", "content-length": String(100 * 1024 * 1024) }).end(),
+  "/declared-huge": (_req, res) =>
+    res.writeHead(200, { "content-type": "application/json", "content-length": String(100 * 1024 * 1024) }).end(),
   "/many": (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(vector(50)),
   "/ok": (_req, res) => res.writeHead(200, { "content-type": "application/json; charset=utf-8" }).end(vector(3)),
 };
@@ -56,9 +72,19 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-async function failure(path: string, opts: { maxResponseBytes?: number; maxSeries?: number } = {}): Promise<PrometheusError> {
-  const reader = createPrometheusReader({ baseUrl: `${base}${path}`, timeoutMs: 5_000, maxResponseBytes: opts.maxResponseBytes });
-  const err = await reader.queryVector("up", { maxSeries: opts.maxSeries }).then(() => undefined, (e: unknown) => e);
+async function failure(
+  path: string,
+  opts: { maxResponseBytes?: number; maxSeries?: number } = {},
+): Promise<PrometheusError> {
+  const reader = createPrometheusReader({
+    baseUrl: `${base}${path}`,
+    timeoutMs: 5_000,
+    maxResponseBytes: opts.maxResponseBytes,
+  });
+  const err = await reader.queryVector("up", { maxSeries: opts.maxSeries }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(PrometheusError);
   const e = err as PrometheusError;
   // Nothing of the body in the message, nor anywhere in what a logger would serialise.
@@ -107,7 +133,10 @@ describe("Prometheus reader", () => {
 
   it("reports an unreachable server without its address details beyond the error code", async () => {
     const r = createPrometheusReader({ baseUrl: "http://127.0.0.1:9", timeoutMs: 2_000 });
-    const e = await r.queryVector("up").then(() => undefined, (x: unknown) => x as PrometheusError);
+    const e = await r.queryVector("up").then(
+      () => undefined,
+      (x: unknown) => x as PrometheusError,
+    );
     expect(e?.kind).toBe("Unreachable");
     expect(e?.message).toMatch(/^prometheus unreachable( \([A-Z_]+\))?$/);
   });

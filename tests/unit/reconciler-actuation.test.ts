@@ -21,11 +21,21 @@ function setup(mode: "Auto" | "Recommend"): Harness {
   return h;
 }
 
-const children = (h: Harness) => [...h.store.objects.values()].filter((o) => ["Pod", "Deployment"].includes(o.kind!) || o.metadata?.name === `${NAME}-placement`);
+const children = (h: Harness) =>
+  [...h.store.objects.values()].filter(
+    (o) => ["Pod", "Deployment"].includes(o.kind!) || o.metadata?.name === `${NAME}-placement`,
+  );
 
 function markReady(h: Harness, pods: V1Pod[]): void {
   for (const p of pods) {
-    h.store.put({ ...p, spec: { ...p.spec!, nodeName: "node-a" }, status: { phase: "Running", conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date(h.clock.nowMs()) }] } } as never);
+    h.store.put({
+      ...p,
+      spec: { ...p.spec!, nodeName: "node-a" },
+      status: {
+        phase: "Running",
+        conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date(h.clock.nowMs()) }],
+      },
+    } as never);
   }
 }
 
@@ -46,8 +56,14 @@ describe("reconciler actuation", () => {
 
   it("names the child a Forbidden write failed on, in Degraded and in the error's causes", async () => {
     const h = setup("Auto");
-    h.store.failWrite = (verb, o) => (verb === "create" && o.kind === "Pod" ? apiError(`create Pod/${o.name}`, 403, "pods is forbidden: RBAC") : undefined);
-    const err = await h.reconcile(KEY).then(() => undefined, (e: unknown) => e);
+    h.store.failWrite = (verb, o) =>
+      verb === "create" && o.kind === "Pod"
+        ? apiError(`create Pod/${o.name}`, 403, "pods is forbidden: RBAC")
+        : undefined;
+    const err = await h.reconcile(KEY).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ApplyFailed);
     const first = (err as ApplyFailed).errors[0] as ChildApplyError;
     expect(first.child.kind).toBe("Pod");
@@ -56,7 +72,9 @@ describe("reconciler actuation", () => {
     expect(first.kubeError.kind).toBe("Forbidden");
     const degraded = h.moed(NS, NAME).status?.conditions?.find((c) => c.type === "Degraded");
     expect(degraded?.reason).toBe("ApplyFailed");
-    expect(degraded?.message).toMatch(/^create Pod\/tiny-shard-0-[0-9a-f]+: Forbidden \(HTTP 403\): pods is forbidden: RBAC/);
+    expect(degraded?.message).toMatch(
+      /^create Pod\/tiny-shard-0-[0-9a-f]+: Forbidden \(HTTP 403\): pods is forbidden: RBAC/,
+    );
     // The router and the placement were written; no shard pod was.
     expect(h.store.list("Deployment")).toHaveLength(1);
     expect(h.store.list("Pod")).toHaveLength(0);

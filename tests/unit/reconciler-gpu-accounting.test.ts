@@ -10,19 +10,41 @@ const NS = "default";
 const NAME = "tiny";
 
 function withUserNodePreference(moed: ReturnType<typeof testMoEDeployment>, node: string) {
-  const out = structuredClone(moed) as ReturnType<typeof testMoEDeployment> & { spec: { serving: { expertShards: { template: { spec: Record<string, unknown> } } } } };
+  const out = structuredClone(moed) as ReturnType<typeof testMoEDeployment> & {
+    spec: { serving: { expertShards: { template: { spec: Record<string, unknown> } } } };
+  };
   out.spec.serving.expertShards.template.spec.affinity = {
     nodeAffinity: {
       preferredDuringSchedulingIgnoredDuringExecution: [
-        { weight: 1, preference: { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] } },
+        {
+          weight: 1,
+          preference: { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] },
+        },
       ],
     },
   };
   return out;
 }
 
-const preferredNodes = (pods: { spec?: { affinity?: { nodeAffinity?: { preferredDuringSchedulingIgnoredDuringExecution?: { weight: number; preference: { matchExpressions?: { values?: string[] }[] } }[] } } } }[]) =>
-  pods.map((p) => p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.find((t) => t.weight === 100)?.preference.matchExpressions?.[0]?.values?.[0]);
+const preferredNodes = (
+  pods: {
+    spec?: {
+      affinity?: {
+        nodeAffinity?: {
+          preferredDuringSchedulingIgnoredDuringExecution?: {
+            weight: number;
+            preference: { matchExpressions?: { values?: string[] }[] };
+          }[];
+        };
+      };
+    };
+  }[],
+) =>
+  pods.map(
+    (p) =>
+      p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.find((t) => t.weight === 100)
+        ?.preference.matchExpressions?.[0]?.values?.[0],
+  );
 
 describe("GPU accounting of pending shard pods", () => {
   it("counts a pending shard pod against the operator's preferred node, not the template's", async () => {
@@ -40,7 +62,11 @@ describe("GPU accounting of pending shard pods", () => {
     // One more shard than the nodes hold: with correct accounting every GPU is taken, so the
     // fifth shard has nowhere to go and Degraded says so.
     const spec = h.moed(NS, NAME).spec as { scaling: { minShards: number; maxShards: number } };
-    h.store.put({ ...h.moed(NS, NAME), kind: "MoEDeployment", spec: { ...spec, scaling: { ...spec.scaling, minShards: 5, maxShards: 5 } } } as never);
+    h.store.put({
+      ...h.moed(NS, NAME),
+      kind: "MoEDeployment",
+      spec: { ...spec, scaling: { ...spec.scaling, minShards: 5, maxShards: 5 } },
+    } as never);
     h.clock.advance(10_000);
     await h.reconcile(`${NS}/${NAME}`);
     const degraded = h.moed(NS, NAME).status?.conditions?.find((c) => c.type === "Degraded");

@@ -17,9 +17,25 @@ function forecastAskAt1455(days: number, riseOnDays: readonly number[]): number 
     points.push({ atMs: t, tokensPerSecond: 10_000 * (riseOnDays.includes(day) && h >= 15 && h < 16 ? 3 : 1) });
   }
   const now = T0 + days * DAY + 14 * HOUR + 55 * 60_000;
-  const learned = observeLoadSeries(createForecastState(policy.forecast.options), points.filter((p) => p.atMs < now - BUCKET));
+  const learned = observeLoadSeries(
+    createForecastState(policy.forecast.options),
+    points.filter((p) => p.atMs < now - BUCKET),
+  );
   const state = { ...createCapacityState(policy), forecast: learned };
-  const d = decideCapacity({ tokensPerSecond: 10_000, metricsAtMs: now, provisionedGpus: 20, readyGpus: 20, balancedness: 0.85, crossNodeShare: 0.2, usdPerGpuHour: 2 }, state, policy, now);
+  const d = decideCapacity(
+    {
+      tokensPerSecond: 10_000,
+      metricsAtMs: now,
+      provisionedGpus: 20,
+      readyGpus: 20,
+      balancedness: 0.85,
+      crossNodeShare: 0.2,
+      usdPerGpuHour: 2,
+    },
+    state,
+    policy,
+    now,
+  );
   return d.signals.forecastGpus;
 }
 

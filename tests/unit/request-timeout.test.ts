@@ -12,7 +12,10 @@ let port = 0;
 const sockets = new Set<Socket>();
 
 beforeAll(async () => {
-  server = createServer((s) => { sockets.add(s); s.on("error", () => {}); }); // accept, never answer
+  server = createServer((s) => {
+    sockets.add(s);
+    s.on("error", () => {});
+  }); // accept, never answer
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   port = (server.address() as { port: number }).port;
 });
@@ -36,7 +39,10 @@ describe("API request deadline", () => {
   it("fails a request to a server that never answers, as a Network error", async () => {
     const core = applyRequestTimeout(blackholeConfig(), 300).makeApiClient(CoreV1Api);
     const outcome = await Promise.race([
-      core.listNamespace().then(() => "answered", (err: unknown) => classifyKubeError(err).kind),
+      core.listNamespace().then(
+        () => "answered",
+        (err: unknown) => classifyKubeError(err).kind,
+      ),
       new Promise((r) => setTimeout(() => r("still waiting"), 5_000)),
     ]);
     expect(outcome).toBe("Network");

@@ -10,11 +10,21 @@ import {
   makeCapacityPolicy,
   predictP99LatencyMs,
 } from "../../src/domain/capacity/index.ts";
-import type { CapacityDecision, CapacityInput, CapacityPolicy, CapacityState } from "../../src/domain/capacity/index.ts";
+import type {
+  CapacityDecision,
+  CapacityInput,
+  CapacityPolicy,
+  CapacityState,
+} from "../../src/domain/capacity/index.ts";
 
 const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
 const TICK = 15_000;
-const policy = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 256, forecast: { enabled: false } });
+const policy = makeCapacityPolicy({
+  slo: { metric: "itl", targetP99Ms: 50 },
+  minGpus: 2,
+  maxGpus: 256,
+  forecast: { enabled: false },
+});
 
 function input(nowMs: number, over: Partial<CapacityInput> = {}): CapacityInput {
   return {
@@ -30,13 +40,23 @@ function input(nowMs: number, over: Partial<CapacityInput> = {}): CapacityInput 
 }
 
 /** Run ticks at constant provisioned = ready (instant capacity), feeding back each decision. */
-function run(p: CapacityPolicy, loads: readonly number[], startGpus: number, startMs = T0): { decisions: CapacityDecision[]; state: CapacityState; gpus: number } {
+function run(
+  p: CapacityPolicy,
+  loads: readonly number[],
+  startGpus: number,
+  startMs = T0,
+): { decisions: CapacityDecision[]; state: CapacityState; gpus: number } {
   let state = createCapacityState(p);
   let gpus = startGpus;
   const decisions: CapacityDecision[] = [];
   loads.forEach((load, i) => {
     const now = startMs + i * TICK;
-    const d = decideCapacity(input(now, { tokensPerSecond: load, provisionedGpus: gpus, readyGpus: gpus }), state, p, now);
+    const d = decideCapacity(
+      input(now, { tokensPerSecond: load, provisionedGpus: gpus, readyGpus: gpus }),
+      state,
+      p,
+      now,
+    );
     decisions.push(d);
     state = d.nextState;
     gpus = d.desiredGpus;
@@ -53,7 +73,13 @@ describe("decideCapacity: SLO sizing", () => {
     // A fresh state has no scored anticipation yet: it sizes for the load times the start headroom.
     const sized = 60_000 * DEFAULT_HEADROOM_POLICY.startFactor;
     expect(d.signals.sizingTokensPerSecond).toBeCloseTo(sized, 3);
-    const at = (n: number) => predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: sized, gpuCount: n, balancedness: 0.85, crossNodeShare: 0.2 });
+    const at = (n: number) =>
+      predictP99LatencyMs(policy.latencyModel, {
+        tokensPerSecond: sized,
+        gpuCount: n,
+        balancedness: 0.85,
+        crossNodeShare: 0.2,
+      });
     // The first scale-up may be step-limited (+100 % / +8), so check the SLO count in the signals.
     const slo = d.signals.sloGpus as number;
     expect(at(slo)).toBeLessThanOrEqual(45);
@@ -61,8 +87,14 @@ describe("decideCapacity: SLO sizing", () => {
   });
 
   it("holds inside the hysteresis band and reports WithinTarget", () => {
-    const slo = decideCapacity(input(T0, { tokensPerSecond: 30_000 }), createCapacityState(policy), policy, T0).signals.sloGpus as number;
-    const d = decideCapacity(input(T0, { tokensPerSecond: 30_000, provisionedGpus: slo + 1, readyGpus: slo + 1 }), createCapacityState(policy), policy, T0);
+    const slo = decideCapacity(input(T0, { tokensPerSecond: 30_000 }), createCapacityState(policy), policy, T0).signals
+      .sloGpus as number;
+    const d = decideCapacity(
+      input(T0, { tokensPerSecond: 30_000, provisionedGpus: slo + 1, readyGpus: slo + 1 }),
+      createCapacityState(policy),
+      policy,
+      T0,
+    );
     expect(d.action).toBe("Hold");
     expect(d.reason).toBe("WithinTarget");
   });
@@ -94,12 +126,32 @@ describe("decideCapacity: SLO sizing", () => {
   it("counts warming capacity as coming: no cascading scale-up while pods load", () => {
     // 24 GPUs provisioned, only 8 Ready; latency is bad because 8 GPUs carry the load.
     let state = createCapacityState(policy);
-    const need = decideCapacity(input(T0, { tokensPerSecond: 40_000, provisionedGpus: 64, readyGpus: 64 }), state, policy, T0).signals.sloGpus as number;
+    const need = decideCapacity(
+      input(T0, { tokensPerSecond: 40_000, provisionedGpus: 64, readyGpus: 64 }),
+      state,
+      policy,
+      T0,
+    ).signals.sloGpus as number;
     const provisioned = need;
     for (let i = 0; i < 20; i++) {
       const now = T0 + i * TICK;
-      const observed = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: 40_000, gpuCount: 8, balancedness: 0.85, crossNodeShare: 0.2 });
-      const d = decideCapacity(input(now, { tokensPerSecond: 40_000, provisionedGpus: provisioned, readyGpus: 8, observedP99Ms: Number.isFinite(observed) ? observed : 10_000 }), state, policy, now);
+      const observed = predictP99LatencyMs(policy.latencyModel, {
+        tokensPerSecond: 40_000,
+        gpuCount: 8,
+        balancedness: 0.85,
+        crossNodeShare: 0.2,
+      });
+      const d = decideCapacity(
+        input(now, {
+          tokensPerSecond: 40_000,
+          provisionedGpus: provisioned,
+          readyGpus: 8,
+          observedP99Ms: Number.isFinite(observed) ? observed : 10_000,
+        }),
+        state,
+        policy,
+        now,
+      );
       expect(d.desiredGpus).toBe(provisioned);
       expect(d.signals.warmingGpus).toBe(provisioned - 8);
       state = d.nextState;
@@ -107,7 +159,12 @@ describe("decideCapacity: SLO sizing", () => {
   });
 
   it("reports an unattainable SLO as a conflict value, not a throw", () => {
-    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 5 }, minGpus: 1, maxGpus: 64, forecast: { enabled: false } });
+    const p = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 5 },
+      minGpus: 1,
+      maxGpus: 64,
+      forecast: { enabled: false },
+    });
     const d = decideCapacity(input(T0), createCapacityState(p), p, T0);
     expect(d.conflicts.map((c) => c.type)).toContain("SloUnattainable");
     expect(d.desiredGpus).toBeGreaterThanOrEqual(1);
@@ -115,15 +172,31 @@ describe("decideCapacity: SLO sizing", () => {
   });
 
   it("caps at maxGpus and says so", () => {
-    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 1, maxGpus: 16, forecast: { enabled: false } });
-    const d = decideCapacity(input(T0, { tokensPerSecond: 100_000, provisionedGpus: 16, readyGpus: 16 }), createCapacityState(p), p, T0);
+    const p = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 1,
+      maxGpus: 16,
+      forecast: { enabled: false },
+    });
+    const d = decideCapacity(
+      input(T0, { tokensPerSecond: 100_000, provisionedGpus: 16, readyGpus: 16 }),
+      createCapacityState(p),
+      p,
+      T0,
+    );
     expect(d.desiredGpus).toBe(16);
     expect(d.reason).toBe("AtMaxGpus");
     expect(d.conflicts.map((c) => c.type)).toContain("MaxGpusVsSlo");
   });
 
   it("keeps counts on the GPU step", () => {
-    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 8, maxGpus: 256, gpuStep: 8, forecast: { enabled: false } });
+    const p = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 8,
+      maxGpus: 256,
+      gpuStep: 8,
+      forecast: { enabled: false },
+    });
     const { decisions } = run(p, new Array<number>(20).fill(70_000), 8);
     for (const d of decisions) expect(d.desiredGpus % 8).toBe(0);
   });
@@ -132,14 +205,30 @@ describe("decideCapacity: SLO sizing", () => {
 describe("decideCapacity: bad data", () => {
   const state = createCapacityState(policy);
   it("holds on stale metrics even when they say the load is zero", () => {
-    const d = decideCapacity(input(T0, { tokensPerSecond: 0, metricsAtMs: T0 - 10 * 60_000, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0);
+    const d = decideCapacity(
+      input(T0, { tokensPerSecond: 0, metricsAtMs: T0 - 10 * 60_000, provisionedGpus: 40, readyGpus: 40 }),
+      state,
+      policy,
+      T0,
+    );
     expect(d).toMatchObject({ desiredGpus: 40, action: "Hold", reason: "StaleMetrics" });
     expect(d.message).toMatch(/600 s old/);
   });
   it("holds on missing metrics and on low confidence", () => {
-    expect(decideCapacity(input(T0, { tokensPerSecond: undefined, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0)).toMatchObject({ desiredGpus: 40, reason: "MissingMetrics" });
-    expect(decideCapacity(input(T0, { tokensPerSecond: NaN, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0)).toMatchObject({ desiredGpus: 40, reason: "MissingMetrics" });
-    expect(decideCapacity(input(T0, { tokensPerSecond: 0, metricsConfidence: 0.1, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0)).toMatchObject({ desiredGpus: 40, reason: "LowConfidenceMetrics" });
+    expect(
+      decideCapacity(input(T0, { tokensPerSecond: undefined, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0),
+    ).toMatchObject({ desiredGpus: 40, reason: "MissingMetrics" });
+    expect(
+      decideCapacity(input(T0, { tokensPerSecond: NaN, provisionedGpus: 40, readyGpus: 40 }), state, policy, T0),
+    ).toMatchObject({ desiredGpus: 40, reason: "MissingMetrics" });
+    expect(
+      decideCapacity(
+        input(T0, { tokensPerSecond: 0, metricsConfidence: 0.1, provisionedGpus: 40, readyGpus: 40 }),
+        state,
+        policy,
+        T0,
+      ),
+    ).toMatchObject({ desiredGpus: 40, reason: "LowConfidenceMetrics" });
   });
   it("does not learn from stale data", () => {
     const d = decideCapacity(input(T0, { metricsAtMs: T0 - 3_600_000, observedP99Ms: 500 }), state, policy, T0);
@@ -178,7 +267,12 @@ describe("decideCapacity: no scale-down into trouble", () => {
     let state = createCapacityState(p);
     return loads.map((load, i) => {
       const now = T0 + i * TICK;
-      const d = decideCapacity(input(now, { tokensPerSecond: load, provisionedGpus: 64, readyGpus: 64, observedP99Ms: observed(i) }), state, p, now);
+      const d = decideCapacity(
+        input(now, { tokensPerSecond: load, provisionedGpus: 64, readyGpus: 64, observedP99Ms: observed(i) }),
+        state,
+        p,
+        now,
+      );
       state = d.nextState;
       return d;
     });
@@ -209,9 +303,20 @@ describe("decideCapacity: no scale-down into trouble", () => {
 });
 
 describe("decideCapacity: budget", () => {
-  const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 256, budgetUsdPerHour: 20, forecast: { enabled: false } });
+  const p = makeCapacityPolicy({
+    slo: { metric: "itl", targetP99Ms: 50 },
+    minGpus: 2,
+    maxGpus: 256,
+    budgetUsdPerHour: 20,
+    forecast: { enabled: false },
+  });
   it("lets the budget win and reports the conflict as a value", () => {
-    const d = decideCapacity(input(T0, { tokensPerSecond: 60_000, provisionedGpus: 8, readyGpus: 8 }), createCapacityState(p), p, T0);
+    const d = decideCapacity(
+      input(T0, { tokensPerSecond: 60_000, provisionedGpus: 8, readyGpus: 8 }),
+      createCapacityState(p),
+      p,
+      T0,
+    );
     expect(d.desiredGpus).toBe(10); // 20 USD/h at 2 USD/GPU-h
     expect(d.reason).toBe("BudgetCapped");
     const c = d.conflicts.find((x) => x.type === "BudgetVsSlo");
@@ -220,7 +325,14 @@ describe("decideCapacity: budget", () => {
     expect(c!.requiredGpus).toBeGreaterThan(10);
   });
   it("keeps minGpus when it alone is over budget, and says so", () => {
-    const q = makeCapacityPolicy({ ...p, slo: p.slo, minGpus: 12, maxGpus: 256, budgetUsdPerHour: 20, forecast: { enabled: false } });
+    const q = makeCapacityPolicy({
+      ...p,
+      slo: p.slo,
+      minGpus: 12,
+      maxGpus: 256,
+      budgetUsdPerHour: 20,
+      forecast: { enabled: false },
+    });
     const d = decideCapacity(input(T0, { tokensPerSecond: 100 }), createCapacityState(q), q, T0);
     expect(d.desiredGpus).toBe(12);
     expect(d.conflicts.map((c) => c.type)).toContain("BudgetBelowMinGpus");
@@ -251,9 +363,19 @@ describe("decideCapacity: no flapping", () => {
       const now = T0 + i * TICK;
       const load = 40_000 * Math.exp(0.15 * rng.normal()); // 15 % noise per 15 s sample
       const ready = pods.filter((r) => r <= now).length;
-      const trueP99 = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: load, gpuCount: ready, balancedness: 0.85, crossNodeShare: 0.2 });
+      const trueP99 = predictP99LatencyMs(policy.latencyModel, {
+        tokensPerSecond: load,
+        gpuCount: ready,
+        balancedness: 0.85,
+        crossNodeShare: 0.2,
+      });
       const observed = Number.isFinite(trueP99) ? trueP99 * Math.exp(0.05 * rng.normal()) : 5_000;
-      const d = decideCapacity(input(now, { tokensPerSecond: load, provisionedGpus: provisioned, readyGpus: ready, observedP99Ms: observed }), state, policy, now);
+      const d = decideCapacity(
+        input(now, { tokensPerSecond: load, provisionedGpus: provisioned, readyGpus: ready, observedP99Ms: observed }),
+        state,
+        policy,
+        now,
+      );
       state = d.nextState;
       if (d.desiredGpus > provisioned) for (let k = provisioned; k < d.desiredGpus; k++) pods.push(now + coldStartMs);
       if (d.desiredGpus < provisioned) pods.splice(d.desiredGpus);
@@ -261,7 +383,12 @@ describe("decideCapacity: no flapping", () => {
       // SLO per minute: p99 over the minute's load on the GPUs Ready during it.
       minuteLoad += load / 4;
       if (i % 4 === 3) {
-        const minuteP99 = predictP99LatencyMs(policy.latencyModel, { tokensPerSecond: minuteLoad, gpuCount: ready, balancedness: 0.85, crossNodeShare: 0.2 });
+        const minuteP99 = predictP99LatencyMs(policy.latencyModel, {
+          tokensPerSecond: minuteLoad,
+          gpuCount: ready,
+          balancedness: 0.85,
+          crossNodeShare: 0.2,
+        });
         if (i >= settleTicks) {
           minutes++;
           if (!(minuteP99 <= 50)) violations++;
@@ -284,7 +411,12 @@ describe("CapacityState", () => {
     let gpus = 8;
     loads.forEach((load, i) => {
       const now = T0 + i * TICK;
-      const inp = input(now, { tokensPerSecond: load, provisionedGpus: gpus, readyGpus: gpus, observedP99Ms: 30 + 10 * rng.next() });
+      const inp = input(now, {
+        tokensPerSecond: load,
+        provisionedGpus: gpus,
+        readyGpus: gpus,
+        observedP99Ms: 30 + 10 * rng.next(),
+      });
       const da = decideCapacity(inp, a, policy, now);
       const db = decideCapacity(inp, JSON.parse(JSON.stringify(b)) as CapacityState, policy, now);
       expect(db.desiredGpus).toBe(da.desiredGpus);
@@ -308,8 +440,19 @@ describe("decideCapacity: anticipation", () => {
   });
 
   it("orders for the load one lead time ahead on a steady ramp, and not on noise or after a step", () => {
-    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 512, forecast: { enabled: false } });
-    const flat = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 512, forecast: { enabled: false }, trend: { enabled: false } });
+    const p = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 2,
+      maxGpus: 512,
+      forecast: { enabled: false },
+    });
+    const flat = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 2,
+      maxGpus: 512,
+      forecast: { enabled: false },
+      trend: { enabled: false },
+    });
     // +3 % of the starting load per minute for 12 minutes.
     const rising = Array.from({ length: 48 }, (_, i) => 30_000 * (1 + 0.03 * (i / 4)));
     const a = run(p, rising, 8).decisions.at(-1)!;
@@ -319,7 +462,11 @@ describe("decideCapacity: anticipation", () => {
     // Noisy constant load: no trend.
     const rng = createRng(5);
     const noisy = Array.from({ length: 48 }, () => 30_000 * Math.exp(0.05 * rng.normal()));
-    expect(run(p, noisy, 8).decisions.slice(24).every((d) => d.signals.trendTokensPerSecond === undefined)).toBe(true);
+    expect(
+      run(p, noisy, 8)
+        .decisions.slice(24)
+        .every((d) => d.signals.trendTokensPerSecond === undefined),
+    ).toBe(true);
     // A step 5 minutes ago, flat since: the window's line is tilted but the recent half is flat.
     const step = [...new Array<number>(28).fill(30_000), ...new Array<number>(20).fill(45_000)];
     expect(run(p, step, 8).decisions.at(-1)!.signals.trendTokensPerSecond).toBeUndefined();
@@ -331,11 +478,25 @@ describe("decideCapacity: anticipation", () => {
     const h = anticipationHeadroom(errors, at, DEFAULT_HEADROOM_POLICY);
     expect(h).toBeGreaterThan(1.15);
     expect(h).toBeLessThan(1.2);
-    expect(anticipationHeadroom(errors.map((e) => ({ ...e, value: -e.value })), at, DEFAULT_HEADROOM_POLICY)).toBe(1);
+    expect(
+      anticipationHeadroom(
+        errors.map((e) => ({ ...e, value: -e.value })),
+        at,
+        DEFAULT_HEADROOM_POLICY,
+      ),
+    ).toBe(1);
     // Too few scored predictions (a fresh start): the start headroom, until evidence replaces it.
-    expect(anticipationHeadroom(errors.slice(0, 5), at, DEFAULT_HEADROOM_POLICY)).toBe(DEFAULT_HEADROOM_POLICY.startFactor);
+    expect(anticipationHeadroom(errors.slice(0, 5), at, DEFAULT_HEADROOM_POLICY)).toBe(
+      DEFAULT_HEADROOM_POLICY.startFactor,
+    );
     // A load that keeps outrunning the anticipation (an accelerating ramp) builds up headroom.
-    const p = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 4096, forecast: { enabled: false }, trend: { enabled: false } });
+    const p = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 2,
+      maxGpus: 4096,
+      forecast: { enabled: false },
+      trend: { enabled: false },
+    });
     const loads = Array.from({ length: 160 }, (_, i) => 10_000 * Math.exp(0.01 * i));
     const last = run(p, loads, 8).decisions.at(-1)!;
     expect(last.signals.headroom).toBeGreaterThan(1.1);
@@ -361,9 +522,20 @@ describe("decideCapacity: learning", () => {
 
 describe("applyOperatorGuards (shared by decide() and moe-sim)", () => {
   const base = {
-    desired: 40, reason: "WithinTarget", message: "m", provisioned: 50, ready: 50, observedP99Ms: 30, metricsUsable: true,
-    trackingSinceMs: T0, lastScaleUpMs: undefined, readySinceMs: undefined, minCount: 2, maxCount: 256,
-    budgetCap: Number.POSITIVE_INFINITY, unit: { one: "GPU", many: "GPUs" },
+    desired: 40,
+    reason: "WithinTarget",
+    message: "m",
+    provisioned: 50,
+    ready: 50,
+    observedP99Ms: 30,
+    metricsUsable: true,
+    trackingSinceMs: T0,
+    lastScaleUpMs: undefined,
+    readySinceMs: undefined,
+    minCount: 2,
+    maxCount: 256,
+    budgetCap: Number.POSITIVE_INFINITY,
+    unit: { one: "GPU", many: "GPUs" },
   } as const;
   const window = policy.scaleDown.stabilizationWindowMs;
   const later = T0 + 2 * window;
@@ -372,7 +544,9 @@ describe("applyOperatorGuards (shared by decide() and moe-sim)", () => {
     expect(applyOperatorGuards(base, policy, T0 + window - 1).desired).toBe(50);
     expect(applyOperatorGuards(base, policy, later).desired).toBe(40);
     expect(applyOperatorGuards({ ...base, lastScaleUpMs: later - 1000 }, policy, later).desired).toBe(50);
-    expect(applyOperatorGuards({ ...base, lastScaleUpMs: later - 1000, reason: "BudgetCapped" }, policy, later).desired).toBe(40);
+    expect(
+      applyOperatorGuards({ ...base, lastScaleUpMs: later - 1000, reason: "BudgetCapped" }, policy, later).desired,
+    ).toBe(40);
   });
 
   it("adds 10 % on an observed miss with everything Ready and settled, within maxCount and the budget", () => {

@@ -1,22 +1,54 @@
 import { describe, expect, it } from "vitest";
 import { createRng } from "../../src/domain/rng.ts";
-import { createCapacityState, decideCapacity, makeCapacityPolicy, nextUpCounts, predictP99LatencyMs, settledUpCount } from "../../src/domain/capacity/index.ts";
+import {
+  createCapacityState,
+  decideCapacity,
+  makeCapacityPolicy,
+  nextUpCounts,
+  predictP99LatencyMs,
+  settledUpCount,
+} from "../../src/domain/capacity/index.ts";
 import type { CapacityDecision, CapacityPolicy } from "../../src/domain/capacity/index.ts";
 
 const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
 const TICK = 15_000;
 const MIN = 60_000;
-const base = { slo: { metric: "itl" as const, targetP99Ms: 50 }, minGpus: 2, maxGpus: 256, forecast: { enabled: false } };
+const base = {
+  slo: { metric: "itl" as const, targetP99Ms: 50 },
+  minGpus: 2,
+  maxGpus: 256,
+  forecast: { enabled: false },
+};
 
 /** Instant capacity (provisioned = Ready), each decision fed back; the last decision. */
-function park(p: CapacityPolicy, load: (i: number) => number, startGpus: number, ticks: number, observed?: (i: number) => number): CapacityDecision {
+function park(
+  p: CapacityPolicy,
+  load: (i: number) => number,
+  startGpus: number,
+  ticks: number,
+  observed?: (i: number) => number,
+): CapacityDecision {
   let state = createCapacityState(p);
   let gpus = startGpus;
   let last: CapacityDecision | undefined;
   for (let i = 0; i < ticks; i++) {
     const now = T0 + i * TICK;
     const tokensPerSecond = load(i);
-    const d = decideCapacity({ tokensPerSecond, metricsAtMs: now, provisionedGpus: gpus, readyGpus: gpus, balancedness: 0.85, crossNodeShare: 0.2, usdPerGpuHour: 2, observedP99Ms: observed?.(i) }, state, p, now);
+    const d = decideCapacity(
+      {
+        tokensPerSecond,
+        metricsAtMs: now,
+        provisionedGpus: gpus,
+        readyGpus: gpus,
+        balancedness: 0.85,
+        crossNodeShare: 0.2,
+        usdPerGpuHour: 2,
+        observedP99Ms: observed?.(i),
+      },
+      state,
+      p,
+      now,
+    );
     state = d.nextState;
     gpus = d.desiredGpus;
     last = d;
@@ -46,7 +78,12 @@ describe("settle: scale-down after sustained measured over-provisioning", () => 
     expect(settled.desiredGpus).toBeLessThan(banded.desiredGpus);
     expect(settled.desiredGpus).toBeGreaterThanOrEqual(settled.signals.sloGpus ?? Infinity);
     const p = makeCapacityPolicy(base);
-    const p99 = predictP99LatencyMs(p.latencyModel, { tokensPerSecond: 40_000 * (settled.signals.headroom ?? 1), gpuCount: settled.desiredGpus, balancedness: 0.85, crossNodeShare: 0.2 });
+    const p99 = predictP99LatencyMs(p.latencyModel, {
+      tokensPerSecond: 40_000 * (settled.signals.headroom ?? 1),
+      gpuCount: settled.desiredGpus,
+      balancedness: 0.85,
+      crossNodeShare: 0.2,
+    });
     expect(p99).toBeLessThanOrEqual(50 * (1 - p.safetyMargin));
   });
 

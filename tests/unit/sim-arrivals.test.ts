@@ -14,9 +14,17 @@ function cvOf(xs: ArrayLike<number>): { mean: number; cv: number } {
 
 function flatRate(ratePerS: number, seconds: number): RateTrace {
   return {
-    kind: "rate", name: "flat", format: "rate", startEpochMs: 0, skippedLines: 0, skipped: [],
-    windowStartS: new Float64Array([0]), windowS: new Float64Array([seconds]), ratePerS: new Float64Array([ratePerS]),
-    meanInputTokens: 1000, meanOutputTokens: 100,
+    kind: "rate",
+    name: "flat",
+    format: "rate",
+    startEpochMs: 0,
+    skippedLines: 0,
+    skipped: [],
+    windowStartS: new Float64Array([0]),
+    windowS: new Float64Array([seconds]),
+    ratePerS: new Float64Array([ratePerS]),
+    meanInputTokens: 1000,
+    meanOutputTokens: 100,
   };
 }
 
@@ -65,7 +73,10 @@ describe("sim Gamma arrivals", () => {
     expect(work.tokensPrefix[work.seconds]).toBeLessThanOrEqual(out + 1e-6);
     expect(work.tokensPrefix[work.seconds]).toBeGreaterThan(out * 0.98);
     const ttft = buildWorkSeries(load, "ttft");
-    expect(ttft.tokensPrefix[ttft.seconds]).toBeCloseTo(load.inputTokens.reduce((s, v) => s + v, 0), 3);
+    expect(ttft.tokensPrefix[ttft.seconds]).toBeCloseTo(
+      load.inputTokens.reduce((s, v) => s + v, 0),
+      3,
+    );
     expect(work.meanOutputTokens).toBeGreaterThan(80);
   });
 });

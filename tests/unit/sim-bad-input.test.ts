@@ -31,28 +31,39 @@ describe("moe-sim bad input: parsers", () => {
     const text = `${AZURE_HEADER}\n2023-11-16 18:15:46.6805900,10,2\n2023-13-45 99:99:99.0,10,2\n`;
     const e = parseError(() => parseAzureTrace(text, { file: "a.csv" }));
     expect(e.message).toMatch(/^a\.csv:3: bad TIMESTAMP "2023-13-45 99:99:99\.0": impossible date: month 13/);
-    expect(parseError(() => parseAzureTrace(`${AZURE_HEADER}\n2023-02-29 00:00:00,1,1\n`, { file: "a.csv" })).message).toMatch(/a\.csv:2: .*impossible date: day 29 of 2023-02/);
-    expect(parseError(() => parseAzureTrace(`${AZURE_HEADER}\n2023-02-28 24:00:00,1,1\n`, { file: "a.csv" })).message).toMatch(/impossible time 24:00:00/);
+    expect(
+      parseError(() => parseAzureTrace(`${AZURE_HEADER}\n2023-02-29 00:00:00,1,1\n`, { file: "a.csv" })).message,
+    ).toMatch(/a\.csv:2: .*impossible date: day 29 of 2023-02/);
+    expect(
+      parseError(() => parseAzureTrace(`${AZURE_HEADER}\n2023-02-28 24:00:00,1,1\n`, { file: "a.csv" })).message,
+    ).toMatch(/impossible time 24:00:00/);
   });
 
   it("rejects a line 30 days late (span limit), names both lines, and admits it with a larger limit", () => {
     const text = `${AZURE_HEADER}\n2023-11-16 18:00:00,10,2\n2023-11-16 18:00:01,10,2\n2023-12-16 18:00:01,10,2\n`;
     const e = parseError(() => parseAzureTrace(text, { file: "a.csv" }));
     expect(e.line).toBe(4);
-    expect(e.message).toMatch(/a\.csv:4: TIMESTAMP is 30\.0 days from line 2; a trace may span at most 21\.0 days \(override with --max-span-days/);
+    expect(e.message).toMatch(
+      /a\.csv:4: TIMESTAMP is 30\.0 days from line 2; a trace may span at most 21\.0 days \(override with --max-span-days/,
+    );
     const t = parseAzureTrace(text, { file: "a.csv", maxSpanDays: 31 });
     expect(t.timesMs.length).toBe(3);
     expect(() => parseAzureTrace(text, { maxSpanDays: 1000 })).toThrow(/maxSpanDays must be in \(0, 92\]/);
   });
 
   it("rejects a Mooncake timestamp of 1e13 ms with a clear error", () => {
-    const text = '{"timestamp":0,"input_length":10,"output_length":2}\n{"timestamp":1e13,"input_length":10,"output_length":2}\n';
+    const text =
+      '{"timestamp":0,"input_length":10,"output_length":2}\n{"timestamp":1e13,"input_length":10,"output_length":2}\n';
     const e = parseError(() => parseMooncakeTrace(text, { file: "m.jsonl" }));
-    expect(e.message).toMatch(/^m\.jsonl:2: timestamp is 115740\.7 days from the trace start \(timestamp 0\); .* \(timestamp 10000000000000 ms\)$/);
+    expect(e.message).toMatch(
+      /^m\.jsonl:2: timestamp is 115740\.7 days from the trace start \(timestamp 0\); .* \(timestamp 10000000000000 ms\)$/,
+    );
   });
 
   it("rejects a rate window beyond the span limit", () => {
-    const e = parseError(() => parseRateTrace("window_start_s,rate_req_per_s\n0,1\n600,1\n1e12,1\n", { file: "r.csv" }));
+    const e = parseError(() =>
+      parseRateTrace("window_start_s,rate_req_per_s\n0,1\n600,1\n1e12,1\n", { file: "r.csv" }),
+    );
     expect(e.message).toMatch(/^r\.csv:4: window_start_s is 11574074\.1 days from window_start_s 0/);
   });
 
@@ -62,9 +73,13 @@ describe("moe-sim bad input: parsers", () => {
     expect(h.message).toBe("h.csv:1: nothing to replay: the file has no data lines; 0 requests");
     expect(h.skippable).toBe(false);
     const bad = parseError(() => parseAzureTrace(`${AZURE_HEADER}\nx,1,1\ny,1,1\n`, { file: "b.csv", lenient: true }));
-    expect(bad.message).toMatch(/^b\.csv:3: nothing to replay: all 2 data lines are bad \(first: line 2: bad TIMESTAMP "x"/);
+    expect(bad.message).toMatch(
+      /^b\.csv:3: nothing to replay: all 2 data lines are bad \(first: line 2: bad TIMESTAMP "x"/,
+    );
     expect(parseError(() => parseMooncakeTrace("", { file: "m.jsonl" })).message).toMatch(/nothing to replay/);
-    expect(parseError(() => parseRateTrace("window_start_s,rate_req_per_s\n0,0\n600,0\n", { file: "r.csv" })).message).toMatch(/nothing to replay: every one of the 2 windows has rate 0/);
+    expect(
+      parseError(() => parseRateTrace("window_start_s,rate_req_per_s\n0,0\n600,0\n", { file: "r.csv" })).message,
+    ).toMatch(/nothing to replay: every one of the 2 windows has rate 0/);
   });
 
   it("counts lines out of time order, and fails on them when strict", () => {
@@ -73,7 +88,9 @@ describe("moe-sim bad input: parsers", () => {
     expect(t.outOfOrderLines).toBe(2);
     expect(Array.from(t.timesMs)).toEqual([0, 1000, 4000, 8000]);
     const e = parseError(() => parseAzureTrace(text, { file: "o.csv", strict: true }));
-    expect(e.message).toMatch(/^o\.csv:3: line is earlier than a line before it \(2 lines out of time order; --strict\)/);
+    expect(e.message).toMatch(
+      /^o\.csv:3: line is earlier than a line before it \(2 lines out of time order; --strict\)/,
+    );
   });
 });
 
@@ -93,7 +110,9 @@ describe("moe-sim bad input: the CLI", () => {
   it("prints one line and exits 2 on an impossible date, with the --lenient hint (it helps for a bad line)", () => {
     const f = file("date.csv", `${AZURE_HEADER}\n2023-11-16 18:15:46.6805900,10,2\n2023-13-45 99:99:99.0,10,2\n`);
     expect(main(["--trace", f, "--quiet"])).toBe(2);
-    expect(stderr()).toEqual([`moe-sim: ${f}:3: bad TIMESTAMP "2023-13-45 99:99:99.0": impossible date: month 13 (--lenient skips bad lines)`]);
+    expect(stderr()).toEqual([
+      `moe-sim: ${f}:3: bad TIMESTAMP "2023-13-45 99:99:99.0": impossible date: month 13 (--lenient skips bad lines)`,
+    ]);
   });
 
   it("gives no --lenient hint where it cannot help (header, empty file)", () => {
@@ -113,7 +132,10 @@ describe("moe-sim bad input: the CLI", () => {
   });
 
   it("turns a Mooncake timestamp of 1e13 ms into one line, no RangeError", () => {
-    const f = file("far.jsonl", '{"timestamp":0,"input_length":10,"output_length":2}\n{"timestamp":1e13,"input_length":10,"output_length":2}\n');
+    const f = file(
+      "far.jsonl",
+      '{"timestamp":0,"input_length":10,"output_length":2}\n{"timestamp":1e13,"input_length":10,"output_length":2}\n',
+    );
     expect(main(["--trace", f, "--quiet"])).toBe(2);
     expect(stderr()).toHaveLength(1);
     expect(stderr()[0]).toMatch(/^moe-sim: .*far\.jsonl:2: timestamp is 115740\.7 days from the trace start/);
@@ -131,10 +153,17 @@ describe("moe-sim bad input: the CLI", () => {
   });
 
   it("warns with a count when lines are out of order, and fails under --strict", () => {
-    const f = file("order.csv", `${AZURE_HEADER}\n2023-11-16 18:00:05,100,20\n2023-11-16 18:00:01,100,20\n2023-11-16 18:00:09,100,20\n`);
+    const f = file(
+      "order.csv",
+      `${AZURE_HEADER}\n2023-11-16 18:00:05,100,20\n2023-11-16 18:00:01,100,20\n2023-11-16 18:00:09,100,20\n`,
+    );
     expect(main(["--trace", f, "--quiet", "--policy", "static", "--strict"])).toBe(2);
-    expect(stderr()[0]).toMatch(/order\.csv:3: line is earlier than a line before it \(1 lines out of time order; --strict\)$/);
+    expect(stderr()[0]).toMatch(
+      /order\.csv:3: line is earlier than a line before it \(1 lines out of time order; --strict\)$/,
+    );
     expect(main(["--trace", f, "--quiet", "--policy", "static"])).toBe(0);
-    expect(stderr()[1]).toBe("[moe-sim] warning: 1 lines out of time order, replayed sorted by time (--strict makes this an error)");
+    expect(stderr()[1]).toBe(
+      "[moe-sim] warning: 1 lines out of time order, replayed sorted by time (--strict makes this an error)",
+    );
   });
 });

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { buildSummary, markdownReport, prepareScenario, runScenario, summaryJson, syntheticRateTrace, timelineSvg } from "../../src/sim/index.ts";
+import {
+  buildSummary,
+  markdownReport,
+  prepareScenario,
+  runScenario,
+  summaryJson,
+  syntheticRateTrace,
+  timelineSvg,
+} from "../../src/sim/index.ts";
 
 function summaryFor(seed: number): { json: string; svg: string; md: string } {
   const trace = syntheticRateTrace({ seed: 5, durationS: 3 * 3600, meanRatePerS: 120 });
@@ -20,7 +28,10 @@ describe("sim determinism and reports", () => {
 
   it("reports every policy with ratios against oracle and static", () => {
     const { json, md, svg } = summaryFor(3);
-    const s = JSON.parse(json) as { policies: { name: string; gpuHoursVsOracle: number; savingVsStatic: number }[]; targets: unknown[] };
+    const s = JSON.parse(json) as {
+      policies: { name: string; gpuHoursVsOracle: number; savingVsStatic: number }[];
+      targets: unknown[];
+    };
     expect(s.policies.map((p) => p.name)).toEqual(["ours", "static", "schedule", "hpa", "kpa", "slo-keda", "oracle"]);
     expect(s.policies.find((p) => p.name === "oracle")?.gpuHoursVsOracle).toBe(1);
     expect(s.policies.find((p) => p.name === "static")?.savingVsStatic).toBe(0);

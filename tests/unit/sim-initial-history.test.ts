@@ -6,8 +6,22 @@ import type { Scenario } from "../../src/sim/index.ts";
 
 function scenario(initialHistoryS: number | undefined, seen: number[]): Scenario {
   const trace = syntheticRateTrace({ seed: 5, durationS: 3600, meanRatePerS: 120 });
-  const s = prepareScenario(trace, { seed: 3, peakGpus: 48, maxGpus: 150, policies: ["ours", "static"], initialHistoryS });
-  return { ...s, config: { ...s.config, onOursDecision: (o) => { seen.push(o.nowMs - s.load.startEpochMs); } } };
+  const s = prepareScenario(trace, {
+    seed: 3,
+    peakGpus: 48,
+    maxGpus: 150,
+    policies: ["ours", "static"],
+    initialHistoryS,
+  });
+  return {
+    ...s,
+    config: {
+      ...s.config,
+      onOursDecision: (o) => {
+        seen.push(o.nowMs - s.load.startEpochMs);
+      },
+    },
+  };
 }
 
 describe("sim initial history", () => {

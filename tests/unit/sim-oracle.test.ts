@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { planOracle, predictableRampMinutes, prepareScenario, runScenario, syntheticRateTrace } from "../../src/sim/index.ts";
+import {
+  planOracle,
+  predictableRampMinutes,
+  prepareScenario,
+  runScenario,
+  syntheticRateTrace,
+} from "../../src/sim/index.ts";
 
 describe("sim oracle", () => {
   it("plans the cheapest cover of the requirement: bridges short gaps, restarts after long ones", () => {
@@ -36,8 +42,25 @@ describe("sim oracle", () => {
   });
 
   it("a longer cold start costs reactive policies more violated minutes", () => {
-    const trace = syntheticRateTrace({ seed: 4, durationS: 4 * 3600, meanRatePerS: 150, burstsPerDay: 12, burstFactor: [1.8, 2.2], burstMinutes: [10, 15] });
-    const run = (medianS: number) => runScenario(prepareScenario(trace, { seed: 1, peakGpus: 60, maxGpus: 200, policies: ["hpa"], tuneBaselines: false, coldStart: { medianS, sigma: 0.01, minS: 10, maxS: 2000 } })).results[0];
+    const trace = syntheticRateTrace({
+      seed: 4,
+      durationS: 4 * 3600,
+      meanRatePerS: 150,
+      burstsPerDay: 12,
+      burstFactor: [1.8, 2.2],
+      burstMinutes: [10, 15],
+    });
+    const run = (medianS: number) =>
+      runScenario(
+        prepareScenario(trace, {
+          seed: 1,
+          peakGpus: 60,
+          maxGpus: 200,
+          policies: ["hpa"],
+          tuneBaselines: false,
+          coldStart: { medianS, sigma: 0.01, minS: 10, maxS: 2000 },
+        }),
+      ).results[0];
     const fast = run(15);
     const slow = run(600);
     expect(slow?.violatedMinutes ?? 0).toBeGreaterThan(fast?.violatedMinutes ?? 0);

@@ -1,13 +1,25 @@
 // The stress suite generator (issue 14, item 6) and the observation faults it drives.
 import { describe, expect, it } from "vitest";
-import { observedLoadFactor, prepareScenario, runScenario, STRESS_CASES, stressCase, stressSuite, syntheticRateTrace, visibleScrapeEndS } from "../../src/sim/index.ts";
+import {
+  observedLoadFactor,
+  prepareScenario,
+  runScenario,
+  STRESS_CASES,
+  stressCase,
+  stressSuite,
+  syntheticRateTrace,
+  visibleScrapeEndS,
+} from "../../src/sim/index.ts";
 
 function zeroRuns(rates: Float64Array): number[] {
   const runs: number[] = [];
   let run = 0;
   for (const r of rates) {
     if (r === 0) run++;
-    else if (run > 0) { runs.push(run); run = 0; }
+    else if (run > 0) {
+      runs.push(run);
+      run = 0;
+    }
   }
   if (run > 0) runs.push(run);
   return runs;
@@ -22,7 +34,9 @@ describe("sim stress suite", () => {
       expect(Array.from(a[i]?.trace.ratePerS ?? [])).toEqual(Array.from(b[i]?.trace.ratePerS ?? []));
       expect(a[i]?.faults).toEqual(b[i]?.faults);
     }
-    expect(Array.from(stressCase("gaps", { seed: 4, days: 1 }).trace.ratePerS)).not.toEqual(Array.from(a[0]?.trace.ratePerS ?? []));
+    expect(Array.from(stressCase("gaps", { seed: 4, days: 1 }).trace.ratePerS)).not.toEqual(
+      Array.from(a[0]?.trace.ratePerS ?? []),
+    );
   });
 
   it("has collection gaps of 10 min, 1 h and 3 h, a 10x flash crowd for 5 min and a permanent 2x step", () => {
@@ -54,6 +68,8 @@ describe("sim stress suite", () => {
     const faulty = runScenario(prepareScenario(trace, { ...opts, observationFaults: faults }));
     expect(Array.from(faulty.requirement)).toEqual(Array.from(clean.requirement));
     expect(faulty.results.find((r) => r.name === "oracle")).toEqual(clean.results.find((r) => r.name === "oracle"));
-    expect(faulty.results.find((r) => r.name === "hpa")?.peakGpus).toBeGreaterThan(clean.results.find((r) => r.name === "hpa")?.peakGpus ?? Infinity);
+    expect(faulty.results.find((r) => r.name === "hpa")?.peakGpus).toBeGreaterThan(
+      clean.results.find((r) => r.name === "hpa")?.peakGpus ?? Infinity,
+    );
   });
 });

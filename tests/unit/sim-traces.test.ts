@@ -24,7 +24,10 @@ describe("sim trace readers", () => {
     expect(t.timesMs[4]).toBeCloseTo(7000, 6);
     expect(Array.from(t.inputTokens)).toEqual([374, 396, 879, 91, 1200]);
     expect(Array.from(t.outputTokens)).toEqual([44, 109, 55, 16, 300]);
-    expect(parseAzureTimestamp("2023-11-16 18:15:46.6805900")).toBeCloseTo(Date.UTC(2023, 10, 16, 18, 15, 46) + 680.59, 1);
+    expect(parseAzureTimestamp("2023-11-16 18:15:46.6805900")).toBeCloseTo(
+      Date.UTC(2023, 10, 16, 18, 15, 46) + 680.59,
+      1,
+    );
   });
 
   it("fails on the first bad line with file and line number", () => {
@@ -51,7 +54,9 @@ describe("sim trace readers", () => {
   });
 
   it("rejects a wrong header even when lenient", () => {
-    expect(() => parseAzureTrace("time,in,out\n1,2,3\n", { file: "x.csv", lenient: true })).toThrow(/x\.csv:1: expected header/);
+    expect(() => parseAzureTrace("time,in,out\n1,2,3\n", { file: "x.csv", lenient: true })).toThrow(
+      /x\.csv:1: expected header/,
+    );
   });
 
   it("reads Mooncake JSONL (timestamp ms) and reports bad lines", () => {
@@ -76,7 +81,9 @@ describe("sim trace readers", () => {
     expect(Array.from(t.windowS)).toEqual([600, 1200, 1200]);
     expect(Array.from(t.ratePerS)).toEqual([10, 20, 15]);
     expect(t.meanOutputTokens).toBe(20);
-    expect(() => parseRateTrace("window_start_s,rate_req_per_s\n10,1\n5,1\n", { file: "r.csv" })).toThrow("r.csv:3: window_start_s 5 is not after the previous window (10)");
+    expect(() => parseRateTrace("window_start_s,rate_req_per_s\n10,1\n5,1\n", { file: "r.csv" })).toThrow(
+      "r.csv:3: window_start_s 5 is not after the previous window (10)",
+    );
   });
 
   it("detects formats from the first line or extension", () => {

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { ColdStartFleet, defaultGroundTruthParams, ExpertFleetModel, MODEL_PRESETS, resolveWaitWeight, slotsPerGpuFor, stepSecond, weightedQuantile } from "../../src/sim/index.ts";
+import {
+  ColdStartFleet,
+  defaultGroundTruthParams,
+  ExpertFleetModel,
+  MODEL_PRESETS,
+  resolveWaitWeight,
+  slotsPerGpuFor,
+  stepSecond,
+  weightedQuantile,
+} from "../../src/sim/index.ts";
 import { predictP99LatencyMs, defaultLatencyModelParams } from "../../src/domain/latency/model.ts";
 
 const p = defaultGroundTruthParams("perTokenLatency");
@@ -8,7 +17,8 @@ const w = resolveWaitWeight(p, 150);
 function steady(tokensPerSecond: number, gpus: number, b = 0.85): number {
   const st = { backlogTokens: 0 };
   let lat = 0;
-  for (let s = 0; s < 30; s++) lat = stepSecond(p, w, st, tokensPerSecond, { readyGpus: gpus, balancedness: b, crossNodeShare: 0.5 });
+  for (let s = 0; s < 30; s++)
+    lat = stepSecond(p, w, st, tokensPerSecond, { readyGpus: gpus, balancedness: b, crossNodeShare: 0.5 });
   return lat;
 }
 
@@ -17,11 +27,13 @@ describe("sim ground truth", () => {
     const gpus = 100;
     let prev = 0;
     for (const u of [0.1, 0.3, 0.5, 0.7, 0.8, 0.9]) {
-      const lat = steady(u * gpus * p.tokensPerSecondPerGpu * 0.85 / 1.05, gpus);
+      const lat = steady((u * gpus * p.tokensPerSecondPerGpu * 0.85) / 1.05, gpus);
       expect(lat).toBeGreaterThan(prev);
       prev = lat;
     }
-    expect(steady(1.2 * gpus * p.tokensPerSecondPerGpu, gpus)).toBeGreaterThan(10 * steady(0.3 * gpus * p.tokensPerSecondPerGpu, gpus));
+    expect(steady(1.2 * gpus * p.tokensPerSecondPerGpu, gpus)).toBeGreaterThan(
+      10 * steady(0.3 * gpus * p.tokensPerSecondPerGpu, gpus),
+    );
   });
 
   it("more GPUs or better balance lower the latency; no GPU serves nothing", () => {
@@ -35,9 +47,11 @@ describe("sim ground truth", () => {
 
   it("overload builds a backlog that drains when capacity returns", () => {
     const st = { backlogTokens: 0 };
-    for (let s = 0; s < 10; s++) stepSecond(p, w, st, 300_000, { readyGpus: 100, balancedness: 0.85, crossNodeShare: 0 });
+    for (let s = 0; s < 10; s++)
+      stepSecond(p, w, st, 300_000, { readyGpus: 100, balancedness: 0.85, crossNodeShare: 0 });
     expect(st.backlogTokens).toBeGreaterThan(0);
-    for (let s = 0; s < 120; s++) stepSecond(p, w, st, 50_000, { readyGpus: 100, balancedness: 0.85, crossNodeShare: 0 });
+    for (let s = 0; s < 120; s++)
+      stepSecond(p, w, st, 50_000, { readyGpus: 100, balancedness: 0.85, crossNodeShare: 0 });
     expect(st.backlogTokens).toBe(0);
   });
 
@@ -46,7 +60,12 @@ describe("sim ground truth", () => {
     const gpus = 100;
     const diffs = [0.3, 0.6, 0.8].map((u) => {
       const load = u * gpus * model.tokensPerSecondPerGpu * 0.85;
-      const m = predictP99LatencyMs(model, { tokensPerSecond: load, gpuCount: gpus, balancedness: 0.85, crossNodeShare: 0.5 });
+      const m = predictP99LatencyMs(model, {
+        tokensPerSecond: load,
+        gpuCount: gpus,
+        balancedness: 0.85,
+        crossNodeShare: 0.5,
+      });
       return steady(load, gpus) / m;
     });
     expect(Math.max(...diffs) - Math.min(...diffs)).toBeGreaterThan(0.2);

@@ -6,14 +6,21 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { allowlistEntryProblem, prometheusUrlRefusal, readAllowedFile } from "../../src/controllers/moedeployment/source-policy.ts";
+import {
+  allowlistEntryProblem,
+  prometheusUrlRefusal,
+  readAllowedFile,
+} from "../../src/controllers/moedeployment/source-policy.ts";
 
 describe("Prometheus URL allowlist", () => {
   const field = "spec.heatSource.prometheus.url";
-  const allow = (url: string, list: string[]) => prometheusUrlRefusal(url, field, { prometheusAllowedUrls: list }) === undefined;
+  const allow = (url: string, list: string[]) =>
+    prometheusUrlRefusal(url, field, { prometheusAllowedUrls: list }) === undefined;
 
   it("an empty list allows nothing, and says which flag to set", () => {
-    expect(prometheusUrlRefusal("http://prometheus.monitoring.svc:9090", field, { prometheusAllowedUrls: [] })).toMatch(/^spec\.heatSource\.prometheus\.url: .*--prometheus-allowed-urls is empty/);
+    expect(prometheusUrlRefusal("http://prometheus.monitoring.svc:9090", field, { prometheusAllowedUrls: [] })).toMatch(
+      /^spec\.heatSource\.prometheus\.url: .*--prometheus-allowed-urls is empty/,
+    );
   });
 
   it("base URL entries match scheme, host, port and a path prefix on a segment boundary", () => {
@@ -48,7 +55,6 @@ describe("Prometheus URL allowlist", () => {
     expect(allowlistEntryProblem("ftp://p")).toMatch(/host\[:port\]/);
     expect(allowlistEntryProblem("a b")).toMatch(/host\[:port\]/);
   });
-
 });
 
 describe("File heat source policy", () => {
@@ -60,7 +66,15 @@ describe("File heat source policy", () => {
     root = await mkdtemp(join(tmpdir(), "heat-file-"));
     allowed = join(root, "allowed");
     await mkdir(allowed);
-    await writeFile(join(allowed, "heat.json"), JSON.stringify({ logical_count: [[0, 0], [1, 2]] }));
+    await writeFile(
+      join(allowed, "heat.json"),
+      JSON.stringify({
+        logical_count: [
+          [0, 0],
+          [1, 2],
+        ],
+      }),
+    );
     await writeFile(join(allowed, "big.json"), "x".repeat(4096));
     await writeFile(join(root, "token"), "TOPSECRET-token");
     await symlink(join(root, "token"), join(allowed, "escape.json"));
@@ -72,7 +86,11 @@ describe("File heat source policy", () => {
 
   it("is disabled with no allowed directory, naming the field and the flag", async () => {
     const r = await readAllowedFile("/dev/zero", { fileHeatSourceDirs: [], fileHeatSourceMaxBytes: 1024 });
-    expect(r).toEqual({ ok: false, message: "spec.heatSource.file.path: File heat sources are disabled on this operator (--file-heat-source-dirs is empty); nothing was read" });
+    expect(r).toEqual({
+      ok: false,
+      message:
+        "spec.heatSource.file.path: File heat sources are disabled on this operator (--file-heat-source-dirs is empty); nothing was read",
+    });
   });
 
   it("reads an allowed regular file", async () => {
@@ -81,10 +99,18 @@ describe("File heat source policy", () => {
   });
 
   it("refuses paths outside, .. escapes, symlink escapes, devices and files over the cap, never with their bytes", async () => {
-    const outcomes = await Promise.all([
-      join(root, "token"), `${allowed}/../token`, join(allowed, "escape.json"), join(allowed, "zero.json"), "/dev/zero",
-      join(allowed, "missing.json"), "relative/heat.json", join(allowed, "big.json"),
-    ].map((p) => readAllowedFile(p, policy())));
+    const outcomes = await Promise.all(
+      [
+        join(root, "token"),
+        `${allowed}/../token`,
+        join(allowed, "escape.json"),
+        join(allowed, "zero.json"),
+        "/dev/zero",
+        join(allowed, "missing.json"),
+        "relative/heat.json",
+        join(allowed, "big.json"),
+      ].map((p) => readAllowedFile(p, policy())),
+    );
     for (const o of outcomes) {
       expect(o.ok).toBe(false);
       if (!o.ok) {

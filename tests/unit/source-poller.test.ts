@@ -8,7 +8,10 @@ import { SourcePoller } from "../../src/controllers/moedeployment/poller.ts";
 import type { HeatReading, LatencyReading } from "../../src/controllers/moedeployment/sources.ts";
 
 type Result = { heat: HeatReading; latency: LatencyReading };
-const result = (p99Ms: number): Result => ({ heat: { problem: { reason: "NoData", message: "x" } }, latency: { p99Ms, atMs: 0 } });
+const result = (p99Ms: number): Result => ({
+  heat: { problem: { reason: "NoData", message: "x" } },
+  latency: { p99Ms, atMs: 0 },
+});
 
 /** A read that resolves when the test says so. */
 function deferred() {
@@ -25,7 +28,10 @@ describe("SourcePoller", () => {
     const requeued: string[] = [];
     const poller = new SourcePoller({ clock, waitMs: 1_000, onRefreshed: (k) => requeued.push(k) });
     let reads = 0;
-    const read = () => { reads++; return Promise.resolve(result(40)); };
+    const read = () => {
+      reads++;
+      return Promise.resolve(result(40));
+    };
     expect((await poller.readings("ns/a", "f1", 5_000, read))?.latency.p99Ms).toBe(40);
     clock.advance(4_000);
     expect((await poller.readings("ns/a", "f1", 5_000, read))?.latency.p99Ms).toBe(40);
@@ -42,7 +48,10 @@ describe("SourcePoller", () => {
     const poller = new SourcePoller({ clock, waitMs: 1_000, onRefreshed: (k) => requeued.push(k) });
     const slow = deferred();
     let reads = 0;
-    const read = () => { reads++; return slow.promise; };
+    const read = () => {
+      reads++;
+      return slow.promise;
+    };
     const first = poller.readings("ns/slow", "f1", 5_000, read);
     await flush();
     clock.advance(1_000);

@@ -10,13 +10,36 @@ const NOW = 1_780_000_000_000;
 /** Five minutes: the staleness bound the operator applies to instant-query samples. */
 const MAX_SAMPLE_AGE_MS = 5 * 60_000;
 const model = { layers: 3, denseLayers: 1, routedExperts: 4, topK: 2 } as unknown as ModelSpec;
-const s = (layer: number, expert: number, value: number, timestampMs = NOW): VectorSample => ({ labels: { layer: String(layer), expert: String(expert) }, value, timestampMs });
+const s = (layer: number, expert: number, value: number, timestampMs = NOW): VectorSample => ({
+  labels: { layer: String(layer), expert: String(expert) },
+  value,
+  timestampMs,
+});
 const full = (v = 10, t = NOW) => [1, 2].flatMap((l) => [0, 1, 2, 3].map((e) => s(l, e, v, t)));
 
 const URL_OK = "http://prometheus.monitoring.svc:9090";
-const heatSource = { type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: URL_OK, query: "q", rateWindowSeconds: 60, timeoutSeconds: 5, layerLabel: "layer", expertLabel: "expert" } } as unknown as HeatSource;
-const latencySource = { type: "Prometheus", prometheus: { url: URL_OK, query: "q", resultUnit: "Seconds", timeoutSeconds: 5 } } as unknown as LatencySource;
-const slo = { metric: "InterTokenLatency", targetLatencyMs: 100, percentile: 99, evaluationWindowSeconds: 60 } as unknown as SloSpec;
+const heatSource = {
+  type: "Prometheus",
+  refreshIntervalSeconds: 5,
+  prometheus: {
+    url: URL_OK,
+    query: "q",
+    rateWindowSeconds: 60,
+    timeoutSeconds: 5,
+    layerLabel: "layer",
+    expertLabel: "expert",
+  },
+} as unknown as HeatSource;
+const latencySource = {
+  type: "Prometheus",
+  prometheus: { url: URL_OK, query: "q", resultUnit: "Seconds", timeoutSeconds: 5 },
+} as unknown as LatencySource;
+const slo = {
+  metric: "InterTokenLatency",
+  targetLatencyMs: 100,
+  percentile: 99,
+  evaluationWindowSeconds: 60,
+} as unknown as SloSpec;
 const target = { namespace: "n", name: "m" };
 
 /** Source deps whose Prometheus answers `samples` to every query. */
@@ -31,7 +54,11 @@ function answering(samples: VectorSample[]): SourceDeps {
 }
 const heatOf = (samples: VectorSample[]) => readHeat(heatSource, model, target, answering(samples));
 const latencyOf = (samples: VectorSample[]) => readLatency(latencySource, slo, target, answering(samples));
-const one = (value: number, timestampMs = NOW, labels: Record<string, string> = {}): VectorSample => ({ labels, value, timestampMs });
+const one = (value: number, timestampMs = NOW, labels: Record<string, string> = {}): VectorSample => ({
+  labels,
+  value,
+  timestampMs,
+});
 
 describe("heat samples", () => {
   it("adds duplicate series and reads a full grid", async () => {
@@ -92,11 +119,36 @@ describe("sources outside the allowlist", () => {
   it("a refused URL is a SourceNotAllowed reading and no request is made", async () => {
     let calls = 0;
     const deps = {
-      prometheus: () => { calls++; return { queryVector: () => Promise.resolve([]) }; },
-      core: undefined as never, nowMs: () => NOW, maxSourceTimeoutMs: 5_000,
-      policy: { prometheusAllowedUrls: ["prometheus.monitoring.svc:9090"], fileHeatSourceDirs: [], fileHeatSourceMaxBytes: 1024 },
+      prometheus: () => {
+        calls++;
+        return { queryVector: () => Promise.resolve([]) };
+      },
+      core: undefined as never,
+      nowMs: () => NOW,
+      maxSourceTimeoutMs: 5_000,
+      policy: {
+        prometheusAllowedUrls: ["prometheus.monitoring.svc:9090"],
+        fileHeatSourceDirs: [],
+        fileHeatSourceMaxBytes: 1024,
+      },
     } satisfies SourceDeps;
-    const r = await readHeat({ type: "Prometheus", refreshIntervalSeconds: 5, prometheus: { url: "http://10.0.0.1:8080", query: "x", rateWindowSeconds: 60, timeoutSeconds: 5, layerLabel: "layer", expertLabel: "expert" } } as never, model, { namespace: "n", name: "m" }, deps);
+    const r = await readHeat(
+      {
+        type: "Prometheus",
+        refreshIntervalSeconds: 5,
+        prometheus: {
+          url: "http://10.0.0.1:8080",
+          query: "x",
+          rateWindowSeconds: 60,
+          timeoutSeconds: 5,
+          layerLabel: "layer",
+          expertLabel: "expert",
+        },
+      } as never,
+      model,
+      { namespace: "n", name: "m" },
+      deps,
+    );
     expect(r.problem?.reason).toBe("SourceNotAllowed");
     expect(calls).toBe(0);
   });

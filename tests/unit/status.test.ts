@@ -5,7 +5,14 @@ import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import type { Decision } from "../../src/domain/decide.ts";
 import type { RolloutPlan } from "../../src/domain/rollout/index.ts";
 import {
-  budgetCondition, computeStatus, degradedCondition, metricsCondition, prewarmingCondition, progressingCondition, sloCondition, type StatusInput,
+  budgetCondition,
+  computeStatus,
+  degradedCondition,
+  metricsCondition,
+  prewarmingCondition,
+  progressingCondition,
+  sloCondition,
+  type StatusInput,
 } from "../../src/controllers/moedeployment/status.ts";
 import type { ShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import { ChildApplyError } from "../../src/controllers/moedeployment/errors.ts";
@@ -22,102 +29,212 @@ function deployment(over: Parameters<typeof testMoEDeployment>[2] = {}): MoEDepl
 
 function decision(over: Partial<Decision> = {}): Decision {
   return {
-    desiredShards: 4, capacity: undefined, reason: "SLOFeedback", message: "p99 within target", shardNodes: [], unschedulableShards: 0,
-    placement: { action: "keep", reason: "balanced", hash: "h1" }, loadTokensPerSecond: 3000, heatUsable: true,
-    usdPerHourNow: 10, usdPerHourDesired: 10, nextCapacityState: {} as Decision["nextCapacityState"], ...over,
+    desiredShards: 4,
+    capacity: undefined,
+    reason: "SLOFeedback",
+    message: "p99 within target",
+    shardNodes: [],
+    unschedulableShards: 0,
+    placement: { action: "keep", reason: "balanced", hash: "h1" },
+    loadTokensPerSecond: 3000,
+    heatUsable: true,
+    usdPerHourNow: 10,
+    usdPerHourDesired: 10,
+    nextCapacityState: {} as Decision["nextCapacityState"],
+    ...over,
   };
 }
 
 const pod = (shardIndex: number, ready = true, extra: Partial<ShardPod> = {}): ShardPod => ({
-  name: `tiny-shard-${shardIndex}`, shardIndex, setHash: `s${shardIndex}`, experts: [], ready, terminating: false, pod: {}, ...extra,
+  name: `tiny-shard-${shardIndex}`,
+  shardIndex,
+  setHash: `s${shardIndex}`,
+  experts: [],
+  ready,
+  terminating: false,
+  pod: {},
+  ...extra,
 });
 
 const rollout = (over: Partial<RolloutPlan> = {}): RolloutPlan => ({
-  create: [], startDrain: [], delete: [], blocked: [], uncoveredNow: 0, complete: true, pendingDesired: 0, ...over,
+  create: [],
+  startDrain: [],
+  delete: [],
+  blocked: [],
+  uncoveredNow: 0,
+  complete: true,
+  pendingDesired: 0,
+  ...over,
 });
 
 function input(over: Partial<StatusInput> = {}): StatusInput {
   return {
-    deployment: deployment(), decision: decision(), heat: {}, latency: { p99Ms: 40, atMs: NOW - 1000 }, router: {
-      metadata: { generation: 1 }, status: { readyReplicas: 1, observedGeneration: 1 },
+    deployment: deployment(),
+    decision: decision(),
+    heat: {},
+    latency: { p99Ms: 40, atMs: NOW - 1000 },
+    router: {
+      metadata: { generation: 1 },
+      status: { readyReplicas: 1, observedGeneration: 1 },
     },
-    shardPods: [0, 1, 2, 3].map((i) => pod(i)), managesWorkloads: true, rollout: rollout(),
-    placement: { version: 2, hash: "h1", changed: false, rebalanced: false }, applyErrors: [], nowMs: NOW, ...over,
+    shardPods: [0, 1, 2, 3].map((i) => pod(i)),
+    managesWorkloads: true,
+    rollout: rollout(),
+    placement: { version: 2, hash: "h1", changed: false, rebalanced: false },
+    applyErrors: [],
+    nowMs: NOW,
+    ...over,
   };
 }
 
 describe("MetricsAvailable", () => {
   it("is True with fresh readings and False naming the source problem, holding capacity", () => {
     expect(metricsCondition(input())).toMatchObject({ status: "True", reason: "MetricsFresh" });
-    const c = metricsCondition(input({ heat: { problem: { reason: "NoData", message: "heat ConfigMap tiny-heat: NotFound" } } }));
+    const c = metricsCondition(
+      input({ heat: { problem: { reason: "NoData", message: "heat ConfigMap tiny-heat: NotFound" } } }),
+    );
     expect(c).toMatchObject({ status: "False", reason: "NoData" });
-    expect(c.message).toBe("heat ConfigMap tiny-heat: NotFound; holding capacity (no scale-down while metrics are unavailable)");
+    expect(c.message).toBe(
+      "heat ConfigMap tiny-heat: NotFound; holding capacity (no scale-down while metrics are unavailable)",
+    );
   });
 });
 
 describe("SLOMet", () => {
   it("is Unknown without a reading, True within target, False above it with the bound that blocks", () => {
     expect(sloCondition(input({ latency: {} }))).toMatchObject({ status: "Unknown", reason: "MetricsUnavailable" });
-    expect(sloCondition(input())).toMatchObject({ status: "True", reason: "WithinTarget", message: "p99 InterTokenLatency 40.0 ms <= target 100 ms" });
-    const capacity = { conflicts: [{ type: "MaxGpusVsSlo", requiredGpus: 14, message: "" }] } as unknown as Decision["capacity"];
+    expect(sloCondition(input())).toMatchObject({
+      status: "True",
+      reason: "WithinTarget",
+      message: "p99 InterTokenLatency 40.0 ms <= target 100 ms",
+    });
+    const capacity = {
+      conflicts: [{ type: "MaxGpusVsSlo", requiredGpus: 14, message: "" }],
+    } as unknown as Decision["capacity"];
     const c = sloCondition(input({ latency: { p99Ms: 130 }, decision: decision({ capacity }) }));
     expect(c).toMatchObject({ status: "False", reason: "AboveTarget" });
-    expect(c.message).toBe("p99 InterTokenLatency 130.0 ms > target 100 ms: at spec.scaling.maxShards=12: the SLO needs 14 shards");
+    expect(c.message).toBe(
+      "p99 InterTokenLatency 130.0 ms > target 100 ms: at spec.scaling.maxShards=12: the SLO needs 14 shards",
+    );
   });
 });
 
 describe("BudgetExceeded", () => {
   it("says NoBudget without spec.cost.maxUsdPerHour, MinimumOverBudget when even minShards costs too much", () => {
     expect(budgetCondition(input())).toMatchObject({ status: "False", reason: "NoBudget" });
-    const capacity = { conflicts: [{ type: "BudgetBelowMinGpus", message: "minShards costs 12 USD/h > 5 USD/h" }] } as unknown as Decision["capacity"];
-    expect(budgetCondition(input({ deployment: deployment({ maxUsdPerHour: 5 }), decision: decision({ capacity }) })))
-      .toEqual({ type: "BudgetExceeded", status: "True", reason: "MinimumOverBudget", message: "minShards costs 12 USD/h > 5 USD/h" });
-    expect(budgetCondition(input({ deployment: deployment({ maxUsdPerHour: 50 }) }))).toMatchObject({ status: "False", reason: "WithinBudget", message: "desired capacity costs 10.00 USD/h of 50 USD/h" });
+    const capacity = {
+      conflicts: [{ type: "BudgetBelowMinGpus", message: "minShards costs 12 USD/h > 5 USD/h" }],
+    } as unknown as Decision["capacity"];
+    expect(
+      budgetCondition(input({ deployment: deployment({ maxUsdPerHour: 5 }), decision: decision({ capacity }) })),
+    ).toEqual({
+      type: "BudgetExceeded",
+      status: "True",
+      reason: "MinimumOverBudget",
+      message: "minShards costs 12 USD/h > 5 USD/h",
+    });
+    expect(budgetCondition(input({ deployment: deployment({ maxUsdPerHour: 50 }) }))).toMatchObject({
+      status: "False",
+      reason: "WithinBudget",
+      message: "desired capacity costs 10.00 USD/h of 50 USD/h",
+    });
   });
 });
 
 describe("Prewarming", () => {
   it("maps the capacity reason to the condition reason", () => {
     const capacity = { reason: "ForecastPrewarm", conflicts: [] } as unknown as Decision["capacity"];
-    expect(prewarmingCondition(decision({ capacity, message: "peak at 14:00" }))).toMatchObject({ status: "True", reason: "ForecastPeak", message: "peak at 14:00" });
+    expect(prewarmingCondition(decision({ capacity, message: "peak at 14:00" }))).toMatchObject({
+      status: "True",
+      reason: "ForecastPeak",
+      message: "peak at 14:00",
+    });
     expect(prewarmingCondition(decision())).toMatchObject({ status: "False", reason: "NotPrewarming" });
   });
 });
 
 describe("Progressing", () => {
   it("is Stable in Recommend, ScalingUp when shards are missing, Rebalancing while a new placement rolls out", () => {
-    expect(progressingCondition(input({ managesWorkloads: false }))).toMatchObject({ status: "False", reason: "Stable", message: expect.stringMatching(/^mode \w+: nothing is changed in the cluster$/) });
-    expect(progressingCondition(input({ decision: decision({ desiredShards: 5 }) }))).toMatchObject({ status: "True", reason: "ScalingUp", message: "4 -> 5 shards: p99 within target" });
-    const c = progressingCondition(input({ rollout: rollout({ complete: false, pendingDesired: 2, blocked: [{ pod: "p", reason: "coverage" }] }), placement: { version: 3, hash: "h2", changed: true, rebalanced: true } }));
-    expect(c).toEqual({ type: "Progressing", status: "True", reason: "Rebalancing", message: "placement v3: 2 new shard pod(s) pending, 1 old pod(s) waiting for coverage" });
-    expect(progressingCondition(input())).toMatchObject({ status: "False", reason: "Stable", message: "4 shards hold placement v2" });
+    expect(progressingCondition(input({ managesWorkloads: false }))).toMatchObject({
+      status: "False",
+      reason: "Stable",
+      message: expect.stringMatching(/^mode \w+: nothing is changed in the cluster$/),
+    });
+    expect(progressingCondition(input({ decision: decision({ desiredShards: 5 }) }))).toMatchObject({
+      status: "True",
+      reason: "ScalingUp",
+      message: "4 -> 5 shards: p99 within target",
+    });
+    const c = progressingCondition(
+      input({
+        rollout: rollout({ complete: false, pendingDesired: 2, blocked: [{ pod: "p", reason: "coverage" }] }),
+        placement: { version: 3, hash: "h2", changed: true, rebalanced: true },
+      }),
+    );
+    expect(c).toEqual({
+      type: "Progressing",
+      status: "True",
+      reason: "Rebalancing",
+      message: "placement v3: 2 new shard pod(s) pending, 1 old pod(s) waiting for coverage",
+    });
+    expect(progressingCondition(input())).toMatchObject({
+      status: "False",
+      reason: "Stable",
+      message: "4 shards hold placement v2",
+    });
   });
 });
 
 describe("Degraded", () => {
   it("names the child whose write failed, with the Kubernetes error and status code", () => {
-    const err = new ChildApplyError("create", { kind: "Pod", name: "tiny-shard-0-abc" }, apiError("create Pod/tiny-shard-0-abc", 403, "pods is forbidden"));
+    const err = new ChildApplyError(
+      "create",
+      { kind: "Pod", name: "tiny-shard-0-abc" },
+      apiError("create Pod/tiny-shard-0-abc", 403, "pods is forbidden"),
+    );
     const c = degradedCondition(input({ applyErrors: [err] }));
-    expect(c).toEqual({ type: "Degraded", status: "True", reason: "ApplyFailed", message: "create Pod/tiny-shard-0-abc: Forbidden (HTTP 403): pods is forbidden" });
+    expect(c).toEqual({
+      type: "Degraded",
+      status: "True",
+      reason: "ApplyFailed",
+      message: "create Pod/tiny-shard-0-abc: Forbidden (HTTP 403): pods is forbidden",
+    });
   });
 
   it("reports unschedulable shards only when the operator manages the workloads", () => {
     const d = decision({ unschedulableShards: 1, desiredShards: 5 });
-    expect(degradedCondition(input({ decision: d }))).toMatchObject({ status: "True", reason: "InsufficientGpuCapacity" });
-    expect(degradedCondition(input({ decision: d, managesWorkloads: false }))).toMatchObject({ status: "False", reason: "AsExpected" });
+    expect(degradedCondition(input({ decision: d }))).toMatchObject({
+      status: "True",
+      reason: "InsufficientGpuCapacity",
+    });
+    expect(degradedCondition(input({ decision: d, managesWorkloads: false }))).toMatchObject({
+      status: "False",
+      reason: "AsExpected",
+    });
   });
 });
 
 describe("computeStatus", () => {
   it("keeps Ready=True while a rebalance rolls out with every expert covered and minShards serving", () => {
-    const s = computeStatus(input({ rollout: rollout({ complete: false, pendingDesired: 1 }), shardPods: [...[0, 1, 2, 3].map((i) => pod(i)), pod(1, false, { name: "tiny-shard-1-new", setHash: "n1" })] }));
+    const s = computeStatus(
+      input({
+        rollout: rollout({ complete: false, pendingDesired: 1 }),
+        shardPods: [...[0, 1, 2, 3].map((i) => pod(i)), pod(1, false, { name: "tiny-shard-1-new", setHash: "n1" })],
+      }),
+    );
     const ready = s.conditions?.find((c) => c.type === "Ready");
     expect(ready).toMatchObject({ status: "True", reason: "AllComponentsReady" });
-    expect(ready?.message).toMatch(/^serving with 4 Ready expert shards and every expert covered; rolling out placement v2/);
+    expect(ready?.message).toMatch(
+      /^serving with 4 Ready expert shards and every expert covered; rolling out placement v2/,
+    );
   });
 
   it("turns Ready False with Degraded's reason, and keeps lastTransitionTime while a condition does not flip", () => {
-    const err = new ChildApplyError("apply", { kind: "ConfigMap", name: "tiny-placement" }, apiError("apply ConfigMap/tiny-placement", 500));
+    const err = new ChildApplyError(
+      "apply",
+      { kind: "ConfigMap", name: "tiny-placement" },
+      apiError("apply ConfigMap/tiny-placement", 500),
+    );
     const first = computeStatus(input({ applyErrors: [err] }));
     expect(first.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "ApplyFailed" });
     const d = { ...deployment(), status: first };
@@ -128,10 +245,22 @@ describe("computeStatus", () => {
 
   it("reports live shards, GPUs and cost in Auto, only the recommendation in Recommend", () => {
     const auto = computeStatus(input());
-    expect(auto).toMatchObject({ currentShards: 4, desiredShards: 4, currentGpus: 5, desiredGpus: 5, cost: { usdPerHour: 10 } });
+    expect(auto).toMatchObject({
+      currentShards: 4,
+      desiredShards: 4,
+      currentGpus: 5,
+      desiredGpus: 5,
+      cost: { usdPerHour: 10 },
+    });
     expect(auto.placement).toMatchObject({ version: 2, hash: "h1", configMapName: "tiny-placement" });
     const rec = computeStatus(input({ managesWorkloads: false, rollout: undefined }));
-    expect(rec).toMatchObject({ currentShards: 0, currentGpus: 0, desiredGpus: 5, cost: { usdPerHour: 0 }, recommendation: { shards: 4, gpus: 5, usdPerHour: 10, reason: "SLOTarget" } });
+    expect(rec).toMatchObject({
+      currentShards: 0,
+      currentGpus: 0,
+      desiredGpus: 5,
+      cost: { usdPerHour: 0 },
+      recommendation: { shards: 4, gpus: 5, usdPerHour: 10, reason: "SLOTarget" },
+    });
     expect(rec.desiredShards).toBeUndefined();
     expect(rec.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "RecommendOnly" });
   });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { correlation, driftHeat, generateHeat, heatStatistics, medianHeatStatistics, sampleHeat } from "../../src/domain/synthetic/heat.ts";
+import {
+  correlation,
+  driftHeat,
+  generateHeat,
+  heatStatistics,
+  medianHeatStatistics,
+  sampleHeat,
+} from "../../src/domain/synthetic/heat.ts";
 import { createRng } from "../../src/domain/rng.ts";
 
 describe("synthetic heat", () => {
@@ -31,7 +38,10 @@ describe("synthetic heat", () => {
     const d = driftHeat(h, { correlation: 0.98, seed: 2 });
     h.forEach((row, l) => {
       expect(correlation(row, d[l]!)).toBeCloseTo(0.98, 3);
-      expect(d[l]!.reduce((a, b) => a + b, 0)).toBeCloseTo(row.reduce((a, b) => a + b, 0), 3);
+      expect(d[l]!.reduce((a, b) => a + b, 0)).toBeCloseTo(
+        row.reduce((a, b) => a + b, 0),
+        3,
+      );
     });
   });
 

@@ -43,7 +43,13 @@ describe("WorkQueue", () => {
   it("backs off exponentially per key and forgets on success", () => {
     const clock = new FakeClock();
     const q = new WorkQueue<string>({ clock, baseBackoffMs: 100, maxBackoffMs: 1_000 });
-    expect([q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a")]).toEqual([100, 200, 400, 800, 1_000]);
+    expect([
+      q.addRateLimited("a"),
+      q.addRateLimited("a"),
+      q.addRateLimited("a"),
+      q.addRateLimited("a"),
+      q.addRateLimited("a"),
+    ]).toEqual([100, 200, 400, 800, 1_000]);
     expect(q.addRateLimited("b")).toBe(100);
     q.forget("a");
     expect(q.failures("a")).toBe(0);

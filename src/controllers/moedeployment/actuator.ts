@@ -73,7 +73,11 @@ export class ClusterActuator implements Actuator {
     const errors: ChildApplyError[] = [];
     for (const obj of [plan.router, plan.placementConfigMap]) {
       if (!obj) continue;
-      await this.#kube.apply(obj).catch((err: unknown) => errors.push(new ChildApplyError("apply", { kind: obj.kind!, name: obj.metadata!.name! }, err)));
+      await this.#kube
+        .apply(obj)
+        .catch((err: unknown) =>
+          errors.push(new ChildApplyError("apply", { kind: obj.kind!, name: obj.metadata!.name! }, err)),
+        );
     }
     // Shard pods follow the placement only once it is published (and the router exists).
     if (!plan.rollout || errors.length > 0) return { errors };
@@ -88,17 +92,31 @@ export class ClusterActuator implements Actuator {
     };
     for (const pod of plan.createPods) {
       const name = pod.metadata!.name!;
-      await this.#kube.create(pod).then(() => ctx.log.info({ pod: name, node: pod.metadata?.annotations?.[ShardAnnotation.preferredNode] }, "created shard pod"), failed("create", name, ["AlreadyExists"]));
+      await this.#kube
+        .create(pod)
+        .then(
+          () =>
+            ctx.log.info(
+              { pod: name, node: pod.metadata?.annotations?.[ShardAnnotation.preferredNode] },
+              "created shard pod",
+            ),
+          failed("create", name, ["AlreadyExists"]),
+        );
     }
     // The drain mark is the time it is written (the rollout counts drainSeconds from it).
     const nowIso = new Date(this.#clock.nowMs()).toISOString();
     for (const name of plan.drainPods) {
-      await this.#kube.mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name }, drainPatch(nowIso))
+      await this.#kube
+        .mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name }, drainPatch(nowIso))
         .then(() => ctx.log.info({ pod: name }, "draining shard pod"), failed("patch", name, ["NotFound"]));
     }
     for (const { name, uid } of plan.deletePods) {
-      await this.#kube.delete({ apiVersion: "v1", kind: "Pod", namespace, name }, { uid })
-        .then(() => ctx.log.info({ pod: name }, "deleted drained shard pod"), failed("delete", name, ["NotFound", "Conflict"]));
+      await this.#kube
+        .delete({ apiVersion: "v1", kind: "Pod", namespace, name }, { uid })
+        .then(
+          () => ctx.log.info({ pod: name }, "deleted drained shard pod"),
+          failed("delete", name, ["NotFound", "Conflict"]),
+        );
     }
   }
 }
@@ -119,7 +137,10 @@ export class PullRequestActuator implements Actuator {
   }
 
   apply(_plan: ChildPlan, ctx: ActuationContext): Promise<ActuationResult> {
-    const condition = this.#sync?.observe(ctx.deployment, boundObservation(ctx.deployment, ctx.decision, ctx.observedP99Ms, ctx.nowMs));
+    const condition = this.#sync?.observe(
+      ctx.deployment,
+      boundObservation(ctx.deployment, ctx.decision, ctx.observedP99Ms, ctx.nowMs),
+    );
     return Promise.resolve({ errors: [], conditions: condition ? [condition] : [] });
   }
 }

@@ -47,7 +47,9 @@ const OPERATOR_LABEL_KEYS: ReadonlySet<string> = new Set(Object.values(Label));
  * defence in depth for objects stored before that rule or with validation off.
  */
 export function withoutOperatorKeys(map: Record<string, string> | undefined): Record<string, string> {
-  return Object.fromEntries(Object.entries(map ?? {}).filter(([k]) => !k.startsWith(OPERATOR_KEY_PREFIX) && !OPERATOR_LABEL_KEYS.has(k)));
+  return Object.fromEntries(
+    Object.entries(map ?? {}).filter(([k]) => !k.startsWith(OPERATOR_KEY_PREFIX) && !OPERATOR_LABEL_KEYS.has(k)),
+  );
 }
 
 /** experts[moeLayer] of GPU g of a placement (EMPTY_SLOT dropped, sorted). */
@@ -59,14 +61,22 @@ export function expertSetHash(experts: ReadonlyArray<ReadonlyArray<number>>): st
   return fnv1a64(JSON.stringify(experts));
 }
 
-function mergeAffinity(base: V1Affinity | undefined, extra: Record<string, unknown> | undefined): V1Affinity | undefined {
+function mergeAffinity(
+  base: V1Affinity | undefined,
+  extra: Record<string, unknown> | undefined,
+): V1Affinity | undefined {
   const a: V1Affinity = structuredClone(base ?? {});
   if (extra) Object.assign(a, structuredClone(extra));
   return Object.keys(a).length > 0 ? a : undefined;
 }
 
 /** The template's pod spec with the GPU request, the operator's env and spec.serving.gpu scheduling merged in. */
-export function podSpecFrom(d: MoEDeployment, template: PodTemplate, gpus: number, env: { name: string; value: string }[]): V1PodSpec {
+export function podSpecFrom(
+  d: MoEDeployment,
+  template: PodTemplate,
+  gpus: number,
+  env: { name: string; value: string }[],
+): V1PodSpec {
   const spec = structuredClone(template.spec) as unknown as V1PodSpec;
   const gpu = d.spec.serving.gpu;
   const containers = spec.containers.map((c, i): V1Container => {
@@ -77,7 +87,11 @@ export function podSpecFrom(d: MoEDeployment, template: PodTemplate, gpus: numbe
       limits[gpu.resourceName] = String(gpus);
       requests[gpu.resourceName] = String(gpus);
     }
-    return { ...c, resources: { ...c.resources, limits, requests }, env: [...(c.env ?? []).filter((e) => !env.some((x) => x.name === e.name)), ...env] };
+    return {
+      ...c,
+      resources: { ...c.resources, limits, requests },
+      env: [...(c.env ?? []).filter((e) => !env.some((x) => x.name === e.name)), ...env],
+    };
   });
   const out: V1PodSpec = { ...spec, containers };
   if (gpu.nodeSelector) out.nodeSelector = { ...spec.nodeSelector, ...gpu.nodeSelector };
@@ -86,4 +100,3 @@ export function podSpecFrom(d: MoEDeployment, template: PodTemplate, gpus: numbe
   if (affinity) out.affinity = affinity;
   return out;
 }
-

@@ -13,9 +13,22 @@ export interface ConditionInput {
 }
 
 /** Order in status.conditions (stable, so an unchanged status serialises identically). */
-const ORDER = [ConditionType.Ready, ConditionType.Progressing, ConditionType.Degraded, ConditionType.SLOMet, ConditionType.BudgetExceeded, ConditionType.MetricsAvailable, ConditionType.Prewarming] as string[];
+const ORDER = [
+  ConditionType.Ready,
+  ConditionType.Progressing,
+  ConditionType.Degraded,
+  ConditionType.SLOMet,
+  ConditionType.BudgetExceeded,
+  ConditionType.MetricsAvailable,
+  ConditionType.Prewarming,
+] as string[];
 
-export function mergeConditions(previous: readonly Condition[] | undefined, next: readonly ConditionInput[], generation: number | undefined, nowIso: string): Condition[] {
+export function mergeConditions(
+  previous: readonly Condition[] | undefined,
+  next: readonly ConditionInput[],
+  generation: number | undefined,
+  nowIso: string,
+): Condition[] {
   const prev = new Map((previous ?? []).map((c) => [c.type, c]));
   const out = next.map((c): Condition => {
     const old = prev.get(c.type);
@@ -49,10 +62,25 @@ export function readyCondition(opts: {
     return { type: ConditionType.Ready, status: "False", reason: opts.degraded.reason, message: opts.degraded.message };
   }
   if (opts.recommendOnly) {
-    return { type: ConditionType.Ready, status: "True", reason: ConditionReason.RecommendOnly, message: "mode Recommend or PullRequest: the recommendation in status is current; no workloads are managed" };
+    return {
+      type: ConditionType.Ready,
+      status: "True",
+      reason: ConditionReason.RecommendOnly,
+      message: "mode Recommend or PullRequest: the recommendation in status is current; no workloads are managed",
+    };
   }
   if (!opts.componentsReady) {
-    return { type: ConditionType.Ready, status: "False", reason: ConditionReason.Reconciling, message: opts.componentsMessage };
+    return {
+      type: ConditionType.Ready,
+      status: "False",
+      reason: ConditionReason.Reconciling,
+      message: opts.componentsMessage,
+    };
   }
-  return { type: ConditionType.Ready, status: "True", reason: ConditionReason.AllComponentsReady, message: opts.componentsMessage };
+  return {
+    type: ConditionType.Ready,
+    status: "True",
+    reason: ConditionReason.AllComponentsReady,
+    message: opts.componentsMessage,
+  };
 }

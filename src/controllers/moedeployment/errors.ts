@@ -16,9 +16,15 @@ export class ChildApplyError extends Error {
   readonly statusCode: number | undefined;
   constructor(verb: string, child: ChildRef, cause: unknown) {
     const api = cause instanceof KubeApiError ? cause : undefined;
-    const kubeError: KubeError = api?.kubeError ?? { kind: "Unknown", message: cause instanceof Error ? cause.message : String(cause) };
+    const kubeError: KubeError = api?.kubeError ?? {
+      kind: "Unknown",
+      message: cause instanceof Error ? cause.message : String(cause),
+    };
     const code = api?.statusCode;
-    super(`${verb} ${child.kind}/${child.name}: ${kubeError.kind}${code !== undefined ? ` (HTTP ${code})` : ""}: ${kubeError.message}`, { cause });
+    super(
+      `${verb} ${child.kind}/${child.name}: ${kubeError.kind}${code !== undefined ? ` (HTTP ${code})` : ""}: ${kubeError.message}`,
+      { cause },
+    );
     this.name = "ChildApplyError";
     this.child = child;
     this.verb = verb;
@@ -30,7 +36,9 @@ export class ChildApplyError extends Error {
 /** Some children of a deployment could not be written; `errors` are the ChildApplyErrors. */
 export class ApplyFailed extends AggregateError {
   constructor(key: string, errors: readonly ChildApplyError[]) {
-    super(errors, `applying children of ${key} failed: ${errors.map((e) => e.message).join("; ")}`, { cause: errors[0] });
+    super(errors, `applying children of ${key} failed: ${errors.map((e) => e.message).join("; ")}`, {
+      cause: errors[0],
+    });
     this.name = "ApplyFailed";
   }
 }

@@ -15,18 +15,31 @@ export interface EventSpec {
 export function scaledEvent(previousDesired: number | undefined, decision: Decision): EventSpec | undefined {
   if (previousDesired === undefined || previousDesired === decision.desiredShards) return undefined;
   const up = decision.desiredShards > previousDesired;
-  return { type: "Normal", reason: up ? "ScaledUp" : "ScaledDown", message: `${previousDesired} -> ${decision.desiredShards} shards (${decision.reason}): ${decision.message}` };
+  return {
+    type: "Normal",
+    reason: up ? "ScaledUp" : "ScaledDown",
+    message: `${previousDesired} -> ${decision.desiredShards} shards (${decision.reason}): ${decision.message}`,
+  };
 }
 
 /** Rebalanced when a replan published a new placement. */
 export function rebalancedEvent(decision: Decision, placement: PlannedPlacement): EventSpec | undefined {
   if (decision.placement.action !== "replan" || !placement.changed) return undefined;
   const movedPercent = ((decision.placement.movedFraction ?? 0) * 100).toFixed(1);
-  return { type: "Normal", reason: "Rebalanced", message: `placement v${placement.version}: ${decision.placement.reason}; moved ${movedPercent}% of expert weights` };
+  return {
+    type: "Normal",
+    reason: "Rebalanced",
+    message: `placement v${placement.version}: ${decision.placement.reason}; moved ${movedPercent}% of expert weights`,
+  };
 }
 
 /** A Warning when condition `type` turns False (named by `reason`, else the condition's reason). */
-export function turnedFalseEvent(previous: readonly Condition[] | undefined, next: readonly Condition[] | undefined, type: string, reason?: string): EventSpec | undefined {
+export function turnedFalseEvent(
+  previous: readonly Condition[] | undefined,
+  next: readonly Condition[] | undefined,
+  type: string,
+  reason?: string,
+): EventSpec | undefined {
   const was = previous?.find((c) => c.type === type)?.status;
   const is = next?.find((c) => c.type === type);
   if (is?.status !== "False" || was === "False") return undefined;
@@ -34,7 +47,13 @@ export function turnedFalseEvent(previous: readonly Condition[] | undefined, nex
 }
 
 /** Every event for one reconcile, in order. */
-export function eventsFor(o: { previous: MoEDeploymentStatus | undefined; next: MoEDeploymentStatus; decision: Decision; placement: PlannedPlacement; managesWorkloads: boolean }): EventSpec[] {
+export function eventsFor(o: {
+  previous: MoEDeploymentStatus | undefined;
+  next: MoEDeploymentStatus;
+  decision: Decision;
+  placement: PlannedPlacement;
+  managesWorkloads: boolean;
+}): EventSpec[] {
   const out = [
     o.managesWorkloads ? scaledEvent(o.previous?.desiredShards, o.decision) : undefined,
     o.managesWorkloads ? rebalancedEvent(o.decision, o.placement) : undefined,

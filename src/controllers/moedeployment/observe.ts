@@ -20,7 +20,12 @@ function isSchedulableGpuNode(n: V1Node, selector: Record<string, string>, resou
  * hold, minus the shard pods of ours not yet bound, each counted against the node the operator
  * asked for (one GPU per shard).
  */
-export function nodeViews(spec: MoEDeployment["spec"], nodes: readonly V1Node[], podGpus: readonly PodGpuView[], shardPods: readonly ShardPod[]): NodeView[] {
+export function nodeViews(
+  spec: MoEDeployment["spec"],
+  nodes: readonly V1Node[],
+  podGpus: readonly PodGpuView[],
+  shardPods: readonly ShardPod[],
+): NodeView[] {
   const resource = spec.serving.gpu.resourceName;
   const selector = spec.serving.gpu.nodeSelector ?? {};
   const requested = gpusRequestedByNode(podGpus, resource);
@@ -51,11 +56,19 @@ export function shardViews(pods: readonly ShardPod[], nodes: readonly NodeView[]
     const prev = byIndex.get(p.shardIndex);
     if (!prev || (!prev.ready && p.ready)) byIndex.set(p.shardIndex, p);
   }
-  return [...byIndex.values()].sort((a, b) => a.shardIndex - b.shardIndex).map((p) => {
-    const nodeName = p.pod.spec?.nodeName;
-    const node = nodes.find((n) => n.name === nodeName);
-    return { shardIndex: p.shardIndex, nodeName, domain: node?.domain, ready: p.ready, usdPerGpuHour: node?.usdPerGpuHour };
-  });
+  return [...byIndex.values()]
+    .sort((a, b) => a.shardIndex - b.shardIndex)
+    .map((p) => {
+      const nodeName = p.pod.spec?.nodeName;
+      const node = nodes.find((n) => n.name === nodeName);
+      return {
+        shardIndex: p.shardIndex,
+        nodeName,
+        domain: node?.domain,
+        ready: p.ready,
+        usdPerGpuHour: node?.usdPerGpuHour,
+      };
+    });
 }
 
 /** Cold-start durations (creation -> Ready) of pods not seen before; adds them to `seen`. */

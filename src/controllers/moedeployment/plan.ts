@@ -64,32 +64,62 @@ function plannedPlacement(decision: Decision, published: PublishedPlacement | un
   const hash = decision.placement.hash;
   const changed = decision.placement.placement !== undefined && hash !== published?.hash;
   const version = (published?.version ?? 0) + (changed ? 1 : 0);
-  return { version, hash, changed, rebalanced: decision.placement.action === "replan" || decision.placement.action === "initial" };
+  return {
+    version,
+    hash,
+    changed,
+    rebalanced: decision.placement.action === "replan" || decision.placement.action === "initial",
+  };
 }
 
 export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChildren, o: PlanOptions): ChildPlan {
   const desired = desiredShards(decision);
   const placement = plannedPlacement(decision, live.published);
   const target = decision.placement.placement;
-  const plan: ChildPlan = { router: routerToApply(d, live.router), createPods: [], drainPods: [], deletePods: [], placement, desired };
+  const plan: ChildPlan = {
+    router: routerToApply(d, live.router),
+    createPods: [],
+    drainPods: [],
+    deletePods: [],
+    placement,
+    desired,
+  };
   const hash = placement.hash;
   if (!target || hash === undefined) return plan;
   if (placement.changed) {
     plan.placementConfigMap = renderPlacementConfigMap(d, {
-      placement: target, hash, version: placement.version, denseLayers: d.spec.model.denseLayers, heatBasis: decision.placement.heatBasis,
+      placement: target,
+      hash,
+      version: placement.version,
+      denseLayers: d.spec.model.denseLayers,
+      heatBasis: decision.placement.heatBasis,
       shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
     });
   }
   const rollout = planRollout({
-    pods: live.shardPods, desired, layerCount: moeLayerCount(d.spec.model), expertCount: d.spec.model.routedExperts, nowMs: o.nowMs,
-    drainSeconds: o.drainSeconds, maxSurge: o.maxSurge,
+    pods: live.shardPods,
+    desired,
+    layerCount: moeLayerCount(d.spec.model),
+    expertCount: d.spec.model.routedExperts,
+    nowMs: o.nowMs,
+    drainSeconds: o.drainSeconds,
+    maxSurge: o.maxSurge,
   });
   plan.rollout = rollout;
-  plan.createPods = rollout.create.map((s) => renderShardPod(d, {
-    shardIndex: s.shardIndex, experts: s.experts.map((l) => [...l]), setHash: s.setHash,
-    placementVersion: placement.version, placementHash: hash, preferredNode: s.nodeName,
-  }));
+  plan.createPods = rollout.create.map((s) =>
+    renderShardPod(d, {
+      shardIndex: s.shardIndex,
+      experts: s.experts.map((l) => [...l]),
+      setHash: s.setHash,
+      placementVersion: placement.version,
+      placementHash: hash,
+      preferredNode: s.nodeName,
+    }),
+  );
   plan.drainPods = [...rollout.startDrain];
-  plan.deletePods = rollout.delete.map((name) => ({ name, uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid }));
+  plan.deletePods = rollout.delete.map((name) => ({
+    name,
+    uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,
+  }));
   return plan;
 }

@@ -2,7 +2,13 @@
 // many GPUs (or other extended resources) it holds. The operator caches all pods
 // through this projection, so unrelated pods cost a few hundred bytes each
 // instead of their full spec, status and managedFields.
-import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Container, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Container,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Clock } from "../../runtime/clock.ts";
 import { Informer } from "../../runtime/informer.ts";
@@ -19,7 +25,9 @@ export interface PodGpuView extends KubernetesObject {
 export function projectPodGpus(pod: V1Pod): PodGpuView {
   const m = pod.metadata;
   // Absent fields stay absent (no own properties holding undefined).
-  const view: PodGpuView = { metadata: { namespace: m?.namespace, name: m?.name, uid: m?.uid, resourceVersion: m?.resourceVersion } };
+  const view: PodGpuView = {
+    metadata: { namespace: m?.namespace, name: m?.name, uid: m?.uid, resourceVersion: m?.resourceVersion },
+  };
   if (m?.deletionTimestamp) view.metadata.deletionTimestamp = m.deletionTimestamp;
   if (pod.spec?.nodeName) view.nodeName = pod.spec.nodeName;
   if (pod.status?.phase) view.phase = pod.status.phase;
@@ -59,10 +67,19 @@ export function gpusRequestedByNode(pods: readonly PodGpuView[], resource: strin
 export const POD_LIST_PAGE_SIZE = 100;
 
 /** The all-pods informer of GPU accounting: lists in pages and caches only the projection. */
-export function createPodGpuInformer(o: { kubeConfig: KubeConfig; clock: Clock; logger: Logger; onRestart?: (err: unknown) => void }): Informer<PodGpuView, V1Pod> {
+export function createPodGpuInformer(o: {
+  kubeConfig: KubeConfig;
+  clock: Clock;
+  logger: Logger;
+  onRestart?: (err: unknown) => void;
+}): Informer<PodGpuView, V1Pod> {
   const core = o.kubeConfig.makeApiClient(CoreV1Api);
   return new Informer<PodGpuView, V1Pod>({
-    kubeConfig: o.kubeConfig, path: "/api/v1/pods", clock: o.clock, logger: o.logger, onRestart: o.onRestart,
+    kubeConfig: o.kubeConfig,
+    path: "/api/v1/pods",
+    clock: o.clock,
+    logger: o.logger,
+    onRestart: o.onRestart,
     list: (page) => core.listPodForAllNamespaces({ limit: page?.limit, _continue: page?._continue }),
     pageSize: POD_LIST_PAGE_SIZE,
     transform: projectPodGpus,

@@ -26,12 +26,26 @@ export interface PodPolicyViolation {
 
 /** The capabilities the Pod Security Standards' baseline profile allows to add. */
 export const SAFE_CAPABILITIES: readonly string[] = [
-  "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-  "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+  "AUDIT_WRITE",
+  "CHOWN",
+  "DAC_OVERRIDE",
+  "FOWNER",
+  "FSETID",
+  "KILL",
+  "MKNOD",
+  "NET_BIND_SERVICE",
+  "SETFCAP",
+  "SETGID",
+  "SETPCAP",
+  "SETUID",
+  "SYS_CHROOT",
 ];
 
 export const DEFAULT_POD_POLICY: PodTemplatePolicy = {
-  mode: "restricted", allowedServiceAccounts: ["default"], allowedHostPaths: [], allowedCapabilities: [],
+  mode: "restricted",
+  allowedServiceAccounts: ["default"],
+  allowedHostPaths: [],
+  allowedCapabilities: [],
 };
 
 type Obj = Record<string, unknown>;
@@ -53,13 +67,16 @@ export function checkPodTemplate(template: PodTemplate, path: string, policy: Po
   const spec = obj(template.spec);
   const at = `${path}.spec`;
   for (const field of ["hostNetwork", "hostPID", "hostIPC"]) {
-    if (spec[field] === true) out.push({ path: `${at}.${field}`, message: "host namespaces are not allowed by the operator's pod policy" });
+    if (spec[field] === true)
+      out.push({ path: `${at}.${field}`, message: "host namespaces are not allowed by the operator's pod policy" });
   }
   checkServiceAccount(spec, at, policy, out);
   list(spec.volumes).forEach((v, i) => checkHostPath(obj(v), `${at}.volumes[${i}].hostPath`, policy, out));
   checkSecurityContext(obj(spec.securityContext), `${at}.securityContext`, policy, out);
   for (const kind of ["initContainers", "containers", "ephemeralContainers"]) {
-    list(spec[kind]).forEach((c, i) => checkSecurityContext(obj(obj(c).securityContext), `${at}.${kind}[${i}].securityContext`, policy, out));
+    list(spec[kind]).forEach((c, i) =>
+      checkSecurityContext(obj(obj(c).securityContext), `${at}.${kind}[${i}].securityContext`, policy, out),
+    );
   }
   return out;
 }
@@ -69,7 +86,10 @@ function checkServiceAccount(spec: Obj, at: string, policy: PodTemplatePolicy, o
     const name = spec[field];
     if (name === undefined || name === "") continue;
     if (typeof name !== "string" || !policy.allowedServiceAccounts.includes(name)) {
-      out.push({ path: `${at}.${field}`, message: `ServiceAccount ${JSON.stringify(name)} is not allowed by the operator's pod policy (allowed: ${policy.allowedServiceAccounts.join(", ") || "none"})` });
+      out.push({
+        path: `${at}.${field}`,
+        message: `ServiceAccount ${JSON.stringify(name)} is not allowed by the operator's pod policy (allowed: ${policy.allowedServiceAccounts.join(", ") || "none"})`,
+      });
     }
   }
 }
@@ -78,8 +98,12 @@ function checkHostPath(volume: Obj, at: string, policy: PodTemplatePolicy, out: 
   if (volume.hostPath === undefined) return;
   const path = obj(volume.hostPath).path;
   if (typeof path === "string" && isAllowedHostPath(path, policy.allowedHostPaths)) return;
-  const allowed = policy.allowedHostPaths.length > 0 ? `allowed: ${policy.allowedHostPaths.join(", ")}` : "none allowed";
-  out.push({ path: at, message: `hostPath ${JSON.stringify(path)} is not allowed by the operator's pod policy (${allowed})` });
+  const allowed =
+    policy.allowedHostPaths.length > 0 ? `allowed: ${policy.allowedHostPaths.join(", ")}` : "none allowed";
+  out.push({
+    path: at,
+    message: `hostPath ${JSON.stringify(path)} is not allowed by the operator's pod policy (${allowed})`,
+  });
 }
 
 /** True when `path` is one of the allowed directories or below one, without `..` segments. */
@@ -93,13 +117,28 @@ export function isAllowedHostPath(path: string, allowed: readonly string[]): boo
 }
 
 function checkSecurityContext(sc: Obj, at: string, policy: PodTemplatePolicy, out: PodPolicyViolation[]): void {
-  if (sc.privileged === true) out.push({ path: `${at}.privileged`, message: "privileged containers are not allowed by the operator's pod policy" });
-  if (sc.allowPrivilegeEscalation === true) out.push({ path: `${at}.allowPrivilegeEscalation`, message: "privilege escalation is not allowed by the operator's pod policy" });
-  if (obj(sc.windowsOptions).hostProcess === true) out.push({ path: `${at}.windowsOptions.hostProcess`, message: "host processes are not allowed by the operator's pod policy" });
+  if (sc.privileged === true)
+    out.push({
+      path: `${at}.privileged`,
+      message: "privileged containers are not allowed by the operator's pod policy",
+    });
+  if (sc.allowPrivilegeEscalation === true)
+    out.push({
+      path: `${at}.allowPrivilegeEscalation`,
+      message: "privilege escalation is not allowed by the operator's pod policy",
+    });
+  if (obj(sc.windowsOptions).hostProcess === true)
+    out.push({
+      path: `${at}.windowsOptions.hostProcess`,
+      message: "host processes are not allowed by the operator's pod policy",
+    });
   const allowed = new Set([...SAFE_CAPABILITIES, ...policy.allowedCapabilities.map(normalizeCapability)]);
   list(obj(sc.capabilities).add).forEach((cap, j) => {
     if (typeof cap === "string" && allowed.has(normalizeCapability(cap))) return;
-    out.push({ path: `${at}.capabilities.add[${j}]`, message: `capability ${JSON.stringify(cap)} is not allowed by the operator's pod policy (allowed: the Pod Security Standards baseline set${policy.allowedCapabilities.length > 0 ? ` and ${policy.allowedCapabilities.join(", ")}` : ""})` });
+    out.push({
+      path: `${at}.capabilities.add[${j}]`,
+      message: `capability ${JSON.stringify(cap)} is not allowed by the operator's pod policy (allowed: the Pod Security Standards baseline set${policy.allowedCapabilities.length > 0 ? ` and ${policy.allowedCapabilities.join(", ")}` : ""})`,
+    });
   });
 }
 

@@ -1,5 +1,11 @@
 // MoEDeployment spec (API types) -> the domain's DeploymentPolicy (plain data).
-import { expertReplicaBytes, moeLayerCount, routerGpuCount, type MoEDeploymentSpec, type LatencyMetric as ApiLatencyMetric } from "../../api/schema.ts";
+import {
+  expertReplicaBytes,
+  moeLayerCount,
+  routerGpuCount,
+  type MoEDeploymentSpec,
+  type LatencyMetric as ApiLatencyMetric,
+} from "../../api/schema.ts";
 import { makeCapacityPolicy, type LatencyMetric } from "../../domain/capacity/index.ts";
 import type { DeploymentPolicy } from "../../domain/decide.ts";
 
@@ -19,7 +25,10 @@ export interface PolicyContext {
 export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): DeploymentPolicy {
   const routerGpus = routerGpuCount(spec);
   // The router's GPUs are priced at the default price (0 when unknown) and come out of the budget for shards.
-  const budget = spec.cost.maxUsdPerHour === undefined ? undefined : Math.max(0, spec.cost.maxUsdPerHour - routerGpus * spec.cost.defaultUsdPerGpuHour);
+  const budget =
+    spec.cost.maxUsdPerHour === undefined
+      ? undefined
+      : Math.max(0, spec.cost.maxUsdPerHour - routerGpus * spec.cost.defaultUsdPerGpuHour);
   const coldStartMs = spec.prewarm.coldStartSeconds * 1000;
   const capacity = makeCapacityPolicy({
     slo: { metric: METRIC[spec.slo.metric], targetP99Ms: spec.slo.targetLatencyMs },
@@ -58,7 +67,12 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
       minGpus: s.minShards,
     })),
     forecast: { enabled: spec.prewarm.predictive.enabled },
-    leadTime: { defaultColdStartMs: Math.max(coldStartMs, spec.prewarm.predictive.enabled ? spec.prewarm.predictive.leadSeconds * 1000 - 60_000 : 0) },
+    leadTime: {
+      defaultColdStartMs: Math.max(
+        coldStartMs,
+        spec.prewarm.predictive.enabled ? spec.prewarm.predictive.leadSeconds * 1000 - 60_000 : 0,
+      ),
+    },
   });
   const memory = spec.serving.gpu.memoryBytes;
   return {

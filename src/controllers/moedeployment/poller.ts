@@ -40,7 +40,12 @@ export class SourcePoller {
   }
 
   /** Readings for key, starting a read if due; undefined when none has finished yet for these sources. */
-  async readings(key: string, fingerprint: string, dueMs: number, read: () => Promise<{ heat: HeatReading; latency: LatencyReading }>): Promise<Readings | undefined> {
+  async readings(
+    key: string,
+    fingerprint: string,
+    dueMs: number,
+    read: () => Promise<{ heat: HeatReading; latency: LatencyReading }>,
+  ): Promise<Readings | undefined> {
     let entry = this.#entries.get(key);
     if (!entry) this.#entries.set(key, (entry = { notify: false }));
     const nowMs = this.#o.clock.nowMs();
@@ -63,7 +68,13 @@ export class SourcePoller {
     return this.#entries.size;
   }
 
-  #start(key: string, entry: Entry, fingerprint: string, startedMs: number, read: () => Promise<{ heat: HeatReading; latency: LatencyReading }>): void {
+  #start(
+    key: string,
+    entry: Entry,
+    fingerprint: string,
+    startedMs: number,
+    read: () => Promise<{ heat: HeatReading; latency: LatencyReading }>,
+  ): void {
     const failed = (what: string) => ({ problem: { reason: "QueryFailed" as const, message: `${what} read failed` } });
     entry.inFlight = read()
       .catch(() => ({ heat: failed("heat"), latency: failed("latency") }))
@@ -82,7 +93,12 @@ export class SourcePoller {
     if (!p) return true;
     const stop = new AbortController();
     let done = false;
-    await Promise.race([p.then(() => { done = true; }), this.#o.clock.sleep(this.#o.waitMs, stop.signal)]);
+    await Promise.race([
+      p.then(() => {
+        done = true;
+      }),
+      this.#o.clock.sleep(this.#o.waitMs, stop.signal),
+    ]);
     stop.abort();
     return done;
   }

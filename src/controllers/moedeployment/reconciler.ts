@@ -4,7 +4,18 @@
 // it changed. Level-based: it never looks at which event woke it.
 import type { V1ConfigMap, V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { API_GROUP, API_GROUP_VERSION, API_VERSION, KIND, PLURAL, Label, LabelValue, ConditionType, ConditionReason, type ConditionReasonName } from "../../api/constants.ts";
+import {
+  API_GROUP,
+  API_GROUP_VERSION,
+  API_VERSION,
+  KIND,
+  PLURAL,
+  Label,
+  LabelValue,
+  ConditionType,
+  ConditionReason,
+  type ConditionReasonName,
+} from "../../api/constants.ts";
 import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot } from "../../domain/decide.ts";
@@ -76,7 +87,15 @@ export interface ReconcilerDeps {
 export interface MoEDeploymentObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; namespace?: string; uid?: string; generation?: number; resourceVersion?: string; deletionTimestamp?: Date | string; creationTimestamp?: Date | string };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    generation?: number;
+    resourceVersion?: string;
+    deletionTimestamp?: Date | string;
+    creationTimestamp?: Date | string;
+  };
   spec?: unknown;
   status?: MoEDeploymentStatus;
 }
@@ -111,7 +130,11 @@ export class MoEDeploymentReconciler {
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
-    this.#poller = new SourcePoller({ clock: deps.clock, waitMs: deps.config.sourceWaitMs, onRefreshed: (key) => deps.requeue?.(key) });
+    this.#poller = new SourcePoller({
+      clock: deps.clock,
+      waitMs: deps.config.sourceWaitMs,
+      onRefreshed: (key) => deps.requeue?.(key),
+    });
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -124,7 +147,11 @@ export class MoEDeploymentReconciler {
     const d = await this.#admit(obj, log, nowMs);
     if (!d) return {}; // terminal until the spec (or the operator's pod policy) changes
 
-    const actuator: Actuator = ACTUATORS[d.spec.mode]({ kube: this.#d.kube, clock: this.#d.clock, gitops: this.#d.gitops });
+    const actuator: Actuator = ACTUATORS[d.spec.mode]({
+      kube: this.#d.kube,
+      clock: this.#d.clock,
+      gitops: this.#d.gitops,
+    });
     // Leaving PullRequest mode closes the pull request and deletes its branch (ADR 0014).
     if (d.spec.mode !== "PullRequest") this.#d.gitops?.retire(d);
     const observed = await this.#observe(key, d, mem, actuator);
@@ -133,16 +160,46 @@ export class MoEDeploymentReconciler {
     const decision = decide(observed.snapshot, policy, nowMs);
     this.#remember(mem, decision, observed.heat, nowMs);
 
-    const plan = planChildren(d, decision, observed.live, { nowMs, drainSeconds: cfg.drainSeconds, maxSurge: cfg.maxSurge });
-    const result = await actuator.apply(plan, { deployment: d, decision, log, nowMs, observedP99Ms: observed.latency.p99Ms });
+    const plan = planChildren(d, decision, observed.live, {
+      nowMs,
+      drainSeconds: cfg.drainSeconds,
+      maxSurge: cfg.maxSurge,
+    });
+    const result = await actuator.apply(plan, {
+      deployment: d,
+      decision,
+      log,
+      nowMs,
+      observedP99Ms: observed.latency.p99Ms,
+    });
     const status = computeStatus({
-      deployment: d, decision, heat: observed.heat, latency: observed.latency, router: observed.live.router, shardPods: observed.live.shardPods,
-      managesWorkloads: actuator.managesWorkloads, rollout: result.rollout, placement: plan.placement, applyErrors: result.errors, nowMs,
+      deployment: d,
+      decision,
+      heat: observed.heat,
+      latency: observed.latency,
+      router: observed.live.router,
+      shardPods: observed.live.shardPods,
+      managesWorkloads: actuator.managesWorkloads,
+      rollout: result.rollout,
+      placement: plan.placement,
+      applyErrors: result.errors,
+      nowMs,
       actuatorConditions: result.conditions,
     });
     await this.#writeStatus(obj, status);
-    this.#recordMetrics(d, decision, status, actuator.managesWorkloads ? servingShardCount(observed.live.shardPods) : 0);
-    const events = eventsFor({ previous: d.status, next: status, decision, placement: plan.placement, managesWorkloads: actuator.managesWorkloads });
+    this.#recordMetrics(
+      d,
+      decision,
+      status,
+      actuator.managesWorkloads ? servingShardCount(observed.live.shardPods) : 0,
+    );
+    const events = eventsFor({
+      previous: d.status,
+      next: status,
+      decision,
+      placement: plan.placement,
+      managesWorkloads: actuator.managesWorkloads,
+    });
     for (const e of events) await this.#event(obj, e, nowMs);
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
@@ -179,7 +236,11 @@ export class MoEDeploymentReconciler {
 
   /** The validated deployment, or undefined after refusing it (invalid spec, pod template against policy). */
   async #admit(obj: MoEDeploymentObject, log: Logger, nowMs: number): Promise<MoEDeployment | undefined> {
-    const parsed = parseMoEDeployment({ ...obj, apiVersion: obj.apiVersion ?? API_GROUP_VERSION, kind: obj.kind ?? KIND });
+    const parsed = parseMoEDeployment({
+      ...obj,
+      apiVersion: obj.apiVersion ?? API_GROUP_VERSION,
+      kind: obj.kind ?? KIND,
+    });
     if (!parsed.ok) {
       log.warn({ issues: parsed.issues }, "invalid MoEDeployment spec");
       await this.#refuse(obj, ConditionReason.InvalidSpec, formatIssues(parsed.issues), nowMs);
@@ -188,7 +249,12 @@ export class MoEDeploymentReconciler {
     const rejected = checkPodTemplatePolicies(parsed.value.spec, this.#d.config.podPolicy ?? DEFAULT_POD_POLICY);
     if (rejected.length > 0) {
       log.warn({ violations: rejected }, "pod template rejected by the pod policy");
-      await this.#refuse(obj, ConditionReason.PodTemplateRejected, formatIssues(rejected.map((v) => ({ ...v, severity: "error" as const }))), nowMs);
+      await this.#refuse(
+        obj,
+        ConditionReason.PodTemplateRejected,
+        formatIssues(rejected.map((v) => ({ ...v, severity: "error" as const }))),
+        nowMs,
+      );
       return undefined;
     }
     return parsed.value;
@@ -200,9 +266,20 @@ export class MoEDeploymentReconciler {
     const namespace = metadata.namespace!;
     const names = childNames(metadata.name!);
     const ownedBy = (o: V1Pod) => o.metadata?.ownerReferences?.some((r) => r.uid === metadata.uid) ?? false;
-    const pods = this.#d.pods.list(namespace).filter((p) => p.metadata?.labels?.[Label.deployment] === metadata.name && p.metadata?.labels?.[Label.component] === LabelValue.componentExpertShard && ownedBy(p));
+    const pods = this.#d.pods
+      .list(namespace)
+      .filter(
+        (p) =>
+          p.metadata?.labels?.[Label.deployment] === metadata.name &&
+          p.metadata?.labels?.[Label.component] === LabelValue.componentExpertShard &&
+          ownedBy(p),
+      );
     const shardPods = pods.map(readShardPod).filter((v): v is ShardPod => v !== undefined);
-    const live: LiveChildren = { router: this.#d.deployments.get(names.router, namespace), published: readPlacementConfigMap(this.#d.configMaps.get(names.placement, namespace)), shardPods };
+    const live: LiveChildren = {
+      router: this.#d.deployments.get(names.router, namespace),
+      published: readPlacementConfigMap(this.#d.configMaps.get(names.placement, namespace)),
+      shardPods,
+    };
     const refreshMs = spec.heatSource.refreshIntervalSeconds * 1000;
     const { heat, latency } = await this.#readings(key, d, Math.min(refreshMs, this.#d.config.reconcileIntervalMs));
     const nodes = nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
@@ -218,8 +295,12 @@ export class MoEDeploymentReconciler {
         : (d.status?.recommendation?.shards ?? 0),
       currentPlacement: live.published?.placement,
       currentPlacementHeatBasis: live.published?.heatBasis,
-      lastRebalanceMs: latest(d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined, mem.rebalanceEvaluatedMs),
-      rolloutInProgress: live.published !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
+      lastRebalanceMs: latest(
+        d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined,
+        mem.rebalanceEvaluatedMs,
+      ),
+      rolloutInProgress:
+        live.published !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
       coldStartDurationsMs: newColdStarts(pods, mem.coldStartsSeen),
       capacityState: mem.capacityState,
       trackingSinceMs: mem.trackingSinceMs,
@@ -231,7 +312,11 @@ export class MoEDeploymentReconciler {
   }
 
   /** Heat and latency read concurrently in the background; this reconcile waits at most config.sourceWaitMs. */
-  async #readings(key: string, d: MoEDeployment, dueMs: number): Promise<{ heat: HeatReading; latency: LatencyReading }> {
+  async #readings(
+    key: string,
+    d: MoEDeployment,
+    dueMs: number,
+  ): Promise<{ heat: HeatReading; latency: LatencyReading }> {
     const spec = d.spec;
     const target = { namespace: d.metadata.namespace!, name: d.metadata.name! };
     const fingerprint = JSON.stringify([d.metadata.uid, spec.heatSource, spec.latencySource, spec.model, spec.slo]);
@@ -247,21 +332,31 @@ export class MoEDeploymentReconciler {
       return { heat, latency };
     });
     if (r) return r;
-    const pending = { reason: "NoData" as const, message: `sources have not answered yet (this reconcile waited ${this.#d.config.sourceWaitMs} ms; the read goes on in the background)` };
+    const pending = {
+      reason: "NoData" as const,
+      message: `sources have not answered yet (this reconcile waited ${this.#d.config.sourceWaitMs} ms; the read goes on in the background)`,
+    };
     return { heat: { problem: pending }, latency: { problem: pending } };
   }
 
   /** Ready=False and Degraded=True with `reason`; one event per new message. Nothing is applied. */
   async #refuse(obj: MoEDeploymentObject, reason: ConditionReasonName, message: string, nowMs: number): Promise<void> {
     const nowIso = new Date(nowMs).toISOString();
-    const already = obj.status?.conditions?.some((c) => c.type === ConditionType.Ready && c.reason === reason && c.message === message);
+    const already = obj.status?.conditions?.some(
+      (c) => c.type === ConditionType.Ready && c.reason === reason && c.message === message,
+    );
     const status: MoEDeploymentStatus = {
       ...obj.status,
       observedGeneration: obj.metadata?.generation,
-      conditions: mergeConditions(obj.status?.conditions, [
-        { type: ConditionType.Ready, status: "False", reason, message },
-        { type: ConditionType.Degraded, status: "True", reason, message },
-      ], obj.metadata?.generation, nowIso),
+      conditions: mergeConditions(
+        obj.status?.conditions,
+        [
+          { type: ConditionType.Ready, status: "False", reason, message },
+          { type: ConditionType.Degraded, status: "True", reason, message },
+        ],
+        obj.metadata?.generation,
+        nowIso,
+      ),
     };
     await this.#writeStatus(obj, status);
     if (!already) await this.#event(obj, { type: "Warning", reason, message }, nowMs);
@@ -271,7 +366,12 @@ export class MoEDeploymentReconciler {
     const clean = dropUndefined(status);
     if (JSON.stringify(canonical(obj.status ?? {})) === JSON.stringify(canonical(clean))) return;
     try {
-      await this.#d.kube.replaceStatus(API_GROUP, API_VERSION, PLURAL, { ...obj, apiVersion: API_GROUP_VERSION, kind: KIND, status: clean } as never);
+      await this.#d.kube.replaceStatus(API_GROUP, API_VERSION, PLURAL, {
+        ...obj,
+        apiVersion: API_GROUP_VERSION,
+        kind: KIND,
+        status: clean,
+      } as never);
     } catch (err) {
       if (err instanceof KubeApiError && (err.kubeError.kind === "Conflict" || err.kubeError.kind === "NotFound")) {
         throw new ConflictRequeue(err.message, { cause: err });
@@ -282,7 +382,20 @@ export class MoEDeploymentReconciler {
 
   async #event(obj: MoEDeploymentObject, e: EventSpec, nowMs: number): Promise<void> {
     try {
-      await this.#d.kube.event({ apiVersion: API_GROUP_VERSION, kind: KIND, namespace: obj.metadata!.namespace, name: obj.metadata!.name!, uid: obj.metadata!.uid }, e.type, e.reason, e.message, this.#d.config.component, nowMs);
+      await this.#d.kube.event(
+        {
+          apiVersion: API_GROUP_VERSION,
+          kind: KIND,
+          namespace: obj.metadata!.namespace,
+          name: obj.metadata!.name!,
+          uid: obj.metadata!.uid,
+        },
+        e.type,
+        e.reason,
+        e.message,
+        this.#d.config.component,
+        nowMs,
+      );
     } catch (err) {
       this.#d.logger.warn({ err: (err as Error).message }, "could not record event");
     }
@@ -314,7 +427,12 @@ function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v && typeof v === "object") {
     if (v instanceof Date) return v.toISOString();
-    return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)]));
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, canonical(x)]),
+    );
   }
   return v;
 }

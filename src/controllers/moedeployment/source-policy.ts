@@ -30,7 +30,9 @@ export function allowlistEntryProblem(entry: string): string | undefined {
     if (u.username || u.password || u.search || u.hash) return "must not carry credentials, a query or a fragment";
     return undefined;
   }
-  return HOST_PATTERN.test(entry) ? undefined : "must be an http(s) base URL or a host[:port] pattern (a leading *. matches subdomains)";
+  return HOST_PATTERN.test(entry)
+    ? undefined
+    : "must be an http(s) base URL or a host[:port] pattern (a leading *. matches subdomains)";
 }
 
 function effectivePort(u: URL): string {
@@ -57,7 +59,11 @@ function entryAllows(entry: string, u: URL): boolean {
 }
 
 /** Undefined when the URL may be queried; otherwise a fixed refusal naming the field and the rule. */
-export function prometheusUrlRefusal(url: string, field: string, policy: Pick<SourcePolicy, "prometheusAllowedUrls">): string | undefined {
+export function prometheusUrlRefusal(
+  url: string,
+  field: string,
+  policy: Pick<SourcePolicy, "prometheusAllowedUrls">,
+): string | undefined {
   if (policy.prometheusAllowedUrls.length === 0) {
     return `${field}: no Prometheus URL is allowed by this operator (its --prometheus-allowed-urls is empty); no request was sent`;
   }
@@ -67,7 +73,8 @@ export function prometheusUrlRefusal(url: string, field: string, policy: Pick<So
   } catch {
     return `${field}: not a valid URL; no request was sent`;
   }
-  const shapeOk = (u.protocol === "http:" || u.protocol === "https:") && !u.username && !u.password && !u.search && !u.hash;
+  const shapeOk =
+    (u.protocol === "http:" || u.protocol === "https:") && !u.username && !u.password && !u.search && !u.hash;
   if (shapeOk && policy.prometheusAllowedUrls.some((e) => entryAllows(e, u))) return undefined;
   return `${field}: URL not in the operator's allowlist (--prometheus-allowed-urls); no request was sent`;
 }
@@ -82,11 +89,20 @@ function inside(dir: string, path: string): boolean {
 }
 
 /** Reads a File heat source under the policy; every refusal is a fixed message. */
-export async function readAllowedFile(path: string, policy: Pick<SourcePolicy, "fileHeatSourceDirs" | "fileHeatSourceMaxBytes">): Promise<FileReadResult> {
+export async function readAllowedFile(
+  path: string,
+  policy: Pick<SourcePolicy, "fileHeatSourceDirs" | "fileHeatSourceMaxBytes">,
+): Promise<FileReadResult> {
   if (policy.fileHeatSourceDirs.length === 0) {
-    return { ok: false, message: `${FIELD}: File heat sources are disabled on this operator (--file-heat-source-dirs is empty); nothing was read` };
+    return {
+      ok: false,
+      message: `${FIELD}: File heat sources are disabled on this operator (--file-heat-source-dirs is empty); nothing was read`,
+    };
   }
-  const notAllowed = { ok: false as const, message: `${FIELD}: not a readable file inside the operator's allowed directories (--file-heat-source-dirs)` };
+  const notAllowed = {
+    ok: false as const,
+    message: `${FIELD}: not a readable file inside the operator's allowed directories (--file-heat-source-dirs)`,
+  };
   // Lexical check first: a path outside every allowed directory is never touched (no existence oracle).
   const lexical = resolve(path);
   if (!isAbsolute(path) || !policy.fileHeatSourceDirs.some((d) => inside(resolve(d), lexical))) return notAllowed;
@@ -101,7 +117,11 @@ export async function readAllowedFile(path: string, policy: Pick<SourcePolicy, "
   return readRegularFileCapped(real, policy.fileHeatSourceMaxBytes, notAllowed);
 }
 
-async function readRegularFileCapped(real: string, maxBytes: number, notAllowed: FileReadResult): Promise<FileReadResult> {
+async function readRegularFileCapped(
+  real: string,
+  maxBytes: number,
+  notAllowed: FileReadResult,
+): Promise<FileReadResult> {
   let fh;
   try {
     // O_NONBLOCK: a FIFO does not block the open; O_NOFOLLOW: the resolved path is not swapped for a link.
@@ -112,7 +132,11 @@ async function readRegularFileCapped(real: string, maxBytes: number, notAllowed:
   try {
     const st = await fh.stat();
     if (!st.isFile()) return { ok: false, message: `${FIELD}: not a regular file; nothing was read` };
-    if (st.size > maxBytes) return { ok: false, message: `${FIELD}: file larger than ${maxBytes} bytes (--file-heat-source-max-bytes); nothing was read` };
+    if (st.size > maxBytes)
+      return {
+        ok: false,
+        message: `${FIELD}: file larger than ${maxBytes} bytes (--file-heat-source-max-bytes); nothing was read`,
+      };
     // Read at most maxBytes + 1: a file that grew past the cap since stat is refused too.
     const buf = Buffer.alloc(Math.min(maxBytes + 1, st.size + 1));
     let n = 0;
@@ -121,7 +145,11 @@ async function readRegularFileCapped(real: string, maxBytes: number, notAllowed:
       if (bytesRead === 0) break;
       n += bytesRead;
     }
-    if (n > maxBytes) return { ok: false, message: `${FIELD}: file larger than ${maxBytes} bytes (--file-heat-source-max-bytes); nothing was read` };
+    if (n > maxBytes)
+      return {
+        ok: false,
+        message: `${FIELD}: file larger than ${maxBytes} bytes (--file-heat-source-max-bytes); nothing was read`,
+      };
     if (n > st.size) return { ok: false, message: `${FIELD}: file changed while being read; nothing was used` };
     return { ok: true, text: buf.subarray(0, n).toString("utf8") };
   } catch {

@@ -13,7 +13,8 @@ import { PrometheusError, type PrometheusReader, type VectorSample } from "../..
 import { classifyKubeError } from "../../adapters/kube-errors.ts";
 import { prometheusUrlRefusal, readAllowedFile, type SourcePolicy } from "./source-policy.ts";
 
-export type MetricsProblemReason = "PrometheusUnreachable" | "QueryFailed" | "NoData" | "StaleData" | "BadData" | "SourceNotAllowed";
+export type MetricsProblemReason =
+  "PrometheusUnreachable" | "QueryFailed" | "NoData" | "StaleData" | "BadData" | "SourceNotAllowed";
 
 export interface MetricsProblem {
   reason: MetricsProblemReason;
@@ -59,7 +60,8 @@ export function renderQuery(template: string, vars: Record<string, string>): str
 
 function problemFromError(err: unknown, what: string): MetricsProblem {
   if (err instanceof PrometheusError) {
-    if (err.kind === "Unreachable" || err.kind === "Timeout") return { reason: "PrometheusUnreachable", message: `${what}: ${err.message}` };
+    if (err.kind === "Unreachable" || err.kind === "Timeout")
+      return { reason: "PrometheusUnreachable", message: `${what}: ${err.message}` };
     return { reason: "QueryFailed", message: `${what}: ${err.message}` };
   }
   return { reason: "QueryFailed", message: `${what}: failed` };
@@ -71,19 +73,37 @@ function timeoutMsOf(spec: { timeoutSeconds: number }, deps: SourceDeps): number
 
 /** Undefined when the sample time is plausible; otherwise the problem. */
 export function sampleTimeProblem(timestampMs: number, nowMs: number, what: string): MetricsProblem | undefined {
-  if (!Number.isFinite(timestampMs) || timestampMs <= 0) return { reason: "StaleData", message: `${what}: a sample timestamp is 0 or not a time` };
-  if (nowMs - timestampMs > MAX_SAMPLE_AGE_MS) return { reason: "StaleData", message: `${what}: newest sample is ${Math.round((nowMs - timestampMs) / 1000)} s old (limit ${MAX_SAMPLE_AGE_MS / 1000} s)` };
-  if (timestampMs - nowMs > MAX_SAMPLE_FUTURE_MS) return { reason: "BadData", message: `${what}: sample timestamp is ${Math.round((timestampMs - nowMs) / 1000)} s in the future` };
+  if (!Number.isFinite(timestampMs) || timestampMs <= 0)
+    return { reason: "StaleData", message: `${what}: a sample timestamp is 0 or not a time` };
+  if (nowMs - timestampMs > MAX_SAMPLE_AGE_MS)
+    return {
+      reason: "StaleData",
+      message: `${what}: newest sample is ${Math.round((nowMs - timestampMs) / 1000)} s old (limit ${MAX_SAMPLE_AGE_MS / 1000} s)`,
+    };
+  if (timestampMs - nowMs > MAX_SAMPLE_FUTURE_MS)
+    return {
+      reason: "BadData",
+      message: `${what}: sample timestamp is ${Math.round((timestampMs - nowMs) / 1000)} s in the future`,
+    };
   return undefined;
 }
 
-export async function readHeat(source: HeatSource, model: ModelSpec, target: { namespace: string; name: string }, deps: SourceDeps): Promise<HeatReading> {
+export async function readHeat(
+  source: HeatSource,
+  model: ModelSpec,
+  target: { namespace: string; name: string },
+  deps: SourceDeps,
+): Promise<HeatReading> {
   const now = deps.nowMs();
   if (source.type === "Prometheus" && source.prometheus) {
     const p = source.prometheus;
     const refusal = prometheusUrlRefusal(p.url, "spec.heatSource.prometheus.url", deps.policy);
     if (refusal) return { problem: { reason: "SourceNotAllowed", message: refusal } };
-    const query = renderQuery(p.query, { namespace: target.namespace, name: target.name, window: `${p.rateWindowSeconds}s` });
+    const query = renderQuery(p.query, {
+      namespace: target.namespace,
+      name: target.name,
+      window: `${p.rateWindowSeconds}s`,
+    });
     let samples;
     try {
       const maxSeries = moeLayerCount(model) * model.routedExperts * 2;
@@ -98,11 +118,17 @@ export async function readHeat(source: HeatSource, model: ModelSpec, target: { n
     try {
       const obj = await deps.core.readNamespacedConfigMap({ name: cm.name, namespace: target.namespace });
       const text = obj.data?.[cm.key];
-      if (text === undefined) return { problem: { reason: "NoData", message: `ConfigMap ${cm.name} has no key ${cm.key}` } };
+      if (text === undefined)
+        return { problem: { reason: "NoData", message: `ConfigMap ${cm.name} has no key ${cm.key}` } };
       return parseHeatJson(text, `spec.heatSource.configMap (ConfigMap ${cm.name} key ${cm.key})`, model, now);
     } catch (err) {
       const k = classifyKubeError(err);
-      return { problem: { reason: k.kind === "NotFound" ? "NoData" : "QueryFailed", message: `heat ConfigMap ${cm.name}: ${k.kind}` } };
+      return {
+        problem: {
+          reason: k.kind === "NotFound" ? "NoData" : "QueryFailed",
+          message: `heat ConfigMap ${cm.name}: ${k.kind}`,
+        },
+      };
     }
   }
   if (source.type === "File" && source.file) {
@@ -114,7 +140,12 @@ export async function readHeat(source: HeatSource, model: ModelSpec, target: { n
 }
 
 /** Heat from a Prometheus vector: duplicate series add up; overflow, absurd values and bad times are problems. */
-export function heatFromSamples(samples: readonly VectorSample[], model: ModelSpec, labels: { layerLabel: string; expertLabel: string }, nowMs: number): HeatReading {
+export function heatFromSamples(
+  samples: readonly VectorSample[],
+  model: ModelSpec,
+  labels: { layerLabel: string; expertLabel: string },
+  nowMs: number,
+): HeatReading {
   const layers = moeLayerCount(model);
   const experts = model.routedExperts;
   if (samples.length === 0) return { problem: { reason: "NoData", message: "heat query returned no series" } };
@@ -126,13 +157,31 @@ export function heatFromSamples(samples: readonly VectorSample[], model: ModelSp
     const layer = Number(s.labels[labels.layerLabel]);
     const expert = Number(s.labels[labels.expertLabel]);
     const l = layer - model.denseLayers;
-    if (!Number.isInteger(layer) || !Number.isInteger(expert) || l < 0 || l >= layers || expert < 0 || expert >= experts) continue;
+    if (
+      !Number.isInteger(layer) ||
+      !Number.isInteger(expert) ||
+      l < 0 ||
+      l >= layers ||
+      expert < 0 ||
+      expert >= experts
+    )
+      continue;
     if (!Number.isFinite(s.value) || s.value < 0 || s.value > MAX_HEAT_TOKENS_PER_SECOND) {
-      return { problem: { reason: "BadData", message: `heat query: a series for layer ${layer} expert ${expert} has a value outside [0, ${MAX_HEAT_TOKENS_PER_SECOND}] tokens/s` } };
+      return {
+        problem: {
+          reason: "BadData",
+          message: `heat query: a series for layer ${layer} expert ${expert} has a value outside [0, ${MAX_HEAT_TOKENS_PER_SECOND}] tokens/s`,
+        },
+      };
     }
     const cell = heat[l]![expert]! + s.value;
     if (!Number.isFinite(cell) || cell > MAX_HEAT_TOKENS_PER_SECOND) {
-      return { problem: { reason: "BadData", message: `heat query: series for layer ${layer} expert ${expert} sum to more than ${MAX_HEAT_TOKENS_PER_SECOND} tokens/s` } };
+      return {
+        problem: {
+          reason: "BadData",
+          message: `heat query: series for layer ${layer} expert ${expert} sum to more than ${MAX_HEAT_TOKENS_PER_SECOND} tokens/s`,
+        },
+      };
     }
     heat[l]![expert] = cell;
     if (!seen[l * experts + expert]) {
@@ -141,7 +190,13 @@ export function heatFromSamples(samples: readonly VectorSample[], model: ModelSp
     }
     oldest = Math.min(oldest, s.timestampMs);
   }
-  if (present === 0) return { problem: { reason: "NoData", message: `heat query returned ${samples.length} series but none with valid ${labels.layerLabel}/${labels.expertLabel} labels in range` } };
+  if (present === 0)
+    return {
+      problem: {
+        reason: "NoData",
+        message: `heat query returned ${samples.length} series but none with valid ${labels.layerLabel}/${labels.expertLabel} labels in range`,
+      },
+    };
   const timeProblem = sampleTimeProblem(oldest, nowMs, "heat query");
   if (timeProblem) return { problem: timeProblem };
   return { heat: { heat, atMs: Math.min(oldest, nowMs), confidence: present / (layers * experts) } };
@@ -156,10 +211,21 @@ function parseHeatJson(text: string, where: string, model: ModelSpec, nowMs: num
     return { problem: { reason: "QueryFailed", message: `${where}: not valid JSON` } };
   }
   const parsed = heatFromSglangLogicalCount(json, { denseLayerCount: model.denseLayers });
-  if (!parsed.ok) return { problem: { reason: "QueryFailed", message: `${where}: not SGLang's logical_count format (an object whose logical_count is a [layers][experts] array of counts >= 0)` } };
+  if (!parsed.ok)
+    return {
+      problem: {
+        reason: "QueryFailed",
+        message: `${where}: not SGLang's logical_count format (an object whose logical_count is a [layers][experts] array of counts >= 0)`,
+      },
+    };
   const layers = moeLayerCount(model);
   if (parsed.value.heat.length !== layers || parsed.value.heat[0]?.length !== model.routedExperts) {
-    return { problem: { reason: "QueryFailed", message: `${where}: logical_count has ${parsed.value.heat.length} MoE layers x ${parsed.value.heat[0]?.length ?? 0} experts after ${model.denseLayers} dense layers; the model has ${layers} x ${model.routedExperts}` } };
+    return {
+      problem: {
+        reason: "QueryFailed",
+        message: `${where}: logical_count has ${parsed.value.heat.length} MoE layers x ${parsed.value.heat[0]?.length ?? 0} experts after ${model.denseLayers} dense layers; the model has ${layers} x ${model.routedExperts}`,
+      },
+    };
   }
   if (parsed.value.heat.some((row) => row.some((v) => v > MAX_HEAT_COUNT))) {
     return { problem: { reason: "BadData", message: `${where}: a logical_count is above ${MAX_HEAT_COUNT}` } };
@@ -167,7 +233,12 @@ function parseHeatJson(text: string, where: string, model: ModelSpec, nowMs: num
   return { heat: { heat: parsed.value.heat, atMs: nowMs, confidence: 1 } };
 }
 
-export async function readLatency(source: LatencySource, slo: SloSpec, target: { namespace: string; name: string }, deps: SourceDeps): Promise<LatencyReading> {
+export async function readLatency(
+  source: LatencySource,
+  slo: SloSpec,
+  target: { namespace: string; name: string },
+  deps: SourceDeps,
+): Promise<LatencyReading> {
   if (source.type === "Static" && source.static) return { p99Ms: source.static.latencyMs, atMs: deps.nowMs() };
   if (source.type === "Prometheus" && source.prometheus) {
     const p = source.prometheus;
@@ -181,7 +252,9 @@ export async function readLatency(source: LatencySource, slo: SloSpec, target: {
     });
     let samples;
     try {
-      samples = await deps.prometheus(p.url, timeoutMsOf(p, deps)).queryVector(query, { maxSeries: MAX_LATENCY_SERIES });
+      samples = await deps
+        .prometheus(p.url, timeoutMsOf(p, deps))
+        .queryVector(query, { maxSeries: MAX_LATENCY_SERIES });
     } catch (err) {
       return { problem: problemFromError(err, "latency query") };
     }
@@ -194,14 +267,22 @@ export async function readLatency(source: LatencySource, slo: SloSpec, target: {
 export function latencyFromSamples(samples: readonly VectorSample[], msPerUnit: number, nowMs: number): LatencyReading {
   if (samples.length === 0) return { problem: { reason: "NoData", message: "latency query returned no series" } };
   if (samples.length > 1) {
-    return { problem: { reason: "BadData", message: `latency query returned ${samples.length} series; it must return exactly one (aggregate it, e.g. with max or sum by (le))` } };
+    return {
+      problem: {
+        reason: "BadData",
+        message: `latency query returned ${samples.length} series; it must return exactly one (aggregate it, e.g. with max or sum by (le))`,
+      },
+    };
   }
   const s = samples[0]!;
   // NaN is what histogram_quantile gives without traffic: no data, not bad data.
-  if (Number.isNaN(s.value)) return { problem: { reason: "NoData", message: "latency query returned NaN (no traffic in the window?)" } };
+  if (Number.isNaN(s.value))
+    return { problem: { reason: "NoData", message: "latency query returned NaN (no traffic in the window?)" } };
   const ms = s.value * msPerUnit;
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_LATENCY_MS) {
-    return { problem: { reason: "BadData", message: `latency query returned a value outside [0, ${MAX_LATENCY_MS}] ms` } };
+    return {
+      problem: { reason: "BadData", message: `latency query returned a value outside [0, ${MAX_LATENCY_MS}] ms` },
+    };
   }
   const timeProblem = sampleTimeProblem(s.timestampMs, nowMs, "latency query");
   if (timeProblem) return { problem: timeProblem };

@@ -35,7 +35,8 @@ export interface StatusInput {
   actuatorConditions?: readonly ConditionInput[];
 }
 
-const round = (x: number | undefined, digits: number) => (x === undefined || !Number.isFinite(x) ? undefined : Number(x.toFixed(digits)));
+const round = (x: number | undefined, digits: number) =>
+  x === undefined || !Number.isFinite(x) ? undefined : Number(x.toFixed(digits));
 
 /** Shard indices with a live pod that is not draining. */
 export function liveShardCount(pods: readonly ShardPod[]): number {
@@ -54,14 +55,30 @@ function isHolding(decision: Decision): boolean {
 
 export function metricsCondition(x: Pick<StatusInput, "heat" | "latency" | "decision">): ConditionInput {
   const { decision } = x;
-  const problem = x.heat.problem ?? x.latency.problem ?? (decision.heatProblem ? { reason: ConditionReason.StaleData, message: decision.heatProblem } : undefined);
+  const problem =
+    x.heat.problem ??
+    x.latency.problem ??
+    (decision.heatProblem ? { reason: ConditionReason.StaleData, message: decision.heatProblem } : undefined);
   // A sample the policy screened out (outlier, out of range, collection gap) holds capacity
   // like a source problem does, and says so with the policy's own numbers.
-  const suspect = !problem && isHolding(decision) && decision.capacity ? { reason: ConditionReason.SuspectData, message: decision.capacity.message } : undefined;
+  const suspect =
+    !problem && isHolding(decision) && decision.capacity
+      ? { reason: ConditionReason.SuspectData, message: decision.capacity.message }
+      : undefined;
   const p = problem ?? suspect;
   return p
-    ? { type: ConditionType.MetricsAvailable, status: "False", reason: p.reason, message: `${p.message}; holding capacity (no scale-down while metrics are unavailable)` }
-    : { type: ConditionType.MetricsAvailable, status: "True", reason: ConditionReason.MetricsFresh, message: "heat and latency sources answered with fresh data" };
+    ? {
+        type: ConditionType.MetricsAvailable,
+        status: "False",
+        reason: p.reason,
+        message: `${p.message}; holding capacity (no scale-down while metrics are unavailable)`,
+      }
+    : {
+        type: ConditionType.MetricsAvailable,
+        status: "True",
+        reason: ConditionReason.MetricsFresh,
+        message: "heat and latency sources answered with fresh data",
+      };
 }
 
 /** Why the SLO is (or may soon be) missed, in the spec's terms. */
@@ -71,43 +88,80 @@ function sloRisks(x: Pick<StatusInput, "deployment" | "decision" | "shardPods">)
   const atMax = conflicts.find((c) => c.type === "MaxGpusVsSlo");
   const budget = conflicts.find((c) => c.type === "BudgetVsSlo" || c.type === "BudgetBelowMinGpus");
   const why: string[] = [];
-  if (atMax) why.push(`at spec.scaling.maxShards=${spec.scaling.maxShards}: the SLO needs ${atMax.requiredGpus} shards`);
+  if (atMax)
+    why.push(`at spec.scaling.maxShards=${spec.scaling.maxShards}: the SLO needs ${atMax.requiredGpus} shards`);
   if (budget) why.push(`capped by spec.cost.maxUsdPerHour=${spec.cost.maxUsdPerHour}: ${budget.message}`);
   if (isHolding(x.decision)) why.push("metrics unavailable, holding capacity");
-  if (x.decision.unschedulableShards > 0) why.push(`${x.decision.unschedulableShards} shard(s) have no free ${spec.serving.gpu.resourceName} on any matching node`);
+  if (x.decision.unschedulableShards > 0)
+    why.push(
+      `${x.decision.unschedulableShards} shard(s) have no free ${spec.serving.gpu.resourceName} on any matching node`,
+    );
   const warming = x.shardPods.filter((p) => !p.ready && !p.terminating).length;
   if (warming > 0) why.push(`${warming} shard pod(s) still warming`);
   return why;
 }
 
-export function sloCondition(x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "latency">): ConditionInput {
+export function sloCondition(
+  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "latency">,
+): ConditionInput {
   const { slo } = x.deployment.spec;
   const target = slo.targetLatencyMs;
   const observed = x.latency.p99Ms;
   if (observed === undefined) {
-    return { type: ConditionType.SLOMet, status: "Unknown", reason: ConditionReason.MetricsUnavailable, message: `no observed ${slo.metric} p${slo.percentile}${x.latency.problem ? `: ${x.latency.problem.message}` : ""}` };
+    return {
+      type: ConditionType.SLOMet,
+      status: "Unknown",
+      reason: ConditionReason.MetricsUnavailable,
+      message: `no observed ${slo.metric} p${slo.percentile}${x.latency.problem ? `: ${x.latency.problem.message}` : ""}`,
+    };
   }
   const why = sloRisks(x);
   const measured = `p${slo.percentile} ${slo.metric} ${observed.toFixed(1)} ms`;
   if (observed <= target) {
     const risk = why.length > 0 ? ` (at risk: ${why.join("; ")})` : "";
-    return { type: ConditionType.SLOMet, status: "True", reason: ConditionReason.WithinTarget, message: `${measured} <= target ${target} ms${risk}` };
+    return {
+      type: ConditionType.SLOMet,
+      status: "True",
+      reason: ConditionReason.WithinTarget,
+      message: `${measured} <= target ${target} ms${risk}`,
+    };
   }
-  return { type: ConditionType.SLOMet, status: "False", reason: ConditionReason.AboveTarget, message: `${measured} > target ${target} ms${why.length ? `: ${why.join("; ")}` : "; scaling toward the target"}` };
+  return {
+    type: ConditionType.SLOMet,
+    status: "False",
+    reason: ConditionReason.AboveTarget,
+    message: `${measured} > target ${target} ms${why.length ? `: ${why.join("; ")}` : "; scaling toward the target"}`,
+  };
 }
 
 export function budgetCondition(x: Pick<StatusInput, "deployment" | "decision">): ConditionInput {
   const { cost } = x.deployment.spec;
   const conflicts = x.decision.capacity?.conflicts ?? [];
   const type = ConditionType.BudgetExceeded;
-  if (cost.maxUsdPerHour === undefined) return { type, status: "False", reason: ConditionReason.NoBudget, message: "no budget set (spec.cost.maxUsdPerHour)" };
+  if (cost.maxUsdPerHour === undefined)
+    return {
+      type,
+      status: "False",
+      reason: ConditionReason.NoBudget,
+      message: "no budget set (spec.cost.maxUsdPerHour)",
+    };
   const belowMin = conflicts.find((c) => c.type === "BudgetBelowMinGpus");
   if (belowMin) return { type, status: "True", reason: ConditionReason.MinimumOverBudget, message: belowMin.message };
   const vsSlo = conflicts.find((c) => c.type === "BudgetVsSlo");
   if (vsSlo || x.decision.capacity?.reason === "BudgetCapped") {
-    return { type, status: "True", reason: ConditionReason.CappedByBudget, message: vsSlo?.message ?? x.decision.message };
+    return {
+      type,
+      status: "True",
+      reason: ConditionReason.CappedByBudget,
+      message: vsSlo?.message ?? x.decision.message,
+    };
   }
-  return { type, status: "False", reason: ConditionReason.WithinBudget, message: `desired capacity costs ${x.decision.usdPerHourDesired.toFixed(2)} USD/h of ${cost.maxUsdPerHour} USD/h` };
+  return {
+    type,
+    status: "False",
+    reason: ConditionReason.WithinBudget,
+    message: `desired capacity costs ${x.decision.usdPerHourDesired.toFixed(2)} USD/h of ${cost.maxUsdPerHour} USD/h`,
+  };
 }
 
 export function prewarmingCondition(decision: Decision): ConditionInput {
@@ -115,40 +169,90 @@ export function prewarmingCondition(decision: Decision): ConditionInput {
   const reason = capReason !== undefined ? prewarmApiReasonOf(capReason) : undefined;
   return reason
     ? { type: ConditionType.Prewarming, status: "True", reason, message: decision.message }
-    : { type: ConditionType.Prewarming, status: "False", reason: ConditionReason.NotPrewarming, message: "capacity follows the SLO" };
+    : {
+        type: ConditionType.Prewarming,
+        status: "False",
+        reason: ConditionReason.NotPrewarming,
+        message: "capacity follows the SLO",
+      };
 }
 
-export function progressingCondition(x: Pick<StatusInput, "deployment" | "managesWorkloads" | "decision" | "shardPods" | "rollout" | "placement">): ConditionInput {
+export function progressingCondition(
+  x: Pick<StatusInput, "deployment" | "managesWorkloads" | "decision" | "shardPods" | "rollout" | "placement">,
+): ConditionInput {
   const type = ConditionType.Progressing;
-  if (!x.managesWorkloads) return { type, status: "False", reason: ConditionReason.Stable, message: `mode ${x.deployment.spec.mode}: nothing is changed in the cluster` };
+  if (!x.managesWorkloads)
+    return {
+      type,
+      status: "False",
+      reason: ConditionReason.Stable,
+      message: `mode ${x.deployment.spec.mode}: nothing is changed in the cluster`,
+    };
   const live = liveShardCount(x.shardPods);
   const want = x.decision.desiredShards;
-  if (want > live) return { type, status: "True", reason: ConditionReason.ScalingUp, message: `${live} -> ${want} shards: ${x.decision.message}` };
-  if (want < live) return { type, status: "True", reason: ConditionReason.ScalingDown, message: `${live} -> ${want} shards: ${x.decision.message}` };
+  if (want > live)
+    return {
+      type,
+      status: "True",
+      reason: ConditionReason.ScalingUp,
+      message: `${live} -> ${want} shards: ${x.decision.message}`,
+    };
+  if (want < live)
+    return {
+      type,
+      status: "True",
+      reason: ConditionReason.ScalingDown,
+      message: `${live} -> ${want} shards: ${x.decision.message}`,
+    };
   const { rollout, placement } = x;
   if (rollout && !rollout.complete) {
     return {
-      type, status: "True", reason: placement.changed || placement.rebalanced ? ConditionReason.Rebalancing : ConditionReason.RollingOut,
+      type,
+      status: "True",
+      reason: placement.changed || placement.rebalanced ? ConditionReason.Rebalancing : ConditionReason.RollingOut,
       message: `placement v${placement.version}: ${rollout.pendingDesired} new shard pod(s) pending, ${rollout.blocked.length} old pod(s) waiting for coverage`,
     };
   }
-  return { type, status: "False", reason: ConditionReason.Stable, message: `${live} shards hold placement v${placement.version}` };
+  return {
+    type,
+    status: "False",
+    reason: ConditionReason.Stable,
+    message: `${live} shards hold placement v${placement.version}`,
+  };
 }
 
 /** Degraded: the first problem found, naming the child when a write failed. */
-export function degradedCondition(x: Pick<StatusInput, "managesWorkloads" | "decision" | "shardPods" | "rollout" | "applyErrors" | "deployment">): ConditionInput {
+export function degradedCondition(
+  x: Pick<StatusInput, "managesWorkloads" | "decision" | "shardPods" | "rollout" | "applyErrors" | "deployment">,
+): ConditionInput {
   const type = ConditionType.Degraded;
   const { decision } = x;
-  if (x.applyErrors.length > 0) return { type, status: "True", reason: ConditionReason.ApplyFailed, message: x.applyErrors.map((e) => e.message).join("; ") };
+  if (x.applyErrors.length > 0)
+    return {
+      type,
+      status: "True",
+      reason: ConditionReason.ApplyFailed,
+      message: x.applyErrors.map((e) => e.message).join("; "),
+    };
   if (decision.placement.action === "infeasible" && !decision.placement.placement) {
     return { type, status: "True", reason: ConditionReason.PlacementInfeasible, message: decision.placement.reason };
   }
   if (x.managesWorkloads && decision.unschedulableShards > 0) {
     const resource = x.deployment.spec.serving.gpu.resourceName;
-    return { type, status: "True", reason: ConditionReason.InsufficientGpuCapacity, message: `${decision.unschedulableShards} of ${decision.desiredShards} shards have no free ${resource} on nodes matching spec.serving.gpu.nodeSelector` };
+    return {
+      type,
+      status: "True",
+      reason: ConditionReason.InsufficientGpuCapacity,
+      message: `${decision.unschedulableShards} of ${decision.desiredShards} shards have no free ${resource} on nodes matching spec.serving.gpu.nodeSelector`,
+    };
   }
   if (x.managesWorkloads && x.rollout && x.rollout.uncoveredNow > 0 && x.shardPods.some((p) => p.ready)) {
-    return { type, status: "True", reason: ConditionReason.PodsNotReady, message: `${x.rollout.uncoveredNow} (layer, expert) pairs have no Ready replica` };
+    return {
+      type,
+      status: "True",
+      reason: ConditionReason.PodsNotReady,
+      message: `${x.rollout.uncoveredNow} (layer, expert) pairs have no Ready replica`,
+    };
   }
   return { type, status: "False", reason: ConditionReason.AsExpected, message: "no problems" };
 }
@@ -158,7 +262,11 @@ export function degradedCondition(x: Pick<StatusInput, "managesWorkloads" | "dec
  * Ready=True (Progressing reports it) as long as every (layer, expert) has a Ready replica and at
  * least minShards shards serve, so on-call does not see Ready flap at every rebalance.
  */
-export function readinessCondition(x: StatusInput, degraded: ConditionInput, progressing: ConditionInput): ConditionInput {
+export function readinessCondition(
+  x: StatusInput,
+  degraded: ConditionInput,
+  progressing: ConditionInput,
+): ConditionInput {
   const { spec } = x.deployment;
   const auto = x.managesWorkloads;
   const { rollout, decision } = x;
@@ -171,10 +279,16 @@ export function readinessCondition(x: StatusInput, degraded: ConditionInput, pro
     ? `router ${childNames(x.deployment.metadata.name!).router}: ${x.router?.status?.readyReplicas ?? 0}/${spec.serving.router.replicas} replicas ready`
     : !shardsReady
       ? `expert shards: ${servingShards}/${decision.desiredShards} ready at placement v${version}`
-      : rollout?.complete ?? true
+      : (rollout?.complete ?? true)
         ? `router and ${decision.desiredShards} expert shards ready at placement v${version}`
         : `serving with ${servingShards} Ready expert shards and every expert covered; rolling out placement v${version} to ${decision.desiredShards} shards (see Progressing)`;
-  return readyCondition({ recommendOnly: !auto, degraded, componentsReady: routerReady && shardsReady, componentsMessage, progressing });
+  return readyCondition({
+    recommendOnly: !auto,
+    degraded,
+    componentsReady: routerReady && shardsReady,
+    componentsMessage,
+    progressing,
+  });
 }
 
 export function computeConditions(x: StatusInput): ConditionInput[] {
@@ -182,7 +296,12 @@ export function computeConditions(x: StatusInput): ConditionInput[] {
   const degraded = degradedCondition(x);
   return [
     readinessCondition(x, degraded, progressing),
-    metricsCondition(x), sloCondition(x), budgetCondition(x), prewarmingCondition(x.decision), progressing, degraded,
+    metricsCondition(x),
+    sloCondition(x),
+    budgetCondition(x),
+    prewarmingCondition(x.decision),
+    progressing,
+    degraded,
     ...(x.actuatorConditions ?? []),
   ];
 }
@@ -197,8 +316,11 @@ function placementStatus(x: StatusInput, nowIso: string): MoEDeploymentStatus["p
     hash: decision.placement.hash,
     configMapName: childNames(x.deployment.metadata.name!).placement,
     balancedness: round(decision.placement.metrics?.balancedness, 3) ?? prev?.balancedness,
-    movedFraction: placement.rebalanced && placement.changed ? round(decision.placement.movedFraction ?? 0, 4) : prev?.movedFraction,
-    redundantSlotsPerLayer: target ? Math.max(0, target.gpus.reduce((s, g) => s + g.slotCount, 0) - x.deployment.spec.model.routedExperts) : undefined,
+    movedFraction:
+      placement.rebalanced && placement.changed ? round(decision.placement.movedFraction ?? 0, 4) : prev?.movedFraction,
+    redundantSlotsPerLayer: target
+      ? Math.max(0, target.gpus.reduce((s, g) => s + g.slotCount, 0) - x.deployment.spec.model.routedExperts)
+      : undefined,
     lastRebalanceTime: decision.placement.heatRebalance && placement.changed ? nowIso : prev?.lastRebalanceTime,
   };
 }
@@ -227,30 +349,57 @@ function latencyStatus(x: StatusInput): MoEDeploymentStatus["latency"] {
   const atMs = x.latency.atMs;
   // When the value was measured. A reading equal to the one in status keeps its time: steady
   // state makes no status writes (the time would otherwise change on every refresh).
-  const sampleTime = x.latency.p99Ms === undefined || atMs === undefined || !Number.isFinite(atMs) ? undefined
-    : prev?.sampleTime !== undefined && prev.observedMs === observedMs ? prev.sampleTime
-    : new Date(atMs).toISOString();
+  const sampleTime =
+    x.latency.p99Ms === undefined || atMs === undefined || !Number.isFinite(atMs)
+      ? undefined
+      : prev?.sampleTime !== undefined && prev.observedMs === observedMs
+        ? prev.sampleTime
+        : new Date(atMs).toISOString();
   return { metric: slo.metric, percentile: slo.percentile, observedMs, targetMs: slo.targetLatencyMs, sampleTime };
 }
 
 function costStatus(x: StatusInput): MoEDeploymentStatus["cost"] {
   const usdPerHour = round(x.managesWorkloads ? x.decision.usdPerHourNow : 0, 2) ?? 0;
   const tokens = x.decision.loadTokensPerSecond;
-  return { usdPerHour, usdPerMillionTokens: tokens && tokens > 0 && usdPerHour > 0 ? round((usdPerHour / (tokens * 3600)) * 1e6, 4) : undefined };
+  return {
+    usdPerHour,
+    usdPerMillionTokens:
+      tokens && tokens > 0 && usdPerHour > 0 ? round((usdPerHour / (tokens * 3600)) * 1e6, 4) : undefined,
+  };
 }
 
 function lastScale(x: StatusInput, nowIso: string): MoEDeploymentStatus["lastScale"] {
   const prev = x.deployment.status;
   const { decision } = x;
-  if (!x.managesWorkloads || prev?.desiredShards === undefined || prev.desiredShards === decision.desiredShards) return prev?.lastScale;
-  return { time: nowIso, fromShards: prev.desiredShards, toShards: decision.desiredShards, reason: apiReasonOf(decision.reason), message: decision.message.slice(0, 4000) };
+  if (!x.managesWorkloads || prev?.desiredShards === undefined || prev.desiredShards === decision.desiredShards)
+    return prev?.lastScale;
+  return {
+    time: nowIso,
+    fromShards: prev.desiredShards,
+    toShards: decision.desiredShards,
+    reason: apiReasonOf(decision.reason),
+    message: decision.message.slice(0, 4000),
+  };
 }
 
-export function nextPrewarm(spec: MoEDeployment["spec"], nowMs: number, prev: MoEDeploymentStatus["nextPrewarm"]): MoEDeploymentStatus["nextPrewarm"] {
+export function nextPrewarm(
+  spec: MoEDeployment["spec"],
+  nowMs: number,
+  prev: MoEDeploymentStatus["nextPrewarm"],
+): MoEDeploymentStatus["nextPrewarm"] {
   let best: { atMs: number; name: string; minShards: number } | undefined;
   for (const s of spec.prewarm.schedules ?? []) {
     try {
-      const w = scheduleWindowAt({ name: s.name, start: s.start, durationMs: s.durationMinutes * 60_000, timezone: s.timeZone, minGpus: s.minShards }, nowMs);
+      const w = scheduleWindowAt(
+        {
+          name: s.name,
+          start: s.start,
+          durationMs: s.durationMinutes * 60_000,
+          timezone: s.timeZone,
+          minGpus: s.minShards,
+        },
+        nowMs,
+      );
       if (w.open || w.opensAtMs === undefined) continue;
       const atMs = w.opensAtMs - spec.prewarm.coldStartSeconds * 1000;
       if (!best || atMs < best.atMs) best = { atMs, name: s.name, minShards: s.minShards };
@@ -259,7 +408,12 @@ export function nextPrewarm(spec: MoEDeployment["spec"], nowMs: number, prev: Mo
     }
   }
   if (!best) return undefined;
-  const next = { time: new Date(best.atMs).toISOString(), source: "Schedule" as const, scheduleName: best.name, minShards: best.minShards };
+  const next = {
+    time: new Date(best.atMs).toISOString(),
+    source: "Schedule" as const,
+    scheduleName: best.name,
+    minShards: best.minShards,
+  };
   return prev && JSON.stringify(prev) === JSON.stringify(next) ? prev : next;
 }
 
@@ -272,7 +426,12 @@ export function computeStatus(x: StatusInput): MoEDeploymentStatus {
   const live = liveShardCount(x.shardPods);
   const status: MoEDeploymentStatus = {
     observedGeneration: d.metadata.generation,
-    conditions: mergeConditions(d.status?.conditions as Condition[] | undefined, computeConditions(x), d.metadata.generation, nowIso),
+    conditions: mergeConditions(
+      d.status?.conditions as Condition[] | undefined,
+      computeConditions(x),
+      d.metadata.generation,
+      nowIso,
+    ),
     selector: shardSelector(d.metadata.name!),
     currentShards: auto ? live : 0,
     desiredShards: auto ? x.decision.desiredShards : undefined,

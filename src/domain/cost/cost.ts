@@ -7,10 +7,12 @@ export interface NodePricing {
   /** Node label whose value is the node's USD per GPU-hour as a decimal; takes precedence over table. */
   readonly priceLabelKey?: string | undefined;
   /** Explicit price table keyed by the value of one node label. */
-  readonly table?: {
-    readonly labelKey: string;
-    readonly prices: ReadonlyArray<{ readonly labelValue: string; readonly usdPerGpuHour: number }>;
-  } | undefined;
+  readonly table?:
+    | {
+        readonly labelKey: string;
+        readonly prices: ReadonlyArray<{ readonly labelValue: string; readonly usdPerGpuHour: number }>;
+      }
+    | undefined;
   /** Price when no other rule prices a node; 0 means unknown. */
   readonly defaultUsdPerGpuHour: number;
 }
@@ -44,6 +46,6 @@ export function maxGpusWithinBudget(
   if (!(usdPerGpuHour > 0)) return Infinity;
   const step = Math.max(1, Math.floor(gpuStep));
   // A small epsilon so $10 / $2.5 is 4, not 3.9999999.
-  const units = Math.floor((Math.max(0, budgetUsdPerHour) / usdPerGpuHour) / step + 1e-9);
+  const units = Math.floor(Math.max(0, budgetUsdPerHour) / usdPerGpuHour / step + 1e-9);
   return units * step;
 }

@@ -30,15 +30,24 @@ function formatNumber(field: BoundField, v: number): string {
 }
 
 /** Sets the given fields of the MoEDeployment `target` in `text`. Every field must already exist as a number. */
-export function editManifest(text: string, path: string, target: ManifestTarget, values: Partial<Record<BoundField, number>>): ManifestEdit {
-  if (text.length > MAX_MANIFEST_CHARS) return { ok: false, problem: `${path} is larger than ${MAX_MANIFEST_CHARS} characters` };
+export function editManifest(
+  text: string,
+  path: string,
+  target: ManifestTarget,
+  values: Partial<Record<BoundField, number>>,
+): ManifestEdit {
+  if (text.length > MAX_MANIFEST_CHARS)
+    return { ok: false, problem: `${path} is larger than ${MAX_MANIFEST_CHARS} characters` };
   const docs = parseAllDocuments(text, { keepSourceTokens: false });
   if (!Array.isArray(docs)) return { ok: false, problem: `${path} is empty` };
   const broken = docs.find((d) => d.errors.length > 0);
   if (broken) return { ok: false, problem: `${path} is not valid YAML: ${broken.errors[0]!.message.split("\n")[0]}` };
   const found = docs.filter((d) => matches(d, target));
   if (found.length !== 1) {
-    return { ok: false, problem: `${path} holds ${found.length === 0 ? "no" : found.length} MoEDeployment named ${target.name}${found.length > 1 ? "s" : ""} (metadata.namespace ${target.namespace} or unset)` };
+    return {
+      ok: false,
+      problem: `${path} holds ${found.length === 0 ? "no" : found.length} MoEDeployment named ${target.name}${found.length > 1 ? "s" : ""} (metadata.namespace ${target.namespace} or unset)`,
+    };
   }
   const doc = found[0]!;
   const splices: { start: number; end: number; text: string }[] = [];
@@ -46,7 +55,10 @@ export function editManifest(text: string, path: string, target: ManifestTarget,
     const where = FIELD_PATH[field].join(".");
     const node = doc.getIn(FIELD_PATH[field], true);
     if (!isScalar(node) || typeof node.value !== "number" || !node.range) {
-      return { ok: false, problem: `${path}: ${where} of MoEDeployment ${target.name} is not a plain number (templated or missing), so it cannot be edited` };
+      return {
+        ok: false,
+        problem: `${path}: ${where} of MoEDeployment ${target.name} is not a plain number (templated or missing), so it cannot be edited`,
+      };
     }
     const next = formatNumber(field, value);
     if (Number(next) === node.value) continue;

@@ -65,29 +65,83 @@ function bigEnough(field: BoundField, reference: number, to: number, minChangePe
 
 const minutes = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
 
-function candidates(bounds: Bounds, t: BoundTrack, s: ProposalSettings, nowMs: number): { change: ProposedChange; timeAtBoundMs: number }[] {
+function candidates(
+  bounds: Bounds,
+  t: BoundTrack,
+  s: ProposalSettings,
+  nowMs: number,
+): { change: ProposedChange; timeAtBoundMs: number }[] {
   const out: { change: ProposedChange; timeAtBoundMs: number }[] = [];
-  if (t.atMaxSinceMs !== undefined && nowMs - t.atMaxSinceMs >= s.raiseAfterMs && t.atMaxRequiredShards > bounds.maxShards) {
+  if (
+    t.atMaxSinceMs !== undefined &&
+    nowMs - t.atMaxSinceMs >= s.raiseAfterMs &&
+    t.atMaxRequiredShards > bounds.maxShards
+  ) {
     const at = nowMs - t.atMaxSinceMs;
-    out.push({ timeAtBoundMs: at, change: { field: "maxShards", from: bounds.maxShards, to: t.atMaxRequiredShards, why: `SLOMet was False at maxShards=${bounds.maxShards} for ${minutes(at)}; the SLO needed up to ${t.atMaxRequiredShards} shards` } });
+    out.push({
+      timeAtBoundMs: at,
+      change: {
+        field: "maxShards",
+        from: bounds.maxShards,
+        to: t.atMaxRequiredShards,
+        why: `SLOMet was False at maxShards=${bounds.maxShards} for ${minutes(at)}; the SLO needed up to ${t.atMaxRequiredShards} shards`,
+      },
+    });
   }
-  if (bounds.maxUsdPerHour !== undefined && t.atBudgetSinceMs !== undefined && nowMs - t.atBudgetSinceMs >= s.raiseAfterMs && t.budgetRequiredUsdPerHour > bounds.maxUsdPerHour) {
+  if (
+    bounds.maxUsdPerHour !== undefined &&
+    t.atBudgetSinceMs !== undefined &&
+    nowMs - t.atBudgetSinceMs >= s.raiseAfterMs &&
+    t.budgetRequiredUsdPerHour > bounds.maxUsdPerHour
+  ) {
     const at = nowMs - t.atBudgetSinceMs;
     const to = Math.ceil(t.budgetRequiredUsdPerHour * 100) / 100;
-    out.push({ timeAtBoundMs: at, change: { field: "maxUsdPerHour", from: bounds.maxUsdPerHour, to, why: `SLOMet was False at the budget of ${bounds.maxUsdPerHour} USD/h for ${minutes(at)}; the shards the SLO needed cost about ${to} USD/h` } });
+    out.push({
+      timeAtBoundMs: at,
+      change: {
+        field: "maxUsdPerHour",
+        from: bounds.maxUsdPerHour,
+        to,
+        why: `SLOMet was False at the budget of ${bounds.maxUsdPerHour} USD/h for ${minutes(at)}; the shards the SLO needed cost about ${to} USD/h`,
+      },
+    });
   }
   const quietMs = nowMs - t.lowWindowStartMs;
   if (quietMs >= s.lowerAfterMs && t.peakDesiredShards > 0) {
     const to = Math.max(bounds.minShards, Math.ceil(t.peakDesiredShards * MAX_HEADROOM));
-    if (to < bounds.maxShards) out.push({ timeAtBoundMs: quietMs, change: { field: "maxShards", from: bounds.maxShards, to, why: `maxShards=${bounds.maxShards} was not approached for ${minutes(quietMs)}: at most ${t.peakDesiredShards} shards were wanted (proposed: ${Math.round((MAX_HEADROOM - 1) * 100)}% above that)` } });
+    if (to < bounds.maxShards)
+      out.push({
+        timeAtBoundMs: quietMs,
+        change: {
+          field: "maxShards",
+          from: bounds.maxShards,
+          to,
+          why: `maxShards=${bounds.maxShards} was not approached for ${minutes(quietMs)}: at most ${t.peakDesiredShards} shards were wanted (proposed: ${Math.round((MAX_HEADROOM - 1) * 100)}% above that)`,
+        },
+      });
     const minTo = Math.max(bounds.coverageShards, t.peakSloShards);
-    if (t.peakSloShards > 0 && minTo < bounds.minShards) out.push({ timeAtBoundMs: quietMs, change: { field: "minShards", from: bounds.minShards, to: minTo, why: `for ${minutes(quietMs)} the SLO needed at most ${t.peakSloShards} shards, below minShards=${bounds.minShards} (every expert keeps a slot with ${bounds.coverageShards})` } });
+    if (t.peakSloShards > 0 && minTo < bounds.minShards)
+      out.push({
+        timeAtBoundMs: quietMs,
+        change: {
+          field: "minShards",
+          from: bounds.minShards,
+          to: minTo,
+          why: `for ${minutes(quietMs)} the SLO needed at most ${t.peakSloShards} shards, below minShards=${bounds.minShards} (every expert keeps a slot with ${bounds.coverageShards})`,
+        },
+      });
   }
   return out;
 }
 
 /** The kept changes with the candidates that move a field far enough merged in (after the learning window). */
-function mergeCandidates(bounds: Bounds, track: BoundTrack, s: ProposalSettings, nowMs: number, kept: ProposedChange[]): { changes: ProposedChange[]; timeAtBoundMs: number | undefined } {
+function mergeCandidates(
+  bounds: Bounds,
+  track: BoundTrack,
+  s: ProposalSettings,
+  nowMs: number,
+  kept: ProposedChange[],
+): { changes: ProposedChange[]; timeAtBoundMs: number | undefined } {
   let changes = [...kept];
   let timeAtBoundMs: number | undefined;
   if (nowMs - track.trackingSinceMs >= s.learningWindowMs) {
@@ -109,18 +163,33 @@ function mergeCandidates(bounds: Bounds, track: BoundTrack, s: ProposalSettings,
  * when it moves it by at least minChangePercent. Returns `pending` itself when nothing
  * changed (the caller then writes nothing), undefined when there is nothing to propose.
  */
-export function proposeBounds(bounds: Bounds, track: BoundTrack, s: ProposalSettings, nowMs: number, pending: Proposal | undefined): Proposal | undefined {
+export function proposeBounds(
+  bounds: Bounds,
+  track: BoundTrack,
+  s: ProposalSettings,
+  nowMs: number,
+  pending: Proposal | undefined,
+): Proposal | undefined {
   const kept = (pending?.changes ?? []).filter((c) => stillPending(bounds, c));
   const { changes, timeAtBoundMs } = mergeCandidates(bounds, track, s, nowMs, kept);
   if (changes.length === 0) return undefined;
-  const same = pending !== undefined && changes.length === pending.changes.length && changes.every((c) => pending.changes.includes(c));
+  const same =
+    pending !== undefined &&
+    changes.length === pending.changes.length &&
+    changes.every((c) => pending.changes.includes(c));
   if (same) return pending;
   const o = track.last;
   return {
     changes: [...changes].sort((a, b) => a.field.localeCompare(b.field)),
     evidence: {
-      atMs: nowMs, observedP99Ms: o?.observedP99Ms, targetMs: o?.targetMs ?? 0, gpus: o?.gpus ?? 0, usdPerHour: o?.usdPerHour ?? 0,
-      timeAtBoundMs, decisionReason: o?.reason ?? "Unknown", decisionMessage: o?.message ?? "",
+      atMs: nowMs,
+      observedP99Ms: o?.observedP99Ms,
+      targetMs: o?.targetMs ?? 0,
+      gpus: o?.gpus ?? 0,
+      usdPerHour: o?.usdPerHour ?? 0,
+      timeAtBoundMs,
+      decisionReason: o?.reason ?? "Unknown",
+      decisionMessage: o?.message ?? "",
     },
   };
 }

@@ -22,7 +22,10 @@ export function pullRequestTitle(d: DeploymentRef, p: Proposal): string {
 
 /** Markdown table cells: no pipes or line breaks. */
 function cell(s: string): string {
-  return s.replace(/\|/g, "\\|").replace(/[\r\n]+/g, " ").slice(0, 1000);
+  return s
+    .replace(/\|/g, "\\|")
+    .replace(/[\r\n]+/g, " ")
+    .slice(0, 1000);
 }
 
 function duration(ms: number | undefined): string {
@@ -34,7 +37,9 @@ function duration(ms: number | undefined): string {
 
 export function pullRequestBody(d: DeploymentRef, p: Proposal, manifestPath: string): string {
   const e = p.evidence;
-  const rows = p.changes.map((c) => `| \`${FIELD_PATH[c.field].join(".")}\` | ${fmt(c.from)} | ${fmt(c.to)} | ${cell(c.why)} |`);
+  const rows = p.changes.map(
+    (c) => `| \`${FIELD_PATH[c.field].join(".")}\` | ${fmt(c.from)} | ${fmt(c.to)} | ${cell(c.why)} |`,
+  );
   return [
     `moe-operator proposes new bounds for MoEDeployment \`${d.namespace}/${d.name}\` in \`${cell(manifestPath)}\`.`,
     "Bounds and budget only: live replica counts stay in the cluster. The operator updates this pull request in place; merge it to apply.",

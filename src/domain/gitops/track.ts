@@ -61,17 +61,24 @@ export function boundsKey(b: Bounds): string {
 
 export function startTrack(bounds: Bounds, nowMs: number): BoundTrack {
   return {
-    boundsKey: boundsKey(bounds), trackingSinceMs: nowMs,
-    atMaxRequiredShards: 0, budgetRequiredUsdPerHour: 0,
-    lowWindowStartMs: nowMs, peakDesiredShards: 0, peakSloShards: 0,
+    boundsKey: boundsKey(bounds),
+    trackingSinceMs: nowMs,
+    atMaxRequiredShards: 0,
+    budgetRequiredUsdPerHour: 0,
+    lowWindowStartMs: nowMs,
+    peakDesiredShards: 0,
+    peakSloShards: 0,
   };
 }
 
 /** Folds one observation into the track. A change of bounds restarts the windows (tracking time is kept). */
 export function observeBounds(prev: BoundTrack | undefined, bounds: Bounds, o: BoundObservation): BoundTrack {
-  const base = prev === undefined ? startTrack(bounds, o.nowMs)
-    : prev.boundsKey !== boundsKey(bounds) ? { ...startTrack(bounds, o.nowMs), trackingSinceMs: prev.trackingSinceMs }
-    : prev;
+  const base =
+    prev === undefined
+      ? startTrack(bounds, o.nowMs)
+      : prev.boundsKey !== boundsKey(bounds)
+        ? { ...startTrack(bounds, o.nowMs), trackingSinceMs: prev.trackingSinceMs }
+        : prev;
   if (o.metricsHeld) return { ...base, last: o };
   const sloMissed = o.observedP99Ms !== undefined && o.observedP99Ms > o.targetMs;
   const atMax = sloMissed && o.maxBoundRequiredShards !== undefined;
@@ -79,10 +86,17 @@ export function observeBounds(prev: BoundTrack | undefined, bounds: Bounds, o: B
   const approached = o.desiredShards >= Math.ceil(bounds.maxShards * APPROACH_FRACTION) || atMax;
   return {
     ...base,
-    atMaxSinceMs: atMax ? base.atMaxSinceMs ?? o.nowMs : undefined,
-    atMaxRequiredShards: atMax ? Math.max(base.atMaxSinceMs === undefined ? 0 : base.atMaxRequiredShards, o.maxBoundRequiredShards ?? 0) : 0,
-    atBudgetSinceMs: atBudget ? base.atBudgetSinceMs ?? o.nowMs : undefined,
-    budgetRequiredUsdPerHour: atBudget ? Math.max(base.atBudgetSinceMs === undefined ? 0 : base.budgetRequiredUsdPerHour, o.budgetRequiredUsdPerHour ?? 0) : 0,
+    atMaxSinceMs: atMax ? (base.atMaxSinceMs ?? o.nowMs) : undefined,
+    atMaxRequiredShards: atMax
+      ? Math.max(base.atMaxSinceMs === undefined ? 0 : base.atMaxRequiredShards, o.maxBoundRequiredShards ?? 0)
+      : 0,
+    atBudgetSinceMs: atBudget ? (base.atBudgetSinceMs ?? o.nowMs) : undefined,
+    budgetRequiredUsdPerHour: atBudget
+      ? Math.max(
+          base.atBudgetSinceMs === undefined ? 0 : base.budgetRequiredUsdPerHour,
+          o.budgetRequiredUsdPerHour ?? 0,
+        )
+      : 0,
     lowWindowStartMs: approached ? o.nowMs : base.lowWindowStartMs,
     peakDesiredShards: approached ? 0 : Math.max(base.peakDesiredShards, o.desiredShards),
     peakSloShards: approached ? 0 : Math.max(base.peakSloShards, o.sloShards ?? o.desiredShards),

@@ -88,10 +88,15 @@ function decayedWeight(bin: CalibrationBin, nowMs: number, halfLifeMs: number): 
 
 /** True when an observation carries information the fit can use. */
 export function isUsableObservation(o: LatencyObservation): boolean {
-  return Number.isFinite(o.observedP99Ms) && o.observedP99Ms > 0
-    && Number.isFinite(o.tokensPerSecond) && o.tokensPerSecond >= 0
-    && Number.isFinite(o.gpuCount) && o.gpuCount > 0
-    && Number.isFinite(o.atMs);
+  return (
+    Number.isFinite(o.observedP99Ms) &&
+    o.observedP99Ms > 0 &&
+    Number.isFinite(o.tokensPerSecond) &&
+    o.tokensPerSecond >= 0 &&
+    Number.isFinite(o.gpuCount) &&
+    o.gpuCount > 0 &&
+    Number.isFinite(o.atMs)
+  );
 }
 
 /** Fold one observation in and refit. Unusable observations return the state unchanged. */
@@ -137,7 +142,12 @@ export function observeLatency(
   };
 }
 
-interface Point { readonly w: number; readonly rho: number; readonly logBase: number; readonly y: number }
+interface Point {
+  readonly w: number;
+  readonly rho: number;
+  readonly logBase: number;
+  readonly y: number;
+}
 
 /** Utilisation cap inside the fit: an observation the model calls saturated is compared with the
  * model at this utilisation (about 50x the base latency with queueingFactor 1) rather than with
@@ -153,9 +163,16 @@ function huber(r: number): number {
 }
 
 /** Robust loss at a capacity scale, with the latency scale solved by iteratively reweighted least squares. */
-function lossAt(points: readonly Point[], queueingFactor: number, logBeta: number, prior: number): { loss: number; logAlpha: number } {
+function lossAt(
+  points: readonly Point[],
+  queueingFactor: number,
+  logBeta: number,
+  prior: number,
+): { loss: number; logAlpha: number } {
   const beta = Math.exp(logBeta);
-  const partial = points.map((p) => p.y - p.logBase - Math.log(queueingMultiplier(queueingFactor, Math.min(p.rho / beta, FIT_RHO_CAP))));
+  const partial = points.map(
+    (p) => p.y - p.logBase - Math.log(queueingMultiplier(queueingFactor, Math.min(p.rho / beta, FIT_RHO_CAP))),
+  );
   let logAlpha = 0;
   for (let iteration = 0; iteration < 6; iteration++) {
     let sw = 0;
@@ -181,7 +198,12 @@ export function fitCorrection(
   options: CalibrationOptions = DEFAULT_CALIBRATION_OPTIONS,
 ): LatencyCorrection {
   const points: Point[] = bins
-    .map((b) => ({ w: decayedWeight(b, nowMs, options.halfLifeMs), rho: b.rho, logBase: b.logBaseMs, y: b.logObservedMs }))
+    .map((b) => ({
+      w: decayedWeight(b, nowMs, options.halfLifeMs),
+      rho: b.rho,
+      logBase: b.logBaseMs,
+      y: b.logObservedMs,
+    }))
     .filter((p) => p.w > 1e-6);
   if (points.length === 0) return IDENTITY_CORRECTION;
   const lo = Math.log(options.minCapacityScale);
@@ -207,10 +229,16 @@ export function fitCorrection(
   let fd = lossAt(points, queueingFactor, d, options.priorWeight).loss;
   for (let i = 0; i < 40; i++) {
     if (fc <= fd) {
-      b = d; d = c; fd = fc; c = b - g * (b - a);
+      b = d;
+      d = c;
+      fd = fc;
+      c = b - g * (b - a);
       fc = lossAt(points, queueingFactor, c, options.priorWeight).loss;
     } else {
-      a = c; c = d; fc = fd; d = a + g * (b - a);
+      a = c;
+      c = d;
+      fc = fd;
+      d = a + g * (b - a);
       fd = lossAt(points, queueingFactor, d, options.priorWeight).loss;
     }
   }

@@ -118,11 +118,14 @@ export function effectiveGpuCapacity(
 ): number {
   const cross = Number.isFinite(conditions.crossNodeShare) ? clamp(conditions.crossNodeShare, 0, 1) : 0;
   const redundant = Math.max(0, conditions.redundantExpertsPerGpu ?? 0);
-  const memoryFactor = params.kvCacheMemoryGb > 0
-    ? clamp(1 - (redundant * params.redundantExpertMemoryGb) / params.kvCacheMemoryGb, 0.1, 1)
-    : 1;
-  return (params.tokensPerSecondPerGpu * correction.capacityScale * memoryFactor)
-    / (1 + cross * params.crossNodeCapacityPenalty);
+  const memoryFactor =
+    params.kvCacheMemoryGb > 0
+      ? clamp(1 - (redundant * params.redundantExpertMemoryGb) / params.kvCacheMemoryGb, 0.1, 1)
+      : 1;
+  return (
+    (params.tokensPerSecondPerGpu * correction.capacityScale * memoryFactor) /
+    (1 + cross * params.crossNodeCapacityPenalty)
+  );
 }
 
 /** Utilisation of the hottest GPU at model-nominal capacity (correction applied). */
@@ -156,7 +159,11 @@ export function predictP99LatencyMs(
   correction: LatencyCorrection = IDENTITY_CORRECTION,
 ): number {
   const rho = hottestGpuUtilization(params, c, correction);
-  return correction.latencyScale * unloadedLatencyMs(params, c.crossNodeShare) * queueingMultiplier(params.queueingFactor, rho);
+  return (
+    correction.latencyScale *
+    unloadedLatencyMs(params, c.crossNodeShare) *
+    queueingMultiplier(params.queueingFactor, rho)
+  );
 }
 
 export interface RequiredGpusResult {
@@ -181,7 +188,10 @@ export function requiredGpusForTarget(
   const correction = options.correction ?? IDENTITY_CORRECTION;
   const predictAt = (gpuCount: number): number => predictP99LatencyMs(params, { ...conditions, gpuCount }, correction);
   if (!(conditions.tokensPerSecond > 0)) {
-    return { gpuCount: 0, predictedP99Ms: correction.latencyScale * unloadedLatencyMs(params, conditions.crossNodeShare) };
+    return {
+      gpuCount: 0,
+      predictedP99Ms: correction.latencyScale * unloadedLatencyMs(params, conditions.crossNodeShare),
+    };
   }
   const maxUnits = Math.max(1, Math.floor(options.searchLimitGpus / step));
   const worst = predictAt(maxUnits * step);

@@ -11,11 +11,16 @@ import type { GpuSlotInfo, Placement } from "./types.ts";
  * undefined when `gpus` does not start with exactly the current placement's GPUs
  * (same ids and slot counts, in order) followed by at least one new GPU.
  */
-export function extendPlacement(current: Placement, heat: ReadonlyArray<ReadonlyArray<number>>, gpus: readonly GpuSlotInfo[]): Placement | undefined {
+export function extendPlacement(
+  current: Placement,
+  heat: ReadonlyArray<ReadonlyArray<number>>,
+  gpus: readonly GpuSlotInfo[],
+): Placement | undefined {
   const old = current.gpus.length;
   if (gpus.length <= old || heat.length !== current.layerCount) return undefined;
   for (let g = 0; g < old; g++) {
-    if (gpus[g]!.gpuId !== current.gpus[g]!.gpuId || gpus[g]!.slotCount !== current.gpus[g]!.slotCount) return undefined;
+    if (gpus[g]!.gpuId !== current.gpus[g]!.gpuId || gpus[g]!.slotCount !== current.gpus[g]!.slotCount)
+      return undefined;
   }
   const E = current.expertCount;
   const layers: number[][][] = [];
@@ -54,7 +59,12 @@ export function extendPlacement(current: Placement, heat: ReadonlyArray<Readonly
     version: 1,
     layerCount: current.layerCount,
     expertCount: E,
-    gpus: gpus.map((g) => ({ gpuId: g.gpuId, nodeName: g.nodeName, domain: g.domain ?? g.nodeName, slotCount: g.slotCount })),
+    gpus: gpus.map((g) => ({
+      gpuId: g.gpuId,
+      nodeName: g.nodeName,
+      domain: g.domain ?? g.nodeName,
+      slotCount: g.slotCount,
+    })),
     layers,
   };
 }

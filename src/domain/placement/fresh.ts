@@ -8,7 +8,12 @@ import type { LayerState, Topology } from "./state.ts";
  * Replica count per expert: one each, then `total - E` more, each to the expert with the highest
  * load per replica (ties: fewer replicas, then lower id), never more than `maxPerExpert`.
  */
-export function replicaCounts(w: ArrayLike<number>, total: number, maxPerExpert: number, heap: IndexedHeap = new IndexedHeap(w.length)): Int32Array {
+export function replicaCounts(
+  w: ArrayLike<number>,
+  total: number,
+  maxPerExpert: number,
+  heap: IndexedHeap = new IndexedHeap(w.length),
+): Int32Array {
   const E = w.length;
   const r = new Int32Array(E).fill(1);
   let extra = total - E;
@@ -98,7 +103,10 @@ export class FreshScratch {
  * rare case where every GPU with room already holds the expert) are then filled with the expert
  * whose load per replica drops most.
  */
-export function planLayerFresh(st: LayerState, scratch: FreshScratch = new FreshScratch(st.topo, st.expertCount)): void {
+export function planLayerFresh(
+  st: LayerState,
+  scratch: FreshScratch = new FreshScratch(st.topo, st.expertCount),
+): void {
   const { gpuCount: G, maxSlots: S, slotCount, activeGpuCount, nodeOf, nodeCount, spread } = st.topo;
   const E = st.expertCount;
   const target = replicaCounts(st.w, Math.min(st.cap, totalSlots(slotCount)), activeGpuCount, scratch.experts);

@@ -215,7 +215,8 @@ export class HeapWalker {
       for (;;) {
         let child = 2 * at + 1;
         if (child >= this.size) break;
-        if (child + 1 < this.size && heap.before(heap.at(this.frontier[child + 1]!), heap.at(this.frontier[child]!))) child += 1;
+        if (child + 1 < this.size && heap.before(heap.at(this.frontier[child + 1]!), heap.at(this.frontier[child]!)))
+          child += 1;
         if (!heap.before(heap.at(this.frontier[child]!), lastId)) break;
         this.frontier[at] = this.frontier[child]!;
         at = child;
@@ -364,11 +365,28 @@ export class MinSegmentTree {
    * and score `gain * scale` at least `target`. Both fall as v grows, so a subtree whose minimum
    * misses them is skipped. -1 when there is none.
    */
-  leftmostScoring(top: number, floor: number, add: number, scale: number, minGain: number, target: number, blocked: Uint8Array): number {
+  leftmostScoring(
+    top: number,
+    floor: number,
+    add: number,
+    scale: number,
+    minGain: number,
+    target: number,
+    blocked: Uint8Array,
+  ): number {
     return this.leftmostFrom(1, top, floor, add, scale, minGain, target, blocked);
   }
 
-  private leftmostFrom(node: number, top: number, floor: number, add: number, scale: number, minGain: number, target: number, blocked: Uint8Array): number {
+  private leftmostFrom(
+    node: number,
+    top: number,
+    floor: number,
+    add: number,
+    scale: number,
+    minGain: number,
+    target: number,
+    blocked: Uint8Array,
+  ): number {
     const v = this.min[node]!;
     if (v === Infinity) return -1;
     const gain = top - Math.max(floor, v + add);

@@ -387,13 +387,23 @@ export class LayerSearch {
       const wy = walker.peek();
       let bi = -1;
       for (let i = 0; i < sc; i++) {
-        if (bi < 0 || buf.streamKey[i]! < buf.streamKey[bi]! || (buf.streamKey[i] === buf.streamKey[bi] && buf.streamTie[i]! < buf.streamTie[bi]!)) bi = i;
+        if (
+          bi < 0 ||
+          buf.streamKey[i]! < buf.streamKey[bi]! ||
+          (buf.streamKey[i] === buf.streamKey[bi] && buf.streamTie[i]! < buf.streamTie[bi]!)
+        )
+          bi = i;
       }
       let key: number;
       let tie: number;
       let y: number;
       let fromStream: boolean;
-      if (bi >= 0 && (wy < 0 || buf.streamKey[bi]! < spare.key[wy]! || (buf.streamKey[bi] === spare.key[wy] && buf.streamTie[bi]! < spare.tie[wy]!))) {
+      if (
+        bi >= 0 &&
+        (wy < 0 ||
+          buf.streamKey[bi]! < spare.key[wy]! ||
+          (buf.streamKey[bi] === spare.key[wy] && buf.streamTie[bi]! < spare.tie[wy]!))
+      ) {
         key = buf.streamKey[bi]!;
         tie = buf.streamTie[bi]!;
         y = buf.streamY[bi]!;
@@ -577,7 +587,8 @@ export class LayerSearch {
     const relFirst = c.relD >= 0 && (c.repD < 0 || c.relD <= c.repD);
     for (let pass = 0; pass < 2; pass++) {
       if ((pass === 0) === relFirst) {
-        if (c.relD >= 0 && c.relSc > b.score) b.set(c.relSc, MOVE_RELOCATE, c.hs, c.x, c.relD, -1, -1, this.addCost(c.relD, c.x) + c.removeX);
+        if (c.relD >= 0 && c.relSc > b.score)
+          b.set(c.relSc, MOVE_RELOCATE, c.hs, c.x, c.relD, -1, -1, this.addCost(c.relD, c.x) + c.removeX);
       } else if (c.repD >= 0 && c.repSc > b.score) {
         b.set(c.repSc, MOVE_REPLICATE, c.hs, c.x, c.repD, -1, -1, this.addCost(c.repD, c.x));
       }
@@ -624,7 +635,8 @@ export class LayerSearch {
     blocked[c.h] = v;
     for (let k = st.head[c.x]!; k >= 0; k = st.nextCell[k]!) blocked[Math.floor(k / S)] = v;
     const { origStart, origList } = st;
-    if (origStart !== null && origList !== null) for (let k = origStart[c.x]!; k < origStart[c.x + 1]!; k++) blocked[origList[k]!] = v;
+    if (origStart !== null && origList !== null)
+      for (let k = origStart[c.x]!; k < origStart[c.x + 1]!; k++) blocked[origList[k]!] = v;
   }
 
   /** Free-slot targets that did not hold x before: the least-loaded unblocked GPU, lowest index among equal scores. */
@@ -681,7 +693,8 @@ export class LayerSearch {
         if (y === EMPTY_SLOT || bitAt(has, c.hRow + y)) continue;
         buf.swapSlot[n] = ds;
         buf.swapLoad[n] = this.lr[y]!;
-        const cy = (orig !== null && bitAt(orig, c.hRow + y) ? 0 : 1) + (orig !== null && bitAt(orig, dRow + y) ? 0 : -1);
+        const cy =
+          (orig !== null && bitAt(orig, c.hRow + y) ? 0 : 1) + (orig !== null && bitAt(orig, dRow + y) ? 0 : -1);
         buf.swapCost[n] = cy;
         if (cy < minCost) minCost = cy;
         n += 1;
@@ -708,7 +721,11 @@ export class LayerSearch {
       const costX = this.addCost(d, c.x) + c.removeX;
       // When every swap with d costs two loads, its score is at most (Lh - Ld) / 4 relative to
       // the mean (kept a hair above that so rounding can never make a skipped swap win).
-      if (costX + buf.swapMinCost[p]! >= 2 && !((Lh - Ld) * 0.25 * invMean * (1 + 1e-9) + Lh * 1e-12 * invMean > b.score)) continue;
+      if (
+        costX + buf.swapMinCost[p]! >= 2 &&
+        !((Lh - Ld) * 0.25 * invMean * (1 + 1e-9) + Lh * 1e-12 * invMean > b.score)
+      )
+        continue;
       const from = p * S;
       const to = from + buf.swapCount[p]!;
       for (let k = from; k < to; k++) {
@@ -837,7 +854,13 @@ export function applyMove(st: LayerState, mv: Move): void {
 }
 
 /** Improve one layer until no move scores minScore or the iteration cap is hit. Returns loads spent. */
-export function improveLayer(search: LayerSearch, st: LayerState, budget: number, minScore: number, maxIterations: number): number {
+export function improveLayer(
+  search: LayerSearch,
+  st: LayerState,
+  budget: number,
+  minScore: number,
+  maxIterations: number,
+): number {
   let spent = 0;
   for (let i = 0; i < maxIterations; i++) {
     const mv = search.findBestMove(budget - spent, minScore);

@@ -145,7 +145,10 @@ class LocalityTally {
 }
 
 /** Mean / max of the active nodes' loads, and the max. */
-function nodeBalance(nodeLoad: Float64Array, nodeActive: Uint8Array): { maxNodeLoad: number; nodeBalancedness: number } {
+function nodeBalance(
+  nodeLoad: Float64Array,
+  nodeActive: Uint8Array,
+): { maxNodeLoad: number; nodeBalancedness: number } {
   let maxNodeLoad = 0;
   let sum = 0;
   let counted = 0;

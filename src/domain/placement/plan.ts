@@ -87,7 +87,11 @@ function validatePolicy(policy: PlacementPolicy): Infeasible | null {
       return infeasible("input", `policy.${name} must be a number >= 0, got ${String(value)}`);
     }
   }
-  if (policy.redundantSlots !== undefined && Number.isFinite(policy.redundantSlots) && !Number.isInteger(policy.redundantSlots)) {
+  if (
+    policy.redundantSlots !== undefined &&
+    Number.isFinite(policy.redundantSlots) &&
+    !Number.isInteger(policy.redundantSlots)
+  ) {
     return infeasible("input", `policy.redundantSlots must be an integer, got ${policy.redundantSlots}`);
   }
   return null;
@@ -207,7 +211,13 @@ interface Slots {
   readonly totalSlots: number;
 }
 
-function effectiveSlots(gpus: readonly GpuSlotInfo[], policy: PlacementPolicy, L: number, E: number, notes: string[]): Slots | Infeasible {
+function effectiveSlots(
+  gpus: readonly GpuSlotInfo[],
+  policy: PlacementPolicy,
+  L: number,
+  E: number,
+  notes: string[],
+): Slots | Infeasible {
   const slotCount = new Int32Array(gpus.length);
   let rawSlots = 0;
   let totalSlots = 0;
@@ -227,15 +237,22 @@ function effectiveSlots(gpus: readonly GpuSlotInfo[], policy: PlacementPolicy, L
     totalSlots += slots;
   });
   if (memoryLimited > 0) {
-    notes.push(`memory limits ${memoryLimited} GPU(s) to fewer slots than slotCount (${bytes} bytes per replica x ${L} layers)`);
+    notes.push(
+      `memory limits ${memoryLimited} GPU(s) to fewer slots than slotCount (${bytes} bytes per replica x ${L} layers)`,
+    );
   }
   if (totalSlots >= E) return { slotCount, totalSlots };
   if (rawSlots >= E && memoryLimited > 0) {
-    return infeasible("memory",
+    return infeasible(
+      "memory",
       `every layer needs ${E} expert slots (one per expert) but GPU memory allows only ${totalSlots} of the ` +
-      `${rawSlots} slots on ${gpus.length} GPU(s) (${bytes} bytes per replica x ${L} layers)`);
+        `${rawSlots} slots on ${gpus.length} GPU(s) (${bytes} bytes per replica x ${L} layers)`,
+    );
   }
-  return infeasible("slots", `every layer needs ${E} expert slots (one per expert) but the ${gpus.length} GPU(s) offer ${totalSlots}`);
+  return infeasible(
+    "slots",
+    `every layer needs ${E} expert slots (one per expert) but the ${gpus.length} GPU(s) offer ${totalSlots}`,
+  );
 }
 
 /** What every plan of one input shares: shape, slot cap, topology, the output GPUs and notes. */
@@ -252,7 +269,12 @@ interface PlanContext {
 
 type Planned = Extract<PlacementOutcome, { kind: "planned" }>;
 
-function plannedOutcome(ctx: PlanContext, current: Placement | undefined, placement: Placement, fields: Pick<Planned, "mode" | "metrics" | "previousMetrics" | "repairMoves" | "budgetLimited">): Planned {
+function plannedOutcome(
+  ctx: PlanContext,
+  current: Placement | undefined,
+  placement: Placement,
+  fields: Pick<Planned, "mode" | "metrics" | "previousMetrics" | "repairMoves" | "budgetLimited">,
+): Planned {
   const moved = countMovedReplicas(current, placement);
   const replicas = countReplicas(placement);
   return {
@@ -282,7 +304,11 @@ function planFresh(ctx: PlanContext, current: Placement | undefined): Planned {
   }
   const placement = toPlacement(ctx.placementGpus, E, layers);
   return plannedOutcome(ctx, current, placement, {
-    mode: "fresh", metrics: computePlacementMetrics(placement, heat), previousMetrics: null, repairMoves: 0, budgetLimited: false,
+    mode: "fresh",
+    metrics: computePlacementMetrics(placement, heat),
+    previousMetrics: null,
+    repairMoves: 0,
+    budgetLimited: false,
   });
 }
 
@@ -297,11 +323,17 @@ interface CurrentMapping {
 function mapCurrentGpus(ctx: PlanContext, current: Placement, gpus: readonly GpuSlotInfo[]): CurrentMapping {
   const prevIndex = new Map<string, number>();
   current.gpus.forEach((gpu, g) => prevIndex.set(gpu.gpuId, g));
-  const structural = current.gpus.length !== gpus.length
-    || ctx.placementGpus.some((gpu, g) => {
+  const structural =
+    current.gpus.length !== gpus.length ||
+    ctx.placementGpus.some((gpu, g) => {
       const before = current.gpus[g];
-      return before === undefined || before.gpuId !== gpu.gpuId || before.slotCount !== gpu.slotCount
-        || before.nodeName !== gpu.nodeName || before.domain !== gpu.domain;
+      return (
+        before === undefined ||
+        before.gpuId !== gpu.gpuId ||
+        before.slotCount !== gpu.slotCount ||
+        before.nodeName !== gpu.nodeName ||
+        before.domain !== gpu.domain
+      );
     });
   const gpuIds = new Set(gpus.map((gpu) => gpu.gpuId));
   const lostGpus = current.gpus.filter((gpu) => !gpuIds.has(gpu.gpuId)).length;
@@ -348,7 +380,10 @@ function repairLayer(st: LayerState, l: number): { loads: number; trimmed: numbe
   missing.sort((a, b) => st.w[b]! - st.w[a]! || a - b);
   for (const e of missing) {
     if (!placeMissing(st, e)) {
-      return infeasible("slots", `layer ${l}: no slot can take expert ${e} (every slot holds an expert's only replica)`);
+      return infeasible(
+        "slots",
+        `layer ${l}: no slot can take expert ${e} (every slot holds an expert's only replica)`,
+      );
     }
   }
   return { loads: missing.length, trimmed };
@@ -361,7 +396,12 @@ function repairLayer(st: LayerState, l: number): { loads: number; trimmed: numbe
  * and the search goes on. Returns the replica loads spent and whether the budget stopped the search
  * while moves (or re-plans) scoring `minScore` remained.
  */
-function improveAllLayers(states: LayerState[], budgetReplicas: number, minScore: number, scratch: FreshScratch): { spent: number; budgetLimited: boolean } {
+function improveAllLayers(
+  states: LayerState[],
+  budgetReplicas: number,
+  minScore: number,
+  scratch: FreshScratch,
+): { spent: number; budgetLimited: boolean } {
   const L = states.length;
   let budget = budgetReplicas;
   let replanCut = false;
@@ -413,7 +453,11 @@ function improveAllLayers(states: LayerState[], budgetReplicas: number, minScore
 }
 
 /** Load and repair every layer of the current placement. */
-function repairCurrent(ctx: PlanContext, current: Placement, mapping: CurrentMapping): { states: LayerState[]; repairMoves: number; structural: boolean } | Infeasible {
+function repairCurrent(
+  ctx: PlanContext,
+  current: Placement,
+  mapping: CurrentMapping,
+): { states: LayerState[]; repairMoves: number; structural: boolean } | Infeasible {
   const states: LayerState[] = [];
   let repairMoves = 0;
   let trimmed = 0;
@@ -447,22 +491,46 @@ function planIncremental(ctx: PlanContext, current: Placement, gpus: readonly Gp
   const minScore = policy.minGainPerMove ?? DEFAULT_MIN_GAIN_PER_MOVE;
   const scratch = new FreshScratch(ctx.topo, ctx.E);
   const { budgetLimited } = improveAllLayers(states, budget, minScore, scratch);
-  const layout = toPlacement(ctx.placementGpus, ctx.E, states.map((st) => st.toSlots()));
+  const layout = toPlacement(
+    ctx.placementGpus,
+    ctx.E,
+    states.map((st) => st.toSlots()),
+  );
   const metrics = computePlacementMetrics(layout, heat);
   const previousMetrics = computePlacementMetrics(current, heat);
   // A budget-limited plan is the first step of a convergence: the hysteresis weighs what the whole
   // convergence gains (the search continued without a budget), not what fits in this step.
   // A plan that continues a convergence skips the hysteresis and only counts down (no search needed).
   const continuing = (current.pendingMoves ?? 0) > 0;
-  const rest = budgetLimited && !continuing ? improveAllLayers(states, Number.MAX_SAFE_INTEGER, minScore, scratch).spent : 0;
+  const rest =
+    budgetLimited && !continuing ? improveAllLayers(states, Number.MAX_SAFE_INTEGER, minScore, scratch).spent : 0;
   const reachable = budgetLimited && !continuing ? statesBalancedness(states) : metrics.balancedness;
   const pendingMoves = budgetLimited ? pendingAfter(current, layout, rest) : 0;
   const placement: Placement = pendingMoves > 0 ? { ...layout, pendingMoves } : layout;
-  const kept = keepCurrent(current, placement, reachable - previousMetrics.balancedness, policy, structural || repairMoves > 0);
+  const kept = keepCurrent(
+    current,
+    placement,
+    reachable - previousMetrics.balancedness,
+    policy,
+    structural || repairMoves > 0,
+  );
   if (kept !== null) {
-    return { kind: "unchanged", reason: kept, placement: current, placementHash: placementHash(current), metrics: previousMetrics, candidateBalancedness: metrics.balancedness };
+    return {
+      kind: "unchanged",
+      reason: kept,
+      placement: current,
+      placementHash: placementHash(current),
+      metrics: previousMetrics,
+      candidateBalancedness: metrics.balancedness,
+    };
   }
-  return plannedOutcome(ctx, current, placement, { mode: "incremental", metrics, previousMetrics, repairMoves, budgetLimited });
+  return plannedOutcome(ctx, current, placement, {
+    mode: "incremental",
+    metrics,
+    previousMetrics,
+    repairMoves,
+    budgetLimited,
+  });
 }
 
 /** Balancedness of the layers' working states (mean / max GPU load over active GPUs, averaged). */
@@ -499,7 +567,13 @@ function pendingAfter(current: Placement, planned: Placement, remaining: number)
  * the whole convergence, for a budget-limited plan) is below `minBalancednessGain`, unless something needed repair or the current placement is a
  * budget-limited step of a convergence (`Placement.pendingMoves`), which the plan continues.
  */
-function keepCurrent(current: Placement, planned: Placement, gain: number, policy: PlacementPolicy, repaired: boolean): string | null {
+function keepCurrent(
+  current: Placement,
+  planned: Placement,
+  gain: number,
+  policy: PlacementPolicy,
+  repaired: boolean,
+): string | null {
   if (repaired) return null;
   // Equal layouts (same experts in the same slots of the same GPUs) are what placementHash
   // versions; compare them directly instead of hashing both.
@@ -527,15 +601,30 @@ export function planPlacement(input: PlacementInput): PlacementOutcome {
   const slots = effectiveSlots(gpus, policy, L, E, notes);
   if ("kind" in slots) return slots;
   const ctx: PlanContext = {
-    heat, policy, L, E, notes,
+    heat,
+    policy,
+    L,
+    E,
+    notes,
     cap: Math.min(slots.totalSlots, E + (policy.redundantSlots ?? Infinity)),
     topo: buildTopology(gpus, slots.slotCount, policy.topology !== "ignore"),
-    placementGpus: gpus.map((gpu, g) => ({ gpuId: gpu.gpuId, nodeName: gpu.nodeName, domain: gpu.domain ?? "", slotCount: slots.slotCount[g]! })),
+    placementGpus: gpus.map((gpu, g) => ({
+      gpuId: gpu.gpuId,
+      nodeName: gpu.nodeName,
+      domain: gpu.domain ?? "",
+      slotCount: slots.slotCount[g]!,
+    })),
   };
-  const compatible = current !== undefined && current.layerCount === L && current.expertCount === E
-    && Array.isArray(current.layers) && current.layers.length === L;
+  const compatible =
+    current !== undefined &&
+    current.layerCount === L &&
+    current.expertCount === E &&
+    Array.isArray(current.layers) &&
+    current.layers.length === L;
   if (current !== undefined && !compatible) {
-    notes.push(`current placement has shape ${current.layerCount}x${current.expertCount}, heat has ${L}x${E}: planned from scratch`);
+    notes.push(
+      `current placement has shape ${current.layerCount}x${current.expertCount}, heat has ${L}x${E}: planned from scratch`,
+    );
   }
   return compatible ? planIncremental(ctx, current, gpus) : planFresh(ctx, current);
 }

@@ -125,7 +125,8 @@ function relabelFresh(st: LayerState, fresh: LayerState, match: Int32Array): { g
   for (let cg = 0; cg < G; cg++) {
     const fg = match[cg]!;
     const wanted = new Set<number>();
-    for (let s = 0; s < slotCount[fg]!; s++) if (fresh.grid[fg * S + s] !== EMPTY_SLOT) wanted.add(fresh.grid[fg * S + s]!);
+    for (let s = 0; s < slotCount[fg]!; s++)
+      if (fresh.grid[fg * S + s] !== EMPTY_SLOT) wanted.add(fresh.grid[fg * S + s]!);
     for (let s = 0; s < slotCount[cg]!; s++) {
       const e = st.grid[cg * S + s]!;
       if (e !== EMPTY_SLOT && wanted.delete(e)) grid[cg * S + s] = e;

@@ -18,19 +18,31 @@ export interface SglangLayerOptions {
 }
 
 /** Export as SGLang `physical_to_logical_map`; dense layers repeat the first MoE layer's row (SGLang ignores them). */
-export function placementToSglang(placement: Placement, options: SglangLayerOptions = {}): ParseResult<SglangPhysicalToLogicalMap> {
+export function placementToSglang(
+  placement: Placement,
+  options: SglangLayerOptions = {},
+): ParseResult<SglangPhysicalToLogicalMap> {
   const dense = options.denseLayerCount ?? 0;
   const slots = placement.gpus[0]?.slotCount ?? 0;
-  if (placement.gpus.length === 0 || slots === 0) return { ok: false, reason: "SGLang needs at least one GPU with slots" };
+  if (placement.gpus.length === 0 || slots === 0)
+    return { ok: false, reason: "SGLang needs at least one GPU with slots" };
   const uneven = placement.gpus.find((gpu) => gpu.slotCount !== slots);
-  if (uneven) return { ok: false, reason: `SGLang needs the same slot count on every GPU: ${uneven.gpuId} has ${uneven.slotCount}, the first has ${slots}` };
+  if (uneven)
+    return {
+      ok: false,
+      reason: `SGLang needs the same slot count on every GPU: ${uneven.gpuId} has ${uneven.slotCount}, the first has ${slots}`,
+    };
   const rows: number[][] = [];
   for (let l = 0; l < placement.layerCount; l++) {
     const row: number[] = [];
     const layer = placement.layers[l]!;
     for (let g = 0; g < layer.length; g++) {
       for (const e of layer[g]!) {
-        if (e === EMPTY_SLOT) return { ok: false, reason: `SGLang needs every slot filled: layer ${l}, GPU ${placement.gpus[g]!.gpuId} has an empty slot` };
+        if (e === EMPTY_SLOT)
+          return {
+            ok: false,
+            reason: `SGLang needs every slot filled: layer ${l}, GPU ${placement.gpus[g]!.gpuId} has an empty slot`,
+          };
         row.push(e);
       }
     }
@@ -59,7 +71,10 @@ export function placementFromSglang(
   for (let l = 0; l < rows.length; l++) {
     const row = rows[l];
     if (!Array.isArray(row) || row.length % gpus.length !== 0) {
-      return { ok: false, reason: `physical_to_logical_map[${l + dense}] must have a multiple of ${gpus.length} entries` };
+      return {
+        ok: false,
+        reason: `physical_to_logical_map[${l + dense}] must have a multiple of ${gpus.length} entries`,
+      };
     }
     const perGpu = row.length / gpus.length;
     const layer: number[][] = [];
@@ -67,7 +82,10 @@ export function placementFromSglang(
       const slots = row.slice(g * perGpu, (g + 1) * perGpu) as unknown[];
       for (const e of slots) {
         if (!Number.isInteger(e) || (e as number) < 0 || (e as number) >= expertCount) {
-          return { ok: false, reason: `physical_to_logical_map[${l + dense}] holds ${String(e)}, not an expert id below ${expertCount}` };
+          return {
+            ok: false,
+            reason: `physical_to_logical_map[${l + dense}] holds ${String(e)}, not an expert id below ${expertCount}`,
+          };
         }
       }
       layer.push(slots as number[]);
@@ -81,7 +99,12 @@ export function placementFromSglang(
       version: 1,
       layerCount: layers.length,
       expertCount,
-      gpus: gpus.map((gpu) => ({ gpuId: gpu.gpuId, nodeName: gpu.nodeName, domain: gpu.domain ?? "", slotCount: perGpu })),
+      gpus: gpus.map((gpu) => ({
+        gpuId: gpu.gpuId,
+        nodeName: gpu.nodeName,
+        domain: gpu.domain ?? "",
+        slotCount: perGpu,
+      })),
       layers,
     },
   };
@@ -100,18 +123,21 @@ export interface SglangHeat {
  */
 export function heatFromSglangLogicalCount(json: unknown, options: SglangLayerOptions = {}): ParseResult<SglangHeat> {
   const counts = (json as { logical_count?: unknown } | null)?.logical_count;
-  if (!Array.isArray(counts) || counts.length === 0) return { ok: false, reason: "expected an object with a non-empty logical_count array" };
+  if (!Array.isArray(counts) || counts.length === 0)
+    return { ok: false, reason: "expected an object with a non-empty logical_count array" };
   const rows: number[][] = [];
   let width = -1;
   for (let l = 0; l < counts.length; l++) {
     const row: unknown = counts[l];
     if (!Array.isArray(row)) return { ok: false, reason: `logical_count[${l}] must be an array` };
     if (width < 0) width = row.length;
-    if (row.length !== width || width === 0) return { ok: false, reason: `logical_count[${l}] has ${row.length} experts, expected ${width}` };
+    if (row.length !== width || width === 0)
+      return { ok: false, reason: `logical_count[${l}] has ${row.length} experts, expected ${width}` };
     const out: number[] = [];
     for (let e = 0; e < row.length; e++) {
       const v: unknown = row[e];
-      if (typeof v !== "number" || !Number.isFinite(v) || v < 0) return { ok: false, reason: `logical_count[${l}][${e}] is ${String(v)}, not a count >= 0` };
+      if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+        return { ok: false, reason: `logical_count[${l}][${e}] is ${String(v)}, not a count >= 0` };
       out.push(v);
     }
     rows.push(out);
@@ -121,6 +147,7 @@ export function heatFromSglangLogicalCount(json: unknown, options: SglangLayerOp
     dense = 0;
     while (dense < rows.length - 1 && rows[dense]!.every((v) => v === 0)) dense += 1;
   }
-  if (dense >= rows.length) return { ok: false, reason: `denseLayerCount ${dense} leaves no MoE layer of ${rows.length}` };
+  if (dense >= rows.length)
+    return { ok: false, reason: `denseLayerCount ${dense} leaves no MoE layer of ${rows.length}` };
   return { ok: true, value: { heat: rows.slice(dense), denseLayerCount: dense } };
 }

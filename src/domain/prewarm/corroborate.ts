@@ -27,7 +27,13 @@ export interface RiseSpans {
   readonly peakToMs: number;
 }
 
-function extremeOnDay(state: ForecastState, fromMs: number, toMs: number, pick: (a: number, b: number) => number, o: ForecastOptions): number | undefined {
+function extremeOnDay(
+  state: ForecastState,
+  fromMs: number,
+  toMs: number,
+  pick: (a: number, b: number) => number,
+  o: ForecastOptions,
+): number | undefined {
   let out: number | undefined;
   const start = Math.floor(fromMs / state.bucketMs) * state.bucketMs;
   for (let t = start; t <= toMs; t += state.bucketMs) {
@@ -38,7 +44,12 @@ function extremeOnDay(state: ForecastState, fromMs: number, toMs: number, pick: 
 }
 
 /** The rise over the most recent `days` days with data at this time of day; undefined when fewer have data. */
-export function corroboratedRise(state: ForecastState, spans: RiseSpans, days: number, options: ForecastOptions): CorroboratedRise | undefined {
+export function corroboratedRise(
+  state: ForecastState,
+  spans: RiseSpans,
+  days: number,
+  options: ForecastOptions,
+): CorroboratedRise | undefined {
   const need = Math.floor(days);
   if (!(need >= 1) || !(spans.peakToMs >= spans.peakFromMs) || !(spans.baseToMs >= spans.baseFromMs)) return undefined;
   let ratio = Infinity;
@@ -58,6 +69,13 @@ export function corroboratedRise(state: ForecastState, spans: RiseSpans, days: n
 }
 
 /** The forecast load from a corroborated rise: stable x ratio, capped at the observed peak x margin. */
-export function corroboratedForecastLoad(stableTokensPerSecond: number, rise: CorroboratedRise, observedLevelMargin: number): number {
-  return Math.min(stableTokensPerSecond * rise.ratio, rise.observedPeakTokensPerSecond * Math.max(1, observedLevelMargin));
+export function corroboratedForecastLoad(
+  stableTokensPerSecond: number,
+  rise: CorroboratedRise,
+  observedLevelMargin: number,
+): number {
+  return Math.min(
+    stableTokensPerSecond * rise.ratio,
+    rise.observedPeakTokensPerSecond * Math.max(1, observedLevelMargin),
+  );
 }

@@ -188,7 +188,7 @@ function tableLevel(history: readonly (number | null)[], m: number): { level: nu
 function currentLevel(state: ForecastState, o: ForecastOptions): number {
   const m = bucketsPerDay(o);
   const { days } = tableLevel(state.history, m);
-  return Math.max(o.minLoad, state.level + state.trend * (days * m) / 2);
+  return Math.max(o.minLoad, state.level + (state.trend * (days * m)) / 2);
 }
 
 /** Learn one finished bucket's mean load. */
@@ -196,7 +196,10 @@ function learnBucket(state: ForecastState, bucketStartMs: number, y: number, o: 
   const yy = Math.max(y, o.minLoad);
   const m = bucketsPerDay(o);
   const ws = weekSlot(bucketStartMs, o);
-  const gap = state.lastBucketStartMs === undefined ? 1 : Math.max(1, Math.round((bucketStartMs - state.lastBucketStartMs) / o.bucketMs));
+  const gap =
+    state.lastBucketStartMs === undefined
+      ? 1
+      : Math.max(1, Math.round((bucketStartMs - state.lastBucketStartMs) / o.bucketMs));
   const seasonalBefore = state.learnedBuckets >= m;
   // Error bookkeeping against what was forecast for this bucket.
   let recentError = state.recentError;
@@ -207,8 +210,12 @@ function learnBucket(state: ForecastState, bucketStartMs: number, y: number, o: 
     const decayedError = state.recentError * Math.pow(o.errorDecay, gap);
     const forecast = seasonalForecast * (1 + decayedError);
     const relError = (yy - forecast) / forecast;
-    relativeVariance = (1 - o.varianceSmoothing) * relativeVariance + o.varianceSmoothing * Math.min(relError * relError, 4);
-    recentError = Math.max(-0.9, Math.min(5, o.errorSmoothing * (yy / seasonalForecast - 1) + (1 - o.errorSmoothing) * decayedError));
+    relativeVariance =
+      (1 - o.varianceSmoothing) * relativeVariance + o.varianceSmoothing * Math.min(relError * relError, 4);
+    recentError = Math.max(
+      -0.9,
+      Math.min(5, o.errorSmoothing * (yy / seasonalForecast - 1) + (1 - o.errorSmoothing) * decayedError),
+    );
   }
   const history = [...state.history];
   history[ws] = yy;
@@ -219,7 +226,17 @@ function learnBucket(state: ForecastState, bucketStartMs: number, y: number, o: 
   const trend = weekKnown
     ? o.beta * ((level - state.level) / gap) + (1 - o.beta) * state.trend * Math.pow(o.phi, gap)
     : 0;
-  const next: ForecastState = { ...state, history, historyAtMs, level, trend, recentError, relativeVariance, lastBucketStartMs: bucketStartMs, learnedBuckets: state.learnedBuckets + 1 };
+  const next: ForecastState = {
+    ...state,
+    history,
+    historyAtMs,
+    level,
+    trend,
+    recentError,
+    relativeVariance,
+    lastBucketStartMs: bucketStartMs,
+    learnedBuckets: state.learnedBuckets + 1,
+  };
   if (next.learnedBuckets < m) return next;
   // Weekly profile: ratio of this bucket to the current level. At the end of the first day, seed it
   // from the whole day (the level is only right once the day is complete).
@@ -261,7 +278,11 @@ export function observeLoadSample(
   }
   if (b < state.openBucketStartMs) return state;
   if (b === state.openBucketStartMs) {
-    return { ...state, openBucketSum: state.openBucketSum + tokensPerSecond, openBucketCount: state.openBucketCount + 1 };
+    return {
+      ...state,
+      openBucketSum: state.openBucketSum + tokensPerSecond,
+      openBucketCount: state.openBucketCount + 1,
+    };
   }
   const learned = learnBucket(state, state.openBucketStartMs, state.openBucketSum / state.openBucketCount, o);
   return { ...learned, openBucketStartMs: b, openBucketSum: tokensPerSecond, openBucketCount: 1 };
@@ -391,7 +412,11 @@ export function recurringRiseRatio(
  * same time of week from an earlier week); undefined when it holds no data for it. States without
  * bucket times (from before issue 14) answer with whatever the slot holds.
  */
-export function learnedBucketAt(state: ForecastState, atMs: number, options: ForecastOptions = DEFAULT_FORECAST_OPTIONS): number | undefined {
+export function learnedBucketAt(
+  state: ForecastState,
+  atMs: number,
+  options: ForecastOptions = DEFAULT_FORECAST_OPTIONS,
+): number | undefined {
   const o = { ...validBucketMs(options), bucketMs: state.bucketMs };
   const start = bucketStartOf(atMs, o.bucketMs);
   const slot = weekSlot(start, o);

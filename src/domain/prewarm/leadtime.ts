@@ -45,7 +45,6 @@ export function observeColdStarts(
   return { version: 1, samplesMs };
 }
 
-
 export interface LeadTimeEstimate {
   /** Time to order capacity ahead of need: cold start estimate + margin. */
   readonly leadTimeMs: number;
@@ -60,12 +59,20 @@ export function estimateLeadTime(
 ): LeadTimeEstimate {
   const n = state.samplesMs.length;
   if (n === 0) {
-    return { leadTimeMs: options.defaultColdStartMs + options.marginMs, coldStartMs: options.defaultColdStartMs, source: "default", sampleCount: 0 };
+    return {
+      leadTimeMs: options.defaultColdStartMs + options.marginMs,
+      coldStartMs: options.defaultColdStartMs,
+      source: "default",
+      sampleCount: 0,
+    };
   }
   const q = quantile(state.samplesMs, options.quantile);
   // With few samples, never go below the default (one fast start proves little) nor the worst seen.
-  const coldStartMs = n < options.minSamples
-    ? Math.max(options.defaultColdStartMs, ...state.samplesMs)
-    : q;
-  return { leadTimeMs: coldStartMs + options.marginMs, coldStartMs, source: n < options.minSamples ? "default" : "learned", sampleCount: n };
+  const coldStartMs = n < options.minSamples ? Math.max(options.defaultColdStartMs, ...state.samplesMs) : q;
+  return {
+    leadTimeMs: coldStartMs + options.marginMs,
+    coldStartMs,
+    source: n < options.minSamples ? "default" : "learned",
+    sampleCount: n,
+  };
 }

@@ -20,8 +20,7 @@ export interface PrewarmSchedule {
 }
 
 export type ScheduleValidation =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly field: string; readonly message: string };
+  { readonly ok: true } | { readonly ok: false; readonly field: string; readonly message: string };
 
 const CRON_MODE = "5-or-6-parts" as const;
 
@@ -88,7 +87,8 @@ export function scheduleWindowAt(s: PrewarmSchedule, nowMs: number): ScheduleWin
     } else {
       open = lastStart + (s.durationMs ?? 0) > nowMs;
     }
-    if (open) return { name: s.name, minGpus: s.minGpus, open, opensAtMs: lastStart, closesAtMs: closeAfter(lastStart) };
+    if (open)
+      return { name: s.name, minGpus: s.minGpus, open, opensAtMs: lastStart, closesAtMs: closeAfter(lastStart) };
   }
   const nextStart = runAfter(start, nowMs);
   return {

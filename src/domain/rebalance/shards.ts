@@ -31,20 +31,37 @@ export function hottestShards(current: Placement, heat: ReadonlyArray<ReadonlyAr
 }
 
 /** The placement with the given shards' expert sets rewritten for the heat; other shards untouched. */
-export function rewriteShards(current: Placement, heat: ReadonlyArray<ReadonlyArray<number>>, rewrite: readonly number[]): Placement {
+export function rewriteShards(
+  current: Placement,
+  heat: ReadonlyArray<ReadonlyArray<number>>,
+  rewrite: readonly number[],
+): Placement {
   const R = [...new Set(rewrite)].filter((g) => g >= 0 && g < current.gpus.length).sort((a, b) => a - b);
   if (R.length === 0) return current;
   const inR = new Set(R);
   const E = current.expertCount;
   const layers = current.layers.map((layer, l) => {
-    const next = rewriteLayer(layer, heat[l] ?? [], E, R, inR, current.gpus.map((g) => g.slotCount));
+    const next = rewriteLayer(
+      layer,
+      heat[l] ?? [],
+      E,
+      R,
+      inR,
+      current.gpus.map((g) => g.slotCount),
+    );
     return next ?? layer.map((slots) => [...slots]);
   });
   return { ...current, layers };
 }
 
 /** Pack the rewritten shards' replicas, heaviest first, onto the least loaded shard that can take each. */
-function packRewritten(onR: Int32Array, count: Int32Array, load: (e: number) => number, R: readonly number[], slotCounts: readonly number[]): Map<number, number[]> | undefined {
+function packRewritten(
+  onR: Int32Array,
+  count: Int32Array,
+  load: (e: number) => number,
+  R: readonly number[],
+  slotCounts: readonly number[],
+): Map<number, number[]> | undefined {
   const items: number[] = [];
   for (let e = 0; e < onR.length; e++) for (let i = 0; i < onR[e]!; i++) items.push(e);
   items.sort((a, b) => load(b) / count[b]! - load(a) / count[a]! || a - b);
@@ -72,7 +89,13 @@ function hottestKept(keptLoad: ReadonlyMap<number, number>): number {
 }
 
 /** The expert of `slots` with the highest load per replica that can take another replica on the rewritten shards, or -1. */
-function heaviestOnShard(slots: ReadonlyArray<number>, E: number, onR: Int32Array, shardCount: number, per: (e: number) => number): number {
+function heaviestOnShard(
+  slots: ReadonlyArray<number>,
+  E: number,
+  onR: Int32Array,
+  shardCount: number,
+  per: (e: number) => number,
+): number {
   let best = -1;
   for (const e of slots) {
     if (e === EMPTY_SLOT || e < 0 || e >= E || onR[e]! >= shardCount) continue;
@@ -82,7 +105,13 @@ function heaviestOnShard(slots: ReadonlyArray<number>, E: number, onR: Int32Arra
 }
 
 /** The expert held only by the rewritten shards with the highest load per replica that can be split further, or -1. */
-function heaviestSplittable(E: number, onR: Int32Array, shardCount: number, keptHolders: readonly (readonly number[])[], per: (e: number) => number): number {
+function heaviestSplittable(
+  E: number,
+  onR: Int32Array,
+  shardCount: number,
+  keptHolders: readonly (readonly number[])[],
+  per: (e: number) => number,
+): number {
   let best = -1;
   for (let e = 0; e < E; e++) {
     if (onR[e]! === 0 || onR[e]! >= shardCount || keptHolders[e]!.length > 0) continue;
@@ -91,7 +120,14 @@ function heaviestSplittable(E: number, onR: Int32Array, shardCount: number, kept
   return best;
 }
 
-function rewriteLayer(layer: ReadonlyArray<ReadonlyArray<number>>, heatRow: ReadonlyArray<number>, E: number, R: readonly number[], inR: ReadonlySet<number>, slotCounts: readonly number[]): number[][] | undefined {
+function rewriteLayer(
+  layer: ReadonlyArray<ReadonlyArray<number>>,
+  heatRow: ReadonlyArray<number>,
+  E: number,
+  R: readonly number[],
+  inR: ReadonlySet<number>,
+  slotCounts: readonly number[],
+): number[][] | undefined {
   const count = new Int32Array(E);
   let slotsOnR = 0;
   layer.forEach((slots, g) => {
@@ -141,7 +177,8 @@ function rewriteLayer(layer: ReadonlyArray<ReadonlyArray<number>>, heatRow: Read
   for (let added = mandatory; added < total; added++) {
     const hottest = hottestKept(keptLoad);
     let best = -1;
-    if (hottest >= 0 && keptLoad.get(hottest)! > loadOnR / R.length) best = heaviestOnShard(layer[hottest]!, E, onR, R.length, per);
+    if (hottest >= 0 && keptLoad.get(hottest)! > loadOnR / R.length)
+      best = heaviestOnShard(layer[hottest]!, E, onR, R.length, per);
     // The rewritten shards are the heavier side now: only split experts they alone hold (no load
     // moves onto them); a slot nothing helps stays empty.
     if (best < 0) best = heaviestSplittable(E, onR, R.length, keptHolders, per);
@@ -164,14 +201,30 @@ function rewriteLayer(layer: ReadonlyArray<ReadonlyArray<number>>, heatRow: Read
  * far as spare GPUs allow) written for the heat. Undefined when `gpus` does not extend the current
  * placement.
  */
-export function growShards(current: Placement, heat: ReadonlyArray<ReadonlyArray<number>>, gpus: readonly GpuSlotInfo[], rewriteRunning: readonly number[] = []): Placement | undefined {
+export function growShards(
+  current: Placement,
+  heat: ReadonlyArray<ReadonlyArray<number>>,
+  gpus: readonly GpuSlotInfo[],
+  rewriteRunning: readonly number[] = [],
+): Placement | undefined {
   const n0 = current.gpus.length;
   if (gpus.length <= n0 || current.gpus.some((g, i) => g.gpuId !== gpus[i]!.gpuId)) return undefined;
   const added = gpus.slice(n0);
   const padded: Placement = {
     ...current,
-    gpus: [...current.gpus, ...added.map((g) => ({ gpuId: g.gpuId, nodeName: g.nodeName, domain: g.domain ?? g.nodeName, slotCount: g.slotCount }))],
-    layers: current.layers.map((layer) => [...layer, ...added.map((g) => new Array<number>(g.slotCount).fill(EMPTY_SLOT))]),
+    gpus: [
+      ...current.gpus,
+      ...added.map((g) => ({
+        gpuId: g.gpuId,
+        nodeName: g.nodeName,
+        domain: g.domain ?? g.nodeName,
+        slotCount: g.slotCount,
+      })),
+    ],
+    layers: current.layers.map((layer) => [
+      ...layer,
+      ...added.map((g) => new Array<number>(g.slotCount).fill(EMPTY_SLOT)),
+    ]),
   };
   return rewriteShards(padded, heat, [...added.map((_, i) => n0 + i), ...rewriteRunning.filter((g) => g < n0)]);
 }
@@ -181,7 +234,12 @@ export function growShards(current: Placement, heat: ReadonlyArray<ReadonlyArray
  * (after a rewrite the rewritten shards are often the hottest, and rewriting them again changes
  * nothing, while the next ones down still run hot). Returns the current placement if none helps.
  */
-export function bestRewrite(current: Placement, heat: ReadonlyArray<ReadonlyArray<number>>, k: number, balancedness: (p: Placement) => number): Placement {
+export function bestRewrite(
+  current: Placement,
+  heat: ReadonlyArray<ReadonlyArray<number>>,
+  k: number,
+  balancedness: (p: Placement) => number,
+): Placement {
   if (k <= 0) return current;
   const order = hottestShards(current, heat);
   const starts = [...new Set([0, Math.floor(k / 2), k, 2 * k, 3 * k].filter((s) => s < order.length))];

@@ -65,7 +65,11 @@ export interface RolloutPlan {
 const key = (shardIndex: number, setHash: string) => `${shardIndex}/${setHash}`;
 
 /** Number of (layer, expert) pairs without a replica among the given pods. */
-export function countUncovered(pods: readonly Pick<ShardPodView, "experts">[], layerCount: number, expertCount: number): number {
+export function countUncovered(
+  pods: readonly Pick<ShardPodView, "experts">[],
+  layerCount: number,
+  expertCount: number,
+): number {
   const covered = new Uint8Array(layerCount * expertCount);
   for (const p of pods) {
     for (let l = 0; l < Math.min(layerCount, p.experts.length); l++) {
@@ -82,16 +86,36 @@ export function planRollout(input: RolloutInput): RolloutPlan {
   const live = pods.filter((p) => !p.terminating);
   const desiredKeys = new Set(desired.map((d) => key(d.shardIndex, d.setHash)));
   const liveByKey = new Map<string, ShardPodView>();
-  for (const p of live) if (!p.drainStartedMs && !liveByKey.has(key(p.shardIndex, p.setHash))) liveByKey.set(key(p.shardIndex, p.setHash), p);
+  for (const p of live)
+    if (!p.drainStartedMs && !liveByKey.has(key(p.shardIndex, p.setHash)))
+      liveByKey.set(key(p.shardIndex, p.setHash), p);
 
   const { create, pendingDesired } = planCreates(input, live, liveByKey);
-  const obsolete = live.filter((p) => !desiredKeys.has(key(p.shardIndex, p.setHash)) || (p.drainStartedMs !== undefined));
+  const obsolete = live.filter((p) => !desiredKeys.has(key(p.shardIndex, p.setHash)) || p.drainStartedMs !== undefined);
   const drains = planDrains(input, live, liveByKey, obsolete);
   const { del, requeueAfterMs } = planDeletes(input, live, drains.startDrain.length, drains.del);
 
-  const uncoveredNow = countUncovered(live.filter((p) => p.ready), layerCount, expertCount);
-  const complete = create.length === 0 && pendingDesired === 0 && obsolete.length === 0 && del.length === 0 && live.length === desired.length;
-  return { create, startDrain: drains.startDrain, delete: del, blocked: drains.blocked, requeueAfterMs, uncoveredNow, complete, pendingDesired };
+  const uncoveredNow = countUncovered(
+    live.filter((p) => p.ready),
+    layerCount,
+    expertCount,
+  );
+  const complete =
+    create.length === 0 &&
+    pendingDesired === 0 &&
+    obsolete.length === 0 &&
+    del.length === 0 &&
+    live.length === desired.length;
+  return {
+    create,
+    startDrain: drains.startDrain,
+    delete: del,
+    blocked: drains.blocked,
+    requeueAfterMs,
+    uncoveredNow,
+    complete,
+    pendingDesired,
+  };
 }
 
 /** Step 1: create missing desired pods (replacements limited by maxSurge). */
@@ -104,7 +128,12 @@ function planCreates(
   const indicesWithPods = new Set(live.map((p) => p.shardIndex));
   let inFlight = desired.filter((d) => {
     const p = liveByKey.get(key(d.shardIndex, d.setHash));
-    return p !== undefined && !p.ready && indicesWithPods.has(d.shardIndex) && live.some((o) => o.shardIndex === d.shardIndex && o.setHash !== d.setHash);
+    return (
+      p !== undefined &&
+      !p.ready &&
+      indicesWithPods.has(d.shardIndex) &&
+      live.some((o) => o.shardIndex === d.shardIndex && o.setHash !== d.setHash)
+    );
   }).length;
   const create: DesiredShard[] = [];
   let pendingDesired = 0;
@@ -144,13 +173,19 @@ function planDrains(
   // Holder counts per (layer, expert) over pods that stay.
   const holders = new Uint16Array(layerCount * expertCount);
   for (const p of live) {
-    if (p.ready && p.drainStartedMs === undefined) forEachReplica(p, layerCount, expertCount, (i) => addAt(holders, i, 1));
+    if (p.ready && p.drainStartedMs === undefined)
+      forEachReplica(p, layerCount, expertCount, (i) => addAt(holders, i, 1));
   }
   const plan: DrainPlan = { startDrain: [], blocked: [], del: [] };
   const candidates = obsolete
     .filter((p) => p.drainStartedMs === undefined)
     // Old versions of kept indices first (their replacement carries the load), then scale-down, by index.
-    .sort((a, b) => Number(desiredIndices.has(b.shardIndex)) - Number(desiredIndices.has(a.shardIndex)) || a.shardIndex - b.shardIndex || a.name.localeCompare(b.name));
+    .sort(
+      (a, b) =>
+        Number(desiredIndices.has(b.shardIndex)) - Number(desiredIndices.has(a.shardIndex)) ||
+        a.shardIndex - b.shardIndex ||
+        a.name.localeCompare(b.name),
+    );
   const replacementOf = (p: ShardPodView): { replacement: ShardPodView | undefined } | undefined => {
     const d = desired.find((x) => x.shardIndex === p.shardIndex);
     return d === undefined ? undefined : { replacement: liveByKey.get(key(d.shardIndex, d.setHash)) };
@@ -175,7 +210,12 @@ function planDrains(
       // if every replica it holds stays covered, a few at a time.
       const r = kept.replacement;
       if (!(r?.unschedulable && capacityDrains < Math.max(1, input.maxSurge))) {
-        plan.blocked.push({ pod: p.name, reason: r?.unschedulable ? `replacement for shard ${p.shardIndex} waits for a free GPU` : `replacement for shard ${p.shardIndex} is not Ready yet` });
+        plan.blocked.push({
+          pod: p.name,
+          reason: r?.unschedulable
+            ? `replacement for shard ${p.shardIndex} waits for a free GPU`
+            : `replacement for shard ${p.shardIndex} is not Ready yet`,
+        });
         continue;
       }
       capacityDrains++;
@@ -186,7 +226,10 @@ function planDrains(
       if ((holders[i] ?? 0) <= 1) soleHeld++;
     });
     if (soleHeld > 0) {
-      plan.blocked.push({ pod: p.name, reason: `holds the only Ready replica of ${soleHeld} expert(s); waiting for new shards` });
+      plan.blocked.push({
+        pod: p.name,
+        reason: `holds the only Ready replica of ${soleHeld} expert(s); waiting for new shards`,
+      });
       continue;
     }
     forEachReplica(p, layerCount, expertCount, (i) => addAt(holders, i, -1));
@@ -220,7 +263,12 @@ function addAt(counts: Uint16Array, index: number, delta: number): void {
   counts[index] = (counts[index] ?? 0) + delta;
 }
 
-function forEachReplica(p: Pick<ShardPodView, "experts">, layerCount: number, expertCount: number, fn: (index: number) => void): void {
+function forEachReplica(
+  p: Pick<ShardPodView, "experts">,
+  layerCount: number,
+  expertCount: number,
+  fn: (index: number) => void,
+): void {
   for (let l = 0; l < Math.min(layerCount, p.experts.length); l++) {
     for (const e of p.experts[l]!) if (e >= 0 && e < expertCount) fn(l * expertCount + e);
   }

@@ -33,7 +33,11 @@ export const DEFAULT_CEILING_POLICY: CeilingPolicy = {
 };
 
 /** The sizing load after the model cap. */
-export function capSizingLoad(sizingTokensPerSecond: number, observedTokensPerSecond: number, p: CeilingPolicy): number {
+export function capSizingLoad(
+  sizingTokensPerSecond: number,
+  observedTokensPerSecond: number,
+  p: CeilingPolicy,
+): number {
   if (!p.enabled) return sizingTokensPerSecond;
   return Math.min(sizingTokensPerSecond, Math.max(1, p.maxSizingRatio) * Math.max(0, observedTokensPerSecond));
 }

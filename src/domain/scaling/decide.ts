@@ -236,9 +236,17 @@ export function windowMeanValue(samples: readonly TimedValue[], nowMs: number, w
 }
 
 /** Quantile q (0..1] of the sample values in (nowMs - windowMs, nowMs]; undefined when none lies there. */
-export function windowQuantileValue(samples: readonly TimedValue[], nowMs: number, windowMs: number, q: number): number | undefined {
+export function windowQuantileValue(
+  samples: readonly TimedValue[],
+  nowMs: number,
+  windowMs: number,
+  q: number,
+): number | undefined {
   const from = nowMs - windowMs;
-  const values = samples.filter((s) => s.atMs > from && s.atMs <= nowMs).map((s) => s.value).sort((a, b) => a - b);
+  const values = samples
+    .filter((s) => s.atMs > from && s.atMs <= nowMs)
+    .map((s) => s.value)
+    .sort((a, b) => a - b);
   if (values.length === 0) return undefined;
   return quantileSorted(values, q);
 }
@@ -263,7 +271,12 @@ export interface LoadTrend {
  * the latest sample, and the slope minus a multiple of its error, both rise with the latest value
  * (sizing on them keeps the decision monotone in the offered load).
  */
-export function fitLoadTrend(samples: readonly TimedValue[], nowMs: number, windowMs: number, minSamples: number): LoadTrend | undefined {
+export function fitLoadTrend(
+  samples: readonly TimedValue[],
+  nowMs: number,
+  windowMs: number,
+  minSamples: number,
+): LoadTrend | undefined {
   const from = nowMs - windowMs;
   const inWindow = samples.filter((s) => s.atMs > from && s.atMs <= nowMs && Number.isFinite(s.value));
   if (inWindow.length < Math.max(3, minSamples)) return undefined;
@@ -294,7 +307,13 @@ export function fitLoadTrend(samples: readonly TimedValue[], nowMs: number, wind
   }
   const noise = Math.sqrt(sdd / Math.max(1, n - 2) / 2);
   const slopePerMs = sty / stt;
-  return { atMs: last, level: my + slopePerMs * (last - t0 - mt), slopePerMs, slopeStdErrPerMs: noise / Math.sqrt(stt), samples: n };
+  return {
+    atMs: last,
+    level: my + slopePerMs * (last - t0 - mt),
+    slopePerMs,
+    slopeStdErrPerMs: noise / Math.sqrt(stt),
+    samples: n,
+  };
 }
 
 /**
@@ -305,7 +324,10 @@ export function fitLoadTrend(samples: readonly TimedValue[], nowMs: number, wind
 export function anticipationHeadroom(errors: readonly TimedValue[], nowMs: number, p: HeadroomPolicy): number {
   if (!p.enabled) return 1;
   const from = nowMs - p.windowMs;
-  const values = errors.filter((e) => e.atMs > from).map((e) => e.value).sort((a, b) => a - b);
+  const values = errors
+    .filter((e) => e.atMs > from)
+    .map((e) => e.value)
+    .sort((a, b) => a - b);
   // No evidence yet (a fresh start, or none for a window): start with headroom, move on evidence.
   if (values.length < Math.max(1, p.minSamples)) return Math.min(Math.max(1, p.max), Math.max(1, p.startFactor));
   const q = quantileSorted(values, p.quantile);
@@ -346,8 +368,16 @@ function trimTimed(values: readonly TimedValue[], keepFromMs: number): TimedValu
  * scale-down window starts from it (a partial first sample after a gap would otherwise scale down
  * at once: constant load, 2-h gap, 253 -> 202 GPUs in the tick traffic came back).
  */
-function holdRecommendation(state: CapacityState, previous: number, nowMs: number, policy: CapacityPolicy): TimedValue[] {
-  return trimTimed([...state.recommendations, { atMs: nowMs, value: previous }], nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs));
+function holdRecommendation(
+  state: CapacityState,
+  previous: number,
+  nowMs: number,
+  policy: CapacityPolicy,
+): TimedValue[] {
+  return trimTimed(
+    [...state.recommendations, { atMs: nowMs, value: previous }],
+    nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs),
+  );
 }
 
 function fmt(n: number | undefined, digits = 0): string {
@@ -384,10 +414,19 @@ interface Frame {
   readonly floorGpus: number;
 }
 
-function budgetGpusOf(input: CapacityInput, policy: CapacityPolicy, step: number, minGpus: number, conflicts: CapacityConflict[]): number | undefined {
+function budgetGpusOf(
+  input: CapacityInput,
+  policy: CapacityPolicy,
+  step: number,
+  minGpus: number,
+  conflicts: CapacityConflict[],
+): number | undefined {
   if (policy.budgetUsdPerHour === undefined) return undefined;
   if (input.usdPerGpuHour === undefined || !Number.isFinite(input.usdPerGpuHour)) {
-    conflicts.push({ type: "MissingPrice", message: `budget ${policy.budgetUsdPerHour} USD/h cannot be enforced: GPU price unknown` });
+    conflicts.push({
+      type: "MissingPrice",
+      message: `budget ${policy.budgetUsdPerHour} USD/h cannot be enforced: GPU price unknown`,
+    });
     return undefined;
   }
   const budgetGpus = maxGpusWithinBudget(policy.budgetUsdPerHour, input.usdPerGpuHour, step);
@@ -402,13 +441,24 @@ function budgetGpusOf(input: CapacityInput, policy: CapacityPolicy, step: number
   return budgetGpus;
 }
 
-function frameOf(input: CapacityInput, state: CapacityState, policy: CapacityPolicy, nowMs: number, signals: readonly CapacitySignalEntry[]): Frame {
+function frameOf(
+  input: CapacityInput,
+  state: CapacityState,
+  policy: CapacityPolicy,
+  nowMs: number,
+  signals: readonly CapacitySignalEntry[],
+): Frame {
   const conflicts: CapacityConflict[] = [];
   const step = Math.max(1, Math.floor(policy.gpuStep));
   const minGpus = Math.max(0, Math.floor(policy.minGpus));
   let maxGpus = Math.max(0, Math.floor(policy.maxGpus));
   if (minGpus > maxGpus) {
-    conflicts.push({ type: "InvalidBounds", message: `minGpus ${minGpus} > maxGpus ${maxGpus}; using minGpus`, requiredGpus: minGpus, limitGpus: maxGpus });
+    conflicts.push({
+      type: "InvalidBounds",
+      message: `minGpus ${minGpus} > maxGpus ${maxGpus}; using minGpus`,
+      requiredGpus: minGpus,
+      limitGpus: maxGpus,
+    });
     maxGpus = minGpus;
   }
   const previous = finiteNonNegative(input.provisionedGpus) ? Math.floor(input.provisionedGpus) : minGpus;
@@ -421,7 +471,24 @@ function frameOf(input: CapacityInput, state: CapacityState, policy: CapacityPol
   const floors = evaluateFloors(signals, { policy, state, nowMs, leadTimeMs, step });
   for (const x of floors) conflicts.push(...(x.ask.conflicts ?? []));
   const floorGpus = Math.max(0, ...floors.map((x) => x.ask.floorGpus));
-  return { input, state, policy, nowMs, conflicts, step, minGpus, maxGpus, previous, ready, warmingGpus: Math.max(0, previous - ready), leadTime, leadTimeMs, budgetGpus, floors, floorGpus };
+  return {
+    input,
+    state,
+    policy,
+    nowMs,
+    conflicts,
+    step,
+    minGpus,
+    maxGpus,
+    previous,
+    ready,
+    warmingGpus: Math.max(0, previous - ready),
+    leadTime,
+    leadTimeMs,
+    budgetGpus,
+    floors,
+    floorGpus,
+  };
 }
 
 interface Verdict<R extends string> {
@@ -437,8 +504,9 @@ function applyFloorsAndCaps<R extends string>(f: Frame, v: Verdict<R>): Verdict<
   const floor = Math.max(f.minGpus, f.floorGpus);
   if (floor > desired) {
     desired = floor;
-    const binding = f.floorGpus >= f.minGpus && f.floorGpus > 0 ? f.floors.find((x) => x.ask.floorGpus === f.floorGpus) : undefined;
-    reason = binding === undefined ? "AtMinGpus" : binding.signal.reason as R;
+    const binding =
+      f.floorGpus >= f.minGpus && f.floorGpus > 0 ? f.floors.find((x) => x.ask.floorGpus === f.floorGpus) : undefined;
+    reason = binding === undefined ? "AtMinGpus" : (binding.signal.reason as R);
     message = binding === undefined ? `at minGpus ${f.minGpus}; ${message}` : `${binding.ask.message}; ${message}`;
   }
   if (desired > f.maxGpus) {
@@ -471,10 +539,19 @@ function noteBudgetConflict(f: Frame, wantedGpus: number): void {
 }
 
 /** The last stage of every path: floors and caps, the budget conflict, the action and the state's change times. */
-function finishDecision<R extends string>(f: Frame, v: Verdict<R>, wantedGpus: number, figures: Partial<CapacitySignals>, nextState: CapacityState): CapacityDecision<R | CapacityReason> {
+function finishDecision<R extends string>(
+  f: Frame,
+  v: Verdict<R>,
+  wantedGpus: number,
+  figures: Partial<CapacitySignals>,
+  nextState: CapacityState,
+): CapacityDecision<R | CapacityReason> {
   const bound = applyFloorsAndCaps(f, v);
   noteBudgetConflict(f, wantedGpus);
-  const message = f.warmingGpus > 0 ? `${bound.message} (${f.warmingGpus} GPUs still warming count as coming capacity)` : bound.message;
+  const message =
+    f.warmingGpus > 0
+      ? `${bound.message} (${f.warmingGpus} GPUs still warming count as coming capacity)`
+      : bound.message;
   const action = bound.desired > f.previous ? "ScaleUp" : bound.desired < f.previous ? "ScaleDown" : "Hold";
   const correction = f.state.calibration.correction;
   return {
@@ -485,10 +562,22 @@ function finishDecision<R extends string>(f: Frame, v: Verdict<R>, wantedGpus: n
     message,
     conflicts: f.conflicts,
     signals: {
-      stableTokensPerSecond: undefined, shortTokensPerSecond: undefined, burstRatio: undefined, sloGpus: undefined, burstGpus: 0, forecastGpus: 0, forecastTokensPerSecond: undefined,
-      scheduleGpus: 0, scheduleName: undefined, leadTimeMs: f.leadTimeMs, budgetGpus: f.budgetGpus, warmingGpus: f.warmingGpus,
-      predictedP99Ms: undefined, latencyScale: correction.latencyScale, capacityScale: correction.capacityScale,
-      ...Object.assign({}, ...f.floors.map((x) => x.ask.figures)) as Partial<CapacitySignals>,
+      stableTokensPerSecond: undefined,
+      shortTokensPerSecond: undefined,
+      burstRatio: undefined,
+      sloGpus: undefined,
+      burstGpus: 0,
+      forecastGpus: 0,
+      forecastTokensPerSecond: undefined,
+      scheduleGpus: 0,
+      scheduleName: undefined,
+      leadTimeMs: f.leadTimeMs,
+      budgetGpus: f.budgetGpus,
+      warmingGpus: f.warmingGpus,
+      predictedP99Ms: undefined,
+      latencyScale: correction.latencyScale,
+      capacityScale: correction.capacityScale,
+      ...(Object.assign({}, ...f.floors.map((x) => x.ask.figures)) as Partial<CapacitySignals>),
       ...figures,
     },
     nextState: {
@@ -503,24 +592,46 @@ function finishDecision<R extends string>(f: Frame, v: Verdict<R>, wantedGpus: n
 type Hold = Verdict<CapacityReason>;
 
 /** Hold on bad data: the count stays, floors, bounds and budget still apply. */
-function holdDecision(f: Frame, hold: { readonly reason: CapacityReason; readonly message: string }, state: Partial<CapacityState>): CapacityDecision {
+function holdDecision(
+  f: Frame,
+  hold: { readonly reason: CapacityReason; readonly message: string },
+  state: Partial<CapacityState>,
+): CapacityDecision {
   const recommendations = holdRecommendation(f.state, f.previous, f.nowMs, f.policy);
-  return finishDecision(f, { desired: f.previous, ...hold }, 0, {}, { ...f.state, leadTime: f.leadTime, ...state, recommendations });
+  return finishDecision(
+    f,
+    { desired: f.previous, ...hold },
+    0,
+    {},
+    { ...f.state, leadTime: f.leadTime, ...state, recommendations },
+  );
 }
 
 /** Data quality: never act on stale or missing data. */
-function readMetrics(f: Frame): { readonly hold: Hold } | { readonly hold?: undefined; readonly load: number; readonly metricsAtMs: number } {
+function readMetrics(
+  f: Frame,
+): { readonly hold: Hold } | { readonly hold?: undefined; readonly load: number; readonly metricsAtMs: number } {
   const { input, previous, nowMs } = f;
   const dq = f.policy.dataQuality;
   const holding = (reason: CapacityReason, message: string) => ({ hold: { desired: previous, reason, message } });
-  if (!finiteNonNegative(input.tokensPerSecond) || input.metricsAtMs === undefined || !Number.isFinite(input.metricsAtMs)) {
+  if (
+    !finiteNonNegative(input.tokensPerSecond) ||
+    input.metricsAtMs === undefined ||
+    !Number.isFinite(input.metricsAtMs)
+  ) {
     return holding("MissingMetrics", `holding at ${previous} GPUs: load metrics are missing`);
   }
   if (nowMs - input.metricsAtMs > dq.maxMetricsAgeMs) {
-    return holding("StaleMetrics", `holding at ${previous} GPUs: load metrics are ${fmt((nowMs - input.metricsAtMs) / 1000)} s old (limit ${fmt(dq.maxMetricsAgeMs / 1000)} s)`);
+    return holding(
+      "StaleMetrics",
+      `holding at ${previous} GPUs: load metrics are ${fmt((nowMs - input.metricsAtMs) / 1000)} s old (limit ${fmt(dq.maxMetricsAgeMs / 1000)} s)`,
+    );
   }
   if (input.metricsConfidence !== undefined && !(input.metricsConfidence >= dq.minConfidence)) {
-    return holding("LowConfidenceMetrics", `holding at ${previous} GPUs: metrics confidence ${fmt(input.metricsConfidence, 2)} is below ${dq.minConfidence}`);
+    return holding(
+      "LowConfidenceMetrics",
+      `holding at ${previous} GPUs: metrics confidence ${fmt(input.metricsConfidence, 2)} is below ${dq.minConfidence}`,
+    );
   }
   return { load: input.tokensPerSecond, metricsAtMs: input.metricsAtMs };
 }
@@ -543,22 +654,40 @@ interface LoadView {
 }
 
 /** Per-sample data quality (out of range, uncorroborated outliers, collection gaps are a hold, never load), then the windows. */
-function measureLoad(f: Frame, load: number, metricsAtMs: number): LoadView | { readonly hold: Hold; readonly quality: LoadQualityState | undefined } {
+function measureLoad(
+  f: Frame,
+  load: number,
+  metricsAtMs: number,
+): LoadView | { readonly hold: Hold; readonly quality: LoadQualityState | undefined } {
   const { state, policy, nowMs } = f;
   const lastSample = state.loadSamples[state.loadSamples.length - 1];
   const isNewSample = lastSample === undefined || metricsAtMs > lastSample.atMs;
   const screened = isNewSample
     ? screenLoadSample({ atMs: metricsAtMs, value: load }, state, policy, f.maxGpus, f.previous)
     : { hold: undefined, learn: true, quality: state.loadQuality };
-  if (screened.hold !== undefined) return { hold: { desired: f.previous, ...screened.hold }, quality: screened.quality };
+  if (screened.hold !== undefined)
+    return { hold: { desired: f.previous, ...screened.hold }, quality: screened.quality };
   const samples = isNewSample ? [...state.loadSamples, { atMs: metricsAtMs, value: load }] : [...state.loadSamples];
   const stableMean = windowMeanValue(samples, nowMs, policy.stableWindowMs) ?? load;
-  const stable = policy.stableQuantile === undefined
-    ? stableMean
-    : Math.max(stableMean, windowQuantileValue(samples, nowMs, policy.stableWindowMs, policy.stableQuantile) ?? load);
+  const stable =
+    policy.stableQuantile === undefined
+      ? stableMean
+      : Math.max(stableMean, windowQuantileValue(samples, nowMs, policy.stableWindowMs, policy.stableQuantile) ?? load);
   const short = windowMeanValue(samples, nowMs, policy.shortWindowMs) ?? load;
   const burst = detectBurst(short, stable, policy.burst);
-  return { load, metricsAtMs, isNewSample, learn: screened.learn, quality: screened.quality, samples, stableMean, stable, short, burst, historyFromMs: (samples[0] as TimedValue).atMs };
+  return {
+    load,
+    metricsAtMs,
+    isNewSample,
+    learn: screened.learn,
+    quality: screened.quality,
+    samples,
+    stableMean,
+    stable,
+    short,
+    burst,
+    historyFromMs: (samples[0] as TimedValue).atMs,
+  };
 }
 
 /** The calibrated latency model as GPU counts for a load and a target. */
@@ -584,14 +713,31 @@ function sizingModelOf(f: Frame): SizingModel {
     crossNodeShare: input.crossNodeShare,
     redundantExpertsPerGpu: input.redundantExpertsPerGpu,
   };
-  const bandTarget = (share: number) => policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - share * policy.hysteresis);
+  const bandTarget = (share: number) =>
+    policy.slo.targetP99Ms * Math.max(0.05, 1 - policy.safetyMargin - share * policy.hysteresis);
   const searchLimitGpus = Math.max(f.maxGpus, f.step) * 8;
   const required = (tokensPerSecond: number, targetMs: number): number | undefined =>
-    requiredGpusForTarget(policy.latencyModel, { ...conditions, tokensPerSecond }, targetMs, { gpuStep: f.step, searchLimitGpus, correction }).gpuCount;
-  const bestEffortTarget = 1.25 * correction.latencyScale * unloadedLatencyMs(policy.latencyModel, input.crossNodeShare);
+    requiredGpusForTarget(policy.latencyModel, { ...conditions, tokensPerSecond }, targetMs, {
+      gpuStep: f.step,
+      searchLimitGpus,
+      correction,
+    }).gpuCount;
+  const bestEffortTarget =
+    1.25 * correction.latencyScale * unloadedLatencyMs(policy.latencyModel, input.crossNodeShare);
   const requiredOrBestEffort = (tokensPerSecond: number, targetMs: number): number =>
-    required(tokensPerSecond, targetMs) ?? required(tokensPerSecond, Math.max(targetMs, bestEffortTarget)) ?? searchLimitGpus;
-  return { correction, conditions, target: bandTarget(0), targetDown: bandTarget(1), targetMid: bandTarget(0.5), searchLimitGpus, required, requiredOrBestEffort };
+    required(tokensPerSecond, targetMs) ??
+    required(tokensPerSecond, Math.max(targetMs, bestEffortTarget)) ??
+    searchLimitGpus;
+  return {
+    correction,
+    conditions,
+    target: bandTarget(0),
+    targetDown: bandTarget(1),
+    targetMid: bandTarget(0.5),
+    searchLimitGpus,
+    required,
+    requiredOrBestEffort,
+  };
 }
 
 /**
@@ -599,7 +745,10 @@ function sizingModelOf(f: Frame): SizingModel {
  * significantly. Capacity ordered now serves from one lead time on, so it is sized for the load
  * expected then; the trend only ever raises the sizing load.
  */
-function trendAhead(f: Frame, lv: LoadView): { readonly trendTokensPerSecond: number | undefined; readonly falling: boolean } {
+function trendAhead(
+  f: Frame,
+  lv: LoadView,
+): { readonly trendTokensPerSecond: number | undefined; readonly falling: boolean } {
   const { policy, nowMs } = f;
   const none = { trendTokensPerSecond: undefined, falling: false };
   if (!policy.trend.enabled || lv.historyFromMs > nowMs - policy.trend.windowMs) return none;
@@ -607,13 +756,24 @@ function trendAhead(f: Frame, lv: LoadView): { readonly trendTokensPerSecond: nu
   const t = fitLoadTrend(lv.samples, nowMs, policy.trend.windowMs, policy.trend.minSamples);
   // A rise must also show in the recent half of the window: a step (burst onset) earlier in the
   // window tilts the line but is no ramp to extrapolate.
-  const recent = fitLoadTrend(lv.samples, nowMs, policy.trend.windowMs / 2, Math.max(3, Math.ceil(policy.trend.minSamples / 2)));
+  const recent = fitLoadTrend(
+    lv.samples,
+    nowMs,
+    policy.trend.windowMs / 2,
+    Math.max(3, Math.ceil(policy.trend.minSamples / 2)),
+  );
   // Significance gate at z standard errors; the extrapolated slope is the milder lower bound at
   // extrapolateZ (the z bound itself underestimates a real ramp by z standard errors).
   const significant = t !== undefined && t.slopePerMs - policy.trend.z * t.slopeStdErrPerMs > 0;
-  const lower = t === undefined || !significant ? 0 : t.slopePerMs - Math.min(policy.trend.z, policy.trend.extrapolateZ) * t.slopeStdErrPerMs;
+  const lower =
+    t === undefined || !significant
+      ? 0
+      : t.slopePerMs - Math.min(policy.trend.z, policy.trend.extrapolateZ) * t.slopeStdErrPerMs;
   const slope = recent === undefined ? lower : Math.min(lower, recent.slopePerMs);
-  const falling = t !== undefined && t.slopePerMs + policy.trend.z * t.slopeStdErrPerMs < 0 && (recent === undefined || recent.slopePerMs < 0);
+  const falling =
+    t !== undefined &&
+    t.slopePerMs + policy.trend.z * t.slopeStdErrPerMs < 0 &&
+    (recent === undefined || recent.slopePerMs < 0);
   if (t === undefined || !(slope > 0) || !(lv.stable > 0)) return { trendTokensPerSecond: undefined, falling };
   // Extrapolate from the stable-window mean (less noisy than the line's end point): it stands for
   // the middle of its window, so the rise until then counts too.
@@ -648,7 +808,12 @@ function anticipate(f: Frame, lv: LoadView): Sizing {
 }
 
 /** Learned ceiling: the evidence now (the model at the observed load) joins the highest recently seen. */
-function learnCeiling(f: Frame, lv: LoadView, m: SizingModel, s: Sizing): { readonly evidenceGpus: number; readonly peakEvidence: TimedValue; readonly ceilingGpus: number } {
+function learnCeiling(
+  f: Frame,
+  lv: LoadView,
+  m: SizingModel,
+  s: Sizing,
+): { readonly evidenceGpus: number; readonly peakEvidence: TimedValue; readonly ceilingGpus: number } {
   const evidenceGpus = m.requiredOrBestEffort(lv.burst.burst ? s.observedLoad : lv.stable, m.target);
   const peakEvidence = nextPeakEvidence(f.state.peakEvidence, { atMs: f.nowMs, value: evidenceGpus }, f.policy.ceiling);
   return { evidenceGpus, peakEvidence, ceilingGpus: learnedCeilingGpus(peakEvidence.value, f.step, f.policy.ceiling) };
@@ -675,7 +840,12 @@ function recommendSlo(f: Frame, lv: LoadView, m: SizingModel, s: Sizing): SloSta
       message: `no GPU count up to ${m.searchLimitGpus} meets p99 ${policy.slo.metric} <= ${fmt(m.target, 1)} ms at ${fmt(s.sizingLoad)} tok/s; aiming for the best achievable latency`,
     });
   } else if (sloUp > f.maxGpus) {
-    f.conflicts.push({ type: "MaxGpusVsSlo", message: `the SLO needs ${sloUp} GPUs but maxGpus is ${f.maxGpus}`, requiredGpus: sloUp, limitGpus: f.maxGpus });
+    f.conflicts.push({
+      type: "MaxGpusVsSlo",
+      message: `the SLO needs ${sloUp} GPUs but maxGpus is ${f.maxGpus}`,
+      requiredGpus: sloUp,
+      limitGpus: f.maxGpus,
+    });
   }
   const sloUpGpus = sloUp ?? m.requiredOrBestEffort(s.sizingLoad, m.target);
   const sloDownGpus = m.required(s.sizingLoad, m.targetDown) ?? sloUpGpus;
@@ -687,7 +857,15 @@ function recommendSlo(f: Frame, lv: LoadView, m: SizingModel, s: Sizing): SloSta
   // Over-provisioning must also be measured: a sample whose observed p99 was over the plan counts
   // as needing all the provisioned GPUs (bursty traffic whose mean hides its peaks).
   const measuredOver = f.input.observedP99Ms !== undefined && !(f.input.observedP99Ms <= m.target);
-  const upNow = { atMs: nowMs, value: Math.max(sloUpGpus, burstGpus, m.required(s.sizingLoad, m.targetMid) ?? sloUpGpus, measuredOver ? previous : 0) };
+  const upNow = {
+    atMs: nowMs,
+    value: Math.max(
+      sloUpGpus,
+      burstGpus,
+      m.required(s.sizingLoad, m.targetMid) ?? sloUpGpus,
+      measuredOver ? previous : 0,
+    ),
+  };
   const upCounts = nextUpCounts(f.state.upCounts, upNow, policy.settle);
   const settledGpus = settledUpCount(upCounts, nowMs, policy.settle);
   // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
@@ -699,16 +877,35 @@ function recommendSlo(f: Frame, lv: LoadView, m: SizingModel, s: Sizing): SloSta
 /** The SLO's own reason (SLOFeedback or WithinTarget) and message for a count no signal set. */
 function sloVerdict(f: Frame, m: SizingModel, s: Sizing, slo: SloStage, metricRaw: number): Verdict<CapacityReason> {
   const { policy, previous } = f;
-  const capText = s.sizingLoad < s.uncappedSizing ? ` (capped at ${fmt(policy.ceiling.maxSizingRatio, 1)}x the observed ${fmt(s.observedLoad)} tok/s; trend and headroom asked ${fmt(s.uncappedSizing)})` : "";
+  const capText =
+    s.sizingLoad < s.uncappedSizing
+      ? ` (capped at ${fmt(policy.ceiling.maxSizingRatio, 1)}x the observed ${fmt(s.observedLoad)} tok/s; trend and headroom asked ${fmt(s.uncappedSizing)})`
+      : "";
   const sloText = `p99 ${policy.slo.metric} target ${policy.slo.targetP99Ms} ms (plan ${fmt(m.target, 1)} ms) at ${fmt(s.sizingLoad)} tok/s${capText} needs ${slo.sloUp ?? "more than " + m.searchLimitGpus} GPUs`;
-  if (metricRaw === previous) return { desired: metricRaw, reason: "WithinTarget", message: `${sloText}; ${previous} GPUs are within the hysteresis band` };
-  const settledText = slo.settledGpus !== undefined && slo.settledGpus < slo.banded ? `; over the last ${fmt(policy.settle.windowMs / 60_000)} min the middle of the band (p99 ${fmt(m.targetMid, 1)} ms) needed at most ${slo.settledGpus} GPUs (sustained over-provisioning)` : "";
-  const message = metricRaw > previous ? sloText : `${sloText}; ${slo.sloDownGpus} GPUs keep p99 within ${fmt(m.targetDown, 1)} ms${settledText}`;
+  if (metricRaw === previous)
+    return {
+      desired: metricRaw,
+      reason: "WithinTarget",
+      message: `${sloText}; ${previous} GPUs are within the hysteresis band`,
+    };
+  const settledText =
+    slo.settledGpus !== undefined && slo.settledGpus < slo.banded
+      ? `; over the last ${fmt(policy.settle.windowMs / 60_000)} min the middle of the band (p99 ${fmt(m.targetMid, 1)} ms) needed at most ${slo.settledGpus} GPUs (sustained over-provisioning)`
+      : "";
+  const message =
+    metricRaw > previous
+      ? sloText
+      : `${sloText}; ${slo.sloDownGpus} GPUs keep p99 within ${fmt(m.targetDown, 1)} ms${settledText}`;
   return { desired: metricRaw, reason: "SLOFeedback", message };
 }
 
 /** Stabilisation up: the lowest recommendation of the up window, the rate limit, the step limit. */
-function stabiliseUp<R extends string>(f: Frame, v: Verdict<R>, burst: boolean, recommendations: readonly TimedValue[]): Verdict<R> {
+function stabiliseUp<R extends string>(
+  f: Frame,
+  v: Verdict<R>,
+  burst: boolean,
+  recommendations: readonly TimedValue[],
+): Verdict<R> {
   const { policy, previous, nowMs, state } = f;
   let { desired, message } = v;
   if (!burst && policy.scaleUp.stabilizationWindowMs > 0) {
@@ -732,19 +929,41 @@ function stabiliseUp<R extends string>(f: Frame, v: Verdict<R>, burst: boolean, 
  * Stabilisation down: the highest recommendation of the down window (shorter while the load falls),
  * the burst hold, no scale-down while the observed p99 is over the target, the rate and step limits.
  */
-function stabiliseDown<R extends string>(f: Frame, v: Verdict<R>, falling: boolean, recommendations: readonly TimedValue[], burstUntilMs: number | undefined): Verdict<R | CapacityReason> {
+function stabiliseDown<R extends string>(
+  f: Frame,
+  v: Verdict<R>,
+  falling: boolean,
+  recommendations: readonly TimedValue[],
+  burstUntilMs: number | undefined,
+): Verdict<R | CapacityReason> {
   const { policy, previous, nowMs, input } = f;
-  const hold = (why: string): Verdict<CapacityReason> => ({ desired: previous, reason: "StabilizingScaleDown", message: `${v.message}; ${why}` });
+  const hold = (why: string): Verdict<CapacityReason> => ({
+    desired: previous,
+    reason: "StabilizingScaleDown",
+    message: `${v.message}; ${why}`,
+  });
   // While the load falls significantly, recommendations older than the falling-trend window no
   // longer say what the next lead time needs.
-  const downWindowMs = falling ? Math.min(policy.scaleDown.stabilizationWindowMs, policy.trend.fallingScaleDownWindowMs) : policy.scaleDown.stabilizationWindowMs;
+  const downWindowMs = falling
+    ? Math.min(policy.scaleDown.stabilizationWindowMs, policy.trend.fallingScaleDownWindowMs)
+    : policy.scaleDown.stabilizationWindowMs;
   const highest = Math.max(...recommendations.filter((r) => r.atMs >= nowMs - downWindowMs).map((r) => r.value));
-  if (highest >= previous) return hold(`holding ${previous} GPUs: recommendations in the last ${fmt(policy.scaleDown.stabilizationWindowMs / 60_000, 1)} min reached ${highest}`);
-  if (burstUntilMs !== undefined && nowMs < burstUntilMs) return hold(`holding ${previous} GPUs for ${fmt((burstUntilMs - nowMs) / 1000)} s after a burst`);
+  if (highest >= previous)
+    return hold(
+      `holding ${previous} GPUs: recommendations in the last ${fmt(policy.scaleDown.stabilizationWindowMs / 60_000, 1)} min reached ${highest}`,
+    );
+  if (burstUntilMs !== undefined && nowMs < burstUntilMs)
+    return hold(`holding ${previous} GPUs for ${fmt((burstUntilMs - nowMs) / 1000)} s after a burst`);
   // No scale-down while the latency measured on the Ready GPUs is over the target: whatever the
   // model says, fewer GPUs cannot help (the model is wrong or the load is not what it looks like).
-  if (input.observedP99Ms !== undefined && Number.isFinite(input.observedP99Ms) && input.observedP99Ms > policy.slo.targetP99Ms) {
-    return hold(`holding ${previous} GPUs: observed p99 ${fmt(input.observedP99Ms)} ms is over the ${fmt(policy.slo.targetP99Ms)} ms target`);
+  if (
+    input.observedP99Ms !== undefined &&
+    Number.isFinite(input.observedP99Ms) &&
+    input.observedP99Ms > policy.slo.targetP99Ms
+  ) {
+    return hold(
+      `holding ${previous} GPUs: observed p99 ${fmt(input.observedP99Ms)} ms is over the ${fmt(policy.slo.targetP99Ms)} ms target`,
+    );
   }
   if (f.state.lastScaleDownAtMs !== undefined && nowMs - f.state.lastScaleDownAtMs < policy.scaleDown.periodMs) {
     return hold(`scale-down rate limit (one change per ${fmt(policy.scaleDown.periodMs / 1000)} s)`);
@@ -759,7 +978,16 @@ function stabiliseDown<R extends string>(f: Frame, v: Verdict<R>, falling: boole
 }
 
 /** Stabilisation and step limits around the metric-driven count; the recommendation history and the burst hold for the next state. */
-function stabilise<R extends string>(f: Frame, lv: LoadView, v: Verdict<R>, falling: boolean): { readonly verdict: Verdict<R | CapacityReason>; readonly recommendations: TimedValue[]; readonly burstUntilMs: number | undefined } {
+function stabilise<R extends string>(
+  f: Frame,
+  lv: LoadView,
+  v: Verdict<R>,
+  falling: boolean,
+): {
+  readonly verdict: Verdict<R | CapacityReason>;
+  readonly recommendations: TimedValue[];
+  readonly burstUntilMs: number | undefined;
+} {
   const { policy, nowMs, state, previous } = f;
   const recommendations = trimTimed(
     [...state.recommendations, { atMs: nowMs, value: v.desired }],
@@ -768,18 +996,37 @@ function stabilise<R extends string>(f: Frame, lv: LoadView, v: Verdict<R>, fall
   // Any burst holds scale-down, also one the provisioned GPUs already cover: traffic that just
   // jumped to 2x its stable level says nothing about the capacity it needs next (Azure code trace:
   // scaled 311 -> 248 GPUs in the very tick a 5x burst was seen, then 7 minutes over the SLO).
-  const burstUntilMs = lv.burst.burst ? Math.max(state.burstUntilMs ?? 0, nowMs + policy.burst.holdMs) : state.burstUntilMs;
-  const verdict = v.desired > previous
-    ? stabiliseUp(f, v, lv.burst.burst, recommendations)
-    : v.desired < previous ? stabiliseDown(f, v, falling, recommendations, burstUntilMs) : v;
+  const burstUntilMs = lv.burst.burst
+    ? Math.max(state.burstUntilMs ?? 0, nowMs + policy.burst.holdMs)
+    : state.burstUntilMs;
+  const verdict =
+    v.desired > previous
+      ? stabiliseUp(f, v, lv.burst.burst, recommendations)
+      : v.desired < previous
+        ? stabiliseDown(f, v, falling, recommendations, burstUntilMs)
+        : v;
   return { verdict, recommendations, burstUntilMs };
 }
 
 function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ceilingGpus: number): SignalContext {
   return {
-    input: f.input, state: f.state, policy: f.policy, nowMs: f.nowMs, metricsAtMs: lv.metricsAtMs, isNewSample: lv.isNewSample, learnSample: lv.learn,
-    loadTokensPerSecond: lv.load, stableTokensPerSecond: lv.stable, shortTokensPerSecond: lv.short, burst: lv.burst, burstGpus: slo.burstGpus,
-    previousGpus: f.previous, leadTimeMs: f.leadTimeMs, targetMs: m.target, ceilingGpus, sloRecommendationGpus: slo.recommendation,
+    input: f.input,
+    state: f.state,
+    policy: f.policy,
+    nowMs: f.nowMs,
+    metricsAtMs: lv.metricsAtMs,
+    isNewSample: lv.isNewSample,
+    learnSample: lv.learn,
+    loadTokensPerSecond: lv.load,
+    stableTokensPerSecond: lv.stable,
+    shortTokensPerSecond: lv.short,
+    burst: lv.burst,
+    burstGpus: slo.burstGpus,
+    previousGpus: f.previous,
+    leadTimeMs: f.leadTimeMs,
+    targetMs: m.target,
+    ceilingGpus,
+    sloRecommendationGpus: slo.recommendation,
     requiredOrBestEffort: m.requiredOrBestEffort,
   };
 }
@@ -789,20 +1036,29 @@ function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ce
  * pod Ready, status update; the same observation learned five times would weigh five times in its
  * utilisation bin), and only once the Ready count has been stable for a while (observed p99 covers a window).
  */
-function learnCalibration(f: Frame, lv: LoadView): { readonly calibration: LatencyCalibrationState; readonly readyChangedAtMs: number | undefined } {
+function learnCalibration(
+  f: Frame,
+  lv: LoadView,
+): { readonly calibration: LatencyCalibrationState; readonly readyChangedAtMs: number | undefined } {
   const { state, policy, nowMs, input, ready } = f;
   const readyChangedAtMs = state.lastReadyGpus === ready ? state.readyChangedAtMs : nowMs;
   const settled = readyChangedAtMs === undefined || nowMs - readyChangedAtMs >= policy.calibrationSettleMs;
-  if (input.observedP99Ms === undefined || !(ready > 0) || !settled || !lv.isNewSample) return { calibration: state.calibration, readyChangedAtMs };
-  const calibration = observeLatency(state.calibration, policy.latencyModel, {
-    atMs: lv.metricsAtMs,
-    observedP99Ms: input.observedP99Ms,
-    tokensPerSecond: lv.load,
-    gpuCount: ready,
-    balancedness: input.balancedness,
-    crossNodeShare: input.crossNodeShare,
-    redundantExpertsPerGpu: input.redundantExpertsPerGpu,
-  }, policy.calibration);
+  if (input.observedP99Ms === undefined || !(ready > 0) || !settled || !lv.isNewSample)
+    return { calibration: state.calibration, readyChangedAtMs };
+  const calibration = observeLatency(
+    state.calibration,
+    policy.latencyModel,
+    {
+      atMs: lv.metricsAtMs,
+      observedP99Ms: input.observedP99Ms,
+      tokensPerSecond: lv.load,
+      gpuCount: ready,
+      balancedness: input.balancedness,
+      crossNodeShare: input.crossNodeShare,
+      redundantExpertsPerGpu: input.redundantExpertsPerGpu,
+    },
+    policy.calibration,
+  );
   return { calibration, readyChangedAtMs };
 }
 
@@ -812,13 +1068,28 @@ function learnCalibration(f: Frame, lv: LoadView): { readonly calibration: Laten
  * error and inflate the headroom). The level stands for the middle of its window, so predictions
  * are scored half a window later.
  */
-function learnPredictions(f: Frame, lv: LoadView, anticipatedRaw: number): Pick<CapacityState, "pendingPredictions" | "predictionErrors"> {
+function learnPredictions(
+  f: Frame,
+  lv: LoadView,
+  anticipatedRaw: number,
+): Pick<CapacityState, "pendingPredictions" | "predictionErrors"> {
   const { state, policy, nowMs } = f;
   if (!(lv.isNewSample && policy.headroom.enabled && lv.historyFromMs <= nowMs - policy.stableWindowMs)) {
     return { pendingPredictions: state.pendingPredictions, predictionErrors: state.predictionErrors };
   }
-  const scored = scorePredictions(state.pendingPredictions ?? [], state.predictionErrors ?? [], { atMs: lv.metricsAtMs, value: lv.stableMean }, policy.headroom);
-  return { pendingPredictions: [...scored.pending, { atMs: nowMs + f.leadTimeMs + policy.stableWindowMs / 2, value: anticipatedRaw }], predictionErrors: scored.errors };
+  const scored = scorePredictions(
+    state.pendingPredictions ?? [],
+    state.predictionErrors ?? [],
+    { atMs: lv.metricsAtMs, value: lv.stableMean },
+    policy.headroom,
+  );
+  return {
+    pendingPredictions: [
+      ...scored.pending,
+      { atMs: nowMs + f.leadTimeMs + policy.stableWindowMs / 2, value: anticipatedRaw },
+    ],
+    predictionErrors: scored.errors,
+  };
 }
 
 /** Each signal's slices of the next state: its own fields (learn) and its own entry in signalStates (learnOwn). */
@@ -827,28 +1098,51 @@ function learnSignals(entries: readonly CapacitySignalEntry[], ctx: SignalContex
   const slices = signals.map((x) => x.learn?.(ctx) ?? {});
   const own = signals.filter((x) => x.learnOwn !== undefined);
   if (own.length === 0) return slices;
-  const signalStates = { ...ctx.state.signalStates, ...Object.fromEntries(own.map((x) => [x.id, x.learnOwn!(ctx, ctx.state.signalStates?.[x.id])])) };
+  const signalStates = {
+    ...ctx.state.signalStates,
+    ...Object.fromEntries(own.map((x) => [x.id, x.learnOwn!(ctx, ctx.state.signalStates?.[x.id])])),
+  };
   return [...slices, { signalStates }];
 }
 
 /** Learning from this tick lands in the next state (used from the next decision on); each signal learns its own slice. */
-function learnedState(f: Frame, lv: LoadView, s: Sizing, slo: SloStage, peakEvidence: TimedValue, st: { readonly recommendations: TimedValue[]; readonly burstUntilMs: number | undefined }, slices: readonly Partial<CapacityState>[]): CapacityState {
+function learnedState(
+  f: Frame,
+  lv: LoadView,
+  s: Sizing,
+  slo: SloStage,
+  peakEvidence: TimedValue,
+  st: { readonly recommendations: TimedValue[]; readonly burstUntilMs: number | undefined },
+  slices: readonly Partial<CapacityState>[],
+): CapacityState {
   const { state, policy, nowMs } = f;
   const cal = learnCalibration(f, lv);
-  return Object.assign({
-    ...state,
-    loadSamples: trimTimed(lv.samples, nowMs - Math.max(policy.stableWindowMs, policy.shortWindowMs, policy.trend.enabled ? policy.trend.windowMs : 0, policy.loadQuality.enabled ? policy.loadQuality.windowMs : 0)),
-    recommendations: st.recommendations,
-    burstUntilMs: st.burstUntilMs,
-    calibration: cal.calibration,
-    lastReadyGpus: f.ready,
-    readyChangedAtMs: cal.readyChangedAtMs,
-    ...learnPredictions(f, lv, s.anticipatedRaw),
-    loadQuality: lv.quality,
-    peakEvidence,
-    // One record per metrics sample (the operator decides on every event).
-    upCounts: lv.isNewSample ? slo.upCounts : state.upCounts,
-  }, ...slices);
+  return Object.assign(
+    {
+      ...state,
+      loadSamples: trimTimed(
+        lv.samples,
+        nowMs -
+          Math.max(
+            policy.stableWindowMs,
+            policy.shortWindowMs,
+            policy.trend.enabled ? policy.trend.windowMs : 0,
+            policy.loadQuality.enabled ? policy.loadQuality.windowMs : 0,
+          ),
+      ),
+      recommendations: st.recommendations,
+      burstUntilMs: st.burstUntilMs,
+      calibration: cal.calibration,
+      lastReadyGpus: f.ready,
+      readyChangedAtMs: cal.readyChangedAtMs,
+      ...learnPredictions(f, lv, s.anticipatedRaw),
+      loadQuality: lv.quality,
+      peakEvidence,
+      // One record per metrics sample (the operator decides on every event).
+      upCounts: lv.isNewSample ? slo.upCounts : state.upCounts,
+    },
+    ...slices,
+  );
 }
 
 /**
@@ -877,28 +1171,43 @@ export function decideCapacity<R extends string = never>(
   const asks = evaluateSignals(signals, ctx);
   const metricRaw = Math.max(slo.recommendation, ...asks.map((a) => a.ask.floorGpus));
   const winner = winningSignal(asks, metricRaw, ctx);
-  const verdict: Verdict<CapacityReason | R> = winner === undefined
-    ? sloVerdict(f, m, s, slo, metricRaw)
-    : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
+  const verdict: Verdict<CapacityReason | R> =
+    winner === undefined
+      ? sloVerdict(f, m, s, slo, metricRaw)
+      : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
   const stabilised = stabilise(f, lv, verdict, s.falling);
   const nextState = learnedState(f, lv, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
   const finite = Number.isFinite(ceiling.ceilingGpus) ? ceiling.ceilingGpus : undefined;
-  const decision = finishDecision(f, stabilised.verdict, Math.max(slo.sloUpGpus, ...asks.map((a) => a.ask.floorGpus)), {
-    stableTokensPerSecond: lv.stable,
-    shortTokensPerSecond: lv.short,
-    burstRatio: lv.burst.ratio,
-    sloGpus: slo.sloUp,
-    burstGpus: slo.burstGpus,
-    ...Object.assign({}, ...asks.map((a) => a.ask.figures)) as Partial<CapacitySignals>,
-    sizingTokensPerSecond: s.sizingLoad,
-    trendTokensPerSecond: s.trendTokensPerSecond,
-    headroom: s.headroom,
-    evidenceGpus: ceiling.evidenceGpus,
-    ceilingGpus: finite,
-    feedbackCeilingGpus: finite !== undefined && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations ? finite : undefined,
-  }, nextState);
-  const predictedP99Ms = decision.desiredGpus > 0
-    ? predictP99LatencyMs(policy.latencyModel, { ...m.conditions, tokensPerSecond: s.sizingLoad, gpuCount: decision.desiredGpus }, m.correction)
-    : undefined;
+  const decision = finishDecision(
+    f,
+    stabilised.verdict,
+    Math.max(slo.sloUpGpus, ...asks.map((a) => a.ask.floorGpus)),
+    {
+      stableTokensPerSecond: lv.stable,
+      shortTokensPerSecond: lv.short,
+      burstRatio: lv.burst.ratio,
+      sloGpus: slo.sloUp,
+      burstGpus: slo.burstGpus,
+      ...(Object.assign({}, ...asks.map((a) => a.ask.figures)) as Partial<CapacitySignals>),
+      sizingTokensPerSecond: s.sizingLoad,
+      trendTokensPerSecond: s.trendTokensPerSecond,
+      headroom: s.headroom,
+      evidenceGpus: ceiling.evidenceGpus,
+      ceilingGpus: finite,
+      feedbackCeilingGpus:
+        finite !== undefined && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations
+          ? finite
+          : undefined,
+    },
+    nextState,
+  );
+  const predictedP99Ms =
+    decision.desiredGpus > 0
+      ? predictP99LatencyMs(
+          policy.latencyModel,
+          { ...m.conditions, tokensPerSecond: s.sizingLoad, gpuCount: decision.desiredGpus },
+          m.correction,
+        )
+      : undefined;
   return { ...decision, signals: { ...decision.signals, predictedP99Ms } };
 }

@@ -54,7 +54,11 @@ export interface GuardResult<R extends string = string> {
  *   every unit Ready, nothing scaled up for a stable window plus a cold start, and the latency
  *   window covers the units now Ready, add 10 % (at least 1).
  */
-export function applyOperatorGuards<R extends string>(input: GuardInput<R>, policy: CapacityPolicy, nowMs: number): GuardResult<R> {
+export function applyOperatorGuards<R extends string>(
+  input: GuardInput<R>,
+  policy: CapacityPolicy,
+  nowMs: number,
+): GuardResult<R> {
   let { desired, message } = input;
   let reason: R | GuardReason = input.reason;
   const window = policy.scaleDown.stabilizationWindowMs;
@@ -62,21 +66,37 @@ export function applyOperatorGuards<R extends string>(input: GuardInput<R>, poli
     desired = input.provisioned;
     reason = "StabilizingScaleDown";
     message = `${message}; holding ${input.provisioned} ${input.unit.many} until ${(window / 60_000).toFixed(1)} min of history exist after an operator restart`;
-  } else if (desired < input.provisioned && reason !== "BudgetCapped" && input.lastScaleUpMs !== undefined && nowMs - input.lastScaleUpMs < window) {
+  } else if (
+    desired < input.provisioned &&
+    reason !== "BudgetCapped" &&
+    input.lastScaleUpMs !== undefined &&
+    nowMs - input.lastScaleUpMs < window
+  ) {
     desired = input.provisioned;
     reason = "StabilizingScaleDown";
     message = `${message}; holding ${input.provisioned} ${input.unit.many}: the last scale-up was ${((nowMs - input.lastScaleUpMs) / 1000).toFixed(0)} s ago, within the ${(window / 1000).toFixed(0)} s scale-down stabilisation window`;
   }
   const readyAll = input.ready >= input.provisioned && input.provisioned > 0;
   const cooldownMs = policy.stableWindowMs + policy.leadTime.defaultColdStartMs;
-  if (input.metricsUsable && input.observedP99Ms !== undefined
-    && input.observedP99Ms > policy.slo.targetP99Ms && desired <= input.provisioned && readyAll
+  if (
+    input.metricsUsable &&
+    input.observedP99Ms !== undefined &&
+    input.observedP99Ms > policy.slo.targetP99Ms &&
+    desired <= input.provisioned &&
+    readyAll &&
     // A deployment that was never scaled counts from when this process started tracking it, so
     // the latency window of its bring-up (units still loading) does not trigger the feedback.
-    && nowMs - (input.lastScaleUpMs ?? input.trackingSinceMs) > cooldownMs
-    && (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.stableWindowMs)) {
-    const ceiling = input.ceilingCount === undefined ? Number.POSITIVE_INFINITY : Math.max(input.provisioned, input.ceilingCount);
-    const bumped = Math.min(input.maxCount, input.budgetCap, ceiling, input.provisioned + Math.max(1, Math.ceil(input.provisioned * 0.1)));
+    nowMs - (input.lastScaleUpMs ?? input.trackingSinceMs) > cooldownMs &&
+    (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.stableWindowMs)
+  ) {
+    const ceiling =
+      input.ceilingCount === undefined ? Number.POSITIVE_INFINITY : Math.max(input.provisioned, input.ceilingCount);
+    const bumped = Math.min(
+      input.maxCount,
+      input.budgetCap,
+      ceiling,
+      input.provisioned + Math.max(1, Math.ceil(input.provisioned * 0.1)),
+    );
     if (bumped > desired) {
       const capText = Number.isFinite(ceiling) ? `, at most the learned ceiling ${ceiling}` : "";
       message = `observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms with every ${input.unit.one} Ready: adding ${bumped - input.provisioned} ${input.unit.one}(s) (the latency model is still calibrating${capText}); ${message}`;

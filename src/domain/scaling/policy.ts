@@ -229,7 +229,7 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     calibrationSettleMs: input.calibrationSettleMs ?? 2 * 60_000,
     stableWindowMs: input.stableWindowMs ?? 3 * 60_000,
     shortWindowMs: input.shortWindowMs ?? 30_000,
-    stableQuantile: input.stableQuantile === null ? undefined : input.stableQuantile ?? undefined,
+    stableQuantile: input.stableQuantile === null ? undefined : (input.stableQuantile ?? undefined),
     trend: { ...DEFAULT_TREND_POLICY, ...input.trend },
     headroom: { ...DEFAULT_HEADROOM_POLICY, ...input.headroom },
     burst: { ...DEFAULT_BURST_POLICY, ...input.burst },

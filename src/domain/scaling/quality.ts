@@ -76,9 +76,16 @@ export interface LoadAssessment {
 }
 
 /** Median and scaled MAD of the sample values in (nowMs - windowMs, nowMs]; undefined below minSamples. */
-export function robustLevel(samples: readonly TimedValue[], nowMs: number, windowMs: number, minSamples: number): { median: number; mad: number; min: number } | undefined {
+export function robustLevel(
+  samples: readonly TimedValue[],
+  nowMs: number,
+  windowMs: number,
+  minSamples: number,
+): { median: number; mad: number; min: number } | undefined {
   const from = nowMs - windowMs;
-  const values = samples.filter((s) => s.atMs > from && s.atMs <= nowMs && Number.isFinite(s.value)).map((s) => s.value);
+  const values = samples
+    .filter((s) => s.atMs > from && s.atMs <= nowMs && Number.isFinite(s.value))
+    .map((s) => s.value);
   if (values.length < Math.max(1, minSamples)) return undefined;
   const level = median(values);
   const mad = 1.4826 * median(values.map((v) => Math.abs(v - level)));
@@ -109,7 +116,8 @@ export function assessLoadSample(
     return assessInGap(sample, state, p);
   }
   const level = robustLevel(accepted, sample.atMs, p.windowMs, p.minSamples);
-  if (level === undefined) return { verdict: { kind: "ok", learn: true }, nextState: { outlierAtMs: state.outlierAtMs } };
+  if (level === undefined)
+    return { verdict: { kind: "ok", learn: true }, nextState: { outlierAtMs: state.outlierAtMs } };
   const sustained = level.median >= p.gapMinTokensPerSecond && level.min >= p.sustainedMinRatio * level.median;
   if (sustained && sample.value < p.gapRatio * level.median) {
     const next: LoadQualityState = { gapSinceMs: sample.atMs, gapRefTokensPerSecond: level.median };
@@ -117,9 +125,15 @@ export function assessLoadSample(
   }
   const band = Math.max(level.median + p.outlierMads * level.mad, p.outlierMinRatio * level.median);
   if (sample.value > band && level.median > 0) {
-    const corroborated = state.outlierAtMs !== undefined && sample.atMs > state.outlierAtMs && sample.atMs - state.outlierAtMs <= p.corroborateWithinMs;
+    const corroborated =
+      state.outlierAtMs !== undefined &&
+      sample.atMs > state.outlierAtMs &&
+      sample.atMs - state.outlierAtMs <= p.corroborateWithinMs;
     if (!corroborated) {
-      return { verdict: { kind: "outlier", medianTokensPerSecond: level.median, bandTokensPerSecond: band }, nextState: { outlierAtMs: sample.atMs } };
+      return {
+        verdict: { kind: "outlier", medianTokensPerSecond: level.median, bandTokensPerSecond: band },
+        nextState: { outlierAtMs: sample.atMs },
+      };
     }
     return { verdict: { kind: "ok", learn: true }, nextState: { outlierAtMs: sample.atMs } };
   }

@@ -46,7 +46,10 @@ export function isMetricsHold(reason: string): boolean {
 }
 
 /** The API reason for a decision's reason: the table, then the registered signals; unknown reasons pass through. */
-export function apiReasonOf(reason: string, signals: readonly CapacitySignalEntry[] = DEFAULT_CAPACITY_SIGNALS): string {
+export function apiReasonOf(
+  reason: string,
+  signals: readonly CapacitySignalEntry[] = DEFAULT_CAPACITY_SIGNALS,
+): string {
   return reasonInfo(reason)?.api ?? signals.find((s) => s.reason === reason)?.apiReason ?? reason;
 }
 

@@ -27,7 +27,11 @@ export const DEFAULT_SETTLE_POLICY: SettlePolicy = {
 };
 
 /** Records of the up count within the window (plus the new one); at most one per sample. */
-export function nextUpCounts(previous: readonly TimedValue[] | undefined, now: TimedValue, p: SettlePolicy): TimedValue[] {
+export function nextUpCounts(
+  previous: readonly TimedValue[] | undefined,
+  now: TimedValue,
+  p: SettlePolicy,
+): TimedValue[] {
   if (!p.enabled) return [];
   const kept = (previous ?? []).filter((v) => v.atMs >= now.atMs - p.windowMs && v.atMs < now.atMs);
   return [...kept, now].slice(-MAX_RECORDS);

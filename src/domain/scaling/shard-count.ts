@@ -3,7 +3,13 @@
 // override and the bounds. The simulator calls this very function, so the benchmark replays the
 // operator's capacity path, not a copy of it.
 
-import { decideCapacity, type CapacityDecision, type CapacityInput, type CapacityReason, type CapacityState } from "./decide.ts";
+import {
+  decideCapacity,
+  type CapacityDecision,
+  type CapacityInput,
+  type CapacityReason,
+  type CapacityState,
+} from "./decide.ts";
 import { applyOperatorGuards } from "./guards.ts";
 import type { CapacityPolicy } from "./policy.ts";
 import { isMetricsHold, type ShardCountReason } from "./reasons.ts";
@@ -43,38 +49,65 @@ export interface ShardCount<R extends string = never> {
 }
 
 /** The count: capacity policy, then the manual override or the operator's guards, then the bounds. */
-export function decideShardCount<R extends string = never>(input: ShardCountInput, policy: ShardCountPolicy<R>, nowMs: number): ShardCount<R> {
-  const capacity = decideCapacity<R>(input.capacity, input.state, policy.capacity, nowMs, policy.signals ?? DEFAULT_CAPACITY_SIGNALS);
-  const counted = policy.manualCount === undefined ? guarded(input, policy, capacity, nowMs) : manual(policy, policy.manualCount);
+export function decideShardCount<R extends string = never>(
+  input: ShardCountInput,
+  policy: ShardCountPolicy<R>,
+  nowMs: number,
+): ShardCount<R> {
+  const capacity = decideCapacity<R>(
+    input.capacity,
+    input.state,
+    policy.capacity,
+    nowMs,
+    policy.signals ?? DEFAULT_CAPACITY_SIGNALS,
+  );
+  const counted =
+    policy.manualCount === undefined ? guarded(input, policy, capacity, nowMs) : manual(policy, policy.manualCount);
   let desired = Math.max(policy.minCount, Math.min(policy.maxCount, counted.desired));
   if (input.capacity.provisionedGpus === 0 && desired < policy.minCount) desired = policy.minCount;
   return { desired, reason: counted.reason, message: counted.message, capacity, nextState: capacity.nextState };
 }
 
-function manual<R extends string>(policy: ShardCountPolicy<R>, manualCount: number): { desired: number; reason: ShardCountReason | R; message: string } {
+function manual<R extends string>(
+  policy: ShardCountPolicy<R>,
+  manualCount: number,
+): { desired: number; reason: ShardCountReason | R; message: string } {
   const desired = Math.min(policy.maxCount, Math.max(policy.minCount, manualCount));
-  return { desired, reason: "ManualOverride", message: `holding ${desired} ${policy.unit.many} set through spec.scaling.shards (autoscaling suspended)` };
+  return {
+    desired,
+    reason: "ManualOverride",
+    message: `holding ${desired} ${policy.unit.many} set through spec.scaling.shards (autoscaling suspended)`,
+  };
 }
 
-function guarded<R extends string>(input: ShardCountInput, policy: ShardCountPolicy<R>, capacity: CapacityDecision<CapacityReason | R>, nowMs: number): { desired: number; reason: ShardCountReason | R; message: string } {
+function guarded<R extends string>(
+  input: ShardCountInput,
+  policy: ShardCountPolicy<R>,
+  capacity: CapacityDecision<CapacityReason | R>,
+  nowMs: number,
+): { desired: number; reason: ShardCountReason | R; message: string } {
   const c = input.capacity;
-  const g = applyOperatorGuards({
-    desired: capacity.desiredGpus,
-    reason: capacity.reason,
-    message: capacity.message,
-    provisioned: c.provisionedGpus,
-    ready: c.readyGpus,
-    observedP99Ms: c.observedP99Ms,
-    // The SLO feedback acts only on usable load metrics (not on a hold on bad data).
-    metricsUsable: c.tokensPerSecond !== undefined && !isMetricsHold(capacity.reason),
-    ceilingCount: capacity.signals.feedbackCeilingGpus,
-    trackingSinceMs: input.trackingSinceMs,
-    lastScaleUpMs: input.lastScaleUpMs,
-    readySinceMs: input.readySinceMs,
-    minCount: policy.minCount,
-    maxCount: policy.maxCount,
-    budgetCap: capacity.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
-    unit: policy.unit,
-  }, policy.capacity, nowMs);
+  const g = applyOperatorGuards(
+    {
+      desired: capacity.desiredGpus,
+      reason: capacity.reason,
+      message: capacity.message,
+      provisioned: c.provisionedGpus,
+      ready: c.readyGpus,
+      observedP99Ms: c.observedP99Ms,
+      // The SLO feedback acts only on usable load metrics (not on a hold on bad data).
+      metricsUsable: c.tokensPerSecond !== undefined && !isMetricsHold(capacity.reason),
+      ceilingCount: capacity.signals.feedbackCeilingGpus,
+      trackingSinceMs: input.trackingSinceMs,
+      lastScaleUpMs: input.lastScaleUpMs,
+      readySinceMs: input.readySinceMs,
+      minCount: policy.minCount,
+      maxCount: policy.maxCount,
+      budgetCap: capacity.signals.budgetGpus ?? Number.POSITIVE_INFINITY,
+      unit: policy.unit,
+    },
+    policy.capacity,
+    nowMs,
+  );
   return g;
 }

@@ -128,14 +128,23 @@ export const scheduleSignal: FloorSignal<"ScheduledPrewarm"> = {
   apiReason: "ScheduledWindow",
   evaluate({ policy, nowMs, leadTimeMs, step }) {
     const schedule = scheduleFloorAt(policy.schedules, nowMs, leadTimeMs);
-    const conflicts = schedule.invalid.map((bad): CapacityConflict => ({ type: "InvalidSchedule", message: `schedule ${bad.name}: ${bad.field}: ${bad.message}` }));
+    const conflicts = schedule.invalid.map((bad): CapacityConflict => ({
+      type: "InvalidSchedule",
+      message: `schedule ${bad.name}: ${bad.field}: ${bad.message}`,
+    }));
     const floorGpus = Math.min(roundUpToStep(schedule.gpuCount, step), Number.MAX_SAFE_INTEGER);
-    const message = schedule.schedule === undefined
-      ? ""
-      : schedule.prewarming
-        ? `schedule ${schedule.schedule.name} opens in ${fmt(((schedule.schedule.opensAtMs ?? nowMs) - nowMs) / 60_000, 1)} min (lead time ${fmt(leadTimeMs / 60_000, 1)} min) and needs ${floorGpus} GPUs`
-        : `schedule ${schedule.schedule.name} is open and needs ${floorGpus} GPUs`;
-    return { floorGpus, message, conflicts, figures: { scheduleGpus: floorGpus, scheduleName: schedule.schedule?.name } };
+    const message =
+      schedule.schedule === undefined
+        ? ""
+        : schedule.prewarming
+          ? `schedule ${schedule.schedule.name} opens in ${fmt(((schedule.schedule.opensAtMs ?? nowMs) - nowMs) / 60_000, 1)} min (lead time ${fmt(leadTimeMs / 60_000, 1)} min) and needs ${floorGpus} GPUs`
+          : `schedule ${schedule.schedule.name} is open and needs ${floorGpus} GPUs`;
+    return {
+      floorGpus,
+      message,
+      conflicts,
+      figures: { scheduleGpus: floorGpus, scheduleName: schedule.schedule?.name },
+    };
   },
 };
 
@@ -171,7 +180,13 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
   const none: ForecastAhead = { tokensPerSecond: undefined, ratio: undefined, days: 0 };
   if (!policy.forecast.enabled) return none;
   if (policy.forecast.mode === "absolute") {
-    const f = peakUpperForecast(state.forecast, nowMs + leadTimeMs, nowMs + leadTimeMs + state.forecast.bucketMs, policy.forecast.z, policy.forecast.options);
+    const f = peakUpperForecast(
+      state.forecast,
+      nowMs + leadTimeMs,
+      nowMs + leadTimeMs + state.forecast.bucketMs,
+      policy.forecast.z,
+      policy.forecast.options,
+    );
     return f !== undefined && f.seasonal ? { ...none, tokensPerSecond: f.upperTokensPerSecond } : none;
   }
   // A rise seen on one day is no recurrence: it needs `recurrenceDays` days with data (at least
@@ -181,11 +196,23 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
   // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
   // (a bucket beyond, as the rise may come anywhere inside it). Only days with data count, and
   // the level predicted must have been observed on them (src/domain/prewarm/corroborate.ts).
-  const spans = { baseFromMs: ctx.metricsAtMs - policy.stableWindowMs, baseToMs: nowMs, peakFromMs: nowMs, peakToMs: nowMs + leadTimeMs + state.forecast.bucketMs };
-  const rise = learnedDays(state.forecast) >= 1 ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined;
+  const spans = {
+    baseFromMs: ctx.metricsAtMs - policy.stableWindowMs,
+    baseToMs: nowMs,
+    peakFromMs: nowMs,
+    peakToMs: nowMs + leadTimeMs + state.forecast.bucketMs,
+  };
+  const rise =
+    learnedDays(state.forecast) >= 1
+      ? corroboratedRise(state.forecast, spans, days, policy.forecast.options)
+      : undefined;
   if (rise === undefined) return none;
   const ratio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
-  const level = corroboratedForecastLoad(ctx.stableTokensPerSecond, { ...rise, ratio }, policy.forecast.observedLevelMargin);
+  const level = corroboratedForecastLoad(
+    ctx.stableTokensPerSecond,
+    { ...rise, ratio },
+    policy.forecast.observedLevelMargin,
+  );
   return { tokensPerSecond: level > ctx.stableTokensPerSecond ? level : undefined, ratio, days: rise.daysUsed };
 }
 
@@ -198,18 +225,33 @@ export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
   winsTies: false,
   evaluate(ctx) {
     const ahead = forecastAhead(ctx);
-    const floorGpus = ahead.tokensPerSecond === undefined ? 0 : Math.min(ctx.ceilingGpus, ctx.requiredOrBestEffort(ahead.tokensPerSecond, ctx.targetMs));
+    const floorGpus =
+      ahead.tokensPerSecond === undefined
+        ? 0
+        : Math.min(ctx.ceilingGpus, ctx.requiredOrBestEffort(ahead.tokensPerSecond, ctx.targetMs));
     const leadMin = fmt(ctx.leadTimeMs / 60_000, 1);
-    const message = ctx.policy.forecast.mode === "absolute"
-      ? `forecast upper band ${fmt(ahead.tokensPerSecond)} tok/s one lead time (${leadMin} min) ahead needs ${floorGpus} GPUs`
-      : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${ahead.days} day(s) with data; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
-    return { floorGpus, message, figures: { forecastGpus: floorGpus, forecastTokensPerSecond: ahead.tokensPerSecond, forecastRatio: ahead.ratio } };
+    const message =
+      ctx.policy.forecast.mode === "absolute"
+        ? `forecast upper band ${fmt(ahead.tokensPerSecond)} tok/s one lead time (${leadMin} min) ahead needs ${floorGpus} GPUs`
+        : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${ahead.days} day(s) with data; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
+    return {
+      floorGpus,
+      message,
+      figures: { forecastGpus: floorGpus, forecastTokensPerSecond: ahead.tokensPerSecond, forecastRatio: ahead.ratio },
+    };
   },
   // The forecaster learns only samples with data (a held-over collection gap counts as load for the
   // decision but never as a daily profile).
   learn(ctx) {
     if (!(ctx.isNewSample && ctx.learnSample)) return {};
-    return { forecast: observeLoadSample(ctx.state.forecast, ctx.metricsAtMs, ctx.loadTokensPerSecond, ctx.policy.forecast.options) };
+    return {
+      forecast: observeLoadSample(
+        ctx.state.forecast,
+        ctx.metricsAtMs,
+        ctx.loadTokensPerSecond,
+        ctx.policy.forecast.options,
+      ),
+    };
   },
 };
 
@@ -218,16 +260,35 @@ export const DEFAULT_CAPACITY_SIGNALS = [scheduleSignal, burstSignal, forecastSi
 export type DefaultSignalReason = SignalReason<typeof DEFAULT_CAPACITY_SIGNALS>;
 
 /** Every recommend signal's ask this tick, in registry order. */
-export function evaluateSignals(signals: readonly CapacitySignalEntry[], ctx: SignalContext): { readonly signal: CapacitySignal; readonly ask: SignalAsk }[] {
-  return signals.filter((s): s is CapacitySignal => s.kind === "recommend").map((signal) => ({ signal, ask: signal.evaluate(ctx) }));
+export function evaluateSignals(
+  signals: readonly CapacitySignalEntry[],
+  ctx: SignalContext,
+): { readonly signal: CapacitySignal; readonly ask: SignalAsk }[] {
+  return signals
+    .filter((s): s is CapacitySignal => s.kind === "recommend")
+    .map((signal) => ({ signal, ask: signal.evaluate(ctx) }));
 }
 
 /** Every floor signal's ask this tick, in registry order. */
-export function evaluateFloors(signals: readonly CapacitySignalEntry[], ctx: FloorContext): { readonly signal: FloorSignal; readonly ask: FloorAsk }[] {
-  return signals.filter((s): s is FloorSignal => s.kind === "floor").map((signal) => ({ signal, ask: signal.evaluate(ctx) }));
+export function evaluateFloors(
+  signals: readonly CapacitySignalEntry[],
+  ctx: FloorContext,
+): { readonly signal: FloorSignal; readonly ask: FloorAsk }[] {
+  return signals
+    .filter((s): s is FloorSignal => s.kind === "floor")
+    .map((signal) => ({ signal, ask: signal.evaluate(ctx) }));
 }
 
 /** The signal that sets the count, if any: its floor is the count, above the provisioned count, and above the SLO's unless it wins ties. */
-export function winningSignal(asks: readonly { readonly signal: CapacitySignal; readonly ask: SignalAsk }[], countGpus: number, ctx: SignalContext): { readonly signal: CapacitySignal; readonly ask: SignalAsk } | undefined {
-  return asks.find(({ signal, ask }) => ask.floorGpus === countGpus && ask.floorGpus > ctx.previousGpus && (signal.winsTies || ask.floorGpus > ctx.sloRecommendationGpus));
+export function winningSignal(
+  asks: readonly { readonly signal: CapacitySignal; readonly ask: SignalAsk }[],
+  countGpus: number,
+  ctx: SignalContext,
+): { readonly signal: CapacitySignal; readonly ask: SignalAsk } | undefined {
+  return asks.find(
+    ({ signal, ask }) =>
+      ask.floorGpus === countGpus &&
+      ask.floorGpus > ctx.previousGpus &&
+      (signal.winsTies || ask.floorGpus > ctx.sloRecommendationGpus),
+  );
 }

@@ -97,7 +97,10 @@ export function driftHeat(heat: ReadonlyArray<ReadonlyArray<number>>, options: D
     let total = 0;
     for (const v of row) total += v;
     const apply = (tau: number): number[] =>
-      scaleTo(row.map((v, e) => v * Math.exp(tau * noise[e]! - (tau * tau) / 2)), total);
+      scaleTo(
+        row.map((v, e) => v * Math.exp(tau * noise[e]! - (tau * tau) / 2)),
+        total,
+      );
     if (target >= 1) return row.slice();
     let lo = 0;
     let hi = 4;

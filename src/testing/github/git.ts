@@ -70,14 +70,26 @@ export class GitRepo {
   /** Runs `git --git-dir=<dir> ...args`; resolves to stdout and the exit code. */
   run(args: string[], opts: GitRunOptions = {}): Promise<{ stdout: Buffer; exitCode: number }> {
     return new Promise((resolve, reject) => {
-      const env = { ...process.env, GIT_DIR: this.dir, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", LC_ALL: "C", ...opts.env };
-      const child = execFile("git", args, { env, encoding: "buffer", maxBuffer: MAX_OUTPUT_BYTES }, (err, stdout, stderr) => {
-        if (!err) return resolve({ stdout, exitCode: 0 });
-        const code = typeof err.code === "number" ? err.code : null;
-        if (code !== null && opts.okExitCodes?.includes(code)) return resolve({ stdout, exitCode: code });
-        const text = stderr.toString("utf8").trim();
-        reject(new GitError(`git ${args[0]} failed (exit ${code}): ${text.slice(0, 500)}`, code, text, err));
-      });
+      const env = {
+        ...process.env,
+        GIT_DIR: this.dir,
+        GIT_CONFIG_NOSYSTEM: "1",
+        GIT_CONFIG_GLOBAL: "/dev/null",
+        LC_ALL: "C",
+        ...opts.env,
+      };
+      const child = execFile(
+        "git",
+        args,
+        { env, encoding: "buffer", maxBuffer: MAX_OUTPUT_BYTES },
+        (err, stdout, stderr) => {
+          if (!err) return resolve({ stdout, exitCode: 0 });
+          const code = typeof err.code === "number" ? err.code : null;
+          if (code !== null && opts.okExitCodes?.includes(code)) return resolve({ stdout, exitCode: code });
+          const text = stderr.toString("utf8").trim();
+          reject(new GitError(`git ${args[0]} failed (exit ${code}): ${text.slice(0, 500)}`, code, text, err));
+        },
+      );
       child.stdin?.on("error", () => undefined);
       child.stdin?.end(opts.input ?? "");
     });
@@ -127,7 +139,13 @@ export class GitRepo {
   }
 
   /** Writes a commit object; does not move any ref. */
-  async commitTree(tree: string, parents: string[], message: string, author: GitIdentity, committer: GitIdentity): Promise<string> {
+  async commitTree(
+    tree: string,
+    parents: string[],
+    message: string,
+    author: GitIdentity,
+    committer: GitIdentity,
+  ): Promise<string> {
     const args = ["commit-tree", "--no-gpg-sign", tree, ...parents.flatMap((p) => ["-p", p])];
     const env = {
       GIT_AUTHOR_NAME: author.name,
@@ -151,7 +169,12 @@ export class GitRepo {
       .map((line) => {
         const tab = line.indexOf("\t");
         const [mode, type, sha, size] = line.slice(0, tab).split(/\s+/);
-        const entry: GitTreeEntry = { path: line.slice(tab + 1), mode: mode!, type: type as GitTreeEntry["type"], sha: sha! };
+        const entry: GitTreeEntry = {
+          path: line.slice(tab + 1),
+          mode: mode!,
+          type: type as GitTreeEntry["type"],
+          sha: sha!,
+        };
         if (size && size !== "-") entry.size = Number(size);
         return entry;
       });
@@ -164,7 +187,9 @@ export class GitRepo {
     try {
       await this.run(base ? ["read-tree", base] : ["read-tree", "--empty"], { env });
       if (changes.length > 0) {
-        const lines = changes.map((c) => (c.sha === null ? `0 ${ZERO_SHA}\t${c.path}` : `${c.mode} ${c.sha}\t${c.path}`));
+        const lines = changes.map((c) =>
+          c.sha === null ? `0 ${ZERO_SHA}\t${c.path}` : `${c.mode} ${c.sha}\t${c.path}`,
+        );
         await this.run(["update-index", "--index-info"], { env, input: lines.join("\n") + "\n" });
       }
       return (await this.text(["write-tree"], { env })).trim();
@@ -216,7 +241,10 @@ export class GitRepo {
   }
 
   /** What a pull request from `head` into `base` contains: commits and line counts since the merge base. */
-  async diffStats(base: string, head: string): Promise<{ commits: number; additions: number; deletions: number; changedFiles: number }> {
+  async diffStats(
+    base: string,
+    head: string,
+  ): Promise<{ commits: number; additions: number; deletions: number; changedFiles: number }> {
     const count = await this.text(["rev-list", "--count", `${base}..${head}`]);
     const numstat = await this.text(["diff", "--numstat", "-z", `${base}...${head}`]);
     let additions = 0;

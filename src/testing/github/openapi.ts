@@ -96,7 +96,8 @@ async function loadSpec(operationIds: readonly string[]): Promise<LoadedSpec> {
   const missing = operationIds.filter((id) => !operations.has(id));
   if (missing.length > 0) throw new Error(`operations not in GitHub's OpenAPI description: ${missing.join(", ")}`);
   const notFound = doc.paths["/repos/{owner}/{repo}"]?.get?.responses["404"]?.content?.["application/json"]?.schema;
-  if (!notFound) throw new Error("GitHub's OpenAPI description has no basic-error schema at GET /repos/{owner}/{repo} 404");
+  if (!notFound)
+    throw new Error("GitHub's OpenAPI description has no basic-error schema at GET /repos/{owner}/{repo} 404");
   routes.sort((a, b) => b.literalChars - a.literalChars);
   return { routes, operations, basicErrorSchema: notFound };
 }
@@ -172,11 +173,7 @@ function operation(spec: LoadedSpec, operationId: string): SpecOperation {
   return op;
 }
 
-function checkParams(
-  op: SpecOperation,
-  where: "path" | "query",
-  values: Record<string, string>,
-): string[] {
+function checkParams(op: SpecOperation, where: "path" | "query", values: Record<string, string>): string[] {
   const declared = (op.parameters ?? []).filter((p) => p.in === where);
   const problems: string[] = [];
   const names = new Set(declared.map((p) => p.name));

@@ -29,9 +29,12 @@ export function verifyAppJwt(jwt: string, appId: number, publicKey: KeyObject, n
     return "A JSON web token could not be decoded";
   }
   if (String(payload.iss) !== String(appId)) return "'Issuer' claim ('iss') must be an Integer";
-  if (typeof payload.iat !== "number" || typeof payload.exp !== "number") return "'Issued at' and 'Expiration time' claims are required";
-  if (payload.exp <= nowS) return "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
-  if (payload.iat > nowS + CLOCK_DRIFT_S) return "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
+  if (typeof payload.iat !== "number" || typeof payload.exp !== "number")
+    return "'Issued at' and 'Expiration time' claims are required";
+  if (payload.exp <= nowS)
+    return "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires";
+  if (payload.iat > nowS + CLOCK_DRIFT_S)
+    return "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
   if (payload.exp - payload.iat > MAX_JWT_LIFETIME_S || payload.exp > nowS + MAX_JWT_LIFETIME_S + CLOCK_DRIFT_S) {
     return "'Expiration time' claim ('exp') is too far in the future";
   }
@@ -40,7 +43,8 @@ export function verifyAppJwt(jwt: string, appId: number, publicKey: KeyObject, n
 
 function pruneTokens(state: RepoState, nowMs: number): void {
   for (const [token, expiresMs] of state.installationTokens) {
-    if (expiresMs <= nowMs || state.installationTokens.size >= MAX_INSTALLATION_TOKENS) state.installationTokens.delete(token);
+    if (expiresMs <= nowMs || state.installationTokens.size >= MAX_INSTALLATION_TOKENS)
+      state.installationTokens.delete(token);
   }
 }
 
@@ -93,9 +97,17 @@ export interface RateWindow {
 }
 
 export function rateLimitBody(rate: RateWindow): Json {
-  const core = { limit: rate.limit, used: rate.used, remaining: Math.max(rate.limit - rate.used, 0), reset: rate.resetS };
+  const core = {
+    limit: rate.limit,
+    used: rate.used,
+    remaining: Math.max(rate.limit - rate.used, 0),
+    reset: rate.resetS,
+  };
   const other = (limit: number) => ({ limit, used: 0, remaining: limit, reset: rate.resetS });
-  return { resources: { core, search: other(30), graphql: other(5000), integration_manifest: other(5000) }, rate: core };
+  return {
+    resources: { core, search: other(30), graphql: other(5000), integration_manifest: other(5000) },
+    rate: core,
+  };
 }
 
 export const appHandlers: Record<string, Handler> = {

@@ -55,7 +55,8 @@ const updateRef: Handler = async ({ state, params, body }) => {
   const old = ref ? await state.git.readRef(ref) : null;
   if (!ref || !old) return unprocessable("Reference does not exist");
   if (!isSha(sha) || (await state.git.objectType(sha)) !== "commit") return unprocessable("Object does not exist");
-  if (body.force !== true && !(await state.git.isAncestor(old, sha))) return unprocessable("Update is not a fast forward");
+  if (body.force !== true && !(await state.git.isAncestor(old, sha)))
+    return unprocessable("Update is not a fast forward");
   await state.git.updateRef(ref, sha, old);
   touch(state);
   return refReply(state, ref, sha, 200);
@@ -72,7 +73,8 @@ const deleteRef: Handler = async ({ state, params }) => {
 
 const createBlob: Handler = async ({ state, body }) => {
   const encoding = body.encoding === undefined ? "utf-8" : String(body.encoding);
-  if (encoding !== "utf-8" && encoding !== "base64") return unprocessable(`encoding must be utf-8 or base64, not ${encoding}`);
+  if (encoding !== "utf-8" && encoding !== "base64")
+    return unprocessable(`encoding must be utf-8 or base64, not ${encoding}`);
   const data = Buffer.from(String(body.content ?? ""), encoding === "base64" ? "base64" : "utf8");
   const sha = await state.git.hashBlob(data);
   const url = `${repoApi(state.site)}/git/blobs/${sha}`;
@@ -94,9 +96,18 @@ const getBlob: Handler = async ({ state, params }) => {
   return { status: 200, body };
 };
 
-function treeEntryJson(state: RepoState, e: { path: string; mode: string; type: string; sha: string; size?: number }): Json {
+function treeEntryJson(
+  state: RepoState,
+  e: { path: string; mode: string; type: string; sha: string; size?: number },
+): Json {
   const kind = e.type === "tree" ? "trees" : e.type === "blob" ? "blobs" : "commits";
-  const entry: Json = { path: e.path, mode: e.mode, type: e.type, sha: e.sha, url: `${repoApi(state.site)}/git/${kind}/${e.sha}` };
+  const entry: Json = {
+    path: e.path,
+    mode: e.mode,
+    type: e.type,
+    sha: e.sha,
+    url: `${repoApi(state.site)}/git/${kind}/${e.sha}`,
+  };
   if (e.size !== undefined) entry.size = e.size;
   return entry;
 }
@@ -121,15 +132,22 @@ async function entryChanges(
   if (!isValidTreePath(path)) {
     return `tree.path of entry ${index} is invalid: "${path}"`;
   }
-  const removeUnder = baseBlobs.filter((x) => x.path.startsWith(`${path}/`)).map((x) => ({ path: x.path, mode: "0", sha: null }));
+  const removeUnder = baseBlobs
+    .filter((x) => x.path.startsWith(`${path}/`))
+    .map((x) => ({ path: x.path, mode: "0", sha: null }));
   if (e.sha === null) return [{ path, mode: "0", sha: null }, ...removeUnder];
   if (e.type === "tree" || mode === "040000") {
     const sha = String(e.sha ?? "");
     if ((await state.git.objectType(sha)) !== "tree") return `tree.sha ${sha} is not a valid tree`;
     const blobs = (await state.git.listTree(sha, true)).filter((x) => x.type !== "tree");
-    return [{ path, mode: "0", sha: null }, ...removeUnder, ...blobs.map((b) => ({ path: `${path}/${b.path}`, mode: b.mode, sha: b.sha }))];
+    return [
+      { path, mode: "0", sha: null },
+      ...removeUnder,
+      ...blobs.map((b) => ({ path: `${path}/${b.path}`, mode: b.mode, sha: b.sha })),
+    ];
   }
-  if (!BLOB_MODES.has(mode) && mode !== "160000") return `tree.mode of entry ${index} must be 100644, 100755, 040000, 160000 or 120000`;
+  if (!BLOB_MODES.has(mode) && mode !== "160000")
+    return `tree.mode of entry ${index} must be 100644, 100755, 040000, 160000 or 120000`;
   if (typeof e.content === "string") {
     return [{ path, mode, sha: await state.git.hashBlob(Buffer.from(e.content, "utf8")) }, ...removeUnder];
   }
@@ -142,7 +160,8 @@ async function entryChanges(
 
 const createTree: Handler = async ({ state, body }) => {
   const baseTree = body.base_tree === undefined ? null : String(body.base_tree);
-  if (baseTree !== null && (await state.git.objectType(baseTree)) !== "tree") return unprocessable(`base_tree ${baseTree} is not a valid tree`);
+  if (baseTree !== null && (await state.git.objectType(baseTree)) !== "tree")
+    return unprocessable(`base_tree ${baseTree} is not a valid tree`);
   const entries = Array.isArray(body.tree) ? body.tree : [];
   const baseBlobs = baseTree ? (await state.git.listTree(baseTree, true)).filter((x) => x.type !== "tree") : [];
   const changes: TreeChange[] = [];
@@ -180,7 +199,8 @@ const createCommit: Handler = async (ctx) => {
   if ((await state.git.objectType(tree)) !== "tree") return unprocessable("Tree SHA does not exist");
   const parents = Array.isArray(body.parents) ? body.parents.map(String) : [];
   for (const p of parents) {
-    if ((await state.git.objectType(p)) !== "commit") return unprocessable("Parent SHA does not exist or is not a commit object");
+    if ((await state.git.objectType(p)) !== "commit")
+      return unprocessable("Parent SHA does not exist or is not a commit object");
   }
   const author = identityFrom(body.author, defaultIdentity(ctx));
   if (typeof author === "string") return unprocessable(author);

@@ -20,7 +20,15 @@ function pullValidation(field: string | undefined, code: string, message?: strin
   const err: Json = { resource: "PullRequest", code };
   if (field) err.field = field;
   if (message) err.message = message;
-  return { status: 422, body: { message: "Validation Failed", errors: [err], documentation_url: `${DOCS}#create-a-pull-request`, status: "422" } };
+  return {
+    status: 422,
+    body: {
+      message: "Validation Failed",
+      errors: [err],
+      documentation_url: `${DOCS}#create-a-pull-request`,
+      status: "422",
+    },
+  };
 }
 
 /** Refreshes the recorded tips from the branches (GitHub follows pushes to an open pull request's head). */
@@ -32,7 +40,13 @@ async function refreshTips(state: RepoState, pr: PullRecord): Promise<void> {
 
 async function branchJson(state: RepoState, branch: string, sha: string): Promise<Json> {
   const owner = state.site.owner;
-  return { label: `${owner}:${branch}`, ref: branch, sha, user: simpleUser(state.site, owner, state.site.ownerId, "Organization"), repo: await repositoryJson(state, false) };
+  return {
+    label: `${owner}:${branch}`,
+    ref: branch,
+    sha,
+    user: simpleUser(state.site, owner, state.site.ownerId, "Organization"),
+    repo: await repositoryJson(state, false),
+  };
 }
 
 function links(state: RepoState, n: number, headSha: string): Json {
@@ -182,8 +196,13 @@ const createPull: Handler = async (ctx) => {
   if (state.pulls.some((p) => p.state === "open" && p.head === head && p.base === base)) {
     return pullValidation(undefined, "custom", `A pull request already exists for ${label}.`);
   }
-  if (await state.git.isAncestor(headSha, baseSha)) return pullValidation(undefined, "custom", `No commits between ${base} and ${head}`);
-  if (state.pulls.length >= MAX_PULL_REQUESTS) return { status: 403, body: { message: "too many pull requests in the local GitHub API server", documentation_url: DOCS } };
+  if (await state.git.isAncestor(headSha, baseSha))
+    return pullValidation(undefined, "custom", `No commits between ${base} and ${head}`);
+  if (state.pulls.length >= MAX_PULL_REQUESTS)
+    return {
+      status: 403,
+      body: { message: "too many pull requests in the local GitHub API server", documentation_url: DOCS },
+    };
   const now = nowIso();
   const pr: PullRecord = {
     number: state.nextIssueNumber++,
@@ -232,7 +251,8 @@ const updatePull: Handler = async ({ state, params, body }) => {
     pr.baseSha = baseSha;
   }
   if (body.state === "open" && pr.state === "closed") {
-    if (pr.mergedAt !== null) return pullValidation(undefined, "custom", "state cannot be changed. The pull request has been merged.");
+    if (pr.mergedAt !== null)
+      return pullValidation(undefined, "custom", "state cannot be changed. The pull request has been merged.");
     if (state.pulls.some((p) => p !== pr && p.state === "open" && p.head === pr.head && p.base === pr.base)) {
       return pullValidation(undefined, "custom", `A pull request already exists for ${state.site.owner}:${pr.head}.`);
     }

@@ -92,7 +92,8 @@ export const MAX_RECORDED_REQUESTS = 10_000;
 export const MAX_VIOLATIONS = 1_000;
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const RATE_LIMIT_PER_HOUR = 5000;
-const SECONDARY_DOCS = "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits";
+const SECONDARY_DOCS =
+  "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits";
 const PRIMARY_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-primary-rate-limits";
 
 const HANDLERS: Record<string, Handler> = {
@@ -155,18 +156,29 @@ class FakeGitHubServer {
 
   violation(message: string): void {
     if (this.violations.length < MAX_VIOLATIONS) this.violations.push(message);
-    else if (this.droppedViolations++ === 0) this.violations.push(`more than ${MAX_VIOLATIONS} violations; later ones are not recorded`);
+    else if (this.droppedViolations++ === 0)
+      this.violations.push(`more than ${MAX_VIOLATIONS} violations; later ones are not recorded`);
   }
 
   async handle(req: Incoming): Promise<Reply> {
     const outcome = await this.dispatch(req).catch((err: unknown): Outcome => {
       const message = err instanceof Error ? err.message : String(err);
       this.violation(`${req.method} ${req.pathname}: local server error: ${message}`);
-      return { reply: { status: 500, body: { message: `local GitHub API server error: ${message}` } }, operationId: null, check: false };
+      return {
+        reply: { status: 500, body: { message: `local GitHub API server error: ${message}` } },
+        operationId: null,
+        check: false,
+      };
     });
     const { reply, operationId } = outcome;
     if (outcome.check && operationId) this.checkResponse(req, operationId, reply);
-    this.requests.push({ method: req.method, path: req.rawPath, status: reply.status, operationId, authorization: req.authorization });
+    this.requests.push({
+      method: req.method,
+      path: req.rawPath,
+      status: reply.status,
+      operationId,
+      authorization: req.authorization,
+    });
     if (this.requests.length > MAX_RECORDED_REQUESTS) this.requests.shift();
     reply.headers = { ...this.rateHeaders(), ...reply.headers };
     return reply;
@@ -185,7 +197,9 @@ class FakeGitHubServer {
   private async dispatch(req: Incoming): Promise<Outcome> {
     const match = this.checker.match(req.method, req.pathname);
     if (!match || !match.served) {
-      const what = match ? `${match.operationId} (${req.method} ${match.template}) is not emulated` : "matches no operation of GitHub's API";
+      const what = match
+        ? `${match.operationId} (${req.method} ${match.template}) is not emulated`
+        : "matches no operation of GitHub's API";
       this.violation(`${req.method} ${req.pathname}: ${what}`);
       return { reply: basic(404, "Not Found"), operationId: match?.operationId ?? null, check: false };
     }
@@ -211,9 +225,11 @@ class FakeGitHubServer {
     }
     const bodyProblem = problems.find((p) => p.startsWith("request body"));
     if (bodyProblem) return { reply: basic(422, `Invalid request.\n\n${bodyProblem}`), operationId, check: true };
-    if (operationId === "rate-limit/get") return { reply: { status: 200, body: rateLimitBody(this.rate) }, operationId, check: true };
+    if (operationId === "rate-limit/get")
+      return { reply: { status: 200, body: rateLimitBody(this.rate) }, operationId, check: true };
     this.rollRateWindow();
-    if (this.rate.used >= this.rate.limit) return { reply: this.primaryLimitReply(403, this.rate.resetS), operationId, check: false };
+    if (this.rate.used >= this.rate.limit)
+      return { reply: this.primaryLimitReply(403, this.rate.resetS), operationId, check: false };
     this.rate.used++;
     const violation = (message: string) => this.violation(`${where}: ${message}`);
     const ctx = { state: this.state, params, query: req.query, body: (body ?? {}) as Json, auth, violation };
@@ -222,7 +238,10 @@ class FakeGitHubServer {
   }
 
   private isOurRepo(owner: string, repo: string): boolean {
-    return owner.toLowerCase() === this.state.site.owner.toLowerCase() && repo.toLowerCase() === this.state.site.repo.toLowerCase();
+    return (
+      owner.toLowerCase() === this.state.site.owner.toLowerCase() &&
+      repo.toLowerCase() === this.state.site.repo.toLowerCase()
+    );
   }
 
   private takeFault(): Reply | null {
@@ -234,13 +253,21 @@ class FakeGitHubServer {
       const message =
         "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. " +
         `If you reach out to GitHub Support for help, please include the request ID ${randomBytes(4).toString("hex").toUpperCase()}.`;
-      return { status: 403, body: { message, documentation_url: SECONDARY_DOCS, status: "403" }, headers: { "retry-after": String(fault.retryAfterS) } };
+      return {
+        status: 403,
+        body: { message, documentation_url: SECONDARY_DOCS, status: "403" },
+        headers: { "retry-after": String(fault.retryAfterS) },
+      };
     }
     return this.primaryLimitReply(fault.status ?? 403, Math.floor(Date.now() / 1000) + fault.resetInS);
   }
 
   private primaryLimitReply(status: number, resetS: number): Reply {
-    const headers = { "x-ratelimit-remaining": "0", "x-ratelimit-used": String(this.rate.limit), "x-ratelimit-reset": String(resetS) };
+    const headers = {
+      "x-ratelimit-remaining": "0",
+      "x-ratelimit-used": String(this.rate.limit),
+      "x-ratelimit-reset": String(resetS),
+    };
     const message = `API rate limit exceeded for installation ID ${this.state.app.installationId}.`;
     return { status, body: { message, documentation_url: PRIMARY_DOCS, status: String(status) }, headers };
   }
@@ -305,7 +332,12 @@ function basic(status: number, message: string): Reply {
   return { status, body: { message, documentation_url: "https://docs.github.com/rest", status: String(status) } };
 }
 
-async function commitFiles(git: GitRepo, parent: string | null, files: Record<string, string>, message: string): Promise<string> {
+async function commitFiles(
+  git: GitRepo,
+  parent: string | null,
+  files: Record<string, string>,
+  message: string,
+): Promise<string> {
   const changes = [];
   for (const [path, content] of Object.entries(files)) {
     if (!isValidTreePath(path)) throw new Error(`file path "${path}" is not a valid path inside a repository`);
@@ -353,7 +385,14 @@ function toIncoming(req: IncomingMessage, body: Buffer | null): Incoming {
   let pathname = url.pathname;
   if (pathname === "/api/v3" || pathname.startsWith("/api/v3/")) pathname = pathname.slice("/api/v3".length) || "/";
   const authorization = typeof req.headers.authorization === "string" ? req.headers.authorization : null;
-  return { method: (req.method ?? "GET").toUpperCase(), rawPath, pathname, query: url.searchParams, authorization, body };
+  return {
+    method: (req.method ?? "GET").toUpperCase(),
+    rawPath,
+    pathname,
+    query: url.searchParams,
+    authorization,
+    body,
+  };
 }
 
 async function onRequest(server: FakeGitHubServer, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -390,7 +429,8 @@ async function initRepo(opts: FakeGitHubOptions, baseBranch: string): Promise<Gi
   const repoDir = join(opts.dir, "repo.git");
   await mkdir(repoDir, { recursive: true });
   const git = await GitRepo.init(repoDir, baseBranch);
-  if ((await git.listRefs("refs/")).length > 0) throw new Error(`${repoDir} already holds a repository: give startFakeGitHub a fresh dir`);
+  if ((await git.listRefs("refs/")).length > 0)
+    throw new Error(`${repoDir} already holds a repository: give startFakeGitHub a fresh dir`);
   const sha = await commitFiles(git, null, opts.files ?? { "README.md": "# test repository\n" }, "Initial commit");
   await git.updateRef(`refs/heads/${baseBranch}`, sha, "");
   return git;
@@ -402,8 +442,16 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
   const repo = opts.repo ?? "deployments";
   const baseBranch = opts.baseBranch ?? "main";
   const token = opts.token ?? `ghp_${randomBytes(18).toString("base64url")}`;
-  const [checker, keys, git] = await Promise.all([loadOpenApiChecker(SERVED_OPERATIONS), newAppKeys(), initRepo(opts, baseBranch)]);
-  const app = { appId: opts.app?.appId ?? 1001, installationId: opts.app?.installationId ?? 2002, slug: opts.app?.slug ?? "moe-operator-test" };
+  const [checker, keys, git] = await Promise.all([
+    loadOpenApiChecker(SERVED_OPERATIONS),
+    newAppKeys(),
+    initRepo(opts, baseBranch),
+  ]);
+  const app = {
+    appId: opts.app?.appId ?? 1001,
+    installationId: opts.app?.installationId ?? 2002,
+    slug: opts.app?.slug ?? "moe-operator-test",
+  };
   const httpServer = createServer();
   const port = await listen(httpServer);
   const url = `http://127.0.0.1:${port}`;
@@ -439,7 +487,16 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     violations: server.violations,
     inject: (fault) => server.inject(fault),
     pullRequests: () =>
-      state.pulls.map((p) => ({ number: p.number, state: p.state, merged: p.mergedAt !== null, title: p.title, body: p.body, head: p.head, base: p.base, headSha: p.headSha })),
+      state.pulls.map((p) => ({
+        number: p.number,
+        state: p.state,
+        merged: p.mergedAt !== null,
+        title: p.title,
+        body: p.body,
+        head: p.head,
+        base: p.base,
+        headSha: p.headSha,
+      })),
     comments: () => state.comments.map((c) => ({ issueNumber: c.issueNumber, body: c.body })),
     commitToBase: (files, message) => server.commitToBase(files, message),
     mergePullRequest: (pullNumber) => server.mergePullRequest(pullNumber),

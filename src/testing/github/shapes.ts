@@ -31,7 +31,12 @@ export function repoHtml(site: Site): string {
   return `${site.htmlUrl}/${site.owner}/${site.repo}`;
 }
 
-export function simpleUser(site: Site, login: string, id: number, type: "User" | "Organization" | "Bot" = "User"): Json {
+export function simpleUser(
+  site: Site,
+  login: string,
+  id: number,
+  type: "User" | "Organization" | "Bot" = "User",
+): Json {
   const u = `${site.apiUrl}/users/${login}`;
   return {
     login,

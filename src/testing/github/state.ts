@@ -76,7 +76,10 @@ export function nowIso(): string {
 }
 
 export function notFound(): Reply {
-  return { status: 404, body: { message: "Not Found", documentation_url: "https://docs.github.com/rest", status: "404" } };
+  return {
+    status: 404,
+    body: { message: "Not Found", documentation_url: "https://docs.github.com/rest", status: "404" },
+  };
 }
 
 export function unprocessable(message: string, docPath = "rest"): Reply {

@@ -3,7 +3,13 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { Annotation } from "../../../api/constants.ts";
 import type { MoEDeployment } from "../../../api/schema.ts";
-import { parsePlacement, placementHash, placementToSglang, serializePlacement, type Placement } from "../../../domain/placement/index.ts";
+import {
+  parsePlacement,
+  placementHash,
+  placementToSglang,
+  serializePlacement,
+  type Placement,
+} from "../../../domain/placement/index.ts";
 import type { HeatBasis } from "../../../domain/decide.ts";
 import { childNames, commonLabels, ownerReference } from "../children.ts";
 
@@ -72,7 +78,8 @@ export function readPlacementConfigMap(cm: V1ConfigMap | undefined): PublishedPl
     return {
       placement: parsed.value,
       hash: placementHash(parsed.value),
-      version: Number(cm?.data?.[PlacementKey.version] ?? cm?.metadata?.annotations?.[Annotation.placementVersion] ?? 0) || 0,
+      version:
+        Number(cm?.data?.[PlacementKey.version] ?? cm?.metadata?.annotations?.[Annotation.placementVersion] ?? 0) || 0,
       heatBasis: readHeatBasis(cm?.data?.[PlacementKey.heatBasis]),
     };
   } catch {

@@ -19,13 +19,21 @@ export function renderRouter(d: MoEDeployment): V1Deployment {
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: { name: childNames(name).router, namespace: d.metadata.namespace, labels, ownerReferences: [ownerReference(d)] },
+    metadata: {
+      name: childNames(name).router,
+      namespace: d.metadata.namespace,
+      labels,
+      ownerReferences: [ownerReference(d)],
+    },
     spec: {
       replicas: r.replicas,
       selector: { matchLabels: selector },
       strategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
       template: {
-        metadata: { labels: { ...withoutOperatorKeys(r.template.metadata?.labels), ...labels }, annotations: r.template.metadata?.annotations && withoutOperatorKeys(r.template.metadata.annotations) },
+        metadata: {
+          labels: { ...withoutOperatorKeys(r.template.metadata?.labels), ...labels },
+          annotations: r.template.metadata?.annotations && withoutOperatorKeys(r.template.metadata.annotations),
+        },
         spec: podSpecFrom(d, r.template, r.gpusPerReplica, [
           { name: "MOE_DEPLOYMENT", value: name },
           { name: "MOE_PLACEMENT_CONFIGMAP", value: childNames(name).placement },
@@ -40,7 +48,10 @@ export function routerToApply(d: MoEDeployment, live: V1Deployment | undefined):
   const obj = renderRouter(d);
   const hash = fnv1a64(JSON.stringify(obj));
   if (readAppliedHash(live) === hash) return undefined;
-  obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [RouterAnnotation.appliedHash]: hash } };
+  obj.metadata = {
+    ...obj.metadata,
+    annotations: { ...obj.metadata?.annotations, [RouterAnnotation.appliedHash]: hash },
+  };
   return obj;
 }
 
@@ -50,5 +61,8 @@ export function readAppliedHash(live: V1Deployment | undefined): string | undefi
 
 /** The router serves: enough Ready replicas of the current generation. */
 export function readRouterReady(live: V1Deployment | undefined, replicas: number): boolean {
-  return (live?.status?.readyReplicas ?? 0) >= replicas && (live?.status?.observedGeneration ?? 0) >= (live?.metadata?.generation ?? 1);
+  return (
+    (live?.status?.readyReplicas ?? 0) >= replicas &&
+    (live?.status?.observedGeneration ?? 0) >= (live?.metadata?.generation ?? 1)
+  );
 }

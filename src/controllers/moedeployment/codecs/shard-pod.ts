@@ -46,8 +46,14 @@ export interface ShardPod extends ShardPodView {
 function preferNode(affinity: V1Affinity | undefined, node: string): V1Affinity {
   const a: V1Affinity = affinity ?? {};
   a.nodeAffinity ??= {};
-  const term: V1PreferredSchedulingTerm = { weight: PREFERRED_NODE_WEIGHT, preference: { matchExpressions: [{ key: HOSTNAME_KEY, operator: "In", values: [node] }] } };
-  a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution = [...(a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution ?? []), term];
+  const term: V1PreferredSchedulingTerm = {
+    weight: PREFERRED_NODE_WEIGHT,
+    preference: { matchExpressions: [{ key: HOSTNAME_KEY, operator: "In", values: [node] }] },
+  };
+  a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution = [
+    ...(a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution ?? []),
+    term,
+  ];
   return a;
 }
 
@@ -89,8 +95,12 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
 }
 
 /** The merge patch that starts a shard pod's drain. */
-export function drainPatch(nowIso: string): { metadata: { annotations: Record<string, string>; labels: Record<string, string> } } {
-  return { metadata: { annotations: { [ShardAnnotation.drainingSince]: nowIso }, labels: { [ShardLabel.draining]: "true" } } };
+export function drainPatch(nowIso: string): {
+  metadata: { annotations: Record<string, string>; labels: Record<string, string> };
+} {
+  return {
+    metadata: { annotations: { [ShardAnnotation.drainingSince]: nowIso }, labels: { [ShardLabel.draining]: "true" } },
+  };
 }
 
 /**
@@ -101,7 +111,12 @@ export function readPreferredNode(p: V1Pod): string | undefined {
   const annotated = p.metadata?.annotations?.[ShardAnnotation.preferredNode];
   if (annotated) return annotated;
   const terms = p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
-  const ours = terms.findLast((t) => t.weight === PREFERRED_NODE_WEIGHT && t.preference.matchExpressions?.length === 1 && t.preference.matchExpressions[0]?.key === HOSTNAME_KEY);
+  const ours = terms.findLast(
+    (t) =>
+      t.weight === PREFERRED_NODE_WEIGHT &&
+      t.preference.matchExpressions?.length === 1 &&
+      t.preference.matchExpressions[0]?.key === HOSTNAME_KEY,
+  );
   return ours?.preference.matchExpressions?.[0]?.values?.[0];
 }
 
@@ -123,7 +138,10 @@ function readDrainStartedMs(p: V1Pod): number | undefined {
 
 /** Running with Ready=True. */
 export function readPodReady(p: V1Pod): boolean {
-  return p.status?.phase === "Running" && (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
+  return (
+    p.status?.phase === "Running" &&
+    (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false)
+  );
 }
 
 /** A shard pod read back, or undefined when it lacks the index or expert-set label. */
@@ -133,7 +151,10 @@ export function readShardPod(p: V1Pod): ShardPod | undefined {
   if (!Number.isInteger(index) || index < 0 || !setHash) return undefined;
   return {
     name: p.metadata!.name!,
-    unschedulable: p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable") ?? false,
+    unschedulable:
+      p.status?.conditions?.some(
+        (c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable",
+      ) ?? false,
     shardIndex: index,
     setHash,
     experts: readExperts(p),
