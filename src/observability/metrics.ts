@@ -29,13 +29,24 @@ export interface OperatorMetrics {
   forgetDeployment(namespace: string, name: string): void;
 }
 
-export function createMetrics(opts: { defaultMetrics?: boolean } = {}): OperatorMetrics {
-  const registry = new Registry();
-  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "moe_operator_process_" });
-  const r = [registry];
-  const dep = ["namespace", "name"] as const;
-  const m = {
-    registry,
+type Registers = Registry[];
+const DEPLOYMENT_LABELS = ["namespace", "name"] as const;
+
+/** Controller machinery: reconciles, work queue, leadership, workers, watches (controller-runtime names where one exists). */
+function registerRuntimeMetrics(
+  r: Registers,
+): Pick<
+  OperatorMetrics,
+  | "reconcileTotal"
+  | "reconcileErrors"
+  | "reconcileTime"
+  | "workqueueDepth"
+  | "workqueueRetries"
+  | "leaderElectionStatus"
+  | "activeWorkers"
+  | "watchRestarts"
+> {
+  return {
     reconcileTotal: new Counter({
       name: "controller_runtime_reconcile_total",
       help: "Reconciliations per controller and result (success, error, requeue, requeue_after).",
@@ -85,6 +96,27 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Operator
       labelNames: ["resource"],
       registers: r,
     }),
+  };
+}
+
+/** Per-MoEDeployment decision and capacity series (removed by forgetDeployment). */
+function registerDeploymentMetrics(
+  r: Registers,
+): Pick<
+  OperatorMetrics,
+  | "decisions"
+  | "gpusDesired"
+  | "gpusCurrent"
+  | "gpusReady"
+  | "p99PredictedMs"
+  | "p99ObservedMs"
+  | "sloTargetMs"
+  | "costUsdPerHour"
+  | "balancedness"
+  | "movedFraction"
+> {
+  const dep = DEPLOYMENT_LABELS;
+  return {
     decisions: new Counter({
       name: "moe_operator_decisions_total",
       help: "Capacity decisions by reason.",
@@ -145,6 +177,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Operator
       labelNames: dep,
       registers: r,
     }),
+  };
+}
+
+/** Traffic to the API server and the metrics sources. */
+function registerClientMetrics(r: Registers): Pick<OperatorMetrics, "apiWrites" | "metricsQueryErrors"> {
+  return {
     apiWrites: new Counter({
       name: "moe_operator_api_writes_total",
       help: "Writes the operator sent to the API server.",
@@ -157,6 +195,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Operator
       labelNames: ["source"],
       registers: r,
     }),
+  };
+}
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): OperatorMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: "moe_operator_process_" });
+  const r = [registry];
+  const m = {
+    registry,
+    ...registerRuntimeMetrics(r),
+    ...registerDeploymentMetrics(r),
+    ...registerClientMetrics(r),
   };
   const perDeployment = [
     m.gpusDesired,
