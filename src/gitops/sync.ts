@@ -253,149 +253,35 @@ export class PullRequestSync {
     }
   }
 
-  async #write(
-    gh: GitHub,
-    e: Entry,
-    proposal: Proposal,
-  ): Promise<{ condition: GitOpsCondition; done: boolean; contentHash?: string; retryAtMs?: number }> {
+  async #write(gh: GitHub, e: Entry, proposal: Proposal): Promise<WriteOutcome> {
     const g = e.gitops;
     const [owner, repo] = g.repository.split("/") as [string, string];
-    const branch = branchName(e.ref);
-    const call = async <T>(what: string, p: Promise<T>) => {
+    const call: Call = async <T>(what: string, p: Promise<T>) => {
       try {
         return await p;
       } catch (err) {
         throw toGitHubError(err, what, this.#d.clock.nowMs());
       }
     };
-    const baseRef = await call(
-      `reading branch ${g.baseBranch}`,
-      gh.rest.git.getRef({ owner, repo, ref: `heads/${g.baseBranch}` }),
-    );
-    const baseFile = await call(
-      `reading ${g.path} on ${g.baseBranch}`,
-      orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: g.baseBranch })),
-    );
-    const file = fileOf(baseFile?.data);
-    if (!file)
-      return {
-        condition: gitopsCondition(
-          "False",
-          ConditionReason.ManifestNotFound,
-          `spec.gitops.path ${g.path} is not a file on branch ${g.baseBranch} of ${g.repository}`,
-        ),
-        done: true,
-      };
-    const values = Object.fromEntries(proposal.changes.map((c) => [c.field, c.to]));
-    const edited = editManifest(file.text, g.path, e.ref, values);
-    if (!edited.ok)
-      return {
-        condition: gitopsCondition("False", ConditionReason.ManifestNotFound, `spec.gitops.path: ${edited.problem}`),
-        done: true,
-      };
-    if (!edited.changed)
-      return {
-        condition: gitopsCondition(
-          "True",
-          ConditionReason.NoChangeProposed,
-          `${g.path} on ${g.baseBranch} already holds the proposed values (merged, not yet applied to the cluster)`,
-        ),
-        done: true,
-      };
-    const contentHash = createHash("sha256").update(edited.text).digest("hex");
+    const t: Target = { gh, call, owner, repo, branch: branchName(e.ref), g };
+    const prepared = await this.#prepareEdit(t, e, proposal);
+    if ("outcome" in prepared) return prepared.outcome;
+    const { baseSha, file, text } = prepared;
+    const contentHash = createHash("sha256").update(text).digest("hex");
     const title = pullRequestTitle(e.ref, proposal);
     const body = pullRequestBody(e.ref, proposal, g.path);
 
-    const openPrs = await call(
-      "listing pull requests",
-      gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 }),
-    );
-    let pr: PullRequestView | undefined = openPrs.data.find((p) => p.head.ref === branch);
-    const branchRef = await call(
-      `reading branch ${branch}`,
-      orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` })),
-    );
-    const onBranch = branchRef
-      ? fileOf(
-          (
-            await call(
-              `reading ${g.path} on ${branch}`,
-              orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: branch })),
-            )
-          )?.data,
-        )
-      : undefined;
+    const current = await this.#readBranch(t);
     const nowMs = this.#d.clock.nowMs();
-    e.commitsMs = e.commitsMs.filter((t) => t > nowMs - HOUR_MS);
-    const needsCommit = onBranch?.text !== edited.text;
-    if (needsCommit && e.commitsMs.length >= g.pullRequests.hourlyLimit) {
-      return {
-        condition: gitopsCondition(
-          "False",
-          ConditionReason.PullRequestLimited,
-          `spec.gitops.pullRequests.hourlyLimit: ${e.commitsMs.length} commits in the last hour${e.prUrl ? ` to ${e.prUrl}` : ""}; the proposal waits`,
-        ),
-        done: false,
-        retryAtMs: e.commitsMs[0]! + HOUR_MS,
-      };
-    }
-    if (!pr) {
-      const all = await call(
-        "listing pull requests",
-        gh.rest.pulls.list({ owner, repo, state: "open", per_page: 100 }),
-      );
-      const ours = all.data.filter((p) => p.head.ref.startsWith(BRANCH_PREFIX)).length;
-      if (ours >= g.pullRequests.concurrentLimit) {
-        return {
-          condition: gitopsCondition(
-            "False",
-            ConditionReason.PullRequestLimited,
-            `spec.gitops.pullRequests.concurrentLimit: ${ours} moe-operator pull requests are open in ${g.repository}; the proposal waits`,
-          ),
-          done: false,
-          retryAtMs: nowMs + 300_000,
-        };
-      }
-    }
+    e.commitsMs = e.commitsMs.filter((x) => x > nowMs - HOUR_MS);
+    const needsCommit = current.onBranch?.text !== text;
+    const limited = await this.#checkLimits(t, e, { needsCommit, hasPr: current.pr !== undefined, nowMs });
+    if (limited) return limited;
     if (needsCommit) {
-      // The branch restarts from the base's head at each update: it never falls behind.
-      if (branchRef)
-        await call(
-          `resetting ${branch}`,
-          gh.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: baseRef.data.object.sha, force: true }),
-        );
-      else
-        await call(
-          `creating ${branch}`,
-          gh.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: baseRef.data.object.sha }),
-        );
-      await call(
-        `committing ${g.path}`,
-        gh.rest.repos.createOrUpdateFileContents({
-          owner,
-          repo,
-          path: g.path,
-          branch,
-          sha: file.sha,
-          message: `${title}\n\n${proposal.changes.map((c) => `- ${c.field}: ${c.why}`).join("\n")}`,
-          content: Buffer.from(edited.text, "utf8").toString("base64"),
-        }),
-      );
+      await this.#commit(t, { branchExists: current.branchExists, baseSha, fileSha: file.sha, text, title, proposal });
       e.commitsMs.push(nowMs);
     }
-    let verb: "opened" | "updated" | undefined;
-    if (!pr) {
-      pr = await this.#createPr(gh, call, { owner, repo, title, head: branch, base: g.baseBranch, body });
-      verb = "opened";
-    } else if (pr.title !== title || (needsCommit && pr.body !== body)) {
-      pr = (
-        await call(
-          "updating the pull request",
-          gh.rest.pulls.update({ owner, repo, pull_number: pr.number, title, body }),
-        )
-      ).data;
-      verb = "updated";
-    }
+    const { pr, verb } = await this.#syncPullRequest(t, current.pr, { title, body, needsCommit });
     e.prUrl = pr.html_url;
     if (verb)
       await this.#d.event(
@@ -420,9 +306,180 @@ export class PullRequestSync {
     };
   }
 
+  /** Reads the base branch and its manifest and edits it; an outcome when there is nothing to write. */
+  async #prepareEdit(
+    t: Target,
+    e: Entry,
+    proposal: Proposal,
+  ): Promise<{ outcome: WriteOutcome } | { baseSha: string; file: { text: string; sha: string }; text: string }> {
+    const { gh, call, owner, repo, g } = t;
+    const baseRef = await call(
+      `reading branch ${g.baseBranch}`,
+      gh.rest.git.getRef({ owner, repo, ref: `heads/${g.baseBranch}` }),
+    );
+    const baseFile = await call(
+      `reading ${g.path} on ${g.baseBranch}`,
+      orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: g.baseBranch })),
+    );
+    const file = fileOf(baseFile?.data);
+    if (!file)
+      return {
+        outcome: {
+          condition: gitopsCondition(
+            "False",
+            ConditionReason.ManifestNotFound,
+            `spec.gitops.path ${g.path} is not a file on branch ${g.baseBranch} of ${g.repository}`,
+          ),
+          done: true,
+        },
+      };
+    const values = Object.fromEntries(proposal.changes.map((c) => [c.field, c.to]));
+    const edited = editManifest(file.text, g.path, e.ref, values);
+    if (!edited.ok)
+      return {
+        outcome: {
+          condition: gitopsCondition("False", ConditionReason.ManifestNotFound, `spec.gitops.path: ${edited.problem}`),
+          done: true,
+        },
+      };
+    if (!edited.changed)
+      return {
+        outcome: {
+          condition: gitopsCondition(
+            "True",
+            ConditionReason.NoChangeProposed,
+            `${g.path} on ${g.baseBranch} already holds the proposed values (merged, not yet applied to the cluster)`,
+          ),
+          done: true,
+        },
+      };
+    return { baseSha: baseRef.data.object.sha, file, text: edited.text };
+  }
+
+  /** The deployment's open pull request, whether its branch exists, and the manifest on it. */
+  async #readBranch(
+    t: Target,
+  ): Promise<{ pr?: PullRequestView; branchExists: boolean; onBranch?: { text: string; sha: string } }> {
+    const { gh, call, owner, repo, branch, g } = t;
+    const openPrs = await call(
+      "listing pull requests",
+      gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 }),
+    );
+    const pr: PullRequestView | undefined = openPrs.data.find((p) => p.head.ref === branch);
+    const branchRef = await call(
+      `reading branch ${branch}`,
+      orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` })),
+    );
+    const onBranch = branchRef
+      ? fileOf(
+          (
+            await call(
+              `reading ${g.path} on ${branch}`,
+              orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: branch })),
+            )
+          )?.data,
+        )
+      : undefined;
+    return { pr, branchExists: Boolean(branchRef), onBranch };
+  }
+
+  /** An outcome when spec.gitops.pullRequests.hourlyLimit or concurrentLimit holds the proposal back. */
+  async #checkLimits(
+    t: Target,
+    e: Entry,
+    s: { needsCommit: boolean; hasPr: boolean; nowMs: number },
+  ): Promise<WriteOutcome | undefined> {
+    const { gh, call, owner, repo, g } = t;
+    if (s.needsCommit && e.commitsMs.length >= g.pullRequests.hourlyLimit) {
+      return {
+        condition: gitopsCondition(
+          "False",
+          ConditionReason.PullRequestLimited,
+          `spec.gitops.pullRequests.hourlyLimit: ${e.commitsMs.length} commits in the last hour${e.prUrl ? ` to ${e.prUrl}` : ""}; the proposal waits`,
+        ),
+        done: false,
+        retryAtMs: e.commitsMs[0]! + HOUR_MS,
+      };
+    }
+    if (!s.hasPr) {
+      const all = await call(
+        "listing pull requests",
+        gh.rest.pulls.list({ owner, repo, state: "open", per_page: 100 }),
+      );
+      const ours = all.data.filter((p) => p.head.ref.startsWith(BRANCH_PREFIX)).length;
+      if (ours >= g.pullRequests.concurrentLimit) {
+        return {
+          condition: gitopsCondition(
+            "False",
+            ConditionReason.PullRequestLimited,
+            `spec.gitops.pullRequests.concurrentLimit: ${ours} moe-operator pull requests are open in ${g.repository}; the proposal waits`,
+          ),
+          done: false,
+          retryAtMs: s.nowMs + 300_000,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** Points the branch at the base's head and commits the edited manifest on it. */
+  async #commit(
+    t: Target,
+    c: { branchExists: boolean; baseSha: string; fileSha: string; text: string; title: string; proposal: Proposal },
+  ): Promise<void> {
+    const { gh, call, owner, repo, branch, g } = t;
+    // The branch restarts from the base's head at each update: it never falls behind.
+    if (c.branchExists)
+      await call(
+        `resetting ${branch}`,
+        gh.rest.git.updateRef({ owner, repo, ref: `heads/${branch}`, sha: c.baseSha, force: true }),
+      );
+    else
+      await call(
+        `creating ${branch}`,
+        gh.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: c.baseSha }),
+      );
+    await call(
+      `committing ${g.path}`,
+      gh.rest.repos.createOrUpdateFileContents({
+        owner,
+        repo,
+        path: g.path,
+        branch,
+        sha: c.fileSha,
+        message: `${c.title}\n\n${c.proposal.changes.map((x) => `- ${x.field}: ${x.why}`).join("\n")}`,
+        content: Buffer.from(c.text, "utf8").toString("base64"),
+      }),
+    );
+  }
+
+  /** Opens the pull request, or updates its title and body when they changed. */
+  async #syncPullRequest(
+    t: Target,
+    existing: PullRequestView | undefined,
+    s: { title: string; body: string; needsCommit: boolean },
+  ): Promise<{ pr: PullRequestView; verb?: "opened" | "updated" }> {
+    const { gh, call, owner, repo, branch, g } = t;
+    const { title, body } = s;
+    if (!existing) {
+      const pr = await this.#createPr(gh, call, { owner, repo, title, head: branch, base: g.baseBranch, body });
+      return { pr, verb: "opened" };
+    }
+    if (existing.title !== title || (s.needsCommit && existing.body !== body)) {
+      const pr = (
+        await call(
+          "updating the pull request",
+          gh.rest.pulls.update({ owner, repo, pull_number: existing.number, title, body }),
+        )
+      ).data;
+      return { pr, verb: "updated" };
+    }
+    return { pr: existing };
+  }
+
   async #createPr(
     gh: GitHub,
-    call: <T>(what: string, p: Promise<T>) => Promise<T>,
+    call: Call,
     p: { owner: string; repo: string; title: string; head: string; base: string; body: string },
   ): Promise<PullRequestView> {
     try {
@@ -549,6 +606,25 @@ export class PullRequestSync {
       );
     }
   }
+}
+
+type Call = <T>(what: string, p: Promise<T>) => Promise<T>;
+
+/** Where #write writes: the client, the error-wrapping call, the repository and the deployment's branch. */
+interface Target {
+  gh: GitHub;
+  call: Call;
+  owner: string;
+  repo: string;
+  branch: string;
+  g: GitOpsSpec;
+}
+
+interface WriteOutcome {
+  condition: GitOpsCondition;
+  done: boolean;
+  contentHash?: string;
+  retryAtMs?: number;
 }
 
 interface PullRequestView {
