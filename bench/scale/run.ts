@@ -374,6 +374,117 @@ async function failover(cluster: LocalCluster, api: KubeApi, old: Operator, kube
   };
 }
 
+/** Event-to-write probes, then a whole reconcile interval more, bracketed by snapshots and the audit log. */
+async function measureBusy(cluster: LocalCluster, api: KubeApi, op: Operator, watch: MoedWatch) {
+  const s0 = await snapshot(api, op);
+  const audit0 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER);
+  const latencies = await eventToWrite(api, watch, o.probes);
+  say(
+    `event-to-write over ${latencies.length} spec patches: p50 ${quantile(latencies, 0.5).toFixed(0)} ms, p99 ${quantile(latencies, 0.99).toFixed(0)} ms`,
+  );
+  // Let the periodic resyncs run for a whole reconcile interval inside the busy window too.
+  await new Promise((r) => setTimeout(r, 30_000));
+  const s1 = await snapshot(api, op);
+  const audit1 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, audit0.endByte);
+  const busyMin = (s1.atMs - s0.atMs) / 60_000;
+  return { s0, s1, audit1, latencies, busyMin };
+}
+
+/** The quiet window: no changes for --quiet-seconds; what the operator requested and wrote, and its memory. */
+async function measureQuiet(cluster: LocalCluster, api: KubeApi, op: Operator, auditFromByte: number) {
+  say(`quiet window: ${o.quietSeconds} s with no changes`);
+  const q0 = await snapshot(api, op);
+  await new Promise((r) => setTimeout(r, o.quietSeconds * 1000));
+  const q1 = await snapshot(api, op);
+  const auditQuiet = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, auditFromByte).requests.filter(
+    (w) => w.timeMs >= q0.atMs && w.timeMs <= q1.atMs,
+  );
+  const auditQAll = auditQuiet.filter((w) => WRITE_VERBS.has(w.verb));
+  // Leader-election renewals are writes by design (one per retry period); they are counted apart.
+  const auditQ = auditQAll.filter((w) => w.resource !== "leases");
+  const quietMin = (q1.atMs - q0.atMs) / 60_000;
+  await op.memory.sample();
+  const mem = readRssMiB(op.proc.pid!);
+  const memPeak = op.memory.peak;
+  const quietWrites = total(diff(q0.operatorWrites, q1.operatorWrites));
+  return { q0, q1, auditQuiet, auditQAll, auditQ, quietMin, mem, memPeak, quietWrites };
+}
+
+interface Measurements {
+  t0: number;
+  pods: number;
+  convergeMs: number;
+  busy: Awaited<ReturnType<typeof measureBusy>>;
+  quiet: Awaited<ReturnType<typeof measureQuiet>>;
+  f: Awaited<ReturnType<typeof failover>>;
+  memAfter: ReturnType<typeof readRssMiB>;
+}
+
+/** The result (result.json and the report) from the measurements of the run. */
+async function buildResult(m: Measurements) {
+  const { t0, pods, convergeMs, f, memAfter } = m;
+  const { s0, s1, audit1, latencies, busyMin } = m.busy;
+  const { q0, q1, auditQuiet, auditQAll, auditQ, quietMin, mem, memPeak, quietWrites } = m.quiet;
+  return {
+    size: { nodes: NODES, gpus: NODES * 8, deployments: DEPLOYMENTS, shardsPerDeployment: SHARDS, pods },
+    bringUpSeconds: convergeMs / 1000,
+    eventToWriteMs: {
+      probes: latencies.length,
+      p50: quantile(latencies, 0.5),
+      p99: quantile(latencies, 0.99),
+      max: Math.max(...latencies),
+    },
+    reconcilesPerSecond: {
+      busy: (s1.reconciles - s0.reconciles) / ((s1.atMs - s0.atMs) / 1000),
+      quiet: (q1.reconciles - q0.reconciles) / ((q1.atMs - q0.atMs) / 1000),
+    },
+    apiRequestsPerMinuteAllClients: {
+      busy: Object.fromEntries([...diff(s0.apiByVerb, s1.apiByVerb)].map(([k, v]) => [k, v / busyMin])),
+      quiet: Object.fromEntries([...diff(q0.apiByVerb, q1.apiByVerb)].map(([k, v]) => [k, v / quietMin])),
+    },
+    operatorRequestsPerMinuteAudit: {
+      busy: Object.fromEntries(
+        [...countBy(audit1.requests, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(
+          ([k, v]) => [k, v / busyMin],
+        ),
+      ),
+      quiet: Object.fromEntries(
+        [...countBy(auditQuiet, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(
+          ([k, v]) => [k, v / quietMin],
+        ),
+      ),
+    },
+    operatorCpuPercent: {
+      busy: (100 * (s1.cpuS - s0.cpuS)) / ((s1.atMs - s0.atMs) / 1000),
+      quiet: (100 * (q1.cpuS - q0.cpuS)) / ((q1.atMs - q0.atMs) / 1000),
+    },
+    operatorRssMiB: { atRest: mem.rssMiB, peak: mem.peakMiB, newLeaderPeak: memAfter.peakMiB },
+    operatorMemoryAtSampledPeak: memPeak,
+    operatorBuild: o.operatorBuild,
+    writesAtRest: {
+      seconds: o.quietSeconds,
+      operatorMetric: quietWrites,
+      audit: auditQ.length,
+      leaseRenewals: auditQAll.length - auditQ.length,
+      auditByVerb: Object.fromEntries(
+        countBy(auditQ, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`),
+      ),
+    },
+    failover: {
+      convergeSeconds: f.convergeMs / 1000,
+      podsBefore: f.podsBefore,
+      podsAfter: f.podsAfter,
+      podsCreated: f.created,
+      podsDeleted: f.deleted,
+      orphans: f.orphans,
+    },
+    operatorNodeOptions: operatorNodeFlags,
+    loadAverage: loadavg(),
+    cores: (await import("node:os")).availableParallelism(),
+    totalSeconds: (Date.now() - t0) / 1000,
+  };
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   say(
@@ -408,33 +519,8 @@ async function main(): Promise<void> {
     );
 
     watch = await MoedWatch.start(cluster, NS);
-    const s0 = await snapshot(api, op);
-    const audit0 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER);
-    const latencies = await eventToWrite(api, watch, o.probes);
-    say(
-      `event-to-write over ${latencies.length} spec patches: p50 ${quantile(latencies, 0.5).toFixed(0)} ms, p99 ${quantile(latencies, 0.99).toFixed(0)} ms`,
-    );
-    // Let the periodic resyncs run for a whole reconcile interval inside the busy window too.
-    await new Promise((r) => setTimeout(r, 30_000));
-    const s1 = await snapshot(api, op);
-    const audit1 = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, audit0.endByte);
-    const busyMin = (s1.atMs - s0.atMs) / 60_000;
-
-    say(`quiet window: ${o.quietSeconds} s with no changes`);
-    const q0 = await snapshot(api, op);
-    await new Promise((r) => setTimeout(r, o.quietSeconds * 1000));
-    const q1 = await snapshot(api, op);
-    const auditQuiet = readAuditRequests(cluster.auditLogPath, OPERATOR_USER, audit1.endByte).requests.filter(
-      (w) => w.timeMs >= q0.atMs && w.timeMs <= q1.atMs,
-    );
-    const auditQAll = auditQuiet.filter((w) => WRITE_VERBS.has(w.verb));
-    // Leader-election renewals are writes by design (one per retry period); they are counted apart.
-    const auditQ = auditQAll.filter((w) => w.resource !== "leases");
-    const quietMin = (q1.atMs - q0.atMs) / 60_000;
-    await op.memory.sample();
-    const mem = readRssMiB(op.proc.pid!);
-    const memPeak = op.memory.peak;
-    const quietWrites = total(diff(q0.operatorWrites, q1.operatorWrites));
+    const busy = await measureBusy(cluster, api, op, watch);
+    const quiet = await measureQuiet(cluster, api, op, busy.audit1.endByte);
 
     say("failover: SIGKILL the leader, start a new operator");
     watch.stop();
@@ -445,65 +531,8 @@ async function main(): Promise<void> {
     const memAfter = readRssMiB(op.proc.pid!);
     op.memory.stop();
 
-    const r = {
-      size: { nodes: NODES, gpus: NODES * 8, deployments: DEPLOYMENTS, shardsPerDeployment: SHARDS, pods },
-      bringUpSeconds: convergeMs / 1000,
-      eventToWriteMs: {
-        probes: latencies.length,
-        p50: quantile(latencies, 0.5),
-        p99: quantile(latencies, 0.99),
-        max: Math.max(...latencies),
-      },
-      reconcilesPerSecond: {
-        busy: (s1.reconciles - s0.reconciles) / ((s1.atMs - s0.atMs) / 1000),
-        quiet: (q1.reconciles - q0.reconciles) / ((q1.atMs - q0.atMs) / 1000),
-      },
-      apiRequestsPerMinuteAllClients: {
-        busy: Object.fromEntries([...diff(s0.apiByVerb, s1.apiByVerb)].map(([k, v]) => [k, v / busyMin])),
-        quiet: Object.fromEntries([...diff(q0.apiByVerb, q1.apiByVerb)].map(([k, v]) => [k, v / quietMin])),
-      },
-      operatorRequestsPerMinuteAudit: {
-        busy: Object.fromEntries(
-          [
-            ...countBy(audit1.requests, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`),
-          ].map(([k, v]) => [k, v / busyMin]),
-        ),
-        quiet: Object.fromEntries(
-          [...countBy(auditQuiet, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`)].map(
-            ([k, v]) => [k, v / quietMin],
-          ),
-        ),
-      },
-      operatorCpuPercent: {
-        busy: (100 * (s1.cpuS - s0.cpuS)) / ((s1.atMs - s0.atMs) / 1000),
-        quiet: (100 * (q1.cpuS - q0.cpuS)) / ((q1.atMs - q0.atMs) / 1000),
-      },
-      operatorRssMiB: { atRest: mem.rssMiB, peak: mem.peakMiB, newLeaderPeak: memAfter.peakMiB },
-      operatorMemoryAtSampledPeak: memPeak,
-      operatorBuild: o.operatorBuild,
-      writesAtRest: {
-        seconds: o.quietSeconds,
-        operatorMetric: quietWrites,
-        audit: auditQ.length,
-        leaseRenewals: auditQAll.length - auditQ.length,
-        auditByVerb: Object.fromEntries(
-          countBy(auditQ, (w) => `${w.verb} ${w.resource}${w.subresource ? `/${w.subresource}` : ""}`),
-        ),
-      },
-      failover: {
-        convergeSeconds: f.convergeMs / 1000,
-        podsBefore: f.podsBefore,
-        podsAfter: f.podsAfter,
-        podsCreated: f.created,
-        podsDeleted: f.deleted,
-        orphans: f.orphans,
-      },
-      operatorNodeOptions: operatorNodeFlags,
-      loadAverage: loadavg(),
-      cores: (await import("node:os")).availableParallelism(),
-      totalSeconds: (Date.now() - t0) / 1000,
-    };
-    printReport(r, diff(s0.apiByVerb, s1.apiByVerb), busyMin);
+    const r = await buildResult({ t0, pods, convergeMs, busy, quiet, f, memAfter });
+    printReport(r, diff(busy.s0.apiByVerb, busy.s1.apiByVerb), busy.busyMin);
     mkdirSync(o.out, { recursive: true });
     writeFileSync(join(o.out, "result.json"), JSON.stringify(r, null, 2));
     say(`result: ${join(o.out, "result.json")}`);

@@ -135,9 +135,9 @@ function makeProgress(quiet: boolean): (p: Progress) => void {
   };
 }
 
-export function main(argv: readonly string[]): number {
-  const program = new Command();
-  program
+/** The trace, policy and model options, in --help order. */
+function addTraceOptions(program: Command): Command {
+  return program
     .name("moe-sim")
     .description("Trace-driven MoE fleet simulator: the operator's policy vs baselines and the oracle")
     .option(
@@ -172,7 +172,12 @@ export function main(argv: readonly string[]): number {
     )
     .addOption(new Option("--preset <model>", "model shape").choices(Object.keys(MODEL_PRESETS)).default("deepseek-v3"))
     .option("--usd-per-gpu-hour <usd>", "GPU price", positiveNumber("--usd-per-gpu-hour"), 2)
-    .option("--seed <n>", "seed (same seed, byte-identical summary.json)", nonNegativeInt("--seed"), 1)
+    .option("--seed <n>", "seed (same seed, byte-identical summary.json)", nonNegativeInt("--seed"), 1);
+}
+
+/** The load-scaling and fleet-size options, in --help order. */
+function addScalingOptions(program: Command): Command {
+  return program
     .option(
       "--peak-gpus <n>",
       "scale the trace so its peak minute needs about this many GPUs",
@@ -217,7 +222,12 @@ export function main(argv: readonly string[]): number {
       "--warmup-min <m>",
       "leading minutes not scored (default 10 % of the replay, at most 30)",
       nonNegativeInt("--warmup-min"),
-    )
+    );
+}
+
+/** The parsing, replay and output options, in --help order. */
+function addReplayOptions(program: Command): Command {
+  return program
     .option("--lenient", "skip and count bad trace lines instead of failing", false)
     .option("--strict", "lines out of time order are an error (default: sorted, with a warning)", false)
     .option(
@@ -240,6 +250,20 @@ export function main(argv: readonly string[]): number {
     .option("--out <dir>", "write summary.json, report.md and timeline.svg here")
     .option("--quiet", "no progress on stderr", false)
     .exitOverride();
+}
+
+/** One line on stderr for an error of the run: no stack trace for user input. */
+function reportError(e: unknown, o: CliOptions): void {
+  if (e instanceof TraceParseError) {
+    const hint = e.skippable && !o.lenient ? " (--lenient skips bad lines)" : "";
+    console.error(`moe-sim: ${e.message}${hint}`);
+  } else {
+    console.error(`moe-sim: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+export function main(argv: readonly string[]): number {
+  const program = addReplayOptions(addScalingOptions(addTraceOptions(new Command())));
   try {
     program.parse([...argv], { from: "user" });
   } catch (e) {
@@ -251,12 +275,7 @@ export function main(argv: readonly string[]): number {
     return run(o);
   } catch (e) {
     // No stack trace for user input: one line, exit 2.
-    if (e instanceof TraceParseError) {
-      const hint = e.skippable && !o.lenient ? " (--lenient skips bad lines)" : "";
-      console.error(`moe-sim: ${e.message}${hint}`);
-    } else {
-      console.error(`moe-sim: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    reportError(e, o);
     return 2;
   }
 }

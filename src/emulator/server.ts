@@ -130,13 +130,10 @@ export const LATENCY_BUCKETS_S = [
   2, 5, 10,
 ];
 
-export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise<FleetEmulatorServer> {
-  const moeLayers = o.model.layers - o.model.denseLayers;
-  const E = o.model.routedExperts;
-  const fleet = new FleetEmulator({ layerCount: moeLayers, expertCount: E, topK: o.model.topK, seed: o.seed });
-  const heats = new HeatPatterns({ layerCount: moeLayers, expertCount: E, topK: o.model.topK });
-  const registry = new Registry();
-  const base = { namespace: o.namespace, moe_dev_deployment: o.deployment };
+type EmulatorMetrics = ReturnType<typeof createEmulatorMetrics>;
+
+/** The emulator's Prometheus metrics, registered in registry. */
+function createEmulatorMetrics(registry: Registry) {
   const expertTokens = new Counter({
     name: "moe_expert_routed_tokens_total",
     help: "Tokens the gate routed to each (layer, expert).",
@@ -180,7 +177,11 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
     labelNames: ["namespace", "moe_dev_deployment"],
     registers: [registry],
   });
+  return { expertTokens, shardTokens, requests, itl, offered, servingG, balanceG };
+}
 
+/** Watches the deployment's expert-shard pods. */
+async function startShardInformer(o: FleetEmulatorServerOptions): Promise<Informer<V1Pod>> {
   const core = o.kubeConfig.makeApiClient(CoreV1Api);
   const selector = `moe.dev/deployment=${o.deployment},moe.dev/component=expert-shard`;
   const pods = new Informer<V1Pod>({
@@ -192,61 +193,58 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
     logger: o.logger.child({ component: "emulator-informer" }),
   });
   await pods.start();
+  return pods;
+}
 
-  let last: EmulatorSnapshot | undefined;
-  let manual: { tokensPerSecond?: number; heatSeed?: number; phase?: string } = {};
-  const tick = () => {
-    const now = o.clock.nowMs();
-    const planned = loadAt(o.scenario, now);
-    const tS = planned.tS;
-    const tokensPerSecond = manual.tokensPerSecond ?? planned.tokensPerSecond;
-    const phase = manual.phase ?? planned.phase;
-    const heat = manual.heatSeed !== undefined ? heats.generated(manual.heatSeed) : heats.at(o.scenario, tS);
-    const shards: EmulatedShard[] = pods
-      .list()
-      .filter((p) => !p.metadata?.deletionTimestamp)
-      .map((p) => ({
-        name: p.metadata!.name!,
-        nodeName: p.spec?.nodeName,
-        experts: parseExperts(p.metadata?.annotations?.["moe.dev/experts"]),
-        ready:
-          p.status?.phase === "Running" &&
-          (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false),
-        draining: p.metadata?.annotations?.["moe.dev/draining-since"] !== undefined,
-      }));
-    const r = fleet.step(shards, heat, tokensPerSecond);
-    for (let l = 0; l < moeLayers; l++) {
-      for (let e = 0; e < E; e++) {
-        const t = r.expertTokens[l * E + e]!;
-        if (t > 0) expertTokens.inc({ ...base, layer: String(o.model.denseLayers + l), expert: String(e) }, t);
-        else expertTokens.inc({ ...base, layer: String(o.model.denseLayers + l), expert: String(e) }, 0);
-      }
-    }
-    for (const [pod, t] of r.shardTokens) shardTokens.inc({ ...base, pod }, t);
-    requests.inc(base, tokensPerSecond);
-    const lat = Number.isFinite(r.latencyMs) ? r.latencyMs : 10_000;
-    if (tokensPerSecond > 0) for (const v of fleet.latencySamples(lat, 40)) itl.observe(base, v / 1000);
-    offered.set(base, tokensPerSecond);
-    servingG.set(base, r.servingShards);
-    balanceG.set(base, r.balancedness);
-    last = {
-      tS,
-      phase,
-      tokensPerSecond,
-      servingShards: r.servingShards,
-      latencyMs: lat,
-      balancedness: r.balancedness,
-      unservedExperts: r.unservedExperts,
-    };
-  };
-  const interval = setInterval(() => {
-    try {
-      tick();
-    } catch (err) {
-      o.logger.error({ err: (err as Error).message }, "emulator tick failed");
-    }
-  }, 1_000);
+/** The shard pods not being deleted, as the fleet model sees them. */
+function emulatedShards(pods: Informer<V1Pod>): EmulatedShard[] {
+  return pods
+    .list()
+    .filter((p) => !p.metadata?.deletionTimestamp)
+    .map((p) => ({
+      name: p.metadata!.name!,
+      nodeName: p.spec?.nodeName,
+      experts: parseExperts(p.metadata?.annotations?.["moe.dev/experts"]),
+      ready:
+        p.status?.phase === "Running" &&
+        (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false),
+      draining: p.metadata?.annotations?.["moe.dev/draining-since"] !== undefined,
+    }));
+}
 
+/** Records one fleet step in the metrics; returns the latency it reported (ms). */
+function recordStep(
+  o: FleetEmulatorServerOptions,
+  m: EmulatorMetrics,
+  fleet: FleetEmulator,
+  r: ReturnType<FleetEmulator["step"]>,
+  tokensPerSecond: number,
+): number {
+  const moeLayers = o.model.layers - o.model.denseLayers;
+  const E = o.model.routedExperts;
+  const base = { namespace: o.namespace, moe_dev_deployment: o.deployment };
+  for (let l = 0; l < moeLayers; l++) {
+    for (let e = 0; e < E; e++) {
+      const t = r.expertTokens[l * E + e]!;
+      if (t > 0) m.expertTokens.inc({ ...base, layer: String(o.model.denseLayers + l), expert: String(e) }, t);
+      else m.expertTokens.inc({ ...base, layer: String(o.model.denseLayers + l), expert: String(e) }, 0);
+    }
+  }
+  for (const [pod, t] of r.shardTokens) m.shardTokens.inc({ ...base, pod }, t);
+  m.requests.inc(base, tokensPerSecond);
+  const lat = Number.isFinite(r.latencyMs) ? r.latencyMs : 10_000;
+  if (tokensPerSecond > 0) for (const v of fleet.latencySamples(lat, 40)) m.itl.observe(base, v / 1000);
+  m.offered.set(base, tokensPerSecond);
+  m.servingG.set(base, r.servingShards);
+  m.balanceG.set(base, r.balancedness);
+  return lat;
+}
+
+/** Serves the registry on /metrics (404 elsewhere); resolves once listening, with the port. */
+async function serveMetrics(
+  registry: Registry,
+  o: FleetEmulatorServerOptions,
+): Promise<{ server: Server; port: number }> {
   const server: Server = createServer((req, res) => {
     if ((req.url ?? "").startsWith("/metrics")) {
       registry.metrics().then(
@@ -267,6 +265,48 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? "127.0.0.1", resolve));
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
+  return { server, port };
+}
+
+export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise<FleetEmulatorServer> {
+  const moeLayers = o.model.layers - o.model.denseLayers;
+  const E = o.model.routedExperts;
+  const fleet = new FleetEmulator({ layerCount: moeLayers, expertCount: E, topK: o.model.topK, seed: o.seed });
+  const heats = new HeatPatterns({ layerCount: moeLayers, expertCount: E, topK: o.model.topK });
+  const registry = new Registry();
+  const metrics = createEmulatorMetrics(registry);
+  const pods = await startShardInformer(o);
+
+  let last: EmulatorSnapshot | undefined;
+  let manual: { tokensPerSecond?: number; heatSeed?: number; phase?: string } = {};
+  const tick = () => {
+    const now = o.clock.nowMs();
+    const planned = loadAt(o.scenario, now);
+    const tS = planned.tS;
+    const tokensPerSecond = manual.tokensPerSecond ?? planned.tokensPerSecond;
+    const phase = manual.phase ?? planned.phase;
+    const heat = manual.heatSeed !== undefined ? heats.generated(manual.heatSeed) : heats.at(o.scenario, tS);
+    const r = fleet.step(emulatedShards(pods), heat, tokensPerSecond);
+    const lat = recordStep(o, metrics, fleet, r, tokensPerSecond);
+    last = {
+      tS,
+      phase,
+      tokensPerSecond,
+      servingShards: r.servingShards,
+      latencyMs: lat,
+      balancedness: r.balancedness,
+      unservedExperts: r.unservedExperts,
+    };
+  };
+  const interval = setInterval(() => {
+    try {
+      tick();
+    } catch (err) {
+      o.logger.error({ err: (err as Error).message }, "emulator tick failed");
+    }
+  }, 1_000);
+
+  const { server, port } = await serveMetrics(registry, o);
   return {
     url: `http://${o.host ?? "127.0.0.1"}:${port}`,
     port,
