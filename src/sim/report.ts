@@ -199,15 +199,12 @@ export function reactiveInputFor(scenario: Scenario, result: SimResult, leadMinu
   };
 }
 
-export function buildSummary(scenario: Scenario, result: SimResult): Summary {
-  const oracle = result.results.find((r) => r.name === "oracle");
-  const stat = result.results.find((r) => r.name === "static");
-  let requests = 0;
-  for (const r of scenario.load.requests) requests += r;
-  let peakReq = 0;
-  for (const r of result.requirement) peakReq = Math.max(peakReq, r);
-  const c = scenario.config;
-  const policies: PolicySummary[] = result.results.map((r: PolicyResult) => ({
+function summarizePolicy(
+  r: PolicyResult,
+  oracle: PolicyResult | undefined,
+  stat: PolicyResult | undefined,
+): PolicySummary {
+  return {
     name: r.name,
     gpuHours: round(r.gpuHours, 3),
     costUsd: round(r.costUsd, 2),
@@ -226,89 +223,124 @@ export function buildSummary(scenario: Scenario, result: SimResult): Summary {
     scaleDowns: r.scaleDowns,
     coldStarts: r.coldStarts,
     overshootGpuMinutes: round(r.overshootGpuMinutes, 1),
-  }));
-  const ours = policies.find((p) => p.name === "ours");
+  };
+}
+
+function summarizeReactive(r: ReactiveReference | undefined, oracle: PolicyResult | undefined): ReactiveSummary | null {
+  return r === undefined
+    ? null
+    : {
+        targetAttainment: round(r.targetAttainment, 5),
+        attainment: round(r.attainment, 5),
+        estimator: r.estimator,
+        multiplier: round(r.multiplier),
+        gpuHours: round(r.gpuHours, 3),
+        gpuHoursVsOracle: oracle !== undefined && oracle.gpuHours > 0 ? round(r.gpuHours / oracle.gpuHours) : null,
+      };
+}
+
+function buildReactive(
+  scenario: Scenario,
+  result: SimResult,
+  ours: PolicySummary | undefined,
+  oracle: PolicyResult | undefined,
+): Summary["reference"]["reactive"] {
+  const c = scenario.config;
   const leadMinutes = reactiveLeadMinutes(c.coldStart.medianS, c.scrapeDelayS);
   const reactiveInput = reactiveInputFor(scenario, result, leadMinutes);
-  const reactiveSummary = (r: ReactiveReference | undefined): ReactiveSummary | null =>
-    r === undefined
-      ? null
-      : {
-          targetAttainment: round(r.targetAttainment, 5),
-          attainment: round(r.attainment, 5),
-          estimator: r.estimator,
-          multiplier: round(r.multiplier),
-          gpuHours: round(r.gpuHours, 3),
-          gpuHoursVsOracle: oracle !== undefined && oracle.gpuHours > 0 ? round(r.gpuHours / oracle.gpuHours) : null,
-        };
-  const reactive = {
+  return {
     leadMinutes,
-    atTarget: reactiveSummary(reactiveReference(reactiveInput, 0.995)),
+    atTarget: summarizeReactive(reactiveReference(reactiveInput, 0.995), oracle),
     atOursAttainment:
       ours?.sloAttainment === null || ours === undefined
         ? null
-        : reactiveSummary(reactiveReference(reactiveInput, ours.sloAttainment)),
+        : summarizeReactive(reactiveReference(reactiveInput, ours.sloAttainment), oracle),
   };
+}
+
+function buildTargets(ours: PolicySummary | undefined, predictableMinutes: number): TargetCheck[] {
   const targets: TargetCheck[] = [];
-  if (ours !== undefined) {
+  if (ours === undefined) return targets;
+  targets.push({
+    name: "ours SLO attainment",
+    target: ">= 0.995 of minutes",
+    value: ours.sloAttainment,
+    met: ours.sloAttainment === null ? null : ours.sloAttainment >= 0.995,
+  });
+  if (ours.gpuHoursVsOracle !== null)
     targets.push({
-      name: "ours SLO attainment",
-      target: ">= 0.995 of minutes",
-      value: ours.sloAttainment,
-      met: ours.sloAttainment === null ? null : ours.sloAttainment >= 0.995,
+      name: "ours GPU-hours vs oracle",
+      target: "<= 1.10",
+      value: ours.gpuHoursVsOracle,
+      met: ours.gpuHoursVsOracle <= 1.1,
     });
-    if (ours.gpuHoursVsOracle !== null)
-      targets.push({
-        name: "ours GPU-hours vs oracle",
-        target: "<= 1.10",
-        value: ours.gpuHoursVsOracle,
-        met: ours.gpuHoursVsOracle <= 1.1,
-      });
-    if (ours.savingVsStatic !== null)
-      targets.push({
-        name: "ours GPU-hours saved vs static peak",
-        target: ">= 0.40 (14-day diurnal series)",
-        value: ours.savingVsStatic,
-        met: ours.savingVsStatic >= 0.4,
-      });
+  if (ours.savingVsStatic !== null)
     targets.push({
-      name: "ours cold-start violations on predictable bursts",
-      target: "0 minutes",
-      value: ours.predictableBurstViolationMinutes,
-      met: result.predictableMinutes === 0 ? null : ours.predictableBurstViolationMinutes === 0,
+      name: "ours GPU-hours saved vs static peak",
+      target: ">= 0.40 (14-day diurnal series)",
+      value: ours.savingVsStatic,
+      met: ours.savingVsStatic >= 0.4,
     });
-  }
+  targets.push({
+    name: "ours cold-start violations on predictable bursts",
+    target: "0 minutes",
+    value: ours.predictableBurstViolationMinutes,
+    met: predictableMinutes === 0 ? null : ours.predictableBurstViolationMinutes === 0,
+  });
+  return targets;
+}
+
+function summarizeTrace(scenario: Scenario): Summary["trace"] {
+  let requests = 0;
+  for (const r of scenario.load.requests) requests += r;
+  return {
+    name: scenario.trace.name,
+    format: scenario.trace.format,
+    seconds: scenario.load.seconds,
+    requests: round(requests, 1),
+    scale: round(scenario.scale, 6),
+    arrivalCv: scenario.trace.kind === "rate" ? scenario.arrivalCv : null,
+    skippedLines: scenario.trace.skippedLines,
+    startEpochMs: scenario.load.startEpochMs,
+  };
+}
+
+function summarizeConfig(scenario: Scenario, result: SimResult): Summary["config"] {
+  const c = scenario.config;
   const groundTruth: Record<string, number | string> = {};
   for (const [k, v] of Object.entries(c.truth)) groundTruth[k] = typeof v === "number" ? (round(v, 6) ?? 0) : v;
   return {
+    metric: c.metric,
+    sloMs: c.sloMs,
+    preset: c.shape.name,
+    usdPerGpuHour: c.usdPerGpuHour,
+    seed: c.seed,
+    minGpus: result.minGpus,
+    maxGpus: result.maxGpus,
+    warmupS: c.warmupS ?? 0,
+    coldStart: { ...c.coldStart },
+    scrapeIntervalS: c.scrapeIntervalS,
+    scrapeDelayS: c.scrapeDelayS,
+    loadNoise: c.loadNoise,
+    latencyNoise: c.latencyNoise,
+    groundTruth,
+  };
+}
+
+export function buildSummary(scenario: Scenario, result: SimResult): Summary {
+  const oracle = result.results.find((r) => r.name === "oracle");
+  const stat = result.results.find((r) => r.name === "static");
+  let peakReq = 0;
+  for (const r of result.requirement) peakReq = Math.max(peakReq, r);
+  const policies: PolicySummary[] = result.results.map((r: PolicyResult) => summarizePolicy(r, oracle, stat));
+  const ours = policies.find((p) => p.name === "ours");
+  const reactive = buildReactive(scenario, result, ours, oracle);
+  const targets = buildTargets(ours, result.predictableMinutes);
+  return {
     tool: "moe-sim",
     schemaVersion: 1,
-    trace: {
-      name: scenario.trace.name,
-      format: scenario.trace.format,
-      seconds: scenario.load.seconds,
-      requests: round(requests, 1),
-      scale: round(scenario.scale, 6),
-      arrivalCv: scenario.trace.kind === "rate" ? scenario.arrivalCv : null,
-      skippedLines: scenario.trace.skippedLines,
-      startEpochMs: scenario.load.startEpochMs,
-    },
-    config: {
-      metric: c.metric,
-      sloMs: c.sloMs,
-      preset: c.shape.name,
-      usdPerGpuHour: c.usdPerGpuHour,
-      seed: c.seed,
-      minGpus: result.minGpus,
-      maxGpus: result.maxGpus,
-      warmupS: c.warmupS ?? 0,
-      coldStart: { ...c.coldStart },
-      scrapeIntervalS: c.scrapeIntervalS,
-      scrapeDelayS: c.scrapeDelayS,
-      loadNoise: c.loadNoise,
-      latencyNoise: c.latencyNoise,
-      groundTruth,
-    },
+    trace: summarizeTrace(scenario),
+    config: summarizeConfig(scenario, result),
     reference: {
       staticGpus: result.staticGpus,
       oracleColdStartS: round(result.oracleColdStartS, 1),
@@ -444,8 +476,26 @@ function n1(x: number): string {
   return (Math.round(x * 10) / 10).toString();
 }
 
-/** SVG timeline: load, GPUs per policy, p99 per policy against the SLO (log scale). */
-export function timelineSvg(scenario: Scenario, result: SimResult): string {
+/** Layout of the SVG timeline and the lines written so far. */
+interface SvgFrame {
+  readonly parts: string[];
+  readonly width: number;
+  readonly height: number;
+  readonly left: number;
+  readonly plotW: number;
+  readonly panelH: number;
+  readonly gap: number;
+  readonly top: number;
+  readonly minutes: number;
+  readonly buckets: number;
+  readonly per: number;
+  readonly hours: number;
+  readonly tickEveryH: number;
+}
+
+type YScale = (v: number) => number;
+
+function createFrame(minutes: number): SvgFrame {
   const width = 1200;
   const left = 70;
   const right = 150;
@@ -454,104 +504,144 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
   const gap = 46;
   const top = 54;
   const height = top + 3 * panelH + 2 * gap + 40;
-  const minutes = result.minutes;
   const buckets = Math.max(1, Math.min(plotW, minutes));
-  const per = minutes / buckets;
-  const xOf = (b: number): number => left + (buckets <= 1 ? 0 : (b / (buckets - 1)) * plotW);
-  const reduce = (series: ArrayLike<number>, how: "mean" | "max"): number[] => {
-    const out: number[] = [];
-    for (let b = 0; b < buckets; b++) {
-      const a = Math.floor(b * per);
-      const e = Math.max(a + 1, Math.floor((b + 1) * per));
-      let acc = how === "max" ? -Infinity : 0;
-      let n = 0;
-      for (let m = a; m < Math.min(e, minutes); m++) {
-        const v = series[m] as number;
-        if (Number.isNaN(v)) continue;
-        if (how === "max") acc = Math.max(acc, v);
-        else acc += v;
-        n++;
-      }
-      out.push(n === 0 ? NaN : how === "max" ? acc : acc / n);
-    }
-    return out;
-  };
-  const slo = scenario.config.sloMs;
-  const parts: string[] = [];
-  parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
-  );
-  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
-  parts.push(
-    `<text x="${left}" y="22" font-size="15" font-weight="bold">${esc(`moe-sim: ${scenario.trace.name}, p99 ${scenario.config.metric} SLO ${slo} ms, ${scenario.config.shape.name}`)}</text>`,
-  );
   const hours = minutes / 60;
   const tickEveryH = hours <= 3 ? 0.25 : hours <= 30 ? 3 : hours <= 96 ? 12 : 24;
-  const panel = (
-    i: number,
-    title: string,
-    yMin: number,
-    yMax: number,
-    log: boolean,
-    unit: string,
-  ): ((v: number) => number) => {
-    const y0 = top + i * (panelH + gap);
-    const yOf = (v: number): number => {
-      const f = log
-        ? (Math.log(Math.max(v, yMin)) - Math.log(yMin)) / (Math.log(yMax) - Math.log(yMin))
-        : (v - yMin) / (yMax - yMin || 1);
-      return y0 + panelH - Math.min(1, Math.max(0, f)) * panelH;
-    };
-    parts.push(`<rect x="${left}" y="${y0}" width="${plotW}" height="${panelH}" fill="none" stroke="#ccc"/>`);
-    parts.push(`<text x="${left}" y="${y0 - 6}" font-weight="bold">${esc(title)}</text>`);
-    const ticks = log ? [yMin, Math.sqrt(yMin * yMax), yMax] : [yMin, (yMin + yMax) / 2, yMax];
-    for (const t of ticks) {
-      parts.push(
-        `<text x="${left - 6}" y="${n1(yOf(t) + 4)}" text-anchor="end">${esc(t >= 1000 ? `${n1(t / 1000)}k` : n1(t))}</text>`,
-      );
-      parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${n1(yOf(t))}" y2="${n1(yOf(t))}" stroke="#eee"/>`);
+  return {
+    parts: [],
+    width,
+    height,
+    left,
+    plotW,
+    panelH,
+    gap,
+    top,
+    minutes,
+    buckets,
+    per: minutes / buckets,
+    hours,
+    tickEveryH,
+  };
+}
+
+function xOfBucket(f: SvgFrame, b: number): number {
+  return f.left + (f.buckets <= 1 ? 0 : (b / (f.buckets - 1)) * f.plotW);
+}
+
+/** Per-minute series down to one value per pixel bucket (NaN minutes skipped; NaN for an empty bucket). */
+function reduceSeries(f: SvgFrame, series: ArrayLike<number>, how: "mean" | "max"): number[] {
+  const out: number[] = [];
+  for (let b = 0; b < f.buckets; b++) {
+    const a = Math.floor(b * f.per);
+    const e = Math.max(a + 1, Math.floor((b + 1) * f.per));
+    let acc = how === "max" ? -Infinity : 0;
+    let n = 0;
+    for (let m = a; m < Math.min(e, f.minutes); m++) {
+      const v = series[m] as number;
+      if (Number.isNaN(v)) continue;
+      if (how === "max") acc = Math.max(acc, v);
+      else acc += v;
+      n++;
     }
+    out.push(n === 0 ? NaN : how === "max" ? acc : acc / n);
+  }
+  return out;
+}
+
+function drawHeader(f: SvgFrame, scenario: Scenario): void {
+  const slo = scenario.config.sloMs;
+  f.parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${f.width}" height="${f.height}" viewBox="0 0 ${f.width} ${f.height}" font-family="sans-serif" font-size="12">`,
+  );
+  f.parts.push(`<rect width="${f.width}" height="${f.height}" fill="white"/>`);
+  f.parts.push(
+    `<text x="${f.left}" y="22" font-size="15" font-weight="bold">${esc(`moe-sim: ${scenario.trace.name}, p99 ${scenario.config.metric} SLO ${slo} ms, ${scenario.config.shape.name}`)}</text>`,
+  );
+}
+
+function drawYAxis(f: SvgFrame, y0: number, ticks: readonly number[], yOf: YScale, unit: string): void {
+  const { parts, left, plotW, panelH } = f;
+  for (const t of ticks) {
     parts.push(
-      `<text x="${left - 50}" y="${y0 + panelH / 2}" transform="rotate(-90 ${left - 50} ${y0 + panelH / 2})" text-anchor="middle">${esc(unit)}</text>`,
+      `<text x="${left - 6}" y="${n1(yOf(t) + 4)}" text-anchor="end">${esc(t >= 1000 ? `${n1(t / 1000)}k` : n1(t))}</text>`,
     );
-    for (let h = 0; h <= hours + 1e-9; h += tickEveryH) {
-      const x = left + (minutes <= 1 ? 0 : ((h * 60) / (minutes - 1)) * plotW);
-      if (x > left + plotW + 0.5) break;
-      parts.push(`<line x1="${n1(x)}" x2="${n1(x)}" y1="${y0 + panelH}" y2="${y0 + panelH + 4}" stroke="#999"/>`);
-      if (i === 2)
-        parts.push(
-          `<text x="${n1(x)}" y="${y0 + panelH + 16}" text-anchor="middle">${esc(tickEveryH >= 24 ? `d${Math.round(h / 24)}` : tickEveryH >= 1 ? `${Math.round(h)}h` : `${Math.round(h * 60)}m`)}</text>`,
-        );
+    parts.push(`<line x1="${left}" x2="${left + plotW}" y1="${n1(yOf(t))}" y2="${n1(yOf(t))}" stroke="#eee"/>`);
+  }
+  parts.push(
+    `<text x="${left - 50}" y="${y0 + panelH / 2}" transform="rotate(-90 ${left - 50} ${y0 + panelH / 2})" text-anchor="middle">${esc(unit)}</text>`,
+  );
+}
+
+function timeTickLabel(f: SvgFrame, h: number): string {
+  return f.tickEveryH >= 24
+    ? `d${Math.round(h / 24)}`
+    : f.tickEveryH >= 1
+      ? `${Math.round(h)}h`
+      : `${Math.round(h * 60)}m`;
+}
+
+/** Time ticks under a panel; labels only under the last one. */
+function drawTimeAxis(f: SvgFrame, y0: number, labelled: boolean): void {
+  const { parts, left, plotW, panelH, minutes } = f;
+  for (let h = 0; h <= f.hours + 1e-9; h += f.tickEveryH) {
+    const x = left + (minutes <= 1 ? 0 : ((h * 60) / (minutes - 1)) * plotW);
+    if (x > left + plotW + 0.5) break;
+    parts.push(`<line x1="${n1(x)}" x2="${n1(x)}" y1="${y0 + panelH}" y2="${y0 + panelH + 4}" stroke="#999"/>`);
+    if (labelled)
+      parts.push(`<text x="${n1(x)}" y="${y0 + panelH + 16}" text-anchor="middle">${esc(timeTickLabel(f, h))}</text>`);
+  }
+}
+
+/** Panel i's frame, title and axes; returns its value-to-y map. */
+function drawPanel(
+  f: SvgFrame,
+  i: number,
+  title: string,
+  yMin: number,
+  yMax: number,
+  log: boolean,
+  unit: string,
+): YScale {
+  const { parts, left, plotW, panelH } = f;
+  const y0 = f.top + i * (panelH + f.gap);
+  const yOf = (v: number): number => {
+    const r = log
+      ? (Math.log(Math.max(v, yMin)) - Math.log(yMin)) / (Math.log(yMax) - Math.log(yMin))
+      : (v - yMin) / (yMax - yMin || 1);
+    return y0 + panelH - Math.min(1, Math.max(0, r)) * panelH;
+  };
+  parts.push(`<rect x="${left}" y="${y0}" width="${plotW}" height="${panelH}" fill="none" stroke="#ccc"/>`);
+  parts.push(`<text x="${left}" y="${y0 - 6}" font-weight="bold">${esc(title)}</text>`);
+  const ticks = log ? [yMin, Math.sqrt(yMin * yMax), yMax] : [yMin, (yMin + yMax) / 2, yMax];
+  drawYAxis(f, y0, ticks, yOf, unit);
+  drawTimeAxis(f, y0, i === 2);
+  return yOf;
+}
+
+function drawPolyline(f: SvgFrame, values: number[], yOf: YScale, color: string, widthPx: number, dash?: string): void {
+  let d = "";
+  let pen = false;
+  values.forEach((v, b) => {
+    if (!Number.isFinite(v) && v !== Infinity) {
+      pen = false;
+      return;
     }
-    return yOf;
-  };
-  const polyline = (
-    values: number[],
-    yOf: (v: number) => number,
-    color: string,
-    widthPx: number,
-    dash?: string,
-  ): void => {
-    let d = "";
-    let pen = false;
-    values.forEach((v, b) => {
-      if (!Number.isFinite(v) && v !== Infinity) {
-        pen = false;
-        return;
-      }
-      d += `${pen ? "L" : "M"}${n1(xOf(b))} ${n1(yOf(v))} `;
-      pen = true;
-    });
-    if (d !== "")
-      parts.push(
-        `<path d="${d.trim()}" fill="none" stroke="${color}" stroke-width="${widthPx}"${dash === undefined ? "" : ` stroke-dasharray="${dash}"`}/>`,
-      );
-  };
-  // Panel 1: load.
-  const load = reduce(result.loadPerMinute, "mean");
+    d += `${pen ? "L" : "M"}${n1(xOfBucket(f, b))} ${n1(yOf(v))} `;
+    pen = true;
+  });
+  if (d !== "")
+    f.parts.push(
+      `<path d="${d.trim()}" fill="none" stroke="${color}" stroke-width="${widthPx}"${dash === undefined ? "" : ` stroke-dasharray="${dash}"`}/>`,
+    );
+}
+
+/** Panel 1: offered load. */
+function drawLoadPanel(f: SvgFrame, scenario: Scenario, result: SimResult): void {
+  const load = reduceSeries(f, result.loadPerMinute, "mean");
   let maxLoad = 0;
   for (const v of load) if (Number.isFinite(v)) maxLoad = Math.max(maxLoad, v);
-  const yLoad = panel(
+  const yLoad = drawPanel(
+    f,
     0,
     `Offered load (${scenario.config.metric === "ttft" ? "input" : "output"} tokens/s, per-minute mean)`,
     0,
@@ -559,11 +649,15 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
     false,
     "tokens/s",
   );
-  polyline(load, yLoad, "#333", 1.2);
-  // Panel 2: GPUs.
+  drawPolyline(f, load, yLoad, "#333", 1.2);
+}
+
+/** Panel 2: provisioned GPUs, with the requirement in grey; the policies' lines come later. */
+function drawGpuPanel(f: SvgFrame, result: SimResult): YScale {
   let maxGpus = 0;
   for (const t of result.timelines) for (const v of t.gpus) maxGpus = Math.max(maxGpus, v);
-  const yGpu = panel(
+  const yGpu = drawPanel(
+    f,
     1,
     "Provisioned GPUs (ready + warming) per policy; grey: per-minute requirement",
     0,
@@ -571,9 +665,15 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
     false,
     "GPUs",
   );
-  polyline(reduce(result.requirement, "max"), yGpu, "#bbb", 1);
-  // Panel 3: p99 vs SLO.
-  const yP99 = panel(
+  drawPolyline(f, reduceSeries(f, result.requirement, "max"), yGpu, "#bbb", 1);
+  return yGpu;
+}
+
+/** Panel 3: p99 against the dashed SLO line; the policies' lines come later. */
+function drawP99Panel(f: SvgFrame, scenario: Scenario): YScale {
+  const slo = scenario.config.sloMs;
+  const yP99 = drawPanel(
+    f,
     2,
     `p99 ${scenario.config.metric} per minute (log scale; dashed: SLO ${slo} ms)`,
     slo / 4,
@@ -581,21 +681,29 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
     true,
     "ms",
   );
-  parts.push(
-    `<line x1="${left}" x2="${left + plotW}" y1="${n1(yP99(slo))}" y2="${n1(yP99(slo))}" stroke="#000" stroke-dasharray="6 4"/>`,
+  f.parts.push(
+    `<line x1="${f.left}" x2="${f.left + f.plotW}" y1="${n1(yP99(slo))}" y2="${n1(yP99(slo))}" stroke="#000" stroke-dasharray="6 4"/>`,
   );
+  return yP99;
+}
+
+/** Each policy's GPUs and p99, ours drawn last (on top). */
+function drawPolicyLines(f: SvgFrame, result: SimResult, yGpu: YScale, yP99: YScale): void {
   const order = [...result.timelines].sort((a, b) => (a.name === "ours" ? 1 : 0) - (b.name === "ours" ? 1 : 0));
   for (const t of order) {
     const color = COLORS[t.name];
     const w = t.name === "ours" ? 2 : 1.1;
-    polyline(reduce(t.gpus, "mean"), yGpu, color, w, t.name === "oracle" ? "4 3" : undefined);
-    polyline(reduce(t.p99Ms, "max"), yP99, color, w, t.name === "oracle" ? "4 3" : undefined);
+    drawPolyline(f, reduceSeries(f, t.gpus, "mean"), yGpu, color, w, t.name === "oracle" ? "4 3" : undefined);
+    drawPolyline(f, reduceSeries(f, t.p99Ms, "max"), yP99, color, w, t.name === "oracle" ? "4 3" : undefined);
   }
-  // Legend.
+}
+
+function drawLegend(f: SvgFrame, result: SimResult): void {
+  const { parts } = f;
   const summaries = new Map(result.results.map((r) => [r.name, r]));
   result.timelines.forEach((t, i) => {
-    const y = top + 10 + i * 34;
-    const x = left + plotW + 14;
+    const y = f.top + 10 + i * 34;
+    const x = f.left + f.plotW + 14;
     const r = summaries.get(t.name);
     parts.push(
       `<line x1="${x}" x2="${x + 22}" y1="${y}" y2="${y}" stroke="${COLORS[t.name]}" stroke-width="3"${t.name === "oracle" ? ` stroke-dasharray="4 3"` : ""}/>`,
@@ -608,8 +716,19 @@ export function timelineSvg(scenario: Scenario, result: SimResult): string {
         `<text x="${x + 28}" y="${y + 18}" fill="#555" font-size="10">${esc(`${r.gpuHours.toFixed(0)} GPU-h, ${(r.sloAttainment * 100).toFixed(1)}% met`)}</text>`,
       );
   });
-  parts.push("</svg>");
-  return `${parts.join("\n")}\n`;
+}
+
+/** SVG timeline: load, GPUs per policy, p99 per policy against the SLO (log scale). */
+export function timelineSvg(scenario: Scenario, result: SimResult): string {
+  const f = createFrame(result.minutes);
+  drawHeader(f, scenario);
+  drawLoadPanel(f, scenario, result);
+  const yGpu = drawGpuPanel(f, result);
+  const yP99 = drawP99Panel(f, scenario);
+  drawPolicyLines(f, result, yGpu, yP99);
+  drawLegend(f, result);
+  f.parts.push("</svg>");
+  return `${f.parts.join("\n")}\n`;
 }
 
 /** Mean and range of one figure over seeds. */
