@@ -47,6 +47,9 @@ function moed(mode: "PullRequest" | "Auto", latencyMs: number) {
     credentials: { tokenSecretRef: { name: "github" } },
     learningWindowSeconds: 0,
     raiseAfterSeconds: 10,
+    // How many commits the evidence refinements make depends on sample timing; the hourly limit
+    // itself is tested with a fake clock in gitops-sync.test.ts.
+    pullRequests: { hourlyLimit: 20 },
   };
   return o;
 }
