@@ -18,3 +18,13 @@ export type {
   TopologyPreference,
 } from "./types.ts";
 export { extendPlacement } from "./extend.ts";
+export {
+  DEFAULT_MAX_STALL_SECONDS,
+  DEFAULT_MOVE_BANDWIDTH,
+  MOVE_PATHS,
+  chunkMoves,
+  describeMoveCost,
+  estimateMoveCost,
+  expertMoves,
+} from "./move-cost.ts";
+export type { ExpertMove, LayerChunk, MoveBandwidth, MoveCost, MoveCostPolicy, MovePath } from "./move-cost.ts";
