@@ -18,7 +18,7 @@ import { shardExperts } from "../../src/controllers/moedeployment/children.ts";
 import { renderShardPod, ShardAnnotation } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import { renderRouter } from "../../src/controllers/moedeployment/codecs/router.ts";
 import { renderPlacementConfigMap } from "../../src/controllers/moedeployment/codecs/placement-configmap.ts";
-import type { Placement } from "../../src/domain/placement/index.ts";
+import type { MoveCost, Placement } from "../../src/domain/placement/index.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -98,6 +98,34 @@ function fullPlacement(moeLayers: number, experts: number, slots: number, shards
   };
 }
 
+/** move-cost.json at its largest: every MoE layer a chunk of its own over the bound, with huge numbers. */
+function worstMoveCost(moeLayers: number, shards: number): MoveCost {
+  const huge = 999_999_999_999_999_999;
+  const stall = 9_999_999_999.9;
+  return {
+    moves: huge,
+    bytes: huge,
+    byPath: {
+      nvlink: { moves: huge, bytes: huge },
+      network: { moves: huge, bytes: huge },
+      storage: { moves: huge, bytes: huge },
+    },
+    chunks: Array.from({ length: moeLayers }, (_, l) => ({
+      firstLayer: l,
+      lastLayer: l,
+      moves: huge,
+      bytes: huge,
+      stallSeconds: stall,
+      stalledGpuId: `shard-${shards - 1}`,
+      overBound: true,
+    })),
+    estimatedSeconds: stall * moeLayers,
+    maxStallSeconds: stall,
+    maxStallGpuId: `shard-${shards - 1}`,
+    overBoundLayers: Array.from({ length: moeLayers }, (_, l) => l),
+  };
+}
+
 const dataBytes = (data: Record<string, string>) =>
   Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
 
@@ -116,7 +144,13 @@ describe("worst-case sizes bound the rendered children", () => {
       denseLayers: m.denseLayers,
       heatBasis: "none",
       shards: Array.from({ length: shards }, (_, i) => ({ shardIndex: i, setHash: "0123456789abcdef" })),
+      moveCost: { cost: worstMoveCost(m.layers - m.denseLayers, shards), maxStallSeconds: 600 },
     });
+    const doc = JSON.parse(cm.data!["move-cost.json"]!);
+    expect(doc.chunks).toHaveLength(m.layers - m.denseLayers);
+    expect(doc.chunks[0]).toEqual([0, 0, 9_999_999_999_900]);
+    expect(doc.overBoundMoeLayers).toHaveLength(m.layers - m.denseLayers);
+    expect(doc.maxStallShard).toBe(`shard-${shards - 1}`);
     const bytes = dataBytes(cm.data!);
     expect(bytes).toBeLessThanOrEqual(configMapBytes(m, shards));
     expect(bytes).toBeLessThanOrEqual(CONFIGMAP_LIMIT_BYTES);

@@ -8,6 +8,7 @@ import {
   placementHash,
   placementToSglang,
   serializePlacement,
+  type MoveCost,
   type Placement,
 } from "../../../domain/placement/index.ts";
 import type { HeatBasis } from "../../../domain/decide.ts";
@@ -21,7 +22,26 @@ export const PlacementKey = {
   shards: "shards.json",
   heatBasis: "heat-basis",
   sglangMap: "physical_to_logical_map.json",
+  moveCost: "move-cost.json",
 } as const;
+
+/**
+ * move-cost.json: what the change from the previous placement loads. Chunks are
+ * [firstMoeLayer, lastMoeLayer, longest shard stall in ms (rounded up)], in the order they run.
+ */
+export function moveCostDocument(c: MoveCost, maxStallSeconds: number): string {
+  return JSON.stringify({
+    movedReplicas: c.moves,
+    movedBytes: c.bytes,
+    bytesByPath: { nvlink: c.byPath.nvlink.bytes, network: c.byPath.network.bytes, storage: c.byPath.storage.bytes },
+    estimatedSeconds: Math.round(c.estimatedSeconds * 1000) / 1000,
+    maxStallSeconds: Math.round(c.maxStallSeconds * 1000) / 1000,
+    maxStallShard: c.maxStallGpuId,
+    stallBoundSeconds: maxStallSeconds,
+    chunks: c.chunks.map((k) => [k.firstLayer, k.lastLayer, Math.ceil(k.stallSeconds * 1000)]),
+    overBoundMoeLayers: c.overBoundLayers,
+  });
+}
 
 export interface PlacementConfigMapInput {
   placement: Placement;
@@ -31,6 +51,8 @@ export interface PlacementConfigMapInput {
   shards: { shardIndex: number; setHash: string }[];
   /** What the plan was made with ("none": before any heat, experts spread evenly). */
   heatBasis?: HeatBasis;
+  /** What the change from the previous placement loads, and the stall bound it was chunked for. */
+  moveCost?: { cost: MoveCost; maxStallSeconds: number };
 }
 
 export interface PublishedPlacement {
@@ -49,6 +71,7 @@ export function renderPlacementConfigMap(d: MoEDeployment, p: PlacementConfigMap
     [PlacementKey.shards]: JSON.stringify(p.shards),
   };
   if (p.heatBasis) data[PlacementKey.heatBasis] = p.heatBasis;
+  if (p.moveCost) data[PlacementKey.moveCost] = moveCostDocument(p.moveCost.cost, p.moveCost.maxStallSeconds);
   if (sglang.ok) data[PlacementKey.sglangMap] = JSON.stringify(sglang.value);
   return {
     apiVersion: "v1",
