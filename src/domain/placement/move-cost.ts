@@ -105,31 +105,13 @@ export function expertMoves(previous: Placement | undefined, next: Placement, po
   if (comparable) previous.gpus.forEach((gpu, g) => prevIndex.set(gpu.gpuId, g));
   const prevOf = next.gpus.map((gpu) => (comparable ? (prevIndex.get(gpu.gpuId) ?? -1) : -1));
   const bytes = policy.bytesPerExpertReplica;
-  const seconds = (path: MovePath): number =>
-    bytes /
-    (path === "nvlink"
-      ? policy.nvlinkBytesPerSecond
-      : path === "network"
-        ? policy.networkBytesPerSecond
-        : policy.storageBytesPerSecond);
+  const seconds: Record<MovePath, number> = {
+    nvlink: bytes / policy.nvlinkBytesPerSecond,
+    network: bytes / policy.networkBytesPerSecond,
+    storage: bytes / policy.storageBytesPerSecond,
+  };
   for (let l = 0; l < next.layerCount; l++) {
-    // holders[e]: GPUs of `next` that held expert e in layer l before.
-    // held[g]: replicas per expert GPU g held in layer l before (counts, as countMovedReplicas).
-    const holders = new Map<number, number[]>();
-    const held: Map<number, number>[] = next.gpus.map(() => new Map<number, number>());
-    for (let g = 0; g < next.gpus.length; g++) {
-      const pg = prevOf[g]!;
-      if (pg < 0 || l >= previous!.layerCount) continue;
-      for (const e of previous!.layers[l]?.[pg] ?? []) {
-        if (e < 0 || e >= next.expertCount) continue;
-        const n = held[g]!.get(e) ?? 0;
-        held[g]!.set(e, n + 1);
-        if (n > 0) continue;
-        const list = holders.get(e);
-        if (list) list.push(g);
-        else holders.set(e, [g]);
-      }
-    }
+    const { held, holders } = heldBefore(comparable ? previous : undefined, next, prevOf, l);
     const sends = new Int32Array(next.gpus.length);
     for (let g = 0; g < next.gpus.length; g++) {
       const kept = held[g]!;
@@ -144,11 +126,40 @@ export function expertMoves(previous: Placement | undefined, next: Placement, po
         const path: MovePath =
           from === null ? "storage" : next.gpus[from]!.nodeName === next.gpus[g]!.nodeName ? "nvlink" : "network";
         if (from !== null) sends[from]! += 1;
-        moves.push({ layer: l, expert: e, toGpu: g, fromGpu: from, path, bytes, seconds: seconds(path) });
+        moves.push({ layer: l, expert: e, toGpu: g, fromGpu: from, path, bytes, seconds: seconds[path] });
       }
     }
   }
   return moves;
+}
+
+/**
+ * Layer l before the change, on the GPUs of `next`: held[g] counts the replicas per expert GPU g held
+ * (counts, as countMovedReplicas); holders[e] lists the GPUs that held expert e, in index order.
+ */
+function heldBefore(
+  previous: Placement | undefined,
+  next: Placement,
+  prevOf: readonly number[],
+  l: number,
+): { held: Map<number, number>[]; holders: Map<number, number[]> } {
+  const holders = new Map<number, number[]>();
+  const held: Map<number, number>[] = next.gpus.map(() => new Map<number, number>());
+  if (!previous || l >= previous.layerCount) return { held, holders };
+  for (let g = 0; g < next.gpus.length; g++) {
+    const pg = prevOf[g]!;
+    if (pg < 0) continue;
+    for (const e of previous.layers[l]?.[pg] ?? []) {
+      if (e < 0 || e >= next.expertCount) continue;
+      const n = held[g]!.get(e) ?? 0;
+      held[g]!.set(e, n + 1);
+      if (n > 0) continue;
+      const list = holders.get(e);
+      if (list) list.push(g);
+      else holders.set(e, [g]);
+    }
+  }
+  return { held, holders };
 }
 
 function pickSource(holders: readonly number[], next: Placement, to: number, sends: Int32Array): number | null {
