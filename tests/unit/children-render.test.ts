@@ -100,7 +100,7 @@ function fullPlacement(moeLayers: number, experts: number, slots: number, shards
 
 /** move-cost.json at its largest: every MoE layer a chunk of its own over the bound, with huge numbers. */
 function worstMoveCost(moeLayers: number, shards: number): MoveCost {
-  const huge = 999_999_999_999_999_999;
+  const huge = 1e18; // JSON: 19 digits
   const stall = 9_999_999_999.9;
   return {
     moves: huge,
