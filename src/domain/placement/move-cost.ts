@@ -311,7 +311,7 @@ export function estimateMoveCost(previous: Placement | undefined, next: Placemen
   };
 }
 
-/** "73.5 GB (NVLink 12.0 / network 61.5 / storage 0.0), ~1.5 s in 4 chunks, longest stall 0.4 s (shard-3)". */
+/** "73.5 GB of expert weights (NVLink 18.1 / network 55.4 / storage 0.0), ~0.05 s in 1 layer chunk(s), longest shard stall 0.05 s (shard-7)". */
 export function describeMoveCost(c: MoveCost, maxStallSeconds: number): string {
   const gb = (b: number): string => (b / 1e9).toFixed(1);
   const over =
@@ -320,7 +320,7 @@ export function describeMoveCost(c: MoveCost, maxStallSeconds: number): string {
       : "";
   return (
     `${gb(c.bytes)} GB of expert weights (NVLink ${gb(c.byPath.nvlink.bytes)} / network ${gb(c.byPath.network.bytes)} / storage ${gb(c.byPath.storage.bytes)}), ` +
-    `~${c.estimatedSeconds.toFixed(1)} s in ${c.chunks.length} layer chunk(s), longest shard stall ${c.maxStallSeconds.toFixed(2)} s` +
+    `~${c.estimatedSeconds.toFixed(2)} s in ${c.chunks.length} layer chunk(s), longest shard stall ${c.maxStallSeconds.toFixed(2)} s` +
     `${c.maxStallGpuId ? ` (${c.maxStallGpuId})` : ""}${over}`
   );
 }
