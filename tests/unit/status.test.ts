@@ -277,9 +277,9 @@ describe("computeStatus", () => {
     );
     expect(s.placement).toMatchObject({
       movedBytes: 440_401_920,
-      estimatedMoveSeconds: 0.004,
+      estimatedMoveSeconds: 0.0041,
       moveChunks: 1,
-      maxMoveStallSeconds: 0.004,
+      maxMoveStallSeconds: 0.0041,
     });
     // A later reconcile that keeps the placement keeps the numbers.
     const kept = computeStatus(input({ deployment: { ...deployment(), status: s } }));

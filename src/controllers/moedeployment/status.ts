@@ -324,9 +324,9 @@ function moveCostStatus(
     };
   return {
     movedBytes: cost.bytes,
-    estimatedMoveSeconds: round(cost.estimatedSeconds, 3),
+    estimatedMoveSeconds: round(cost.estimatedSeconds, 6),
     moveChunks: cost.chunks.length,
-    maxMoveStallSeconds: round(cost.maxStallSeconds, 3),
+    maxMoveStallSeconds: round(cost.maxStallSeconds, 6),
   };
 }
 

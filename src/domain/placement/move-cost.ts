@@ -92,74 +92,107 @@ export interface MoveCost {
 }
 
 /**
- * The replicas `next` loads anew relative to `previous` (matched by gpuId, the same count as
+ * The moves of one layer at a time (so that a whole rebalance is never held in memory at once):
+ * the replicas `next` loads anew relative to `previous` (matched by gpuId, the same count as
  * countMovedReplicas), each with its source and path. Source: a GPU present in both placements that
  * held the expert for that layer before; one on the receiver's node (NVLink) first, else one on
  * another node (network); among equals the one with the fewest sends so far in that layer, then the
  * lowest index. No such GPU: storage.
  */
-export function expertMoves(previous: Placement | undefined, next: Placement, policy: MoveCostPolicy): ExpertMove[] {
-  const moves: ExpertMove[] = [];
-  const prevIndex = new Map<string, number>();
-  const comparable = previous !== undefined && previous.expertCount === next.expertCount;
-  if (comparable) previous.gpus.forEach((gpu, g) => prevIndex.set(gpu.gpuId, g));
-  const prevOf = next.gpus.map((gpu) => (comparable ? (prevIndex.get(gpu.gpuId) ?? -1) : -1));
-  const bytes = policy.bytesPerExpertReplica;
-  const seconds: Record<MovePath, number> = {
-    nvlink: bytes / policy.nvlinkBytesPerSecond,
-    network: bytes / policy.networkBytesPerSecond,
-    storage: bytes / policy.storageBytesPerSecond,
-  };
-  for (let l = 0; l < next.layerCount; l++) {
-    const { held, holders } = heldBefore(comparable ? previous : undefined, next, prevOf, l);
-    const sends = new Int32Array(next.gpus.length);
+class MoveScanner {
+  private readonly previous: Placement | undefined;
+  private readonly prevOf: Int32Array;
+  private readonly seconds: Record<MovePath, number>;
+  private readonly bytes: number;
+  /** holders[e]: GPUs of `next` that held expert e in the current layer, in index order. */
+  private readonly holders: number[][];
+  /** have[e]: replicas of e the GPU being scanned held before, valid where stampOf[e] === stamp. */
+  private readonly have: Int32Array;
+  private readonly stampOf: Int32Array;
+  private readonly sends: Int32Array;
+  private stamp = 0;
+
+  private readonly next: Placement;
+
+  constructor(previous: Placement | undefined, next: Placement, policy: MoveCostPolicy) {
+    this.next = next;
+    const comparable = previous !== undefined && previous.expertCount === next.expertCount;
+    this.previous = comparable ? previous : undefined;
+    const prevIndex = new Map<string, number>();
+    this.previous?.gpus.forEach((gpu, g) => prevIndex.set(gpu.gpuId, g));
+    this.prevOf = Int32Array.from(next.gpus, (gpu) => prevIndex.get(gpu.gpuId) ?? -1);
+    this.bytes = policy.bytesPerExpertReplica;
+    this.seconds = {
+      nvlink: this.bytes / policy.nvlinkBytesPerSecond,
+      network: this.bytes / policy.networkBytesPerSecond,
+      storage: this.bytes / policy.storageBytesPerSecond,
+    };
+    const E = next.expertCount;
+    this.holders = Array.from({ length: E }, () => []);
+    this.have = new Int32Array(E);
+    this.stampOf = new Int32Array(E);
+    this.sends = new Int32Array(next.gpus.length);
+  }
+
+  private before(l: number, g: number): readonly number[] {
+    const pg = this.prevOf[g]!;
+    if (!this.previous || pg < 0 || l >= this.previous.layerCount) return [];
+    return this.previous.layers[l]?.[pg] ?? [];
+  }
+
+  layer(l: number): ExpertMove[] {
+    const { next, holders, have, stampOf } = this;
+    const E = next.expertCount;
+    for (const list of holders) list.length = 0;
     for (let g = 0; g < next.gpus.length; g++) {
-      const kept = held[g]!;
-      for (const e of next.layers[l]?.[g] ?? []) {
-        if (e < 0 || e >= next.expertCount) continue;
-        const n = kept.get(e) ?? 0;
-        if (n > 0) {
-          kept.set(e, n - 1);
-          continue;
-        }
-        const from = pickSource(holders.get(e) ?? [], next, g, sends);
-        const path: MovePath =
-          from === null ? "storage" : next.gpus[from]!.nodeName === next.gpus[g]!.nodeName ? "nvlink" : "network";
-        if (from !== null) sends[from]! += 1;
-        moves.push({ layer: l, expert: e, toGpu: g, fromGpu: from, path, bytes, seconds: seconds[path] });
+      this.stamp += 1;
+      for (const e of this.before(l, g)) {
+        if (e < 0 || e >= E || stampOf[e] === this.stamp) continue;
+        stampOf[e] = this.stamp;
+        holders[e]!.push(g);
       }
     }
+    this.sends.fill(0);
+    const moves: ExpertMove[] = [];
+    for (let g = 0; g < next.gpus.length; g++) {
+      // What GPU g held before, counted per expert.
+      this.stamp += 1;
+      for (const e of this.before(l, g)) {
+        if (e < 0 || e >= E) continue;
+        if (stampOf[e] !== this.stamp) {
+          stampOf[e] = this.stamp;
+          have[e] = 0;
+        }
+        have[e]! += 1;
+      }
+      for (const e of next.layers[l]?.[g] ?? []) {
+        if (e < 0 || e >= E) continue;
+        if (stampOf[e] === this.stamp && have[e]! > 0) {
+          have[e]! -= 1;
+          continue;
+        }
+        moves.push(this.move(l, e, g));
+      }
+    }
+    return moves;
   }
-  return moves;
+
+  private move(l: number, e: number, to: number): ExpertMove {
+    const { next } = this;
+    const from = pickSource(this.holders[e]!, next, to, this.sends);
+    const path: MovePath =
+      from === null ? "storage" : next.gpus[from]!.nodeName === next.gpus[to]!.nodeName ? "nvlink" : "network";
+    if (from !== null) this.sends[from]! += 1;
+    return { layer: l, expert: e, toGpu: to, fromGpu: from, path, bytes: this.bytes, seconds: this.seconds[path] };
+  }
 }
 
-/**
- * Layer l before the change, on the GPUs of `next`: held[g] counts the replicas per expert GPU g held
- * (counts, as countMovedReplicas); holders[e] lists the GPUs that held expert e, in index order.
- */
-function heldBefore(
-  previous: Placement | undefined,
-  next: Placement,
-  prevOf: readonly number[],
-  l: number,
-): { held: Map<number, number>[]; holders: Map<number, number[]> } {
-  const holders = new Map<number, number[]>();
-  const held: Map<number, number>[] = next.gpus.map(() => new Map<number, number>());
-  if (!previous || l >= previous.layerCount) return { held, holders };
-  for (let g = 0; g < next.gpus.length; g++) {
-    const pg = prevOf[g]!;
-    if (pg < 0) continue;
-    for (const e of previous.layers[l]?.[pg] ?? []) {
-      if (e < 0 || e >= next.expertCount) continue;
-      const n = held[g]!.get(e) ?? 0;
-      held[g]!.set(e, n + 1);
-      if (n > 0) continue;
-      const list = holders.get(e);
-      if (list) list.push(g);
-      else holders.set(e, [g]);
-    }
-  }
-  return { held, holders };
+/** Every move of the change from `previous` to `next`, layer by layer (see MoveScanner). */
+export function expertMoves(previous: Placement | undefined, next: Placement, policy: MoveCostPolicy): ExpertMove[] {
+  const scanner = new MoveScanner(previous, next, policy);
+  const moves: ExpertMove[] = [];
+  for (let l = 0; l < next.layerCount; l++) moves.push(...scanner.layer(l));
+  return moves;
 }
 
 function pickSource(holders: readonly number[], next: Placement, to: number, sends: Int32Array): number | null {
@@ -178,32 +211,93 @@ function pickSource(holders: readonly number[], next: Placement, to: number, sen
   return best;
 }
 
-/** Per-shard receive and send seconds of a set of moves; the stall is max(receive, send) per shard. */
-class StallMeter {
-  readonly recv: Float64Array;
-  readonly send: Float64Array;
-  constructor(gpuCount: number) {
-    this.recv = new Float64Array(gpuCount);
-    this.send = new Float64Array(gpuCount);
+/**
+ * Greedy layer chunking, fed one layer at a time in increasing layer order. A shard's stall in a
+ * chunk is max(seconds it receives, seconds it sends); the chunk's stall is the longest of them.
+ */
+class Chunker {
+  readonly chunks: LayerChunk[] = [];
+  readonly overBoundLayers: number[] = [];
+  private readonly recv: Float64Array;
+  private readonly send: Float64Array;
+  private max = 0;
+  private maxGpu = 0;
+  private open: { first: number; last: number; moves: number; bytes: number } | null = null;
+
+  private readonly next: Placement;
+  private readonly bound: number;
+
+  constructor(next: Placement, bound: number) {
+    this.next = next;
+    this.bound = bound;
+    this.recv = new Float64Array(next.gpus.length);
+    this.send = new Float64Array(next.gpus.length);
   }
-  add(m: ExpertMove, sign = 1): void {
-    this.recv[m.toGpu]! += sign * m.seconds;
-    if (m.fromGpu !== null) this.send[m.fromGpu]! += sign * m.seconds;
-  }
-  /** The longest stall and its GPU index (first on ties). */
-  max(): { seconds: number; gpu: number } {
-    let seconds = 0;
-    let gpu = 0;
-    for (let g = 0; g < this.recv.length; g++) {
-      const s = Math.max(this.recv[g]!, this.send[g]!);
-      if (s > seconds) {
-        seconds = s;
+
+  /** Adds a layer's moves to the open chunk and returns the chunk's stall and its GPU with them. */
+  private apply(moves: readonly ExpertMove[], sign: 1 | -1): { seconds: number; gpu: number } {
+    let seconds = this.max;
+    let gpu = this.maxGpu;
+    const touch = (g: number): void => {
+      const v = Math.max(this.recv[g]!, this.send[g]!);
+      if (v > seconds) {
+        seconds = v;
         gpu = g;
+      }
+    };
+    for (const m of moves) {
+      this.recv[m.toGpu]! += sign * m.seconds;
+      touch(m.toGpu);
+      if (m.fromGpu !== null) {
+        this.send[m.fromGpu]! += sign * m.seconds;
+        touch(m.fromGpu);
       }
     }
     return { seconds, gpu };
   }
-  clear(): void {
+
+  add(layer: number, moves: readonly ExpertMove[]): void {
+    if (moves.length === 0) return;
+    const bytes = moves.reduce((s, m) => s + m.bytes, 0);
+    const withLayer = this.apply(moves, 1);
+    if (withLayer.seconds <= this.bound) {
+      this.max = withLayer.seconds;
+      this.maxGpu = withLayer.gpu;
+      if (this.open) {
+        this.open.last = layer;
+        this.open.moves += moves.length;
+        this.open.bytes += bytes;
+      } else this.open = { first: layer, last: layer, moves: moves.length, bytes };
+      return;
+    }
+    // Over the bound: close the open chunk without this layer, then start one with it alone.
+    this.apply(moves, -1);
+    this.close(false);
+    const alone = this.apply(moves, 1);
+    this.max = alone.seconds;
+    this.maxGpu = alone.gpu;
+    this.open = { first: layer, last: layer, moves: moves.length, bytes };
+    if (alone.seconds > this.bound) {
+      this.overBoundLayers.push(layer);
+      this.close(true);
+    }
+  }
+
+  close(overBound: boolean): void {
+    if (this.open) {
+      this.chunks.push({
+        firstLayer: this.open.first,
+        lastLayer: this.open.last,
+        moves: this.open.moves,
+        bytes: this.open.bytes,
+        stallSeconds: this.max,
+        stalledGpuId: this.next.gpus[this.maxGpu]?.gpuId ?? "",
+        overBound,
+      });
+    }
+    this.open = null;
+    this.max = 0;
+    this.maxGpu = 0;
     this.recv.fill(0);
     this.send.fill(0);
   }
@@ -227,68 +321,38 @@ export function chunkMoves(
     if (list) list.push(m);
     else byLayer.set(m.layer, [m]);
   }
-  const layers = [...byLayer.keys()].sort((a, b) => a - b);
-  const chunks: LayerChunk[] = [];
-  const overBoundLayers: number[] = [];
-  const meter = new StallMeter(next.gpus.length);
-  let open: { first: number; last: number; moves: number; bytes: number } | null = null;
-  const close = (overBound: boolean): void => {
-    if (!open) return;
-    const { seconds, gpu } = meter.max();
-    chunks.push({
-      firstLayer: open.first,
-      lastLayer: open.last,
-      moves: open.moves,
-      bytes: open.bytes,
-      stallSeconds: seconds,
-      stalledGpuId: next.gpus[gpu]?.gpuId ?? "",
-      overBound,
-    });
-    open = null;
-    meter.clear();
-  };
-  for (const l of layers) {
-    const layerMoves = byLayer.get(l)!;
-    for (const m of layerMoves) meter.add(m);
-    const bytes = layerMoves.reduce((s, m) => s + m.bytes, 0);
-    if (meter.max().seconds <= maxStallSeconds) {
-      if (open) {
-        open.last = l;
-        open.moves += layerMoves.length;
-        open.bytes += bytes;
-      } else open = { first: l, last: l, moves: layerMoves.length, bytes };
-      continue;
-    }
-    // Over the bound: close the open chunk without this layer, then start one with it alone.
-    for (const m of layerMoves) meter.add(m, -1);
-    close(false);
-    meter.clear();
-    for (const m of layerMoves) meter.add(m);
-    open = { first: l, last: l, moves: layerMoves.length, bytes };
-    if (meter.max().seconds > maxStallSeconds) {
-      overBoundLayers.push(l);
-      close(true);
-    }
-  }
-  close(false);
-  return { chunks, overBoundLayers };
+  const chunker = new Chunker(next, maxStallSeconds);
+  for (const l of [...byLayer.keys()].sort((a, b) => a - b)) chunker.add(l, byLayer.get(l)!);
+  chunker.close(false);
+  return { chunks: chunker.chunks, overBoundLayers: chunker.overBoundLayers };
 }
 
-/** Bytes, paths, chunks and estimated duration of the change from `previous` to `next`. */
+/**
+ * Bytes, paths, chunks and estimated duration of the change from `previous` to `next`. Layer by
+ * layer: the moves of one layer are dropped once chunked.
+ */
 export function estimateMoveCost(previous: Placement | undefined, next: Placement, policy: MoveCostPolicy): MoveCost {
-  const moves = expertMoves(previous, next, policy);
+  const scanner = new MoveScanner(previous, next, policy);
+  const chunker = new Chunker(next, policy.maxStallSeconds);
   const byPath = {
     nvlink: { moves: 0, bytes: 0 },
     network: { moves: 0, bytes: 0 },
     storage: { moves: 0, bytes: 0 },
   };
+  let moveCount = 0;
   let bytes = 0;
-  for (const m of moves) {
-    byPath[m.path].moves += 1;
-    byPath[m.path].bytes += m.bytes;
-    bytes += m.bytes;
+  for (let l = 0; l < next.layerCount; l++) {
+    const moves = scanner.layer(l);
+    for (const m of moves) {
+      byPath[m.path].moves += 1;
+      byPath[m.path].bytes += m.bytes;
+      bytes += m.bytes;
+    }
+    moveCount += moves.length;
+    chunker.add(l, moves);
   }
-  const { chunks, overBoundLayers } = chunkMoves(moves, next, policy.maxStallSeconds);
+  chunker.close(false);
+  const { chunks, overBoundLayers } = chunker;
   let estimatedSeconds = 0;
   let maxStall = 0;
   let maxStallGpuId: string | null = null;
@@ -300,7 +364,7 @@ export function estimateMoveCost(previous: Placement | undefined, next: Placemen
     }
   }
   return {
-    moves: moves.length,
+    moves: moveCount,
     bytes,
     byPath,
     chunks,
