@@ -18,6 +18,7 @@ import type {
   PlacementOutcome,
 } from "../../src/domain/placement/index.ts";
 import { driftHeat, generateHeat } from "../../src/domain/synthetic/heat.ts";
+import { PlacementSchema } from "../../src/api/schema.ts";
 
 /** DeepSeek-V3: 3 x 7168 x 2048 parameters per routed expert, FP8 (1 byte each). */
 const DSV3_EXPERT_BYTES = 3 * 7168 * 2048;
@@ -172,6 +173,16 @@ describe("move cost properties", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("move cost defaults", () => {
+  it("spec.placement's defaults are the domain's (H800 bandwidths, 2 s stall bound)", () => {
+    const spec = PlacementSchema.parse({});
+    expect(spec.moveBandwidth.nvlinkMegabytesPerSecond * 1e6).toBe(DEFAULT_MOVE_BANDWIDTH.nvlinkBytesPerSecond);
+    expect(spec.moveBandwidth.networkMegabytesPerSecond * 1e6).toBe(DEFAULT_MOVE_BANDWIDTH.networkBytesPerSecond);
+    expect(spec.moveBandwidth.storageMegabytesPerSecond * 1e6).toBe(DEFAULT_MOVE_BANDWIDTH.storageBytesPerSecond);
+    expect(spec.maxStallMilliseconds / 1000).toBe(DEFAULT_MAX_STALL_SECONDS);
   });
 });
 

@@ -1,6 +1,6 @@
 // Move cost of a placement change: which expert weights each shard loads, over which path, how many
 // bytes and seconds that takes, and a plan that splits the rebalance into chunks of consecutive MoE
-// layers so that no shard stalls longer than a bound (ADR 0002, "Move cost in bytes and time").
+// layers so that no shard stalls longer than a bound (docs/adr/0017; summary in ADR 0002).
 //
 // Pure: placements and numbers in, numbers out.
 import type { Placement } from "./types.ts";
@@ -30,13 +30,14 @@ export interface MoveCostPolicy extends MoveBandwidth {
   readonly maxStallSeconds: number;
 }
 
-// Defaults for DeepSeek-V3 on H800 nodes (8 GPUs, one 400 Gb/s RDMA NIC per GPU):
+// Defaults for DeepSeek-V3 on H800 nodes (8 GPUs, one 400 Gb/s RDMA NIC per GPU); the same numbers
+// are spec.placement's defaults (src/api/schema.ts; a unit test keeps them equal):
 // - DeepEP README (github.com/deepseek-ai/DeepEP, "Performance"): "H800 GPUs with NVLink (~160 GB/s
 //   maximum bandwidth) and CX7 InfiniBand 400 Gb/s RDMA network cards (~50 GB/s maximum bandwidth)".
-//   H100 SXM's NVLink 4 is 900 GB/s in both directions together (NVIDIA's H100 datasheet), ~450 GB/s
-//   one way: raise nvlinkBytesPerSecond there; the H800 number is the conservative default.
+//   H100 SXM's NVLink 4 is listed at 900 GB/s, both directions together (~450 GB/s one way): raise
+//   nvlinkBytesPerSecond there; the H800 number is the conservative default.
 // - Storage: DeepSeek's 3FS (open-infra-index, day 5) reports "40+ GiB/s peak throughput per client
-//   node"; shared by 8 GPUs that is ~5 GB/s per GPU. A local NVMe weight cache is in the same range.
+//   node"; shared by 8 GPUs that is ~5 GB/s per GPU.
 export const DEFAULT_MOVE_BANDWIDTH: MoveBandwidth = {
   nvlinkBytesPerSecond: 160e9,
   networkBytesPerSecond: 50e9,
