@@ -9,6 +9,7 @@ import {
   estimateMoveCost,
   expertMoves,
   planPlacement,
+  shardStalls,
 } from "../../src/domain/placement/index.ts";
 import type {
   ExpertMove,
@@ -153,6 +154,10 @@ describe("move cost properties", () => {
           expect(c.moves).toBe(inChunk.length);
           expect(c.moves).toBeGreaterThan(0);
           expect(c.stallSeconds).toBeCloseTo(stallOf(inChunk, next.gpus.length), 9);
+          // The stalled shard named is one with that stall.
+          const stalls = shardStalls(inChunk, next);
+          expect(stalls.find((x) => x.gpuId === c.stalledGpuId)!.stallSeconds).toBeCloseTo(c.stallSeconds, 9);
+          expect(Math.max(...stalls.map((x) => x.stallSeconds))).toBeCloseTo(c.stallSeconds, 9);
           if (c.overBound) {
             // Reported: a single layer whose own stall exceeds the bound.
             expect(c.firstLayer).toBe(c.lastLayer);

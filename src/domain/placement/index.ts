@@ -26,5 +26,14 @@ export {
   describeMoveCost,
   estimateMoveCost,
   expertMoves,
+  shardStalls,
 } from "./move-cost.ts";
-export type { ExpertMove, LayerChunk, MoveBandwidth, MoveCost, MoveCostPolicy, MovePath } from "./move-cost.ts";
+export type {
+  ExpertMove,
+  LayerChunk,
+  MoveBandwidth,
+  MoveCost,
+  MoveCostPolicy,
+  MovePath,
+  ShardStall,
+} from "./move-cost.ts";

@@ -212,6 +212,31 @@ function pickSource(holders: readonly number[], next: Placement, to: number, sen
   return best;
 }
 
+/** One shard's share of a set of moves (e.g. one chunk): seconds receiving and sending, and its stall. */
+export interface ShardStall {
+  readonly gpuId: string;
+  readonly receiveSeconds: number;
+  readonly sendSeconds: number;
+  /** max(receive, send): NVLink and RDMA are full duplex, a shard's moves are serialized on its link. */
+  readonly stallSeconds: number;
+}
+
+/** Every shard's stall under `moves` (GPU indexes into `next`), shards without moves included. */
+export function shardStalls(moves: readonly ExpertMove[], next: Placement): ShardStall[] {
+  const recv = new Float64Array(next.gpus.length);
+  const send = new Float64Array(next.gpus.length);
+  for (const m of moves) {
+    recv[m.toGpu]! += m.seconds;
+    if (m.fromGpu !== null) send[m.fromGpu]! += m.seconds;
+  }
+  return next.gpus.map((gpu, g) => ({
+    gpuId: gpu.gpuId,
+    receiveSeconds: recv[g]!,
+    sendSeconds: send[g]!,
+    stallSeconds: Math.max(recv[g]!, send[g]!),
+  }));
+}
+
 /**
  * Greedy layer chunking, fed one layer at a time in increasing layer order. A shard's stall in a
  * chunk is max(seconds it receives, seconds it sends); the chunk's stall is the longest of them.
