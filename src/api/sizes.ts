@@ -8,7 +8,8 @@
 // - pod annotation moe.dev/experts: JSON [moeLayer][expert ids] of one shard;
 // - placement ConfigMap: placement.json (gpus + [moeLayer][gpu][slot]),
 //   physical_to_logical_map.json ([layer][gpu x slot], dense layers included),
-//   shards.json, version, hash, heat-basis, move-cost.json.
+//   shards.json, version, hash, heat-basis. move-cost.json is not bounded here: it is written only
+//   while it fits under the limit (placement-configmap.ts), so it never changes what is admitted.
 
 /** Kubernetes: total bytes of a ConfigMap's data and binaryData (keys and values). */
 export const CONFIGMAP_LIMIT_BYTES = 1024 * 1024;
@@ -34,17 +35,8 @@ export const EXPERTS_ANNOTATION_MAX_BYTES =
 export const GPU_ENTRY_MAX_BYTES = 600;
 /** Worst case of one entry of shards.json: {"shardIndex":99999,"setHash":<16 hex>}, plus slack. */
 export const SHARD_ENTRY_MAX_BYTES = 64;
-/**
- * Keys, version, hash, heat-basis and JSON framing of the placement ConfigMap, plus slack, plus the
- * fixed part of move-cost.json (counts, bytes per path, the stalled shard's name: ~300 bytes).
- */
-export const CONFIGMAP_FIXED_BYTES = 1024;
-/**
- * Bytes per layer of the placement ConfigMap beyond the shards: 4 for the SGLang map's framing, 40
- * for move-cost.json (one chunk per MoE layer at most, [first,last,stall ms] with 4-digit layers and
- * a 13-digit stall, plus the layer in overBoundMoeLayers).
- */
-export const CONFIGMAP_PER_LAYER_BYTES = 44;
+/** Keys, version, hash, heat-basis and JSON framing of the placement ConfigMap, plus slack. */
+export const CONFIGMAP_FIXED_BYTES = 512;
 
 /** The shape fields the bounds depend on. */
 export interface ShapeInput {
@@ -84,17 +76,14 @@ export function configMapBytesPerShard(m: ShapeInput): number {
 
 /** Worst-case bytes of the placement ConfigMap at `shards` shards. */
 export function configMapBytes(m: ShapeInput, shards: number): number {
-  return shards * configMapBytesPerShard(m) + CONFIGMAP_PER_LAYER_BYTES * m.layers + CONFIGMAP_FIXED_BYTES;
+  return shards * configMapBytesPerShard(m) + 4 * m.layers + CONFIGMAP_FIXED_BYTES;
 }
 
 /** The most shards whose placement ConfigMap fits Kubernetes' limit (0 when not even one fits). */
 export function maxShardsForConfigMap(m: ShapeInput): number {
   return Math.max(
     0,
-    Math.floor(
-      (CONFIGMAP_LIMIT_BYTES - CONFIGMAP_PER_LAYER_BYTES * m.layers - CONFIGMAP_FIXED_BYTES) /
-        configMapBytesPerShard(m),
-    ),
+    Math.floor((CONFIGMAP_LIMIT_BYTES - 4 * m.layers - CONFIGMAP_FIXED_BYTES) / configMapBytesPerShard(m)),
   );
 }
 
@@ -115,5 +104,5 @@ export function celConfigMapBytesPerShard(model: string): string {
 }
 
 export function celMaxShardsForConfigMap(model: string): string {
-  return `((${CONFIGMAP_LIMIT_BYTES} - ${CONFIGMAP_PER_LAYER_BYTES} * ${model}.layers - ${CONFIGMAP_FIXED_BYTES}) / ${celConfigMapBytesPerShard(model)})`;
+  return `((${CONFIGMAP_LIMIT_BYTES} - 4 * ${model}.layers - ${CONFIGMAP_FIXED_BYTES}) / ${celConfigMapBytesPerShard(model)})`;
 }
