@@ -243,7 +243,7 @@ const ModelBase = z.object({
     .int()
     .min(1)
     .describe(
-      "Parameters of one routed expert in one layer (DeepSeek-V3: 3 x 7168 x 2048 = 44040192). Used with weightDtype when expertWeightBytes is not set.",
+      "Parameters of one routed expert in one layer (DeepSeek-V3: gate, up and down projections 3 x 7168 hidden x 2048 moe_intermediate = 44040192). Used with weightDtype when expertWeightBytes is not set; gives the bytes each expert move loads.",
     )
     .optional(),
   weightDtype: WeightDtypeSchema.describe(
@@ -395,6 +395,36 @@ export const ServingSchema = z
 // ---------------------------------------------------------------------------
 // spec.placement
 
+// Defaults: H800 nodes as DeepSeek runs them (src/domain/placement/move-cost.ts names the sources:
+// DeepEP's README for NVLink ~160 GB/s and 400 Gb/s RDMA ~50 GB/s per GPU; 3FS for storage).
+export const MoveBandwidthSchema = z
+  .object({
+    nvlinkMegabytesPerSecond: z
+      .int32()
+      .min(1)
+      .default(160_000)
+      .describe(
+        "Bandwidth of a copy between two GPUs of one node (NVLink), megabytes (10^6 bytes) per second per GPU. Default: H800 (~160 GB/s, DeepEP's measurement); H100 SXM NVLink is up to ~450 GB/s one way.",
+      ),
+    networkMegabytesPerSecond: z
+      .int32()
+      .min(1)
+      .default(50_000)
+      .describe(
+        "Bandwidth of a copy between GPUs of different nodes (RDMA or network), megabytes per second per GPU. Default: one 400 Gb/s InfiniBand NIC per GPU (~50 GB/s).",
+      ),
+    storageMegabytesPerSecond: z
+      .int32()
+      .min(1)
+      .default(5_000)
+      .describe(
+        "Bandwidth of loading an expert from the weight store when no running shard holds it, megabytes per second per GPU. Default ~5 GB/s (a 3FS client node's 40 GiB/s shared by 8 GPUs).",
+      ),
+  })
+  .describe(
+    "Bandwidths the move-cost estimate uses for each path of an expert move: same node, across nodes, from storage.",
+  );
+
 export const PlacementSchema = z
   .object({
     maxRedundantSlotsPerLayer: z
@@ -433,6 +463,15 @@ export const PlacementSchema = z
       .describe(
         "Node label that defines failure and interconnect domains; replicas of the same expert are spread across its values.",
       ),
+    maxStallMilliseconds: z
+      .int32()
+      .min(10)
+      .max(600_000)
+      .default(2_000)
+      .describe(
+        "Longest one shard may stall loading expert weights in one step of a rebalance. A rebalance is split into chunks of consecutive MoE layers that each stay within it (like SGLang's --eplb-rebalance-layers-per-chunk); a layer whose moves alone take longer is its own chunk and is reported. The chunks, bytes and estimated duration are published in the placement ConfigMap (move-cost.json) and status.placement.",
+      ),
+    moveBandwidth: MoveBandwidthSchema.prefault({}),
   })
   .describe("How expert replicas are assigned to shards and how often they move.");
 
@@ -1079,6 +1118,32 @@ export const PlacementStatusSchema = z
       .min(0)
       .max(1)
       .describe("Fraction of expert-replica weights moved by the last rebalance, 0..1.")
+      .optional(),
+    movedBytes: z
+      .int()
+      .min(0)
+      .describe("Bytes of expert weights the last rebalance loads (moved replicas x bytes per replica).")
+      .optional(),
+    estimatedMoveSeconds: z
+      .number()
+      .min(0)
+      .describe(
+        "Estimated duration of the last rebalance's weight loads, seconds: its layer chunks one after another, each as long as its longest shard stall (bandwidths from spec.placement.moveBandwidth).",
+      )
+      .optional(),
+    moveChunks: z
+      .int32()
+      .min(0)
+      .describe(
+        "Layer chunks the last rebalance is split into so that no shard stalls longer than spec.placement.maxStallMilliseconds.",
+      )
+      .optional(),
+    maxMoveStallSeconds: z
+      .number()
+      .min(0)
+      .describe(
+        "Longest stall of one shard in one chunk of the last rebalance, seconds; above spec.placement.maxStallMilliseconds only when one layer's moves alone take longer.",
+      )
       .optional(),
     redundantSlotsPerLayer: z
       .int32()

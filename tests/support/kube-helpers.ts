@@ -12,6 +12,10 @@ export interface MoedStatus {
     version: number;
     hash: string;
     movedFraction?: number;
+    movedBytes?: number;
+    estimatedMoveSeconds?: number;
+    moveChunks?: number;
+    maxMoveStallSeconds?: number;
     balancedness?: number;
     lastRebalanceTime?: string;
   };

@@ -93,6 +93,9 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
       version: placement.version,
       denseLayers: d.spec.model.denseLayers,
       heatBasis: decision.placement.heatBasis,
+      moveCost: decision.placement.moveCost
+        ? { cost: decision.placement.moveCost, maxStallSeconds: d.spec.placement.maxStallMilliseconds / 1000 }
+        : undefined,
       shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
     });
   }
