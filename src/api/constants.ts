@@ -50,6 +50,12 @@ export const Annotation = {
   generatedBy: "moe.dev/generated-by",
 } as const;
 
+/** Finalizers the operator sets on a MoEDeployment. */
+export const Finalizer = {
+  /** Mode PullRequest with spec.gitops.pullRequests.closeOnDelete: close the pull request before the object goes. */
+  gitopsPullRequest: "moe.dev/gitops-pull-request",
+} as const;
+
 /** metav1.Condition types written to status.conditions. */
 export const ConditionType = {
   /** Summary: True when the deployment serves within its SLO and nothing is degraded. Computed from the others. */
@@ -136,6 +142,8 @@ export const ConditionReason = {
   ApiUrlNotAllowed: "ApiUrlNotAllowed",
   /** The file at spec.gitops.path is missing, not YAML, or holds no matching MoEDeployment. */
   ManifestNotFound: "ManifestNotFound",
+  /** Event: the MoEDeployment was deleted and its pull request could not be closed (the finalizer was removed anyway). */
+  PullRequestNotClosed: "PullRequestNotClosed",
   /** Any other GitHub error (5xx after retries, unexpected responses). */
   GitHubError: "GitHubError",
 } as const;

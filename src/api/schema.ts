@@ -833,6 +833,8 @@ export const CostSchema = z
 const REPOSITORY_MESSAGE = "must be owner/name of a GitHub repository, e.g. acme/inference-config";
 const GIT_PATH_MESSAGE =
   "must be a relative path inside the repository (no leading /, no .. segments, no spaces), e.g. clusters/prod/deepseek.yaml";
+const GIT_PATH_PATTERN =
+  "^([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*)(/([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*))*$";
 const BRANCH_MESSAGE = "must be a git branch name (letters, digits, . _ - /; no .., no leading or trailing / or .)";
 
 const SecretKeyRefSchema = (defaultKey: string, what: string) =>
@@ -905,10 +907,65 @@ export const PullRequestLimitsSchema = z
       .boolean()
       .default(true)
       .describe(
-        "Close the pull request and delete its branch when the MoEDeployment is deleted (best effort: only while the operator runs; no finalizer).",
+        "Close the pull request and delete its branch when the MoEDeployment is deleted, through the finalizer moe.dev/gitops-pull-request. Deletion never waits on GitHub for long: after 4 failed attempts (or 5 minutes after the deletion request) the finalizer is removed with a PullRequestNotClosed Warning event. false: no finalizer; the pull request stays open.",
       ),
   })
   .describe("Pull-request limits (like Renovate's prHourlyLimit and prConcurrentLimit).");
+
+export const GitOpsSchedulesSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Propose spec.prewarm.schedules entries (named learned-HHMM, daily, UTC) for load peaks the forecaster saw recur at the same time of day.",
+      ),
+    minDays: z
+      .int32()
+      .min(2)
+      .max(6)
+      .default(3)
+      .describe(
+        "A peak is proposed only when it recurred on each of the most recent this many days with data (the forecaster keeps one week).",
+      ),
+    minRisePercent: z
+      .int32()
+      .min(10)
+      .max(1_000)
+      .default(50)
+      .describe(
+        "A ten-minute bucket counts as part of a peak when its load is at least this percent above the day's base (its 25th percentile bucket).",
+      ),
+  })
+  .describe(
+    "Pre-warm schedules learned from recurring daily peaks. An entry already in Git is changed only when its start moves by at least 30 minutes, or its duration or minShards by at least minChangePercent.",
+  );
+
+export const GitOpsPlacementFileSchema = z
+  .object({
+    path: matching(z.string().max(1024), GIT_PATH_PATTERN, GIT_PATH_MESSAGE).describe(
+      "Path in the repository of the JSON file the engines read with --init-expert-location (SGLang physical_to_logical_map). The operator writes it deterministically: one layer per line, no other keys.",
+    ),
+    denseLayers: z
+      .int32()
+      .min(0)
+      .max(1_000)
+      .default(0)
+      .describe(
+        "Dense layers before the first MoE layer in the engine's arrays (DeepSeek-V3: 3); their rows repeat the first MoE layer's (the engine ignores them).",
+      ),
+    minBalancednessGain: z
+      .number()
+      .min(0.001)
+      .max(1)
+      .default(0.05)
+      .describe(
+        "Propose a new file only when, under the observed heat, its balancedness (mean / max GPU load, 0..1) beats the file's in Git (or the one pending in the pull request) by at least this much, or the GPU count changed.",
+      ),
+  })
+  .describe(
+    "Propose the expert placement file an engine is configured with from Git, when the operator's heat-based placement differs enough from it.",
+  );
 
 export const GitOpsSchema = z
   .object({
@@ -923,12 +980,8 @@ export const GitOpsSchema = z
       })
       .default("main")
       .describe("Branch the pull request targets and the manifest is read from."),
-    path: matching(
-      z.string().max(1024),
-      "^([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*)(/([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*))*$",
-      GIT_PATH_MESSAGE,
-    ).describe(
-      "Path in the repository of the YAML file holding this MoEDeployment (matched by kind, metadata.name and metadata.namespace when set). The pull request edits spec.scaling.minShards/maxShards and spec.cost.maxUsdPerHour in place, keeping comments and key order; never live replica counts.",
+    path: matching(z.string().max(1024), GIT_PATH_PATTERN, GIT_PATH_MESSAGE).describe(
+      "Path in the repository of the YAML file holding this MoEDeployment (matched by kind, metadata.name and metadata.namespace when set). The pull request edits spec.scaling.minShards/maxShards, spec.cost.maxUsdPerHour and learned spec.prewarm.schedules entries in place, keeping comments and key order; never live replica counts.",
     ),
     apiUrl: matching(z.string().max(2048), HTTP_URL, URL_MESSAGE)
       .default("https://api.github.com")
@@ -969,9 +1022,11 @@ export const GitOpsSchema = z
         "Propose lowering spec.scaling.maxShards (or minShards) when the bound was not approached for this long (default 3 days): maxShards to 125% of the peak desired shards, minShards to the most shards the SLO needed (not below expert coverage).",
       ),
     pullRequests: PullRequestLimitsSchema.prefault({}),
+    prewarmSchedules: GitOpsSchedulesSchema.prefault({}),
+    placementFile: GitOpsPlacementFileSchema.optional(),
   })
   .describe(
-    "Pull-request mode: where the MoEDeployment manifest lives in Git and how proposals are made. Tracking windows are kept in the operator's memory: a restart starts them again.",
+    "Pull-request mode: where the MoEDeployment manifest lives in Git and how proposals are made. The tracking windows and the commit times of the last hour are recorded in status.gitops, so an operator restart neither restarts the windows nor exceeds the hourly limit.",
   );
 
 // ---------------------------------------------------------------------------
@@ -1163,6 +1218,30 @@ export const RecommendationSchema = z
   })
   .describe("What the operator would do (mode Recommend; also filled in Auto for comparison).");
 
+export const GitOpsStatusSchema = z
+  .object({
+    trackingSince: Time(
+      "When the operator started tracking this deployment for proposals (the learning window starts here).",
+    ),
+    boundsKey: z.string().max(128).describe("minShards/maxShards/maxUsdPerHour the windows below refer to."),
+    atMaxSince: Time("Start of the current unbroken run of SLOMet=False at maxShards.").optional(),
+    atMaxRequiredShards: z.int32().min(0).describe("Most shards the SLO needed in that run.").optional(),
+    atBudgetSince: Time("Start of the current unbroken run of SLOMet=False held back by the budget.").optional(),
+    budgetRequiredUsdPerHour: z.number().min(0).describe("Most USD/h the SLO needed in that run.").optional(),
+    quietSince: Time(
+      "Since when maxShards was not approached (absent while it is approached); lowering proposals wait lowerAfterSeconds from here.",
+    ).optional(),
+    peakDesiredShards: z.int32().min(0).describe("Most shards wanted since quietSince.").optional(),
+    peakSloShards: z.int32().min(0).describe("Most shards the SLO needed since quietSince.").optional(),
+    commitTimes: z
+      .array(Time("A commit."))
+      .max(100)
+      .describe("Commits to the pull request in the last hour (spec.gitops.pullRequests.hourlyLimit).")
+      .optional(),
+    pullRequestUrl: z.string().max(2048).describe("The deployment's pull request.").optional(),
+  })
+  .describe("Mode PullRequest: what the proposals rest on, kept across operator restarts.");
+
 export const MoEDeploymentStatusSchema = z
   .object({
     observedGeneration: z.int().min(0).describe("metadata.generation of the spec this status reflects.").optional(),
@@ -1191,6 +1270,7 @@ export const MoEDeploymentStatusSchema = z
     lastScale: LastScaleSchema.optional(),
     nextPrewarm: NextPrewarmSchema.optional(),
     recommendation: RecommendationSchema.optional(),
+    gitops: GitOpsStatusSchema.optional(),
   })
   .describe("Observed state, written only by the operator.");
 
@@ -1248,6 +1328,7 @@ export type PrewarmSchedule = z.output<typeof PrewarmScheduleSchema>;
 export type PrewarmSpec = z.output<typeof PrewarmSchema>;
 export type CostSpec = z.output<typeof CostSchema>;
 export type GitOpsSpec = z.output<typeof GitOpsSchema>;
+export type GitOpsStatus = z.output<typeof GitOpsStatusSchema>;
 export type MoEDeploymentSpec = z.output<typeof MoEDeploymentSpecSchema>;
 /** The spec as a user writes it (defaults not yet applied). */
 export type MoEDeploymentSpecInput = z.input<typeof MoEDeploymentSpecSchema>;

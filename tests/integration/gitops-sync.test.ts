@@ -236,6 +236,37 @@ describe("PullRequestSync", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("a restarted operator continues the windows and the hourly limit from status.gitops: no burst of commits", async () => {
+    const sync = newSync();
+    const d = deployment({ pullRequests: { hourlyLimit: 2 } });
+    feed(sync, d, 1_000_000, 1_030_000);
+    const mid = sync.statusOf(d)!;
+    expect(mid.trackingSince).toBe(new Date(1_000_000).toISOString());
+    expect(mid.atMaxSince).toBe(new Date(1_000_000).toISOString());
+    // Restart half-way through the raise window: the window is not forgotten (due at 1_060_000, not 1_090_000).
+    const second = newSync();
+    const d2 = { ...d, status: { gitops: mid } };
+    feed(second, d2, 1_040_000, 1_060_000);
+    await settle(second, d2, atMax(1_060_000), (x) => x.reason === "PullRequestOpen");
+    feed(second, d2, 1_070_000, 1_080_000, 12);
+    await settle(second, d2, atMax(1_080_000, 12), (x) => x.message.includes("6 -> 12"));
+    const saved = second.statusOf(d2)!;
+    expect(saved.commitTimes).toHaveLength(2);
+    expect(saved.pullRequestUrl).toMatch(/\/pull\/1$/);
+    const commits = () => gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length;
+    expect(commits()).toBe(2);
+
+    // Another restart within the hour: the two commits of the hour are remembered, a third change waits.
+    const third = newSync();
+    const d3 = { ...d, status: { gitops: saved } };
+    feed(third, d3, 1_090_000, 1_100_000, 20);
+    const c = await settle(third, d3, atMax(1_100_000, 20), (x) => x.reason === "PullRequestLimited");
+    expect(c.message).toContain("2 commits in the last hour");
+    expect(commits()).toBe(2);
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
+    expect(gh.violations).toEqual([]);
+  });
+
   it("recovers from 5xx and a secondary rate limit, and reports a revoked token as AuthFailed without logging it", async () => {
     const sync = newSync();
     const d = deployment();
@@ -318,7 +349,7 @@ describe("PullRequestSync", () => {
     expect(await git("show", `${BRANCH}:${PATH}`)).toBe(MANIFEST.replace("maxShards: 6 #", "maxShards: 14 #"));
     expect(gh.requests.filter((r) => r.operationId === "apps/create-installation-access-token")).toHaveLength(1); // cached
 
-    sync.forget("default/tiny");
+    expect(await sync.close(d, "the MoEDeployment was deleted")).toEqual({ ok: true });
     await waitFor(
       "branch deleted",
       async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined),

@@ -13,7 +13,7 @@ import { startFakeGitHub, type FakeGitHub } from "../../src/testing/github/serve
 import { waitFor } from "../../src/testing/http-probe.ts";
 import { startOperatorProcess } from "../support/operator-process.ts";
 import { heatConfigMap, skewedHeat, testMoEDeployment } from "../support/moe-fixtures.ts";
-import { applyJson, condition, moedStatus, waitForStatus } from "../support/kube-helpers.ts";
+import { applyJson, condition, getJson, moedStatus, waitForStatus } from "../support/kube-helpers.ts";
 
 const execFileAsync = promisify(execFile);
 const NAME = "tiny";
@@ -34,6 +34,22 @@ spec:
 let cluster: LocalCluster;
 let operator: ManagedProcess;
 let gh: FakeGitHub;
+/** An allowed API URL nothing listens on: GitHub unreachable. */
+const UNREACHABLE = "http://127.0.0.1:9/api/v3";
+const FINALIZER = "moe.dev/gitops-pull-request";
+const commits = () => gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length;
+const finalizers = async (name: string) =>
+  (await getJson<{ metadata: { finalizers?: string[] } }>(cluster, ["get", "moed", name])).metadata.finalizers ?? [];
+const gone = async (name: string) => (await cluster.kubectl(["get", "moed", name, "-o", "name"])).code !== 0;
+
+function startOperator(identity: string): ManagedProcess {
+  return startOperatorProcess({
+    kubeconfigPath: cluster.kubeconfigPath,
+    dir: cluster.dir,
+    identity,
+    extraArgs: [`--github-allowed-urls=${gh.url},${UNREACHABLE}`],
+  });
+}
 
 function moed(mode: "PullRequest" | "Auto", latencyMs: number) {
   const o = testMoEDeployment(NAME, "default", { maxShards: 5, latencyMs, targetLatencyMs: 100 }) as {
@@ -77,12 +93,7 @@ beforeAll(async () => {
   await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
   const secret = await cluster.kubectl(["create", "secret", "generic", "github", `--from-literal=token=${gh.token}`]);
   expect(secret.code, secret.stderr).toBe(0);
-  operator = startOperatorProcess({
-    kubeconfigPath: cluster.kubeconfigPath,
-    dir: cluster.dir,
-    identity: "op-gitops",
-    extraArgs: [`--github-allowed-urls=${gh.url}`],
-  });
+  operator = startOperator("op-gitops");
 });
 
 afterAll(async () => {
@@ -164,6 +175,47 @@ describe("mode PullRequest", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("an operator restart neither commits again nor forgets the windows (status.gitops)", async () => {
+    // Wait for a settled proposal (the need may still be growing after the previous step).
+    let seen = -1;
+    await waitFor(
+      "no commit for 10 s",
+      async () => {
+        const n = commits();
+        const settled = n === seen;
+        seen = n;
+        return settled ? true : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 10_000 },
+    );
+    await waitForStatus(
+      cluster,
+      NAME,
+      "status.gitops records every commit",
+      (st) => st.gitops?.commitTimes?.length === commits(),
+    );
+    const before = await moedStatus(cluster, NAME);
+    expect(before.gitops?.trackingSince).toBeDefined();
+    expect(before.gitops?.pullRequestUrl).toMatch(/\/pull\/1$/);
+    expect(before.gitops?.commitTimes?.length).toBe(commits());
+    expect(await finalizers(NAME)).toContain(FINALIZER);
+    const writes = gh.requests.filter((r) => r.method !== "GET").length;
+    await operator.stop();
+    operator = startOperator("op-gitops-2");
+    // The new process reconciles (its condition is published again) and then runs for a while.
+    await waitFor(
+      "the restarted operator's log",
+      async () => ((await readFile(operator.logFile, "utf8")).includes("pull request in sync") ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await new Promise((r) => setTimeout(r, 8_000));
+    const after = await moedStatus(cluster, NAME);
+    expect(after.gitops?.trackingSince).toBe(before.gitops?.trackingSince);
+    expect(after.gitops?.commitTimes).toEqual(before.gitops?.commitTimes);
+    expect(gh.requests.filter((r) => r.method !== "GET").length).toBe(writes);
+    expect(condition(after, "GitOpsSynced")?.reason).toBe("PullRequestOpen");
+  });
+
   it("switching to Auto closes the pull request and deletes the branch", async () => {
     await applyJson(cluster, moed("Auto", 40));
     await waitFor(
@@ -191,8 +243,61 @@ describe("mode PullRequest", () => {
     expect(operator.exitCode).toBeUndefined();
   });
 
+  it("deleting the MoEDeployment closes its pull request and deletes its branch through the finalizer", async () => {
+    gh.inject({ kind: "restore-token" });
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "PullRequestOpen again",
+      (st) => condition(st, "GitOpsSynced")?.reason === "PullRequestOpen",
+      120_000,
+    );
+    const url = s.gitops!.pullRequestUrl!;
+    const n = Number(/\/pull\/(\d+)$/.exec(url)![1]);
+    expect((await readPr(n)).state).toBe("open");
+    expect(await finalizers(NAME)).toContain(FINALIZER);
+    const del = await cluster.kubectl(["delete", "moed", NAME, "--wait=false"]);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor("MoEDeployment gone", async () => ((await gone(NAME)) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    expect((await readPr(n)).state).toBe("closed");
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+  });
+
+  it("GitHub unreachable: the finalizer goes after bounded retries with a Warning event; deletion is not blocked", async () => {
+    const lost = moed("PullRequest", 180) as { metadata: { name: string }; spec: { gitops: { apiUrl: string } } };
+    lost.metadata.name = "lost";
+    lost.spec.gitops.apiUrl = UNREACHABLE;
+    await applyJson(cluster, lost);
+    await waitFor("finalizer", async () => ((await finalizers("lost")).includes(FINALIZER) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    const del = await cluster.kubectl(["delete", "moed", "lost", "--wait=false"]);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor("MoEDeployment lost gone", async () => ((await gone("lost")) ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 1_000,
+    });
+    const events = await cluster.kubectl([
+      "get",
+      "events",
+      "--field-selector",
+      "involvedObject.name=lost,reason=PullRequestNotClosed",
+      "-o",
+      "jsonpath={.items[*].message}",
+    ]);
+    expect(events.stdout).toContain("could not close the pull request (4 attempts");
+    expect(events.stdout).toContain("moe-operator/default-lost");
+    expect(operator.exitCode).toBeUndefined();
+  });
+
   it("the token appears in no log line, event or status", async () => {
-    const log = await readFile(operator.logFile, "utf8");
+    const log =
+      (await readFile(join(cluster.dir, "operator-op-gitops.log"), "utf8")) +
+      (await readFile(operator.logFile, "utf8"));
     const lines = log.split("\n").filter(Boolean);
     expect(lines.length).toBeGreaterThan(5);
     expect(lines.filter((l) => l.includes(gh.token))).toEqual([]);
