@@ -130,8 +130,6 @@ export const ConditionReason = {
   PullRequestOpen: "PullRequestOpen",
   /** Nothing to propose: the bounds in Git fit what was observed (or the learning window is not over). */
   NoChangeProposed: "NoChangeProposed",
-  /** A pull request is being created or updated in the background. */
-  Syncing: "Syncing",
   /** GitHub refused the credentials (401), or the Secret is missing. */
   AuthFailed: "AuthFailed",
   /** GitHub's rate limit (primary or secondary) stopped the sync; it resumes after the reset. */

@@ -894,7 +894,9 @@ export const PullRequestLimitsSchema = z
       .min(1)
       .max(100)
       .default(2)
-      .describe("Most commits (opening or updating this deployment's pull request) per rolling hour."),
+      .describe(
+        "Most updates that commit (opening or updating this deployment's pull request; one commit per changed file) per rolling hour.",
+      ),
     concurrentLimit: z
       .int32()
       .min(1)
