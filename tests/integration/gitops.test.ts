@@ -12,7 +12,15 @@ import type { ManagedProcess } from "../../src/testing/process.ts";
 import { startFakeGitHub, type FakeGitHub } from "../../src/testing/github/server.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
 import { startOperatorProcess } from "../support/operator-process.ts";
-import { heatConfigMap, skewedHeat, testMoEDeployment } from "../support/moe-fixtures.ts";
+import {
+  heatConfigMap,
+  skewedHeat,
+  testMoEDeployment,
+  TEST_DENSE,
+  TEST_EXPERTS,
+  TEST_LAYERS,
+} from "../support/moe-fixtures.ts";
+import { renderPlacementFile } from "../../src/domain/gitops/index.ts";
 import { applyJson, condition, getJson, moedStatus, waitForStatus } from "../support/kube-helpers.ts";
 
 const execFileAsync = promisify(execFile);
@@ -292,6 +300,47 @@ describe("mode PullRequest", () => {
     expect(events.stdout).toContain("could not close the pull request (4 attempts");
     expect(events.stdout).toContain("moe-operator/default-lost");
     expect(operator.exitCode).toBeUndefined();
+  });
+
+  it("proposes the engines' placement file from the heat-based plan, and leaves it alone while the heat holds", async () => {
+    const FILE = "engine/placed-expert-location.json";
+    await applyJson(cluster, heatConfigMap("placed-heat", "default", skewedHeat(12_000, [3, 7])));
+    const placed = moed("PullRequest", 40) as { metadata: { name: string }; spec: { gitops: Record<string, unknown> } };
+    placed.metadata.name = "placed";
+    placed.spec.gitops.path = "clusters/prod/placed.yaml";
+    placed.spec.gitops.placementFile = { path: FILE, denseLayers: TEST_DENSE };
+    await applyJson(cluster, placed);
+    const s = await waitForStatus(
+      cluster,
+      "placed",
+      "GitOpsSynced PullRequestOpen",
+      (st) => condition(st, "GitOpsSynced")?.reason === "PullRequestOpen",
+      120_000,
+    );
+    expect(condition(s, "GitOpsSynced")!.message).toContain(
+      "moe-operator: default/placed: expert placement 100% of slots moved",
+    );
+    const text = await git("show", `moe-operator/default-placed:${FILE}`);
+    const map = (JSON.parse(text) as { physical_to_logical_map: number[][] }).physical_to_logical_map;
+    expect(text).toBe(renderPlacementFile(map));
+    expect(map).toHaveLength(TEST_LAYERS);
+    const slots = map[0]!.length;
+    expect(slots % 5).toBe(0); // expertSlotsPerGpu
+    for (const row of map.slice(TEST_DENSE)) {
+      expect(row).toHaveLength(slots);
+      expect(new Set(row).size).toBe(TEST_EXPERTS); // every expert has a slot
+    }
+    const files = gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length;
+    await new Promise((r) => setTimeout(r, 10_000));
+    expect(gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length).toBe(files);
+    const del = await cluster.kubectl(["delete", "moed", "placed", "--wait=false"]);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor("placed gone", async () => ((await gone("placed")) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    expect((await git("branch", "--list", "moe-operator/default-placed")).trim()).toBe("");
+    expect(gh.violations).toEqual([]);
   });
 
   it("the token appears in no log line, event or status", async () => {
