@@ -52,7 +52,8 @@ export function proposalInputs(
   heat: ReadonlyArray<ReadonlyArray<number>> | undefined,
 ): ProposalInputs {
   const signals = decision.capacity?.signals;
-  const load = signals?.stableTokensPerSecond;
+  // The load the SLO count was sized for, over that count: what one shard serves within the SLO.
+  const load = signals?.sizingTokensPerSecond ?? signals?.stableTokensPerSecond;
   const sloShards = signals?.sloGpus;
   const tokensPerShard =
     load !== undefined && sloShards !== undefined && sloShards > 0 && load > 0 ? load / sloShards : undefined;

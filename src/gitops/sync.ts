@@ -251,7 +251,11 @@ export class PullRequestSync {
       existing: (d.spec.prewarm.schedules ?? []).map((x) => ({ ...x })),
       tokensPerShard: inputs.tokensPerShard,
       minShards: d.spec.scaling.minShards,
-      maxShards: d.spec.scaling.maxShards,
+      // Never above maxShards, nor above a lower maxShards proposed in the same pull request (a CEL rule).
+      maxShards: Math.min(
+        d.spec.scaling.maxShards,
+        e.boundsPending?.changes.find((c) => c.field === "maxShards")?.to ?? Infinity,
+      ),
       minChangePercent: g.minChangePercent,
       leadSeconds: d.spec.prewarm.coldStartSeconds,
     });

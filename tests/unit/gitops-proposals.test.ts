@@ -34,6 +34,9 @@ import {
 import { planPlacement } from "../../src/domain/placement/plan.ts";
 import { placementToSglang } from "../../src/domain/placement/sglang.ts";
 import type { GpuSlotInfo } from "../../src/domain/placement/types.ts";
+import type { Decision } from "../../src/domain/decide.ts";
+import type { MoEDeployment } from "../../src/api/schema.ts";
+import { proposalInputs } from "../../src/gitops/observe.ts";
 
 const DAY = 86_400_000;
 const MIN = 60_000;
@@ -350,5 +353,31 @@ describe("the combined proposal", () => {
     );
     expect(body).toContain("### Expert placement file `engine/expert-location.json` (`--init-expert-location`)");
     expect(body).toContain(`| 4 | - (another shape, or no file) | ${c.balancedness.toFixed(3)} | 100.0% |`);
+  });
+});
+
+describe("proposalInputs (what one decision gives the pull request)", () => {
+  const c = candidate(skewed);
+  const decision = (over: Record<string, unknown> = {}) =>
+    ({
+      capacity: { signals: { sizingTokensPerSecond: 9_000, stableTokensPerSecond: 8_000, sloGpus: 6 } },
+      nextCapacityState: { forecast: createForecastState() },
+      heatUsable: true,
+      placement: { placement: c.placement, heatBasis: "observed", metrics: { balancedness: c.balancedness } },
+      ...over,
+    }) as unknown as Decision;
+  const spec = (placementFile?: object) =>
+    ({ spec: { gitops: placementFile ? { placementFile } : {} } }) as unknown as MoEDeployment;
+
+  it("gives the load one shard serves within the SLO, and the placement only from observed heat with a placementFile", () => {
+    const withFile = spec({ path: "x.json", denseLayers: 1, minBalancednessGain: 0.05 });
+    const i = proposalInputs(withFile, decision(), skewed);
+    expect(i.tokensPerShard).toBe(1_500);
+    expect(i.placement).toMatchObject({ map: c.map, balancedness: c.balancedness, denseLayers: 1 });
+    expect(proposalInputs(spec(), decision(), skewed).placement).toBeUndefined();
+    const remembered = decision({ placement: { placement: c.placement, heatBasis: "remembered", metrics: {} } });
+    expect(proposalInputs(withFile, remembered, skewed).placement).toBeUndefined();
+    expect(proposalInputs(withFile, decision({ heatUsable: false }), skewed).placement).toBeUndefined();
+    expect(proposalInputs(withFile, decision({ capacity: undefined }), skewed).tokensPerShard).toBeUndefined();
   });
 });
