@@ -156,8 +156,13 @@ describe("mode PullRequest", () => {
   it("a constant world makes zero GitHub requests", async () => {
     const before = gh.requests.length;
     const status = await moedStatus(cluster, NAME);
+    const version = async () =>
+      (await getJson<{ metadata: { resourceVersion: string } }>(cluster, ["get", "moed", NAME])).metadata
+        .resourceVersion;
+    const rv = await version();
     await new Promise((r) => setTimeout(r, 12_000)); // >= 5 reconciles at --reconcile-interval-seconds=2
     expect(gh.requests.slice(before)).toEqual([]);
+    expect(await version()).toBe(rv); // no status write either (status.gitops does not move with time)
     expect(condition(await moedStatus(cluster, NAME), "GitOpsSynced")).toEqual(condition(status, "GitOpsSynced"));
   });
 
