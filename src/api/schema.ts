@@ -943,31 +943,39 @@ export const GitOpsSchedulesSchema = z
     "Pre-warm schedules learned from recurring daily peaks. An entry already in Git is changed only when its start moves by at least 30 minutes, or its duration or minShards by at least minChangePercent.",
   );
 
-export const GitOpsPlacementFileSchema = z
-  .object({
-    path: matching(z.string().max(1024), GIT_PATH_PATTERN, GIT_PATH_MESSAGE).describe(
-      "Path in the repository of the JSON file the engines read with --init-expert-location (SGLang physical_to_logical_map). The operator writes it deterministically: one layer per line, no other keys.",
+const GitOpsPlacementFileBase = z.object({
+  path: matching(z.string().max(1024), GIT_PATH_PATTERN, GIT_PATH_MESSAGE).describe(
+    "Path in the repository of the JSON file the engines read with --init-expert-location (SGLang physical_to_logical_map). The operator writes it deterministically: one layer per line, no other keys.",
+  ),
+  denseLayers: z
+    .int32()
+    .min(0)
+    .max(1_000)
+    .default(0)
+    .describe(
+      "Dense layers before the first MoE layer in the engine's arrays (DeepSeek-V3: 3); their rows repeat the first MoE layer's (the engine ignores them).",
     ),
-    denseLayers: z
-      .int32()
-      .min(0)
-      .max(1_000)
-      .default(0)
-      .describe(
-        "Dense layers before the first MoE layer in the engine's arrays (DeepSeek-V3: 3); their rows repeat the first MoE layer's (the engine ignores them).",
-      ),
-    minBalancednessGain: z
-      .number()
-      .min(0.001)
-      .max(1)
-      .default(0.05)
-      .describe(
-        "Propose a new file only when, under the observed heat, its balancedness (mean / max GPU load, 0..1) beats the file's in Git (or the one pending in the pull request) by at least this much, or the GPU count changed.",
-      ),
-  })
-  .describe(
-    "Propose the expert placement file an engine is configured with from Git, when the operator's heat-based placement differs enough from it.",
-  );
+  minBalancednessGain: z
+    .number()
+    .min(0.001)
+    .max(1)
+    .default(0.05)
+    .describe(
+      "Propose a new file only when, under the observed heat, its balancedness (mean / max GPU load, 0..1) beats the file's in Git (or the one pending in the pull request) by at least this much, or the GPU count changed.",
+    ),
+});
+
+export const GitOpsPlacementFileSchema = withRules(GitOpsPlacementFileBase, [
+  {
+    rule: "self.path.endsWith('.json')",
+    fieldPath: ".path",
+    message:
+      "spec.gitops.placementFile.path must end with .json: SGLang's --init-expert-location reads a file only by that suffix",
+    holds: (f) => f.path.endsWith(".json"),
+  },
+]).describe(
+  "Propose the expert placement file an engine is configured with from Git, when the operator's heat-based placement differs enough from it.",
+);
 
 export const GitOpsSchema = z
   .object({
