@@ -1249,6 +1249,27 @@ export const GitOpsStatusSchema = z
       .describe("Commits to the pull request in the last hour (spec.gitops.pullRequests.hourlyLimit).")
       .optional(),
     pullRequestUrl: z.string().max(2048).describe("The deployment's pull request.").optional(),
+    pendingSchedules: z
+      .array(
+        z
+          .object({
+            name: z.string().max(63).describe("Entry name (learned-HHMM)."),
+            replaces: z.string().max(63).describe("The entry in Git it changes, if any.").optional(),
+            start: z.string().max(256).describe("Daily cron (UTC)."),
+            durationMinutes: z.int32().min(1).describe("Window length."),
+            minShards: z.int32().min(1).describe("Shards held in the window."),
+            daysSeen: z.int32().min(0).describe("Days the peak recurred on."),
+            peakTokensPerSecond: z.number().min(0).describe("Peak load seen."),
+            baseTokensPerSecond: z.number().min(0).describe("The days' base load."),
+            why: z.string().max(1024).describe("Why, in words."),
+          })
+          .describe("A learned pre-warm schedule entry proposed and not yet in the spec."),
+      )
+      .max(50)
+      .describe(
+        "Learned schedule entries the pull request proposes (the forecaster's history behind them is in memory: a restarted operator keeps these until it has seen spec.gitops.prewarmSchedules.minDays days again).",
+      )
+      .optional(),
   })
   .describe("Mode PullRequest: what the proposals rest on, kept across operator restarts.");
 

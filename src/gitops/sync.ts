@@ -39,7 +39,7 @@ import {
   type Proposal,
 } from "../domain/gitops/index.ts";
 import type { Clock } from "../runtime/clock.ts";
-import { DEFAULT_FORECAST_OPTIONS, type ForecastState } from "../domain/prewarm/forecast.ts";
+import { DEFAULT_FORECAST_OPTIONS, learnedDays, type ForecastState } from "../domain/prewarm/forecast.ts";
 import {
   createGitHubClient,
   orNotFound,
@@ -105,6 +105,8 @@ interface Entry {
   pushed?: Pushed;
   prUrl?: string;
   commitsMs: number[];
+  /** Learned schedules pending before a restart (status.gitops.pendingSchedules), until the forecaster has the days again. */
+  restoredSchedules?: readonly ScheduleChange[];
   /** First sync of this process: take the branch's values when the candidate is within the minimum change. */
   adopt: boolean;
   running: boolean;
@@ -173,6 +175,7 @@ export class PullRequestSync {
         track: saved ? restoreTrack(persistedOf(saved), o.nowMs) : undefined,
         prUrl: saved?.pullRequestUrl,
         commitsMs: (saved?.commitTimes ?? []).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t)),
+        restoredSchedules: schedulesOfStatus(saved?.pendingSchedules, d.spec.prewarm.coldStartSeconds),
         adopt: true,
         running: false,
         blockedUntilMs: 0,
@@ -243,12 +246,31 @@ export class PullRequestSync {
   /** Learned pre-warm schedules to propose (the pending ones while the inputs are missing or within the minimum change). */
   #schedules(d: MoEDeployment, e: Entry, inputs: ProposalInputs, nowMs: number): readonly ScheduleChange[] | undefined {
     const g = e.gitops;
-    const previous = e.pending?.schedules;
     if (!g.prewarmSchedules.enabled) return undefined;
-    if (!inputs.forecast || inputs.tokensPerShard === undefined) return previous;
+    // Pending entries the cluster's spec now holds (merged and applied) are no longer proposed.
+    const existing = (d.spec.prewarm.schedules ?? []).map((x) => ({ ...x }));
+    const inSpec = (c: ScheduleChange) =>
+      existing.some(
+        (x) =>
+          x.name === c.entry.name &&
+          x.start === c.entry.start &&
+          x.durationMinutes === c.entry.durationMinutes &&
+          x.minShards === c.entry.minShards,
+      );
+    const prior = e.pending?.schedules ?? e.restoredSchedules;
+    const held = prior?.filter((c) => !inSpec(c));
+    const previous = held?.length === prior?.length ? prior : held;
+    // Too few days seen (a restarted operator): no evidence either way, the pending entries stand.
+    if (
+      !inputs.forecast ||
+      inputs.tokensPerShard === undefined ||
+      learnedDays(inputs.forecast) < g.prewarmSchedules.minDays
+    )
+      return previous && previous.length > 0 ? previous : undefined;
+    e.restoredSchedules = undefined;
     const peaks = recurringDailyPeaks(inputs.forecast, nowMs, g.prewarmSchedules, DEFAULT_FORECAST_OPTIONS);
     const next = proposeSchedules(peaks, {
-      existing: (d.spec.prewarm.schedules ?? []).map((x) => ({ ...x })),
+      existing,
       tokensPerShard: inputs.tokensPerShard,
       minShards: d.spec.scaling.minShards,
       // Never above maxShards, nor above a lower maxShards proposed in the same pull request (a CEL rule).
@@ -287,6 +309,7 @@ export class PullRequestSync {
       ...statusOfTrack(persistTrack(e.track)),
       commitTimes: commits.length > 0 ? commits.map(iso) : undefined,
       pullRequestUrl: e.prUrl,
+      pendingSchedules: statusOfSchedules(e.pending?.schedules ?? e.restoredSchedules),
     };
   }
 
@@ -375,15 +398,23 @@ export class PullRequestSync {
     const manifestOnBranch = current.branchExists ? await this.#readFile(t, g.path, t.branch) : undefined;
     if (e.adopt && manifestOnBranch) {
       proposal = adoptProposed(candidate, readManifestValues(manifestOnBranch.text, e.ref), g.minChangePercent);
-      if (e.pending === candidate) {
-        e.pending = proposal;
-        e.boundsPending = proposal.boundsPart;
-      }
+      retarget(e, candidate, proposal);
     }
+    const adopting = e.adopt;
     e.adopt = false;
-    const prepared = await this.#prepareFiles(t, e, proposal, current.branchExists, manifestOnBranch);
+    const prepared = await this.#prepareFiles(t, e, proposal, {
+      branchExists: current.branchExists,
+      manifestOnBranch,
+      adopting,
+    });
     if ("outcome" in prepared) return { ...prepared.outcome, proposal };
     const { baseSha, files, effective } = prepared;
+    if (prepared.adoptedPlacement) {
+      // The branch's file is the pending placement from now on (candidates are weighed against it).
+      const next = { ...proposal, placement: prepared.adoptedPlacement };
+      retarget(e, proposal, next);
+      proposal = next;
+    }
     const contentHash = createHash("sha256")
       .update(files.map((f) => `${f.path}\0${f.text}`).join("\0"))
       .digest("hex");
@@ -441,9 +472,12 @@ export class PullRequestSync {
     t: Target,
     e: Entry,
     proposal: Proposal,
-    branchExists: boolean,
-    manifestOnBranch: { text: string; sha: string } | undefined,
-  ): Promise<{ outcome: WriteOutcome } | { baseSha: string; files: FileWrite[]; effective: Proposal }> {
+    b: { branchExists: boolean; manifestOnBranch?: { text: string; sha: string }; adopting: boolean },
+  ): Promise<
+    | { outcome: WriteOutcome }
+    | { baseSha: string; files: FileWrite[]; effective: Proposal; adoptedPlacement?: PlacementFileProposal }
+  > {
+    const { manifestOnBranch } = b;
     const { gh, call, owner, repo, g } = t;
     const baseRef = await call(
       `reading branch ${g.baseBranch}`,
@@ -451,6 +485,7 @@ export class PullRequestSync {
     );
     const files: FileWrite[] = [];
     let effective = proposal;
+    let adoptedPlacement: PlacementFileProposal | undefined;
     if (proposal.changes.length > 0 || (proposal.schedules?.length ?? 0) > 0) {
       const file = await this.#readFile(t, g.path, g.baseBranch);
       if (!file)
@@ -486,20 +521,11 @@ export class PullRequestSync {
           onBranch: manifestOnBranch?.text,
         });
     }
-    const pf = proposal.placement;
-    if (pf && g.placementFile) {
-      const base = await this.#readFile(t, pf.path, g.baseBranch);
-      const baseMap = base ? parsePlacementFile(base.text) : undefined;
-      const comparison = comparePlacement(pf.candidate, baseMap);
-      if (placementWorthProposing(comparison, pf.candidate, g.placementFile.minBalancednessGain)) {
-        const onBranch = branchExists ? await this.#readFile(t, pf.path, t.branch) : undefined;
-        const text = renderPlacementFile(pf.candidate.map);
-        files.push({ path: pf.path, text, baseText: base?.text, baseSha: base?.sha, onBranch: onBranch?.text });
-        effective = { ...effective, placement: { ...pf, comparison } };
-      } else {
-        e.placementInGit = baseMap;
-        effective = { ...effective, placement: undefined };
-      }
+    if (proposal.placement && g.placementFile) {
+      const p = await this.#placementWrite(t, e, proposal.placement, b);
+      if (p.file) files.push(p.file);
+      effective = { ...effective, placement: p.placement };
+      if (p.adopted) adoptedPlacement = p.placement;
     }
     if (files.length === 0)
       return {
@@ -512,7 +538,54 @@ export class PullRequestSync {
           done: true,
         },
       };
-    return { baseSha: baseRef.data.object.sha, files, effective };
+    return { baseSha: baseRef.data.object.sha, files, effective, adoptedPlacement };
+  }
+
+  /**
+   * The placement file to write, weighed against the one on the base branch; after a restart
+   * (adopting) the file already on the pull request's branch stands unless the candidate beats it
+   * by minBalancednessGain too. Nothing to write when it does not beat the base's.
+   */
+  async #placementWrite(
+    t: Target,
+    e: Entry,
+    pf: PlacementFileProposal,
+    b: { branchExists: boolean; adopting: boolean },
+  ): Promise<{ file?: FileWrite; placement?: PlacementFileProposal; adopted?: boolean }> {
+    const minGain = t.g.placementFile!.minBalancednessGain;
+    const base = await this.#readFile(t, pf.path, t.g.baseBranch);
+    const baseMap = base ? parsePlacementFile(base.text) : undefined;
+    const comparison = comparePlacement(pf.candidate, baseMap);
+    if (!placementWorthProposing(comparison, pf.candidate, minGain)) {
+      e.placementInGit = baseMap;
+      return {};
+    }
+    const onBranch = b.branchExists ? await this.#readFile(t, pf.path, t.branch) : undefined;
+    const proposedMap = b.adopting && onBranch ? parsePlacementFile(onBranch.text) : undefined;
+    const vsProposed = proposedMap ? comparePlacement(pf.candidate, proposedMap) : undefined;
+    if (proposedMap && vsProposed && !placementWorthProposing(vsProposed, pf.candidate, minGain)) {
+      const kept = {
+        ...pf.candidate,
+        map: proposedMap,
+        balancedness: vsProposed.referenceBalancedness ?? pf.candidate.balancedness,
+      };
+      return {
+        file: {
+          path: pf.path,
+          text: onBranch!.text,
+          baseText: base?.text,
+          baseSha: base?.sha,
+          onBranch: onBranch!.text,
+        },
+        placement: { ...pf, candidate: kept, comparison: comparePlacement(kept, baseMap) },
+        adopted: true,
+      };
+    }
+    const text = renderPlacementFile(pf.candidate.map);
+    return {
+      file: { path: pf.path, text, baseText: base?.text, baseSha: base?.sha, onBranch: onBranch?.text },
+      placement: { ...pf, comparison },
+    };
   }
 
   /** The deployment's open pull request and whether its branch exists. */
@@ -804,6 +877,28 @@ interface PullRequestView {
   body: string | null;
 }
 
+/**
+ * A sync adopted what the branch holds (after a restart): the pending proposal, or the parts of it
+ * that are still those the sync started from (observations go on meanwhile), take the adopted ones.
+ */
+function retarget(e: Entry, from: Proposal, to: Proposal): void {
+  if (from === to || !e.pending) return;
+  if (e.pending === from) {
+    e.pending = to;
+  } else {
+    const bounds = e.pending.boundsPart === from.boundsPart ? to.boundsPart : e.pending.boundsPart;
+    const placement = e.pending.placement === from.placement ? to.placement : e.pending.placement;
+    if (bounds === e.pending.boundsPart && placement === e.pending.placement) return;
+    e.pending = {
+      ...e.pending,
+      changes: bounds?.changes ?? e.pending.changes,
+      boundsPart: bounds,
+      placement,
+    };
+  }
+  if (e.boundsPending === from.boundsPart) e.boundsPending = to.boundsPart;
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOpt = (ms: number | undefined) => (ms === undefined ? undefined : iso(ms));
 const msOpt = (t: string | undefined) => {
@@ -824,6 +919,47 @@ function statusOfTrack(p: PersistedTrack): GitOpsStatus {
     peakDesiredShards: p.peakDesiredShards,
     peakSloShards: p.peakSloShards,
   };
+}
+
+type PendingScheduleStatus = NonNullable<GitOpsStatus["pendingSchedules"]>[number];
+
+function statusOfSchedules(list: readonly ScheduleChange[] | undefined): PendingScheduleStatus[] | undefined {
+  if (!list || list.length === 0) return undefined;
+  return list.slice(0, 50).map((c) => ({
+    name: c.entry.name,
+    replaces: c.replaces,
+    start: c.entry.start,
+    durationMinutes: c.entry.durationMinutes,
+    minShards: c.entry.minShards,
+    daysSeen: c.evidence.daysSeen,
+    peakTokensPerSecond: Math.round(c.evidence.peakTokensPerSecond),
+    baseTokensPerSecond: Math.round(c.evidence.baseTokensPerSecond),
+    why: c.why.slice(0, 1024),
+  }));
+}
+
+function schedulesOfStatus(
+  list: GitOpsStatus["pendingSchedules"],
+  leadSeconds: number,
+): readonly ScheduleChange[] | undefined {
+  if (!list || list.length === 0) return undefined;
+  return list.map((x) => ({
+    replaces: x.replaces,
+    entry: {
+      name: x.name,
+      start: x.start,
+      durationMinutes: x.durationMinutes,
+      minShards: x.minShards,
+      timeZone: "UTC",
+    },
+    evidence: {
+      daysSeen: x.daysSeen,
+      peakTokensPerSecond: x.peakTokensPerSecond,
+      baseTokensPerSecond: x.baseTokensPerSecond,
+      leadSeconds,
+    },
+    why: x.why,
+  }));
 }
 
 function persistedOf(s: GitOpsStatus): PersistedTrack {

@@ -424,6 +424,44 @@ describe("PullRequestSync", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("a restarted operator keeps the schedule and the placement file it proposed while it relearns", async () => {
+    const now = T0 + 3 * DAY + 60 * MIN;
+    setTime(now);
+    const FILE = "engine/tiny-expert-location.json";
+    const d = deployment({ placementFile: { path: FILE, denseLayers: 1 } });
+    const first = candidate(SKEWED);
+    const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000, placement: first };
+    const sync = newSync();
+    feed(sync, d, now, now + 20_000, 9, inputs, calm);
+    await settle(sync, d, calm(now + 20_000), (x) => x.reason === "PullRequestOpen", inputs);
+    const saved = sync.statusOf(d)!;
+    expect(saved.pendingSchedules).toEqual([
+      expect.objectContaining({ name: "learned-0900", start: "0 9 * * *", minShards: 6, daysSeen: 3 }),
+    ]);
+    const placementBefore = await git("show", `${BRANCH}:${FILE}`);
+
+    // Restarted: no forecaster history, the heat drifted a little, and now maxShards holds the SLO back.
+    const restarted = newSync();
+    const d2 = { ...d, status: { gitops: saved } };
+    const drifted = candidate(SKEWED.map((row) => row.map((v, i) => v + (i === 9 ? 1 : 0))));
+    const inputs2 = { forecast: createForecastState(), tokensPerShard: 2_000, placement: drifted };
+    feed(restarted, d2, now + 30_000, now + 100_000, 9, inputs2);
+    await settle(
+      restarted,
+      d2,
+      atMax(now + 100_000),
+      (x) => x.reason === "PullRequestOpen" && x.message.includes("maxShards 6 -> 9"),
+      inputs2,
+    );
+    const manifest = await git("show", `${BRANCH}:${PATH}`);
+    expect(manifest).toContain("maxShards: 9 #");
+    expect(manifest).toContain("- name: learned-0900");
+    expect(await git("show", `${BRANCH}:${FILE}`)).toBe(placementBefore);
+    expect(restarted.statusOf(d2)!.pendingSchedules).toEqual(saved.pendingSchedules);
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
+    expect(gh.violations).toEqual([]);
+  });
+
   it("recovers from 5xx and a secondary rate limit, and reports a revoked token as AuthFailed without logging it", async () => {
     const sync = newSync();
     const d = deployment();

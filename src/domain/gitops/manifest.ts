@@ -133,12 +133,18 @@ function scheduleSplices(
   where: string,
 ): Splice[] | string {
   const out: Splice[] = [];
-  for (const c of changes.filter((x) => x.replaces !== undefined)) {
+  // A new entry whose name the file already holds (e.g. merged meanwhile) changes that entry instead.
+  const seq = doc.getIn(["spec", "prewarm", "schedules"], true);
+  const named = (name: string) => isSeq(seq) && seq.items.some((i) => isMap(i) && i.get("name") === name);
+  const resolved = changes.map((x) =>
+    x.replaces === undefined && named(x.entry.name) ? { ...x, replaces: x.entry.name } : x,
+  );
+  for (const c of resolved.filter((x) => x.replaces !== undefined)) {
     const r = replaceEntry(doc, c, where);
     if (typeof r === "string") return r;
     out.push(...r);
   }
-  const added = changes.filter((x) => x.replaces === undefined).map((x) => x.entry);
+  const added = resolved.filter((x) => x.replaces === undefined).map((x) => x.entry);
   if (added.length > 0) {
     const r = appendEntries(text, doc, added, where);
     if (typeof r === "string") return r;
