@@ -199,6 +199,13 @@ spec:
     expect(replaced.ok && replaced.text).toBe(
       withList.replace("'0 18 * * *'", "'30 17 * * *'").replace("minShards: 6", "minShards: 12"),
     );
+    // A new entry whose name the file already holds (merged meanwhile) changes that entry, never a duplicate.
+    const merged = editManifest(appended.ok ? appended.text : "", "p.yaml", target, {}, [
+      { ...c!, entry: { ...c!.entry, minShards: 14 } },
+    ]);
+    expect(merged.ok && merged.text).toBe(
+      appended.ok && appended.text.replace("minShards: 12\n      timeZone", "minShards: 14\n      timeZone"),
+    );
     const flow = editManifest(
       withList.replace(/schedules:[\s\S]*minShards: 6\n/, "schedules: [{name: x}]\n"),
       "p.yaml",
