@@ -33,6 +33,8 @@ export interface StatusInput {
   nowMs: number;
   /** Conditions the actuator reported (PullRequest: GitOpsSynced). */
   actuatorConditions?: readonly ConditionInput[];
+  /** Status fields the actuator keeps (PullRequest: gitops). */
+  actuatorStatus?: Pick<MoEDeploymentStatus, "gitops">;
 }
 
 const round = (x: number | undefined, digits: number) =>
@@ -468,6 +470,7 @@ export function computeStatus(x: StatusInput): MoEDeploymentStatus {
     lastScale: lastScale(x, nowIso),
     nextPrewarm: nextPrewarm(d.spec, x.nowMs, d.status?.nextPrewarm),
     recommendation: recommendation(x, nowIso),
+    gitops: x.actuatorStatus?.gitops,
   };
   return dropUndefined(status);
 }
