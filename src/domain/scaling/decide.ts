@@ -23,6 +23,7 @@ import { maxGpusWithinBudget } from "../cost/cost.ts";
 import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
+import { contiguousHistoryFromMs } from "./history.ts";
 import { screenLoadSample } from "./screen.ts";
 import { nextUpCounts, settledUpCount } from "./settle.ts";
 import type { LoadQualityState } from "./quality.ts";
@@ -649,7 +650,10 @@ interface LoadView {
   readonly stable: number;
   readonly short: number;
   readonly burst: BurstDetection;
-  /** The oldest sample kept (history not covering a window is no basis for a trend or a prediction). */
+  /**
+   * The first sample of the latest run without a hole longer than the metrics' staleness limit
+   * (history.ts); history not covering a window is no basis for a trend or a prediction.
+   */
   readonly historyFromMs: number;
 }
 
@@ -686,7 +690,9 @@ function measureLoad(
     stable,
     short,
     burst,
-    historyFromMs: (samples[0] as TimedValue).atMs,
+    // Samples further apart than the staleness limit (a gap, an outage: holds add none) are not one history.
+    historyFromMs:
+      contiguousHistoryFromMs(samples, policy.dataQuality.maxMetricsAgeMs) ?? (samples[0] as TimedValue).atMs,
   };
 }
 
