@@ -24,6 +24,8 @@ import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
 import { contiguousHistoryFromMs } from "./history.ts";
+import { nextProvenRecords, provenGpus } from "./proven.ts";
+import type { ProvenRecord } from "./proven.ts";
 import { screenLoadSample } from "./screen.ts";
 import { nextUpCounts, settledUpCount } from "./settle.ts";
 import type { LoadQualityState } from "./quality.ts";
@@ -136,6 +138,8 @@ export interface CapacityState {
   readonly loadQuality?: LoadQualityState;
   /** Highest GPU count the evidence (calibrated model at the observed load) required, decaying (src/domain/scaling/ceiling.ts). */
   readonly peakEvidence?: TimedValue;
+  /** Counts measured within the plan and the load they served, over the last hour (src/domain/scaling/proven.ts). */
+  readonly provenRecords?: readonly ProvenRecord[];
   /** The SLO's up count per sample over the settle window (src/domain/scaling/settle.ts). */
   readonly upCounts?: readonly TimedValue[];
   /** Each registered signal's own state by signal id (CapacitySignal.learnOwn), for signals added to the registry. */
@@ -190,6 +194,12 @@ export interface CapacitySignals {
    * feedback is the safety net); undefined = unbounded.
    */
   readonly feedbackCeilingGpus?: number;
+  /**
+   * Fewest GPUs measured within the plan target (at least proven.minRecords times in the last
+   * proven.windowMs) at a load at least the observed load now (src/domain/scaling/proven.ts); the
+   * operator's latency feedback does not add when the provisioned count is at least this. Undefined = none.
+   */
+  readonly provenGpus?: number;
 }
 
 export interface CapacityDecision<R extends string = CapacityReason> {
@@ -1045,12 +1055,17 @@ function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ce
 function learnCalibration(
   f: Frame,
   lv: LoadView,
-): { readonly calibration: LatencyCalibrationState; readonly readyChangedAtMs: number | undefined } {
+): {
+  readonly calibration: LatencyCalibrationState;
+  readonly readyChangedAtMs: number | undefined;
+  /** The observed p99 is of a settled Ready count and a new sample (what the calibration learns from). */
+  readonly learnable: boolean;
+} {
   const { state, policy, nowMs, input, ready } = f;
   const readyChangedAtMs = state.lastReadyGpus === ready ? state.readyChangedAtMs : nowMs;
   const settled = readyChangedAtMs === undefined || nowMs - readyChangedAtMs >= policy.calibrationSettleMs;
   if (input.observedP99Ms === undefined || !(ready > 0) || !settled || !lv.isNewSample)
-    return { calibration: state.calibration, readyChangedAtMs };
+    return { calibration: state.calibration, readyChangedAtMs, learnable: false };
   const calibration = observeLatency(
     state.calibration,
     policy.latencyModel,
@@ -1065,7 +1080,17 @@ function learnCalibration(
     },
     policy.calibration,
   );
-  return { calibration, readyChangedAtMs };
+  return { calibration, readyChangedAtMs, learnable: true };
+}
+
+/** A settled observation within the plan target records the Ready count and the lower of the stable and short loads. */
+function learnProven(f: Frame, lv: LoadView, m: SizingModel, learnable: boolean): ProvenRecord[] {
+  const p99 = f.input.observedP99Ms;
+  const within = learnable && p99 !== undefined && Number.isFinite(p99) && p99 <= m.target;
+  const record = within
+    ? { atMs: f.nowMs, gpus: f.ready, tokensPerSecond: Math.min(lv.stableMean, lv.short) }
+    : undefined;
+  return nextProvenRecords(f.state.provenRecords, record, f.nowMs, f.policy.proven);
 }
 
 /**
@@ -1115,6 +1140,7 @@ function learnSignals(entries: readonly CapacitySignalEntry[], ctx: SignalContex
 function learnedState(
   f: Frame,
   lv: LoadView,
+  m: SizingModel,
   s: Sizing,
   slo: SloStage,
   peakEvidence: TimedValue,
@@ -1142,6 +1168,7 @@ function learnedState(
       lastReadyGpus: f.ready,
       readyChangedAtMs: cal.readyChangedAtMs,
       ...learnPredictions(f, lv, s.anticipatedRaw),
+      provenRecords: learnProven(f, lv, m, cal.learnable),
       loadQuality: lv.quality,
       peakEvidence,
       // One record per metrics sample (the operator decides on every event).
@@ -1182,7 +1209,7 @@ export function decideCapacity<R extends string = never>(
       ? sloVerdict(f, m, s, slo, metricRaw)
       : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
   const stabilised = stabilise(f, lv, verdict, s.falling);
-  const nextState = learnedState(f, lv, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
+  const nextState = learnedState(f, lv, m, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
   const finite = Number.isFinite(ceiling.ceilingGpus) ? ceiling.ceilingGpus : undefined;
   const decision = finishDecision(
     f,
@@ -1204,6 +1231,7 @@ export function decideCapacity<R extends string = never>(
         finite !== undefined && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations
           ? finite
           : undefined,
+      provenGpus: provenGpus(state.provenRecords, s.observedLoad, nowMs, policy.proven),
     },
     nextState,
   );
