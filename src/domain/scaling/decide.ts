@@ -1024,7 +1024,14 @@ function stabilise<R extends string>(
   return { verdict, recommendations, burstUntilMs };
 }
 
-function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ceilingGpus: number): SignalContext {
+function signalContext(
+  f: Frame,
+  lv: LoadView,
+  m: SizingModel,
+  s: Sizing,
+  slo: SloStage,
+  ceilingGpus: number,
+): SignalContext {
   return {
     input: f.input,
     state: f.state,
@@ -1041,6 +1048,7 @@ function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ce
     previousGpus: f.previous,
     leadTimeMs: f.leadTimeMs,
     targetMs: m.target,
+    headroom: s.headroom,
     ceilingGpus,
     sloRecommendationGpus: slo.recommendation,
     requiredOrBestEffort: m.requiredOrBestEffort,
@@ -1200,7 +1208,7 @@ export function decideCapacity<R extends string = never>(
   const s = anticipate(f, lv);
   const slo = recommendSlo(f, lv, m, s);
   const ceiling = learnCeiling(f, lv, m, s);
-  const ctx = signalContext(f, lv, m, slo, ceiling.ceilingGpus);
+  const ctx = signalContext(f, lv, m, s, slo, ceiling.ceilingGpus);
   const asks = evaluateSignals(signals, ctx);
   const metricRaw = Math.max(slo.recommendation, ...asks.map((a) => a.ask.floorGpus));
   const winner = winningSignal(asks, metricRaw, ctx);
