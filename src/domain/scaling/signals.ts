@@ -222,9 +222,9 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
 }
 
 /**
- * Forecast pre-warm: the load expected one lead time ahead times the SLO's anticipation headroom
- * (both anticipate the load one lead time ahead; the forecast is a point estimate as the trend is),
- * never above the learned ceiling; learns every sample with data.
+ * Forecast pre-warm: the load expected one lead time ahead (anchored mode: times the SLO's
+ * anticipation headroom; both anticipate the load one lead time ahead, and the anchored forecast is
+ * a point estimate as the trend is), never above the learned ceiling; learns every sample with data.
  */
 export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
   kind: "recommend",
@@ -234,15 +234,17 @@ export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
   winsTies: false,
   evaluate(ctx) {
     const ahead = forecastAhead(ctx);
+    // The absolute mode's upper band already is an interval; the anchored forecast is a point estimate.
+    const headroom = ctx.policy.forecast.mode === "anchored" ? ctx.headroom : 1;
     const floorGpus =
       ahead.tokensPerSecond === undefined
         ? 0
-        : Math.min(ctx.ceilingGpus, ctx.requiredOrBestEffort(ahead.tokensPerSecond * ctx.headroom, ctx.targetMs));
+        : Math.min(ctx.ceilingGpus, ctx.requiredOrBestEffort(ahead.tokensPerSecond * headroom, ctx.targetMs));
     const leadMin = fmt(ctx.leadTimeMs / 60_000, 1);
     const message =
       ctx.policy.forecast.mode === "absolute"
         ? `forecast upper band ${fmt(ahead.tokensPerSecond)} tok/s one lead time (${leadMin} min) ahead needs ${floorGpus} GPUs`
-        : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${ahead.days} day(s) with data; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) with headroom ${fmt(ctx.headroom, 2)} needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
+        : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${ahead.days} day(s) with data; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) with headroom ${fmt(headroom, 2)} needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
     return {
       floorGpus,
       message,
