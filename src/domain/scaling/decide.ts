@@ -23,6 +23,9 @@ import { maxGpusWithinBudget } from "../cost/cost.ts";
 import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
+import { contiguousHistoryFromMs } from "./history.ts";
+import { nextProvenRecords, provenGpus } from "./proven.ts";
+import type { ProvenRecord } from "./proven.ts";
 import { screenLoadSample } from "./screen.ts";
 import { nextUpCounts, settledUpCount } from "./settle.ts";
 import type { LoadQualityState } from "./quality.ts";
@@ -135,6 +138,8 @@ export interface CapacityState {
   readonly loadQuality?: LoadQualityState;
   /** Highest GPU count the evidence (calibrated model at the observed load) required, decaying (src/domain/scaling/ceiling.ts). */
   readonly peakEvidence?: TimedValue;
+  /** Counts measured within the plan and the load they served, over the last hour (src/domain/scaling/proven.ts). */
+  readonly provenRecords?: readonly ProvenRecord[];
   /** The SLO's up count per sample over the settle window (src/domain/scaling/settle.ts). */
   readonly upCounts?: readonly TimedValue[];
   /** Each registered signal's own state by signal id (CapacitySignal.learnOwn), for signals added to the registry. */
@@ -189,6 +194,12 @@ export interface CapacitySignals {
    * feedback is the safety net); undefined = unbounded.
    */
   readonly feedbackCeilingGpus?: number;
+  /**
+   * Fewest GPUs measured within the plan target (at least proven.minRecords times in the last
+   * proven.windowMs) at a load at least the observed load now (src/domain/scaling/proven.ts); the
+   * operator's latency feedback does not add when the provisioned count is at least this. Undefined = none.
+   */
+  readonly provenGpus?: number;
 }
 
 export interface CapacityDecision<R extends string = CapacityReason> {
@@ -649,7 +660,10 @@ interface LoadView {
   readonly stable: number;
   readonly short: number;
   readonly burst: BurstDetection;
-  /** The oldest sample kept (history not covering a window is no basis for a trend or a prediction). */
+  /**
+   * The first sample of the latest run without a hole longer than the metrics' staleness limit
+   * (history.ts); history not covering a window is no basis for a trend or a prediction.
+   */
   readonly historyFromMs: number;
 }
 
@@ -686,7 +700,9 @@ function measureLoad(
     stable,
     short,
     burst,
-    historyFromMs: (samples[0] as TimedValue).atMs,
+    // Samples further apart than the staleness limit (a gap, an outage: holds add none) are not one history.
+    historyFromMs:
+      contiguousHistoryFromMs(samples, policy.dataQuality.maxMetricsAgeMs) ?? (samples[0] as TimedValue).atMs,
   };
 }
 
@@ -1008,7 +1024,14 @@ function stabilise<R extends string>(
   return { verdict, recommendations, burstUntilMs };
 }
 
-function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ceilingGpus: number): SignalContext {
+function signalContext(
+  f: Frame,
+  lv: LoadView,
+  m: SizingModel,
+  s: Sizing,
+  slo: SloStage,
+  ceilingGpus: number,
+): SignalContext {
   return {
     input: f.input,
     state: f.state,
@@ -1025,6 +1048,7 @@ function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ce
     previousGpus: f.previous,
     leadTimeMs: f.leadTimeMs,
     targetMs: m.target,
+    headroom: s.headroom,
     ceilingGpus,
     sloRecommendationGpus: slo.recommendation,
     requiredOrBestEffort: m.requiredOrBestEffort,
@@ -1039,12 +1063,17 @@ function signalContext(f: Frame, lv: LoadView, m: SizingModel, slo: SloStage, ce
 function learnCalibration(
   f: Frame,
   lv: LoadView,
-): { readonly calibration: LatencyCalibrationState; readonly readyChangedAtMs: number | undefined } {
+): {
+  readonly calibration: LatencyCalibrationState;
+  readonly readyChangedAtMs: number | undefined;
+  /** The observed p99 is of a settled Ready count and a new sample (what the calibration learns from). */
+  readonly learnable: boolean;
+} {
   const { state, policy, nowMs, input, ready } = f;
   const readyChangedAtMs = state.lastReadyGpus === ready ? state.readyChangedAtMs : nowMs;
   const settled = readyChangedAtMs === undefined || nowMs - readyChangedAtMs >= policy.calibrationSettleMs;
   if (input.observedP99Ms === undefined || !(ready > 0) || !settled || !lv.isNewSample)
-    return { calibration: state.calibration, readyChangedAtMs };
+    return { calibration: state.calibration, readyChangedAtMs, learnable: false };
   const calibration = observeLatency(
     state.calibration,
     policy.latencyModel,
@@ -1059,7 +1088,17 @@ function learnCalibration(
     },
     policy.calibration,
   );
-  return { calibration, readyChangedAtMs };
+  return { calibration, readyChangedAtMs, learnable: true };
+}
+
+/** A settled observation within the plan target records the Ready count and the lower of the stable and short loads. */
+function learnProven(f: Frame, lv: LoadView, m: SizingModel, learnable: boolean): ProvenRecord[] {
+  const p99 = f.input.observedP99Ms;
+  const within = learnable && p99 !== undefined && Number.isFinite(p99) && p99 <= m.target;
+  const record = within
+    ? { atMs: f.nowMs, gpus: f.ready, tokensPerSecond: Math.min(lv.stableMean, lv.short) }
+    : undefined;
+  return nextProvenRecords(f.state.provenRecords, record, f.nowMs, f.policy.proven);
 }
 
 /**
@@ -1109,6 +1148,7 @@ function learnSignals(entries: readonly CapacitySignalEntry[], ctx: SignalContex
 function learnedState(
   f: Frame,
   lv: LoadView,
+  m: SizingModel,
   s: Sizing,
   slo: SloStage,
   peakEvidence: TimedValue,
@@ -1136,6 +1176,7 @@ function learnedState(
       lastReadyGpus: f.ready,
       readyChangedAtMs: cal.readyChangedAtMs,
       ...learnPredictions(f, lv, s.anticipatedRaw),
+      provenRecords: learnProven(f, lv, m, cal.learnable),
       loadQuality: lv.quality,
       peakEvidence,
       // One record per metrics sample (the operator decides on every event).
@@ -1167,7 +1208,7 @@ export function decideCapacity<R extends string = never>(
   const s = anticipate(f, lv);
   const slo = recommendSlo(f, lv, m, s);
   const ceiling = learnCeiling(f, lv, m, s);
-  const ctx = signalContext(f, lv, m, slo, ceiling.ceilingGpus);
+  const ctx = signalContext(f, lv, m, s, slo, ceiling.ceilingGpus);
   const asks = evaluateSignals(signals, ctx);
   const metricRaw = Math.max(slo.recommendation, ...asks.map((a) => a.ask.floorGpus));
   const winner = winningSignal(asks, metricRaw, ctx);
@@ -1176,7 +1217,7 @@ export function decideCapacity<R extends string = never>(
       ? sloVerdict(f, m, s, slo, metricRaw)
       : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
   const stabilised = stabilise(f, lv, verdict, s.falling);
-  const nextState = learnedState(f, lv, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
+  const nextState = learnedState(f, lv, m, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
   const finite = Number.isFinite(ceiling.ceilingGpus) ? ceiling.ceilingGpus : undefined;
   const decision = finishDecision(
     f,
@@ -1198,6 +1239,7 @@ export function decideCapacity<R extends string = never>(
         finite !== undefined && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations
           ? finite
           : undefined,
+      provenGpus: provenGpus(state.provenRecords, s.observedLoad, nowMs, policy.proven),
     },
     nextState,
   );

@@ -31,6 +31,12 @@ export interface GuardInput<R extends string = string> {
    * above it (the model at the observed load bounds every ask). Absent = no ceiling.
    */
   readonly ceilingCount?: number;
+  /**
+   * The capacity policy's measured sufficiency (signals.provenGpus): the fewest GPUs measured within
+   * the plan, more than once in the last hour, at a load at least the load now. The latency feedback
+   * does not add while the provisioned count is at least this. Absent = no such measurement.
+   */
+  readonly provenCount?: number;
   /** The unit in messages, singular and plural ("shard"/"shards", "GPU"/"GPUs"). */
   readonly unit: { readonly one: string; readonly many: string };
 }
@@ -89,6 +95,12 @@ export function applyOperatorGuards<R extends string>(
     nowMs - (input.lastScaleUpMs ?? input.trackingSinceMs) > cooldownMs &&
     (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.stableWindowMs)
   ) {
+    // Measured sufficiency (proven.ts): this count (or fewer) served at least this load within the
+    // plan, so one minute over the target is the minute's scatter, not a count too small for the load.
+    if (input.provenCount !== undefined && input.provenCount <= input.provisioned) {
+      message = `${message}; observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms, but ${input.provenCount} ${input.unit.many} met the plan at this load or more within the last ${(policy.proven.windowMs / 60_000).toFixed(0)} min: not adding`;
+      return { desired: Math.max(input.minCount, Math.min(input.maxCount, desired)), reason, message };
+    }
     const ceiling =
       input.ceilingCount === undefined ? Number.POSITIVE_INFINITY : Math.max(input.provisioned, input.ceilingCount);
     const bumped = Math.min(

@@ -5,6 +5,8 @@ export * from "./quality.ts";
 export * from "./ceiling.ts";
 export * from "./screen.ts";
 export * from "./settle.ts";
+export * from "./proven.ts";
+export * from "./history.ts";
 export * from "./signals.ts";
 export * from "./reasons.ts";
 export * from "./shard-count.ts";

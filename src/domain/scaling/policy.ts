@@ -16,6 +16,8 @@ import { DEFAULT_CEILING_POLICY } from "./ceiling.ts";
 import type { CeilingPolicy } from "./ceiling.ts";
 import { DEFAULT_LOAD_QUALITY } from "./quality.ts";
 import type { LoadQualityPolicy } from "./quality.ts";
+import { DEFAULT_PROVEN_POLICY } from "./proven.ts";
+import type { ProvenPolicy } from "./proven.ts";
 import { DEFAULT_SETTLE_POLICY } from "./settle.ts";
 import type { SettlePolicy } from "./settle.ts";
 
@@ -141,6 +143,8 @@ export interface CapacityPolicy {
   readonly ceiling: CeilingPolicy;
   /** Scale-down after sustained measured over-provisioning (src/domain/scaling/settle.ts). */
   readonly settle: SettlePolicy;
+  /** Counts measured within the plan at a load (src/domain/scaling/proven.ts): the latency feedback does not add above them. */
+  readonly proven: ProvenPolicy;
   readonly schedules: readonly PrewarmSchedule[];
   readonly forecast: ForecastPolicy;
   readonly leadTime: LeadTimeOptions;
@@ -170,6 +174,7 @@ export interface CapacityPolicyInput {
   readonly loadQuality?: Partial<LoadQualityPolicy>;
   readonly ceiling?: Partial<CeilingPolicy>;
   readonly settle?: Partial<SettlePolicy>;
+  readonly proven?: Partial<ProvenPolicy>;
   readonly schedules?: readonly PrewarmSchedule[];
   readonly forecast?: Partial<Omit<ForecastPolicy, "options">> & { readonly options?: Partial<ForecastOptions> };
   readonly leadTime?: Partial<LeadTimeOptions>;
@@ -239,6 +244,7 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     loadQuality: { ...DEFAULT_LOAD_QUALITY, ...input.loadQuality },
     ceiling: { ...DEFAULT_CEILING_POLICY, ...input.ceiling },
     settle: { ...DEFAULT_SETTLE_POLICY, ...input.settle },
+    proven: { ...DEFAULT_PROVEN_POLICY, ...input.proven },
     schedules: input.schedules ?? [],
     forecast: {
       enabled: input.forecast?.enabled ?? true,

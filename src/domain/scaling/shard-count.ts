@@ -98,6 +98,7 @@ function guarded<R extends string>(
       // The SLO feedback acts only on usable load metrics (not on a hold on bad data).
       metricsUsable: c.tokensPerSecond !== undefined && !isMetricsHold(capacity.reason),
       ceilingCount: capacity.signals.feedbackCeilingGpus,
+      provenCount: capacity.signals.provenGpus,
       trackingSinceMs: input.trackingSinceMs,
       lastScaleUpMs: input.lastScaleUpMs,
       readySinceMs: input.readySinceMs,

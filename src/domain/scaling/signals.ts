@@ -40,6 +40,11 @@ export interface SignalContext {
   readonly leadTimeMs: number;
   /** Predicted-p99 target the counts are planned for (ms). */
   readonly targetMs: number;
+  /**
+   * The anticipation headroom the SLO count is sized with (an upper quantile of observed /
+   * anticipated load one lead time later; the start factor before enough are scored).
+   */
+  readonly headroom: number;
   /** The learned ceiling (GPUs; Infinity while none). */
   readonly ceilingGpus: number;
   /** The SLO's recommendation this tick (band and settle applied, before stabilisation). */
@@ -216,7 +221,11 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
   return { tokensPerSecond: level > ctx.stableTokensPerSecond ? level : undefined, ratio, days: rise.daysUsed };
 }
 
-/** Forecast pre-warm: the load expected one lead time ahead, never above the learned ceiling; learns every sample with data. */
+/**
+ * Forecast pre-warm: the load expected one lead time ahead (anchored mode: times the SLO's
+ * anticipation headroom; both anticipate the load one lead time ahead, and the anchored forecast is
+ * a point estimate as the trend is), never above the learned ceiling; learns every sample with data.
+ */
 export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
   kind: "recommend",
   id: "forecast",
@@ -225,15 +234,17 @@ export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
   winsTies: false,
   evaluate(ctx) {
     const ahead = forecastAhead(ctx);
+    // The absolute mode's upper band already is an interval; the anchored forecast is a point estimate.
+    const headroom = ctx.policy.forecast.mode === "anchored" ? ctx.headroom : 1;
     const floorGpus =
       ahead.tokensPerSecond === undefined
         ? 0
-        : Math.min(ctx.ceilingGpus, ctx.requiredOrBestEffort(ahead.tokensPerSecond, ctx.targetMs));
+        : Math.min(ctx.ceilingGpus, ctx.requiredOrBestEffort(ahead.tokensPerSecond * headroom, ctx.targetMs));
     const leadMin = fmt(ctx.leadTimeMs / 60_000, 1);
     const message =
       ctx.policy.forecast.mode === "absolute"
         ? `forecast upper band ${fmt(ahead.tokensPerSecond)} tok/s one lead time (${leadMin} min) ahead needs ${floorGpus} GPUs`
-        : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${ahead.days} day(s) with data; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
+        : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${ahead.days} day(s) with data; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) with headroom ${fmt(headroom, 2)} needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
     return {
       floorGpus,
       message,

@@ -1,0 +1,108 @@
+import { describe, expect, it } from "vitest";
+import {
+  applyOperatorGuards,
+  createCapacityState,
+  DEFAULT_PROVEN_POLICY,
+  decideCapacity,
+  makeCapacityPolicy,
+  nextProvenRecords,
+  provenGpus,
+} from "../../src/domain/capacity/index.ts";
+import type { CapacityDecision, CapacityPolicy, ProvenRecord } from "../../src/domain/capacity/index.ts";
+
+const T0 = Date.UTC(2026, 2, 2, 12, 0, 0);
+const TICK = 15_000;
+const MIN = 60_000;
+const P = DEFAULT_PROVEN_POLICY;
+
+describe("measured sufficiency (proven counts)", () => {
+  it("is the minRecords-th fewest GPUs measured within the plan at a load at least this high, within the window", () => {
+    let r: ProvenRecord[] = [];
+    r = nextProvenRecords(r, { atMs: T0, gpus: 100, tokensPerSecond: 50_000 }, T0, P);
+    // One record proves nothing yet (a lucky minute).
+    expect(provenGpus(r, 40_000, T0, P)).toBeUndefined();
+    r = nextProvenRecords(r, { atMs: T0 + MIN, gpus: 96, tokensPerSecond: 45_000 }, T0 + MIN, P);
+    r = nextProvenRecords(r, { atMs: T0 + 2 * MIN, gpus: 90, tokensPerSecond: 30_000 }, T0 + 2 * MIN, P);
+    expect(provenGpus(r, 40_000, T0 + 2 * MIN, P)).toBe(100);
+    expect(provenGpus(r, 30_000, T0 + 2 * MIN, P)).toBe(96);
+    // Above every measured load: nothing is proven.
+    expect(provenGpus(r, 50_001, T0 + 2 * MIN, P)).toBeUndefined();
+    // Monotone: a higher load never has a smaller proven count.
+    let last = 0;
+    for (const load of [10_000, 30_000, 40_000, 45_000]) {
+      const g = provenGpus(r, load, T0 + 2 * MIN, P)!;
+      expect(g).toBeGreaterThanOrEqual(last);
+      last = g;
+    }
+    // Measurements expire (placement and heat drift).
+    expect(provenGpus(r, 30_000, T0 + 2 * MIN + P.windowMs, P)).toBeUndefined();
+    expect(nextProvenRecords(r, undefined, T0 + MIN + P.windowMs, P)).toHaveLength(1);
+    expect(nextProvenRecords(r, undefined, T0, { ...P, enabled: false })).toEqual([]);
+  });
+
+  it("the latency feedback does not add where this count met the plan at this load or more", () => {
+    const policy = makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 2, maxGpus: 256 });
+    const later = T0 + 3_600_000;
+    const over = {
+      desired: 50,
+      reason: "WithinTarget",
+      message: "m",
+      provisioned: 50,
+      ready: 50,
+      observedP99Ms: 55,
+      metricsUsable: true,
+      trackingSinceMs: T0,
+      lastScaleUpMs: undefined,
+      readySinceMs: undefined,
+      minCount: 2,
+      maxCount: 256,
+      budgetCap: Number.POSITIVE_INFINITY,
+      unit: { one: "GPU", many: "GPUs" },
+    } as const;
+    // No measurement: the safety net adds 10 %.
+    expect(applyOperatorGuards(over, policy, later).desired).toBe(55);
+    // Measured within the plan at 50 GPUs (or 48) at this load or more: one minute over is the minute's scatter.
+    const held = applyOperatorGuards({ ...over, provenCount: 48 }, policy, later);
+    expect(held.desired).toBe(50);
+    expect(held.message).toMatch(/48 GPUs met the plan at this load or more/);
+    // Proven only with more GPUs than provisioned: the feedback still adds.
+    expect(applyOperatorGuards({ ...over, provenCount: 52 }, policy, later).desired).toBe(55);
+  });
+
+  it("a steady fleet within the plan proves its count; a load above what it served proves nothing", () => {
+    const policy: CapacityPolicy = makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 2,
+      maxGpus: 256,
+      forecast: { enabled: false },
+    });
+    let state = createCapacityState(policy);
+    let last: CapacityDecision | undefined;
+    const gpus = 60;
+    const decide = (i: number, load: number, p99: number): CapacityDecision => {
+      const now = T0 + i * TICK;
+      const d = decideCapacity(
+        {
+          tokensPerSecond: load,
+          metricsAtMs: now,
+          provisionedGpus: gpus,
+          readyGpus: gpus,
+          balancedness: 0.85,
+          crossNodeShare: 0.2,
+          usdPerGpuHour: 2,
+          observedP99Ms: p99,
+        },
+        state,
+        policy,
+        now,
+      );
+      state = d.nextState;
+      return d;
+    };
+    for (let i = 0; i < 80; i++) last = decide(i, 30_000, 35);
+    expect(last!.signals.provenGpus).toBe(gpus);
+    // Over the target: not recorded. Twice the load served so far: nothing is proven at it.
+    expect(decide(80, 30_000, 70).signals.provenGpus).toBe(gpus);
+    expect(decide(81, 60_000, 35).signals.provenGpus).toBeUndefined();
+  });
+});
