@@ -31,6 +31,8 @@ export interface ChildPlan {
   createPods: V1Pod[];
   /** Shard pods to mark draining (names). */
   drainPods: string[];
+  /** Draining shard pods whose drain is cancelled (another Ready holder of their experts is gone). */
+  undrainPods: string[];
   /** Drained shard pods to delete (uid: delete only that incarnation). */
   deletePods: { name: string; uid?: string }[];
   placement: PlannedPlacement;
@@ -49,6 +51,8 @@ export interface PlanOptions {
   nowMs: number;
   drainSeconds: number;
   maxSurge: number;
+  /** Most shard pods created per reconcile, and none while this many are unschedulable. */
+  maxCreates?: number;
 }
 
 function desiredShards(decision: Decision): DesiredShard[] {
@@ -80,6 +84,7 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     router: routerToApply(d, live.router),
     createPods: [],
     drainPods: [],
+    undrainPods: [],
     deletePods: [],
     placement,
     desired,
@@ -104,6 +109,7 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     nowMs: o.nowMs,
     drainSeconds: o.drainSeconds,
     maxSurge: o.maxSurge,
+    maxCreates: o.maxCreates,
   });
   plan.rollout = rollout;
   plan.createPods = rollout.create.map((s) =>
@@ -117,6 +123,7 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     }),
   );
   plan.drainPods = [...rollout.startDrain];
+  plan.undrainPods = [...rollout.cancelDrain];
   plan.deletePods = rollout.delete.map((name) => ({
     name,
     uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,

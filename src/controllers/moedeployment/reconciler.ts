@@ -38,7 +38,7 @@ import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type LiveChildren } from "./plan.ts";
 import { computeStatus, dropUndefined, servingShardCount } from "./status.ts";
 import { eventsFor, type EventSpec } from "./events.ts";
-import { newColdStarts, nodeViews, readySince, shardViews } from "./observe.ts";
+import { gpuSupply, newColdStarts, nodeViews, readySince, shardViews, withReadyBefore } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
 
 export { ConflictRequeue } from "./errors.ts";
@@ -51,10 +51,14 @@ export interface Cache<T> {
 export interface ReconcilerConfig {
   /** Decision cadence when nothing else wakes the reconciler. */
   reconcileIntervalMs: number;
-  /** Seconds between a shard's drain mark and its deletion. */
+  /** Longest drain: seconds from a shard's drain mark to its deletion while it stays Ready. */
   drainSeconds: number;
   /** Replacement shard pods not yet Ready at once. */
   maxSurge: number;
+  /** Most shard pods created per reconcile, and none while this many are unschedulable; default unbounded. */
+  maxPendingShardPods?: number;
+  /** PriorityClass of shard pods created to hold a (layer, expert) no Ready pod holds; default none. */
+  soleReplicaPriorityClass?: string;
   /** Longest a reconcile waits for its deployment's source read; the read goes on in the background. */
   sourceWaitMs: number;
   component: string;
@@ -112,6 +116,8 @@ interface Memory {
   /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
   rebalanceEvaluatedMs?: number;
   coldStartsSeen: Set<string>;
+  /** Uids of shard pods seen Ready (pruned to the live pods): tells a readiness flap from a pod still loading. */
+  seenReady: Set<string>;
 }
 
 /** What one reconcile read: the deployment's children as they are, and the source readings. */
@@ -121,6 +127,7 @@ interface Observed {
   latency: LatencyReading;
   snapshot: DecisionSnapshot;
   refreshMs: number;
+  gpus: { free: number; held: number };
 }
 
 export class MoEDeploymentReconciler {
@@ -164,6 +171,7 @@ export class MoEDeploymentReconciler {
       nowMs,
       drainSeconds: cfg.drainSeconds,
       maxSurge: cfg.maxSurge,
+      maxCreates: cfg.maxPendingShardPods,
     });
     const result = await actuator.apply(plan, {
       deployment: d,
@@ -185,6 +193,7 @@ export class MoEDeploymentReconciler {
       applyErrors: result.errors,
       nowMs,
       actuatorConditions: result.conditions,
+      gpus: observed.gpus,
     });
     await this.#writeStatus(obj, status);
     this.#recordMetrics(
@@ -222,7 +231,7 @@ export class MoEDeploymentReconciler {
   #memoryFor(key: string, obj: MoEDeploymentObject, nowMs: number): Memory {
     let mem = this.#memory.get(key);
     if (!mem || mem.uid !== obj.metadata?.uid) {
-      mem = { uid: obj.metadata?.uid ?? "", trackingSinceMs: nowMs, coldStartsSeen: new Set() };
+      mem = { uid: obj.metadata?.uid ?? "", trackingSinceMs: nowMs, coldStartsSeen: new Set(), seenReady: new Set() };
       this.#memory.set(key, mem);
     }
     return mem;
@@ -274,7 +283,12 @@ export class MoEDeploymentReconciler {
           p.metadata?.labels?.[Label.component] === LabelValue.componentExpertShard &&
           ownedBy(p),
       );
-    const shardPods = pods.map(readShardPod).filter((v): v is ShardPod => v !== undefined);
+    const read = withReadyBefore(
+      pods.map(readShardPod).filter((v): v is ShardPod => v !== undefined),
+      mem.seenReady,
+    );
+    mem.seenReady = read.seen;
+    const shardPods = read.pods;
     const live: LiveChildren = {
       router: this.#d.deployments.get(names.router, namespace),
       published: readPlacementConfigMap(this.#d.configMaps.get(names.placement, namespace)),
@@ -308,7 +322,8 @@ export class MoEDeploymentReconciler {
       readySinceMs: readySince(pods),
       lastScaleUpMs: lastScale && lastScale.toShards > lastScale.fromShards ? Date.parse(lastScale.time) : undefined,
     };
-    return { live, heat, latency, snapshot, refreshMs };
+    const gpus = gpuSupply(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
+    return { live, heat, latency, snapshot, refreshMs, gpus };
   }
 
   /** Heat and latency read concurrently in the background; this reconcile waits at most config.sourceWaitMs. */

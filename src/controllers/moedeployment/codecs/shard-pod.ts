@@ -103,6 +103,15 @@ export function drainPatch(nowIso: string): {
   };
 }
 
+/** The merge patch that cancels a shard pod's drain (removes the mark; routers use the pod again). */
+export function undrainPatch(): {
+  metadata: { annotations: Record<string, null>; labels: Record<string, null> };
+} {
+  return {
+    metadata: { annotations: { [ShardAnnotation.drainingSince]: null }, labels: { [ShardLabel.draining]: null } },
+  };
+}
+
 /**
  * The node the operator asked for: its annotation, or (pods written before the annotation) the
  * last weight-100 hostname term, which the operator appends after the template's own terms.
