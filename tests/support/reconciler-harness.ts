@@ -38,6 +38,8 @@ export class MemoryStore {
   readonly objects = new Map<string, Obj>();
   /** Returns an error to throw for a write, or undefined to let it through. */
   failWrite: ((verb: string, obj: { kind?: string; name?: string }) => Error | undefined) | undefined;
+  /** Events recorded through the client, oldest first. */
+  readonly events: { type: string; reason: string; message: string }[] = [];
   #rv = 1;
 
   static key(kind: string | undefined, namespace: string | undefined, name: string | undefined): string {
@@ -123,7 +125,9 @@ export class MemoryStore {
           throw apiError(`update-status ${obj.kind}/${obj.metadata?.name}`, 409, "conflict");
         this.put({ ...old, status: obj.status });
       },
-      event: async () => {},
+      event: async (_ref: ObjectRef, type: string, reason: string, message: string) => {
+        this.events.push({ type, reason, message });
+      },
     };
     return writer as unknown as KubeClient;
   }

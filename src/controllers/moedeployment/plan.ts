@@ -6,12 +6,17 @@ import type { Decision } from "../../domain/decide.ts";
 import { planRollout, type DesiredShard, type RolloutPlan } from "../../domain/rollout/index.ts";
 import { expertSetHash, shardExperts } from "./children.ts";
 import { renderPlacementConfigMap, type PublishedPlacement } from "./codecs/placement-configmap.ts";
-import { routerToApply } from "./codecs/router.ts";
+import { routerDrift, routerToApply } from "./codecs/router.ts";
+import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
+import type { EventSpec } from "./events.ts";
 import { renderShardPod, type ShardPod } from "./codecs/shard-pod.ts";
 
 /** The placement the plan publishes. */
 export interface PlannedPlacement {
-  /** Version in the ConfigMap: the published one, plus one when the placement changes. */
+  /**
+   * Version in the ConfigMap: never below the published one or status's; plus one when the placement
+   * changes or is published again after its ConfigMap was lost.
+   */
   version: number;
   hash?: string;
   /** The target differs from the published placement. */
@@ -38,12 +43,18 @@ export interface ChildPlan {
   placement: PlannedPlacement;
   /** One per shard index of the target placement. */
   desired: DesiredShard[];
+  /** Events for hand changes this plan undoes (recorded once the writes succeed). */
+  events: EventSpec[];
 }
 
 /** What exists now, as far as the plan cares. */
 export interface LiveChildren {
   router: V1Deployment | undefined;
   published: PublishedPlacement | undefined;
+  /** The placement ConfigMap as it is (to see hand edits). */
+  placementConfigMap?: V1ConfigMap;
+  /** The placement rebuilt from the shard pods, when the ConfigMap is missing or corrupted. */
+  recovered?: PublishedPlacement;
   shardPods: readonly ShardPod[];
 }
 
@@ -64,10 +75,19 @@ function desiredShards(decision: Decision): DesiredShard[] {
   });
 }
 
-function plannedPlacement(decision: Decision, published: PublishedPlacement | undefined): PlannedPlacement {
+function plannedPlacement(d: MoEDeployment, decision: Decision, live: LiveChildren): PlannedPlacement {
   const hash = decision.placement.hash;
-  const changed = decision.placement.placement !== undefined && hash !== published?.hash;
-  const version = (published?.version ?? 0) + (changed ? 1 : 0);
+  const status = d.status?.placement;
+  const changed =
+    decision.placement.placement !== undefined &&
+    hash !== live.published?.hash &&
+    hash !== (live.recovered?.hash ?? status?.hash);
+  const version = nextPlacementVersion({
+    targetHash: decision.placement.placement ? hash : undefined,
+    published: live.published,
+    recovered: live.recovered !== undefined,
+    status,
+  });
   return {
     version,
     hash,
@@ -78,7 +98,7 @@ function plannedPlacement(decision: Decision, published: PublishedPlacement | un
 
 export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChildren, o: PlanOptions): ChildPlan {
   const desired = desiredShards(decision);
-  const placement = plannedPlacement(decision, live.published);
+  const placement = plannedPlacement(d, decision, live);
   const target = decision.placement.placement;
   const plan: ChildPlan = {
     router: routerToApply(d, live.router),
@@ -88,18 +108,40 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     deletePods: [],
     placement,
     desired,
+    events: [],
   };
+  const drift = routerDrift(d, live.router);
+  if (drift)
+    plan.events.push({
+      type: "Normal",
+      reason: "DriftCorrected",
+      message: `router Deployment ${live.router?.metadata?.name} was changed by hand (${drift}); restored`,
+    });
   const hash = placement.hash;
   if (!target || hash === undefined) return plan;
-  if (placement.changed) {
-    plan.placementConfigMap = renderPlacementConfigMap(d, {
-      placement: target,
-      hash,
-      version: placement.version,
-      denseLayers: d.spec.model.denseLayers,
-      heatBasis: decision.placement.heatBasis,
-      shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
-    });
+  const cm = renderPlacementConfigMap(d, {
+    placement: target,
+    hash,
+    version: placement.version,
+    denseLayers: d.spec.model.denseLayers,
+    heatBasis: decision.placement.heatBasis,
+    shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
+  });
+  if (placement.changed || live.recovered || configMapDrifted(live.placementConfigMap, cm)) {
+    plan.placementConfigMap = cm;
+    const name = cm.metadata!.name!;
+    if (live.recovered)
+      plan.events.push({
+        type: "Warning",
+        reason: "PlacementRecovered",
+        message: `placement ConfigMap ${name} was ${live.placementConfigMap ? "unreadable" : "missing"}; rebuilt from the ${desired.length} shard pods' moe.dev/experts annotations as v${placement.version}`,
+      });
+    else if (!placement.changed && live.placementConfigMap)
+      plan.events.push({
+        type: "Normal",
+        reason: "DriftCorrected",
+        message: `placement ConfigMap ${name} was changed by hand; restored v${placement.version}`,
+      });
   }
   const rollout = planRollout({
     pods: live.shardPods,

@@ -30,6 +30,7 @@ import { readHeat, readLatency, type HeatReading, type LatencyReading, type Sour
 import { SourcePoller } from "./poller.ts";
 import { childNames } from "./children.ts";
 import { readPlacementConfigMap } from "./codecs/placement-configmap.ts";
+import { recoverPlacement } from "./recover.ts";
 import { readShardPod, type ShardPod } from "./codecs/shard-pod.ts";
 import { mergeConditions } from "./conditions.ts";
 import type { PodGpuView } from "./pod-gpus.ts";
@@ -209,6 +210,8 @@ export class MoEDeploymentReconciler {
       placement: plan.placement,
       managesWorkloads: actuator.managesWorkloads,
     });
+    // Hand changes undone: said once the writes went through.
+    if (result.errors.length === 0) events.push(...plan.events);
     for (const e of events) await this.#event(obj, e, nowMs);
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
@@ -289,11 +292,20 @@ export class MoEDeploymentReconciler {
     );
     mem.seenReady = read.seen;
     const shardPods = read.pods;
+    const placementConfigMap = this.#d.configMaps.get(names.placement, namespace);
+    const published = readPlacementConfigMap(placementConfigMap);
+    // The ConfigMap is missing or corrupted: the layout the pods hold is the current placement,
+    // kept as it is for one rebalance interval (no pod is replaced for the loss).
+    const recovered = !published && actuator.managesWorkloads ? recoverPlacement(shardPods, spec) : undefined;
+    if (recovered) mem.rebalanceEvaluatedMs = this.#d.clock.nowMs();
     const live: LiveChildren = {
       router: this.#d.deployments.get(names.router, namespace),
-      published: readPlacementConfigMap(this.#d.configMaps.get(names.placement, namespace)),
+      published,
+      placementConfigMap,
+      recovered,
       shardPods,
     };
+    const current = published ?? recovered;
     const refreshMs = spec.heatSource.refreshIntervalSeconds * 1000;
     const { heat, latency } = await this.#readings(key, d, Math.min(refreshMs, this.#d.config.reconcileIntervalMs));
     const nodes = nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
@@ -307,14 +319,13 @@ export class MoEDeploymentReconciler {
       provisionedShards: managed
         ? (d.status?.desiredShards ?? new Set(shardPods.filter((p) => !p.terminating).map((p) => p.shardIndex)).size)
         : (d.status?.recommendation?.shards ?? 0),
-      currentPlacement: live.published?.placement,
-      currentPlacementHeatBasis: live.published?.heatBasis,
+      currentPlacement: current?.placement,
+      currentPlacementHeatBasis: current?.heatBasis,
       lastRebalanceMs: latest(
         d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined,
         mem.rebalanceEvaluatedMs,
       ),
-      rolloutInProgress:
-        live.published !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
+      rolloutInProgress: current !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
       coldStartDurationsMs: newColdStarts(pods, mem.coldStartsSeen),
       capacityState: mem.capacityState,
       trackingSinceMs: mem.trackingSinceMs,
