@@ -139,7 +139,9 @@ describe("state changed by hand (in-memory reconciler)", () => {
   }
 
   async function stableHarness(): Promise<Harness> {
-    const h = startHarness({ config: { reconcileIntervalMs: 5_000, drainSeconds: 2, maxSurge: 2 } });
+    const h = startHarness({
+      config: { reconcileIntervalMs: 5_000, drainSeconds: 2, maxSurge: 2, soleReplicaPriorityClass: "moe-sole" },
+    });
     for (const n of ["node-a", "node-b"]) h.store.put(gpuNode(n, 8, 2));
     h.store.put(otherPod("hand-router-0", "node-a", 1));
     h.store.put(heatConfigMap(`${NAME}-heat`, NS, skewedHeat(3_000, [1, 2])));
@@ -204,5 +206,20 @@ describe("state changed by hand (in-memory reconciler)", () => {
     // Nothing more to restore: no further writes or events.
     await step(h, 10);
     expect(h.store.events.filter((e) => e.reason === "DriftCorrected")).toHaveLength(2);
+  }, 30_000);
+
+  it("gives a re-created pod that holds a replica no Ready pod holds the sole-replica priority class", async () => {
+    const h = await stableHarness();
+    const shards = () =>
+      h.store.list<V1Pod>("Pod").filter((p) => p.metadata?.labels?.["moe.dev/component"] === "expert-shard");
+    const experts = (p: V1Pod) => JSON.parse(p.metadata!.annotations!["moe.dev/experts"]!) as number[][];
+    const sole = shards().find((p) =>
+      experts(p).some((l, li) => l.some((e) => !shards().some((o) => o !== p && experts(o)[li]?.includes(e)))),
+    )!;
+    expect(sole).toBeDefined();
+    h.store.objects.delete(`Pod/${NS}/${sole.metadata!.name}`);
+    await step(h, 1);
+    const back = shards().find((p) => p.metadata!.name === sole.metadata!.name)!;
+    expect(back.spec?.priorityClassName).toBe("moe-sole");
   }, 30_000);
 });

@@ -3,7 +3,7 @@
 import type { V1ConfigMap, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { moeLayerCount, type MoEDeployment } from "../../api/schema.ts";
 import type { Decision } from "../../domain/decide.ts";
-import { planRollout, type DesiredShard, type RolloutPlan } from "../../domain/rollout/index.ts";
+import { planRollout, restoresCoverage, type DesiredShard, type RolloutPlan } from "../../domain/rollout/index.ts";
 import { expertSetHash, shardExperts } from "./children.ts";
 import { renderPlacementConfigMap, type PublishedPlacement } from "./codecs/placement-configmap.ts";
 import { routerDrift, routerToApply } from "./codecs/router.ts";
@@ -64,6 +64,8 @@ export interface PlanOptions {
   maxSurge: number;
   /** Most shard pods created per reconcile, and none while this many are unschedulable. */
   maxCreates?: number;
+  /** PriorityClass of shard pods that would hold a (layer, expert) no Ready pod holds. */
+  soleReplicaPriorityClass?: string;
 }
 
 function desiredShards(decision: Decision): DesiredShard[] {
@@ -154,6 +156,9 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     maxCreates: o.maxCreates,
   });
   plan.rollout = rollout;
+  const layerCount = moeLayerCount(d.spec.model);
+  const readyPods = live.shardPods.filter((p) => p.ready && !p.terminating);
+  const restores = (s: DesiredShard) => restoresCoverage(s, readyPods, layerCount, d.spec.model.routedExperts);
   plan.createPods = rollout.create.map((s) =>
     renderShardPod(d, {
       shardIndex: s.shardIndex,
@@ -162,6 +167,8 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
       placementVersion: placement.version,
       placementHash: hash,
       preferredNode: s.nodeName,
+      priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
+      minTerminationGraceSeconds: o.drainSeconds,
     }),
   );
   plan.drainPods = [...rollout.startDrain];

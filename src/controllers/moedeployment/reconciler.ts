@@ -173,6 +173,7 @@ export class MoEDeploymentReconciler {
       drainSeconds: cfg.drainSeconds,
       maxSurge: cfg.maxSurge,
       maxCreates: cfg.maxPendingShardPods,
+      soleReplicaPriorityClass: cfg.soleReplicaPriorityClass,
     });
     const result = await actuator.apply(plan, {
       deployment: d,

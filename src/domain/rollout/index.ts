@@ -99,6 +99,18 @@ export function countUncovered(
   return missing;
 }
 
+/** The shard would hold a (layer, expert) that none of the Ready pods holds now. */
+export function restoresCoverage(
+  shard: Pick<DesiredShard, "experts">,
+  readyPods: readonly Pick<ShardPodView, "experts">[],
+  layerCount: number,
+  expertCount: number,
+): boolean {
+  return (
+    countUncovered([...readyPods, shard], layerCount, expertCount) < countUncovered(readyPods, layerCount, expertCount)
+  );
+}
+
 export function planRollout(input: RolloutInput): RolloutPlan {
   const { pods, desired, layerCount, expertCount } = input;
   const live = pods.filter((p) => !p.terminating);

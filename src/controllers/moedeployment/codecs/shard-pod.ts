@@ -34,6 +34,10 @@ export interface ShardPodInput {
   placementVersion: number;
   placementHash: string;
   preferredNode?: string;
+  /** Overrides the template's priorityClassName (pods restoring a replica no Ready pod holds). */
+  priorityClassName?: string;
+  /** Least termination grace period: a pod deleted at the drain deadline gets this long again to finish. */
+  minTerminationGraceSeconds?: number;
 }
 
 /** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
@@ -68,6 +72,15 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
     { name: "MOE_PLACEMENT_CONFIGMAP", value: names.placement },
   ]);
   if (s.preferredNode) spec.affinity = preferNode(spec.affinity, s.preferredNode);
+  if (s.priorityClassName) {
+    spec.priorityClassName = s.priorityClassName;
+    delete spec.priority; // the admission controller sets it from the class
+  }
+  if (s.minTerminationGraceSeconds !== undefined)
+    spec.terminationGracePeriodSeconds = Math.max(
+      spec.terminationGracePeriodSeconds ?? 30,
+      s.minTerminationGraceSeconds,
+    );
   return {
     apiVersion: "v1",
     kind: "Pod",
