@@ -7,6 +7,7 @@ import type { V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
 import { projectPodGpus } from "../../src/controllers/moedeployment/pod-gpus.ts";
 import { readPreferredNode } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import type { Harness } from "./reconciler-harness.ts";
+import type { Rng } from "../../src/domain/rng.ts";
 
 const GPU = "nvidia.com/gpu";
 const BOUND_AT = "sim.test/bound-at";
@@ -14,6 +15,11 @@ const BOUND_AT = "sim.test/bound-at";
 export interface SimOptions {
   /** Seconds from binding to Ready. */
   readySeconds: number;
+  /**
+   * The order the scheduler tries Pending pods in: oldest first (default), or shuffled by this
+   * generator (a real scheduler's queue is reordered by backoff and priority).
+   */
+  queue?: Rng;
 }
 
 function freeGpus(h: Harness): Map<string, number> {
@@ -42,10 +48,11 @@ export function tickCluster(h: Harness, o: SimOptions): void {
   tickDeployments(h);
   const nowMs = h.clock.nowMs();
   const free = freeGpus(h);
-  const pods = h.store
+  const byAge = h.store
     .list<V1Pod>("Pod")
-    // The scheduler's queue: oldest first (the harness numbers uids in creation order).
+    // Oldest first (the harness numbers uids in creation order).
     .sort((a, b) => Number(a.metadata!.uid!.slice(4)) - Number(b.metadata!.uid!.slice(4)));
+  const pods = o.queue ? o.queue.shuffle(byAge) : byAge;
   for (const p of pods) {
     if (p.spec?.nodeName) continue;
     const want = projectPodGpus(p).gpuRequests?.[GPU] ?? 0;

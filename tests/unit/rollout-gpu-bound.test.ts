@@ -18,6 +18,7 @@ import {
 } from "../support/moe-fixtures.ts";
 import { readShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import { countUncovered } from "../../src/domain/rollout/index.ts";
+import { createRng, type Rng } from "../../src/domain/rng.ts";
 
 const NS = "default";
 const NAME = "bound";
@@ -48,13 +49,19 @@ const podsKey = (h: Harness) =>
     .join(",");
 
 /** Steps the cluster and the reconciler one simulated second at a time. */
-async function run(h: Harness, shape: Shape, seconds: number, until?: (h: Harness) => boolean): Promise<Run> {
+async function run(
+  h: Harness,
+  shape: Shape,
+  seconds: number,
+  until?: (h: Harness) => boolean,
+  queue?: Rng,
+): Promise<Run> {
   const r: Run = { done: false, readyFalseSeconds: 0, maxUncovered: 0, maxStuckSeconds: 0 };
   let nextReconcileMs = h.clock.nowMs();
   let lastPods = "";
   let stuck = { version: -1, sinceMs: 0 };
   for (let s = 0; s < seconds; s++) {
-    tickCluster(h, { readySeconds: READY_SECONDS });
+    tickCluster(h, { readySeconds: READY_SECONDS, queue });
     // Level-based like the manager: a pod change or the requested requeue time wakes it.
     if (podsKey(h) !== lastPods || h.clock.nowMs() >= nextReconcileMs) {
       const res = await h.reconcile(KEY).catch(() => ({ requeueAfterMs: 1000 }));
@@ -136,9 +143,13 @@ function demoHeat(tokens: number, hot: number[], skew = 6): string {
 
 describe("the demo's scenario at a quarter of its size", () => {
   const shape = { layers: DEMO.layers - DEMO.dense, experts: DEMO.experts };
-  it.each([2, 8])(
-    "rebalances the heat shift, no rollout stalls, every pair covered and Ready True once up (maxSurge %i)",
-    async (maxSurge) => {
+  const cases = [2, 8].flatMap((maxSurge) =>
+    [undefined, ...(process.env.SIM_SEEDS ?? "1,2,3,4").split(",").map(Number)].map((seed) => ({ maxSurge, seed })),
+  );
+  it.each(cases)(
+    "rebalances the heat shift, no rollout stalls, every pair covered and Ready True once up (maxSurge $maxSurge, scheduler queue shuffled by seed $seed)",
+    async ({ maxSurge, seed }) => {
+      const queue = seed === undefined ? undefined : createRng(seed);
       const h = startHarness({ config: { reconcileIntervalMs: 5_000, drainSeconds: 5, maxSurge } });
       for (const n of ["node-a", "node-b"]) h.store.put(gpuNode(n, 8, 2));
       h.store.put(otherPod("bound-router-0", "node-a", 1));
@@ -155,20 +166,20 @@ describe("the demo's scenario at a quarter of its size", () => {
       const heat = (tokens: number, hot: number[], skew?: number) =>
         h.store.put(heatConfigMap(`${NAME}-heat`, NS, demoHeat(tokens, hot, skew)));
       // No heat yet: the first plan spreads experts evenly; the first heat re-plans.
-      await run(h, shape, 10);
+      await run(h, shape, 10, undefined, queue);
       heat(10_000, [1, 2, 3]);
-      expect((await run(h, shape, 300, stable)).done, "first rollout converged").toBe(true);
+      expect((await run(h, shape, 300, stable, queue)).done, "first rollout converged").toBe(true);
       heat(20_000, [1, 2, 3]);
-      const ramp = await run(h, shape, 60);
+      const ramp = await run(h, shape, 60, undefined, queue);
       heat(30_000, [1, 2, 3]);
-      const peak = await run(h, shape, 60);
+      const peak = await run(h, shape, 60, undefined, queue);
       const v0 = status(h)!.placement!.version;
       const shiftMs = h.clock.nowMs();
       heat(17_000, [20, 33, 47, 50], 10);
-      const shifted = await run(h, shape, 200);
+      const shifted = await run(h, shape, 200, undefined, queue);
       expect(rebalancedSince(h, shiftMs, v0), "the heat shift was rebalanced").toBe(true);
       heat(6_000, [20, 33, 47, 50], 10);
-      const quiet = await run(h, shape, 600, (x) => stable(x) && status(x)?.currentShards === 8);
+      const quiet = await run(h, shape, 600, (x) => stable(x) && status(x)?.currentShards === 8, queue);
       expect(quiet.done, `scaled down to 8 and stable: ${JSON.stringify(status(h)?.conditions)}`).toBe(true);
       for (const r of [ramp, peak, shifted, quiet]) {
         expect(r.maxStuckSeconds).toBeLessThan(120);
