@@ -190,6 +190,7 @@ function planCreates(
     live,
     liveByKey,
     missing.filter((d) => indicesWithPods.has(d.shardIndex)),
+    Math.max(0, Math.max(1, input.maxSurge) - inFlight),
   );
   const create: DesiredShard[] = [];
   for (const d of [...replacements, ...fresh]) {
@@ -210,15 +211,17 @@ function planCreates(
  * spare GPU held that way the rollout deadlocks. So replacements go first that let old pods go:
  * each pick is the one that completes the most old pods' missing replicas (then covers the most of
  * them, then the lowest index), counting the picks before it and the replacements already in
- * flight as coming.
+ * flight as coming. Only the first `picks` (what maxSurge lets start now) are ordered; the rest
+ * follow by index.
  */
 function orderReplacements(
   input: RolloutInput,
   live: readonly ShardPodView[],
   liveByKey: ReadonlyMap<string, ShardPodView>,
   candidates: readonly DesiredShard[],
+  picks: number,
 ): DesiredShard[] {
-  if (candidates.length <= 1) return [...candidates];
+  if (candidates.length <= 1 || picks === 0) return [...candidates];
   const { layerCount, expertCount, desired } = input;
   const desiredKeys = new Set(desired.map((d) => key(d.shardIndex, d.setHash)));
   const holders = new Uint16Array(layerCount * expertCount);
@@ -244,7 +247,7 @@ function orderReplacements(
   }
   const left = [...candidates];
   const out: DesiredShard[] = [];
-  while (left.length > 0) {
+  while (left.length > 0 && out.length < picks) {
     let best = 0;
     let bestScore: [number, number] = [-1, -1];
     left.forEach((c, k) => {
@@ -272,7 +275,7 @@ function orderReplacements(
     });
     out.push(pick);
   }
-  return out;
+  return [...out, ...left];
 }
 
 /**
