@@ -211,8 +211,8 @@ export class MoEDeploymentReconciler {
       placement: plan.placement,
       managesWorkloads: actuator.managesWorkloads,
     });
-    // Hand changes undone: said once the writes went through.
-    if (result.errors.length === 0) events.push(...plan.events);
+    // Hand changes undone: said once the writes went through (only an actuator that writes undoes them).
+    if (actuator.managesWorkloads && result.errors.length === 0) events.push(...plan.events);
     for (const e of events) await this.#event(obj, e, nowMs);
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
