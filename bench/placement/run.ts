@@ -9,11 +9,19 @@ import { eplbGlobal, eplbRebalance, mapBalancedness } from "./eplb.ts";
 import {
   computePlacementMetrics,
   countMovedReplicas,
+  estimateMoveCost,
   heatFromSglangLogicalCount,
   placementFromSglang,
   planPlacement,
 } from "../../src/domain/placement/index.ts";
-import type { GpuSlotInfo, Placement, PlacementOutcome, PlacementPolicy } from "../../src/domain/placement/index.ts";
+import type {
+  GpuSlotInfo,
+  MoveCost,
+  MoveCostPolicy,
+  Placement,
+  PlacementOutcome,
+  PlacementPolicy,
+} from "../../src/domain/placement/index.ts";
 import {
   correlation,
   driftHeat,
@@ -48,6 +56,14 @@ const POLICY: PlacementPolicy = {
   bytesPerExpertReplica: BYTES_PER_EXPERT,
 };
 const gb = (replicas: number): string => ((replicas * BYTES_PER_EXPERT) / 1e9).toFixed(1);
+/** Move-cost policy from the shipped spec.placement defaults (as src/controllers/moedeployment/policy.ts maps them). */
+const MOVE_COST: MoveCostPolicy = {
+  bytesPerExpertReplica: BYTES_PER_EXPERT,
+  nvlinkBytesPerSecond: SHIPPED.moveBandwidth.nvlinkMegabytesPerSecond * 1e6,
+  networkBytesPerSecond: SHIPPED.moveBandwidth.networkMegabytesPerSecond * 1e6,
+  storageBytesPerSecond: SHIPPED.moveBandwidth.storageMegabytesPerSecond * 1e6,
+  maxStallSeconds: SHIPPED.maxStallMilliseconds / 1000,
+};
 
 function makeGpus(count: number, perNode: number, slots: number): GpuSlotInfo[] {
   return Array.from({ length: count }, (_, g) => ({
@@ -731,6 +747,117 @@ const range = (xs: number[], fmt: (x: number) => string = f4): string =>
     name: "scale-down within 0.02 of a fresh plan at the new size",
     pass,
     numbers: `gap ${range(gaps)} (budget 0 then one rebalance: ${range(gapsZero)})`,
+  });
+}
+
+// Move cost: the bytes each rebalance loads, over which path, and how long it stalls the shards,
+// with the shipped spec.placement bandwidths (H800) and stall bound, beside EPLB's re-plan of the
+// same change (chunked by the same rule). Target: no shard stalls longer than the bound, unless
+// one layer alone does (reported as over-bound layers).
+{
+  const rows: string[][] = [];
+  let pass = true;
+  const stalls: number[] = [];
+  const ratios: number[] = [];
+  const costRow = (
+    name: string,
+    ours: MoveCost,
+    eplb: MoveCost,
+    replicas: number,
+    eplbReplicas: number,
+    bound = MOVE_COST.maxStallSeconds,
+  ): void => {
+    const within = ours.chunks.every((k) => k.stallSeconds <= bound || (k.overBound && k.firstLayer === k.lastLayer));
+    pass &&= within;
+    stalls.push(ours.maxStallSeconds);
+    if (ours.estimatedSeconds > 0) ratios.push(eplb.estimatedSeconds / ours.estimatedSeconds);
+    const paths = (c: MoveCost): string =>
+      [c.byPath.nvlink.bytes, c.byPath.network.bytes, c.byPath.storage.bytes]
+        .map((b) => (b / 1e9).toFixed(1))
+        .join("/");
+    rows.push([
+      name,
+      pct(ours.moves / replicas),
+      (ours.bytes / 1e9).toFixed(1),
+      paths(ours),
+      ours.estimatedSeconds.toFixed(3),
+      String(ours.chunks.length),
+      ours.maxStallSeconds.toFixed(3),
+      String(ours.overBoundLayers.length),
+      pct(eplb.moves / eplbReplicas),
+      (eplb.bytes / 1e9).toFixed(1),
+      paths(eplb),
+      eplb.estimatedSeconds.toFixed(3),
+      String(eplb.chunks.length),
+      eplb.maxStallSeconds.toFixed(3),
+      within ? "PASS" : "FAIL",
+    ]);
+  };
+  for (const c of qualityCases) {
+    const start = planned(planPlacement({ heat: c.heat, gpus, policy: POLICY })).placement;
+    const eplbStart = fromMap(eplbGlobal(c.heat, GPUS * SLOTS, GPUS));
+    for (const corr of [0.999, 0.98]) {
+      const heat = driftHeat(c.heat, { correlation: corr, seed: 3000 });
+      const o = planPlacement({ heat, gpus, policy: { ...POLICY, moveCost: MOVE_COST }, current: start });
+      const ours = o.kind === "planned" ? o.moveCost! : estimateMoveCost(start, start, MOVE_COST);
+      const eplb = estimateMoveCost(eplbStart, fromMap(eplbGlobal(heat, GPUS * SLOTS, GPUS)), MOVE_COST);
+      costRow(`${c.name}, drift ${corr}`, ours, eplb, LAYERS * GPUS * SLOTS, LAYERS * GPUS * SLOTS);
+    }
+    const big = makeGpus(52, GPUS_PER_NODE, SLOTS);
+    const small = makeGpus(36, GPUS_PER_NODE, SLOTS);
+    const from = planned(planPlacement({ heat: c.heat, gpus: big, policy: POLICY })).placement;
+    const down = planned(
+      planPlacement({ heat: c.heat, gpus: small, policy: { ...POLICY, moveCost: MOVE_COST }, current: from }),
+    );
+    const eplbDown = estimateMoveCost(
+      fromMap(eplbGlobal(c.heat, 52 * SLOTS, 52), big),
+      fromMap(eplbGlobal(c.heat, 36 * SLOTS, 36), small),
+      MOVE_COST,
+    );
+    costRow(`${c.name}, 52 -> 36 GPUs`, down.moveCost!, eplbDown, LAYERS * 36 * SLOTS, LAYERS * 36 * SLOTS);
+    // The same change under a tight bound (0.1 s): split into layer chunks.
+    const tight = { ...MOVE_COST, maxStallSeconds: 0.1 };
+    costRow(
+      `${c.name}, 52 -> 36 GPUs, bound 0.1 s`,
+      estimateMoveCost(from, down.placement, tight),
+      estimateMoveCost(
+        fromMap(eplbGlobal(c.heat, 52 * SLOTS, 52), big),
+        fromMap(eplbGlobal(c.heat, 36 * SLOTS, 36), small),
+        tight,
+      ),
+      LAYERS * 36 * SLOTS,
+      LAYERS * 36 * SLOTS,
+      tight.maxStallSeconds,
+    );
+  }
+  table(
+    `Move cost per rebalance (shipped spec.placement: NVLink ${MOVE_COST.nvlinkBytesPerSecond / 1e9} GB/s, network ${MOVE_COST.networkBytesPerSecond / 1e9} GB/s, storage ` +
+      `${MOVE_COST.storageBytesPerSecond / 1e9} GB/s per GPU, stall bound ${MOVE_COST.maxStallSeconds} s; ${(BYTES_PER_EXPERT / 1e6).toFixed(1)} MB per replica). ` +
+      `GB nv/net/sto = bytes by path; est s = sum of chunk stalls (chunks one after another); stall = longest shard stall in one chunk; ` +
+      `EPLB: its re-plan of the same change, chunked by the same rule. Target: stall within the bound unless a layer alone exceeds it`,
+    [
+      "scenario",
+      "moved",
+      "GB",
+      "GB nv/net/sto",
+      "est s",
+      "chunks",
+      "stall s",
+      "over",
+      "EPLB moved",
+      "EPLB GB",
+      "EPLB nv/net/sto",
+      "EPLB est s",
+      "EPLB chunks",
+      "EPLB stall",
+      "target",
+    ],
+    rows,
+  );
+  targets.push({
+    name: `move cost: no shard stalls longer than the bound (${MOVE_COST.maxStallSeconds} s shipped, 0.1 s tight) per chunk unless one layer alone does`,
+    pass,
+    numbers: `longest stall ${range(stalls, (x) => x.toFixed(3))} s; EPLB's re-plan takes ${range(ratios, (x) => x.toFixed(1))}x our estimated time`,
   });
 }
 

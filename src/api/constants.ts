@@ -50,6 +50,12 @@ export const Annotation = {
   generatedBy: "moe.dev/generated-by",
 } as const;
 
+/** Finalizers the operator sets on a MoEDeployment. */
+export const Finalizer = {
+  /** Mode PullRequest with spec.gitops.pullRequests.closeOnDelete: close the pull request before the object goes. */
+  gitopsPullRequest: "moe.dev/gitops-pull-request",
+} as const;
+
 /** metav1.Condition types written to status.conditions. */
 export const ConditionType = {
   /** Summary: True when the deployment serves within its SLO and nothing is degraded. Computed from the others. */
@@ -124,8 +130,6 @@ export const ConditionReason = {
   PullRequestOpen: "PullRequestOpen",
   /** Nothing to propose: the bounds in Git fit what was observed (or the learning window is not over). */
   NoChangeProposed: "NoChangeProposed",
-  /** A pull request is being created or updated in the background. */
-  Syncing: "Syncing",
   /** GitHub refused the credentials (401), or the Secret is missing. */
   AuthFailed: "AuthFailed",
   /** GitHub's rate limit (primary or secondary) stopped the sync; it resumes after the reset. */
@@ -136,6 +140,8 @@ export const ConditionReason = {
   ApiUrlNotAllowed: "ApiUrlNotAllowed",
   /** The file at spec.gitops.path is missing, not YAML, or holds no matching MoEDeployment. */
   ManifestNotFound: "ManifestNotFound",
+  /** Event: the MoEDeployment was deleted and its pull request could not be closed (the finalizer was removed anyway). */
+  PullRequestNotClosed: "PullRequestNotClosed",
   /** Any other GitHub error (5xx after retries, unexpected responses). */
   GitHubError: "GitHubError",
 } as const;

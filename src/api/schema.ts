@@ -243,7 +243,7 @@ const ModelBase = z.object({
     .int()
     .min(1)
     .describe(
-      "Parameters of one routed expert in one layer (DeepSeek-V3: 3 x 7168 x 2048 = 44040192). Used with weightDtype when expertWeightBytes is not set.",
+      "Parameters of one routed expert in one layer (DeepSeek-V3: gate, up and down projections 3 x 7168 hidden x 2048 moe_intermediate = 44040192). Used with weightDtype when expertWeightBytes is not set; gives the bytes each expert move loads.",
     )
     .optional(),
   weightDtype: WeightDtypeSchema.describe(
@@ -395,6 +395,36 @@ export const ServingSchema = z
 // ---------------------------------------------------------------------------
 // spec.placement
 
+// Defaults: H800 nodes as DeepSeek runs them (src/domain/placement/move-cost.ts names the sources:
+// DeepEP's README for NVLink ~160 GB/s and 400 Gb/s RDMA ~50 GB/s per GPU; 3FS for storage).
+export const MoveBandwidthSchema = z
+  .object({
+    nvlinkMegabytesPerSecond: z
+      .int32()
+      .min(1)
+      .default(160_000)
+      .describe(
+        "Bandwidth of a copy between two GPUs of one node (NVLink), megabytes (10^6 bytes) per second per GPU. Default: H800 (~160 GB/s, DeepEP's measurement); H100 SXM NVLink is up to ~450 GB/s one way.",
+      ),
+    networkMegabytesPerSecond: z
+      .int32()
+      .min(1)
+      .default(50_000)
+      .describe(
+        "Bandwidth of a copy between GPUs of different nodes (RDMA or network), megabytes per second per GPU. Default: one 400 Gb/s InfiniBand NIC per GPU (~50 GB/s).",
+      ),
+    storageMegabytesPerSecond: z
+      .int32()
+      .min(1)
+      .default(5_000)
+      .describe(
+        "Bandwidth of loading an expert from the weight store when no running shard holds it, megabytes per second per GPU. Default ~5 GB/s (a 3FS client node's 40 GiB/s shared by 8 GPUs).",
+      ),
+  })
+  .describe(
+    "Bandwidths the move-cost estimate uses for each path of an expert move: same node, across nodes, from storage.",
+  );
+
 export const PlacementSchema = z
   .object({
     maxRedundantSlotsPerLayer: z
@@ -433,6 +463,15 @@ export const PlacementSchema = z
       .describe(
         "Node label that defines failure and interconnect domains; replicas of the same expert are spread across its values.",
       ),
+    maxStallMilliseconds: z
+      .int32()
+      .min(10)
+      .max(600_000)
+      .default(2_000)
+      .describe(
+        "Longest one shard may stall loading expert weights in one step of a rebalance. A rebalance is split into chunks of consecutive MoE layers that each stay within it (like SGLang's --eplb-rebalance-layers-per-chunk); a layer whose moves alone take longer is its own chunk and is reported. The chunks, bytes and estimated duration are published in the placement ConfigMap (move-cost.json) and status.placement.",
+      ),
+    moveBandwidth: MoveBandwidthSchema.prefault({}),
   })
   .describe("How expert replicas are assigned to shards and how often they move.");
 
@@ -833,6 +872,8 @@ export const CostSchema = z
 const REPOSITORY_MESSAGE = "must be owner/name of a GitHub repository, e.g. acme/inference-config";
 const GIT_PATH_MESSAGE =
   "must be a relative path inside the repository (no leading /, no .. segments, no spaces), e.g. clusters/prod/deepseek.yaml";
+const GIT_PATH_PATTERN =
+  "^([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*)(/([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*))*$";
 const BRANCH_MESSAGE = "must be a git branch name (letters, digits, . _ - /; no .., no leading or trailing / or .)";
 
 const SecretKeyRefSchema = (defaultKey: string, what: string) =>
@@ -892,7 +933,9 @@ export const PullRequestLimitsSchema = z
       .min(1)
       .max(100)
       .default(2)
-      .describe("Most commits (opening or updating this deployment's pull request) per rolling hour."),
+      .describe(
+        "Most updates that commit (opening or updating this deployment's pull request; one commit per changed file) per rolling hour.",
+      ),
     concurrentLimit: z
       .int32()
       .min(1)
@@ -905,10 +948,73 @@ export const PullRequestLimitsSchema = z
       .boolean()
       .default(true)
       .describe(
-        "Close the pull request and delete its branch when the MoEDeployment is deleted (best effort: only while the operator runs; no finalizer).",
+        "Close the pull request and delete its branch when the MoEDeployment is deleted, through the finalizer moe.dev/gitops-pull-request. Deletion never waits on GitHub for long: after 4 failed attempts (or 5 minutes after the deletion request) the finalizer is removed with a PullRequestNotClosed Warning event. false: no finalizer; the pull request stays open.",
       ),
   })
   .describe("Pull-request limits (like Renovate's prHourlyLimit and prConcurrentLimit).");
+
+export const GitOpsSchedulesSchema = z
+  .object({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Propose spec.prewarm.schedules entries (named learned-HHMM, daily, UTC) for load peaks the forecaster saw recur at the same time of day.",
+      ),
+    minDays: z
+      .int32()
+      .min(2)
+      .max(6)
+      .default(3)
+      .describe(
+        "A peak is proposed only when it recurred on each of the most recent this many days with data (the forecaster keeps one week).",
+      ),
+    minRisePercent: z
+      .int32()
+      .min(10)
+      .max(1_000)
+      .default(50)
+      .describe(
+        "A ten-minute bucket counts as part of a peak when its load is at least this percent above the day's base (its 25th percentile bucket).",
+      ),
+  })
+  .describe(
+    "Pre-warm schedules learned from recurring daily peaks. An entry already in Git is changed only when its start moves by at least 30 minutes, or its duration or minShards by at least minChangePercent.",
+  );
+
+const GitOpsPlacementFileBase = z.object({
+  path: matching(z.string().max(1024), GIT_PATH_PATTERN, GIT_PATH_MESSAGE).describe(
+    "Path in the repository of the JSON file the engines read with --init-expert-location (SGLang physical_to_logical_map). The operator writes it deterministically: one layer per line, no other keys.",
+  ),
+  denseLayers: z
+    .int32()
+    .min(0)
+    .max(1_000)
+    .default(0)
+    .describe(
+      "Dense layers before the first MoE layer in the engine's arrays (DeepSeek-V3: 3); their rows repeat the first MoE layer's (the engine ignores them).",
+    ),
+  minBalancednessGain: z
+    .number()
+    .min(0.001)
+    .max(1)
+    .default(0.05)
+    .describe(
+      "Propose a new file only when, under the observed heat, its balancedness (mean / max GPU load, 0..1) beats the file's in Git (or the one pending in the pull request) by at least this much, or the GPU count changed.",
+    ),
+});
+
+export const GitOpsPlacementFileSchema = withRules(GitOpsPlacementFileBase, [
+  {
+    rule: "self.path.endsWith('.json')",
+    fieldPath: ".path",
+    message:
+      "spec.gitops.placementFile.path must end with .json: SGLang's --init-expert-location reads a file only by that suffix",
+    holds: (f) => f.path.endsWith(".json"),
+  },
+]).describe(
+  "Propose the expert placement file an engine is configured with from Git, when the operator's heat-based placement differs enough from it.",
+);
 
 export const GitOpsSchema = z
   .object({
@@ -923,12 +1029,8 @@ export const GitOpsSchema = z
       })
       .default("main")
       .describe("Branch the pull request targets and the manifest is read from."),
-    path: matching(
-      z.string().max(1024),
-      "^([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*)(/([-A-Za-z0-9_][-A-Za-z0-9_.]*|[.][-A-Za-z0-9_][-A-Za-z0-9_.]*))*$",
-      GIT_PATH_MESSAGE,
-    ).describe(
-      "Path in the repository of the YAML file holding this MoEDeployment (matched by kind, metadata.name and metadata.namespace when set). The pull request edits spec.scaling.minShards/maxShards and spec.cost.maxUsdPerHour in place, keeping comments and key order; never live replica counts.",
+    path: matching(z.string().max(1024), GIT_PATH_PATTERN, GIT_PATH_MESSAGE).describe(
+      "Path in the repository of the YAML file holding this MoEDeployment (matched by kind, metadata.name and metadata.namespace when set). The pull request edits spec.scaling.minShards/maxShards, spec.cost.maxUsdPerHour and learned spec.prewarm.schedules entries in place, keeping comments and key order; never live replica counts.",
     ),
     apiUrl: matching(z.string().max(2048), HTTP_URL, URL_MESSAGE)
       .default("https://api.github.com")
@@ -969,9 +1071,11 @@ export const GitOpsSchema = z
         "Propose lowering spec.scaling.maxShards (or minShards) when the bound was not approached for this long (default 3 days): maxShards to 125% of the peak desired shards, minShards to the most shards the SLO needed (not below expert coverage).",
       ),
     pullRequests: PullRequestLimitsSchema.prefault({}),
+    prewarmSchedules: GitOpsSchedulesSchema.prefault({}),
+    placementFile: GitOpsPlacementFileSchema.optional(),
   })
   .describe(
-    "Pull-request mode: where the MoEDeployment manifest lives in Git and how proposals are made. Tracking windows are kept in the operator's memory: a restart starts them again.",
+    "Pull-request mode: where the MoEDeployment manifest lives in Git and how proposals are made. The tracking windows and the commit times of the last hour are recorded in status.gitops, so an operator restart neither restarts the windows nor exceeds the hourly limit.",
   );
 
 // ---------------------------------------------------------------------------
@@ -1080,6 +1184,32 @@ export const PlacementStatusSchema = z
       .max(1)
       .describe("Fraction of expert-replica weights moved by the last rebalance, 0..1.")
       .optional(),
+    movedBytes: z
+      .int()
+      .min(0)
+      .describe("Bytes of expert weights the last rebalance loads (moved replicas x bytes per replica).")
+      .optional(),
+    estimatedMoveSeconds: z
+      .number()
+      .min(0)
+      .describe(
+        "Estimated duration of the last rebalance's weight loads, seconds: its layer chunks one after another, each as long as its longest shard stall (bandwidths from spec.placement.moveBandwidth).",
+      )
+      .optional(),
+    moveChunks: z
+      .int32()
+      .min(0)
+      .describe(
+        "Layer chunks the last rebalance is split into so that no shard stalls longer than spec.placement.maxStallMilliseconds.",
+      )
+      .optional(),
+    maxMoveStallSeconds: z
+      .number()
+      .min(0)
+      .describe(
+        "Longest stall of one shard in one chunk of the last rebalance, seconds; above spec.placement.maxStallMilliseconds only when one layer's moves alone take longer.",
+      )
+      .optional(),
     redundantSlotsPerLayer: z
       .int32()
       .min(0)
@@ -1163,6 +1293,51 @@ export const RecommendationSchema = z
   })
   .describe("What the operator would do (mode Recommend; also filled in Auto for comparison).");
 
+export const GitOpsStatusSchema = z
+  .object({
+    trackingSince: Time(
+      "When the operator started tracking this deployment for proposals (the learning window starts here).",
+    ),
+    boundsKey: z.string().max(128).describe("minShards/maxShards/maxUsdPerHour the windows below refer to."),
+    atMaxSince: Time("Start of the current unbroken run of SLOMet=False at maxShards.").optional(),
+    atMaxRequiredShards: z.int32().min(0).describe("Most shards the SLO needed in that run.").optional(),
+    atBudgetSince: Time("Start of the current unbroken run of SLOMet=False held back by the budget.").optional(),
+    budgetRequiredUsdPerHour: z.number().min(0).describe("Most USD/h the SLO needed in that run.").optional(),
+    quietSince: Time(
+      "Since when maxShards was not approached (absent while it is approached); lowering proposals wait lowerAfterSeconds from here.",
+    ).optional(),
+    peakDesiredShards: z.int32().min(0).describe("Most shards wanted since quietSince.").optional(),
+    peakSloShards: z.int32().min(0).describe("Most shards the SLO needed since quietSince.").optional(),
+    commitTimes: z
+      .array(Time("A commit."))
+      .max(100)
+      .describe("Commits to the pull request in the last hour (spec.gitops.pullRequests.hourlyLimit).")
+      .optional(),
+    pullRequestUrl: z.string().max(2048).describe("The deployment's pull request.").optional(),
+    pendingSchedules: z
+      .array(
+        z
+          .object({
+            name: z.string().max(63).describe("Entry name (learned-HHMM)."),
+            replaces: z.string().max(63).describe("The entry in Git it changes, if any.").optional(),
+            start: z.string().max(256).describe("Daily cron (UTC)."),
+            durationMinutes: z.int32().min(1).describe("Window length."),
+            minShards: z.int32().min(1).describe("Shards held in the window."),
+            daysSeen: z.int32().min(0).describe("Days the peak recurred on."),
+            peakTokensPerSecond: z.number().min(0).describe("Peak load seen."),
+            baseTokensPerSecond: z.number().min(0).describe("The days' base load."),
+            why: z.string().max(1024).describe("Why, in words."),
+          })
+          .describe("A learned pre-warm schedule entry proposed and not yet in the spec."),
+      )
+      .max(50)
+      .describe(
+        "Learned schedule entries the pull request proposes (the forecaster's history behind them is in memory: a restarted operator keeps these until it has seen spec.gitops.prewarmSchedules.minDays days again).",
+      )
+      .optional(),
+  })
+  .describe("Mode PullRequest: what the proposals rest on, kept across operator restarts.");
+
 export const MoEDeploymentStatusSchema = z
   .object({
     observedGeneration: z.int().min(0).describe("metadata.generation of the spec this status reflects.").optional(),
@@ -1191,6 +1366,7 @@ export const MoEDeploymentStatusSchema = z
     lastScale: LastScaleSchema.optional(),
     nextPrewarm: NextPrewarmSchema.optional(),
     recommendation: RecommendationSchema.optional(),
+    gitops: GitOpsStatusSchema.optional(),
   })
   .describe("Observed state, written only by the operator.");
 
@@ -1248,6 +1424,7 @@ export type PrewarmSchedule = z.output<typeof PrewarmScheduleSchema>;
 export type PrewarmSpec = z.output<typeof PrewarmSchema>;
 export type CostSpec = z.output<typeof CostSchema>;
 export type GitOpsSpec = z.output<typeof GitOpsSchema>;
+export type GitOpsStatus = z.output<typeof GitOpsStatusSchema>;
 export type MoEDeploymentSpec = z.output<typeof MoEDeploymentSpecSchema>;
 /** The spec as a user writes it (defaults not yet applied). */
 export type MoEDeploymentSpecInput = z.input<typeof MoEDeploymentSpecSchema>;

@@ -8,7 +8,8 @@
 // - pod annotation moe.dev/experts: JSON [moeLayer][expert ids] of one shard;
 // - placement ConfigMap: placement.json (gpus + [moeLayer][gpu][slot]),
 //   physical_to_logical_map.json ([layer][gpu x slot], dense layers included),
-//   shards.json, version, hash, heat-basis.
+//   shards.json, version, hash, heat-basis. move-cost.json is not bounded here: it is written only
+//   while it fits under the limit (placement-configmap.ts), so it never changes what is admitted.
 
 /** Kubernetes: total bytes of a ConfigMap's data and binaryData (keys and values). */
 export const CONFIGMAP_LIMIT_BYTES = 1024 * 1024;

@@ -27,6 +27,10 @@ import {
   type PlacementMetrics,
   type PlacementOutcome,
   type TopologyPreference,
+  describeMoveCost,
+  estimateMoveCost,
+  type MoveCost,
+  type MoveCostPolicy,
 } from "./placement/index.ts";
 
 export interface DeploymentPolicy {
@@ -58,6 +62,11 @@ export interface DeploymentPolicy {
      * once, or old pods wait on replacements that wait on GPUs the old pods hold.
      */
     readonly maxChangedShards?: number;
+    /**
+     * Bytes per replica, path bandwidths and the per-shard stall bound: with it, a replan carries the
+     * move cost of the change (bytes, layer chunks, estimated duration) and its reason says it.
+     */
+    readonly moveCost?: MoveCostPolicy;
   };
   readonly defaultUsdPerGpuHour?: number;
 }
@@ -132,6 +141,8 @@ export interface DecisionPlacement {
   readonly metrics?: PlacementMetrics;
   readonly movedFraction?: number;
   readonly movedReplicas?: number;
+  /** What the change from the current placement costs (policy.placement.moveCost set, a current placement). */
+  readonly moveCost?: MoveCost;
   /** Heat the returned placement rests on (publish it with the placement). */
   readonly heatBasis?: HeatBasis;
   /** A rebalance by heat, not a change of shard count: it restarts the rebalance interval. */
@@ -510,12 +521,17 @@ function scaleUpPlacement(c: PlacementContext): DecisionPlacement {
   const grownBal = grown ? computePlacementMetrics(grown, c.planHeat).balancedness : -1;
   const extended = grown && grownBal > plainBal ? grown : plain;
   const moved = countMovedReplicas(current, extended);
+  const cost = moveCostOf(c, extended);
   return {
     action: "replan",
-    reason:
+    reason: withMoveCost(
+      c,
+      cost,
       extended === plain
         ? `scaled up to ${c.desiredShards} shards: new shards hold redundant replicas of the hottest experts; running shards unchanged`
         : `scaled up to ${c.desiredShards} shards: the new shards${hot.length > 0 ? ` and the ${hot.length} hottest running ones` : ""} written for the heat (balancedness ${grownBal.toFixed(3)} vs ${plainBal.toFixed(3)} with running shards unchanged)`,
+    ),
+    ...(cost ? { moveCost: cost } : {}),
     placement: extended,
     hash: placementHash(extended),
     metrics: computePlacementMetrics(extended, c.planHeat),
@@ -581,14 +597,29 @@ function plan(
   return onPlanned(outcome);
 }
 
+/** The move cost of changing the current placement into `next`, when the policy has the numbers. */
+function moveCostOf(c: PlacementContext, next: Placement): MoveCost | undefined {
+  const policy = c.policy.placement.moveCost;
+  return policy && c.current ? estimateMoveCost(c.current, next, policy) : undefined;
+}
+
+function withMoveCost(c: PlacementContext, cost: MoveCost | undefined, reason: string): string {
+  if (!cost || cost.moves === 0) return reason;
+  return `${reason}; loads ${describeMoveCost(cost, c.policy.placement.moveCost!.maxStallSeconds)}`;
+}
+
 function replanned(
+  c: PlacementContext,
   placement: Placement,
   metrics: PlacementMetrics,
   o: PlannedOutcome,
   rest: Pick<DecisionPlacement, "action" | "reason" | "heatBasis" | "heatRebalance">,
 ): DecisionPlacement {
+  const cost = moveCostOf(c, placement);
   return {
     ...rest,
+    reason: withMoveCost(c, cost, rest.reason),
+    ...(cost ? { moveCost: cost } : {}),
     placement,
     hash: placementHash(placement),
     metrics,
@@ -600,7 +631,7 @@ function replanned(
 function initialPlacement(c: PlacementContext): DecisionPlacement {
   const budget = { maxMoveFraction: c.policy.placement.maxMoveFraction, minBalancednessGain: 0 };
   return plan(c, budget, { heatBasis: c.currentBasis, rebalanceEvaluated: false }, (o) =>
-    replanned(o.placement, o.metrics, o, {
+    replanned(c, o.placement, o.metrics, o, {
       action: "initial",
       reason: `initial placement on ${c.desiredShards} shards${c.planHeatBasis === "none" ? " (no heat seen yet: experts spread evenly; the first usable heat re-plans)" : ""}`,
       heatBasis: c.planHeatBasis,
@@ -615,7 +646,7 @@ function firstHeatPlacement(c: PlacementContext): DecisionPlacement {
     { maxMoveFraction: 1, minBalancednessGain: 0 },
     { heatBasis: "observed", rebalanceEvaluated: !c.structural },
     (o) =>
-      replanned(o.placement, o.metrics, o, {
+      replanned(c, o.placement, o.metrics, o, {
         action: "replan",
         reason: `first heat-based placement: balancedness ${(o.previousMetrics?.balancedness ?? 0).toFixed(3)} -> ${o.metrics.balancedness.toFixed(3)} (the previous one was made before any heat was seen)`,
         heatBasis: "observed",
@@ -631,7 +662,7 @@ function scaleDownPlacement(c: PlacementContext): DecisionPlacement {
     { maxMoveFraction: 0, minBalancednessGain: 0 },
     { heatBasis: c.currentBasis, rebalanceEvaluated: false },
     (o) =>
-      replanned(o.placement, o.metrics, o, {
+      replanned(c, o.placement, o.metrics, o, {
         action: "replan",
         reason: `shards changed to ${c.desiredShards}: re-homed experts (${o.mode})`,
         heatBasis: c.currentBasis,
@@ -685,6 +716,7 @@ function heatRebalancePlacement(c: PlacementContext): DecisionPlacement {
     }
     return {
       ...replanned(
+        c,
         planned,
         metrics,
         { ...o, ...moves },

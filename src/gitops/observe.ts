@@ -3,6 +3,8 @@
 import { routerGpuCount, type MoEDeployment } from "../api/schema.ts";
 import type { Decision } from "../domain/decide.ts";
 import type { BoundObservation } from "../domain/gitops/index.ts";
+import { placementToSglang } from "../domain/placement/sglang.ts";
+import type { ProposalInputs } from "./sync.ts";
 import { isMetricsHold } from "../domain/scaling/index.ts";
 
 export function boundObservation(
@@ -38,4 +40,36 @@ export function boundObservation(
     reason: decision.reason,
     message: decision.message,
   };
+}
+
+/**
+ * The forecaster's table and tokens per shard (for learned schedules), and the placement the
+ * decision planned from observed heat (for the placement file).
+ */
+export function proposalInputs(
+  d: MoEDeployment,
+  decision: Decision,
+  heat: ReadonlyArray<ReadonlyArray<number>> | undefined,
+): ProposalInputs {
+  const signals = decision.capacity?.signals;
+  // The load the SLO count was sized for, over that count: what one shard serves within the SLO.
+  const load = signals?.sizingTokensPerSecond ?? signals?.stableTokensPerSecond;
+  const sloShards = signals?.sloGpus;
+  const tokensPerShard =
+    load !== undefined && sloShards !== undefined && sloShards > 0 && load > 0 ? load / sloShards : undefined;
+  const f = d.spec.gitops?.placementFile;
+  const p = decision.placement;
+  let placement: ProposalInputs["placement"];
+  if (f && heat && decision.heatUsable && p.placement && p.heatBasis === "observed" && p.metrics) {
+    const map = placementToSglang(p.placement, { denseLayerCount: f.denseLayers });
+    if (map.ok)
+      placement = {
+        map: map.value.physical_to_logical_map,
+        placement: p.placement,
+        heat,
+        balancedness: p.metrics.balancedness,
+        denseLayers: f.denseLayers,
+      };
+  }
+  return { forecast: decision.nextCapacityState.forecast, tokensPerShard, placement };
 }

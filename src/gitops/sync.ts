@@ -7,12 +7,28 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { ConditionType, ConditionReason } from "../api/constants.ts";
-import type { GitOpsSpec, MoEDeployment } from "../api/schema.ts";
+import type { GitOpsSpec, GitOpsStatus, MoEDeployment } from "../api/schema.ts";
 import {
   branchName,
+  adoptProposed,
+  combineProposal,
+  comparePlacement,
+  proposeSchedules,
+  recurringDailyPeaks,
+  stableSchedules,
+  type PlacementCandidate,
+  type PlacementFileProposal,
+  type ScheduleChange,
   editManifest,
+  parsePlacementFile,
+  placementWorthProposing,
+  renderPlacementFile,
+  readManifestValues,
   observeBounds,
+  persistTrack,
   proposeBounds,
+  restoreTrack,
+  type PersistedTrack,
   pullRequestBody,
   pullRequestTitle,
   BRANCH_PREFIX,
@@ -23,6 +39,7 @@ import {
   type Proposal,
 } from "../domain/gitops/index.ts";
 import type { Clock } from "../runtime/clock.ts";
+import { DEFAULT_FORECAST_OPTIONS, learnedDays, type ForecastState } from "../domain/prewarm/forecast.ts";
 import {
   createGitHubClient,
   orNotFound,
@@ -32,6 +49,14 @@ import {
   type GitHubClientOptions,
 } from "./github.ts";
 import { appJwt, InstallationTokenCache } from "./app-auth.ts";
+
+/** What one decision says beyond the bounds: the forecaster's table and the placement (src/gitops/observe.ts). */
+export interface ProposalInputs {
+  forecast?: ForecastState;
+  /** Tokens/s one shard serves within the SLO (undefined: not known at this decision). */
+  tokensPerShard?: number;
+  placement?: PlacementCandidate;
+}
 
 export interface GitOpsCondition {
   type: string;
@@ -72,10 +97,18 @@ interface Entry {
   ref: DeploymentRef;
   gitops: GitOpsSpec;
   track?: BoundTrack;
+  /** The bounds part of the pending proposal, as proposeBounds returned it. */
+  boundsPending?: Proposal;
   pending?: Proposal;
+  /** The placement map on the base branch when it was last read (the reference for the next candidate). */
+  placementInGit?: number[][];
   pushed?: Pushed;
   prUrl?: string;
   commitsMs: number[];
+  /** Learned schedules pending before a restart (status.gitops.pendingSchedules), until the forecaster has the days again. */
+  restoredSchedules?: readonly ScheduleChange[];
+  /** First sync of this process: take the branch's values when the candidate is within the minimum change. */
+  adopt: boolean;
   running: boolean;
   blockedUntilMs: number;
   failures: number;
@@ -128,16 +161,22 @@ export class PullRequestSync {
   }
 
   /** Mode PullRequest: fold the decision in; start a sync when the proposal changed. Returns the condition to publish. */
-  observe(d: MoEDeployment, o: BoundObservation): GitOpsCondition {
+  observe(d: MoEDeployment, o: BoundObservation, inputs: ProposalInputs = {}): GitOpsCondition {
     const key = `${d.metadata.namespace}/${d.metadata.name}`;
     const gitops = d.spec.gitops!;
     let e = this.#entries.get(key);
     if (!e || e.uid !== d.metadata.uid) {
+      // After a restart: the windows and the last hour's commits continue from status.gitops.
+      const saved = d.status?.gitops;
       e = {
         uid: d.metadata.uid ?? "",
         ref: { namespace: d.metadata.namespace!, name: d.metadata.name! },
         gitops,
-        commitsMs: [],
+        track: saved ? restoreTrack(persistedOf(saved), o.nowMs) : undefined,
+        prUrl: saved?.pullRequestUrl,
+        commitsMs: (saved?.commitTimes ?? []).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t)),
+        restoredSchedules: schedulesOfStatus(saved?.pendingSchedules, d.spec.prewarm.coldStartSeconds),
+        adopt: true,
         running: false,
         blockedUntilMs: 0,
         failures: 0,
@@ -159,7 +198,18 @@ export class PullRequestSync {
       raiseAfterMs: gitops.raiseAfterSeconds * 1000,
       lowerAfterMs: gitops.lowerAfterSeconds * 1000,
     };
-    e.pending = proposeBounds(bounds, e.track, settings, o.nowMs, e.pending);
+    e.boundsPending = proposeBounds(bounds, e.track, settings, o.nowMs, e.boundsPending);
+    const learned = o.nowMs - e.track.trackingSinceMs >= settings.learningWindowMs;
+    e.pending = combineProposal(
+      e.pending,
+      {
+        bounds: e.boundsPending,
+        schedules: learned ? this.#schedules(d, e, inputs, o.nowMs) : undefined,
+        placement: learned ? this.#placement(e, inputs) : undefined,
+      },
+      e.track,
+      o.nowMs,
+    );
     if (!e.pending) {
       e.pushed = undefined;
       if (!e.running)
@@ -193,6 +243,76 @@ export class PullRequestSync {
     return e.condition;
   }
 
+  /** Learned pre-warm schedules to propose (the pending ones while the inputs are missing or within the minimum change). */
+  #schedules(d: MoEDeployment, e: Entry, inputs: ProposalInputs, nowMs: number): readonly ScheduleChange[] | undefined {
+    const g = e.gitops;
+    if (!g.prewarmSchedules.enabled) return undefined;
+    // Pending entries the cluster's spec now holds (merged and applied) are no longer proposed.
+    const existing = (d.spec.prewarm.schedules ?? []).map((x) => ({ ...x }));
+    const inSpec = (c: ScheduleChange) =>
+      existing.some(
+        (x) =>
+          x.name === c.entry.name &&
+          x.start === c.entry.start &&
+          x.durationMinutes === c.entry.durationMinutes &&
+          x.minShards === c.entry.minShards,
+      );
+    const prior = e.pending?.schedules ?? e.restoredSchedules;
+    const held = prior?.filter((c) => !inSpec(c));
+    const previous = held?.length === prior?.length ? prior : held;
+    // Too few days seen (a restarted operator): no evidence either way, the pending entries stand.
+    if (
+      !inputs.forecast ||
+      inputs.tokensPerShard === undefined ||
+      learnedDays(inputs.forecast) < g.prewarmSchedules.minDays
+    )
+      return previous && previous.length > 0 ? previous : undefined;
+    e.restoredSchedules = undefined;
+    const peaks = recurringDailyPeaks(inputs.forecast, nowMs, g.prewarmSchedules, DEFAULT_FORECAST_OPTIONS);
+    const next = proposeSchedules(peaks, {
+      existing,
+      tokensPerShard: inputs.tokensPerShard,
+      minShards: d.spec.scaling.minShards,
+      // Never above maxShards, nor above a lower maxShards proposed in the same pull request (a CEL rule).
+      maxShards: Math.min(
+        d.spec.scaling.maxShards,
+        e.boundsPending?.changes.find((c) => c.field === "maxShards")?.to ?? Infinity,
+      ),
+      minChangePercent: g.minChangePercent,
+      leadSeconds: d.spec.prewarm.coldStartSeconds,
+    });
+    return stableSchedules(previous, next, g.minChangePercent);
+  }
+
+  /** The placement file to propose: the pending one until a candidate beats it (or Git's) by minBalancednessGain. */
+  #placement(e: Entry, inputs: ProposalInputs): PlacementFileProposal | undefined {
+    const f = e.gitops.placementFile;
+    const previous = e.pending?.placement;
+    if (!f) return undefined;
+    const c = inputs.placement;
+    if (!c) return previous;
+    const reference = previous?.candidate.map ?? e.placementInGit;
+    const comparison = comparePlacement(c, reference);
+    // Nothing known about Git yet: the sync weighs the candidate against the file on the base branch.
+    if (reference !== undefined && !placementWorthProposing(comparison, c, f.minBalancednessGain)) return previous;
+    if (previous && previous.path === f.path && comparison.movedPercent === 0) return previous;
+    return { path: f.path, candidate: c, comparison };
+  }
+
+  /** What the proposals rest on, for status.gitops (kept across restarts); undefined before the first observe. */
+  statusOf(d: MoEDeployment): GitOpsStatus | undefined {
+    const e = this.#entries.get(`${d.metadata.namespace}/${d.metadata.name}`);
+    if (!e?.track || e.uid !== (d.metadata.uid ?? "")) return undefined;
+    const hourAgo = this.#d.clock.nowMs() - HOUR_MS;
+    const commits = e.commitsMs.filter((t) => t > hourAgo).slice(-100);
+    return {
+      ...statusOfTrack(persistTrack(e.track)),
+      commitTimes: commits.length > 0 ? commits.map(iso) : undefined,
+      pullRequestUrl: e.prUrl,
+      pendingSchedules: statusOfSchedules(e.pending?.schedules ?? e.restoredSchedules),
+    };
+  }
+
   /** Not in mode PullRequest: close the deployment's pull request and delete its branch, if any (checked once per process). */
   retire(d: MoEDeployment): undefined {
     const key = `${d.metadata.namespace}/${d.metadata.name}`;
@@ -211,12 +331,21 @@ export class PullRequestSync {
     return undefined;
   }
 
-  /** The MoEDeployment is gone: close its pull request if spec.gitops.pullRequests.closeOnDelete. */
+  /** The MoEDeployment is gone: forget what was tracked (its pull request was closed by the finalizer, see close). */
   forget(key: string): void {
-    const e = this.#entries.get(key);
     this.#entries.delete(key);
-    if (!e || !e.gitops.pullRequests.closeOnDelete || !this.#d.canWrite()) return;
-    void this.#close({ ...e.ref, uid: e.uid }, e.gitops, "the MoEDeployment was deleted", false);
+  }
+
+  /**
+   * Deletion (the finalizer): close the deployment's pull request and delete its branch. Resolves
+   * with the problem when GitHub could not be reached or refused; never throws.
+   */
+  async close(d: MoEDeployment, why: string): Promise<{ ok: true } | { ok: false; problem: string }> {
+    const gitops = d.spec.gitops;
+    if (!gitops) return { ok: true };
+    const ref = { namespace: d.metadata.namespace!, name: d.metadata.name!, uid: d.metadata.uid ?? "" };
+    this.#entries.delete(`${ref.namespace}/${ref.name}`);
+    return this.#close(ref, gitops, why);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -229,7 +358,7 @@ export class PullRequestSync {
       e.failures = 0;
       e.blockedUntilMs = outcome.retryAtMs ?? 0;
       e.condition = outcome.condition;
-      if (outcome.done) e.pushed = { proposal, contentHash: outcome.contentHash ?? "" };
+      if (outcome.done) e.pushed = { proposal: outcome.proposal ?? proposal, contentHash: outcome.contentHash ?? "" };
     } catch (err) {
       const g = err instanceof GitHubError ? err : toGitHubError(err, "GitHub", nowMs());
       e.failures += 1;
@@ -253,7 +382,7 @@ export class PullRequestSync {
     }
   }
 
-  async #write(gh: GitHub, e: Entry, proposal: Proposal): Promise<WriteOutcome> {
+  async #write(gh: GitHub, e: Entry, candidate: Proposal): Promise<WriteOutcome> {
     const g = e.gitops;
     const [owner, repo] = g.repository.split("/") as [string, string];
     const call: Call = async <T>(what: string, p: Promise<T>) => {
@@ -264,21 +393,41 @@ export class PullRequestSync {
       }
     };
     const t: Target = { gh, call, owner, repo, branch: branchName(e.ref), g };
-    const prepared = await this.#prepareEdit(t, e, proposal);
-    if ("outcome" in prepared) return prepared.outcome;
-    const { baseSha, file, text } = prepared;
-    const contentHash = createHash("sha256").update(text).digest("hex");
-    const title = pullRequestTitle(e.ref, proposal);
-    const body = pullRequestBody(e.ref, proposal, g.path);
-
     const current = await this.#readBranch(t);
+    let proposal = candidate;
+    const manifestOnBranch = current.branchExists ? await this.#readFile(t, g.path, t.branch) : undefined;
+    if (e.adopt && manifestOnBranch) {
+      proposal = adoptProposed(candidate, readManifestValues(manifestOnBranch.text, e.ref), g.minChangePercent);
+      retarget(e, candidate, proposal);
+    }
+    const adopting = e.adopt;
+    e.adopt = false;
+    const prepared = await this.#prepareFiles(t, e, proposal, {
+      branchExists: current.branchExists,
+      manifestOnBranch,
+      adopting,
+    });
+    if ("outcome" in prepared) return { ...prepared.outcome, proposal };
+    const { baseSha, files, effective } = prepared;
+    if (prepared.adoptedPlacement) {
+      // The branch's file is the pending placement from now on (candidates are weighed against it).
+      const next = { ...proposal, placement: prepared.adoptedPlacement };
+      retarget(e, proposal, next);
+      proposal = next;
+    }
+    const contentHash = createHash("sha256")
+      .update(files.map((f) => `${f.path}\0${f.text}`).join("\0"))
+      .digest("hex");
+    const title = pullRequestTitle(e.ref, effective);
+    const body = pullRequestBody(e.ref, effective, g.path);
+
     const nowMs = this.#d.clock.nowMs();
     e.commitsMs = e.commitsMs.filter((x) => x > nowMs - HOUR_MS);
-    const needsCommit = current.onBranch?.text !== text;
+    const needsCommit = files.some((f) => f.onBranch !== f.text);
     const limited = await this.#checkLimits(t, e, { needsCommit, hasPr: current.pr !== undefined, nowMs });
     if (limited) return limited;
     if (needsCommit) {
-      await this.#commit(t, { branchExists: current.branchExists, baseSha, fileSha: file.sha, text, title, proposal });
+      await this.#commit(t, { branchExists: current.branchExists, baseSha, files, title, proposal: effective });
       e.commitsMs.push(nowMs);
     }
     const { pr, verb } = await this.#syncPullRequest(t, current.pr, { title, body, needsCommit });
@@ -295,6 +444,7 @@ export class PullRequestSync {
         moedeployment: `${e.ref.namespace}/${e.ref.name}`,
         pullRequest: pr.html_url,
         committed: needsCommit,
+        files: files.map((f) => f.path),
         verb: verb ?? "unchanged",
       },
       "pull request in sync",
@@ -303,64 +453,144 @@ export class PullRequestSync {
       condition: gitopsCondition("True", ConditionReason.PullRequestOpen, `${pr.html_url}: ${title}`),
       done: true,
       contentHash,
+      proposal,
     };
   }
 
-  /** Reads the base branch and its manifest and edits it; an outcome when there is nothing to write. */
-  async #prepareEdit(
+  async #readFile(t: Target, path: string, ref: string): Promise<{ text: string; sha: string } | undefined> {
+    const { gh, call, owner, repo } = t;
+    const r = await call(`reading ${path} on ${ref}`, orNotFound(gh.rest.repos.getContent({ owner, repo, path, ref })));
+    return fileOf(r?.data);
+  }
+
+  /**
+   * The files the proposal writes, each with its content on the base branch and on the pull
+   * request's branch; an outcome when there is nothing to write. The placement file is weighed
+   * against the one on the base branch here (spec.gitops.placementFile.minBalancednessGain).
+   */
+  async #prepareFiles(
     t: Target,
     e: Entry,
     proposal: Proposal,
-  ): Promise<{ outcome: WriteOutcome } | { baseSha: string; file: { text: string; sha: string }; text: string }> {
+    b: { branchExists: boolean; manifestOnBranch?: { text: string; sha: string }; adopting: boolean },
+  ): Promise<
+    | { outcome: WriteOutcome }
+    | { baseSha: string; files: FileWrite[]; effective: Proposal; adoptedPlacement?: PlacementFileProposal }
+  > {
+    const { manifestOnBranch } = b;
     const { gh, call, owner, repo, g } = t;
     const baseRef = await call(
       `reading branch ${g.baseBranch}`,
       gh.rest.git.getRef({ owner, repo, ref: `heads/${g.baseBranch}` }),
     );
-    const baseFile = await call(
-      `reading ${g.path} on ${g.baseBranch}`,
-      orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: g.baseBranch })),
-    );
-    const file = fileOf(baseFile?.data);
-    if (!file)
-      return {
-        outcome: {
-          condition: gitopsCondition(
-            "False",
-            ConditionReason.ManifestNotFound,
-            `spec.gitops.path ${g.path} is not a file on branch ${g.baseBranch} of ${g.repository}`,
-          ),
-          done: true,
-        },
-      };
-    const values = Object.fromEntries(proposal.changes.map((c) => [c.field, c.to]));
-    const edited = editManifest(file.text, g.path, e.ref, values);
-    if (!edited.ok)
-      return {
-        outcome: {
-          condition: gitopsCondition("False", ConditionReason.ManifestNotFound, `spec.gitops.path: ${edited.problem}`),
-          done: true,
-        },
-      };
-    if (!edited.changed)
+    const files: FileWrite[] = [];
+    let effective = proposal;
+    let adoptedPlacement: PlacementFileProposal | undefined;
+    if (proposal.changes.length > 0 || (proposal.schedules?.length ?? 0) > 0) {
+      const file = await this.#readFile(t, g.path, g.baseBranch);
+      if (!file)
+        return {
+          outcome: {
+            condition: gitopsCondition(
+              "False",
+              ConditionReason.ManifestNotFound,
+              `spec.gitops.path ${g.path} is not a file on branch ${g.baseBranch} of ${g.repository}`,
+            ),
+            done: true,
+          },
+        };
+      const values = Object.fromEntries(proposal.changes.map((c) => [c.field, c.to]));
+      const edited = editManifest(file.text, g.path, e.ref, values, proposal.schedules ?? []);
+      if (!edited.ok)
+        return {
+          outcome: {
+            condition: gitopsCondition(
+              "False",
+              ConditionReason.ManifestNotFound,
+              `spec.gitops.path: ${edited.problem}`,
+            ),
+            done: true,
+          },
+        };
+      if (edited.changed)
+        files.push({
+          path: g.path,
+          text: edited.text,
+          baseText: file.text,
+          baseSha: file.sha,
+          onBranch: manifestOnBranch?.text,
+        });
+    }
+    if (proposal.placement && g.placementFile) {
+      const p = await this.#placementWrite(t, e, proposal.placement, b);
+      if (p.file) files.push(p.file);
+      effective = { ...effective, placement: p.placement };
+      if (p.adopted) adoptedPlacement = p.placement;
+    }
+    if (files.length === 0)
       return {
         outcome: {
           condition: gitopsCondition(
             "True",
             ConditionReason.NoChangeProposed,
-            `${g.path} on ${g.baseBranch} already holds the proposed values (merged, not yet applied to the cluster)`,
+            `${g.baseBranch} of ${g.repository} already holds the proposal (merged, not yet applied to the cluster)`,
           ),
           done: true,
         },
       };
-    return { baseSha: baseRef.data.object.sha, file, text: edited.text };
+    return { baseSha: baseRef.data.object.sha, files, effective, adoptedPlacement };
   }
 
-  /** The deployment's open pull request, whether its branch exists, and the manifest on it. */
-  async #readBranch(
+  /**
+   * The placement file to write, weighed against the one on the base branch; after a restart
+   * (adopting) the file already on the pull request's branch stands unless the candidate beats it
+   * by minBalancednessGain too. Nothing to write when it does not beat the base's.
+   */
+  async #placementWrite(
     t: Target,
-  ): Promise<{ pr?: PullRequestView; branchExists: boolean; onBranch?: { text: string; sha: string } }> {
-    const { gh, call, owner, repo, branch, g } = t;
+    e: Entry,
+    pf: PlacementFileProposal,
+    b: { branchExists: boolean; adopting: boolean },
+  ): Promise<{ file?: FileWrite; placement?: PlacementFileProposal; adopted?: boolean }> {
+    const minGain = t.g.placementFile!.minBalancednessGain;
+    const base = await this.#readFile(t, pf.path, t.g.baseBranch);
+    const baseMap = base ? parsePlacementFile(base.text) : undefined;
+    const comparison = comparePlacement(pf.candidate, baseMap);
+    if (!placementWorthProposing(comparison, pf.candidate, minGain)) {
+      e.placementInGit = baseMap;
+      return {};
+    }
+    const onBranch = b.branchExists ? await this.#readFile(t, pf.path, t.branch) : undefined;
+    const proposedMap = b.adopting && onBranch ? parsePlacementFile(onBranch.text) : undefined;
+    const vsProposed = proposedMap ? comparePlacement(pf.candidate, proposedMap) : undefined;
+    if (proposedMap && vsProposed && !placementWorthProposing(vsProposed, pf.candidate, minGain)) {
+      const kept = {
+        ...pf.candidate,
+        map: proposedMap,
+        balancedness: vsProposed.referenceBalancedness ?? pf.candidate.balancedness,
+      };
+      return {
+        file: {
+          path: pf.path,
+          text: onBranch!.text,
+          baseText: base?.text,
+          baseSha: base?.sha,
+          onBranch: onBranch!.text,
+        },
+        placement: { ...pf, candidate: kept, comparison: comparePlacement(kept, baseMap) },
+        adopted: true,
+      };
+    }
+    const text = renderPlacementFile(pf.candidate.map);
+    return {
+      file: { path: pf.path, text, baseText: base?.text, baseSha: base?.sha, onBranch: onBranch?.text },
+      placement: { ...pf, comparison },
+    };
+  }
+
+  /** The deployment's open pull request and whether its branch exists. */
+  async #readBranch(t: Target): Promise<{ pr?: PullRequestView; branchExists: boolean }> {
+    const { gh, call, owner, repo, branch } = t;
     const openPrs = await call(
       "listing pull requests",
       gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 }),
@@ -370,17 +600,7 @@ export class PullRequestSync {
       `reading branch ${branch}`,
       orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` })),
     );
-    const onBranch = branchRef
-      ? fileOf(
-          (
-            await call(
-              `reading ${g.path} on ${branch}`,
-              orNotFound(gh.rest.repos.getContent({ owner, repo, path: g.path, ref: branch })),
-            )
-          )?.data,
-        )
-      : undefined;
-    return { pr, branchExists: Boolean(branchRef), onBranch };
+    return { pr, branchExists: Boolean(branchRef) };
   }
 
   /** An outcome when spec.gitops.pullRequests.hourlyLimit or concurrentLimit holds the proposal back. */
@@ -422,12 +642,12 @@ export class PullRequestSync {
     return undefined;
   }
 
-  /** Points the branch at the base's head and commits the edited manifest on it. */
+  /** Points the branch at the base's head and commits each file that differs from the base on it. */
   async #commit(
     t: Target,
-    c: { branchExists: boolean; baseSha: string; fileSha: string; text: string; title: string; proposal: Proposal },
+    c: { branchExists: boolean; baseSha: string; files: FileWrite[]; title: string; proposal: Proposal },
   ): Promise<void> {
-    const { gh, call, owner, repo, branch, g } = t;
+    const { gh, call, owner, repo, branch } = t;
     // The branch restarts from the base's head at each update: it never falls behind.
     if (c.branchExists)
       await call(
@@ -439,18 +659,25 @@ export class PullRequestSync {
         `creating ${branch}`,
         gh.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: c.baseSha }),
       );
-    await call(
-      `committing ${g.path}`,
-      gh.rest.repos.createOrUpdateFileContents({
-        owner,
-        repo,
-        path: g.path,
-        branch,
-        sha: c.fileSha,
-        message: `${c.title}\n\n${c.proposal.changes.map((x) => `- ${x.field}: ${x.why}`).join("\n")}`,
-        content: Buffer.from(c.text, "utf8").toString("base64"),
-      }),
-    );
+    const details = [
+      ...c.proposal.changes.map((x) => `- ${x.field}: ${x.why}`),
+      ...(c.proposal.schedules ?? []).map((x) => `- spec.prewarm.schedules ${x.entry.name}: ${x.why}`),
+    ];
+    for (const f of c.files) {
+      if (f.text === f.baseText) continue;
+      await call(
+        `committing ${f.path}`,
+        gh.rest.repos.createOrUpdateFileContents({
+          owner,
+          repo,
+          path: f.path,
+          branch,
+          sha: f.baseSha,
+          message: details.length > 0 ? `${c.title}\n\n${details.join("\n")}` : c.title,
+          content: Buffer.from(f.text, "utf8").toString("base64"),
+        }),
+      );
+    }
   }
 
   /** Opens the pull request, or updates its title and body when they changed. */
@@ -513,17 +740,17 @@ export class PullRequestSync {
     d: { namespace: string; name: string; uid: string },
     g: GitOpsSpec,
     why: string,
-    recordEvent = true,
-  ): Promise<void> {
+  ): Promise<{ ok: true } | { ok: false; problem: string }> {
     const [owner, repo] = g.repository.split("/") as [string, string];
     const branch = branchName(d);
     try {
-      if (!this.#d.allowedApiUrls.map(normalizeUrl).includes(normalizeUrl(g.apiUrl))) return;
+      if (!this.#d.allowedApiUrls.map(normalizeUrl).includes(normalizeUrl(g.apiUrl)))
+        return { ok: false, problem: `spec.gitops.apiUrl ${g.apiUrl} is not in --github-allowed-urls` };
       const gh = await this.#client(d, g);
       const open = await gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 });
       for (const pr of open.data.filter((p) => p.head.ref === branch)) {
         await gh.rest.pulls.update({ owner, repo, pull_number: pr.number, state: "closed" });
-        if (recordEvent) await this.#d.event(d, "Normal", "PullRequestClosed", `closed ${pr.html_url}: ${why}`);
+        await this.#d.event(d, "Normal", "PullRequestClosed", `closed ${pr.html_url}: ${why}`);
         this.#log.info(
           { moedeployment: `${d.namespace}/${d.name}`, pullRequest: pr.html_url, why },
           "closed pull request",
@@ -531,12 +758,17 @@ export class PullRequestSync {
       }
       const ref = await orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }));
       if (ref) await orNotFound(gh.rest.git.deleteRef({ owner, repo, ref: `heads/${branch}` }));
+      return { ok: true };
     } catch (err) {
-      const g2 = toGitHubError(err, `closing the pull request of ${d.namespace}/${d.name}`, this.#d.clock.nowMs());
+      const g2 =
+        err instanceof GitHubError
+          ? err
+          : toGitHubError(err, `closing the pull request of ${d.namespace}/${d.name}`, this.#d.clock.nowMs());
       this.#log.warn(
         { moedeployment: `${d.namespace}/${d.name}`, error: g2.message },
         "could not close the pull request",
       );
+      return { ok: false, problem: g2.message };
     }
   }
 
@@ -623,8 +855,19 @@ interface Target {
 interface WriteOutcome {
   condition: GitOpsCondition;
   done: boolean;
+  /** The proposal written (the candidate, or the branch's values adopted after a restart). */
+  proposal?: Proposal;
   contentHash?: string;
   retryAtMs?: number;
+}
+
+/** A file a proposal writes: its new text, and what the base branch and the pull request's branch hold. */
+interface FileWrite {
+  path: string;
+  text: string;
+  baseText?: string;
+  baseSha?: string;
+  onBranch?: string;
 }
 
 interface PullRequestView {
@@ -632,6 +875,105 @@ interface PullRequestView {
   html_url: string;
   title: string;
   body: string | null;
+}
+
+/**
+ * A sync adopted what the branch holds (after a restart): the pending proposal, or the parts of it
+ * that are still those the sync started from (observations go on meanwhile), take the adopted ones.
+ */
+function retarget(e: Entry, from: Proposal, to: Proposal): void {
+  if (from === to || !e.pending) return;
+  if (e.pending === from) {
+    e.pending = to;
+  } else {
+    const bounds = e.pending.boundsPart === from.boundsPart ? to.boundsPart : e.pending.boundsPart;
+    const placement = e.pending.placement === from.placement ? to.placement : e.pending.placement;
+    if (bounds === e.pending.boundsPart && placement === e.pending.placement) return;
+    e.pending = {
+      ...e.pending,
+      changes: bounds?.changes ?? e.pending.changes,
+      boundsPart: bounds,
+      placement,
+    };
+  }
+  if (e.boundsPending === from.boundsPart) e.boundsPending = to.boundsPart;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const isoOpt = (ms: number | undefined) => (ms === undefined ? undefined : iso(ms));
+const msOpt = (t: string | undefined) => {
+  const v = t === undefined ? NaN : Date.parse(t);
+  return Number.isFinite(v) ? v : undefined;
+};
+
+function statusOfTrack(p: PersistedTrack): GitOpsStatus {
+  return {
+    trackingSince: iso(p.trackingSinceMs),
+    boundsKey: p.boundsKey,
+    atMaxSince: isoOpt(p.atMaxSinceMs),
+    atMaxRequiredShards: p.atMaxRequiredShards,
+    atBudgetSince: isoOpt(p.atBudgetSinceMs),
+    budgetRequiredUsdPerHour:
+      p.budgetRequiredUsdPerHour === undefined ? undefined : Math.ceil(p.budgetRequiredUsdPerHour * 100) / 100,
+    quietSince: isoOpt(p.quietSinceMs),
+    peakDesiredShards: p.peakDesiredShards,
+    peakSloShards: p.peakSloShards,
+  };
+}
+
+type PendingScheduleStatus = NonNullable<GitOpsStatus["pendingSchedules"]>[number];
+
+function statusOfSchedules(list: readonly ScheduleChange[] | undefined): PendingScheduleStatus[] | undefined {
+  if (!list || list.length === 0) return undefined;
+  return list.slice(0, 50).map((c) => ({
+    name: c.entry.name,
+    replaces: c.replaces,
+    start: c.entry.start,
+    durationMinutes: c.entry.durationMinutes,
+    minShards: c.entry.minShards,
+    daysSeen: c.evidence.daysSeen,
+    peakTokensPerSecond: Math.round(c.evidence.peakTokensPerSecond),
+    baseTokensPerSecond: Math.round(c.evidence.baseTokensPerSecond),
+    why: c.why.slice(0, 1024),
+  }));
+}
+
+function schedulesOfStatus(
+  list: GitOpsStatus["pendingSchedules"],
+  leadSeconds: number,
+): readonly ScheduleChange[] | undefined {
+  if (!list || list.length === 0) return undefined;
+  return list.map((x) => ({
+    replaces: x.replaces,
+    entry: {
+      name: x.name,
+      start: x.start,
+      durationMinutes: x.durationMinutes,
+      minShards: x.minShards,
+      timeZone: "UTC",
+    },
+    evidence: {
+      daysSeen: x.daysSeen,
+      peakTokensPerSecond: x.peakTokensPerSecond,
+      baseTokensPerSecond: x.baseTokensPerSecond,
+      leadSeconds,
+    },
+    why: x.why,
+  }));
+}
+
+function persistedOf(s: GitOpsStatus): PersistedTrack {
+  return {
+    boundsKey: s.boundsKey,
+    trackingSinceMs: msOpt(s.trackingSince) ?? 0,
+    atMaxSinceMs: msOpt(s.atMaxSince),
+    atMaxRequiredShards: s.atMaxRequiredShards,
+    atBudgetSinceMs: msOpt(s.atBudgetSince),
+    budgetRequiredUsdPerHour: s.budgetRequiredUsdPerHour,
+    quietSinceMs: msOpt(s.quietSince),
+    peakDesiredShards: s.peakDesiredShards,
+    peakSloShards: s.peakSloShards,
+  };
 }
 
 function fileOf(data: unknown): { text: string; sha: string } | undefined {

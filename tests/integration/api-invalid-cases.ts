@@ -232,6 +232,15 @@ export const INVALID_CASES: InvalidCase[] = [
     mutate: all(set("spec.mode", "PullRequest"), set("spec.gitops", { ...gitops, apiUrl: "ghe.example.com/api/v3" })),
     expectField: "spec.gitops.apiUrl",
   },
+  {
+    name: "gitops placement file that SGLang would not read as a file",
+    mutate: all(
+      set("spec.mode", "PullRequest"),
+      set("spec.gitops", { ...gitops, placementFile: { path: "engine/expert-location.yaml" } }),
+    ),
+    expectField: "spec.gitops.placementFile.path",
+    expectText: "must end with .json",
+  },
   // --- cross-field rules (CEL on the server, the same rules in zod)
   { name: "topK above routed experts", mutate: set("spec.model.topK", 9), expectField: "spec.model.topK" },
   { name: "all layers dense", mutate: set("spec.model.denseLayers", 32), expectField: "spec.model.denseLayers" },

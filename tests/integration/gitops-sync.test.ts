@@ -13,7 +13,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseMoEDeployment } from "../../src/api/parse.ts";
 import type { MoEDeployment } from "../../src/api/schema.ts";
 import type { BoundObservation } from "../../src/domain/gitops/index.ts";
-import { PullRequestSync, type GitOpsCondition } from "../../src/gitops/sync.ts";
+import { PullRequestSync, type GitOpsCondition, type ProposalInputs } from "../../src/gitops/sync.ts";
+import { renderPlacementFile, type PlacementCandidate } from "../../src/domain/gitops/index.ts";
+import { createForecastState, observeLoadSeries, type ForecastState } from "../../src/domain/prewarm/forecast.ts";
+import { planPlacement } from "../../src/domain/placement/plan.ts";
+import { placementToSglang } from "../../src/domain/placement/sglang.ts";
 import { createRootLogger } from "../../src/observability/logger.ts";
 import { FakeClock } from "../../src/runtime/clock.ts";
 import { startFakeGitHub, type FakeGitHub } from "../../src/testing/github/server.ts";
@@ -102,12 +106,30 @@ function newSync(): PullRequestSync {
   });
 }
 
+/** SLO met, maxShards approached: no bound to propose. */
+const calm = (nowMs: number): BoundObservation => ({
+  ...atMax(nowMs),
+  desiredShards: 5,
+  observedP99Ms: 60,
+  maxBoundRequiredShards: undefined,
+  reason: "SLOTarget",
+  message: "",
+});
+
 /** Observes every 10 s of fake time from `fromMs` to `toMs`; returns the last condition. */
-function feed(sync: PullRequestSync, d: MoEDeployment, fromMs: number, toMs: number, required = 9): GitOpsCondition {
+function feed(
+  sync: PullRequestSync,
+  d: MoEDeployment,
+  fromMs: number,
+  toMs: number,
+  required = 9,
+  inputs: ProposalInputs = {},
+  observation: (t: number, required: number) => BoundObservation = atMax,
+): GitOpsCondition {
   let c: GitOpsCondition | undefined;
   for (let t = fromMs; t <= toMs; t += 10_000) {
     setTime(t);
-    c = sync.observe(d, atMax(t, required));
+    c = sync.observe(d, observation(t, required), inputs);
   }
   return c!;
 }
@@ -117,12 +139,13 @@ async function settle(
   d: MoEDeployment,
   o: BoundObservation,
   pred: (c: GitOpsCondition) => boolean,
+  inputs: ProposalInputs = {},
 ): Promise<GitOpsCondition> {
   let last: GitOpsCondition | undefined;
   return waitFor(
     "GitOpsSynced",
     async () => {
-      last = sync.observe(d, o);
+      last = sync.observe(d, o, inputs);
       return pred(last) ? last : undefined;
     },
     { timeoutMs: 30_000, intervalMs: 50, onTimeout: () => JSON.stringify(last) },
@@ -130,6 +153,49 @@ async function settle(
 }
 
 const setTime = (ms: number) => clock.advance(ms - clock.nowMs());
+
+const DAY = 86_400_000;
+const MIN = 60_000;
+const T0 = Date.UTC(2026, 10, 2);
+/** `days` days of 10-minute buckets at 4000 tok/s with 12000 tok/s from 09:00 to 10:00 UTC. */
+function dailyPeakHistory(days: number): ForecastState {
+  const points: { atMs: number; tokensPerSecond: number }[] = [];
+  for (let d = 0; d < days; d++)
+    for (let m = 0; m < 1440; m += 10)
+      points.push({ atMs: T0 + d * DAY + m * MIN, tokensPerSecond: m >= 540 && m < 600 ? 12_000 : 4_000 });
+  points.push({ atMs: T0 + days * DAY, tokensPerSecond: 4_000 });
+  return observeLoadSeries(createForecastState(), points);
+}
+
+const SKEWED = [
+  [40, 10, 10, 5, 5, 5, 5, 5, 5, 5],
+  [5, 5, 40, 10, 10, 5, 5, 5, 5, 5],
+];
+/** The placement the planner makes for `heat` on 4 GPUs of 3 slots (one dense layer before the MoE layers). */
+function candidate(heat: number[][]): PlacementCandidate {
+  const gpus = Array.from({ length: 4 }, (_, i) => ({ gpuId: `shard-${i}`, nodeName: `n${i % 2}`, slotCount: 3 }));
+  const out = planPlacement({ heat, gpus, policy: { maxMoveFraction: 1, minBalancednessGain: 0 } });
+  if (out.kind !== "planned") throw new Error(out.kind);
+  const map = placementToSglang(out.placement, { denseLayerCount: 1 });
+  if (!map.ok) throw new Error(map.reason);
+  return {
+    map: map.value.physical_to_logical_map,
+    placement: out.placement,
+    heat,
+    balancedness: out.metrics.balancedness,
+    denseLayers: 1,
+  };
+}
+
+async function readPr(n: number) {
+  return (
+    await new Octokit({ auth: gh.token, baseUrl: gh.url }).rest.pulls.get({
+      owner: gh.owner,
+      repo: gh.repo,
+      pull_number: n,
+    })
+  ).data;
+}
 const git = async (...args: string[]) => (await execFileAsync("git", ["-C", gh.repoDir, ...args])).stdout;
 
 beforeEach(async () => {
@@ -236,6 +302,166 @@ describe("PullRequestSync", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("a restarted operator continues the windows and the hourly limit from status.gitops: no burst of commits", async () => {
+    const sync = newSync();
+    const d = deployment({ pullRequests: { hourlyLimit: 2 } });
+    feed(sync, d, 1_000_000, 1_030_000);
+    const mid = sync.statusOf(d)!;
+    expect(mid.trackingSince).toBe(new Date(1_000_000).toISOString());
+    expect(mid.atMaxSince).toBe(new Date(1_000_000).toISOString());
+    // Restart half-way through the raise window: the window is not forgotten (due at 1_060_000, not 1_090_000).
+    const second = newSync();
+    const d2 = { ...d, status: { gitops: mid } };
+    feed(second, d2, 1_040_000, 1_060_000);
+    await settle(second, d2, atMax(1_060_000), (x) => x.reason === "PullRequestOpen");
+    feed(second, d2, 1_070_000, 1_080_000, 12);
+    await settle(second, d2, atMax(1_080_000, 12), (x) => x.message.includes("6 -> 12"));
+    const saved = second.statusOf(d2)!;
+    expect(saved.commitTimes).toHaveLength(2);
+    expect(saved.pullRequestUrl).toMatch(/\/pull\/1$/);
+    const commits = () => gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length;
+    expect(commits()).toBe(2);
+
+    // Another restart within the hour: the two commits of the hour are remembered, a third change waits.
+    const third = newSync();
+    const d3 = { ...d, status: { gitops: saved } };
+    feed(third, d3, 1_090_000, 1_100_000, 20);
+    const c = await settle(third, d3, atMax(1_100_000, 20), (x) => x.reason === "PullRequestLimited");
+    expect(c.message).toContain("2 commits in the last hour");
+    expect(commits()).toBe(2);
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("proposes a pre-warm schedule learned from a recurring daily peak, with its evidence, once", async () => {
+    const now = T0 + 3 * DAY + 60 * MIN;
+    setTime(now);
+    const sync = newSync();
+    const d = deployment();
+    const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000 };
+    for (let t = now; t <= now + 30_000; t += 10_000) {
+      setTime(t);
+      sync.observe(d, calm(t), inputs);
+    }
+    const c = await settle(sync, d, calm(clock.nowMs()), (x) => x.reason === "PullRequestOpen", inputs);
+    expect(c.message).toContain("moe-operator: default/tiny: prewarm learned-0900 09:00 UTC 60 min 6 shards");
+    expect(await git("show", `${BRANCH}:${PATH}`)).toBe(
+      `${MANIFEST}  prewarm:
+    schedules:
+      - name: learned-0900
+        start: "0 9 * * *"
+        durationMinutes: 60
+        minShards: 6
+        timeZone: UTC
+`,
+    );
+    const pr = await readPr(1);
+    expect(pr.body).toContain(
+      "| `learned-0900` (new) | 09:00 | 60 min | 6 | 3 | 12000 tok/s (base 4000) | pods start 5 s before |",
+    );
+    // A constant world (and a small drift of the per-shard load) writes nothing more.
+    const before = gh.requests.length;
+    for (let t = clock.nowMs(); t <= now + 600_000; t += 10_000) {
+      setTime(t);
+      sync.observe(d, calm(t), { ...inputs, tokensPerShard: 2_000 + (t % 3) * 50 });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gh.requests.length).toBe(before);
+    // Merged and applied: the cluster's spec holds the entry, nothing is left to propose.
+    const merged = {
+      ...d,
+      spec: {
+        ...d.spec,
+        prewarm: {
+          ...d.spec.prewarm,
+          schedules: [{ name: "learned-0900", start: "0 9 * * *", durationMinutes: 60, minShards: 6, timeZone: "UTC" }],
+        },
+      },
+    };
+    expect(sync.observe(merged, calm(clock.nowMs()), inputs).reason).toBe("NoChangeProposed");
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("proposes the placement file deterministically, and a new one only for a balancedness gain over it", async () => {
+    const sync = newSync();
+    const FILE = "engine/tiny-expert-location.json";
+    const d = deployment({ placementFile: { path: FILE, denseLayers: 1, minBalancednessGain: 0.05 } });
+    const first = candidate(SKEWED);
+    feed(sync, d, 1_000_000, 1_020_000, 9, { placement: first }, calm);
+    const c = await settle(sync, d, calm(1_020_000), (x) => x.reason === "PullRequestOpen", { placement: first });
+    expect(c.message).toContain("moe-operator: default/tiny: expert placement 100% of slots moved");
+    const onBranch = await git("show", `${BRANCH}:${FILE}`);
+    expect(onBranch).toBe(renderPlacementFile(first.map));
+    expect(JSON.parse(onBranch)).toEqual({ physical_to_logical_map: first.map });
+    expect(await git("show", `${BRANCH}:${PATH}`)).toBe(MANIFEST); // the manifest is untouched
+    expect((await readPr(1)).body).toContain(
+      `| 4 | - (another shape, or no file) | ${first.balancedness.toFixed(3)} | 100.0% |`,
+    );
+
+    // The same heat again, and a heat whose best plan is barely better: nothing is written.
+    const before = gh.requests.length;
+    const similar = candidate(SKEWED.map((row) => row.map((v, i) => v + (i === 9 ? 1 : 0))));
+    feed(sync, d, 1_030_000, 1_100_000, 9, { placement: similar }, calm);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gh.requests.length).toBe(before);
+
+    // The hot experts move: the file in the pull request is replaced (same pull request). The title
+    // compares with the base branch, which has no file yet: still "100% moved".
+    const shifted = candidate(SKEWED.map((row) => [...row].reverse()));
+    feed(sync, d, 1_110_000, 1_120_000, 9, { placement: shifted }, calm);
+    await waitFor(
+      "the new placement on the branch",
+      async () => {
+        sync.observe(d, calm(clock.nowMs()), { placement: shifted });
+        const text = await git("show", `${BRANCH}:${FILE}`);
+        return text === renderPlacementFile(shifted.map) ? true : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    await settle(sync, d, calm(1_120_000), (x) => x.reason === "PullRequestOpen", { placement: shifted });
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
+    expect(gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents")).toHaveLength(2);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("a restarted operator keeps the schedule and the placement file it proposed while it relearns", async () => {
+    const now = T0 + 3 * DAY + 60 * MIN;
+    setTime(now);
+    const FILE = "engine/tiny-expert-location.json";
+    const d = deployment({ placementFile: { path: FILE, denseLayers: 1 } });
+    const first = candidate(SKEWED);
+    const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000, placement: first };
+    const sync = newSync();
+    feed(sync, d, now, now + 20_000, 9, inputs, calm);
+    await settle(sync, d, calm(now + 20_000), (x) => x.reason === "PullRequestOpen", inputs);
+    const saved = sync.statusOf(d)!;
+    expect(saved.pendingSchedules).toEqual([
+      expect.objectContaining({ name: "learned-0900", start: "0 9 * * *", minShards: 6, daysSeen: 3 }),
+    ]);
+    const placementBefore = await git("show", `${BRANCH}:${FILE}`);
+
+    // Restarted: no forecaster history, the heat drifted a little, and now maxShards holds the SLO back.
+    const restarted = newSync();
+    const d2 = { ...d, status: { gitops: saved } };
+    const drifted = candidate(SKEWED.map((row) => row.map((v, i) => v + (i === 9 ? 1 : 0))));
+    const inputs2 = { forecast: createForecastState(), tokensPerShard: 2_000, placement: drifted };
+    feed(restarted, d2, now + 30_000, now + 100_000, 9, inputs2);
+    await settle(
+      restarted,
+      d2,
+      atMax(now + 100_000),
+      (x) => x.reason === "PullRequestOpen" && x.message.includes("maxShards 6 -> 9"),
+      inputs2,
+    );
+    const manifest = await git("show", `${BRANCH}:${PATH}`);
+    expect(manifest).toContain("maxShards: 9 #");
+    expect(manifest).toContain("- name: learned-0900");
+    expect(await git("show", `${BRANCH}:${FILE}`)).toBe(placementBefore);
+    expect(restarted.statusOf(d2)!.pendingSchedules).toEqual(saved.pendingSchedules);
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
+    expect(gh.violations).toEqual([]);
+  });
+
   it("recovers from 5xx and a secondary rate limit, and reports a revoked token as AuthFailed without logging it", async () => {
     const sync = newSync();
     const d = deployment();
@@ -318,7 +544,7 @@ describe("PullRequestSync", () => {
     expect(await git("show", `${BRANCH}:${PATH}`)).toBe(MANIFEST.replace("maxShards: 6 #", "maxShards: 14 #"));
     expect(gh.requests.filter((r) => r.operationId === "apps/create-installation-access-token")).toHaveLength(1); // cached
 
-    sync.forget("default/tiny");
+    expect(await sync.close(d, "the MoEDeployment was deleted")).toEqual({ ok: true });
     await waitFor(
       "branch deleted",
       async () => ((await git("branch", "--list", BRANCH)).trim() === "" ? true : undefined),

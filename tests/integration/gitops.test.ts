@@ -12,8 +12,16 @@ import type { ManagedProcess } from "../../src/testing/process.ts";
 import { startFakeGitHub, type FakeGitHub } from "../../src/testing/github/server.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
 import { startOperatorProcess } from "../support/operator-process.ts";
-import { heatConfigMap, skewedHeat, testMoEDeployment } from "../support/moe-fixtures.ts";
-import { applyJson, condition, moedStatus, waitForStatus } from "../support/kube-helpers.ts";
+import {
+  heatConfigMap,
+  skewedHeat,
+  testMoEDeployment,
+  TEST_DENSE,
+  TEST_EXPERTS,
+  TEST_LAYERS,
+} from "../support/moe-fixtures.ts";
+import { renderPlacementFile } from "../../src/domain/gitops/index.ts";
+import { applyJson, condition, getJson, moedStatus, waitForStatus } from "../support/kube-helpers.ts";
 
 const execFileAsync = promisify(execFile);
 const NAME = "tiny";
@@ -34,6 +42,22 @@ spec:
 let cluster: LocalCluster;
 let operator: ManagedProcess;
 let gh: FakeGitHub;
+/** An allowed API URL nothing listens on: GitHub unreachable. */
+const UNREACHABLE = "http://127.0.0.1:9/api/v3";
+const FINALIZER = "moe.dev/gitops-pull-request";
+const commits = () => gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length;
+const finalizers = async (name: string) =>
+  (await getJson<{ metadata: { finalizers?: string[] } }>(cluster, ["get", "moed", name])).metadata.finalizers ?? [];
+const gone = async (name: string) => (await cluster.kubectl(["get", "moed", name, "-o", "name"])).code !== 0;
+
+function startOperator(identity: string): ManagedProcess {
+  return startOperatorProcess({
+    kubeconfigPath: cluster.kubeconfigPath,
+    dir: cluster.dir,
+    identity,
+    extraArgs: [`--github-allowed-urls=${gh.url},${UNREACHABLE}`],
+  });
+}
 
 function moed(mode: "PullRequest" | "Auto", latencyMs: number) {
   const o = testMoEDeployment(NAME, "default", { maxShards: 5, latencyMs, targetLatencyMs: 100 }) as {
@@ -77,12 +101,7 @@ beforeAll(async () => {
   await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
   const secret = await cluster.kubectl(["create", "secret", "generic", "github", `--from-literal=token=${gh.token}`]);
   expect(secret.code, secret.stderr).toBe(0);
-  operator = startOperatorProcess({
-    kubeconfigPath: cluster.kubeconfigPath,
-    dir: cluster.dir,
-    identity: "op-gitops",
-    extraArgs: [`--github-allowed-urls=${gh.url}`],
-  });
+  operator = startOperator("op-gitops");
 });
 
 afterAll(async () => {
@@ -137,8 +156,13 @@ describe("mode PullRequest", () => {
   it("a constant world makes zero GitHub requests", async () => {
     const before = gh.requests.length;
     const status = await moedStatus(cluster, NAME);
+    const version = async () =>
+      (await getJson<{ metadata: { resourceVersion: string } }>(cluster, ["get", "moed", NAME])).metadata
+        .resourceVersion;
+    const rv = await version();
     await new Promise((r) => setTimeout(r, 12_000)); // >= 5 reconciles at --reconcile-interval-seconds=2
     expect(gh.requests.slice(before)).toEqual([]);
+    expect(await version()).toBe(rv); // no status write either (status.gitops does not move with time)
     expect(condition(await moedStatus(cluster, NAME), "GitOpsSynced")).toEqual(condition(status, "GitOpsSynced"));
   });
 
@@ -162,6 +186,47 @@ describe("mode PullRequest", () => {
     expect(gh.requests.some((r) => r.status === 403)).toBe(true);
     expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
     expect(gh.violations).toEqual([]);
+  });
+
+  it("an operator restart neither commits again nor forgets the windows (status.gitops)", async () => {
+    // Wait for a settled proposal (the need may still be growing after the previous step).
+    let seen = -1;
+    await waitFor(
+      "no commit for 10 s",
+      async () => {
+        const n = commits();
+        const settled = n === seen;
+        seen = n;
+        return settled ? true : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 10_000 },
+    );
+    await waitForStatus(
+      cluster,
+      NAME,
+      "status.gitops records every commit",
+      (st) => st.gitops?.commitTimes?.length === commits(),
+    );
+    const before = await moedStatus(cluster, NAME);
+    expect(before.gitops?.trackingSince).toBeDefined();
+    expect(before.gitops?.pullRequestUrl).toMatch(/\/pull\/1$/);
+    expect(before.gitops?.commitTimes?.length).toBe(commits());
+    expect(await finalizers(NAME)).toContain(FINALIZER);
+    const writes = gh.requests.filter((r) => r.method !== "GET").length;
+    await operator.stop();
+    operator = startOperator("op-gitops-2");
+    // The new process reconciles (its condition is published again) and then runs for a while.
+    await waitFor(
+      "the restarted operator's log",
+      async () => ((await readFile(operator.logFile, "utf8")).includes("pull request in sync") ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    await new Promise((r) => setTimeout(r, 8_000));
+    const after = await moedStatus(cluster, NAME);
+    expect(after.gitops?.trackingSince).toBe(before.gitops?.trackingSince);
+    expect(after.gitops?.commitTimes).toEqual(before.gitops?.commitTimes);
+    expect(gh.requests.filter((r) => r.method !== "GET").length).toBe(writes);
+    expect(condition(after, "GitOpsSynced")?.reason).toBe("PullRequestOpen");
   });
 
   it("switching to Auto closes the pull request and deletes the branch", async () => {
@@ -191,8 +256,102 @@ describe("mode PullRequest", () => {
     expect(operator.exitCode).toBeUndefined();
   });
 
+  it("deleting the MoEDeployment closes its pull request and deletes its branch through the finalizer", async () => {
+    gh.inject({ kind: "restore-token" });
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "PullRequestOpen again",
+      (st) => condition(st, "GitOpsSynced")?.reason === "PullRequestOpen",
+      120_000,
+    );
+    const url = s.gitops!.pullRequestUrl!;
+    const n = Number(/\/pull\/(\d+)$/.exec(url)![1]);
+    expect((await readPr(n)).state).toBe("open");
+    expect(await finalizers(NAME)).toContain(FINALIZER);
+    const del = await cluster.kubectl(["delete", "moed", NAME, "--wait=false"]);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor("MoEDeployment gone", async () => ((await gone(NAME)) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    expect((await readPr(n)).state).toBe("closed");
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+  });
+
+  it("GitHub unreachable: the finalizer goes after bounded retries with a Warning event; deletion is not blocked", async () => {
+    const lost = moed("PullRequest", 180) as { metadata: { name: string }; spec: { gitops: { apiUrl: string } } };
+    lost.metadata.name = "lost";
+    lost.spec.gitops.apiUrl = UNREACHABLE;
+    await applyJson(cluster, lost);
+    await waitFor("finalizer", async () => ((await finalizers("lost")).includes(FINALIZER) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    const del = await cluster.kubectl(["delete", "moed", "lost", "--wait=false"]);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor("MoEDeployment lost gone", async () => ((await gone("lost")) ? true : undefined), {
+      timeoutMs: 120_000,
+      intervalMs: 1_000,
+    });
+    const events = await cluster.kubectl([
+      "get",
+      "events",
+      "--field-selector",
+      "involvedObject.name=lost,reason=PullRequestNotClosed",
+      "-o",
+      "jsonpath={.items[*].message}",
+    ]);
+    expect(events.stdout).toContain("could not close the pull request (4 attempts");
+    expect(events.stdout).toContain("moe-operator/default-lost");
+    expect(operator.exitCode).toBeUndefined();
+  });
+
+  it("proposes the engines' placement file from the heat-based plan, and leaves it alone while the heat holds", async () => {
+    const FILE = "engine/placed-expert-location.json";
+    await applyJson(cluster, heatConfigMap("placed-heat", "default", skewedHeat(12_000, [3, 7])));
+    const placed = moed("PullRequest", 40) as { metadata: { name: string }; spec: { gitops: Record<string, unknown> } };
+    placed.metadata.name = "placed";
+    placed.spec.gitops.path = "clusters/prod/placed.yaml";
+    placed.spec.gitops.placementFile = { path: FILE, denseLayers: TEST_DENSE };
+    await applyJson(cluster, placed);
+    const s = await waitForStatus(
+      cluster,
+      "placed",
+      "GitOpsSynced PullRequestOpen",
+      (st) => condition(st, "GitOpsSynced")?.reason === "PullRequestOpen",
+      120_000,
+    );
+    expect(condition(s, "GitOpsSynced")!.message).toContain(
+      "moe-operator: default/placed: expert placement 100% of slots moved",
+    );
+    const text = await git("show", `moe-operator/default-placed:${FILE}`);
+    const map = (JSON.parse(text) as { physical_to_logical_map: number[][] }).physical_to_logical_map;
+    expect(text).toBe(renderPlacementFile(map));
+    expect(map).toHaveLength(TEST_LAYERS);
+    const slots = map[0]!.length;
+    expect(slots % 5).toBe(0); // expertSlotsPerGpu
+    for (const row of map.slice(TEST_DENSE)) {
+      expect(row).toHaveLength(slots);
+      expect(new Set(row).size).toBe(TEST_EXPERTS); // every expert has a slot
+    }
+    const files = gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length;
+    await new Promise((r) => setTimeout(r, 10_000));
+    expect(gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length).toBe(files);
+    const del = await cluster.kubectl(["delete", "moed", "placed", "--wait=false"]);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor("placed gone", async () => ((await gone("placed")) ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    expect((await git("branch", "--list", "moe-operator/default-placed")).trim()).toBe("");
+    expect(gh.violations).toEqual([]);
+  });
+
   it("the token appears in no log line, event or status", async () => {
-    const log = await readFile(operator.logFile, "utf8");
+    const log =
+      (await readFile(join(cluster.dir, "operator-op-gitops.log"), "utf8")) +
+      (await readFile(operator.logFile, "utf8"));
     const lines = log.split("\n").filter(Boolean);
     expect(lines.length).toBeGreaterThan(5);
     expect(lines.filter((l) => l.includes(gh.token))).toEqual([]);

@@ -117,6 +117,16 @@ describe("operator", () => {
     );
     expect(after.placement!.movedFraction).toBeGreaterThan(0);
     expect(after.placement!.movedFraction).toBeLessThanOrEqual(0.25 + 1e-9); // spec.placement.maxMovedPercent: 25
+    // The move cost of that rebalance: bytes, estimated time and layer chunks, in status and in the ConfigMap.
+    expect(after.placement!.movedBytes).toBeGreaterThan(0);
+    expect(after.placement!.moveChunks).toBeGreaterThanOrEqual(1);
+    expect(after.placement!.estimatedMoveSeconds).toBeGreaterThan(0);
+    const moved = await getJson<{ data: Record<string, string> }>(cluster, ["get", "configmap", `${NAME}-placement`]);
+    if (moved.data.version === String(after.placement!.version)) {
+      const cost = JSON.parse(moved.data["move-cost.json"]!) as { movedBytes: number; chunks: number[][] };
+      expect(cost.movedBytes).toBe(after.placement!.movedBytes);
+      expect(cost.chunks).toHaveLength(after.placement!.moveChunks!);
+    }
     // The rollout completes: every shard pod holds the new placement, old ones are gone.
     const done = await waitForStatus(
       cluster,

@@ -105,6 +105,7 @@ const ALLOWED: Check[] = [
   ["list", "moedeployments.moe.dev", { all: true }],
   ["watch", "moedeployments.moe.dev", { all: true }],
   ["get", "moedeployments.moe.dev", { ns: APP_NS }],
+  ["patch", "moedeployments.moe.dev", { ns: APP_NS }], // metadata.finalizers only (mode PullRequest)
   ["get", "moedeployments.moe.dev", { ns: APP_NS, subresource: "status" }],
   ["update", "moedeployments.moe.dev", { ns: APP_NS, subresource: "status" }],
   ["patch", "moedeployments.moe.dev", { ns: APP_NS, subresource: "status" }],
@@ -153,9 +154,8 @@ const DENIED: Check[] = [
   ["update", "customresourcedefinitions.apiextensions.k8s.io", {}],
   ["patch", "customresourcedefinitions.apiextensions.k8s.io", {}],
   ["delete", "customresourcedefinitions.apiextensions.k8s.io", {}],
-  // The operator never writes spec (GitOps owns it), and never deletes MoEDeployments.
+  // The operator never replaces MoEDeployments (it patches only its finalizer), and never deletes them.
   ["update", "moedeployments.moe.dev", { ns: APP_NS }],
-  ["patch", "moedeployments.moe.dev", { ns: APP_NS }],
   ["create", "moedeployments.moe.dev", { ns: APP_NS }],
   ["delete", "moedeployments.moe.dev", { ns: APP_NS }],
   ["patch", "moedeployments.moe.dev", { ns: APP_NS, subresource: "scale" }],

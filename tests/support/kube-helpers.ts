@@ -12,6 +12,10 @@ export interface MoedStatus {
     version: number;
     hash: string;
     movedFraction?: number;
+    movedBytes?: number;
+    estimatedMoveSeconds?: number;
+    moveChunks?: number;
+    maxMoveStallSeconds?: number;
     balancedness?: number;
     lastRebalanceTime?: string;
   };
@@ -19,6 +23,7 @@ export interface MoedStatus {
   latency?: { observedMs?: number; targetMs: number; sampleTime?: string };
   lastScale?: { fromShards: number; toShards: number; reason: string };
   recommendation?: { shards: number; reason: string };
+  gitops?: { trackingSince: string; atMaxSince?: string; commitTimes?: string[]; pullRequestUrl?: string };
 }
 
 export async function getJson<T>(cluster: LocalCluster, args: string[]): Promise<T> {

@@ -101,6 +101,7 @@ const NAMESPACED_PERMISSIONS = [
   "moe.dev/moedeployments:get",
   "moe.dev/moedeployments:list",
   "moe.dev/moedeployments:watch",
+  "moe.dev/moedeployments:patch", // metadata.finalizers only (mode PullRequest, closeOnDelete)
   "moe.dev/moedeployments/status:get",
   "moe.dev/moedeployments/status:update",
   "moe.dev/moedeployments/status:patch",

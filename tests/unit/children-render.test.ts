@@ -17,8 +17,12 @@ import {
 import { shardExperts } from "../../src/controllers/moedeployment/children.ts";
 import { renderShardPod, ShardAnnotation } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import { renderRouter } from "../../src/controllers/moedeployment/codecs/router.ts";
-import { renderPlacementConfigMap } from "../../src/controllers/moedeployment/codecs/placement-configmap.ts";
-import type { Placement } from "../../src/domain/placement/index.ts";
+import {
+  addMoveCost,
+  moveCostDocument,
+  renderPlacementConfigMap,
+} from "../../src/controllers/moedeployment/codecs/placement-configmap.ts";
+import type { MoveCost, Placement } from "../../src/domain/placement/index.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -98,6 +102,34 @@ function fullPlacement(moeLayers: number, experts: number, slots: number, shards
   };
 }
 
+/** move-cost.json at its largest: every MoE layer a chunk of its own over the bound, with huge numbers. */
+function worstMoveCost(moeLayers: number, shards: number): MoveCost {
+  const huge = 1e18; // JSON: 19 digits
+  const stall = 9_999_999_999.9;
+  return {
+    moves: huge,
+    bytes: huge,
+    byPath: {
+      nvlink: { moves: huge, bytes: huge },
+      network: { moves: huge, bytes: huge },
+      storage: { moves: huge, bytes: huge },
+    },
+    chunks: Array.from({ length: moeLayers }, (_, l) => ({
+      firstLayer: l,
+      lastLayer: l,
+      moves: huge,
+      bytes: huge,
+      stallSeconds: stall,
+      stalledGpuId: `shard-${shards - 1}`,
+      overBound: true,
+    })),
+    estimatedSeconds: stall * moeLayers,
+    maxStallSeconds: stall,
+    maxStallGpuId: `shard-${shards - 1}`,
+    overBoundLayers: Array.from({ length: moeLayers }, (_, l) => l),
+  };
+}
+
 const dataBytes = (data: Record<string, string>) =>
   Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
 
@@ -116,12 +148,59 @@ describe("worst-case sizes bound the rendered children", () => {
       denseLayers: m.denseLayers,
       heatBasis: "none",
       shards: Array.from({ length: shards }, (_, i) => ({ shardIndex: i, setHash: "0123456789abcdef" })),
+      moveCost: { cost: worstMoveCost(m.layers - m.denseLayers, shards), maxStallSeconds: 600 },
     });
+    // move-cost.json takes only the room left: in full, as a summary, or not at all.
+    const doc = cm.data!["move-cost.json"];
+    if (doc !== undefined) expect(JSON.parse(doc).movedBytes).toBe(1e18);
     const bytes = dataBytes(cm.data!);
-    expect(bytes).toBeLessThanOrEqual(configMapBytes(m, shards));
+    const withoutMoveCost =
+      bytes - (doc === undefined ? 0 : Buffer.byteLength("move-cost.json") + Buffer.byteLength(doc));
+    expect(withoutMoveCost).toBeLessThanOrEqual(configMapBytes(m, shards));
     expect(bytes).toBeLessThanOrEqual(CONFIGMAP_LIMIT_BYTES);
     // The estimate is a bound, not a guess: within 10% of the real worst case.
-    expect(bytes).toBeGreaterThan(0.9 * configMapBytes(m, shards));
+    expect(withoutMoveCost).toBeGreaterThan(0.9 * configMapBytes(m, shards));
+  });
+
+  it("move-cost.json: in full when it fits, as a summary when only that fits, else left out", () => {
+    const d = sample("deepseek-v3");
+    const m = d.spec.model;
+    const moeLayers = m.layers - m.denseLayers;
+    const render = (shards: number, node: string) =>
+      renderPlacementConfigMap(d, {
+        placement: fullPlacement(moeLayers, m.routedExperts, m.expertSlotsPerGpu, shards, node),
+        hash: "0123456789abcdef",
+        version: 1,
+        denseLayers: m.denseLayers,
+        shards: Array.from({ length: shards }, (_, i) => ({ shardIndex: i, setHash: "0123456789abcdef" })),
+        moveCost: { cost: worstMoveCost(moeLayers, shards), maxStallSeconds: 2 },
+      }).data!;
+    const full = JSON.parse(render(32, "node-0")["move-cost.json"]!);
+    expect(full.chunks).toHaveLength(moeLayers);
+    expect(full.chunks[0]).toEqual([0, 0, 9_999_999_999_900]);
+    expect(full.overBoundMoeLayers).toHaveLength(moeLayers);
+    expect(full.maxStallShard).toBe("shard-31");
+    // Near the limit: the rest of the ConfigMap padded to leave exactly `room` bytes.
+    const moveCost = { cost: worstMoveCost(moeLayers, 206), maxStallSeconds: 2 };
+    const fullBytes = Buffer.byteLength(moveCostDocument(moveCost.cost, 2, true));
+    const summaryBytes = Buffer.byteLength(moveCostDocument(moveCost.cost, 2, false));
+    const key = Buffer.byteLength("move-cost.json");
+    const kindAt = (room: number): string => {
+      const data = { pad: "x".repeat(CONFIGMAP_LIMIT_BYTES - 3 - key - room) };
+      addMoveCost(data, moveCost);
+      expect(dataBytes(data)).toBeLessThanOrEqual(CONFIGMAP_LIMIT_BYTES);
+      const doc = (data as Record<string, string>)["move-cost.json"];
+      if (doc === undefined) return "none";
+      const parsed = JSON.parse(doc);
+      if ("chunks" in parsed) return "full";
+      expect(parsed.detailOmitted).toMatch(/ConfigMap limit/);
+      expect(parsed.chunkCount).toBe(moeLayers);
+      return "summary";
+    };
+    expect(kindAt(fullBytes)).toBe("full");
+    expect(kindAt(fullBytes - 1)).toBe("summary");
+    expect(kindAt(summaryBytes)).toBe("summary");
+    expect(kindAt(summaryBytes - 1)).toBe("none");
   });
 
   it("the experts annotation of a shard pod is within its estimate", () => {

@@ -293,6 +293,48 @@ describe("decide", () => {
     expect(kept.placement.action).toBe("keep");
   });
 
+  it("a heat rebalance carries its move cost (bytes, chunks, estimated time) in the decision and its reason", () => {
+    const before = scaledHeat(2_000, 21);
+    const after = scaledHeat(2_000, 22);
+    const current = firstPlacement(before, 8);
+    const snap: DecisionSnapshot = {
+      heat: { heat: after, atMs: 1_000_000, confidence: 1 },
+      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: `node-${i % 2}`, ready: true })),
+      provisionedShards: 8,
+      currentPlacement: current,
+      lastRebalanceMs: 0,
+      rolloutInProgress: false,
+      trackingSinceMs: 0,
+      nodes,
+    };
+    const moveCost = {
+      bytesPerExpertReplica: 44_040_192,
+      nvlinkBytesPerSecond: 160e9,
+      networkBytesPerSecond: 50e9,
+      storageBytesPerSecond: 5e9,
+      // Below one network load (0.88 ms): every layer with a network move is a chunk of its own, over the bound.
+      maxStallSeconds: 0.0005,
+    };
+    const p = (over: Partial<DeploymentPolicy["placement"]>) =>
+      policy({ manualShards: 8, placement: { ...policy().placement, maxMoveFraction: 1, ...over } });
+    const d = decide(snap, p({ moveCost }), 1_000_000);
+    expect(d.placement.action).toBe("replan");
+    const cost = d.placement.moveCost!;
+    expect(cost.moves).toBe(d.placement.movedReplicas);
+    expect(cost.bytes).toBe(d.placement.movedReplicas! * 44_040_192);
+    expect(cost.chunks.length).toBeGreaterThan(0);
+    expect(d.placement.reason).toMatch(
+      /rebalanced by heat: .*; loads \d+\.\d GB of expert weights .* in \d+ layer chunk\(s\)/,
+    );
+    expect(cost.overBoundLayers.length).toBeGreaterThan(0);
+    expect(d.placement.reason).toMatch(/alone exceed the 0.0005 s stall bound/);
+    // Without the numbers the decision is the same, without a cost.
+    const plain = decide(snap, p({}), 1_000_000);
+    expect(plain.placement.moveCost).toBeUndefined();
+    expect(plain.placement.hash).toBe(d.placement.hash);
+    expect(plain.placement.reason).not.toMatch(/GB of expert weights/);
+  });
+
   it("adds shards on observed SLO misses only once the latency window covers the shards now Ready", () => {
     const heat = scaledHeat(100);
     const current = firstPlacement(heat, 8);

@@ -149,7 +149,8 @@ function naivePartners(n: NaiveScan, scratch: SearchScratch): void {
 
 /**
  * Replace candidates: redundant replicas (r >= 2) off h whose removal hurts least, ranked by the
- * highest load it leaves on any GPU involved (other holders of y, and d without y).
+ * highest load it leaves on any GPU involved (other holders of y, and d without y); keys tied with
+ * Lh (within eps) stay candidates.
  */
 function naiveReplaceCandidates(n: NaiveScan, scratch: SearchScratch): void {
   const { st, h, Lh, lr, hStart, hList } = n;
@@ -167,7 +168,7 @@ function naiveReplaceCandidates(n: NaiveScan, scratch: SearchScratch): void {
         const g2 = hList[k]!;
         if (g2 !== d && st.load[g2]! + dy > key) key = st.load[g2]! + dy;
       }
-      if (key >= Lh || (rc === REPLACE_CANDIDATES && key >= candKey[rc - 1]!)) continue;
+      if (key >= Lh + n.eps || (rc === REPLACE_CANDIDATES && key >= candKey[rc - 1]!)) continue;
       let pos = rc < REPLACE_CANDIDATES ? rc++ : REPLACE_CANDIDATES - 1;
       while (pos > 0 && candKey[pos - 1]! > key) {
         candKey[pos] = candKey[pos - 1]!;

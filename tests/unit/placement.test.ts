@@ -225,6 +225,18 @@ describe("planPlacement properties", () => {
 });
 
 describe("planPlacement edge cases", () => {
+  it("a fresh plan is a fixpoint when a zero-heat replica sits on the hottest GPU (found by the property test, seed -787691139)", () => {
+    // One node, uneven slots: the pack leaves zero-heat experts 1 and 4 with two replicas each, one
+    // of them on a GPU tied for the hottest. Replacing that replica with a hot expert's helps; the
+    // search's replace candidates skipped keys tied with the hottest load, so only a re-plan found it.
+    const heat = [[313, 0, 783, 643, 0, 0, 0, 0, 560, 0]];
+    const gpus = [4, 3, 4, 6, 6, 5, 1, 5].map((slotCount, i) => ({ gpuId: `g${i}`, nodeName: "n0", slotCount }));
+    const first = expectPlanned(planPlacement({ heat, gpus, policy: POLICY }));
+    const again = planPlacement({ heat, gpus, policy: POLICY, current: first.placement });
+    expect(again.kind).toBe("unchanged");
+    expect(first.metrics.balancedness).toBeGreaterThan(0.85);
+  });
+
   it("one GPU holds every expert once", () => {
     const p = expectPlanned(
       planPlacement({ heat: [[5, 1, 0, 3]], gpus: [{ gpuId: "a", nodeName: "n", slotCount: 4 }], policy: POLICY }),

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import type { Decision } from "../../src/domain/decide.ts";
+import type { MoveCost } from "../../src/domain/placement/index.ts";
 import type { RolloutPlan } from "../../src/domain/rollout/index.ts";
 import {
   budgetCondition,
@@ -268,6 +269,48 @@ describe("computeStatus", () => {
     const later = computeStatus(input({ deployment: d, applyErrors: [err], nowMs: NOW + 60_000 }));
     expect(later.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime).toBe(new Date(NOW).toISOString());
     expect(later.conditions?.[0]?.observedGeneration).toBe(3);
+  });
+
+  it("publishes the last rebalance's bytes, estimated duration, chunks and longest stall, and keeps them until the next", () => {
+    const cost: MoveCost = {
+      moves: 10,
+      bytes: 440_401_920,
+      byPath: {
+        nvlink: { moves: 6, bytes: 264_241_152 },
+        network: { moves: 4, bytes: 176_160_768 },
+        storage: { moves: 0, bytes: 0 },
+      },
+      chunks: [
+        {
+          firstLayer: 0,
+          lastLayer: 2,
+          moves: 10,
+          bytes: 440_401_920,
+          stallSeconds: 0.0041,
+          stalledGpuId: "shard-1",
+          overBound: false,
+        },
+      ],
+      estimatedSeconds: 0.0041,
+      maxStallSeconds: 0.0041,
+      maxStallGpuId: "shard-1",
+      overBoundLayers: [],
+    };
+    const replan = decision({
+      placement: { action: "replan", reason: "rebalanced by heat", hash: "h2", movedFraction: 0.1, moveCost: cost },
+    });
+    const s = computeStatus(
+      input({ decision: replan, placement: { version: 3, hash: "h2", changed: true, rebalanced: true } }),
+    );
+    expect(s.placement).toMatchObject({
+      movedBytes: 440_401_920,
+      estimatedMoveSeconds: 0.0041,
+      moveChunks: 1,
+      maxMoveStallSeconds: 0.0041,
+    });
+    // A later reconcile that keeps the placement keeps the numbers.
+    const kept = computeStatus(input({ deployment: { ...deployment(), status: s } }));
+    expect(kept.placement).toMatchObject({ movedBytes: 440_401_920, moveChunks: 1 });
   });
 
   it("reports live shards, GPUs and cost in Auto, only the recommendation in Recommend", () => {

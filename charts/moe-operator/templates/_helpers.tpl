@@ -65,10 +65,11 @@ actuator.ts + reconciler.ts + sources.ts (writes, heat ConfigMap) and
 src/adapters/kube.ts (apply = patch, create, merge patch, delete, status update, events).
 */}}
 {{- define "moe-operator.namespacedRules" -}}
-# MoEDeployments: informer (list/watch); the operator never writes spec.
+# MoEDeployments: informer (list/watch); patch only of metadata.finalizers (mode PullRequest
+# with closeOnDelete: moe.dev/gitops-pull-request). The operator never writes spec.
 - apiGroups: ["moe.dev"]
   resources: ["moedeployments"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 # Status: replaceNamespacedCustomObjectStatus (update); patch for SSA of status.
 - apiGroups: ["moe.dev"]
   resources: ["moedeployments/status"]

@@ -7,7 +7,7 @@
 // A new output mode is one Actuator plus one line in ACTUATORS; the table's type
 // fails to compile when a mode of the API has no actuator.
 import type { Logger } from "pino";
-import type { MoEDeployment } from "../../api/schema.ts";
+import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
 import type { KubeWriter } from "../../adapters/kube.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import { isKind, type KubeError } from "../../adapters/kube-errors.ts";
@@ -18,7 +18,7 @@ import { drainPatch, ShardAnnotation, undrainPatch } from "./codecs/shard-pod.ts
 import { ChildApplyError } from "./errors.ts";
 import type { ConditionInput } from "./conditions.ts";
 import type { PullRequestSync } from "../../gitops/sync.ts";
-import { boundObservation } from "../../gitops/observe.ts";
+import { boundObservation, proposalInputs } from "../../gitops/observe.ts";
 
 export interface ActuationContext {
   deployment: MoEDeployment;
@@ -27,6 +27,8 @@ export interface ActuationContext {
   nowMs: number;
   /** The observed p99 (evidence for pull requests). */
   observedP99Ms?: number;
+  /** The heat observed at this decision, [moeLayer][expert] (pull requests weigh placement files with it). */
+  heat?: ReadonlyArray<ReadonlyArray<number>>;
 }
 
 export interface ActuationResult {
@@ -36,6 +38,8 @@ export interface ActuationResult {
   rollout?: RolloutPlan;
   /** Conditions this actuator reports (PullRequest: GitOpsSynced). */
   conditions?: ConditionInput[];
+  /** Status this actuator keeps (PullRequest: status.gitops, what its proposals rest on). */
+  status?: Pick<MoEDeploymentStatus, "gitops">;
 }
 
 export interface Actuator {
@@ -148,8 +152,10 @@ export class PullRequestActuator implements Actuator {
     const condition = this.#sync?.observe(
       ctx.deployment,
       boundObservation(ctx.deployment, ctx.decision, ctx.observedP99Ms, ctx.nowMs),
+      proposalInputs(ctx.deployment, ctx.decision, ctx.heat),
     );
-    return Promise.resolve({ errors: [], conditions: condition ? [condition] : [] });
+    const gitops = this.#sync?.statusOf(ctx.deployment);
+    return Promise.resolve({ errors: [], conditions: condition ? [condition] : [], status: { gitops } });
   }
 }
 

@@ -5,7 +5,7 @@ import { moeLayerCount, type MoEDeployment } from "../../api/schema.ts";
 import type { Decision } from "../../domain/decide.ts";
 import { planRollout, restoresCoverage, type DesiredShard, type RolloutPlan } from "../../domain/rollout/index.ts";
 import { expertSetHash, shardExperts } from "./children.ts";
-import { renderPlacementConfigMap, type PublishedPlacement } from "./codecs/placement-configmap.ts";
+import { PlacementKey, renderPlacementConfigMap, type PublishedPlacement } from "./codecs/placement-configmap.ts";
 import { routerDrift, routerToApply } from "./codecs/router.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
 import type { EventSpec } from "./events.ts";
@@ -127,8 +127,15 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     version: placement.version,
     denseLayers: d.spec.model.denseLayers,
     heatBasis: decision.placement.heatBasis,
+    moveCost: decision.placement.moveCost
+      ? { cost: decision.placement.moveCost, maxStallSeconds: d.spec.placement.maxStallMilliseconds / 1000 }
+      : undefined,
     shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
   });
+  // The move cost describes the change that made the published placement: an unchanged placement keeps it.
+  const liveMoveCost = live.placementConfigMap?.data?.[PlacementKey.moveCost];
+  if (!placement.changed && liveMoveCost !== undefined && cm.data?.[PlacementKey.moveCost] === undefined)
+    cm.data = { ...cm.data, [PlacementKey.moveCost]: liveMoveCost };
   if (placement.changed || live.recovered || configMapDrifted(live.placementConfigMap, cm)) {
     plan.placementConfigMap = cm;
     const name = cm.metadata!.name!;

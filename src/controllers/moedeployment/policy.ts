@@ -94,6 +94,13 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
       rebalanceIntervalMs: spec.placement.rebalanceIntervalSeconds * 1000,
       topology: "spread",
       maxChangedShards: ctx.maxSurge,
+      moveCost: {
+        bytesPerExpertReplica: expertReplicaBytes(spec.model),
+        nvlinkBytesPerSecond: spec.placement.moveBandwidth.nvlinkMegabytesPerSecond * 1e6,
+        networkBytesPerSecond: spec.placement.moveBandwidth.networkMegabytesPerSecond * 1e6,
+        storageBytesPerSecond: spec.placement.moveBandwidth.storageMegabytesPerSecond * 1e6,
+        maxStallSeconds: spec.placement.maxStallMilliseconds / 1000,
+      },
     },
     defaultUsdPerGpuHour: spec.cost.defaultUsdPerGpuHour > 0 ? spec.cost.defaultUsdPerGpuHour : undefined,
   };

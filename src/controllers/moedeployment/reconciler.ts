@@ -14,8 +14,10 @@ import {
   LabelValue,
   ConditionType,
   ConditionReason,
+  Finalizer,
   type ConditionReasonName,
 } from "../../api/constants.ts";
+import { branchName } from "../../domain/gitops/index.ts";
 import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot } from "../../domain/decide.ts";
@@ -99,6 +101,7 @@ export interface MoEDeploymentObject {
     generation?: number;
     resourceVersion?: string;
     deletionTimestamp?: Date | string;
+    finalizers?: string[];
     creationTimestamp?: Date | string;
   };
   spec?: unknown;
@@ -108,6 +111,12 @@ export interface MoEDeploymentObject {
 export interface ReconcileResult {
   requeueAfterMs?: number;
 }
+
+/** Deletion never waits on GitHub longer than this many failed attempts to close the pull request... */
+export const FINALIZE_ATTEMPTS = 4;
+/** ...or this long after the deletion request (a restarted operator starts counting attempts again). */
+export const FINALIZE_DEADLINE_MS = 300_000;
+const FINALIZE_BACKOFF_MS = 2_000;
 
 interface Memory {
   uid: string;
@@ -135,6 +144,8 @@ export class MoEDeploymentReconciler {
   readonly #d: ReconcilerDeps;
   readonly #memory = new Map<string, Memory>();
   readonly #poller: SourcePoller;
+  /** Failed attempts to close the pull request of a deleted MoEDeployment, by uid. */
+  readonly #finalizeAttempts = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
@@ -149,11 +160,14 @@ export class MoEDeploymentReconciler {
     const [namespace, name] = key.split("/") as [string, string];
     const log = this.#d.logger.child({ moedeployment: key });
     const obj = this.#d.moeds.get(name, namespace);
-    if (!obj || obj.metadata?.deletionTimestamp) return this.#forget(key, namespace, name);
+    if (!obj) return this.#forget(key, namespace, name);
+    if (obj.metadata?.deletionTimestamp) return this.#finalize(key, obj, log);
     const nowMs = this.#d.clock.nowMs();
     const mem = this.#memoryFor(key, obj, nowMs);
     const d = await this.#admit(obj, log, nowMs);
     if (!d) return {}; // terminal until the spec (or the operator's pod policy) changes
+    // The object changes with the finalizer: the informer's update reconciles it again.
+    if (await this.#syncFinalizer(obj, d)) return { requeueAfterMs: 1_000 };
 
     const actuator: Actuator = ACTUATORS[d.spec.mode]({
       kube: this.#d.kube,
@@ -181,6 +195,7 @@ export class MoEDeploymentReconciler {
       log,
       nowMs,
       observedP99Ms: observed.latency.p99Ms,
+      heat: observed.heat.heat?.heat,
     });
     const status = computeStatus({
       deployment: d,
@@ -196,6 +211,7 @@ export class MoEDeploymentReconciler {
       nowMs,
       actuatorConditions: result.conditions,
       gpus: observed.gpus,
+      actuatorStatus: result.status,
     });
     await this.#writeStatus(obj, status);
     this.#recordMetrics(
@@ -230,6 +246,82 @@ export class MoEDeploymentReconciler {
     this.#d.gitops?.forget(key);
     this.#d.metrics.forgetDeployment(namespace, name);
     return {};
+  }
+
+  /** Mode PullRequest with closeOnDelete holds the finalizer; any other spec drops it. True when it was changed. */
+  async #syncFinalizer(obj: MoEDeploymentObject, d: MoEDeployment): Promise<boolean> {
+    const want =
+      this.#d.gitops !== undefined &&
+      d.spec.mode === "PullRequest" &&
+      d.spec.gitops?.pullRequests.closeOnDelete === true;
+    const has = obj.metadata?.finalizers?.includes(Finalizer.gitopsPullRequest) ?? false;
+    if (want === has) return false;
+    await this.#setFinalizer(obj, want);
+    return true;
+  }
+
+  async #setFinalizer(obj: MoEDeploymentObject, on: boolean): Promise<void> {
+    const others = (obj.metadata?.finalizers ?? []).filter((f) => f !== Finalizer.gitopsPullRequest);
+    try {
+      await this.#d.kube.mergePatch(
+        { apiVersion: API_GROUP_VERSION, kind: KIND, namespace: obj.metadata!.namespace, name: obj.metadata!.name! },
+        // resourceVersion: the list replaces the whole field, so only over the version it was read from.
+        {
+          metadata: {
+            finalizers: on ? [...others, Finalizer.gitopsPullRequest] : others,
+            resourceVersion: obj.metadata?.resourceVersion,
+          },
+        },
+      );
+    } catch (err) {
+      if (err instanceof KubeApiError && (err.kubeError.kind === "Conflict" || err.kubeError.kind === "NotFound")) {
+        throw new ConflictRequeue(err.message, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Deletion with the finalizer: close the pull request and delete its branch, then remove the
+   * finalizer. When GitHub cannot be reached the finalizer goes after FINALIZE_ATTEMPTS failed
+   * attempts or FINALIZE_DEADLINE_MS after the deletion request, with a Warning event: deletion
+   * is never blocked for long.
+   */
+  async #finalize(key: string, obj: MoEDeploymentObject, log: Logger): Promise<ReconcileResult> {
+    const [namespace, name] = key.split("/") as [string, string];
+    if (!obj.metadata?.finalizers?.includes(Finalizer.gitopsPullRequest)) return this.#forget(key, namespace, name);
+    const nowMs = this.#d.clock.nowMs();
+    const uid = obj.metadata.uid ?? "";
+    const parsed = parseMoEDeployment({
+      ...obj,
+      apiVersion: obj.apiVersion ?? API_GROUP_VERSION,
+      kind: obj.kind ?? KIND,
+    });
+    const d = parsed.ok ? parsed.value : undefined;
+    if (this.#d.gitops && d?.spec.gitops?.pullRequests.closeOnDelete && d.spec.mode === "PullRequest") {
+      const closed = await this.#d.gitops.close(d, "the MoEDeployment was deleted");
+      if (!closed.ok) {
+        const attempts = (this.#finalizeAttempts.get(uid) ?? 0) + 1;
+        this.#finalizeAttempts.set(uid, attempts);
+        const sinceMs = nowMs - new Date(obj.metadata.deletionTimestamp!).getTime();
+        if (attempts < FINALIZE_ATTEMPTS && !(sinceMs >= FINALIZE_DEADLINE_MS)) {
+          log.warn({ attempts, problem: closed.problem }, "could not close the pull request; retrying");
+          return { requeueAfterMs: FINALIZE_BACKOFF_MS * 2 ** (attempts - 1) };
+        }
+        await this.#event(
+          obj,
+          {
+            type: "Warning",
+            reason: ConditionReason.PullRequestNotClosed,
+            message: `could not close the pull request (${attempts} attempts, ${Math.round(sinceMs / 1000)} s since the deletion request): ${closed.problem}. The finalizer ${Finalizer.gitopsPullRequest} is removed so that the deletion goes on; close the pull request of branch ${branchName({ namespace, name })} by hand`,
+          },
+          nowMs,
+        );
+      }
+    }
+    await this.#setFinalizer(obj, false);
+    this.#finalizeAttempts.delete(uid);
+    return this.#forget(key, namespace, name);
   }
 
   #memoryFor(key: string, obj: MoEDeploymentObject, nowMs: number): Memory {

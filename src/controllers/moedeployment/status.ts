@@ -35,6 +35,8 @@ export interface StatusInput {
   actuatorConditions?: readonly ConditionInput[];
   /** GPUs on nodes matching spec.serving.gpu: free, and held by this deployment's bound shard pods. */
   gpus?: GpuSupply;
+  /** Status fields the actuator keeps (PullRequest: gitops). */
+  actuatorStatus?: Pick<MoEDeploymentStatus, "gitops">;
 }
 
 export interface GpuSupply {
@@ -354,6 +356,30 @@ export function computeConditions(x: StatusInput): ConditionInput[] {
   ];
 }
 
+/** Bytes, estimated duration, chunks and longest stall of the last rebalance (kept until the next one). */
+function moveCostStatus(
+  x: StatusInput,
+): Pick<
+  NonNullable<MoEDeploymentStatus["placement"]>,
+  "movedBytes" | "estimatedMoveSeconds" | "moveChunks" | "maxMoveStallSeconds"
+> {
+  const prev = x.deployment.status?.placement;
+  const cost = x.decision.placement.moveCost;
+  if (!(x.placement.rebalanced && x.placement.changed) || !cost)
+    return {
+      movedBytes: prev?.movedBytes,
+      estimatedMoveSeconds: prev?.estimatedMoveSeconds,
+      moveChunks: prev?.moveChunks,
+      maxMoveStallSeconds: prev?.maxMoveStallSeconds,
+    };
+  return {
+    movedBytes: cost.bytes,
+    estimatedMoveSeconds: round(cost.estimatedSeconds, 6),
+    moveChunks: cost.chunks.length,
+    maxMoveStallSeconds: round(cost.maxStallSeconds, 6),
+  };
+}
+
 function placementStatus(x: StatusInput, nowIso: string): MoEDeploymentStatus["placement"] {
   const { decision, placement } = x;
   const prev = x.deployment.status?.placement;
@@ -366,6 +392,7 @@ function placementStatus(x: StatusInput, nowIso: string): MoEDeploymentStatus["p
     balancedness: round(decision.placement.metrics?.balancedness, 3) ?? prev?.balancedness,
     movedFraction:
       placement.rebalanced && placement.changed ? round(decision.placement.movedFraction ?? 0, 4) : prev?.movedFraction,
+    ...moveCostStatus(x),
     redundantSlotsPerLayer: target
       ? Math.max(0, target.gpus.reduce((s, g) => s + g.slotCount, 0) - x.deployment.spec.model.routedExperts)
       : undefined,
@@ -491,6 +518,7 @@ export function computeStatus(x: StatusInput): MoEDeploymentStatus {
     lastScale: lastScale(x, nowIso),
     nextPrewarm: nextPrewarm(d.spec, x.nowMs, d.status?.nextPrewarm),
     recommendation: recommendation(x, nowIso),
+    gitops: x.actuatorStatus?.gitops,
   };
   return dropUndefined(status);
 }

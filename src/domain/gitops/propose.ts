@@ -1,6 +1,8 @@
 // What a pull request proposes: bound and budget changes with their evidence,
 // decided from a BoundTrack. Pure: time comes in as nowMs.
 import type { BoundTrack, Bounds } from "./track.ts";
+import type { ScheduleChange } from "./schedules.ts";
+import type { PlacementCandidate, PlacementComparison } from "./placement-file.ts";
 
 export interface ProposalSettings {
   readonly minChangePercent: number;
@@ -38,9 +40,22 @@ export interface Evidence {
   readonly decisionMessage: string;
 }
 
+/** The placement file proposed, with how it compares with the reference it was weighed against. */
+export interface PlacementFileProposal {
+  readonly path: string;
+  readonly candidate: PlacementCandidate;
+  readonly comparison: PlacementComparison;
+}
+
 export interface Proposal {
+  /** Bound and budget changes (may be empty when only schedules or the placement file are proposed). */
   readonly changes: readonly ProposedChange[];
   readonly evidence: Evidence;
+  /** spec.prewarm.schedules entries learned from recurring peaks. */
+  readonly schedules?: readonly ScheduleChange[];
+  readonly placement?: PlacementFileProposal;
+  /** The bounds part as proposeBounds returned it (its identity tells combineProposal nothing changed). */
+  readonly boundsPart?: Proposal;
 }
 
 /** Bound raise after SLOMet=False at maxShards for raiseAfterMs; lowers after lowerAfterMs without approaching the bound. */
@@ -178,18 +193,69 @@ export function proposeBounds(
     changes.length === pending.changes.length &&
     changes.every((c) => pending.changes.includes(c));
   if (same) return pending;
-  const o = track.last;
   return {
     changes: [...changes].sort((a, b) => a.field.localeCompare(b.field)),
-    evidence: {
-      atMs: nowMs,
-      observedP99Ms: o?.observedP99Ms,
-      targetMs: o?.targetMs ?? 0,
-      gpus: o?.gpus ?? 0,
-      usdPerHour: o?.usdPerHour ?? 0,
-      timeAtBoundMs,
-      decisionReason: o?.reason ?? "Unknown",
-      decisionMessage: o?.message ?? "",
-    },
+    evidence: evidenceOf(track, nowMs, timeAtBoundMs),
   };
+}
+
+/** The evidence table's row from the last observation. */
+export function evidenceOf(track: BoundTrack | undefined, nowMs: number, timeAtBoundMs?: number): Evidence {
+  const o = track?.last;
+  return {
+    atMs: nowMs,
+    observedP99Ms: o?.observedP99Ms,
+    targetMs: o?.targetMs ?? 0,
+    gpus: o?.gpus ?? 0,
+    usdPerHour: o?.usdPerHour ?? 0,
+    timeAtBoundMs,
+    decisionReason: o?.reason ?? "Unknown",
+    decisionMessage: o?.message ?? "",
+  };
+}
+
+/**
+ * The whole proposal: bounds (from proposeBounds), learned schedules and the placement file.
+ * Returns `prev` itself when no part changed (the caller then writes nothing), undefined when
+ * there is nothing to propose.
+ */
+export function combineProposal(
+  prev: Proposal | undefined,
+  parts: { bounds?: Proposal; schedules?: readonly ScheduleChange[]; placement?: PlacementFileProposal },
+  track: BoundTrack | undefined,
+  nowMs: number,
+): Proposal | undefined {
+  const schedules = parts.schedules && parts.schedules.length > 0 ? parts.schedules : undefined;
+  if (!parts.bounds && !schedules && !parts.placement) return undefined;
+  if (prev && prev.boundsPart === parts.bounds && prev.schedules === schedules && prev.placement === parts.placement)
+    return prev;
+  return {
+    changes: parts.bounds?.changes ?? [],
+    evidence: parts.bounds?.evidence ?? evidenceOf(track, nowMs),
+    schedules,
+    placement: parts.placement,
+    boundsPart: parts.bounds,
+  };
+}
+
+/**
+ * After a restart: the values the pull request's branch already holds win over a candidate that
+ * differs from them by less than the minimum change, so a restarted operator does not commit
+ * again for a small drift of its evidence (the branch is the proposal it made before).
+ */
+export function adoptProposed(
+  p: Proposal,
+  inGit: Partial<Record<BoundField, number>>,
+  minChangePercent: number,
+): Proposal {
+  let adopted = false;
+  const changes = p.changes.map((c) => {
+    const v = inGit[c.field];
+    if (v === undefined || v === c.to || v === c.from) return c;
+    if (Math.sign(v - c.from) !== Math.sign(c.to - c.from)) return c;
+    if (bigEnough(c.field, v, c.to, minChangePercent)) return c;
+    adopted = true;
+    return { ...c, to: v };
+  });
+  return adopted ? { ...p, changes, boundsPart: p.boundsPart && { ...p.boundsPart, changes } } : p;
 }

@@ -16,8 +16,21 @@ export function branchName(d: DeploymentRef): string {
 
 const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
 
+const hhmmOf = (start: string) => {
+  const m = /^(\d+) (\d+) /.exec(start);
+  return m ? `${m[2]!.padStart(2, "0")}:${m[1]!.padStart(2, "0")}` : start;
+};
+
 export function pullRequestTitle(d: DeploymentRef, p: Proposal): string {
-  return `moe-operator: ${d.namespace}/${d.name}: ${p.changes.map((c) => `${c.field} ${fmt(c.from)} -> ${fmt(c.to)}`).join(", ")}`;
+  const parts = [
+    ...p.changes.map((c) => `${c.field} ${fmt(c.from)} -> ${fmt(c.to)}`),
+    ...(p.schedules ?? []).map(
+      (s) =>
+        `prewarm ${s.entry.name} ${hhmmOf(s.entry.start)} UTC ${s.entry.durationMinutes} min ${s.entry.minShards} shards`,
+    ),
+    ...(p.placement ? [`expert placement ${p.placement.comparison.movedPercent.toFixed(0)}% of slots moved`] : []),
+  ];
+  return `moe-operator: ${d.namespace}/${d.name}: ${parts.join(", ")}`;
 }
 
 /** Markdown table cells: no pipes or line breaks. */
@@ -35,19 +48,51 @@ function duration(ms: number | undefined): string {
   return m >= 120 ? `${(m / 60).toFixed(1)} h` : `${m} min`;
 }
 
+function schedulesSection(p: Proposal): string[] {
+  if (!p.schedules?.length) return [];
+  return [
+    "### Pre-warm schedules learned from recurring peaks (`spec.prewarm.schedules`)",
+    "",
+    "| Entry | Start (UTC, daily) | Duration | minShards | Days seen | Peak level | Lead | Why |",
+    "|---|---|---|---|---|---|---|---|",
+    ...p.schedules.map((s) => {
+      const v = s.evidence;
+      return `| \`${s.entry.name}\`${s.replaces ? " (changed)" : " (new)"} | ${hhmmOf(s.entry.start)} | ${s.entry.durationMinutes} min | ${s.entry.minShards} | ${v.daysSeen} | ${Math.round(v.peakTokensPerSecond)} tok/s (base ${Math.round(v.baseTokensPerSecond)}) | pods start ${v.leadSeconds} s before | ${cell(s.why)} |`;
+    }),
+    "",
+  ];
+}
+
+function placementSection(p: Proposal): string[] {
+  const f = p.placement;
+  if (!f) return [];
+  const c = f.comparison;
+  const gpus = f.candidate.placement.gpus.length;
+  return [
+    `### Expert placement file \`${cell(f.path)}\` (\`--init-expert-location\`)`,
+    "",
+    "| GPUs | Balancedness in Git | Proposed | Slots moved |",
+    "|---|---|---|---|",
+    `| ${gpus} | ${c.referenceBalancedness === undefined ? "- (another shape, or no file)" : c.referenceBalancedness.toFixed(3)} | ${f.candidate.balancedness.toFixed(3)} | ${c.movedPercent.toFixed(1)}% |`,
+    "",
+    "Balancedness is the mean over the max GPU load under the heat observed now (1 is perfectly balanced). Engines read the file when they start.",
+    "",
+  ];
+}
+
 export function pullRequestBody(d: DeploymentRef, p: Proposal, manifestPath: string): string {
   const e = p.evidence;
   const rows = p.changes.map(
     (c) => `| \`${FIELD_PATH[c.field].join(".")}\` | ${fmt(c.from)} | ${fmt(c.to)} | ${cell(c.why)} |`,
   );
+  const bounds = rows.length === 0 ? [] : ["| Field | Now | Proposed | Why |", "|---|---|---|---|", ...rows, ""];
   return [
-    `moe-operator proposes new bounds for MoEDeployment \`${d.namespace}/${d.name}\` in \`${cell(manifestPath)}\`.`,
-    "Bounds and budget only: live replica counts stay in the cluster. The operator updates this pull request in place; merge it to apply.",
+    `moe-operator proposes changes for MoEDeployment \`${d.namespace}/${d.name}\` in \`${cell(manifestPath)}\`.`,
+    "Bounds, budget, pre-warm schedules and the placement file only: live replica counts stay in the cluster. The operator updates this pull request in place; merge it to apply.",
     "",
-    "| Field | Now | Proposed | Why |",
-    "|---|---|---|---|",
-    ...rows,
-    "",
+    ...bounds,
+    ...schedulesSection(p),
+    ...placementSection(p),
     "### Evidence",
     "",
     "| Observed p99 | SLO target | GPUs | $/h | Time at bound |",

@@ -48,6 +48,8 @@ export interface BoundTrack {
   readonly peakDesiredShards: number;
   /** Most shards the SLO needed in the low window (0: unknown). */
   readonly peakSloShards: number;
+  /** The last observation approached maxShards (the low window is not running). */
+  readonly approached?: boolean;
   /** The last observation, for the evidence table. */
   readonly last?: BoundObservation;
 }
@@ -98,8 +100,62 @@ export function observeBounds(prev: BoundTrack | undefined, bounds: Bounds, o: B
         )
       : 0,
     lowWindowStartMs: approached ? o.nowMs : base.lowWindowStartMs,
+    approached,
     peakDesiredShards: approached ? 0 : Math.max(base.peakDesiredShards, o.desiredShards),
     peakSloShards: approached ? 0 : Math.max(base.peakSloShards, o.sloShards ?? o.desiredShards),
     last: o,
+  };
+}
+
+/**
+ * The part of a BoundTrack kept across operator restarts (status.gitops). It changes only when a
+ * window starts or ends or a peak grows, never at every observation: while maxShards is being
+ * approached the low window's start is not recorded (it would move with every observation).
+ */
+export interface PersistedTrack {
+  readonly boundsKey: string;
+  readonly trackingSinceMs: number;
+  readonly atMaxSinceMs?: number;
+  readonly atMaxRequiredShards?: number;
+  readonly atBudgetSinceMs?: number;
+  readonly budgetRequiredUsdPerHour?: number;
+  /** Start of the low window; undefined while maxShards is being approached. */
+  readonly quietSinceMs?: number;
+  readonly peakDesiredShards?: number;
+  readonly peakSloShards?: number;
+}
+
+const positive = (v: number) => (v > 0 ? v : undefined);
+
+export function persistTrack(t: BoundTrack): PersistedTrack {
+  return {
+    boundsKey: t.boundsKey,
+    trackingSinceMs: t.trackingSinceMs,
+    atMaxSinceMs: t.atMaxSinceMs,
+    atMaxRequiredShards: t.atMaxSinceMs === undefined ? undefined : t.atMaxRequiredShards,
+    atBudgetSinceMs: t.atBudgetSinceMs,
+    budgetRequiredUsdPerHour: t.atBudgetSinceMs === undefined ? undefined : t.budgetRequiredUsdPerHour,
+    quietSinceMs: t.approached ? undefined : t.lowWindowStartMs,
+    peakDesiredShards: t.approached ? undefined : positive(t.peakDesiredShards),
+    peakSloShards: t.approached ? undefined : positive(t.peakSloShards),
+  };
+}
+
+/**
+ * The track a restarted operator continues from. A low window that was not running (maxShards
+ * was being approached) starts at nowMs, as if approached at the restart.
+ */
+export function restoreTrack(p: PersistedTrack, nowMs: number): BoundTrack {
+  return {
+    boundsKey: p.boundsKey,
+    trackingSinceMs: Math.min(p.trackingSinceMs, nowMs),
+    atMaxSinceMs: p.atMaxSinceMs,
+    atMaxRequiredShards: p.atMaxSinceMs === undefined ? 0 : (p.atMaxRequiredShards ?? 0),
+    atBudgetSinceMs: p.atBudgetSinceMs,
+    budgetRequiredUsdPerHour: p.atBudgetSinceMs === undefined ? 0 : (p.budgetRequiredUsdPerHour ?? 0),
+    lowWindowStartMs: p.quietSinceMs ?? nowMs,
+    peakDesiredShards: p.quietSinceMs === undefined ? 0 : (p.peakDesiredShards ?? 0),
+    peakSloShards: p.quietSinceMs === undefined ? 0 : (p.peakSloShards ?? 0),
+    approached: p.quietSinceMs === undefined,
   };
 }

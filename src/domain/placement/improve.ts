@@ -371,7 +371,7 @@ export class LayerSearch {
 
   /**
    * The replace candidates: the first REPLACE_CANDIDATES redundant replicas off h, ordered by
-   * (key, GPU, slot), whose key is below Lh. Merges `spare` (each expert's first candidate) with
+   * (key, GPU, slot), whose key is below Lh (or tied with it, within eps). Merges `spare` (each expert's first candidate) with
    * the later candidates of the experts taken so far. Returns how many were written to candD/candS.
    */
   private replaceCandidates(h: number, Lh: number): number {
@@ -416,7 +416,9 @@ export class LayerSearch {
       } else {
         break;
       }
-      if (!(key < Lh)) break;
+      // Keys tied with Lh (within eps) stay candidates: when y's worst holder also holds x it drops
+      // with x's new replica, which scanReplaces checks exactly (a zero-heat y held by h was missed).
+      if (!(key < Lh + this.c.eps)) break;
       const d = Math.floor(tie / S);
       if (d !== h) {
         buf.candD[rc] = d;

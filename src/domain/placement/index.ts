@@ -18,3 +18,22 @@ export type {
   TopologyPreference,
 } from "./types.ts";
 export { extendPlacement } from "./extend.ts";
+export {
+  DEFAULT_MAX_STALL_SECONDS,
+  DEFAULT_MOVE_BANDWIDTH,
+  MOVE_PATHS,
+  chunkMoves,
+  describeMoveCost,
+  estimateMoveCost,
+  expertMoves,
+  shardStalls,
+} from "./move-cost.ts";
+export type {
+  ExpertMove,
+  LayerChunk,
+  MoveBandwidth,
+  MoveCost,
+  MoveCostPolicy,
+  MovePath,
+  ShardStall,
+} from "./move-cost.ts";

@@ -9,6 +9,7 @@ import { applyReplan, FRESH_MIN_SCORE, planLayerFromScratch, planLayerReplan } f
 import type { LayerReplan } from "./replan.ts";
 import { IndexedHeap } from "./heap.ts";
 import { computePlacementMetrics, countMovedReplicas, countReplicas } from "./metrics.ts";
+import { estimateMoveCost } from "./move-cost.ts";
 import { LayerState } from "./state.ts";
 import type { Topology } from "./state.ts";
 import type {
@@ -284,6 +285,7 @@ function plannedOutcome(
     movedReplicas: moved,
     movedFraction: replicas > 0 ? moved / replicas : 0,
     movedBytes: bytesOf(moved, ctx.policy),
+    moveCost: ctx.policy.moveCost ? estimateMoveCost(current, placement, ctx.policy.moveCost) : null,
     notes: ctx.notes,
     ...fields,
   };

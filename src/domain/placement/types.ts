@@ -1,4 +1,5 @@
 // Types of the expert placement core. Everything here is plain, JSON-serialisable data.
+import type { MoveCost, MoveCostPolicy } from "./move-cost.ts";
 
 /** A GPU the planner may place expert replicas on. */
 export interface GpuSlotInfo {
@@ -69,6 +70,11 @@ export interface PlacementPolicy {
   /** Bytes one expert replica of one layer takes; with GpuSlotInfo.memoryBytes limits slots per GPU. */
   readonly bytesPerExpertReplica?: number;
   /**
+   * Bandwidths, bytes per replica and the stall bound: with it, a planned outcome carries `moveCost`
+   * (bytes per path, layer chunks, estimated duration; move-cost.ts). It does not change the plan.
+   */
+  readonly moveCost?: MoveCostPolicy;
+  /**
    * "spread" (default): among equally good choices put an expert's replicas on nodes / domains that do
    * not hold it yet, so tokens find a replica on their own node. "ignore": balance only.
    */
@@ -125,6 +131,8 @@ export type PlacementOutcome =
       readonly movedFraction: number;
       /** movedReplicas x policy.bytesPerExpertReplica: expert weights loaded anew, bytes; null without bytesPerExpertReplica. */
       readonly movedBytes: number | null;
+      /** What the moves cost (bytes per path, layer chunks, estimated duration); null without policy.moveCost. */
+      readonly moveCost: MoveCost | null;
       /** Replica loads that were required to repair the current placement (lost GPUs, missing experts). */
       readonly repairMoves: number;
       /**

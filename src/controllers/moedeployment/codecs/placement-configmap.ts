@@ -3,11 +3,13 @@
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { Annotation } from "../../../api/constants.ts";
 import type { MoEDeployment } from "../../../api/schema.ts";
+import { CONFIGMAP_LIMIT_BYTES } from "../../../api/sizes.ts";
 import {
   parsePlacement,
   placementHash,
   placementToSglang,
   serializePlacement,
+  type MoveCost,
   type Placement,
 } from "../../../domain/placement/index.ts";
 import type { HeatBasis } from "../../../domain/decide.ts";
@@ -21,7 +23,52 @@ export const PlacementKey = {
   shards: "shards.json",
   heatBasis: "heat-basis",
   sglangMap: "physical_to_logical_map.json",
+  moveCost: "move-cost.json",
 } as const;
+
+/**
+ * move-cost.json: what the change from the previous placement loads. Chunks are
+ * [firstMoeLayer, lastMoeLayer, longest shard stall in ms (rounded up)], in the order they run.
+ * `detail: false` leaves out the per-layer lists (chunks, overBoundMoeLayers) and says so.
+ */
+export function moveCostDocument(c: MoveCost, maxStallSeconds: number, detail = true): string {
+  const summary = {
+    movedReplicas: c.moves,
+    movedBytes: c.bytes,
+    bytesByPath: { nvlink: c.byPath.nvlink.bytes, network: c.byPath.network.bytes, storage: c.byPath.storage.bytes },
+    estimatedSeconds: Math.round(c.estimatedSeconds * 1e6) / 1e6,
+    maxStallSeconds: Math.round(c.maxStallSeconds * 1e6) / 1e6,
+    maxStallShard: c.maxStallGpuId,
+    stallBoundSeconds: maxStallSeconds,
+    chunkCount: c.chunks.length,
+    overBoundLayerCount: c.overBoundLayers.length,
+  };
+  if (!detail) return JSON.stringify({ ...summary, detailOmitted: "the placement ConfigMap limit" });
+  return JSON.stringify({
+    ...summary,
+    chunks: c.chunks.map((k) => [k.firstLayer, k.lastLayer, Math.ceil(k.stallSeconds * 1000)]),
+    overBoundMoeLayers: c.overBoundLayers,
+  });
+}
+
+const dataBytes = (data: Record<string, string>): number =>
+  Object.entries(data).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+
+/**
+ * Adds move-cost.json only while the ConfigMap stays within Kubernetes' limit: in full, else its
+ * summary, else not at all. The admission bound (src/api/sizes.ts) covers everything else, so a
+ * placement the API admits is always published.
+ */
+export function addMoveCost(data: Record<string, string>, m: NonNullable<PlacementConfigMapInput["moveCost"]>): void {
+  const room = CONFIGMAP_LIMIT_BYTES - dataBytes(data) - Buffer.byteLength(PlacementKey.moveCost);
+  for (const detail of [true, false]) {
+    const doc = moveCostDocument(m.cost, m.maxStallSeconds, detail);
+    if (Buffer.byteLength(doc) <= room) {
+      data[PlacementKey.moveCost] = doc;
+      return;
+    }
+  }
+}
 
 export interface PlacementConfigMapInput {
   placement: Placement;
@@ -31,6 +78,8 @@ export interface PlacementConfigMapInput {
   shards: { shardIndex: number; setHash: string }[];
   /** What the plan was made with ("none": before any heat, experts spread evenly). */
   heatBasis?: HeatBasis;
+  /** What the change from the previous placement loads, and the stall bound it was chunked for. */
+  moveCost?: { cost: MoveCost; maxStallSeconds: number };
 }
 
 export interface PublishedPlacement {
@@ -50,6 +99,7 @@ export function renderPlacementConfigMap(d: MoEDeployment, p: PlacementConfigMap
   };
   if (p.heatBasis) data[PlacementKey.heatBasis] = p.heatBasis;
   if (sglang.ok) data[PlacementKey.sglangMap] = JSON.stringify(sglang.value);
+  if (p.moveCost) addMoveCost(data, p.moveCost); // last: it takes only the room the rest leaves
   return {
     apiVersion: "v1",
     kind: "ConfigMap",

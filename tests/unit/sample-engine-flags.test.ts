@@ -1,0 +1,106 @@
+// The samples' engine arguments are flags that exist (issue 15 item 4): every `--flag` a sample's
+// router or shard container passes is in the verified record (tests/support/engine-flags.ts, with
+// where each was read), the record and docs/engine-flags.md agree, and the SGLang samples wire the
+// placement ConfigMap and the AFD roles as the ADR says.
+import { describe, expect, it } from "vitest";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
+import { childNames } from "../../src/controllers/moedeployment/children.ts";
+import { PlacementKey } from "../../src/controllers/moedeployment/codecs/placement-configmap.ts";
+import { engineOfImage, VERIFIED_FLAGS, type Engine } from "../support/engine-flags.ts";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const samplesDir = join(root, "deploy/samples");
+const sampleFiles = readdirSync(samplesDir).filter((f) => f.endsWith(".yaml"));
+
+function sample(file: string): MoEDeployment {
+  const r = parseMoEDeployment(parse(readFileSync(join(samplesDir, file), "utf8")));
+  if (!r.ok) throw new Error(`${file} does not parse`, { cause: r.issues });
+  return r.value;
+}
+
+interface Container {
+  name: string;
+  image?: string;
+  args?: string[];
+  command?: string[];
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface PodSpec {
+  containers: Container[];
+  volumes?: { name: string; configMap?: { name: string } }[];
+}
+
+function templates(d: MoEDeployment): { role: "router" | "shard"; spec: PodSpec }[] {
+  return [
+    { role: "router", spec: d.spec.serving.router.template.spec as unknown as PodSpec },
+    { role: "shard", spec: d.spec.serving.expertShards.template.spec as unknown as PodSpec },
+  ];
+}
+
+/** The `--flag` names of an argument list (`--flag=value` counts as `--flag`). */
+function flagsOf(args: readonly string[]): string[] {
+  return args.filter((a) => a.startsWith("--")).map((a) => a.split("=")[0]!);
+}
+
+const verified = (engine: Engine) => new Set(VERIFIED_FLAGS.filter((f) => f.engine === engine).map((f) => f.flag));
+const valueOf = (args: readonly string[], flag: string): string | undefined => {
+  const i = args.indexOf(flag);
+  return i >= 0 ? args[i + 1] : args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
+};
+
+describe("sample engine flags", () => {
+  it.each(sampleFiles)("%s passes only verified flags to its engines", (file) => {
+    const d = sample(file);
+    for (const { role, spec } of templates(d)) {
+      for (const c of spec.containers) {
+        const engine = c.image ? engineOfImage(c.image) : undefined;
+        // Every engine container of a sample runs an image this record covers.
+        expect(engine, `${file} ${role} ${c.name} image ${c.image}`).toBeDefined();
+        const unknown = flagsOf([...(c.command ?? []), ...(c.args ?? [])]).filter((f) => !verified(engine!).has(f));
+        expect(unknown, `${file} ${role} ${c.name}: flags not in tests/support/engine-flags.ts`).toEqual([]);
+      }
+    }
+  });
+
+  it("finds a flag the record does not have (the check can fail)", () => {
+    expect(
+      flagsOf(["--model-path", "x", "--expert-worker-mode=ffn"]).filter((f) => !verified("sglang").has(f)),
+    ).toEqual(["--expert-worker-mode"]);
+  });
+
+  it("docs/engine-flags.md lists every verified flag", () => {
+    const doc = readFileSync(join(root, "docs/engine-flags.md"), "utf8");
+    const missing = VERIFIED_FLAGS.filter((f) => !doc.includes(`\`${f.flag}\``)).map((f) => `${f.engine} ${f.flag}`);
+    expect(missing).toEqual([]);
+  });
+
+  it("DeepSeek-V3 (SGLang): the shards start from the mounted placement ConfigMap", () => {
+    const d = sample("deepseek-v3.yaml");
+    const shard = templates(d).find((t) => t.role === "shard")!.spec;
+    const c = shard.containers[0]!;
+    const path = valueOf(c.args ?? [], "--init-expert-location")!;
+    expect(path).toBeDefined();
+    const mount = (c.volumeMounts ?? []).find((m) => path.startsWith(`${m.mountPath}/`))!;
+    expect(mount, `a volume mounted at the directory of ${path}`).toBeDefined();
+    expect(path).toBe(`${mount.mountPath}/${PlacementKey.sglangMap}`);
+    const volume = (shard.volumes ?? []).find((v) => v.name === mount.name)!;
+    expect(volume.configMap?.name).toBe(childNames(d.metadata.name!).placement);
+    // The physical slots SGLang allocates (experts + redundant) are the placement's at minShards.
+    const redundant = Number(valueOf(c.args ?? [], "--ep-num-redundant-experts"));
+    expect(d.spec.model.routedExperts + redundant).toBe(d.spec.scaling.minShards * d.spec.model.expertSlotsPerGpu);
+    // The operator places experts; SGLang's own EPLB would re-plan from scratch.
+    expect(c.args).not.toContain("--enable-eplb");
+  });
+
+  it("Qwen3-235B-A22B (SGLang AFD): attention role on the router, FFN role on the shards, one FFN address", () => {
+    const d = sample("qwen3-235b-a22b.yaml");
+    const [router, shard] = templates(d).map((t) => t.spec.containers[0]!.args ?? []);
+    expect(valueOf(router!, "--afd-role")).toBe("attn");
+    expect(valueOf(shard!, "--afd-role")).toBe("ffn");
+    expect(valueOf(router!, "--afd-ffn-addr")).toBe(valueOf(shard!, "--afd-ffn-addr"));
+  });
+});
