@@ -17,6 +17,7 @@ import {
   MoEDeploymentReconciler,
   type Cache,
   type MoEDeploymentObject,
+  type ReconcilerConfig,
 } from "../../src/controllers/moedeployment/reconciler.ts";
 import { projectPodGpus, type PodGpuView } from "../../src/controllers/moedeployment/pod-gpus.ts";
 import type { SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
@@ -37,6 +38,8 @@ export class MemoryStore {
   readonly objects = new Map<string, Obj>();
   /** Returns an error to throw for a write, or undefined to let it through. */
   failWrite: ((verb: string, obj: { kind?: string; name?: string }) => Error | undefined) | undefined;
+  /** Events recorded through the client, oldest first. */
+  readonly events: { type: string; reason: string; message: string }[] = [];
   #rv = 1;
 
   static key(kind: string | undefined, namespace: string | undefined, name: string | undefined): string {
@@ -89,18 +92,23 @@ export class MemoryStore {
       },
       mergePatch: async (
         ref: ObjectRef,
-        patch: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } },
+        patch: {
+          metadata?: { labels?: Record<string, string | null>; annotations?: Record<string, string | null> };
+        },
       ) => {
         this.#check("patch", ref.kind, ref.name);
         const old = this.objects.get(MemoryStore.key(ref.kind, ref.namespace, ref.name));
         if (!old) throw apiError(`patch ${ref.kind}/${ref.name}`, 404, "not found");
         const m = old.metadata ?? {};
+        // JSON merge patch: a null value removes the key.
+        const merged = (a: Record<string, string> | undefined, b: Record<string, string | null> | undefined) =>
+          Object.fromEntries(Object.entries({ ...a, ...b }).filter(([, v]) => v !== null)) as Record<string, string>;
         this.put({
           ...old,
           metadata: {
             ...m,
-            labels: { ...m.labels, ...patch.metadata?.labels },
-            annotations: { ...m.annotations, ...patch.metadata?.annotations },
+            labels: merged(m.labels, patch.metadata?.labels),
+            annotations: merged(m.annotations, patch.metadata?.annotations),
           },
         });
       },
@@ -117,7 +125,9 @@ export class MemoryStore {
           throw apiError(`update-status ${obj.kind}/${obj.metadata?.name}`, 409, "conflict");
         this.put({ ...old, status: obj.status });
       },
-      event: async () => {},
+      event: async (_ref: ObjectRef, type: string, reason: string, message: string) => {
+        this.events.push({ type, reason, message });
+      },
     };
     return writer as unknown as KubeClient;
   }
@@ -150,7 +160,9 @@ export interface Harness {
   pods(): V1Pod[];
 }
 
-export function startHarness(o: { heatJson?: string; nowMs?: number } = {}): Harness {
+export function startHarness(
+  o: { heatJson?: string; nowMs?: number; config?: Partial<ReconcilerConfig> } = {},
+): Harness {
   const store = new MemoryStore();
   const clock = new FakeClock(o.nowMs ?? Date.parse("2026-06-01T12:00:00Z"));
   const metrics = createMetrics({ defaultMetrics: false });
@@ -192,6 +204,7 @@ export function startHarness(o: { heatJson?: string; nowMs?: number } = {}): Har
       maxSurge: 8,
       sourceWaitMs: 5_000,
       component: "moe-operator-test",
+      ...o.config,
     },
   });
   return {
