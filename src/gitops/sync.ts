@@ -423,7 +423,11 @@ export class PullRequestSync {
 
     const nowMs = this.#d.clock.nowMs();
     e.commitsMs = e.commitsMs.filter((x) => x > nowMs - HOUR_MS);
-    const needsCommit = files.some((f) => f.onBranch !== f.text);
+    // The branch must hold exactly the intended files over the base's head: a file an earlier
+    // proposal wrote and the current one no longer changes (a withdrawn schedule) goes too.
+    const needsCommit =
+      files.some((f) => f.onBranch !== f.text) ||
+      (current.branchExists && (await this.#branchHoldsOthers(t, files, manifestOnBranch)));
     const limited = await this.#checkLimits(t, e, { needsCommit, hasPr: current.pr !== undefined, nowMs });
     if (limited) return limited;
     if (needsCommit) {
@@ -455,6 +459,27 @@ export class PullRequestSync {
       contentHash,
       proposal,
     };
+  }
+
+  /**
+   * Whether a file this operator manages (spec.gitops.path, spec.gitops.placementFile.path) that
+   * the proposal does not write differs on the branch from the base branch: left by an earlier
+   * proposal the pull request no longer describes.
+   */
+  async #branchHoldsOthers(
+    t: Target,
+    files: FileWrite[],
+    manifestOnBranch: { text: string } | undefined,
+  ): Promise<boolean> {
+    const managed = [t.g.path, t.g.placementFile?.path].filter(
+      (p): p is string => p !== undefined && !files.some((f) => f.path === p),
+    );
+    for (const path of managed) {
+      const onBranch = path === t.g.path ? manifestOnBranch : await this.#readFile(t, path, t.branch);
+      const onBase = await this.#readFile(t, path, t.g.baseBranch);
+      if (onBranch?.text !== onBase?.text) return true;
+    }
+    return false;
   }
 
   async #readFile(t: Target, path: string, ref: string): Promise<{ text: string; sha: string } | undefined> {

@@ -157,12 +157,12 @@ const setTime = (ms: number) => clock.advance(ms - clock.nowMs());
 const DAY = 86_400_000;
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 10, 2);
-/** `days` days of 10-minute buckets at 4000 tok/s with 12000 tok/s from 09:00 to 10:00 UTC. */
-function dailyPeakHistory(days: number): ForecastState {
+/** `days` days of 10-minute buckets at 4000 tok/s with `peak` tok/s from 09:00 to 10:00 UTC. */
+function dailyPeakHistory(days: number, peak = 12_000): ForecastState {
   const points: { atMs: number; tokensPerSecond: number }[] = [];
   for (let d = 0; d < days; d++)
     for (let m = 0; m < 1440; m += 10)
-      points.push({ atMs: T0 + d * DAY + m * MIN, tokensPerSecond: m >= 540 && m < 600 ? 12_000 : 4_000 });
+      points.push({ atMs: T0 + d * DAY + m * MIN, tokensPerSecond: m >= 540 && m < 600 ? peak : 4_000 });
   points.push({ atMs: T0 + days * DAY, tokensPerSecond: 4_000 });
   return observeLoadSeries(createForecastState(), points);
 }
@@ -458,6 +458,40 @@ describe("PullRequestSync", () => {
     expect(manifest).toContain("- name: learned-0900");
     expect(await git("show", `${BRANCH}:${FILE}`)).toBe(placementBefore);
     expect(restarted.statusOf(d2)!.pendingSchedules).toEqual(saved.pendingSchedules);
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("a withdrawn schedule leaves the branch: the branch holds only what the pull request describes", async () => {
+    const now = T0 + 3 * DAY + 60 * MIN;
+    setTime(now);
+    const FILE = "engine/tiny-expert-location.json";
+    const d = deployment({ placementFile: { path: FILE, denseLayers: 1 } });
+    const first = candidate(SKEWED);
+    const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000, placement: first };
+    const sync = newSync();
+    feed(sync, d, now, now + 20_000, 9, inputs, calm);
+    await settle(sync, d, calm(now + 20_000), (x) => x.reason === "PullRequestOpen", inputs);
+    expect(await git("show", `${BRANCH}:${PATH}`)).toContain("- name: learned-0900");
+    const placement = await git("show", `${BRANCH}:${FILE}`);
+
+    // A flat history: the learned schedule is withdrawn, the placement file stays proposed.
+    const flat = { ...inputs, forecast: dailyPeakHistory(4, 4_000) };
+    feed(sync, d, now + 30_000, now + 60_000, 9, flat, calm);
+    const c = await settle(
+      sync,
+      d,
+      calm(now + 60_000),
+      (x) => x.reason === "PullRequestOpen" && !x.message.includes("learned-0900"),
+      flat,
+    );
+    expect(c.message).toContain("expert placement");
+    expect(await git("show", `${BRANCH}:${PATH}`)).toBe(MANIFEST);
+    expect(await git("show", `${BRANCH}:${FILE}`)).toBe(placement);
+    expect((await git("diff", "--name-only", `main...${BRANCH}`)).trim()).toBe(FILE);
+    const pr = await readPr(1);
+    expect(pr.title).not.toContain("learned-0900");
+    expect(pr.body).not.toContain("learned-0900");
     expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
     expect(gh.violations).toEqual([]);
   });
