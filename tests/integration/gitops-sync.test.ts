@@ -496,6 +496,55 @@ describe("PullRequestSync", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("close cancels a sync running in the background and waits for it: no pull request outlives the deletion", async () => {
+    const sync = newSync();
+    const d = deployment();
+    feed(sync, d, 1_000_000, 1_060_000); // the last decision starts a sync in the background
+    expect(requeued).toBe(0);
+    expect(await sync.close(d, "the MoEDeployment was deleted")).toEqual({ ok: true });
+    // The background sync has settled (it requeues the key when it ends, cancelled or not).
+    await waitFor("the sync settled", async () => (requeued > 0 ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+    const open = await new Octokit({ auth: gh.token, baseUrl: gh.url }).rest.pulls.list({
+      owner: gh.owner,
+      repo: gh.repo,
+      state: "open",
+    });
+    expect(open.data).toEqual([]);
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+    expect(events.filter((e) => e.startsWith("Warning"))).toEqual([]);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("close makes one attempt, bounded by its signal: no retry of a 5xx, no rate-limit wait", async () => {
+    const sync = newSync();
+    const d = deployment();
+    feed(sync, d, 1_000_000, 1_060_000);
+    await settle(sync, d, atMax(1_060_000), (x) => x.reason === "PullRequestOpen");
+    const lists = () => gh.requests.filter((r) => r.operationId === "pulls/list").length;
+
+    const before = lists();
+    gh.inject({ kind: "server-error", count: 1 });
+    const failed = await sync.close(d, "the MoEDeployment was deleted", AbortSignal.timeout(30_000));
+    expect(failed.ok).toBe(false);
+    expect(lists()).toBe(before + 1); // the finalizer retries, not the client
+
+    gh.inject({ kind: "secondary-rate-limit", retryAfterS: 30, count: 1 });
+    const limited = await sync.close(d, "the MoEDeployment was deleted", AbortSignal.timeout(30_000));
+    expect(limited).toMatchObject({ ok: false, problem: expect.stringMatching(/HTTP 403/) });
+    expect(lists()).toBe(before + 2);
+
+    const late = AbortSignal.abort();
+    expect(await sync.close(d, "the MoEDeployment was deleted", late)).toMatchObject({ ok: false });
+    expect(lists()).toBe(before + 2);
+
+    expect(await sync.close(d, "the MoEDeployment was deleted", AbortSignal.timeout(30_000))).toEqual({ ok: true });
+    expect((await readPr(1)).state).toBe("closed");
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+  });
+
   it("recovers from 5xx and a secondary rate limit, and reports a revoked token as AuthFailed without logging it", async () => {
     const sync = newSync();
     const d = deployment();
