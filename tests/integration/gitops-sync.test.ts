@@ -385,7 +385,7 @@ describe("PullRequestSync", () => {
   it("proposes the placement file deterministically, and a new one only for a balancedness gain over it", async () => {
     const sync = newSync();
     const FILE = "engine/tiny-expert-location.json";
-    const d = deployment({ placementFile: { path: FILE, denseLayers: 1, minBalancednessGain: 0.05 } });
+    const d = deployment({ placementFile: { path: FILE, minBalancednessGain: 0.05 } });
     const first = candidate(SKEWED);
     feed(sync, d, 1_000_000, 1_020_000, 9, { placement: first }, calm);
     const c = await settle(sync, d, calm(1_020_000), (x) => x.reason === "PullRequestOpen", { placement: first });
@@ -428,7 +428,7 @@ describe("PullRequestSync", () => {
     const now = T0 + 3 * DAY + 60 * MIN;
     setTime(now);
     const FILE = "engine/tiny-expert-location.json";
-    const d = deployment({ placementFile: { path: FILE, denseLayers: 1 } });
+    const d = deployment({ placementFile: { path: FILE } });
     const first = candidate(SKEWED);
     const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000, placement: first };
     const sync = newSync();
@@ -466,7 +466,7 @@ describe("PullRequestSync", () => {
     const now = T0 + 3 * DAY + 60 * MIN;
     setTime(now);
     const FILE = "engine/tiny-expert-location.json";
-    const d = deployment({ placementFile: { path: FILE, denseLayers: 1 } });
+    const d = deployment({ placementFile: { path: FILE } });
     const first = candidate(SKEWED);
     const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000, placement: first };
     const sync = newSync();

@@ -373,14 +373,20 @@ describe("proposalInputs (what one decision gives the pull request)", () => {
       placement: { placement: c.placement, heatBasis: "observed", metrics: { balancedness: c.balancedness } },
       ...over,
     }) as unknown as Decision;
-  const spec = (placementFile?: object) =>
-    ({ spec: { gitops: placementFile ? { placementFile } : {} } }) as unknown as MoEDeployment;
+  const spec = (placementFile?: object, denseLayers = 1) =>
+    ({
+      spec: { model: { denseLayers }, gitops: placementFile ? { placementFile } : {} },
+    }) as unknown as MoEDeployment;
 
   it("gives the load one shard serves within the SLO, and the placement only from observed heat with a placementFile", () => {
-    const withFile = spec({ path: "x.json", denseLayers: 1, minBalancednessGain: 0.05 });
+    const withFile = spec({ path: "x.json", minBalancednessGain: 0.05 });
     const i = proposalInputs(withFile, decision(), skewed);
     expect(i.tokensPerShard).toBe(1_500);
     expect(i.placement).toMatchObject({ map: c.map, balancedness: c.balancedness, denseLayers: 1 });
+    // The dense layers are the model's (spec.model.denseLayers): DeepSeek-V3's 3 give 3 leading rows.
+    const deep = proposalInputs(spec({ path: "x.json", minBalancednessGain: 0.05 }, 3), decision(), skewed);
+    expect(deep.placement?.denseLayers).toBe(3);
+    expect(deep.placement?.map).toHaveLength(skewed.length + 3);
     expect(proposalInputs(spec(), decision(), skewed).placement).toBeUndefined();
     const remembered = decision({ placement: { placement: c.placement, heatBasis: "remembered", metrics: {} } });
     expect(proposalInputs(withFile, remembered, skewed).placement).toBeUndefined();
