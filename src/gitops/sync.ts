@@ -32,6 +32,7 @@ import {
   pullRequestBody,
   pullRequestTitle,
   BRANCH_PREFIX,
+  MAX_PROPOSED_SCHEDULES,
   type BoundObservation,
   type BoundTrack,
   type Bounds,
@@ -984,7 +985,7 @@ type PendingScheduleStatus = NonNullable<GitOpsStatus["pendingSchedules"]>[numbe
 
 function statusOfSchedules(list: readonly ScheduleChange[] | undefined): PendingScheduleStatus[] | undefined {
   if (!list || list.length === 0) return undefined;
-  return list.slice(0, 50).map((c) => ({
+  return list.slice(0, MAX_PROPOSED_SCHEDULES).map((c) => ({
     name: c.entry.name,
     replaces: c.replaces,
     start: c.entry.start,

@@ -72,6 +72,19 @@ const ctx: ScheduleContext = {
 const learning = { minDays: 3, minRisePercent: 50 };
 
 describe("learned pre-warm schedules", () => {
+  it("proposes at most 50 entries (status.gitops.pendingSchedules keeps 50 across a restart)", () => {
+    const peaks = Array.from({ length: 70 }, (_, i) => ({
+      startMinute: i * 20,
+      durationMinutes: 10,
+      peakTokensPerSecond: 12_000,
+      baseTokensPerSecond: 4_000,
+      daysSeen: 3,
+    }));
+    const out = proposeSchedules(peaks, ctx);
+    expect(out).toHaveLength(50);
+    expect(out[49]!.entry.name).toBe("learned-1620");
+  });
+
   it("finds a daily peak that recurred on each of the last minDays days, with its level", () => {
     const s = history(3, 4_000, 12_000);
     const now = T0 + 3 * DAY + 60 * MIN;
@@ -271,6 +284,18 @@ describe("the placement file", () => {
     expect(cmp.movedPercent).toBeGreaterThan(0);
     expect(placementWorthProposing(cmp, c, 0.001)).toBe(true);
     expect(placementWorthProposing(cmp, c, c.balancedness - cmp.referenceBalancedness! + 0.01)).toBe(false);
+  });
+
+  it("compares shapes directly: a map of the same shape with every slot moved is weighed by balancedness", () => {
+    const c = candidate(skewed);
+    // Every expert renamed to the next one: every slot differs, the GPU and layer counts do not.
+    const renamed = c.map.map((row) => row.map((e) => (e + 1) % 10));
+    const cmp = comparePlacement(c, renamed);
+    expect(cmp.movedPercent).toBe(100);
+    expect(cmp.shapeChanged).toBe(false);
+    expect(cmp.referenceBalancedness).toBeDefined();
+    const gain = c.balancedness - cmp.referenceBalancedness!;
+    expect(placementWorthProposing(cmp, c, Math.max(gain, 0) + 0.01)).toBe(false);
   });
 });
 
