@@ -986,14 +986,6 @@ const GitOpsPlacementFileBase = z.object({
   path: matching(z.string().max(1024), GIT_PATH_PATTERN, GIT_PATH_MESSAGE).describe(
     "Path in the repository of the JSON file the engines read with --init-expert-location (SGLang physical_to_logical_map). The operator writes it deterministically: one layer per line, no other keys.",
   ),
-  denseLayers: z
-    .int32()
-    .min(0)
-    .max(1_000)
-    .default(0)
-    .describe(
-      "Dense layers before the first MoE layer in the engine's arrays (DeepSeek-V3: 3); their rows repeat the first MoE layer's (the engine ignores them).",
-    ),
   minBalancednessGain: z
     .number()
     .min(0.001)

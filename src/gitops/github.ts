@@ -25,6 +25,8 @@ export interface GitHubClientOptions {
   /** Deadline of each request, default 20 s. */
   requestTimeoutMs?: number;
   fetch?: typeof fetch;
+  /** Aborts every request of the client (a cancelled sync, the deadline of a close). */
+  signal?: AbortSignal;
 }
 
 export type GitHubFailure =
@@ -55,7 +57,13 @@ export function createGitHubClient(o: GitHubClientOptions): GitHub {
     userAgent: "moe-operator",
     request: {
       retries: o.retries ?? 2,
-      fetch: (url: string, init?: RequestInit) => baseFetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) }),
+      fetch: (url: string, init?: RequestInit) =>
+        baseFetch(url, {
+          ...init,
+          signal: o.signal
+            ? AbortSignal.any([AbortSignal.timeout(timeoutMs), o.signal])
+            : AbortSignal.timeout(timeoutMs),
+        }),
     },
     retry: { retryAfterBaseValue: o.retryBaseMs ?? 1000 },
     // Octokit's own log: no request headers ever reach it; debug/info are dropped.

@@ -61,14 +61,16 @@ export function proposalInputs(
   const p = decision.placement;
   let placement: ProposalInputs["placement"];
   if (f && heat && decision.heatUsable && p.placement && p.heatBasis === "observed" && p.metrics) {
-    const map = placementToSglang(p.placement, { denseLayerCount: f.denseLayers });
+    // Rows for the model's dense layers first (spec.model.denseLayers), as the placement ConfigMap has.
+    const denseLayers = d.spec.model.denseLayers;
+    const map = placementToSglang(p.placement, { denseLayerCount: denseLayers });
     if (map.ok)
       placement = {
         map: map.value.physical_to_logical_map,
         placement: p.placement,
         heat,
         balancedness: p.metrics.balancedness,
-        denseLayers: f.denseLayers,
+        denseLayers,
       };
   }
   return { forecast: decision.nextCapacityState.forecast, tokensPerShard, placement };

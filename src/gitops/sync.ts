@@ -32,6 +32,7 @@ import {
   pullRequestBody,
   pullRequestTitle,
   BRANCH_PREFIX,
+  MAX_PROPOSED_SCHEDULES,
   type BoundObservation,
   type BoundTrack,
   type Bounds,
@@ -110,6 +111,8 @@ interface Entry {
   /** First sync of this process: take the branch's values when the candidate is within the minimum change. */
   adopt: boolean;
   running: boolean;
+  /** The background sync in flight and how to cancel it (close and retire wait for it to settle). */
+  sync?: { done: Promise<void>; abort: AbortController };
   blockedUntilMs: number;
   failures: number;
   condition: GitOpsCondition;
@@ -236,10 +239,13 @@ export class PullRequestSync {
     e.running = true;
     const entry = e;
     const proposal = e.pending;
-    void this.#push(key, entry, proposal).finally(() => {
+    const abort = new AbortController();
+    const done = this.#push(key, entry, proposal, abort.signal).finally(() => {
       entry.running = false;
+      entry.sync = undefined;
       this.#d.requeue(key);
     });
+    entry.sync = { done, abort };
     return e.condition;
   }
 
@@ -323,10 +329,12 @@ export class PullRequestSync {
     if (!gitops || this.#retired.has(uid) || !this.#d.canWrite()) return undefined;
     if (this.#retired.size >= 100_000) this.#retired.clear();
     this.#retired.add(uid);
-    void this.#close(
-      { namespace: d.metadata.namespace!, name: d.metadata.name!, uid },
-      gitops,
-      `spec.mode is ${d.spec.mode}`,
+    void cancelSync(e).then(() =>
+      this.#close(
+        { namespace: d.metadata.namespace!, name: d.metadata.name!, uid },
+        gitops,
+        `spec.mode is ${d.spec.mode}`,
+      ),
     );
     return undefined;
   }
@@ -337,29 +345,39 @@ export class PullRequestSync {
   }
 
   /**
-   * Deletion (the finalizer): close the deployment's pull request and delete its branch. Resolves
-   * with the problem when GitHub could not be reached or refused; never throws.
+   * Deletion (the finalizer): cancel a sync running in the background and wait for it to settle
+   * (so it cannot open a pull request afterwards), then close the deployment's pull request and
+   * delete its branch. `signal` bounds the close (no retries, no rate-limit waits). Resolves with
+   * the problem when GitHub could not be reached in time or refused; never throws.
    */
-  async close(d: MoEDeployment, why: string): Promise<{ ok: true } | { ok: false; problem: string }> {
+  async close(
+    d: MoEDeployment,
+    why: string,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true } | { ok: false; problem: string }> {
     const gitops = d.spec.gitops;
     if (!gitops) return { ok: true };
     const ref = { namespace: d.metadata.namespace!, name: d.metadata.name!, uid: d.metadata.uid ?? "" };
-    this.#entries.delete(`${ref.namespace}/${ref.name}`);
-    return this.#close(ref, gitops, why);
+    const key = `${ref.namespace}/${ref.name}`;
+    const e = this.#entries.get(key);
+    this.#entries.delete(key);
+    await cancelSync(e);
+    return this.#close(ref, gitops, why, signal);
   }
 
   // ---------------------------------------------------------------------------------------
 
-  async #push(key: string, e: Entry, proposal: Proposal): Promise<void> {
+  async #push(key: string, e: Entry, proposal: Proposal, signal: AbortSignal): Promise<void> {
     const nowMs = () => this.#d.clock.nowMs();
     try {
-      const gh = await this.#client(e.ref, e.gitops);
+      const gh = await this.#client(e.ref, e.gitops, { signal });
       const outcome = await this.#write(gh, e, proposal);
       e.failures = 0;
       e.blockedUntilMs = outcome.retryAtMs ?? 0;
       e.condition = outcome.condition;
       if (outcome.done) e.pushed = { proposal: outcome.proposal ?? proposal, contentHash: outcome.contentHash ?? "" };
     } catch (err) {
+      if (signal.aborted) return; // cancelled by close or retire: the entry is gone
       const g = err instanceof GitHubError ? err : toGitHubError(err, "GitHub", nowMs());
       e.failures += 1;
       const backoffMs = Math.min(MAX_BACKOFF_MS, 5_000 * 2 ** Math.min(e.failures - 1, 10));
@@ -423,7 +441,11 @@ export class PullRequestSync {
 
     const nowMs = this.#d.clock.nowMs();
     e.commitsMs = e.commitsMs.filter((x) => x > nowMs - HOUR_MS);
-    const needsCommit = files.some((f) => f.onBranch !== f.text);
+    // The branch must hold exactly the intended files over the base's head: a file an earlier
+    // proposal wrote and the current one no longer changes (a withdrawn schedule) goes too.
+    const needsCommit =
+      files.some((f) => f.onBranch !== f.text) ||
+      (current.branchExists && (await this.#branchHoldsOthers(t, files, manifestOnBranch)));
     const limited = await this.#checkLimits(t, e, { needsCommit, hasPr: current.pr !== undefined, nowMs });
     if (limited) return limited;
     if (needsCommit) {
@@ -455,6 +477,27 @@ export class PullRequestSync {
       contentHash,
       proposal,
     };
+  }
+
+  /**
+   * Whether a file this operator manages (spec.gitops.path, spec.gitops.placementFile.path) that
+   * the proposal does not write differs on the branch from the base branch: left by an earlier
+   * proposal the pull request no longer describes.
+   */
+  async #branchHoldsOthers(
+    t: Target,
+    files: FileWrite[],
+    manifestOnBranch: { text: string } | undefined,
+  ): Promise<boolean> {
+    const managed = [t.g.path, t.g.placementFile?.path].filter(
+      (p): p is string => p !== undefined && !files.some((f) => f.path === p),
+    );
+    for (const path of managed) {
+      const onBranch = path === t.g.path ? manifestOnBranch : await this.#readFile(t, path, t.branch);
+      const onBase = await this.#readFile(t, path, t.g.baseBranch);
+      if (onBranch?.text !== onBase?.text) return true;
+    }
+    return false;
   }
 
   async #readFile(t: Target, path: string, ref: string): Promise<{ text: string; sha: string } | undefined> {
@@ -740,13 +783,16 @@ export class PullRequestSync {
     d: { namespace: string; name: string; uid: string },
     g: GitOpsSpec,
     why: string,
+    signal?: AbortSignal,
   ): Promise<{ ok: true } | { ok: false; problem: string }> {
     const [owner, repo] = g.repository.split("/") as [string, string];
     const branch = branchName(d);
     try {
       if (!this.#d.allowedApiUrls.map(normalizeUrl).includes(normalizeUrl(g.apiUrl)))
         return { ok: false, problem: `spec.gitops.apiUrl ${g.apiUrl} is not in --github-allowed-urls` };
-      const gh = await this.#client(d, g);
+      if (signal?.aborted) return { ok: false, problem: "no time left to close the pull request" };
+      // One attempt per call, bounded by the signal: the caller (the finalizer) retries with its own cap.
+      const gh = await this.#client(d, g, { signal, retries: 0, maxRetryAfterSeconds: 0 });
       const open = await gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 });
       for (const pr of open.data.filter((p) => p.head.ref === branch)) {
         await gh.rest.pulls.update({ owner, repo, pull_number: pr.number, state: "closed" });
@@ -760,10 +806,12 @@ export class PullRequestSync {
       if (ref) await orNotFound(gh.rest.git.deleteRef({ owner, repo, ref: `heads/${branch}` }));
       return { ok: true };
     } catch (err) {
-      const g2 =
-        err instanceof GitHubError
+      const what = `closing the pull request of ${d.namespace}/${d.name}`;
+      const g2 = signal?.aborted
+        ? toGitHubError(new Error("the time allowed for closing it ran out"), what, this.#d.clock.nowMs())
+        : err instanceof GitHubError
           ? err
-          : toGitHubError(err, `closing the pull request of ${d.namespace}/${d.name}`, this.#d.clock.nowMs());
+          : toGitHubError(err, what, this.#d.clock.nowMs());
       this.#log.warn(
         { moedeployment: `${d.namespace}/${d.name}`, error: g2.message },
         "could not close the pull request",
@@ -773,10 +821,14 @@ export class PullRequestSync {
   }
 
   /** A client authenticated from the Secret named in spec.gitops.credentials (read on every sync: rotation needs no restart). */
-  async #client(d: DeploymentRef, g: GitOpsSpec): Promise<GitHub> {
+  async #client(
+    d: DeploymentRef,
+    g: GitOpsSpec,
+    extra: Pick<GitHubClientOptions, "signal" | "retries" | "maxRetryAfterSeconds"> = {},
+  ): Promise<GitHub> {
     const c = g.credentials;
     const make = (auth: string) =>
-      createGitHubClient({ ...this.#d.client, baseUrl: g.apiUrl, auth, logger: this.#log });
+      createGitHubClient({ ...this.#d.client, ...extra, baseUrl: g.apiUrl, auth, logger: this.#log });
     const secretValue = async (field: string, ref: { name: string; key: string }) => {
       let data: Record<string, string> | undefined;
       try {
@@ -899,6 +951,14 @@ function retarget(e: Entry, from: Proposal, to: Proposal): void {
   if (e.boundsPending === from.boundsPart) e.boundsPending = to.boundsPart;
 }
 
+/** Cancels the entry's background sync, if one runs, and waits for it to settle (it never rejects). */
+async function cancelSync(e: Entry | undefined): Promise<void> {
+  const s = e?.sync;
+  if (!s) return;
+  s.abort.abort();
+  await s.done;
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 const isoOpt = (ms: number | undefined) => (ms === undefined ? undefined : iso(ms));
 const msOpt = (t: string | undefined) => {
@@ -925,7 +985,7 @@ type PendingScheduleStatus = NonNullable<GitOpsStatus["pendingSchedules"]>[numbe
 
 function statusOfSchedules(list: readonly ScheduleChange[] | undefined): PendingScheduleStatus[] | undefined {
   if (!list || list.length === 0) return undefined;
-  return list.slice(0, 50).map((c) => ({
+  return list.slice(0, MAX_PROPOSED_SCHEDULES).map((c) => ({
     name: c.entry.name,
     replaces: c.replaces,
     start: c.entry.start,

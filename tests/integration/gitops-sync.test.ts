@@ -157,12 +157,12 @@ const setTime = (ms: number) => clock.advance(ms - clock.nowMs());
 const DAY = 86_400_000;
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 10, 2);
-/** `days` days of 10-minute buckets at 4000 tok/s with 12000 tok/s from 09:00 to 10:00 UTC. */
-function dailyPeakHistory(days: number): ForecastState {
+/** `days` days of 10-minute buckets at 4000 tok/s with `peak` tok/s from 09:00 to 10:00 UTC. */
+function dailyPeakHistory(days: number, peak = 12_000): ForecastState {
   const points: { atMs: number; tokensPerSecond: number }[] = [];
   for (let d = 0; d < days; d++)
     for (let m = 0; m < 1440; m += 10)
-      points.push({ atMs: T0 + d * DAY + m * MIN, tokensPerSecond: m >= 540 && m < 600 ? 12_000 : 4_000 });
+      points.push({ atMs: T0 + d * DAY + m * MIN, tokensPerSecond: m >= 540 && m < 600 ? peak : 4_000 });
   points.push({ atMs: T0 + days * DAY, tokensPerSecond: 4_000 });
   return observeLoadSeries(createForecastState(), points);
 }
@@ -385,7 +385,7 @@ describe("PullRequestSync", () => {
   it("proposes the placement file deterministically, and a new one only for a balancedness gain over it", async () => {
     const sync = newSync();
     const FILE = "engine/tiny-expert-location.json";
-    const d = deployment({ placementFile: { path: FILE, denseLayers: 1, minBalancednessGain: 0.05 } });
+    const d = deployment({ placementFile: { path: FILE, minBalancednessGain: 0.05 } });
     const first = candidate(SKEWED);
     feed(sync, d, 1_000_000, 1_020_000, 9, { placement: first }, calm);
     const c = await settle(sync, d, calm(1_020_000), (x) => x.reason === "PullRequestOpen", { placement: first });
@@ -428,7 +428,7 @@ describe("PullRequestSync", () => {
     const now = T0 + 3 * DAY + 60 * MIN;
     setTime(now);
     const FILE = "engine/tiny-expert-location.json";
-    const d = deployment({ placementFile: { path: FILE, denseLayers: 1 } });
+    const d = deployment({ placementFile: { path: FILE } });
     const first = candidate(SKEWED);
     const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000, placement: first };
     const sync = newSync();
@@ -460,6 +460,89 @@ describe("PullRequestSync", () => {
     expect(restarted.statusOf(d2)!.pendingSchedules).toEqual(saved.pendingSchedules);
     expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
     expect(gh.violations).toEqual([]);
+  });
+
+  it("a withdrawn schedule leaves the branch: the branch holds only what the pull request describes", async () => {
+    const now = T0 + 3 * DAY + 60 * MIN;
+    setTime(now);
+    const FILE = "engine/tiny-expert-location.json";
+    const d = deployment({ placementFile: { path: FILE } });
+    const first = candidate(SKEWED);
+    const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000, placement: first };
+    const sync = newSync();
+    feed(sync, d, now, now + 20_000, 9, inputs, calm);
+    await settle(sync, d, calm(now + 20_000), (x) => x.reason === "PullRequestOpen", inputs);
+    expect(await git("show", `${BRANCH}:${PATH}`)).toContain("- name: learned-0900");
+    const placement = await git("show", `${BRANCH}:${FILE}`);
+
+    // A flat history: the learned schedule is withdrawn, the placement file stays proposed.
+    const flat = { ...inputs, forecast: dailyPeakHistory(4, 4_000) };
+    feed(sync, d, now + 30_000, now + 60_000, 9, flat, calm);
+    const c = await settle(
+      sync,
+      d,
+      calm(now + 60_000),
+      (x) => x.reason === "PullRequestOpen" && !x.message.includes("learned-0900"),
+      flat,
+    );
+    expect(c.message).toContain("expert placement");
+    expect(await git("show", `${BRANCH}:${PATH}`)).toBe(MANIFEST);
+    expect(await git("show", `${BRANCH}:${FILE}`)).toBe(placement);
+    expect((await git("diff", "--name-only", `main...${BRANCH}`)).trim()).toBe(FILE);
+    const pr = await readPr(1);
+    expect(pr.title).not.toContain("learned-0900");
+    expect(pr.body).not.toContain("learned-0900");
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(1);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("close cancels a sync running in the background and waits for it: no pull request outlives the deletion", async () => {
+    const sync = newSync();
+    const d = deployment();
+    feed(sync, d, 1_000_000, 1_060_000); // the last decision starts a sync in the background
+    expect(requeued).toBe(0);
+    expect(await sync.close(d, "the MoEDeployment was deleted")).toEqual({ ok: true });
+    // The background sync has settled (it requeues the key when it ends, cancelled or not).
+    await waitFor("the sync settled", async () => (requeued > 0 ? true : undefined), {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+    const open = await new Octokit({ auth: gh.token, baseUrl: gh.url }).rest.pulls.list({
+      owner: gh.owner,
+      repo: gh.repo,
+      state: "open",
+    });
+    expect(open.data).toEqual([]);
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+    expect(events.filter((e) => e.startsWith("Warning"))).toEqual([]);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("close makes one attempt, bounded by its signal: no retry of a 5xx, no rate-limit wait", async () => {
+    const sync = newSync();
+    const d = deployment();
+    feed(sync, d, 1_000_000, 1_060_000);
+    await settle(sync, d, atMax(1_060_000), (x) => x.reason === "PullRequestOpen");
+    const lists = () => gh.requests.filter((r) => r.operationId === "pulls/list").length;
+
+    const before = lists();
+    gh.inject({ kind: "server-error", count: 1 });
+    const failed = await sync.close(d, "the MoEDeployment was deleted", AbortSignal.timeout(30_000));
+    expect(failed.ok).toBe(false);
+    expect(lists()).toBe(before + 1); // the finalizer retries, not the client
+
+    gh.inject({ kind: "secondary-rate-limit", retryAfterS: 30, count: 1 });
+    const limited = await sync.close(d, "the MoEDeployment was deleted", AbortSignal.timeout(30_000));
+    expect(limited).toMatchObject({ ok: false, problem: expect.stringMatching(/HTTP 403/) });
+    expect(lists()).toBe(before + 2);
+
+    const late = AbortSignal.abort();
+    expect(await sync.close(d, "the MoEDeployment was deleted", late)).toMatchObject({ ok: false });
+    expect(lists()).toBe(before + 2);
+
+    expect(await sync.close(d, "the MoEDeployment was deleted", AbortSignal.timeout(30_000))).toEqual({ ok: true });
+    expect((await readPr(1)).state).toBe("closed");
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
   });
 
   it("recovers from 5xx and a secondary rate limit, and reports a revoked token as AuthFailed without logging it", async () => {

@@ -313,7 +313,7 @@ describe("mode PullRequest", () => {
     const placed = moed("PullRequest", 40) as { metadata: { name: string }; spec: { gitops: Record<string, unknown> } };
     placed.metadata.name = "placed";
     placed.spec.gitops.path = "clusters/prod/placed.yaml";
-    placed.spec.gitops.placementFile = { path: FILE, denseLayers: TEST_DENSE };
+    placed.spec.gitops.placementFile = { path: FILE }; // dense rows: spec.model.denseLayers (TEST_DENSE)
     await applyJson(cluster, placed);
     const s = await waitForStatus(
       cluster,

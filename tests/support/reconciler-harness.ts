@@ -18,6 +18,7 @@ import {
   type Cache,
   type MoEDeploymentObject,
   type ReconcilerConfig,
+  type ReconcilerDeps,
 } from "../../src/controllers/moedeployment/reconciler.ts";
 import { projectPodGpus, type PodGpuView } from "../../src/controllers/moedeployment/pod-gpus.ts";
 import type { SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
@@ -161,7 +162,7 @@ export interface Harness {
 }
 
 export function startHarness(
-  o: { heatJson?: string; nowMs?: number; config?: Partial<ReconcilerConfig> } = {},
+  o: { heatJson?: string; nowMs?: number; config?: Partial<ReconcilerConfig>; gitops?: ReconcilerDeps["gitops"] } = {},
 ): Harness {
   const store = new MemoryStore();
   const clock = new FakeClock(o.nowMs ?? Date.parse("2026-06-01T12:00:00Z"));
@@ -198,6 +199,7 @@ export function startHarness(
     clock,
     logger: pino({ level: "silent" }),
     metrics,
+    gitops: o.gitops,
     config: {
       reconcileIntervalMs: 10_000,
       drainSeconds: 5,

@@ -72,6 +72,19 @@ const ctx: ScheduleContext = {
 const learning = { minDays: 3, minRisePercent: 50 };
 
 describe("learned pre-warm schedules", () => {
+  it("proposes at most 50 entries (status.gitops.pendingSchedules keeps 50 across a restart)", () => {
+    const peaks = Array.from({ length: 70 }, (_, i) => ({
+      startMinute: i * 20,
+      durationMinutes: 10,
+      peakTokensPerSecond: 12_000,
+      baseTokensPerSecond: 4_000,
+      daysSeen: 3,
+    }));
+    const out = proposeSchedules(peaks, ctx);
+    expect(out).toHaveLength(50);
+    expect(out[49]!.entry.name).toBe("learned-1620");
+  });
+
   it("finds a daily peak that recurred on each of the last minDays days, with its level", () => {
     const s = history(3, 4_000, 12_000);
     const now = T0 + 3 * DAY + 60 * MIN;
@@ -272,6 +285,18 @@ describe("the placement file", () => {
     expect(placementWorthProposing(cmp, c, 0.001)).toBe(true);
     expect(placementWorthProposing(cmp, c, c.balancedness - cmp.referenceBalancedness! + 0.01)).toBe(false);
   });
+
+  it("compares shapes directly: a map of the same shape with every slot moved is weighed by balancedness", () => {
+    const c = candidate(skewed);
+    // Every expert renamed to the next one: every slot differs, the GPU and layer counts do not.
+    const renamed = c.map.map((row) => row.map((e) => (e + 1) % 10));
+    const cmp = comparePlacement(c, renamed);
+    expect(cmp.movedPercent).toBe(100);
+    expect(cmp.shapeChanged).toBe(false);
+    expect(cmp.referenceBalancedness).toBeDefined();
+    const gain = c.balancedness - cmp.referenceBalancedness!;
+    expect(placementWorthProposing(cmp, c, Math.max(gain, 0) + 0.01)).toBe(false);
+  });
 });
 
 const bounds: Bounds = { minShards: 4, maxShards: 8, coverageShards: 2 };
@@ -373,14 +398,20 @@ describe("proposalInputs (what one decision gives the pull request)", () => {
       placement: { placement: c.placement, heatBasis: "observed", metrics: { balancedness: c.balancedness } },
       ...over,
     }) as unknown as Decision;
-  const spec = (placementFile?: object) =>
-    ({ spec: { gitops: placementFile ? { placementFile } : {} } }) as unknown as MoEDeployment;
+  const spec = (placementFile?: object, denseLayers = 1) =>
+    ({
+      spec: { model: { denseLayers }, gitops: placementFile ? { placementFile } : {} },
+    }) as unknown as MoEDeployment;
 
   it("gives the load one shard serves within the SLO, and the placement only from observed heat with a placementFile", () => {
-    const withFile = spec({ path: "x.json", denseLayers: 1, minBalancednessGain: 0.05 });
+    const withFile = spec({ path: "x.json", minBalancednessGain: 0.05 });
     const i = proposalInputs(withFile, decision(), skewed);
     expect(i.tokensPerShard).toBe(1_500);
     expect(i.placement).toMatchObject({ map: c.map, balancedness: c.balancedness, denseLayers: 1 });
+    // The dense layers are the model's (spec.model.denseLayers): DeepSeek-V3's 3 give 3 leading rows.
+    const deep = proposalInputs(spec({ path: "x.json", minBalancednessGain: 0.05 }, 3), decision(), skewed);
+    expect(deep.placement?.denseLayers).toBe(3);
+    expect(deep.placement?.map).toHaveLength(skewed.length + 3);
     expect(proposalInputs(spec(), decision(), skewed).placement).toBeUndefined();
     const remembered = decision({ placement: { placement: c.placement, heatBasis: "remembered", metrics: {} } });
     expect(proposalInputs(withFile, remembered, skewed).placement).toBeUndefined();

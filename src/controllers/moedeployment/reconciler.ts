@@ -117,6 +117,8 @@ export const FINALIZE_ATTEMPTS = 4;
 /** ...or this long after the deletion request (a restarted operator starts counting attempts again). */
 export const FINALIZE_DEADLINE_MS = 300_000;
 const FINALIZE_BACKOFF_MS = 2_000;
+/** The longest one attempt to close may take (it is awaited on a reconcile worker). */
+const FINALIZE_ATTEMPT_MS = 30_000;
 
 interface Memory {
   uid: string;
@@ -144,8 +146,8 @@ export class MoEDeploymentReconciler {
   readonly #d: ReconcilerDeps;
   readonly #memory = new Map<string, Memory>();
   readonly #poller: SourcePoller;
-  /** Failed attempts to close the pull request of a deleted MoEDeployment, by uid. */
-  readonly #finalizeAttempts = new Map<string, number>();
+  /** Failed attempts to close the pull request of a deleted MoEDeployment, by key (cleared when it is forgotten). */
+  readonly #finalizeAttempts = new Map<string, { uid: string; attempts: number }>();
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
@@ -242,6 +244,7 @@ export class MoEDeploymentReconciler {
   /** The deployment is gone: its children are garbage-collected through their owner references. */
   #forget(key: string, namespace: string, name: string): ReconcileResult {
     this.#memory.delete(key);
+    this.#finalizeAttempts.delete(key);
     this.#poller.forget(key);
     this.#d.gitops?.forget(key);
     this.#d.metrics.forgetDeployment(namespace, name);
@@ -298,29 +301,47 @@ export class MoEDeploymentReconciler {
       kind: obj.kind ?? KIND,
     });
     const d = parsed.ok ? parsed.value : undefined;
-    if (this.#d.gitops && d?.spec.gitops?.pullRequests.closeOnDelete && d.spec.mode === "PullRequest") {
-      const closed = await this.#d.gitops.close(d, "the MoEDeployment was deleted");
+    const sinceMs = nowMs - new Date(obj.metadata.deletionTimestamp!).getTime();
+    const giveUp = async (attempts: number, problem: string) =>
+      this.#event(
+        obj,
+        {
+          type: "Warning",
+          reason: ConditionReason.PullRequestNotClosed,
+          message: `could not close the pull request (${attempts} attempts, ${Math.round(sinceMs / 1000)} s since the deletion request): ${problem}. The finalizer ${Finalizer.gitopsPullRequest} is removed so that the deletion goes on; close the pull request of branch ${branchName({ namespace, name })} by hand`,
+        },
+        nowMs,
+      );
+    if (!d && this.#d.gitops) {
+      // The spec no longer parses: where the pull request is (repository, credentials) is unknown.
+      const issue = parsed.ok ? undefined : parsed.issues[0];
+      await giveUp(0, `the spec is invalid${issue ? ` (${issue.path}: ${issue.message})` : ""}`);
+    } else if (this.#d.gitops && d?.spec.gitops?.pullRequests.closeOnDelete && d.spec.mode === "PullRequest") {
+      // One attempt never outlasts the deadline since the deletion request, nor FINALIZE_ATTEMPT_MS.
+      const leftMs = FINALIZE_DEADLINE_MS - sinceMs;
+      const closed =
+        leftMs > 0
+          ? await this.#d.gitops.close(
+              d,
+              "the MoEDeployment was deleted",
+              AbortSignal.timeout(Math.min(leftMs, FINALIZE_ATTEMPT_MS)),
+            )
+          : {
+              ok: false as const,
+              problem: `${FINALIZE_DEADLINE_MS / 60_000} minutes passed since the deletion request`,
+            };
       if (!closed.ok) {
-        const attempts = (this.#finalizeAttempts.get(uid) ?? 0) + 1;
-        this.#finalizeAttempts.set(uid, attempts);
-        const sinceMs = nowMs - new Date(obj.metadata.deletionTimestamp!).getTime();
-        if (attempts < FINALIZE_ATTEMPTS && !(sinceMs >= FINALIZE_DEADLINE_MS)) {
+        const prior = this.#finalizeAttempts.get(key);
+        const attempts = (prior?.uid === uid ? prior.attempts : 0) + 1;
+        this.#finalizeAttempts.set(key, { uid, attempts });
+        if (attempts < FINALIZE_ATTEMPTS && leftMs > 0) {
           log.warn({ attempts, problem: closed.problem }, "could not close the pull request; retrying");
-          return { requeueAfterMs: FINALIZE_BACKOFF_MS * 2 ** (attempts - 1) };
+          return { requeueAfterMs: Math.min(FINALIZE_BACKOFF_MS * 2 ** (attempts - 1), leftMs) };
         }
-        await this.#event(
-          obj,
-          {
-            type: "Warning",
-            reason: ConditionReason.PullRequestNotClosed,
-            message: `could not close the pull request (${attempts} attempts, ${Math.round(sinceMs / 1000)} s since the deletion request): ${closed.problem}. The finalizer ${Finalizer.gitopsPullRequest} is removed so that the deletion goes on; close the pull request of branch ${branchName({ namespace, name })} by hand`,
-          },
-          nowMs,
-        );
+        await giveUp(attempts, closed.problem);
       }
     }
     await this.#setFinalizer(obj, false);
-    this.#finalizeAttempts.delete(uid);
     return this.#forget(key, namespace, name);
   }
 

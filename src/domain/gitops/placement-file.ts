@@ -75,7 +75,12 @@ export function comparePlacement(
   reference: readonly (readonly number[])[] | undefined,
 ): PlacementComparison {
   const movedPercent = movedSlotPercent(reference, c.map);
-  if (!reference || movedPercent === 100) return { shapeChanged: true, movedPercent };
+  // The shape itself, not "every slot moved" (a same-shape map may differ in every slot).
+  const sameShape =
+    reference !== undefined &&
+    reference.length === c.map.length &&
+    reference.every((row, l) => row.length === c.map[l]!.length);
+  if (!sameShape) return { shapeChanged: true, movedPercent };
   const gpus = c.placement.gpus.map((g) => ({ ...g }));
   const parsed = placementFromSglang({ physical_to_logical_map: reference }, gpus, c.placement.expertCount, {
     denseLayerCount: c.denseLayers,

@@ -157,13 +157,17 @@ function cyclicDistance(a: number, b: number): number {
   return Math.min(d, 1440 - d);
 }
 
+/** Most entries one proposal holds: status.gitops.pendingSchedules keeps as many across a restart. */
+export const MAX_PROPOSED_SCHEDULES = 50;
+
 /**
  * The schedule changes the recurring peaks ask for. A peak near (within 2 x MIN_START_SHIFT_MINUTES)
  * an existing learned-* entry updates that entry only when its start moves by at least
  * MIN_START_SHIFT_MINUTES or its duration (by a bucket at least) or minShards (by a shard at least)
  * by minChangePercent; any other peak is a new entry. Peaks that need no more than spec.scaling.minShards
  * are not proposed; minShards is capped at maxShards. Hand-written entries are never changed, and a
- * peak a hand-written daily entry already covers is not proposed again.
+ * peak a hand-written daily entry already covers is not proposed again. At most
+ * MAX_PROPOSED_SCHEDULES changes, in the peaks' order.
  */
 export function proposeSchedules(peaks: readonly RecurringPeak[], c: ScheduleContext): ScheduleChange[] {
   if (!(c.tokensPerShard > 0)) return [];
@@ -171,6 +175,7 @@ export function proposeSchedules(peaks: readonly RecurringPeak[], c: ScheduleCon
   const learned = c.existing.filter((e) => e.name.startsWith(LEARNED_PREFIX));
   const manual = c.existing.filter((e) => !e.name.startsWith(LEARNED_PREFIX));
   for (const p of peaks) {
+    if (out.length >= MAX_PROPOSED_SCHEDULES) break;
     const shards = Math.min(c.maxShards, Math.ceil(p.peakTokensPerSecond / c.tokensPerShard));
     if (shards <= c.minShards) continue;
     const covered = manual.some((e) => {
