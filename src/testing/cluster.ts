@@ -372,6 +372,8 @@ export function kubectlWith(kubectlBin: string, kubeconfigPath: string) {
       child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
       child.on("error", (err) => reject(new Error("kubectl could not start", { cause: err })));
       child.on("close", (code) => resolve({ stdout, stderr, code: code ?? -1 }));
+      // kubectl may exit before reading its input (EPIPE): its exit code and stderr say why.
+      child.stdin.on("error", () => undefined);
       child.stdin.end(o.input ?? "");
     });
 }
