@@ -358,8 +358,26 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
   }
 }
 
-/** Runs kubectl with the given kubeconfig; resolves with its output and exit code. */
+/**
+ * Runs kubectl with the given kubeconfig; resolves with its output and exit code. `kubectl wait
+ * --for=condition=...` fails at once on an object whose status has no conditions yet ("accessor
+ * error: <nil> is of the type <nil>", seen for a CRD right after apply on a loaded machine) instead
+ * of waiting; such a wait is retried for up to 60 s.
+ */
 export function kubectlWith(kubectlBin: string, kubeconfigPath: string) {
+  const once = kubectlOnce(kubectlBin, kubeconfigPath);
+  return async (args: string[], o: { input?: string } = {}): Promise<KubectlResult> => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const r = await once(args, o);
+      const noConditionsYet = args[0] === "wait" && r.code !== 0 && /accessor error: <nil>/.test(r.stderr);
+      if (!noConditionsYet || Date.now() > deadline) return r;
+      await new Promise((done) => setTimeout(done, 250));
+    }
+  };
+}
+
+function kubectlOnce(kubectlBin: string, kubeconfigPath: string) {
   return (args: string[], o: { input?: string } = {}): Promise<KubectlResult> =>
     new Promise((resolve, reject) => {
       const child = spawn(kubectlBin, args, {
