@@ -771,25 +771,22 @@ const range = (xs: number[], fmt: (x: number) => string = f4): string =>
     pass &&= within;
     stalls.push(ours.maxStallSeconds);
     if (ours.estimatedSeconds > 0) ratios.push(eplb.estimatedSeconds / ours.estimatedSeconds);
-    const paths = (c: MoveCost): string =>
+    // Share moved, GB, GB by path (NVLink/network/storage), estimated s, chunks, longest stall s.
+    const costCells = (c: MoveCost, moved: number): string[] => [
+      pct(moved),
+      (c.bytes / 1e9).toFixed(1),
       [c.byPath.nvlink.bytes, c.byPath.network.bytes, c.byPath.storage.bytes]
         .map((b) => (b / 1e9).toFixed(1))
-        .join("/");
+        .join("/"),
+      c.estimatedSeconds.toFixed(3),
+      String(c.chunks.length),
+      c.maxStallSeconds.toFixed(3),
+    ];
     rows.push([
       name,
-      pct(ours.moves / replicas),
-      (ours.bytes / 1e9).toFixed(1),
-      paths(ours),
-      ours.estimatedSeconds.toFixed(3),
-      String(ours.chunks.length),
-      ours.maxStallSeconds.toFixed(3),
+      ...costCells(ours, ours.moves / replicas),
       String(ours.overBoundLayers.length),
-      pct(eplb.moves / eplbReplicas),
-      (eplb.bytes / 1e9).toFixed(1),
-      paths(eplb),
-      eplb.estimatedSeconds.toFixed(3),
-      String(eplb.chunks.length),
-      eplb.maxStallSeconds.toFixed(3),
+      ...costCells(eplb, eplb.moves / eplbReplicas),
       within ? "PASS" : "FAIL",
     ]);
   };
