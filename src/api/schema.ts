@@ -1306,6 +1306,12 @@ export const GitOpsStatusSchema = z
       .describe("Commits to the pull request in the last hour (spec.gitops.pullRequests.hourlyLimit).")
       .optional(),
     pullRequestUrl: z.string().max(2048).describe("The deployment's pull request.").optional(),
+    pullRequestState: z
+      .enum(["Open", "Closing", "Closed"])
+      .describe(
+        "Open: the operator wrote to the deployment's branch, its pull request may be open. Closing: every proposal was withdrawn and the pull request is being closed (a restarted operator finishes it). Closed: it was closed (or merged) and the branch deleted; a new proposal opens a new pull request.",
+      )
+      .optional(),
     pendingSchedules: z
       .array(
         z
