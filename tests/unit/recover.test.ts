@@ -4,6 +4,8 @@ import {
   configMapDrifted,
   deploymentDrift,
   nextPlacementVersion,
+  PLACEMENT_CACHE_LAG_MS,
+  placementInForce,
   placementFromPods,
   type RecoverablePod,
 } from "../../src/controllers/moedeployment/recover.ts";
@@ -105,6 +107,36 @@ describe("drift", () => {
     // A key someone else added is theirs: server-side apply would never remove it.
     expect(configMapDrifted(cm({ a: "1", b: "x" }), cm({ a: "1" }))).toBe(false);
     expect(configMapDrifted(cm({ a: "1" }, "1"), cm({ a: "1" }))).toBe(true);
+  });
+  it("compares placement.json by layout (node names follow the pods) and never restores move-cost.json", () => {
+    const layout = (node: string, expert: number) =>
+      JSON.stringify({
+        version: 1,
+        layerCount: 1,
+        expertCount: 2,
+        gpus: [{ gpuId: "shard-0", nodeName: node, domain: node, slotCount: 2 }],
+        layers: [[[expert, 1 - expert]]],
+      });
+    expect(configMapDrifted(cm({ "placement.json": layout("n1", 0) }), cm({ "placement.json": layout("n2", 0) }))).toBe(
+      false,
+    );
+    expect(configMapDrifted(cm({ "placement.json": layout("n1", 1) }), cm({ "placement.json": layout("n1", 0) }))).toBe(
+      true,
+    );
+    expect(configMapDrifted(cm({ "placement.json": "{bad" }), cm({ "placement.json": layout("n1", 0) }))).toBe(true);
+    expect(configMapDrifted(cm({ "move-cost.json": "old" }), cm({ "move-cost.json": "new" }))).toBe(false);
+  });
+  it("uses the ConfigMap this operator just wrote while the cache still shows an older version", () => {
+    const written = { cm: cm({ a: "new" }, "5"), version: 5, atMs: 1_000 };
+    const cached4 = cm({ a: "old" }, "4");
+    expect(placementInForce(cached4, written, 1_000 + 500)).toBe(written.cm);
+    expect(placementInForce(undefined, written, 1_000 + 500)).toBe(written.cm);
+    // The cache caught up (or someone edited the written version in place): the cache is the truth.
+    const cached5 = cm({ a: "edited" }, "5");
+    expect(placementInForce(cached5, written, 1_000 + 500)).toBe(cached5);
+    // Past the lag bound the cache is believed again, so a hand deletion is repaired.
+    expect(placementInForce(undefined, written, 1_000 + PLACEMENT_CACHE_LAG_MS + 1)).toBeUndefined();
+    expect(placementInForce(cached4, undefined, 1_000)).toBe(cached4);
   });
   it("names the router's replicas or images changed by hand", () => {
     const dep = (replicas: number, image: string): V1Deployment => ({

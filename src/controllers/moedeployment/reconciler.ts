@@ -32,7 +32,7 @@ import { readHeat, readLatency, type HeatReading, type LatencyReading, type Sour
 import { SourcePoller } from "./poller.ts";
 import { childNames } from "./children.ts";
 import { readPlacementConfigMap } from "./codecs/placement-configmap.ts";
-import { recoverPlacement } from "./recover.ts";
+import { placementInForce, recoverPlacement } from "./recover.ts";
 import { readShardPod, type ShardPod } from "./codecs/shard-pod.ts";
 import { mergeConditions } from "./conditions.ts";
 import type { PodGpuView } from "./pod-gpus.ts";
@@ -130,6 +130,8 @@ interface Memory {
   coldStartsSeen: Set<string>;
   /** Uids of shard pods seen Ready (pruned to the live pods): tells a readiness flap from a pod still loading. */
   seenReady: Set<string>;
+  /** The placement ConfigMap this operator last wrote, and when: stands in for a cache that has not caught up yet. */
+  placementWritten?: { cm: V1ConfigMap; version: number; atMs: number };
 }
 
 /** What one reconcile read: the deployment's children as they are, and the source readings. */
@@ -232,6 +234,8 @@ export class MoEDeploymentReconciler {
     // Hand changes undone: said once the writes went through (only an actuator that writes undoes them).
     if (actuator.managesWorkloads && result.errors.length === 0) events.push(...plan.events);
     for (const e of events) await this.#event(obj, e, nowMs);
+    if (plan.placementConfigMap && !result.errors.some((e) => e.child.kind === "ConfigMap"))
+      mem.placementWritten = { cm: plan.placementConfigMap, version: plan.placement.version, atMs: nowMs };
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
     const waits = [cfg.reconcileIntervalMs, observed.refreshMs];
@@ -406,7 +410,11 @@ export class MoEDeploymentReconciler {
     );
     mem.seenReady = read.seen;
     const shardPods = read.pods;
-    const placementConfigMap = this.#d.configMaps.get(names.placement, namespace);
+    const placementConfigMap = placementInForce(
+      this.#d.configMaps.get(names.placement, namespace),
+      mem.placementWritten,
+      this.#d.clock.nowMs(),
+    );
     const published = readPlacementConfigMap(placementConfigMap);
     // The ConfigMap is missing or corrupted: the layout the pods hold is the current placement,
     // kept as it is for one rebalance interval (no pod is replaced for the loss).

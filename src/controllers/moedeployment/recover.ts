@@ -8,7 +8,7 @@ import { Annotation } from "../../api/constants.ts";
 import { moeLayerCount, type MoEDeployment } from "../../api/schema.ts";
 import { shardGpuId } from "../../domain/decide.ts";
 import { EMPTY_SLOT, parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
-import type { PublishedPlacement } from "./codecs/placement-configmap.ts";
+import { PlacementKey, type PublishedPlacement } from "./codecs/placement-configmap.ts";
 import type { ShardPod } from "./codecs/shard-pod.ts";
 
 export interface RecoverablePod {
@@ -117,7 +117,26 @@ export function configMapDrifted(live: V1ConfigMap | undefined, want: V1ConfigMa
     return true;
   const liveData = live.data ?? {};
   const wantData = want.data ?? {};
-  return Object.keys(wantData).some((k) => liveData[k] !== wantData[k]);
+  return Object.keys(wantData).some((k) => {
+    // The move cost describes the change that made the version; it is not state to restore.
+    if (k === PlacementKey.moveCost) return false;
+    if (k === PlacementKey.placement) return layoutOf(liveData[k]) !== layoutOf(wantData[k]);
+    return liveData[k] !== wantData[k];
+  });
+}
+
+/**
+ * The expert layout of a placement.json text (its content hash), or the text itself when it does not
+ * parse. Node names are left out: they follow where the pods landed, not what they hold.
+ */
+function layoutOf(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const parsed = parsePlacement(JSON.parse(text));
+    return parsed.ok ? placementHash(parsed.value) : text;
+  } catch {
+    return text;
+  }
 }
 
 /** What a hand change altered in the router Deployment (replicas, containers' images), if anything. */
@@ -129,4 +148,34 @@ export function deploymentDrift(want: V1Deployment, live: V1Deployment): string 
     (d.spec?.template.spec?.containers ?? []).map((c) => `${c.name}=${c.image}`).join(",");
   if (images(live) !== images(want)) changes.push(`containers ${images(live)}, want ${images(want)}`);
   return changes.length > 0 ? changes.join("; ") : undefined;
+}
+
+/**
+ * How long the ConfigMap cache may lag behind this operator's own write before the cache is
+ * believed again (a hand deletion or edit is then seen and repaired at the next reconcile).
+ */
+export const PLACEMENT_CACHE_LAG_MS = 10_000;
+
+/**
+ * The placement ConfigMap in force: the cached one, unless this operator wrote a newer version within
+ * PLACEMENT_CACHE_LAG_MS and the cache does not show it yet. Without this, a reconcile that runs before
+ * the watch delivers the write plans from the previous layout and the drift check writes that layout
+ * back under the new version (the demo's heat-shift rebalances were undone so).
+ */
+export function placementInForce(
+  cached: V1ConfigMap | undefined,
+  written: { cm: V1ConfigMap; version: number; atMs: number } | undefined,
+  nowMs: number,
+): V1ConfigMap | undefined {
+  if (!written || nowMs - written.atMs > PLACEMENT_CACHE_LAG_MS) return cached;
+  const cachedVersion = publishedVersion(cached);
+  if (cachedVersion !== undefined && cachedVersion >= written.version) return cached;
+  return written.cm;
+}
+
+/** The version a placement ConfigMap says it is (data key, else annotation), if it says. */
+function publishedVersion(cm: V1ConfigMap | undefined): number | undefined {
+  const text = cm?.data?.[PlacementKey.version] ?? cm?.metadata?.annotations?.[Annotation.placementVersion];
+  const v = Number(text);
+  return text !== undefined && Number.isFinite(v) ? v : undefined;
 }
