@@ -225,9 +225,13 @@ describe("drain and coverage", () => {
         const stays = pods.filter(
           (p) => isReady(p) && p.metadata.annotations?.["moe.dev/draining-since"] === undefined,
         );
-        for (const d of pods.filter(
-          (p) => isReady(p) && p.metadata.annotations?.["moe.dev/draining-since"] !== undefined,
-        )) {
+        // A drain that started in the last 6 s: its 20 s deadline cannot end it before the crash is seen
+        // (an older drain may reach its deadline while the cover's deletion is still on its way).
+        const recent = (p: PodJson) => {
+          const since = p.metadata.annotations?.["moe.dev/draining-since"];
+          return since !== undefined && Date.now() - Date.parse(since) < 6_000;
+        };
+        for (const d of pods.filter((p) => isReady(p) && recent(p))) {
           const ex = expertsOf(d);
           for (let l = 0; l < ex.length; l++) {
             for (const e of ex[l]!) {
