@@ -160,9 +160,22 @@ describe("mode PullRequest", () => {
       (await getJson<{ metadata: { resourceVersion: string } }>(cluster, ["get", "moed", NAME])).metadata
         .resourceVersion;
     const rv = await version();
-    await new Promise((r) => setTimeout(r, 12_000)); // >= 5 reconciles at --reconcile-interval-seconds=2
+    // >= 5 reconciles at --reconcile-interval-seconds=2; every distinct status seen meanwhile goes in the message.
+    const seen = new Set<string>();
+    for (const until = Date.now() + 12_000; Date.now() < until; await new Promise((r) => setTimeout(r, 500)))
+      seen.add(JSON.stringify((await moedStatus(cluster, NAME)).recommendation));
     expect(gh.requests.slice(before)).toEqual([]);
-    expect(await version()).toBe(rv); // no status write either (status.gitops does not move with time)
+    // No status write either (status.gitops does not move with time); the message shows what moved.
+    const after = await moedStatus(cluster, NAME);
+    const moved = Object.keys({ ...status, ...after }).filter(
+      (k) =>
+        JSON.stringify((status as Record<string, unknown>)[k]) !==
+        JSON.stringify((after as Record<string, unknown>)[k]),
+    );
+    expect(
+      await version(),
+      `status fields that moved: ${moved.map((k) => `${k}: ${JSON.stringify((status as Record<string, unknown>)[k])} -> ${JSON.stringify((after as Record<string, unknown>)[k])}`).join("; ")}; recommendations seen: ${[...seen].join(" | ")}`,
+    ).toBe(rv);
     expect(condition(await moedStatus(cluster, NAME), "GitOpsSynced")).toEqual(condition(status, "GitOpsSynced"));
   });
 

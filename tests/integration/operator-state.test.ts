@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
+import { readFileSync } from "node:fs";
 import { startOperatorProcess } from "../support/operator-process.ts";
 import {
   heatConfigMap,
@@ -212,6 +213,15 @@ describe("recoverable state", () => {
   }, 90_000);
 });
 
+/** What the cluster and the operator's log say about two pods, for a failure message. */
+function diagnosis(...names: string[]): string {
+  const log = readFileSync(operator.logFile, "utf8")
+    .split("\n")
+    .filter((l) => names.some((n) => l.includes(n)) || l.includes('"rollout"'))
+    .slice(-40);
+  return [`operator log lines naming ${names.join(", ")}:`, ...log].join("\n");
+}
+
 describe("drain and coverage", () => {
   it("cancels a drain when the pod covering its experts crashes, and never leaves a pair uncovered", async () => {
     const coverage = await watchCoverage(cluster.kubeConfig, "default", NAME, TEST_MOE_LAYERS, TEST_EXPERTS);
@@ -254,7 +264,7 @@ describe("drain and coverage", () => {
         const p = (await podsOf(NAME)).find((x) => x.metadata.name === draining);
         return p && p.metadata.annotations?.["moe.dev/draining-since"] === undefined ? p : undefined;
       },
-      { timeoutMs: 10_000, intervalMs: 200 },
+      { timeoutMs: 10_000, intervalMs: 200, onTimeout: () => diagnosis(draining, cover) },
     );
     await waitForStatus(
       cluster,

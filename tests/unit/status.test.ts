@@ -1,5 +1,6 @@
 // computeStatus without a cluster: one test group per condition, and the status
 // numbers in Auto (the actuator manages workloads) and Recommend (it does not).
+import { canonical } from "../../src/controllers/moedeployment/canonical.ts";
 import { describe, expect, it } from "vitest";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import type { Decision } from "../../src/domain/decide.ts";
@@ -333,5 +334,17 @@ describe("computeStatus", () => {
     });
     expect(rec.desiredShards).toBeUndefined();
     expect(rec.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True", reason: "RecommendOnly" });
+  });
+
+  it("keeps the recommendation's time while it holds, read back as the API server returns it (keys sorted)", () => {
+    const first = computeStatus(input({ managesWorkloads: false, rollout: undefined })).recommendation!;
+    const stored = JSON.parse(JSON.stringify(canonical(first))) as typeof first;
+    expect(Object.keys(stored)).not.toEqual(Object.keys(first)); // the order differs, the content does not
+    const d = deployment();
+    d.status = { recommendation: stored };
+    const later = computeStatus(
+      input({ deployment: d, managesWorkloads: false, rollout: undefined, nowMs: NOW + 60_000 }),
+    );
+    expect(later.recommendation).toEqual(stored); // same time: no status write in a constant world
   });
 });

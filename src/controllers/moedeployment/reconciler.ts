@@ -32,6 +32,7 @@ import { readHeat, readLatency, type HeatReading, type LatencyReading, type Sour
 import { SourcePoller } from "./poller.ts";
 import { childNames } from "./children.ts";
 import { readPlacementConfigMap } from "./codecs/placement-configmap.ts";
+import { canonical } from "./canonical.ts";
 import { placementInForce, recoverPlacement } from "./recover.ts";
 import { readShardPod, type ShardPod } from "./codecs/shard-pod.ts";
 import { mergeConditions } from "./conditions.ts";
@@ -235,7 +236,12 @@ export class MoEDeploymentReconciler {
     // Hand changes undone: said once the writes went through (only an actuator that writes undoes them).
     if (actuator.managesWorkloads && result.errors.length === 0) events.push(...plan.events);
     for (const e of events) await this.#event(obj, e, nowMs);
-    if (plan.placementConfigMap && !result.errors.some((e) => e.child.kind === "ConfigMap"))
+    // Only an actuator that writes the ConfigMap wrote it (Recommend and PullRequest plan it too).
+    if (
+      actuator.managesWorkloads &&
+      plan.placementConfigMap &&
+      !result.errors.some((e) => e.child.kind === "ConfigMap")
+    )
       mem.placementWritten = { cm: plan.placementConfigMap, version: plan.placement.version, atMs: nowMs };
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
@@ -569,19 +575,4 @@ export class MoEDeploymentReconciler {
 
 function latest(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.max(a, b);
-}
-
-/** Key-sorted JSON value, for order-insensitive comparison with what the API server returns. */
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    if (v instanceof Date) return v.toISOString();
-    return Object.fromEntries(
-      Object.entries(v as Record<string, unknown>)
-        .filter(([, x]) => x !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, x]) => [k, canonical(x)]),
-    );
-  }
-  return v;
 }

@@ -1,6 +1,7 @@
 // computeStatus: the MoEDeployment status from the decision, the readings and
 // what exists, as a pure function (one function per condition), so every
 // condition can be unit-tested without a cluster.
+import { sameJson } from "./canonical.ts";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { ConditionType, ConditionReason } from "../../api/constants.ts";
 import { routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
@@ -413,7 +414,7 @@ function recommendation(x: StatusInput, nowIso: string): MoEDeploymentStatus["re
     message: decision.message.slice(0, 4000),
   };
   const prev = x.deployment.status?.recommendation;
-  const same = prev && JSON.stringify({ ...prev, time: undefined }) === JSON.stringify({ ...core, time: undefined });
+  const same = prev && sameJson({ ...prev, time: undefined }, { ...core, time: undefined });
   return same ? prev : { time: nowIso, ...core };
 }
 
@@ -489,7 +490,7 @@ export function nextPrewarm(
     scheduleName: best.name,
     minShards: best.minShards,
   };
-  return prev && JSON.stringify(prev) === JSON.stringify(next) ? prev : next;
+  return prev && sameJson(prev, next) ? prev : next;
 }
 
 /** The whole status. Pure: same input, same output (time comes in as nowMs). */
