@@ -23,6 +23,7 @@ import { maxGpusWithinBudget } from "../cost/cost.ts";
 import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
+import { gapHoldGpus } from "./gap-hold.ts";
 import { contiguousHistoryFromMs } from "./history.ts";
 import { nextProvenRecords, provenGpus } from "./proven.ts";
 import type { ProvenRecord } from "./proven.ts";
@@ -618,6 +619,47 @@ function holdDecision(
   );
 }
 
+/**
+ * A collection gap holds the count the pre-gap load needs (gap-hold.ts): the provisioned count
+ * when that is no more, else it comes down to it through the scale-down stabilisation (window of
+ * recommendations, burst hold, rate and step limits). Learns nothing.
+ */
+function gapHoldDecision(f: Frame, hold: Hold, quality: LoadQualityState | undefined): CapacityDecision {
+  const { policy, nowMs, previous } = f;
+  const ref = quality?.gapRefTokensPerSecond;
+  if (!policy.loadQuality.gapHoldAtNeededLevel || ref === undefined)
+    return holdDecision(f, hold, { loadQuality: quality });
+  const m = sizingModelOf(f);
+  const headroom = anticipationHeadroom(f.state.predictionErrors ?? [], nowMs, policy.headroom);
+  const needed = gapHoldGpus(ref, headroom, policy.ceiling.maxSizingRatio, (load) =>
+    m.requiredOrBestEffort(load, m.target),
+  );
+  if (needed >= previous) return holdDecision(f, hold, { loadQuality: quality });
+  const recommendations = trimTimed(
+    [...f.state.recommendations, { atMs: nowMs, value: needed }],
+    nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs),
+  );
+  const neededText = `${needed} GPUs meet the plan (${fmt(m.target, 1)} ms) at the pre-gap ${fmt(ref)} tok/s x headroom ${fmt(headroom, 2)}`;
+  const down = stabiliseDown(
+    f,
+    { desired: needed, reason: hold.reason, message: `${hold.message}; ${neededText}` },
+    false,
+    recommendations,
+    f.state.burstUntilMs,
+  );
+  const message =
+    down.desired < previous
+      ? `${hold.message.replace(`holding at ${previous} GPUs: `, "")}; coming down to ${down.desired}: ${neededText}`
+      : down.message;
+  return finishDecision(
+    f,
+    { desired: down.desired, reason: hold.reason, message },
+    0,
+    {},
+    { ...f.state, leadTime: f.leadTime, loadQuality: quality, recommendations },
+  );
+}
+
 /** Data quality: never act on stale or missing data. */
 function readMetrics(
   f: Frame,
@@ -1203,7 +1245,10 @@ export function decideCapacity<R extends string = never>(
   const metrics = readMetrics(f);
   if (metrics.hold !== undefined) return holdDecision(f, metrics.hold, {});
   const lv = measureLoad(f, metrics.load, metrics.metricsAtMs);
-  if ("hold" in lv) return holdDecision(f, lv.hold, { loadQuality: lv.quality });
+  if ("hold" in lv)
+    return lv.hold.reason === "MetricsGap"
+      ? gapHoldDecision(f, lv.hold, lv.quality)
+      : holdDecision(f, lv.hold, { loadQuality: lv.quality });
   const m = sizingModelOf(f);
   const s = anticipate(f, lv);
   const slo = recommendSlo(f, lv, m, s);

@@ -1,0 +1,25 @@
+// What a collection gap holds (issue 14, round 5).
+//
+// A sudden zero after sustained traffic is missing data, not load 0 (quality.ts): the decision
+// holds and the forecaster learns nothing. Until round 5 it held the provisioned count, whatever
+// that count carried besides the load: the start headroom, the hysteresis band's top, a burst's
+// margin. With no evidence for hours, the count to hold is the one the load before the gap needs:
+// the calibrated model at the pre-gap level (the median the gap was detected against) times the
+// anticipation headroom measured before the gap (under the model cap), at the plan target. When the
+// provisioned count is above it, the gap comes down to it through the usual scale-down
+// stabilisation (the 10-min window of recommendations from before the gap, then the rate and step
+// limits), so a short gap costs nothing and a scrape that returns at once finds the count it left.
+// When traffic comes back at the pre-gap level, the count meets the plan target; a higher level
+// scales up at once as on any sample. On constant load with a 2-h gap, ours held 205 GPUs through
+// the gap where the pre-gap load needed ~185.
+
+/** The count a gap holds: the fewest GPUs meeting the plan target at the pre-gap load x headroom. */
+export function gapHoldGpus(
+  preGapTokensPerSecond: number,
+  headroom: number,
+  maxSizingRatio: number,
+  requiredAtPlan: (tokensPerSecond: number) => number,
+): number {
+  const factor = Math.min(Math.max(1, headroom), Math.max(1, maxSizingRatio));
+  return requiredAtPlan(Math.max(0, preGapTokensPerSecond) * factor);
+}
