@@ -99,22 +99,27 @@ export class HistorySeeder {
     const entry: SeedEntry = { uid };
     this.#entries.set(key, entry);
     const target = { namespace: d.metadata.namespace!, name: d.metadata.name! };
-    void readLoadHistory(d.spec.heatSource, d.spec.model, target, SEED_RANGE_MS, this.#d.sources).then((h) => {
-      if (this.#entries.get(key) !== entry) return;
-      if (h.problem) {
-        log.info({ reason: h.problem.reason, problem: h.problem.message }, "no load history to seed the forecast from");
-        return;
-      }
-      const policy = this.#d.policyOf(d).capacity;
-      const seeded = seedForecastFromSeries(createCapacityState(policy), h.points, policy, policy.maxGpus);
-      log.info(
-        { points: h.points.length, learned: seeded.learned, skipped: seeded.skipped, stepMs: h.stepMs },
-        "seeded the forecast from the load history",
-      );
-      if (seeded.learned === 0) return;
-      entry.forecast = seeded.state.forecast;
-      this.#d.requeue?.(key);
-    });
+    void readLoadHistory(d.spec.heatSource, d.spec.model, target, SEED_RANGE_MS, this.#d.sources)
+      .then((h) => {
+        if (this.#entries.get(key) !== entry) return;
+        if (h.problem) {
+          log.info(
+            { reason: h.problem.reason, problem: h.problem.message },
+            "no load history to seed the forecast from",
+          );
+          return;
+        }
+        const policy = this.#d.policyOf(d).capacity;
+        const seeded = seedForecastFromSeries(createCapacityState(policy), h.points, policy, policy.maxGpus);
+        log.info(
+          { points: h.points.length, learned: seeded.learned, skipped: seeded.skipped, stepMs: h.stepMs },
+          "seeded the forecast from the load history",
+        );
+        if (seeded.learned === 0) return;
+        entry.forecast = seeded.state.forecast;
+        this.#d.requeue?.(key);
+      })
+      .catch((err: unknown) => log.warn({ err }, "seeding the forecast from the load history failed"));
   }
 
   /** The capacity state to decide with: a seeded forecast, once, in place of the state's own. */
