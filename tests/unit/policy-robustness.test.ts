@@ -147,6 +147,26 @@ describe("data quality: one scrape never moves capacity", () => {
     );
   });
 
+  it("comes up through a long gap with the daily profile learned before it (the traffic comes back at the ramp's level)", () => {
+    // Two days of a daily window (1.6x from 08:00 to 20:00), then a gap 06:30-09:30 on the third day.
+    const level = (i: number) => {
+      const hour = (i % 1440) / 60;
+      return hour >= 8 && hour < 20 ? 80_000 : 50_000;
+    };
+    const gapFrom = 2 * 1440 + 390;
+    const gapTo = 2 * 1440 + 570;
+    const loads = Array.from({ length: gapTo }, (_, i) => (i >= gapFrom ? 0 : level(i)));
+    const { decisions, state, gpus } = drive(policy, loads, MIN, 8);
+    const before = decisions[gapFrom - 1]!.desiredGpus;
+    expect(decisions[gapTo - 1]!.reason).toBe("MetricsGap");
+    expect(gpus).toBeGreaterThan(before);
+    // The held count meets the plan at the window's level the traffic comes back at (the calibrated
+    // model at the observed load, no anticipation), and the hold stayed under the learned ceiling.
+    const back = decideCapacity(input(T0 + gapTo * MIN, level(gapTo), gpus), state, policy, T0 + gapTo * MIN);
+    expect(back.signals.evidenceGpus).toBeLessThanOrEqual(gpus);
+    expect(gpus).toBeLessThanOrEqual(back.signals.ceilingGpus!);
+  });
+
   it("counts zeros as load where they are ordinary (bursty traffic)", () => {
     const loads = Array.from({ length: 80 }, (_, i) => (i % 3 === 0 ? 0 : 30_000));
     const { decisions } = drive(policy, loads, 15_000, 8);

@@ -15,7 +15,7 @@ import { predictP99LatencyMs, requiredGpusForTarget, unloadedLatencyMs } from ".
 import type { LatencyConditions } from "../latency/model.ts";
 import { detectBurst } from "../prewarm/burst.ts";
 import type { BurstDetection } from "../prewarm/burst.ts";
-import { createForecastState } from "../prewarm/forecast.ts";
+import { createForecastState, forecastLoad } from "../prewarm/forecast.ts";
 import type { ForecastState } from "../prewarm/forecast.ts";
 import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
@@ -23,7 +23,7 @@ import { maxGpusWithinBudget } from "../cost/cost.ts";
 import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
-import { gapHoldGpus } from "./gap-hold.ts";
+import { gapHoldGpus, profileRiseBetween } from "./gap-hold.ts";
 import { contiguousHistoryFromMs } from "./history.ts";
 import { nextProvenRecords, provenGpus } from "./proven.ts";
 import type { ProvenRecord } from "./proven.ts";
@@ -631,15 +631,45 @@ function gapHoldDecision(f: Frame, hold: Hold, quality: LoadQualityState | undef
     return holdDecision(f, hold, { loadQuality: quality });
   const m = sizingModelOf(f);
   const headroom = anticipationHeadroom(f.state.predictionErrors ?? [], nowMs, policy.headroom);
-  const needed = gapHoldGpus(ref, headroom, policy.ceiling.maxSizingRatio, (load) =>
+  const since = quality?.gapSinceMs ?? nowMs;
+  const o = policy.forecast.options;
+  const rise = profileRiseBetween(
+    forecastLoad(f.state.forecast, since, 0, o),
+    forecastLoad(f.state.forecast, nowMs + f.leadTimeMs, 0, o),
+  );
+  const needed = gapHoldGpus(ref, headroom, rise, policy.ceiling.maxSizingRatio, (load) =>
     m.requiredOrBestEffort(load, m.target),
   );
+  if (needed > previous && rise > 1) {
+    // The daily profile rose since the gap began: come up to it (under the learned ceiling) as the
+    // forecast would have pre-warmed it, the count traffic coming back now is expected to need.
+    const ceiling = learnedCeilingGpus(f.state.peakEvidence?.value ?? needed, f.step, policy.ceiling);
+    const up = Math.min(needed, ceiling);
+    if (up > previous)
+      return finishDecision(
+        f,
+        {
+          desired: up,
+          reason: hold.reason,
+          message: `${hold.message.replace(`holding at ${previous} GPUs: `, "")}; rising to ${up}: ${up} GPUs meet the plan (${fmt(m.target, 1)} ms) at the pre-gap ${fmt(ref)} tok/s x headroom ${fmt(headroom, 2)} x the daily profile's rise since the gap ${fmt(rise, 2)}`,
+        },
+        0,
+        {},
+        {
+          ...f.state,
+          leadTime: f.leadTime,
+          loadQuality: quality,
+          recommendations: holdRecommendation(f.state, up, nowMs, policy),
+        },
+      );
+  }
   if (needed >= previous) return holdDecision(f, hold, { loadQuality: quality });
   const recommendations = trimTimed(
     [...f.state.recommendations, { atMs: nowMs, value: needed }],
     nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs),
   );
-  const neededText = `${needed} GPUs meet the plan (${fmt(m.target, 1)} ms) at the pre-gap ${fmt(ref)} tok/s x headroom ${fmt(headroom, 2)}`;
+  const riseText = rise > 1 ? ` x the daily profile's rise since the gap ${fmt(rise, 2)}` : "";
+  const neededText = `${needed} GPUs meet the plan (${fmt(m.target, 1)} ms) at the pre-gap ${fmt(ref)} tok/s x headroom ${fmt(headroom, 2)}${riseText}`;
   const down = stabiliseDown(
     f,
     { desired: needed, reason: hold.reason, message: `${hold.message}; ${neededText}` },

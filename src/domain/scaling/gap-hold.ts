@@ -13,13 +13,29 @@
 // scales up at once as on any sample. On constant load with a 2-h gap, ours held 205 GPUs through
 // the gap where the pre-gap load needed ~185.
 
-/** The count a gap holds: the fewest GPUs meeting the plan target at the pre-gap load x headroom. */
+/**
+ * The count a gap holds: the fewest GPUs meeting the plan target at the pre-gap load x headroom
+ * (at most the model cap) x the daily profile's rise from the gap's start to one lead time from now
+ * (1 without a seasonal forecast, never below 1: a long gap across a daily ramp comes back at the
+ * ramp's level). The caller keeps a rise under the learned ceiling.
+ */
 export function gapHoldGpus(
   preGapTokensPerSecond: number,
   headroom: number,
+  profileRise: number,
   maxSizingRatio: number,
   requiredAtPlan: (tokensPerSecond: number) => number,
 ): number {
-  const factor = Math.min(Math.max(1, headroom), Math.max(1, maxSizingRatio));
+  const factor = Math.min(Math.max(1, headroom), Math.max(1, maxSizingRatio)) * Math.max(1, profileRise);
   return requiredAtPlan(Math.max(0, preGapTokensPerSecond) * factor);
+}
+
+/** expected(later) / expected(earlier) of a seasonal forecast; 1 when either is missing or not seasonal. */
+export function profileRiseBetween(
+  earlier: { readonly seasonal: boolean; readonly expectedTokensPerSecond: number } | undefined,
+  later: { readonly seasonal: boolean; readonly expectedTokensPerSecond: number } | undefined,
+): number {
+  if (!earlier?.seasonal || !later?.seasonal || !(earlier.expectedTokensPerSecond > 0)) return 1;
+  const r = later.expectedTokensPerSecond / earlier.expectedTokensPerSecond;
+  return Number.isFinite(r) ? r : 1;
 }
