@@ -38,6 +38,23 @@ export const OperatorConfigSchema = z
       ),
     drainSeconds: z.number().int().min(0).max(3600).default(30),
     maxSurge: z.number().int().min(1).max(1000).default(2),
+    maxPendingShardPods: z
+      .number()
+      .int()
+      .min(1)
+      .max(10000)
+      .default(16)
+      .describe(
+        "Most shard pods a reconcile creates, and none while this many of a deployment's pods are unschedulable.",
+      ),
+    soleReplicaPriorityClass: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a PriorityClass name")
+      .max(253)
+      .optional()
+      .describe(
+        "PriorityClass for shard pods created to hold a (layer, expert) no Ready pod holds; default: none (the template's).",
+      ),
     workers: z.number().int().min(1).max(64).default(4),
     prometheusAllowedUrls: z
       .array(

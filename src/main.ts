@@ -44,8 +44,22 @@ const program = new Command()
     "deadline of each Kubernetes API request (not watches)",
     env.MOE_API_REQUEST_TIMEOUT_SECONDS ?? "30",
   )
-  .option("--drain-seconds <n>", "drain period before a shard pod is deleted", env.MOE_DRAIN_SECONDS ?? "30")
+  .option(
+    "--drain-seconds <n>",
+    "longest drain: a draining shard pod is deleted when it turns not Ready (its requests are done) or after this many seconds; shard pods get at least this termination grace period",
+    env.MOE_DRAIN_SECONDS ?? "30",
+  )
   .option("--max-surge <n>", "replacement shard pods starting at once", env.MOE_MAX_SURGE ?? "2")
+  .option(
+    "--max-pending-shard-pods <n>",
+    "most shard pods a reconcile creates, and none while this many of a deployment's are unschedulable",
+    env.MOE_MAX_PENDING_SHARD_PODS ?? "16",
+  )
+  .option(
+    "--sole-replica-priority-class <name>",
+    "PriorityClass of shard pods created to hold an expert no Ready pod holds (default: none)",
+    env.MOE_SOLE_REPLICA_PRIORITY_CLASS,
+  )
   .option("--workers <n>", "concurrent reconciles", env.MOE_WORKERS ?? "4")
   .option(
     "--prometheus-allowed-urls <list>",
@@ -135,6 +149,8 @@ const parsed = OperatorConfigSchema.safeParse({
   apiRequestTimeoutSeconds: num(o.apiRequestTimeoutSeconds),
   drainSeconds: num(o.drainSeconds),
   maxSurge: num(o.maxSurge),
+  maxPendingShardPods: num(o.maxPendingShardPods),
+  soleReplicaPriorityClass: o.soleReplicaPriorityClass || undefined,
   workers: num(o.workers),
   prometheusAllowedUrls: list(o.prometheusAllowedUrls),
   fileHeatSourceDirs: list(o.fileHeatSourceDirs),

@@ -234,6 +234,8 @@ function createReconciler(
       reconcileIntervalMs: config.reconcileIntervalSeconds * 1000,
       drainSeconds: config.drainSeconds,
       maxSurge: config.maxSurge,
+      maxPendingShardPods: config.maxPendingShardPods,
+      soleReplicaPriorityClass: config.soleReplicaPriorityClass,
       // A reconcile waits for its sources at most this long; slower reads finish in the background.
       sourceWaitMs: Math.min(1000, sourceTimeoutMaxMs),
       component: "moe-operator",

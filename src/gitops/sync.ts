@@ -31,6 +31,8 @@ import {
   type PersistedTrack,
   pullRequestBody,
   pullRequestTitle,
+  withdrawalComment,
+  withdrawalReasons,
   BRANCH_PREFIX,
   MAX_PROPOSED_SCHEDULES,
   type BoundObservation,
@@ -88,6 +90,9 @@ export interface PullRequestSyncDeps {
   client?: Partial<Omit<GitHubClientOptions, "baseUrl" | "auth" | "logger">>;
 }
 
+/** status.gitops.pullRequestState. */
+type PullRequestState = NonNullable<GitOpsStatus["pullRequestState"]>;
+
 interface Pushed {
   proposal: Proposal;
   contentHash: string;
@@ -105,6 +110,24 @@ interface Entry {
   placementInGit?: number[][];
   pushed?: Pushed;
   prUrl?: string;
+  /**
+   * Open: a pull request of ours may be open (a sync wrote to the branch). Closing: every
+   * proposal was withdrawn since, the pull request is to be closed and the branch deleted.
+   * Closed: done. Kept in status.gitops.pullRequestState, so a restart finishes a close.
+   */
+  prState?: PullRequestState;
+  /**
+   * The last non-empty proposal of this process, until a close after its withdrawal is done.
+   * Only its withdrawal closes a pull request: after a restart the in-memory proposal is gone,
+   * and an empty proposal then says nothing about the pull request (status Closing does).
+   */
+  lastProposal?: Proposal;
+  /** Why the proposal was withdrawn, for the closing comment (unknown after a restart). */
+  withdrawal?: string[];
+  /** The condition's message after the close of a withdrawn proposal, until a proposal comes back. */
+  closedMessage?: string;
+  /** Pull requests this process commented on when closing them (a retried close does not comment twice). */
+  commented: Set<number>;
   commitsMs: number[];
   /** Learned schedules pending before a restart (status.gitops.pendingSchedules), until the forecaster has the days again. */
   restoredSchedules?: readonly ScheduleChange[];
@@ -167,27 +190,7 @@ export class PullRequestSync {
   observe(d: MoEDeployment, o: BoundObservation, inputs: ProposalInputs = {}): GitOpsCondition {
     const key = `${d.metadata.namespace}/${d.metadata.name}`;
     const gitops = d.spec.gitops!;
-    let e = this.#entries.get(key);
-    if (!e || e.uid !== d.metadata.uid) {
-      // After a restart: the windows and the last hour's commits continue from status.gitops.
-      const saved = d.status?.gitops;
-      e = {
-        uid: d.metadata.uid ?? "",
-        ref: { namespace: d.metadata.namespace!, name: d.metadata.name! },
-        gitops,
-        track: saved ? restoreTrack(persistedOf(saved), o.nowMs) : undefined,
-        prUrl: saved?.pullRequestUrl,
-        commitsMs: (saved?.commitTimes ?? []).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t)),
-        restoredSchedules: schedulesOfStatus(saved?.pendingSchedules, d.spec.prewarm.coldStartSeconds),
-        adopt: true,
-        running: false,
-        blockedUntilMs: 0,
-        failures: 0,
-        condition: gitopsCondition("True", ConditionReason.NoChangeProposed, "learning: nothing proposed yet"),
-      };
-      this.#entries.set(key, e);
-      this.#retired.delete(e.uid);
-    }
+    const e = this.#entryOf(key, d, o.nowMs);
     if (JSON.stringify(e.gitops) !== JSON.stringify(gitops)) {
       e.gitops = gitops;
       e.pushed = undefined; // another repository or path: write it there
@@ -213,19 +216,71 @@ export class PullRequestSync {
       e.track,
       o.nowMs,
     );
-    if (!e.pending) {
-      e.pushed = undefined;
-      if (!e.running)
-        e.condition = gitopsCondition(
-          "True",
-          ConditionReason.NoChangeProposed,
-          e.prUrl
-            ? `nothing to propose beyond what Git holds (last pull request: ${e.prUrl})`
-            : "nothing to propose: the bounds fit what was observed",
-        );
-      return e.condition;
-    }
+    if (!e.pending) return this.#nothingToPropose(key, e, d, bounds, o.nowMs);
+    e.lastProposal = e.pending;
+    e.closedMessage = undefined;
+    // A proposal back before its pull request was closed: the sync updates that pull request.
+    if (e.prState === "Closing") e.prState = "Open";
     if (e.pushed?.proposal === e.pending || e.running || o.nowMs < e.blockedUntilMs) return e.condition;
+    if (!this.#mayWrite(e)) return e.condition;
+    const proposal = e.pending;
+    this.#start(key, e, (signal) => this.#push(key, e, proposal, signal));
+    return e.condition;
+  }
+
+  /** The deployment's entry; a new one (first observe of this process, or a new uid) continues from status.gitops. */
+  #entryOf(key: string, d: MoEDeployment, nowMs: number): Entry {
+    const known = this.#entries.get(key);
+    if (known && known.uid === d.metadata.uid) return known;
+    // After a restart: the windows and the last hour's commits continue from status.gitops.
+    const saved = d.status?.gitops;
+    const e: Entry = {
+      uid: d.metadata.uid ?? "",
+      ref: { namespace: d.metadata.namespace!, name: d.metadata.name! },
+      gitops: d.spec.gitops!,
+      track: saved ? restoreTrack(persistedOf(saved), nowMs) : undefined,
+      prUrl: saved?.pullRequestUrl,
+      // A status written before pullRequestState existed: a pull request with a URL may be open.
+      prState: saved?.pullRequestState ?? (saved?.pullRequestUrl ? "Open" : undefined),
+      commented: new Set(),
+      commitsMs: (saved?.commitTimes ?? []).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t)),
+      restoredSchedules: schedulesOfStatus(saved?.pendingSchedules, d.spec.prewarm.coldStartSeconds),
+      adopt: true,
+      running: false,
+      blockedUntilMs: 0,
+      failures: 0,
+      condition: gitopsCondition("True", ConditionReason.NoChangeProposed, "learning: nothing proposed yet"),
+    };
+    this.#entries.set(key, e);
+    this.#retired.delete(e.uid);
+    return e;
+  }
+
+  /** Nothing to propose: close the pull request when this process's proposal was withdrawn (or a restart left a close undone). */
+  #nothingToPropose(key: string, e: Entry, d: MoEDeployment, bounds: Bounds, nowMs: number): GitOpsCondition {
+    e.pushed = undefined;
+    if (e.lastProposal && e.prState === "Open") {
+      // Every proposal was withdrawn while a pull request of ours may be open (or a sync still
+      // running for it opened one since): close it.
+      e.prState = "Closing";
+      e.withdrawal = withdrawalReasons(e.lastProposal, bounds, d.spec.prewarm.schedules ?? []);
+    }
+    if (e.prState === "Closing") return this.#startWithdraw(key, e, nowMs);
+    if (!e.running)
+      e.condition = gitopsCondition(
+        "True",
+        ConditionReason.NoChangeProposed,
+        e.closedMessage ??
+          (e.prUrl
+            ? `nothing to propose beyond what Git holds (last pull request: ${e.prUrl}${e.prState === "Closed" ? ", no longer open" : ""})`
+            : "nothing to propose: the bounds fit what was observed"),
+      );
+    return e.condition;
+  }
+
+  /** Whether a background sync may start: the API URL is allowed (else a False condition) and this process leads. */
+  #mayWrite(e: Entry): boolean {
+    const gitops = e.gitops;
     const allowed = this.#d.allowedApiUrls.map(normalizeUrl).includes(normalizeUrl(gitops.apiUrl));
     if (!allowed) {
       e.condition = gitopsCondition(
@@ -233,20 +288,59 @@ export class PullRequestSync {
         ConditionReason.ApiUrlNotAllowed,
         `spec.gitops.apiUrl ${gitops.apiUrl} is not in the operator's --github-allowed-urls (${this.#d.allowedApiUrls.join(", ") || "none"})`,
       );
-      return e.condition;
+      return false;
     }
-    if (!this.#d.canWrite()) return e.condition;
+    return this.#d.canWrite();
+  }
+
+  /** Runs task in the background, one at a time per deployment; close and retire cancel it through its signal. */
+  #start(key: string, e: Entry, task: (signal: AbortSignal) => Promise<void>): void {
     e.running = true;
-    const entry = e;
-    const proposal = e.pending;
     const abort = new AbortController();
-    const done = this.#push(key, entry, proposal, abort.signal).finally(() => {
-      entry.running = false;
-      entry.sync = undefined;
+    const done = task(abort.signal).finally(() => {
+      e.running = false;
+      e.sync = undefined;
       this.#d.requeue(key);
     });
-    entry.sync = { done, abort };
+    e.sync = { done, abort };
+  }
+
+  /**
+   * Every proposal was withdrawn: close the pull request (with a comment saying why) and delete
+   * the branch in the background, bounded and retried like a sync (client retries, the backoff of
+   * blockedUntilMs). Returns the condition to publish.
+   */
+  #startWithdraw(key: string, e: Entry, nowMs: number): GitOpsCondition {
+    if (e.running || nowMs < e.blockedUntilMs || !this.#mayWrite(e)) return e.condition;
+    if (e.condition.status === "True")
+      e.condition = gitopsCondition(
+        "True",
+        ConditionReason.NoChangeProposed,
+        `every proposal was withdrawn: closing ${e.prUrl ?? `the pull request of branch ${branchName(e.ref)}`}`,
+      );
+    this.#start(key, e, (signal) => this.#withdraw(key, e, signal));
     return e.condition;
+  }
+
+  async #withdraw(key: string, e: Entry, signal: AbortSignal): Promise<void> {
+    try {
+      const gh = await this.#client(e.ref, e.gitops, { signal });
+      const t = this.#target(gh, e.ref, e.gitops);
+      const comment = withdrawalComment(e.ref, e.withdrawal ?? []);
+      const closed = await this.#closeOpen(t, e.ref, { why: "every proposal was withdrawn", comment, e });
+      e.prState = "Closed";
+      e.withdrawal = undefined;
+      e.lastProposal = e.pending;
+      e.failures = 0;
+      e.blockedUntilMs = 0;
+      e.closedMessage =
+        closed.length > 0
+          ? `closed ${closed.join(", ")}: every proposal was withdrawn, nothing is left to propose beyond what Git holds`
+          : `nothing to propose beyond what Git holds; no pull request of branch ${t.branch} was open${e.prUrl ? ` (${e.prUrl} was merged or closed)` : ""}`;
+      e.condition = gitopsCondition("True", ConditionReason.NoChangeProposed, e.closedMessage);
+    } catch (err) {
+      await this.#failed(key, e, err, signal);
+    }
   }
 
   /** Learned pre-warm schedules to propose (the pending ones while the inputs are missing or within the minimum change). */
@@ -315,6 +409,7 @@ export class PullRequestSync {
       ...statusOfTrack(persistTrack(e.track)),
       commitTimes: commits.length > 0 ? commits.map(iso) : undefined,
       pullRequestUrl: e.prUrl,
+      pullRequestState: e.prState,
       pendingSchedules: statusOfSchedules(e.pending?.schedules ?? e.restoredSchedules),
     };
   }
@@ -368,7 +463,6 @@ export class PullRequestSync {
   // ---------------------------------------------------------------------------------------
 
   async #push(key: string, e: Entry, proposal: Proposal, signal: AbortSignal): Promise<void> {
-    const nowMs = () => this.#d.clock.nowMs();
     try {
       const gh = await this.#client(e.ref, e.gitops, { signal });
       const outcome = await this.#write(gh, e, proposal);
@@ -377,31 +471,37 @@ export class PullRequestSync {
       e.condition = outcome.condition;
       if (outcome.done) e.pushed = { proposal: outcome.proposal ?? proposal, contentHash: outcome.contentHash ?? "" };
     } catch (err) {
-      if (signal.aborted) return; // cancelled by close or retire: the entry is gone
-      const g = err instanceof GitHubError ? err : toGitHubError(err, "GitHub", nowMs());
-      e.failures += 1;
-      const backoffMs = Math.min(MAX_BACKOFF_MS, 5_000 * 2 ** Math.min(e.failures - 1, 10));
-      const f = g.failure;
-      e.blockedUntilMs = nowMs() + (f.kind === "RateLimited" ? Math.max(f.retryAfterMs, 1_000) : backoffMs);
-      const reason =
-        f.kind === "Auth"
-          ? ConditionReason.AuthFailed
-          : f.kind === "RateLimited"
-            ? ConditionReason.RateLimited
-            : ConditionReason.GitHubError;
-      const previous = e.condition.reason;
-      e.condition = gitopsCondition(
-        "False",
-        reason,
-        `${g.message}; retrying after ${new Date(e.blockedUntilMs).toISOString()}`,
-      );
-      this.#log.warn({ moedeployment: key, reason, status: f.status, error: g.message }, "pull-request sync failed");
-      if (previous !== reason) await this.#d.event(e.ref, "Warning", reason, g.message);
+      await this.#failed(key, e, err, signal);
     }
   }
 
-  async #write(gh: GitHub, e: Entry, candidate: Proposal): Promise<WriteOutcome> {
-    const g = e.gitops;
+  /** A background sync or close failed: back off (blockedUntilMs) and say why in a False condition. */
+  async #failed(key: string, e: Entry, err: unknown, signal: AbortSignal): Promise<void> {
+    const nowMs = () => this.#d.clock.nowMs();
+    if (signal.aborted) return; // cancelled by close or retire: the entry is gone
+    const g = err instanceof GitHubError ? err : toGitHubError(err, "GitHub", nowMs());
+    e.failures += 1;
+    const backoffMs = Math.min(MAX_BACKOFF_MS, 5_000 * 2 ** Math.min(e.failures - 1, 10));
+    const f = g.failure;
+    e.blockedUntilMs = nowMs() + (f.kind === "RateLimited" ? Math.max(f.retryAfterMs, 1_000) : backoffMs);
+    const reason =
+      f.kind === "Auth"
+        ? ConditionReason.AuthFailed
+        : f.kind === "RateLimited"
+          ? ConditionReason.RateLimited
+          : ConditionReason.GitHubError;
+    const previous = e.condition.reason;
+    e.condition = gitopsCondition(
+      "False",
+      reason,
+      `${g.message}; retrying after ${new Date(e.blockedUntilMs).toISOString()}`,
+    );
+    this.#log.warn({ moedeployment: key, reason, status: f.status, error: g.message }, "pull-request sync failed");
+    if (previous !== reason) await this.#d.event(e.ref, "Warning", reason, g.message);
+  }
+
+  /** Where a sync or close writes, with calls whose errors name what was being done. */
+  #target(gh: GitHub, ref: DeploymentRef, g: GitOpsSpec): Target {
     const [owner, repo] = g.repository.split("/") as [string, string];
     const call: Call = async <T>(what: string, p: Promise<T>) => {
       try {
@@ -410,7 +510,12 @@ export class PullRequestSync {
         throw toGitHubError(err, what, this.#d.clock.nowMs());
       }
     };
-    const t: Target = { gh, call, owner, repo, branch: branchName(e.ref), g };
+    return { gh, call, owner, repo, branch: branchName(ref), g };
+  }
+
+  async #write(gh: GitHub, e: Entry, candidate: Proposal): Promise<WriteOutcome> {
+    const g = e.gitops;
+    const t = this.#target(gh, e.ref, g);
     const current = await this.#readBranch(t);
     let proposal = candidate;
     const manifestOnBranch = current.branchExists ? await this.#readFile(t, g.path, t.branch) : undefined;
@@ -425,7 +530,7 @@ export class PullRequestSync {
       manifestOnBranch,
       adopting,
     });
-    if ("outcome" in prepared) return { ...prepared.outcome, proposal };
+    if ("outcome" in prepared) return { ...(await this.#closeIfHeld(t, e, current, prepared.outcome)), proposal };
     const { baseSha, files, effective } = prepared;
     if (prepared.adoptedPlacement) {
       // The branch's file is the pending placement from now on (candidates are weighed against it).
@@ -449,11 +554,13 @@ export class PullRequestSync {
     const limited = await this.#checkLimits(t, e, { needsCommit, hasPr: current.pr !== undefined, nowMs });
     if (limited) return limited;
     if (needsCommit) {
+      e.prState = "Open"; // the branch is written from here on: a later withdrawal closes what it holds
       await this.#commit(t, { branchExists: current.branchExists, baseSha, files, title, proposal: effective });
       e.commitsMs.push(nowMs);
     }
     const { pr, verb } = await this.#syncPullRequest(t, current.pr, { title, body, needsCommit });
     e.prUrl = pr.html_url;
+    e.prState = "Open";
     if (verb)
       await this.#d.event(
         e.ref,
@@ -785,25 +892,13 @@ export class PullRequestSync {
     why: string,
     signal?: AbortSignal,
   ): Promise<{ ok: true } | { ok: false; problem: string }> {
-    const [owner, repo] = g.repository.split("/") as [string, string];
-    const branch = branchName(d);
     try {
       if (!this.#d.allowedApiUrls.map(normalizeUrl).includes(normalizeUrl(g.apiUrl)))
         return { ok: false, problem: `spec.gitops.apiUrl ${g.apiUrl} is not in --github-allowed-urls` };
       if (signal?.aborted) return { ok: false, problem: "no time left to close the pull request" };
       // One attempt per call, bounded by the signal: the caller (the finalizer) retries with its own cap.
       const gh = await this.#client(d, g, { signal, retries: 0, maxRetryAfterSeconds: 0 });
-      const open = await gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 });
-      for (const pr of open.data.filter((p) => p.head.ref === branch)) {
-        await gh.rest.pulls.update({ owner, repo, pull_number: pr.number, state: "closed" });
-        await this.#d.event(d, "Normal", "PullRequestClosed", `closed ${pr.html_url}: ${why}`);
-        this.#log.info(
-          { moedeployment: `${d.namespace}/${d.name}`, pullRequest: pr.html_url, why },
-          "closed pull request",
-        );
-      }
-      const ref = await orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }));
-      if (ref) await orNotFound(gh.rest.git.deleteRef({ owner, repo, ref: `heads/${branch}` }));
+      await this.#closeOpen(this.#target(gh, d, g), d, { why });
       return { ok: true };
     } catch (err) {
       const what = `closing the pull request of ${d.namespace}/${d.name}`;
@@ -818,6 +913,79 @@ export class PullRequestSync {
       );
       return { ok: false, problem: g2.message };
     }
+  }
+
+  /**
+   * Closes the branch's open pull requests (with `comment` first, once per pull request and
+   * process) and deletes the branch. Returns the URLs of the pull requests it closed.
+   */
+  async #closeOpen(
+    t: Target,
+    d: { namespace: string; name: string; uid?: string },
+    o: { why: string; comment?: string; e?: Entry },
+  ): Promise<string[]> {
+    const { gh, call, owner, repo, branch } = t;
+    const open = await call(
+      "listing pull requests",
+      gh.rest.pulls.list({ owner, repo, state: "open", head: `${owner}:${branch}`, per_page: 10 }),
+    );
+    const closed: string[] = [];
+    for (const pr of open.data.filter((p) => p.head.ref === branch)) {
+      if (o.comment && !o.e?.commented.has(pr.number)) {
+        await call(
+          `commenting on ${pr.html_url}`,
+          gh.rest.issues.createComment({ owner, repo, issue_number: pr.number, body: o.comment }),
+        );
+        o.e?.commented.add(pr.number);
+      }
+      await call(
+        `closing ${pr.html_url}`,
+        gh.rest.pulls.update({ owner, repo, pull_number: pr.number, state: "closed" }),
+      );
+      closed.push(pr.html_url);
+      await this.#d.event(d, "Normal", "PullRequestClosed", `closed ${pr.html_url}: ${o.why}`);
+      this.#log.info(
+        { moedeployment: `${d.namespace}/${d.name}`, pullRequest: pr.html_url, why: o.why },
+        "closed pull request",
+      );
+    }
+    const ref = await call(
+      `reading branch ${branch}`,
+      orNotFound(gh.rest.git.getRef({ owner, repo, ref: `heads/${branch}` })),
+    );
+    if (ref)
+      await call(
+        `deleting branch ${branch}`,
+        orNotFound(gh.rest.git.deleteRef({ owner, repo, ref: `heads/${branch}` })),
+      );
+    return closed;
+  }
+
+  /**
+   * The base branch already holds every file the proposal would write (merged, or the placement
+   * file there is as good): a pull request still open, or the branch, holds nothing to propose;
+   * close it and delete the branch.
+   */
+  async #closeIfHeld(
+    t: Target,
+    e: Entry,
+    current: { pr?: PullRequestView; branchExists: boolean },
+    outcome: WriteOutcome,
+  ): Promise<WriteOutcome> {
+    if (outcome.condition.reason !== ConditionReason.NoChangeProposed || (!current.pr && !current.branchExists))
+      return outcome;
+    const held = `${t.g.baseBranch} of ${t.g.repository} already holds the proposal`;
+    const comment = withdrawalComment(e.ref, [
+      `the base branch \`${t.g.baseBranch}\` already holds what it proposed (merged, or the placement file there balances the observed heat as well)`,
+    ]);
+    const closed = await this.#closeOpen(t, e.ref, { why: held, comment, e });
+    e.prState = "Closed";
+    return closed.length > 0
+      ? {
+          ...outcome,
+          condition: gitopsCondition("True", ConditionReason.NoChangeProposed, `closed ${closed.join(", ")}: ${held}`),
+        }
+      : outcome;
   }
 
   /** A client authenticated from the Secret named in spec.gitops.credentials (read on every sync: rotation needs no restart). */

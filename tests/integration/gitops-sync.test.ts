@@ -496,6 +496,123 @@ describe("PullRequestSync", () => {
     expect(gh.violations).toEqual([]);
   });
 
+  it("closes the pull request with a comment when every proposal is withdrawn, and opens a new one when a proposal comes back", async () => {
+    const now = T0 + 3 * DAY + 60 * MIN;
+    setTime(now);
+    const sync = newSync();
+    const d = deployment();
+    const inputs = { forecast: dailyPeakHistory(3), tokensPerShard: 2_000 };
+    feed(sync, d, now, now + 20_000, 9, inputs, calm);
+    await settle(sync, d, calm(now + 20_000), (x) => x.reason === "PullRequestOpen", inputs);
+    expect(sync.statusOf(d)).toMatchObject({
+      pullRequestState: "Open",
+      pullRequestUrl: expect.stringMatching(/\/pull\/1$/),
+    });
+
+    // The peak stops recurring: the learned schedule is withdrawn, nothing is left to propose.
+    const flat = { ...inputs, forecast: dailyPeakHistory(4, 4_000) };
+    feed(sync, d, now + 30_000, now + 60_000, 9, flat, calm);
+    const c = await settle(sync, d, calm(now + 60_000), (x) => x.message.startsWith("closed "), flat);
+    expect(c).toMatchObject({ status: "True", reason: "NoChangeProposed" });
+    expect(c.message).toMatch(/^closed \S+\/pull\/1: every proposal was withdrawn/);
+    expect((await readPr(1)).state).toBe("closed");
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+    const comments = gh.comments();
+    expect(comments).toHaveLength(1);
+    expect(comments[0]!.issueNumber).toBe(1);
+    expect(comments[0]!.body).toContain("every change it proposed was withdrawn");
+    expect(comments[0]!.body).toContain("`learned-0900` (09:00 UTC) is no longer learned");
+    expect(comments[0]!.body).toContain(`The branch \`${BRANCH}\` is deleted`);
+    expect(events.filter((e) => e.startsWith("Normal PullRequestClosed"))).toEqual([
+      expect.stringMatching(/\/pull\/1: every proposal was withdrawn$/),
+    ]);
+    expect(sync.statusOf(d)).toMatchObject({ pullRequestState: "Closed" });
+
+    // A constant world writes nothing more.
+    const before = gh.requests.length;
+    feed(sync, d, now + 70_000, now + 200_000, 9, flat, calm);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(gh.requests.length).toBe(before);
+
+    // A proposal comes back (the SLO is missed at maxShards): a new pull request.
+    feed(sync, d, now + 210_000, now + 270_000, 9, flat);
+    const back = await settle(sync, d, atMax(now + 270_000), (x) => x.reason === "PullRequestOpen", flat);
+    expect(back.message).toMatch(/\/pull\/2: moe-operator: default\/tiny: maxShards 6 -> 9$/);
+    expect(await git("show", `${BRANCH}:${PATH}`)).toBe(MANIFEST.replace("maxShards: 6 #", "maxShards: 9 #"));
+    expect((await readPr(2)).state).toBe("open");
+    expect(sync.statusOf(d)).toMatchObject({
+      pullRequestState: "Open",
+      pullRequestUrl: expect.stringMatching(/\/pull\/2$/),
+    });
+    expect(gh.requests.filter((r) => r.operationId === "pulls/create")).toHaveLength(2);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("a raise the cluster now holds is withdrawn: the close is retried after a 5xx, and a restart finishes it", async () => {
+    const sync = newSync();
+    const d = deployment();
+    feed(sync, d, 1_000_000, 1_060_000);
+    await settle(sync, d, atMax(1_060_000), (x) => x.reason === "PullRequestOpen");
+
+    // maxShards was raised to 10 in Git and applied: nothing is left to propose. GitHub fails
+    // (after the client's 2 retries): the close is retried after the backoff.
+    const raised = { ...d, spec: { ...d.spec, scaling: { ...d.spec.scaling, maxShards: 10 } } };
+    gh.inject({ kind: "server-error", count: 3 });
+    feed(sync, raised, 1_070_000, 1_070_000, 9, {}, calm);
+    const failed = await settle(sync, raised, calm(1_070_000), (x) => x.reason === "GitHubError");
+    expect(failed.status).toBe("False");
+    expect(sync.statusOf(raised)).toMatchObject({ pullRequestState: "Closing" });
+    expect((await readPr(1)).state).toBe("open");
+
+    // The operator restarts before the retry: the new process finishes the close from status.gitops.
+    const saved = sync.statusOf(raised)!;
+    const restarted = newSync();
+    const d2 = { ...raised, status: { gitops: saved } };
+    setTime(1_080_000);
+    const c = await settle(restarted, d2, calm(1_080_000), (x) => x.message.startsWith("closed "));
+    expect(c.message).toMatch(/\/pull\/1: every proposal was withdrawn/);
+    expect((await readPr(1)).state).toBe("closed");
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+    expect(restarted.statusOf(d2)).toMatchObject({ pullRequestState: "Closed" });
+    // GitHub failed the first process's close at its first request: one comment, by the restarted
+    // process, which does not know the reasons (they were in the first one's memory).
+    expect(gh.comments()).toHaveLength(1);
+    expect(gh.comments()[0]!.body).toContain("every change it proposed was withdrawn");
+    // The first process retries after its backoff: nothing is open, nothing is written.
+    const writes = () => gh.requests.filter((r) => r.method !== "GET").length;
+    const before = writes();
+    setTime(1_080_000 + 600_000);
+    await settle(
+      sync,
+      raised,
+      calm(clock.nowMs()),
+      (x) => x.reason === "NoChangeProposed" && x.message.includes("no pull request"),
+    );
+    expect(writes()).toBe(before);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it("closes the pull request when the base branch already holds what a changed proposal would write", async () => {
+    const sync = newSync();
+    const d = deployment();
+    feed(sync, d, 1_000_000, 1_060_000);
+    await settle(sync, d, atMax(1_060_000), (x) => x.reason === "PullRequestOpen");
+    // Someone writes maxShards: 12 to the base branch directly (not yet applied to the cluster),
+    // and the SLO now needs 12: the proposal changes, but the base already holds it.
+    await gh.commitToBase({ [PATH]: MANIFEST.replace("maxShards: 6 #", "maxShards: 12 #") }, "by hand");
+    feed(sync, d, 1_070_000, 1_080_000, 12);
+    const c = await settle(sync, d, atMax(1_080_000, 12), (x) => x.message.startsWith("closed "));
+    expect(c).toMatchObject({ status: "True", reason: "NoChangeProposed" });
+    expect(c.message).toMatch(/\/pull\/1: main of \S+ already holds the proposal$/);
+    expect((await readPr(1)).state).toBe("closed");
+    expect((await git("branch", "--list", BRANCH)).trim()).toBe("");
+    expect(gh.comments().map((x) => x.body)).toEqual([
+      expect.stringContaining("the base branch `main` already holds what it proposed"),
+    ]);
+    expect(sync.statusOf(d)).toMatchObject({ pullRequestState: "Closed" });
+    expect(gh.violations).toEqual([]);
+  });
+
   it("close cancels a sync running in the background and waits for it: no pull request outlives the deletion", async () => {
     const sync = newSync();
     const d = deployment();

@@ -55,6 +55,23 @@ describe("shard pod codec", () => {
     expect(readShardPod(pod)?.preferredNode).toBe("node-b");
   });
 
+  it("sets the sole-replica priority class and a termination grace period that fits the drain", () => {
+    const plain = renderShardPod(deployment(), input);
+    expect(plain.spec?.priorityClassName).toBeUndefined();
+    expect(plain.spec?.terminationGracePeriodSeconds).toBe(1); // the template's
+    const pod = renderShardPod(deployment(), {
+      ...input,
+      priorityClassName: "moe-sole",
+      minTerminationGraceSeconds: 30,
+    });
+    expect(pod.spec?.priorityClassName).toBe("moe-sole");
+    expect(pod.spec?.terminationGracePeriodSeconds).toBe(30);
+    // A template asking for longer keeps it.
+    expect(
+      renderShardPod(deployment(), { ...input, minTerminationGraceSeconds: 0 }).spec?.terminationGracePeriodSeconds,
+    ).toBe(1);
+  });
+
   it("has no preferred node when the operator asked for none", () => {
     const pod = renderShardPod(deployment(), { ...input, preferredNode: undefined });
     expect(pod.metadata?.annotations?.[ShardAnnotation.preferredNode]).toBeUndefined();

@@ -9,6 +9,8 @@ import {
   pullRequestBody,
   pullRequestTitle,
   readManifestValues,
+  withdrawalComment,
+  withdrawalReasons,
   type BoundObservation,
   type BoundTrack,
   type Bounds,
@@ -200,5 +202,42 @@ describe("pull request text", () => {
     expect(body).toContain("| `spec.scaling.maxShards` | 8 | 11 | SLOMet was False \\| at maxShards |");
     expect(body).toContain("| 150.0 ms | 100 ms | 9 | 18.00 | 60 min |");
     expect(body).toContain("`AtMaxGpus`: needs 11");
+  });
+
+  it("says why each part of a withdrawn proposal was withdrawn, in the comment that closes its pull request", () => {
+    const evidence = { atMs: 0, targetMs: 100, gpus: 9, usdPerHour: 18, decisionReason: "", decisionMessage: "" };
+    const entry = (name: string, start: string) => ({
+      replaces: undefined,
+      entry: { name, start, durationMinutes: 60, minShards: 6, timeZone: "UTC" },
+      evidence: { daysSeen: 3, peakTokensPerSecond: 12_000, baseTokensPerSecond: 4_000, leadSeconds: 5 },
+      why: "",
+    });
+    const p: Proposal = {
+      changes: [
+        { field: "maxShards", from: 8, to: 11, why: "" },
+        { field: "maxUsdPerHour", from: 40, to: 52.5, why: "" },
+      ],
+      evidence,
+      schedules: [entry("learned-0900", "0 9 * * *"), entry("learned-1730", "30 17 * * *")],
+    };
+    const inSpec = [{ name: "learned-0900", start: "0 9 * * *", durationMinutes: 60, minShards: 6 }];
+    const reasons = withdrawalReasons(p, { minShards: 4, maxShards: 12 }, inSpec);
+    expect(reasons).toEqual([
+      "`spec.scaling.maxShards` is 12 in the cluster now (this pull request proposed 8 -> 11)",
+      "`spec.cost.maxUsdPerHour` is no longer set in the cluster (this pull request proposed 40 -> 52.50)",
+      "`spec.prewarm.schedules` holds `learned-0900` in the cluster now",
+      expect.stringMatching(/^`learned-1730` \(17:30 UTC\) is no longer learned: /),
+    ]);
+    // An entry of the same name with other values in the spec is not the one proposed.
+    expect(withdrawalReasons(p, { minShards: 4, maxShards: 12 }, [{ ...inSpec[0]!, minShards: 5 }])[2]).toMatch(
+      /^`learned-0900` \(09:00 UTC\) is no longer learned/,
+    );
+    const comment = withdrawalComment({ namespace: "default", name: "tiny" }, reasons);
+    expect(comment.split("\n")[0]).toBe(
+      "moe-operator closes this pull request: nothing is left to propose for MoEDeployment `default/tiny`: every change it proposed was withdrawn.",
+    );
+    expect(comment).toContain("\n- `spec.scaling.maxShards` is 12 in the cluster now");
+    expect(comment).toContain("The branch `moe-operator/default-tiny` is deleted.");
+    expect(withdrawalComment({ namespace: "default", name: "tiny" }, [])).not.toContain("\n- ");
   });
 });

@@ -71,6 +71,8 @@ describe("GPU accounting of pending shard pods", () => {
     await h.reconcile(`${NS}/${NAME}`);
     const degraded = h.moed(NS, NAME).status?.conditions?.find((c) => c.type === "Degraded");
     expect(degraded?.reason).toBe("InsufficientGpuCapacity");
-    expect(degraded?.message).toMatch(/^1 of 5 shards have no free nvidia.com\/gpu/);
+    expect(degraded?.message).toMatch(
+      /^1 nvidia.com\/gpu missing: 5 shards decided, 0 GPUs held by shard pods, 4 free/,
+    );
   });
 });

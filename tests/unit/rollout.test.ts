@@ -289,3 +289,255 @@ describe("planRollout when the cluster has no spare GPU", () => {
     expect(plan.blocked).toHaveLength(2);
   });
 });
+
+/** Pairs ("layer/expert") with no replica among the pods. */
+function uncoveredPairs(pods: readonly Pick<ShardPodView, "experts">[], layers: number, experts: number): Set<string> {
+  const out = new Set<string>();
+  for (let l = 0; l < layers; l++)
+    for (let e = 0; e < experts; e++) if (!pods.some((p) => p.experts[l]?.includes(e))) out.add(`${l}/${e}`);
+  return out;
+}
+
+describe("planRollout with Ready pods crashing at random steps", () => {
+  it("never uncovers a pair a different order would have kept covered, and cancels drains that lost their cover (property)", () => {
+    fc.assert(
+      fc.property(
+        fc
+          .record({
+            shards: fc.integer({ min: 2, max: 5 }),
+            slots: fc.integer({ min: 2, max: 4 }),
+            layers: fc.integer({ min: 1, max: 2 }),
+          })
+          .chain((c) => {
+            const experts = c.shards * c.slots - 1;
+            return fc.tuple(
+              fc.constant({ ...c, experts }),
+              placementArb(c.shards, c.slots, c.layers, experts),
+              placementArb(c.shards, c.slots, c.layers, experts),
+              // crashes[step] = which Ready pod (modulo their number) goes not Ready, for how many steps; < 0: none
+              fc.array(fc.tuple(fc.integer({ min: -3, max: 20 }), fc.integer({ min: 1, max: 6 })), {
+                minLength: 60,
+                maxLength: 60,
+              }),
+            );
+          }),
+        ([c, from, to, crashes]) => {
+          let seq = 0;
+          type P = SimPod & { downUntil?: number };
+          let pods: P[] = desiredOf(from).map((d) => ({
+            name: `p${seq++}`,
+            ...d,
+            ready: true,
+            terminating: false,
+            bornStep: -1,
+          }));
+          const desired = desiredOf(to);
+          for (let step = 0; step < 60; step++) {
+            const [which, down] = crashes[step]!;
+            const ready = pods.filter((p) => p.ready);
+            if (which >= 0 && ready.length > 0) {
+              const victim = ready[which % ready.length]!.name;
+              // A crashed pod was Ready before: it may come back (readiness flap, restart).
+              pods = pods.map((p) =>
+                p.name === victim ? { ...p, ready: false, readyBefore: true, downUntil: step + down } : p,
+              );
+            }
+            const readyNow = pods.filter((p) => p.ready);
+            const before = uncoveredPairs(readyNow, c.layers, c.experts);
+            const plan = planRollout({
+              pods,
+              desired,
+              layerCount: c.layers,
+              expertCount: c.experts,
+              nowMs: step * 1000,
+              drainSeconds: 3,
+              maxSurge: 2,
+            });
+            // A crashed pod holding a pair no Ready pod holds is kept: it may come back, and deleting
+            // it loses the replica where keeping it would not.
+            for (const name of plan.delete) {
+              const p = pods.find((x) => x.name === name)!;
+              if (p.readyBefore && !p.ready) {
+                const sole = [...before].filter((k) => {
+                  const [l, e] = k.split("/").map(Number);
+                  return p.experts[l!]!.includes(e!);
+                });
+                expect(sole, `deleted crashed sole holder ${name} at step ${step}`).toEqual([]);
+              }
+            }
+            for (const d of plan.create)
+              pods.push({ name: `p${seq++}`, ...d, ready: false, terminating: false, bornStep: step });
+            pods = pods.filter((p) => !plan.delete.includes(p.name));
+            pods = pods.map((p) =>
+              plan.startDrain.includes(p.name)
+                ? { ...p, drainStartedMs: step * 1000 }
+                : plan.cancelDrain.includes(p.name)
+                  ? { ...p, drainStartedMs: undefined }
+                  : p,
+            );
+            // The plan's deletions uncover nothing that was covered before it.
+            const after = uncoveredPairs(
+              pods.filter((p) => p.ready),
+              c.layers,
+              c.experts,
+            );
+            expect([...after].filter((x) => !before.has(x))).toEqual([]);
+            // Every Ready draining pod's replicas are held by a Ready pod that stays (else the drain is cancelled).
+            const stays = pods.filter((p) => p.ready && p.drainStartedMs === undefined);
+            for (const p of pods.filter((x) => x.ready && x.drainStartedMs !== undefined)) {
+              const lost = [...uncoveredPairs(stays, c.layers, c.experts)].filter((k) => {
+                const [l, e] = k.split("/").map(Number);
+                return p.experts[l!]!.includes(e!);
+              });
+              expect(lost, `draining ${p.name} at step ${step}`).toEqual([]);
+            }
+            // Time passes: new pods come up after 2 steps, crashed ones recover.
+            pods = pods.map((p) =>
+              !p.ready && (p.downUntil !== undefined ? step >= p.downUntil : step - p.bornStep >= 2)
+                ? { ...p, ready: true, readyBefore: undefined, downUntil: undefined }
+                : p,
+            );
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps an obsolete pod that was Ready and is briefly not Ready while it holds the only replica of an expert", () => {
+    const desired = desiredOf([[[0, 1]], [[1, 2]]]);
+    const pods: ShardPodView[] = [
+      { name: "new0", ...desired[0]!, ready: true, terminating: false },
+      { name: "new1", ...desired[1]!, ready: false, terminating: false },
+      {
+        name: "old",
+        shardIndex: 2,
+        setHash: "x",
+        experts: [[2, 3]],
+        ready: false,
+        terminating: false,
+        readyBefore: true,
+      },
+    ];
+    const input = { desired, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 5, maxSurge: 1 };
+    const plan = planRollout({ ...input, pods });
+    expect(plan.delete).toEqual([]);
+    expect(plan.blocked[0]?.reason).toMatch(/not Ready and holds the only replica of 2 expert/);
+    // A pod still loading (never Ready) is replaced at once; so is one whose experts another Ready pod holds.
+    expect(
+      planRollout({ ...input, pods: [...pods.slice(0, 2), { ...pods[2]!, readyBefore: undefined }] }).delete,
+    ).toEqual(["old"]);
+    expect(planRollout({ ...input, pods: [...pods.slice(0, 2), { ...pods[2]!, experts: [[1]] }] }).delete).toEqual([
+      "old",
+    ]);
+  });
+
+  it("cancels a drain whose cover crashed, and deletes nothing", () => {
+    const desired = desiredOf([[[0, 1]]]);
+    const pods: ShardPodView[] = [
+      { name: "cover", ...desired[0]!, ready: false, terminating: false },
+      { name: "old", shardIndex: 1, setHash: "x", experts: [[0]], ready: true, terminating: false, drainStartedMs: 0 },
+    ];
+    const plan = planRollout({
+      pods,
+      desired,
+      layerCount: 1,
+      expertCount: 2,
+      nowMs: 60_000,
+      drainSeconds: 5,
+      maxSurge: 1,
+    });
+    expect(plan.cancelDrain).toEqual(["old"]);
+    expect(plan.delete).toEqual([]);
+    expect(plan.requeueAfterMs).toBe(0);
+  });
+
+  it("creates at most maxCreates pods per call, and none while that many are unschedulable", () => {
+    const desired = desiredOf(Array.from({ length: 10 }, (_, i) => [[i]]));
+    const input = { layerCount: 1, expertCount: 10, nowMs: 0, drainSeconds: 5, maxSurge: 1, maxCreates: 3, desired };
+    const first = planRollout({ ...input, pods: [] });
+    expect(first.create.map((d) => d.shardIndex)).toEqual([0, 1, 2]);
+    const stuck: ShardPodView[] = first.create.map((d) => ({
+      name: `s${d.shardIndex}`,
+      ...d,
+      ready: false,
+      terminating: false,
+      unschedulable: true,
+    }));
+    expect(planRollout({ ...input, pods: stuck }).create).toEqual([]);
+  });
+});
+
+describe("planRollout: a draining pod that turns not Ready has finished its requests", () => {
+  const desired = desiredOf([[[0, 1]]]);
+  const input = { desired, layerCount: 1, expertCount: 2, nowMs: 2_000, drainSeconds: 30, maxSurge: 1 };
+  it("is deleted before the deadline when its replicas are held elsewhere", () => {
+    const pods: ShardPodView[] = [
+      { name: "keep", ...desired[0]!, ready: true, terminating: false },
+      {
+        name: "old",
+        shardIndex: 1,
+        setHash: "x",
+        experts: [[0]],
+        ready: false,
+        terminating: false,
+        drainStartedMs: 1_000,
+      },
+    ];
+    expect(planRollout({ ...input, pods }).delete).toEqual(["old"]);
+    // Still serving (requests in flight): kept until the deadline.
+    const serving = pods.map((p) => ({ ...p, ready: true }));
+    expect(planRollout({ ...input, pods: serving }).delete).toEqual([]);
+    expect(planRollout({ ...input, pods: serving, nowMs: 31_000 }).delete).toEqual(["old"]);
+  });
+  it("has its drain cancelled (not deleted) when nothing else holds its replicas", () => {
+    const pods: ShardPodView[] = [
+      { name: "cover", ...desired[0]!, ready: false, terminating: false },
+      {
+        name: "old",
+        shardIndex: 1,
+        setHash: "x",
+        experts: [[0]],
+        ready: false,
+        terminating: false,
+        drainStartedMs: 1_000,
+      },
+    ];
+    const plan = planRollout({ ...input, pods });
+    expect(plan.delete).toEqual([]);
+    expect(plan.cancelDrain).toEqual(["old"]);
+  });
+});
+
+describe("planRollout at the GPU bound (no spare GPU)", () => {
+  it("lets a covered old pod make room for another shard's replacement that waits for a GPU", () => {
+    // Shard 0's old pod holds the only replica of expert 0 (its replacement brings it back), so it
+    // cannot make room; shard 1's old pod is covered by shard 2 but its replacement waits behind
+    // maxSurge for shard 0's. Before, shard 1's old pod waited for its own replacement: a deadlock.
+    const desired = desiredOf([[[0, 2]], [[1, 0]], [[1, 2]]]);
+    const pods: ShardPodView[] = [
+      { name: "o0", shardIndex: 0, setHash: "a", experts: [[0]], ready: true, terminating: false },
+      { name: "o1", shardIndex: 1, setHash: "b", experts: [[1]], ready: true, terminating: false },
+      { name: "n0", ...desired[0]!, ready: false, terminating: false, unschedulable: true },
+      { name: "k2", ...desired[2]!, ready: true, terminating: false },
+    ];
+    const plan = planRollout({ pods, desired, layerCount: 1, expertCount: 3, nowMs: 0, drainSeconds: 5, maxSurge: 1 });
+    expect(plan.create).toEqual([]);
+    expect(plan.startDrain).toEqual(["o1"]);
+    expect(plan.blocked.map((b) => b.pod)).toEqual(["o0"]);
+  });
+
+  it("gives the spare GPUs first to the replacements that let an old pod go", () => {
+    // One replacement at a time. Old shard 0 holds expert 0 alone, which only shard 1's new set
+    // holds; old shard 1 holds expert 1 alone, which its own new set holds. Shard 1's replacement
+    // lets old shard 1 go once Ready; shard 0's would take the spare GPU and let nothing go.
+    const desired = desiredOf([[[2, 3]], [[1, 0]], [[2, 3]]]);
+    const pods: ShardPodView[] = [
+      { name: "o0", shardIndex: 0, setHash: "a", experts: [[0, 2]], ready: true, terminating: false },
+      { name: "o1", shardIndex: 1, setHash: "b", experts: [[1, 3]], ready: true, terminating: false },
+      { name: "k2", ...desired[2]!, ready: true, terminating: false },
+    ];
+    const plan = planRollout({ pods, desired, layerCount: 1, expertCount: 4, nowMs: 0, drainSeconds: 5, maxSurge: 1 });
+    expect(plan.create.map((d) => d.shardIndex)).toEqual([1]);
+  });
+});

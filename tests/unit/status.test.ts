@@ -60,6 +60,7 @@ const pod = (shardIndex: number, ready = true, extra: Partial<ShardPod> = {}): S
 const rollout = (over: Partial<RolloutPlan> = {}): RolloutPlan => ({
   create: [],
   startDrain: [],
+  cancelDrain: [],
   delete: [],
   blocked: [],
   uncoveredNow: 0,
@@ -102,6 +103,14 @@ describe("MetricsAvailable", () => {
 });
 
 describe("SLOMet", () => {
+  it("is not True while GPUs the decision wants are missing, even within target", () => {
+    const c = sloCondition(input({ decision: decision({ desiredShards: 6 }), gpus: { free: 0, held: 4 } }));
+    expect(c).toMatchObject({ status: "False", reason: "InsufficientGpuCapacity" });
+    expect(c.message).toMatch(
+      /^p99 InterTokenLatency 40\.0 ms <= target \d+ ms, but the capacity decided for the SLO is missing: 2 nvidia.com\/gpu missing/,
+    );
+  });
+
   it("is Unknown without a reading, True within target, False above it with the bound that blocks", () => {
     expect(sloCondition(input({ latency: {} }))).toMatchObject({ status: "Unknown", reason: "MetricsUnavailable" });
     expect(sloCondition(input())).toMatchObject({
@@ -202,16 +211,34 @@ describe("Degraded", () => {
     });
   });
 
-  it("reports unschedulable shards only when the operator manages the workloads", () => {
+  it("reports missing GPUs only when the operator manages the workloads", () => {
     const d = decision({ unschedulableShards: 1, desiredShards: 5 });
-    expect(degradedCondition(input({ decision: d }))).toMatchObject({
+    const pending = pod(4, false, { unschedulable: true });
+    const shardPods = [...[0, 1, 2, 3].map((i) => pod(i)), pending];
+    const gpus = { free: 0, held: 4 };
+    expect(degradedCondition(input({ decision: d, shardPods, gpus }))).toEqual({
+      type: "Degraded",
       status: "True",
       reason: "InsufficientGpuCapacity",
+      message:
+        "1 nvidia.com/gpu missing: 5 shards decided, 4 GPUs held by shard pods, 0 free; 1 shard pod(s) Pending (unschedulable)",
     });
-    expect(degradedCondition(input({ decision: d, managesWorkloads: false }))).toMatchObject({
+    expect(degradedCondition(input({ decision: d, shardPods, gpus, managesWorkloads: false }))).toMatchObject({
       status: "False",
       reason: "AsExpected",
     });
+  });
+
+  it("does not count a replacement waiting for its old pod's GPU as missing capacity", () => {
+    // At the GPU bound: shard 1's replacement is Pending until the old pod's GPU is freed.
+    const shardPods = [
+      ...[0, 1, 2, 3].map((i) => pod(i)),
+      pod(1, false, { name: "tiny-shard-1-new", setHash: "n1", unschedulable: true }),
+    ];
+    const c = degradedCondition(
+      input({ decision: decision({ desiredShards: 4 }), shardPods, gpus: { free: 0, held: 4 } }),
+    );
+    expect(c).toMatchObject({ status: "False", reason: "AsExpected" });
   });
 });
 

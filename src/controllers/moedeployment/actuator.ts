@@ -14,7 +14,7 @@ import { isKind, type KubeError } from "../../adapters/kube-errors.ts";
 import type { Decision } from "../../domain/decide.ts";
 import type { RolloutPlan } from "../../domain/rollout/index.ts";
 import type { ChildPlan } from "./plan.ts";
-import { drainPatch, ShardAnnotation } from "./codecs/shard-pod.ts";
+import { drainPatch, ShardAnnotation, undrainPatch } from "./codecs/shard-pod.ts";
 import { ChildApplyError } from "./errors.ts";
 import type { ConditionInput } from "./conditions.ts";
 import type { PullRequestSync } from "../../gitops/sync.ts";
@@ -113,6 +113,14 @@ export class ClusterActuator implements Actuator {
       await this.#kube
         .mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name }, drainPatch(nowIso))
         .then(() => ctx.log.info({ pod: name }, "draining shard pod"), failed("patch", name, ["NotFound"]));
+    }
+    for (const name of plan.undrainPods) {
+      await this.#kube
+        .mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name }, undrainPatch())
+        .then(
+          () => ctx.log.info({ pod: name }, "drain cancelled: another Ready replica of its experts is gone"),
+          failed("patch", name, ["NotFound"]),
+        );
     }
     for (const { name, uid } of plan.deletePods) {
       await this.#kube

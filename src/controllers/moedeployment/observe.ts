@@ -48,6 +48,20 @@ export function nodeViews(
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * GPUs on nodes matching spec.serving.gpu: free ones (allocatable minus what bound pods hold), and
+ * those this deployment's bound shard pods hold (one each).
+ */
+export function gpuSupply(
+  spec: MoEDeployment["spec"],
+  nodes: readonly V1Node[],
+  podGpus: readonly PodGpuView[],
+  shardPods: readonly ShardPod[],
+): { free: number; held: number } {
+  const free = nodeViews(spec, nodes, podGpus, []).reduce((sum, n) => sum + n.freeGpus, 0);
+  return { free, held: shardPods.filter((p) => p.pod.spec?.nodeName).length };
+}
+
 /** One view per live shard index (the Ready pod preferred), with the node it runs on. */
 export function shardViews(pods: readonly ShardPod[], nodes: readonly NodeView[]): ShardView[] {
   const byIndex = new Map<number, ShardPod>();
@@ -69,6 +83,25 @@ export function shardViews(pods: readonly ShardPod[], nodes: readonly NodeView[]
         usdPerGpuHour: node?.usdPerGpuHour,
       };
     });
+}
+
+/**
+ * Marks the pods that are not Ready now but were Ready at an earlier reconcile (`seen`: uids seen
+ * Ready, in the reconciler's memory), so the rollout tells a readiness flap or crash from a pod
+ * still loading. Returns the views and the uids to remember (pruned to the live pods).
+ */
+export function withReadyBefore(
+  pods: readonly ShardPod[],
+  seen: ReadonlySet<string>,
+): { pods: ShardPod[]; seen: Set<string> } {
+  const next = new Set<string>();
+  const out = pods.map((p) => {
+    const uid = p.pod.metadata?.uid ?? p.name;
+    const before = seen.has(uid);
+    if (p.ready || before) next.add(uid);
+    return p.ready || !before ? p : { ...p, readyBefore: true };
+  });
+  return { pods: out, seen: next };
 }
 
 /** Cold-start durations (creation -> Ready) of pods not seen before; adds them to `seen`. */

@@ -1,17 +1,23 @@
 // The ChildPlan: what children an MoEDeployment should have, computed purely
 // from the decision and what exists. Applying it is an Actuator's job.
+import { drainDeadlineSeconds, drainGraceSeconds } from "../../domain/rollout/drain.ts";
 import type { V1ConfigMap, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { moeLayerCount, type MoEDeployment } from "../../api/schema.ts";
 import type { Decision } from "../../domain/decide.ts";
-import { planRollout, type DesiredShard, type RolloutPlan } from "../../domain/rollout/index.ts";
+import { planRollout, restoresCoverage, type DesiredShard, type RolloutPlan } from "../../domain/rollout/index.ts";
 import { expertSetHash, shardExperts } from "./children.ts";
-import { renderPlacementConfigMap, type PublishedPlacement } from "./codecs/placement-configmap.ts";
-import { routerToApply } from "./codecs/router.ts";
+import { PlacementKey, renderPlacementConfigMap, type PublishedPlacement } from "./codecs/placement-configmap.ts";
+import { routerDrift, routerToApply } from "./codecs/router.ts";
+import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
+import type { EventSpec } from "./events.ts";
 import { renderShardPod, type ShardPod } from "./codecs/shard-pod.ts";
 
 /** The placement the plan publishes. */
 export interface PlannedPlacement {
-  /** Version in the ConfigMap: the published one, plus one when the placement changes. */
+  /**
+   * Version in the ConfigMap: never below the published one or status's; plus one when the placement
+   * changes or is published again after its ConfigMap was lost.
+   */
   version: number;
   hash?: string;
   /** The target differs from the published placement. */
@@ -31,17 +37,25 @@ export interface ChildPlan {
   createPods: V1Pod[];
   /** Shard pods to mark draining (names). */
   drainPods: string[];
+  /** Draining shard pods whose drain is cancelled (another Ready holder of their experts is gone). */
+  undrainPods: string[];
   /** Drained shard pods to delete (uid: delete only that incarnation). */
   deletePods: { name: string; uid?: string }[];
   placement: PlannedPlacement;
   /** One per shard index of the target placement. */
   desired: DesiredShard[];
+  /** Events for hand changes this plan undoes (recorded once the writes succeed). */
+  events: EventSpec[];
 }
 
 /** What exists now, as far as the plan cares. */
 export interface LiveChildren {
   router: V1Deployment | undefined;
   published: PublishedPlacement | undefined;
+  /** The placement ConfigMap as it is (to see hand edits). */
+  placementConfigMap?: V1ConfigMap;
+  /** The placement rebuilt from the shard pods, when the ConfigMap is missing or corrupted. */
+  recovered?: PublishedPlacement;
   shardPods: readonly ShardPod[];
 }
 
@@ -49,6 +63,12 @@ export interface PlanOptions {
   nowMs: number;
   drainSeconds: number;
   maxSurge: number;
+  /** Most shard pods created per reconcile, and none while this many are unschedulable. */
+  maxCreates?: number;
+  /** Observed latency at the SLO's percentile (ms): sets the drain deadline of spec.serving.expertShards.drain. */
+  observedP99Ms?: number;
+  /** PriorityClass of shard pods that would hold a (layer, expert) no Ready pod holds. */
+  soleReplicaPriorityClass?: string;
 }
 
 function desiredShards(decision: Decision): DesiredShard[] {
@@ -60,10 +80,19 @@ function desiredShards(decision: Decision): DesiredShard[] {
   });
 }
 
-function plannedPlacement(decision: Decision, published: PublishedPlacement | undefined): PlannedPlacement {
+function plannedPlacement(d: MoEDeployment, decision: Decision, live: LiveChildren): PlannedPlacement {
   const hash = decision.placement.hash;
-  const changed = decision.placement.placement !== undefined && hash !== published?.hash;
-  const version = (published?.version ?? 0) + (changed ? 1 : 0);
+  const status = d.status?.placement;
+  const changed =
+    decision.placement.placement !== undefined &&
+    hash !== live.published?.hash &&
+    hash !== (live.recovered?.hash ?? status?.hash);
+  const version = nextPlacementVersion({
+    targetHash: decision.placement.placement ? hash : undefined,
+    published: live.published,
+    recovered: live.recovered !== undefined,
+    status,
+  });
   return {
     version,
     hash,
@@ -74,30 +103,57 @@ function plannedPlacement(decision: Decision, published: PublishedPlacement | un
 
 export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChildren, o: PlanOptions): ChildPlan {
   const desired = desiredShards(decision);
-  const placement = plannedPlacement(decision, live.published);
+  const placement = plannedPlacement(d, decision, live);
   const target = decision.placement.placement;
   const plan: ChildPlan = {
     router: routerToApply(d, live.router),
     createPods: [],
     drainPods: [],
+    undrainPods: [],
     deletePods: [],
     placement,
     desired,
+    events: [],
   };
+  const drift = routerDrift(d, live.router);
+  if (drift)
+    plan.events.push({
+      type: "Normal",
+      reason: "DriftCorrected",
+      message: `router Deployment ${live.router?.metadata?.name} was changed by hand (${drift}); restored`,
+    });
   const hash = placement.hash;
   if (!target || hash === undefined) return plan;
-  if (placement.changed) {
-    plan.placementConfigMap = renderPlacementConfigMap(d, {
-      placement: target,
-      hash,
-      version: placement.version,
-      denseLayers: d.spec.model.denseLayers,
-      heatBasis: decision.placement.heatBasis,
-      moveCost: decision.placement.moveCost
-        ? { cost: decision.placement.moveCost, maxStallSeconds: d.spec.placement.maxStallMilliseconds / 1000 }
-        : undefined,
-      shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
-    });
+  const cm = renderPlacementConfigMap(d, {
+    placement: target,
+    hash,
+    version: placement.version,
+    denseLayers: d.spec.model.denseLayers,
+    heatBasis: decision.placement.heatBasis,
+    moveCost: decision.placement.moveCost
+      ? { cost: decision.placement.moveCost, maxStallSeconds: d.spec.placement.maxStallMilliseconds / 1000 }
+      : undefined,
+    shards: desired.map((s) => ({ shardIndex: s.shardIndex, setHash: s.setHash })),
+  });
+  // The move cost describes the change that made the published placement: an unchanged placement keeps it.
+  const liveMoveCost = live.placementConfigMap?.data?.[PlacementKey.moveCost];
+  if (!placement.changed && liveMoveCost !== undefined && cm.data?.[PlacementKey.moveCost] === undefined)
+    cm.data = { ...cm.data, [PlacementKey.moveCost]: liveMoveCost };
+  if (placement.changed || live.recovered || configMapDrifted(live.placementConfigMap, cm)) {
+    plan.placementConfigMap = cm;
+    const name = cm.metadata!.name!;
+    if (live.recovered)
+      plan.events.push({
+        type: "Warning",
+        reason: "PlacementRecovered",
+        message: `placement ConfigMap ${name} was ${live.placementConfigMap ? "unreadable" : "missing"}; rebuilt from the ${desired.length} shard pods' moe.dev/experts annotations as v${placement.version}`,
+      });
+    else if (!placement.changed && live.placementConfigMap)
+      plan.events.push({
+        type: "Normal",
+        reason: "DriftCorrected",
+        message: `placement ConfigMap ${name} was changed by hand; restored v${placement.version}`,
+      });
   }
   const rollout = planRollout({
     pods: live.shardPods,
@@ -105,10 +161,20 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     layerCount: moeLayerCount(d.spec.model),
     expertCount: d.spec.model.routedExperts,
     nowMs: o.nowMs,
-    drainSeconds: o.drainSeconds,
+    drainSeconds: drainDeadlineSeconds({
+      drain: d.spec.serving.expertShards.drain,
+      fallbackSeconds: o.drainSeconds,
+      sloMetric: d.spec.slo.metric,
+      sloTargetMs: d.spec.slo.targetLatencyMs,
+      observedMs: o.observedP99Ms,
+    }),
     maxSurge: o.maxSurge,
+    maxCreates: o.maxCreates,
   });
   plan.rollout = rollout;
+  const layerCount = moeLayerCount(d.spec.model);
+  const readyPods = live.shardPods.filter((p) => p.ready && !p.terminating);
+  const restores = (s: DesiredShard) => restoresCoverage(s, readyPods, layerCount, d.spec.model.routedExperts);
   plan.createPods = rollout.create.map((s) =>
     renderShardPod(d, {
       shardIndex: s.shardIndex,
@@ -117,9 +183,12 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
       placementVersion: placement.version,
       placementHash: hash,
       preferredNode: s.nodeName,
+      priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
+      minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards.drain, o.drainSeconds),
     }),
   );
   plan.drainPods = [...rollout.startDrain];
+  plan.undrainPods = [...rollout.cancelDrain];
   plan.deletePods = rollout.delete.map((name) => ({
     name,
     uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,

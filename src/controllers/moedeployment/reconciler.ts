@@ -33,6 +33,7 @@ import { SourcePoller } from "./poller.ts";
 import { HistorySeeder } from "./history-seed.ts";
 import { childNames } from "./children.ts";
 import { readPlacementConfigMap } from "./codecs/placement-configmap.ts";
+import { placementInForce, recoverPlacement } from "./recover.ts";
 import { readShardPod, type ShardPod } from "./codecs/shard-pod.ts";
 import { mergeConditions } from "./conditions.ts";
 import type { PodGpuView } from "./pod-gpus.ts";
@@ -41,7 +42,7 @@ import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type LiveChildren } from "./plan.ts";
 import { computeStatus, dropUndefined, servingShardCount } from "./status.ts";
 import { eventsFor, type EventSpec } from "./events.ts";
-import { newColdStarts, nodeViews, readySince, shardViews } from "./observe.ts";
+import { gpuSupply, newColdStarts, nodeViews, readySince, shardViews, withReadyBefore } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
 
 export { ConflictRequeue } from "./errors.ts";
@@ -54,10 +55,14 @@ export interface Cache<T> {
 export interface ReconcilerConfig {
   /** Decision cadence when nothing else wakes the reconciler. */
   reconcileIntervalMs: number;
-  /** Seconds between a shard's drain mark and its deletion. */
+  /** Longest drain: seconds from a shard's drain mark to its deletion while it stays Ready. */
   drainSeconds: number;
   /** Replacement shard pods not yet Ready at once. */
   maxSurge: number;
+  /** Most shard pods created per reconcile, and none while this many are unschedulable; default unbounded. */
+  maxPendingShardPods?: number;
+  /** PriorityClass of shard pods created to hold a (layer, expert) no Ready pod holds; default none. */
+  soleReplicaPriorityClass?: string;
   /** Longest a reconcile waits for its deployment's source read; the read goes on in the background. */
   sourceWaitMs: number;
   component: string;
@@ -124,6 +129,10 @@ interface Memory {
   /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
   rebalanceEvaluatedMs?: number;
   coldStartsSeen: Set<string>;
+  /** Uids of shard pods seen Ready (pruned to the live pods): tells a readiness flap from a pod still loading. */
+  seenReady: Set<string>;
+  /** The placement ConfigMap this operator last wrote, and when: stands in for a cache that has not caught up yet. */
+  placementWritten?: { cm: V1ConfigMap; version: number; atMs: number };
 }
 
 /** What one reconcile read: the deployment's children as they are, and the source readings. */
@@ -133,6 +142,7 @@ interface Observed {
   latency: LatencyReading;
   snapshot: DecisionSnapshot;
   refreshMs: number;
+  gpus: { free: number; held: number };
 }
 
 export class MoEDeploymentReconciler {
@@ -192,7 +202,10 @@ export class MoEDeploymentReconciler {
     const plan = planChildren(d, decision, observed.live, {
       nowMs,
       drainSeconds: cfg.drainSeconds,
+      observedP99Ms: observed.latency.p99Ms,
       maxSurge: cfg.maxSurge,
+      maxCreates: cfg.maxPendingShardPods,
+      soleReplicaPriorityClass: cfg.soleReplicaPriorityClass,
     });
     const result = await actuator.apply(plan, {
       deployment: d,
@@ -215,6 +228,7 @@ export class MoEDeploymentReconciler {
       applyErrors: result.errors,
       nowMs,
       actuatorConditions: result.conditions,
+      gpus: observed.gpus,
       actuatorStatus: result.status,
     });
     await this.#writeStatus(obj, status);
@@ -231,7 +245,11 @@ export class MoEDeploymentReconciler {
       placement: plan.placement,
       managesWorkloads: actuator.managesWorkloads,
     });
+    // Hand changes undone: said once the writes went through (only an actuator that writes undoes them).
+    if (actuator.managesWorkloads && result.errors.length === 0) events.push(...plan.events);
     for (const e of events) await this.#event(obj, e, nowMs);
+    if (plan.placementConfigMap && !result.errors.some((e) => e.child.kind === "ConfigMap"))
+      mem.placementWritten = { cm: plan.placementConfigMap, version: plan.placement.version, atMs: nowMs };
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
     const waits = [cfg.reconcileIntervalMs, observed.refreshMs];
@@ -349,7 +367,7 @@ export class MoEDeploymentReconciler {
   #memoryFor(key: string, obj: MoEDeploymentObject, nowMs: number): Memory {
     let mem = this.#memory.get(key);
     if (!mem || mem.uid !== obj.metadata?.uid) {
-      mem = { uid: obj.metadata?.uid ?? "", trackingSinceMs: nowMs, coldStartsSeen: new Set() };
+      mem = { uid: obj.metadata?.uid ?? "", trackingSinceMs: nowMs, coldStartsSeen: new Set(), seenReady: new Set() };
       this.#memory.set(key, mem);
     }
     return mem;
@@ -401,12 +419,30 @@ export class MoEDeploymentReconciler {
           p.metadata?.labels?.[Label.component] === LabelValue.componentExpertShard &&
           ownedBy(p),
       );
-    const shardPods = pods.map(readShardPod).filter((v): v is ShardPod => v !== undefined);
+    const read = withReadyBefore(
+      pods.map(readShardPod).filter((v): v is ShardPod => v !== undefined),
+      mem.seenReady,
+    );
+    mem.seenReady = read.seen;
+    const shardPods = read.pods;
+    const placementConfigMap = placementInForce(
+      this.#d.configMaps.get(names.placement, namespace),
+      mem.placementWritten,
+      this.#d.clock.nowMs(),
+    );
+    const published = readPlacementConfigMap(placementConfigMap);
+    // The ConfigMap is missing or corrupted: the layout the pods hold is the current placement,
+    // kept as it is for one rebalance interval (no pod is replaced for the loss).
+    const recovered = !published && actuator.managesWorkloads ? recoverPlacement(shardPods, spec) : undefined;
+    if (recovered) mem.rebalanceEvaluatedMs = this.#d.clock.nowMs();
     const live: LiveChildren = {
       router: this.#d.deployments.get(names.router, namespace),
-      published: readPlacementConfigMap(this.#d.configMaps.get(names.placement, namespace)),
+      published,
+      placementConfigMap,
+      recovered,
       shardPods,
     };
+    const current = published ?? recovered;
     const refreshMs = spec.heatSource.refreshIntervalSeconds * 1000;
     const { heat, latency } = await this.#readings(key, d, Math.min(refreshMs, this.#d.config.reconcileIntervalMs));
     const nodes = nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
@@ -420,14 +456,13 @@ export class MoEDeploymentReconciler {
       provisionedShards: managed
         ? (d.status?.desiredShards ?? new Set(shardPods.filter((p) => !p.terminating).map((p) => p.shardIndex)).size)
         : (d.status?.recommendation?.shards ?? 0),
-      currentPlacement: live.published?.placement,
-      currentPlacementHeatBasis: live.published?.heatBasis,
+      currentPlacement: current?.placement,
+      currentPlacementHeatBasis: current?.heatBasis,
       lastRebalanceMs: latest(
         d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined,
         mem.rebalanceEvaluatedMs,
       ),
-      rolloutInProgress:
-        live.published !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
+      rolloutInProgress: current !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
       coldStartDurationsMs: newColdStarts(pods, mem.coldStartsSeen),
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
@@ -435,7 +470,8 @@ export class MoEDeploymentReconciler {
       readySinceMs: readySince(pods),
       lastScaleUpMs: lastScale && lastScale.toShards > lastScale.fromShards ? Date.parse(lastScale.time) : undefined,
     };
-    return { live, heat, latency, snapshot, refreshMs };
+    const gpus = gpuSupply(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
+    return { live, heat, latency, snapshot, refreshMs, gpus };
   }
 
   /** Heat and latency read concurrently in the background; this reconcile waits at most config.sourceWaitMs. */

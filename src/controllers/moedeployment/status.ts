@@ -33,8 +33,48 @@ export interface StatusInput {
   nowMs: number;
   /** Conditions the actuator reported (PullRequest: GitOpsSynced). */
   actuatorConditions?: readonly ConditionInput[];
+  /** GPUs on nodes matching spec.serving.gpu: free, and held by this deployment's bound shard pods. */
+  gpus?: GpuSupply;
   /** Status fields the actuator keeps (PullRequest: gitops). */
   actuatorStatus?: Pick<MoEDeploymentStatus, "gitops">;
+}
+
+export interface GpuSupply {
+  /** Free GPUs on matching nodes (allocatable minus what bound pods hold). */
+  readonly free: number;
+  /** GPUs held by this deployment's shard pods bound to a node (one each), draining and old ones included. */
+  readonly held: number;
+}
+
+export interface MissingGpus {
+  readonly count: number;
+  readonly message: string;
+}
+
+/**
+ * GPUs the decided shards need that the cluster does not have: desired shards minus the GPUs this
+ * deployment's shard pods hold and the free ones. Pods Pending during a rollout at the GPU bound
+ * (a replacement waiting for its old pod's GPU) are not missing capacity: the GPUs they wait for
+ * are held and come back when the old pods go. Undefined when nothing is missing.
+ */
+export function missingGpus(
+  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "managesWorkloads" | "gpus">,
+): MissingGpus | undefined {
+  if (!x.managesWorkloads || !x.gpus) return undefined;
+  const count = x.decision.desiredShards - x.gpus.held - x.gpus.free;
+  if (count <= 0) return undefined;
+  const gpu = x.deployment.spec.serving.gpu;
+  const selector = Object.entries(gpu.nodeSelector ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const pending = x.shardPods.filter((p) => p.unschedulable && !p.ready && !p.terminating).length;
+  return {
+    count,
+    message:
+      `${count} ${gpu.resourceName} missing${selector ? ` on nodes with ${selector}` : ""}: ` +
+      `${x.decision.desiredShards} shards decided, ${x.gpus.held} GPUs held by shard pods, ${x.gpus.free} free; ` +
+      `${pending} shard pod(s) Pending (unschedulable)`,
+  };
 }
 
 const round = (x: number | undefined, digits: number) =>
@@ -84,7 +124,9 @@ export function metricsCondition(x: Pick<StatusInput, "heat" | "latency" | "deci
 }
 
 /** Why the SLO is (or may soon be) missed, in the spec's terms. */
-function sloRisks(x: Pick<StatusInput, "deployment" | "decision" | "shardPods">): string[] {
+function sloRisks(
+  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "managesWorkloads" | "gpus">,
+): string[] {
   const { spec } = x.deployment;
   const conflicts = x.decision.capacity?.conflicts ?? [];
   const atMax = conflicts.find((c) => c.type === "MaxGpusVsSlo");
@@ -94,17 +136,15 @@ function sloRisks(x: Pick<StatusInput, "deployment" | "decision" | "shardPods">)
     why.push(`at spec.scaling.maxShards=${spec.scaling.maxShards}: the SLO needs ${atMax.requiredGpus} shards`);
   if (budget) why.push(`capped by spec.cost.maxUsdPerHour=${spec.cost.maxUsdPerHour}: ${budget.message}`);
   if (isHolding(x.decision)) why.push("metrics unavailable, holding capacity");
-  if (x.decision.unschedulableShards > 0)
-    why.push(
-      `${x.decision.unschedulableShards} shard(s) have no free ${spec.serving.gpu.resourceName} on any matching node`,
-    );
+  const missing = missingGpus(x);
+  if (missing) why.push(missing.message);
   const warming = x.shardPods.filter((p) => !p.ready && !p.terminating).length;
   if (warming > 0) why.push(`${warming} shard pod(s) still warming`);
   return why;
 }
 
 export function sloCondition(
-  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "latency">,
+  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "latency" | "managesWorkloads" | "gpus">,
 ): ConditionInput {
   const { slo } = x.deployment.spec;
   const target = slo.targetLatencyMs;
@@ -119,6 +159,16 @@ export function sloCondition(
   }
   const why = sloRisks(x);
   const measured = `p${slo.percentile} ${slo.metric} ${observed.toFixed(1)} ms`;
+  const missing = missingGpus(x);
+  if (observed <= target && missing) {
+    // Met now, but not with the capacity decided for it: not True while GPUs are missing.
+    return {
+      type: ConditionType.SLOMet,
+      status: "False",
+      reason: ConditionReason.InsufficientGpuCapacity,
+      message: `${measured} <= target ${target} ms, but the capacity decided for the SLO is missing: ${why.join("; ")}`,
+    };
+  }
   if (observed <= target) {
     const risk = why.length > 0 ? ` (at risk: ${why.join("; ")})` : "";
     return {
@@ -225,7 +275,10 @@ export function progressingCondition(
 
 /** Degraded: the first problem found, naming the child when a write failed. */
 export function degradedCondition(
-  x: Pick<StatusInput, "managesWorkloads" | "decision" | "shardPods" | "rollout" | "applyErrors" | "deployment">,
+  x: Pick<
+    StatusInput,
+    "managesWorkloads" | "decision" | "shardPods" | "rollout" | "applyErrors" | "deployment" | "gpus"
+  >,
 ): ConditionInput {
   const type = ConditionType.Degraded;
   const { decision } = x;
@@ -239,14 +292,9 @@ export function degradedCondition(
   if (decision.placement.action === "infeasible" && !decision.placement.placement) {
     return { type, status: "True", reason: ConditionReason.PlacementInfeasible, message: decision.placement.reason };
   }
-  if (x.managesWorkloads && decision.unschedulableShards > 0) {
-    const resource = x.deployment.spec.serving.gpu.resourceName;
-    return {
-      type,
-      status: "True",
-      reason: ConditionReason.InsufficientGpuCapacity,
-      message: `${decision.unschedulableShards} of ${decision.desiredShards} shards have no free ${resource} on nodes matching spec.serving.gpu.nodeSelector`,
-    };
+  const missing = missingGpus(x);
+  if (missing) {
+    return { type, status: "True", reason: ConditionReason.InsufficientGpuCapacity, message: missing.message };
   }
   if (x.managesWorkloads && x.rollout && x.rollout.uncoveredNow > 0 && x.shardPods.some((p) => p.ready)) {
     return {

@@ -103,3 +103,60 @@ export function pullRequestBody(d: DeploymentRef, p: Proposal, manifestPath: str
     "",
   ].join("\n");
 }
+
+/** A schedule entry as the cluster's spec holds it (spec.prewarm.schedules). */
+export interface ScheduleInSpec {
+  readonly name: string;
+  readonly start: string;
+  readonly durationMinutes: number;
+  readonly minShards: number;
+}
+
+/**
+ * Why each part of a proposal that is no longer made was withdrawn, in words, for the comment
+ * that closes its pull request: the cluster's bound reached the proposed value (merged and
+ * applied, or set by hand), a learned schedule entry is in the spec or no longer learned, the
+ * placement file is no longer proposed.
+ */
+export function withdrawalReasons(
+  previous: Proposal,
+  bounds: { readonly minShards: number; readonly maxShards: number; readonly maxUsdPerHour?: number },
+  schedulesInSpec: readonly ScheduleInSpec[],
+): string[] {
+  const out = previous.changes.map((c) => {
+    const path = `\`${FIELD_PATH[c.field].join(".")}\``;
+    const now = bounds[c.field];
+    const proposed = `this pull request proposed ${fmt(c.from)} -> ${fmt(c.to)}`;
+    return now === undefined
+      ? `${path} is no longer set in the cluster (${proposed})`
+      : `${path} is ${fmt(now)} in the cluster now (${proposed})`;
+  });
+  for (const s of previous.schedules ?? []) {
+    const e = s.entry;
+    const inSpec = schedulesInSpec.some(
+      (x) =>
+        x.name === e.name &&
+        x.start === e.start &&
+        x.durationMinutes === e.durationMinutes &&
+        x.minShards === e.minShards,
+    );
+    out.push(
+      inSpec
+        ? `\`spec.prewarm.schedules\` holds \`${e.name}\` in the cluster now`
+        : `\`${e.name}\` (${hhmmOf(e.start)} UTC) is no longer learned: its peak no longer recurs on each of the days seen, or a hand-written entry or minShards covers it`,
+    );
+  }
+  if (previous.placement) out.push(`the placement file \`${cell(previous.placement.path)}\` is no longer proposed`);
+  return out;
+}
+
+/** The comment that closes a pull request whose every proposal was withdrawn. */
+export function withdrawalComment(d: DeploymentRef, reasons: readonly string[]): string {
+  return [
+    `moe-operator closes this pull request: nothing is left to propose for MoEDeployment \`${d.namespace}/${d.name}\`: every change it proposed was withdrawn.`,
+    "",
+    ...(reasons.length > 0 ? [...reasons.map((r) => `- ${r}`), ""] : []),
+    `The branch \`${branchName(d)}\` is deleted. When a change is needed again, the operator opens a new pull request.`,
+    "",
+  ].join("\n");
+}

@@ -118,16 +118,22 @@ function readHeatBasis(value: string | undefined): HeatBasis | undefined {
   return value === "observed" || value === "remembered" || value === "none" ? value : undefined;
 }
 
-/** The published placement, or undefined when the ConfigMap is missing or does not parse. */
+/**
+ * The published placement, or undefined when the ConfigMap is missing, does not parse, or its
+ * placement does not match its hash (edited or corrupted).
+ */
 export function readPlacementConfigMap(cm: V1ConfigMap | undefined): PublishedPlacement | undefined {
   const text = cm?.data?.[PlacementKey.placement];
   if (!text) return undefined;
   try {
     const parsed = parsePlacement(JSON.parse(text));
     if (!parsed.ok) return undefined;
+    const hash = placementHash(parsed.value);
+    const written = cm?.data?.[PlacementKey.hash];
+    if (written !== undefined && written !== hash) return undefined;
     return {
       placement: parsed.value,
-      hash: placementHash(parsed.value),
+      hash,
       version:
         Number(cm?.data?.[PlacementKey.version] ?? cm?.metadata?.annotations?.[Annotation.placementVersion] ?? 0) || 0,
       heatBasis: readHeatBasis(cm?.data?.[PlacementKey.heatBasis]),

@@ -5,6 +5,7 @@ import { Label, LabelValue } from "../../../api/constants.ts";
 import type { MoEDeployment } from "../../../api/schema.ts";
 import { fnv1a64 } from "../../../domain/fnv.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
+import { deploymentDrift } from "../recover.ts";
 
 export const RouterAnnotation = {
   /** FNV-1a 64 of the rendered Deployment (before this annotation is added). */
@@ -43,16 +44,27 @@ export function renderRouter(d: MoEDeployment): V1Deployment {
   };
 }
 
-/** The router to apply, stamped with its content hash; undefined when the live one carries the same hash. */
+/**
+ * The router to apply, stamped with its content hash; undefined when the live one carries the same
+ * hash and no hand edit changed its replicas or images since.
+ */
 export function routerToApply(d: MoEDeployment, live: V1Deployment | undefined): V1Deployment | undefined {
   const obj = renderRouter(d);
   const hash = fnv1a64(JSON.stringify(obj));
-  if (readAppliedHash(live) === hash) return undefined;
+  if (readAppliedHash(live) === hash && !(live && deploymentDrift(obj, live))) return undefined;
   obj.metadata = {
     ...obj.metadata,
     annotations: { ...obj.metadata?.annotations, [RouterAnnotation.appliedHash]: hash },
   };
   return obj;
+}
+
+/** What a hand edit changed (replicas, images) in a router the operator applied as it renders it now. */
+export function routerDrift(d: MoEDeployment, live: V1Deployment | undefined): string | undefined {
+  if (!live) return undefined;
+  const obj = renderRouter(d);
+  if (readAppliedHash(live) !== fnv1a64(JSON.stringify(obj))) return undefined;
+  return deploymentDrift(obj, live);
 }
 
 export function readAppliedHash(live: V1Deployment | undefined): string | undefined {

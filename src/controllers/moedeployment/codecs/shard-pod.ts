@@ -34,6 +34,10 @@ export interface ShardPodInput {
   placementVersion: number;
   placementHash: string;
   preferredNode?: string;
+  /** Overrides the template's priorityClassName (pods restoring a replica no Ready pod holds). */
+  priorityClassName?: string;
+  /** Least termination grace period: a pod deleted at the drain deadline gets this long again to finish. */
+  minTerminationGraceSeconds?: number;
 }
 
 /** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
@@ -68,6 +72,15 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
     { name: "MOE_PLACEMENT_CONFIGMAP", value: names.placement },
   ]);
   if (s.preferredNode) spec.affinity = preferNode(spec.affinity, s.preferredNode);
+  if (s.priorityClassName) {
+    spec.priorityClassName = s.priorityClassName;
+    delete spec.priority; // the admission controller sets it from the class
+  }
+  if (s.minTerminationGraceSeconds !== undefined)
+    spec.terminationGracePeriodSeconds = Math.max(
+      spec.terminationGracePeriodSeconds ?? 30,
+      s.minTerminationGraceSeconds,
+    );
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -100,6 +113,15 @@ export function drainPatch(nowIso: string): {
 } {
   return {
     metadata: { annotations: { [ShardAnnotation.drainingSince]: nowIso }, labels: { [ShardLabel.draining]: "true" } },
+  };
+}
+
+/** The merge patch that cancels a shard pod's drain (removes the mark; routers use the pod again). */
+export function undrainPatch(): {
+  metadata: { annotations: Record<string, null>; labels: Record<string, null> };
+} {
+  return {
+    metadata: { annotations: { [ShardAnnotation.drainingSince]: null }, labels: { [ShardLabel.draining]: null } },
   };
 }
 
