@@ -1,4 +1,4 @@
-// Prometheus HTTP API reader: instant queries with a timeout, responses
+// Prometheus HTTP API reader: instant and range queries with a timeout, responses
 // validated with zod, failures as typed Errors with a cause.
 //
 // The URL comes from a user's MoEDeployment, so whatever answers may not be
@@ -9,6 +9,7 @@ import { z } from "zod";
 
 const sampleValue = z.tuple([z.number(), z.string()]);
 const vectorResult = z.object({ metric: z.record(z.string(), z.string()), value: sampleValue });
+const matrixResult = z.object({ metric: z.record(z.string(), z.string()), values: z.array(sampleValue) });
 const queryResponse = z.discriminatedUnion("status", [
   z.object({
     status: z.literal("success"),
@@ -63,8 +64,29 @@ export interface QueryOptions {
   maxSeries?: number;
 }
 
+export interface RangeQueryOptions {
+  startMs: number;
+  endMs: number;
+  stepMs: number;
+  /** Refuse a matrix with more series than this. */
+  maxSeries: number;
+  /**
+   * Refuse a query whose range has more points than this per series (checked before sending: at
+   * most (end - start) / step + 1) and a response with more points than this in all.
+   */
+  maxPoints: number;
+}
+
+export interface RangeSeries {
+  labels: Record<string, string>;
+  /** Oldest first; NaN and ±Inf passed through. */
+  points: { timestampMs: number; value: number }[];
+}
+
 export interface PrometheusReader {
   queryVector(promql: string, opts?: QueryOptions): Promise<VectorSample[]>;
+  /** A range query (/api/v1/query_range), bounded in series and points; same timeout, byte cap and JSON-only rules. */
+  queryRange(promql: string, opts: RangeQueryOptions): Promise<RangeSeries[]>;
 }
 
 export interface PrometheusReaderOptions {
@@ -80,26 +102,30 @@ export function createPrometheusReader(opts: PrometheusReaderOptions): Prometheu
   const base = opts.baseUrl.replace(/\/+$/, "");
   const timeoutMs = opts.timeoutMs ?? 5_000;
   const maxBytes = opts.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+  const post = async (path: string, params: URLSearchParams): Promise<{ status: number; json: unknown }> => {
+    params.set("timeout", `${Math.max(1, Math.floor(timeoutMs / 1000))}s`);
+    const signal = AbortSignal.timeout(timeoutMs);
+    let res: Response;
+    try {
+      res = await fetchFn(`${base}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+        body: params.toString(),
+        redirect: "manual",
+        signal,
+      });
+    } catch (err) {
+      throw transportError(err, timeoutMs);
+    }
+    const text = await readCappedBody(res, maxBytes, timeoutMs);
+    return { status: res.status, json: parseJson(res.status, text) };
+  };
   return {
     async queryVector(promql, q = {}) {
       const params = new URLSearchParams({ query: promql });
       if (q.timeMs !== undefined) params.set("time", (q.timeMs / 1000).toFixed(3));
-      params.set("timeout", `${Math.max(1, Math.floor(timeoutMs / 1000))}s`);
-      const signal = AbortSignal.timeout(timeoutMs);
-      let res: Response;
-      try {
-        res = await fetchFn(`${base}/api/v1/query`, {
-          method: "POST",
-          headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
-          body: params.toString(),
-          redirect: "manual",
-          signal,
-        });
-      } catch (err) {
-        throw transportError(err, timeoutMs);
-      }
-      const text = await readCappedBody(res, maxBytes, timeoutMs);
-      const samples = parseQueryResponse(res.status, text);
+      const { status, json } = await post("/api/v1/query", params);
+      const samples = parseQueryResponse(status, json);
       if (q.maxSeries !== undefined && samples.length > q.maxSeries) {
         throw new PrometheusError(
           "BadResponse",
@@ -108,6 +134,24 @@ export function createPrometheusReader(opts: PrometheusReaderOptions): Prometheu
         );
       }
       return samples;
+    },
+    async queryRange(promql, r) {
+      const stepS = Math.max(1, Math.ceil(r.stepMs / 1000));
+      const perSeries = Math.floor((r.endMs - r.startMs) / 1000 / stepS) + 1;
+      if (!(Number.isFinite(perSeries) && perSeries >= 1 && perSeries <= r.maxPoints)) {
+        throw new PrometheusError(
+          "QueryError",
+          `range query of ${Number.isFinite(perSeries) ? perSeries : "an invalid number of"} points per series refused (at most ${r.maxPoints})`,
+        );
+      }
+      const params = new URLSearchParams({
+        query: promql,
+        start: (r.startMs / 1000).toFixed(3),
+        end: (r.endMs / 1000).toFixed(3),
+        step: `${stepS}s`,
+      });
+      const { status, json } = await post("/api/v1/query_range", params);
+      return parseRangeResponse(status, json, r);
     },
   };
 }
@@ -165,10 +209,9 @@ async function readCappedBody(res: Response, maxBytes: number, timeoutMs: number
   return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
-function parseQueryResponse(status: number, text: string): VectorSample[] {
-  let json: unknown;
+function parseJson(status: number, text: string): unknown {
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     // The SyntaxError's message quotes the body: it is not kept, not even as the cause.
     throw new PrometheusError(
@@ -177,6 +220,10 @@ function parseQueryResponse(status: number, text: string): VectorSample[] {
       { status, bodyBytes: text.length },
     );
   }
+}
+
+/** The success body of a query response, or the typed error it stands for. */
+function successData(status: number, json: unknown): z.infer<typeof queryResponse> & { status: "success" } {
   const parsed = queryResponse.safeParse(json);
   if (!parsed.success)
     throw new PrometheusError(
@@ -194,6 +241,11 @@ function parseQueryResponse(status: number, text: string): VectorSample[] {
   }
   if (status < 200 || status >= 300)
     throw new PrometheusError("HttpStatus", `HTTP ${status} from prometheus`, { status });
+  return body;
+}
+
+function parseQueryResponse(status: number, json: unknown): VectorSample[] {
+  const body = successData(status, json);
   if (body.data.resultType === "scalar") {
     const [t, v] = body.data.result;
     return [{ labels: {}, value: parseSampleValue(v), timestampMs: t * 1000 }];
@@ -205,6 +257,36 @@ function parseQueryResponse(status: number, text: string): VectorSample[] {
     value: parseSampleValue(r.value[1]),
     timestampMs: r.value[0] * 1000,
   }));
+}
+
+function parseRangeResponse(status: number, json: unknown, r: RangeQueryOptions): RangeSeries[] {
+  const body = successData(status, json);
+  if (body.data.resultType !== "matrix")
+    throw new PrometheusError("BadResponse", `expected a range matrix, got ${body.data.resultType}`, { status });
+  const raw = body.data.result;
+  if (raw.length > r.maxSeries)
+    throw new PrometheusError(
+      "BadResponse",
+      `prometheus returned ${raw.length} series, more than the ${r.maxSeries} allowed for this query`,
+      { series: raw.length },
+    );
+  const out: RangeSeries[] = [];
+  let points = 0;
+  for (const item of raw) {
+    const m = matrixResult.safeParse(item);
+    if (!m.success)
+      throw new PrometheusError("BadResponse", `HTTP ${status} from prometheus: not a range matrix`, { status });
+    points += m.data.values.length;
+    if (points > r.maxPoints)
+      throw new PrometheusError("BadResponse", `prometheus returned more than the ${r.maxPoints} allowed points`, {
+        points,
+      });
+    out.push({
+      labels: m.data.metric,
+      points: m.data.values.map(([t, v]) => ({ timestampMs: t * 1000, value: parseSampleValue(v) })),
+    });
+  }
+  return out;
 }
 
 function parseSampleValue(s: string): number {

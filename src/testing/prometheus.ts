@@ -1,4 +1,5 @@
 // A real Prometheus (Debian's package) on a loopback port, for tests and the demo.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,15 @@ export interface StartPrometheusOptions {
   binary?: string;
   baseDir?: string;
   keepDir?: boolean;
+  /** TSDB retention (default 1d); backfilled history older than it is deleted at start. */
+  retentionTime?: string;
+  /**
+   * OpenMetrics text written into the TSDB before start with `promtool tsdb create-blocks-from
+   * openmetrics` (history older than the process: what a restarted operator finds).
+   */
+  backfillOpenMetrics?: string;
+  /** promtool for the backfill; default next to the default binary. */
+  promtoolBinary?: string;
 }
 
 export interface LocalPrometheus {
@@ -64,6 +74,21 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Loc
   }
   const dir = mkdtempSync(join(opts.baseDir ?? tmpdir(), "moe-prometheus-"));
   mkdirSync(join(dir, "data"));
+  if (opts.backfillOpenMetrics !== undefined) {
+    const input = join(dir, "backfill.om");
+    writeFileSync(input, opts.backfillOpenMetrics);
+    const promtool = opts.promtoolBinary ?? "/usr/bin/promtool";
+    try {
+      execFileSync(promtool, ["tsdb", "create-blocks-from", "openmetrics", input, join(dir, "data")], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`promtool backfill failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}`, {
+        cause: err,
+      });
+    }
+  }
   const configFile = join(dir, "prometheus.yml");
   writeFileSync(configFile, renderConfig(opts, opts.scrapeConfigs));
   const port = await freePort();
@@ -73,7 +98,7 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Loc
     `--storage.tsdb.path=${join(dir, "data")}`,
     `--web.listen-address=127.0.0.1:${port}`,
     "--web.enable-lifecycle",
-    "--storage.tsdb.retention.time=1d",
+    `--storage.tsdb.retention.time=${opts.retentionTime ?? "1d"}`,
     "--log.level=warn",
   ];
   let proc: ManagedProcess = startProcess({

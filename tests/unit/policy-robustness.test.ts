@@ -10,6 +10,7 @@ import {
   DEFAULT_HEADROOM_POLICY,
   makeCapacityPolicy,
   observeLoadSample,
+  requiredGpusForTarget,
 } from "../../src/domain/capacity/index.ts";
 import type {
   CapacityDecision,
@@ -102,11 +103,68 @@ describe("data quality: one scrape never moves capacity", () => {
       state: warm.state,
       startMs: T0 + 60 * 15_000,
     });
-    for (const d of gap.decisions) expect(d).toMatchObject({ desiredGpus: warm.gpus, reason: "MetricsGap" });
+    for (const d of gap.decisions) {
+      expect(d.reason).toBe("MetricsGap");
+      expect(d.desiredGpus).toBeLessThanOrEqual(warm.gpus);
+    }
+    // The scale-down window of recommendations from before the gap holds the count for its length.
+    for (const d of gap.decisions.slice(0, 39)) expect(d.desiredGpus).toBe(warm.gpus);
     expect(gap.state.forecast).toEqual(warm.state.forecast);
     // Traffic comes back with a partial first window: no scale-down in that tick.
-    const back = decideCapacity(input(T0 + 140 * 15_000, 10_000, warm.gpus), gap.state, policy, T0 + 140 * 15_000);
-    expect(back.desiredGpus).toBe(warm.gpus);
+    const back = decideCapacity(input(T0 + 140 * 15_000, 10_000, gap.gpus), gap.state, policy, T0 + 140 * 15_000);
+    expect(back.desiredGpus).toBe(gap.gpus);
+  });
+
+  // Round 5: the gap held the provisioned count with whatever it carried (start headroom, the band's
+  // top); with no evidence for hours it holds what the pre-gap load needs at the plan target.
+  it("comes down through a long gap to the count the pre-gap load needs, never below it (property over load)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 20_000, max: 200_000 }), fc.double({ min: 1.1, max: 2 }), (load, over) => {
+        const warm = drive(policy, new Array<number>(60).fill(load), 15_000, 8);
+        const start = Math.ceil(warm.gpus * over);
+        const gap = drive(policy, new Array<number>(480).fill(0), 15_000, start, {
+          state: warm.state,
+          startMs: T0 + 60 * 15_000,
+        });
+        const last = gap.decisions[gap.decisions.length - 1]!;
+        expect(last.reason).toBe("MetricsGap");
+        expect(last.desiredGpus).toBeLessThan(start);
+        // The held count meets the plan at the pre-gap load: traffic back at that level asks for no more.
+        const nowMs = T0 + 540 * 15_000;
+        const back = decideCapacity(input(nowMs, load, last.desiredGpus), gap.state, policy, nowMs);
+        expect(back.signals.sloGpus).toBeLessThanOrEqual(last.desiredGpus);
+        expect(back.desiredGpus).toBeGreaterThanOrEqual(last.desiredGpus);
+        // ...and no more than that at the load x the model cap (the headroom is at most that).
+        const atMostGpus = requiredGpusForTarget(
+          policy.latencyModel,
+          { tokensPerSecond: load * policy.ceiling.maxSizingRatio, balancedness: 0.85, crossNodeShare: 0.2 },
+          policy.slo.targetP99Ms * (1 - policy.safetyMargin),
+          { gpuStep: policy.gpuStep, searchLimitGpus: 4096, correction: gap.state.calibration.correction },
+        ).gpuCount!;
+        expect(last.desiredGpus).toBeLessThanOrEqual(Math.max(atMostGpus, policy.minGpus));
+      }),
+      { numRuns: 12 },
+    );
+  });
+
+  it("comes up through a long gap with the daily profile learned before it (the traffic comes back at the ramp's level)", () => {
+    // Two days of a daily window (1.6x from 08:00 to 20:00), then a gap 06:30-09:30 on the third day.
+    const level = (i: number) => {
+      const hour = (i % 1440) / 60;
+      return hour >= 8 && hour < 20 ? 80_000 : 50_000;
+    };
+    const gapFrom = 2 * 1440 + 390;
+    const gapTo = 2 * 1440 + 570;
+    const loads = Array.from({ length: gapTo }, (_, i) => (i >= gapFrom ? 0 : level(i)));
+    const { decisions, state, gpus } = drive(policy, loads, MIN, 8);
+    const before = decisions[gapFrom - 1]!.desiredGpus;
+    expect(decisions[gapTo - 1]!.reason).toBe("MetricsGap");
+    expect(gpus).toBeGreaterThan(before);
+    // The held count meets the plan at the window's level the traffic comes back at (the calibrated
+    // model at the observed load, no anticipation), and the hold stayed under the learned ceiling.
+    const back = decideCapacity(input(T0 + gapTo * MIN, level(gapTo), gpus), state, policy, T0 + gapTo * MIN);
+    expect(back.signals.evidenceGpus).toBeLessThanOrEqual(gpus);
+    expect(gpus).toBeLessThanOrEqual(back.signals.ceilingGpus!);
   });
 
   it("counts zeros as load where they are ordinary (bursty traffic)", () => {

@@ -19,7 +19,23 @@ function vector(n: number): string {
   return JSON.stringify({ status: "success", data: { resultType: "vector", result } });
 }
 
+function matrix(series: number, points: number): string {
+  const result = Array.from({ length: series }, (_, i) => ({
+    metric: { job: String(i) },
+    values: Array.from({ length: points }, (_, k) => [1_700_000_000 + 60 * k, String(k)]),
+  }));
+  return JSON.stringify({ status: "success", data: { resultType: "matrix", result } });
+}
+
 const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+  "/range-ok": (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(matrix(1, 5)),
+  "/range-many-points": (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(matrix(2, 8)),
+  "/range-secret-shape": (_req, res) =>
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end(
+        JSON.stringify({ status: "success", data: { resultType: "matrix", result: [{ metric: {}, values: SECRET }] } }),
+      ),
   "/redirect": (_req, res) =>
     res
       .writeHead(303, { location: "/target/api/v1/query", "content-type": "application/json" })
@@ -139,5 +155,47 @@ describe("Prometheus reader", () => {
     );
     expect(e?.kind).toBe("Unreachable");
     expect(e?.message).toMatch(/^prometheus unreachable( \([A-Z_]+\))?$/);
+  });
+
+  describe("range queries", () => {
+    const range = { startMs: 1_700_000_000_000, endMs: 1_700_000_240_000, stepMs: 60_000, maxSeries: 1, maxPoints: 10 };
+    const rangeFailure = async (path: string, over: Partial<typeof range> = {}): Promise<PrometheusError> => {
+      const r = createPrometheusReader({ baseUrl: `${base}${path}` });
+      const err = await r.queryRange("sum(x)", { ...range, ...over }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(PrometheusError);
+      expect(JSON.stringify({ m: (err as Error).message, c: (err as Error).cause })).not.toContain("hunter2");
+      return err as PrometheusError;
+    };
+
+    it("reads a matrix through /api/v1/query_range", async () => {
+      hits.length = 0;
+      const r = createPrometheusReader({ baseUrl: `${base}/range-ok` });
+      const m = await r.queryRange("sum(x)", range);
+      expect(hits).toEqual(["/range-ok/api/v1/query_range"]);
+      expect(m).toHaveLength(1);
+      expect(m[0]!.points).toHaveLength(5);
+      expect(m[0]!.points[4]).toEqual({ timestampMs: (1_700_000_000 + 240) * 1000, value: 4 });
+    });
+
+    it("refuses a range of more points than allowed before sending anything", async () => {
+      hits.length = 0;
+      const e = await rangeFailure("/range-ok", { endMs: range.startMs + 3_600_000 });
+      expect(e.message).toBe("range query of 61 points per series refused (at most 10)");
+      expect(hits).toEqual([]);
+    });
+
+    it("refuses answers over the series or point bounds and answers that are not a matrix", async () => {
+      expect((await rangeFailure("/range-many-points", { maxSeries: 5 })).message).toBe(
+        "prometheus returned more than the 10 allowed points",
+      );
+      expect((await rangeFailure("/range-many-points")).message).toBe(
+        "prometheus returned 2 series, more than the 1 allowed for this query",
+      );
+      expect((await rangeFailure("/ok")).message).toBe("expected a range matrix, got vector");
+      expect((await rangeFailure("/range-secret-shape")).message).toBe("HTTP 200 from prometheus: not a range matrix");
+    });
   });
 });

@@ -45,7 +45,7 @@ const target = { namespace: "n", name: "m" };
 /** Source deps whose Prometheus answers `samples` to every query. */
 function answering(samples: VectorSample[]): SourceDeps {
   return {
-    prometheus: () => ({ queryVector: () => Promise.resolve(samples) }),
+    prometheus: () => ({ queryVector: () => Promise.resolve(samples), queryRange: () => Promise.resolve([]) }),
     core: undefined as never,
     nowMs: () => NOW,
     maxSourceTimeoutMs: 5_000,
@@ -121,7 +121,7 @@ describe("sources outside the allowlist", () => {
     const deps = {
       prometheus: () => {
         calls++;
-        return { queryVector: () => Promise.resolve([]) };
+        return { queryVector: () => Promise.resolve([]), queryRange: () => Promise.resolve([]) };
       },
       core: undefined as never,
       nowMs: () => NOW,

@@ -30,6 +30,7 @@ import { policyFromSpec } from "./policy.ts";
 import { checkPodTemplatePolicies, DEFAULT_POD_POLICY, type PodTemplatePolicy } from "./pod-policy.ts";
 import { readHeat, readLatency, type HeatReading, type LatencyReading, type SourceDeps } from "./sources.ts";
 import { SourcePoller } from "./poller.ts";
+import { HistorySeeder } from "./history-seed.ts";
 import { childNames } from "./children.ts";
 import { readPlacementConfigMap } from "./codecs/placement-configmap.ts";
 import { canonical } from "./canonical.ts";
@@ -149,6 +150,8 @@ export class MoEDeploymentReconciler {
   readonly #d: ReconcilerDeps;
   readonly #memory = new Map<string, Memory>();
   readonly #poller: SourcePoller;
+  /** The forecast seeded from the load history once per deployment after start (history-seed.ts). */
+  readonly #seeder: HistorySeeder;
   /** Failed attempts to close the pull request of a deleted MoEDeployment, by key (cleared when it is forgotten). */
   readonly #finalizeAttempts = new Map<string, { uid: string; attempts: number }>();
 
@@ -158,6 +161,15 @@ export class MoEDeploymentReconciler {
       clock: deps.clock,
       waitMs: deps.config.sourceWaitMs,
       onRefreshed: (key) => deps.requeue?.(key),
+    });
+    this.#seeder = new HistorySeeder({
+      sources: deps.sources,
+      policyOf: (d) =>
+        policyFromSpec(d.spec, {
+          reconcileIntervalMs: deps.config.reconcileIntervalMs,
+          maxSurge: deps.config.maxSurge,
+        }),
+      requeue: deps.requeue,
     });
   }
 
@@ -173,6 +185,7 @@ export class MoEDeploymentReconciler {
     if (!d) return {}; // terminal until the spec (or the operator's pod policy) changes
     // The object changes with the finalizer: the informer's update reconciles it again.
     if (await this.#syncFinalizer(obj, d)) return { requeueAfterMs: 1_000 };
+    this.#seeder.start(key, d, log);
 
     const actuator: Actuator = ACTUATORS[d.spec.mode]({
       kube: this.#d.kube,
@@ -257,6 +270,7 @@ export class MoEDeploymentReconciler {
     this.#memory.delete(key);
     this.#finalizeAttempts.delete(key);
     this.#poller.forget(key);
+    this.#seeder.forget(key);
     this.#d.gitops?.forget(key);
     this.#d.metrics.forgetDeployment(namespace, name);
     return {};
@@ -456,7 +470,7 @@ export class MoEDeploymentReconciler {
       ),
       rolloutInProgress: current !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
       coldStartDurationsMs: newColdStarts(pods, mem.coldStartsSeen),
-      capacityState: mem.capacityState,
+      capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
       nodes,
       readySinceMs: readySince(pods),

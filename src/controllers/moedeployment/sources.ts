@@ -58,7 +58,7 @@ export function renderQuery(template: string, vars: Record<string, string>): str
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (m, k: string) => (k in vars ? vars[k]! : m));
 }
 
-function problemFromError(err: unknown, what: string): MetricsProblem {
+export function problemFromError(err: unknown, what: string): MetricsProblem {
   if (err instanceof PrometheusError) {
     if (err.kind === "Unreachable" || err.kind === "Timeout")
       return { reason: "PrometheusUnreachable", message: `${what}: ${err.message}` };
@@ -67,7 +67,7 @@ function problemFromError(err: unknown, what: string): MetricsProblem {
   return { reason: "QueryFailed", message: `${what}: failed` };
 }
 
-function timeoutMsOf(spec: { timeoutSeconds: number }, deps: SourceDeps): number {
+export function timeoutMsOf(spec: { timeoutSeconds: number }, deps: SourceDeps): number {
   return Math.max(1, Math.min(spec.timeoutSeconds * 1000, deps.maxSourceTimeoutMs));
 }
 

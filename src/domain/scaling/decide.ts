@@ -15,7 +15,7 @@ import { predictP99LatencyMs, requiredGpusForTarget, unloadedLatencyMs } from ".
 import type { LatencyConditions } from "../latency/model.ts";
 import { detectBurst } from "../prewarm/burst.ts";
 import type { BurstDetection } from "../prewarm/burst.ts";
-import { createForecastState } from "../prewarm/forecast.ts";
+import { createForecastState, forecastLoad } from "../prewarm/forecast.ts";
 import type { ForecastState } from "../prewarm/forecast.ts";
 import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
@@ -23,6 +23,7 @@ import { maxGpusWithinBudget } from "../cost/cost.ts";
 import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
 import { capSizingLoad, learnedCeilingGpus, nextPeakEvidence } from "./ceiling.ts";
+import { gapHoldGpus, profileRiseBetween } from "./gap-hold.ts";
 import { contiguousHistoryFromMs } from "./history.ts";
 import { nextProvenRecords, provenGpus } from "./proven.ts";
 import type { ProvenRecord } from "./proven.ts";
@@ -618,6 +619,77 @@ function holdDecision(
   );
 }
 
+/**
+ * A collection gap holds the count the pre-gap load needs (gap-hold.ts): the provisioned count
+ * when that is no more, else it comes down to it through the scale-down stabilisation (window of
+ * recommendations, burst hold, rate and step limits). Learns nothing.
+ */
+function gapHoldDecision(f: Frame, hold: Hold, quality: LoadQualityState | undefined): CapacityDecision {
+  const { policy, nowMs, previous } = f;
+  const ref = quality?.gapRefTokensPerSecond;
+  if (!policy.loadQuality.gapHoldAtNeededLevel || ref === undefined)
+    return holdDecision(f, hold, { loadQuality: quality });
+  const m = sizingModelOf(f);
+  const headroom = anticipationHeadroom(f.state.predictionErrors ?? [], nowMs, policy.headroom);
+  const since = quality?.gapSinceMs ?? nowMs;
+  const o = policy.forecast.options;
+  const rise = profileRiseBetween(
+    forecastLoad(f.state.forecast, since, 0, o),
+    forecastLoad(f.state.forecast, nowMs + f.leadTimeMs, 0, o),
+  );
+  const needed = gapHoldGpus(ref, headroom, rise, policy.ceiling.maxSizingRatio, (load) =>
+    m.requiredOrBestEffort(load, m.target),
+  );
+  if (needed > previous && rise > 1) {
+    // The daily profile rose since the gap began: come up to it (under the learned ceiling) as the
+    // forecast would have pre-warmed it, the count traffic coming back now is expected to need.
+    const ceiling = learnedCeilingGpus(f.state.peakEvidence?.value ?? needed, f.step, policy.ceiling);
+    const up = Math.min(needed, ceiling);
+    if (up > previous)
+      return finishDecision(
+        f,
+        {
+          desired: up,
+          reason: hold.reason,
+          message: `${hold.message.replace(`holding at ${previous} GPUs: `, "")}; rising to ${up}: ${up} GPUs meet the plan (${fmt(m.target, 1)} ms) at the pre-gap ${fmt(ref)} tok/s x headroom ${fmt(headroom, 2)} x the daily profile's rise since the gap ${fmt(rise, 2)}`,
+        },
+        0,
+        {},
+        {
+          ...f.state,
+          leadTime: f.leadTime,
+          loadQuality: quality,
+          recommendations: holdRecommendation(f.state, up, nowMs, policy),
+        },
+      );
+  }
+  if (needed >= previous) return holdDecision(f, hold, { loadQuality: quality });
+  const recommendations = trimTimed(
+    [...f.state.recommendations, { atMs: nowMs, value: needed }],
+    nowMs - Math.max(policy.scaleUp.stabilizationWindowMs, policy.scaleDown.stabilizationWindowMs),
+  );
+  const riseText = rise > 1 ? ` x the daily profile's rise since the gap ${fmt(rise, 2)}` : "";
+  const neededText = `${needed} GPUs meet the plan (${fmt(m.target, 1)} ms) at the pre-gap ${fmt(ref)} tok/s x headroom ${fmt(headroom, 2)}${riseText}`;
+  const down = stabiliseDown(
+    f,
+    { desired: needed, reason: hold.reason, message: `${hold.message}; ${neededText}` },
+    false,
+    recommendations,
+    f.state.burstUntilMs,
+  );
+  const message =
+    down.desired < previous
+      ? `${hold.message.replace(`holding at ${previous} GPUs: `, "")}; coming down to ${down.desired}: ${neededText}`
+      : down.message;
+  return finishDecision(
+    f,
+    { desired: down.desired, reason: hold.reason, message },
+    0,
+    {},
+    { ...f.state, leadTime: f.leadTime, loadQuality: quality, recommendations },
+  );
+}
+
 /** Data quality: never act on stale or missing data. */
 function readMetrics(
   f: Frame,
@@ -1203,7 +1275,10 @@ export function decideCapacity<R extends string = never>(
   const metrics = readMetrics(f);
   if (metrics.hold !== undefined) return holdDecision(f, metrics.hold, {});
   const lv = measureLoad(f, metrics.load, metrics.metricsAtMs);
-  if ("hold" in lv) return holdDecision(f, lv.hold, { loadQuality: lv.quality });
+  if ("hold" in lv)
+    return lv.hold.reason === "MetricsGap"
+      ? gapHoldDecision(f, lv.hold, lv.quality)
+      : holdDecision(f, lv.hold, { loadQuality: lv.quality });
   const m = sizingModelOf(f);
   const s = anticipate(f, lv);
   const slo = recommendSlo(f, lv, m, s);

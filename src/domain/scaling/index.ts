@@ -10,3 +10,5 @@ export * from "./history.ts";
 export * from "./signals.ts";
 export * from "./reasons.ts";
 export * from "./shard-count.ts";
+export * from "./seed.ts";
+export * from "./gap-hold.ts";

@@ -40,6 +40,11 @@ export interface LoadQualityPolicy {
   readonly maxGapHoldMs: number;
   /** Out of range: above maxGpus x nominal tokens/s per GPU x this factor. */
   readonly outOfRangeFactor: number;
+  /**
+   * A gap holds the count the pre-gap load needs (gap-hold.ts), coming down to it through the usual
+   * scale-down stabilisation; false: it holds the provisioned count.
+   */
+  readonly gapHoldAtNeededLevel: boolean;
 }
 
 export const DEFAULT_LOAD_QUALITY: LoadQualityPolicy = {
@@ -54,6 +59,7 @@ export const DEFAULT_LOAD_QUALITY: LoadQualityPolicy = {
   sustainedMinRatio: 0.2,
   maxGapHoldMs: 3 * 3_600_000,
   outOfRangeFactor: 20,
+  gapHoldAtNeededLevel: true,
 };
 
 export interface LoadQualityState {
