@@ -155,7 +155,8 @@ class ToyCluster {
       if (open.length === 0) return;
       const p = open[e.pick % open.length]!;
       if (e.kind === "ack") this.ackPod(p);
-      else this.pods[this.pods.indexOf(p)] = { ...p, inPlace: { ...p.inPlace, refusedGeneration: p.inPlace.generation } };
+      else
+        this.pods[this.pods.indexOf(p)] = { ...p, inPlace: { ...p.inPlace, refusedGeneration: p.inPlace.generation } };
     }
     this.check();
   }
@@ -190,13 +191,15 @@ describe("in-place expert moves (planInPlace with the make-before-break rollout)
   it("never leaves a (layer, expert) without a serving replica, and converges without duplicates", () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 2, max: 4 }).chain((n) =>
-          fc.tuple(
-            placementArb(n),
-            fc.array(placementArb(n), { minLength: 3, maxLength: 3 }),
-            fc.array(eventArb, { minLength: 10, maxLength: 120 }),
+        fc
+          .integer({ min: 2, max: 4 })
+          .chain((n) =>
+            fc.tuple(
+              placementArb(n),
+              fc.array(placementArb(n), { minLength: 3, maxLength: 3 }),
+              fc.array(eventArb, { minLength: 10, maxLength: 120 }),
+            ),
           ),
-        ),
         ([initial, placements, events]) => {
           const c = new ToyCluster(initial);
           for (const e of events) c.apply(e, placements);
@@ -234,12 +237,44 @@ describe("in-place expert moves (planInPlace with the make-before-break rollout)
   });
 
   it("loads before it releases: the first target of a changing shard is a superset of what it serves", () => {
-    const c = new ToyCluster([[[0, 1], [0, 1]], [[2, 3, 4, 5], [2, 3, 4, 5]]]);
-    c.desired = desiredOf([[[0, 2], [0, 1]], [[1, 3, 4, 5], [2, 3, 4, 5]]]);
+    const c = new ToyCluster([
+      [
+        [0, 1],
+        [0, 1],
+      ],
+      [
+        [2, 3, 4, 5],
+        [2, 3, 4, 5],
+      ],
+    ]);
+    c.desired = desiredOf([
+      [
+        [0, 2],
+        [0, 1],
+      ],
+      [
+        [1, 3, 4, 5],
+        [2, 3, 4, 5],
+      ],
+    ]);
     const plan = c.reconcile();
     expect(plan.patches.map((x) => [x.pod, x.phase, x.target])).toEqual([
-      ["p0", "Load", [[0, 1, 2], [0, 1]]],
-      ["p1", "Load", [[1, 2, 3, 4, 5], [2, 3, 4, 5]]],
+      [
+        "p0",
+        "Load",
+        [
+          [0, 1, 2],
+          [0, 1],
+        ],
+      ],
+      [
+        "p1",
+        "Load",
+        [
+          [1, 2, 3, 4, 5],
+          [2, 3, 4, 5],
+        ],
+      ],
     ]);
     // Only p0 acknowledges: p1 may not release 2 (p0 serves it now), p0 may not release 1 (p1 does not serve it yet).
     c.ackPod(c.pods[0]!);
@@ -248,14 +283,46 @@ describe("in-place expert moves (planInPlace with the make-before-break rollout)
     c.ackPod(c.pods[1]!);
     const release = c.reconcile();
     expect(release.patches.map((x) => [x.pod, x.phase, x.target])).toEqual([
-      ["p0", "Release", [[0, 2], [0, 1]]],
-      ["p1", "Release", [[1, 3, 4, 5], [2, 3, 4, 5]]],
+      [
+        "p0",
+        "Release",
+        [
+          [0, 2],
+          [0, 1],
+        ],
+      ],
+      [
+        "p1",
+        "Release",
+        [
+          [1, 3, 4, 5],
+          [2, 3, 4, 5],
+        ],
+      ],
     ]);
   });
 
   it("replaces a shard that refuses, and reports it stalled until it drains", () => {
-    const c = new ToyCluster([[[0, 1], [0, 1]], [[2, 3, 4, 5], [2, 3, 4, 5]]]);
-    c.desired = desiredOf([[[0, 2], [0, 1]], [[1, 3, 4, 5], [2, 3, 4, 5]]]);
+    const c = new ToyCluster([
+      [
+        [0, 1],
+        [0, 1],
+      ],
+      [
+        [2, 3, 4, 5],
+        [2, 3, 4, 5],
+      ],
+    ]);
+    c.desired = desiredOf([
+      [
+        [0, 2],
+        [0, 1],
+      ],
+      [
+        [1, 3, 4, 5],
+        [2, 3, 4, 5],
+      ],
+    ]);
     c.reconcile();
     const p1 = c.pods[1]!;
     c.pods[1] = { ...p1, inPlace: { ...p1.inPlace, refusedGeneration: p1.inPlace.generation } };
@@ -271,8 +338,26 @@ describe("in-place expert moves (planInPlace with the make-before-break rollout)
   });
 
   it("replaces a shard that does not acknowledge within the deadline", () => {
-    const c = new ToyCluster([[[0, 1], [0, 1]], [[2, 3, 4, 5], [2, 3, 4, 5]]]);
-    c.desired = desiredOf([[[0, 2], [0, 1]], [[1, 3, 4, 5], [2, 3, 4, 5]]]);
+    const c = new ToyCluster([
+      [
+        [0, 1],
+        [0, 1],
+      ],
+      [
+        [2, 3, 4, 5],
+        [2, 3, 4, 5],
+      ],
+    ]);
+    c.desired = desiredOf([
+      [
+        [0, 2],
+        [0, 1],
+      ],
+      [
+        [1, 3, 4, 5],
+        [2, 3, 4, 5],
+      ],
+    ]);
     c.reconcile();
     c.nowMs += ACK_TIMEOUT_MS - 1;
     expect(c.reconcile().stalled).toEqual([]);

@@ -120,10 +120,7 @@ function failure(p: InPlacePod, nowMs: number, ackTimeoutMs: number): StalledSha
 }
 
 /** Per desired index, the pod that follows it in place: Ready first, then serving the set, then the newest generation. */
-function pickIncumbents(
-  input: InPlaceInput,
-  candidates: readonly InPlacePod[],
-): Map<number, InPlacePod> {
+function pickIncumbents(input: InPlaceInput, candidates: readonly InPlacePod[]): Map<number, InPlacePod> {
   const want = new Map(input.desired.map((d) => [d.shardIndex, d]));
   const out = new Map<number, InPlacePod>();
   const rank = (p: InPlacePod): [number, number, number] => [
