@@ -104,7 +104,7 @@ export class ShardAgent {
    */
   readonly #acked = new Map<string, number>();
   #refuseNext = 0;
-  #stalls: number[] = [];
+  #stalls: { chunk: number; seconds: number }[] = [];
   #stopped = false;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -119,11 +119,16 @@ export class ShardAgent {
     this.#refuseNext = n;
   }
 
-  /** Chunk stalls (seconds) applied since the last call: the decode of the receiving shard waits that long. */
+  /**
+   * Decode stalls (seconds) since the last call. Every decode step visits every shard (expert
+   * parallelism), so a step waits for any shard that is applying a chunk; shards move at the same
+   * time, so their k-th chunks overlap: one stall per chunk index, as long as the longest shard's.
+   */
   takeStalls(): number[] {
-    const s = this.#stalls;
+    const byChunk: number[] = [];
+    for (const { chunk, seconds } of this.#stalls) byChunk[chunk] = Math.max(byChunk[chunk] ?? 0, seconds);
     this.#stalls = [];
-    return s;
+    return byChunk.filter((x) => x !== undefined);
   }
 
   /** Starts a job for every pod whose target is above its acknowledged generation. */
@@ -194,7 +199,7 @@ export class ShardAgent {
         });
         return;
       }
-      if (generation >= 2) this.#stalls.push(chunks[i]!);
+      if (generation >= 2) this.#stalls.push({ chunk: i, seconds: chunks[i]! });
       this.#later(() => step(i + 1), chunks[i]! * 1000);
     };
     step(0);
