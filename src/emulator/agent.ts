@@ -8,12 +8,20 @@ import { CoreV1Api, setHeaderOptions, PatchStrategy, type KubeConfig, type V1Pod
 import type { Logger } from "pino";
 import { createRng, type Rng } from "../domain/rng.ts";
 import { DEFAULT_MOVE_BANDWIDTH, type MoveBandwidth, type MovePath } from "../domain/placement/move-cost.ts";
-import type { ExpertSets } from "../domain/inplace/index.ts";
+import { intersectSets, type ExpertSets } from "../domain/inplace/index.ts";
 import {
   PLACEMENT_APPLIED_CONDITION,
   readInPlace,
   readShardPod,
+  ShardAnnotation,
 } from "../controllers/moedeployment/codecs/shard-pod.ts";
+
+function subtractSets(a: ExpertSets, b: ExpertSets): number[][] {
+  return a.map((row, l) => {
+    const drop = new Set(b[l] ?? []);
+    return row.filter((e) => !drop.has(e));
+  });
+}
 
 export interface ShardAgentOptions {
   kubeConfig: KubeConfig;
@@ -248,6 +256,24 @@ export function servedExperts(p: V1Pod): ExpertSets {
   const state = readInPlace(p);
   if (state) return state.appliedGeneration >= state.generation ? state.target : state.servedBefore;
   return readShardPod(p)?.experts ?? [];
+}
+
+/**
+ * What routers send a shard work for: the served experts its published placement set holds
+ * (moe.dev/placement-experts, written with each in-place target), and the served experts it is
+ * releasing (`leaving`: used only when no shard serves them under the placement).
+ */
+export function routedExperts(p: V1Pod): { experts: ExpertSets; leaving?: ExpertSets } {
+  const served = servedExperts(p);
+  const raw = p.metadata?.annotations?.[ShardAnnotation.placementExperts];
+  if (!raw || !readInPlace(p)) return { experts: served };
+  let placed: number[][];
+  try {
+    placed = JSON.parse(raw) as number[][];
+  } catch {
+    return { experts: served };
+  }
+  return { experts: intersectSets(served, placed), leaving: subtractSets(served, placed) };
 }
 
 /** An InPlace pod serves once it acknowledged a generation; other pods once Ready. */

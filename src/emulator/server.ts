@@ -11,7 +11,7 @@ import { Informer } from "../runtime/informer.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { driftHeat, generateHeat } from "../domain/synthetic/heat.ts";
 import { FleetEmulator, type EmulatedShard } from "./fleet.ts";
-import { servedExperts, servesYet, ShardAgent } from "./agent.ts";
+import { routedExperts, servesYet, ShardAgent } from "./agent.ts";
 import type { MoveBandwidth } from "../domain/placement/move-cost.ts";
 
 export interface ScenarioPoint {
@@ -215,7 +215,8 @@ async function startShardInformer(o: FleetEmulatorServerOptions): Promise<Inform
 
 /**
  * The shard pods not being deleted, as the fleet model sees them: routed by what they serve (an
- * in-place pod's acknowledged set, not its target), Ready once serving.
+ * in-place pod's acknowledged set, not its target; experts it is releasing only as a fallback),
+ * Ready once serving.
  */
 function emulatedShards(pods: Informer<V1Pod>): EmulatedShard[] {
   return pods
@@ -224,7 +225,7 @@ function emulatedShards(pods: Informer<V1Pod>): EmulatedShard[] {
     .map((p) => ({
       name: p.metadata!.name!,
       nodeName: p.spec?.nodeName,
-      experts: servedExperts(p),
+      ...routedExperts(p),
       ready:
         p.status?.phase === "Running" &&
         (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false) &&

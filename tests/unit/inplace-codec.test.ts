@@ -6,7 +6,8 @@ import {
   readPlacementApplied,
   targetPatch,
 } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
-import { chunkSeconds, layerLoadSeconds, servedExperts, servesYet } from "../../src/emulator/agent.ts";
+import { chunkSeconds, layerLoadSeconds, routedExperts, servedExperts, servesYet } from "../../src/emulator/agent.ts";
+import { FleetEmulator } from "../../src/emulator/fleet.ts";
 import { withStalls } from "../../src/emulator/server.ts";
 
 function pod(annotations: Record<string, string>, message?: string, reason = "Applied"): V1Pod {
@@ -19,19 +20,20 @@ function pod(annotations: Record<string, string>, message?: string, reason = "Ap
   };
 }
 
-describe("in-place pod protocol (codec)", () => {
-  const patch = targetPatch({
-    target: [[1, 2, 3]],
-    served: [[1, 2]],
-    generation: 3,
-    phase: "Load",
-    placementVersion: 7,
-    placementHash: "h",
-    setHash: "s",
-    nowIso: "2026-12-05T12:00:00.000Z",
-    resourceVersion: "42",
-  });
+const patch = targetPatch({
+  target: [[1, 2, 3]],
+  served: [[1, 2]],
+  wanted: [[2, 3]],
+  generation: 3,
+  phase: "Load",
+  placementVersion: 7,
+  placementHash: "h",
+  setHash: "s",
+  nowIso: "2026-12-05T12:00:00.000Z",
+  resourceVersion: "42",
+});
 
+describe("in-place pod protocol (codec)", () => {
   it("reads back what the target patch wrote, serving the old set until the shard acknowledges", () => {
     const written = pod(patch.metadata.annotations, "serving generation 2");
     const s = readInPlace(written)!;
@@ -85,6 +87,27 @@ describe("emulated shard agent", () => {
   it("chunks consecutive layers under the stall bound, a layer above it alone", () => {
     expect(chunkSeconds([0.5, 0.5, 0.5, 3, 0, 0.2], 1)).toEqual([1, 0.5, 3, 0.2]);
     expect(chunkSeconds([0, 0], 1)).toEqual([]);
+  });
+
+  it("routes by the placement: experts a shard is releasing get work only when no placement holder serves them", () => {
+    const loaded = pod(patch.metadata.annotations, "serving generation 3");
+    expect(routedExperts(loaded)).toEqual({ experts: [[2, 3]], leaving: [[1]] });
+    const fleet = new FleetEmulator({ layerCount: 1, expertCount: 4, topK: 1, seed: 1 });
+    const shard = (name: string, experts: number[][], leaving?: number[][]) => ({
+      name,
+      experts,
+      leaving,
+      ready: true,
+      draining: false,
+    });
+    // a serves 0 and 1 but is releasing 1; b holds 1 in the placement: 1's tokens go to b only.
+    const r = fleet.step([shard("a", [[0]], [[1]]), shard("b", [[1, 2, 3]])], [[1, 1, 0, 0]], 100);
+    expect(r.shardTokens.get("a")).toBeCloseTo(50);
+    expect(r.shardTokens.get("b")).toBeCloseTo(50);
+    // Without b, a still serves 1 (nothing is left unserved).
+    const alone = fleet.step([shard("a", [[0]], [[1]])], [[1, 1, 0, 0]], 100);
+    expect(alone.unservedExperts).toBe(0);
+    expect(alone.shardTokens.get("a")).toBeCloseTo(100);
   });
 
   it("adds each chunk's stall to a share of the second's latency samples", () => {

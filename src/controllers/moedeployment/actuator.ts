@@ -98,6 +98,7 @@ export class ClusterActuator implements Actuator {
       const patch = targetPatch({
         target: t.target,
         served: t.served,
+        wanted: t.wanted,
         generation: t.generation,
         phase: t.phase,
         placementVersion: plan.placement.version,

@@ -60,6 +60,8 @@ export interface InPlacePatch {
   readonly generation: number;
   /** What the pod serves now (written beside the target). */
   readonly served: number[][];
+  /** The pod's set in the placement being moved to (the target once the release is done). */
+  readonly wanted: number[][];
 }
 
 export interface StalledShard {
@@ -218,7 +220,13 @@ function nextPatch(
   layerCount: number,
   expertCount: number,
 ): InPlacePatch | undefined {
-  const base = { pod: p.name, shardIndex: p.shardIndex, generation: p.inPlace!.generation + 1, served: copy(served) };
+  const base = {
+    pod: p.name,
+    shardIndex: p.shardIndex,
+    generation: p.inPlace!.generation + 1,
+    served: copy(served),
+    wanted: copy(want),
+  };
   if (!containsSets(served, want)) return { ...base, phase: "Load", target: unionSets(served, want) };
   const dropped: number[] = [];
   served.forEach((row, l) => {

@@ -26,6 +26,8 @@ export const ShardAnnotation = {
   servedExperts: "moe.dev/served-experts",
   /** InPlace: Initial (a new pod's first load), Load (served ∪ new) or Release (the new set). */
   placementPhase: "moe.dev/placement-phase",
+  /** InPlace: JSON [moeLayer][experts], the shard's set in the placement version it moves to (what routers send it once served). */
+  placementExperts: "moe.dev/placement-experts",
 } as const;
 /**
  * InPlace: the pod condition the shard writes (pods/status). Status True while it serves a generation,
@@ -151,6 +153,7 @@ export function drainPatch(nowIso: string): {
 export function targetPatch(t: {
   target: number[][];
   served: number[][];
+  wanted: number[][];
   generation: number;
   phase: "Load" | "Release";
   placementVersion: number;
@@ -166,6 +169,7 @@ export function targetPatch(t: {
       annotations: {
         [ShardAnnotation.experts]: JSON.stringify(t.target),
         [ShardAnnotation.servedExperts]: JSON.stringify(t.served),
+        [ShardAnnotation.placementExperts]: JSON.stringify(t.wanted),
         [ShardAnnotation.targetGeneration]: String(t.generation),
         [ShardAnnotation.targetSince]: t.nowIso,
         [ShardAnnotation.placementPhase]: t.phase,
