@@ -376,9 +376,38 @@ export const RouterSchema = z
   })
   .describe("The router/attention workload: attention, gating and shared experts; it routes tokens to expert shards.");
 
+const DrainBase = z.object({
+  maxOutputTokens: z
+    .int32()
+    .min(1)
+    .max(1_000_000)
+    .describe(
+      "Longest output, in tokens, that a request on a draining shard may still be generating. The drain deadline is this many tokens at the observed p99 of the SLO's per-token metric (its target until latency is measured; maxSeconds when the SLO metric is TimeToFirstToken), kept within minSeconds..maxSeconds. A draining shard is deleted when it turns not Ready (its requests are done) or at the deadline.",
+    ),
+  minSeconds: z.int32().min(0).max(3_600).default(10).describe("Shortest drain deadline, in seconds."),
+  maxSeconds: z
+    .int32()
+    .min(1)
+    .max(3_600)
+    .default(600)
+    .describe("Longest drain deadline, in seconds; shard pods get at least this termination grace period."),
+});
+
+export const DrainSchema = withRules(DrainBase, [
+  {
+    rule: "self.minSeconds <= self.maxSeconds",
+    fieldPath: ".minSeconds",
+    message: "spec.serving.expertShards.drain.minSeconds must be less than or equal to maxSeconds",
+    holds: (s) => s.minSeconds <= s.maxSeconds,
+  },
+]).describe(
+  "How long a draining shard may keep serving the requests it has. Without it, the operator's --drain-seconds.",
+);
+
 export const ExpertShardsSchema = z
   .object({
     template: PodTemplateSchema,
+    drain: DrainSchema.optional(),
   })
   .describe(
     "The expert-shard workload: one pod per shard, one GPU per shard, holding expertSlotsPerGpu routed-expert replicas of every MoE layer.",

@@ -266,6 +266,16 @@ export const INVALID_CASES: InvalidCase[] = [
     expectField: "spec.scaling.minShards",
   },
   {
+    name: "drain minSeconds above maxSeconds",
+    mutate: set("spec.serving.expertShards.drain", { maxOutputTokens: 4096, minSeconds: 900, maxSeconds: 60 }),
+    expectField: "spec.serving.expertShards.drain.minSeconds",
+  },
+  {
+    name: "drain without maxOutputTokens",
+    mutate: set("spec.serving.expertShards.drain", { maxSeconds: 60 }),
+    expectField: "spec.serving.expertShards.drain.maxOutputTokens",
+  },
+  {
     name: "manual shard override above maxShards",
     mutate: set("spec.scaling.shards", 12),
     expectField: "spec.scaling.shards",

@@ -22,8 +22,15 @@ let cluster: LocalCluster;
 let operator: ManagedProcess;
 const NAME = "state";
 const PRIORITY_CLASS = "moe-sole-replica";
-/** Long enough to act during a drain, and to tell a drain ended by the pod from one ended by the deadline. */
+/**
+ * The drain deadline of `state`: its spec.serving.expertShards.drain asks for 500 tokens at the static
+ * 40 ms p99 = 20 s. Long enough to act during a drain, and to tell a drain ended by the pod from one
+ * ended by the deadline. The operator's own --drain-seconds (the fallback) and the drain's maxSeconds
+ * (the termination grace period) are both 60 s, so a deletion near 20 s can only come from the spec.
+ */
 const DRAIN_SECONDS = 20;
+const DRAIN = { maxOutputTokens: 500, minSeconds: 5, maxSeconds: 60 };
+const FALLBACK_DRAIN_SECONDS = 60;
 
 interface PodJson {
   metadata: {
@@ -65,9 +72,10 @@ async function events(name: string, reason: string): Promise<string[]> {
 /** A deployment whose shard pods become Ready 15 s after they start (slow enough to act during a drain). */
 function slowDeployment(name: string, over: Parameters<typeof testMoEDeployment>[2] = {}) {
   const d = testMoEDeployment(name, "default", over) as ReturnType<typeof testMoEDeployment> & {
-    spec: { serving: { expertShards: { template: { metadata?: unknown } } } };
+    spec: { serving: { expertShards: { template: { metadata?: unknown }; drain?: typeof DRAIN } } };
   };
   d.spec.serving.expertShards.template.metadata = { annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": "15s" } };
+  d.spec.serving.expertShards.drain = DRAIN;
   return d;
 }
 
@@ -100,7 +108,7 @@ beforeAll(async () => {
     kubeconfigPath: cluster.kubeconfigPath,
     dir: cluster.dir,
     identity: "state",
-    drainSeconds: DRAIN_SECONDS,
+    drainSeconds: FALLBACK_DRAIN_SECONDS,
     extraArgs: [`--sole-replica-priority-class=${PRIORITY_CLASS}`],
   });
   await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(3_000, [1, 2])));
@@ -217,9 +225,13 @@ describe("drain and coverage", () => {
         const stays = pods.filter(
           (p) => isReady(p) && p.metadata.annotations?.["moe.dev/draining-since"] === undefined,
         );
-        for (const d of pods.filter(
-          (p) => isReady(p) && p.metadata.annotations?.["moe.dev/draining-since"] !== undefined,
-        )) {
+        // A drain that started in the last 6 s: its 20 s deadline cannot end it before the crash is seen
+        // (an older drain may reach its deadline while the cover's deletion is still on its way).
+        const recent = (p: PodJson) => {
+          const since = p.metadata.annotations?.["moe.dev/draining-since"];
+          return since !== undefined && Date.now() - Date.parse(since) < 6_000;
+        };
+        for (const d of pods.filter((p) => isReady(p) && recent(p))) {
           const ex = expertsOf(d);
           for (let l = 0; l < ex.length; l++) {
             for (const e of ex[l]!) {
@@ -256,8 +268,8 @@ describe("drain and coverage", () => {
   }, 300_000);
 
   it("deletes a draining shard when it reports its requests done (not Ready), and one still serving only at the deadline", async () => {
-    // Shard pods get at least the drain as their termination grace period (the template says 1 s).
-    expect((await podsOf(NAME)).every((p) => p.spec.terminationGracePeriodSeconds === DRAIN_SECONDS)).toBe(true);
+    // Shard pods get at least the longest drain as their termination grace period (the template says 1 s).
+    expect((await podsOf(NAME)).every((p) => p.spec.terminationGracePeriodSeconds === DRAIN.maxSeconds)).toBe(true);
     await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(3_000, [4, 7, 11], 10)));
     const drainingNow = async () =>
       (await podsOf(NAME)).filter(
@@ -305,7 +317,8 @@ describe("drain and coverage", () => {
         const p = (await podsOf(NAME)).find((x) => x.metadata.name === serving.metadata.name);
         return !p || p.metadata.deletionTimestamp ? true : undefined;
       },
-      { timeoutMs: 60_000, intervalMs: 300 },
+      // Well before the 60 s fallback: the deadline is the spec's 20 s.
+      { timeoutMs: (DRAIN_SECONDS / 2 + 5) * 1000, intervalMs: 300 },
     );
     await waitForStatus(
       cluster,

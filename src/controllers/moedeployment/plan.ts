@@ -1,5 +1,6 @@
 // The ChildPlan: what children an MoEDeployment should have, computed purely
 // from the decision and what exists. Applying it is an Actuator's job.
+import { drainDeadlineSeconds, drainGraceSeconds } from "../../domain/rollout/drain.ts";
 import type { V1ConfigMap, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { moeLayerCount, type MoEDeployment } from "../../api/schema.ts";
 import type { Decision } from "../../domain/decide.ts";
@@ -70,6 +71,8 @@ export interface PlanOptions {
   maxSurge: number;
   /** Most shard pods created per reconcile, and none while this many are unschedulable. */
   maxCreates?: number;
+  /** Observed latency at the SLO's percentile (ms): sets the drain deadline of spec.serving.expertShards.drain. */
+  observedP99Ms?: number;
   /** PriorityClass of shard pods that would hold a (layer, expert) no Ready pod holds. */
   soleReplicaPriorityClass?: string;
 }
@@ -167,7 +170,13 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     layerCount,
     expertCount: d.spec.model.routedExperts,
     nowMs: o.nowMs,
-    drainSeconds: o.drainSeconds,
+    drainSeconds: drainDeadlineSeconds({
+      drain: d.spec.serving.expertShards.drain,
+      fallbackSeconds: o.drainSeconds,
+      sloMetric: d.spec.slo.metric,
+      sloTargetMs: d.spec.slo.targetLatencyMs,
+      observedMs: o.observedP99Ms,
+    }),
     maxSurge: o.maxSurge,
     maxCreates: o.maxCreates,
   });
@@ -214,7 +223,7 @@ function renderCreates(
       placementHash: hash,
       preferredNode: s.nodeName,
       priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
-      minTerminationGraceSeconds: o.drainSeconds,
+      minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards.drain, o.drainSeconds),
       ...(moves.inPlace
         ? {
             inPlace: { nowIso: new Date(o.nowMs).toISOString() },

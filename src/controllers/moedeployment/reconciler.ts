@@ -192,6 +192,7 @@ export class MoEDeploymentReconciler {
     const plan = planChildren(d, decision, observed.live, {
       nowMs,
       drainSeconds: cfg.drainSeconds,
+      observedP99Ms: observed.latency.p99Ms,
       maxSurge: cfg.maxSurge,
       maxCreates: cfg.maxPendingShardPods,
       soleReplicaPriorityClass: cfg.soleReplicaPriorityClass,
