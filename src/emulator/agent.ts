@@ -261,9 +261,10 @@ export function servedExperts(p: V1Pod): ExpertSets {
 /**
  * What routers send a shard work for: the served experts its published placement set holds
  * (moe.dev/placement-experts, written with each in-place target), and the served experts it is
- * releasing (`leaving`: used only when no shard serves them under the placement).
+ * releasing (`leaving`: used while fewer shards serve them than the placement gives replicas, i.e.
+ * until the shards they move to have loaded them), and the pod's set in the placement (`placed`).
  */
-export function routedExperts(p: V1Pod): { experts: ExpertSets; leaving?: ExpertSets } {
+export function routedExperts(p: V1Pod): { experts: ExpertSets; leaving?: ExpertSets; placed?: ExpertSets } {
   const served = servedExperts(p);
   const raw = p.metadata?.annotations?.[ShardAnnotation.placementExperts];
   if (!raw || !readInPlace(p)) return { experts: served };
@@ -273,7 +274,7 @@ export function routedExperts(p: V1Pod): { experts: ExpertSets; leaving?: Expert
   } catch {
     return { experts: served };
   }
-  return { experts: intersectSets(served, placed), leaving: subtractSets(served, placed) };
+  return { experts: intersectSets(served, placed), leaving: subtractSets(served, placed), placed };
 }
 
 /** An InPlace pod serves once it acknowledged a generation; other pods once Ready. */

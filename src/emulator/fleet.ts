@@ -25,6 +25,8 @@ export interface EmulatedShard {
    * shard serves them under the placement, as for a draining pod.
    */
   readonly leaving?: ReadonlyArray<ReadonlyArray<number>>;
+  /** The pod's set in the published placement, loaded or not (in-place pods; others: `experts`). */
+  readonly placed?: ReadonlyArray<ReadonlyArray<number>>;
   readonly ready: boolean;
   readonly draining: boolean;
 }
@@ -85,14 +87,30 @@ export class FleetEmulator {
     const expertTokens = new Float64Array(L * E);
     const shardTokens = new Map<string, number>();
     // Holders per (layer, expert): Ready non-draining shards that hold it in the placement first;
-    // then those still serving it on their way out (in-place release pending); draining ones last.
+    // then those still serving it on their way out (in-place release pending) while fewer shards
+    // serve it than the placement gives it replicas (the shards it moves to are still loading, as a
+    // router keeps the old replica until the new one is up); draining ones only when nobody else does.
     const serving = shards.filter((s) => s.ready && !s.draining);
     const fallback = shards.filter((s) => s.ready && s.draining);
     const all = [...serving, ...fallback];
+    const replicas = placementReplicas(
+      L,
+      E,
+      shards.filter((s) => !s.draining),
+    );
     const holders = routeHolders(L, E, [
-      serving.map((s, i) => ({ index: i, sets: [s.experts] })),
-      serving.map((s, i) => ({ index: i, sets: s.leaving ? [s.leaving] : [] })),
-      fallback.map((s, j) => ({ index: serving.length + j, sets: s.leaving ? [s.experts, s.leaving] : [s.experts] })),
+      { need: () => Infinity, members: serving.map((s, i) => ({ index: i, sets: [s.experts] })) },
+      {
+        need: (i) => Math.max(1, replicas[i]!),
+        members: serving.map((s, i) => ({ index: i, sets: s.leaving ? [s.leaving] : [] })),
+      },
+      {
+        need: () => 1,
+        members: fallback.map((s, j) => ({
+          index: serving.length + j,
+          sets: s.leaving ? [s.experts, s.leaving] : [s.experts],
+        })),
+      },
     ]);
     const load = new Float64Array(all.length * L);
     let unserved = 0;
@@ -170,16 +188,33 @@ export class FleetEmulator {
 function routeHolders(
   L: number,
   E: number,
-  tiers: ReadonlyArray<ReadonlyArray<{ index: number; sets: ReadonlyArray<ReadonlyArray<ReadonlyArray<number>>> }>>,
+  tiers: ReadonlyArray<{
+    /** How many holders a (layer, expert) index should have before this tier adds none. */
+    need: (i: number) => number;
+    members: ReadonlyArray<{ index: number; sets: ReadonlyArray<ReadonlyArray<ReadonlyArray<number>>> }>;
+  }>,
 ): number[][] {
   const holders: number[][] = Array.from({ length: L * E }, () => []);
-  for (const tier of tiers) {
-    const heldBefore = holders.map((h) => h.length > 0);
-    for (const { index, sets } of tier)
+  for (const { need, members } of tiers) {
+    const heldBefore = holders.map((h) => h.length);
+    for (const { index, sets } of members)
       for (const set of sets)
         set.forEach((row, l) => {
-          for (const e of row) if (l < L && e >= 0 && e < E && !heldBefore[l * E + e]) holders[l * E + e]!.push(index);
+          for (const e of row) {
+            const i = l * E + e;
+            if (l < L && e >= 0 && e < E && heldBefore[i]! < need(i)) holders[i]!.push(index);
+          }
         });
   }
   return holders;
+}
+
+/** Replicas the published placement gives each (layer, expert): shards whose placement set holds it. */
+function placementReplicas(L: number, E: number, shards: readonly EmulatedShard[]): Uint16Array {
+  const out = new Uint16Array(L * E);
+  for (const s of shards)
+    (s.placed ?? s.experts).forEach((row, l) => {
+      for (const e of new Set(row)) if (l < L && e >= 0 && e < E) out[l * E + e]! += 1;
+    });
+  return out;
 }

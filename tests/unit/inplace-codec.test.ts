@@ -89,15 +89,16 @@ describe("emulated shard agent", () => {
     expect(chunkSeconds([0, 0], 1)).toEqual([]);
   });
 
-  it("routes by the placement: experts a shard is releasing get work only when no placement holder serves them", () => {
+  it("routes by the placement: experts a shard is releasing get work only while the placement's replicas are not all up", () => {
     const loaded = pod(patch.metadata.annotations, "serving generation 3");
-    expect(routedExperts(loaded)).toEqual({ experts: [[2, 3]], leaving: [[1]] });
+    expect(routedExperts(loaded)).toMatchObject({ experts: [[2, 3]], leaving: [[1]] });
     const fleet = new FleetEmulator({ layerCount: 1, expertCount: 4, topK: 1, seed: 1 });
-    const shard = (name: string, experts: number[][], leaving?: number[][]) => ({
+    const shard = (name: string, experts: number[][], leaving?: number[][], ready = true, placed?: number[][]) => ({
       name,
       experts,
       leaving,
-      ready: true,
+      placed,
+      ready,
       draining: false,
     });
     // a serves 0 and 1 but is releasing 1; b holds 1 in the placement: 1's tokens go to b only.
@@ -108,6 +109,12 @@ describe("emulated shard agent", () => {
     const alone = fleet.step([shard("a", [[0]], [[1]])], [[1, 1, 0, 0]], 100);
     expect(alone.unservedExperts).toBe(0);
     expect(alone.shardTokens.get("a")).toBeCloseTo(100);
+    // The placement gives 1 two replicas, b and c, and c is still starting: a keeps c's share of 1
+    // until c is up (a router keeps the old replica until the new one serves).
+    const cold = [shard("a", [[0]], [[1]]), shard("b", [[1, 2, 3]]), shard("c", [], undefined, false, [[1]])];
+    const r2 = fleet.step(cold, [[0, 1, 0, 0]], 100);
+    expect(r2.shardTokens.get("a")).toBeCloseTo(50);
+    expect(r2.shardTokens.get("b")).toBeCloseTo(50);
   });
 
   it("adds each chunk's stall to a share of the second's latency samples", () => {

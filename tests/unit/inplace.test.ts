@@ -370,3 +370,32 @@ describe("in-place expert moves (planInPlace with the make-before-break rollout)
     expect(c.pods.map((p) => p.name)).toEqual(["p0", "p1", "p2", "p3"]);
   });
 });
+
+describe("in-place release waits for the replicas the placement moves elsewhere", () => {
+  const pod = (name: string, shardIndex: number, experts: number[][], ready = true): InPlacePod => ({
+    name,
+    shardIndex,
+    setHash: hashOf(experts),
+    experts,
+    ready,
+    terminating: false,
+  });
+  const input = (c: InPlacePod) => ({
+    pods: [pod("a", 0, [[0, 1]]), pod("b", 1, [[1, 2]]), c],
+    // Expert 1 moves from a to c and keeps its replica on b: two replicas before and after.
+    desired: desiredOf([[[0]], [[1, 2]], [[1]]]),
+    layerCount: 1,
+    expertCount: 3,
+    nowMs: 0,
+    ackTimeoutMs: ACK_TIMEOUT_MS,
+    setHash: hashOf,
+  });
+  it("keeps a serving expert 1 while c is still starting (b alone would carry both replicas' load)", () => {
+    const plan = planInPlace(input(pod("c", 2, [[1]], false)));
+    expect(plan.patches.filter((p) => p.pod === "a")).toEqual([]);
+  });
+  it("releases it once c serves it", () => {
+    const plan = planInPlace(input(pod("c", 2, [[1]])));
+    expect(plan.patches.find((p) => p.pod === "a")).toMatchObject({ phase: "Release", target: [[0]] });
+  });
+});

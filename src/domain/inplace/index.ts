@@ -177,6 +177,7 @@ export function planInPlace(input: InPlaceInput): InPlacePlan {
   );
   const desiredOf = new Map(input.desired.map((d) => [d.shardIndex, d]));
   const counts = holderCounts(live, layerCount, expertCount);
+  const wanted = wantedReplicas(input.desired, layerCount, expertCount);
   const patches: InPlacePatch[] = [];
   let settled = true;
   let applied = 0;
@@ -193,7 +194,7 @@ export function planInPlace(input: InPlaceInput): InPlacePlan {
     }
     settled = false;
     if (!p.ready) continue; // crashed or restarting: moved once it is Ready again
-    const patch = nextPatch(p, served, want, counts, layerCount, expertCount);
+    const patch = nextPatch(p, served, want, { counts, wanted }, layerCount, expertCount);
     if (patch) patches.push(patch);
   }
   const views = rolloutViews(input, all, incumbents, failed, patches);
@@ -210,16 +211,20 @@ export function planInPlace(input: InPlaceInput): InPlacePlan {
 
 /**
  * Load (target = served ∪ wanted) when the pod lacks experts; else release (target = wanted) when
- * every expert it drops keeps another Ready committed holder (counts are updated on success).
+ * every expert it drops keeps as many Ready committed holders as the placement gives it replicas
+ * (at least one): make-before-break per replica, so a replica moved to a shard that is still
+ * loading or starting keeps serving where it was, and the expert's capacity never dips during the
+ * move (counts are updated on success).
  */
 function nextPatch(
   p: InPlacePod,
   served: ExpertSets,
   want: ExpertSets,
-  counts: Uint16Array,
+  holders: { counts: Uint16Array; wanted: Uint16Array },
   layerCount: number,
   expertCount: number,
 ): InPlacePatch | undefined {
+  const { counts, wanted } = holders;
   const base = {
     pod: p.name,
     shardIndex: p.shardIndex,
@@ -234,9 +239,20 @@ function nextPatch(
     const keep = new Set(want[l] ?? []);
     for (const e of row) if (!keep.has(e) && e >= 0 && e < expertCount) dropped.push(l * expertCount + e);
   });
-  if (dropped.some((i) => (counts[i] ?? 0) <= 1)) return undefined;
+  if (dropped.some((i) => (counts[i] ?? 0) - 1 < Math.max(1, wanted[i] ?? 0))) return undefined;
   for (const i of dropped) counts[i] = counts[i]! - 1;
   return { ...base, phase: "Release", target: copy(want) };
+}
+
+/** Replicas of each (layer, expert) in the placement being moved to. */
+function wantedReplicas(desired: readonly DesiredShard[], layerCount: number, expertCount: number): Uint16Array {
+  const out = new Uint16Array(layerCount * expertCount);
+  for (const d of desired)
+    d.experts.forEach((row, l) => {
+      if (l >= layerCount) return;
+      for (const e of new Set(row)) if (e >= 0 && e < expertCount) out[l * expertCount + e]! += 1;
+    });
+  return out;
 }
 
 /** Ready holders of each (layer, expert), counting committed sets of pods that are not draining. */
