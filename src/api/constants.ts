@@ -74,6 +74,8 @@ export const ConditionType = {
   Prewarming: "Prewarming",
   /** Mode PullRequest: whether the proposal in Git (branch and pull request) matches the operator's. */
   GitOpsSynced: "GitOpsSynced",
+  /** spec.placement.moves.mode InPlace: True while a shard refused or missed the deadline of an in-place move (named in the message). */
+  RebalanceStalled: "RebalanceStalled",
 } as const;
 export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -144,5 +146,10 @@ export const ConditionReason = {
   PullRequestNotClosed: "PullRequestNotClosed",
   /** Any other GitHub error (5xx after retries, unexpected responses). */
   GitHubError: "GitHubError",
+  // RebalanceStalled (spec.placement.moves.mode InPlace)
+  /** Every in-place move was acknowledged in time (or none is in flight). */
+  MovesAcknowledged: "MovesAcknowledged",
+  /** A shard refused its target set or did not acknowledge it within ackTimeoutSeconds: it is replaced. */
+  ShardMoveFailed: "ShardMoveFailed",
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];

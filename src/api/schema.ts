@@ -454,6 +454,25 @@ export const MoveBandwidthSchema = z
     "Bandwidths the move-cost estimate uses for each path of an expert move: same node, across nodes, from storage.",
   );
 
+export const MovesSchema = z
+  .object({
+    mode: z
+      .enum(["Replace", "InPlace"])
+      .default("Replace")
+      .describe(
+        "How a shard's expert set changes. Replace: a new pod with the new set, the old one drained once every expert it holds is served elsewhere (works with any engine). InPlace: the operator writes the target set on the running pod (annotation moe.dev/experts, generation moe.dev/target-generation); the shard (its engine or an agent beside it) loads new experts before releasing old ones and acknowledges with the pod condition moe.dev/placement-applied. A shard that refuses or misses ackTimeoutSeconds is replaced as in Replace mode (RebalanceStalled condition, event and metric).",
+      ),
+    ackTimeoutSeconds: z
+      .int32()
+      .min(1)
+      .max(86_400)
+      .default(60)
+      .describe(
+        "InPlace: seconds a running shard has to acknowledge a target set written to it before it is replaced (counted from moe.dev/target-since). A new pod's first load is bounded by its cold start, not by this.",
+      ),
+  })
+  .describe("How the expert sets of running shards change when the placement changes.");
+
 export const PlacementSchema = z
   .object({
     maxRedundantSlotsPerLayer: z
@@ -501,6 +520,7 @@ export const PlacementSchema = z
         "Longest one shard may stall loading expert weights in one step of a rebalance. A rebalance is split into chunks of consecutive MoE layers that each stay within it (like SGLang's --eplb-rebalance-layers-per-chunk); a layer whose moves alone take longer is its own chunk and is reported. The chunks, bytes and estimated duration are published in the placement ConfigMap (move-cost.json) and status.placement.",
       ),
     moveBandwidth: MoveBandwidthSchema.prefault({}),
+    moves: MovesSchema.prefault({}),
   })
   .describe("How expert replicas are assigned to shards and how often they move.");
 
@@ -1235,6 +1255,20 @@ export const PlacementStatusSchema = z
       .int32()
       .min(0)
       .describe("Redundant expert replicas per MoE layer in this placement.")
+      .optional(),
+    appliedShards: z
+      .int32()
+      .min(0)
+      .describe(
+        "spec.placement.moves.mode InPlace: shards whose acknowledged expert set (pod condition moe.dev/placement-applied) is their set in this version.",
+      )
+      .optional(),
+    movingShards: z
+      .int32()
+      .min(0)
+      .describe(
+        "spec.placement.moves.mode InPlace: shards with a target set written and not yet acknowledged (loading or releasing experts).",
+      )
       .optional(),
     lastRebalanceTime: Time("When the placement last changed.").optional(),
   })

@@ -64,9 +64,15 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
   }
   s.serving.expertShards.template.metadata = { annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": "20s" } };
   // Time is compressed ~25x (cold start 20 s instead of ~9 min), the rebalance interval with it.
-  // A changed shard is a new pod that loads all its experts, so the move budget is in whole shards:
-  // 20% of 52 shards is 10, and the surge (8) binds first.
-  s.placement = { ...s.placement, rebalanceIntervalSeconds: 30, minBalancednessGainPercent: 1, maxMovedPercent: 20 };
+  // Shards move experts in place (the fleet emulator plays each shard's side: loads at the
+  // move-cost bandwidths, then acknowledges), so a rebalance needs no new pod and no spare GPU.
+  s.placement = {
+    ...s.placement,
+    rebalanceIntervalSeconds: 30,
+    minBalancednessGainPercent: 1,
+    maxMovedPercent: 20,
+    moves: { mode: "InPlace", ackTimeoutSeconds: 30 },
+  };
   s.slo.evaluationWindowSeconds = SLO_WINDOW_S;
   s.scaling = {
     minShards: 32,
@@ -420,6 +426,8 @@ async function main(): Promise<void> {
       heatShifts: [{ tS: sc.heatShiftAtS, seed: 2026, correlation: HEAT_SHIFT_CORRELATION }],
       heatSeed: 3,
     },
+    // DeepSeek-V3: 3 x 7168 x 2048 parameters per expert and layer at FP8 (the sample's spec.model).
+    shardAgent: { expertWeightBytes: 44_040_192 },
     log: (m) => say(`  ${m}`),
   });
   const w: Watch = { samples: [], events: [], podTrace: [], lastScaleKey: "", lastVersion: 0 };

@@ -63,6 +63,12 @@ export interface DeploymentPolicy {
      */
     readonly maxChangedShards?: number;
     /**
+     * Shards change their experts in place (spec.placement.moves.mode InPlace): a changed shard needs
+     * no new pod and no spare GPU, so a heat rebalance may change any number of shards
+     * (maxChangedShards and the free GPUs do not bound it); the move budget still does.
+     */
+    readonly inPlaceMoves?: boolean;
+    /**
      * Bytes per replica, path bandwidths and the per-shard stall bound: with it, a replan carries the
      * move cost of the change (bytes, layer chunks, estimated duration) and its reason says it.
      */
@@ -451,10 +457,9 @@ function placementContext(
     currentBasis: snapshot.currentPlacementHeatBasis ?? "observed",
     planHeat: heat.heat ?? snapshot.lastGoodHeat ?? uniformHeat(policy.layerCount, policy.expertCount),
     planHeatBasis: heat.usable ? "observed" : snapshot.lastGoodHeat ? "remembered" : "none",
-    changeLimit: Math.min(
-      policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY,
-      Math.max(2, freeGpus - newShards),
-    ),
+    changeLimit: policy.placement.inPlaceMoves
+      ? Number.POSITIVE_INFINITY
+      : Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, Math.max(2, freeGpus - newShards)),
   };
 }
 

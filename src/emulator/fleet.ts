@@ -17,8 +17,16 @@ import { createRng, type Rng } from "../domain/rng.ts";
 export interface EmulatedShard {
   readonly name: string;
   readonly nodeName?: string;
-  /** experts[moeLayer] held by the pod. */
+  /** experts[moeLayer] held by the pod (and, for an in-place shard, in its set of the published placement). */
   readonly experts: ReadonlyArray<ReadonlyArray<number>>;
+  /**
+   * Experts the pod still serves but the published placement no longer gives it (an in-place shard
+   * between loading its new set and releasing its old one): the router sends them work only when no
+   * shard serves them under the placement, as for a draining pod.
+   */
+  readonly leaving?: ReadonlyArray<ReadonlyArray<number>>;
+  /** The pod's set in the published placement, loaded or not (in-place pods; others: `experts`). */
+  readonly placed?: ReadonlyArray<ReadonlyArray<number>>;
   readonly ready: boolean;
   readonly draining: boolean;
 }
@@ -78,26 +86,32 @@ export class FleetEmulator {
     const E = this.expertCount;
     const expertTokens = new Float64Array(L * E);
     const shardTokens = new Map<string, number>();
-    // Holders per (layer, expert): Ready non-draining first; draining only if nothing else.
+    // Holders per (layer, expert): Ready non-draining shards that hold it in the placement first;
+    // then those still serving it on their way out (in-place release pending) while fewer shards
+    // serve it than the placement gives it replicas (the shards it moves to are still loading, as a
+    // router keeps the old replica until the new one is up); draining ones only when nobody else does.
     const serving = shards.filter((s) => s.ready && !s.draining);
     const fallback = shards.filter((s) => s.ready && s.draining);
-    const holders: number[][] = Array.from({ length: L * E }, () => []);
     const all = [...serving, ...fallback];
-    serving.forEach((s, i) =>
-      s.experts.forEach((row, l) =>
-        row.forEach((e) => {
-          if (l < L && e >= 0 && e < E) holders[l * E + e]!.push(i);
-        }),
-      ),
+    const replicas = placementReplicas(
+      L,
+      E,
+      shards.filter((s) => !s.draining),
     );
-    fallback.forEach((s, j) =>
-      s.experts.forEach((row, l) =>
-        row.forEach((e) => {
-          if (l < L && e >= 0 && e < E && holders[l * E + e]!.length === 0)
-            holders[l * E + e]!.push(serving.length + j);
-        }),
-      ),
-    );
+    const holders = routeHolders(L, E, [
+      { need: () => Infinity, members: serving.map((s, i) => ({ index: i, sets: [s.experts] })) },
+      {
+        need: (i) => Math.max(1, replicas[i]!),
+        members: serving.map((s, i) => ({ index: i, sets: s.leaving ? [s.leaving] : [] })),
+      },
+      {
+        need: () => 1,
+        members: fallback.map((s, j) => ({
+          index: serving.length + j,
+          sets: s.leaving ? [s.experts, s.leaving] : [s.experts],
+        })),
+      },
+    ]);
     const load = new Float64Array(all.length * L);
     let unserved = 0;
     for (let l = 0; l < L; l++) {
@@ -165,4 +179,42 @@ export class FleetEmulator {
       out.push(baseMs * latencyMultiplier(this.params, this.#rng.normal()) * (0.6 + 0.4 * this.#rng.next()));
     return out;
   }
+}
+
+/**
+ * Holders of each (layer, expert), tier by tier: a tier adds its shards only to pairs no earlier tier
+ * holds. `index` is the shard's position in the load arrays.
+ */
+function routeHolders(
+  L: number,
+  E: number,
+  tiers: ReadonlyArray<{
+    /** How many holders a (layer, expert) index should have before this tier adds none. */
+    need: (i: number) => number;
+    members: ReadonlyArray<{ index: number; sets: ReadonlyArray<ReadonlyArray<ReadonlyArray<number>>> }>;
+  }>,
+): number[][] {
+  const holders: number[][] = Array.from({ length: L * E }, () => []);
+  for (const { need, members } of tiers) {
+    const heldBefore = holders.map((h) => h.length);
+    for (const { index, sets } of members)
+      for (const set of sets)
+        set.forEach((row, l) => {
+          for (const e of row) {
+            const i = l * E + e;
+            if (l < L && e >= 0 && e < E && heldBefore[i]! < need(i)) holders[i]!.push(index);
+          }
+        });
+  }
+  return holders;
+}
+
+/** Replicas the published placement gives each (layer, expert): shards whose placement set holds it. */
+function placementReplicas(L: number, E: number, shards: readonly EmulatedShard[]): Uint16Array {
+  const out = new Uint16Array(L * E);
+  for (const s of shards)
+    (s.placed ?? s.experts).forEach((row, l) => {
+      for (const e of new Set(row)) if (l < L && e >= 0 && e < E) out[l * E + e]! += 1;
+    });
+  return out;
 }

@@ -11,6 +11,8 @@ import { Informer } from "../runtime/informer.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { driftHeat, generateHeat } from "../domain/synthetic/heat.ts";
 import { FleetEmulator, type EmulatedShard } from "./fleet.ts";
+import { routedExperts, servesYet, ShardAgent } from "./agent.ts";
+import type { MoveBandwidth } from "../domain/placement/move-cost.ts";
 
 export interface ScenarioPoint {
   /** Seconds since the scenario start. */
@@ -103,6 +105,17 @@ export interface FleetEmulatorServerOptions {
   port?: number;
   clock: Clock;
   logger: Logger;
+  /**
+   * The shard side of in-place moves (ADR 0018), for pods that carry moe.dev/target-generation:
+   * bytes of one expert replica of one layer, and the shares of moves refused or never acknowledged.
+   */
+  shardAgent?: {
+    expertWeightBytes: number;
+    bandwidth?: MoveBandwidth;
+    maxStallSeconds?: number;
+    refuseRate?: number;
+    timeoutRate?: number;
+  };
 }
 
 export interface EmulatorSnapshot {
@@ -113,12 +126,16 @@ export interface EmulatorSnapshot {
   latencyMs: number;
   balancedness: number;
   unservedExperts: number;
+  /** Stalls (ms) of in-place move chunks applied in this second. */
+  moveStallsMs: number[];
 }
 
 export interface FleetEmulatorServer {
   readonly url: string;
   /** Manual control (tests): a fixed load and/or heat pattern instead of the scenario's. */
   override(o: { tokensPerSecond?: number; heatSeed?: number; phase?: string }): void;
+  /** The next n in-place moves are refused by their shard (tests). */
+  refuseNextMoves(n: number): void;
   readonly port: number;
   readonly registry: Registry;
   last(): EmulatorSnapshot | undefined;
@@ -196,7 +213,11 @@ async function startShardInformer(o: FleetEmulatorServerOptions): Promise<Inform
   return pods;
 }
 
-/** The shard pods not being deleted, as the fleet model sees them. */
+/**
+ * The shard pods not being deleted, as the fleet model sees them: routed by what they serve (an
+ * in-place pod's acknowledged set, not its target; experts it is releasing only as a fallback),
+ * Ready once serving.
+ */
 function emulatedShards(pods: Informer<V1Pod>): EmulatedShard[] {
   return pods
     .list()
@@ -204,10 +225,11 @@ function emulatedShards(pods: Informer<V1Pod>): EmulatedShard[] {
     .map((p) => ({
       name: p.metadata!.name!,
       nodeName: p.spec?.nodeName,
-      experts: parseExperts(p.metadata?.annotations?.["moe.dev/experts"]),
+      ...routedExperts(p),
       ready:
         p.status?.phase === "Running" &&
-        (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false),
+        (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false) &&
+        servesYet(p),
       draining: p.metadata?.annotations?.["moe.dev/draining-since"] !== undefined,
     }));
 }
@@ -219,6 +241,7 @@ function recordStep(
   fleet: FleetEmulator,
   r: ReturnType<FleetEmulator["step"]>,
   tokensPerSecond: number,
+  stallsMs: readonly number[] = [],
 ): number {
   const moeLayers = o.model.layers - o.model.denseLayers;
   const E = o.model.routedExperts;
@@ -233,11 +256,32 @@ function recordStep(
   for (const [pod, t] of r.shardTokens) m.shardTokens.inc({ ...base, pod }, t);
   m.requests.inc(base, tokensPerSecond);
   const lat = Number.isFinite(r.latencyMs) ? r.latencyMs : 10_000;
-  if (tokensPerSecond > 0) for (const v of fleet.latencySamples(lat, 40)) m.itl.observe(base, v / 1000);
+  if (tokensPerSecond > 0)
+    for (const v of withStalls(fleet.latencySamples(lat, 40), lat, stallsMs)) m.itl.observe(base, v / 1000);
   m.offered.set(base, tokensPerSecond);
   m.servingG.set(base, r.servingShards);
   m.balanceG.set(base, r.balancedness);
   return lat;
+}
+
+/**
+ * A chunk of an in-place move stalls decode for its duration: one step of the requests in flight
+ * waits that long. Over the second there are ~1000/latency steps, so each chunk adds its stall to
+ * that share of the second's samples (at least one sample per chunk).
+ */
+export function withStalls(samples: number[], latencyMs: number, stallsMs: readonly number[]): number[] {
+  if (stallsMs.length === 0 || samples.length === 0) return samples;
+  const out = [...samples];
+  const share = Math.min(1, Math.max(latencyMs, 1) / 1000);
+  let i = 0;
+  for (const s of stallsMs) {
+    const n = Math.max(1, Math.round(share * out.length));
+    for (let k = 0; k < n; k++) {
+      out[i % out.length]! += s;
+      i++;
+    }
+  }
+  return out;
 }
 
 /** Serves the registry on /metrics (404 elsewhere); resolves once listening, with the port. */
@@ -276,6 +320,18 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
   const registry = new Registry();
   const metrics = createEmulatorMetrics(registry);
   const pods = await startShardInformer(o);
+  const agent = new ShardAgent({
+    kubeConfig: o.kubeConfig,
+    namespace: o.namespace,
+    logger: o.logger.child({ component: "shard-agent" }),
+    seed: o.seed + 1,
+    expertWeightBytes: o.shardAgent?.expertWeightBytes ?? 44_040_192,
+    bandwidth: o.shardAgent?.bandwidth,
+    maxStallSeconds: o.shardAgent?.maxStallSeconds,
+    refuseRate: o.shardAgent?.refuseRate,
+    timeoutRate: o.shardAgent?.timeoutRate,
+  });
+  const podByName = (name: string) => pods.list().find((p) => p.metadata?.name === name);
 
   let last: EmulatorSnapshot | undefined;
   let manual: { tokensPerSecond?: number; heatSeed?: number; phase?: string } = {};
@@ -286,8 +342,10 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
     const tokensPerSecond = manual.tokensPerSecond ?? planned.tokensPerSecond;
     const phase = manual.phase ?? planned.phase;
     const heat = manual.heatSeed !== undefined ? heats.generated(manual.heatSeed) : heats.at(o.scenario, tS);
+    agent.sync(pods.list(), podByName);
     const r = fleet.step(emulatedShards(pods), heat, tokensPerSecond);
-    const lat = recordStep(o, metrics, fleet, r, tokensPerSecond);
+    const stallsMs = agent.takeStalls().map((s) => s * 1000);
+    const lat = recordStep(o, metrics, fleet, r, tokensPerSecond, stallsMs);
     last = {
       tS,
       phase,
@@ -296,6 +354,7 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
       latencyMs: lat,
       balancedness: r.balancedness,
       unservedExperts: r.unservedExperts,
+      moveStallsMs: stallsMs,
     };
   };
   const interval = setInterval(() => {
@@ -315,22 +374,12 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
     override(m) {
       manual = { ...manual, ...m };
     },
+    refuseNextMoves: (n) => agent.refuseNextMoves(n),
     async stop() {
       clearInterval(interval);
+      agent.stop();
       await pods.stop();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
-}
-
-function parseExperts(s: string | undefined): number[][] {
-  if (!s) return [];
-  try {
-    const v: unknown = JSON.parse(s);
-    return Array.isArray(v)
-      ? v.map((row) => (Array.isArray(row) ? row.filter((e): e is number => Number.isInteger(e)) : []))
-      : [];
-  } catch {
-    return [];
-  }
 }

@@ -23,6 +23,8 @@ export interface OperatorMetrics {
   costUsdPerHour: Gauge<"namespace" | "name">;
   balancedness: Gauge<"namespace" | "name">;
   movedFraction: Gauge<"namespace" | "name">;
+  /** InPlace: shards that refused an in-place move or missed its deadline (each stall once). */
+  rebalanceStalled: Counter<"namespace" | "name" | "reason">;
   apiWrites: Counter<"verb" | "resource">;
   metricsQueryErrors: Counter<"source">;
   /** Drops every series of a deleted MoEDeployment. */
@@ -114,9 +116,16 @@ function registerDeploymentMetrics(
   | "costUsdPerHour"
   | "balancedness"
   | "movedFraction"
+  | "rebalanceStalled"
 > {
   const dep = DEPLOYMENT_LABELS;
   return {
+    rebalanceStalled: new Counter({
+      name: "moe_operator_rebalance_stalled_total",
+      help: "Expert shards that refused an in-place move (reason Refused) or did not acknowledge it in time (Timeout), and were replaced. The RebalanceStalled condition and event name the pod.",
+      labelNames: ["namespace", "name", "reason"],
+      registers: r,
+    }),
     decisions: new Counter({
       name: "moe_operator_decisions_total",
       help: "Capacity decisions by reason.",

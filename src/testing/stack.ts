@@ -7,7 +7,12 @@ import { startPrometheus, type LocalPrometheus } from "./prometheus.ts";
 import { startProcess, type ManagedProcess } from "./process.ts";
 import { repoRoot } from "./bins.ts";
 import type { GpuNodePool } from "./gpu-nodes.ts";
-import { startFleetEmulator, type FleetEmulatorServer, type Scenario } from "../emulator/server.ts";
+import {
+  startFleetEmulator,
+  type FleetEmulatorServer,
+  type FleetEmulatorServerOptions,
+  type Scenario,
+} from "../emulator/server.ts";
 import { realClock } from "../runtime/clock.ts";
 import { createRootLogger, silentLogger } from "../observability/logger.ts";
 
@@ -19,6 +24,8 @@ export interface StackOptions {
   model: { layers: number; denseLayers: number; routedExperts: number; topK: number };
   scenario: Scenario;
   seed?: number;
+  /** The emulated shards' side of in-place moves (expert bytes, refusal and timeout rates). */
+  shardAgent?: FleetEmulatorServerOptions["shardAgent"];
   operator?: { reconcileIntervalSeconds?: number; drainSeconds?: number; logLevel?: string; extraArgs?: string[] };
   scrapeIntervalSeconds?: number;
   log?: (m: string) => void;
@@ -56,6 +63,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       model: o.model,
       scenario: o.scenario,
       seed: o.seed ?? 1,
+      shardAgent: o.shardAgent,
       clock: realClock,
       logger: process.env.MOE_EMULATOR_LOG
         ? createRootLogger({ level: "info", name: "fleet-emulator" })

@@ -1,7 +1,10 @@
 // Watches shard pods and checks, at every event, that every (layer, expert)
 // has at least one Ready replica among the pods that exist at that instant.
+// An in-place shard (spec.placement.moves.mode InPlace) counts with the set it
+// acknowledged serving, not its target.
 import { Watch, CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { countUncovered } from "../../src/domain/rollout/index.ts";
+import { servedExperts, servesYet } from "../../src/emulator/agent.ts";
 
 export interface CoverageWatch {
   /** Events seen after coverage was first complete. */
@@ -26,11 +29,11 @@ export async function watchCoverage(
   const check = (what: string) => {
     const ready = [...pods.values()].filter(
       (p) =>
-        p.status?.phase === "Running" && p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"),
+        p.status?.phase === "Running" &&
+        p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") &&
+        servesYet(p),
     );
-    const views = ready.map((p) => ({
-      experts: JSON.parse(p.metadata?.annotations?.["moe.dev/experts"] ?? "[]") as number[][],
-    }));
+    const views = ready.map((p) => ({ experts: servedExperts(p) }));
     const missing = countUncovered(views, layers, experts);
     if (!state.established) {
       if (missing === 0 && ready.length > 0) state.established = true;

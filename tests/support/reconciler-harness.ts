@@ -94,12 +94,20 @@ export class MemoryStore {
       mergePatch: async (
         ref: ObjectRef,
         patch: {
-          metadata?: { labels?: Record<string, string | null>; annotations?: Record<string, string | null> };
+          metadata?: {
+            labels?: Record<string, string | null>;
+            annotations?: Record<string, string | null>;
+            resourceVersion?: string;
+          };
         },
       ) => {
         this.#check("patch", ref.kind, ref.name);
         const old = this.objects.get(MemoryStore.key(ref.kind, ref.namespace, ref.name));
         if (!old) throw apiError(`patch ${ref.kind}/${ref.name}`, 404, "not found");
+        // A merge patch that names a resourceVersion applies only over that version.
+        const rv = patch.metadata?.resourceVersion;
+        if (rv !== undefined && old.metadata?.resourceVersion !== rv)
+          throw apiError(`patch ${ref.kind}/${ref.name}`, 409, "conflict");
         const m = old.metadata ?? {};
         // JSON merge patch: a null value removes the key.
         const merged = (a: Record<string, string> | undefined, b: Record<string, string | null> | undefined) =>

@@ -14,7 +14,8 @@ import { isKind, type KubeError } from "../../adapters/kube-errors.ts";
 import type { Decision } from "../../domain/decide.ts";
 import type { RolloutPlan } from "../../domain/rollout/index.ts";
 import type { ChildPlan } from "./plan.ts";
-import { drainPatch, ShardAnnotation, undrainPatch } from "./codecs/shard-pod.ts";
+import { drainPatch, ShardAnnotation, targetPatch, undrainPatch } from "./codecs/shard-pod.ts";
+import { expertSetHash } from "./children.ts";
 import { ChildApplyError } from "./errors.ts";
 import type { ConditionInput } from "./conditions.ts";
 import type { PullRequestSync } from "../../gitops/sync.ts";
@@ -89,11 +90,37 @@ export class ClusterActuator implements Actuator {
     return { errors, rollout: plan.rollout };
   }
 
+  /** InPlace: new target sets on running shard pods (the shard loads, releases and acknowledges). */
+  async #writeTargets(plan: ChildPlan, ctx: ActuationContext, failed: FailedHandler): Promise<void> {
+    const namespace = ctx.deployment.metadata.namespace;
+    const nowIso = new Date(this.#clock.nowMs()).toISOString();
+    for (const t of plan.targetPods) {
+      const patch = targetPatch({
+        target: t.target,
+        served: t.served,
+        wanted: t.wanted,
+        generation: t.generation,
+        phase: t.phase,
+        placementVersion: plan.placement.version,
+        placementHash: plan.placement.hash ?? "",
+        setHash: expertSetHash(t.target),
+        nowIso,
+        resourceVersion: t.resourceVersion,
+      });
+      await this.#kube.mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name: t.pod }, patch).then(
+        () => ctx.log.info({ pod: t.pod, phase: t.phase, generation: t.generation }, "wrote in-place target"),
+        // Conflict: the pod changed since it was read (an acknowledgement); the next reconcile plans again.
+        failed("patch", t.pod, ["NotFound", "Conflict"]),
+      );
+    }
+  }
+
   async #rollOut(plan: ChildPlan, ctx: ActuationContext, errors: ChildApplyError[]): Promise<void> {
     const namespace = ctx.deployment.metadata.namespace;
-    const failed = (verb: string, name: string, ignore: KubeError["kind"][]) => (err: unknown) => {
+    const failed: FailedHandler = (verb, name, ignore) => (err: unknown) => {
       if (!ignore.some((k) => isKind(err, k))) errors.push(new ChildApplyError(verb, { kind: "Pod", name }, err));
     };
+    await this.#writeTargets(plan, ctx, failed);
     for (const pod of plan.createPods) {
       const name = pod.metadata!.name!;
       await this.#kube
@@ -134,6 +161,8 @@ export class ClusterActuator implements Actuator {
 }
 
 type Mode = MoEDeployment["spec"]["mode"];
+
+type FailedHandler = (verb: string, name: string, ignore: KubeError["kind"][]) => (err: unknown) => void;
 
 /**
  * PullRequest: nothing is written to the cluster; the GitHub sync (off the reconcile worker)

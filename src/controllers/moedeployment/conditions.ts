@@ -21,6 +21,7 @@ const ORDER = [
   ConditionType.BudgetExceeded,
   ConditionType.MetricsAvailable,
   ConditionType.Prewarming,
+  ConditionType.RebalanceStalled,
 ] as string[];
 
 export function mergeConditions(

@@ -11,6 +11,8 @@ import { routerDrift, routerToApply } from "./codecs/router.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
 import type { EventSpec } from "./events.ts";
 import { renderShardPod, type ShardPod } from "./codecs/shard-pod.ts";
+import type { InPlacePatch, InPlacePlan } from "../../domain/inplace/index.ts";
+import { inPlacePodNameHash, planShardMoves } from "./inplace.ts";
 
 /** The placement the plan publishes. */
 export interface PlannedPlacement {
@@ -41,6 +43,10 @@ export interface ChildPlan {
   undrainPods: string[];
   /** Drained shard pods to delete (uid: delete only that incarnation). */
   deletePods: { name: string; uid?: string }[];
+  /** InPlace: new target sets to write on running shard pods, each only over the pod version it was planned from. */
+  targetPods: (InPlacePatch & { resourceVersion?: string })[];
+  /** InPlace: the in-place plan (moving, stalled and applied shards); undefined in mode Replace. */
+  inPlace?: InPlacePlan;
   placement: PlannedPlacement;
   /** One per shard index of the target placement. */
   desired: DesiredShard[];
@@ -111,6 +117,7 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     drainPods: [],
     undrainPods: [],
     deletePods: [],
+    targetPods: [],
     placement,
     desired,
     events: [],
@@ -155,10 +162,12 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
         message: `placement ConfigMap ${name} was changed by hand; restored v${placement.version}`,
       });
   }
+  const layerCount = moeLayerCount(d.spec.model);
+  const moves = planShardMoves(d, desired, live.shardPods, { layerCount, nowMs: o.nowMs });
   const rollout = planRollout({
-    pods: live.shardPods,
+    pods: moves.views,
     desired,
-    layerCount: moeLayerCount(d.spec.model),
+    layerCount,
     expertCount: d.spec.model.routedExperts,
     nowMs: o.nowMs,
     drainSeconds: drainDeadlineSeconds({
@@ -171,11 +180,41 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     maxSurge: o.maxSurge,
     maxCreates: o.maxCreates,
   });
-  plan.rollout = rollout;
-  const layerCount = moeLayerCount(d.spec.model);
-  const readyPods = live.shardPods.filter((p) => p.ready && !p.terminating);
+  plan.rollout = moves.inPlace
+    ? {
+        ...rollout,
+        complete: rollout.complete && moves.inPlace.settled,
+        requeueAfterMs: minDefined(rollout.requeueAfterMs, moves.inPlace.requeueAfterMs),
+      }
+    : rollout;
+  plan.inPlace = moves.inPlace;
+  plan.targetPods = (moves.inPlace?.patches ?? []).map((x) => ({
+    ...x,
+    resourceVersion: live.shardPods.find((p) => p.name === x.pod)?.pod.metadata?.resourceVersion,
+  }));
+  plan.createPods = renderCreates(d, rollout.create, moves, placement, layerCount, o);
+  plan.drainPods = [...rollout.startDrain];
+  plan.undrainPods = [...rollout.cancelDrain];
+  plan.deletePods = rollout.delete.map((name) => ({
+    name,
+    uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,
+  }));
+  return plan;
+}
+
+/** The shard pods to create, rendered (priority class for those restoring coverage; InPlace annotations). */
+function renderCreates(
+  d: MoEDeployment,
+  create: readonly DesiredShard[],
+  moves: ReturnType<typeof planShardMoves>,
+  placement: PlannedPlacement,
+  layerCount: number,
+  o: PlanOptions,
+) {
+  const hash = placement.hash!;
+  const readyPods = moves.views.filter((p) => p.ready && !p.terminating);
   const restores = (s: DesiredShard) => restoresCoverage(s, readyPods, layerCount, d.spec.model.routedExperts);
-  plan.createPods = rollout.create.map((s) =>
+  return create.map((s) =>
     renderShardPod(d, {
       shardIndex: s.shardIndex,
       experts: s.experts.map((l) => [...l]),
@@ -185,13 +224,16 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
       preferredNode: s.nodeName,
       priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
       minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards.drain, o.drainSeconds),
+      ...(moves.inPlace
+        ? {
+            inPlace: { nowIso: new Date(o.nowMs).toISOString() },
+            nameHash: inPlacePodNameHash(s.setHash, placement.version),
+          }
+        : {}),
     }),
   );
-  plan.drainPods = [...rollout.startDrain];
-  plan.undrainPods = [...rollout.cancelDrain];
-  plan.deletePods = rollout.delete.map((name) => ({
-    name,
-    uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,
-  }));
-  return plan;
+}
+
+function minDefined(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }

@@ -94,6 +94,7 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
       rebalanceIntervalMs: spec.placement.rebalanceIntervalSeconds * 1000,
       topology: "spread",
       maxChangedShards: ctx.maxSurge,
+      inPlaceMoves: spec.placement.moves.mode === "InPlace",
       moveCost: {
         bytesPerExpertReplica: expertReplicaBytes(spec.model),
         nvlinkBytesPerSecond: spec.placement.moveBandwidth.nvlinkMegabytesPerSecond * 1e6,

@@ -40,7 +40,8 @@ import { mergeConditions } from "./conditions.ts";
 import type { PodGpuView } from "./pod-gpus.ts";
 import { ACTUATORS, type Actuator } from "./actuator.ts";
 import type { PullRequestSync } from "../../gitops/sync.ts";
-import { planChildren, type LiveChildren } from "./plan.ts";
+import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
+import { inPlaceUnsettled, newStalls } from "./inplace.ts";
 import { computeStatus, dropUndefined, servingShardCount } from "./status.ts";
 import { eventsFor, type EventSpec } from "./events.ts";
 import { gpuSupply, newColdStarts, nodeViews, readySince, shardViews, withReadyBefore } from "./observe.ts";
@@ -132,6 +133,8 @@ interface Memory {
   coldStartsSeen: Set<string>;
   /** Uids of shard pods seen Ready (pruned to the live pods): tells a readiness flap from a pod still loading. */
   seenReady: Set<string>;
+  /** InPlace stalls already counted and reported (pod/generation). */
+  stallsSeen: Set<string>;
   /** The placement ConfigMap this operator last wrote, and when: stands in for a cache that has not caught up yet. */
   placementWritten?: { cm: V1ConfigMap; version: number; atMs: number };
 }
@@ -231,6 +234,7 @@ export class MoEDeploymentReconciler {
       actuatorConditions: result.conditions,
       gpus: observed.gpus,
       actuatorStatus: result.status,
+      inPlace: plan.inPlace,
     });
     await this.#writeStatus(obj, status);
     this.#recordMetrics(
@@ -248,6 +252,7 @@ export class MoEDeploymentReconciler {
     });
     // Hand changes undone: said once the writes went through (only an actuator that writes undoes them).
     if (actuator.managesWorkloads && result.errors.length === 0) events.push(...plan.events);
+    if (actuator.managesWorkloads) events.push(...this.#stalls(d, plan.inPlace, mem));
     for (const e of events) await this.#event(obj, e, nowMs);
     // Only an actuator that writes the ConfigMap wrote it (Recommend and PullRequest plan it too).
     if (
@@ -264,6 +269,22 @@ export class MoEDeploymentReconciler {
   }
 
   // ---------------------------------------------------------------------------------------
+
+  /** InPlace: a Warning event and a metric count per shard that newly refused or missed its deadline. */
+  #stalls(d: MoEDeployment, plan: ChildPlan["inPlace"], mem: Memory): EventSpec[] {
+    return newStalls(plan, mem.stallsSeen).map((s) => {
+      this.#d.metrics.rebalanceStalled.inc({
+        namespace: d.metadata.namespace!,
+        name: d.metadata.name!,
+        reason: s.reason,
+      });
+      return {
+        type: "Warning" as const,
+        reason: ConditionType.RebalanceStalled,
+        message: `${s.message}: replacing shard ${s.shardIndex} with a new pod (make-before-break)`,
+      };
+    });
+  }
 
   /** The deployment is gone: its children are garbage-collected through their owner references. */
   #forget(key: string, namespace: string, name: string): ReconcileResult {
@@ -373,7 +394,13 @@ export class MoEDeploymentReconciler {
   #memoryFor(key: string, obj: MoEDeploymentObject, nowMs: number): Memory {
     let mem = this.#memory.get(key);
     if (!mem || mem.uid !== obj.metadata?.uid) {
-      mem = { uid: obj.metadata?.uid ?? "", trackingSinceMs: nowMs, coldStartsSeen: new Set(), seenReady: new Set() };
+      mem = {
+        uid: obj.metadata?.uid ?? "",
+        trackingSinceMs: nowMs,
+        coldStartsSeen: new Set(),
+        seenReady: new Set(),
+        stallsSeen: new Set(),
+      };
       this.#memory.set(key, mem);
     }
     return mem;
@@ -468,7 +495,10 @@ export class MoEDeploymentReconciler {
         d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined,
         mem.rebalanceEvaluatedMs,
       ),
-      rolloutInProgress: current !== undefined && shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready),
+      rolloutInProgress:
+        current !== undefined &&
+        (shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready) ||
+          inPlaceUnsettled(shardPods, current.placement)),
       coldStartDurationsMs: newColdStarts(pods, mem.coldStartsSeen),
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,

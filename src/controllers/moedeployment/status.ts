@@ -16,6 +16,8 @@ import type { ShardPod } from "./codecs/shard-pod.ts";
 import { mergeConditions, readyCondition, type ConditionInput } from "./conditions.ts";
 import type { ChildApplyError } from "./errors.ts";
 import type { PlannedPlacement } from "./plan.ts";
+import type { InPlacePlan } from "../../domain/inplace/index.ts";
+import { rebalanceStalledCondition } from "./inplace.ts";
 
 export interface StatusInput {
   /** The validated deployment; its status is the previous status. */
@@ -38,6 +40,8 @@ export interface StatusInput {
   gpus?: GpuSupply;
   /** Status fields the actuator keeps (PullRequest: gitops). */
   actuatorStatus?: Pick<MoEDeploymentStatus, "gitops">;
+  /** InPlace: the in-place moves planned at this reconcile. */
+  inPlace?: InPlacePlan;
 }
 
 export interface GpuSupply {
@@ -231,7 +235,10 @@ export function prewarmingCondition(decision: Decision): ConditionInput {
 }
 
 export function progressingCondition(
-  x: Pick<StatusInput, "deployment" | "managesWorkloads" | "decision" | "shardPods" | "rollout" | "placement">,
+  x: Pick<
+    StatusInput,
+    "deployment" | "managesWorkloads" | "decision" | "shardPods" | "rollout" | "placement" | "inPlace"
+  >,
 ): ConditionInput {
   const type = ConditionType.Progressing;
   if (!x.managesWorkloads)
@@ -263,7 +270,7 @@ export function progressingCondition(
       type,
       status: "True",
       reason: placement.changed || placement.rebalanced ? ConditionReason.Rebalancing : ConditionReason.RollingOut,
-      message: `placement v${placement.version}: ${rollout.pendingDesired} new shard pod(s) pending, ${rollout.blocked.length} old pod(s) waiting for coverage`,
+      message: `placement v${placement.version}: ${x.inPlace ? `${x.inPlace.applied}/${x.decision.desiredShards} shards serve it, ${x.inPlace.moving} moving experts in place, ` : ""}${rollout.pendingDesired} new shard pod(s) pending, ${rollout.blocked.length} old pod(s) waiting for coverage`,
     };
   }
   return {
@@ -353,6 +360,7 @@ export function computeConditions(x: StatusInput): ConditionInput[] {
     prewarmingCondition(x.decision),
     progressing,
     degraded,
+    ...(x.managesWorkloads && x.inPlace ? [rebalanceStalledCondition(x.inPlace)] : []),
     ...(x.actuatorConditions ?? []),
   ];
 }
@@ -398,6 +406,8 @@ function placementStatus(x: StatusInput, nowIso: string): MoEDeploymentStatus["p
       ? Math.max(0, target.gpus.reduce((s, g) => s + g.slotCount, 0) - x.deployment.spec.model.routedExperts)
       : undefined,
     lastRebalanceTime: decision.placement.heatRebalance && placement.changed ? nowIso : prev?.lastRebalanceTime,
+    appliedShards: x.inPlace?.applied,
+    movingShards: x.inPlace?.moving,
   };
 }
 

@@ -5,7 +5,7 @@
 import type { V1Affinity, V1Pod, V1PreferredSchedulingTerm } from "@kubernetes/client-node";
 import { Annotation, Label, LabelValue } from "../../../api/constants.ts";
 import type { MoEDeployment } from "../../../api/schema.ts";
-import type { ShardPodView } from "../../../domain/rollout/index.ts";
+import type { InPlacePod, InPlaceState } from "../../../domain/inplace/index.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
 
 /** Annotations on shard pods beyond the API's shared constants. */
@@ -18,7 +18,24 @@ export const ShardAnnotation = {
   drainingSince: "moe.dev/draining-since",
   /** The node the operator asked the scheduler to prefer (also a weight-100 hostname affinity term). */
   preferredNode: "moe.dev/preferred-node",
+  /** InPlace: generation of the target set in moe.dev/experts (1 for a new pod's first set). */
+  targetGeneration: "moe.dev/target-generation",
+  /** InPlace: RFC 3339 time the target was written (the acknowledgement deadline counts from it). */
+  targetSince: "moe.dev/target-since",
+  /** InPlace: JSON [moeLayer][experts] the shard served when the target was written. */
+  servedExperts: "moe.dev/served-experts",
+  /** InPlace: Initial (a new pod's first load), Load (served ∪ new) or Release (the new set). */
+  placementPhase: "moe.dev/placement-phase",
+  /** InPlace: JSON [moeLayer][experts], the shard's set in the placement version it moves to (what routers send it once served). */
+  placementExperts: "moe.dev/placement-experts",
 } as const;
+/**
+ * InPlace: the pod condition the shard writes (pods/status). Status True while it serves a generation,
+ * reason Applied with message "serving generation G", or reason Refused with message "refused
+ * generation G: <why>; serving generation H" (status False when it serves none yet). New pods carry
+ * it as a readiness gate.
+ */
+export const PLACEMENT_APPLIED_CONDITION = "moe.dev/placement-applied";
 export const ShardLabel = {
   expertSetHash: "moe.dev/expert-set-hash",
   draining: "moe.dev/draining",
@@ -38,10 +55,14 @@ export interface ShardPodInput {
   priorityClassName?: string;
   /** Least termination grace period: a pod deleted at the drain deadline gets this long again to finish. */
   minTerminationGraceSeconds?: number;
+  /** InPlace: generation-1 annotations and the moe.dev/placement-applied readiness gate. */
+  inPlace?: { nowIso: string };
+  /** Hash in the pod name instead of setHash (InPlace: the set and the placement version, so a replacement never takes a live pod's name). */
+  nameHash?: string;
 }
 
 /** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
-export interface ShardPod extends ShardPodView {
+export interface ShardPod extends InPlacePod {
   pod: V1Pod;
   /** The operator's preferred node, whatever preferences the user's template adds. */
   preferredNode?: string;
@@ -76,6 +97,11 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
     spec.priorityClassName = s.priorityClassName;
     delete spec.priority; // the admission controller sets it from the class
   }
+  if (s.inPlace)
+    spec.readinessGates = [
+      ...(spec.readinessGates ?? []).filter((g) => g.conditionType !== PLACEMENT_APPLIED_CONDITION),
+      { conditionType: PLACEMENT_APPLIED_CONDITION },
+    ];
   if (s.minTerminationGraceSeconds !== undefined)
     spec.terminationGracePeriodSeconds = Math.max(
       spec.terminationGracePeriodSeconds ?? 30,
@@ -85,7 +111,7 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
     apiVersion: "v1",
     kind: "Pod",
     metadata: {
-      name: names.shardPod(s.shardIndex, s.setHash),
+      name: names.shardPod(s.shardIndex, s.nameHash ?? s.setHash),
       namespace: d.metadata.namespace,
       labels: {
         ...withoutOperatorKeys(t.metadata?.labels),
@@ -100,6 +126,13 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
         [ShardAnnotation.expertSetHash]: s.setHash,
         [ShardAnnotation.experts]: JSON.stringify(s.experts),
         ...(s.preferredNode ? { [ShardAnnotation.preferredNode]: s.preferredNode } : {}),
+        ...(s.inPlace
+          ? {
+              [ShardAnnotation.targetGeneration]: "1",
+              [ShardAnnotation.targetSince]: s.inPlace.nowIso,
+              [ShardAnnotation.placementPhase]: "Initial",
+            }
+          : {}),
       },
       ownerReferences: [ownerReference(d)],
     },
@@ -113,6 +146,39 @@ export function drainPatch(nowIso: string): {
 } {
   return {
     metadata: { annotations: { [ShardAnnotation.drainingSince]: nowIso }, labels: { [ShardLabel.draining]: "true" } },
+  };
+}
+
+/** InPlace: the merge patch that writes a new target set on a running shard pod. */
+export function targetPatch(t: {
+  target: number[][];
+  served: number[][];
+  wanted: number[][];
+  generation: number;
+  phase: "Load" | "Release";
+  placementVersion: number;
+  placementHash: string;
+  setHash: string;
+  nowIso: string;
+  /** The pod version the target was planned from: a pod changed since (its shard acknowledged) conflicts. */
+  resourceVersion?: string;
+}): { metadata: { annotations: Record<string, string>; labels: Record<string, string>; resourceVersion?: string } } {
+  return {
+    metadata: {
+      ...(t.resourceVersion ? { resourceVersion: t.resourceVersion } : {}),
+      annotations: {
+        [ShardAnnotation.experts]: JSON.stringify(t.target),
+        [ShardAnnotation.servedExperts]: JSON.stringify(t.served),
+        [ShardAnnotation.placementExperts]: JSON.stringify(t.wanted),
+        [ShardAnnotation.targetGeneration]: String(t.generation),
+        [ShardAnnotation.targetSince]: t.nowIso,
+        [ShardAnnotation.placementPhase]: t.phase,
+        [ShardAnnotation.expertSetHash]: t.setHash,
+        [Annotation.placementVersion]: String(t.placementVersion),
+        [Annotation.placementHash]: t.placementHash,
+      },
+      labels: { [ShardLabel.expertSetHash]: t.setHash },
+    },
   };
 }
 
@@ -142,9 +208,9 @@ export function readPreferredNode(p: V1Pod): string | undefined {
   return ours?.preference.matchExpressions?.[0]?.values?.[0];
 }
 
-function readExperts(p: V1Pod): number[][] {
+function readExperts(p: V1Pod, key: string = ShardAnnotation.experts): number[][] {
   try {
-    const parsed: unknown = JSON.parse(p.metadata?.annotations?.[ShardAnnotation.experts] ?? "[]");
+    const parsed: unknown = JSON.parse(p.metadata?.annotations?.[key] ?? "[]");
     if (!Array.isArray(parsed)) return [];
     return parsed.map((l) => (Array.isArray(l) ? l.filter((e): e is number => Number.isInteger(e)) : []));
   } catch {
@@ -166,6 +232,36 @@ export function readPodReady(p: V1Pod): boolean {
   );
 }
 
+/** The generations the shard's moe.dev/placement-applied condition names (0: none). */
+export function readPlacementApplied(p: V1Pod): { applied: number; refused?: number } {
+  const c = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
+  const num = (re: RegExp) => {
+    const m = re.exec(c?.message ?? "");
+    return m ? Number(m[1]) : undefined;
+  };
+  return { applied: num(/serving generation (\d+)/) ?? 0, refused: num(/refused generation (\d+)/) };
+}
+
+/**
+ * InPlace state of a pod that carries moe.dev/target-generation (undefined otherwise: a pod of mode
+ * Replace serves its annotated set).
+ */
+export function readInPlace(p: V1Pod): InPlaceState | undefined {
+  const a = p.metadata?.annotations ?? {};
+  const generation = Number(a[ShardAnnotation.targetGeneration]);
+  if (!Number.isInteger(generation) || generation < 1) return undefined;
+  const since = Date.parse(a[ShardAnnotation.targetSince] ?? "");
+  const { applied, refused } = readPlacementApplied(p);
+  return {
+    target: readExperts(p),
+    generation,
+    servedBefore: readExperts(p, ShardAnnotation.servedExperts),
+    appliedGeneration: Math.min(applied, generation),
+    refusedGeneration: refused,
+    targetSinceMs: Number.isFinite(since) ? since : undefined,
+  };
+}
+
 /** A shard pod read back, or undefined when it lacks the index or expert-set label. */
 export function readShardPod(p: V1Pod): ShardPod | undefined {
   const index = Number(p.metadata?.labels?.[Label.shardIndex]);
@@ -180,6 +276,7 @@ export function readShardPod(p: V1Pod): ShardPod | undefined {
     shardIndex: index,
     setHash,
     experts: readExperts(p),
+    inPlace: readInPlace(p),
     ready: readPodReady(p),
     terminating: p.metadata?.deletionTimestamp !== undefined && p.metadata?.deletionTimestamp !== null,
     drainStartedMs: readDrainStartedMs(p),

@@ -1,0 +1,288 @@
+// The shard side of in-place expert moves (spec.placement.moves.mode InPlace, ADR 0018), played by the
+// fleet emulator for every emulated shard pod: it sees a pod whose target generation
+// (moe.dev/target-generation) is above the one it acknowledged, loads the experts the target adds
+// (bytes / bandwidth of the path, layer chunk by layer chunk under the stall bound), keeps serving
+// its old set meanwhile, and then acknowledges through the pods/status subresource with the condition
+// moe.dev/placement-applied. A seeded share of moves is refused or never acknowledged (a timeout).
+import { CoreV1Api, setHeaderOptions, PatchStrategy, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { createRng, type Rng } from "../domain/rng.ts";
+import { DEFAULT_MOVE_BANDWIDTH, type MoveBandwidth, type MovePath } from "../domain/placement/move-cost.ts";
+import { intersectSets, type ExpertSets } from "../domain/inplace/index.ts";
+import {
+  PLACEMENT_APPLIED_CONDITION,
+  readInPlace,
+  readShardPod,
+  ShardAnnotation,
+} from "../controllers/moedeployment/codecs/shard-pod.ts";
+
+function subtractSets(a: ExpertSets, b: ExpertSets): number[][] {
+  return a.map((row, l) => {
+    const drop = new Set(b[l] ?? []);
+    return row.filter((e) => !drop.has(e));
+  });
+}
+
+export interface ShardAgentOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  logger: Logger;
+  seed: number;
+  /** Bytes of one expert replica of one layer. */
+  expertWeightBytes: number;
+  bandwidth?: MoveBandwidth;
+  /** Longest stall of one chunk (consecutive MoE layers) of a move, seconds. */
+  maxStallSeconds?: number;
+  /** Share of in-place moves (generation >= 2) refused, 0..1. */
+  refuseRate?: number;
+  /** Share of in-place moves never acknowledged, 0..1. */
+  timeoutRate?: number;
+}
+
+/** A shard's view for routing: what it serves, on which node. */
+interface Holder {
+  name: string;
+  node?: string;
+  served: ExpertSets;
+}
+
+/** Seconds each layer's new experts take to arrive on the receiving shard (its link serializes them). */
+export function layerLoadSeconds(
+  self: Holder,
+  target: ExpertSets,
+  others: readonly Holder[],
+  bytes: number,
+  bw: MoveBandwidth,
+): number[] {
+  const speed: Record<MovePath, number> = {
+    nvlink: bw.nvlinkBytesPerSecond,
+    network: bw.networkBytesPerSecond,
+    storage: bw.storageBytesPerSecond,
+  };
+  return target.map((row, l) => {
+    const have = new Set(self.served[l] ?? []);
+    let seconds = 0;
+    for (const e of row) {
+      if (have.has(e)) continue;
+      const holders = others.filter((o) => o.served[l]?.includes(e));
+      const path: MovePath =
+        holders.length === 0
+          ? "storage"
+          : self.node !== undefined && holders.some((o) => o.node === self.node)
+            ? "nvlink"
+            : "network";
+      seconds += bytes / speed[path];
+    }
+    return seconds;
+  });
+}
+
+/** Greedy chunks of consecutive layers, each at most maxStallSeconds (a layer above it alone is its own chunk). */
+export function chunkSeconds(perLayer: readonly number[], maxStallSeconds: number): number[] {
+  const chunks: number[] = [];
+  let open = 0;
+  for (const s of perLayer) {
+    if (s <= 0) continue;
+    if (open > 0 && open + s > maxStallSeconds) {
+      chunks.push(open);
+      open = 0;
+    }
+    open += s;
+  }
+  if (open > 0) chunks.push(open);
+  return chunks;
+}
+
+const REACK_AFTER_MS = 3_000;
+
+interface Job {
+  generation: number;
+}
+
+export class ShardAgent {
+  readonly #o: ShardAgentOptions;
+  readonly #core: CoreV1Api;
+  readonly #rng: Rng;
+  readonly #jobs = new Map<string, Job>();
+  /** pod/generation the agent refused or decided never to acknowledge (an emulated timeout). */
+  readonly #done = new Set<string>();
+  /**
+   * pod/generation acknowledged, and when: acknowledged again if the pod still does not show it a few
+   * seconds later (kwok's pod stages rewrite readiness-gate conditions without our message).
+   */
+  readonly #acked = new Map<string, number>();
+  #refuseNext = 0;
+  #stalls: { chunk: number; seconds: number }[] = [];
+  #stopped = false;
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+
+  constructor(o: ShardAgentOptions) {
+    this.#o = o;
+    this.#core = o.kubeConfig.makeApiClient(CoreV1Api);
+    this.#rng = createRng(o.seed);
+  }
+
+  /** The next n in-place moves are refused (tests). */
+  refuseNextMoves(n: number): void {
+    this.#refuseNext = n;
+  }
+
+  /**
+   * Decode stalls (seconds) since the last call. Every decode step visits every shard (expert
+   * parallelism), so a step waits for any shard that is applying a chunk; shards move at the same
+   * time, so their k-th chunks overlap: one stall per chunk index, as long as the longest shard's.
+   */
+  takeStalls(): number[] {
+    const byChunk: number[] = [];
+    for (const { chunk, seconds } of this.#stalls) byChunk[chunk] = Math.max(byChunk[chunk] ?? 0, seconds);
+    this.#stalls = [];
+    return byChunk.filter((x) => x !== undefined);
+  }
+
+  /** Starts a job for every pod whose target is above its acknowledged generation. */
+  sync(pods: readonly V1Pod[], lookup: (name: string) => V1Pod | undefined): void {
+    const holders = pods.map(holderOf);
+    const names = new Set(holders.map((h) => h.name));
+    for (const k of [...this.#acked.keys()]) if (!names.has(k.slice(0, k.lastIndexOf("/")))) this.#acked.delete(k);
+    for (const p of pods) {
+      const state = readInPlace(p);
+      const name = p.metadata!.name!;
+      if (!state || !p.spec?.nodeName || p.metadata?.deletionTimestamp) continue;
+      if (state.appliedGeneration >= state.generation || state.refusedGeneration === state.generation) continue;
+      const key = `${name}/${state.generation}`;
+      if (this.#jobs.has(name) || this.#done.has(key)) continue;
+      if (Date.now() - (this.#acked.get(key) ?? -Infinity) < REACK_AFTER_MS) continue;
+      if (state.generation >= 2 && this.#decline(p, state.generation, state.appliedGeneration)) continue;
+      const self = holders.find((h) => h.name === name)!;
+      const perLayer = layerLoadSeconds(
+        self,
+        state.target,
+        holders.filter((h) => h.name !== name),
+        this.#o.expertWeightBytes,
+        this.#o.bandwidth ?? DEFAULT_MOVE_BANDWIDTH,
+      );
+      const chunks = chunkSeconds(perLayer, this.#o.maxStallSeconds ?? 2);
+      this.#jobs.set(name, { generation: state.generation });
+      this.#runChunks(name, state.generation, chunks, lookup);
+    }
+  }
+
+  /** Refused or ignored (a timeout) by the configured rates or the test override; true when declined. */
+  #decline(p: V1Pod, generation: number, applied: number): boolean {
+    const name = p.metadata!.name!;
+    const r = this.#rng.next();
+    const refuse = this.#refuseNext > 0 || r < (this.#o.refuseRate ?? 0);
+    if (refuse) {
+      if (this.#refuseNext > 0) this.#refuseNext--;
+      this.#done.add(`${name}/${generation}`);
+      void this.#writeCondition(name, {
+        status: applied >= 1 ? "True" : "False",
+        reason: "Refused",
+        message: `refused generation ${generation}: not enough free slot memory (emulated); serving generation ${applied}`,
+      });
+      return true;
+    }
+    if (r < (this.#o.refuseRate ?? 0) + (this.#o.timeoutRate ?? 0)) {
+      this.#done.add(`${name}/${generation}`);
+      this.#o.logger.info({ pod: name, generation }, "emulated shard ignores its target (timeout)");
+      return true;
+    }
+    return false;
+  }
+
+  /** Applies the chunks one after another (each stalls the shard), then acknowledges. */
+  #runChunks(name: string, generation: number, chunks: readonly number[], lookup: (n: string) => V1Pod | undefined) {
+    const step = (i: number) => {
+      if (this.#stopped) return;
+      if (i >= chunks.length) {
+        this.#jobs.delete(name);
+        const p = lookup(name);
+        const now = p ? readInPlace(p) : undefined;
+        if (!now || now.generation !== generation) return; // retargeted or gone: the next sync starts over
+        this.#acked.set(`${name}/${generation}`, Date.now());
+        void this.#writeCondition(name, {
+          status: "True",
+          reason: "Applied",
+          message: `serving generation ${generation}`,
+        });
+        return;
+      }
+      if (generation >= 2) this.#stalls.push({ chunk: i, seconds: chunks[i]! });
+      this.#later(() => step(i + 1), chunks[i]! * 1000);
+    };
+    step(0);
+  }
+
+  #later(fn: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  async #writeCondition(name: string, c: { status: string; reason: string; message: string }): Promise<void> {
+    try {
+      await this.#core.patchNamespacedPodStatus(
+        {
+          name,
+          namespace: this.#o.namespace,
+          body: {
+            status: {
+              conditions: [{ type: PLACEMENT_APPLIED_CONDITION, ...c, lastTransitionTime: new Date().toISOString() }],
+            },
+          },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+      );
+      this.#o.logger.info({ pod: name, ...c }, "emulated shard acknowledged");
+    } catch (err) {
+      // Not answered: the next sync tries again (the pod still shows the target above its acknowledgement).
+      for (const k of [...this.#done]) if (k.startsWith(`${name}/`)) this.#done.delete(k);
+      for (const k of [...this.#acked.keys()]) if (k.startsWith(`${name}/`)) this.#acked.delete(k);
+      this.#o.logger.warn({ pod: name, err: (err as Error).message }, "could not write the placement condition");
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+}
+
+/** What a shard pod serves: its acknowledged target, else what it served before (InPlace), else its set. */
+export function servedExperts(p: V1Pod): ExpertSets {
+  const state = readInPlace(p);
+  if (state) return state.appliedGeneration >= state.generation ? state.target : state.servedBefore;
+  return readShardPod(p)?.experts ?? [];
+}
+
+/**
+ * What routers send a shard work for: the served experts its published placement set holds
+ * (moe.dev/placement-experts, written with each in-place target), and the served experts it is
+ * releasing (`leaving`: used while fewer shards serve them than the placement gives replicas, i.e.
+ * until the shards they move to have loaded them), and the pod's set in the placement (`placed`).
+ */
+export function routedExperts(p: V1Pod): { experts: ExpertSets; leaving?: ExpertSets; placed?: ExpertSets } {
+  const served = servedExperts(p);
+  const raw = p.metadata?.annotations?.[ShardAnnotation.placementExperts];
+  if (!raw || !readInPlace(p)) return { experts: served };
+  let placed: number[][];
+  try {
+    placed = JSON.parse(raw) as number[][];
+  } catch {
+    return { experts: served };
+  }
+  return { experts: intersectSets(served, placed), leaving: subtractSets(served, placed), placed };
+}
+
+/** An InPlace pod serves once it acknowledged a generation; other pods once Ready. */
+export function servesYet(p: V1Pod): boolean {
+  const state = readInPlace(p);
+  return state === undefined || state.appliedGeneration >= 1;
+}
+
+function holderOf(p: V1Pod): Holder {
+  return { name: p.metadata!.name!, node: p.spec?.nodeName, served: servesYet(p) ? servedExperts(p) : [] };
+}

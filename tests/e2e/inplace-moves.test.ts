@@ -1,0 +1,265 @@
+// In-place expert moves end to end (spec.placement.moves.mode InPlace, ADR 0018): the fleet emulator
+// plays every shard's side (loads the new experts at the configured bandwidths, then acknowledges
+// through pods/status), heat and latency reach the operator only through Prometheus, and the
+// operator runs as its own process on the real control plane.
+import type { V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EMULATOR_HEAT_QUERY, EMULATOR_LATENCY_QUERY, startStack, type Stack } from "../../src/testing/stack.ts";
+import { waitFor } from "../../src/testing/http-probe.ts";
+import { applyJson, condition, getJson, moedStatus, waitForStatus, type MoedStatus } from "../support/kube-helpers.ts";
+import { watchCoverage, type CoverageWatch } from "../support/coverage-watch.ts";
+import { readInPlace } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
+
+const NAME = "inplace";
+const MODEL = { layers: 5, denseLayers: 1, routedExperts: 16, topK: 2 };
+const SHARDS = 6;
+let stack: Stack;
+
+function spec() {
+  return {
+    apiVersion: "moe.dev/v1alpha1",
+    kind: "MoEDeployment",
+    metadata: { name: NAME, namespace: "default" },
+    spec: {
+      model: { name: "test/inplace-moe", ...MODEL, expertWeightBytes: 1_000_000_000, expertSlotsPerGpu: 5 },
+      serving: {
+        router: {
+          replicas: 1,
+          gpusPerReplica: 1,
+          template: {
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "router", image: "example.invalid/router:1" }],
+            },
+          },
+        },
+        expertShards: {
+          template: {
+            metadata: { annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": "5s" } },
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "expert", image: "example.invalid/expert:1" }],
+            },
+          },
+        },
+      },
+      placement: {
+        rebalanceIntervalSeconds: 30,
+        minBalancednessGainPercent: 1,
+        maxMovedPercent: 30,
+        moves: { mode: "InPlace", ackTimeoutSeconds: 20 },
+      },
+      slo: { metric: "InterTokenLatency", targetLatencyMs: 50, evaluationWindowSeconds: 15 },
+      scaling: { minShards: SHARDS, maxShards: SHARDS },
+      heatSource: {
+        type: "Prometheus",
+        refreshIntervalSeconds: 5,
+        prometheus: { url: stack.prometheus.url, query: EMULATOR_HEAT_QUERY, rateWindowSeconds: 10, timeoutSeconds: 3 },
+      },
+      latencySource: {
+        type: "Prometheus",
+        prometheus: { url: stack.prometheus.url, query: EMULATOR_LATENCY_QUERY, timeoutSeconds: 3 },
+      },
+      cost: { priceLabelKey: "moe.dev/price-usd-per-gpu-hour", defaultUsdPerGpuHour: 2 },
+    },
+  };
+}
+
+type Placed = MoedStatus & { placement?: MoedStatus["placement"] & { appliedShards?: number; movingShards?: number } };
+
+async function pods(): Promise<V1Pod[]> {
+  const list = await getJson<{ items: V1Pod[] }>(stack.cluster, [
+    "get",
+    "pods",
+    "-l",
+    `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`,
+  ]);
+  return list.items;
+}
+
+const names = (ps: readonly V1Pod[]) => ps.map((p) => `${p.metadata!.name}/${p.metadata!.uid}`).sort();
+const outstanding = (p: V1Pod) => {
+  const s = readInPlace(p);
+  return s !== undefined && s.appliedGeneration < s.generation;
+};
+
+/** Every shard serves the placement's set for it: acknowledged, nothing moving, one pod per index. */
+async function settled(version: number): Promise<Placed> {
+  return (await waitForStatus(
+    stack.cluster,
+    NAME,
+    `placement v${version} served by all ${SHARDS} shards`,
+    (s: Placed) =>
+      (s.placement?.version ?? 0) >= version &&
+      s.placement?.appliedShards === SHARDS &&
+      s.placement?.movingShards === 0 &&
+      condition(s, "Progressing")?.status === "False",
+    120_000,
+  )) as Placed;
+}
+
+/** Shifts the heat and waits for the heat rebalance it causes; returns it and when it was decided. */
+async function shiftHeat(seed: number, before: MoedStatus): Promise<{ after: Placed; decidedMs: number }> {
+  stack.emulator.override({ heatSeed: seed, phase: `heat-${seed}` });
+  const after = (await waitForStatus(
+    stack.cluster,
+    NAME,
+    "a heat rebalance",
+    (s) =>
+      (s.placement?.version ?? 0) > (before.placement?.version ?? 0) &&
+      s.placement?.lastRebalanceTime !== before.placement?.lastRebalanceTime,
+    150_000,
+  )) as Placed;
+  return { after, decidedMs: Date.parse(after.placement!.lastRebalanceTime!) };
+}
+
+let coverage: CoverageWatch;
+
+beforeAll(async () => {
+  stack = await startStack({
+    name: "e2e-inplace",
+    gpuNodes: [
+      {
+        pool: "h100",
+        count: 2,
+        gpusPerNode: 8,
+        gpuProduct: "NVIDIA-H100-80GB-HBM3",
+        gpuMemoryMiB: 81559,
+        priceUsdPerGpuHour: 2,
+        nodesPerDomain: 1,
+      },
+    ],
+    deployment: NAME,
+    model: MODEL,
+    scenario: {
+      startMs: Date.now(),
+      points: [{ tS: 0, tokensPerSecond: 3_000, phase: "steady" }],
+      heatShifts: [],
+      heatSeed: 7,
+    },
+    // Slow links, so that a move takes about a second per expert and a test can act in the middle of
+    // one; a fast store, so that new pods start at once.
+    shardAgent: {
+      expertWeightBytes: 1_000_000_000,
+      bandwidth: { nvlinkBytesPerSecond: 2e9, networkBytesPerSecond: 1e9, storageBytesPerSecond: 50e9 },
+      maxStallSeconds: 2,
+    },
+  });
+  await applyJson(stack.cluster, spec());
+  await waitForStatus(
+    stack.cluster,
+    NAME,
+    "Ready with heat",
+    (s) => condition(s, "Ready")?.status === "True" && condition(s, "MetricsAvailable")?.status === "True",
+    180_000,
+  );
+  coverage = await watchCoverage(
+    stack.cluster.kubeConfig,
+    "default",
+    NAME,
+    MODEL.layers - MODEL.denseLayers,
+    MODEL.routedExperts,
+  );
+});
+
+afterAll(async () => {
+  coverage?.stop();
+  if (process.env.MOE_TEST_VERBOSE) console.log(stack?.operator.logTail(80));
+  await stack?.stop();
+});
+
+describe("in-place expert moves", () => {
+  it("absorbs a heat shift with no pod created or deleted, serving the new placement", async () => {
+    const before = await settled((await moedStatus(stack.cluster, NAME)).placement?.version ?? 1);
+    const podsBefore = names(await pods());
+    expect(podsBefore).toHaveLength(SHARDS);
+    const { after, decidedMs } = await shiftHeat(4242, before);
+    const done = await settled(after.placement!.version);
+    const servedMs = Date.now();
+    const podsAfter = await pods();
+    expect(names(podsAfter)).toEqual(podsBefore);
+    for (const p of podsAfter) {
+      const s = readInPlace(p)!;
+      expect(s.generation).toBeGreaterThan(1);
+      expect(s.appliedGeneration).toBe(s.generation);
+      expect(p.metadata!.annotations!["moe.dev/placement-version"]).toBe(String(done.placement!.version));
+    }
+    expect(coverage.violations).toEqual([]);
+    const em = stack.emulator.last()!;
+    console.log(
+      `heat shift: decided at ${after.placement!.lastRebalanceTime}, v${done.placement!.version} served by every shard ` +
+        `${((servedMs - decidedMs) / 1000).toFixed(1)} s later (observed by polling); moved ${((after.placement!.movedFraction ?? 0) * 100).toFixed(1)}%, ` +
+        `planned balancedness ${done.placement!.balancedness}, emulator (served) balancedness ${em.balancedness.toFixed(3)}`,
+    );
+    expect(condition(done, "RebalanceStalled")?.status).toBe("False");
+  }, 400_000);
+
+  it("converges without duplicates when the operator is killed in the middle of a move", async () => {
+    const before = await settled((await moedStatus(stack.cluster, NAME)).placement?.version ?? 1);
+    const podsBefore = names(await pods());
+    stack.emulator.override({ heatSeed: 99, phase: "heat-99" });
+    // SIGKILL as soon as a shard has a target it has not acknowledged.
+    const moving = await waitFor(
+      "a shard moving in place",
+      async () => {
+        const ps = await pods();
+        return ps.some(outstanding) ? ps.filter(outstanding).map((p) => p.metadata!.name!) : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 100 },
+    );
+    stack.operator.killNow();
+    await stack.operator.exited;
+    console.log(`operator killed while ${moving.length} shard(s) moved: ${moving.join(", ")}`);
+    await stack.restartOperator();
+    const now = await moedStatus(stack.cluster, NAME);
+    expect(now.placement!.version).toBeGreaterThan(before.placement!.version);
+    await settled(now.placement!.version);
+    const podsAfter = await pods();
+    expect(names(podsAfter)).toEqual(podsBefore);
+    expect(new Set(podsAfter.map((p) => p.metadata!.labels!["moe.dev/shard-index"])).size).toBe(SHARDS);
+    for (const p of podsAfter) {
+      const s = readInPlace(p)!;
+      expect(s.appliedGeneration).toBe(s.generation);
+    }
+    expect(coverage.violations).toEqual([]);
+  }, 400_000);
+
+  it("replaces a shard that refuses its move and reports RebalanceStalled naming it", async () => {
+    const before = await settled((await moedStatus(stack.cluster, NAME)).placement?.version ?? 1);
+    stack.emulator.refuseNextMoves(1);
+    const { after } = await shiftHeat(4243, before);
+    const stalled = await waitForStatus(
+      stack.cluster,
+      NAME,
+      "RebalanceStalled=True",
+      (s) => condition(s, "RebalanceStalled")?.status === "True",
+      60_000,
+    );
+    const refused = /(\S+) refused target generation/.exec(condition(stalled, "RebalanceStalled")!.message)?.[1];
+    expect(refused).toBeDefined();
+    const done = await settled(after.placement!.version);
+    expect(condition(done, "RebalanceStalled")?.status).toBe("False");
+    // The refused pod drains once its replacement serves, then goes (its deletion takes its grace period).
+    const podsAfter = await waitFor(
+      "the refused pod gone",
+      async () => {
+        const ps = await pods();
+        return ps.some((p) => p.metadata!.name === refused) ? undefined : ps;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(podsAfter).toHaveLength(SHARDS);
+    const events = await getJson<{ items: { reason: string; type: string; message: string }[] }>(stack.cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=RebalanceStalled`,
+    ]);
+    expect(events.items.some((e) => e.type === "Warning" && e.message.includes(refused!))).toBe(true);
+    // The replacement holds the refused shard's set in this placement.
+    const index = Number(refused!.split("-shard-")[1]!.split("-")[0]);
+    const replacement = podsAfter.find((p) => p.metadata!.labels!["moe.dev/shard-index"] === String(index))!;
+    expect(readInPlace(replacement)!.generation).toBe(1);
+    expect(coverage.violations).toEqual([]);
+  }, 400_000);
+});
