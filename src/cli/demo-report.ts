@@ -29,6 +29,40 @@ export interface DemoSamplesFile {
   samples: DemoSample[];
 }
 
+/** How the scored samples met the SLO: all of them, and apart from those where capacity sat at the bound. */
+export interface DemoScore {
+  scored: number;
+  met: number;
+  worstP99Ms: number | undefined;
+  /** Scored samples where the desired shard count sat at maxShards (capacity could not grow). */
+  atBound: number;
+  metAtBound: number;
+  /** The same figures for the samples that were not at the bound. */
+  outsideBound: { scored: number; met: number; worstP99Ms: number | undefined };
+}
+
+/**
+ * Score samples (already past bring-up) against their SLO. A sample is at the bound when the
+ * operator wanted maxShards or more: a miss there is the bound's, not the policy's, so it is
+ * counted apart (and still in the overall figure).
+ */
+export function scoreDemo(samples: readonly DemoSample[], maxShards: number | undefined): DemoScore {
+  const withP99 = samples.filter((s): s is DemoSample & { p99Ms: number } => s.p99Ms !== undefined);
+  const atBound = (s: DemoSample) => maxShards !== undefined && s.desiredShards >= maxShards;
+  const worst = (xs: readonly { p99Ms: number }[]) => (xs.length ? Math.max(...xs.map((s) => s.p99Ms)) : undefined);
+  const bound = withP99.filter(atBound);
+  const outside = withP99.filter((s) => !atBound(s));
+  const metOf = (xs: readonly (DemoSample & { p99Ms: number })[]) => xs.filter((s) => s.p99Ms <= s.sloMs).length;
+  return {
+    scored: withP99.length,
+    met: metOf(withP99),
+    worstP99Ms: worst(withP99),
+    atBound: bound.length,
+    metAtBound: metOf(bound),
+    outsideBound: { scored: outside.length, met: metOf(outside), worstP99Ms: worst(outside) },
+  };
+}
+
 type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
 const optNum = (v: unknown) => v === undefined || v === null || (typeof v === "number" && Number.isFinite(v));

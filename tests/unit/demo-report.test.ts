@@ -4,6 +4,7 @@ import {
   P99_AXIS_MAX_SLO_MULTIPLE,
   parseDemoSamplesFile,
   renderDemoTimeline,
+  scoreDemo,
 } from "../../src/cli/demo-report.ts";
 
 const PHASES = ["steady", "daily ramp", "peak", "burst", "after burst", "heat shift", "quiet"];
@@ -102,5 +103,30 @@ describe("parseDemoSamplesFile", () => {
       ok: false,
       error: "samples: want a non-empty array",
     });
+  });
+});
+
+describe("demo score", () => {
+  const s = (p99Ms: number | undefined, desiredShards: number): DemoSample => ({
+    tS: 0,
+    tokensPerSecond: 1,
+    desiredShards,
+    readyShards: desiredShards,
+    p99Ms,
+    sloMs: 50,
+    usdPerHour: 1,
+    phase: "steady",
+  });
+  it("counts misses while the desired count sits at maxShards apart, and in the overall figure", () => {
+    const score = scoreDemo([s(40, 30), s(60, 30), s(90, 52), s(45, 52), s(undefined, 30)], 52);
+    expect(score).toEqual({
+      scored: 4,
+      met: 2,
+      worstP99Ms: 90,
+      atBound: 2,
+      metAtBound: 1,
+      outsideBound: { scored: 2, met: 1, worstP99Ms: 60 },
+    });
+    expect(scoreDemo([s(90, 52)], undefined).outsideBound).toEqual({ scored: 1, met: 0, worstP99Ms: 90 });
   });
 });
