@@ -11,6 +11,7 @@ import { Informer } from "../runtime/informer.ts";
 import type { Clock } from "../runtime/clock.ts";
 import { driftHeat, generateHeat } from "../domain/synthetic/heat.ts";
 import { FleetEmulator, type EmulatedShard } from "./fleet.ts";
+import { routeByMap, type RouterMap } from "./router-map.ts";
 import { routedExperts, servesYet, ShardAgent } from "./agent.ts";
 import type { MoveBandwidth } from "../domain/placement/move-cost.ts";
 
@@ -334,6 +335,7 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
   const podByName = (name: string) => pods.list().find((p) => p.metadata?.name === name);
 
   let last: EmulatorSnapshot | undefined;
+  let routerMap: RouterMap | undefined;
   let manual: { tokensPerSecond?: number; heatSeed?: number; phase?: string } = {};
   const tick = () => {
     const now = o.clock.nowMs();
@@ -343,7 +345,9 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
     const phase = manual.phase ?? planned.phase;
     const heat = manual.heatSeed !== undefined ? heats.generated(manual.heatSeed) : heats.at(o.scenario, tS);
     agent.sync(pods.list(), podByName);
-    const r = fleet.step(emulatedShards(pods), heat, tokensPerSecond);
+    const routed = routeByMap(emulatedShards(pods), routerMap);
+    routerMap = routed.map;
+    const r = fleet.step(routed.shards, heat, tokensPerSecond);
     const stallsMs = agent.takeStalls().map((s) => s * 1000);
     const lat = recordStep(o, metrics, fleet, r, tokensPerSecond, stallsMs);
     last = {
