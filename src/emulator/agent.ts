@@ -266,8 +266,11 @@ export function servedExperts(p: V1Pod): ExpertSets {
  */
 export function routedExperts(p: V1Pod): { experts: ExpertSets; leaving?: ExpertSets; placed?: ExpertSets } {
   const served = servedExperts(p);
+  const state = readInPlace(p);
+  if (!state) return { experts: served };
   const raw = p.metadata?.annotations?.[ShardAnnotation.placementExperts];
-  if (!raw || !readInPlace(p)) return { experts: served };
+  // A pod created with its set (generation 1) has no in-place target yet: its set is its placement set.
+  if (!raw) return { experts: served, leaving: [], placed: state.target.map((row) => [...row]) };
   let placed: number[][];
   try {
     placed = JSON.parse(raw) as number[][];
