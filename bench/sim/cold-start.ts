@@ -1,5 +1,7 @@
 // What-if table of issue 19: the same policy ("ours") and seed with remote-only loading, with weight
-// staging, and with staging plus peer loading (src/sim/coldstart.ts, docs/adr/0019-cold-start-tiers.md).
+// staging, and with staging plus peer loading (src/sim/coldstart.ts, docs/adr/0019-cold-start-tiers.md),
+// plus two reference rows: ADR 0004's log-normal cold start (no tiers) and staging with one pooled
+// lead time instead of the per-tier one (SimConfig.loadTiers.tieredLead = false).
 // Every row of a trace replays the same world and is divided by the same oracle, whose cold start is
 // the nominal staging+peers cold start at the peak fleet (the strictest of the three).
 //   node bench/sim/cold-start.ts           ServeGen m-large 14 days and the synthetic series 14 days
@@ -18,7 +20,7 @@ import {
   slotsPerGpuFor,
   syntheticRateTrace,
 } from "../../src/sim/index.ts";
-import type { LoadTierConfig, PolicyResult, Trace } from "../../src/sim/index.ts";
+import type { LoadTierConfig, ModelShape, PolicyResult, Trace } from "../../src/sim/index.ts";
 
 const quick = process.argv.includes("--quick");
 const argValue = (name: string): string | undefined =>
@@ -29,7 +31,8 @@ const evictAfterH = Number(argValue("evict-after-h") ?? 24);
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const data = join(root, "..", "shared", "data");
 const DAYS = quick ? 2 : 14;
-const KINDS = ["remote-only", "staging", "staging+peers"] as const;
+/** "log-normal": ADR 0004's cold start (median 240 s, no tiers), for reference. */
+const KINDS = ["log-normal", "remote-only", "staging", "staging+peers", "staging, pooled lead"] as const;
 
 interface Case {
   readonly label: string;
@@ -60,6 +63,13 @@ interface Row {
   readonly oracle: PolicyResult;
 }
 
+function tierConfig(kind: "remote-only" | "staging" | "staging+peers", shape: ModelShape): LoadTierConfig {
+  const preset = loadTierPreset(kind, shape);
+  return preset.staging === undefined
+    ? preset
+    : { ...preset, staging: { ...DEFAULT_STAGING, evictAfterIdleS: evictAfterH * 3600 } };
+}
+
 function runCase(c: Case): { rows: Row[]; oracleColdStartS: number; seconds: number } {
   const t0 = performance.now();
   const rows: Row[] = [];
@@ -69,11 +79,12 @@ function runCase(c: Case): { rows: Row[]; oracleColdStartS: number; seconds: num
   const peakBytes = shardExpertBytes(slotsPerGpuFor(shape, 200), shape.moeLayers, fastest.bytesPerExpertReplica);
   const oracleColdStartS = tierColdStartS(fastest.bandwidth, "peer", peakBytes, fastest.engineStartS);
   for (const kind of KINDS) {
-    const preset = loadTierPreset(kind, shape);
-    const loadTiers: LoadTierConfig =
-      preset.staging === undefined
-        ? preset
-        : { ...preset, staging: { ...DEFAULT_STAGING, evictAfterIdleS: evictAfterH * 3600 } };
+    const loadTiers =
+      kind === "log-normal"
+        ? undefined
+        : kind === "staging, pooled lead"
+          ? { ...tierConfig("staging", shape), tieredLead: false }
+          : tierConfig(kind, shape);
     const result = runScenario({
       ...base,
       config: { ...base.config, tuneBaselines: false, loadTiers, oracleColdStartS },
@@ -92,7 +103,7 @@ const s0 = (x: number | null): string => (x === null ? "-" : x.toFixed(0));
 
 function tierCell(r: PolicyResult, tier: "peer" | "node-disk" | "remote"): string {
   const t = r.loadTiers?.coldStarts[tier];
-  if (t === undefined || t.count === 0) return "-";
+  if (t === undefined || t.count === 0) return r.loadTiers === undefined && tier === "remote" ? "log-normal" : "-";
   return `${s0(t.p50S)} / ${s0(t.p90S)} (${t.count})`;
 }
 
@@ -101,19 +112,19 @@ console.log(
 );
 console.log("");
 console.log(
-  "| trace | loading | x oracle GPU-h | SLO met (min) | violated min | predictable-ramp viol. | cold start p50 / p90 s (n): peer | node disk | remote | staged nodes (peak) | staged TB | disk GB-h | staging USD (% of GPU USD) |",
+  "| trace | loading | x oracle GPU-h | SLO met (min) | violated min | cold-start viol. | predictable-ramp viol. | cold start p50 / p90 s (n): peer | node disk | remote | staged nodes (peak) | staged TB | disk GB-h | staging USD (% of GPU USD) |",
 );
-console.log("|---|---|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|");
+console.log("|---|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|---:|");
 for (const c of cases()) {
   const { rows, oracleColdStartS } = runCase(c);
   for (const { kind, ours, oracle } of rows) {
     const st = ours.loadTiers?.staging;
     const usd = st?.costUsd ?? 0;
     console.log(
-      `| ${c.label} | ${kind} | ${(ours.gpuHours / oracle.gpuHours).toFixed(3)} | ${pct(ours.sloAttainment)} | ${ours.violatedMinutes} | ${ours.predictableBurstViolationMinutes} | ${tierCell(ours, "peer")} | ${tierCell(ours, "node-disk")} | ${tierCell(ours, "remote")} | ${st === undefined ? "-" : `${st.nodesStaged} (${st.peakNodes})`} | ${st === undefined ? "-" : (st.bytesTransferred / 1e12).toFixed(1)} | ${st === undefined ? "-" : st.diskGbHours.toFixed(0)} | ${usd.toFixed(0)} (${((100 * usd) / Math.max(1e-9, ours.costUsd)).toFixed(2)}%) |`,
+      `| ${c.label} | ${kind} | ${(ours.gpuHours / oracle.gpuHours).toFixed(3)} | ${pct(ours.sloAttainment)} | ${ours.violatedMinutes} | ${ours.coldStartViolationMinutes} | ${ours.predictableBurstViolationMinutes} | ${tierCell(ours, "peer")} | ${tierCell(ours, "node-disk")} | ${tierCell(ours, "remote")} | ${st === undefined ? "-" : `${st.nodesStaged} (${st.peakNodes})`} | ${st === undefined ? "-" : (st.bytesTransferred / 1e12).toFixed(1)} | ${st === undefined ? "-" : st.diskGbHours.toFixed(0)} | ${usd.toFixed(0)} (${((100 * usd) / Math.max(1e-9, ours.costUsd)).toFixed(2)}%) |`,
     );
   }
   console.log(
-    `|  | oracle (cold start ${oracleColdStartS.toFixed(0)} s) | 1.000 | ${pct(rows[0]?.oracle.sloAttainment ?? 0)} |  |  |  |  |  |  |  |  |  |`,
+    `|  | oracle (cold start ${oracleColdStartS.toFixed(0)} s) | 1.000 | ${pct(rows[0]?.oracle.sloAttainment ?? 0)} |  |  |  |  |  |  |  |  |  |  |`,
   );
 }

@@ -53,6 +53,11 @@ export interface LoadTierConfig {
   readonly peerLoading: boolean;
   /** Undefined: no staging (no node disk tier). */
   readonly staging: StagingConfig | undefined;
+  /**
+   * Tell the policy the tier the next GPU gets, so its lead time is that tier's learned cold start
+   * (default true); false: the policy learns one pooled cold start, as without tiers (ablation).
+   */
+  readonly tieredLead?: boolean;
 }
 
 export const DEFAULT_STAGING: StagingConfig = {

@@ -691,7 +691,7 @@ function observeAt(
     redundantExpertsPerGpu: q.redundantExpertsPerGpu,
     coldStartDurationsMs: fleet.completedDurationsMs,
     usdPerGpuHour: config.usdPerGpuHour,
-    ...(fleet instanceof TieredFleet
+    ...(fleet instanceof TieredFleet && config.loadTiers?.tieredLead !== false
       ? { coldStartsByTier: fleet.completedByTier, nextLoadTier: fleet.tierFor(fleet.provisioned, s) }
       : {}),
   };
