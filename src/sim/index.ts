@@ -13,3 +13,4 @@ export * from "./scenario.ts";
 export * from "./reactive.ts";
 export * from "./report.ts";
 export * from "./stress.ts";
+export * from "./coldstart.ts";

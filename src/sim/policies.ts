@@ -95,6 +95,8 @@ export function oursShardCountInput(
       redundantExpertsPerGpu: o.redundantExpertsPerGpu,
       coldStartDurationsMs: o.coldStartDurationsMs,
       usdPerGpuHour: o.usdPerGpuHour,
+      ...(o.coldStartsByTier === undefined ? {} : { coldStartsByTier: o.coldStartsByTier }),
+      ...(o.nextLoadTier === undefined ? {} : { nextLoadTier: o.nextLoadTier }),
     },
     state,
     ...facts,
@@ -144,7 +146,14 @@ export function createOursPolicy(
       state = count.nextState;
       if (count.desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
       onDecision?.(o, count.capacity, count.desired);
-      return { desiredGpus: count.desired, reason: count.reason };
+      // Staging (when the fleet stages) follows what the decision already looks ahead to: the
+      // forecast one lead time on and the schedules' floors.
+      const sig = count.capacity.signals;
+      return {
+        desiredGpus: count.desired,
+        reason: count.reason,
+        stageGpus: Math.max(count.desired, sig.forecastGpus, sig.scheduleGpus),
+      };
     },
   };
 }

@@ -6,6 +6,8 @@ import { createRng, seedFrom, type Rng } from "../domain/rng.ts";
 import { defaultLatencyModelParams } from "../domain/latency/model.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
 import type { CapacityPolicyInput } from "../domain/capacity/index.ts";
+import { TieredFleet } from "./coldstart.ts";
+import type { LoadTierConfig, LoadTierStats, SimFleet } from "./coldstart.ts";
 import { ExpertFleetModel, minGpusForShape } from "./experts.ts";
 import type { ModelShape } from "./experts.ts";
 import { computeRequirement, planOracle } from "./oracle.ts";
@@ -92,6 +94,14 @@ export interface SimConfig {
   readonly tuneBaselines?: boolean;
   /** Metrics outages and outlier scrapes the policies see (the stress suite); the load is unchanged. */
   readonly observationFaults?: ObservationFaults;
+  /**
+   * Cold-start load tiers and staging (src/sim/coldstart.ts, ADR 0019): a new GPU's cold start is the
+   * engine start plus its shard's bytes over its tier's bandwidth, times the shared noise (sigma and
+   * clamps of coldStart). Undefined (default): the log-normal of coldStart, no tiers.
+   */
+  readonly loadTiers?: LoadTierConfig;
+  /** The oracle's cold start (s); default the mean of coldStart. */
+  readonly oracleColdStartS?: number;
 }
 
 /** One grid point of a tuned baseline. */
@@ -164,6 +174,8 @@ export interface PolicyResult {
   readonly coldStarts: number;
   /** GPU-minutes provisioned above 1.5 x the per-minute requirement (scored minutes). */
   readonly overshootGpuMinutes: number;
+  /** Cold starts per load tier and staging cost (whole replay), with SimConfig.loadTiers only. */
+  readonly loadTiers?: LoadTierStats;
 }
 
 /** Provisioning above this multiple of the per-minute requirement counts as overshoot. */
@@ -270,7 +282,7 @@ export function tunedUtilizationTarget(
 }
 
 /** A fleet whose new GPUs become Ready after a cold start drawn from a shared sequence. */
-export class ColdStartFleet {
+export class ColdStartFleet implements SimFleet {
   provisioned: number;
   ready: number;
   private pendingReadyAt: number[] = [];
@@ -632,7 +644,7 @@ function prepareReplay(
 /** What an adaptive policy sees at second s: the last visible scrape window, with noise; undefined before the first scrape. */
 function observeAt(
   r: Replay,
-  fleet: ColdStartFleet,
+  fleet: SimFleet,
   obsRng: Rng,
   windowS: number,
   latency: { minuteP99: Float64Array; minuteP90: Float64Array },
@@ -679,7 +691,27 @@ function observeAt(
     redundantExpertsPerGpu: q.redundantExpertsPerGpu,
     coldStartDurationsMs: fleet.completedDurationsMs,
     usdPerGpuHour: config.usdPerGpuHour,
+    ...(fleet instanceof TieredFleet && config.loadTiers?.tieredLead !== false
+      ? { coldStartsByTier: fleet.completedByTier, nextLoadTier: fleet.tierFor(fleet.provisioned, s) }
+      : {}),
   };
+}
+
+/** The fleet of one adaptive replay: tiered (SimConfig.loadTiers) or the log-normal one; both draw the k-th start from the same sequence. */
+function createFleet(r: Replay, initial: number): SimFleet {
+  const delayRng = createRng((r.rootSeed ^ seedFrom("coldstart")) >>> 0);
+  const cs = r.config.coldStart;
+  const tiers = r.config.loadTiers;
+  if (tiers !== undefined) {
+    const lo = cs.minS / cs.medianS;
+    const hi = cs.maxS / cs.medianS;
+    return new TieredFleet(initial, tiers, r.config.shape, () =>
+      Math.min(hi, Math.max(lo, Math.exp(cs.sigma * delayRng.normal()))),
+    );
+  }
+  const delays = (): number =>
+    Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
+  return new ColdStartFleet(initial, delays);
 }
 
 /** Replay one adaptive policy (or static/schedule) on a cold-start fleet. */
@@ -697,11 +729,7 @@ function runAdaptive(
       : name === "schedule"
         ? Math.max(minGpus, scheduleInitialGpus(ctx))
         : r.initialAdaptive;
-  const delayRng = createRng((r.rootSeed ^ seedFrom("coldstart")) >>> 0);
-  const cs = config.coldStart;
-  const delays = (): number =>
-    Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
-  const fleet = new ColdStartFleet(initial, delays);
+  const fleet = createFleet(r, initial);
   const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
   if (historyS > 0 && name !== "static" && name !== "schedule")
     feedInitialHistory(policy, r.world, config, initial, historyS);
@@ -720,6 +748,7 @@ function runAdaptive(
       const obs = observeAt(r, fleet, obsRng, windowS, latency, s);
       if (obs === undefined) return;
       fleet.completedDurationsMs = [];
+      if (fleet instanceof TieredFleet) fleet.completedByTier = [];
       const step = policy.step(obs, obs.nowMs);
       const desired = Math.min(
         maxGpus,
@@ -727,13 +756,24 @@ function runAdaptive(
       );
       const before = fleet.provisioned;
       fleet.setDesired(desired, s);
+      if (fleet instanceof TieredFleet) fleet.stage(Math.max(desired, step.stageGpus ?? 0), s);
       if (desired > before) counts.scaleUps++;
       else if (desired < before) counts.scaleDowns++;
       counts.coldStarts = fleet.coldStarts;
       counts.peakGpus = Math.max(counts.peakGpus, fleet.provisioned);
     },
   };
-  return runFleet(r.world, config, driver, r.req.gpus, r.predictable, latency.minuteP99, latency.minuteP90, progress);
+  const acc = runFleet(
+    r.world,
+    config,
+    driver,
+    r.req.gpus,
+    r.predictable,
+    latency.minuteP99,
+    latency.minuteP90,
+    progress,
+  );
+  return fleet instanceof TieredFleet ? { ...acc, result: { ...acc.result, loadTiers: fleet.stats() } } : acc;
 }
 
 /** Replay the oracle's plan (known requirement, mean cold start ahead). */
@@ -796,7 +836,7 @@ export function runSimulation(
   const r = prepareReplay(work, load, config, onProgress);
   const results: PolicyResult[] = [];
   const timelines: PolicyTimeline[] = [];
-  const oracleColdStartS = coldStartMeanS(config.coldStart);
+  const oracleColdStartS = config.oracleColdStartS ?? coldStartMeanS(config.coldStart);
   const tune = config.tuneBaselines ?? true;
   const tuned: TunedBaseline[] = [];
   for (const name of config.policies) {

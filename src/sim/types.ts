@@ -1,6 +1,7 @@
 // Shared types of the fleet simulator (moe-sim). See docs/adr/0004-simulator.md.
 
 import type { LatencyMetric } from "../domain/latency/model.ts";
+import type { LoadTier, TierColdStart } from "../domain/prewarm/tiers.ts";
 
 /**
  * What a scaling policy sees at a decision tick: only signals the operator (or an HPA, KPA, KEDA)
@@ -33,12 +34,18 @@ export interface Observation {
   /** Start-to-Ready durations of GPUs that became Ready since this policy's previous tick. */
   readonly coldStartDurationsMs: readonly number[];
   readonly usdPerGpuHour: number;
+  /** The same durations tagged with the tier each GPU loaded from (SimConfig.loadTiers only). */
+  readonly coldStartsByTier?: readonly TierColdStart[];
+  /** The tier the next new GPU would load from (SimConfig.loadTiers only). */
+  readonly nextLoadTier?: LoadTier;
 }
 
 export interface PolicyStep {
   readonly desiredGpus: number;
   /** Short CamelCase reason, e.g. "SLOFeedback", "Panic", "ScheduledStep". */
   readonly reason: string;
+  /** GPUs to keep weights staged for (forecast, schedules); the fleet stages max(this, desired) when staging is on. */
+  readonly stageGpus?: number;
 }
 
 /**

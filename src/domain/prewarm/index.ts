@@ -3,3 +3,4 @@ export * from "./forecast.ts";
 export * from "./burst.ts";
 export * from "./leadtime.ts";
 export * from "./corroborate.ts";
+export * from "./tiers.ts";

@@ -17,8 +17,10 @@ import { detectBurst } from "../prewarm/burst.ts";
 import type { BurstDetection } from "../prewarm/burst.ts";
 import { createForecastState, forecastLoad } from "../prewarm/forecast.ts";
 import type { ForecastState } from "../prewarm/forecast.ts";
-import { createLeadTimeState, estimateLeadTime, observeColdStarts } from "../prewarm/leadtime.ts";
+import { createLeadTimeState } from "../prewarm/leadtime.ts";
 import type { LeadTimeState } from "../prewarm/leadtime.ts";
+import { learnLeadTime } from "../prewarm/tiers.ts";
+import type { LoadTier, TierColdStart, TierLeadTimeState } from "../prewarm/tiers.ts";
 import { maxGpusWithinBudget } from "../cost/cost.ts";
 import { quantileSorted } from "../quantile.ts";
 import type { CapacityPolicy, HeadroomPolicy, StepPolicy } from "./policy.ts";
@@ -106,6 +108,10 @@ export interface CapacityInput {
   readonly redundantExpertsPerGpu?: number;
   /** Pod start-to-Ready durations observed since the previous decision. */
   readonly coldStartDurationsMs?: readonly number[];
+  /** The same durations tagged with the tier each pod loaded from (issue 19); absent = untiered. */
+  readonly coldStartsByTier?: readonly TierColdStart[];
+  /** The tier the next new pod will load from: the lead time is that tier's learned cold start. */
+  readonly nextLoadTier?: LoadTier;
   /** Price of one more GPU-hour (see cost); undefined = unknown. */
   readonly usdPerGpuHour: number | undefined;
 }
@@ -131,6 +137,8 @@ export interface CapacityState {
   readonly readyChangedAtMs?: number;
   readonly forecast: ForecastState;
   readonly leadTime: LeadTimeState;
+  /** Cold starts learned per load tier (src/domain/prewarm/tiers.ts); absent until tiered input is seen. */
+  readonly tierLeadTime?: TierLeadTimeState;
   /** Anticipated loads (value) for a future sample time (atMs), waiting to be compared with the sample. */
   readonly pendingPredictions?: readonly TimedValue[];
   /** log(observed / anticipated) of resolved predictions (atMs = sample time), oldest first. */
@@ -419,6 +427,7 @@ interface Frame {
   readonly ready: number;
   readonly warmingGpus: number;
   readonly leadTime: LeadTimeState;
+  readonly tierLeadTime: TierLeadTimeState | undefined;
   readonly leadTimeMs: number;
   readonly budgetGpus: number | undefined;
   /** The floor signals' asks (registry order) and the highest of them (0 without any). */
@@ -475,9 +484,9 @@ function frameOf(
   }
   const previous = finiteNonNegative(input.provisionedGpus) ? Math.floor(input.provisionedGpus) : minGpus;
   const ready = finiteNonNegative(input.readyGpus) ? Math.min(Math.floor(input.readyGpus), previous) : 0;
-  // Lead time learns from pod start-to-Ready durations regardless of load metrics.
-  const leadTime = observeColdStarts(state.leadTime, input.coldStartDurationsMs ?? [], policy.leadTime);
-  const leadTimeMs = estimateLeadTime(leadTime, policy.leadTime).leadTimeMs;
+  // Lead time learns from pod start-to-Ready durations regardless of load metrics (per load tier
+  // when the input names the tier the next pod gets).
+  const { leadTime, tierLeadTime, leadTimeMs } = learnLeadTime(state, input, policy.leadTime);
   const budgetGpus = budgetGpusOf(input, policy, step, minGpus, conflicts);
   // Floor signals (the schedule) need no metrics.
   const floors = evaluateFloors(signals, { policy, state, nowMs, leadTimeMs, step });
@@ -496,6 +505,7 @@ function frameOf(
     ready,
     warmingGpus: Math.max(0, previous - ready),
     leadTime,
+    tierLeadTime,
     leadTimeMs,
     budgetGpus,
     floors,
@@ -595,6 +605,7 @@ function finishDecision<R extends string>(
     nextState: {
       ...nextState,
       leadTime: f.leadTime,
+      ...(f.tierLeadTime === undefined ? {} : { tierLeadTime: f.tierLeadTime }),
       lastScaleUpAtMs: action === "ScaleUp" ? f.nowMs : nextState.lastScaleUpAtMs,
       lastScaleDownAtMs: action === "ScaleDown" ? f.nowMs : nextState.lastScaleDownAtMs,
     },
