@@ -211,8 +211,15 @@ describe("in-place expert moves", () => {
     await stack.operator.exited;
     console.log(`operator killed while ${moving.length} shard(s) moved: ${moving.join(", ")}`);
     await stack.restartOperator();
-    const now = await moedStatus(stack.cluster, NAME);
-    expect(now.placement!.version).toBeGreaterThan(before.placement!.version);
+    // The status of the move may not have been written before the kill (it follows the pod patches):
+    // the restarted operator publishes it.
+    const now = await waitForStatus(
+      stack.cluster,
+      NAME,
+      `a placement version above v${before.placement!.version}`,
+      (s) => (s.placement?.version ?? 0) > before.placement!.version,
+      60_000,
+    );
     await settled(now.placement!.version);
     const podsAfter = await pods();
     expect(names(podsAfter)).toEqual(podsBefore);
