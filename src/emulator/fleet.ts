@@ -21,8 +21,8 @@ export interface EmulatedShard {
   readonly experts: ReadonlyArray<ReadonlyArray<number>>;
   /**
    * Experts the pod still serves but the published placement no longer gives it (an in-place shard
-   * between loading its new set and releasing its old one): the router sends them work only when no
-   * shard serves them under the placement, as for a draining pod.
+   * between loading its new set and releasing its old one): the router sends them work while fewer
+   * shards serve them under the placement than it gives them replicas.
    */
   readonly leaving?: ReadonlyArray<ReadonlyArray<number>>;
   /** The pod's set in the published placement, loaded or not (in-place pods; others: `experts`). */
