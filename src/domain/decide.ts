@@ -54,6 +54,12 @@ export interface DeploymentPolicy {
     readonly minBalancednessGain: number;
     readonly redundantSlots?: number;
     readonly rebalanceIntervalMs: number;
+    /**
+     * A heat rebalance is due before the interval when the current placement's balancedness under
+     * fresh heat is at least this much below snapshot.baselineBalancedness (a heat shift; ADR 0018).
+     * Undefined: only the interval.
+     */
+    readonly earlyRebalanceDrop?: number;
     readonly topology: TopologyPreference;
     /**
      * Most running shards one heat rebalance may change (each change is a new pod and a weight
@@ -123,6 +129,11 @@ export interface DecisionSnapshot {
   readonly currentPlacementHeatBasis?: HeatBasis;
   /** When the last heat rebalance (not a change of shard count) was published. */
   readonly lastRebalanceMs?: number;
+  /**
+   * Balancedness of the current placement under the heat of its last plan or rebalance evaluation
+   * (Decision.nextBaselineBalancedness, kept by the caller); undefined: unknown (no early rebalance).
+   */
+  readonly baselineBalancedness?: number;
   /** A placement rollout is still in progress (pods being replaced). */
   readonly rolloutInProgress: boolean;
   readonly coldStartDurationsMs?: readonly number[];
@@ -177,6 +188,8 @@ export interface Decision {
   readonly usdPerHourNow: number;
   readonly usdPerHourDesired: number;
   readonly nextCapacityState: CapacityState;
+  /** What the caller passes as snapshot.baselineBalancedness next time. */
+  readonly nextBaselineBalancedness?: number;
 }
 
 /** Heat below this confidence is not used to move experts or size capacity. */
@@ -400,6 +413,8 @@ interface PlacementContext {
    * about to take (at least 2).
    */
   readonly changeLimit: number;
+  /** The current placement's balancedness under fresh heat fell below its baseline by the early-rebalance drop. */
+  readonly heatShifted: boolean;
 }
 
 /** GPUs for the desired shards: a shard whose pod is not scheduled yet keeps the node the published placement recorded, so the placement (and its version) does not change while the scheduler works. */
@@ -457,10 +472,23 @@ function placementContext(
     currentBasis: snapshot.currentPlacementHeatBasis ?? "observed",
     planHeat: heat.heat ?? snapshot.lastGoodHeat ?? uniformHeat(policy.layerCount, policy.expertCount),
     planHeatBasis: heat.usable ? "observed" : snapshot.lastGoodHeat ? "remembered" : "none",
+    heatShifted: heatShifted(snapshot, policy, heat, currentMetrics),
     changeLimit: policy.placement.inPlaceMoves
       ? Number.POSITIVE_INFINITY
       : Math.min(policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, Math.max(2, freeGpus - newShards)),
   };
+}
+
+function heatShifted(
+  snapshot: DecisionSnapshot,
+  policy: DeploymentPolicy,
+  heat: HeatQuality,
+  currentMetrics: PlacementMetrics | undefined,
+): boolean {
+  const drop = policy.placement.earlyRebalanceDrop;
+  const baseline = snapshot.baselineBalancedness;
+  if (drop === undefined || baseline === undefined || !heat.usable || currentMetrics === undefined) return false;
+  return baseline - currentMetrics.balancedness >= drop;
 }
 
 /**
@@ -472,7 +500,8 @@ function placementContext(
  * - ScaleUp: more shards, and the current placement extends to them;
  * - ScaleDown: any other change of the shard set (fewer shards, or more that do not extend): the
  *   experts the removed shards held are re-homed;
- * - HeatRebalance: same shards, usable heat, the rebalance interval passed, no rollout running;
+ * - HeatRebalance: same shards, usable heat, the rebalance interval passed or the heat shifted
+ *   (balancedness fell by earlyRebalanceDrop since the last plan or evaluation), no rollout running;
  * - Keep: otherwise.
  */
 export type PlacementIntent = "Initial" | "FirstHeat" | "ScaleUp" | "ScaleDown" | "HeatRebalance" | "Keep";
@@ -482,7 +511,8 @@ function intentOf(c: PlacementContext): PlacementIntent {
   const due =
     firstHeat ||
     c.snapshot.lastRebalanceMs === undefined ||
-    c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs;
+    c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs ||
+    c.heatShifted;
   if (!c.structural && !(c.heat.usable && due && (!c.snapshot.rolloutInProgress || firstHeat))) return "Keep";
   if (firstHeat) return "FirstHeat";
   if (c.current === undefined) return "Initial";
@@ -727,13 +757,37 @@ function heatRebalancePlacement(c: PlacementContext): DecisionPlacement {
         { ...o, ...moves },
         {
           action: "replan",
-          reason: `rebalanced by heat: balancedness ${(before?.balancedness ?? 0).toFixed(3)} -> ${metrics.balancedness.toFixed(3)}`,
+          reason: `rebalanced by heat${shiftNote(c)}: balancedness ${(before?.balancedness ?? 0).toFixed(3)} -> ${metrics.balancedness.toFixed(3)}`,
           heatBasis: "observed",
           heatRebalance: true,
         },
       ),
     };
   });
+}
+
+/** Says why a rebalance came before its interval. */
+function shiftNote(c: PlacementContext): string {
+  const due =
+    c.snapshot.lastRebalanceMs === undefined ||
+    c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs;
+  return c.heatShifted && !due
+    ? ` before the interval (the heat shifted: balancedness ${c.snapshot.baselineBalancedness!.toFixed(3)} at the last plan)`
+    : "";
+}
+
+/**
+ * The baseline the next tick compares fresh heat against: a placement planned (or a due rebalance
+ * evaluated) on observed heat sets it to its balancedness under that heat, so a rebalance that
+ * found nothing worth moving re-arms the trigger at today's value instead of firing every tick.
+ * A placement planned without observed heat clears it; anything else carries it over.
+ */
+function nextBaseline(snapshot: DecisionSnapshot, heat: HeatQuality, p: DecisionPlacement): number | undefined {
+  if (p.placement === undefined) return undefined;
+  const planned = p.action === "replan" || p.action === "initial";
+  if (!heat.usable) return planned ? undefined : snapshot.baselineBalancedness;
+  if ((planned || p.rebalanceEvaluated) && p.metrics) return p.metrics.balancedness;
+  return snapshot.baselineBalancedness;
 }
 
 /** One function per intent; the type check fails when an intent has none. */
@@ -783,12 +837,13 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
   const assignment = assignShardNodes(snapshot.shards, count.desired, snapshot.nodes);
   const gpus = shardGpus(snapshot, policy, count.desired, assignment.nodes);
   const ctx = placementContext(snapshot, policy, nowMs, count.desired, gpus, heat, currentMetrics);
+  const placement = PLACEMENT_BY_INTENT[intentOf(ctx)](ctx);
   return {
     desiredShards: count.desired,
     capacity: count.capacity,
     reason: count.reason,
     message: count.message,
-    placement: PLACEMENT_BY_INTENT[intentOf(ctx)](ctx),
+    placement,
     shardNodes: assignment.nodes,
     unschedulableShards: assignment.unschedulable,
     loadTokensPerSecond: heat.load,
@@ -796,5 +851,6 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     heatProblem: heat.problem,
     ...costOf(snapshot, policy, count.desired, assignment.nodes, marginalPrice),
     nextCapacityState: count.nextState,
+    nextBaselineBalancedness: nextBaseline(snapshot, heat, placement),
   };
 }

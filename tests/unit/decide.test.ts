@@ -380,6 +380,82 @@ describe("decide", () => {
     expect(d.placement.heatRebalance).toBeFalsy();
   });
 
+  describe("early rebalance on a heat shift", () => {
+    const before = scaledHeat(2_000, 21);
+    const after = scaledHeat(2_000, 22);
+    const current = firstPlacement(before, 8);
+    const planned = computePlacementMetrics(current, before).balancedness;
+    const snap = (heat: number[][], baseline: number | undefined): DecisionSnapshot => ({
+      heat: { heat, atMs: 1_000_000, confidence: 1 },
+      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-0", ready: true })),
+      provisionedShards: 8,
+      currentPlacement: current,
+      // 10 s after the last rebalance: the 300 s interval is far from due.
+      lastRebalanceMs: 990_000,
+      baselineBalancedness: baseline,
+      rolloutInProgress: false,
+      trackingSinceMs: 0,
+      nodes,
+    });
+    const early = (drop: number | undefined) =>
+      policy({
+        manualShards: 8,
+        placement: { ...policy().placement, maxMoveFraction: 0.5, earlyRebalanceDrop: drop },
+      });
+
+    it("re-plans before the interval when balancedness under fresh heat falls the drop below the plan's", () => {
+      const shifted = computePlacementMetrics(current, after).balancedness;
+      expect(planned - shifted).toBeGreaterThan(0.1); // the fixture is a real shift
+      const d = decide(snap(after, planned), early(0.1), 1_000_000);
+      expect(d.placement.action).toBe("replan");
+      expect(d.placement.heatRebalance).toBe(true);
+      expect(d.placement.reason).toContain("before the interval");
+      expect(d.nextBaselineBalancedness).toBeCloseTo(d.placement.metrics!.balancedness, 9);
+      // Without the drop, or with no baseline (after a restart), or with a larger drop: the interval rules.
+      for (const d2 of [
+        decide(snap(after, planned), early(undefined), 1_000_000),
+        decide(snap(after, undefined), early(0.1), 1_000_000),
+        decide(snap(after, planned), early(planned - shifted + 0.01), 1_000_000),
+      ]) {
+        expect(d2.placement.action).toBe("keep");
+        expect(d2.placement.rebalanceEvaluated).toBeFalsy();
+      }
+    });
+
+    it("does not re-plan on the heat it was planned for, and a kept evaluation re-arms at today's value (property)", () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 10_000 }),
+          fc.double({ min: 0.01, max: 0.5, noNaN: true }),
+          (seed, drop) => {
+            const heat = scaledHeat(2_000, seed);
+            const placed = firstPlacement(heat, 8);
+            const s: DecisionSnapshot = {
+              ...snap(heat, computePlacementMetrics(placed, heat).balancedness),
+              currentPlacement: placed,
+            };
+            const d = decide(s, early(drop), 1_000_000);
+            expect(d.placement.action).toBe("keep");
+            expect(d.nextBaselineBalancedness).toBe(s.baselineBalancedness);
+          },
+        ),
+        { numRuns: 25 },
+      );
+      // A shift the move budget cannot improve on by the gain threshold: evaluated once and kept,
+      // and the baseline becomes the current value, so the next tick on the same heat does not evaluate again.
+      const stuck = policy({
+        manualShards: 8,
+        placement: { ...policy().placement, maxMoveFraction: 0.5, minBalancednessGain: 0.9, earlyRebalanceDrop: 0.01 },
+      });
+      const first = decide(snap(after, planned), stuck, 1_000_000);
+      expect(first.placement.action).toBe("keep");
+      expect(first.placement.rebalanceEvaluated).toBe(true);
+      expect(first.nextBaselineBalancedness).toBeCloseTo(computePlacementMetrics(current, after).balancedness, 9);
+      const next = decide(snap(after, first.nextBaselineBalancedness), stuck, 1_005_000);
+      expect(next.placement.rebalanceEvaluated).toBeFalsy();
+    });
+  });
+
   it("assigns new shards to the cheapest nodes with free GPUs and reports what does not fit", () => {
     const r = assignShardNodes([{ shardIndex: 0, nodeName: "b", ready: true }], 4, [
       { name: "a", domain: "d1", freeGpus: 1, usdPerGpuHour: 3.5 },

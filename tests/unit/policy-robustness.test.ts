@@ -119,30 +119,34 @@ describe("data quality: one scrape never moves capacity", () => {
   // top); with no evidence for hours it holds what the pre-gap load needs at the plan target.
   it("comes down through a long gap to the count the pre-gap load needs, never below it (property over load)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 20_000, max: 200_000 }), fc.double({ min: 1.1, max: 2, noNaN: true }), (load, over) => {
-        const warm = drive(policy, new Array<number>(60).fill(load), 15_000, 8);
-        const start = Math.ceil(warm.gpus * over);
-        const gap = drive(policy, new Array<number>(480).fill(0), 15_000, start, {
-          state: warm.state,
-          startMs: T0 + 60 * 15_000,
-        });
-        const last = gap.decisions[gap.decisions.length - 1]!;
-        expect(last.reason).toBe("MetricsGap");
-        expect(last.desiredGpus).toBeLessThan(start);
-        // The held count meets the plan at the pre-gap load: traffic back at that level asks for no more.
-        const nowMs = T0 + 540 * 15_000;
-        const back = decideCapacity(input(nowMs, load, last.desiredGpus), gap.state, policy, nowMs);
-        expect(back.signals.sloGpus).toBeLessThanOrEqual(last.desiredGpus);
-        expect(back.desiredGpus).toBeGreaterThanOrEqual(last.desiredGpus);
-        // ...and no more than that at the load x the model cap (the headroom is at most that).
-        const atMostGpus = requiredGpusForTarget(
-          policy.latencyModel,
-          { tokensPerSecond: load * policy.ceiling.maxSizingRatio, balancedness: 0.85, crossNodeShare: 0.2 },
-          policy.slo.targetP99Ms * (1 - policy.safetyMargin),
-          { gpuStep: policy.gpuStep, searchLimitGpus: 4096, correction: gap.state.calibration.correction },
-        ).gpuCount!;
-        expect(last.desiredGpus).toBeLessThanOrEqual(Math.max(atMostGpus, policy.minGpus));
-      }),
+      fc.property(
+        fc.integer({ min: 20_000, max: 200_000 }),
+        fc.double({ min: 1.1, max: 2, noNaN: true }),
+        (load, over) => {
+          const warm = drive(policy, new Array<number>(60).fill(load), 15_000, 8);
+          const start = Math.ceil(warm.gpus * over);
+          const gap = drive(policy, new Array<number>(480).fill(0), 15_000, start, {
+            state: warm.state,
+            startMs: T0 + 60 * 15_000,
+          });
+          const last = gap.decisions[gap.decisions.length - 1]!;
+          expect(last.reason).toBe("MetricsGap");
+          expect(last.desiredGpus).toBeLessThan(start);
+          // The held count meets the plan at the pre-gap load: traffic back at that level asks for no more.
+          const nowMs = T0 + 540 * 15_000;
+          const back = decideCapacity(input(nowMs, load, last.desiredGpus), gap.state, policy, nowMs);
+          expect(back.signals.sloGpus).toBeLessThanOrEqual(last.desiredGpus);
+          expect(back.desiredGpus).toBeGreaterThanOrEqual(last.desiredGpus);
+          // ...and no more than that at the load x the model cap (the headroom is at most that).
+          const atMostGpus = requiredGpusForTarget(
+            policy.latencyModel,
+            { tokensPerSecond: load * policy.ceiling.maxSizingRatio, balancedness: 0.85, crossNodeShare: 0.2 },
+            policy.slo.targetP99Ms * (1 - policy.safetyMargin),
+            { gpuStep: policy.gpuStep, searchLimitGpus: 4096, correction: gap.state.calibration.correction },
+          ).gpuCount!;
+          expect(last.desiredGpus).toBeLessThanOrEqual(Math.max(atMostGpus, policy.minGpus));
+        },
+      ),
       { numRuns: 12 },
     );
   });

@@ -92,6 +92,7 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
       minBalancednessGain: spec.placement.minBalancednessGainPercent / 100,
       redundantSlots: spec.placement.maxRedundantSlotsPerLayer,
       rebalanceIntervalMs: spec.placement.rebalanceIntervalSeconds * 1000,
+      earlyRebalanceDrop: spec.placement.earlyRebalanceDropPercent / 100,
       topology: "spread",
       maxChangedShards: ctx.maxSurge,
       inPlaceMoves: spec.placement.moves.mode === "InPlace",

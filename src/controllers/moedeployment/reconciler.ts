@@ -130,6 +130,8 @@ interface Memory {
   lastGoodHeat?: number[][];
   /** When a due heat rebalance was last evaluated and kept (in memory: re-evaluated after a restart). */
   rebalanceEvaluatedMs?: number;
+  /** Decision.nextBaselineBalancedness of the last tick (in memory: no early rebalance until the first plan after a restart). */
+  baselineBalancedness?: number;
   coldStartsSeen: Set<string>;
   /** Uids of shard pods seen Ready (pruned to the live pods): tells a readiness flap from a pod still loading. */
   seenReady: Set<string>;
@@ -410,6 +412,7 @@ export class MoEDeploymentReconciler {
     mem.capacityState = decision.nextCapacityState;
     if (decision.heatUsable && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
     if (decision.placement.rebalanceEvaluated) mem.rebalanceEvaluatedMs = nowMs;
+    mem.baselineBalancedness = decision.nextBaselineBalancedness;
   }
 
   /** The validated deployment, or undefined after refusing it (invalid spec, pod template against policy). */
@@ -495,6 +498,8 @@ export class MoEDeploymentReconciler {
         d.status?.placement?.lastRebalanceTime ? Date.parse(d.status.placement.lastRebalanceTime) : undefined,
         mem.rebalanceEvaluatedMs,
       ),
+      // Only where the operator publishes what it plans: elsewhere the current placement is not the planned one.
+      baselineBalancedness: managed && !recovered ? mem.baselineBalancedness : undefined,
       rolloutInProgress:
         current !== undefined &&
         (shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready) ||
