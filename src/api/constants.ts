@@ -76,6 +76,8 @@ export const ConditionType = {
   GitOpsSynced: "GitOpsSynced",
   /** spec.placement.moves.mode InPlace: True while a shard refused or missed the deadline of an in-place move (named in the message). */
   RebalanceStalled: "RebalanceStalled",
+  /** True while shard pods the scheduler could not place for longer than spec.scaling.pendingTimeoutSeconds exist (GPU resource and count in the message). */
+  CapacityPending: "CapacityPending",
 } as const;
 export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -151,5 +153,10 @@ export const ConditionReason = {
   MovesAcknowledged: "MovesAcknowledged",
   /** A shard refused its target set or did not acknowledge it within ackTimeoutSeconds: it is replaced. */
   ShardMoveFailed: "ShardMoveFailed",
+  // CapacityPending
+  /** No shard pod has waited for a node longer than spec.scaling.pendingTimeoutSeconds. */
+  NoPendingShards: "NoPendingShards",
+  /** Shard pods have been unschedulable (no node with a free GPU of the type) past the timeout. */
+  ShardsUnschedulable: "ShardsUnschedulable",
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];

@@ -607,6 +607,14 @@ const ScalingBase = z.object({
       "Manual override: when set, the operator holds exactly this many shards (within minShards..maxShards) and suspends SLO autoscaling. Written by `kubectl scale` and other clients of the scale subresource; remove it to resume autoscaling.",
     )
     .optional(),
+  pendingTimeoutSeconds: z
+    .int32()
+    .min(1)
+    .max(86_400)
+    .default(120)
+    .describe(
+      "A shard pod the scheduler could not place (PodScheduled=False, Unschedulable) for this many seconds since it was created raises the CapacityPending condition (naming the GPU resource, node selector and count), a Warning event and the moe_operator_capacity_pending_shards gauge. Pending pods never count as capacity, and a scale-down deletes the Pending pods of the shards it removes at once (they serve nothing; new shards take the highest indices, which a scale-down removes first).",
+    ),
   scaleUp: ScalingBehaviorSchema({ stabilizationWindowSeconds: 0, maxShardsPerStep: 16 }, "up").prefault({}),
   scaleDown: ScalingBehaviorSchema({ stabilizationWindowSeconds: 600, maxShardsPerStep: 4 }, "down").prefault({}),
 });

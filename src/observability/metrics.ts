@@ -17,6 +17,7 @@ export interface OperatorMetrics {
   gpusDesired: Gauge<"namespace" | "name">;
   gpusCurrent: Gauge<"namespace" | "name">;
   gpusReady: Gauge<"namespace" | "name">;
+  capacityPendingShards: Gauge<"namespace" | "name">;
   p99PredictedMs: Gauge<"namespace" | "name">;
   p99ObservedMs: Gauge<"namespace" | "name">;
   sloTargetMs: Gauge<"namespace" | "name">;
@@ -110,6 +111,7 @@ function registerDeploymentMetrics(
   | "gpusDesired"
   | "gpusCurrent"
   | "gpusReady"
+  | "capacityPendingShards"
   | "p99PredictedMs"
   | "p99ObservedMs"
   | "sloTargetMs"
@@ -147,6 +149,12 @@ function registerDeploymentMetrics(
     gpusReady: new Gauge({
       name: "moe_operator_gpus_ready",
       help: "GPUs held by Ready expert shards.",
+      labelNames: dep,
+      registers: r,
+    }),
+    capacityPendingShards: new Gauge({
+      name: "moe_operator_capacity_pending_shards",
+      help: "Shard pods the scheduler could not place for longer than spec.scaling.pendingTimeoutSeconds (the CapacityPending condition names the GPU resource). Not counted as capacity.",
       labelNames: dep,
       registers: r,
     }),
@@ -221,6 +229,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Operator
     m.gpusDesired,
     m.gpusCurrent,
     m.gpusReady,
+    m.capacityPendingShards,
     m.p99PredictedMs,
     m.p99ObservedMs,
     m.sloTargetMs,

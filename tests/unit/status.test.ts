@@ -8,6 +8,7 @@ import type { MoveCost } from "../../src/domain/placement/index.ts";
 import type { RolloutPlan } from "../../src/domain/rollout/index.ts";
 import {
   budgetCondition,
+  capacityPendingCondition,
   computeStatus,
   degradedCondition,
   metricsCondition,
@@ -20,6 +21,7 @@ import type { ShardPod } from "../../src/controllers/moedeployment/codecs/shard-
 import { ChildApplyError } from "../../src/controllers/moedeployment/errors.ts";
 import { apiError } from "../support/reconciler-harness.ts";
 import { testMoEDeployment } from "../support/moe-fixtures.ts";
+import { eventsFor } from "../../src/controllers/moedeployment/events.ts";
 
 const NOW = Date.parse("2026-06-01T12:00:00Z");
 
@@ -346,5 +348,72 @@ describe("computeStatus", () => {
       input({ deployment: d, managesWorkloads: false, rollout: undefined, nowMs: NOW + 60_000 }),
     );
     expect(later.recommendation).toEqual(stored); // same time: no status write in a constant world
+  });
+});
+
+describe("CapacityPending", () => {
+  const unschedulable = (i: number, ageS: number, extra: Partial<ShardPod> = {}) =>
+    pod(i, false, {
+      unschedulable: true,
+      pod: {
+        metadata: { creationTimestamp: new Date(NOW - ageS * 1000) },
+        status: {
+          conditions: [
+            {
+              type: "PodScheduled",
+              status: "False",
+              reason: "Unschedulable",
+              message: "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.",
+            },
+          ],
+        },
+      },
+      ...extra,
+    });
+
+  it("is True only for pods unschedulable past spec.scaling.pendingTimeoutSeconds, naming the GPU and the count", () => {
+    const d = deployment();
+    const timeout = d.spec.scaling.pendingTimeoutSeconds;
+    const young = [0, 1, 2, 3].map((i) => pod(i)).concat(unschedulable(4, timeout - 1));
+    expect(capacityPendingCondition(input({ deployment: d, shardPods: young }))).toMatchObject({
+      status: "False",
+      reason: "NoPendingShards",
+    });
+    const late = [...young, unschedulable(5, timeout + 30), unschedulable(6, timeout + 5)];
+    const c = capacityPendingCondition(input({ deployment: d, shardPods: late }));
+    expect(c.status).toBe("True");
+    expect(c.reason).toBe("ShardsUnschedulable");
+    expect(c.message).toBe(
+      `2 nvidia.com/gpu pending: 2 shard pod(s) unschedulable for more than ${timeout} s (oldest tiny-shard-5, ${timeout + 30} s: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.); not counted as capacity`,
+    );
+    // A pod being deleted (cancelled) is not pending.
+    const cancelled = [...young, unschedulable(5, timeout + 30, { terminating: true })];
+    expect(capacityPendingCondition(input({ deployment: d, shardPods: cancelled })).status).toBe("False");
+  });
+
+  it("is part of the status only when the operator manages the workloads, with a Warning event when it turns True", () => {
+    const d = deployment();
+    const shardPods = [unschedulable(4, d.spec.scaling.pendingTimeoutSeconds + 1)];
+    const managed = computeStatus(input({ deployment: d, shardPods }));
+    expect(managed.conditions?.find((c) => c.type === "CapacityPending")?.status).toBe("True");
+    const recommend = computeStatus(input({ deployment: d, shardPods, managesWorkloads: false }));
+    expect(recommend.conditions?.find((c) => c.type === "CapacityPending")).toBeUndefined();
+    const before = computeStatus(input({ deployment: d, shardPods: [] }));
+    const ev = (prev: typeof before, next: typeof before) =>
+      eventsFor({
+        previous: prev,
+        next,
+        decision: decision(),
+        placement: { version: 2, hash: "h1", changed: false, rebalanced: false },
+        managesWorkloads: true,
+      }).filter((e) => e.reason === "CapacityPending");
+    expect(ev(before, managed)).toEqual([
+      {
+        type: "Warning",
+        reason: "CapacityPending",
+        message: managed.conditions!.find((c) => c.type === "CapacityPending")!.message,
+      },
+    ]);
+    expect(ev(managed, managed)).toEqual([]);
   });
 });

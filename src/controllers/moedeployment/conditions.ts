@@ -22,6 +22,7 @@ const ORDER = [
   ConditionType.MetricsAvailable,
   ConditionType.Prewarming,
   ConditionType.RebalanceStalled,
+  ConditionType.CapacityPending,
 ] as string[];
 
 export function mergeConditions(

@@ -46,6 +46,18 @@ export function turnedFalseEvent(
   return { type: "Warning", reason: reason ?? is.reason, message: is.message };
 }
 
+/** A Warning when condition `type` turns True (named by the condition's type). */
+export function turnedTrueEvent(
+  previous: readonly Condition[] | undefined,
+  next: readonly Condition[] | undefined,
+  type: string,
+): EventSpec | undefined {
+  const was = previous?.find((c) => c.type === type)?.status;
+  const is = next?.find((c) => c.type === type);
+  if (is?.status !== "True" || was === "True") return undefined;
+  return { type: "Warning", reason: type, message: is.message };
+}
+
 /** Every event for one reconcile, in order. */
 export function eventsFor(o: {
   previous: MoEDeploymentStatus | undefined;
@@ -59,6 +71,7 @@ export function eventsFor(o: {
     o.managesWorkloads ? rebalancedEvent(o.decision, o.placement) : undefined,
     turnedFalseEvent(o.previous?.conditions, o.next.conditions, ConditionType.MetricsAvailable),
     turnedFalseEvent(o.previous?.conditions, o.next.conditions, ConditionType.SLOMet, "SLOAtRisk"),
+    turnedTrueEvent(o.previous?.conditions, o.next.conditions, ConditionType.CapacityPending),
   ];
   return out.filter((e): e is EventSpec => e !== undefined);
 }

@@ -42,7 +42,7 @@ import { ACTUATORS, type Actuator } from "./actuator.ts";
 import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
 import { inPlaceUnsettled, newStalls } from "./inplace.ts";
-import { computeStatus, dropUndefined, servingShardCount } from "./status.ts";
+import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } from "./status.ts";
 import { eventsFor, type EventSpec } from "./events.ts";
 import { gpuSupply, newColdStarts, nodeViews, readySince, shardViews, withReadyBefore } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
@@ -239,12 +239,11 @@ export class MoEDeploymentReconciler {
       inPlace: plan.inPlace,
     });
     await this.#writeStatus(obj, status);
-    this.#recordMetrics(
-      d,
-      decision,
-      status,
-      actuator.managesWorkloads ? servingShardCount(observed.live.shardPods) : 0,
-    );
+    const pods = actuator.managesWorkloads ? observed.live.shardPods : [];
+    this.#recordMetrics(d, decision, status, {
+      gpusReady: servingShardCount(pods),
+      pendingShards: pendingPastTimeout(pods, nowMs, d.spec.scaling.pendingTimeoutSeconds * 1000).length,
+    });
     const events = eventsFor({
       previous: d.status,
       next: status,
@@ -605,13 +604,19 @@ export class MoEDeploymentReconciler {
     }
   }
 
-  #recordMetrics(d: MoEDeployment, decision: Decision, status: MoEDeploymentStatus, gpusReady: number): void {
+  #recordMetrics(
+    d: MoEDeployment,
+    decision: Decision,
+    status: MoEDeploymentStatus,
+    shards: { gpusReady: number; pendingShards: number },
+  ): void {
     const m = this.#d.metrics;
     const l = { namespace: d.metadata.namespace!, name: d.metadata.name! };
     m.decisions.inc({ ...l, reason: decision.reason });
     m.gpusDesired.set(l, status.desiredGpus ?? 0);
     m.gpusCurrent.set(l, status.currentGpus ?? 0);
-    m.gpusReady.set(l, gpusReady);
+    m.gpusReady.set(l, shards.gpusReady);
+    m.capacityPendingShards.set(l, shards.pendingShards);
     m.sloTargetMs.set(l, d.spec.slo.targetLatencyMs);
     if (status.latency?.observedMs !== undefined) m.p99ObservedMs.set(l, status.latency.observedMs);
     const predicted = decision.capacity?.signals.predictedP99Ms;

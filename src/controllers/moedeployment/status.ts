@@ -82,6 +82,48 @@ export function missingGpus(
   };
 }
 
+/** Shard pods the scheduler could not place, waiting longer than the timeout since they were created, oldest first. */
+export function pendingPastTimeout(
+  pods: readonly ShardPod[],
+  nowMs: number,
+  timeoutMs: number,
+): { pod: ShardPod; waitedMs: number }[] {
+  return pods
+    .filter((p) => p.unschedulable && !p.ready && !p.terminating)
+    .map((pod) => ({ pod, waitedMs: nowMs - Date.parse(String(pod.pod.metadata?.creationTimestamp ?? "")) }))
+    .filter((x) => Number.isFinite(x.waitedMs) && x.waitedMs >= timeoutMs)
+    .sort((a, b) => b.waitedMs - a.waitedMs);
+}
+
+/** CapacityPending: True naming the GPU resource, node selector and count of shard pods unschedulable past the timeout. */
+export function capacityPendingCondition(x: Pick<StatusInput, "deployment" | "shardPods" | "nowMs">): ConditionInput {
+  const type = ConditionType.CapacityPending;
+  const timeoutS = x.deployment.spec.scaling.pendingTimeoutSeconds;
+  const late = pendingPastTimeout(x.shardPods, x.nowMs, timeoutS * 1000);
+  if (late.length === 0)
+    return {
+      type,
+      status: "False",
+      reason: ConditionReason.NoPendingShards,
+      message: `no shard pod has waited for a node longer than ${timeoutS} s`,
+    };
+  const gpu = x.deployment.spec.serving.gpu;
+  const selector = Object.entries(gpu.nodeSelector ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const oldest = late[0]!;
+  const why = oldest.pod.pod.status?.conditions?.find((c) => c.type === "PodScheduled")?.message;
+  return {
+    type,
+    status: "True",
+    reason: ConditionReason.ShardsUnschedulable,
+    message:
+      `${late.length} ${gpu.resourceName} pending${selector ? ` on nodes with ${selector}` : ""}: ` +
+      `${late.length} shard pod(s) unschedulable for more than ${timeoutS} s ` +
+      `(oldest ${oldest.pod.name}, ${Math.floor(oldest.waitedMs / 1000)} s${why ? `: ${why}` : ""}); not counted as capacity`,
+  };
+}
+
 const round = (x: number | undefined, digits: number) =>
   x === undefined || !Number.isFinite(x) ? undefined : Number(x.toFixed(digits));
 
@@ -361,6 +403,7 @@ export function computeConditions(x: StatusInput): ConditionInput[] {
     progressing,
     degraded,
     ...(x.managesWorkloads && x.inPlace ? [rebalanceStalledCondition(x.inPlace)] : []),
+    ...(x.managesWorkloads ? [capacityPendingCondition(x)] : []),
     ...(x.actuatorConditions ?? []),
   ];
 }
