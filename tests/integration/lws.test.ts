@@ -115,6 +115,10 @@ describe("LeaderWorkerSet controller in the local cluster", () => {
     // The pod webhook labelled each pod with its group; the leader StatefulSet and one worker
     // StatefulSet per group exist.
     expect(pods.map((p) => p.metadata!.labels?.[GROUP_LABEL]).sort()).toEqual(["0", "0", "1", "1"]);
+    // ... and gave each worker its leader's address (what --dist-init-addr is built from).
+    const worker = pods.find((p) => p.metadata!.name === "ep-1-1")!;
+    const env = worker.spec!.containers[0]!.env ?? [];
+    expect(env.find((e) => e.name === "LWS_LEADER_ADDRESS")?.value).toBe(`ep-1.ep.${ns}`);
     const sets = (await apps.listNamespacedStatefulSet({ namespace: ns })).items.map((s) => s.metadata!.name);
     expect(sets.sort()).toEqual(["ep", "ep-0", "ep-1"]);
   });
