@@ -29,8 +29,9 @@ node_modules/.installed: package.json package-lock.json
 deps: node_modules/.installed ## Install npm dependencies (Node 24 comes with them)
 
 .PHONY: bins
-bins: ## Build (or reuse cached) kube-apiserver, scheduler, controller-manager, kubectl, etcd, kwok
+bins: ## Build (or reuse cached) kube-apiserver, scheduler, controller-manager, kubectl, etcd, kwok, LWS controller
 	@bash hack/build-bins.sh >/dev/null
+	@bash hack/build-lws.sh >/dev/null
 
 .PHONY: prometheus
 prometheus: ## Install Debian's prometheus if missing

@@ -56,3 +56,44 @@ export function controlPlaneBins(binDir?: string): ControlPlaneBins {
   cached = bins;
   return bins;
 }
+
+export interface LwsBins {
+  dir: string;
+  /** The LeaderWorkerSet controller manager (sigs.k8s.io/lws/cmd). */
+  manager: string;
+  /** The module's CRDs (config/crd/bases). */
+  crds: string[];
+  /** The module's config/webhook manifests.yaml and the JSON patches its kustomization applies to it. */
+  webhookManifests: string;
+  webhookPatches: string[];
+}
+
+let cachedLws: LwsBins | undefined;
+
+/**
+ * The LeaderWorkerSet controller from `hack/build-lws.sh` (pinned in hack/lws, cached outside
+ * the repo under its own key, so it never changes the control-plane key). `dir` overrides.
+ */
+export function lwsBins(dir?: string): LwsBins {
+  if (cachedLws && (dir === undefined || cachedLws.dir === dir)) return cachedLws;
+  const out =
+    dir ??
+    runSync("bash", [join(repoRoot(), "hack", "build-lws.sh")])
+      .trim()
+      .split("\n")
+      .pop()!;
+  const bins: LwsBins = {
+    dir: out,
+    manager: join(out, "lws-manager"),
+    crds: [
+      join(out, "crds", "leaderworkerset.x-k8s.io_leaderworkersets.yaml"),
+      join(out, "crds", "disaggregatedset.x-k8s.io_disaggregatedsets.yaml"),
+    ],
+    webhookManifests: join(out, "webhook", "manifests.yaml"),
+    webhookPatches: [join(out, "webhook", "mutating-patch.yaml"), join(out, "webhook", "validating-patch.yaml")],
+  };
+  for (const path of [bins.manager, ...bins.crds, bins.webhookManifests, ...bins.webhookPatches])
+    if (!existsSync(path)) throw new Error(`LeaderWorkerSet file missing: ${path} (run make bins)`);
+  cachedLws = bins;
+  return bins;
+}

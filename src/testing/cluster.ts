@@ -1,18 +1,20 @@
 // A real, embedded Kubernetes control plane for tests and the demo:
 // etcd + kube-apiserver (TLS, generated CA, admin client certificate) +
-// kube-scheduler + kube-controller-manager + kwok with fake GPU nodes, all as
-// local processes on free loopback ports in a temp dir, torn down by PID.
+// kube-scheduler + kube-controller-manager + kwok with fake GPU nodes (and, opt-in,
+// the LeaderWorkerSet controller with its webhooks), all as local processes on free
+// loopback ports in a temp dir, torn down by PID.
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { KubeConfig, CoreV1Api, type V1Node } from "@kubernetes/client-node";
-import { controlPlaneBins, type ControlPlaneBins } from "./bins.ts";
+import { controlPlaneBins, lwsBins, type ControlPlaneBins } from "./bins.ts";
 import { createClientCert, createPki, renderKubeconfig, type Pki } from "./pki.ts";
 import { freePort } from "./ports.ts";
 import { startProcess, type ManagedProcess } from "./process.ts";
 import { FatalProbeError, httpGet, waitFor } from "./http-probe.ts";
 import { gpuNodesFor, type GpuNodePool } from "./gpu-nodes.ts";
+import { startLws } from "./lws.ts";
 
 export interface StartClusterOptions {
   /** Used in the temp dir name and the kubeconfig context. */
@@ -28,6 +30,11 @@ export interface StartClusterOptions {
   keepDir?: boolean;
   /** Override where the control-plane binaries are (default: build/cache via hack/build-bins.sh). */
   binDir?: string;
+  /**
+   * Also run the LeaderWorkerSet controller (hack/build-lws.sh) with its CRDs and webhooks
+   * (src/testing/lws.ts); its log is lws-manager.log in the cluster dir.
+   */
+  lws?: boolean;
   /** Progress messages (default: silent). */
   log?: (message: string) => void;
 }
@@ -272,6 +279,7 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
   const log = opts.log ?? (() => {});
   const name = opts.name ?? "moe-local";
   const bins = controlPlaneBins(opts.binDir);
+  const lws = opts.lws ? lwsBins() : undefined;
   const dir = mkdtempSync(join(opts.baseDir ?? tmpdir(), `moe-cluster-${name}-`));
   const procs: ManagedProcess[] = [];
   let stopped = false;
@@ -320,12 +328,15 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Loca
       { timeoutMs: 30_000 },
     );
 
+    const kubectl = kubectlWith(bins.kubectl, kubeconfigPath);
+    if (lws) {
+      await startLws({ bins: lws, dir, kubeconfigPath, pki, kubectl, procs });
+      log(`LeaderWorkerSet controller ready (${Date.now() - t0} ms)`);
+    }
     const addGpuNodes = gpuNodeAdder(core, kwok);
     if (opts.gpuNodes?.length) await addGpuNodes(opts.gpuNodes);
     const startupMs = Date.now() - t0;
     log(`cluster "${name}" ready in ${startupMs} ms (dir ${dir})`);
-
-    const kubectl = kubectlWith(bins.kubectl, kubeconfigPath);
 
     return {
       name,

@@ -112,3 +112,19 @@ export const DEMO_GPU_POOLS: GpuNodePool[] = [
     instanceType: "gpu-8x-h200",
   },
 ];
+
+/**
+ * `count` 8-GPU nodes in one pool, one topology domain: the nodes a wide-EP group spans
+ * (one engine pod asking all 8 GPUs per node, on LeaderWorkerSet).
+ */
+export function eightGpuPool(pool: string, count: number): GpuNodePool {
+  return {
+    pool,
+    count,
+    gpusPerNode: 8,
+    gpuProduct: "NVIDIA-H200-141GB-HBM3e",
+    gpuMemoryMiB: 143_771,
+    priceUsdPerGpuHour: 3.5,
+    instanceType: "gpu-8x-h200",
+  };
+}

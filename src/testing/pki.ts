@@ -74,6 +74,24 @@ export function createClientCert(
   );
 }
 
+/**
+ * A serving certificate for a local HTTPS server on 127.0.0.1 (e.g. a webhook the apiserver calls
+ * by URL), signed by the cluster CA, so the CA certificate is the caBundle.
+ */
+export function createServingCert(
+  pki: Pick<Pki, "dir" | "caCert" | "caKey">,
+  name: string,
+): { cert: string; key: string } {
+  if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`invalid certificate name: ${name}`);
+  return signCert(
+    pki.dir,
+    `serving-${name}`,
+    `/CN=${name}`,
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    pki,
+  );
+}
+
 export function createPki(dir: string): Pki {
   const caKey = join(dir, "ca.key");
   const caCert = join(dir, "ca.crt");
