@@ -7,8 +7,10 @@ import {
   PLACEMENT_CACHE_LAG_MS,
   placementInForce,
   placementFromPods,
+  recoverPlacement,
   type RecoverablePod,
 } from "../../src/controllers/moedeployment/recover.ts";
+import { parseMoEDeployment } from "../../src/api/index.ts";
 import { expertSetHash, shardExperts } from "../../src/controllers/moedeployment/children.ts";
 import { gpuNode, startHarness, type Harness } from "../support/reconciler-harness.ts";
 import { otherPod, tickCluster } from "../support/cluster-sim.ts";
@@ -63,6 +65,52 @@ describe("placementFromPods", () => {
     expect(placementFromPods([pod(0, [[0], [1]])], 1, 2, 1)).toBeUndefined(); // wrong layer count
     expect(placementFromPods([pod(0, [[5]])], 1, 2, 1)).toBeUndefined(); // no such expert
     expect(placementFromPods([], 1, 2, 1)).toBeUndefined();
+  });
+});
+
+describe("recoverPlacement", () => {
+  it("reads an in-place pod mid-load by the set it moves to, not the served ∪ new union that overfills its slots", () => {
+    const parsed = parseMoEDeployment(testMoEDeployment("r", "default", {}));
+    if (!parsed.ok) throw new Error("fixture");
+    const spec = parsed.value.spec;
+    const layers = spec.model.layers - spec.model.denseLayers;
+    const slots = spec.model.expertSlotsPerGpu;
+    const setOf = (first: number) =>
+      Array.from({ length: layers }, () =>
+        Array.from({ length: slots }, (_, k) => (first + k) % spec.model.routedExperts),
+      );
+    const shardPod = (i: number, experts: number[][], wanted?: number[][]) => ({
+      name: `r-shard-${i}`,
+      shardIndex: i,
+      setHash: `h${i}`,
+      experts,
+      ready: true,
+      terminating: false,
+      pod: {
+        metadata: {
+          annotations: {
+            "moe.dev/placement-version": "4",
+            ...(wanted ? { "moe.dev/placement-experts": JSON.stringify(wanted) } : {}),
+          },
+        },
+        spec: { nodeName: `n${i}`, containers: [] },
+      } as V1Pod,
+    });
+    const count = Math.ceil(spec.model.routedExperts / slots);
+    const wanted = Array.from({ length: count }, (_, i) => setOf(i * slots));
+    // Shard 0 is loading: it holds its old set plus the new one (more than its slots).
+    const union = wanted[0]!.map((l, li) => [...new Set([...l, ...setOf(slots * 7)[li]!])]);
+    expect(union[0]!.length).toBeGreaterThan(slots);
+    const pods = wanted.map((w, i) => (i === 0 ? shardPod(0, union, w) : shardPod(i, w)));
+    const r = recoverPlacement(pods, spec);
+    expect(r).toBeDefined();
+    for (let i = 0; i < count; i++)
+      for (let l = 0; l < layers; l++)
+        expect([...r!.placement.layers[l]![i]!].sort((a, b) => a - b)).toEqual(
+          [...wanted[i]![l]!].sort((a, b) => a - b),
+        );
+    // Without the annotation the union does not fit and nothing is rebuilt (the old behaviour).
+    expect(recoverPlacement([shardPod(0, union), ...pods.slice(1)], spec)).toBeUndefined();
   });
 });
 

@@ -9,7 +9,7 @@ import { moeLayerCount, type MoEDeployment } from "../../api/schema.ts";
 import { shardGpuId } from "../../domain/decide.ts";
 import { EMPTY_SLOT, parsePlacement, placementHash, type Placement } from "../../domain/placement/index.ts";
 import { PlacementKey, type PublishedPlacement } from "./codecs/placement-configmap.ts";
-import type { ShardPod } from "./codecs/shard-pod.ts";
+import { readPlacementSet, type ShardPod } from "./codecs/shard-pod.ts";
 
 export interface RecoverablePod {
   readonly shardIndex: number;
@@ -65,7 +65,7 @@ export function placementFromPods(
 }
 
 /**
- * The placement the shard pods hold, as a published one (at version 0: the plan gives it a new
+ * The placement the shard pods hold (in place: the set each moves to), as a published one (at version 0: the plan gives it a new
  * version), or undefined when the pods do not make a whole placement. The heat it was made with is
  * unknown; "observed" keeps it (no first-heat re-plan, which would replace every pod).
  */
@@ -75,6 +75,8 @@ export function recoverPlacement(
 ): PublishedPlacement | undefined {
   const views = pods.map((p) => ({
     ...p,
+    // In place, mid-move: the set of the placement being moved to, not the load phase's union.
+    experts: readPlacementSet(p.pod) ?? p.experts,
     nodeName: p.pod.spec?.nodeName,
     placementVersion: Number(p.pod.metadata?.annotations?.[Annotation.placementVersion]) || 0,
   }));

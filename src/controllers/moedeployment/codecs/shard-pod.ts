@@ -218,6 +218,17 @@ function readExperts(p: V1Pod, key: string = ShardAnnotation.experts): number[][
   }
 }
 
+/**
+ * InPlace: the shard's set in the placement version it moves to (moe.dev/placement-experts), or
+ * undefined on a pod without it. During a load phase moe.dev/experts is served ∪ new, which may not
+ * fit the slots; this is the set the placement gives the shard.
+ */
+export function readPlacementSet(p: V1Pod): number[][] | undefined {
+  if (p.metadata?.annotations?.[ShardAnnotation.placementExperts] === undefined) return undefined;
+  const set = readExperts(p, ShardAnnotation.placementExperts);
+  return set.length > 0 ? set : undefined;
+}
+
 function readDrainStartedMs(p: V1Pod): number | undefined {
   const drain = p.metadata?.annotations?.[ShardAnnotation.drainingSince];
   const ms = drain ? Date.parse(drain) : undefined;
