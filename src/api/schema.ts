@@ -493,7 +493,7 @@ export const PlacementSchema = z
       .int32()
       .min(1)
       .max(100)
-      .default(10)
+      .default(5)
       .describe(
         "Re-plan before rebalanceIntervalSeconds has passed when the current placement's balancedness under fresh heat has fallen at least this many percentage points below its balancedness at the last plan or rebalance evaluation (a heat shift). The move budget and the gain threshold still apply; 100 never triggers.",
       ),
