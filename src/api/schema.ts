@@ -1304,6 +1304,34 @@ export const LatencyStatusSchema = z
   })
   .describe("Observed latency against the SLO target.");
 
+export const LoadTierSchema = z.enum(["peer", "node-disk", "remote"]);
+
+export const ColdStartStatusSchema = z
+  .object({
+    leadSeconds: z
+      .number()
+      .min(0)
+      .describe(
+        "Lead time the capacity decision starts new shards ahead by: the learned cold start (pod creation to Ready; in place, Ready waits for the first placement acknowledgement) of the tier the next new shard loads from once that tier has enough starts, else of all starts, else spec.prewarm.coldStartSeconds; plus a margin.",
+      ),
+    nextLoadTier: LoadTierSchema.describe(
+      "Where the next new shard is expected to load its weights from: peer when shard pods report loading from peers (moe.dev/load-tier) and every expert has a Ready holder, else remote. Absent while no pod reported a tier.",
+    ).optional(),
+    tiers: z
+      .array(
+        z.object({
+          tier: LoadTierSchema.describe("The tier: peer, node-disk or remote."),
+          samples: z.int32().min(0).describe("Cold starts kept for this tier."),
+          medianSeconds: z.number().min(0).describe("Median of those cold starts, in seconds."),
+        }),
+      )
+      .max(3)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["tier"] })
+      .describe("Cold starts observed per tier the pods reported (moe.dev/load-tier).")
+      .optional(),
+  })
+  .describe("What the operator learned about shard cold starts (issue 19, ADR 0019).");
+
 export const CostStatusSchema = z
   .object({
     usdPerHour: z
@@ -1440,6 +1468,7 @@ export const MoEDeploymentStatusSchema = z
     placement: PlacementStatusSchema.optional(),
     latency: LatencyStatusSchema.optional(),
     cost: CostStatusSchema.optional(),
+    coldStart: ColdStartStatusSchema.optional(),
     lastScale: LastScaleSchema.optional(),
     nextPrewarm: NextPrewarmSchema.optional(),
     recommendation: RecommendationSchema.optional(),

@@ -289,8 +289,14 @@ function drawClipped(f: Frame, axis: Axis, y: (v: number) => number): void {
   }
   const worst = Math.max(...over.map((s) => s.p99Ms!));
   const label = `off scale: ${over.length} sample${over.length > 1 ? "s" : ""} up to ${worst >= 1000 ? `${(worst / 1000).toFixed(1)} s` : `${worst.toFixed(0)} ms`}`;
+  // After the first run of clipped samples (the bring-up), where the curve is off the top: a label
+  // after the last clipped sample would sit on the curve of a later spike.
+  const firstRunEnd = f.samples.findIndex(
+    (s, k) => k > f.samples.indexOf(over[0]!) && !(s.p99Ms !== undefined && s.p99Ms > axis.max),
+  );
+  const anchor = firstRunEnd > 0 ? f.samples[firstRunEnd - 1]! : over.at(-1)!;
   f.parts.push(
-    `<text class="clipped-note" x="${f1(f.x(over.at(-1)!.tS) + 10)}" y="${f1(yTop + 12)}" font-size="11" fill="#d62728">${esc(label)}</text>`,
+    `<text class="clipped-note" x="${f1(f.x(anchor.tS) + 10)}" y="${f1(yTop + 12)}" font-size="11" fill="#d62728">${esc(label)}</text>`,
   );
 }
 

@@ -14,6 +14,7 @@ import {
 } from "./capacity/index.ts";
 import { decideShardCount, type ShardCountInput } from "./scaling/shard-count.ts";
 import type { ShardCountReason } from "./scaling/reasons.ts";
+import type { LoadTier, TierColdStart } from "./prewarm/tiers.ts";
 import { bestRewrite, growShards, hottestShards } from "./rebalance/shards.ts";
 import {
   planPlacement,
@@ -137,6 +138,10 @@ export interface DecisionSnapshot {
   /** A placement rollout is still in progress (pods being replaced). */
   readonly rolloutInProgress: boolean;
   readonly coldStartDurationsMs?: readonly number[];
+  /** The same cold starts tagged with the tier each pod reported loading from (those that did). */
+  readonly coldStartsByTier?: readonly TierColdStart[];
+  /** The tier the next new shard will load from (undefined: no pod reported one; one pooled lead). */
+  readonly nextLoadTier?: LoadTier;
   readonly capacityState?: CapacityState;
   /** When this operator process started tracking the deployment (restart safety). */
   readonly trackingSinceMs: number;
@@ -188,6 +193,8 @@ export interface Decision {
   readonly usdPerHourNow: number;
   readonly usdPerHourDesired: number;
   readonly nextCapacityState: CapacityState;
+  /** snapshot.nextLoadTier, the tier the lead time was learned for (reported in status). */
+  readonly nextLoadTier?: LoadTier;
   /** What the caller passes as snapshot.baselineBalancedness next time. */
   readonly nextBaselineBalancedness?: number;
 }
@@ -376,6 +383,8 @@ function shardCountInputOf(
       balancedness: currentMetrics?.balancedness ?? 1,
       crossNodeShare: currentMetrics?.crossNodeShare ?? 0,
       coldStartDurationsMs: snapshot.coldStartDurationsMs,
+      coldStartsByTier: snapshot.coldStartsByTier,
+      nextLoadTier: snapshot.nextLoadTier,
       usdPerGpuHour: marginalPrice,
     },
     state: snapshot.capacityState ?? createCapacityState(policy.capacity),
@@ -852,5 +861,6 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     ...costOf(snapshot, policy, count.desired, assignment.nodes, marginalPrice),
     nextCapacityState: count.nextState,
     nextBaselineBalancedness: nextBaseline(snapshot, heat, placement),
+    ...(snapshot.nextLoadTier ? { nextLoadTier: snapshot.nextLoadTier } : {}),
   };
 }

@@ -77,6 +77,17 @@ export function layerLoadSeconds(
   });
 }
 
+/**
+ * Where a new shard's first load comes from, as an engine loading from peers would report it: "peer"
+ * when a running shard serves every expert it needs, else "remote" (the weight store).
+ */
+export function firstLoadTier(self: Holder, target: ExpertSets, others: readonly Holder[]): "peer" | "remote" {
+  const fromPeers = target.every((row, l) =>
+    row.every((e) => self.served[l]?.includes(e) || others.some((o) => o.served[l]?.includes(e))),
+  );
+  return fromPeers ? "peer" : "remote";
+}
+
 /** Greedy chunks of consecutive layers, each at most maxStallSeconds (a layer above it alone is its own chunk). */
 export function chunkSeconds(perLayer: readonly number[], maxStallSeconds: number): number[] {
   const chunks: number[] = [];
@@ -97,6 +108,8 @@ const REACK_AFTER_MS = 3_000;
 
 interface Job {
   generation: number;
+  /** Generation 1: the tier the first load came from, written to moe.dev/load-tier before the acknowledgement. */
+  tier?: "peer" | "remote";
 }
 
 export class ShardAgent {
@@ -162,7 +175,11 @@ export class ShardAgent {
         this.#o.bandwidth ?? DEFAULT_MOVE_BANDWIDTH,
       );
       const chunks = chunkSeconds(perLayer, this.#o.maxStallSeconds ?? 2);
-      this.#jobs.set(name, { generation: state.generation });
+      const others = holders.filter((h) => h.name !== name);
+      this.#jobs.set(name, {
+        generation: state.generation,
+        ...(state.generation === 1 ? { tier: firstLoadTier(self, state.target, others) } : {}),
+      });
       this.#runChunks(name, state.generation, chunks, lookup);
     }
   }
@@ -195,16 +212,21 @@ export class ShardAgent {
     const step = (i: number) => {
       if (this.#stopped) return;
       if (i >= chunks.length) {
+        const tier = this.#jobs.get(name)?.tier;
         this.#jobs.delete(name);
         const p = lookup(name);
         const now = p ? readInPlace(p) : undefined;
         if (!now || now.generation !== generation) return; // retargeted or gone: the next sync starts over
         this.#acked.set(`${name}/${generation}`, Date.now());
-        void this.#writeCondition(name, {
-          status: "True",
-          reason: "Applied",
-          message: `serving generation ${generation}`,
-        });
+        void (async () => {
+          if (tier && p?.metadata?.annotations?.[ShardAnnotation.loadTier] === undefined)
+            await this.#writeTier(name, tier);
+          await this.#writeCondition(name, {
+            status: "True",
+            reason: "Applied",
+            message: `serving generation ${generation}`,
+          });
+        })();
         return;
       }
       if (generation >= 2) this.#stalls.push({ chunk: i, seconds: chunks[i]! });
@@ -219,6 +241,22 @@ export class ShardAgent {
       fn();
     }, ms);
     this.#timers.add(t);
+  }
+
+  /** The first load's tier, as the engine reports it (moe.dev/load-tier); best effort. */
+  async #writeTier(name: string, tier: string): Promise<void> {
+    try {
+      await this.#core.patchNamespacedPod(
+        {
+          name,
+          namespace: this.#o.namespace,
+          body: { metadata: { annotations: { [ShardAnnotation.loadTier]: tier } } },
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      this.#o.logger.warn({ pod: name, err: (err as Error).message }, "could not write the load tier");
+    }
   }
 
   async #writeCondition(name: string, c: { status: string; reason: string; message: string }): Promise<void> {

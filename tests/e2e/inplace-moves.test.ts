@@ -286,5 +286,17 @@ describe("in-place expert moves", () => {
     const replacement = podsAfter.find((p) => p.metadata!.labels!["moe.dev/shard-index"] === String(index))!;
     expect(readInPlace(replacement)!.generation).toBe(1);
     expect(coverage.violations).toEqual([]);
+    // Each pod reports the tier of its first load (the emulated engine: peers when running shards serve
+    // every expert it needs); the operator learns cold starts per tier and says which one it expects next.
+    expect(["peer", "remote"]).toContain(replacement.metadata!.annotations!["moe.dev/load-tier"]);
+    const cold = (
+      (await moedStatus(stack.cluster, NAME)) as MoedStatus & {
+        coldStart?: { leadSeconds: number; nextLoadTier?: string; tiers?: { tier: string; samples: number }[] };
+      }
+    ).coldStart;
+    console.log(`cold start status: ${JSON.stringify(cold)}`);
+    expect(cold?.nextLoadTier).toBeDefined();
+    // The first pods started together, with no running peer: from the weight store.
+    expect(cold?.tiers?.find((t) => t.tier === "remote")?.samples ?? 0).toBeGreaterThanOrEqual(SHARDS);
   }, 400_000);
 });

@@ -3,7 +3,8 @@
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import type { MoEDeployment } from "../../api/schema.ts";
 import type { NodeView, ShardView } from "../../domain/decide.ts";
-import type { ShardPod } from "./codecs/shard-pod.ts";
+import { ShardAnnotation, type ShardPod } from "./codecs/shard-pod.ts";
+import { chooseLoadTier, LOAD_TIERS, type LoadTier, type TierColdStart } from "../../domain/prewarm/tiers.ts";
 import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
 import { nodeUsdPerGpuHour } from "../../domain/cost/index.ts";
 
@@ -105,8 +106,8 @@ export function withReadyBefore(
 }
 
 /** Cold-start durations (creation -> Ready) of pods not seen before; adds them to `seen`. */
-export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): number[] {
-  const out: number[] = [];
+export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): { durationMs: number; tier?: LoadTier }[] {
+  const out: { durationMs: number; tier?: LoadTier }[] = [];
   for (const p of pods) {
     const uid = p.metadata?.uid;
     if (!uid || seen.has(uid)) continue;
@@ -114,9 +115,45 @@ export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): number
     if (!ready?.lastTransitionTime || !p.metadata?.creationTimestamp) continue;
     seen.add(uid);
     const ms = new Date(ready.lastTransitionTime).getTime() - new Date(p.metadata.creationTimestamp).getTime();
-    if (Number.isFinite(ms) && ms >= 0) out.push(ms);
+    const tier = loadTierOf(p);
+    if (Number.isFinite(ms) && ms >= 0) out.push(tier ? { durationMs: ms, tier } : { durationMs: ms });
   }
   return out;
+}
+
+/** The tier a pod reported loading its weights from (moe.dev/load-tier), if a known one. */
+export function loadTierOf(p: V1Pod): LoadTier | undefined {
+  const v = p.metadata?.annotations?.[ShardAnnotation.loadTier];
+  return (LOAD_TIERS as readonly string[]).includes(v ?? "") ? (v as LoadTier) : undefined;
+}
+
+/** The cold starts as the decision takes them: all durations, and those whose pod reported a tier. */
+export function coldStartInputs(starts: readonly { durationMs: number; tier?: LoadTier }[]): {
+  coldStartDurationsMs: number[];
+  coldStartsByTier: TierColdStart[];
+} {
+  return {
+    coldStartDurationsMs: starts.map((s) => s.durationMs),
+    coldStartsByTier: starts.flatMap((s) => (s.tier ? [{ tier: s.tier, durationMs: s.durationMs }] : [])),
+  };
+}
+
+/**
+ * The tier the next new shard will load from, from what the live shard pods reported: peers when some
+ * pod loaded from peers (the engine does) and every MoE (layer, expert) has a Ready holder to send it;
+ * else remote (this operator stages nothing yet, so a node cache is not assumed on a new node).
+ * Undefined when no pod reported a tier: the lead stays one pooled estimate.
+ */
+export function nextLoadTier(pods: readonly ShardPod[], moeLayers: number, experts: number): LoadTier | undefined {
+  const reported = pods.map((p) => loadTierOf(p.pod)).filter((t) => t !== undefined);
+  if (reported.length === 0) return undefined;
+  const held = Array.from({ length: moeLayers }, () => new Uint8Array(experts));
+  for (const p of pods) {
+    if (!p.ready || p.terminating) continue;
+    p.experts.forEach((row, l) => row.forEach((e) => held[l] && e >= 0 && e < experts && (held[l][e] = 1)));
+  }
+  const peersHoldExperts = held.every((row) => row.every((x) => x === 1));
+  return chooseLoadTier({ peerLoading: reported.includes("peer"), peersHoldExperts, nodeStaged: false });
 }
 
 /** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */

@@ -19,7 +19,7 @@ import {
 } from "../../api/constants.ts";
 import { branchName } from "../../domain/gitops/index.ts";
 import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
-import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
+import { moeLayerCount, type MoEDeployment, type MoEDeploymentStatus } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot } from "../../domain/decide.ts";
 import type { CapacityState } from "../../domain/capacity/index.ts";
 import type { KubeWriter } from "../../adapters/kube.ts";
@@ -44,7 +44,16 @@ import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
 import { inPlaceUnsettled, newStalls } from "./inplace.ts";
 import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } from "./status.ts";
 import { eventsFor, type EventSpec } from "./events.ts";
-import { gpuSupply, newColdStarts, nodeViews, readySince, shardViews, withReadyBefore } from "./observe.ts";
+import {
+  coldStartInputs,
+  gpuSupply,
+  newColdStarts,
+  nextLoadTier,
+  nodeViews,
+  readySince,
+  shardViews,
+  withReadyBefore,
+} from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
 
 export { ConflictRequeue } from "./errors.ts";
@@ -503,7 +512,8 @@ export class MoEDeploymentReconciler {
         current !== undefined &&
         (shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready) ||
           inPlaceUnsettled(shardPods, current.placement)),
-      coldStartDurationsMs: newColdStarts(pods, mem.coldStartsSeen),
+      ...coldStartInputs(newColdStarts(pods, mem.coldStartsSeen)),
+      nextLoadTier: nextLoadTier(shardPods, moeLayerCount(spec.model), spec.model.routedExperts),
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
       nodes,

@@ -9,6 +9,7 @@ import type { Decision } from "../../domain/decide.ts";
 import { apiReasonOf, isMetricsHold, prewarmApiReasonOf } from "../../domain/scaling/index.ts";
 import { scheduleWindowAt } from "../../domain/capacity/index.ts";
 import type { RolloutPlan } from "../../domain/rollout/index.ts";
+import { LOAD_TIERS } from "../../domain/prewarm/tiers.ts";
 import type { HeatReading, LatencyReading } from "./sources.ts";
 import { childNames, shardSelector } from "./children.ts";
 import { readRouterReady } from "./codecs/router.ts";
@@ -471,6 +472,26 @@ function recommendation(x: StatusInput, nowIso: string): MoEDeploymentStatus["re
   return same ? prev : { time: nowIso, ...core };
 }
 
+/** The lead the decision used and the cold starts learned per reported tier (rounded: 0.1 s). */
+export function coldStartStatus(x: Pick<StatusInput, "decision">): MoEDeploymentStatus["coldStart"] {
+  const signals = x.decision.capacity?.signals;
+  if (!signals) return undefined;
+  const byTier = x.decision.nextCapacityState.tierLeadTime?.byTier ?? {};
+  const tiers = LOAD_TIERS.flatMap((tier) => {
+    const samples = byTier[tier]?.samplesMs ?? [];
+    if (samples.length === 0) return [];
+    const sorted = [...samples].sort((a, b) => a - b);
+    const mid = sorted.length / 2;
+    const median = sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+    return [{ tier, samples: samples.length, medianSeconds: round(median / 1000, 1)! }];
+  });
+  return {
+    leadSeconds: round(signals.leadTimeMs / 1000, 1)!,
+    nextLoadTier: x.decision.nextLoadTier,
+    tiers: tiers.length > 0 ? tiers : undefined,
+  };
+}
+
 function latencyStatus(x: StatusInput): MoEDeploymentStatus["latency"] {
   const { slo } = x.deployment.spec;
   const prev = x.deployment.status?.latency;
@@ -569,6 +590,7 @@ export function computeStatus(x: StatusInput): MoEDeploymentStatus {
     placement: placementStatus(x, nowIso),
     latency: latencyStatus(x),
     cost: costStatus(x),
+    coldStart: coldStartStatus(x),
     lastScale: lastScale(x, nowIso),
     nextPrewarm: nextPrewarm(d.spec, x.nowMs, d.status?.nextPrewarm),
     recommendation: recommendation(x, nowIso),

@@ -28,6 +28,12 @@ export const ShardAnnotation = {
   placementPhase: "moe.dev/placement-phase",
   /** InPlace: JSON [moeLayer][experts], the shard's set in the placement version it moves to (what routers send it once served). */
   placementExperts: "moe.dev/placement-experts",
+  /**
+   * Written by the engine or its agent when the pod's first load is done: where its weights came from,
+   * "peer" (Ready replicas), "node-disk" (a node cache) or "remote" (the weight store). The operator
+   * learns the cold start per tier from it (ADR 0019).
+   */
+  loadTier: "moe.dev/load-tier",
 } as const;
 /**
  * InPlace: the pod condition the shard writes (pods/status). Status True while it serves a generation,

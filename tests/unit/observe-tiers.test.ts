@@ -1,0 +1,103 @@
+// The operator's side of cold-start tiers (issue 19, ADR 0019): the tier each shard pod reports
+// (moe.dev/load-tier) tags its cold start, and the next new shard's tier decides which learned lead
+// the capacity decision uses.
+import { describe, expect, it } from "vitest";
+import type { V1Pod } from "@kubernetes/client-node";
+import {
+  coldStartInputs,
+  loadTierOf,
+  newColdStarts,
+  nextLoadTier,
+} from "../../src/controllers/moedeployment/observe.ts";
+import type { ShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
+import { coldStartStatus } from "../../src/controllers/moedeployment/status.ts";
+import type { Decision } from "../../src/domain/decide.ts";
+
+const T = Date.parse("2026-06-01T12:00:00Z");
+
+function v1(uid: string, readyAfterS: number | undefined, tier?: string): V1Pod {
+  return {
+    metadata: {
+      uid,
+      name: uid,
+      creationTimestamp: new Date(T),
+      annotations: tier ? { "moe.dev/load-tier": tier } : {},
+    },
+    status:
+      readyAfterS === undefined
+        ? {}
+        : {
+            conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date(T + readyAfterS * 1000) }],
+          },
+  };
+}
+
+const shard = (i: number, experts: number[][], ready: boolean, tier?: string): ShardPod => ({
+  name: `s${i}`,
+  shardIndex: i,
+  setHash: `h${i}`,
+  experts,
+  ready,
+  terminating: false,
+  pod: v1(`s${i}`, ready ? 10 : undefined, tier),
+});
+
+describe("cold starts tagged by the tier the pod reported", () => {
+  it("measures creation to Ready once per pod and keeps the reported tier (unknown values ignored)", () => {
+    const seen = new Set<string>();
+    const pods = [v1("a", 12, "peer"), v1("b", 95, "remote"), v1("c", 40, "floppy"), v1("d", undefined, "peer")];
+    const first = newColdStarts(pods, seen);
+    expect(first).toEqual([
+      { durationMs: 12_000, tier: "peer" },
+      { durationMs: 95_000, tier: "remote" },
+      { durationMs: 40_000 },
+    ]);
+    expect(newColdStarts(pods, seen)).toEqual([]);
+    expect(coldStartInputs(first)).toEqual({
+      coldStartDurationsMs: [12_000, 95_000, 40_000],
+      coldStartsByTier: [
+        { tier: "peer", durationMs: 12_000 },
+        { tier: "remote", durationMs: 95_000 },
+      ],
+    });
+    expect(loadTierOf(v1("x", 1, "node-disk"))).toBe("node-disk");
+  });
+
+  it("expects peers next only when a pod loaded from peers and every expert has a Ready holder", () => {
+    const full = [
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ];
+    const half = [
+      [0, 1],
+      [0, 1],
+    ];
+    const rest = [
+      [2, 3],
+      [2, 3],
+    ];
+    // No pod reported a tier: one pooled lead.
+    expect(nextLoadTier([shard(0, full, true)], 2, 4)).toBeUndefined();
+    expect(nextLoadTier([shard(0, full, true, "peer")], 2, 4)).toBe("peer");
+    // Every pod loaded from the store: the engine does not load from peers.
+    expect(nextLoadTier([shard(0, full, true, "remote")], 2, 4)).toBe("remote");
+    // An expert whose only holder is not Ready: a new shard needing it loads from the store.
+    expect(nextLoadTier([shard(0, half, true, "peer"), shard(1, rest, false, "peer")], 2, 4)).toBe("remote");
+    expect(nextLoadTier([shard(0, half, true, "peer"), shard(1, rest, true)], 2, 4)).toBe("peer");
+  });
+
+  it("reports the lead the decision used and the median cold start per tier in status", () => {
+    const decision = {
+      capacity: { signals: { leadTimeMs: 75_040 } },
+      nextLoadTier: "peer",
+      nextCapacityState: {
+        tierLeadTime: { version: 1, byTier: { peer: { version: 1, samplesMs: [10_000, 14_000, 12_000] } } },
+      },
+    } as unknown as Decision;
+    expect(coldStartStatus({ decision })).toEqual({
+      leadSeconds: 75,
+      nextLoadTier: "peer",
+      tiers: [{ tier: "peer", samples: 3, medianSeconds: 12 }],
+    });
+  });
+});
