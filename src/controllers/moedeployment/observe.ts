@@ -1,13 +1,13 @@
 // What the decision sees of the cluster: GPU nodes with their free GPUs and
 // prices, the shards that exist, cold starts. Pure functions over cache lists.
-import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import type { MoEDeployment } from "../../api/schema.ts";
 import type { NodeView, ShardView } from "../../domain/decide.ts";
 import type { ShardPod } from "./codecs/shard-pod.ts";
+import type { CachedNode, CachedPod } from "./cached.ts";
 import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
 import { nodeUsdPerGpuHour } from "../../domain/cost/index.ts";
 
-function isSchedulableGpuNode(n: V1Node, selector: Record<string, string>, resource: string): boolean {
+function isSchedulableGpuNode(n: CachedNode, selector: Record<string, string>, resource: string): boolean {
   const labels = n.metadata?.labels ?? {};
   if (n.spec?.unschedulable) return false;
   if (!n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) return false;
@@ -22,7 +22,7 @@ function isSchedulableGpuNode(n: V1Node, selector: Record<string, string>, resou
  */
 export function nodeViews(
   spec: MoEDeployment["spec"],
-  nodes: readonly V1Node[],
+  nodes: readonly CachedNode[],
   podGpus: readonly PodGpuView[],
   shardPods: readonly ShardPod[],
 ): NodeView[] {
@@ -54,7 +54,7 @@ export function nodeViews(
  */
 export function gpuSupply(
   spec: MoEDeployment["spec"],
-  nodes: readonly V1Node[],
+  nodes: readonly CachedNode[],
   podGpus: readonly PodGpuView[],
   shardPods: readonly ShardPod[],
 ): { free: number; held: number } {
@@ -105,7 +105,7 @@ export function withReadyBefore(
 }
 
 /** Cold-start durations (creation -> Ready) of pods not seen before; adds them to `seen`. */
-export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): number[] {
+export function newColdStarts(pods: readonly CachedPod[], seen: Set<string>): number[] {
   const out: number[] = [];
   for (const p of pods) {
     const uid = p.metadata?.uid;
@@ -120,7 +120,7 @@ export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): number
 }
 
 /** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */
-export function readySince(pods: readonly V1Pod[]): number | undefined {
+export function readySince(pods: readonly CachedPod[]): number | undefined {
   let latest: number | undefined;
   for (const p of pods) {
     if (p.metadata?.deletionTimestamp) continue;
