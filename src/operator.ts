@@ -32,6 +32,7 @@ import {
 import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
 import { applyRequestTimeout } from "./adapters/request-timeout.ts";
+import { shareConnections } from "./adapters/connections.ts";
 import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
 import { projectNode, projectPod, type CachedNode, type CachedPod } from "./controllers/moedeployment/cached.ts";
 import { PullRequestSync } from "./gitops/sync.ts";
@@ -348,7 +349,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const logger = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
   const kc = applyRequestTimeout(
-    deps.kubeConfig ?? loadKubeConfig(config.kubeconfig),
+    shareConnections(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig)),
     config.apiRequestTimeoutSeconds * 1000,
   );
   const plumbing: Plumbing = { kc, clock, logger, metrics };
