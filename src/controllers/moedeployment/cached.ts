@@ -48,7 +48,7 @@ export interface CachedNode extends KubernetesObject {
   status?: { allocatable?: Record<string, string>; conditions?: Pick<V1NodeCondition, "type" | "status">[] };
 }
 
-/** Sets o[k] = v when v is not undefined (absent fields stay absent: no own properties holding undefined). */
+/** Sets o[k] = v unless v is undefined or null (absent fields stay absent: no own properties holding undefined). */
 function put<O extends object, K extends keyof O>(o: O, k: K, v: O[K] | undefined): void {
   if (v !== undefined && v !== null) o[k] = v;
 }
