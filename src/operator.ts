@@ -32,7 +32,9 @@ import {
 import { parseHostPort, type OperatorConfig } from "./config.ts";
 import { isKind } from "./adapters/kube-errors.ts";
 import { applyRequestTimeout } from "./adapters/request-timeout.ts";
+import { shareConnections } from "./adapters/connections.ts";
 import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
+import { projectNode, projectPod, type CachedNode, type CachedPod } from "./controllers/moedeployment/cached.ts";
 import { PullRequestSync } from "./gitops/sync.ts";
 import { readSecretData } from "./gitops/secrets.ts";
 
@@ -73,11 +75,11 @@ function ownerKey(o: KubernetesObject): string | undefined {
 
 interface Caches {
   readonly moeds: Informer<MoEDeploymentObject & KubernetesObject>;
-  readonly pods: Informer<V1Pod>;
+  readonly pods: Informer<CachedPod, V1Pod>;
   readonly podGpus: ReturnType<typeof createPodGpuInformer>;
   readonly deployments: Informer<V1Deployment>;
   readonly configMaps: Informer<V1ConfigMap>;
-  readonly nodes: Informer<V1Node>;
+  readonly nodes: Informer<CachedNode, V1Node>;
 }
 
 interface Plumbing {
@@ -96,23 +98,25 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
   const ns = config.watchNamespace;
   const managedSelector = `${Label.managedBy}=${LabelValue.managedBy}`;
   // Cached objects drop metadata.managedFields (nothing reads them; on server-side-applied
-  // children they are often the largest part of the object).
+  // children they are often the largest part of the object); pods and nodes keep only what the
+  // reconciler reads (cached.ts).
   // Lists are read in pages (limit/continue), each page projected before the next is read, so a
   // (re)list of thousands of pods never holds one whole response in memory.
-  const inf = <T extends KubernetesObject>(
+  const inf = <T extends KubernetesObject, R extends KubernetesObject = T>(
     name: string,
     path: string,
-    list: (page?: ListPage) => Promise<KubernetesListObject<T>>,
+    list: (page?: ListPage) => Promise<KubernetesListObject<R>>,
     labelSelector?: string,
+    transform: (o: R) => T = withoutManagedFields as unknown as (o: R) => T,
   ) =>
-    new Informer<T>({
+    new Informer<T, R>({
       kubeConfig: kc,
       path,
       list,
       labelSelector,
       pageSize: LIST_PAGE_SIZE,
       clock,
-      transform: withoutManagedFields,
+      transform,
       logger: logger.child({ informer: name }),
       onRestart: () => metrics.watchRestarts.inc({ resource: name }),
     });
@@ -137,8 +141,8 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
             ...page,
           })) as KubernetesListObject<MoEDeploymentObject & KubernetesObject>,
   );
-  // The operator's own pods, full objects (shard pods: labels, annotations, readiness).
-  const pods = inf<V1Pod>(
+  // The operator's own pods, projected (shard pods: labels, annotations, node, readiness).
+  const pods = inf<CachedPod, V1Pod>(
     "pods",
     podsPath,
     (page) =>
@@ -146,6 +150,7 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
         ? core.listNamespacedPod({ namespace: ns, labelSelector: managedSelector, ...page })
         : core.listPodForAllNamespaces({ labelSelector: managedSelector, ...page }),
     managedSelector,
+    projectPod,
   );
   // Every pod in the cluster, but only what GPU accounting needs (node, phase, GPU
   // requests): listed in pages and projected before caching.
@@ -173,7 +178,13 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
         : core.listConfigMapForAllNamespaces({ labelSelector: managedSelector, ...page }),
     managedSelector,
   );
-  const nodes = inf<V1Node>("nodes", "/api/v1/nodes", (page) => core.listNode({ ...page }));
+  const nodes = inf<CachedNode, V1Node>(
+    "nodes",
+    "/api/v1/nodes",
+    (page) => core.listNode({ ...page }),
+    undefined,
+    projectNode,
+  );
   return { moeds, pods, podGpus, deployments, configMaps, nodes };
 }
 
@@ -338,7 +349,7 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
   const logger = deps.logger;
   const metrics = deps.metrics ?? createMetrics();
   const kc = applyRequestTimeout(
-    deps.kubeConfig ?? loadKubeConfig(config.kubeconfig),
+    shareConnections(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig)),
     config.apiRequestTimeoutSeconds * 1000,
   );
   const plumbing: Plumbing = { kc, clock, logger, metrics };

@@ -21,6 +21,7 @@ import {
   type ReconcilerDeps,
 } from "../../src/controllers/moedeployment/reconciler.ts";
 import { projectPodGpus, type PodGpuView } from "../../src/controllers/moedeployment/pod-gpus.ts";
+import { projectNode, projectPod } from "../../src/controllers/moedeployment/cached.ts";
 import type { SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
 import { createMetrics, type OperatorMetrics } from "../../src/observability/metrics.ts";
 import { FakeClock } from "../../src/runtime/clock.ts";
@@ -195,14 +196,25 @@ export function startHarness(
     list: (ns) => store.list<V1Pod>("Pod", ns).map(projectPodGpus),
     get: () => undefined,
   };
+  // Pods and nodes reach the reconciler through the operator's projections, as from its informers.
+  const projected = <T, R>(kind: string, project: (o: R) => T): Cache<T> => {
+    const c = store.cache<R>(kind);
+    return {
+      list: (ns) => c.list(ns).map(project),
+      get: (name, ns) => {
+        const o = c.get(name, ns);
+        return o === undefined ? undefined : project(o);
+      },
+    };
+  };
   const reconciler = new MoEDeploymentReconciler({
     kube: store.client(),
     moeds: store.cache<MoEDeploymentObject>("MoEDeployment"),
-    pods: store.cache<V1Pod>("Pod"),
+    pods: projected("Pod", projectPod),
     podGpus,
     deployments: store.cache<V1Deployment>("Deployment"),
     configMaps: store.cache<V1ConfigMap>("ConfigMap"),
-    nodes: store.cache<V1Node>("Node"),
+    nodes: projected("Node", projectNode),
     sources,
     clock,
     logger: pino({ level: "silent" }),

@@ -1,14 +1,14 @@
 // What the decision sees of the cluster: GPU nodes with their free GPUs and
 // prices, the shards that exist, cold starts. Pure functions over cache lists.
-import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import type { MoEDeployment } from "../../api/schema.ts";
 import type { NodeView, ShardView } from "../../domain/decide.ts";
 import { ShardAnnotation, type ShardPod } from "./codecs/shard-pod.ts";
 import { chooseLoadTier, LOAD_TIERS, type LoadTier, type TierColdStart } from "../../domain/prewarm/tiers.ts";
+import type { CachedNode, CachedPod } from "./cached.ts";
 import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
 import { nodeUsdPerGpuHour } from "../../domain/cost/index.ts";
 
-function isSchedulableGpuNode(n: V1Node, selector: Record<string, string>, resource: string): boolean {
+function isSchedulableGpuNode(n: CachedNode, selector: Record<string, string>, resource: string): boolean {
   const labels = n.metadata?.labels ?? {};
   if (n.spec?.unschedulable) return false;
   if (!n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) return false;
@@ -23,7 +23,7 @@ function isSchedulableGpuNode(n: V1Node, selector: Record<string, string>, resou
  */
 export function nodeViews(
   spec: MoEDeployment["spec"],
-  nodes: readonly V1Node[],
+  nodes: readonly CachedNode[],
   podGpus: readonly PodGpuView[],
   shardPods: readonly ShardPod[],
 ): NodeView[] {
@@ -55,7 +55,7 @@ export function nodeViews(
  */
 export function gpuSupply(
   spec: MoEDeployment["spec"],
-  nodes: readonly V1Node[],
+  nodes: readonly CachedNode[],
   podGpus: readonly PodGpuView[],
   shardPods: readonly ShardPod[],
 ): { free: number; held: number } {
@@ -106,7 +106,10 @@ export function withReadyBefore(
 }
 
 /** Cold-start durations (creation -> Ready) of pods not seen before; adds them to `seen`. */
-export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): { durationMs: number; tier?: LoadTier }[] {
+export function newColdStarts(
+  pods: readonly CachedPod[],
+  seen: Set<string>,
+): { durationMs: number; tier?: LoadTier }[] {
   const out: { durationMs: number; tier?: LoadTier }[] = [];
   for (const p of pods) {
     const uid = p.metadata?.uid;
@@ -122,7 +125,7 @@ export function newColdStarts(pods: readonly V1Pod[], seen: Set<string>): { dura
 }
 
 /** The tier a pod reported loading its weights from (moe.dev/load-tier), if a known one. */
-export function loadTierOf(p: V1Pod): LoadTier | undefined {
+export function loadTierOf(p: CachedPod): LoadTier | undefined {
   const v = p.metadata?.annotations?.[ShardAnnotation.loadTier];
   return (LOAD_TIERS as readonly string[]).includes(v ?? "") ? (v as LoadTier) : undefined;
 }
@@ -157,7 +160,7 @@ export function nextLoadTier(pods: readonly ShardPod[], moeLayers: number, exper
 }
 
 /** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */
-export function readySince(pods: readonly V1Pod[]): number | undefined {
+export function readySince(pods: readonly CachedPod[]): number | undefined {
   let latest: number | undefined;
   for (const p of pods) {
     if (p.metadata?.deletionTimestamp) continue;

@@ -2,7 +2,8 @@
 // children (a ChildPlan) -> an Actuator applies it (Auto: the cluster;
 // Recommend: nothing) -> compute the status (pure) and write it once, only when
 // it changed. Level-based: it never looks at which event woke it.
-import type { V1ConfigMap, V1Deployment, V1Node, V1Pod } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment } from "@kubernetes/client-node";
+import type { CachedNode, CachedPod } from "./cached.ts";
 import type { Logger } from "pino";
 import {
   API_GROUP,
@@ -84,13 +85,14 @@ export interface ReconcilerConfig {
 export interface ReconcilerDeps {
   kube: KubeWriter;
   moeds: Cache<MoEDeploymentObject>;
-  /** The operator's own pods (managed-by label), full objects. */
-  pods: Cache<V1Pod>;
+  /** The operator's own pods (managed-by label), projected to what the reconciler reads (cached.ts). */
+  pods: Cache<CachedPod>;
   /** Every pod in the cluster, projected to what GPU accounting needs. */
   podGpus: Cache<PodGpuView>;
   deployments: Cache<V1Deployment>;
   configMaps: Cache<V1ConfigMap>;
-  nodes: Cache<V1Node>;
+  /** Nodes, projected to what the reconciler reads (cached.ts). */
+  nodes: Cache<CachedNode>;
   sources: SourceDeps;
   clock: Clock;
   logger: Logger;
@@ -454,7 +456,7 @@ export class MoEDeploymentReconciler {
     const { spec, metadata } = d;
     const namespace = metadata.namespace!;
     const names = childNames(metadata.name!);
-    const ownedBy = (o: V1Pod) => o.metadata?.ownerReferences?.some((r) => r.uid === metadata.uid) ?? false;
+    const ownedBy = (o: CachedPod) => o.metadata?.ownerReferences?.some((r) => r.uid === metadata.uid) ?? false;
     const pods = this.#d.pods
       .list(namespace)
       .filter(

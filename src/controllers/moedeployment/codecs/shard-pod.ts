@@ -3,6 +3,7 @@
 // from a pod (index, expert set, drain mark, the node it asked for) is what it
 // wrote.
 import type { V1Affinity, V1Pod, V1PreferredSchedulingTerm } from "@kubernetes/client-node";
+import type { CachedPod } from "../cached.ts";
 import { Annotation, Label, LabelValue } from "../../../api/constants.ts";
 import type { MoEDeployment } from "../../../api/schema.ts";
 import type { InPlacePod, InPlaceState } from "../../../domain/inplace/index.ts";
@@ -69,7 +70,8 @@ export interface ShardPodInput {
 
 /** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
 export interface ShardPod extends InPlacePod {
-  pod: V1Pod;
+  /** The pod as cached (the projection of cached.ts). */
+  pod: CachedPod;
   /** The operator's preferred node, whatever preferences the user's template adds. */
   preferredNode?: string;
 }
@@ -201,7 +203,7 @@ export function undrainPatch(): {
  * The node the operator asked for: its annotation, or (pods written before the annotation) the
  * last weight-100 hostname term, which the operator appends after the template's own terms.
  */
-export function readPreferredNode(p: V1Pod): string | undefined {
+export function readPreferredNode(p: CachedPod): string | undefined {
   const annotated = p.metadata?.annotations?.[ShardAnnotation.preferredNode];
   if (annotated) return annotated;
   const terms = p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
@@ -214,7 +216,7 @@ export function readPreferredNode(p: V1Pod): string | undefined {
   return ours?.preference.matchExpressions?.[0]?.values?.[0];
 }
 
-function readExperts(p: V1Pod, key: string = ShardAnnotation.experts): number[][] {
+function readExperts(p: CachedPod, key: string = ShardAnnotation.experts): number[][] {
   try {
     const parsed: unknown = JSON.parse(p.metadata?.annotations?.[key] ?? "[]");
     if (!Array.isArray(parsed)) return [];
@@ -229,20 +231,20 @@ function readExperts(p: V1Pod, key: string = ShardAnnotation.experts): number[][
  * undefined on a pod without it. During a load phase moe.dev/experts is served ∪ new, which may not
  * fit the slots; this is the set the placement gives the shard.
  */
-export function readPlacementSet(p: V1Pod): number[][] | undefined {
+export function readPlacementSet(p: CachedPod): number[][] | undefined {
   if (p.metadata?.annotations?.[ShardAnnotation.placementExperts] === undefined) return undefined;
   const set = readExperts(p, ShardAnnotation.placementExperts);
   return set.length > 0 ? set : undefined;
 }
 
-function readDrainStartedMs(p: V1Pod): number | undefined {
+function readDrainStartedMs(p: CachedPod): number | undefined {
   const drain = p.metadata?.annotations?.[ShardAnnotation.drainingSince];
   const ms = drain ? Date.parse(drain) : undefined;
   return ms !== undefined && Number.isFinite(ms) ? ms : undefined;
 }
 
 /** Running with Ready=True. */
-export function readPodReady(p: V1Pod): boolean {
+export function readPodReady(p: CachedPod): boolean {
   return (
     p.status?.phase === "Running" &&
     (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false)
@@ -250,7 +252,7 @@ export function readPodReady(p: V1Pod): boolean {
 }
 
 /** The generations the shard's moe.dev/placement-applied condition names (0: none). */
-export function readPlacementApplied(p: V1Pod): { applied: number; refused?: number } {
+export function readPlacementApplied(p: CachedPod): { applied: number; refused?: number } {
   const c = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
   const num = (re: RegExp) => {
     const m = re.exec(c?.message ?? "");
@@ -263,7 +265,7 @@ export function readPlacementApplied(p: V1Pod): { applied: number; refused?: num
  * InPlace state of a pod that carries moe.dev/target-generation (undefined otherwise: a pod of mode
  * Replace serves its annotated set).
  */
-export function readInPlace(p: V1Pod): InPlaceState | undefined {
+export function readInPlace(p: CachedPod): InPlaceState | undefined {
   const a = p.metadata?.annotations ?? {};
   const generation = Number(a[ShardAnnotation.targetGeneration]);
   if (!Number.isInteger(generation) || generation < 1) return undefined;
@@ -280,7 +282,7 @@ export function readInPlace(p: V1Pod): InPlaceState | undefined {
 }
 
 /** A shard pod read back, or undefined when it lacks the index or expert-set label. */
-export function readShardPod(p: V1Pod): ShardPod | undefined {
+export function readShardPod(p: CachedPod): ShardPod | undefined {
   const index = Number(p.metadata?.labels?.[Label.shardIndex]);
   const setHash = p.metadata?.labels?.[ShardLabel.expertSetHash];
   if (!Number.isInteger(index) || index < 0 || !setHash) return undefined;
