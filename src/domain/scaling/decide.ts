@@ -1068,10 +1068,12 @@ function stabiliseDown<R extends string>(
   }
   const desired = Math.max(v.desired, highest);
   // Measured release (proven.ts): the rate and step limits guard against a model that is wrong
-  // about fewer GPUs; down to a count this fleet measured within the plan at this load or more,
-  // recently and more than once, no model is trusted, so they do not apply.
+  // about fewer GPUs; a fall larger than one step down to a count this fleet measured within the
+  // plan at this load or more, recently and more than once, trusts no model, so they do not apply.
+  // (Releasing falls within one step too, every tick, cost ServeGen 5 violated minutes in 2 days.)
+  const stepFloor = previous - stepAllowance(previous, policy.scaleDown);
   const release =
-    policy.proven.releaseDown && provenNow !== undefined && provenNow < previous
+    policy.proven.releaseDown && provenNow !== undefined && Math.max(desired, provenNow) < stepFloor
       ? Math.max(desired, provenNow)
       : previous;
   if (
@@ -1081,7 +1083,7 @@ function stabiliseDown<R extends string>(
   ) {
     return hold(`scale-down rate limit (one change per ${fmt(policy.scaleDown.periodMs / 1000)} s)`);
   }
-  const limit = Math.min(previous - stepAllowance(previous, policy.scaleDown), release);
+  const limit = Math.min(stepFloor, release);
   if (desired < limit) {
     const stepped = Math.min(previous, Math.ceil(limit / f.step) * f.step);
     const why =
