@@ -13,7 +13,12 @@ import {
   seedForecastFromSeries,
 } from "../../src/domain/capacity/index.ts";
 import type { CapacityState, LatencySeedPoint, TimedValue } from "../../src/domain/capacity/index.ts";
-import { HistorySeeder, MAX_SEED_POINTS, readLoadHistory } from "../../src/controllers/moedeployment/history-seed.ts";
+import {
+  HistorySeeder,
+  MAX_SEED_POINTS,
+  readLatencyHistory,
+  readLoadHistory,
+} from "../../src/controllers/moedeployment/history-seed.ts";
 import type { SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
 import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
 import { testMoEDeployment } from "../support/moe-fixtures.ts";
@@ -230,3 +235,52 @@ describe("seeding the latency calibration from stored (load, p99, Ready GPUs) po
     expect(createCapacityState(policy).calibration.correction).toEqual({ latencyScale: 1, capacityScale: 1 });
   });
 });
+
+describe("reading the latency history", () => {
+  it("asks the latency source's query and the operator's Ready gauge on the load's grid and joins them", async () => {
+    const raw = testMoEDeployment("tiny", "default");
+    const parsed = parseMoEDeployment({
+      ...raw,
+      spec: {
+        ...raw.spec,
+        latencySource: {
+          type: "Prometheus",
+          prometheus: { url: "http://prom.test:9090", query: 'p99{d="{{name}}",q="{{quantile}}"}' },
+        },
+      },
+    });
+    if (!parsed.ok) throw new Error("fixture does not parse", { cause: parsed.issues });
+    const d = parsed.value;
+    const asked: string[] = [];
+    const deps = sourceDeps(
+      (q) => {
+        asked.push(q);
+        // Latency in seconds (the default unit) at minutes 0-2; Ready at minutes 1-3.
+        if (q.startsWith("p99"))
+          return [{ labels: {}, points: [0, 1, 2].map((k) => ({ timestampMs: T0 + k * MIN, value: 0.04 })) }];
+        return [{ labels: {}, points: [1, 2, 3].map((k) => ({ timestampMs: T0 + k * MIN, value: 6 })) }];
+      },
+      T0 + 3 * MIN,
+    );
+    const load = {
+      points: [0, 1, 2, 3].map((k) => ({ atMs: T0 + k * MIN, value: 1000 })),
+      startMs: T0,
+      endMs: T0 + 3 * MIN,
+      stepMs: MIN,
+    };
+    const got = await readLatencyHistory(d, load, deps);
+    expect([...asked].sort()).toEqual([
+      'max(moe_operator_gpus_ready{namespace="default",name="tiny"})',
+      `p99{d="tiny",q="${d.spec.slo.percentile / 100}"}`,
+    ]);
+    expect(got).toEqual([1, 2].map((k) => ({ atMs: T0 + k * MIN, value: 1000, observedP99Ms: 40, readyGpus: 6 })));
+    // A static latency source stores nothing.
+    expect(await readLatencyHistory(testDeployment(), load, deps)).toEqual([]);
+  });
+});
+
+function testDeployment(): MoEDeployment {
+  const r = parseMoEDeployment(testMoEDeployment("tiny", "default"));
+  if (!r.ok) throw new Error("fixture does not parse", { cause: r.issues });
+  return r.value;
+}
