@@ -3,7 +3,9 @@
 // a long-running Prometheus would have scraped it); the operator's history seed (the component the
 // reconciler runs once per deployment after start) reads it with one bounded range query through
 // the real adapter and hands a forecast to the next decision that matches the forecast of an
-// operator that learned the same load live, where a restart without the seed has none.
+// operator that learned the same load live, where a restart without the seed has none. The same
+// Prometheus holds the latency source's series and the operator's Ready gauge (round 6): the seed
+// also hands over the latency calibration they teach.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pino from "pino";
 import { createPrometheusReader } from "../../src/adapters/prometheus.ts";
@@ -12,6 +14,7 @@ import {
   createCapacityState,
   forecastLoad,
   learnedDays,
+  predictP99LatencyMs,
   seedForecastFromSeries,
 } from "../../src/domain/capacity/index.ts";
 import { HistorySeeder } from "../../src/controllers/moedeployment/history-seed.ts";
@@ -33,38 +36,66 @@ function routedRate(atMs: number): number {
   return 40_000 + 25_000 * Math.cos((2 * Math.PI * (hours - 14)) / 24);
 }
 
-function openMetrics(): string {
-  const lines = ["# TYPE moe_seed_routed_tokens counter"];
+/** The deployment is 40 % slower than the latency model's defaults (what its calibration learns). */
+const TRUE_LATENCY_SCALE = 1.4;
+
+/** Ready GPUs the operator exported: changed every 3 h, at about half utilisation of the mean load. */
+function readyAt(atMs: number, perGpu: number, divisor: number): number {
+  const block = Math.floor(atMs / (3 * 3_600_000)) * 3 * 3_600_000;
+  return Math.max(2, Math.ceil(routedRate(block) / divisor / (0.5 * perGpu)));
+}
+
+/** Routed tokens (counter), the observed p99 (ms) and the operator's Ready gauge, one sample a minute. */
+function openMetrics(p99At: (atMs: number) => number, ready: (atMs: number) => number): string {
+  const counter = ["# TYPE moe_seed_routed_tokens counter"];
+  const latency = ["# TYPE moe_seed_p99_ms gauge"];
+  const gpus = ["# TYPE moe_operator_gpus_ready gauge"];
   let total = 0;
   for (let t = START_MS; t <= END_MS; t += MIN) {
     total += routedRate(t) * 60;
-    lines.push(`moe_seed_routed_tokens_total{layer="1",expert="0"} ${total.toFixed(0)} ${t / 1000}`);
+    counter.push(`moe_seed_routed_tokens_total{layer="1",expert="0"} ${total.toFixed(0)} ${t / 1000}`);
+    latency.push(`moe_seed_p99_ms ${p99At(t).toFixed(3)} ${t / 1000}`);
+    gpus.push(`moe_operator_gpus_ready{namespace="default",name="seeded"} ${ready(t)} ${t / 1000}`);
   }
-  return `${lines.join("\n")}\n# EOF\n`;
+  return `${[...counter, ...latency, ...gpus].join("\n")}\n# EOF\n`;
 }
 
 let prom: LocalPrometheus;
 let d: MoEDeployment;
 
 beforeAll(async () => {
+  const raw = testMoEDeployment("seeded", "default");
+  const spec = (url: string) => ({
+    ...raw.spec,
+    prewarm: { ...raw.spec.prewarm, predictive: { enabled: true } },
+    heatSource: {
+      type: "Prometheus",
+      refreshIntervalSeconds: 5,
+      prometheus: { url, query: "rate(moe_seed_routed_tokens_total[{{window}}])", rateWindowSeconds: 300 },
+    },
+    latencySource: {
+      type: "Prometheus",
+      prometheus: { url, query: "max(moe_seed_p99_ms)", resultUnit: "Milliseconds" },
+    },
+  });
+  // The model the operator will use for this spec gives the stored latency (times the true scale).
+  const draft = parseMoEDeployment({ ...raw, spec: spec("http://127.0.0.1:9") });
+  if (!draft.ok) throw new Error("fixture does not parse", { cause: draft.issues });
+  const model = policyFromSpec(draft.value.spec, { reconcileIntervalMs: 5_000 }).capacity.latencyModel;
+  const divisor = moeLayerCount(draft.value.spec.model) * draft.value.spec.model.topK;
+  const ready = (t: number) => readyAt(t, model.tokensPerSecondPerGpu, divisor);
+  const p99At = (t: number) =>
+    predictP99LatencyMs(
+      model,
+      { tokensPerSecond: routedRate(t) / divisor, gpuCount: ready(t), balancedness: 1, crossNodeShare: 0 },
+      { latencyScale: TRUE_LATENCY_SCALE, capacityScale: 1 },
+    );
   prom = await startPrometheus({
     scrapeConfigs: [],
     retentionTime: "30d",
-    backfillOpenMetrics: openMetrics(),
+    backfillOpenMetrics: openMetrics(p99At, ready),
   });
-  const raw = testMoEDeployment("seeded", "default");
-  const parsed = parseMoEDeployment({
-    ...raw,
-    spec: {
-      ...raw.spec,
-      prewarm: { ...raw.spec.prewarm, predictive: { enabled: true } },
-      heatSource: {
-        type: "Prometheus",
-        refreshIntervalSeconds: 5,
-        prometheus: { url: prom.url, query: "rate(moe_seed_routed_tokens_total[{{window}}])", rateWindowSeconds: 300 },
-      },
-    },
-  });
+  const parsed = parseMoEDeployment({ ...raw, spec: spec(prom.url) });
   if (!parsed.ok) throw new Error("fixture does not parse", { cause: parsed.issues });
   d = { ...parsed.value, metadata: { ...parsed.value.metadata, uid: "u-seed" } };
 }, 120_000);
@@ -107,5 +138,10 @@ describe("history seed against a real Prometheus", () => {
       expect(b.seasonal).toBe(true);
       expect(Math.abs(b.expectedTokensPerSecond / a.expectedTokensPerSecond - 1)).toBeLessThan(0.05);
     }
+    // The calibration (round 6): learned from the stored latency and Ready series, where a restart
+    // without the seed starts from the uncalibrated model.
+    expect(createCapacityState(policy.capacity).calibration.correction.latencyScale).toBe(1);
+    expect(restarted!.calibration.observationCount).toBeGreaterThan(1000);
+    expect(Math.abs(restarted!.calibration.correction.latencyScale / TRUE_LATENCY_SCALE - 1)).toBeLessThan(0.05);
   }, 120_000);
 });

@@ -8,10 +8,17 @@ import {
   decideCapacity,
   learnedDays,
   makeCapacityPolicy,
+  predictP99LatencyMs,
+  seedCalibrationFromSeries,
   seedForecastFromSeries,
 } from "../../src/domain/capacity/index.ts";
-import type { CapacityState, TimedValue } from "../../src/domain/capacity/index.ts";
-import { HistorySeeder, MAX_SEED_POINTS, readLoadHistory } from "../../src/controllers/moedeployment/history-seed.ts";
+import type { CapacityState, LatencySeedPoint, TimedValue } from "../../src/domain/capacity/index.ts";
+import {
+  HistorySeeder,
+  MAX_SEED_POINTS,
+  readLatencyHistory,
+  readLoadHistory,
+} from "../../src/controllers/moedeployment/history-seed.ts";
 import type { SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
 import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
 import { testMoEDeployment } from "../support/moe-fixtures.ts";
@@ -170,3 +177,110 @@ describe("the operator's history seed", () => {
     expect(seeder.take("default/tiny", d, live)).toBe(live);
   });
 });
+
+describe("seeding the latency calibration from stored (load, p99, Ready GPUs) points", () => {
+  /** The deployment is 40 % slower and saturates 20 % earlier than the model's defaults. */
+  const truth = { latencyScale: 1.4, capacityScale: 0.8 };
+  const conditions = { balancedness: 0.85, crossNodeShare: 0.2 };
+
+  /** A running operator's loop on a day of diurnal load with a 2-h gap; its (load, p99, Ready) points and final state. */
+  function liveDay(): { points: LatencySeedPoint[]; state: CapacityState } {
+    let state = createCapacityState(policy);
+    let gpus = 8;
+    const points: LatencySeedPoint[] = [];
+    for (const p of history().slice(0, 1440)) {
+      const observedP99Ms = predictP99LatencyMs(
+        policy.latencyModel,
+        { tokensPerSecond: p.value, gpuCount: gpus, ...conditions },
+        truth,
+      );
+      const p99 = Number.isFinite(observedP99Ms) ? observedP99Ms : 10_000;
+      points.push({ ...p, observedP99Ms: p99, readyGpus: gpus });
+      const d = decideCapacity(
+        {
+          tokensPerSecond: p.value,
+          metricsAtMs: p.atMs,
+          provisionedGpus: gpus,
+          readyGpus: gpus,
+          usdPerGpuHour: 2,
+          observedP99Ms: p99,
+          ...conditions,
+        },
+        state,
+        policy,
+        p.atMs,
+      );
+      state = d.nextState;
+      gpus = d.desiredGpus;
+    }
+    return { points, state };
+  }
+
+  it("learns the calibration a running operator learned from the same points", () => {
+    const { points, state } = liveDay();
+    const live = state.calibration;
+    expect(live.correction.latencyScale).toBeGreaterThan(1.2);
+    const seeded = seedCalibrationFromSeries(createCapacityState(policy), points, policy, policy.maxGpus, conditions);
+    expect(seeded.state.calibration.observationCount).toBe(live.observationCount);
+    expect(seeded.state.calibration.correction.latencyScale).toBeCloseTo(live.correction.latencyScale, 9);
+    expect(seeded.state.calibration.correction.capacityScale).toBeCloseTo(live.correction.capacityScale, 9);
+    // Order does not matter; the gap's zeros and the minutes after a Ready change teach nothing.
+    const shuffled = [...points].reverse();
+    expect(
+      seedCalibrationFromSeries(createCapacityState(policy), shuffled, policy, policy.maxGpus, conditions).state
+        .calibration.correction,
+    ).toEqual(seeded.state.calibration.correction);
+    expect(seeded.skipped).toBeGreaterThan(120);
+    // A restart without the seed starts from the uncalibrated model.
+    expect(createCapacityState(policy).calibration.correction).toEqual({ latencyScale: 1, capacityScale: 1 });
+  });
+});
+
+describe("reading the latency history", () => {
+  it("asks the latency source's query and the operator's Ready gauge on the load's grid and joins them", async () => {
+    const raw = testMoEDeployment("tiny", "default");
+    const parsed = parseMoEDeployment({
+      ...raw,
+      spec: {
+        ...raw.spec,
+        latencySource: {
+          type: "Prometheus",
+          prometheus: { url: "http://prom.test:9090", query: 'p99{d="{{name}}",q="{{quantile}}"}' },
+        },
+      },
+    });
+    if (!parsed.ok) throw new Error("fixture does not parse", { cause: parsed.issues });
+    const d = parsed.value;
+    const asked: string[] = [];
+    const deps = sourceDeps(
+      (q) => {
+        asked.push(q);
+        // Latency in seconds (the default unit) at minutes 0-2; Ready at minutes 1-3.
+        if (q.startsWith("p99"))
+          return [{ labels: {}, points: [0, 1, 2].map((k) => ({ timestampMs: T0 + k * MIN, value: 0.04 })) }];
+        return [{ labels: {}, points: [1, 2, 3].map((k) => ({ timestampMs: T0 + k * MIN, value: 6 })) }];
+      },
+      T0 + 3 * MIN,
+    );
+    const load = {
+      points: [0, 1, 2, 3].map((k) => ({ atMs: T0 + k * MIN, value: 1000 })),
+      startMs: T0,
+      endMs: T0 + 3 * MIN,
+      stepMs: MIN,
+    };
+    const got = await readLatencyHistory(d, load, deps);
+    expect([...asked].sort()).toEqual([
+      'max(moe_operator_gpus_ready{namespace="default",name="tiny"})',
+      `p99{d="tiny",q="${d.spec.slo.percentile / 100}"}`,
+    ]);
+    expect(got).toEqual([1, 2].map((k) => ({ atMs: T0 + k * MIN, value: 1000, observedP99Ms: 40, readyGpus: 6 })));
+    // A static latency source stores nothing.
+    expect(await readLatencyHistory(testDeployment(), load, deps)).toEqual([]);
+  });
+});
+
+function testDeployment(): MoEDeployment {
+  const r = parseMoEDeployment(testMoEDeployment("tiny", "default"));
+  if (!r.ok) throw new Error("fixture does not parse", { cause: r.issues });
+  return r.value;
+}

@@ -106,3 +106,61 @@ describe("measured sufficiency (proven counts)", () => {
     expect(decide(81, 60_000, 35).signals.provenGpus).toBeUndefined();
   });
 });
+
+describe("measured release (a fall larger than one step goes at once to a proven count)", () => {
+  const policyWith = (releaseDown: boolean): CapacityPolicy =>
+    makeCapacityPolicy({
+      slo: { metric: "itl", targetP99Ms: 50 },
+      minGpus: 2,
+      maxGpus: 512,
+      forecast: { enabled: false },
+      proven: { releaseDown },
+    });
+  /** 80 ticks at `gpus` within the plan, then (a crowd gone, the window's recommendations expired) 240 GPUs at the same load. */
+  const afterCrowd = (policy: CapacityPolicy, provenFor: number): CapacityDecision[] => {
+    let state = createCapacityState(policy);
+    const input = (now: number, gpus: number, p99: number) => ({
+      tokensPerSecond: 30_000,
+      metricsAtMs: now,
+      provisionedGpus: gpus,
+      readyGpus: gpus,
+      balancedness: 0.85,
+      crossNodeShare: 0.2,
+      usdPerGpuHour: 2,
+      observedP99Ms: p99,
+    });
+    let i = 0;
+    for (; i < provenFor; i++)
+      state = decideCapacity(input(T0 + i * TICK, 60, 35), state, policy, T0 + i * TICK).nextState;
+    // Eleven minutes later (the scale-down window has forgotten the 60-GPU recommendations) the
+    // fleet holds 240 GPUs after a crowd that has gone, and measures 20 ms at the old load.
+    const later = T0 + i * TICK + 11 * MIN;
+    const out: CapacityDecision[] = [];
+    let gpus = 240;
+    for (let k = 0; k < 3; k++) {
+      const now = later + k * TICK;
+      const d = decideCapacity(input(now, gpus, 20), state, policy, now);
+      state = d.nextState;
+      gpus = d.desiredGpus;
+      out.push(d);
+    }
+    return out;
+  };
+
+  it("comes down at once to a count measured within the plan at this load (never below it), else 20 % per step", () => {
+    const [first, second] = afterCrowd(policyWith(true), 80);
+    expect(first!.signals.provenGpus).toBe(60);
+    // The step limit (20 %) would have allowed 192; the measured count is the floor instead.
+    expect(first!.desiredGpus).toBeLessThan(192);
+    expect(first!.desiredGpus).toBeGreaterThanOrEqual(60);
+    expect(first!.message).toMatch(/60 GPUs met the plan at this load or more/);
+    // Nothing more to release at the next tick.
+    expect(second!.desiredGpus).toBe(first!.desiredGpus);
+    // Without the release: the step limit.
+    expect(afterCrowd(policyWith(false), 80)[0]!.desiredGpus).toBe(192);
+    // Nothing measured at this load (one record is no proof): the step limit.
+    const unproven = afterCrowd(policyWith(true), 1)[0]!;
+    expect(unproven.signals.provenGpus).toBeUndefined();
+    expect(unproven.desiredGpus).toBe(192);
+  });
+});

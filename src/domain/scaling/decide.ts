@@ -1026,7 +1026,8 @@ function stabiliseUp<R extends string>(
 
 /**
  * Stabilisation down: the highest recommendation of the down window (shorter while the load falls),
- * the burst hold, no scale-down while the observed p99 is over the target, the rate and step limits.
+ * the burst hold, no scale-down while the observed p99 is over the target, the rate and step limits
+ * (not down to `provenNow`, a count measured within the plan at the observed load: proven.ts).
  */
 function stabiliseDown<R extends string>(
   f: Frame,
@@ -1034,6 +1035,7 @@ function stabiliseDown<R extends string>(
   falling: boolean,
   recommendations: readonly TimedValue[],
   burstUntilMs: number | undefined,
+  provenNow?: number,
 ): Verdict<R | CapacityReason> {
   const { policy, previous, nowMs, input } = f;
   const hold = (why: string): Verdict<CapacityReason> => ({
@@ -1064,16 +1066,37 @@ function stabiliseDown<R extends string>(
       `holding ${previous} GPUs: observed p99 ${fmt(input.observedP99Ms)} ms is over the ${fmt(policy.slo.targetP99Ms)} ms target`,
     );
   }
-  if (f.state.lastScaleDownAtMs !== undefined && nowMs - f.state.lastScaleDownAtMs < policy.scaleDown.periodMs) {
+  const desired = Math.max(v.desired, highest);
+  // Measured release (proven.ts): the rate and step limits guard against a model that is wrong
+  // about fewer GPUs; a fall larger than one step down to a count this fleet measured within the
+  // plan at this load or more, recently and more than once, trusts no model, so they do not apply.
+  // (Releasing falls within one step too, every tick, cost ServeGen 5 violated minutes in 2 days.)
+  const stepFloor = previous - stepAllowance(previous, policy.scaleDown);
+  const release =
+    policy.proven.releaseDown && provenNow !== undefined && Math.max(desired, provenNow) < stepFloor
+      ? Math.max(desired, provenNow)
+      : previous;
+  if (
+    release >= previous &&
+    f.state.lastScaleDownAtMs !== undefined &&
+    nowMs - f.state.lastScaleDownAtMs < policy.scaleDown.periodMs
+  ) {
     return hold(`scale-down rate limit (one change per ${fmt(policy.scaleDown.periodMs / 1000)} s)`);
   }
-  const desired = Math.max(v.desired, highest);
-  const limit = previous - stepAllowance(previous, policy.scaleDown);
+  const limit = Math.min(stepFloor, release);
   if (desired < limit) {
     const stepped = Math.min(previous, Math.ceil(limit / f.step) * f.step);
-    return { desired: stepped, reason: v.reason, message: `${v.message}; step-limited to ${stepped}` };
+    const why =
+      release < previous
+        ? `; ${provenNow} GPUs met the plan at this load or more within the last ${fmt(policy.proven.windowMs / 60_000)} min: released to ${stepped}`
+        : `; step-limited to ${stepped}`;
+    return { desired: stepped, reason: v.reason, message: `${v.message}${why}` };
   }
-  return { desired, reason: v.reason, message: v.message };
+  const released =
+    release < previous
+      ? `; ${provenNow} GPUs met the plan at this load or more within the last ${fmt(policy.proven.windowMs / 60_000)} min: no step limit`
+      : "";
+  return { desired, reason: v.reason, message: `${v.message}${released}` };
 }
 
 /** Stabilisation and step limits around the metric-driven count; the recommendation history and the burst hold for the next state. */
@@ -1082,6 +1105,7 @@ function stabilise<R extends string>(
   lv: LoadView,
   v: Verdict<R>,
   falling: boolean,
+  provenNow?: number,
 ): {
   readonly verdict: Verdict<R | CapacityReason>;
   readonly recommendations: TimedValue[];
@@ -1102,7 +1126,7 @@ function stabilise<R extends string>(
     v.desired > previous
       ? stabiliseUp(f, v, lv.burst.burst, recommendations)
       : v.desired < previous
-        ? stabiliseDown(f, v, falling, recommendations, burstUntilMs)
+        ? stabiliseDown(f, v, falling, recommendations, burstUntilMs, provenNow)
         : v;
   return { verdict, recommendations, burstUntilMs };
 }
@@ -1302,7 +1326,8 @@ export function decideCapacity<R extends string = never>(
     winner === undefined
       ? sloVerdict(f, m, s, slo, metricRaw)
       : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
-  const stabilised = stabilise(f, lv, verdict, s.falling);
+  const provenNow = provenGpus(state.provenRecords, s.observedLoad, nowMs, policy.proven);
+  const stabilised = stabilise(f, lv, verdict, s.falling, provenNow);
   const nextState = learnedState(f, lv, m, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
   const finite = Number.isFinite(ceiling.ceilingGpus) ? ceiling.ceilingGpus : undefined;
   const decision = finishDecision(
@@ -1325,7 +1350,7 @@ export function decideCapacity<R extends string = never>(
         finite !== undefined && state.calibration.observationCount >= policy.ceiling.minCalibrationObservations
           ? finite
           : undefined,
-      provenGpus: provenGpus(state.provenRecords, s.observedLoad, nowMs, policy.proven),
+      provenGpus: provenNow,
     },
     nextState,
   );

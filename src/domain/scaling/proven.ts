@@ -16,6 +16,15 @@
 // claims more than was served. `provenGpus(load)` is the `minRecords`-th smallest count among the
 // records of the last `windowMs` at a load at least `load` (placement and heat drift, so old
 // measurements expire); it rises with the load, so the decision stays monotone in the load.
+//
+// Measured release (round 6): the scale-down step and rate limits (20 % per change, one change per
+// 2 min) guard against a model that is wrong about fewer GPUs. Down to the proven count at the
+// observed load they guard nothing the measurement has not settled, so a fall larger than one step
+// goes at once to the proven count (or to the SLO's count or the scale-down window's highest, if
+// more; `releaseDown`), without waiting for the rate limit. Falls within one step keep both
+// limits, and the scale-down window, the burst hold and the over-target hold always apply. After a
+// flash crowd the fleet stepped down from 234 GPUs to the 24 its load needed in 20 % steps over 22
+// minutes.
 
 export interface ProvenRecord {
   readonly atMs: number;
@@ -29,12 +38,15 @@ export interface ProvenPolicy {
   readonly windowMs: number;
   /** A count is proven at a load by at least this many records at that count or fewer GPUs and at least that load. */
   readonly minRecords: number;
+  /** A fall larger than one scale-down step goes at once to the proven count, rate limit or not (stabiliseDown in decide.ts). */
+  readonly releaseDown: boolean;
 }
 
 export const DEFAULT_PROVEN_POLICY: ProvenPolicy = {
   enabled: true,
   windowMs: 60 * 60_000,
   minRecords: 2,
+  releaseDown: true,
 };
 
 /** Bound on the records kept (a 1-h window at a 5-s scrape needs 720). */
