@@ -699,11 +699,18 @@ function firstHeatPlacement(c: PlacementContext): DecisionPlacement {
   );
 }
 
-/** Re-homes only the experts the removed shards held (repairs are never refused). */
+/**
+ * Re-homes the experts the removed shards held (repairs are never refused). Replace mode stops there:
+ * every other change is a new pod. In place, a change is a load on a running shard, so with observed
+ * heat the re-homing also spends the heat rebalance's move budget, and the smaller fleet starts
+ * balanced: re-homing alone left the demo's scale-downs at 0.7, and the capacity model, which sizes
+ * with the current balancedness, asked the shards straight back.
+ */
 function scaleDownPlacement(c: PlacementContext): DecisionPlacement {
+  const rebalance = c.policy.placement.inPlaceMoves === true && c.heat.usable;
   return plan(
     c,
-    { maxMoveFraction: 0, minBalancednessGain: 0 },
+    { maxMoveFraction: rebalance ? c.policy.placement.maxMoveFraction : 0, minBalancednessGain: 0 },
     { heatBasis: c.currentBasis, rebalanceEvaluated: false },
     (o) =>
       replanned(c, o.placement, o.metrics, o, {
