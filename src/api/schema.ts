@@ -1411,6 +1411,19 @@ export const NextPrewarmSchema = z
   })
   .describe("The next planned pre-warm.");
 
+export const GroupsStatusSchema = z
+  .object({
+    desired: z.int32().min(0).describe("EP groups the operator is moving toward (the LeaderWorkerSet's replicas)."),
+    ready: z.int32().min(0).describe("EP groups whose every pod is Ready: the only groups counted as capacity."),
+    gpusPerGroup: z.int32().min(1).describe("spec.serving.wideEP.nodesPerGroup x gpusPerNode."),
+    pending: z
+      .array(z.int32().min(0))
+      .max(Limits.maxShards)
+      .describe("Indices of groups with a pod unschedulable past spec.scaling.pendingTimeoutSeconds.")
+      .optional(),
+  })
+  .describe("Topology WideEP: the EP groups of the LeaderWorkerSet.");
+
 export const RecommendationSchema = z
   .object({
     time: Time("When the recommendation was computed."),
@@ -1503,6 +1516,7 @@ export const MoEDeploymentStatusSchema = z
       .describe("GPUs requested now: shards plus router replicas x gpusPerReplica.")
       .optional(),
     desiredGpus: z.int32().min(0).describe("GPUs the operator is moving toward.").optional(),
+    groups: GroupsStatusSchema.optional(),
     placement: PlacementStatusSchema.optional(),
     latency: LatencyStatusSchema.optional(),
     cost: CostStatusSchema.optional(),

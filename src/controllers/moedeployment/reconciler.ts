@@ -46,6 +46,7 @@ import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } f
 import { eventsFor, type EventSpec } from "./events.ts";
 import { gpuSupply, newColdStarts, nodeViews, readySince, shardViews, withReadyBefore } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
+import { applyWideEP, planWideEP } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -199,6 +200,7 @@ export class MoEDeploymentReconciler {
     });
     // Leaving PullRequest mode closes the pull request and deletes its branch (ADR 0014).
     if (d.spec.mode !== "PullRequest") this.#d.gitops?.retire(d);
+    if (d.spec.serving.topology === "WideEP") return this.#reconcileWideEP(key, obj, d, mem, actuator, log);
     const observed = await this.#observe(key, d, mem, actuator);
     const cfg = this.#d.config;
     const policy = policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge });
@@ -270,6 +272,37 @@ export class MoEDeploymentReconciler {
   }
 
   // ---------------------------------------------------------------------------------------
+
+  /** Topology WideEP: groups on a LeaderWorkerSet (wideep.ts, ADR 0021). */
+  async #reconcileWideEP(
+    key: string,
+    obj: MoEDeploymentObject,
+    d: MoEDeployment,
+    mem: Memory,
+    actuator: Actuator,
+    log: Logger,
+  ): Promise<ReconcileResult> {
+    const cfg = this.#d.config;
+    const nowMs = this.#d.clock.nowMs();
+    const refreshMs = d.spec.heatSource.refreshIntervalSeconds * 1000;
+    const { heat, latency } = await this.#readings(key, d, Math.min(refreshMs, cfg.reconcileIntervalMs));
+    const plan = planWideEP({
+      deployment: d,
+      pods: this.#d.pods.list(d.metadata.namespace),
+      heat,
+      latency,
+      policy: policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge }),
+      capacityState: mem.capacityState,
+      trackingSinceMs: mem.trackingSinceMs,
+      managesWorkloads: actuator.managesWorkloads,
+      nowMs,
+    });
+    mem.capacityState = plan.decision.count.nextState;
+    const errors = await applyWideEP(this.#d.kube, plan, log);
+    await this.#writeStatus(obj, plan.status);
+    if (errors.length > 0) throw new ApplyFailed(key, errors);
+    return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
+  }
 
   /** InPlace: a Warning event and a metric count per shard that newly refused or missed its deadline. */
   #stalls(d: MoEDeployment, plan: ChildPlan["inPlace"], mem: Memory): EventSpec[] {

@@ -1,0 +1,171 @@
+// Topology WideEP (docs/adr/0021-wide-ep-groups.md): the reconcile's middle for EP groups on a
+// LeaderWorkerSet. The reconciler admits, reads the sources and writes the status as for every
+// topology; this module decides the groups (domain/wideep), renders the LeaderWorkerSet and the
+// status, and (Auto) applies the LeaderWorkerSet by server-side apply.
+import type { V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { ConditionReason, ConditionType } from "../../api/constants.ts";
+import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
+import type { KubeWriter } from "../../adapters/kube.ts";
+import type { CapacityState } from "../../domain/capacity/index.ts";
+import type { DeploymentPolicy } from "../../domain/decide.ts";
+import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
+import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
+import { readGroupPod, renderLeaderWorkerSet, type LeaderWorkerSet } from "./codecs/leaderworkerset.ts";
+import { mergeConditions, type ConditionInput } from "./conditions.ts";
+import { ChildApplyError } from "./errors.ts";
+import type { HeatReading, LatencyReading } from "./sources.ts";
+
+export interface WideEPInput {
+  deployment: MoEDeployment;
+  /** The operator's pods in the deployment's namespace (group pods carry its labels). */
+  pods: readonly V1Pod[];
+  heat: HeatReading;
+  latency: LatencyReading;
+  policy: DeploymentPolicy;
+  capacityState?: CapacityState;
+  trackingSinceMs: number;
+  /** Auto: the LeaderWorkerSet is applied and status reports the live groups. */
+  managesWorkloads: boolean;
+  nowMs: number;
+}
+
+export interface WideEPPlan {
+  decision: WideEPDecision;
+  /** The LeaderWorkerSet to apply (Auto only). */
+  lws?: LeaderWorkerSet;
+  status: MoEDeploymentStatus;
+}
+
+export function shapeOf(d: MoEDeployment): GroupShape {
+  const w = d.spec.serving.wideEP;
+  if (!w) throw new Error(`spec.serving.wideEP is required for topology ${d.spec.serving.topology}`);
+  return { nodesPerGroup: w.nodesPerGroup, gpusPerNode: w.gpusPerNode };
+}
+
+/** Decide the groups and render what to apply and the status. No I/O. */
+export function planWideEP(x: WideEPInput): WideEPPlan {
+  const d = x.deployment;
+  const shape = shapeOf(d);
+  const g = gpusPerGroup(shape);
+  const pods = x.managesWorkloads ? x.pods.map((p) => readGroupPod(d, p)).filter((p) => p !== undefined) : [];
+  const seenGroups = pods.length > 0 ? Math.max(...pods.map((p) => p.group)) + 1 : 0;
+  const provisionedGroups = x.managesWorkloads
+    ? (d.status?.groups?.desired ?? seenGroups)
+    : (d.status?.groups?.desired ?? 0);
+  const decision = decideWideEP(
+    {
+      heat: x.heat.heat,
+      observedP99Ms: x.latency.p99Ms,
+      provisionedGroups,
+      pods,
+      capacityState: x.capacityState,
+      trackingSinceMs: x.trackingSinceMs,
+    },
+    x.policy,
+    shape,
+    d.spec.scaling.pendingTimeoutSeconds * 1000,
+    x.nowMs,
+  );
+  const nowIso = new Date(x.nowMs).toISOString();
+  const conditions = wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups);
+  const status: MoEDeploymentStatus = {
+    ...d.status,
+    observedGeneration: d.metadata.generation,
+    conditions: mergeConditions(d.status?.conditions, conditions, d.metadata.generation, nowIso),
+    desiredShards: decision.groups * g,
+    desiredGpus: decision.groups * g,
+    currentShards: x.managesWorkloads ? provisionedGroups * g : 0,
+    currentGpus: x.managesWorkloads ? provisionedGroups * g : 0,
+    groups: {
+      desired: decision.groups,
+      ready: x.managesWorkloads ? decision.readyGroups : 0,
+      gpusPerGroup: g,
+      ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
+    },
+  };
+  return {
+    decision,
+    lws: x.managesWorkloads ? renderLeaderWorkerSet(d, decision.groups) : undefined,
+    status,
+  };
+}
+
+/** CapacityPending naming each group and its missing GPUs. */
+export function groupsPendingCondition(d: MoEDeployment, pending: readonly GroupState[]): ConditionInput {
+  const timeoutS = d.spec.scaling.pendingTimeoutSeconds;
+  const type = ConditionType.CapacityPending;
+  if (pending.length === 0)
+    return {
+      type,
+      status: "False",
+      reason: ConditionReason.NoPendingShards,
+      message: `no EP group has waited for nodes longer than ${timeoutS} s`,
+    };
+  const resource = d.spec.serving.gpu.resourceName;
+  const named = pending
+    .map(
+      (p) =>
+        `group ${p.index}: ${p.missingGpus} ${resource} missing for ${Math.floor((p.pendingMs ?? 0) / 1000)} s` +
+        (p.pendingMessage ? ` (${p.pendingMessage})` : ""),
+    )
+    .join("; ");
+  return {
+    type,
+    status: "True",
+    reason: ConditionReason.GroupsUnschedulable,
+    message: `${pending.length} EP group(s) not fully scheduled after ${timeoutS} s, not counted as capacity: ${named}`,
+  };
+}
+
+function wideEPConditions(
+  d: MoEDeployment,
+  decision: WideEPDecision,
+  managesWorkloads: boolean,
+  provisionedGroups: number,
+): ConditionInput[] {
+  if (!managesWorkloads)
+    return [
+      {
+        type: ConditionType.Ready,
+        status: "True",
+        reason: ConditionReason.RecommendOnly,
+        message: `recommending ${decision.groups} EP group(s): ${decision.count.message}`,
+      },
+    ];
+  const allReady = decision.readyGroups >= decision.groups && provisionedGroups >= decision.groups;
+  const direction =
+    decision.groups > provisionedGroups
+      ? ConditionReason.ScalingUp
+      : decision.groups < provisionedGroups
+        ? ConditionReason.ScalingDown
+        : ConditionReason.Stable;
+  return [
+    {
+      type: ConditionType.Ready,
+      status: allReady ? "True" : "False",
+      reason: allReady ? ConditionReason.GroupsReady : ConditionReason.GroupsNotReady,
+      message: `${decision.readyGroups}/${decision.groups} EP group(s) with every pod Ready`,
+    },
+    {
+      type: ConditionType.Progressing,
+      status: direction === ConditionReason.Stable && allReady ? "False" : "True",
+      reason: direction,
+      message: `${provisionedGroups} -> ${decision.groups} EP group(s): ${decision.count.message}`,
+    },
+    groupsPendingCondition(d, decision.pending),
+  ];
+}
+
+/** Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns spec.replicas). */
+export async function applyWideEP(kube: KubeWriter, plan: WideEPPlan, log: Logger): Promise<ChildApplyError[]> {
+  if (!plan.lws) return [];
+  const lws = plan.lws;
+  try {
+    await kube.apply(lws);
+    log.debug({ lws: lws.metadata?.name, replicas: lws.spec.replicas }, "applied LeaderWorkerSet");
+    return [];
+  } catch (err) {
+    return [new ChildApplyError("apply", { kind: lws.kind!, name: lws.metadata!.name! }, err)];
+  }
+}
