@@ -1246,6 +1246,16 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
       !s.serving.wideEP || s.scaling.maxShards >= s.serving.wideEP.nodesPerGroup * s.serving.wideEP.gpusPerNode,
   },
   {
+    rule: "!has(self.serving.wideEP) || self.serving.wideEP.nodesPerGroup * (has(self.serving.wideEP.gpusPerNode) ? self.serving.wideEP.gpusPerNode : 8) * self.model.expertSlotsPerGpu >= self.model.routedExperts",
+    fieldPath: ".serving.wideEP.nodesPerGroup",
+    message:
+      "spec.serving.wideEP.nodesPerGroup x gpusPerNode x spec.model.expertSlotsPerGpu must be at least spec.model.routedExperts: every group holds the whole shared placement",
+    holds: (s) =>
+      !s.serving.wideEP ||
+      s.serving.wideEP.nodesPerGroup * s.serving.wideEP.gpusPerNode * s.model.expertSlotsPerGpu >=
+        s.model.routedExperts,
+  },
+  {
     rule: "!has(self.mode) || self.mode != 'PullRequest' || has(self.gitops)",
     fieldPath: ".gitops",
     message: "spec.gitops is required when spec.mode is PullRequest",

@@ -506,6 +506,11 @@ export const INVALID_CASES: InvalidCase[] = [
     expectField: "spec.serving.router",
   },
   {
+    name: "WideEP group too small to hold every routed expert",
+    mutate: all(toWideEP(), set("spec.serving.wideEP.gpusPerNode", 1), set("spec.model.expertSlotsPerGpu", 1)),
+    expectField: "spec.serving.wideEP.nodesPerGroup",
+  },
+  {
     name: "WideEP group larger than maxShards GPUs",
     mutate: toWideEP(2),
     expectField: "spec.scaling.maxShards",

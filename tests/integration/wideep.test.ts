@@ -90,6 +90,22 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(pods.length).toBe(2);
     expect(new Set(pods.map((p) => p.spec?.nodeName)).size).toBe(2);
     for (const p of pods) expect(p.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"]).toBe("8");
+    // One placement planned over one group's 16 GPUs, published and mounted in every group pod.
+    const cm = await getJson<{ data: Record<string, string> }>(cluster, ["get", "configmap", `${NAME}-placement`]);
+    expect(JSON.parse(cm.data["shards.json"]!)).toHaveLength(16);
+    expect(cm.data["physical_to_logical_map.json"]).toBeDefined();
+    expect(s.placement?.configMapName).toBe(`${NAME}-placement`);
+    for (const p of pods) {
+      expect(p.spec?.volumes).toContainEqual(
+        expect.objectContaining({
+          name: "moe-placement",
+          configMap: expect.objectContaining({ name: `${NAME}-placement` }),
+        }),
+      );
+      expect(p.spec?.containers[0]?.volumeMounts).toContainEqual(
+        expect.objectContaining({ name: "moe-placement", mountPath: "/etc/moe-placement" }),
+      );
+    }
   }, 180_000);
 
   it("scales by whole groups when minShards (GPUs) rises: 17 GPUs is two groups", async () => {

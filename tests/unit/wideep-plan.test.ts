@@ -102,6 +102,37 @@ describe("planWideEP", () => {
     expect(p.status.groups?.pending).toBeUndefined();
   });
 
+  it("plans one placement over one group's GPUs, publishes it before the groups, and mounts it in their pods", () => {
+    const d = deployment({ minShards: 16, maxShards: 48 });
+    const p = plan(d, []);
+    const cm = p.placementConfigMap!;
+    expect(cm.metadata?.name).toBe("wide-placement");
+    expect(JSON.parse(cm.data!["shards.json"]!)).toHaveLength(16);
+    expect(cm.data!["physical_to_logical_map.json"]).toBeDefined();
+    expect(p.status.placement).toMatchObject({ version: 1, configMapName: "wide-placement" });
+    const spec = p.lws!.spec.leaderWorkerTemplate.workerTemplate.spec;
+    expect(spec.volumes).toContainEqual({ name: "moe-placement", configMap: { name: "wide-placement" } });
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({
+      name: "moe-placement",
+      mountPath: "/etc/moe-placement",
+      readOnly: true,
+    });
+    // Published and unchanged: not applied again, same version.
+    const again = planWideEP({
+      deployment: { ...d, status: p.status },
+      pods: [],
+      heat: {},
+      latency: {},
+      policy: policyFromSpec(d.spec, { reconcileIntervalMs: 5000, maxSurge: 1 }),
+      trackingSinceMs: NOW - 3_600_000,
+      placementConfigMap: cm,
+      managesWorkloads: true,
+      nowMs: NOW + 5000,
+    });
+    expect(again.placementConfigMap).toBeUndefined();
+    expect(again.status.placement?.version).toBe(1);
+  });
+
   it("Recommend: no LeaderWorkerSet, no live groups", () => {
     const d = deployment({ minShards: 16, maxShards: 48, mode: "Recommend" });
     const p = plan(d, [groupPod(0, 0, { node: "a" })], false);

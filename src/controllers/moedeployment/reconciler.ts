@@ -294,10 +294,13 @@ export class MoEDeploymentReconciler {
       policy: policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge }),
       capacityState: mem.capacityState,
       trackingSinceMs: mem.trackingSinceMs,
+      placementConfigMap: this.#d.configMaps.get(childNames(d.metadata.name!).placement, d.metadata.namespace),
+      lastGoodHeat: mem.lastGoodHeat,
       managesWorkloads: actuator.managesWorkloads,
       nowMs,
     });
     mem.capacityState = plan.decision.count.nextState;
+    if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
     const errors = await applyWideEP(this.#d.kube, plan, log);
     await this.#writeStatus(obj, plan.status);
     if (errors.length > 0) throw new ApplyFailed(key, errors);

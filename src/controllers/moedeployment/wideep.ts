@@ -2,7 +2,7 @@
 // LeaderWorkerSet. The reconciler admits, reads the sources and writes the status as for every
 // topology; this module decides the groups (domain/wideep), renders the LeaderWorkerSet and the
 // status, and (Auto) applies the LeaderWorkerSet by server-side apply.
-import type { V1Pod } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { ConditionReason, ConditionType } from "../../api/constants.ts";
 import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
@@ -11,7 +11,11 @@ import type { CapacityState } from "../../domain/capacity/index.ts";
 import type { DeploymentPolicy } from "../../domain/decide.ts";
 import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
 import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
+import { groupPlacement } from "../../domain/wideep/placement.ts";
 import { readGroupPod, renderLeaderWorkerSet, type LeaderWorkerSet } from "./codecs/leaderworkerset.ts";
+import { readPlacementConfigMap, renderPlacementConfigMap } from "./codecs/placement-configmap.ts";
+import { childNames, expertSetHash, shardExperts } from "./children.ts";
+import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
 import { mergeConditions, type ConditionInput } from "./conditions.ts";
 import { ChildApplyError } from "./errors.ts";
 import type { HeatReading, LatencyReading } from "./sources.ts";
@@ -25,6 +29,9 @@ export interface WideEPInput {
   policy: DeploymentPolicy;
   capacityState?: CapacityState;
   trackingSinceMs: number;
+  /** The published placement ConfigMap (cache), and the last heat good enough to plan with. */
+  placementConfigMap?: V1ConfigMap;
+  lastGoodHeat?: number[][];
   /** Auto: the LeaderWorkerSet is applied and status reports the live groups. */
   managesWorkloads: boolean;
   nowMs: number;
@@ -34,6 +41,10 @@ export interface WideEPPlan {
   decision: WideEPDecision;
   /** The LeaderWorkerSet to apply (Auto only). */
   lws?: LeaderWorkerSet;
+  /** The shared placement's ConfigMap to apply before it (Auto only; undefined when the published one is current). */
+  placementConfigMap?: V1ConfigMap;
+  /** The shared placement's decision (the reconciler remembers its heat and evaluation). */
+  placement: ReturnType<typeof groupPlacement>;
   status: MoEDeploymentStatus;
 }
 
@@ -67,6 +78,22 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     d.spec.scaling.pendingTimeoutSeconds * 1000,
     x.nowMs,
   );
+  const published = readPlacementConfigMap(x.placementConfigMap);
+  const placement = groupPlacement(
+    {
+      heat: x.heat.heat,
+      lastGoodHeat: x.lastGoodHeat,
+      current: published,
+      lastRebalanceMs: d.status?.placement?.lastRebalanceTime
+        ? Date.parse(d.status.placement.lastRebalanceTime)
+        : undefined,
+      trackingSinceMs: x.trackingSinceMs,
+    },
+    x.policy,
+    shape,
+    x.nowMs,
+  );
+  const cm = placementToPublish(d, placement, published, x.placementConfigMap);
   const nowIso = new Date(x.nowMs).toISOString();
   const conditions = wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups);
   const status: MoEDeploymentStatus = {
@@ -83,11 +110,59 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
       gpusPerGroup: g,
       ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
     },
+    ...(cm.status ? { placement: placementStatus(d, cm.status, placement, nowIso) } : {}),
   };
   return {
     decision,
     lws: x.managesWorkloads ? renderLeaderWorkerSet(d, decision.groups) : undefined,
+    placementConfigMap: x.managesWorkloads ? cm.apply : undefined,
+    placement,
     status,
+  };
+}
+
+/** The shared placement's ConfigMap: `apply` when it changed or drifted; `status` of what is published after it. */
+function placementToPublish(
+  d: MoEDeployment,
+  placement: ReturnType<typeof groupPlacement>,
+  published: ReturnType<typeof readPlacementConfigMap>,
+  live: V1ConfigMap | undefined,
+): { apply?: V1ConfigMap; status?: { version: number; hash: string } } {
+  const target = placement.placement;
+  const hash = placement.hash;
+  if (!target || hash === undefined) return published ? { status: published } : {};
+  const version = nextPlacementVersion({ targetHash: hash, published, recovered: false, status: d.status?.placement });
+  const cm = renderPlacementConfigMap(d, {
+    placement: target,
+    hash,
+    version,
+    denseLayers: d.spec.model.denseLayers,
+    heatBasis: placement.heatBasis,
+    shards: Array.from({ length: target.gpus.length }, (_, i) => ({
+      shardIndex: i,
+      setHash: expertSetHash(shardExperts(target, i)),
+    })),
+  });
+  const changed = hash !== published?.hash;
+  return { apply: changed || configMapDrifted(live, cm) ? cm : undefined, status: { version, hash } };
+}
+
+function placementStatus(
+  d: MoEDeployment,
+  published: { version: number; hash: string },
+  placement: ReturnType<typeof groupPlacement>,
+  nowIso: string,
+): NonNullable<MoEDeploymentStatus["placement"]> {
+  const prev = d.status?.placement;
+  const rebalanced = published.hash !== prev?.hash;
+  const balancedness = placement.metrics?.balancedness;
+  return {
+    ...prev,
+    version: published.version,
+    hash: published.hash,
+    configMapName: childNames(d.metadata.name!).placement,
+    ...(balancedness !== undefined ? { balancedness: Number(balancedness.toFixed(4)) } : {}),
+    ...(rebalanced ? { lastRebalanceTime: nowIso } : {}),
   };
 }
 
@@ -159,6 +234,15 @@ function wideEPConditions(
 
 /** Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns spec.replicas). */
 export async function applyWideEP(kube: KubeWriter, plan: WideEPPlan, log: Logger): Promise<ChildApplyError[]> {
+  // The placement first: the group pods mount it and the engine reads it at start.
+  const cm = plan.placementConfigMap;
+  if (cm) {
+    try {
+      await kube.apply(cm);
+    } catch (err) {
+      return [new ChildApplyError("apply", { kind: "ConfigMap", name: cm.metadata!.name! }, err)];
+    }
+  }
   if (!plan.lws) return [];
   const lws = plan.lws;
   try {

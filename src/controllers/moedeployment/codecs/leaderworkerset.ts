@@ -16,6 +16,30 @@ export const LwsLabel = {
   groupIndex: "leaderworkerset.sigs.k8s.io/group-index",
 } as const;
 
+/** Where the placement ConfigMap is mounted in the first container: --init-expert-location <dir>/physical_to_logical_map.json. */
+export const PLACEMENT_MOUNT_PATH = "/etc/moe-placement";
+const PLACEMENT_VOLUME = "moe-placement";
+
+/** The pod spec with the placement ConfigMap mounted read-only at PLACEMENT_MOUNT_PATH in the first container. */
+function withPlacementMount(spec: V1PodSpec, configMap: string): V1PodSpec {
+  const volumes = (spec.volumes ?? []).filter((v) => v.name !== PLACEMENT_VOLUME);
+  return {
+    ...spec,
+    volumes: [...volumes, { name: PLACEMENT_VOLUME, configMap: { name: configMap } }],
+    containers: spec.containers.map((c, i) =>
+      i !== 0
+        ? c
+        : {
+            ...c,
+            volumeMounts: [
+              ...(c.volumeMounts ?? []).filter((m) => m.name !== PLACEMENT_VOLUME),
+              { name: PLACEMENT_VOLUME, mountPath: PLACEMENT_MOUNT_PATH, readOnly: true },
+            ],
+          },
+    ),
+  };
+}
+
 export interface LeaderWorkerSet extends KubernetesObject {
   spec: {
     replicas: number;
@@ -60,10 +84,13 @@ export function renderLeaderWorkerSet(d: MoEDeployment, replicas: number): Leade
             labels: { ...withoutOperatorKeys(w.template.metadata?.labels), ...labels },
             ...(annotations ? { annotations } : {}),
           },
-          spec: podSpecFrom(d, w.template, w.gpusPerNode, [
-            { name: "MOE_DEPLOYMENT", value: name },
-            { name: "MOE_PLACEMENT_CONFIGMAP", value: childNames(name).placement },
-          ]),
+          spec: withPlacementMount(
+            podSpecFrom(d, w.template, w.gpusPerNode, [
+              { name: "MOE_DEPLOYMENT", value: name },
+              { name: "MOE_PLACEMENT_CONFIGMAP", value: childNames(name).placement },
+            ]),
+            childNames(name).placement,
+          ),
         },
       },
     },
