@@ -131,6 +131,14 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(groupsOf(s)).toMatchObject({ desired: 3, ready: 2, pending: [2] });
     expect(condition(s, "Ready")?.status).toBe("False");
     expect((await lws()).spec.replicas).toBe(3);
+    const events = await getJson<{ items: { type: string; message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=CapacityPending`,
+    ]);
+    expect(events.items.map((e) => e.type)).toContain("Warning");
+    expect(events.items[0]!.message).toMatch(/group 2: /);
   }, 180_000);
 
   it("lowering demand removes the pending group (and the one above the new count) and clears CapacityPending", async () => {

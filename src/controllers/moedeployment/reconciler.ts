@@ -43,10 +43,10 @@ import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
 import { inPlaceUnsettled, newStalls } from "./inplace.ts";
 import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } from "./status.ts";
-import { eventsFor, type EventSpec } from "./events.ts";
+import { eventsFor, turnedTrueEvent, type EventSpec } from "./events.ts";
 import { gpuSupply, newColdStarts, nodeViews, readySince, shardViews, withReadyBefore } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
-import { applyWideEP, planWideEP } from "./wideep.ts";
+import { applyWideEP, pendingGpus, planWideEP } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -303,6 +303,14 @@ export class MoEDeploymentReconciler {
     if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
     const errors = await applyWideEP(this.#d.kube, plan, log);
     await this.#writeStatus(obj, plan.status);
+    const m = this.#d.metrics;
+    const l = { namespace: d.metadata.namespace!, name: d.metadata.name! };
+    m.gpusDesired.set(l, plan.status.desiredGpus ?? 0);
+    m.gpusCurrent.set(l, plan.status.currentGpus ?? 0);
+    m.gpusReady.set(l, (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0));
+    m.capacityPendingShards.set(l, actuator.managesWorkloads ? pendingGpus(plan) : 0);
+    const pending = turnedTrueEvent(d.status?.conditions, plan.status.conditions, ConditionType.CapacityPending);
+    if (pending) await this.#event(obj, pending, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
     return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
   }

@@ -166,6 +166,11 @@ function placementStatus(
   };
 }
 
+/** GPUs missing in groups pending past the timeout (moe_operator_capacity_pending_shards: one shard is one GPU). */
+export function pendingGpus(plan: WideEPPlan): number {
+  return plan.decision.pending.reduce((sum, g) => sum + g.missingGpus, 0);
+}
+
 /** CapacityPending naming each group and its missing GPUs. */
 export function groupsPendingCondition(d: MoEDeployment, pending: readonly GroupState[]): ConditionInput {
   const timeoutS = d.spec.scaling.pendingTimeoutSeconds;
