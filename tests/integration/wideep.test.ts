@@ -166,4 +166,21 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(left.map((p) => p.metadata?.labels?.[GROUP_LABEL])).toEqual(["0", "0"]);
     expect(left.every((p) => p.spec?.nodeName)).toBe(true);
   }, 180_000);
+
+  it("raising the load scales by whole groups (the capacity policy's GPUs rounded up to groups)", async () => {
+    // ~30,000 tok/s needs about 19 GPUs with this fixture and policy (measured with planWideEP): more than one group.
+    await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(30_000, [1, 2])));
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "more than one group desired and Ready",
+      (st) => (groupsOf(st)?.desired ?? 0) >= 2 && groupsOf(st)?.ready === groupsOf(st)?.desired,
+      120_000,
+    );
+    const groups = groupsOf(s)!;
+    expect(groups.desired).toBe(2); // a third group has no nodes: it would be pending, not Ready
+    expect(s.desiredGpus).toBe(groups.desired * 16);
+    expect((await lws()).spec.replicas).toBe(groups.desired);
+    expect((await groupPods()).filter((p) => !p.metadata?.deletionTimestamp)).toHaveLength(groups.desired * 2);
+  }, 180_000);
 });
