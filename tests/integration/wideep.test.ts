@@ -26,16 +26,9 @@ interface Lws {
 type Groups = { desired: number; ready: number; gpusPerGroup: number; pending?: number[] };
 const groupsOf = (s: MoedStatus) => (s as MoedStatus & { groups?: Groups }).groups;
 
+const OPTS = { maxShards: 48, nodesPerGroup: 2, gpusPerNode: 8, pendingTimeoutSeconds: 3, scaleDownWindowSeconds: 4 };
 /** Groups of 2 nodes x 8 GPUs (16 GPUs); minShards in GPUs. Four 8-GPU nodes hold two groups. */
-const deployment = (minShards: number) =>
-  testWideEPDeployment(NAME, "default", {
-    minShards,
-    maxShards: 48,
-    nodesPerGroup: 2,
-    gpusPerNode: 8,
-    pendingTimeoutSeconds: 3,
-    scaleDownWindowSeconds: 4,
-  });
+const deployment = (minShards: number) => testWideEPDeployment(NAME, "default", { ...OPTS, minShards });
 
 async function lws(): Promise<Lws> {
   return getJson<Lws>(cluster, ["get", "leaderworkerset", LWS, "-n", "default"]);
@@ -183,4 +176,49 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect((await lws()).spec.replicas).toBe(groups.desired);
     expect((await groupPods()).filter((p) => !p.metadata?.deletionTimestamp)).toHaveLength(groups.desired * 2);
   }, 180_000);
+
+  it("kill -9 of the operator during a scale: a new operator converges with no orphaned group or LeaderWorkerSet", async () => {
+    const manual = (gpus: number) => testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: gpus });
+    await applyJson(cluster, manual(16));
+    await waitFor("the operator wrote one group", async () => ((await lws()).spec.replicas === 1 ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    operator.child.kill("SIGKILL");
+    await operator.exited;
+    // The spec changes while no operator runs.
+    await applyJson(cluster, manual(32));
+    operator = startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigPath,
+      dir: cluster.dir,
+      identity: "wideep-restarted",
+    });
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "two Ready groups after the restart",
+      (st) => groupsOf(st)?.desired === 2 && groupsOf(st)?.ready === 2,
+      120_000,
+    );
+    expect(condition(s, "CapacityPending")?.status).toBe("False");
+    const all = await getJson<{ items: { metadata: { name: string } }[] }>(cluster, [
+      "get",
+      "leaderworkersets",
+      "-n",
+      "default",
+      "-l",
+      `moe.dev/deployment=${NAME}`,
+    ]);
+    expect(all.items.map((i) => i.metadata.name)).toEqual([LWS]);
+    expect((await lws()).spec.replicas).toBe(2);
+    const pods = await waitFor(
+      "exactly the pods of groups 0 and 1",
+      async () => {
+        const p = (await groupPods()).filter((x) => !x.metadata?.deletionTimestamp);
+        return p.length === 4 ? p : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(pods.map((p) => p.metadata?.labels?.[GROUP_LABEL]).sort()).toEqual(["0", "0", "1", "1"]);
+  }, 240_000);
 });
