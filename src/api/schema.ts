@@ -1256,6 +1256,12 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
         s.model.routedExperts,
   },
   {
+    rule: "!has(self.serving.wideEP) || !has(self.mode) || self.mode != 'PullRequest'",
+    fieldPath: ".mode",
+    message: "spec.mode PullRequest is not supported with spec.serving.topology WideEP yet: use Auto or Recommend",
+    holds: (s) => !s.serving.wideEP || s.mode !== "PullRequest",
+  },
+  {
     rule: "!has(self.mode) || self.mode != 'PullRequest' || has(self.gitops)",
     fieldPath: ".gitops",
     message: "spec.gitops is required when spec.mode is PullRequest",

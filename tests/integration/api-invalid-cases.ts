@@ -511,6 +511,11 @@ export const INVALID_CASES: InvalidCase[] = [
     expectField: "spec.serving.wideEP.nodesPerGroup",
   },
   {
+    name: "WideEP in mode PullRequest",
+    mutate: all(toWideEP(), set("spec.mode", "PullRequest")),
+    expectField: "spec.mode",
+  },
+  {
     name: "WideEP group larger than maxShards GPUs",
     mutate: toWideEP(2),
     expectField: "spec.scaling.maxShards",
