@@ -70,7 +70,13 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
 
 function ownerKey(o: KubernetesObject): string | undefined {
   const ref = o.metadata?.ownerReferences?.find((r) => r.kind === KIND && r.apiVersion.startsWith(`${API_GROUP}/`));
-  return ref ? `${o.metadata?.namespace}/${ref.name}` : undefined;
+  if (ref) return `${o.metadata?.namespace}/${ref.name}`;
+  // WideEP group pods are owned by the LeaderWorkerSet's StatefulSets: their deployment label names it.
+  const labels = o.metadata?.labels;
+  const deployment = labels?.[Label.deployment];
+  return deployment && labels?.[Label.component] === LabelValue.componentEpGroup
+    ? `${o.metadata?.namespace}/${deployment}`
+    : undefined;
 }
 
 interface Caches {

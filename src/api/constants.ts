@@ -38,6 +38,8 @@ export const LabelValue = {
   partOf: "moe-operator",
   componentRouter: "router",
   componentExpertShard: "expert-shard",
+  /** Pods of a WideEP group (LeaderWorkerSet). */
+  componentEpGroup: "ep-group",
 } as const;
 
 /** Annotations on children (placement ConfigMap, shard pods) and on the MoEDeployment. */
@@ -158,5 +160,11 @@ export const ConditionReason = {
   NoPendingShards: "NoPendingShards",
   /** Shard pods have been unschedulable (no node with a free GPU of the type) past the timeout. */
   ShardsUnschedulable: "ShardsUnschedulable",
+  /** WideEP: a group has pods unschedulable past the timeout (group index and missing GPUs in the message). */
+  GroupsUnschedulable: "GroupsUnschedulable",
+  /** WideEP: every desired group has all its pods Ready. */
+  GroupsReady: "GroupsReady",
+  /** WideEP: some desired group has a pod that is not Ready. */
+  GroupsNotReady: "GroupsNotReady",
 } as const;
 export type ConditionReasonName = (typeof ConditionReason)[keyof typeof ConditionReason];

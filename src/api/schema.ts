@@ -72,6 +72,7 @@ export const Limits = {
   maxTolerations: 32,
   maxPriceEntries: 256,
   maxQueryLength: 4096,
+  maxNodesPerGroup: 256,
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -413,13 +414,70 @@ export const ExpertShardsSchema = z
     "The expert-shard workload: one pod per shard, one GPU per shard, holding expertSlotsPerGpu routed-expert replicas of every MoE layer.",
   );
 
-export const ServingSchema = z
+export const TopologySchema = z.enum(["Disaggregated", "WideEP"]);
+export type Topology = z.infer<typeof TopologySchema>;
+
+export const WideEPSchema = z
   .object({
-    gpu: GpuSchema.prefault({}),
-    router: RouterSchema,
-    expertShards: ExpertShardsSchema,
+    nodesPerGroup: z
+      .int32()
+      .min(1)
+      .max(Limits.maxNodesPerGroup)
+      .describe(
+        "Nodes (pods) in one EP group: the size of the LeaderWorkerSet, a leader plus nodesPerGroup-1 workers.",
+      ),
+    gpusPerNode: z
+      .int32()
+      .min(1)
+      .max(64)
+      .default(8)
+      .describe("GPUs each pod of a group asks for (spec.serving.gpu.resourceName on its first container)."),
+    template: PodTemplateSchema,
   })
-  .describe("Pod templates and GPU scheduling for the router/attention part and the expert shards.");
+  .describe(
+    "Wide expert parallelism: one engine instance spans an EP group of nodesPerGroup pods x gpusPerNode GPUs, deployed as one LeaderWorkerSet whose replicas are groups. One role (one LeaderWorkerSet) in this version.",
+  );
+
+const ServingBase = z.object({
+  topology: TopologySchema.default("Disaggregated").describe(
+    "Disaggregated: an attention router plus single-GPU expert shards (router and expertShards). WideEP: EP groups on a LeaderWorkerSet (wideEP), scaled in whole groups.",
+  ),
+  gpu: GpuSchema.prefault({}),
+  router: RouterSchema.optional(),
+  expertShards: ExpertShardsSchema.optional(),
+  wideEP: WideEPSchema.optional(),
+});
+
+export const ServingSchema = withRules(ServingBase, [
+  {
+    rule: "(has(self.topology) && self.topology == 'WideEP') || (has(self.router) && has(self.expertShards))",
+    fieldPath: ".router",
+    message:
+      "spec.serving.router and spec.serving.expertShards are required when spec.serving.topology is Disaggregated",
+    holds: (s) => s.topology === "WideEP" || (s.router !== undefined && s.expertShards !== undefined),
+  },
+  {
+    rule: "!has(self.topology) || self.topology != 'WideEP' || has(self.wideEP)",
+    fieldPath: ".wideEP",
+    message: "spec.serving.wideEP is required when spec.serving.topology is WideEP",
+    holds: (s) => s.topology !== "WideEP" || s.wideEP !== undefined,
+  },
+  {
+    rule: "!has(self.topology) || self.topology != 'WideEP' || (!has(self.router) && !has(self.expertShards))",
+    fieldPath: ".expertShards",
+    message:
+      "spec.serving.router and spec.serving.expertShards must be absent when spec.serving.topology is WideEP (the group's pods serve attention and experts together)",
+    holds: (s) => s.topology !== "WideEP" || (s.router === undefined && s.expertShards === undefined),
+  },
+  {
+    rule: "(has(self.topology) && self.topology == 'WideEP') || !has(self.wideEP)",
+    fieldPath: ".wideEP",
+    message: "spec.serving.wideEP must be absent unless spec.serving.topology is WideEP",
+    holds: (s) => s.topology === "WideEP" || s.wideEP === undefined,
+  },
+]).describe(
+  "Pod templates and GPU scheduling: the router/attention part and the expert shards (Disaggregated), or the EP groups (WideEP).",
+);
 
 // ---------------------------------------------------------------------------
 // spec.placement
@@ -1180,6 +1238,30 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
     holds: (s) => (s.prewarm.schedules ?? []).every((w) => w.minShards <= s.scaling.maxShards),
   },
   {
+    rule: "!has(self.serving.wideEP) || self.scaling.maxShards >= self.serving.wideEP.nodesPerGroup * (has(self.serving.wideEP.gpusPerNode) ? self.serving.wideEP.gpusPerNode : 8)",
+    fieldPath: ".scaling.maxShards",
+    message:
+      "spec.scaling.maxShards (GPUs with topology WideEP) must be at least one group: spec.serving.wideEP.nodesPerGroup x gpusPerNode",
+    holds: (s) =>
+      !s.serving.wideEP || s.scaling.maxShards >= s.serving.wideEP.nodesPerGroup * s.serving.wideEP.gpusPerNode,
+  },
+  {
+    rule: "!has(self.serving.wideEP) || self.serving.wideEP.nodesPerGroup * (has(self.serving.wideEP.gpusPerNode) ? self.serving.wideEP.gpusPerNode : 8) * self.model.expertSlotsPerGpu >= self.model.routedExperts",
+    fieldPath: ".serving.wideEP.nodesPerGroup",
+    message:
+      "spec.serving.wideEP.nodesPerGroup x gpusPerNode x spec.model.expertSlotsPerGpu must be at least spec.model.routedExperts: every group holds the whole shared placement",
+    holds: (s) =>
+      !s.serving.wideEP ||
+      s.serving.wideEP.nodesPerGroup * s.serving.wideEP.gpusPerNode * s.model.expertSlotsPerGpu >=
+        s.model.routedExperts,
+  },
+  {
+    rule: "!has(self.serving.wideEP) || !has(self.mode) || self.mode != 'PullRequest'",
+    fieldPath: ".mode",
+    message: "spec.mode PullRequest is not supported with spec.serving.topology WideEP yet: use Auto or Recommend",
+    holds: (s) => !s.serving.wideEP || s.mode !== "PullRequest",
+  },
+  {
     rule: "!has(self.mode) || self.mode != 'PullRequest' || has(self.gitops)",
     fieldPath: ".gitops",
     message: "spec.gitops is required when spec.mode is PullRequest",
@@ -1373,6 +1455,19 @@ export const NextPrewarmSchema = z
   })
   .describe("The next planned pre-warm.");
 
+export const GroupsStatusSchema = z
+  .object({
+    desired: z.int32().min(0).describe("EP groups the operator is moving toward (the LeaderWorkerSet's replicas)."),
+    ready: z.int32().min(0).describe("EP groups whose every pod is Ready: the only groups counted as capacity."),
+    gpusPerGroup: z.int32().min(1).describe("spec.serving.wideEP.nodesPerGroup x gpusPerNode."),
+    pending: z
+      .array(z.int32().min(0))
+      .max(Limits.maxShards)
+      .describe("Indices of groups with a pod unschedulable past spec.scaling.pendingTimeoutSeconds.")
+      .optional(),
+  })
+  .describe("Topology WideEP: the EP groups of the LeaderWorkerSet.");
+
 export const RecommendationSchema = z
   .object({
     time: Time("When the recommendation was computed."),
@@ -1465,6 +1560,7 @@ export const MoEDeploymentStatusSchema = z
       .describe("GPUs requested now: shards plus router replicas x gpusPerReplica.")
       .optional(),
     desiredGpus: z.int32().min(0).describe("GPUs the operator is moving toward.").optional(),
+    groups: GroupsStatusSchema.optional(),
     placement: PlacementStatusSchema.optional(),
     latency: LatencyStatusSchema.optional(),
     cost: CostStatusSchema.optional(),
@@ -1554,5 +1650,21 @@ export function expertReplicaBytes(model: ModelSpec): number {
 
 /** GPUs of the router/attention workload. */
 export function routerGpuCount(spec: MoEDeploymentSpec): number {
-  return spec.serving.router.replicas * spec.serving.router.gpusPerReplica;
+  const r = spec.serving.router;
+  return r ? r.replicas * r.gpusPerReplica : 0;
+}
+
+/**
+ * The router and expert shards of a Disaggregated spec. The schema requires both for that
+ * topology; the throw only guards code paths that are never taken for WideEP.
+ */
+export function disaggregated(serving: MoEDeploymentSpec["serving"]): {
+  router: NonNullable<MoEDeploymentSpec["serving"]["router"]>;
+  expertShards: NonNullable<MoEDeploymentSpec["serving"]["expertShards"]>;
+} {
+  const { router, expertShards } = serving;
+  if (!router || !expertShards) {
+    throw new Error(`spec.serving.router and spec.serving.expertShards are required for topology ${serving.topology}`);
+  }
+  return { router, expertShards };
 }

@@ -94,8 +94,10 @@ export function validateMoEDeploymentSpec(spec: MoEDeploymentSpec, basePath = "s
   // Pod templates: unique container names (the API server enforces this as a
   // list-map; the operator checks it too). The operator's own label and
   // annotation keys are refused by the schema (src/api/schema.ts).
-  checkPodTemplate(spec.serving.router.template, "serving.router.template", error);
-  checkPodTemplate(spec.serving.expertShards.template, "serving.expertShards.template", error);
+  if (spec.serving.router) checkPodTemplate(spec.serving.router.template, "serving.router.template", error);
+  if (spec.serving.expertShards)
+    checkPodTemplate(spec.serving.expertShards.template, "serving.expertShards.template", error);
+  if (spec.serving.wideEP) checkPodTemplate(spec.serving.wideEP.template, "serving.wideEP.template", error);
 
   // Redundancy bound that can never be reached.
   const maxFree = spec.scaling.maxShards * spec.model.expertSlotsPerGpu - spec.model.routedExperts;

@@ -329,7 +329,7 @@ export function limitChangedShards(
 // (decideShardCount, shared with the simulator) -> nodes for shards -> placement intent -> the
 // intent's function -> cost.
 
-interface HeatQuality {
+export interface HeatQuality {
   readonly usable: boolean;
   readonly problem: string | undefined;
   /** The observed heat (only when usable). */
@@ -338,7 +338,7 @@ interface HeatQuality {
   readonly load: number | undefined;
 }
 
-function assessHeat(h: HeatObservation | undefined, policy: DeploymentPolicy): HeatQuality {
+export function assessHeat(h: HeatObservation | undefined, policy: DeploymentPolicy): HeatQuality {
   let problem: string | undefined;
   if (!h) problem = "no heat data";
   else if (h.heat.length !== policy.layerCount || h.heat.some((l) => l.length !== policy.expertCount))

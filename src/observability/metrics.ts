@@ -154,7 +154,7 @@ function registerDeploymentMetrics(
     }),
     capacityPendingShards: new Gauge({
       name: "moe_operator_capacity_pending_shards",
-      help: "Shard pods the scheduler could not place for longer than spec.scaling.pendingTimeoutSeconds (the CapacityPending condition names the GPU resource). Not counted as capacity.",
+      help: "Shard pods the scheduler could not place for longer than spec.scaling.pendingTimeoutSeconds (the CapacityPending condition names the GPU resource); topology WideEP: the GPUs missing in groups pending that long. Not counted as capacity.",
       labelNames: dep,
       registers: r,
     }),

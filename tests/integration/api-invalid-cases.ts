@@ -112,6 +112,18 @@ const deepSeekV3 = {
   expertSlotsPerGpu: 9,
 };
 
+/** The base sample turned into a WideEP spec: one group of nodesPerGroup x 8 GPUs, the router's template. */
+const toWideEP =
+  (nodesPerGroup = 1) =>
+  (m: Manifest) => {
+    const serving = (m.spec as Manifest).serving as Manifest;
+    const template = (serving.router as Manifest).template;
+    delete serving.router;
+    delete serving.expertShards;
+    serving.topology = "WideEP";
+    serving.wideEP = { nodesPerGroup, gpusPerNode: 8, template };
+  };
+
 export const INVALID_CASES: InvalidCase[] = [
   // --- wrong types
   { name: "layers is a string", mutate: set("spec.model.layers", "thirty-two"), expectField: "spec.model.layers" },
@@ -469,6 +481,45 @@ export const INVALID_CASES: InvalidCase[] = [
     expectField: "spec.model.expertSlotsPerGpu",
     expectText: "195584 bytes",
   },
+  // --- topology
+  {
+    name: "WideEP without spec.serving.wideEP",
+    mutate: all(toWideEP(), unset("spec.serving.wideEP")),
+    expectField: "spec.serving.wideEP",
+  },
+  {
+    name: "WideEP with expert shards left in",
+    mutate: all(toWideEP(), set("spec.serving.expertShards", { template: { spec: { containers: [] } } })),
+    expectField: "spec.serving.expertShards",
+  },
+  {
+    name: "wideEP with topology Disaggregated",
+    mutate: set("spec.serving.wideEP", {
+      nodesPerGroup: 2,
+      template: { spec: { containers: [{ name: "e", image: "e" }] } },
+    }),
+    expectField: "spec.serving.wideEP",
+  },
+  {
+    name: "Disaggregated without expert shards",
+    mutate: unset("spec.serving.expertShards"),
+    expectField: "spec.serving.router",
+  },
+  {
+    name: "WideEP group too small to hold every routed expert",
+    mutate: all(toWideEP(), set("spec.serving.wideEP.gpusPerNode", 1), set("spec.model.expertSlotsPerGpu", 1)),
+    expectField: "spec.serving.wideEP.nodesPerGroup",
+  },
+  {
+    name: "WideEP in mode PullRequest",
+    mutate: all(toWideEP(), set("spec.mode", "PullRequest")),
+    expectField: "spec.mode",
+  },
+  {
+    name: "WideEP group larger than maxShards GPUs",
+    mutate: toWideEP(2),
+    expectField: "spec.scaling.maxShards",
+  },
   // --- typos
   {
     name: "unknown field (typo beside the real one)",
@@ -533,5 +584,17 @@ export const BOUNDARY_CASES: BoundaryCase[] = [
     mutate: all(set("spec.model", wideModel(79)), set("spec.scaling.minShards", 2), set("spec.scaling.maxShards", 2)),
     accepted: false,
     field: "spec.model.expertSlotsPerGpu",
+  },
+  {
+    name: "WideEP group of exactly maxShards GPUs",
+    mutate: toWideEP(1),
+    accepted: true,
+    field: "spec.scaling.maxShards",
+  },
+  {
+    name: "WideEP group one node over maxShards GPUs",
+    mutate: toWideEP(2),
+    accepted: false,
+    field: "spec.scaling.maxShards",
   },
 ];

@@ -15,6 +15,7 @@ import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
 import { CHART_DIR, helmPath } from "../../hack/sync-packaging.ts";
+import { lwsBins } from "../../src/testing/bins.ts";
 import { execFile } from "node:child_process";
 import { startOperatorProcess } from "../support/operator-process.ts";
 import { heatConfigMap, skewedHeat, testMoEDeployment } from "../support/moe-fixtures.ts";
@@ -83,10 +84,14 @@ beforeAll(async () => {
     const r = await cluster.kubectl(["create", "namespace", ns]);
     expect(r.code, r.stderr).toBe(0);
   }
+  // The LeaderWorkerSet CRD only (no controller): kubectl auth can-i resolves the resource through discovery.
+  const lwsCrd = await cluster.kubectl(["create", "-f", lwsBins().crds[0]!]);
+  expect(lwsCrd.code, lwsCrd.stderr).toBe(0);
   const crd = await cluster.kubectl([
     "wait",
     "--for=condition=Established",
     "crd/moedeployments.moe.dev",
+    "crd/leaderworkersets.leaderworkerset.x-k8s.io",
     "--timeout=60s",
   ]);
   expect(crd.code, crd.stderr).toBe(0);
@@ -125,6 +130,10 @@ const ALLOWED: Check[] = [
   ["get", "configmaps", { ns: APP_NS }],
   ["create", "configmaps", { ns: APP_NS }],
   ["patch", "configmaps", { ns: APP_NS }],
+  // Topology WideEP: server-side apply of the LeaderWorkerSet (its pods are read through the pod informer).
+  ["get", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
+  ["create", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
+  ["patch", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["get", "nodes", {}],
   ["list", "nodes", {}],
   ["watch", "nodes", {}],
@@ -184,6 +193,8 @@ const DENIED: Check[] = [
   ["update", "deployments.apps", { ns: APP_NS }],
   ["patch", "deployments.apps", { ns: APP_NS, subresource: "scale" }],
   ["delete", "configmaps", { ns: APP_NS }],
+  ["delete", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
+  ["update", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["create", "statefulsets.apps", { ns: APP_NS }],
   ["create", "jobs.batch", { ns: APP_NS }],
   ["create", "services", { ns: APP_NS }],

@@ -11,6 +11,7 @@ export interface MoedStatus {
   placement?: {
     version: number;
     hash: string;
+    configMapName?: string;
     movedFraction?: number;
     movedBytes?: number;
     estimatedMoveSeconds?: number;

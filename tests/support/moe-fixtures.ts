@@ -97,3 +97,43 @@ export function testMoEDeployment(
     },
   };
 }
+
+/** testMoEDeployment with topology WideEP: groups of nodesPerGroup pods x gpusPerNode GPUs; min/maxShards in GPUs. */
+export function testWideEPDeployment(
+  name: string,
+  namespace: string,
+  over: Parameters<typeof testMoEDeployment>[2] & {
+    nodesPerGroup?: number;
+    gpusPerNode?: number;
+    pendingTimeoutSeconds?: number;
+    shards?: number;
+  } = {},
+) {
+  const d = testMoEDeployment(name, namespace, over);
+  const { router: _router, expertShards: _shards, ...serving } = d.spec.serving;
+  return {
+    ...d,
+    spec: {
+      ...d.spec,
+      serving: {
+        ...serving,
+        topology: "WideEP",
+        wideEP: {
+          nodesPerGroup: over.nodesPerGroup ?? 2,
+          gpusPerNode: over.gpusPerNode ?? 8,
+          template: {
+            spec: {
+              terminationGracePeriodSeconds: 1,
+              containers: [{ name: "engine", image: "example.invalid/engine:1" }],
+            },
+          },
+        },
+      },
+      scaling: {
+        ...d.spec.scaling,
+        ...(over.pendingTimeoutSeconds !== undefined ? { pendingTimeoutSeconds: over.pendingTimeoutSeconds } : {}),
+        ...(over.shards !== undefined ? { shards: over.shards } : {}),
+      },
+    },
+  };
+}

@@ -133,6 +133,9 @@ describe("structural schema", () => {
       ".spec.serving.router.template.metadata",
       ".spec.serving.router.template.spec",
       ".spec.serving.router.template.spec.containers[*]",
+      ".spec.serving.wideEP.template.metadata",
+      ".spec.serving.wideEP.template.spec",
+      ".spec.serving.wideEP.template.spec.containers[*]",
     ]);
   });
 

@@ -118,6 +118,9 @@ const NAMESPACED_PERMISSIONS = [
   "core/configmaps:watch",
   "core/configmaps:create",
   "core/configmaps:patch",
+  "leaderworkerset.x-k8s.io/leaderworkersets:get", // topology WideEP: server-side apply
+  "leaderworkerset.x-k8s.io/leaderworkersets:create",
+  "leaderworkerset.x-k8s.io/leaderworkersets:patch",
   "core/events:create",
   "core/events:patch",
 ];

@@ -48,8 +48,8 @@ function withHostileTemplates(d: MoEDeployment): MoEDeployment {
     },
   };
   const out = structuredClone(d);
-  out.spec.serving.expertShards.template.metadata = hostile;
-  out.spec.serving.router.template.metadata = structuredClone(hostile);
+  out.spec.serving.expertShards!.template.metadata = hostile;
+  out.spec.serving.router!.template.metadata = structuredClone(hostile);
   return out;
 }
 

@@ -87,7 +87,7 @@ describe("router codec", () => {
     expect(routerToApply(d, first)).toBeUndefined();
     const changed = {
       ...d,
-      spec: { ...d.spec, serving: { ...d.spec.serving, router: { ...d.spec.serving.router, replicas: 2 } } },
+      spec: { ...d.spec, serving: { ...d.spec.serving, router: { ...d.spec.serving.router!, replicas: 2 } } },
     };
     expect(routerToApply(changed, first)).toBeDefined();
   });

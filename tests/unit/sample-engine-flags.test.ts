@@ -36,8 +36,8 @@ interface PodSpec {
 
 function templates(d: MoEDeployment): { role: "router" | "shard"; spec: PodSpec }[] {
   return [
-    { role: "router", spec: d.spec.serving.router.template.spec as unknown as PodSpec },
-    { role: "shard", spec: d.spec.serving.expertShards.template.spec as unknown as PodSpec },
+    { role: "router", spec: d.spec.serving.router!.template.spec as unknown as PodSpec },
+    { role: "shard", spec: d.spec.serving.expertShards!.template.spec as unknown as PodSpec },
   ];
 }
 

@@ -87,6 +87,11 @@ src/adapters/kube.ts (apply = patch, create, merge patch, delete, status update,
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Topology WideEP: the LeaderWorkerSet of EP groups, server-side apply (patch; create on first
+# apply). Its pods are read from the pod informer (they carry the managed-by label).
+- apiGroups: ["leaderworkerset.x-k8s.io"]
+  resources: ["leaderworkersets"]
+  verbs: ["get", "create", "patch"]
 # Events on MoEDeployments (core/v1; events.k8s.io is not used).
 - apiGroups: [""]
   resources: ["events"]

@@ -10,6 +10,8 @@ import { fnv1a64, EMPTY_SLOT, type Placement } from "../../domain/placement/inde
 export const childNames = (name: string) => ({
   router: `${name}-router`,
   placement: `${name}-placement`,
+  /** The LeaderWorkerSet of a WideEP deployment (one role). */
+  epGroups: `${name}-ep`,
   shardPod: (index: number, setHash: string) => `${name}-shard-${index}-${setHash.slice(0, 10)}`,
 });
 

@@ -171,7 +171,7 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     expertCount: d.spec.model.routedExperts,
     nowMs: o.nowMs,
     drainSeconds: drainDeadlineSeconds({
-      drain: d.spec.serving.expertShards.drain,
+      drain: d.spec.serving.expertShards?.drain,
       fallbackSeconds: o.drainSeconds,
       sloMetric: d.spec.slo.metric,
       sloTargetMs: d.spec.slo.targetLatencyMs,
@@ -223,7 +223,7 @@ function renderCreates(
       placementHash: hash,
       preferredNode: s.nodeName,
       priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
-      minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards.drain, o.drainSeconds),
+      minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards?.drain, o.drainSeconds),
       ...(moves.inPlace
         ? {
             inPlace: { nowIso: new Date(o.nowMs).toISOString() },

@@ -56,8 +56,15 @@ const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
 export function checkPodTemplatePolicies(spec: MoEDeploymentSpec, policy: PodTemplatePolicy): PodPolicyViolation[] {
   if (policy.mode === "none") return [];
   return [
-    ...checkPodTemplate(spec.serving.router.template, "spec.serving.router.template", policy),
-    ...checkPodTemplate(spec.serving.expertShards.template, "spec.serving.expertShards.template", policy),
+    ...(spec.serving.router
+      ? checkPodTemplate(spec.serving.router.template, "spec.serving.router.template", policy)
+      : []),
+    ...(spec.serving.expertShards
+      ? checkPodTemplate(spec.serving.expertShards.template, "spec.serving.expertShards.template", policy)
+      : []),
+    ...(spec.serving.wideEP
+      ? checkPodTemplate(spec.serving.wideEP.template, "spec.serving.wideEP.template", policy)
+      : []),
   ];
 }
 

@@ -44,7 +44,7 @@ import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
 import { inPlaceUnsettled, newStalls } from "./inplace.ts";
 import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } from "./status.ts";
-import { eventsFor, type EventSpec } from "./events.ts";
+import { eventsFor, turnedTrueEvent, type EventSpec } from "./events.ts";
 import {
   coldStartInputs,
   gpuSupply,
@@ -56,6 +56,7 @@ import {
   withReadyBefore,
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
+import { applyWideEP, pendingGpus, planWideEP } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -210,6 +211,7 @@ export class MoEDeploymentReconciler {
     });
     // Leaving PullRequest mode closes the pull request and deletes its branch (ADR 0014).
     if (d.spec.mode !== "PullRequest") this.#d.gitops?.retire(d);
+    if (d.spec.serving.topology === "WideEP") return this.#reconcileWideEP(key, obj, d, mem, actuator, log);
     const observed = await this.#observe(key, d, mem, actuator);
     const cfg = this.#d.config;
     const policy = policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge });
@@ -281,6 +283,48 @@ export class MoEDeploymentReconciler {
   }
 
   // ---------------------------------------------------------------------------------------
+
+  /** Topology WideEP: groups on a LeaderWorkerSet (wideep.ts, ADR 0021). */
+  async #reconcileWideEP(
+    key: string,
+    obj: MoEDeploymentObject,
+    d: MoEDeployment,
+    mem: Memory,
+    actuator: Actuator,
+    log: Logger,
+  ): Promise<ReconcileResult> {
+    const cfg = this.#d.config;
+    const nowMs = this.#d.clock.nowMs();
+    const refreshMs = d.spec.heatSource.refreshIntervalSeconds * 1000;
+    const { heat, latency } = await this.#readings(key, d, Math.min(refreshMs, cfg.reconcileIntervalMs));
+    const plan = planWideEP({
+      deployment: d,
+      pods: this.#d.pods.list(d.metadata.namespace),
+      heat,
+      latency,
+      policy: policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge }),
+      capacityState: mem.capacityState,
+      trackingSinceMs: mem.trackingSinceMs,
+      placementConfigMap: this.#d.configMaps.get(childNames(d.metadata.name!).placement, d.metadata.namespace),
+      lastGoodHeat: mem.lastGoodHeat,
+      managesWorkloads: actuator.managesWorkloads,
+      nowMs,
+    });
+    mem.capacityState = plan.decision.count.nextState;
+    if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
+    const errors = await applyWideEP(this.#d.kube, plan, log);
+    await this.#writeStatus(obj, plan.status);
+    const m = this.#d.metrics;
+    const l = { namespace: d.metadata.namespace!, name: d.metadata.name! };
+    m.gpusDesired.set(l, plan.status.desiredGpus ?? 0);
+    m.gpusCurrent.set(l, plan.status.currentGpus ?? 0);
+    m.gpusReady.set(l, (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0));
+    m.capacityPendingShards.set(l, actuator.managesWorkloads ? pendingGpus(plan) : 0);
+    const pending = turnedTrueEvent(d.status?.conditions, plan.status.conditions, ConditionType.CapacityPending);
+    if (pending) await this.#event(obj, pending, nowMs);
+    if (errors.length > 0) throw new ApplyFailed(key, errors);
+    return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
+  }
 
   /** InPlace: a Warning event and a metric count per shard that newly refused or missed its deadline. */
   #stalls(d: MoEDeployment, plan: ChildPlan["inPlace"], mem: Memory): EventSpec[] {

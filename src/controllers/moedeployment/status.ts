@@ -372,12 +372,12 @@ export function readinessCondition(
   const auto = x.managesWorkloads;
   const { rollout, decision } = x;
   const version = x.placement.version;
-  const routerReady = !auto || readRouterReady(x.router, spec.serving.router.replicas);
+  const routerReady = !auto || readRouterReady(x.router, spec.serving.router?.replicas ?? 0);
   const servingShards = servingShardCount(x.shardPods);
   const serving = rollout !== undefined && rollout.uncoveredNow === 0 && servingShards >= spec.scaling.minShards;
   const shardsReady = !auto || (rollout?.complete ?? false) || serving;
   const componentsMessage = !routerReady
-    ? `router ${childNames(x.deployment.metadata.name!).router}: ${x.router?.status?.readyReplicas ?? 0}/${spec.serving.router.replicas} replicas ready`
+    ? `router ${childNames(x.deployment.metadata.name!).router}: ${x.router?.status?.readyReplicas ?? 0}/${spec.serving.router?.replicas ?? 0} replicas ready`
     : !shardsReady
       ? `expert shards: ${servingShards}/${decision.desiredShards} ready at placement v${version}`
       : (rollout?.complete ?? true)

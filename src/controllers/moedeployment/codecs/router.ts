@@ -2,7 +2,7 @@
 // stamps on it so an unchanged router is not re-applied on every reconcile.
 import type { V1Deployment } from "@kubernetes/client-node";
 import { Label, LabelValue } from "../../../api/constants.ts";
-import type { MoEDeployment } from "../../../api/schema.ts";
+import { disaggregated, type MoEDeployment } from "../../../api/schema.ts";
 import { fnv1a64 } from "../../../domain/fnv.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
 import { deploymentDrift } from "../recover.ts";
@@ -14,7 +14,7 @@ export const RouterAnnotation = {
 
 export function renderRouter(d: MoEDeployment): V1Deployment {
   const name = d.metadata.name!;
-  const r = d.spec.serving.router;
+  const r = disaggregated(d.spec.serving).router;
   const labels = commonLabels(d, LabelValue.componentRouter);
   const selector = { [Label.deployment]: name, [Label.component]: LabelValue.componentRouter };
   return {

@@ -5,7 +5,7 @@
 import type { V1Affinity, V1Pod, V1PreferredSchedulingTerm } from "@kubernetes/client-node";
 import type { CachedPod } from "../cached.ts";
 import { Annotation, Label, LabelValue } from "../../../api/constants.ts";
-import type { MoEDeployment } from "../../../api/schema.ts";
+import { disaggregated, type MoEDeployment } from "../../../api/schema.ts";
 import type { InPlacePod, InPlaceState } from "../../../domain/inplace/index.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
 
@@ -93,7 +93,7 @@ function preferNode(affinity: V1Affinity | undefined, node: string): V1Affinity 
 export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
   const name = d.metadata.name!;
   const names = childNames(name);
-  const t = d.spec.serving.expertShards.template;
+  const t = disaggregated(d.spec.serving).expertShards.template;
   const spec = podSpecFrom(d, t, 1, [
     { name: "MOE_DEPLOYMENT", value: name },
     { name: "MOE_SHARD_INDEX", value: String(s.shardIndex) },

@@ -1,0 +1,120 @@
+// The WideEP codec (docs/adr/0021-wide-ep-groups.md): one LeaderWorkerSet per role (one role in
+// this version) whose replicas are EP groups of nodesPerGroup pods, each asking gpusPerNode GPUs;
+// and the reading of a group's pods by the labels the LWS pod webhook sets.
+import type { KubernetesObject, V1PodSpec } from "@kubernetes/client-node";
+import type { CachedPod } from "../cached.ts";
+import { LabelValue } from "../../../api/constants.ts";
+import type { MoEDeployment } from "../../../api/schema.ts";
+import type { GroupPod } from "../../../domain/wideep/groups.ts";
+import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
+
+export const LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1";
+export const LWS_KIND = "LeaderWorkerSet";
+
+/** Labels the LeaderWorkerSet controller's pod webhook puts on every pod of a group. */
+export const LwsLabel = {
+  name: "leaderworkerset.sigs.k8s.io/name",
+  groupIndex: "leaderworkerset.sigs.k8s.io/group-index",
+} as const;
+
+/** Where the placement ConfigMap is mounted in the first container: --init-expert-location <dir>/physical_to_logical_map.json. */
+export const PLACEMENT_MOUNT_PATH = "/etc/moe-placement";
+const PLACEMENT_VOLUME = "moe-placement";
+
+/** The pod spec with the placement ConfigMap mounted read-only at PLACEMENT_MOUNT_PATH in the first container. */
+function withPlacementMount(spec: V1PodSpec, configMap: string): V1PodSpec {
+  const volumes = (spec.volumes ?? []).filter((v) => v.name !== PLACEMENT_VOLUME);
+  return {
+    ...spec,
+    volumes: [...volumes, { name: PLACEMENT_VOLUME, configMap: { name: configMap } }],
+    containers: spec.containers.map((c, i) =>
+      i !== 0
+        ? c
+        : {
+            ...c,
+            volumeMounts: [
+              ...(c.volumeMounts ?? []).filter((m) => m.name !== PLACEMENT_VOLUME),
+              { name: PLACEMENT_VOLUME, mountPath: PLACEMENT_MOUNT_PATH, readOnly: true },
+            ],
+          },
+    ),
+  };
+}
+
+export interface LeaderWorkerSet extends KubernetesObject {
+  spec: {
+    replicas: number;
+    leaderWorkerTemplate: {
+      size: number;
+      restartPolicy: string;
+      workerTemplate: {
+        metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+        spec: V1PodSpec;
+      };
+    };
+  };
+}
+
+/**
+ * The LeaderWorkerSet with `replicas` groups, for server-side apply with the operator's field
+ * manager: the operator owns spec.replicas and the template; a group restarts as a whole when
+ * one of its pods does (RecreateGroupOnPodRestart), so a group is never left half-running.
+ */
+export function renderLeaderWorkerSet(d: MoEDeployment, replicas: number): LeaderWorkerSet {
+  const name = d.metadata.name!;
+  const w = d.spec.serving.wideEP;
+  if (!w) throw new Error(`spec.serving.wideEP is required for topology ${d.spec.serving.topology}`);
+  const labels = commonLabels(d, LabelValue.componentEpGroup);
+  const annotations = w.template.metadata?.annotations && withoutOperatorKeys(w.template.metadata.annotations);
+  return {
+    apiVersion: LWS_API_VERSION,
+    kind: LWS_KIND,
+    metadata: {
+      name: childNames(name).epGroups,
+      namespace: d.metadata.namespace,
+      labels,
+      ownerReferences: [ownerReference(d)],
+    },
+    spec: {
+      replicas,
+      leaderWorkerTemplate: {
+        size: w.nodesPerGroup,
+        restartPolicy: "RecreateGroupOnPodRestart",
+        workerTemplate: {
+          metadata: {
+            labels: { ...withoutOperatorKeys(w.template.metadata?.labels), ...labels },
+            ...(annotations ? { annotations } : {}),
+          },
+          spec: withPlacementMount(
+            podSpecFrom(d, w.template, w.gpusPerNode, [
+              { name: "MOE_DEPLOYMENT", value: name },
+              { name: "MOE_PLACEMENT_CONFIGMAP", value: childNames(name).placement },
+            ]),
+            childNames(name).placement,
+          ),
+        },
+      },
+    },
+  };
+}
+
+const podReady = (p: CachedPod) =>
+  p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
+
+/** A pod of the deployment's LeaderWorkerSet as group accounting reads it; undefined for other pods. */
+export function readGroupPod(d: MoEDeployment, p: CachedPod): GroupPod | undefined {
+  const labels = p.metadata?.labels ?? {};
+  if (labels[LwsLabel.name] !== childNames(d.metadata.name!).epGroups) return undefined;
+  const group = Number(labels[LwsLabel.groupIndex]);
+  if (!Number.isInteger(group) || group < 0) return undefined;
+  const scheduled = p.status?.conditions?.find((c) => c.type === "PodScheduled");
+  return {
+    name: p.metadata?.name ?? "",
+    group,
+    ready: podReady(p) && !p.metadata?.deletionTimestamp,
+    scheduled: Boolean(p.spec?.nodeName),
+    terminating: Boolean(p.metadata?.deletionTimestamp),
+    createdMs: Date.parse(String(p.metadata?.creationTimestamp ?? "")),
+    unschedulableMessage: scheduled?.status === "False" ? scheduled.message : undefined,
+  };
+}

@@ -1,0 +1,261 @@
+// Topology WideEP (docs/adr/0021-wide-ep-groups.md): the reconcile's middle for EP groups on a
+// LeaderWorkerSet. The reconciler admits, reads the sources and writes the status as for every
+// topology; this module decides the groups (domain/wideep), renders the LeaderWorkerSet and the
+// status, and (Auto) applies the LeaderWorkerSet by server-side apply.
+import type { V1ConfigMap } from "@kubernetes/client-node";
+import type { CachedPod } from "./cached.ts";
+import type { Logger } from "pino";
+import { ConditionReason, ConditionType } from "../../api/constants.ts";
+import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
+import type { KubeWriter } from "../../adapters/kube.ts";
+import type { CapacityState } from "../../domain/capacity/index.ts";
+import type { DeploymentPolicy } from "../../domain/decide.ts";
+import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
+import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
+import { groupPlacement } from "../../domain/wideep/placement.ts";
+import { readGroupPod, renderLeaderWorkerSet, type LeaderWorkerSet } from "./codecs/leaderworkerset.ts";
+import { readPlacementConfigMap, renderPlacementConfigMap } from "./codecs/placement-configmap.ts";
+import { childNames, expertSetHash, shardExperts } from "./children.ts";
+import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
+import { mergeConditions, type ConditionInput } from "./conditions.ts";
+import { ChildApplyError } from "./errors.ts";
+import type { HeatReading, LatencyReading } from "./sources.ts";
+
+export interface WideEPInput {
+  deployment: MoEDeployment;
+  /** The operator's pods in the deployment's namespace (group pods carry its labels). */
+  pods: readonly CachedPod[];
+  heat: HeatReading;
+  latency: LatencyReading;
+  policy: DeploymentPolicy;
+  capacityState?: CapacityState;
+  trackingSinceMs: number;
+  /** The published placement ConfigMap (cache), and the last heat good enough to plan with. */
+  placementConfigMap?: V1ConfigMap;
+  lastGoodHeat?: number[][];
+  /** Auto: the LeaderWorkerSet is applied and status reports the live groups. */
+  managesWorkloads: boolean;
+  nowMs: number;
+}
+
+export interface WideEPPlan {
+  decision: WideEPDecision;
+  /** The LeaderWorkerSet to apply (Auto only). */
+  lws?: LeaderWorkerSet;
+  /** The shared placement's ConfigMap to apply before it (Auto only; undefined when the published one is current). */
+  placementConfigMap?: V1ConfigMap;
+  /** The shared placement's decision (the reconciler remembers its heat and evaluation). */
+  placement: ReturnType<typeof groupPlacement>;
+  status: MoEDeploymentStatus;
+}
+
+export function shapeOf(d: MoEDeployment): GroupShape {
+  const w = d.spec.serving.wideEP;
+  if (!w) throw new Error(`spec.serving.wideEP is required for topology ${d.spec.serving.topology}`);
+  return { nodesPerGroup: w.nodesPerGroup, gpusPerNode: w.gpusPerNode };
+}
+
+/** Decide the groups and render what to apply and the status. No I/O. */
+export function planWideEP(x: WideEPInput): WideEPPlan {
+  const d = x.deployment;
+  const shape = shapeOf(d);
+  const g = gpusPerGroup(shape);
+  const pods = x.managesWorkloads ? x.pods.map((p) => readGroupPod(d, p)).filter((p) => p !== undefined) : [];
+  const seenGroups = pods.length > 0 ? Math.max(...pods.map((p) => p.group)) + 1 : 0;
+  const provisionedGroups = x.managesWorkloads
+    ? (d.status?.groups?.desired ?? seenGroups)
+    : (d.status?.groups?.desired ?? 0);
+  const decision = decideWideEP(
+    {
+      heat: x.heat.heat,
+      observedP99Ms: x.latency.p99Ms,
+      provisionedGroups,
+      pods,
+      capacityState: x.capacityState,
+      trackingSinceMs: x.trackingSinceMs,
+    },
+    x.policy,
+    shape,
+    d.spec.scaling.pendingTimeoutSeconds * 1000,
+    x.nowMs,
+  );
+  const published = readPlacementConfigMap(x.placementConfigMap);
+  const placement = groupPlacement(
+    {
+      heat: x.heat.heat,
+      lastGoodHeat: x.lastGoodHeat,
+      current: published,
+      lastRebalanceMs: d.status?.placement?.lastRebalanceTime
+        ? Date.parse(d.status.placement.lastRebalanceTime)
+        : undefined,
+      trackingSinceMs: x.trackingSinceMs,
+    },
+    x.policy,
+    shape,
+    x.nowMs,
+  );
+  const cm = placementToPublish(d, placement, published, x.placementConfigMap);
+  const nowIso = new Date(x.nowMs).toISOString();
+  const conditions = wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups);
+  const status: MoEDeploymentStatus = {
+    ...d.status,
+    observedGeneration: d.metadata.generation,
+    conditions: mergeConditions(d.status?.conditions, conditions, d.metadata.generation, nowIso),
+    desiredShards: decision.groups * g,
+    desiredGpus: decision.groups * g,
+    currentShards: x.managesWorkloads ? provisionedGroups * g : 0,
+    currentGpus: x.managesWorkloads ? provisionedGroups * g : 0,
+    groups: {
+      desired: decision.groups,
+      ready: x.managesWorkloads ? decision.readyGroups : 0,
+      gpusPerGroup: g,
+      ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
+    },
+    ...(cm.status ? { placement: placementStatus(d, cm.status, placement, nowIso) } : {}),
+  };
+  return {
+    decision,
+    lws: x.managesWorkloads ? renderLeaderWorkerSet(d, decision.groups) : undefined,
+    placementConfigMap: x.managesWorkloads ? cm.apply : undefined,
+    placement,
+    status,
+  };
+}
+
+/** The shared placement's ConfigMap: `apply` when it changed or drifted; `status` of what is published after it. */
+function placementToPublish(
+  d: MoEDeployment,
+  placement: ReturnType<typeof groupPlacement>,
+  published: ReturnType<typeof readPlacementConfigMap>,
+  live: V1ConfigMap | undefined,
+): { apply?: V1ConfigMap; status?: { version: number; hash: string } } {
+  const target = placement.placement;
+  const hash = placement.hash;
+  if (!target || hash === undefined) return published ? { status: published } : {};
+  const version = nextPlacementVersion({ targetHash: hash, published, recovered: false, status: d.status?.placement });
+  const cm = renderPlacementConfigMap(d, {
+    placement: target,
+    hash,
+    version,
+    denseLayers: d.spec.model.denseLayers,
+    heatBasis: placement.heatBasis,
+    shards: Array.from({ length: target.gpus.length }, (_, i) => ({
+      shardIndex: i,
+      setHash: expertSetHash(shardExperts(target, i)),
+    })),
+  });
+  const changed = hash !== published?.hash;
+  return { apply: changed || configMapDrifted(live, cm) ? cm : undefined, status: { version, hash } };
+}
+
+function placementStatus(
+  d: MoEDeployment,
+  published: { version: number; hash: string },
+  placement: ReturnType<typeof groupPlacement>,
+  nowIso: string,
+): NonNullable<MoEDeploymentStatus["placement"]> {
+  const prev = d.status?.placement;
+  const rebalanced = published.hash !== prev?.hash;
+  const balancedness = placement.metrics?.balancedness;
+  return {
+    ...prev,
+    version: published.version,
+    hash: published.hash,
+    configMapName: childNames(d.metadata.name!).placement,
+    ...(balancedness !== undefined ? { balancedness: Number(balancedness.toFixed(4)) } : {}),
+    ...(rebalanced ? { lastRebalanceTime: nowIso } : {}),
+  };
+}
+
+/** GPUs missing in groups pending past the timeout (moe_operator_capacity_pending_shards: one shard is one GPU). */
+export function pendingGpus(plan: WideEPPlan): number {
+  return plan.decision.pending.reduce((sum, g) => sum + g.missingGpus, 0);
+}
+
+/** CapacityPending naming each group and its missing GPUs. */
+export function groupsPendingCondition(d: MoEDeployment, pending: readonly GroupState[]): ConditionInput {
+  const timeoutS = d.spec.scaling.pendingTimeoutSeconds;
+  const type = ConditionType.CapacityPending;
+  if (pending.length === 0)
+    return {
+      type,
+      status: "False",
+      reason: ConditionReason.NoPendingShards,
+      message: `no EP group has waited for nodes longer than ${timeoutS} s`,
+    };
+  const resource = d.spec.serving.gpu.resourceName;
+  const named = pending
+    .map(
+      (p) =>
+        `group ${p.index}: ${p.missingGpus} ${resource} missing for ${Math.floor((p.pendingMs ?? 0) / 1000)} s` +
+        (p.pendingMessage ? ` (${p.pendingMessage})` : ""),
+    )
+    .join("; ");
+  return {
+    type,
+    status: "True",
+    reason: ConditionReason.GroupsUnschedulable,
+    message: `${pending.length} EP group(s) not fully scheduled after ${timeoutS} s, not counted as capacity: ${named}`,
+  };
+}
+
+function wideEPConditions(
+  d: MoEDeployment,
+  decision: WideEPDecision,
+  managesWorkloads: boolean,
+  provisionedGroups: number,
+): ConditionInput[] {
+  if (!managesWorkloads)
+    return [
+      {
+        type: ConditionType.Ready,
+        status: "True",
+        reason: ConditionReason.RecommendOnly,
+        message: `recommending ${decision.groups} EP group(s): ${decision.count.message}`,
+      },
+    ];
+  const allReady = decision.readyGroups >= decision.groups && provisionedGroups >= decision.groups;
+  const direction =
+    decision.groups > provisionedGroups
+      ? ConditionReason.ScalingUp
+      : decision.groups < provisionedGroups
+        ? ConditionReason.ScalingDown
+        : ConditionReason.Stable;
+  return [
+    {
+      type: ConditionType.Ready,
+      status: allReady ? "True" : "False",
+      reason: allReady ? ConditionReason.GroupsReady : ConditionReason.GroupsNotReady,
+      message: `${decision.readyGroups}/${decision.groups} EP group(s) with every pod Ready`,
+    },
+    {
+      type: ConditionType.Progressing,
+      status: direction === ConditionReason.Stable && allReady ? "False" : "True",
+      reason: direction,
+      message: `${provisionedGroups} -> ${decision.groups} EP group(s): ${decision.count.message}`,
+    },
+    groupsPendingCondition(d, decision.pending),
+  ];
+}
+
+/** Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns spec.replicas). */
+export async function applyWideEP(kube: KubeWriter, plan: WideEPPlan, log: Logger): Promise<ChildApplyError[]> {
+  // The placement first: the group pods mount it and the engine reads it at start.
+  const cm = plan.placementConfigMap;
+  if (cm) {
+    try {
+      await kube.apply(cm);
+    } catch (err) {
+      return [new ChildApplyError("apply", { kind: "ConfigMap", name: cm.metadata!.name! }, err)];
+    }
+  }
+  if (!plan.lws) return [];
+  const lws = plan.lws;
+  try {
+    await kube.apply(lws);
+    log.debug({ lws: lws.metadata?.name, replicas: lws.spec.replicas }, "applied LeaderWorkerSet");
+    return [];
+  } catch (err) {
+    return [new ChildApplyError("apply", { kind: lws.kind!, name: lws.metadata!.name! }, err)];
+  }
+}

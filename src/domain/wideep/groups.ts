@@ -1,0 +1,142 @@
+// WideEP groups (docs/adr/0021-wide-ep-groups.md): an EP group is nodesPerGroup pods of
+// gpusPerNode GPUs each, one LeaderWorkerSet replica. Capacity is decided in GPUs by the same
+// count path as expert shards (decideShardCount) and quantised to whole groups; a group counts
+// as capacity only when every one of its pods is Ready. Pure: no I/O, no clock.
+
+import type { CapacityPolicy, StepPolicy } from "../scaling/policy.ts";
+import { decideShardCount, type ShardCount, type ShardCountInput } from "../scaling/shard-count.ts";
+
+export interface GroupShape {
+  readonly nodesPerGroup: number;
+  readonly gpusPerNode: number;
+}
+
+export const gpusPerGroup = (s: GroupShape): number => s.nodesPerGroup * s.gpusPerNode;
+
+export interface GroupBounds {
+  readonly minGroups: number;
+  readonly maxGroups: number;
+}
+
+/**
+ * spec.scaling.minShards/maxShards are GPUs under WideEP (one shard = one GPU, as for expert
+ * shards): at least ceil(minShards / G) groups (and at least one), at most floor(maxShards / G).
+ * The schema requires maxShards >= G; should it not hold, maxGroups is still at least minGroups.
+ */
+export function groupBounds(minGpus: number, maxGpus: number, shape: GroupShape): GroupBounds {
+  const g = gpusPerGroup(shape);
+  const minGroups = Math.max(1, Math.ceil(minGpus / g));
+  return { minGroups, maxGroups: Math.max(minGroups, Math.floor(maxGpus / g)) };
+}
+
+const stepOfGroups = (s: StepPolicy, g: number): StepPolicy => ({ ...s, maxStepGpus: Math.max(s.maxStepGpus, g) });
+
+/**
+ * The capacity policy in group units: bounds at whole groups, and each step at least one group
+ * (a step smaller than a group would round back to the current count and never move).
+ */
+export function groupCapacityPolicy(policy: CapacityPolicy, shape: GroupShape): CapacityPolicy {
+  const g = gpusPerGroup(shape);
+  const b = groupBounds(policy.minGpus, policy.maxGpus, shape);
+  return {
+    ...policy,
+    minGpus: b.minGroups * g,
+    maxGpus: b.maxGroups * g,
+    scaleUp: stepOfGroups(policy.scaleUp, g),
+    scaleDown: stepOfGroups(policy.scaleDown, g),
+  };
+}
+
+export interface GroupCount {
+  readonly groups: number;
+  /** The count in GPUs before quantising (reason, message, the capacity decision and its next state). */
+  readonly count: ShardCount;
+}
+
+/** The capacity policy's GPU count, rounded up to whole groups within the group bounds. */
+export function decideGroupCount(
+  input: ShardCountInput,
+  policy: { capacity: CapacityPolicy; manualGpus?: number },
+  shape: GroupShape,
+  nowMs: number,
+): GroupCount {
+  const capacity = groupCapacityPolicy(policy.capacity, shape);
+  const g = gpusPerGroup(shape);
+  const count = decideShardCount(
+    input,
+    {
+      capacity,
+      minCount: capacity.minGpus,
+      maxCount: capacity.maxGpus,
+      manualCount: policy.manualGpus,
+      unit: { one: "GPU", many: "GPUs" },
+    },
+    nowMs,
+  );
+  const b = groupBounds(policy.capacity.minGpus, policy.capacity.maxGpus, shape);
+  const groups = Math.max(b.minGroups, Math.min(b.maxGroups, Math.ceil(count.desired / g)));
+  return { groups, count };
+}
+
+/** One pod of a group as GPU accounting needs it. */
+export interface GroupPod {
+  readonly name: string;
+  readonly group: number;
+  readonly ready: boolean;
+  /** Bound to a node (spec.nodeName set). */
+  readonly scheduled: boolean;
+  readonly terminating: boolean;
+  /** Creation time (ms since the epoch); NaN when unknown. */
+  readonly createdMs: number;
+  /** The scheduler's PodScheduled=False message, if any. */
+  readonly unschedulableMessage?: string;
+}
+
+export interface GroupState {
+  readonly index: number;
+  readonly pods: number;
+  readonly readyPods: number;
+  /** Every one of nodesPerGroup pods exists, is not terminating and is Ready: the group serves. */
+  readonly ready: boolean;
+  /** GPUs of the group's pods not bound to a node (missing pods included). */
+  readonly missingGpus: number;
+  /** How long the oldest unscheduled pod has waited; undefined when every pod is bound. */
+  readonly pendingMs?: number;
+  readonly pendingMessage?: string;
+}
+
+/** The state of groups 0..replicas-1 from their pods (pods of higher indices are going away and ignored). */
+export function groupStates(
+  pods: readonly GroupPod[],
+  replicas: number,
+  shape: GroupShape,
+  nowMs: number,
+): GroupState[] {
+  return Array.from({ length: replicas }, (_, index) => {
+    const mine = pods.filter((p) => p.group === index && !p.terminating);
+    const readyPods = mine.filter((p) => p.ready).length;
+    const unscheduled = mine.filter((p) => !p.scheduled);
+    const bound = mine.length - unscheduled.length;
+    const waits = unscheduled.map((p) => nowMs - p.createdMs).filter((ms) => Number.isFinite(ms));
+    const pendingMs = waits.length > 0 ? Math.max(...waits) : undefined;
+    return {
+      index,
+      pods: mine.length,
+      readyPods,
+      ready: mine.length >= shape.nodesPerGroup && readyPods >= shape.nodesPerGroup,
+      missingGpus: Math.max(0, shape.nodesPerGroup - bound) * shape.gpusPerNode,
+      pendingMs,
+      pendingMessage: unscheduled.find((p) => p.unschedulableMessage)?.unschedulableMessage,
+    };
+  });
+}
+
+/** Groups with a pod unscheduled for at least timeoutMs: reported, never counted. */
+export function pendingGroups(states: readonly GroupState[], timeoutMs: number): GroupState[] {
+  return states.filter((s) => !s.ready && s.pendingMs !== undefined && s.pendingMs >= timeoutMs);
+}
+
+/** GPUs that serve: whole Ready groups only. */
+export function readyGpus(states: readonly GroupState[], shape: GroupShape): number {
+  return states.filter((s) => s.ready).length * gpusPerGroup(shape);
+}

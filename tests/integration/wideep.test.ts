@@ -1,0 +1,224 @@
+// Topology WideEP (issue 18, ADR 0021) on the real control plane with the real LeaderWorkerSet
+// controller: the operator creates one LeaderWorkerSet of 2-node x 8-GPU groups on four kwok
+// 8-GPU nodes, scales it by whole groups, counts a group only when all its pods are Ready,
+// reports a group that cannot be scheduled (CapacityPending names it and its missing GPUs) and
+// removes it when demand falls.
+import type { V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
+import { eightGpuPool } from "../../src/testing/gpu-nodes.ts";
+import type { ManagedProcess } from "../../src/testing/process.ts";
+import { waitFor } from "../../src/testing/http-probe.ts";
+import { startOperatorProcess } from "../support/operator-process.ts";
+import { heatConfigMap, skewedHeat, testWideEPDeployment } from "../support/moe-fixtures.ts";
+import { applyJson, condition, getJson, waitForStatus, type MoedStatus } from "../support/kube-helpers.ts";
+
+let cluster: LocalCluster;
+let operator: ManagedProcess;
+const NAME = "wide";
+const LWS = `${NAME}-ep`;
+const GROUP_LABEL = "leaderworkerset.sigs.k8s.io/group-index";
+
+interface Lws {
+  metadata: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+  spec: { replicas: number; leaderWorkerTemplate: { size: number } };
+}
+type Groups = { desired: number; ready: number; gpusPerGroup: number; pending?: number[] };
+const groupsOf = (s: MoedStatus) => (s as MoedStatus & { groups?: Groups }).groups;
+
+const OPTS = { maxShards: 48, nodesPerGroup: 2, gpusPerNode: 8, pendingTimeoutSeconds: 3, scaleDownWindowSeconds: 4 };
+/** Groups of 2 nodes x 8 GPUs (16 GPUs); minShards in GPUs. Four 8-GPU nodes hold two groups. */
+const deployment = (minShards: number) => testWideEPDeployment(NAME, "default", { ...OPTS, minShards });
+
+async function lws(): Promise<Lws> {
+  return getJson<Lws>(cluster, ["get", "leaderworkerset", LWS, "-n", "default"]);
+}
+
+async function groupPods(): Promise<V1Pod[]> {
+  return (
+    await getJson<{ items: V1Pod[] }>(cluster, [
+      "get",
+      "pods",
+      "-n",
+      "default",
+      "-l",
+      `leaderworkerset.sigs.k8s.io/name=${LWS}`,
+    ])
+  ).items;
+}
+
+beforeAll(async () => {
+  cluster = await startCluster({ name: "wideep", lws: true, gpuNodes: [eightGpuPool("ep", 4)] });
+  const crd = await cluster.kubectl(["apply", "--server-side", "-f", "crds/"]);
+  expect(crd.code, crd.stderr).toBe(0);
+  await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
+  operator = startOperatorProcess({ kubeconfigPath: cluster.kubeconfigPath, dir: cluster.dir, identity: "wideep" });
+  await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(300, [1, 2])));
+}, 300_000);
+
+afterAll(async () => {
+  await operator?.stop();
+  if (operator && process.env.MOE_TEST_VERBOSE) console.log(operator.logTail(150));
+  await cluster?.stop();
+});
+
+describe("WideEP on LeaderWorkerSet", () => {
+  it("creates one LeaderWorkerSet owned by the deployment; its group becomes Ready and counts", async () => {
+    await applyJson(cluster, deployment(16));
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "one Ready group",
+      (st) => groupsOf(st)?.ready === 1 && condition(st, "Ready")?.status === "True",
+      120_000,
+    );
+    expect(groupsOf(s)).toEqual({ desired: 1, ready: 1, gpusPerGroup: 16 });
+    const l = await lws();
+    expect(l.spec.replicas).toBe(1);
+    expect(l.spec.leaderWorkerTemplate.size).toBe(2);
+    expect(l.metadata.ownerReferences).toEqual([
+      expect.objectContaining({ kind: "MoEDeployment", name: NAME, controller: true }),
+    ]);
+    const pods = await groupPods();
+    expect(pods.length).toBe(2);
+    expect(new Set(pods.map((p) => p.spec?.nodeName)).size).toBe(2);
+    for (const p of pods) expect(p.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"]).toBe("8");
+    // One placement planned over one group's 16 GPUs, published and mounted in every group pod.
+    const cm = await getJson<{ data: Record<string, string> }>(cluster, ["get", "configmap", `${NAME}-placement`]);
+    expect(JSON.parse(cm.data["shards.json"]!)).toHaveLength(16);
+    expect(cm.data["physical_to_logical_map.json"]).toBeDefined();
+    expect(s.placement?.configMapName).toBe(`${NAME}-placement`);
+    for (const p of pods) {
+      expect(p.spec?.volumes).toContainEqual(
+        expect.objectContaining({
+          name: "moe-placement",
+          configMap: expect.objectContaining({ name: `${NAME}-placement` }),
+        }),
+      );
+      expect(p.spec?.containers[0]?.volumeMounts).toContainEqual(
+        expect.objectContaining({ name: "moe-placement", mountPath: "/etc/moe-placement" }),
+      );
+    }
+  }, 180_000);
+
+  it("scales by whole groups when minShards (GPUs) rises: 17 GPUs is two groups", async () => {
+    await applyJson(cluster, deployment(17));
+    const s = await waitForStatus(cluster, NAME, "two Ready groups", (st) => groupsOf(st)?.ready === 2, 120_000);
+    expect(groupsOf(s)).toEqual({ desired: 2, ready: 2, gpusPerGroup: 16 });
+    expect((await lws()).spec.replicas).toBe(2);
+    expect(s.desiredGpus).toBe(32);
+  }, 180_000);
+
+  it("a group that cannot be scheduled is never counted, and CapacityPending names it and its missing GPUs", async () => {
+    await applyJson(cluster, deployment(48));
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "CapacityPending True",
+      (st) => condition(st, "CapacityPending")?.status === "True",
+      120_000,
+    );
+    const c = condition(s, "CapacityPending")!;
+    expect(c.reason).toBe("GroupsUnschedulable");
+    expect(c.message).toMatch(/group 2: (8|16) nvidia\.com\/gpu missing/);
+    expect(groupsOf(s)).toMatchObject({ desired: 3, ready: 2, pending: [2] });
+    expect(condition(s, "Ready")?.status).toBe("False");
+    expect((await lws()).spec.replicas).toBe(3);
+    const events = await getJson<{ items: { type: string; message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=CapacityPending`,
+    ]);
+    expect(events.items.map((e) => e.type)).toContain("Warning");
+    expect(events.items[0]!.message).toMatch(/group 2: /);
+  }, 180_000);
+
+  it("lowering demand removes the pending group (and the one above the new count) and clears CapacityPending", async () => {
+    await applyJson(cluster, deployment(16));
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "back to one Ready group, CapacityPending False",
+      (st) =>
+        groupsOf(st)?.desired === 1 &&
+        groupsOf(st)?.ready === 1 &&
+        condition(st, "CapacityPending")?.status === "False",
+      120_000,
+    );
+    expect(groupsOf(s)?.pending).toBeUndefined();
+    expect((await lws()).spec.replicas).toBe(1);
+    const left = await waitFor(
+      "only group 0's pods remain",
+      async () => {
+        const pods = await groupPods();
+        return pods.length === 2 && pods.every((p) => !p.metadata?.deletionTimestamp) ? pods : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(left.map((p) => p.metadata?.labels?.[GROUP_LABEL])).toEqual(["0", "0"]);
+    expect(left.every((p) => p.spec?.nodeName)).toBe(true);
+  }, 180_000);
+
+  it("raising the load scales by whole groups (the capacity policy's GPUs rounded up to groups)", async () => {
+    // ~30,000 tok/s needs about 19 GPUs with this fixture and policy (measured with planWideEP): more than one group.
+    await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(30_000, [1, 2])));
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "more than one group desired and Ready",
+      (st) => (groupsOf(st)?.desired ?? 0) >= 2 && groupsOf(st)?.ready === groupsOf(st)?.desired,
+      120_000,
+    );
+    const groups = groupsOf(s)!;
+    expect(groups.desired).toBe(2); // a third group has no nodes: it would be pending, not Ready
+    expect(s.desiredGpus).toBe(groups.desired * 16);
+    expect((await lws()).spec.replicas).toBe(groups.desired);
+    expect((await groupPods()).filter((p) => !p.metadata?.deletionTimestamp)).toHaveLength(groups.desired * 2);
+  }, 180_000);
+
+  it("kill -9 of the operator during a scale: a new operator converges with no orphaned group or LeaderWorkerSet", async () => {
+    const manual = (gpus: number) => testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: gpus });
+    await applyJson(cluster, manual(16));
+    await waitFor("the operator wrote one group", async () => ((await lws()).spec.replicas === 1 ? true : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
+    operator.child.kill("SIGKILL");
+    await operator.exited;
+    // The spec changes while no operator runs.
+    await applyJson(cluster, manual(32));
+    operator = startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigPath,
+      dir: cluster.dir,
+      identity: "wideep-restarted",
+    });
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "two Ready groups after the restart",
+      (st) => groupsOf(st)?.desired === 2 && groupsOf(st)?.ready === 2,
+      120_000,
+    );
+    expect(condition(s, "CapacityPending")?.status).toBe("False");
+    const all = await getJson<{ items: { metadata: { name: string } }[] }>(cluster, [
+      "get",
+      "leaderworkersets",
+      "-n",
+      "default",
+      "-l",
+      `moe.dev/deployment=${NAME}`,
+    ]);
+    expect(all.items.map((i) => i.metadata.name)).toEqual([LWS]);
+    expect((await lws()).spec.replicas).toBe(2);
+    const pods = await waitFor(
+      "exactly the pods of groups 0 and 1",
+      async () => {
+        const p = (await groupPods()).filter((x) => !x.metadata?.deletionTimestamp);
+        return p.length === 4 ? p : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(pods.map((p) => p.metadata?.labels?.[GROUP_LABEL]).sort()).toEqual(["0", "0", "1", "1"]);
+  }, 240_000);
+});

@@ -1,0 +1,142 @@
+import type { V1Pod } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
+import { planWideEP } from "../../src/controllers/moedeployment/wideep.ts";
+import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
+import { testWideEPDeployment } from "../support/moe-fixtures.ts";
+
+const NOW = Date.parse("2026-12-05T12:00:00Z");
+
+function deployment(over: Parameters<typeof testWideEPDeployment>[2] = {}): MoEDeployment {
+  const r = parseMoEDeployment(testWideEPDeployment("wide", "default", over));
+  if (!r.ok) throw new Error(`fixture does not parse: ${JSON.stringify(r.issues)}`);
+  return r.value;
+}
+
+function groupPod(group: number, worker: number, o: { ready?: boolean; node?: string; ageS?: number } = {}): V1Pod {
+  const scheduled = o.node !== undefined;
+  return {
+    metadata: {
+      name: worker === 0 ? `wide-ep-${group}` : `wide-ep-${group}-${worker}`,
+      namespace: "default",
+      creationTimestamp: new Date(NOW - (o.ageS ?? 600) * 1000),
+      labels: { "leaderworkerset.sigs.k8s.io/name": "wide-ep", "leaderworkerset.sigs.k8s.io/group-index": `${group}` },
+    },
+    spec: { containers: [], ...(scheduled ? { nodeName: o.node } : {}) },
+    status: {
+      conditions: [
+        scheduled
+          ? { type: "PodScheduled", status: "True" }
+          : { type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/4 nodes are available" },
+        { type: "Ready", status: o.ready === false || !scheduled ? "False" : "True" },
+      ],
+    },
+  };
+}
+
+function plan(d: MoEDeployment, pods: V1Pod[], managesWorkloads = true) {
+  return planWideEP({
+    deployment: d,
+    pods,
+    heat: {},
+    latency: {},
+    policy: policyFromSpec(d.spec, { reconcileIntervalMs: 5000, maxSurge: 1 }),
+    trackingSinceMs: NOW - 3_600_000,
+    managesWorkloads,
+    nowMs: NOW,
+  });
+}
+
+describe("planWideEP", () => {
+  it("renders one LeaderWorkerSet of nodesPerGroup pods asking gpusPerNode GPUs, owned by the deployment", () => {
+    const d = deployment({ minShards: 16, maxShards: 48 });
+    const p = plan({ ...d, metadata: { ...d.metadata, uid: "u1" } }, []);
+    expect(p.decision.groups).toBe(1);
+    const lws = p.lws!;
+    expect(lws.metadata?.name).toBe("wide-ep");
+    expect(lws.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "MoEDeployment", name: "wide", uid: "u1" });
+    expect(lws.spec.replicas).toBe(1);
+    expect(lws.spec.leaderWorkerTemplate.size).toBe(2);
+    const c = lws.spec.leaderWorkerTemplate.workerTemplate.spec.containers[0]!;
+    expect(c.resources?.limits?.["nvidia.com/gpu"]).toBe("8");
+    expect(lws.spec.leaderWorkerTemplate.workerTemplate.metadata.labels).toMatchObject({
+      "app.kubernetes.io/managed-by": "moe-operator",
+      "moe.dev/component": "ep-group",
+      "moe.dev/deployment": "wide",
+    });
+    expect(p.status.groups).toEqual({ desired: 1, ready: 0, gpusPerGroup: 16 });
+  });
+
+  it("manual GPUs (spec.scaling.shards) become whole groups", () => {
+    const p = plan(deployment({ minShards: 16, maxShards: 48, shards: 20 }), []);
+    expect(p.decision.groups).toBe(2);
+    expect(p.lws!.spec.replicas).toBe(2);
+    expect(p.status.desiredGpus).toBe(32);
+  });
+
+  it("counts only groups with every pod Ready; a group Pending past the timeout raises CapacityPending naming it", () => {
+    const d0 = deployment({ minShards: 16, maxShards: 48, shards: 48, pendingTimeoutSeconds: 60 });
+    const d = { ...d0, status: { groups: { desired: 3, ready: 0, gpusPerGroup: 16 } } };
+    const pods = [
+      groupPod(0, 0, { node: "n0" }),
+      groupPod(0, 1, { node: "n1" }),
+      groupPod(1, 0, { node: "n2" }),
+      groupPod(1, 1, { node: "n3", ready: false }),
+      groupPod(2, 0, { ageS: 90 }),
+      groupPod(2, 1, { ageS: 90 }),
+    ];
+    const p = plan(d, pods);
+    expect(p.decision.readyGroups).toBe(1);
+    expect(p.status.groups).toEqual({ desired: 3, ready: 1, gpusPerGroup: 16, pending: [2] });
+    const pending = p.status.conditions?.find((c) => c.type === "CapacityPending");
+    expect(pending).toMatchObject({ status: "True", reason: "GroupsUnschedulable" });
+    expect(pending?.message).toContain("group 2: 16 nvidia.com/gpu missing for 90 s (0/4 nodes are available)");
+    expect(p.status.conditions?.find((c) => c.type === "Ready")?.status).toBe("False");
+  });
+
+  it("a group Pending for less than the timeout is not reported yet", () => {
+    const d0 = deployment({ minShards: 16, maxShards: 48, shards: 32, pendingTimeoutSeconds: 120 });
+    const d = { ...d0, status: { groups: { desired: 2, ready: 0, gpusPerGroup: 16 } } };
+    const p = plan(d, [groupPod(0, 0, { node: "a" }), groupPod(0, 1, { node: "b" }), groupPod(1, 0, { ageS: 30 })]);
+    expect(p.status.conditions?.find((c) => c.type === "CapacityPending")?.status).toBe("False");
+    expect(p.status.groups?.pending).toBeUndefined();
+  });
+
+  it("plans one placement over one group's GPUs, publishes it before the groups, and mounts it in their pods", () => {
+    const d = deployment({ minShards: 16, maxShards: 48 });
+    const p = plan(d, []);
+    const cm = p.placementConfigMap!;
+    expect(cm.metadata?.name).toBe("wide-placement");
+    expect(JSON.parse(cm.data!["shards.json"]!)).toHaveLength(16);
+    expect(cm.data!["physical_to_logical_map.json"]).toBeDefined();
+    expect(p.status.placement).toMatchObject({ version: 1, configMapName: "wide-placement" });
+    const spec = p.lws!.spec.leaderWorkerTemplate.workerTemplate.spec;
+    expect(spec.volumes).toContainEqual({ name: "moe-placement", configMap: { name: "wide-placement" } });
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({
+      name: "moe-placement",
+      mountPath: "/etc/moe-placement",
+      readOnly: true,
+    });
+    // Published and unchanged: not applied again, same version.
+    const again = planWideEP({
+      deployment: { ...d, status: p.status },
+      pods: [],
+      heat: {},
+      latency: {},
+      policy: policyFromSpec(d.spec, { reconcileIntervalMs: 5000, maxSurge: 1 }),
+      trackingSinceMs: NOW - 3_600_000,
+      placementConfigMap: cm,
+      managesWorkloads: true,
+      nowMs: NOW + 5000,
+    });
+    expect(again.placementConfigMap).toBeUndefined();
+    expect(again.status.placement?.version).toBe(1);
+  });
+
+  it("Recommend: no LeaderWorkerSet, no live groups", () => {
+    const d = deployment({ minShards: 16, maxShards: 48, mode: "Recommend" });
+    const p = plan(d, [groupPod(0, 0, { node: "a" })], false);
+    expect(p.lws).toBeUndefined();
+    expect(p.status.groups?.ready).toBe(0);
+  });
+});
