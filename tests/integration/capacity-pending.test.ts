@@ -87,8 +87,11 @@ describe("CapacityPending", () => {
     const s = await waitForStatus(
       cluster,
       NAME,
-      "CapacityPending True",
-      (st) => condition(st, "CapacityPending")?.status === "True",
+      "CapacityPending True for the 3 shards that cannot be placed",
+      // The pods may be created over several reconciles: each turns pending-past-timeout on its own.
+      (st) =>
+        condition(st, "CapacityPending")?.status === "True" &&
+        condition(st, "CapacityPending")!.message.startsWith("3 "),
       60_000,
     );
     const pending = (await shardPods(cluster, NAME)).filter((p) => !p.node && !p.terminating);
