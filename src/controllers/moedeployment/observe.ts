@@ -3,6 +3,7 @@
 import type { MoEDeployment } from "../../api/schema.ts";
 import type { NodeView, ShardView } from "../../domain/decide.ts";
 import { ShardAnnotation, type ShardPod } from "./codecs/shard-pod.ts";
+import { countUncovered } from "../../domain/rollout/index.ts";
 import { chooseLoadTier, LOAD_TIERS, type LoadTier, type TierColdStart } from "../../domain/prewarm/tiers.ts";
 import type { CachedNode, CachedPod } from "./cached.ts";
 import { gpusRequestedByNode, type PodGpuView } from "./pod-gpus.ts";
@@ -150,12 +151,8 @@ export function coldStartInputs(starts: readonly { durationMs: number; tier?: Lo
 export function nextLoadTier(pods: readonly ShardPod[], moeLayers: number, experts: number): LoadTier | undefined {
   const reported = pods.map((p) => loadTierOf(p.pod)).filter((t) => t !== undefined);
   if (reported.length === 0) return undefined;
-  const held = Array.from({ length: moeLayers }, () => new Uint8Array(experts));
-  for (const p of pods) {
-    if (!p.ready || p.terminating) continue;
-    p.experts.forEach((row, l) => row.forEach((e) => held[l] && e >= 0 && e < experts && (held[l][e] = 1)));
-  }
-  const peersHoldExperts = held.every((row) => row.every((x) => x === 1));
+  const ready = pods.filter((p) => p.ready && !p.terminating);
+  const peersHoldExperts = countUncovered(ready, moeLayers, experts) === 0;
   return chooseLoadTier({ peerLoading: reported.includes("peer"), peersHoldExperts, nodeStaged: false });
 }
 

@@ -10,6 +10,7 @@ import { apiReasonOf, isMetricsHold, prewarmApiReasonOf } from "../../domain/sca
 import { scheduleWindowAt } from "../../domain/capacity/index.ts";
 import type { RolloutPlan } from "../../domain/rollout/index.ts";
 import { LOAD_TIERS } from "../../domain/prewarm/tiers.ts";
+import { median } from "../../domain/quantile.ts";
 import type { HeatReading, LatencyReading } from "./sources.ts";
 import { childNames, shardSelector } from "./children.ts";
 import { readRouterReady } from "./codecs/router.ts";
@@ -57,6 +58,15 @@ export interface MissingGpus {
   readonly message: string;
 }
 
+/** "nvidia.com/gpu", and " on nodes with k=v,..." when spec.serving.gpu has a node selector. */
+function gpuWhere(d: MoEDeployment): string {
+  const gpu = d.spec.serving.gpu;
+  const selector = Object.entries(gpu.nodeSelector ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  return `${gpu.resourceName}${selector ? ` on nodes with ${selector}` : ""}`;
+}
+
 /**
  * GPUs the decided shards need that the cluster does not have: desired shards minus the GPUs this
  * deployment's shard pods hold and the free ones. Pods Pending during a rollout at the GPU bound
@@ -69,15 +79,11 @@ export function missingGpus(
   if (!x.managesWorkloads || !x.gpus) return undefined;
   const count = x.decision.desiredShards - x.gpus.held - x.gpus.free;
   if (count <= 0) return undefined;
-  const gpu = x.deployment.spec.serving.gpu;
-  const selector = Object.entries(gpu.nodeSelector ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
   const pending = x.shardPods.filter((p) => p.unschedulable && !p.ready && !p.terminating).length;
   return {
     count,
     message:
-      `${count} ${gpu.resourceName} missing${selector ? ` on nodes with ${selector}` : ""}: ` +
+      `${count} ${gpuWhere(x.deployment)} missing: ` +
       `${x.decision.desiredShards} shards decided, ${x.gpus.held} GPUs held by shard pods, ${x.gpus.free} free; ` +
       `${pending} shard pod(s) Pending (unschedulable)`,
   };
@@ -108,10 +114,6 @@ export function capacityPendingCondition(x: Pick<StatusInput, "deployment" | "sh
       reason: ConditionReason.NoPendingShards,
       message: `no shard pod has waited for a node longer than ${timeoutS} s`,
     };
-  const gpu = x.deployment.spec.serving.gpu;
-  const selector = Object.entries(gpu.nodeSelector ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
   const oldest = late[0]!;
   const why = oldest.pod.pod.status?.conditions?.find((c) => c.type === "PodScheduled")?.message;
   return {
@@ -119,7 +121,7 @@ export function capacityPendingCondition(x: Pick<StatusInput, "deployment" | "sh
     status: "True",
     reason: ConditionReason.ShardsUnschedulable,
     message:
-      `${late.length} ${gpu.resourceName} pending${selector ? ` on nodes with ${selector}` : ""}: ` +
+      `${late.length} ${gpuWhere(x.deployment)} pending: ` +
       `${late.length} shard pod(s) unschedulable for more than ${timeoutS} s ` +
       `(oldest ${oldest.pod.name}, ${Math.floor(oldest.waitedMs / 1000)} s${why ? `: ${why}` : ""}); not counted as capacity`,
   };
@@ -480,10 +482,7 @@ export function coldStartStatus(x: Pick<StatusInput, "decision">): MoEDeployment
   const tiers = LOAD_TIERS.flatMap((tier) => {
     const samples = byTier[tier]?.samplesMs ?? [];
     if (samples.length === 0) return [];
-    const sorted = [...samples].sort((a, b) => a - b);
-    const mid = sorted.length / 2;
-    const median = sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-    return [{ tier, samples: samples.length, medianSeconds: round(median / 1000, 1)! }];
+    return [{ tier, samples: samples.length, medianSeconds: round(median(samples) / 1000, 1)! }];
   });
   return {
     leadSeconds: round(signals.leadTimeMs / 1000, 1)!,
