@@ -671,7 +671,7 @@ const ScalingBase = z.object({
     .max(86_400)
     .default(120)
     .describe(
-      "A shard pod the scheduler could not place (PodScheduled=False, Unschedulable) for this many seconds since it was created raises the CapacityPending condition (naming the GPU resource, node selector and count), a Warning event and the moe_operator_capacity_pending_shards gauge. Pending pods never count as capacity, and a scale-down deletes the Pending pods of the shards it removes at once (they serve nothing; new shards take the highest indices, which a scale-down removes first).",
+      "A shard pod the scheduler could not place (PodScheduled=False, Unschedulable) for this many seconds since it was created raises the CapacityPending condition (naming the GPU resource, node selector and count), a Warning event and the moe_operator_capacity_pending_shards gauge. Pending pods never count as capacity, and a scale-down deletes the Pending pods of the shards it removes at once (they serve nothing; new shards take the highest indices, which a scale-down removes first). Topology WideEP: an EP group with a pod not bound to a node that long raises it instead, naming the group and its missing GPUs.",
     ),
   scaleUp: ScalingBehaviorSchema({ stabilizationWindowSeconds: 0, maxShardsPerStep: 16 }, "up").prefault({}),
   scaleDown: ScalingBehaviorSchema({ stabilizationWindowSeconds: 600, maxShardsPerStep: 4 }, "down").prefault({}),
