@@ -729,7 +729,14 @@ export const PrometheusHeatSchema = z
       .regex(re(LABEL_KEY))
       .default("expert")
       .describe("Series label holding the routed-expert index within the layer."),
-    rateWindowSeconds: z.int32().min(10).max(86_400).default(120).describe("Value of {{window}} in seconds."),
+    rateWindowSeconds: z
+      .int32()
+      .min(10)
+      .max(86_400)
+      .default(120)
+      .describe(
+        "Value of {{window}} in seconds. After an early rebalance on a heat shift, {{window}} is the seconds since the read that detected it (from 4 s, up to this value) until a rebalance was evaluated on such a reading and this window no longer reaches back before it, when that reading holds at least 100 routed tokens per (layer, expert); otherwise this value.",
+      ),
     timeoutSeconds: TimeoutSeconds,
   })
   .describe("Read per-expert routed-token rates from Prometheus.");

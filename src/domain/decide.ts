@@ -135,6 +135,12 @@ export interface DecisionSnapshot {
    * (Decision.nextBaselineBalancedness, kept by the caller); undefined: unknown (no early rebalance).
    */
   readonly baselineBalancedness?: number;
+  /**
+   * The heat was read over only this many seconds since a detected heat shift (placement/shift-window.ts),
+   * and no rebalance was evaluated on such a reading yet: a heat rebalance is due, so the placement
+   * follows the shifted heat without waiting for the interval or the full rate window.
+   */
+  readonly heatSinceShiftSeconds?: number;
   /** A placement rollout is still in progress (pods being replaced). */
   readonly rolloutInProgress: boolean;
   readonly coldStartDurationsMs?: readonly number[];
@@ -197,6 +203,11 @@ export interface Decision {
   readonly nextLoadTier?: LoadTier;
   /** What the caller passes as snapshot.baselineBalancedness next time. */
   readonly nextBaselineBalancedness?: number;
+  /**
+   * A heat rebalance was due because the heat shifted (the early trigger, not a since-shift
+   * reading): the caller reads heat since this tick's reading for a while (placement/shift-window.ts).
+   */
+  readonly heatShiftDetected: boolean;
 }
 
 /** Heat below this confidence is not used to move experts or size capacity. */
@@ -521,7 +532,8 @@ function intentOf(c: PlacementContext): PlacementIntent {
     firstHeat ||
     c.snapshot.lastRebalanceMs === undefined ||
     c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs ||
-    c.heatShifted;
+    c.heatShifted ||
+    c.snapshot.heatSinceShiftSeconds !== undefined;
   if (!c.structural && !(c.heat.usable && due && (!c.snapshot.rolloutInProgress || firstHeat))) return "Keep";
   if (firstHeat) return "FirstHeat";
   if (c.current === undefined) return "Initial";
@@ -787,7 +799,10 @@ function shiftNote(c: PlacementContext): string {
   const due =
     c.snapshot.lastRebalanceMs === undefined ||
     c.nowMs - c.snapshot.lastRebalanceMs >= c.policy.placement.rebalanceIntervalMs;
-  return c.heatShifted && !due
+  if (due) return "";
+  const since = c.snapshot.heatSinceShiftSeconds;
+  if (since !== undefined) return ` before the interval (heat read over the ${since} s since a heat shift)`;
+  return c.heatShifted
     ? ` before the interval (the heat shifted: balancedness ${c.snapshot.baselineBalancedness!.toFixed(3)} at the last plan)`
     : "";
 }
@@ -853,7 +868,8 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
   const assignment = assignShardNodes(snapshot.shards, count.desired, snapshot.nodes);
   const gpus = shardGpus(snapshot, policy, count.desired, assignment.nodes);
   const ctx = placementContext(snapshot, policy, nowMs, count.desired, gpus, heat, currentMetrics);
-  const placement = PLACEMENT_BY_INTENT[intentOf(ctx)](ctx);
+  const intent = intentOf(ctx);
+  const placement = PLACEMENT_BY_INTENT[intent](ctx);
   return {
     desiredShards: count.desired,
     capacity: count.capacity,
@@ -868,6 +884,7 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     ...costOf(snapshot, policy, count.desired, assignment.nodes, marginalPrice),
     nextCapacityState: count.nextState,
     nextBaselineBalancedness: nextBaseline(snapshot, heat, placement),
+    heatShiftDetected: intent === "HeatRebalance" && ctx.heatShifted && snapshot.heatSinceShiftSeconds === undefined,
     ...(snapshot.nextLoadTier ? { nextLoadTier: snapshot.nextLoadTier } : {}),
   };
 }

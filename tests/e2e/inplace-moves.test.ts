@@ -99,7 +99,11 @@ async function settled(version: number): Promise<Placed> {
 }
 
 /** Shifts the heat and waits for the heat rebalance it causes; returns it and when it was decided. */
-async function shiftHeat(seed: number, before: MoedStatus): Promise<{ after: Placed; decidedMs: number }> {
+async function shiftHeat(
+  seed: number,
+  before: MoedStatus,
+): Promise<{ after: Placed; decidedMs: number; shiftedMs: number }> {
+  const shiftedMs = Date.now();
   stack.emulator.override({ heatSeed: seed, phase: `heat-${seed}` });
   const after = (await waitForStatus(
     stack.cluster,
@@ -110,7 +114,23 @@ async function shiftHeat(seed: number, before: MoedStatus): Promise<{ after: Pla
       s.placement?.lastRebalanceTime !== before.placement?.lastRebalanceTime,
     150_000,
   )) as Placed;
-  return { after, decidedMs: Date.parse(after.placement!.lastRebalanceTime!) };
+  return { after, decidedMs: Date.parse(after.placement!.lastRebalanceTime!), shiftedMs };
+}
+
+/** The Rebalanced events since sinceMs, as "+seconds message" lines (for the report). */
+async function rebalancedSince(sinceMs: number): Promise<string[]> {
+  type Ev = { eventTime?: string; lastTimestamp?: string; firstTimestamp?: string; message?: string };
+  const list = await getJson<{ items: Ev[] }>(stack.cluster, [
+    "get",
+    "events",
+    "--field-selector",
+    "reason=Rebalanced",
+  ]);
+  return list.items
+    .map((e) => ({ at: Date.parse(e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? ""), m: e.message ?? "" }))
+    .filter((e) => e.at >= sinceMs - 1_000)
+    .sort((a, b) => a.at - b.at)
+    .map((e) => `+${((e.at - sinceMs) / 1000).toFixed(0)} s ${e.m.split("; loads")[0]}`);
 }
 
 let coverage: CoverageWatch;
@@ -173,7 +193,7 @@ describe("in-place expert moves", () => {
     const before = await settled((await moedStatus(stack.cluster, NAME)).placement?.version ?? 1);
     const podsBefore = names(await pods());
     expect(podsBefore).toHaveLength(SHARDS);
-    const { after, decidedMs } = await shiftHeat(4242, before);
+    const { after, decidedMs, shiftedMs } = await shiftHeat(4242, before);
     const done = await settled(after.placement!.version);
     const servedMs = Date.now();
     const podsAfter = await pods();
@@ -206,7 +226,9 @@ describe("in-place expert moves", () => {
     const now = await moedStatus(stack.cluster, NAME);
     console.log(
       `heat shift: served balancedness ${reached.b.toFixed(3)} ${((reached.atMs - decidedMs) / 1000).toFixed(1)} s after ` +
-        `the first rebalance decision (placement v${now.placement?.version}, last rebalance ${now.placement?.lastRebalanceTime})`,
+        `the first rebalance decision, ${((reached.atMs - shiftedMs) / 1000).toFixed(1)} s after the shift ` +
+        `(placement v${now.placement?.version}, last rebalance ${now.placement?.lastRebalanceTime}); ` +
+        `rebalances since the shift (event times, whole seconds):\n  ${(await rebalancedSince(shiftedMs)).join("\n  ")}`,
     );
     expect(names(await pods())).toEqual(podsBefore);
     expect(coverage.violations).toEqual([]);
@@ -251,6 +273,7 @@ describe("in-place expert moves", () => {
 
   it("replaces a shard that refuses its move and reports RebalanceStalled naming it", async () => {
     const before = await settled((await moedStatus(stack.cluster, NAME)).placement?.version ?? 1);
+    const uidsBefore = new Set((await pods()).map((p) => p.metadata!.uid));
     stack.emulator.refuseNextMoves(1);
     const { after } = await shiftHeat(4243, before);
     const stalled = await waitForStatus(
@@ -281,10 +304,14 @@ describe("in-place expert moves", () => {
       `involvedObject.name=${NAME},reason=RebalanceStalled`,
     ]);
     expect(events.items.some((e) => e.type === "Warning" && e.message.includes(refused!))).toBe(true);
-    // The replacement holds the refused shard's set in this placement.
+    // The replacement is a new pod serving its set (a later rebalance, such as the one on the heat read
+    // since the shift, may have moved it in place since, so its generation need not be 1).
     const index = Number(refused!.split("-shard-")[1]!.split("-")[0]);
-    const replacement = podsAfter.find((p) => p.metadata!.labels!["moe.dev/shard-index"] === String(index))!;
-    expect(readInPlace(replacement)!.generation).toBe(1);
+    await settled((await moedStatus(stack.cluster, NAME)).placement!.version);
+    const replacement = (await pods()).find((p) => p.metadata!.labels!["moe.dev/shard-index"] === String(index))!;
+    expect(uidsBefore.has(replacement.metadata!.uid)).toBe(false);
+    const served = readInPlace(replacement)!;
+    expect(served.appliedGeneration).toBe(served.generation);
     expect(coverage.violations).toEqual([]);
     // Each pod reports the tier of its first load (the emulated engine: peers when running shards serve
     // every expert it needs); the operator learns cold starts per tier and says which one it expects next.

@@ -159,6 +159,9 @@ export function gpuNode(name: string, gpus: number, priceUsdPerGpuHour: number):
   } as V1Node;
 }
 
+/** The Prometheus URL the harness's source policy allows (answered by startHarness's `prometheus`). */
+export const PROMETHEUS_TEST_URL = "http://prometheus.test:9090";
+
 export interface Harness {
   store: MemoryStore;
   clock: FakeClock;
@@ -171,7 +174,14 @@ export interface Harness {
 }
 
 export function startHarness(
-  o: { heatJson?: string; nowMs?: number; config?: Partial<ReconcilerConfig>; gitops?: ReconcilerDeps["gitops"] } = {},
+  o: {
+    heatJson?: string;
+    nowMs?: number;
+    config?: Partial<ReconcilerConfig>;
+    gitops?: ReconcilerDeps["gitops"];
+    /** A Prometheus for spec sources at PROMETHEUS_TEST_URL (the default throws). */
+    prometheus?: SourceDeps["prometheus"];
+  } = {},
 ): Harness {
   const store = new MemoryStore();
   const clock = new FakeClock(o.nowMs ?? Date.parse("2026-06-01T12:00:00Z"));
@@ -184,12 +194,14 @@ export function startHarness(
     },
   };
   const sources = {
-    prometheus: () => {
-      throw new Error("no Prometheus in the harness");
-    },
+    prometheus:
+      o.prometheus ??
+      (() => {
+        throw new Error("no Prometheus in the harness");
+      }),
     core,
     nowMs: () => clock.nowMs(),
-    policy: { prometheusAllowedUrls: [], fileHeatSourceDirs: [], fileHeatSourceMaxBytes: 0 },
+    policy: { prometheusAllowedUrls: [PROMETHEUS_TEST_URL], fileHeatSourceDirs: [], fileHeatSourceMaxBytes: 0 },
     maxSourceTimeoutMs: 5000,
   } as unknown as SourceDeps;
   const podGpus: Cache<PodGpuView> = {

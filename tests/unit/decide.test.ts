@@ -487,6 +487,36 @@ describe("decide", () => {
       const next = decide(snap(after, first.nextBaselineBalancedness), stuck, 1_005_000);
       expect(next.placement.rebalanceEvaluated).toBeFalsy();
     });
+
+    it("says a shift was detected only when the early trigger fired, not on the interval or a since-shift reading", () => {
+      expect(decide(snap(after, planned), early(0.1), 1_000_000).heatShiftDetected).toBe(true);
+      expect(decide(snap(after, planned), early(undefined), 1_000_000).heatShiftDetected).toBe(false);
+      expect(decide(snap(before, planned), early(0.1), 1_000_000).heatShiftDetected).toBe(false);
+      const followUp = decide({ ...snap(after, planned), heatSinceShiftSeconds: 5 }, early(0.1), 1_000_000);
+      expect(followUp.heatShiftDetected).toBe(false);
+      expect(followUp.placement.action).toBe("replan");
+    });
+
+    it("re-plans on a since-shift reading before the interval even when the drop is below the trigger", () => {
+      // The placement was planned on mixed heat (half old, half new): the rest of the shift is a
+      // smaller drop than the trigger, and before, only the interval moved it the rest of the way.
+      const mixed = before.map((l, i) => l.map((v, j) => (v + after[i]![j]!) / 2));
+      const half = firstPlacement(mixed, 8);
+      const base = computePlacementMetrics(half, mixed).balancedness;
+      const rest = base - computePlacementMetrics(half, after).balancedness;
+      const p = early(Math.max(rest, 0) + 0.05);
+      const s: DecisionSnapshot = { ...snap(after, base), currentPlacement: half };
+      const waiting = decide(s, p, 1_000_000);
+      expect(waiting.placement.action).toBe("keep");
+      expect(waiting.placement.rebalanceEvaluated).toBeFalsy();
+      const followed = decide({ ...s, heatSinceShiftSeconds: 5 }, p, 1_000_000);
+      expect(followed.placement.rebalanceEvaluated || followed.placement.heatRebalance).toBe(true);
+      expect(followed.placement.action).toBe("replan");
+      expect(followed.placement.reason).toContain("heat read over the 5 s since a heat shift");
+      // No reading during a rollout makes it due: the running moves finish first.
+      const rolling = decide({ ...s, heatSinceShiftSeconds: 5, rolloutInProgress: true }, p, 1_000_000);
+      expect(rolling.placement.action).toBe("keep");
+    });
   });
 
   it("assigns new shards to the cheapest nodes with free GPUs and reports what does not fit", () => {

@@ -4,7 +4,12 @@
 import { describe, expect, it } from "vitest";
 import type { VectorSample } from "../../src/adapters/prometheus.ts";
 import type { HeatSource, LatencySource, ModelSpec, SloSpec } from "../../src/api/schema.ts";
-import { readHeat, readLatency, type SourceDeps } from "../../src/controllers/moedeployment/sources.ts";
+import {
+  readHeat,
+  readHeatSinceShift,
+  readLatency,
+  type SourceDeps,
+} from "../../src/controllers/moedeployment/sources.ts";
 
 const NOW = 1_780_000_000_000;
 /** Five minutes: the staleness bound the operator applies to instant-query samples. */
@@ -151,5 +156,58 @@ describe("sources outside the allowlist", () => {
     );
     expect(r.problem?.reason).toBe("SourceNotAllowed");
     expect(calls).toBe(0);
+  });
+});
+
+describe("heat read since a heat shift", () => {
+  const windowed = {
+    ...heatSource,
+    prometheus: { ...heatSource.prometheus!, query: "rate(x[{{ window }}])", rateWindowSeconds: 10 },
+  } as HeatSource;
+  /** Deps that answer `perWindow(window)` and record the queries sent. */
+  function recording(perWindow: (w: string) => VectorSample[]): { deps: SourceDeps; queries: string[] } {
+    const queries: string[] = [];
+    const deps = answering([]);
+    deps.prometheus = () => ({
+      queryVector: (q: string) => {
+        queries.push(q);
+        return Promise.resolve(perWindow(/\[(\w+)\]/.exec(q)![1]!));
+      },
+      queryRange: () => Promise.resolve([]),
+    });
+    return { deps, queries };
+  }
+  const shift = { fromMs: NOW - 6_200, followedUp: false };
+
+  it("reads over the whole seconds since the detecting read when that holds enough tokens", async () => {
+    const { deps, queries } = recording(() => full(40)); // 40 tok/s x 6 s = 240 per cell
+    const r = await readHeatSinceShift(windowed, model, target, deps, shift);
+    expect(queries).toEqual(["rate(x[6s])"]);
+    expect(r.sinceShiftSeconds).toBe(6);
+    expect(r.heat?.heat[0]).toEqual([40, 40, 40, 40]);
+  });
+
+  it("falls back to the configured window on too few tokens, no data, or no shift", async () => {
+    for (const [perWindow, s] of [
+      [(w: string) => (w === "6s" ? full(10) : full(12)), shift], // 60 per cell
+      [(w: string) => (w === "6s" ? [] : full(12)), shift],
+      [() => full(12), undefined],
+      [() => full(12), { fromMs: NOW - 2_000, followedUp: false }], // too soon for a rate
+    ] as const) {
+      const { deps, queries } = recording(perWindow);
+      const r = await readHeatSinceShift(windowed, model, target, deps, s);
+      expect(queries.at(-1)).toBe("rate(x[10s])");
+      expect(r.sinceShiftSeconds).toBeUndefined();
+      expect(r.heat?.heat[0]).toEqual([12, 12, 12, 12]);
+    }
+    // Past the configured window, not followed up yet: the configured window, marked since the shift.
+    const past = recording(() => full(12));
+    const r = await readHeatSinceShift(windowed, model, target, past.deps, { fromMs: NOW - 30_000, followedUp: false });
+    expect(past.queries).toEqual(["rate(x[10s])"]);
+    expect(r.sinceShiftSeconds).toBe(10);
+    // A query without {{window}} is read once, as configured.
+    const { deps, queries } = recording(() => full(40));
+    await readHeatSinceShift(heatSource, model, target, deps, shift);
+    expect(queries).toEqual(["q"]);
   });
 });

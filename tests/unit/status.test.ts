@@ -45,6 +45,7 @@ function decision(over: Partial<Decision> = {}): Decision {
     usdPerHourNow: 10,
     usdPerHourDesired: 10,
     nextCapacityState: {} as Decision["nextCapacityState"],
+    heatShiftDetected: false,
     ...over,
   };
 }

@@ -23,13 +23,14 @@ import { formatIssues, parseMoEDeployment } from "../../api/parse.ts";
 import { moeLayerCount, type MoEDeployment, type MoEDeploymentStatus } from "../../api/schema.ts";
 import { decide, type Decision, type DecisionSnapshot } from "../../domain/decide.ts";
 import type { CapacityState } from "../../domain/capacity/index.ts";
+import { nextShiftState, shiftRefreshMs, type HeatShiftState } from "../../domain/placement/shift-window.ts";
 import type { KubeWriter } from "../../adapters/kube.ts";
 import { KubeApiError } from "../../adapters/kube-errors.ts";
 import type { Clock } from "../../runtime/clock.ts";
 import type { OperatorMetrics } from "../../observability/metrics.ts";
 import { policyFromSpec } from "./policy.ts";
 import { checkPodTemplatePolicies, DEFAULT_POD_POLICY, type PodTemplatePolicy } from "./pod-policy.ts";
-import { readHeat, readLatency, type HeatReading, type LatencyReading, type SourceDeps } from "./sources.ts";
+import { readHeatSinceShift, readLatency, type HeatReading, type LatencyReading, type SourceDeps } from "./sources.ts";
 import { SourcePoller } from "./poller.ts";
 import { HistorySeeder } from "./history-seed.ts";
 import { childNames } from "./children.ts";
@@ -144,6 +145,8 @@ interface Memory {
   rebalanceEvaluatedMs?: number;
   /** Decision.nextBaselineBalancedness of the last tick (in memory: no early rebalance until the first plan after a restart). */
   baselineBalancedness?: number;
+  /** A heat shift being followed: heat is read since it (shift-window.ts; in memory, like the baseline). */
+  heatShift?: HeatShiftState;
   coldStartsSeen: Set<string>;
   /** Uids of shard pods seen Ready (pruned to the live pods): tells a readiness flap from a pod still loading. */
   seenReady: Set<string>;
@@ -157,6 +160,8 @@ interface Memory {
 interface Observed {
   live: LiveChildren;
   heat: HeatReading;
+  /** When the read behind heat and latency started (undefined: none finished yet). */
+  readAtMs?: number;
   latency: LatencyReading;
   snapshot: DecisionSnapshot;
   refreshMs: number;
@@ -216,7 +221,7 @@ export class MoEDeploymentReconciler {
     const cfg = this.#d.config;
     const policy = policyFromSpec(d.spec, { reconcileIntervalMs: cfg.reconcileIntervalMs, maxSurge: cfg.maxSurge });
     const decision = decide(observed.snapshot, policy, nowMs);
-    this.#remember(mem, decision, observed.heat, nowMs);
+    this.#remember(mem, decision, observed, d.spec, nowMs);
 
     const plan = planChildren(d, decision, observed.live, {
       nowMs,
@@ -462,11 +467,25 @@ export class MoEDeploymentReconciler {
     return mem;
   }
 
-  #remember(mem: Memory, decision: Decision, heat: HeatReading, nowMs: number): void {
+  #remember(mem: Memory, decision: Decision, observed: Observed, spec: MoEDeployment["spec"], nowMs: number): void {
+    const heat = observed.heat;
     mem.capacityState = decision.nextCapacityState;
     if (decision.heatUsable && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
     if (decision.placement.rebalanceEvaluated) mem.rebalanceEvaluatedMs = nowMs;
     mem.baselineBalancedness = decision.nextBaselineBalancedness;
+    // Only a Prometheus heat source has a window to shorten.
+    const prometheus = spec.heatSource.type === "Prometheus";
+    mem.heatShift = !prometheus
+      ? undefined
+      : nextShiftState(mem.heatShift, {
+          readAtMs: observed.readAtMs ?? nowMs,
+          nowMs,
+          rateWindowSeconds: spec.heatSource.prometheus?.rateWindowSeconds ?? 0,
+          shiftDetected: decision.heatShiftDetected,
+          followedUp:
+            observed.snapshot.heatSinceShiftSeconds !== undefined &&
+            (decision.placement.heatRebalance === true || decision.placement.rebalanceEvaluated === true),
+        });
   }
 
   /** The validated deployment, or undefined after refusing it (invalid spec, pod template against policy). */
@@ -533,8 +552,13 @@ export class MoEDeploymentReconciler {
       shardPods,
     };
     const current = published ?? recovered;
-    const refreshMs = spec.heatSource.refreshIntervalSeconds * 1000;
-    const { heat, latency } = await this.#readings(key, d, Math.min(refreshMs, this.#d.config.reconcileIntervalMs));
+    const refreshMs = shiftRefreshMs(spec.heatSource.refreshIntervalSeconds * 1000, mem.heatShift);
+    const { heat, latency, atMs } = await this.#readings(
+      key,
+      d,
+      Math.min(refreshMs, this.#d.config.reconcileIntervalMs),
+      mem.heatShift,
+    );
     const nodes = nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
     const managed = actuator.managesWorkloads;
     const lastScale = d.status?.lastScale;
@@ -554,6 +578,7 @@ export class MoEDeploymentReconciler {
       ),
       // Only where the operator publishes what it plans: elsewhere the current placement is not the planned one.
       baselineBalancedness: managed && !recovered ? mem.baselineBalancedness : undefined,
+      heatSinceShiftSeconds: sinceShiftDue(heat, mem.heatShift, managed && !recovered),
       rolloutInProgress:
         current !== undefined &&
         (shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready) ||
@@ -567,7 +592,7 @@ export class MoEDeploymentReconciler {
       lastScaleUpMs: lastScale && lastScale.toShards > lastScale.fromShards ? Date.parse(lastScale.time) : undefined,
     };
     const gpus = gpuSupply(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
-    return { live, heat, latency, snapshot, refreshMs, gpus };
+    return { live, heat, latency, readAtMs: atMs, snapshot, refreshMs, gpus };
   }
 
   /** Heat and latency read concurrently in the background; this reconcile waits at most config.sourceWaitMs. */
@@ -575,7 +600,8 @@ export class MoEDeploymentReconciler {
     key: string,
     d: MoEDeployment,
     dueMs: number,
-  ): Promise<{ heat: HeatReading; latency: LatencyReading }> {
+    shift?: HeatShiftState,
+  ): Promise<{ heat: HeatReading; latency: LatencyReading; atMs?: number }> {
     const spec = d.spec;
     const target = { namespace: d.metadata.namespace!, name: d.metadata.name! };
     const fingerprint = JSON.stringify([d.metadata.uid, spec.heatSource, spec.latencySource, spec.model, spec.slo]);
@@ -583,7 +609,7 @@ export class MoEDeploymentReconciler {
     const metrics = this.#d.metrics;
     const r = await this.#poller.readings(key, fingerprint, dueMs, async () => {
       const [heat, latency] = await Promise.all([
-        readHeat(spec.heatSource, spec.model, target, sources),
+        readHeatSinceShift(spec.heatSource, spec.model, target, sources, shift),
         readLatency(spec.latencySource, spec.slo, target, sources),
       ]);
       if (heat.problem) metrics.metricsQueryErrors.inc({ source: "heat" });
@@ -685,4 +711,9 @@ export class MoEDeploymentReconciler {
 
 function latest(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+}
+
+/** A since-shift reading makes a rebalance due once, and only where the current placement is the planned one. */
+function sinceShiftDue(heat: HeatReading, shift: HeatShiftState | undefined, planned: boolean): number | undefined {
+  return planned && shift !== undefined && !shift.followedUp ? heat.sinceShiftSeconds : undefined;
 }

@@ -8,7 +8,8 @@ import type { CoreV1Api } from "@kubernetes/client-node";
 import type { HeatSource, LatencySource, ModelSpec, SloSpec } from "../../api/schema.ts";
 import { moeLayerCount } from "../../api/schema.ts";
 import { heatFromSglangLogicalCount } from "../../domain/placement/index.ts";
-import type { HeatObservation } from "../../domain/decide.ts";
+import { MIN_HEAT_CONFIDENCE, type HeatObservation } from "../../domain/decide.ts";
+import { enoughShiftTokens, shiftWindowSeconds, type HeatShiftState } from "../../domain/placement/shift-window.ts";
 import { PrometheusError, type PrometheusReader, type VectorSample } from "../../adapters/prometheus.ts";
 import { classifyKubeError } from "../../adapters/kube-errors.ts";
 import { prometheusUrlRefusal, readAllowedFile, type SourcePolicy } from "./source-policy.ts";
@@ -24,6 +25,8 @@ export interface MetricsProblem {
 export interface HeatReading {
   heat?: HeatObservation;
   problem?: MetricsProblem;
+  /** Read over only this many seconds since a detected heat shift, not the configured window (readHeatSinceShift). */
+  sinceShiftSeconds?: number;
 }
 
 export interface LatencyReading {
@@ -88,11 +91,40 @@ export function sampleTimeProblem(timestampMs: number, nowMs: number, what: stri
   return undefined;
 }
 
+/**
+ * While a heat shift is followed (ADR 0018), heat over the seconds since the read that detected it,
+ * when the query has a {{window}}, Prometheus answers, and the reading holds enough tokens to plan
+ * on; otherwise (and when no shift is followed) heat over the configured window.
+ */
+export async function readHeatSinceShift(
+  source: HeatSource,
+  model: ModelSpec,
+  target: { namespace: string; name: string },
+  deps: SourceDeps,
+  shift: HeatShiftState | undefined,
+): Promise<HeatReading> {
+  const p = source.type === "Prometheus" ? source.prometheus : undefined;
+  if (p === undefined || !/\{\{\s*window\s*\}\}/.test(p.query)) return readHeat(source, model, target, deps);
+  const w = shiftWindowSeconds(shift, deps.nowMs(), p.rateWindowSeconds);
+  if (w === p.rateWindowSeconds) {
+    const r = await readHeat(source, model, target, deps);
+    return r.heat ? { ...r, sinceShiftSeconds: w } : r;
+  }
+  if (w !== undefined) {
+    const r = await readHeat(source, model, target, deps, w);
+    if (r.heat && r.heat.confidence >= MIN_HEAT_CONFIDENCE && enoughShiftTokens(r.heat.heat, w))
+      return { ...r, sinceShiftSeconds: w };
+  }
+  return readHeat(source, model, target, deps);
+}
+
 export async function readHeat(
   source: HeatSource,
   model: ModelSpec,
   target: { namespace: string; name: string },
   deps: SourceDeps,
+  /** Read the rate over this many seconds instead of rateWindowSeconds (Prometheus only; shift-window.ts). */
+  windowSeconds?: number,
 ): Promise<HeatReading> {
   const now = deps.nowMs();
   if (source.type === "Prometheus" && source.prometheus) {
@@ -102,7 +134,7 @@ export async function readHeat(
     const query = renderQuery(p.query, {
       namespace: target.namespace,
       name: target.name,
-      window: `${p.rateWindowSeconds}s`,
+      window: `${windowSeconds ?? p.rateWindowSeconds}s`,
     });
     let samples;
     try {
