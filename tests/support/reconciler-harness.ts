@@ -29,10 +29,10 @@ import { FakeClock } from "../../src/runtime/clock.ts";
 type Obj = KubernetesObject & { status?: unknown; data?: Record<string, string> };
 
 /** A Kubernetes error as the client library raises it, wrapped the way KubeClient wraps it. */
-export function apiError(operation: string, code: number, message = `HTTP ${code}`): KubeApiError {
+export function apiError(operation: string, code: number, message = `HTTP ${code}`, reason?: string): KubeApiError {
   return new KubeApiError(
     operation,
-    new ApiException(code, message, JSON.stringify({ kind: "Status", code, message }), {}),
+    new ApiException(code, message, JSON.stringify({ kind: "Status", code, message, reason }), {}),
   );
 }
 
@@ -88,7 +88,8 @@ export class MemoryStore {
       create: async <T extends KubernetesObject>(obj: T): Promise<T> => {
         this.#check("create", obj.kind, obj.metadata?.name);
         if (this.objects.has(MemoryStore.key(obj.kind, obj.metadata?.namespace, obj.metadata?.name))) {
-          throw apiError(`create ${obj.kind}/${obj.metadata?.name}`, 409, "already exists");
+          // As the API server answers a create of a name in use (a pod still terminating, say).
+          throw apiError(`create ${obj.kind}/${obj.metadata?.name}`, 409, "already exists", "AlreadyExists");
         }
         return this.put(obj as Obj) as T;
       },

@@ -282,7 +282,12 @@ export class MoEDeploymentReconciler {
       mem.placementWritten = { cm: plan.placementConfigMap, version: plan.placement.version, atMs: nowMs };
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
-    const waits = [cfg.reconcileIntervalMs, observed.refreshMs];
+    // Back when the readings are due, not a whole interval after a reconcile that reused them.
+    const readDueMs =
+      observed.readAtMs === undefined
+        ? observed.refreshMs
+        : Math.max(1_000, observed.readAtMs + observed.refreshMs - nowMs);
+    const waits = [cfg.reconcileIntervalMs, readDueMs];
     if (result.rollout?.requeueAfterMs !== undefined) waits.push(Math.max(result.rollout.requeueAfterMs, 200));
     return { requeueAfterMs: Math.min(...waits) };
   }
