@@ -8,11 +8,12 @@ import { CoreV1Api, setHeaderOptions, PatchStrategy, type KubeConfig, type V1Pod
 import type { Logger } from "pino";
 import { createRng, type Rng } from "../domain/rng.ts";
 import { DEFAULT_MOVE_BANDWIDTH, type MoveBandwidth, type MovePath } from "../domain/placement/move-cost.ts";
-import { intersectSets, type ExpertSets } from "../domain/inplace/index.ts";
+import { intersectSets, setSize, type ExpertSets } from "../domain/inplace/index.ts";
 import {
   PLACEMENT_APPLIED_CONDITION,
   readInPlace,
   readShardPod,
+  roomSuffix,
   ShardAnnotation,
 } from "../controllers/moedeployment/codecs/shard-pod.ts";
 
@@ -37,6 +38,12 @@ export interface ShardAgentOptions {
   refuseRate?: number;
   /** Share of in-place moves never acknowledged, 0..1. */
   timeoutRate?: number;
+  /**
+   * Expert replicas (summed over layers) one shard's memory holds. Set: acknowledgements report the
+   * room left ("room for N more expert replicas"), and a target larger than this is refused.
+   * Unset: no limit is reported or enforced.
+   */
+  expertCapacity?: number;
 }
 
 /** A shard's view for routing: what it serves, on which node. */
@@ -166,6 +173,8 @@ export class ShardAgent {
       if (this.#jobs.has(name) || this.#done.has(key)) continue;
       if (Date.now() - (this.#acked.get(key) ?? -Infinity) < REACK_AFTER_MS) continue;
       if (state.generation >= 2 && this.#decline(p, state.generation, state.appliedGeneration)) continue;
+      if (state.generation >= 2 && this.#overCapacity(name, state.generation, state.appliedGeneration, state.target))
+        continue;
       const self = holders.find((h) => h.name === name)!;
       const perLayer = layerLoadSeconds(
         self,
@@ -207,6 +216,25 @@ export class ShardAgent {
     return false;
   }
 
+  /** A target that does not fit expertCapacity is refused, saying the room the shard has; true when refused. */
+  #overCapacity(name: string, generation: number, applied: number, target: ExpertSets): boolean {
+    const capacity = this.#o.expertCapacity;
+    if (capacity === undefined || setSize(target) <= capacity) return false;
+    this.#done.add(`${name}/${generation}`);
+    void this.#writeCondition(name, {
+      status: applied >= 1 ? "True" : "False",
+      reason: "Refused",
+      message: `refused generation ${generation}: ${setSize(target)} expert replicas do not fit in ${capacity} (emulated); serving generation ${applied}`,
+    });
+    return true;
+  }
+
+  /** The room suffix of an acknowledgement, when a capacity is set. */
+  #room(target: ExpertSets): string {
+    const capacity = this.#o.expertCapacity;
+    return capacity === undefined ? "" : roomSuffix(capacity - setSize(target));
+  }
+
   /** Applies the chunks one after another (each stalls the shard), then acknowledges. */
   #runChunks(name: string, generation: number, chunks: readonly number[], lookup: (n: string) => V1Pod | undefined) {
     const step = (i: number) => {
@@ -224,7 +252,7 @@ export class ShardAgent {
           await this.#writeCondition(name, {
             status: "True",
             reason: "Applied",
-            message: `serving generation ${generation}`,
+            message: `serving generation ${generation}${this.#room(now.target)}`,
           });
         })();
         return;

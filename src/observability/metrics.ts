@@ -124,7 +124,7 @@ function registerDeploymentMetrics(
   return {
     rebalanceStalled: new Counter({
       name: "moe_operator_rebalance_stalled_total",
-      help: "Expert shards that refused an in-place move (reason Refused) or did not acknowledge it in time (Timeout), and were replaced. The RebalanceStalled condition and event name the pod.",
+      help: "Expert shards that refused an in-place move (reason Refused), did not acknowledge it in time (Timeout), or had no free expert slots for their next load with nothing they could release while no other shard could move (NoRoom), and were replaced. The RebalanceStalled condition and event name the pod.",
       labelNames: ["namespace", "name", "reason"],
       registers: r,
     }),

@@ -3,7 +3,9 @@ import type { V1Pod } from "@kubernetes/client-node";
 import {
   PLACEMENT_APPLIED_CONDITION,
   readInPlace,
+  appliedMessage,
   readPlacementApplied,
+  roomSuffix,
   targetPatch,
 } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import { chunkSeconds, layerLoadSeconds, routedExperts, servedExperts, servesYet } from "../../src/emulator/agent.ts";
@@ -50,6 +52,21 @@ describe("in-place pod protocol (codec)", () => {
       refused: 3,
     });
     expect(readPlacementApplied(pod({}, ""))).toEqual({ applied: 0, refused: undefined });
+    // The room a shard reports bounds its next load.
+    expect(readPlacementApplied(pod({}, appliedMessage(4, 3)))).toEqual({
+      applied: 4,
+      refused: undefined,
+      freeSlots: 3,
+    });
+    expect(
+      readPlacementApplied(pod({}, `refused generation 5: no room; serving generation 4${roomSuffix(0)}`)),
+    ).toEqual({
+      applied: 4,
+      refused: 5,
+      freeSlots: 0,
+    });
+    expect(readInPlace(pod(patch.metadata.annotations, appliedMessage(3, 2)))?.freeSlots).toBe(2);
+    expect(readInPlace(pod(patch.metadata.annotations, appliedMessage(3)))?.freeSlots).toBeUndefined();
     const fresh = pod(
       { ...patch.metadata.annotations, "moe.dev/target-generation": "1", "moe.dev/served-experts": "[]" },
       "",

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { countUncovered, planRollout, type DesiredShard } from "../../src/domain/rollout/index.ts";
-import { planInPlace, servedSet, type InPlacePod, type InPlaceState } from "../../src/domain/inplace/index.ts";
+import { planInPlace, servedSet, setSize, type InPlacePod, type InPlaceState } from "../../src/domain/inplace/index.ts";
 
 type Sets = number[][][]; // [shard][layer][experts]
 const LAYERS = 2;
@@ -65,8 +65,14 @@ class ToyCluster {
   desired: DesiredShard[];
   worstUncovered = 0;
   created = 0;
+  /** Largest target a shard held while loading (its free-slot statements must keep it within capacity). */
+  worstHeld = 0;
 
-  constructor(initial: Sets) {
+  /** Replicas a shard can hold at once; its acknowledgements report the room left (freeSlots). */
+  readonly capacity?: number;
+
+  constructor(initial: Sets, capacity?: number) {
+    this.capacity = capacity;
     this.desired = desiredOf(initial);
     for (const d of this.desired) {
       this.pods.push(this.newPod(d));
@@ -90,7 +96,8 @@ class ToyCluster {
 
   ackPod(p: Pod): void {
     const i = this.pods.indexOf(p);
-    this.pods[i] = { ...p, ready: true, inPlace: { ...p.inPlace, appliedGeneration: p.inPlace.generation } };
+    const free = this.capacity === undefined ? {} : { freeSlots: this.capacity - setSize(p.inPlace.target) };
+    this.pods[i] = { ...p, ready: true, inPlace: { ...p.inPlace, appliedGeneration: p.inPlace.generation, ...free } };
   }
 
   reconcile(): ReturnType<typeof planInPlace> {
@@ -163,6 +170,7 @@ class ToyCluster {
 
   /** What routers see: Ready pods that acknowledged a generation, with what they serve. */
   check(): void {
+    for (const p of this.pods) this.worstHeld = Math.max(this.worstHeld, setSize(p.inPlace.target));
     const serving = this.pods.filter((p) => p.ready && p.inPlace.appliedGeneration >= 1);
     const missing = countUncovered(
       serving.map((p) => ({ experts: servedSet(p) })),
@@ -216,6 +224,92 @@ describe("in-place expert moves (planInPlace with the make-before-break rollout)
       ),
       { numRuns: 300 },
     );
+  });
+
+  it("loads within the free slots each shard reports, never uncovered, and converges (replacing only when stuck)", () => {
+    fc.assert(
+      fc.property(
+        fc
+          .integer({ min: 2, max: 4 })
+          .chain((n) =>
+            fc.tuple(
+              placementArb(n),
+              fc.array(placementArb(n), { minLength: 3, maxLength: 3 }),
+              fc.array(eventArb, { minLength: 10, maxLength: 120 }),
+              fc.integer({ min: 0, max: 2 }),
+            ),
+          ),
+        ([initial, placements, events, headroom]) => {
+          const largest = Math.max(...[initial, ...placements].flatMap((sets) => sets.map(setSize)));
+          const capacity = largest + headroom;
+          const c = new ToyCluster(initial, capacity);
+          for (const e of events) c.apply(e, placements);
+          const plan = c.settle();
+          expect(c.worstUncovered).toBe(0);
+          expect(c.worstHeld).toBeLessThanOrEqual(capacity);
+          expect(plan.settled).toBe(true);
+          for (const d of c.desired) {
+            const p = c.pods.find((x) => x.shardIndex === d.shardIndex)!;
+            expect(hashOf(servedSet(p))).toBe(d.setHash);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  // Layer 0: a holds 0,1,4 and wants 0,2,4; b holds 2,3,5 and wants 1,3,5 (1 and 2 swap, each held
+  // once, so neither shard can release first). Layer 1 does not change. Each shard holds 6 replicas.
+  const swapFrom: Sets = [
+    [
+      [0, 1, 4],
+      [0, 1, 2],
+    ],
+    [
+      [2, 3, 5],
+      [3, 4, 5],
+    ],
+  ];
+  const swapTo: Sets = [
+    [
+      [0, 2, 4],
+      [0, 1, 2],
+    ],
+    [
+      [1, 3, 5],
+      [3, 4, 5],
+    ],
+  ];
+
+  it("swaps sole-held experts between two full shards with one free slot each, in place", () => {
+    const c = new ToyCluster(swapFrom, 7);
+    const names = c.pods.map((p) => p.name);
+    c.desired = desiredOf(swapTo);
+    const first = c.reconcile();
+    // Each loads the one replica it has room for.
+    expect(first.patches.map((x) => [x.phase, setSize(x.target)])).toEqual([
+      ["Load", 7],
+      ["Load", 7],
+    ]);
+    const plan = c.settle();
+    expect(plan.settled).toBe(true);
+    expect(c.pods.map((p) => p.name)).toEqual(names);
+    expect(c.worstHeld).toBeLessThanOrEqual(7);
+    expect(c.worstUncovered).toBe(0);
+  });
+
+  it("replaces shards with no free slot and nothing they can release (NoRoom)", () => {
+    const c = new ToyCluster(swapFrom, 6);
+    const names = c.pods.map((p) => p.name);
+    c.desired = desiredOf(swapTo);
+    const first = c.reconcile();
+    expect(first.patches).toEqual([]);
+    expect(first.stalled.map((s) => s.reason)).toEqual(["NoRoom", "NoRoom"]);
+    const plan = c.settle();
+    expect(plan.settled).toBe(true);
+    expect(c.pods.map((p) => p.name)).not.toEqual(names);
+    expect(c.worstHeld).toBeLessThanOrEqual(6);
+    expect(c.worstUncovered).toBe(0);
   });
 
   it("moves a heat shift in place: no pod created or deleted when every shard acknowledges", () => {

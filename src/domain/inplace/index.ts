@@ -33,6 +33,11 @@ export interface InPlaceState {
   readonly refusedGeneration?: number;
   /** When the target was written (ms), for the acknowledgement deadline. */
   readonly targetSinceMs?: number;
+  /**
+   * Expert replicas the shard said, with its last acknowledgement, it can load beyond what it serves
+   * (its free expert memory). Undefined: not said, and a load is bounded only by the move budget.
+   */
+  readonly freeSlots?: number;
 }
 
 export interface InPlacePod extends ShardPodView {
@@ -67,7 +72,8 @@ export interface InPlacePatch {
 export interface StalledShard {
   readonly pod: string;
   readonly shardIndex: number;
-  readonly reason: "Refused" | "Timeout";
+  /** NoRoom: the shard lacks free slots for its next load and holds nothing it can release yet, and no other shard can move. */
+  readonly reason: "Refused" | "Timeout" | "NoRoom";
   readonly generation: number;
   readonly message: string;
 }
@@ -155,6 +161,23 @@ function withState(p: InPlacePod): InPlacePod & { inPlace: InPlaceState } {
 }
 
 export function planInPlace(input: InPlaceInput): InPlacePlan {
+  const first = planPass(input, new Set());
+  if (first.noRoom.length === 0 || first.patches.length > 0 || first.outstanding > 0) return first.plan;
+  // Every shard that still has to move waits for room that no move can free: they are replaced
+  // (make-before-break, as after a refusal), each reported once.
+  return planPass(input, new Set(first.noRoom)).plan;
+}
+
+interface Pass {
+  plan: InPlacePlan;
+  patches: readonly InPlacePatch[];
+  /** Pods waiting for free slots with nothing they can release. */
+  noRoom: readonly string[];
+  /** Pods with an outstanding target that are not failed. */
+  outstanding: number;
+}
+
+function planPass(input: InPlaceInput, noRoom: ReadonlySet<string>): Pass {
   const { nowMs, ackTimeoutMs, layerCount, expertCount } = input;
   const all = input.pods.map(withState);
   const live = all.filter((p) => !p.terminating);
@@ -162,7 +185,17 @@ export function planInPlace(input: InPlaceInput): InPlacePlan {
   const failed = new Set<string>();
   let requeueAfterMs: number | undefined;
   for (const p of live) {
-    const f = failure(p, nowMs, ackTimeoutMs);
+    const f =
+      failure(p, nowMs, ackTimeoutMs) ??
+      (noRoom.has(p.name)
+        ? {
+            pod: p.name,
+            shardIndex: p.shardIndex,
+            generation: p.inPlace.generation,
+            reason: "NoRoom" as const,
+            message: `${p.name} has no free expert slots for its next load and nothing it can release yet`,
+          }
+        : undefined);
     if (f) {
       failed.add(p.name);
       if (p.drainStartedMs === undefined) stalled.push(f);
@@ -179,6 +212,7 @@ export function planInPlace(input: InPlaceInput): InPlacePlan {
   const counts = holderCounts(live, layerCount, expertCount);
   const wanted = wantedReplicas(input.desired, layerCount, expertCount);
   const patches: InPlacePatch[] = [];
+  const waiting: string[] = [];
   let settled = true;
   let applied = 0;
   for (const [index, p] of [...incumbents].sort((a, b) => a[0] - b[0])) {
@@ -196,16 +230,23 @@ export function planInPlace(input: InPlaceInput): InPlacePlan {
     if (!p.ready) continue; // crashed or restarting: moved once it is Ready again
     const patch = nextPatch(p, served, want, { counts, wanted }, layerCount, expertCount);
     if (patch) patches.push(patch);
+    else if (!containsSets(served, want) && (p.inPlace?.freeSlots ?? Infinity) <= 0) waiting.push(p.name);
   }
   const views = rolloutViews(input, all, incumbents, failed, patches);
+  const moving = live.filter((p) => outstanding(p) && !failed.has(p.name)).length;
   return {
+    plan: {
+      patches,
+      stalled,
+      views,
+      moving: moving + patches.length,
+      applied,
+      settled: settled && patches.length === 0,
+      requeueAfterMs,
+    },
     patches,
-    stalled,
-    views,
-    moving: live.filter((p) => outstanding(p) && !failed.has(p.name)).length + patches.length,
-    applied,
-    settled: settled && patches.length === 0,
-    requeueAfterMs,
+    noRoom: waiting,
+    outstanding: moving,
   };
 }
 
@@ -232,16 +273,52 @@ function nextPatch(
     served: copy(served),
     wanted: copy(want),
   };
-  if (!containsSets(served, want)) return { ...base, phase: "Load", target: unionSets(served, want) };
   const dropped: number[] = [];
   served.forEach((row, l) => {
     if (l >= layerCount) return;
     const keep = new Set(want[l] ?? []);
     for (const e of row) if (!keep.has(e) && e >= 0 && e < expertCount) dropped.push(l * expertCount + e);
   });
-  if (dropped.some((i) => (counts[i] ?? 0) - 1 < Math.max(1, wanted[i] ?? 0))) return undefined;
+  const safe = (i: number) => (counts[i] ?? 0) - 1 >= Math.max(1, wanted[i] ?? 0);
+  if (!containsSets(served, want)) {
+    const room = p.inPlace!.freeSlots;
+    const missing = missingReplicas(served, want);
+    if (room === undefined || missing.length <= room)
+      return { ...base, phase: "Load", target: unionSets(served, want) };
+    // Within the shard's free slots: load what fits, else release what is held elsewhere to make room.
+    if (room > 0) return { ...base, phase: "Load", target: withAdded(served, missing.slice(0, room)) };
+    const releasable = dropped.filter(safe);
+    if (releasable.length === 0) return undefined;
+    for (const i of releasable) counts[i] = counts[i]! - 1;
+    return { ...base, phase: "Release", target: withRemoved(served, releasable, expertCount) };
+  }
+  if (!dropped.every(safe)) return undefined;
   for (const i of dropped) counts[i] = counts[i]! - 1;
   return { ...base, phase: "Release", target: copy(want) };
+}
+
+/** The (layer, expert) replicas of want that served lacks, in layer then expert order. */
+function missingReplicas(served: ExpertSets, want: ExpertSets): [number, number][] {
+  const out: [number, number][] = [];
+  want.forEach((row, l) => {
+    const have = new Set(served[l] ?? []);
+    for (const e of [...new Set(row)].sort((a, b) => a - b)) if (!have.has(e)) out.push([l, e]);
+  });
+  return out;
+}
+
+function withAdded(served: ExpertSets, add: readonly [number, number][]): number[][] {
+  const out = copy(served);
+  for (const [l, e] of add) {
+    while (out.length <= l) out.push([]);
+    out[l]!.push(e);
+  }
+  return out.map((row) => [...row].sort((a, b) => a - b));
+}
+
+function withRemoved(served: ExpertSets, flat: readonly number[], expertCount: number): number[][] {
+  const drop = new Set(flat);
+  return served.map((row, l) => row.filter((e) => !drop.has(l * expertCount + e)));
 }
 
 /** Replicas of each (layer, expert) in the placement being moved to. */

@@ -39,8 +39,9 @@ export const ShardAnnotation = {
 /**
  * InPlace: the pod condition the shard writes (pods/status). Status True while it serves a generation,
  * reason Applied with message "serving generation G", or reason Refused with message "refused
- * generation G: <why>; serving generation H" (status False when it serves none yet). New pods carry
- * it as a readiness gate.
+ * generation G: <why>; serving generation H" (status False when it serves none yet). Either message
+ * may end with "; room for N more expert replicas": what its free expert memory holds beyond what it
+ * serves, which bounds its next load (ADR 0018). New pods carry it as a readiness gate.
  */
 export const PLACEMENT_APPLIED_CONDITION = "moe.dev/placement-applied";
 export const ShardLabel = {
@@ -251,14 +252,29 @@ export function readPodReady(p: CachedPod): boolean {
   );
 }
 
-/** The generations the shard's moe.dev/placement-applied condition names (0: none). */
-export function readPlacementApplied(p: CachedPod): { applied: number; refused?: number } {
+/** The acknowledgement message of a shard serving `generation` (freeSlots: the room it reports, if it does). */
+export function appliedMessage(generation: number, freeSlots?: number): string {
+  return `serving generation ${generation}${freeSlots === undefined ? "" : roomSuffix(freeSlots)}`;
+}
+
+/** "; room for N more expert replicas", the suffix a shard's condition message may end with. */
+export function roomSuffix(freeSlots: number): string {
+  return `; room for ${Math.max(0, Math.floor(freeSlots))} more expert replicas`;
+}
+
+/** The generations the shard's moe.dev/placement-applied condition names (0: none), and the room it reports. */
+export function readPlacementApplied(p: CachedPod): { applied: number; refused?: number; freeSlots?: number } {
   const c = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
   const num = (re: RegExp) => {
     const m = re.exec(c?.message ?? "");
     return m ? Number(m[1]) : undefined;
   };
-  return { applied: num(/serving generation (\d+)/) ?? 0, refused: num(/refused generation (\d+)/) };
+  const freeSlots = num(/room for (\d{1,6}) more expert replicas/);
+  return {
+    applied: num(/serving generation (\d+)/) ?? 0,
+    refused: num(/refused generation (\d+)/),
+    ...(freeSlots !== undefined ? { freeSlots } : {}),
+  };
 }
 
 /**
@@ -270,7 +286,7 @@ export function readInPlace(p: CachedPod): InPlaceState | undefined {
   const generation = Number(a[ShardAnnotation.targetGeneration]);
   if (!Number.isInteger(generation) || generation < 1) return undefined;
   const since = Date.parse(a[ShardAnnotation.targetSince] ?? "");
-  const { applied, refused } = readPlacementApplied(p);
+  const { applied, refused, freeSlots } = readPlacementApplied(p);
   return {
     target: readExperts(p),
     generation,
@@ -278,6 +294,7 @@ export function readInPlace(p: CachedPod): InPlaceState | undefined {
     appliedGeneration: Math.min(applied, generation),
     refusedGeneration: refused,
     targetSinceMs: Number.isFinite(since) ? since : undefined,
+    ...(freeSlots !== undefined ? { freeSlots } : {}),
   };
 }
 
