@@ -571,8 +571,17 @@ function scaleUpPlacement(c: PlacementContext): DecisionPlacement {
     Math.min(c.policy.placement.maxChangedShards ?? Number.POSITIVE_INFINITY, c.freeGpus - c.newShards),
   );
   // Running shards are only rewritten for heat observed now (not for remembered or no heat).
-  const hot = spare > 0 && c.heat.usable ? hottestShards(current, c.planHeat).slice(0, spare) : [];
-  const grown = growShards(current, c.planHeat, c.gpus, hot);
+  let hot = spare > 0 && c.heat.usable ? hottestShards(current, c.planHeat).slice(0, spare) : [];
+  let grown = growShards(current, c.planHeat, c.gpus, hot);
+  // In place, a rewritten running shard needs no spare GPU but stalls while it loads: what running
+  // shards load stays within the move budget, as for a heat rebalance (fewer rewritten shards).
+  const budget = c.policy.placement.inPlaceMoves
+    ? Math.floor(c.policy.placement.maxMoveFraction * countReplicas(current))
+    : Number.POSITIVE_INFINITY;
+  while (grown && hot.length > 0 && movedOnRunning(current, grown) > budget) {
+    hot = hot.slice(0, Math.floor(hot.length / 2));
+    grown = growShards(current, c.planHeat, c.gpus, hot);
+  }
   const plainBal = computePlacementMetrics(plain, c.planHeat).balancedness;
   const grownBal = grown ? computePlacementMetrics(grown, c.planHeat).balancedness : -1;
   const extended = grown && grownBal > plainBal ? grown : plain;
@@ -595,6 +604,18 @@ function scaleUpPlacement(c: PlacementContext): DecisionPlacement {
     movedReplicas: moved,
     heatBasis: c.currentBasis,
   };
+}
+
+/** Replicas that shards of `current` load in `next` (new shards' first loads not counted). */
+function movedOnRunning(current: Placement, next: Placement): number {
+  const running = new Set(current.gpus.map((g) => g.gpuId));
+  const keep = next.gpus.flatMap((g, i) => (running.has(g.gpuId) ? [i] : []));
+  const sub: Placement = {
+    ...next,
+    gpus: keep.map((i) => next.gpus[i]!),
+    layers: next.layers.map((layer) => keep.map((i) => layer[i] ?? [])),
+  };
+  return countMovedReplicas(current, sub);
 }
 
 type PlannedOutcome = Extract<PlacementOutcome, { kind: "planned" }>;

@@ -9,6 +9,7 @@ import {
 } from "../../src/domain/decide.ts";
 import {
   computePlacementMetrics,
+  countReplicas,
   extendPlacement,
   planPlacement,
   EMPTY_SLOT,
@@ -146,6 +147,43 @@ describe("decide", () => {
     for (let l = 0; l < 3; l++)
       expect(new Set(wide.placement.placement!.layers[l]!.flat().filter((e) => e >= 0)).size).toBe(16);
     expect(wide.placement.metrics!.balancedness).toBeGreaterThanOrEqual(d.placement.metrics!.balancedness);
+  });
+
+  it("in place, keeps what running shards load at a scale-up within the move budget (property)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.double({ min: 0.02, max: 0.5, noNaN: true }), (seed, f) => {
+        const heat = scaledHeat(40_000, seed);
+        const current = firstPlacement(heat, 4);
+        const snapshot: DecisionSnapshot = {
+          heat: { heat, atMs: 100_000, confidence: 1 },
+          shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
+          provisionedShards: 4,
+          currentPlacement: current,
+          lastRebalanceMs: 90_000,
+          rolloutInProgress: false,
+          trackingSinceMs: 0,
+          nodes,
+        };
+        const placement = { ...policy().placement, maxMoveFraction: f, inPlaceMoves: true };
+        const d = decide(snapshot, policy({ placement }), 100_000);
+        expect(d.desiredShards).toBeGreaterThan(4);
+        const next = d.placement.placement!;
+        // Loads on the running shards (0..3): replicas each holds now that it did not hold before.
+        let loads = 0;
+        for (let l = 0; l < 3; l++)
+          for (let g = 0; g < 4; g++) {
+            const had = [...current.layers[l]![g]!];
+            for (const e of next.layers[l]![g]!) {
+              const i = had.indexOf(e);
+              if (i >= 0) had.splice(i, 1);
+              else if (e >= 0) loads++;
+            }
+          }
+        expect(loads).toBeLessThanOrEqual(Math.floor(f * countReplicas(current)));
+        for (let l = 0; l < 3; l++) expect(new Set(next.layers[l]!.flat().filter((e) => e >= 0)).size).toBe(16);
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it("never scales below the current count right after an operator restart", () => {
