@@ -70,6 +70,15 @@ function parsePolicies(v: string): PolicyName[] {
   return names as PolicyName[];
 }
 
+function intInRange(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
 /** Upper bound of GPU counts on the command line: the simulator's arrays and searches scale with it. */
 const MAX_GPU_ARG = 100_000;
 
@@ -108,6 +117,8 @@ interface CliOptions {
   quiet: boolean;
   stress?: StressCaseName;
   seeds?: number;
+  nodesPerGroup?: number;
+  gpusPerNode: number;
 }
 
 /** Traces shorter than this are replayed with several seeds by default. */
@@ -216,6 +227,17 @@ function addScalingOptions(program: Command): Command {
       "--max-gpus <n>",
       `upper bound (default 3 x --peak-gpus, at most ${MAX_GPU_ARG})`,
       boundedNumber("--max-gpus", MAX_GPU_ARG),
+    )
+    .option(
+      "--nodes-per-group <n>",
+      "group mode (WideEP): capacity moves in whole groups of n nodes x --gpus-per-node GPUs for every policy (1..256)",
+      intInRange("--nodes-per-group", 1, 256),
+    )
+    .option(
+      "--gpus-per-node <n>",
+      "GPUs per node of a group (with --nodes-per-group; 1..64)",
+      intInRange("--gpus-per-node", 1, 64),
+      8,
     )
     .option("--hours <h>", "replay only the first h hours", positiveNumber("--hours"))
     .option(
@@ -335,6 +357,7 @@ function scenarioFor(o: CliOptions, trace: Trace, faults: ObservationFaults | un
     maxSeconds: o.hours === undefined ? undefined : Math.round(o.hours * 3600),
     warmupS: o.warmupMin === undefined ? undefined : o.warmupMin * 60,
     observationFaults: faults,
+    ...(o.nodesPerGroup === undefined ? {} : { group: { nodesPerGroup: o.nodesPerGroup, gpusPerNode: o.gpusPerNode } }),
   });
 }
 
