@@ -294,6 +294,7 @@ export function main(argv: readonly string[]): number {
   }
   const o = program.opts<CliOptions>();
   try {
+    checkGroupOptions(o, program.getOptionValueSource("gpusPerNode") === "cli");
     return run(o);
   } catch (e) {
     // No stack trace for user input: one line, exit 2.
@@ -376,6 +377,19 @@ function extraSeedSummaries(
     if (!o.quiet) console.error(`[moe-sim] seed ${o.seed + k} done`);
   }
   return out;
+}
+
+/** Group-mode flags that do not fit: one line naming the flags. */
+function checkGroupOptions(o: CliOptions, gpusPerNodeGiven: boolean): void {
+  if (o.nodesPerGroup === undefined) {
+    if (gpusPerNodeGiven) throw new Error("--gpus-per-node needs --nodes-per-group (group mode)");
+    return;
+  }
+  const g = o.nodesPerGroup * o.gpusPerNode;
+  if (o.maxGpus !== undefined && o.maxGpus < g)
+    throw new Error(
+      `--max-gpus (${o.maxGpus}) must be at least one group (--nodes-per-group x --gpus-per-node = ${g} GPUs)`,
+    );
 }
 
 function run(o: CliOptions): number {
