@@ -30,11 +30,10 @@ export function groupBounds(minGpus: number, maxGpus: number, shape: GroupShape)
 }
 
 /**
- * A GPU count as whole groups: rounded up, within the bounds (a non-finite count is the upper bound).
- * The one rounding of WideEP: the operator's count and the simulator's group mode both use it.
+ * A GPU count as whole groups: rounded up, within the bounds. The one rounding of WideEP: the
+ * operator's count and the simulator's group mode both use it.
  */
 export function groupsFor(gpus: number, bounds: GroupBounds, shape: GroupShape): number {
-  if (!Number.isFinite(gpus)) return bounds.maxGroups;
   return Math.max(bounds.minGroups, Math.min(bounds.maxGroups, Math.ceil(gpus / gpusPerGroup(shape))));
 }
 
