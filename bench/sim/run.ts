@@ -9,6 +9,10 @@
 //                                    synthetic 14 days, stress suite (3 days per case, weekly 3 days)
 //   node bench/sim/run.ts --quick    short: Azure code + conv, m-large first 2 days, mm-image, synthetic 1 day,
 //                                    stress suite (1 day per case, weekly 2 days)
+//   Group mode (WideEP, issue 18, ADR 0021), its own section: the same policies with capacity in whole
+//   groups of 1 x 8 and 4 x 8 GPUs (moe-sim --nodes-per-group), ratios against the oracle of the same
+//   group size, short traces over several seeds. Quick: Azure conv 1 h and the synthetic trace's first
+//   day, seeds 1-3; full: Azure code + conv 1 h and the synthetic trace's first day, seeds 1-5.
 //   --seed=N  first seed (default 1); --only=SUBSTRING  run only the cases whose label contains it
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -21,7 +25,7 @@ import {
   stressSuite,
   syntheticRateTrace,
 } from "../../src/sim/index.ts";
-import type { ObservationFaults, Summary, Trace } from "../../src/sim/index.ts";
+import type { GroupShape, ObservationFaults, Summary, Trace } from "../../src/sim/index.ts";
 
 const quick = process.argv.includes("--quick");
 const argValue = (name: string): string | undefined =>
@@ -39,6 +43,10 @@ interface Case {
   readonly trace: Trace;
   readonly maxSeconds?: number;
   readonly faults?: ObservationFaults;
+  /** Group mode (SimConfig.group). */
+  readonly group?: GroupShape;
+  /** Seeds to replay (default: SEEDS below a day, else 1). */
+  readonly seeds?: number;
 }
 
 function realCases(): Case[] {
@@ -62,6 +70,35 @@ function realCases(): Case[] {
   const mm = join(data, "traces", "servegen-mm-image", "rate_10min.csv");
   if (existsSync(mm)) out.push({ label: "servegen mm-image (1 day)", trace: readTraceFile(mm) });
   return out;
+}
+
+/** Group shapes of the group-mode section: one 8-GPU node, and 4 nodes (DeepSeek's EP32 prefill unit). */
+const GROUP_SHAPES: readonly GroupShape[] = [
+  { nodesPerGroup: 1, gpusPerNode: 8 },
+  { nodesPerGroup: 4, gpusPerNode: 8 },
+];
+
+function groupCases(): Case[] {
+  const seeds = quick ? 3 : SEEDS;
+  const traces: { label: string; trace: Trace }[] = [];
+  const azure = join(data, "traces", "azure-llm-2023");
+  for (const kind of quick ? ["conv"] : ["code", "conv"]) {
+    const f = join(azure, `AzureLLMInferenceTrace_${kind}.csv`);
+    if (existsSync(f)) traces.push({ label: `azure-${kind} (1 h)`, trace: readTraceFile(f) });
+  }
+  traces.push({
+    label: "synthetic diurnal+burst (1 d)",
+    trace: syntheticRateTrace({ seed: 7, durationS: 86_400, meanRatePerS: 200, name: "synthetic-1d" }),
+  });
+  const cases = GROUP_SHAPES.flatMap((group) =>
+    traces.map((t) => ({
+      ...t,
+      label: `group ${group.nodesPerGroup}x${group.gpusPerNode}: ${t.label}`,
+      group,
+      seeds,
+    })),
+  );
+  return only === undefined ? cases : cases.filter((c) => c.label.includes(only));
 }
 
 function allCases(): Case[] {
@@ -195,8 +232,13 @@ function runCase(c: Case): CaseResult {
   let count = 1;
   for (let k = 0; k < count; k++) {
     const seed = firstSeed + k;
-    const prepared = prepareScenario(c.trace, { seed, maxSeconds: c.maxSeconds, observationFaults: c.faults });
-    if (k === 0 && prepared.load.seconds < SHORT_TRACE_S) count = SEEDS;
+    const prepared = prepareScenario(c.trace, {
+      seed,
+      maxSeconds: c.maxSeconds,
+      observationFaults: c.faults,
+      ...(c.group === undefined ? {} : { group: c.group }),
+    });
+    if (k === 0) count = c.seeds ?? (prepared.load.seconds < SHORT_TRACE_S ? SEEDS : 1);
     const samples: { minute: number; leadMinutes: number; gpus: number }[] = [];
     const startMs = prepared.load.startEpochMs;
     const scenario = {
@@ -306,24 +348,39 @@ function targetLine(r: CaseResult): string {
 }
 
 const results = allCases().map(runCase);
-console.log(
-  `moe-sim policy benchmark (first seed ${firstSeed}${quick ? ", quick" : ""}): SLO p99 per-token latency <= 60 ms per minute, deepseek-v3, --peak-gpus 200, $2/GPU-hour`,
-);
-console.log(
-  "Traces shorter than a day: mean (min-max) over seeds. hpa/kpa/slo-keda tuned in hindsight on their grids: @99.5% = cheapest grid point reaching 99.5 % (else the highest attainment), @ours = cheapest reaching ours' attainment. Overshoot = GPU-minutes above 1.5 x the per-minute requirement.",
-);
-console.log("");
-printTable(results);
-console.log("");
-console.log("Targets for ours (issue 14), seeds meeting each:");
-for (const r of results) console.log(targetLine(r));
-console.log("");
-console.log("What 99.5 % costs reacting one lead time late (src/sim/reactive.ts), first seed:");
-for (const r of results) {
-  const s = r.summaries[0];
-  if (s === undefined) continue;
-  const x = s.reference.reactive.atTarget;
+const groupResults = groupCases().map(runCase);
+if (results.length > 0) {
   console.log(
-    `- ${r.label}: ${s.reference.reactive.leadMinutes} min: ${x === null ? "not reachable" : `${x.gpuHoursVsOracle} x oracle (${x.estimator} x ${x.multiplier})`}`,
+    `moe-sim policy benchmark (first seed ${firstSeed}${quick ? ", quick" : ""}): SLO p99 per-token latency <= 60 ms per minute, deepseek-v3, --peak-gpus 200, $2/GPU-hour`,
   );
+  console.log(
+    "Traces shorter than a day: mean (min-max) over seeds. hpa/kpa/slo-keda tuned in hindsight on their grids: @99.5% = cheapest grid point reaching 99.5 % (else the highest attainment), @ours = cheapest reaching ours' attainment. Overshoot = GPU-minutes above 1.5 x the per-minute requirement.",
+  );
+  console.log("");
+  printTable(results);
+  console.log("");
+  console.log("Targets for ours (issue 14), seeds meeting each:");
+  for (const r of results) console.log(targetLine(r));
+  console.log("");
+  console.log("What 99.5 % costs reacting one lead time late (src/sim/reactive.ts), first seed:");
+  for (const r of results) {
+    const s = r.summaries[0];
+    if (s === undefined) continue;
+    const x = s.reference.reactive.atTarget;
+    console.log(
+      `- ${r.label}: ${s.reference.reactive.leadMinutes} min: ${x === null ? "not reachable" : `${x.gpuHoursVsOracle} x oracle (${x.estimator} x ${x.multiplier})`}`,
+    );
+  }
+}
+
+if (groupResults.length > 0) {
+  console.log("");
+  console.log(
+    `Group mode (WideEP, ADR 0021; first seed ${firstSeed}${quick ? ", quick" : ""}): every policy and the oracle move in whole groups of nodes x 8 GPUs (moe-sim --nodes-per-group); a group is Ready when the slowest of its pods is. SLO p99 per-token latency <= 60 ms per minute, deepseek-v3, --peak-gpus 200; mean (min-max) over seeds; x oracle = over the group-mode oracle of the same run and seed; baselines tuned as above.`,
+  );
+  console.log("");
+  printTable(groupResults);
+  console.log("");
+  console.log("Targets for ours in group mode, seeds meeting each:");
+  for (const r of groupResults) console.log(targetLine(r));
 }

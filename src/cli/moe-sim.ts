@@ -70,6 +70,15 @@ function parsePolicies(v: string): PolicyName[] {
   return names as PolicyName[];
 }
 
+function intInRange(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
 /** Upper bound of GPU counts on the command line: the simulator's arrays and searches scale with it. */
 const MAX_GPU_ARG = 100_000;
 
@@ -108,6 +117,8 @@ interface CliOptions {
   quiet: boolean;
   stress?: StressCaseName;
   seeds?: number;
+  nodesPerGroup?: number;
+  gpusPerNode: number;
 }
 
 /** Traces shorter than this are replayed with several seeds by default. */
@@ -217,6 +228,17 @@ function addScalingOptions(program: Command): Command {
       `upper bound (default 3 x --peak-gpus, at most ${MAX_GPU_ARG})`,
       boundedNumber("--max-gpus", MAX_GPU_ARG),
     )
+    .option(
+      "--nodes-per-group <n>",
+      "group mode (WideEP): capacity moves in whole groups of n nodes x --gpus-per-node GPUs for every policy (1..256)",
+      intInRange("--nodes-per-group", 1, 256),
+    )
+    .option(
+      "--gpus-per-node <n>",
+      "GPUs per node of a group (with --nodes-per-group; 1..64)",
+      intInRange("--gpus-per-node", 1, 64),
+      8,
+    )
     .option("--hours <h>", "replay only the first h hours", positiveNumber("--hours"))
     .option(
       "--warmup-min <m>",
@@ -272,6 +294,7 @@ export function main(argv: readonly string[]): number {
   }
   const o = program.opts<CliOptions>();
   try {
+    checkGroupOptions(o, program.getOptionValueSource("gpusPerNode") === "cli");
     return run(o);
   } catch (e) {
     // No stack trace for user input: one line, exit 2.
@@ -335,6 +358,7 @@ function scenarioFor(o: CliOptions, trace: Trace, faults: ObservationFaults | un
     maxSeconds: o.hours === undefined ? undefined : Math.round(o.hours * 3600),
     warmupS: o.warmupMin === undefined ? undefined : o.warmupMin * 60,
     observationFaults: faults,
+    ...(o.nodesPerGroup === undefined ? {} : { group: { nodesPerGroup: o.nodesPerGroup, gpusPerNode: o.gpusPerNode } }),
   });
 }
 
@@ -353,6 +377,19 @@ function extraSeedSummaries(
     if (!o.quiet) console.error(`[moe-sim] seed ${o.seed + k} done`);
   }
   return out;
+}
+
+/** Group-mode flags that do not fit: one line naming the flags. */
+function checkGroupOptions(o: CliOptions, gpusPerNodeGiven: boolean): void {
+  if (o.nodesPerGroup === undefined) {
+    if (gpusPerNodeGiven) throw new Error("--gpus-per-node needs --nodes-per-group (group mode)");
+    return;
+  }
+  const g = o.nodesPerGroup * o.gpusPerNode;
+  if (o.maxGpus !== undefined && o.maxGpus < g)
+    throw new Error(
+      `--max-gpus (${o.maxGpus}) must be at least one group (--nodes-per-group x --gpus-per-node = ${g} GPUs)`,
+    );
 }
 
 function run(o: CliOptions): number {

@@ -14,3 +14,4 @@ export * from "./reactive.ts";
 export * from "./report.ts";
 export * from "./stress.ts";
 export * from "./coldstart.ts";
+export * from "./groups.ts";

@@ -24,6 +24,12 @@ export interface RequirementInput {
   readonly sloMs: number;
   readonly minGpus: number;
   readonly maxGpus: number;
+  /**
+   * Counts searched in steps of this many GPUs (group mode: a whole group; default 1). The bounds
+   * are multiples of it. The expert model's quality is not monotone in the GPU count, so a count
+   * rounded up from the GPU requirement may miss the SLO: the search runs over whole units.
+   */
+  readonly unit?: number;
 }
 
 export interface Requirement {
@@ -59,11 +65,14 @@ function fewestMeeting(
   prev: number,
   agg: MinuteAggregator,
 ): { readonly gpus: number; readonly attainable: boolean } {
-  const lo = input.minGpus;
-  const hi = Math.max(lo, input.maxGpus);
+  // Counts in units of input.unit GPUs (1 unless group mode).
+  const u = input.unit ?? 1;
+  const lo = Math.ceil(input.minGpus / u);
+  const hi = Math.max(lo, Math.floor(input.maxGpus / u));
+  prev = Math.min(hi, Math.max(lo, Math.ceil(prev / u)));
   const meets = (n: number): boolean => {
     const trial: QueueState = { backlogTokens: state.backlogTokens };
-    const p99 = runMinute(input, m, n, trial, agg);
+    const p99 = runMinute(input, m, n * u, trial, agg);
     return !(p99 > input.sloMs); // NaN (no traffic) meets
   };
   if (meets(prev)) {
@@ -86,7 +95,7 @@ function fewestMeeting(
       if (meets(mid)) good = mid;
       else bad = mid;
     }
-    return { gpus: good, attainable: true };
+    return { gpus: good * u, attainable: true };
   }
   let bad = prev;
   let step = 1;
@@ -100,13 +109,13 @@ function fewestMeeting(
     bad = c;
     step *= 2;
   }
-  if (good < 0) return { gpus: hi, attainable: false };
+  if (good < 0) return { gpus: hi * u, attainable: false };
   while (good - bad > 1) {
     const mid = (good + bad) >> 1;
     if (meets(mid)) good = mid;
     else bad = mid;
   }
-  return { gpus: good, attainable: true };
+  return { gpus: good * u, attainable: true };
 }
 
 export function computeRequirement(

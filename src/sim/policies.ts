@@ -11,6 +11,9 @@ import type {
   ShardCountInput,
 } from "../domain/capacity/index.ts";
 import type { LatencyMetric } from "../domain/latency/model.ts";
+import { decideGroupCount, gpusPerGroup } from "../domain/wideep/groups.ts";
+import type { GroupShape } from "../domain/wideep/groups.ts";
+import type { ShardCount } from "../domain/scaling/shard-count.ts";
 import type { Observation, PolicyStep, ScalingPolicy } from "./types.ts";
 
 export interface PolicyContext {
@@ -108,6 +111,7 @@ export function createOursPolicy(
   overrides: Partial<CapacityPolicyInput> = {},
   intervalS = 30,
   onDecision?: OursDecisionObserver,
+  group?: GroupShape,
 ): ScalingPolicy {
   const policy = makeCapacityPolicy({
     slo: { metric: ctx.metric, targetP99Ms: ctx.sloMs },
@@ -133,26 +137,32 @@ export function createOursPolicy(
       if (replaying) trackingSinceMs ??= nowMs;
       if (lastReady !== undefined && o.readyGpus > lastReady) readySinceMs = nowMs;
       lastReady = o.readyGpus;
-      const count = decideShardCount(
-        oursShardCountInput(o, state, { trackingSinceMs: trackingSinceMs ?? nowMs, lastScaleUpMs, readySinceMs }),
-        {
-          capacity: policy,
-          minCount: ctx.minGpus,
-          maxCount: ctx.maxGpus,
-          unit: GPU_UNIT,
-        },
-        nowMs,
-      );
+      const input = oursShardCountInput(o, state, {
+        trackingSinceMs: trackingSinceMs ?? nowMs,
+        lastScaleUpMs,
+        readySinceMs,
+      });
+      // Group mode: the operator's WideEP count (bounds and steps in whole groups, rounded up).
+      const grouped = group === undefined ? undefined : decideGroupCount(input, { capacity: policy }, group, nowMs);
+      const count: ShardCount =
+        grouped?.count ??
+        decideShardCount(
+          input,
+          { capacity: policy, minCount: ctx.minGpus, maxCount: ctx.maxGpus, unit: GPU_UNIT },
+          nowMs,
+        );
+      const desired =
+        grouped === undefined || group === undefined ? count.desired : grouped.groups * gpusPerGroup(group);
       state = count.nextState;
-      if (count.desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
-      onDecision?.(o, count.capacity, count.desired);
+      if (desired > o.provisionedGpus && replaying) lastScaleUpMs = nowMs;
+      onDecision?.(o, count.capacity, desired);
       // Staging (when the fleet stages) follows what the decision already looks ahead to: the
       // forecast one lead time on and the schedules' floors.
       const sig = count.capacity.signals;
       return {
-        desiredGpus: count.desired,
+        desiredGpus: desired,
         reason: count.reason,
-        stageGpus: Math.max(count.desired, sig.forecastGpus, sig.scheduleGpus),
+        stageGpus: Math.max(desired, sig.forecastGpus, sig.scheduleGpus),
       };
     },
   };

@@ -99,6 +99,8 @@ export interface Summary {
     readonly seed: number;
     readonly minGpus: number;
     readonly maxGpus: number;
+    /** Group mode (SimConfig.group): capacity in whole groups of nodesPerGroup x gpusPerNode GPUs. */
+    readonly group?: { readonly nodesPerGroup: number; readonly gpusPerNode: number };
     readonly warmupS: number;
     readonly coldStart: {
       readonly medianS: number;
@@ -317,6 +319,9 @@ function summarizeConfig(scenario: Scenario, result: SimResult): Summary["config
     seed: c.seed,
     minGpus: result.minGpus,
     maxGpus: result.maxGpus,
+    ...(c.group === undefined
+      ? {}
+      : { group: { nodesPerGroup: c.group.nodesPerGroup, gpusPerNode: c.group.gpusPerNode } }),
     warmupS: c.warmupS ?? 0,
     coldStart: { ...c.coldStart },
     scrapeIntervalS: c.scrapeIntervalS,
@@ -425,6 +430,11 @@ export function markdownReport(summary: Summary): string {
     "",
     `Trace ${t.name} (${t.format}), ${(t.seconds / 3600).toFixed(1)} h, ${fmt(t.requests, 0)} requests after scaling x${fmt(t.scale, 3)}${t.arrivalCv === null ? "" : `, Gamma arrivals CV ${t.arrivalCv}`}${t.skippedLines > 0 ? `, ${t.skippedLines} bad lines skipped` : ""}.`,
     `SLO: p99 ${c.metric} <= ${c.sloMs} ms every minute. Model ${c.preset}, GPUs ${c.minGpus}-${c.maxGpus}, $${c.usdPerGpuHour}/GPU-hour, seed ${c.seed}, first ${c.warmupS / 60} min not scored.`,
+    ...(c.group === undefined
+      ? []
+      : [
+          `Group mode: capacity in whole groups of ${c.group.nodesPerGroup} x ${c.group.gpusPerNode} = ${c.group.nodesPerGroup * c.group.gpusPerNode} GPUs for every policy and the oracle; a group is Ready when the slowest of its ${c.group.nodesPerGroup} pods is.`,
+        ]),
     `Cold start log-normal, median ${c.coldStart.medianS} s (sigma ${c.coldStart.sigma}, ${c.coldStart.minS}-${c.coldStart.maxS} s); metrics scraped every ${c.scrapeIntervalS} s, ${c.scrapeDelayS} s late.`,
     `Static peak = ${r.staticGpus} GPUs; oracle cold start ${fmt(r.oracleColdStartS, 0)} s; hpa/kpa utilisation target when not grid-tuned ${fmt(r.tunedUtilization, 3)}; ${r.unattainableMinutes} minutes unattainable at max GPUs; ${r.predictableMinutes} minutes in predictable ramps.`,
     "",

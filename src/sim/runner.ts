@@ -27,6 +27,8 @@ import {
 import type { OursDecisionObserver, PolicyContext, TunedBaselineName } from "./policies.ts";
 import { observedLoadFactor, visibleScrapeEndS } from "./stress.ts";
 import type { ObservationFaults } from "./stress.ts";
+import { groupQuantiser, slowestOfColdStartMeanS } from "./groups.ts";
+import type { GroupQuantiser, GroupShape } from "./groups.ts";
 import { latencyMultiplier, MinuteAggregator, resolveWaitWeight, stepSecond } from "./truth.ts";
 import type { GroundTruthParams, QueueState } from "./truth.ts";
 import type { LoadSeries, Observation, PolicyName, ScalingPolicy, WorkSeries } from "./types.ts";
@@ -100,8 +102,16 @@ export interface SimConfig {
    * clamps of coldStart). Undefined (default): the log-normal of coldStart, no tiers.
    */
   readonly loadTiers?: LoadTierConfig;
-  /** The oracle's cold start (s); default the mean of coldStart. */
+  /** The oracle's cold start (s); default the mean of coldStart (in group mode, of a group's slowest pod). */
   readonly oracleColdStartS?: number;
+  /**
+   * Group mode (WideEP, ADR 0021): every policy's count, the bounds, the requirement and the oracle
+   * move in whole groups of nodesPerGroup x gpusPerNode GPUs, rounded up by the operator's rounding
+   * (src/domain/wideep/groups.ts); "ours" runs the operator's WideEP count (decideGroupCount). A
+   * group starts nodesPerGroup pods, each drawing the next cold start of the shared sequence, and is
+   * Ready (all its GPUs at once) when its slowest pod is. Not combinable with loadTiers.
+   */
+  readonly group?: GroupShape;
 }
 
 /** One grid point of a tuned baseline. */
@@ -281,24 +291,43 @@ export function tunedUtilizationTarget(
   return Math.max(0.05, u[Math.floor(0.05 * (u.length - 1))] as number);
 }
 
-/** A fleet whose new GPUs become Ready after a cold start drawn from a shared sequence. */
+/** How a fleet starts capacity: units of `gpus` GPUs, each Ready after the slowest of `draws` cold starts. */
+export interface StartUnit {
+  readonly gpus: number;
+  readonly draws: number;
+}
+
+/**
+ * A fleet whose new GPUs become Ready after a cold start drawn from a shared sequence. With a start
+ * unit (group mode) capacity moves in whole units: a unit draws `draws` delays (one per pod), becomes
+ * Ready with all its GPUs when the slowest is, and counts as one cold start with one duration.
+ * Desired counts are whole units (the runner rounds them).
+ */
 export class ColdStartFleet implements SimFleet {
   provisioned: number;
   ready: number;
   private pendingReadyAt: number[] = [];
   private pendingStart: number[] = [];
   private readonly delays: () => number;
+  private readonly unit: StartUnit;
   completedDurationsMs: number[] = [];
   coldStarts = 0;
-  constructor(initial: number, delays: () => number) {
+  constructor(initial: number, delays: () => number, unit: StartUnit = { gpus: 1, draws: 1 }) {
     this.provisioned = initial;
     this.ready = initial;
     this.delays = delays;
+    this.unit = unit;
+  }
+  private unitDelay(): number {
+    let d = this.delays();
+    for (let i = 1; i < this.unit.draws; i++) d = Math.max(d, this.delays());
+    return d;
   }
   setDesired(desired: number, nowS: number): void {
+    const u = this.unit.gpus;
     if (desired > this.provisioned) {
-      for (let k = this.provisioned; k < desired; k++) {
-        const readyAt = nowS + this.delays();
+      for (let k = this.provisioned; k < desired; k += u) {
+        const readyAt = nowS + this.unitDelay();
         // Keep pending sorted by ready time.
         let i = this.pendingReadyAt.length;
         while (i > 0 && (this.pendingReadyAt[i - 1] as number) > readyAt) i--;
@@ -308,14 +337,14 @@ export class ColdStartFleet implements SimFleet {
       }
       this.provisioned = desired;
     } else if (desired < this.provisioned) {
-      let remove = this.provisioned - desired;
-      // Cancel the GPUs furthest from Ready first, then release Ready ones.
+      let remove = Math.ceil((this.provisioned - desired) / u);
+      // Cancel the units furthest from Ready first, then release Ready ones.
       while (remove > 0 && this.pendingReadyAt.length > 0) {
         this.pendingReadyAt.pop();
         this.pendingStart.pop();
         remove--;
       }
-      this.ready -= remove;
+      this.ready -= remove * u;
       this.provisioned = desired;
     }
   }
@@ -323,7 +352,7 @@ export class ColdStartFleet implements SimFleet {
     while (this.pendingReadyAt.length > 0 && (this.pendingReadyAt[0] as number) <= nowS) {
       const at = this.pendingReadyAt.shift() as number;
       const start = this.pendingStart.shift() as number;
-      this.ready++;
+      this.ready += this.unit.gpus;
       this.completedDurationsMs.push((at - start) * 1000);
     }
   }
@@ -340,7 +369,7 @@ interface World {
 function makePolicy(name: Exclude<PolicyName, "oracle">, ctx: PolicyContext, config: SimConfig): ScalingPolicy {
   switch (name) {
     case "ours":
-      return createOursPolicy(ctx, config.ours ?? {}, config.oursIntervalS ?? 30, config.onOursDecision);
+      return createOursPolicy(ctx, config.ours ?? {}, config.oursIntervalS ?? 30, config.onOursDecision, config.group);
     case "static":
       return createStaticPolicy(ctx);
     case "schedule":
@@ -569,6 +598,8 @@ interface Replay {
   readonly tunedUtilization: number;
   readonly staticGpus: number;
   readonly initialAdaptive: number;
+  /** Rounds a GPU count to whole groups in group mode (identity otherwise). */
+  readonly quantise: (gpus: number) => number;
 }
 
 function prepareReplay(
@@ -586,11 +617,24 @@ function prepareReplay(
   const experts = new ExpertFleetModel(config.shape, { seed: (rootSeed ^ seedFrom("heat")) >>> 0 });
   const waitWeight = resolveWaitWeight(config.truth, work.meanOutputTokens);
   const world: World = { work, load, jitter, experts, waitWeight };
-  const minGpus = Math.max(config.minGpus ?? 0, minGpusForShape(config.shape));
-  const maxGpus = Math.max(minGpus, config.maxGpus);
+  if (config.group !== undefined && config.loadTiers !== undefined)
+    throw new Error("group mode (group) and cold-start load tiers (loadTiers) cannot be combined");
+  const minAsked = Math.max(config.minGpus ?? 0, minGpusForShape(config.shape));
+  const groups: GroupQuantiser = groupQuantiser(minAsked, Math.max(minAsked, config.maxGpus), config.group);
+  const { minGpus, maxGpus } = groups;
 
   const req = computeRequirement(
-    { work, truth: config.truth, waitWeight, jitter, experts, sloMs: config.sloMs, minGpus, maxGpus },
+    {
+      work,
+      truth: config.truth,
+      waitWeight,
+      jitter,
+      experts,
+      sloMs: config.sloMs,
+      minGpus,
+      maxGpus,
+      unit: groups.unit,
+    },
     (m, total) => onProgress?.({ phase: "requirement", fraction: m / total }),
   );
   onProgress?.({ phase: "requirement", fraction: 1 });
@@ -638,6 +682,7 @@ function prepareReplay(
     tunedUtilization,
     staticGpus: staticPeakGpus(ctx),
     initialAdaptive,
+    quantise: groups.quantise,
   };
 }
 
@@ -711,7 +756,12 @@ function createFleet(r: Replay, initial: number): SimFleet {
   }
   const delays = (): number =>
     Math.round(Math.min(cs.maxS, Math.max(cs.minS, cs.medianS * Math.exp(cs.sigma * delayRng.normal()))));
-  return new ColdStartFleet(initial, delays);
+  const g = r.config.group;
+  return new ColdStartFleet(
+    initial,
+    delays,
+    g === undefined ? undefined : { gpus: g.nodesPerGroup * g.gpusPerNode, draws: g.nodesPerGroup },
+  );
 }
 
 /** Replay one adaptive policy (or static/schedule) on a cold-start fleet. */
@@ -723,12 +773,13 @@ function runAdaptive(
   progress: (f: number) => void,
 ): Accumulated {
   const { config, ctx, minGpus, maxGpus } = r;
-  const initial =
+  const initial = r.quantise(
     name === "static"
       ? r.staticGpus
       : name === "schedule"
         ? Math.max(minGpus, scheduleInitialGpus(ctx))
-        : r.initialAdaptive;
+        : r.initialAdaptive,
+  );
   const fleet = createFleet(r, initial);
   const historyS = Math.floor((config.initialHistoryS ?? 0) / config.scrapeIntervalS) * config.scrapeIntervalS;
   if (historyS > 0 && name !== "static" && name !== "schedule")
@@ -750,9 +801,11 @@ function runAdaptive(
       fleet.completedDurationsMs = [];
       if (fleet instanceof TieredFleet) fleet.completedByTier = [];
       const step = policy.step(obs, obs.nowMs);
-      const desired = Math.min(
-        maxGpus,
-        Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)),
+      const desired = r.quantise(
+        Math.min(
+          maxGpus,
+          Math.max(minGpus, Math.round(Number.isFinite(step.desiredGpus) ? step.desiredGpus : maxGpus)),
+        ),
       );
       const before = fleet.provisioned;
       fleet.setDesired(desired, s);
@@ -836,7 +889,10 @@ export function runSimulation(
   const r = prepareReplay(work, load, config, onProgress);
   const results: PolicyResult[] = [];
   const timelines: PolicyTimeline[] = [];
-  const oracleColdStartS = config.oracleColdStartS ?? coldStartMeanS(config.coldStart);
+  const pods = config.group?.nodesPerGroup ?? 1;
+  const oracleColdStartS =
+    config.oracleColdStartS ??
+    (pods > 1 ? slowestOfColdStartMeanS(config.coldStart, pods) : coldStartMeanS(config.coldStart));
   const tune = config.tuneBaselines ?? true;
   const tuned: TunedBaseline[] = [];
   for (const name of config.policies) {

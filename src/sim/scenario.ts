@@ -15,6 +15,7 @@ import type { Trace } from "./traces.ts";
 import { defaultGroundTruthParams, defaultSloMs, resolveWaitWeight } from "./truth.ts";
 import type { GroundTruthParams } from "./truth.ts";
 import type { LoadSeries, PolicyName, WorkSeries } from "./types.ts";
+import type { GroupShape } from "./groups.ts";
 import { POLICY_NAMES } from "./types.ts";
 
 export interface ScenarioOptions {
@@ -47,6 +48,8 @@ export interface ScenarioOptions {
   readonly observationFaults?: ObservationFaults;
   /** Replay hpa, kpa and slo-keda on their tuning grids (default true). */
   readonly tuneBaselines?: boolean;
+  /** Group mode (SimConfig.group): capacity in whole WideEP groups. */
+  readonly group?: GroupShape;
 }
 
 export interface Scenario {
@@ -196,6 +199,11 @@ export function prepareScenario(trace: Trace, options: ScenarioOptions = {}): Sc
   const peak = options.peakGpus ?? 200;
   const sloMs = options.sloMs ?? defaultSloMs(metric);
   const maxGpus = options.maxGpus ?? Math.max(64, Math.ceil(peak * 3));
+  const groupGpus = options.group === undefined ? 0 : options.group.nodesPerGroup * options.group.gpusPerNode;
+  if (maxGpus < groupGpus)
+    throw new Error(`maxGpus (${maxGpus}) must be at least one group (${groupGpus} GPUs)`, {
+      cause: new Error("group"),
+    });
   const scale =
     options.scale ??
     calibrateScale(
@@ -235,6 +243,7 @@ export function prepareScenario(trace: Trace, options: ScenarioOptions = {}): Sc
     initialHistoryS: options.initialHistoryS,
     observationFaults: options.observationFaults,
     tuneBaselines: options.tuneBaselines,
+    ...(options.group === undefined ? {} : { group: options.group }),
   };
   return { trace, scale, arrivalCv, load, work, config };
 }

@@ -152,6 +152,18 @@ describe("moe-sim bad input: the CLI", () => {
     expect(stderr()).toContain("moe-sim: --stress and --trace are exclusive");
   });
 
+  it("bounds the group-mode flags and names them", () => {
+    expect(main(["--nodes-per-group", "0", "--quiet"])).toBe(2);
+    expect(main(["--nodes-per-group", "1.5", "--quiet"])).toBe(2);
+    expect(main(["--nodes-per-group", "2", "--gpus-per-node", "65", "--quiet"])).toBe(2);
+    expect(main(["--nodes-per-group", "4", "--max-gpus", "30", "--quiet"])).toBe(2);
+    expect(main(["--gpus-per-node", "4", "--quiet"])).toBe(2);
+    expect(stderr()).toEqual([
+      "moe-sim: --max-gpus (30) must be at least one group (--nodes-per-group x --gpus-per-node = 32 GPUs)",
+      "moe-sim: --gpus-per-node needs --nodes-per-group (group mode)",
+    ]);
+  });
+
   it("warns with a count when lines are out of order, and fails under --strict", () => {
     const f = file(
       "order.csv",

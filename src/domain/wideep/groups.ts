@@ -29,6 +29,14 @@ export function groupBounds(minGpus: number, maxGpus: number, shape: GroupShape)
   return { minGroups, maxGroups: Math.max(minGroups, Math.floor(maxGpus / g)) };
 }
 
+/**
+ * A GPU count as whole groups: rounded up, within the bounds. The one rounding of WideEP: the
+ * operator's count and the simulator's group mode both use it.
+ */
+export function groupsFor(gpus: number, bounds: GroupBounds, shape: GroupShape): number {
+  return Math.max(bounds.minGroups, Math.min(bounds.maxGroups, Math.ceil(gpus / gpusPerGroup(shape))));
+}
+
 const stepOfGroups = (s: StepPolicy, g: number): StepPolicy => ({ ...s, maxStepGpus: Math.max(s.maxStepGpus, g) });
 
 /**
@@ -61,7 +69,6 @@ export function decideGroupCount(
   nowMs: number,
 ): GroupCount {
   const capacity = groupCapacityPolicy(policy.capacity, shape);
-  const g = gpusPerGroup(shape);
   const count = decideShardCount(
     input,
     {
@@ -73,8 +80,7 @@ export function decideGroupCount(
     },
     nowMs,
   );
-  const b = groupBounds(policy.capacity.minGpus, policy.capacity.maxGpus, shape);
-  const groups = Math.max(b.minGroups, Math.min(b.maxGroups, Math.ceil(count.desired / g)));
+  const groups = groupsFor(count.desired, groupBounds(policy.capacity.minGpus, policy.capacity.maxGpus, shape), shape);
   return { groups, count };
 }
 
