@@ -112,6 +112,13 @@ describe("planStaging: Jobs and marks", () => {
     expect(p.evict).toEqual([]);
   });
 
+  it("restages a node serving our shards whose mark has a stale digest, instead of evicting it", () => {
+    const p = planStaging(input([node("a", 0, { markedDigest: "old", shardGpus: 4 })]));
+    expect(p.want).toEqual(["a"]);
+    expect(p.stage).toEqual(["a"]);
+    expect(p.evict).toEqual([]);
+  });
+
   it("removes the mark when the evict Job succeeded, and waits while it runs", () => {
     const nodes = [
       node("a", 8, { markedDigest: D, job: { action: "evict", state: "succeeded", digest: D } }),

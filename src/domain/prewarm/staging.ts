@@ -31,7 +31,7 @@ export interface StagingNode {
 
 export interface StagingInput {
   readonly nodes: readonly StagingNode[];
-  /** Shards that exist now (each holds one GPU). */
+  /** Shards that exist or are being created now (each holds one GPU). */
   readonly currentShards: number;
   /** Shards needed at the next window: the most of the decision, the forecast and the schedules. */
   readonly neededShards: number;
@@ -88,7 +88,7 @@ function pickOrder(digest: string): (a: StagingNode, b: StagingNode) => number {
     byName(a, b);
 }
 
-/** The nodes to hold the weights: enough free GPUs for the extra shards, then staged nodes serving shards. */
+/** The nodes to hold the weights: enough free GPUs for the extra shards, then marked nodes serving shards. */
 function chooseWanted(x: StagingInput): { want: Set<string>; covered: number; extra: number } {
   const extra = Math.max(0, x.neededShards - x.currentShards);
   const want = new Set<string>();
@@ -101,10 +101,11 @@ function chooseWanted(x: StagingInput): { want: Set<string>; covered: number; ex
     want.add(n.name);
     covered += n.freeGpus;
   }
-  // A staged node that runs our shards is in use: it stays staged while there is room.
+  // A marked node that runs our shards is in use: it stays staged (restaged when its digest is stale)
+  // while there is room.
   for (const n of [...x.nodes].sort(byName)) {
     if (want.size >= x.maxNodes) break;
-    if (n.shardGpus > 0 && isStaged(n, x.digest)) want.add(n.name);
+    if (n.shardGpus > 0 && n.markedDigest !== undefined && n.job?.action !== "evict") want.add(n.name);
   }
   return { want, covered: Math.min(covered, extra), extra };
 }
