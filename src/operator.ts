@@ -3,6 +3,7 @@
 // calls startOperator; tests call it in-process with their own clock/logger.
 import {
   AppsV1Api,
+  BatchV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -10,6 +11,7 @@ import {
   type KubernetesObject,
   type V1ConfigMap,
   type V1Deployment,
+  type V1Job,
   type V1Node,
   type V1Pod,
 } from "@kubernetes/client-node";
@@ -86,6 +88,7 @@ interface Caches {
   readonly deployments: Informer<V1Deployment>;
   readonly configMaps: Informer<V1ConfigMap>;
   readonly nodes: Informer<CachedNode, V1Node>;
+  readonly jobs: Informer<V1Job>;
 }
 
 interface Plumbing {
@@ -100,6 +103,7 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
   const { kc, clock, logger, metrics } = p;
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
+  const batch = kc.makeApiClient(BatchV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
   const ns = config.watchNamespace;
   const managedSelector = `${Label.managedBy}=${LabelValue.managedBy}`;
@@ -191,7 +195,17 @@ function createCaches(config: OperatorConfig, p: Plumbing): Caches {
     undefined,
     projectNode,
   );
-  return { moeds, pods, podGpus, deployments, configMaps, nodes };
+  // Weight staging Jobs (spec.prewarm.staging), ours by label.
+  const jobs = inf<V1Job>(
+    "jobs",
+    ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : "/apis/batch/v1/jobs",
+    (page) =>
+      ns
+        ? batch.listNamespacedJob({ namespace: ns, labelSelector: managedSelector, ...page })
+        : batch.listJobForAllNamespaces({ labelSelector: managedSelector, ...page }),
+    managedSelector,
+  );
+  return { moeds, pods, podGpus, deployments, configMaps, nodes, jobs };
 }
 
 /** One Prometheus reader per (url, timeout), at most 1,024 (the oldest goes first). */
@@ -271,7 +285,7 @@ const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace}/${o.metadata?.n
 /** Enqueue the owning MoEDeployment on changes to it and its children; every deployment on node changes. */
 function enqueueOnChanges(manager: Manager, caches: Caches, ns: string | undefined): void {
   caches.moeds.on((o) => manager.enqueue(keyOf(o)));
-  for (const i of [caches.pods, caches.deployments, caches.configMaps] as Informer<KubernetesObject>[]) {
+  for (const i of [caches.pods, caches.deployments, caches.configMaps, caches.jobs] as Informer<KubernetesObject>[]) {
     i.on((o) => {
       const k = ownerKey(o);
       if (k && (!ns || o.metadata?.namespace === ns)) manager.enqueue(k);
@@ -398,13 +412,13 @@ export async function startOperator(config: OperatorConfig, deps: OperatorDeps):
     gitops,
   });
 
-  const { moeds, pods, podGpus, deployments, configMaps, nodes } = caches;
+  const { moeds, pods, podGpus, deployments, configMaps, nodes, jobs } = caches;
   const manager = new Manager({
     clock,
     logger,
     metrics,
     workers: config.workers,
-    informers: [moeds, pods, podGpus, deployments, configMaps, nodes] as never[],
+    informers: [moeds, pods, podGpus, deployments, configMaps, nodes, jobs] as never[],
     controller: {
       name: "moedeployment",
       reconcile: (key) => reconciler.reconcile(key),

@@ -40,6 +40,8 @@ export const LabelValue = {
   componentExpertShard: "expert-shard",
   /** Pods of a WideEP group (LeaderWorkerSet). */
   componentEpGroup: "ep-group",
+  /** Jobs (and their pods) that stage or evict weights on a node (spec.prewarm.staging). */
+  componentWeightStager: "weight-stager",
 } as const;
 
 /** Annotations on children (placement ConfigMap, shard pods) and on the MoEDeployment. */

@@ -907,6 +907,78 @@ export const BurstSchema = z
   })
   .describe("Burst detection.");
 
+const StagingBase = z.object({
+  enabled: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Copy the model's weights to the local disks of the GPU nodes the forecast and the schedules will need, one Job per node, ahead of time.",
+    ),
+  image: z
+    .string()
+    .min(1)
+    .max(1024)
+    .describe(
+      "Image of the stager container the Job runs on each node. It gets MOE_STAGING_SOURCE, MOE_STAGING_DIR, MOE_STAGING_DIGEST and MOE_STAGING_ACTION (stage or evict) and exits 0 when done. Required when enabled.",
+    )
+    .optional(),
+  source: z
+    .string()
+    .min(1)
+    .max(2048)
+    .describe(
+      "Where the stager downloads the weights from (passed as MOE_STAGING_SOURCE, e.g. an s3:// or hf:// URI). Part of the digest recorded on staged nodes. Required when enabled.",
+    )
+    .optional(),
+  hostPath: z
+    .string()
+    .max(1024)
+    .regex(re(ABSOLUTE_PATH))
+    .default("/var/lib/moe-operator/weights")
+    .describe(
+      "Host directory the weights are written to (a hostPath volume of the Job, mounted at the same path). Must be allowed by the operator's pod policy (--pod-allowed-host-paths) in mode restricted.",
+    ),
+  maxNodes: z
+    .int32()
+    .min(1)
+    .max(1_000)
+    .default(8)
+    .describe(
+      "Most nodes staged (or staging) at once for this MoEDeployment: bounds the Jobs, the disk and the network used.",
+    ),
+  leadSeconds: z
+    .int32()
+    .min(0)
+    .max(604_800)
+    .default(3_600)
+    .describe(
+      "How long before a scheduled window opens its nodes are staged (spec.prewarm.schedules minShards); the forecast counts as it stands (predictive.leadSeconds ahead).",
+    ),
+  evictAfterSeconds: z
+    .int32()
+    .min(0)
+    .max(2_592_000)
+    .default(86_400)
+    .describe(
+      "A staged node not needed for this long is evicted: an evict Job deletes the weights, then the node's mark is removed.",
+    ),
+});
+
+export const StagingSchema = withRules(StagingBase, [
+  {
+    rule: "!has(self.enabled) || !self.enabled || has(self.image)",
+    fieldPath: ".image",
+    message: "spec.prewarm.staging.image is required when spec.prewarm.staging.enabled is true",
+    holds: (s) => !s.enabled || s.image !== undefined,
+  },
+  {
+    rule: "!has(self.enabled) || !self.enabled || has(self.source)",
+    fieldPath: ".source",
+    message: "spec.prewarm.staging.source is required when spec.prewarm.staging.enabled is true",
+    holds: (s) => !s.enabled || s.source !== undefined,
+  },
+]).describe("Weight staging on nodes ahead of the forecast and the schedules (issue 19, ADR 0022).");
+
 const PrewarmBase = z.object({
   coldStartSeconds: z
     .int32()
@@ -924,6 +996,7 @@ const PrewarmBase = z.object({
     .optional(),
   predictive: PredictiveSchema.prefault({}),
   burst: BurstSchema.prefault({}),
+  staging: StagingSchema.prefault({}),
 });
 
 export const PrewarmSchema = withRules(PrewarmBase, [
@@ -1421,6 +1494,42 @@ export const ColdStartStatusSchema = z
   })
   .describe("What the operator learned about shard cold starts (issue 19, ADR 0019).");
 
+export const StagedNodeSchema = z
+  .object({
+    name: z.string().max(253).describe("The node."),
+    phase: z
+      .enum(["Staging", "Staged", "Failed", "Evicting"])
+      .describe(
+        "Staging (its Job runs), Staged (the node carries the mark with the current digest), Failed (its Job failed; retried once the Job is gone) or Evicting (its evict Job runs).",
+      ),
+    lastNeededTime: Time(
+      "When the staging plan last wanted this node; it is evicted spec.prewarm.staging.evictAfterSeconds after.",
+    ).optional(),
+    message: z.string().max(1_024).describe("Why the Job failed, for phase Failed.").optional(),
+  })
+  .describe("One node of the staging plan.");
+
+export const StagingStatusSchema = z
+  .object({
+    digest: z.string().max(63).describe("Digest of the staged weights (spec.prewarm.staging.source and spec.model)."),
+    label: z.string().max(317).describe("The node label that marks a staged node; its value is the digest."),
+    targetNodes: z.int32().min(0).describe("Nodes the plan wants staged now (within maxNodes)."),
+    bytesPerNode: z
+      .int()
+      .min(0)
+      .describe(
+        "Bytes one staged node holds and downloads: every routed expert once (routedExperts x MoE layers x bytes per expert).",
+      ),
+    stagedBytes: z.int().min(0).describe("Disk in use: bytesPerNode x nodes in phase Staged."),
+    nodes: z
+      .array(StagedNodeSchema)
+      .max(1_000)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+      .describe("Nodes staged, staging, failed or evicting.")
+      .optional(),
+  })
+  .describe("Weight staging (spec.prewarm.staging): progress and the disk it costs.");
+
 export const CostStatusSchema = z
   .object({
     usdPerHour: z
@@ -1572,6 +1681,7 @@ export const MoEDeploymentStatusSchema = z
     latency: LatencyStatusSchema.optional(),
     cost: CostStatusSchema.optional(),
     coldStart: ColdStartStatusSchema.optional(),
+    staging: StagingStatusSchema.optional(),
     lastScale: LastScaleSchema.optional(),
     nextPrewarm: NextPrewarmSchema.optional(),
     recommendation: RecommendationSchema.optional(),
@@ -1631,6 +1741,8 @@ export type HeatSource = z.output<typeof HeatSourceSchema>;
 export type LatencySource = z.output<typeof LatencySourceSchema>;
 export type PrewarmSchedule = z.output<typeof PrewarmScheduleSchema>;
 export type PrewarmSpec = z.output<typeof PrewarmSchema>;
+export type StagingSpec = z.output<typeof StagingSchema>;
+export type StagingStatus = z.output<typeof StagingStatusSchema>;
 export type CostSpec = z.output<typeof CostSchema>;
 export type GitOpsSpec = z.output<typeof GitOpsSchema>;
 export type GitOpsStatus = z.output<typeof GitOpsStatusSchema>;

@@ -114,6 +114,8 @@ export interface NodeView {
   /** GPUs not requested by any pod. */
   readonly freeGpus: number;
   readonly usdPerGpuHour?: number;
+  /** The node holds this deployment's staged weights (spec.prewarm.staging): new shards go there first. */
+  readonly staged?: boolean;
 }
 
 export interface DecisionSnapshot {
@@ -225,7 +227,7 @@ export function uniformHeat(layerCount: number, expertCount: number): number[][]
   return Array.from({ length: layerCount }, () => new Array<number>(expertCount).fill(1));
 }
 
-/** Preferred nodes for shards: existing shards stay; new ones go to the cheapest nodes with free GPUs, packed by domain. */
+/** Preferred nodes for shards: existing shards stay; new ones go to staged nodes first, then the cheapest nodes with free GPUs, packed by domain. */
 export function assignShardNodes(
   shards: readonly ShardView[],
   desiredShards: number,
@@ -253,6 +255,7 @@ export function assignShardNodes(
       .filter((n) => (free.get(n.name) ?? 0) > 0)
       .sort(
         (a, b) =>
+          Number(b.staged ?? false) - Number(a.staged ?? false) ||
           (a.usdPerGpuHour ?? Infinity) - (b.usdPerGpuHour ?? Infinity) ||
           (usedDomains.get(b.domain) ?? 0) - (usedDomains.get(a.domain) ?? 0) ||
           (free.get(a.name) ?? 0) - (free.get(b.name) ?? 0) ||

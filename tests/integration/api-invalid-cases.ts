@@ -308,6 +308,31 @@ export const INVALID_CASES: InvalidCase[] = [
     expectField: "spec.prewarm.predictive.leadSeconds",
   },
   {
+    name: "staging enabled without an image",
+    mutate: set("spec.prewarm.staging", { enabled: true, source: "s3://weights/mixtral" }),
+    expectField: "spec.prewarm.staging.image",
+  },
+  {
+    name: "staging enabled without a source",
+    mutate: set("spec.prewarm.staging", { enabled: true, image: "stager:1" }),
+    expectField: "spec.prewarm.staging.source",
+  },
+  {
+    name: "staging hostPath not absolute",
+    mutate: set("spec.prewarm.staging.hostPath", "weights"),
+    expectField: "spec.prewarm.staging.hostPath",
+  },
+  {
+    name: "staging maxNodes zero",
+    mutate: set("spec.prewarm.staging.maxNodes", 0),
+    expectField: "spec.prewarm.staging.maxNodes",
+  },
+  {
+    name: "staging evictAfterSeconds negative",
+    mutate: set("spec.prewarm.staging.evictAfterSeconds", -1),
+    expectField: "spec.prewarm.staging.evictAfterSeconds",
+  },
+  {
     name: "Prometheus heat without its settings",
     mutate: all(set("spec.heatSource.type", "Prometheus"), unset("spec.heatSource.configMap")),
     expectField: "spec.heatSource.prometheus",

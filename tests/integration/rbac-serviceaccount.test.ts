@@ -137,6 +137,12 @@ const ALLOWED: Check[] = [
   ["get", "nodes", {}],
   ["list", "nodes", {}],
   ["watch", "nodes", {}],
+  // Weight staging (spec.prewarm.staging): the staged-weights label on nodes, one Job per node.
+  ["patch", "nodes", {}],
+  ["list", "jobs.batch", { all: true }],
+  ["watch", "jobs.batch", { all: true }],
+  ["create", "jobs.batch", { ns: APP_NS }],
+  ["delete", "jobs.batch", { ns: APP_NS }],
   ["create", "events", { ns: APP_NS }],
   ["patch", "events", { ns: APP_NS }],
   ["create", "leases.coordination.k8s.io", { ns: NS }],
@@ -153,9 +159,9 @@ const DENIED: Check[] = [
   ["list", "secrets", { all: true }],
   ["watch", "secrets", { ns: NS }],
   ["get", "secrets/github-token", { ns: NS }],
-  // Nodes are read-only.
+  // Nodes: patched (the staging label) but never deleted, replaced or created.
   ["delete", "nodes", {}],
-  ["patch", "nodes", {}],
+  ["update", "nodes", {}],
   ["update", "nodes", { subresource: "status" }],
   ["create", "nodes", {}],
   // CRDs: never modified (installed by Helm/kustomize, not the operator).
@@ -196,7 +202,8 @@ const DENIED: Check[] = [
   ["delete", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["update", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["create", "statefulsets.apps", { ns: APP_NS }],
-  ["create", "jobs.batch", { ns: APP_NS }],
+  ["update", "jobs.batch", { ns: APP_NS }],
+  ["create", "cronjobs.batch", { ns: APP_NS }],
   ["create", "services", { ns: APP_NS }],
   ["create", "events.events.k8s.io", { ns: APP_NS }],
   ["delete", "events", { ns: APP_NS }],

@@ -121,6 +121,11 @@ const NAMESPACED_PERMISSIONS = [
   "leaderworkerset.x-k8s.io/leaderworkersets:get", // topology WideEP: server-side apply
   "leaderworkerset.x-k8s.io/leaderworkersets:create",
   "leaderworkerset.x-k8s.io/leaderworkersets:patch",
+  "batch/jobs:get", // weight staging (spec.prewarm.staging): one Job per node
+  "batch/jobs:list",
+  "batch/jobs:watch",
+  "batch/jobs:create",
+  "batch/jobs:delete",
   "core/events:create",
   "core/events:patch",
 ];
@@ -131,6 +136,7 @@ const CLUSTER_READ_PERMISSIONS = [
   "core/nodes:get",
   "core/nodes:list",
   "core/nodes:watch",
+  "core/nodes:patch", // the staged-weights label staged.moe.dev/<namespace>.<name>
 ];
 // metrics.auth=tokenreview (the default): src/observability/metrics-auth.ts.
 const METRICS_AUTH_PERMISSIONS = [

@@ -565,6 +565,14 @@ describe("decide", () => {
     expect(r.nodes).toEqual(["b", "b", "a", undefined]);
     expect(r.unschedulable).toBe(1);
   });
+
+  it("assigns new shards to staged nodes first, even when an unstaged node is cheaper", () => {
+    const r = assignShardNodes([], 3, [
+      { name: "a", domain: "d1", freeGpus: 2, usdPerGpuHour: 1 },
+      { name: "b", domain: "d2", freeGpus: 2, usdPerGpuHour: 3, staged: true },
+    ]);
+    expect(r.nodes).toEqual(["b", "b", "a"]);
+  });
 });
 
 describe("limitChangedShards (pod churn per heat rebalance)", () => {

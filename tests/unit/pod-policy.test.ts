@@ -144,6 +144,21 @@ describe("pod-template policy (restricted)", () => {
     expect(isAllowedHostPath("relative", ["/"])).toBe(false);
   });
 
+  it("refuses a staging hostPath outside the allowlist, naming spec.prewarm.staging.hostPath", () => {
+    const staged = (hostPath: string) =>
+      spec((m) =>
+        setPath(m, "spec.prewarm.staging", { enabled: true, image: "stager:1", source: "s3://w/ds", hostPath }),
+      );
+    const violations = checkPodTemplatePolicies(staged("/var/lib/moe-operator/weights"), DEFAULT_POD_POLICY);
+    expect(violations.map((v) => v.path)).toEqual(["spec.prewarm.staging.hostPath"]);
+    expect(violations[0]!.message).toMatch(/none allowed/);
+    const policy = { ...DEFAULT_POD_POLICY, allowedHostPaths: ["/mnt/model-cache"] };
+    expect(checkPodTemplatePolicies(staged("/mnt/model-cache/ds"), policy)).toEqual([]);
+    expect(checkPodTemplatePolicies(staged("/mnt/other"), policy).map((v) => v.path)).toEqual([
+      "spec.prewarm.staging.hostPath",
+    ]);
+  });
+
   it("mode none checks nothing", () => {
     const s = spec((m) => setPath(m, `${SHARD}.hostNetwork`, true));
     expect(checkPodTemplatePolicies(s, { ...DEFAULT_POD_POLICY, mode: "none" })).toEqual([]);

@@ -92,6 +92,11 @@ src/adapters/kube.ts (apply = patch, create, merge patch, delete, status update,
 - apiGroups: ["leaderworkerset.x-k8s.io"]
   resources: ["leaderworkersets"]
   verbs: ["get", "create", "patch"]
+# Weight staging (spec.prewarm.staging): one Job per node stages or evicts the weights; the
+# informer lists only the operator's Jobs (managed-by label); a finished Job is deleted.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Events on MoEDeployments (core/v1; events.k8s.io is not used).
 - apiGroups: [""]
   resources: ["events"]

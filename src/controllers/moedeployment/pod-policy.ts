@@ -2,7 +2,8 @@
 // to create arbitrary pods with the operator's rights. With mode "restricted",
 // shard and router templates may not ask for privileged containers, privilege
 // escalation, host namespaces, hostPath volumes outside an allowlist, Linux
-// capabilities beyond a safe set, or a ServiceAccount outside an allowlist.
+// capabilities beyond a safe set, or a ServiceAccount outside an allowlist; nor may
+// spec.prewarm.staging.hostPath (the staging Jobs' volume) be outside the allowlist.
 // Pure: a template in, a list of violations (each naming its field) out.
 import type { MoEDeploymentSpec, PodTemplate } from "../../api/schema.ts";
 
@@ -65,7 +66,17 @@ export function checkPodTemplatePolicies(spec: MoEDeploymentSpec, policy: PodTem
     ...(spec.serving.wideEP
       ? checkPodTemplate(spec.serving.wideEP.template, "spec.serving.wideEP.template", policy)
       : []),
+    ...checkStaging(spec, policy),
   ];
+}
+
+/** The staging Jobs mount spec.prewarm.staging.hostPath: it must be allowed like a template's hostPath. */
+function checkStaging(spec: MoEDeploymentSpec, policy: PodTemplatePolicy): PodPolicyViolation[] {
+  const staging = spec.prewarm.staging;
+  if (!staging.enabled) return [];
+  const out: PodPolicyViolation[] = [];
+  checkHostPath({ hostPath: { path: staging.hostPath } }, "spec.prewarm.staging.hostPath", policy, out);
+  return out;
 }
 
 /** Violations of one pod template; `path` is the template's field path. */

@@ -2,7 +2,7 @@
 // children (a ChildPlan) -> an Actuator applies it (Auto: the cluster;
 // Recommend: nothing) -> compute the status (pure) and write it once, only when
 // it changed. Level-based: it never looks at which event woke it.
-import type { V1ConfigMap, V1Deployment } from "@kubernetes/client-node";
+import type { V1ConfigMap, V1Deployment, V1Job } from "@kubernetes/client-node";
 import type { CachedNode, CachedPod } from "./cached.ts";
 import type { Logger } from "pino";
 import {
@@ -58,6 +58,7 @@ import {
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
 import { applyWideEP, pendingGpus, planWideEP } from "./wideep.ts";
+import { syncStaging, withStagedNodes } from "./staging.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -95,6 +96,8 @@ export interface ReconcilerDeps {
   configMaps: Cache<V1ConfigMap>;
   /** Nodes, projected to what the reconciler reads (cached.ts). */
   nodes: Cache<CachedNode>;
+  /** The operator's Jobs (managed-by label): weight staging (staging.ts); none when absent. */
+  jobs?: Cache<V1Job>;
   sources: SourceDeps;
   clock: Clock;
   logger: Logger;
@@ -256,6 +259,8 @@ export class MoEDeploymentReconciler {
       actuatorStatus: result.status,
       inPlace: plan.inPlace,
     });
+    const staged = actuator.managesWorkloads ? await this.#stage(d, decision, observed, log) : undefined;
+    if (staged) status.staging = staged.status;
     await this.#writeStatus(obj, status);
     const pods = actuator.managesWorkloads ? observed.live.shardPods : [];
     this.#recordMetrics(d, decision, status, {
@@ -272,6 +277,7 @@ export class MoEDeploymentReconciler {
     // Hand changes undone: said once the writes went through (only an actuator that writes undoes them).
     if (actuator.managesWorkloads && result.errors.length === 0) events.push(...plan.events);
     if (actuator.managesWorkloads) events.push(...this.#stalls(d, plan.inPlace, mem));
+    if (staged) events.push(...staged.events);
     for (const e of events) await this.#event(obj, e, nowMs);
     // Only an actuator that writes the ConfigMap wrote it (Recommend and PullRequest plan it too).
     if (
@@ -334,6 +340,20 @@ export class MoEDeploymentReconciler {
     if (pending) await this.#event(obj, pending, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
     return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
+  }
+
+  /** spec.prewarm.staging: Jobs and node marks toward the staging plan (staging.ts); failed writes are retried next time. */
+  async #stage(d: MoEDeployment, decision: Decision, observed: Observed, log: Logger) {
+    const staged = await syncStaging(this.#d.kube, d, {
+      nodes: this.#d.nodes.list(),
+      views: observed.snapshot.nodes,
+      shardPods: observed.live.shardPods,
+      jobs: this.#d.jobs?.list(d.metadata.namespace) ?? [],
+      decision,
+      nowMs: this.#d.clock.nowMs(),
+    });
+    if (staged?.errors.length) log.warn({ errors: staged.errors }, "staging writes failed; retried next reconcile");
+    return staged;
   }
 
   /** InPlace: a Warning event and a metric count per shard that newly refused or missed its deadline. */
@@ -564,7 +584,11 @@ export class MoEDeploymentReconciler {
       Math.min(refreshMs, this.#d.config.reconcileIntervalMs),
       mem.heatShift,
     );
-    const nodes = nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
+    const nodes = withStagedNodes(
+      d,
+      nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods),
+      this.#d.nodes.list(),
+    );
     const managed = actuator.managesWorkloads;
     const lastScale = d.status?.lastScale;
     const snapshot: DecisionSnapshot = {

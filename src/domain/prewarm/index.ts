@@ -4,3 +4,4 @@ export * from "./burst.ts";
 export * from "./leadtime.ts";
 export * from "./corroborate.ts";
 export * from "./tiers.ts";
+export * from "./staging.ts";

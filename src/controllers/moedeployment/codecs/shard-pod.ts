@@ -8,6 +8,7 @@ import { Annotation, Label, LabelValue } from "../../../api/constants.ts";
 import { disaggregated, type MoEDeployment } from "../../../api/schema.ts";
 import type { InPlacePod, InPlaceState } from "../../../domain/inplace/index.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
+import { stagedLabelKey, stagingDigest } from "../staging.ts";
 
 /** Annotations on shard pods beyond the API's shared constants. */
 export const ShardAnnotation = {
@@ -51,6 +52,7 @@ export const ShardLabel = {
 
 const HOSTNAME_KEY = "kubernetes.io/hostname";
 const PREFERRED_NODE_WEIGHT = 100;
+const STAGED_NODE_WEIGHT = 50;
 
 export interface ShardPodInput {
   shardIndex: number;
@@ -91,6 +93,22 @@ function preferNode(affinity: V1Affinity | undefined, node: string): V1Affinity 
   return a;
 }
 
+/** spec.prewarm.staging: a weaker preference (below the preferred node's) for nodes marked with the staged digest. */
+function preferStaged(affinity: V1Affinity | undefined, d: MoEDeployment): V1Affinity {
+  const a: V1Affinity = affinity ?? {};
+  a.nodeAffinity ??= {};
+  const key = stagedLabelKey(d.metadata.namespace!, d.metadata.name!);
+  const term: V1PreferredSchedulingTerm = {
+    weight: STAGED_NODE_WEIGHT,
+    preference: { matchExpressions: [{ key, operator: "In", values: [stagingDigest(d.spec)] }] },
+  };
+  a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution = [
+    ...(a.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution ?? []),
+    term,
+  ];
+  return a;
+}
+
 export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
   const name = d.metadata.name!;
   const names = childNames(name);
@@ -102,6 +120,7 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
     { name: "MOE_PLACEMENT_CONFIGMAP", value: names.placement },
   ]);
   if (s.preferredNode) spec.affinity = preferNode(spec.affinity, s.preferredNode);
+  if (d.spec.prewarm.staging.enabled) spec.affinity = preferStaged(spec.affinity, d);
   if (s.priorityClassName) {
     spec.priorityClassName = s.priorityClassName;
     delete spec.priority; // the admission controller sets it from the class

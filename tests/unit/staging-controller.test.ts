@@ -1,0 +1,143 @@
+// Weight staging, the controller side (src/controllers/moedeployment/staging.ts): the node label key,
+// the digest, the Job as rendered and read back, the staged flag on node views, and the shard pod's
+// preference for staged nodes.
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import type { V1Job } from "@kubernetes/client-node";
+import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
+import {
+  readStagingJob,
+  renderStagingJob,
+  stagedBytesPerNode,
+  stagedLabelKey,
+  stagingDigest,
+  stagingJobName,
+  stagingJobsByNode,
+  stagingShardsNeeded,
+  withStagedNodes,
+} from "../../src/controllers/moedeployment/staging.ts";
+import { renderShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
+import type { Decision } from "../../src/domain/decide.ts";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+function sample(staging: Record<string, unknown> | undefined, schedules?: unknown[]): MoEDeployment {
+  const m = parse(readFileSync(join(root, "deploy/samples/deepseek-v3.yaml"), "utf8")) as {
+    metadata: Record<string, unknown>;
+    spec: { prewarm?: Record<string, unknown> };
+  };
+  m.metadata = { ...m.metadata, name: "ds", namespace: "serving", uid: "uid-1" };
+  m.spec.prewarm = { ...m.spec.prewarm, ...(staging ? { staging } : {}), ...(schedules ? { schedules } : {}) };
+  const r = parseMoEDeployment(m);
+  if (!r.ok) throw new Error("sample does not parse", { cause: r.issues });
+  return r.value;
+}
+const ON = { enabled: true, image: "stager:1", source: "s3://w/ds-v3", hostPath: "/mnt/cache" };
+
+describe("staging marks and digests", () => {
+  it("labels nodes staged.moe.dev/<namespace>.<name>, cut with a hash past 63 characters", () => {
+    expect(stagedLabelKey("serving", "ds")).toBe("staged.moe.dev/serving.ds");
+    const long = stagedLabelKey("serving", "x".repeat(80));
+    expect(long.slice("staged.moe.dev/".length).length).toBeLessThanOrEqual(63);
+    expect(long).toMatch(/^staged\.moe\.dev\/serving\.x+-[0-9a-f]{10}$/);
+    expect(stagedLabelKey("serving", "x".repeat(80))).not.toBe(stagedLabelKey("serving", `${"x".repeat(79)}y`));
+  });
+
+  it("changes the digest with the source and the model, and not with anything else", () => {
+    const a = sample(ON);
+    expect(stagingDigest(a.spec)).toMatch(/^[0-9a-f]{16}$/);
+    expect(stagingDigest(sample({ ...ON, maxNodes: 2 }).spec)).toBe(stagingDigest(a.spec));
+    expect(stagingDigest(sample({ ...ON, source: "s3://w/ds-v4" }).spec)).not.toBe(stagingDigest(a.spec));
+  });
+
+  it("counts every routed expert of every MoE layer once per node", () => {
+    const d = sample(ON);
+    const m = d.spec.model;
+    const perExpert = stagedBytesPerNode(m) / (m.routedExperts * (m.layers - m.denseLayers));
+    expect(perExpert).toBeGreaterThan(0);
+    expect(Number.isInteger(perExpert)).toBe(true);
+  });
+});
+
+describe("staging Jobs", () => {
+  it("pins the Job to its node, owns it by the deployment, mounts the hostPath and reads back", () => {
+    const d = sample(ON);
+    const job = renderStagingJob(d, "gpu-7", "stage", "abc");
+    expect(job.metadata?.name).toBe(stagingJobName("ds", "stage", "gpu-7"));
+    expect(job.metadata?.ownerReferences?.[0]).toMatchObject({ uid: "uid-1", controller: true });
+    const pod = job.spec!.template.spec!;
+    expect(pod.nodeName).toBe("gpu-7");
+    expect(pod.volumes?.[0]?.hostPath?.path).toBe("/mnt/cache");
+    expect(pod.containers[0]!.env).toContainEqual({ name: "MOE_STAGING_SOURCE", value: "s3://w/ds-v3" });
+    expect(readStagingJob(job)).toEqual({
+      name: job.metadata!.name,
+      node: "gpu-7",
+      action: "stage",
+      digest: "abc",
+      state: "running",
+    });
+    const failed: V1Job = {
+      ...job,
+      status: { conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "x" }] },
+    };
+    expect(readStagingJob(failed)).toMatchObject({ state: "failed", message: "BackoffLimitExceeded: x" });
+    const done: V1Job = { ...job, status: { conditions: [{ type: "Complete", status: "True" }] } };
+    expect(readStagingJob(done)?.state).toBe("succeeded");
+  });
+
+  it("finds only this deployment's Jobs", () => {
+    const d = sample(ON);
+    const other = { ...renderStagingJob(d, "gpu-1", "stage", "abc") };
+    other.metadata = { ...other.metadata, ownerReferences: [{ ...other.metadata!.ownerReferences![0]!, uid: "u2" }] };
+    const jobs = stagingJobsByNode(d, [renderStagingJob(d, "gpu-7", "stage", "abc"), other]);
+    expect([...jobs.keys()]).toEqual(["gpu-7"]);
+  });
+});
+
+describe("staged nodes in the decision and the shard pods", () => {
+  it("flags node views whose mark carries the current digest", () => {
+    const d = sample(ON);
+    const key = stagedLabelKey("serving", "ds");
+    const node = (name: string, digest?: string) => ({ metadata: { name, labels: digest ? { [key]: digest } : {} } });
+    const views = [
+      { name: "a", domain: "a", freeGpus: 1 },
+      { name: "b", domain: "b", freeGpus: 1 },
+      { name: "c", domain: "c", freeGpus: 1 },
+    ];
+    const out = withStagedNodes(d, views, [node("a", stagingDigest(d.spec)), node("b", "stale"), node("c")]);
+    expect(out.map((v) => v.staged ?? false)).toEqual([true, false, false]);
+    expect(withStagedNodes(sample(undefined), views, [node("a", "x")])).toBe(views);
+  });
+
+  it("adds a weight-50 preference for the mark to shard pods only when staging is on", () => {
+    const input = { shardIndex: 0, experts: [[0]], setHash: "h", placementVersion: 1, placementHash: "p" };
+    const d = sample(ON);
+    const terms = renderShardPod(d, input).spec?.affinity?.nodeAffinity
+      ?.preferredDuringSchedulingIgnoredDuringExecution;
+    expect(terms).toContainEqual({
+      weight: 50,
+      preference: {
+        matchExpressions: [{ key: "staged.moe.dev/serving.ds", operator: "In", values: [stagingDigest(d.spec)] }],
+      },
+    });
+    const off = renderShardPod(sample(undefined), input).spec?.affinity?.nodeAffinity;
+    expect(JSON.stringify(off ?? {})).not.toContain("staged.moe.dev");
+  });
+
+  it("stages for the most of the decision, its forecast, and windows opening within leadSeconds", () => {
+    const nowMs = Date.parse("2026-12-05T08:00:00Z");
+    const decision = (desiredShards: number, forecastGpus = 0) =>
+      ({ desiredShards, capacity: { signals: { forecastGpus, scheduleGpus: 0 } } }) as unknown as Decision;
+    const window = (start: string) => [{ name: "peak", start, durationMinutes: 60, minShards: 40 }];
+    expect(stagingShardsNeeded(sample(ON, window("30 8 * * *")), decision(32), nowMs)).toBe(40);
+    // Opens in 2 h, past the default lead of 1 h.
+    expect(stagingShardsNeeded(sample(ON, window("0 10 * * *")), decision(32), nowMs)).toBe(32);
+    expect(stagingShardsNeeded(sample({ ...ON, leadSeconds: 7_200 }, window("0 10 * * *")), decision(32), nowMs)).toBe(
+      40,
+    );
+    expect(stagingShardsNeeded(sample(ON, []), decision(32, 36), nowMs)).toBe(36);
+  });
+});
