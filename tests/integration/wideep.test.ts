@@ -73,6 +73,12 @@ describe("WideEP on LeaderWorkerSet", () => {
       120_000,
     );
     expect(groupsOf(s)).toEqual({ desired: 1, ready: 1, gpusPerGroup: 16 });
+    // The conditions Disaggregated deployments report, from the same builders: heat from the
+    // ConfigMap, static latency 40 ms against the 100 ms target, no budget.
+    expect(condition(s, "MetricsAvailable")).toMatchObject({ status: "True", reason: "MetricsFresh" });
+    expect(condition(s, "SLOMet")).toMatchObject({ status: "True", reason: "WithinTarget" });
+    expect(condition(s, "BudgetExceeded")).toMatchObject({ status: "False", reason: "NoBudget" });
+    expect(s.latency).toMatchObject({ observedMs: 40, targetMs: 100 });
     const l = await lws();
     expect(l.spec.replicas).toBe(1);
     expect(l.spec.leaderWorkerTemplate.size).toBe(2);
@@ -107,6 +113,14 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(groupsOf(s)).toEqual({ desired: 2, ready: 2, gpusPerGroup: 16 });
     expect((await lws()).spec.replicas).toBe(2);
     expect(s.desiredGpus).toBe(32);
+    expect(s.lastScale).toMatchObject({ fromShards: 16, toShards: 32 });
+    const events = await getJson<{ items: { type: string; message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=ScaledUp`,
+    ]);
+    expect(events.items.map((e) => e.message)).toContainEqual(expect.stringMatching(/^16 -> 32 shards/));
   }, 180_000);
 
   it("a group that cannot be scheduled is never counted, and CapacityPending names it and its missing GPUs", async () => {

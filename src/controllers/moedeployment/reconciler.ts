@@ -44,7 +44,7 @@ import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
 import { inPlaceUnsettled, newStalls } from "./inplace.ts";
 import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } from "./status.ts";
-import { eventsFor, turnedTrueEvent, type EventSpec } from "./events.ts";
+import { eventsFor, type EventSpec } from "./events.ts";
 import {
   coldStartInputs,
   gpuSupply,
@@ -56,7 +56,7 @@ import {
   withReadyBefore,
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
-import { applyWideEP, pendingGpus, planWideEP } from "./wideep.ts";
+import { applyWideEP, pendingGpus, planWideEP, wideEPEvents } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -314,14 +314,11 @@ export class MoEDeploymentReconciler {
     if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
     const errors = await applyWideEP(this.#d.kube, plan, log);
     await this.#writeStatus(obj, plan.status);
-    const m = this.#d.metrics;
-    const l = { namespace: d.metadata.namespace!, name: d.metadata.name! };
-    m.gpusDesired.set(l, plan.status.desiredGpus ?? 0);
-    m.gpusCurrent.set(l, plan.status.currentGpus ?? 0);
-    m.gpusReady.set(l, (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0));
-    m.capacityPendingShards.set(l, actuator.managesWorkloads ? pendingGpus(plan) : 0);
-    const pending = turnedTrueEvent(d.status?.conditions, plan.status.conditions, ConditionType.CapacityPending);
-    if (pending) await this.#event(obj, pending, nowMs);
+    this.#recordMetrics(d, plan.verdict, plan.status, {
+      gpusReady: (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0),
+      pendingShards: actuator.managesWorkloads ? pendingGpus(plan) : 0,
+    });
+    for (const e of wideEPEvents(d.status, plan, actuator.managesWorkloads)) await this.#event(obj, e, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
     return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
   }
@@ -662,7 +659,7 @@ export class MoEDeploymentReconciler {
 
   #recordMetrics(
     d: MoEDeployment,
-    decision: Decision,
+    decision: Pick<Decision, "reason" | "capacity">,
     status: MoEDeploymentStatus,
     shards: { gpusReady: number; pendingShards: number },
   ): void {

@@ -19,6 +19,16 @@ import { childNames, expertSetHash, shardExperts } from "./children.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
 import { mergeConditions, type ConditionInput } from "./conditions.ts";
 import { ChildApplyError } from "./errors.ts";
+import { conditionEvents, scaledEvent, type EventSpec } from "./events.ts";
+import {
+  budgetCondition,
+  costStatus,
+  lastScale,
+  latencyStatus,
+  metricsCondition,
+  sloCondition,
+  type CountVerdict,
+} from "./status.ts";
 import type { HeatReading, LatencyReading } from "./sources.ts";
 
 export interface WideEPInput {
@@ -40,6 +50,8 @@ export interface WideEPInput {
 
 export interface WideEPPlan {
   decision: WideEPDecision;
+  /** The decision in GPUs, as the shared condition/status/event builders read it. */
+  verdict: CountVerdict;
   /** The LeaderWorkerSet to apply (Auto only). */
   lws?: LeaderWorkerSet;
   /** The shared placement's ConfigMap to apply before it (Auto only; undefined when the published one is current). */
@@ -73,6 +85,7 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
       pods,
       capacityState: x.capacityState,
       trackingSinceMs: x.trackingSinceMs,
+      lastScaleUpMs: lastScaleUpMs(d),
     },
     x.policy,
     shape,
@@ -96,7 +109,11 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   );
   const cm = placementToPublish(d, placement, published, x.placementConfigMap);
   const nowIso = new Date(x.nowMs).toISOString();
-  const conditions = wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups);
+  const verdict = verdictOf(decision, g);
+  const conditions = [
+    ...wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups),
+    ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups),
+  ];
   const status: MoEDeploymentStatus = {
     ...d.status,
     observedGeneration: d.metadata.generation,
@@ -112,14 +129,60 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
       ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
     },
     ...(cm.status ? { placement: placementStatus(d, cm.status, placement, nowIso) } : {}),
+    latency: latencyStatus({ deployment: d, latency: x.latency }),
+    cost: costStatus({ managesWorkloads: x.managesWorkloads, decision: verdict }),
+    lastScale: lastScale({ deployment: d, managesWorkloads: x.managesWorkloads, decision: verdict }, nowIso),
   };
   return {
     decision,
+    verdict,
     lws: x.managesWorkloads ? renderLeaderWorkerSet(d, decision.groups) : undefined,
     placementConfigMap: x.managesWorkloads ? cm.apply : undefined,
     placement,
     status,
   };
+}
+
+const lastScaleUpMs = (d: MoEDeployment): number | undefined => {
+  const l = d.status?.lastScale;
+  return l && l.toShards > l.fromShards ? Date.parse(l.time) : undefined;
+};
+
+/** The group decision in GPUs (one shard is one GPU under WideEP). */
+export function verdictOf(decision: WideEPDecision, gpusPerGroup: number): CountVerdict {
+  return {
+    desiredShards: decision.groups * gpusPerGroup,
+    capacity: decision.count.capacity,
+    reason: decision.count.reason,
+    message: decision.count.message,
+    heatProblem: decision.heatProblem,
+    usdPerHourNow: decision.usdPerHourNow,
+    usdPerHourDesired: decision.usdPerHourDesired,
+    loadTokensPerSecond: decision.loadTokensPerSecond,
+  };
+}
+
+/** MetricsAvailable, SLOMet and BudgetExceeded from the functions Disaggregated deployments use. */
+function sharedConditions(x: WideEPInput, verdict: CountVerdict, groupsNotReady: number): ConditionInput[] {
+  const common = {
+    deployment: x.deployment,
+    decision: verdict,
+    heat: x.heat,
+    latency: x.latency,
+    shardPods: [],
+    managesWorkloads: x.managesWorkloads,
+  };
+  const warming = x.managesWorkloads && groupsNotReady > 0 ? `${groupsNotReady} EP group(s) not yet Ready` : undefined;
+  return [metricsCondition(common), sloCondition({ ...common, warming }), budgetCondition(common)];
+}
+
+/** ScaledUp/ScaledDown (Auto) and the Warnings for conditions that turned bad, as for Disaggregated. */
+export function wideEPEvents(previous: MoEDeploymentStatus | undefined, plan: WideEPPlan, auto: boolean): EventSpec[] {
+  const out = [
+    auto ? scaledEvent(previous?.desiredShards, plan.verdict) : undefined,
+    ...conditionEvents(previous, plan.status),
+  ];
+  return out.filter((e): e is EventSpec => e !== undefined);
 }
 
 /** The shared placement's ConfigMap: `apply` when it changed or drifted; `status` of what is published after it. */

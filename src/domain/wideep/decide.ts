@@ -35,6 +35,11 @@ export interface WideEPDecision {
   /** Groups still wanted with a pod unschedulable past the timeout: reported, never counted. */
   readonly pending: readonly GroupState[];
   readonly heatProblem?: string;
+  /** Offered tokens/s from heat (undefined when heat is not usable this tick). */
+  readonly loadTokensPerSecond: number | undefined;
+  /** Cost of the provisioned and of the decided groups at the policy's GPU price (0 without one). */
+  readonly usdPerHourNow: number;
+  readonly usdPerHourDesired: number;
 }
 
 export function decideWideEP(
@@ -72,5 +77,16 @@ export function decideWideEP(
     nowMs,
   );
   const pending = pendingGroups(states, pendingTimeoutMs).filter((p) => p.index < groups);
-  return { groups, count, states, readyGroups, pending, heatProblem: heat.problem };
+  const price = s.usdPerGpuHour ?? policy.defaultUsdPerGpuHour ?? 0;
+  return {
+    groups,
+    count,
+    states,
+    readyGroups,
+    pending,
+    heatProblem: heat.problem,
+    loadTokensPerSecond: heat.load,
+    usdPerHourNow: s.provisionedGroups * g * price,
+    usdPerHourDesired: groups * g * price,
+  };
 }
