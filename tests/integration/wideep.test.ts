@@ -3,6 +3,7 @@
 // 8-GPU nodes, scales it by whole groups, counts a group only when all its pods are Ready,
 // reports a group that cannot be scheduled (CapacityPending names it and its missing GPUs) and
 // removes it when demand falls.
+import { readFileSync } from "node:fs";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
@@ -18,6 +19,29 @@ let operator: ManagedProcess;
 const NAME = "wide";
 const LWS = `${NAME}-ep`;
 const GROUP_LABEL = "leaderworkerset.sigs.k8s.io/group-index";
+/** The operator's own user, to tell its requests apart in the API server's audit log. */
+const USER = "moe-operator-wideep";
+const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+interface AuditEvent {
+  user: { username: string };
+  verb: string;
+  objectRef?: { resource?: string; subresource?: string; name?: string };
+}
+
+/** The operator's requests in the audit log from byte `from` on (complete lines only). */
+function operatorRequests(from: number): AuditEvent[] {
+  const text = readFileSync(cluster.auditLogPath!).subarray(from).toString("utf8");
+  return text
+    .slice(0, text.lastIndexOf("\n") + 1)
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditEvent)
+    .filter((e) => e.user.username === USER);
+}
+
+const startOperator = (identity: string) =>
+  startOperatorProcess({ kubeconfigPath: cluster.kubeconfigFor(USER), dir: cluster.dir, identity });
 
 interface Lws {
   metadata: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
@@ -48,11 +72,17 @@ async function groupPods(): Promise<V1Pod[]> {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ name: "wideep", lws: true, gpuNodes: [eightGpuPool("ep", 4)] });
+  cluster = await startCluster({
+    name: "wideep",
+    lws: true,
+    gpuNodes: [eightGpuPool("ep", 4)],
+    audit: true,
+    auditAllRequestsOf: [USER],
+  });
   const crd = await cluster.kubectl(["apply", "--server-side", "-f", "crds/"]);
   expect(crd.code, crd.stderr).toBe(0);
   await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
-  operator = startOperatorProcess({ kubeconfigPath: cluster.kubeconfigPath, dir: cluster.dir, identity: "wideep" });
+  operator = startOperator("wideep");
   await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(300, [1, 2])));
 }, 300_000);
 
@@ -106,6 +136,25 @@ describe("WideEP on LeaderWorkerSet", () => {
       );
     }
   }, 180_000);
+
+  it("a constant world makes no writes: the LeaderWorkerSet is read, not applied, at each reconcile", async () => {
+    const from = readFileSync(cluster.auditLogPath!).length;
+    // Five reconciles of the deployment, each of which reads (or, before, applied) the LeaderWorkerSet.
+    const seen = await waitFor(
+      "five requests of the operator for the LeaderWorkerSet",
+      async () => {
+        const all = operatorRequests(from);
+        const lws = all.filter((e) => e.objectRef?.resource === "leaderworkersets" && !e.objectRef.subresource);
+        return lws.length >= 5 ? all : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    const writes = seen
+      .filter((e) => WRITE_VERBS.has(e.verb) && e.objectRef?.resource !== "leases")
+      .map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name ?? ""}`);
+    expect(writes).toEqual([]);
+    expect(seen.filter((e) => e.objectRef?.resource === "leaderworkersets").map((e) => e.verb)).toContain("get");
+  }, 120_000);
 
   it("scales by whole groups when minShards (GPUs) rises: 17 GPUs is two groups", async () => {
     await applyJson(cluster, deployment(17));
@@ -202,11 +251,7 @@ describe("WideEP on LeaderWorkerSet", () => {
     await operator.exited;
     // The spec changes while no operator runs.
     await applyJson(cluster, manual(32));
-    operator = startOperatorProcess({
-      kubeconfigPath: cluster.kubeconfigPath,
-      dir: cluster.dir,
-      identity: "wideep-restarted",
-    });
+    operator = startOperator("wideep-restarted");
     const s = await waitForStatus(
       cluster,
       NAME,

@@ -2,6 +2,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import { planWideEP, wideEPEvents } from "../../src/controllers/moedeployment/wideep.ts";
+import { lwsToApply } from "../../src/controllers/moedeployment/codecs/leaderworkerset.ts";
 import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
 import { testWideEPDeployment } from "../support/moe-fixtures.ts";
 
@@ -186,6 +187,31 @@ describe("planWideEP", () => {
       );
       // Nothing new at the next reconcile: no event.
       expect(wideEPEvents(p.status, plan(withStatus(d, p.status), []), true)).toEqual([]);
+    });
+  });
+
+  describe("lwsToApply: the LeaderWorkerSet is written only when the live one differs", () => {
+    const want = () => plan(deployment({ minShards: 16, maxShards: 48 }), []).lws!;
+
+    it("applies when there is none, stamped with its content hash", () => {
+      const a = lwsToApply(want(), undefined)!;
+      expect(a.metadata?.annotations?.["moe.dev/applied-hash"]).toMatch(/^[0-9a-f]+$/);
+    });
+
+    it("nothing to apply when the live one carries the same hash and was not edited (server defaults aside)", () => {
+      const applied = lwsToApply(want(), undefined)!;
+      const live = { ...applied, metadata: { ...applied.metadata, resourceVersion: "7", generation: 2 } };
+      expect(lwsToApply(want(), live)).toBeUndefined();
+    });
+
+    it("applies again when replicas were edited by hand, the rendering changed, or the live one is being deleted", () => {
+      const applied = lwsToApply(want(), undefined)!;
+      const edited = { ...applied, spec: { ...applied.spec, replicas: 3 } };
+      expect(lwsToApply(want(), edited)?.spec.replicas).toBe(1);
+      const two = plan(deployment({ minShards: 32, maxShards: 48 }), []).lws!;
+      expect(lwsToApply(two, applied)?.spec.replicas).toBe(2);
+      const deleting = { ...applied, metadata: { ...applied.metadata, deletionTimestamp: new Date() } };
+      expect(lwsToApply(want(), deleting)).toBeDefined();
     });
   });
 });

@@ -56,7 +56,7 @@ import {
   withReadyBefore,
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
-import { applyWideEP, pendingGpus, planWideEP, wideEPEvents } from "./wideep.ts";
+import { applyWideEP, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -103,6 +103,8 @@ export interface ReconcilerDeps {
   requeue?: (key: string) => void;
   /** Mode PullRequest (src/gitops): proposals to Git, off the reconcile worker. */
   gitops?: PullRequestSync;
+  /** Topology WideEP: reads the live LeaderWorkerSet; without it the LeaderWorkerSet is applied at every reconcile. */
+  readLeaderWorkerSet?: LwsReader;
 }
 
 /** A MoEDeployment as it comes from the API server (not yet validated). */
@@ -312,7 +314,7 @@ export class MoEDeploymentReconciler {
     });
     mem.capacityState = plan.decision.count.nextState;
     if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
-    const errors = await applyWideEP(this.#d.kube, plan, log);
+    const errors = await applyWideEP(this.#d.kube, plan, log, this.#d.readLeaderWorkerSet);
     await this.#writeStatus(obj, plan.status);
     this.#recordMetrics(d, plan.verdict, plan.status, {
       gpusReady: (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0),

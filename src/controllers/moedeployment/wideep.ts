@@ -7,13 +7,21 @@ import type { CachedPod } from "./cached.ts";
 import type { Logger } from "pino";
 import { ConditionReason, ConditionType } from "../../api/constants.ts";
 import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
-import type { KubeWriter } from "../../adapters/kube.ts";
+import type { KubeClient, KubeWriter } from "../../adapters/kube.ts";
+import { KubeApiError } from "../../adapters/kube-errors.ts";
 import type { CapacityState } from "../../domain/capacity/index.ts";
 import type { DeploymentPolicy } from "../../domain/decide.ts";
 import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
 import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
 import { groupPlacement } from "../../domain/wideep/placement.ts";
-import { readGroupPod, renderLeaderWorkerSet, type LeaderWorkerSet } from "./codecs/leaderworkerset.ts";
+import {
+  LWS_API_VERSION,
+  LWS_KIND,
+  lwsToApply,
+  readGroupPod,
+  renderLeaderWorkerSet,
+  type LeaderWorkerSet,
+} from "./codecs/leaderworkerset.ts";
 import { readPlacementConfigMap, renderPlacementConfigMap } from "./codecs/placement-configmap.ts";
 import { childNames, expertSetHash, shardExperts } from "./children.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
@@ -301,8 +309,37 @@ function wideEPConditions(
   ];
 }
 
-/** Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns spec.replicas). */
-export async function applyWideEP(kube: KubeWriter, plan: WideEPPlan, log: Logger): Promise<ChildApplyError[]> {
+/** Reads the live LeaderWorkerSet (undefined when there is none). */
+export type LwsReader = (namespace: string, name: string) => Promise<LeaderWorkerSet | undefined>;
+
+/** An LwsReader on the API server (a GET; NotFound is undefined). */
+export function lwsReader(kube: Pick<KubeClient, "objects">): LwsReader {
+  return async (namespace, name) => {
+    try {
+      return (await kube.objects.read({
+        apiVersion: LWS_API_VERSION,
+        kind: LWS_KIND,
+        metadata: { name, namespace },
+      })) as LeaderWorkerSet;
+    } catch (err) {
+      const e = new KubeApiError(`get ${LWS_KIND}/${name}`, err);
+      if (e.kubeError.kind === "NotFound") return undefined;
+      throw e;
+    }
+  };
+}
+
+/**
+ * Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns
+ * spec.replicas), only when the live one (read first) differs from it (lwsToApply); a failed read
+ * applies.
+ */
+export async function applyWideEP(
+  kube: KubeWriter,
+  plan: WideEPPlan,
+  log: Logger,
+  read?: LwsReader,
+): Promise<ChildApplyError[]> {
   // The placement first: the group pods mount it and the engine reads it at start.
   const cm = plan.placementConfigMap;
   if (cm) {
@@ -313,7 +350,12 @@ export async function applyWideEP(kube: KubeWriter, plan: WideEPPlan, log: Logge
     }
   }
   if (!plan.lws) return [];
-  const lws = plan.lws;
+  const live = await read?.(plan.lws.metadata!.namespace!, plan.lws.metadata!.name!).catch((err: unknown) => {
+    log.debug({ err: (err as Error).message }, "could not read the LeaderWorkerSet; applying it");
+    return undefined;
+  });
+  const lws = read ? lwsToApply(plan.lws, live) : plan.lws;
+  if (!lws) return [];
   try {
     await kube.apply(lws);
     log.debug({ lws: lws.metadata?.name, replicas: lws.spec.replicas }, "applied LeaderWorkerSet");
