@@ -11,7 +11,7 @@ import { eightGpuPool } from "../../src/testing/gpu-nodes.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
 import { startOperatorProcess } from "../support/operator-process.ts";
-import { heatConfigMap, skewedHeat, testWideEPDeployment } from "../support/moe-fixtures.ts";
+import { heatConfigMap, skewedHeat, testMoEDeployment, testWideEPDeployment } from "../support/moe-fixtures.ts";
 import { applyJson, condition, getJson, waitForStatus, type MoedStatus } from "../support/kube-helpers.ts";
 
 let cluster: LocalCluster;
@@ -279,5 +279,69 @@ describe("WideEP on LeaderWorkerSet", () => {
       { timeoutMs: 60_000, intervalMs: 500 },
     );
     expect(pods.map((p) => p.metadata?.labels?.[GROUP_LABEL]).sort()).toEqual(["0", "0", "1", "1"]);
+  }, 240_000);
+
+  it("switching the topology WideEP -> Disaggregated -> WideEP leaves nothing of the old one once the new one is Ready", async () => {
+    const ns = ["-n", "default"];
+    const names = async (kind: string, selector: string) =>
+      (
+        await getJson<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(cluster, [
+          "get",
+          kind,
+          ...ns,
+          "-l",
+          selector,
+        ])
+      ).items
+        .filter((i) => !i.metadata.deletionTimestamp)
+        .map((i) => i.metadata.name);
+    const switched = async () =>
+      (
+        await getJson<{ items: { message: string }[] }>(cluster, [
+          "get",
+          "events",
+          ...ns,
+          "--field-selector",
+          `involvedObject.name=${NAME},reason=TopologySwitched`,
+        ])
+      ).items.map((e) => e.message);
+    // One group (16 of the 32 GPUs), so the Disaggregated shards fit beside it (make-before-break).
+    await applyJson(cluster, testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: 16 }));
+    await waitForStatus(
+      cluster,
+      NAME,
+      "one Ready group",
+      (st) => groupsOf(st)?.desired === 1 && groupsOf(st)?.ready === 1,
+    );
+
+    await applyJson(cluster, testMoEDeployment(NAME, "default", { minShards: 4, maxShards: 8 }));
+    await waitForStatus(cluster, NAME, "Disaggregated Ready", (st) => condition(st, "Ready")?.status === "True");
+    await waitFor(
+      "the LeaderWorkerSet and its group pods gone",
+      async () =>
+        (await names("leaderworkersets", `moe.dev/deployment=${NAME}`)).length === 0 &&
+        (await groupPods()).filter((p) => !p.metadata?.deletionTimestamp).length === 0
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(await names("deployments", `moe.dev/deployment=${NAME}`)).toEqual([`${NAME}-router`]);
+    expect((await switched()).join("\n")).toMatch(/deleted the WideEP children: LeaderWorkerSet wide-ep/);
+
+    await applyJson(cluster, testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: 16 }));
+    await waitForStatus(cluster, NAME, "one Ready group again", (st) => groupsOf(st)?.ready === 1);
+    await waitFor(
+      "the router and the expert shard pods gone",
+      async () =>
+        (await names("deployments", `moe.dev/deployment=${NAME}`)).length === 0 &&
+        (await names("pods", `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`)).length === 0
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect((await switched()).join("\n")).toMatch(
+      /deleted the Disaggregated children: router Deployment wide-router, \d+ expert shard pod/,
+    );
+    expect((await lws()).spec.replicas).toBe(1);
   }, 240_000);
 });

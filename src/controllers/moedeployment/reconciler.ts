@@ -56,6 +56,7 @@ import {
   withReadyBefore,
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
+import { oldTopology, readyToRetire, retireOldTopology } from "./topology-switch.ts";
 import { applyWideEP, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
@@ -270,6 +271,7 @@ export class MoEDeploymentReconciler {
     if (actuator.managesWorkloads && result.errors.length === 0) events.push(...plan.events);
     if (actuator.managesWorkloads) events.push(...this.#stalls(d, plan.inPlace, mem));
     for (const e of events) await this.#event(obj, e, nowMs);
+    if (actuator.managesWorkloads) await this.#retireOldTopology(obj, d, status, nowMs);
     // Only an actuator that writes the ConfigMap wrote it (Recommend and PullRequest plan it too).
     if (
       actuator.managesWorkloads &&
@@ -321,8 +323,22 @@ export class MoEDeploymentReconciler {
       pendingShards: actuator.managesWorkloads ? pendingGpus(plan) : 0,
     });
     for (const e of wideEPEvents(d.status, plan, actuator.managesWorkloads)) await this.#event(obj, e, nowMs);
+    if (actuator.managesWorkloads) await this.#retireOldTopology(obj, d, plan.status, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
     return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
+  }
+
+  /** After a switch of spec.serving.topology: the old topology's children go once the new one serves (topology-switch.ts). */
+  async #retireOldTopology(
+    obj: MoEDeploymentObject,
+    d: MoEDeployment,
+    status: MoEDeploymentStatus,
+    nowMs: number,
+  ): Promise<void> {
+    const ns = d.metadata.namespace;
+    const old = oldTopology(d, this.#d.pods.list(ns), this.#d.deployments.get(childNames(d.metadata.name!).router, ns));
+    if (!old || !readyToRetire(status)) return;
+    await this.#event(obj, await retireOldTopology(this.#d.kube, d, old), nowMs);
   }
 
   /** InPlace: a Warning event and a metric count per shard that newly refused or missed its deadline. */
