@@ -1473,6 +1473,11 @@ export const RecommendationSchema = z
     time: Time("When the recommendation was computed."),
     shards: z.int32().min(0).describe("Expert shards the operator would run."),
     gpus: z.int32().min(0).describe("GPUs the operator would run (shards plus router GPUs)."),
+    groups: z
+      .int32()
+      .min(0)
+      .describe("Topology WideEP: EP groups the operator would run (shards and gpus are their GPUs).")
+      .optional(),
     usdPerHour: z.number().min(0).describe("Cost of the recommendation, USD per hour.").optional(),
     placementHash: z.string().max(128).describe("Hash of the placement it would publish.").optional(),
     movedFraction: z.number().min(0).max(1).describe("Fraction of expert weights it would move, 0..1.").optional(),

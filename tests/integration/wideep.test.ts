@@ -344,4 +344,19 @@ describe("WideEP on LeaderWorkerSet", () => {
     );
     expect((await lws()).spec.replicas).toBe(1);
   }, 240_000);
+
+  it("Recommend fills status.recommendation with the GPUs, groups and reason, and makes no LeaderWorkerSet", async () => {
+    const rec = "wide-rec";
+    await applyJson(cluster, heatConfigMap(`${rec}-heat`, "default", skewedHeat(300, [1, 2])));
+    await applyJson(
+      cluster,
+      testWideEPDeployment(rec, "default", { ...OPTS, minShards: 16, shards: 20, mode: "Recommend" }),
+    );
+    const s = await waitForStatus(cluster, rec, "a recommendation", (st) => st.recommendation !== undefined);
+    expect(s.recommendation).toMatchObject({ shards: 32, gpus: 32, groups: 2, reason: "ManualOverride" });
+    expect(s.recommendation?.message).toMatch(/^2 EP group\(s\) of 16 GPUs: /);
+    expect(condition(s, "Ready")).toMatchObject({ status: "True", reason: "RecommendOnly" });
+    const r = await cluster.kubectl(["get", "leaderworkerset", `${rec}-ep`, "-n", "default"]);
+    expect(r.code).not.toBe(0);
+  }, 120_000);
 });

@@ -141,6 +141,22 @@ describe("planWideEP", () => {
     expect(p.status.groups?.ready).toBe(0);
   });
 
+  it("Recommend fills status.recommendation: GPUs, groups, reason and message, as for Disaggregated", () => {
+    const d = deployment({ minShards: 16, maxShards: 48, shards: 20, mode: "Recommend" });
+    const p = plan(d, [], false);
+    expect(p.status.recommendation).toMatchObject({
+      shards: 32,
+      gpus: 32,
+      groups: 2,
+      reason: "ManualOverride",
+      placementHash: p.placement.hash,
+    });
+    expect(p.status.recommendation?.message).toMatch(/^2 EP group\(s\) of 16 GPUs: /);
+    // Unchanged at the next reconcile: the same object, time included (no status write at rest).
+    const again = plan({ ...d, status: p.status }, [], false);
+    expect(again.status.recommendation).toEqual(p.status.recommendation);
+  });
+
   describe("status parity with Disaggregated (the shared condition, status and event builders)", () => {
     const cond = (p: ReturnType<typeof plan>, type: string) => p.status.conditions?.find((c) => c.type === type);
     const withStatus = (d: MoEDeployment, status: MoEDeployment["status"]): MoEDeployment => ({ ...d, status });

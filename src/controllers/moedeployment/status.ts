@@ -480,10 +480,18 @@ function placementStatus(x: StatusInput, nowIso: string): MoEDeploymentStatus["p
   };
 }
 
-function recommendation(x: StatusInput, nowIso: string): MoEDeploymentStatus["recommendation"] {
+export function recommendation(
+  x: Pick<StatusInput, "deployment"> & {
+    decision: CountVerdict & Pick<Decision, "placement">;
+    /** Topology WideEP: the EP groups (shards and gpus count their GPUs). */
+    groups?: number;
+  },
+  nowIso: string,
+): MoEDeploymentStatus["recommendation"] {
   const { decision } = x;
   const core = {
     shards: decision.desiredShards,
+    ...(x.groups !== undefined ? { groups: x.groups } : {}),
     gpus: decision.desiredShards + routerGpuCount(x.deployment.spec),
     usdPerHour: round(decision.usdPerHourDesired, 2),
     placementHash: decision.placement.hash,

@@ -34,6 +34,7 @@ import {
   lastScale,
   latencyStatus,
   metricsCondition,
+  recommendation,
   sloCondition,
   type CountVerdict,
 } from "./status.ts";
@@ -140,6 +141,14 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     latency: latencyStatus({ deployment: d, latency: x.latency }),
     cost: costStatus({ managesWorkloads: x.managesWorkloads, decision: verdict }),
     lastScale: lastScale({ deployment: d, managesWorkloads: x.managesWorkloads, decision: verdict }, nowIso),
+    recommendation: recommendation(
+      {
+        deployment: d,
+        decision: { ...verdict, placement, message: `${decision.groups} EP group(s) of ${g} GPUs: ${verdict.message}` },
+        groups: decision.groups,
+      },
+      nowIso,
+    ),
   };
   return {
     decision,
