@@ -1457,13 +1457,25 @@ export const NextPrewarmSchema = z
 
 export const GroupsStatusSchema = z
   .object({
-    desired: z.int32().min(0).describe("EP groups the operator is moving toward (the LeaderWorkerSet's replicas)."),
+    desired: z
+      .int32()
+      .min(0)
+      .describe(
+        "EP groups the operator is moving toward (the LeaderWorkerSet's replicas); while groups drain before a scale-down, the groups still running.",
+      ),
     ready: z.int32().min(0).describe("EP groups whose every pod is Ready: the only groups counted as capacity."),
     gpusPerGroup: z.int32().min(1).describe("spec.serving.wideEP.nodesPerGroup x gpusPerNode."),
     pending: z
       .array(z.int32().min(0))
       .max(Limits.maxShards)
       .describe("Indices of groups with a pod unschedulable past spec.scaling.pendingTimeoutSeconds.")
+      .optional(),
+    draining: z
+      .array(z.int32().min(0))
+      .max(Limits.maxShards)
+      .describe(
+        "Indices of Ready groups marked draining (moe.dev/draining-since on the leader pod) before a scale-down removes them.",
+      )
       .optional(),
   })
   .describe("Topology WideEP: the EP groups of the LeaderWorkerSet.");

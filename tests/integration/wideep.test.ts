@@ -47,7 +47,7 @@ interface Lws {
   metadata: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
   spec: { replicas: number; leaderWorkerTemplate: { size: number } };
 }
-type Groups = { desired: number; ready: number; gpusPerGroup: number; pending?: number[] };
+type Groups = { desired: number; ready: number; gpusPerGroup: number; pending?: number[]; draining?: number[] };
 const groupsOf = (s: MoedStatus) => (s as MoedStatus & { groups?: Groups }).groups;
 
 const OPTS = { maxShards: 48, nodesPerGroup: 2, gpusPerNode: 8, pendingTimeoutSeconds: 3, scaleDownWindowSeconds: 4 };
@@ -359,4 +359,76 @@ describe("WideEP on LeaderWorkerSet", () => {
     const r = await cluster.kubectl(["get", "leaderworkerset", `${rec}-ep`, "-n", "default"]);
     expect(r.code).not.toBe(0);
   }, 120_000);
+
+  it("scale 1 -> 3 groups and back, with drain: the groups above the new count are marked first, never during a scale-up", async () => {
+    // Two more 8-GPU nodes: six nodes hold three 2-node groups. A drain long enough to watch.
+    await cluster.addGpuNodes([eightGpuPool("ep-more", 2)]);
+    await operator.stop();
+    operator = startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigFor(USER),
+      dir: cluster.dir,
+      identity: "wideep-drain",
+      drainSeconds: 10,
+    });
+    const gpus = (n: number) => testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: n });
+    const drainMark = async (group: number) =>
+      (await groupPods()).find(
+        (p) =>
+          p.metadata?.labels?.[GROUP_LABEL] === `${group}` &&
+          p.metadata?.labels?.["leaderworkerset.sigs.k8s.io/worker-index"] === "0",
+      )?.metadata?.annotations?.["moe.dev/draining-since"];
+    await applyJson(cluster, gpus(16));
+    await waitForStatus(
+      cluster,
+      NAME,
+      "one Ready group",
+      (st) => groupsOf(st)?.desired === 1 && groupsOf(st)?.ready === 1,
+    );
+    await applyJson(cluster, gpus(48));
+    await waitForStatus(cluster, NAME, "three Ready groups", (st) => groupsOf(st)?.ready === 3, 120_000);
+
+    // Down: groups 1 and 2 are marked draining while the LeaderWorkerSet keeps 3 replicas.
+    await applyJson(cluster, gpus(16));
+    const draining = await waitForStatus(cluster, NAME, "groups 1 and 2 draining", (st) =>
+      Boolean(groupsOf(st)?.draining),
+    );
+    expect(groupsOf(draining)).toMatchObject({ desired: 3, draining: [1, 2] });
+    expect((await lws()).spec.replicas).toBe(3);
+    expect(await drainMark(1)).toBeDefined();
+    expect(await drainMark(2)).toBeDefined();
+    expect(await drainMark(0)).toBeUndefined();
+
+    // Back up during the drain: the marks go, nothing is removed.
+    await applyJson(cluster, gpus(48));
+    await waitFor(
+      "the drain marks removed",
+      async () => ((await drainMark(1)) === undefined && (await drainMark(2)) === undefined ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    const up = await waitForStatus(cluster, NAME, "no group draining", (st) => !groupsOf(st)?.draining);
+    expect(groupsOf(up)).toMatchObject({ desired: 3, ready: 3 });
+    expect((await lws()).spec.replicas).toBe(3);
+
+    // Down again: after the drain the LeaderWorkerSet goes to one group.
+    await applyJson(cluster, gpus(16));
+    await waitForStatus(cluster, NAME, "draining again", (st) => Boolean(groupsOf(st)?.draining));
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "one group after the drain",
+      (st) => groupsOf(st)?.desired === 1 && groupsOf(st)?.ready === 1,
+      120_000,
+    );
+    expect(groupsOf(s)?.draining).toBeUndefined();
+    expect((await lws()).spec.replicas).toBe(1);
+    const events = await getJson<{ items: { message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=GroupDraining`,
+    ]);
+    expect(events.items.map((e) => e.message)).toContainEqual(
+      expect.stringMatching(/^EP group\(s\) 1, 2 marked draining/),
+    );
+  }, 300_000);
 });

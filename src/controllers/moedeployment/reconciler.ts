@@ -312,6 +312,7 @@ export class MoEDeploymentReconciler {
       placementConfigMap: this.#d.configMaps.get(childNames(d.metadata.name!).placement, d.metadata.namespace),
       lastGoodHeat: mem.lastGoodHeat,
       managesWorkloads: actuator.managesWorkloads,
+      drainMs: cfg.drainSeconds * 1000,
       nowMs,
     });
     mem.capacityState = plan.decision.count.nextState;
@@ -325,7 +326,8 @@ export class MoEDeploymentReconciler {
     for (const e of wideEPEvents(d.status, plan, actuator.managesWorkloads)) await this.#event(obj, e, nowMs);
     if (actuator.managesWorkloads) await this.#retireOldTopology(obj, d, plan.status, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
-    return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
+    const drainMs = plan.drain?.remainingMs;
+    return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs, Math.max(drainMs ?? Infinity, 200)) };
   }
 
   /** After a switch of spec.serving.topology: the old topology's children go once the new one serves (topology-switch.ts). */

@@ -27,6 +27,8 @@ import { childNames, expertSetHash, shardExperts } from "./children.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
 import { mergeConditions, type ConditionInput } from "./conditions.ts";
 import { ChildApplyError } from "./errors.ts";
+import { planGroupDrain, type GroupDrain } from "./group-drain.ts";
+import { ShardAnnotation } from "./codecs/shard-pod.ts";
 import { conditionEvents, scaledEvent, type EventSpec } from "./events.ts";
 import {
   budgetCondition,
@@ -54,6 +56,8 @@ export interface WideEPInput {
   lastGoodHeat?: number[][];
   /** Auto: the LeaderWorkerSet is applied and status reports the live groups. */
   managesWorkloads: boolean;
+  /** How long a Ready group is marked draining before a scale-down removes it (group-drain.ts); default 0. */
+  drainMs?: number;
   nowMs: number;
 }
 
@@ -63,6 +67,8 @@ export interface WideEPPlan {
   verdict: CountVerdict;
   /** The LeaderWorkerSet to apply (Auto only). */
   lws?: LeaderWorkerSet;
+  /** Auto: the groups draining before a scale-down, and the leader pods to mark or unmark. */
+  drain?: GroupDrain;
   /** The shared placement's ConfigMap to apply before it (Auto only; undefined when the published one is current). */
   placementConfigMap?: V1ConfigMap;
   /** The shared placement's decision (the reconciler remembers its heat and evaluation). */
@@ -91,6 +97,7 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
       heat: x.heat.heat,
       observedP99Ms: x.latency.p99Ms,
       provisionedGroups,
+      decidedGroups: decidedGroups(d, g, x.managesWorkloads),
       pods,
       capacityState: x.capacityState,
       trackingSinceMs: x.trackingSinceMs,
@@ -118,6 +125,15 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   );
   const cm = placementToPublish(d, placement, published, x.placementConfigMap);
   const nowIso = new Date(x.nowMs).toISOString();
+  const drain = x.managesWorkloads
+    ? planGroupDrain(d, x.pods, {
+        target: decision.groups,
+        provisioned: provisionedGroups,
+        states: decision.states,
+        drainMs: x.drainMs ?? 0,
+        nowMs: x.nowMs,
+      })
+    : undefined;
   const verdict = verdictOf(decision, g);
   const conditions = [
     ...wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups),
@@ -131,12 +147,7 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     desiredGpus: decision.groups * g,
     currentShards: x.managesWorkloads ? provisionedGroups * g : 0,
     currentGpus: x.managesWorkloads ? provisionedGroups * g : 0,
-    groups: {
-      desired: decision.groups,
-      ready: x.managesWorkloads ? decision.readyGroups : 0,
-      gpusPerGroup: g,
-      ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
-    },
+    groups: groupsStatus(decision, drain, g),
     ...(cm.status ? { placement: placementStatus(d, cm.status, placement, nowIso) } : {}),
     latency: latencyStatus({ deployment: d, latency: x.latency }),
     cost: costStatus({ managesWorkloads: x.managesWorkloads, decision: verdict }),
@@ -153,10 +164,32 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   return {
     decision,
     verdict,
-    lws: x.managesWorkloads ? renderLeaderWorkerSet(d, decision.groups) : undefined,
+    lws: drain ? renderLeaderWorkerSet(d, drain.replicas) : undefined,
+    drain,
     placementConfigMap: x.managesWorkloads ? cm.apply : undefined,
     placement,
     status,
+  };
+}
+
+/** Auto: the groups last decided (status.desiredShards, GPUs), which the running groups exceed while some drain. */
+function decidedGroups(d: MoEDeployment, g: number, auto: boolean): number | undefined {
+  const gpus = d.status?.desiredShards;
+  return auto && gpus !== undefined && d.status?.groups !== undefined ? Math.ceil(gpus / g) : undefined;
+}
+
+/** status.groups: desired is the LeaderWorkerSet's replicas (above the decision while groups drain). */
+function groupsStatus(
+  decision: WideEPDecision,
+  drain: GroupDrain | undefined,
+  g: number,
+): NonNullable<MoEDeploymentStatus["groups"]> {
+  return {
+    desired: drain?.replicas ?? decision.groups,
+    ready: drain ? decision.readyGroups : 0,
+    gpusPerGroup: g,
+    ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
+    ...(drain && drain.draining.length > 0 ? { draining: [...drain.draining] } : {}),
   };
 }
 
@@ -197,9 +230,21 @@ function sharedConditions(x: WideEPInput, verdict: CountVerdict, groupsNotReady:
 export function wideEPEvents(previous: MoEDeploymentStatus | undefined, plan: WideEPPlan, auto: boolean): EventSpec[] {
   const out = [
     auto ? scaledEvent(previous?.desiredShards, plan.verdict) : undefined,
+    auto ? drainEvent(plan) : undefined,
     ...conditionEvents(previous, plan.status),
   ];
   return out.filter((e): e is EventSpec => e !== undefined);
+}
+
+/** GroupDraining when leader pods are marked at this reconcile. */
+function drainEvent(plan: WideEPPlan): EventSpec | undefined {
+  const dr = plan.drain;
+  if (!dr || dr.mark.length === 0) return undefined;
+  return {
+    type: "Normal",
+    reason: "GroupDraining",
+    message: `EP group(s) ${dr.draining.join(", ")} marked draining (${ShardAnnotation.drainingSince} on the leader pod); the LeaderWorkerSet goes from ${dr.replicas} to ${plan.decision.groups} group(s) in ${Math.ceil((dr.remainingMs ?? 0) / 1000)} s`,
+  };
 }
 
 /** The shared placement's ConfigMap: `apply` when it changed or drifted; `status` of what is published after it. */
@@ -318,6 +363,27 @@ function wideEPConditions(
   ];
 }
 
+/** The drain marks on leader pods (set, or removed with null); a pod already gone is skipped. */
+async function writeDrainMarks(kube: KubeWriter, plan: WideEPPlan): Promise<ChildApplyError[]> {
+  const ns = plan.lws?.metadata?.namespace;
+  const patches = [
+    ...(plan.drain?.mark ?? []).map((name) => ({ name, value: plan.drain!.atIso as string | null })),
+    ...(plan.drain?.unmark ?? []).map((name) => ({ name, value: null })),
+  ];
+  for (const { name, value } of patches) {
+    try {
+      await kube.mergePatch(
+        { apiVersion: "v1", kind: "Pod", namespace: ns, name },
+        { metadata: { annotations: { [ShardAnnotation.drainingSince]: value } } },
+      );
+    } catch (err) {
+      if (err instanceof KubeApiError && err.kubeError.kind === "NotFound") continue;
+      return [new ChildApplyError("patch", { kind: "Pod", name }, err)];
+    }
+  }
+  return [];
+}
+
 /** Reads the live LeaderWorkerSet (undefined when there is none). */
 export type LwsReader = (namespace: string, name: string) => Promise<LeaderWorkerSet | undefined>;
 
@@ -358,6 +424,8 @@ export async function applyWideEP(
       return [new ChildApplyError("apply", { kind: "ConfigMap", name: cm.metadata!.name! }, err)];
     }
   }
+  const marks = await writeDrainMarks(kube, plan);
+  if (marks.length > 0) return marks;
   if (!plan.lws) return [];
   const live = await read?.(plan.lws.metadata!.namespace!, plan.lws.metadata!.name!).catch((err: unknown) => {
     log.debug({ err: (err as Error).message }, "could not read the LeaderWorkerSet; applying it");

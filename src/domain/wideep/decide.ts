@@ -19,6 +19,12 @@ export interface WideEPSnapshot {
   readonly observedP99Ms?: number;
   /** The LeaderWorkerSet's replicas as last decided (status), or the groups seen. */
   readonly provisionedGroups: number;
+  /**
+   * The groups last decided (status), when they differ from the groups running: while groups drain
+   * before a scale-down the running count stays up, and the capacity policy must see the count it
+   * decided (as Disaggregated passes status.desiredShards), or its rate limit holds the running one.
+   */
+  readonly decidedGroups?: number;
   readonly pods: readonly GroupPod[];
   readonly capacityState?: CapacityState;
   readonly trackingSinceMs: number;
@@ -60,7 +66,7 @@ export function decideWideEP(
         metricsAtMs: heat.atMs,
         metricsConfidence: s.heat?.confidence,
         observedP99Ms: s.observedP99Ms,
-        provisionedGpus: s.provisionedGroups * g,
+        provisionedGpus: (s.decidedGroups ?? s.provisionedGroups) * g,
         readyGpus: readyGroups * g,
         // One placement shared by the groups is not measured per group yet: neutral values.
         balancedness: 1,
