@@ -37,6 +37,7 @@ import { applyRequestTimeout } from "./adapters/request-timeout.ts";
 import { shareConnections } from "./adapters/connections.ts";
 import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
 import { projectNode, projectPod, type CachedNode, type CachedPod } from "./controllers/moedeployment/cached.ts";
+import { lwsReader } from "./controllers/moedeployment/wideep.ts";
 import { PullRequestSync } from "./gitops/sync.ts";
 import { readSecretData } from "./gitops/secrets.ts";
 
@@ -258,6 +259,7 @@ function createReconciler(
     },
     requeue: p.requeue,
     gitops: p.gitops,
+    readLeaderWorkerSet: lwsReader(p.kube),
     clock,
     logger,
     metrics,

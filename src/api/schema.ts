@@ -1573,13 +1573,25 @@ export const NextPrewarmSchema = z
 
 export const GroupsStatusSchema = z
   .object({
-    desired: z.int32().min(0).describe("EP groups the operator is moving toward (the LeaderWorkerSet's replicas)."),
+    desired: z
+      .int32()
+      .min(0)
+      .describe(
+        "EP groups the operator is moving toward (the LeaderWorkerSet's replicas); while groups drain before a scale-down, the groups still running.",
+      ),
     ready: z.int32().min(0).describe("EP groups whose every pod is Ready: the only groups counted as capacity."),
     gpusPerGroup: z.int32().min(1).describe("spec.serving.wideEP.nodesPerGroup x gpusPerNode."),
     pending: z
       .array(z.int32().min(0))
       .max(Limits.maxShards)
       .describe("Indices of groups with a pod unschedulable past spec.scaling.pendingTimeoutSeconds.")
+      .optional(),
+    draining: z
+      .array(z.int32().min(0))
+      .max(Limits.maxShards)
+      .describe(
+        "Indices of Ready groups marked draining (moe.dev/draining-since on the leader pod) before a scale-down removes them.",
+      )
       .optional(),
   })
   .describe("Topology WideEP: the EP groups of the LeaderWorkerSet.");
@@ -1589,6 +1601,11 @@ export const RecommendationSchema = z
     time: Time("When the recommendation was computed."),
     shards: z.int32().min(0).describe("Expert shards the operator would run."),
     gpus: z.int32().min(0).describe("GPUs the operator would run (shards plus router GPUs)."),
+    groups: z
+      .int32()
+      .min(0)
+      .describe("Topology WideEP: EP groups the operator would run (shards and gpus are their GPUs).")
+      .optional(),
     usdPerHour: z.number().min(0).describe("Cost of the recommendation, USD per hour.").optional(),
     placementHash: z.string().max(128).describe("Hash of the placement it would publish.").optional(),
     movedFraction: z.number().min(0).max(1).describe("Fraction of expert weights it would move, 0..1.").optional(),

@@ -3,6 +3,7 @@
 // 8-GPU nodes, scales it by whole groups, counts a group only when all its pods are Ready,
 // reports a group that cannot be scheduled (CapacityPending names it and its missing GPUs) and
 // removes it when demand falls.
+import { readFileSync } from "node:fs";
 import type { V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
@@ -10,7 +11,7 @@ import { eightGpuPool } from "../../src/testing/gpu-nodes.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
 import { waitFor } from "../../src/testing/http-probe.ts";
 import { startOperatorProcess } from "../support/operator-process.ts";
-import { heatConfigMap, skewedHeat, testWideEPDeployment } from "../support/moe-fixtures.ts";
+import { heatConfigMap, skewedHeat, testMoEDeployment, testWideEPDeployment } from "../support/moe-fixtures.ts";
 import { applyJson, condition, getJson, waitForStatus, type MoedStatus } from "../support/kube-helpers.ts";
 
 let cluster: LocalCluster;
@@ -18,12 +19,35 @@ let operator: ManagedProcess;
 const NAME = "wide";
 const LWS = `${NAME}-ep`;
 const GROUP_LABEL = "leaderworkerset.sigs.k8s.io/group-index";
+/** The operator's own user, to tell its requests apart in the API server's audit log. */
+const USER = "moe-operator-wideep";
+const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
+interface AuditEvent {
+  user: { username: string };
+  verb: string;
+  objectRef?: { resource?: string; subresource?: string; name?: string };
+}
+
+/** The operator's requests in the audit log from byte `from` on (complete lines only). */
+function operatorRequests(from: number): AuditEvent[] {
+  const text = readFileSync(cluster.auditLogPath!).subarray(from).toString("utf8");
+  return text
+    .slice(0, text.lastIndexOf("\n") + 1)
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditEvent)
+    .filter((e) => e.user.username === USER);
+}
+
+const startOperator = (identity: string) =>
+  startOperatorProcess({ kubeconfigPath: cluster.kubeconfigFor(USER), dir: cluster.dir, identity });
 
 interface Lws {
   metadata: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
   spec: { replicas: number; leaderWorkerTemplate: { size: number } };
 }
-type Groups = { desired: number; ready: number; gpusPerGroup: number; pending?: number[] };
+type Groups = { desired: number; ready: number; gpusPerGroup: number; pending?: number[]; draining?: number[] };
 const groupsOf = (s: MoedStatus) => (s as MoedStatus & { groups?: Groups }).groups;
 
 const OPTS = { maxShards: 48, nodesPerGroup: 2, gpusPerNode: 8, pendingTimeoutSeconds: 3, scaleDownWindowSeconds: 4 };
@@ -48,11 +72,17 @@ async function groupPods(): Promise<V1Pod[]> {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ name: "wideep", lws: true, gpuNodes: [eightGpuPool("ep", 4)] });
+  cluster = await startCluster({
+    name: "wideep",
+    lws: true,
+    gpuNodes: [eightGpuPool("ep", 4)],
+    audit: true,
+    auditAllRequestsOf: [USER],
+  });
   const crd = await cluster.kubectl(["apply", "--server-side", "-f", "crds/"]);
   expect(crd.code, crd.stderr).toBe(0);
   await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
-  operator = startOperatorProcess({ kubeconfigPath: cluster.kubeconfigPath, dir: cluster.dir, identity: "wideep" });
+  operator = startOperator("wideep");
   await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(300, [1, 2])));
 }, 300_000);
 
@@ -73,6 +103,12 @@ describe("WideEP on LeaderWorkerSet", () => {
       120_000,
     );
     expect(groupsOf(s)).toEqual({ desired: 1, ready: 1, gpusPerGroup: 16 });
+    // The conditions Disaggregated deployments report, from the same builders: heat from the
+    // ConfigMap, static latency 40 ms against the 100 ms target, no budget.
+    expect(condition(s, "MetricsAvailable")).toMatchObject({ status: "True", reason: "MetricsFresh" });
+    expect(condition(s, "SLOMet")).toMatchObject({ status: "True", reason: "WithinTarget" });
+    expect(condition(s, "BudgetExceeded")).toMatchObject({ status: "False", reason: "NoBudget" });
+    expect(s.latency).toMatchObject({ observedMs: 40, targetMs: 100 });
     const l = await lws();
     expect(l.spec.replicas).toBe(1);
     expect(l.spec.leaderWorkerTemplate.size).toBe(2);
@@ -101,12 +137,39 @@ describe("WideEP on LeaderWorkerSet", () => {
     }
   }, 180_000);
 
+  it("a constant world makes no writes: the LeaderWorkerSet is read, not applied, at each reconcile", async () => {
+    const from = readFileSync(cluster.auditLogPath!).length;
+    // Five reconciles of the deployment, each of which reads (or, before, applied) the LeaderWorkerSet.
+    const seen = await waitFor(
+      "five requests of the operator for the LeaderWorkerSet",
+      async () => {
+        const all = operatorRequests(from);
+        const lws = all.filter((e) => e.objectRef?.resource === "leaderworkersets" && !e.objectRef.subresource);
+        return lws.length >= 5 ? all : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    const writes = seen
+      .filter((e) => WRITE_VERBS.has(e.verb) && e.objectRef?.resource !== "leases")
+      .map((e) => `${e.verb} ${e.objectRef?.resource}/${e.objectRef?.name ?? ""}`);
+    expect(writes).toEqual([]);
+    expect(seen.filter((e) => e.objectRef?.resource === "leaderworkersets").map((e) => e.verb)).toContain("get");
+  }, 120_000);
+
   it("scales by whole groups when minShards (GPUs) rises: 17 GPUs is two groups", async () => {
     await applyJson(cluster, deployment(17));
     const s = await waitForStatus(cluster, NAME, "two Ready groups", (st) => groupsOf(st)?.ready === 2, 120_000);
     expect(groupsOf(s)).toEqual({ desired: 2, ready: 2, gpusPerGroup: 16 });
     expect((await lws()).spec.replicas).toBe(2);
     expect(s.desiredGpus).toBe(32);
+    expect(s.lastScale).toMatchObject({ fromShards: 16, toShards: 32 });
+    const events = await getJson<{ items: { type: string; message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=ScaledUp`,
+    ]);
+    expect(events.items.map((e) => e.message)).toContainEqual(expect.stringMatching(/^16 -> 32 shards/));
   }, 180_000);
 
   it("a group that cannot be scheduled is never counted, and CapacityPending names it and its missing GPUs", async () => {
@@ -188,11 +251,7 @@ describe("WideEP on LeaderWorkerSet", () => {
     await operator.exited;
     // The spec changes while no operator runs.
     await applyJson(cluster, manual(32));
-    operator = startOperatorProcess({
-      kubeconfigPath: cluster.kubeconfigPath,
-      dir: cluster.dir,
-      identity: "wideep-restarted",
-    });
+    operator = startOperator("wideep-restarted");
     const s = await waitForStatus(
       cluster,
       NAME,
@@ -221,4 +280,155 @@ describe("WideEP on LeaderWorkerSet", () => {
     );
     expect(pods.map((p) => p.metadata?.labels?.[GROUP_LABEL]).sort()).toEqual(["0", "0", "1", "1"]);
   }, 240_000);
+
+  it("switching the topology WideEP -> Disaggregated -> WideEP leaves nothing of the old one once the new one is Ready", async () => {
+    const ns = ["-n", "default"];
+    const names = async (kind: string, selector: string) =>
+      (
+        await getJson<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(cluster, [
+          "get",
+          kind,
+          ...ns,
+          "-l",
+          selector,
+        ])
+      ).items
+        .filter((i) => !i.metadata.deletionTimestamp)
+        .map((i) => i.metadata.name);
+    const switched = async () =>
+      (
+        await getJson<{ items: { message: string }[] }>(cluster, [
+          "get",
+          "events",
+          ...ns,
+          "--field-selector",
+          `involvedObject.name=${NAME},reason=TopologySwitched`,
+        ])
+      ).items.map((e) => e.message);
+    // One group (16 of the 32 GPUs), so the Disaggregated shards fit beside it (make-before-break).
+    await applyJson(cluster, testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: 16 }));
+    await waitForStatus(
+      cluster,
+      NAME,
+      "one Ready group",
+      (st) => groupsOf(st)?.desired === 1 && groupsOf(st)?.ready === 1,
+    );
+
+    await applyJson(cluster, testMoEDeployment(NAME, "default", { minShards: 4, maxShards: 8 }));
+    await waitForStatus(cluster, NAME, "Disaggregated Ready", (st) => condition(st, "Ready")?.status === "True");
+    await waitFor(
+      "the LeaderWorkerSet and its group pods gone",
+      async () =>
+        (await names("leaderworkersets", `moe.dev/deployment=${NAME}`)).length === 0 &&
+        (await groupPods()).filter((p) => !p.metadata?.deletionTimestamp).length === 0
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(await names("deployments", `moe.dev/deployment=${NAME}`)).toEqual([`${NAME}-router`]);
+    expect((await switched()).join("\n")).toMatch(/deleted the WideEP children: LeaderWorkerSet wide-ep/);
+
+    await applyJson(cluster, testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: 16 }));
+    await waitForStatus(cluster, NAME, "one Ready group again", (st) => groupsOf(st)?.ready === 1);
+    await waitFor(
+      "the router and the expert shard pods gone",
+      async () =>
+        (await names("deployments", `moe.dev/deployment=${NAME}`)).length === 0 &&
+        (await names("pods", `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`)).length === 0
+          ? true
+          : undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect((await switched()).join("\n")).toMatch(
+      /deleted the Disaggregated children: router Deployment wide-router, \d+ expert shard pod/,
+    );
+    expect((await lws()).spec.replicas).toBe(1);
+  }, 240_000);
+
+  it("Recommend fills status.recommendation with the GPUs, groups and reason, and makes no LeaderWorkerSet", async () => {
+    const rec = "wide-rec";
+    await applyJson(cluster, heatConfigMap(`${rec}-heat`, "default", skewedHeat(300, [1, 2])));
+    await applyJson(
+      cluster,
+      testWideEPDeployment(rec, "default", { ...OPTS, minShards: 16, shards: 20, mode: "Recommend" }),
+    );
+    const s = await waitForStatus(cluster, rec, "a recommendation", (st) => st.recommendation !== undefined);
+    expect(s.recommendation).toMatchObject({ shards: 32, gpus: 32, groups: 2, reason: "ManualOverride" });
+    expect(s.recommendation?.message).toMatch(/^2 EP group\(s\) of 16 GPUs: /);
+    expect(condition(s, "Ready")).toMatchObject({ status: "True", reason: "RecommendOnly" });
+    const r = await cluster.kubectl(["get", "leaderworkerset", `${rec}-ep`, "-n", "default"]);
+    expect(r.code).not.toBe(0);
+  }, 120_000);
+
+  it("scale 1 -> 3 groups and back, with drain: the groups above the new count are marked first, never during a scale-up", async () => {
+    // Two more 8-GPU nodes: six nodes hold three 2-node groups. A drain long enough to watch.
+    await cluster.addGpuNodes([eightGpuPool("ep-more", 2)]);
+    await operator.stop();
+    operator = startOperatorProcess({
+      kubeconfigPath: cluster.kubeconfigFor(USER),
+      dir: cluster.dir,
+      identity: "wideep-drain",
+      drainSeconds: 10,
+    });
+    const gpus = (n: number) => testWideEPDeployment(NAME, "default", { ...OPTS, minShards: 16, shards: n });
+    const drainMark = async (group: number) =>
+      (await groupPods()).find(
+        (p) =>
+          p.metadata?.labels?.[GROUP_LABEL] === `${group}` &&
+          p.metadata?.labels?.["leaderworkerset.sigs.k8s.io/worker-index"] === "0",
+      )?.metadata?.annotations?.["moe.dev/draining-since"];
+    await applyJson(cluster, gpus(16));
+    await waitForStatus(
+      cluster,
+      NAME,
+      "one Ready group",
+      (st) => groupsOf(st)?.desired === 1 && groupsOf(st)?.ready === 1,
+    );
+    await applyJson(cluster, gpus(48));
+    await waitForStatus(cluster, NAME, "three Ready groups", (st) => groupsOf(st)?.ready === 3, 120_000);
+
+    // Down: groups 1 and 2 are marked draining while the LeaderWorkerSet keeps 3 replicas.
+    await applyJson(cluster, gpus(16));
+    const draining = await waitForStatus(cluster, NAME, "groups 1 and 2 draining", (st) =>
+      Boolean(groupsOf(st)?.draining),
+    );
+    expect(groupsOf(draining)).toMatchObject({ desired: 3, draining: [1, 2] });
+    expect((await lws()).spec.replicas).toBe(3);
+    expect(await drainMark(1)).toBeDefined();
+    expect(await drainMark(2)).toBeDefined();
+    expect(await drainMark(0)).toBeUndefined();
+
+    // Back up during the drain: the marks go, nothing is removed.
+    await applyJson(cluster, gpus(48));
+    await waitFor(
+      "the drain marks removed",
+      async () => ((await drainMark(1)) === undefined && (await drainMark(2)) === undefined ? true : undefined),
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    const up = await waitForStatus(cluster, NAME, "no group draining", (st) => !groupsOf(st)?.draining);
+    expect(groupsOf(up)).toMatchObject({ desired: 3, ready: 3 });
+    expect((await lws()).spec.replicas).toBe(3);
+
+    // Down again: after the drain the LeaderWorkerSet goes to one group.
+    await applyJson(cluster, gpus(16));
+    await waitForStatus(cluster, NAME, "draining again", (st) => Boolean(groupsOf(st)?.draining));
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "one group after the drain",
+      (st) => groupsOf(st)?.desired === 1 && groupsOf(st)?.ready === 1,
+      120_000,
+    );
+    expect(groupsOf(s)?.draining).toBeUndefined();
+    expect((await lws()).spec.replicas).toBe(1);
+    const events = await getJson<{ items: { message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=GroupDraining`,
+    ]);
+    expect(events.items.map((e) => e.message)).toContainEqual(
+      expect.stringMatching(/^EP group\(s\) 1, 2 marked draining/),
+    );
+  }, 300_000);
 });

@@ -23,7 +23,7 @@ export interface MoedStatus {
   cost?: { usdPerHour: number };
   latency?: { observedMs?: number; targetMs: number; sampleTime?: string };
   lastScale?: { fromShards: number; toShards: number; reason: string };
-  recommendation?: { shards: number; reason: string };
+  recommendation?: { shards: number; gpus?: number; groups?: number; reason: string; message?: string };
   gitops?: { trackingSince: string; atMaxSince?: string; commitTimes?: string[]; pullRequestUrl?: string };
 }
 

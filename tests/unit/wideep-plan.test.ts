@@ -1,7 +1,8 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
-import { planWideEP } from "../../src/controllers/moedeployment/wideep.ts";
+import { planWideEP, wideEPEvents } from "../../src/controllers/moedeployment/wideep.ts";
+import { lwsToApply } from "../../src/controllers/moedeployment/codecs/leaderworkerset.ts";
 import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
 import { testWideEPDeployment } from "../support/moe-fixtures.ts";
 
@@ -34,12 +35,12 @@ function groupPod(group: number, worker: number, o: { ready?: boolean; node?: st
   };
 }
 
-function plan(d: MoEDeployment, pods: V1Pod[], managesWorkloads = true) {
+function plan(d: MoEDeployment, pods: V1Pod[], managesWorkloads = true, latency: { p99Ms?: number } = {}) {
   return planWideEP({
     deployment: d,
     pods,
     heat: {},
-    latency: {},
+    latency: latency.p99Ms === undefined ? {} : { p99Ms: latency.p99Ms, atMs: NOW },
     policy: policyFromSpec(d.spec, { reconcileIntervalMs: 5000, maxSurge: 1 }),
     trackingSinceMs: NOW - 3_600_000,
     managesWorkloads,
@@ -138,5 +139,95 @@ describe("planWideEP", () => {
     const p = plan(d, [groupPod(0, 0, { node: "a" })], false);
     expect(p.lws).toBeUndefined();
     expect(p.status.groups?.ready).toBe(0);
+  });
+
+  it("Recommend fills status.recommendation: GPUs, groups, reason and message, as for Disaggregated", () => {
+    const d = deployment({ minShards: 16, maxShards: 48, shards: 20, mode: "Recommend" });
+    const p = plan(d, [], false);
+    expect(p.status.recommendation).toMatchObject({
+      shards: 32,
+      gpus: 32,
+      groups: 2,
+      reason: "ManualOverride",
+      placementHash: p.placement.hash,
+    });
+    expect(p.status.recommendation?.message).toMatch(/^2 EP group\(s\) of 16 GPUs: /);
+    // Unchanged at the next reconcile: the same object, time included (no status write at rest).
+    const again = plan({ ...d, status: p.status }, [], false);
+    expect(again.status.recommendation).toEqual(p.status.recommendation);
+  });
+
+  describe("status parity with Disaggregated (the shared condition, status and event builders)", () => {
+    const cond = (p: ReturnType<typeof plan>, type: string) => p.status.conditions?.find((c) => c.type === type);
+    const withStatus = (d: MoEDeployment, status: MoEDeployment["status"]): MoEDeployment => ({ ...d, status });
+
+    it("MetricsAvailable False and SLOMet Unknown without readings; BudgetExceeded False without a budget", () => {
+      const p = plan(deployment({ minShards: 16, maxShards: 48 }), []);
+      expect(cond(p, "MetricsAvailable")).toMatchObject({ status: "False" });
+      expect(cond(p, "SLOMet")).toMatchObject({ status: "Unknown", reason: "MetricsUnavailable" });
+      expect(cond(p, "BudgetExceeded")).toMatchObject({ status: "False", reason: "NoBudget" });
+    });
+
+    it("SLOMet compares the observed p99 to the target and names groups not yet Ready", () => {
+      const d = deployment({ minShards: 16, maxShards: 48, targetLatencyMs: 100 });
+      const above = plan(d, [groupPod(0, 0, { node: "a" }), groupPod(0, 1, { node: "b", ready: false })], true, {
+        p99Ms: 150,
+      });
+      expect(cond(above, "SLOMet")).toMatchObject({ status: "False", reason: "AboveTarget" });
+      expect(cond(above, "SLOMet")!.message).toMatch(/1 EP group\(s\) not yet Ready/);
+      const within = plan(d, [groupPod(0, 0, { node: "a" }), groupPod(0, 1, { node: "b" })], true, { p99Ms: 40 });
+      expect(cond(within, "SLOMet")).toMatchObject({ status: "True", reason: "WithinTarget" });
+      expect(within.status.latency).toMatchObject({ observedMs: 40, targetMs: 100 });
+    });
+
+    it("BudgetExceeded True when the budget cannot pay for the minimum groups", () => {
+      const p = plan(deployment({ minShards: 32, maxShards: 48, maxUsdPerHour: 1 }), []);
+      expect(cond(p, "BudgetExceeded")).toMatchObject({ status: "True" });
+    });
+
+    it("status.lastScale and a ScaledUp event when the decided GPUs change (Auto only)", () => {
+      const d = withStatus(deployment({ minShards: 16, maxShards: 48, shards: 32 }), { desiredShards: 16 });
+      const p = plan(d, []);
+      expect(p.status.lastScale).toMatchObject({ fromShards: 16, toShards: 32, reason: "ManualOverride" });
+      expect(wideEPEvents(d.status, p, true).map((e) => e.reason)).toContain("ScaledUp");
+      const rec = plan(d, [], false);
+      expect(rec.status.lastScale).toBeUndefined();
+      expect(wideEPEvents(d.status, rec, false).map((e) => e.reason)).not.toContain("ScaledUp");
+    });
+
+    it("a condition turning bad is a Warning event, as for Disaggregated", () => {
+      const d = deployment({ minShards: 16, maxShards: 48 });
+      const p = plan(d, []);
+      expect(wideEPEvents(undefined, p, true)).toContainEqual(
+        expect.objectContaining({ type: "Warning", reason: "StaleData" }),
+      );
+      // Nothing new at the next reconcile: no event.
+      expect(wideEPEvents(p.status, plan(withStatus(d, p.status), []), true)).toEqual([]);
+    });
+  });
+
+  describe("lwsToApply: the LeaderWorkerSet is written only when the live one differs", () => {
+    const want = () => plan(deployment({ minShards: 16, maxShards: 48 }), []).lws!;
+
+    it("applies when there is none, stamped with its content hash", () => {
+      const a = lwsToApply(want(), undefined)!;
+      expect(a.metadata?.annotations?.["moe.dev/applied-hash"]).toMatch(/^[0-9a-f]+$/);
+    });
+
+    it("nothing to apply when the live one carries the same hash and was not edited (server defaults aside)", () => {
+      const applied = lwsToApply(want(), undefined)!;
+      const live = { ...applied, metadata: { ...applied.metadata, resourceVersion: "7", generation: 2 } };
+      expect(lwsToApply(want(), live)).toBeUndefined();
+    });
+
+    it("applies again when replicas were edited by hand, the rendering changed, or the live one is being deleted", () => {
+      const applied = lwsToApply(want(), undefined)!;
+      const edited = { ...applied, spec: { ...applied.spec, replicas: 3 } };
+      expect(lwsToApply(want(), edited)?.spec.replicas).toBe(1);
+      const two = plan(deployment({ minShards: 32, maxShards: 48 }), []).lws!;
+      expect(lwsToApply(two, applied)?.spec.replicas).toBe(2);
+      const deleting = { ...applied, metadata: { ...applied.metadata, deletionTimestamp: new Date() } };
+      expect(lwsToApply(want(), deleting)).toBeDefined();
+    });
   });
 });

@@ -12,7 +12,10 @@ export interface EventSpec {
 }
 
 /** ScaledUp/ScaledDown when the managed shard count changed. */
-export function scaledEvent(previousDesired: number | undefined, decision: Decision): EventSpec | undefined {
+export function scaledEvent(
+  previousDesired: number | undefined,
+  decision: Pick<Decision, "desiredShards" | "reason" | "message">,
+): EventSpec | undefined {
   if (previousDesired === undefined || previousDesired === decision.desiredShards) return undefined;
   const up = decision.desiredShards > previousDesired;
   return {
@@ -58,6 +61,18 @@ export function turnedTrueEvent(
   return { type: "Warning", reason: type, message: is.message };
 }
 
+/** Warnings for conditions that turned bad at this reconcile (every topology). */
+export function conditionEvents(
+  previous: MoEDeploymentStatus | undefined,
+  next: MoEDeploymentStatus,
+): (EventSpec | undefined)[] {
+  return [
+    turnedFalseEvent(previous?.conditions, next.conditions, ConditionType.MetricsAvailable),
+    turnedFalseEvent(previous?.conditions, next.conditions, ConditionType.SLOMet, "SLOAtRisk"),
+    turnedTrueEvent(previous?.conditions, next.conditions, ConditionType.CapacityPending),
+  ];
+}
+
 /** Every event for one reconcile, in order. */
 export function eventsFor(o: {
   previous: MoEDeploymentStatus | undefined;
@@ -69,9 +84,7 @@ export function eventsFor(o: {
   const out = [
     o.managesWorkloads ? scaledEvent(o.previous?.desiredShards, o.decision) : undefined,
     o.managesWorkloads ? rebalancedEvent(o.decision, o.placement) : undefined,
-    turnedFalseEvent(o.previous?.conditions, o.next.conditions, ConditionType.MetricsAvailable),
-    turnedFalseEvent(o.previous?.conditions, o.next.conditions, ConditionType.SLOMet, "SLOAtRisk"),
-    turnedTrueEvent(o.previous?.conditions, o.next.conditions, ConditionType.CapacityPending),
+    ...conditionEvents(o.previous, o.next),
   ];
   return out.filter((e): e is EventSpec => e !== undefined);
 }

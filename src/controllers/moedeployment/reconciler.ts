@@ -45,7 +45,7 @@ import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
 import { inPlaceUnsettled, newStalls } from "./inplace.ts";
 import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } from "./status.ts";
-import { eventsFor, turnedTrueEvent, type EventSpec } from "./events.ts";
+import { eventsFor, type EventSpec } from "./events.ts";
 import {
   coldStartInputs,
   gpuSupply,
@@ -57,8 +57,9 @@ import {
   withReadyBefore,
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
-import { applyWideEP, pendingGpus, planWideEP } from "./wideep.ts";
 import { syncStaging, withStagedNodes } from "./staging.ts";
+import { oldTopology, readyToRetire, retireOldTopology } from "./topology-switch.ts";
+import { applyWideEP, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -107,6 +108,8 @@ export interface ReconcilerDeps {
   requeue?: (key: string) => void;
   /** Mode PullRequest (src/gitops): proposals to Git, off the reconcile worker. */
   gitops?: PullRequestSync;
+  /** Topology WideEP: reads the live LeaderWorkerSet; without it the LeaderWorkerSet is applied at every reconcile. */
+  readLeaderWorkerSet?: LwsReader;
 }
 
 /** A MoEDeployment as it comes from the API server (not yet validated). */
@@ -279,6 +282,7 @@ export class MoEDeploymentReconciler {
     if (actuator.managesWorkloads) events.push(...this.#stalls(d, plan.inPlace, mem));
     if (staged) events.push(...staged.events);
     for (const e of events) await this.#event(obj, e, nowMs);
+    if (actuator.managesWorkloads) await this.#retireOldTopology(obj, d, status, nowMs);
     // Only an actuator that writes the ConfigMap wrote it (Recommend and PullRequest plan it too).
     if (
       actuator.managesWorkloads &&
@@ -288,14 +292,7 @@ export class MoEDeploymentReconciler {
       mem.placementWritten = { cm: plan.placementConfigMap, version: plan.placement.version, atMs: nowMs };
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
-    // Back when the readings are due, not a whole interval after a reconcile that reused them.
-    const readDueMs =
-      observed.readAtMs === undefined
-        ? observed.refreshMs
-        : Math.max(1_000, observed.readAtMs + observed.refreshMs - nowMs);
-    const waits = [cfg.reconcileIntervalMs, readDueMs];
-    if (result.rollout?.requeueAfterMs !== undefined) waits.push(Math.max(result.rollout.requeueAfterMs, 200));
-    return { requeueAfterMs: Math.min(...waits) };
+    return { requeueAfterMs: requeueAfterMs(observed, cfg.reconcileIntervalMs, result.rollout?.requeueAfterMs, nowMs) };
   }
 
   // ---------------------------------------------------------------------------------------
@@ -324,22 +321,35 @@ export class MoEDeploymentReconciler {
       placementConfigMap: this.#d.configMaps.get(childNames(d.metadata.name!).placement, d.metadata.namespace),
       lastGoodHeat: mem.lastGoodHeat,
       managesWorkloads: actuator.managesWorkloads,
+      drainMs: cfg.drainSeconds * 1000,
       nowMs,
     });
     mem.capacityState = plan.decision.count.nextState;
     if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
-    const errors = await applyWideEP(this.#d.kube, plan, log);
+    const errors = await applyWideEP(this.#d.kube, plan, log, this.#d.readLeaderWorkerSet);
     await this.#writeStatus(obj, plan.status);
-    const m = this.#d.metrics;
-    const l = { namespace: d.metadata.namespace!, name: d.metadata.name! };
-    m.gpusDesired.set(l, plan.status.desiredGpus ?? 0);
-    m.gpusCurrent.set(l, plan.status.currentGpus ?? 0);
-    m.gpusReady.set(l, (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0));
-    m.capacityPendingShards.set(l, actuator.managesWorkloads ? pendingGpus(plan) : 0);
-    const pending = turnedTrueEvent(d.status?.conditions, plan.status.conditions, ConditionType.CapacityPending);
-    if (pending) await this.#event(obj, pending, nowMs);
+    this.#recordMetrics(d, plan.verdict, plan.status, {
+      gpusReady: (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0),
+      pendingShards: actuator.managesWorkloads ? pendingGpus(plan) : 0,
+    });
+    for (const e of wideEPEvents(d.status, plan, actuator.managesWorkloads)) await this.#event(obj, e, nowMs);
+    if (actuator.managesWorkloads) await this.#retireOldTopology(obj, d, plan.status, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
-    return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs) };
+    const drainMs = plan.drain?.remainingMs;
+    return { requeueAfterMs: Math.min(cfg.reconcileIntervalMs, refreshMs, Math.max(drainMs ?? Infinity, 200)) };
+  }
+
+  /** After a switch of spec.serving.topology: the old topology's children go once the new one serves (topology-switch.ts). */
+  async #retireOldTopology(
+    obj: MoEDeploymentObject,
+    d: MoEDeployment,
+    status: MoEDeploymentStatus,
+    nowMs: number,
+  ): Promise<void> {
+    const ns = d.metadata.namespace;
+    const old = oldTopology(d, this.#d.pods.list(ns), this.#d.deployments.get(childNames(d.metadata.name!).router, ns));
+    if (!old || !readyToRetire(status)) return;
+    await this.#event(obj, await retireOldTopology(this.#d.kube, d, old), nowMs);
   }
 
   /** spec.prewarm.staging: Jobs and node marks toward the staging plan (staging.ts); failed writes are retried next time. */
@@ -717,7 +727,7 @@ export class MoEDeploymentReconciler {
 
   #recordMetrics(
     d: MoEDeployment,
-    decision: Decision,
+    decision: Pick<Decision, "reason" | "capacity">,
     status: MoEDeploymentStatus,
     shards: { gpusReady: number; pendingShards: number },
   ): void {
@@ -745,4 +755,20 @@ function latest(a: number | undefined, b: number | undefined): number | undefine
 /** A since-shift reading makes a rebalance due once, and only where the current placement is the planned one. */
 function sinceShiftDue(heat: HeatReading, shift: HeatShiftState | undefined, planned: boolean): number | undefined {
   return planned && shift !== undefined && !shift.followedUp ? heat.sinceShiftSeconds : undefined;
+}
+
+/** The next reconcile: when the readings are due (not a whole interval after one that reused them), or the rollout's wait. */
+function requeueAfterMs(
+  observed: Observed,
+  reconcileIntervalMs: number,
+  rolloutMs: number | undefined,
+  nowMs: number,
+): number {
+  const readDueMs =
+    observed.readAtMs === undefined
+      ? observed.refreshMs
+      : Math.max(1_000, observed.readAtMs + observed.refreshMs - nowMs);
+  const waits = [reconcileIntervalMs, readDueMs];
+  if (rolloutMs !== undefined) waits.push(Math.max(rolloutMs, 200));
+  return Math.min(...waits);
 }

@@ -53,6 +53,25 @@ export interface GpuSupply {
   readonly held: number;
 }
 
+/**
+ * What the shared condition, status and event builders read of a decision: decide()'s Decision,
+ * or a WideEP decision in GPUs (wideep.ts), so both topologies report through the same functions.
+ */
+export type CountVerdict = Pick<
+  Decision,
+  | "desiredShards"
+  | "capacity"
+  | "reason"
+  | "message"
+  | "heatProblem"
+  | "usdPerHourNow"
+  | "usdPerHourDesired"
+  | "loadTokensPerSecond"
+>;
+
+/** A StatusInput pick whose decision may be any CountVerdict. */
+type WithVerdict<K extends keyof StatusInput> = Pick<StatusInput, K> & { decision: CountVerdict };
+
 export interface MissingGpus {
   readonly count: number;
   readonly message: string;
@@ -74,7 +93,7 @@ function gpuWhere(d: MoEDeployment): string {
  * are held and come back when the old pods go. Undefined when nothing is missing.
  */
 export function missingGpus(
-  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "managesWorkloads" | "gpus">,
+  x: WithVerdict<"deployment" | "shardPods" | "managesWorkloads" | "gpus">,
 ): MissingGpus | undefined {
   if (!x.managesWorkloads || !x.gpus) return undefined;
   const count = x.decision.desiredShards - x.gpus.held - x.gpus.free;
@@ -140,12 +159,12 @@ export function servingShardCount(pods: readonly ShardPod[]): number {
   return pods.filter((p) => p.ready && !p.terminating && p.drainStartedMs === undefined).length;
 }
 
-function isHolding(decision: Decision): boolean {
+function isHolding(decision: CountVerdict): boolean {
   const r = decision.capacity?.reason;
   return r !== undefined && isMetricsHold(r);
 }
 
-export function metricsCondition(x: Pick<StatusInput, "heat" | "latency" | "decision">): ConditionInput {
+export function metricsCondition(x: WithVerdict<"heat" | "latency">): ConditionInput {
   const { decision } = x;
   const problem =
     x.heat.problem ??
@@ -175,7 +194,7 @@ export function metricsCondition(x: Pick<StatusInput, "heat" | "latency" | "deci
 
 /** Why the SLO is (or may soon be) missed, in the spec's terms. */
 function sloRisks(
-  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "managesWorkloads" | "gpus">,
+  x: WithVerdict<"deployment" | "shardPods" | "managesWorkloads" | "gpus"> & { warming?: string },
 ): string[] {
   const { spec } = x.deployment;
   const conflicts = x.decision.capacity?.conflicts ?? [];
@@ -190,11 +209,15 @@ function sloRisks(
   if (missing) why.push(missing.message);
   const warming = x.shardPods.filter((p) => !p.ready && !p.terminating).length;
   if (warming > 0) why.push(`${warming} shard pod(s) still warming`);
+  if (x.warming) why.push(x.warming);
   return why;
 }
 
 export function sloCondition(
-  x: Pick<StatusInput, "deployment" | "decision" | "shardPods" | "latency" | "managesWorkloads" | "gpus">,
+  x: WithVerdict<"deployment" | "shardPods" | "latency" | "managesWorkloads" | "gpus"> & {
+    /** Units still warming that are not shard pods (WideEP: groups not yet Ready). */
+    warming?: string;
+  },
 ): ConditionInput {
   const { slo } = x.deployment.spec;
   const target = slo.targetLatencyMs;
@@ -236,7 +259,7 @@ export function sloCondition(
   };
 }
 
-export function budgetCondition(x: Pick<StatusInput, "deployment" | "decision">): ConditionInput {
+export function budgetCondition(x: WithVerdict<"deployment">): ConditionInput {
   const { cost } = x.deployment.spec;
   const conflicts = x.decision.capacity?.conflicts ?? [];
   const type = ConditionType.BudgetExceeded;
@@ -457,10 +480,18 @@ function placementStatus(x: StatusInput, nowIso: string): MoEDeploymentStatus["p
   };
 }
 
-function recommendation(x: StatusInput, nowIso: string): MoEDeploymentStatus["recommendation"] {
+export function recommendation(
+  x: Pick<StatusInput, "deployment"> & {
+    decision: CountVerdict & Pick<Decision, "placement">;
+    /** Topology WideEP: the EP groups (shards and gpus count their GPUs). */
+    groups?: number;
+  },
+  nowIso: string,
+): MoEDeploymentStatus["recommendation"] {
   const { decision } = x;
   const core = {
     shards: decision.desiredShards,
+    ...(x.groups !== undefined ? { groups: x.groups } : {}),
     gpus: decision.desiredShards + routerGpuCount(x.deployment.spec),
     usdPerHour: round(decision.usdPerHourDesired, 2),
     placementHash: decision.placement.hash,
@@ -491,7 +522,7 @@ export function coldStartStatus(x: Pick<StatusInput, "decision">): MoEDeployment
   };
 }
 
-function latencyStatus(x: StatusInput): MoEDeploymentStatus["latency"] {
+export function latencyStatus(x: Pick<StatusInput, "deployment" | "latency">): MoEDeploymentStatus["latency"] {
   const { slo } = x.deployment.spec;
   const prev = x.deployment.status?.latency;
   const observedMs = round(x.latency.p99Ms, 1);
@@ -507,7 +538,7 @@ function latencyStatus(x: StatusInput): MoEDeploymentStatus["latency"] {
   return { metric: slo.metric, percentile: slo.percentile, observedMs, targetMs: slo.targetLatencyMs, sampleTime };
 }
 
-function costStatus(x: StatusInput): MoEDeploymentStatus["cost"] {
+export function costStatus(x: WithVerdict<"managesWorkloads">): MoEDeploymentStatus["cost"] {
   const usdPerHour = round(x.managesWorkloads ? x.decision.usdPerHourNow : 0, 2) ?? 0;
   const tokens = x.decision.loadTokensPerSecond;
   return {
@@ -517,7 +548,10 @@ function costStatus(x: StatusInput): MoEDeploymentStatus["cost"] {
   };
 }
 
-function lastScale(x: StatusInput, nowIso: string): MoEDeploymentStatus["lastScale"] {
+export function lastScale(
+  x: WithVerdict<"deployment" | "managesWorkloads">,
+  nowIso: string,
+): MoEDeploymentStatus["lastScale"] {
   const prev = x.deployment.status;
   const { decision } = x;
   if (!x.managesWorkloads || prev?.desiredShards === undefined || prev.desiredShards === decision.desiredShards)

@@ -7,18 +7,39 @@ import type { CachedPod } from "./cached.ts";
 import type { Logger } from "pino";
 import { ConditionReason, ConditionType } from "../../api/constants.ts";
 import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
-import type { KubeWriter } from "../../adapters/kube.ts";
+import type { KubeClient, KubeWriter } from "../../adapters/kube.ts";
+import { KubeApiError } from "../../adapters/kube-errors.ts";
 import type { CapacityState } from "../../domain/capacity/index.ts";
 import type { DeploymentPolicy } from "../../domain/decide.ts";
 import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
 import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
 import { groupPlacement } from "../../domain/wideep/placement.ts";
-import { readGroupPod, renderLeaderWorkerSet, type LeaderWorkerSet } from "./codecs/leaderworkerset.ts";
+import {
+  LWS_API_VERSION,
+  LWS_KIND,
+  lwsToApply,
+  readGroupPod,
+  renderLeaderWorkerSet,
+  type LeaderWorkerSet,
+} from "./codecs/leaderworkerset.ts";
 import { readPlacementConfigMap, renderPlacementConfigMap } from "./codecs/placement-configmap.ts";
 import { childNames, expertSetHash, shardExperts } from "./children.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
 import { mergeConditions, type ConditionInput } from "./conditions.ts";
 import { ChildApplyError } from "./errors.ts";
+import { planGroupDrain, type GroupDrain } from "./group-drain.ts";
+import { ShardAnnotation } from "./codecs/shard-pod.ts";
+import { conditionEvents, scaledEvent, type EventSpec } from "./events.ts";
+import {
+  budgetCondition,
+  costStatus,
+  lastScale,
+  latencyStatus,
+  metricsCondition,
+  recommendation,
+  sloCondition,
+  type CountVerdict,
+} from "./status.ts";
 import type { HeatReading, LatencyReading } from "./sources.ts";
 
 export interface WideEPInput {
@@ -35,13 +56,19 @@ export interface WideEPInput {
   lastGoodHeat?: number[][];
   /** Auto: the LeaderWorkerSet is applied and status reports the live groups. */
   managesWorkloads: boolean;
+  /** How long a Ready group is marked draining before a scale-down removes it (group-drain.ts); default 0. */
+  drainMs?: number;
   nowMs: number;
 }
 
 export interface WideEPPlan {
   decision: WideEPDecision;
+  /** The decision in GPUs, as the shared condition/status/event builders read it. */
+  verdict: CountVerdict;
   /** The LeaderWorkerSet to apply (Auto only). */
   lws?: LeaderWorkerSet;
+  /** Auto: the groups draining before a scale-down, and the leader pods to mark or unmark. */
+  drain?: GroupDrain;
   /** The shared placement's ConfigMap to apply before it (Auto only; undefined when the published one is current). */
   placementConfigMap?: V1ConfigMap;
   /** The shared placement's decision (the reconciler remembers its heat and evaluation). */
@@ -70,9 +97,11 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
       heat: x.heat.heat,
       observedP99Ms: x.latency.p99Ms,
       provisionedGroups,
+      decidedGroups: decidedGroups(d, g, x.managesWorkloads),
       pods,
       capacityState: x.capacityState,
       trackingSinceMs: x.trackingSinceMs,
+      lastScaleUpMs: lastScaleUpMs(d),
     },
     x.policy,
     shape,
@@ -96,7 +125,20 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   );
   const cm = placementToPublish(d, placement, published, x.placementConfigMap);
   const nowIso = new Date(x.nowMs).toISOString();
-  const conditions = wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups);
+  const drain = x.managesWorkloads
+    ? planGroupDrain(d, x.pods, {
+        target: decision.groups,
+        provisioned: provisionedGroups,
+        states: decision.states,
+        drainMs: x.drainMs ?? 0,
+        nowMs: x.nowMs,
+      })
+    : undefined;
+  const verdict = verdictOf(decision, g);
+  const conditions = [
+    ...wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups),
+    ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups),
+  ];
   const status: MoEDeploymentStatus = {
     ...d.status,
     observedGeneration: d.metadata.generation,
@@ -105,20 +147,103 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     desiredGpus: decision.groups * g,
     currentShards: x.managesWorkloads ? provisionedGroups * g : 0,
     currentGpus: x.managesWorkloads ? provisionedGroups * g : 0,
-    groups: {
-      desired: decision.groups,
-      ready: x.managesWorkloads ? decision.readyGroups : 0,
-      gpusPerGroup: g,
-      ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
-    },
+    groups: groupsStatus(decision, drain, g),
     ...(cm.status ? { placement: placementStatus(d, cm.status, placement, nowIso) } : {}),
+    latency: latencyStatus({ deployment: d, latency: x.latency }),
+    cost: costStatus({ managesWorkloads: x.managesWorkloads, decision: verdict }),
+    lastScale: lastScale({ deployment: d, managesWorkloads: x.managesWorkloads, decision: verdict }, nowIso),
+    recommendation: recommendation(
+      {
+        deployment: d,
+        decision: { ...verdict, placement, message: `${decision.groups} EP group(s) of ${g} GPUs: ${verdict.message}` },
+        groups: decision.groups,
+      },
+      nowIso,
+    ),
   };
   return {
     decision,
-    lws: x.managesWorkloads ? renderLeaderWorkerSet(d, decision.groups) : undefined,
+    verdict,
+    lws: drain ? renderLeaderWorkerSet(d, drain.replicas) : undefined,
+    drain,
     placementConfigMap: x.managesWorkloads ? cm.apply : undefined,
     placement,
     status,
+  };
+}
+
+/** Auto: the groups last decided (status.desiredShards, GPUs), which the running groups exceed while some drain. */
+function decidedGroups(d: MoEDeployment, g: number, auto: boolean): number | undefined {
+  const gpus = d.status?.desiredShards;
+  return auto && gpus !== undefined && d.status?.groups !== undefined ? Math.ceil(gpus / g) : undefined;
+}
+
+/** status.groups: desired is the LeaderWorkerSet's replicas (above the decision while groups drain). */
+function groupsStatus(
+  decision: WideEPDecision,
+  drain: GroupDrain | undefined,
+  g: number,
+): NonNullable<MoEDeploymentStatus["groups"]> {
+  return {
+    desired: drain?.replicas ?? decision.groups,
+    ready: drain ? decision.readyGroups : 0,
+    gpusPerGroup: g,
+    ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
+    ...(drain && drain.draining.length > 0 ? { draining: [...drain.draining] } : {}),
+  };
+}
+
+const lastScaleUpMs = (d: MoEDeployment): number | undefined => {
+  const l = d.status?.lastScale;
+  return l && l.toShards > l.fromShards ? Date.parse(l.time) : undefined;
+};
+
+/** The group decision in GPUs (one shard is one GPU under WideEP). */
+export function verdictOf(decision: WideEPDecision, gpusPerGroup: number): CountVerdict {
+  return {
+    desiredShards: decision.groups * gpusPerGroup,
+    capacity: decision.count.capacity,
+    reason: decision.count.reason,
+    message: decision.count.message,
+    heatProblem: decision.heatProblem,
+    usdPerHourNow: decision.usdPerHourNow,
+    usdPerHourDesired: decision.usdPerHourDesired,
+    loadTokensPerSecond: decision.loadTokensPerSecond,
+  };
+}
+
+/** MetricsAvailable, SLOMet and BudgetExceeded from the functions Disaggregated deployments use. */
+function sharedConditions(x: WideEPInput, verdict: CountVerdict, groupsNotReady: number): ConditionInput[] {
+  const common = {
+    deployment: x.deployment,
+    decision: verdict,
+    heat: x.heat,
+    latency: x.latency,
+    shardPods: [],
+    managesWorkloads: x.managesWorkloads,
+  };
+  const warming = x.managesWorkloads && groupsNotReady > 0 ? `${groupsNotReady} EP group(s) not yet Ready` : undefined;
+  return [metricsCondition(common), sloCondition({ ...common, warming }), budgetCondition(common)];
+}
+
+/** ScaledUp/ScaledDown (Auto) and the Warnings for conditions that turned bad, as for Disaggregated. */
+export function wideEPEvents(previous: MoEDeploymentStatus | undefined, plan: WideEPPlan, auto: boolean): EventSpec[] {
+  const out = [
+    auto ? scaledEvent(previous?.desiredShards, plan.verdict) : undefined,
+    auto ? drainEvent(plan) : undefined,
+    ...conditionEvents(previous, plan.status),
+  ];
+  return out.filter((e): e is EventSpec => e !== undefined);
+}
+
+/** GroupDraining when leader pods are marked at this reconcile. */
+function drainEvent(plan: WideEPPlan): EventSpec | undefined {
+  const dr = plan.drain;
+  if (!dr || dr.mark.length === 0) return undefined;
+  return {
+    type: "Normal",
+    reason: "GroupDraining",
+    message: `EP group(s) ${dr.draining.join(", ")} marked draining (${ShardAnnotation.drainingSince} on the leader pod); the LeaderWorkerSet goes from ${dr.replicas} to ${plan.decision.groups} group(s) in ${Math.ceil((dr.remainingMs ?? 0) / 1000)} s`,
   };
 }
 
@@ -238,8 +363,58 @@ function wideEPConditions(
   ];
 }
 
-/** Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns spec.replicas). */
-export async function applyWideEP(kube: KubeWriter, plan: WideEPPlan, log: Logger): Promise<ChildApplyError[]> {
+/** The drain marks on leader pods (set, or removed with null); a pod already gone is skipped. */
+async function writeDrainMarks(kube: KubeWriter, plan: WideEPPlan): Promise<ChildApplyError[]> {
+  const ns = plan.lws?.metadata?.namespace;
+  const patches = [
+    ...(plan.drain?.mark ?? []).map((name) => ({ name, value: plan.drain!.atIso as string | null })),
+    ...(plan.drain?.unmark ?? []).map((name) => ({ name, value: null })),
+  ];
+  for (const { name, value } of patches) {
+    try {
+      await kube.mergePatch(
+        { apiVersion: "v1", kind: "Pod", namespace: ns, name },
+        { metadata: { annotations: { [ShardAnnotation.drainingSince]: value } } },
+      );
+    } catch (err) {
+      if (err instanceof KubeApiError && err.kubeError.kind === "NotFound") continue;
+      return [new ChildApplyError("patch", { kind: "Pod", name }, err)];
+    }
+  }
+  return [];
+}
+
+/** Reads the live LeaderWorkerSet (undefined when there is none). */
+export type LwsReader = (namespace: string, name: string) => Promise<LeaderWorkerSet | undefined>;
+
+/** An LwsReader on the API server (a GET; NotFound is undefined). */
+export function lwsReader(kube: Pick<KubeClient, "objects">): LwsReader {
+  return async (namespace, name) => {
+    try {
+      return (await kube.objects.read({
+        apiVersion: LWS_API_VERSION,
+        kind: LWS_KIND,
+        metadata: { name, namespace },
+      })) as LeaderWorkerSet;
+    } catch (err) {
+      const e = new KubeApiError(`get ${LWS_KIND}/${name}`, err);
+      if (e.kubeError.kind === "NotFound") return undefined;
+      throw e;
+    }
+  };
+}
+
+/**
+ * Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns
+ * spec.replicas), only when the live one (read first) differs from it (lwsToApply); a failed read
+ * applies.
+ */
+export async function applyWideEP(
+  kube: KubeWriter,
+  plan: WideEPPlan,
+  log: Logger,
+  read?: LwsReader,
+): Promise<ChildApplyError[]> {
   // The placement first: the group pods mount it and the engine reads it at start.
   const cm = plan.placementConfigMap;
   if (cm) {
@@ -249,8 +424,15 @@ export async function applyWideEP(kube: KubeWriter, plan: WideEPPlan, log: Logge
       return [new ChildApplyError("apply", { kind: "ConfigMap", name: cm.metadata!.name! }, err)];
     }
   }
+  const marks = await writeDrainMarks(kube, plan);
+  if (marks.length > 0) return marks;
   if (!plan.lws) return [];
-  const lws = plan.lws;
+  const live = await read?.(plan.lws.metadata!.namespace!, plan.lws.metadata!.name!).catch((err: unknown) => {
+    log.debug({ err: (err as Error).message }, "could not read the LeaderWorkerSet; applying it");
+    return undefined;
+  });
+  const lws = read ? lwsToApply(plan.lws, live) : plan.lws;
+  if (!lws) return [];
   try {
     await kube.apply(lws);
     log.debug({ lws: lws.metadata?.name, replicas: lws.spec.replicas }, "applied LeaderWorkerSet");

@@ -19,6 +19,12 @@ export interface WideEPSnapshot {
   readonly observedP99Ms?: number;
   /** The LeaderWorkerSet's replicas as last decided (status), or the groups seen. */
   readonly provisionedGroups: number;
+  /**
+   * The groups last decided (status), when they differ from the groups running: while groups drain
+   * before a scale-down the running count stays up, and the capacity policy must see the count it
+   * decided (as Disaggregated passes status.desiredShards), or its rate limit holds the running one.
+   */
+  readonly decidedGroups?: number;
   readonly pods: readonly GroupPod[];
   readonly capacityState?: CapacityState;
   readonly trackingSinceMs: number;
@@ -35,6 +41,11 @@ export interface WideEPDecision {
   /** Groups still wanted with a pod unschedulable past the timeout: reported, never counted. */
   readonly pending: readonly GroupState[];
   readonly heatProblem?: string;
+  /** Offered tokens/s from heat (undefined when heat is not usable this tick). */
+  readonly loadTokensPerSecond: number | undefined;
+  /** Cost of the provisioned and of the decided groups at the policy's GPU price (0 without one). */
+  readonly usdPerHourNow: number;
+  readonly usdPerHourDesired: number;
 }
 
 export function decideWideEP(
@@ -55,7 +66,7 @@ export function decideWideEP(
         metricsAtMs: heat.atMs,
         metricsConfidence: s.heat?.confidence,
         observedP99Ms: s.observedP99Ms,
-        provisionedGpus: s.provisionedGroups * g,
+        provisionedGpus: (s.decidedGroups ?? s.provisionedGroups) * g,
         readyGpus: readyGroups * g,
         // One placement shared by the groups is not measured per group yet: neutral values.
         balancedness: 1,
@@ -72,5 +83,16 @@ export function decideWideEP(
     nowMs,
   );
   const pending = pendingGroups(states, pendingTimeoutMs).filter((p) => p.index < groups);
-  return { groups, count, states, readyGroups, pending, heatProblem: heat.problem };
+  const price = s.usdPerGpuHour ?? policy.defaultUsdPerGpuHour ?? 0;
+  return {
+    groups,
+    count,
+    states,
+    readyGroups,
+    pending,
+    heatProblem: heat.problem,
+    loadTokensPerSecond: heat.load,
+    usdPerHourNow: s.provisionedGroups * g * price,
+    usdPerHourDesired: groups * g * price,
+  };
 }

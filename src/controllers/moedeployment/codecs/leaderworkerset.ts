@@ -6,7 +6,9 @@ import type { CachedPod } from "../cached.ts";
 import { LabelValue } from "../../../api/constants.ts";
 import type { MoEDeployment } from "../../../api/schema.ts";
 import type { GroupPod } from "../../../domain/wideep/groups.ts";
+import { fnv1a64 } from "../../../domain/fnv.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
+import { RouterAnnotation } from "./router.ts";
 
 export const LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1";
 export const LWS_KIND = "LeaderWorkerSet";
@@ -96,6 +98,40 @@ export function renderLeaderWorkerSet(d: MoEDeployment, replicas: number): Leade
       },
     },
   };
+}
+
+/**
+ * The LeaderWorkerSet to apply, stamped with its content hash (the router's annotation,
+ * `moe.dev/applied-hash`); undefined when the live one carries the same hash and a hand edit
+ * changed none of replicas, group size or the containers' images since: an unchanged world
+ * makes no write. `live` undefined (not found, or not read) always applies.
+ */
+export function lwsToApply(want: LeaderWorkerSet, live: LeaderWorkerSet | undefined): LeaderWorkerSet | undefined {
+  const hash = fnv1a64(JSON.stringify(want));
+  const applied = live?.metadata?.annotations?.[RouterAnnotation.appliedHash];
+  if (live && !live.metadata?.deletionTimestamp && applied === hash && lwsDrift(want, live) === undefined)
+    return undefined;
+  return {
+    ...want,
+    metadata: {
+      ...want.metadata,
+      annotations: { ...want.metadata?.annotations, [RouterAnnotation.appliedHash]: hash },
+    },
+  };
+}
+
+/** What a hand edit changed in a LeaderWorkerSet (replicas, group size, images), if anything. */
+export function lwsDrift(want: LeaderWorkerSet, live: LeaderWorkerSet): string | undefined {
+  const changes: string[] = [];
+  const w = want.spec;
+  const l = live.spec;
+  if (l?.replicas !== w.replicas) changes.push(`replicas ${l?.replicas}, want ${w.replicas}`);
+  if (l?.leaderWorkerTemplate?.size !== w.leaderWorkerTemplate.size)
+    changes.push(`size ${l?.leaderWorkerTemplate?.size}, want ${w.leaderWorkerTemplate.size}`);
+  const images = (x: LeaderWorkerSet) =>
+    (x.spec?.leaderWorkerTemplate?.workerTemplate?.spec?.containers ?? []).map((c) => `${c.name}=${c.image}`).join(",");
+  if (images(live) !== images(want)) changes.push(`containers ${images(live)}, want ${images(want)}`);
+  return changes.length > 0 ? changes.join("; ") : undefined;
 }
 
 const podReady = (p: CachedPod) =>
