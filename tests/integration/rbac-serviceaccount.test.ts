@@ -125,6 +125,7 @@ const ALLOWED: Check[] = [
   ["get", "deployments.apps", { ns: APP_NS }],
   ["create", "deployments.apps", { ns: APP_NS }],
   ["patch", "deployments.apps", { ns: APP_NS }],
+  ["delete", "deployments.apps", { ns: APP_NS }], // the router, when the topology switches to WideEP
   ["list", "configmaps", { all: true }],
   ["watch", "configmaps", { all: true }],
   ["get", "configmaps", { ns: APP_NS }],
@@ -134,6 +135,7 @@ const ALLOWED: Check[] = [
   ["get", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["create", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["patch", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
+  ["delete", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }], // topology switched back to Disaggregated
   ["get", "nodes", {}],
   ["list", "nodes", {}],
   ["watch", "nodes", {}],
@@ -195,11 +197,9 @@ const DENIED: Check[] = [
   ["create", "pods", { ns: APP_NS, subresource: "eviction" }],
   ["update", "pods", { ns: APP_NS }],
   ["deletecollection", "pods", { ns: APP_NS }],
-  ["delete", "deployments.apps", { ns: APP_NS }],
   ["update", "deployments.apps", { ns: APP_NS }],
   ["patch", "deployments.apps", { ns: APP_NS, subresource: "scale" }],
   ["delete", "configmaps", { ns: APP_NS }],
-  ["delete", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["update", "leaderworkersets.leaderworkerset.x-k8s.io", { ns: APP_NS }],
   ["create", "statefulsets.apps", { ns: APP_NS }],
   ["update", "jobs.batch", { ns: APP_NS }],

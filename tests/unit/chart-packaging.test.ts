@@ -113,6 +113,7 @@ const NAMESPACED_PERMISSIONS = [
   "apps/deployments:watch",
   "apps/deployments:create",
   "apps/deployments:patch",
+  "apps/deployments:delete", // the router, when spec.serving.topology switches to WideEP
   "core/configmaps:get",
   "core/configmaps:list",
   "core/configmaps:watch",
@@ -121,6 +122,7 @@ const NAMESPACED_PERMISSIONS = [
   "leaderworkerset.x-k8s.io/leaderworkersets:get", // topology WideEP: server-side apply
   "leaderworkerset.x-k8s.io/leaderworkersets:create",
   "leaderworkerset.x-k8s.io/leaderworkersets:patch",
+  "leaderworkerset.x-k8s.io/leaderworkersets:delete", // topology switched back to Disaggregated
   "batch/jobs:get", // weight staging (spec.prewarm.staging): one Job per node
   "batch/jobs:list",
   "batch/jobs:watch",

@@ -79,19 +79,21 @@ src/adapters/kube.ts (apply = patch, create, merge patch, delete, status update,
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["create", "patch", "delete"]
-# Router Deployment: server-side apply (patch; create on first apply).
+# Router Deployment: server-side apply (patch; create on first apply); deleted when
+# spec.serving.topology switches to WideEP (once the groups serve).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Placement ConfigMap (server-side apply) and the heat ConfigMap named in a MoEDeployment (get).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # Topology WideEP: the LeaderWorkerSet of EP groups, server-side apply (patch; create on first
-# apply). Its pods are read from the pod informer (they carry the managed-by label).
+# apply); deleted when spec.serving.topology switches back to Disaggregated (once it serves). Its
+# pods are read from the pod informer (they carry the managed-by label).
 - apiGroups: ["leaderworkerset.x-k8s.io"]
   resources: ["leaderworkersets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "create", "patch", "delete"]
 # Weight staging (spec.prewarm.staging): one Job per node stages or evicts the weights; the
 # informer lists only the operator's Jobs (managed-by label); a finished Job is deleted.
 - apiGroups: ["batch"]
