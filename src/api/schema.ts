@@ -912,7 +912,7 @@ const StagingBase = z.object({
     .boolean()
     .default(false)
     .describe(
-      "Copy the model's weights to the local disks of the GPU nodes the forecast and the schedules will need, one Job per node, ahead of time.",
+      "Copy the model's weights to the local disks of the GPU nodes the forecast and the schedules will need, one Job per node, ahead of time. Done in mode Auto with topology Disaggregated only. Turning it off (or deleting the MoEDeployment) leaves the node labels and the files on disk.",
     ),
   image: z
     .string()
@@ -1503,7 +1503,7 @@ export const StagedNodeSchema = z
         "Staging (its Job runs), Staged (the node carries the mark with the current digest), Failed (its Job failed; retried once the Job is gone) or Evicting (its evict Job runs).",
       ),
     lastNeededTime: Time(
-      "When the staging plan last wanted this node; it is evicted spec.prewarm.staging.evictAfterSeconds after.",
+      "When the staging plan stopped wanting this node (absent while it is wanted); it is evicted spec.prewarm.staging.evictAfterSeconds after.",
     ).optional(),
     message: z.string().max(1_024).describe("Why the Job failed, for phase Failed.").optional(),
   })

@@ -99,6 +99,8 @@ export class GroupFleetEmulator {
       this.shape,
       0,
     );
+    // Groups removed by a scale-down leave no backlog for a later group with the same index.
+    for (const index of [...this.#queues.keys()]) if (index >= groups) this.#queues.delete(index);
     const servingGroups = states.filter((s) => s.ready).length;
     const perGroup = servingGroups > 0 ? tokensPerSecond / servingGroups : 0;
     const out = states.map((s): GroupSecond => {

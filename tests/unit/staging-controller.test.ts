@@ -15,6 +15,7 @@ import {
   stagedLabelKey,
   stagingDigest,
   stagingJobName,
+  syncStaging,
   stagingJobsByNode,
   stagingShardsNeeded,
   withStagedNodes,
@@ -86,6 +87,30 @@ describe("staging Jobs", () => {
     expect(readStagingJob(failed)).toMatchObject({ state: "failed", message: "BackoffLimitExceeded: x" });
     const done: V1Job = { ...job, status: { conditions: [{ type: "Complete", status: "True" }] } };
     expect(readStagingJob(done)?.state).toBe("succeeded");
+  });
+
+  it("names Jobs apart for deployments whose names share the first 40 characters, and bounds their run", () => {
+    const long = "a".repeat(40);
+    expect(stagingJobName(`${long}-one`, "stage", "gpu-7")).not.toBe(stagingJobName(`${long}-two`, "stage", "gpu-7"));
+    expect(stagingJobName(`${long}-one`, "stage", "gpu-7").length).toBeLessThanOrEqual(63);
+    expect(renderStagingJob(sample(ON), "gpu-7", "stage", "abc").spec?.activeDeadlineSeconds).toBeGreaterThan(0);
+  });
+
+  it("deletes a Job whose node is gone (the Job controller would retry it forever)", async () => {
+    const d = sample(ON);
+    const deleted: string[] = [];
+    const kube = {
+      delete: (ref: { name: string }) => {
+        deleted.push(ref.name);
+        return Promise.resolve();
+      },
+      create: () => Promise.resolve(),
+      mergePatch: () => Promise.resolve(),
+    } as unknown as Parameters<typeof syncStaging>[0];
+    const job = renderStagingJob(d, "gone-node", "stage", stagingDigest(d.spec));
+    const decision = { desiredShards: 0, shardNodes: [], capacity: undefined } as unknown as Decision;
+    await syncStaging(kube, d, { nodes: [], views: [], shardPods: [], jobs: [job], decision, nowMs: 0 });
+    expect(deleted).toEqual([job.metadata!.name]);
   });
 
   it("finds only this deployment's Jobs", () => {

@@ -72,7 +72,12 @@ describe("planStaging: which nodes", () => {
     ];
     const p = planStaging(input(nodes, { neededShards: 4 }));
     expect(p.want).toEqual(["c"]);
-    expect(p.nodes).toContainEqual({ name: "b", phase: "Failed", message: "BackoffLimitExceeded" });
+    expect(p.nodes).toContainEqual({
+      name: "b",
+      phase: "Failed",
+      lastNeededMs: 100 * HOUR,
+      message: "BackoffLimitExceeded",
+    });
   });
 });
 
@@ -100,16 +105,26 @@ describe("planStaging: Jobs and marks", () => {
     const staged = (lastNeededMs: number) => node("a", 8, { markedDigest: D, lastNeededMs });
     expect(planStaging(input([staged(now - 23 * HOUR)])).evict).toEqual([]);
     expect(planStaging(input([staged(now - 24 * HOUR)])).evict).toEqual(["a"]);
-    // Wanted: its lastNeeded moves to now.
+    // Wanted: no idle time (absent, so the status stays the same while the node stays wanted).
     const p = planStaging(input([staged(now - 30 * HOUR)], { neededShards: 1 }));
     expect(p.evict).toEqual([]);
-    expect(p.nodes).toEqual([{ name: "a", phase: "Staged", lastNeededMs: now }]);
+    expect(p.nodes).toEqual([{ name: "a", phase: "Staged" }]);
+    expect(planStaging(input([staged(now - 30 * HOUR)], { neededShards: 1, nowMs: now + 5_000 })).nodes).toEqual(
+      p.nodes,
+    );
   });
 
-  it("keeps a staged node that runs our shards, and never evicts on an unknown lastNeeded", () => {
+  it("keeps a staged node that runs our shards, and starts the idle clock of one whose time is unknown", () => {
     const p = planStaging(input([node("a", 0, { markedDigest: D, shardGpus: 8 }), node("b", 8, { markedDigest: D })]));
     expect(p.want).toEqual(["a"]);
     expect(p.evict).toEqual([]);
+    const b = p.nodes.find((n) => n.name === "b")!;
+    expect(b.lastNeededMs).toBe(100 * HOUR);
+    // With that time written back, it is evicted once evictAfter has passed.
+    const later = planStaging(
+      input([node("b", 8, { markedDigest: D, lastNeededMs: b.lastNeededMs })], { nowMs: 100 * HOUR + 24 * HOUR }),
+    );
+    expect(later.evict).toEqual(["b"]);
   });
 
   it("restages a node serving our shards whose mark has a stale digest, instead of evicting it", () => {
@@ -127,7 +142,7 @@ describe("planStaging: Jobs and marks", () => {
     const p = planStaging(input(nodes, { neededShards: 16 }));
     expect(p.unmark).toEqual(["a"]);
     expect(p.want).toEqual([]); // evicting nodes are not picked until their mark is gone
-    expect(p.nodes).toEqual([{ name: "b", phase: "Evicting" }]);
+    expect(p.nodes).toEqual([{ name: "b", phase: "Evicting", lastNeededMs: 100 * HOUR }]);
   });
 });
 

@@ -292,7 +292,16 @@ export class MoEDeploymentReconciler {
       mem.placementWritten = { cm: plan.placementConfigMap, version: plan.placement.version, atMs: nowMs };
     if (result.errors.length > 0) throw new ApplyFailed(key, result.errors);
 
-    return { requeueAfterMs: requeueAfterMs(observed, cfg.reconcileIntervalMs, result.rollout?.requeueAfterMs, nowMs) };
+    // A shift detected by this tick's decision shortens the refresh from now on (shift-window.ts).
+    const refreshMs = shiftRefreshMs(d.spec.heatSource.refreshIntervalSeconds * 1000, mem.heatShift);
+    return {
+      requeueAfterMs: requeueAfterMs(
+        { ...observed, refreshMs },
+        cfg.reconcileIntervalMs,
+        result.rollout?.requeueAfterMs,
+        nowMs,
+      ),
+    };
   }
 
   // ---------------------------------------------------------------------------------------
@@ -349,7 +358,8 @@ export class MoEDeploymentReconciler {
     const ns = d.metadata.namespace;
     const old = oldTopology(d, this.#d.pods.list(ns), this.#d.deployments.get(childNames(d.metadata.name!).router, ns));
     if (!old || !readyToRetire(status)) return;
-    await this.#event(obj, await retireOldTopology(this.#d.kube, d, old), nowMs);
+    const event = await retireOldTopology(this.#d.kube, d, old);
+    if (event) await this.#event(obj, event, nowMs);
   }
 
   /** spec.prewarm.staging: Jobs and node marks toward the staging plan (staging.ts); failed writes are retried next time. */
@@ -617,7 +627,7 @@ export class MoEDeploymentReconciler {
       ),
       // Only where the operator publishes what it plans: elsewhere the current placement is not the planned one.
       baselineBalancedness: managed && !recovered ? mem.baselineBalancedness : undefined,
-      heatSinceShiftSeconds: sinceShiftDue(heat, mem.heatShift, managed && !recovered),
+      heatSinceShiftSeconds: sinceShiftDue(heat, atMs, mem.heatShift, managed && !recovered),
       rolloutInProgress:
         current !== undefined &&
         (shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready) ||
@@ -753,8 +763,16 @@ function latest(a: number | undefined, b: number | undefined): number | undefine
 }
 
 /** A since-shift reading makes a rebalance due once, and only where the current placement is the planned one. */
-function sinceShiftDue(heat: HeatReading, shift: HeatShiftState | undefined, planned: boolean): number | undefined {
-  return planned && shift !== undefined && !shift.followedUp ? heat.sinceShiftSeconds : undefined;
+function sinceShiftDue(
+  heat: HeatReading,
+  readAtMs: number | undefined,
+  shift: HeatShiftState | undefined,
+  planned: boolean,
+): number | undefined {
+  // Only a read that started after the detecting one: the detecting read itself (reused within a
+  // refresh) may carry a since-shift window of an earlier shift.
+  const after = readAtMs !== undefined && shift !== undefined && readAtMs > shift.fromMs;
+  return planned && after && !shift.followedUp ? heat.sinceShiftSeconds : undefined;
 }
 
 /** The next reconcile: when the readings are due (not a whole interval after one that reused them), or the rollout's wait. */

@@ -48,6 +48,12 @@ export const StagingAnnotation = {
 const BACKOFF_LIMIT = 2;
 /** A finished Job the operator did not clean up (a failed one) is deleted this long after; a failed node is retried then. */
 const FINISHED_TTL_SECONDS = 600;
+/**
+ * A Job still running after this long failed (a hung download, a pod on a NotReady node): the node
+ * shows Failed and is retried once the Job is gone. ADR 0019 measured ~24 min per node from the
+ * remote store; 3 h leaves room for a slow store.
+ */
+const JOB_DEADLINE_SECONDS = 3 * 3600;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -72,10 +78,14 @@ export function stagedBytesPerNode(model: MoEDeployment["spec"]["model"]): numbe
   return model.routedExperts * moeLayerCount(model) * expertReplicaBytes(model);
 }
 
-/** Deterministic Job name per (deployment, action, node): a restarted operator finds its Jobs. */
+/**
+ * Deterministic Job name per (deployment, action, node): a restarted operator finds its Jobs. The
+ * hash covers the whole deployment name, so two deployments whose names share the 40 characters
+ * kept never collide.
+ */
 export function stagingJobName(name: string, action: "stage" | "evict", node: string): string {
   const prefix = name.slice(0, 40).replace(/[-.]+$/, "");
-  return `${prefix}-${action}-${sha256(node).slice(0, 10)}`;
+  return `${prefix}-${action}-${sha256(`${name}/${node}`).slice(0, 10)}`;
 }
 
 /** The Job that stages (or evicts) the weights on one node: pinned to it, owned by the deployment. */
@@ -98,6 +108,7 @@ export function renderStagingJob(d: MoEDeployment, node: string, action: "stage"
     },
     spec: {
       backoffLimit: BACKOFF_LIMIT,
+      activeDeadlineSeconds: JOB_DEADLINE_SECONDS,
       ttlSecondsAfterFinished: FINISHED_TTL_SECONDS,
       template: {
         metadata: { labels },
@@ -391,7 +402,11 @@ export async function syncStaging(
 ): Promise<{ status: StagingStatus; events: EventSpec[]; errors: string[] } | undefined> {
   if (!d.spec.prewarm.staging.enabled) return undefined;
   const { key, jobs, input } = stagingInput(d, o);
-  const plan = planStaging(input);
+  // A Job pinned to a node that is gone would be retried by the Job controller forever.
+  const nodeNames = new Set(o.nodes.map((n) => n.metadata?.name ?? ""));
+  const orphaned = [...jobs.keys()].filter((n) => !nodeNames.has(n)).sort();
+  const planned = planStaging(input);
+  const plan = orphaned.length > 0 ? { ...planned, deleteJobs: [...planned.deleteJobs, ...orphaned] } : planned;
   const errors = await applyStagingPlan(kube, d, { plan, key, digest: input.digest, jobs });
   const status = stagingStatus(d, plan, key, input.digest);
   const events = stagingEvents(d.status?.staging, plan, status.bytesPerNode, input.digest);

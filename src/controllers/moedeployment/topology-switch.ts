@@ -52,28 +52,40 @@ export function readyToRetire(status: MoEDeploymentStatus): boolean {
   return c(ConditionType.Ready) === "True" || c(ConditionType.CapacityPending) === "True";
 }
 
-/** Deletes the old topology's children (NotFound is done); the event says what went. */
-export async function retireOldTopology(kube: KubeWriter, d: MoEDeployment, old: OldTopology): Promise<EventSpec> {
+/**
+ * Deletes the old topology's children (NotFound is done); the event says what this call deleted,
+ * and there is none when everything was gone already (the caches lag a delete: the group pods of a
+ * deleted LeaderWorkerSet stay until the garbage collector reaches them).
+ */
+export async function retireOldTopology(
+  kube: KubeWriter,
+  d: MoEDeployment,
+  old: OldTopology,
+): Promise<EventSpec | undefined> {
   const ns = d.metadata.namespace;
   const names = childNames(d.metadata.name!);
   const gone: string[] = [];
-  const del = async (ref: { apiVersion: string; kind: string; name: string }, uid?: string) => {
+  const del = async (ref: { apiVersion: string; kind: string; name: string }, uid?: string): Promise<boolean> => {
     try {
       await kube.delete({ ...ref, namespace: ns }, uid ? { uid } : {});
+      return true;
     } catch (err) {
       if (!(err instanceof KubeApiError && err.kubeError.kind === "NotFound")) throw err;
+      return false;
     }
   };
-  if (old.lws) {
-    await del({ apiVersion: LWS_API_VERSION, kind: LWS_KIND, name: names.epGroups });
+  if (old.lws && (await del({ apiVersion: LWS_API_VERSION, kind: LWS_KIND, name: names.epGroups })))
     gone.push(`LeaderWorkerSet ${names.epGroups}`);
-  }
-  if (old.router) {
-    await del({ apiVersion: "apps/v1", kind: "Deployment", name: names.router }, old.router.metadata?.uid);
+  if (
+    old.router &&
+    (await del({ apiVersion: "apps/v1", kind: "Deployment", name: names.router }, old.router.metadata?.uid))
+  )
     gone.push(`router Deployment ${names.router}`);
-  }
-  for (const p of old.shardPods) await del({ apiVersion: "v1", kind: "Pod", name: p.metadata!.name! }, p.metadata?.uid);
-  if (old.shardPods.length > 0) gone.push(`${old.shardPods.length} expert shard pod(s)`);
+  let pods = 0;
+  for (const p of old.shardPods)
+    if (await del({ apiVersion: "v1", kind: "Pod", name: p.metadata!.name! }, p.metadata?.uid)) pods++;
+  if (pods > 0) gone.push(`${pods} expert shard pod(s)`);
+  if (gone.length === 0) return undefined;
   return {
     type: "Normal",
     reason: "TopologySwitched",

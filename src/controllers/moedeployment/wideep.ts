@@ -139,8 +139,11 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     ...wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups),
     ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups),
   ];
+  // What only Disaggregated deployments write (weight staging, shard pods' cold starts) is not
+  // carried over from a status written before a topology switch.
+  const { staging: _staging, coldStart: _coldStart, ...kept } = d.status ?? {};
   const status: MoEDeploymentStatus = {
-    ...d.status,
+    ...kept,
     observedGeneration: d.metadata.generation,
     conditions: mergeConditions(d.status?.conditions, conditions, d.metadata.generation, nowIso),
     desiredShards: decision.groups * g,
@@ -172,10 +175,14 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   };
 }
 
-/** Auto: the groups last decided (status.desiredShards, GPUs), which the running groups exceed while some drain. */
+/**
+ * Auto: the groups last decided (status.desiredShards, GPUs), which the running groups exceed while
+ * some drain; unknown after a change of the group's shape (its GPUs were counted in other groups).
+ */
 function decidedGroups(d: MoEDeployment, g: number, auto: boolean): number | undefined {
   const gpus = d.status?.desiredShards;
-  return auto && gpus !== undefined && d.status?.groups !== undefined ? Math.ceil(gpus / g) : undefined;
+  const sameShape = d.status?.groups?.gpusPerGroup === g;
+  return auto && gpus !== undefined && sameShape ? Math.ceil(gpus / g) : undefined;
 }
 
 /** status.groups: desired is the LeaderWorkerSet's replicas (above the decision while groups drain). */

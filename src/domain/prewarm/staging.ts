@@ -25,7 +25,10 @@ export interface StagingNode {
   readonly markedDigest?: string;
   /** The node's Job for this deployment, if any. */
   readonly job?: StagingJob;
-  /** When the plan last wanted the node (from the last status), if known. */
+  /**
+   * When the plan stopped wanting the node (from the last status): set once when a node is first
+   * seen unwanted, absent while it is wanted, so the status does not change while nothing does.
+   */
   readonly lastNeededMs?: number;
 }
 
@@ -57,7 +60,7 @@ export interface StagingPlan {
   readonly unmark: readonly string[];
   /** Jobs to delete without acting on them (made for another digest; still running or failed). */
   readonly deleteJobs: readonly string[];
-  /** Each node of the plan with its phase and when it was last wanted. */
+  /** Each node of the plan with its phase and, when it is not wanted, since when. */
   readonly nodes: readonly { name: string; phase: StagedPhase; lastNeededMs?: number; message?: string }[];
   /** Extra GPUs the plan is staging for (neededShards - currentShards, at least 0). */
   readonly extraGpus: number;
@@ -146,7 +149,8 @@ export function planStaging(x: StagingInput): StagingPlan {
     const wanted = want.has(n.name);
     const step = stepOf(n, wanted, x);
     if (step) steps[step]!.push(n.name);
-    const lastNeededMs = wanted ? x.nowMs : n.lastNeededMs;
+    // The idle clock starts the first time a node is seen unwanted (also when its time was lost).
+    const lastNeededMs = wanted ? undefined : (n.lastNeededMs ?? x.nowMs);
     const phase = step === "stage" ? "Staging" : step === "evict" ? "Evicting" : phaseOf(n, x.digest);
     if (!phase || step === "unmark" || step === "deleteJob") continue;
     const message = phase === "Failed" ? n.job?.message : undefined;
