@@ -35,7 +35,7 @@ interface AuditEvent {
 }
 
 describe("the operator's informers list in pages", () => {
-  it("every list request of the operator carries limit=500, for all six informers", async () => {
+  it("every list request of the operator carries limit=500, for all seven informers", async () => {
     operator = startOperatorProcess({
       kubeconfigPath: cluster.kubeconfigFor(USER),
       dir: cluster.dir,
@@ -56,7 +56,8 @@ describe("the operator's informers list in pages", () => {
       .map((l) => JSON.parse(l) as AuditEvent)
       .filter((e) => e.user.username === USER && e.verb === "list");
     const resources = new Set(lists.map((e) => e.objectRef?.resource));
-    expect([...resources].sort()).toEqual(["configmaps", "deployments", "moedeployments", "nodes", "pods"]);
+    // Jobs: the weight-staging informer (spec.prewarm.staging), started with the others.
+    expect([...resources].sort()).toEqual(["configmaps", "deployments", "jobs", "moedeployments", "nodes", "pods"]);
     // Two pod informers: the operator's own pods (label selector) and every pod's GPU requests.
     expect(lists.filter((e) => e.objectRef?.resource === "pods").length).toBeGreaterThanOrEqual(2);
     const unpaged = lists.filter((e) => !new URL(e.requestURI, "https://x").searchParams.has("limit"));
