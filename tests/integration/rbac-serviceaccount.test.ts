@@ -183,8 +183,9 @@ const DENIED: Check[] = [
   ["create", "serviceaccounts", { ns: "kube-system" }],
   ["create", "serviceaccounts/token", { ns: "kube-system" }],
   ["create", "daemonsets.apps", { ns: "kube-system" }],
+  // Deployments may be deleted (a topology switch deletes the router) wherever RBAC grants it; in
+  // kube-system the chart's ValidatingAdmissionPolicy refuses every write of the operator.
   ["update", "deployments.apps", { ns: "kube-system" }],
-  ["delete", "deployments.apps", { ns: "kube-system" }],
   ["create", "roles.rbac.authorization.k8s.io", { ns: "kube-system" }],
   ["delete", "configmaps", { ns: "kube-system" }],
   ["update", "configmaps", { ns: "kube-system" }],
