@@ -112,19 +112,22 @@ describe("decide", () => {
     expect(d.heatUsable).toBe(false);
   });
 
+  /** Four Ready shards on node-0 running `current` under `heat` (a load that needs more). */
+  const fourShardsUnderLoad = (heat: number[][], current: Placement): DecisionSnapshot => ({
+    heat: { heat, atMs: 100_000, confidence: 1 },
+    shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
+    provisionedShards: 4,
+    currentPlacement: current,
+    lastRebalanceMs: 90_000,
+    rolloutInProgress: false,
+    trackingSinceMs: 0,
+    nodes,
+  });
+
   it("scales up under load without changing the running shards' experts", () => {
     const heat = scaledHeat(40_000);
     const current = firstPlacement(heat, 4);
-    const snapshot: DecisionSnapshot = {
-      heat: { heat, atMs: 100_000, confidence: 1 },
-      shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
-      provisionedShards: 4,
-      currentPlacement: current,
-      lastRebalanceMs: 90_000,
-      rolloutInProgress: false,
-      trackingSinceMs: 0,
-      nodes,
-    };
+    const snapshot = fourShardsUnderLoad(heat, current);
     // No running shard may change (surge 0): the new shards only add replicas.
     const d = decide(snapshot, policy({ placement: { ...policy().placement, maxChangedShards: 0 } }), 100_000);
     expect(d.desiredShards).toBeGreaterThan(4);
@@ -154,16 +157,7 @@ describe("decide", () => {
       fc.property(fc.integer({ min: 1, max: 10_000 }), fc.double({ min: 0.02, max: 0.5, noNaN: true }), (seed, f) => {
         const heat = scaledHeat(40_000, seed);
         const current = firstPlacement(heat, 4);
-        const snapshot: DecisionSnapshot = {
-          heat: { heat, atMs: 100_000, confidence: 1 },
-          shards: [0, 1, 2, 3].map((i) => ({ shardIndex: i, nodeName: "node-0", ready: true, usdPerGpuHour: 2 })),
-          provisionedShards: 4,
-          currentPlacement: current,
-          lastRebalanceMs: 90_000,
-          rolloutInProgress: false,
-          trackingSinceMs: 0,
-          nodes,
-        };
+        const snapshot = fourShardsUnderLoad(heat, current);
         const placement = { ...policy().placement, maxMoveFraction: f, inPlaceMoves: true };
         const d = decide(snapshot, policy({ placement }), 100_000);
         expect(d.desiredShards).toBeGreaterThan(4);

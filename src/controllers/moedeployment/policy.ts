@@ -8,6 +8,18 @@ import {
 } from "../../api/schema.ts";
 import { makeCapacityPolicy, type LatencyMetric } from "../../domain/capacity/index.ts";
 import type { DeploymentPolicy } from "../../domain/decide.ts";
+import type { PrewarmSchedule } from "../../domain/prewarm/schedule.ts";
+
+/** A spec.prewarm.schedules entry as the domain's schedule (minShards are GPUs: one shard, one GPU). */
+export function scheduleOf(s: NonNullable<MoEDeploymentSpec["prewarm"]["schedules"]>[number]): PrewarmSchedule {
+  return {
+    name: s.name,
+    start: s.start,
+    durationMs: s.durationMinutes * 60_000,
+    timezone: s.timeZone,
+    minGpus: s.minShards,
+  };
+}
 
 const METRIC: Record<ApiLatencyMetric, LatencyMetric> = {
   InterTokenLatency: "itl",
@@ -59,13 +71,7 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
     // policy's default would shorten it to 3 minutes there).
     trend: { fallingScaleDownWindowMs: spec.scaling.scaleDown.stabilizationWindowSeconds * 1000 },
     dataQuality: { maxMetricsAgeMs: Math.max(2 * 60_000, 4 * ctx.reconcileIntervalMs) },
-    schedules: (spec.prewarm.schedules ?? []).map((s) => ({
-      name: s.name,
-      start: s.start,
-      durationMs: s.durationMinutes * 60_000,
-      timezone: s.timeZone,
-      minGpus: s.minShards,
-    })),
+    schedules: (spec.prewarm.schedules ?? []).map(scheduleOf),
     forecast: { enabled: spec.prewarm.predictive.enabled },
     leadTime: {
       defaultColdStartMs: Math.max(

@@ -14,6 +14,7 @@ import {
   type MoEDeploymentStatus,
 } from "../../api/schema.ts";
 import type { Decision, NodeView } from "../../domain/decide.ts";
+import { scheduleOf } from "./policy.ts";
 import { scheduleWindowAt } from "../../domain/prewarm/schedule.ts";
 import {
   planStaging,
@@ -190,16 +191,7 @@ export function stagingShardsNeeded(d: MoEDeployment, decision: Decision, nowMs:
   const upcoming: number[] = [];
   for (const s of d.spec.prewarm.schedules ?? []) {
     try {
-      const w = scheduleWindowAt(
-        {
-          name: s.name,
-          start: s.start,
-          durationMs: s.durationMinutes * 60_000,
-          timezone: s.timeZone,
-          minGpus: s.minShards,
-        },
-        nowMs,
-      );
+      const w = scheduleWindowAt(scheduleOf(s), nowMs);
       if (w.open || (w.opensAtMs !== undefined && w.opensAtMs - nowMs <= leadMs)) upcoming.push(s.minShards);
     } catch {
       /* invalid schedules are reported by the semantic validator */

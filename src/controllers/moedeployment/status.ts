@@ -7,6 +7,7 @@ import { ConditionType, ConditionReason } from "../../api/constants.ts";
 import { routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
 import type { Decision } from "../../domain/decide.ts";
 import { apiReasonOf, isMetricsHold, prewarmApiReasonOf } from "../../domain/scaling/index.ts";
+import { scheduleOf } from "./policy.ts";
 import { scheduleWindowAt } from "../../domain/capacity/index.ts";
 import type { RolloutPlan } from "../../domain/rollout/index.ts";
 import { LOAD_TIERS } from "../../domain/prewarm/tiers.ts";
@@ -573,16 +574,7 @@ export function nextPrewarm(
   let best: { atMs: number; name: string; minShards: number } | undefined;
   for (const s of spec.prewarm.schedules ?? []) {
     try {
-      const w = scheduleWindowAt(
-        {
-          name: s.name,
-          start: s.start,
-          durationMs: s.durationMinutes * 60_000,
-          timezone: s.timeZone,
-          minGpus: s.minShards,
-        },
-        nowMs,
-      );
+      const w = scheduleWindowAt(scheduleOf(s), nowMs);
       if (w.open || w.opensAtMs === undefined) continue;
       const atMs = w.opensAtMs - spec.prewarm.coldStartSeconds * 1000;
       if (!best || atMs < best.atMs) best = { atMs, name: s.name, minShards: s.minShards };
