@@ -86,6 +86,22 @@ describe("cold starts tagged by the tier the pod reported", () => {
     expect(nextLoadTier([shard(0, half, true, "peer"), shard(1, rest, true)], 2, 4)).toBe("peer");
   });
 
+  it("expects the node's disk when a staged node has a free GPU and peers cannot send every expert", () => {
+    const full = [
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ];
+    const staged = [{ staged: true, freeGpus: 2 }];
+    // No pod reported a tier, but a staged node has room: the next shard lands there (it prefers it).
+    expect(nextLoadTier([shard(0, full, true)], 2, 4, staged)).toBe("node-disk");
+    expect(nextLoadTier([shard(0, full, true, "remote")], 2, 4, staged)).toBe("node-disk");
+    // Peers still win when the engine loads from them and every expert has a Ready holder.
+    expect(nextLoadTier([shard(0, full, true, "peer")], 2, 4, staged)).toBe("peer");
+    // A staged node that is full, or a node that is not staged, does not count.
+    expect(nextLoadTier([shard(0, full, true, "remote")], 2, 4, [{ staged: true, freeGpus: 0 }])).toBe("remote");
+    expect(nextLoadTier([shard(0, full, true)], 2, 4, [{ freeGpus: 8 }])).toBeUndefined();
+  });
+
   it("reports the lead the decision used and the median cold start per tier in status", () => {
     const decision = {
       capacity: { signals: { leadTimeMs: 75_040 } },

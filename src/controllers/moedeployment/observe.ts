@@ -143,17 +143,24 @@ export function coldStartInputs(starts: readonly { durationMs: number; tier?: Lo
 }
 
 /**
- * The tier the next new shard will load from, from what the live shard pods reported: peers when some
- * pod loaded from peers (the engine does) and every MoE (layer, expert) has a Ready holder to send it;
- * else remote (this operator stages nothing yet, so a node cache is not assumed on a new node).
- * Undefined when no pod reported a tier: the lead stays one pooled estimate.
+ * The tier the next new shard will load from: peers when some pod loaded from peers (the engine
+ * does) and every MoE (layer, expert) has a Ready holder to send it; else the node's disk when a
+ * node staged with this deployment's weights has a free GPU (new shards prefer staged nodes,
+ * staging.ts); else remote. Undefined when no pod reported a tier and no staged node has room: the
+ * lead stays one pooled estimate.
  */
-export function nextLoadTier(pods: readonly ShardPod[], moeLayers: number, experts: number): LoadTier | undefined {
+export function nextLoadTier(
+  pods: readonly ShardPod[],
+  moeLayers: number,
+  experts: number,
+  nodes: readonly Pick<NodeView, "staged" | "freeGpus">[] = [],
+): LoadTier | undefined {
   const reported = pods.map((p) => loadTierOf(p.pod)).filter((t) => t !== undefined);
-  if (reported.length === 0) return undefined;
+  const nodeStaged = nodes.some((n) => n.staged === true && n.freeGpus > 0);
+  if (reported.length === 0 && !nodeStaged) return undefined;
   const ready = pods.filter((p) => p.ready && !p.terminating);
   const peersHoldExperts = countUncovered(ready, moeLayers, experts) === 0;
-  return chooseLoadTier({ peerLoading: reported.includes("peer"), peersHoldExperts, nodeStaged: false });
+  return chooseLoadTier({ peerLoading: reported.includes("peer"), peersHoldExperts, nodeStaged });
 }
 
 /** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */
