@@ -54,7 +54,7 @@ export interface WideEPDecision {
   readonly loadTokensPerSecond: number | undefined;
   /**
    * Cost of the provisioned and of the decided groups (decide.ts costOf): a bound pod's GPUs at its
-   * node's price (spec.cost.priceLabelKey / prices), other GPUs at the default price (0 without one).
+   * node's price (spec.cost.priceLabelKey, then table), other GPUs at the default price (0 without one).
    */
   readonly usdPerHourNow: number;
   readonly usdPerHourDesired: number;
