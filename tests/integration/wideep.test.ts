@@ -109,6 +109,8 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(condition(s, "SLOMet")).toMatchObject({ status: "True", reason: "WithinTarget" });
     expect(condition(s, "BudgetExceeded")).toMatchObject({ status: "False", reason: "NoBudget" });
     expect(s.latency).toMatchObject({ observedMs: 40, targetMs: 100 });
+    // The group's 16 GPUs at its nodes' price (spec.cost.priceLabelKey: 3.50 on the kwok nodes), not the default 2.
+    expect(s.cost?.usdPerHour).toBe(16 * 3.5);
     const l = await lws();
     expect(l.spec.replicas).toBe(1);
     expect(l.spec.leaderWorkerTemplate.size).toBe(2);
@@ -186,6 +188,11 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(c.message).toMatch(/group 2: (8|16) nvidia\.com\/gpu missing/);
     expect(groupsOf(s)).toMatchObject({ desired: 3, ready: 2, pending: [2] });
     expect(condition(s, "Ready")?.status).toBe("False");
+    // Latency is within the target, but not with the capacity decided for it: SLOMet names the missing GPUs.
+    expect(condition(s, "SLOMet")).toMatchObject({ status: "False", reason: "InsufficientGpuCapacity" });
+    expect(condition(s, "SLOMet")!.message).toMatch(
+      /(8|16) nvidia\.com\/gpu.* missing: 1 EP group\(s\).*\(group 2: (8|16)\)/,
+    );
     expect((await lws()).spec.replicas).toBe(3);
     const events = await getJson<{ items: { type: string; message: string }[] }>(cluster, [
       "get",

@@ -330,6 +330,7 @@ export class MoEDeploymentReconciler {
       trackingSinceMs: mem.trackingSinceMs,
       placementConfigMap: this.#d.configMaps.get(childNames(d.metadata.name!).placement, d.metadata.namespace),
       lastGoodHeat: mem.lastGoodHeat,
+      nodes: nodeViews(d.spec, this.#d.nodes.list(), this.#d.podGpus.list(), []),
       managesWorkloads: actuator.managesWorkloads,
       drainMs: cfg.drainSeconds * 1000,
       nowMs,
