@@ -63,6 +63,41 @@ describe("cold starts tagged by the tier the pod reported", () => {
     expect(loadTierOf(v1("x", 1, "node-disk"))).toBe("node-disk");
   });
 
+  it("ends an in-place pod's cold start at its first acknowledgement, not at a Ready that came first", () => {
+    const at = (s: number) => new Date(T + s * 1000);
+    // kwok: Ready at 3 s, the readiness gate's condition True without our message, no tier yet.
+    const early: V1Pod = {
+      metadata: { uid: "ip", name: "ip", creationTimestamp: at(0), annotations: { "moe.dev/target-generation": "1" } },
+      status: {
+        conditions: [
+          { type: "Ready", status: "True", lastTransitionTime: at(3) },
+          { type: "moe.dev/placement-applied", status: "True", lastTransitionTime: at(3) },
+        ],
+      },
+    };
+    const seen = new Set<string>();
+    expect(newColdStarts([early], seen)).toEqual([]);
+    expect(seen.has("ip")).toBe(false);
+    // The engine loaded from the staged disk, wrote the tier, then acknowledged generation 1 at 21 s.
+    const acked: V1Pod = {
+      metadata: { ...early.metadata, annotations: { ...early.metadata!.annotations, "moe.dev/load-tier": "node-disk" } },
+      status: {
+        conditions: [
+          { type: "Ready", status: "True", lastTransitionTime: at(3) },
+          {
+            type: "moe.dev/placement-applied",
+            status: "True",
+            reason: "Applied",
+            message: "serving generation 1",
+            lastTransitionTime: at(21),
+          },
+        ],
+      },
+    };
+    expect(newColdStarts([acked], seen)).toEqual([{ durationMs: 21_000, tier: "node-disk" }]);
+    expect(newColdStarts([acked], seen)).toEqual([]);
+  });
+
   it("expects peers next only when a pod loaded from peers and every expert has a Ready holder", () => {
     const full = [
       [0, 1, 2, 3],

@@ -58,7 +58,12 @@ import {
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
 import { syncStaging, withStagedNodes } from "./staging.ts";
-import { finalizeStaging, RETIRE_POLL_MS, wantsStagingFinalizer } from "./staging-finalizer.ts";
+import {
+  finalizeStaging,
+  RETIRE_POLL_MS,
+  wantsStagingFinalizer,
+  type StagingStateReader,
+} from "./staging-finalizer.ts";
 import { oldTopology, readyToRetire, retireOldTopology } from "./topology-switch.ts";
 import { applyWideEP, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
@@ -111,6 +116,8 @@ export interface ReconcilerDeps {
   gitops?: PullRequestSync;
   /** Topology WideEP: reads the live LeaderWorkerSet; without it the LeaderWorkerSet is applied at every reconcile. */
   readLeaderWorkerSet?: LwsReader;
+  /** A deletion's staging rounds read nodes and Jobs live (staging-finalizer.ts); without it, the caches. */
+  readStagingState?: StagingStateReader;
 }
 
 /** A MoEDeployment as it comes from the API server (not yet validated). */
@@ -459,11 +466,18 @@ export class MoEDeploymentReconciler {
       kind: obj.kind ?? KIND,
     });
     const ns = obj.metadata.namespace;
+    const observed = this.#d.readStagingState
+      ? await this.#d.readStagingState({
+          namespace: ns!,
+          name: obj.metadata.name!,
+          listed: (obj.status?.staging?.nodes ?? []).map((n) => n.name),
+        })
+      : { nodes: this.#d.nodes.list(), jobs: this.#d.jobs?.list(ns) ?? [] };
     const r = await finalizeStaging(
       this.#d.kube,
       parsed.ok ? { d: parsed.value } : { problem: `the spec is invalid (${formatIssues(parsed.issues)})` },
       // Retiring wants no node: the shards and free GPUs do not matter.
-      { nodes: this.#d.nodes.list(), jobs: this.#d.jobs?.list(ns) ?? [], shardPods: [], views: [] },
+      { ...observed, shardPods: [], views: [] },
       { nowMs, deletedAtMs: new Date(obj.metadata.deletionTimestamp!).getTime() },
     );
     for (const e of r.events) await this.#event(obj, e, nowMs);
