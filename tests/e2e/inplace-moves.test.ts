@@ -112,7 +112,11 @@ async function servedByPods(version: number): Promise<{ status: Placed; pods: V1
       const v = String(status.placement!.version);
       const consistent = ps.every((p) => {
         const s = readInPlace(p);
-        return s !== undefined && s.appliedGeneration === s.generation && p.metadata?.annotations?.["moe.dev/placement-version"] === v;
+        return (
+          s !== undefined &&
+          s.appliedGeneration === s.generation &&
+          p.metadata?.annotations?.["moe.dev/placement-version"] === v
+        );
       });
       const again = await moedStatus(stack.cluster, NAME);
       return consistent && again.placement?.version === status.placement!.version ? { status, pods: ps } : undefined;

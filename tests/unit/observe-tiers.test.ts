@@ -80,7 +80,10 @@ describe("cold starts tagged by the tier the pod reported", () => {
     expect(seen.has("ip")).toBe(false);
     // The engine loaded from the staged disk, wrote the tier, then acknowledged generation 1 at 21 s.
     const acked: V1Pod = {
-      metadata: { ...early.metadata, annotations: { ...early.metadata!.annotations, "moe.dev/load-tier": "node-disk" } },
+      metadata: {
+        ...early.metadata,
+        annotations: { ...early.metadata!.annotations, "moe.dev/load-tier": "node-disk" },
+      },
       status: {
         conditions: [
           { type: "Ready", status: "True", lastTransitionTime: at(3) },

@@ -457,22 +457,23 @@ export class MoEDeploymentReconciler {
    * Deletion with the staging finalizer: evict the staged weights (a round per call), then remove
    * it. Undefined when it is gone (or was never there); else when to come back.
    */
-  async #finalizeStaging(obj: MoEDeploymentObject, log: Logger): Promise<ReconcileResult | undefined> {
-    if (!obj.metadata?.finalizers?.includes(Finalizer.weightStaging)) return undefined;
+  async #finalizeStaging(cached: MoEDeploymentObject, log: Logger): Promise<ReconcileResult | undefined> {
+    if (!cached.metadata?.finalizers?.includes(Finalizer.weightStaging)) return undefined;
+    const ns = cached.metadata.namespace;
+    // Live reads where wired (staging-finalizer.ts says why the caches are not enough here).
+    const live = this.#d.readStagingState
+      ? await this.#d.readStagingState({ namespace: ns!, name: cached.metadata.name! })
+      : { object: cached, nodes: this.#d.nodes.list(), jobs: this.#d.jobs?.list(ns) ?? [] };
+    const obj = live.object;
+    if (!obj?.metadata?.deletionTimestamp || !obj.metadata.finalizers?.includes(Finalizer.weightStaging))
+      return undefined;
     const nowMs = this.#d.clock.nowMs();
     const parsed = parseMoEDeployment({
       ...obj,
       apiVersion: obj.apiVersion ?? API_GROUP_VERSION,
       kind: obj.kind ?? KIND,
     });
-    const ns = obj.metadata.namespace;
-    const observed = this.#d.readStagingState
-      ? await this.#d.readStagingState({
-          namespace: ns!,
-          name: obj.metadata.name!,
-          listed: (obj.status?.staging?.nodes ?? []).map((n) => n.name),
-        })
-      : { nodes: this.#d.nodes.list(), jobs: this.#d.jobs?.list(ns) ?? [] };
+    const observed = { nodes: live.nodes, jobs: live.jobs };
     const r = await finalizeStaging(
       this.#d.kube,
       parsed.ok ? { d: parsed.value } : { problem: `the spec is invalid (${formatIssues(parsed.issues)})` },

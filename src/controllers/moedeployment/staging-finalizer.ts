@@ -4,12 +4,13 @@
 // off, which needs no finalizer) leaves nothing on the nodes. A deletion never waits longer than
 // RETIRE_DEADLINE_MS: then the marks and Jobs go and a Warning names the nodes whose files stay.
 import type { V1Job } from "@kubernetes/client-node";
-import { Finalizer, Label, LabelValue } from "../../api/constants.ts";
+import { API_GROUP, API_VERSION, Finalizer, KIND, Label, LabelValue, PLURAL } from "../../api/constants.ts";
 import type { MoEDeployment, StagingStatus } from "../../api/schema.ts";
 import type { KubeClient, KubeWriter } from "../../adapters/kube.ts";
 import { KubeApiError } from "../../adapters/kube-errors.ts";
 import { projectNode, type CachedNode } from "./cached.ts";
 import type { EventSpec } from "./events.ts";
+import type { MoEDeploymentObject } from "./reconciler.ts";
 import {
   abandonStaging,
   readStagingJob,
@@ -72,23 +73,38 @@ export async function finalizeStaging(
   return { done: r.retired, ...(r.status ? { status: r.status } : {}), events: r.events, errors: r.errors };
 }
 
-/** The nodes and Jobs a deletion's staging round reads. */
+/** What a deletion's staging round reads: the deployment (undefined once gone), its nodes and Jobs. */
 export type StagingStateReader = (d: {
   namespace: string;
   name: string;
-  listed: readonly string[];
-}) => Promise<Pick<StagingObserved, "nodes" | "jobs">>;
+}) => Promise<{ object?: MoEDeploymentObject } & Pick<StagingObserved, "nodes" | "jobs">>;
 
 /**
- * Reads a deleted deployment's staging state from the API server, not the informer caches: the
- * round that finds nothing left removes the finalizer, after which nobody cleans up, so it must not
- * act on a cache that has not yet seen its own last writes (a mark it removed still in the node
- * cache, with the evict Job's deletion already seen, would start a new evict Job that outlives the
- * deployment). Nodes: those carrying the deployment's mark, plus those its Jobs or its last status
- * name (a node that is gone is left out, as in the cache).
+ * Reads a deleted deployment and its staging state from the API server, not the informer caches:
+ * the round that finds nothing left removes the finalizer, after which nobody cleans up, so no
+ * round may act on a view older than the last round's writes. Two stale views each started an
+ * evict Job that outlived the deployment: the deployment's cache still carrying the finalizer and
+ * the last status's node list after the finalizer was removed, and a mark already removed still in
+ * the node cache after the evict Job's deletion was seen. The deployment is read first (its status
+ * names the nodes), then the nodes carrying its mark, plus those its Jobs or its status name (a
+ * node that is gone is left out, as in the cache).
  */
-export function stagingStateReader(kube: Pick<KubeClient, "core" | "objects">): StagingStateReader {
-  return async ({ namespace, name, listed }) => {
+export function stagingStateReader(kube: Pick<KubeClient, "core" | "objects" | "custom">): StagingStateReader {
+  return async ({ namespace, name }) => {
+    let object: MoEDeploymentObject;
+    try {
+      object = (await kube.custom.getNamespacedCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        namespace,
+        plural: PLURAL,
+        name,
+      })) as MoEDeploymentObject;
+    } catch (err) {
+      const e = new KubeApiError(`get ${KIND}/${name}`, err);
+      if (e.kubeError.kind === "NotFound") return { nodes: [], jobs: [] };
+      throw e;
+    }
     const key = stagedLabelKey(namespace, name);
     const [marked, jobList] = await Promise.all([
       kube.core.listNode({ labelSelector: key }).catch((err: unknown) => {
@@ -111,7 +127,7 @@ export function stagingStateReader(kube: Pick<KubeClient, "core" | "objects">): 
     ]);
     const nodes: CachedNode[] = marked.items.map(projectNode);
     const have = new Set(nodes.map((n) => n.metadata?.name));
-    const named = new Set(listed);
+    const named = new Set((object.status?.staging?.nodes ?? []).map((n) => n.name));
     for (const j of jobList.items) {
       const node = readStagingJob(j)?.node;
       if (node) named.add(node);
@@ -124,6 +140,6 @@ export function stagingStateReader(kube: Pick<KubeClient, "core" | "objects">): 
         if (e.kubeError.kind !== "NotFound") throw e;
       }
     }
-    return { nodes, jobs: jobList.items };
+    return { object, nodes, jobs: jobList.items };
   };
 }
