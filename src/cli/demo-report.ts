@@ -423,7 +423,13 @@ function drawColdStarts(f: Frame, i: number, starts: readonly DemoColdStart[], s
     values: [],
   }));
   const axis = niceAxis(Math.max(5, ...starts.map((c) => c.seconds)) * 1.15, (v) => `${formatNumber(v)} s`);
-  const y = drawPanel(f, i, "Shard cold starts by tier (pod creation -> Ready and placement acknowledged)", axis, legend);
+  const y = drawPanel(
+    f,
+    i,
+    "Shard cold starts by tier (pod creation -> Ready and placement acknowledged)",
+    axis,
+    legend,
+  );
   const y0 = y(axis.max);
   const rowEnd: number[] = [];
   for (const m of stagingMarks(stagings, 10)) {
