@@ -294,7 +294,7 @@ async function takeSample(
     `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`,
     "--no-headers",
     "-o",
-    'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,READY:.status.conditions[?(@.type=="Ready")].status,DRAIN:.metadata.labels.moe\\.dev/draining,DEL:.metadata.deletionTimestamp,CREATED:.metadata.creationTimestamp,READYAT:.status.conditions[?(@.type=="Ready")].lastTransitionTime,TIER:.metadata.annotations.moe\\.dev/load-tier,ACK:.status.conditions[?(@.type=="moe.dev/placement-applied")].status,ACKAT:.status.conditions[?(@.type=="moe.dev/placement-applied")].lastTransitionTime',
+    'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,READY:.status.conditions[?(@.type=="Ready")].status,DRAIN:.metadata.labels.moe\\.dev/draining,DEL:.metadata.deletionTimestamp,CREATED:.metadata.creationTimestamp,READYAT:.status.conditions[?(@.type=="Ready")].lastTransitionTime,TIER:.metadata.annotations.moe\\.dev/load-tier,ACKAT:.status.conditions[?(@.type=="moe.dev/placement-applied")].lastTransitionTime,ACK:.status.conditions[?(@.type=="moe.dev/placement-applied")].reason',
   ]);
   const podLines = pods.stdout
     .trim()
@@ -335,14 +335,16 @@ function recordStagings(st: Status, tS: number, w: Watch): void {
 
 /**
  * A shard pod seen Ready and acknowledging its placement for the first time: its cold start (creation
- * to the later of Ready and the first acknowledgement: kwok turns a pod Ready without waiting for the
- * moe.dev/placement-applied readiness gate, so the acknowledgement is when its weights were loaded) and
- * the tier it reported. The acknowledgement's time is read when first seen: later moves rewrite it.
+ * to the later of Ready and the first acknowledgement) and the tier it reported. kwok sets the
+ * moe.dev/placement-applied gate True (no reason) when it initialises the pod and turns it Ready
+ * without waiting for it, so the agent's acknowledgement (reason Applied) is when the weights were
+ * loaded. Its time is read when first seen: later moves rewrite it. (ACK is the last column: an
+ * empty reason prints nothing.)
  */
 function recordColdStarts(podLines: readonly string[], sc: Scenario, w: Watch): void {
   for (const cols of podLines.map((l) => l.trim().split(/\s+/))) {
-    const [name, , , ready, , , created, readyAt, tier, ack, ackAt] = cols;
-    if (!name || ready !== "True" || ack !== "True" || w.coldStarts.has(name)) continue;
+    const [name, , , ready, , , created, readyAt, tier, ackAt, ack] = cols;
+    if (!name || ready !== "True" || ack !== "Applied" || w.coldStarts.has(name)) continue;
     const c = Date.parse(created ?? "");
     const r = Math.max(Date.parse(readyAt ?? ""), Date.parse(ackAt ?? ""));
     if (!Number.isFinite(c) || !Number.isFinite(r) || r < c) continue;
