@@ -423,12 +423,10 @@ function drawColdStarts(f: Frame, i: number, starts: readonly DemoColdStart[], s
     values: [],
   }));
   const axis = niceAxis(Math.max(5, ...starts.map((c) => c.seconds)) * 1.15, (v) => `${formatNumber(v)} s`);
-  const y = drawPanel(
-    f,
-    i,
-    "Shard cold starts by tier (pod creation -> Ready and placement acknowledged)",
-    axis,
-    legend,
+  const y = drawPanel(f, i, "Shard cold starts by tier", axis, legend);
+  // What a dot is, inside the panel (in the title it would run into the legend).
+  f.parts.push(
+    `<text class="cold-start-note" x="${LEFT + PLOT_W - 6}" y="${f1(y(0) - 6)}" font-size="10" fill="#666" text-anchor="end">at pod creation: seconds to Ready and placement acknowledged</text>`,
   );
   const y0 = y(axis.max);
   const rowEnd: number[] = [];

@@ -182,6 +182,24 @@ describe("cold starts by tier and staged nodes", () => {
     expect(renderDemoTimeline(synthetic(), { title: "demo" })).not.toContain("Shard cold starts");
   });
 
+  it("keeps the panel title clear of a three-tier legend", () => {
+    const three = [...starts, cs("peer", 3, 140)];
+    const svg = renderDemoTimeline(synthetic(), { title: "demo", coldStarts: three });
+    const title = /<text x="([\d.]+)" y="([\d.]+)" font-size="13" font-weight="bold">(Shard cold starts[^<]*)</.exec(
+      svg,
+    )!;
+    const legendXs = [
+      ...svg.matchAll(
+        /<line x1="([\d.]+)" x2="[\d.]+" y1="([\d.]+)"[^>]*\/>\s*<text[^>]*>(peer|node-disk|remote) p50/g,
+      ),
+    ]
+      .filter((m) => Math.abs(Number(m[2]) - (Number(title[2]) - 4)) < 1)
+      .map((m) => Number(m[1]));
+    expect(legendXs).toHaveLength(3);
+    // Bold 13 px sans-serif: at most ~8 px a character.
+    expect(Math.min(...legendXs)).toBeGreaterThan(Number(title[1]) + title[3]!.length * 8);
+  });
+
   it("round-trips them through samples.json and names a wrong field", () => {
     const file = { title: "t", samples: synthetic(), coldStarts: starts, stagings };
     const r = parseDemoSamplesFile(JSON.stringify(file));
