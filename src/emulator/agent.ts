@@ -370,7 +370,8 @@ export class ShardAgent {
         })();
         return;
       }
-      if (generation >= 2) this.#stalls.push({ chunk: i, seconds: chunks[i]! });
+      // A move stalls the serving shard; a first load (even of a retargeted pod) serves nothing yet.
+      if (generation >= 2 && !this.#jobs.get(name)?.firstTarget) this.#stalls.push({ chunk: i, seconds: chunks[i]! });
       this.#later(() => step(i + 1), chunks[i]! * 1000);
     };
     step(0);

@@ -1,7 +1,8 @@
 // The fleet emulator's cold-start tiers for a new shard's first load (issue 19, ADR 0019/0022).
 import { describe, expect, it } from "vitest";
-import type { V1Pod } from "@kubernetes/client-node";
-import { firstLoadPlan, onStagedNode, stagedMarkOf, type Holder } from "../../src/emulator/agent.ts";
+import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { firstLoadPlan, onStagedNode, ShardAgent, stagedMarkOf, type Holder } from "../../src/emulator/agent.ts";
 import { DEMO_ENGINE_START_MS, DEMO_TIER_BANDWIDTH } from "../../src/cli/demo-tiers.ts";
 import { shardExpertBytes, tierColdStartS } from "../../src/domain/prewarm/tiers.ts";
 
@@ -106,5 +107,82 @@ describe("the staged mark", () => {
   it("needs the pod's node and the pod's term", () => {
     expect(onStagedNode(pod(undefined, [{ key: KEY, values: ["abc"] }]), lookup)).toBe(false);
     expect(onStagedNode(pod("staged", []), lookup)).toBe(false);
+  });
+});
+
+describe("ShardAgent with first-load tiers", () => {
+  // No API server behind it: the tier and acknowledgement writes fail and are logged; what is
+  // checked is the load the agent starts (its log) and the stalls it reports.
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "c", server: "http://127.0.0.1:1" }],
+    users: [{ name: "u" }],
+    contexts: [{ name: "x", cluster: "c", user: "u" }],
+    currentContext: "x",
+  });
+  const KEY = "staged.moe.dev/default.d";
+  const shardPod = (name: string, node: string, phase: string, generation: number): V1Pod => ({
+    metadata: {
+      name,
+      annotations: {
+        "moe.dev/experts": JSON.stringify([[0, 1], [2]]),
+        "moe.dev/target-generation": String(generation),
+      },
+    },
+    spec: {
+      containers: [],
+      nodeName: node,
+      affinity: {
+        nodeAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { weight: 50, preference: { matchExpressions: [{ key: KEY, operator: "In", values: ["abc"] }] } },
+          ],
+        },
+      },
+    },
+    status: { phase },
+  });
+  const started = (lines: string[]) =>
+    lines
+      .map((l) => JSON.parse(l) as { msg: string; pod?: string; tier?: string })
+      .filter((l) => l.msg === "emulated first load");
+
+  const agentWith = (lines: string[]) =>
+    new ShardAgent({
+      kubeConfig: kc,
+      namespace: "default",
+      logger: pino({ level: "info" }, { write: (s: string) => void lines.push(s) }),
+      seed: 1,
+      expertWeightBytes: 1,
+      firstLoad: {
+        // Seconds per replica: long enough that the load is still running when the test looks.
+        bandwidth: { peerBytesPerSecond: 1e-3, nodeDiskBytesPerSecond: 1e-3, remoteBytesPerSecond: 1e-3 },
+        peerLoading: false,
+        nodeLabels: (n): Record<string, string> => (n === "staged" ? { [KEY]: "abc" } : {}),
+      },
+    });
+
+  it("starts a first load only once the containers run, from the node's disk on a staged node", () => {
+    const lines: string[] = [];
+    const agent = agentWith(lines);
+    const pending = [shardPod("a", "staged", "Pending", 1), shardPod("b", "bare", "Pending", 1)];
+    agent.sync(pending, () => undefined);
+    expect(started(lines)).toEqual([]);
+    const running = [shardPod("a", "staged", "Running", 1), shardPod("b", "bare", "Running", 1)];
+    agent.sync(running, () => undefined);
+    expect(started(lines).map((l) => [l.pod, l.tier])).toEqual([
+      ["a", "node-disk"],
+      ["b", "remote"],
+    ]);
+    agent.stop();
+  });
+
+  it("a first load of a pod retargeted before it acknowledged stalls no decode step", () => {
+    const lines: string[] = [];
+    const agent = agentWith(lines);
+    agent.sync([shardPod("a", "staged", "Running", 2)], () => undefined);
+    expect(started(lines)).toHaveLength(1);
+    expect(agent.takeStalls()).toEqual([]);
+    agent.stop();
   });
 });
