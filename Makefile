@@ -114,6 +114,10 @@ test: deps ## Everything: lint, types, unit, integration, e2e
 demo: deps bins prometheus ## Local cluster with fake GPU nodes (Ctrl-C to stop)
 	node src/cli/demo.ts $(DEMO_ARGS)
 
+.PHONY: demo-wideep
+demo-wideep: deps bins prometheus ## Wide-EP scenario: EP groups on the real LeaderWorkerSet controller, scaled as whole groups (~7 min)
+	node src/cli/demo-wideep.ts $(DEMO_ARGS)
+
 .PHONY: bench
 bench: deps ## Benchmarks (short): placement vs EPLB, policies vs oracle and baselines, same process
 	node bench/placement/run.ts --quick $(BENCH_ARGS)

@@ -38,6 +38,7 @@ import { shareConnections } from "./adapters/connections.ts";
 import { createPodGpuInformer } from "./controllers/moedeployment/pod-gpus.ts";
 import { projectNode, projectPod, type CachedNode, type CachedPod } from "./controllers/moedeployment/cached.ts";
 import { lwsReader } from "./controllers/moedeployment/wideep.ts";
+import { stagingStateReader } from "./controllers/moedeployment/staging-finalizer.ts";
 import { PullRequestSync } from "./gitops/sync.ts";
 import { readSecretData } from "./gitops/secrets.ts";
 
@@ -260,6 +261,7 @@ function createReconciler(
     requeue: p.requeue,
     gitops: p.gitops,
     readLeaderWorkerSet: lwsReader(p.kube),
+    readStagingState: stagingStateReader(p.kube),
     clock,
     logger,
     metrics,

@@ -58,6 +58,8 @@ export const Annotation = {
 export const Finalizer = {
   /** Mode PullRequest with spec.gitops.pullRequests.closeOnDelete: close the pull request before the object goes. */
   gitopsPullRequest: "moe.dev/gitops-pull-request",
+  /** spec.prewarm.staging left marks, Jobs or files on nodes: evict them before the object goes (ADR 0022). */
+  weightStaging: "moe.dev/weight-staging",
 } as const;
 
 /** metav1.Condition types written to status.conditions. */

@@ -912,7 +912,7 @@ const StagingBase = z.object({
     .boolean()
     .default(false)
     .describe(
-      "Copy the model's weights to the local disks of the GPU nodes the forecast and the schedules will need, one Job per node, ahead of time. Done in mode Auto with topology Disaggregated only. Turning it off (or deleting the MoEDeployment) leaves the node labels and the files on disk.",
+      "Copy the model's weights to the local disks of the GPU nodes the forecast and the schedules will need, one Job per node, ahead of time. Done in mode Auto with topology Disaggregated only. Turning it off evicts what was staged (evict Jobs, then the node labels go); deleting the MoEDeployment does the same before it goes (finalizer moe.dev/weight-staging; after 15 minutes the labels and Jobs are removed and a Warning names the nodes whose files stay).",
     ),
   image: z
     .string()
@@ -1477,7 +1477,7 @@ export const ColdStartStatusSchema = z
         "Lead time the capacity decision starts new shards ahead by: the learned cold start (pod creation to Ready; in place, Ready waits for the first placement acknowledgement) of the tier the next new shard loads from once that tier has enough starts, else of all starts, else spec.prewarm.coldStartSeconds; plus a margin.",
       ),
     nextLoadTier: LoadTierSchema.describe(
-      "Where the next new shard is expected to load its weights from: peer when shard pods report loading from peers (moe.dev/load-tier) and every expert has a Ready holder, else remote. Absent while no pod reported a tier.",
+      "Where the next new shard is expected to load its weights from: peer when shard pods report loading from peers (moe.dev/load-tier) and every expert has a Ready holder; else node-disk when a node staged with this deployment's weights (spec.prewarm.staging) has a free GPU; else remote. Absent while no pod reported a tier and no staged node has room.",
     ).optional(),
     tiers: z
       .array(

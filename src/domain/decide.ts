@@ -364,8 +364,11 @@ export function assessHeat(h: HeatObservation | undefined, policy: DeploymentPol
   return { usable: true, problem, heat: h.heat, atMs: h.atMs, load: tokensPerSecondFromHeat(h.heat, policy.topK) };
 }
 
+/** The GPUs a cost is read from: GPU nodes with their prices, and the running GPUs (shards, or a WideEP group's GPUs). */
+export type PricedGpus = Pick<DecisionSnapshot, "nodes" | "shards">;
+
 /** Price of one more GPU-hour: the cheapest node with a free GPU, else a running shard's, else the default. */
-function marginalPriceOf(snapshot: DecisionSnapshot, policy: DeploymentPolicy): number | undefined {
+export function marginalPriceOf(snapshot: PricedGpus, policy: DeploymentPolicy): number | undefined {
   return (
     snapshot.nodes
       .filter((n) => n.freeGpus > 0 && n.usdPerGpuHour !== undefined)
@@ -855,8 +858,13 @@ const PLACEMENT_BY_INTENT = {
   Keep: keepPlacement,
 } as const satisfies Record<PlacementIntent, (c: PlacementContext) => DecisionPlacement>;
 
-function costOf(
-  snapshot: DecisionSnapshot,
+/**
+ * Cost now (router GPUs at the default price, each running GPU at its node's price) and of the
+ * desired GPUs (the i-th at the price of the node assigned to it, else the default, else the
+ * marginal price).
+ */
+export function costOf(
+  snapshot: PricedGpus,
   policy: DeploymentPolicy,
   desiredShards: number,
   assigned: readonly (string | undefined)[],

@@ -4,7 +4,8 @@
 // sets its pace: the most loaded GPU under the group's placement, divided by its relative speed.
 // A group serves only when all its pods are Ready (the operator's rule, src/domain/wideep/groups.ts);
 // requests are spread evenly over the groups that serve. Latency per group comes from the
-// simulator's ground-truth queue (src/sim/truth.ts), one queue per group. Not wired into the demo.
+// simulator's ground-truth queue (src/sim/truth.ts), one queue per group. Served to Prometheus by
+// src/emulator/group-server.ts (`make demo-wideep`).
 import { groupStates, gpusPerGroup, type GroupShape } from "../domain/wideep/groups.ts";
 import {
   defaultGroundTruthParams,

@@ -98,6 +98,29 @@ async function settled(version: number): Promise<Placed> {
   )) as Placed;
 }
 
+/**
+ * Waits for a placement of at least `version` served by every shard: the status says so and every pod
+ * has acknowledged its target and carries the status's version. Read together in one poll, because
+ * the next rebalance (every rebalanceIntervalSeconds) may patch pods between two separate reads.
+ */
+async function servedByPods(version: number): Promise<{ status: Placed; pods: V1Pod[] }> {
+  return waitFor(
+    `placement >= v${version} acknowledged by every shard pod`,
+    async () => {
+      const status = await settled(version);
+      const ps = await pods();
+      const v = String(status.placement!.version);
+      const consistent = ps.every((p) => {
+        const s = readInPlace(p);
+        return s !== undefined && s.appliedGeneration === s.generation && p.metadata?.annotations?.["moe.dev/placement-version"] === v;
+      });
+      const again = await moedStatus(stack.cluster, NAME);
+      return consistent && again.placement?.version === status.placement!.version ? { status, pods: ps } : undefined;
+    },
+    { timeoutMs: 180_000, intervalMs: 500 },
+  );
+}
+
 /** Shifts the heat and waits for the heat rebalance it causes; returns it and when it was decided. */
 async function shiftHeat(
   seed: number,
@@ -194,9 +217,8 @@ describe("in-place expert moves", () => {
     const podsBefore = names(await pods());
     expect(podsBefore).toHaveLength(SHARDS);
     const { after, decidedMs, shiftedMs } = await shiftHeat(4242, before);
-    const done = await settled(after.placement!.version);
+    const { status: done, pods: podsAfter } = await servedByPods(after.placement!.version);
     const servedMs = Date.now();
-    const podsAfter = await pods();
     expect(names(podsAfter)).toEqual(podsBefore);
     for (const p of podsAfter) {
       const s = readInPlace(p)!;
@@ -260,8 +282,7 @@ describe("in-place expert moves", () => {
       (s) => (s.placement?.version ?? 0) > before.placement!.version,
       60_000,
     );
-    await settled(now.placement!.version);
-    const podsAfter = await pods();
+    const { pods: podsAfter } = await servedByPods(now.placement!.version);
     expect(names(podsAfter)).toEqual(podsBefore);
     expect(new Set(podsAfter.map((p) => p.metadata!.labels!["moe.dev/shard-index"])).size).toBe(SHARDS);
     for (const p of podsAfter) {

@@ -253,4 +253,63 @@ describe("weight staging", () => {
       "node mid-0 holds the weights",
     ]);
   }, 240_000);
+
+  it("turning staging off evicts every staged node: evict Jobs run, then the marks and status.staging go", async () => {
+    const off = deployment({ minShards: 8, windowShards: 12, source: "s3://weights/tiny-v2" });
+    (off.spec as unknown as { prewarm: { staging: { enabled: boolean } } }).prewarm.staging.enabled = false;
+    await applyJson(cluster, off);
+    await waitFor(
+      "no mark, no Job, no status.staging, no staging finalizer",
+      async () => {
+        const o = await getJson<{ metadata: { finalizers?: string[] }; status?: Status }>(cluster, [
+          "get",
+          "moedeployment",
+          NAME,
+        ]);
+        const clean =
+          Object.keys(await nodeMarks()).length === 0 &&
+          (await stagingJobs()).length === 0 &&
+          o.status?.staging === undefined &&
+          !(o.metadata.finalizers ?? []).includes("moe.dev/weight-staging");
+        return clean ? true : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
+    const evicted = (await events("StagingEvicted")).map((e) => e.message).sort();
+    expect(evicted).toEqual(["node dear-0 no longer holds the weights", "node mid-0 no longer holds the weights"]);
+  }, 120_000);
+
+  it("deleting the deployment (foreground) evicts its staged nodes before it goes", async () => {
+    const on = deployment({ minShards: 8, windowShards: 12, source: "s3://weights/tiny-v3" });
+    const digest = digestOf(on);
+    await applyJson(cluster, on);
+    // The window's 4 extra shards fit on dear-0 (mid-0 was evicted above and is full of shards).
+    const staged = await waitFor(
+      "a node staged, the staging finalizer on",
+      async () => {
+        const o = await getJson<{ metadata: { finalizers?: string[] } }>(cluster, ["get", "moedeployment", NAME]);
+        const marked = Object.entries(await nodeMarks()).filter(([, v]) => v === digest);
+        const ready = marked.length > 0 && (o.metadata.finalizers ?? []).includes("moe.dev/weight-staging");
+        return ready ? marked.map(([n]) => n) : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const evictions = async () => (await events("StagingEvicting")).reduce((n, e) => n + (e.count ?? 1), 0);
+    const evictingBefore = await evictions();
+    const del = await cluster.kubectl(["delete", "moedeployment", NAME, "--cascade=foreground", "--wait=false"]);
+    expect(del.code, del.stderr).toBe(0);
+    await waitFor(
+      "the deployment is gone",
+      async () => {
+        const r = await cluster.kubectl(["get", "moedeployment", NAME, "--ignore-not-found", "-o", "name"]);
+        return r.stdout.trim() === "" ? true : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    // It went only after the evict Jobs ran: no mark and no Job is left, and the staged node was evicted.
+    expect(await nodeMarks()).toEqual({});
+    expect(await stagingJobs()).toEqual([]);
+    expect(staged).toEqual(["dear-0"]);
+    expect((await evictions()) - evictingBefore).toBeGreaterThanOrEqual(staged.length);
+  }, 240_000);
 });

@@ -16,6 +16,10 @@ export interface VerifiedFlag {
 const SGLANG_DOCS = "sgl-project/sglang docs/advanced_features/server_arguments.md @004813e1";
 /** sgl-project/sglang#36258, "[NPU][AFD] Attention-FFN Disaggregation Experimental", merged 2026-08-25. */
 const SGLANG_AFD = "sgl-project/sglang PR #36258 (server_args.py: --afd-role/--afd-transfer-backend/--afd-ffn-addr)";
+/** sgl-project/sglang docs/advanced_features/expert_parallelism.md (DeepEP: "only support cases where ep_size = tp_size"). */
+const SGLANG_EP_DOCS = "sgl-project/sglang docs/advanced_features/expert_parallelism.md";
+/** sgl-project/sglang's LeaderWorkerSet example (DeepSeek-R1 with DeepEP over LWS). */
+const SGLANG_LWS = "sgl-project/sglang docs/references/multi_node_deployment/lws_pd/lws_pd_deploy.md";
 const VLLM_DOCKER = "docs.vllm.ai serving/deploying_with_docker (vllm/vllm-openai ... --model)";
 const VLLM_EP = "docs.vllm.ai serving/expert_parallel_deployment";
 
@@ -23,6 +27,38 @@ export const VERIFIED_FLAGS: readonly VerifiedFlag[] = [
   { engine: "sglang", flag: "--model-path", source: `${SGLANG_DOCS} (Model and tokenizer)` },
   { engine: "sglang", flag: "--trust-remote-code", source: `${SGLANG_DOCS} (Model and tokenizer)` },
   { engine: "sglang", flag: "--tp", source: `${SGLANG_DOCS} (Common launch commands: "add --tp 2")` },
+  { engine: "sglang", flag: "--host", source: `${SGLANG_DOCS} (HTTP server; default 127.0.0.1)` },
+  { engine: "sglang", flag: "--port", source: `${SGLANG_DOCS} (HTTP server; default 30000)` },
+  {
+    engine: "sglang",
+    flag: "--ep",
+    source: `${SGLANG_DOCS} (MoE: --expert-parallel-size / --ep-size / --ep); ${SGLANG_EP_DOCS} (example --tp 8 --ep 8)`,
+  },
+  {
+    engine: "sglang",
+    flag: "--moe-a2a-backend",
+    source: `${SGLANG_DOCS} (MoE: none, deepep, mooncake, mori, nixl, ascend_fuseep); ${SGLANG_EP_DOCS}`,
+  },
+  {
+    engine: "sglang",
+    flag: "--deepep-mode",
+    source: `${SGLANG_DOCS} (MoE: normal, low_latency, auto); ${SGLANG_EP_DOCS}`,
+  },
+  {
+    engine: "sglang",
+    flag: "--dist-init-addr",
+    source: `${SGLANG_DOCS} (Multi-node distributed serving; host:port); ${SGLANG_LWS} ($(LWS_LEADER_ADDRESS):port)`,
+  },
+  {
+    engine: "sglang",
+    flag: "--nnodes",
+    source: `${SGLANG_DOCS} (Multi-node distributed serving); ${SGLANG_LWS} ($(LWS_GROUP_SIZE))`,
+  },
+  {
+    engine: "sglang",
+    flag: "--node-rank",
+    source: `${SGLANG_DOCS} (Multi-node distributed serving); ${SGLANG_LWS} ($(LWS_WORKER_INDEX))`,
+  },
   { engine: "sglang", flag: "--dp", source: `${SGLANG_DOCS} (Common launch commands: "add --dp 2")` },
   { engine: "sglang", flag: "--enable-dp-attention", source: `${SGLANG_DOCS} (Optimization/debug options)` },
   { engine: "sglang", flag: "--enable-metrics", source: SGLANG_DOCS },

@@ -148,7 +148,7 @@ describe("projectPod", () => {
   it("drops the pod spec, container statuses and managedFields", () => {
     const projected = projectPod(livePod({ ready: true })) as Record<string, unknown> & V1Pod;
     expect(Object.keys(projected.spec ?? {})).toEqual(["nodeName"]);
-    expect(Object.keys(projected.status ?? {}).sort()).toEqual(["conditions", "phase"]);
+    expect(Object.keys(projected.status ?? {}).sort()).toEqual(["conditions", "phase", "podIP"]);
     expect(projected.metadata?.managedFields).toBeUndefined();
     expect(JSON.stringify(projected).length).toBeLessThan(JSON.stringify(livePod({ ready: true })).length / 2);
   });

@@ -12,9 +12,11 @@ import { chunkSeconds, layerLoadSeconds, routedExperts, servedExperts, servesYet
 import { FleetEmulator } from "../../src/emulator/fleet.ts";
 import { withStalls } from "../../src/emulator/server.ts";
 
-function pod(annotations: Record<string, string>, message?: string, reason = "Applied"): V1Pod {
+/** A pod carrying the annotations (a null in a merge patch removes the key). */
+function pod(annotations: Record<string, string | null>, message?: string, reason = "Applied"): V1Pod {
+  const kept = Object.fromEntries(Object.entries(annotations).filter((e): e is [string, string] => e[1] !== null));
   return {
-    metadata: { name: "p", annotations },
+    metadata: { name: "p", annotations: kept },
     status: {
       phase: "Running",
       conditions: message === undefined ? [] : [{ type: PLACEMENT_APPLIED_CONDITION, status: "True", reason, message }],

@@ -63,6 +63,41 @@ describe("cold starts tagged by the tier the pod reported", () => {
     expect(loadTierOf(v1("x", 1, "node-disk"))).toBe("node-disk");
   });
 
+  it("ends an in-place pod's cold start at its first acknowledgement, not at a Ready that came first", () => {
+    const at = (s: number) => new Date(T + s * 1000);
+    // kwok: Ready at 3 s, the readiness gate's condition True without our message, no tier yet.
+    const early: V1Pod = {
+      metadata: { uid: "ip", name: "ip", creationTimestamp: at(0), annotations: { "moe.dev/target-generation": "1" } },
+      status: {
+        conditions: [
+          { type: "Ready", status: "True", lastTransitionTime: at(3) },
+          { type: "moe.dev/placement-applied", status: "True", lastTransitionTime: at(3) },
+        ],
+      },
+    };
+    const seen = new Set<string>();
+    expect(newColdStarts([early], seen)).toEqual([]);
+    expect(seen.has("ip")).toBe(false);
+    // The engine loaded from the staged disk, wrote the tier, then acknowledged generation 1 at 21 s.
+    const acked: V1Pod = {
+      metadata: { ...early.metadata, annotations: { ...early.metadata!.annotations, "moe.dev/load-tier": "node-disk" } },
+      status: {
+        conditions: [
+          { type: "Ready", status: "True", lastTransitionTime: at(3) },
+          {
+            type: "moe.dev/placement-applied",
+            status: "True",
+            reason: "Applied",
+            message: "serving generation 1",
+            lastTransitionTime: at(21),
+          },
+        ],
+      },
+    };
+    expect(newColdStarts([acked], seen)).toEqual([{ durationMs: 21_000, tier: "node-disk" }]);
+    expect(newColdStarts([acked], seen)).toEqual([]);
+  });
+
   it("expects peers next only when a pod loaded from peers and every expert has a Ready holder", () => {
     const full = [
       [0, 1, 2, 3],
@@ -84,6 +119,22 @@ describe("cold starts tagged by the tier the pod reported", () => {
     // An expert whose only holder is not Ready: a new shard needing it loads from the store.
     expect(nextLoadTier([shard(0, half, true, "peer"), shard(1, rest, false, "peer")], 2, 4)).toBe("remote");
     expect(nextLoadTier([shard(0, half, true, "peer"), shard(1, rest, true)], 2, 4)).toBe("peer");
+  });
+
+  it("expects the node's disk when a staged node has a free GPU and peers cannot send every expert", () => {
+    const full = [
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ];
+    const staged = [{ staged: true, freeGpus: 2 }];
+    // No pod reported a tier, but a staged node has room: the next shard lands there (it prefers it).
+    expect(nextLoadTier([shard(0, full, true)], 2, 4, staged)).toBe("node-disk");
+    expect(nextLoadTier([shard(0, full, true, "remote")], 2, 4, staged)).toBe("node-disk");
+    // Peers still win when the engine loads from them and every expert has a Ready holder.
+    expect(nextLoadTier([shard(0, full, true, "peer")], 2, 4, staged)).toBe("peer");
+    // A staged node that is full, or a node that is not staged, does not count.
+    expect(nextLoadTier([shard(0, full, true, "remote")], 2, 4, [{ staged: true, freeGpus: 0 }])).toBe("remote");
+    expect(nextLoadTier([shard(0, full, true)], 2, 4, [{ freeGpus: 8 }])).toBeUndefined();
   });
 
   it("reports the lead the decision used and the median cold start per tier in status", () => {

@@ -6,7 +6,13 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { gpuNode, startHarness, type Harness } from "../support/reconciler-harness.ts";
 import { tickCluster } from "../support/cluster-sim.ts";
 import { heatConfigMap, skewedHeat, testMoEDeployment } from "../support/moe-fixtures.ts";
-import { PLACEMENT_APPLIED_CONDITION, readInPlace } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
+import {
+  PLACEMENT_APPLIED_CONDITION,
+  readInPlace,
+  ShardAnnotation,
+} from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
+import { servedExperts } from "../../src/emulator/agent.ts";
+import type { ExpertPeers } from "../../src/domain/inplace/peers.ts";
 
 const NS = "default";
 const NAME = "tiny";
@@ -112,5 +118,67 @@ describe("reconciler, spec.placement.moves.mode InPlace", () => {
     expect(podNames(h).filter((n) => !before.includes(n))).toHaveLength(1);
     expect(cond(h, "RebalanceStalled")?.status).toBe("False");
     expect(h.store.events.filter((e) => e.reason === "RebalanceStalled")).toHaveLength(1);
+  });
+
+  it("names the Ready peer each loaded expert comes from, on in-place loads and on a replacement pod", async () => {
+    const h = startHarness();
+    h.store.put(gpuNode("node-a", 4, 1));
+    h.store.put(gpuNode("node-b", 4, 1));
+    h.store.put(heatConfigMap(`${NAME}-heat`, NS, skewedHeat(3_000, [1, 2])));
+    h.store.put(inPlaceDeployment());
+    await h.reconcile(KEY);
+    await settle(h);
+    const ips = new Map<string, string>();
+    h.pods().forEach((p, i) => {
+      ips.set(p.metadata!.name!, `10.1.0.${i + 1}`);
+      h.store.put({ ...p, status: { ...p.status, podIP: `10.1.0.${i + 1}` } } as never);
+    });
+    /** Every peer named on `p` is another pod that serves the expert, at the IP it has. */
+    const checkPeers = (p: V1Pod): number => {
+      const raw = p.metadata?.annotations?.[ShardAnnotation.expertPeers];
+      if (raw === undefined) return 0;
+      const peers = JSON.parse(raw) as ExpertPeers;
+      let named = 0;
+      peers.layers.forEach((row, l) => {
+        for (const [e, i] of row) {
+          const ref = peers.pods[i]!;
+          const holder = h.pods().find((x) => x.metadata!.name === ref.name)!;
+          expect(ref.name).not.toBe(p.metadata!.name);
+          expect(servedExperts(holder)[l]).toContain(e);
+          expect(ref.ip).toBe(ips.get(ref.name));
+          named++;
+        }
+      });
+      return named;
+    };
+
+    h.store.put(heatConfigMap(`${NAME}-heat`, NS, skewedHeat(3_000, [9, 10, 11])));
+    h.clock.advance(31_000);
+    await h.reconcile(KEY);
+    const loading = h.pods().filter((p) => p.metadata?.annotations?.[ShardAnnotation.placementPhase] === "Load");
+    expect(loading.length).toBeGreaterThan(0);
+    expect(loading.reduce((n, p) => n + checkPeers(p), 0)).toBeGreaterThan(0);
+    await settle(h);
+    // Released (or settled) shards carry no stale peers.
+    for (const p of h.pods())
+      if (p.metadata?.annotations?.[ShardAnnotation.placementPhase] === "Release")
+        expect(p.metadata.annotations[ShardAnnotation.expertPeers]).toBeUndefined();
+
+    // A refused move is replaced by a new pod: it too is told where to fetch from.
+    h.store.put(heatConfigMap(`${NAME}-heat`, NS, skewedHeat(3_000, [3, 4])));
+    h.clock.advance(31_000);
+    await h.reconcile(KEY);
+    const target = h.pods().find((p) => {
+      const st = readInPlace(p)!;
+      return st.appliedGeneration < st.generation;
+    })!;
+    const before = podNames(h);
+    for (let i = 0; i < 20 && podNames(h).every((n) => before.includes(n)); i++) {
+      h.clock.advance(5_000);
+      await step(h, [target.metadata!.name!]);
+    }
+    const fresh = h.pods().filter((p) => !before.includes(p.metadata!.name!));
+    expect(fresh).toHaveLength(1);
+    expect(checkPeers(fresh[0]!)).toBeGreaterThan(0);
   });
 });

@@ -1,7 +1,8 @@
 // The samples' engine arguments are flags that exist (issue 15 item 4): every `--flag` a sample's
-// router or shard container passes is in the verified record (tests/support/engine-flags.ts, with
-// where each was read), the record and docs/engine-flags.md agree, and the SGLang samples wire the
-// placement ConfigMap and the AFD roles as the ADR says.
+// router, shard or EP group container passes is in the verified record (tests/support/engine-flags.ts,
+// with where each was read), the record and docs/engine-flags.md agree, and the SGLang samples wire the
+// placement ConfigMap, the AFD roles and (WideEP, issue 18) the LeaderWorkerSet's addresses as the
+// ADRs say.
 import { describe, expect, it } from "vitest";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -10,6 +11,7 @@ import { parse } from "yaml";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import { childNames } from "../../src/controllers/moedeployment/children.ts";
 import { PlacementKey } from "../../src/controllers/moedeployment/codecs/placement-configmap.ts";
+import { renderLeaderWorkerSet } from "../../src/controllers/moedeployment/codecs/leaderworkerset.ts";
 import { engineOfImage, VERIFIED_FLAGS, type Engine } from "../support/engine-flags.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -34,7 +36,9 @@ interface PodSpec {
   volumes?: { name: string; configMap?: { name: string } }[];
 }
 
-function templates(d: MoEDeployment): { role: "router" | "shard"; spec: PodSpec }[] {
+function templates(d: MoEDeployment): { role: "router" | "shard" | "group"; spec: PodSpec }[] {
+  const wideEP = d.spec.serving.wideEP;
+  if (wideEP) return [{ role: "group", spec: wideEP.template.spec as unknown as PodSpec }];
   return [
     { role: "router", spec: d.spec.serving.router!.template.spec as unknown as PodSpec },
     { role: "shard", spec: d.spec.serving.expertShards!.template.spec as unknown as PodSpec },
@@ -102,5 +106,54 @@ describe("sample engine flags", () => {
     expect(valueOf(router!, "--afd-role")).toBe("attn");
     expect(valueOf(shard!, "--afd-role")).toBe("ffn");
     expect(valueOf(router!, "--afd-ffn-addr")).toBe(valueOf(shard!, "--afd-ffn-addr"));
+  });
+
+  it("every sample with topology WideEP has its group template checked above", () => {
+    const wide = sampleFiles.filter((f) => sample(f).spec.serving.topology === "WideEP");
+    expect(wide).toContain("deepseek-r1-wideep.yaml");
+    for (const f of wide) expect(templates(sample(f)).map((t) => t.role)).toEqual(["group"]);
+  });
+
+  it("DeepSeek-R1 WideEP (SGLang): one engine over the group's GPUs, started from the LeaderWorkerSet's addresses", () => {
+    const d = sample("deepseek-r1-wideep.yaml");
+    const w = d.spec.serving.wideEP!;
+    const gpus = String(w.nodesPerGroup * w.gpusPerNode);
+    const args = templates(d)[0]!.spec.containers[0]!.args ?? [];
+    // DP attention + EP over DeepEP across the whole group (DeepEP needs ep size = tp size).
+    expect(["--tp", "--dp", "--ep"].map((f) => valueOf(args, f))).toEqual([gpus, gpus, gpus]);
+    expect(args).toContain("--enable-dp-attention");
+    expect(valueOf(args, "--moe-a2a-backend")).toBe("deepep");
+    // The rendezvous is the leader pod, by the environment variables the LWS pod webhook adds.
+    expect(valueOf(args, "--dist-init-addr")).toMatch(/^\$\(LWS_LEADER_ADDRESS\):\d+$/);
+    expect(valueOf(args, "--nnodes")).toBe("$(LWS_GROUP_SIZE)");
+    expect(valueOf(args, "--node-rank")).toBe("$(LWS_WORKER_INDEX)");
+    // LWS_GROUP_SIZE is the LeaderWorkerSet's size, which the operator sets to nodesPerGroup.
+    const lws = renderLeaderWorkerSet(d, 1);
+    expect(lws.spec.leaderWorkerTemplate.size).toBe(w.nodesPerGroup);
+    const c = lws.spec.leaderWorkerTemplate.workerTemplate.spec.containers[0]!;
+    expect(c.resources?.limits?.[d.spec.serving.gpu.resourceName]).toBe(String(w.gpusPerNode));
+    // The template does not set the LWS variables itself (the webhook's values are the ones expanded).
+    expect((c.env ?? []).map((e) => e.name).filter((n) => n.startsWith("LWS_"))).toEqual([]);
+  });
+
+  it("DeepSeek-R1 WideEP (SGLang): every group starts from the placement ConfigMap the operator mounts", () => {
+    const d = sample("deepseek-r1-wideep.yaml");
+    const w = d.spec.serving.wideEP!;
+    const pod = renderLeaderWorkerSet(d, 1).spec.leaderWorkerTemplate.workerTemplate.spec;
+    const c = pod.containers[0]!;
+    const path = valueOf(c.args ?? [], "--init-expert-location")!;
+    expect(path).toBeDefined();
+    const mount = (c.volumeMounts ?? []).find((m) => path.startsWith(`${m.mountPath}/`))!;
+    expect(mount, `a volume mounted at the directory of ${path}`).toBeDefined();
+    expect(mount.readOnly).toBe(true);
+    expect(path).toBe(`${mount.mountPath}/${PlacementKey.sglangMap}`);
+    const volume = (pod.volumes ?? []).find((v) => v.name === mount.name)!;
+    expect(volume.configMap?.name).toBe(childNames(d.metadata.name!).placement);
+    // SGLang's physical experts (routed + redundant) are one group's slots: the shared placement's size.
+    const redundant = Number(valueOf(c.args ?? [], "--ep-num-redundant-experts"));
+    expect(d.spec.model.routedExperts + redundant).toBe(
+      w.nodesPerGroup * w.gpusPerNode * d.spec.model.expertSlotsPerGpu,
+    );
+    expect(c.args).not.toContain("--enable-eplb");
   });
 });

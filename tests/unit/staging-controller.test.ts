@@ -18,8 +18,15 @@ import {
   syncStaging,
   stagingJobsByNode,
   stagingShardsNeeded,
+  StagingLabel,
   withStagedNodes,
 } from "../../src/controllers/moedeployment/staging.ts";
+import {
+  finalizeStaging,
+  RETIRE_DEADLINE_MS,
+  wantsStagingFinalizer,
+} from "../../src/controllers/moedeployment/staging-finalizer.ts";
+import type { CachedNode } from "../../src/controllers/moedeployment/cached.ts";
 import { renderShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import type { Decision } from "../../src/domain/decide.ts";
 
@@ -116,7 +123,11 @@ describe("staging Jobs", () => {
   it("finds only this deployment's Jobs", () => {
     const d = sample(ON);
     const other = { ...renderStagingJob(d, "gpu-1", "stage", "abc") };
-    other.metadata = { ...other.metadata, ownerReferences: [{ ...other.metadata!.ownerReferences![0]!, uid: "u2" }] };
+    other.metadata = {
+      ...other.metadata,
+      labels: { ...other.metadata!.labels, [StagingLabel.ownerUid]: "u2" },
+      ownerReferences: [{ ...other.metadata!.ownerReferences![0]!, uid: "u2" }],
+    };
     const jobs = stagingJobsByNode(d, [renderStagingJob(d, "gpu-7", "stage", "abc"), other]);
     expect([...jobs.keys()]).toEqual(["gpu-7"]);
   });
@@ -164,5 +175,119 @@ describe("staged nodes in the decision and the shard pods", () => {
       40,
     );
     expect(stagingShardsNeeded(sample(ON, []), decision(32, 36), nowMs)).toBe(36);
+  });
+});
+
+/** A KubeWriter that records what was written. */
+function recorder() {
+  const writes: string[] = [];
+  const kube = {
+    delete: (ref: { kind: string; name: string }) => {
+      writes.push(`delete ${ref.kind} ${ref.name}`);
+      return Promise.resolve();
+    },
+    create: (o: V1Job) => {
+      writes.push(`create ${o.metadata!.labels![StagingLabel.action]} ${o.spec!.template.spec!.nodeName}`);
+      return Promise.resolve();
+    },
+    mergePatch: (ref: { kind: string; name: string }, body: { metadata: { labels: Record<string, unknown> } }) => {
+      writes.push(`patch ${ref.kind} ${ref.name} ${JSON.stringify(body.metadata.labels)}`);
+      return Promise.resolve();
+    },
+  } as unknown as Parameters<typeof syncStaging>[0];
+  return { kube, writes };
+}
+const markedNode = (d: MoEDeployment, name: string): CachedNode =>
+  ({
+    metadata: { name, labels: { [stagedLabelKey("serving", "ds")]: stagingDigest(d.spec) } },
+  }) as unknown as CachedNode;
+const deleting = (d: MoEDeployment): MoEDeployment => ({
+  ...d,
+  metadata: { ...d.metadata, deletionTimestamp: "2026-12-05T00:00:00Z" },
+});
+
+describe("retiring staging: turned off, or the deployment deleted", () => {
+  it("evicts a staged node once staging is turned off, then removes the mark and the status", async () => {
+    const on = sample(ON);
+    const off = sample({ ...ON, enabled: false });
+    const { kube, writes } = recorder();
+    const r = await syncStaging(kube, off, {
+      nodes: [markedNode(on, "gpu-1")],
+      views: [],
+      shardPods: [],
+      jobs: [],
+      nowMs: 0,
+    });
+    expect(writes).toEqual(["create evict gpu-1"]);
+    expect(r?.status?.nodes).toEqual([{ name: "gpu-1", phase: "Evicting", lastNeededTime: new Date(0).toISOString() }]);
+    expect(r?.retired).toBe(false);
+    // The evict Job succeeded: the mark goes, the Job is deleted, status.staging goes.
+    const evict = renderStagingJob(off, "gpu-1", "evict", stagingDigest(off.spec));
+    evict.status = { conditions: [{ type: "Complete", status: "True" }] };
+    const after = { ...off, status: { staging: r!.status } } as MoEDeployment;
+    const r2 = await syncStaging(kube, after, {
+      nodes: [markedNode(on, "gpu-1")],
+      views: [],
+      shardPods: [],
+      jobs: [evict],
+      nowMs: 0,
+    });
+    expect(writes.slice(1)).toEqual([
+      `patch Node gpu-1 {"${stagedLabelKey("serving", "ds")}":null}`,
+      `delete Job ${evict.metadata!.name}`,
+    ]);
+    expect(r2?.retired).toBe(true);
+    expect(r2?.status).toBeUndefined();
+    // Nothing left: staging off is a no-op again.
+    expect(await syncStaging(kube, off, { nodes: [], views: [], shardPods: [], jobs: [], nowMs: 0 })).toBeUndefined();
+  });
+
+  it("without a stager image removes the marks at once and says where the files stay", async () => {
+    const on = sample(ON);
+    const bare = sample({ enabled: false });
+    const { kube, writes } = recorder();
+    const r = await syncStaging(kube, bare, {
+      nodes: [markedNode(on, "gpu-1")],
+      views: [],
+      shardPods: [],
+      jobs: [],
+      nowMs: 0,
+    });
+    expect(writes).toEqual([`patch Node gpu-1 {"${stagedLabelKey("serving", "ds")}":null}`]);
+    expect(r?.events.find((e) => e.reason === "StagingNotEvicted")?.message).toMatch(/gpu-1/);
+    expect(r?.retired).toBe(true);
+  });
+
+  it("renders evict Jobs of a deployment being deleted without an owner, found by the uid label", () => {
+    const d = deleting(sample(ON));
+    const job = renderStagingJob(d, "gpu-1", "evict", "abc");
+    expect(job.metadata?.ownerReferences).toBeUndefined();
+    expect(job.metadata?.labels?.[StagingLabel.ownerUid]).toBe("uid-1");
+    expect([...stagingJobsByNode(d, [job]).keys()]).toEqual(["gpu-1"]);
+  });
+
+  it("holds the finalizer while staging runs or left something, and gives up past the deadline", async () => {
+    const on = sample(ON);
+    expect(wantsStagingFinalizer(on, { nodes: [], jobs: [] })).toBe(true);
+    const off = sample({ ...ON, enabled: false });
+    expect(wantsStagingFinalizer(off, { nodes: [], jobs: [] })).toBe(false);
+    expect(wantsStagingFinalizer(off, { nodes: [markedNode(on, "gpu-1")], jobs: [] })).toBe(true);
+
+    const d = deleting(on);
+    const { kube, writes } = recorder();
+    const o = { nodes: [markedNode(on, "gpu-1")], jobs: [], shardPods: [], views: [] };
+    const deletedAtMs = Date.parse("2026-12-05T00:00:00Z");
+    const first = await finalizeStaging(kube, { d }, o, { nowMs: deletedAtMs + 1_000, deletedAtMs });
+    expect(first.done).toBe(false);
+    expect(writes).toEqual(["create evict gpu-1"]);
+    const late = await finalizeStaging(kube, { d }, o, { nowMs: deletedAtMs + RETIRE_DEADLINE_MS, deletedAtMs });
+    expect(late.done).toBe(true);
+    expect(writes.slice(1)).toEqual([`patch Node gpu-1 {"${stagedLabelKey("serving", "ds")}":null}`]);
+    expect(late.events[0]?.message).toMatch(/gave up evicting.*gpu-1/);
+    const invalid = await finalizeStaging(kube, { problem: "the spec is invalid (spec.model: bad)" }, o, {
+      nowMs: deletedAtMs,
+      deletedAtMs,
+    });
+    expect(invalid).toMatchObject({ done: true, events: [{ reason: "StagingNotEvicted" }] });
   });
 });

@@ -2,7 +2,14 @@
 // the forecast's extra shards, which to mark, which to evict. Table tests and properties.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { planStaging, stagingNeed, type StagingInput, type StagingNode } from "../../src/domain/prewarm/staging.ts";
+import {
+  planStaging,
+  retired,
+  stagingNeed,
+  type StagingInput,
+  type StagingJob,
+  type StagingNode,
+} from "../../src/domain/prewarm/staging.ts";
 
 const D = "0123456789abcdef";
 const HOUR = 3_600_000;
@@ -221,6 +228,124 @@ describe("planStaging: properties", () => {
     fc.assert(
       fc.property(arbInput, (x) => {
         expect(planStaging({ ...x, nodes: [...x.nodes].reverse() })).toEqual(planStaging(x));
+      }),
+    );
+  });
+});
+
+describe("planStaging: retiring (staging turned off, or the deployment deleted)", () => {
+  const job = (action: "stage" | "evict", state: StagingJob["state"]): StagingJob => ({ action, state, digest: D });
+  it("wants nothing, stages nothing, and evicts every marked or listed node at once", () => {
+    const p = planStaging(
+      input(
+        [
+          node("marked-busy", 4, { markedDigest: D, shardGpus: 4 }),
+          node("marked-stale", 8, { markedDigest: "old" }),
+          node("listed", 8, { listed: true }),
+          node("untouched", 8),
+        ],
+        { retiring: true, neededShards: 40, evictAfterMs: 48 * HOUR },
+      ),
+    );
+    expect(p.want).toEqual([]);
+    expect(p.stage).toEqual([]);
+    expect(p.evict).toEqual(["listed", "marked-busy", "marked-stale"]);
+    expect(p.nodes.map((n) => [n.name, n.phase])).toEqual([
+      ["listed", "Evicting"],
+      ["marked-busy", "Evicting"],
+      ["marked-stale", "Evicting"],
+    ]);
+    expect(retired(p)).toBe(false);
+  });
+
+  it("stops a running stage Job first, evicts after a finished one, and unmarks after the evict Job", () => {
+    const p = planStaging(
+      input(
+        [
+          node("running", 8, { job: job("stage", "running") }),
+          node("done", 8, { job: job("stage", "succeeded") }),
+          node("failed", 8, { job: job("stage", "failed") }),
+          node("evicted", 8, { markedDigest: D, job: job("evict", "succeeded") }),
+          node("evicting", 8, { markedDigest: D, job: job("evict", "running") }),
+        ],
+        { retiring: true },
+      ),
+    );
+    expect(p.deleteJobs).toEqual(["done", "failed", "running"]);
+    expect(p.evict).toEqual(["done", "failed"]);
+    expect(p.unmark).toEqual(["evicted"]);
+    expect(p.mark).toEqual([]);
+    // The stopped node stays in the status, so the next round evicts what its Job wrote.
+    expect(p.nodes.map((n) => n.name)).toEqual(["done", "evicting", "failed", "running"]);
+  });
+
+  it("is retired when no node holds a mark, a Job or a place in the last status", () => {
+    expect(retired(planStaging(input([node("a", 8), node("b", 0)], { retiring: true })))).toBe(true);
+    // The last evict Job succeeded: its writes (unmark, delete the Job) finish the job.
+    const last = node("a", 8, { markedDigest: D, job: { action: "evict", state: "succeeded", digest: D } });
+    expect(retired(planStaging(input([last], { retiring: true })))).toBe(true);
+    expect(retired(planStaging(input([node("a", 8, { listed: true })], { retiring: true })))).toBe(false);
+  });
+
+  // The world the plan acts on, one round at a time: Jobs finish by the next round, except failed
+  // evict Jobs, which stay until their TTL (here: one round) and are retried.
+  const arbWorld = fc.array(
+    fc.record({
+      mark: fc.constantFrom(undefined, D, "old"),
+      job: fc.constantFrom(
+        undefined,
+        job("stage", "running"),
+        job("stage", "succeeded"),
+        job("stage", "failed"),
+        job("evict", "running"),
+        job("evict", "succeeded"),
+        job("evict", "failed"),
+      ),
+      listed: fc.boolean(),
+      evictFailsOnce: fc.boolean(),
+    }),
+    { maxLength: 8 },
+  );
+
+  it("converges: within a few rounds no mark, no Job and no listed node is left, and nothing is staged", () => {
+    fc.assert(
+      fc.property(arbWorld, (world) => {
+        let nodes: StagingNode[] = world.map((w, i) => ({
+          name: `n${i}`,
+          freeGpus: 8,
+          shardGpus: 0,
+          ...(w.mark !== undefined ? { markedDigest: w.mark } : {}),
+          ...(w.job ? { job: w.job } : {}),
+          ...(w.listed ? { listed: true } : {}),
+        }));
+        const failsOnce = new Set(world.flatMap((w, i) => (w.evictFailsOnce ? [`n${i}`] : [])));
+        for (let round = 0; round < 8; round++) {
+          const p = planStaging(input(nodes, { retiring: true }));
+          expect(p.stage).toEqual([]);
+          expect(p.mark).toEqual([]);
+          const done = retired(p);
+          const listed = new Set(p.nodes.map((n) => n.name));
+          nodes = nodes.map((n) => {
+            let next: StagingNode = { name: n.name, freeGpus: 8, shardGpus: 0 };
+            if (n.markedDigest !== undefined && !p.unmark.includes(n.name))
+              next = { ...next, markedDigest: n.markedDigest };
+            if (listed.has(n.name)) next = { ...next, listed: true };
+            const kept = n.job && !p.deleteJobs.includes(n.name) && !p.unmark.includes(n.name);
+            if (p.evict.includes(n.name)) {
+              const fails = failsOnce.delete(n.name);
+              next = { ...next, job: job("evict", fails ? "failed" : "succeeded") };
+            } else if (kept && n.job!.action === "evict") {
+              // Running finishes; a failed one is removed by its TTL and the node is evicted again.
+              if (n.job!.state === "running") next = { ...next, job: job("evict", "succeeded") };
+            } else if (kept) next = { ...next, job: { ...n.job!, state: "succeeded" } };
+            return next;
+          });
+          if (done) {
+            expect(nodes.every((n) => n.markedDigest === undefined && n.job === undefined && !n.listed)).toBe(true);
+            return;
+          }
+        }
+        throw new Error(`not retired after 8 rounds: ${JSON.stringify(nodes)}`);
       }),
     );
   });

@@ -4,6 +4,7 @@ import { createCapacityState, makeCapacityPolicy } from "../../src/domain/capaci
 import {
   decideGroupCount,
   groupBounds,
+  groupGpuViews,
   groupStates,
   pendingGroups,
   readyGpus,
@@ -142,5 +143,56 @@ describe("groupStates", () => {
   it("a group with a pod not created yet is not Ready and misses its GPUs", () => {
     const s = groupStates([pod(0)], 1, shape, T0);
     expect(s[0]).toMatchObject({ ready: false, pods: 1, missingGpus: 8 });
+  });
+});
+
+describe("groupGpuViews: the groups' GPUs priced by the nodes their pods run on", () => {
+  const nodes = [
+    { name: "a", domain: "a", freeGpus: 0, usdPerGpuHour: 3 },
+    { name: "b", domain: "b", freeGpus: 0, usdPerGpuHour: 1.5 },
+    { name: "c", domain: "c", freeGpus: 8 }, // no price rule matches it
+  ];
+
+  it("group k holds slots k x G..; a bound pod's GPUs are on its node, at its price; the rest have no node", () => {
+    const pods = [
+      pod(0, { name: "g0-1", nodeName: "b" }),
+      pod(0, { name: "g0-0", nodeName: "a" }),
+      pod(1, { name: "g1-0", nodeName: "c", ready: false }),
+      pod(1, { name: "g1-1", scheduled: false, ready: false }),
+      pod(1, { name: "g1-old", nodeName: "a", terminating: true }),
+      pod(2, { name: "g2-0", nodeName: "a" }), // beyond the provisioned groups
+    ];
+    const v = groupGpuViews(pods, 2, shape, nodes);
+    expect(v.map((x) => x.shardIndex)).toEqual(Array.from({ length: 32 }, (_, i) => i));
+    const nodeOf = (from: number, to: number) => [...new Set(v.slice(from, to).map((x) => x.nodeName))];
+    expect([nodeOf(0, 8), nodeOf(8, 16), nodeOf(16, 24), nodeOf(24, 32)]).toEqual([["a"], ["b"], ["c"], [undefined]]);
+    expect(v.slice(0, 16).reduce((sum, x) => sum + (x.usdPerGpuHour ?? 0), 0)).toBe(8 * 3 + 8 * 1.5);
+    expect(v.slice(16).every((x) => x.usdPerGpuHour === undefined && !x.ready)).toBe(true);
+  });
+
+  it("always one view per provisioned GPU, whatever the pods", () => {
+    const arbPod = fc.record({
+      group: fc.integer({ min: 0, max: 4 }),
+      node: fc.option(fc.constantFrom("a", "b", "c", "gone"), { nil: undefined }),
+      terminating: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(arbPod, { maxLength: 12 }), fc.integer({ min: 0, max: 4 }), (ps, groups) => {
+        const pods = ps.map((p, i) =>
+          pod(p.group, {
+            name: `p${i}`,
+            terminating: p.terminating,
+            scheduled: p.node !== undefined,
+            nodeName: p.node,
+          }),
+        );
+        const v = groupGpuViews(pods, groups, shape, nodes);
+        expect(v).toHaveLength(groups * 16);
+        for (let g = 0; g < groups; g++) {
+          const named = new Set(v.slice(g * 16, (g + 1) * 16).flatMap((x) => (x.nodeName ? [x.nodeName] : [])));
+          expect(named.size).toBeLessThanOrEqual(shape.nodesPerGroup);
+        }
+      }),
+    );
   });
 });

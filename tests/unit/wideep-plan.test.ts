@@ -4,6 +4,8 @@ import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import { planWideEP, wideEPEvents } from "../../src/controllers/moedeployment/wideep.ts";
 import { lwsToApply } from "../../src/controllers/moedeployment/codecs/leaderworkerset.ts";
 import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
+import { nodeViews } from "../../src/controllers/moedeployment/observe.ts";
+import type { CachedNode } from "../../src/controllers/moedeployment/cached.ts";
 import { testWideEPDeployment } from "../support/moe-fixtures.ts";
 
 const NOW = Date.parse("2026-12-05T12:00:00Z");
@@ -35,7 +37,13 @@ function groupPod(group: number, worker: number, o: { ready?: boolean; node?: st
   };
 }
 
-function plan(d: MoEDeployment, pods: V1Pod[], managesWorkloads = true, latency: { p99Ms?: number } = {}) {
+function plan(
+  d: MoEDeployment,
+  pods: V1Pod[],
+  managesWorkloads = true,
+  latency: { p99Ms?: number } = {},
+  nodes: CachedNode[] = [],
+) {
   return planWideEP({
     deployment: d,
     pods,
@@ -43,9 +51,21 @@ function plan(d: MoEDeployment, pods: V1Pod[], managesWorkloads = true, latency:
     latency: latency.p99Ms === undefined ? {} : { p99Ms: latency.p99Ms, atMs: NOW },
     policy: policyFromSpec(d.spec, { reconcileIntervalMs: 5000, maxSurge: 1 }),
     trackingSinceMs: NOW - 3_600_000,
+    nodes: nodeViews(d.spec, nodes, [], []),
     managesWorkloads,
     nowMs: NOW,
   });
+}
+
+/** A Ready 8-GPU node matching the deployment's GPU node selector, with these labels. */
+function gpuNode(d: MoEDeployment, name: string, labels: Record<string, string> = {}): CachedNode {
+  return {
+    metadata: { name, labels: { ...d.spec.serving.gpu.nodeSelector, ...labels } },
+    status: {
+      allocatable: { [d.spec.serving.gpu.resourceName]: "8" },
+      conditions: [{ type: "Ready", status: "True" }],
+    },
+  };
 }
 
 describe("planWideEP", () => {
@@ -178,6 +198,82 @@ describe("planWideEP", () => {
       const within = plan(d, [groupPod(0, 0, { node: "a" }), groupPod(0, 1, { node: "b" })], true, { p99Ms: 40 });
       expect(cond(within, "SLOMet")).toMatchObject({ status: "True", reason: "WithinTarget" });
       expect(within.status.latency).toMatchObject({ observedMs: 40, targetMs: 100 });
+    });
+
+    it("SLOMet names the GPUs missing in groups CapacityPending, as for shards: False while met, in the reason when above", () => {
+      const d0 = deployment({
+        minShards: 16,
+        maxShards: 48,
+        shards: 48,
+        pendingTimeoutSeconds: 60,
+        targetLatencyMs: 100,
+      });
+      const d = withStatus(d0, { groups: { desired: 3, ready: 0, gpusPerGroup: 16 } });
+      const pods = [
+        groupPod(0, 0, { node: "n0" }),
+        groupPod(0, 1, { node: "n1" }),
+        groupPod(1, 0, { node: "n2" }),
+        groupPod(1, 1, { node: "n3" }),
+        groupPod(2, 0, { node: "n4" }),
+        groupPod(2, 1, { ageS: 90 }),
+      ];
+      const named =
+        /8 nvidia\.com\/gpu( on nodes with \S+)? missing: 1 EP group\(s\) not fully scheduled after 60 s \(group 2: 8\)/;
+      const met = plan(d, pods, true, { p99Ms: 40 });
+      expect(cond(met, "CapacityPending")).toMatchObject({ status: "True" });
+      expect(cond(met, "SLOMet")).toMatchObject({ status: "False", reason: "InsufficientGpuCapacity" });
+      expect(cond(met, "SLOMet")!.message).toMatch(named);
+      const above = plan(d, pods, true, { p99Ms: 150 });
+      expect(cond(above, "SLOMet")).toMatchObject({ status: "False", reason: "AboveTarget" });
+      expect(cond(above, "SLOMet")!.message).toMatch(named);
+      // Pending for less than the timeout: not missing yet (warming), the SLO is met.
+      const young = plan(
+        withStatus(
+          deployment({ minShards: 16, maxShards: 48, shards: 48, pendingTimeoutSeconds: 600, targetLatencyMs: 100 }),
+          d.status,
+        ),
+        pods,
+        true,
+        { p99Ms: 40 },
+      );
+      expect(cond(young, "SLOMet")).toMatchObject({ status: "True", reason: "WithinTarget" });
+      expect(cond(young, "SLOMet")!.message).not.toMatch(/missing/);
+    });
+
+    it("the cost prices each group's GPUs by the nodes its pods run on (spec.cost.priceLabelKey), new ones at the default", () => {
+      const base = deployment({ minShards: 16, maxShards: 48, shards: 32 });
+      const d = withStatus(
+        {
+          ...base,
+          spec: {
+            ...base.spec,
+            cost: { ...base.spec.cost, defaultUsdPerGpuHour: 2, priceLabelKey: "example.com/usd-per-gpu-hour" },
+          },
+        },
+        { groups: { desired: 2, ready: 2, gpusPerGroup: 16 } },
+      );
+      const price = (usd: string) => ({ "example.com/usd-per-gpu-hour": usd });
+      const nodes = [
+        gpuNode(d, "n0", price("3")),
+        gpuNode(d, "n1", price("3")),
+        gpuNode(d, "n2", price("1.5")),
+        gpuNode(d, "n3"),
+      ];
+      const pods = [
+        groupPod(0, 0, { node: "n0" }),
+        groupPod(0, 1, { node: "n1" }),
+        groupPod(1, 0, { node: "n2" }),
+        groupPod(1, 1, { node: "n3" }), // no price label: the default
+      ];
+      const held = plan(d, pods, true, {}, nodes);
+      expect(held.decision.groups).toBe(2);
+      expect(held.status.cost?.usdPerHour).toBe(8 * 3 + 8 * 3 + 8 * 1.5 + 8 * 2);
+      expect(held.verdict.usdPerHourDesired).toBe(76);
+      // One more group: its GPUs are not on a node yet, at the default price.
+      const up = plan({ ...d, spec: { ...d.spec, scaling: { ...d.spec.scaling, shards: 48 } } }, pods, true, {}, nodes);
+      expect(up.verdict.usdPerHourDesired).toBe(76 + 16 * 2);
+      // Without node readings every GPU is at the default price, as before.
+      expect(plan(d, pods).status.cost?.usdPerHour).toBe(32 * 2);
     });
 
     it("BudgetExceeded True when the budget cannot pay for the minimum groups", () => {

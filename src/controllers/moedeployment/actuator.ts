@@ -106,6 +106,7 @@ export class ClusterActuator implements Actuator {
         setHash: expertSetHash(t.target),
         nowIso,
         resourceVersion: t.resourceVersion,
+        peers: t.peers,
       });
       await this.#kube.mergePatch({ apiVersion: "v1", kind: "Pod", namespace, name: t.pod }, patch).then(
         () => ctx.log.info({ pod: t.pod, phase: t.phase, generation: t.generation }, "wrote in-place target"),

@@ -2,7 +2,7 @@
 // nothing else. The informers apply these projections before caching (listed and watched
 // objects alike), and the reconciler's caches are typed with the projected types, so reading
 // a field that is not kept does not compile. A shard pod's spec (containers, volumes, env)
-// and most of its status (container statuses, IPs) are not kept: nothing reads them back;
+// and most of its status (container statuses, host IP) are not kept: nothing reads them back;
 // nodes keep their labels, schedulability, allocatable resources and Ready condition.
 import type {
   KubernetesObject,
@@ -36,6 +36,8 @@ export interface CachedPod extends KubernetesObject {
   };
   status?: {
     phase?: string;
+    /** The address peers are named by (moe.dev/expert-peers on new and moving shards). */
+    podIP?: string;
     conditions?: Pick<V1PodCondition, "type" | "status" | "reason" | "message" | "lastTransitionTime">[];
   };
 }
@@ -79,6 +81,7 @@ export function projectPod(pod: V1Pod): CachedPod {
   if (s) {
     const status: NonNullable<CachedPod["status"]> = {};
     put(status, "phase", s.phase);
+    put(status, "podIP", s.podIP);
     put(
       status,
       "conditions",

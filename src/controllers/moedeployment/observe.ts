@@ -2,7 +2,13 @@
 // prices, the shards that exist, cold starts. Pure functions over cache lists.
 import type { MoEDeployment } from "../../api/schema.ts";
 import type { NodeView, ShardView } from "../../domain/decide.ts";
-import { ShardAnnotation, type ShardPod } from "./codecs/shard-pod.ts";
+import {
+  PLACEMENT_APPLIED_CONDITION,
+  readInPlace,
+  readPlacementApplied,
+  ShardAnnotation,
+  type ShardPod,
+} from "./codecs/shard-pod.ts";
 import { countUncovered } from "../../domain/rollout/index.ts";
 import { chooseLoadTier, LOAD_TIERS, type LoadTier, type TierColdStart } from "../../domain/prewarm/tiers.ts";
 import type { CachedNode, CachedPod } from "./cached.ts";
@@ -106,7 +112,16 @@ export function withReadyBefore(
   return { pods: out, seen: next };
 }
 
-/** Cold-start durations (creation -> Ready) of pods not seen before; adds them to `seen`. */
+/**
+ * Cold-start durations of pods not seen before; adds them to `seen`. A cold start runs from the
+ * pod's creation to Ready, and for a pod of mode InPlace to its first acknowledgement too (the
+ * moe.dev/placement-applied condition naming a generation, ADR 0018): a Ready pod that has not yet
+ * acknowledged is left for a later pass. Ready can come first where the readiness gate is not
+ * waited for (kwok sets the gate's condition True, without our message, when it starts the pod),
+ * and the engine writes moe.dev/load-tier just before it acknowledges, so the tier is only known
+ * then. The acknowledgement's time is read when the pod is first seen acknowledging (a later move
+ * rewrites it): a pass every few seconds bounds the error.
+ */
 export function newColdStarts(
   pods: readonly CachedPod[],
   seen: Set<string>,
@@ -117,8 +132,14 @@ export function newColdStarts(
     if (!uid || seen.has(uid)) continue;
     const ready = p.status?.conditions?.find((c) => c.type === "Ready" && c.status === "True");
     if (!ready?.lastTransitionTime || !p.metadata?.creationTimestamp) continue;
+    let endMs = new Date(ready.lastTransitionTime).getTime();
+    if (readInPlace(p)) {
+      const ack = p.status?.conditions?.find((c) => c.type === PLACEMENT_APPLIED_CONDITION && c.status === "True");
+      if (!ack?.lastTransitionTime || readPlacementApplied(p).applied < 1) continue;
+      endMs = Math.max(endMs, new Date(ack.lastTransitionTime).getTime());
+    }
     seen.add(uid);
-    const ms = new Date(ready.lastTransitionTime).getTime() - new Date(p.metadata.creationTimestamp).getTime();
+    const ms = endMs - new Date(p.metadata.creationTimestamp).getTime();
     const tier = loadTierOf(p);
     if (Number.isFinite(ms) && ms >= 0) out.push(tier ? { durationMs: ms, tier } : { durationMs: ms });
   }
@@ -143,17 +164,24 @@ export function coldStartInputs(starts: readonly { durationMs: number; tier?: Lo
 }
 
 /**
- * The tier the next new shard will load from, from what the live shard pods reported: peers when some
- * pod loaded from peers (the engine does) and every MoE (layer, expert) has a Ready holder to send it;
- * else remote (this operator stages nothing yet, so a node cache is not assumed on a new node).
- * Undefined when no pod reported a tier: the lead stays one pooled estimate.
+ * The tier the next new shard will load from: peers when some pod loaded from peers (the engine
+ * does) and every MoE (layer, expert) has a Ready holder to send it; else the node's disk when a
+ * node staged with this deployment's weights has a free GPU (new shards prefer staged nodes,
+ * staging.ts); else remote. Undefined when no pod reported a tier and no staged node has room: the
+ * lead stays one pooled estimate.
  */
-export function nextLoadTier(pods: readonly ShardPod[], moeLayers: number, experts: number): LoadTier | undefined {
+export function nextLoadTier(
+  pods: readonly ShardPod[],
+  moeLayers: number,
+  experts: number,
+  nodes: readonly Pick<NodeView, "staged" | "freeGpus">[] = [],
+): LoadTier | undefined {
   const reported = pods.map((p) => loadTierOf(p.pod)).filter((t) => t !== undefined);
-  if (reported.length === 0) return undefined;
+  const nodeStaged = nodes.some((n) => n.staged === true && n.freeGpus > 0);
+  if (reported.length === 0 && !nodeStaged) return undefined;
   const ready = pods.filter((p) => p.ready && !p.terminating);
   const peersHoldExperts = countUncovered(ready, moeLayers, experts) === 0;
-  return chooseLoadTier({ peerLoading: reported.includes("peer"), peersHoldExperts, nodeStaged: false });
+  return chooseLoadTier({ peerLoading: reported.includes("peer"), peersHoldExperts, nodeStaged });
 }
 
 /** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */

@@ -10,8 +10,9 @@ import { PlacementKey, renderPlacementConfigMap, type PublishedPlacement } from 
 import { routerDrift, routerToApply } from "./codecs/router.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
 import type { EventSpec } from "./events.ts";
-import { renderShardPod, type ShardPod } from "./codecs/shard-pod.ts";
-import type { InPlacePatch, InPlacePlan } from "../../domain/inplace/index.ts";
+import { expertPeersAnnotation, renderShardPod, type ShardPod } from "./codecs/shard-pod.ts";
+import { servedSet, type InPlacePatch, type InPlacePlan } from "../../domain/inplace/index.ts";
+import { expertPeers, type PeerHolder } from "../../domain/inplace/peers.ts";
 import { inPlacePodNameHash, planShardMoves } from "./inplace.ts";
 
 /** The placement the plan publishes. */
@@ -43,8 +44,11 @@ export interface ChildPlan {
   undrainPods: string[];
   /** Drained shard pods to delete (uid: delete only that incarnation). */
   deletePods: { name: string; uid?: string }[];
-  /** InPlace: new target sets to write on running shard pods, each only over the pod version it was planned from. */
-  targetPods: (InPlacePatch & { resourceVersion?: string })[];
+  /**
+   * InPlace: new target sets to write on running shard pods, each only over the pod version it was
+   * planned from; a load names the Ready peers to fetch from (moe.dev/expert-peers).
+   */
+  targetPods: (InPlacePatch & { resourceVersion?: string; peers?: string })[];
   /** InPlace: the in-place plan (moving, stalled and applied shards); undefined in mode Replace. */
   inPlace?: InPlacePlan;
   placement: PlannedPlacement;
@@ -188,11 +192,16 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
       }
     : rollout;
   plan.inPlace = moves.inPlace;
-  plan.targetPods = (moves.inPlace?.patches ?? []).map((x) => ({
-    ...x,
-    resourceVersion: live.shardPods.find((p) => p.name === x.pod)?.pod.metadata?.resourceVersion,
-  }));
-  plan.createPods = renderCreates(d, rollout.create, moves, placement, layerCount, o);
+  const holders = peerHolders(live.shardPods);
+  plan.targetPods = (moves.inPlace?.patches ?? []).map((x) => {
+    const pod = live.shardPods.find((p) => p.name === x.pod)?.pod;
+    const peers =
+      x.phase === "Load"
+        ? expertPeersAnnotation(expertPeers(x.target, x.served, holders, { name: x.pod, node: pod?.spec?.nodeName }))
+        : undefined;
+    return { ...x, resourceVersion: pod?.metadata?.resourceVersion, ...(peers ? { peers } : {}) };
+  });
+  plan.createPods = renderCreates(d, rollout.create, moves, placement, layerCount, { ...o, holders });
   plan.drainPods = [...rollout.startDrain];
   plan.undrainPods = [...rollout.cancelDrain];
   plan.deletePods = rollout.delete.map((name) => ({
@@ -209,7 +218,7 @@ function renderCreates(
   moves: ReturnType<typeof planShardMoves>,
   placement: PlannedPlacement,
   layerCount: number,
-  o: PlanOptions,
+  o: PlanOptions & { holders: readonly PeerHolder[] },
 ) {
   const hash = placement.hash!;
   const readyPods = moves.views.filter((p) => p.ready && !p.terminating);
@@ -224,6 +233,7 @@ function renderCreates(
       preferredNode: s.nodeName,
       priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
       minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards?.drain, o.drainSeconds),
+      peers: expertPeersAnnotation(expertPeers(s.experts, [], o.holders, { node: s.nodeName })),
       ...(moves.inPlace
         ? {
             inPlace: { nowIso: new Date(o.nowMs).toISOString() },
@@ -232,6 +242,18 @@ function renderCreates(
         : {}),
     }),
   );
+}
+
+/** The peers a loading shard may fetch from: Ready shard pods, not draining or terminating, with what they serve. */
+function peerHolders(pods: readonly ShardPod[]): PeerHolder[] {
+  return pods
+    .filter((p) => p.ready && !p.terminating && p.drainStartedMs === undefined)
+    .map((p) => ({
+      name: p.name,
+      served: servedSet(p),
+      ...(p.pod.spec?.nodeName ? { node: p.pod.spec.nodeName } : {}),
+      ...(p.pod.status?.podIP ? { ip: p.pod.status.podIP } : {}),
+    }));
 }
 
 function minDefined(a: number | undefined, b: number | undefined): number | undefined {

@@ -58,6 +58,12 @@ import {
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
 import { syncStaging, withStagedNodes } from "./staging.ts";
+import {
+  finalizeStaging,
+  RETIRE_POLL_MS,
+  wantsStagingFinalizer,
+  type StagingStateReader,
+} from "./staging-finalizer.ts";
 import { oldTopology, readyToRetire, retireOldTopology } from "./topology-switch.ts";
 import { applyWideEP, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
@@ -110,6 +116,8 @@ export interface ReconcilerDeps {
   gitops?: PullRequestSync;
   /** Topology WideEP: reads the live LeaderWorkerSet; without it the LeaderWorkerSet is applied at every reconcile. */
   readLeaderWorkerSet?: LwsReader;
+  /** A deletion's staging rounds read nodes and Jobs live (staging-finalizer.ts); without it, the caches. */
+  readStagingState?: StagingStateReader;
 }
 
 /** A MoEDeployment as it comes from the API server (not yet validated). */
@@ -329,6 +337,7 @@ export class MoEDeploymentReconciler {
       trackingSinceMs: mem.trackingSinceMs,
       placementConfigMap: this.#d.configMaps.get(childNames(d.metadata.name!).placement, d.metadata.namespace),
       lastGoodHeat: mem.lastGoodHeat,
+      nodes: nodeViews(d.spec, this.#d.nodes.list(), this.#d.podGpus.list(), []),
       managesWorkloads: actuator.managesWorkloads,
       drainMs: cfg.drainSeconds * 1000,
       nowMs,
@@ -403,30 +412,30 @@ export class MoEDeploymentReconciler {
     return {};
   }
 
-  /** Mode PullRequest with closeOnDelete holds the finalizer; any other spec drops it. True when it was changed. */
+  /**
+   * Mode PullRequest with closeOnDelete holds the gitops finalizer; staging that runs or left
+   * something on the nodes holds the staging one (staging-finalizer.ts). True when they changed.
+   */
   async #syncFinalizer(obj: MoEDeploymentObject, d: MoEDeployment): Promise<boolean> {
-    const want =
-      this.#d.gitops !== undefined &&
-      d.spec.mode === "PullRequest" &&
-      d.spec.gitops?.pullRequests.closeOnDelete === true;
-    const has = obj.metadata?.finalizers?.includes(Finalizer.gitopsPullRequest) ?? false;
-    if (want === has) return false;
-    await this.#setFinalizer(obj, want);
+    const want = new Set<string>();
+    if (this.#d.gitops !== undefined && d.spec.mode === "PullRequest" && d.spec.gitops?.pullRequests.closeOnDelete)
+      want.add(Finalizer.gitopsPullRequest);
+    const staging = { nodes: this.#d.nodes.list(), jobs: this.#d.jobs?.list(d.metadata.namespace) ?? [] };
+    if (this.#d.jobs && wantsStagingFinalizer(d, staging)) want.add(Finalizer.weightStaging);
+    const has = obj.metadata?.finalizers ?? [];
+    const ours: string[] = Object.values(Finalizer);
+    const next = [...has.filter((f) => !ours.includes(f) || want.has(f)), ...[...want].filter((f) => !has.includes(f))];
+    if (next.length === has.length && next.every((f, i) => f === has[i])) return false;
+    await this.#setFinalizers(obj, next);
     return true;
   }
 
-  async #setFinalizer(obj: MoEDeploymentObject, on: boolean): Promise<void> {
-    const others = (obj.metadata?.finalizers ?? []).filter((f) => f !== Finalizer.gitopsPullRequest);
+  async #setFinalizers(obj: MoEDeploymentObject, finalizers: string[]): Promise<void> {
     try {
       await this.#d.kube.mergePatch(
         { apiVersion: API_GROUP_VERSION, kind: KIND, namespace: obj.metadata!.namespace, name: obj.metadata!.name! },
         // resourceVersion: the list replaces the whole field, so only over the version it was read from.
-        {
-          metadata: {
-            finalizers: on ? [...others, Finalizer.gitopsPullRequest] : others,
-            resourceVersion: obj.metadata?.resourceVersion,
-          },
-        },
+        { metadata: { finalizers, resourceVersion: obj.metadata?.resourceVersion } },
       );
     } catch (err) {
       if (err instanceof KubeApiError && (err.kubeError.kind === "Conflict" || err.kubeError.kind === "NotFound")) {
@@ -434,6 +443,53 @@ export class MoEDeploymentReconciler {
       }
       throw err;
     }
+  }
+
+  /** Removes one of the operator's finalizers. */
+  async #dropFinalizer(obj: MoEDeploymentObject, finalizer: string): Promise<void> {
+    await this.#setFinalizers(
+      obj,
+      (obj.metadata?.finalizers ?? []).filter((f) => f !== finalizer),
+    );
+  }
+
+  /**
+   * Deletion with the staging finalizer: evict the staged weights (a round per call), then remove
+   * it. Undefined when it is gone (or was never there); else when to come back.
+   */
+  async #finalizeStaging(obj: MoEDeploymentObject, log: Logger): Promise<ReconcileResult | undefined> {
+    if (!obj.metadata?.finalizers?.includes(Finalizer.weightStaging)) return undefined;
+    const nowMs = this.#d.clock.nowMs();
+    const parsed = parseMoEDeployment({
+      ...obj,
+      apiVersion: obj.apiVersion ?? API_GROUP_VERSION,
+      kind: obj.kind ?? KIND,
+    });
+    const ns = obj.metadata.namespace;
+    const observed = this.#d.readStagingState
+      ? await this.#d.readStagingState({
+          namespace: ns!,
+          name: obj.metadata.name!,
+          listed: (obj.status?.staging?.nodes ?? []).map((n) => n.name),
+        })
+      : { nodes: this.#d.nodes.list(), jobs: this.#d.jobs?.list(ns) ?? [] };
+    const r = await finalizeStaging(
+      this.#d.kube,
+      parsed.ok ? { d: parsed.value } : { problem: `the spec is invalid (${formatIssues(parsed.issues)})` },
+      // Retiring wants no node: the shards and free GPUs do not matter.
+      { ...observed, shardPods: [], views: [] },
+      { nowMs, deletedAtMs: new Date(obj.metadata.deletionTimestamp!).getTime() },
+    );
+    for (const e of r.events) await this.#event(obj, e, nowMs);
+    if (r.errors.length) log.warn({ errors: r.errors }, "staging eviction writes failed; retried");
+    if (!r.done) {
+      const { staging: _old, ...rest } = obj.status ?? {};
+      await this.#writeStatus(obj, r.status ? { ...rest, staging: r.status } : rest);
+      return { requeueAfterMs: RETIRE_POLL_MS };
+    }
+    await this.#dropFinalizer(obj, Finalizer.weightStaging);
+    // The object changed: the next pass (the informer's update) sees the finalizers left.
+    return { requeueAfterMs: 1_000 };
   }
 
   /**
@@ -444,6 +500,8 @@ export class MoEDeploymentReconciler {
    */
   async #finalize(key: string, obj: MoEDeploymentObject, log: Logger): Promise<ReconcileResult> {
     const [namespace, name] = key.split("/") as [string, string];
+    const staging = await this.#finalizeStaging(obj, log);
+    if (staging) return staging;
     if (!obj.metadata?.finalizers?.includes(Finalizer.gitopsPullRequest)) return this.#forget(key, namespace, name);
     const nowMs = this.#d.clock.nowMs();
     const uid = obj.metadata.uid ?? "";
@@ -493,7 +551,7 @@ export class MoEDeploymentReconciler {
         await giveUp(attempts, closed.problem);
       }
     }
-    await this.#setFinalizer(obj, false);
+    await this.#dropFinalizer(obj, Finalizer.gitopsPullRequest);
     return this.#forget(key, namespace, name);
   }
 
@@ -633,7 +691,7 @@ export class MoEDeploymentReconciler {
         (shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready) ||
           inPlaceUnsettled(shardPods, current.placement)),
       ...coldStartInputs(newColdStarts(pods, mem.coldStartsSeen)),
-      nextLoadTier: nextLoadTier(shardPods, moeLayerCount(spec.model), spec.model.routedExperts),
+      nextLoadTier: nextLoadTier(shardPods, moeLayerCount(spec.model), spec.model.routedExperts, nodes),
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
       nodes,

@@ -18,6 +18,7 @@ import { scheduleOf } from "./policy.ts";
 import { scheduleWindowAt } from "../../domain/prewarm/schedule.ts";
 import {
   planStaging,
+  retired,
   stagingNeed,
   type StagingJob,
   type StagingNode,
@@ -38,6 +39,12 @@ export const StagingLabel = {
   action: "moe.dev/staging-action",
   /** On staging Jobs: the digest the Job stages (or evicts). */
   digest: "moe.dev/staging-digest",
+  /**
+   * On staging Jobs: the uid of the MoEDeployment they are for. Evict Jobs made while it is being
+   * deleted carry no owner reference (a foreground deletion would delete them before they ran), so
+   * this label is how they are found.
+   */
+  ownerUid: "moe.dev/staging-owner-uid",
 } as const;
 
 export const StagingAnnotation = {
@@ -89,13 +96,17 @@ export function stagingJobName(name: string, action: "stage" | "evict", node: st
   return `${prefix}-${action}-${sha256(`${name}/${node}`).slice(0, 10)}`;
 }
 
-/** The Job that stages (or evicts) the weights on one node: pinned to it, owned by the deployment. */
+/**
+ * The Job that stages (or evicts) the weights on one node: pinned to it, owned by the deployment
+ * (not while the deployment is being deleted: the operator deletes those Jobs itself).
+ */
 export function renderStagingJob(d: MoEDeployment, node: string, action: "stage" | "evict", digest: string): V1Job {
   const s = d.spec.prewarm.staging;
   const labels = {
     ...commonLabels(d, LabelValue.componentWeightStager),
     [StagingLabel.action]: action,
     [StagingLabel.digest]: digest,
+    ...(d.metadata.uid ? { [StagingLabel.ownerUid]: d.metadata.uid } : {}),
   };
   return {
     apiVersion: "batch/v1",
@@ -105,7 +116,7 @@ export function renderStagingJob(d: MoEDeployment, node: string, action: "stage"
       namespace: d.metadata.namespace,
       labels,
       annotations: { [StagingAnnotation.node]: node },
-      ownerReferences: [ownerReference(d)],
+      ...(d.metadata.deletionTimestamp ? {} : { ownerReferences: [ownerReference(d)] }),
     },
     spec: {
       backoffLimit: BACKOFF_LIMIT,
@@ -166,7 +177,8 @@ export function stagingJobsByNode(
     .filter(
       (j) =>
         j.metadata?.labels?.[Label.component] === LabelValue.componentWeightStager &&
-        j.metadata.ownerReferences?.some((r) => r.uid === d.metadata.uid),
+        (j.metadata.ownerReferences?.some((r) => r.uid === d.metadata.uid) ||
+          (d.metadata.uid !== undefined && j.metadata.labels[StagingLabel.ownerUid] === d.metadata.uid)),
     )
     .sort((a, b) => (a.metadata!.name! < b.metadata!.name! ? -1 : 1));
   for (const j of mine) {
@@ -215,7 +227,8 @@ export interface StagingObserved {
   views: readonly NodeView[];
   shardPods: readonly ShardPod[];
   jobs: readonly V1Job[];
-  decision: Decision;
+  /** Absent while the deployment is being deleted (retiring needs none). */
+  decision?: Decision;
   nowMs: number;
 }
 
@@ -229,21 +242,27 @@ function gpusByNode(o: StagingObserved): { held: Map<string, number>; taken: Map
   // Shards the decision creates now are loading already (staging is for later ones): their GPUs are taken.
   const live = new Set(o.shardPods.filter((p) => !p.terminating).map((p) => p.shardIndex));
   const taken = new Map<string, number>();
-  o.decision.shardNodes.forEach((n, i) => {
+  o.decision?.shardNodes.forEach((n, i) => {
     if (n && !live.has(i)) taken.set(n, (taken.get(n) ?? 0) + 1);
   });
   return { held, taken, live };
+}
+
+/** The nodes of the last status, with when each stopped being wanted. */
+function lastStatusByNode(d: MoEDeployment): Map<string, { lastNeededMs?: number }> {
+  return new Map(
+    (d.status?.staging?.nodes ?? []).map((n) => [
+      n.name,
+      n.lastNeededTime ? { lastNeededMs: Date.parse(n.lastNeededTime) } : {},
+    ]),
+  );
 }
 
 /** The plan's input, read from the cluster and the last status; with the mark key and the Jobs by node. */
 export function stagingInput(d: MoEDeployment, o: StagingObserved) {
   const key = stagedLabelKey(d.metadata.namespace!, d.metadata.name!);
   const jobs = stagingJobsByNode(d, o.jobs);
-  const lastNeeded = new Map(
-    (d.status?.staging?.nodes ?? []).flatMap((n) =>
-      n.lastNeededTime ? [[n.name, Date.parse(n.lastNeededTime)] as const] : [],
-    ),
-  );
+  const last = lastStatusByNode(d);
   const views = new Map(o.views.map((v) => [v.name, v]));
   const { held, taken, live } = gpusByNode(o);
   const nodes: StagingNode[] = [];
@@ -252,8 +271,10 @@ export function stagingInput(d: MoEDeployment, o: StagingObserved) {
     const view = views.get(name);
     const mark = n.metadata?.labels?.[key];
     const job = jobs.get(name);
-    // Nodes outside spec.serving.gpu matter only when they carry our mark or Job (to evict or finish).
-    if (!view && mark === undefined && !job) continue;
+    const listed = last.get(name);
+    // Nodes outside spec.serving.gpu matter only when they carry our mark or Job (to evict or finish),
+    // or were in the last status (retiring evicts what a stopped stage Job wrote).
+    if (!view && mark === undefined && !job && !listed) continue;
     nodes.push({
       name,
       freeGpus: Math.max(0, (view?.freeGpus ?? 0) - (taken.get(name) ?? 0)),
@@ -261,7 +282,8 @@ export function stagingInput(d: MoEDeployment, o: StagingObserved) {
       ...(view?.usdPerGpuHour !== undefined ? { usdPerGpuHour: view.usdPerGpuHour } : {}),
       ...(mark !== undefined ? { markedDigest: mark } : {}),
       ...(job ? { job } : {}),
-      ...(lastNeeded.has(name) ? { lastNeededMs: lastNeeded.get(name)! } : {}),
+      ...(listed?.lastNeededMs !== undefined ? { lastNeededMs: listed.lastNeededMs } : {}),
+      ...(listed ? { listed: true } : {}),
     });
   }
   const s = d.spec.prewarm.staging;
@@ -270,12 +292,13 @@ export function stagingInput(d: MoEDeployment, o: StagingObserved) {
     jobs,
     input: {
       nodes,
-      currentShards: Math.max(live.size, o.decision.desiredShards),
-      neededShards: stagingShardsNeeded(d, o.decision, o.nowMs),
+      currentShards: Math.max(live.size, o.decision?.desiredShards ?? 0),
+      neededShards: o.decision ? stagingShardsNeeded(d, o.decision, o.nowMs) : 0,
       digest: stagingDigest(d.spec),
       maxNodes: s.maxNodes,
       evictAfterMs: s.evictAfterSeconds * 1000,
       nowMs: o.nowMs,
+      ...(retiringStaging(d) ? { retiring: true } : {}),
     },
   };
 }
@@ -340,12 +363,12 @@ export async function applyStagingPlan(
 ): Promise<string[]> {
   const errors: string[] = [];
   const ns = d.metadata.namespace!;
-  const jobRef = (node: string): JobRef => ({
-    apiVersion: "batch/v1",
-    kind: "Job",
-    namespace: ns,
-    name: x.jobs.get(node)!.name,
-  });
+  const deleteJob = async (node: string) => {
+    const job = x.jobs.get(node);
+    if (!job) return;
+    const ref: JobRef = { apiVersion: "batch/v1", kind: "Job", namespace: ns, name: job.name };
+    await idempotent("NotFound", () => kube.delete(ref));
+  };
   const nodeRef = (name: string) => ({ apiVersion: "v1", kind: "Node", name });
   const attempt = async (what: string, f: () => Promise<unknown>) => {
     try {
@@ -357,15 +380,14 @@ export async function applyStagingPlan(
   for (const n of x.plan.mark)
     await attempt(`mark node ${n}`, async () => {
       await kube.mergePatch(nodeRef(n), { metadata: { labels: { [x.key]: x.digest } } });
-      await idempotent("NotFound", () => kube.delete(jobRef(n)));
+      await deleteJob(n);
     });
   for (const n of x.plan.unmark)
     await attempt(`unmark node ${n}`, async () => {
       await kube.mergePatch(nodeRef(n), { metadata: { labels: { [x.key]: null } } });
-      await idempotent("NotFound", () => kube.delete(jobRef(n)));
+      await deleteJob(n);
     });
-  for (const n of x.plan.deleteJobs)
-    await attempt(`delete Job on ${n}`, () => idempotent("NotFound", () => kube.delete(jobRef(n))));
+  for (const n of x.plan.deleteJobs) await attempt(`delete Job on ${n}`, () => deleteJob(n));
   for (const n of x.plan.stage)
     await attempt(`stage on ${n}`, () => createJob(kube, renderStagingJob(d, n, "stage", x.digest)));
   for (const n of x.plan.evict)
@@ -386,21 +408,108 @@ async function idempotent(kind: "AlreadyExists" | "NotFound", f: () => Promise<u
 /** Create, where AlreadyExists means another reconcile (or the last operator) made it. */
 const createJob = (kube: KubeWriter, job: V1Job) => idempotent("AlreadyExists", () => kube.create(job));
 
-/** One staging round: plan, write, status and events. Undefined when staging is off. */
+/** Staging is turned off, or the deployment is being deleted: what it staged is evicted. */
+export function retiringStaging(d: MoEDeployment): boolean {
+  return !d.spec.prewarm.staging.enabled || d.metadata.deletionTimestamp !== undefined;
+}
+
+/** Something staged, staging or evicting remains: a node mark, one of our Jobs, or a node in the last status. */
+export function stagingHasState(d: MoEDeployment, o: Pick<StagingObserved, "nodes" | "jobs">): boolean {
+  const key = stagedLabelKey(d.metadata.namespace!, d.metadata.name!);
+  return (
+    (d.status?.staging?.nodes?.length ?? 0) > 0 ||
+    o.nodes.some((n) => n.metadata?.labels?.[key] !== undefined) ||
+    stagingJobsByNode(d, o.jobs).size > 0
+  );
+}
+
+/**
+ * Retiring without a stager image (spec.prewarm.staging.image removed): no evict Job can run, so
+ * the marks go at once and a Warning says where the files stay.
+ */
+function withoutEvictJobs(plan: StagingPlan, hostPath: string): { plan: StagingPlan; events: EventSpec[] } {
+  if (plan.evict.length === 0) return { plan, events: [] };
+  const left = plan.evict;
+  return {
+    plan: {
+      ...plan,
+      evict: [],
+      unmark: [...plan.unmark, ...left].sort(),
+      nodes: plan.nodes.filter((n) => !left.includes(n.name)),
+    },
+    events: [
+      {
+        type: "Warning",
+        reason: "StagingNotEvicted",
+        message: `spec.prewarm.staging.image is not set, so no evict Job can run: the weights stay in ${hostPath} on node(s) ${left.join(", ")}; their marks are removed`,
+      },
+    ],
+  };
+}
+
+/**
+ * One staging round: plan, write, status and events. Undefined when staging is off and nothing it
+ * staged remains; status undefined once retiring is done.
+ */
 export async function syncStaging(
   kube: KubeWriter,
   d: MoEDeployment,
   o: StagingObserved,
-): Promise<{ status: StagingStatus; events: EventSpec[]; errors: string[] } | undefined> {
-  if (!d.spec.prewarm.staging.enabled) return undefined;
+): Promise<{ status?: StagingStatus; events: EventSpec[]; errors: string[]; retired: boolean } | undefined> {
+  const retiring = retiringStaging(d);
+  if (retiring && !stagingHasState(d, o)) return undefined;
   const { key, jobs, input } = stagingInput(d, o);
   // A Job pinned to a node that is gone would be retried by the Job controller forever.
   const nodeNames = new Set(o.nodes.map((n) => n.metadata?.name ?? ""));
   const orphaned = [...jobs.keys()].filter((n) => !nodeNames.has(n)).sort();
   const planned = planStaging(input);
-  const plan = orphaned.length > 0 ? { ...planned, deleteJobs: [...planned.deleteJobs, ...orphaned] } : planned;
+  const withOrphans = orphaned.length > 0 ? { ...planned, deleteJobs: [...planned.deleteJobs, ...orphaned] } : planned;
+  const noImage = retiring && !d.spec.prewarm.staging.image;
+  const { plan, events: noImageEvents } = noImage
+    ? withoutEvictJobs(withOrphans, d.spec.prewarm.staging.hostPath)
+    : { plan: withOrphans, events: [] };
   const errors = await applyStagingPlan(kube, d, { plan, key, digest: input.digest, jobs });
   const status = stagingStatus(d, plan, key, input.digest);
-  const events = stagingEvents(d.status?.staging, plan, status.bytesPerNode, input.digest);
-  return { status, events, errors };
+  const events = [...stagingEvents(d.status?.staging, plan, status.bytesPerNode, input.digest), ...noImageEvents];
+  const done = retiring && retired(plan) && errors.length === 0;
+  return { ...(done ? {} : { status }), events, errors, retired: done };
+}
+
+/**
+ * A deletion that cannot finish evicting (a node that never runs the evict Job) gives up: every
+ * staging Job of the deployment is deleted and every mark removed, with a Warning naming the nodes
+ * whose files stay. Returns the failed writes.
+ */
+export async function abandonStaging(
+  kube: KubeWriter,
+  d: MoEDeployment,
+  o: Pick<StagingObserved, "nodes" | "jobs">,
+): Promise<{ events: EventSpec[]; errors: string[] }> {
+  const key = stagedLabelKey(d.metadata.namespace!, d.metadata.name!);
+  const jobs = stagingJobsByNode(d, o.jobs);
+  const marked = o.nodes.filter((n) => n.metadata?.labels?.[key] !== undefined).map((n) => n.metadata!.name!);
+  const nodes = [...new Set([...marked, ...jobs.keys(), ...(d.status?.staging?.nodes ?? []).map((n) => n.name)])];
+  const plan: StagingPlan = {
+    want: [],
+    stage: [],
+    mark: [],
+    evict: [],
+    unmark: marked.sort(),
+    deleteJobs: [...jobs.keys()].filter((n) => !marked.includes(n)).sort(),
+    nodes: [],
+    extraGpus: 0,
+    coveredGpus: 0,
+  };
+  const errors = await applyStagingPlan(kube, d, { plan, key, digest: stagingDigest(d.spec), jobs });
+  const events: EventSpec[] =
+    nodes.length === 0
+      ? []
+      : [
+          {
+            type: "Warning",
+            reason: "StagingNotEvicted",
+            message: `gave up evicting the weights while deleting: files may stay in ${d.spec.prewarm.staging.hostPath} on node(s) ${nodes.sort().join(", ")}; marks and Jobs removed`,
+          },
+        ];
+  return { events, errors };
 }

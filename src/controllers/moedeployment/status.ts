@@ -20,6 +20,7 @@ import { mergeConditions, readyCondition, type ConditionInput } from "./conditio
 import type { ChildApplyError } from "./errors.ts";
 import type { PlannedPlacement } from "./plan.ts";
 import type { InPlacePlan } from "../../domain/inplace/index.ts";
+import type { GroupState } from "../../domain/wideep/groups.ts";
 import { rebalanceStalledCondition } from "./inplace.ts";
 
 export interface StatusInput {
@@ -109,6 +110,21 @@ export function missingGpus(
   };
 }
 
+/**
+ * WideEP: the GPUs missing in groups with a pod unschedulable past spec.scaling.pendingTimeoutSeconds
+ * (the groups CapacityPending names), in missingGpus' words. Undefined when no group is pending.
+ */
+export function groupsMissingGpus(d: MoEDeployment, pending: readonly GroupState[]): MissingGpus | undefined {
+  const count = pending.reduce((sum, p) => sum + p.missingGpus, 0);
+  if (pending.length === 0 || count <= 0) return undefined;
+  const timeoutS = d.spec.scaling.pendingTimeoutSeconds;
+  const groups = pending.map((p) => `group ${p.index}: ${p.missingGpus}`).join(", ");
+  return {
+    count,
+    message: `${count} ${gpuWhere(d)} missing: ${pending.length} EP group(s) not fully scheduled after ${timeoutS} s (${groups})`,
+  };
+}
+
 /** Shard pods the scheduler could not place, waiting longer than the timeout since they were created, oldest first. */
 export function pendingPastTimeout(
   pods: readonly ShardPod[],
@@ -194,9 +210,7 @@ export function metricsCondition(x: WithVerdict<"heat" | "latency">): ConditionI
 }
 
 /** Why the SLO is (or may soon be) missed, in the spec's terms. */
-function sloRisks(
-  x: WithVerdict<"deployment" | "shardPods" | "managesWorkloads" | "gpus"> & { warming?: string },
-): string[] {
+function sloRisks(x: SloInput): string[] {
   const { spec } = x.deployment;
   const conflicts = x.decision.capacity?.conflicts ?? [];
   const atMax = conflicts.find((c) => c.type === "MaxGpusVsSlo");
@@ -206,7 +220,7 @@ function sloRisks(
     why.push(`at spec.scaling.maxShards=${spec.scaling.maxShards}: the SLO needs ${atMax.requiredGpus} shards`);
   if (budget) why.push(`capped by spec.cost.maxUsdPerHour=${spec.cost.maxUsdPerHour}: ${budget.message}`);
   if (isHolding(x.decision)) why.push("metrics unavailable, holding capacity");
-  const missing = missingGpus(x);
+  const missing = x.missing ?? missingGpus(x);
   if (missing) why.push(missing.message);
   const warming = x.shardPods.filter((p) => !p.ready && !p.terminating).length;
   if (warming > 0) why.push(`${warming} shard pod(s) still warming`);
@@ -214,12 +228,14 @@ function sloRisks(
   return why;
 }
 
-export function sloCondition(
-  x: WithVerdict<"deployment" | "shardPods" | "latency" | "managesWorkloads" | "gpus"> & {
-    /** Units still warming that are not shard pods (WideEP: groups not yet Ready). */
-    warming?: string;
-  },
-): ConditionInput {
+type SloInput = WithVerdict<"deployment" | "shardPods" | "managesWorkloads" | "gpus"> & {
+  /** Units still warming that are not shard pods (WideEP: groups not yet Ready). */
+  warming?: string;
+  /** GPUs missing, when not read from the GPU supply (WideEP: groupsMissingGpus). */
+  missing?: MissingGpus;
+};
+
+export function sloCondition(x: SloInput & Pick<StatusInput, "latency">): ConditionInput {
   const { slo } = x.deployment.spec;
   const target = slo.targetLatencyMs;
   const observed = x.latency.p99Ms;
@@ -233,7 +249,7 @@ export function sloCondition(
   }
   const why = sloRisks(x);
   const measured = `p${slo.percentile} ${slo.metric} ${observed.toFixed(1)} ms`;
-  const missing = missingGpus(x);
+  const missing = x.missing ?? missingGpus(x);
   if (observed <= target && missing) {
     // Met now, but not with the capacity decided for it: not True while GPUs are missing.
     return {

@@ -10,7 +10,7 @@ import type { MoEDeployment, MoEDeploymentStatus } from "../../api/schema.ts";
 import type { KubeClient, KubeWriter } from "../../adapters/kube.ts";
 import { KubeApiError } from "../../adapters/kube-errors.ts";
 import type { CapacityState } from "../../domain/capacity/index.ts";
-import type { DeploymentPolicy } from "../../domain/decide.ts";
+import type { DeploymentPolicy, NodeView } from "../../domain/decide.ts";
 import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
 import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
 import { groupPlacement } from "../../domain/wideep/placement.ts";
@@ -33,6 +33,7 @@ import { conditionEvents, scaledEvent, type EventSpec } from "./events.ts";
 import {
   budgetCondition,
   costStatus,
+  groupsMissingGpus,
   lastScale,
   latencyStatus,
   metricsCondition,
@@ -54,6 +55,8 @@ export interface WideEPInput {
   /** The published placement ConfigMap (cache), and the last heat good enough to plan with. */
   placementConfigMap?: V1ConfigMap;
   lastGoodHeat?: number[][];
+  /** GPU nodes matching spec.serving.gpu with their free GPUs and prices (observe.ts nodeViews): the groups' cost. */
+  nodes?: readonly NodeView[];
   /** Auto: the LeaderWorkerSet is applied and status reports the live groups. */
   managesWorkloads: boolean;
   /** How long a Ready group is marked draining before a scale-down removes it (group-drain.ts); default 0. */
@@ -102,6 +105,7 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
       capacityState: x.capacityState,
       trackingSinceMs: x.trackingSinceMs,
       lastScaleUpMs: lastScaleUpMs(d),
+      nodes: x.nodes,
     },
     x.policy,
     shape,
@@ -137,7 +141,7 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   const verdict = verdictOf(decision, g);
   const conditions = [
     ...wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups),
-    ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups),
+    ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups, decision.pending),
   ];
   // What only Disaggregated deployments write (weight staging, shard pods' cold starts) is not
   // carried over from a status written before a topology switch.
@@ -219,8 +223,17 @@ export function verdictOf(decision: WideEPDecision, gpusPerGroup: number): Count
   };
 }
 
-/** MetricsAvailable, SLOMet and BudgetExceeded from the functions Disaggregated deployments use. */
-function sharedConditions(x: WideEPInput, verdict: CountVerdict, groupsNotReady: number): ConditionInput[] {
+/**
+ * MetricsAvailable, SLOMet and BudgetExceeded from the functions Disaggregated deployments use.
+ * SLOMet names the GPUs missing in groups pending past the timeout (CapacityPending) as it names
+ * the GPUs missing for shards.
+ */
+function sharedConditions(
+  x: WideEPInput,
+  verdict: CountVerdict,
+  groupsNotReady: number,
+  pending: readonly GroupState[],
+): ConditionInput[] {
   const common = {
     deployment: x.deployment,
     decision: verdict,
@@ -230,7 +243,8 @@ function sharedConditions(x: WideEPInput, verdict: CountVerdict, groupsNotReady:
     managesWorkloads: x.managesWorkloads,
   };
   const warming = x.managesWorkloads && groupsNotReady > 0 ? `${groupsNotReady} EP group(s) not yet Ready` : undefined;
-  return [metricsCondition(common), sloCondition({ ...common, warming }), budgetCondition(common)];
+  const missing = x.managesWorkloads ? groupsMissingGpus(x.deployment, pending) : undefined;
+  return [metricsCondition(common), sloCondition({ ...common, warming, missing }), budgetCondition(common)];
 }
 
 /** ScaledUp/ScaledDown (Auto) and the Warnings for conditions that turned bad, as for Disaggregated. */

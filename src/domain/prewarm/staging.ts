@@ -30,6 +30,8 @@ export interface StagingNode {
    * seen unwanted, absent while it is wanted, so the status does not change while nothing does.
    */
   readonly lastNeededMs?: number;
+  /** The node is in the last status's staging list (a stage Job may have written part of the weights). */
+  readonly listed?: boolean;
 }
 
 export interface StagingInput {
@@ -43,6 +45,11 @@ export interface StagingInput {
   readonly maxNodes: number;
   readonly evictAfterMs: number;
   readonly nowMs: number;
+  /**
+   * Staging was turned off or the deployment is being deleted: nothing is wanted, every node that
+   * may hold the weights is evicted now (not after evictAfterMs), and stage Jobs are stopped.
+   */
+  readonly retiring?: boolean;
 }
 
 export type StagedPhase = "Staging" | "Staged" | "Failed" | "Evicting";
@@ -93,6 +100,7 @@ function pickOrder(digest: string): (a: StagingNode, b: StagingNode) => number {
 
 /** The nodes to hold the weights: enough free GPUs for the extra shards, then marked nodes serving shards. */
 function chooseWanted(x: StagingInput): { want: Set<string>; covered: number; extra: number } {
+  if (x.retiring) return { want: new Set(), covered: 0, extra: 0 };
   const extra = Math.max(0, x.neededShards - x.currentShards);
   const want = new Set<string>();
   let covered = 0;
@@ -140,8 +148,61 @@ function stepOf(
   return idleMs >= x.evictAfterMs ? "evict" : undefined;
 }
 
+/**
+ * Retiring: an evict Job finishes (unmark when it succeeded; a failed one is retried once its TTL
+ * removed it); a running stage Job is stopped (the node stays listed, so the next round evicts what
+ * it wrote); a finished stage Job is deleted and its node evicted; a marked or listed node is evicted.
+ */
+function retireStepOf(n: StagingNode): "evict" | "unmark" | "deleteJob" | "evictAndDeleteJob" | undefined {
+  const job = n.job;
+  if (job?.action === "evict") return job.state === "succeeded" ? "unmark" : undefined;
+  if (job?.action === "stage") return job.state === "running" ? "deleteJob" : "evictAndDeleteJob";
+  if (n.markedDigest !== undefined || n.listed) return "evict";
+  return undefined;
+}
+
+function planRetiring(x: StagingInput): StagingPlan {
+  const steps = { evict: [] as string[], unmark: [] as string[], deleteJob: [] as string[] };
+  const nodes: StagingPlan["nodes"][number][] = [];
+  for (const n of [...x.nodes].sort(byName)) {
+    const step = retireStepOf(n);
+    if (step === "evict" || step === "evictAndDeleteJob") steps.evict.push(n.name);
+    if (step === "deleteJob" || step === "evictAndDeleteJob") steps.deleteJob.push(n.name);
+    if (step === "unmark") steps.unmark.push(n.name);
+    if (step === "unmark" || (step === undefined && n.job === undefined)) continue;
+    const lastNeededMs = n.lastNeededMs ?? x.nowMs;
+    const message = n.job?.action === "evict" && n.job.state === "failed" ? n.job.message : undefined;
+    nodes.push({
+      name: n.name,
+      phase: n.job?.action === "evict" && n.job.state === "failed" ? "Failed" : "Evicting",
+      lastNeededMs,
+      ...(message ? { message } : {}),
+    });
+  }
+  return {
+    want: [],
+    stage: [],
+    mark: [],
+    evict: steps.evict,
+    unmark: steps.unmark,
+    deleteJobs: steps.deleteJob,
+    nodes,
+    extraGpus: 0,
+    coveredGpus: 0,
+  };
+}
+
+/**
+ * True when retiring is done once this plan's writes succeed: no node is left holding, staging or
+ * evicting the weights (the last marks and Jobs go with this plan).
+ */
+export function retired(plan: StagingPlan): boolean {
+  return plan.nodes.length === 0 && plan.evict.length === 0;
+}
+
 /** The staging plan for one deployment. Deterministic; never more than maxNodes wanted. */
 export function planStaging(x: StagingInput): StagingPlan {
+  if (x.retiring) return planRetiring(x);
   const { want, covered, extra } = chooseWanted(x);
   const steps = { stage: [], mark: [], evict: [], unmark: [], deleteJob: [] } as Record<string, string[]>;
   const nodes: StagingPlan["nodes"][number][] = [];

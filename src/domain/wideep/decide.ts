@@ -1,11 +1,19 @@
 // One WideEP decision (docs/adr/0021-wide-ep-groups.md): load from heat as decide() reads it,
 // the capacity policy's GPU count quantised to whole groups, and the groups that count. Pure.
 
-import { assessHeat, type DeploymentPolicy, type HeatObservation } from "../decide.ts";
+import {
+  assessHeat,
+  costOf,
+  marginalPriceOf,
+  type DeploymentPolicy,
+  type HeatObservation,
+  type NodeView,
+} from "../decide.ts";
 import { createCapacityState, type CapacityState } from "../capacity/index.ts";
 import {
   decideGroupCount,
   gpusPerGroup,
+  groupGpuViews,
   groupStates,
   pendingGroups,
   type GroupPod,
@@ -29,7 +37,8 @@ export interface WideEPSnapshot {
   readonly capacityState?: CapacityState;
   readonly trackingSinceMs: number;
   readonly lastScaleUpMs?: number;
-  readonly usdPerGpuHour?: number;
+  /** GPU nodes matching spec.serving.gpu with their free GPUs and prices (spec.cost), as Disaggregated reads them. */
+  readonly nodes?: readonly NodeView[];
 }
 
 export interface WideEPDecision {
@@ -43,7 +52,10 @@ export interface WideEPDecision {
   readonly heatProblem?: string;
   /** Offered tokens/s from heat (undefined when heat is not usable this tick). */
   readonly loadTokensPerSecond: number | undefined;
-  /** Cost of the provisioned and of the decided groups at the policy's GPU price (0 without one). */
+  /**
+   * Cost of the provisioned and of the decided groups (decide.ts costOf): a bound pod's GPUs at its
+   * node's price (spec.cost.priceLabelKey, then table), other GPUs at the default price (0 without one).
+   */
   readonly usdPerHourNow: number;
   readonly usdPerHourDesired: number;
 }
@@ -59,6 +71,8 @@ export function decideWideEP(
   const states = groupStates(s.pods, s.provisionedGroups, shape, nowMs);
   const readyGroups = states.filter((g) => g.ready).length;
   const g = gpusPerGroup(shape);
+  const priced = { nodes: s.nodes ?? [], shards: groupGpuViews(s.pods, s.provisionedGroups, shape, s.nodes ?? []) };
+  const marginalPrice = marginalPriceOf(priced, policy);
   const { groups, count } = decideGroupCount(
     {
       capacity: {
@@ -71,7 +85,7 @@ export function decideWideEP(
         // One placement shared by the groups is not measured per group yet: neutral values.
         balancedness: 1,
         crossNodeShare: 0,
-        usdPerGpuHour: s.usdPerGpuHour ?? policy.defaultUsdPerGpuHour,
+        usdPerGpuHour: marginalPrice,
       },
       state: s.capacityState ?? createCapacityState(policy.capacity),
       trackingSinceMs: s.trackingSinceMs,
@@ -83,7 +97,14 @@ export function decideWideEP(
     nowMs,
   );
   const pending = pendingGroups(states, pendingTimeoutMs).filter((p) => p.index < groups);
-  const price = s.usdPerGpuHour ?? policy.defaultUsdPerGpuHour ?? 0;
+  // Groups keep their indices: the decided groups' GPUs are the first groups x G slots.
+  const cost = costOf(
+    priced,
+    policy,
+    groups * g,
+    priced.shards.map((v) => v.nodeName),
+    marginalPrice,
+  );
   return {
     groups,
     count,
@@ -92,7 +113,7 @@ export function decideWideEP(
     pending,
     heatProblem: heat.problem,
     loadTokensPerSecond: heat.load,
-    usdPerHourNow: s.provisionedGroups * g * price,
-    usdPerHourDesired: groups * g * price,
+    usdPerHourNow: cost.usdPerHourNow,
+    usdPerHourDesired: cost.usdPerHourDesired,
   };
 }

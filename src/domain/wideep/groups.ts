@@ -3,6 +3,7 @@
 // count path as expert shards (decideShardCount) and quantised to whole groups; a group counts
 // as capacity only when every one of its pods is Ready. Pure: no I/O, no clock.
 
+import type { NodeView, ShardView } from "../decide.ts";
 import type { CapacityPolicy, StepPolicy } from "../scaling/policy.ts";
 import { decideShardCount, type ShardCount, type ShardCountInput } from "../scaling/shard-count.ts";
 
@@ -91,6 +92,8 @@ export interface GroupPod {
   readonly ready: boolean;
   /** Bound to a node (spec.nodeName set). */
   readonly scheduled: boolean;
+  /** The node it is bound to (prices its GPUs). */
+  readonly nodeName?: string;
   readonly terminating: boolean;
   /** Creation time (ms since the epoch); NaN when unknown. */
   readonly createdMs: number;
@@ -145,4 +148,36 @@ export function pendingGroups(states: readonly GroupState[], timeoutMs: number):
 /** GPUs that serve: whole Ready groups only. */
 export function readyGpus(states: readonly GroupState[], shape: GroupShape): number {
   return states.filter((s) => s.ready).length * gpusPerGroup(shape);
+}
+
+/**
+ * The provisioned groups' GPUs as the cost functions read running shards (decide.ts costOf):
+ * group k holds slots k x G .. (k+1) x G - 1; each bound pod's gpusPerNode GPUs are on its node,
+ * at that node's price; the GPUs of pods not bound (or not created yet) have no node.
+ */
+export function groupGpuViews(
+  pods: readonly GroupPod[],
+  provisionedGroups: number,
+  shape: GroupShape,
+  nodes: readonly NodeView[],
+): ShardView[] {
+  const g = gpusPerGroup(shape);
+  const out: ShardView[] = [];
+  for (let group = 0; group < provisionedGroups; group++) {
+    const bound = pods
+      .filter((p) => p.group === group && !p.terminating && p.nodeName !== undefined)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .slice(0, shape.nodesPerGroup);
+    const onNodes = bound.flatMap((p) => Array.from({ length: shape.gpusPerNode }, () => p));
+    for (let i = 0; i < g; i++) {
+      const pod = onNodes[i];
+      const node = pod ? nodes.find((n) => n.name === pod.nodeName) : undefined;
+      out.push({
+        shardIndex: group * g + i,
+        ...(pod ? { nodeName: pod.nodeName, ready: pod.ready } : { ready: false }),
+        ...(node ? { domain: node.domain, usdPerGpuHour: node.usdPerGpuHour } : {}),
+      });
+    }
+  }
+  return out;
 }

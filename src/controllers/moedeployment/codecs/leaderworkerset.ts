@@ -149,6 +149,7 @@ export function readGroupPod(d: MoEDeployment, p: CachedPod): GroupPod | undefin
     group,
     ready: podReady(p) && !p.metadata?.deletionTimestamp,
     scheduled: Boolean(p.spec?.nodeName),
+    ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
     terminating: Boolean(p.metadata?.deletionTimestamp),
     createdMs: Date.parse(String(p.metadata?.creationTimestamp ?? "")),
     unschedulableMessage: scheduled?.status === "False" ? scheduled.message : undefined,

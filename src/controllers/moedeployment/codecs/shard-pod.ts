@@ -7,6 +7,7 @@ import type { CachedPod } from "../cached.ts";
 import { Annotation, Label, LabelValue } from "../../../api/constants.ts";
 import { disaggregated, type MoEDeployment } from "../../../api/schema.ts";
 import type { InPlacePod, InPlaceState } from "../../../domain/inplace/index.ts";
+import type { ExpertPeers } from "../../../domain/inplace/peers.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
 import { stagedLabelKey, stagingDigest } from "../staging.ts";
 
@@ -36,7 +37,24 @@ export const ShardAnnotation = {
    * learns the cold start per tier from it (ADR 0019).
    */
   loadTier: "moe.dev/load-tier",
+  /**
+   * Written by the operator on a new shard pod and on an in-place load: JSON {"pods": [{name, node,
+   * ip}], "layers": [[[expert, podIndex], ...], ...], "fromStore": n}, the Ready peer each expert to
+   * load can be fetched from (same node first); experts not listed come from the node's disk or the
+   * store (ADR 0019 "Peers in the placement").
+   */
+  expertPeers: "moe.dev/expert-peers",
 } as const;
+
+/** Largest moe.dev/expert-peers value written (a pod's annotations are limited to 256 KiB in all). */
+export const MAX_EXPERT_PEERS_BYTES = 64 * 1024;
+
+/** The moe.dev/expert-peers value, or undefined when no peer is named or it would be too large. */
+export function expertPeersAnnotation(p: ExpertPeers): string | undefined {
+  if (p.pods.length === 0) return undefined;
+  const v = JSON.stringify(p);
+  return v.length <= MAX_EXPERT_PEERS_BYTES ? v : undefined;
+}
 /**
  * InPlace: the pod condition the shard writes (pods/status). Status True while it serves a generation,
  * reason Applied with message "serving generation G", or reason Refused with message "refused
@@ -69,6 +87,8 @@ export interface ShardPodInput {
   inPlace?: { nowIso: string };
   /** Hash in the pod name instead of setHash (InPlace: the set and the placement version, so a replacement never takes a live pod's name). */
   nameHash?: string;
+  /** moe.dev/expert-peers (expertPeersAnnotation). */
+  peers?: string;
 }
 
 /** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
@@ -154,6 +174,7 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
         [ShardAnnotation.expertSetHash]: s.setHash,
         [ShardAnnotation.experts]: JSON.stringify(s.experts),
         ...(s.preferredNode ? { [ShardAnnotation.preferredNode]: s.preferredNode } : {}),
+        ...(s.peers ? { [ShardAnnotation.expertPeers]: s.peers } : {}),
         ...(s.inPlace
           ? {
               [ShardAnnotation.targetGeneration]: "1",
@@ -190,7 +211,11 @@ export function targetPatch(t: {
   nowIso: string;
   /** The pod version the target was planned from: a pod changed since (its shard acknowledged) conflicts. */
   resourceVersion?: string;
-}): { metadata: { annotations: Record<string, string>; labels: Record<string, string>; resourceVersion?: string } } {
+  /** moe.dev/expert-peers for a load (removed when absent: a release loads nothing). */
+  peers?: string;
+}): {
+  metadata: { annotations: Record<string, string | null>; labels: Record<string, string>; resourceVersion?: string };
+} {
   return {
     metadata: {
       ...(t.resourceVersion ? { resourceVersion: t.resourceVersion } : {}),
@@ -204,6 +229,7 @@ export function targetPatch(t: {
         [ShardAnnotation.expertSetHash]: t.setHash,
         [Annotation.placementVersion]: String(t.placementVersion),
         [Annotation.placementHash]: t.placementHash,
+        [ShardAnnotation.expertPeers]: t.peers ?? null,
       },
       labels: { [ShardLabel.expertSetHash]: t.setHash },
     },
