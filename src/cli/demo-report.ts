@@ -17,6 +17,22 @@ export interface DemoSample {
   balancedness?: number;
 }
 
+/** A shard pod's cold start: pod creation to Ready, and the tier it reported loading from (moe.dev/load-tier). */
+export interface DemoColdStart {
+  pod: string;
+  /** peer, node-disk or remote; "unknown" when the pod reported none. */
+  tier: string;
+  /** When the pod was created, seconds since the scenario start. */
+  createdAtS: number;
+  seconds: number;
+}
+
+/** When a node was first seen staged (status.staging.nodes, phase Staged), seconds since the scenario start. */
+export interface DemoStaging {
+  node: string;
+  atS: number;
+}
+
 /** What a demo run writes to samples.json; `demo --render` re-renders the timeline from it. */
 export interface DemoSamplesFile {
   title: string;
@@ -27,6 +43,28 @@ export interface DemoSamplesFile {
   /** spec.scaling.maxShards: the bound drawn on the shards panel. */
   maxShards?: number;
   samples: DemoSample[];
+  coldStarts?: DemoColdStart[];
+  stagings?: DemoStaging[];
+}
+
+const TIER_ORDER = ["peer", "node-disk", "remote", "unknown"];
+
+/** Cold starts per tier: count, median, min and max seconds, tiers in the order peer, node-disk, remote, others. */
+export function coldStartsByTier(
+  starts: readonly DemoColdStart[],
+): { tier: string; n: number; medianS: number; minS: number; maxS: number }[] {
+  const tiers = [...new Set(starts.map((c) => c.tier))].sort(
+    (a, b) => (TIER_ORDER.indexOf(a) + 1 || 99) - (TIER_ORDER.indexOf(b) + 1 || 99) || (a < b ? -1 : 1),
+  );
+  return tiers.map((tier) => {
+    const xs = starts
+      .filter((c) => c.tier === tier)
+      .map((c) => c.seconds)
+      .sort((a, b) => a - b);
+    const mid = xs.length >> 1;
+    const medianS = xs.length % 2 ? xs[mid]! : (xs[mid - 1]! + xs[mid]!) / 2;
+    return { tier, n: xs.length, medianS, minS: xs[0]!, maxS: xs.at(-1)! };
+  });
 }
 
 /** How the scored samples met the SLO: all of them, and apart from those where capacity sat at the bound. */
@@ -80,6 +118,28 @@ function sampleError(s: unknown, i: number): string | undefined {
   return undefined;
 }
 
+/** The optional coldStarts and stagings lists of a samples file; an error names the field. */
+function eventsError(r: Record<string, unknown>): string | undefined {
+  const lists: [string, Record<string, "string" | "number">][] = [
+    ["coldStarts", { pod: "string", tier: "string", createdAtS: "number", seconds: "number" }],
+    ["stagings", { node: "string", atS: "number" }],
+  ];
+  for (const [name, fields] of lists) {
+    const v = r[name];
+    if (v === undefined) continue;
+    if (!Array.isArray(v) || v.length > 100_000) return `${name}: want an array of at most 100000 entries`;
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i] as Record<string, unknown> | null;
+      for (const [k, type] of Object.entries(fields)) {
+        const x = e?.[k];
+        if (typeof x !== type || (type === "number" && !Number.isFinite(x)))
+          return `${name}[${i}].${k}: want a ${type === "number" ? "finite number" : "string"}, got ${JSON.stringify(x)}`;
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Parses and checks a samples.json text; errors name the field. */
 export function parseDemoSamplesFile(text: string): Parsed<DemoSamplesFile> {
   let raw: unknown;
@@ -100,6 +160,8 @@ export function parseDemoSamplesFile(text: string): Parsed<DemoSamplesFile> {
     const e = sampleError(r.samples[i], i);
     if (e) return { ok: false, error: e };
   }
+  const ev = eventsError(r);
+  if (ev) return { ok: false, error: ev };
   const nul = (v: unknown) => (v === null ? undefined : (v as number | undefined));
   const samples = (r.samples as Record<string, unknown>[]).map(
     (s) => ({ ...s, p99Ms: nul(s.p99Ms), p99AtS: nul(s.p99AtS), balancedness: nul(s.balancedness) }) as DemoSample,
@@ -112,6 +174,8 @@ export function parseDemoSamplesFile(text: string): Parsed<DemoSamplesFile> {
       heatShiftAtS: nul(r.heatShiftAtS),
       maxShards: nul(r.maxShards),
       samples,
+      ...(r.coldStarts ? { coldStarts: r.coldStarts as DemoColdStart[] } : {}),
+      ...(r.stagings ? { stagings: r.stagings as DemoStaging[] } : {}),
     },
   };
 }
@@ -328,6 +392,66 @@ function drawCost(f: Frame, i: number): void {
   drawSeries(f, s, y);
 }
 
+const TIER_COLORS: Record<string, string> = {
+  peer: "#17becf",
+  "node-disk": "#2ca02c",
+  remote: "#d62728",
+};
+
+/** Node stagings close in time (within `gapS`) as one mark: its time is the first one's. */
+export function stagingMarks(stagings: readonly DemoStaging[], gapS: number): { atS: number; nodes: string[] }[] {
+  const marks: { atS: number; nodes: string[]; lastS: number }[] = [];
+  for (const st of [...stagings].sort((a, b) => a.atS - b.atS || (a.node < b.node ? -1 : 1))) {
+    const last = marks.at(-1);
+    if (last && st.atS - last.lastS <= gapS) {
+      last.nodes.push(st.node);
+      last.lastS = st.atS;
+    } else marks.push({ atS: st.atS, nodes: [st.node], lastS: st.atS });
+  }
+  return marks.map(({ atS, nodes }) => ({ atS, nodes }));
+}
+
+/**
+ * Each shard pod's cold start (creation -> Ready) as a dot at its creation time, coloured by the tier
+ * it loaded from, with each tier's median and count in the legend; the nodes' staging times as
+ * marks labelled with the nodes, each label on the first row where it does not overlap.
+ */
+function drawColdStarts(f: Frame, i: number, starts: readonly DemoColdStart[], stagings: readonly DemoStaging[]): void {
+  const legend: Series[] = coldStartsByTier(starts).map((t) => ({
+    name: `${t.tier} p50 ${t.medianS.toFixed(1)} s (${t.n})`,
+    color: TIER_COLORS[t.tier] ?? "#7f7f7f",
+    values: [],
+  }));
+  const axis = niceAxis(Math.max(5, ...starts.map((c) => c.seconds)) * 1.15, (v) => `${formatNumber(v)} s`);
+  const y = drawPanel(f, i, "Shard cold starts by tier", axis, legend);
+  // What a dot is, inside the panel (in the title it would run into the legend).
+  f.parts.push(
+    `<text class="cold-start-note" x="${LEFT + PLOT_W - 6}" y="${f1(y(0) - 6)}" font-size="10" fill="#666" text-anchor="end">at pod creation: seconds to Ready and placement acknowledged</text>`,
+  );
+  const y0 = y(axis.max);
+  const rowEnd: number[] = [];
+  for (const m of stagingMarks(stagings, 10)) {
+    const x = f.x(m.atS);
+    f.parts.push(
+      `<line class="staged-mark" x1="${f1(x)}" x2="${f1(x)}" y1="${f1(y0)}" y2="${f1(y(0))}" stroke="#2ca02c" stroke-width="1.5"/>`,
+    );
+    const label = `${m.nodes.join(", ")} staged`;
+    const w = label.length * CHAR_W_PX;
+    const lx = Math.min(x + 4, LEFT + PLOT_W - w - 2);
+    let row = rowEnd.findIndex((end) => lx > end + 6);
+    if (row < 0) row = rowEnd.length;
+    rowEnd[row] = lx + w;
+    f.parts.push(
+      `<text class="staged-label" x="${f1(lx)}" y="${f1(y0 + 12 + row * 12)}" font-size="10" fill="#1a7a1a">${esc(label)}</text>`,
+    );
+  }
+  for (const c of starts) {
+    f.parts.push(
+      `<circle class="cold-start" cx="${f1(Math.min(Math.max(f.x(c.createdAtS), LEFT), LEFT + PLOT_W))}" cy="${f1(y(c.seconds))}" r="3" fill="${TIER_COLORS[c.tier] ?? "#7f7f7f"}" fill-opacity="0.75"/>`,
+    );
+  }
+}
+
 /** Contiguous runs of one phase name. */
 export function phaseSpans(samples: readonly DemoSample[]): { phase: string; fromS: number; toS: number }[] {
   const spans: { phase: string; fromS: number; toS: number }[] = [];
@@ -388,7 +512,14 @@ function drawTimeAxis(f: Frame, t0: number, t1: number, yAxis: number): void {
 
 export function renderDemoTimeline(
   samples: readonly DemoSample[],
-  o: { title: string; windowAtS?: number; heatShiftAtS?: number; maxShards?: number },
+  o: {
+    title: string;
+    windowAtS?: number;
+    heatShiftAtS?: number;
+    maxShards?: number;
+    coldStarts?: readonly DemoColdStart[];
+    stagings?: readonly DemoStaging[];
+  },
 ): string {
   const data =
     samples.length > 0
@@ -415,6 +546,8 @@ export function renderDemoTimeline(
   drawHeader(f, o.title);
   drawPhases(f);
   const panels = [drawLoad, (fr: Frame, i: number) => drawShards(fr, i, o.maxShards), drawP99, drawBalance, drawCost];
+  if ((o.coldStarts?.length ?? 0) > 0 || (o.stagings?.length ?? 0) > 0)
+    panels.push((fr: Frame, i: number) => drawColdStarts(fr, i, o.coldStarts ?? [], o.stagings ?? []));
   panels.forEach((draw, i) => draw(f, i));
   const yAxis = PANELS_TOP + panels.length * (PANEL_H + PANEL_GAP) - PANEL_GAP + 16;
   drawTimeAxis(f, t0, t1, yAxis);

@@ -19,12 +19,16 @@ import { DEMO_GPU_POOLS, NodeLabels } from "../testing/gpu-nodes.ts";
 import { repoRoot } from "../testing/bins.ts";
 import type { ScenarioPoint } from "../emulator/server.ts";
 import {
+  coldStartsByTier,
   parseDemoSamplesFile,
   renderDemoTimeline,
   scoreDemo,
+  type DemoColdStart,
   type DemoSample,
   type DemoSamplesFile,
+  type DemoStaging,
 } from "./demo-report.ts";
+import { DEMO_ENGINE_START_MS, DEMO_TIER_BANDWIDTH, DEMO_TIME_COMPRESSION } from "./demo-tiers.ts";
 
 const program = new Command()
   .name("demo")
@@ -32,11 +36,16 @@ const program = new Command()
   .option("--keep", "keep the cluster running after the scenario until Ctrl-C", false)
   .option("--quick", "a shorter scenario (about 3 minutes)", false)
   .option(
+    "--peer-loading",
+    "emulated shards load their first weights from running peers that hold them (then nearly every start after bring-up is a peer start and staging changes no cold start)",
+    false,
+  )
+  .option(
     "--render <samples.json>",
     "only re-render timeline.svg (next to the file) from a samples.json a demo run wrote; starts nothing",
   )
   .parse();
-const opts = program.opts<{ out: string; keep: boolean; quick: boolean; render?: string }>();
+const opts = program.opts<{ out: string; keep: boolean; quick: boolean; peerLoading: boolean; render?: string }>();
 
 // If our output goes to a pipe that dies with the same Ctrl-C (make demo | tee), keep going:
 // cleaning up matters more than printing about it.
@@ -50,6 +59,8 @@ const NAME = "deepseek-v3";
 const HEAT_SHIFT_CORRELATION = 0.66;
 const SLO_WINDOW_S = 15;
 const MAX_SHARDS = 52;
+// spec.prewarm.staging.hostPath (the default), allowed by the operator's pod policy (--pod-allowed-host-paths).
+const STAGING_HOST_PATH = "/var/lib/moe-operator/weights";
 const tty = process.stdout.isTTY === true;
 const say = (s: string) => console.log(s);
 
@@ -68,8 +79,12 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
     delete t.spec.volumes;
     for (const c of t.spec.containers) delete c.volumeMounts;
   }
-  s.serving.expertShards.template.metadata = { annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": "20s" } };
-  // Time is compressed ~25x (cold start 20 s instead of ~9 min), the rebalance interval with it.
+  // kwok runs a shard's containers after the engine start (ADR 0019's 60 s, compressed); the fleet
+  // emulator then loads its weights from its tier (peer, staged node disk, remote) and acknowledges.
+  s.serving.expertShards.template.metadata = {
+    annotations: { "pod-ready.stage.kwok.x-k8s.io/delay": `${DEMO_ENGINE_START_MS}ms` },
+  };
+  // Time is compressed ~24x (a remote cold start ~20 s instead of ~8 min), the rebalance interval with it.
   // Shards move experts in place (the fleet emulator plays each shard's side: loads at the
   // move-cost bandwidths, then acknowledges), so a rebalance needs no new pod and no spare GPU.
   s.placement = {
@@ -100,6 +115,13 @@ function demoSpec(prometheusUrl: string, windowCron: string) {
     schedules: [{ name: "daily-peak", start: windowCron, durationMinutes: 2, timeZone: "UTC", minShards: 48 }],
     predictive: { enabled: false },
     burst: { enabled: true, panicThresholdPercent: 150, panicWindowSeconds: 10 },
+    // Weights staged on the nodes the schedule will need (kwok completes the stager Jobs' pods).
+    staging: {
+      enabled: true,
+      image: "example.invalid/moe-stager:demo",
+      source: "hf://deepseek-ai/DeepSeek-V3",
+      hostPath: STAGING_HOST_PATH,
+    },
   };
   s.cost = { defaultUsdPerGpuHour: 2, priceLabelKey: NodeLabels.priceUsdPerGpuHour, maxUsdPerHour: 400 };
   return {
@@ -119,6 +141,12 @@ interface Status {
   cost?: { usdPerHour: number };
   placement?: { version: number; balancedness?: number; movedFraction?: number };
   lastScale?: { fromShards: number; toShards: number; reason: string; message?: string };
+  coldStart?: {
+    leadSeconds: number;
+    nextLoadTier?: string;
+    tiers?: { tier: string; samples: number; medianSeconds: number }[];
+  };
+  staging?: { targetNodes: number; stagedBytes: number; nodes?: { name: string; phase: string }[] };
 }
 
 // --render: the timeline from a samples file, without running the scenario.
@@ -224,7 +252,10 @@ async function applySample(stack: Stack, sc: Scenario): Promise<void> {
     `Applied deploy/samples/deepseek-v3.yaml (61 layers, 256 experts, top-8, 9 slots/GPU), adapted to the demo fleet:`,
   );
   say(
-    `  minShards 32, maxShards 52 (8 GPUs left free for make-before-break surges), router 1 x 4 GPUs, shard cold start 20 s, schedule "daily-peak" at ${new Date(sc.window.atMs).toISOString().slice(11, 16)} UTC holding >= 48 shards.`,
+    `  minShards 32, maxShards 52 (8 GPUs left free for make-before-break surges), router 1 x 4 GPUs, schedule "daily-peak" at ${new Date(sc.window.atMs).toISOString().slice(11, 16)} UTC holding >= 48 shards.`,
+  );
+  say(
+    `  Cold starts (time compressed ${DEMO_TIME_COMPRESSION}x): engine start ${DEMO_ENGINE_START_MS / 1000} s, then the weights from ${opts.peerLoading ? "running peers that hold them, else " : ""}the node's disk where staged, else the remote store; weights staged (spec.prewarm.staging) on the nodes the schedule will need.`,
   );
   say(`  Prometheus ${stack.prometheus.url}   kubectl: export KUBECONFIG=${stack.cluster.kubeconfigPath}\n`);
   say(
@@ -237,6 +268,10 @@ interface Watch {
   readonly samples: DemoSample[];
   readonly events: string[];
   readonly podTrace: string[];
+  /** Each shard pod's cold start, recorded the first time it is seen Ready. */
+  readonly coldStarts: Map<string, DemoColdStart>;
+  /** When each node was first seen staged. */
+  readonly stagings: Map<string, DemoStaging>;
   lastScaleKey: string;
   lastVersion: number;
 }
@@ -259,7 +294,7 @@ async function takeSample(
     `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`,
     "--no-headers",
     "-o",
-    'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,READY:.status.conditions[?(@.type=="Ready")].status,DRAIN:.metadata.labels.moe\\.dev/draining,DEL:.metadata.deletionTimestamp',
+    'custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,READY:.status.conditions[?(@.type=="Ready")].status,DRAIN:.metadata.labels.moe\\.dev/draining,DEL:.metadata.deletionTimestamp,CREATED:.metadata.creationTimestamp,READYAT:.status.conditions[?(@.type=="Ready")].lastTransitionTime,TIER:.metadata.annotations.moe\\.dev/load-tier,ACKAT:.status.conditions[?(@.type=="moe.dev/placement-applied")].lastTransitionTime,ACK:.status.conditions[?(@.type=="moe.dev/placement-applied")].reason',
   ]);
   const podLines = pods.stdout
     .trim()
@@ -284,7 +319,42 @@ async function takeSample(
   };
   w.samples.push(sample);
   recordEvents(st, tS, w);
+  recordColdStarts(podLines, sc, w);
+  recordStagings(st, tS, w);
   return { sample, st, em };
+}
+
+/** Nodes seen Staged for the first time (status.staging.nodes), with the sample's time. */
+function recordStagings(st: Status, tS: number, w: Watch): void {
+  for (const n of st.staging?.nodes ?? [])
+    if (n.phase === "Staged" && !w.stagings.has(n.name)) {
+      w.stagings.set(n.name, { node: n.name, atS: tS });
+      w.events.push(`t+${tS.toFixed(0)}s node ${n.name} staged (weights on its disk)`);
+    }
+}
+
+/**
+ * A shard pod seen Ready and acknowledging its placement for the first time: its cold start (creation
+ * to the later of Ready and the first acknowledgement) and the tier it reported. kwok sets the
+ * moe.dev/placement-applied gate True (no reason) when it initialises the pod and turns it Ready
+ * without waiting for it, so the agent's acknowledgement (reason Applied) is when the weights were
+ * loaded. Its time is read when first seen: later moves rewrite it. (ACK is the last column: an
+ * empty reason prints nothing.)
+ */
+function recordColdStarts(podLines: readonly string[], sc: Scenario, w: Watch): void {
+  for (const cols of podLines.map((l) => l.trim().split(/\s+/))) {
+    const [name, , , ready, , , created, readyAt, tier, ackAt, ack] = cols;
+    if (!name || ready !== "True" || ack !== "Applied" || w.coldStarts.has(name)) continue;
+    const c = Date.parse(created ?? "");
+    const r = Math.max(Date.parse(readyAt ?? ""), Date.parse(ackAt ?? ""));
+    if (!Number.isFinite(c) || !Number.isFinite(r) || r < c) continue;
+    w.coldStarts.set(name, {
+      pod: name,
+      tier: tier && tier !== "<none>" ? tier : "unknown",
+      createdAtS: (c - sc.startMs) / 1000,
+      seconds: (r - c) / 1000,
+    });
+  }
 }
 
 function recordEvents(st: Status, tS: number, w: Watch): void {
@@ -305,14 +375,41 @@ function recordEvents(st: Status, tS: number, w: Watch): void {
   }
 }
 
+/** Staged nodes from status.staging: "h200-1, h200-2" (a node not yet Staged shows its phase). */
+function stagedNodes(st: Status): string {
+  const nodes = st.staging?.nodes ?? [];
+  if (nodes.length === 0) return "none";
+  return nodes.map((n) => (n.phase === "Staged" ? n.name : `${n.name} (${n.phase})`)).join(", ");
+}
+
+/** The operator's cold starts per tier from status.coldStart: "remote 20.1 s (32), node-disk 4.8 s (16)". */
+function coldStartTiers(st: Status): string {
+  const tiers = st.coldStart?.tiers ?? [];
+  if (tiers.length === 0) return "none";
+  return tiers.map((t) => `${t.tier} ${t.medianSeconds.toFixed(1)} s (${t.samples})`).join(", ");
+}
+
+/** The shard pods' cold starts per tier as the demo measured them: "remote 20.1 s (32), node-disk 4.8 s (16)". */
+function podColdStartTiers(w: Watch): string {
+  const tiers = coldStartsByTier([...w.coldStarts.values()]);
+  if (tiers.length === 0) return "none yet";
+  return tiers.map((t) => `${t.tier} ${t.medianS.toFixed(1)} s (${t.n})`).join(", ");
+}
+
+function coldStartHeadline(st: Status): string {
+  const c = st.coldStart;
+  return `Cold start (status.coldStart): next tier ${c?.nextLoadTier ?? "-"}, lead ${c ? c.leadSeconds.toFixed(0) : "-"} s, per tier ${coldStartTiers(st)}`;
+}
+
 /** The live view: one line per sample, or a redrawn screen on a terminal. */
 function showSample(
   sample: DemoSample,
   st: Status,
   sc: Scenario,
-  events: readonly string[],
+  w: Watch,
   em: { balancedness: number } | undefined,
 ): void {
+  const events = w.events;
   const cond = (t: string) => st.conditions?.find((c) => c.type === t);
   const prewarming = cond("Prewarming");
   const line = [
@@ -323,6 +420,8 @@ function showSample(
     `p99 ITL ${sample.p99Ms === undefined ? "   - " : sample.p99Ms.toFixed(1).padStart(5)} ms (SLO ${sample.sloMs})`,
     `$${sample.usdPerHour.toFixed(0).padStart(3)}/h`,
     `Ready=${cond("Ready")?.status ?? "?"} SLOMet=${cond("SLOMet")?.status ?? "?"} Prewarming=${prewarming?.status === "True" ? prewarming.reason : "False"} Metrics=${cond("MetricsAvailable")?.status ?? "?"}`,
+    `staged: ${stagedNodes(st)}`,
+    `cold start p50: ${podColdStartTiers(w)}`,
   ].join(" | ");
   if (!tty) {
     say(line);
@@ -334,6 +433,7 @@ function showSample(
   say(`\nlast decision: ${st.lastScale ? `${st.lastScale.reason}: ${st.lastScale.message ?? ""}` : "(none yet)"}`);
   say(`Progressing: ${cond("Progressing")?.reason ?? "?"}: ${cond("Progressing")?.message ?? ""}`);
   say(`SLOMet: ${cond("SLOMet")?.message ?? ""}`);
+  say(coldStartHeadline(st));
   say(
     `\nrecent events:\n${events
       .slice(-8)
@@ -342,8 +442,38 @@ function showSample(
   );
 }
 
+/** The cold starts per tier (pod timestamps), the operator's (status.coldStart) and the staged nodes, printed. */
+function reportColdStarts(w: Watch, st: Status | undefined) {
+  const byTier = coldStartsByTier([...w.coldStarts.values()]);
+  const stagings = [...w.stagings.values()].sort((a, b) => a.atS - b.atS);
+  say(
+    `cold starts (shard pod creation -> Ready and placement acknowledged, from the pods' timestamps): ${
+      byTier
+        .map(
+          (t) =>
+            `${t.tier} median ${t.medianS.toFixed(1)} s, ${t.minS.toFixed(1)}-${t.maxS.toFixed(1)} s (${t.n} pods)`,
+        )
+        .join("; ") || "none"
+    }`,
+  );
+  say(
+    `  the operator's (status.coldStart): ${st ? coldStartTiers(st) : "-"}; next tier ${st?.coldStart?.nextLoadTier ?? "-"}`,
+  );
+  say(
+    `staged nodes (first seen Staged in status.staging): ${stagings.map((x) => `${x.node} at t+${x.atS.toFixed(0)} s`).join(", ") || "none"}${
+      st?.staging ? `; ${(st.staging.stagedBytes / 1e9).toFixed(0)} GB on disk at the end` : ""
+    }`,
+  );
+  return {
+    byTier,
+    operatorTiers: st?.coldStart?.tiers ?? [],
+    stagings,
+  };
+}
+
 /** Score the run, write samples.json, timeline.svg and summary.json, and print the summary. */
-function summarize(samples: DemoSample[], events: string[], sc: Scenario, t0: number): void {
+function summarize(w: Watch, lastSt: Status | undefined, sc: Scenario, t0: number): void {
+  const { samples, events } = w;
   // Bring-up (creating the shards and loading their weights, before the deployment first served
   // with all its shards Ready) is not scored: no SLO applies to a deployment that is not serving yet.
   // The latency series is a rate over the SLO window, so scoring starts with the first latency
@@ -380,6 +510,8 @@ function summarize(samples: DemoSample[], events: string[], sc: Scenario, t0: nu
     heatShiftAtS: sc.heatShiftAtS,
     maxShards: MAX_SHARDS,
     samples,
+    coldStarts: [...w.coldStarts.values()],
+    stagings: [...w.stagings.values()],
   };
   writeFileSync(join(opts.out, "samples.json"), JSON.stringify(report, null, 1));
   writeFileSync(svgPath, renderDemoTimeline(samples, report));
@@ -416,6 +548,8 @@ function summarize(samples: DemoSample[], events: string[], sc: Scenario, t0: nu
   say(
     `GPU-hours ${summary.gpuHours.toFixed(2)} vs ${summary.staticPeakGpuHours.toFixed(2)} for static peak provisioning (${((summary.savedVsStaticPeak ?? 0) * 100).toFixed(0)}% saved)`,
   );
+  const coldStarts = reportColdStarts(w, lastSt);
+  writeFileSync(join(opts.out, "summary.json"), JSON.stringify({ ...summary, coldStarts }, null, 2));
   say(`events:\n${events.map((e) => `  ${e}`).join("\n")}`);
   say(
     `timeline: ${svgPath}   summary: ${join(opts.out, "summary.json")}   (${((Date.now() - t0) / 1000).toFixed(0)} s in all)`,
@@ -441,20 +575,34 @@ async function main(): Promise<void> {
       heatSeed: 3,
     },
     // DeepSeek-V3: 3 x 7168 x 2048 parameters per expert and layer at FP8 (the sample's spec.model).
-    shardAgent: { expertWeightBytes: 44_040_192 },
+    shardAgent: {
+      expertWeightBytes: 44_040_192,
+      firstLoad: { bandwidth: DEMO_TIER_BANDWIDTH, peerLoading: opts.peerLoading },
+    },
+    operator: { extraArgs: [`--pod-allowed-host-paths=${STAGING_HOST_PATH}`] },
     log: (m) => say(`  ${m}`),
   });
-  const w: Watch = { samples: [], events: [], podTrace: [], lastScaleKey: "", lastVersion: 0 };
+  const w: Watch = {
+    samples: [],
+    events: [],
+    podTrace: [],
+    coldStarts: new Map(),
+    stagings: new Map(),
+    lastScaleKey: "",
+    lastVersion: 0,
+  };
   const shutdown = installShutdown(stack, w.podTrace);
   await applySample(stack, sc);
 
+  let lastSt: Status | undefined;
   while ((Date.now() - sc.startMs) / 1000 < sc.endS) {
     const { sample, st, em } = await takeSample(stack, sc, w);
-    showSample(sample, st, sc, w.events, em);
+    lastSt = st;
+    showSample(sample, st, sc, w, em);
     await new Promise((res) => setTimeout(res, 3_000));
   }
 
-  summarize(w.samples, w.events, sc, t0);
+  summarize(w, lastSt, sc, t0);
   if (opts.keep) {
     say("\n--keep: the cluster stays up; Ctrl-C to stop and clean up.");
     await new Promise(() => {});

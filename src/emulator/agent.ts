@@ -4,11 +4,16 @@
 // (bytes / bandwidth of the path, layer chunk by layer chunk under the stall bound), keeps serving
 // its old set meanwhile, and then acknowledges through the pods/status subresource with the condition
 // moe.dev/placement-applied. A seeded share of moves is refused or never acknowledged (a timeout).
+// With `firstLoad` set it also models the cold-start tiers of a new shard's first load (ADR 0019,
+// ADR 0022): once the pod's containers run, the weights come from peers, the node's staged disk or
+// the remote store, at that tier's bandwidth.
 import { CoreV1Api, setHeaderOptions, PatchStrategy, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { createRng, type Rng } from "../domain/rng.ts";
 import { DEFAULT_MOVE_BANDWIDTH, type MoveBandwidth, type MovePath } from "../domain/placement/move-cost.ts";
-import { intersectSets, setSize, type ExpertSets } from "../domain/inplace/index.ts";
+import { intersectSets, setSize, unionSets, type ExpertSets, type InPlaceState } from "../domain/inplace/index.ts";
+import { chooseLoadTier, tierBytesPerSecond, type LoadTier, type LoadTierBandwidth } from "../domain/prewarm/tiers.ts";
+import { STAGED_LABEL_PREFIX } from "../controllers/moedeployment/staging.ts";
 import {
   PLACEMENT_APPLIED_CONDITION,
   readInPlace,
@@ -44,10 +49,24 @@ export interface ShardAgentOptions {
    * Unset: no limit is reported or enforced.
    */
   expertCapacity?: number;
+  /**
+   * Cold-start tiers of a new shard's first load (until it first acknowledges). Unset: the first load
+   * starts once the pod has a node and moves its experts at the move bandwidths like any move.
+   */
+  firstLoad?: FirstLoadOptions;
+}
+
+export interface FirstLoadOptions {
+  /** Bytes per second one loading shard gets from each tier. */
+  bandwidth: LoadTierBandwidth;
+  /** The engine fetches from running peers that hold its experts (default true). */
+  peerLoading?: boolean;
+  /** A node's labels (the staged mark is one), or undefined when the node is not known. */
+  nodeLabels: (node: string) => Readonly<Record<string, string>> | undefined;
 }
 
 /** A shard's view for routing: what it serves, on which node. */
-interface Holder {
+export interface Holder {
   name: string;
   node?: string;
   served: ExpertSets;
@@ -95,6 +114,48 @@ export function firstLoadTier(self: Holder, target: ExpertSets, others: readonly
   return fromPeers ? "peer" : "remote";
 }
 
+/**
+ * The node label that marks the weights staged for the pod's deployment, and the digest it must carry:
+ * read from the pod's preferred node-affinity term on the mark (the operator adds it with
+ * spec.prewarm.staging enabled). Undefined without such a term.
+ */
+export function stagedMarkOf(p: V1Pod): { key: string; digest: string } | undefined {
+  const terms = p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+  for (const t of terms)
+    for (const e of t.preference.matchExpressions ?? []) {
+      const digest = e.values?.[0];
+      if (e.key.startsWith(STAGED_LABEL_PREFIX) && e.operator === "In" && digest) return { key: e.key, digest };
+    }
+  return undefined;
+}
+
+/** The pod's node carries its deployment's staged mark with the digest the pod asks for. */
+export function onStagedNode(p: V1Pod, nodeLabels: FirstLoadOptions["nodeLabels"]): boolean {
+  const mark = stagedMarkOf(p);
+  const node = p.spec?.nodeName;
+  if (!mark || !node) return false;
+  return nodeLabels(node)?.[mark.key] === mark.digest;
+}
+
+/**
+ * A new shard's first load: its tier by the simulator's rule (chooseLoadTier: peer when peer loading
+ * is on and running shards serve every expert it needs, else node disk on a staged node, else remote)
+ * and the seconds the experts it still lacks (target minus `loaded`, what an interrupted first load
+ * already fetched) take at that tier's bandwidth.
+ */
+export function firstLoadPlan(
+  self: Holder,
+  target: ExpertSets,
+  others: readonly Holder[],
+  o: { peerLoading: boolean; nodeStaged: boolean; bandwidth: LoadTierBandwidth; bytes: number; loaded?: ExpertSets },
+): { tier: LoadTier; seconds: number } {
+  const peersHoldExperts = firstLoadTier(self, target, others) === "peer";
+  const tier = chooseLoadTier({ peerLoading: o.peerLoading, peersHoldExperts, nodeStaged: o.nodeStaged });
+  const missing = setSize(subtractSets(target, o.loaded ?? []));
+  const bw = tierBytesPerSecond(o.bandwidth, tier);
+  return { tier, seconds: bw > 0 ? (missing * o.bytes) / bw : 0 };
+}
+
 /** Greedy chunks of consecutive layers, each at most maxStallSeconds (a layer above it alone is its own chunk). */
 export function chunkSeconds(perLayer: readonly number[], maxStallSeconds: number): number[] {
   const chunks: number[] = [];
@@ -115,8 +176,10 @@ const REACK_AFTER_MS = 3_000;
 
 interface Job {
   generation: number;
-  /** Generation 1: the tier the first load came from, written to moe.dev/load-tier before the acknowledgement. */
-  tier?: "peer" | "remote";
+  /** The first load: the tier it came from, written to moe.dev/load-tier before the acknowledgement. */
+  tier?: LoadTier;
+  /** With firstLoad tiers: the experts this first load fetches. */
+  firstTarget?: ExpertSets;
 }
 
 export class ShardAgent {
@@ -131,6 +194,8 @@ export class ShardAgent {
    * seconds later (kwok's pod stages rewrite readiness-gate conditions without our message).
    */
   readonly #acked = new Map<string, number>();
+  /** With firstLoad tiers: what a pod's first load fetched before it was retargeted, and from which tier. */
+  readonly #loaded = new Map<string, { experts: ExpertSets; tier: LoadTier }>();
   #refuseNext = 0;
   #stalls: { chunk: number; seconds: number }[] = [];
   #stopped = false;
@@ -164,14 +229,15 @@ export class ShardAgent {
     const holders = pods.map(holderOf);
     const names = new Set(holders.map((h) => h.name));
     for (const k of [...this.#acked.keys()]) if (!names.has(k.slice(0, k.lastIndexOf("/")))) this.#acked.delete(k);
+    for (const k of [...this.#loaded.keys()]) if (!names.has(k)) this.#loaded.delete(k);
     for (const p of pods) {
       const state = readInPlace(p);
       const name = p.metadata!.name!;
-      if (!state || !p.spec?.nodeName || p.metadata?.deletionTimestamp) continue;
-      if (state.appliedGeneration >= state.generation || state.refusedGeneration === state.generation) continue;
-      const key = `${name}/${state.generation}`;
-      if (this.#jobs.has(name) || this.#done.has(key)) continue;
-      if (Date.now() - (this.#acked.get(key) ?? -Infinity) < REACK_AFTER_MS) continue;
+      if (!state || !this.#due(p, state)) continue;
+      if (this.#o.firstLoad && state.appliedGeneration === 0) {
+        this.#startFirstLoad(p, state.generation, state.target, holders, lookup);
+        continue;
+      }
       if (state.generation >= 2 && this.#decline(p, state.generation, state.appliedGeneration)) continue;
       if (state.generation >= 2 && this.#overCapacity(name, state.generation, state.appliedGeneration, state.target))
         continue;
@@ -191,6 +257,48 @@ export class ShardAgent {
       });
       this.#runChunks(name, state.generation, chunks, lookup);
     }
+  }
+
+  /** A placed, live pod whose target is above its acknowledgement, with no job, refusal or fresh acknowledgement. */
+  #due(p: V1Pod, state: InPlaceState): boolean {
+    const name = p.metadata!.name!;
+    if (!p.spec?.nodeName || p.metadata?.deletionTimestamp) return false;
+    if (state.appliedGeneration >= state.generation || state.refusedGeneration === state.generation) return false;
+    const key = `${name}/${state.generation}`;
+    if (this.#jobs.has(name) || this.#done.has(key)) return false;
+    return Date.now() - (this.#acked.get(key) ?? -Infinity) >= REACK_AFTER_MS;
+  }
+
+  /**
+   * A first load with tiers: starts once the pod's containers run (the engine start is over), loads
+   * what it lacks from its tier in one piece, then acknowledges like a move.
+   */
+  #startFirstLoad(
+    p: V1Pod,
+    generation: number,
+    target: ExpertSets,
+    holders: readonly Holder[],
+    lookup: (n: string) => V1Pod | undefined,
+  ): void {
+    const fl = this.#o.firstLoad!;
+    if (p.status?.phase !== "Running") return;
+    const name = p.metadata!.name!;
+    const before = this.#loaded.get(name);
+    const plan = firstLoadPlan(
+      holders.find((h) => h.name === name)!,
+      target,
+      holders.filter((h) => h.name !== name),
+      {
+        peerLoading: fl.peerLoading ?? true,
+        nodeStaged: onStagedNode(p, fl.nodeLabels),
+        bandwidth: fl.bandwidth,
+        bytes: this.#o.expertWeightBytes,
+        ...(before ? { loaded: before.experts } : {}),
+      },
+    );
+    this.#jobs.set(name, { generation, tier: before?.tier ?? plan.tier, firstTarget: target });
+    this.#o.logger.info({ pod: name, generation, tier: plan.tier, seconds: plan.seconds }, "emulated first load");
+    this.#runChunks(name, generation, plan.seconds > 0 ? [plan.seconds] : [], lookup);
   }
 
   /** Refused or ignored (a timeout) by the configured rates or the test override; true when declined. */
@@ -240,8 +348,13 @@ export class ShardAgent {
     const step = (i: number) => {
       if (this.#stopped) return;
       if (i >= chunks.length) {
-        const tier = this.#jobs.get(name)?.tier;
+        const job = this.#jobs.get(name);
+        const tier = job?.tier;
         this.#jobs.delete(name);
+        if (job?.firstTarget && tier) {
+          const loaded = this.#loaded.get(name)?.experts ?? [];
+          this.#loaded.set(name, { experts: unionSets(loaded, job.firstTarget), tier });
+        }
         const p = lookup(name);
         const now = p ? readInPlace(p) : undefined;
         if (!now || now.generation !== generation) return; // retargeted or gone: the next sync starts over
@@ -257,7 +370,8 @@ export class ShardAgent {
         })();
         return;
       }
-      if (generation >= 2) this.#stalls.push({ chunk: i, seconds: chunks[i]! });
+      // A move stalls the serving shard; a first load (even of a retargeted pod) serves nothing yet.
+      if (generation >= 2 && !this.#jobs.get(name)?.firstTarget) this.#stalls.push({ chunk: i, seconds: chunks[i]! });
       this.#later(() => step(i + 1), chunks[i]! * 1000);
     };
     step(0);

@@ -4,7 +4,7 @@
 // counters, per-pod token counters, an inter-token latency histogram). A real
 // Prometheus scrapes it; the operator reads heat and latency only from Prometheus.
 import { createServer, type Server } from "node:http";
-import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "pino";
 import { Informer } from "../runtime/informer.ts";
@@ -14,6 +14,7 @@ import { FleetEmulator, type EmulatedShard } from "./fleet.ts";
 import { routeByMap, type RouterMap } from "./router-map.ts";
 import { routedExperts, servesYet, ShardAgent } from "./agent.ts";
 import type { MoveBandwidth } from "../domain/placement/move-cost.ts";
+import type { LoadTierBandwidth } from "../domain/prewarm/tiers.ts";
 
 export interface ScenarioPoint {
   /** Seconds since the scenario start. */
@@ -116,6 +117,11 @@ export interface FleetEmulatorServerOptions {
     maxStallSeconds?: number;
     refuseRate?: number;
     timeoutRate?: number;
+    /**
+     * Cold-start tiers of a new shard's first load (ADR 0019): the bytes per second of each tier and
+     * whether the engine loads from peers. The emulator then watches the nodes for the staged mark.
+     */
+    firstLoad?: { bandwidth: LoadTierBandwidth; peerLoading?: boolean };
   };
 }
 
@@ -212,6 +218,20 @@ async function startShardInformer(o: FleetEmulatorServerOptions): Promise<Inform
   });
   await pods.start();
   return pods;
+}
+
+/** Watches the nodes (their labels carry the staged marks). */
+async function startNodeInformer(o: FleetEmulatorServerOptions): Promise<Informer<V1Node>> {
+  const core = o.kubeConfig.makeApiClient(CoreV1Api);
+  const nodes = new Informer<V1Node>({
+    kubeConfig: o.kubeConfig,
+    path: "/api/v1/nodes",
+    list: () => core.listNode(),
+    clock: o.clock,
+    logger: o.logger.child({ component: "emulator-node-informer" }),
+  });
+  await nodes.start();
+  return nodes;
 }
 
 /**
@@ -321,6 +341,9 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
   const registry = new Registry();
   const metrics = createEmulatorMetrics(registry);
   const pods = await startShardInformer(o);
+  const firstLoad = o.shardAgent?.firstLoad;
+  const nodes = firstLoad ? await startNodeInformer(o) : undefined;
+  const nodeLabels = (name: string) => nodes?.get(name)?.metadata?.labels;
   const agent = new ShardAgent({
     kubeConfig: o.kubeConfig,
     namespace: o.namespace,
@@ -331,6 +354,7 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
     maxStallSeconds: o.shardAgent?.maxStallSeconds,
     refuseRate: o.shardAgent?.refuseRate,
     timeoutRate: o.shardAgent?.timeoutRate,
+    ...(firstLoad ? { firstLoad: { ...firstLoad, nodeLabels } } : {}),
   });
   const podByName = (name: string) => pods.list().find((p) => p.metadata?.name === name);
 
@@ -383,6 +407,7 @@ export async function startFleetEmulator(o: FleetEmulatorServerOptions): Promise
       clearInterval(interval);
       agent.stop();
       await pods.stop();
+      await nodes?.stop();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

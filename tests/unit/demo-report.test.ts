@@ -1,10 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
+  coldStartsByTier,
+  type DemoColdStart,
   type DemoSample,
   P99_AXIS_MAX_SLO_MULTIPLE,
   parseDemoSamplesFile,
   renderDemoTimeline,
   scoreDemo,
+  stagingMarks,
 } from "../../src/cli/demo-report.ts";
 
 const PHASES = ["steady", "daily ramp", "peak", "burst", "after burst", "heat shift", "quiet"];
@@ -128,5 +131,88 @@ describe("demo score", () => {
       outsideBound: { scored: 2, met: 1, worstP99Ms: 60 },
     });
     expect(scoreDemo([s(90, 52)], undefined).outsideBound).toEqual({ scored: 1, met: 0, worstP99Ms: 90 });
+  });
+});
+
+describe("cold starts by tier and staged nodes", () => {
+  const cs = (tier: string, seconds: number, createdAtS = 10): DemoColdStart => ({
+    pod: `p-${tier}-${seconds}`,
+    tier,
+    createdAtS,
+    seconds,
+  });
+  const starts = [
+    cs("remote", 20),
+    cs("remote", 22),
+    cs("remote", 19),
+    cs("node-disk", 5, 130),
+    cs("node-disk", 4, 131),
+  ];
+  const stagings = [
+    { node: "h200-2", atS: 12 },
+    { node: "h200-1", atS: 9 },
+    { node: "h100-3", atS: 200 },
+  ];
+
+  it("summarises each tier: count, median, min, max, in tier order", () => {
+    expect(coldStartsByTier(starts)).toEqual([
+      { tier: "node-disk", n: 2, medianS: 4.5, minS: 4, maxS: 5 },
+      { tier: "remote", n: 3, medianS: 20, minS: 19, maxS: 22 },
+    ]);
+    expect(coldStartsByTier([])).toEqual([]);
+  });
+
+  it("groups stagings close in time into one mark", () => {
+    expect(stagingMarks(stagings, 10)).toEqual([
+      { atS: 9, nodes: ["h200-1", "h200-2"] },
+      { atS: 200, nodes: ["h100-3"] },
+    ]);
+  });
+
+  it("draws a sixth panel with a dot per cold start, the tiers' medians and the staged nodes", () => {
+    const svg = renderDemoTimeline(synthetic(), { title: "demo", maxShards: 52, coldStarts: starts, stagings });
+    expect(svg).toContain("Shard cold starts by tier");
+    expect(svg.match(/class="cold-start"/g)?.length).toBe(5);
+    expect(svg).toContain("remote p50 20.0 s (3)");
+    expect(svg).toContain("node-disk p50 4.5 s (2)");
+    expect(svg).toContain("h200-1, h200-2 staged");
+    expect(svg.match(/class="staged-mark"/g)?.length).toBe(2);
+    expect(svg).not.toMatch(/NaN|Infinity|undefined/);
+    // Without them (an older samples.json), the five panels as before.
+    expect(renderDemoTimeline(synthetic(), { title: "demo" })).not.toContain("Shard cold starts");
+  });
+
+  it("keeps the panel title clear of a three-tier legend", () => {
+    const three = [...starts, cs("peer", 3, 140)];
+    const svg = renderDemoTimeline(synthetic(), { title: "demo", coldStarts: three });
+    const title = /<text x="([\d.]+)" y="([\d.]+)" font-size="13" font-weight="bold">(Shard cold starts[^<]*)</.exec(
+      svg,
+    )!;
+    const legendXs = [
+      ...svg.matchAll(
+        /<line x1="([\d.]+)" x2="[\d.]+" y1="([\d.]+)"[^>]*\/>\s*<text[^>]*>(peer|node-disk|remote) p50/g,
+      ),
+    ]
+      .filter((m) => Math.abs(Number(m[2]) - (Number(title[2]) - 4)) < 1)
+      .map((m) => Number(m[1]));
+    expect(legendXs).toHaveLength(3);
+    // Bold 13 px sans-serif: at most ~8 px a character.
+    expect(Math.min(...legendXs)).toBeGreaterThan(Number(title[1]) + title[3]!.length * 8);
+  });
+
+  it("round-trips them through samples.json and names a wrong field", () => {
+    const file = { title: "t", samples: synthetic(), coldStarts: starts, stagings };
+    const r = parseDemoSamplesFile(JSON.stringify(file));
+    expect(r.ok && r.value.coldStarts?.length).toBe(5);
+    expect(r.ok && r.value.stagings?.length).toBe(3);
+    const bad = { ...file, coldStarts: [{ ...starts[0], seconds: "slow" }] };
+    expect(parseDemoSamplesFile(JSON.stringify(bad))).toEqual({
+      ok: false,
+      error: 'coldStarts[0].seconds: want a finite number, got "slow"',
+    });
+    expect(parseDemoSamplesFile(JSON.stringify({ ...file, stagings: [{ atS: 1 }] }))).toEqual({
+      ok: false,
+      error: "stagings[0].node: want a string, got undefined",
+    });
   });
 });
