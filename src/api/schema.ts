@@ -1474,7 +1474,7 @@ export const ColdStartStatusSchema = z
       .number()
       .min(0)
       .describe(
-        "Lead time the capacity decision starts new shards ahead by: the learned cold start (pod creation to Ready; in place, Ready waits for the first placement acknowledgement) of the tier the next new shard loads from once that tier has enough starts, else of all starts, else spec.prewarm.coldStartSeconds; plus a margin.",
+        "Lead time the capacity decision starts new shards ahead by: the learned cold start (pod creation to Ready; in place, to the first placement acknowledgement) of the tier the next new shard loads from on the node type it is expected on (nextNodeType) once that pair has enough starts, else of that tier on every node type once the tier has enough, else of all starts, else spec.prewarm.coldStartSeconds; plus a margin.",
       ),
     nextLoadTier: LoadTierSchema.describe(
       "Where the next new shard is expected to load its weights from: peer when shard pods report loading from peers (moe.dev/load-tier) and every expert has a Ready holder; else node-disk when a node staged with this deployment's weights (spec.prewarm.staging) has a free GPU; else remote. Absent while no pod reported a tier and no staged node has room.",
@@ -1490,6 +1490,28 @@ export const ColdStartStatusSchema = z
       .max(3)
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["tier"] })
       .describe("Cold starts observed per tier the pods reported (moe.dev/load-tier).")
+      .optional(),
+    nextNodeType: z
+      .string()
+      .max(63)
+      .describe(
+        "The node type the next new shard is expected on: of the nodes matching spec.serving.gpu with a free GPU (only the staged ones when nextLoadTier is node-disk), the type with the most free GPUs. A node's type is its node.kubernetes.io/instance-type label, else its nvidia.com/gpu.product label. Once that type has enough cold starts of the next tier, leadSeconds is learned from them.",
+      )
+      .optional(),
+    byNodeType: z
+      .array(
+        z.object({
+          tier: LoadTierSchema.describe("The tier: peer, node-disk or remote."),
+          nodeType: z.string().max(63).describe("The node type (instance type, else GPU product)."),
+          samples: z.int32().min(0).describe("Cold starts kept for this tier on this node type."),
+          medianSeconds: z.number().min(0).describe("Median of those cold starts, in seconds."),
+        }),
+      )
+      .max(24)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["tier", "nodeType"] })
+      .describe(
+        "Cold starts per tier and node type (the first 24 pairs seen are learned; later ones count in their tier only).",
+      )
       .optional(),
   })
   .describe("What the operator learned about shard cold starts (issue 19, ADR 0019).");

@@ -116,6 +116,8 @@ export interface NodeView {
   readonly usdPerGpuHour?: number;
   /** The node holds this deployment's staged weights (spec.prewarm.staging): new shards go there first. */
   readonly staged?: boolean;
+  /** The node's type (instance type, else GPU product; observe.ts nodeTypeOf), for cold starts per node type. */
+  readonly nodeType?: string;
 }
 
 export interface DecisionSnapshot {
@@ -150,6 +152,8 @@ export interface DecisionSnapshot {
   readonly coldStartsByTier?: readonly TierColdStart[];
   /** The tier the next new shard will load from (undefined: no pod reported one; one pooled lead). */
   readonly nextLoadTier?: LoadTier;
+  /** The type of the node the next new shard is expected on (undefined: its tier across node types). */
+  readonly nextNodeType?: string;
   readonly capacityState?: CapacityState;
   /** When this operator process started tracking the deployment (restart safety). */
   readonly trackingSinceMs: number;
@@ -203,6 +207,8 @@ export interface Decision {
   readonly nextCapacityState: CapacityState;
   /** snapshot.nextLoadTier, the tier the lead time was learned for (reported in status). */
   readonly nextLoadTier?: LoadTier;
+  /** snapshot.nextNodeType, the node type the lead time was learned for (reported in status). */
+  readonly nextNodeType?: string;
   /** What the caller passes as snapshot.baselineBalancedness next time. */
   readonly nextBaselineBalancedness?: number;
   /**
@@ -402,6 +408,7 @@ function shardCountInputOf(
       coldStartDurationsMs: snapshot.coldStartDurationsMs,
       coldStartsByTier: snapshot.coldStartsByTier,
       nextLoadTier: snapshot.nextLoadTier,
+      nextNodeType: snapshot.nextNodeType,
       usdPerGpuHour: marginalPrice,
     },
     state: snapshot.capacityState ?? createCapacityState(policy.capacity),
@@ -918,5 +925,6 @@ export function decide(snapshot: DecisionSnapshot, policy: DeploymentPolicy, now
     nextBaselineBalancedness: nextBaseline(snapshot, heat, placement),
     heatShiftDetected: intent === "HeatRebalance" && ctx.heatShifted && snapshot.heatSinceShiftSeconds === undefined,
     ...(snapshot.nextLoadTier ? { nextLoadTier: snapshot.nextLoadTier } : {}),
+    ...(snapshot.nextNodeType ? { nextNodeType: snapshot.nextNodeType } : {}),
   };
 }

@@ -11,8 +11,12 @@ import {
   DEFAULT_LEAD_TIME_OPTIONS,
   estimateLeadTime,
   estimateTierLeadTime,
+  learnLeadTime,
   LOAD_TIERS,
   makeCapacityPolicy,
+  MAX_TIER_NODE_TYPES,
+  parseTierNodeKey,
+  tierNodeKey,
   observeColdStarts,
   observeTierColdStarts,
   shardExpertBytes,
@@ -153,6 +157,57 @@ describe("cold-start learning per tier", () => {
       30_000,
     );
     expect(next.signals.leadTimeMs).toBe(70_000 + OPT.marginMs);
+  });
+
+  it("per node type: a (tier, node type) with minSamples sets the lead; else its tier across types; pairs are bounded", () => {
+    const on = (tier: LoadTier, s: number, n: number, nodeType: string): TierColdStart[] =>
+      Array.from({ length: n }, () => ({ tier, durationMs: s * 1000, nodeType }));
+    const all = [...on("remote", 200, 10, "h100-slow-disk"), ...on("remote", 500, 10, "h200-fast-gpu")];
+    const tiers = observeTierColdStarts(createTierLeadTimeState(), all, OPT);
+    const pooled = observeColdStarts(
+      createLeadTimeState(),
+      all.map((x) => x.durationMs),
+      OPT,
+    );
+    const tierOnly = estimateTierLeadTime(tiers, pooled, "remote", OPT);
+    expect(tierOnly.nodeType).toBeUndefined();
+    expect(estimateTierLeadTime(tiers, pooled, "remote", OPT, "h100-slow-disk")).toMatchObject({
+      tier: "remote",
+      nodeType: "h100-slow-disk",
+      coldStartMs: 200_000,
+    });
+    expect(estimateTierLeadTime(tiers, pooled, "remote", OPT, "h200-fast-gpu")).toMatchObject({
+      nodeType: "h200-fast-gpu",
+      coldStartMs: 500_000,
+    });
+    // A type with no samples of its own: the tier's estimate over every type.
+    expect(estimateTierLeadTime(tiers, pooled, "remote", OPT, "a100")).toEqual(tierOnly);
+    // Bounded: more types than MAX_TIER_NODE_TYPES keep the first ones; all still count in the tier.
+    const many = Array.from({ length: MAX_TIER_NODE_TYPES + 5 }, (_, i) =>
+      on("peer", 30 + i, 1, `t${String(i).padStart(2, "0")}`),
+    ).flat();
+    const bounded = observeTierColdStarts(tiers, many, OPT);
+    expect(Object.keys(bounded.byTierNode ?? {})).toHaveLength(MAX_TIER_NODE_TYPES);
+    expect(bounded.byTier.peer?.samplesMs).toHaveLength(MAX_TIER_NODE_TYPES + 5);
+    for (const key of Object.keys(bounded.byTierNode ?? {}))
+      expect(parseTierNodeKey(key)?.tier === "remote" || parseTierNodeKey(key)?.tier === "peer").toBe(true);
+    expect(parseTierNodeKey(tierNodeKey("node-disk", "a/b"))).toEqual({ tier: "node-disk", nodeType: "a/b" });
+    expect(parseTierNodeKey("floppy/x")).toBeUndefined();
+    // The decision's lead follows the next pod's node type through learnLeadTime.
+    const learned = (nextNodeType?: string) =>
+      learnLeadTime(
+        { leadTime: createLeadTimeState() },
+        {
+          coldStartDurationsMs: all.map((x) => x.durationMs),
+          coldStartsByTier: all,
+          nextLoadTier: "remote",
+          ...(nextNodeType ? { nextNodeType } : {}),
+        },
+        OPT,
+      ).leadTimeMs;
+    expect(learned("h100-slow-disk")).toBe(200_000 + OPT.marginMs);
+    expect(learned("h200-fast-gpu")).toBe(500_000 + OPT.marginMs);
+    expect(learned()).toBe(tierOnly.leadTimeMs);
   });
 });
 

@@ -8,6 +8,8 @@ import {
   loadTierOf,
   newColdStarts,
   nextLoadTier,
+  nextNodeType,
+  nodeTypeOf,
 } from "../../src/controllers/moedeployment/observe.ts";
 import type { ShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import { coldStartStatus } from "../../src/controllers/moedeployment/status.ts";
@@ -153,5 +155,76 @@ describe("cold starts tagged by the tier the pod reported", () => {
       nextLoadTier: "peer",
       tiers: [{ tier: "peer", samples: 3, medianSeconds: 12 }],
     });
+  });
+
+  it("tags each cold start with its node's type (instance type, else GPU product) and reports them per type", () => {
+    expect(
+      nodeTypeOf({
+        metadata: { labels: { "node.kubernetes.io/instance-type": "p5.48xlarge", "nvidia.com/gpu.product": "H100" } },
+      }),
+    ).toBe("p5.48xlarge");
+    expect(nodeTypeOf({ metadata: { labels: { "nvidia.com/gpu.product": "H100" } } })).toBe("H100");
+    expect(nodeTypeOf({ metadata: { labels: {} } })).toBeUndefined();
+    const onNode = (pod: V1Pod, node: string): V1Pod => ({ ...pod, spec: { containers: [], nodeName: node } });
+    const types: Record<string, string> = { n1: "p5.48xlarge" };
+    const starts = newColdStarts(
+      [onNode(v1("a", 12, "peer"), "n1"), onNode(v1("b", 30, "remote"), "n2")],
+      new Set(),
+      (n) => types[n],
+    );
+    expect(starts).toEqual([
+      { durationMs: 12_000, tier: "peer", nodeType: "p5.48xlarge" },
+      { durationMs: 30_000, tier: "remote" },
+    ]);
+    expect(coldStartInputs(starts).coldStartsByTier).toEqual([
+      { tier: "peer", durationMs: 12_000, nodeType: "p5.48xlarge" },
+      { tier: "remote", durationMs: 30_000 },
+    ]);
+    const decision = {
+      capacity: { signals: { leadTimeMs: 20_000 } },
+      nextLoadTier: "peer",
+      nextNodeType: "p5.48xlarge",
+      nextCapacityState: {
+        tierLeadTime: {
+          version: 1,
+          byTier: { peer: { version: 1, samplesMs: [10_000, 14_000, 30_000] } },
+          byTierNode: {
+            "peer/p5.48xlarge": { version: 1, samplesMs: [10_000, 14_000] },
+            "peer/a3-highgpu-8g": { version: 1, samplesMs: [30_000] },
+          },
+        },
+      },
+    } as unknown as Decision;
+    expect(coldStartStatus({ decision })).toMatchObject({
+      nextNodeType: "p5.48xlarge",
+      byNodeType: [
+        { tier: "peer", nodeType: "a3-highgpu-8g", samples: 1, medianSeconds: 30 },
+        { tier: "peer", nodeType: "p5.48xlarge", samples: 2, medianSeconds: 12 },
+      ],
+    });
+  });
+
+  it("expects the next shard on the node type with the most free GPUs (staged nodes only for node-disk)", () => {
+    const nodes = [
+      { freeGpus: 2, nodeType: "h100" },
+      { freeGpus: 3, nodeType: "h200" },
+      { freeGpus: 2, nodeType: "h100", staged: true },
+      { freeGpus: 0, nodeType: "b200", staged: true },
+      { freeGpus: 8 },
+    ];
+    expect(nextNodeType(nodes, "remote")).toBe("h100");
+    expect(nextNodeType(nodes, undefined)).toBe("h100");
+    expect(nextNodeType(nodes, "node-disk")).toBe("h100");
+    expect(
+      nextNodeType(
+        [
+          { freeGpus: 3, nodeType: "b" },
+          { freeGpus: 3, nodeType: "a" },
+        ],
+        "peer",
+      ),
+    ).toBe("a");
+    expect(nextNodeType([{ freeGpus: 0, nodeType: "a" }, { freeGpus: 4 }], "remote")).toBeUndefined();
+    expect(nextNodeType([{ freeGpus: 4, nodeType: "a" }], "node-disk")).toBeUndefined();
   });
 });

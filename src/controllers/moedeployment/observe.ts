@@ -46,11 +46,13 @@ export function nodeViews(
     if (!isSchedulableGpuNode(n, selector, resource)) continue;
     const name = n.metadata!.name!;
     const labels = n.metadata?.labels ?? {};
+    const nodeType = nodeTypeOf(n);
     out.push({
       name,
       domain: labels[spec.placement.topologyKey] ?? name,
       freeGpus: Math.max(0, Number(n.status?.allocatable?.[resource] ?? 0) - (requested.get(name) ?? 0)),
       usdPerGpuHour: nodeUsdPerGpuHour(labels, spec.cost),
+      ...(nodeType ? { nodeType } : {}),
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -125,8 +127,9 @@ export function withReadyBefore(
 export function newColdStarts(
   pods: readonly CachedPod[],
   seen: Set<string>,
-): { durationMs: number; tier?: LoadTier }[] {
-  const out: { durationMs: number; tier?: LoadTier }[] = [];
+  nodeTypeOfNode: (node: string) => string | undefined = () => undefined,
+): ColdStart[] {
+  const out: ColdStart[] = [];
   for (const p of pods) {
     const uid = p.metadata?.uid;
     if (!uid || seen.has(uid)) continue;
@@ -141,9 +144,48 @@ export function newColdStarts(
     seen.add(uid);
     const ms = endMs - new Date(p.metadata.creationTimestamp).getTime();
     const tier = loadTierOf(p);
-    if (Number.isFinite(ms) && ms >= 0) out.push(tier ? { durationMs: ms, tier } : { durationMs: ms });
+    const nodeType = p.spec?.nodeName ? nodeTypeOfNode(p.spec.nodeName) : undefined;
+    if (Number.isFinite(ms) && ms >= 0)
+      out.push({ durationMs: ms, ...(tier ? { tier } : {}), ...(nodeType ? { nodeType } : {}) });
   }
   return out;
+}
+
+/** A measured cold start: its duration, and the tier and node type when known. */
+export interface ColdStart {
+  durationMs: number;
+  tier?: LoadTier;
+  nodeType?: string;
+}
+
+/** The well-known label of a node's instance type, and the GPU product label used when it is absent. */
+export const NODE_TYPE_LABELS = ["node.kubernetes.io/instance-type", "nvidia.com/gpu.product"] as const;
+
+/** A node's type for cold-start learning: its instance type, else its GPU product (undefined: neither label). */
+export function nodeTypeOf(n: Pick<CachedNode, "metadata">): string | undefined {
+  const labels = n.metadata?.labels ?? {};
+  for (const key of NODE_TYPE_LABELS) if (labels[key]) return labels[key];
+  return undefined;
+}
+
+/**
+ * The node type the next new shard is expected on: among the nodes with a free GPU (only the staged
+ * ones when it will load from the node's disk, as new shards prefer them), the type with the most
+ * free GPUs (ties: the first name). Undefined when no such node has a type.
+ */
+export function nextNodeType(
+  nodes: readonly Pick<NodeView, "staged" | "freeGpus" | "nodeType">[],
+  tier: LoadTier | undefined,
+): string | undefined {
+  const free = new Map<string, number>();
+  for (const n of nodes) {
+    if (n.freeGpus <= 0 || !n.nodeType || (tier === "node-disk" && n.staged !== true)) continue;
+    free.set(n.nodeType, (free.get(n.nodeType) ?? 0) + n.freeGpus);
+  }
+  let best: string | undefined;
+  for (const [t, gpus] of [...free].sort(([a], [b]) => a.localeCompare(b)))
+    if (best === undefined || gpus > free.get(best)!) best = t;
+  return best;
 }
 
 /** The tier a pod reported loading its weights from (moe.dev/load-tier), if a known one. */
@@ -153,13 +195,15 @@ export function loadTierOf(p: CachedPod): LoadTier | undefined {
 }
 
 /** The cold starts as the decision takes them: all durations, and those whose pod reported a tier. */
-export function coldStartInputs(starts: readonly { durationMs: number; tier?: LoadTier }[]): {
+export function coldStartInputs(starts: readonly ColdStart[]): {
   coldStartDurationsMs: number[];
   coldStartsByTier: TierColdStart[];
 } {
   return {
     coldStartDurationsMs: starts.map((s) => s.durationMs),
-    coldStartsByTier: starts.flatMap((s) => (s.tier ? [{ tier: s.tier, durationMs: s.durationMs }] : [])),
+    coldStartsByTier: starts.flatMap((s) =>
+      s.tier ? [{ tier: s.tier, durationMs: s.durationMs, ...(s.nodeType ? { nodeType: s.nodeType } : {}) }] : [],
+    ),
   };
 }
 

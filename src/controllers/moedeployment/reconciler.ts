@@ -51,6 +51,8 @@ import {
   gpuSupply,
   newColdStarts,
   nextLoadTier,
+  nextNodeType,
+  nodeTypeOf,
   nodeViews,
   readySince,
   shardViews,
@@ -670,6 +672,7 @@ export class MoEDeploymentReconciler {
     );
     const managed = actuator.managesWorkloads;
     const lastScale = d.status?.lastScale;
+    const tier = nextLoadTier(shardPods, moeLayerCount(spec.model), spec.model.routedExperts, nodes);
     const snapshot: DecisionSnapshot = {
       heat: heat.heat,
       lastGoodHeat: mem.lastGoodHeat,
@@ -691,8 +694,14 @@ export class MoEDeploymentReconciler {
         current !== undefined &&
         (shardPods.some((p) => p.drainStartedMs !== undefined || !p.ready) ||
           inPlaceUnsettled(shardPods, current.placement)),
-      ...coldStartInputs(newColdStarts(pods, mem.coldStartsSeen)),
-      nextLoadTier: nextLoadTier(shardPods, moeLayerCount(spec.model), spec.model.routedExperts, nodes),
+      ...coldStartInputs(
+        newColdStarts(pods, mem.coldStartsSeen, (n) => {
+          const node = this.#d.nodes.get(n);
+          return node ? nodeTypeOf(node) : undefined;
+        }),
+      ),
+      nextLoadTier: tier,
+      nextNodeType: nextNodeType(nodes, tier),
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
       nodes,

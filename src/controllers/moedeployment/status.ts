@@ -10,7 +10,7 @@ import { apiReasonOf, isMetricsHold, prewarmApiReasonOf } from "../../domain/sca
 import { scheduleOf } from "./policy.ts";
 import { scheduleWindowAt } from "../../domain/capacity/index.ts";
 import type { RolloutPlan } from "../../domain/rollout/index.ts";
-import { LOAD_TIERS } from "../../domain/prewarm/tiers.ts";
+import { LOAD_TIERS, parseTierNodeKey } from "../../domain/prewarm/tiers.ts";
 import { median } from "../../domain/quantile.ts";
 import type { HeatReading, LatencyReading } from "./sources.ts";
 import { childNames, shardSelector } from "./children.ts";
@@ -532,10 +532,19 @@ export function coldStartStatus(x: Pick<StatusInput, "decision">): MoEDeployment
     if (samples.length === 0) return [];
     return [{ tier, samples: samples.length, medianSeconds: round(median(samples) / 1000, 1)! }];
   });
+  const byNodeType = Object.entries(x.decision.nextCapacityState.tierLeadTime?.byTierNode ?? {})
+    .flatMap(([key, state]) => {
+      const pair = parseTierNodeKey(key);
+      if (!pair || state.samplesMs.length === 0) return [];
+      return [{ ...pair, samples: state.samplesMs.length, medianSeconds: round(median(state.samplesMs) / 1000, 1)! }];
+    })
+    .sort((a, b) => LOAD_TIERS.indexOf(a.tier) - LOAD_TIERS.indexOf(b.tier) || a.nodeType.localeCompare(b.nodeType));
   return {
     leadSeconds: round(signals.leadTimeMs / 1000, 1)!,
     nextLoadTier: x.decision.nextLoadTier,
     tiers: tiers.length > 0 ? tiers : undefined,
+    nextNodeType: x.decision.nextNodeType,
+    byNodeType: byNodeType.length > 0 ? byNodeType : undefined,
   };
 }
 

@@ -65,24 +65,63 @@ export function shardExpertBytes(slotsPerLayer: number, moeLayers: number, bytes
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cold-start learning per tier.
+// Cold-start learning per tier and node type.
 
-/** A start-to-Ready duration and the tier the pod loaded from. */
+/** A start-to-Ready duration, the tier the pod loaded from and the type of the node it ran on. */
 export interface TierColdStart {
   readonly tier: LoadTier;
   readonly durationMs: number;
+  /** The node's type (instance type, else GPU product); undefined when the node is not known. */
+  readonly nodeType?: string;
 }
+
+/**
+ * At most this many (tier, node type) pairs are learned: a cluster with more node types than that
+ * keeps the first ones seen; the others still count in their tier. Bounds the state (and the status).
+ */
+export const MAX_TIER_NODE_TYPES = 24;
 
 export interface TierLeadTimeState {
   readonly version: 1;
   readonly byTier: Readonly<Partial<Record<LoadTier, LeadTimeState>>>;
+  /** Per (tier, node type), keyed by tierNodeKey; absent until a tagged start named its node type. */
+  readonly byTierNode?: Readonly<Record<string, LeadTimeState>>;
 }
 
 export function createTierLeadTimeState(): TierLeadTimeState {
   return { version: 1, byTier: {} };
 }
 
-/** Fold tagged durations into their tier's samples (invalid durations are ignored, as in observeColdStarts). */
+/** The key of a (tier, node type) pair in byTierNode. */
+export function tierNodeKey(tier: LoadTier, nodeType: string): string {
+  return `${tier}/${nodeType}`;
+}
+
+/** The (tier, node type) of a byTierNode key (undefined for a key not made by tierNodeKey). */
+export function parseTierNodeKey(key: string): { tier: LoadTier; nodeType: string } | undefined {
+  const i = key.indexOf("/");
+  const tier = key.slice(0, i) as LoadTier;
+  return i > 0 && LOAD_TIERS.includes(tier) ? { tier, nodeType: key.slice(i + 1) } : undefined;
+}
+
+function foldByTierNode(
+  before: Readonly<Record<string, LeadTimeState>> | undefined,
+  samples: readonly TierColdStart[],
+  options: LeadTimeOptions,
+): Readonly<Record<string, LeadTimeState>> | undefined {
+  const tagged = samples.filter((s) => s.nodeType !== undefined && s.nodeType !== "");
+  if (tagged.length === 0) return before;
+  const out: Record<string, LeadTimeState> = { ...before };
+  const keys = [...new Set(tagged.map((s) => tierNodeKey(s.tier, s.nodeType!)))].sort();
+  for (const key of keys) {
+    if (out[key] === undefined && Object.keys(out).length >= MAX_TIER_NODE_TYPES) continue;
+    const durations = tagged.filter((s) => tierNodeKey(s.tier, s.nodeType!) === key).map((s) => s.durationMs);
+    out[key] = observeColdStarts(out[key] ?? { version: 1, samplesMs: [] }, durations, options);
+  }
+  return out;
+}
+
+/** Fold tagged durations into their tier's samples and their (tier, node type)'s (invalid durations are ignored, as in observeColdStarts). */
 export function observeTierColdStarts(
   state: TierLeadTimeState,
   samples: readonly TierColdStart[],
@@ -95,28 +134,36 @@ export function observeTierColdStarts(
     if (durations.length === 0) continue;
     byTier[tier] = observeColdStarts(byTier[tier] ?? { version: 1, samplesMs: [] }, durations, options);
   }
-  return { version: 1, byTier };
+  const byTierNode = foldByTierNode(state.byTierNode, samples, options);
+  return byTierNode === undefined ? { version: 1, byTier } : { version: 1, byTier, byTierNode };
 }
 
 export interface TierLeadTimeEstimate extends LeadTimeEstimate {
   /** The tier whose samples set the estimate; undefined = all tiers pooled (too few of the tier's own). */
   readonly tier: LoadTier | undefined;
+  /** The node type whose samples (of that tier) set the estimate; undefined = the tier's across node types. */
+  readonly nodeType?: string;
 }
 
 /**
- * The lead for a new pod that will load from `tier`: its tier's learned quantile once the tier has
- * minSamples observations; before that the pooled estimate (every tier's durations, the untiered
- * behaviour), which is conservative while few starts were seen.
+ * The lead for a new pod that will load from `tier` on a node of `nodeType`: that pair's learned
+ * quantile once it has minSamples observations; else its tier's once the tier has minSamples (every
+ * node type); before that the pooled estimate (every tier's durations, the untiered behaviour),
+ * which is conservative while few starts were seen.
  */
 export function estimateTierLeadTime(
   state: TierLeadTimeState,
   pooled: LeadTimeState,
   tier: LoadTier,
   options: LeadTimeOptions,
+  nodeType?: string,
 ): TierLeadTimeEstimate {
+  const enough = (s: LeadTimeState | undefined): s is LeadTimeState =>
+    s !== undefined && s.samplesMs.length >= Math.max(1, options.minSamples);
+  const pair = nodeType ? state.byTierNode?.[tierNodeKey(tier, nodeType)] : undefined;
+  if (enough(pair)) return { ...estimateLeadTime(pair, options), tier, nodeType };
   const own = state.byTier[tier];
-  if (own !== undefined && own.samplesMs.length >= Math.max(1, options.minSamples))
-    return { ...estimateLeadTime(own, options), tier };
+  if (enough(own)) return { ...estimateLeadTime(own, options), tier };
   return { ...estimateLeadTime(pooled, options), tier: undefined };
 }
 
@@ -127,6 +174,8 @@ export interface LeadTimeInputs {
   readonly coldStartsByTier?: readonly TierColdStart[];
   /** The tier the next new pod will load from; undefined = one pooled estimate (no tiers). */
   readonly nextLoadTier?: LoadTier;
+  /** The type of the node the next new pod is expected on; undefined = its tier across node types. */
+  readonly nextNodeType?: string;
 }
 
 export interface LearnedLeadTime {
@@ -151,6 +200,6 @@ export function learnLeadTime(
   const leadTimeMs =
     input.nextLoadTier === undefined || tierLeadTime === undefined
       ? estimateLeadTime(leadTime, options).leadTimeMs
-      : estimateTierLeadTime(tierLeadTime, leadTime, input.nextLoadTier, options).leadTimeMs;
+      : estimateTierLeadTime(tierLeadTime, leadTime, input.nextLoadTier, options, input.nextNodeType).leadTimeMs;
   return { leadTime, tierLeadTime, leadTimeMs };
 }

@@ -112,6 +112,8 @@ export interface CapacityInput {
   readonly coldStartsByTier?: readonly TierColdStart[];
   /** The tier the next new pod will load from: the lead time is that tier's learned cold start. */
   readonly nextLoadTier?: LoadTier;
+  /** The type of the node the next new pod is expected on: that (tier, node type)'s once learned. */
+  readonly nextNodeType?: string;
   /** Price of one more GPU-hour (see cost); undefined = unknown. */
   readonly usdPerGpuHour: number | undefined;
 }
