@@ -154,6 +154,8 @@ export interface DecisionSnapshot {
   readonly nextLoadTier?: LoadTier;
   /** The type of the node the next new shard is expected on (undefined: its tier across node types). */
   readonly nextNodeType?: string;
+  /** Shards whose pods waited for a node past the pending timeout (CapacityPending): not coming capacity. */
+  readonly pendingShards?: number;
   readonly capacityState?: CapacityState;
   /** When this operator process started tracking the deployment (restart safety). */
   readonly trackingSinceMs: number;
@@ -403,6 +405,7 @@ function shardCountInputOf(
       observedP99Ms: snapshot.observedP99Ms,
       provisionedGpus: snapshot.provisionedShards,
       readyGpus: snapshot.shards.filter((s) => s.ready).length,
+      pendingGpus: snapshot.pendingShards,
       balancedness: currentMetrics?.balancedness ?? 1,
       crossNodeShare: currentMetrics?.crossNodeShare ?? 0,
       coldStartDurationsMs: snapshot.coldStartDurationsMs,

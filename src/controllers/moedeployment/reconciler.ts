@@ -702,6 +702,7 @@ export class MoEDeploymentReconciler {
       ),
       nextLoadTier: tier,
       nextNodeType: nextNodeType(nodes, tier),
+      pendingShards: pendingShardCount(managed, shardPods, this.#d.clock.nowMs(), spec),
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
       nodes,
@@ -857,4 +858,14 @@ function requeueAfterMs(
   const waits = [reconcileIntervalMs, readDueMs];
   if (rolloutMs !== undefined) waits.push(Math.max(rolloutMs, 200));
   return Math.min(...waits);
+}
+
+/** Shards pending past the timeout where the operator manages the pods (0 elsewhere). */
+function pendingShardCount(
+  managed: boolean,
+  shardPods: readonly ShardPod[],
+  nowMs: number,
+  spec: MoEDeployment["spec"],
+): number {
+  return managed ? pendingPastTimeout(shardPods, nowMs, spec.scaling.pendingTimeoutSeconds * 1000).length : 0;
 }

@@ -101,6 +101,11 @@ export interface CapacityInput {
   readonly provisionedGpus: number;
   /** GPUs Ready and serving. */
   readonly readyGpus: number;
+  /**
+   * Provisioned GPUs whose pods have waited for a node past the pending timeout (CapacityPending):
+   * neither serving nor counted as coming capacity. Absent = 0.
+   */
+  readonly pendingGpus?: number;
   /** Placement balancedness (mean/max GPU load) from the placement core, (0, 1]. */
   readonly balancedness: number;
   /** Share of expert traffic crossing nodes from the placement core, 0..1. */
@@ -505,7 +510,7 @@ function frameOf(
     maxGpus,
     previous,
     ready,
-    warmingGpus: Math.max(0, previous - ready),
+    warmingGpus: Math.max(0, previous - ready - pendingOf(input, previous - ready)),
     leadTime,
     tierLeadTime,
     leadTimeMs,
@@ -1365,4 +1370,10 @@ export function decideCapacity<R extends string = never>(
         )
       : undefined;
   return { ...decision, signals: { ...decision.signals, predictedP99Ms } };
+}
+
+/** Provisioned GPUs pending past the timeout, at most those not Ready (`notReady`); invalid input = 0. */
+export function pendingOf(input: Pick<CapacityInput, "pendingGpus">, notReady: number): number {
+  const p = input.pendingGpus;
+  return p !== undefined && Number.isFinite(p) && p > 0 ? Math.min(Math.floor(p), Math.max(0, notReady)) : 0;
 }

@@ -10,9 +10,15 @@ export interface GuardInput<R extends string = string> {
   readonly desired: number;
   readonly reason: R;
   readonly message: string;
-  /** Count the cluster is realising (Ready + warming). */
+  /** Count the cluster is realising (Ready + warming + pending). */
   readonly provisioned: number;
   readonly ready: number;
+  /**
+   * Of provisioned, the units waiting for a node past the pending timeout: they will not come, so
+   * the SLO feedback does not wait for them, and it keeps them (asking for them) rather than adding
+   * more that would wait too. Absent = 0.
+   */
+  readonly pending?: number;
   readonly observedP99Ms: number | undefined;
   /** The load metrics were usable this tick (the SLO feedback acts only then). */
   readonly metricsUsable: boolean;
@@ -57,8 +63,9 @@ export interface GuardResult<R extends string = string> {
  *   history does not see) is not undone within one scale-down stabilisation window: without this,
  *   feedback up and model down alternate (48 -> 52 -> 48 shards within a second in the demo).
  * - The model may be off while calibration learns: when the observed p99 is over the target with
- *   every unit Ready, nothing scaled up for a stable window plus a cold start, and the latency
- *   window covers the units now Ready, add 10 % (at least 1).
+ *   every unit Ready (units pending past the timeout aside: they will not come), nothing scaled up
+ *   for a stable window plus a cold start, and the latency window covers the units now Ready, add
+ *   10 % (at least 1); with units pending past the timeout, keep them instead (sloFeedback).
  */
 export function applyOperatorGuards<R extends string>(
   input: GuardInput<R>,
@@ -82,7 +89,28 @@ export function applyOperatorGuards<R extends string>(
     reason = "StabilizingScaleDown";
     message = `${message}; holding ${input.provisioned} ${input.unit.many}: the last scale-up was ${((nowMs - input.lastScaleUpMs) / 1000).toFixed(0)} s ago, within the ${(window / 1000).toFixed(0)} s scale-down stabilisation window`;
   }
-  const readyAll = input.ready >= input.provisioned && input.provisioned > 0;
+  ({ desired, reason, message } = sloFeedback(input, policy, nowMs, { desired, reason, message }));
+  desired = Math.max(input.minCount, Math.min(input.maxCount, desired));
+  if (input.provisioned === 0 && desired < input.minCount) desired = input.minCount;
+  return { desired, reason, message };
+}
+
+/**
+ * The SLO feedback safety net: with every unit that can serve Ready (units pending past the timeout
+ * excluded: they will not come) and the p99 over the target, add 10 % (at least 1), or keep the
+ * pending units rather than adding more that would wait too; not where this count was measured
+ * within the plan at this load (proven.ts).
+ */
+function sloFeedback<R extends string>(
+  input: GuardInput<R>,
+  policy: CapacityPolicy,
+  nowMs: number,
+  d: { desired: number; reason: R | GuardReason; message: string },
+): { desired: number; reason: R | GuardReason; message: string } {
+  let { desired, reason, message } = d;
+  const pending = Math.max(0, Math.min(input.pending ?? 0, input.provisioned - input.ready));
+  const coming = input.provisioned - pending;
+  const readyAll = input.ready >= coming && coming > 0;
   const cooldownMs = policy.stableWindowMs + policy.leadTime.defaultColdStartMs;
   if (
     input.metricsUsable &&
@@ -107,16 +135,17 @@ export function applyOperatorGuards<R extends string>(
       input.maxCount,
       input.budgetCap,
       ceiling,
-      input.provisioned + Math.max(1, Math.ceil(input.provisioned * 0.1)),
+      pending > 0 ? input.provisioned : input.provisioned + Math.max(1, Math.ceil(input.provisioned * 0.1)),
     );
     if (bumped > desired) {
       const capText = Number.isFinite(ceiling) ? `, at most the learned ceiling ${ceiling}` : "";
-      message = `observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms with every ${input.unit.one} Ready: adding ${bumped - input.provisioned} ${input.unit.one}(s) (the latency model is still calibrating${capText}); ${message}`;
+      message =
+        pending > 0
+          ? `observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms with every ${input.unit.one} that has a node Ready: keeping the ${pending} ${pending === 1 ? input.unit.one : input.unit.many} waiting for a node (CapacityPending) rather than adding more${capText}; ${message}`
+          : `observed p99 ${input.observedP99Ms.toFixed(1)} ms > target ${policy.slo.targetP99Ms} ms with every ${input.unit.one} Ready: adding ${bumped - input.provisioned} ${input.unit.one}(s) (the latency model is still calibrating${capText}); ${message}`;
       desired = bumped;
       reason = "SLOFeedback";
     }
   }
-  desired = Math.max(input.minCount, Math.min(input.maxCount, desired));
-  if (input.provisioned === 0 && desired < input.minCount) desired = input.minCount;
   return { desired, reason, message };
 }

@@ -94,6 +94,7 @@ function guarded<R extends string>(
       message: capacity.message,
       provisioned: c.provisionedGpus,
       ready: c.readyGpus,
+      pending: c.pendingGpus ?? 0,
       observedP99Ms: c.observedP99Ms,
       // The SLO feedback acts only on usable load metrics (not on a hold on bad data).
       metricsUsable: c.tokensPerSecond !== undefined && !isMetricsHold(capacity.reason),

@@ -71,6 +71,8 @@ export function decideWideEP(
   const states = groupStates(s.pods, s.provisionedGroups, shape, nowMs);
   const readyGroups = states.filter((g) => g.ready).length;
   const g = gpusPerGroup(shape);
+  // A group pending past the timeout will not come: the SLO feedback neither waits for it nor adds more.
+  const pendingNow = pendingGroups(states, pendingTimeoutMs).length;
   const priced = { nodes: s.nodes ?? [], shards: groupGpuViews(s.pods, s.provisionedGroups, shape, s.nodes ?? []) };
   const marginalPrice = marginalPriceOf(priced, policy);
   const { groups, count } = decideGroupCount(
@@ -82,6 +84,7 @@ export function decideWideEP(
         observedP99Ms: s.observedP99Ms,
         provisionedGpus: (s.decidedGroups ?? s.provisionedGroups) * g,
         readyGpus: readyGroups * g,
+        pendingGpus: pendingNow * g,
         // One placement shared by the groups is not measured per group yet: neutral values.
         balancedness: 1,
         crossNodeShare: 0,
