@@ -912,7 +912,7 @@ const StagingBase = z.object({
     .boolean()
     .default(false)
     .describe(
-      "Copy the model's weights to the local disks of the GPU nodes the forecast and the schedules will need, one Job per node, ahead of time. Done in mode Auto with topology Disaggregated only. Turning it off evicts what was staged (evict Jobs, then the node labels go); deleting the MoEDeployment does the same before it goes (finalizer moe.dev/weight-staging; after 15 minutes the labels and Jobs are removed and a Warning names the nodes whose files stay).",
+      "Copy the model's weights to the local disks of the GPU nodes the forecast and the schedules will need, one Job per node, ahead of time. Done in mode Auto with topology Disaggregated only. Turning it off, or switching to mode Recommend or PullRequest or to topology WideEP, evicts what was staged (evict Jobs, then the node labels go); deleting the MoEDeployment does the same before it goes (finalizer moe.dev/weight-staging; after 15 minutes the labels and Jobs are removed and a Warning names the nodes whose files stay).",
     ),
   image: z
     .string()

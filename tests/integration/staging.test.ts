@@ -312,4 +312,40 @@ describe("weight staging", () => {
     expect(staged).toEqual(["dear-0"]);
     expect((await evictions()) - evictingBefore).toBeGreaterThanOrEqual(staged.length);
   }, 240_000);
+
+  it("switching to mode Recommend evicts what was staged: staging runs only where the operator writes workloads", async () => {
+    const on = deployment({ minShards: 8, windowShards: 12, source: "s3://weights/tiny-r" });
+    const digest = digestOf(on);
+    await applyJson(cluster, on);
+    const staged = await waitFor(
+      "a node staged",
+      async () => {
+        const marked = Object.entries(await nodeMarks()).filter(([, v]) => v === digest);
+        return marked.length > 0 ? marked.map(([n]) => n).sort() : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const recommend = deployment({ minShards: 8, windowShards: 12, source: "s3://weights/tiny-r" });
+    (recommend.spec as unknown as { mode: string }).mode = "Recommend";
+    await applyJson(cluster, recommend);
+    await waitFor(
+      "no mark, no Job, no status.staging, no staging finalizer",
+      async () => {
+        const o = await getJson<{ metadata: { finalizers?: string[] }; status?: Status }>(cluster, [
+          "get",
+          "moedeployment",
+          NAME,
+        ]);
+        const clean =
+          Object.keys(await nodeMarks()).length === 0 &&
+          (await stagingJobs()).length === 0 &&
+          o.status?.staging === undefined &&
+          !(o.metadata.finalizers ?? []).includes("moe.dev/weight-staging");
+        return clean ? true : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
+    const evicted = (await events("StagingEvicted")).map((e) => e.message);
+    for (const n of staged) expect(evicted).toContain(`node ${n} no longer holds the weights`);
+  }, 240_000);
 });

@@ -15,6 +15,8 @@ import {
   stagedLabelKey,
   stagingDigest,
   stagingJobName,
+  retiringStaging,
+  stagingRuns,
   syncStaging,
   stagingJobsByNode,
   stagingShardsNeeded,
@@ -240,6 +242,30 @@ describe("retiring staging: turned off, or the deployment deleted", () => {
     expect(r2?.status).toBeUndefined();
     // Nothing left: staging off is a no-op again.
     expect(await syncStaging(kube, off, { nodes: [], views: [], shardPods: [], jobs: [], nowMs: 0 })).toBeUndefined();
+  });
+
+  it("evicts what was staged once staging no longer runs: mode Recommend or PullRequest, topology WideEP", async () => {
+    const on = sample(ON);
+    expect(stagingRuns(on)).toBe(true);
+    const variants: [string, MoEDeployment][] = [
+      ["Recommend", { ...on, spec: { ...on.spec, mode: "Recommend" } }],
+      ["PullRequest", { ...on, spec: { ...on.spec, mode: "PullRequest" } }],
+      ["WideEP", { ...on, spec: { ...on.spec, serving: { ...on.spec.serving, topology: "WideEP" } } }],
+    ];
+    for (const [what, d] of variants) {
+      expect(stagingRuns(d), what).toBe(false);
+      expect(retiringStaging(d), what).toBe(true);
+      const { kube, writes } = recorder();
+      const r = await syncStaging(kube, d, {
+        nodes: [markedNode(on, "gpu-1")],
+        views: [],
+        shardPods: [],
+        jobs: [],
+        nowMs: 0,
+      });
+      expect(writes, what).toEqual(["create evict gpu-1"]);
+      expect(r?.retired, what).toBe(false);
+    }
   });
 
   it("without a stager image removes the marks at once and says where the files stay", async () => {

@@ -59,7 +59,7 @@ import {
   withReadyBefore,
 } from "./observe.ts";
 import { ApplyFailed, ConflictRequeue } from "./errors.ts";
-import { syncStaging, withStagedNodes } from "./staging.ts";
+import { stagingHasState, syncStaging, withStagedNodes } from "./staging.ts";
 import {
   finalizeStaging,
   RETIRE_POLL_MS,
@@ -272,7 +272,9 @@ export class MoEDeploymentReconciler {
       actuatorStatus: result.status,
       inPlace: plan.inPlace,
     });
-    const staged = actuator.managesWorkloads ? await this.#stage(d, decision, observed, log) : undefined;
+    const staged = actuator.managesWorkloads
+      ? await this.#stage(d, decision, observed, log)
+      : await this.#retireStaging(d, log);
     if (staged) status.staging = staged.status;
     await this.#writeStatus(obj, status);
     const pods = actuator.managesWorkloads ? observed.live.shardPods : [];
@@ -347,12 +349,15 @@ export class MoEDeploymentReconciler {
     mem.capacityState = plan.decision.count.nextState;
     if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
     const errors = await applyWideEP(this.#d.kube, plan, log, this.#d.readLeaderWorkerSet);
+    const staged = await this.#retireStaging(d, log);
+    if (staged) plan.status.staging = staged.status;
     await this.#writeStatus(obj, plan.status);
     this.#recordMetrics(d, plan.verdict, plan.status, {
       gpusReady: (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0),
       pendingShards: actuator.managesWorkloads ? pendingGpus(plan) : 0,
     });
-    for (const e of wideEPEvents(d.status, plan, actuator.managesWorkloads)) await this.#event(obj, e, nowMs);
+    for (const e of [...wideEPEvents(d.status, plan, actuator.managesWorkloads), ...(staged?.events ?? [])])
+      await this.#event(obj, e, nowMs);
     if (actuator.managesWorkloads) await this.#retireOldTopology(obj, d, plan.status, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
     const drainMs = plan.drain?.remainingMs;
@@ -384,6 +389,18 @@ export class MoEDeploymentReconciler {
       nowMs: this.#d.clock.nowMs(),
     });
     if (staged?.errors.length) log.warn({ errors: staged.errors }, "staging writes failed; retried next reconcile");
+    return staged;
+  }
+
+  /**
+   * Where staging does not run (mode Recommend or PullRequest, topology WideEP) but something it
+   * staged earlier remains: evict it (staging.ts retiringStaging). Undefined when nothing remains.
+   */
+  async #retireStaging(d: MoEDeployment, log: Logger) {
+    const o = { nodes: this.#d.nodes.list(), jobs: this.#d.jobs?.list(d.metadata.namespace) ?? [] };
+    if (!stagingHasState(d, o)) return undefined;
+    const staged = await syncStaging(this.#d.kube, d, { ...o, views: [], shardPods: [], nowMs: this.#d.clock.nowMs() });
+    if (staged?.errors.length) log.warn({ errors: staged.errors }, "staging eviction writes failed; retried");
     return staged;
   }
 

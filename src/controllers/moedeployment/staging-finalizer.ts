@@ -16,6 +16,7 @@ import {
   readStagingJob,
   stagedLabelKey,
   stagingHasState,
+  stagingRuns,
   syncStaging,
   type StagingObserved,
 } from "./staging.ts";
@@ -27,8 +28,7 @@ export const RETIRE_POLL_MS = 5_000;
 
 /** Staging runs (Auto, Disaggregated, enabled), or something it staged remains on the nodes. */
 export function wantsStagingFinalizer(d: MoEDeployment, o: Pick<StagingObserved, "nodes" | "jobs">): boolean {
-  const runs = d.spec.prewarm.staging.enabled && d.spec.mode === "Auto" && d.spec.serving.topology !== "WideEP";
-  return runs || stagingHasState(d, o);
+  return stagingRuns(d) || stagingHasState(d, o);
 }
 
 export interface StagingFinalizeResult {

@@ -408,9 +408,17 @@ async function idempotent(kind: "AlreadyExists" | "NotFound", f: () => Promise<u
 /** Create, where AlreadyExists means another reconcile (or the last operator) made it. */
 const createJob = (kube: KubeWriter, job: V1Job) => idempotent("AlreadyExists", () => kube.create(job));
 
-/** Staging is turned off, or the deployment is being deleted: what it staged is evicted. */
+/** Staging runs: enabled, where the operator writes workloads (mode Auto) of topology Disaggregated. */
+export function stagingRuns(d: MoEDeployment): boolean {
+  return d.spec.prewarm.staging.enabled && d.spec.mode === "Auto" && d.spec.serving.topology !== "WideEP";
+}
+
+/**
+ * Staging is turned off, no longer runs (mode Recommend or PullRequest, topology WideEP), or the
+ * deployment is being deleted: what it staged is evicted (nothing would refresh or idle-evict it).
+ */
 export function retiringStaging(d: MoEDeployment): boolean {
-  return !d.spec.prewarm.staging.enabled || d.metadata.deletionTimestamp !== undefined;
+  return !stagingRuns(d) || d.metadata.deletionTimestamp !== undefined;
 }
 
 /** Something staged, staging or evicting remains: a node mark, one of our Jobs, or a node in the last status. */
