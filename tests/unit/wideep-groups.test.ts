@@ -6,6 +6,7 @@ import {
   groupBounds,
   groupGpuViews,
   groupStates,
+  groupsReadySince,
   pendingGroups,
   readyGpus,
   type GroupPod,
@@ -194,5 +195,26 @@ describe("groupGpuViews: the groups' GPUs priced by the nodes their pods run on"
         }
       }),
     );
+  });
+});
+
+describe("groupsReadySince", () => {
+  it("is the latest Ready transition among the pods of Ready groups (a starting group's pods do not count)", () => {
+    const pod = (group: number, i: number, readyAtMs?: number): GroupPod => ({
+      name: `g${group}-${i}`,
+      group,
+      ready: readyAtMs !== undefined,
+      scheduled: true,
+      nodeName: `n${group}${i}`,
+      terminating: false,
+      createdMs: T0 - 120_000,
+      ...(readyAtMs !== undefined ? { readyAtMs } : {}),
+    });
+    const pods = [pod(0, 0, T0 - 60_000), pod(0, 1, T0 - 20_000), pod(1, 0, T0 - 5_000), pod(1, 1)];
+    const states = groupStates(pods, 2, shape, T0);
+    expect(groupsReadySince(pods, states)).toBe(T0 - 20_000);
+    expect(
+      groupsReadySince([pod(1, 0, T0), pod(1, 1)], groupStates([pod(1, 0, T0), pod(1, 1)], 2, shape, T0)),
+    ).toBeUndefined();
   });
 });

@@ -97,6 +97,8 @@ export interface GroupPod {
   readonly terminating: boolean;
   /** Creation time (ms since the epoch); NaN when unknown. */
   readonly createdMs: number;
+  /** When it turned Ready (ms since the epoch), if it is Ready and that is known. */
+  readonly readyAtMs?: number;
   /** The scheduler's PodScheduled=False message, if any. */
   readonly unschedulableMessage?: string;
 }
@@ -180,4 +182,18 @@ export function groupGpuViews(
     }
   }
   return out;
+}
+
+/**
+ * When the last of the serving groups became Ready: the latest Ready transition of a pod in a Ready
+ * group (undefined when none is known). The SLO feedback waits until the latency window covers only
+ * time when these groups served, so a group's bring-up backlog does not count as too few groups.
+ */
+export function groupsReadySince(pods: readonly GroupPod[], states: readonly GroupState[]): number | undefined {
+  const ready = new Set(states.filter((s) => s.ready).map((s) => s.index));
+  let latest: number | undefined;
+  for (const p of pods)
+    if (ready.has(p.group) && !p.terminating && p.readyAtMs !== undefined && Number.isFinite(p.readyAtMs))
+      latest = Math.max(latest ?? p.readyAtMs, p.readyAtMs);
+  return latest;
 }

@@ -152,6 +152,14 @@ export function readGroupPod(d: MoEDeployment, p: CachedPod): GroupPod | undefin
     ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
     terminating: Boolean(p.metadata?.deletionTimestamp),
     createdMs: Date.parse(String(p.metadata?.creationTimestamp ?? "")),
+    ...readyAt(p),
     unschedulableMessage: scheduled?.status === "False" ? scheduled.message : undefined,
   };
+}
+
+/** When the pod turned Ready (its Ready condition's transition), if it is Ready. */
+function readyAt(p: CachedPod): { readyAtMs?: number } {
+  const c = p.status?.conditions?.find((x) => x.type === "Ready" && x.status === "True");
+  const ms = c?.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN;
+  return Number.isFinite(ms) ? { readyAtMs: ms } : {};
 }
