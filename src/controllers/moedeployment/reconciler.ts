@@ -118,7 +118,7 @@ export interface ReconcilerDeps {
   gitops?: PullRequestSync;
   /** Topology WideEP: reads the live LeaderWorkerSet; without it the LeaderWorkerSet is applied at every reconcile. */
   readLeaderWorkerSet?: LwsReader;
-  /** A deletion's staging rounds read nodes and Jobs live (staging-finalizer.ts); without it, the caches. */
+  /** A deletion's staging rounds read the deployment, its nodes and Jobs live (staging-finalizer.ts); without it, the caches. */
   readStagingState?: StagingStateReader;
 }
 
