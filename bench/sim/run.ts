@@ -6,9 +6,10 @@
 // 1.5 x the per-minute requirement). Traces shorter than a day are replayed with seeds 1-5 and
 // every figure is "mean (min-max)".
 //   node bench/sim/run.ts            full: Azure code + conv (1 h), ServeGen m-large 14 days, mm-image 1 day,
-//                                    synthetic 14 days, stress suite (3 days per case, weekly 3 days)
+//                                    synthetic 14 days, stress suite (3 days per case, weekly 3 days),
+//                                    constant load with a 2-h gap (8 h)
 //   node bench/sim/run.ts --quick    short: Azure code + conv, m-large first 2 days, mm-image, synthetic 1 day,
-//                                    stress suite (1 day per case, weekly 2 days)
+//                                    stress suite (1 day per case, weekly 2 days), constant load with a 2-h gap
 //   Group mode (WideEP, issue 18, ADR 0021), its own section: the same policies with capacity in whole
 //   groups of 1 x 8 and 4 x 8 GPUs (moe-sim --nodes-per-group), ratios against the oracle of the same
 //   group size, short traces over several seeds. Quick: Azure conv 1 h and the synthetic trace's first
@@ -19,6 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   buildSummary,
+  constantGapTrace,
   prepareScenario,
   readTraceFile,
   runScenario,
@@ -119,6 +121,8 @@ function allCases(): Case[] {
       trace: c.trace,
       faults: c.faults,
     })),
+    // Issue 14's "never dominated" case: static peak sized in hindsight is at its best on flat load.
+    { label: "constant load, 2-h gap (8 h)", trace: constantGapTrace() },
   ];
   return only === undefined ? cases : cases.filter((c) => c.label.includes(only));
 }

@@ -172,6 +172,39 @@ export function stressCase(name: StressCaseName, o: StressOptions): StressCase {
   }
 }
 
+/** Issue 14's flat-load case: a constant rate with one collection gap (rate 0), 1-min windows. */
+export interface ConstantGapOptions {
+  /** Length (h; default 8). */
+  readonly hours?: number;
+  /** The constant request rate (req/s; default 200). */
+  readonly ratePerS?: number;
+  /** The gap's start and end (h from the start; default 3 and 5). */
+  readonly gapFromH?: number;
+  readonly gapToH?: number;
+}
+
+/**
+ * Constant load with a collection gap (issue 14: "never dominated"; ADR 0003 rounds 2-7). Static
+ * peak sized in hindsight is at its best on flat load, so this is where ours is compared with it.
+ */
+export function constantGapTrace(o: ConstantGapOptions = {}): RateTrace {
+  const hours = o.hours ?? 8;
+  const fromMin = Math.round((o.gapFromH ?? 3) * 60);
+  const toMin = Math.round((o.gapToH ?? 5) * 60);
+  const t = syntheticRateTrace({
+    seed: 0,
+    durationS: Math.round(hours * 3600),
+    meanRatePerS: o.ratePerS ?? 200,
+    peakToTrough: 1,
+    dayLevelSigma: 0,
+    burstsPerDay: 0,
+    dailyWindows: [],
+    windowS: 60,
+    name: `constant-gap-${hours}h`,
+  });
+  return withRates(t, (m, r) => (m >= fromMin && m < toMin ? 0 : r));
+}
+
 export function stressSuite(o: StressOptions): StressCase[] {
   return STRESS_CASES.map((name) => stressCase(name, o));
 }

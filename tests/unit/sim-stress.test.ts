@@ -1,6 +1,7 @@
 // The stress suite generator (issue 14, item 6) and the observation faults it drives.
 import { describe, expect, it } from "vitest";
 import {
+  constantGapTrace,
   observedLoadFactor,
   prepareScenario,
   runScenario,
@@ -71,5 +72,20 @@ describe("sim stress suite", () => {
     expect(faulty.results.find((r) => r.name === "hpa")?.peakGpus).toBeGreaterThan(
       clean.results.find((r) => r.name === "hpa")?.peakGpus ?? Infinity,
     );
+  });
+
+  it("the constant-load case is flat at its rate with one gap of rate 0 where asked", () => {
+    const t = constantGapTrace();
+    expect(t.ratePerS.length).toBe(8 * 60);
+    expect(zeroRuns(t.ratePerS)).toEqual([120]);
+    expect(t.ratePerS[179]).toBe(200);
+    expect(t.ratePerS[180]).toBe(0);
+    expect(t.ratePerS[299]).toBe(0);
+    expect(t.ratePerS[300]).toBe(200);
+    expect(new Set(Array.from(t.ratePerS))).toEqual(new Set([0, 200]));
+    const u = constantGapTrace({ hours: 4, ratePerS: 50, gapFromH: 1, gapToH: 1.5 });
+    expect(u.ratePerS.length).toBe(240);
+    expect(zeroRuns(u.ratePerS)).toEqual([30]);
+    expect(Math.max(...u.ratePerS)).toBe(50);
   });
 });

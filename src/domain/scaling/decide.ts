@@ -30,6 +30,8 @@ import { contiguousHistoryFromMs } from "./history.ts";
 import { nextProvenRecords, provenGpus } from "./proven.ts";
 import type { ProvenRecord } from "./proven.ts";
 import { screenLoadSample } from "./screen.ts";
+import { crowdReleaseAbove, nextBurstHistory } from "./crowd.ts";
+import type { BurstHistory } from "./crowd.ts";
 import { nextUpCounts, settledUpCount } from "./settle.ts";
 import type { LoadQualityState } from "./quality.ts";
 import { DEFAULT_CAPACITY_SIGNALS, evaluateFloors, evaluateSignals, winningSignal } from "./signals.ts";
@@ -138,6 +140,8 @@ export interface CapacityState {
   readonly lastScaleDownAtMs?: number;
   /** Scale-down is blocked until then after a burst. */
   readonly burstUntilMs?: number;
+  /** When bursts were seen and whether the latest episode was isolated (src/domain/scaling/crowd.ts). */
+  readonly burstHistory?: BurstHistory;
   readonly calibration: LatencyCalibrationState;
   /** Ready GPUs at the previous decision and when that count last changed (calibration settles after). */
   readonly lastReadyGpus?: number;
@@ -1043,6 +1047,7 @@ function stabiliseDown<R extends string>(
   recommendations: readonly TimedValue[],
   burstUntilMs: number | undefined,
   provenNow?: number,
+  releaseAbove?: number,
 ): Verdict<R | CapacityReason> {
   const { policy, previous, nowMs, input } = f;
   const hold = (why: string): Verdict<CapacityReason> => ({
@@ -1055,7 +1060,17 @@ function stabiliseDown<R extends string>(
   const downWindowMs = falling
     ? Math.min(policy.scaleDown.stabilizationWindowMs, policy.trend.fallingScaleDownWindowMs)
     : policy.scaleDown.stabilizationWindowMs;
-  const highest = Math.max(...recommendations.filter((r) => r.atMs >= nowMs - downWindowMs).map((r) => r.value));
+  // After an isolated crowd (crowd.ts), recommendations for a load that is gone stop holding the
+  // window one lead time after they were made.
+  const holds = (r: TimedValue): boolean =>
+    r.atMs >= nowMs - downWindowMs &&
+    (releaseAbove === undefined || r.value <= releaseAbove || r.atMs >= nowMs - f.leadTimeMs);
+  const highest = Math.max(...recommendations.filter(holds).map((r) => r.value));
+  const windowHighest = Math.max(...recommendations.filter((r) => r.atMs >= nowMs - downWindowMs).map((r) => r.value));
+  const crowdText =
+    releaseAbove !== undefined && highest < windowHighest
+      ? `; after an isolated burst, recommendations up to ${windowHighest} GPUs (above the ${releaseAbove} GPUs for ${fmt(policy.burst.ratio)}x the load now) no longer hold after one lead time (${fmt(f.leadTimeMs / 60_000, 1)} min)`
+      : "";
   if (highest >= previous)
     return hold(
       `holding ${previous} GPUs: recommendations in the last ${fmt(policy.scaleDown.stabilizationWindowMs / 60_000, 1)} min reached ${highest}`,
@@ -1097,13 +1112,13 @@ function stabiliseDown<R extends string>(
       release < previous
         ? `; ${provenNow} GPUs met the plan at this load or more within the last ${fmt(policy.proven.windowMs / 60_000)} min: released to ${stepped}`
         : `; step-limited to ${stepped}`;
-    return { desired: stepped, reason: v.reason, message: `${v.message}${why}` };
+    return { desired: stepped, reason: v.reason, message: `${v.message}${crowdText}${why}` };
   }
   const released =
     release < previous
       ? `; ${provenNow} GPUs met the plan at this load or more within the last ${fmt(policy.proven.windowMs / 60_000)} min: no step limit`
       : "";
-  return { desired, reason: v.reason, message: `${v.message}${released}` };
+  return { desired, reason: v.reason, message: `${v.message}${crowdText}${released}` };
 }
 
 /** Stabilisation and step limits around the metric-driven count; the recommendation history and the burst hold for the next state. */
@@ -1112,11 +1127,13 @@ function stabilise<R extends string>(
   lv: LoadView,
   v: Verdict<R>,
   falling: boolean,
-  provenNow?: number,
+  provenNow: number | undefined,
+  countAt: (tokensPerSecond: number) => number,
 ): {
   readonly verdict: Verdict<R | CapacityReason>;
   readonly recommendations: TimedValue[];
   readonly burstUntilMs: number | undefined;
+  readonly burstHistory: BurstHistory;
 } {
   const { policy, nowMs, state, previous } = f;
   const recommendations = trimTimed(
@@ -1129,13 +1146,17 @@ function stabilise<R extends string>(
   const burstUntilMs = lv.burst.burst
     ? Math.max(state.burstUntilMs ?? 0, nowMs + policy.burst.holdMs)
     : state.burstUntilMs;
+  const burstHistory = nextBurstHistory(state.burstHistory, lv.burst.burst, nowMs, policy.burst.holdMs, policy.crowd);
+  const releaseAbove = crowdReleaseAbove(burstHistory, policy.crowd, () =>
+    countAt(policy.burst.ratio * Math.max(lv.stable, lv.short)),
+  );
   const verdict =
     v.desired > previous
       ? stabiliseUp(f, v, lv.burst.burst, recommendations)
       : v.desired < previous
-        ? stabiliseDown(f, v, falling, recommendations, burstUntilMs, provenNow)
+        ? stabiliseDown(f, v, falling, recommendations, burstUntilMs, provenNow, releaseAbove)
         : v;
-  return { verdict, recommendations, burstUntilMs };
+  return { verdict, recommendations, burstUntilMs, burstHistory };
 }
 
 function signalContext(
@@ -1266,7 +1287,11 @@ function learnedState(
   s: Sizing,
   slo: SloStage,
   peakEvidence: TimedValue,
-  st: { readonly recommendations: TimedValue[]; readonly burstUntilMs: number | undefined },
+  st: {
+    readonly recommendations: TimedValue[];
+    readonly burstUntilMs: number | undefined;
+    readonly burstHistory: BurstHistory;
+  },
   slices: readonly Partial<CapacityState>[],
 ): CapacityState {
   const { state, policy, nowMs } = f;
@@ -1286,6 +1311,7 @@ function learnedState(
       ),
       recommendations: st.recommendations,
       burstUntilMs: st.burstUntilMs,
+      burstHistory: st.burstHistory,
       calibration: cal.calibration,
       lastReadyGpus: f.ready,
       readyChangedAtMs: cal.readyChangedAtMs,
@@ -1334,7 +1360,7 @@ export function decideCapacity<R extends string = never>(
       ? sloVerdict(f, m, s, slo, metricRaw)
       : { desired: metricRaw, reason: winner.signal.reason as CapacityReason | R, message: winner.ask.message };
   const provenNow = provenGpus(state.provenRecords, s.observedLoad, nowMs, policy.proven);
-  const stabilised = stabilise(f, lv, verdict, s.falling, provenNow);
+  const stabilised = stabilise(f, lv, verdict, s.falling, provenNow, (load) => m.requiredOrBestEffort(load, m.target));
   const nextState = learnedState(f, lv, m, s, slo, ceiling.peakEvidence, stabilised, learnSignals(signals, ctx));
   const finite = Number.isFinite(ceiling.ceilingGpus) ? ceiling.ceilingGpus : undefined;
   const decision = finishDecision(

@@ -20,6 +20,8 @@ import { DEFAULT_PROVEN_POLICY } from "./proven.ts";
 import type { ProvenPolicy } from "./proven.ts";
 import { DEFAULT_SETTLE_POLICY } from "./settle.ts";
 import type { SettlePolicy } from "./settle.ts";
+import { DEFAULT_CROWD_RELEASE_POLICY } from "./crowd.ts";
+import type { CrowdReleasePolicy } from "./crowd.ts";
 
 export interface SloTarget {
   readonly metric: LatencyMetric;
@@ -145,6 +147,8 @@ export interface CapacityPolicy {
   readonly settle: SettlePolicy;
   /** Counts measured within the plan at a load (src/domain/scaling/proven.ts): the latency feedback does not add above them. */
   readonly proven: ProvenPolicy;
+  /** An isolated crowd's recommendations stop holding the scale-down window one lead time on (src/domain/scaling/crowd.ts). */
+  readonly crowd: CrowdReleasePolicy;
   readonly schedules: readonly PrewarmSchedule[];
   readonly forecast: ForecastPolicy;
   readonly leadTime: LeadTimeOptions;
@@ -175,6 +179,7 @@ export interface CapacityPolicyInput {
   readonly ceiling?: Partial<CeilingPolicy>;
   readonly settle?: Partial<SettlePolicy>;
   readonly proven?: Partial<ProvenPolicy>;
+  readonly crowd?: Partial<CrowdReleasePolicy>;
   readonly schedules?: readonly PrewarmSchedule[];
   readonly forecast?: Partial<Omit<ForecastPolicy, "options">> & { readonly options?: Partial<ForecastOptions> };
   readonly leadTime?: Partial<LeadTimeOptions>;
@@ -245,6 +250,7 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     ceiling: { ...DEFAULT_CEILING_POLICY, ...input.ceiling },
     settle: { ...DEFAULT_SETTLE_POLICY, ...input.settle },
     proven: { ...DEFAULT_PROVEN_POLICY, ...input.proven },
+    crowd: { ...DEFAULT_CROWD_RELEASE_POLICY, ...input.crowd },
     schedules: input.schedules ?? [],
     forecast: {
       enabled: input.forecast?.enabled ?? true,
