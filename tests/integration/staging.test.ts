@@ -108,6 +108,25 @@ const events = async (reason: string) =>
     ])
   ).items;
 
+/** Waits until nothing staged is left: no mark, no Job, no status.staging, no staging finalizer. */
+const stagingGone = () =>
+  waitFor(
+    "no mark, no Job, no status.staging, no staging finalizer",
+    async () => {
+      const o = await getJson<{ metadata: { finalizers?: string[] }; status?: Status }>(cluster, [
+        "get",
+        "moedeployment",
+        NAME,
+      ]);
+      const clean =
+        Object.keys(await nodeMarks()).length === 0 &&
+        (await stagingJobs()).length === 0 &&
+        o.status?.staging === undefined &&
+        !(o.metadata.finalizers ?? []).includes("moe.dev/weight-staging");
+      return clean ? true : undefined;
+    },
+    { timeoutMs: 90_000, intervalMs: 500 },
+  );
 beforeAll(async () => {
   const pool = (name: string, price: number) => ({
     pool: name,
@@ -258,23 +277,7 @@ describe("weight staging", () => {
     const off = deployment({ minShards: 8, windowShards: 12, source: "s3://weights/tiny-v2" });
     (off.spec as unknown as { prewarm: { staging: { enabled: boolean } } }).prewarm.staging.enabled = false;
     await applyJson(cluster, off);
-    await waitFor(
-      "no mark, no Job, no status.staging, no staging finalizer",
-      async () => {
-        const o = await getJson<{ metadata: { finalizers?: string[] }; status?: Status }>(cluster, [
-          "get",
-          "moedeployment",
-          NAME,
-        ]);
-        const clean =
-          Object.keys(await nodeMarks()).length === 0 &&
-          (await stagingJobs()).length === 0 &&
-          o.status?.staging === undefined &&
-          !(o.metadata.finalizers ?? []).includes("moe.dev/weight-staging");
-        return clean ? true : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 500 },
-    );
+    await stagingGone();
     const evicted = (await events("StagingEvicted")).map((e) => e.message).sort();
     expect(evicted).toEqual(["node dear-0 no longer holds the weights", "node mid-0 no longer holds the weights"]);
   }, 120_000);
@@ -328,23 +331,7 @@ describe("weight staging", () => {
     const recommend = deployment({ minShards: 8, windowShards: 12, source: "s3://weights/tiny-r" });
     (recommend.spec as unknown as { mode: string }).mode = "Recommend";
     await applyJson(cluster, recommend);
-    await waitFor(
-      "no mark, no Job, no status.staging, no staging finalizer",
-      async () => {
-        const o = await getJson<{ metadata: { finalizers?: string[] }; status?: Status }>(cluster, [
-          "get",
-          "moedeployment",
-          NAME,
-        ]);
-        const clean =
-          Object.keys(await nodeMarks()).length === 0 &&
-          (await stagingJobs()).length === 0 &&
-          o.status?.staging === undefined &&
-          !(o.metadata.finalizers ?? []).includes("moe.dev/weight-staging");
-        return clean ? true : undefined;
-      },
-      { timeoutMs: 90_000, intervalMs: 500 },
-    );
+    await stagingGone();
     const evicted = (await events("StagingEvicted")).map((e) => e.message);
     for (const n of staged) expect(evicted).toContain(`node ${n} no longer holds the weights`);
   }, 240_000);
