@@ -159,6 +159,8 @@ export const ConditionReason = {
   MovesAcknowledged: "MovesAcknowledged",
   /** A shard refused its target set or did not acknowledge it within ackTimeoutSeconds: it is replaced. */
   ShardMoveFailed: "ShardMoveFailed",
+  /** WideEP: an EP group refused its target placement version or did not acknowledge it in time; it keeps serving the version it acknowledged. */
+  GroupMoveFailed: "GroupMoveFailed",
   // CapacityPending
   /** No shard pod has waited for a node longer than spec.scaling.pendingTimeoutSeconds. */
   NoPendingShards: "NoPendingShards",

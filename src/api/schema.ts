@@ -518,7 +518,7 @@ export const MovesSchema = z
       .enum(["Replace", "InPlace"])
       .default("Replace")
       .describe(
-        "How a shard's expert set changes. Replace: a new pod with the new set, the old one drained once every expert it holds is served elsewhere (works with any engine). InPlace: the operator writes the target set on the running pod (annotation moe.dev/experts, generation moe.dev/target-generation); the shard (its engine or an agent beside it) loads new experts before releasing old ones and acknowledges with the pod condition moe.dev/placement-applied. A shard that refuses or misses ackTimeoutSeconds is replaced as in Replace mode (RebalanceStalled condition, event and metric).",
+        "How a shard's expert set changes. Replace: a new pod with the new set, the old one drained once every expert it holds is served elsewhere (works with any engine). InPlace: the operator writes the target set on the running pod (annotation moe.dev/experts, generation moe.dev/target-generation); the shard (its engine or an agent beside it) loads new experts before releasing old ones and acknowledges with the pod condition moe.dev/placement-applied. A shard that refuses or misses ackTimeoutSeconds is replaced as in Replace mode (RebalanceStalled condition, event and metric). Topology WideEP: Replace leaves running EP groups at the placement they read at start (a new version reaches a group when it restarts); InPlace writes the published version on each serving group's leader pod (moe.dev/placement-version) and the group acknowledges with moe.dev/placement-applied (\"serving placement version V\"); a group that refuses or misses ackTimeoutSeconds keeps serving its acknowledged version and is named in RebalanceStalled.",
       ),
     ackTimeoutSeconds: z
       .int32()
@@ -526,10 +526,12 @@ export const MovesSchema = z
       .max(86_400)
       .default(60)
       .describe(
-        "InPlace: seconds a running shard has to acknowledge a target set written to it before it is replaced (counted from moe.dev/target-since). A new pod's first load is bounded by its cold start, not by this.",
+        "InPlace: seconds a running shard has to acknowledge a target set written to it before it is replaced (counted from moe.dev/target-since), or a running EP group a placement version before it is reported in RebalanceStalled. A new pod's first load is bounded by its cold start, not by this.",
       ),
   })
-  .describe("How the expert sets of running shards change when the placement changes.");
+  .describe(
+    "How the expert sets of running shards (or the placement of running EP groups) change when the placement changes.",
+  );
 
 export const PlacementSchema = z
   .object({
@@ -1613,6 +1615,20 @@ export const GroupsStatusSchema = z
       .max(Limits.maxShards)
       .describe(
         "Indices of Ready groups marked draining (moe.dev/draining-since on the leader pod) before a scale-down removes them.",
+      )
+      .optional(),
+    placementApplied: z
+      .int32()
+      .min(0)
+      .describe(
+        "spec.placement.moves.mode InPlace: serving groups whose leader pod acknowledged the published placement version (condition moe.dev/placement-applied).",
+      )
+      .optional(),
+    placementMoving: z
+      .int32()
+      .min(0)
+      .describe(
+        "spec.placement.moves.mode InPlace: serving groups with a placement version written on the leader pod and not yet acknowledged, within spec.placement.moves.ackTimeoutSeconds.",
       )
       .optional(),
   })

@@ -5,9 +5,18 @@
 // its pace) once per second, and serves the metrics a real Prometheus scrapes: per (layer, expert)
 // routed-token counters (the operator's heat and load) and an inter-token latency histogram (its
 // latency source). The front in front of the groups stops sending to a group whose leader carries
-// moe.dev/draining-since, as the drain annotation asks.
+// moe.dev/draining-since, as the drain annotation asks. Each group serves its own placement: the one
+// published when it started, then the versions it moves to in place when the operator targets its
+// leader (group-agent.ts, spec.placement.moves.mode InPlace); a move's chunks stall its decode.
 import { createServer, type Server } from "node:http";
-import { CoreV1Api, type KubeConfig, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1ConfigMap,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "pino";
 import { Informer } from "../runtime/informer.ts";
@@ -18,7 +27,16 @@ import { gpusPerGroup, type GroupShape } from "../domain/wideep/groups.ts";
 import { defaultGroundTruthParams, latencyMultiplier } from "../sim/truth.ts";
 import { readPlacementConfigMap } from "../controllers/moedeployment/codecs/placement-configmap.ts";
 import { GroupFleetEmulator, type EmulatedGroupPod, type GroupPlacement } from "./groups.ts";
-import { HeatPatterns, LATENCY_BUCKETS_S, loadAt, type Scenario } from "./server.ts";
+import { HeatPatterns, LATENCY_BUCKETS_S, loadAt, withStalls, type Scenario } from "./server.ts";
+import { GroupPlacementAgent, type GroupAck, type GroupLeaderView, type PublishedPlacement } from "./group-agent.ts";
+import {
+  DEFAULT_MAX_STALL_SECONDS,
+  DEFAULT_MOVE_BANDWIDTH,
+  type MoveCostPolicy,
+} from "../domain/placement/move-cost.ts";
+import { GROUP_SERVING_RE } from "../controllers/moedeployment/codecs/leaderworkerset.ts";
+import { Annotation } from "../api/constants.ts";
+import { PLACEMENT_APPLIED_CONDITION } from "../controllers/moedeployment/codecs/shard-pod.ts";
 
 export const LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name";
 export const LWS_GROUP_LABEL = "leaderworkerset.sigs.k8s.io/group-index";
@@ -101,6 +119,13 @@ export interface GroupEmulatorOptions {
   shape: GroupShape;
   scenario: Scenario;
   seed: number;
+  /**
+   * In-place moves (group-agent.ts): bytes of one expert replica, bandwidths and the stall bound
+   * (default: DeepSeek-V3's 44,040,192 bytes at the H800 defaults). Set bytes 0 for instant moves.
+   */
+  moveCost?: MoveCostPolicy;
+  /** Share of in-place targets the emulated groups refuse, 0..1 (default 0). */
+  refuseRate?: number;
   host?: string;
   port?: number;
   clock: Clock;
@@ -116,6 +141,9 @@ export interface GroupView {
   readonly draining: boolean;
   readonly pace: number;
   readonly latencyMs: number;
+  /** The placement version the group serves, and the one it is moving to in place. */
+  readonly placementVersion?: number;
+  readonly movingTo?: number;
 }
 
 export interface GroupEmulatorSnapshot {
@@ -183,10 +211,11 @@ function metrics(registry: Registry) {
  * tail and jitter, as many samples per group as its share of the tokens.
  */
 export function latencySamples(
-  groups: readonly { serving: boolean; tokensPerSecond: number; latencyMs: number }[],
+  groups: readonly { index?: number; serving: boolean; tokensPerSecond: number; latencyMs: number }[],
   tokensPerSecond: number,
   rng: Rng,
   n = 40,
+  stallsMs: ReadonlyMap<number, readonly number[]> = new Map(),
 ): number[] {
   const params = defaultGroundTruthParams("itl");
   const serving = groups.filter((g) => g.serving && g.tokensPerSecond > 0);
@@ -197,7 +226,8 @@ export function latencySamples(
   for (const g of serving) {
     const base = Number.isFinite(g.latencyMs) ? g.latencyMs : NO_SERVICE_LATENCY_MS;
     const k = Math.max(1, Math.round((n * g.tokensPerSecond) / tokensPerSecond));
-    for (let i = 0; i < k; i++) out.push(sample(base));
+    const mine = Array.from({ length: k }, () => sample(base));
+    out.push(...withStalls(mine, base, stallsMs.get(g.index ?? -1) ?? []));
   }
   return out;
 }
@@ -207,6 +237,7 @@ function groupViews(
   count: number,
   draining: ReadonlySet<number>,
   step: ReturnType<GroupFleetEmulator["step"]>,
+  agent: GroupPlacementAgent,
 ): GroupView[] {
   return Array.from({ length: count }, (_, index) => {
     const mine = pods.filter((p) => p.group === index && !p.terminating);
@@ -220,6 +251,8 @@ function groupViews(
       draining: draining.has(index),
       pace: s?.pace ?? 1,
       latencyMs: s?.latencyMs ?? NaN,
+      ...(agent.versionOf(index) !== undefined ? { placementVersion: agent.versionOf(index) } : {}),
+      ...(agent.movingTo(index) !== undefined ? { movingTo: agent.movingTo(index) } : {}),
     };
   });
 }
@@ -249,7 +282,7 @@ async function serve(registry: Registry, host: string, port: number): Promise<{ 
 
 /** Reads the published placement every few seconds (undefined until there is one). */
 function placementReader(o: GroupEmulatorOptions, core: CoreV1Api) {
-  let current: { placement: GroupPlacement; version: number } | undefined;
+  let current: PublishedPlacement | undefined;
   let lastReadMs = -Infinity;
   return (nowMs: number) => {
     if (nowMs - lastReadMs >= 5_000) {
@@ -258,13 +291,100 @@ function placementReader(o: GroupEmulatorOptions, core: CoreV1Api) {
         .readNamespacedConfigMap({ name: `${o.deployment}-placement`, namespace: o.namespace })
         .then((cm: V1ConfigMap) => {
           const p = readPlacementConfigMap(cm);
-          if (p && p.version !== current?.version)
-            current = { placement: groupPlacementOf(p.placement), version: p.version };
+          if (p && p.version !== current?.version) current = { placement: p.placement, version: p.version };
         })
         .catch(() => undefined);
     }
     return current;
   };
+}
+
+/** Each group's leader (worker 0) as the agent reads it: its target and the acknowledgement the API server shows. */
+export function groupLeaders(
+  raw: readonly V1Pod[],
+  pods: readonly EmulatedGroupPod[],
+  nodesPerGroup: number,
+): GroupLeaderView[] {
+  return raw.flatMap((p) => {
+    const labels = p.metadata?.labels ?? {};
+    if (labels[LWS_WORKER_LABEL] !== "0" || p.metadata?.deletionTimestamp) return [];
+    const group = Number(labels[LWS_GROUP_LABEL]);
+    if (!Number.isInteger(group) || group < 0) return [];
+    const mine = pods.filter((q) => q.group === group && !q.terminating);
+    const target = Number(p.metadata?.annotations?.[Annotation.placementVersion]);
+    const c = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
+    const shown = GROUP_SERVING_RE.exec(c?.message ?? "");
+    const refused = /refused placement version (\d{1,12})/.exec(c?.message ?? "");
+    return [
+      {
+        group,
+        pod: p.metadata?.name ?? "",
+        ready: mine.length >= nodesPerGroup && mine.every((q) => q.ready),
+        ...(Number.isInteger(target) && target > 0 ? { targetVersion: target } : {}),
+        ...(shown ? { shownVersion: Number(shown[1]) } : {}),
+        ...(refused ? { shownRefused: Number(refused[1]) } : {}),
+      },
+    ];
+  });
+}
+
+async function writeAck(core: CoreV1Api, o: GroupEmulatorOptions, a: GroupAck): Promise<void> {
+  try {
+    await core.patchNamespacedPodStatus(
+      {
+        name: a.pod,
+        namespace: o.namespace,
+        body: {
+          status: {
+            conditions: [
+              {
+                type: PLACEMENT_APPLIED_CONDITION,
+                status: a.status,
+                reason: a.reason,
+                message: a.message,
+                lastTransitionTime: new Date().toISOString(),
+              },
+            ],
+          },
+        },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+    );
+    o.logger.info({ pod: a.pod, reason: a.reason, message: a.message }, "emulated EP group acknowledged");
+  } catch (err) {
+    // Not shown: the agent sends it again a few seconds later.
+    o.logger.warn({ pod: a.pod, err: (err as Error).message }, "could not write the group's placement condition");
+  }
+}
+
+/**
+ * The groups' placement agent, and each group's placement converted for the group model (cached by
+ * version: a few versions are live at once at most). A group with no placement yet uses `fallback`.
+ */
+function groupAgent(o: GroupEmulatorOptions, fallback: GroupPlacement) {
+  const agent = new GroupPlacementAgent({
+    seed: o.seed + 1,
+    refuseRate: o.refuseRate,
+    moveCost: o.moveCost ?? {
+      ...DEFAULT_MOVE_BANDWIDTH,
+      bytesPerExpertReplica: 44_040_192,
+      maxStallSeconds: DEFAULT_MAX_STALL_SECONDS,
+    },
+  });
+  const converted = new Map<number, GroupPlacement>();
+  const modelPlacement = (group: number): GroupPlacement => {
+    const v = agent.versionOf(group);
+    const p = agent.placementOf(group);
+    if (v === undefined || !p) return fallback;
+    let c = converted.get(v);
+    if (!c) {
+      c = groupPlacementOf(p);
+      converted.set(v, c);
+      if (converted.size > 8) converted.delete(Math.min(...converted.keys()));
+    }
+    return c;
+  };
+  return { agent, modelPlacement };
 }
 
 export async function startGroupFleetEmulator(o: GroupEmulatorOptions): Promise<GroupEmulatorServer> {
@@ -286,9 +406,9 @@ export async function startGroupFleetEmulator(o: GroupEmulatorOptions): Promise<
   const m = metrics(registry);
   const model = new GroupFleetEmulator({ shape: o.shape, layerCount: moeLayers, expertCount: E, topK: o.model.topK });
   const heats = new HeatPatterns({ layerCount: moeLayers, expertCount: E, topK: o.model.topK });
-  const fallback = spreadPlacement(gpusPerGroup(o.shape), moeLayers, E);
   const placement = placementReader(o, core);
   const rng = createRng(o.seed);
+  const { agent, modelPlacement } = groupAgent(o, spreadPlacement(gpusPerGroup(o.shape), moeLayers, E));
   let last: GroupEmulatorSnapshot | undefined;
 
   const tick = () => {
@@ -302,14 +422,18 @@ export async function startGroupFleetEmulator(o: GroupEmulatorOptions): Promise<
     const routed = pods.map((p) => (draining.has(p.group) ? { ...p, ready: false } : p));
     const count = groupCount(pods);
     const published = placement(now);
-    const step = model.step(count, routed, published?.placement ?? fallback, weights, planned.tokensPerSecond);
+    for (const a of agent.sync(now, groupLeaders(raw, pods, o.shape.nodesPerGroup), published))
+      void writeAck(core, o, a);
+    const stalls = agent.takeStalls();
+    const step = model.step(count, routed, modelPlacement, weights, planned.tokensPerSecond);
     routedTokens(weights, planned.tokensPerSecond, o.model.topK).forEach((row, l) =>
       row.forEach((t, e) =>
         m.expertTokens.inc({ ...base, layer: String(o.model.denseLayers + l), expert: String(e) }, t),
       ),
     );
     m.generated.inc(base, planned.tokensPerSecond);
-    for (const v of latencySamples(step.groups, planned.tokensPerSecond, rng)) m.itl.observe(base, v / 1000);
+    for (const v of latencySamples(step.groups, planned.tokensPerSecond, rng, 40, stalls))
+      m.itl.observe(base, v / 1000);
     m.offered.set(base, planned.tokensPerSecond);
     m.serving.set(base, step.servingGroups);
     m.groupLatency.reset();
@@ -322,7 +446,7 @@ export async function startGroupFleetEmulator(o: GroupEmulatorOptions): Promise<
       tS: planned.tS,
       phase: planned.phase,
       tokensPerSecond: planned.tokensPerSecond,
-      groups: groupViews(pods, count, draining, step),
+      groups: groupViews(pods, count, draining, step, agent),
       servingGroups: step.servingGroups,
       latencyMs: Number.isFinite(latencyMs) || Number.isNaN(latencyMs) ? latencyMs : NO_SERVICE_LATENCY_MS,
       ...(published ? { placementVersion: published.version } : {}),

@@ -82,11 +82,13 @@ export class GroupFleetEmulator {
   step(
     groups: number,
     pods: readonly EmulatedGroupPod[],
-    placement: GroupPlacement,
+    placement: GroupPlacement | ((group: number) => GroupPlacement),
     weights: ReadonlyArray<ReadonlyArray<number>>,
     tokensPerSecond: number,
     speeds: ReadonlyMap<number, readonly number[]> = new Map(),
   ): GroupFleetSecond {
+    // One placement for every group, or each group's own (a group moved in place, or started on another version).
+    const placementOf = typeof placement === "function" ? placement : () => placement;
     const states = groupStates(
       pods.map((p) => ({
         name: p.name,
@@ -109,7 +111,7 @@ export class GroupFleetEmulator {
         this.#queues.delete(s.index); // a group that stops serving restarts empty
         return { index: s.index, serving: false, tokensPerSecond: 0, pace: 1, latencyMs: NaN };
       }
-      return this.#groupSecond(s.index, placement, weights, perGroup, speeds.get(s.index));
+      return this.#groupSecond(s.index, placementOf(s.index), weights, perGroup, speeds.get(s.index));
     });
     const served = out.filter((g) => g.serving).map((g) => g.latencyMs);
     const latencyMs = served.length > 0 ? Math.max(...served) : tokensPerSecond > 0 ? Infinity : NaN;

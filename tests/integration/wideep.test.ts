@@ -50,7 +50,15 @@ interface Lws {
   metadata: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
   spec: { replicas: number; leaderWorkerTemplate: { size: number } };
 }
-type Groups = { desired: number; ready: number; gpusPerGroup: number; pending?: number[]; draining?: number[] };
+type Groups = {
+  desired: number;
+  ready: number;
+  gpusPerGroup: number;
+  pending?: number[];
+  draining?: number[];
+  placementApplied?: number;
+  placementMoving?: number;
+};
 const groupsOf = (s: MoedStatus) => (s as MoedStatus & { groups?: Groups }).groups;
 
 const OPTS = { maxShards: 48, nodesPerGroup: 2, gpusPerNode: 8, pendingTimeoutSeconds: 3, scaleDownWindowSeconds: 4 };
@@ -485,4 +493,105 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(loads).toBeGreaterThan(0);
     expect(loads / replicas).toBeLessThanOrEqual(budget / 100);
   }, 180_000);
+
+  it("InPlace: each serving group's leader is targeted at the published version; an acknowledgement counts, a refusal is named in RebalanceStalled and retargeted at the next version", async () => {
+    const spec = testWideEPDeployment(NAME, "default", {
+      ...OPTS,
+      minShards: 32,
+      shards: 32,
+      rebalanceIntervalSeconds: 30,
+      maxMovedPercent: 25,
+    });
+    await applyJson(cluster, {
+      ...spec,
+      spec: { ...spec.spec, placement: { ...spec.spec.placement, moves: { mode: "InPlace", ackTimeoutSeconds: 600 } } },
+    });
+    await waitForStatus(cluster, NAME, "two Ready groups", (st) => groupsOf(st)?.ready === 2, 120_000);
+    const leaders = async () => {
+      const byGroup = new Map<number, V1Pod>();
+      for (const p of await groupPods()) {
+        const l = p.metadata?.labels ?? {};
+        if (l["leaderworkerset.sigs.k8s.io/worker-index"] === "0" && !p.metadata?.deletionTimestamp)
+          byGroup.set(Number(l[GROUP_LABEL]), p);
+      }
+      return byGroup;
+    };
+    const targeted = (version: number) =>
+      waitFor(
+        `both leaders targeted at placement version ${version}`,
+        async () => {
+          const ls = await leaders();
+          const ok = [0, 1].every(
+            (g) => ls.get(g)?.metadata?.annotations?.["moe.dev/placement-version"] === `${version}`,
+          );
+          return ok ? ls : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
+    // The test plays the engines: each group answers on its leader through pods/status.
+    const answer = async (pod: V1Pod, status: "True" | "False", reason: string, message: string) => {
+      const patch = { status: { conditions: [{ type: "moe.dev/placement-applied", status, reason, message }] } };
+      const r = await cluster.kubectl([
+        "patch",
+        "pod",
+        pod.metadata!.name!,
+        "-n",
+        "default",
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        JSON.stringify(patch),
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+    };
+    const publishedVersion = async () =>
+      readPlacementConfigMap(
+        await getJson<V1ConfigMap>(cluster, ["get", "configmap", `${NAME}-placement`, "-n", "default"]),
+      )!.version;
+
+    const v1 = await publishedVersion();
+    const first = await targeted(v1);
+    expect(first.get(0)!.metadata!.annotations!["moe.dev/target-since"]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    await answer(first.get(0)!, "True", "Applied", `serving placement version ${v1}`);
+    await answer(
+      first.get(1)!,
+      "False",
+      "Refused",
+      `refused placement version ${v1}: not enough free HBM for the new experts`,
+    );
+    const stalled = await waitForStatus(
+      cluster,
+      NAME,
+      "group 0 applied, group 1 named in RebalanceStalled",
+      (st) => groupsOf(st)?.placementApplied === 1 && condition(st, "RebalanceStalled")?.status === "True",
+    );
+    const c = condition(stalled, "RebalanceStalled")!;
+    expect(c.reason).toBe("GroupMoveFailed");
+    expect(c.message).toContain(`EP group 1 (${first.get(1)!.metadata!.name}) refused placement version ${v1}`);
+    expect(c.message).toContain("not enough free HBM");
+    const events = await getJson<{ items: { type: string; message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=RebalanceStalled`,
+    ]);
+    expect(events.items).toContainEqual(
+      expect.objectContaining({ type: "Warning", message: expect.stringContaining("EP group 1") }),
+    );
+
+    // A heat shift publishes a newer version: both groups are targeted at it, the refused one included.
+    await applyJson(cluster, heatConfigMap(`${NAME}-heat`, "default", skewedHeat(300, [3, 4])));
+    await waitForStatus(cluster, NAME, "a newer placement version", (st) => (st.placement?.version ?? 0) > v1, 120_000);
+    const v2 = await publishedVersion();
+    const second = await targeted(v2);
+    for (const g of [0, 1]) await answer(second.get(g)!, "True", "Applied", `serving placement version ${v2}`);
+    const done = await waitForStatus(
+      cluster,
+      NAME,
+      "both groups acknowledged; RebalanceStalled False",
+      (st) => groupsOf(st)?.placementApplied === 2 && condition(st, "RebalanceStalled")?.status === "False",
+    );
+    expect(condition(done, "RebalanceStalled")!.reason).toBe("MovesAcknowledged");
+    expect(groupsOf(done)?.placementMoving).toBe(0);
+  }, 300_000);
 });

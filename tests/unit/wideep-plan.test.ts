@@ -23,7 +23,11 @@ function groupPod(group: number, worker: number, o: { ready?: boolean; node?: st
       name: worker === 0 ? `wide-ep-${group}` : `wide-ep-${group}-${worker}`,
       namespace: "default",
       creationTimestamp: new Date(NOW - (o.ageS ?? 600) * 1000),
-      labels: { "leaderworkerset.sigs.k8s.io/name": "wide-ep", "leaderworkerset.sigs.k8s.io/group-index": `${group}` },
+      labels: {
+        "leaderworkerset.sigs.k8s.io/name": "wide-ep",
+        "leaderworkerset.sigs.k8s.io/group-index": `${group}`,
+        "leaderworkerset.sigs.k8s.io/worker-index": `${worker}`,
+      },
     },
     spec: { containers: [], ...(scheduled ? { nodeName: o.node } : {}) },
     status: {
@@ -152,6 +156,72 @@ describe("planWideEP", () => {
     });
     expect(again.placementConfigMap).toBeUndefined();
     expect(again.status.placement?.version).toBe(1);
+  });
+
+  it("InPlace: targets each serving group's leader at the published version, counts acknowledgements, names a late group", () => {
+    const parsed = deployment({ minShards: 32, maxShards: 32 });
+    const d: MoEDeployment = {
+      ...parsed,
+      spec: {
+        ...parsed.spec,
+        placement: { ...parsed.spec.placement, moves: { mode: "InPlace", ackTimeoutSeconds: 60 } },
+      },
+    };
+    const first = plan(d, []);
+    const cm = first.placementConfigMap!;
+    const pods = [0, 1].flatMap((g) => [groupPod(g, 0, { node: `n${g}a` }), groupPod(g, 1, { node: `n${g}b` })]);
+    const ack = (p: V1Pod, message: string): V1Pod => ({
+      ...p,
+      status: {
+        ...p.status,
+        conditions: [...(p.status?.conditions ?? []), { type: "moe.dev/placement-applied", status: "True", message }],
+      },
+    });
+    const next = (ps: V1Pod[], nowMs: number) =>
+      planWideEP({
+        deployment: { ...d, status: first.status },
+        pods: ps,
+        heat: {},
+        latency: {},
+        policy: policyFromSpec(d.spec, { reconcileIntervalMs: 5000, maxSurge: 1 }),
+        trackingSinceMs: NOW - 3_600_000,
+        placementConfigMap: cm,
+        managesWorkloads: true,
+        nowMs,
+      });
+    // Group 0 serves version 1; group 1 has not answered: it is targeted at version 1.
+    const p = next([ack(pods[0]!, "serving placement version 1"), ...pods.slice(1)], NOW + 5000);
+    expect(p.moves?.write).toEqual([{ pod: "wide-ep-1", group: 1, version: 1 }]);
+    expect(p.status.groups).toMatchObject({ ready: 2, placementApplied: 1, placementMoving: 1 });
+    expect(p.status.conditions?.find((c) => c.type === "RebalanceStalled")).toMatchObject({
+      status: "False",
+      reason: "MovesAcknowledged",
+      message: "1 EP group(s) moving to placement version 1 in place, none past the deadline",
+    });
+    // 61 s later group 1 has still not answered its target: named, not written again.
+    const late = {
+      ...pods[2]!,
+      metadata: {
+        ...pods[2]!.metadata,
+        annotations: {
+          "moe.dev/placement-version": "1",
+          "moe.dev/target-since": new Date(NOW + 5000).toISOString(),
+        },
+      },
+    };
+    const q = next([ack(pods[0]!, "serving placement version 1"), pods[1]!, late, pods[3]!], NOW + 66_000);
+    expect(q.moves?.write).toEqual([]);
+    expect(q.status.conditions?.find((c) => c.type === "RebalanceStalled")).toMatchObject({
+      status: "True",
+      reason: "GroupMoveFailed",
+    });
+    expect(q.status.conditions?.find((c) => c.type === "RebalanceStalled")?.message).toContain(
+      "EP group 1 (wide-ep-1) did not acknowledge placement version 1 within 60 s",
+    );
+    // Replace (the default): no targets, no RebalanceStalled, no counts.
+    const r = plan(parsed, pods);
+    expect(r.moves).toBeUndefined();
+    expect(r.status.groups?.placementApplied).toBeUndefined();
   });
 
   it("Recommend: no LeaderWorkerSet, no live groups", () => {

@@ -67,7 +67,7 @@ import {
   type StagingStateReader,
 } from "./staging-finalizer.ts";
 import { oldTopology, readyToRetire, retireOldTopology } from "./topology-switch.ts";
-import { applyWideEP, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
+import { applyWideEP, newGroupStalls, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
 
@@ -356,7 +356,11 @@ export class MoEDeploymentReconciler {
       gpusReady: (plan.status.groups?.ready ?? 0) * (plan.status.groups?.gpusPerGroup ?? 0),
       pendingShards: actuator.managesWorkloads ? pendingGpus(plan) : 0,
     });
-    for (const e of [...wideEPEvents(d.status, plan, actuator.managesWorkloads), ...(staged?.events ?? [])])
+    for (const e of [
+      ...wideEPEvents(d.status, plan, actuator.managesWorkloads),
+      ...this.#groupStalls(d, plan, mem),
+      ...(staged?.events ?? []),
+    ])
       await this.#event(obj, e, nowMs);
     if (actuator.managesWorkloads) await this.#retireOldTopology(obj, d, plan.status, nowMs);
     if (errors.length > 0) throw new ApplyFailed(key, errors);
@@ -416,6 +420,22 @@ export class MoEDeploymentReconciler {
         type: "Warning" as const,
         reason: ConditionType.RebalanceStalled,
         message: `${s.message}: replacing shard ${s.shardIndex} with a new pod (make-before-break)`,
+      };
+    });
+  }
+
+  /** WideEP InPlace: a Warning event and a metric count per group that newly refused or missed its deadline. */
+  #groupStalls(d: MoEDeployment, plan: ReturnType<typeof planWideEP>, mem: Memory): EventSpec[] {
+    return newGroupStalls(plan.moves, mem.stallsSeen).map((s) => {
+      this.#d.metrics.rebalanceStalled.inc({
+        namespace: d.metadata.namespace!,
+        name: d.metadata.name!,
+        reason: s.reason,
+      });
+      return {
+        type: "Warning" as const,
+        reason: ConditionType.RebalanceStalled,
+        message: s.message,
       };
     });
   }

@@ -14,10 +14,13 @@ import type { DeploymentPolicy, NodeView } from "../../domain/decide.ts";
 import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
 import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
 import { groupPlacement } from "../../domain/wideep/placement.ts";
+import { planGroupMoves, type GroupMovesPlan, type StalledGroup } from "../../domain/wideep/moves.ts";
 import {
   LWS_API_VERSION,
   LWS_KIND,
+  groupTargetPatch,
   lwsToApply,
+  readGroupLeaders,
   readGroupPod,
   renderLeaderWorkerSet,
   type LeaderWorkerSet,
@@ -76,6 +79,8 @@ export interface WideEPPlan {
   placementConfigMap?: V1ConfigMap;
   /** The shared placement's decision (the reconciler remembers its heat and evaluation). */
   placement: ReturnType<typeof groupPlacement>;
+  /** InPlace (Auto): the running groups' moves to the published placement, and its hash (the targets written). */
+  moves?: GroupMovesPlan & { hash: string; atIso: string };
   status: MoEDeploymentStatus;
 }
 
@@ -91,10 +96,7 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   const shape = shapeOf(d);
   const g = gpusPerGroup(shape);
   const pods = x.managesWorkloads ? x.pods.map((p) => readGroupPod(d, p)).filter((p) => p !== undefined) : [];
-  const seenGroups = pods.length > 0 ? Math.max(...pods.map((p) => p.group)) + 1 : 0;
-  const provisionedGroups = x.managesWorkloads
-    ? (d.status?.groups?.desired ?? seenGroups)
-    : (d.status?.groups?.desired ?? 0);
+  const provisionedGroups = provisionedGroupsOf(d, pods, x.managesWorkloads);
   const decision = decideWideEP(
     {
       heat: x.heat.heat,
@@ -113,6 +115,9 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     x.nowMs,
   );
   const published = readPlacementConfigMap(x.placementConfigMap);
+  const nowIso = new Date(x.nowMs).toISOString();
+  const drain = drainOf(x, decision, provisionedGroups);
+  const moves = groupMoves(x, decision, drain, published, nowIso);
   const placement = groupPlacement(
     {
       heat: x.heat.heat,
@@ -122,25 +127,17 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
         ? Date.parse(d.status.placement.lastRebalanceTime)
         : undefined,
       trackingSinceMs: x.trackingSinceMs,
+      movesInFlight: moves?.inFlight ?? false,
     },
     x.policy,
     shape,
     x.nowMs,
   );
   const cm = placementToPublish(d, placement, published, x.placementConfigMap);
-  const nowIso = new Date(x.nowMs).toISOString();
-  const drain = x.managesWorkloads
-    ? planGroupDrain(d, x.pods, {
-        target: decision.groups,
-        provisioned: provisionedGroups,
-        states: decision.states,
-        drainMs: x.drainMs ?? 0,
-        nowMs: x.nowMs,
-      })
-    : undefined;
   const verdict = verdictOf(decision, g);
   const conditions = [
     ...wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups),
+    ...(moves ? [groupsStalledCondition(moves, published?.version)] : []),
     ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups, decision.pending),
   ];
   // What only Disaggregated deployments write (weight staging, shard pods' cold starts) is not
@@ -154,7 +151,7 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     desiredGpus: decision.groups * g,
     currentShards: x.managesWorkloads ? provisionedGroups * g : 0,
     currentGpus: x.managesWorkloads ? provisionedGroups * g : 0,
-    groups: groupsStatus(decision, drain, g),
+    groups: groupsStatus(decision, drain, g, moves),
     ...(cm.status ? { placement: placementStatus(d, cm.status, placement, nowIso) } : {}),
     latency: latencyStatus({ deployment: d, latency: x.latency }),
     cost: costStatus({ managesWorkloads: x.managesWorkloads, decision: verdict }),
@@ -175,8 +172,28 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     drain,
     placementConfigMap: x.managesWorkloads ? cm.apply : undefined,
     placement,
+    ...(moves ? { moves } : {}),
     status,
   };
+}
+
+/** The groups provisioned: status.groups.desired, else (Auto) the highest group index seen plus one. */
+function provisionedGroupsOf(d: MoEDeployment, pods: readonly { group: number }[], auto: boolean): number {
+  const seen = pods.length > 0 ? Math.max(...pods.map((p) => p.group)) + 1 : 0;
+  return d.status?.groups?.desired ?? (auto ? seen : 0);
+}
+
+/** Auto: which groups run, which drain, and the LeaderWorkerSet's replicas. */
+function drainOf(x: WideEPInput, decision: ReturnType<typeof decideWideEP>, provisioned: number) {
+  return x.managesWorkloads
+    ? planGroupDrain(x.deployment, x.pods, {
+        target: decision.groups,
+        provisioned,
+        states: decision.states,
+        drainMs: x.drainMs ?? 0,
+        nowMs: x.nowMs,
+      })
+    : undefined;
 }
 
 /**
@@ -194,14 +211,74 @@ function groupsStatus(
   decision: WideEPDecision,
   drain: GroupDrain | undefined,
   g: number,
+  moves: GroupMovesPlan | undefined,
 ): NonNullable<MoEDeploymentStatus["groups"]> {
   return {
+    ...(moves ? { placementApplied: moves.applied.length, placementMoving: moves.moving.length } : {}),
     desired: drain?.replicas ?? decision.groups,
     ready: drain ? decision.readyGroups : 0,
     gpusPerGroup: g,
     ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
     ...(drain && drain.draining.length > 0 ? { draining: [...drain.draining] } : {}),
   };
+}
+
+/**
+ * spec.placement.moves.mode InPlace (Auto): the serving groups (every pod Ready, not draining) are
+ * moved to the published placement version through their leader pods (domain/wideep/moves.ts).
+ */
+function groupMoves(
+  x: WideEPInput,
+  decision: WideEPDecision,
+  drain: GroupDrain | undefined,
+  published: ReturnType<typeof readPlacementConfigMap>,
+  nowIso: string,
+): WideEPPlan["moves"] {
+  const d = x.deployment;
+  if (!x.managesWorkloads || d.spec.placement.moves.mode !== "InPlace") return undefined;
+  const draining = new Set(drain?.draining ?? []);
+  const ready = new Set(decision.states.filter((s) => s.ready).map((s) => s.index));
+  const leaders = readGroupLeaders(d, x.pods, (group) => ready.has(group) && !draining.has(group));
+  const plan = planGroupMoves({
+    leaders,
+    publishedVersion: published?.version,
+    ackTimeoutMs: d.spec.placement.moves.ackTimeoutSeconds * 1000,
+    nowMs: x.nowMs,
+  });
+  return { ...plan, hash: published?.hash ?? "", atIso: nowIso };
+}
+
+/** RebalanceStalled under WideEP InPlace: True naming each group that refused or missed the deadline. */
+export function groupsStalledCondition(moves: GroupMovesPlan, version: number | undefined): ConditionInput {
+  const type = ConditionType.RebalanceStalled;
+  if (moves.stalled.length > 0)
+    return {
+      type,
+      status: "True",
+      reason: ConditionReason.GroupMoveFailed,
+      message: `${moves.stalled.map((s) => s.message).join("; ")} (a group takes the current placement in place at a later version, or from the ConfigMap when it restarts)`,
+    };
+  return {
+    type,
+    status: "False",
+    reason: ConditionReason.MovesAcknowledged,
+    message:
+      moves.moving.length > 0
+        ? `${moves.moving.length} EP group(s) moving to placement version ${version} in place, none past the deadline`
+        : version === undefined
+          ? "no placement published yet"
+          : `every serving EP group acknowledged placement version ${version}`,
+  };
+}
+
+/** The stalls not counted before (by leader pod and version); `seen` is pruned to the current ones and extended. */
+export function newGroupStalls(moves: GroupMovesPlan | undefined, seen: Set<string>): StalledGroup[] {
+  const key = (s: StalledGroup) => `${s.pod}/v${s.version}`;
+  const current = new Set((moves?.stalled ?? []).map(key));
+  const fresh = (moves?.stalled ?? []).filter((s) => !seen.has(key(s)));
+  for (const k of [...seen]) if (k.includes("/v") && !current.has(k)) seen.delete(k);
+  for (const k of current) seen.add(k);
+  return fresh;
 }
 
 const lastScaleUpMs = (d: MoEDeployment): number | undefined => {
@@ -405,6 +482,25 @@ async function writeDrainMarks(kube: KubeWriter, plan: WideEPPlan): Promise<Chil
   return [];
 }
 
+/** InPlace: the published placement version on the leader pods of the groups that move now (a pod already gone is skipped). */
+async function writeGroupTargets(kube: KubeWriter, plan: WideEPPlan): Promise<ChildApplyError[]> {
+  const m = plan.moves;
+  const ns = plan.lws?.metadata?.namespace;
+  if (!m || m.write.length === 0 || !ns) return [];
+  for (const w of m.write) {
+    try {
+      await kube.mergePatch(
+        { apiVersion: "v1", kind: "Pod", namespace: ns, name: w.pod },
+        groupTargetPatch(w.version, m.hash, m.atIso),
+      );
+    } catch (err) {
+      if (err instanceof KubeApiError && err.kubeError.kind === "NotFound") continue;
+      return [new ChildApplyError("patch", { kind: "Pod", name: w.pod }, err)];
+    }
+  }
+  return [];
+}
+
 /** Reads the live LeaderWorkerSet (undefined when there is none). */
 export type LwsReader = (namespace: string, name: string) => Promise<LeaderWorkerSet | undefined>;
 
@@ -447,6 +543,8 @@ export async function applyWideEP(
   }
   const marks = await writeDrainMarks(kube, plan);
   if (marks.length > 0) return marks;
+  const targets = await writeGroupTargets(kube, plan);
+  if (targets.length > 0) return targets;
   if (!plan.lws) return [];
   const live = await read?.(plan.lws.metadata!.namespace!, plan.lws.metadata!.name!).catch((err: unknown) => {
     log.debug({ err: (err as Error).message }, "could not read the LeaderWorkerSet; applying it");

@@ -20,6 +20,8 @@ export interface GroupPlacementInput {
   readonly current?: { readonly placement: Placement; readonly heatBasis?: HeatBasis };
   readonly lastRebalanceMs?: number;
   readonly trackingSinceMs: number;
+  /** InPlace: a running group has not acknowledged the published version yet; a heat rebalance waits (as for a rollout). */
+  readonly movesInFlight?: boolean;
 }
 
 /** Node k of a group, as the planner sees it (GPUs of one node share NVLink). */
@@ -53,7 +55,7 @@ export function groupPlacement(
       currentPlacement: x.current?.placement,
       currentPlacementHeatBasis: x.current?.heatBasis,
       lastRebalanceMs: x.lastRebalanceMs,
-      rolloutInProgress: false,
+      rolloutInProgress: x.movesInFlight ?? false,
       trackingSinceMs: x.trackingSinceMs,
       nodes: [],
     },

@@ -3,12 +3,14 @@
 // and the reading of a group's pods by the labels the LWS pod webhook sets.
 import type { KubernetesObject, V1PodSpec } from "@kubernetes/client-node";
 import type { CachedPod } from "../cached.ts";
-import { LabelValue } from "../../../api/constants.ts";
+import { Annotation, LabelValue } from "../../../api/constants.ts";
 import type { MoEDeployment } from "../../../api/schema.ts";
 import type { GroupPod } from "../../../domain/wideep/groups.ts";
+import type { GroupLeader } from "../../../domain/wideep/moves.ts";
 import { fnv1a64 } from "../../../domain/fnv.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
 import { RouterAnnotation } from "./router.ts";
+import { PLACEMENT_APPLIED_CONDITION, ShardAnnotation } from "./shard-pod.ts";
 
 export const LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1";
 export const LWS_KIND = "LeaderWorkerSet";
@@ -17,6 +19,8 @@ export const LWS_KIND = "LeaderWorkerSet";
 export const LwsLabel = {
   name: "leaderworkerset.sigs.k8s.io/name",
   groupIndex: "leaderworkerset.sigs.k8s.io/group-index",
+  /** The leader of a group is worker 0. */
+  workerIndex: "leaderworkerset.sigs.k8s.io/worker-index",
 } as const;
 
 /** Where the placement ConfigMap is mounted in the first container: --init-expert-location <dir>/physical_to_logical_map.json. */
@@ -162,4 +166,69 @@ function readyAt(p: CachedPod): { readyAtMs?: number } {
   const c = p.status?.conditions?.find((x) => x.type === "Ready" && x.status === "True");
   const ms = c?.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN;
   return Number.isFinite(ms) ? { readyAtMs: ms } : {};
+}
+
+/**
+ * InPlace under WideEP (ADR 0021 "Running groups move in place"): the group's engine (or an agent
+ * beside it) answers on its leader pod through pods/status with the condition
+ * moe.dev/placement-applied: status True, reason Applied, message "serving placement version V";
+ * or reason Refused, message "refused placement version V: <why>; serving placement version U".
+ * The operator writes the target on the leader: moe.dev/placement-version, moe.dev/placement-hash
+ * and moe.dev/target-since. The messages differ from a shard's ("serving generation G"), so a pod
+ * is never read with the other protocol.
+ */
+export const GROUP_SERVING_RE = /serving placement version (\d{1,12})/;
+const GROUP_REFUSED_RE = /refused placement version (\d{1,12})(?::\s*([^;]*))?/;
+
+export function groupAckMessage(version: number): string {
+  return `serving placement version ${version}`;
+}
+
+export function groupRefusalMessage(version: number, why: string, served?: number): string {
+  return `refused placement version ${version}: ${why}` + (served !== undefined ? `; ${groupAckMessage(served)}` : "");
+}
+
+/** The leader of each group of the deployment's LeaderWorkerSet, with its target and acknowledgement. */
+export function readGroupLeaders(
+  d: MoEDeployment,
+  pods: readonly CachedPod[],
+  serving: (group: number) => boolean,
+): GroupLeader[] {
+  const lws = childNames(d.metadata.name!).epGroups;
+  return pods.flatMap((p) => {
+    const l = p.metadata?.labels ?? {};
+    if (l[LwsLabel.name] !== lws || l[LwsLabel.workerIndex] !== "0" || p.metadata?.deletionTimestamp) return [];
+    const group = Number(l[LwsLabel.groupIndex]);
+    if (!Number.isInteger(group) || group < 0) return [];
+    return [{ group, pod: p.metadata!.name!, serving: serving(group), ...leaderPlacement(p) }];
+  });
+}
+
+/** A leader's target (its annotations) and what its engine reported (its PlacementApplied condition). */
+function leaderPlacement(p: CachedPod): Omit<GroupLeader, "group" | "pod" | "serving"> {
+  const a = p.metadata?.annotations ?? {};
+  const target = Number(a[Annotation.placementVersion]);
+  const since = Date.parse(a[ShardAnnotation.targetSince] ?? "");
+  const c = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
+  const served = GROUP_SERVING_RE.exec(c?.message ?? "");
+  const refused = GROUP_REFUSED_RE.exec(c?.message ?? "");
+  return {
+    ...(Number.isInteger(target) && target > 0 ? { targetVersion: target } : {}),
+    ...(Number.isFinite(since) ? { targetSinceMs: since } : {}),
+    ...(served && c?.status === "True" ? { servedVersion: Number(served[1]) } : {}),
+    ...(refused ? { refusedVersion: Number(refused[1]), refusal: (refused[2] ?? "").trim().slice(0, 200) } : {}),
+  };
+}
+
+/** The merge patch that targets a group's leader at a placement version. */
+export function groupTargetPatch(version: number, hash: string, nowIso: string) {
+  return {
+    metadata: {
+      annotations: {
+        [Annotation.placementVersion]: String(version),
+        [Annotation.placementHash]: hash,
+        [ShardAnnotation.targetSince]: nowIso,
+      },
+    },
+  };
 }
