@@ -128,7 +128,9 @@ function minutesToRelease(p: CapacityPolicy, coldStartMs: number | undefined): n
   let gpus = 8;
   const stepAt = T0 + 60 * MIN;
   const starts: TierColdStart[] =
-    coldStartMs === undefined ? [] : Array.from({ length: 5 }, () => ({ tier: "peer" as const, durationMs: coldStartMs }));
+    coldStartMs === undefined
+      ? []
+      : Array.from({ length: 5 }, () => ({ tier: "peer" as const, durationMs: coldStartMs }));
   for (let now = T0; now < stepAt + 60 * MIN; now += TICK) {
     const load = now < stepAt ? 60_000 : 20_000;
     const p99 = predictP99LatencyMs(p.latencyModel, {

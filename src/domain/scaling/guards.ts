@@ -118,8 +118,7 @@ function sloFeedback<R extends string>(
   const pending = Math.max(0, Math.min(input.pending ?? 0, input.provisioned - input.ready));
   const coming = input.provisioned - pending;
   const readyAll = input.ready >= coming && coming > 0;
-  const cooldownMs =
-    policy.stableWindowMs + scaledWindowMs(policy.leadTime.defaultColdStartMs, input.leadWindowFactor);
+  const cooldownMs = policy.stableWindowMs + scaledWindowMs(policy.leadTime.defaultColdStartMs, input.leadWindowFactor);
   if (
     input.metricsUsable &&
     input.observedP99Ms !== undefined &&

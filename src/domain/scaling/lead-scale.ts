@@ -11,8 +11,9 @@
 // - the SLO feedback's cool-down (a stable window plus a cold start after the last scale-up).
 // When the learned lead is shorter than the reference, each is scaled by the time to get released
 // capacity back at this lead over the same at the reference: (seeNeed + lead) / (seeNeed +
-// reference), seeNeed being half the stable load window (the mean's lag), at least `minFactor`: capacity that comes back in a minute needs no ten-minute guard against
-// releasing it. Never lengthened: at or above the reference lead the windows are the configured
+// reference), seeNeed being half the stable load window (the mean's lag), at least `minFactor`:
+// capacity that comes back in a minute needs no ten-minute guard against releasing it. The
+// factor of a 2.5-min lead (peer loading: p90 ~90 s + 1 min) is 4 / 7.5 = 0.53. Never lengthened: at or above the reference lead the windows are the configured
 // ones, so a deployment with the default cold start (or none learned yet) decides as before.
 // Not scaled: windows that measure the traffic or the latency (stable and short load windows, the
 // trend window, calibration settle, the scale-down rate limit, the proven records' hour, the crowd
@@ -22,7 +23,7 @@
 
 export interface LeadScalingPolicy {
   readonly enabled: boolean;
-  /** The lead the windows were sized for; a shorter learned lead scales them by lead / this. */
+  /** The lead the windows were sized for; a shorter learned lead scales them down (leadWindowFactor). */
   readonly referenceLeadMs: number;
   /** The windows never shrink below this fraction of their configured length. */
   readonly minFactor: number;
