@@ -31,7 +31,7 @@ const policyOf = (enabled = true): CapacityPolicy =>
   });
 
 describe("leadWindowFactor", () => {
-  const p = DEFAULT_LEAD_SCALING_POLICY;
+  const p = { ...DEFAULT_LEAD_SCALING_POLICY, enabled: true };
   const see = 1.5 * MIN;
   it.each([
     // lead (min), factor

@@ -30,7 +30,9 @@ export interface LeadScalingPolicy {
 }
 
 export const DEFAULT_LEAD_SCALING_POLICY: LeadScalingPolicy = {
-  enabled: true,
+  // Off by default: measured as a move along the cost-vs-minutes frontier, not past it, and the
+  // 14-day ServeGen replay with the default cold start changed too (ADR 0003, round 8).
+  enabled: false,
   // The default lead: the 5-min default cold start plus the 1-min margin (DEFAULT_LEAD_TIME_OPTIONS).
   referenceLeadMs: 6 * 60_000,
   minFactor: 0.25,
