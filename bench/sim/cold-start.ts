@@ -6,7 +6,8 @@
 // the nominal staging+peers cold start at the peak fleet (the strictest of the three).
 //   node bench/sim/cold-start.ts           ServeGen m-large 14 days and the synthetic series 14 days
 //   node bench/sim/cold-start.ts --quick   ServeGen first 2 days, synthetic 2 days
-//   --seed=N (default 1); --only=SUBSTRING; --evict-after-h=H (staging idle eviction, default 24)
+//   --seed=N (default 1); --only=SUBSTRING; --evict-after-h=H (staging idle eviction, default 24);
+//   --lead-windows: ours with leadScaling on (windows that follow the learned lead, ADR 0003 round 8)
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,8 @@ const argValue = (name: string): string | undefined =>
 const seed = Number(argValue("seed") ?? 1);
 const only = argValue("only");
 const evictAfterH = Number(argValue("evict-after-h") ?? 24);
+/** Ours with the lead-time windows on (src/domain/scaling/lead-scale.ts; off by default). */
+const leadWindows = process.argv.includes("--lead-windows");
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const data = join(root, "..", "shared", "data");
 const DAYS = quick ? 2 : 14;
@@ -73,7 +76,12 @@ function tierConfig(kind: "remote-only" | "staging" | "staging+peers", shape: Mo
 function runCase(c: Case): { rows: Row[]; oracleColdStartS: number; seconds: number } {
   const t0 = performance.now();
   const rows: Row[] = [];
-  const base = prepareScenario(c.trace, { seed, maxSeconds: c.maxSeconds, policies: ["ours", "oracle"] });
+  const base = prepareScenario(c.trace, {
+    seed,
+    maxSeconds: c.maxSeconds,
+    policies: ["ours", "oracle"],
+    ...(leadWindows ? { ours: { leadScaling: { enabled: true } } } : {}),
+  });
   const shape = base.config.shape;
   const fastest = loadTierPreset("staging+peers", shape);
   const peakBytes = shardExpertBytes(slotsPerGpuFor(shape, 200), shape.moeLayers, fastest.bytesPerExpertReplica);
@@ -108,7 +116,7 @@ function tierCell(r: PolicyResult, tier: "peer" | "node-disk" | "remote"): strin
 }
 
 console.log(
-  `moe-sim cold-start what-if (seed ${seed}${quick ? ", quick" : ""}): policy ours, SLO p99 per-token latency <= 60 ms per minute, deepseek-v3, --peak-gpus 200, $2/GPU-hour; staging evicts after ${evictAfterH} h idle`,
+  `moe-sim cold-start what-if (seed ${seed}${quick ? ", quick" : ""}): policy ours${leadWindows ? " (lead-time windows on)" : ""}, SLO p99 per-token latency <= 60 ms per minute, deepseek-v3, --peak-gpus 200, $2/GPU-hour; staging evicts after ${evictAfterH} h idle`,
 );
 console.log("");
 console.log(

@@ -33,6 +33,7 @@ import { screenLoadSample } from "./screen.ts";
 import { crowdReleaseAbove, nextBurstHistory } from "./crowd.ts";
 import type { BurstHistory } from "./crowd.ts";
 import { nextUpCounts, settledUpCount } from "./settle.ts";
+import { leadScaledMs, leadWindowFactor } from "./lead-scale.ts";
 import type { LoadQualityState } from "./quality.ts";
 import { DEFAULT_CAPACITY_SIGNALS, evaluateFloors, evaluateSignals, winningSignal } from "./signals.ts";
 import type { CapacitySignalEntry, FloorAsk, FloorSignal, SignalContext } from "./signals.ts";
@@ -198,6 +199,8 @@ export interface CapacitySignals {
   readonly scheduleGpus: number;
   readonly scheduleName: string | undefined;
   readonly leadTimeMs: number;
+  /** The factor (<= 1) the lead-time windows were scaled by at this lead (src/domain/scaling/lead-scale.ts). */
+  readonly leadWindowFactor?: number;
   readonly budgetGpus: number | undefined;
   readonly warmingGpus: number;
   /** Predicted p99 at the desired count once Ready, at the sizing load. */
@@ -440,10 +443,34 @@ interface Frame {
   readonly leadTime: LeadTimeState;
   readonly tierLeadTime: TierLeadTimeState | undefined;
   readonly leadTimeMs: number;
+  /** The lead-time windows at this lead (lead-scale.ts). */
+  readonly windows: LeadWindows;
   readonly budgetGpus: number | undefined;
   /** The floor signals' asks (registry order) and the highest of them (0 without any). */
   readonly floors: readonly { readonly signal: FloorSignal; readonly ask: FloorAsk }[];
   readonly floorGpus: number;
+}
+
+/** The windows that are "time to get capacity back" quantities, scaled to the learned lead (lead-scale.ts). */
+export interface LeadWindows {
+  readonly factor: number;
+  readonly scaleDownMs: number;
+  readonly fallingScaleDownMs: number;
+  readonly burstHoldMs: number;
+  readonly settleMs: number;
+}
+
+export function leadWindowsOf(policy: CapacityPolicy, leadTimeMs: number): LeadWindows {
+  // Capacity released wrongly comes back after the stable mean shows the need (half its window:
+  // the mean's lag, as in the trend) plus one lead time.
+  const factor = leadWindowFactor(leadTimeMs, policy.leadScaling, policy.stableWindowMs / 2);
+  return {
+    factor,
+    scaleDownMs: leadScaledMs(policy.scaleDown.stabilizationWindowMs, factor),
+    fallingScaleDownMs: leadScaledMs(policy.trend.fallingScaleDownWindowMs, factor),
+    burstHoldMs: leadScaledMs(policy.burst.holdMs, factor),
+    settleMs: leadScaledMs(policy.settle.windowMs, factor),
+  };
 }
 
 function budgetGpusOf(
@@ -518,6 +545,7 @@ function frameOf(
     leadTime,
     tierLeadTime,
     leadTimeMs,
+    windows: leadWindowsOf(policy, leadTimeMs),
     budgetGpus,
     floors,
     floorGpus,
@@ -605,6 +633,7 @@ function finishDecision<R extends string>(
       scheduleGpus: 0,
       scheduleName: undefined,
       leadTimeMs: f.leadTimeMs,
+      leadWindowFactor: f.windows.factor,
       budgetGpus: f.budgetGpus,
       warmingGpus: f.warmingGpus,
       predictedP99Ms: undefined,
@@ -977,7 +1006,7 @@ function recommendSlo(f: Frame, lv: LoadView, m: SizingModel, s: Sizing): SloSta
     ),
   };
   const upCounts = nextUpCounts(f.state.upCounts, upNow, policy.settle);
-  const settledGpus = settledUpCount(upCounts, nowMs, policy.settle);
+  const settledGpus = settledUpCount(upCounts, nowMs, policy.settle, f.windows.settleMs);
   // Deadband: go up to the SLO count; come down only past the stricter (hysteresis) count.
   const banded = sloDownGpus < previous ? sloDownGpus : previous;
   const recommendation = sloUpGpus > previous ? sloUpGpus : Math.min(banded, settledGpus ?? banded);
@@ -1000,7 +1029,7 @@ function sloVerdict(f: Frame, m: SizingModel, s: Sizing, slo: SloStage, metricRa
     };
   const settledText =
     slo.settledGpus !== undefined && slo.settledGpus < slo.banded
-      ? `; over the last ${fmt(policy.settle.windowMs / 60_000)} min the middle of the band (p99 ${fmt(m.targetMid, 1)} ms) needed at most ${slo.settledGpus} GPUs (sustained over-provisioning)`
+      ? `; over the last ${fmt(f.windows.settleMs / 60_000, 1)} min the middle of the band (p99 ${fmt(m.targetMid, 1)} ms) needed at most ${slo.settledGpus} GPUs (sustained over-provisioning)`
       : "";
   const message =
     metricRaw > previous
@@ -1057,9 +1086,8 @@ function stabiliseDown<R extends string>(
   });
   // While the load falls significantly, recommendations older than the falling-trend window no
   // longer say what the next lead time needs.
-  const downWindowMs = falling
-    ? Math.min(policy.scaleDown.stabilizationWindowMs, policy.trend.fallingScaleDownWindowMs)
-    : policy.scaleDown.stabilizationWindowMs;
+  // Both windows follow the learned lead (lead-scale.ts).
+  const downWindowMs = falling ? Math.min(f.windows.scaleDownMs, f.windows.fallingScaleDownMs) : f.windows.scaleDownMs;
   // After an isolated crowd (crowd.ts), recommendations for a load that is gone stop holding the
   // window one lead time after they were made.
   const holds = (r: TimedValue): boolean =>
@@ -1073,7 +1101,7 @@ function stabiliseDown<R extends string>(
       : "";
   if (highest >= previous)
     return hold(
-      `holding ${previous} GPUs: recommendations in the last ${fmt(policy.scaleDown.stabilizationWindowMs / 60_000, 1)} min reached ${highest}`,
+      `holding ${previous} GPUs: recommendations in the last ${fmt(downWindowMs / 60_000, 1)} min reached ${highest}`,
     );
   if (burstUntilMs !== undefined && nowMs < burstUntilMs)
     return hold(`holding ${previous} GPUs for ${fmt((burstUntilMs - nowMs) / 1000)} s after a burst`);
@@ -1144,7 +1172,7 @@ function stabilise<R extends string>(
   // jumped to 2x its stable level says nothing about the capacity it needs next (Azure code trace:
   // scaled 311 -> 248 GPUs in the very tick a 5x burst was seen, then 7 minutes over the SLO).
   const burstUntilMs = lv.burst.burst
-    ? Math.max(state.burstUntilMs ?? 0, nowMs + policy.burst.holdMs)
+    ? Math.max(state.burstUntilMs ?? 0, nowMs + f.windows.burstHoldMs)
     : state.burstUntilMs;
   const burstHistory = nextBurstHistory(state.burstHistory, lv.burst.burst, nowMs, policy.burst.holdMs, policy.crowd);
   const releaseAbove = crowdReleaseAbove(burstHistory, policy.crowd, () =>

@@ -43,6 +43,11 @@ export interface GuardInput<R extends string = string> {
    * does not add while the provisioned count is at least this. Absent = no such measurement.
    */
   readonly provenCount?: number;
+  /**
+   * The capacity decision's signals.leadWindowFactor (lead-scale.ts): the scale-down window and the
+   * cold start in the feedback's cool-down are scaled by it. Absent = 1 (the configured windows).
+   */
+  readonly leadWindowFactor?: number;
   /** The unit in messages, singular and plural ("shard"/"shards", "GPU"/"GPUs"). */
   readonly unit: { readonly one: string; readonly many: string };
 }
@@ -59,6 +64,8 @@ export interface GuardResult<R extends string = string> {
 /**
  * Restart safety, no undoing of a recent scale-up, the SLO feedback safety net, and the bounds.
  * - A process that just started has no recommendation history: no scale-down for one stabilisation window.
+ * - Both windows here, and the cold start in the feedback's cool-down, follow the learned lead
+ *   (`leadWindowFactor`, lead-scale.ts) as the policy's own scale-down window does.
  * - A scale-up (by the capacity policy or by the feedback below, which the policy's recommendation
  *   history does not see) is not undone within one scale-down stabilisation window: without this,
  *   feedback up and model down alternate (48 -> 52 -> 48 shards within a second in the demo).
@@ -74,7 +81,7 @@ export function applyOperatorGuards<R extends string>(
 ): GuardResult<R> {
   let { desired, message } = input;
   let reason: R | GuardReason = input.reason;
-  const window = policy.scaleDown.stabilizationWindowMs;
+  const window = scaledWindowMs(policy.scaleDown.stabilizationWindowMs, input.leadWindowFactor);
   if (desired < input.provisioned && nowMs - input.trackingSinceMs < window) {
     desired = input.provisioned;
     reason = "StabilizingScaleDown";
@@ -111,7 +118,7 @@ function sloFeedback<R extends string>(
   const pending = Math.max(0, Math.min(input.pending ?? 0, input.provisioned - input.ready));
   const coming = input.provisioned - pending;
   const readyAll = input.ready >= coming && coming > 0;
-  const cooldownMs = policy.stableWindowMs + policy.leadTime.defaultColdStartMs;
+  const cooldownMs = policy.stableWindowMs + scaledWindowMs(policy.leadTime.defaultColdStartMs, input.leadWindowFactor);
   if (
     input.metricsUsable &&
     input.observedP99Ms !== undefined &&
@@ -148,4 +155,11 @@ function sloFeedback<R extends string>(
     }
   }
   return { desired, reason, message };
+}
+
+/** A configured window times the lead factor (absent or invalid: the window itself; never longer). */
+function scaledWindowMs(windowMs: number, factor: number | undefined): number {
+  return factor !== undefined && Number.isFinite(factor) && factor > 0 && factor < 1
+    ? Math.round(windowMs * factor)
+    : windowMs;
 }

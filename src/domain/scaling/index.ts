@@ -12,3 +12,4 @@ export * from "./reasons.ts";
 export * from "./shard-count.ts";
 export * from "./seed.ts";
 export * from "./gap-hold.ts";
+export * from "./lead-scale.ts";

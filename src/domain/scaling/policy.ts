@@ -22,6 +22,8 @@ import { DEFAULT_SETTLE_POLICY } from "./settle.ts";
 import type { SettlePolicy } from "./settle.ts";
 import { DEFAULT_CROWD_RELEASE_POLICY } from "./crowd.ts";
 import type { CrowdReleasePolicy } from "./crowd.ts";
+import { DEFAULT_LEAD_SCALING_POLICY } from "./lead-scale.ts";
+import type { LeadScalingPolicy } from "./lead-scale.ts";
 
 export interface SloTarget {
   readonly metric: LatencyMetric;
@@ -149,6 +151,8 @@ export interface CapacityPolicy {
   readonly proven: ProvenPolicy;
   /** An isolated crowd's recommendations stop holding the scale-down window one lead time on (src/domain/scaling/crowd.ts). */
   readonly crowd: CrowdReleasePolicy;
+  /** The windows that guard against releasing capacity shrink with a learned lead shorter than the reference (src/domain/scaling/lead-scale.ts). */
+  readonly leadScaling: LeadScalingPolicy;
   readonly schedules: readonly PrewarmSchedule[];
   readonly forecast: ForecastPolicy;
   readonly leadTime: LeadTimeOptions;
@@ -180,6 +184,7 @@ export interface CapacityPolicyInput {
   readonly settle?: Partial<SettlePolicy>;
   readonly proven?: Partial<ProvenPolicy>;
   readonly crowd?: Partial<CrowdReleasePolicy>;
+  readonly leadScaling?: Partial<LeadScalingPolicy>;
   readonly schedules?: readonly PrewarmSchedule[];
   readonly forecast?: Partial<Omit<ForecastPolicy, "options">> & { readonly options?: Partial<ForecastOptions> };
   readonly leadTime?: Partial<LeadTimeOptions>;
@@ -251,6 +256,7 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     settle: { ...DEFAULT_SETTLE_POLICY, ...input.settle },
     proven: { ...DEFAULT_PROVEN_POLICY, ...input.proven },
     crowd: { ...DEFAULT_CROWD_RELEASE_POLICY, ...input.crowd },
+    leadScaling: { ...DEFAULT_LEAD_SCALING_POLICY, ...input.leadScaling },
     schedules: input.schedules ?? [],
     forecast: {
       enabled: input.forecast?.enabled ?? true,

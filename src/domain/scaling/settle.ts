@@ -37,10 +37,20 @@ export function nextUpCounts(
   return [...kept, now].slice(-MAX_RECORDS);
 }
 
-/** The highest up count over the window when the records cover it (90 % of it), else undefined. */
-export function settledUpCount(records: readonly TimedValue[], nowMs: number, p: SettlePolicy): number | undefined {
+/**
+ * The highest up count over the window when the records cover it (90 % of it), else undefined.
+ * `windowMs` (at most `p.windowMs`, the records kept) is the window in force: the settle window
+ * scaled to the learned lead (lead-scale.ts).
+ */
+export function settledUpCount(
+  records: readonly TimedValue[],
+  nowMs: number,
+  p: SettlePolicy,
+  windowMs: number = p.windowMs,
+): number | undefined {
   if (!p.enabled || records.length === 0) return undefined;
+  const w = Math.min(windowMs, p.windowMs);
   const first = records[0] as TimedValue;
-  if (first.atMs > nowMs - 0.9 * p.windowMs) return undefined;
-  return Math.max(...records.map((r) => r.value));
+  if (first.atMs > nowMs - 0.9 * w) return undefined;
+  return Math.max(...records.filter((r) => r.atMs >= nowMs - w).map((r) => r.value));
 }

@@ -100,6 +100,7 @@ function guarded<R extends string>(
       metricsUsable: c.tokensPerSecond !== undefined && !isMetricsHold(capacity.reason),
       ceilingCount: capacity.signals.feedbackCeilingGpus,
       provenCount: capacity.signals.provenGpus,
+      leadWindowFactor: capacity.signals.leadWindowFactor,
       trackingSinceMs: input.trackingSinceMs,
       lastScaleUpMs: input.lastScaleUpMs,
       readySinceMs: input.readySinceMs,
