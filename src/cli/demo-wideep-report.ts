@@ -20,6 +20,10 @@ export interface WideEPSample {
   capacityPending: boolean;
   p99Ms: number | undefined;
   sloMs: number;
+  /** status.placement.version: the published placement (groups take a new one in place). */
+  placementVersion?: number;
+  /** status.groups.placementApplied: serving groups that acknowledged the published version. */
+  placementApplied?: number;
 }
 
 export interface WideEPSamplesFile {
@@ -189,6 +193,7 @@ function groupsPanel(file: WideEPSamplesFile, f: Frame, top: number, h: number):
       "rgba(255,127,14,0.2)",
     ) +
     yTicks(top, h, f, max, ticks, String) +
+    versionMarks(s, f, top, h) +
     polyline(
       steps(s, f, (x) => y(x.desiredGroups)),
       "#7f7f7f",
@@ -211,8 +216,31 @@ function groupsPanel(file: WideEPSamplesFile, f: Frame, top: number, h: number):
       ["LWS replicas", "#7f7f7f", "6 4"],
       ["CapacityPending", "rgba(214,39,40,0.35)", "fill"],
       ["draining", "rgba(255,127,14,0.5)", "fill"],
+      ["placement version published", "#17becf"],
     ])
   );
+}
+
+/** A tick and "vN" where the published placement version changes (the first one included). */
+function versionMarks(s: readonly WideEPSample[], f: Frame, top: number, h: number): string {
+  let last: number | undefined;
+  let lastX = -Infinity;
+  const out: string[] = [];
+  for (const x of s) {
+    const v = x.placementVersion;
+    if (v === undefined || v === last) continue;
+    last = v;
+    const px = f.x(x.tS);
+    out.push(
+      `<line x1="${px}" x2="${px}" y1="${top}" y2="${top + h}" stroke="#17becf" stroke-width="1.5" stroke-dasharray="3 3"/>`,
+    );
+    // Labels closer than 24 px would overlap: the tick stays, the label goes.
+    if (px - lastX >= 24) {
+      out.push(`<text x="${px + 3}" y="${top + 13}" font-size="11" fill="#0e8a96">v${v}</text>`);
+      lastX = px;
+    }
+  }
+  return out.join("");
 }
 
 function latencyPanel(s: readonly WideEPSample[], f: Frame, top: number, h: number): string {

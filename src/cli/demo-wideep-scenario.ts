@@ -31,6 +31,8 @@ export interface DemoPhase {
 export interface WideEPScenario {
   readonly phases: readonly DemoPhase[];
   readonly points: readonly ScenarioPoint[];
+  /** The routing heat drifts once in the peak (the groups then take the rebalance in place). */
+  readonly heatShifts: readonly { tS: number; seed: number; correlation: number }[];
   readonly endS: number;
 }
 
@@ -61,7 +63,8 @@ export function planWideEPScenario(scale = 1): WideEPScenario {
     { tS: s(250), tokensPerSecond: L.burst, phase: "falling" },
     { tS: s(258), tokensPerSecond: L.quiet, phase: "quiet" },
   ];
-  return { phases, points, endS: s(370) };
+  // Correlation 0.66 with the heat before, as make demo's shift.
+  return { phases, points, heatShifts: [{ tS: s(140), seed: 2026, correlation: 0.66 }], endS: s(370) };
 }
 
 /** The phase at tS (the last phase started at or before it). */
@@ -120,6 +123,8 @@ export function wideEPDemoSpec(o: { prometheusUrl: string; heatQuery: string; la
         rebalanceIntervalSeconds: 60,
         minBalancednessGainPercent: 1,
         maxMovedPercent: 10,
+        // Running groups take each new version in place (the group emulator's agent acknowledges).
+        moves: { mode: "InPlace", ackTimeoutSeconds: 30 },
       },
       slo: {
         metric: "InterTokenLatency",

@@ -121,7 +121,7 @@ async function startAll(sc: WideEPScenario): Promise<{ parts: Parts; startMs: nu
       deployment: DEMO_NAME,
       model: { layers: 61, denseLayers: 3, routedExperts: 256, topK: 8 },
       shape: DEMO_GROUP,
-      scenario: { startMs, points: sc.points, heatShifts: [], heatSeed: 3 },
+      scenario: { startMs, points: sc.points, heatShifts: sc.heatShifts, heatSeed: 3 },
       seed: 1,
       clock: realClock,
       logger: silentLogger(),
@@ -143,7 +143,16 @@ async function startAll(sc: WideEPScenario): Promise<{ parts: Parts; startMs: nu
 
 interface Status {
   desiredShards?: number;
-  groups?: { desired: number; ready: number; gpusPerGroup: number; pending?: number[]; draining?: number[] };
+  groups?: {
+    desired: number;
+    ready: number;
+    gpusPerGroup: number;
+    pending?: number[];
+    draining?: number[];
+    placementApplied?: number;
+    placementMoving?: number;
+  };
+  placement?: { version?: number };
   conditions?: { type: string; status: string; reason: string; message: string }[];
   latency?: { observedMs?: number; targetMs: number };
   cost?: { usdPerHour: number };
@@ -157,6 +166,10 @@ interface Watch {
   lastScaleKey: string;
   capacityPending: string;
   draining: string;
+  /** Placement: the published version, what each group serves or moves to, RebalanceStalled. */
+  published?: number;
+  served: Map<number, string>;
+  stalled: string;
 }
 
 const cond = (st: Status, t: string) => st.conditions?.find((c) => c.type === t);
@@ -168,8 +181,42 @@ export function groupGlyphs(groups: readonly GroupView[]): string {
     .join("");
 }
 
-function recordEvents(st: Status, tS: number, w: Watch): void {
+/** Each group's placement as the emulator serves it: "v3", "v3->v4" while it moves in place. */
+export function groupVersions(groups: readonly GroupView[]): string {
+  return groups
+    .map(
+      (g) =>
+        `g${g.index}:${g.placementVersion === undefined ? "-" : `v${g.placementVersion}`}${g.movingTo ? `->v${g.movingTo}` : ""}`,
+    )
+    .join(" ");
+}
+
+/** Placement events: a version published, a group moving in place or serving a version, RebalanceStalled. */
+function recordPlacement(st: Status, views: readonly GroupView[], at: string, w: Watch): void {
+  const v = st.placement?.version;
+  if (v !== undefined && v !== w.published) {
+    w.events.push(`${at} placement version ${v} published`);
+    w.published = v;
+  }
+  for (const g of views) {
+    if (!g.serving) continue;
+    const now = g.movingTo
+      ? `moving in place to placement version ${g.movingTo}`
+      : `serves placement version ${g.placementVersion ?? "-"}`;
+    if (w.served.get(g.index) !== now) w.events.push(`${at} group ${g.index} ${now}`);
+    w.served.set(g.index, now);
+  }
+  const rs = cond(st, "RebalanceStalled");
+  const key = rs?.status === "True" ? rs.message : "";
+  if (key !== w.stalled) {
+    w.events.push(key ? `${at} RebalanceStalled=True: ${key}` : `${at} RebalanceStalled=False (${rs?.reason ?? "-"})`);
+    w.stalled = key;
+  }
+}
+
+function recordEvents(st: Status, views: readonly GroupView[], tS: number, w: Watch): void {
   const at = `t+${tS.toFixed(0)}s`;
+  recordPlacement(st, views, at, w);
   const l = st.lastScale;
   const key = l ? `${l.fromShards}->${l.toShards}:${l.reason}` : "";
   if (l && key !== w.lastScaleKey) {
@@ -208,6 +255,8 @@ function sampleOf(tS: number, st: Status, em: GroupEmulatorSnapshot | undefined)
     capacityPending: cond(st, "CapacityPending")?.status === "True",
     p99Ms: st.latency?.observedMs,
     sloMs: st.latency?.targetMs ?? DEMO_SLO_MS,
+    ...(st.placement?.version !== undefined ? { placementVersion: st.placement.version } : {}),
+    ...(g?.placementApplied !== undefined ? { placementApplied: g.placementApplied } : {}),
   };
 }
 
@@ -215,7 +264,7 @@ async function takeSample(
   parts: Parts,
   startMs: number,
   w: Watch,
-): Promise<{ sample: WideEPSample; st: Status; glyphs: string }> {
+): Promise<{ sample: WideEPSample; st: Status; glyphs: string; versions: string }> {
   const tS = (Date.now() - startMs) / 1000;
   const r = await parts.cluster.kubectl(["get", "moed", DEMO_NAME, "-o", "json"]);
   const st: Status = r.code === 0 ? ((JSON.parse(r.stdout) as { status?: Status }).status ?? {}) : {};
@@ -224,13 +273,15 @@ async function takeSample(
   const glyphs = groupGlyphs(views);
   const sample = sampleOf(tS, st, em);
   w.samples.push(sample);
-  recordEvents(st, tS, w);
+  recordEvents(st, views, tS, w);
   const pods = views.map((g) => `g${g.index}:${g.readyPods}/${g.pods}r,${g.boundPods}b`).join(" ");
-  w.trace.push(`t+${tS.toFixed(0)}s ${glyphs} ${pods} emulator-latency=${em ? em.latencyMs.toFixed(1) : "-"}`);
-  return { sample, st, glyphs };
+  w.trace.push(
+    `t+${tS.toFixed(0)}s ${glyphs} ${pods} ${groupVersions(views)} emulator-latency=${em ? em.latencyMs.toFixed(1) : "-"}`,
+  );
+  return { sample, st, glyphs, versions: groupVersions(views) };
 }
 
-function showSample(s: WideEPSample, st: Status, glyphs: string, events: readonly string[]): void {
+function showSample(s: WideEPSample, st: Status, glyphs: string, versions: string, events: readonly string[]): void {
   const line = [
     `t+${s.tS.toFixed(0).padStart(3)}s ${s.phase.padEnd(7)}`,
     `load ${(s.tokensPerSecond / 1000).toFixed(1).padStart(4)}k tok/s`,
@@ -251,6 +302,9 @@ function showSample(s: WideEPSample, st: Status, glyphs: string, events: readonl
   say(`\nProgressing: ${cond(st, "Progressing")?.message ?? ""}`);
   say(`CapacityPending: ${cond(st, "CapacityPending")?.message ?? ""}`);
   say(`SLOMet: ${cond(st, "SLOMet")?.message ?? ""}`);
+  say(
+    `Placement (in place): published version ${st.placement?.version ?? "-"}; groups ${versions}; ${st.groups?.placementApplied ?? 0} applied, ${st.groups?.placementMoving ?? 0} moving; RebalanceStalled=${cond(st, "RebalanceStalled")?.status ?? "?"}`,
+  );
   say(
     `\nrecent events:\n${events
       .slice(-8)
@@ -361,6 +415,9 @@ async function applySpec(parts: Parts): Promise<void> {
   say(
     `  ${DEMO_NODES} nodes x 8 GPUs: room for 3 whole groups and half of a 4th; pod cold start ${DEMO_POD_READY_DELAY_S} s, pendingTimeout ${DEMO_PENDING_TIMEOUT_S} s, drain ${DEMO_DRAIN_S} s, p99 ITL SLO ${DEMO_SLO_MS} ms`,
   );
+  say(
+    "  spec.placement.moves.mode InPlace: a new placement version is written on each serving group's leader; the emulator's agent moves the group's experts in place and acknowledges",
+  );
   say(`  Prometheus ${parts.prometheus!.url}   kubectl: export KUBECONFIG=${parts.cluster.kubeconfigPath}\n`);
 }
 
@@ -372,15 +429,24 @@ async function main(): Promise<void> {
     `moe-operator wide-EP demo: starting a local control plane with the LeaderWorkerSet controller, ${DEMO_NODES} fake 8-GPU nodes, Prometheus, the group fleet emulator and the operator...`,
   );
   const { parts, startMs } = await startAll(sc);
-  const w: Watch = { samples: [], events: [], trace: [], lastScaleKey: "", capacityPending: "", draining: "" };
+  const w: Watch = {
+    samples: [],
+    events: [],
+    trace: [],
+    lastScaleKey: "",
+    capacityPending: "",
+    draining: "",
+    served: new Map(),
+    stalled: "",
+  };
   const shutdown = installShutdown(parts, w);
   await applySpec(parts);
   say(
     `Scenario: ${sc.phases.map((p) => `${p.name} from t+${p.fromS}s (${(p.tokensPerSecond / 1000).toFixed(0)}k tok/s, ~${p.groupsNeeded} group(s))`).join(" -> ")}\n`,
   );
   while ((Date.now() - startMs) / 1000 < sc.endS) {
-    const { sample, st, glyphs } = await takeSample(parts, startMs, w);
-    showSample(sample, st, glyphs, w.events);
+    const { sample, st, glyphs, versions } = await takeSample(parts, startMs, w);
+    showSample(sample, st, glyphs, versions, w.events);
     await new Promise((res) => setTimeout(res, 3_000));
   }
   summarize(w, t0);

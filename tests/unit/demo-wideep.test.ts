@@ -266,4 +266,16 @@ describe("the wide-EP timeline", () => {
     expect(parsed.ok && parsed.value.samples).toHaveLength(samples.length);
     expect(parseWideEPSamplesFile("{}")).toEqual({ ok: false, error: "samples: expected an array" });
   });
+
+  it("marks each placement version published once, where it changes", () => {
+    const versions = [undefined, 2, 2, 3, 3, 3];
+    const svg = renderWideEPTimeline({
+      title: "t",
+      gpusPerGroup: 16,
+      maxGroups: 4,
+      samples: samples.map((s, i) => (versions[i] === undefined ? s : { ...s, placementVersion: versions[i] })),
+    });
+    expect(svg.match(/>v\d+<\/text>/g)).toEqual([">v2</text>", ">v3</text>"]);
+    expect(svg).toContain("placement version published");
+  });
 });

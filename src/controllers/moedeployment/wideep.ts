@@ -97,8 +97,10 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   const g = gpusPerGroup(shape);
   const pods = x.managesWorkloads ? x.pods.map((p) => readGroupPod(d, p)).filter((p) => p !== undefined) : [];
   const provisionedGroups = provisionedGroupsOf(d, pods, x.managesWorkloads);
+  const published = readPlacementConfigMap(x.placementConfigMap);
   const decision = decideWideEP(
     {
+      currentPlacement: published?.placement,
       heat: x.heat.heat,
       observedP99Ms: x.latency.p99Ms,
       provisionedGroups,
@@ -114,7 +116,6 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
     d.spec.scaling.pendingTimeoutSeconds * 1000,
     x.nowMs,
   );
-  const published = readPlacementConfigMap(x.placementConfigMap);
   const nowIso = new Date(x.nowMs).toISOString();
   const drain = drainOf(x, decision, provisionedGroups);
   const moves = groupMoves(x, decision, drain, published, nowIso);

@@ -22,6 +22,8 @@ import {
   type GroupState,
 } from "./groups.ts";
 import type { ShardCount } from "../scaling/shard-count.ts";
+import { computePlacementMetrics } from "../placement/metrics.ts";
+import type { Placement } from "../placement/types.ts";
 
 export interface WideEPSnapshot {
   readonly heat?: HeatObservation;
@@ -40,6 +42,12 @@ export interface WideEPSnapshot {
   readonly lastScaleUpMs?: number;
   /** GPU nodes matching spec.serving.gpu with their free GPUs and prices (spec.cost), as Disaggregated reads them. */
   readonly nodes?: readonly NodeView[];
+  /**
+   * The published placement (one group's GPUs; every group runs it). Its balancedness and
+   * cross-node share under the current heat are the capacity model's placement quality, as
+   * decide() evaluates the current placement for expert shards; neutral (1, 0) before one exists.
+   */
+  readonly currentPlacement?: Placement;
 }
 
 export interface WideEPDecision {
@@ -76,6 +84,9 @@ export function decideWideEP(
   const pendingNow = pendingGroups(states, pendingTimeoutMs).length;
   const priced = { nodes: s.nodes ?? [], shards: groupGpuViews(s.pods, s.provisionedGroups, shape, s.nodes ?? []) };
   const marginalPrice = marginalPriceOf(priced, policy);
+  // Every group serves 1/groups of the load with the same placement and the same heat, so the
+  // shared placement's quality is each group's.
+  const quality = s.currentPlacement && heat.heat ? computePlacementMetrics(s.currentPlacement, heat.heat) : undefined;
   const { groups, count } = decideGroupCount(
     {
       capacity: {
@@ -86,9 +97,8 @@ export function decideWideEP(
         provisionedGpus: (s.decidedGroups ?? s.provisionedGroups) * g,
         readyGpus: readyGroups * g,
         pendingGpus: pendingNow * g,
-        // One placement shared by the groups is not measured per group yet: neutral values.
-        balancedness: 1,
-        crossNodeShare: 0,
+        balancedness: quality?.balancedness ?? 1,
+        crossNodeShare: quality?.crossNodeShare ?? 0,
         usdPerGpuHour: marginalPrice,
       },
       state: s.capacityState ?? createCapacityState(policy.capacity),
