@@ -2,7 +2,7 @@
 // "Running groups move in place"), played by the group emulator for every emulated EP group:
 // - a group that is starting (not every pod Ready) reads the published placement, as an engine
 //   reads --init-expert-location at start; once it serves, its placement changes only in place;
-// - a leader pod whose moe.dev/placement-version is above the version the group serves starts a
+// - a leader pod whose moe.dev/placement-version differs from the version the group serves starts a
 //   move to the published placement (the ConfigMap's version, at or above the target): the experts
 //   each GPU lacks arrive from a GPU of the group that holds them (NVLink on the same node, the
 //   network across nodes) or from storage, layer chunk by layer chunk under the stall bound
@@ -124,7 +124,8 @@ export class GroupPlacementAgent {
       if (
         !s.move &&
         target !== undefined &&
-        target > servedV &&
+        target !== servedV &&
+        published?.version !== servedV &&
         s.refused !== target &&
         published &&
         published.version >= target

@@ -80,6 +80,29 @@ describe("planGroupMoves (WideEP in-place placement)", () => {
     expect(newer.write).toEqual([{ pod: "m-ep-1", group: 1, version: 5 }]);
   });
 
+  it("rewrites a target the operator did not stamp (no target-since): it never holds rebalances", () => {
+    const p = plan([leader(0, { servedVersion: 3, targetVersion: 7 })], 4);
+    expect(p.write).toEqual([{ pod: "m-ep-0", group: 0, version: 4 }]);
+    expect(p.stalled).toEqual([]);
+    // Stamped now: outstanding until the deadline, then a timeout.
+    const stamped = leader(0, { servedVersion: 3, targetVersion: 4, targetSinceMs: T0 });
+    expect(plan([stamped], 4).moving).toEqual([0]);
+    expect(plan([stamped], 4, T0 + 60_000).stalled.map((s) => s.reason)).toEqual(["Timeout"]);
+  });
+
+  it("after a version reset (served and target above the published version) moves the group back to it", () => {
+    const p = plan([leader(0, { servedVersion: 5, targetVersion: 5, targetSinceMs: T0 - 1 })], 1);
+    expect(p.write).toEqual([{ pod: "m-ep-0", group: 0, version: 1 }]);
+    // Written: outstanding while the group still serves 5.
+    const q = plan([leader(0, { servedVersion: 5, targetVersion: 1, targetSinceMs: T0 })], 1);
+    expect(q).toMatchObject({ write: [], moving: [0], inFlight: true });
+  });
+
+  it("a group that has not reported a version is named as such when it stalls", () => {
+    const p = plan([leader(0, { targetVersion: 4, targetSinceMs: T0 - 60_000 })], 4);
+    expect(p.stalled[0]!.message).toContain("has not reported its version (is an agent answering");
+  });
+
   it("does nothing before a placement is published", () => {
     expect(plan([leader(0)], undefined)).toMatchObject({ write: [], inFlight: false });
   });
@@ -117,7 +140,8 @@ describe("planGroupMoves (WideEP in-place placement)", () => {
               expect(written.has(w.group)).toBe(false);
               written.add(w.group);
               // Never a second target while one is outstanding and not stalled.
-              const outstanding = g.targetVersion !== undefined && (g.servedVersion ?? 0) < g.targetVersion;
+              const outstanding =
+                g.targetVersion !== undefined && g.targetSinceMs !== undefined && g.servedVersion !== g.targetVersion;
               if (outstanding) expect(p.stalled.some((s) => s.group === w.group)).toBe(true);
               Object.assign(g, { targetVersion: w.version, targetSinceMs: now, refusedVersion: undefined });
             }

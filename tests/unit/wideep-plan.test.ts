@@ -218,6 +218,41 @@ describe("planWideEP", () => {
     expect(q.status.conditions?.find((c) => c.type === "RebalanceStalled")?.message).toContain(
       "EP group 1 (wide-ep-1) did not acknowledge placement version 1 within 60 s",
     );
+    // A refusal written with status False still tells what the group serves.
+    const refusing = {
+      ...late,
+      status: {
+        ...late.status,
+        conditions: [
+          ...(late.status?.conditions ?? []),
+          {
+            type: "moe.dev/placement-applied",
+            status: "False",
+            message: "refused placement version 1: no free HBM; serving placement version 0",
+          },
+        ],
+      },
+    };
+    const rf = next([ack(pods[0]!, "serving placement version 1"), pods[1]!, refusing, pods[3]!], NOW + 10_000);
+    expect(rf.status.conditions?.find((c) => c.type === "RebalanceStalled")?.message).toContain(
+      "EP group 1 (wide-ep-1) refused placement version 1: no free HBM; it serves placement version 0",
+    );
+    // The last round of a drain (no group listed draining, replicas about to fall): the group going
+    // is not targeted. Minimum and maximum one group: group 1 is above the decision.
+    const one = { ...d, spec: { ...d.spec, scaling: { ...d.spec.scaling, minShards: 16, maxShards: 16 } } };
+    const down = planWideEP({
+      deployment: { ...one, status: first.status },
+      pods,
+      heat: {},
+      latency: {},
+      policy: policyFromSpec(one.spec, { reconcileIntervalMs: 5000, maxSurge: 1 }),
+      trackingSinceMs: NOW - 3_600_000,
+      placementConfigMap: cm,
+      managesWorkloads: true,
+      nowMs: NOW + 5000,
+    });
+    expect(down.decision.groups).toBe(1);
+    expect(down.moves?.write.map((w) => w.group)).toEqual([0]);
     // Replace (the default): no targets, no RebalanceStalled, no counts.
     const r = plan(parsed, pods);
     expect(r.moves).toBeUndefined();

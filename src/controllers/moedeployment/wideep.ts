@@ -239,7 +239,9 @@ function groupMoves(
   if (!x.managesWorkloads || d.spec.placement.moves.mode !== "InPlace") return undefined;
   const draining = new Set(drain?.draining ?? []);
   const ready = new Set(decision.states.filter((s) => s.ready).map((s) => s.index));
-  const leaders = readGroupLeaders(d, x.pods, (group) => ready.has(group) && !draining.has(group));
+  // Groups at or above the replicas to apply are going (the drain's last round lists none as draining).
+  const kept = drain?.replicas ?? decision.groups;
+  const leaders = readGroupLeaders(d, x.pods, (g) => ready.has(g) && !draining.has(g) && g < kept);
   const plan = planGroupMoves({
     leaders,
     publishedVersion: published?.version,

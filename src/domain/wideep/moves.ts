@@ -76,14 +76,18 @@ export function planGroupMoves(x: GroupMovesInput): GroupMovesPlan {
       continue;
     }
     const t = l.targetVersion;
-    const outstanding = t !== undefined && (l.servedVersion ?? 0) < t;
-    const stall = outstanding ? stallOf(l, t, x) : undefined;
+    // A target counts only when the operator stamped it (target-since) and it is not above the
+    // published version (a version above it comes from before a reset, or from a hand edit):
+    // anything else is rewritten at the published version, which stamps it.
+    const valid = t !== undefined && t <= v && l.targetSinceMs !== undefined;
+    const outstanding = valid && l.servedVersion !== t;
+    const stall = outstanding ? stallOf(l, t!, x) : undefined;
     if (stall) stalled.push(stall);
     if (outstanding && !stall) {
       moving.push(l.group);
       continue;
     }
-    if (t === v) continue; // the published version itself stalled: it stays reported until a newer one
+    if (valid && t === v) continue; // the published version itself stalled: it stays reported until a newer one
     write.push({ pod: l.pod, group: l.group, version: v });
     moving.push(l.group);
   }
@@ -91,7 +95,10 @@ export function planGroupMoves(x: GroupMovesInput): GroupMovesPlan {
 }
 
 function stallOf(l: GroupLeader, t: number, x: GroupMovesInput): StalledGroup | undefined {
-  const served = l.servedVersion === undefined ? "no acknowledged version" : `placement version ${l.servedVersion}`;
+  const served =
+    l.servedVersion === undefined
+      ? "the placement it started with and has not reported its version (is an agent answering moe.dev/placement-applied on the leader?)"
+      : `placement version ${l.servedVersion}`;
   if (l.refusedVersion === t)
     return {
       group: l.group,

@@ -215,7 +215,8 @@ function leaderPlacement(p: CachedPod): Omit<GroupLeader, "group" | "pod" | "ser
   return {
     ...(Number.isInteger(target) && target > 0 ? { targetVersion: target } : {}),
     ...(Number.isFinite(since) ? { targetSinceMs: since } : {}),
-    ...(served && c?.status === "True" ? { servedVersion: Number(served[1]) } : {}),
+    // A refusal names what the group still serves whatever the condition's status.
+    ...(served && (c?.status === "True" || refused) ? { servedVersion: Number(served[1]) } : {}),
     ...(refused ? { refusedVersion: Number(refused[1]), refusal: (refused[2] ?? "").trim().slice(0, 200) } : {}),
   };
 }
