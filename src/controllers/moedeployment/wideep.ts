@@ -485,11 +485,17 @@ async function writeDrainMarks(kube: KubeWriter, plan: WideEPPlan): Promise<Chil
   return [];
 }
 
-/** InPlace: the published placement version on the leader pods of the groups that move now (a pod already gone is skipped). */
+/**
+ * InPlace: the published placement version on the leader pods of the groups that move now (a pod
+ * already gone is skipped). Every target is tried: one failed write does not hold back the others,
+ * and the caller applies the LeaderWorkerSet anyway (a move and a scale are independent; the group
+ * not targeted now is targeted again at the next reconcile, as its target is still outstanding).
+ */
 async function writeGroupTargets(kube: KubeWriter, plan: WideEPPlan): Promise<ChildApplyError[]> {
   const m = plan.moves;
   const ns = plan.lws?.metadata?.namespace;
   if (!m || m.write.length === 0 || !ns) return [];
+  const errors: ChildApplyError[] = [];
   for (const w of m.write) {
     try {
       await kube.mergePatch(
@@ -498,10 +504,10 @@ async function writeGroupTargets(kube: KubeWriter, plan: WideEPPlan): Promise<Ch
       );
     } catch (err) {
       if (err instanceof KubeApiError && err.kubeError.kind === "NotFound") continue;
-      return [new ChildApplyError("patch", { kind: "Pod", name: w.pod }, err)];
+      errors.push(new ChildApplyError("patch", { kind: "Pod", name: w.pod }, err));
     }
   }
-  return [];
+  return errors;
 }
 
 /** Reads the live LeaderWorkerSet (undefined when there is none). */
@@ -544,22 +550,23 @@ export async function applyWideEP(
       return [new ChildApplyError("apply", { kind: "ConfigMap", name: cm.metadata!.name! }, err)];
     }
   }
+  // A drain mark that failed holds the LeaderWorkerSet back: a scale-down must not remove a group
+  // that was not told to drain. A failed move target does not (it is retried at the next reconcile).
   const marks = await writeDrainMarks(kube, plan);
   if (marks.length > 0) return marks;
   const targets = await writeGroupTargets(kube, plan);
-  if (targets.length > 0) return targets;
-  if (!plan.lws) return [];
+  if (!plan.lws) return targets;
   const live = await read?.(plan.lws.metadata!.namespace!, plan.lws.metadata!.name!).catch((err: unknown) => {
     log.debug({ err: (err as Error).message }, "could not read the LeaderWorkerSet; applying it");
     return undefined;
   });
   const lws = read ? lwsToApply(plan.lws, live) : plan.lws;
-  if (!lws) return [];
+  if (!lws) return targets;
   try {
     await kube.apply(lws);
     log.debug({ lws: lws.metadata?.name, replicas: lws.spec.replicas }, "applied LeaderWorkerSet");
-    return [];
+    return targets;
   } catch (err) {
-    return [new ChildApplyError("apply", { kind: lws.kind!, name: lws.metadata!.name! }, err)];
+    return [...targets, new ChildApplyError("apply", { kind: lws.kind!, name: lws.metadata!.name! }, err)];
   }
 }
