@@ -414,8 +414,7 @@ describe("PullRequestSync", () => {
       async () => {
         sync.observe(d, calm(clock.nowMs()), { placement: shifted });
         const text = await git("show", `${BRANCH}:${FILE}`);
-        // The local server records a request after its git write lands, so the branch can show the
-        // file a moment before the request is in gh.requests: wait for both.
+        // Both the branch and the request log (the server records a request on arrival).
         const recorded = gh.requests.filter((r) => r.operationId === "repos/create-or-update-file-contents").length;
         return text === renderPlacementFile(shifted.map) && recorded >= 2 ? true : undefined;
       },

@@ -36,6 +36,7 @@ export interface RecordedRequest {
   method: string;
   /** The URL path and query as received. */
   path: string;
+  /** The reply's status; 0 while the request is still being served. */
   status: number;
   operationId: string | null;
   authorization: string | null;
@@ -161,6 +162,17 @@ class FakeGitHubServer {
   }
 
   async handle(req: Incoming): Promise<Reply> {
+    // Recorded on arrival, completed when served: a test that sees a write's effect (a branch, a
+    // file) finds its request here too, however the two interleave.
+    const record: RecordedRequest = {
+      method: req.method,
+      path: req.rawPath,
+      status: 0,
+      operationId: this.checker.match(req.method, req.pathname)?.operationId ?? null,
+      authorization: req.authorization,
+    };
+    this.requests.push(record);
+    if (this.requests.length > MAX_RECORDED_REQUESTS) this.requests.shift();
     const outcome = await this.dispatch(req).catch((err: unknown): Outcome => {
       const message = err instanceof Error ? err.message : String(err);
       this.violation(`${req.method} ${req.pathname}: local server error: ${message}`);
@@ -172,14 +184,8 @@ class FakeGitHubServer {
     });
     const { reply, operationId } = outcome;
     if (outcome.check && operationId) this.checkResponse(req, operationId, reply);
-    this.requests.push({
-      method: req.method,
-      path: req.rawPath,
-      status: reply.status,
-      operationId,
-      authorization: req.authorization,
-    });
-    if (this.requests.length > MAX_RECORDED_REQUESTS) this.requests.shift();
+    record.status = reply.status;
+    record.operationId = operationId;
     reply.headers = { ...this.rateHeaders(), ...reply.headers };
     return reply;
   }
