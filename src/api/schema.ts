@@ -71,6 +71,7 @@ export const Limits = {
   maxContainers: 32,
   maxTolerations: 32,
   maxPriceEntries: 256,
+  maxGpuAlternatives: 4,
   maxQueryLength: 4096,
   maxNodesPerGroup: 256,
 } as const;
@@ -325,6 +326,27 @@ export const TolerationSchema = z
   })
   .describe("A core/v1 Toleration.");
 
+export const GpuAlternativeSchema = withRules(
+  z.object({
+    name: z
+      .string()
+      .max(63)
+      .regex(re(DNS_LABEL))
+      .describe("Name of the alternative (RFC 1123 label), unique in the list; shown in events."),
+    nodeSelector: StringMap(
+      "Node labels of this alternative's GPU nodes, in place of spec.serving.gpu.nodeSelector (at least one).",
+    ),
+  }),
+  [
+    {
+      rule: "size(self.nodeSelector) > 0",
+      fieldPath: ".nodeSelector",
+      message: "spec.serving.gpu.alternatives[].nodeSelector must name at least one node label",
+      holds: (a) => Object.keys(a.nodeSelector).length > 0,
+    },
+  ],
+).describe("Another GPU node type expert shards may fall back to.");
+
 export const GpuSchema = z
   .object({
     resourceName: z
@@ -355,6 +377,14 @@ export const GpuSchema = z
       .array(TolerationSchema)
       .max(Limits.maxTolerations)
       .describe("Tolerations for GPU node taints, appended to both pod templates.")
+      .optional(),
+    alternatives: z
+      .array(GpuAlternativeSchema)
+      .max(Limits.maxGpuAlternatives)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+      .describe(
+        "Other GPU node types for expert shards (topology Disaggregated), in order of preference. A shard pod unschedulable on nodeSelector's nodes for longer than spec.scaling.pendingTimeoutSeconds is replaced by one that may run on nodeSelector's nodes (preferred) or any alternative's (earlier ones preferred); while such a pod exists, new shard pods are created the same way. Each node is priced by spec.cost as any other (priceLabelKey, table, default). The router keeps nodeSelector.",
+      )
       .optional(),
   })
   .describe("Where GPU pods run and how a GPU is requested.");
@@ -1336,6 +1366,21 @@ export const MoEDeploymentSpecSchema = withRules(SpecBase, [
       !s.serving.wideEP ||
       s.serving.wideEP.nodesPerGroup * s.serving.wideEP.gpusPerNode * s.model.expertSlotsPerGpu >=
         s.model.routedExperts,
+  },
+  {
+    rule: "!has(self.serving.gpu.alternatives) || size(self.serving.gpu.alternatives) == 0 || (has(self.serving.gpu.nodeSelector) && size(self.serving.gpu.nodeSelector) > 0)",
+    fieldPath: ".serving.gpu.nodeSelector",
+    message:
+      "spec.serving.gpu.nodeSelector must name at least one node label when spec.serving.gpu.alternatives is set: without it every node is a primary node and there is nothing to fall back from",
+    holds: (s) =>
+      (s.serving.gpu.alternatives ?? []).length === 0 || Object.keys(s.serving.gpu.nodeSelector ?? {}).length > 0,
+  },
+  {
+    rule: "!has(self.serving.wideEP) || !has(self.serving.gpu.alternatives) || size(self.serving.gpu.alternatives) == 0",
+    fieldPath: ".serving.gpu.alternatives",
+    message:
+      "spec.serving.gpu.alternatives is not supported with spec.serving.topology WideEP: a group's pods come from one LeaderWorkerSet template",
+    holds: (s) => !s.serving.wideEP || (s.serving.gpu.alternatives ?? []).length === 0,
   },
   {
     rule: "!has(self.serving.wideEP) || !has(self.mode) || self.mode != 'PullRequest'",

@@ -26,16 +26,21 @@ function isSchedulableGpuNode(n: CachedNode, selector: Record<string, string>, r
 /**
  * GPU nodes matching spec.serving.gpu with their free GPUs: allocatable minus what bound pods
  * hold, minus the shard pods of ours not yet bound, each counted against the node the operator
- * asked for (one GPU per shard).
+ * asked for (one GPU per shard). `withAlternatives` (the fallback of spec.serving.gpu.alternatives
+ * is in force, gpu-fallback.ts): the nodes of the alternatives too.
  */
 export function nodeViews(
   spec: MoEDeployment["spec"],
   nodes: readonly CachedNode[],
   podGpus: readonly PodGpuView[],
   shardPods: readonly ShardPod[],
+  withAlternatives = false,
 ): NodeView[] {
   const resource = spec.serving.gpu.resourceName;
-  const selector = spec.serving.gpu.nodeSelector ?? {};
+  const selectors = [
+    spec.serving.gpu.nodeSelector ?? {},
+    ...(withAlternatives ? (spec.serving.gpu.alternatives ?? []).map((a) => a.nodeSelector) : []),
+  ];
   const requested = gpusRequestedByNode(podGpus, resource);
   for (const p of shardPods) {
     if (p.pod.spec?.nodeName || !p.preferredNode) continue;
@@ -43,7 +48,7 @@ export function nodeViews(
   }
   const out: NodeView[] = [];
   for (const n of nodes) {
-    if (!isSchedulableGpuNode(n, selector, resource)) continue;
+    if (!selectors.some((selector) => isSchedulableGpuNode(n, selector, resource))) continue;
     const name = n.metadata!.name!;
     const labels = n.metadata?.labels ?? {};
     const nodeType = nodeTypeOf(n);
@@ -67,8 +72,9 @@ export function gpuSupply(
   nodes: readonly CachedNode[],
   podGpus: readonly PodGpuView[],
   shardPods: readonly ShardPod[],
+  withAlternatives = false,
 ): { free: number; held: number } {
-  const free = nodeViews(spec, nodes, podGpus, []).reduce((sum, n) => sum + n.freeGpus, 0);
+  const free = nodeViews(spec, nodes, podGpus, [], withAlternatives).reduce((sum, n) => sum + n.freeGpus, 0);
   return { free, held: shardPods.filter((p) => p.pod.spec?.nodeName).length };
 }
 

@@ -14,6 +14,7 @@ import { expertPeersAnnotation, renderShardPod, type ShardPod } from "./codecs/s
 import { servedSet, type InPlacePatch, type InPlacePlan } from "../../domain/inplace/index.ts";
 import { expertPeers, type PeerHolder } from "../../domain/inplace/peers.ts";
 import { inPlacePodNameHash, planShardMoves } from "./inplace.ts";
+import { fallbackNameHash, gpuFallback } from "./gpu-fallback.ts";
 
 /** The placement the plan publishes. */
 export interface PlannedPlacement {
@@ -193,22 +194,75 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     : rollout;
   plan.inPlace = moves.inPlace;
   const holders = peerHolders(live.shardPods);
-  plan.targetPods = (moves.inPlace?.patches ?? []).map((x) => {
-    const pod = live.shardPods.find((p) => p.name === x.pod)?.pod;
-    const peers =
-      x.phase === "Load"
-        ? expertPeersAnnotation(expertPeers(x.target, x.served, holders, { name: x.pod, node: pod?.spec?.nodeName }))
-        : undefined;
-    return { ...x, resourceVersion: pod?.metadata?.resourceVersion, ...(peers ? { peers } : {}) };
-  });
-  plan.createPods = renderCreates(d, rollout.create, moves, placement, layerCount, { ...o, holders });
+  plan.targetPods = targetPatches(moves.inPlace?.patches ?? [], live.shardPods, holders);
+  const fallback = gpuFallback(d.spec, live.shardPods, o.nowMs);
+  const render = (create: readonly DesiredShard[], nameHash?: string) =>
+    renderCreates(d, create, moves, placement, layerCount, { ...o, holders, gpuFallback: fallback.inForce, nameHash });
+  plan.createPods = render(rollout.create);
   plan.drainPods = [...rollout.startDrain];
   plan.undrainPods = [...rollout.cancelDrain];
   plan.deletePods = rollout.delete.map((name) => ({
     name,
     uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,
   }));
+  replaceStuck(d, plan, rollout, fallback.stuck, desired, (s, nameHash) => render([s], nameHash));
   return plan;
+}
+
+/** InPlace: the targets to write, each over the pod version it was planned from; a load names its peers. */
+function targetPatches(
+  patches: readonly InPlacePatch[],
+  pods: readonly ShardPod[],
+  holders: readonly PeerHolder[],
+): ChildPlan["targetPods"] {
+  return patches.map((x) => {
+    const pod = pods.find((p) => p.name === x.pod)?.pod;
+    const peers =
+      x.phase === "Load"
+        ? expertPeersAnnotation(expertPeers(x.target, x.served, holders, { name: x.pod, node: pod?.spec?.nodeName }))
+        : undefined;
+    return { ...x, resourceVersion: pod?.metadata?.resourceVersion, ...(peers ? { peers } : {}) };
+  });
+}
+
+/**
+ * spec.serving.gpu.alternatives: each stuck shard pod (gpu-fallback.ts) whose shard and set are
+ * still desired, and that the rollout neither deletes nor replaces, is deleted and created again
+ * with the fallback scheduling under a name of its own (it is unscheduled: it serves nothing and
+ * holds no GPU, so there is nothing to keep until the replacement is Ready).
+ */
+function replaceStuck(
+  d: MoEDeployment,
+  plan: ChildPlan,
+  rollout: RolloutPlan,
+  stuck: readonly ShardPod[],
+  desired: readonly DesiredShard[],
+  render: (s: DesiredShard, nameHash: string) => V1Pod[],
+): void {
+  const replaced: string[] = [];
+  for (const p of stuck) {
+    if (rollout.delete.includes(p.name) || rollout.startDrain.includes(p.name)) continue;
+    const want = desired.find((s) => s.shardIndex === p.shardIndex && s.setHash === p.setHash);
+    if (!want) continue;
+    if (rollout.create.some((s) => s.shardIndex === p.shardIndex && s.setHash === p.setHash)) continue;
+    const nameHash = fallbackNameHash(p.name.slice(p.name.lastIndexOf("-") + 1));
+    const [pod] = render(want, nameHash);
+    if (!pod) continue;
+    plan.createPods.push(pod);
+    plan.deletePods.push({ name: p.name, uid: p.pod.metadata?.uid });
+    replaced.push(`${p.name} -> ${pod.metadata!.name!}`);
+  }
+  if (replaced.length === 0) return;
+  const gpu = d.spec.serving.gpu;
+  const selector = Object.entries(gpu.nodeSelector ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const shown = replaced.slice(0, 5).join(", ") + (replaced.length > 5 ? `, and ${replaced.length - 5} more` : "");
+  plan.events.push({
+    type: "Normal",
+    reason: "GPUFallback",
+    message: `${replaced.length} shard pod(s) unschedulable on nodes with ${selector} for over ${d.spec.scaling.pendingTimeoutSeconds} s replaced by pods that may also run on spec.serving.gpu.alternatives ${(gpu.alternatives ?? []).map((a) => a.name).join(", ")}: ${shown}`,
+  });
 }
 
 /** The shard pods to create, rendered (priority class for those restoring coverage; InPlace annotations). */
@@ -218,7 +272,7 @@ function renderCreates(
   moves: ReturnType<typeof planShardMoves>,
   placement: PlannedPlacement,
   layerCount: number,
-  o: PlanOptions & { holders: readonly PeerHolder[] },
+  o: PlanOptions & { holders: readonly PeerHolder[]; gpuFallback: boolean; nameHash?: string },
 ) {
   const hash = placement.hash!;
   const readyPods = moves.views.filter((p) => p.ready && !p.terminating);
@@ -234,12 +288,14 @@ function renderCreates(
       priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
       minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards?.drain, o.drainSeconds),
       peers: expertPeersAnnotation(expertPeers(s.experts, [], o.holders, { node: s.nodeName })),
+      gpuFallback: o.gpuFallback,
       ...(moves.inPlace
         ? {
             inPlace: { nowIso: new Date(o.nowMs).toISOString() },
             nameHash: inPlacePodNameHash(s.setHash, placement.version),
           }
         : {}),
+      ...(o.nameHash ? { nameHash: o.nameHash } : {}),
     }),
   );
 }

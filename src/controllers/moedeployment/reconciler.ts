@@ -67,6 +67,7 @@ import {
   type StagingStateReader,
 } from "./staging-finalizer.ts";
 import { oldTopology, readyToRetire, retireOldTopology } from "./topology-switch.ts";
+import { gpuFallback } from "./gpu-fallback.ts";
 import { applyWideEP, newGroupStalls, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
@@ -702,9 +703,11 @@ export class MoEDeploymentReconciler {
       Math.min(refreshMs, this.#d.config.reconcileIntervalMs),
       mem.heatShift,
     );
+    // spec.serving.gpu.alternatives: while the fallback is in force its nodes are GPUs of this deployment too.
+    const alternatives = gpuFallback(spec, shardPods, this.#d.clock.nowMs()).inForce;
     const nodes = withStagedNodes(
       d,
-      nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods),
+      nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods, alternatives),
       this.#d.nodes.list(),
     );
     const managed = actuator.managesWorkloads;
@@ -746,7 +749,7 @@ export class MoEDeploymentReconciler {
       readySinceMs: readySince(pods),
       lastScaleUpMs: lastScale && lastScale.toShards > lastScale.fromShards ? Date.parse(lastScale.time) : undefined,
     };
-    const gpus = gpuSupply(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods);
+    const gpus = gpuSupply(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods, alternatives);
     return { live, heat, latency, readAtMs: atMs, snapshot, refreshMs, gpus };
   }
 

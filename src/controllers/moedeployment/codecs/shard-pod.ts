@@ -2,7 +2,7 @@
 // Render and read share the key constants below, so what the operator reads
 // from a pod (index, expert set, drain mark, the node it asked for) is what it
 // wrote.
-import type { V1Affinity, V1Pod, V1PreferredSchedulingTerm } from "@kubernetes/client-node";
+import type { V1Affinity, V1Pod, V1PodSpec, V1PreferredSchedulingTerm } from "@kubernetes/client-node";
 import type { CachedPod } from "../cached.ts";
 import { Annotation, Label, LabelValue } from "../../../api/constants.ts";
 import { disaggregated, type MoEDeployment } from "../../../api/schema.ts";
@@ -10,6 +10,7 @@ import type { InPlacePod, InPlaceState } from "../../../domain/inplace/index.ts"
 import type { ExpertPeers } from "../../../domain/inplace/peers.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
 import { stagedLabelKey, stagingDigest } from "../staging.ts";
+import { GPU_FALLBACK_ANNOTATION, withFallbackScheduling } from "../gpu-fallback.ts";
 
 /** Annotations on shard pods beyond the API's shared constants. */
 export const ShardAnnotation = {
@@ -89,6 +90,8 @@ export interface ShardPodInput {
   nameHash?: string;
   /** moe.dev/expert-peers (expertPeersAnnotation). */
   peers?: string;
+  /** spec.serving.gpu.alternatives: the fallback scheduling (gpu-fallback.ts) and moe.dev/gpu-fallback. */
+  gpuFallback?: boolean;
 }
 
 /** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
@@ -97,6 +100,8 @@ export interface ShardPod extends InPlacePod {
   pod: CachedPod;
   /** The operator's preferred node, whatever preferences the user's template adds. */
   preferredNode?: string;
+  /** Created with the fallback scheduling of spec.serving.gpu.alternatives (moe.dev/gpu-fallback). */
+  gpuFallback?: boolean;
 }
 
 function preferNode(affinity: V1Affinity | undefined, node: string): V1Affinity {
@@ -133,12 +138,16 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
   const name = d.metadata.name!;
   const names = childNames(name);
   const t = disaggregated(d.spec.serving).expertShards.template;
-  const spec = podSpecFrom(d, t, 1, [
+  const primary = podSpecFrom(d, t, 1, [
     { name: "MOE_DEPLOYMENT", value: name },
     { name: "MOE_SHARD_INDEX", value: String(s.shardIndex) },
     { name: "MOE_EXPERT_SET_HASH", value: s.setHash },
     { name: "MOE_PLACEMENT_CONFIGMAP", value: names.placement },
   ]);
+  const fallback = s.gpuFallback === true && (d.spec.serving.gpu.alternatives ?? []).length > 0;
+  const spec = fallback
+    ? withFallbackScheduling(primary, d.spec.serving.gpu, (t.spec as V1PodSpec).nodeSelector)
+    : primary;
   if (s.preferredNode) spec.affinity = preferNode(spec.affinity, s.preferredNode);
   if (d.spec.prewarm.staging.enabled) spec.affinity = preferStaged(spec.affinity, d);
   if (s.priorityClassName) {
@@ -175,6 +184,7 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
         [ShardAnnotation.experts]: JSON.stringify(s.experts),
         ...(s.preferredNode ? { [ShardAnnotation.preferredNode]: s.preferredNode } : {}),
         ...(s.peers ? { [ShardAnnotation.expertPeers]: s.peers } : {}),
+        ...(fallback ? { [GPU_FALLBACK_ANNOTATION]: "true" } : {}),
         ...(s.inPlace
           ? {
               [ShardAnnotation.targetGeneration]: "1",
@@ -362,6 +372,7 @@ export function readShardPod(p: CachedPod): ShardPod | undefined {
     terminating: p.metadata?.deletionTimestamp !== undefined && p.metadata?.deletionTimestamp !== null,
     drainStartedMs: readDrainStartedMs(p),
     preferredNode: readPreferredNode(p),
+    ...(p.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION] === "true" ? { gpuFallback: true } : {}),
     pod: p,
   };
 }

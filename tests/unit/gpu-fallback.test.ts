@@ -1,0 +1,279 @@
+// spec.serving.gpu.alternatives (issue 19 item 4, ADR 0022): the schema's rules, the fallback
+// scheduling, and the plan that replaces a shard pod stuck on the primary nodes.
+import type { V1Pod } from "@kubernetes/client-node";
+import { describe, expect, it } from "vitest";
+import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
+import { projectPod, type CachedNode } from "../../src/controllers/moedeployment/cached.ts";
+import { expertSetHash, shardExperts } from "../../src/controllers/moedeployment/children.ts";
+import { readShardPod, renderShardPod, type ShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
+import {
+  GPU_FALLBACK_ANNOTATION,
+  gpuFallback,
+  withFallbackScheduling,
+} from "../../src/controllers/moedeployment/gpu-fallback.ts";
+import { nodeViews } from "../../src/controllers/moedeployment/observe.ts";
+import { planChildren } from "../../src/controllers/moedeployment/plan.ts";
+import type { Decision } from "../../src/domain/decide.ts";
+import type { Placement } from "../../src/domain/placement/index.ts";
+import { TEST_EXPERTS, TEST_MOE_LAYERS, testMoEDeployment, testWideEPDeployment } from "../support/moe-fixtures.ts";
+
+const NOW = Date.parse("2026-12-06T12:00:00Z");
+const TIMEOUT_S = 30;
+const H200 = { name: "h200", nodeSelector: { "moe.dev/pool": "h200" } };
+
+function raw(gpu: Record<string, unknown>) {
+  const r = testMoEDeployment("fb", "default") as unknown as {
+    metadata: Record<string, unknown>;
+    spec: { serving: { gpu?: unknown }; scaling: { pendingTimeoutSeconds?: number } };
+  };
+  r.spec.serving.gpu = gpu;
+  r.spec.scaling.pendingTimeoutSeconds = TIMEOUT_S;
+  return r;
+}
+
+function deployment(gpu: Record<string, unknown>): MoEDeployment {
+  const r = parseMoEDeployment(raw(gpu));
+  if (!r.ok) throw new Error(`fixture does not parse: ${JSON.stringify(r.issues)}`);
+  return { ...r.value, metadata: { ...r.value.metadata, uid: "u-fb" } };
+}
+
+const withFallback = () =>
+  deployment({
+    nodeSelector: { "moe.dev/pool": "h100" },
+    alternatives: [H200, { name: "a100", nodeSelector: { "moe.dev/pool": "a100" } }],
+  });
+
+/** Shard g holds experts g*5 .. g*5+4 (mod the expert count) in every MoE layer. */
+function placement(shards: number): Placement {
+  const gpus = Array.from({ length: shards }, (_, i) => ({
+    gpuId: `shard-${i}`,
+    nodeName: "h100-0",
+    domain: "h100-0",
+    slotCount: 5,
+  }));
+  return {
+    version: 1,
+    layerCount: TEST_MOE_LAYERS,
+    expertCount: TEST_EXPERTS,
+    gpus,
+    layers: Array.from({ length: TEST_MOE_LAYERS }, () =>
+      gpus.map((_, g) => Array.from({ length: 5 }, (_, s) => (g * 5 + s) % TEST_EXPERTS)),
+    ),
+  };
+}
+
+function decision(p: Placement): Decision {
+  return {
+    desiredShards: p.gpus.length,
+    capacity: undefined,
+    reason: "SLOFeedback",
+    message: "",
+    shardNodes: [],
+    unschedulableShards: 0,
+    placement: { action: "keep", reason: "balanced", hash: "h1", placement: p },
+    loadTokensPerSecond: 3000,
+    heatUsable: true,
+    usdPerHourNow: 10,
+    usdPerHourDesired: 10,
+    nextCapacityState: {} as Decision["nextCapacityState"],
+    heatShiftDetected: false,
+  } as Decision;
+}
+
+/** The shard pod of shard g as rendered, read back Ready on h100-0, or unschedulable for `pendingS`. */
+function live(d: MoEDeployment, p: Placement, g: number, o: { pendingS?: number; fallback?: boolean } = {}): ShardPod {
+  const experts = shardExperts(p, g);
+  const pod: V1Pod = renderShardPod(d, {
+    shardIndex: g,
+    experts,
+    setHash: expertSetHash(experts),
+    placementVersion: 1,
+    placementHash: "h1",
+    gpuFallback: o.fallback,
+  });
+  pod.metadata!.uid = `uid-${g}`;
+  pod.metadata!.creationTimestamp = new Date(NOW - (o.pendingS ?? 600) * 1000);
+  if (o.pendingS === undefined) {
+    pod.spec!.nodeName = "h100-0";
+    pod.status = { phase: "Running", conditions: [{ type: "Ready", status: "True" }] };
+  } else {
+    pod.status = {
+      phase: "Pending",
+      conditions: [
+        { type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/2 nodes are available" },
+      ],
+    };
+  }
+  return readShardPod(projectPod(pod))!;
+}
+
+const plan = (d: MoEDeployment, p: Placement, pods: ShardPod[]) =>
+  planChildren(
+    d,
+    decision(p),
+    { router: undefined, published: undefined, shardPods: pods },
+    {
+      nowMs: NOW,
+      drainSeconds: 10,
+      maxSurge: 2,
+    },
+  );
+
+describe("spec.serving.gpu.alternatives: schema", () => {
+  it("needs spec.serving.gpu.nodeSelector, a label per alternative, and topology Disaggregated", () => {
+    const issues = (x: unknown) => {
+      const r = parseMoEDeployment(x);
+      return r.ok ? [] : r.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+    expect(issues(raw({ nodeSelector: { "moe.dev/pool": "h100" }, alternatives: [H200] }))).toEqual([]);
+    expect(issues(raw({ alternatives: [H200] })).join("\n")).toContain("spec.serving.gpu.nodeSelector must name");
+    expect(
+      issues(raw({ nodeSelector: { "moe.dev/pool": "h100" }, alternatives: [{ name: "x", nodeSelector: {} }] })).join(
+        "\n",
+      ),
+    ).toContain("alternatives[].nodeSelector must name at least one node label");
+    const wide = testWideEPDeployment("w", "default") as unknown as { spec: { serving: { gpu?: unknown } } };
+    wide.spec.serving.gpu = { nodeSelector: { "moe.dev/pool": "h100" }, alternatives: [H200] };
+    expect(issues(wide).join("\n")).toContain("not supported with spec.serving.topology WideEP");
+  });
+});
+
+describe("the fallback scheduling", () => {
+  it("moves the primary labels into OR-ed required terms, one per alternative, preferring the primary", () => {
+    const d = withFallback();
+    const spec = withFallbackScheduling(
+      { containers: [], nodeSelector: { "moe.dev/pool": "h100", zone: "a" } },
+      d.spec.serving.gpu,
+      { "moe.dev/pool": "ignored", zone: "a" },
+    );
+    expect(spec.nodeSelector).toEqual({ zone: "a" });
+    const term = (v: string) => ({ matchExpressions: [{ key: "moe.dev/pool", operator: "In", values: [v] }] });
+    expect(spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
+      term("h100"),
+      term("h200"),
+      term("a100"),
+    ]);
+    expect(
+      spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.map((p) => [
+        p.weight,
+        p.preference.matchExpressions?.[0]?.values?.[0],
+      ]),
+    ).toEqual([
+      [40, "h100"],
+      [30, "h200"],
+      [20, "a100"],
+    ]);
+  });
+
+  it("ANDs every required term already there with each option", () => {
+    const d = withFallback();
+    const gpuMem = { key: "gpu-mem", operator: "In", values: ["80"] };
+    const spec = withFallbackScheduling(
+      {
+        containers: [],
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [gpuMem] }] },
+          },
+        },
+      },
+      d.spec.serving.gpu,
+      undefined,
+    );
+    const terms = spec.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms;
+    expect(terms).toHaveLength(3);
+    for (const t of terms) expect(t.matchExpressions?.[0]).toEqual(gpuMem);
+    expect(terms.map((t) => t.matchExpressions?.[1]?.values?.[0])).toEqual(["h100", "h200", "a100"]);
+    expect(spec.nodeSelector).toBeUndefined();
+  });
+
+  it("is rendered and read back on a shard pod (moe.dev/gpu-fallback); the primary pod keeps the hard selector", () => {
+    const d = withFallback();
+    const p = placement(4);
+    const primary = live(d, p, 0);
+    expect(primary.gpuFallback).toBeUndefined();
+    expect(primary.pod.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION]).toBeUndefined();
+    const experts = shardExperts(p, 1);
+    const pod = renderShardPod(d, {
+      shardIndex: 1,
+      experts,
+      setHash: expertSetHash(experts),
+      placementVersion: 1,
+      placementHash: "h1",
+      gpuFallback: true,
+    });
+    expect(pod.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION]).toBe("true");
+    expect(pod.spec?.nodeSelector).toBeUndefined();
+    expect(readShardPod(projectPod(pod))?.gpuFallback).toBe(true);
+    const plain = renderShardPod(d, {
+      shardIndex: 1,
+      experts,
+      setHash: expertSetHash(experts),
+      placementVersion: 1,
+      placementHash: "h1",
+    });
+    expect(plain.spec?.nodeSelector).toEqual({ "moe.dev/pool": "h100" });
+  });
+});
+
+describe("the plan with alternatives", () => {
+  it("replaces a shard pod unschedulable past the timeout by a fallback pod of the same shard and set", () => {
+    const d = withFallback();
+    const p = placement(4);
+    const stuck = live(d, p, 3, { pendingS: TIMEOUT_S + 5 });
+    const pods = [live(d, p, 0), live(d, p, 1), live(d, p, 2), stuck];
+    const out = plan(d, p, pods);
+    expect(out.deletePods).toEqual([{ name: stuck.name, uid: "uid-3" }]);
+    expect(out.createPods).toHaveLength(1);
+    const created = out.createPods[0]!;
+    expect(created.metadata?.name).not.toBe(stuck.name);
+    expect(created.metadata?.name).toMatch(/^fb-shard-3-/);
+    expect(created.metadata?.labels?.["moe.dev/expert-set-hash"]).toBe(stuck.setHash);
+    expect(created.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION]).toBe("true");
+    expect(out.events.map((e) => e.reason)).toContain("GPUFallback");
+    expect(out.events.find((e) => e.reason === "GPUFallback")?.message).toContain(
+      `${stuck.name} -> ${created.metadata?.name}`,
+    );
+  });
+
+  it("leaves a pod pending for less than the timeout, and does nothing without alternatives", () => {
+    const d = withFallback();
+    const p = placement(4);
+    const young = [live(d, p, 0), live(d, p, 1), live(d, p, 2), live(d, p, 3, { pendingS: TIMEOUT_S - 5 })];
+    expect(plan(d, p, young)).toMatchObject({ createPods: [], deletePods: [] });
+    const plainD = deployment({ nodeSelector: { "moe.dev/pool": "h100" } });
+    const old = [live(plainD, p, 0), live(plainD, p, 1), live(plainD, p, 2), live(plainD, p, 3, { pendingS: 600 })];
+    expect(plan(plainD, p, old)).toMatchObject({ createPods: [], deletePods: [] });
+    expect(gpuFallback(plainD.spec, old, NOW)).toEqual({ stuck: [], inForce: false });
+  });
+
+  it("never replaces a fallback pod, and creates new shards with the fallback scheduling while one lives", () => {
+    const d = withFallback();
+    const p = placement(5);
+    const fallbackPending = live(d, p, 3, { pendingS: 600, fallback: true });
+    const pods = [live(d, p, 0), live(d, p, 1), live(d, p, 2), fallbackPending];
+    expect(gpuFallback(d.spec, pods, NOW)).toEqual({ stuck: [], inForce: true });
+    const out = plan(d, p, pods);
+    expect(out.deletePods).toEqual([]);
+    expect(out.createPods.map((x) => x.metadata?.labels?.["moe.dev/shard-index"])).toEqual(["4"]);
+    expect(out.createPods[0]?.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION]).toBe("true");
+    // Without a fallback pod, a new shard gets the primary scheduling.
+    const primaryOnly = plan(d, p, pods.slice(0, 3));
+    expect(primaryOnly.createPods.every((x) => x.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION] === undefined)).toBe(
+      true,
+    );
+  });
+});
+
+describe("node views with alternatives", () => {
+  const node = (name: string, pool: string): CachedNode => ({
+    metadata: { name, labels: { "moe.dev/pool": pool } },
+    status: { allocatable: { "nvidia.com/gpu": "8" }, conditions: [{ type: "Ready", status: "True" }] },
+  });
+  it("include the alternatives' nodes only while the fallback is in force", () => {
+    const d = withFallback();
+    const nodes = [node("h100-0", "h100"), node("h200-0", "h200"), node("t4-0", "t4")];
+    expect(nodeViews(d.spec, nodes, [], []).map((n) => n.name)).toEqual(["h100-0"]);
+    expect(nodeViews(d.spec, nodes, [], [], true).map((n) => n.name)).toEqual(["h100-0", "h200-0"]);
+  });
+});
