@@ -118,6 +118,11 @@ export interface NodeView {
   readonly staged?: boolean;
   /** The node's type (instance type, else GPU product; observe.ts nodeTypeOf), for cold starts per node type. */
   readonly nodeType?: string;
+  /**
+   * The node matches only spec.serving.gpu.alternatives: it prices and counts the fallback pods on it,
+   * but new shards are not assigned to it (they are created with the primary scheduling).
+   */
+  readonly fallbackOnly?: boolean;
 }
 
 export interface DecisionSnapshot {
@@ -235,7 +240,11 @@ export function uniformHeat(layerCount: number, expertCount: number): number[][]
   return Array.from({ length: layerCount }, () => new Array<number>(expertCount).fill(1));
 }
 
-/** Preferred nodes for shards: existing shards stay; new ones go to staged nodes first, then the cheapest nodes with free GPUs, packed by domain. */
+/**
+ * Preferred nodes for shards: existing shards stay; new ones go to staged nodes first, then the
+ * cheapest nodes with free GPUs, packed by domain; never to a node only spec.serving.gpu.alternatives
+ * matches (new shard pods have the primary scheduling).
+ */
 export function assignShardNodes(
   shards: readonly ShardView[],
   desiredShards: number,
@@ -260,7 +269,7 @@ export function assignShardNodes(
   for (let i = 0; i < desiredShards; i++) {
     if (existing.has(i)) continue;
     const candidates = nodes
-      .filter((n) => (free.get(n.name) ?? 0) > 0)
+      .filter((n) => !n.fallbackOnly && (free.get(n.name) ?? 0) > 0)
       .sort(
         (a, b) =>
           Number(b.staged ?? false) - Number(a.staged ?? false) ||

@@ -1,4 +1,4 @@
-// spec.serving.gpu.alternatives (issue 19 item 4, ADR 0022) on the real control plane: shard pods
+// spec.serving.gpu.alternatives (issue 19 item 4, ADR 0023) on the real control plane: shard pods
 // that cannot be placed on the primary GPU nodes past spec.scaling.pendingTimeoutSeconds are
 // replaced by pods that may also run on an alternative node type; they run there, are priced at that
 // node's price, CapacityPending clears, and a scale-down leaves no pod on the alternative.

@@ -1,4 +1,4 @@
-// spec.serving.gpu.alternatives (issue 19 item 4, ADR 0022): the schema's rules, the fallback
+// spec.serving.gpu.alternatives (issue 19 item 4, ADR 0023): the schema's rules, the fallback
 // scheduling, and the plan that replaces a shard pod stuck on the primary nodes.
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
@@ -13,7 +13,7 @@ import {
 } from "../../src/controllers/moedeployment/gpu-fallback.ts";
 import { nodeViews } from "../../src/controllers/moedeployment/observe.ts";
 import { planChildren } from "../../src/controllers/moedeployment/plan.ts";
-import type { Decision } from "../../src/domain/decide.ts";
+import { assignShardNodes, type Decision } from "../../src/domain/decide.ts";
 import type { Placement } from "../../src/domain/placement/index.ts";
 import { TEST_EXPERTS, TEST_MOE_LAYERS, testMoEDeployment, testWideEPDeployment } from "../support/moe-fixtures.ts";
 
@@ -139,29 +139,33 @@ describe("spec.serving.gpu.alternatives: schema", () => {
 });
 
 describe("the fallback scheduling", () => {
-  it("moves the primary labels into OR-ed required terms, one per alternative, preferring the primary", () => {
+  it("puts the template's nodeSelector under each option's labels into OR-ed required terms, preferring the primary", () => {
     const d = withFallback();
     const spec = withFallbackScheduling(
       { containers: [], nodeSelector: { "moe.dev/pool": "h100", zone: "a" } },
       d.spec.serving.gpu,
-      { "moe.dev/pool": "ignored", zone: "a" },
+      { "moe.dev/pool": "template", zone: "a" },
     );
-    expect(spec.nodeSelector).toEqual({ zone: "a" });
-    const term = (v: string) => ({ matchExpressions: [{ key: "moe.dev/pool", operator: "In", values: [v] }] });
-    expect(spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms).toEqual([
-      term("h100"),
-      term("h200"),
-      term("a100"),
-    ]);
+    expect(spec.nodeSelector).toBeUndefined();
+    const term = (v: string) => [
+      { key: "moe.dev/pool", operator: "In", values: [v] },
+      { key: "zone", operator: "In", values: ["a"] },
+    ];
+    expect(
+      spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms?.map(
+        (t) => t.matchExpressions,
+      ),
+    ).toEqual([term("h100"), term("h200"), term("a100")]);
+    // The primary outweighs a staged node (50) plus any alternative.
     expect(
       spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.map((p) => [
         p.weight,
         p.preference.matchExpressions?.[0]?.values?.[0],
       ]),
     ).toEqual([
-      [40, "h100"],
-      [30, "h200"],
-      [20, "a100"],
+      [80, "h100"],
+      [20, "h200"],
+      [10, "a100"],
     ]);
   });
 
@@ -244,24 +248,53 @@ describe("the plan with alternatives", () => {
     const plainD = deployment({ nodeSelector: { "moe.dev/pool": "h100" } });
     const old = [live(plainD, p, 0), live(plainD, p, 1), live(plainD, p, 2), live(plainD, p, 3, { pendingS: 600 })];
     expect(plan(plainD, p, old)).toMatchObject({ createPods: [], deletePods: [] });
-    expect(gpuFallback(plainD.spec, old, NOW)).toEqual({ stuck: [], inForce: false });
+    expect(gpuFallback(plainD.spec, old, NOW)).toEqual({ stuck: [], inView: false });
   });
 
-  it("never replaces a fallback pod, and creates new shards with the fallback scheduling while one lives", () => {
+  it("never replaces a fallback pod; new shards keep the primary scheduling while one lives", () => {
     const d = withFallback();
     const p = placement(5);
     const fallbackPending = live(d, p, 3, { pendingS: 600, fallback: true });
     const pods = [live(d, p, 0), live(d, p, 1), live(d, p, 2), fallbackPending];
-    expect(gpuFallback(d.spec, pods, NOW)).toEqual({ stuck: [], inForce: true });
+    expect(gpuFallback(d.spec, pods, NOW)).toEqual({ stuck: [], inView: true });
     const out = plan(d, p, pods);
     expect(out.deletePods).toEqual([]);
     expect(out.createPods.map((x) => x.metadata?.labels?.["moe.dev/shard-index"])).toEqual(["4"]);
-    expect(out.createPods[0]?.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION]).toBe("true");
-    // Without a fallback pod, a new shard gets the primary scheduling.
-    const primaryOnly = plan(d, p, pods.slice(0, 3));
-    expect(primaryOnly.createPods.every((x) => x.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION] === undefined)).toBe(
-      true,
+    expect(out.createPods[0]?.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION]).toBeUndefined();
+    expect(out.createPods[0]?.spec?.nodeSelector).toEqual({ "moe.dev/pool": "h100" });
+    // Without a stuck or fallback pod the alternatives are out of view.
+    expect(gpuFallback(d.spec, pods.slice(0, 3), NOW)).toEqual({ stuck: [], inView: false });
+  });
+
+  it("keeps the fallback scheduling in the rollout of a shard whose pod has it, and only there", () => {
+    const d = withFallback();
+    const p = placement(5);
+    const moved: Placement = {
+      ...p,
+      layers: p.layers.map((l) => l.map((g, i) => (i === 3 ? g.map((e) => (e + 7) % TEST_EXPERTS) : g))),
+    };
+    const pods = [live(d, p, 0), live(d, p, 1), live(d, p, 2), live(d, p, 3, { fallback: true })];
+    const out = plan(d, moved, pods);
+    const created = new Map(
+      out.createPods.map((x) => [
+        x.metadata?.labels?.["moe.dev/shard-index"],
+        x.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION],
+      ]),
     );
+    expect(created).toEqual(
+      new Map([
+        ["3", "true"],
+        ["4", undefined],
+      ]),
+    );
+  });
+
+  it("does not count a rollout's replacement waiting for its old pod's GPU as stuck", () => {
+    const d = withFallback();
+    const p = placement(4);
+    const waiting = { ...live(d, p, 2, { pendingS: 600 }), name: "fb-shard-2-newset" };
+    const pods = [live(d, p, 0), live(d, p, 1), live(d, p, 2), live(d, p, 3), waiting];
+    expect(gpuFallback(d.spec, pods, NOW).stuck).toEqual([]);
   });
 });
 
@@ -270,10 +303,29 @@ describe("node views with alternatives", () => {
     metadata: { name, labels: { "moe.dev/pool": pool } },
     status: { allocatable: { "nvidia.com/gpu": "8" }, conditions: [{ type: "Ready", status: "True" }] },
   });
-  it("include the alternatives' nodes only while the fallback is in force", () => {
+  it("include the alternatives' nodes only in view, flagged, and the nodes fallback pods run on always", () => {
     const d = withFallback();
     const nodes = [node("h100-0", "h100"), node("h200-0", "h200"), node("t4-0", "t4")];
-    expect(nodeViews(d.spec, nodes, [], []).map((n) => n.name)).toEqual(["h100-0"]);
-    expect(nodeViews(d.spec, nodes, [], [], true).map((n) => n.name)).toEqual(["h100-0", "h200-0"]);
+    expect(nodeViews(d.spec, nodes, [], []).map((n) => [n.name, n.fallbackOnly])).toEqual([["h100-0", undefined]]);
+    expect(nodeViews(d.spec, nodes, [], [], true).map((n) => [n.name, n.fallbackOnly])).toEqual([
+      ["h100-0", undefined],
+      ["h200-0", true],
+    ]);
+    // A fallback pod on a node no alternative matches any more (the list was edited) is still priced.
+    const p = placement(1);
+    const running = live(d, p, 0, { fallback: true });
+    const onT4 = { ...running, pod: { ...running.pod, spec: { ...running.pod.spec, nodeName: "t4-0" } } };
+    expect(nodeViews(d.spec, nodes, [], [onT4]).map((n) => [n.name, n.fallbackOnly])).toEqual([
+      ["h100-0", undefined],
+      ["t4-0", true],
+    ]);
+  });
+
+  it("are never a new shard's preferred node", () => {
+    const views = [
+      { name: "h100-0", domain: "h100-0", freeGpus: 1, usdPerGpuHour: 3 },
+      { name: "a100-0", domain: "a100-0", freeGpus: 8, usdPerGpuHour: 1, fallbackOnly: true, staged: true },
+    ];
+    expect(assignShardNodes([], 3, views)).toEqual({ nodes: ["h100-0", undefined, undefined], unschedulable: 2 });
   });
 });

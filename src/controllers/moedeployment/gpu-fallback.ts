@@ -1,18 +1,21 @@
 // spec.serving.gpu.alternatives: expert shards fall back to other GPU node types (issue 19 item 4,
-// ADR 0022).
+// ADR 0023).
 //
 // A shard pod that the scheduler cannot place on spec.serving.gpu.nodeSelector's nodes for longer
 // than spec.scaling.pendingTimeoutSeconds ("stuck") serves nothing and holds no GPU, so it is
 // replaced at once, with no make-before-break: the replacement has the same shard index and expert
-// set and a pod name of its own, and its scheduling is the fallback one below. While any pod with the
-// fallback scheduling lives (or a stuck one exists), every new shard pod gets it too; it prefers
-// the primary nodes, so a pod created while the fallback is in force still lands there when they
-// have room. The fallback ends by itself when its last pod is gone (a scale-down or a rollout).
+// set, a pod name of its own, moe.dev/gpu-fallback, and the fallback scheduling below. Only such
+// replacements get it, and a rollout's new pod for a shard whose live pod has it (so a rebalance does
+// not leave that shard waiting for the primary): every other new shard pod keeps the primary
+// scheduling, so the fallback ends when a scale-down removes those shards, and a shard that needs it
+// again waits for the timeout again. A pending pod whose shard index also has a bound pod is a
+// rollout's replacement waiting for that pod's GPU, not a shortage: it is not stuck.
 //
-// The fallback scheduling: spec.serving.gpu.nodeSelector's labels leave the pod's nodeSelector and
-// become node-affinity terms, OR-ed with one term per alternative (AND-ed with every required term
-// the template or spec.serving.gpu.affinity already has, by distributing over them), with a
-// preference for the primary labels, then each alternative in order.
+// The fallback scheduling: the pod's nodeSelector becomes node-affinity terms, one per option (the
+// template's nodeSelector with spec.serving.gpu.nodeSelector over it, then with each alternative's
+// over it), OR-ed, and AND-ed with every required term the template or spec.serving.gpu.affinity
+// already has (by distributing over them), with a preference for the primary labels that outweighs
+// a staged node's and any alternative's together, then for each alternative in order.
 //
 // Pure: no I/O.
 import type {
@@ -29,28 +32,32 @@ import { pendingPastTimeout } from "./status.ts";
 /** On a shard pod created with the fallback scheduling: "true". */
 export const GPU_FALLBACK_ANNOTATION = "moe.dev/gpu-fallback";
 
-/** Preference weights: the primary nodes, then each alternative in order (1-100; below the preferred node's 100). */
-const PRIMARY_WEIGHT = 40;
-const ALTERNATIVE_WEIGHTS = [30, 20, 10, 5] as const;
+/**
+ * Preference weights (1-100): the primary nodes above a staged node's 50 plus any alternative's, then
+ * each alternative in order. A replacement has no preferred node (its shard index exists).
+ */
+const PRIMARY_WEIGHT = 80;
+const ALTERNATIVE_WEIGHTS = [20, 10, 5, 2] as const;
 
 export interface GpuFallback {
   /** Shard pods with the primary scheduling unschedulable past the pending timeout: replaced now. */
   readonly stuck: readonly ShardPod[];
-  /** New shard pods get the fallback scheduling. */
-  readonly inForce: boolean;
+  /** The alternatives' nodes are in the node views (a stuck pod or a live fallback pod exists). */
+  readonly inView: boolean;
 }
 
-const NONE: GpuFallback = { stuck: [], inForce: false };
+const NONE: GpuFallback = { stuck: [], inView: false };
 
 export function gpuFallback(spec: MoEDeployment["spec"], pods: readonly ShardPod[], nowMs: number): GpuFallback {
   const alternatives = spec.serving.gpu.alternatives ?? [];
   if (alternatives.length === 0 || spec.serving.topology !== "Disaggregated") return NONE;
+  const bound = new Set(pods.filter((p) => p.pod.spec?.nodeName && !p.terminating).map((p) => p.shardIndex));
   const stuck = pendingPastTimeout(
-    pods.filter((p) => !p.gpuFallback && p.drainStartedMs === undefined),
+    pods.filter((p) => !p.gpuFallback && p.drainStartedMs === undefined && !bound.has(p.shardIndex)),
     nowMs,
     spec.scaling.pendingTimeoutSeconds * 1000,
   ).map((x) => x.pod);
-  return { stuck, inForce: stuck.length > 0 || pods.some((p) => p.gpuFallback && !p.terminating) };
+  return { stuck, inView: stuck.length > 0 || pods.some((p) => p.gpuFallback && !p.terminating) };
 }
 
 /** The name hash of a stuck pod's replacement: its own, so the two never share a name. */
@@ -65,19 +72,18 @@ const requirements = (labels: Record<string, string>): V1NodeSelectorRequirement
 
 /**
  * A shard pod spec built with the primary scheduling (podSpecFrom), turned into the fallback one.
- * `templateNodeSelector` is the template's own nodeSelector (the keys spec.serving.gpu and the
- * alternatives set are taken out of it: they are in the terms).
+ * `templateNodeSelector` is the template's own nodeSelector: each option is it with the primary's or
+ * an alternative's labels over it, and the pod's nodeSelector goes (it is in the terms).
  */
 export function withFallbackScheduling(
   spec: V1PodSpec,
   gpu: MoEDeployment["spec"]["serving"]["gpu"],
   templateNodeSelector: Record<string, string> | undefined,
 ): V1PodSpec {
-  const alternatives = gpu.alternatives ?? [];
-  const primary = gpu.nodeSelector ?? {};
-  const switched = new Set([...Object.keys(primary), ...alternatives.flatMap((a) => Object.keys(a.nodeSelector))]);
-  const kept = Object.fromEntries(Object.entries(templateNodeSelector ?? {}).filter(([k]) => !switched.has(k)));
-  const options = [primary, ...alternatives.map((a) => a.nodeSelector)].map(requirements);
+  const base = templateNodeSelector ?? {};
+  const options = [gpu.nodeSelector ?? {}, ...(gpu.alternatives ?? []).map((a) => a.nodeSelector)].map((labels) =>
+    requirements({ ...base, ...labels }),
+  );
   const affinity = structuredClone(spec.affinity ?? {});
   const nodeAffinity = (affinity.nodeAffinity ??= {});
   const existing = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
@@ -100,15 +106,6 @@ export function withFallbackScheduling(
     ...preferences,
   ];
   const out: V1PodSpec = { ...spec, affinity };
-  if (Object.keys(kept).length > 0) out.nodeSelector = kept;
-  else delete out.nodeSelector;
+  delete out.nodeSelector;
   return out;
-}
-
-/** Whether a node's labels match the primary selector or one alternative's (the fallback's reach). */
-export function matchesAlternative(
-  labels: Record<string, string>,
-  gpu: MoEDeployment["spec"]["serving"]["gpu"],
-): string | undefined {
-  return (gpu.alternatives ?? []).find((a) => Object.entries(a.nodeSelector).every(([k, v]) => labels[k] === v))?.name;
 }

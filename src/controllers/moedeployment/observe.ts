@@ -37,10 +37,12 @@ export function nodeViews(
   withAlternatives = false,
 ): NodeView[] {
   const resource = spec.serving.gpu.resourceName;
-  const selectors = [
-    spec.serving.gpu.nodeSelector ?? {},
-    ...(withAlternatives ? (spec.serving.gpu.alternatives ?? []).map((a) => a.nodeSelector) : []),
-  ];
+  const primary = spec.serving.gpu.nodeSelector ?? {};
+  const alternatives = withAlternatives ? (spec.serving.gpu.alternatives ?? []).map((a) => a.nodeSelector) : [];
+  // Nodes our fallback pods run on stay in view (priced) even if spec.serving.gpu.alternatives changed since.
+  const hostingFallback = new Set(
+    shardPods.filter((p) => p.gpuFallback && !p.terminating && p.pod.spec?.nodeName).map((p) => p.pod.spec!.nodeName!),
+  );
   const requested = gpusRequestedByNode(podGpus, resource);
   for (const p of shardPods) {
     if (p.pod.spec?.nodeName || !p.preferredNode) continue;
@@ -48,8 +50,12 @@ export function nodeViews(
   }
   const out: NodeView[] = [];
   for (const n of nodes) {
-    if (!selectors.some((selector) => isSchedulableGpuNode(n, selector, resource))) continue;
     const name = n.metadata!.name!;
+    const isPrimary = isSchedulableGpuNode(n, primary, resource);
+    const isAlternative =
+      !isPrimary &&
+      (alternatives.some((selector) => isSchedulableGpuNode(n, selector, resource)) || hostingFallback.has(name));
+    if (!isPrimary && !isAlternative) continue;
     const labels = n.metadata?.labels ?? {};
     const nodeType = nodeTypeOf(n);
     out.push({
@@ -58,6 +64,7 @@ export function nodeViews(
       freeGpus: Math.max(0, Number(n.status?.allocatable?.[resource] ?? 0) - (requested.get(name) ?? 0)),
       usdPerGpuHour: nodeUsdPerGpuHour(labels, spec.cost),
       ...(nodeType ? { nodeType } : {}),
+      ...(isAlternative ? { fallbackOnly: true } : {}),
     });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name));
@@ -180,12 +187,12 @@ export function nodeTypeOf(n: Pick<CachedNode, "metadata">): string | undefined 
  * free GPUs (ties: the first name). Undefined when no such node has a type.
  */
 export function nextNodeType(
-  nodes: readonly Pick<NodeView, "staged" | "freeGpus" | "nodeType">[],
+  nodes: readonly Pick<NodeView, "staged" | "freeGpus" | "nodeType" | "fallbackOnly">[],
   tier: LoadTier | undefined,
 ): string | undefined {
   const free = new Map<string, number>();
   for (const n of nodes) {
-    if (n.freeGpus <= 0 || !n.nodeType || (tier === "node-disk" && n.staged !== true)) continue;
+    if (n.freeGpus <= 0 || !n.nodeType || n.fallbackOnly || (tier === "node-disk" && n.staged !== true)) continue;
     free.set(n.nodeType, (free.get(n.nodeType) ?? 0) + n.freeGpus);
   }
   let best: string | undefined;

@@ -195,18 +195,34 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
   plan.inPlace = moves.inPlace;
   const holders = peerHolders(live.shardPods);
   plan.targetPods = targetPatches(moves.inPlace?.patches ?? [], live.shardPods, holders);
-  const fallback = gpuFallback(d.spec, live.shardPods, o.nowMs);
-  const render = (create: readonly DesiredShard[], nameHash?: string) =>
-    renderCreates(d, create, moves, placement, layerCount, { ...o, holders, gpuFallback: fallback.inForce, nameHash });
-  plan.createPods = render(rollout.create);
+  const render = (create: readonly DesiredShard[], fallback?: { nameHash?: string }) =>
+    renderCreates(d, create, moves, placement, layerCount, { ...o, holders, fallback });
+  plan.createPods = rolloutCreates(rollout.create, live.shardPods, render);
   plan.drainPods = [...rollout.startDrain];
   plan.undrainPods = [...rollout.cancelDrain];
   plan.deletePods = rollout.delete.map((name) => ({
     name,
     uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,
   }));
-  replaceStuck(d, plan, rollout, fallback.stuck, desired, (s, nameHash) => render([s], nameHash));
+  const { stuck } = gpuFallback(d.spec, live.shardPods, o.nowMs);
+  replaceStuck(d, plan, rollout, stuck, desired, (s, nameHash) => render([s], { nameHash }));
   return plan;
+}
+
+/** The rollout's new pods; a shard whose live pod has the fallback scheduling keeps it (gpu-fallback.ts). */
+function rolloutCreates(
+  create: readonly DesiredShard[],
+  pods: readonly ShardPod[],
+  render: (create: readonly DesiredShard[], fallback?: { nameHash?: string }) => V1Pod[],
+): V1Pod[] {
+  const onFallback = new Set(pods.filter((p) => p.gpuFallback && !p.terminating).map((p) => p.shardIndex));
+  return [
+    ...render(create.filter((s) => !onFallback.has(s.shardIndex))),
+    ...render(
+      create.filter((s) => onFallback.has(s.shardIndex)),
+      {},
+    ),
+  ];
 }
 
 /** InPlace: the targets to write, each over the pod version it was planned from; a load names its peers. */
@@ -272,7 +288,7 @@ function renderCreates(
   moves: ReturnType<typeof planShardMoves>,
   placement: PlannedPlacement,
   layerCount: number,
-  o: PlanOptions & { holders: readonly PeerHolder[]; gpuFallback: boolean; nameHash?: string },
+  o: PlanOptions & { holders: readonly PeerHolder[]; fallback?: { nameHash?: string } },
 ) {
   const hash = placement.hash!;
   const readyPods = moves.views.filter((p) => p.ready && !p.terminating);
@@ -288,14 +304,14 @@ function renderCreates(
       priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
       minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards?.drain, o.drainSeconds),
       peers: expertPeersAnnotation(expertPeers(s.experts, [], o.holders, { node: s.nodeName })),
-      gpuFallback: o.gpuFallback,
+      gpuFallback: o.fallback !== undefined,
       ...(moves.inPlace
         ? {
             inPlace: { nowIso: new Date(o.nowMs).toISOString() },
             nameHash: inPlacePodNameHash(s.setHash, placement.version),
           }
         : {}),
-      ...(o.nameHash ? { nameHash: o.nameHash } : {}),
+      ...(o.fallback?.nameHash ? { nameHash: o.fallback.nameHash } : {}),
     }),
   );
 }

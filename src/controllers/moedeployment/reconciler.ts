@@ -387,7 +387,7 @@ export class MoEDeploymentReconciler {
   async #stage(d: MoEDeployment, decision: Decision, observed: Observed, log: Logger) {
     const staged = await syncStaging(this.#d.kube, d, {
       nodes: this.#d.nodes.list(),
-      views: observed.snapshot.nodes,
+      views: observed.snapshot.nodes.filter((n) => !n.fallbackOnly), // weights are staged on the primary nodes only
       shardPods: observed.live.shardPods,
       jobs: this.#d.jobs?.list(d.metadata.namespace) ?? [],
       decision,
@@ -703,8 +703,8 @@ export class MoEDeploymentReconciler {
       Math.min(refreshMs, this.#d.config.reconcileIntervalMs),
       mem.heatShift,
     );
-    // spec.serving.gpu.alternatives: while the fallback is in force its nodes are GPUs of this deployment too.
-    const alternatives = gpuFallback(spec, shardPods, this.#d.clock.nowMs()).inForce;
+    // spec.serving.gpu.alternatives: while a shard waits for them or runs there, their nodes are in view too.
+    const alternatives = gpuFallback(spec, shardPods, this.#d.clock.nowMs()).inView;
     const nodes = withStagedNodes(
       d,
       nodeViews(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods, alternatives),
