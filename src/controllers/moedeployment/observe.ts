@@ -26,8 +26,9 @@ function isSchedulableGpuNode(n: CachedNode, selector: Record<string, string>, r
 /**
  * GPU nodes matching spec.serving.gpu with their free GPUs: allocatable minus what bound pods
  * hold, minus the shard pods of ours not yet bound, each counted against the node the operator
- * asked for (one GPU per shard). `withAlternatives` (the fallback of spec.serving.gpu.alternatives
- * is in force, gpu-fallback.ts): the nodes of the alternatives too.
+ * asked for (one GPU per shard). `withAlternatives` (a shard waits for spec.serving.gpu.alternatives
+ * or runs there, gpu-fallback.ts): the alternatives' nodes too; they, and any node a fallback pod runs
+ * on, are flagged fallbackOnly.
  */
 export function nodeViews(
   spec: MoEDeployment["spec"],
