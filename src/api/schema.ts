@@ -383,7 +383,7 @@ export const GpuSchema = z
       .max(Limits.maxGpuAlternatives)
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
       .describe(
-        "Other GPU node types for expert shards (topology Disaggregated), in order of preference. A shard pod unschedulable on nodeSelector's nodes for longer than spec.scaling.pendingTimeoutSeconds is replaced by one that may run on nodeSelector's nodes (preferred) or any alternative's (earlier ones preferred); while such a pod exists, new shard pods are created the same way. Each node is priced by spec.cost as any other (priceLabelKey, table, default). The router keeps nodeSelector.",
+        "Other GPU node types for expert shards (topology Disaggregated), in order of preference. A shard pod unschedulable on nodeSelector's nodes for longer than spec.scaling.pendingTimeoutSeconds is replaced by one that may run on nodeSelector's nodes (preferred) or any alternative's (earlier ones preferred); later rollouts of that shard keep this scheduling, other new shard pods keep nodeSelector. Each node is priced by spec.cost as any other (priceLabelKey, table, default). The router keeps nodeSelector.",
       )
       .optional(),
   })

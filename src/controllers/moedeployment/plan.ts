@@ -15,6 +15,7 @@ import { servedSet, type InPlacePatch, type InPlacePlan } from "../../domain/inp
 import { expertPeers, type PeerHolder } from "../../domain/inplace/peers.ts";
 import { inPlacePodNameHash, planShardMoves } from "./inplace.ts";
 import { fallbackNameHash, gpuFallback } from "./gpu-fallback.ts";
+import { gpuWhere } from "./status.ts";
 
 /** The placement the plan publishes. */
 export interface PlannedPlacement {
@@ -270,14 +271,11 @@ function replaceStuck(
   }
   if (replaced.length === 0) return;
   const gpu = d.spec.serving.gpu;
-  const selector = Object.entries(gpu.nodeSelector ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
   const shown = replaced.slice(0, 5).join(", ") + (replaced.length > 5 ? `, and ${replaced.length - 5} more` : "");
   plan.events.push({
     type: "Normal",
     reason: "GPUFallback",
-    message: `${replaced.length} shard pod(s) unschedulable on nodes with ${selector} for over ${d.spec.scaling.pendingTimeoutSeconds} s replaced by pods that may also run on spec.serving.gpu.alternatives ${(gpu.alternatives ?? []).map((a) => a.name).join(", ")}: ${shown}`,
+    message: `${replaced.length} shard pod(s) waiting for ${gpuWhere(d)} for over ${d.spec.scaling.pendingTimeoutSeconds} s replaced by pods that may also run on spec.serving.gpu.alternatives ${(gpu.alternatives ?? []).map((a) => a.name).join(", ")}: ${shown}`,
   });
 }
 

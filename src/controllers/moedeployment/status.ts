@@ -80,7 +80,7 @@ export interface MissingGpus {
 }
 
 /** "nvidia.com/gpu", and " on nodes with k=v,..." when spec.serving.gpu has a node selector. */
-function gpuWhere(d: MoEDeployment): string {
+export function gpuWhere(d: MoEDeployment): string {
   const gpu = d.spec.serving.gpu;
   const selector = Object.entries(gpu.nodeSelector ?? {})
     .map(([k, v]) => `${k}=${v}`)

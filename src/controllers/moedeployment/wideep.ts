@@ -488,8 +488,8 @@ async function writeDrainMarks(kube: KubeWriter, plan: WideEPPlan): Promise<Chil
 /**
  * InPlace: the published placement version on the leader pods of the groups that move now (a pod
  * already gone is skipped). Every target is tried: one failed write does not hold back the others,
- * and the caller applies the LeaderWorkerSet anyway (a move and a scale are independent; the group
- * not targeted now is targeted again at the next reconcile, as its target is still outstanding).
+ * and the caller applies the LeaderWorkerSet anyway (a move and a scale are independent; a group
+ * whose write failed still serves another version with no target, so the next reconcile writes it).
  */
 async function writeGroupTargets(kube: KubeWriter, plan: WideEPPlan): Promise<ChildApplyError[]> {
   const m = plan.moves;
