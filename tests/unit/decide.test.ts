@@ -390,42 +390,6 @@ describe("decide", () => {
     expect(settled.desiredShards).toBeGreaterThan(8);
   });
 
-  it("trusts the observed p99 only feedbackSettleMs after the last Ready (the bring-up's backlog drains first)", () => {
-    const heat = scaledHeat(100);
-    const base: DecisionSnapshot = {
-      heat: { heat, atMs: 1_000_000, confidence: 1 },
-      observedP99Ms: 500,
-      shards: Array.from({ length: 8 }, (_, i) => ({ shardIndex: i, nodeName: "node-1", ready: true })),
-      provisionedShards: 8,
-      currentPlacement: firstPlacement(heat, 8),
-      lastRebalanceMs: 0,
-      rolloutInProgress: false,
-      trackingSinceMs: 0,
-      nodes,
-    };
-    const window = 60_000;
-    const capacity = makeCapacityPolicy({
-      slo: { metric: "itl", targetP99Ms: 50 },
-      minGpus: 4,
-      maxGpus: 12,
-      stableWindowMs: window,
-      feedbackSettleMs: 2 * window,
-    });
-    const p = policy({ capacity });
-    // One window after Ready is not enough: the p99 may still hold the requests that queued before it.
-    const early = decide({ ...base, readySinceMs: 1_000_000 - window - 1 }, p, 1_000_000);
-    expect(early.message).not.toMatch(/with every shard Ready: adding/);
-    expect(early.desiredShards).toBeLessThanOrEqual(8);
-    const late = decide({ ...base, readySinceMs: 1_000_000 - 2 * window - 1 }, p, 1_000_000);
-    expect(late.message).toMatch(/with every shard Ready: adding/);
-    expect(late.desiredShards).toBeGreaterThan(8);
-    // Unset, it is the stable window (the simulator's setting).
-    expect(
-      makeCapacityPolicy({ slo: { metric: "itl", targetP99Ms: 50 }, minGpus: 1, maxGpus: 2, stableWindowMs: window })
-        .feedbackSettleMs,
-    ).toBe(window);
-  });
-
   it("marks a due rebalance that was evaluated and kept, so the caller waits for the next interval", () => {
     const heat = scaledHeat(2_000);
     const current = firstPlacement(heat, 8);

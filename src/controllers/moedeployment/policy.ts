@@ -48,11 +48,6 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
     maxGpus: spec.scaling.maxShards,
     budgetUsdPerHour: budget,
     stableWindowMs: Math.max(spec.slo.evaluationWindowSeconds * 1000, 3 * ctx.reconcileIntervalMs),
-    // The p99 is histogram_quantile over rate(...[evaluation window]) of completed requests: requests
-    // that queued while units were loading complete after Ready and are recorded then. One window for
-    // that backlog to drain and one for the p99 window to forget it, before the SLO feedback trusts it
-    // (both demos scaled up from the bring-up's p99 13-16 s after the last Ready when this was one window).
-    feedbackSettleMs: 2 * Math.max(spec.slo.evaluationWindowSeconds * 1000, 3 * ctx.reconcileIntervalMs),
     shortWindowMs: Math.max(spec.prewarm.burst.panicWindowSeconds * 1000, ctx.reconcileIntervalMs),
     // After a burst, scale-down waits one scale-down stabilisation window (at most 5 minutes).
     burst: {

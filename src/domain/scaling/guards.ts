@@ -128,7 +128,7 @@ function sloFeedback<R extends string>(
     // A deployment that was never scaled counts from when this process started tracking it, so
     // the latency window of its bring-up (units still loading) does not trigger the feedback.
     nowMs - (input.lastScaleUpMs ?? input.trackingSinceMs) > cooldownMs &&
-    (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.feedbackSettleMs)
+    (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.stableWindowMs)
   ) {
     // Measured sufficiency (proven.ts): this count (or fewer) served at least this load within the
     // plan, so one minute over the target is the minute's scatter, not a count too small for the load.

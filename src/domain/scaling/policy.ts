@@ -127,13 +127,6 @@ export interface CapacityPolicy {
   readonly calibrationSettleMs: number;
   /** Load used to size for the SLO: time-weighted mean over this window. */
   readonly stableWindowMs: number;
-  /**
-   * The SLO feedback (guards.ts) trusts the observed p99 only once the most recent Ready transition
-   * is this long past. The p99 is a window over completed requests: requests that queued while units
-   * were loading complete (slowly) after Ready, so a window that starts at Ready still holds them
-   * until that backlog has drained. Default: stableWindowMs.
-   */
-  readonly feedbackSettleMs: number;
   /** Load used for burst detection and burst sizing. */
   readonly shortWindowMs: number;
   /**
@@ -177,8 +170,6 @@ export interface CapacityPolicyInput {
   readonly calibration?: Partial<CalibrationOptions>;
   readonly calibrationSettleMs?: number;
   readonly stableWindowMs?: number;
-  /** Default: the stable window. */
-  readonly feedbackSettleMs?: number;
   readonly shortWindowMs?: number;
   /** A number in (0, 1], or null for the time-weighted mean. */
   readonly stableQuantile?: number | null;
@@ -252,7 +243,6 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     calibration: { ...DEFAULT_CALIBRATION_OPTIONS, ...input.calibration },
     calibrationSettleMs: input.calibrationSettleMs ?? 2 * 60_000,
     stableWindowMs: input.stableWindowMs ?? 3 * 60_000,
-    feedbackSettleMs: input.feedbackSettleMs ?? input.stableWindowMs ?? 3 * 60_000,
     shortWindowMs: input.shortWindowMs ?? 30_000,
     stableQuantile: input.stableQuantile === null ? undefined : (input.stableQuantile ?? undefined),
     trend: { ...DEFAULT_TREND_POLICY, ...input.trend },
