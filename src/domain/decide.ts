@@ -170,6 +170,8 @@ export interface DecisionSnapshot {
    * it says nothing about the current shards until one window has passed since.
    */
   readonly readySinceMs?: number;
+  /** When observedP99Ms was measured (the latency reading's sample time; absent: now). */
+  readonly observedP99AtMs?: number;
   /** When the shard count last went up (from status), for the SLO feedback cooldown. */
   readonly lastScaleUpMs?: number;
 }
@@ -427,6 +429,7 @@ function shardCountInputOf(
     trackingSinceMs: snapshot.trackingSinceMs,
     lastScaleUpMs: snapshot.lastScaleUpMs,
     readySinceMs: snapshot.readySinceMs,
+    observedP99AtMs: snapshot.observedP99AtMs,
   };
 }
 

@@ -561,4 +561,20 @@ describe("applyOperatorGuards (shared by decide() and moe-sim)", () => {
     expect(applyOperatorGuards({ ...miss, readySinceMs: later - 1000 }, policy, later).desired).toBe(50); // window not covering
     expect(applyOperatorGuards({ ...miss, metricsUsable: false }, policy, later).desired).toBe(50);
   });
+
+  it("judges the p99 by when it was measured, and waits the warm-up after the last Ready", () => {
+    const miss = { ...base, desired: 50, observedP99Ms: 80 };
+    const w = policy.stableWindowMs;
+    const readySinceMs = later - w - 5_000;
+    // Measured now, its window starts 5 s after the last Ready: trusted.
+    expect(applyOperatorGuards({ ...miss, readySinceMs }, policy, later).desired).toBe(55);
+    // The same reading kept from 10 s ago: its window started before the last Ready.
+    expect(applyOperatorGuards({ ...miss, readySinceMs, observedP99AtMs: later - 10_000 }, policy, later).desired).toBe(
+      50,
+    );
+    // A warm-up longer than the 5 s: not trusted yet, then trusted once the window starts after it.
+    const warm = { ...policy, feedbackWarmupMs: 8_000 };
+    expect(applyOperatorGuards({ ...miss, readySinceMs }, warm, later).desired).toBe(50);
+    expect(applyOperatorGuards({ ...miss, readySinceMs }, warm, later + 3_001).desired).toBe(55);
+  });
 });

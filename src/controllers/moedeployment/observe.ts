@@ -242,14 +242,30 @@ export function nextLoadTier(
   return chooseLoadTier({ peerLoading: reported.includes("peer"), peersHoldExperts, nodeStaged });
 }
 
-/** When the most recent of the Ready, live shard pods became Ready (Ready condition transition). */
-export function readySince(pods: readonly CachedPod[]): number | undefined {
+/**
+ * When the serving capacity last changed: the most recent Ready transition of a live shard pod,
+ * or of an in-place move's acknowledgement (moe.dev/placement-applied: the engine stalls its
+ * layers while it moves experts, ADR 0018). A move outstanding (a target generation not yet
+ * acknowledged nor refused) counts as now: the latency it adds is the move's, not a count too small.
+ * The SLO feedback trusts a p99 only when its window starts after this.
+ */
+export function readySince(pods: readonly CachedPod[], nowMs: number): number | undefined {
   let latest: number | undefined;
+  const note = (t: number) => {
+    if (Number.isFinite(t)) latest = Math.max(latest ?? t, t);
+  };
   for (const p of pods) {
     if (p.metadata?.deletionTimestamp) continue;
     const c = p.status?.conditions?.find((x) => x.type === "Ready" && x.status === "True");
-    const t = c?.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN;
-    if (Number.isFinite(t)) latest = Math.max(latest ?? t, t);
+    if (!c) continue;
+    note(c.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN);
+    const move = readInPlace(p);
+    if (!move || move.generation < 2) continue;
+    if (move.appliedGeneration < move.generation && move.refusedGeneration !== move.generation) note(nowMs);
+    else {
+      const ack = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
+      note(ack?.lastTransitionTime ? new Date(ack.lastTransitionTime).getTime() : NaN);
+    }
   }
   return latest;
 }

@@ -48,6 +48,9 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
     maxGpus: spec.scaling.maxShards,
     budgetUsdPerHour: budget,
     stableWindowMs: Math.max(spec.slo.evaluationWindowSeconds * 1000, 3 * ctx.reconcileIntervalMs),
+    // A new unit serves at full pace about one reconcile interval after Ready (the router and the
+    // scrape pick it up), and Ready times are whole seconds: the feedback's p99 window starts after that.
+    feedbackWarmupMs: ctx.reconcileIntervalMs + 1000,
     shortWindowMs: Math.max(spec.prewarm.burst.panicWindowSeconds * 1000, ctx.reconcileIntervalMs),
     // After a burst, scale-down waits one scale-down stabilisation window (at most 5 minutes).
     burst: {

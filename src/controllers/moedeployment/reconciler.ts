@@ -717,6 +717,7 @@ export class MoEDeploymentReconciler {
       heat: heat.heat,
       lastGoodHeat: mem.lastGoodHeat,
       observedP99Ms: latency.p99Ms,
+      observedP99AtMs: latency.atMs,
       shards: managed ? shardViews(shardPods, nodes) : [],
       provisionedShards: managed
         ? (d.status?.desiredShards ?? new Set(shardPods.filter((p) => !p.terminating).map((p) => p.shardIndex)).size)
@@ -746,7 +747,7 @@ export class MoEDeploymentReconciler {
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
       nodes,
-      readySinceMs: readySince(pods),
+      readySinceMs: readySince(pods, this.#d.clock.nowMs()),
       lastScaleUpMs: lastScale && lastScale.toShards > lastScale.fromShards ? Date.parse(lastScale.time) : undefined,
     };
     const gpus = gpuSupply(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods, alternatives);

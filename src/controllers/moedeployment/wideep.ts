@@ -12,9 +12,15 @@ import { KubeApiError } from "../../adapters/kube-errors.ts";
 import type { CapacityState } from "../../domain/capacity/index.ts";
 import type { DeploymentPolicy, NodeView } from "../../domain/decide.ts";
 import { decideWideEP, type WideEPDecision } from "../../domain/wideep/decide.ts";
-import { gpusPerGroup, type GroupShape, type GroupState } from "../../domain/wideep/groups.ts";
+import {
+  gpusPerGroup,
+  groupStates,
+  type GroupPod,
+  type GroupShape,
+  type GroupState,
+} from "../../domain/wideep/groups.ts";
 import { groupPlacement } from "../../domain/wideep/placement.ts";
-import { planGroupMoves, type GroupMovesPlan, type StalledGroup } from "../../domain/wideep/moves.ts";
+import { groupsMovedSince, planGroupMoves, type GroupMovesPlan, type StalledGroup } from "../../domain/wideep/moves.ts";
 import {
   LWS_API_VERSION,
   LWS_KIND,
@@ -103,6 +109,8 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
       currentPlacement: published?.placement,
       heat: x.heat.heat,
       observedP99Ms: x.latency.p99Ms,
+      observedP99AtMs: x.latency.atMs,
+      movedSinceMs: movedSince(x, pods, provisionedGroups, shape),
       provisionedGroups,
       decidedGroups: decidedGroups(d, g, x.managesWorkloads),
       pods,
@@ -222,6 +230,20 @@ function groupsStatus(
     ...(decision.pending.length > 0 ? { pending: decision.pending.map((p) => p.index) } : {}),
     ...(drain && drain.draining.length > 0 ? { draining: [...drain.draining] } : {}),
   };
+}
+
+/** The serving groups' in-place moves: the last acknowledgement, or now while one is outstanding. */
+function movedSince(x: WideEPInput, pods: readonly GroupPod[], groups: number, shape: GroupShape): number | undefined {
+  if (!x.managesWorkloads || x.deployment.spec.placement.moves.mode !== "InPlace") return undefined;
+  const serving = new Set(
+    groupStates(pods, groups, shape, x.nowMs)
+      .filter((s) => s.ready)
+      .map((s) => s.index),
+  );
+  return groupsMovedSince(
+    readGroupLeaders(x.deployment, x.pods, (g) => serving.has(g)),
+    x.nowMs,
+  );
 }
 
 /**

@@ -20,6 +20,11 @@ export interface GuardInput<R extends string = string> {
    */
   readonly pending?: number;
   readonly observedP99Ms: number | undefined;
+  /**
+   * When observedP99Ms was measured (the end of its window); absent = now. A reading kept between
+   * refreshes is older than the decision, and its window starts that much earlier.
+   */
+  readonly observedP99AtMs?: number;
   /** The load metrics were usable this tick (the SLO feedback acts only then). */
   readonly metricsUsable: boolean;
   /** When this process started tracking the deployment (restart safety). */
@@ -128,7 +133,11 @@ function sloFeedback<R extends string>(
     // A deployment that was never scaled counts from when this process started tracking it, so
     // the latency window of its bring-up (units still loading) does not trigger the feedback.
     nowMs - (input.lastScaleUpMs ?? input.trackingSinceMs) > cooldownMs &&
-    (input.readySinceMs === undefined || nowMs - input.readySinceMs > policy.stableWindowMs)
+    // The p99's window (stableWindowMs, ending when it was measured) starts after the last Ready
+    // plus the warm-up: it then holds no request served before the current units all served.
+    (input.readySinceMs === undefined ||
+      Math.min(nowMs, input.observedP99AtMs ?? nowMs) - input.readySinceMs >
+        policy.stableWindowMs + policy.feedbackWarmupMs)
   ) {
     // Measured sufficiency (proven.ts): this count (or fewer) served at least this load within the
     // plan, so one minute over the target is the minute's scatter, not a count too small for the load.

@@ -127,6 +127,12 @@ export interface CapacityPolicy {
   readonly calibrationSettleMs: number;
   /** Load used to size for the SLO: time-weighted mean over this window. */
   readonly stableWindowMs: number;
+  /**
+   * The SLO feedback (guards.ts) trusts an observed p99 only when its window started this long
+   * after the most recent Ready (or in-place move): a unit's first seconds after Ready are not yet
+   * served at full pace (the router picks it up, Ready times are whole seconds). Default 0.
+   */
+  readonly feedbackWarmupMs: number;
   /** Load used for burst detection and burst sizing. */
   readonly shortWindowMs: number;
   /**
@@ -170,6 +176,7 @@ export interface CapacityPolicyInput {
   readonly calibration?: Partial<CalibrationOptions>;
   readonly calibrationSettleMs?: number;
   readonly stableWindowMs?: number;
+  readonly feedbackWarmupMs?: number;
   readonly shortWindowMs?: number;
   /** A number in (0, 1], or null for the time-weighted mean. */
   readonly stableQuantile?: number | null;
@@ -243,6 +250,7 @@ export function makeCapacityPolicy(input: CapacityPolicyInput): CapacityPolicy {
     calibration: { ...DEFAULT_CALIBRATION_OPTIONS, ...input.calibration },
     calibrationSettleMs: input.calibrationSettleMs ?? 2 * 60_000,
     stableWindowMs: input.stableWindowMs ?? 3 * 60_000,
+    feedbackWarmupMs: input.feedbackWarmupMs ?? 0,
     shortWindowMs: input.shortWindowMs ?? 30_000,
     stableQuantile: input.stableQuantile === null ? undefined : (input.stableQuantile ?? undefined),
     trend: { ...DEFAULT_TREND_POLICY, ...input.trend },

@@ -25,6 +25,8 @@ export interface ShardCountInput {
   readonly lastScaleUpMs: number | undefined;
   /** When the most recent of the Ready units became Ready. */
   readonly readySinceMs: number | undefined;
+  /** When capacity.observedP99Ms was measured (absent: now). */
+  readonly observedP99AtMs?: number;
 }
 
 export interface ShardCountPolicy<R extends string = never> {
@@ -96,6 +98,7 @@ function guarded<R extends string>(
       ready: c.readyGpus,
       pending: c.pendingGpus ?? 0,
       observedP99Ms: c.observedP99Ms,
+      observedP99AtMs: input.observedP99AtMs,
       // The SLO feedback acts only on usable load metrics (not on a hold on bad data).
       metricsUsable: c.tokensPerSecond !== undefined && !isMetricsHold(capacity.reason),
       ceilingCount: capacity.signals.feedbackCeilingGpus,

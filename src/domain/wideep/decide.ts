@@ -28,6 +28,10 @@ import type { Placement } from "../placement/types.ts";
 export interface WideEPSnapshot {
   readonly heat?: HeatObservation;
   readonly observedP99Ms?: number;
+  /** When observedP99Ms was measured (absent: now). */
+  readonly observedP99AtMs?: number;
+  /** groupsMovedSince (moves.ts): the last in-place move's acknowledgement, or now while one is outstanding. */
+  readonly movedSinceMs?: number;
   /** The LeaderWorkerSet's replicas as last decided (status), or the groups seen. */
   readonly provisionedGroups: number;
   /**
@@ -104,7 +108,8 @@ export function decideWideEP(
       state: s.capacityState ?? createCapacityState(policy.capacity),
       trackingSinceMs: s.trackingSinceMs,
       lastScaleUpMs: s.lastScaleUpMs,
-      readySinceMs: groupsReadySince(s.pods, states),
+      readySinceMs: latestOf(groupsReadySince(s.pods, states), s.movedSinceMs),
+      observedP99AtMs: s.observedP99AtMs,
     },
     { capacity: policy.capacity, manualGpus: policy.manualShards },
     shape,
@@ -130,4 +135,8 @@ export function decideWideEP(
     usdPerHourNow: cost.usdPerHourNow,
     usdPerHourDesired: cost.usdPerHourDesired,
   };
+}
+
+function latestOf(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }

@@ -20,6 +20,8 @@ export interface GroupLeader {
   readonly targetSinceMs?: number;
   /** The version the group acknowledged serving (moe.dev/placement-applied). */
   readonly servedVersion?: number;
+  /** When that condition last changed (its lastTransitionTime), if known. */
+  readonly appliedAtMs?: number;
   /** The version the group refused, and why. */
   readonly refusedVersion?: number;
   readonly refusal?: string;
@@ -52,6 +54,22 @@ export interface GroupMovesPlan {
   readonly stalled: readonly StalledGroup[];
   /** A move is outstanding or written now: the next heat rebalance waits for it (as for a rollout). */
   readonly inFlight: boolean;
+}
+
+/**
+ * When the groups' serving last changed by a move: a serving leader's outstanding target (neither
+ * acknowledged nor refused) counts as now, else the latest acknowledgement of a version after the
+ * first. The engine stalls its decode while it moves experts, so the SLO feedback waits for this
+ * as for a Ready transition. Undefined: no move seen.
+ */
+export function groupsMovedSince(leaders: readonly GroupLeader[], nowMs: number): number | undefined {
+  let latest: number | undefined;
+  for (const l of leaders) {
+    if (!l.serving || l.targetVersion === undefined) continue;
+    const t = (l.servedVersion ?? 0) < l.targetVersion && l.refusedVersion !== l.targetVersion ? nowMs : l.appliedAtMs;
+    if (t !== undefined && Number.isFinite(t)) latest = Math.max(latest ?? t, t);
+  }
+  return latest;
 }
 
 const EMPTY: GroupMovesPlan = { write: [], applied: [], moving: [], stalled: [], inFlight: false };

@@ -212,7 +212,9 @@ function leaderPlacement(p: CachedPod): Omit<GroupLeader, "group" | "pod" | "ser
   const c = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
   const served = GROUP_SERVING_RE.exec(c?.message ?? "");
   const refused = GROUP_REFUSED_RE.exec(c?.message ?? "");
+  const appliedAt = c?.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN;
   return {
+    ...(Number.isFinite(appliedAt) ? { appliedAtMs: appliedAt } : {}),
     ...(Number.isInteger(target) && target > 0 ? { targetVersion: target } : {}),
     ...(Number.isFinite(since) ? { targetSinceMs: since } : {}),
     // A refusal names what the group still serves whatever the condition's status.
