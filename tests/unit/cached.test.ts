@@ -138,7 +138,7 @@ describe("projectPod", () => {
     const { pod: _pp, ...fromProjected } = readShardPod(projected)!;
     expect(fromProjected).toEqual(fromWhole);
     expect(newColdStarts([projected], new Set())).toEqual(newColdStarts([whole], new Set()));
-    expect(readySince([projected], 0)).toEqual(readySince([whole], 0));
+    expect(readySince([projected], 0, 0)).toEqual(readySince([whole], 0, 0));
     expect(projected.spec?.nodeName).toBe("node-b");
     expect(projected.metadata?.ownerReferences).toEqual(whole.metadata?.ownerReferences);
     expect(projected.metadata?.resourceVersion).toBe("42");

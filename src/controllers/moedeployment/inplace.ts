@@ -70,10 +70,16 @@ export function rebalanceStalledCondition(plan: InPlacePlan): ConditionInput {
   };
 }
 
-/** The stalls not counted before (by pod and generation); `seen` is pruned to the current ones and extended. */
-export function newStalls(plan: InPlacePlan | undefined, seen: Set<string>): StalledShard[] {
+/**
+ * The stalls not counted before (by pod and generation); `seen` is pruned to the current ones and
+ * extended. `reported`: the RebalanceStalled message in status while it is True; a stall it names
+ * was announced already (by this process or one before a restart, whose `seen` is gone).
+ */
+export function newStalls(plan: InPlacePlan | undefined, seen: Set<string>, reported = ""): StalledShard[] {
   const current = new Set((plan?.stalled ?? []).map((s) => `${s.pod}/${s.generation}`));
-  const fresh = (plan?.stalled ?? []).filter((s) => !seen.has(`${s.pod}/${s.generation}`));
+  const fresh = (plan?.stalled ?? []).filter(
+    (s) => !seen.has(`${s.pod}/${s.generation}`) && !reportedIn(reported, s.message),
+  );
   for (const k of [...seen]) if (!current.has(k)) seen.delete(k);
   for (const k of current) seen.add(k);
   return fresh;
@@ -89,4 +95,21 @@ export function inPlaceUnsettled(pods: readonly ShardPod[], placement: Placement
     if (outstanding(p)) return true;
     return p.shardIndex < placement.gpus.length && !sameSets(servedSet(p), shardExperts(placement, p.shardIndex));
   });
+}
+
+/** The RebalanceStalled condition's message while True ("" otherwise): the stalls status already names. */
+export function reportedStalls(status: MoEDeployment["status"]): string {
+  const c = status?.conditions?.find((x) => x.type === ConditionType.RebalanceStalled);
+  return c?.status === "True" ? (c.message ?? "") : "";
+}
+
+/** A stall's message appears in the reported text as a whole ("; "-separated or at an end). */
+export function reportedIn(reported: string, message: string): boolean {
+  if (!reported || !message) return false;
+  for (let i = reported.indexOf(message); i >= 0; i = reported.indexOf(message, i + 1)) {
+    const before = i === 0 || reported.slice(i - 2, i) === "; ";
+    const after = reported.slice(i + message.length);
+    if (before && (after === "" || after.startsWith(";") || after.startsWith(" ("))) return true;
+  }
+  return false;
 }

@@ -246,10 +246,11 @@ export function nextLoadTier(
  * When the serving capacity last changed: the most recent Ready transition of a live shard pod,
  * or of an in-place move's acknowledgement (moe.dev/placement-applied: the engine stalls its
  * layers while it moves experts, ADR 0018). A move outstanding (a target generation not yet
- * acknowledged nor refused) counts as now: the latency it adds is the move's, not a count too small.
- * The SLO feedback trusts a p99 only when its window starts after this.
+ * acknowledged nor refused) counts as now, until its acknowledgement deadline (past it the shard is
+ * replaced): the latency it adds is the move's, not a count too small. The SLO feedback trusts a
+ * p99 only when its window starts after this.
  */
-export function readySince(pods: readonly CachedPod[], nowMs: number): number | undefined {
+export function readySince(pods: readonly CachedPod[], nowMs: number, ackTimeoutMs: number): number | undefined {
   let latest: number | undefined;
   const note = (t: number) => {
     if (Number.isFinite(t)) latest = Math.max(latest ?? t, t);
@@ -261,7 +262,8 @@ export function readySince(pods: readonly CachedPod[], nowMs: number): number | 
     note(c.lastTransitionTime ? new Date(c.lastTransitionTime).getTime() : NaN);
     const move = readInPlace(p);
     if (!move || move.generation < 2) continue;
-    if (move.appliedGeneration < move.generation && move.refusedGeneration !== move.generation) note(nowMs);
+    if (move.appliedGeneration < move.generation && move.refusedGeneration !== move.generation)
+      note(Math.min(nowMs, (move.targetSinceMs ?? nowMs) + ackTimeoutMs));
     else {
       const ack = p.status?.conditions?.find((x) => x.type === PLACEMENT_APPLIED_CONDITION);
       note(ack?.lastTransitionTime ? new Date(ack.lastTransitionTime).getTime() : NaN);

@@ -43,7 +43,7 @@ import type { PodGpuView } from "./pod-gpus.ts";
 import { ACTUATORS, type Actuator } from "./actuator.ts";
 import type { PullRequestSync } from "../../gitops/sync.ts";
 import { planChildren, type ChildPlan, type LiveChildren } from "./plan.ts";
-import { inPlaceUnsettled, newStalls } from "./inplace.ts";
+import { inPlaceUnsettled, newStalls, reportedStalls } from "./inplace.ts";
 import { computeStatus, dropUndefined, pendingPastTimeout, servingShardCount } from "./status.ts";
 import { eventsFor, type EventSpec } from "./events.ts";
 import {
@@ -411,7 +411,7 @@ export class MoEDeploymentReconciler {
 
   /** InPlace: a Warning event and a metric count per shard that newly refused or missed its deadline. */
   #stalls(d: MoEDeployment, plan: ChildPlan["inPlace"], mem: Memory): EventSpec[] {
-    return newStalls(plan, mem.stallsSeen).map((s) => {
+    return newStalls(plan, mem.stallsSeen, reportedStalls(d.status)).map((s) => {
       this.#d.metrics.rebalanceStalled.inc({
         namespace: d.metadata.namespace!,
         name: d.metadata.name!,
@@ -427,7 +427,7 @@ export class MoEDeploymentReconciler {
 
   /** WideEP InPlace: a Warning event and a metric count per group that newly refused or missed its deadline. */
   #groupStalls(d: MoEDeployment, plan: ReturnType<typeof planWideEP>, mem: Memory): EventSpec[] {
-    return newGroupStalls(plan.moves, mem.stallsSeen).map((s) => {
+    return newGroupStalls(plan.moves, mem.stallsSeen, reportedStalls(d.status)).map((s) => {
       this.#d.metrics.rebalanceStalled.inc({
         namespace: d.metadata.namespace!,
         name: d.metadata.name!,
@@ -747,7 +747,7 @@ export class MoEDeploymentReconciler {
       capacityState: this.#seeder.take(key, d, mem.capacityState),
       trackingSinceMs: mem.trackingSinceMs,
       nodes,
-      readySinceMs: readySince(pods, this.#d.clock.nowMs()),
+      readySinceMs: readySince(pods, this.#d.clock.nowMs(), spec.placement.moves.ackTimeoutSeconds * 1000),
       lastScaleUpMs: lastScale && lastScale.toShards > lastScale.fromShards ? Date.parse(lastScale.time) : undefined,
     };
     const gpus = gpuSupply(spec, this.#d.nodes.list(), this.#d.podGpus.list(), shardPods, alternatives);

@@ -34,6 +34,7 @@ import {
 import { readPlacementConfigMap, renderPlacementConfigMap } from "./codecs/placement-configmap.ts";
 import { childNames, expertSetHash, shardExperts } from "./children.ts";
 import { configMapDrifted, nextPlacementVersion } from "./recover.ts";
+import { reportedIn } from "./inplace.ts";
 import { mergeConditions, type ConditionInput } from "./conditions.ts";
 import { ChildApplyError } from "./errors.ts";
 import { planGroupDrain, type GroupDrain } from "./group-drain.ts";
@@ -243,6 +244,7 @@ function movedSince(x: WideEPInput, pods: readonly GroupPod[], groups: number, s
   return groupsMovedSince(
     readGroupLeaders(x.deployment, x.pods, (g) => serving.has(g)),
     x.nowMs,
+    x.deployment.spec.placement.moves.ackTimeoutSeconds * 1000,
   );
 }
 
@@ -296,11 +298,11 @@ export function groupsStalledCondition(moves: GroupMovesPlan, version: number | 
   };
 }
 
-/** The stalls not counted before (by leader pod and version); `seen` is pruned to the current ones and extended. */
-export function newGroupStalls(moves: GroupMovesPlan | undefined, seen: Set<string>): StalledGroup[] {
+/** The stalls not counted before (by leader pod and version) nor named in `reported` (see newStalls); `seen` is pruned and extended. */
+export function newGroupStalls(moves: GroupMovesPlan | undefined, seen: Set<string>, reported = ""): StalledGroup[] {
   const key = (s: StalledGroup) => `${s.pod}/v${s.version}`;
   const current = new Set((moves?.stalled ?? []).map(key));
-  const fresh = (moves?.stalled ?? []).filter((s) => !seen.has(key(s)));
+  const fresh = (moves?.stalled ?? []).filter((s) => !seen.has(key(s)) && !reportedIn(reported, s.message));
   for (const k of [...seen]) if (k.includes("/v") && !current.has(k)) seen.delete(k);
   for (const k of current) seen.add(k);
   return fresh;

@@ -58,15 +58,23 @@ export interface GroupMovesPlan {
 
 /**
  * When the groups' serving last changed by a move: a serving leader's outstanding target (neither
- * acknowledged nor refused) counts as now, else the latest acknowledgement of a version after the
- * first. The engine stalls its decode while it moves experts, so the SLO feedback waits for this
- * as for a Ready transition. Undefined: no move seen.
+ * acknowledged nor refused) counts as now until its acknowledgement deadline (then as the deadline:
+ * a group that never answers must not hold the feedback off for good), else the latest
+ * acknowledgement. The engine stalls its decode while it moves experts, so the SLO feedback waits
+ * for this as for a Ready transition. Undefined: no move seen.
  */
-export function groupsMovedSince(leaders: readonly GroupLeader[], nowMs: number): number | undefined {
+export function groupsMovedSince(
+  leaders: readonly GroupLeader[],
+  nowMs: number,
+  ackTimeoutMs: number,
+): number | undefined {
   let latest: number | undefined;
   for (const l of leaders) {
     if (!l.serving || l.targetVersion === undefined) continue;
-    const t = (l.servedVersion ?? 0) < l.targetVersion && l.refusedVersion !== l.targetVersion ? nowMs : l.appliedAtMs;
+    const t =
+      (l.servedVersion ?? 0) < l.targetVersion && l.refusedVersion !== l.targetVersion
+        ? Math.min(nowMs, (l.targetSinceMs ?? nowMs) + ackTimeoutMs)
+        : l.appliedAtMs;
     if (t !== undefined && Number.isFinite(t)) latest = Math.max(latest ?? t, t);
   }
   return latest;
