@@ -166,8 +166,10 @@ export interface DecisionSnapshot {
   readonly trackingSinceMs: number;
   readonly nodes: readonly NodeView[];
   /**
-   * When the most recent of the Ready shards became Ready: observed latency covers a window, and
-   * it says nothing about the current shards until one window has passed since.
+   * When the most recent of the Ready shards became Ready, or last finished an in-place move (one
+   * outstanding counts as now until its deadline; the operator's observe.readySince): observed
+   * latency covers a window, and it says nothing about the current shards until one window (and
+   * the policy's feedbackWarmupMs) has passed since.
    */
   readonly readySinceMs?: number;
   /** When observedP99Ms was measured (the latency reading's sample time; absent: now). */

@@ -233,7 +233,7 @@ function groupsStatus(
   };
 }
 
-/** The serving groups' in-place moves: the last acknowledgement, or now while one is outstanding. */
+/** The serving groups' in-place moves: the last acknowledgement, or now while one is outstanding (until its deadline). */
 function movedSince(x: WideEPInput, pods: readonly GroupPod[], groups: number, shape: GroupShape): number | undefined {
   if (!x.managesWorkloads || x.deployment.spec.placement.moves.mode !== "InPlace") return undefined;
   const serving = new Set(

@@ -30,7 +30,7 @@ export interface WideEPSnapshot {
   readonly observedP99Ms?: number;
   /** When observedP99Ms was measured (absent: now). */
   readonly observedP99AtMs?: number;
-  /** groupsMovedSince (moves.ts): the last in-place move's acknowledgement, or now while one is outstanding. */
+  /** groupsMovedSince (moves.ts): the last in-place move's acknowledgement, or now while one is outstanding (until its deadline). */
   readonly movedSinceMs?: number;
   /** The LeaderWorkerSet's replicas as last decided (status), or the groups seen. */
   readonly provisionedGroups: number;
