@@ -12,6 +12,7 @@ import {
   withFallbackScheduling,
 } from "../../src/controllers/moedeployment/gpu-fallback.ts";
 import { nodeViews } from "../../src/controllers/moedeployment/observe.ts";
+import { capacityPendingCondition } from "../../src/controllers/moedeployment/status.ts";
 import { planChildren } from "../../src/controllers/moedeployment/plan.ts";
 import { assignShardNodes, type Decision } from "../../src/domain/decide.ts";
 import type { Placement } from "../../src/domain/placement/index.ts";
@@ -327,5 +328,22 @@ describe("node views with alternatives", () => {
       { name: "a100-0", domain: "a100-0", freeGpus: 8, usdPerGpuHour: 1, fallbackOnly: true, staged: true },
     ];
     expect(assignShardNodes([], 3, views)).toEqual({ nodes: ["h100-0", undefined, undefined], unschedulable: 2 });
+  });
+});
+
+describe("spec.serving.gpu.alternatives: CapacityPending", () => {
+  it("names the alternatives for shard pods already on the fallback scheduling, and only the primary otherwise", () => {
+    const d = withFallback();
+    const p = placement(3);
+    const c = (pods: ShardPod[]) => capacityPendingCondition({ deployment: d, shardPods: pods, nowMs: NOW }).message;
+    const primary = c([live(d, p, 0), live(d, p, 1, { pendingS: 40 })]);
+    expect(primary).toMatch(/^1 nvidia.com\/gpu on nodes with moe.dev\/pool=h100 pending/);
+    expect(primary).not.toContain("h200");
+    const both = c([live(d, p, 0), live(d, p, 1, { pendingS: 40, fallback: true })]);
+    expect(both).toMatch(
+      /^1 nvidia.com\/gpu on nodes with moe.dev\/pool=h100 or h200 \(moe.dev\/pool=h200\) or a100 \(moe.dev\/pool=a100\) pending/,
+    );
+    const mixed = c([live(d, p, 1, { pendingS: 40 }), live(d, p, 2, { pendingS: 40, fallback: true })]);
+    expect(mixed).toMatch(/^2 nvidia.com\/gpu on nodes with moe.dev\/pool=h100 \(1 of them .* or h200 /);
   });
 });

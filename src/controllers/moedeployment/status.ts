@@ -80,12 +80,17 @@ export interface MissingGpus {
 }
 
 /** "nvidia.com/gpu", and " on nodes with k=v,..." when spec.serving.gpu has a node selector. */
-export function gpuWhere(d: MoEDeployment): string {
+export function gpuWhere(d: MoEDeployment, withAlternatives = false): string {
   const gpu = d.spec.serving.gpu;
-  const selector = Object.entries(gpu.nodeSelector ?? {})
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
-  return `${gpu.resourceName}${selector ? ` on nodes with ${selector}` : ""}`;
+  const labels = (s: Record<string, string> | undefined) =>
+    Object.entries(s ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+  const selector = labels(gpu.nodeSelector);
+  const alternatives = withAlternatives
+    ? (gpu.alternatives ?? []).map((a) => ` or ${a.name} (${labels(a.nodeSelector)})`).join("")
+    : "";
+  return `${gpu.resourceName}${selector ? ` on nodes with ${selector}${alternatives}` : ""}`;
 }
 
 /**
@@ -138,7 +143,10 @@ export function pendingPastTimeout(
     .sort((a, b) => b.waitedMs - a.waitedMs);
 }
 
-/** CapacityPending: True naming the GPU resource, node selector and count of shard pods unschedulable past the timeout. */
+/**
+ * CapacityPending: True naming the GPU resource, node selector and count of shard pods
+ * unschedulable past the timeout; for pods already on the fallback scheduling, the alternatives too.
+ */
 export function capacityPendingCondition(x: Pick<StatusInput, "deployment" | "shardPods" | "nowMs">): ConditionInput {
   const type = ConditionType.CapacityPending;
   const timeoutS = x.deployment.spec.scaling.pendingTimeoutSeconds;
@@ -152,12 +160,20 @@ export function capacityPendingCondition(x: Pick<StatusInput, "deployment" | "sh
     };
   const oldest = late[0]!;
   const why = oldest.pod.pod.status?.conditions?.find((c) => c.type === "PodScheduled")?.message;
+  // Fallback pods (gpu-fallback.ts) wait for the primary or any alternative: name them all.
+  const fallback = late.filter((l) => l.pod.gpuFallback === true).length;
+  const where =
+    fallback === 0
+      ? gpuWhere(x.deployment)
+      : fallback === late.length
+        ? gpuWhere(x.deployment, true)
+        : `${gpuWhere(x.deployment)} (${fallback} of them ${gpuWhere(x.deployment, true)})`;
   return {
     type,
     status: "True",
     reason: ConditionReason.ShardsUnschedulable,
     message:
-      `${late.length} ${gpuWhere(x.deployment)} pending: ` +
+      `${late.length} ${where} pending: ` +
       `${late.length} shard pod(s) unschedulable for more than ${timeoutS} s ` +
       `(oldest ${oldest.pod.name}, ${Math.floor(oldest.waitedMs / 1000)} s${why ? `: ${why}` : ""}); not counted as capacity`,
   };
