@@ -5,9 +5,6 @@ import { readySince } from "../../src/controllers/moedeployment/observe.ts";
 import { PLACEMENT_APPLIED_CONDITION, ShardAnnotation } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import type { CachedPod } from "../../src/controllers/moedeployment/cached.ts";
 import { groupsMovedSince, type GroupLeader } from "../../src/domain/wideep/moves.ts";
-import { parseMoEDeployment } from "../../src/api/index.ts";
-import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
-import { testMoEDeployment } from "../support/moe-fixtures.ts";
 
 const T = Date.parse("2026-12-06T12:00:00Z");
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -113,20 +110,5 @@ describe("groupsMovedSince (EP groups)", () => {
         ACK,
       ),
     ).toBe(T - 7_000);
-  });
-});
-
-describe("the operator's policy (policyFromSpec)", () => {
-  it("waits one window plus the warm-up before the feedback and the calibration trust a p99", () => {
-    const r = parseMoEDeployment(testMoEDeployment("w", "default"));
-    if (!r.ok) throw new Error(JSON.stringify(r.issues));
-    // The fixture's window is 10 s; 3 reconcile intervals (15 s) are longer.
-    const c = policyFromSpec(r.value.spec, { reconcileIntervalMs: 5_000 }).capacity;
-    expect(c.stableWindowMs).toBe(15_000);
-    expect(c.feedbackWarmupMs).toBe(6_000);
-    expect(c.calibrationSettleMs).toBe(21_000);
-    // With a 60 s window and 30 s reconciles: 90 s + 31 s, about the simulator's 2 minutes.
-    const spec = { ...r.value.spec, slo: { ...r.value.spec.slo, evaluationWindowSeconds: 60 } };
-    expect(policyFromSpec(spec, { reconcileIntervalMs: 30_000 }).capacity.calibrationSettleMs).toBe(121_000);
   });
 });
