@@ -79,7 +79,10 @@ export interface MissingGpus {
   readonly message: string;
 }
 
-/** "nvidia.com/gpu", and " on nodes with k=v,..." when spec.serving.gpu has a node selector. */
+/**
+ * "nvidia.com/gpu", and " on nodes with k=v,..." when spec.serving.gpu has a node selector; with
+ * withAlternatives, each alternative follows as " or name (k=v,...)".
+ */
 export function gpuWhere(d: MoEDeployment, withAlternatives = false): string {
   const gpu = d.spec.serving.gpu;
   const labels = (s: Record<string, string> | undefined) =>
