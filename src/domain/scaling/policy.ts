@@ -83,7 +83,11 @@ export interface ForecastPolicy {
    * - "absolute": the forecast's upper band itself (z standard deviations over the expected load).
    */
   readonly mode: "anchored" | "absolute";
-  /** Anchored mode: a rise must have recurred on each of the last this many days with data (at least 2; no forecast while fewer are known). */
+  /**
+   * Anchored mode: a rise must have recurred on each of the last this many days with data (at least
+   * 2). While fewer are known, a single day counts only if its profile tracked today's within 10 %
+   * (prewarm/corroborate.ts: oneDayRiseTracked), its rise capped at 2x.
+   */
   readonly recurrenceDays: number;
   /** Anchored mode: the forecast load is at most the highest level observed in those days' peak spans times this. */
   readonly observedLevelMargin: number;

@@ -11,7 +11,13 @@
 // decideCapacity / decideShardCount (DEFAULT_CAPACITY_SIGNALS for the operator and the simulator).
 
 import type { BurstDetection } from "../prewarm/burst.ts";
-import { corroboratedForecastLoad, corroboratedRise } from "../prewarm/corroborate.ts";
+import {
+  corroboratedForecastLoad,
+  corroboratedRise,
+  oneDayRiseTracked,
+  SHAPE_TRACK_WINDOW_MS,
+} from "../prewarm/corroborate.ts";
+import type { CorroboratedRise } from "../prewarm/corroborate.ts";
 import { learnedDays, observeLoadSample, peakUpperForecast } from "../prewarm/forecast.ts";
 import { scheduleFloorAt } from "../prewarm/schedule.ts";
 import type { CapacityConflict, CapacityInput, CapacitySignals, CapacityState } from "./decide.ts";
@@ -177,6 +183,8 @@ interface ForecastAhead {
   readonly tokensPerSecond: number | undefined;
   readonly ratio: number | undefined;
   readonly days: number;
+  /** A single day's rise: how closely that day's profile tracked today's (corroborate.ts). */
+  readonly shapeError?: number;
 }
 
 /** The forecast's load one lead time ahead (absolute: upper band; anchored: corroborated recurring rise). */
@@ -195,8 +203,8 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
     return f !== undefined && f.seasonal ? { ...none, tokensPerSecond: f.upperTokensPerSecond } : none;
   }
   // A rise seen on one day is no recurrence: it needs `recurrenceDays` days with data (at least
-  // 2), never fewer while fewer are known (ServeGen's second day: one day's 101-140 % rises
-  // asked for 2.2-2.5x the realised requirement).
+  // 2; ServeGen's second day: one day's 101-140 % rises asked for 2.2-2.5x the realised
+  // requirement), unless that one day's profile tracked today's (below).
   const days = Math.max(2, Math.floor(policy.forecast.recurrenceDays));
   // Base: the buckets the stable window measures; peak: from now until new capacity is Ready
   // (a bucket beyond, as the rise may come anywhere inside it). Only days with data count, and
@@ -207,10 +215,12 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
     peakFromMs: nowMs,
     peakToMs: nowMs + leadTimeMs + state.forecast.bucketMs,
   };
-  const rise =
-    learnedDays(state.forecast) >= 1
-      ? corroboratedRise(state.forecast, spans, days, policy.forecast.options)
-      : undefined;
+  // With a single day of data at this time, that day counts only if its profile tracked today's
+  // over the last hours (corroborate.ts: oneDayRiseTracked).
+  const known = learnedDays(state.forecast) >= 1;
+  const rise: (CorroboratedRise & { readonly shapeError?: number }) | undefined =
+    (known ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined) ??
+    (known ? oneDayRiseTracked(state.forecast, spans, nowMs, policy.forecast.options) : undefined);
   if (rise === undefined) return none;
   const ratio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
   const level = corroboratedForecastLoad(
@@ -218,7 +228,12 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
     { ...rise, ratio },
     policy.forecast.observedLevelMargin,
   );
-  return { tokensPerSecond: level > ctx.stableTokensPerSecond ? level : undefined, ratio, days: rise.daysUsed };
+  return {
+    tokensPerSecond: level > ctx.stableTokensPerSecond ? level : undefined,
+    ratio,
+    days: rise.daysUsed,
+    ...(rise.shapeError === undefined ? {} : { shapeError: rise.shapeError }),
+  };
 }
 
 /**
@@ -244,7 +259,11 @@ export const forecastSignal: CapacitySignal<"ForecastPrewarm"> = {
     const message =
       ctx.policy.forecast.mode === "absolute"
         ? `forecast upper band ${fmt(ahead.tokensPerSecond)} tok/s one lead time (${leadMin} min) ahead needs ${floorGpus} GPUs`
-        : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % recurred at this time on each of the last ${ahead.days} day(s) with data; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) with headroom ${fmt(headroom, 2)} needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
+        : `a rise of ${fmt(((ahead.ratio ?? 1) - 1) * 100)} % ${
+            ahead.shapeError === undefined
+              ? `recurred at this time on each of the last ${ahead.days} day(s) with data`
+              : `came at this time on the last day with data, whose profile matched today's within ${fmt(ahead.shapeError * 100, 1)} % over the last ${fmt(SHAPE_TRACK_WINDOW_MS / 3_600_000)} h`
+          }; ${fmt(ahead.tokensPerSecond)} tok/s within one lead time (${leadMin} min) with headroom ${fmt(headroom, 2)} needs ${floorGpus} GPUs (learned ceiling ${fmt(ctx.ceilingGpus)})`;
     return {
       floorGpus,
       message,
