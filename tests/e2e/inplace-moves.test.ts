@@ -348,7 +348,11 @@ describe("in-place expert moves", () => {
     ).coldStart;
     console.log(`cold start status: ${JSON.stringify(cold)}`);
     expect(cold?.nextLoadTier).toBeDefined();
-    // The first pods started together, with no running peer: from the weight store.
-    expect(cold?.tiers?.find((t) => t.tier === "remote")?.samples ?? 0).toBeGreaterThanOrEqual(SHARDS);
+    // Every first load is learned in some tier; the first pods start together, so at least the first
+    // to load had no running peer and came from the weight store (a pod the scheduler or kwok bound
+    // late can find a Ready peer: one CI run counted 5 remote and 2 peer loads).
+    const samples = (tier: string) => cold?.tiers?.find((t) => t.tier === tier)?.samples ?? 0;
+    expect(samples("remote") + samples("peer") + samples("node-disk")).toBeGreaterThanOrEqual(SHARDS);
+    expect(samples("remote")).toBeGreaterThanOrEqual(1);
   }, 400_000);
 });
