@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createCapacityState, decideCapacity, makeCapacityPolicy } from "../../src/domain/capacity/index.ts";
 import {
@@ -104,13 +105,13 @@ describe("forecast: a rise seen on one day is no recurrence unless the days repe
   });
 });
 
-describe("dayShapeError", () => {
-  const learn = (shape: (day: number, bucket: number) => number) =>
-    observeLoadSeries(
-      createForecastState(policy.forecast.options),
-      history(1, [], shape).filter((p) => p.atMs < NOW(1) - BUCKET),
-    );
+const learn = (shape: (day: number, bucket: number) => number) =>
+  observeLoadSeries(
+    createForecastState(policy.forecast.options),
+    history(1, [], shape).filter((p) => p.atMs < NOW(1) - BUCKET),
+  );
 
+describe("dayShapeError", () => {
   it("is 0 for a day that is a uniformly busier copy of the day before (the level does not count)", () => {
     const e = dayShapeError(
       learn((day) => (day === 1 ? 1.7 : 1)),
@@ -140,5 +141,43 @@ describe("dayShapeError", () => {
       ),
     );
     expect(dayShapeError(state, NOW(1), SHAPE_TRACK_WINDOW_MS, policy.forecast.options)).toBeUndefined();
+  });
+});
+
+describe("properties of the one-day rule", () => {
+  it("the shape error does not depend on either day's level", () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 0.2, max: 5, noNaN: true }),
+        fc.double({ min: 0.2, max: 5, noNaN: true }),
+        (before, today) => {
+          const noise = noisyDays(0.1);
+          const shaped = (c0: number, c1: number) => (day: number, bucket: number) =>
+            (day === 1 ? c1 : c0) * noise(day, bucket);
+          const e1 = dayShapeError(learn(shaped(1, 1)), NOW(1), SHAPE_TRACK_WINDOW_MS, policy.forecast.options);
+          const e2 = dayShapeError(
+            learn(shaped(before, today)),
+            NOW(1),
+            SHAPE_TRACK_WINDOW_MS,
+            policy.forecast.options,
+          );
+          expect(e2!.error).toBeCloseTo(e1!.error, 9);
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
+  it("with one day known, the forecast never asks for more than 2x the load now, whatever the rise", () => {
+    fc.assert(
+      fc.property(fc.double({ min: 1.2, max: 20, noNaN: true }), (rise) => {
+        const d = decisionAt1455(1, [0], (day, bucket) => {
+          const h = ((bucket * BUCKET) % DAY) / HOUR;
+          return day === 0 && h >= 15 && h < 16 ? rise / 3 : 1;
+        });
+        expect(d.signals.forecastTokensPerSecond ?? 0).toBeLessThanOrEqual(2 * 10_000 * (1 + 1e-9));
+      }),
+      { numRuns: 25 },
+    );
   });
 });
