@@ -42,21 +42,15 @@ export function policyFromSpec(spec: MoEDeploymentSpec, ctx: PolicyContext): Dep
       ? undefined
       : Math.max(0, spec.cost.maxUsdPerHour - routerGpus * spec.cost.defaultUsdPerGpuHour);
   const coldStartMs = spec.prewarm.coldStartSeconds * 1000;
-  const stableWindowMs = Math.max(spec.slo.evaluationWindowSeconds * 1000, 3 * ctx.reconcileIntervalMs);
-  // A new unit serves at full pace about one reconcile interval after Ready (the router and the
-  // scrape pick it up), and Ready times are whole seconds: the feedback's p99 window starts after that.
-  const warmupMs = ctx.reconcileIntervalMs + 1000;
   const capacity = makeCapacityPolicy({
     slo: { metric: METRIC[spec.slo.metric], targetP99Ms: spec.slo.targetLatencyMs },
     minGpus: spec.scaling.minShards,
     maxGpus: spec.scaling.maxShards,
     budgetUsdPerHour: budget,
-    stableWindowMs,
-    feedbackWarmupMs: warmupMs,
-    // The calibration learns a p99 by the feedback's rule: its sample time one stable window plus the
-    // warm-up past the last Ready count change and the units' last Ready or in-place move (121 s with
-    // the defaults, about the simulator's 2 minutes; 21 s with the demos' 15 s windows).
-    calibrationSettleMs: stableWindowMs + warmupMs,
+    stableWindowMs: Math.max(spec.slo.evaluationWindowSeconds * 1000, 3 * ctx.reconcileIntervalMs),
+    // A new unit serves at full pace about one reconcile interval after Ready (the router and the
+    // scrape pick it up), and Ready times are whole seconds: the feedback's p99 window starts after that.
+    feedbackWarmupMs: ctx.reconcileIntervalMs + 1000,
     shortWindowMs: Math.max(spec.prewarm.burst.panicWindowSeconds * 1000, ctx.reconcileIntervalMs),
     // After a burst, scale-down waits one scale-down stabilisation window (at most 5 minutes).
     burst: {

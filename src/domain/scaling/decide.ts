@@ -100,14 +100,6 @@ export interface CapacityInput {
   readonly metricsConfidence?: number;
   /** Observed p99 of the SLO metric over the same interval, served by readyGpus. */
   readonly observedP99Ms?: number;
-  /** When observedP99Ms was measured (absent: now). The operator's reading can be one refresh old. */
-  readonly observedP99AtMs?: number;
-  /**
-   * When the most recent Ready unit became Ready or acknowledged an in-place move (absent: not
-   * known). The calibration learns a p99 only once its sample time is calibrationSettleMs past this
-   * and past the policy's own last Ready count change.
-   */
-  readonly readySinceMs?: number;
   /** GPUs provisioned now: Ready plus still warming (the last desired count the cluster is realising). */
   readonly provisionedGpus: number;
   /** GPUs Ready and serving. */
@@ -1242,12 +1234,7 @@ function learnCalibration(
 } {
   const { state, policy, nowMs, input, ready } = f;
   const readyChangedAtMs = state.lastReadyGpus === ready ? state.readyChangedAtMs : nowMs;
-  // Judged at the p99's own sample time (a kept reading covers a window that ended then), from the
-  // later of the policy's own Ready count change and the units' last Ready or in-place move (a unit
-  // replaced in the same tick, or a move, does not change the count but does change the latency).
-  const sampleAtMs = Math.min(nowMs, input.observedP99AtMs ?? nowMs);
-  const since = Math.max(readyChangedAtMs ?? Number.NEGATIVE_INFINITY, input.readySinceMs ?? Number.NEGATIVE_INFINITY);
-  const settled = since === Number.NEGATIVE_INFINITY || sampleAtMs - since >= policy.calibrationSettleMs;
+  const settled = readyChangedAtMs === undefined || nowMs - readyChangedAtMs >= policy.calibrationSettleMs;
   if (input.observedP99Ms === undefined || !(ready > 0) || !settled || !lv.isNewSample)
     return { calibration: state.calibration, readyChangedAtMs, learnable: false };
   const calibration = observeLatency(

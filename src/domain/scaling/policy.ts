@@ -127,11 +127,7 @@ export interface CapacityPolicy {
   readonly budgetUsdPerHour: number | undefined;
   readonly latencyModel: LatencyModelParams;
   readonly calibration: CalibrationOptions;
-  /**
-   * Latency observations are ignored until their sample time is this long after the Ready GPU count
-   * changed (and after CapacityInput.readySinceMs, when given). Default 2 minutes; the operator sets
-   * one stable window plus feedbackWarmupMs, the SLO feedback's wait.
-   */
+  /** Latency observations are ignored for this long after the Ready GPU count changes. */
   readonly calibrationSettleMs: number;
   /** Load used to size for the SLO: time-weighted mean over this window. */
   readonly stableWindowMs: number;

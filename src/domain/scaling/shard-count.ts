@@ -57,11 +57,7 @@ export function decideShardCount<R extends string = never>(
   nowMs: number,
 ): ShardCount<R> {
   const capacity = decideCapacity<R>(
-    {
-      ...input.capacity,
-      observedP99AtMs: input.capacity.observedP99AtMs ?? input.observedP99AtMs,
-      readySinceMs: input.capacity.readySinceMs ?? input.readySinceMs,
-    },
+    input.capacity,
     input.state,
     policy.capacity,
     nowMs,
