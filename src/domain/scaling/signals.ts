@@ -217,10 +217,11 @@ function forecastAhead(ctx: SignalContext): ForecastAhead {
   };
   // With a single day of data at this time, that day counts only if its profile tracked today's
   // over the last hours (corroborate.ts: oneDayRiseTracked).
-  const known = learnedDays(state.forecast) >= 1;
   const rise: (CorroboratedRise & { readonly shapeError?: number }) | undefined =
-    (known ? corroboratedRise(state.forecast, spans, days, policy.forecast.options) : undefined) ??
-    (known ? oneDayRiseTracked(state.forecast, spans, nowMs, policy.forecast.options) : undefined);
+    learnedDays(state.forecast) < 1
+      ? undefined
+      : (corroboratedRise(state.forecast, spans, days, policy.forecast.options) ??
+        oneDayRiseTracked(state.forecast, spans, nowMs, policy.forecast.options));
   if (rise === undefined) return none;
   const ratio = Math.min(MAX_FORECAST_RATIO, rise.ratio);
   const level = corroboratedForecastLoad(
