@@ -336,6 +336,13 @@ export const GpuAlternativeSchema = withRules(
     nodeSelector: StringMap(
       "Node labels of this alternative's GPU nodes, in place of spec.serving.gpu.nodeSelector (at least one).",
     ),
+    tolerations: z
+      .array(TolerationSchema)
+      .max(Limits.maxTolerations)
+      .describe(
+        "Tolerations for this alternative's node taints. A pod with the fallback scheduling gets spec.serving.gpu.tolerations plus every alternative's (a toleration only permits; the node affinity still picks the node type). Pods with the primary scheduling never get them.",
+      )
+      .optional(),
   }),
   [
     {

@@ -361,6 +361,20 @@ export const INVALID_CASES: InvalidCase[] = [
     mutate: set("spec.serving.gpu.tolerations", [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoRun" }]),
     expectField: "spec.serving.gpu.tolerations[0].effect",
   },
+  {
+    name: "unknown toleration operator on a GPU alternative",
+    mutate: (m) => {
+      set("spec.serving.gpu.nodeSelector", { "moe.dev/pool": "h100" })(m);
+      set("spec.serving.gpu.alternatives", [
+        {
+          name: "h200",
+          nodeSelector: { "moe.dev/pool": "h200" },
+          tolerations: [{ key: "pool", operator: "Sometimes" }],
+        },
+      ])(m);
+    },
+    expectField: "spec.serving.gpu.alternatives[0].tolerations[0].operator",
+  },
   // --- missing pieces
   { name: "missing spec", mutate: unset("spec"), expectField: "spec" },
   { name: "missing topK", mutate: unset("spec.model.topK"), expectField: "spec.model.topK" },

@@ -1,7 +1,9 @@
 // spec.serving.gpu.alternatives (issue 19 item 4, ADR 0023) on the real control plane: shard pods
 // that cannot be placed on the primary GPU nodes past spec.scaling.pendingTimeoutSeconds are
 // replaced by pods that may also run on an alternative node type; they run there, are priced at that
-// node's price, CapacityPending clears, and a scale-down leaves no pod on the alternative.
+// node's price, CapacityPending clears, and a scale-down leaves no pod on the alternative. The
+// alternative's nodes are tainted and only its own toleration (spec.serving.gpu.alternatives[].
+// tolerations) lets the fallback pods on.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
@@ -16,7 +18,11 @@ const NAME = "fallback";
 const TIMEOUT_S = 3;
 const POOL = "moe.dev/node-pool";
 
-/** Primary h100 (one node, 6 GPUs, $2/GPU-hour: the router takes 1, so 5 shards fit); alternative h200 (8 GPUs, $3). */
+/**
+ * Primary h100 (one node, 6 GPUs, $2/GPU-hour: the router takes 1, so 5 shards fit); alternative h200
+ * (8 GPUs, $3), tainted: only the alternative's own toleration lets the fallback pods on.
+ */
+const H200_TAINT = { key: "moe.dev/reserved", value: "h200", effect: "NoSchedule" };
 function deployment(minShards: number) {
   const d = testMoEDeployment(NAME, "default", { minShards, maxShards: 12, scaleDownWindowSeconds: 4 }) as ReturnType<
     typeof testMoEDeployment
@@ -29,7 +35,13 @@ function deployment(minShards: number) {
   d.spec.scaling.pendingTimeoutSeconds = TIMEOUT_S;
   d.spec.serving.gpu = {
     nodeSelector: { [POOL]: "h100" },
-    alternatives: [{ name: "h200", nodeSelector: { [POOL]: "h200" } }],
+    alternatives: [
+      {
+        name: "h200",
+        nodeSelector: { [POOL]: "h200" },
+        tolerations: [{ key: H200_TAINT.key, operator: "Equal", value: H200_TAINT.value, effect: H200_TAINT.effect }],
+      },
+    ],
   };
   return d;
 }
@@ -57,6 +69,7 @@ beforeAll(async () => {
         gpuMemoryMiB: 143771,
         priceUsdPerGpuHour: 3,
         nodesPerDomain: 1,
+        taints: [H200_TAINT],
       },
     ],
   });

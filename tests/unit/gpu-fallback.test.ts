@@ -4,6 +4,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import { projectPod, type CachedNode } from "../../src/controllers/moedeployment/cached.ts";
+import type { PodGpuView } from "../../src/controllers/moedeployment/pod-gpus.ts";
 import { expertSetHash, shardExperts } from "../../src/controllers/moedeployment/children.ts";
 import { readShardPod, renderShardPod, type ShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import {
@@ -219,6 +220,36 @@ describe("the fallback scheduling", () => {
     });
     expect(plain.spec?.nodeSelector).toEqual({ "moe.dev/pool": "h100" });
   });
+
+  it("tolerates the primary's taints plus every alternative's, once each; the primary pod only its own", () => {
+    const primaryTaint = { key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" };
+    const h200Taint = { key: "pool", operator: "Equal", value: "h200", effect: "NoSchedule" };
+    const d = deployment({
+      nodeSelector: { "moe.dev/pool": "h100" },
+      tolerations: [primaryTaint],
+      alternatives: [
+        { ...H200, tolerations: [h200Taint, primaryTaint] },
+        { name: "a100", nodeSelector: { "moe.dev/pool": "a100" }, tolerations: [h200Taint] },
+      ],
+    });
+    const p = placement(2);
+    const experts = shardExperts(p, 1);
+    const input = { shardIndex: 1, experts, setHash: expertSetHash(experts), placementVersion: 1, placementHash: "h1" };
+    expect(renderShardPod(d, { ...input, gpuFallback: true }).spec?.tolerations).toEqual([primaryTaint, h200Taint]);
+    expect(renderShardPod(d, input).spec?.tolerations).toEqual([primaryTaint]);
+  });
+
+  it("refuses an alternative's toleration that is not a core/v1 Toleration, naming the field", () => {
+    const r = parseMoEDeployment(
+      raw({
+        nodeSelector: { "moe.dev/pool": "h100" },
+        alternatives: [{ ...H200, tolerations: [{ key: "pool", operator: "Sometimes" }] }],
+      }),
+    );
+    expect(r.ok).toBe(false);
+    if (!r.ok)
+      expect(r.issues.map((i) => i.path)).toContain("spec.serving.gpu.alternatives[0].tolerations[0].operator");
+  });
 });
 
 describe("the plan with alternatives", () => {
@@ -320,6 +351,51 @@ describe("node views with alternatives", () => {
       ["h100-0", undefined],
       ["t4-0", true],
     ]);
+  });
+
+  it("count an unbound pod without a preferred node against the node it would most likely get", () => {
+    const d = withFallback();
+    const nodes = [node("h100-0", "h100"), node("h100-1", "h100"), node("h200-0", "h200"), node("a100-0", "a100")];
+    const holding = (nodeName: string, gpus: number): PodGpuView => ({
+      metadata: { namespace: "other", name: `busy-${nodeName}`, uid: `busy-${nodeName}` },
+      nodeName,
+      phase: "Running",
+      gpuRequests: { "nvidia.com/gpu": gpus },
+    });
+    const p = placement(3);
+    const free = (podGpus: PodGpuView[], pods: ShardPod[]) =>
+      Object.fromEntries(nodeViews(d.spec, nodes, podGpus, pods, true).map((n) => [n.name, n.freeGpus]));
+    const replacement = live(d, p, 1, { pendingS: 5, fallback: true });
+    const primaryOnly = live(d, p, 2, { pendingS: 5 });
+    expect(replacement.preferredNode).toBeUndefined();
+    // The primary has room: the fallback pod prefers it, the emptier primary node first.
+    expect(free([holding("h100-0", 6), holding("h100-1", 5)], [replacement])).toEqual({
+      "h100-0": 2,
+      "h100-1": 2,
+      "h200-0": 8,
+      "a100-0": 8,
+    });
+    // The primary is full: the first alternative in order, not the later one.
+    expect(free([holding("h100-0", 8), holding("h100-1", 8), holding("a100-0", 2)], [replacement])).toEqual({
+      "h100-0": 0,
+      "h100-1": 0,
+      "h200-0": 7,
+      "a100-0": 6,
+    });
+    // A pod with the primary scheduling only never takes an alternative's GPU.
+    expect(free([holding("h100-0", 8), holding("h100-1", 8)], [primaryOnly])).toEqual({
+      "h100-0": 0,
+      "h100-1": 0,
+      "h200-0": 8,
+      "a100-0": 8,
+    });
+    // Two floating pods take two GPUs; a bound one is already in podGpus and is not counted twice.
+    expect(free([holding("h100-0", 7), holding("h100-1", 8)], [replacement, primaryOnly, live(d, p, 0)])).toEqual({
+      "h100-0": 0,
+      "h100-1": 0,
+      "h200-0": 7,
+      "a100-0": 8,
+    });
   });
 
   it("are never a new shard's preferred node", () => {

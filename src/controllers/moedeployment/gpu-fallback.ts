@@ -15,7 +15,8 @@
 // template's nodeSelector with spec.serving.gpu.nodeSelector over it, then with each alternative's
 // over it), OR-ed, and AND-ed with every required term the template or spec.serving.gpu.affinity
 // already has (by distributing over them), with a preference for the primary labels that outweighs
-// a staged node's and any alternative's together, then for each alternative in order.
+// a staged node's and any alternative's together, then for each alternative in order. The pod
+// tolerates spec.serving.gpu.tolerations plus every alternative's tolerations.
 //
 // Pure: no I/O.
 import type {
@@ -23,6 +24,7 @@ import type {
   V1NodeSelectorTerm,
   V1PodSpec,
   V1PreferredSchedulingTerm,
+  V1Toleration,
 } from "@kubernetes/client-node";
 import type { MoEDeployment } from "../../api/schema.ts";
 import { fnv1a64 } from "../../domain/placement/index.ts";
@@ -70,6 +72,13 @@ const requirements = (labels: Record<string, string>): V1NodeSelectorRequirement
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([key, value]) => ({ key, operator: "In", values: [value] }));
 
+const sameToleration = (a: V1Toleration, b: V1Toleration): boolean =>
+  a.key === b.key &&
+  (a.operator ?? "Equal") === (b.operator ?? "Equal") &&
+  a.value === b.value &&
+  a.effect === b.effect &&
+  a.tolerationSeconds === b.tolerationSeconds;
+
 /**
  * A shard pod spec built with the primary scheduling (podSpecFrom), turned into the fallback one.
  * `templateNodeSelector` is the template's own nodeSelector: each option is it with the primary's or
@@ -107,5 +116,11 @@ export function withFallbackScheduling(
   ];
   const out: V1PodSpec = { ...spec, affinity };
   delete out.nodeSelector;
+  // The alternatives' taints: tolerating one permits a node, the terms above still pick the type.
+  const tolerations = [...(spec.tolerations ?? [])];
+  for (const t of (gpu.alternatives ?? []).flatMap((a) => a.tolerations ?? [])) {
+    if (!tolerations.some((x) => sameToleration(x, t))) tolerations.push({ ...t });
+  }
+  if (tolerations.length > 0) out.tolerations = tolerations;
   return out;
 }

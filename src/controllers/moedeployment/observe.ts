@@ -25,8 +25,8 @@ function isSchedulableGpuNode(n: CachedNode, selector: Record<string, string>, r
 
 /**
  * GPU nodes matching spec.serving.gpu with their free GPUs: allocatable minus what bound pods
- * hold, minus the shard pods of ours not yet bound, each counted against the node the operator
- * asked for (one GPU per shard). `withAlternatives` (a shard waits for spec.serving.gpu.alternatives
+ * hold, minus the shard pods of ours not yet bound (one GPU per shard), each counted against the
+ * node the operator asked for or, without one, the node it would most likely get (holdLikelyNode). `withAlternatives` (a shard waits for spec.serving.gpu.alternatives
  * or runs there, gpu-fallback.ts): the alternatives' nodes too; they, and any node a fallback pod runs
  * on, are flagged fallbackOnly.
  */
@@ -45,18 +45,16 @@ export function nodeViews(
     shardPods.filter((p) => p.gpuFallback && !p.terminating && p.pod.spec?.nodeName).map((p) => p.pod.spec!.nodeName!),
   );
   const requested = gpusRequestedByNode(podGpus, resource);
-  for (const p of shardPods) {
-    if (p.pod.spec?.nodeName || !p.preferredNode) continue;
-    requested.set(p.preferredNode, (requested.get(p.preferredNode) ?? 0) + 1);
-  }
+  const floating = unboundShardPods(shardPods, requested);
   const out: NodeView[] = [];
+  // Which selectors each node satisfies: 0 the primary, i + 1 alternative i (fallback pods' order of preference).
+  const tierOf = new Map<string, number>();
   for (const n of nodes) {
     const name = n.metadata!.name!;
-    const isPrimary = isSchedulableGpuNode(n, primary, resource);
-    const isAlternative =
-      !isPrimary &&
-      (alternatives.some((selector) => isSchedulableGpuNode(n, selector, resource)) || hostingFallback.has(name));
-    if (!isPrimary && !isAlternative) continue;
+    const tier = selectorTier(n, primary, alternatives, resource);
+    const isAlternative = tier !== 0 && (tier !== undefined || hostingFallback.has(name));
+    if (tier === undefined && !isAlternative) continue;
+    if (tier !== undefined) tierOf.set(name, tier);
     const labels = n.metadata?.labels ?? {};
     const nodeType = nodeTypeOf(n);
     out.push({
@@ -68,7 +66,65 @@ export function nodeViews(
       ...(isAlternative ? { fallbackOnly: true } : {}),
     });
   }
+  // Pods with the primary scheduling only first: they have fewer nodes to go to.
+  for (const fallback of [false, true]) {
+    for (const p of floating) if ((p.gpuFallback === true) === fallback) holdLikelyNode(out, tierOf, fallback);
+  }
   return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/**
+ * Our shard pods not bound yet: one GPU each added to `requested` at the node the operator asked for;
+ * those without one are returned (holdLikelyNode places them).
+ */
+function unboundShardPods(shardPods: readonly ShardPod[], requested: Map<string, number>): ShardPod[] {
+  const floating: ShardPod[] = [];
+  for (const p of shardPods) {
+    if (p.pod.spec?.nodeName || p.terminating) continue;
+    if (!p.preferredNode) floating.push(p);
+    else requested.set(p.preferredNode, (requested.get(p.preferredNode) ?? 0) + 1);
+  }
+  return floating;
+}
+
+/** 0 for a schedulable primary GPU node, i + 1 for alternative i's, undefined for neither. */
+function selectorTier(
+  n: CachedNode,
+  primary: Record<string, string>,
+  alternatives: readonly Record<string, string>[],
+  resource: string,
+): number | undefined {
+  if (isSchedulableGpuNode(n, primary, resource)) return 0;
+  const at = alternatives.findIndex((selector) => isSchedulableGpuNode(n, selector, resource));
+  return at >= 0 ? at + 1 : undefined;
+}
+
+/**
+ * A shard pod not bound yet and without a node the operator asked for (a fallback replacement, whose
+ * shard index already exists) will take a GPU wherever the scheduler finds one; until it binds, that
+ * GPU is counted against the node it would most likely get, so free GPUs are not overcounted while it
+ * waits. Its scheduling prefers the primary type, then each alternative in order (gpu-fallback.ts's
+ * weights), so the first of those tiers with a free GPU is taken; within it the node with the most
+ * free GPUs (the default scheduler's least-allocated scoring), ties by name. A pod with the primary
+ * scheduling only looks at primary nodes. Where no node it can use has a free GPU nothing is counted:
+ * it waits for capacity that does not exist yet (CapacityPending reports it).
+ */
+function holdLikelyNode(views: NodeView[], tierOf: ReadonlyMap<string, number>, fallback: boolean): void {
+  let best: NodeView | undefined;
+  let bestTier = Infinity;
+  for (const v of views) {
+    const tier = tierOf.get(v.name);
+    if (tier === undefined || v.freeGpus < 1 || (!fallback && tier > 0)) continue;
+    if (
+      !best ||
+      tier < bestTier ||
+      (tier === bestTier && (v.freeGpus > best.freeGpus || (v.freeGpus === best.freeGpus && v.name < best.name)))
+    ) {
+      best = v;
+      bestTier = tier;
+    }
+  }
+  if (best) (best as { freeGpus: number }).freeGpus -= 1;
 }
 
 /**
