@@ -169,6 +169,38 @@ describe("WideEP on LeaderWorkerSet", () => {
     expect(seen.filter((e) => e.objectRef?.resource === "leaderworkersets").map((e) => e.verb)).toContain("get");
   }, 120_000);
 
+  it("a hand edit of the LeaderWorkerSet's replicas is restored with a DriftCorrected event", async () => {
+    const r = await cluster.kubectl([
+      "patch",
+      "leaderworkerset",
+      `${NAME}-ep`,
+      "-n",
+      "default",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { replicas: 3 } }),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const events = await waitFor(
+      "a DriftCorrected event naming the LeaderWorkerSet's edit",
+      async () => {
+        const e = await getJson<{ items: { message: string }[] }>(cluster, [
+          "get",
+          "events",
+          "--field-selector",
+          `involvedObject.name=${NAME},reason=DriftCorrected`,
+        ]);
+        return e.items.length > 0 ? e.items : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    expect(events[0]!.message).toBe(`LeaderWorkerSet ${NAME}-ep was changed by hand (replicas 3, want 1); restored`);
+    await waitFor("replicas back at 1", async () => ((await lws()).spec.replicas === 1 ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+    });
+  }, 120_000);
+
   it("scales by whole groups when minShards (GPUs) rises: 17 GPUs is two groups", async () => {
     await applyJson(cluster, deployment(17));
     const s = await waitForStatus(cluster, NAME, "two Ready groups", (st) => groupsOf(st)?.ready === 2, 120_000);

@@ -5,6 +5,7 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { KubeWriter } from "../../src/adapters/kube.ts";
+import { lwsToApply, type LeaderWorkerSet } from "../../src/controllers/moedeployment/codecs/leaderworkerset.ts";
 import { applyWideEP, type WideEPPlan } from "../../src/controllers/moedeployment/wideep.ts";
 
 type Call = { verb: string; kind: string; name: string };
@@ -34,7 +35,10 @@ const lws = {
   apiVersion: "leaderworkerset.x-k8s.io/v1",
   kind: "LeaderWorkerSet",
   metadata: { name: "wide-ep", namespace: "default" },
-  spec: { replicas: 3 },
+  spec: {
+    replicas: 3,
+    leaderWorkerTemplate: { size: 2, workerTemplate: { spec: { containers: [{ name: "engine", image: "sglang" }] } } },
+  },
 };
 
 function plan(over: Partial<WideEPPlan>): WideEPPlan {
@@ -72,6 +76,22 @@ describe("applyWideEP", () => {
     expect(calls).toEqual([{ verb: "patch", kind: "Pod", name: "wide-ep-2" }]);
     expect(errors).toHaveLength(1);
     expect(errors[0]!.message).toContain("patch Pod/wide-ep-2");
+  });
+
+  it("restores a hand edit and tells it (DriftCorrected); an unchanged LeaderWorkerSet is neither applied nor told", async () => {
+    const { kube, calls } = writer(new Set());
+    const applied = lwsToApply(lws as unknown as LeaderWorkerSet, undefined)!;
+    const edited = { ...applied, spec: { ...applied.spec, replicas: 5 } };
+    const told: string[] = [];
+    const read = (live: LeaderWorkerSet) => async () => live;
+    expect(await applyWideEP(kube, plan({}), log, read(edited), (m) => told.push(m))).toEqual([]);
+    expect(told).toEqual(["LeaderWorkerSet wide-ep was changed by hand (replicas 5, want 3); restored"]);
+    expect(calls).toEqual([{ verb: "apply", kind: "LeaderWorkerSet", name: "wide-ep" }]);
+    told.length = 0;
+    calls.length = 0;
+    await applyWideEP(kube, plan({}), log, read(applied), (m) => told.push(m));
+    expect(told).toEqual([]);
+    expect(calls).toEqual([]);
   });
 
   it("returns no error when every write succeeds", async () => {

@@ -2,7 +2,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { parseMoEDeployment, type MoEDeployment } from "../../src/api/index.ts";
 import { planWideEP, wideEPEvents } from "../../src/controllers/moedeployment/wideep.ts";
-import { lwsToApply } from "../../src/controllers/moedeployment/codecs/leaderworkerset.ts";
+import { lwsHandEdit, lwsToApply } from "../../src/controllers/moedeployment/codecs/leaderworkerset.ts";
 import { policyFromSpec } from "../../src/controllers/moedeployment/policy.ts";
 import { nodeViews } from "../../src/controllers/moedeployment/observe.ts";
 import type { CachedNode } from "../../src/controllers/moedeployment/cached.ts";
@@ -429,6 +429,19 @@ describe("planWideEP", () => {
       expect(lwsToApply(two, applied)?.spec.replicas).toBe(2);
       const deleting = { ...applied, metadata: { ...applied.metadata, deletionTimestamp: new Date() } };
       expect(lwsToApply(want(), deleting)).toBeDefined();
+    });
+
+    it("names a hand edit (DriftCorrected), not a new decision, a deletion or a first apply", () => {
+      const applied = lwsToApply(want(), undefined)!;
+      const edited = { ...applied, spec: { ...applied.spec, replicas: 3 } };
+      expect(lwsHandEdit(want(), edited)).toBe("replicas 3, want 1");
+      expect(lwsHandEdit(want(), applied)).toBeUndefined();
+      expect(lwsHandEdit(want(), undefined)).toBeUndefined();
+      // The operator decided 2 groups: the difference is its own, not someone else's.
+      const two = plan(deployment({ minShards: 32, maxShards: 48 }), []).lws!;
+      expect(lwsHandEdit(two, applied)).toBeUndefined();
+      const deleting = { ...edited, metadata: { ...edited.metadata, deletionTimestamp: new Date() } };
+      expect(lwsHandEdit(want(), deleting)).toBeUndefined();
     });
   });
 });

@@ -349,7 +349,10 @@ export class MoEDeploymentReconciler {
     });
     mem.capacityState = plan.decision.count.nextState;
     if (plan.placement.heatBasis === "observed" && heat.heat) mem.lastGoodHeat = heat.heat.heat.map((l) => [...l]);
-    const errors = await applyWideEP(this.#d.kube, plan, log, this.#d.readLeaderWorkerSet);
+    const drift: EventSpec[] = [];
+    const errors = await applyWideEP(this.#d.kube, plan, log, this.#d.readLeaderWorkerSet, (message) =>
+      drift.push({ type: "Normal", reason: "DriftCorrected", message }),
+    );
     const staged = await this.#retireStaging(d, log);
     if (staged) plan.status.staging = staged.status;
     await this.#writeStatus(obj, plan.status);
@@ -359,6 +362,7 @@ export class MoEDeploymentReconciler {
     });
     for (const e of [
       ...wideEPEvents(d.status, plan, actuator.managesWorkloads),
+      ...drift,
       ...this.#groupStalls(d, plan, mem),
       ...(staged?.events ?? []),
     ])

@@ -25,6 +25,7 @@ import {
   LWS_API_VERSION,
   LWS_KIND,
   groupTargetPatch,
+  lwsHandEdit,
   lwsToApply,
   readGroupLeaders,
   readGroupPod,
@@ -557,13 +558,15 @@ export function lwsReader(kube: Pick<KubeClient, "objects">): LwsReader {
 /**
  * Auto: the LeaderWorkerSet by server-side apply with the operator's field manager (it owns
  * spec.replicas), only when the live one (read first) differs from it (lwsToApply); a failed read
- * applies.
+ * applies. A difference that is a hand edit (lwsHandEdit) is told to `onHandEdit` (the reconciler's
+ * DriftCorrected event).
  */
 export async function applyWideEP(
   kube: KubeWriter,
   plan: WideEPPlan,
   log: Logger,
   read?: LwsReader,
+  onHandEdit?: (message: string) => void,
 ): Promise<ChildApplyError[]> {
   // The placement first: the group pods mount it and the engine reads it at start.
   const cm = plan.placementConfigMap;
@@ -586,6 +589,8 @@ export async function applyWideEP(
   });
   const lws = read ? lwsToApply(plan.lws, live) : plan.lws;
   if (!lws) return targets;
+  const edit = lwsHandEdit(plan.lws, live);
+  if (edit) onHandEdit?.(`LeaderWorkerSet ${lws.metadata!.name!} was changed by hand (${edit}); restored`);
   try {
     await kube.apply(lws);
     log.debug({ lws: lws.metadata?.name, replicas: lws.spec.replicas }, "applied LeaderWorkerSet");

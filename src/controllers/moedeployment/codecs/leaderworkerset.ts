@@ -124,6 +124,17 @@ export function lwsToApply(want: LeaderWorkerSet, live: LeaderWorkerSet | undefi
   };
 }
 
+/**
+ * What someone else changed in the live LeaderWorkerSet since the operator applied it: only when the
+ * operator's rendering is the one it last applied (same applied hash), so a difference is a hand edit
+ * (or another controller), not a new decision. Undefined otherwise, and when nothing it owns differs.
+ */
+export function lwsHandEdit(want: LeaderWorkerSet, live: LeaderWorkerSet | undefined): string | undefined {
+  if (!live || live.metadata?.deletionTimestamp) return undefined;
+  if (live.metadata?.annotations?.[RouterAnnotation.appliedHash] !== fnv1a64(JSON.stringify(want))) return undefined;
+  return lwsDrift(want, live);
+}
+
 /** What a hand edit changed in a LeaderWorkerSet (replicas, group size, images), if anything. */
 export function lwsDrift(want: LeaderWorkerSet, live: LeaderWorkerSet): string | undefined {
   const changes: string[] = [];
