@@ -48,6 +48,29 @@ describe("planGroupDrain", () => {
     });
   });
 
+  it("a group marked later (the decision fell again) does not hold back the groups drained above it", () => {
+    // 4 -> 3 marked group 3 25 s ago; the decision is now 2: group 3 goes, group 2 starts its drain.
+    expect(at(2, 4, [true, true, true, true], [leader(0), leader(1), leader(2), leader(3, 31)])).toMatchObject({
+      replicas: 3,
+      draining: [2],
+      mark: ["w-ep-2"],
+      remainingMs: 30_000,
+    });
+    // Group 3 still within its drain: both drain, replicas stay.
+    expect(at(2, 4, [true, true, true, true], [leader(0), leader(1), leader(2), leader(3, 10)])).toMatchObject({
+      replicas: 4,
+      draining: [2, 3],
+      mark: ["w-ep-2"],
+      remainingMs: 30_000,
+    });
+    // A group above that is not Ready goes at once even while a lower one drains.
+    expect(at(1, 3, [true, true, false], [leader(0), leader(1), leader(2)])).toMatchObject({
+      replicas: 2,
+      draining: [1],
+      mark: ["w-ep-1"],
+    });
+  });
+
   it("a group that is not Ready serves nothing: removed without a drain", () => {
     expect(at(1, 2, [true, false], [leader(0), leader(1)])).toMatchObject({ replicas: 1, mark: [] });
   });

@@ -1,9 +1,10 @@
 // Drain of EP groups before a scale-down (docs/adr/0021-wide-ep-groups.md). LWS removes the
 // highest group indices when replicas fall, so those groups are marked first: the leader pod of
 // each Ready group at or above the new count gets `moe.dev/draining-since` (the expert shards'
-// drain annotation), so a router or gateway can stop sending to it; replicas are lowered once every
-// such group has been marked for the drain time (--drain-seconds) or is not Ready (it serves
-// nothing). A scale-up, or a decision back at or above a marked group, removes the marks. No I/O.
+// drain annotation), so a router or gateway can stop sending to it; replicas are lowered to just
+// above the highest such group still within its drain time (--drain-seconds): a group drained that
+// long, or not Ready (it serves nothing), goes as soon as every group above it can. A scale-up, or
+// a decision back at or above a marked group, removes the marks. No I/O.
 import type { CachedPod } from "./cached.ts";
 import type { MoEDeployment } from "../../api/schema.ts";
 import type { GroupState } from "../../domain/wideep/groups.ts";
@@ -66,19 +67,33 @@ export function planGroupDrain(
   // Marks below the target are stale (the decision came back up): removed.
   const unmark = marked.filter((l) => l.group < x.target).map((l) => l.name);
   if (x.target >= x.provisioned) return { replicas: x.target, draining: [], mark: [], unmark, atIso };
+  // LWS removes the highest indices first, so replicas fall to just above the highest group that
+  // still has drain time left: the groups above it (drained, or not Ready) go now, and a group marked
+  // later (the decision fell again) does not hold back those marked before it.
+  const left = (g: number): number | undefined => {
+    if (!x.states[g]?.ready) return undefined; // serves nothing: removed without a drain
+    const leader = all.find((l) => l.group === g);
+    if (!leader) return undefined;
+    return leader.drainStartedMs === undefined ? x.drainMs : leader.drainStartedMs + x.drainMs - x.nowMs;
+  };
+  let replicas = x.target;
+  for (let g = x.provisioned - 1; g >= x.target; g--) {
+    if ((left(g) ?? 0) > 0) {
+      replicas = g + 1;
+      break;
+    }
+  }
+  if (replicas === x.target) return { replicas: x.target, draining: [], mark: [], unmark, atIso };
   const mark: string[] = [];
   const draining: number[] = [];
   let remainingMs = 0;
-  for (let g = x.target; g < x.provisioned; g++) {
-    if (!x.states[g]?.ready) continue; // serves nothing: removed without a drain
-    const leader = all.find((l) => l.group === g);
-    if (!leader) continue;
+  for (let g = x.target; g < replicas; g++) {
+    const ms = left(g);
+    if (ms === undefined) continue;
     draining.push(g);
-    if (leader.drainStartedMs === undefined) {
-      mark.push(leader.name);
-      remainingMs = Math.max(remainingMs, x.drainMs);
-    } else remainingMs = Math.max(remainingMs, leader.drainStartedMs + x.drainMs - x.nowMs);
+    const leader = all.find((l) => l.group === g)!;
+    if (leader.drainStartedMs === undefined) mark.push(leader.name);
+    remainingMs = Math.max(remainingMs, ms);
   }
-  if (draining.length === 0 || remainingMs <= 0) return { replicas: x.target, draining: [], mark: [], unmark, atIso };
-  return { replicas: x.provisioned, draining, mark, unmark, remainingMs, atIso };
+  return { replicas, draining, mark, unmark, remainingMs, atIso };
 }

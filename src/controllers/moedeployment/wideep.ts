@@ -369,7 +369,7 @@ function drainEvent(plan: WideEPPlan): EventSpec | undefined {
   return {
     type: "Normal",
     reason: "GroupDraining",
-    message: `EP group(s) ${dr.draining.join(", ")} marked draining (${ShardAnnotation.drainingSince} on the leader pod); the LeaderWorkerSet goes from ${dr.replicas} to ${plan.decision.groups} group(s) in ${Math.ceil((dr.remainingMs ?? 0) / 1000)} s`,
+    message: `EP group(s) ${dr.draining.join(", ")} marked draining (${ShardAnnotation.drainingSince} on the leader pod); the LeaderWorkerSet goes from ${dr.replicas} to ${plan.decision.groups} group(s) within ${Math.ceil((dr.remainingMs ?? 0) / 1000)} s`,
   };
 }
 
