@@ -472,7 +472,7 @@ export const WideEPSchema = z
     template: PodTemplateSchema,
   })
   .describe(
-    "Wide expert parallelism: one engine instance spans an EP group of nodesPerGroup pods x gpusPerNode GPUs, deployed as one LeaderWorkerSet whose replicas are groups. One role (one LeaderWorkerSet) in this version.",
+    "Wide expert parallelism: one engine instance spans an EP group of nodesPerGroup pods x gpusPerNode GPUs, deployed as one LeaderWorkerSet whose replicas are groups. One role per MoEDeployment: a prefill/decode pair is two MoEDeployments, each with its own groups, SLO, sources and placement (docs/adr/0024-prefill-decode-pairs.md).",
   );
 
 const ServingBase = z.object({

@@ -83,7 +83,7 @@ describe("samples", () => {
     .sort();
 
   it("kubectl apply -f deploy/samples/ works", async () => {
-    expect(files.length).toBe(4);
+    expect(files.length).toBe(6);
     const r = await kubectl(["apply", "-n", NS, "-f", SAMPLES_DIR]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe("");
@@ -189,6 +189,8 @@ describe("samples", () => {
     );
     const byCategory = await kubectl(["get", "moe", "-n", NS, "-o", "name"]);
     expect(byCategory.stdout.trim().split("\n").sort()).toEqual([
+      "moedeployment.moe.dev/deepseek-r1-decode",
+      "moedeployment.moe.dev/deepseek-r1-prefill",
       "moedeployment.moe.dev/deepseek-r1-wideep",
       "moedeployment.moe.dev/deepseek-v3",
       "moedeployment.moe.dev/mixtral-8x7b",

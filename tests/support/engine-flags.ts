@@ -20,6 +20,8 @@ const SGLANG_AFD = "sgl-project/sglang PR #36258 (server_args.py: --afd-role/--a
 const SGLANG_EP_DOCS = "sgl-project/sglang docs/advanced_features/expert_parallelism.md";
 /** sgl-project/sglang's LeaderWorkerSet example (DeepSeek-R1 with DeepEP over LWS). */
 const SGLANG_LWS = "sgl-project/sglang docs/references/multi_node_deployment/lws_pd/lws_pd_deploy.md";
+/** sgl-project/sglang docs/advanced_features/pd_disaggregation.md (Mooncake; "DeepSeek Multi-Node": prefill with --deepep-mode normal, decode with low_latency). */
+const SGLANG_PD = "sgl-project/sglang docs/advanced_features/pd_disaggregation.md";
 const VLLM_DOCKER = "docs.vllm.ai serving/deploying_with_docker (vllm/vllm-openai ... --model)";
 const VLLM_EP = "docs.vllm.ai serving/expert_parallel_deployment";
 
@@ -80,6 +82,21 @@ export const VERIFIED_FLAGS: readonly VerifiedFlag[] = [
     source: `${SGLANG_AFD}; values attn / ffn as launched in the RFC it adopts, sgl-project/sglang PR #10900`,
   },
   { engine: "sglang", flag: "--afd-ffn-addr", source: `${SGLANG_AFD}; host:port as launched in PR #10900` },
+  {
+    engine: "sglang",
+    flag: "--disaggregation-mode",
+    source: `${SGLANG_PD} (DeepSeek Multi-Node: prefill / decode); ${SGLANG_DOCS} (PD disaggregation: null, prefill, decode)`,
+  },
+  {
+    engine: "sglang",
+    flag: "--disaggregation-transfer-backend",
+    source: `${SGLANG_PD} ("we support Mooncake and NIXL as the transfer engine"); ${SGLANG_DOCS} (PD disaggregation: mooncake, nixl, ...)`,
+  },
+  {
+    engine: "sglang",
+    flag: "--disaggregation-ib-device",
+    source: `${SGLANG_PD} (Mooncake: mlx5_0 or mlx5_0,mlx5_1; DeepSeek Multi-Node)`,
+  },
   { engine: "vllm", flag: "--model", source: VLLM_DOCKER },
   { engine: "vllm", flag: "--tensor-parallel-size", source: VLLM_EP },
   { engine: "vllm", flag: "--enable-expert-parallel", source: VLLM_EP },

@@ -110,7 +110,9 @@ describe("sample engine flags", () => {
 
   it("every sample with topology WideEP has its group template checked above", () => {
     const wide = sampleFiles.filter((f) => sample(f).spec.serving.topology === "WideEP");
-    expect(wide).toContain("deepseek-r1-wideep.yaml");
+    expect(wide).toEqual(
+      expect.arrayContaining(["deepseek-r1-wideep.yaml", "deepseek-r1-pd-prefill.yaml", "deepseek-r1-pd-decode.yaml"]),
+    );
     for (const f of wide) expect(templates(sample(f)).map((t) => t.role)).toEqual(["group"]);
   });
 
@@ -155,5 +157,54 @@ describe("sample engine flags", () => {
       w.nodesPerGroup * w.gpusPerNode * d.spec.model.expertSlotsPerGpu,
     );
     expect(c.args).not.toContain("--enable-eplb");
+  });
+
+  describe("DeepSeek-R1 PD pair (ADR 0024): one MoEDeployment per role", () => {
+    const roles = [
+      { file: "deepseek-r1-pd-prefill.yaml", role: "prefill", deepep: "normal", metric: "TimeToFirstToken" },
+      { file: "deepseek-r1-pd-decode.yaml", role: "decode", deepep: "low_latency", metric: "InterTokenLatency" },
+    ] as const;
+
+    it.each(roles)("$file: SGLang's $role side, its own SLO, one engine per group from the LWS addresses", (r) => {
+      const d = sample(r.file);
+      const w = d.spec.serving.wideEP!;
+      const gpus = String(w.nodesPerGroup * w.gpusPerNode);
+      const lws = renderLeaderWorkerSet(d, 1);
+      const pod = lws.spec.leaderWorkerTemplate.workerTemplate;
+      const args = pod.spec.containers[0]!.args ?? [];
+      expect(valueOf(args, "--disaggregation-mode")).toBe(r.role);
+      expect(valueOf(args, "--deepep-mode")).toBe(r.deepep);
+      expect(d.spec.slo.metric).toBe(r.metric);
+      // The PD router selects each side by this label; it reaches the pods through the LWS template.
+      expect(pod.metadata?.labels?.["llm-d.ai/role"]).toBe(r.role);
+      expect(["--tp", "--dp", "--ep"].map((f) => valueOf(args, f))).toEqual([gpus, gpus, gpus]);
+      expect(valueOf(args, "--dist-init-addr")).toMatch(/^\$\(LWS_LEADER_ADDRESS\):\d+$/);
+      expect(valueOf(args, "--nnodes")).toBe("$(LWS_GROUP_SIZE)");
+      // Its own placement: the group's slots are SGLang's physical experts, from its own ConfigMap.
+      const redundant = Number(valueOf(args, "--ep-num-redundant-experts"));
+      expect(d.spec.model.routedExperts + redundant).toBe(Number(gpus) * d.spec.model.expertSlotsPerGpu);
+      const volume = (pod.spec.volumes ?? []).find((v) => v.configMap)!;
+      expect(volume.configMap?.name).toBe(childNames(d.metadata.name!).placement);
+      // Its own heat: the query selects this deployment's pods.
+      expect(d.spec.heatSource.prometheus?.query).toContain('moe_dev_deployment="{{name}}"');
+    });
+
+    it("the two sides share the model and the KV transfer, and differ in name, group shape and placement", () => {
+      const [p, dd] = roles.map((r) => sample(r.file));
+      const arg = (d: MoEDeployment, f: string) =>
+        valueOf(renderLeaderWorkerSet(d, 1).spec.leaderWorkerTemplate.workerTemplate.spec.containers[0]!.args ?? [], f);
+      // The same model; only the slots per GPU differ (9 at EP32, 2 at EP144: 288 slots each).
+      const { expertSlotsPerGpu: prefillSlots, ...prefillModel } = p!.spec.model;
+      const { expertSlotsPerGpu: decodeSlots, ...decodeModel } = dd!.spec.model;
+      expect(prefillModel).toEqual(decodeModel);
+      expect([prefillSlots, decodeSlots]).toEqual([9, 2]);
+      expect(arg(p!, "--model-path")).toBe(arg(dd!, "--model-path"));
+      expect(arg(p!, "--disaggregation-transfer-backend")).toBe(arg(dd!, "--disaggregation-transfer-backend"));
+      expect(childNames(p!.metadata.name!).epGroups).not.toBe(childNames(dd!.metadata.name!).epGroups);
+      expect(childNames(p!.metadata.name!).placement).not.toBe(childNames(dd!.metadata.name!).placement);
+      // DeepSeek's units: EP32 prefill, EP144 decode.
+      expect(p!.spec.serving.wideEP!.nodesPerGroup * p!.spec.serving.wideEP!.gpusPerNode).toBe(32);
+      expect(dd!.spec.serving.wideEP!.nodesPerGroup * dd!.spec.serving.wideEP!.gpusPerNode).toBe(144);
+    });
   });
 });
