@@ -26,9 +26,10 @@ function isSchedulableGpuNode(n: CachedNode, selector: Record<string, string>, r
 /**
  * GPU nodes matching spec.serving.gpu with their free GPUs: allocatable minus what bound pods
  * hold, minus the shard pods of ours not yet bound (one GPU per shard), each counted against the
- * node the operator asked for or, without one, the node it would most likely get (holdLikelyNode). `withAlternatives` (a shard waits for spec.serving.gpu.alternatives
- * or runs there, gpu-fallback.ts): the alternatives' nodes too; they, and any node a fallback pod runs
- * on, are flagged fallbackOnly.
+ * node the operator asked for or, without one, the node it would most likely get (holdLikelyNode).
+ * `withAlternatives` (a shard waits for spec.serving.gpu.alternatives or runs there,
+ * gpu-fallback.ts): the alternatives' nodes too; they, and any node a fallback pod runs on, are
+ * flagged fallbackOnly.
  */
 export function nodeViews(
   spec: MoEDeployment["spec"],
@@ -124,6 +125,7 @@ function holdLikelyNode(views: NodeView[], tierOf: ReadonlyMap<string, number>, 
       bestTier = tier;
     }
   }
+  // The views were built by nodeViews just now: adjusting one in place changes no caller's object.
   if (best) (best as { freeGpus: number }).freeGpus -= 1;
 }
 

@@ -590,10 +590,10 @@ export async function applyWideEP(
   const lws = read ? lwsToApply(plan.lws, live) : plan.lws;
   if (!lws) return targets;
   const edit = lwsHandEdit(plan.lws, live);
-  if (edit) onHandEdit?.(`LeaderWorkerSet ${lws.metadata!.name!} was changed by hand (${edit}); restored`);
   try {
     await kube.apply(lws);
     log.debug({ lws: lws.metadata?.name, replicas: lws.spec.replicas }, "applied LeaderWorkerSet");
+    if (edit) onHandEdit?.(`LeaderWorkerSet ${lws.metadata!.name!} was changed by hand (${edit}); restored`);
     return targets;
   } catch (err) {
     return [...targets, new ChildApplyError("apply", { kind: lws.kind!, name: lws.metadata!.name! }, err)];
