@@ -331,18 +331,37 @@ describe("planWideEP", () => {
       const above = plan(d, pods, true, { p99Ms: 150 });
       expect(cond(above, "SLOMet")).toMatchObject({ status: "False", reason: "AboveTarget" });
       expect(cond(above, "SLOMet")!.message).toMatch(named);
-      // Pending for less than the timeout: not missing yet (warming), the SLO is met.
-      const young = plan(
-        withStatus(
-          deployment({ minShards: 16, maxShards: 48, shards: 48, pendingTimeoutSeconds: 600, targetLatencyMs: 100 }),
-          d.status,
-        ),
-        pods,
-        true,
-        { p99Ms: 40 },
+      // Pending for less than the timeout, with a node that has room for it: not missing (warming), the SLO is met.
+      const d600 = withStatus(
+        deployment({ minShards: 16, maxShards: 48, shards: 48, pendingTimeoutSeconds: 600, targetLatencyMs: 100 }),
+        d.status,
       );
+      const young = plan(d600, pods, true, { p99Ms: 40 }, [gpuNode(d600, "n5")]);
       expect(cond(young, "SLOMet")).toMatchObject({ status: "True", reason: "WithinTarget" });
       expect(cond(young, "SLOMet")!.message).not.toMatch(/missing/);
+      // No node has room for it: missing at once, before the timeout, as for shards.
+      const noRoom = plan(d600, pods, true, { p99Ms: 40 }, []);
+      expect(cond(noRoom, "CapacityPending")).toMatchObject({ status: "False" });
+      expect(cond(noRoom, "SLOMet")).toMatchObject({ status: "False", reason: "InsufficientGpuCapacity" });
+      expect(cond(noRoom, "SLOMet")!.message).toMatch(
+        /8 nvidia\.com\/gpu( on nodes with \S+)? missing: 3 EP group\(s\) of 2 pod\(s\) x 8 GPUs decided, 5 group pod\(s\) bound, room for 0 more/,
+      );
+    });
+
+    it("SLOMet counts a node's room in whole group pods: two nodes with 4 free GPUs each hold no 8-GPU pod", () => {
+      const d = withStatus(
+        deployment({ minShards: 16, maxShards: 48, shards: 32, pendingTimeoutSeconds: 600, targetLatencyMs: 100 }),
+        { groups: { desired: 2, ready: 1, gpusPerGroup: 16 } },
+      );
+      const pods = [groupPod(0, 0, { node: "n0" }), groupPod(0, 1, { node: "n1" })];
+      const half = (name: string): CachedNode => {
+        const n = gpuNode(d, name);
+        return { ...n, status: { ...n.status, allocatable: { [d.spec.serving.gpu.resourceName]: "4" } } };
+      };
+      const missing = plan(d, pods, true, { p99Ms: 40 }, [half("h0"), half("h1")]);
+      expect(cond(missing, "SLOMet")!.message).toMatch(/16 nvidia\.com\/gpu( on nodes with \S+)? missing: 2 EP group/);
+      const fits = plan(d, pods, true, { p99Ms: 40 }, [gpuNode(d, "f0"), gpuNode(d, "f1")]);
+      expect(cond(fits, "SLOMet")).toMatchObject({ status: "True" });
     });
 
     it("the cost prices each group's GPUs by the nodes its pods run on (spec.cost.priceLabelKey), new ones at the default", () => {

@@ -5,7 +5,7 @@ import { sameJson } from "./canonical.ts";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { ConditionType, ConditionReason } from "../../api/constants.ts";
 import { routerGpuCount, type MoEDeployment, type MoEDeploymentStatus, type Condition } from "../../api/schema.ts";
-import type { Decision } from "../../domain/decide.ts";
+import type { Decision, NodeView } from "../../domain/decide.ts";
 import { apiReasonOf, isMetricsHold, prewarmApiReasonOf } from "../../domain/scaling/index.ts";
 import { scheduleOf } from "./policy.ts";
 import { scheduleWindowAt } from "../../domain/capacity/index.ts";
@@ -20,7 +20,7 @@ import { mergeConditions, readyCondition, type ConditionInput } from "./conditio
 import type { ChildApplyError } from "./errors.ts";
 import type { PlannedPlacement } from "./plan.ts";
 import type { InPlacePlan } from "../../domain/inplace/index.ts";
-import type { GroupState } from "../../domain/wideep/groups.ts";
+import type { GroupPod, GroupState } from "../../domain/wideep/groups.ts";
 import { rebalanceStalledCondition } from "./inplace.ts";
 
 export interface StatusInput {
@@ -130,6 +130,35 @@ export function groupsMissingGpus(d: MoEDeployment, pending: readonly GroupState
   return {
     count,
     message: `${count} ${gpuWhere(d)} missing: ${pending.length} EP group(s) not fully scheduled after ${timeoutS} s (${groups})`,
+  };
+}
+
+/**
+ * WideEP: the GPUs the decided groups still need that no GPU node has room for, known before any
+ * pending timeout (as missingGpus for shards): each group pod takes gpusPerNode GPUs on one node, so
+ * the room is, per node, its free GPUs divided by gpusPerNode, rounded down. Pods of the decided
+ * groups already bound to a node need none. Undefined when the room suffices or no node is known.
+ */
+export function groupsUnplaceable(
+  d: MoEDeployment,
+  x: {
+    readonly decidedGroups: number;
+    readonly pods: readonly GroupPod[];
+    readonly nodes: readonly NodeView[] | undefined;
+  },
+): MissingGpus | undefined {
+  const w = d.spec.serving.wideEP;
+  if (!w || x.nodes === undefined) return undefined;
+  const bound = x.pods.filter((p) => p.group < x.decidedGroups && p.scheduled && !p.terminating).length;
+  const room = x.nodes.reduce((sum, n) => sum + Math.floor(Math.max(0, n.freeGpus) / w.gpusPerNode), 0);
+  const missingPods = x.decidedGroups * w.nodesPerGroup - bound - room;
+  if (missingPods <= 0) return undefined;
+  const count = missingPods * w.gpusPerNode;
+  return {
+    count,
+    message:
+      `${count} ${gpuWhere(d)} missing: ${x.decidedGroups} EP group(s) of ${w.nodesPerGroup} pod(s) x ${w.gpusPerNode} GPUs decided, ` +
+      `${bound} group pod(s) bound, room for ${room} more (a node with ${w.gpusPerNode} free GPUs each)`,
   };
 }
 

@@ -45,6 +45,7 @@ import {
   budgetCondition,
   costStatus,
   groupsMissingGpus,
+  groupsUnplaceable,
   lastScale,
   latencyStatus,
   metricsCondition,
@@ -149,7 +150,11 @@ export function planWideEP(x: WideEPInput): WideEPPlan {
   const conditions = [
     ...wideEPConditions(d, decision, x.managesWorkloads, provisionedGroups),
     ...(moves ? [groupsStalledCondition(moves, published?.version)] : []),
-    ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups, decision.pending),
+    ...sharedConditions(x, verdict, provisionedGroups - decision.readyGroups, decision.pending, {
+      decidedGroups: decision.groups,
+      pods,
+      nodes: x.nodes,
+    }),
   ];
   // What only Disaggregated deployments write (weight staging, shard pods' cold starts) is not
   // carried over from a status written before a topology switch.
@@ -331,13 +336,15 @@ export function verdictOf(decision: WideEPDecision, gpusPerGroup: number): Count
 /**
  * MetricsAvailable, SLOMet and BudgetExceeded from the functions Disaggregated deployments use.
  * SLOMet names the GPUs missing in groups pending past the timeout (CapacityPending) as it names
- * the GPUs missing for shards.
+ * the GPUs missing for shards; before that, the GPUs the decided groups need that no node has room
+ * for (groupsUnplaceable).
  */
 function sharedConditions(
   x: WideEPInput,
   verdict: CountVerdict,
   groupsNotReady: number,
   pending: readonly GroupState[],
+  supply: Parameters<typeof groupsUnplaceable>[1],
 ): ConditionInput[] {
   const common = {
     deployment: x.deployment,
@@ -348,7 +355,9 @@ function sharedConditions(
     managesWorkloads: x.managesWorkloads,
   };
   const warming = x.managesWorkloads && groupsNotReady > 0 ? `${groupsNotReady} EP group(s) not yet Ready` : undefined;
-  const missing = x.managesWorkloads ? groupsMissingGpus(x.deployment, pending) : undefined;
+  const missing = x.managesWorkloads
+    ? (groupsMissingGpus(x.deployment, pending) ?? groupsUnplaceable(x.deployment, supply))
+    : undefined;
   return [metricsCondition(common), sloCondition({ ...common, warming, missing }), budgetCondition(common)];
 }
 
