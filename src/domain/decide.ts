@@ -901,7 +901,12 @@ export function costOf(
   const usdPerHourNow =
     routerCost + snapshot.shards.reduce((sum, s) => sum + (s.usdPerGpuHour ?? priceOf(s.nodeName) ?? 0), 0);
   let usdPerHourDesired = routerCost;
-  for (let i = 0; i < desiredShards; i++) usdPerHourDesired += priceOf(assigned[i]) ?? marginalPrice ?? 0;
+  // A GPU with no node yet (a shard or group the scheduler has not placed) at the marginal price:
+  // the cheapest node with a free GPU, as the budget check prices a scale-up.
+  for (let i = 0; i < desiredShards; i++) {
+    const node = assigned[i];
+    usdPerHourDesired += (node === undefined ? marginalPrice : priceOf(node)) ?? policy.defaultUsdPerGpuHour ?? 0;
+  }
   return { usdPerHourNow, usdPerHourDesired };
 }
 

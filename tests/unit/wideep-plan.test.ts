@@ -364,7 +364,7 @@ describe("planWideEP", () => {
       expect(cond(fits, "SLOMet")).toMatchObject({ status: "True" });
     });
 
-    it("the cost prices each group's GPUs by the nodes its pods run on (spec.cost.priceLabelKey), new ones at the default", () => {
+    it("the cost prices each group's GPUs by the nodes its pods run on (spec.cost.priceLabelKey), new ones at the marginal price", () => {
       const base = deployment({ minShards: 16, maxShards: 48, shards: 32 });
       const d = withStatus(
         {
@@ -393,9 +393,13 @@ describe("planWideEP", () => {
       expect(held.decision.groups).toBe(2);
       expect(held.status.cost?.usdPerHour).toBe(8 * 3 + 8 * 3 + 8 * 1.5 + 8 * 2);
       expect(held.verdict.usdPerHourDesired).toBe(76);
-      // One more group: its GPUs are not on a node yet, at the default price.
-      const up = plan({ ...d, spec: { ...d.spec, scaling: { ...d.spec.scaling, shards: 48 } } }, pods, true, {}, nodes);
-      expect(up.verdict.usdPerHourDesired).toBe(76 + 16 * 2);
+      // One more group: its GPUs are not on a node yet, at the marginal price (the cheapest node
+      // with a free GPU: this harness reads no pod GPUs, so every node here has free GPUs), as a
+      // scale-up is priced for the budget.
+      const free = [gpuNode(d, "n4", price("1.25")), gpuNode(d, "n5", price("4"))];
+      const bigger = { ...d, spec: { ...d.spec, scaling: { ...d.spec.scaling, shards: 48 } } };
+      const up = plan(bigger, pods, true, {}, [...nodes, ...free]);
+      expect(up.verdict.usdPerHourDesired).toBe(76 + 16 * 1.25);
       // Without node readings every GPU is at the default price, as before.
       expect(plan(d, pods).status.cost?.usdPerHour).toBe(32 * 2);
     });

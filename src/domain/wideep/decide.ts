@@ -67,7 +67,8 @@ export interface WideEPDecision {
   readonly loadTokensPerSecond: number | undefined;
   /**
    * Cost of the provisioned and of the decided groups (decide.ts costOf): a bound pod's GPUs at its
-   * node's price (spec.cost.priceLabelKey, then table), other GPUs at the default price (0 without one).
+   * node's price (spec.cost.priceLabelKey, then table); other GPUs at the default price (0 without
+   * one) in the provisioned cost, at the marginal price (marginalPriceOf) in the decided cost.
    */
   readonly usdPerHourNow: number;
   readonly usdPerHourDesired: number;
