@@ -390,7 +390,7 @@ export const GpuSchema = z
       .max(Limits.maxGpuAlternatives)
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
       .describe(
-        "Other GPU node types for expert shards (topology Disaggregated), in order of preference. A shard pod unschedulable on nodeSelector's nodes for longer than spec.scaling.pendingTimeoutSeconds is replaced by one that may run on nodeSelector's nodes (preferred) or any alternative's (earlier ones preferred); later rollouts of that shard keep this scheduling, other new shard pods keep nodeSelector. Each node is priced by spec.cost as any other (priceLabelKey, table, default). The router keeps nodeSelector.",
+        "Other GPU node types for expert shards (topology Disaggregated), in order of preference. A shard pod unschedulable on nodeSelector's nodes for longer than spec.scaling.pendingTimeoutSeconds is replaced by one that may run on nodeSelector's nodes (preferred) or any alternative's (earlier ones preferred); later rollouts of that shard keep this scheduling, other new shard pods keep nodeSelector. Once nodeSelector's nodes (not cordoned) have a free GPU again and no rollout is under way, a Ready fallback pod on an alternative's node is moved back make-before-break: a pod with nodeSelector's scheduling and the same shard and expert set is created (annotation moe.dev/gpu-return-for), and the fallback pod is drained once it is Ready (spec.placement.moves.mode Replace only). Each node is priced by spec.cost as any other (priceLabelKey, table, default). The router keeps nodeSelector.",
       )
       .optional(),
   })

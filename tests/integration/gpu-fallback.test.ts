@@ -3,7 +3,8 @@
 // replaced by pods that may also run on an alternative node type; they run there, are priced at that
 // node's price, CapacityPending clears, and a scale-down leaves no pod on the alternative. The
 // alternative's nodes are tainted and only its own toleration (spec.serving.gpu.alternatives[].
-// tolerations) lets the fallback pods on.
+// tolerations) lets the fallback pods on. When the primary type has room again (a node is added), the
+// fallback pods move back make-before-break (moe.dev/gpu-return-for, GPUReturn events).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type LocalCluster } from "../../src/testing/cluster.ts";
 import type { ManagedProcess } from "../../src/testing/process.ts";
@@ -46,7 +47,9 @@ function deployment(minShards: number) {
   return d;
 }
 
-const poolOf = (node: string | undefined) => (node ? node.replace(/-\d+$/, "") : undefined);
+/** The pool by node name: h100-0 and the node added later, h100x-0, are both h100. */
+const poolOf = (node: string | undefined) =>
+  node === undefined ? undefined : node.startsWith("h200") ? "h200" : node.startsWith("h100") ? "h100" : node;
 
 beforeAll(async () => {
   cluster = await startCluster({
@@ -142,6 +145,58 @@ describe("GPU node type fallback", () => {
     expect(events.items.length).toBeGreaterThan(0);
     expect(events.items[0]!.message).toContain("spec.serving.gpu.alternatives h200");
   }, 150_000);
+
+  it("moves the fallback pods back to the primary type once it has room, make-before-break", async () => {
+    // A second h100 node (6 GPUs): room for the 3 shards on h200.
+    await cluster.addGpuNodes([
+      {
+        pool: "h100x",
+        count: 1,
+        gpusPerNode: 6,
+        gpuProduct: "NVIDIA-H100-80GB-HBM3",
+        gpuMemoryMiB: 81559,
+        priceUsdPerGpuHour: 2,
+        nodesPerDomain: 1,
+        labels: { [POOL]: "h100" },
+      },
+    ]);
+    let minReady = 8;
+    const pods = await waitFor(
+      "8 Ready shards, all on h100, none on h200",
+      async () => {
+        const p = (await shardPods(cluster, NAME)).filter((x) => !x.terminating);
+        // Each shard index keeps a Ready pod throughout: the return is make-before-break.
+        minReady = Math.min(minReady, new Set(p.filter((x) => x.ready).map((x) => x.shardIndex)).size);
+        return p.length === 8 && p.every((x) => x.ready && poolOf(x.node) === "h100") ? p : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 250 },
+    );
+    expect(new Set(pods.map((p) => p.shardIndex)).size).toBe(8);
+    expect(minReady).toBe(8);
+    const raw = await getJson<{ items: { metadata: { annotations?: Record<string, string> } }[] }>(cluster, [
+      "get",
+      "pods",
+      "-l",
+      `moe.dev/deployment=${NAME},moe.dev/component=expert-shard`,
+    ]);
+    expect(raw.items.filter((p) => p.metadata.annotations?.["moe.dev/gpu-return-for"]).length).toBe(3);
+    const events = await getJson<{ items: { message: string }[] }>(cluster, [
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${NAME},reason=GPUReturn`,
+    ]);
+    expect(events.items.some((e) => e.message.includes("moving back, make-before-break"))).toBe(true);
+    expect(events.items.some((e) => e.message.includes("draining the fallback pod"))).toBe(true);
+    const s = await waitForStatus(
+      cluster,
+      NAME,
+      "priced on h100 only",
+      (st) => st.cost?.usdPerHour === 8 * 2 + 2,
+      60_000,
+    );
+    expect(condition(s, "CapacityPending")?.status).toBe("False");
+  }, 180_000);
 
   it("leaves nothing on the alternative after a scale-down below the primary's room", async () => {
     await applyJson(cluster, deployment(4));

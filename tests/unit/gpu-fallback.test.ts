@@ -9,8 +9,11 @@ import { expertSetHash, shardExperts } from "../../src/controllers/moedeployment
 import { readShardPod, renderShardPod, type ShardPod } from "../../src/controllers/moedeployment/codecs/shard-pod.ts";
 import {
   GPU_FALLBACK_ANNOTATION,
+  GPU_RETURN_ANNOTATION,
   gpuFallback,
+  gpuReturn,
   withFallbackScheduling,
+  type PrimaryRoom,
 } from "../../src/controllers/moedeployment/gpu-fallback.ts";
 import { nodeViews } from "../../src/controllers/moedeployment/observe.ts";
 import { capacityPendingCondition } from "../../src/controllers/moedeployment/status.ts";
@@ -83,7 +86,19 @@ function decision(p: Placement): Decision {
 }
 
 /** The shard pod of shard g as rendered, read back Ready on h100-0, or unschedulable for `pendingS`. */
-function live(d: MoEDeployment, p: Placement, g: number, o: { pendingS?: number; fallback?: boolean } = {}): ShardPod {
+function live(
+  d: MoEDeployment,
+  p: Placement,
+  g: number,
+  o: {
+    pendingS?: number;
+    fallback?: boolean;
+    node?: string;
+    returnFor?: string;
+    ready?: boolean;
+    nameHash?: string;
+  } = {},
+): ShardPod {
   const experts = shardExperts(p, g);
   const pod: V1Pod = renderShardPod(d, {
     shardIndex: g,
@@ -92,12 +107,14 @@ function live(d: MoEDeployment, p: Placement, g: number, o: { pendingS?: number;
     placementVersion: 1,
     placementHash: "h1",
     gpuFallback: o.fallback,
+    ...(o.returnFor ? { returnFor: o.returnFor } : {}),
+    ...(o.nameHash ? { nameHash: o.nameHash } : {}),
   });
-  pod.metadata!.uid = `uid-${g}`;
+  pod.metadata!.uid = `uid-${g}${o.nameHash ?? ""}`;
   pod.metadata!.creationTimestamp = new Date(NOW - (o.pendingS ?? 600) * 1000);
   if (o.pendingS === undefined) {
-    pod.spec!.nodeName = "h100-0";
-    pod.status = { phase: "Running", conditions: [{ type: "Ready", status: "True" }] };
+    pod.spec!.nodeName = o.node ?? "h100-0";
+    pod.status = { phase: "Running", conditions: [{ type: "Ready", status: o.ready === false ? "False" : "True" }] };
   } else {
     pod.status = {
       phase: "Pending",
@@ -109,15 +126,21 @@ function live(d: MoEDeployment, p: Placement, g: number, o: { pendingS?: number;
   return readShardPod(projectPod(pod))!;
 }
 
-const plan = (d: MoEDeployment, p: Placement, pods: ShardPod[]) =>
+const plan = (d: MoEDeployment, p: Placement, pods: ShardPod[], primaryRoom?: PrimaryRoom) =>
   planChildren(
     d,
     decision(p),
-    { router: undefined, published: undefined, shardPods: pods },
+    // Published already when the room is given (a return waits for a placement change to be out).
+    {
+      router: undefined,
+      published: primaryRoom ? { placement: p, hash: "h1", version: 1 } : undefined,
+      shardPods: pods,
+    },
     {
       nowMs: NOW,
       drainSeconds: 10,
       maxSurge: 2,
+      ...(primaryRoom ? { primaryRoom } : {}),
     },
   );
 
@@ -421,5 +444,105 @@ describe("spec.serving.gpu.alternatives: CapacityPending", () => {
     );
     const mixed = c([live(d, p, 1, { pendingS: 40 }), live(d, p, 2, { pendingS: 40, fallback: true })]);
     expect(mixed).toMatch(/^2 nvidia.com\/gpu on nodes with moe.dev\/pool=h100 \(1 of them .* or h200 /);
+  });
+});
+
+describe("spec.serving.gpu.alternatives: the return to the primary type", () => {
+  const ALT = new Set(["h200-0"]);
+  const room = (freeGpus: number): PrimaryRoom => ({ freeGpus, alternativeNodes: ALT });
+  /** Shards 0-2 on h100-0, shards 3 and 4 on the fallback scheduling on h200-0. */
+  const setup = () => {
+    const d = withFallback();
+    const p = placement(5);
+    const onH200 = [3, 4].map((g) => live(d, p, g, { fallback: true, node: "h200-0", nameHash: `f${g}` }));
+    return { d, p, base: [live(d, p, 0), live(d, p, 1), live(d, p, 2)], onH200 };
+  };
+
+  it("creates a pod with the primary scheduling beside each fallback pod on an alternative, up to the free GPUs", () => {
+    const { d, p, base, onH200 } = setup();
+    const out = plan(d, p, [...base, ...onH200], room(1));
+    expect(out.deletePods).toEqual([]);
+    expect(out.drainPods).toEqual([]);
+    expect(out.createPods).toHaveLength(1);
+    const created = out.createPods[0]!;
+    expect(created.metadata?.labels?.["moe.dev/shard-index"]).toBe("3");
+    expect(created.metadata?.labels?.["moe.dev/expert-set-hash"]).toBe(onH200[0]!.setHash);
+    expect(created.metadata?.annotations?.[GPU_RETURN_ANNOTATION]).toBe(onH200[0]!.name);
+    expect(created.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION]).toBeUndefined();
+    expect(created.spec?.nodeSelector).toEqual({ "moe.dev/pool": "h100" });
+    expect(created.metadata?.name).not.toBe(onH200[0]!.name);
+    expect(out.events.find((e) => e.reason === "GPUReturn")?.message).toContain(`${onH200[0]!.name} (on h200-0) ->`);
+    // Two free GPUs: both, within the surge (2).
+    expect(plan(d, p, [...base, ...onH200], room(2)).createPods).toHaveLength(2);
+    // Without room, without the room view, or for a fallback pod on a primary node: nothing.
+    expect(plan(d, p, [...base, ...onH200], room(0)).createPods).toEqual([]);
+    expect(plan(d, p, [...base, ...onH200]).createPods).toEqual([]);
+    // Nor while a new placement is being published.
+    expect(
+      planChildren(
+        d,
+        decision(p),
+        {
+          router: undefined,
+          published: { placement: placement(5), hash: "h0", version: 1 },
+          shardPods: [...base, ...onH200],
+        },
+        { nowMs: NOW, drainSeconds: 10, maxSurge: 2, primaryRoom: room(2) },
+      ).createPods,
+    ).toEqual([]);
+    const onPrimary = [3, 4].map((g) => live(d, p, g, { fallback: true, node: "h100-1", nameHash: `f${g}` }));
+    expect(plan(d, p, [...base, ...onPrimary], room(4)).createPods).toEqual([]);
+  });
+
+  it("drains the fallback pod once its return pod is Ready, and only then", () => {
+    const { d, p, base, onH200 } = setup();
+    const returning = (ready: boolean) =>
+      live(d, p, 3, { node: "h100-1", returnFor: onH200[0]!.name, ready, nameHash: "r3" });
+    const waiting = plan(d, p, [...base, ...onH200, returning(false)], room(2));
+    expect(waiting.drainPods).toEqual([]);
+    expect(waiting.deletePods).toEqual([]);
+    // A return under way: no second one starts while the rollout has a pod not Ready.
+    expect(waiting.createPods.every((c) => c.metadata?.labels?.["moe.dev/shard-index"] !== "3")).toBe(true);
+    const ready = plan(d, p, [...base, ...onH200, returning(true)], room(1));
+    expect(ready.drainPods).toEqual([onH200[0]!.name]);
+    expect(ready.events.some((e) => e.reason === "GPUReturn" && e.message.includes("draining the fallback pod"))).toBe(
+      true,
+    );
+  });
+
+  it("deletes a return pod that found no node within the pending timeout; the fallback pod serves on", () => {
+    const { d, p, base, onH200 } = setup();
+    const stuckReturn = live(d, p, 3, { pendingS: TIMEOUT_S + 1, returnFor: onH200[0]!.name, nameHash: "r3" });
+    const out = plan(d, p, [...base, ...onH200, stuckReturn], room(0));
+    expect(out.deletePods).toEqual([{ name: stuckReturn.name, uid: stuckReturn.pod.metadata?.uid }]);
+    expect(out.drainPods).toEqual([]);
+    // It is not a shortage: CapacityPending stays False.
+    expect(
+      capacityPendingCondition({ deployment: d, shardPods: [...base, ...onH200, stuckReturn], nowMs: NOW }).status,
+    ).toBe("False");
+    // Nor is it a stuck pod to fall back for.
+    expect(gpuFallback(d.spec, [...base, ...onH200, stuckReturn], NOW).stuck).toEqual([]);
+  });
+
+  it("waits while a rollout, a stuck pod or a terminating pod of the shard is in flight", () => {
+    const { d, p, base, onH200 } = setup();
+    const pending = live(d, p, 2, { pendingS: 5 });
+    expect(
+      gpuReturn(d.spec, [base[0]!, base[1]!, pending, ...onH200], room(3), NOW, { idle: false, maxInFlight: 2 }).start,
+    ).toEqual([]);
+    const terminating = { ...live(d, p, 3, { nameHash: "old3", node: "h100-1" }), terminating: true };
+    const r = gpuReturn(d.spec, [...base, ...onH200, terminating], room(3), NOW, { idle: true, maxInFlight: 2 });
+    expect(r.start.map((x) => x.shardIndex)).toEqual([4]);
+    // In place moves: no returns (a second pod per shard is the in-place protocol's replacement).
+    const inPlace = {
+      ...d,
+      spec: {
+        ...d.spec,
+        placement: { ...d.spec.placement, moves: { ...d.spec.placement.moves, mode: "InPlace" as const } },
+      },
+    };
+    expect(gpuReturn(inPlace.spec, [...base, ...onH200], room(3), NOW, { idle: true, maxInFlight: 2 }).start).toEqual(
+      [],
+    );
   });
 });

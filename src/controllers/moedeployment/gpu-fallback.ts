@@ -7,8 +7,8 @@
 // set, a pod name of its own, moe.dev/gpu-fallback, and the fallback scheduling below. Only such
 // replacements get it, and a rollout's new pod for a shard whose live pod has it (so a rebalance does
 // not leave that shard waiting for the primary): every other new shard pod keeps the primary
-// scheduling, so the fallback ends when a scale-down removes those shards, and a shard that needs it
-// again waits for the timeout again. A pending pod whose shard index also has a bound pod is a
+// scheduling, so the fallback ends when a scale-down removes those shards or when they return to the
+// primary nodes (gpuReturn below), and a shard that needs it again waits for the timeout again. A pending pod whose shard index also has a bound pod is a
 // rollout's replacement waiting for that pod's GPU, not a shortage: it is not stuck.
 //
 // The fallback scheduling: the pod's nodeSelector becomes node-affinity terms, one per option (the
@@ -123,4 +123,81 @@ export function withFallbackScheduling(
   }
   if (tolerations.length > 0) out.tolerations = tolerations;
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Return to the primary type (ADR 0023, "Return"). A fallback pod that serves on an alternative
+// node goes back to the primary nodes once they have a free GPU again, make-before-break: a pod
+// with the primary scheduling and the same shard index and expert set is created beside it
+// (moe.dev/gpu-return-for names the fallback pod); once that pod is Ready the fallback pod is
+// drained and deleted by the rollout as any obsolete pod. A return pod that the scheduler cannot
+// place within the pending timeout is deleted (the fallback pod never stopped serving), and the
+// shard is tried again when the node views show a free primary GPU.
+
+/** On a shard pod created to take over a fallback pod's shard on the primary nodes: that pod's name. */
+export const GPU_RETURN_ANNOTATION = "moe.dev/gpu-return-for";
+
+/** What the node views say about room on the primary type. */
+export interface PrimaryRoom {
+  /** Free GPUs on the primary nodes (nodes not flagged fallbackOnly), after every shard pod's. */
+  readonly freeGpus: number;
+  /** Names of the alternatives' nodes (fallbackOnly in the node views). */
+  readonly alternativeNodes: ReadonlySet<string>;
+}
+
+export interface GpuReturn {
+  /** Fallback pods on an alternative node to be replaced on the primary nodes now. */
+  readonly start: readonly ShardPod[];
+  /** Fallback pods whose return pod is Ready: drain them now. */
+  readonly finish: readonly { readonly fallback: ShardPod; readonly by: ShardPod }[];
+  /** Return pods not placed within the pending timeout: delete them (their fallback pod serves on). */
+  readonly abandon: readonly ShardPod[];
+}
+
+const NO_RETURN: GpuReturn = { start: [], finish: [], abandon: [] };
+
+/**
+ * The returns to start, finish and abandon. `idle`: no rollout, scale or stuck-pod work in flight
+ * (new returns start only then); `maxInFlight`: returns under way at once (the rollout's surge).
+ */
+export function gpuReturn(
+  spec: MoEDeployment["spec"],
+  pods: readonly ShardPod[],
+  room: PrimaryRoom | undefined,
+  nowMs: number,
+  o: { readonly idle: boolean; readonly maxInFlight: number },
+): GpuReturn {
+  if (room === undefined || (spec.serving.gpu.alternatives ?? []).length === 0) return NO_RETURN;
+  if (spec.serving.topology !== "Disaggregated" || spec.placement.moves.mode !== "Replace") return NO_RETURN;
+  const live = pods.filter((p) => !p.terminating);
+  const returns = live.filter((p) => p.returnFor !== undefined && p.drainStartedMs === undefined);
+  const finish: { fallback: ShardPod; by: ShardPod }[] = [];
+  const abandon = pendingPastTimeout(returns, nowMs, spec.scaling.pendingTimeoutSeconds * 1000).map((x) => x.pod);
+  let inFlight = 0;
+  for (const r of returns) {
+    if (abandon.includes(r)) continue;
+    const fallback = live.find(
+      (p) => p.name === r.returnFor && p.shardIndex === r.shardIndex && p.setHash === r.setHash,
+    );
+    if (fallback === undefined || fallback.drainStartedMs !== undefined) continue;
+    if (r.ready) finish.push({ fallback, by: r });
+    else inFlight++;
+  }
+  if (!o.idle) return { start: [], finish, abandon };
+  const onAlternative = (p: ShardPod) => {
+    const node = p.pod.spec?.nodeName;
+    return node !== undefined && node !== null && room.alternativeNodes.has(node);
+  };
+  const busy = new Set(pods.filter((p) => p.returnFor !== undefined || p.terminating).map((p) => p.shardIndex));
+  const candidates = live
+    .filter((p) => p.gpuFallback && p.ready && p.drainStartedMs === undefined && onAlternative(p))
+    .filter((p) => !busy.has(p.shardIndex) && live.filter((q) => q.shardIndex === p.shardIndex).length === 1)
+    .sort((a, b) => a.shardIndex - b.shardIndex);
+  const n = Math.max(0, Math.min(Math.floor(room.freeGpus), Math.max(1, o.maxInFlight) - inFlight));
+  return { start: candidates.slice(0, n), finish, abandon };
+}
+
+/** The name hash of a fallback pod's return pod. */
+export function returnNameHash(fallbackNameHash: string): string {
+  return fnv1a64(`${fallbackNameHash}/gpu-return`);
 }

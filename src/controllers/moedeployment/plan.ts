@@ -14,7 +14,7 @@ import { expertPeersAnnotation, renderShardPod, type ShardPod } from "./codecs/s
 import { servedSet, type InPlacePatch, type InPlacePlan } from "../../domain/inplace/index.ts";
 import { expertPeers, type PeerHolder } from "../../domain/inplace/peers.ts";
 import { inPlacePodNameHash, planShardMoves } from "./inplace.ts";
-import { fallbackNameHash, gpuFallback } from "./gpu-fallback.ts";
+import { fallbackNameHash, gpuFallback, gpuReturn, returnNameHash, type PrimaryRoom } from "./gpu-fallback.ts";
 import { gpuWhere } from "./status.ts";
 
 /** The placement the plan publishes. */
@@ -81,6 +81,8 @@ export interface PlanOptions {
   observedP99Ms?: number;
   /** PriorityClass of shard pods that would hold a (layer, expert) no Ready pod holds. */
   soleReplicaPriorityClass?: string;
+  /** Room on the primary GPU type while fallback pods exist (gpu-fallback.ts gpuReturn); undefined: no returns. */
+  primaryRoom?: PrimaryRoom;
 }
 
 function desiredShards(decision: Decision): DesiredShard[] {
@@ -196,7 +198,7 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
   plan.inPlace = moves.inPlace;
   const holders = peerHolders(live.shardPods);
   plan.targetPods = targetPatches(moves.inPlace?.patches ?? [], live.shardPods, holders);
-  const render = (create: readonly DesiredShard[], fallback?: { nameHash?: string }) =>
+  const render = (create: readonly DesiredShard[], fallback?: { nameHash?: string; returnFor?: string }) =>
     renderCreates(d, create, moves, placement, layerCount, { ...o, holders, fallback });
   plan.createPods = rolloutCreates(rollout.create, live.shardPods, render);
   plan.drainPods = [...rollout.startDrain];
@@ -205,9 +207,80 @@ export function planChildren(d: MoEDeployment, decision: Decision, live: LiveChi
     name,
     uid: live.shardPods.find((p) => p.name === name)?.pod.metadata?.uid,
   }));
-  const { stuck } = gpuFallback(d.spec, live.shardPods, o.nowMs);
-  replaceStuck(d, plan, rollout, stuck, desired, (s, nameHash) => render([s], { nameHash }));
+  fallbackSteps(d, plan, rollout, live, { placementChanged: placement.changed, desired, o }, render);
   return plan;
+}
+
+/** spec.serving.gpu.alternatives: stuck pods to the fallback scheduling, fallback pods back to the primary (gpu-fallback.ts). */
+function fallbackSteps(
+  d: MoEDeployment,
+  plan: ChildPlan,
+  rollout: RolloutPlan,
+  live: LiveChildren,
+  x: { placementChanged: boolean; desired: readonly DesiredShard[]; o: PlanOptions },
+  render: (create: readonly DesiredShard[], fallback?: { nameHash?: string; returnFor?: string }) => V1Pod[],
+): void {
+  const { stuck } = gpuFallback(d.spec, live.shardPods, x.o.nowMs);
+  replaceStuck(d, plan, rollout, stuck, x.desired, (s, nameHash) => render([s], { nameHash }));
+  const idle =
+    stuck.length === 0 &&
+    plan.createPods.length === 0 &&
+    plan.drainPods.length === 0 &&
+    plan.undrainPods.length === 0 &&
+    plan.deletePods.length === 0 &&
+    rollout.pendingDesired === 0 &&
+    !x.placementChanged;
+  const steps = gpuReturn(d.spec, live.shardPods, x.o.primaryRoom, x.o.nowMs, { idle, maxInFlight: x.o.maxSurge });
+  returnToPrimary(d, plan, steps, x.desired, (s, nameHash, returnFor) => render([s], { nameHash, returnFor }));
+}
+
+/**
+ * Fallback pods back to the primary nodes, make-before-break (gpu-fallback.ts gpuReturn): return pods
+ * to create (the shard's desired set, the primary scheduling), fallback pods to drain once their return
+ * pod is Ready (the rollout then deletes them), and return pods to delete when they found no node.
+ */
+function returnToPrimary(
+  d: MoEDeployment,
+  plan: ChildPlan,
+  r: ReturnType<typeof gpuReturn>,
+  desired: readonly DesiredShard[],
+  render: (s: DesiredShard, nameHash: string, returnFor: string) => V1Pod[],
+): void {
+  const started: string[] = [];
+  for (const p of r.start) {
+    const want = desired.find((s) => s.shardIndex === p.shardIndex && s.setHash === p.setHash);
+    if (!want) continue;
+    const [pod] = render(
+      { ...want, nodeName: undefined },
+      returnNameHash(p.name.slice(p.name.lastIndexOf("-") + 1)),
+      p.name,
+    );
+    if (!pod) continue;
+    plan.createPods.push(pod);
+    started.push(`${p.name} (on ${p.pod.spec?.nodeName}) -> ${pod.metadata!.name!}`);
+  }
+  for (const f of r.finish) if (!plan.drainPods.includes(f.fallback.name)) plan.drainPods.push(f.fallback.name);
+  for (const p of r.abandon) plan.deletePods.push({ name: p.name, uid: p.pod.metadata?.uid });
+  const list = (xs: readonly string[]) =>
+    xs.slice(0, 5).join(", ") + (xs.length > 5 ? `, and ${xs.length - 5} more` : "");
+  if (started.length > 0)
+    plan.events.push({
+      type: "Normal",
+      reason: "GPUReturn",
+      message: `${gpuWhere(d)} has room again: ${started.length} shard pod(s) on spec.serving.gpu.alternatives moving back, make-before-break: ${list(started)}`,
+    });
+  if (r.finish.length > 0)
+    plan.events.push({
+      type: "Normal",
+      reason: "GPUReturn",
+      message: `${r.finish.length} shard(s) Ready on ${gpuWhere(d)} again; draining the fallback pod(s): ${list(r.finish.map((f) => `${f.fallback.name} (replaced by ${f.by.name})`))}`,
+    });
+  if (r.abandon.length > 0)
+    plan.events.push({
+      type: "Normal",
+      reason: "GPUReturn",
+      message: `${r.abandon.length} return pod(s) found no node on ${gpuWhere(d)} within ${d.spec.scaling.pendingTimeoutSeconds} s; deleted, their fallback pods serve on: ${list(r.abandon.map((p) => p.name))}`,
+    });
 }
 
 /** The rollout's new pods; a shard whose live pod has the fallback scheduling keeps it (gpu-fallback.ts). */
@@ -286,7 +359,7 @@ function renderCreates(
   moves: ReturnType<typeof planShardMoves>,
   placement: PlannedPlacement,
   layerCount: number,
-  o: PlanOptions & { holders: readonly PeerHolder[]; fallback?: { nameHash?: string } },
+  o: PlanOptions & { holders: readonly PeerHolder[]; fallback?: { nameHash?: string; returnFor?: string } },
 ) {
   const hash = placement.hash!;
   const readyPods = moves.views.filter((p) => p.ready && !p.terminating);
@@ -302,7 +375,8 @@ function renderCreates(
       priorityClassName: o.soleReplicaPriorityClass && restores(s) ? o.soleReplicaPriorityClass : undefined,
       minTerminationGraceSeconds: drainGraceSeconds(d.spec.serving.expertShards?.drain, o.drainSeconds),
       peers: expertPeersAnnotation(expertPeers(s.experts, [], o.holders, { node: s.nodeName })),
-      gpuFallback: o.fallback !== undefined,
+      gpuFallback: o.fallback !== undefined && o.fallback.returnFor === undefined,
+      ...(o.fallback?.returnFor ? { returnFor: o.fallback.returnFor } : {}),
       ...(moves.inPlace
         ? {
             inPlace: { nowIso: new Date(o.nowMs).toISOString() },

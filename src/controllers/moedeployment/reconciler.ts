@@ -67,7 +67,7 @@ import {
   type StagingStateReader,
 } from "./staging-finalizer.ts";
 import { oldTopology, readyToRetire, retireOldTopology } from "./topology-switch.ts";
-import { gpuFallback } from "./gpu-fallback.ts";
+import { gpuFallback, type PrimaryRoom } from "./gpu-fallback.ts";
 import { applyWideEP, newGroupStalls, pendingGpus, planWideEP, wideEPEvents, type LwsReader } from "./wideep.ts";
 
 export { ConflictRequeue } from "./errors.ts";
@@ -247,6 +247,7 @@ export class MoEDeploymentReconciler {
       maxSurge: cfg.maxSurge,
       maxCreates: cfg.maxPendingShardPods,
       soleReplicaPriorityClass: cfg.soleReplicaPriorityClass,
+      primaryRoom: this.#primaryRoom(d, observed),
     });
     const result = await actuator.apply(plan, {
       deployment: d,
@@ -663,6 +664,27 @@ export class MoEDeploymentReconciler {
   }
 
   /** The decision's inputs: children from the caches, readings from the sources, what the actuator manages. */
+  /**
+   * Room on the primary GPU nodes for fallback pods to return to (gpu-fallback.ts gpuReturn): free GPUs
+   * on primary nodes that are not cordoned, while a fallback pod serves on an alternative's node.
+   */
+  #primaryRoom(d: MoEDeployment, observed: Observed): PrimaryRoom | undefined {
+    const nodes = observed.snapshot.nodes;
+    const alternativeNodes = new Set(nodes.filter((n) => n.fallbackOnly).map((n) => n.name));
+    if (alternativeNodes.size === 0 || !observed.live.shardPods.some((p) => p.gpuFallback && !p.terminating))
+      return undefined;
+    const cordoned = new Set(
+      this.#d.nodes
+        .list()
+        .filter((n) => n.spec?.unschedulable === true)
+        .map((n) => n.metadata!.name!),
+    );
+    const freeGpus = nodes
+      .filter((n) => !n.fallbackOnly && !cordoned.has(n.name))
+      .reduce((sum, n) => sum + n.freeGpus, 0);
+    return d.spec.serving.gpu.alternatives?.length ? { freeGpus, alternativeNodes } : undefined;
+  }
+
   async #observe(key: string, d: MoEDeployment, mem: Memory, actuator: Actuator): Promise<Observed> {
     const { spec, metadata } = d;
     const namespace = metadata.namespace!;

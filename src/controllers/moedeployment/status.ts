@@ -182,7 +182,12 @@ export function pendingPastTimeout(
 export function capacityPendingCondition(x: Pick<StatusInput, "deployment" | "shardPods" | "nowMs">): ConditionInput {
   const type = ConditionType.CapacityPending;
   const timeoutS = x.deployment.spec.scaling.pendingTimeoutSeconds;
-  const late = pendingPastTimeout(x.shardPods, x.nowMs, timeoutS * 1000);
+  // A return pod (gpu-fallback.ts gpuReturn) waits beside a fallback pod that serves its shard: not a shortage.
+  const late = pendingPastTimeout(
+    x.shardPods.filter((p) => p.returnFor === undefined),
+    x.nowMs,
+    timeoutS * 1000,
+  );
   if (late.length === 0)
     return {
       type,

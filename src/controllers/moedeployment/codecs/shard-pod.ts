@@ -10,7 +10,7 @@ import type { InPlacePod, InPlaceState } from "../../../domain/inplace/index.ts"
 import type { ExpertPeers } from "../../../domain/inplace/peers.ts";
 import { childNames, commonLabels, ownerReference, podSpecFrom, withoutOperatorKeys } from "../children.ts";
 import { stagedLabelKey, stagingDigest } from "../staging.ts";
-import { GPU_FALLBACK_ANNOTATION, withFallbackScheduling } from "../gpu-fallback.ts";
+import { GPU_FALLBACK_ANNOTATION, GPU_RETURN_ANNOTATION, withFallbackScheduling } from "../gpu-fallback.ts";
 
 /** Annotations on shard pods beyond the API's shared constants. */
 export const ShardAnnotation = {
@@ -92,6 +92,8 @@ export interface ShardPodInput {
   peers?: string;
   /** spec.serving.gpu.alternatives: the fallback scheduling (gpu-fallback.ts) and moe.dev/gpu-fallback. */
   gpuFallback?: boolean;
+  /** Takes over this fallback pod's shard on the primary nodes (moe.dev/gpu-return-for, gpu-fallback.ts). */
+  returnFor?: string;
 }
 
 /** A shard pod as read back: the rollout's view plus the pod and the node the operator asked for. */
@@ -102,6 +104,8 @@ export interface ShardPod extends InPlacePod {
   preferredNode?: string;
   /** Created with the fallback scheduling of spec.serving.gpu.alternatives (moe.dev/gpu-fallback). */
   gpuFallback?: boolean;
+  /** Created to take over this fallback pod's shard on the primary nodes (moe.dev/gpu-return-for). */
+  returnFor?: string;
 }
 
 function preferNode(affinity: V1Affinity | undefined, node: string): V1Affinity {
@@ -185,6 +189,7 @@ export function renderShardPod(d: MoEDeployment, s: ShardPodInput): V1Pod {
         ...(s.preferredNode ? { [ShardAnnotation.preferredNode]: s.preferredNode } : {}),
         ...(s.peers ? { [ShardAnnotation.expertPeers]: s.peers } : {}),
         ...(fallback ? { [GPU_FALLBACK_ANNOTATION]: "true" } : {}),
+        ...(s.returnFor ? { [GPU_RETURN_ANNOTATION]: s.returnFor } : {}),
         ...(s.inPlace
           ? {
               [ShardAnnotation.targetGeneration]: "1",
@@ -373,6 +378,9 @@ export function readShardPod(p: CachedPod): ShardPod | undefined {
     drainStartedMs: readDrainStartedMs(p),
     preferredNode: readPreferredNode(p),
     ...(p.metadata?.annotations?.[GPU_FALLBACK_ANNOTATION] === "true" ? { gpuFallback: true } : {}),
+    ...(p.metadata?.annotations?.[GPU_RETURN_ANNOTATION]
+      ? { returnFor: p.metadata.annotations[GPU_RETURN_ANNOTATION] }
+      : {}),
     pod: p,
   };
 }
