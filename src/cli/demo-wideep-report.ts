@@ -31,6 +31,8 @@ export interface WideEPSamplesFile {
   gpusPerGroup: number;
   maxGroups: number;
   samples: WideEPSample[];
+  /** The spec.prewarm.schedules window (s since the scenario started) and the groups it holds. */
+  window?: { fromS: number; toS: number; minGroups: number };
 }
 
 export interface Span {
@@ -192,6 +194,7 @@ function groupsPanel(file: WideEPSamplesFile, f: Frame, top: number, h: number):
       h,
       "rgba(255,127,14,0.2)",
     ) +
+    windowBand(file, f, top, h, y) +
     yTicks(top, h, f, max, ticks, String) +
     versionMarks(s, f, top, h) +
     polyline(
@@ -218,6 +221,20 @@ function groupsPanel(file: WideEPSamplesFile, f: Frame, top: number, h: number):
       ["draining", "rgba(255,127,14,0.5)", "fill"],
       ["placement version published", "#17becf"],
     ])
+  );
+}
+
+/** The scheduled window: a band with its floor as a dotted line and a label at the top right of the band. */
+function windowBand(file: WideEPSamplesFile, f: Frame, top: number, h: number, y: (v: number) => number): string {
+  const w = file.window;
+  if (w === undefined) return "";
+  const x0 = f.x(Math.max(0, w.fromS));
+  const x1 = Math.min(f.right, f.x(w.toS));
+  if (!(x1 > x0)) return "";
+  return (
+    `<rect x="${x0}" y="${top}" width="${x1 - x0}" height="${h}" fill="rgba(31,119,180,0.08)"/>` +
+    `<line x1="${x0}" x2="${x1}" y1="${y(w.minGroups)}" y2="${y(w.minGroups)}" stroke="#1f77b4" stroke-width="1.5" stroke-dasharray="1 3"/>` +
+    `<text x="${x1 - 4}" y="${top + h - 6}" font-size="11" text-anchor="end" fill="#1f5f8f">schedule window (>= ${w.minGroups} groups)</text>`
   );
 }
 

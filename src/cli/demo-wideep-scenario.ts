@@ -36,14 +36,25 @@ export interface WideEPScenario {
   readonly endS: number;
 }
 
+/** Groups the schedule window ("daily-peak") holds: the ramp's and the peak's. */
+export const DEMO_WINDOW_GROUPS = 3;
+/** The ramp's start (s from the scenario's start) when no schedule window is given. */
+export const DEFAULT_RAMP_AT_S = 55;
+/** The schedule window opens this long after the ramp starts (the ramp is 75 s at scale 1). */
+export const WINDOW_AFTER_RAMP_S = 5;
+
 /**
  * Steady load on one group; a ramp that needs three groups; a burst that needs a fourth, which the
  * fleet has only half the nodes for; the load falls back to one group's worth (drain).
- * `scale` (0 < scale <= 1) shortens every phase for a quicker run.
+ * `scale` (0 < scale <= 1) shortens every phase after the steady one for a quicker run; `rampAtS` is
+ * when the ramp starts (the demo puts it just before the scheduled window, which opens at a whole
+ * UTC minute).
  */
-export function planWideEPScenario(scale = 1): WideEPScenario {
+export function planWideEPScenario(scale = 1, rampAtS = DEFAULT_RAMP_AT_S): WideEPScenario {
   if (!(scale > 0 && scale <= 1)) throw new Error(`scenario scale must be in (0, 1], got ${scale}`);
-  const s = (t: number) => Math.round(t * scale);
+  if (!(rampAtS > 0)) throw new Error(`the ramp must start after t = 0, got ${rampAtS}`);
+  const r = Math.round(rampAtS);
+  const s = (t: number) => r + Math.round((t - DEFAULT_RAMP_AT_S) * scale);
   const L = DEMO_LOAD;
   const phases: DemoPhase[] = [
     { name: "steady", fromS: 0, groupsNeeded: 1, tokensPerSecond: L.steady },
@@ -81,7 +92,13 @@ export const DEMO_NAME = "deepseek-r1-wideep";
  * (DeepSeek-R1, one engine per group, SGLang's wide-EP flags left out: no engine runs here) on
  * groups of 2 x 8 fake GPUs, with the emulator's Prometheus queries and compressed time.
  */
-export function wideEPDemoSpec(o: { prometheusUrl: string; heatQuery: string; latencyQuery: string }) {
+export function wideEPDemoSpec(o: {
+  prometheusUrl: string;
+  heatQuery: string;
+  latencyQuery: string;
+  /** spec.prewarm.schedules "daily-peak": from this cron (UTC) for `minutes`, at least DEMO_WINDOW_GROUPS groups. */
+  window?: { cron: string; minutes: number };
+}) {
   const g = DEMO_GPUS_PER_GROUP;
   return {
     apiVersion: "moe.dev/v1alpha1",
@@ -148,7 +165,23 @@ export function wideEPDemoSpec(o: { prometheusUrl: string; heatQuery: string; la
         type: "Prometheus",
         prometheus: { url: o.prometheusUrl, query: o.latencyQuery, timeoutSeconds: 5 },
       },
-      prewarm: { coldStartSeconds: DEMO_POD_READY_DELAY_S, burst: { enabled: false } },
+      prewarm: {
+        coldStartSeconds: DEMO_POD_READY_DELAY_S,
+        burst: { enabled: false },
+        ...(o.window
+          ? {
+              schedules: [
+                {
+                  name: "daily-peak",
+                  start: o.window.cron,
+                  durationMinutes: o.window.minutes,
+                  timeZone: "UTC",
+                  minShards: DEMO_WINDOW_GROUPS * g,
+                },
+              ],
+            }
+          : {}),
+      },
       cost: { defaultUsdPerGpuHour: 2, priceLabelKey: "moe.dev/price-usd-per-gpu-hour" },
     },
   };

@@ -12,7 +12,7 @@ import { startPrometheus, type LocalPrometheus } from "../testing/prometheus.ts"
 import { startProcess, type ManagedProcess } from "../testing/process.ts";
 import { repoRoot } from "../testing/bins.ts";
 import { eightGpuPool } from "../testing/gpu-nodes.ts";
-import { EMULATOR_HEAT_QUERY, EMULATOR_LATENCY_QUERY } from "../testing/stack.ts";
+import { cronForMinuteAfter, EMULATOR_HEAT_QUERY, EMULATOR_LATENCY_QUERY } from "../testing/stack.ts";
 import { realClock } from "../runtime/clock.ts";
 import { silentLogger } from "../observability/logger.ts";
 import {
@@ -34,6 +34,8 @@ import {
   DEMO_SLO_WINDOW_S,
   planWideEPScenario,
   wideEPDemoSpec,
+  WINDOW_AFTER_RAMP_S,
+  DEMO_WINDOW_GROUPS,
   type WideEPScenario,
 } from "./demo-wideep-scenario.ts";
 import {
@@ -102,7 +104,24 @@ function startOperator(cluster: LocalCluster, prometheusUrl: string): ManagedPro
 }
 
 /** Cluster with LWS and 8-GPU nodes, the CRD, the group emulator (its clock starts the scenario), Prometheus, the operator. */
-async function startAll(sc: WideEPScenario): Promise<{ parts: Parts; startMs: number }> {
+/** The scheduled window: the first whole UTC minute at least `leadS` after startMs; the ramp starts just before it. */
+interface Planned {
+  readonly sc: WideEPScenario;
+  readonly window: { cron: string; atMs: number };
+  /** The window's length: it holds three groups through the ramp and the peak, up to the burst. */
+  readonly minutes: number;
+}
+
+function planAt(startMs: number, scale: number): Planned {
+  // The schedule pre-warms one lead ahead of the window (the 20-s cold start plus the 60-s margin, ~80 s):
+  // the window opens late enough for the steady phase to run on one group first.
+  const window = cronForMinuteAfter(startMs, 110_000);
+  const rampAtS = (window.atMs - startMs) / 1000 - WINDOW_AFTER_RAMP_S;
+  const minutes = Math.max(1, Math.ceil((125 * scale - WINDOW_AFTER_RAMP_S) / 60));
+  return { sc: planWideEPScenario(scale, rampAtS), window, minutes };
+}
+
+async function startAll(scale: number): Promise<{ parts: Parts; startMs: number; planned: Planned }> {
   const cluster = await startCluster({
     name: "moe-demo-wideep",
     lws: true,
@@ -115,6 +134,8 @@ async function startAll(sc: WideEPScenario): Promise<{ parts: Parts; startMs: nu
     if (crd.code !== 0) throw new Error(`applying the CRD failed: ${crd.stderr}`);
     await cluster.kubectl(["wait", "--for=condition=Established", "crd/moedeployments.moe.dev", "--timeout=30s"]);
     const startMs = Date.now();
+    const planned = planAt(startMs, scale);
+    const sc = planned.sc;
     parts.emulator = await startGroupFleetEmulator({
       kubeConfig: cluster.kubeConfig,
       namespace: "default",
@@ -134,7 +155,7 @@ async function startAll(sc: WideEPScenario): Promise<{ parts: Parts; startMs: nu
     say(`  prometheus at ${parts.prometheus.url}`);
     parts.operator = startOperator(cluster, parts.prometheus.url);
     say("  operator started");
-    return { parts, startMs };
+    return { parts, startMs, planned };
   } catch (err) {
     await stopParts(parts);
     throw err;
@@ -313,7 +334,7 @@ function showSample(s: WideEPSample, st: Status, glyphs: string, versions: strin
   );
 }
 
-function summarize(w: Watch, t0: number): void {
+function summarize(w: Watch, t0: number, window: WideEPSamplesFile["window"]): void {
   const score = scoreWideEP(w.samples, DEMO_SLO_WINDOW_S);
   mkdirSync(opts.out, { recursive: true });
   const file: WideEPSamplesFile = {
@@ -321,6 +342,7 @@ function summarize(w: Watch, t0: number): void {
     gpusPerGroup: G,
     maxGroups: DEMO_MAX_GROUPS,
     samples: w.samples,
+    ...(window ? { window } : {}),
   };
   const svgPath = join(opts.out, "timeline.svg");
   writeFileSync(join(opts.out, "samples.json"), JSON.stringify(file, null, 1));
@@ -400,11 +422,13 @@ function installShutdown(parts: Parts, w: Watch): (why: string, code: number) =>
   return shutdown;
 }
 
-async function applySpec(parts: Parts): Promise<void> {
+async function applySpec(parts: Parts, planned: Planned): Promise<void> {
+  const minutes = planned.minutes;
   const spec = wideEPDemoSpec({
     prometheusUrl: parts.prometheus!.url,
     heatQuery: EMULATOR_HEAT_QUERY,
     latencyQuery: EMULATOR_LATENCY_QUERY,
+    window: { cron: planned.window.cron, minutes },
   });
   const applied = await parts.cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify(spec) });
   if (applied.code !== 0) throw new Error(`applying the WideEP MoEDeployment failed: ${applied.stderr}`);
@@ -418,17 +442,21 @@ async function applySpec(parts: Parts): Promise<void> {
   say(
     "  spec.placement.moves.mode InPlace: a new placement version is written on each serving group's leader; the emulator's agent moves the group's experts in place and acknowledges",
   );
+  say(
+    `  spec.prewarm.schedules "daily-peak": ${minutes} min from ${new Date(planned.window.atMs).toISOString().slice(11, 16)} UTC (t+${Math.round(planned.sc.phases[1]!.fromS + WINDOW_AFTER_RAMP_S)} s), at least ${DEMO_WINDOW_GROUPS} groups (${DEMO_WINDOW_GROUPS * G} GPUs), pre-warmed ahead of it`,
+  );
   say(`  Prometheus ${parts.prometheus!.url}   kubectl: export KUBECONFIG=${parts.cluster.kubeconfigPath}\n`);
 }
 
 async function main(): Promise<void> {
   if (opts.render !== undefined) return renderOnly(opts.render);
   const t0 = Date.now();
-  const sc = planWideEPScenario(opts.quick ? 0.7 : 1);
+  const scale = opts.quick ? 0.7 : 1;
   say(
     `moe-operator wide-EP demo: starting a local control plane with the LeaderWorkerSet controller, ${DEMO_NODES} fake 8-GPU nodes, Prometheus, the group fleet emulator and the operator...`,
   );
-  const { parts, startMs } = await startAll(sc);
+  const { parts, startMs, planned } = await startAll(scale);
+  const sc = planned.sc;
   const w: Watch = {
     samples: [],
     events: [],
@@ -440,7 +468,7 @@ async function main(): Promise<void> {
     stalled: "",
   };
   const shutdown = installShutdown(parts, w);
-  await applySpec(parts);
+  await applySpec(parts, planned);
   say(
     `Scenario: ${sc.phases.map((p) => `${p.name} from t+${p.fromS}s (${(p.tokensPerSecond / 1000).toFixed(0)}k tok/s, ~${p.groupsNeeded} group(s))`).join(" -> ")}\n`,
   );
@@ -449,7 +477,8 @@ async function main(): Promise<void> {
     showSample(sample, st, glyphs, versions, w.events);
     await new Promise((res) => setTimeout(res, 3_000));
   }
-  summarize(w, t0);
+  const windowFromS = (planned.window.atMs - startMs) / 1000;
+  summarize(w, t0, { fromS: windowFromS, toS: windowFromS + 60 * planned.minutes, minGroups: DEMO_WINDOW_GROUPS });
   if (opts.keep) {
     say("\n--keep: the cluster stays up; Ctrl-C to stop and clean up.");
     await new Promise(() => {});

@@ -87,10 +87,37 @@ describe("the wide-EP demo scenario", () => {
     expect(phaseAt(sc, 220).name).toBe("burst");
   });
 
-  it("a quick run shortens every phase; a bad scale is refused", () => {
+  it("a quick run shortens every phase after the steady one; a bad scale is refused", () => {
     const q = planWideEPScenario(0.5);
-    expect(q.endS).toBe(Math.round(sc.endS * 0.5));
+    expect(q.phases[1]!.fromS).toBe(sc.phases[1]!.fromS);
+    expect(q.endS - q.phases[1]!.fromS).toBe(Math.round((sc.endS - sc.phases[1]!.fromS) * 0.5));
     expect(() => planWideEPScenario(0)).toThrow(/scale/);
+    expect(() => planWideEPScenario(1, 0)).toThrow(/ramp/);
+  });
+
+  it("the ramp can start at the scheduled window: every phase and the heat drift move with it", () => {
+    const later = planWideEPScenario(1, 100);
+    expect(later.phases.map((p) => p.fromS)).toEqual(sc.phases.map((p) => (p.fromS === 0 ? 0 : p.fromS + 45)));
+    expect(later.heatShifts[0]!.tS).toBe(sc.heatShifts[0]!.tS + 45);
+    expect(later.endS).toBe(sc.endS + 45);
+  });
+
+  it("the schedule window holds the ramp's groups", () => {
+    const d = MoEDeploymentSchema.parse(
+      wideEPDemoSpec({
+        prometheusUrl: "http://p:9090",
+        heatQuery: "h",
+        latencyQuery: "l",
+        window: { cron: "7 12 * * *", minutes: 2 },
+      }),
+    );
+    expect(d.spec.prewarm.schedules).toEqual([
+      expect.objectContaining({ name: "daily-peak", start: "7 12 * * *", durationMinutes: 2, minShards: 3 * 16 }),
+    ]);
+    expect(
+      MoEDeploymentSchema.parse(wideEPDemoSpec({ prometheusUrl: "http://p:9090", heatQuery: "h", latencyQuery: "l" }))
+        .spec.prewarm.schedules ?? [],
+    ).toEqual([]);
   });
 
   it("the MoEDeployment is valid: a group's slots cover every expert, bounds are whole groups", () => {
