@@ -8,8 +8,9 @@
 // replacements get it, and a rollout's new pod for a shard whose live pod has it (so a rebalance does
 // not leave that shard waiting for the primary): every other new shard pod keeps the primary
 // scheduling, so the fallback ends when a scale-down removes those shards or when they return to the
-// primary nodes (gpuReturn below), and a shard that needs it again waits for the timeout again. A pending pod whose shard index also has a bound pod is a
-// rollout's replacement waiting for that pod's GPU, not a shortage: it is not stuck.
+// primary nodes (gpuReturn below), and a shard that needs it again waits for the timeout again. A
+// pending pod whose shard index also has a bound pod is a rollout's replacement waiting for that
+// pod's GPU, not a shortage: it is not stuck.
 //
 // The fallback scheduling: the pod's nodeSelector becomes node-affinity terms, one per option (the
 // template's nodeSelector with spec.serving.gpu.nodeSelector over it, then with each alternative's

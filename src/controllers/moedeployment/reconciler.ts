@@ -663,7 +663,6 @@ export class MoEDeploymentReconciler {
     return parsed.value;
   }
 
-  /** The decision's inputs: children from the caches, readings from the sources, what the actuator manages. */
   /**
    * Room on the primary GPU nodes for fallback pods to return to (gpu-fallback.ts gpuReturn): free GPUs
    * on primary nodes that are not cordoned, while a fallback pod serves on an alternative's node.
@@ -685,6 +684,7 @@ export class MoEDeploymentReconciler {
     return d.spec.serving.gpu.alternatives?.length ? { freeGpus, alternativeNodes } : undefined;
   }
 
+  /** The decision's inputs: children from the caches, readings from the sources, what the actuator manages. */
   async #observe(key: string, d: MoEDeployment, mem: Memory, actuator: Actuator): Promise<Observed> {
     const { spec, metadata } = d;
     const namespace = metadata.namespace!;
