@@ -1,9 +1,10 @@
 // `make demo-wideep`: the wide-EP story on an embedded local cluster. Starts the control plane with
 // the real LeaderWorkerSet controller and seven kwok 8-GPU nodes, a real Prometheus, the group fleet
 // emulator (src/emulator/group-server.ts) and the operator; applies a WideEP MoEDeployment (groups of
-// 2 nodes x 8 GPUs, 1..4 groups, compressed time); replays a ~6 minute load (steady on one group, a
-// ramp that needs three, a burst that needs a fourth the fleet has only half the nodes for, a fall
-// back to one group with drain); shows a live view; ends with a summary and an SVG timeline.
+// 2 nodes x 8 GPUs, 1..4 groups, compressed time, a schedule window for the daily ramp); replays a
+// 6.5-7.5 minute load (steady on one group until the schedule pre-warms three, a ramp that needs
+// three, a burst that needs a fourth the fleet has only half the nodes for, a fall back to one group
+// with drain); shows a live view; ends with a summary and an SVG timeline.
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Command } from "commander";
@@ -50,7 +51,7 @@ const program = new Command()
   .name("demo-wideep")
   .option("--out <dir>", "where to write the summary and timeline", "out/demo-wideep")
   .option("--keep", "keep the cluster running after the scenario until Ctrl-C", false)
-  .option("--quick", "a shorter scenario (about 4 minutes)", false)
+  .option("--quick", "phases after the steady one 30 % shorter (about 5.5-6.5 minutes)", false)
   .option(
     "--render <samples.json>",
     "only re-render timeline.svg (next to the file) from a samples.json; starts nothing",
@@ -103,8 +104,7 @@ function startOperator(cluster: LocalCluster, prometheusUrl: string): ManagedPro
   });
 }
 
-/** Cluster with LWS and 8-GPU nodes, the CRD, the group emulator (its clock starts the scenario), Prometheus, the operator. */
-/** The scheduled window: the first whole UTC minute at least `leadS` after startMs; the ramp starts just before it. */
+/** The scenario as planned at its start, and the schedule window its ramp is set against. */
 interface Planned {
   readonly sc: WideEPScenario;
   readonly window: { cron: string; atMs: number };
@@ -112,6 +112,7 @@ interface Planned {
   readonly minutes: number;
 }
 
+/** The window: the first whole UTC minute at least 110 s after startMs; the ramp starts WINDOW_AFTER_RAMP_S before it. */
 function planAt(startMs: number, scale: number): Planned {
   // The schedule pre-warms one lead ahead of the window (the 20-s cold start plus the 60-s margin, ~80 s):
   // the window opens late enough for the steady phase to run on one group first.
@@ -121,6 +122,7 @@ function planAt(startMs: number, scale: number): Planned {
   return { sc: planWideEPScenario(scale, rampAtS), window, minutes };
 }
 
+/** Cluster with LWS and 8-GPU nodes, the CRD, the group emulator (its clock starts the scenario), Prometheus, the operator. */
 async function startAll(scale: number): Promise<{ parts: Parts; startMs: number; planned: Planned }> {
   const cluster = await startCluster({
     name: "moe-demo-wideep",
