@@ -524,6 +524,33 @@ describe("spec.serving.gpu.alternatives: the return to the primary type", () => 
     expect(gpuFallback(d.spec, [...base, ...onH200, stuckReturn], NOW).stuck).toEqual([]);
   });
 
+  it("never drains a fallback pod whose return pod the rollout drains (its shard scaled away)", () => {
+    const { d, base, onH200 } = setup();
+    const returned = live(d, placement(5), 3, { node: "h100-1", returnFor: onH200[0]!.name, nameHash: "r3" });
+    // Scaled down to 3 shards in the reconcile where the return pod turned Ready.
+    const out = plan(d, placement(3), [...base, onH200[0]!, returned], room(1));
+    expect(out.drainPods.includes(onH200[0]!.name) && out.drainPods.includes(returned.name)).toBe(false);
+    expect(out.events.some((e) => e.reason === "GPUReturn" && e.message.includes("draining the fallback"))).toBe(false);
+  });
+
+  it("finishes or abandons a return under way after the alternatives are removed from the spec", () => {
+    const { d, p, base, onH200 } = setup();
+    const plain = deployment({ nodeSelector: { "moe.dev/pool": "h100" } });
+    const ready = live(d, p, 3, { node: "h100-1", returnFor: onH200[0]!.name, nameHash: "r3" });
+    expect(plan(plain, p, [...base, ...onH200, ready]).drainPods).toEqual([onH200[0]!.name]);
+    const pending = live(d, p, 3, { pendingS: TIMEOUT_S + 1, returnFor: onH200[0]!.name, nameHash: "r3" });
+    expect(plan(plain, p, [...base, ...onH200, pending]).deletePods.map((x) => x.name)).toEqual([pending.name]);
+  });
+
+  it("treats a return pod whose fallback pod is gone as the shard's pod: stuck, and CapacityPending", () => {
+    const { d, p, base, onH200 } = setup();
+    const orphan = live(d, p, 3, { pendingS: TIMEOUT_S + 1, returnFor: "gone-pod", nameHash: "r3" });
+    const pods = [...base, onH200[1]!, orphan];
+    expect(gpuReturn(d.spec, pods, room(2), NOW, { idle: true, maxInFlight: 2 }).abandon).toEqual([]);
+    expect(capacityPendingCondition({ deployment: d, shardPods: pods, nowMs: NOW }).status).toBe("True");
+    expect(gpuFallback(d.spec, pods, NOW).stuck.map((x) => x.name)).toEqual([orphan.name]);
+  });
+
   it("waits while a rollout, a stuck pod or a terminating pod of the shard is in flight", () => {
     const { d, p, base, onH200 } = setup();
     const pending = live(d, p, 2, { pendingS: 5 });

@@ -155,11 +155,11 @@ export interface GpuReturn {
   readonly abandon: readonly ShardPod[];
 }
 
-const NO_RETURN: GpuReturn = { start: [], finish: [], abandon: [] };
-
 /**
- * The returns to start, finish and abandon. `idle`: no rollout, scale or stuck-pod work in flight
- * (new returns start only then); `maxInFlight`: returns under way at once (the rollout's surge).
+ * The returns to start, finish and abandon. Return pods already under way are finished or abandoned
+ * whatever the spec says now (alternatives removed, another moves mode), so none is stranded; new
+ * returns start only with alternatives, topology Disaggregated, moves mode Replace, a room view and
+ * `idle` (no rollout, scale or stuck-pod work in flight). `maxInFlight`: returns under way at once.
  */
 export function gpuReturn(
   spec: MoEDeployment["spec"],
@@ -168,23 +168,34 @@ export function gpuReturn(
   nowMs: number,
   o: { readonly idle: boolean; readonly maxInFlight: number },
 ): GpuReturn {
-  if (room === undefined || (spec.serving.gpu.alternatives ?? []).length === 0) return NO_RETURN;
-  if (spec.serving.topology !== "Disaggregated" || spec.placement.moves.mode !== "Replace") return NO_RETURN;
   const live = pods.filter((p) => !p.terminating);
-  const returns = live.filter((p) => p.returnFor !== undefined && p.drainStartedMs === undefined);
+  // A return pod is paired with the live fallback pod it names (same shard and set); without one it
+  // is just the shard's pod (the stuck-pod fallback and CapacityPending treat it as any other).
+  const pairs = live
+    .filter((p) => p.returnFor !== undefined && p.drainStartedMs === undefined)
+    .map((r) => ({
+      r,
+      fallback: live.find((p) => p.name === r.returnFor && p.shardIndex === r.shardIndex && p.setHash === r.setHash),
+    }))
+    .filter((x): x is { r: ShardPod; fallback: ShardPod } => x.fallback !== undefined);
+  const abandon = pendingPastTimeout(
+    pairs.map((x) => x.r),
+    nowMs,
+    spec.scaling.pendingTimeoutSeconds * 1000,
+  ).map((x) => x.pod);
   const finish: { fallback: ShardPod; by: ShardPod }[] = [];
-  const abandon = pendingPastTimeout(returns, nowMs, spec.scaling.pendingTimeoutSeconds * 1000).map((x) => x.pod);
   let inFlight = 0;
-  for (const r of returns) {
-    if (abandon.includes(r)) continue;
-    const fallback = live.find(
-      (p) => p.name === r.returnFor && p.shardIndex === r.shardIndex && p.setHash === r.setHash,
-    );
-    if (fallback === undefined || fallback.drainStartedMs !== undefined) continue;
+  for (const { r, fallback } of pairs) {
+    if (abandon.includes(r) || fallback.drainStartedMs !== undefined) continue;
     if (r.ready) finish.push({ fallback, by: r });
     else inFlight++;
   }
-  if (!o.idle) return { start: [], finish, abandon };
+  const applies =
+    room !== undefined &&
+    (spec.serving.gpu.alternatives ?? []).length > 0 &&
+    spec.serving.topology === "Disaggregated" &&
+    spec.placement.moves.mode === "Replace";
+  if (!applies || !o.idle) return { start: [], finish, abandon };
   const onAlternative = (p: ShardPod) => {
     const node = p.pod.spec?.nodeName;
     return node !== undefined && node !== null && room.alternativeNodes.has(node);

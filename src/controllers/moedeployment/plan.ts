@@ -222,16 +222,31 @@ function fallbackSteps(
 ): void {
   const { stuck } = gpuFallback(d.spec, live.shardPods, x.o.nowMs);
   replaceStuck(d, plan, rollout, stuck, x.desired, (s, nameHash) => render([s], { nameHash }));
+  // Idle: nothing planned now, no drain under way, every desired shard has a pod, and every pod but
+  // the return pods is Ready (so the pace of returns does not depend on which pod of a shard sorts first).
+  const pods = live.shardPods.filter((p) => !p.terminating);
+  const keys = new Set(pods.filter((p) => p.drainStartedMs === undefined).map((p) => `${p.shardIndex}/${p.setHash}`));
   const idle =
     stuck.length === 0 &&
     plan.createPods.length === 0 &&
     plan.drainPods.length === 0 &&
     plan.undrainPods.length === 0 &&
     plan.deletePods.length === 0 &&
-    rollout.pendingDesired === 0 &&
-    !x.placementChanged;
+    !x.placementChanged &&
+    !pods.some((p) => p.drainStartedMs !== undefined) &&
+    !pods.some((p) => !p.ready && p.returnFor === undefined) &&
+    x.desired.every((s) => keys.has(`${s.shardIndex}/${s.setHash}`));
   const steps = gpuReturn(d.spec, live.shardPods, x.o.primaryRoom, x.o.nowMs, { idle, maxInFlight: x.o.maxSurge });
-  returnToPrimary(d, plan, steps, x.desired, (s, nameHash, returnFor) => render([s], { nameHash, returnFor }));
+  // A return pod that the rollout drains now (its shard scaled away or re-planned) finishes nothing:
+  // its fallback pod is the rollout's to drain, once another Ready pod holds what it alone holds.
+  const finish = steps.finish.filter(
+    (f) =>
+      !plan.drainPods.includes(f.by.name) &&
+      x.desired.some((s) => s.shardIndex === f.by.shardIndex && s.setHash === f.by.setHash),
+  );
+  returnToPrimary(d, plan, { ...steps, finish }, x.desired, (s, nameHash, returnFor) =>
+    render([s], { nameHash, returnFor }),
+  );
 }
 
 /**

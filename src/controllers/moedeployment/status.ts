@@ -175,6 +175,11 @@ export function pendingPastTimeout(
     .sort((a, b) => b.waitedMs - a.waitedMs);
 }
 
+/** A return pod (gpu-fallback.ts gpuReturn) beside the live fallback pod it names: that pod serves the shard. */
+function isPairedReturn(p: ShardPod, pods: readonly ShardPod[]): boolean {
+  return p.returnFor !== undefined && pods.some((q) => q.name === p.returnFor && !q.terminating);
+}
+
 /**
  * CapacityPending: True naming the GPU resource, node selector and count of shard pods
  * unschedulable past the timeout; for pods already on the fallback scheduling, the alternatives too.
@@ -182,9 +187,9 @@ export function pendingPastTimeout(
 export function capacityPendingCondition(x: Pick<StatusInput, "deployment" | "shardPods" | "nowMs">): ConditionInput {
   const type = ConditionType.CapacityPending;
   const timeoutS = x.deployment.spec.scaling.pendingTimeoutSeconds;
-  // A return pod (gpu-fallback.ts gpuReturn) waits beside a fallback pod that serves its shard: not a shortage.
+  // A return pod (gpu-fallback.ts gpuReturn) waiting beside the fallback pod that serves its shard: not a shortage.
   const late = pendingPastTimeout(
-    x.shardPods.filter((p) => p.returnFor === undefined),
+    x.shardPods.filter((p) => !isPairedReturn(p, x.shardPods)),
     x.nowMs,
     timeoutS * 1000,
   );
