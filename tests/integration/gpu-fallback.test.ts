@@ -23,6 +23,16 @@ const POOL = "moe.dev/node-pool";
  * Primary h100 (one node, 6 GPUs, $2/GPU-hour: the router takes 1, so 5 shards fit); alternative h200
  * (8 GPUs, $3), tainted: only the alternative's own toleration lets the fallback pods on.
  */
+/** One 6-GPU h100 node at $2/GPU-hour (the pool name is the node name's prefix). */
+const h100Node = (pool: string) => ({
+  pool,
+  count: 1,
+  gpusPerNode: 6,
+  gpuProduct: "NVIDIA-H100-80GB-HBM3",
+  gpuMemoryMiB: 81559,
+  priceUsdPerGpuHour: 2,
+  nodesPerDomain: 1,
+});
 const H200_TAINT = { key: "moe.dev/reserved", value: "h200", effect: "NoSchedule" };
 function deployment(minShards: number) {
   const d = testMoEDeployment(NAME, "default", { minShards, maxShards: 12, scaleDownWindowSeconds: 4 }) as ReturnType<
@@ -55,15 +65,7 @@ beforeAll(async () => {
   cluster = await startCluster({
     name: "fallback",
     gpuNodes: [
-      {
-        pool: "h100",
-        count: 1,
-        gpusPerNode: 6,
-        gpuProduct: "NVIDIA-H100-80GB-HBM3",
-        gpuMemoryMiB: 81559,
-        priceUsdPerGpuHour: 2,
-        nodesPerDomain: 1,
-      },
+      h100Node("h100"),
       {
         pool: "h200",
         count: 1,
@@ -148,18 +150,7 @@ describe("GPU node type fallback", () => {
 
   it("moves the fallback pods back to the primary type once it has room, make-before-break", async () => {
     // A second h100 node (6 GPUs): room for the 3 shards on h200.
-    await cluster.addGpuNodes([
-      {
-        pool: "h100x",
-        count: 1,
-        gpusPerNode: 6,
-        gpuProduct: "NVIDIA-H100-80GB-HBM3",
-        gpuMemoryMiB: 81559,
-        priceUsdPerGpuHour: 2,
-        nodesPerDomain: 1,
-        labels: { [POOL]: "h100" },
-      },
-    ]);
+    await cluster.addGpuNodes([{ ...h100Node("h100x"), labels: { [POOL]: "h100" } }]);
     let minReady = 8;
     const pods = await waitFor(
       "8 Ready shards, all on h100, none on h200",

@@ -247,7 +247,7 @@ export class MoEDeploymentReconciler {
       maxSurge: cfg.maxSurge,
       maxCreates: cfg.maxPendingShardPods,
       soleReplicaPriorityClass: cfg.soleReplicaPriorityClass,
-      primaryRoom: this.#primaryRoom(d, observed),
+      primaryRoom: this.#primaryRoom(observed),
     });
     const result = await actuator.apply(plan, {
       deployment: d,
@@ -664,24 +664,17 @@ export class MoEDeploymentReconciler {
   }
 
   /**
-   * Room on the primary GPU nodes for fallback pods to return to (gpu-fallback.ts gpuReturn): free GPUs
-   * on primary nodes that are not cordoned, while a fallback pod serves on an alternative's node.
+   * Room on the primary GPU nodes for fallback pods to return to (gpu-fallback.ts gpuReturn), while a
+   * fallback pod lives: the free GPUs of the node views' primary nodes (views leave out cordoned and
+   * NotReady nodes).
    */
-  #primaryRoom(d: MoEDeployment, observed: Observed): PrimaryRoom | undefined {
+  #primaryRoom(observed: Observed): PrimaryRoom | undefined {
     const nodes = observed.snapshot.nodes;
     const alternativeNodes = new Set(nodes.filter((n) => n.fallbackOnly).map((n) => n.name));
     if (alternativeNodes.size === 0 || !observed.live.shardPods.some((p) => p.gpuFallback && !p.terminating))
       return undefined;
-    const cordoned = new Set(
-      this.#d.nodes
-        .list()
-        .filter((n) => n.spec?.unschedulable === true)
-        .map((n) => n.metadata!.name!),
-    );
-    const freeGpus = nodes
-      .filter((n) => !n.fallbackOnly && !cordoned.has(n.name))
-      .reduce((sum, n) => sum + n.freeGpus, 0);
-    return d.spec.serving.gpu.alternatives?.length ? { freeGpus, alternativeNodes } : undefined;
+    const freeGpus = nodes.filter((n) => !n.fallbackOnly).reduce((sum, n) => sum + n.freeGpus, 0);
+    return { freeGpus, alternativeNodes };
   }
 
   /** The decision's inputs: children from the caches, readings from the sources, what the actuator manages. */
